@@ -1,0 +1,28 @@
+# Thin wrapper so a fresh clone needs exactly one command: each target installs
+# missing dependencies (Debian 12 packages) and builds before doing its job.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps build test demo fuzz clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@./scripts/run-tests.sh $(BUILD)
+
+demo: build
+	@./scripts/demo.sh $(BUILD)
+
+fuzz: deps
+	@./scripts/fuzz.sh
+
+clean:
+	rm -rf $(BUILD)

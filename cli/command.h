@@ -1,0 +1,28 @@
+// Each command lives in one file: its options and its handler side by side.
+// A command registers a CLI11 subcommand and returns the function to run
+// when the user picks it; that function returns the process exit status.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+namespace nf2bpf::cli {
+
+enum Exit : int { kOk = 0, kRejected = 1, kSystem = 2 };
+
+using Handler = std::function<int()>;
+
+struct Command {
+  CLI::App* app = nullptr;
+  Handler run;
+};
+
+Command add_translate(CLI::App& app);
+Command add_capabilities(CLI::App& app);
+
+// Prints "nf2bpf: error: MESSAGE" (and "  hint: ...") to stderr.
+void print_error(const std::string& message, const std::string& hint = {});
+bool stdout_color();
+
+}  // namespace nf2bpf::cli

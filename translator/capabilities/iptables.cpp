@@ -1,0 +1,133 @@
+// The iptables / ip6tables rows of the capability table.
+#include "translator/capabilities/capabilities.h"
+
+namespace nf2bpf::caps {
+
+constexpr auto E = Fidelity::Exact;
+constexpr auto A = Fidelity::Approximate;
+constexpr auto U = Fidelity::Unsupported;
+
+constexpr std::string_view kNat =
+    "NAT is not implemented in the dataplane yet (it lands with the kube-proxy services work)";
+constexpr std::string_view kLogRing =
+    "the verdict is exact; the log record goes to nf2bpf's ring buffer (see `nf2bpf status`), "
+    "not to the kernel log or nfnetlink_log";
+
+// clang-format off
+const std::vector<Capability>& iptables_capabilities() {
+  static const std::vector<Capability> kRows = {
+  // ---- iptables / ip6tables -----------------------------------------------
+  {"iptables", "table", "*filter", E, ""},
+  {"iptables", "table", "*mangle", E, ""},
+  {"iptables", "table", "*raw", E, ""},
+  {"iptables", "table", "*security", E, "evaluated like filter at priority 50; no SELinux labels are set"},
+  {"iptables", "table", "*nat", U, kNat},
+
+  {"iptables", "option", "-s", E, ""},
+  {"iptables", "option", "-d", E, ""},
+  {"iptables", "option", "-p", E, ""},
+  {"iptables", "option", "-i", E, "interface names are resolved to indexes when the policy is applied or synced"},
+  {"iptables", "option", "-o", E, "interface names are resolved to indexes when the policy is applied or synced"},
+  {"iptables", "option", "-f", A, "TC sees IP fragments before reassembly; with connection tracking loaded the kernel reassembles first and -f never matches"},
+  {"iptables", "option", "-c", E, "counters are read; nf2bpf's per-rule counters start at zero"},
+
+  {"iptables", "match", "-m tcp --sport", E, ""},
+  {"iptables", "match", "-m tcp --dport", E, ""},
+  {"iptables", "match", "-m tcp --tcp-flags", E, ""},
+  {"iptables", "match", "-m tcp --syn", E, ""},
+  {"iptables", "match", "-m tcp --tcp-option", U, "TCP options are not parsed by the dataplane"},
+  {"iptables", "match", "-m udp --sport", E, ""},
+  {"iptables", "match", "-m udp --dport", E, ""},
+  {"iptables", "match", "-m udplite --sport", E, ""},
+  {"iptables", "match", "-m udplite --dport", E, ""},
+  {"iptables", "match", "-m sctp --sport", E, ""},
+  {"iptables", "match", "-m sctp --dport", E, ""},
+  {"iptables", "match", "-m sctp --chunk-types", U, "SCTP chunks are not parsed by the dataplane"},
+  {"iptables", "match", "-m icmp --icmp-type", E, ""},
+  {"iptables", "match", "-m icmp6 --icmpv6-type", E, ""},
+  {"iptables", "match", "-m multiport --sports", E, ""},
+  {"iptables", "match", "-m multiport --dports", E, ""},
+  {"iptables", "match", "-m multiport --ports", E, ""},
+  {"iptables", "match", "-m conntrack --ctstate", E, "nf2bpf's own connection tracker, with netfilter's default timeouts"},
+  {"iptables", "match", "-m conntrack --ctstate SNAT,DNAT", U, kNat},
+  {"iptables", "match", "-m conntrack --ctstatus", U, "conntrack status bits are not tracked"},
+  {"iptables", "match", "-m conntrack --ctproto", E, ""},
+  {"iptables", "match", "-m conntrack --ctorigsrc", E, ""},
+  {"iptables", "match", "-m conntrack --ctorigdst", E, ""},
+  {"iptables", "match", "-m conntrack --ctreplsrc", E, ""},
+  {"iptables", "match", "-m conntrack --ctrepldst", E, ""},
+  {"iptables", "match", "-m conntrack --ctorigsrcport", E, ""},
+  {"iptables", "match", "-m conntrack --ctorigdstport", E, ""},
+  {"iptables", "match", "-m conntrack --ctreplsrcport", E, ""},
+  {"iptables", "match", "-m conntrack --ctrepldstport", E, ""},
+  {"iptables", "match", "-m conntrack --ctdir", E, ""},
+  {"iptables", "match", "-m conntrack --ctexpire", U, "remaining conntrack lifetime is not exposed to the classifier"},
+  {"iptables", "match", "-m state --state", E, "nf2bpf's own connection tracker, with netfilter's default timeouts"},
+  {"iptables", "match", "-m comment --comment", E, ""},
+  {"iptables", "match", "-m set --match-set", E, "set contents are taken from the `ipset save` file given with --ipsets"},
+  {"iptables", "match", "-m set --return-nomatch", U, "nomatch elements are not supported"},
+  {"iptables", "match", "-m set --update-counters", E, "no effect on verdicts"},
+  {"iptables", "match", "-m set --update-subcounters", E, "no effect on verdicts"},
+  {"iptables", "match", "-m set --packets-eq", U, "ipset element counters are not kept"},
+  {"iptables", "match", "-m set --packets-gt", U, "ipset element counters are not kept"},
+  {"iptables", "match", "-m set --packets-lt", U, "ipset element counters are not kept"},
+  {"iptables", "match", "-m set --bytes-eq", U, "ipset element counters are not kept"},
+  {"iptables", "match", "-m set --bytes-gt", U, "ipset element counters are not kept"},
+  {"iptables", "match", "-m set --bytes-lt", U, "ipset element counters are not kept"},
+  {"iptables", "match", "-m mark --mark", E, ""},
+  {"iptables", "match", "-m connmark --mark", E, ""},
+  {"iptables", "match", "-m addrtype --src-type", E, "LOCAL is the set of this namespace's addresses when the policy is applied or synced"},
+  {"iptables", "match", "-m addrtype --dst-type", E, "LOCAL is the set of this namespace's addresses when the policy is applied or synced"},
+  {"iptables", "match", "-m addrtype --limit-iface-in", U, "per-interface address types are not modelled"},
+  {"iptables", "match", "-m addrtype --limit-iface-out", U, "per-interface address types are not modelled"},
+  {"iptables", "match", "-m iprange --src-range", E, ""},
+  {"iptables", "match", "-m iprange --dst-range", E, ""},
+  {"iptables", "match", "-m limit --limit", A, "a token bucket per rule in BPF with the same rate and burst; refill timing differs by up to one jiffy"},
+  {"iptables", "match", "-m limit --limit-burst", A, "a token bucket per rule in BPF with the same rate and burst; refill timing differs by up to one jiffy"},
+  {"iptables", "match", "-m hashlimit", U, "per-flow rate limiting is not implemented"},
+  {"iptables", "match", "-m recent", U, "needs address lists shared with /proc/net/xt_recent; not implemented"},
+  {"iptables", "match", "-m statistic --mode", A, "random mode draws from the BPF PRNG: the same probability, a different random stream"},
+  {"iptables", "match", "-m statistic --probability", A, "random mode draws from the BPF PRNG: the same probability, a different random stream"},
+  {"iptables", "match", "-m statistic --every", U, "nth mode is not implemented"},
+  {"iptables", "match", "-m statistic --packet", U, "nth mode is not implemented"},
+  {"iptables", "match", "-m mac --mac-source", E, ""},
+  {"iptables", "match", "-m pkttype --pkt-type", E, ""},
+  {"iptables", "match", "-m length --length", E, ""},
+  {"iptables", "match", "-m ttl --ttl-eq", E, ""},
+  {"iptables", "match", "-m ttl --ttl-gt", E, ""},
+  {"iptables", "match", "-m ttl --ttl-lt", E, ""},
+  {"iptables", "match", "-m hl --hl-eq", E, ""},
+  {"iptables", "match", "-m hl --hl-gt", E, ""},
+  {"iptables", "match", "-m hl --hl-lt", E, ""},
+  {"iptables", "match", "-m owner", U, "socket ownership is not matched yet"},
+  {"iptables", "match", "-m physdev", U, "bridge ports are not visible at TC on the bridge"},
+  {"iptables", "match", "-m string", U, "payload string search is not implemented"},
+  {"iptables", "match", "-m u32", U, "u32 expressions are not implemented"},
+  {"iptables", "match", "-m connlimit", U, "per-address connection counting is not implemented"},
+
+  {"iptables", "target", "-j ACCEPT", E, ""},
+  {"iptables", "target", "-j DROP", E, ""},
+  {"iptables", "target", "-j RETURN", E, ""},
+  {"iptables", "target", "-j <chain>", E, "user chains are inlined into per-hook decision lists"},
+  {"iptables", "target", "-g <chain>", E, "user chains are inlined into per-hook decision lists"},
+  {"iptables", "target", "-j REJECT", A, "the packet is dropped; no ICMP error or TCP reset is sent back"},
+  {"iptables", "target", "-j LOG", A, kLogRing},
+  {"iptables", "target", "-j NFLOG", A, kLogRing},
+  {"iptables", "target", "-j MARK", E, ""},
+  {"iptables", "target", "-j CONNMARK", E, ""},
+  {"iptables", "target", "-j DNAT", U, kNat},
+  {"iptables", "target", "-j SNAT", U, kNat},
+  {"iptables", "target", "-j MASQUERADE", U, kNat},
+  {"iptables", "target", "-j REDIRECT", U, kNat},
+  {"iptables", "target", "-j CT --notrack", E, ""},
+  {"iptables", "target", "-j CT", U, "conntrack helpers, zones and timeouts are not implemented"},
+  {"iptables", "target", "-j NOTRACK", E, ""},
+  {"iptables", "target", "-j TCPMSS", U, "packet rewriting (MSS clamping) is not implemented"},
+  {"iptables", "target", "-j QUEUE", U, "userspace queueing is not available to TC/XDP programs"},
+  {"iptables", "target", "-j NFQUEUE", U, "userspace queueing is not available to TC/XDP programs"},
+};
+  return kRows;
+}
+// clang-format on
+
+}  // namespace nf2bpf::caps

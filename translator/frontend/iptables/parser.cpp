@@ -1,0 +1,845 @@
+#include "translator/frontend/iptables/parser.h"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "translator/frontend/iptables/lexer.h"
+#include "translator/frontend/iptables/rule_context.h"
+
+namespace nf2bpf::frontend {
+
+using namespace ipt;
+using ir::Field;
+using ir::Hook;
+using ir::IntervalSet;
+
+namespace ipt {
+
+// ---- RuleCtx -----------------------------------------------------------------
+
+ir::SourceLoc RuleCtx::loc(const Token& t) const { return {file, line, t.col, t.len, {}}; }
+
+void RuleCtx::error(const Token& t, std::string msg, std::string hint) {
+  failed = true;
+  diag.error(loc(t), std::move(msg), std::move(hint), std::string(line_text));
+}
+
+void RuleCtx::warning(const Token& t, std::string msg, std::string hint) {
+  diag.warning(loc(t), std::move(msg), std::move(hint), std::string(line_text));
+}
+
+ir::Match& RuleCtx::add_match(Field f, bool negated, ir::MatchValue v, std::string cap,
+                              const Token& at, std::string_view module) {
+  ir::Match m;
+  m.field = f;
+  m.negated = negated;
+  m.value = std::move(v);
+  m.cap = std::move(cap);
+  m.module = module;
+  m.loc = loc(at);
+  rule.matches.push_back(std::move(m));
+  return rule.matches.back();
+}
+
+ir::Statement& RuleCtx::add_stmt(ir::StmtKind k, std::string cap, const Token& at) {
+  ir::Statement s;
+  s.kind = k;
+  s.cap = std::move(cap);
+  s.loc = loc(at);
+  rule.statements.push_back(std::move(s));
+  return rule.statements.back();
+}
+
+// ---- value helpers -----------------------------------------------------------
+
+bool parse_uint(std::string_view s, uint64_t max, uint64_t& out) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t v = 0;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    for (char c : s.substr(2)) {
+      int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      if (d < 0 || v > (max >> 4)) return false;
+      v = v * 16 + d;
+    }
+  } else {
+    for (char c : s) {
+      if (c < '0' || c > '9') return false;
+      if (v > (max - (c - '0')) / 10) return false;
+      v = v * 10 + (c - '0');
+    }
+  }
+  if (v > max) return false;
+  out = v;
+  return true;
+}
+
+bool parse_port(RuleCtx& c, const Token& t, std::string_view s, uint16_t& out) {
+  static const std::unordered_map<std::string_view, uint16_t> kServices = {
+      {"ftp-data", 20}, {"ftp", 21}, {"ssh", 22}, {"telnet", 23}, {"smtp", 25}, {"domain", 53},
+      {"bootps", 67}, {"bootpc", 68}, {"tftp", 69}, {"http", 80}, {"www", 80}, {"kerberos", 88},
+      {"pop3", 110}, {"sunrpc", 111}, {"auth", 113}, {"ntp", 123}, {"netbios-ns", 137},
+      {"netbios-dgm", 138}, {"netbios-ssn", 139}, {"imap", 143}, {"imap2", 143}, {"snmp", 161},
+      {"snmp-trap", 162}, {"bgp", 179}, {"ldap", 389}, {"https", 443}, {"microsoft-ds", 445},
+      {"isakmp", 500}, {"syslog", 514}, {"submission", 587}, {"ldaps", 636}, {"rsync", 873},
+      {"imaps", 993}, {"pop3s", 995}, {"openvpn", 1194}, {"ms-sql-s", 1433}, {"mysql", 3306},
+      {"ipp", 631}, {"nfs", 2049}, {"postgresql", 5432}, {"ipsec-nat-t", 4500},
+      {"http-alt", 8080}, {"squid", 3128}, {"rdp", 3389}, {"ms-wbt-server", 3389},
+      {"sip", 5060}, {"xmpp-client", 5222}, {"redis", 6379}, {"mdns", 5353}};
+  uint64_t v;
+  if (parse_uint(s, 65535, v)) {
+    out = (uint16_t)v;
+    return true;
+  }
+  auto it = kServices.find(s);
+  if (it != kServices.end()) {
+    out = it->second;
+    return true;
+  }
+  c.error(t, "invalid port '" + std::string(s) + "'", "use a number 0-65535 or a service name such as ssh");
+  return false;
+}
+
+bool parse_port_range(RuleCtx& c, const Token& t, std::string_view s, IntervalSet& out) {
+  auto colon = s.find(':');
+  if (colon == std::string_view::npos) {
+    uint16_t p;
+    if (!parse_port(c, t, s, p)) return false;
+    out = IntervalSet::single(p);
+    return true;
+  }
+  uint16_t lo = 0, hi = 65535;
+  if (colon > 0 && !parse_port(c, t, s.substr(0, colon), lo)) return false;
+  if (colon + 1 < s.size() && !parse_port(c, t, s.substr(colon + 1), hi)) return false;
+  if (lo > hi) {
+    c.error(t, "port range '" + std::string(s) + "' ends before it starts", "write LOW:HIGH");
+    return false;
+  }
+  out = IntervalSet::range(lo, hi);
+  return true;
+}
+
+std::optional<uint8_t> protocol_number(std::string_view name, ir::AddrFamily fam) {
+  static const std::pair<std::string_view, uint8_t> kProtos[] = {
+      {"icmp", 1},  {"igmp", 2},   {"ipip", 4},     {"tcp", 6},       {"egp", 8},
+      {"udp", 17},  {"ipv6", 41},  {"rsvp", 46},    {"gre", 47},      {"esp", 50},
+      {"ah", 51},   {"icmpv6", 58}, {"ipv6-icmp", 58}, {"ospf", 89},  {"vrrp", 112},
+      {"l2tp", 115}, {"sctp", 132}, {"mh", 135},    {"udplite", 136}, {"dccp", 33},
+      {"pim", 103}, {"ipcomp", 108}};
+  (void)fam;
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  for (auto& [n, v] : kProtos)
+    if (n == lower) return v;
+  uint64_t v;
+  if (parse_uint(name, 255, v)) return (uint8_t)v;
+  return std::nullopt;
+}
+
+bool parse_value_mask(RuleCtx& c, const Token& t, uint64_t& value, uint64_t& mask) {
+  std::string_view s = t.text;
+  auto slash = s.find('/');
+  mask = 0xffffffff;
+  if (!parse_uint(s.substr(0, slash), 0xffffffff, value) ||
+      (slash != std::string_view::npos && !parse_uint(s.substr(slash + 1), 0xffffffff, mask))) {
+    c.error(t, "invalid value '" + t.text + "'", "write VALUE or VALUE/MASK, e.g. 0x4000/0x4000");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace ipt
+
+// ---- the file parser --------------------------------------------------------
+
+namespace {
+
+struct BuiltinChains {
+  std::string_view table;
+  std::vector<Hook> hooks;
+};
+
+const std::vector<BuiltinChains> kTables = {
+    {"filter", {Hook::Input, Hook::Forward, Hook::Output}},
+    {"nat", {Hook::Prerouting, Hook::Input, Hook::Output, Hook::Postrouting}},
+    {"mangle", {Hook::Prerouting, Hook::Input, Hook::Forward, Hook::Output, Hook::Postrouting}},
+    {"raw", {Hook::Prerouting, Hook::Output}},
+    {"security", {Hook::Input, Hook::Forward, Hook::Output}},
+};
+
+std::optional<Hook> builtin_hook(std::string_view chain) {
+  if (chain == "PREROUTING") return Hook::Prerouting;
+  if (chain == "INPUT") return Hook::Input;
+  if (chain == "FORWARD") return Hook::Forward;
+  if (chain == "OUTPUT") return Hook::Output;
+  if (chain == "POSTROUTING") return Hook::Postrouting;
+  return std::nullopt;
+}
+
+// Targets iptables has that nf2bpf does not implement: recognised, so the
+// report says "unsupported target" instead of "unknown chain".
+const std::unordered_set<std::string_view> kOtherTargets = {
+    "TPROXY", "TEE", "SET", "CHECKSUM", "TOS", "DSCP", "TTL", "HL", "CLASSIFY", "SECMARK",
+    "CONNSECMARK", "AUDIT", "LED", "IDLETIMER", "SYNPROXY", "NETMAP", "HMARK", "RATEEST",
+    "TRACE", "ECN", "CLUSTERIP", "ULOG", "MIRROR", "SAME", "IPV4OPTSSTRIP", "CONNTRACK"};
+
+class Parser {
+ public:
+  Parser(const Source& src, ir::AddrFamily fam, const std::vector<ir::Set>& ipsets,
+         diag::Diagnostics& d)
+      : src_(src), fam_(fam), ipsets_(ipsets), diag_(d) {}
+
+  ir::Ruleset run();
+
+ private:
+  struct Pending {  // a jump whose target is checked at COMMIT
+    size_t chain, rule;
+    Token tok;
+    uint32_t line;
+    std::string line_text;
+  };
+
+  ir::SourceLoc loc(uint32_t line, uint32_t col, uint32_t len = 0) const {
+    return {src_.name, line, col, len, {}};
+  }
+  void error(uint32_t line, std::string_view text, const Token& t, std::string msg,
+             std::string hint = {}) {
+    diag_.error(loc(line, t.col, t.len), std::move(msg), std::move(hint), std::string(text));
+  }
+
+  void header_comment(std::string_view l);
+  void begin_table(uint32_t line, std::string_view text, const Token& t);
+  void declare_chain(uint32_t line, std::string_view text, const std::vector<Token>& toks);
+  void commit(uint32_t line, std::string_view text, const Token& t);
+  void command(uint32_t line, std::string_view text, std::vector<Token>& toks, size_t first,
+               std::optional<ir::Counters> counters);
+  void parse_rule(uint32_t line, std::string_view text, const std::vector<Token>& toks, size_t i,
+                  ir::Chain& chain, size_t chain_idx, std::optional<ir::Counters> counters,
+                  bool insert, size_t insert_pos);
+  void end_of_input(uint32_t last_line);
+
+  const Source& src_;
+  ir::AddrFamily fam_;
+  const std::vector<ir::Set>& ipsets_;
+  diag::Diagnostics& diag_;
+  ir::Ruleset rs_;
+  ir::Table* table_ = nullptr;   // the table between *name and COMMIT
+  bool skipping_ = false;        // inside an unknown table: skip to COMMIT
+  uint32_t table_line_ = 0;
+  std::string table_text_;
+  std::vector<Pending> pending_;
+  std::unordered_map<std::string, size_t> chain_index_;
+};
+
+bool parse_counters(std::string_view s, ir::Counters& c) {
+  if (s.size() < 5 || s.front() != '[' || s.back() != ']') return false;
+  auto colon = s.find(':');
+  if (colon == std::string_view::npos) return false;
+  return parse_uint(s.substr(1, colon - 1), UINT64_MAX, c.packets) &&
+         parse_uint(s.substr(colon + 1, s.size() - colon - 2), UINT64_MAX, c.bytes);
+}
+
+void Parser::header_comment(std::string_view l) {
+  // "# Generated by ip6tables-save v1.8.9 (nf_tables) on ..." switches the family.
+  if (l.find("ip6tables-save") != std::string_view::npos ||
+      l.find("ip6tables-restore") != std::string_view::npos)
+    fam_ = ir::AddrFamily::V6;
+  else if (l.find("iptables-save") != std::string_view::npos ||
+           l.find("iptables-restore") != std::string_view::npos)
+    fam_ = ir::AddrFamily::V4;
+}
+
+void Parser::begin_table(uint32_t line, std::string_view text, const Token& t) {
+  std::string name = t.text.substr(1);
+  if (table_ || skipping_) {
+    error(line, text, t, "table '" + name + "' starts before the previous table's COMMIT",
+          "every *table section ends with a COMMIT line");
+    table_ = nullptr;
+  }
+  skipping_ = false;
+  auto it = std::find_if(kTables.begin(), kTables.end(), [&](auto& b) { return b.table == name; });
+  if (it == kTables.end()) {
+    error(line, text, t, "unknown table '" + name + "'",
+          "iptables tables are filter, nat, mangle, raw and security");
+    skipping_ = true;
+    table_line_ = line;
+    return;
+  }
+  ir::Family fam = fam_ == ir::AddrFamily::V4 ? ir::Family::Ip : ir::Family::Ip6;
+  for (auto& existing : rs_.tables)
+    if (existing.name == name && existing.family == fam) {
+      error(line, text, t, "table '" + name + "' appears twice",
+            "iptables-restore would replace the first copy; merge the two sections");
+    }
+  rs_.tables.push_back({});
+  table_ = &rs_.tables.back();
+  table_->family = fam;
+  table_->name = name;
+  table_->loc = loc(line, t.col, t.len);
+  table_line_ = line;
+  table_text_ = std::string(text);
+  chain_index_.clear();
+  pending_.clear();
+  // Built-in chains exist even when not declared.
+  for (Hook h : it->hooks) {
+    ir::Chain c;
+    static const char* kNames[] = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"};
+    c.name = kNames[(int)h];
+    ir::BaseChain b;
+    b.hook = h;
+    b.type = ir::iptables_chain_type(name, h);
+    b.priority = ir::iptables_table_priority(name);
+    if (name == "nat" && (h == Hook::Postrouting || h == Hook::Input)) b.priority = 100;
+    b.policy = ir::VerdictKind::Accept;
+    c.base = b;
+    c.loc = table_->loc;
+    chain_index_[c.name] = table_->chains.size();
+    table_->chains.push_back(std::move(c));
+  }
+}
+
+void Parser::declare_chain(uint32_t line, std::string_view text, const std::vector<Token>& toks) {
+  const Token& t = toks[0];
+  std::string name = t.text.substr(1);
+  if (name.empty()) {
+    error(line, text, t, "chain declaration without a name", "write ':NAME POLICY [packets:bytes]'");
+    return;
+  }
+  if (name.size() > 28)
+    error(line, text, t, "chain name '" + name + "' is longer than 28 characters",
+          "iptables limits chain names to 28 characters");
+  if (toks.size() < 2) {
+    error(line, text, t, "chain declaration without a policy",
+          "built-in chains take ACCEPT or DROP, user chains take '-'");
+    return;
+  }
+  const Token& pol = toks[1];
+  auto hook = builtin_hook(name);
+  auto idx = chain_index_.find(name);
+  bool builtin = hook && idx != chain_index_.end() && table_->chains[idx->second].base;
+  if (builtin) {
+    auto& c = table_->chains[idx->second];
+    c.loc = loc(line, t.col, t.len);
+    if (pol.text == "ACCEPT") c.base->policy = ir::VerdictKind::Accept;
+    else if (pol.text == "DROP") c.base->policy = ir::VerdictKind::Drop;
+    else {
+      error(line, text, pol, "invalid policy '" + pol.text + "' for built-in chain " + name,
+            "a built-in chain's policy is ACCEPT or DROP");
+    }
+  } else {
+    if (hook) {
+      error(line, text, t, "'" + name + "' is not a built-in chain of table '" + table_->name + "'",
+            "rename the chain; built-in chain names are reserved");
+      return;
+    }
+    if (pol.text != "-") {
+      error(line, text, pol, "user chain '" + name + "' has policy '" + pol.text + "'",
+            "only built-in chains have a policy; write '-'");
+    }
+    if (idx != chain_index_.end()) {
+      error(line, text, t, "chain '" + name + "' is declared twice");
+      return;
+    }
+    if (ipt::find_target(name) || kOtherTargets.count(name)) {
+      error(line, text, t, "chain name '" + name + "' is the name of a target",
+            "choose another name");
+    }
+    ir::Chain c;
+    c.name = name;
+    c.loc = loc(line, t.col, t.len);
+    chain_index_[name] = table_->chains.size();
+    table_->chains.push_back(std::move(c));
+  }
+  auto& c = table_->chains[chain_index_[name]];
+  if (toks.size() >= 3) {
+    ir::Counters cnt;
+    if (parse_counters(toks[2].text, cnt)) c.counters = cnt;
+    else error(line, text, toks[2], "invalid counters '" + toks[2].text + "'", "write [packets:bytes]");
+  }
+  if (toks.size() > 3) error(line, text, toks[3], "unexpected '" + toks[3].text + "' after chain declaration");
+}
+
+void Parser::commit(uint32_t line, std::string_view text, const Token& t) {
+  if (!table_ && !skipping_) {
+    error(line, text, t, "COMMIT outside a table", "a table section starts with '*filter' (or another table)");
+    return;
+  }
+  if (table_) {
+    for (auto& p : pending_) {
+      auto& rule = table_->chains[p.chain].rules[p.rule];
+      if (!chain_index_.count(rule.verdict.chain)) {
+        diag_.error(loc(p.line, p.tok.col, p.tok.len),
+                    "unknown target or chain '" + rule.verdict.chain + "'",
+                    "declare the chain with ':" + rule.verdict.chain +
+                        " - [0:0]' or check the target's spelling",
+                    p.line_text);
+      } else if (table_->chains[chain_index_[rule.verdict.chain]].base) {
+        diag_.error(loc(p.line, p.tok.col, p.tok.len),
+                    "cannot jump to built-in chain '" + rule.verdict.chain + "'",
+                    "jumps go to user chains only", p.line_text);
+      }
+    }
+  }
+  table_ = nullptr;
+  skipping_ = false;
+  pending_.clear();
+}
+
+void Parser::command(uint32_t line, std::string_view text, std::vector<Token>& toks, size_t i,
+                     std::optional<ir::Counters> counters) {
+  const Token& cmd = toks[i];
+  if (!table_) {
+    if (!skipping_)
+      error(line, text, cmd, "'" + cmd.text + "' outside a table",
+            "rules follow a '*filter' (or other table) line");
+    return;
+  }
+  auto need_chain = [&](size_t at) -> ir::Chain* {
+    if (at >= toks.size()) {
+      error(line, text, cmd, "'" + cmd.text + "' without a chain name");
+      return nullptr;
+    }
+    auto it = chain_index_.find(toks[at].text);
+    if (it == chain_index_.end()) {
+      error(line, text, toks[at], "chain '" + toks[at].text + "' does not exist in table '" + table_->name + "'",
+            "declare it first with ':" + toks[at].text + " - [0:0]'");
+      return nullptr;
+    }
+    return &table_->chains[it->second];
+  };
+  const std::string& c = cmd.text;
+  if (c == "-A" || c == "--append") {
+    ir::Chain* ch = need_chain(i + 1);
+    if (ch) parse_rule(line, text, toks, i + 2, *ch, chain_index_[ch->name], counters, false, 0);
+  } else if (c == "-I" || c == "--insert") {
+    ir::Chain* ch = need_chain(i + 1);
+    if (!ch) return;
+    size_t at = i + 2, pos = 0;
+    uint64_t n;
+    if (at < toks.size() && parse_uint(toks[at].text, 1u << 30, n)) {
+      if (n == 0 || n > ch->rules.size() + 1) {
+        error(line, text, toks[at], "rule position " + toks[at].text + " is out of range",
+              "chain '" + ch->name + "' has " + std::to_string(ch->rules.size()) + " rules here");
+        return;
+      }
+      pos = n - 1;
+      ++at;
+    }
+    parse_rule(line, text, toks, at, *ch, chain_index_[ch->name], counters, true, pos);
+  } else if (c == "-N" || c == "--new-chain") {
+    if (i + 1 >= toks.size()) {
+      error(line, text, cmd, "-N without a chain name");
+      return;
+    }
+    std::vector<Token> decl = {toks[i + 1], Token{"-", toks[i + 1].col, 1, false}};
+    decl[0].text = ":" + decl[0].text;
+    declare_chain(line, text, decl);
+  } else if (c == "-P" || c == "--policy") {
+    if (i + 2 >= toks.size()) {
+      error(line, text, cmd, "-P needs a chain and a policy");
+      return;
+    }
+    std::vector<Token> decl = {toks[i + 1], toks[i + 2]};
+    decl[0].text = ":" + decl[0].text;
+    declare_chain(line, text, decl);
+  } else {
+    error(line, text, cmd, "unknown command '" + c + "'",
+          "iptables-save files contain *table, :chain, -A rules and COMMIT");
+  }
+}
+
+void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<Token>& toks,
+                        size_t i, ir::Chain& chain, size_t chain_idx,
+                        std::optional<ir::Counters> counters, bool insert, size_t insert_pos) {
+  ir::Rule rule;
+  rule.loc = loc(line, 1);
+  rule.text = std::string(text);
+  rule.counters = counters;
+  RuleCtx c{diag_, src_.name, line, text, fam_, rule, ipsets_};
+
+  std::vector<const ModuleSpec*> loaded;       // -m modules, most recent last
+  std::vector<std::string> loaded_unknown;     // modules outside the table
+  const TargetSpec* target = nullptr;
+  bool have_target = false, have_proto = false;
+  std::string unknown_target;  // a known-but-unimplemented target's name
+  const Token* jump_tok = nullptr;
+
+  auto args_for = [&](size_t& j, int nargs, const Token& opt, bool& neg) -> std::optional<Args> {
+    Args a;
+    for (int k = 0; k < nargs; ++k) {
+      if (j >= toks.size()) {
+        c.error(opt, "option '" + opt.text + "' needs " + std::to_string(nargs) +
+                         (nargs == 1 ? " argument" : " arguments"));
+        return std::nullopt;
+      }
+      // Old syntax: "--dport ! 22", "-s ! 10.0.0.1".
+      if (k == 0 && toks[j].text == "!" && !toks[j].quoted) {
+        if (neg) {
+          c.error(toks[j], "'!' given twice");
+          return std::nullopt;
+        }
+        neg = true;
+        ++j;
+        if (j >= toks.size()) {
+          c.error(opt, "option '" + opt.text + "' needs an argument after '!'");
+          return std::nullopt;
+        }
+      }
+      a.push_back(&toks[j++]);
+    }
+    return a;
+  };
+
+  auto addr_opt = [&](const Token& opt, bool neg, const Args& a, Field f, const char* cap) {
+    IntervalSet s;
+    size_t n = 0;
+    std::string_view list = a[0]->text;
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = list.find(',', start);
+      std::string_view one = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      std::string err;
+      auto v = ir::parse_cidr(one, fam_, err);
+      if (!v) {
+        c.error(*a[0], "invalid address '" + std::string(one) + "': " + err);
+        return;
+      }
+      ++n;
+      s.add(*v);
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    if (neg && n > 1) {
+      c.error(*a[0], "'!' cannot be used with an address list", "iptables refuses it; write one rule per address");
+      return;
+    }
+    c.add_match(f, neg, s, cap, opt, "");
+  };
+
+  while (i < toks.size()) {
+    bool neg = false;
+    if (toks[i].text == "!" && !toks[i].quoted) {
+      neg = true;
+      if (++i >= toks.size()) {
+        c.error(toks[i - 1], "'!' at the end of the rule", "'!' negates the option that follows it");
+        break;
+      }
+    }
+    const Token& opt = toks[i++];
+    const std::string& o = opt.text;
+    if (o.size() < 2 || o[0] != '-' || opt.quoted) {
+      c.error(opt, "unexpected '" + o + "'", "expected an option such as -p, -m or -j");
+      break;
+    }
+
+    auto generic = [&](int nargs) { return args_for(i, nargs, opt, neg); };
+
+    if (o == "-s" || o == "--source" || o == "--src") {
+      if (auto a = generic(1)) addr_opt(opt, neg, *a, Field::SrcAddr, "-s");
+    } else if (o == "-d" || o == "--destination" || o == "--dst") {
+      if (auto a = generic(1)) addr_opt(opt, neg, *a, Field::DstAddr, "-d");
+    } else if (o == "-p" || o == "--protocol") {
+      auto a = generic(1);
+      if (!a) break;
+      if (have_proto) {
+        c.error(opt, "-p given twice", "a rule matches one protocol");
+        continue;
+      }
+      have_proto = true;
+      if ((*a)[0]->text == "all" || (*a)[0]->text == "0") {
+        if (neg) c.add_match(Field::L4Proto, false, IntervalSet{}, "-p", opt, "");  // never matches
+        continue;
+      }
+      auto p = protocol_number((*a)[0]->text, fam_);
+      if (!p) {
+        c.error(*(*a)[0], "unknown protocol '" + (*a)[0]->text + "'",
+                "use a name (tcp, udp, icmp, ...) or a number 0-255");
+        continue;
+      }
+      c.proto = *p;
+      c.proto_negated = neg;
+      c.add_match(Field::L4Proto, neg, IntervalSet::single(*p), "-p", opt, "");
+    } else if (o == "-i" || o == "--in-interface" || o == "-o" || o == "--out-interface") {
+      auto a = generic(1);
+      if (!a) break;
+      std::string name = (*a)[0]->text;
+      if (name.size() > 15) {
+        c.error(*(*a)[0], "interface name '" + name + "' is longer than 15 characters");
+        continue;
+      }
+      ir::IfacePattern p;
+      p.prefix = !name.empty() && name.back() == '+';
+      p.name = p.prefix ? name.substr(0, name.size() - 1) : name;
+      bool in = o == "-i" || o == "--in-interface";
+      if (!(p.prefix && p.name.empty()))  // "+" matches every interface
+        c.add_match(in ? Field::IifName : Field::OifName, neg, std::vector<ir::IfacePattern>{p},
+                    in ? "-i" : "-o", opt, "");
+    } else if (o == "-f" || o == "--fragment") {
+      c.add_match(Field::Fragment, false, neg ? IntervalSet::single(0) : IntervalSet::single(1), "-f", opt, "");
+    } else if (o == "-m" || o == "--match") {
+      auto a = args_for(i, 1, opt, neg);
+      if (!a) break;
+      const std::string& name = (*a)[0]->text;
+      const ModuleSpec* m = find_match_module(name);
+      if (!m) {
+        // Unknown to nf2bpf: keep it as an opaque match so the report names it.
+        loaded_unknown.push_back(name);
+        auto& mm = c.add_match(Field::Opaque, false, IntervalSet{}, "-m " + name, *(*a)[0], name);
+        // Skip its options: every following --option and the words after it.
+        while (i < toks.size()) {
+          size_t save = i;
+          bool oneg = false;
+          if (toks[i].text == "!" && i + 1 < toks.size() && toks[i + 1].text.starts_with("--")) {
+            oneg = true;
+            ++i;
+          }
+          const std::string& t = toks[i].text;
+          if (!t.starts_with("--") || t == "--jump" || t == "--goto" || t == "--match" ||
+              t == "--source" || t == "--destination" || t == "--protocol") {
+            i = save;
+            break;
+          }
+          std::string v;
+          size_t j = i + 1;
+          for (; j < toks.size(); ++j) {
+            const Token& w = toks[j];
+            bool is_opt = !w.quoted && w.text.size() > 1 && w.text[0] == '-' &&
+                          !std::isdigit((unsigned char)w.text[1]);
+            if (is_opt || (!w.quoted && w.text == "!")) break;
+            v += (v.empty() ? "" : " ") + w.text;
+          }
+          mm.args.emplace_back((oneg ? "! " : "") + t, v);
+          i = j;
+        }
+        continue;
+      }
+      if (neg) c.error(opt, "'!' cannot negate -m", "put '!' before the module's option instead");
+      if (!m->protos.empty()) {
+        bool ok = !c.proto_negated && std::find(m->protos.begin(), m->protos.end(), c.proto) != m->protos.end();
+        if (!ok) {
+          std::string want = m->name == "multiport" ? "tcp, udp, udplite, sctp or dccp"
+                             : m->name == "icmp6"   ? "icmpv6"
+                                                    : std::string(m->name);
+          c.error(*(*a)[0], "-m " + std::string(m->name) + " needs -p " + want + " before it",
+                  "iptables refuses this match without the protocol");
+        }
+      }
+      loaded.push_back(m);
+    } else if (o == "-j" || o == "--jump" || o == "-g" || o == "--goto") {
+      auto a = generic(1);
+      if (!a) break;
+      if (have_target) {
+        c.error(opt, "more than one target", "a rule has one -j or -g");
+        break;
+      }
+      have_target = true;
+      const Token& t = *(*a)[0];
+      bool is_goto = o == "-g" || o == "--goto";
+      if (neg) c.error(opt, "'!' cannot negate " + o);
+      target = is_goto ? nullptr : find_target(t.text);
+      if (target) {
+        target->init(c, t);
+      } else if (!is_goto && kOtherTargets.count(t.text)) {
+        unknown_target = t.text;
+        c.add_stmt(ir::StmtKind::Other, "-j " + t.text, t);
+      } else {
+        rule.verdict.kind = is_goto ? ir::VerdictKind::Goto : ir::VerdictKind::Jump;
+        rule.verdict.chain = t.text;
+        rule.verdict.cap = is_goto ? "-g <chain>" : "-j <chain>";
+        rule.verdict.loc = c.loc(t);
+        jump_tok = &t;
+      }
+    } else if (o == "-c" || o == "--set-counters") {
+      auto a = generic(2);
+      if (!a) break;
+      ir::Counters cnt;
+      if (!parse_uint((*a)[0]->text, UINT64_MAX, cnt.packets) || !parse_uint((*a)[1]->text, UINT64_MAX, cnt.bytes))
+        c.error(opt, "invalid counters", "write -c PACKETS BYTES");
+      else
+        rule.counters = cnt;
+    } else if (o.starts_with("--")) {
+      // A module or target option: target first, then modules, newest first;
+      // then the protocol's implicit module (iptables loads -p tcp's "tcp").
+      const OptSpec* spec = nullptr;
+      if (target)
+        for (auto& s : target->options)
+          if (s.name == o) spec = &s;
+      for (auto it = loaded.rbegin(); !spec && it != loaded.rend(); ++it)
+        for (auto& s : (*it)->options)
+          if (s.name == o) spec = &s;
+      if (!spec && c.proto && !c.proto_negated) {
+        const char* implicit = c.proto == 6 ? "tcp" : c.proto == 17 ? "udp" : c.proto == 132 ? "sctp"
+                               : c.proto == 1 ? "icmp" : c.proto == 58 ? "icmp6" : c.proto == 136 ? "udplite" : nullptr;
+        if (implicit)
+          if (auto* m = find_match_module(implicit)) {
+            for (auto& s : m->options)
+              if (s.name == o) {
+                spec = &s;
+                loaded.push_back(m);
+              }
+          }
+      }
+      if (!spec && !unknown_target.empty()) {
+        // Options of an unimplemented target: record them with the statement.
+        std::string v;
+        while (i < toks.size() && !(toks[i].text.starts_with("-") && !toks[i].quoted)) v += (v.empty() ? "" : " ") + toks[i++].text;
+        rule.statements.back().args.emplace_back(o, v);
+        continue;
+      }
+      if (!spec) {
+        std::string where;
+        if (!loaded.empty()) where = " for match '" + std::string(loaded.back()->name) + "'";
+        if (target) where += (where.empty() ? " for target '" : " or target '") + std::string(target->name) + "'";
+        std::string hint = loaded.empty() && !target ? "load the match module first, e.g. '-m tcp --dport 22'" : "";
+        c.error(opt, "unknown option '" + o + "'" + where, hint);
+        break;
+      }
+      auto a = args_for(i, spec->nargs, opt, neg);
+      if (!a) break;
+      if (neg && !spec->negatable) {
+        c.error(opt, "'!' cannot negate " + o);
+        continue;
+      }
+      spec->fn(c, neg, opt, *a);
+    } else {
+      c.error(opt, "unknown option '" + o + "'", "see iptables(8) for the rule syntax");
+      break;
+    }
+  }
+
+  // Collect statements' unsupported NAT in wrong table etc. is the passes' job.
+  if (c.failed) return;  // errors already reported; the rule is not kept
+  auto& rules = chain.rules;
+  size_t pos = insert ? insert_pos : rules.size();
+  if (jump_tok) {
+    // Positions shift on insert; fix pending entries of this chain.
+    if (insert)
+      for (auto& p : pending_)
+        if (p.chain == chain_idx && p.rule >= pos) ++p.rule;
+    pending_.push_back({chain_idx, pos, *jump_tok, line, std::string(text)});
+  } else if (insert) {
+    for (auto& p : pending_)
+      if (p.chain == chain_idx && p.rule >= pos) ++p.rule;
+  }
+  rules.insert(rules.begin() + (long)pos, std::move(rule));
+}
+
+void Parser::end_of_input(uint32_t last_line) {
+  if (table_ || skipping_) {
+    std::string name = table_ ? table_->name : "?";
+    diag_.error(loc(table_line_, 1, (uint32_t)name.size() + 1),
+                "table '" + name + "' has no COMMIT line",
+                "iptables-restore ignores a table without COMMIT; add COMMIT at line " +
+                    std::to_string(last_line + 1),
+                table_text_);
+    if (table_) commit(last_line, "", Token{"COMMIT", 1, 6, false});
+  }
+}
+
+ir::Ruleset Parser::run() {
+  rs_.source = src_.name;
+  rs_.frontend = fam_ == ir::AddrFamily::V4 ? ir::Frontend::Iptables : ir::Frontend::Ip6tables;
+  bool saw_v4 = false, saw_v6 = false;
+  auto lines = src_.lines();
+  uint32_t lineno = 0;
+  // Reserve so Table pointers stay valid: tables never exceed the line count.
+  size_t stars = 0;
+  for (auto l : lines)
+    if (!l.empty() && l[0] == '*') ++stars;
+  rs_.tables.reserve(stars + 1);
+
+  for (std::string_view l : lines) {
+    ++lineno;
+    size_t first = l.find_first_not_of(" \t");
+    if (first == std::string_view::npos) continue;
+    if (l[first] == '#') {
+      header_comment(l);
+      continue;
+    }
+    if (std::memchr(l.data(), 0, l.size())) {
+      diag_.error(loc(lineno, 1), "binary data in the input", "is this an iptables-save dump?", std::string(l));
+      if (diag_.errors() > 50) break;
+      continue;
+    }
+    auto lex = lex_line(l);
+    if (lex.unterminated_quote) {
+      diag_.error(loc(lineno, lex.quote_col, 1), "unterminated quote", "close the quote before the end of the line",
+                  std::string(l));
+      continue;
+    }
+    auto& toks = lex.tokens;
+    if (toks.empty()) continue;
+    const Token& t0 = toks[0];
+    if (t0.text[0] == '*') {
+      // Old dumps wrote "* nat" with a space.
+      Token t = t0;
+      if (t.text == "*" && toks.size() > 1) {
+        t.text = "*" + toks[1].text;
+        t.len = toks[1].col + toks[1].len - t0.col;
+      }
+      if (t.text.size() < 2) {
+        error(lineno, l, t0, "table line without a table name", "write *filter, *nat, *mangle, *raw or *security");
+        continue;
+      }
+      (fam_ == ir::AddrFamily::V4 ? saw_v4 : saw_v6) = true;
+      begin_table(lineno, l, t);
+      continue;
+    }
+    if (skipping_ && t0.text != "COMMIT") continue;
+    if (t0.text[0] == ':') {
+      if (!table_) {
+        error(lineno, l, t0, "chain declaration outside a table", "declarations follow a '*filter' line");
+        continue;
+      }
+      declare_chain(lineno, l, toks);
+      continue;
+    }
+    if (t0.text == "COMMIT") {
+      if (toks.size() > 1) error(lineno, l, toks[1], "unexpected '" + toks[1].text + "' after COMMIT");
+      commit(lineno, l, t0);
+      continue;
+    }
+    std::optional<ir::Counters> counters;
+    size_t i = 0;
+    if (t0.text[0] == '[') {
+      ir::Counters cnt;
+      if (!parse_counters(t0.text, cnt)) {
+        error(lineno, l, t0, "invalid counters '" + t0.text + "'", "write [packets:bytes]");
+        continue;
+      }
+      counters = cnt;
+      i = 1;
+      if (toks.size() < 2) {
+        error(lineno, l, t0, "counters without a rule");
+        continue;
+      }
+    }
+    if (toks[i].text[0] == '-') {
+      command(lineno, l, toks, i, counters);
+      continue;
+    }
+    error(lineno, l, toks[i], "unexpected '" + toks[i].text + "'",
+          "an iptables-save line is a comment, *table, :chain, a rule (-A CHAIN ...) or COMMIT");
+    if (diag_.errors() > 100) break;
+  }
+  end_of_input(lineno);
+  if (saw_v6 && !saw_v4) rs_.frontend = ir::Frontend::Ip6tables;
+  if (saw_v4) rs_.frontend = ir::Frontend::Iptables;
+  if (rs_.tables.empty() && !diag_.has_errors())
+    diag_.error(loc(lineno ? lineno : 1, 1), "no tables in the input",
+                "expected iptables-save output: '*filter', chains, rules, 'COMMIT'");
+  rs_.global_sets = ipsets_;
+  return std::move(rs_);
+}
+
+}  // namespace
+
+ir::Ruleset parse_iptables(const Source& src, ir::AddrFamily fam, const std::vector<ir::Set>& ipsets,
+                           diag::Diagnostics& diags) {
+  Parser p(src, fam, ipsets, diags);
+  return p.run();
+}
+
+}  // namespace nf2bpf::frontend

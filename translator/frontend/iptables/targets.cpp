@@ -1,0 +1,319 @@
+// `-j TARGET` handlers: verdicts and the non-terminal statements targets add.
+#include <unordered_map>
+
+#include "translator/frontend/iptables/rule_context.h"
+
+namespace nf2bpf::frontend::ipt {
+
+using ir::StmtKind;
+using ir::VerdictKind;
+
+namespace {
+
+void set_verdict(RuleCtx& c, const Token& t, VerdictKind k, std::string cap) {
+  c.rule.verdict.kind = k;
+  c.rule.verdict.cap = std::move(cap);
+  c.rule.verdict.loc = c.loc(t);
+}
+
+ir::Statement& last_stmt(RuleCtx& c) { return c.rule.statements.back(); }
+
+void record_arg(RuleCtx& c, const Token& opt, const Args& a) {
+  std::string v;
+  for (auto* t : a) v += (v.empty() ? "" : " ") + t->text;
+  if (!c.rule.statements.empty()) last_stmt(c).args.emplace_back(opt.text, v);
+}
+
+// ---- REJECT ----------------------------------------------------------------
+
+void reject_with(RuleCtx& c, bool, const Token&, const Args& a) {
+  static const std::string_view kV4[] = {"icmp-net-unreachable", "icmp-host-unreachable",
+                                         "icmp-port-unreachable", "icmp-proto-unreachable",
+                                         "icmp-net-prohibited", "icmp-host-prohibited",
+                                         "icmp-admin-prohibited", "tcp-reset"};
+  static const std::string_view kV6[] = {"icmp6-no-route", "no-route", "icmp6-adm-prohibited",
+                                         "adm-prohibited", "icmp6-addr-unreachable",
+                                         "addr-unreach", "icmp6-port-unreachable",
+                                         "port-unreach", "icmp6-policy-fail",
+                                         "icmp6-reject-route", "tcp-reset"};
+  const std::string& w = a[0]->text;
+  bool ok = false;
+  if (c.fam == ir::AddrFamily::V4) {
+    for (auto v : kV4) ok |= v == w;
+    // iptables also accepts short aliases.
+    for (auto v : {"net-unreach", "host-unreach", "port-unreach", "proto-unreach", "net-prohib",
+                   "host-prohib", "admin-prohib"})
+      ok |= w == v;
+  } else {
+    for (auto v : kV6) ok |= v == w;
+  }
+  if (!ok) {
+    c.error(*a[0], "unknown reject type '" + w + "'",
+            c.fam == ir::AddrFamily::V4 ? "e.g. icmp-port-unreachable, icmp-host-prohibited, tcp-reset"
+                                        : "e.g. icmp6-port-unreachable, icmp6-adm-prohibited, tcp-reset");
+    return;
+  }
+  if (w == "tcp-reset" && !(c.proto == 6 && !c.proto_negated))
+    c.error(*a[0], "--reject-with tcp-reset needs -p tcp", "iptables refuses this rule; add -p tcp");
+  c.rule.verdict.reject_with = w;
+}
+
+// ---- LOG / NFLOG -----------------------------------------------------------
+
+void log_prefix(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  if (a[0]->text.size() > 29)
+    c.error(*a[0], "log prefix longer than 29 characters", "iptables refuses longer prefixes");
+  last_stmt(c).text = a[0]->text;
+  record_arg(c, opt, a);
+}
+
+void log_level(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  static const std::string_view kLevels[] = {"emerg", "alert", "crit", "error",
+                                             "warning", "notice", "info", "debug"};
+  uint64_t v = 8;
+  for (uint64_t i = 0; i < 8; ++i)
+    if (a[0]->text == kLevels[i]) v = i;
+  if (v == 8 && a[0]->text == "err") v = 3;
+  if (v == 8 && a[0]->text == "warn") v = 4;
+  if (v == 8 && (!parse_uint(a[0]->text, 7, v))) {
+    c.error(*a[0], "invalid log level '" + a[0]->text + "'", "0-7 or emerg, alert, crit, error, warning, notice, info, debug");
+    return;
+  }
+  last_stmt(c).level = (uint32_t)v;
+  record_arg(c, opt, a);
+}
+
+void nflog_group(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  uint64_t v;
+  if (!parse_uint(a[0]->text, 0xffff, v)) {
+    c.error(*a[0], "invalid NFLOG group '" + a[0]->text + "'", "0-65535");
+    return;
+  }
+  last_stmt(c).group = (uint32_t)v;
+  record_arg(c, opt, a);
+}
+
+void record(RuleCtx& c, bool, const Token& opt, const Args& a) { record_arg(c, opt, a); }
+
+// ---- MARK / CONNMARK -------------------------------------------------------
+
+// All mark operations normalise to "new = (old & ~mask) ^ value" (xt_MARK).
+void xmark(RuleCtx& c, const Token& opt, const Args& a, std::string_view op) {
+  uint64_t v, m;
+  if (!parse_value_mask(c, *a[0], v, m)) return;
+  auto& s = last_stmt(c);
+  bool has_mask = a[0]->text.find('/') != std::string::npos;
+  if (op == "--set-xmark") {
+    s.value = v, s.mask = has_mask ? m : 0xffffffff;
+  } else if (op == "--set-mark") {
+    s.value = v, s.mask = (has_mask ? m : 0xffffffff) | v;
+  } else if (op == "--and-mark") {
+    s.value = 0, s.mask = (~v) & 0xffffffff;
+  } else if (op == "--or-mark") {
+    s.value = v, s.mask = v;
+  } else if (op == "--xor-mark") {
+    s.value = v, s.mask = 0;
+  }
+  record_arg(c, opt, a);
+}
+
+#define XMARK_OPT(name)                                                               \
+  OptSpec {                                                                           \
+    name, 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, name); }, "" \
+  }
+
+void connmark_mode(RuleCtx& c, const Token& opt, const Args& a, StmtKind k) {
+  auto& s = last_stmt(c);
+  s.kind = k;
+  s.value = 0;
+  s.mask = 0xffffffff;  // nfmask/ctmask default
+  record_arg(c, opt, a);
+}
+
+void connmark_mask(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  uint64_t v;
+  if (!parse_uint(a[0]->text, 0xffffffff, v)) {
+    c.error(*a[0], "invalid mask '" + a[0]->text + "'");
+    return;
+  }
+  last_stmt(c).mask = v;
+  record_arg(c, opt, a);
+}
+
+// ---- NAT -------------------------------------------------------------------
+
+// [ipaddr[-ipaddr]][:port[-port]]
+void nat_to(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  std::string_view s = a[0]->text;
+  auto& st = last_stmt(c);
+  std::string_view addr = s, ports;
+  if (c.fam == ir::AddrFamily::V6 && !s.empty() && s[0] == '[') {
+    auto rb = s.find(']');
+    if (rb == std::string_view::npos) {
+      c.error(*a[0], "missing ']' in IPv6 NAT address");
+      return;
+    }
+    addr = s.substr(1, rb - 1);
+    if (rb + 1 < s.size() && s[rb + 1] == ':') ports = s.substr(rb + 2);
+  } else if (c.fam == ir::AddrFamily::V4) {
+    auto colon = s.find(':');
+    if (colon != std::string_view::npos) {
+      addr = s.substr(0, colon);
+      ports = s.substr(colon + 1);
+    }
+  }
+  if (!addr.empty()) {
+    auto dash = addr.find('-');
+    auto lo = ir::parse_addr(addr.substr(0, dash), c.fam);
+    auto hi = dash == std::string_view::npos ? lo : ir::parse_addr(addr.substr(dash + 1), c.fam);
+    if (!lo || !hi || *lo > *hi) {
+      c.error(*a[0], "invalid NAT address '" + std::string(addr) + "'");
+      return;
+    }
+    st.nat.addrs = ir::IntervalSet::range(*lo, *hi);
+  }
+  if (!ports.empty()) {
+    auto dash = ports.find('-');
+    uint16_t lo, hi;
+    if (!parse_port(c, *a[0], ports.substr(0, dash), lo)) return;
+    hi = lo;
+    if (dash != std::string_view::npos && !parse_port(c, *a[0], ports.substr(dash + 1), hi)) return;
+    st.nat.ports = {lo, hi};
+  }
+  record_arg(c, opt, a);
+}
+
+void to_ports(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  std::string_view s = a[0]->text;
+  auto dash = s.find('-');
+  uint16_t lo, hi;
+  if (!parse_port(c, *a[0], s.substr(0, dash), lo)) return;
+  hi = lo;
+  if (dash != std::string_view::npos && !parse_port(c, *a[0], s.substr(dash + 1), hi)) return;
+  last_stmt(c).nat.ports = {lo, hi};
+  record_arg(c, opt, a);
+}
+
+void nat_flag(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  auto& n = last_stmt(c).nat;
+  if (opt.text == "--random") n.random = true;
+  if (opt.text == "--random-fully") n.fully_random = true;
+  if (opt.text == "--persistent") n.persistent = true;
+  record_arg(c, opt, a);
+}
+
+// ---- CT --------------------------------------------------------------------
+
+void ct_notrack(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  auto& s = last_stmt(c);
+  s.kind = StmtKind::Notrack;
+  s.cap = "-j CT --notrack";
+  record_arg(c, opt, a);
+}
+
+void ct_other(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  auto& s = last_stmt(c);
+  if (s.kind != StmtKind::Notrack) s.kind = StmtKind::Other;
+  s.cap = "-j CT";  // anything beyond --notrack is unsupported
+  record_arg(c, opt, a);
+}
+
+const std::vector<TargetSpec>& targets() {
+  static const std::vector<TargetSpec> kTargets = {
+      {"ACCEPT", {}, [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Accept, "-j ACCEPT"); }},
+      {"DROP", {}, [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Drop, "-j DROP"); }},
+      {"RETURN", {}, [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Return, "-j RETURN"); }},
+      {"QUEUE", {}, [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Queue, "-j QUEUE"); }},
+      {"NFQUEUE",
+       {{"--queue-num", 1, false, record, ""}, {"--queue-balance", 1, false, record, ""},
+        {"--queue-bypass", 0, false, record, ""}, {"--queue-cpu-fanout", 0, false, record, ""}},
+       [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Queue, "-j NFQUEUE"); }},
+      {"REJECT", {{"--reject-with", 1, false, reject_with, ""}},
+       [](RuleCtx& c, const Token& t) {
+         set_verdict(c, t, VerdictKind::Reject, "-j REJECT");
+         c.rule.verdict.reject_with =
+             c.fam == ir::AddrFamily::V4 ? "icmp-port-unreachable" : "icmp6-port-unreachable";
+       }},
+      {"LOG",
+       {{"--log-prefix", 1, false, log_prefix, ""}, {"--log-level", 1, false, log_level, ""},
+        {"--log-tcp-sequence", 0, false, record, ""}, {"--log-tcp-options", 0, false, record, ""},
+        {"--log-ip-options", 0, false, record, ""}, {"--log-uid", 0, false, record, ""},
+        {"--log-macdecode", 0, false, record, ""}},
+       [](RuleCtx& c, const Token& t) {
+         c.add_stmt(StmtKind::Log, "-j LOG", t).level = 4;
+       }},
+      {"NFLOG",
+       {{"--nflog-group", 1, false, nflog_group, ""}, {"--nflog-prefix", 1, false, log_prefix, ""},
+        {"--nflog-range", 1, false, record, ""}, {"--nflog-size", 1, false, record, ""},
+        {"--nflog-threshold", 1, false, record, ""}},
+       [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Nflog, "-j NFLOG", t); }},
+      {"MARK",
+       {XMARK_OPT("--set-xmark"), XMARK_OPT("--set-mark"), XMARK_OPT("--and-mark"),
+        XMARK_OPT("--or-mark"), XMARK_OPT("--xor-mark")},
+       [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::SetMark, "-j MARK", t); }},
+      {"CONNMARK",
+       {{"--set-xmark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--set-xmark"); }, ""},
+        {"--set-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--set-mark"); }, ""},
+        {"--and-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--and-mark"); }, ""},
+        {"--or-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--or-mark"); }, ""},
+        {"--xor-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--xor-mark"); }, ""},
+        {"--save-mark", 0, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { connmark_mode(c, o, a, StmtKind::SaveMark); }, ""},
+        {"--restore-mark", 0, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { connmark_mode(c, o, a, StmtKind::RestoreMark); }, ""},
+        {"--nfmask", 1, false, connmark_mask, ""},
+        {"--ctmask", 1, false, connmark_mask, ""},
+        {"--mask", 1, false, connmark_mask, ""}},
+       [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::SetCtMark, "-j CONNMARK", t); }},
+      {"DNAT",
+       {{"--to-destination", 1, false, nat_to, ""}, {"--random", 0, false, nat_flag, ""},
+        {"--persistent", 0, false, nat_flag, ""}},
+       [](RuleCtx& c, const Token& t) {
+         c.add_stmt(StmtKind::Dnat, "-j DNAT", t);
+         set_verdict(c, t, VerdictKind::Accept, "-j DNAT");
+       }},
+      {"SNAT",
+       {{"--to-source", 1, false, nat_to, ""}, {"--random", 0, false, nat_flag, ""},
+        {"--random-fully", 0, false, nat_flag, ""}, {"--persistent", 0, false, nat_flag, ""}},
+       [](RuleCtx& c, const Token& t) {
+         c.add_stmt(StmtKind::Snat, "-j SNAT", t);
+         set_verdict(c, t, VerdictKind::Accept, "-j SNAT");
+       }},
+      {"MASQUERADE",
+       {{"--to-ports", 1, false, to_ports, ""}, {"--random", 0, false, nat_flag, ""},
+        {"--random-fully", 0, false, nat_flag, ""}},
+       [](RuleCtx& c, const Token& t) {
+         c.add_stmt(StmtKind::Masquerade, "-j MASQUERADE", t);
+         set_verdict(c, t, VerdictKind::Accept, "-j MASQUERADE");
+       }},
+      {"REDIRECT",
+       {{"--to-ports", 1, false, to_ports, ""}, {"--random", 0, false, nat_flag, ""}},
+       [](RuleCtx& c, const Token& t) {
+         c.add_stmt(StmtKind::Redirect, "-j REDIRECT", t);
+         set_verdict(c, t, VerdictKind::Accept, "-j REDIRECT");
+       }},
+      {"CT",
+       {{"--notrack", 0, false, ct_notrack, ""}, {"--helper", 1, false, ct_other, ""},
+        {"--zone", 1, false, ct_other, ""}, {"--zone-orig", 1, false, ct_other, ""},
+        {"--zone-reply", 1, false, ct_other, ""}, {"--ctevents", 1, false, ct_other, ""},
+        {"--expevents", 1, false, ct_other, ""}, {"--timeout", 1, false, ct_other, ""}},
+       [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Other, "-j CT", t); }},
+      {"NOTRACK", {}, [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Notrack, "-j NOTRACK", t); }},
+      {"TCPMSS",
+       {{"--set-mss", 1, false, record, ""}, {"--clamp-mss-to-pmtu", 0, false, record, ""}},
+       [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::TcpMss, "-j TCPMSS", t); }},
+  };
+  return kTargets;
+}
+
+}  // namespace
+
+const TargetSpec* find_target(std::string_view name) {
+  static const auto index = [] {
+    std::unordered_map<std::string_view, const TargetSpec*> m;
+    for (const auto& s : targets()) m.emplace(s.name, &s);
+    return m;
+  }();
+  auto it = index.find(name);
+  return it == index.end() ? nullptr : it->second;
+}
+
+}  // namespace nf2bpf::frontend::ipt

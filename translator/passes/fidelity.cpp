@@ -1,0 +1,111 @@
+#include "translator/passes/fidelity.h"
+
+#include <algorithm>
+
+namespace nf2bpf::passes {
+
+using namespace ir;
+using caps::Fidelity;
+
+namespace {
+
+std::string_view frontend_name(Frontend f) {
+  return (f == Frontend::Iptables || f == Frontend::Ip6tables) ? "iptables" : "nft";
+}
+
+struct Finding {
+  Fidelity fidelity;
+  std::string what;  // "-m recent"
+  std::string why;
+  SourceLoc loc;
+};
+
+}  // namespace
+
+std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, const FidelityOptions& opt) {
+  std::vector<RuleFidelity> out;
+  std::string_view fe = frontend_name(rs.frontend);
+  bool ipt = fe == "iptables";
+
+  for (uint32_t t = 0; t < rs.tables.size(); ++t) {
+    const Table& table = rs.tables[t];
+    const caps::Capability* table_cap = ipt ? caps::find(fe, "*" + table.name) : nullptr;
+    for (uint32_t c = 0; c < table.chains.size(); ++c) {
+      const Chain& chain = table.chains[c];
+      for (uint32_t r = 0; r < chain.rules.size(); ++r) {
+        const Rule& rule = chain.rules[r];
+        std::vector<Finding> found;
+        auto check = [&](const std::string& cap, const SourceLoc& loc) {
+          if (cap.empty()) return;
+          const caps::Capability* k = caps::find(fe, cap);
+          if (!k) {
+            found.push_back({Fidelity::Unsupported, cap, "nf2bpf does not implement " + cap, loc});
+            return;
+          }
+          if (k->fidelity != Fidelity::Exact)
+            found.push_back({k->fidelity, cap, std::string(k->why), loc});
+        };
+        if (table_cap && table_cap->fidelity != Fidelity::Exact)
+          found.push_back({table_cap->fidelity, "table " + table.name, std::string(table_cap->why), rule.loc});
+        for (const auto& m : rule.matches) {
+          check(m.cap, m.loc);
+          if (auto* ref = std::get_if<SetRef>(&m.value)) {
+            const Set* s = rs.find_set(table, ref->name);
+            if (!s || !s->contents_known)
+              found.push_back({Fidelity::Unsupported, "set '" + ref->name + "'",
+                               ipt ? "the contents of ipset '" + ref->name +
+                                         "' are unknown; pass `ipset save` output with --ipsets FILE"
+                                   : "set '" + ref->name + "' is not defined",
+                               m.loc});
+            else if (s->dynamic || s->has_timeout)
+              found.push_back({Fidelity::Approximate, "set '" + ref->name + "'",
+                               "elements added at run time or expiring are not followed; the "
+                               "policy holds the elements present when it was translated",
+                               m.loc});
+          }
+        }
+        for (const auto& s : rule.statements) check(s.cap, s.loc);
+        check(rule.verdict.cap, rule.verdict.loc);
+        // A multiport/list with overlapping elements on a non-terminal rule
+        // would be several iptables rules hitting twice; rare, noted.
+
+        RuleFidelity rf;
+        rf.ref = {t, c, r};
+        for (const auto& f : found) rf.status = std::max(rf.status, f.fidelity);
+        // Reason: the worst findings, de-duplicated.
+        for (const auto& f : found) {
+          if (f.fidelity != rf.status) continue;
+          std::string piece = f.what + ": " + f.why;
+          if (rf.reason.find(piece) != std::string::npos) continue;
+          if (!rf.reason.empty()) rf.reason += "; ";
+          rf.reason += piece;
+        }
+        std::vector<std::string_view> said;  // one diagnostic per distinct reason
+        for (const auto& f : found) {
+          if (std::find(said.begin(), said.end(), f.why) != said.end()) continue;
+          said.push_back(f.why);
+          if (f.fidelity == Fidelity::Unsupported) {
+            std::string msg = "unsupported " + f.what;
+            if (opt.allow_partial) {
+              diags.warning(f.loc, msg + "; the rule is not translated and stays in netfilter", f.why, rule.text);
+            } else {
+              diags.error(f.loc, msg, f.why, rule.text);
+            }
+          } else if (f.fidelity == Fidelity::Approximate) {
+            diags.warning(f.loc, "approximate " + f.what, f.why, rule.text);
+          }
+        }
+        out.push_back(std::move(rf));
+      }
+    }
+  }
+  // File order, so reports read top to bottom.
+  std::stable_sort(out.begin(), out.end(), [&](const RuleFidelity& a, const RuleFidelity& b) {
+    const auto& la = rs.tables[a.ref.table].chains[a.ref.chain].rules[a.ref.rule].loc;
+    const auto& lb = rs.tables[b.ref.table].chains[b.ref.chain].rules[b.ref.rule].loc;
+    return la.line < lb.line;
+  });
+  return out;
+}
+
+}  // namespace nf2bpf::passes

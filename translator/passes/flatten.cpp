@@ -1,0 +1,306 @@
+#include "translator/passes/flatten.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace nf2bpf::passes {
+
+using namespace ir;
+
+namespace {
+
+class Flattener {
+ public:
+  Flattener(const Ruleset& rs, diag::Diagnostics& d, const FlattenOptions& o)
+      : rs_(rs), diag_(d), opt_(o) {}
+
+  Pipeline run();
+
+ private:
+  // A place a RETURN (or the end of a goto'd chain) continues at: the end of
+  // some inlined region. Skips to it are patched when the region closes.
+  struct Region {
+    std::vector<size_t> fixups;
+  };
+
+  void inline_chain(uint32_t t, uint32_t c, const std::vector<Match>& prefix,
+                    std::vector<RuleRef>& path, size_t return_region);
+  void emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, std::vector<Match> matches,
+                 const Verdict& v, std::vector<RuleRef>& path, size_t return_region,
+                 bool with_statements);
+  FlatRule& push(std::vector<Match> m, const RuleRef& origin, const std::vector<RuleRef>& path);
+  void close_region(size_t region, size_t target);
+  bool find_loops(uint32_t t);
+
+  const Ruleset& rs_;
+  diag::Diagnostics& diag_;
+  const FlattenOptions& opt_;
+  DecisionList* list_ = nullptr;
+  std::vector<Region> regions_;
+  bool overflow_ = false;
+  std::set<std::pair<uint32_t, uint32_t>> reached_chains_;
+};
+
+FlatRule& Flattener::push(std::vector<Match> m, const RuleRef& origin, const std::vector<RuleRef>& path) {
+  list_->rules.emplace_back();
+  FlatRule& f = list_->rules.back();
+  f.matches = std::move(m);
+  f.origin = origin;
+  f.path = path;
+  return f;
+}
+
+void Flattener::close_region(size_t region, size_t target) {
+  for (size_t i : regions_[region].fixups) list_->rules[i].skip_to = (uint32_t)target;
+  regions_[region].fixups.clear();
+}
+
+static std::vector<Match> concat(const std::vector<Match>& a, const std::vector<Match>& b) {
+  std::vector<Match> out;
+  out.reserve(a.size() + b.size());
+  out.insert(out.end(), a.begin(), a.end());
+  out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
+
+void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule,
+                          std::vector<Match> matches, const Verdict& v, std::vector<RuleRef>& path,
+                          size_t return_region, bool with_statements) {
+  RuleRef ref{t, c, r};
+  if (list_->rules.size() >= opt_.max_flat_rules) {
+    if (!overflow_)
+      diag_.error(rule.loc, "the flattened ruleset exceeds " + std::to_string(opt_.max_flat_rules) + " rules",
+                  "user chains are inlined at every jump; a chain jumped to from many places is copied each time");
+    overflow_ = true;
+    return;
+  }
+  const auto& table = rs_.tables[t];
+  switch (v.kind) {
+    case VerdictKind::Accept:
+    case VerdictKind::Drop:
+    case VerdictKind::Reject:
+    case VerdictKind::Queue:
+    case VerdictKind::Continue: {
+      auto& f = push(std::move(matches), ref, path);
+      if (with_statements) f.statements = rule.statements;
+      f.action = v.kind == VerdictKind::Accept   ? FlatAction::Accept
+                 : v.kind == VerdictKind::Drop   ? FlatAction::Drop
+                 : v.kind == VerdictKind::Reject ? FlatAction::Reject
+                 : v.kind == VerdictKind::Queue  ? FlatAction::Queue
+                                                 : FlatAction::Continue;
+      f.reject_with = v.reject_with;
+      break;
+    }
+    case VerdictKind::Return: {
+      auto& f = push(std::move(matches), ref, path);
+      if (with_statements) f.statements = rule.statements;
+      f.action = FlatAction::Skip;
+      regions_[return_region].fixups.push_back(list_->rules.size() - 1);
+      break;
+    }
+    case VerdictKind::Jump:
+    case VerdictKind::Goto: {
+      const Chain* target = table.find_chain(v.chain);
+      if (!target) break;  // reported by the front-end
+      uint32_t tc = (uint32_t)(target - table.chains.data());
+      if (with_statements && !rule.statements.empty()) {
+        auto& f = push(matches, ref, path);
+        f.statements = rule.statements;
+        f.action = FlatAction::Continue;
+      }
+      path.push_back(ref);
+      if (v.kind == VerdictKind::Jump) {
+        regions_.emplace_back();
+        size_t region = regions_.size() - 1;
+        inline_chain(t, tc, matches, path, region);
+        close_region(region, list_->rules.size());
+      } else {
+        // goto: the target returns to where the current chain returns.
+        inline_chain(t, tc, matches, path, return_region);
+        auto& f = push(std::move(matches), ref, std::vector<RuleRef>(path.begin(), path.end() - 1));
+        f.action = FlatAction::Skip;
+        regions_[return_region].fixups.push_back(list_->rules.size() - 1);
+      }
+      path.pop_back();
+      break;
+    }
+  }
+}
+
+void Flattener::inline_chain(uint32_t t, uint32_t c, const std::vector<Match>& prefix,
+                             std::vector<RuleRef>& path, size_t return_region) {
+  const Table& table = rs_.tables[t];
+  const Chain& chain = table.chains[c];
+  reached_chains_.insert({t, c});
+  for (uint32_t r = 0; r < chain.rules.size() && !overflow_; ++r) {
+    const Rule& rule = chain.rules[r];
+    auto matches = concat(prefix, rule.matches);
+    if (!rule.vmap) {
+      emit_rule(t, c, r, rule, std::move(matches), rule.verdict, path, return_region, true);
+      continue;
+    }
+    // Verdict map: statements run once, then one entry per element. Elements
+    // never overlap, so trying them in order equals one lookup.
+    if (!rule.statements.empty()) {
+      auto& f = push(matches, RuleRef{t, c, r}, path);
+      f.statements = rule.statements;
+      f.action = FlatAction::Continue;
+    }
+    const Set* map = rs_.find_set(table, rule.vmap->name);
+    if (!map) continue;  // reported by the front-end
+    for (const auto& e : map->elements) {
+      if (!e.verdict) continue;
+      auto em = matches;
+      for (size_t k = 0; k < e.key.size() && k < rule.vmap->key.size(); ++k) {
+        Match m;
+        m.field = rule.vmap->key[k];
+        m.value = e.key[k];
+        m.cap = "vmap";
+        m.loc = e.loc;
+        em.push_back(std::move(m));
+      }
+      emit_rule(t, c, r, rule, std::move(em), *e.verdict, path, return_region, false);
+    }
+  }
+}
+
+bool Flattener::find_loops(uint32_t t) {
+  const Table& table = rs_.tables[t];
+  size_t n = table.chains.size();
+  std::vector<int> state(n, 0);  // 0 new, 1 on stack, 2 done
+  std::vector<std::pair<uint32_t, uint32_t>> stack;  // (chain, rule) of jumps on the DFS path
+  bool found = false;
+
+  auto targets_of = [&](const Rule& rule, auto&& fn) {
+    if (rule.verdict.kind == VerdictKind::Jump || rule.verdict.kind == VerdictKind::Goto)
+      fn(rule.verdict.chain, rule.verdict.loc);
+    if (rule.vmap)
+      if (const Set* m = rs_.find_set(table, rule.vmap->name))
+        for (const auto& e : m->elements)
+          if (e.verdict && (e.verdict->kind == VerdictKind::Jump || e.verdict->kind == VerdictKind::Goto))
+            fn(e.verdict->chain, e.verdict->loc.line ? e.verdict->loc : rule.loc);
+  };
+
+  auto dfs = [&](auto&& self, uint32_t c) -> void {
+    state[c] = 1;
+    const Chain& ch = table.chains[c];
+    for (uint32_t r = 0; r < ch.rules.size(); ++r) {
+      targets_of(ch.rules[r], [&](const std::string& name, const SourceLoc& loc) {
+        const Chain* tc = table.find_chain(name);
+        if (!tc) return;
+        uint32_t ti = (uint32_t)(tc - table.chains.data());
+        if (state[ti] == 1) {
+          std::vector<std::string> names;
+          for (auto& [sc, sr] : stack) names.push_back(table.chains[sc].name);
+          names.push_back(ch.name);
+          auto from = std::find(names.begin(), names.end(), name);
+          std::string cycle;
+          for (auto it = from; it != names.end(); ++it) cycle += *it + " -> ";
+          cycle += name;
+          diag_.error(loc, "jump loop: " + cycle, "iptables-restore and nft refuse rulesets with loops",
+                      ch.rules[r].text);
+          found = true;
+          return;
+        }
+        if (state[ti] == 0) {
+          stack.emplace_back(c, r);
+          self(self, ti);
+          stack.pop_back();
+        }
+      });
+    }
+    state[c] = 2;
+  };
+  for (uint32_t c = 0; c < n; ++c)
+    if (state[c] == 0) dfs(dfs, c);
+  return found;
+}
+
+Pipeline Flattener::run() {
+  Pipeline p;
+  bool loops = false;
+  for (uint32_t t = 0; t < rs_.tables.size(); ++t) loops |= find_loops(t);
+  if (loops) return p;
+
+  for (uint32_t t = 0; t < rs_.tables.size(); ++t) {
+    const Table& table = rs_.tables[t];
+    for (uint32_t c = 0; c < table.chains.size(); ++c) {
+      const Chain& chain = table.chains[c];
+      if (!chain.base) continue;
+      DecisionList dl;
+      dl.family = table.family;
+      dl.hook = chain.base->hook;
+      dl.type = chain.base->type;
+      dl.priority = chain.base->priority;
+      dl.table = table.name;
+      dl.chain = chain.name;
+      dl.table_index = t;
+      dl.chain_index = c;
+      dl.policy = chain.base->policy;
+      p.stages.push_back(std::move(dl));
+      list_ = &p.stages.back();
+      regions_.assign(1, Region{});
+      std::vector<RuleRef> path;
+      inline_chain(t, c, {}, path, 0);
+      close_region(0, list_->rules.size());
+      list_ = nullptr;
+    }
+  }
+  std::stable_sort(p.stages.begin(), p.stages.end(), [](const DecisionList& a, const DecisionList& b) {
+    if (a.hook != b.hook) return a.hook < b.hook;
+    return a.priority < b.priority;
+  });
+
+  // Chains nothing reaches.
+  for (uint32_t t = 0; t < rs_.tables.size(); ++t) {
+    const Table& table = rs_.tables[t];
+    for (uint32_t c = 0; c < table.chains.size(); ++c) {
+      const Chain& chain = table.chains[c];
+      if (!chain.base && !reached_chains_.count({t, c}))
+        diag_.warning(chain.loc, "chain '" + chain.name + "' in table '" + table.name +
+                                     "' is never jumped to; its " + std::to_string(chain.rules.size()) +
+                                     " rules affect no packet");
+    }
+  }
+
+  // Rules after an unconditional terminal rule of the same region are dead.
+  // Reported once per source rule, and only when every copy of it is dead.
+  std::map<RuleRef, std::pair<bool, RuleRef>> reach;  // origin -> (some copy reachable, blocker)
+  for (const auto& s : p.stages) {
+    std::optional<RuleRef> blocker;
+    size_t block_end = 0;
+    for (size_t i = 0; i < s.rules.size(); ++i) {
+      const FlatRule& f = s.rules[i];
+      if (blocker && i >= block_end) blocker.reset();
+      auto& e = reach[f.origin];
+      if (!blocker) e.first = true;
+      else if (!e.first) e.second = *blocker;
+      if (!blocker && f.matches.empty()) {
+        if (f.terminal()) {
+          blocker = f.origin;
+          block_end = s.rules.size();
+        } else if (f.action == FlatAction::Skip && f.skip_to > i + 1) {
+          blocker = f.origin;
+          block_end = f.skip_to;
+        }
+      }
+    }
+  }
+  for (const auto& [ref, e] : reach) {
+    if (e.first) continue;
+    const Rule& rule = rs_.tables[ref.table].chains[ref.chain].rules[ref.rule];
+    const Rule& b = rs_.tables[e.second.table].chains[e.second.chain].rules[e.second.rule];
+    diag_.warning(rule.loc, "rule is never reached",
+                  "the rule at " + b.loc.file_line() + " decides every packet before it", rule.text);
+  }
+  return p;
+}
+
+}  // namespace
+
+Pipeline flatten(const Ruleset& rs, diag::Diagnostics& diags, const FlattenOptions& opt) {
+  return Flattener(rs, diags, opt).run();
+}
+
+}  // namespace nf2bpf::passes

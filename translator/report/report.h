@@ -1,0 +1,19 @@
+// Renders a Translation as the per-rule report `nf2bpf translate` prints.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "translator/translate.h"
+
+namespace nf2bpf::report {
+
+// Compiler-style diagnostics, then a per-chain summary table.
+std::string text(const Translation& tr, bool color = false);
+
+// {"source", "format", "summary", "rules", "chains", "diagnostics"}; the schema is in nf2bpf(8).
+nlohmann::json json(const Translation& tr);
+
+nlohmann::json diagnostic_json(const diag::Diagnostic& d);
+
+}  // namespace nf2bpf::report
