@@ -1,0 +1,262 @@
+/* The contract between the policy compiler (userspace), the loader and the
+ * fixed BPF programs: map layouts and value structs. Plain C, fixed-width
+ * types, no pointers; included by BPF code and by C++.
+ *
+ * Classifier in one paragraph (docs/design.md has the full story): every
+ * packet field a rule can test is first mapped to a small "class" id by one
+ * lookup (LPM trie for addresses, flat arrays for ports/ICMP/flags/...,
+ * a hash for interfaces). Rules become exact-match entries over the class ids
+ * of the fields they constrain, grouped into "tuples" (which fields are
+ * constrained). Finding the first matching rule costs one hash lookup per
+ * tuple, independent of the number of rules. */
+#ifndef NF2BPF_ABI_H
+#define NF2BPF_ABI_H
+
+#ifdef __cplusplus
+#include <cstdint>
+typedef uint8_t nf_u8;
+typedef uint16_t nf_u16;
+typedef uint32_t nf_u32;
+typedef uint64_t nf_u64;
+#else
+typedef __u8 nf_u8;
+typedef __u16 nf_u16;
+typedef __u32 nf_u32;
+typedef __u64 nf_u64;
+#endif
+
+#define NF2BPF_ABI_VERSION 1
+
+/* Classified key slots. */
+enum nf2bpf_slot {
+  NF_SLOT_SADDR = 0,    /* LPM */
+  NF_SLOT_DADDR,        /* LPM */
+  NF_SLOT_SPORT,        /* small array */
+  NF_SLOT_DPORT,
+  NF_SLOT_PROTO,
+  NF_SLOT_ICMP,         /* family*65536 + (type << 8 | code) */
+  NF_SLOT_CTSTATE,
+  NF_SLOT_TCPFLAGS,
+  NF_SLOT_PKTTYPE,
+  NF_SLOT_LENGTH,
+  NF_SLOT_TTL,
+  NF_SLOT_NFPROTO,
+  NF_SLOT_SADDRTYPE,
+  NF_SLOT_DADDRTYPE,
+  NF_SLOT_CTDIR,
+  NF_SLOT_FRAG,
+  NF_SLOT_DSCP,
+  NF_SLOT_IIF,          /* iface hash */
+  NF_SLOT_OIF,          /* iface hash */
+  NF_SLOT_MAX
+};
+
+/* Layout of the "small" class array: each slot owns [base, base + size),
+ * where the last index (size - 1) is the "field absent" entry (no ports on
+ * ICMP, no ICMP header on TCP, later fragments ...). */
+#define NF_SMALL_SPORT_BASE 0u
+#define NF_SMALL_SPORT_SIZE 65537u
+#define NF_SMALL_DPORT_BASE (NF_SMALL_SPORT_BASE + NF_SMALL_SPORT_SIZE)
+#define NF_SMALL_DPORT_SIZE 65537u
+#define NF_SMALL_PROTO_BASE (NF_SMALL_DPORT_BASE + NF_SMALL_DPORT_SIZE)
+#define NF_SMALL_PROTO_SIZE 257u
+#define NF_SMALL_ICMP_BASE (NF_SMALL_PROTO_BASE + NF_SMALL_PROTO_SIZE)
+#define NF_SMALL_ICMP_SIZE 131073u /* [0,65536) ICMPv4, [65536,131072) ICMPv6 */
+#define NF_SMALL_CTSTATE_BASE (NF_SMALL_ICMP_BASE + NF_SMALL_ICMP_SIZE)
+#define NF_SMALL_CTSTATE_SIZE 257u
+#define NF_SMALL_TCPFLAGS_BASE (NF_SMALL_CTSTATE_BASE + NF_SMALL_CTSTATE_SIZE)
+#define NF_SMALL_TCPFLAGS_SIZE 257u
+#define NF_SMALL_PKTTYPE_BASE (NF_SMALL_TCPFLAGS_BASE + NF_SMALL_TCPFLAGS_SIZE)
+#define NF_SMALL_PKTTYPE_SIZE 257u
+#define NF_SMALL_LENGTH_BASE (NF_SMALL_PKTTYPE_BASE + NF_SMALL_PKTTYPE_SIZE)
+#define NF_SMALL_LENGTH_SIZE 65537u
+#define NF_SMALL_TTL_BASE (NF_SMALL_LENGTH_BASE + NF_SMALL_LENGTH_SIZE)
+#define NF_SMALL_TTL_SIZE 257u
+#define NF_SMALL_NFPROTO_BASE (NF_SMALL_TTL_BASE + NF_SMALL_TTL_SIZE)
+#define NF_SMALL_NFPROTO_SIZE 257u
+#define NF_SMALL_SADDRTYPE_BASE (NF_SMALL_NFPROTO_BASE + NF_SMALL_NFPROTO_SIZE)
+#define NF_SMALL_SADDRTYPE_SIZE 4097u
+#define NF_SMALL_DADDRTYPE_BASE (NF_SMALL_SADDRTYPE_BASE + NF_SMALL_SADDRTYPE_SIZE)
+#define NF_SMALL_DADDRTYPE_SIZE 4097u
+#define NF_SMALL_CTDIR_BASE (NF_SMALL_DADDRTYPE_BASE + NF_SMALL_DADDRTYPE_SIZE)
+#define NF_SMALL_CTDIR_SIZE 3u
+#define NF_SMALL_FRAG_BASE (NF_SMALL_CTDIR_BASE + NF_SMALL_CTDIR_SIZE)
+#define NF_SMALL_FRAG_SIZE 3u
+#define NF_SMALL_DSCP_BASE (NF_SMALL_FRAG_BASE + NF_SMALL_FRAG_SIZE)
+#define NF_SMALL_DSCP_SIZE 65u
+#define NF_SMALL_TOTAL (NF_SMALL_DSCP_BASE + NF_SMALL_DSCP_SIZE)
+
+/* Hooks, in packet order. */
+enum nf2bpf_hook {
+  NF_HOOK_PREROUTING = 0,
+  NF_HOOK_INPUT,
+  NF_HOOK_FORWARD,
+  NF_HOOK_OUTPUT,
+  NF_HOOK_POSTROUTING,
+  NF_HOOK_MAX
+};
+
+/* Rule actions. */
+enum nf2bpf_action {
+  NF_ACT_ACCEPT = 0,
+  NF_ACT_DROP,
+  NF_ACT_REJECT,
+  NF_ACT_CONTINUE, /* statements only, then the next rule */
+  NF_ACT_SKIP,     /* continue at rule skip_to */
+};
+
+enum nf2bpf_stmt_kind {
+  NF_STMT_LOG = 1,      /* ring buffer event */
+  NF_STMT_SET_MARK,     /* mark = (mark & ~mask) ^ value */
+  NF_STMT_SET_CTMARK,   /* ctmark = (ctmark & ~mask) ^ value */
+  NF_STMT_SAVE_MARK,    /* ctmark = (ctmark & ~mask) | (mark & mask) */
+  NF_STMT_RESTORE_MARK, /* mark = (mark & ~mask) | (ctmark & mask) */
+  NF_STMT_NOTRACK,
+};
+
+#define NF_MAX_TUPLE_SLOTS 12
+
+/* Key of the rule-entry hash: which tuple, which entry of the chain of rules
+ * sharing this key (seq), and the class ids of the tuple's slots in order. */
+struct nf2bpf_entry_key {
+  nf_u16 tuple;
+  nf_u16 seq;
+  nf_u32 cls[NF_MAX_TUPLE_SLOTS];
+};
+
+struct nf2bpf_entry_val {
+  nf_u32 rule;     /* global rule index */
+  nf_u32 has_next; /* an entry with seq + 1 exists */
+};
+
+struct nf2bpf_tuple {
+  nf_u32 min_rule, max_rule; /* range of rule indices with entries here */
+  nf_u8 nslots;
+  nf_u8 slots[NF_MAX_TUPLE_SLOTS];
+  nf_u8 pad[3];
+};
+
+/* family_mask bits */
+#define NF_FAM_V4 1
+#define NF_FAM_V6 2
+
+struct nf2bpf_stage {
+  nf_u32 first_rule, end_rule;   /* [first, end) */
+  nf_u32 tuple_first, tuple_count;
+  nf_u32 policy_counter;         /* counter index for the policy */
+  nf_u8 policy;                  /* NF_ACT_ACCEPT or NF_ACT_DROP */
+  nf_u8 hook;
+  nf_u8 family_mask;
+  nf_u8 flags;                   /* NF_STAGE_* */
+};
+
+#define NF_STAGE_BEFORE_CT 1 /* priority below conntrack's (-200): raw tables */
+
+/* Per hook: the stages in order are stage_first .. stage_first + count. */
+struct nf2bpf_hook_desc {
+  nf_u32 stage_first, stage_count;
+};
+
+/* Residual checks run on a candidate rule after the classifier found it. */
+#define NF_RES_MARK 1u
+#define NF_RES_MARK_NEG 2u
+#define NF_RES_CTMARK 4u
+#define NF_RES_CTMARK_NEG 8u
+#define NF_RES_LIMIT 16u
+#define NF_RES_RANDOM 32u
+#define NF_RES_MARK2 64u      /* a second mark test (jump prefix + rule) */
+#define NF_RES_MARK2_NEG 128u
+#define NF_RES_MAC 256u       /* source MAC equals mac */
+#define NF_RES_MAC_NEG 512u
+#define NF_RES_RANDOM_NEG 1024u
+
+struct nf2bpf_rule {
+  nf_u8 action;
+  nf_u8 reject_type;
+  nf_u16 stmt_count;
+  nf_u32 stmt_first;
+  nf_u32 skip_to;       /* global rule index */
+  nf_u32 residual;      /* NF_RES_* */
+  nf_u32 mark_mask, mark_value;
+  nf_u32 mark2_mask, mark2_value;
+  nf_u32 ctmark_mask, ctmark_value;
+  nf_u32 limit;         /* index into the limit state map */
+  nf_u32 random_below;  /* NF_RES_RANDOM: matches when (prandom_u32() >> 1) < random_below */
+  nf_u32 pad;
+  nf_u64 mac;           /* NF_RES_MAC: 48-bit source MAC */
+};
+
+struct nf2bpf_stmt {
+  nf_u8 kind;
+  nf_u8 level;
+  nf_u16 group;
+  nf_u32 value, mask;
+  nf_u32 prefix_id;     /* log prefix index (strings live in userspace state) */
+};
+
+/* Token bucket for -m limit / nft limit, kept per rule. Rates in tokens per
+ * second scaled like xt_limit: cost of one packet = 1e9 / rate ns. */
+struct nf2bpf_limit_cfg {
+  nf_u64 cost_ns;   /* ns of credit one packet costs */
+  nf_u64 burst_ns;  /* bucket size in ns of credit */
+};
+struct nf2bpf_limit_state {
+  nf_u64 credit_ns;
+  nf_u64 last_ns;
+  nf_u32 lock;      /* bpf_spin_lock placeholder size */
+  nf_u32 pad;
+};
+
+/* LPM key: slot byte then the 128-bit address (IPv4 mapped ::ffff:a.b.c.d).
+ * prefixlen counts the slot byte's 8 bits. */
+struct nf2bpf_lpm_key {
+  nf_u32 prefixlen;
+  nf_u8 slot;
+  nf_u8 addr[16];
+};
+
+struct nf2bpf_iface_key {
+  nf_u32 slot;     /* NF_SLOT_IIF / NF_SLOT_OIF */
+  nf_u32 ifindex;  /* 0: no interface (OUTPUT's input, INPUT's output) */
+};
+
+/* Program-wide settings of one generation. */
+struct nf2bpf_gen_cfg {
+  nf_u32 slots_used;       /* bitmask of NF_SLOT_* some rule tests */
+  nf_u32 max_steps;        /* classifier search bound (proven by the compiler) */
+  nf_u32 nrules;
+  nf_u32 ct_needed;        /* some rule reads conntrack state */
+  nf_u32 hooks_used;       /* bitmask of NF_HOOK_* with stages */
+  nf_u32 xdp_stage;        /* stage index + 1 for the XDP early-drop stage, 0 none */
+  nf_u32 pad[2];
+};
+
+/* Global (not per generation) control record: which generation slot is live. */
+struct nf2bpf_control {
+  nf_u32 live;        /* 0 or 1 */
+  nf_u32 abi;
+  nf_u64 generation;  /* increasing number of the live generation */
+};
+
+/* Counters: per-CPU, index = rule index; stage policies use their own index. */
+struct nf2bpf_counter {
+  nf_u64 packets, bytes;
+};
+
+/* Ring buffer LOG event. */
+struct nf2bpf_log_event {
+  nf_u64 ts_ns;
+  nf_u32 rule;
+  nf_u32 prefix_id;
+  nf_u32 ifindex;
+  nf_u8 hook;
+  nf_u8 family;
+  nf_u8 proto;
+  nf_u8 level;
+  nf_u8 saddr[16], daddr[16];
+  nf_u16 sport, dport;
+  nf_u32 len;
+  nf_u64 generation;
+};
+
+#endif /* NF2BPF_ABI_H */

@@ -1,0 +1,197 @@
+/* nf2bpf's fixed programs. A ruleset never becomes code here: it becomes the
+ * contents of the maps in lib/maps.h.
+ *
+ *   TC ingress: PREROUTING (raw, conntrack, the rest), then INPUT for this
+ *               host's packets or FORWARD for routed ones.
+ *   TC egress:  OUTPUT then POSTROUTING for local packets; POSTROUTING only
+ *               for forwarded ones.
+ *   XDP:        the stateless early-drop stage, when the compiler proved one. */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "lib/parse.h"
+#include "lib/maps.h"
+#include "lib/ct.h"
+#include "lib/classify.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NF_AF_INET_ 2
+#define NF_AF_INET6_ 10
+
+/* Is the packet for this host? Asks the FIB like the kernel's input route
+ * lookup. Returns 1 local, 0 forward (sets *oif), -1 the kernel will not
+ * forward it (no route, forwarding off): only PREROUTING applies. */
+static __always_inline int nf_route(struct __sk_buff *skb, struct nf_pkt *p, __u32 *oif) {
+  if (p->pkttype == 1 || p->pkttype == 2) return 1;  /* broadcast / multicast */
+  struct bpf_fib_lookup f = {};
+  f.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+  f.l4_protocol = p->l4proto;
+  f.sport = bpf_htons(p->sport);
+  f.dport = bpf_htons(p->dport);
+  f.tot_len = p->length;
+  if (p->family == 4) {
+    f.family = NF_AF_INET_;
+    f.tos = p->dscp << 2;
+    __builtin_memcpy(&f.ipv4_src, p->saddr + 12, 4);
+    __builtin_memcpy(&f.ipv4_dst, p->daddr + 12, 4);
+  } else {
+    f.family = NF_AF_INET6_;
+    __builtin_memcpy(f.ipv6_src, p->saddr, 16);
+    __builtin_memcpy(f.ipv6_dst, p->daddr, 16);
+  }
+  long rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+  switch (rc) {
+    case BPF_FIB_LKUP_RET_SUCCESS:
+    case BPF_FIB_LKUP_RET_NO_NEIGH:
+    case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+      *oif = f.ifindex;
+      return 0;
+    case BPF_FIB_LKUP_RET_NOT_FWDED:
+      return 1;
+    default:
+      return -1;
+  }
+}
+
+static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
+  __u32 zero = 0;
+  struct nf2bpf_control *ctrl = bpf_map_lookup_elem(&nf_control, &zero);
+  if (!ctrl || ctrl->abi != NF2BPF_ABI_VERSION) return TC_ACT_OK;
+  __u32 live = ctrl->live & 1;
+  struct nf2bpf_gen_cfg *cfgp = bpf_map_lookup_elem(&nf_cfg, &live);
+  if (!cfgp) return TC_ACT_OK;
+  struct nf2bpf_gen_cfg cfg = *cfgp;
+  if (skb->vlan_present) return TC_ACT_OK;  /* judged on the VLAN device */
+  __u32 which = ingress ? 0 : 1;
+  struct nf_scratch *s = bpf_map_lookup_elem(&nf_scratch, &which);
+  if (!s) return TC_ACT_OK;
+  __builtin_memset(&s->p, 0, sizeof(s->p));
+  if (nf_parse_l3(skb, 0, 0, skb->protocol, &s->p) < 0) return TC_ACT_OK;
+  struct nf_pkt *p = &s->p;
+  p->len = skb->len;
+  p->mark = skb->mark;
+  p->pkttype = skb->pkt_type;
+  s->generation = ctrl->generation;
+  s->ctmark = 0;
+  s->notrack = 0;
+  if (cfg.slots_used || 1) {
+    __u8 mac[6];
+    if (bpf_skb_load_bytes_relative(skb, 6, mac, 6, BPF_HDR_START_MAC) == 0)
+      p->src_mac = (__u64)mac[0] << 40 | (__u64)mac[1] << 32 | (__u64)mac[2] << 24 | (__u64)mac[3] << 16 |
+                   (__u64)mac[4] << 8 | mac[5];
+  }
+
+  __u64 now = bpf_ktime_get_ns();
+  struct nf_ct_res ct = {};
+  __u32 verdict = NF_ACT_ACCEPT;
+  __u32 first_hook, second_hook = NF_HOOK_MAX;
+  int confirm = 1;
+  if (ingress) {
+    p->iif = skb->ifindex;
+    p->oif = 0;
+    first_hook = NF_HOOK_PREROUTING;
+  } else if (skb->ingress_ifindex) {
+    /* Forwarded: FORWARD ran at ingress; only POSTROUTING remains. */
+    p->iif = skb->ingress_ifindex;
+    p->oif = skb->ifindex;
+    first_hook = NF_HOOK_POSTROUTING;
+    confirm = 0;
+  } else {
+    p->iif = 0;
+    p->oif = skb->ifindex;
+    first_hook = NF_HOOK_OUTPUT;
+    second_hook = NF_HOOK_POSTROUTING;
+  }
+
+  /* Stages before conntrack (raw) see no connection. */
+  nf_classify(s, live, cfg.slots_used, NF_CT_STATE_INVALID, 2);
+  verdict = nf_run_hook(s, which, live, first_hook, NF_PHASE_BEFORE_CT, cfg.max_steps);
+  if (verdict != NF_ACT_ACCEPT) goto out;
+
+  if (cfg.ct_needed) {
+    if (s->notrack) {
+      ct.state = NF_CT_STATE_UNTRACKED;
+      ct.dir = 2;
+    } else {
+      nf_ct_lookup(p, now, &ct);
+      s->ctmark = ct.ctmark;
+    }
+  } else {
+    ct.state = NF_CT_STATE_UNTRACKED;
+    ct.dir = 2;
+  }
+  nf_classify(s, live, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct.state, ct.dir);
+
+  verdict = nf_run_hook(s, which, live, first_hook, NF_PHASE_AFTER_CT, cfg.max_steps);
+  if (verdict != NF_ACT_ACCEPT) goto out;
+
+  if (ingress) {
+    __u32 oif = 0;
+    int r = nf_route(skb, p, &oif);
+    if (r < 0) goto out;
+    if (r == 0) {
+      p->oif = oif;
+      if (cfg.slots_used & (1u << NF_SLOT_OIF)) s->cls[NF_SLOT_OIF] = nf_iface_class(live, NF_SLOT_OIF, oif);
+      second_hook = NF_HOOK_FORWARD;
+    } else {
+      second_hook = NF_HOOK_INPUT;
+    }
+  }
+  if (second_hook < NF_HOOK_MAX) verdict = nf_run_hook(s, which, live, second_hook, NF_PHASE_ALL, cfg.max_steps);
+
+out:
+  if (verdict == NF_ACT_ACCEPT) {
+    if (cfg.ct_needed && confirm && !s->notrack) {
+      ct.ctmark = s->ctmark;
+      nf_ct_confirm(&ct, now);
+    }
+    if (p->mark != skb->mark) skb->mark = p->mark;
+    return TC_ACT_OK;
+  }
+  return TC_ACT_SHOT;
+}
+
+SEC("tc")
+int nf2bpf_ingress(struct __sk_buff *skb) { return nf_tc(skb, 1); }
+
+SEC("tc")
+int nf2bpf_egress(struct __sk_buff *skb) { return nf_tc(skb, 0); }
+
+/* XDP: drops what the stateless early-drop stage drops, passes the rest to
+ * TC, which decides everything else (and again for passed packets). */
+SEC("xdp")
+int nf2bpf_xdp(struct xdp_md *ctx) {
+  __u32 zero = 0;
+  struct nf2bpf_control *ctrl = bpf_map_lookup_elem(&nf_control, &zero);
+  if (!ctrl || ctrl->abi != NF2BPF_ABI_VERSION) return XDP_PASS;
+  __u32 live = ctrl->live & 1;
+  struct nf2bpf_gen_cfg *cfg = bpf_map_lookup_elem(&nf_cfg, &live);
+  if (!cfg || !cfg->xdp_stage) return XDP_PASS;
+  __u32 which = 2;
+  struct nf_scratch *s = bpf_map_lookup_elem(&nf_scratch, &which);
+  if (!s) return XDP_PASS;
+  __builtin_memset(&s->p, 0, sizeof(s->p));
+  struct ethhdr eth;
+  if (bpf_xdp_load_bytes(ctx, 0, &eth, sizeof(eth))) return XDP_PASS;
+  if (nf_parse_l3(ctx, 1, sizeof(eth), eth.h_proto, &s->p) < 0) return XDP_PASS;
+  struct nf_pkt *p = &s->p;
+  p->iif = ctx->ingress_ifindex;
+  p->len = ctx->data_end - ctx->data;
+  if (eth.h_dest[0] & 1) p->pkttype = (eth.h_dest[0] == 0xff && eth.h_dest[1] == 0xff) ? 1 : 2;
+  p->src_mac = (__u64)eth.h_source[0] << 40 | (__u64)eth.h_source[1] << 32 | (__u64)eth.h_source[2] << 24 |
+               (__u64)eth.h_source[3] << 16 | (__u64)eth.h_source[4] << 8 | eth.h_source[5];
+  s->generation = ctrl->generation;
+  nf_classify(s, live, cfg->slots_used, NF_CT_STATE_INVALID, 2);
+  void *stm = nf_inner(&nf_stages, live);
+  __u32 si = cfg->xdp_stage - 1;
+  struct nf2bpf_stage *st = stm ? bpf_map_lookup_elem(stm, &si) : 0;
+  if (!st) return XDP_PASS;
+  __u8 fam = p->family == 4 ? NF_FAM_V4 : NF_FAM_V6;
+  if (!(st->family_mask & fam)) return XDP_PASS;
+  struct nf2bpf_stage stc = *st;
+  __u32 v = nf_run_stage(s, which, live, si, &stc, cfg->max_steps);
+  return v == NF_ACT_DROP ? XDP_DROP : XDP_PASS;
+}

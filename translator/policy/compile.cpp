@@ -1,0 +1,900 @@
+#include "translator/policy/compile.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace nf2bpf::policy {
+
+using namespace ir;
+
+namespace {
+
+constexpr int kSlots = NF_SLOT_MAX;
+
+struct SmallRange {
+  uint32_t base = 0, size = 0;  // size includes the trailing "absent" index
+};
+
+SmallRange small_range(int slot) {
+  switch (slot) {
+    case NF_SLOT_SPORT: return {NF_SMALL_SPORT_BASE, NF_SMALL_SPORT_SIZE};
+    case NF_SLOT_DPORT: return {NF_SMALL_DPORT_BASE, NF_SMALL_DPORT_SIZE};
+    case NF_SLOT_PROTO: return {NF_SMALL_PROTO_BASE, NF_SMALL_PROTO_SIZE};
+    case NF_SLOT_ICMP: return {NF_SMALL_ICMP_BASE, NF_SMALL_ICMP_SIZE};
+    case NF_SLOT_CTSTATE: return {NF_SMALL_CTSTATE_BASE, NF_SMALL_CTSTATE_SIZE};
+    case NF_SLOT_TCPFLAGS: return {NF_SMALL_TCPFLAGS_BASE, NF_SMALL_TCPFLAGS_SIZE};
+    case NF_SLOT_PKTTYPE: return {NF_SMALL_PKTTYPE_BASE, NF_SMALL_PKTTYPE_SIZE};
+    case NF_SLOT_LENGTH: return {NF_SMALL_LENGTH_BASE, NF_SMALL_LENGTH_SIZE};
+    case NF_SLOT_TTL: return {NF_SMALL_TTL_BASE, NF_SMALL_TTL_SIZE};
+    case NF_SLOT_NFPROTO: return {NF_SMALL_NFPROTO_BASE, NF_SMALL_NFPROTO_SIZE};
+    case NF_SLOT_SADDRTYPE: return {NF_SMALL_SADDRTYPE_BASE, NF_SMALL_SADDRTYPE_SIZE};
+    case NF_SLOT_DADDRTYPE: return {NF_SMALL_DADDRTYPE_BASE, NF_SMALL_DADDRTYPE_SIZE};
+    case NF_SLOT_CTDIR: return {NF_SMALL_CTDIR_BASE, NF_SMALL_CTDIR_SIZE};
+    case NF_SLOT_FRAG: return {NF_SMALL_FRAG_BASE, NF_SMALL_FRAG_SIZE};
+    case NF_SLOT_DSCP: return {NF_SMALL_DSCP_BASE, NF_SMALL_DSCP_SIZE};
+  }
+  return {};
+}
+
+bool is_lpm(int slot) { return slot == NF_SLOT_SADDR || slot == NF_SLOT_DADDR; }
+bool is_iface(int slot) { return slot == NF_SLOT_IIF || slot == NF_SLOT_OIF; }
+
+// Where an IR field's values land inside its slot: slot value = offset + v,
+// v in [0, max]. Negation complements within [offset, offset + max].
+struct FieldDomain {
+  int slot = -1;
+  u128 offset = 0, max = 0;
+};
+
+FieldDomain domain_of(Field f) {
+  switch (f) {
+    case Field::SrcAddr: return {NF_SLOT_SADDR, 0, kU128Max};
+    case Field::DstAddr: return {NF_SLOT_DADDR, 0, kU128Max};
+    case Field::SrcPort: return {NF_SLOT_SPORT, 0, 65535};
+    case Field::DstPort: return {NF_SLOT_DPORT, 0, 65535};
+    case Field::L4Proto: case Field::CtL4Proto: return {NF_SLOT_PROTO, 0, 255};
+    case Field::IcmpType: return {NF_SLOT_ICMP, 0, 65535};
+    case Field::Icmp6Type: return {NF_SLOT_ICMP, 65536, 65535};
+    case Field::CtState: return {NF_SLOT_CTSTATE, 0, 255};
+    case Field::TcpFlags: return {NF_SLOT_TCPFLAGS, 0, 255};
+    case Field::PktType: return {NF_SLOT_PKTTYPE, 0, 255};
+    case Field::Length: return {NF_SLOT_LENGTH, 0, 65535};
+    case Field::Ttl: return {NF_SLOT_TTL, 0, 255};
+    case Field::NfProto: return {NF_SLOT_NFPROTO, 0, 255};
+    case Field::SrcAddrType: return {NF_SLOT_SADDRTYPE, 0, 4095};
+    case Field::DstAddrType: return {NF_SLOT_DADDRTYPE, 0, 4095};
+    case Field::CtDirection: return {NF_SLOT_CTDIR, 0, 1};
+    case Field::Fragment: return {NF_SLOT_FRAG, 0, 1};
+    case Field::Dscp: return {NF_SLOT_DSCP, 0, 63};
+    case Field::IifName: return {NF_SLOT_IIF, 0, 0};
+    case Field::OifName: return {NF_SLOT_OIF, 0, 0};
+    default: return {};
+  }
+}
+
+// One conjunction of slot predicates. A rule is a union of boxes.
+struct Box {
+  std::array<std::optional<IntervalSet>, kSlots> v;
+  std::array<IfacePredicate, 2> ifc;  // empty clauses = unconstrained
+  bool empty = false;
+
+  void constrain(int slot, const IntervalSet& s) {
+    v[slot] = v[slot] ? v[slot]->intersect(s) : s;
+    if (v[slot]->empty()) empty = true;
+  }
+  void constrain_iface(int which, const IfaceClause& c) { ifc[which].clauses.push_back(c); }
+  Box and_with(const Box& o) const {
+    Box b = *this;
+    for (int s = 0; s < kSlots; ++s)
+      if (o.v[s]) b.constrain(s, *o.v[s]);
+    for (int w = 0; w < 2; ++w)
+      for (const auto& c : o.ifc[w].clauses) b.ifc[w].clauses.push_back(c);
+    b.empty |= o.empty;
+    return b;
+  }
+  uint32_t slot_mask() const {
+    uint32_t m = 0;
+    for (int s = 0; s < kSlots; ++s)
+      if (v[s]) m |= 1u << s;
+    if (!ifc[0].clauses.empty()) m |= 1u << NF_SLOT_IIF;
+    if (!ifc[1].clauses.empty()) m |= 1u << NF_SLOT_OIF;
+    return m;
+  }
+};
+
+struct Lowered {
+  std::vector<Box> boxes;
+  nf2bpf_rule desc{};
+  std::vector<nf2bpf_stmt> stmts;
+  bool unconditional_terminal = false;  // terminal with no residual check
+};
+
+std::string interval_key(const IntervalSet& s) {
+  std::string k;
+  for (const auto& iv : s.intervals()) {
+    k.append(reinterpret_cast<const char*>(&iv.lo), sizeof iv.lo);
+    k.append(reinterpret_cast<const char*>(&iv.hi), sizeof iv.hi);
+  }
+  return k;
+}
+
+struct Hash128 {
+  uint64_t a = 0, b = 0;
+  bool operator==(const Hash128&) const = default;
+  void mix(const Hash128& o) { a ^= o.a, b ^= o.b; }
+};
+struct Hash128H {
+  size_t operator()(const Hash128& h) const { return h.a ^ (h.b * 0x9e3779b97f4a7c15ULL); }
+};
+
+// Deterministic per-predicate random tags (splitmix64).
+Hash128 tag_of(uint64_t slot, uint64_t pid) {
+  auto mix = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  uint64_t x = mix(slot * 0x100000001b3ULL + pid + 1);
+  return {x, mix(x ^ 0x5bd1e995)};
+}
+
+struct EntryKeyHash {
+  size_t operator()(const nf2bpf_entry_key& k) const {
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(&k);
+    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+  }
+};
+struct EntryKeyEq {
+  bool operator()(const nf2bpf_entry_key& a, const nf2bpf_entry_key& b) const {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+  }
+};
+
+class Compiler {
+ public:
+  Compiler(const Translation& tr, diag::Diagnostics& d, const CompileOptions& o) : tr_(tr), diag_(d), opt_(o) {}
+  Policy run();
+
+ private:
+  bool lower(const FlatRule& f, const DecisionList& dl, Lowered& out);
+  void add_match(const Match& m, std::vector<Box>& boxes, nf2bpf_rule& desc, const SourceLoc& rule_loc, bool& ok);
+  void classes_small(int slot);
+  void classes_lpm(int slot);
+  void classes_iface(int slot);
+  uint32_t pred_id(int slot, const IntervalSet& s);
+  uint32_t iface_pred_id(int slot, const IfacePredicate& p);
+  const Rule& source(const RuleRef& r) const { return tr_.ruleset.tables[r.table].chains[r.chain].rules[r.rule]; }
+  uint32_t prefix_id(const std::string& p);
+
+  const Translation& tr_;
+  diag::Diagnostics& diag_;
+  const CompileOptions& opt_;
+  Policy pol_;
+
+  // Per slot: distinct predicates and, after class computation, the classes each covers.
+  std::array<std::unordered_map<std::string, uint32_t>, kSlots> pred_index_;
+  std::array<std::vector<IntervalSet>, kSlots> preds_;
+  std::array<std::vector<IfacePredicate>, 2> iface_preds_;
+  std::array<std::vector<std::vector<uint32_t>>, kSlots> pred_classes_;
+  std::array<uint32_t, kSlots> class_count_{};
+  std::unordered_map<std::string, uint32_t> prefix_ids_;
+  bool failed_ = false;
+  uint32_t table_index_ = 0;  // table of the rule being lowered (for set names)
+};
+
+uint32_t Compiler::prefix_id(const std::string& p) {
+  auto it = prefix_ids_.find(p);
+  if (it != prefix_ids_.end()) return it->second;
+  uint32_t id = (uint32_t)pol_.log_prefixes.size();
+  pol_.log_prefixes.push_back(p);
+  prefix_ids_[p] = id;
+  return id;
+}
+
+uint32_t Compiler::pred_id(int slot, const IntervalSet& s) {
+  auto key = interval_key(s);
+  auto it = pred_index_[slot].find(key);
+  if (it != pred_index_[slot].end()) return it->second;
+  uint32_t id = (uint32_t)preds_[slot].size();
+  preds_[slot].push_back(s);
+  pred_index_[slot][key] = id;
+  return id;
+}
+
+uint32_t Compiler::iface_pred_id(int slot, const IfacePredicate& p) {
+  auto& v = iface_preds_[slot - NF_SLOT_IIF];
+  for (uint32_t i = 0; i < v.size(); ++i)
+    if (v[i] == p) return i;
+  v.push_back(p);
+  return (uint32_t)v.size() - 1;
+}
+
+static bool parse_rate(std::string_view s, double& per_sec) {
+  auto slash = s.find('/');
+  double n = std::atof(std::string(s.substr(0, slash)).c_str());
+  if (n <= 0) return false;
+  double unit = 1;
+  if (slash != std::string_view::npos) {
+    auto u = s.substr(slash + 1);
+    if (u.empty()) return false;
+    if (std::string_view("second").starts_with(u)) unit = 1;
+    else if (std::string_view("minute").starts_with(u)) unit = 60;
+    else if (std::string_view("hour").starts_with(u)) unit = 3600;
+    else if (std::string_view("day").starts_with(u)) unit = 86400;
+    else return false;
+  }
+  per_sec = n / unit;
+  return true;
+}
+
+void Compiler::add_match(const Match& m, std::vector<Box>& boxes, nf2bpf_rule& desc, const SourceLoc& rule_loc,
+                         bool& ok) {
+  auto constrain_all = [&](int slot, const IntervalSet& s) {
+    for (auto& b : boxes) b.constrain(slot, s);
+  };
+  auto alternatives = [&](const std::vector<Box>& alts) {
+    std::vector<Box> out;
+    for (const auto& b : boxes)
+      for (const auto& a : alts) {
+        Box x = b.and_with(a);
+        if (!x.empty) out.push_back(std::move(x));
+      }
+    boxes = std::move(out);
+  };
+  auto fail = [&](const std::string& why) {
+    diag_.error(m.loc.line ? m.loc : rule_loc, why);
+    ok = false;
+  };
+  // Values of a field, negation applied, as a slot interval set.
+  auto slot_set = [&](Field f, const IntervalSet& vals, bool neg) -> std::pair<int, IntervalSet> {
+    FieldDomain d = domain_of(f);
+    IntervalSet dom = IntervalSet::range(0, d.max);
+    IntervalSet v = neg ? vals.intersect(dom).complement(d.max) : vals.intersect(dom);
+    if (d.offset == 0) return {d.slot, v};
+    IntervalSet shifted;
+    for (const auto& iv : v.intervals()) shifted.add(iv.lo + d.offset, iv.hi + d.offset);
+    return {d.slot, shifted};
+  };
+
+  if (auto* mk = std::get_if<Masked>(&m.value)) {
+    if (m.field == Field::TcpFlags) {
+      IntervalSet s;
+      for (uint32_t v = 0; v < 256; ++v)
+        if (mk->values.contains(v & mk->mask) != m.negated) s.add(v, v);
+      constrain_all(NF_SLOT_TCPFLAGS, s);
+      return;
+    }
+    if (mk->values.intervals().size() != 1 || mk->values.intervals()[0].lo != mk->values.intervals()[0].hi) {
+      fail("a mark test with several values is not supported");
+      return;
+    }
+    uint32_t val = (uint32_t)mk->values.intervals()[0].lo;
+    if (m.field == Field::Mark) {
+      if (!(desc.residual & NF_RES_MARK)) {
+        desc.residual |= NF_RES_MARK | (m.negated ? NF_RES_MARK_NEG : 0);
+        desc.mark_mask = (uint32_t)mk->mask, desc.mark_value = val;
+      } else if (!(desc.residual & NF_RES_MARK2)) {
+        desc.residual |= NF_RES_MARK2 | (m.negated ? NF_RES_MARK2_NEG : 0);
+        desc.mark2_mask = (uint32_t)mk->mask, desc.mark2_value = val;
+      } else {
+        fail("more than two mark tests apply to this rule (with the chains that jump to it)");
+      }
+      return;
+    }
+    if (m.field == Field::CtMark) {
+      if (desc.residual & NF_RES_CTMARK) {
+        fail("more than one connmark test applies to this rule (with the chains that jump to it)");
+        return;
+      }
+      desc.residual |= NF_RES_CTMARK | (m.negated ? NF_RES_CTMARK_NEG : 0);
+      desc.ctmark_mask = (uint32_t)mk->mask, desc.ctmark_value = val;
+      return;
+    }
+    fail(std::string("masked test of ") + to_string(m.field) + " is not supported by the dataplane");
+    return;
+  }
+
+  if (auto* ifs = std::get_if<std::vector<IfacePattern>>(&m.value)) {
+    int which = m.field == Field::IifName ? 0 : 1;
+    for (auto& b : boxes) b.constrain_iface(which, IfaceClause{*ifs, m.negated});
+    return;
+  }
+
+  if (auto* ref = std::get_if<SetRef>(&m.value)) {
+    const Set* set = tr_.ruleset.find_set(tr_.ruleset.tables[table_index_], ref->name);
+    if (!set) {
+      fail("set '" + ref->name + "' is not defined");
+      return;
+    }
+    size_t dims = ref->key.size();
+    if (dims == 1) {
+      IntervalSet u;
+      for (const auto& e : set->elements)
+        if (!e.key.empty()) u.add(e.key[0]);
+      auto [slot, s] = slot_set(ref->key[0], u, m.negated);
+      if (slot < 0) {
+        fail(std::string("sets keyed by ") + to_string(ref->key[0]) + " are not supported by the dataplane");
+        return;
+      }
+      constrain_all(slot, s);
+      return;
+    }
+    if (m.negated) {
+      fail("a negated match on a multi-dimensional set is not supported");
+      return;
+    }
+    std::vector<Box> alts;
+    for (const auto& e : set->elements) {
+      Box b;
+      for (size_t i = 0; i < dims && i < e.key.size(); ++i) {
+        auto [slot, s] = slot_set(ref->key[i], e.key[i], false);
+        if (slot < 0) {
+          fail(std::string("sets keyed by ") + to_string(ref->key[i]) + " are not supported by the dataplane");
+          return;
+        }
+        b.constrain(slot, s);
+      }
+      if (!b.empty) alts.push_back(std::move(b));
+    }
+    alternatives(alts);
+    return;
+  }
+
+  const auto& vals = std::get<IntervalSet>(m.value);
+  if (m.field == Field::Opaque) {
+    if (m.cap == "-m multiport --ports") {
+      if (m.negated) {
+        constrain_all(NF_SLOT_SPORT, vals.complement(65535));
+        constrain_all(NF_SLOT_DPORT, vals.complement(65535));
+      } else {
+        Box a, b;
+        a.constrain(NF_SLOT_SPORT, vals);
+        b.constrain(NF_SLOT_DPORT, vals);
+        b.constrain(NF_SLOT_SPORT, vals.complement(65535));  // disjoint: a packet hits one box
+        alternatives({a, b});
+      }
+      return;
+    }
+    if (m.module == "limit") return;  // handled per rule (rate + burst)
+    if (m.module == "statistic") return;
+    fail("unsupported match " + m.cap + " reached the compiler");
+    return;
+  }
+  if (m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
+      m.field == Field::CtReplDst || m.field == Field::CtOrigSrcPort || m.field == Field::CtOrigDstPort ||
+      m.field == Field::CtReplSrcPort || m.field == Field::CtReplDstPort) {
+    // Without NAT the original tuple is the packet's own in the original
+    // direction and the swapped one in the reply direction.
+    bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
+                m.field == Field::CtReplDst;
+    bool src_in_orig = m.field == Field::CtOrigSrc || m.field == Field::CtOrigSrcPort ||
+                       m.field == Field::CtReplDst || m.field == Field::CtReplDstPort;
+    Field s = addr ? Field::SrcAddr : Field::SrcPort, d = addr ? Field::DstAddr : Field::DstPort;
+    Box orig, repl;
+    orig.constrain(NF_SLOT_CTDIR, IntervalSet::single(0));
+    repl.constrain(NF_SLOT_CTDIR, IntervalSet::single(1));
+    auto [so, vo] = slot_set(src_in_orig ? s : d, vals, m.negated);
+    auto [sr, vr] = slot_set(src_in_orig ? d : s, vals, m.negated);
+    orig.constrain(so, vo);
+    repl.constrain(sr, vr);
+    alternatives({orig, repl});
+    return;
+  }
+  if (m.field == Field::SrcMac) {
+    if (vals.intervals().size() != 1 || vals.intervals()[0].lo != vals.intervals()[0].hi || (desc.residual & NF_RES_MAC)) {
+      fail("only one single-address MAC test per rule is supported");
+      return;
+    }
+    desc.residual |= NF_RES_MAC | (m.negated ? NF_RES_MAC_NEG : 0);
+    desc.mac = (uint64_t)vals.intervals()[0].lo;
+    return;
+  }
+  auto [slot, s] = slot_set(m.field, vals, m.negated);
+  if (slot < 0) {
+    fail(std::string("match on ") + to_string(m.field) + " is not supported by the dataplane");
+    return;
+  }
+  constrain_all(slot, s);
+}
+
+bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
+  const Rule& src = source(f.origin);
+  table_index_ = f.origin.table;
+  out.boxes = {Box{}};
+  bool ok = true;
+  nf2bpf_rule& d = out.desc;
+  std::string rate, burst;
+  bool random = false;
+  double probability = 1;
+  bool random_neg = false;
+  for (const auto& m : f.matches) {
+    add_match(m, out.boxes, d, src.loc, ok);
+    if (m.field == Field::Opaque && m.module == "limit")
+      for (const auto& [k, v] : m.args) {
+        if (k.find("burst") != std::string::npos) burst = v;
+        else if (k.find("limit") != std::string::npos || k.find("rate") != std::string::npos) rate = v;
+      }
+    if (m.field == Field::Opaque && m.module == "statistic")
+      for (const auto& [k, v] : m.args) {
+        if (k == "--mode" && v == "random") random = true;
+        if (k == "--probability") {
+          probability = std::atof(v.c_str());
+          random_neg = m.negated;
+        }
+      }
+  }
+  if (!rate.empty() || !burst.empty()) {
+    double per_sec = 3.0 / 3600;  // xt_limit default 3/hour
+    if (!rate.empty() && !parse_rate(rate, per_sec)) {
+      diag_.error(src.loc, "invalid limit rate '" + rate + "'");
+      ok = false;
+    }
+    uint64_t b = burst.empty() ? 5 : std::strtoull(burst.c_str(), nullptr, 10);
+    nf2bpf_limit_cfg lc{};
+    lc.cost_ns = (uint64_t)std::llround(1e9 / per_sec);
+    lc.burst_ns = lc.cost_ns * (b ? b : 1);
+    if (pol_.limits.empty()) pol_.limits.push_back({});
+    d.residual |= NF_RES_LIMIT;
+    d.limit = (uint32_t)pol_.limits.size();
+    pol_.limits.push_back(lc);
+  }
+  if (random) {
+    d.residual |= NF_RES_RANDOM | (random_neg ? NF_RES_RANDOM_NEG : 0);
+    double p = std::clamp(probability, 0.0, 1.0);
+    d.random_below = (uint32_t)std::min<double>(std::llround(p * 2147483648.0), 2147483648.0 - 1 + (p >= 1 ? 1 : 0));
+  }
+  // Drop boxes that cannot match.
+  std::erase_if(out.boxes, [](const Box& b) { return b.empty; });
+
+  switch (f.action) {
+    case FlatAction::Accept: d.action = NF_ACT_ACCEPT; break;
+    case FlatAction::Drop: d.action = NF_ACT_DROP; break;
+    case FlatAction::Reject: d.action = NF_ACT_REJECT; break;
+    case FlatAction::Continue: d.action = NF_ACT_CONTINUE; break;
+    case FlatAction::Skip: d.action = NF_ACT_SKIP; break;
+    case FlatAction::Queue:
+      diag_.error(src.loc, "queueing to userspace is not supported by the dataplane");
+      ok = false;
+      break;
+  }
+  for (const auto& st : f.statements) {
+    nf2bpf_stmt s{};
+    switch (st.kind) {
+      case StmtKind::Counter: continue;  // every rule is counted
+      case StmtKind::Log:
+      case StmtKind::Nflog:
+        s.kind = NF_STMT_LOG;
+        s.level = (uint8_t)st.level;
+        s.group = (uint16_t)st.group;
+        s.prefix_id = prefix_id(st.text);
+        break;
+      case StmtKind::SetMark: s.kind = NF_STMT_SET_MARK, s.value = (uint32_t)st.value, s.mask = (uint32_t)st.mask; break;
+      case StmtKind::SetCtMark: s.kind = NF_STMT_SET_CTMARK, s.value = (uint32_t)st.value, s.mask = (uint32_t)st.mask; break;
+      case StmtKind::SaveMark: s.kind = NF_STMT_SAVE_MARK, s.mask = (uint32_t)st.mask; break;
+      case StmtKind::RestoreMark: s.kind = NF_STMT_RESTORE_MARK, s.mask = (uint32_t)st.mask; break;
+      case StmtKind::Notrack:
+        if (!(dl.priority < -200)) {
+          diag_.error(st.loc, "NOTRACK outside the raw table has no effect in netfilter and is not compiled");
+          ok = false;
+        }
+        s.kind = NF_STMT_NOTRACK;
+        break;
+      default:
+        diag_.error(st.loc, std::string("statement '") + to_string(st.kind) + "' is not supported by the dataplane");
+        ok = false;
+        continue;
+    }
+    out.stmts.push_back(s);
+  }
+  out.unconditional_terminal = d.residual == 0 && (d.action == NF_ACT_ACCEPT || d.action == NF_ACT_DROP ||
+                                                   d.action == NF_ACT_REJECT);
+  if (f.action == FlatAction::Reject) {
+    d.reject_type = f.reject_with == "tcp-reset" ? 1 : 0;
+  }
+  return ok;
+}
+
+// Array slots: partition [0, size-1) into elementary intervals, one class per
+// distinct set of covering predicates. Index size-1 ("absent") is class 0.
+void Compiler::classes_small(int slot) {
+  SmallRange r = small_range(slot);
+  auto& preds = preds_[slot];
+  std::vector<std::pair<uint32_t, uint32_t>> events;  // (position, pred) at lo and hi+1
+  for (uint32_t p = 0; p < preds.size(); ++p)
+    for (const auto& iv : preds[p].intervals()) {
+      events.emplace_back((uint32_t)iv.lo, p);
+      events.emplace_back((uint32_t)iv.hi + 1, p);
+    }
+  std::sort(events.begin(), events.end());
+  std::unordered_map<Hash128, uint32_t, Hash128H> class_of;
+  class_of[Hash128{}] = 0;
+  uint32_t next_class = 1;
+  Hash128 cur{};
+  uint32_t domain_end = r.size - 1;  // exclusive; the absent index stays class 0
+  size_t e = 0;
+  std::vector<uint32_t> seg_class;  // class per segment start
+  std::vector<uint32_t> seg_start;
+  uint32_t pos = 0;
+  while (pos < domain_end) {
+    while (e < events.size() && events[e].first == pos) {
+      cur.mix(tag_of(slot, events[e].second));
+      ++e;
+    }
+    uint32_t next = e < events.size() ? std::min(events[e].first, domain_end) : domain_end;
+    auto [it, fresh] = class_of.try_emplace(cur, next_class);
+    if (fresh) ++next_class;
+    seg_start.push_back(pos);
+    seg_class.push_back(it->second);
+    for (uint32_t v = pos; v < next; ++v) pol_.small[r.base + v] = it->second;
+    pos = next;
+  }
+  pol_.small[r.base + r.size - 1] = 0;
+  class_count_[slot] = next_class;
+  pred_classes_[slot].assign(preds.size(), {});
+  for (uint32_t p = 0; p < preds.size(); ++p) {
+    std::set<uint32_t> cs;
+    for (const auto& iv : preds[p].intervals()) {
+      // Segments intersecting [lo, hi].
+      auto first = std::upper_bound(seg_start.begin(), seg_start.end(), (uint32_t)iv.lo) - seg_start.begin() - 1;
+      for (size_t s = (size_t)first; s < seg_start.size() && seg_start[s] <= (uint32_t)iv.hi; ++s) cs.insert(seg_class[s]);
+    }
+    pred_classes_[slot][p].assign(cs.begin(), cs.end());
+  }
+}
+
+// Address slots: every prefix of every predicate's minimal decomposition is
+// an LPM entry. The longest prefix containing an address is covered exactly
+// by the predicates the address is in, so its class is that set.
+void Compiler::classes_lpm(int slot) {
+  auto& preds = preds_[slot];
+  struct Pfx {
+    u128 base;
+    unsigned len;
+    Hash128 own;
+    std::vector<uint32_t> owners;
+  };
+  std::map<std::pair<u128, unsigned>, size_t> index;
+  std::vector<Pfx> pf;
+  auto get = [&](u128 base, unsigned len) -> Pfx& {
+    auto [it, fresh] = index.try_emplace({base, len}, pf.size());
+    if (fresh) pf.push_back({base, len, {}, {}});
+    return pf[it->second];
+  };
+  get(0, 0);
+  for (uint32_t p = 0; p < preds.size(); ++p)
+    for (auto& [base, len] : preds[p].to_prefixes(128)) {
+      Pfx& x = get(base, len);
+      x.own.mix(tag_of(slot, p));
+      x.owners.push_back(p);
+    }
+  // Sorted by (base, len): a parent comes before its children.
+  std::vector<size_t> order(pf.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return std::tie(pf[a].base, pf[a].len) < std::tie(pf[b].base, pf[b].len);
+  });
+  auto contains = [](const Pfx& outer, const Pfx& inner) {
+    if (outer.len > inner.len) return false;
+    if (outer.len == 0) return true;
+    u128 mask = outer.len >= 128 ? kU128Max : ~(kU128Max >> outer.len);
+    return (inner.base & mask) == outer.base;
+  };
+  std::unordered_map<Hash128, uint32_t, Hash128H> class_of;
+  class_of[Hash128{}] = 0;
+  uint32_t next_class = 1;
+  std::vector<std::pair<size_t, Hash128>> stack;  // (pfx, signature)
+  std::vector<uint32_t> cls(pf.size());
+  pred_classes_[slot].assign(preds.size(), {});
+  std::vector<std::vector<size_t>> stack_owners;
+  std::vector<std::set<uint32_t>> pc(preds.size());
+  for (size_t i : order) {
+    while (!stack.empty() && !contains(pf[stack.back().first], pf[i])) stack.pop_back();
+    Hash128 sig = stack.empty() ? Hash128{} : stack.back().second;
+    sig.mix(pf[i].own);
+    auto [it, fresh] = class_of.try_emplace(sig, next_class);
+    if (fresh) ++next_class;
+    cls[i] = it->second;
+    stack.emplace_back(i, sig);
+    pol_.lpm.push_back({(uint8_t)slot, pf[i].base, (uint8_t)pf[i].len, cls[i]});
+  }
+  // Predicate p covers the classes of every family prefix inside one of its
+  // own prefixes.
+  for (size_t oi = 0; oi < order.size(); ++oi) {
+    const Pfx& x = pf[order[oi]];
+    if (x.owners.empty()) continue;
+    std::vector<uint32_t> inside;
+    for (size_t j = oi; j < order.size() && contains(x, pf[order[j]]); ++j) inside.push_back(cls[order[j]]);
+    for (uint32_t p : x.owners) pc[p].insert(inside.begin(), inside.end());
+  }
+  for (uint32_t p = 0; p < preds.size(); ++p) pred_classes_[slot][p].assign(pc[p].begin(), pc[p].end());
+  class_count_[slot] = next_class;
+}
+
+// Interface slots: names are only known on the host, so enumerate names that
+// stand for every distinguishable case (each literal, each wildcard's
+// "longer name", no interface) and give each distinct signature a class.
+void Compiler::classes_iface(int slot) {
+  int which = slot - NF_SLOT_IIF;
+  auto& preds = iface_preds_[which];
+  std::set<std::string> candidates = {"", "\x7f\x7f"};
+  for (const auto& p : preds)
+    for (const auto& c : p.clauses)
+      for (const auto& pat : c.patterns) {
+        candidates.insert(pat.name);
+        if (pat.prefix) candidates.insert(pat.name + "\x7f");
+      }
+  auto& classes = pol_.iface_classes[which];
+  classes.clear();
+  classes[std::vector<bool>(preds.size(), false)] = 0;
+  uint32_t next = 1;
+  pred_classes_[slot].assign(preds.size(), {});
+  std::vector<std::set<uint32_t>> pc(preds.size());
+  for (const auto& name : candidates) {
+    std::vector<bool> sig(preds.size());
+    for (size_t i = 0; i < preds.size(); ++i) sig[i] = preds[i].matches(name);
+    auto [it, fresh] = classes.try_emplace(sig, next);
+    if (fresh) ++next;
+    for (size_t i = 0; i < preds.size(); ++i)
+      if (sig[i]) pc[i].insert(it->second);
+  }
+  for (size_t i = 0; i < preds.size(); ++i) pred_classes_[slot][i].assign(pc[i].begin(), pc[i].end());
+  pol_.iface_predicates[which] = preds;
+  class_count_[slot] = next;
+}
+
+Policy Compiler::run() {
+  pol_.source = tr_.ruleset.source;
+  pol_.input_format = tr_.input_format;
+  pol_.small.assign(NF_SMALL_TOTAL, 0);
+
+  std::set<RuleRef> unsupported;
+  for (const auto& r : tr_.rules)
+    if (r.status == caps::Fidelity::Unsupported) unsupported.insert(r.ref);
+  pol_.rule_count_source = tr_.rules.size() - unsupported.size();
+
+  struct StageWork {
+    const DecisionList* dl;
+    std::vector<Lowered> rules;
+    std::vector<RuleRef> origins;
+  };
+  std::vector<StageWork> work;
+  for (const auto& dl : tr_.pipeline.stages) {
+    if (dl.type == ChainType::Nat) continue;  // NAT stages: rules are unsupported, policy is ACCEPT
+    if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
+    if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) continue;
+    StageWork w{&dl, {}, {}};
+    std::vector<int64_t> remap(dl.rules.size() + 1, -1);  // flat index -> compiled index
+    std::vector<uint32_t> kept;
+    for (uint32_t i = 0; i < dl.rules.size(); ++i) {
+      const FlatRule& f = dl.rules[i];
+      bool skip = unsupported.count(f.origin) > 0;
+      for (const auto& p : f.path) skip |= unsupported.count(p) > 0;
+      if (skip) continue;
+      Lowered l;
+      if (!lower(f, dl, l)) {
+        failed_ = true;
+        continue;
+      }
+      remap[i] = (int64_t)w.rules.size();
+      kept.push_back(i);
+      w.rules.push_back(std::move(l));
+      w.origins.push_back(f.origin);
+    }
+    // Skip targets: the first kept rule at or after the flat target.
+    int64_t next_kept = (int64_t)w.rules.size();
+    for (int64_t i = (int64_t)dl.rules.size(); i >= 0; --i) {
+      if (remap[i] >= 0) next_kept = remap[i];
+      remap[i] = next_kept;
+    }
+    for (size_t k = 0; k < kept.size(); ++k)
+      if (w.rules[k].desc.action == NF_ACT_SKIP) w.rules[k].desc.skip_to = (uint32_t)remap[dl.rules[kept[k]].skip_to];
+    work.push_back(std::move(w));
+  }
+
+  // Predicates per slot, and each rule box's predicate ids.
+  struct BoxPreds {
+    uint32_t mask;
+    std::array<uint32_t, kSlots> pid;
+  };
+  std::vector<std::vector<std::vector<BoxPreds>>> bp(work.size());
+  for (size_t s = 0; s < work.size(); ++s) {
+    bp[s].resize(work[s].rules.size());
+    for (size_t r = 0; r < work[s].rules.size(); ++r)
+      for (const auto& b : work[s].rules[r].boxes) {
+        BoxPreds x{b.slot_mask(), {}};
+        for (int sl = 0; sl < kSlots; ++sl) {
+          if (is_iface(sl)) {
+            if (!b.ifc[sl - NF_SLOT_IIF].clauses.empty()) x.pid[sl] = iface_pred_id(sl, b.ifc[sl - NF_SLOT_IIF]);
+          } else if (b.v[sl]) {
+            x.pid[sl] = pred_id(sl, *b.v[sl]);
+          }
+        }
+        bp[s][r].push_back(x);
+      }
+  }
+  for (int sl = 0; sl < kSlots; ++sl) {
+    if (is_lpm(sl)) classes_lpm(sl);
+    else if (is_iface(sl)) classes_iface(sl);
+    else classes_small(sl);
+    if (class_count_[sl] > opt_.max_classes_per_slot) {
+      diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}},
+                  std::string("the ruleset needs ") + std::to_string(class_count_[sl]) + " classes for " +
+                      "one packet field; the limit is " + std::to_string(opt_.max_classes_per_slot));
+      failed_ = true;
+    }
+    bool used = !preds_[sl].empty() || (is_iface(sl) && !iface_preds_[sl - NF_SLOT_IIF].empty());
+    if (used) pol_.cfg.slots_used |= 1u << sl;
+  }
+
+  // Rules, stages, tuples and entries.
+  uint32_t max_micro = 0;
+  for (size_t s = 0; s < work.size(); ++s) {
+    const DecisionList& dl = *work[s].dl;
+    nf2bpf_stage st{};
+    st.first_rule = (uint32_t)pol_.rules.size();
+    st.end_rule = st.first_rule + (uint32_t)work[s].rules.size();
+    st.policy = dl.policy == VerdictKind::Drop ? NF_ACT_DROP : NF_ACT_ACCEPT;
+    st.hook = dl.hook == Hook::Prerouting ? NF_HOOK_PREROUTING
+              : dl.hook == Hook::Input    ? NF_HOOK_INPUT
+              : dl.hook == Hook::Forward  ? NF_HOOK_FORWARD
+              : dl.hook == Hook::Output   ? NF_HOOK_OUTPUT
+                                          : NF_HOOK_POSTROUTING;
+    st.family_mask = dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
+    st.flags = dl.priority < -200 ? NF_STAGE_BEFORE_CT : 0;
+    st.tuple_first = (uint32_t)pol_.tuples.size();
+
+    uint32_t steps = 1;
+    for (size_t r = 0; r < work[s].rules.size(); ++r) {
+      Lowered& l = work[s].rules[r];
+      if (l.desc.action == NF_ACT_SKIP) l.desc.skip_to += st.first_rule;
+      l.desc.stmt_first = (uint32_t)pol_.stmts.size();
+      l.desc.stmt_count = (uint16_t)l.stmts.size();
+      pol_.stmts.insert(pol_.stmts.end(), l.stmts.begin(), l.stmts.end());
+      pol_.rules.push_back(l.desc);
+      const Rule& src = source(work[s].origins[r]);
+      const auto& t = tr_.ruleset.tables[work[s].origins[r].table];
+      pol_.origins.push_back({src.loc.file_line(), t.name, t.chains[work[s].origins[r].chain].name, src.text, src.loc.line});
+      if (!l.unconditional_terminal) ++steps;
+      if (l.desc.residual & (NF_RES_CTMARK)) pol_.cfg.ct_needed = 1;
+      for (const auto& stt : l.stmts)
+        if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)
+          pol_.cfg.ct_needed = 1;
+    }
+
+    // Group boxes by slot set = tuple.
+    std::map<uint32_t, std::vector<std::pair<uint32_t, const BoxPreds*>>> by_mask;
+    for (uint32_t r = 0; r < bp[s].size(); ++r)
+      for (const auto& b : bp[s][r]) by_mask[b.mask].emplace_back(r, &b);
+    struct TupleBuild {
+      nf2bpf_tuple tu{};
+      std::unordered_map<nf2bpf_entry_key, std::vector<uint32_t>, EntryKeyHash, EntryKeyEq> chains;
+    };
+    std::vector<TupleBuild> builds;
+    size_t stage_entries = 0;
+    for (auto& [mask, list] : by_mask) {
+      TupleBuild tb;
+      nf2bpf_tuple& tu = tb.tu;
+      for (int sl = 0; sl < kSlots; ++sl)
+        if (mask & (1u << sl)) {
+          if (tu.nslots == NF_MAX_TUPLE_SLOTS) {
+            diag_.error(source(work[s].origins[list.front().first]).loc,
+                        "a rule constrains more than " + std::to_string(NF_MAX_TUPLE_SLOTS) + " packet fields");
+            failed_ = true;
+            break;
+          }
+          tu.slots[tu.nslots++] = (uint8_t)sl;
+        }
+      std::unordered_set<nf2bpf_entry_key, EntryKeyHash, EntryKeyEq> closed;
+      tu.min_rule = UINT32_MAX;
+      bool over = false;
+      for (auto& [r, b] : list) {
+        // Enumerate the product of class sets of the tuple's slots.
+        std::vector<const std::vector<uint32_t>*> sets;
+        for (int i = 0; i < tu.nslots; ++i) sets.push_back(&pred_classes_[tu.slots[i]][b->pid[tu.slots[i]]]);
+        if (std::any_of(sets.begin(), sets.end(), [](auto* v) { return v->empty(); })) continue;
+        std::vector<size_t> idx(sets.size(), 0);
+        uint32_t global = st.first_rule + r;
+        for (;;) {
+          nf2bpf_entry_key k{};
+          for (size_t i = 0; i < sets.size(); ++i) k.cls[i] = (*sets[i])[idx[i]];
+          if (!closed.count(k)) {
+            auto& chain = tb.chains[k];
+            if (chain.empty() || chain.back() != global) {
+              chain.push_back(global);
+              ++stage_entries;
+              if (work[s].rules[r].unconditional_terminal) closed.insert(k);
+              tu.min_rule = std::min(tu.min_rule, global);
+              tu.max_rule = std::max(tu.max_rule, global);
+            }
+          }
+          size_t i = 0;
+          while (i < idx.size() && ++idx[i] == sets[i]->size()) idx[i++] = 0;
+          if (i == idx.size()) break;
+          if (pol_.entries.size() + stage_entries > opt_.max_entries) {
+            over = true;
+            break;
+          }
+        }
+        if (over) {
+          diag_.error(source(work[s].origins[r]).loc,
+                      "the compiled policy exceeds " + std::to_string(opt_.max_entries) +
+                          " classifier entries at this rule",
+                      "rules whose ranges overlap many other rules' ranges multiply entries; "
+                      "split wide ranges or move this rule earlier");
+          failed_ = true;
+          break;
+        }
+      }
+      if (tu.min_rule != UINT32_MAX) builds.push_back(std::move(tb));
+      if (failed_) break;
+    }
+    // Probe order: by first rule, so the search can stop early.
+    std::sort(builds.begin(), builds.end(), [](auto& a, auto& b) { return a.tu.min_rule < b.tu.min_rule; });
+    if (pol_.tuples.size() + builds.size() > 65535) {
+      diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "the ruleset needs more than 65535 classifier tuples");
+      failed_ = true;
+      builds.clear();
+    }
+    std::vector<nf2bpf_tuple> tuples;
+    uint32_t max_chain = 1;
+    for (auto& tb : builds) {
+      uint16_t tuple_id = (uint16_t)(pol_.tuples.size() + tuples.size());
+      for (auto& [k, chain] : tb.chains) {
+        max_chain = std::max<uint32_t>(max_chain, (uint32_t)chain.size());
+        for (size_t i = 0; i < chain.size() && i < 65535; ++i) {
+          nf2bpf_entry_key kk = k;
+          kk.tuple = tuple_id;
+          kk.seq = (uint16_t)i;
+          pol_.entries.push_back({kk, {chain[i], i + 1 < chain.size() ? 1u : 0u}});
+        }
+      }
+      tuples.push_back(tb.tu);
+    }
+    st.tuple_count = (uint32_t)tuples.size();
+    pol_.tuples.insert(pol_.tuples.end(), tuples.begin(), tuples.end());
+    st.policy_counter = 0;  // set below once rule count is final
+    pol_.stages.push_back(st);
+    const auto& t = tr_.ruleset.tables[dl.table_index];
+    pol_.stage_origins.push_back({t.chains[dl.chain_index].loc.file_line(), dl.table, dl.chain,
+                                  "policy " + std::string(to_string(dl.policy)), t.chains[dl.chain_index].loc.line});
+    uint64_t micro = (uint64_t)steps * (tuples.size() + max_chain) + 4;
+    max_micro = (uint32_t)std::min<uint64_t>(std::max<uint64_t>(max_micro, micro), 1u << 23);
+    if (micro > (1u << 23)) {
+      diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "base chain " + dl.table + "/" + dl.chain +
+                  " needs more classifier steps than one BPF loop allows");
+      failed_ = true;
+    }
+    if (dl.hook == Hook::Prerouting || dl.hook == Hook::Input || dl.hook == Hook::Forward || dl.hook == Hook::Output ||
+        dl.hook == Hook::Postrouting)
+      pol_.cfg.hooks_used |= 1u << st.hook;
+  }
+  // Stages are already in hook order (flatten sorts them).
+  for (size_t i = 0; i < pol_.stages.size(); ++i) {
+    pol_.stages[i].policy_counter = (uint32_t)(pol_.rules.size() + i);
+    auto& h = pol_.hooks[pol_.stages[i].hook];
+    if (h.stage_count == 0) h.stage_first = (uint32_t)i;
+    ++h.stage_count;
+  }
+  pol_.cfg.nrules = (uint32_t)pol_.rules.size();
+  pol_.cfg.max_steps = max_micro;
+  if (pol_.cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR))) pol_.cfg.ct_needed = 1;
+  pol_.checksum = compute_checksum(pol_);
+  (void)failed_;
+  return std::move(pol_);
+}
+
+}  // namespace
+
+int slot_of(Field f) { return domain_of(f).slot; }
+
+Policy compile(const Translation& tr, diag::Diagnostics& diags, const CompileOptions& opt) {
+  return Compiler(tr, diags, opt).run();
+}
+
+}  // namespace nf2bpf::policy

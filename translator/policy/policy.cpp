@@ -1,0 +1,87 @@
+#include "translator/policy/policy.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/sha256.h"
+
+namespace nf2bpf::policy {
+
+bool IfacePredicate::matches(std::string_view name) const {
+  for (const auto& c : clauses) {
+    bool any = false;
+    for (const auto& p : c.patterns) any |= p.matches(name);
+    if (any == c.negated) return false;
+  }
+  return true;
+}
+
+uint32_t Policy::iface_class(int which, std::string_view name) const {
+  const auto& preds = iface_predicates[which];
+  std::vector<bool> sig(preds.size());
+  for (size_t i = 0; i < preds.size(); ++i) sig[i] = preds[i].matches(name);
+  auto it = iface_classes[which].find(sig);
+  return it == iface_classes[which].end() ? 0 : it->second;
+}
+
+namespace {
+template <typename T>
+void put(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+void put_str(std::string& out, const std::string& s) {
+  put(out, (uint32_t)s.size());
+  out += s;
+}
+}  // namespace
+
+std::string serialize(const Policy& p) {
+  std::string out = "nf2bpf-policy-v1";
+  put(out, p.cfg);
+  for (const auto& h : p.hooks) put(out, h);
+  put(out, (uint32_t)p.stages.size());
+  for (const auto& s : p.stages) put(out, s);
+  put(out, (uint32_t)p.tuples.size());
+  for (const auto& t : p.tuples) put(out, t);
+  put(out, (uint32_t)p.rules.size());
+  for (const auto& r : p.rules) put(out, r);
+  put(out, (uint32_t)p.stmts.size());
+  for (const auto& s : p.stmts) put(out, s);
+  put(out, (uint32_t)p.limits.size());
+  for (const auto& l : p.limits) put(out, l);
+  auto entries = p.entries;
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return std::memcmp(&a.first, &b.first, sizeof a.first) < 0;
+  });
+  put(out, (uint32_t)entries.size());
+  for (const auto& [k, v] : entries) put(out, k), put(out, v);
+  auto lpm = p.lpm;
+  std::sort(lpm.begin(), lpm.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.slot, a.addr, a.prefixlen) < std::tie(b.slot, b.addr, b.prefixlen);
+  });
+  put(out, (uint32_t)lpm.size());
+  for (const auto& e : lpm) put(out, e.slot), put(out, e.addr), put(out, e.prefixlen), put(out, e.cls);
+  out.append(reinterpret_cast<const char*>(p.small.data()), p.small.size() * sizeof(uint32_t));
+  for (int w = 0; w < 2; ++w) {
+    put(out, (uint32_t)p.iface_predicates[w].size());
+    for (const auto& pr : p.iface_predicates[w]) {
+      put(out, (uint32_t)pr.clauses.size());
+      for (const auto& c : pr.clauses) {
+        put(out, c.negated);
+        put(out, (uint32_t)c.patterns.size());
+        for (const auto& pat : c.patterns) put_str(out, pat.name), put(out, pat.prefix);
+      }
+    }
+    for (const auto& [sig, cls] : p.iface_classes[w]) {
+      for (bool b : sig) out.push_back(b ? '1' : '0');
+      put(out, cls);
+    }
+  }
+  put(out, (uint32_t)p.log_prefixes.size());
+  for (const auto& s : p.log_prefixes) put_str(out, s);
+  return out;
+}
+
+std::string compute_checksum(const Policy& p) { return sha256_hex(serialize(p)); }
+
+}  // namespace nf2bpf::policy

@@ -1,0 +1,83 @@
+// The Policy: a compiled ruleset as plain data — the exact contents of every
+// per-generation BPF map, plus what userspace needs to explain it (rule
+// origins, log prefixes, interface predicates). Independent of the kernel:
+// the loader writes it into maps; the userspace model evaluates it directly.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bpf/include/abi.h"
+#include "translator/ir/ir.h"
+
+namespace nf2bpf::policy {
+
+// Where a compiled rule came from, for counters and reports.
+struct Origin {
+  std::string location;  // file:line (or file#pointer)
+  std::string table, chain;
+  std::string text;      // the source rule as written
+  uint32_t source_line = 0;
+};
+
+// An interface predicate of one slot: a conjunction of clauses, each "the
+// name matches one of these patterns" (or, negated, none of them).
+struct IfaceClause {
+  std::vector<ir::IfacePattern> patterns;
+  bool negated = false;
+  bool operator==(const IfaceClause&) const = default;
+};
+struct IfacePredicate {
+  std::vector<IfaceClause> clauses;
+  bool matches(std::string_view name) const;
+  bool operator==(const IfacePredicate&) const = default;
+};
+
+struct LpmEntry {
+  uint8_t slot;
+  ir::u128 addr;
+  uint8_t prefixlen;  // address bits (0..128)
+  uint32_t cls;
+};
+
+struct Policy {
+  // Identity.
+  std::string source;    // input file as named
+  std::string checksum;  // sha256 of the canonical serialisation
+  std::string input_format;
+
+  nf2bpf_gen_cfg cfg{};
+  std::array<nf2bpf_hook_desc, NF_HOOK_MAX> hooks{};
+  std::vector<nf2bpf_stage> stages;
+  std::vector<nf2bpf_tuple> tuples;
+  std::vector<nf2bpf_rule> rules;
+  std::vector<nf2bpf_stmt> stmts;
+  std::vector<nf2bpf_limit_cfg> limits;  // index 0 unused
+  std::vector<std::pair<nf2bpf_entry_key, nf2bpf_entry_val>> entries;
+  std::vector<LpmEntry> lpm;
+  std::vector<uint32_t> small;  // NF_SMALL_TOTAL class ids
+
+  // Interfaces are resolved by the loader: for each interface name, evaluate
+  // every predicate of the slot; the signature (which predicates hold) names
+  // the class in iface_classes. Class 0 = no predicate holds.
+  std::array<std::vector<IfacePredicate>, 2> iface_predicates;  // [0] iif, [1] oif
+  std::array<std::map<std::vector<bool>, uint32_t>, 2> iface_classes;
+  uint32_t iface_class(int which, std::string_view name) const;
+
+  std::vector<Origin> origins;          // per rule
+  std::vector<Origin> stage_origins;    // per stage (the base chain; for policy hits)
+  std::vector<std::string> log_prefixes;
+
+  // Counter indices: rules use [0, rules.size()), stage policies follow.
+  uint32_t counter_count() const { return (uint32_t)(rules.size() + stages.size()); }
+  size_t rule_count_source = 0;  // source rules translated
+};
+
+// Canonical serialisation (stable across runs); checksum is its sha256.
+std::string serialize(const Policy& p);
+std::string compute_checksum(const Policy& p);
+
+}  // namespace nf2bpf::policy
