@@ -267,24 +267,24 @@ Pipeline Flattener::run() {
   // Rules after an unconditional terminal rule of the same region are dead.
   // Reported once per source rule, and only when every copy of it is dead.
   std::map<RuleRef, std::pair<bool, RuleRef>> reach;  // origin -> (some copy reachable, blocker)
+  // A rule is reached by falling through from a reached rule that does not
+  // decide every packet, or as the target of a reached skip (RETURN, the end
+  // of a goto'd chain): a conditional RETURN before an unconditional DROP in a
+  // jumped-to chain keeps the caller's later rules alive.
   for (const auto& s : p.stages) {
-    std::optional<RuleRef> blocker;
-    size_t block_end = 0;
+    std::vector<bool> skip_target(s.rules.size() + 1, false);
+    bool live = true;  // falling through from the previous rule
+    RuleRef blocker{};
     for (size_t i = 0; i < s.rules.size(); ++i) {
       const FlatRule& f = s.rules[i];
-      if (blocker && i >= block_end) blocker.reset();
+      bool reached = live || skip_target[i];
       auto& e = reach[f.origin];
-      if (!blocker) e.first = true;
-      else if (!e.first) e.second = *blocker;
-      if (!blocker && f.matches.empty()) {
-        if (f.terminal()) {
-          blocker = f.origin;
-          block_end = s.rules.size();
-        } else if (f.action == FlatAction::Skip && f.skip_to > i + 1) {
-          blocker = f.origin;
-          block_end = f.skip_to;
-        }
-      }
+      if (reached) e.first = true;
+      else if (!e.first) e.second = blocker;
+      if (!reached) continue;
+      if (f.action == FlatAction::Skip) skip_target[std::min<size_t>(f.skip_to, s.rules.size())] = true;
+      live = !(f.matches.empty() && (f.terminal() || (f.action == FlatAction::Skip && f.skip_to > i + 1)));
+      if (!live) blocker = f.origin;
     }
   }
   for (const auto& [ref, e] : reach) {
