@@ -346,6 +346,41 @@ std::string decode_frame(int dlt, const uint8_t* d, size_t len, Captured& out) {
   return err;
 }
 
+std::optional<size_t> l4_offset(const pkt::Packet& p) {
+  const auto& d = p.l3;
+  if (d.empty()) return std::nullopt;
+  if (p.family == 4) {
+    if (d.size() < 20) return std::nullopt;
+    if ((be16(d.data() + 6) & 0x1fff) != 0) return std::nullopt;
+    size_t ihl = (size_t)(d[0] & 0x0f) * 4;
+    return ihl <= d.size() ? std::optional<size_t>(ihl) : std::nullopt;
+  }
+  if (d.size() < 40) return std::nullopt;
+  L3 l3;
+  if (!walk_ipv6(d.data(), d.size(), d[6], 40, l3).empty() || l3.later_fragment) return std::nullopt;
+  return l3.l4off;
+}
+
+std::optional<uint32_t> fragment_id(const pkt::Packet& p) {
+  const auto& d = p.l3;
+  if (p.family == 4) {
+    if (d.size() < 20) return std::nullopt;
+    return be16(d.data() + 4);
+  }
+  // Find the fragment header among the extension headers.
+  if (d.size() < 40) return std::nullopt;
+  uint8_t nh = d[6];
+  size_t off = 40;
+  for (int guard = 0; guard < 32 && ipv6_ext(nh); ++guard) {
+    if (off + 8 > d.size()) return std::nullopt;
+    if (nh == 44) return be32(d.data() + off + 4);
+    size_t hlen = nh == 51 ? ((size_t)d[off + 1] + 2) * 4 : ((size_t)d[off + 1] + 1) * 8;
+    nh = d[off];
+    off += hlen;
+  }
+  return std::nullopt;
+}
+
 std::string format_tuple(const pkt::Packet& p) {
   const char* name = l4_name(p.l4proto);
   std::string proto = name ? name : "proto " + std::to_string(p.l4proto);

@@ -54,6 +54,12 @@ std::string decode_frame(int dlt, const uint8_t* data, size_t caplen, Captured& 
 // everything from `family` to `inner` and copies the bytes into `p.l3`.
 std::string decode_ip(const uint8_t* data, size_t len, pkt::Packet& p);
 
+// Offset of the transport header in p.l3 (nullopt for later fragments or
+// malformed headers), and the IP identification of a fragmented packet (IPv4
+// header or IPv6 fragment header).
+std::optional<size_t> l4_offset(const pkt::Packet& p);
+std::optional<uint32_t> fragment_id(const pkt::Packet& p);
+
 // Conveniences for reports.
 std::string format_tuple(const pkt::Packet& p);   // "tcp 10.0.0.1:1234 -> 10.0.0.2:80"
 const char* l4_name(uint8_t proto);                // "tcp", "udp", ... or nullptr

@@ -121,10 +121,13 @@ class PcapngScanner {
       } else if (code == 4 && len == 8) {
         uint32_t a = ((uint32_t)v[0] << 24) | ((uint32_t)v[1] << 16) | ((uint32_t)v[2] << 8) | v[3];
         ci.addrs.push_back(ir::v4_to_u128(a));
+        uint32_t mask = ((uint32_t)v[4] << 24) | ((uint32_t)v[5] << 16) | ((uint32_t)v[6] << 8) | v[7];
+        ci.prefix_lens.push_back(96 + (unsigned)__builtin_popcount(mask));
       } else if (code == 5 && len == 17) {
         ir::u128 a = 0;
         for (int i = 0; i < 16; ++i) a = (a << 8) | v[i];
         ci.addrs.push_back(a);
+        ci.prefix_lens.push_back(v[16] > 128 ? 128 : v[16]);
       }
     });
     ifaces_.push_back(std::move(ci));

@@ -25,6 +25,7 @@ struct CaptureInterface {
   std::string name;               // if_name, may be empty
   int linktype = 0;
   std::vector<ir::u128> addrs;    // if_IPv4addr / if_IPv6addr (128-bit IR space)
+  std::vector<unsigned> prefix_lens;  // the network of each address, as a 128-bit prefix length
 };
 
 // One record as stored in the file.

@@ -1,0 +1,573 @@
+// The reference evaluator on rulesets written as iptables-save text: first
+// match, jumps, policies, statements, stage order, NAT and conntrack states
+// over packet sequences.
+#include <catch2/catch.hpp>
+
+#include <memory>
+
+#include "tests/helpers.h"
+#include "translator/frontend/ipset/ipset_save.h"
+#include "verify/builder.h"
+#include "verify/reference.h"
+
+using namespace nf2bpf;
+using namespace nf2bpf::verify;
+
+namespace {
+
+ir::u128 a4(const char* s) { return *ir::parse_addr(s, ir::AddrFamily::V4); }
+ir::u128 a6(const char* s) { return *ir::parse_addr(s, ir::AddrFamily::V6); }
+
+constexpr const char* kHost = "192.0.2.10";
+constexpr const char* kClient = "198.51.100.7";
+
+PacketSpec tcp(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags) {
+  PacketSpec s;
+  s.saddr = a4(src);
+  s.daddr = a4(dst);
+  s.proto = 6;
+  s.sport = sport;
+  s.dport = dport;
+  s.tcp_flags = flags;
+  return s;
+}
+PacketSpec udp(const char* src, uint16_t sport, const char* dst, uint16_t dport) {
+  PacketSpec s = tcp(src, sport, dst, dport, 0);
+  s.proto = 17;
+  return s;
+}
+PacketSpec icmp(const char* src, const char* dst, uint8_t type, uint8_t code = 0, uint16_t id = 1) {
+  PacketSpec s;
+  s.saddr = a4(src);
+  s.daddr = a4(dst);
+  s.proto = 1;
+  s.icmp_type = type;
+  s.icmp_code = code;
+  s.icmp_id = id;
+  return s;
+}
+
+constexpr uint8_t SYN = 0x02, ACK = 0x10, SYNACK = 0x12, FIN = 0x01, RST = 0x04, PSH = 0x08;
+
+struct Fixture {
+  Translation tr;
+  HostModel host;
+  std::unique_ptr<ReferenceEngine> eng;
+  double now = 1000;
+  std::string iface = "eth0";
+
+  explicit Fixture(const std::string& rules, std::vector<std::string> local = {kHost, "2001:db8::10"},
+                   ReferenceOptions ro = {}, const std::vector<ir::Set>& ipsets = {},
+                   const std::string& from = "iptables")
+      : host(options(local)) {
+    TranslateOptions opt;
+    opt.from = from;
+    opt.allow_partial = true;  // unsupported by the dataplane is still evaluable
+    tr = translate_source({"rules.v4", rules}, opt, ipsets);
+    std::string diags;
+    for (const auto& d : tr.diags.all()) diags += diag::render(d);
+    INFO(diags);
+    REQUIRE_FALSE(tr.diags.has_errors());
+    eng = std::make_unique<ReferenceEngine>(tr.ruleset, tr.pipeline, host, ro);
+  }
+
+  static HostOptions options(const std::vector<std::string>& local) {
+    HostOptions o;
+    for (const auto& l : local) {
+      std::string err;
+      auto fam = l.find(':') != std::string::npos ? ir::AddrFamily::V6 : ir::AddrFamily::V4;
+      o.local.push_back(*ir::parse_cidr(l, fam, err));
+    }
+    return o;
+  }
+
+  // Sends one packet as the capture would show it (direction from the
+  // addresses) and returns the reference verdict.
+  Decision send(const PacketSpec& s, Direction dir = Direction::Unknown, double dt = 0.001) {
+    now += dt;
+    Captured c;
+    auto ip = build_ip(s);
+    REQUIRE(decode_ip(ip.data(), ip.size(), c.packet) == "");
+    c.packet.time = now;
+    c.dir = dir;
+    c.ifname = iface;
+    Traversal t;
+    std::string why = host.place(c, t);
+    REQUIRE(why == "");
+    return eng->decide(c.packet, t);
+  }
+};
+
+std::string head(const char* input = "ACCEPT", const char* forward = "ACCEPT", const char* output = "ACCEPT") {
+  return std::string("*filter\n:INPUT ") + input + " [0:0]\n:FORWARD " + forward + " [0:0]\n:OUTPUT " + output +
+         " [0:0]\n";
+}
+
+}  // namespace
+
+TEST_CASE("reference: ordered first match decides, and names the rule") {
+  Fixture f(head("DROP") +
+            "-A INPUT -p tcp --dport 22 -j ACCEPT\n"  // line 5
+            "-A INPUT -p tcp --dport 20:30 -j REJECT --reject-with tcp-reset\n"
+            "-A INPUT -s 198.51.100.0/24 -j ACCEPT\n"
+            "COMMIT\n");
+  auto d = f.send(tcp(kClient, 1000, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:5");
+  CHECK(d.rule.text == "-A INPUT -p tcp --dport 22 -j ACCEPT");
+  CHECK(d.hook == ir::Hook::Input);
+  d = f.send(tcp(kClient, 1000, kHost, 23, SYN));
+  CHECK(d.verdict == Verdict::Reject);
+  CHECK(d.reject_with == "tcp-reset");
+  CHECK(d.verdict_text() == "REJECT (tcp-reset)");
+  CHECK(d.rule.location == "rules.v4:6");
+  d = f.send(udp(kClient, 1000, kHost, 53));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:7");
+  // Port range edges: 20 and 30 are in, 19 and 31 are not.
+  CHECK(f.send(tcp("203.0.113.1", 1, kHost, 20, SYN)).verdict == Verdict::Reject);
+  CHECK(f.send(tcp("203.0.113.1", 1, kHost, 30, SYN)).verdict == Verdict::Reject);
+  CHECK(f.send(tcp("203.0.113.1", 1, kHost, 19, SYN)).verdict == Verdict::Drop);
+  CHECK(f.send(tcp("203.0.113.1", 1, kHost, 31, SYN)).verdict == Verdict::Drop);
+}
+
+TEST_CASE("reference: the policy decides when no rule does, located at the chain") {
+  Fixture f(head("DROP") + "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n");
+  auto d = f.send(tcp(kClient, 1000, kHost, 80, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.policy);
+  CHECK(d.rule.location == "rules.v4:2");
+  CHECK(d.rule.chain == "filter/INPUT");
+  auto hits = f.eng->hits();
+  bool found = false;
+  for (const auto& h : hits)
+    if (h.policy && h.chain == "filter/INPUT") {
+      found = true;
+      CHECK(h.hits == 1);
+    }
+  CHECK(found);
+}
+
+TEST_CASE("reference: jumps, RETURN and goto") {
+  Fixture f(head("DROP") +
+            ":SSH - [0:0]\n:WEB - [0:0]\n:DENY - [0:0]\n"
+            "-A INPUT -p tcp --dport 22 -j SSH\n"    // 8
+            "-A INPUT -p tcp -g WEB\n"               // 9
+            "-A INPUT -p udp -j ACCEPT\n"            // 10
+            "-A SSH -s 198.51.100.0/24 -j ACCEPT\n"  // 11
+            "-A SSH -s 203.0.113.0/24 -j RETURN\n"   // 12
+            "-A SSH -j DENY\n"                       // 13
+            "-A WEB -p tcp --dport 80 -j ACCEPT\n"   // 14
+            "-A DENY -j REJECT\n"                    // 15
+            "COMMIT\n");
+  auto d = f.send(tcp(kClient, 1, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:11");
+  CHECK(d.rule.via == std::vector<std::string>{"rules.v4:8"});
+  // RETURN goes back to INPUT: the goto to WEB then finds no match, and a
+  // goto'd chain falling off its end returns to INPUT's caller: the policy.
+  d = f.send(tcp("203.0.113.5", 1, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.policy);
+  d = f.send(tcp("192.0.2.99", 1, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Reject);
+  CHECK(d.rule.location == "rules.v4:15");
+  CHECK(d.rule.via == std::vector<std::string>{"rules.v4:8", "rules.v4:13"});
+  d = f.send(tcp(kClient, 1, kHost, 80, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:14");
+  // tcp to 443: WEB has no match; the goto does not come back to rule 10.
+  d = f.send(tcp(kClient, 1, kHost, 443, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(f.send(udp(kClient, 1, kHost, 443)).verdict == Verdict::Accept);
+  // Jump rules count the packets that took the jump.
+  CHECK(f.eng->hits_of({0, 0, 0}) == 3);  // -j SSH
+  CHECK(f.eng->hits_of({0, 0, 1}) == 3);  // -g WEB (one came back from SSH by RETURN)
+}
+
+TEST_CASE("reference: MARK changes what later rules and stages see") {
+  Fixture f(
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      ":POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -s 198.51.100.0/24 -j MARK --set-mark 0x10/0xff\n"
+      "COMMIT\n" +
+      head("ACCEPT") + "-A INPUT -m mark --mark 0x10/0xf0 -j DROP\nCOMMIT\n");
+  auto d = f.send(tcp(kClient, 1, kHost, 80, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.location == "rules.v4:13");
+  REQUIRE(d.events.size() == 1);
+  CHECK(d.events[0].what == "MARK 0x10");
+  CHECK(f.send(tcp("203.0.113.1", 1, kHost, 80, SYN)).verdict == Verdict::Accept);
+}
+
+TEST_CASE("reference: a jump's matches are tested once, even when its chain changes the mark") {
+  Fixture f(head("DROP") +
+            ":TAG - [0:0]\n"
+            "-A INPUT -m mark --mark 0 -j TAG\n"   // 6
+            "-A INPUT -m mark --mark 1 -j DROP\n"  // 7
+            "-A TAG -j MARK --set-mark 1\n"        // 8
+            "-A TAG -p tcp -j ACCEPT\n"            // 9
+            "COMMIT\n");
+  // The kernel tested "mark 0" once, at the jump; rule 9 still runs.
+  auto d = f.send(tcp(kClient, 1, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:9");
+  d = f.send(udp(kClient, 1, kHost, 22));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.location == "rules.v4:7");
+}
+
+TEST_CASE("reference: ACCEPT ends one base chain, DROP ends the packet, stages run by priority") {
+  Fixture f(
+      "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A PREROUTING -p udp --dport 123 -j NOTRACK\n"  // 4
+      "-A PREROUTING -p tcp --dport 9 -j DROP\n"       // 5
+      "COMMIT\n"
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      ":POSTROUTING ACCEPT [0:0]\n"
+      "-A INPUT -p tcp --dport 80 -j ACCEPT\n"  // 13
+      "COMMIT\n" +
+      head("DROP") +
+      "-A INPUT -m conntrack --ctstate UNTRACKED -j ACCEPT\n"  // 19
+      "-A INPUT -p tcp --dport 22 -j ACCEPT\n"                 // 20
+      "COMMIT\n");
+  // mangle's ACCEPT does not skip filter: port 80 is still dropped there.
+  auto d = f.send(tcp(kClient, 1, kHost, 80, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.policy);
+  CHECK(d.path == std::vector<ir::Hook>{ir::Hook::Ingress, ir::Hook::Prerouting, ir::Hook::Input});
+  // raw drops before anything else.
+  d = f.send(tcp(kClient, 1, kHost, 9, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.location == "rules.v4:5");
+  CHECK(d.hook == ir::Hook::Prerouting);
+  // NOTRACK in raw makes the packet UNTRACKED for filter.
+  d = f.send(udp(kClient, 123, kHost, 123));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.ct_state == "UNTRACKED");
+  CHECK(d.rule.location == "rules.v4:19");
+  d = f.send(tcp(kClient, 1, kHost, 22, SYN));
+  CHECK(d.rule.location == "rules.v4:20");
+}
+
+namespace {
+const std::string kStateful = head("DROP", "DROP", "DROP") +
+                              "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"  // 5
+                              "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"               // 6
+                              "-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\n"  // 7
+                              "-A INPUT -p icmp --icmp-type echo-request -j ACCEPT\n"           // 8
+                              "-A OUTPUT -m state --state ESTABLISHED,RELATED -j ACCEPT\n"      // 9
+                              "-A OUTPUT -p udp -j ACCEPT\n"                                    // 10
+                              "-A OUTPUT -p tcp --dport 443 -j ACCEPT\n"                        // 11
+                              "COMMIT\n";
+}
+
+TEST_CASE("conntrack: a TCP handshake is NEW, then ESTABLISHED in both directions") {
+  Fixture f(kStateful);
+  auto d = f.send(tcp(kClient, 40000, kHost, 22, SYN));
+  CHECK(d.ct_state == "NEW");
+  CHECK(d.rule.location == "rules.v4:7");
+  d = f.send(tcp(kHost, 22, kClient, 40000, SYNACK));
+  CHECK(d.path == std::vector<ir::Hook>{ir::Hook::Output, ir::Hook::Postrouting, ir::Hook::Egress});
+  CHECK(d.ct_state == "ESTABLISHED");  // the reply itself is ESTABLISHED
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:9");
+  d = f.send(tcp(kClient, 40000, kHost, 22, ACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  CHECK(d.rule.location == "rules.v4:5");
+  CHECK(f.send(tcp(kClient, 40000, kHost, 22, ACK | PSH)).ct_state == "ESTABLISHED");
+  CHECK(f.send(tcp(kClient, 40000, kHost, 22, FIN | ACK)).ct_state == "ESTABLISHED");
+  CHECK(f.send(tcp(kHost, 22, kClient, 40000, FIN | ACK)).ct_state == "ESTABLISHED");
+  CHECK(f.send(tcp(kClient, 40000, kHost, 22, ACK)).ct_state == "ESTABLISHED");
+  CHECK(f.eng->conntrack().size() == 1);
+}
+
+TEST_CASE("conntrack: a dropped first packet leaves no connection") {
+  Fixture f(kStateful);
+  auto d = f.send(tcp(kClient, 40001, kHost, 80, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.ct_state == "NEW");
+  CHECK(f.eng->conntrack().size() == 0);
+  // So the host's SYN-ACK for it starts nothing: INVALID, and OUTPUT drops it.
+  d = f.send(tcp(kHost, 80, kClient, 40001, SYNACK));
+  CHECK(d.ct_state == "INVALID");
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.note.find("SYN-ACK cannot start a TCP connection") != std::string::npos);
+}
+
+TEST_CASE("conntrack: INVALID TCP: stray SYN-ACK, bad flags, ACK before SYN-ACK; loose pick-up of an ACK") {
+  Fixture f(kStateful);
+  auto d = f.send(tcp("203.0.113.9", 443, kHost, 40003, SYNACK));
+  CHECK(d.ct_state == "INVALID");
+  CHECK(d.rule.location == "rules.v4:6");
+  d = f.send(tcp(kClient, 40005, kHost, 22, FIN | PSH | 0x20));  // XMAS
+  CHECK(d.ct_state == "INVALID");
+  CHECK(d.note == "INVALID: invalid TCP flag combination");
+  // tcp_loose=1: an ACK with no connection is picked up as NEW.
+  d = f.send(tcp(kClient, 40004, kHost, 22, ACK));
+  CHECK(d.ct_state == "NEW");
+  CHECK(d.rule.location == "rules.v4:7");
+  // SYN then a client ACK before any SYN-ACK: INVALID (SYN_SENT + ACK).
+  CHECK(f.send(tcp(kClient, 40006, kHost, 22, SYN)).ct_state == "NEW");
+  d = f.send(tcp(kClient, 40006, kHost, 22, ACK));
+  CHECK(d.ct_state == "INVALID");
+  CHECK(d.note == "INVALID: ACK in state SYN_SENT (original direction)");
+  // A retransmitted SYN is still NEW.
+  CHECK(f.send(tcp(kClient, 40006, kHost, 22, SYN)).ct_state == "NEW");
+}
+
+TEST_CASE("conntrack: RST before any reply ends the connection; SYN re-opens a closed one") {
+  Fixture f(kStateful);
+  CHECK(f.send(tcp(kClient, 40010, kHost, 22, SYN)).ct_state == "NEW");
+  CHECK(f.send(tcp(kHost, 22, kClient, 40010, RST | ACK)).ct_state == "ESTABLISHED");
+  CHECK(f.eng->conntrack().size() == 0);
+  // A full session closed by FIN: a new SYN on the same ports in TIME_WAIT is NEW.
+  f.send(tcp(kClient, 40011, kHost, 22, SYN));
+  f.send(tcp(kHost, 22, kClient, 40011, SYNACK));
+  f.send(tcp(kClient, 40011, kHost, 22, ACK));
+  f.send(tcp(kClient, 40011, kHost, 22, FIN | ACK));
+  f.send(tcp(kHost, 22, kClient, 40011, FIN | ACK));
+  f.send(tcp(kClient, 40011, kHost, 22, ACK));
+  auto d = f.send(tcp(kClient, 40011, kHost, 22, SYN));
+  CHECK(d.ct_state == "NEW");
+  CHECK(d.verdict == Verdict::Accept);
+}
+
+TEST_CASE("conntrack: UDP replies are ESTABLISHED until the 30 s timeout") {
+  Fixture f(kStateful);
+  auto d = f.send(udp(kHost, 41000, "9.9.9.9", 53));
+  CHECK(d.ct_state == "NEW");
+  CHECK(d.rule.location == "rules.v4:10");
+  d = f.send(udp("9.9.9.9", 53, kHost, 41000));
+  CHECK(d.ct_state == "ESTABLISHED");
+  CHECK(d.verdict == Verdict::Accept);
+  // An answer 31 s later finds nothing: NEW, and INPUT drops it.
+  f.send(udp(kHost, 41001, "9.9.9.9", 53));
+  d = f.send(udp("9.9.9.9", 53, kHost, 41001), Direction::Unknown, 31);
+  CHECK(d.ct_state == "NEW");
+  CHECK(d.verdict == Verdict::Drop);
+}
+
+TEST_CASE("conntrack: ICMP echo and errors: RELATED, INVALID") {
+  Fixture f(kStateful);
+  auto d = f.send(icmp(kClient, kHost, 8, 0, 0x77));
+  CHECK(d.ct_state == "NEW");
+  d = f.send(icmp(kHost, kClient, 0, 0, 0x77));
+  CHECK(d.ct_state == "ESTABLISHED");
+  // An echo reply nobody asked for cannot start a connection.
+  d = f.send(icmp(kClient, kHost, 0, 0, 0x99));
+  CHECK(d.ct_state == "INVALID");
+  CHECK(d.verdict == Verdict::Drop);
+  // Port unreachable quoting our own UDP probe: RELATED.
+  PacketSpec probe = udp(kHost, 33000, "203.0.113.5", 33434);
+  CHECK(f.send(probe).ct_state == "NEW");
+  PacketSpec err = icmp("203.0.113.5", kHost, 3, 3);
+  auto quoted = build_ip(probe);
+  err.quote.assign(quoted.begin(), quoted.begin() + 28);
+  d = f.send(err);
+  CHECK(d.ct_state == "RELATED");
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:5");
+  // Quoting a flow that was never seen: INVALID.
+  PacketSpec stray = udp(kHost, 33999, "203.0.113.77", 9);
+  auto q2 = build_ip(stray);
+  PacketSpec err2 = icmp("203.0.113.77", kHost, 3, 3);
+  err2.quote.assign(q2.begin(), q2.begin() + 28);
+  d = f.send(err2);
+  CHECK(d.ct_state == "INVALID");
+  CHECK(d.rule.location == "rules.v4:6");
+}
+
+TEST_CASE("conntrack: ICMPv6 neighbour discovery is UNTRACKED, echo is tracked") {
+  Fixture f("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -m conntrack --ctstate UNTRACKED -j ACCEPT\n"
+            "-A INPUT -p ipv6-icmp -m conntrack --ctstate NEW -j ACCEPT\n"
+            "COMMIT\n",
+            {kHost, "2001:db8::10"}, {}, {}, "ip6tables");
+  PacketSpec ns;
+  ns.family = 6;
+  ns.saddr = a6("fe80::1");
+  ns.daddr = a6("ff02::1:ff00:10");
+  ns.proto = 58;
+  ns.icmp_type = 135;
+  auto d = f.send(ns);
+  CHECK(d.ct_state == "UNTRACKED");
+  CHECK(d.verdict == Verdict::Accept);
+  PacketSpec echo = ns;
+  echo.saddr = a6("2001:db8:1::7");
+  echo.daddr = a6("2001:db8::10");
+  echo.icmp_type = 128;
+  echo.ipv6_hop_by_hop = true;
+  d = f.send(echo);
+  CHECK(d.ct_state == "NEW");
+  CHECK(d.verdict == Verdict::Accept);
+}
+
+TEST_CASE("reference: hooks follow the addresses: FORWARD, OUTPUT, loopback") {
+  Fixture f(head("ACCEPT", "DROP", "ACCEPT") +
+            "-A FORWARD -i eth0 -o eth1 -j ACCEPT\n"
+            "-A OUTPUT -o lo -j ACCEPT\n"
+            "-A OUTPUT -d 203.0.113.0/24 -j REJECT\n"
+            "COMMIT\n");
+  HostOptions ho = Fixture::options({kHost});
+  std::string err;
+  ho.routes.emplace_back(*ir::parse_cidr("10.0.0.0/8", ir::AddrFamily::V4, err), "eth1");
+  f.host = HostModel(ho);
+  auto d = f.send(tcp(kClient, 1, "10.1.2.3", 80, SYN));
+  CHECK(d.path == std::vector<ir::Hook>{ir::Hook::Ingress, ir::Hook::Prerouting, ir::Hook::Forward,
+                                        ir::Hook::Postrouting, ir::Hook::Egress});
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.hook == ir::Hook::Forward);
+  CHECK(d.rule.location == "rules.v4:5");
+  // No route for it: FORWARD's -o test cannot be decided.
+  d = f.send(tcp(kClient, 1, "172.16.0.1", 80, SYN));
+  CHECK(d.verdict == Verdict::Indeterminate);
+  CHECK(d.note.find("output interface is not known") != std::string::npos);
+  d = f.send(tcp(kHost, 1, "203.0.113.3", 80, SYN));
+  CHECK(d.path.front() == ir::Hook::Output);
+  CHECK(d.verdict == Verdict::Reject);
+  d = f.send(tcp(kHost, 1, kHost, 80, SYN));
+  CHECK(d.path == std::vector<ir::Hook>{ir::Hook::Output, ir::Hook::Postrouting, ir::Hook::Prerouting,
+                                        ir::Hook::Input});
+  CHECK(d.verdict == Verdict::Accept);
+}
+
+TEST_CASE("reference: rate-dependent matches are indeterminate only when the verdict depends on them") {
+  Fixture f(head("DROP") +
+            "-A INPUT -p tcp --dport 22 -m limit --limit 3/min -j LOG --log-prefix \"ssh: \"\n"  // 5
+            "-A INPUT -p tcp --dport 22 -j ACCEPT\n"                                             // 6
+            "-A INPUT -p icmp -m limit --limit 1/s -j ACCEPT\n"                                  // 7
+            "COMMIT\n");
+  auto d = f.send(tcp(kClient, 1, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:6");
+  REQUIRE(d.events.size() == 1);
+  CHECK(d.events[0].what == "LOG prefix \"ssh: \"");
+  d = f.send(icmp(kClient, kHost, 8));
+  CHECK(d.verdict == Verdict::Indeterminate);
+  CHECK(d.rule.location == "rules.v4:7");
+  CHECK(d.note.find("rules.v4:7: '-m limit --limit 1/s' depends on the packet rate: the verdict is ACCEPT or DROP") !=
+        std::string::npos);
+}
+
+TEST_CASE("reference: ipset sets, addrtype and multiport --ports") {
+  diag::Diagnostics dd;
+  auto sets = frontend::parse_ipset_save(
+      {"ipsets", "create blocked hash:net family inet\nadd blocked 203.0.113.0/25\n"}, dd);
+  REQUIRE_FALSE(dd.has_errors());
+  Fixture f(head("ACCEPT") +
+                "-A INPUT -m set --match-set blocked src -j DROP\n"                // 5
+                "-A INPUT -m addrtype --dst-type BROADCAST -j DROP\n"              // 6
+                "-A INPUT -p tcp -m multiport --ports 7,9 -j REJECT\n"            // 7
+                "-A INPUT -m addrtype ! --dst-type LOCAL -j DROP\n"               // 8
+                "COMMIT\n",
+            {kHost}, {}, sets);
+  CHECK(f.send(tcp("203.0.113.127", 1, kHost, 80, SYN)).rule.location == "rules.v4:5");
+  CHECK(f.send(tcp("203.0.113.128", 1, kHost, 80, SYN)).verdict == Verdict::Accept);
+  CHECK(f.send(udp("0.0.0.0", 68, "255.255.255.255", 67)).rule.location == "rules.v4:6");
+  CHECK(f.send(tcp(kClient, 7, kHost, 80, SYN)).rule.location == "rules.v4:7");
+  CHECK(f.send(tcp(kClient, 80, kHost, 9, SYN)).rule.location == "rules.v4:7");
+  CHECK(f.send(tcp(kClient, 80, kHost, 8, SYN)).verdict == Verdict::Accept);
+}
+
+TEST_CASE("reference: DNAT re-routes to FORWARD and replies are ESTABLISHED") {
+  Fixture f(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 192.0.2.10/32 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.5:80\n"  // 6
+      "COMMIT\n" +
+      head("DROP", "DROP", "ACCEPT") +
+      "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"            // 12
+      "-A FORWARD -d 10.0.0.5/32 -p tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT\n"
+      "-A FORWARD -d 10.0.0.5/32 -p tcp --dport 80 -j ACCEPT\n"                      // 14
+      "COMMIT\n");
+  auto d = f.send(tcp(kClient, 5000, kHost, 8080, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.path == std::vector<ir::Hook>{ir::Hook::Ingress, ir::Hook::Prerouting, ir::Hook::Forward,
+                                        ir::Hook::Postrouting, ir::Hook::Egress});
+  CHECK(d.rule.location == "rules.v4:13");  // --ctstate DNAT sees the translation
+  REQUIRE_FALSE(d.events.empty());
+  CHECK(d.events[0].what == "DNAT to 10.0.0.5:80");
+  // The backend's answer matches the connection's reply tuple.
+  d = f.send(tcp("10.0.0.5", 80, kClient, 5000, SYNACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  CHECK(d.rule.location == "rules.v4:12");
+  // The client's next packet is rewritten again without the nat table.
+  d = f.send(tcp(kClient, 5000, kHost, 8080, ACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  CHECK(d.path[2] == ir::Hook::Forward);
+}
+
+TEST_CASE("reference: fragments share their datagram's verdict under conntrack") {
+  Fixture f(kStateful);
+  PacketSpec s = udp(kClient, 5353, kHost, 53);
+  s.payload.assign(40, 'y');
+  s.ip_id = 0x4242;
+  auto whole = build_ip(s);
+  // first fragment: header + 24 bytes of UDP; second: the rest at offset 3.
+  PacketSpec f1 = s;
+  f1.more_fragments = true;
+  auto ip1 = build_ip(f1);
+  ip1.resize(20 + 24);
+  ip1[2] = 0, ip1[3] = 44;
+  PacketSpec f2 = s;
+  f2.frag_offset = 3;
+  f2.payload.assign(whole.begin() + 20 + 24, whole.end());
+  Captured c1, c2;
+  REQUIRE(decode_ip(ip1.data(), ip1.size(), c1.packet) == "");
+  auto ip2 = build_ip(f2);
+  REQUIRE(decode_ip(ip2.data(), ip2.size(), c2.packet) == "");
+  Traversal t1, t2;
+  c1.ifname = c2.ifname = "eth0";
+  REQUIRE(f.host.place(c1, t1) == "");
+  REQUIRE(f.host.place(c2, t2) == "");
+  auto d1 = f.eng->decide(c1.packet, t1);
+  CHECK(d1.verdict == Verdict::Drop);  // udp/53 is not allowed in
+  auto d2 = f.eng->decide(c2.packet, t2);
+  CHECK(d2.verdict == Verdict::Drop);
+  CHECK(d2.rule.location == d1.rule.location);
+  CHECK(d2.note.find("nf_defrag") != std::string::npos);
+  // An orphan fragment is never reassembled: no rule sees it.
+  PacketSpec f3 = s;
+  f3.ip_id = 0x9999;
+  f3.frag_offset = 5;
+  auto ip3 = build_ip(f3);
+  Captured c3;
+  REQUIRE(decode_ip(ip3.data(), ip3.size(), c3.packet) == "");
+  c3.ifname = "eth0";
+  Traversal t3;
+  REQUIRE(f.host.place(c3, t3) == "");
+  auto d3 = f.eng->decide(c3.packet, t3);
+  CHECK(d3.verdict == Verdict::Drop);
+  CHECK(d3.rule.location.empty());
+}
+
+TEST_CASE("reference: without conntrack, later fragments have no ports and -f matches them") {
+  Fixture f(head("ACCEPT") + "-A INPUT -f -j DROP\n-A INPUT -p udp --dport 53 -j REJECT\nCOMMIT\n");
+  REQUIRE_FALSE(f.eng->tracks_connections());
+  PacketSpec s = udp(kClient, 5353, kHost, 53);
+  s.frag_offset = 3;
+  s.payload.assign(16, 'z');
+  auto d = f.send(s);
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.location == "rules.v4:5");
+}
+
+TEST_CASE("reference: CONNMARK save and restore carry a mark across a connection") {
+  Fixture f(
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      ":POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -j CONNMARK --restore-mark\n"
+      "-A PREROUTING -p tcp --dport 22 -m conntrack --ctstate NEW -j MARK --set-mark 0x2\n"
+      "-A PREROUTING -j CONNMARK --save-mark\n"
+      "COMMIT\n" +
+      head("ACCEPT") + "-A INPUT -m mark --mark 0x2 -j ACCEPT\n-A INPUT -m connmark --mark 0x2 -j ACCEPT\n"
+                       "-A INPUT -j DROP\nCOMMIT\n");
+  auto d = f.send(tcp(kClient, 4000, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:15");
+  f.send(tcp(kHost, 22, kClient, 4000, SYNACK));
+  d = f.send(tcp(kClient, 4000, kHost, 22, ACK));  // not NEW: the mark comes back from the connection
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:15");
+  CHECK(f.send(tcp(kClient, 4001, kHost, 80, SYN)).verdict == Verdict::Drop);
+}

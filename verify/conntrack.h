@@ -1,0 +1,118 @@
+// A model of Linux connection tracking (nf_conntrack), carried across a
+// capture in packet order, so --ctstate/--state rules see what the kernel's
+// would. What is modelled and what is approximated:
+//
+// Modelled (after net/netfilter/nf_conntrack_core.c and nf_conntrack_proto_*.c):
+//  - tuples in both directions; ORIGINAL packets are NEW until a reply has been
+//    seen, the reply and everything after it ESTABLISHED;
+//  - an entry is created by the first packet and confirmed only when that
+//    packet is accepted (a dropped SYN leaves no state); updates to confirmed
+//    entries stick even when the packet is dropped afterwards, as in the kernel;
+//  - TCP: the kernel's state table (nf_conntrack_tcp tcp_conntracks), invalid
+//    flag combinations, tcp_loose=1 mid-stream pick-up (a bare ACK starts a
+//    connection), SYN/ACK/FIN without a connection INVALID, re-opening a closed
+//    connection by SYN, a RST before any reply deleting the entry, ASSURED;
+//  - ICMP/ICMPv6: echo/timestamp/info/address-mask (v6: echo, node info) start
+//    connections, replies match them, other types are INVALID; errors quoting
+//    a tracked flow are RELATED (and INVALID when they quote nothing tracked or
+//    the outer destination does not match, as nf_conntrack_inet_error checks);
+//    neighbour discovery and MLD are UNTRACKED;
+//  - UDP (30 s unreplied, 120 s once a stream, ASSURED), ICMP 30 s, TCP per
+//    state (SYN_SENT 120 s ... ESTABLISHED 5 days), other protocols 600 s,
+//    against the capture's timestamps.
+// Approximated:
+//  - TCP sequence/window tracking (tcp_in_window) is not modelled: every
+//    segment is taken as in-window, as with nf_conntrack_tcp_be_liberal=1;
+//  - SCTP and DCCP use the generic tracker (their own state machines, which can
+//    declare packets INVALID, are not modelled);
+//  - checksums are not verified (nf_conntrack_checksum);
+//  - no helpers (expectations / RELATED data connections), no zones, no
+//    table-full drops, no early drop.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "translator/ir/values.h"
+#include "verify/packet.h"
+
+namespace nf2bpf::verify {
+
+struct CtTuple {
+  ir::u128 src = 0, dst = 0;
+  uint8_t proto = 0;
+  uint16_t sport = 0, dport = 0;  // ICMP: sport = identifier, dport = type << 8 | code
+  bool operator==(const CtTuple&) const = default;
+};
+
+struct CtTupleHash {
+  size_t operator()(const CtTuple& t) const;
+};
+
+// ct status bits as nftables numbers them (ir::Field::CtStatus).
+enum CtStatusBit : uint32_t {
+  kStExpected = 1, kStSeenReply = 2, kStAssured = 4, kStConfirmed = 8, kStSnat = 16, kStDnat = 32,
+};
+
+enum class TcpState : uint8_t {
+  None, SynSent, SynRecv, Established, FinWait, CloseWait, LastAck, TimeWait, Close, SynSent2,
+};
+const char* to_string(TcpState s);
+
+struct CtEntry {
+  uint64_t id = 0;
+  CtTuple orig, reply;  // reply differs from the inverted orig when NAT applies
+  uint32_t status = 0;
+  uint32_t mark = 0;
+  double created = 0, expires = 0;
+  TcpState tcp = TcpState::None;
+  uint8_t last_index = 5, last_dir = 0;
+  bool close_init[2] = {false, false};
+  const CtTuple& tuple(int dir) const { return dir ? reply : orig; }
+};
+
+// What the tracker says about one packet, and the entry as this packet
+// leaves it (a working copy: rules may still change its mark or NAT it).
+struct CtView {
+  uint8_t state = 1;       // one ir::CtStateBit
+  int dir = -1;            // 0 original, 1 reply; -1 without an entry
+  bool is_new = false;     // created by this packet: kept only if the packet is accepted
+  bool related = false;    // an ICMP error about `entry`
+  CtEntry entry;           // valid when dir >= 0
+  std::vector<uint64_t> remove;  // entries this packet ends (closed, replaced, expired)
+  bool kill_after = false; // the entry dies once this packet is through (RST before any reply)
+  std::string why;         // INVALID / UNTRACKED: the reason, for reports
+  const char* state_name() const;
+};
+
+class Conntrack {
+ public:
+  // Classifies `p` seen at `now` (seconds). Pure: the table changes only in commit().
+  CtView classify(const pkt::Packet& p, double now) const;
+  // Applies the outcome: writes back the working copy of an existing entry,
+  // inserts a new one when `accepted` (confirmation), removes ended ones.
+  void commit(const CtView& v, bool accepted, double now);
+  size_t size() const { return entries_.size(); }
+  const CtEntry* find(const CtTuple& t, double now, int* dir = nullptr) const;
+
+ private:
+  CtView classify_tcp(const pkt::Packet& p, const CtTuple& t, double now) const;
+  CtView classify_icmp(const pkt::Packet& p, double now) const;
+  CtView classify_generic(const pkt::Packet& p, const CtTuple& t, double now, double timeout) const;
+  CtView start(const CtTuple& t, double now) const;
+  void erase(uint64_t id);
+  void gc(double now);
+
+  std::unordered_map<CtTuple, std::pair<uint64_t, int>, CtTupleHash> index_;  // tuple -> (entry, dir)
+  std::unordered_map<uint64_t, CtEntry> entries_;
+  mutable uint64_t next_id_ = 1;
+  uint64_t commits_ = 0;
+};
+
+CtTuple tuple_of(const pkt::Packet& p);
+CtTuple invert(const CtTuple& t);  // ICMP types are mapped to their replies
+
+}  // namespace nf2bpf::verify

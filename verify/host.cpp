@@ -1,0 +1,162 @@
+#include "verify/host.h"
+
+namespace nf2bpf::verify {
+
+using ir::Hook;
+using ir::u128;
+
+namespace {
+
+const ir::IntervalSet& loopback() {
+  static const ir::IntervalSet s = [] {
+    ir::IntervalSet l = ir::IntervalSet::prefix(ir::v4_to_u128(0x7f000000), 104, 128);  // 127.0.0.0/8
+    l.add(1, 1);                                                                        // ::1
+    return l;
+  }();
+  return s;
+}
+
+bool is_multicast(u128 a) {
+  if (ir::is_v4_mapped(a)) return ((uint32_t)a >> 28) == 0xe;  // 224.0.0.0/4
+  return (a >> 120) == 0xff;                                    // ff00::/8
+}
+
+bool is_limited_broadcast(u128 a) { return a == ir::v4_to_u128(0xffffffff); }
+
+}  // namespace
+
+const char* hook_name(Hook h) {
+  switch (h) {
+    case Hook::Prerouting: return "PREROUTING";
+    case Hook::Input: return "INPUT";
+    case Hook::Forward: return "FORWARD";
+    case Hook::Output: return "OUTPUT";
+    case Hook::Postrouting: return "POSTROUTING";
+    case Hook::Ingress: return "INGRESS";
+    case Hook::Egress: return "EGRESS";
+  }
+  return "?";
+}
+
+std::string format_hooks(const std::vector<Hook>& hooks) {
+  std::string s;
+  for (Hook h : hooks) {
+    if (h == Hook::Ingress || h == Hook::Egress) continue;
+    if (!s.empty()) s += " > ";
+    s += hook_name(h);
+  }
+  return s;
+}
+
+HostModel::HostModel(HostOptions o) : opt_(std::move(o)) {}
+
+void HostModel::add_local(u128 addr, const std::string& ifname, unsigned prefix_len) {
+  for (const auto& l : learned_)
+    if (l.addr == addr && l.ifname == ifname) return;
+  learned_.push_back({addr, ifname, ir::IntervalSet::prefix(addr, prefix_len > 128 ? 128 : prefix_len, 128)});
+}
+
+bool HostModel::is_local(u128 a) const {
+  if (loopback().contains(a)) return true;
+  for (const auto& s : opt_.local)
+    if (s.contains(a)) return true;
+  for (const auto& l : learned_)
+    if (l.addr == a) return true;
+  return false;
+}
+
+uint16_t HostModel::addr_type(u128 a) const {
+  if (a == 0 || a == ir::kV4MappedBase) return ir::kAddrUnspec;
+  if (is_limited_broadcast(a)) return ir::kAddrBroadcast;
+  if (is_multicast(a)) return ir::kAddrMulticast;
+  if (is_local(a)) return ir::kAddrLocal;
+  // The directed broadcast of a network this host is on.
+  for (const auto& l : learned_)
+    if (ir::is_v4_mapped(a) && l.net.intervals().size() == 1 && l.net.intervals()[0].hi == a &&
+        l.net.intervals()[0].lo != a)
+      return ir::kAddrBroadcast;
+  return ir::kAddrUnicast;
+}
+
+std::string HostModel::route(u128 dst) const {
+  const std::string* best = nullptr;
+  u128 best_size = 0;
+  for (const auto& [net, ifname] : opt_.routes) {
+    if (!net.contains(dst)) continue;
+    u128 size = net.size();
+    if (!best || size < best_size) best = &ifname, best_size = size;
+  }
+  if (best) return *best;
+  for (const auto& l : learned_)
+    if (!l.ifname.empty() && l.net.contains(dst)) return l.ifname;
+  return "";
+}
+
+std::optional<u128> HostModel::local_address(uint8_t family, const std::string& ifname) const {
+  auto fam_ok = [&](u128 a) { return (family == 4) == ir::is_v4_mapped(a); };
+  for (const auto& l : learned_)
+    if (l.ifname == ifname && !ifname.empty() && fam_ok(l.addr)) return l.addr;
+  for (const auto& l : learned_)
+    if (fam_ok(l.addr)) return l.addr;
+  for (const auto& s : opt_.local)
+    if (!s.empty() && fam_ok(s.intervals()[0].lo)) return s.intervals()[0].lo;
+  return std::nullopt;
+}
+
+std::vector<Hook> HostModel::after_prerouting(u128 daddr, pkt::PktType type) const {
+  bool to_us = !has_local_addresses() || is_local(daddr) || is_multicast(daddr) || is_limited_broadcast(daddr) ||
+               addr_type(daddr) == ir::kAddrBroadcast || type == pkt::PktType::Broadcast ||
+               type == pkt::PktType::Multicast;
+  if (to_us) return {Hook::Input};
+  return {Hook::Forward, Hook::Postrouting, Hook::Egress};
+}
+
+std::string HostModel::place(Captured& c, Traversal& t) const {
+  pkt::Packet& p = c.packet;
+  if (c.otherhost)
+    return "addressed to another host's MAC (packet type OTHERHOST): the kernel drops it before netfilter";
+  std::string ifname = c.ifname;
+  if (ifname.empty() && c.ifindex) {
+    auto it = opt_.ifindex_names.find(*c.ifindex);
+    if (it != opt_.ifindex_names.end()) ifname = it->second;
+    else if (!opt_.iface.empty()) ifname = opt_.iface;
+    else ifname = "if" + std::to_string(*c.ifindex);
+  }
+  if (ifname.empty()) ifname = opt_.iface;
+  std::string oif_hint;
+  if (auto pos = c.comment.find("nf2bpf: oif="); pos != std::string::npos) {
+    oif_hint = c.comment.substr(pos + 12);
+    oif_hint = oif_hint.substr(0, oif_hint.find_first_of(" \t\n;,"));
+  }
+
+  bool known = has_local_addresses();
+  bool local_src = known && is_local(p.saddr);
+  bool local_origin = c.dir == Direction::Outbound ? (!known || local_src) : local_src;
+  if (c.dir == Direction::Outbound && !local_origin)
+    return "forwarded packet leaving " + (ifname.empty() ? std::string("the host") : ifname) +
+           ": judged where it arrived";
+
+  t = Traversal{};
+  if (local_origin) {
+    t.origin = Origin::Local;
+    p.iif.clear();
+    bool to_self = known && is_local(p.daddr);
+    if (to_self) {
+      p.oif = "lo";
+      t.hooks = {Hook::Output, Hook::Postrouting, Hook::Prerouting, Hook::Input};
+    } else {
+      p.oif = !oif_hint.empty() ? oif_hint : !ifname.empty() ? ifname : route(p.daddr);
+      t.hooks = {Hook::Output, Hook::Postrouting, Hook::Egress};
+    }
+    return "";
+  }
+  t.origin = Origin::Incoming;
+  p.iif = ifname;
+  t.hooks = {Hook::Ingress, Hook::Prerouting};
+  auto rest = after_prerouting(p.daddr, p.pkttype);
+  t.hooks.insert(t.hooks.end(), rest.begin(), rest.end());
+  p.oif = rest.front() == Hook::Forward ? (!oif_hint.empty() ? oif_hint : route(p.daddr)) : "";
+  return "";
+}
+
+}  // namespace nf2bpf::verify

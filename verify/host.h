@@ -1,0 +1,74 @@
+// What the diff needs to know about the host the capture was taken on: which
+// addresses are its own (to tell INPUT from FORWARD from OUTPUT), which
+// interface a packet arrived on or leaves by, and the address types the
+// addrtype match asks about.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "translator/ir/ir.h"
+#include "verify/parse.h"
+
+namespace nf2bpf::verify {
+
+// Whether the packet came in from the network or was sent by this host.
+enum class Origin : uint8_t { Incoming, Local };
+
+// The hooks a packet meets, in order. Engines start from this; an engine
+// that models DNAT re-decides INPUT vs FORWARD after PREROUTING itself.
+struct Traversal {
+  Origin origin = Origin::Incoming;
+  std::vector<ir::Hook> hooks;
+};
+std::string format_hooks(const std::vector<ir::Hook>& hooks);  // "PREROUTING > INPUT"
+const char* hook_name(ir::Hook h);                               // "INPUT"
+
+struct HostOptions {
+  std::vector<ir::IntervalSet> local;  // --local-addr CIDRs (every address inside is this host's)
+  std::string iface;                   // --iface: the capture interface when the capture does not say
+  std::vector<std::pair<ir::IntervalSet, std::string>> routes;  // --route CIDR=IF, for oif
+  std::map<uint32_t, std::string> ifindex_names;                 // --ifindex N=NAME (SLL2)
+};
+
+class HostModel {
+ public:
+  explicit HostModel(HostOptions o = {});
+
+  // Addresses learned from the capture (pcapng if_IPv4addr/if_IPv6addr).
+  void add_local(ir::u128 addr, const std::string& ifname = {}, unsigned prefix_len = 128);
+  bool has_local_addresses() const { return !opt_.local.empty() || !learned_.empty(); }
+
+  bool is_local(ir::u128 a) const;
+  // The address type the kernel's addrtype match would see (one AddrType bit).
+  uint16_t addr_type(ir::u128 a) const;
+  // Output interface for a destination: --route, else where a local address
+  // of the same network was seen, else "".
+  std::string route(ir::u128 dst) const;
+  // A local address to use as a NAT source (MASQUERADE/REDIRECT): one on `ifname`
+  // when known, else the first of the family.
+  std::optional<ir::u128> local_address(uint8_t family, const std::string& ifname = {}) const;
+
+  // Decides where a captured packet comes from and which hooks it meets, and
+  // fills packet.iif/oif. Returns "" or why the packet cannot be placed
+  // (it is then skipped).
+  std::string place(Captured& c, Traversal& t) const;
+  // The hooks after PREROUTING for an incoming packet with this destination.
+  std::vector<ir::Hook> after_prerouting(ir::u128 daddr, pkt::PktType type) const;
+
+  const HostOptions& options() const { return opt_; }
+
+ private:
+  HostOptions opt_;
+  struct Learned {
+    ir::u128 addr;
+    std::string ifname;
+    ir::IntervalSet net;  // the interface's network, for routing
+  };
+  std::vector<Learned> learned_;
+};
+
+}  // namespace nf2bpf::verify

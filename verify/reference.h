@@ -1,0 +1,98 @@
+// The reference evaluator: runs a ruleset's decision lists (ir::Pipeline) on
+// packets the way netfilter would, with a connection tracking model carried
+// from one packet to the next. It is the "what netfilter does" side of diff.
+//
+// Semantics:
+//  - the hooks a packet meets come from HostModel::place (PREROUTING > INPUT,
+//    PREROUTING > FORWARD > POSTROUTING, OUTPUT > POSTROUTING, loopback);
+//    within a hook every base chain of the packet's family runs in priority
+//    order; ACCEPT ends only that base chain, DROP/REJECT/QUEUE end the packet;
+//  - inside a chain: ordered first match; statements (MARK, CONNMARK, LOG ...)
+//    run when their rule matches and later rules see their effect; Skip
+//    entries (RETURN, the end of a goto) continue at their target; when no
+//    terminal rule matches, the chain's policy decides;
+//  - conntrack runs between the raw (priority < -200) and later chains of
+//    PREROUTING/OUTPUT; NOTRACK before it makes the packet UNTRACKED; nat
+//    chains see only the first packet of a connection; DNAT/REDIRECT rewrite
+//    the destination for the rest of the path (and re-route INPUT vs
+//    FORWARD), SNAT/MASQUERADE change the reply tuple; an entry is confirmed
+//    only when its first packet is accepted;
+//  - while conntrack is in use the kernel reassembles fragments before any
+//    rule: a datagram is judged once, at its first fragment, and its other
+//    fragments share that verdict;
+//  - matches that depend on what a capture cannot show (rate limits, random
+//    sampling, socket owners, unknown set contents, an unknown interface) are
+//    explored both ways; when the verdict depends on them the packet is
+//    reported INDETERMINATE, never guessed.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "translator/ir/ir.h"
+#include "translator/ir/pipeline.h"
+#include "verify/conntrack.h"
+#include "verify/engine.h"
+#include "verify/host.h"
+
+namespace nf2bpf::verify {
+
+struct ReferenceOptions {
+  // Model connection tracking (and defragmentation): -1 when the ruleset uses
+  // it (state matches, CONNMARK, NAT, NOTRACK), 0 never, 1 always.
+  int conntrack = -1;
+  // Most evaluations of one packet when exploring unknown matches.
+  unsigned max_branches = 64;
+};
+
+class ReferenceEngine : public VerdictEngine {
+ public:
+  // `rs` and `pipe` must outlive the engine.
+  ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe, const HostModel& host,
+                  ReferenceOptions opt = {});
+  ~ReferenceEngine() override;
+
+  std::string name() const override;
+  Decision decide(const pkt::Packet& p, const Traversal& t) override;
+  std::vector<RuleHits> hits() const override;
+
+  bool tracks_connections() const { return conntrack_on_; }
+  const Conntrack& conntrack() const { return ct_; }
+  // Hit count of one source rule (jump rules count the packets that took the jump).
+  uint64_t hits_of(const ir::RuleRef& r) const;
+
+  struct Run;  // one evaluation of one packet (defined in reference.cpp)
+
+ private:
+  Decision evaluate(const pkt::Packet& p, const Traversal& t);
+  void run(Run& r, const Traversal& t) const;
+  RuleInfo rule_info(const ir::RuleRef& ref, const std::vector<ir::RuleRef>& via) const;
+  RuleInfo policy_info(const ir::DecisionList& dl) const;
+
+  const ir::Ruleset& rs_;
+  const ir::Pipeline& pipe_;
+  const HostModel& host_;
+  ReferenceOptions opt_;
+  bool conntrack_on_ = false;
+  Conntrack ct_;
+  // stages per (hook, family 4/6), in evaluation order
+  std::map<std::pair<ir::Hook, int>, std::vector<size_t>> stages_;
+  // hit counters: [table][chain][rule], and base chain policies [table][chain]
+  std::vector<std::vector<std::vector<uint64_t>>> rule_hits_;
+  std::vector<std::vector<uint64_t>> policy_hits_;
+  // datagrams judged at their first fragment: (src, dst, proto, id) -> decision
+  struct FragKey {
+    ir::u128 src, dst;
+    uint32_t id;
+    uint8_t proto;
+    bool operator<(const FragKey& o) const;
+  };
+  std::map<FragKey, std::pair<Decision, double>> frag_decisions_;
+  std::set<std::string> touched_sets_;  // dynamic sets a statement added to
+};
+
+}  // namespace nf2bpf::verify
