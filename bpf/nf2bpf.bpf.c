@@ -59,7 +59,9 @@ static __always_inline int nf_route(struct __sk_buff *skb, struct nf_pkt *p, __u
 static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
   __u32 zero = 0;
   struct nf2bpf_control *ctrl = bpf_map_lookup_elem(&nf_control, &zero);
-  if (!ctrl || ctrl->abi != NF2BPF_ABI_VERSION) return TC_ACT_OK;
+  if (!ctrl) return TC_ACT_OK;
+  if (ctrl->abi == 0xffffffffu) bpf_tail_call(skb, &nf_progs, 2);  /* never: keeps nf_progs reachable */
+  if (ctrl->abi != NF2BPF_ABI_VERSION) return TC_ACT_OK;
   __u32 live = ctrl->live & 1;
   struct nf2bpf_gen_cfg *cfgp = bpf_map_lookup_elem(&nf_cfg, &live);
   if (!cfgp) return TC_ACT_OK;

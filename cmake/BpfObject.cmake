@@ -19,7 +19,7 @@ function(bpf_object name source)
     COMMENT "BPF ${source}")
   add_custom_command(
     OUTPUT ${skel}
-    COMMAND ${BPFTOOL_EXE} gen skeleton ${obj} name ${name} > ${skel}
+    COMMAND ${BPFTOOL_EXE} gen skeleton ${obj} name ${name}_bpf > ${skel}
     DEPENDS ${obj}
     COMMENT "skeleton ${name}.skel.h")
   add_custom_target(${name}_skel_gen DEPENDS ${skel})

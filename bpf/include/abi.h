@@ -182,8 +182,10 @@ struct nf2bpf_rule {
   nf_u32 ctmark_mask, ctmark_value;
   nf_u32 limit;         /* index into the limit state map */
   nf_u32 random_below;  /* NF_RES_RANDOM: matches when (prandom_u32() >> 1) < random_below */
-  nf_u32 pad;
+  nf_u32 src_chain;     /* index into the generation's chain list (userspace state) */
   nf_u64 mac;           /* NF_RES_MAC: 48-bit source MAC */
+  nf_u32 src_line;      /* source line of the rule, for counters in `status` */
+  nf_u32 pad;
 };
 
 struct nf2bpf_stmt {
@@ -200,11 +202,12 @@ struct nf2bpf_limit_cfg {
   nf_u64 cost_ns;   /* ns of credit one packet costs */
   nf_u64 burst_ns;  /* bucket size in ns of credit */
 };
-struct nf2bpf_limit_state {
+/* The limits map value: configuration and bucket state. Updates race
+ * between CPUs; the token count can be off by the packets in flight. */
+struct nf2bpf_limit_val {
+  struct nf2bpf_limit_cfg cfg;
   nf_u64 credit_ns;
   nf_u64 last_ns;
-  nf_u32 lock;      /* bpf_spin_lock placeholder size */
-  nf_u32 pad;
 };
 
 /* LPM key: slot byte then the 128-bit address (IPv4 mapped ::ffff:a.b.c.d).

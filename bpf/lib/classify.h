@@ -128,7 +128,7 @@ static __always_inline int nf_residual_ok(struct nf_scratch *s, struct nf2bpf_ru
     void *lm = nf_inner(&nf_limits, live);
     if (!lm) return 0;
     __u32 idx = r->limit;
-    struct nf_limit_val *l = bpf_map_lookup_elem(lm, &idx);
+    struct nf2bpf_limit_val *l = bpf_map_lookup_elem(lm, &idx);
     if (!l) return 0;
     __u64 now = bpf_ktime_get_ns();
     __u64 credit = l->credit_ns + (now - l->last_ns);

@@ -9,12 +9,6 @@
 #include "abi.h"
 #include "parse.h"
 
-struct nf_limit_val {
-  struct nf2bpf_limit_cfg cfg;
-  __u64 credit_ns;
-  __u64 last_ns;
-};
-
 /* Outer map of two generation slots whose inner maps are of one type. The
  * inner definition is written inline so clang keeps its value type's BTF. */
 #define NF_OUTER(name, itype, ktype, vtype, iflags)  \
@@ -39,7 +33,7 @@ NF_BTF_KEEP(struct nf2bpf_stage, nf_btf_stage);
 NF_BTF_KEEP(struct nf2bpf_tuple, nf_btf_tuple);
 NF_BTF_KEEP(struct nf2bpf_rule, nf_btf_rule);
 NF_BTF_KEEP(struct nf2bpf_stmt, nf_btf_stmt);
-NF_BTF_KEEP(struct nf_limit_val, nf_btf_limit);
+NF_BTF_KEEP(struct nf2bpf_limit_val, nf_btf_limit);
 NF_BTF_KEEP(struct nf2bpf_counter, nf_btf_counter);
 NF_BTF_KEEP(struct nf2bpf_entry_key, nf_btf_entry_key);
 NF_BTF_KEEP(struct nf2bpf_entry_val, nf_btf_entry_val);
@@ -55,7 +49,7 @@ NF_OUTER(nf_rules, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_rule, BPF_F_INNER_MA
 /* per generation: non-terminal statements */
 NF_OUTER(nf_stmts, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_stmt, BPF_F_INNER_MAP);
 /* per generation: token buckets of rate-limited rules */
-NF_OUTER(nf_limits, BPF_MAP_TYPE_ARRAY, __u32, struct nf_limit_val, BPF_F_INNER_MAP);
+NF_OUTER(nf_limits, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_limit_val, BPF_F_INNER_MAP);
 /* per generation: per-CPU packet/byte counters per rule, then per stage policy
  * (a hash: only plain arrays may vary in size as inner maps; every key is
  * inserted at load) */
@@ -97,7 +91,7 @@ struct {
   __type(value, struct nf2bpf_control);
 } nf_control SEC(".maps");                  /* which generation slot is live */
 
-#define NF_STATE_BLOB 8192
+#define NF_STATE_BLOB 16384
 struct nf_state_blob {
   __u8 data[NF_STATE_BLOB];
 };
@@ -155,6 +149,13 @@ struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 1 << 20);
 } nf_events SEC(".maps");                   /* LOG / NFLOG records */
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+  __uint(max_entries, 3);
+  __type(key, __u32);
+  __type(value, __u32);
+} nf_progs SEC(".maps");                    /* the three programs, so a later run finds XDP's too */
 
 /* Per-CPU working memory of one packet (the BPF stack is 512 bytes):
  * [0] TC ingress, [1] TC egress, [2] XDP. */

@@ -92,20 +92,23 @@ u128 IntervalSet::size() const {
 
 std::vector<std::pair<u128, unsigned>> IntervalSet::to_prefixes(unsigned width) const {
   std::vector<std::pair<u128, unsigned>> out;
-  for (const auto& i : iv_) {
-    u128 lo = i.lo;
+  for (const auto& iv : iv_) {
+    u128 lo = iv.lo;
     for (;;) {
-      // Largest aligned block starting at lo that does not pass hi.
-      unsigned bits = 0;
-      while (bits < width) {
-        u128 span = ((u128)1 << (bits + 1)) - 1;
-        if ((lo & span) != 0) break;
-        if (lo + span > i.hi || lo + span < lo) break;
-        ++bits;
+      // Largest aligned block of 2^k values starting at lo that stays <= hi.
+      // Comparisons use (hi - lo) so nothing overflows at the top of the space.
+      unsigned k = 0;
+      while (k < width) {
+        unsigned k1 = k + 1;
+        u128 span1 = k1 >= 128 ? kU128Max : (((u128)1 << k1) - 1);
+        bool aligned = (lo & span1) == 0;
+        bool fits = iv.hi - lo >= span1;
+        if (!aligned || !fits) break;
+        k = k1;
       }
-      out.emplace_back(lo, width - bits);
-      u128 span = bits >= 128 ? kU128Max : (((u128)1 << bits) - 1);
-      if (lo + span >= i.hi) break;
+      out.emplace_back(lo, width - k);
+      u128 span = k >= 128 ? kU128Max : (((u128)1 << k) - 1);
+      if (iv.hi - lo == span) break;
       lo = lo + span + 1;
     }
   }

@@ -142,20 +142,6 @@ Hash128 tag_of(uint64_t slot, uint64_t pid) {
   return {x, mix(x ^ 0x5bd1e995)};
 }
 
-struct EntryKeyHash {
-  size_t operator()(const nf2bpf_entry_key& k) const {
-    uint64_t h = 1469598103934665603ULL;
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(&k);
-    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-  }
-};
-struct EntryKeyEq {
-  bool operator()(const nf2bpf_entry_key& a, const nf2bpf_entry_key& b) const {
-    return std::memcmp(&a, &b, sizeof a) == 0;
-  }
-};
-
 class Compiler {
  public:
   Compiler(const Translation& tr, diag::Diagnostics& d, const CompileOptions& o) : tr_(tr), diag_(d), opt_(o) {}
@@ -760,12 +746,31 @@ Policy Compiler::run() {
       const Rule& src = source(work[s].origins[r]);
       const auto& t = tr_.ruleset.tables[work[s].origins[r].table];
       pol_.origins.push_back({src.loc.file_line(), t.name, t.chains[work[s].origins[r].chain].name, src.text, src.loc.line});
+      std::string cname = t.name + "/" + t.chains[work[s].origins[r].chain].name;
+      auto cit = std::find(pol_.chain_names.begin(), pol_.chain_names.end(), cname);
+      if (cit == pol_.chain_names.end()) cit = pol_.chain_names.insert(pol_.chain_names.end(), cname);
+      pol_.rules.back().src_chain = (uint32_t)(cit - pol_.chain_names.begin());
+      pol_.rules.back().src_line = src.loc.line;
       if (!l.unconditional_terminal) ++steps;
       if (l.desc.residual & (NF_RES_CTMARK)) pol_.cfg.ct_needed = 1;
       for (const auto& stt : l.stmts)
         if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)
           pol_.cfg.ct_needed = 1;
     }
+
+    // Where a search can resume: after rules that do not end the stage
+    // (statements only, RETURN-like skips, residual checks) and at skip targets.
+    std::vector<uint32_t> resume = {st.first_rule};
+    for (size_t r = 0; r < work[s].rules.size(); ++r) {
+      const auto& d = work[s].rules[r].desc;
+      if (!work[s].rules[r].unconditional_terminal) resume.push_back(st.first_rule + (uint32_t)r + 1);
+      if (d.action == NF_ACT_SKIP) resume.push_back(d.skip_to);
+    }
+    std::sort(resume.begin(), resume.end());
+    auto resumable = [&](uint32_t terminal, uint32_t rule) {
+      auto it = std::upper_bound(resume.begin(), resume.end(), terminal);
+      return it != resume.end() && *it <= rule;
+    };
 
     // Group boxes by slot set = tuple.
     std::map<uint32_t, std::vector<std::pair<uint32_t, const BoxPreds*>>> by_mask;
@@ -790,7 +795,7 @@ Policy Compiler::run() {
           }
           tu.slots[tu.nslots++] = (uint8_t)sl;
         }
-      std::unordered_set<nf2bpf_entry_key, EntryKeyHash, EntryKeyEq> closed;
+      std::unordered_map<nf2bpf_entry_key, uint32_t, EntryKeyHash, EntryKeyEq> closed;  // key -> terminal rule
       tu.min_rule = UINT32_MAX;
       bool over = false;
       for (auto& [r, b] : list) {
@@ -803,12 +808,17 @@ Policy Compiler::run() {
         for (;;) {
           nf2bpf_entry_key k{};
           for (size_t i = 0; i < sets.size(); ++i) k.cls[i] = (*sets[i])[idx[i]];
-          if (!closed.count(k)) {
+          auto cl = closed.find(k);
+          // After an unconditional terminal rule, later rules of the same key
+          // matter only to searches that resume past it (RETURN, LOG ...).
+          bool reachable = cl == closed.end() || resumable(cl->second, global);
+          if (reachable) {
             auto& chain = tb.chains[k];
             if (chain.empty() || chain.back() != global) {
               chain.push_back(global);
               ++stage_entries;
-              if (work[s].rules[r].unconditional_terminal) closed.insert(k);
+              if (work[s].rules[r].unconditional_terminal) closed[k] = global;
+              else if (cl != closed.end()) closed.erase(cl);
               tu.min_rule = std::min(tu.min_rule, global);
               tu.max_rule = std::max(tu.max_rule, global);
             }

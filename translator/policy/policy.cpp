@@ -24,6 +24,17 @@ uint32_t Policy::iface_class(int which, std::string_view name) const {
   return it == iface_classes[which].end() ? 0 : it->second;
 }
 
+size_t EntryKeyHash::operator()(const nf2bpf_entry_key& k) const {
+  uint64_t h = 1469598103934665603ULL;
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(&k);
+  for (size_t i = 0; i < sizeof k; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+bool EntryKeyEq::operator()(const nf2bpf_entry_key& a, const nf2bpf_entry_key& b) const {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
 namespace {
 template <typename T>
 void put(std::string& out, const T& v) {

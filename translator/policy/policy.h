@@ -70,10 +70,19 @@ struct Policy {
   std::vector<Origin> origins;          // per rule
   std::vector<Origin> stage_origins;    // per stage (the base chain; for policy hits)
   std::vector<std::string> log_prefixes;
+  std::vector<std::string> chain_names;  // "table/chain", indexed by nf2bpf_rule::src_chain
 
   // Counter indices: rules use [0, rules.size()), stage policies follow.
   uint32_t counter_count() const { return (uint32_t)(rules.size() + stages.size()); }
   size_t rule_count_source = 0;  // source rules translated
+};
+
+// Hashing of entry keys, for userspace tables keyed like the BPF hash.
+struct EntryKeyHash {
+  size_t operator()(const nf2bpf_entry_key& k) const;
+};
+struct EntryKeyEq {
+  bool operator()(const nf2bpf_entry_key& a, const nf2bpf_entry_key& b) const;
 };
 
 // Canonical serialisation (stable across runs); checksum is its sha256.

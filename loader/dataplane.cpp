@@ -1,0 +1,690 @@
+#include "loader/dataplane.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <linux/pkt_cls.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+
+#include "bpf/include/abi.h"
+#include "nf2bpf.skel.h"
+
+namespace nf2bpf::loader {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint32_t kTcHandle = 0x2bf;  // "nf2bpf" filters on clsact, found and removed by these
+constexpr uint32_t kTcPriority = 0x2bf;
+constexpr uint32_t kBpffsMagic = 0xcafe4a11;
+constexpr size_t kStateBlob = 16384;
+
+// Outer maps in a fixed order; the loader creates one inner map per kind.
+enum Outer { kStages, kTuples, kRules, kStmts, kLimits, kCounters, kEntries, kLpm, kIfaces, kOuterCount };
+const char* kOuterNames[kOuterCount] = {"nf_stages", "nf_tuples", "nf_rules",   "nf_stmts", "nf_limits",
+                                        "nf_counters", "nf_entries", "nf_lpm", "nf_ifaces"};
+
+struct LpmKey {
+  uint32_t prefixlen;
+  uint8_t slot;
+  uint8_t addr[16];
+} __attribute__((packed));
+
+struct AddrtypeKey {
+  uint32_t prefixlen;
+  uint8_t addr[16];
+};
+
+void to_bytes(const ir::u128& v, uint8_t* out) {
+  for (int i = 0; i < 16; ++i) out[i] = (uint8_t)(v >> (8 * (15 - i)));
+}
+
+Error bpf_err(const std::string& what, int rc) { return Error{rc < 0 ? -rc : errno, what}; }
+
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd = o.fd;
+      o.fd = -1;
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  void reset() {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+};
+
+}  // namespace
+
+struct Dataplane::Fds {
+  Fd control, cfg, hooks, small, state, ct, addrtype, events, progs;
+  std::array<Fd, kOuterCount> outer;
+  Fd ingress, egress, xdp;
+};
+
+Dataplane::~Dataplane() {
+  fds_.reset();
+  if (skel_) nf2bpf_bpf__destroy(static_cast<nf2bpf_bpf*>(skel_));
+}
+
+static int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char buf[1024];
+  vsnprintf(buf, sizeof buf, fmt, args);
+  size_t n = strlen(buf);
+  while (n && buf[n - 1] == '\n') buf[--n] = 0;
+  if (level == LIBBPF_WARN) spdlog::warn("libbpf: {}", buf);
+  else if (level == LIBBPF_INFO) spdlog::info("libbpf: {}", buf);
+  else spdlog::debug("libbpf: {}", buf);
+  return 0;
+}
+
+static void setup_libbpf() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  libbpf_set_print(libbpf_log);
+}
+
+Result<std::string> Dataplane::default_pin_dir() {
+  auto id = netns_id();
+  if (!id) return id.error();
+  const char* base = "/sys/fs/bpf";
+  struct statfs sfs {};
+  if (statfs(base, &sfs) != 0 || sfs.f_type != kBpffsMagic) {
+    // `ip netns exec` gives a fresh /sys without bpffs: mount one. Pins made
+    // here last as long as this mount namespace; the attached programs stay
+    // the way back to the dataplane either way.
+    if (mkdir(base, 0700) != 0 && errno != EEXIST) return sys_error(std::string("create ") + base);
+    if (mount("bpf", base, "bpf", 0, "mode=0700") != 0) return sys_error(std::string("mount bpffs on ") + base);
+  }
+  return std::string(base) + "/nf2bpf/netns-" + std::to_string(*id);
+}
+
+Result<void> Dataplane::adopt_maps(int prog_fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  std::vector<uint32_t> ids(64);
+  info.nr_map_ids = (uint32_t)ids.size();
+  info.map_ids = (uint64_t)(uintptr_t)ids.data();
+  if (int rc = bpf_obj_get_info_by_fd(prog_fd, &info, &len)) return bpf_err("read program info", rc);
+  ids.resize(std::min<size_t>(info.nr_map_ids, ids.size()));
+  std::map<std::string, Fd*> want = {{"nf_control", &fds_->control}, {"nf_cfg", &fds_->cfg},
+                                     {"nf_hooks", &fds_->hooks},     {"nf_small", &fds_->small},
+                                     {"nf_state", &fds_->state},     {"nf_ct", &fds_->ct},
+                                     {"nf_addrtype", &fds_->addrtype}, {"nf_events", &fds_->events},
+                                     {"nf_progs", &fds_->progs}};
+  for (int i = 0; i < kOuterCount; ++i) want[kOuterNames[i]] = &fds_->outer[i];
+  for (uint32_t id : ids) {
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) return bpf_err("open map " + std::to_string(id), fd);
+    bpf_map_info mi{};
+    uint32_t ml = sizeof mi;
+    if (bpf_obj_get_info_by_fd(fd, &mi, &ml) == 0 && want.count(mi.name)) {
+      *want[mi.name] = Fd(fd);
+      continue;
+    }
+    close(fd);
+  }
+  for (auto& [name, fd] : want)
+    if (fd->fd < 0 && name != "nf_progs" && name != "nf_events")
+      return Error{ENOENT, "the attached nf2bpf program has no map " + name + " (built by another version?)"};
+  // The programs themselves, through nf_progs.
+  if (fds_->progs.fd >= 0) {
+    Fd* progs[3] = {&fds_->ingress, &fds_->egress, &fds_->xdp};
+    for (uint32_t k = 0; k < 3; ++k) {
+      uint32_t pid = 0;
+      if (bpf_map_lookup_elem(fds_->progs.fd, &k, &pid) == 0 && pid) *progs[k] = Fd(bpf_prog_get_fd_by_id(pid));
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Dataplane>> Dataplane::find(const std::string& pin_dir) {
+  setup_libbpf();
+  std::unique_ptr<Dataplane> dp(new Dataplane);
+  dp->fds_ = std::make_unique<Fds>();
+  dp->pin_dir_ = pin_dir;
+  // 1. Pins.
+  if (!pin_dir.empty() && fs::exists(pin_dir + "/prog_ingress")) {
+    int fd = bpf_obj_get((pin_dir + "/prog_ingress").c_str());
+    if (fd >= 0) {
+      Fd prog(fd);
+      if (auto r = dp->adopt_maps(prog.fd); !r) return r.error();
+      return dp;
+    }
+  }
+  // 2. Programs attached to this namespace's interfaces.
+  auto ifs = list_interfaces();
+  if (!ifs) return ifs.error();
+  for (const auto& i : *ifs) {
+    bpf_tc_hook hook{};
+    hook.sz = sizeof hook;
+    hook.ifindex = (int)i.ifindex;
+    hook.attach_point = BPF_TC_INGRESS;
+    bpf_tc_opts opts{};
+    opts.sz = sizeof opts;
+    opts.handle = kTcHandle;
+    opts.priority = kTcPriority;
+    if (bpf_tc_query(&hook, &opts) != 0 || !opts.prog_id) continue;
+    int fd = bpf_prog_get_fd_by_id(opts.prog_id);
+    if (fd < 0) continue;
+    Fd prog(fd);
+    bpf_prog_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(prog.fd, &info, &len) != 0 || std::string(info.name) != "nf2bpf_ingress") continue;
+    if (auto r = dp->adopt_maps(prog.fd); !r) return r.error();
+    return dp;
+  }
+  return std::unique_ptr<Dataplane>();
+}
+
+Result<void> Dataplane::pin_all() {
+  std::error_code ec;
+  fs::create_directories(pin_dir_, ec);
+  if (ec) return Error{ec.value(), "create " + pin_dir_};
+  auto pin = [&](int fd, const std::string& name) -> Result<void> {
+    std::string path = pin_dir_ + "/" + name;
+    unlink(path.c_str());
+    if (int rc = bpf_obj_pin(fd, path.c_str())) return bpf_err("pin " + path, rc);
+    return {};
+  };
+  if (auto r = pin(fds_->ingress.fd, "prog_ingress"); !r) return r;
+  if (auto r = pin(fds_->egress.fd, "prog_egress"); !r) return r;
+  if (auto r = pin(fds_->xdp.fd, "prog_xdp"); !r) return r;
+  if (auto r = pin(fds_->control.fd, "nf_control"); !r) return r;
+  if (auto r = pin(fds_->ct.fd, "nf_ct"); !r) return r;
+  if (auto r = pin(fds_->events.fd, "nf_events"); !r) return r;
+  return {};
+}
+
+Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir) {
+  setup_libbpf();
+  std::unique_ptr<Dataplane> dp(new Dataplane);
+  dp->fds_ = std::make_unique<Fds>();
+  dp->pin_dir_ = pin_dir;
+  nf2bpf_bpf* skel = nf2bpf_bpf__open();
+  if (!skel) return sys_error("open the nf2bpf BPF object");
+  dp->skel_ = skel;
+  if (int rc = nf2bpf_bpf__load(skel))
+    return bpf_err("load the nf2bpf BPF programs (the verifier log is shown with -vv)", rc);
+  auto dupfd = [](int fd) { return Fd(fcntl(fd, F_DUPFD_CLOEXEC, 3)); };
+  auto& f = *dp->fds_;
+  f.control = dupfd(bpf_map__fd(skel->maps.nf_control));
+  f.cfg = dupfd(bpf_map__fd(skel->maps.nf_cfg));
+  f.hooks = dupfd(bpf_map__fd(skel->maps.nf_hooks));
+  f.small = dupfd(bpf_map__fd(skel->maps.nf_small));
+  f.state = dupfd(bpf_map__fd(skel->maps.nf_state));
+  f.ct = dupfd(bpf_map__fd(skel->maps.nf_ct));
+  f.addrtype = dupfd(bpf_map__fd(skel->maps.nf_addrtype));
+  f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
+  f.progs = dupfd(bpf_map__fd(skel->maps.nf_progs));
+  bpf_map* outers[kOuterCount] = {skel->maps.nf_stages, skel->maps.nf_tuples, skel->maps.nf_rules,
+                                  skel->maps.nf_stmts,  skel->maps.nf_limits, skel->maps.nf_counters,
+                                  skel->maps.nf_entries, skel->maps.nf_lpm,   skel->maps.nf_ifaces};
+  for (int i = 0; i < kOuterCount; ++i) f.outer[i] = dupfd(bpf_map__fd(outers[i]));
+  f.ingress = dupfd(bpf_program__fd(skel->progs.nf2bpf_ingress));
+  f.egress = dupfd(bpf_program__fd(skel->progs.nf2bpf_egress));
+  f.xdp = dupfd(bpf_program__fd(skel->progs.nf2bpf_xdp));
+  int progfds[3] = {f.ingress.fd, f.egress.fd, f.xdp.fd};
+  for (uint32_t k = 0; k < 3; ++k)
+    if (int rc = bpf_map_update_elem(f.progs.fd, &k, &progfds[k], BPF_ANY)) return bpf_err("register programs", rc);
+  nf2bpf_control c{};  // abi 0: the programs pass everything until a generation is live
+  uint32_t zero = 0;
+  if (int rc = bpf_map_update_elem(f.control.fd, &zero, &c, BPF_ANY)) return bpf_err("initialise control", rc);
+  if (!pin_dir.empty())
+    if (auto r = dp->pin_all(); !r) return r.error();
+  return dp;
+}
+
+Result<nlohmann::json> Dataplane::read_state(uint32_t index) {
+  std::vector<char> buf(kStateBlob, 0);
+  if (int rc = bpf_map_lookup_elem(fds_->state.fd, &index, buf.data())) return bpf_err("read state", rc);
+  buf.back() = 0;
+  if (!buf[0]) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(buf.data(), nullptr, false);
+  if (j.is_discarded()) return nlohmann::json::object();
+  return j;
+}
+
+Result<void> Dataplane::write_state(uint32_t index, const nlohmann::json& j) {
+  std::string s = j.dump();
+  if (s.size() >= kStateBlob) return Error{E2BIG, "state record too large (" + std::to_string(s.size()) + " bytes)"};
+  std::vector<char> buf(kStateBlob, 0);
+  std::memcpy(buf.data(), s.data(), s.size());
+  if (int rc = bpf_map_update_elem(fds_->state.fd, &index, buf.data(), BPF_ANY)) return bpf_err("write state", rc);
+  return {};
+}
+
+bool Dataplane::has_live_generation() {
+  uint32_t zero = 0;
+  nf2bpf_control c{};
+  return bpf_map_lookup_elem(fds_->control.fd, &zero, &c) == 0 && c.abi == NF2BPF_ABI_VERSION;
+}
+
+namespace {
+
+// Creates an inner map matching its outer's template.
+Result<Fd> make_inner(Outer kind, uint32_t entries) {
+  bpf_map_create_opts o{};
+  o.sz = sizeof o;
+  entries = std::max<uint32_t>(entries, 1);
+  bpf_map_type type = BPF_MAP_TYPE_ARRAY;
+  uint32_t ks = 4, vs = 0;
+  switch (kind) {
+    case kStages: vs = sizeof(nf2bpf_stage), o.map_flags = BPF_F_INNER_MAP; break;
+    case kTuples: vs = sizeof(nf2bpf_tuple), o.map_flags = BPF_F_INNER_MAP; break;
+    case kRules: vs = sizeof(nf2bpf_rule), o.map_flags = BPF_F_INNER_MAP; break;
+    case kStmts: vs = sizeof(nf2bpf_stmt), o.map_flags = BPF_F_INNER_MAP; break;
+    case kLimits: vs = sizeof(nf2bpf_limit_val), o.map_flags = BPF_F_INNER_MAP; break;
+    case kCounters: type = BPF_MAP_TYPE_PERCPU_HASH, vs = sizeof(nf2bpf_counter); break;
+    case kEntries: type = BPF_MAP_TYPE_HASH, ks = sizeof(nf2bpf_entry_key), vs = sizeof(nf2bpf_entry_val); break;
+    case kLpm:
+      type = BPF_MAP_TYPE_LPM_TRIE, ks = sizeof(LpmKey), vs = 4, o.map_flags = BPF_F_NO_PREALLOC;
+      break;
+    case kIfaces: type = BPF_MAP_TYPE_HASH, ks = sizeof(nf2bpf_iface_key), vs = 4; break;
+    default: break;
+  }
+  int fd = bpf_map_create(type, kOuterNames[kind], ks, vs, entries, &o);
+  if (fd < 0) return bpf_err(std::string("create map ") + kOuterNames[kind] + " with " + std::to_string(entries) + " entries", fd);
+  return Fd(fd);
+}
+
+// Batch update; falls back to single updates where a map type has no batch.
+Result<void> fill(int fd, const void* keys, size_t ksz, const void* vals, size_t vsz, size_t n, const char* what) {
+  if (n == 0) return {};
+  constexpr size_t kChunk = 65536;
+  for (size_t off = 0; off < n; off += kChunk) {
+    uint32_t count = (uint32_t)std::min(kChunk, n - off);
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_update_batch(fd, (const char*)keys + off * ksz, (const char*)vals + off * vsz, &count, &opts);
+    if (rc == 0) continue;
+    if (rc != -EINVAL && rc != -ENOTSUP && rc != -EOPNOTSUPP && errno != EINVAL && errno != ENOTSUP)
+      return bpf_err(std::string("fill ") + what, rc);
+    for (size_t i = off; i < n; ++i)
+      if (int r = bpf_map_update_elem(fd, (const char*)keys + i * ksz, (const char*)vals + i * vsz, BPF_ANY))
+        return bpf_err(std::string("fill ") + what, r);
+    return {};
+  }
+  return {};
+}
+
+template <typename V>
+Result<void> fill_array(int fd, const std::vector<V>& vals, const char* what, uint32_t first = 0) {
+  std::vector<uint32_t> keys(vals.size());
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = first + (uint32_t)i;
+  return fill(fd, keys.data(), 4, vals.data(), sizeof(V), vals.size(), what);
+}
+
+}  // namespace
+
+Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<Interface>& ifaces,
+                                    const std::vector<AddrTypeEntry>& addrtypes, nlohmann::json meta) {
+  auto& f = *fds_;
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(f.control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  bool fresh = ctrl.abi != NF2BPF_ABI_VERSION;
+  uint32_t spare = fresh ? 0 : (ctrl.live ^ 1) & 1;
+  uint64_t gen = fresh ? 1 : ctrl.generation + 1;
+
+  // The spare slot stops being a valid rollback target before we touch it.
+  if (auto r = write_state(spare, nlohmann::json::object()); !r) return r.error();
+
+  // Inner maps of the new generation.
+  std::array<Fd, kOuterCount> inner;
+  uint32_t sizes[kOuterCount] = {(uint32_t)p.stages.size(), (uint32_t)p.tuples.size(), (uint32_t)p.rules.size(),
+                                 (uint32_t)p.stmts.size(),  (uint32_t)p.limits.size(), p.counter_count(),
+                                 (uint32_t)p.entries.size(), (uint32_t)p.lpm.size(),  (uint32_t)(2 * ifaces.size() + 4)};
+  for (int k = 0; k < kOuterCount; ++k) {
+    auto m = make_inner((Outer)k, sizes[k]);
+    if (!m) return m.error();
+    inner[k] = std::move(*m);
+  }
+  if (auto r = fill_array(inner[kStages].fd, p.stages, "stages"); !r) return r.error();
+  if (auto r = fill_array(inner[kTuples].fd, p.tuples, "tuples"); !r) return r.error();
+  if (auto r = fill_array(inner[kRules].fd, p.rules, "rules"); !r) return r.error();
+  if (auto r = fill_array(inner[kStmts].fd, p.stmts, "statements"); !r) return r.error();
+  {
+    std::vector<nf2bpf_limit_val> lv(p.limits.size());
+    for (size_t i = 0; i < lv.size(); ++i) lv[i].cfg = p.limits[i];
+    if (auto r = fill_array(inner[kLimits].fd, lv, "limits"); !r) return r.error();
+  }
+  {
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) return bpf_err("count CPUs", ncpu);
+    uint32_t n = p.counter_count();
+    std::vector<uint32_t> keys(n);
+    for (uint32_t i = 0; i < n; ++i) keys[i] = i;
+    std::vector<nf2bpf_counter> zeros((size_t)n * ncpu);
+    if (auto r = fill(inner[kCounters].fd, keys.data(), 4, zeros.data(), sizeof(nf2bpf_counter) * ncpu, n, "counters"); !r)
+      return r.error();
+  }
+  {
+    std::vector<nf2bpf_entry_key> keys;
+    std::vector<nf2bpf_entry_val> vals;
+    keys.reserve(p.entries.size());
+    vals.reserve(p.entries.size());
+    for (const auto& [k, v] : p.entries) keys.push_back(k), vals.push_back(v);
+    if (auto r = fill(inner[kEntries].fd, keys.data(), sizeof(nf2bpf_entry_key), vals.data(), sizeof(nf2bpf_entry_val),
+                      keys.size(), "classifier entries");
+        !r)
+      return r.error();
+  }
+  {
+    std::vector<LpmKey> keys(p.lpm.size());
+    std::vector<uint32_t> vals(p.lpm.size());
+    for (size_t i = 0; i < p.lpm.size(); ++i) {
+      keys[i].prefixlen = 8 + p.lpm[i].prefixlen;
+      keys[i].slot = p.lpm[i].slot;
+      to_bytes(p.lpm[i].addr, keys[i].addr);
+      vals[i] = p.lpm[i].cls;
+    }
+    if (auto r = fill(inner[kLpm].fd, keys.data(), sizeof(LpmKey), vals.data(), 4, keys.size(), "address classes"); !r)
+      return r.error();
+  }
+  {
+    std::vector<nf2bpf_iface_key> keys;
+    std::vector<uint32_t> vals;
+    for (uint32_t w = 0; w < 2; ++w) {
+      uint32_t slot = w == 0 ? NF_SLOT_IIF : NF_SLOT_OIF;
+      keys.push_back({slot, 0}), vals.push_back(p.iface_class(w, ""));
+      keys.push_back({slot, 0xffffffffu}), vals.push_back(p.iface_class(w, "\x7f\x7f"));
+      for (const auto& i : ifaces) keys.push_back({slot, i.ifindex}), vals.push_back(p.iface_class(w, i.name));
+    }
+    if (auto r = fill(inner[kIfaces].fd, keys.data(), sizeof(nf2bpf_iface_key), vals.data(), 4, keys.size(), "interfaces"); !r)
+      return r.error();
+  }
+  // Fixed-size per-generation data.
+  if (int rc = bpf_map_update_elem(f.cfg.fd, &spare, &p.cfg, BPF_ANY)) return bpf_err("write settings", rc);
+  {
+    std::vector<nf2bpf_hook_desc> hooks(p.hooks.begin(), p.hooks.end());
+    if (auto r = fill_array(f.hooks.fd, hooks, "hooks", spare * NF_HOOK_MAX); !r) return r.error();
+  }
+  if (auto r = fill_array(f.small.fd, p.small, "field classes", spare * NF_SMALL_TOTAL); !r) return r.error();
+  // Host address types are shared by both generations.
+  for (const auto& e : addrtypes) {
+    AddrtypeKey k{};
+    k.prefixlen = e.prefixlen;
+    to_bytes(e.addr, k.addr);
+    if (int rc = bpf_map_update_elem(f.addrtype.fd, &k, &e.type, BPF_ANY)) return bpf_err("write address types", rc);
+  }
+  for (int k = 0; k < kOuterCount; ++k) {
+    int ifd = inner[k].fd;
+    if (int rc = bpf_map_update_elem(f.outer[k].fd, &spare, &ifd, BPF_ANY))
+      return bpf_err(std::string("install ") + kOuterNames[k], rc);
+  }
+  meta["valid"] = true;
+  meta["generation"] = gen;
+  meta["checksum"] = p.checksum;
+  meta["applied"] = (int64_t)time(nullptr);
+  meta["chains"] = p.chain_names;
+  if (meta.dump().size() < kStateBlob - 1024) meta["log_prefixes"] = p.log_prefixes;
+  if (auto r = write_state(spare, meta); !r) return r.error();
+
+  // The switch: one update of one value.
+  nf2bpf_control next{};
+  next.live = spare;
+  next.abi = NF2BPF_ABI_VERSION;
+  next.generation = gen;
+  if (int rc = bpf_map_update_elem(f.control.fd, &zero, &next, BPF_ANY)) return bpf_err("switch generation", rc);
+  return gen;
+}
+
+Result<uint64_t> Dataplane::rollback() {
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(fds_->control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  if (ctrl.abi != NF2BPF_ABI_VERSION) return Error{ENOENT, "no generation is live"};
+  uint32_t prev = (ctrl.live ^ 1) & 1;
+  auto st = read_state(prev);
+  if (!st) return st.error();
+  if (!st->value("valid", false)) return Error{ENOENT, "there is no previous generation to roll back to"};
+  nf2bpf_control next = ctrl;
+  next.live = prev;
+  next.generation = ctrl.generation + 1;
+  if (int rc = bpf_map_update_elem(fds_->control.fd, &zero, &next, BPF_ANY)) return bpf_err("switch generation", rc);
+  return next.generation;
+}
+
+Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
+  auto& f = *fds_;
+  auto ns = read_state(2);
+  if (!ns) return ns.error();
+  nlohmann::json prev = ns->value("ifaces", nlohmann::json::array());
+  nlohmann::json now = nlohmann::json::array();
+  // Keep what we already own so unload can undo exactly that.
+  auto prev_entry = [&](const std::string& name) -> nlohmann::json {
+    for (const auto& e : prev)
+      if (e.value("name", "") == name) return e;
+    return nlohmann::json::object();
+  };
+  for (const auto& i : ifaces) {
+    nlohmann::json e = prev_entry(i.name);
+    bool created = e.value("created_clsact", false);
+    bpf_tc_hook hook{};
+    hook.sz = sizeof hook;
+    hook.ifindex = (int)i.ifindex;
+    hook.attach_point = (bpf_tc_attach_point)(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    int rc = bpf_tc_hook_create(&hook);
+    if (rc == 0) created = true;
+    else if (rc != -EEXIST) return bpf_err("create clsact qdisc on " + i.name, rc);
+    for (auto [point, prog] : {std::pair{BPF_TC_INGRESS, f.ingress.fd}, std::pair{BPF_TC_EGRESS, f.egress.fd}}) {
+      bpf_tc_hook h{};
+      h.sz = sizeof h;
+      h.ifindex = (int)i.ifindex;
+      h.attach_point = point;
+      bpf_tc_opts o{};
+      o.sz = sizeof o;
+      o.prog_fd = prog;
+      o.handle = kTcHandle;
+      o.priority = kTcPriority;
+      o.flags = BPF_TC_F_REPLACE;
+      if (int r = bpf_tc_attach(&h, &o))
+        return bpf_err(std::string("attach tc ") + (point == BPF_TC_INGRESS ? "ingress" : "egress") + " on " + i.name, r);
+    }
+    bool xdp_on = false;
+    if (xdp) {
+      if (f.xdp.fd < 0) return Error{ENOENT, "the loaded dataplane has no XDP program"};
+      uint32_t cur = 0;
+      bpf_xdp_query_id((int)i.ifindex, 0, &cur);
+      bpf_prog_info pi{};
+      uint32_t pl = sizeof pi;
+      bpf_obj_get_info_by_fd(f.xdp.fd, &pi, &pl);
+      if (cur && cur != pi.id)
+        return Error{EBUSY, "attach xdp on " + i.name + ": another XDP program (id " + std::to_string(cur) + ") is attached"};
+      if (int r = bpf_xdp_attach((int)i.ifindex, f.xdp.fd, 0, nullptr)) return bpf_err("attach xdp on " + i.name, r);
+      xdp_on = true;
+    } else if (e.value("xdp", false)) {
+      bpf_xdp_detach((int)i.ifindex, 0, nullptr);
+    }
+    now.push_back({{"name", i.name}, {"ifindex", i.ifindex}, {"created_clsact", created}, {"xdp", xdp_on}});
+  }
+  // Interfaces attached before and not listed now: detach.
+  for (const auto& e : prev) {
+    std::string name = e.value("name", "");
+    bool listed = false;
+    for (const auto& i : ifaces) listed |= i.name == name;
+    if (listed) continue;
+    uint32_t idx = e.value("ifindex", 0u);
+    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+      bpf_tc_hook h{};
+      h.sz = sizeof h;
+      h.ifindex = (int)idx;
+      h.attach_point = point;
+      bpf_tc_opts o{};
+      o.sz = sizeof o;
+      o.handle = kTcHandle;
+      o.priority = kTcPriority;
+      bpf_tc_detach(&h, &o);
+    }
+    if (e.value("xdp", false)) bpf_xdp_detach((int)idx, 0, nullptr);
+    if (e.value("created_clsact", false)) {
+      bpf_tc_hook h{};
+      h.sz = sizeof h;
+      h.ifindex = (int)idx;
+      h.attach_point = (bpf_tc_attach_point)(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      bpf_tc_hook_destroy(&h);
+    }
+  }
+  (*ns)["ifaces"] = now;
+  (*ns)["pin_dir"] = pin_dir_;
+  return write_state(2, *ns);
+}
+
+Result<void> Dataplane::unload() {
+  auto ns = read_state(2);
+  if (!ns) return ns.error();
+  for (const auto& e : ns->value("ifaces", nlohmann::json::array())) {
+    uint32_t idx = e.value("ifindex", 0u);
+    std::string name = e.value("name", "");
+    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+      bpf_tc_hook h{};
+      h.sz = sizeof h;
+      h.ifindex = (int)idx;
+      h.attach_point = point;
+      bpf_tc_opts o{};
+      o.sz = sizeof o;
+      o.handle = kTcHandle;
+      o.priority = kTcPriority;
+      int rc = bpf_tc_detach(&h, &o);
+      if (rc && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL)
+        spdlog::warn("detach tc on {}: {}", name, strerror(-rc));
+    }
+    if (e.value("xdp", false)) bpf_xdp_detach((int)idx, 0, nullptr);
+    if (e.value("created_clsact", false)) {
+      bpf_tc_hook h{};
+      h.sz = sizeof h;
+      h.ifindex = (int)idx;
+      h.attach_point = (bpf_tc_attach_point)(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      bpf_tc_hook_destroy(&h);
+    }
+  }
+  if (!pin_dir_.empty() && fs::exists(pin_dir_)) {
+    std::error_code ec;
+    fs::remove_all(pin_dir_, ec);
+    if (ec) return Error{ec.value(), "remove " + pin_dir_};
+  }
+  return {};
+}
+
+Result<StatusInfo> Dataplane::status(bool with_counters) {
+  StatusInfo s;
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(fds_->control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  s.live_slot = ctrl.live & 1;
+  s.generation = ctrl.generation;
+  s.pin_dir = pin_dir_;
+  auto live = read_state(s.live_slot);
+  if (!live) return live.error();
+  s.live = *live;
+  auto prev = read_state(s.live_slot ^ 1);
+  if (prev && prev->value("valid", false)) s.previous = *prev;
+  auto ns = read_state(2);
+  if (ns) s.attach = ns->value("ifaces", nlohmann::json::array());
+  // Conntrack entries.
+  {
+    std::vector<uint8_t> key(40), next(40);
+    void* cur = nullptr;
+    while (bpf_map_get_next_key(fds_->ct.fd, cur, next.data()) == 0) {
+      ++s.ct_entries;
+      key = next;
+      cur = key.data();
+    }
+  }
+  if (!with_counters || ctrl.abi != NF2BPF_ABI_VERSION) return s;
+  uint32_t slot = s.live_slot;
+  uint32_t cid = 0, rid = 0;
+  if (bpf_map_lookup_elem(fds_->outer[kCounters].fd, &slot, &cid) != 0 ||
+      bpf_map_lookup_elem(fds_->outer[kRules].fd, &slot, &rid) != 0)
+    return s;
+  Fd cm(bpf_map_get_fd_by_id(cid)), rm(bpf_map_get_fd_by_id(rid));
+  if (cm.fd < 0 || rm.fd < 0) return Error{errno, "open the live generation's counters"};
+  bpf_map_info ri{};
+  uint32_t rl = sizeof ri;
+  bpf_obj_get_info_by_fd(rm.fd, &ri, &rl);
+  bpf_map_info ci{};
+  uint32_t cl = sizeof ci;
+  bpf_obj_get_info_by_fd(cm.fd, &ci, &cl);
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<nf2bpf_counter> per(ncpu > 0 ? ncpu : 1);
+  auto chains = s.live.value("chains", std::vector<std::string>{});
+  uint32_t nrules = ri.max_entries;
+  nf2bpf_gen_cfg cfg{};
+  if (bpf_map_lookup_elem(fds_->cfg.fd, &slot, &cfg) == 0) nrules = cfg.nrules;
+  for (uint32_t i = 0; i < ci.max_entries; ++i) {
+    if (bpf_map_lookup_elem(cm.fd, &i, per.data()) != 0) continue;
+    StatusInfo::RuleCounter rc{i, "", 0, 0, 0, i >= nrules};
+    for (const auto& c : per) rc.packets += c.packets, rc.bytes += c.bytes;
+    if (i < nrules) {
+      nf2bpf_rule r{};
+      if (bpf_map_lookup_elem(rm.fd, &i, &r) == 0) {
+        rc.line = r.src_line;
+        if (r.src_chain < chains.size()) rc.chain = chains[r.src_chain];
+      }
+    }
+    s.counters.push_back(rc);
+  }
+  return s;
+}
+
+Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& frame, const TestCtx& ctx) {
+  int fd = prog == Prog::Ingress ? fds_->ingress.fd : prog == Prog::Egress ? fds_->egress.fd : fds_->xdp.fd;
+  TestResult out;
+  std::vector<uint8_t> data_out(frame.size() + 256);
+  if (prog == Prog::Xdp) {
+    xdp_md in{};
+    in.ingress_ifindex = ctx.ifindex;
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = data_out.data(),
+                .data_size_in = (uint32_t)frame.size(), .data_size_out = (uint32_t)data_out.size(),
+                .ctx_in = &in, .ctx_size_in = sizeof in, .repeat = 1);
+    if (int rc = bpf_prog_test_run_opts(fd, &o)) return bpf_err("run the XDP program on a test packet", rc);
+    out.retval = o.retval;
+    return out;
+  }
+  __sk_buff in{}, outctx{};
+  in.ifindex = ctx.ifindex;
+  in.ingress_ifindex = ctx.ingress_ifindex;
+  in.mark = ctx.mark;
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = data_out.data(),
+              .data_size_in = (uint32_t)frame.size(), .data_size_out = (uint32_t)data_out.size(),
+              .ctx_in = &in, .ctx_out = &outctx, .ctx_size_in = sizeof in, .ctx_size_out = sizeof outctx,
+              .repeat = 1);
+  if (int rc = bpf_prog_test_run_opts(fd, &o)) return bpf_err("run the TC program on a test packet", rc);
+  out.retval = o.retval;
+  out.mark = outctx.mark;
+  return out;
+}
+
+Result<void> Dataplane::flush_conntrack() {
+  std::vector<uint8_t> key(40), next(40);
+  std::vector<std::vector<uint8_t>> keys;
+  void* cur = nullptr;
+  while (bpf_map_get_next_key(fds_->ct.fd, cur, next.data()) == 0) {
+    keys.push_back(next);
+    key = next;
+    cur = key.data();
+  }
+  for (auto& k : keys) bpf_map_delete_elem(fds_->ct.fd, k.data());
+  return {};
+}
+
+}  // namespace nf2bpf::loader

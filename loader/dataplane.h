@@ -1,0 +1,110 @@
+// The loader: the only code that calls libbpf. Loads the fixed programs,
+// finds an existing dataplane in this network namespace (through its pins or
+// through the programs attached to interfaces), writes compiled policies
+// into a spare generation and makes them live with one map update.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "loader/host.h"
+#include "translator/policy/policy.h"
+
+namespace nf2bpf::loader {
+
+enum class Prog { Ingress, Egress, Xdp };
+
+// What `status` reports.
+struct StatusInfo {
+  uint32_t live_slot = 0;
+  uint64_t generation = 0;
+  nlohmann::json live;       // metadata of the live generation (source, checksum ...)
+  nlohmann::json previous;   // of the other slot, when it holds a valid generation
+  nlohmann::json attach;     // interfaces and hooks
+  std::string pin_dir;
+  struct RuleCounter {
+    uint32_t index;
+    std::string chain;
+    uint32_t line;
+    uint64_t packets, bytes;
+    bool policy;
+  };
+  std::vector<RuleCounter> counters;
+  size_t ct_entries = 0;
+};
+
+struct TestResult {
+  uint32_t retval = 0;   // TC_ACT_* or XDP_*
+  uint32_t mark = 0;     // skb mark after the program
+};
+
+struct TestCtx {
+  uint32_t ifindex = 0;          // the device the program runs on
+  uint32_t ingress_ifindex = 0;  // egress: where a forwarded packet came in
+  uint32_t mark = 0;
+};
+
+class Dataplane {
+ public:
+  ~Dataplane();
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
+
+  // The default per-namespace pin directory: /sys/fs/bpf/nf2bpf/netns-<inode>
+  // (mounting bpffs on /sys/fs/bpf when nothing is mounted there).
+  static Result<std::string> default_pin_dir();
+
+  // Finds the dataplane of this namespace: pins in `pin_dir` first, then the
+  // programs attached to its interfaces. Returns nullptr when there is none.
+  static Result<std::unique_ptr<Dataplane>> find(const std::string& pin_dir);
+
+  // Loads the programs and creates every map; pins them in `pin_dir` unless
+  // it is empty (private instances for BPF_PROG_TEST_RUN are never pinned).
+  static Result<std::unique_ptr<Dataplane>> create(const std::string& pin_dir);
+
+  // Writes `p` into the spare generation, then makes it live with a single
+  // update of the control map. The live generation is untouched on failure.
+  // `meta` is stored with the generation (source, checksum ...).
+  Result<uint64_t> install(const policy::Policy& p, const std::vector<Interface>& ifaces,
+                           const std::vector<AddrTypeEntry>& addrtypes, nlohmann::json meta);
+
+  // Makes the previous generation live again.
+  Result<uint64_t> rollback();
+
+  // Attaches to exactly these interfaces (TC ingress+egress, and XDP when
+  // asked), detaching from interfaces attached before and not listed now.
+  Result<void> attach(const std::vector<Interface>& ifaces, bool xdp);
+
+  // Detaches from every interface, destroys the clsact qdiscs nf2bpf created
+  // and removes its pins. The maps go away with the last reference.
+  Result<void> unload();
+
+  Result<StatusInfo> status(bool with_counters);
+
+  // Runs one program on one frame (BPF_PROG_TEST_RUN): for private instances.
+  Result<TestResult> test_run(Prog prog, const std::vector<uint8_t>& frame, const TestCtx& ctx);
+
+  // Drops every tracked connection (tests start from a clean tracker).
+  Result<void> flush_conntrack();
+
+  const std::string& pin_dir() const { return pin_dir_; }
+  bool has_live_generation();
+
+ private:
+  Dataplane() = default;
+  struct Fds;
+  Result<void> adopt_maps(int prog_fd);
+  Result<nlohmann::json> read_state(uint32_t index);
+  Result<void> write_state(uint32_t index, const nlohmann::json& j);
+  Result<void> pin_all();
+
+  std::unique_ptr<Fds> fds_;
+  std::string pin_dir_;
+  void* skel_ = nullptr;  // struct nf2bpf_bpf*, when this process loaded the programs
+};
+
+}  // namespace nf2bpf::loader

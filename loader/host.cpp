@@ -1,0 +1,77 @@
+#include "loader/host.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+
+#include "translator/ir/ir.h"
+
+namespace nf2bpf::loader {
+
+Result<std::vector<Interface>> list_interfaces() {
+  struct if_nameindex* ni = if_nameindex();
+  if (!ni) return sys_error("list network interfaces");
+  std::vector<Interface> out;
+  for (auto* p = ni; p->if_index != 0; ++p) out.push_back({p->if_name, p->if_index});
+  if_freenameindex(ni);
+  return out;
+}
+
+static ir::u128 from_sockaddr(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET) return ir::v4_to_u128(ntohl(((const sockaddr_in*)sa)->sin_addr.s_addr));
+  ir::u128 v = 0;
+  const auto* b = ((const sockaddr_in6*)sa)->sin6_addr.s6_addr;
+  for (int i = 0; i < 16; ++i) v = (v << 8) | b[i];
+  return v;
+}
+
+Result<std::vector<AddrTypeEntry>> address_types() {
+  std::vector<AddrTypeEntry> out = {
+      {ir::v4_to_u128(0), 96 + 8, ir::kAddrBroadcast},              // 0.0.0.0/8 (zeronet)
+      {ir::v4_to_u128(0xffffffff), 128, ir::kAddrBroadcast},        // limited broadcast
+      {ir::v4_to_u128(0xe0000000), 96 + 4, ir::kAddrMulticast},     // 224.0.0.0/4
+      {(ir::u128)0xff << 120, 8, ir::kAddrMulticast},               // ff00::/8
+      {0, 128, ir::kAddrUnspec},                                    // ::
+  };
+  struct ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) return sys_error("list interface addresses");
+  for (auto* p = ifa; p; p = p->ifa_next) {
+    if (!p->ifa_addr || (p->ifa_addr->sa_family != AF_INET && p->ifa_addr->sa_family != AF_INET6)) continue;
+    ir::u128 a = from_sockaddr(p->ifa_addr);
+    bool v4 = p->ifa_addr->sa_family == AF_INET;
+    if (v4 && (p->ifa_flags & IFF_LOOPBACK) && p->ifa_netmask) {
+      // The local table routes the whole loopback subnet (127/8) as local.
+      uint32_t mask = ntohl(((sockaddr_in*)p->ifa_netmask)->sin_addr.s_addr);
+      unsigned len = (unsigned)__builtin_popcount(mask);
+      out.push_back({a & ~((ir::u128)0xffffffff >> len), (uint8_t)(96 + len), ir::kAddrLocal});
+    }
+    out.push_back({a, 128, ir::kAddrLocal});
+    if (v4 && (p->ifa_flags & IFF_BROADCAST) && p->ifa_broadaddr)
+      out.push_back({from_sockaddr(p->ifa_broadaddr), 128, ir::kAddrBroadcast});
+  }
+  freeifaddrs(ifa);
+  return out;
+}
+
+uint32_t addrtype_of(const std::vector<AddrTypeEntry>& entries, const ir::u128& a) {
+  int best = -1;
+  uint32_t type = ir::kAddrUnicast;
+  for (const auto& e : entries) {
+    ir::u128 mask = e.prefixlen == 0 ? 0 : (e.prefixlen >= 128 ? ir::kU128Max : ~(ir::kU128Max >> e.prefixlen));
+    if ((a & mask) == (e.addr & mask) && (int)e.prefixlen > best) {
+      best = e.prefixlen;
+      type = e.type;
+    }
+  }
+  return type;
+}
+
+Result<uint64_t> netns_id() {
+  struct stat st {};
+  if (stat("/proc/self/ns/net", &st) != 0) return sys_error("stat /proc/self/ns/net");
+  return (uint64_t)st.st_ino;
+}
+
+}  // namespace nf2bpf::loader

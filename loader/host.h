@@ -1,0 +1,39 @@
+// Facts about this network namespace the dataplane needs: its interfaces and
+// the type of its addresses (what `-m addrtype` and `fib ... type` test).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "translator/ir/values.h"
+
+namespace nf2bpf::loader {
+
+struct Interface {
+  std::string name;
+  uint32_t ifindex = 0;
+};
+
+// Every interface in the current network namespace.
+Result<std::vector<Interface>> list_interfaces();
+
+struct AddrTypeEntry {
+  ir::u128 addr;       // IR address space (IPv4 mapped)
+  uint8_t prefixlen;   // over the 128-bit address
+  uint32_t type;       // ir::AddrType bit
+};
+
+// Address types as the kernel's local table classifies them: this host's
+// addresses (LOCAL; all of 127/8), subnet and limited broadcasts (BROADCAST),
+// multicast ranges, the unspecified addresses.
+Result<std::vector<AddrTypeEntry>> address_types();
+
+// Looks an address up in `entries` (longest prefix), UNICAST when none.
+uint32_t addrtype_of(const std::vector<AddrTypeEntry>& entries, const ir::u128& a);
+
+// The network namespace's inode number, which names its state directory.
+Result<uint64_t> netns_id();
+
+}  // namespace nf2bpf::loader

@@ -1,0 +1,222 @@
+// Policy compiler + userspace model: compile real iptables-save text and
+// judge packets the way the BPF programs do. No root needed.
+#include <catch2/catch.hpp>
+
+#include "tests/helpers.h"
+#include "translator/frontend/ipset/ipset_save.h"
+#include "tests/support/packets.h"
+#include "translator/policy/compile.h"
+#include "translator/policy/model.h"
+
+using namespace nf2bpf;
+using namespace nf2bpf::test;
+using policy::Path;
+
+namespace {
+
+struct Compiled {
+  Translation tr;
+  policy::Policy pol;
+  std::string diags;
+};
+
+Compiled compile_text(const std::string& text, const std::vector<ir::Set>& ipsets = {}) {
+  Compiled c;
+  TranslateOptions opt;
+  opt.allow_partial = true;
+  c.tr = translate_source({"rules.v4", text}, opt, ipsets);
+  diag::Diagnostics d;
+  c.pol = policy::compile(c.tr, d);
+  for (const auto& x : c.tr.diags.all())
+    if (x.severity == diag::Severity::Error) c.diags += diag::render(x);
+  for (const auto& x : d.all()) c.diags += diag::render(x);
+  return c;
+}
+
+// Judges a sequence of packets; returns "ACCEPT@line" / "DROP@policy" ...
+struct Judge {
+  Compiled c;
+  policy::Model m;
+  uint64_t now = 1'000'000'000;
+  explicit Judge(const std::string& text) : c(compile_text(text)), m(c.pol) {
+    INFO(c.diags);
+    REQUIRE(c.diags.empty());
+  }
+  std::string operator()(const pkt::Packet& p, Path path = Path::Input) {
+    auto d = m.decide(p, path, now += 1000);
+    std::string v = d.action == NF_ACT_ACCEPT ? "ACCEPT" : d.action == NF_ACT_DROP ? "DROP" : "REJECT";
+    if (d.by_policy) return v + "@policy";
+    return v + "@" + std::to_string(c.pol.origins[d.rule].source_line);
+  }
+};
+
+const std::string kHead = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n";  // lines 1-4
+
+}  // namespace
+
+TEST_CASE("first match over CIDRs and port ranges, with their edges") {
+  Judge j(kHead +
+          "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 1000:2000 -j ACCEPT\n"  // 5
+          "-A INPUT -s 10.1.0.0/16 -j DROP\n"                                    // 6
+          "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"                         // 7
+          "COMMIT\n");
+  CHECK(j(tcp("10.1.2.3", 5555, "192.0.2.1", 1000)) == "ACCEPT@5");
+  CHECK(j(tcp("10.1.2.3", 5555, "192.0.2.1", 2000)) == "ACCEPT@5");
+  CHECK(j(tcp("10.1.2.3", 5555, "192.0.2.1", 2001)) == "DROP@6");
+  CHECK(j(tcp("10.1.2.3", 5555, "192.0.2.1", 999)) == "DROP@6");
+  CHECK(j(tcp("10.255.255.255", 5555, "192.0.2.1", 999)) == "DROP@policy");
+  CHECK(j(tcp("11.0.0.0", 5555, "192.0.2.1", 1500)) == "DROP@policy");
+  CHECK(j(tcp("9.255.255.255", 1, "192.0.2.1", 22)) == "ACCEPT@7");
+  CHECK(j(tcp("10.1.0.0", 1, "192.0.2.1", 22)) == "DROP@6");
+  CHECK(j(udp("10.0.0.1", 1, "192.0.2.1", 1500)) == "DROP@policy");
+}
+
+TEST_CASE("negation, interfaces with wildcards, protocols") {
+  Judge j(kHead +
+          "-A INPUT -i lo -j ACCEPT\n"                                  // 5
+          "-A INPUT ! -s 192.168.0.0/16 -i eth+ -p udp -j DROP\n"       // 6
+          "-A INPUT -i eth0 -p udp ! --dport 53 -j ACCEPT\n"            // 7
+          "-A INPUT -p icmp -m icmp --icmp-type 8 -j ACCEPT\n"          // 8
+          "-A INPUT -p icmp -m icmp ! --icmp-type 3/4 -j DROP\n"        // 9
+          "-A INPUT -p icmp -j ACCEPT\n"                                // 10
+          "COMMIT\n");
+  CHECK(j(on(udp("1.2.3.4", 1, "5.6.7.8", 53), "lo")) == "ACCEPT@5");
+  CHECK(j(on(udp("1.2.3.4", 1, "5.6.7.8", 53), "eth3")) == "DROP@6");
+  CHECK(j(on(udp("192.168.1.1", 1, "5.6.7.8", 53), "eth0")) == "DROP@policy");
+  CHECK(j(on(udp("192.168.1.1", 1, "5.6.7.8", 54), "eth0")) == "ACCEPT@7");
+  CHECK(j(on(udp("192.168.1.1", 1, "5.6.7.8", 54), "wlan0")) == "DROP@policy");
+  CHECK(j(on(udp("1.2.3.4", 1, "5.6.7.8", 54), "wlan0")) == "DROP@policy");
+  CHECK(j(on(icmp("1.2.3.4", "5.6.7.8", 8), "wlan0")) == "ACCEPT@8");
+  CHECK(j(on(icmp("1.2.3.4", "5.6.7.8", 3, 4), "wlan0")) == "ACCEPT@10");
+  CHECK(j(on(icmp("1.2.3.4", "5.6.7.8", 3, 3), "wlan0")) == "DROP@9");
+}
+
+TEST_CASE("user chains, RETURN and goto keep first-match order") {
+  Judge j(kHead + ":A - [0:0]\n:B - [0:0]\n" +
+          "-A INPUT -p tcp -j A\n"               // 7
+          "-A INPUT -p tcp -j ACCEPT\n"          // 8
+          "-A A -s 10.0.0.1 -j RETURN\n"         // 9
+          "-A A -s 10.0.0.2 -g B\n"              // 10
+          "-A A -j DROP\n"                       // 11
+          "-A B -p tcp --dport 80 -j ACCEPT\n"   // 12
+          "COMMIT\n");
+  CHECK(j(tcp("10.0.0.1", 1, "1.1.1.1", 80)) == "ACCEPT@8");
+  CHECK(j(tcp("10.0.0.2", 1, "1.1.1.1", 80)) == "ACCEPT@12");
+  CHECK(j(tcp("10.0.0.2", 1, "1.1.1.1", 81)) == "ACCEPT@8");  // end of B returns to INPUT
+  CHECK(j(tcp("10.0.0.3", 1, "1.1.1.1", 80)) == "DROP@11");
+  CHECK(j(udp("10.0.0.3", 1, "1.1.1.1", 80)) == "DROP@policy");
+}
+
+TEST_CASE("non-terminal targets run and evaluation continues") {
+  Judge j(kHead +
+          "-A INPUT -p tcp -j LOG --log-prefix \"in: \"\n"            // 5
+          "-A INPUT -p tcp -j MARK --set-xmark 0x4/0xffffffff\n"       // 6
+          "-A INPUT -m mark --mark 0x4 -p tcp --dport 22 -j ACCEPT\n"  // 7
+          "-A INPUT -m mark ! --mark 0x4 -j ACCEPT\n"                  // 8
+          "COMMIT\n");
+  CHECK(j(tcp("1.1.1.1", 1, "2.2.2.2", 22)) == "ACCEPT@7");
+  CHECK(j(tcp("1.1.1.1", 1, "2.2.2.2", 23)) == "DROP@policy");
+  CHECK(j(udp("1.1.1.1", 1, "2.2.2.2", 23)) == "ACCEPT@8");
+  auto hits = j.m.hits();
+  CHECK(hits[0] == 2);  // LOG saw both TCP packets
+  CHECK(hits[1] == 2);
+}
+
+TEST_CASE("connection tracking: TCP handshake, replies, INVALID, RELATED") {
+  Judge j(kHead +
+          "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"  // 5
+          "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"                // 6
+          "-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\n"  // 7
+          "-A OUTPUT -m conntrack --ctstate NEW -j ACCEPT\n"                 // 8
+          "-A OUTPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"         // 9
+          "-A OUTPUT -j DROP\n"                                              // 10
+          "COMMIT\n");
+  // Inbound SSH: SYN is NEW, the server's SYN-ACK is ESTABLISHED, then the ACK.
+  CHECK(j(tcp("1.1.1.1", 40000, "2.2.2.2", 22, SYN)) == "ACCEPT@7");
+  CHECK(j(tcp("2.2.2.2", 22, "1.1.1.1", 40000, SYN | ACK), Path::Output) == "ACCEPT@9");
+  CHECK(j(tcp("1.1.1.1", 40000, "2.2.2.2", 22, ACK)) == "ACCEPT@5");
+  // A SYN-ACK nobody asked for is INVALID.
+  CHECK(j(tcp("3.3.3.3", 80, "2.2.2.2", 5000, SYN | ACK)) == "DROP@6");
+  // Not port 22: NEW, dropped by policy, not tracked.
+  CHECK(j(tcp("1.1.1.1", 40001, "2.2.2.2", 23, SYN)) == "DROP@policy");
+  // Outbound UDP, its reply ESTABLISHED, an ICMP error about it RELATED.
+  CHECK(j(udp("2.2.2.2", 5353, "8.8.8.8", 53), Path::Output) == "ACCEPT@8");
+  CHECK(j(udp("8.8.8.8", 53, "2.2.2.2", 5353)) == "ACCEPT@5");
+  auto err = icmp("9.9.9.9", "2.2.2.2", 3, 3);
+  err.inner = pkt::Packet::Inner{addr("2.2.2.2"), addr("8.8.8.8"), 17, 5353, 53};
+  CHECK(j(err) == "ACCEPT@5");
+  auto stray = icmp("9.9.9.9", "2.2.2.2", 3, 3);
+  stray.inner = pkt::Packet::Inner{addr("2.2.2.2"), addr("7.7.7.7"), 17, 5353, 53};
+  CHECK(j(stray) == "DROP@6");
+  // Echo reply without a request is INVALID; with one, ESTABLISHED.
+  CHECK(j(icmp("8.8.8.8", "2.2.2.2", 0, 0, 7)) == "DROP@6");
+  CHECK(j(icmp("2.2.2.2", "8.8.8.8", 8, 0, 7), Path::Output) == "ACCEPT@8");
+  CHECK(j(icmp("8.8.8.8", "2.2.2.2", 0, 0, 7)) == "ACCEPT@5");
+}
+
+TEST_CASE("multiport --ports, ipset sets, IPv6") {
+  auto c = compile_text(kHead + "-A INPUT -p tcp -m multiport --ports 25,587 -j ACCEPT\nCOMMIT\n");
+  REQUIRE(c.diags.empty());
+  policy::Model m(c.pol);
+  CHECK(m.decide(tcp("1.1.1.1", 25, "2.2.2.2", 9999), Path::Input, 1).action == NF_ACT_ACCEPT);
+  CHECK(m.decide(tcp("1.1.1.1", 9999, "2.2.2.2", 587), Path::Input, 2).action == NF_ACT_ACCEPT);
+  CHECK(m.decide(tcp("1.1.1.1", 9999, "2.2.2.2", 588), Path::Input, 3).action == NF_ACT_DROP);
+
+  diag::Diagnostics d;
+  auto sets = frontend::parse_ipset_save(
+      {"sets", "create bad hash:net family inet\nadd bad 203.0.113.0/24\nadd bad 198.51.100.7\n"
+               "create svc hash:ip,port family inet\nadd svc 192.0.2.10,tcp:443\n"},
+      d);
+  REQUIRE_FALSE(d.has_errors());
+  auto s = compile_text(kHead +
+                            "-A INPUT -m set --match-set bad src -j DROP\n"
+                            "-A INPUT -m set --match-set svc dst,dst -j ACCEPT\nCOMMIT\n",
+                        sets);
+  INFO(s.diags);
+  REQUIRE(s.diags.empty());
+  policy::Model ms(s.pol);
+  CHECK(ms.decide(tcp("203.0.113.9", 1, "192.0.2.10", 443), Path::Input, 1).action == NF_ACT_DROP);
+  CHECK(ms.decide(tcp("198.51.100.7", 1, "192.0.2.10", 443), Path::Input, 2).action == NF_ACT_DROP);
+  CHECK(ms.decide(tcp("198.51.100.8", 1, "192.0.2.10", 443), Path::Input, 3).action == NF_ACT_ACCEPT);
+  CHECK(ms.decide(udp("198.51.100.8", 1, "192.0.2.10", 443), Path::Input, 4).action == NF_ACT_DROP);
+
+  TranslateOptions o;
+  auto tr6 = translate_source({"rules.v6",
+                               "# Generated by ip6tables-save\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n"
+                               ":OUTPUT ACCEPT [0:0]\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT\n"
+                               "-A INPUT -s 2001:db8::/32 -p tcp --dport 443 -j ACCEPT\nCOMMIT\n"},
+                              o);
+  diag::Diagnostics d6;
+  auto p6 = policy::compile(tr6, d6);
+  REQUIRE_FALSE(d6.has_errors());
+  policy::Model m6(p6);
+  CHECK(m6.decide(icmp("fe80::1", "fe80::2", 135), Path::Input, 1).action == NF_ACT_ACCEPT);
+  CHECK(m6.decide(icmp("fe80::1", "fe80::2", 136), Path::Input, 2).action == NF_ACT_DROP);
+  CHECK(m6.decide(tcp("2001:db8::5", 1, "2001:db8::1", 443), Path::Input, 3).action == NF_ACT_ACCEPT);
+  CHECK(m6.decide(tcp("2001:db9::5", 1, "2001:db8::1", 443), Path::Input, 4).action == NF_ACT_DROP);
+  // IPv4 packets see no ip6tables stage: accepted.
+  CHECK(m6.decide(tcp("10.0.0.1", 1, "10.0.0.2", 1), Path::Input, 5).action == NF_ACT_ACCEPT);
+}
+
+TEST_CASE("the policy checksum is stable and content-addressed") {
+  std::string text = kHead + "-A INPUT -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+  auto a = compile_text(text), b = compile_text(text);
+  CHECK(a.pol.checksum == b.pol.checksum);
+  CHECK(a.pol.checksum.size() == 64);
+  auto c = compile_text(kHead + "-A INPUT -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -p tcp --dport 23 -j ACCEPT\nCOMMIT\n");
+  CHECK(a.pol.checksum != c.pol.checksum);
+}
+
+TEST_CASE("per-packet work stays flat: tuples do not grow with rules") {
+  std::string big = kHead;
+  for (int i = 0; i < 5000; ++i)
+    big += "-A INPUT -s 10." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ".0/24 -p tcp --dport " +
+           std::to_string(1000 + i % 50) + " -j ACCEPT\n";
+  big += "COMMIT\n";
+  auto c = compile_text(big);
+  REQUIRE(c.diags.empty());
+  CHECK(c.pol.tuples.size() == 1);
+  policy::Model m(c.pol);
+  CHECK(m.decide(tcp("10.19.249.7", 1, "1.1.1.1", 1049), Path::Input, 1).action == NF_ACT_ACCEPT);
+  CHECK(m.decide(tcp("10.19.249.7", 1, "1.1.1.1", 1048), Path::Input, 2).action == NF_ACT_DROP);
+}

@@ -1,0 +1,431 @@
+// Mirrors bpf/nf2bpf.bpf.c, bpf/lib/classify.h and bpf/lib/ct.h line by line
+// in intent; when one changes, the other must (the kernel tests compare them).
+#include "translator/policy/model.h"
+
+#include <cstring>
+
+namespace nf2bpf::policy {
+
+namespace {
+
+constexpr uint32_t kNone = 0xffffffffu;
+constexpr uint8_t kCtInvalid = 1, kCtEstablished = 2, kCtRelated = 4, kCtNew = 8, kCtUntracked = 64;
+
+enum { sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2, sIV, sIG };
+const uint8_t kTcpTable[2][6][10] = {
+    {
+        {sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2},
+        {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR},
+        {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
+        {sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV},
+        {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+        {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
+    },
+    {
+        {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2},
+        {sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR},
+        {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
+        {sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG},
+        {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+        {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
+    },
+};
+const uint32_t kTcpTimeout[10] = {0, 120, 60, 432000, 120, 60, 30, 120, 10, 120};
+constexpr uint64_t kSec = 1000000000ULL;
+
+constexpr uint8_t kSeenReply = 1, kOrigIsA = 4;
+
+void to_bytes(const ir::u128& v, uint8_t* out) {
+  for (int i = 0; i < 16; ++i) out[i] = (uint8_t)(v >> (8 * (15 - i)));
+}
+
+bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132 || proto == 136 || proto == 33; }
+
+int tcp_index(uint8_t f) {
+  if (f & 0x04) return 4;
+  if (f & 0x02) return (f & 0x10) ? 1 : 0;
+  if (f & 0x01) return 2;
+  if (f & 0x10) return 3;
+  return 5;
+}
+
+bool tcp_flags_valid(uint8_t f) {
+  f &= ~(0x08 | 0x40 | 0x80);
+  switch (f) {
+    case 0x02: case 0x22: case 0x12: case 0x04: case 0x14: case 0x11: case 0x31: case 0x10: case 0x30:
+      return true;
+  }
+  return false;
+}
+
+bool icmp_request(uint8_t fam, uint8_t t) { return fam == 4 ? (t == 8 || t == 13 || t == 15 || t == 17) : t == 128; }
+bool icmp_reply(uint8_t fam, uint8_t t) { return fam == 4 ? (t == 0 || t == 14 || t == 16 || t == 18) : t == 129; }
+bool icmp6_noct(uint8_t t) { return t == 130 || t == 131 || t == 132 || t == 133 || t == 134 || t == 135 || t == 136 || t == 143; }
+
+}  // namespace
+
+Model::Model(const Policy& p, ModelEnv env) : pol_(p), env_(std::move(env)) {
+  for (const auto& e : p.lpm) {
+    int which = e.slot == NF_SLOT_SADDR ? 0 : 1;
+    lpm_[which][e.prefixlen][e.addr] = e.cls;
+  }
+  entries_.reserve(p.entries.size());
+  for (const auto& [k, v] : p.entries) entries_.emplace(k, v);
+  hits_.assign(p.counter_count(), 0);
+  limit_credit_.assign(p.limits.size(), 0);
+  limit_last_.assign(p.limits.size(), 0);
+  if (!env_.addrtype) env_.addrtype = [](const ir::u128&) { return 2u; };
+}
+
+uint32_t Model::lpm_class(int slot, const ir::u128& a) const {
+  for (const auto& [len, table] : lpm_[slot == NF_SLOT_SADDR ? 0 : 1]) {
+    ir::u128 mask = len == 0 ? 0 : (len >= 128 ? ir::kU128Max : ~(ir::kU128Max >> len));
+    auto it = table.find(a & mask);
+    if (it != table.end()) return it->second;
+  }
+  return 0;
+}
+
+void Model::classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const {
+  const auto& p = w.p;
+  auto small = [&](uint32_t idx) { return idx < pol_.small.size() ? pol_.small[idx] : 0u; };
+  auto on = [&](int slot) { return (used & (1u << slot)) != 0; };
+  if (on(NF_SLOT_SADDR)) w.cls[NF_SLOT_SADDR] = lpm_class(NF_SLOT_SADDR, p.saddr);
+  if (on(NF_SLOT_DADDR)) w.cls[NF_SLOT_DADDR] = lpm_class(NF_SLOT_DADDR, p.daddr);
+  if (on(NF_SLOT_SPORT)) w.cls[NF_SLOT_SPORT] = small(NF_SMALL_SPORT_BASE + (p.has_l4 && has_ports(p.l4proto) ? p.sport : 65536u));
+  if (on(NF_SLOT_DPORT)) w.cls[NF_SLOT_DPORT] = small(NF_SMALL_DPORT_BASE + (p.has_l4 && has_ports(p.l4proto) ? p.dport : 65536u));
+  if (on(NF_SLOT_PROTO)) w.cls[NF_SLOT_PROTO] = small(NF_SMALL_PROTO_BASE + p.l4proto);
+  bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
+  if (on(NF_SLOT_ICMP)) {
+    uint32_t v = is_icmp ? ((p.family == 6 ? 65536u : 0u) + ((uint32_t)p.icmp_type << 8 | p.icmp_code)) : 131072u;
+    w.cls[NF_SLOT_ICMP] = small(NF_SMALL_ICMP_BASE + v);
+  }
+  if (on(NF_SLOT_CTSTATE)) w.cls[NF_SLOT_CTSTATE] = small(NF_SMALL_CTSTATE_BASE + ctstate);
+  bool is_tcp = p.has_l4 && p.l4proto == 6;
+  if (on(NF_SLOT_TCPFLAGS)) w.cls[NF_SLOT_TCPFLAGS] = small(NF_SMALL_TCPFLAGS_BASE + (is_tcp ? p.tcp_flags : 256u));
+  if (on(NF_SLOT_PKTTYPE)) w.cls[NF_SLOT_PKTTYPE] = small(NF_SMALL_PKTTYPE_BASE + (uint32_t)p.pkttype);
+  if (on(NF_SLOT_LENGTH)) w.cls[NF_SLOT_LENGTH] = small(NF_SMALL_LENGTH_BASE + p.length);
+  if (on(NF_SLOT_TTL)) w.cls[NF_SLOT_TTL] = small(NF_SMALL_TTL_BASE + p.ttl);
+  if (on(NF_SLOT_NFPROTO)) w.cls[NF_SLOT_NFPROTO] = small(NF_SMALL_NFPROTO_BASE + (p.family == 4 ? 2u : 10u));
+  if (on(NF_SLOT_SADDRTYPE)) w.cls[NF_SLOT_SADDRTYPE] = small(NF_SMALL_SADDRTYPE_BASE + (env_.addrtype(p.saddr) & 4095));
+  if (on(NF_SLOT_DADDRTYPE)) w.cls[NF_SLOT_DADDRTYPE] = small(NF_SMALL_DADDRTYPE_BASE + (env_.addrtype(p.daddr) & 4095));
+  if (on(NF_SLOT_CTDIR)) w.cls[NF_SLOT_CTDIR] = small(NF_SMALL_CTDIR_BASE + (ctdir > 2 ? 2 : ctdir));
+  if (on(NF_SLOT_FRAG)) w.cls[NF_SLOT_FRAG] = small(NF_SMALL_FRAG_BASE + (p.later_fragment ? 1u : 0u));
+  if (on(NF_SLOT_DSCP)) w.cls[NF_SLOT_DSCP] = small(NF_SMALL_DSCP_BASE + (p.dscp & 63));
+  if (on(NF_SLOT_IIF)) w.cls[NF_SLOT_IIF] = pol_.iface_class(0, p.iif);
+  if (on(NF_SLOT_OIF)) w.cls[NF_SLOT_OIF] = pol_.iface_class(1, p.oif);
+}
+
+// First rule >= from with an entry for this packet: one probe per tuple (and
+// per chain position), tuples in order of their first rule.
+uint32_t Model::search(const Work& w, const nf2bpf_stage& st, uint32_t from) const {
+  uint32_t best = kNone;
+  for (uint32_t ti = 0; ti < st.tuple_count; ++ti) {
+    uint32_t tid = st.tuple_first + ti;
+    const nf2bpf_tuple& t = pol_.tuples[tid];
+    if (t.min_rule >= best) break;
+    if (t.max_rule < from) continue;
+    nf2bpf_entry_key k{};
+    k.tuple = (uint16_t)tid;
+    for (int j = 0; j < t.nslots && j < NF_MAX_TUPLE_SLOTS; ++j) k.cls[j] = w.cls[t.slots[j] & 31];
+    for (uint32_t seq = 0;; ++seq) {
+      k.seq = (uint16_t)seq;
+      auto it = entries_.find(k);
+      if (it == entries_.end()) break;
+      if (it->second.rule >= from) {
+        best = std::min(best, it->second.rule);
+        break;
+      }
+      if (!it->second.has_next) break;
+    }
+  }
+  return best;
+}
+
+bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
+  uint32_t res = r.residual;
+  if (!res) return true;
+  auto test = [](bool eq, bool neg) { return eq != neg; };
+  if ((res & NF_RES_MARK) && !test((w.p.mark & r.mark_mask) == r.mark_value, res & NF_RES_MARK_NEG)) return false;
+  if ((res & NF_RES_MARK2) && !test((w.p.mark & r.mark2_mask) == r.mark2_value, res & NF_RES_MARK2_NEG)) return false;
+  if ((res & NF_RES_CTMARK) && !test((w.ctmark & r.ctmark_mask) == r.ctmark_value, res & NF_RES_CTMARK_NEG)) return false;
+  if ((res & NF_RES_MAC) && !test(w.p.has_l2 && w.p.src_mac == r.mac, res & NF_RES_MAC_NEG)) return false;
+  if (res & NF_RES_RANDOM) {
+    w.indeterminate = true;
+    rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
+    bool below = ((uint32_t)rng_ >> 1) < r.random_below;
+    if (!test(below, res & NF_RES_RANDOM_NEG)) return false;
+  }
+  if (res & NF_RES_LIMIT) {
+    w.indeterminate = true;
+    uint32_t i = r.limit;
+    if (i >= pol_.limits.size()) return false;
+    const auto& cfg = pol_.limits[i];
+    uint64_t credit = limit_credit_[i] + (now_ - limit_last_[i]);
+    if (limit_last_[i] == 0 || credit > cfg.burst_ns) credit = cfg.burst_ns;
+    limit_last_[i] = now_ ? now_ : 1;
+    if (credit < cfg.cost_ns) {
+      limit_credit_[i] = credit;
+      return false;
+    }
+    limit_credit_[i] = credit - cfg.cost_ns;
+  }
+  return true;
+}
+
+void Model::statements(Work& w, const nf2bpf_rule& r) {
+  for (uint32_t i = 0; i < r.stmt_count && i < 16; ++i) {
+    const nf2bpf_stmt& st = pol_.stmts[r.stmt_first + i];
+    switch (st.kind) {
+      case NF_STMT_SET_MARK: w.p.mark = (w.p.mark & ~st.mask) ^ st.value; break;
+      case NF_STMT_SET_CTMARK: w.ctmark = (w.ctmark & ~st.mask) ^ st.value; break;
+      case NF_STMT_SAVE_MARK: w.ctmark = (w.ctmark & ~st.mask) | (w.p.mark & st.mask); break;
+      case NF_STMT_RESTORE_MARK: w.p.mark = (w.p.mark & ~st.mask) | (w.ctmark & st.mask); break;
+      case NF_STMT_NOTRACK: w.notrack = true; break;
+      default: break;
+    }
+  }
+}
+
+uint8_t Model::run_stage(Work& w, uint32_t si, Decision& d) {
+  const nf2bpf_stage& st = pol_.stages[si];
+  uint32_t from = st.first_rule;
+  for (;;) {
+    uint32_t best = search(w, st, from);
+    if (best == kNone || best >= st.end_rule) {
+      ++hits_[st.policy_counter];
+      d.rule = st.policy_counter;
+      d.by_policy = true;
+      d.stage = si;
+      return st.policy;
+    }
+    const nf2bpf_rule& r = pol_.rules[best];
+    if (!residual_ok(w, r, best)) {
+      from = best + 1;
+      continue;
+    }
+    ++hits_[best];
+    statements(w, r);
+    if (r.action == NF_ACT_CONTINUE) {
+      from = best + 1;
+      continue;
+    }
+    if (r.action == NF_ACT_SKIP) {
+      from = r.skip_to;
+      continue;
+    }
+    d.rule = best;
+    d.by_policy = false;
+    d.stage = si;
+    return r.action;
+  }
+}
+
+uint8_t Model::run_hook(Work& w, int hook, int phase, Decision& d) {
+  const auto& hd = pol_.hooks[hook];
+  uint8_t fam = w.p.family == 4 ? NF_FAM_V4 : NF_FAM_V6;
+  for (uint32_t i = 0; i < hd.stage_count && i < 16; ++i) {
+    uint32_t si = hd.stage_first + i;
+    const auto& st = pol_.stages[si];
+    if (!(st.family_mask & fam)) continue;
+    int ph = (st.flags & NF_STAGE_BEFORE_CT) ? 1 : 2;
+    if (!(ph & phase)) continue;
+    uint8_t v = run_stage(w, si, d);
+    if (v != NF_ACT_ACCEPT) return v;
+  }
+  return NF_ACT_ACCEPT;
+}
+
+void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
+  r.dir = 2;
+  r.state = kCtInvalid;
+  if (p.later_fragment) return;
+  auto key_of = [](CtKey& k, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp, uint8_t proto) {
+    uint8_t sb[16], db[16];
+    to_bytes(sa, sb);
+    to_bytes(da, db);
+    int c = std::memcmp(sb, db, 16);
+    bool src_is_a = c < 0 || (c == 0 && sp <= dp);
+    k.bytes.fill(0);
+    std::memcpy(k.bytes.data(), src_is_a ? sb : db, 16);
+    std::memcpy(k.bytes.data() + 16, src_is_a ? db : sb, 16);
+    uint16_t pa = src_is_a ? sp : dp, pb = src_is_a ? dp : sp;
+    std::memcpy(k.bytes.data() + 32, &pa, 2);
+    std::memcpy(k.bytes.data() + 34, &pb, 2);
+    k.bytes[36] = proto;
+    return src_is_a;
+  };
+  auto icmp_key = [](CtKey& k, const ir::u128& requester, const ir::u128& responder, uint16_t id, uint8_t proto,
+                     uint8_t req_type) {
+    k.bytes.fill(0);
+    to_bytes(requester, k.bytes.data());
+    to_bytes(responder, k.bytes.data() + 16);
+    std::memcpy(k.bytes.data() + 32, &id, 2);
+    std::memcpy(k.bytes.data() + 34, &id, 2);
+    k.bytes[36] = proto;
+    k.bytes[37] = req_type;
+  };
+  auto live = [&](const CtKey& k) -> const CtVal* {
+    auto it = ct_.find(k);
+    return it != ct_.end() && it->second.expires_ns > now ? &it->second : nullptr;
+  };
+  bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
+  uint8_t proto = p.l4proto;
+  uint16_t sp = 0, dp = 0;
+  if (is_icmp) {
+    bool err = p.family == 4 ? (p.icmp_type == 3 || p.icmp_type == 4 || p.icmp_type == 5 || p.icmp_type == 11 ||
+                                p.icmp_type == 12)
+                             : (p.icmp_type >= 1 && p.icmp_type <= 4);
+    if (err) {
+      if (!p.inner) return;
+      const auto& in = *p.inner;
+      CtKey k;
+      bool inner_is_a;
+      if (in.l4proto == 1 || in.l4proto == 58) {
+        icmp_key(k, in.saddr, in.daddr, in.sport, in.l4proto, p.family == 4 ? 8 : 128);
+        inner_is_a = true;
+      } else {
+        inner_is_a = key_of(k, in.saddr, in.daddr, in.sport, in.dport, in.l4proto);
+      }
+      if (const CtVal* v = live(k)) {
+        bool inner_orig = ((v->flags & kOrigIsA) != 0) == inner_is_a;
+        r.state = kCtRelated;
+        r.dir = inner_orig ? 1 : 0;
+        r.ctmark = v->mark;
+      }
+      return;
+    }
+    if (p.family == 6 && icmp6_noct(p.icmp_type)) {
+      r.state = kCtUntracked;
+      return;
+    }
+    bool req = icmp_request(p.family, p.icmp_type), rep = icmp_reply(p.family, p.icmp_type);
+    if (!req && !rep) return;
+    uint8_t req_type = req ? p.icmp_type : (p.family == 4 ? (p.icmp_type == 0 ? 8 : p.icmp_type - 1) : 128);
+    icmp_key(r.key, req ? p.saddr : p.daddr, req ? p.daddr : p.saddr, p.icmp_id, proto, req_type);
+    r.proto = proto;
+    const CtVal* v = live(r.key);
+    if (rep && !v) return;
+    r.track = true;
+    r.exists = v != nullptr;
+    r.orig_is_a = true;
+    if (!v) {
+      r.state = kCtNew;
+      r.dir = 0;
+      return;
+    }
+    r.ctmark = v->mark;
+    r.dir = rep ? 1 : 0;
+    r.state = (rep || (v->flags & kSeenReply)) ? kCtEstablished : kCtNew;
+    return;
+  }
+  if (p.has_l4 && has_ports(proto)) {
+    sp = p.sport;
+    dp = p.dport;
+  } else if (has_ports(proto)) {
+    return;
+  }
+  r.proto = proto;
+  bool src_is_a = key_of(r.key, p.saddr, p.daddr, sp, dp, proto);
+  const CtVal* v = live(r.key);
+  bool exists = v != nullptr;
+  int dir = exists ? ((((v->flags & kOrigIsA) != 0) == src_is_a) ? 0 : 1) : 0;
+  if (proto == 6) {
+    if (!p.has_l4 || !tcp_flags_valid(p.tcp_flags)) return;
+    int idx = tcp_index(p.tcp_flags);
+    uint8_t old = exists ? v->tcp_state : (uint8_t)sNO;
+    if (old > sS2) old = sNO;
+    if (exists && dir == 0 && idx == 0 && (old == sTW || old == sCL)) exists = false, old = sNO;
+    uint8_t ns = kTcpTable[exists ? dir : 0][idx][old];
+    if (ns == sIV || ns == sIG) return;
+    r.new_tcp = ns;
+  }
+  r.track = true;
+  r.exists = exists;
+  r.orig_is_a = src_is_a;
+  if (!exists) {
+    r.state = kCtNew;
+    r.dir = 0;
+    return;
+  }
+  r.ctmark = v->mark;
+  r.dir = (uint8_t)dir;
+  r.state = (dir == 1 || (v->flags & kSeenReply)) ? kCtEstablished : kCtNew;
+}
+
+void Model::ct_confirm(const CtRes& r, uint64_t now) {
+  if (!r.track) return;
+  auto timeout = [&](bool seen_reply) -> uint64_t {
+    if (r.proto == 6) return (uint64_t)kTcpTimeout[r.new_tcp < 10 ? r.new_tcp : 0] * kSec;
+    if (r.proto == 17 || r.proto == 136) return (seen_reply ? 120 : 30) * kSec;
+    if (r.proto == 1 || r.proto == 58) return 30 * kSec;
+    return 600 * kSec;
+  };
+  if (!r.exists) {
+    CtVal v;
+    v.tcp_state = r.new_tcp;
+    v.flags = r.orig_is_a ? kOrigIsA : 0;
+    v.mark = r.ctmark;
+    v.expires_ns = now + timeout(false);
+    ct_[r.key] = v;
+    return;
+  }
+  auto it = ct_.find(r.key);
+  if (it == ct_.end()) return;
+  CtVal& v = it->second;
+  if (r.dir == 1) v.flags |= kSeenReply;
+  v.tcp_state = r.new_tcp;
+  v.mark = r.ctmark;
+  v.expires_ns = now + timeout(v.flags & kSeenReply);
+}
+
+Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
+  now_ = now_ns;
+  Decision d;
+  Work w;
+  w.p = pin;
+  if (path == Path::Input || path == Path::Prerouting) w.p.oif.clear();
+  if (path == Path::Output) w.p.iif.clear();
+  const auto& cfg = pol_.cfg;
+  int first = (path == Path::Output) ? NF_HOOK_OUTPUT : (path == Path::PostForward) ? NF_HOOK_POSTROUTING : NF_HOOK_PREROUTING;
+  int second = path == Path::Input     ? (int)NF_HOOK_INPUT
+               : path == Path::Forward ? NF_HOOK_FORWARD
+               : path == Path::Output  ? NF_HOOK_POSTROUTING
+                                       : NF_HOOK_MAX;
+  bool confirm = path != Path::PostForward;
+  // For the hooks before routing the output interface is not known yet.
+  std::string oif = w.p.oif;
+  if (first == NF_HOOK_PREROUTING) w.p.oif.clear();
+  classify(w, cfg.slots_used, kCtInvalid, 2);
+  uint8_t verdict = run_hook(w, first, 1, d);
+  CtRes ct;
+  if (verdict == NF_ACT_ACCEPT) {
+    if (cfg.ct_needed && !w.notrack) {
+      ct_lookup(w.p, now_ns, ct);
+      w.ctmark = ct.ctmark;
+    } else {
+      ct.state = kCtUntracked;
+      ct.dir = 2;
+    }
+    d.ctstate = ct.state;
+    classify(w, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct.state, ct.dir);
+    verdict = run_hook(w, first, 2, d);
+    if (verdict == NF_ACT_ACCEPT && second != NF_HOOK_MAX) {
+      if (first == NF_HOOK_PREROUTING) {
+        w.p.oif = oif;
+        if (cfg.slots_used & (1u << NF_SLOT_OIF)) w.cls[NF_SLOT_OIF] = pol_.iface_class(1, w.p.oif);
+      }
+      verdict = run_hook(w, second, 3, d);
+    }
+  }
+  if (verdict == NF_ACT_ACCEPT && cfg.ct_needed && confirm && !w.notrack) {
+    ct.ctmark = w.ctmark;
+    ct_confirm(ct, now_ns);
+  }
+  d.action = verdict;
+  d.mark = w.p.mark;
+  d.indeterminate = w.indeterminate;
+  return d;
+}
+
+}  // namespace nf2bpf::policy

@@ -1,0 +1,111 @@
+// The userspace model: evaluates a Policy on a packet exactly as the BPF
+// programs in bpf/ do (same classes, same tuple search, same conntrack), so
+// `nf2bpf diff` can judge the compiled policy without privileges. Kernel
+// tests check it against BPF_PROG_TEST_RUN packet by packet.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <unordered_map>
+#include <string>
+#include <vector>
+
+#include "translator/policy/policy.h"
+#include "verify/packet.h"
+
+namespace nf2bpf::policy {
+
+// Where a packet is in the host, as the BPF programs see it.
+enum class Path : uint8_t {
+  Input,     // TC ingress, destined to this host: PREROUTING, INPUT
+  Forward,   // TC ingress, routed: PREROUTING, FORWARD (then POSTROUTING at egress)
+  Output,    // TC egress, locally generated: OUTPUT, POSTROUTING
+  PostForward,  // TC egress of a forwarded packet: POSTROUTING only
+  Prerouting,   // TC ingress, the kernel will not route it: PREROUTING only
+};
+
+struct Decision {
+  uint8_t action = NF_ACT_ACCEPT;  // NF_ACT_ACCEPT / DROP / REJECT
+  uint32_t rule = UINT32_MAX;      // rule index, or a stage's policy counter index
+  bool by_policy = false;
+  uint32_t stage = UINT32_MAX;
+  uint32_t mark = 0;               // skb mark after the hooks
+  uint8_t ctstate = 0;             // NF_CT_STATE_* the rules saw
+  bool indeterminate = false;      // a random or rate-limited rule took part
+};
+
+// Host facts the BPF side gets from the loader: address types.
+struct ModelEnv {
+  // Address type bit (ir::AddrType) of an address; default: UNICAST.
+  std::function<uint32_t(const ir::u128&)> addrtype;
+};
+
+class Model {
+ public:
+  explicit Model(const Policy& p, ModelEnv env = {});
+
+  // Judges one packet and, when it is accepted, updates the tracker as the
+  // BPF program would. `now_ns` drives conntrack timeouts.
+  Decision decide(const pkt::Packet& p, Path path, uint64_t now_ns);
+
+  // Per rule and per stage-policy hit counts so far (same indices as the
+  // BPF counters).
+  const std::vector<uint64_t>& hits() const { return hits_; }
+
+ private:
+  struct CtKey {
+    std::array<uint8_t, 40> bytes{};
+    bool operator<(const CtKey& o) const { return bytes < o.bytes; }
+  };
+  struct CtVal {
+    uint64_t expires_ns = 0;
+    uint32_t mark = 0;
+    uint8_t tcp_state = 0;
+    uint8_t flags = 0;
+  };
+  struct CtRes {
+    CtKey key;
+    uint8_t state = 1, dir = 2;
+    bool exists = false, track = false;
+    uint8_t new_tcp = 0;
+    bool orig_is_a = false;
+    uint8_t proto = 0;
+    uint32_t ctmark = 0;
+  };
+  struct Work {
+    pkt::Packet p;
+    std::array<uint32_t, 32> cls{};
+    uint32_t ctmark = 0;
+    bool notrack = false;
+    bool indeterminate = false;
+    uint32_t iif_class = 0, oif_class = 0;
+  };
+
+  void classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const;
+  uint32_t lpm_class(int slot, const ir::u128& a) const;
+  uint8_t run_hook(Work& w, int hook, int phase, Decision& d);
+  uint8_t run_stage(Work& w, uint32_t si, Decision& d);
+  uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
+  bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
+  void statements(Work& w, const nf2bpf_rule& r);
+  void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const;
+  void ct_confirm(const CtRes& r, uint64_t now);
+
+  const Policy& pol_;
+  ModelEnv env_;
+  struct U128Hash {
+    size_t operator()(const ir::u128& v) const { return std::hash<uint64_t>()((uint64_t)v ^ (uint64_t)(v >> 64) * 31); }
+  };
+  // Per slot and prefix length: base address -> class (longest match first).
+  std::array<std::map<uint8_t, std::unordered_map<ir::u128, uint32_t, U128Hash>, std::greater<uint8_t>>, 2> lpm_;
+  std::unordered_map<nf2bpf_entry_key, nf2bpf_entry_val, EntryKeyHash, EntryKeyEq> entries_;
+  std::map<CtKey, CtVal> ct_;
+  std::vector<uint64_t> hits_;
+  std::vector<uint64_t> limit_credit_, limit_last_;
+  uint64_t now_ = 0;
+  uint64_t rng_ = 0x243f6a8885a308d3ULL;
+};
+
+}  // namespace nf2bpf::policy
