@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   app.footer("Exit status: 0 success, 1 input rejected or differences found, 2 system error.\n"
              "See nf2bpf(8) for every command.");
 
-  std::vector<Command> commands = {add_translate(app), add_capabilities(app)};
+  std::vector<Command> commands = {add_translate(app), add_capabilities(app), add_diff(app)};
 
   try {
     app.parse(argc, argv);

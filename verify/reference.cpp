@@ -462,6 +462,11 @@ Tri eval_match(const ir::Match& m, const Ctx& c, std::string& why) {
   if (const auto* pats = std::get_if<std::vector<ir::IfacePattern>>(&m.value)) {
     bool in = m.field == Field::IifName;
     if (in ? !c.r.iif_known : !c.r.oif_known) {
+      // An unnamed interface is still known not to be the loopback: only
+      // this host's own packets travel over lo.
+      bool only_lo = std::all_of(pats->begin(), pats->end(),
+                                 [](const ir::IfacePattern& pt) { return !pt.prefix && pt.name == "lo"; });
+      if (only_lo) return m.negated ? Tri::True : Tri::False;
       why = in ? "the input interface is not known (give --iface)"
                : "the output interface is not known (give --route CIDR=IFACE)";
       return Tri::Unknown;

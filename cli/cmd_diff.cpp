@@ -1,0 +1,234 @@
+// nf2bpf diff: replay recorded traffic through two verdict engines and list
+// every packet whose verdict differs, with the deciding rule on each side.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli/command.h"
+#include "translator/translate.h"
+#include "verify/diff.h"
+#include "verify/pcap_reader.h"
+#include "verify/reference.h"
+#include "verify/report.h"
+#include "verify/synthesize.h"
+
+namespace nf2bpf::cli {
+
+namespace {
+
+struct DiffArgs {
+  std::string file, against, pcap, synthesize;
+  bool kernel = false;
+  std::string format = "text";
+  std::string iface;
+  std::vector<std::string> local_addrs, routes, ifindexes;
+  TranslateOptions topt;
+};
+
+std::optional<ir::IntervalSet> parse_any_cidr(const std::string& s, std::string& err) {
+  auto fam = s.find(':') != std::string::npos ? ir::AddrFamily::V6 : ir::AddrFamily::V4;
+  return ir::parse_cidr(s, fam, err);
+}
+
+const CLI::Validator kCidr(
+    [](std::string& s) -> std::string {
+      std::string err;
+      if (!parse_any_cidr(s, err)) return "invalid address or CIDR '" + s + "': " + err;
+      return {};
+    },
+    "CIDR");
+
+const CLI::Validator kRoute(
+    [](std::string& s) -> std::string {
+      auto eq = s.find('=');
+      if (eq == std::string::npos || eq + 1 == s.size()) return "write CIDR=INTERFACE, e.g. 10.0.0.0/8=eth1";
+      std::string err, net = s.substr(0, eq);
+      if (net == "default") return {};
+      if (!parse_any_cidr(net, err)) return "invalid CIDR '" + net + "': " + err;
+      if (s.size() - eq - 1 > 15) return "interface name longer than 15 characters";
+      return {};
+    },
+    "CIDR=IF");
+
+const CLI::Validator kIfindex(
+    [](std::string& s) -> std::string {
+      auto eq = s.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) return "write INDEX=NAME, e.g. 2=eth0";
+      for (size_t i = 0; i < eq; ++i)
+        if (!std::isdigit((unsigned char)s[i])) return "interface index must be a number";
+      return {};
+    },
+    "N=NAME");
+
+bool looks_like_policy_yaml(const std::string& path) {
+  auto ends = [&](const char* x) {
+    std::string e = x;
+    return path.size() >= e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0;
+  };
+  return ends(".yaml") || ends(".yml");
+}
+
+// Translates one ruleset for the reference evaluator. Input problems are
+// printed like a compiler's and make the command exit 1.
+std::optional<Translation> load(const std::string& path, const TranslateOptions& opt, int& status) {
+  if (looks_like_policy_yaml(path)) {
+    print_error(path + ": policy YAML input needs the policy compiler's loader, which is not available yet",
+                "give the ruleset the policy was translated from (iptables-save output)");
+    status = kSystem;
+    return std::nullopt;
+  }
+  auto tr = translate_file(path, opt);
+  if (!tr) {
+    print_error(tr.error().message());
+    status = kSystem;
+    return std::nullopt;
+  }
+  if (tr->diags.has_errors()) {
+    for (const auto& d : tr->diags.all())
+      if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, isatty(2) && !getenv("NO_COLOR"));
+    print_error(path + ": the ruleset has errors; nothing was compared", "fix the errors above");
+    status = kRejected;
+    return std::nullopt;
+  }
+  return std::move(*tr);
+}
+
+verify::HostOptions host_options(const DiffArgs& a) {
+  verify::HostOptions o;
+  o.iface = a.iface;
+  std::string err;
+  for (const auto& l : a.local_addrs) o.local.push_back(*parse_any_cidr(l, err));
+  for (const auto& r : a.routes) {
+    auto eq = r.find('=');
+    std::string net = r.substr(0, eq);
+    ir::IntervalSet s;
+    if (net == "default") {
+      // Both families; the more specific IPv4 space wins for IPv4 destinations.
+      s = ir::family_space(ir::AddrFamily::V4);
+      o.routes.emplace_back(ir::family_space(ir::AddrFamily::V6), r.substr(eq + 1));
+    } else {
+      s = *parse_any_cidr(net, err);
+    }
+    o.routes.emplace_back(s, r.substr(eq + 1));
+  }
+  for (const auto& x : a.ifindexes) {
+    auto eq = x.find('=');
+    o.ifindex_names[(uint32_t)std::stoul(x.substr(0, eq))] = x.substr(eq + 1);
+  }
+  return o;
+}
+
+int synthesize(const DiffArgs& a) {
+  int status = kOk;
+  auto tr = load(a.file, a.topt, status);
+  if (!tr) return status;
+  auto res = verify::synthesize(tr->ruleset, tr->pipeline, a.synthesize);
+  if (!res) {
+    print_error(res.error().message());
+    return kSystem;
+  }
+  std::printf("wrote %zu packets to %s (pcapng): %zu of %zu rules exercised, %zu boundary probes\n",
+              res->packets, a.synthesize.c_str(), res->rules_covered, res->rules_total, res->boundary_packets);
+  for (const auto& n : res->notes) std::printf("  note: %s\n", n.c_str());
+  std::printf("check it with: nf2bpf diff --pcap %s %s\n", a.synthesize.c_str(), a.file.c_str());
+  return kOk;
+}
+
+int run(const DiffArgs& a) {
+  if (!a.synthesize.empty()) return synthesize(a);
+  if (a.pcap.empty()) {
+    print_error("diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
+    return kRejected;
+  }
+  if (a.against.empty()) {
+    print_error(std::string(a.kernel ? "--kernel" : "comparing a ruleset with its own compiled policy") +
+                    " is not available yet: it needs the policy compiler and its userspace model "
+                    "(translator/policy), which this build does not have",
+                "compare two rulesets with --against FILE2 (both run through the reference evaluator)");
+    return kSystem;
+  }
+  if (a.kernel) {
+    print_error("--kernel is not available yet: it runs the compiled policy's BPF programs, which need the "
+                "policy compiler",
+                "drop --kernel to compare the two rulesets with the reference evaluator");
+    return kSystem;
+  }
+  int status = kOk;
+  auto expected = load(a.file, a.topt, status);
+  if (!expected) return status;
+  auto actual = load(a.against, a.topt, status);
+  if (!actual) return status;
+
+  auto cap = verify::CaptureReader::open(a.pcap);
+  if (!cap) {
+    print_error(cap.error().message(), "diff reads pcap and pcapng captures (tcpdump -w, dumpcap, tshark)");
+    return kSystem;
+  }
+  verify::HostModel host(host_options(a));
+  verify::ReferenceEngine e(expected->ruleset, expected->pipeline, host);
+  verify::ReferenceEngine x(actual->ruleset, actual->pipeline, host);
+  verify::DiffReport rep = verify::run_diff(**cap, host, e, x);
+  rep.expected_engine = rep.actual_engine = "reference evaluator";
+
+  if (a.format == "json")
+    std::cout << verify::render_json(rep).dump(2) << "\n";
+  else if (a.format == "markdown")
+    std::cout << verify::render_markdown(rep);
+  else
+    std::cout << verify::render_text(rep, stdout_color());
+  std::cout.flush();
+  if (!rep.error.empty()) {
+    print_error(rep.error, "the packets before it were compared; the report above covers them");
+    return kSystem;
+  }
+  return rep.differed ? kRejected : kOk;
+}
+
+}  // namespace
+
+Command add_diff(CLI::App& app) {
+  auto a = std::make_shared<DiffArgs>();
+  a->topt.allow_partial = true;  // rules the dataplane cannot take are still evaluated by the reference
+  CLI::App* sub = app.add_subcommand(
+      "diff", "Replay recorded traffic through a ruleset and its replacement and list every packet that changes verdict");
+  sub->add_option("--pcap", a->pcap, "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--against", a->against,
+                  "Compare FILE (expected) with FILE2 (actual): the impact of changing FILE into FILE2")
+      ->check(CLI::ExistingFile);
+  sub->add_flag("--kernel", a->kernel, "Run the compiled BPF programs with BPF_PROG_TEST_RUN (not available yet)");
+  sub->add_option("--format", a->format, "Report format")
+      ->check(CLI::IsMember({"text", "json", "markdown"}))
+      ->default_str("text");
+  sub->add_option("--iface", a->iface,
+                  "Interface the capture was taken on, when it does not say (pcap without SLL/pcapng names)");
+  sub->add_option("--local-addr", a->local_addrs,
+                  "This host's addresses (address or CIDR, repeatable): decides INPUT vs FORWARD vs OUTPUT")
+      ->check(kCidr);
+  sub->add_option("--route", a->routes, "Output interface for a destination, CIDR=IF or default=IF (repeatable)")
+      ->check(kRoute);
+  sub->add_option("--ifindex", a->ifindexes, "Name an SLL2 interface index, N=NAME (repeatable)")->check(kIfindex);
+  sub->add_option("--from", a->topt.from, "Input format of FILE and FILE2")
+      ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json"}))
+      ->default_str("auto");
+  sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--synthesize", a->synthesize,
+                  "Write a capture (pcapng) exercising every rule and its boundaries to OUT instead of diffing");
+  sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save output)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sub->footer(
+      "Without --against, FILE is compared with its own compiled policy (needs the policy compiler; not available\n"
+      "yet). Direction and interfaces come from the capture (SLL/SLL2 packet types, pcapng interface blocks) or\n"
+      "from --iface/--local-addr: a packet whose source is local goes through OUTPUT, one to a local address\n"
+      "through INPUT, anything else through FORWARD. Packets whose verdict depends on something a capture cannot\n"
+      "show (rate limits, random sampling, socket owners) are reported as indeterminate, not compared.\n"
+      "Exit status: 0 equivalent on this capture, 1 differences found (or the input was rejected), 2 error\n"
+      "(unreadable or truncated capture: the packets before the problem are still reported).");
+  return {sub, [a]() -> int { return run(*a); }};
+}
+
+}  // namespace nf2bpf::cli
