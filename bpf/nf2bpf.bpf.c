@@ -21,11 +21,15 @@ char LICENSE[] SEC("license") = "GPL";
 #define NF_AF_INET_ 2
 #define NF_AF_INET6_ 10
 
-/* Is the packet for this host? Asks the FIB like the kernel's input route
- * lookup. Returns 1 local, 0 forward (sets *oif), -1 the kernel will not
- * forward it (no route, forwarding off): only PREROUTING applies. */
+/* Is the packet for this host? Like the kernel's input routing: the local
+ * table first (this namespace's addresses, broadcasts, multicast: kept in
+ * nf_addrtype by the loader), then the FIB for routed packets. Returns 1
+ * local, 0 forward (sets *oif), -1 the kernel will not route it (no route,
+ * forwarding off): only PREROUTING applies. */
 static __always_inline int nf_route(struct __sk_buff *skb, struct nf_pkt *p, __u32 *oif) {
   if (p->pkttype == 1 || p->pkttype == 2) return 1;  /* broadcast / multicast */
+  __u32 t = nf_addr_type_of(p->daddr);
+  if (t & (4 | 8 | 32)) return 1;                     /* LOCAL, BROADCAST, MULTICAST */
   struct bpf_fib_lookup f = {};
   f.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
   f.l4_protocol = p->l4proto;
@@ -56,12 +60,17 @@ static __always_inline int nf_route(struct __sk_buff *skb, struct nf_pkt *p, __u
   }
 }
 
+/* Later nf2bpf runs find every map through the programs attached to
+ * interfaces (pins can vanish with an `ip netns exec` mount namespace), so a
+ * map no code reads is still referenced here, behind a constant that is
+ * never set. */
+const volatile __u32 nf_reference_all_maps = 0;
+
 static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
   __u32 zero = 0;
+  if (nf_reference_all_maps && bpf_map_lookup_elem(&nf_state, &zero)) return TC_ACT_UNSPEC;
   struct nf2bpf_control *ctrl = bpf_map_lookup_elem(&nf_control, &zero);
-  if (!ctrl) return TC_ACT_OK;
-  if (ctrl->abi == 0xffffffffu) bpf_tail_call(skb, &nf_progs, 2);  /* never: keeps nf_progs reachable */
-  if (ctrl->abi != NF2BPF_ABI_VERSION) return TC_ACT_OK;
+  if (!ctrl || ctrl->abi != NF2BPF_ABI_VERSION) return TC_ACT_OK;
   __u32 live = ctrl->live & 1;
   struct nf2bpf_gen_cfg *cfgp = bpf_map_lookup_elem(&nf_cfg, &live);
   if (!cfgp) return TC_ACT_OK;

@@ -21,6 +21,10 @@ struct Command {
 Command add_translate(CLI::App& app);
 Command add_capabilities(CLI::App& app);
 Command add_diff(CLI::App& app);
+Command add_apply(CLI::App& app);
+Command add_status(CLI::App& app);
+Command add_rollback(CLI::App& app);
+Command add_unload(CLI::App& app);
 
 // Prints "nf2bpf: error: MESSAGE" (and "  hint: ...") to stderr.
 void print_error(const std::string& message, const std::string& hint = {});

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   app.footer("Exit status: 0 success, 1 input rejected or differences found, 2 system error.\n"
              "See nf2bpf(8) for every command.");
 
-  std::vector<Command> commands = {add_translate(app), add_capabilities(app), add_diff(app)};
+  std::vector<Command> commands = {add_translate(app), add_apply(app),    add_status(app), add_rollback(app),
+                                   add_unload(app),    add_diff(app),     add_capabilities(app)};
 
   try {
     app.parse(argc, argv);

@@ -35,12 +35,6 @@ enum Outer { kStages, kTuples, kRules, kStmts, kLimits, kCounters, kEntries, kLp
 const char* kOuterNames[kOuterCount] = {"nf_stages", "nf_tuples", "nf_rules",   "nf_stmts", "nf_limits",
                                         "nf_counters", "nf_entries", "nf_lpm", "nf_ifaces"};
 
-struct LpmKey {
-  uint32_t prefixlen;
-  uint8_t slot;
-  uint8_t addr[16];
-} __attribute__((packed));
-
 struct AddrtypeKey {
   uint32_t prefixlen;
   uint8_t addr[16];
@@ -75,7 +69,7 @@ struct Fd {
 }  // namespace
 
 struct Dataplane::Fds {
-  Fd control, cfg, hooks, small, state, ct, addrtype, events, progs;
+  Fd control, cfg, hooks, small, state, ct, addrtype, events;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 };
@@ -85,13 +79,15 @@ Dataplane::~Dataplane() {
   if (skel_) nf2bpf_bpf__destroy(static_cast<nf2bpf_bpf*>(skel_));
 }
 
+// libbpf's own messages are operational detail (nf2bpf reports failures
+// itself with context): -v shows its warnings, -vv everything, including the
+// verifier log of a program that failed to load.
 static int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
-  char buf[1024];
+  char buf[4096];
   vsnprintf(buf, sizeof buf, fmt, args);
   size_t n = strlen(buf);
   while (n && buf[n - 1] == '\n') buf[--n] = 0;
-  if (level == LIBBPF_WARN) spdlog::warn("libbpf: {}", buf);
-  else if (level == LIBBPF_INFO) spdlog::info("libbpf: {}", buf);
+  if (level == LIBBPF_WARN) spdlog::info("libbpf: {}", buf);
   else spdlog::debug("libbpf: {}", buf);
   return 0;
 }
@@ -129,8 +125,7 @@ Result<void> Dataplane::adopt_maps(int prog_fd) {
   std::map<std::string, Fd*> want = {{"nf_control", &fds_->control}, {"nf_cfg", &fds_->cfg},
                                      {"nf_hooks", &fds_->hooks},     {"nf_small", &fds_->small},
                                      {"nf_state", &fds_->state},     {"nf_ct", &fds_->ct},
-                                     {"nf_addrtype", &fds_->addrtype}, {"nf_events", &fds_->events},
-                                     {"nf_progs", &fds_->progs}};
+                                     {"nf_addrtype", &fds_->addrtype}, {"nf_events", &fds_->events}};
   for (int i = 0; i < kOuterCount; ++i) want[kOuterNames[i]] = &fds_->outer[i];
   for (uint32_t id : ids) {
     int fd = bpf_map_get_fd_by_id(id);
@@ -144,16 +139,45 @@ Result<void> Dataplane::adopt_maps(int prog_fd) {
     close(fd);
   }
   for (auto& [name, fd] : want)
-    if (fd->fd < 0 && name != "nf_progs" && name != "nf_events")
+    if (fd->fd < 0 && name != "nf_events")
       return Error{ENOENT, "the attached nf2bpf program has no map " + name + " (built by another version?)"};
-  // The programs themselves, through nf_progs.
-  if (fds_->progs.fd >= 0) {
-    Fd* progs[3] = {&fds_->ingress, &fds_->egress, &fds_->xdp};
-    for (uint32_t k = 0; k < 3; ++k) {
-      uint32_t pid = 0;
-      if (bpf_map_lookup_elem(fds_->progs.fd, &k, &pid) == 0 && pid) *progs[k] = Fd(bpf_prog_get_fd_by_id(pid));
-    }
+  return {};
+}
+
+// Loads the programs again on top of the maps this dataplane already has, so
+// every program (ingress, egress, XDP) shares one set of maps. Used when a
+// later run needs a program it cannot reach from the kernel (e.g. XDP was
+// never attached).
+Result<void> Dataplane::reload_programs() {
+  nf2bpf_bpf* skel = nf2bpf_bpf__open();
+  if (!skel) return sys_error("open the nf2bpf BPF object");
+  auto& f = *fds_;
+  std::pair<bpf_map*, int> reuse[] = {
+      {skel->maps.nf_control, f.control.fd}, {skel->maps.nf_cfg, f.cfg.fd},   {skel->maps.nf_hooks, f.hooks.fd},
+      {skel->maps.nf_small, f.small.fd},     {skel->maps.nf_state, f.state.fd}, {skel->maps.nf_ct, f.ct.fd},
+      {skel->maps.nf_addrtype, f.addrtype.fd}, {skel->maps.nf_events, f.events.fd},
+      {skel->maps.nf_stages, f.outer[kStages].fd}, {skel->maps.nf_tuples, f.outer[kTuples].fd},
+      {skel->maps.nf_rules, f.outer[kRules].fd},   {skel->maps.nf_stmts, f.outer[kStmts].fd},
+      {skel->maps.nf_limits, f.outer[kLimits].fd}, {skel->maps.nf_counters, f.outer[kCounters].fd},
+      {skel->maps.nf_entries, f.outer[kEntries].fd}, {skel->maps.nf_lpm, f.outer[kLpm].fd},
+      {skel->maps.nf_ifaces, f.outer[kIfaces].fd}};
+  for (auto [m, fd] : reuse)
+    if (fd >= 0)
+      if (int rc = bpf_map__reuse_fd(m, fd)) {
+        nf2bpf_bpf__destroy(skel);
+        return bpf_err(std::string("reuse map ") + bpf_map__name(m), rc);
+      }
+  if (int rc = nf2bpf_bpf__load(skel)) {
+    nf2bpf_bpf__destroy(skel);
+    return bpf_err("load the nf2bpf BPF programs", rc);
   }
+  auto dupfd = [](int fd) { return Fd(fcntl(fd, F_DUPFD_CLOEXEC, 3)); };
+  f.ingress = dupfd(bpf_program__fd(skel->progs.nf2bpf_ingress));
+  f.egress = dupfd(bpf_program__fd(skel->progs.nf2bpf_egress));
+  f.xdp = dupfd(bpf_program__fd(skel->progs.nf2bpf_xdp));
+  if (f.events.fd < 0) f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
+  if (skel_) nf2bpf_bpf__destroy(static_cast<nf2bpf_bpf*>(skel_));
+  skel_ = skel;
   return {};
 }
 
@@ -168,6 +192,9 @@ Result<std::unique_ptr<Dataplane>> Dataplane::find(const std::string& pin_dir) {
     if (fd >= 0) {
       Fd prog(fd);
       if (auto r = dp->adopt_maps(prog.fd); !r) return r.error();
+      dp->fds_->ingress = std::move(prog);
+      dp->fds_->egress = Fd(bpf_obj_get((pin_dir + "/prog_egress").c_str()));
+      dp->fds_->xdp = Fd(bpf_obj_get((pin_dir + "/prog_xdp").c_str()));
       return dp;
     }
   }
@@ -191,6 +218,24 @@ Result<std::unique_ptr<Dataplane>> Dataplane::find(const std::string& pin_dir) {
     uint32_t len = sizeof info;
     if (bpf_obj_get_info_by_fd(prog.fd, &info, &len) != 0 || std::string(info.name) != "nf2bpf_ingress") continue;
     if (auto r = dp->adopt_maps(prog.fd); !r) return r.error();
+    dp->fds_->ingress = std::move(prog);
+    hook.attach_point = BPF_TC_EGRESS;
+    bpf_tc_opts eo{};
+    eo.sz = sizeof eo;
+    eo.handle = kTcHandle;
+    eo.priority = kTcPriority;
+    if (bpf_tc_query(&hook, &eo) == 0 && eo.prog_id) dp->fds_->egress = Fd(bpf_prog_get_fd_by_id(eo.prog_id));
+    uint32_t xid = 0;
+    for (const auto& j : *ifs)
+      if (!xid && bpf_xdp_query_id((int)j.ifindex, 0, &xid) == 0 && xid) {
+        Fd x(bpf_prog_get_fd_by_id(xid));
+        bpf_prog_info xi{};
+        uint32_t xl = sizeof xi;
+        if (x.fd >= 0 && bpf_obj_get_info_by_fd(x.fd, &xi, &xl) == 0 && std::string(xi.name) == "nf2bpf_xdp")
+          dp->fds_->xdp = std::move(x);
+        else
+          xid = 0;
+      }
     return dp;
   }
   return std::unique_ptr<Dataplane>();
@@ -235,7 +280,6 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.ct = dupfd(bpf_map__fd(skel->maps.nf_ct));
   f.addrtype = dupfd(bpf_map__fd(skel->maps.nf_addrtype));
   f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
-  f.progs = dupfd(bpf_map__fd(skel->maps.nf_progs));
   bpf_map* outers[kOuterCount] = {skel->maps.nf_stages, skel->maps.nf_tuples, skel->maps.nf_rules,
                                   skel->maps.nf_stmts,  skel->maps.nf_limits, skel->maps.nf_counters,
                                   skel->maps.nf_entries, skel->maps.nf_lpm,   skel->maps.nf_ifaces};
@@ -243,9 +287,6 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.ingress = dupfd(bpf_program__fd(skel->progs.nf2bpf_ingress));
   f.egress = dupfd(bpf_program__fd(skel->progs.nf2bpf_egress));
   f.xdp = dupfd(bpf_program__fd(skel->progs.nf2bpf_xdp));
-  int progfds[3] = {f.ingress.fd, f.egress.fd, f.xdp.fd};
-  for (uint32_t k = 0; k < 3; ++k)
-    if (int rc = bpf_map_update_elem(f.progs.fd, &k, &progfds[k], BPF_ANY)) return bpf_err("register programs", rc);
   nf2bpf_control c{};  // abi 0: the programs pass everything until a generation is live
   uint32_t zero = 0;
   if (int rc = bpf_map_update_elem(f.control.fd, &zero, &c, BPF_ANY)) return bpf_err("initialise control", rc);
@@ -297,7 +338,7 @@ Result<Fd> make_inner(Outer kind, uint32_t entries) {
     case kCounters: type = BPF_MAP_TYPE_PERCPU_HASH, vs = sizeof(nf2bpf_counter); break;
     case kEntries: type = BPF_MAP_TYPE_HASH, ks = sizeof(nf2bpf_entry_key), vs = sizeof(nf2bpf_entry_val); break;
     case kLpm:
-      type = BPF_MAP_TYPE_LPM_TRIE, ks = sizeof(LpmKey), vs = 4, o.map_flags = BPF_F_NO_PREALLOC;
+      type = BPF_MAP_TYPE_LPM_TRIE, ks = sizeof(nf2bpf_lpm_key), vs = 4, o.map_flags = BPF_F_NO_PREALLOC;
       break;
     case kIfaces: type = BPF_MAP_TYPE_HASH, ks = sizeof(nf2bpf_iface_key), vs = 4; break;
     default: break;
@@ -389,7 +430,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
       return r.error();
   }
   {
-    std::vector<LpmKey> keys(p.lpm.size());
+    std::vector<nf2bpf_lpm_key> keys(p.lpm.size(), nf2bpf_lpm_key{});
     std::vector<uint32_t> vals(p.lpm.size());
     for (size_t i = 0; i < p.lpm.size(); ++i) {
       keys[i].prefixlen = 8 + p.lpm[i].prefixlen;
@@ -397,7 +438,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
       to_bytes(p.lpm[i].addr, keys[i].addr);
       vals[i] = p.lpm[i].cls;
     }
-    if (auto r = fill(inner[kLpm].fd, keys.data(), sizeof(LpmKey), vals.data(), 4, keys.size(), "address classes"); !r)
+    if (auto r = fill(inner[kLpm].fd, keys.data(), sizeof(nf2bpf_lpm_key), vals.data(), 4, keys.size(), "address classes"); !r)
       return r.error();
   }
   {
@@ -436,6 +477,9 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   meta["checksum"] = p.checksum;
   meta["applied"] = (int64_t)time(nullptr);
   meta["chains"] = p.chain_names;
+  std::vector<std::string> stages;
+  for (const auto& o : p.stage_origins) stages.push_back(o.table + "/" + o.chain);
+  meta["stages"] = stages;
   if (meta.dump().size() < kStateBlob - 1024) meta["log_prefixes"] = p.log_prefixes;
   if (auto r = write_state(spare, meta); !r) return r.error();
 
@@ -466,6 +510,8 @@ Result<uint64_t> Dataplane::rollback() {
 
 Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
   auto& f = *fds_;
+  if (f.ingress.fd < 0 || f.egress.fd < 0 || (xdp && f.xdp.fd < 0))
+    if (auto r = reload_programs(); !r) return r;
   auto ns = read_state(2);
   if (!ns) return ns.error();
   nlohmann::json prev = ns->value("ifaces", nlohmann::json::array());
@@ -633,6 +679,8 @@ Result<StatusInfo> Dataplane::status(bool with_counters) {
   for (uint32_t i = 0; i < ci.max_entries; ++i) {
     if (bpf_map_lookup_elem(cm.fd, &i, per.data()) != 0) continue;
     StatusInfo::RuleCounter rc{i, "", 0, 0, 0, i >= nrules};
+    auto stages = s.live.value("stages", std::vector<std::string>{});
+    if (i >= nrules && i - nrules < stages.size()) rc.chain = stages[i - nrules];
     for (const auto& c : per) rc.packets += c.packets, rc.bytes += c.bytes;
     if (i < nrules) {
       nf2bpf_rule r{};

@@ -98,6 +98,7 @@ class Dataplane {
   Dataplane() = default;
   struct Fds;
   Result<void> adopt_maps(int prog_fd);
+  Result<void> reload_programs();
   Result<nlohmann::json> read_state(uint32_t index);
   Result<void> write_state(uint32_t index, const nlohmann::json& j);
   Result<void> pin_all();

@@ -150,13 +150,6 @@ struct {
   __uint(max_entries, 1 << 20);
 } nf_events SEC(".maps");                   /* LOG / NFLOG records */
 
-struct {
-  __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-  __uint(max_entries, 3);
-  __type(key, __u32);
-  __type(value, __u32);
-} nf_progs SEC(".maps");                    /* the three programs, so a later run finds XDP's too */
-
 /* Per-CPU working memory of one packet (the BPF stack is 512 bytes):
  * [0] TC ingress, [1] TC egress, [2] XDP. */
 struct nf_search {

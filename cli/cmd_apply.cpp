@@ -1,0 +1,187 @@
+// nf2bpf apply: translate, compile, load into a spare generation, make it
+// live atomically, attach to interfaces.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include "cli/command.h"
+#include "cli/dataplane_session.h"
+#include "loader/dataplane.h"
+#include "loader/host.h"
+#include "translator/policy/compile.h"
+#include "translator/report/report.h"
+#include "translator/translate.h"
+
+namespace nf2bpf::cli {
+
+namespace {
+
+struct ApplyArgs {
+  TranslateOptions opt;
+  std::vector<std::string> ifaces;
+  bool xdp = false;
+  bool dry_run = false;
+  std::string pin_dir;
+  std::string file;
+};
+
+// The interfaces to attach to: the ones named (each must exist), or every
+// interface of the namespace except lo.
+Result<std::vector<loader::Interface>> pick_interfaces(const std::vector<std::string>& names, bool& bad_input,
+                                                       std::string& why) {
+  auto all = loader::list_interfaces();
+  if (!all) return all.error();
+  std::vector<loader::Interface> out;
+  if (names.empty()) {
+    for (const auto& i : *all)
+      if (i.name != "lo") out.push_back(i);
+    if (out.empty()) {
+      bad_input = true;
+      why = "this network namespace has no interface besides lo";
+    }
+    return out;
+  }
+  for (const auto& n : names) {
+    bool found = false;
+    for (const auto& i : *all)
+      if (i.name == n) out.push_back(i), found = true;
+    if (!found) {
+      bad_input = true;
+      why = "interface '" + n + "' does not exist in this network namespace";
+      return out;
+    }
+  }
+  return out;
+}
+
+std::string join_ifaces(const std::vector<loader::Interface>& v) {
+  std::string s;
+  for (const auto& i : v) s += (s.empty() ? "" : ", ") + i.name;
+  return s;
+}
+
+}  // namespace
+
+Command add_apply(CLI::App& app) {
+  auto a = std::make_shared<ApplyArgs>();
+  CLI::App* sub = app.add_subcommand("apply", "Load a ruleset as the live eBPF policy of this network namespace");
+  sub->add_option("--iface", a->ifaces, "Interface to attach to (repeatable; default: every interface but lo)");
+  sub->add_flag("--xdp", a->xdp, "Also attach the XDP early-drop program");
+  sub->add_flag("--dry-run", a->dry_run, "Translate and compile, report what would be loaded, change nothing");
+  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory for nf2bpf's pins (default: /sys/fs/bpf/nf2bpf/netns-<inode>)");
+  sub->add_option("--from", a->opt.from, "Input format")
+      ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
+      ->default_str("auto");
+  sub->add_flag("--allow-partial", a->opt.allow_partial, "Load the translatable rules; unsupported ones stay in netfilter");
+  sub->add_option("--ipsets", a->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
+      ->check(CLI::ExistingFile);
+  sub->add_option("FILE", a->file, "Ruleset (iptables-save, ip6tables-save, nft) or - for stdin")->required();
+  sub->footer("The new policy is written into a spare generation and made live with one map update; the\n"
+              "previous generation stays loaded for `nf2bpf rollback`. A failed apply leaves the live\n"
+              "generation untouched.\n"
+              "Exit status: 0 applied, 1 input rejected (unsupported rules, bad interface), 2 system error.");
+
+  return {sub, [a]() -> int {
+            auto t0 = std::chrono::steady_clock::now();
+            auto tr = translate_file(a->file, a->opt);
+            if (!tr) {
+              print_error(tr.error().message());
+              return kSystem;
+            }
+            if (tr->rejected(a->opt.allow_partial)) {
+              std::cout << report::text(*tr, stdout_color());
+              print_error("nothing was applied: the ruleset has errors or unsupported rules",
+                          "fix them, or pass --allow-partial to leave unsupported rules in netfilter");
+              return kRejected;
+            }
+            diag::Diagnostics cd;
+            policy::Policy pol = policy::compile(*tr, cd);
+            if (cd.has_errors()) {
+              for (const auto& d : cd.all()) std::cout << diag::render(d, stdout_color());
+              print_error("nothing was applied: the ruleset cannot be compiled");
+              return kRejected;
+            }
+            bool bad = false;
+            std::string why;
+            auto ifaces = pick_interfaces(a->ifaces, bad, why);
+            if (!ifaces) {
+              print_error(ifaces.error().message());
+              return kSystem;
+            }
+            if (bad) {
+              print_error(why, "see `ip link` for this namespace's interfaces");
+              return kRejected;
+            }
+            auto t_compiled = std::chrono::steady_clock::now();
+            std::cout << tr->ruleset.source << ": " << tr->rules.size() << " rules ("
+                      << tr->count(caps::Fidelity::Exact) << " exact, " << tr->count(caps::Fidelity::Approximate)
+                      << " approximate, " << tr->count(caps::Fidelity::Unsupported) << " left in netfilter) -> "
+                      << pol.rules.size() << " compiled rules, " << pol.entries.size() << " classifier entries, "
+                      << pol.tuples.size() << " tuples\n";
+            if (a->dry_run) {
+              std::cout << "dry run: would attach to " << join_ifaces(*ifaces) << (a->xdp ? " (tc + xdp)" : " (tc)")
+                        << "; policy checksum " << pol.checksum << "\n";
+              return kOk;
+            }
+            auto addrtypes = loader::address_types();
+            if (!addrtypes) {
+              print_error(addrtypes.error().message());
+              return kSystem;
+            }
+            auto pin_dir = resolve_pin_dir(a->pin_dir);
+            if (!pin_dir) {
+              print_error(pin_dir.error().message());
+              return kSystem;
+            }
+            auto found = loader::Dataplane::find(*pin_dir);
+            if (!found) {
+              print_error(found.error().message());
+              return kSystem;
+            }
+            std::unique_ptr<loader::Dataplane> dp = std::move(*found);
+            bool fresh = !dp;
+            if (fresh) {
+              auto created = loader::Dataplane::create(*pin_dir);
+              if (!created) {
+                print_error(created.error().message(), "nf2bpf needs root (CAP_BPF, CAP_NET_ADMIN) and a BPF-enabled kernel");
+                return kSystem;
+              }
+              dp = std::move(*created);
+            }
+            std::string source = a->file == "-" ? "<stdin>" : std::filesystem::absolute(a->file).string();
+            nlohmann::json meta = {{"source", source},
+                                   {"format", tr->input_format},
+                                   {"rules", tr->rules.size()},
+                                   {"unsupported", tr->count(caps::Fidelity::Unsupported)},
+                                   {"compiled_rules", pol.rules.size()},
+                                   {"entries", pol.entries.size()},
+                                   {"tuples", pol.tuples.size()}};
+            auto gen = dp->install(pol, *ifaces, *addrtypes, meta);
+            if (!gen) {
+              print_error(gen.error().message(), "the previously live generation is still live");
+              if (fresh) (void)dp->unload();
+              return kSystem;
+            }
+            auto t_loaded = std::chrono::steady_clock::now();
+            if (auto r = dp->attach(*ifaces, a->xdp); !r) {
+              print_error(r.error().message());
+              if (fresh) {
+                (void)dp->unload();
+              } else if (auto rb = dp->rollback(); rb) {
+                std::cerr << "  the previous generation is live again\n";
+              }
+              return kSystem;
+            }
+            auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+            std::cout << "generation " << *gen << " live, checksum " << pol.checksum.substr(0, 16) << "; attached to "
+                      << join_ifaces(*ifaces) << (a->xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)")
+                      << "\n";
+            spdlog::info("translate+compile {:.1f} ms, load+swap {:.1f} ms", ms(t_compiled - t0),
+                         ms(t_loaded - t_compiled));
+            return kOk;
+          }};
+}
+
+}  // namespace nf2bpf::cli

@@ -1,0 +1,115 @@
+// nf2bpf status: what is live in this network namespace, and its counters.
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "cli/dataplane_session.h"
+
+namespace nf2bpf::cli {
+
+namespace {
+
+std::string when(int64_t t) {
+  if (!t) return "?";
+  char buf[64];
+  time_t tt = (time_t)t;
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", gmtime(&tt));
+  return buf;
+}
+
+std::string attach_text(const nlohmann::json& a) {
+  std::string s;
+  for (const auto& e : a) {
+    s += (s.empty() ? "" : ", ") + e.value("name", "?") + " (tc ingress, tc egress" +
+         (e.value("xdp", false) ? ", xdp" : "") + ")";
+  }
+  return s.empty() ? "nothing" : s;
+}
+
+}  // namespace
+
+Command add_status(CLI::App& app) {
+  struct Args {
+    std::string format = "text", pin_dir;
+    bool all = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("status", "Show the live generation, its source, attachments and counters");
+  sub->add_option("--format", a->format, "Output format")->check(CLI::IsMember({"text", "json"}))->default_str("text");
+  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)");
+  sub->add_flag("--all", a->all, "List counters of rules that matched no packet too");
+  sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 system error.");
+  return {sub, [a]() -> int {
+            auto dp = find_dataplane(a->pin_dir);
+            if (!dp) {
+              print_error(dp.error().message());
+              return kSystem;
+            }
+            if (!*dp) {
+              if (a->format == "json") std::cout << nlohmann::json{{"loaded", false}}.dump(2) << "\n";
+              else std::cout << "nf2bpf: no dataplane is loaded in this network namespace\n";
+              return kRejected;
+            }
+            auto st = (*dp)->status(true);
+            if (!st) {
+              print_error(st.error().message());
+              return kSystem;
+            }
+            const auto& s = *st;
+            if (a->format == "json") {
+              nlohmann::json j = {{"loaded", true},
+                                  {"generation", s.generation},
+                                  {"live_slot", s.live_slot},
+                                  {"live", s.live},
+                                  {"previous", s.previous.is_null() ? nlohmann::json(nullptr) : s.previous},
+                                  {"attached", s.attach},
+                                  {"pin_dir", s.pin_dir},
+                                  {"conntrack_entries", s.ct_entries}};
+              auto& c = j["counters"] = nlohmann::json::array();
+              for (const auto& rc : s.counters)
+                c.push_back({{"index", rc.index},
+                             {"chain", rc.chain},
+                             {"line", rc.line},
+                             {"policy", rc.policy},
+                             {"packets", rc.packets},
+                             {"bytes", rc.bytes}});
+              std::cout << j.dump(2) << "\n";
+              return kOk;
+            }
+            const auto& live = s.live;
+            std::cout << "generation " << s.generation << " live";
+            if (!s.previous.is_null())
+              std::cout << "; generation " << s.previous.value("generation", 0) << " kept for rollback";
+            std::cout << "\n";
+            if (!live.value("valid", false)) {
+              std::cout << "no valid generation in the live slot\n";
+              return kOk;
+            }
+            std::string src = live.value("source", "?");
+            std::cout << "source:    " << src << " (" << live.value("format", "?") << ")\n"
+                      << "checksum:  " << live.value("checksum", "?") << "\n"
+                      << "applied:   " << when(live.value("applied", (int64_t)0)) << "\n"
+                      << "rules:     " << live.value("rules", 0) << " source rules ("
+                      << live.value("unsupported", 0) << " left in netfilter), " << live.value("compiled_rules", 0)
+                      << " compiled rules, " << live.value("entries", 0) << " classifier entries, "
+                      << live.value("tuples", 0) << " tuples\n"
+                      << "attached:  " << attach_text(s.attach) << "\n"
+                      << "conntrack: " << s.ct_entries << " entries\n";
+            std::string base = src.substr(src.find_last_of('/') + 1);
+            std::cout << "counters:\n";
+            std::printf("  %-28s %-24s %12s %14s\n", "rule", "chain", "packets", "bytes");
+            size_t shown = 0;
+            for (const auto& rc : s.counters) {
+              if (!a->all && rc.packets == 0) continue;
+              std::string where = rc.policy ? "policy" : base + ":" + std::to_string(rc.line);
+              std::printf("  %-28s %-24s %12llu %14llu\n", where.c_str(), rc.chain.c_str(),
+                          (unsigned long long)rc.packets, (unsigned long long)rc.bytes);
+              ++shown;
+            }
+            if (!shown) std::cout << "  (no packet matched yet; --all lists every rule)\n";
+            return kOk;
+          }};
+}
+
+}  // namespace nf2bpf::cli
