@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "translator/ir/dump.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
 
@@ -13,6 +14,7 @@ struct TranslateArgs {
   TranslateOptions opt;
   std::string format = "text";
   std::string file;
+  bool dump_ir = false;
 };
 }  // namespace
 
@@ -20,7 +22,7 @@ Command add_translate(CLI::App& app) {
   auto args = std::make_shared<TranslateArgs>();
   CLI::App* sub = app.add_subcommand("translate", "Translate a ruleset and report, per rule, how faithfully it maps to eBPF");
   sub->add_option("--from", args->opt.from, "Input format")
-      ->check(CLI::IsMember({"auto", "iptables", "ip6tables"}))
+      ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
       ->default_str("auto");
   sub->add_option("--format", args->format, "Report format")
       ->check(CLI::IsMember({"text", "json"}))
@@ -29,17 +31,31 @@ Command add_translate(CLI::App& app) {
                 "Report unsupported rules but exit 0 (they stay in netfilter)");
   sub->add_option("--ipsets", args->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
       ->check(CLI::ExistingFile);
-  sub->add_option("FILE", args->file, "iptables-save / ip6tables-save output, or - for stdin")->required();
+  sub->add_flag("--dump-ir", args->dump_ir, "Print the parsed IR and the decision lists instead of the report");
+  sub->add_option("FILE", args->file,
+                  "iptables-save / ip6tables-save / nft list ruleset (text or -j JSON) output, or - for stdin; "
+                  "none with --from kernel");
   sub->footer("Exit status: 0 every rule translates (exact or approximate), 1 unsupported rules or input\n"
               "errors (0 with --allow-partial when the only problems are unsupported rules), 2 system error.");
 
   return {sub, [args]() -> int {
+            if (args->file.empty() && args->opt.from != "kernel") {
+              print_error("translate needs a FILE (or - for stdin)", "or read the running ruleset with --from kernel");
+              return kRejected;
+            }
+            if (!args->file.empty() && args->opt.from == "kernel") {
+              print_error("--from kernel reads the running ruleset and takes no FILE",
+                          "drop '" + args->file + "', or use --from nft|nft-json for a file");
+              return kRejected;
+            }
             auto tr = translate_file(args->file, args->opt);
             if (!tr) {
               print_error(tr.error().message());
               return kSystem;
             }
-            if (args->format == "json")
+            if (args->dump_ir)
+              std::cout << ir::dump(tr->ruleset) << "== decision lists\n" << ir::dump(tr->pipeline, tr->ruleset);
+            else if (args->format == "json")
               std::cout << report::json(*tr).dump(2) << "\n";
             else
               std::cout << report::text(*tr, stdout_color());

@@ -6,6 +6,7 @@
 
 #include "translator/frontend/ipset/ipset_save.h"
 #include "translator/frontend/iptables/parser.h"
+#include "translator/frontend/nft/nft.h"
 #include "translator/passes/flatten.h"
 
 namespace nf2bpf {
@@ -80,6 +81,20 @@ std::string detect_format(std::string_view text) {
   return v6_hint > v4_hint ? "ip6tables" : "iptables";
 }
 
+namespace {
+
+void run_passes(Translation& tr, const TranslateOptions& opt) {
+  if (tr.diags.has_errors()) {
+    // Still classify what parsed, so the report shows every problem at once.
+    tr.rules = passes::classify(tr.ruleset, tr.diags, {opt.allow_partial});
+    return;
+  }
+  tr.pipeline = passes::flatten(tr.ruleset, tr.diags);
+  tr.rules = passes::classify(tr.ruleset, tr.diags, {opt.allow_partial});
+}
+
+}  // namespace
+
 Translation translate_source(const frontend::Source& src, const TranslateOptions& opt,
                              const std::vector<ir::Set>& ipsets) {
   Translation tr;
@@ -88,23 +103,32 @@ Translation translate_source(const frontend::Source& src, const TranslateOptions
   if (fmt == "iptables" || fmt == "ip6tables") {
     tr.ruleset = frontend::parse_iptables(src, fmt == "iptables" ? ir::AddrFamily::V4 : ir::AddrFamily::V6,
                                           ipsets, tr.diags);
+  } else if (fmt == "nft") {
+    tr.ruleset = frontend::parse_nft_text(src, tr.diags);
+  } else if (fmt == "nft-json" || fmt == "kernel") {
+    // "kernel" here is JSON as libnftables prints the kernel's ruleset.
+    frontend::NftJsonOptions o;
+    o.frontend = fmt == "kernel" ? ir::Frontend::Kernel : ir::Frontend::NftJson;
+    tr.ruleset = frontend::parse_nft_json(src, tr.diags, o);
   } else {
-    tr.diags.error(ir::SourceLoc{src.name, 1, 1, 0, {}},
-                   "the " + fmt + " front-end is not available in this build",
-                   "translate iptables-save or ip6tables-save output (--from iptables|ip6tables)");
+    tr.diags.error(ir::SourceLoc{src.name, 1, 1, 0, {}}, "unknown input format '" + fmt + "'",
+                   "use --from iptables, ip6tables, nft, nft-json or kernel");
     return tr;
   }
-  if (tr.diags.has_errors()) {
-    // Still classify what parsed, so the report shows every problem at once.
-    tr.rules = passes::classify(tr.ruleset, tr.diags, {opt.allow_partial});
-    return tr;
-  }
-  tr.pipeline = passes::flatten(tr.ruleset, tr.diags);
-  tr.rules = passes::classify(tr.ruleset, tr.diags, {opt.allow_partial});
+  run_passes(tr, opt);
   return tr;
 }
 
 Result<Translation> translate_file(const std::string& path, const TranslateOptions& opt) {
+  if (opt.from == "kernel") {  // the running ruleset: no file to read
+    Translation tr;
+    tr.input_format = "kernel";
+    auto rs = frontend::read_kernel_ruleset(tr.diags);
+    if (!rs) return rs.error();
+    tr.ruleset = std::move(*rs);
+    run_passes(tr, opt);
+    return tr;
+  }
   auto text = read_input(path);
   if (!text) return text.error();
   std::vector<ir::Set> ipsets;

@@ -31,8 +31,9 @@ struct Translation {
   bool rejected(bool allow_partial) const;
 };
 
-// Reads `path` ("-" for stdin). Unreadable files are system errors; anything
-// wrong with the content is a diagnostic in the Translation.
+// Reads `path` ("-" for stdin), or with from == "kernel" the running ruleset
+// (path unused). Unreadable input is a system error; anything wrong with the
+// content is a diagnostic in the Translation.
 Result<Translation> translate_file(const std::string& path, const TranslateOptions& opt);
 Translation translate_source(const frontend::Source& src, const TranslateOptions& opt,
                              const std::vector<ir::Set>& ipsets = {});

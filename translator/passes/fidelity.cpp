@@ -29,7 +29,34 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
 
   for (uint32_t t = 0; t < rs.tables.size(); ++t) {
     const Table& table = rs.tables[t];
-    const caps::Capability* table_cap = ipt ? caps::find(fe, "*" + table.name) : nullptr;
+    const caps::Capability* table_cap =
+        caps::find(fe, ipt ? "*" + table.name : std::string("table ") + to_string(table.family));
+    // nftables: rules in chains a nat base chain reaches see only each
+    // connection's first packet; classified by the "type nat" row.
+    std::vector<bool> in_nat(table.chains.size(), false);
+    if (!ipt) {
+      std::vector<uint32_t> work;
+      for (uint32_t c = 0; c < table.chains.size(); ++c)
+        if (table.chains[c].base && table.chains[c].base->type == ChainType::Nat) in_nat[c] = true, work.push_back(c);
+      auto reach = [&](const std::string& name) {
+        if (const Chain* tc = table.find_chain(name)) {
+          uint32_t i = (uint32_t)(tc - table.chains.data());
+          if (!in_nat[i]) in_nat[i] = true, work.push_back(i);
+        }
+      };
+      while (!work.empty()) {
+        uint32_t c = work.back();
+        work.pop_back();
+        for (const auto& r : table.chains[c].rules) {
+          if (r.verdict.kind == VerdictKind::Jump || r.verdict.kind == VerdictKind::Goto) reach(r.verdict.chain);
+          if (r.vmap)
+            if (const Set* m = rs.find_set(table, r.vmap->name))
+              for (const auto& e : m->elements)
+                if (e.verdict) reach(e.verdict->chain);
+        }
+      }
+    }
+    const caps::Capability* nat_cap = ipt ? nullptr : caps::find(fe, "type nat");
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
       for (uint32_t r = 0; r < chain.rules.size(); ++r) {
@@ -46,7 +73,10 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
             found.push_back({k->fidelity, cap, std::string(k->why), loc});
         };
         if (table_cap && table_cap->fidelity != Fidelity::Exact)
-          found.push_back({table_cap->fidelity, "table " + table.name, std::string(table_cap->why), rule.loc});
+          found.push_back({table_cap->fidelity, ipt ? "table " + table.name : std::string(table_cap->name),
+                           std::string(table_cap->why), rule.loc});
+        if (nat_cap && in_nat[c] && nat_cap->fidelity != Fidelity::Exact)
+          found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         for (const auto& m : rule.matches) {
           check(m.cap, m.loc);
           if (auto* ref = std::get_if<SetRef>(&m.value)) {
@@ -66,6 +96,10 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
         }
         for (const auto& s : rule.statements) check(s.cap, s.loc);
         check(rule.verdict.cap, rule.verdict.loc);
+        if (rule.vmap)  // the verdicts a map can give
+          if (const Set* m = rs.find_set(table, rule.vmap->name))
+            for (const auto& e : m->elements)
+              if (e.verdict) check(e.verdict->cap, rule.verdict.loc);
         // A multiport/list with overlapping elements on a non-terminal rule
         // would be several iptables rules hitting twice; rare, noted.
 

@@ -1,0 +1,607 @@
+#include "translator/frontend/nft/builder.h"
+
+#include <algorithm>
+
+#include "translator/frontend/nft/lower.h"
+
+namespace nf2bpf::frontend::nft {
+
+using ir::Family;
+using ir::Field;
+using ir::Hook;
+
+std::optional<Family> family_from_name(std::string_view s) {
+  if (s == "ip") return Family::Ip;
+  if (s == "ip6") return Family::Ip6;
+  if (s == "inet") return Family::Inet;
+  if (s == "arp") return Family::Arp;
+  if (s == "bridge") return Family::Bridge;
+  if (s == "netdev") return Family::Netdev;
+  return std::nullopt;
+}
+
+std::optional<int> priority_from_name(std::string_view n, Family fam, std::optional<Hook> hook) {
+  (void)hook;
+  if (fam == Family::Bridge) {
+    if (n == "dstnat") return -300;
+    if (n == "filter") return -200;
+    if (n == "out") return 100;
+    if (n == "srcnat") return 300;
+    return std::nullopt;
+  }
+  if (n == "raw") return -300;
+  if (n == "mangle") return -150;
+  if (n == "dstnat") return -100;
+  if (n == "filter") return 0;
+  if (n == "security") return 50;
+  if (n == "srcnat") return 100;
+  return std::nullopt;
+}
+
+Builder::Builder(ir::Ruleset& rs, diag::Diagnostics& d, LineFn line_of)
+    : rs_(rs), diag_(d), line_of_(std::move(line_of)) {}
+
+void Builder::error(const ir::SourceLoc& loc, std::string msg, std::string hint) {
+  diag_.error(loc, std::move(msg), std::move(hint), line_of_ ? line_of_(loc) : std::string());
+}
+
+void Builder::warning(const ir::SourceLoc& loc, std::string msg, std::string hint) {
+  diag_.warning(loc, std::move(msg), std::move(hint), line_of_ ? line_of_(loc) : std::string());
+}
+
+std::string Builder::key_of(const ir::Table& t) const { return std::string(ir::to_string(t.family)) + " " + t.name; }
+
+std::string Builder::anon_name() { return "\x01" + std::to_string(anon_seq_++); }
+
+// ---- tables --------------------------------------------------------------------
+
+ir::Table* Builder::find_table(Family fam, const std::string& name, const ir::SourceLoc& loc, bool report) {
+  for (auto& t : rs_.tables)
+    if (t.family == fam && t.name == name) return &t;
+  if (report)
+    error(loc, "table '" + std::string(ir::to_string(fam)) + " " + name + "' does not exist",
+          "declare it first: table " + std::string(ir::to_string(fam)) + " " + name + " { ... }");
+  return nullptr;
+}
+
+ir::Table* Builder::add_table(Family fam, const std::string& name, const ir::SourceLoc& loc, bool create) {
+  if (ir::Table* t = find_table(fam, name, loc, false)) {
+    if (create)
+      error(loc, "table '" + std::string(ir::to_string(fam)) + " " + name + "' already exists",
+            "`create` refuses existing tables; use `add table` or a table block");
+    return t;
+  }
+  if (name.empty() || name.size() > 255) {
+    error(loc, "invalid table name '" + name + "'");
+    return nullptr;
+  }
+  ir::Table t;
+  t.family = fam;
+  t.name = name;
+  t.loc = loc;
+  rs_.tables.push_back(std::move(t));
+  return &rs_.tables.back();
+}
+
+void Builder::delete_table(Family fam, const std::string& name, const ir::SourceLoc& loc, bool must_exist) {
+  for (auto it = rs_.tables.begin(); it != rs_.tables.end(); ++it)
+    if (it->family == fam && it->name == name) {
+      std::string k = key_of(*it);
+      set_info_.erase(k);
+      name_sets_.erase(k);
+      dormant_.erase(k);
+      rs_.tables.erase(it);
+      return;
+    }
+  if (must_exist) find_table(fam, name, loc, true);
+}
+
+void Builder::flush_table(ir::Table& t) {
+  for (auto& c : t.chains) c.rules.clear();
+}
+
+void Builder::flush_ruleset() {
+  rs_.tables.clear();
+  set_info_.clear();
+  name_sets_.clear();
+  dormant_.clear();
+}
+
+void Builder::set_dormant(ir::Table& t, const ir::SourceLoc& loc) {
+  dormant_.insert(key_of(t));
+  warning(loc, "table '" + key_of(t) + "' is dormant: the kernel does not evaluate its chains",
+          "nf2bpf translates its chains as regular chains that no hook reaches");
+}
+
+// ---- chains --------------------------------------------------------------------
+
+namespace {
+
+bool hook_allowed(Family fam, Hook h) {
+  switch (fam) {
+    case Family::Ip: case Family::Ip6: case Family::Bridge:
+      return h != Hook::Ingress && h != Hook::Egress;
+    case Family::Inet:
+      return h != Hook::Egress;
+    case Family::Arp:
+      return h == Hook::Input || h == Hook::Output;
+    case Family::Netdev:
+      return h == Hook::Ingress || h == Hook::Egress;
+  }
+  return false;
+}
+
+}  // namespace
+
+ir::Chain* Builder::find_chain(ir::Table& t, const std::string& name, const ir::SourceLoc& loc) {
+  if (ir::Chain* c = t.find_chain(name)) return c;
+  error(loc, "chain '" + name + "' does not exist in table '" + key_of(t) + "'",
+        "declare it first: chain " + name + " { ... }");
+  return nullptr;
+}
+
+ir::Chain* Builder::add_chain(ir::Table& t, const std::string& name, const ir::SourceLoc& loc, const ChainSpec* spec,
+                              bool create) {
+  if (name.empty() || name.size() > 255) {
+    error(loc, "invalid chain name '" + name + "'");
+    return nullptr;
+  }
+  ir::Chain* c = t.find_chain(name);
+  if (c && create) {
+    error(loc, "chain '" + name + "' already exists in table '" + key_of(t) + "'",
+          "`create` refuses existing chains; use `add chain`");
+    return c;
+  }
+  bool base = spec && (spec->hook || spec->type || spec->priority);
+  if (spec && !spec->hook_name.empty() && !spec->hook) {
+    error(spec->hook_loc, "unknown hook '" + spec->hook_name + "'",
+          "hooks are prerouting, input, forward, output, postrouting, ingress, egress");
+    return c;
+  }
+  if (base && (!spec->hook || !spec->priority || !spec->type)) {
+    error(spec->hook ? spec->priority_loc : loc, "base chain '" + name + "' needs type, hook and priority",
+          "write: type filter hook input priority filter;");
+    return c;
+  }
+  if (base) {
+    if (!hook_allowed(t.family, *spec->hook)) {
+      error(spec->hook_loc, "hook '" + std::string(ir::to_string(*spec->hook)) + "' does not exist in family " +
+                                ir::to_string(t.family));
+      return c;
+    }
+    if (*spec->type == ir::ChainType::Nat && (t.family == Family::Arp || t.family == Family::Netdev ||
+                                               *spec->hook == Hook::Forward)) {
+      error(spec->type_loc, "nat chains do not exist on this hook/family",
+            "nat chains hook prerouting, input, output or postrouting in ip, ip6 or inet tables");
+      return c;
+    }
+    if (*spec->type == ir::ChainType::Route && *spec->hook != Hook::Output) {
+      error(spec->type_loc, "route chains hook output only");
+      return c;
+    }
+  }
+  if (spec && spec->policy && !base && !(c && c->base)) {
+    error(spec->policy_loc, "chain '" + name + "' has a policy but no hook", "only base chains have a policy");
+    return c;
+  }
+  if (c) {
+    if (base) {
+      if (!c->base) {
+        error(spec->hook_loc, "chain '" + name + "' already exists as a regular chain");
+        return c;
+      }
+      if (c->base->hook != *spec->hook || c->base->type != *spec->type || c->base->priority != *spec->priority) {
+        error(spec->hook_loc, "chain '" + name + "' already exists with another type, hook or priority",
+              "nft cannot change a base chain's hook; delete the chain first");
+        return c;
+      }
+    }
+    if (spec && spec->policy && c->base) c->base->policy = *spec->policy;
+    return c;
+  }
+  ir::Chain ch;
+  ch.name = name;
+  ch.loc = loc;
+  if (base) {
+    ir::BaseChain b;
+    b.type = *spec->type;
+    b.hook = *spec->hook;
+    b.priority = *spec->priority;
+    b.policy = spec->policy.value_or(ir::VerdictKind::Accept);
+    b.device = spec->device;
+    ch.base = b;
+  }
+  t.chains.push_back(std::move(ch));
+  return &t.chains.back();
+}
+
+void Builder::delete_chain(ir::Table& t, const std::string& name, const ir::SourceLoc& loc, bool must_exist) {
+  auto it = std::find_if(t.chains.begin(), t.chains.end(), [&](const ir::Chain& c) { return c.name == name; });
+  if (it == t.chains.end()) {
+    if (must_exist) find_chain(t, name, loc);
+    return;
+  }
+  t.chains.erase(it);
+}
+
+void Builder::flush_chain(ir::Chain& c) { c.rules.clear(); }
+
+// ---- sets ----------------------------------------------------------------------
+
+void Builder::add_set(ir::Table& t, const SetDecl& d, bool create) {
+  SetInfo info;
+  std::vector<Field> fields;
+  std::string origin;
+  if (!d.typeof_key.empty()) {
+    for (const auto& e : d.typeof_key) {
+      Selector s = describe(e, t.family);
+      if (!s.supported) {
+        s.type = Type::Unknown;
+        s.field = Field::Opaque;
+      }
+      info.types.push_back(s.type);
+      info.bits.push_back(s.bits);
+      fields.push_back(s.field);
+      s.masked = false;  // elements are exact values
+      info.sels.push_back(s);
+      origin += (origin.empty() ? "" : " . ") + render(e);
+    }
+    origin = "typeof " + origin;
+  } else {
+    for (const auto& n : d.key_types) {
+      Type ty = type_from_name(n);
+      if (ty == Type::Unknown)
+        warning(d.type_loc.line || !d.type_loc.pointer.empty() ? d.type_loc : d.loc,
+                "set '" + d.name + "' has type '" + n + "', which nf2bpf does not model",
+                "rules that use this set are reported unsupported");
+      Selector s = selector_for_type(ty, 32);
+      info.types.push_back(ty);
+      info.bits.push_back(s.bits);
+      fields.push_back(s.field);
+      origin += (origin.empty() ? "" : " . ") + n;
+    }
+  }
+  if (info.types.empty()) {
+    error(d.loc, "set '" + d.name + "' has no type", "write: type ipv4_addr; (or typeof ip saddr)");
+    return;
+  }
+  for (Type ty : info.types) info.names |= is_name_type(ty);
+  ir::Set s;
+  s.name = d.name;
+  s.loc = d.loc;
+  s.key = fields;
+  if (d.is_map) {
+    Type dt = d.typeof_data ? describe(*d.typeof_data, t.family).type : type_from_name(d.data_type);
+    info.data = dt;
+    s.kind = d.data_type == "verdict" ? ir::Set::Kind::VerdictMap : ir::Set::Kind::Map;
+    origin += " : " + (d.typeof_data ? render(*d.typeof_data) : d.data_type);
+    if (d.data_type.empty() && !d.typeof_data) {
+      error(d.loc, "map '" + d.name + "' has no data type", "write: type ipv4_addr : verdict;");
+      return;
+    }
+  }
+  s.origin_type = origin;
+  for (const auto& f : d.flags) {
+    if (f == "interval") s.interval = true;
+    else if (f == "timeout") s.has_timeout = true;
+    else if (f == "dynamic") s.dynamic = true;
+    else if (f == "constant") s.constant = true;
+  }
+  if (d.timeout_ms) s.has_timeout = true;
+  // "icmp type . icmp code" keys are one IcmpType component in the IR.
+  std::vector<ir::SetElement> none;
+  merge_icmp_components(s.key, none);
+
+  ir::Set* existing = nullptr;
+  for (auto& x : t.sets)
+    if (x.name == d.name && !x.anonymous) existing = &x;
+  if (existing) {
+    if (create) {
+      error(d.loc, "set '" + d.name + "' already exists in table '" + key_of(t) + "'");
+      return;
+    }
+    if (existing->key != s.key || existing->kind != s.kind) {
+      error(d.loc, "set '" + d.name + "' already exists with another type");
+      return;
+    }
+  } else {
+    t.sets.push_back(std::move(s));
+    set_info_[key_of(t)][d.name] = info;
+    if (info.names) name_sets_[key_of(t)][d.name];
+  }
+  if (d.has_elements) add_elements(t, d.name, d.elements, d.loc);
+}
+
+void Builder::delete_set(ir::Table& t, const std::string& name, const ir::SourceLoc& loc, bool must_exist) {
+  auto it = std::find_if(t.sets.begin(), t.sets.end(), [&](const ir::Set& s) { return s.name == name && !s.anonymous; });
+  if (it == t.sets.end()) {
+    if (must_exist) error(loc, "set '" + name + "' does not exist in table '" + key_of(t) + "'");
+    return;
+  }
+  t.sets.erase(it);
+  set_info_[key_of(t)].erase(name);
+  name_sets_[key_of(t)].erase(name);
+}
+
+void Builder::flush_set(ir::Table& t, const std::string& name, const ir::SourceLoc& loc) {
+  for (auto& s : t.sets)
+    if (s.name == name && !s.anonymous) {
+      s.elements.clear();
+      auto ns = name_sets_.find(key_of(t));
+      if (ns != name_sets_.end() && ns->second.count(name)) ns->second[name].clear();
+      return;
+    }
+  error(loc, "set '" + name + "' does not exist in table '" + key_of(t) + "'");
+}
+
+bool Builder::parse_element(ir::Table& t, ir::Set& s, const SetInfo& info, const Expr& e, ir::SetElement& out,
+                            std::vector<ir::IfacePattern>* names_out) {
+  ir::Rule scratch;
+  RuleLowering L{*this, t, scratch};
+  const Expr* x = &e;
+  const Expr* data = nullptr;
+  if (x->kind == Expr::Kind::MapEntry && x->kids.size() == 2) {
+    data = &x->kids[1];
+    x = &x->kids[0];
+  }
+  while (x->kind == Expr::Kind::Elem && !x->kids.empty()) {
+    if (x->timeout_ms) out.timeout_ms = x->timeout_ms;
+    x = &x->kids[0];
+  }
+  out.loc = e.loc;
+  bool is_map = s.kind != ir::Set::Kind::Set;
+  if (is_map && !data) {
+    error(e.loc, "element '" + render(e) + "' of map '" + s.name + "' has no value", "write key : value");
+    return false;
+  }
+  if (!is_map && data) {
+    error(e.loc, "element '" + render(e) + "' has a value, but '" + s.name + "' is a set, not a map");
+    return false;
+  }
+  std::vector<Selector> sels;
+  for (size_t i = 0; i < info.types.size(); ++i) {
+    Selector sel = i < info.sels.size() ? info.sels[i] : selector_for_type(info.types[i], info.bits[i]);
+    if (info.types[i] == Type::Unknown) {
+      s.contents_known = false;
+      return false;
+    }
+    sel.supported = true;
+    sel.masked = false;
+    sels.push_back(sel);
+  }
+  if (info.names) {
+    if (sels.size() != 1 || !names_out) return true;  // concatenations with names: rules are unsupported
+    return L.names(sels[0], *x, *names_out);
+  }
+  if (!L.element_key(sels, *x, out.key)) return false;
+  if (data) {
+    if (s.kind == ir::Set::Kind::VerdictMap) {
+      auto v = verdict_of(*data);
+      if (!v) {
+        error(data->loc, "'" + render(*data) + "' is not a verdict",
+              "verdicts are accept, drop, continue, return, jump CHAIN, goto CHAIN");
+        return false;
+      }
+      out.verdict = *v;
+    } else if (info.data != Type::Unknown && info.data != Type::Verdict) {
+      Selector ds = selector_for_type(info.data, 32);
+      ds.supported = true;
+      if (auto r = L.raw(ds, *data)) out.data = L.to_ir(ds, *r);
+      else return false;
+    }
+  }
+  std::vector<Field> key;
+  for (const auto& sel : sels) key.push_back(sel.field);
+  std::vector<ir::SetElement> one{out};
+  merge_icmp_components(key, one);
+  out = std::move(one[0]);
+  return !L.failed;
+}
+
+void Builder::add_elements(ir::Table& t, const std::string& name, const std::vector<Expr>& elems,
+                           const ir::SourceLoc& loc, bool remove) {
+  ir::Set* s = nullptr;
+  for (auto& x : t.sets)
+    if (x.name == name && !x.anonymous) s = &x;
+  if (!s) {
+    error(loc, "set '" + name + "' does not exist in table '" + key_of(t) + "'", "declare the set before its elements");
+    return;
+  }
+  auto& info = set_info_[key_of(t)][name];
+  auto* names = info.names ? &name_sets_[key_of(t)][name] : nullptr;
+  auto add = [&](auto&& self, const Expr& e) -> void {
+    if (e.kind == Expr::Kind::Set) {  // a set-valued variable inside the braces
+      for (const auto& k : e.kids) self(self, k);
+      return;
+    }
+    ir::SetElement el;
+    std::vector<ir::IfacePattern> pats;
+    if (!parse_element(t, *s, info, e, el, names ? &pats : nullptr)) return;
+    if (names) {
+      for (const auto& p : pats) {
+        auto it = std::find(names->begin(), names->end(), p);
+        if (remove && it != names->end()) names->erase(it);
+        if (!remove && it == names->end()) names->push_back(p);
+      }
+      return;
+    }
+    if (!s->contents_known) return;
+    if (remove) {
+      auto it = std::find_if(s->elements.begin(), s->elements.end(), [&](const ir::SetElement& o) { return o.key == el.key; });
+      if (it == s->elements.end()) {
+        error(el.loc, "element '" + render(e) + "' is not in set '" + name + "'");
+        return;
+      }
+      s->elements.erase(it);
+      return;
+    }
+    s->elements.push_back(std::move(el));
+  };
+  for (const auto& e : elems) add(add, e);
+}
+
+// ---- rules ---------------------------------------------------------------------
+
+void Builder::add_rule(ir::Table& t, const std::string& chain, const RuleAst& ast, const RulePos& pos,
+                       const ir::SourceLoc& chain_loc) {
+  ir::Chain* c = find_chain(t, chain, chain_loc);
+  if (!c) return;
+  ir::Rule r;
+  r.loc = ast.loc;
+  r.text = ast.text;
+  r.handle = ast.handle;
+  if (ast.comment) r.comment = *ast.comment;
+  RuleLowering L{*this, t, r};
+  for (const auto& st : ast.stmts) L.lower_stmt(st);
+  if (L.failed) return;  // reported; the rule is not kept (anonymous sets it made are dropped by finish)
+  L.finish_rule();
+  c = t.find_chain(chain);  // lowering may have grown t.sets, never t.chains; look up again anyway
+  auto& rules = c->rules;
+  size_t at = rules.size();
+  switch (pos.kind) {
+    case RulePos::Kind::Append: break;
+    case RulePos::Kind::Prepend: at = 0; break;
+    case RulePos::Kind::Index:
+      if (pos.n > rules.size()) {
+        error(pos.loc, "rule index " + std::to_string(pos.n) + " is out of range",
+              "chain '" + chain + "' has " + std::to_string(rules.size()) + " rules here");
+        return;
+      }
+      at = (size_t)pos.n + (pos.after ? 1 : 0);
+      if (at > rules.size()) at = rules.size();
+      break;
+    case RulePos::Kind::Handle: {
+      auto it = std::find_if(rules.begin(), rules.end(), [&](const ir::Rule& x) { return x.handle == pos.n; });
+      if (it == rules.end()) {
+        error(pos.loc, "no rule with handle " + std::to_string(pos.n) + " in chain '" + chain + "'",
+              "handles number the rules of a running ruleset (nft -a list ruleset); a file cannot rely on them");
+        return;
+      }
+      at = (size_t)(it - rules.begin()) + (pos.after ? 1 : 0);
+      break;
+    }
+  }
+  rules.insert(rules.begin() + (long)at, std::move(r));
+}
+
+void Builder::delete_rule(ir::Table& t, const std::string& chain, uint64_t handle, const ir::SourceLoc& loc) {
+  ir::Chain* c = find_chain(t, chain, loc);
+  if (!c) return;
+  auto it = std::find_if(c->rules.begin(), c->rules.end(), [&](const ir::Rule& x) { return x.handle == handle; });
+  if (it == c->rules.end()) {
+    error(loc, "no rule with handle " + std::to_string(handle) + " in chain '" + chain + "'",
+          "handles number the rules of a running ruleset (nft -a list ruleset); a file cannot rely on them");
+    return;
+  }
+  c->rules.erase(it);
+}
+
+// ---- finish --------------------------------------------------------------------
+
+void Builder::finish() {
+  for (auto& t : rs_.tables) {
+    std::string tk = key_of(t);
+    if (dormant_.count(tk))
+      for (auto& c : t.chains) c.base.reset();
+
+    auto check_target = [&](const ir::Verdict& v) {
+      if (v.kind != ir::VerdictKind::Jump && v.kind != ir::VerdictKind::Goto) return;
+      const ir::Chain* target = t.find_chain(v.chain);
+      if (!target)
+        error(v.loc, "chain '" + v.chain + "' does not exist in table '" + tk + "'",
+              "declare it in the same table: chain " + v.chain + " { ... }");
+      else if (target->base)
+        error(v.loc, "cannot " + std::string(ir::to_string(v.kind)) + " to base chain '" + v.chain + "'",
+              "jumps and gotos go to regular chains (without a hook)");
+    };
+    std::set<std::string> checked_maps;
+    for (auto& c : t.chains)
+      for (auto& r : c.rules) {
+        check_target(r.verdict);
+        for (auto& m : r.matches) {
+          auto* ref = std::get_if<ir::SetRef>(&m.value);
+          if (!ref) continue;
+          const ir::Set* s = t.find_set(ref->name);
+          if (!s) {
+            error(m.loc, "set '" + ref->name + "' does not exist in table '" + tk + "'",
+                  "declare it in the same table: set " + ref->name + " { type ...; }");
+            continue;
+          }
+          if (s->kind != ir::Set::Kind::Set) {
+            error(m.loc, "'" + ref->name + "' is a map; a match looks up a set");
+            continue;
+          }
+          auto ns = name_sets_.find(tk);
+          if (ns != name_sets_.end())
+            if (auto it = ns->second.find(ref->name); it != ns->second.end()) {
+              if (ref->key.size() == 1) {
+                if (s->dynamic || s->has_timeout)
+                  warning(m.loc, "set '" + ref->name + "' can change at run time; nf2bpf uses the names it holds now");
+                m.value = it->second;  // interface names: the patterns themselves
+              }
+              continue;
+            }
+          if (!s->anonymous && s->key.size() != ref->key.size())
+            error(m.loc, "set '" + ref->name + "' has " + std::to_string(s->key.size()) + " key components, the expression " +
+                             std::to_string(ref->key.size()));
+        }
+        if (r.vmap) {
+          const ir::Set* s = t.find_set(r.vmap->name);
+          if (!s) {
+            error(r.verdict.loc, "map '" + r.vmap->name + "' does not exist in table '" + tk + "'",
+                  "declare it in the same table: map " + r.vmap->name + " { type ... : verdict; }");
+            continue;
+          }
+          if (s->kind != ir::Set::Kind::VerdictMap) {
+            error(r.verdict.loc, "'" + r.vmap->name + "' is not a verdict map", "vmap needs a map of type ... : verdict");
+            continue;
+          }
+          if (!s->anonymous && s->key.size() != r.vmap->key.size())
+            error(r.verdict.loc, "map '" + r.vmap->name + "' has " + std::to_string(s->key.size()) +
+                                     " key components, the expression " + std::to_string(r.vmap->key.size()));
+          if (checked_maps.insert(s->name).second)
+            for (const auto& e : s->elements)
+              if (e.verdict) check_target(*e.verdict);
+        }
+      }
+    // Verdict maps nothing references still must name existing chains.
+    for (const auto& s : t.sets)
+      if (s.kind == ir::Set::Kind::VerdictMap && !s.anonymous && !checked_maps.count(s.name))
+        for (const auto& e : s.elements)
+          if (e.verdict) check_target(*e.verdict);
+
+    // Anonymous sets: named in rule order (__set0, __map0 ...), after the
+    // named sets; the ones no kept rule references are dropped.
+    std::vector<std::string> order;
+    for (const auto& c : t.chains)
+      for (const auto& r : c.rules) {
+        for (const auto& m : r.matches)
+          if (auto* ref = std::get_if<ir::SetRef>(&m.value); ref && !ref->name.empty() && ref->name[0] == '\x01')
+            order.push_back(ref->name);
+        if (r.vmap && !r.vmap->name.empty() && r.vmap->name[0] == '\x01') order.push_back(r.vmap->name);
+      }
+    std::map<std::string, std::string> rename;
+    size_t nset = 0, nmap = 0;
+    std::vector<ir::Set> named, anon;
+    for (auto& s : t.sets) (s.anonymous ? anon : named).push_back(std::move(s));
+    for (const auto& old : order) {
+      auto it = std::find_if(anon.begin(), anon.end(), [&](const ir::Set& s) { return s.name == old; });
+      if (it == anon.end() || rename.count(old)) continue;
+      std::string nn = it->kind == ir::Set::Kind::Set ? "__set" + std::to_string(nset++) : "__map" + std::to_string(nmap++);
+      rename[old] = nn;
+      it->name = nn;
+      named.push_back(std::move(*it));
+    }
+    t.sets = std::move(named);
+    for (auto& c : t.chains)
+      for (auto& r : c.rules) {
+        for (auto& m : r.matches)
+          if (auto* ref = std::get_if<ir::SetRef>(&m.value))
+            if (auto it = rename.find(ref->name); it != rename.end()) ref->name = it->second;
+        if (r.vmap)
+          if (auto it = rename.find(r.vmap->name); it != rename.end()) r.vmap->name = it->second;
+      }
+  }
+}
+
+}  // namespace nf2bpf::frontend::nft

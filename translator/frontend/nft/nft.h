@@ -1,0 +1,51 @@
+// The nftables front-end: `nft list ruleset` text and files for `nft -f`,
+// `nft -j list ruleset` JSON, and the ruleset the running kernel holds.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "common/result.h"
+#include "translator/diag/diagnostics.h"
+#include "translator/frontend/nft/ast.h"
+#include "translator/frontend/source.h"
+#include "translator/ir/ir.h"
+
+namespace nf2bpf::frontend {
+
+struct NftTextOptions {
+  // Reads an included file; the default reads from the file system.
+  std::function<Result<std::string>(const std::string& path)> read_file;
+  unsigned max_include_depth = 16;
+  // Called with every rule as parsed (the kernel reader uses it to pair
+  // text-listing rules with JSON ones by handle).
+  std::function<void(ir::Family, const std::string& table, const std::string& chain, const nft::RuleAst&)> on_rule;
+};
+
+// Text: `nft list ruleset` output (with -a handles, -s) and `nft -f` files
+// (define, include relative to the including file, flush, block and
+// one-line forms).
+ir::Ruleset parse_nft_text(const Source& src, diag::Diagnostics& diags, const NftTextOptions& opt = {});
+
+// Key of a rule by where it lives and its handle.
+using NftRuleKey = std::tuple<ir::Family, std::string, std::string, uint64_t>;
+
+struct NftJsonOptions {
+  ir::Frontend frontend = ir::Frontend::NftJson;
+  // Rules to use instead of JSON rules that hold `xt` expressions (iptables-nft
+  // matches the JSON output does not describe), keyed by handle.
+  const std::map<NftRuleKey, nft::RuleAst>* substitutes = nullptr;
+};
+
+// JSON: `nft -j list ruleset` (and JSON command objects add/insert/delete/flush).
+// Locations are JSON pointers ("/nftables/7/rule/expr/2").
+ir::Ruleset parse_nft_json(const Source& src, diag::Diagnostics& diags, const NftJsonOptions& opt = {});
+
+// The current network namespace's ruleset, read through libnftables
+// in-process. System failures are Errors; ruleset problems are diagnostics.
+Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags);
+
+}  // namespace nf2bpf::frontend
