@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/helpers.h"
+#include "translator/capabilities/capabilities.h"
 
 using namespace nf2bpf;
 using namespace nf2bpf::test;
@@ -171,4 +172,63 @@ TEST_CASE("ip6tables header switches family; both dumps in one file") {
   REQUIRE(p.rs.tables.size() == 2);
   CHECK(p.rs.tables[0].family == ir::Family::Ip);
   CHECK(p.rs.tables[1].family == ir::Family::Ip6);
+}
+
+// ---- fixes found with real iptables-save output ------------------------------
+
+TEST_CASE("protocol names are netbase's /etc/protocols names, as iptables-save prints them") {
+  // iptables resolves -p with getprotobyname(): "ipencap" is 4 and "ipip" is 94.
+  CHECK(rule_dump("-p ipencap -j ACCEPT") == "l4proto 4; accept");
+  CHECK(rule_dump("-p ipip -j ACCEPT") == "l4proto 94; accept");
+  CHECK(rule_dump("-p IPv6-ICMP -j ACCEPT", ir::AddrFamily::V6) == "l4proto 58; accept");
+  CHECK(rule_dump("-p mobility-header -j ACCEPT", ir::AddrFamily::V6) == "l4proto 135; accept");
+  CHECK(rule_dump("-p ipv6-frag -j ACCEPT", ir::AddrFamily::V6) == "l4proto 44; accept");
+  CHECK(rule_dump("-p ipv6-mh -j ACCEPT", ir::AddrFamily::V6) == "l4proto 135; accept");
+  CHECK(rule_dump("-p l2tp -j ACCEPT") == "l4proto 115; accept");
+  CHECK(first_error(one_rule("-p ipencapx -j ACCEPT")) == "rules.v4:5:13: unknown protocol 'ipencapx'");
+}
+
+TEST_CASE("pkttype takes otherhost and libxt_pkttype's aliases") {
+  CHECK(rule_dump("-m pkttype --pkt-type otherhost -j DROP") == "pkttype 3; drop");
+  CHECK(rule_dump("-m pkttype --pkt-type bcast -j DROP") == "pkttype 1; drop");
+  CHECK(rule_dump("-m pkttype --pkt-type MCAST -j DROP") == "pkttype 2; drop");
+  CHECK(rule_dump("-m pkttype ! --pkt-type host -j DROP") == "!pkttype 0; drop");
+  CHECK(first_error(one_rule("-m pkttype --pkt-type loopback -j DROP")) ==
+        "rules.v4:5:32: unknown packet type 'loopback'");
+}
+
+TEST_CASE("ip6tables netmasks written as addresses") {
+  auto v6 = ir::AddrFamily::V6;
+  CHECK(rule_dump("-s 2001:db8::/ffff:ffff:: -j ACCEPT", v6) == "saddr 2001:db8::/32; accept");
+  CHECK(rule_dump("-d 2001:db8:0:1::/ffff:ffff:ffff:ffff::,fe80::/10 -j ACCEPT", v6) ==
+        "daddr 2001:db8:0:1::/64,fe80::/10; accept");
+  CHECK(rule_dump("-s ::/:: -j ACCEPT", v6) == "saddr ::/0; accept");
+  CHECK(rule_dump("-m conntrack --ctorigdst fd00::/ffff:: -j ACCEPT", v6) == "ct-original-daddr fd00::/16; accept");
+  CHECK(first_error(one_rule("-s 2001:db8::1/ffff::ffff -j ACCEPT"), v6) ==
+        "rules.v4:5:13: invalid address '2001:db8::1/ffff::ffff': non-contiguous netmask; nf2bpf takes prefix masks only");
+  CHECK(first_error(one_rule("-s 2001:db8::1/ffff:zz:: -j ACCEPT"), v6) ==
+        "rules.v4:5:13: invalid address '2001:db8::1/ffff:zz::': invalid netmask");
+}
+
+TEST_CASE("CONNMARK --save-mark/--restore-mark keep --nfmask and --ctmask apart") {
+  CHECK(rule_dump("-j CONNMARK --save-mark --nfmask 0xff --ctmask 0xff") ==
+        "ct-mark-save value 0x0 mask 0xff (-j CONNMARK); continue");
+  CHECK(rule_dump("-j CONNMARK --restore-mark --mask 0xf0") ==
+        "ct-mark-restore value 0x0 mask 0xf0 (-j CONNMARK); continue");
+  // Masks may come before the mode (iptables-restore takes either order).
+  CHECK(rule_dump("-j CONNMARK --mask 0xf0 --restore-mark") ==
+        "ct-mark-restore value 0x0 mask 0xf0 (-j CONNMARK); continue");
+  // Different masks cannot be expressed with the IR's one mask: named as a
+  // capability nf2bpf does not have, so the rule is reported, not mistranslated.
+  auto p = parse_ipt(one_rule("-j CONNMARK --save-mark --nfmask 0xf --ctmask 0xffffffff"));
+  REQUIRE_FALSE(p.diags.has_errors());
+  const auto& st = p.rs.tables[0].find_chain("INPUT")->rules[0].statements[0];
+  CHECK(st.cap == "-j CONNMARK with different --nfmask and --ctmask");
+  CHECK(caps::find("iptables", st.cap) == nullptr);
+  auto q = parse_ipt(one_rule("-j CONNMARK --nfmask 0xf --restore-mark"));  // ctmask stays 0xffffffff
+  CHECK(q.rs.tables[0].find_chain("INPUT")->rules[0].statements[0].cap ==
+        "-j CONNMARK with different --nfmask and --ctmask");
+  // iptables ignores the masks of --set-mark.
+  CHECK(rule_dump("-j CONNMARK --set-mark 0x1 --nfmask 0xf") ==
+        "ct-mark-set value 0x1 mask 0xffffffff (-j CONNMARK); continue");
 }

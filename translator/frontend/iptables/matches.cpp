@@ -261,8 +261,12 @@ void ctstate(RuleCtx& c, bool neg, const Token& opt, const Args& a, bool conntra
 }
 
 void ct_addr(RuleCtx& c, bool neg, const Token& opt, const Args& a, Field f, std::string_view canon) {
-  std::string err;
-  auto s = ir::parse_cidr(a[0]->text, c.fam, err);
+  std::string err, with_len;
+  if (c.fam == ir::AddrFamily::V6 && !ipv6_mask_to_len(a[0]->text, with_len, err)) {
+    c.error(*a[0], "invalid address '" + a[0]->text + "': " + err);
+    return;
+  }
+  auto s = ir::parse_cidr(with_len.empty() ? a[0]->text : with_len, c.fam, err);
   if (!s) {
     c.error(*a[0], "invalid address '" + a[0]->text + "': " + err);
     return;
@@ -442,10 +446,15 @@ void ttl_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
 }
 
 void pkttype(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
-  int v = ieq(a[0]->text, "unicast") ? 0 : ieq(a[0]->text, "broadcast") ? 1
-          : ieq(a[0]->text, "multicast") ? 2 : ieq(a[0]->text, "host") ? 0 : -1;
+  // The names and aliases libxt_pkttype takes (case-insensitive), as PACKET_* values.
+  static const std::pair<std::string_view, int> kTypes[] = {
+      {"unicast", 0}, {"host", 0}, {"broadcast", 1}, {"bcast", 1},
+      {"multicast", 2}, {"mcast", 2}, {"otherhost", 3}};
+  int v = -1;
+  for (auto& [n, t] : kTypes)
+    if (ieq(a[0]->text, n)) v = t;
   if (v < 0) {
-    c.error(*a[0], "unknown packet type '" + a[0]->text + "'", "use unicast, broadcast or multicast");
+    c.error(*a[0], "unknown packet type '" + a[0]->text + "'", "use unicast, broadcast, multicast or otherhost");
     return;
   }
   c.add_match(Field::PktType, neg, IntervalSet::single(v), "-m pkttype --pkt-type", opt, "pkttype");

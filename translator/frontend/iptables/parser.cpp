@@ -122,12 +122,22 @@ bool parse_port_range(RuleCtx& c, const Token& t, std::string_view s, IntervalSe
 }
 
 std::optional<uint8_t> protocol_number(std::string_view name, ir::AddrFamily fam) {
+  // iptables lower-cases -p and resolves it with getprotobyname(), so dumps
+  // carry the names of netbase's /etc/protocols ("ipencap" is 4, "ipip" 94,
+  // "mobility-header" 135), plus iptables' own aliases (icmpv6, ipv6-mh, mh).
   static const std::pair<std::string_view, uint8_t> kProtos[] = {
-      {"icmp", 1},  {"igmp", 2},   {"ipip", 4},     {"tcp", 6},       {"egp", 8},
-      {"udp", 17},  {"ipv6", 41},  {"rsvp", 46},    {"gre", 47},      {"esp", 50},
-      {"ah", 51},   {"icmpv6", 58}, {"ipv6-icmp", 58}, {"ospf", 89},  {"vrrp", 112},
-      {"l2tp", 115}, {"sctp", 132}, {"mh", 135},    {"udplite", 136}, {"dccp", 33},
-      {"pim", 103}, {"ipcomp", 108}};
+      {"ip", 0},         {"hopopt", 0},      {"icmp", 1},       {"igmp", 2},        {"ggp", 3},
+      {"ipencap", 4},    {"st", 5},          {"tcp", 6},        {"egp", 8},         {"igp", 9},
+      {"pup", 12},       {"udp", 17},        {"hmp", 20},       {"xns-idp", 22},    {"rdp", 27},
+      {"iso-tp4", 29},   {"dccp", 33},       {"xtp", 36},       {"ddp", 37},        {"idpr-cmtp", 38},
+      {"ipv6", 41},      {"ipv6-route", 43}, {"ipv6-frag", 44}, {"idrp", 45},       {"rsvp", 46},
+      {"gre", 47},       {"esp", 50},        {"ah", 51},        {"skip", 57},       {"ipv6-icmp", 58},
+      {"icmpv6", 58},    {"ipv6-nonxt", 59}, {"ipv6-opts", 60}, {"rspf", 73},       {"vmtp", 81},
+      {"eigrp", 88},     {"ospf", 89},       {"ax.25", 93},     {"ipip", 94},       {"etherip", 97},
+      {"encap", 98},     {"pim", 103},       {"ipcomp", 108},   {"vrrp", 112},      {"l2tp", 115},
+      {"isis", 124},     {"sctp", 132},      {"fc", 133},       {"mobility-header", 135},
+      {"ipv6-mh", 135},  {"mh", 135},        {"udplite", 136},  {"mpls-in-ip", 137}, {"manet", 138},
+      {"hip", 139},      {"shim6", 140},     {"wesp", 141},     {"rohc", 142},      {"ethernet", 143}};
   (void)fam;
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
@@ -147,6 +157,27 @@ bool parse_value_mask(RuleCtx& c, const Token& t, uint64_t& value, uint64_t& mas
     c.error(t, "invalid value '" + t.text + "'", "write VALUE or VALUE/MASK, e.g. 0x4000/0x4000");
     return false;
   }
+  return true;
+}
+
+// ip6tables also takes a netmask written as an address ("2001:db8::/ffff:ffff::");
+// the IR takes prefix lengths. Rewrites `s` into `out` as ADDR/LEN when it has
+// such a mask; false (with `err`) when the mask is not a contiguous prefix.
+bool ipv6_mask_to_len(std::string_view s, std::string& out, std::string& err) {
+  auto slash = s.find('/');
+  if (slash == std::string_view::npos || s.find(':', slash) == std::string_view::npos) return true;
+  auto m = ir::parse_addr(s.substr(slash + 1), ir::AddrFamily::V6);
+  if (!m) {
+    err = "invalid netmask";
+    return false;
+  }
+  unsigned len = 0;
+  while (len < 128 && ((*m >> (127 - len)) & 1)) ++len;
+  if (len < 128 && (ir::u128)(*m << len) != 0) {
+    err = "non-contiguous netmask; nf2bpf takes prefix masks only";
+    return false;
+  }
+  out = std::string(s.substr(0, slash)) + "/" + std::to_string(len);
   return true;
 }
 
@@ -501,6 +532,12 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
       size_t comma = list.find(',', start);
       std::string_view one = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
       std::string err;
+      std::string with_len;
+      if (fam_ == ir::AddrFamily::V6 && !ipv6_mask_to_len(one, with_len, err)) {
+        c.error(*a[0], "invalid address '" + std::string(one) + "': " + err);
+        return;
+      }
+      if (!with_len.empty()) one = with_len;
       auto v = ir::parse_cidr(one, fam_, err);
       if (!v) {
         c.error(*a[0], "invalid address '" + std::string(one) + "': " + err);

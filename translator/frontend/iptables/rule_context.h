@@ -67,5 +67,8 @@ bool parse_port(RuleCtx& c, const Token& t, std::string_view s, uint16_t& out);
 bool parse_port_range(RuleCtx& c, const Token& t, std::string_view s, ir::IntervalSet& out);
 std::optional<uint8_t> protocol_number(std::string_view name, ir::AddrFamily fam);
 bool parse_value_mask(RuleCtx& c, const Token& t, uint64_t& value, uint64_t& mask);
+// "ADDR/ffff:ffff::" -> "ADDR/32" in `out` (left empty when `s` has no such
+// mask); false with `err` when the mask is not a prefix.
+bool ipv6_mask_to_len(std::string_view s, std::string& out, std::string& err);
 
 }  // namespace nf2bpf::frontend::ipt

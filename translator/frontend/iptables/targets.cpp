@@ -122,12 +122,31 @@ void xmark(RuleCtx& c, const Token& opt, const Args& a, std::string_view op) {
     name, 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, name); }, "" \
   }
 
-void connmark_mode(RuleCtx& c, const Token& opt, const Args& a, StmtKind k) {
+// --save-mark / --restore-mark copy between the packet and the connection
+// mark under two masks, --nfmask (packet side) and --ctmask (connection side),
+// both 0xffffffff by default and both set by --mask; they may come before or
+// after the mode. The IR has one mask, so different masks cannot be expressed:
+// the statement then names a capability nf2bpf does not have, and the rule is
+// reported unsupported instead of translated with the wrong mask.
+void connmark_masks(RuleCtx& c) {
   auto& s = last_stmt(c);
-  s.kind = k;
+  if (s.kind != StmtKind::SaveMark && s.kind != StmtKind::RestoreMark) return;  // masks do nothing
+  uint64_t nf = 0xffffffff, ct = 0xffffffff;
+  for (const auto& [k, v] : s.args) {
+    uint64_t m;
+    if (!parse_uint(v, 0xffffffff, m)) continue;
+    if (k == "--mask" || k == "--nfmask") nf = m;
+    if (k == "--mask" || k == "--ctmask") ct = m;
+  }
   s.value = 0;
-  s.mask = 0xffffffff;  // nfmask/ctmask default
+  s.mask = nf;
+  s.cap = nf == ct ? "-j CONNMARK" : "-j CONNMARK with different --nfmask and --ctmask";
+}
+
+void connmark_mode(RuleCtx& c, const Token& opt, const Args& a, StmtKind k) {
+  last_stmt(c).kind = k;
   record_arg(c, opt, a);
+  connmark_masks(c);
 }
 
 void connmark_mask(RuleCtx& c, bool, const Token& opt, const Args& a) {
@@ -136,8 +155,8 @@ void connmark_mask(RuleCtx& c, bool, const Token& opt, const Args& a) {
     c.error(*a[0], "invalid mask '" + a[0]->text + "'");
     return;
   }
-  last_stmt(c).mask = v;
   record_arg(c, opt, a);
+  connmark_masks(c);
 }
 
 // ---- NAT -------------------------------------------------------------------
