@@ -7,9 +7,11 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "translator/policy/compile.h"
 #include "translator/translate.h"
 #include "verify/diff.h"
 #include "verify/pcap_reader.h"
+#include "verify/policy_engine.h"
 #include "verify/reference.h"
 #include "verify/report.h"
 #include "verify/synthesize.h"
@@ -142,25 +144,29 @@ int run(const DiffArgs& a) {
     print_error("diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
     return kRejected;
   }
-  if (a.against.empty()) {
-    print_error(std::string(a.kernel ? "--kernel" : "comparing a ruleset with its own compiled policy") +
-                    " is not available yet: it needs the policy compiler and its userspace model "
-                    "(translator/policy), which this build does not have",
-                "compare two rulesets with --against FILE2 (both run through the reference evaluator)");
-    return kSystem;
-  }
   if (a.kernel) {
-    print_error("--kernel is not available yet: it runs the compiled policy's BPF programs, which need the "
-                "policy compiler",
-                "drop --kernel to compare the two rulesets with the reference evaluator");
+    print_error("--kernel is not available yet: diff does not run the BPF programs with BPF_PROG_TEST_RUN",
+                "drop --kernel: without it the compiled policy is judged by its userspace model");
     return kSystem;
   }
   int status = kOk;
   auto expected = load(a.file, a.topt, status);
   if (!expected) return status;
-  auto actual = load(a.against, a.topt, status);
-  if (!actual) return status;
-
+  std::optional<Translation> actual;
+  policy::Policy pol;
+  if (!a.against.empty()) {
+    actual = load(a.against, a.topt, status);
+    if (!actual) return status;
+  } else {
+    diag::Diagnostics cd;
+    pol = policy::compile(*expected, cd);
+    if (cd.has_errors()) {
+      for (const auto& d : cd.all())
+        if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, isatty(2) && !getenv("NO_COLOR"));
+      print_error(a.file + ": the ruleset does not compile to a policy; nothing was compared");
+      return kRejected;
+    }
+  }
   auto cap = verify::CaptureReader::open(a.pcap);
   if (!cap) {
     print_error(cap.error().message(), "diff reads pcap and pcapng captures (tcpdump -w, dumpcap, tshark)");
@@ -168,9 +174,25 @@ int run(const DiffArgs& a) {
   }
   verify::HostModel host(host_options(a));
   verify::ReferenceEngine e(expected->ruleset, expected->pipeline, host);
-  verify::ReferenceEngine x(actual->ruleset, actual->pipeline, host);
-  verify::DiffReport rep = verify::run_diff(**cap, host, e, x);
-  rep.expected_engine = rep.actual_engine = "reference evaluator";
+  std::unique_ptr<verify::VerdictEngine> x;
+  if (actual)
+    x = std::make_unique<verify::ReferenceEngine>(actual->ruleset, actual->pipeline, host);
+  else
+    x = std::make_unique<verify::PolicyEngine>(pol, host, a.file);
+  verify::DiffReport rep = verify::run_diff(**cap, host, e, *x);
+  rep.expected_engine = "reference evaluator";
+  rep.actual_engine = actual ? "reference evaluator" : "compiled policy (userspace model of the BPF programs)";
+  if (!actual) {
+    size_t left_out = expected->count(caps::Fidelity::Unsupported);
+    if (left_out)
+      rep.notes.push_back(std::to_string(left_out) +
+                          " rules are unsupported by the dataplane and not in the compiled policy (they stay in "
+                          "netfilter): packets they decide show up as differences");
+    size_t approx = expected->count(caps::Fidelity::Approximate);
+    if (approx)
+      rep.notes.push_back(std::to_string(approx) + " rules are translated with a stated difference (nf2bpf translate "
+                                                   "lists them)");
+  }
 
   if (a.format == "json")
     std::cout << verify::render_json(rep).dump(2) << "\n";
@@ -221,9 +243,9 @@ Command add_diff(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingFile);
   sub->footer(
-      "Without --against, FILE is compared with its own compiled policy (needs the policy compiler; not available\n"
-      "yet). Direction and interfaces come from the capture (SLL/SLL2 packet types, pcapng interface blocks) or\n"
-      "from --iface/--local-addr: a packet whose source is local goes through OUTPUT, one to a local address\n"
+      "Without --against, FILE (run by the reference evaluator) is compared with its own compiled policy, judged\n"
+      "by the userspace model of the BPF programs. Direction and interfaces come from the capture (SLL/SLL2 packet\n"
+      "types, pcapng interface blocks) or from --iface/--local-addr: a packet whose source is local goes through OUTPUT, one to a local address\n"
       "through INPUT, anything else through FORWARD. Packets whose verdict depends on something a capture cannot\n"
       "show (rate limits, random sampling, socket owners) are reported as indeterminate, not compared.\n"
       "Exit status: 0 equivalent on this capture, 1 differences found (or the input was rejected), 2 error\n"

@@ -29,18 +29,24 @@ std::string pad(std::string s, size_t w) {
 
 std::string rpad(const std::string& s, size_t w) { return s.size() < w ? std::string(w - s.size(), ' ') + s : s; }
 
-// Hits grouped by the file they came from, in report order.
-std::vector<std::pair<std::string, std::vector<const RuleHits*>>> by_file(const DiffReport& r) {
-  std::vector<std::pair<std::string, std::vector<const RuleHits*>>> out;
-  auto add = [&](const std::string& name, const std::vector<RuleHits>& hits) {
-    for (const auto& [n, v] : out)
-      if (n == name) return;  // the same file on both sides: list it once
-    std::vector<const RuleHits*> v;
-    for (const auto& h : hits) v.push_back(&h);
-    out.emplace_back(name, std::move(v));
+// Hits per side, labelled "expected: FILE" / "actual: FILE".
+struct SideHits {
+  std::string label, name, side;
+  std::vector<const RuleHits*> hits;
+};
+std::vector<SideHits> by_side(const DiffReport& r) {
+  std::vector<SideHits> out;
+  auto add = [&](const char* side, const std::string& name, const std::string& engine,
+                 const std::vector<RuleHits>& hits) {
+    SideHits s;
+    s.side = side;
+    s.name = name;
+    s.label = std::string(side) + ": " + name + (engine.empty() ? "" : ", " + engine);
+    for (const auto& h : hits) s.hits.push_back(&h);
+    out.push_back(std::move(s));
   };
-  add(r.expected_name, r.expected_hits);
-  add(r.actual_name, r.actual_hits);
+  add("expected", r.expected_name, r.expected_engine, r.expected_hits);
+  add("actual", r.actual_name, r.actual_engine, r.actual_hits);
   return out;
 }
 
@@ -190,8 +196,8 @@ std::string render_text(const DiffReport& r, bool color) {
     o += "\nindeterminate (" + std::to_string(r.undecided.size()) + "):\n";
     for (const auto& p : r.undecided) o += head(p) + sides(p);
   }
-  for (const auto& [name, hits] : by_file(r)) {
-    o += "\nrule hits (" + name + "):\n";
+  for (const auto& [label, name, side, hits] : by_side(r)) {
+    o += "\nrule hits (" + label + "):\n";
     size_t lw = 0;
     for (const auto* h : hits) lw = std::max(lw, h->location.size());
     std::vector<const RuleHits*> never;
@@ -199,7 +205,7 @@ std::string render_text(const DiffReport& r, bool color) {
       o += "  " + rpad(std::to_string(h->hits), 8) + "  " + pad(h->location, lw) + "  " + h->text + "\n";
       if (h->hits == 0 && !h->policy) never.push_back(h);
     }
-    o += "never hit (" + name + "): " + std::to_string(never.size()) + (never.empty() ? "" : " rules") + "\n";
+    o += "never hit (" + side + "): " + std::to_string(never.size()) + (never.empty() ? "" : " rules") + "\n";
     for (const auto* h : never) o += "  " + pad(h->location, lw) + "  " + h->text + "\n";
   }
   if (!r.error.empty()) o += "\n" + std::string(red) + "error: " + r.error + off + "\n";
@@ -223,11 +229,11 @@ nlohmann::json render_json(const DiffReport& r) {
   for (const auto& p : r.undecided) und.push_back(packet_json(p));
   auto& rules = j["rules"] = nlohmann::json::array();
   auto& never = j["never_hit"] = nlohmann::json::array();
-  for (const auto& [name, hits] : by_file(r))
+  for (const auto& [label, name, side, hits] : by_side(r))
     for (const auto* h : hits) {
       rules.push_back({{"rule", h->location}, {"hits", h->hits}, {"text", h->text}, {"chain", h->chain},
-                       {"policy", h->policy}, {"file", name}});
-      if (h->hits == 0 && !h->policy) never.push_back(h->location);
+                       {"policy", h->policy}, {"side", side}});
+      if (h->hits == 0 && !h->policy) never.push_back({{"rule", h->location}, {"text", h->text}, {"side", side}});
     }
   auto& notes = j["notes"] = nlohmann::json::array();
   for (const auto& n : r.notes) notes.push_back(n);
@@ -276,18 +282,18 @@ std::string render_markdown(const DiffReport& r) {
   if (!r.differences.empty()) o += "### Differences\n\n" + table(r.differences);
   if (!r.undecided.empty()) o += "### Indeterminate\n\n" + table(r.undecided);
   o += "### Rule hits\n\n";
-  for (const auto& [name, hits] : by_file(r)) {
-    o += "<details><summary>" + md_escape(name) + "</summary>\n\n| hits | rule | text |\n|---:|---|---|\n";
+  for (const auto& [label, name, side, hits] : by_side(r)) {
+    o += "<details><summary>" + md_escape(label) + "</summary>\n\n| hits | rule | text |\n|---:|---|---|\n";
     for (const auto* h : hits)
       o += "| " + std::to_string(h->hits) + " | " + code(h->location) + " | " + code(h->text) + " |\n";
     o += "\n</details>\n\n";
   }
   o += "### Never hit\n\n";
   bool any = false;
-  for (const auto& [name, hits] : by_file(r))
+  for (const auto& [label, name, side, hits] : by_side(r))
     for (const auto* h : hits)
       if (h->hits == 0 && !h->policy) {
-        o += "- " + code(h->location) + " " + code(h->text) + "\n";
+        o += "- " + side + " " + code(h->location) + " " + code(h->text) + "\n";
         any = true;
       }
   if (!any) o += "Every rule matched at least one packet.\n";

@@ -1,0 +1,129 @@
+#include "verify/policy_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace nf2bpf::verify {
+
+namespace {
+
+ir::Hook hook_of(uint8_t h) {
+  switch (h) {
+    case NF_HOOK_PREROUTING: return ir::Hook::Prerouting;
+    case NF_HOOK_INPUT: return ir::Hook::Input;
+    case NF_HOOK_FORWARD: return ir::Hook::Forward;
+    case NF_HOOK_OUTPUT: return ir::Hook::Output;
+    case NF_HOOK_POSTROUTING: return ir::Hook::Postrouting;
+  }
+  return ir::Hook::Input;
+}
+
+const char* ct_name(uint8_t s) {
+  switch (s) {
+    case ir::kCtInvalid: return "INVALID";
+    case ir::kCtEstablished: return "ESTABLISHED";
+    case ir::kCtRelated: return "RELATED";
+    case ir::kCtNew: return "NEW";
+    case ir::kCtUntracked: return "UNTRACKED";
+  }
+  return "";
+}
+
+}  // namespace
+
+PolicyEngine::PolicyEngine(const policy::Policy& pol, const HostModel& host, std::string name)
+    : pol_(pol), host_(host), name_(std::move(name)) {
+  policy::ModelEnv env;
+  env.addrtype = [this](const ir::u128& a) { return (uint32_t)host_.addr_type(a); };
+  model_ = std::make_unique<policy::Model>(pol_, env);
+}
+
+Decision PolicyEngine::translate(const policy::Decision& md, const pkt::Packet&) const {
+  Decision d;
+  d.verdict = md.action == NF_ACT_DROP ? Verdict::Drop : md.action == NF_ACT_REJECT ? Verdict::Reject : Verdict::Accept;
+  if (md.indeterminate) {
+    d.verdict = Verdict::Indeterminate;
+    d.note = "a rate-limited or random rule took part in the compiled policy's decision";
+  }
+  if (md.stage < pol_.stages.size()) d.hook = hook_of(pol_.stages[md.stage].hook);
+  if (md.by_policy && md.stage < pol_.stage_origins.size()) {
+    const auto& o = pol_.stage_origins[md.stage];
+    d.rule.location = o.location;
+    d.rule.chain = o.table + "/" + o.chain;
+    d.rule.policy = true;
+    bool drop = pol_.stages[md.stage].policy == NF_ACT_DROP;
+    d.rule.text = ":" + o.chain + (drop ? " DROP" : " ACCEPT") + " (policy of " + d.rule.chain + ")";
+  } else if (!md.by_policy && md.rule < pol_.origins.size()) {
+    const auto& o = pol_.origins[md.rule];
+    d.rule.location = o.location;
+    d.rule.text = o.text;
+    d.rule.chain = o.table + "/" + o.chain;
+    if (d.verdict == Verdict::Reject && md.rule < pol_.rules.size())
+      d.reject_with = pol_.rules[md.rule].reject_type == 1 ? "tcp-reset" : "";
+  } else {
+    d.rule.text = "no stage on this path: accepted";
+  }
+  d.ct_state = ct_name(md.ctstate);
+  return d;
+}
+
+Decision PolicyEngine::decide(const pkt::Packet& p, const Traversal& t) {
+  uint64_t now = (uint64_t)std::llround(p.time * 1e9);
+  bool forward = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Forward) != t.hooks.end();
+  Decision d;
+  if (t.origin == Origin::Local) {
+    d = translate(model_->decide(p, policy::Path::Output, now), p);
+  } else if (forward) {
+    // TC ingress judges PREROUTING and FORWARD; the egress program POSTROUTING.
+    auto md = model_->decide(p, policy::Path::Forward, now);
+    if (md.action == NF_ACT_ACCEPT && !md.indeterminate) {
+      pkt::Packet out = p;
+      out.mark = md.mark;
+      auto post = model_->decide(out, policy::Path::PostForward, now);
+      // POSTROUTING decides when it drops, or when it accepts by a rule of
+      // its own; an accepting policy there leaves FORWARD's decision standing.
+      bool explicit_accept = !post.by_policy && post.stage != UINT32_MAX;
+      if (post.action != NF_ACT_ACCEPT || post.indeterminate || explicit_accept) {
+        post.ctstate = md.ctstate;
+        md = post;
+      }
+    }
+    d = translate(md, p);
+  } else {
+    d = translate(model_->decide(p, policy::Path::Input, now), p);
+  }
+  d.path = t.hooks;
+  return d;
+}
+
+std::vector<RuleHits> PolicyEngine::hits() const {
+  // Compiled rules may share a source rule: report per source rule.
+  std::vector<RuleHits> out;
+  std::map<std::string, size_t> index;
+  const auto& h = model_->hits();
+  auto add = [&](const std::string& loc, const std::string& text, const std::string& chain, bool policy, uint64_t n) {
+    std::string key = loc + "\n" + text;
+    auto it = index.find(key);
+    if (it == index.end()) {
+      index[key] = out.size();
+      out.push_back({loc, text, chain, policy, n});
+    } else {
+      out[it->second].hits += n;
+    }
+  };
+  for (size_t i = 0; i < pol_.rules.size() && i < pol_.origins.size(); ++i) {
+    const auto& o = pol_.origins[i];
+    add(o.location, o.text, o.table + "/" + o.chain, false, i < h.size() ? h[i] : 0);
+  }
+  for (size_t s = 0; s < pol_.stages.size() && s < pol_.stage_origins.size(); ++s) {
+    const auto& o = pol_.stage_origins[s];
+    uint32_t c = pol_.stages[s].policy_counter;
+    bool drop = pol_.stages[s].policy == NF_ACT_DROP;
+    add(o.location, ":" + o.chain + (drop ? " DROP" : " ACCEPT") + " (policy)", o.table + "/" + o.chain, true,
+        c < h.size() ? h[c] : 0);
+  }
+  return out;
+}
+
+}  // namespace nf2bpf::verify
