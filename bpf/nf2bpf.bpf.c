@@ -128,6 +128,7 @@ static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
       ct.dir = 2;
     } else {
       nf_ct_lookup(p, now, &ct);
+      if (confirm) nf_ct_update(&ct, now);
       s->ctmark = ct.ctmark;
     }
   } else {
@@ -154,11 +155,8 @@ static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
   if (second_hook < NF_HOOK_MAX) verdict = nf_run_hook(s, which, live, second_hook, NF_PHASE_ALL, cfg.max_steps);
 
 out:
+  if (cfg.ct_needed && confirm && !s->notrack) nf_ct_finish(&ct, now, verdict == NF_ACT_ACCEPT, s->ctmark);
   if (verdict == NF_ACT_ACCEPT) {
-    if (cfg.ct_needed && confirm && !s->notrack) {
-      ct.ctmark = s->ctmark;
-      nf_ct_confirm(&ct, now);
-    }
     if (p->mark != skb->mark) skb->mark = p->mark;
     return TC_ACT_OK;
   }

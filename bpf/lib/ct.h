@@ -232,24 +232,35 @@ static __always_inline __u64 nf_ct_timeout(struct nf_ct_res *r, __u8 seen_reply)
   return 600 * NF_SEC;
 }
 
-/* Applies the packet to the tracker once it is accepted. */
-static __always_inline void nf_ct_confirm(struct nf_ct_res *r, __u64 now) {
-  if (!r->track) return;
-  if (!r->exists) {
-    struct nf_ct_val v = {};
-    v.tcp_state = r->new_tcp;
-    v.flags = r->orig_is_a ? NF_CT_ORIG_IS_A : 0;
-    v.mark = r->ctmark;
-    v.expires_ns = now + nf_ct_timeout(r, 0);
-    bpf_map_update_elem(&nf_ct, &r->key, &v, BPF_ANY);
-    return;
-  }
+/* Netfilter updates a connection it already tracks when the packet passes
+ * the conntrack hook, before any filtering: a reply that a later rule drops
+ * still marks the connection as having seen a reply. */
+static __always_inline void nf_ct_update(struct nf_ct_res *r, __u64 now) {
+  if (!r->track || !r->exists) return;
   struct nf_ct_val *v = bpf_map_lookup_elem(&nf_ct, &r->key);
   if (!v) return;
   if (r->dir == 1) v->flags |= NF_CT_SEEN_REPLY;
   v->tcp_state = r->new_tcp;
-  v->mark = r->ctmark;
   v->expires_ns = now + nf_ct_timeout(r, v->flags & NF_CT_SEEN_REPLY);
+}
+
+/* After the hooks: a new connection is confirmed (created) only when the
+ * packet was accepted; connmark changes stick to a tracked one either way. */
+static __always_inline void nf_ct_finish(struct nf_ct_res *r, __u64 now, int accepted, __u32 ctmark) {
+  if (!r->track) return;
+  if (r->exists) {
+    if (ctmark == r->ctmark) return;
+    struct nf_ct_val *v = bpf_map_lookup_elem(&nf_ct, &r->key);
+    if (v) v->mark = ctmark;
+    return;
+  }
+  if (!accepted) return;
+  struct nf_ct_val v = {};
+  v.tcp_state = r->new_tcp;
+  v.flags = r->orig_is_a ? NF_CT_ORIG_IS_A : 0;
+  v.mark = ctmark;
+  v.expires_ns = now + nf_ct_timeout(r, 0);
+  bpf_map_update_elem(&nf_ct, &r->key, &v, BPF_ANY);
 }
 
 #endif

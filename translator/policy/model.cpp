@@ -353,30 +353,40 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
   r.state = (dir == 1 || (v->flags & kSeenReply)) ? kCtEstablished : kCtNew;
 }
 
-void Model::ct_confirm(const CtRes& r, uint64_t now) {
-  if (!r.track) return;
-  auto timeout = [&](bool seen_reply) -> uint64_t {
-    if (r.proto == 6) return (uint64_t)kTcpTimeout[r.new_tcp < 10 ? r.new_tcp : 0] * kSec;
-    if (r.proto == 17 || r.proto == 136) return (seen_reply ? 120 : 30) * kSec;
-    if (r.proto == 1 || r.proto == 58) return 30 * kSec;
-    return 600 * kSec;
-  };
-  if (!r.exists) {
-    CtVal v;
-    v.tcp_state = r.new_tcp;
-    v.flags = r.orig_is_a ? kOrigIsA : 0;
-    v.mark = r.ctmark;
-    v.expires_ns = now + timeout(false);
-    ct_[r.key] = v;
-    return;
-  }
+uint64_t Model::ct_timeout(const CtRes& r, bool seen_reply) {
+  if (r.proto == 6) return (uint64_t)kTcpTimeout[r.new_tcp < 10 ? r.new_tcp : 0] * kSec;
+  if (r.proto == 17 || r.proto == 136) return (seen_reply ? 120 : 30) * kSec;
+  if (r.proto == 1 || r.proto == 58) return 30 * kSec;
+  return 600 * kSec;
+}
+
+// As nf_ct_update in bpf/lib/ct.h: a tracked connection changes when the
+// packet passes the conntrack hook, whatever the rules decide afterwards.
+void Model::ct_update(const CtRes& r, uint64_t now) {
+  if (!r.track || !r.exists) return;
   auto it = ct_.find(r.key);
   if (it == ct_.end()) return;
   CtVal& v = it->second;
   if (r.dir == 1) v.flags |= kSeenReply;
   v.tcp_state = r.new_tcp;
-  v.mark = r.ctmark;
-  v.expires_ns = now + timeout(v.flags & kSeenReply);
+  v.expires_ns = now + ct_timeout(r, v.flags & kSeenReply);
+}
+
+// As nf_ct_finish: new connections are created only for accepted packets.
+void Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark) {
+  if (!r.track) return;
+  if (r.exists) {
+    auto it = ct_.find(r.key);
+    if (it != ct_.end()) it->second.mark = ctmark;
+    return;
+  }
+  if (!accepted) return;
+  CtVal v;
+  v.tcp_state = r.new_tcp;
+  v.flags = r.orig_is_a ? kOrigIsA : 0;
+  v.mark = ctmark;
+  v.expires_ns = now + ct_timeout(r, false);
+  ct_[r.key] = v;
 }
 
 Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
@@ -402,6 +412,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   if (verdict == NF_ACT_ACCEPT) {
     if (cfg.ct_needed && !w.notrack) {
       ct_lookup(w.p, now_ns, ct);
+      if (confirm) ct_update(ct, now_ns);
       w.ctmark = ct.ctmark;
     } else {
       ct.state = kCtUntracked;
@@ -418,10 +429,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
       verdict = run_hook(w, second, 3, d);
     }
   }
-  if (verdict == NF_ACT_ACCEPT && cfg.ct_needed && confirm && !w.notrack) {
-    ct.ctmark = w.ctmark;
-    ct_confirm(ct, now_ns);
-  }
+  if (cfg.ct_needed && confirm && !w.notrack) ct_finish(ct, now_ns, verdict == NF_ACT_ACCEPT, w.ctmark);
   d.action = verdict;
   d.mark = w.p.mark;
   d.indeterminate = w.indeterminate;

@@ -91,7 +91,9 @@ class Model {
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
   void statements(Work& w, const nf2bpf_rule& r);
   void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const;
-  void ct_confirm(const CtRes& r, uint64_t now);
+  static uint64_t ct_timeout(const CtRes& r, bool seen_reply);
+  void ct_update(const CtRes& r, uint64_t now);
+  void ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark);
 
   const Policy& pol_;
   ModelEnv env_;

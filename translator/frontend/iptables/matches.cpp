@@ -199,6 +199,11 @@ void multiport(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
   for (auto part : split(a[0]->text, ',')) {
     IntervalSet one;
     if (!parse_port_range(c, *a[0], part, one)) return;
+    if (part.find(':') != std::string_view::npos && one.intervals()[0].lo == one.intervals()[0].hi) {
+      c.error(*a[0], "port range '" + std::string(part) + "' in a multiport list starts and ends at one port",
+              "iptables refuses it (invalid portrange); write the single port");
+      return;
+    }
     s.add(one);
     ++n;
   }
@@ -568,9 +573,9 @@ const std::vector<ModuleSpec>& modules() {
         RECORD("set", "--return-nomatch", 0, false),
         RECORD("set", "--update-counters", 0, true),
         RECORD("set", "--update-subcounters", 0, true),
-        RECORD("set", "--packets-eq", 1, true), RECORD("set", "--packets-gt", 1, true),
-        RECORD("set", "--packets-lt", 1, true), RECORD("set", "--bytes-eq", 1, true),
-        RECORD("set", "--bytes-gt", 1, true), RECORD("set", "--bytes-lt", 1, true)},
+        RECORD("set", "--packets-eq", 1, true), RECORD("set", "--packets-gt", 1, false),
+        RECORD("set", "--packets-lt", 1, false), RECORD("set", "--bytes-eq", 1, true),
+        RECORD("set", "--bytes-gt", 1, false), RECORD("set", "--bytes-lt", 1, false)},
        {}},
       {"mark",
        {{"--mark", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { mark_match(c, n, o, a, Field::Mark, "mark"); }, ""}},

@@ -523,6 +523,10 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
     return a;
   };
 
+  // iptables refuses '!' on -s or -d when either holds an address list.
+  const Token* have_list = nullptr;
+  const Token* list_tok = nullptr;
+  bool negated_addr = false;
   auto addr_opt = [&](const Token& opt, bool neg, const Args& a, Field f, const char* cap) {
     IntervalSet s;
     size_t n = 0;
@@ -548,10 +552,8 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
       if (comma == std::string_view::npos) break;
       start = comma + 1;
     }
-    if (neg && n > 1) {
-      c.error(*a[0], "'!' cannot be used with an address list", "iptables refuses it; write one rule per address");
-      return;
-    }
+    if (n > 1) have_list = list_tok = a[0];
+    if (neg) negated_addr = true;
     c.add_match(f, neg, s, cap, opt, "");
   };
 
@@ -746,7 +748,9 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
     }
   }
 
-  // Collect statements' unsupported NAT in wrong table etc. is the passes' job.
+  if (have_list && negated_addr && !c.failed)
+    c.error(*list_tok, "'!' cannot be used with multiple source or destination addresses",
+            "iptables refuses it; write one rule per address");
   if (c.failed) return;  // errors already reported; the rule is not kept
   auto& rules = chain.rules;
   size_t pos = insert ? insert_pos : rules.size();

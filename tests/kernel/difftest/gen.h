@@ -1,0 +1,26 @@
+// Seeded random rulesets and packet sequences for the differential tests.
+// Rulesets use only what nf2bpf translates exactly; packets come as small
+// flows with consistent TCP sequence numbers in both directions, interleaved,
+// so connection tracking sees real NEW / ESTABLISHED / RELATED / INVALID
+// traffic.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/kernel/difftest/testbed.h"
+
+namespace nf2bpf::difftest {
+
+struct Case {
+  Mode mode;
+  int family;
+  std::string ruleset;
+  std::vector<Probe> probes;
+};
+
+Case random_case(uint64_t seed, Mode mode, int family, int packets);
+
+}  // namespace nf2bpf::difftest
