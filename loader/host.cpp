@@ -37,6 +37,7 @@ Result<std::vector<AddrTypeEntry>> address_types() {
   };
   struct ifaddrs* ifa = nullptr;
   if (getifaddrs(&ifa) != 0) return sys_error("list interface addresses");
+  std::vector<ir::u128> locals;
   for (auto* p = ifa; p; p = p->ifa_next) {
     if (!p->ifa_addr || (p->ifa_addr->sa_family != AF_INET && p->ifa_addr->sa_family != AF_INET6)) continue;
     ir::u128 a = from_sockaddr(p->ifa_addr);
@@ -47,11 +48,17 @@ Result<std::vector<AddrTypeEntry>> address_types() {
       unsigned len = (unsigned)__builtin_popcount(mask);
       out.push_back({a & ~((ir::u128)0xffffffff >> len), (uint8_t)(96 + len), ir::kAddrLocal});
     }
-    out.push_back({a, 128, ir::kAddrLocal});
-    if (v4 && (p->ifa_flags & IFF_BROADCAST) && p->ifa_broadaddr)
-      out.push_back({from_sockaddr(p->ifa_broadaddr), 128, ir::kAddrBroadcast});
+    locals.push_back(a);
+    // getifaddrs reports the address itself as "broadcast" when none was
+    // configured; the local table has a broadcast route only for a real one.
+    if (v4 && (p->ifa_flags & IFF_BROADCAST) && p->ifa_broadaddr) {
+      ir::u128 b = from_sockaddr(p->ifa_broadaddr);
+      if (b != a && b != ir::v4_to_u128(0)) out.push_back({b, 128, ir::kAddrBroadcast});
+    }
   }
   freeifaddrs(ifa);
+  // Local addresses last: a host's own address is LOCAL whatever else claims it.
+  for (const auto& a : locals) out.push_back({a, 128, ir::kAddrLocal});
   return out;
 }
 

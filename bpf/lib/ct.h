@@ -52,7 +52,7 @@ struct nf_ct_res {
   __u8 new_tcp;     /* TCP state after this packet */
   __u8 orig_is_a;   /* for a new entry */
   __u8 proto;
-  __u8 pad;
+  __u8 kill;        /* delete the entry after this packet (RST as the first reply) */
   __u32 ctmark;
 };
 
@@ -207,8 +207,11 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt *p, __u64 now, struct n
     /* A SYN reopening a closed connection starts a new one. */
     if (exists && dir == 0 && idx == 0 && (old == sTW || old == sCL)) exists = 0, old = sNO;
     __u8 ns = nf_tcp_table[exists ? dir : 0][idx & 7][old];
-    if (ns == sIV || ns == sIG) return 0;  /* INVALID */
+    if (ns == sIV) return 0;  /* INVALID: not tracked, no update */
+    if (ns == sIG) ns = old;  /* ignored: the state stays, the packet keeps its connection */
     r->new_tcp = ns;
+    /* A RST before any reply: netfilter drops the connection at once. */
+    if (exists && (p->tcp_flags & 0x04) && !(v->flags & NF_CT_SEEN_REPLY)) r->kill = 1;
   }
   r->track = 1;
   r->exists = exists;
@@ -237,6 +240,10 @@ static __always_inline __u64 nf_ct_timeout(struct nf_ct_res *r, __u8 seen_reply)
  * still marks the connection as having seen a reply. */
 static __always_inline void nf_ct_update(struct nf_ct_res *r, __u64 now) {
   if (!r->track || !r->exists) return;
+  if (r->kill) {
+    bpf_map_delete_elem(&nf_ct, &r->key);
+    return;
+  }
   struct nf_ct_val *v = bpf_map_lookup_elem(&nf_ct, &r->key);
   if (!v) return;
   if (r->dir == 1) v->flags |= NF_CT_SEEN_REPLY;
@@ -247,7 +254,7 @@ static __always_inline void nf_ct_update(struct nf_ct_res *r, __u64 now) {
 /* After the hooks: a new connection is confirmed (created) only when the
  * packet was accepted; connmark changes stick to a tracked one either way. */
 static __always_inline void nf_ct_finish(struct nf_ct_res *r, __u64 now, int accepted, __u32 ctmark) {
-  if (!r->track) return;
+  if (!r->track || r->kill) return;
   if (r->exists) {
     if (ctmark == r->ctmark) return;
     struct nf_ct_val *v = bpf_map_lookup_elem(&nf_ct, &r->key);

@@ -337,8 +337,10 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
     if (old > sS2) old = sNO;
     if (exists && dir == 0 && idx == 0 && (old == sTW || old == sCL)) exists = false, old = sNO;
     uint8_t ns = kTcpTable[exists ? dir : 0][idx][old];
-    if (ns == sIV || ns == sIG) return;
+    if (ns == sIV) return;
+    if (ns == sIG) ns = old;
     r.new_tcp = ns;
+    if (exists && (p.tcp_flags & 0x04) && !(v->flags & kSeenReply)) r.kill = true;
   }
   r.track = true;
   r.exists = exists;
@@ -366,6 +368,10 @@ void Model::ct_update(const CtRes& r, uint64_t now) {
   if (!r.track || !r.exists) return;
   auto it = ct_.find(r.key);
   if (it == ct_.end()) return;
+  if (r.kill) {
+    ct_.erase(it);
+    return;
+  }
   CtVal& v = it->second;
   if (r.dir == 1) v.flags |= kSeenReply;
   v.tcp_state = r.new_tcp;
@@ -374,7 +380,7 @@ void Model::ct_update(const CtRes& r, uint64_t now) {
 
 // As nf_ct_finish: new connections are created only for accepted packets.
 void Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark) {
-  if (!r.track) return;
+  if (!r.track || r.kill) return;
   if (r.exists) {
     auto it = ct_.find(r.key);
     if (it != ct_.end()) it->second.mark = ctmark;

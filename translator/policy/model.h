@@ -71,6 +71,7 @@ class Model {
     bool exists = false, track = false;
     uint8_t new_tcp = 0;
     bool orig_is_a = false;
+    bool kill = false;
     uint8_t proto = 0;
     uint32_t ctmark = 0;
   };
