@@ -232,3 +232,27 @@ TEST_CASE("CONNMARK --save-mark/--restore-mark keep --nfmask and --ctmask apart"
   CHECK(rule_dump("-j CONNMARK --set-mark 0x1 --nfmask 0xf") ==
         "ct-mark-set value 0x1 mask 0xffffffff (-j CONNMARK); continue");
 }
+
+TEST_CASE("set counter comparisons: only the -eq forms take '!', as in libxt_set") {
+  CHECK(rule_dump("-m set --match-set c src ! --packets-eq 1 -j ACCEPT") ==
+        "@c(saddr); !opaque[-m set --packets-eq --packets-eq 1]; accept");
+  CHECK(first_error(one_rule("-m set --match-set c src ! --packets-gt 1 -j ACCEPT")) ==
+        "rules.v4:5:37: '!' cannot negate --packets-gt");
+  CHECK(first_error(one_rule("-m set --match-set c src ! --bytes-lt 1 -j ACCEPT")) ==
+        "rules.v4:5:37: '!' cannot negate --bytes-lt");
+}
+
+TEST_CASE("messages quoting a huge word keep its start and end, not the whole word") {
+  std::string word = "é" + std::string(5000, 'x') + "ü";
+  auto p = parse_ipt(one_rule("-j " + word));
+  REQUIRE(p.diags.errors() == 1);
+  const auto& d = p.diags.all()[0];
+  CHECK(d.loc.str() == "rules.v4:5:13");
+  CHECK(d.message.size() < 300);
+  CHECK(d.message.starts_with("unknown target or chain 'éxxx"));
+  CHECK(d.message.find("[... ") != std::string::npos);
+  CHECK(d.message.ends_with("xxü'"));
+  CHECK(d.hint.size() < 300);
+  // Short words are quoted whole.
+  CHECK(first_error(one_rule("-j NOPE")) == "rules.v4:5:13: unknown target or chain 'NOPE'");
+}

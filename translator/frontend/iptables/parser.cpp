@@ -21,13 +21,26 @@ namespace ipt {
 
 ir::SourceLoc RuleCtx::loc(const Token& t) const { return {file, line, t.col, t.len, {}}; }
 
+// Messages quote the offending word, and a word can be a megabyte long: keep
+// its start and end, cut on UTF-8 character boundaries.
+std::string bounded(std::string s) {
+  constexpr size_t kHead = 160, kTail = 60;
+  if (s.size() <= kHead + kTail + 40) return s;
+  auto boundary = [&](size_t i) {
+    while (i > 0 && i < s.size() && ((unsigned char)s[i] & 0xC0) == 0x80) --i;
+    return i;
+  };
+  size_t head = boundary(kHead), tail = boundary(s.size() - kTail);
+  return s.substr(0, head) + "[... " + std::to_string(tail - head) + " bytes ...]" + s.substr(tail);
+}
+
 void RuleCtx::error(const Token& t, std::string msg, std::string hint) {
   failed = true;
-  diag.error(loc(t), std::move(msg), std::move(hint), std::string(line_text));
+  diag.error(loc(t), bounded(std::move(msg)), bounded(std::move(hint)), std::string(line_text));
 }
 
 void RuleCtx::warning(const Token& t, std::string msg, std::string hint) {
-  diag.warning(loc(t), std::move(msg), std::move(hint), std::string(line_text));
+  diag.warning(loc(t), bounded(std::move(msg)), bounded(std::move(hint)), std::string(line_text));
 }
 
 ir::Match& RuleCtx::add_match(Field f, bool negated, ir::MatchValue v, std::string cap,
@@ -237,7 +250,7 @@ class Parser {
   }
   void error(uint32_t line, std::string_view text, const Token& t, std::string msg,
              std::string hint = {}) {
-    diag_.error(loc(line, t.col, t.len), std::move(msg), std::move(hint), std::string(text));
+    diag_.error(loc(line, t.col, t.len), bounded(std::move(msg)), bounded(std::move(hint)), std::string(text));
   }
 
   void header_comment(std::string_view l);
@@ -402,13 +415,13 @@ void Parser::commit(uint32_t line, std::string_view text, const Token& t) {
       auto& rule = table_->chains[p.chain].rules[p.rule];
       if (!chain_index_.count(rule.verdict.chain)) {
         diag_.error(loc(p.line, p.tok.col, p.tok.len),
-                    "unknown target or chain '" + rule.verdict.chain + "'",
-                    "declare the chain with ':" + rule.verdict.chain +
-                        " - [0:0]' or check the target's spelling",
+                    bounded("unknown target or chain '" + rule.verdict.chain + "'"),
+                    bounded("declare the chain with ':" + rule.verdict.chain +
+                            " - [0:0]' or check the target's spelling"),
                     p.line_text);
       } else if (table_->chains[chain_index_[rule.verdict.chain]].base) {
         diag_.error(loc(p.line, p.tok.col, p.tok.len),
-                    "cannot jump to built-in chain '" + rule.verdict.chain + "'",
+                    bounded("cannot jump to built-in chain '" + rule.verdict.chain + "'"),
                     "jumps go to user chains only", p.line_text);
       }
     }

@@ -69,6 +69,8 @@ std::optional<uint8_t> protocol_number(std::string_view name, ir::AddrFamily fam
 bool parse_value_mask(RuleCtx& c, const Token& t, uint64_t& value, uint64_t& mask);
 // "ADDR/ffff:ffff::" -> "ADDR/32" in `out` (left empty when `s` has no such
 // mask); false with `err` when the mask is not a prefix.
+// A diagnostic message with an overlong quoted word shortened in the middle.
+std::string bounded(std::string s);
 bool ipv6_mask_to_len(std::string_view s, std::string& out, std::string& err);
 
 }  // namespace nf2bpf::frontend::ipt
