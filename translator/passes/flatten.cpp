@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 namespace nf2bpf::passes {
 
@@ -24,11 +26,9 @@ class Flattener {
     std::vector<size_t> fixups;
   };
 
-  void inline_chain(uint32_t t, uint32_t c, const std::vector<Match>& prefix,
-                    std::vector<RuleRef>& path, size_t return_region);
-  void emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, std::vector<Match> matches,
-                 const Verdict& v, std::vector<RuleRef>& path, size_t return_region,
-                 bool with_statements);
+  void inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path, size_t return_region);
+  void emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const Verdict& v,
+                 std::vector<RuleRef>& path, size_t return_region, bool with_statements);
   FlatRule& push(std::vector<Match> m, const RuleRef& origin, const std::vector<RuleRef>& path);
   void close_region(size_t region, size_t target);
   bool find_loops(uint32_t t);
@@ -40,6 +40,17 @@ class Flattener {
   std::vector<Region> regions_;
   bool overflow_ = false;
   std::set<std::pair<uint32_t, uint32_t>> reached_chains_;
+  // The matches of every jump leading to the rule being emitted, then the
+  // rule's own: one stack, so nesting costs O(depth) memory, not O(depth^2).
+  std::vector<Match> prefix_;
+  // Chain index by name, per table: jumps are resolved in O(1), not by a scan
+  // (kube-proxy nodes have tens of thousands of chains).
+  std::vector<std::unordered_map<std::string_view, uint32_t>> chain_index_;
+  std::optional<uint32_t> chain_by_name(uint32_t t, std::string_view name) const {
+    auto it = chain_index_[t].find(name);
+    if (it == chain_index_[t].end()) return std::nullopt;
+    return it->second;
+  }
 };
 
 FlatRule& Flattener::push(std::vector<Match> m, const RuleRef& origin, const std::vector<RuleRef>& path) {
@@ -56,17 +67,8 @@ void Flattener::close_region(size_t region, size_t target) {
   regions_[region].fixups.clear();
 }
 
-static std::vector<Match> concat(const std::vector<Match>& a, const std::vector<Match>& b) {
-  std::vector<Match> out;
-  out.reserve(a.size() + b.size());
-  out.insert(out.end(), a.begin(), a.end());
-  out.insert(out.end(), b.begin(), b.end());
-  return out;
-}
-
-void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule,
-                          std::vector<Match> matches, const Verdict& v, std::vector<RuleRef>& path,
-                          size_t return_region, bool with_statements) {
+void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const Verdict& v,
+                          std::vector<RuleRef>& path, size_t return_region, bool with_statements) {
   RuleRef ref{t, c, r};
   if (list_->rules.size() >= opt_.max_flat_rules) {
     if (!overflow_)
@@ -75,14 +77,13 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule,
     overflow_ = true;
     return;
   }
-  const auto& table = rs_.tables[t];
   switch (v.kind) {
     case VerdictKind::Accept:
     case VerdictKind::Drop:
     case VerdictKind::Reject:
     case VerdictKind::Queue:
     case VerdictKind::Continue: {
-      auto& f = push(std::move(matches), ref, path);
+      auto& f = push(prefix_, ref, path);
       if (with_statements) f.statements = rule.statements;
       f.action = v.kind == VerdictKind::Accept   ? FlatAction::Accept
                  : v.kind == VerdictKind::Drop   ? FlatAction::Drop
@@ -93,7 +94,7 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule,
       break;
     }
     case VerdictKind::Return: {
-      auto& f = push(std::move(matches), ref, path);
+      auto& f = push(prefix_, ref, path);
       if (with_statements) f.statements = rule.statements;
       f.action = FlatAction::Skip;
       regions_[return_region].fixups.push_back(list_->rules.size() - 1);
@@ -101,11 +102,11 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule,
     }
     case VerdictKind::Jump:
     case VerdictKind::Goto: {
-      const Chain* target = table.find_chain(v.chain);
+      auto target = chain_by_name(t, v.chain);
       if (!target) break;  // reported by the front-end
-      uint32_t tc = (uint32_t)(target - table.chains.data());
+      uint32_t tc = *target;
       if (with_statements && !rule.statements.empty()) {
-        auto& f = push(matches, ref, path);
+        auto& f = push(prefix_, ref, path);
         f.statements = rule.statements;
         f.action = FlatAction::Continue;
       }
@@ -113,12 +114,12 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule,
       if (v.kind == VerdictKind::Jump) {
         regions_.emplace_back();
         size_t region = regions_.size() - 1;
-        inline_chain(t, tc, matches, path, region);
+        inline_chain(t, tc, path, region);
         close_region(region, list_->rules.size());
       } else {
         // goto: the target returns to where the current chain returns.
-        inline_chain(t, tc, matches, path, return_region);
-        auto& f = push(std::move(matches), ref, std::vector<RuleRef>(path.begin(), path.end() - 1));
+        inline_chain(t, tc, path, return_region);
+        auto& f = push(prefix_, ref, std::vector<RuleRef>(path.begin(), path.end() - 1));
         f.action = FlatAction::Skip;
         regions_[return_region].fixups.push_back(list_->rules.size() - 1);
       }
@@ -128,40 +129,43 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule,
   }
 }
 
-void Flattener::inline_chain(uint32_t t, uint32_t c, const std::vector<Match>& prefix,
-                             std::vector<RuleRef>& path, size_t return_region) {
+void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path, size_t return_region) {
   const Table& table = rs_.tables[t];
   const Chain& chain = table.chains[c];
   reached_chains_.insert({t, c});
   for (uint32_t r = 0; r < chain.rules.size() && !overflow_; ++r) {
     const Rule& rule = chain.rules[r];
-    auto matches = concat(prefix, rule.matches);
+    size_t mark = prefix_.size();
+    prefix_.insert(prefix_.end(), rule.matches.begin(), rule.matches.end());
     if (!rule.vmap) {
-      emit_rule(t, c, r, rule, std::move(matches), rule.verdict, path, return_region, true);
+      emit_rule(t, c, r, rule, rule.verdict, path, return_region, true);
+      prefix_.resize(mark);
       continue;
     }
     // Verdict map: statements run once, then one entry per element. Elements
     // never overlap, so trying them in order equals one lookup.
     if (!rule.statements.empty()) {
-      auto& f = push(matches, RuleRef{t, c, r}, path);
+      auto& f = push(prefix_, RuleRef{t, c, r}, path);
       f.statements = rule.statements;
       f.action = FlatAction::Continue;
     }
-    const Set* map = rs_.find_set(table, rule.vmap->name);
-    if (!map) continue;  // reported by the front-end
-    for (const auto& e : map->elements) {
-      if (!e.verdict) continue;
-      auto em = matches;
-      for (size_t k = 0; k < e.key.size() && k < rule.vmap->key.size(); ++k) {
-        Match m;
-        m.field = rule.vmap->key[k];
-        m.value = e.key[k];
-        m.cap = "vmap";
-        m.loc = e.loc;
-        em.push_back(std::move(m));
+    if (const Set* map = rs_.find_set(table, rule.vmap->name)) {  // else reported by the front-end
+      for (const auto& e : map->elements) {
+        if (!e.verdict) continue;
+        size_t rule_end = prefix_.size();
+        for (size_t k = 0; k < e.key.size() && k < rule.vmap->key.size(); ++k) {
+          Match m;
+          m.field = rule.vmap->key[k];
+          m.value = e.key[k];
+          m.cap = "vmap";
+          m.loc = e.loc;
+          prefix_.push_back(std::move(m));
+        }
+        emit_rule(t, c, r, rule, *e.verdict, path, return_region, false);
+        prefix_.resize(rule_end);
       }
-      emit_rule(t, c, r, rule, std::move(em), *e.verdict, path, return_region, false);
     }
+    prefix_.resize(mark);
   }
 }
 
@@ -169,8 +173,9 @@ bool Flattener::find_loops(uint32_t t) {
   const Table& table = rs_.tables[t];
   size_t n = table.chains.size();
   std::vector<int> state(n, 0);  // 0 new, 1 on stack, 2 done
+  std::vector<uint32_t> height(n, 0);  // longest chain of jumps starting here, in chains
   std::vector<std::pair<uint32_t, uint32_t>> stack;  // (chain, rule) of jumps on the DFS path
-  bool found = false;
+  bool found = false, too_deep = false;
 
   auto targets_of = [&](const Rule& rule, auto&& fn) {
     if (rule.verdict.kind == VerdictKind::Jump || rule.verdict.kind == VerdictKind::Goto)
@@ -181,15 +186,22 @@ bool Flattener::find_loops(uint32_t t) {
           if (e.verdict && (e.verdict->kind == VerdictKind::Jump || e.verdict->kind == VerdictKind::Goto))
             fn(e.verdict->chain, e.verdict->loc.line ? e.verdict->loc : rule.loc);
   };
+  auto deep = [&](const SourceLoc& loc, const Rule& rule) {
+    if (too_deep) return;
+    too_deep = found = true;
+    diag_.error(loc, "jumps nest more than " + std::to_string(opt_.max_depth) + " chains deep",
+                "nf2bpf inlines user chains into each base chain; flatten the chain structure", rule.text);
+  };
 
   auto dfs = [&](auto&& self, uint32_t c) -> void {
     state[c] = 1;
     const Chain& ch = table.chains[c];
-    for (uint32_t r = 0; r < ch.rules.size(); ++r) {
+    uint32_t h = 1;
+    for (uint32_t r = 0; r < ch.rules.size() && !too_deep; ++r) {
       targets_of(ch.rules[r], [&](const std::string& name, const SourceLoc& loc) {
-        const Chain* tc = table.find_chain(name);
-        if (!tc) return;
-        uint32_t ti = (uint32_t)(tc - table.chains.data());
+        auto tc = chain_by_name(t, name);
+        if (!tc || too_deep) return;
+        uint32_t ti = *tc;
         if (state[ti] == 1) {
           std::vector<std::string> names;
           for (auto& [sc, sr] : stack) names.push_back(table.chains[sc].name);
@@ -204,21 +216,29 @@ bool Flattener::find_loops(uint32_t t) {
           return;
         }
         if (state[ti] == 0) {
+          if (stack.size() >= opt_.max_depth) return deep(loc, ch.rules[r]);  // bounds this recursion too
           stack.emplace_back(c, r);
           self(self, ti);
           stack.pop_back();
         }
+        h = std::max(h, height[ti] + 1);
+        if (h > opt_.max_depth + 1) deep(loc, ch.rules[r]);  // + 1: the base chain is not a jump
       });
     }
+    height[c] = h;
     state[c] = 2;
   };
-  for (uint32_t c = 0; c < n; ++c)
+  for (uint32_t c = 0; c < n && !too_deep; ++c)
     if (state[c] == 0) dfs(dfs, c);
   return found;
 }
 
 Pipeline Flattener::run() {
   Pipeline p;
+  chain_index_.resize(rs_.tables.size());
+  for (uint32_t t = 0; t < rs_.tables.size(); ++t)
+    for (uint32_t c = 0; c < rs_.tables[t].chains.size(); ++c)
+      chain_index_[t].emplace(rs_.tables[t].chains[c].name, c);  // first of a duplicated name, like find_chain
   bool loops = false;
   for (uint32_t t = 0; t < rs_.tables.size(); ++t) loops |= find_loops(t);
   if (loops) return p;
@@ -242,7 +262,8 @@ Pipeline Flattener::run() {
       list_ = &p.stages.back();
       regions_.assign(1, Region{});
       std::vector<RuleRef> path;
-      inline_chain(t, c, {}, path, 0);
+      prefix_.clear();
+      inline_chain(t, c, path, 0);
       close_region(0, list_->rules.size());
       list_ = nullptr;
     }
