@@ -3,8 +3,10 @@
 // front-end understood what the ruleset says, not just that it did not choke.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <set>
 
 #include "tests/helpers.h"
+#include "translator/capabilities/capabilities.h"
 #include "translator/ir/dump.h"
 
 using namespace nf2bpf;
@@ -274,4 +276,30 @@ TEST_CASE("testdata: iptables-save and ip6tables-save concatenated") {
   CHECK(v6 == 5);
   CHECK(ir::dump(table(tr, "filter", ir::Family::Ip6).find_chain("INPUT")->rules[7].matches[1]) ==
         "icmpv6-type 128");
+}
+
+// Every row of the iptables capability table is exercised by some golden
+// input, so a new match or target cannot land without a golden test.
+TEST_CASE("golden inputs cover every iptables capability") {
+  std::set<std::string> used;
+  for (auto& e : fs::directory_iterator(test::src_path("tests/golden/iptables"))) {
+    if (e.path().extension() != ".rules") continue;
+    frontend::Source src{e.path().filename().string(), test::read_file(e.path().string())};
+    Translation tr = translate_source(src, {});
+    for (const auto& t : tr.ruleset.tables) {
+      used.insert("*" + t.name);
+      for (const auto& c : t.chains)
+        for (const auto& r : c.rules) {
+          for (const auto& m : r.matches) used.insert(m.cap);
+          for (const auto& s : r.statements) used.insert(s.cap);
+          used.insert(r.verdict.cap);
+          if (r.counters) used.insert("-c");
+          if (!r.comment.empty()) used.insert("-m comment --comment");
+        }
+    }
+  }
+  for (const auto& row : caps::iptables_capabilities()) {
+    INFO("capability row: " << row.kind << " " << row.name);
+    CHECK(used.count(std::string(row.name)) == 1);
+  }
 }
