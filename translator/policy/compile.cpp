@@ -349,6 +349,8 @@ void Compiler::add_match(const Match& m, std::vector<Box>& boxes, nf2bpf_rule& d
     }
     if (m.module == "limit") return;  // handled per rule (rate + burst)
     if (m.module == "statistic") return;
+    // ipset's own counters: no effect on whether the rule matches.
+    if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
     fail("unsupported match " + m.cap + " reached the compiler");
     return;
   }
