@@ -151,6 +151,26 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
   for (auto& [k, v] : stages_)
     std::stable_sort(v.begin(), v.end(),
                      [&](size_t a, size_t b) { return pipe.stages[a].priority < pipe.stages[b].priority; });
+  index_.reserve(pipe.stages.size());
+  info_.resize(pipe.stages.size());
+  for (size_t si = 0; si < pipe.stages.size(); ++si) {
+    index_.emplace_back(pipe.stages[si]);
+    for (const auto& fr : pipe.stages[si].rules) {
+      FlatInfo fi;
+      size_t total = 0;
+      for (const auto& ref : fr.path) {
+        const auto& rule = rs.tables[ref.table].chains[ref.chain].rules[ref.rule];
+        fi.seg_len.push_back((uint32_t)(rule.matches.size() + (rule.vmap ? rule.vmap->key.size() : 0)));
+        total += fi.seg_len.back();
+      }
+      fi.segments_ok = total <= fr.matches.size();
+      const auto& src = rs.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule];
+      bool jumps = src.verdict.kind == ir::VerdictKind::Jump || src.verdict.kind == ir::VerdictKind::Goto;
+      fi.goto_tail = fr.action == FlatAction::Skip && src.verdict.kind == ir::VerdictKind::Goto;
+      fi.jump_stmt = jumps && fr.action == FlatAction::Continue;
+      info_[si].push_back(std::move(fi));
+    }
+  }
   rule_hits_.resize(rs.tables.size());
   policy_hits_.resize(rs.tables.size());
   for (size_t t = 0; t < rs.tables.size(); ++t) {
@@ -484,13 +504,6 @@ Tri eval_match(const ir::Match& m, const Ctx& c, std::string& why) {
   return hit != m.negated ? Tri::True : Tri::False;
 }
 
-// Number of matches a path element (jump/goto rule) contributes to the
-// flattened rules under it.
-size_t segment_len(const ir::Ruleset& rs, const ir::RuleRef& ref) {
-  const auto& rule = rs.tables[ref.table].chains[ref.chain].rules[ref.rule];
-  return rule.matches.size() + (rule.vmap ? rule.vmap->key.size() : 0);
-}
-
 Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const Ctx& c, std::string& why) {
   Tri res = Tri::True;
   for (size_t i = from; i < to && i < fr.matches.size(); ++i) {
@@ -593,22 +606,30 @@ void ReferenceEngine::run(Run& r, const Traversal& t) const {
       out.stage = si;
       bool decided = false;
       size_t i = 0;
+      // Only rules that can match are visited; NAT changing addresses or
+      // ports turns the index off for the rest of the chain.
+      const RuleIndex& ix = index_[si];
+      bool use_index = ix.enabled();
+      std::vector<uint32_t> cand;
+      size_t cp = 0;
+      if (use_index) ix.candidates(r.p, cand);
+      const auto& infos = info_[si];
       while (i < dl.rules.size()) {
+        if (use_index) {
+          while (cp < cand.size() && cand[cp] < i) ++cp;
+          if (cp == cand.size()) break;
+          i = cand[cp];
+        }
         const ir::FlatRule& fr = dl.rules[i];
+        const FlatInfo& fi = infos[i];
         // Matches, a segment per jump/goto on the path (tested once per region).
         size_t off = 0;
         Tri res = Tri::True;
         std::string why;
-        bool segments_ok = true;
-        {
-          size_t total = 0;
-          for (const auto& ref : fr.path) total += segment_len(rs_, ref);
-          segments_ok = total <= fr.matches.size();
-        }
-        if (segments_ok) {
+        if (fi.segments_ok) {
           for (size_t k = 0; k < fr.path.size(); ++k) {
             const ir::RuleRef& ref = fr.path[k];
-            size_t len = segment_len(rs_, ref);
+            size_t len = fi.seg_len[k];
             Tri seg;
             if (k < r.jump_cache.size() && r.jump_cache[k].first == ref) {
               seg = r.jump_cache[k].second;
@@ -630,21 +651,17 @@ void ReferenceEngine::run(Run& r, const Traversal& t) const {
         if (res != Tri::False) {
           // The rule's own matches. The trailing entry of a goto re-tests the
           // goto's matches: use what they were when the chain was entered.
-          const auto& src = rs_.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule];
-          bool goto_tail = fr.action == FlatAction::Skip && src.verdict.kind == ir::VerdictKind::Goto;
           size_t k = fr.path.size();
-          if (goto_tail && k < r.jump_cache.size() && r.jump_cache[k].first == fr.origin) {
+          if (fi.goto_tail && k < r.jump_cache.size() && r.jump_cache[k].first == fr.origin) {
             res = r.jump_cache[k].second;
           } else {
-            res = eval_range(fr, segments_ok ? off : 0, fr.matches.size(), c, why);
+            res = eval_range(fr, fi.segments_ok ? off : 0, fr.matches.size(), c, why);
             if (res == Tri::Unknown) res = r.choose(&fr, why) ? Tri::True : Tri::False;
             // A jump's statement entry comes right before its region: its
             // result is the region's jump result. Any other rule at this
             // depth means deeper regions are over.
-            bool jumps = src.verdict.kind == ir::VerdictKind::Jump || src.verdict.kind == ir::VerdictKind::Goto;
             if (r.jump_cache.size() > k) r.jump_cache.resize(k);
-            if (jumps && fr.action == FlatAction::Continue && segments_ok && r.jump_cache.size() == k)
-              r.jump_cache.emplace_back(fr.origin, res);
+            if (fi.jump_stmt && fi.segments_ok && r.jump_cache.size() == k) r.jump_cache.emplace_back(fr.origin, res);
           }
         }
         if (res == Tri::False) {
@@ -655,7 +672,9 @@ void ReferenceEngine::run(Run& r, const Traversal& t) const {
 
         // Statements, in order.
         bool stopped = false;
-        std::string at = rs_.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule].loc.file_line();
+        std::string at;
+        if (!fr.statements.empty())
+          at = rs_.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule].loc.file_line();
         for (const auto& st : fr.statements) {
           switch (st.kind) {
             case ir::StmtKind::Counter:
@@ -703,6 +722,7 @@ void ReferenceEngine::run(Run& r, const Traversal& t) const {
               std::optional<uint16_t> port;
               if (st.nat.ports && ports) port = st.nat.ports->first;
               CtEntry& e = r.ct.entry;
+              use_index = false;  // addresses or ports change under the index
               if (dst) {
                 if (addr) e.reply.src = *addr, r.p.daddr = *addr;
                 if (port) e.reply.sport = *port, r.p.dport = *port;

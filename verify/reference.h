@@ -38,6 +38,7 @@
 #include "verify/conntrack.h"
 #include "verify/engine.h"
 #include "verify/host.h"
+#include "verify/rule_index.h"
 
 namespace nf2bpf::verify {
 
@@ -93,6 +94,16 @@ class ReferenceEngine : public VerdictEngine {
   };
   std::map<FragKey, std::pair<Decision, double>> frag_decisions_;
   std::set<std::string> touched_sets_;  // dynamic sets a statement added to
+  // Per stage: which rules can match a packet, and per flattened rule what
+  // the loop needs without walking back into the ruleset.
+  std::vector<RuleIndex> index_;
+  struct FlatInfo {
+    std::vector<uint32_t> seg_len;  // matches contributed by each jump on the path
+    bool segments_ok = true;        // the segments add up (else: no per-region caching)
+    bool goto_tail = false;         // the Skip entry closing a goto
+    bool jump_stmt = false;         // the statement entry of a jump/goto rule
+  };
+  std::vector<std::vector<FlatInfo>> info_;
 };
 
 }  // namespace nf2bpf::verify
