@@ -609,7 +609,7 @@ void ReferenceEngine::run(Run& r, const Traversal& t) const {
       // Only rules that can match are visited; NAT changing addresses or
       // ports turns the index off for the rest of the chain.
       const RuleIndex& ix = index_[si];
-      bool use_index = ix.enabled();
+      bool use_index = opt_.use_index && ix.enabled();
       std::vector<uint32_t> cand;
       size_t cp = 0;
       if (use_index) ix.candidates(r.p, cand);

@@ -48,6 +48,8 @@ struct ReferenceOptions {
   int conntrack = -1;
   // Most evaluations of one packet when exploring unknown matches.
   unsigned max_branches = 64;
+  // Skip rules that cannot match (verify/rule_index.h); off only to test it.
+  bool use_index = true;
 };
 
 class ReferenceEngine : public VerdictEngine {

@@ -1,0 +1,101 @@
+// The rule index must never change a verdict, a deciding rule or a hit
+// count: random rulesets (jumps, RETURN, goto, marks, ranges, negations)
+// and random packets, evaluated with and without it.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "tests/helpers.h"
+#include "verify/builder.h"
+#include "verify/reference.h"
+
+using namespace nf2bpf;
+using namespace nf2bpf::verify;
+
+namespace {
+
+std::string random_rules(std::mt19937& rng, int n) {
+  auto pick = [&](int k) { return (int)(rng() % (unsigned)k); };
+  auto addr = [&]() {
+    return "10.0." + std::to_string(pick(4)) + "." + std::to_string(pick(256)) +
+           (pick(3) == 0 ? "/" + std::to_string(24 + pick(9)) : "");
+  };
+  std::string r = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n";
+  std::vector<std::string> chains = {"INPUT", "A", "B"};
+  for (int i = 0; i < n; ++i) {
+    std::string chain = chains[pick(10) < 7 ? 0 : 1 + pick(2)];
+    std::string rule = "-A " + chain;
+    if (pick(4)) rule += std::string(pick(5) == 0 ? " !" : "") + " -s " + addr();
+    if (pick(3) == 0) rule += " -d 192.0.2." + std::to_string(pick(4)) + "/31";
+    if (pick(2)) {
+      rule += pick(2) ? " -p tcp" : " -p udp";
+      if (pick(2)) {
+        int lo = 1000 + pick(50);
+        rule += std::string(pick(6) == 0 ? " !" : "") + " --dport " + std::to_string(lo) +
+                (pick(2) ? ":" + std::to_string(lo + pick(20)) : "");
+      }
+    }
+    if (pick(6) == 0) rule += " -m mark --mark " + std::to_string(pick(2));
+    int t = pick(12);
+    if (chain == "INPUT" && t == 0) rule += " -j A";
+    else if (chain == "INPUT" && t == 1) rule += " -g B";
+    else if (chain == "A" && t == 2) rule += " -j B";
+    else if (t == 3 && chain != "INPUT") rule += " -j RETURN";
+    else if (t == 4) rule += " -j MARK --set-mark 1";
+    else if (t <= 7) rule += " -j ACCEPT";
+    else if (t <= 9) rule += " -j DROP";
+    else rule += " -j LOG";
+    r += rule + "\n";
+  }
+  return r + "COMMIT\n";
+}
+
+}  // namespace
+
+TEST_CASE("rule index: same decisions and hits as a full scan on random rulesets") {
+  std::mt19937 rng(20240501);
+  for (int round = 0; round < 12; ++round) {
+    std::string text = random_rules(rng, 150);
+    TranslateOptions opt;
+    opt.allow_partial = true;
+    Translation tr = translate_source({"rand.rules", text}, opt);
+    INFO(text);
+    REQUIRE_FALSE(tr.diags.has_errors());
+    // The index is in use (else this test would compare a scan with itself).
+    bool indexed = false;
+    for (const auto& st : tr.pipeline.stages) indexed |= RuleIndex(st).enabled();
+    REQUIRE(indexed);
+    HostOptions ho;
+    std::string err;
+    ho.local.push_back(*ir::parse_cidr("192.0.2.0/29", ir::AddrFamily::V4, err));
+    ho.iface = "eth0";
+    HostModel host(ho);
+    ReferenceOptions with, without;
+    without.use_index = false;
+    ReferenceEngine a(tr.ruleset, tr.pipeline, host, with), b(tr.ruleset, tr.pipeline, host, without);
+    for (int i = 0; i < 400; ++i) {
+      PacketSpec s;
+      s.saddr = ir::v4_to_u128(0x0a000000u | (uint32_t)(rng() % 4) << 8 | (uint32_t)(rng() % 256));
+      s.daddr = ir::v4_to_u128(0xc0000200u | (uint32_t)(rng() % 4));
+      s.proto = rng() % 2 ? 6 : 17;
+      s.sport = (uint16_t)(30000 + rng() % 1000);
+      s.dport = (uint16_t)(1000 + rng() % 80);
+      Captured c;
+      auto ip = build_ip(s);
+      REQUIRE(decode_ip(ip.data(), ip.size(), c.packet) == "");
+      c.packet.time = 1000 + i;
+      Traversal t;
+      REQUIRE(host.place(c, t) == "");
+      Decision x = a.decide(c.packet, t), y = b.decide(c.packet, t);
+      INFO("round " << round << " packet " << i << " " << format_tuple(c.packet));
+      CHECK(to_string(x.verdict) == std::string(to_string(y.verdict)));
+      CHECK(x.rule.location == y.rule.location);
+    }
+    auto ha = a.hits(), hb = b.hits();
+    REQUIRE(ha.size() == hb.size());
+    for (size_t k = 0; k < ha.size(); ++k) {
+      INFO(ha[k].location << " " << ha[k].text);
+      CHECK(ha[k].hits == hb[k].hits);
+    }
+  }
+}
