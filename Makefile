@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test demo fuzz clean
+.PHONY: all deps build test demo fuzz bench clean
 
 all: build
 
@@ -23,6 +23,12 @@ demo: build
 
 fuzz: deps
 	@./scripts/fuzz.sh
+
+# Benchmarks (bench/run.sh): own build directory, results in bench/results/
+# and docs/benchmarks.md. BENCH_QUICK=1 for a short subset.
+BENCH_BUILD ?= build-bench
+bench: deps
+	@./bench/run.sh $(BENCH_BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# End-to-end packets/s through a veth pair between two network namespaces
+# this script creates (and always deletes), with the same N rules loaded by
+# each engine in the receiving namespace's INPUT path:
+#
+#   none             nothing loaded (the ceiling)
+#   nf2bpf-tc        nf2bpf apply (TC ingress/egress)
+#   nf2bpf-xdp       nf2bpf apply --xdp (XDP early-drop stage + TC)
+#   iptables-nft     iptables-nft-restore
+#   iptables-legacy  iptables-legacy-restore
+#   nft              nft -f, one rule per rule
+#   nft-set          nft -f, one rule over a set (families with a set form)
+#   ipset            ipset restore + one iptables-nft -m set rule
+#
+# Sender: udpflood (AF_PACKET + PACKET_QDISC_BYPASS + sendmmsg, prebuilt
+# 60-byte UDP frames) in the sending namespace. Count: UDP datagrams that
+# reached the receiving namespace's UDP layer (/proc/net/snmp InDatagrams +
+# InErrors + NoPorts), i.e. packets the filter let through; a udpsink drains
+# the socket. Every point gets a fresh pair of namespaces.
+#
+#   bench/e2e.sh BUILD_DIR OUT_DIR
+# Environment: BENCH_QUICK=1, BENCH_E2E_SECONDS, BENCH_E2E_REPS,
+# BENCH_E2E_FAMILIES ("deny kube"), BENCH_E2E_ENGINES, BENCH_E2E_SIZES,
+# BENCH_SENDERS (sender threads, default 1: pinned to CPU 0, sink on the last CPU).
+set -euo pipefail
+
+BUILD=$(cd "${1:?build dir}" && pwd)
+OUT=${2:?out dir}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+NF2BPF=$BUILD/nf2bpf
+BENCH=$BUILD/bench/nf2bpf-bench
+FLOOD=$BUILD/bench/udpflood
+SINK=$BUILD/bench/udpsink
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" != 0 ]; then
+  SECONDS_PER=${BENCH_E2E_SECONDS:-0.5}
+  REPS=${BENCH_E2E_REPS:-1}
+  FAMILIES=${BENCH_E2E_FAMILIES:-deny}
+  SIZES=${BENCH_E2E_SIZES:-"0 100 10000"}
+else
+  SECONDS_PER=${BENCH_E2E_SECONDS:-1}
+  REPS=${BENCH_E2E_REPS:-3}
+  FAMILIES=${BENCH_E2E_FAMILIES:-"deny kube"}
+  SIZES=${BENCH_E2E_SIZES:-"0 10 100 1000 10000 100000"}
+fi
+ENGINES=${BENCH_E2E_ENGINES:-"nf2bpf-tc nf2bpf-xdp iptables-nft iptables-legacy nft nft-set ipset"}
+SENDERS=${BENCH_SENDERS:-1}
+# Sender and sink run SCHED_FIFO so other load on the machine (builds,
+# tests) does not decide the numbers; BENCH_RT=0 runs them as normal tasks.
+RT=()
+[ "${BENCH_RT:-1}" != 0 ] && RT=(chrt -f 50)
+NCPU=$(nproc)
+SINK_CPU=$((NCPU - 1))
+# A load that takes longer than this is abandoned and reported as such.
+LOAD_TIMEOUT=${BENCH_LOAD_TIMEOUT:-300}
+
+PFX="nf2bpf-bench-$$"
+TX="$PFX-tx"
+RX="$PFX-rx"
+WORK=$(mktemp -d /tmp/nf2bpf-bench.XXXXXX)
+SINK_PID=""
+
+teardown() {
+  if [ -n "$SINK_PID" ]; then
+    kill "$SINK_PID" 2>/dev/null || true
+    wait "$SINK_PID" 2>/dev/null || true
+    SINK_PID=""
+  fi
+  ip netns del "$TX" 2>/dev/null || true
+  ip netns del "$RX" 2>/dev/null || true
+}
+cleanup() {
+  teardown
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ns() { date +%s%N; }
+
+setup() {
+  teardown
+  ip netns add "$TX"
+  ip netns add "$RX"
+  # The veth pair is created inside TX with its peer moved to RX: the
+  # caller's namespace never sees it.
+  ip -n "$TX" link add bx0 type veth peer name bx1 netns "$RX"
+  for ns in "$TX" "$RX"; do
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$ns" link set lo up
+  done
+  ip -n "$TX" addr add 198.18.0.1/24 dev bx0
+  ip -n "$RX" addr add 198.18.0.2/24 dev bx1
+  ip -n "$TX" link set bx0 up
+  ip -n "$RX" link set bx1 up
+  RXMAC=$(ip -n "$RX" -o link show bx1 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+  "${RT[@]}" ip netns exec "$RX" "$SINK" 5001 "$SINK_CPU" >/dev/null &
+  SINK_PID=$!
+  sleep 0.1
+}
+
+# Datagrams that reached UDP in the receiving namespace.
+udp_count() {
+  ip netns exec "$RX" awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) col[$i] = i; h = 1 }
+                                      else { print $col["InDatagrams"] + $col["InErrors"] + $col["NoPorts"] } }' /proc/net/snmp
+}
+
+# load ENGINE DIR: loads the ruleset; prints the time in ms; fails on error.
+load() {
+  local engine=$1 dir=$2 t0 t1 rc=0 log=$WORK/load.log
+  t0=$(now_ns)
+  case $engine in
+    none) ;;
+    nf2bpf-tc) timeout "$LOAD_TIMEOUT" ip netns exec "$RX" "$NF2BPF" apply --iface bx1 "$dir/iptables.rules" >"$log" 2>&1 || rc=$? ;;
+    nf2bpf-xdp) timeout "$LOAD_TIMEOUT" ip netns exec "$RX" "$NF2BPF" apply --xdp --iface bx1 "$dir/iptables.rules" >"$log" 2>&1 || rc=$? ;;
+    iptables-nft) timeout "$LOAD_TIMEOUT" ip netns exec "$RX" iptables-nft-restore "$dir/iptables.rules" >"$log" 2>&1 || rc=$? ;;
+    iptables-legacy) timeout "$LOAD_TIMEOUT" ip netns exec "$RX" iptables-legacy-restore "$dir/iptables.rules" >"$log" 2>&1 || rc=$? ;;
+    nft) timeout "$LOAD_TIMEOUT" ip netns exec "$RX" nft -f "$dir/nft.nft" >"$log" 2>&1 || rc=$? ;;
+    nft-set) timeout "$LOAD_TIMEOUT" ip netns exec "$RX" nft -f "$dir/nft-set.nft" >"$log" 2>&1 || rc=$? ;;
+    ipset)
+      { timeout "$LOAD_TIMEOUT" ip netns exec "$RX" ipset restore -f "$dir/ipset.save" &&
+        timeout "$LOAD_TIMEOUT" ip netns exec "$RX" iptables-nft-restore "$dir/iptables-set.rules"; } >"$log" 2>&1 || rc=$? ;;
+  esac
+  t1=$(now_ns)
+  if [ $rc -ne 0 ]; then
+    if [ $rc -eq 124 ]; then echo "timeout after ${LOAD_TIMEOUT}s"; else echo "failed: $(head -c 200 "$log" | tr '\n\t' '  ')"; fi
+    return 1
+  fi
+  echo $(((t1 - t0) / 1000000))
+}
+
+# One measurement: prints "rx_pps sent_pps".
+measure_once() {
+  local c0 c1 out sent el
+  c0=$(udp_count)
+  out=$("${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 "$SECONDS_PER" "$SENDERS")
+  sleep 0.05
+  c1=$(udp_count)
+  sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
+  el=$(sed -n 's/.*elapsed_ns=\([0-9]*\).*/\1/p' <<<"$out")
+  awk -v d=$((c1 - c0)) -v s="$sent" -v e="$el" 'BEGIN { printf "%.0f %.0f\n", d / (e / 1e9), s / (e / 1e9) }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+has_form() {  # has_form ENGINE DIR: the family has this engine's ruleset form
+  case $1 in
+    nft-set) [ -f "$2/nft-set.nft" ] ;;
+    ipset) [ -f "$2/ipset.save" ] && [ -f "$2/iptables-set.rules" ] ;;
+    *) true ;;
+  esac
+}
+
+TSV=$OUT/e2e.tsv
+echo -e "family\tengine\tn\tload_ms\trx_pps\tsent_pps\tnote" >"$TSV"
+xdp_note=""
+
+for fam in $FAMILIES; do
+  for n in $SIZES; do
+    dir=$WORK/$fam-$n
+    "$BENCH" gen "$fam" "$n" e2e "$dir"
+    engines=$ENGINES
+    [ "$n" = 0 ] && engines="none $ENGINES"
+    for eng in $engines; do
+      if ! has_form "$eng" "$dir"; then
+        echo -e "$fam\t$eng\t$n\tNA\tNA\tNA\tno set form for this family" >>"$TSV"
+        continue
+      fi
+      echo "e2e: $fam $eng N=$n" >&2
+      setup
+      if ! ms=$(load "$eng" "$dir"); then
+        echo "e2e:   load $ms" >&2
+        echo -e "$fam\t$eng\t$n\tNA\tNA\tNA\tload $ms" >>"$TSV"
+        teardown
+        continue
+      fi
+      note=""
+      if [ "$eng" = nf2bpf-xdp ]; then
+        # What does the XDP stage do for this policy? The programs' run
+        # counts (kernel.bpf_stats_enabled) are not needed: the generation's
+        # settings say whether an early-drop stage exists.
+        if ip netns exec "$RX" ip -d link show bx1 | grep -q 'prog/xdp'; then
+          note="xdp attached"
+        else
+          note="xdp NOT attached"
+        fi
+      fi
+      # Warm-up (ARP-free: frames carry the receiver's MAC), then the runs.
+      "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 "$SENDERS" >/dev/null
+      : >"$WORK/runs"
+      for _ in $(seq "$REPS"); do measure_once >>"$WORK/runs"; done
+      rx=$(awk '{print $1}' "$WORK/runs" | median)
+      tx=$(awk '{print $2}' "$WORK/runs" | median)
+      echo "e2e:   load ${ms} ms, rx ${rx} pps, sent ${tx} pps" >&2
+      echo -e "$fam\t$eng\t$n\t$ms\t$rx\t$tx\t$note" >>"$TSV"
+      if [ "$eng" = nf2bpf-tc ] || [ "$eng" = nf2bpf-xdp ]; then
+        ip netns exec "$RX" "$NF2BPF" unload >/dev/null 2>&1 || true
+      fi
+      teardown
+    done
+  done
+done
+echo "e2e: results in $TSV" >&2

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `make bench`: builds the benchmark tools, runs every benchmark side by side
+# on this machine, writes bench/results/ (markdown tables, TSV, a plot) and
+# docs/benchmarks.md. Nothing here passes or fails on a number.
+#
+#   bench/run.sh [BUILD_DIR]          (default build-bench; BENCH_QUICK=1 for a ~2-minute subset)
+#
+# Needs root (network namespaces, BPF). Parts can be skipped with
+# BENCH_SKIP="classifier control e2e".
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$ROOT/build-bench}
+OUT=${BENCH_OUT:-$ROOT/bench/results}
+SKIP=${BENCH_SKIP:-}
+QUICK=${BENCH_QUICK:-0}
+export BENCH_QUICK=$QUICK
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench: needs root (network namespaces, BPF, netfilter)" >&2
+  exit 2
+fi
+
+cd "$ROOT"
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target bench-tools
+
+mkdir -p "$OUT"
+# Stale results of parts not run this time would mix runs: start clean.
+rm -f "$OUT"/*.md "$OUT"/*.tsv "$OUT"/*.txt "$OUT"/*.png "$OUT"/*.gp
+T0=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the machine
+{
+  echo "cpu	$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+  echo "cores	$(nproc)"
+  echo "kernel	$(uname -r)"
+  echo "memory	$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+  echo "virt	$(systemd-detect-virt 2>/dev/null || lscpu | sed -n 's/^Hypervisor vendor:[[:space:]]*//p' | head -1)"
+  echo "date	$(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "commit	$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
+  echo "iptables	$(iptables-nft --version 2>/dev/null | head -1)"
+  echo "nft	$(nft --version 2>/dev/null | head -1)"
+  echo "ipset	$(ipset --version 2>/dev/null | head -1)"
+  echo "quick	$QUICK"
+} >"$OUT/machine.tsv"
+
+skip() { [[ " $SKIP " == *" $1 "* ]]; }
+
+if ! skip classifier; then
+  echo "bench: classifier cost (BPF_PROG_TEST_RUN) ..." >&2
+  "$BUILD/bench/nf2bpf-bench" classifier "$OUT" >/dev/null
+fi
+if ! skip control; then
+  echo "bench: control plane ..." >&2
+  "$BUILD/bench/nf2bpf-bench" control "$OUT" >/dev/null
+  "$ROOT/bench/control.sh" "$BUILD" "$OUT"
+fi
+if ! skip e2e; then
+  echo "bench: end to end through a veth pair ..." >&2
+  "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
+fi
+
+T1=$(date +%s)
+echo "elapsed	$((T1 - T0)) s" >>"$OUT/machine.tsv"
+echo "loadavg	$LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end" >>"$OUT/machine.tsv"
+
+"$ROOT/bench/report.sh" "$OUT" "$ROOT/docs/benchmarks.md"
+echo "bench: done in $((T1 - T0)) s; results in $OUT, summary in docs/benchmarks.md" >&2
