@@ -214,18 +214,22 @@ Command add_diff(CLI::App& app) {
   auto a = std::make_shared<DiffArgs>();
   a->topt.allow_partial = true;  // rules the dataplane cannot take are still evaluated by the reference
   CLI::App* sub = app.add_subcommand(
-      "diff", "Replay recorded traffic through a ruleset and its replacement and list every packet that changes verdict");
+      "diff", "Replay recorded traffic through a ruleset and its compiled policy (or a new ruleset) and list every "
+              "packet whose verdict differs");
   sub->add_option("--pcap", a->pcap, "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP)")
+      ->type_name("CAPTURE")
       ->check(CLI::ExistingFile);
   sub->add_option("--against", a->against,
                   "Compare FILE (expected) with FILE2 (actual): the impact of changing FILE into FILE2")
+      ->type_name("FILE2")
       ->check(CLI::ExistingFile);
   sub->add_flag("--kernel", a->kernel, "Run the compiled BPF programs with BPF_PROG_TEST_RUN (not available yet)");
   sub->add_option("--format", a->format, "Report format")
       ->check(CLI::IsMember({"text", "json", "markdown"}))
       ->default_str("text");
   sub->add_option("--iface", a->iface,
-                  "Interface the capture was taken on, when it does not say (pcap without SLL/pcapng names)");
+                  "Interface the capture was taken on, when it does not say (pcap without SLL/pcapng names)")
+      ->type_name("IF");
   sub->add_option("--local-addr", a->local_addrs,
                   "This host's addresses (address or CIDR, repeatable): decides INPUT vs FORWARD vs OUTPUT")
       ->check(kCidr);
@@ -238,16 +242,18 @@ Command add_diff(CLI::App& app) {
   sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name")
       ->check(CLI::ExistingFile);
   sub->add_option("--synthesize", a->synthesize,
-                  "Write a capture (pcapng) exercising every rule and its boundaries to OUT instead of diffing");
+                  "Write a capture (pcapng) exercising every rule and its boundaries to OUT instead of diffing")
+      ->type_name("OUT");
   sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save output)")
       ->required()
       ->check(CLI::ExistingFile);
   sub->footer(
-      "Without --against, FILE (run by the reference evaluator) is compared with its own compiled policy, judged\n"
-      "by the userspace model of the BPF programs. Direction and interfaces come from the capture (SLL/SLL2 packet\n"
-      "types, pcapng interface blocks) or from --iface/--local-addr: a packet whose source is local goes through OUTPUT, one to a local address\n"
-      "through INPUT, anything else through FORWARD. Packets whose verdict depends on something a capture cannot\n"
-      "show (rate limits, random sampling, socket owners) are reported as indeterminate, not compared.\n"
+      "Without --against, FILE (run by the reference evaluator) is compared with its own compiled policy,\n"
+      "judged by the userspace model of the BPF programs.\n"
+      "Direction and interfaces come from the capture (SLL/SLL2 packet types, pcapng interface blocks) or\n"
+      "from --iface and --local-addr: a packet from a local address goes through OUTPUT, one to a local\n"
+      "address through INPUT, anything else through FORWARD. Packets whose verdict depends on what a capture\n"
+      "cannot show (rate limits, random sampling, socket owners) are reported as indeterminate, not compared.\n"
       "Exit status: 0 equivalent on this capture, 1 differences found (or the input was rejected), 2 error\n"
       "(unreadable or truncated capture: the packets before the problem are still reported).");
   return {sub, [a]() -> int { return run(*a); }};
