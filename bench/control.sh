@@ -147,6 +147,7 @@ for fam in $FAMILIES; do
           r=$new
           [ $((i % 2)) = 0 ] && r=$old
           h=$(in_ns nft -a list chain ip bench input | grep 'handle' | grep -v '^\s*chain\|type filter' | sed -n "${pos}p" | sed 's/.*# handle \([0-9]*\).*/\1/')
+          if [ -z "$h" ]; then echo fail >>"$WORK/incr"; continue; fi
           echo "replace rule ip bench input handle $h $r" >"$WORK/replace.nft"
           timed ip netns exec "$NS" nft -f "$WORK/replace.nft" >>"$WORK/incr"
         done

@@ -367,6 +367,7 @@ struct Row {
   Family fam;
   size_t n;
   size_t rules = 0, entries = 0, tuples = 0, lpm = 0;
+  bool xdp_stage = false;
   double translate_ms = 0, compile_ms = 0, install_ms = 0;
   RunResult match, nomatch, xdp;
   double spread_ns = 0;
@@ -417,6 +418,7 @@ int cmd_classifier(const std::string& out) {
       r.entries = c.pol.entries.size();
       r.tuples = c.pol.tuples.size();
       r.lpm = c.pol.lpm.size();
+      r.xdp_stage = c.pol.cfg.xdp_stage != 0;
       double t0 = now_ms();
       auto g = e.dp->install(c.pol, e.ifaces, e.addrtypes, {{"source", "bench"}});
       r.install_ms = now_ms() - t0;
@@ -449,12 +451,13 @@ int cmd_classifier(const std::string& out) {
      << "*match*: a packet decided by the last rule; *no match*: a packet no rule matches (the chain "
         "policy decides). *rotating*: 4,096 packets each matching a random rule, run once each "
         "(caches not warmed by the previous identical run; includes the timer's own overhead). "
-        "*xdp*: the XDP program on the matching packet. Verdicts and the deciding rule are checked "
+        "*xdp*: the XDP program on the matching packet (*pass-only*: the compiled policy has no XDP "
+        "early-drop stage, so XDP hands every packet to TC). Verdicts and the deciding rule are checked "
         "against the per-rule counters: ✓ means the expected rule (or the policy) decided.\n\n"
      << "| family | rules | compiled rules | entries | tuples | LPM prefixes | match ns | no match ns | rotating ns | "
         "xdp ns | verdicts |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
   tsv << "family\tn\trules\tentries\ttuples\tlpm\tmatch_ns\tnomatch_ns\tspread_ns\txdp_ns\ttranslate_ms\tcompile_ms\t"
-         "install_ms\tmem_inner\tmem_fixed\tok\n";
+         "install_ms\tmem_inner\tmem_fixed\tok\txdp_stage\n";
   for (const auto& r : rows) {
     std::string fam = bench::family_name(r.fam);
     if (!r.error.empty()) {
@@ -469,11 +472,12 @@ int cmd_classifier(const std::string& out) {
     if (r.spread_wrong) v += " (rotating: " + std::to_string(r.spread_wrong) + " wrong verdicts)";
     md << "| " << fam << " | " << thousands(r.n) << " | " << thousands(r.rules) << " | " << thousands(r.entries) << " | "
        << r.tuples << " | " << thousands(r.lpm) << " | " << fmt(r.match.ns) << " | " << fmt(r.nomatch.ns) << " | "
-       << (r.spread_ns ? fmt(r.spread_ns) : "–") << " | " << fmt(r.xdp.ns) << " | " << v << " |\n";
+       << (r.spread_ns ? fmt(r.spread_ns) : "–") << " | " << fmt(r.xdp.ns) << (r.xdp_stage ? "" : " (pass-only)") << " | " << v << " |\n";
     tsv << fam << "\t" << r.n << "\t" << r.rules << "\t" << r.entries << "\t" << r.tuples << "\t" << r.lpm << "\t"
         << fmt(r.match.ns) << "\t" << fmt(r.nomatch.ns) << "\t" << (r.spread_ns ? fmt(r.spread_ns) : "NA") << "\t"
         << fmt(r.xdp.ns) << "\t" << fmt(r.translate_ms) << "\t" << fmt(r.compile_ms) << "\t" << fmt(r.install_ms) << "\t"
-        << r.mem.inner << "\t" << r.mem.fixed_share << "\t" << (r.match_ok && r.nomatch_ok && !r.spread_wrong) << "\n";
+        << r.mem.inner << "\t" << r.mem.fixed_share << "\t" << (r.match_ok && r.nomatch_ok && !r.spread_wrong) << "\t"
+        << r.xdp_stage << "\n";
   }
   // Ratios: largest size over smallest.
   md << "\n### Flatness: ns(" << thousands(sizes.back()) << " rules) ÷ ns(" << sizes.front()

@@ -155,7 +155,7 @@ ctl() {  # ctl FAMILY N COLUMN
   echo
   echo "| | |"
   echo "|---|---|"
-  for k in cpu cores memory virt kernel iptables nft ipset commit date elapsed loadavg quick; do
+  for k in cpu cores memory virt kernel iptables nft ipset commit date elapsed loadavg priority quick; do
     v=$(m "$k")
     [ -n "$v" ] && echo "| $k | $v |"
   done
@@ -207,7 +207,7 @@ ctl() {  # ctl FAMILY N COLUMN
   echo "  Traffic is decided by the last rule (kube, hostfw) or by the policy after no rule matched"
   echo "  (deny): the worst case for a linear ruleset."
   echo "- **Classifier** (\`nf2bpf-bench classifier\`): a private network namespace"
-  echo "  (\`unshare(CLONE_NEWNET)\`, a dummy interface, service VIPs routed locally), a private,"
+  echo "  (\`unshare(CLONE_NEWNET)\`, a veth pair, service VIPs routed locally), a private,"
   echo "  unattached dataplane, \`BPF_PROG_TEST_RUN\` of the TC ingress program with \`repeat\`."
   echo "  Conntrack: before each measurement the tracker is flushed and the packet is run 1,000 times"
   echo "  as warm-up, so every measured run sees the same state (the accepted hostfw packet's flow"

@@ -703,9 +703,10 @@ Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& fr
     in.ingress_ifindex = ctx.ifindex;
     LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = data_out.data(),
                 .data_size_in = (uint32_t)frame.size(), .data_size_out = (uint32_t)data_out.size(),
-                .ctx_in = &in, .ctx_size_in = sizeof in, .repeat = 1);
+                .ctx_in = &in, .ctx_size_in = sizeof in, .repeat = (int)std::max<uint32_t>(ctx.repeat, 1));
     if (int rc = bpf_prog_test_run_opts(fd, &o)) return bpf_err("run the XDP program on a test packet", rc);
     out.retval = o.retval;
+    out.duration_ns = o.duration;
     return out;
   }
   __sk_buff in{}, outctx{};
@@ -715,10 +716,11 @@ Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& fr
   LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = data_out.data(),
               .data_size_in = (uint32_t)frame.size(), .data_size_out = (uint32_t)data_out.size(),
               .ctx_in = &in, .ctx_out = &outctx, .ctx_size_in = sizeof in, .ctx_size_out = sizeof outctx,
-              .repeat = 1);
+              .repeat = (int)std::max<uint32_t>(ctx.repeat, 1));
   if (int rc = bpf_prog_test_run_opts(fd, &o)) return bpf_err("run the TC program on a test packet", rc);
   out.retval = o.retval;
   out.mark = outctx.mark;
+  out.duration_ns = o.duration;
   return out;
 }
 

@@ -38,14 +38,16 @@ struct StatusInfo {
 };
 
 struct TestResult {
-  uint32_t retval = 0;   // TC_ACT_* or XDP_*
-  uint32_t mark = 0;     // skb mark after the program
+  uint32_t retval = 0;       // TC_ACT_* or XDP_*
+  uint32_t mark = 0;         // skb mark after the program
+  uint32_t duration_ns = 0;  // mean time per run, as the kernel measured it
 };
 
 struct TestCtx {
   uint32_t ifindex = 0;          // the device the program runs on
   uint32_t ingress_ifindex = 0;  // egress: where a forwarded packet came in
   uint32_t mark = 0;
+  uint32_t repeat = 1;           // runs of the program on this packet (benchmarks)
 };
 
 class Dataplane {
