@@ -88,6 +88,7 @@ static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
   s->generation = ctrl->generation;
   s->ctmark = 0;
   s->notrack = 0;
+  s->has_ct = 0;
   if (cfg.slots_used || 1) {
     __u8 mac[6];
     if (bpf_skb_load_bytes_relative(skb, 6, mac, 6, BPF_HDR_START_MAC) == 0)
@@ -130,6 +131,7 @@ static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
       nf_ct_lookup(p, now, &ct);
       if (confirm) nf_ct_update(&ct, now);
       s->ctmark = ct.ctmark;
+      s->has_ct = (ct.state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;
     }
   } else {
     ct.state = NF_CT_STATE_UNTRACKED;
@@ -148,6 +150,9 @@ static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
       p->oif = oif;
       if (cfg.slots_used & (1u << NF_SLOT_OIF)) s->cls[NF_SLOT_OIF] = nf_iface_class(live, NF_SLOT_OIF, oif);
       second_hook = NF_HOOK_FORWARD;
+      /* ip_forward()/ip6_forward() decrement the TTL before the FORWARD hook. */
+      if (p->ttl) p->ttl--;
+      if (cfg.slots_used & (1u << NF_SLOT_TTL)) s->cls[NF_SLOT_TTL] = nf_small_class(live, NF_SMALL_TTL_BASE + p->ttl);
     } else {
       second_hook = NF_HOOK_INPUT;
     }
@@ -156,6 +161,25 @@ static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
 
 out:
   if (cfg.ct_needed && confirm && !s->notrack) nf_ct_finish(&ct, now, verdict == NF_ACT_ACCEPT, s->ctmark);
+  /* Netfilter confirms a forwarded packet's new connection only after
+   * POSTROUTING. Ingress creates it once FORWARD accepts and remembers it;
+   * the egress program, which runs next for the same packet on the same CPU,
+   * removes it again when POSTROUTING drops the packet. */
+  if (ingress) {
+    s->pending = 0;
+    if (cfg.ct_needed && !s->notrack && second_hook == NF_HOOK_FORWARD && verdict == NF_ACT_ACCEPT && ct.track &&
+        !ct.exists) {
+      s->pending = 1;
+      s->pending_key = ct.key;
+    }
+  } else if (!confirm) {
+    struct nf_scratch *in = bpf_map_lookup_elem(&nf_scratch, &zero);
+    if (in && in->pending) {
+      if (verdict != NF_ACT_ACCEPT && nf_ct_key_eq(&in->pending_key, &ct.key))
+        bpf_map_delete_elem(&nf_ct, &in->pending_key);
+      in->pending = 0;
+    }
+  }
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
     return TC_ACT_OK;
@@ -193,6 +217,7 @@ int nf2bpf_xdp(struct xdp_md *ctx) {
   p->src_mac = (__u64)eth.h_source[0] << 40 | (__u64)eth.h_source[1] << 32 | (__u64)eth.h_source[2] << 24 |
                (__u64)eth.h_source[3] << 16 | (__u64)eth.h_source[4] << 8 | eth.h_source[5];
   s->generation = ctrl->generation;
+  s->has_ct = 0;
   nf_classify(s, live, cfg->slots_used, NF_CT_STATE_INVALID, 2);
   void *stm = nf_inner(&nf_stages, live);
   __u32 si = cfg->xdp_stage - 1;

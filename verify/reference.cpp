@@ -567,6 +567,9 @@ void ReferenceEngine::run(Run& r, const Traversal& t) const {
   for (size_t hi = 0; hi < hooks.size(); ++hi) {
     const Hook h = hooks[hi];
     r.path.push_back(h);
+    // ip_forward()/ip6_forward() decrement the TTL / hop limit before the
+    // FORWARD hook runs.
+    if (h == Hook::Forward && r.p.ttl > 0) --r.p.ttl;
     if (t.origin == Origin::Local && (h == Hook::Prerouting || h == Hook::Input)) r.p.iif = "lo";  // looped back
     // Interface names are known when the capture or the options said.
     r.iif_known = !(r.p.iif.empty() && t.origin == Origin::Incoming);

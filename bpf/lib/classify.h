@@ -113,6 +113,7 @@ static __always_inline int nf_residual_ok(struct nf_scratch *s, struct nf2bpf_ru
     if (eq == !!(res & NF_RES_MARK2_NEG)) return 0;
   }
   if (res & NF_RES_CTMARK) {
+    if (!s->has_ct) return 0;  /* xt_connmark: no connection, no match (negated or not) */
     int eq = (s->ctmark & r->ctmark_mask) == r->ctmark_value;
     if (eq == !!(res & NF_RES_CTMARK_NEG)) return 0;
   }
@@ -184,9 +185,16 @@ static __always_inline void nf_statements(struct nf_scratch *s, struct nf2bpf_ru
     switch (st->kind) {
       case NF_STMT_LOG: nf_log(s, st, rule); break;
       case NF_STMT_SET_MARK: s->p.mark = (s->p.mark & ~st->mask) ^ st->value; break;
-      case NF_STMT_SET_CTMARK: s->ctmark = (s->ctmark & ~st->mask) ^ st->value; break;
-      case NF_STMT_SAVE_MARK: s->ctmark = (s->ctmark & ~st->mask) | (s->p.mark & st->mask); break;
-      case NF_STMT_RESTORE_MARK: s->p.mark = (s->p.mark & ~st->mask) | (s->ctmark & st->mask); break;
+      /* xt_CONNMARK does nothing to a packet without a connection. */
+      case NF_STMT_SET_CTMARK:
+        if (s->has_ct) s->ctmark = (s->ctmark & ~st->mask) ^ st->value;
+        break;
+      case NF_STMT_SAVE_MARK:
+        if (s->has_ct) s->ctmark = (s->ctmark & ~st->mask) | (s->p.mark & st->mask);
+        break;
+      case NF_STMT_RESTORE_MARK:
+        if (s->has_ct) s->p.mark = (s->p.mark & ~st->mask) | (s->ctmark & st->mask);
+        break;
       case NF_STMT_NOTRACK: s->notrack = 1; break;
     }
   }

@@ -131,6 +131,9 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt *p, __u64 now, struct n
     if (p->icmp_err) {
       struct nf_ct_key k;
       int inner_is_a;
+      /* nf_conntrack_inet_error(): the error must go to the host that sent
+       * the quoted packet, otherwise it is INVALID. */
+      if (nf_addr_cmp(p->daddr, p->in_saddr) != 0) return 0;
       if (p->in_proto == IPPROTO_ICMP || p->in_proto == IPPROTO_ICMPV6) {
         /* A quoted echo request: keyed from its sender, like the flow. */
         __builtin_memset(&k, 0, sizeof(k));
@@ -268,6 +271,15 @@ static __always_inline void nf_ct_finish(struct nf_ct_res *r, __u64 now, int acc
   v.mark = ctmark;
   v.expires_ns = now + nf_ct_timeout(r, 0);
   bpf_map_update_elem(&nf_ct, &r->key, &v, BPF_ANY);
+}
+
+/* Both keys live in 4-byte aligned storage (nf_ct_res, nf_scratch). */
+static __always_inline int nf_ct_key_eq(const struct nf_ct_key *x, const struct nf_ct_key *y) {
+  const __u32 *a = (const __u32 *)x, *b = (const __u32 *)y;
+#pragma unroll
+  for (int i = 0; i < (int)(sizeof(struct nf_ct_key) / 4); i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
 }
 
 #endif

@@ -173,8 +173,10 @@ struct nf_scratch {
   __u32 ctmark;
   __u8 notrack;
   __u8 hook;
-  __u8 pad[2];
+  __u8 has_ct;        /* the packet has a connection (conntrack/connmark work) */
+  __u8 pending;       /* ingress: pending_key was created for a forwarded packet */
   __u64 generation;
+  struct nf_ct_key pending_key;
 };
 
 struct {

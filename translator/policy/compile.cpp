@@ -172,6 +172,7 @@ class Compiler {
   std::unordered_map<std::string, uint32_t> prefix_ids_;
   bool failed_ = false;
   uint32_t table_index_ = 0;  // table of the rule being lowered (for set names)
+  bool ip6_stage_ = false;    // the rule being lowered is in an ip6 (ip6tables) stage
 };
 
 uint32_t Compiler::prefix_id(const std::string& p) {
@@ -374,6 +375,34 @@ void Compiler::add_match(const Match& m, std::vector<Box>& boxes, nf2bpf_rule& d
     alternatives({orig, repl});
     return;
   }
+  if ((m.field == Field::SrcAddrType || m.field == Field::DstAddrType) && ip6_stage_ &&
+      m.cap.rfind("-m addrtype", 0) == 0) {
+    // ip6tables' addrtype (xt_addrtype match_type6) is not IPv4's "the
+    // address's one type is in the list": every listed condition must hold,
+    // and a local address is UNICAST as well as LOCAL. The classifier sees
+    // the address's one type from the host table; list the types for which
+    // the kernel's test holds.
+    uint32_t mask = 0;
+    for (const auto& iv : vals.intervals())
+      for (u128 v = iv.lo; v <= iv.hi && v <= 4095; ++v) mask |= (uint32_t)v;
+    auto holds = [mask](uint32_t type) {
+      bool multicast = type == kAddrMulticast, any = type == kAddrUnspec;
+      bool unicast = type == kAddrUnicast || type == kAddrLocal;
+      uint32_t route = type == kAddrLocal ? (uint32_t)kAddrLocal : 0;  // match_lookup_rt6
+      if ((mask & kAddrMulticast) && !multicast) return false;
+      if ((mask & kAddrUnicast) && !unicast) return false;
+      if ((mask & kAddrUnspec) && !any) return false;
+      uint32_t by_route = kAddrLocal | kAddrAnycast | kAddrUnreachable;
+      if (mask & by_route) return (mask & by_route & route) != 0;
+      return true;
+    };
+    IntervalSet types;
+    for (uint32_t t = 0; t <= 4095; ++t)
+      if (holds(t)) types.add(t, t);
+    auto [slot, s] = slot_set(m.field, types, m.negated);
+    constrain_all(slot, s);
+    return;
+  }
   if (m.field == Field::SrcMac) {
     if (vals.intervals().size() != 1 || vals.intervals()[0].lo != vals.intervals()[0].hi || (desc.residual & NF_RES_MAC)) {
       fail("only one single-address MAC test per rule is supported");
@@ -389,11 +418,16 @@ void Compiler::add_match(const Match& m, std::vector<Box>& boxes, nf2bpf_rule& d
     return;
   }
   constrain_all(slot, s);
+  // The connection's protocol: a packet without a connection (INVALID,
+  // UNTRACKED, or before conntrack) has none, so it matches neither the
+  // protocol nor its negation. Those packets are the ones with no direction.
+  if (m.field == Field::CtL4Proto) constrain_all(NF_SLOT_CTDIR, IntervalSet::range(0, 1));
 }
 
 bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   const Rule& src = source(f.origin);
   table_index_ = f.origin.table;
+  ip6_stage_ = dl.family == Family::Ip6;
   out.boxes = {Box{}};
   bool ok = true;
   nf2bpf_rule& d = out.desc;

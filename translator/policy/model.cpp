@@ -148,7 +148,8 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
   auto test = [](bool eq, bool neg) { return eq != neg; };
   if ((res & NF_RES_MARK) && !test((w.p.mark & r.mark_mask) == r.mark_value, res & NF_RES_MARK_NEG)) return false;
   if ((res & NF_RES_MARK2) && !test((w.p.mark & r.mark2_mask) == r.mark2_value, res & NF_RES_MARK2_NEG)) return false;
-  if ((res & NF_RES_CTMARK) && !test((w.ctmark & r.ctmark_mask) == r.ctmark_value, res & NF_RES_CTMARK_NEG)) return false;
+  if ((res & NF_RES_CTMARK) && (!w.has_ct || !test((w.ctmark & r.ctmark_mask) == r.ctmark_value, res & NF_RES_CTMARK_NEG)))
+    return false;
   if ((res & NF_RES_MAC) && !test(w.p.has_l2 && w.p.src_mac == r.mac, res & NF_RES_MAC_NEG)) return false;
   if (res & NF_RES_RANDOM) {
     w.indeterminate = true;
@@ -178,9 +179,15 @@ void Model::statements(Work& w, const nf2bpf_rule& r) {
     const nf2bpf_stmt& st = pol_.stmts[r.stmt_first + i];
     switch (st.kind) {
       case NF_STMT_SET_MARK: w.p.mark = (w.p.mark & ~st.mask) ^ st.value; break;
-      case NF_STMT_SET_CTMARK: w.ctmark = (w.ctmark & ~st.mask) ^ st.value; break;
-      case NF_STMT_SAVE_MARK: w.ctmark = (w.ctmark & ~st.mask) | (w.p.mark & st.mask); break;
-      case NF_STMT_RESTORE_MARK: w.p.mark = (w.p.mark & ~st.mask) | (w.ctmark & st.mask); break;
+      case NF_STMT_SET_CTMARK:
+        if (w.has_ct) w.ctmark = (w.ctmark & ~st.mask) ^ st.value;
+        break;
+      case NF_STMT_SAVE_MARK:
+        if (w.has_ct) w.ctmark = (w.ctmark & ~st.mask) | (w.p.mark & st.mask);
+        break;
+      case NF_STMT_RESTORE_MARK:
+        if (w.has_ct) w.p.mark = (w.p.mark & ~st.mask) | (w.ctmark & st.mask);
+        break;
       case NF_STMT_NOTRACK: w.notrack = true; break;
       default: break;
     }
@@ -279,6 +286,7 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
     if (err) {
       if (!p.inner) return;
       const auto& in = *p.inner;
+      if (p.daddr != in.saddr) return;  // sent to someone else than the quoted sender: INVALID
       CtKey k;
       bool inner_is_a;
       if (in.l4proto == 1 || in.l4proto == 58) {
@@ -420,6 +428,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
       ct_lookup(w.p, now_ns, ct);
       if (confirm) ct_update(ct, now_ns);
       w.ctmark = ct.ctmark;
+      w.has_ct = (ct.state & (kCtNew | kCtEstablished | kCtRelated)) != 0;
     } else {
       ct.state = kCtUntracked;
       ct.dir = 2;
@@ -432,10 +441,23 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
         w.p.oif = oif;
         if (cfg.slots_used & (1u << NF_SLOT_OIF)) w.cls[NF_SLOT_OIF] = pol_.iface_class(1, w.p.oif);
       }
+      if (second == NF_HOOK_FORWARD) {  // as the BPF program: the forwarding path's TTL decrement
+        if (w.p.ttl) --w.p.ttl;
+        classify(w, cfg.slots_used & (1u << NF_SLOT_TTL), ct.state, ct.dir);
+      }
       verdict = run_hook(w, second, 3, d);
     }
   }
   if (cfg.ct_needed && confirm && !w.notrack) ct_finish(ct, now_ns, verdict == NF_ACT_ACCEPT, w.ctmark);
+  // As the BPF programs: a forwarded packet's new connection, created when
+  // FORWARD accepted it, goes away when POSTROUTING drops the packet.
+  if (path != Path::Output && path != Path::PostForward) {
+    pending_ = cfg.ct_needed && !w.notrack && path == Path::Forward && verdict == NF_ACT_ACCEPT && ct.track && !ct.exists;
+    if (pending_) pending_key_ = ct.key;
+  } else if (path == Path::PostForward && pending_) {
+    if (verdict != NF_ACT_ACCEPT && ct.key.bytes == pending_key_.bytes) ct_.erase(pending_key_);
+    pending_ = false;
+  }
   d.action = verdict;
   d.mark = w.p.mark;
   d.indeterminate = w.indeterminate;

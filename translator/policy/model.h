@@ -80,6 +80,7 @@ class Model {
     std::array<uint32_t, 32> cls{};
     uint32_t ctmark = 0;
     bool notrack = false;
+    bool has_ct = false;  // the packet has a connection (s->has_ct)
     bool indeterminate = false;
     uint32_t iif_class = 0, oif_class = 0;
   };
@@ -105,6 +106,10 @@ class Model {
   std::array<std::map<uint8_t, std::unordered_map<ir::u128, uint32_t, U128Hash>, std::greater<uint8_t>>, 2> lpm_;
   std::unordered_map<nf2bpf_entry_key, nf2bpf_entry_val, EntryKeyHash, EntryKeyEq> entries_;
   std::map<CtKey, CtVal> ct_;
+  // A forwarded packet's connection created at ingress, until its egress run
+  // (nf_scratch.pending / pending_key).
+  bool pending_ = false;
+  CtKey pending_key_;
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
   uint64_t now_ = 0;

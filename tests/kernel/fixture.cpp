@@ -1,0 +1,396 @@
+#include "tests/kernel/fixture.h"
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <time.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "loader/dataplane.h"
+#include "loader/host.h"
+#include "tests/kernel/topology.h"
+#include "translator/frontend/ipset/ipset_save.h"
+#include "translator/policy/compile.h"
+#include "translator/policy/model.h"
+#include "verify/parse.h"
+
+namespace nf2bpf::ktest {
+
+// ---- packets ----------------------------------------------------------------
+
+namespace {
+
+ir::u128 address(const std::string& s) {
+  bool v6 = s.find(':') != std::string::npos;
+  auto a = ir::parse_addr(s, v6 ? ir::AddrFamily::V6 : ir::AddrFamily::V4);
+  if (!a) throw std::invalid_argument("bad address in a packet case: " + s);
+  return *a;
+}
+
+Pkt ip_packet(const std::string& src, const std::string& dst, uint8_t proto) {
+  Pkt p;
+  p.ip.family = src.find(':') != std::string::npos ? 6 : 4;
+  p.ip.saddr = address(src);
+  p.ip.daddr = address(dst);
+  p.ip.proto = proto;
+  p.ip.tcp_flags = 0;
+  return p;
+}
+
+Pkt ported(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport, uint8_t proto) {
+  Pkt p = ip_packet(src, dst, proto);
+  p.ip.sport = sport;
+  p.ip.dport = dport;
+  return p;
+}
+
+}  // namespace
+
+Pkt tcp(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport, uint8_t flags) {
+  Pkt p = ported(src, sport, dst, dport, 6);
+  p.ip.tcp_flags = flags;
+  return p;
+}
+Pkt udp(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport) {
+  return ported(src, sport, dst, dport, 17);
+}
+Pkt udplite(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport) {
+  return ported(src, sport, dst, dport, 136);
+}
+Pkt sctp(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport) {
+  return ported(src, sport, dst, dport, 132);
+}
+Pkt icmp(const std::string& src, const std::string& dst, uint8_t type, uint8_t code, uint16_t id) {
+  Pkt p = ip_packet(src, dst, src.find(':') != std::string::npos ? 58 : 1);
+  p.ip.icmp_type = type;
+  p.ip.icmp_code = code;
+  p.ip.icmp_id = id;
+  return p;
+}
+Pkt icmp_error(const std::string& src, const std::string& dst, uint8_t type, uint8_t code, const Pkt& quoted) {
+  Pkt p = icmp(src, dst, type, code, 0);
+  p.ip.quote = verify::build_ip(quoted.ip);
+  return p;
+}
+Pkt raw(const std::string& src, const std::string& dst, uint8_t proto) {
+  Pkt p = ip_packet(src, dst, proto);
+  p.payload(8);
+  return p;
+}
+
+Step in(const std::string& iif, Pkt p, V expect) {
+  Step s;
+  s.hook = Hook::In, s.iif = iif, s.pkt = std::move(p), s.expect = expect;
+  return s;
+}
+Step fwd(const std::string& iif, const std::string& oif, Pkt p, V expect) {
+  Step s;
+  s.hook = Hook::Fwd, s.iif = iif, s.oif = oif, s.pkt = std::move(p), s.expect = expect;
+  return s;
+}
+Step out(const std::string& oif, Pkt p, V expect) {
+  Step s;
+  s.hook = Hook::Out, s.oif = oif, s.pkt = std::move(p), s.expect = expect;
+  return s;
+}
+
+// ---- compiling ----------------------------------------------------------------
+
+struct Compiled {
+  Translation tr;
+  policy::Policy pol;
+};
+
+const Translation& translation(const Compiled& c) { return c.tr; }
+
+std::shared_ptr<Compiled> compile_case(const Case& c, std::string& errors) {
+  auto out = std::make_shared<Compiled>();
+  diag::Diagnostics set_diags, compile_diags;
+  std::vector<ir::Set> sets;
+  if (!c.ipsets.empty()) sets = frontend::parse_ipset_save({"ipsets.save", c.ipsets}, set_diags);
+  TranslateOptions opt;
+  opt.from = c.from;
+  out->tr = translate_source({c.from == "ip6tables" ? "rules.v6" : "rules.v4", c.rules}, opt, sets);
+  if (!out->tr.diags.has_errors() && !set_diags.has_errors()) out->pol = policy::compile(out->tr, compile_diags);
+  for (const auto* d : {&set_diags, &out->tr.diags, &compile_diags})
+    for (const auto& x : d->all())
+      if (x.severity == diag::Severity::Error) errors += diag::render(x) + "\n";
+  return out;
+}
+
+std::set<std::string> used_capabilities(const Translation& tr) {
+  std::set<std::string> u;
+  for (const auto& t : tr.ruleset.tables) {
+    u.insert("*" + t.name);
+    for (const auto& ch : t.chains)
+      for (const auto& r : ch.rules) {
+        for (const auto& m : r.matches)
+          if (!m.cap.empty()) u.insert(m.cap);
+        for (const auto& s : r.statements)
+          if (!s.cap.empty()) u.insert(s.cap);
+        if (!r.verdict.cap.empty()) u.insert(r.verdict.cap);
+        if (!r.comment.empty()) u.insert("-m comment --comment");
+        if (r.counters) u.insert("-c");
+      }
+  }
+  return u;
+}
+
+// ---- the kernel side ------------------------------------------------------------
+
+namespace {
+
+struct Env {
+  std::unique_ptr<loader::Dataplane> dp;
+  std::vector<loader::Interface> ifaces;
+  std::vector<loader::AddrTypeEntry> addrtypes;
+  std::string error;
+
+  uint32_t ifindex(const std::string& name) const {
+    for (const auto& i : ifaces)
+      if (i.name == name) return i.ifindex;
+    return 0;
+  }
+};
+
+std::unique_ptr<loader::Dataplane>& given_dataplane() {
+  static std::unique_ptr<loader::Dataplane> dp;
+  return dp;
+}
+
+// One private dataplane for the whole run: every case installs its policy as
+// the next generation and starts from an empty connection tracker.
+Env& env() {
+  static Env e = [] {
+    Env x;
+    if (given_dataplane()) {
+      x.dp = std::move(given_dataplane());
+    } else {
+      auto dp = loader::Dataplane::create("");
+      if (!dp) {
+        x.error = "create a private dataplane: " + dp.error().message();
+        return x;
+      }
+      x.dp = std::move(*dp);
+    }
+    auto ifs = loader::list_interfaces();
+    auto types = loader::address_types();
+    if (!ifs || !types) {
+      x.error = "read the test namespace: " + (!ifs ? ifs.error() : types.error()).message();
+      return x;
+    }
+    x.ifaces = std::move(*ifs);
+    x.addrtypes = std::move(*types);
+    return x;
+  }();
+  return e;
+}
+
+uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+std::vector<uint8_t> frame_of(const Pkt& p, const Device& dev) {
+  uint64_t dst = dev.mac;
+  if (p.l2 == Pkt::L2::Broadcast) {
+    dst = 0xffffffffffffULL;
+  } else if (p.l2 == Pkt::L2::Multicast) {
+    dst = p.ip.family == 4 ? 0x01005e000000ULL | (uint64_t)(p.ip.daddr & 0x7fffff)
+                           : 0x333300000000ULL | (uint64_t)(p.ip.daddr & 0xffffffff);
+  }
+  return verify::wrap_ethernet(verify::build_ip(p.ip), p.src_mac, dst);
+}
+
+const char* name(V v) { return v == ACCEPT ? "ACCEPT" : "DROP"; }
+
+std::string hex(uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "0x%x", v);
+  return b;
+}
+
+struct Side {
+  bool ran = false;
+  V verdict = ACCEPT;
+  uint32_t mark = 0;
+  std::string error;
+};
+
+Side bpf_run(Env& e, loader::Prog prog, const std::vector<uint8_t>& frame, uint32_t ifindex, uint32_t ingress_ifindex,
+             uint32_t mark) {
+  Side s;
+  s.ran = true;
+  auto r = e.dp->test_run(prog, frame, loader::TestCtx{ifindex, ingress_ifindex, mark});
+  if (!r) {
+    s.error = r.error().message();
+    return s;
+  }
+  if (r->retval == TC_ACT_OK) s.verdict = ACCEPT;
+  else if (r->retval == TC_ACT_SHOT) s.verdict = DROP;
+  else s.error = "unexpected TC return value " + std::to_string(r->retval);
+  s.mark = r->mark;
+  return s;
+}
+
+std::string describe(const policy::Policy& pol, const policy::Decision& d) {
+  if (d.stage == UINT32_MAX) return "no chain on this path";
+  if (d.by_policy) {
+    const auto& o = pol.stage_origins.at(d.stage);
+    return "the policy of " + o.table + "/" + o.chain;
+  }
+  const auto& o = pol.origins.at(d.rule);
+  return o.location + ": " + o.text + "  (" + o.table + "/" + o.chain + ")";
+}
+
+// The 1-based line of the one rule in `rules` containing `text`, 0 when
+// there is none, -1 when there are several.
+int line_of(const std::string& rules, const std::string& text) {
+  std::istringstream in(rules);
+  std::string line;
+  int n = 0, found = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    bool rule = line.find("-A ") != std::string::npos;  // "-A ..." or "[p:b] -A ..."
+    if (rule && line.find(text) != std::string::npos) found = found ? -1 : n;
+  }
+  return found;
+}
+
+const char* hook_name(Hook h) { return h == Hook::In ? "in" : h == Hook::Fwd ? "fwd" : "out"; }
+
+}  // namespace
+
+void use_dataplane(std::unique_ptr<loader::Dataplane> dp) { given_dataplane() = std::move(dp); }
+
+CaseReport run_case(const Case& c) {
+  CaseReport rep;
+  Env& e = env();
+  if (!e.error.empty()) {
+    rep.failures.push_back(e.error);
+    return rep;
+  }
+  std::string errors;
+  auto comp = compile_case(c, errors);
+  if (!errors.empty()) {
+    rep.failures.push_back("the ruleset does not translate and compile cleanly:\n" + errors);
+    return rep;
+  }
+  const policy::Policy& pol = comp->pol;
+  if (auto g = e.dp->install(pol, e.ifaces, e.addrtypes, {{"source", c.name}}); !g) {
+    rep.failures.push_back("install the policy: " + g.error().message());
+    return rep;
+  }
+  if (auto r = e.dp->flush_conntrack(); !r) {
+    rep.failures.push_back("flush the connection tracker: " + r.error().message());
+    return rep;
+  }
+  policy::ModelEnv menv;
+  menv.addrtype = [&e](const ir::u128& a) { return loader::addrtype_of(e.addrtypes, a); };
+  policy::Model model(pol, menv);
+
+  for (size_t i = 0; i < c.steps.size(); ++i) {
+    const Step& s = c.steps[i];
+    ++rep.packets;
+    std::ostringstream head;
+    head << "step " << (i + 1) << "/" << c.steps.size() << " " << hook_name(s.hook);
+    if (!s.iif.empty()) head << " iif " << s.iif;
+    if (!s.oif.empty()) head << " oif " << s.oif;
+    std::vector<std::string> problems;
+
+    const Device* idev = s.iif.empty() ? nullptr : device(s.iif);
+    const Device* odev = s.oif.empty() ? nullptr : device(s.oif);
+    if ((s.hook != Hook::Out && !idev) || (s.hook != Hook::In && !odev)) {
+      rep.failures.push_back(head.str() + ": the step names a device the test namespace does not have");
+      continue;
+    }
+    auto frame = frame_of(s.pkt, s.hook == Hook::Out ? *odev : *idev);
+    verify::Captured cap;
+    if (auto err = verify::decode_frame(verify::kDltEthernet, frame.data(), frame.size(), cap); !err.empty()) {
+      rep.failures.push_back(head.str() + ": the test frame does not decode: " + err);
+      continue;
+    }
+    pkt::Packet mp = cap.packet;
+    mp.iif = s.iif;
+    mp.oif = s.oif;
+    mp.mark = s.mark_in;
+    head << ": " << verify::format_tuple(mp);
+    if (s.mark_in) head << " mark " << hex(s.mark_in);
+
+    Side bpf, bpf2, mod, mod2;
+    policy::Decision d1, d2;
+    uint32_t iif = s.iif.empty() ? 0 : e.ifindex(s.iif), oif = s.oif.empty() ? 0 : e.ifindex(s.oif);
+    if (s.hook == Hook::Out) {
+      bpf = bpf_run(e, loader::Prog::Egress, frame, oif, 0, s.mark_in);
+      d1 = model.decide(mp, policy::Path::Output, now_ns());
+    } else {
+      // XDP runs first on a real device; it may only drop what netfilter drops.
+      auto x = e.dp->test_run(loader::Prog::Xdp, frame, loader::TestCtx{iif, 0, 0});
+      if (!x) problems.push_back("XDP test run failed: " + x.error().message());
+      else if (x->retval == XDP_DROP && s.expect == ACCEPT) problems.push_back("XDP dropped a packet netfilter accepts");
+      bpf = bpf_run(e, loader::Prog::Ingress, frame, iif, iif, s.mark_in);
+      d1 = model.decide(mp, s.hook == Hook::In ? policy::Path::Input : policy::Path::Forward, now_ns());
+    }
+    mod.ran = true;
+    mod.verdict = d1.action == NF_ACT_ACCEPT ? ACCEPT : DROP;
+    mod.mark = d1.mark;
+    if (s.hook == Hook::Fwd) {
+      // The routed packet leaves through oif one hop later: TTL decremented.
+      Pkt routed = s.pkt;
+      if (routed.ip.ttl) --routed.ip.ttl;
+      routed.l2 = Pkt::L2::Host;
+      auto frame2 = frame_of(routed, *odev);
+      if (bpf.ran && bpf.error.empty() && bpf.verdict == ACCEPT)
+        bpf2 = bpf_run(e, loader::Prog::Egress, frame2, oif, iif, bpf.mark);
+      if (mod.verdict == ACCEPT) {
+        verify::Captured cap2;
+        verify::decode_frame(verify::kDltEthernet, frame2.data(), frame2.size(), cap2);
+        pkt::Packet mp2 = cap2.packet;
+        mp2.iif = s.iif;
+        mp2.oif = s.oif;
+        mp2.mark = d1.mark;
+        d2 = model.decide(mp2, policy::Path::PostForward, now_ns());
+        mod2.ran = true;
+        mod2.verdict = d2.action == NF_ACT_ACCEPT ? ACCEPT : DROP;
+        mod2.mark = d2.mark;
+      }
+    }
+    // Final outcome of each side.
+    auto final_of = [](const Side& a, const Side& b) { return b.ran ? b : a; };
+    Side fb = final_of(bpf, bpf2), fm = final_of(mod, mod2);
+    const policy::Decision& decider = (mod2.ran && mod2.verdict == DROP) ? d2 : d1;
+
+    if (!bpf.error.empty()) problems.push_back("BPF test run failed: " + bpf.error);
+    if (!bpf2.error.empty()) problems.push_back("BPF egress test run failed: " + bpf2.error);
+    if (bpf.error.empty() && bpf2.error.empty()) {
+      if (fb.verdict != s.expect || fm.verdict != fb.verdict)
+        problems.push_back(std::string("expected ") + name(s.expect) + ", BPF " + name(fb.verdict) +
+                           (bpf2.ran ? " (ingress ACCEPT, egress " + std::string(name(bpf2.verdict)) + ")" : "") +
+                           ", model " + name(fm.verdict));
+      if (fb.verdict == ACCEPT && fm.verdict == ACCEPT && fb.mark != fm.mark)
+        problems.push_back("skb mark: BPF " + hex(fb.mark) + ", model " + hex(fm.mark));
+      if (s.mark_out && fb.verdict == ACCEPT && fb.mark != *s.mark_out)
+        problems.push_back("skb mark: expected " + hex(*s.mark_out) + ", BPF " + hex(fb.mark));
+    }
+    if (!s.by.empty()) {
+      int line = line_of(c.rules, s.by);
+      if (line <= 0)
+        problems.push_back("the step's rule \"" + s.by + "\" is " + (line ? "not unique" : "not") + " in the ruleset");
+      else if (decider.by_policy || decider.rule >= pol.origins.size() ||
+               (int)pol.origins[decider.rule].source_line != line)
+        problems.push_back("expected the rule on line " + std::to_string(line) + " (\"" + s.by + "\") to decide");
+    }
+    if (s.by_policy && !decider.by_policy) problems.push_back("expected the chain policy to decide");
+    if (!problems.empty()) {
+      std::string msg = "case \"" + c.name + "\", " + head.str();
+      for (const auto& p : problems) msg += "\n    " + p;
+      msg += "\n    model's deciding rule: " + describe(pol, decider);
+      rep.failures.push_back(msg);
+    }
+  }
+  return rep;
+}
+
+}  // namespace nf2bpf::ktest
