@@ -75,8 +75,6 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
         if (table_cap && table_cap->fidelity != Fidelity::Exact)
           found.push_back({table_cap->fidelity, ipt ? "table " + table.name : std::string(table_cap->name),
                            std::string(table_cap->why), rule.loc});
-        if (nat_cap && in_nat[c] && nat_cap->fidelity != Fidelity::Exact)
-          found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         for (const auto& m : rule.matches) {
           check(m.cap, m.loc);
           if (auto* ref = std::get_if<SetRef>(&m.value)) {
@@ -100,6 +98,10 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
           if (const Set* m = rs.find_set(table, rule.vmap->name))
             for (const auto& e : m->elements)
               if (e.verdict) check(e.verdict->cap, rule.verdict.loc);
+        // Said once: a rule with its own unsupported part needs no second reason.
+        if (nat_cap && in_nat[c] && nat_cap->fidelity != Fidelity::Exact &&
+            std::none_of(found.begin(), found.end(), [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; }))
+          found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         // A multiport/list with overlapping elements on a non-terminal rule
         // would be several iptables rules hitting twice; rare, noted.
 

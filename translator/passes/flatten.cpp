@@ -1,8 +1,6 @@
 #include "translator/passes/flatten.h"
 
 #include <algorithm>
-#include <map>
-#include <set>
 #include <string_view>
 #include <unordered_map>
 
@@ -27,9 +25,9 @@ class Flattener {
   };
 
   void inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path, size_t return_region);
-  void emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const Verdict& v,
-                 std::vector<RuleRef>& path, size_t return_region, bool with_statements);
-  FlatRule& push(std::vector<Match> m, const RuleRef& origin, const std::vector<RuleRef>& path);
+  void emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const std::vector<Match>& own,
+                 const Verdict& v, std::vector<RuleRef>& path, size_t return_region, bool with_statements);
+  FlatRule& push(const std::vector<Match>& own, const RuleRef& origin, const std::vector<RuleRef>& path);
   void close_region(size_t region, size_t target);
   bool find_loops(uint32_t t);
 
@@ -39,9 +37,10 @@ class Flattener {
   DecisionList* list_ = nullptr;
   std::vector<Region> regions_;
   bool overflow_ = false;
-  std::set<std::pair<uint32_t, uint32_t>> reached_chains_;
-  // The matches of every jump leading to the rule being emitted, then the
-  // rule's own: one stack, so nesting costs O(depth) memory, not O(depth^2).
+  std::vector<std::vector<bool>> reached_chains_;  // [table][chain]
+  // The matches of every jump leading to the chain being inlined: one stack,
+  // so nesting costs O(depth) memory, not O(depth^2), and each flat rule is
+  // built with one copy of prefix + own matches.
   std::vector<Match> prefix_;
   // Chain index by name, per table: jumps are resolved in O(1), not by a scan
   // (kube-proxy nodes have tens of thousands of chains).
@@ -53,10 +52,12 @@ class Flattener {
   }
 };
 
-FlatRule& Flattener::push(std::vector<Match> m, const RuleRef& origin, const std::vector<RuleRef>& path) {
+FlatRule& Flattener::push(const std::vector<Match>& own, const RuleRef& origin, const std::vector<RuleRef>& path) {
   list_->rules.emplace_back();
   FlatRule& f = list_->rules.back();
-  f.matches = std::move(m);
+  f.matches.reserve(prefix_.size() + own.size());
+  f.matches.insert(f.matches.end(), prefix_.begin(), prefix_.end());
+  f.matches.insert(f.matches.end(), own.begin(), own.end());
   f.origin = origin;
   f.path = path;
   return f;
@@ -67,8 +68,9 @@ void Flattener::close_region(size_t region, size_t target) {
   regions_[region].fixups.clear();
 }
 
-void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const Verdict& v,
-                          std::vector<RuleRef>& path, size_t return_region, bool with_statements) {
+void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const std::vector<Match>& own,
+                          const Verdict& v, std::vector<RuleRef>& path, size_t return_region,
+                          bool with_statements) {
   RuleRef ref{t, c, r};
   if (list_->rules.size() >= opt_.max_flat_rules) {
     if (!overflow_)
@@ -83,7 +85,7 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
     case VerdictKind::Reject:
     case VerdictKind::Queue:
     case VerdictKind::Continue: {
-      auto& f = push(prefix_, ref, path);
+      auto& f = push(own, ref, path);
       if (with_statements) f.statements = rule.statements;
       f.action = v.kind == VerdictKind::Accept   ? FlatAction::Accept
                  : v.kind == VerdictKind::Drop   ? FlatAction::Drop
@@ -94,7 +96,7 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
       break;
     }
     case VerdictKind::Return: {
-      auto& f = push(prefix_, ref, path);
+      auto& f = push(own, ref, path);
       if (with_statements) f.statements = rule.statements;
       f.action = FlatAction::Skip;
       regions_[return_region].fixups.push_back(list_->rules.size() - 1);
@@ -106,11 +108,13 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
       if (!target) break;  // reported by the front-end
       uint32_t tc = *target;
       if (with_statements && !rule.statements.empty()) {
-        auto& f = push(prefix_, ref, path);
+        auto& f = push(own, ref, path);
         f.statements = rule.statements;
         f.action = FlatAction::Continue;
       }
       path.push_back(ref);
+      size_t mark = prefix_.size();
+      prefix_.insert(prefix_.end(), own.begin(), own.end());
       if (v.kind == VerdictKind::Jump) {
         regions_.emplace_back();
         size_t region = regions_.size() - 1;
@@ -119,10 +123,12 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
       } else {
         // goto: the target returns to where the current chain returns.
         inline_chain(t, tc, path, return_region);
-        auto& f = push(prefix_, ref, std::vector<RuleRef>(path.begin(), path.end() - 1));
+        prefix_.resize(mark);
+        auto& f = push(own, ref, std::vector<RuleRef>(path.begin(), path.end() - 1));
         f.action = FlatAction::Skip;
         regions_[return_region].fixups.push_back(list_->rules.size() - 1);
       }
+      prefix_.resize(mark);
       path.pop_back();
       break;
     }
@@ -132,40 +138,35 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
 void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path, size_t return_region) {
   const Table& table = rs_.tables[t];
   const Chain& chain = table.chains[c];
-  reached_chains_.insert({t, c});
+  reached_chains_[t][c] = true;
   for (uint32_t r = 0; r < chain.rules.size() && !overflow_; ++r) {
     const Rule& rule = chain.rules[r];
-    size_t mark = prefix_.size();
-    prefix_.insert(prefix_.end(), rule.matches.begin(), rule.matches.end());
     if (!rule.vmap) {
-      emit_rule(t, c, r, rule, rule.verdict, path, return_region, true);
-      prefix_.resize(mark);
+      emit_rule(t, c, r, rule, rule.matches, rule.verdict, path, return_region, true);
       continue;
     }
     // Verdict map: statements run once, then one entry per element. Elements
     // never overlap, so trying them in order equals one lookup.
     if (!rule.statements.empty()) {
-      auto& f = push(prefix_, RuleRef{t, c, r}, path);
+      auto& f = push(rule.matches, RuleRef{t, c, r}, path);
       f.statements = rule.statements;
       f.action = FlatAction::Continue;
     }
-    if (const Set* map = rs_.find_set(table, rule.vmap->name)) {  // else reported by the front-end
-      for (const auto& e : map->elements) {
-        if (!e.verdict) continue;
-        size_t rule_end = prefix_.size();
-        for (size_t k = 0; k < e.key.size() && k < rule.vmap->key.size(); ++k) {
-          Match m;
-          m.field = rule.vmap->key[k];
-          m.value = e.key[k];
-          m.cap = "vmap";
-          m.loc = e.loc;
-          prefix_.push_back(std::move(m));
-        }
-        emit_rule(t, c, r, rule, *e.verdict, path, return_region, false);
-        prefix_.resize(rule_end);
+    const Set* map = rs_.find_set(table, rule.vmap->name);
+    if (!map) continue;  // reported by the front-end
+    for (const auto& e : map->elements) {
+      if (!e.verdict) continue;
+      auto em = rule.matches;
+      for (size_t k = 0; k < e.key.size() && k < rule.vmap->key.size(); ++k) {
+        Match m;
+        m.field = rule.vmap->key[k];
+        m.value = e.key[k];
+        m.cap = "vmap";
+        m.loc = e.loc;
+        em.push_back(std::move(m));
       }
+      emit_rule(t, c, r, rule, em, *e.verdict, path, return_region, false);
     }
-    prefix_.resize(mark);
   }
 }
 
@@ -236,6 +237,8 @@ bool Flattener::find_loops(uint32_t t) {
 Pipeline Flattener::run() {
   Pipeline p;
   chain_index_.resize(rs_.tables.size());
+  reached_chains_.resize(rs_.tables.size());
+  for (uint32_t t = 0; t < rs_.tables.size(); ++t) reached_chains_[t].assign(rs_.tables[t].chains.size(), false);
   for (uint32_t t = 0; t < rs_.tables.size(); ++t)
     for (uint32_t c = 0; c < rs_.tables[t].chains.size(); ++c)
       chain_index_[t].emplace(rs_.tables[t].chains[c].name, c);  // first of a duplicated name, like find_chain
@@ -278,7 +281,7 @@ Pipeline Flattener::run() {
     const Table& table = rs_.tables[t];
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
-      if (!chain.base && !reached_chains_.count({t, c}))
+      if (!chain.base && !reached_chains_[t][c])
         diag_.warning(chain.loc, "chain '" + chain.name + "' in table '" + table.name +
                                      "' is never jumped to; its " + std::to_string(chain.rules.size()) +
                                      " rules affect no packet");
@@ -287,7 +290,17 @@ Pipeline Flattener::run() {
 
   // Rules after an unconditional terminal rule of the same region are dead.
   // Reported once per source rule, and only when every copy of it is dead.
-  std::map<RuleRef, std::pair<bool, RuleRef>> reach;  // origin -> (some copy reachable, blocker)
+  // Per source rule: 0 no copy emitted, 1 every copy so far unreached, 2 some copy reached.
+  std::vector<std::vector<std::vector<uint8_t>>> seen(rs_.tables.size());
+  std::vector<std::vector<std::vector<RuleRef>>> blocked_by(rs_.tables.size());
+  for (uint32_t t = 0; t < rs_.tables.size(); ++t) {
+    seen[t].resize(rs_.tables[t].chains.size());
+    blocked_by[t].resize(rs_.tables[t].chains.size());
+    for (uint32_t c = 0; c < rs_.tables[t].chains.size(); ++c) {
+      seen[t][c].assign(rs_.tables[t].chains[c].rules.size(), 0);
+      blocked_by[t][c].resize(rs_.tables[t].chains[c].rules.size());
+    }
+  }
   // A rule is reached by falling through from a reached rule that does not
   // decide every packet, or as the target of a reached skip (RETURN, the end
   // of a goto'd chain): a conditional RETURN before an unconditional DROP in a
@@ -299,22 +312,25 @@ Pipeline Flattener::run() {
     for (size_t i = 0; i < s.rules.size(); ++i) {
       const FlatRule& f = s.rules[i];
       bool reached = live || skip_target[i];
-      auto& e = reach[f.origin];
-      if (reached) e.first = true;
-      else if (!e.first) e.second = blocker;
+      uint8_t& e = seen[f.origin.table][f.origin.chain][f.origin.rule];
+      if (reached) e = 2;
+      else if (e == 0) e = 1, blocked_by[f.origin.table][f.origin.chain][f.origin.rule] = blocker;
       if (!reached) continue;
       if (f.action == FlatAction::Skip) skip_target[std::min<size_t>(f.skip_to, s.rules.size())] = true;
       live = !(f.matches.empty() && (f.terminal() || (f.action == FlatAction::Skip && f.skip_to > i + 1)));
       if (!live) blocker = f.origin;
     }
   }
-  for (const auto& [ref, e] : reach) {
-    if (e.first) continue;
-    const Rule& rule = rs_.tables[ref.table].chains[ref.chain].rules[ref.rule];
-    const Rule& b = rs_.tables[e.second.table].chains[e.second.chain].rules[e.second.rule];
-    diag_.warning(rule.loc, "rule is never reached",
-                  "the rule at " + b.loc.file_line() + " decides every packet before it", rule.text);
-  }
+  for (uint32_t t = 0; t < rs_.tables.size(); ++t)
+    for (uint32_t c = 0; c < rs_.tables[t].chains.size(); ++c)
+      for (uint32_t r = 0; r < rs_.tables[t].chains[c].rules.size(); ++r) {
+        if (seen[t][c][r] != 1) continue;
+        const Rule& rule = rs_.tables[t].chains[c].rules[r];
+        const RuleRef& by = blocked_by[t][c][r];
+        const Rule& b = rs_.tables[by.table].chains[by.chain].rules[by.rule];
+        diag_.warning(rule.loc, "rule is never reached",
+                      "the rule at " + b.loc.file_line() + " decides every packet before it", rule.text);
+      }
   return p;
 }
 

@@ -4,6 +4,7 @@ namespace nf2bpf::frontend::ipt {
 
 LexResult lex_line(std::string_view line) {
   LexResult r;
+  r.tokens.reserve(24);
   size_t i = 0, n = line.size();
   while (i < n) {
     while (i < n && (line[i] == ' ' || line[i] == '\t')) ++i;
@@ -30,14 +31,16 @@ LexResult lex_line(std::string_view line) {
         continue;
       }
       if (c == ' ' || c == '\t') break;
-      if (c == '"' || c == '\'') {
-        quote = c;
-        t.quoted = true;
-        r.quote_col = (uint32_t)i + 1;
-        ++i;
+      if (c != '"' && c != '\'') {  // a run of plain characters, appended at once
+        size_t end = i + 1;
+        while (end < n && line[end] != ' ' && line[end] != '\t' && line[end] != '"' && line[end] != '\'') ++end;
+        t.text.append(line.data() + i, end - i);
+        i = end;
         continue;
       }
-      t.text.push_back(c);
+      quote = c;  // an opening quote
+      t.quoted = true;
+      r.quote_col = (uint32_t)i + 1;
       ++i;
     }
     if (quote) r.unterminated_quote = true;

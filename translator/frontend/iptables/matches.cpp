@@ -30,7 +30,9 @@ bool ieq(std::string_view a, std::string_view b) {
 }
 
 std::string cap_of(std::string_view module, std::string_view opt) {
-  return "-m " + std::string(module) + " " + std::string(opt);
+  std::string s;
+  s.reserve(4 + module.size() + opt.size());
+  return s.append("-m ").append(module).append(" ").append(opt);
 }
 
 // ---- ports -----------------------------------------------------------------

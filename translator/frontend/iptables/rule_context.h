@@ -2,6 +2,7 @@
 // being built, where its words are, and how to report problems with them.
 #pragma once
 
+#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,7 +33,21 @@ struct RuleCtx {
   ir::Statement& add_stmt(ir::StmtKind k, std::string cap, const Token& at);
 };
 
-using Args = std::vector<const Token*>;
+// The words after an option (at most a few): kept inline, no allocation per option.
+class Args {
+ public:
+  void push_back(const Token* t) { v_[n_++] = t; }
+  const Token* operator[](size_t i) const { return v_[i]; }
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  const Token* const* begin() const { return v_.data(); }
+  const Token* const* end() const { return v_.data() + n_; }
+  static constexpr size_t kMax = 4;
+
+ private:
+  std::array<const Token*, kMax> v_{};
+  size_t n_ = 0;
+};
 using OptFn = void (*)(RuleCtx&, bool negated, const Token& opt, const Args& args);
 
 struct OptSpec {
