@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# apply / status / rollback / unload in a throwaway pair of network namespaces,
+# with traffic checks after each step and the failure paths that must leave
+# the live generation untouched. Needs root; exits 77 (skipped) otherwise.
+#   lifecycle.sh NF2BPF SOURCE_DIR
+set -u
+BIN=$1
+SRC=$2
+if [ "$(id -u)" -ne 0 ]; then echo "SKIPPED: needs root"; exit 77; fi
+
+TAG=nf2bpf-lc-$$
+CLI=$TAG-cli
+SRV=$TAG-srv
+WORK=$(mktemp -d)
+cleanup() {
+  ip netns del "$CLI" 2>/dev/null
+  ip netns del "$SRV" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+fails=0
+pass() { echo "ok: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect() {  # expect EXIT_CODE DESCRIPTION -- command...
+  local want=$1 what=$2
+  shift 3
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -eq "$want" ]; then pass "$what (exit $rc)"; else fail "$what: exit $rc, wanted $want"; echo "$out" | sed 's/^/    /'; fi
+  LAST="$out"
+}
+in_srv() { ip netns exec "$SRV" "$@"; }
+ping_ok() { ip netns exec "$CLI" ping -c1 -W1 -q 10.77.0.2 >/dev/null 2>&1; }
+udp_ok() {  # a UDP datagram to port $1 arrives
+  ip netns exec "$SRV" python3 -c '
+import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("10.77.0.2",int(sys.argv[1]))); s.settimeout(1)
+try: s.recv(100); sys.exit(0)
+except Exception: sys.exit(1)' "$1" &
+  local rx=$!
+  sleep 0.2
+  ip netns exec "$CLI" python3 -c '
+import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.sendto(b"x",("10.77.0.2",int(sys.argv[1])))' "$1"
+  wait $rx
+}
+
+ip netns add "$CLI" && ip netns add "$SRV" || { echo "cannot create namespaces"; exit 2; }
+ip link add c0 netns "$CLI" type veth peer name s0 netns "$SRV"
+ip -n "$CLI" addr add 10.77.0.1/24 dev c0 && ip -n "$SRV" addr add 10.77.0.2/24 dev s0
+for ns in "$CLI" "$SRV"; do ip -n "$ns" link set lo up; done
+ip -n "$CLI" link set c0 up && ip -n "$SRV" link set s0 up
+
+cat > "$WORK/allow-ping.rules" <<'EOF'
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A INPUT -p icmp -m icmp --icmp-type echo-request -j ACCEPT
+-A INPUT -p udp -m udp --dport 5001 -j ACCEPT
+COMMIT
+EOF
+cat > "$WORK/deny-ping.rules" <<'EOF'
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A INPUT -p icmp -j DROP
+-A INPUT -p udp -m udp --dport 5002 -j ACCEPT
+COMMIT
+EOF
+cat > "$WORK/unsupported.rules" <<'EOF'
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m recent --name x --rcheck -j DROP
+COMMIT
+EOF
+
+# Nothing loaded yet.
+expect 1 "status with nothing loaded" -- in_srv "$BIN" status
+expect 0 "unload with nothing loaded" -- in_srv "$BIN" unload
+ping_ok && pass "ping passes without nf2bpf" || fail "ping without nf2bpf"
+
+# First apply: generation 1, ping allowed, UDP 5002 not.
+expect 0 "apply allow-ping" -- in_srv "$BIN" apply "$WORK/allow-ping.rules"
+expect 0 "status" -- in_srv "$BIN" status
+echo "$LAST" | grep -q "^generation 1 live" && pass "status: generation 1 live" || fail "status generation 1: $LAST"
+echo "$LAST" | grep -q "allow-ping.rules" && pass "status names the source" || fail "status source"
+echo "$LAST" | grep -q "s0 (tc ingress, tc egress)" && pass "status: attached to s0" || fail "status attach"
+ping_ok && pass "ping allowed by generation 1" || fail "ping should pass under allow-ping"
+udp_ok 5001 && pass "udp 5001 allowed" || fail "udp 5001 should pass"
+udp_ok 5002 && fail "udp 5002 should be dropped" || pass "udp 5002 dropped"
+expect 0 "status --format json" -- in_srv "$BIN" status --format json
+echo "$LAST" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["loaded"] and j["generation"]==1 and any(c["packets"]>0 for c in j["counters"])' \
+  && pass "json status: loaded, generation 1, counters moved" || fail "json status content"
+
+# Second apply: generation 2, ping dropped, 5002 allowed; generation 1 kept.
+expect 0 "apply deny-ping" -- in_srv "$BIN" apply "$WORK/deny-ping.rules"
+ping_ok && fail "ping should be dropped under deny-ping" || pass "ping dropped by generation 2"
+udp_ok 5002 && pass "udp 5002 allowed" || fail "udp 5002 should pass"
+expect 0 "status" -- in_srv "$BIN" status
+echo "$LAST" | grep -q "generation 2 live; generation 1 kept for rollback" && pass "previous generation kept" || fail "status after second apply: $LAST"
+
+# Failure paths leave generation 2 live.
+expect 1 "apply on a missing interface" -- in_srv "$BIN" apply --iface nosuch0 "$WORK/allow-ping.rules"
+echo "$LAST" | grep -q "interface 'nosuch0' does not exist" && pass "names the missing interface" || fail "missing interface message: $LAST"
+expect 1 "apply an unsupported ruleset" -- in_srv "$BIN" apply "$WORK/unsupported.rules"
+echo "$LAST" | grep -q "unsupported -m recent" && pass "report names the unsupported match" || fail "unsupported message: $LAST"
+expect 2 "apply an unreadable file" -- in_srv "$BIN" apply "$WORK/missing.rules"
+expect 0 "apply --dry-run" -- in_srv "$BIN" apply --dry-run "$WORK/allow-ping.rules"
+ping_ok && fail "failed applies must not change the policy" || pass "ping still dropped: generation 2 still live"
+expect 0 "status" -- in_srv "$BIN" status
+echo "$LAST" | grep -q "^generation 2 live" && pass "still generation 2" || fail "generation after failures: $LAST"
+
+# Rollback flips back to the allow-ping policy, and again.
+expect 0 "rollback" -- in_srv "$BIN" rollback
+ping_ok && pass "ping allowed again after rollback" || fail "rollback did not restore allow-ping"
+expect 0 "rollback again" -- in_srv "$BIN" rollback
+ping_ok && fail "second rollback should restore deny-ping" || pass "second rollback restores deny-ping"
+
+# Killed in the middle of an apply: the live generation stays complete.
+python3 - "$WORK/big.rules" <<'EOF'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n")
+    f.write("-A INPUT -p icmp -m icmp --icmp-type echo-request -j ACCEPT\n")
+    for i in range(60000):
+        f.write("-A INPUT -s 10.%d.%d.0/24 -p tcp -m tcp --dport %d -j ACCEPT\n" % (100 + i // 250 % 100, i % 250, 1000 + i % 5000))
+    f.write("COMMIT\n")
+EOF
+before=$(in_srv "$BIN" status --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["live"]["checksum"])')
+for delay in 0.05 0.15 0.3 0.6; do
+  in_srv "$BIN" apply "$WORK/big.rules" >/dev/null 2>&1 &
+  pid=$!
+  sleep $delay
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  now=$(in_srv "$BIN" status --format json | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["live"].get("checksum",""))')
+  if [ -n "$now" ]; then pass "killed after ${delay}s: a complete generation is live"; else fail "killed after ${delay}s: no valid live generation"; fi
+  if [ "$now" = "$before" ]; then ping_ok && fail "old generation live but ping passes" || pass "old generation still decides (ping dropped)";
+  else ping_ok && pass "new generation decides (ping allowed)" || fail "new generation live but ping dropped"; fi
+  expect 0 "apply deny-ping again" -- in_srv "$BIN" apply "$WORK/deny-ping.rules"
+  before=$(in_srv "$BIN" status --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["live"]["checksum"])')
+done
+
+# A fresh namespace through `ip netns exec` in a new mount namespace finds it.
+expect 0 "status from a new invocation" -- in_srv "$BIN" status
+
+# Unload removes exactly what nf2bpf created.
+expect 0 "unload" -- in_srv "$BIN" unload
+in_srv tc filter show dev s0 ingress | grep -q nf2bpf && fail "nf2bpf filter left on s0" || pass "no nf2bpf filter left"
+in_srv tc qdisc show dev s0 | grep -q clsact && fail "clsact qdisc left on s0" || pass "clsact qdisc nf2bpf created is gone"
+ping_ok && pass "ping passes after unload" || fail "ping after unload"
+expect 1 "status after unload" -- in_srv "$BIN" status
+
+# A clsact qdisc someone else created survives unload.
+in_srv tc qdisc add dev s0 clsact
+expect 0 "apply next to a foreign clsact" -- in_srv "$BIN" apply "$WORK/allow-ping.rules"
+expect 0 "unload" -- in_srv "$BIN" unload
+in_srv tc qdisc show dev s0 | grep -q clsact && pass "foreign clsact qdisc kept" || fail "unload removed a qdisc it did not create"
+
+echo "lifecycle: $fails failures"
+[ "$fails" -eq 0 ]
