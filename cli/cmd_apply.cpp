@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cli/apply_steps.h"
 #include "cli/command.h"
+#include "cli/cutover_run.h"
 #include "cli/dataplane_session.h"
 #include "loader/dataplane.h"
 #include "loader/host.h"
@@ -25,41 +27,18 @@ struct ApplyArgs {
   bool dry_run = false;
   std::string pin_dir;
   std::string file;
+  bool cutover = false;
+  std::string backup;
 };
 
-// The interfaces to attach to: the ones named (each must exist), or every
-// interface of the namespace except lo.
-Result<std::vector<loader::Interface>> pick_interfaces(const std::vector<std::string>& names, bool& bad_input,
-                                                       std::string& why) {
-  auto all = loader::list_interfaces();
-  if (!all) return all.error();
-  std::vector<loader::Interface> out;
-  if (names.empty()) {
-    for (const auto& i : *all)
-      if (i.name != "lo") out.push_back(i);
-    if (out.empty()) {
-      bad_input = true;
-      why = "this network namespace has no interface besides lo";
-    }
-    return out;
-  }
-  for (const auto& n : names) {
-    bool found = false;
-    for (const auto& i : *all)
-      if (i.name == n) out.push_back(i), found = true;
-    if (!found) {
-      bad_input = true;
-      why = "interface '" + n + "' does not exist in this network namespace";
-      return out;
-    }
-  }
-  return out;
-}
-
-std::string join_ifaces(const std::vector<loader::Interface>& v) {
-  std::string s;
-  for (const auto& i : v) s += (s.empty() ? "" : ", ") + i.name;
-  return s;
+// --cutover: with the new generation live and attached, retire the
+// netfilter rules it replaced (cli/cutover_run.h does the work).
+int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const ApplyArgs& a) {
+  CutoverOptions o;
+  o.backup = a.backup;
+  o.dry_run = a.dry_run;
+  o.source = a.file == "-" ? "<stdin>" : std::filesystem::absolute(a.file).string();
+  return run_cutover(tr, pol, o);
 }
 
 }  // namespace
@@ -77,10 +56,18 @@ Command add_apply(CLI::App& app) {
   sub->add_flag("--allow-partial", a->opt.allow_partial, "Load the translatable rules; unsupported ones stay in netfilter");
   sub->add_option("--ipsets", a->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
       ->check(CLI::ExistingFile);
+  CLI::Option* cut = sub->add_flag("--cutover", a->cutover,
+                                    "Then remove the netfilter rules the policy replaced, in one nftables transaction "
+                                    "(`nf2bpf restore` puts them back)");
+  sub->add_option("--backup", a->backup,
+                  "Where --cutover saves what it removes (default: /var/lib/nf2bpf/netns-<inode>/cutover-backup.json)")
+      ->needs(cut);
   sub->add_option("FILE", a->file, "Ruleset (iptables-save, ip6tables-save, nft) or - for stdin")->required();
   sub->footer("The new policy is written into a spare generation and made live with one map update; the\n"
               "previous generation stays loaded for `nf2bpf rollback`. A failed apply leaves the live\n"
-              "generation untouched.\n"
+              "generation untouched. With --cutover, once the policy is live the netfilter tables, chains and\n"
+              "rules it replaced are saved to a backup and removed in one transaction; rules left in netfilter\n"
+              "(--allow-partial) and tables nf2bpf did not translate stay. See docs/sync.md.\n"
               "Exit status: 0 applied, 1 input rejected (unsupported rules, bad interface), 2 system error.");
 
   return {sub, [a]() -> int {
@@ -123,6 +110,7 @@ Command add_apply(CLI::App& app) {
             if (a->dry_run) {
               std::cout << "dry run: would attach to " << join_ifaces(*ifaces) << (a->xdp ? " (tc + xdp)" : " (tc)")
                         << "; policy checksum " << pol.checksum << "\n";
+              if (a->cutover) return cutover_after_apply(*tr, pol, *a);
               return kOk;
             }
             auto addrtypes = loader::address_types();
@@ -135,41 +123,29 @@ Command add_apply(CLI::App& app) {
               print_error(pin_dir.error().message());
               return kSystem;
             }
-            auto found = loader::Dataplane::find(*pin_dir);
-            if (!found) {
-              print_error(found.error().message());
+            bool create_failed = false;
+            auto opened = open_dataplane(*pin_dir, &create_failed);
+            if (!opened) {
+              if (create_failed)
+                print_error(opened.error().message(), "nf2bpf needs root (CAP_BPF, CAP_NET_ADMIN) and a BPF-enabled kernel");
+              else
+                print_error(opened.error().message());
               return kSystem;
             }
-            std::unique_ptr<loader::Dataplane> dp = std::move(*found);
-            bool fresh = !dp;
-            if (fresh) {
-              auto created = loader::Dataplane::create(*pin_dir);
-              if (!created) {
-                print_error(created.error().message(), "nf2bpf needs root (CAP_BPF, CAP_NET_ADMIN) and a BPF-enabled kernel");
-                return kSystem;
-              }
-              dp = std::move(*created);
-            }
             std::string source = a->file == "-" ? "<stdin>" : std::filesystem::absolute(a->file).string();
-            nlohmann::json meta = {{"source", source},
-                                   {"format", tr->input_format},
-                                   {"rules", tr->rules.size()},
-                                   {"unsupported", tr->count(caps::Fidelity::Unsupported)},
-                                   {"compiled_rules", pol.rules.size()},
-                                   {"entries", pol.entries.size()},
-                                   {"tuples", pol.tuples.size()}};
-            auto gen = dp->install(pol, *ifaces, *addrtypes, meta);
+            nlohmann::json meta = generation_meta(*tr, pol, source);
+            auto gen = opened->dp->install(pol, *ifaces, *addrtypes, meta);
             if (!gen) {
               print_error(gen.error().message(), "the previously live generation is still live");
-              if (fresh) (void)dp->unload();
+              if (opened->fresh) (void)opened->dp->unload();
               return kSystem;
             }
             auto t_loaded = std::chrono::steady_clock::now();
-            if (auto r = dp->attach(*ifaces, a->xdp); !r) {
+            if (auto r = opened->dp->attach(*ifaces, a->xdp); !r) {
               print_error(r.error().message());
-              if (fresh) {
-                (void)dp->unload();
-              } else if (auto rb = dp->rollback(); rb) {
+              if (opened->fresh) {
+                (void)opened->dp->unload();
+              } else if (auto rb = opened->dp->rollback(); rb) {
                 std::cerr << "  the previous generation is live again\n";
               }
               return kSystem;
@@ -180,6 +156,7 @@ Command add_apply(CLI::App& app) {
                       << "\n";
             spdlog::info("translate+compile {:.1f} ms, load+swap {:.1f} ms", ms(t_compiled - t0),
                          ms(t_loaded - t_compiled));
+            if (a->cutover) return cutover_after_apply(*tr, pol, *a);
             return kOk;
           }};
 }

@@ -1,9 +1,13 @@
 // nf2bpf translate: parse a ruleset, check it, print the per-rule report.
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
 
 #include "cli/command.h"
 #include "translator/ir/dump.h"
+#include "translator/policy/compile.h"
+#include "translator/policy/yaml.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
 
@@ -15,7 +19,30 @@ struct TranslateArgs {
   std::string format = "text";
   std::string file;
   bool dump_ir = false;
+  std::string output;  // -o: policy YAML
 };
+
+// -o: the compiled policy, written only when the translation is accepted and
+// compiles; an existing file is replaced atomically or left as it was.
+int write_policy(const Translation& tr, const std::string& path, bool rejected) {
+  if (rejected) {
+    print_error(path + " was not written: the ruleset has errors or unsupported rules",
+                "fix them, or pass --allow-partial to leave unsupported rules in netfilter");
+    return kRejected;
+  }
+  diag::Diagnostics d;
+  policy::Policy pol = policy::compile(tr, d);
+  for (const auto& x : d.all()) std::cerr << diag::render(x, isatty(2) && !getenv("NO_COLOR"));
+  if (d.has_errors()) {
+    print_error(path + " was not written: the ruleset cannot be compiled to a policy");
+    return kRejected;
+  }
+  if (auto w = policy::write_yaml_file(pol, path); !w) {
+    print_error(w.error().message());
+    return kSystem;
+  }
+  return kOk;
+}
 }  // namespace
 
 Command add_translate(CLI::App& app) {
@@ -31,6 +58,10 @@ Command add_translate(CLI::App& app) {
                 "Report unsupported rules but exit 0 (they stay in netfilter)");
   sub->add_option("--ipsets", args->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
       ->check(CLI::ExistingFile);
+  sub->add_option("-o,--output", args->output,
+                  "Also write the compiled policy as reviewable YAML to this file (`nf2bpf apply` loads it); "
+                  "not written when the ruleset is rejected")
+      ->option_text("POLICY.yaml");
   sub->add_flag("--dump-ir", args->dump_ir, "Print the parsed IR and the decision lists instead of the report");
   sub->add_option("FILE", args->file,
                   "iptables-save / ip6tables-save / nft list ruleset (text or -j JSON) output, or - for stdin; "
@@ -53,13 +84,17 @@ Command add_translate(CLI::App& app) {
               print_error(tr.error().message());
               return kSystem;
             }
-            if (args->dump_ir)
+            if (args->dump_ir) {
+              for (const auto& d : tr->diags.all()) std::cerr << diag::render(d);
               std::cout << ir::dump(tr->ruleset) << "== decision lists\n" << ir::dump(tr->pipeline, tr->ruleset);
-            else if (args->format == "json")
+            } else if (args->format == "json") {
               std::cout << report::json(*tr).dump(2) << "\n";
-            else
+            } else {
               std::cout << report::text(*tr, stdout_color());
-            return tr->rejected(args->opt.allow_partial) ? kRejected : kOk;
+            }
+            bool rejected = tr->rejected(args->opt.allow_partial);
+            if (!args->output.empty()) return write_policy(*tr, args->output, rejected);
+            return rejected ? kRejected : kOk;
           }};
 }
 

@@ -25,6 +25,8 @@ Command add_apply(CLI::App& app);
 Command add_status(CLI::App& app);
 Command add_rollback(CLI::App& app);
 Command add_unload(CLI::App& app);
+Command add_sync(CLI::App& app);
+Command add_restore(CLI::App& app);
 
 // Prints "nf2bpf: error: MESSAGE" (and "  hint: ...") to stderr.
 void print_error(const std::string& message, const std::string& hint = {});

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
              "See nf2bpf(8) for every command.");
 
   std::vector<Command> commands = {add_translate(app), add_apply(app),    add_status(app), add_rollback(app),
-                                   add_unload(app),    add_diff(app),     add_capabilities(app)};
+                                   add_unload(app),    add_diff(app),     add_capabilities(app),
+                                   add_sync(app),      add_restore(app)};
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,130 @@
+#include "cli/sync_state.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "common/atomic_file.h"
+#include "loader/host.h"
+#include "translator/policy/yaml.h"
+
+namespace nf2bpf::cli {
+
+namespace fs = std::filesystem;
+
+Result<std::string> default_state_dir() {
+  auto id = loader::netns_id();
+  if (!id) return id.error();
+  return "/var/lib/nf2bpf/netns-" + std::to_string(*id);
+}
+
+std::string default_backup_path(const std::string& state_dir) { return state_dir + "/cutover-backup.json"; }
+
+Result<StateLock> StateLock::acquire(const std::string& dir, double timeout_s) {
+  if (auto r = make_dirs(dir); !r) return r.error();
+  std::string path = dir + "/lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return sys_error("open " + path);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      int e = errno;
+      ::close(fd);
+      return Error{e, "lock " + path};
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      char buf[128] = {};
+      ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+      std::string holder = n > 0 ? std::string(buf, (size_t)n) : "";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      ::close(fd);
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%g", timeout_s);
+      return Error{EWOULDBLOCK, "another nf2bpf sync" + (holder.empty() ? "" : " (" + holder + ")") +
+                                    " still holds " + path + " after " + secs + " s"};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Who holds it, for the message a waiting run gives up with.
+  std::string me = "pid " + std::to_string(getpid()) + ", since " + std::to_string(time(nullptr)) + "\n";
+  if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, me.data(), me.size(), 0);
+  return StateLock(fd);
+}
+
+StateLock::~StateLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock
+}
+
+nlohmann::json read_state(const std::string& dir) {
+  std::string path = dir + "/state.json";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nlohmann::json::object();
+  std::string text;
+  char buf[8192];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, (size_t)n);
+  ::close(fd);
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return nlohmann::json::object();
+  return j;
+}
+
+Result<void> write_state(const std::string& dir, const nlohmann::json& state) {
+  if (auto r = make_dirs(dir); !r) return r;
+  return write_file_atomic(dir + "/state.json", state.dump(2) + "\n", 0644);
+}
+
+std::string generation_yaml(const std::string& dir, const std::string& checksum) {
+  return dir + "/generations/" + checksum + ".yaml";
+}
+
+std::string generation_witness(const std::string& dir, const std::string& checksum) {
+  return dir + "/generations/" + checksum + ".pcapng";
+}
+
+Result<void> store_generation(const std::string& dir, const policy::Policy& pol, const std::string& witness_tmp) {
+  if (auto r = make_dirs(dir + "/generations"); !r) return r;
+  // The witness first: a policy file without one would be guarded by half
+  // the packets.
+  std::string w = generation_witness(dir, pol.checksum);
+  if (::rename(witness_tmp.c_str(), w.c_str()) != 0) return sys_error("rename " + witness_tmp + " to " + w);
+  return policy::write_yaml_file(pol, generation_yaml(dir, pol.checksum));
+}
+
+std::optional<policy::Policy> load_generation(const std::string& dir, const std::string& checksum) {
+  if (checksum.empty()) return std::nullopt;
+  std::string path = generation_yaml(dir, checksum);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, (size_t)n);
+  ::close(fd);
+  diag::Diagnostics d;
+  auto p = policy::from_yaml(text, path, d);
+  if (!p || d.has_errors() || p->checksum != checksum) return std::nullopt;
+  return p;
+}
+
+void prune_generations(const std::string& dir, const std::vector<std::string>& keep) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir + "/generations", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.find(".tmp.") != std::string::npos) {  // left by a run that was killed while writing
+      fs::remove(e.path(), ec);
+      continue;
+    }
+    std::string stem = e.path().stem().string();
+    std::string ext = e.path().extension().string();
+    if (ext != ".yaml" && ext != ".pcapng") continue;
+    if (std::find(keep.begin(), keep.end(), stem) != keep.end()) continue;
+    fs::remove(e.path(), ec);
+  }
+}
+
+}  // namespace nf2bpf::cli

@@ -1,0 +1,60 @@
+// What `sync` keeps between runs, in one directory per network namespace
+// (default /var/lib/nf2bpf/netns-<inode>, which `ip netns exec` leaves
+// shared with the host, unlike /sys/fs/bpf):
+//
+//   lock                     flock(2) of the running sync; holds its pid
+//   state.json               what sync last saw live: checksum, source,
+//                            generation, when; written atomically
+//   generations/<sum>.yaml   each policy sync made live (policy YAML), and
+//   generations/<sum>.pcapng its witness packets: the change guard compares
+//                            a new policy with the live one on both sets
+//   cutover-backup.json      `apply --cutover`'s backup, read by `restore`
+//
+// Nothing here is trusted over the kernel: every run compares state.json
+// with the live generation's checksum and corrects it.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "translator/policy/policy.h"
+
+namespace nf2bpf::cli {
+
+Result<std::string> default_state_dir();
+std::string default_backup_path(const std::string& state_dir);
+
+// An exclusive flock on <dir>/lock, released when the object goes away (or
+// the process dies, SIGKILL included).
+class StateLock {
+ public:
+  // Waits up to `timeout_s` seconds. On timeout the Error has code
+  // EWOULDBLOCK and says who holds the lock.
+  static Result<StateLock> acquire(const std::string& dir, double timeout_s);
+  StateLock(StateLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  StateLock& operator=(StateLock&&) = delete;
+  ~StateLock();
+
+ private:
+  explicit StateLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+// state.json; an empty object when there is none (or it is unreadable: it
+// is advisory, the kernel is the truth).
+nlohmann::json read_state(const std::string& dir);
+Result<void> write_state(const std::string& dir, const nlohmann::json& state);
+
+// The generation store.
+std::string generation_yaml(const std::string& dir, const std::string& checksum);
+std::string generation_witness(const std::string& dir, const std::string& checksum);
+Result<void> store_generation(const std::string& dir, const policy::Policy& pol, const std::string& witness_tmp);
+// The stored policy with this checksum, when there is one that loads and
+// still has that checksum.
+std::optional<policy::Policy> load_generation(const std::string& dir, const std::string& checksum);
+// Removes stored generations except these checksums.
+void prune_generations(const std::string& dir, const std::vector<std::string>& keep);
+
+}  // namespace nf2bpf::cli

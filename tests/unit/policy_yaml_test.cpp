@@ -1,0 +1,575 @@
+// Policy YAML: what `nf2bpf translate -o` writes and `apply FILE.yaml` reads.
+// A written policy loads back field for field; a damaged or edited one is
+// refused with a located error, never loaded half-way and never a crash.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <set>
+
+#include "tests/helpers.h"
+#include "translator/frontend/ipset/ipset_save.h"
+#include "translator/policy/compile.h"
+#include "translator/policy/yaml.h"
+
+using namespace nf2bpf;
+namespace fs = std::filesystem;
+
+namespace {
+
+policy::Policy compile_text(const std::string& name, const std::string& text, const std::vector<ir::Set>& sets = {}) {
+  TranslateOptions opt;
+  opt.allow_partial = true;
+  Translation tr = translate_source({name, text}, opt, sets);
+  diag::Diagnostics d;
+  policy::Policy p = policy::compile(tr, d);
+  std::string errs;
+  for (const auto& x : d.all()) errs += diag::render(x);
+  INFO(errs);
+  REQUIRE_FALSE(d.has_errors());
+  return p;
+}
+
+policy::Policy compile_file(const fs::path& rules) {
+  TranslateOptions opt;
+  opt.allow_partial = true;
+  fs::path sets = fs::path(test::src_path("testdata/ipset")) / rules.filename();
+  sets.replace_extension(".save");
+  if (fs::exists(sets)) opt.ipsets_path = sets.string();
+  auto tr = translate_file(rules.string(), opt);
+  REQUIRE(tr.ok());
+  diag::Diagnostics d;
+  policy::Policy p = policy::compile(*tr, d);
+  REQUIRE_FALSE(d.has_errors());
+  return p;
+}
+
+template <typename T>
+bool same_bytes(const T& a, const T& b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+// The first field where two policies differ, "" when they are equal.
+std::string first_difference(const policy::Policy& a, const policy::Policy& b) {
+  auto vec = [](const char* what, const auto& x, const auto& y, auto eq) -> std::string {
+    if (x.size() != y.size())
+      return std::string(what) + ": " + std::to_string(x.size()) + " vs " + std::to_string(y.size()) + " items";
+    for (size_t i = 0; i < x.size(); ++i)
+      if (!eq(x[i], y[i])) return std::string(what) + "[" + std::to_string(i) + "] differs";
+    return {};
+  };
+  auto bytes = [](const auto& x, const auto& y) { return same_bytes(x, y); };
+  auto origin = [](const policy::Origin& x, const policy::Origin& y) {
+    return x.location == y.location && x.table == y.table && x.chain == y.chain && x.text == y.text &&
+           x.source_line == y.source_line;
+  };
+  if (a.source != b.source) return "source";
+  if (a.checksum != b.checksum) return "checksum";
+  if (a.input_format != b.input_format) return "input_format";
+  if (!same_bytes(a.cfg, b.cfg)) return "cfg";
+  if (!same_bytes(a.hooks, b.hooks)) return "hooks";
+  for (auto d : {vec("stages", a.stages, b.stages, bytes), vec("tuples", a.tuples, b.tuples, bytes),
+                 vec("rules", a.rules, b.rules, bytes), vec("stmts", a.stmts, b.stmts, bytes),
+                 vec("limits", a.limits, b.limits, bytes),
+                 vec("entries", a.entries, b.entries,
+                     [](const auto& x, const auto& y) { return same_bytes(x.first, y.first) && same_bytes(x.second, y.second); }),
+                 vec("lpm", a.lpm, b.lpm,
+                     [](const auto& x, const auto& y) {
+                       return x.slot == y.slot && x.addr == y.addr && x.prefixlen == y.prefixlen && x.cls == y.cls;
+                     }),
+                 vec("small", a.small, b.small, std::equal_to<>()),
+                 vec("origins", a.origins, b.origins, origin), vec("stage_origins", a.stage_origins, b.stage_origins, origin),
+                 vec("log_prefixes", a.log_prefixes, b.log_prefixes, std::equal_to<>()),
+                 vec("chain_names", a.chain_names, b.chain_names, std::equal_to<>())})
+    if (!d.empty()) return d;
+  if (a.iface_predicates != b.iface_predicates) return "iface_predicates";
+  if (a.iface_classes != b.iface_classes) return "iface_classes";
+  if (a.rule_count_source != b.rule_count_source) return "rule_count_source";
+  return {};
+}
+
+std::string rendered(const diag::Diagnostics& d) {
+  std::string s;
+  for (const auto& x : d.all()) s += diag::render(x);
+  return s;
+}
+
+void require_round_trip(const policy::Policy& p) {
+  std::string y = policy::to_yaml(p);
+  diag::Diagnostics d;
+  auto back = policy::from_yaml(y, "policy.yaml", d);
+  INFO(rendered(d));
+  REQUIRE(back);
+  CHECK_FALSE(d.has_errors());
+  CHECK(policy::compute_checksum(*back) == p.checksum);
+  CHECK(first_difference(p, *back) == "");
+  CHECK(policy::to_yaml(*back) == y);  // and it writes the same file again
+}
+
+// Loads `text`; expects exactly one located error and returns it.
+diag::Diagnostic refused(const std::string& text) {
+  diag::Diagnostics d;
+  auto p = policy::from_yaml(text, "edited.yaml", d);
+  INFO(text.substr(0, 400));
+  REQUIRE_FALSE(p);
+  REQUIRE(d.errors() == 1);
+  const auto& e = d.all().front();
+  CHECK(e.loc.file == "edited.yaml");
+  return e;
+}
+
+size_t line_no(const std::string& text, const std::string& needle) {
+  size_t at = text.find(needle);
+  REQUIRE(at != std::string::npos);
+  return (size_t)std::count(text.begin(), text.begin() + (ptrdiff_t)at, '\n') + 1;
+}
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  size_t at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+// Most features the dataplane compiles, in one ruleset (line numbers matter
+// for the assertions on the written file).
+const std::string kFeatures =
+    "*raw\n"                                                                          // 1
+    ":PREROUTING ACCEPT [0:0]\n"                                                      // 2
+    ":OUTPUT ACCEPT [0:0]\n"                                                          // 3
+    "-A PREROUTING -p udp --dport 123 -j CT --notrack\n"                              // 4
+    "COMMIT\n"                                                                        // 5
+    "*mangle\n"                                                                       // 6
+    ":PREROUTING ACCEPT [0:0]\n"                                                      // 7
+    ":INPUT ACCEPT [0:0]\n"                                                           // 8
+    ":FORWARD ACCEPT [0:0]\n"                                                         // 9
+    ":OUTPUT ACCEPT [0:0]\n"                                                          // 10
+    ":POSTROUTING ACCEPT [0:0]\n"                                                     // 11
+    "-A PREROUTING -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\n"          // 12
+    "-A PREROUTING -i wg+ -j MARK --set-xmark 0x10/0xff\n"                            // 13
+    "-A PREROUTING -j CONNMARK --save-mark --nfmask 0xff --ctmask 0xff\n"             // 14
+    "COMMIT\n"                                                                        // 15
+    "*filter\n"                                                                       // 16
+    ":INPUT DROP [0:0]\n"                                                             // 17
+    ":FORWARD DROP [0:0]\n"                                                           // 18
+    ":OUTPUT ACCEPT [0:0]\n"                                                          // 19
+    ":LOGDROP - [0:0]\n"                                                              // 20
+    ":SSH - [0:0]\n"                                                                  // 21
+    "-A INPUT -i lo -j ACCEPT\n"                                                      // 22
+    "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"                 // 23
+    "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"                               // 24
+    "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j SSH\n"                        // 25
+    "-A INPUT -p tcp -m multiport --dports 80,443,8000:8080 -j ACCEPT\n"              // 26
+    "-A INPUT -m mark --mark 0x10/0xff -m connmark ! --mark 0x1/0xf -j ACCEPT\n"      // 27
+    "-A INPUT -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec --limit-burst 10 -j ACCEPT\n"  // 28
+    "-A INPUT -m statistic --mode random --probability 0.25 -j LOGDROP\n"             // 29
+    "-A INPUT -m mac --mac-source 00:11:22:aa:bb:cc -j DROP\n"                        // 30
+    "-A INPUT ! -i eth+ -p udp --sport 67 --dport 68 -j REJECT --reject-with icmp-port-unreachable\n"  // 31
+    "-A INPUT -p tcp -j REJECT --reject-with tcp-reset\n"                             // 32
+    "-A SSH -s 10.9.0.0/16 -j RETURN\n"                                               // 33
+    "-A SSH -j LOG --log-prefix \"ssh \\\"in\\\": \" --log-level 6\n"                 // 34
+    "-A SSH -j ACCEPT\n"                                                              // 35
+    "-A LOGDROP -j NFLOG --nflog-group 3 --nflog-prefix \"dropped\"\n"                // 36
+    "-A LOGDROP -j DROP\n"                                                            // 37
+    "-A FORWARD -i eth0 -o eth1 -d 192.168.10.0/24 -j ACCEPT\n"                       // 38
+    "-A OUTPUT -o eth+ -p tcp --dport 25 -j DROP\n"                                   // 39
+    "COMMIT\n";                                                                       // 40
+
+const std::string kIpv6 =
+    "# Generated by ip6tables-save\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT\n"
+    "-A INPUT -s 2001:db8::/32 -d ::ffff:10.0.0.0/104 -p tcp --dport 443 -j ACCEPT\n"
+    "-A INPUT -s fe80::/10 -p udp --dport 546 -j ACCEPT\nCOMMIT\n";
+
+}  // namespace
+
+TEST_CASE("every testdata ruleset round-trips through YAML exactly") {
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(test::src_path("testdata/iptables"))) {
+    if (e.path().extension() != ".rules") continue;
+    DYNAMIC_SECTION(e.path().filename().string()) {
+      policy::Policy p = compile_file(e.path());
+      REQUIRE_FALSE(p.rules.empty());
+      require_round_trip(p);
+    }
+    ++files;
+  }
+  CHECK(files >= 9);
+}
+
+TEST_CASE("a ruleset with every compiled feature round-trips, and reads as the rules") {
+  policy::Policy p = compile_text("rules.v4", kFeatures);
+  // The ruleset exercises what it claims to.
+  std::set<int> kinds;
+  for (const auto& s : p.stmts) kinds.insert(s.kind);
+  CHECK(kinds == std::set<int>{NF_STMT_LOG, NF_STMT_SET_MARK, NF_STMT_SAVE_MARK, NF_STMT_RESTORE_MARK, NF_STMT_NOTRACK});
+  uint32_t residual = 0;
+  std::set<int> actions;
+  for (const auto& r : p.rules) residual |= r.residual, actions.insert(r.action);
+  CHECK(residual == (NF_RES_MARK | NF_RES_CTMARK | NF_RES_CTMARK_NEG | NF_RES_LIMIT | NF_RES_RANDOM | NF_RES_MAC));
+  CHECK(actions == std::set<int>{NF_ACT_ACCEPT, NF_ACT_DROP, NF_ACT_REJECT, NF_ACT_CONTINUE, NF_ACT_SKIP});
+  REQUIRE(p.limits.size() == 2);
+
+  require_round_trip(p);
+
+  std::string y = policy::to_yaml(p);
+  INFO(y.substr(0, 6000));
+  CHECK(y.starts_with("# nf2bpf compiled policy"));
+  CHECK(y.find("\nnf2bpf-policy: 1\nsource: rules.v4\nformat: iptables\nchecksum: '" + p.checksum + "'\n") !=
+        std::string::npos);
+  // The rules read as what they do.
+  CHECK(y.find("    at: 'rules.v4:27'\n    chain: filter/INPUT\n"
+               "    rule: '-A INPUT -m mark --mark 0x10/0xff -m connmark ! --mark 0x1/0xf -j ACCEPT'\n"
+               "    action: accept\n"
+               "    checks: ['mark & 0xff == 0x10', 'ctmark & 0xf != 0x1']\n") != std::string::npos);
+  CHECK(y.find("checks: ['limit 5/second burst 10 (#1)']") != std::string::npos);
+  CHECK(y.find("checks: ['random 0.25 (below 0x20000000)']") != std::string::npos);
+  CHECK(y.find("checks: ['mac == 00:11:22:aa:bb:cc']") != std::string::npos);
+  CHECK(y.find("    action: reject with tcp-reset\n") != std::string::npos);
+  CHECK(y.find("    action: continue\n    checks: ['random 0.25 (below 0x20000000)']\n"
+               "    do: ['log level 0 group 3 prefix \"dropped\"']\n") != std::string::npos);
+  CHECK(y.find("do: ['mark = (mark & ~0xff) ^ 0x10']") != std::string::npos);
+  CHECK(y.find("do: ['ctmark = (ctmark & ~0xff) | (mark & 0xff)']") != std::string::npos);
+  CHECK(y.find("do: ['mark = (mark & ~0xff) | (ctmark & 0xff)']") != std::string::npos);
+  CHECK(y.find("do: [notrack]") != std::string::npos);
+  CHECK(y.find("do: ['log level 6 prefix \"ssh \\\"in\\\": \"']") != std::string::npos);
+  CHECK(y.find("    rule: '-A SSH -s 10.9.0.0/16 -j RETURN'\n    action: skip to ") != std::string::npos);
+  // Stages and the machine part.
+  CHECK(y.find("    hook: input\n    family: ipv4\n    policy: drop\n") != std::string::npos);
+  CHECK(y.find("    flags: 1    # before conntrack (raw table)\n") != std::string::npos);
+  CHECK(y.find("  - \"saddr 10.0.0.0/8 -> ") != std::string::npos);
+  CHECK(y.find("  - \"daddr 192.168.10.0/24 -> ") != std::string::npos);
+  CHECK(y.find("  dport: [[0, 21, 0], [22, 22, ") != std::string::npos);
+  CHECK(y.find("      - [[eth+]]\n") != std::string::npos);
+  CHECK(y.find("      - [{not: [eth+]}]\n") != std::string::npos);
+  CHECK(y.find("      - [[wg+]]\n") != std::string::npos);
+  CHECK(y.find("\nentries:    # tTUPLE sSEQ [class of each slot] -> RULE") != std::string::npos);
+}
+
+TEST_CASE("IPv6, ipsets and small rulesets round-trip") {
+  policy::Policy v6 = compile_text("rules.v6", kIpv6);
+  require_round_trip(v6);
+  std::string y = policy::to_yaml(v6);
+  CHECK(y.find("\"saddr 2001:db8::/32 -> ") != std::string::npos);
+  CHECK(y.find("\"daddr 10.0.0.0/8 -> ") != std::string::npos);  // ::ffff:10.0.0.0/104, dotted
+  CHECK(y.find("\"saddr fe80::/10 -> ") != std::string::npos);
+
+  diag::Diagnostics d;
+  auto sets = frontend::parse_ipset_save({"sets",
+                                          "create bad hash:net family inet\nadd bad 203.0.113.0/24\n"
+                                          "create svc hash:ip,port family inet\nadd svc 192.0.2.10,tcp:443\n"},
+                                         d);
+  REQUIRE_FALSE(d.has_errors());
+  require_round_trip(compile_text("rules.v4",
+                                  "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                                  "-A INPUT -m set --match-set bad src -j DROP\n"
+                                  "-A INPUT -m set --match-set svc dst,dst -j ACCEPT\nCOMMIT\n",
+                                  sets));
+  // No rules at all: empty lists still load.
+  require_round_trip(compile_text("empty.v4", "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"));
+}
+
+TEST_CASE("shapes the compiler does not produce still round-trip exactly") {
+  policy::Policy p = compile_text("rules.v4", kFeatures);
+  SECTION("raw rule fields, shared statements, awkward strings") {
+    p.rules[0].pad = 7;                     // not spelled out: written under raw:
+    p.rules[1].src_line = 4242;             // differs from its origin's line
+    p.rules[2].residual |= NF_RES_MARK_NEG;  // a NEG bit without its test
+    p.origins[3].table = "we/ird";          // a table name with the separator in it
+    p.origins[3].source_line = 9;           // a location without that line
+    p.origins[4].text = std::string("bad utf-8 \xff\xfe and \x01 control") + std::string(1, '\0') + "nul";
+    p.origins[5].text = "quotes ' and \" and tab\t and é";
+    p.log_prefixes.push_back("ssh \"in\": ");  // a duplicate prefix: the second is named by index
+    for (auto& s : p.stmts)
+      if (s.kind == NF_STMT_LOG) s.prefix_id = (uint32_t)p.log_prefixes.size() - 1;
+    p.stmts.push_back({NF_STMT_SET_MARK, 3, 0, 1, 2, 0});  // not spelled out: a field map
+    p.rules.back().stmt_first = (uint32_t)p.stmts.size() - 1;
+    p.rules.back().stmt_count = 1;
+  }
+  SECTION("statements that do not follow their rules in order") {
+    REQUIRE(p.stmts.size() >= 2);
+    std::swap(p.rules[0].stmt_first, p.rules[1].stmt_first);
+    std::swap(p.rules[0].stmt_count, p.rules[1].stmt_count);
+  }
+  SECTION("interface names the spelling could confuse") {
+    p.iface_predicates[0].push_back({{{{{"a+", false}, {"b+", true}, {"", false}}, true}}});
+    std::map<std::vector<bool>, uint32_t> classes;
+    for (const auto& [sig, cls] : p.iface_classes[0]) {
+      auto longer = sig;
+      longer.push_back(false);
+      classes[longer] = cls;
+    }
+    classes[std::vector<bool>(p.iface_predicates[0].size(), true)] = 77;
+    p.iface_classes[0] = classes;
+  }
+  p.checksum = policy::compute_checksum(p);
+  require_round_trip(p);
+  std::string y = policy::to_yaml(p);
+  CHECK((y.find("    raw: {") != std::string::npos || y.find("\nstatements:\n") != std::string::npos ||
+         y.find("{exact: a+}") != std::string::npos));
+}
+
+TEST_CASE("a damaged or edited policy is refused with a located error") {
+  policy::Policy p = compile_text("rules.v4", kFeatures);
+  const std::string y = policy::to_yaml(p);
+
+  SECTION("a changed port in the classifier") {
+    // Port 22's class moves to port 23: well-formed, but not what was compiled.
+    size_t at = y.find("  dport: [[0, 21, 0], [22, 22, ");
+    REQUIRE(at != std::string::npos);
+    std::string cls = y.substr(at + 31, y.find(']', at + 31) - (at + 31));
+    auto e = refused(replaced(y, "[[0, 21, 0], [22, 22, " + cls + "], [23, 24, 0]",
+                              "[[0, 22, 0], [23, 23, " + cls + "], [24, 24, 0]"));
+    CHECK(e.message.starts_with("policy was edited: checksum mismatch"));
+    CHECK(e.loc.line == line_no(y, "\nchecksum: ") + 1);
+    CHECK(e.loc.col == 12);
+    CHECK(e.hint.find("nf2bpf translate") != std::string::npos);
+  }
+  SECTION("a changed port in the rule text") {
+    auto e = refused(replaced(y, "'-A OUTPUT -o eth+ -p tcp --dport 25 -j DROP'", "'-A OUTPUT -o eth+ -p tcp --dport 2525 -j DROP'"));
+    CHECK(e.message.find("policy was edited") != std::string::npos);
+    CHECK(e.loc.line == line_no(y, "\nnotes-checksum: ") + 1);
+  }
+  SECTION("a changed action") {
+    std::string at = "rule: '-A INPUT -m mac --mac-source 00:11:22:aa:bb:cc -j DROP'\n    action: drop";
+    auto e = refused(replaced(y, at, "rule: '-A INPUT -m mac --mac-source 00:11:22:aa:bb:cc -j DROP'\n    action: accept"));
+    CHECK(e.message.starts_with("policy was edited: checksum mismatch"));
+  }
+  SECTION("an unknown slot") {
+    size_t at = y.find("  - {slots: [");
+    while (at != std::string::npos && y[at + 13] == ']') at = y.find("  - {slots: [", at + 1);
+    REQUIRE(at != std::string::npos);
+    size_t tline = (size_t)std::count(y.begin(), y.begin() + (ptrdiff_t)at, '\n') + 1;
+    std::string t = y.substr(at, y.find(']', at) - at);  // "  - {slots: [a, b"
+    auto e = refused(replaced(y, t + "]", t + ", portz]"));
+    CHECK(e.message == "unknown slot 'portz'");
+    CHECK(e.hint.find("dport") != std::string::npos);
+    CHECK(e.loc.line == tline);
+    CHECK(e.loc.col == t.size() + 3);
+    CHECK(diag::render(e).find("edited.yaml:" + std::to_string(tline) + ":" + std::to_string(t.size() + 3) +
+                               ": error: unknown slot 'portz'") == 0);
+  }
+  SECTION("an unknown slot in an LPM entry") {
+    auto e = refused(replaced(y, "  - \"saddr 10.0.0.0/8 -> ", "  - \"srcaddr 10.0.0.0/8 -> "));
+    CHECK(e.message == "unknown slot 'srcaddr'");
+    CHECK(e.loc.line == line_no(y, "  - \"saddr 10.0.0.0/8 -> "));
+  }
+  SECTION("an entry pointing at a tuple that does not exist") {
+    size_t at = y.find("\nentries:");
+    at = y.find("  - \"t0 s0 [", at);
+    auto e = refused(y.substr(0, at) + "  - \"t999 s0 [1] -> 0\"\n" + y.substr(at));
+    CHECK(e.message == "tuple t999 is not in 'tuples'");
+    CHECK(e.loc.col == 7);
+  }
+  SECTION("a rule whose check is misspelled") {
+    auto e = refused(replaced(y, "'mark & 0xff == 0x10'", "'mark & 0xff = 0x10'"));
+    CHECK(e.message == "expected ' == ' or ' != '");
+    CHECK(e.loc.line == line_no(y, "'mark & 0xff == 0x10'"));
+  }
+  SECTION("a limit whose rate was edited") {
+    auto e = refused(replaced(y, "'limit 5/second burst 10 (#1)'", "'limit 50/second burst 10 (#1)'"));
+    CHECK(e.message.find("but limit #1 is 5/second burst 10") != std::string::npos);
+  }
+  SECTION("a duplicated key") {
+    auto e = refused(replaced(y, "\nformat: iptables\n", "\nformat: iptables\nformat: nft\n"));
+    CHECK(e.message == "'format' appears twice in the policy");
+    CHECK(e.loc.line == line_no(y, "\nformat: ") + 2);
+  }
+  SECTION("an unknown key") {
+    auto e = refused(replaced(y, "    action: accept\n", "    action: accept\n    verdict: accept\n"));
+    CHECK(e.message.starts_with("unknown key 'verdict' in rule "));
+  }
+  SECTION("a rule removed from the middle") {
+    size_t a = y.find("  - index: 3\n"), b = y.find("  - index: 4\n");
+    auto e = refused(y.substr(0, a) + y.substr(b));
+    CHECK(e.message.find("out of order; expected 3") != std::string::npos);
+    CHECK(e.loc.line == line_no(y, "  - index: 3\n"));
+  }
+  SECTION("a newer format version") {
+    auto e = refused(replaced(y, "nf2bpf-policy: 1\n", "nf2bpf-policy: 2\n"));
+    CHECK(e.message == "unsupported policy format version '2'");
+  }
+}
+
+TEST_CASE("a truncated policy is refused wherever it was cut") {
+  policy::Policy p = compile_text("rules.v4", kFeatures);
+  const std::string y = policy::to_yaml(p);
+  SECTION("at the end of a list of entries") {
+    size_t cut = y.find("\nlpm:");
+    auto e = refused(y.substr(0, cut + 1));
+    CHECK(e.message == "the policy has no 'lpm'");
+  }
+  SECTION("in the middle of the entries") {
+    size_t from = y.find("\nentries:"), to = y.find("\nlpm:");
+    size_t cut = y.rfind("\n  - \"t", (from + to) / 2);
+    REQUIRE(cut > from);
+    auto e = refused(y.substr(0, cut + 1) + y.substr(to + 1));
+    CHECK(e.message.starts_with("'entries' lists "));
+    CHECK(e.message.find(" items but 'counts' says " + std::to_string(p.entries.size())) != std::string::npos);
+    CHECK(e.hint.find("truncated") != std::string::npos);
+  }
+  SECTION("at every line and in the middle of lines") {
+    // No cut is accepted, none crashes, every refusal has a location in the file.
+    size_t lines = (size_t)std::count(y.begin(), y.end(), '\n');
+    size_t last_data = y.find_last_of(']');  // a trailing comment may be cut harmlessly
+    for (size_t cut = 0; cut < last_data; cut += std::max<size_t>(1, y.size() / 150)) {
+      diag::Diagnostics d;
+      auto back = policy::from_yaml(y.substr(0, cut), "cut.yaml", d);
+      INFO("cut at byte " << cut << "\n" << rendered(d));
+      REQUIRE_FALSE(back);
+      REQUIRE(d.errors() >= 1);
+      CHECK(d.all().front().loc.line >= 1);
+      CHECK(d.all().front().loc.line <= lines + 1);
+    }
+  }
+}
+
+TEST_CASE("input that is not a policy at all is refused, not crashed on") {
+  std::string ipt = test::read_file(test::src_path("testdata/iptables/host-firewall.rules"));
+  auto e = refused(ipt);
+  CHECK(e.message.starts_with("not valid YAML: "));
+  CHECK(e.loc.line >= 1);
+  CHECK(e.hint.find("nf2bpf translate") != std::string::npos);
+
+  auto empty = refused("");
+  CHECK(empty.message.starts_with("not an nf2bpf policy"));
+  CHECK(empty.loc.line == 1);
+  CHECK(refused("# nothing but a comment\n").message.starts_with("not an nf2bpf policy"));
+  CHECK(refused("- a\n- b\n").message.starts_with("not an nf2bpf policy"));
+  CHECK(refused("rules: []\n").message.starts_with("not an nf2bpf policy: no 'nf2bpf-policy:'"));
+  CHECK(refused("a: 1\n---\nb: 2\n").message == "a policy file holds one YAML document");
+  CHECK(refused(std::string(100000, '[')).message.starts_with("not valid YAML"));
+  CHECK(refused("nf2bpf-policy: 1\nsource: [unclosed\n").loc.line >= 1);
+  CHECK(refused("nf2bpf-policy: 1\nsource: 'x'\n").message == "the policy has no 'format'");
+  CHECK(refused(std::string("\x00\x01\x02\xff\xfe", 5)).loc.file == "edited.yaml");
+}
+
+TEST_CASE("random byte edits never crash the loader or load a different policy") {
+  policy::Policy p = compile_text("rules.v4",
+                                  "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                                  "-A INPUT -s 10.0.0.0/8 -p tcp --dport 22 -m limit --limit 3/min -j ACCEPT\n"
+                                  "-A INPUT -i eth+ -j LOG --log-prefix \"x\"\nCOMMIT\n");
+  const std::string y = policy::to_yaml(p);
+  std::mt19937 rng(20240611);
+  const char alphabet[] = "0123456789abcdefx[]{},:'\" -+#\n\t/.";
+  size_t refused_count = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::string m = y;
+    size_t at = rng() % m.size();
+    if (rng() % 3 == 0) m.erase(at, 1 + rng() % 8);
+    else m[at] = alphabet[rng() % (sizeof alphabet - 1)];
+    diag::Diagnostics d;
+    auto back = policy::from_yaml(m, "fuzz.yaml", d);
+    INFO("edit at byte " << at << "\n" << rendered(d));
+    if (back) {
+      // Only edits that change nothing the policy holds (comments, quoting) load.
+      CHECK(first_difference(p, *back) == "");
+    } else {
+      ++refused_count;
+      REQUIRE(d.errors() >= 1);
+      CHECK(d.all().front().loc.file == "fuzz.yaml");
+    }
+  }
+  CHECK(refused_count > 120);
+}
+
+TEST_CASE("write_yaml_file replaces the file atomically and leaves no temporaries") {
+  policy::Policy p = compile_text("rules.v4", kIpv6);
+  fs::path dir = fs::temp_directory_path() / ("nf2bpf-yaml-test-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::path out = dir / "policy.yaml";
+  {
+    std::ofstream old(out);
+    old << "old contents\n";
+  }
+  REQUIRE(policy::write_yaml_file(p, out.string()).ok());
+  CHECK(test::read_file(out.string()) == policy::to_yaml(p));
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++n;
+  CHECK(n == 1);
+  CHECK(policy::looks_like_policy_yaml(test::read_file(out.string())));
+  CHECK_FALSE(policy::looks_like_policy_yaml("*filter\n:INPUT ACCEPT [0:0]\n"));
+
+  auto r = policy::write_yaml_file(p, (dir / "missing" / "policy.yaml").string());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ENOENT);
+  CHECK(r.error().message().find("missing") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out;
+};
+
+Run run(const std::string& cmd) {
+  Run r;
+  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(f);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.out.append(buf, n);
+  int st = pclose(f);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("nf2bpf translate -o writes the policy YAML") {
+  REQUIRE(fs::exists(NF2BPF_BINARY));
+  fs::path dir = fs::temp_directory_path() / ("nf2bpf-yaml-cli-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string bin = NF2BPF_BINARY;
+  std::string rules = test::src_path("testdata/iptables/host-firewall.rules");
+  fs::path out = dir / "policy.yaml";
+
+  // host-firewall.rules has one unsupported rule (-m owner): it stays in netfilter.
+  Run plain = run(bin + " translate --allow-partial " + rules);
+  Run with_o = run(bin + " translate --allow-partial " + rules + " -o " + out.string());
+  CHECK(with_o.status == plain.status);
+  CHECK(with_o.out == plain.out);  // the report is unchanged
+  REQUIRE(with_o.status == 0);
+  diag::Diagnostics d;
+  auto loaded = policy::from_yaml(test::read_file(out.string()), out.string(), d);
+  INFO(rendered(d));
+  REQUIRE(loaded);
+  CHECK(first_difference(*loaded, compile_file(rules)) == "");
+
+  // A rejected ruleset writes nothing; --allow-partial writes what compiles.
+  fs::path bad_rules = dir / "bad.rules";
+  {
+    std::ofstream f(bad_rules);
+    f << "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n"
+         "-A INPUT -m u32 --u32 \"0>>22&0x3C@ 12>>26&0x3C@ 0&0xFFFF=0x1\" -j DROP\nCOMMIT\n";
+  }
+  fs::path bad_out = dir / "bad.yaml";
+  Run rejected = run(bin + " translate " + bad_rules.string() + " -o " + bad_out.string());
+  CHECK(rejected.status == 1);
+  CHECK_FALSE(fs::exists(bad_out));
+  CHECK(rejected.out.find(bad_out.string() + " was not written") != std::string::npos);
+  Run partial = run(bin + " translate --allow-partial " + bad_rules.string() + " -o " + bad_out.string());
+  CHECK(partial.status == 0);
+  REQUIRE(fs::exists(bad_out));
+  diag::Diagnostics d2;
+  auto part = policy::from_yaml(test::read_file(bad_out.string()), bad_out.string(), d2);
+  REQUIRE(part);
+  CHECK(part->rules.size() == 1);
+
+  // A directory that does not exist is a system error.
+  Run sys = run(bin + " translate --allow-partial " + rules + " -o " + (dir / "nope" / "p.yaml").string());
+  CHECK(sys.status == 2);
+  CHECK(sys.out.find("No such file or directory") != std::string::npos);
+
+  Run help = run(bin + " translate --help");
+  CHECK(help.out.find("-o,--output") != std::string::npos);
+  fs::remove_all(dir);
+}
