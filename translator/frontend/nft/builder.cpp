@@ -335,7 +335,7 @@ void Builder::flush_set(ir::Table& t, const std::string& name, const ir::SourceL
 }
 
 bool Builder::parse_element(ir::Table& t, ir::Set& s, const SetInfo& info, const Expr& e, ir::SetElement& out,
-                            std::vector<ir::IfacePattern>* names_out) {
+                            std::vector<ir::IfacePattern>* names_out, bool& wildcard) {
   ir::Rule scratch;
   RuleLowering L{*this, t, scratch};
   const Expr* x = &e;
@@ -349,6 +349,7 @@ bool Builder::parse_element(ir::Table& t, ir::Set& s, const SetInfo& info, const
     x = &x->kids[0];
   }
   out.loc = e.loc;
+  wildcard = x->kind == Expr::Kind::Wildcard;
   bool is_map = s.kind != ir::Set::Kind::Set;
   if (is_map && !data) {
     error(e.loc, "element '" + render(e) + "' of map '" + s.name + "' has no value", "write key : value");
@@ -416,7 +417,8 @@ void Builder::add_elements(ir::Table& t, const std::string& name, const std::vec
     }
     ir::SetElement el;
     std::vector<ir::IfacePattern> pats;
-    if (!parse_element(t, *s, info, e, el, names ? &pats : nullptr)) return;
+    bool wild = false;
+    if (!parse_element(t, *s, info, e, el, names ? &pats : nullptr, wild)) return;
     if (names) {
       for (const auto& p : pats) {
         auto it = std::find(names->begin(), names->end(), p);
@@ -432,12 +434,19 @@ void Builder::add_elements(ir::Table& t, const std::string& name, const std::vec
         error(el.loc, "element '" + render(e) + "' is not in set '" + name + "'");
         return;
       }
+      if ((size_t)(it - s->elements.begin()) >= s->elements.size() - info.wild) --info.wild;
       s->elements.erase(it);
       return;
     }
-    s->elements.push_back(std::move(el));
+    if (wild) {
+      s->elements.push_back(std::move(el));
+      ++info.wild;
+    } else {
+      s->elements.insert(s->elements.end() - (long)info.wild, std::move(el));
+    }
   };
   for (const auto& e : elems) add(add, e);
+  if (s->contents_known) sort_elements(s->elements, info.wild);
 }
 
 // ---- rules ---------------------------------------------------------------------
@@ -504,19 +513,26 @@ void Builder::finish() {
     if (dormant_.count(tk))
       for (auto& c : t.chains) c.base.reset();
 
+    // A reference that does not resolve is an error (nft refuses the
+    // ruleset); the rule is not kept, as with any other error in it.
+    bool broken = false;
     auto check_target = [&](const ir::Verdict& v) {
       if (v.kind != ir::VerdictKind::Jump && v.kind != ir::VerdictKind::Goto) return;
       const ir::Chain* target = t.find_chain(v.chain);
-      if (!target)
+      if (!target) {
         error(v.loc, "chain '" + v.chain + "' does not exist in table '" + tk + "'",
               "declare it in the same table: chain " + v.chain + " { ... }");
-      else if (target->base)
+        broken = true;
+      } else if (target->base) {
         error(v.loc, "cannot " + std::string(ir::to_string(v.kind)) + " to base chain '" + v.chain + "'",
               "jumps and gotos go to regular chains (without a hook)");
+        broken = true;
+      }
     };
     std::set<std::string> checked_maps;
     for (auto& c : t.chains)
-      for (auto& r : c.rules) {
+      std::erase_if(c.rules, [&](ir::Rule& r) {
+        broken = false;
         check_target(r.verdict);
         for (auto& m : r.matches) {
           auto* ref = std::get_if<ir::SetRef>(&m.value);
@@ -525,10 +541,12 @@ void Builder::finish() {
           if (!s) {
             error(m.loc, "set '" + ref->name + "' does not exist in table '" + tk + "'",
                   "declare it in the same table: set " + ref->name + " { type ...; }");
+            broken = true;
             continue;
           }
           if (s->kind != ir::Set::Kind::Set) {
             error(m.loc, "'" + ref->name + "' is a map; a match looks up a set");
+            broken = true;
             continue;
           }
           auto ns = name_sets_.find(tk);
@@ -537,33 +555,43 @@ void Builder::finish() {
               if (ref->key.size() == 1) {
                 if (s->dynamic || s->has_timeout)
                   warning(m.loc, "set '" + ref->name + "' can change at run time; nf2bpf uses the names it holds now");
-                m.value = it->second;  // interface names: the patterns themselves
+                auto pats = it->second;  // interface names: the patterns themselves
+                sort_patterns(pats);
+                m.value = std::move(pats);
               }
               continue;
             }
-          if (!s->anonymous && s->key.size() != ref->key.size())
+          if (!s->anonymous && s->key.size() != ref->key.size()) {
             error(m.loc, "set '" + ref->name + "' has " + std::to_string(s->key.size()) + " key components, the expression " +
                              std::to_string(ref->key.size()));
+            broken = true;
+          }
         }
         if (r.vmap) {
           const ir::Set* s = t.find_set(r.vmap->name);
           if (!s) {
             error(r.verdict.loc, "map '" + r.vmap->name + "' does not exist in table '" + tk + "'",
                   "declare it in the same table: map " + r.vmap->name + " { type ... : verdict; }");
-            continue;
+            return true;
           }
           if (s->kind != ir::Set::Kind::VerdictMap) {
             error(r.verdict.loc, "'" + r.vmap->name + "' is not a verdict map", "vmap needs a map of type ... : verdict");
-            continue;
+            return true;
           }
-          if (!s->anonymous && s->key.size() != r.vmap->key.size())
+          if (!s->anonymous && s->key.size() != r.vmap->key.size()) {
             error(r.verdict.loc, "map '" + r.vmap->name + "' has " + std::to_string(s->key.size()) +
                                      " key components, the expression " + std::to_string(r.vmap->key.size()));
-          if (checked_maps.insert(s->name).second)
+            broken = true;
+          }
+          if (checked_maps.insert(s->name).second) {
+            bool before = broken;
             for (const auto& e : s->elements)
               if (e.verdict) check_target(*e.verdict);
+            broken = before;  // a bad element is the map's problem, reported once
+          }
         }
-      }
+        return broken;
+      });
     // Verdict maps nothing references still must name existing chains.
     for (const auto& s : t.sets)
       if (s.kind == ir::Set::Kind::VerdictMap && !s.anonymous && !checked_maps.count(s.name))

@@ -96,10 +96,11 @@ class Builder {
     std::vector<Selector> sels;  // when declared with typeof
     Type data = Type::Unknown;
     bool names = false;          // interface-name keys
+    size_t wild = 0;             // catch-all elements (kept last)
   };
 
   bool parse_element(ir::Table& t, ir::Set& s, const SetInfo& info, const Expr& e, ir::SetElement& out,
-                     std::vector<ir::IfacePattern>* names_out);
+                     std::vector<ir::IfacePattern>* names_out, bool& wildcard);
   std::string anon_name();
   std::string key_of(const ir::Table& t) const;
 

@@ -2,6 +2,8 @@
 // Builder applies them. Locations are JSON pointers.
 #include <nlohmann/json.hpp>
 
+#include <cstring>
+
 #include "translator/frontend/nft/builder.h"
 #include "translator/frontend/nft/nft.h"
 
@@ -590,6 +592,12 @@ std::optional<Expr> JsonParser::expr(const json& j, const std::string& p) {
     e.a = *key;
     e.b = str(v, "dir", vp, false).value_or("");
     e.c = str(v, "family", vp, false).value_or("");
+    // `ct original ip saddr` is {"key": "ip saddr", "dir": "original"}.
+    for (const char* f : {"ip ", "ip6 "})
+      if (e.a.starts_with(f)) {
+        e.c = std::string(f, std::strlen(f) - 1);
+        e.a = e.a.substr(std::strlen(f));
+      }
     return e;
   }
   if (k == "fib") {

@@ -18,9 +18,12 @@ Result<std::string> list_ruleset(bool json) {
   if (nft_ctx_buffer_output(ctx.get()) != 0 || nft_ctx_buffer_error(ctx.get()) != 0)
     return Error{ENOMEM, "read the kernel ruleset: buffering libnftables output"};
   int rc = nft_run_cmd_from_buffer(ctx.get(), "list ruleset");
-  std::string out = nft_ctx_get_output_buffer(ctx.get()) ? nft_ctx_get_output_buffer(ctx.get()) : "";
+  // Each get_*_buffer call hands the buffer over and rewinds it: call once.
+  const char* ob = nft_ctx_get_output_buffer(ctx.get());
+  std::string out = ob ? ob : "";
   if (rc != 0) {
-    std::string err = nft_ctx_get_error_buffer(ctx.get()) ? nft_ctx_get_error_buffer(ctx.get()) : "";
+    const char* eb = nft_ctx_get_error_buffer(ctx.get());
+    std::string err = eb ? eb : "";
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
     int code = err.find("Operation not permitted") != std::string::npos ? EPERM : 0;
     return Error{code, "read the kernel ruleset (libnftables: list ruleset)" + (err.empty() || code ? "" : ": " + err)};

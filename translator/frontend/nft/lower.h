@@ -54,6 +54,14 @@ struct RuleLowering {
 // Shared by the builder (named sets) and rule lowering (anonymous sets).
 std::optional<ir::Verdict> verdict_of(const Expr& e);
 
+// Orders elements by key. Elements of a set never overlap (nft refuses
+// overlapping intervals), so their order has no meaning; a fixed one makes
+// the same set read from text, JSON or the kernel (hash order) identical.
+// The first `n - wild` elements are sorted; catch-all (`*`) ones stay last.
+void sort_elements(std::vector<ir::SetElement>& elems, size_t wild = 0);
+// Interface-name alternatives, likewise in a fixed order.
+void sort_patterns(std::vector<ir::IfacePattern>& p);
+
 // Combines "icmp type . icmp code" components into one IcmpType component.
 void merge_icmp_components(std::vector<ir::Field>& key, std::vector<ir::SetElement>& elems);
 

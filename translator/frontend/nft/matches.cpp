@@ -1,6 +1,7 @@
 // Match statements (`lhs op rhs`) and their values: nft selectors compared
 // with values, ranges, prefixes, anonymous and named sets, bitmask tests.
 #include <algorithm>
+#include <tuple>
 #include <cstdio>
 
 #include "translator/frontend/nft/lower.h"
@@ -152,6 +153,10 @@ IntervalSet RuleLowering::to_ir(const Selector& s, const IntervalSet& raw) const
 
 std::optional<u128> RuleLowering::scalar(const Selector& s, const Expr& v) {
   std::string err;
+  if (v.kind == Expr::Kind::Literal && v.a.starts_with("$")) {
+    failed = true;  // an undefined variable, reported where it was used
+    return std::nullopt;
+  }
   switch (v.kind) {
     case Expr::Kind::Literal: {
       auto r = symbol_value(s.type, v.a, s.bits, err);
@@ -178,7 +183,7 @@ std::optional<u128> RuleLowering::scalar(const Selector& s, const Expr& v) {
     case Expr::Kind::List:
     case Expr::Kind::Binop: {
       if (v.kind == Expr::Kind::Binop && v.a != "|") break;
-      if (!is_bitmask(s.type) && !s.masked) {
+      if (v.kind == Expr::Kind::List && !is_bitmask(s.type) && !s.masked) {
         error(v.loc, "'" + render(v) + "' combines values, but " + s.text + " is not a bitmask",
               "write a set instead: { a, b }");
         return std::nullopt;
@@ -204,6 +209,10 @@ std::optional<u128> RuleLowering::scalar(const Selector& s, const Expr& v) {
 
 std::optional<IntervalSet> RuleLowering::raw(const Selector& s, const Expr& v) {
   std::string err;
+  if (v.kind == Expr::Kind::Literal && v.a.starts_with("$")) {
+    failed = true;  // an undefined variable, reported where it was used
+    return std::nullopt;
+  }
   switch (v.kind) {
     case Expr::Kind::Literal: {
       auto r = literal_value(s.type, v.a, s.bits, err);
@@ -271,6 +280,10 @@ std::optional<IntervalSet> RuleLowering::raw(const Selector& s, const Expr& v) {
 bool RuleLowering::names(const Selector& s, const Expr& v, std::vector<ir::IfacePattern>& out) {
   switch (v.kind) {
     case Expr::Kind::Literal: {
+      if (v.a.starts_with("$")) {
+        failed = true;  // an undefined variable, reported where it was used
+        return false;
+      }
       ir::IfacePattern p;
       std::string err;
       if (!parse_ifname_pattern(v.a, p, err)) {
@@ -327,6 +340,29 @@ bool RuleLowering::element_key(const std::vector<Selector>& key, const Expr& e, 
     out.push_back(to_ir(key[i], *r));
   }
   return true;
+}
+
+void sort_patterns(std::vector<ir::IfacePattern>& p) {
+  std::sort(p.begin(), p.end(), [](const ir::IfacePattern& a, const ir::IfacePattern& b) {
+    return std::tie(a.name, a.prefix) < std::tie(b.name, b.prefix);
+  });
+  p.erase(std::unique(p.begin(), p.end()), p.end());
+}
+
+void sort_elements(std::vector<ir::SetElement>& elems, size_t wild) {
+  auto less = [](const ir::SetElement& a, const ir::SetElement& b) {
+    for (size_t i = 0; i < a.key.size() && i < b.key.size(); ++i) {
+      const auto& x = a.key[i].intervals();
+      const auto& y = b.key[i].intervals();
+      for (size_t j = 0; j < x.size() && j < y.size(); ++j) {
+        if (x[j].lo != y[j].lo) return x[j].lo < y[j].lo;
+        if (x[j].hi != y[j].hi) return x[j].hi < y[j].hi;
+      }
+      if (x.size() != y.size()) return x.size() < y.size();
+    }
+    return a.key.size() < b.key.size();
+  };
+  std::stable_sort(elems.begin(), elems.end() - (long)std::min(wild, elems.size()), less);
 }
 
 void merge_icmp_components(std::vector<Field>& key, std::vector<ir::SetElement>& elems) {
@@ -400,9 +436,11 @@ std::string RuleLowering::make_anon_set(const std::vector<Selector>& key, const 
     (inner->kind == Expr::Kind::Wildcard ? wildcards : s.elements).push_back(std::move(el));
   };
   for (const auto& e : set.kids) add(add, e);
+  merge_icmp_components(s.key, s.elements);
+  merge_icmp_components(s.key, wildcards);
+  sort_elements(s.elements);
   // The catch-all element applies when nothing else matched: evaluate it last.
   for (auto& w : wildcards) s.elements.push_back(std::move(w));
-  merge_icmp_components(s.key, s.elements);
   std::string name = s.name;
   table.sets.push_back(std::move(s));
   return name;
@@ -416,7 +454,8 @@ void RuleLowering::lower_match(const Stmt& st) {
   const std::string& op = st.op;
   bool neg = op == "!=";
   bool implicit = op.empty() || op == "in";
-  if (!is_eq(op) && !neg && !is_relational(op)) {
+  bool none_of = op == "!";  // JSON for `flags & (a|b) == 0`: none of the flags set
+  if (!is_eq(op) && !neg && !is_relational(op) && !none_of) {
     error(st.loc, "unknown operator '" + op + "'", "operators are ==, !=, <, >, <=, >=");
     return;
   }
@@ -537,6 +576,8 @@ void RuleLowering::lower_match(const Stmt& st) {
     m.module = render(lhs);
     m.loc = lhs.loc;
     if (rhs.kind == Expr::Kind::SetRef) {
+      std::vector<ir::SetElement> none;
+      merge_icmp_components(fields, none);  // as the set's own key
       m.field = fields[0];
       m.value = ir::SetRef{rhs.a, fields};
       add_match(std::move(m));
@@ -580,6 +621,17 @@ void RuleLowering::lower_match(const Stmt& st) {
     std::string name = make_anon_set(sels, *setx, false, rhs.loc, ok);
     if (!ok) return;
     const ir::Set* made = table.find_set(name);
+    if (made->key.size() == 1) {
+      // "icmp type . icmp code" became one field: a plain value list.
+      IntervalSet all;
+      for (const auto& e : made->elements) all.add(e.key[0]);
+      m.field = made->key[0];
+      m.value = all;
+      m.cap = sels[0].cap;
+      table.sets.pop_back();
+      add_match(std::move(m));
+      return;
+    }
     m.field = made->key.empty() ? fields[0] : made->key[0];
     m.value = ir::SetRef{name, made->key};
     add_match(std::move(m));
@@ -631,12 +683,30 @@ void RuleLowering::lower_match(const Stmt& st) {
     }
     std::vector<ir::IfacePattern> pats;
     if (!names(sel, rhs, pats)) return;
+    sort_patterns(pats);
     m.negated = neg;
     m.value = std::move(pats);
     add_match(std::move(m));
     return;
   }
 
+  if (none_of) {
+    auto v = scalar(sel, rhs);
+    if (!v) return;
+    if (sel.type == Type::CtState) {
+      IntervalSet states = all_ct_states();
+      for (uint8_t bit : {ir::kCtInvalid, ir::kCtEstablished, ir::kCtRelated, ir::kCtNew, ir::kCtUntracked})
+        if (*v & bit) states = states.intersect(IntervalSet::single(bit).complement(0xff));
+      m.value = states;
+    } else if (sel.masked) {
+      m.value = ir::Masked{(uint64_t)*v, IntervalSet::single(0)};
+    } else {
+      error(st.loc, "'!' (none of) applies to flags", "compare with == or !=");
+      return;
+    }
+    add_match(std::move(m));
+    return;
+  }
   // Bitmask types without an operator test flags: `tcp flags syn,ack` is
   // "syn or ack set", `ct state established,related` "one of them".
   if (is_bitmask(sel.type) && implicit && rhs.kind != Expr::Kind::Set && rhs.kind != Expr::Kind::Mask) {

@@ -70,7 +70,13 @@ std::string render(const Stmt& s) {
   std::string out;
   switch (s.kind) {
     case K::Match: {
-      std::string op = (s.op.empty() || s.op == "in") ? " " : " " + s.op + " ";
+      // nft lists `==` as nothing, except where leaving it out changes the
+      // meaning: flags (`tcp flags syn` tests one bit) and masked values.
+      bool flags = (s.lhs.kind == Expr::Kind::Payload && s.lhs.a == "tcp" && s.lhs.b == "flags") ||
+                   (s.lhs.kind == Expr::Kind::Ct && (s.lhs.a == "state" || s.lhs.a == "status")) ||
+                   s.lhs.kind == Expr::Kind::Binop;
+      bool implicit = s.op.empty() || s.op == "in" || (s.op == "==" && !flags);
+      std::string op = implicit ? " " : " " + s.op + " ";
       return render(s.lhs) + op + render(s.rhs);
     }
     case K::Verdict: return s.target.empty() ? s.name : s.name + " " + s.target;

@@ -90,6 +90,8 @@ void RuleLowering::lower_vmap(const Stmt& st) {
   for (auto& s : sels)
     if (s.field == Field::Opaque) s.supported = true;
   if (st.rhs.kind == Expr::Kind::SetRef) {
+    std::vector<ir::SetElement> none;
+    merge_icmp_components(fields, none);  // as the map's own key
     rule.vmap = ir::SetRef{st.rhs.a, fields};
   } else if (st.rhs.kind == Expr::Kind::Set) {
     bool ok = true;
@@ -397,9 +399,16 @@ void RuleLowering::lower_stmt(const Stmt& st) {
       return;
 
     case Stmt::Kind::SetUpdate: {
-      auto& s = stmt(StmtKind::SetAdd, "set " + st.name);
-      s.args.emplace_back("set", "@" + st.target);
-      s.args.emplace_back("element", render(st.lhs));
+      // Also a condition: `update @s { ip saddr limit rate over 10/second }`
+      // stops the rule. An opaque match keeps later rules reachable.
+      ir::Match m;
+      m.field = Field::Opaque;
+      m.cap = "set " + st.name;
+      m.module = "dynset";
+      m.args.emplace_back("set", "@" + st.target);
+      m.args.emplace_back("element", render(st.lhs));
+      m.loc = st.loc;
+      add_match(std::move(m));
       return;
     }
 
@@ -408,6 +417,17 @@ void RuleLowering::lower_stmt(const Stmt& st) {
       return;
 
     case Stmt::Kind::Other: {
+      if (st.name == "quota" || st.name == "ct count" || st.name == "xt match") {
+        // Conditions (over quota, connection count, an xtables match).
+        ir::Match m;
+        m.field = Field::Opaque;
+        m.cap = st.name;
+        m.module = st.name;
+        for (const auto& o : st.opts) m.args.emplace_back(o.key, o.value);
+        m.loc = st.loc;
+        add_match(std::move(m));
+        return;
+      }
       auto& s = stmt(StmtKind::Other, st.name);
       for (const auto& o : st.opts) s.args.emplace_back(o.key, o.value);
       return;

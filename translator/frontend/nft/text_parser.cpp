@@ -672,8 +672,11 @@ void TextParser::chain_block(const TableRef& t, const Token& n, bool create) {
       break;
     }
     if (word("type") && peek(1).kind == TK::Word && (word("filter", 1) || word("nat", 1) || word("route", 1) || word("hook", 2))) {
+      size_t before = diag_.errors();
       chain_type(spec, t);
-      have_spec = true;
+      // A bad spec is reported once; the chain still collects its rules.
+      have_spec = diag_.errors() == before;
+      if (!have_spec) spec = nft::ChainSpec{};
       if (created) {
         error(tok, "the chain's type comes after its rules", "put 'type ... hook ... priority ...;' first");
       }
@@ -1502,7 +1505,7 @@ std::optional<Expr> TextParser::parse_primary() {
 
 std::optional<Expr> TextParser::parse_operand() {
   if (auto p = parse_primary()) return p;
-  return parse_value_or();
+  return parse_value();  // `a & 0xff | 0x100` is (a & 0xff) | 0x100; combos need parentheses
 }
 
 std::optional<Expr> TextParser::parse_lhs(bool with_binop, bool value_ok) {
