@@ -158,15 +158,21 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
     for (const auto& fr : pipe.stages[si].rules) {
       FlatInfo fi;
       size_t total = 0;
-      for (const auto& ref : fr.path) {
-        const auto& rule = rs.tables[ref.table].chains[ref.chain].rules[ref.rule];
-        fi.seg_len.push_back((uint32_t)(rule.matches.size() + (rule.vmap ? rule.vmap->key.size() : 0)));
-        total += fi.seg_len.back();
+      if (!fr.segments.empty()) {
+        // Flatten left a test of a field the chain changes to guard entries.
+        fi.seg_len = fr.segments;
+        for (uint32_t n : fr.segments) total += n;
+      } else {
+        for (const auto& ref : fr.path) {
+          const auto& rule = rs.tables[ref.table].chains[ref.chain].rules[ref.rule];
+          fi.seg_len.push_back((uint32_t)(rule.matches.size() + (rule.vmap ? rule.vmap->key.size() : 0)));
+          total += fi.seg_len.back();
+        }
       }
-      fi.segments_ok = total <= fr.matches.size();
+      fi.segments_ok = fi.seg_len.size() == fr.path.size() && total <= fr.matches.size();
       const auto& src = rs.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule];
       bool jumps = src.verdict.kind == ir::VerdictKind::Jump || src.verdict.kind == ir::VerdictKind::Goto;
-      fi.goto_tail = fr.action == FlatAction::Skip && src.verdict.kind == ir::VerdictKind::Goto;
+      fi.goto_tail = fr.action == FlatAction::Skip && !fr.guard && src.verdict.kind == ir::VerdictKind::Goto;
       fi.jump_stmt = jumps && fr.action == FlatAction::Continue;
       info_[si].push_back(std::move(fi));
     }
@@ -671,7 +677,7 @@ void ReferenceEngine::run(Run& r, const Traversal& t) const {
           ++i;
           continue;
         }
-        r.hit_rules.push_back(fr.origin);
+        if (!fr.guard) r.hit_rules.push_back(fr.origin);  // a guard hit: the jump is not taken
 
         // Statements, in order.
         bool stopped = false;

@@ -33,6 +33,13 @@ struct FlatRule {
   uint32_t skip_to = 0;               // for Skip: index in the same list (== size(): the policy)
   RuleRef origin;                     // the source rule that this entry comes from
   std::vector<RuleRef> path;          // the jump/goto rules that lead here, outermost first
+  // How many of `matches` each jump on `path` contributed, outermost first,
+  // when a jump's test of a field its chain changes (mark, ct mark) was left
+  // out of the prefix; empty: every jump contributed all of its matches.
+  std::vector<uint32_t> segments;
+  // A Skip entry that tests, once at the jump/goto `origin`, that one of its
+  // conditions on such a field fails, and skips the inlined chain.
+  bool guard = false;
   bool terminal() const {
     return action == FlatAction::Accept || action == FlatAction::Drop ||
            action == FlatAction::Reject || action == FlatAction::Queue;

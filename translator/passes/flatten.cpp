@@ -10,6 +10,33 @@ using namespace ir;
 
 namespace {
 
+// Fields a statement can change while a chain runs, as bits.
+constexpr uint8_t kMutMark = 1, kMutCtMark = 2;
+
+uint8_t statements_change(const std::vector<Statement>& ss) {
+  uint8_t m = 0;
+  for (const auto& st : ss) switch (st.kind) {
+      case StmtKind::SetMark:
+      case StmtKind::RestoreMark: m |= kMutMark; break;
+      case StmtKind::SetCtMark:
+      case StmtKind::SaveMark: m |= kMutCtMark; break;
+      default: break;
+    }
+  return m;
+}
+
+// Whether a match tests a field in `mut` (directly or as part of a set key).
+bool tests_changed(const Match& m, uint8_t mut) {
+  auto hit = [&](Field f) {
+    return (f == Field::Mark && (mut & kMutMark)) || (f == Field::CtMark && (mut & kMutCtMark));
+  };
+  if (hit(m.field)) return true;
+  if (const auto* s = std::get_if<SetRef>(&m.value))
+    for (Field f : s->key)
+      if (hit(f)) return true;
+  return false;
+}
+
 class Flattener {
  public:
   Flattener(const Ruleset& rs, diag::Diagnostics& d, const FlattenOptions& o)
@@ -30,6 +57,15 @@ class Flattener {
   FlatRule& push(const std::vector<Match>& own, const RuleRef& origin, const std::vector<RuleRef>& path);
   void close_region(size_t region, size_t target);
   bool find_loops(uint32_t t);
+  uint8_t chain_changes(uint32_t t, uint32_t c);
+
+  // Per table and chain: the fields (kMut*) the chain, or a chain it reaches,
+  // can change; 0xff while not computed yet.
+  std::vector<std::vector<uint8_t>> changes_;
+  // Matches each jump on the current path put on prefix_, and how many of
+  // those jumps left a test out (to guards): flat rules then record segments.
+  std::vector<uint32_t> segments_;
+  size_t guarded_ = 0;
 
   const Ruleset& rs_;
   diag::Diagnostics& diag_;
@@ -60,6 +96,7 @@ FlatRule& Flattener::push(const std::vector<Match>& own, const RuleRef& origin, 
   f.matches.insert(f.matches.end(), own.begin(), own.end());
   f.origin = origin;
   f.path = path;
+  if (guarded_) f.segments.assign(segments_.begin(), segments_.begin() + std::min(segments_.size(), path.size()));
   return f;
 }
 
@@ -107,6 +144,53 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
       auto target = chain_by_name(t, v.chain);
       if (!target) break;  // reported by the front-end
       uint32_t tc = *target;
+      // Netfilter tests a jump's matches once, when it jumps. A test of a
+      // field that the rule's statements or the chain (or a chain it reaches)
+      // can change must not be repeated on every inlined rule: guards test it
+      // once here and skip the chain when it fails; the inlined rules get
+      // only the other matches.
+      uint8_t mut = chain_changes(t, tc) | (with_statements ? statements_change(rule.statements) : 0);
+      std::vector<Match> kept;
+      std::vector<const Match*> once;
+      if (mut)
+        for (const auto& m : own) {
+          if (tests_changed(m, mut)) once.push_back(&m);
+          else kept.push_back(m);
+        }
+      const std::vector<Match>& pre = once.empty() ? own : kept;
+      size_t guard_region = SIZE_MAX;
+      if (!once.empty()) {
+        // kept ∧ ¬(K1 ∧ K2 ...) → skip: one guard per Ki (kept ∧ ¬Ki → skip).
+        regions_.emplace_back();
+        guard_region = regions_.size() - 1;
+        for (const Match* k : once) {
+          std::vector<Match> g = kept;
+          g.push_back(*k);
+          g.back().negated = !g.back().negated;
+          auto& f = push(g, ref, path);
+          f.action = FlatAction::Skip;
+          f.guard = true;
+          regions_[guard_region].fixups.push_back(list_->rules.size() - 1);
+        }
+        // A packet without a connection matches neither a ct mark test nor
+        // its negation: it skips the chain too.
+        auto ct = std::find_if(once.begin(), once.end(), [](const Match* m) { return tests_changed(*m, kMutCtMark); });
+        if (ct != once.end()) {
+          std::vector<Match> g = kept;
+          Match m;
+          m.field = Field::CtState;
+          m.negated = true;
+          for (uint8_t b : {kCtEstablished, kCtRelated, kCtNew}) std::get<IntervalSet>(m.value).add(b, b);
+          m.cap = "-m conntrack --ctstate";
+          m.module = "conntrack";
+          m.loc = (*ct)->loc;
+          g.push_back(std::move(m));
+          auto& f = push(g, ref, path);
+          f.action = FlatAction::Skip;
+          f.guard = true;
+          regions_[guard_region].fixups.push_back(list_->rules.size() - 1);
+        }
+      }
       if (with_statements && !rule.statements.empty()) {
         auto& f = push(own, ref, path);
         f.statements = rule.statements;
@@ -114,22 +198,31 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
       }
       path.push_back(ref);
       size_t mark = prefix_.size();
-      prefix_.insert(prefix_.end(), own.begin(), own.end());
+      prefix_.insert(prefix_.end(), pre.begin(), pre.end());
+      segments_.push_back((uint32_t)pre.size());
+      if (!once.empty()) ++guarded_;
+      auto leave = [&] {
+        prefix_.resize(mark);
+        segments_.pop_back();
+        if (!once.empty()) --guarded_;
+        path.pop_back();
+      };
       if (v.kind == VerdictKind::Jump) {
         regions_.emplace_back();
         size_t region = regions_.size() - 1;
         inline_chain(t, tc, path, region);
         close_region(region, list_->rules.size());
+        leave();
       } else {
         // goto: the target returns to where the current chain returns.
         inline_chain(t, tc, path, return_region);
-        prefix_.resize(mark);
-        auto& f = push(own, ref, std::vector<RuleRef>(path.begin(), path.end() - 1));
+        leave();
+        auto& f = push(pre, ref, path);
         f.action = FlatAction::Skip;
         regions_[return_region].fixups.push_back(list_->rules.size() - 1);
       }
-      prefix_.resize(mark);
-      path.pop_back();
+      // A failed guard goes on after the chain (and a goto's trailing entry).
+      if (guard_region != SIZE_MAX) close_region(guard_region, list_->rules.size());
       break;
     }
   }
@@ -168,6 +261,27 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
       emit_rule(t, c, r, rule, em, *e.verdict, path, return_region, false);
     }
   }
+}
+
+uint8_t Flattener::chain_changes(uint32_t t, uint32_t c) {
+  uint8_t& memo = changes_[t][c];
+  if (memo != 0xff) return memo;
+  memo = 0;  // no loops by now; this only guards against re-entry
+  const Table& table = rs_.tables[t];
+  uint8_t m = 0;
+  auto via = [&](const Verdict& v) {
+    if (v.kind != VerdictKind::Jump && v.kind != VerdictKind::Goto) return;
+    if (auto tc = chain_by_name(t, v.chain)) m |= chain_changes(t, *tc);
+  };
+  for (const auto& rule : table.chains[c].rules) {
+    m |= statements_change(rule.statements);
+    via(rule.verdict);
+    if (rule.vmap)
+      if (const Set* map = rs_.find_set(table, rule.vmap->name))
+        for (const auto& e : map->elements)
+          if (e.verdict) via(*e.verdict);
+  }
+  return changes_[t][c] = m;
 }
 
 bool Flattener::find_loops(uint32_t t) {
@@ -245,6 +359,8 @@ Pipeline Flattener::run() {
   bool loops = false;
   for (uint32_t t = 0; t < rs_.tables.size(); ++t) loops |= find_loops(t);
   if (loops) return p;
+  changes_.resize(rs_.tables.size());
+  for (uint32_t t = 0; t < rs_.tables.size(); ++t) changes_[t].assign(rs_.tables[t].chains.size(), 0xff);
 
   for (uint32_t t = 0; t < rs_.tables.size(); ++t) {
     const Table& table = rs_.tables[t];
@@ -266,6 +382,8 @@ Pipeline Flattener::run() {
       regions_.assign(1, Region{});
       std::vector<RuleRef> path;
       prefix_.clear();
+      segments_.clear();
+      guarded_ = 0;
       inline_chain(t, c, path, 0);
       close_region(0, list_->rules.size());
       list_ = nullptr;
