@@ -89,6 +89,8 @@ static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
   s->ctmark = 0;
   s->notrack = 0;
   s->has_ct = 0;
+  s->srch.rule = NF_NONE;  /* no stage has decided yet (read back by test runs) */
+  s->srch.stage = NF_NONE;
   if (cfg.slots_used || 1) {
     __u8 mac[6];
     if (bpf_skb_load_bytes_relative(skb, 6, mac, 6, BPF_HDR_START_MAC) == 0)
@@ -180,6 +182,14 @@ out:
       in->pending = 0;
     }
   }
+  /* What decided, for BPF_PROG_TEST_RUN callers (`diff --kernel`): the
+   * action, the deciding rule (or a stage's policy counter) of the last stage
+   * that ran, and the connection state the rules saw. skb->cb is the qdisc
+   * layer's scratch area; nothing after this program reads it. */
+  skb->cb[0] = 0x100 | verdict;
+  skb->cb[1] = s->srch.rule;
+  skb->cb[2] = s->srch.stage;
+  skb->cb[3] = ct.state | (ct.dir << 8);
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
     return TC_ACT_OK;

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/kernel_engine.h"
 #include "translator/policy/compile.h"
 #include "translator/translate.h"
 #include "verify/diff.h"
@@ -144,11 +145,6 @@ int run(const DiffArgs& a) {
     print_error("diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
     return kRejected;
   }
-  if (a.kernel) {
-    print_error("--kernel is not available yet: diff does not run the BPF programs with BPF_PROG_TEST_RUN",
-                "drop --kernel: without it the compiled policy is judged by its userspace model");
-    return kSystem;
-  }
   int status = kOk;
   auto expected = load(a.file, a.topt, status);
   if (!expected) return status;
@@ -175,13 +171,29 @@ int run(const DiffArgs& a) {
   verify::HostModel host(host_options(a));
   verify::ReferenceEngine e(expected->ruleset, expected->pipeline, host);
   std::unique_ptr<verify::VerdictEngine> x;
-  if (actual)
+  KernelEngine* kernel = nullptr;
+  if (actual) {
     x = std::make_unique<verify::ReferenceEngine>(actual->ruleset, actual->pipeline, host);
-  else
+  } else if (a.kernel) {
+    auto k = KernelEngine::create(pol, host, a.file);
+    if (!k) {
+      print_error(k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
+      return kSystem;
+    }
+    kernel = k->get();
+    x = std::move(*k);
+  } else {
     x = std::make_unique<verify::PolicyEngine>(pol, host, a.file);
+  }
   verify::DiffReport rep = verify::run_diff(**cap, host, e, *x);
   rep.expected_engine = "reference evaluator";
-  rep.actual_engine = actual ? "reference evaluator" : "compiled policy (userspace model of the BPF programs)";
+  rep.actual_engine = actual   ? "reference evaluator"
+                      : kernel ? "compiled policy (BPF programs run with BPF_PROG_TEST_RUN in a private namespace)"
+                               : "compiled policy (userspace model of the BPF programs)";
+  if (kernel) {
+    rep.notes.push_back("--kernel: connection timeouts follow the replay's clock, not the capture's timestamps");
+    if (!kernel->error().empty() && rep.error.empty()) rep.error = "--kernel: " + kernel->error();
+  }
   if (!actual) {
     size_t left_out = expected->count(caps::Fidelity::Unsupported);
     if (left_out)
@@ -219,11 +231,14 @@ Command add_diff(CLI::App& app) {
   sub->add_option("--pcap", a->pcap, "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP)")
       ->type_name("CAPTURE")
       ->check(CLI::ExistingFile);
+  auto* kernel = sub->add_flag("--kernel", a->kernel,
+                                "Judge the compiled policy with the real BPF programs (BPF_PROG_TEST_RUN in a private, "
+                                "unattached instance; needs root) instead of their userspace model");
   sub->add_option("--against", a->against,
                   "Compare FILE (expected) with FILE2 (actual): the impact of changing FILE into FILE2")
       ->type_name("FILE2")
-      ->check(CLI::ExistingFile);
-  sub->add_flag("--kernel", a->kernel, "Run the compiled BPF programs with BPF_PROG_TEST_RUN (not available yet)");
+      ->check(CLI::ExistingFile)
+      ->excludes(kernel);
   sub->add_option("--format", a->format, "Report format")
       ->check(CLI::IsMember({"text", "json", "markdown"}))
       ->default_str("text");

@@ -721,6 +721,11 @@ Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& fr
   out.retval = o.retval;
   out.mark = outctx.mark;
   out.duration_ns = o.duration;
+  out.decided = (outctx.cb[0] & 0x100) != 0;
+  out.action = (uint8_t)(outctx.cb[0] & 0xff);
+  out.rule = outctx.cb[1];
+  out.stage = outctx.cb[2];
+  out.ctstate = (uint8_t)(outctx.cb[3] & 0xff);
   return out;
 }
 

@@ -41,6 +41,14 @@ struct TestResult {
   uint32_t retval = 0;       // TC_ACT_* or XDP_*
   uint32_t mark = 0;         // skb mark after the program
   uint32_t duration_ns = 0;  // mean time per run, as the kernel measured it
+  // TC programs: what decided (from skb->cb, see nf_tc). `decided` is false
+  // when the program let the packet pass before any rule could see it
+  // (no policy, not IP, VLAN-tagged).
+  bool decided = false;
+  uint8_t action = 0;        // NF_ACT_*
+  uint32_t rule = UINT32_MAX;   // deciding rule index or a stage's policy counter, UINT32_MAX: none
+  uint32_t stage = UINT32_MAX;  // stage of that rule, UINT32_MAX: no stage ran
+  uint8_t ctstate = 0;       // NF_CT_STATE_* the rules saw
 };
 
 struct TestCtx {

@@ -1,5 +1,7 @@
 #include "verify/engine.h"
 
+#include "translator/policy/policy.h"
+
 namespace nf2bpf::verify {
 
 const char* to_string(Verdict v) {
@@ -13,34 +15,12 @@ const char* to_string(Verdict v) {
   return "?";
 }
 
-namespace {
-
-// iptables and ip6tables accept short aliases for the reject types; compare
-// what is sent, not how it was spelled.
-std::string canonical_reject(const std::string& w) {
-  static const std::pair<const char*, const char*> kAliases[] = {
-      {"net-unreach", "icmp-net-unreachable"},   {"host-unreach", "icmp-host-unreachable"},
-      {"proto-unreach", "icmp-proto-unreachable"}, {"net-prohib", "icmp-net-prohibited"},
-      {"host-prohib", "icmp-host-prohibited"},   {"admin-prohib", "icmp-admin-prohibited"},
-      {"no-route", "icmp6-no-route"},            {"adm-prohibited", "icmp6-adm-prohibited"},
-      {"addr-unreach", "icmp6-addr-unreachable"},
-  };
-  for (const auto& [a, c] : kAliases)
-    if (w == a) return c;
-  return w;
-}
-
-}  // namespace
-
 bool Decision::same_verdict(const Decision& o) const {
   if (verdict != o.verdict) return false;
   if (verdict != Verdict::Reject) return true;
-  std::string a = canonical_reject(reject_with), b = canonical_reject(o.reject_with);
-  // "port-unreach" is the v4 or v6 port unreachable depending on the family.
-  auto port = [](const std::string& s) {
-    return s == "port-unreach" || s == "icmp-port-unreachable" || s == "icmp6-port-unreachable" || s.empty();
-  };
-  if (port(a) && port(b)) return true;
+  // The answer sent, not its spelling (policy::reject_code knows them all).
+  uint8_t a = policy::reject_code(reject_with), b = policy::reject_code(o.reject_with);
+  if (a == policy::kRejectUnknown || b == policy::kRejectUnknown) return reject_with == o.reject_with;
   return a == b;
 }
 

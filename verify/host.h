@@ -61,13 +61,16 @@ class HostModel {
 
   const HostOptions& options() const { return opt_; }
 
- private:
-  HostOptions opt_;
+  // Addresses learned from the capture, in the order they were learned.
   struct Learned {
     ir::u128 addr;
     std::string ifname;
     ir::IntervalSet net;  // the interface's network, for routing
   };
+  const std::vector<Learned>& learned() const { return learned_; }
+
+ private:
+  HostOptions opt_;
   std::vector<Learned> learned_;
 };
 

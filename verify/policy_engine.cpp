@@ -39,7 +39,7 @@ PolicyEngine::PolicyEngine(const policy::Policy& pol, const HostModel& host, std
   model_ = std::make_unique<policy::Model>(pol_, env);
 }
 
-Decision PolicyEngine::translate(const policy::Decision& md, const pkt::Packet&) const {
+Decision describe(const policy::Policy& pol_, const policy::Decision& md) {
   Decision d;
   d.verdict = md.action == NF_ACT_DROP ? Verdict::Drop : md.action == NF_ACT_REJECT ? Verdict::Reject : Verdict::Accept;
   if (md.indeterminate) {
@@ -60,7 +60,7 @@ Decision PolicyEngine::translate(const policy::Decision& md, const pkt::Packet&)
     d.rule.text = o.text;
     d.rule.chain = o.table + "/" + o.chain;
     if (d.verdict == Verdict::Reject && md.rule < pol_.rules.size())
-      d.reject_with = pol_.rules[md.rule].reject_type == 1 ? "tcp-reset" : "";
+      d.reject_with = pol_.rules[md.rule].reject_type ? policy::reject_name(pol_.rules[md.rule].reject_type) : "";
   } else {
     d.rule.text = "no stage on this path: accepted";
   }
@@ -68,40 +68,44 @@ Decision PolicyEngine::translate(const policy::Decision& md, const pkt::Packet&)
   return d;
 }
 
+policy::Decision combine_forward(policy::Decision md, policy::Decision post) {
+  if (md.action != NF_ACT_ACCEPT || md.indeterminate) return md;
+  bool explicit_accept = !post.by_policy && post.stage != UINT32_MAX;
+  if (post.action != NF_ACT_ACCEPT || post.indeterminate || explicit_accept) {
+    post.ctstate = md.ctstate;
+    return post;
+  }
+  return md;
+}
+
 Decision PolicyEngine::decide(const pkt::Packet& p, const Traversal& t) {
   uint64_t now = (uint64_t)std::llround(p.time * 1e9);
   bool forward = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Forward) != t.hooks.end();
   Decision d;
   if (t.origin == Origin::Local) {
-    d = translate(model_->decide(p, policy::Path::Output, now), p);
+    d = describe(pol_, model_->decide(p, policy::Path::Output, now));
   } else if (forward) {
     // TC ingress judges PREROUTING and FORWARD; the egress program POSTROUTING.
     auto md = model_->decide(p, policy::Path::Forward, now);
     if (md.action == NF_ACT_ACCEPT && !md.indeterminate) {
       pkt::Packet out = p;
       out.mark = md.mark;
-      auto post = model_->decide(out, policy::Path::PostForward, now);
-      // POSTROUTING decides when it drops, or when it accepts by a rule of
-      // its own; an accepting policy there leaves FORWARD's decision standing.
-      bool explicit_accept = !post.by_policy && post.stage != UINT32_MAX;
-      if (post.action != NF_ACT_ACCEPT || post.indeterminate || explicit_accept) {
-        post.ctstate = md.ctstate;
-        md = post;
-      }
+      md = combine_forward(md, model_->decide(out, policy::Path::PostForward, now));
     }
-    d = translate(md, p);
+    d = describe(pol_, md);
   } else {
-    d = translate(model_->decide(p, policy::Path::Input, now), p);
+    d = describe(pol_, model_->decide(p, policy::Path::Input, now));
   }
   d.path = t.hooks;
   return d;
 }
 
-std::vector<RuleHits> PolicyEngine::hits() const {
+std::vector<RuleHits> PolicyEngine::hits() const { return rule_hits(pol_, model_->hits()); }
+
+std::vector<RuleHits> rule_hits(const policy::Policy& pol_, const std::vector<uint64_t>& h) {
   // Compiled rules may share a source rule: report per source rule.
   std::vector<RuleHits> out;
   std::map<std::string, size_t> index;
-  const auto& h = model_->hits();
   auto add = [&](const std::string& loc, const std::string& text, const std::string& chain, bool policy, uint64_t n) {
     std::string key = loc + "\n" + text;
     auto it = index.find(key);

@@ -13,6 +13,16 @@
 
 namespace nf2bpf::verify {
 
+// A compiled-policy decision (from the model or from the BPF programs) in
+// report terms: verdict, hook, and the source rule behind the compiled rule.
+Decision describe(const policy::Policy& pol, const policy::Decision& md);
+// A forwarded packet: FORWARD's decision at TC ingress, then POSTROUTING's at
+// egress. POSTROUTING decides when it drops, or accepts by a rule of its own.
+policy::Decision combine_forward(policy::Decision forward, policy::Decision post);
+// Per source rule and chain policy hit counts from the compiled rules'
+// counters (compiled rules that share a source rule are summed).
+std::vector<RuleHits> rule_hits(const policy::Policy& pol, const std::vector<uint64_t>& counts);
+
 class PolicyEngine : public VerdictEngine {
  public:
   // `pol` and `host` must outlive the engine.
@@ -22,7 +32,6 @@ class PolicyEngine : public VerdictEngine {
   std::vector<RuleHits> hits() const override;
 
  private:
-  Decision translate(const policy::Decision& d, const pkt::Packet& p) const;
   const policy::Policy& pol_;
   const HostModel& host_;
   std::string name_;

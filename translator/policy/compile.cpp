@@ -517,7 +517,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   out.unconditional_terminal = d.residual == 0 && (d.action == NF_ACT_ACCEPT || d.action == NF_ACT_DROP ||
                                                    d.action == NF_ACT_REJECT);
   if (f.action == FlatAction::Reject) {
-    d.reject_type = f.reject_with == "tcp-reset" ? 1 : 0;
+    d.reject_type = reject_code(f.reject_with) == kRejectUnknown ? 0 : reject_code(f.reject_with);
   }
   return ok;
 }

@@ -95,4 +95,33 @@ std::string serialize(const Policy& p) {
 
 std::string compute_checksum(const Policy& p) { return sha256_hex(serialize(p)); }
 
+namespace {
+const char* const kRejectNames[] = {"port-unreachable", "tcp-reset",      "net-unreachable",  "host-unreachable",
+                                    "proto-unreachable", "net-prohibited", "host-prohibited", "admin-prohibited",
+                                    "policy-fail",       "reject-route"};
+}  // namespace
+
+uint8_t reject_code(std::string_view w) {
+  if (w.empty() || w == "tcp reset" || w == "tcp-reset") return w.empty() ? 0 : 1;
+  for (std::string_view pre : {"icmpv6 ", "icmpx ", "icmp ", "icmp6-", "icmp-"})
+    if (w.substr(0, pre.size()) == pre) {
+      w.remove_prefix(pre.size());
+      break;
+    }
+  static const std::pair<std::string_view, uint8_t> kNames[] = {
+      {"port-unreachable", 0}, {"port-unreach", 0},    {"net-unreachable", 2},  {"net-unreach", 2},
+      {"no-route", 2},         {"host-unreachable", 3}, {"host-unreach", 3},     {"addr-unreachable", 3},
+      {"addr-unreach", 3},     {"prot-unreachable", 4}, {"proto-unreachable", 4}, {"proto-unreach", 4},
+      {"net-prohibited", 5},   {"net-prohib", 5},       {"host-prohibited", 6},  {"host-prohib", 6},
+      {"admin-prohibited", 7}, {"admin-prohib", 7},     {"adm-prohibited", 7},   {"policy-fail", 8},
+      {"reject-route", 9}};
+  for (const auto& [n, c] : kNames)
+    if (w == n) return c;
+  return kRejectUnknown;
+}
+
+const char* reject_name(uint8_t code) {
+  return code < std::size(kRejectNames) ? kRejectNames[code] : "unknown";
+}
+
 }  // namespace nf2bpf::policy

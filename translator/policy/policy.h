@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bpf/include/abi.h"
@@ -86,6 +87,16 @@ struct EntryKeyEq {
 };
 
 // Canonical serialisation (stable across runs); checksum is its sha256.
+// REJECT answers (nf2bpf_rule.reject_type), one code per answer whatever
+// the spelling: iptables' (icmp-host-prohibited, host-prohib, tcp-reset),
+// ip6tables' (icmp6-adm-prohibited) and nft's (icmp host-prohibited, icmpx
+// admin-prohibited, tcp reset). 0 is the default, port unreachable. A code
+// names the answer, not the family: no-route is IPv6's net unreachable,
+// addr-unreachable its host unreachable, as nft's icmpx maps them.
+inline constexpr uint8_t kRejectUnknown = 255;
+uint8_t reject_code(std::string_view with);
+const char* reject_name(uint8_t code);  // "port-unreachable", "tcp-reset", "host-prohibited" ...
+
 std::string serialize(const Policy& p);
 std::string compute_checksum(const Policy& p);
 

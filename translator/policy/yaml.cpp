@@ -329,7 +329,7 @@ std::string action_text(const nf2bpf_rule& r) {
   switch (r.action) {
     case NF_ACT_ACCEPT: return "accept";
     case NF_ACT_DROP: return "drop";
-    case NF_ACT_REJECT: return r.reject_type == 1 ? "reject with tcp-reset" : "reject";
+    case NF_ACT_REJECT: return r.reject_type ? std::string("reject with ") + reject_name(r.reject_type) : "reject";
     case NF_ACT_CONTINUE: return "continue";
     case NF_ACT_SKIP: return "skip to " + std::to_string(r.skip_to);
   }
@@ -345,8 +345,15 @@ size_t parse_action(std::string_view s, nf2bpf_rule& r) {
   else if (c.lit("reject")) {
     r.action = NF_ACT_REJECT;
     if (c.lit(" with ")) {
-      if (!c.lit("tcp-reset")) return c.i;
-      r.reject_type = 1;
+      size_t at = c.i;
+      uint8_t code = kRejectUnknown;
+      for (uint8_t k = 1; k < kRejectUnknown && std::string_view(reject_name(k)) != "unknown"; ++k)
+        if (c.lit(reject_name(k))) {
+          code = k;
+          break;
+        }
+      if (code == kRejectUnknown) return at;
+      r.reject_type = code;
     }
   } else if (c.lit("continue")) r.action = NF_ACT_CONTINUE;
   else if (c.lit("skip to ")) {

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `nf2bpf diff --kernel` against `nf2bpf diff` (the userspace model): for every
+# bundled ruleset, synthesized witness traffic is replayed through the real BPF
+# programs (BPF_PROG_TEST_RUN in a private namespace) and through the model.
+# Both must report the same differences from the reference evaluator (the
+# kernel may also decide packets the model calls indeterminate) and the same
+# per-rule hit counts (rate-limited rules aside: the kernel's token bucket
+# runs on the replay's clock). Needs root; exits 77 (skipped) otherwise.
+#   diff_kernel.sh NF2BPF SOURCE_DIR
+set -u
+BIN=$1
+SRC=$2
+if [ "$(id -u)" -ne 0 ]; then echo "SKIPPED: needs root"; exit 77; fi
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+fail=0
+
+for f in "$SRC"/testdata/iptables/*.rules "$SRC"/testdata/pcap/host.rules; do
+  n=$(basename "$f" .rules)
+  if ! "$BIN" diff --synthesize "$WORK/$n.pcapng" "$f" >/dev/null 2>"$WORK/$n.err"; then
+    echo "FAIL: $n: synthesize: $(cat "$WORK/$n.err")"; fail=$((fail + 1)); continue
+  fi
+  "$BIN" diff --format json --pcap "$WORK/$n.pcapng" "$f" >"$WORK/$n.model.json" 2>/dev/null
+  m=$?
+  "$BIN" diff --kernel --format json --pcap "$WORK/$n.pcapng" "$f" >"$WORK/$n.kernel.json" 2>"$WORK/$n.kerr"
+  k=$?
+  if [ "$k" = 2 ] || [ "$m" = 2 ]; then
+    echo "FAIL: $n: diff exit model=$m kernel=$k: $(cat "$WORK/$n.kerr")"; fail=$((fail + 1)); continue
+  fi
+  if out=$(python3 - "$WORK/$n.model.json" "$WORK/$n.kernel.json" 2>&1 <<'EOF'
+import json, re, sys
+m = json.load(open(sys.argv[1])); k = json.load(open(sys.argv[2]))
+problems = []
+def key(d): return (d["actual"]["verdict"], d["actual"].get("rule", ""))
+md = {d["packet"]: key(d) for d in m["differences"]}
+kd = {d["packet"]: key(d) for d in k["differences"]}
+mi = {d["packet"] for d in m.get("indeterminate", [])}
+for p, v in md.items():
+    if kd.get(p) != v: problems.append(f"packet {p}: model {v}, kernel {kd.get(p)}")
+for p, v in kd.items():
+    if p not in md and p not in mi: problems.append(f"packet {p}: only the kernel differs: {v}")
+rate = re.compile(r"-m (limit|hashlimit|statistic)\b|\blimit rate\b")
+def hits(r): return {(x["rule"], x["text"]): x["hits"] for x in r["rules"] if x.get("side") == "actual" and not rate.search(x["text"])}
+mh, kh = hits(m), hits(k)
+for r in sorted(set(mh) | set(kh)):
+    if mh.get(r) != kh.get(r): problems.append(f"{r[0]}: model hit {mh.get(r)}, kernel {kh.get(r)}")
+if m["summary"]["packets"] != k["summary"]["packets"]: problems.append("packet counts differ")
+print("%d packets, %d differences from the reference, %d kernel-only decisions of model-indeterminate packets" %
+      (k["summary"]["packets"], len(kd), len(set(kd) - set(md))))
+for p in problems: print("  " + p)
+sys.exit(1 if problems else 0)
+EOF
+  ); then
+    echo "ok: $n: $out"
+  else
+    echo "FAIL: $n: $out"; fail=$((fail + 1))
+  fi
+done
+
+# --kernel cannot be combined with --against, and says so.
+"$BIN" diff --kernel --against "$SRC/testdata/pcap/host-edited.rules" --pcap "$SRC/testdata/pcap/udp.pcap" \
+  "$SRC/testdata/pcap/host.rules" >/dev/null 2>"$WORK/ex.err"
+rc=$?
+if [ "$rc" -ne 0 ] && grep -q "excludes" "$WORK/ex.err"; then echo "ok: --kernel with --against refused (exit $rc)"
+else echo "FAIL: --kernel with --against: exit $rc: $(cat "$WORK/ex.err")"; fail=$((fail + 1)); fi
+
+echo "diff --kernel: $fail failures"
+[ "$fail" -eq 0 ]
