@@ -228,6 +228,8 @@ int nf2bpf_xdp(struct xdp_md *ctx) {
                (__u64)eth.h_source[3] << 16 | (__u64)eth.h_source[4] << 8 | eth.h_source[5];
   s->generation = ctrl->generation;
   s->has_ct = 0;
+  /* Only packets to this host's own addresses go to INPUT for certain. */
+  if (!(nf_addr_type_of(p->daddr) & 4)) return XDP_PASS;
   nf_classify(s, live, cfg->slots_used, NF_CT_STATE_INVALID, 2);
   void *stm = nf_inner(&nf_stages, live);
   __u32 si = cfg->xdp_stage - 1;
@@ -237,5 +239,15 @@ int nf2bpf_xdp(struct xdp_md *ctx) {
   if (!(st->family_mask & fam)) return XDP_PASS;
   struct nf2bpf_stage stc = *st;
   __u32 v = nf_run_stage(s, which, live, si, &stc, cfg->max_steps);
-  return v == NF_ACT_DROP ? XDP_DROP : XDP_PASS;
+  if (v != NF_ACT_DROP) return XDP_PASS;
+  /* Netfilter updates a tracked connection before INPUT drops its packet;
+   * so does the TC program. Do the same here, since TC will not see it. */
+  if (cfg->ct_needed) {
+    struct nf_ct_res ct = {};
+    __u64 now = bpf_ktime_get_ns();
+    nf_ct_lookup(p, now, &ct);
+    nf_ct_update(&ct, now);
+    nf_ct_finish(&ct, now, 0, ct.ctmark);
+  }
+  return XDP_DROP;
 }

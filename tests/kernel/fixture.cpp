@@ -327,10 +327,17 @@ CaseReport run_case(const Case& c) {
       d1 = model.decide(mp, policy::Path::Output, now_ns());
     } else {
       // XDP runs first on a real device; it may only drop what netfilter drops.
+      // What it drops never reaches TC.
       auto x = e.dp->test_run(loader::Prog::Xdp, frame, loader::TestCtx{iif, 0, 0});
       if (!x) problems.push_back("XDP test run failed: " + x.error().message());
       else if (x->retval == XDP_DROP && s.expect == ACCEPT) problems.push_back("XDP dropped a packet netfilter accepts");
-      bpf = bpf_run(e, loader::Prog::Ingress, frame, iif, iif, s.mark_in);
+      if (x && x->retval == XDP_DROP) {
+        bpf.ran = true;
+        bpf.verdict = DROP;
+        ++rep.xdp_drops;
+      } else {
+        bpf = bpf_run(e, loader::Prog::Ingress, frame, iif, iif, s.mark_in);
+      }
       d1 = model.decide(mp, s.hook == Hook::In ? policy::Path::Input : policy::Path::Forward, now_ns());
     }
     mod.ran = true;

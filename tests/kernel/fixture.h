@@ -112,6 +112,7 @@ void use_dataplane(std::unique_ptr<loader::Dataplane> dp);
 
 struct CaseReport {
   size_t packets = 0;
+  size_t xdp_drops = 0;  // packets the XDP early-drop stage dropped (TC never saw them)
   std::vector<std::string> failures;  // readable, one per wrong packet
 };
 // Runs every step through BPF and the model (needs root and the test

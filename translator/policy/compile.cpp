@@ -157,6 +157,7 @@ class Compiler {
   uint32_t iface_pred_id(int slot, const IfacePredicate& p);
   const Rule& source(const RuleRef& r) const { return tr_.ruleset.tables[r.table].chains[r.chain].rules[r.rule]; }
   uint32_t prefix_id(const std::string& p);
+  void add_xdp_stage(const std::vector<uint32_t>& rule_slots);
 
   const Translation& tr_;
   diag::Diagnostics& diag_;
@@ -756,6 +757,7 @@ Policy Compiler::run() {
 
   // Rules, stages, tuples and entries.
   uint32_t max_micro = 0;
+  std::vector<uint32_t> rule_slots;  // per compiled rule: the slots its boxes constrain
   for (size_t s = 0; s < work.size(); ++s) {
     const DecisionList& dl = *work[s].dl;
     nf2bpf_stage st{};
@@ -779,6 +781,9 @@ Policy Compiler::run() {
       l.desc.stmt_count = (uint16_t)l.stmts.size();
       pol_.stmts.insert(pol_.stmts.end(), l.stmts.begin(), l.stmts.end());
       pol_.rules.push_back(l.desc);
+      uint32_t slots = 0;
+      for (const auto& b : bp[s][r]) slots |= b.mask;
+      rule_slots.push_back(slots);
       const Rule& src = source(work[s].origins[r]);
       const auto& t = tr_.ruleset.tables[work[s].origins[r].table];
       pol_.origins.push_back({src.loc.file_line(), t.name, t.chains[work[s].origins[r].chain].name, src.text, src.loc.line});
@@ -927,6 +932,7 @@ Policy Compiler::run() {
     if (h.stage_count == 0) h.stage_first = (uint32_t)i;
     ++h.stage_count;
   }
+  add_xdp_stage(rule_slots);
   pol_.cfg.nrules = (uint32_t)pol_.rules.size();
   pol_.cfg.max_steps = max_micro;
   if (pol_.cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR))) pol_.cfg.ct_needed = 1;
@@ -936,6 +942,61 @@ Policy Compiler::run() {
 }
 
 }  // namespace
+
+// XDP early drop (docs/design.md, "XDP"): the leading rules of the first
+// INPUT stage that drop on stateless fields alone, evaluated in XDP for
+// packets to this host's own addresses. Exactly equivalent when nothing
+// before INPUT can change the outcome: every PREROUTING stage of the family
+// accepts and has no statements (no MARK, NOTRACK, LOG to skip). A packet
+// XDP drops is counted by the same rule and, as in netfilter, still updates
+// the connection it belongs to. One family per policy (the first that
+// qualifies, IPv4 before IPv6).
+void Compiler::add_xdp_stage(const std::vector<uint32_t>& rule_slots) {
+  constexpr uint32_t kStateless =
+      (1u << NF_SLOT_SADDR) | (1u << NF_SLOT_DADDR) | (1u << NF_SLOT_SPORT) | (1u << NF_SLOT_DPORT) |
+      (1u << NF_SLOT_PROTO) | (1u << NF_SLOT_ICMP) | (1u << NF_SLOT_TCPFLAGS) | (1u << NF_SLOT_LENGTH) |
+      (1u << NF_SLOT_TTL) | (1u << NF_SLOT_NFPROTO) | (1u << NF_SLOT_SADDRTYPE) | (1u << NF_SLOT_DADDRTYPE) |
+      (1u << NF_SLOT_FRAG) | (1u << NF_SLOT_DSCP) | (1u << NF_SLOT_IIF);
+  auto inert = [&](const nf2bpf_stage& st) {
+    if (st.policy != NF_ACT_ACCEPT) return false;
+    for (uint32_t r = st.first_rule; r < st.end_rule; ++r) {
+      const auto& d = pol_.rules[r];
+      if (d.stmt_count || (d.action != NF_ACT_ACCEPT && d.action != NF_ACT_CONTINUE && d.action != NF_ACT_SKIP))
+        return false;
+    }
+    return true;
+  };
+  for (uint8_t fam : {(uint8_t)NF_FAM_V4, (uint8_t)NF_FAM_V6}) {
+    size_t input = pol_.stages.size();
+    bool ok = true;
+    for (size_t i = 0; i < pol_.stages.size() && ok; ++i) {
+      const auto& st = pol_.stages[i];
+      if (!(st.family_mask & fam)) continue;
+      if (st.hook == NF_HOOK_PREROUTING) ok = inert(st);
+      if (st.hook == NF_HOOK_INPUT) {
+        input = i;
+        break;
+      }
+    }
+    if (!ok || input == pol_.stages.size()) continue;
+    nf2bpf_stage x = pol_.stages[input];
+    uint32_t end = x.first_rule;
+    while (end < x.end_rule) {
+      const auto& d = pol_.rules[end];
+      if (d.action != NF_ACT_DROP || d.stmt_count || d.residual || (rule_slots[end] & ~kStateless)) break;
+      ++end;
+    }
+    if (end == x.first_rule) continue;
+    x.end_rule = end;
+    x.policy = NF_ACT_ACCEPT;          // no early drop: TC decides
+    x.policy_counter = UINT32_MAX;     // and counts nothing here
+    x.family_mask = fam;
+    pol_.stages.push_back(x);
+    pol_.stage_origins.push_back(pol_.stage_origins[input]);
+    pol_.cfg.xdp_stage = (uint32_t)pol_.stages.size();  // index + 1
+    return;
+  }
+}
 
 int slot_of(Field f) { return domain_of(f).slot; }
 

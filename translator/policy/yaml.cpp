@@ -720,7 +720,8 @@ std::string to_yaml(const Policy& p) {
     o += "    policy: " + enum_name(kActionNames, 2, s.policy) + "\n";
     o += "    rules: [" + num(s.first_rule) + ", " + num(s.end_rule) + "]    # first, end (exclusive)\n";
     o += "    tuples: [" + num(s.tuple_first) + ", " + num(s.tuple_count) + "]    # first, count\n";
-    o += "    policy_counter: " + num(s.policy_counter) + "\n";
+    // "none": the XDP early-drop stage, whose no-match passes to TC uncounted.
+    o += "    policy_counter: " + (s.policy_counter == UINT32_MAX ? std::string("none") : num(s.policy_counter)) + "\n";
     if (s.flags) o += "    flags: " + num(s.flags) + (s.flags == NF_STAGE_BEFORE_CT ? "    # before conntrack (raw table)" : "") + "\n";
     Origin none;
     write_origin(o, i < p.stage_origins.size() ? p.stage_origins[i] : none, "    ", "text");
@@ -1164,7 +1165,10 @@ void Loader::stages() {
                      std::to_string(ntuples) + " tuples");
     s.first_rule = (uint32_t)first, s.end_rule = (uint32_t)end;
     s.tuple_first = (uint32_t)tf, s.tuple_count = (uint32_t)tc;
-    s.policy_counter = (uint32_t)number(f.req("policy_counter", what), "'policy_counter'", nrules + nstages - 1);
+    YAML::Node pc = f.req("policy_counter", what);
+    s.policy_counter = pc.IsScalar() && pc.Scalar() == "none"
+                           ? UINT32_MAX
+                           : (uint32_t)number(pc, "'policy_counter'", nrules + nstages - 1);
     if (YAML::Node fl = f.get("flags"); fl.IsDefined()) s.flags = (uint8_t)number(fl, "'flags'", 255);
     p_.stages.push_back(s);
     p_.stage_origins.push_back(origin(f, what, "text"));
