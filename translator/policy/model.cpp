@@ -151,14 +151,19 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
   if ((res & NF_RES_CTMARK) && (!w.has_ct || !test((w.ctmark & r.ctmark_mask) == r.ctmark_value, res & NF_RES_CTMARK_NEG)))
     return false;
   if ((res & NF_RES_MAC) && !test(w.p.has_l2 && w.p.src_mac == r.mac, res & NF_RES_MAC_NEG)) return false;
+  // A rate or chance only makes the verdict uncertain when the rule can
+  // change it: a LOG-only rule (`-m limit -j LOG`) cannot.
+  bool log_only = r.action == NF_ACT_CONTINUE;
+  for (uint32_t i = 0; i < r.stmt_count && i < 16 && log_only; ++i)
+    log_only = pol_.stmts[r.stmt_first + i].kind == NF_STMT_LOG;
   if (res & NF_RES_RANDOM) {
-    w.indeterminate = true;
+    w.indeterminate |= !log_only;
     rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
     bool below = ((uint32_t)rng_ >> 1) < r.random_below;
     if (!test(below, res & NF_RES_RANDOM_NEG)) return false;
   }
   if (res & NF_RES_LIMIT) {
-    w.indeterminate = true;
+    w.indeterminate |= !log_only;
     uint32_t i = r.limit;
     if (i >= pol_.limits.size()) return false;
     const auto& cfg = pol_.limits[i];
