@@ -33,10 +33,11 @@ struct ApplyArgs {
 
 // --cutover: with the new generation live and attached, retire the
 // netfilter rules it replaced (cli/cutover_run.h does the work).
-int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const ApplyArgs& a) {
+int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const ApplyArgs& a, bool check_only = false) {
   CutoverOptions o;
   o.backup = a.backup;
   o.dry_run = a.dry_run;
+  o.check_only = check_only;
   o.source = a.file == "-" ? "<stdin>" : std::filesystem::absolute(a.file).string();
   return run_cutover(tr, pol, o);
 }
@@ -46,7 +47,8 @@ int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const 
 Command add_apply(CLI::App& app) {
   auto a = std::make_shared<ApplyArgs>();
   CLI::App* sub = app.add_subcommand("apply", "Load a ruleset as the live eBPF policy of this network namespace");
-  sub->add_option("--iface", a->ifaces, "Interface to attach to (repeatable; default: every interface but lo)");
+  sub->add_option("--iface", a->ifaces, "Interface to attach to (repeatable; default: every interface but lo)")
+      ->allow_extra_args(false);
   sub->add_flag("--xdp", a->xdp, "Also attach the XDP early-drop program");
   sub->add_flag("--dry-run", a->dry_run, "Translate and compile, report what would be loaded, change nothing");
   sub->add_option("--pin-dir", a->pin_dir, "bpffs directory for nf2bpf's pins (default: /sys/fs/bpf/nf2bpf/netns-<inode>)");
@@ -113,6 +115,14 @@ Command add_apply(CLI::App& app) {
               if (a->cutover) return cutover_after_apply(*tr, pol, *a);
               return kOk;
             }
+            // A cut-over that would be refused (the live ruleset is not
+            // FILE, a backup is in the way ...) refuses before anything is
+            // loaded; it is checked again, for real, once the policy is live.
+            if (a->cutover)
+              if (int c = cutover_after_apply(*tr, pol, *a, true); c != kOk) {
+                std::cerr << "  nothing was applied\n";
+                return c;
+              }
             auto addrtypes = loader::address_types();
             if (!addrtypes) {
               print_error(addrtypes.error().message());
@@ -156,7 +166,21 @@ Command add_apply(CLI::App& app) {
                       << "\n";
             spdlog::info("translate+compile {:.1f} ms, load+swap {:.1f} ms", ms(t_compiled - t0),
                          ms(t_loaded - t_compiled));
-            if (a->cutover) return cutover_after_apply(*tr, pol, *a);
+            if (a->cutover) {
+              int c = cutover_after_apply(*tr, pol, *a);
+              if (c == kOk) return kOk;
+              // Nothing was removed from netfilter: take the eBPF policy
+              // back too, so a failed `apply --cutover` changes nothing.
+              if (opened->fresh) {
+                if (opened->dp->unload()) std::cerr << "  the eBPF policy was unloaded again: nothing changed\n";
+                else std::cerr << "  unloading the eBPF policy failed too: run `nf2bpf unload`\n";
+              } else if (opened->dp->rollback()) {
+                std::cerr << "  the previous eBPF generation is live again: nothing changed\n";
+              } else {
+                std::cerr << "  rolling back the eBPF policy failed too: check `nf2bpf status`\n";
+              }
+              return c;
+            }
             return kOk;
           }};
 }

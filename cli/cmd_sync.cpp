@@ -259,6 +259,7 @@ int Run::go() {
                                                         "raise --lock-timeout or look at the other process");
     return fail(lock.error().message());
   }
+  remove_leftovers(dir_);
   json state = read_state(dir_);
 
   // 2. Translate and compile the source.
@@ -473,7 +474,8 @@ Command add_sync(CLI::App& app) {
   opt(sub->add_option("--from", a->opt.from, "Input format of SOURCE; kernel: the live netfilter ruleset")
           ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"})),
       "from");
-  opt(sub->add_option("--iface", a->ifaces, "Interface to attach to (repeatable; default: every interface but lo)"),
+  opt(sub->add_option("--iface", a->ifaces, "Interface to attach to (repeatable; default: every interface but lo)")
+          ->allow_extra_args(false),
       "interfaces");
   opt(sub->add_option("--max-change", a->max_change,
                       "Refuse a policy that changes the verdict of more than PCT% of the witness packets")

@@ -189,6 +189,7 @@ int run_cutover(const Translation& tr, const policy::Policy& pol, const CutoverO
       print_error("cut-over refused: the backup could not put every removed rule back exactly; nothing was removed");
       return kRejected;
     }
+    if (o.check_only) return kOk;
     std::cout << "cut-over: the live netfilter ruleset (generation " << snap->genid << ") is " << tr.ruleset.source
               << ": " << how << "\n";
     if (o.dry_run) {

@@ -13,6 +13,7 @@ namespace nf2bpf::cli {
 struct CutoverOptions {
   std::string backup;   // "" = default_backup_path(default_state_dir())
   bool dry_run = false;  // report the plan, change nothing
+  bool check_only = false;  // the checks alone, quietly (before the eBPF policy is loaded)
   std::string source;   // as recorded in the backup
 };
 

@@ -58,7 +58,24 @@ Result<StateLock> StateLock::acquire(const std::string& dir, double timeout_s) {
 }
 
 StateLock::~StateLock() {
-  if (fd_ >= 0) ::close(fd_);  // releases the flock
+  if (fd_ < 0) return;
+  // The holder's pid is only meaningful while it holds the lock (a killed
+  // holder leaves it, and a waiter's message then says "last held by").
+  (void)!ftruncate(fd_, 0);
+  ::close(fd_);  // releases the flock
+}
+
+void remove_leftovers(const std::string& dir) {
+  // Temporary files of a run that was killed while writing; with the lock
+  // held no other sync is writing them.
+  std::error_code ec;
+  for (const std::string& d : {dir, dir + "/generations"})
+    for (const auto& e : fs::directory_iterator(d, ec)) {
+      std::string name = e.path().filename().string();
+      bool state_tmp = d == dir && name.rfind("state.json.tmp.", 0) == 0;
+      bool gen_tmp = d != dir && name.find(".tmp.") != std::string::npos;
+      if (state_tmp || gen_tmp) fs::remove(e.path(), ec);
+    }
 }
 
 nlohmann::json read_state(const std::string& dir) {

@@ -42,6 +42,9 @@ class StateLock {
   int fd_ = -1;
 };
 
+// Removes temporary files a killed run left (call with the lock held).
+void remove_leftovers(const std::string& dir);
+
 // state.json; an empty object when there is none (or it is unreadable: it
 // is advisory, the kernel is the truth).
 nlohmann::json read_state(const std::string& dir);

@@ -10,10 +10,12 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 
 namespace nf2bpf::cutover {
@@ -65,6 +67,51 @@ std::optional<Bytes> attr_bytes(const nlmsghdr* nlh, uint16_t type) {
       },
       &ctx);
   return ctx.out;
+}
+
+// A canonical form of an attribute stream, to tell whether libnftnl rebuilds
+// what the kernel dumped: one "path=payload" line per leaf attribute, sorted.
+// Attribute order within a nest does not matter (the kernel and libnftnl
+// order some expressions' attributes differently); the order of repeated
+// nests of one type does (the expression list), through an ordinal in the
+// path. The kernel's dumps do not flag nests (NLA_F_NESTED) while libnftnl
+// does: which paths are nests is taken from libnftnl's side (`nests`). An
+// attribute libnftnl does not know is a leaf only one side has.
+void canon(const uint8_t* p, size_t len, const std::string& path, std::set<std::string>* nests,
+           const std::set<std::string>& known_nests, std::vector<std::string>& out) {
+  std::map<uint16_t, int> seen;
+  size_t off = 0;
+  while (off + sizeof(nlattr) <= len) {
+    const auto* h = reinterpret_cast<const nlattr*>(p + off);
+    if (h->nla_len < sizeof(nlattr) || off + h->nla_len > len) {
+      out.push_back(path + "/!malformed");
+      return;
+    }
+    uint16_t type = h->nla_type & NLA_TYPE_MASK;
+    std::string me = path + "/" + std::to_string(type) + "#" + std::to_string(seen[type]++);
+    const uint8_t* body = p + off + sizeof(nlattr);
+    size_t blen = h->nla_len - sizeof(nlattr);
+    bool nested = nests ? (h->nla_type & NLA_F_NESTED) != 0 : known_nests.count(me) > 0;
+    if (nested) {
+      if (nests) nests->insert(me);
+      canon(body, blen, me, nests, known_nests, out);
+    } else {
+      out.push_back(me + "=" + to_hex(Bytes(body, body + blen)));
+    }
+    off += (h->nla_len + 3) & ~3u;
+  }
+}
+
+// `kernel` as dumped, `rebuilt` as libnftnl built it.
+bool same_attr(const std::optional<Bytes>& kernel, const std::optional<Bytes>& rebuilt) {
+  if (!kernel || !rebuilt) return kernel.has_value() == rebuilt.has_value();
+  std::set<std::string> nests;
+  std::vector<std::string> a, b;
+  canon(rebuilt->data(), rebuilt->size(), "", &nests, {}, b);
+  canon(kernel->data(), kernel->size(), "", nullptr, nests, a);
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
 }
 
 std::string chain_str(const KTable& t, const KChain& c) {
@@ -286,7 +333,8 @@ std::string check_reproducible(const KRule& r) {
   nftnl_rule_nlmsg_build_payload(nlh, p.get());
   auto a = attr_bytes(hdr(r.msg), NFTA_RULE_EXPRESSIONS);
   auto b = attr_bytes(nlh, NFTA_RULE_EXPRESSIONS);
-  if (a != b) return "libnftnl does not rebuild its expressions byte for byte (a kernel feature newer than libnftnl?)";
+  if (!same_attr(a, b))
+    return "libnftnl does not rebuild its expressions byte for byte (a kernel feature newer than libnftnl?)";
   auto ua = attr_bytes(hdr(r.msg), NFTA_RULE_USERDATA);
   auto ub = attr_bytes(nlh, NFTA_RULE_USERDATA);
   if (ua != ub) return "libnftnl does not rebuild its user data (comment) byte for byte";
