@@ -95,7 +95,7 @@ Command add_status(CLI::App& app) {
                       << " compiled rules, " << live.value("entries", 0) << " classifier entries, "
                       << live.value("tuples", 0) << " tuples\n"
                       << "attached:  " << attach_text(s.attach) << "\n"
-                      << "conntrack: " << s.ct_entries << " entries\n";
+                      << "conntrack: " << s.ct_entries << (s.ct_entries == 1 ? " connection\n" : " connections\n");
             std::string base = src.substr(src.find_last_of('/') + 1);
             std::cout << "counters:\n";
             std::printf("  %-28s %-24s %12s %14s\n", "rule", "chain", "packets", "bytes");
