@@ -21,6 +21,8 @@ struct Case {
   std::vector<Probe> probes;
 };
 
-Case random_case(uint64_t seed, Mode mode, int family, int packets);
+// ref: the rules in iptables-save syntax (loaded with iptables-restore) or in
+// `nft -f` syntax (loaded with nft); nf2bpf apply reads the same text.
+Case random_case(uint64_t seed, Mode mode, int family, int packets, Reference ref = Reference::Iptables);
 
 }  // namespace nf2bpf::difftest

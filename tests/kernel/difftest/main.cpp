@@ -1,11 +1,15 @@
 // nf2bpf_difftest: the kernel-differential test. For each seeded random
 // ruleset, two identical testbeds are built; one loads the ruleset with
-// iptables-restore/ip6tables-restore, the other with `nf2bpf apply`; the same
+// iptables-restore/ip6tables-restore (or `nft -f` with --reference nft), the
+// other with `nf2bpf apply` of the same text; the same
 // packets go into both and what each lets through is compared packet by
 // packet. Any disagreement fails the run and prints the seed to replay it.
 //
 //   nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N]
-//                   [--mode host|router] [--family 4|6] [--verbose]
+//                   [--mode host|router] [--family 4|6] [--reference iptables|nft]
+//                   [--verbose] [--dump] [--ruleset FILE]
+// --dump prints the generated rulesets (one per case) and exits; --ruleset FILE
+// replaces each generated ruleset with FILE (same packets), to minimise one.
 // Exit: 0 no disagreement, 1 disagreements, 2 harness error, 77 not root.
 #include <unistd.h>
 
@@ -13,6 +17,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "tests/kernel/difftest/gen.h"
@@ -29,13 +35,16 @@ struct Options {
   int packets = 200;
   Mode mode = Mode::Host;
   int family = 4;
+  Reference ref = Reference::Iptables;
   bool verbose = false;
+  bool dump = false;     // print the generated rulesets and stop
+  std::string ruleset;  // use this ruleset file instead of generated ones (to minimise a finding)
 };
 
 int usage() {
   fprintf(stderr,
           "usage: nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N] [--mode host|router] "
-          "[--family 4|6] [--verbose]\n");
+          "[--family 4|6] [--reference iptables|nft] [--verbose] [--dump] [--ruleset FILE]\n");
   return 2;
 }
 
@@ -56,36 +65,59 @@ int main(int argc, char** argv) {
     else if (a == "--packets" && (v = next())) o.packets = std::atoi(v);
     else if (a == "--mode" && (v = next())) o.mode = std::string(v) == "router" ? Mode::Router : Mode::Host;
     else if (a == "--family" && (v = next())) o.family = std::atoi(v) == 6 ? 6 : 4;
+    else if (a == "--reference" && (v = next()) && (std::string(v) == "nft" || std::string(v) == "iptables"))
+      o.ref = std::string(v) == "nft" ? Reference::Nft : Reference::Iptables;
     else if (a == "--verbose") o.verbose = true;
+    else if (a == "--dump") o.dump = true;
+    else if (a == "--ruleset" && (v = next())) o.ruleset = v;
     else return usage();
+  }
+  if (o.dump) {
+    for (int c = 0; c < o.cases; ++c)
+      printf("%s", random_case(o.seed + (uint64_t)c, o.mode, o.family, o.packets, o.ref).ruleset.c_str());
+    return 0;
   }
   if (o.bin.empty()) return usage();
   if (geteuid() != 0) {
     printf("SKIPPED: the kernel-differential test needs root (network namespaces, iptables, BPF)\n");
     return 77;
   }
-  if (run("command -v iptables-restore ip6tables-restore") != 0) {
+  bool nft = o.ref == Reference::Nft;
+  if (nft && run("command -v nft") != 0) {
+    printf("SKIPPED: nft is not installed (scripts/install-deps.sh installs it)\n");
+    return 77;
+  }
+  if (!nft && run("command -v iptables-restore ip6tables-restore") != 0) {
     printf("SKIPPED: iptables-restore is not installed (scripts/install-deps.sh installs it)\n");
     return 77;
   }
-  printf("difftest: mode %s, IPv%d, %d rulesets x %d packets, seed %llu\n", mode_name(o.mode), o.family, o.cases,
-         o.packets, (unsigned long long)o.seed);
-  printf("replay: %s --nf2bpf %s --mode %s --family %d --packets %d --cases %d --seed %llu\n", argv[0], o.bin.c_str(),
-         mode_name(o.mode), o.family, o.packets, o.cases, (unsigned long long)o.seed);
+  printf("difftest: mode %s, IPv%d, reference %s, %d rulesets x %d packets, seed %llu\n", mode_name(o.mode), o.family,
+         nft ? "nft" : "iptables", o.cases, o.packets, (unsigned long long)o.seed);
+  printf("replay: %s --nf2bpf %s --mode %s --family %d --reference %s --packets %d --cases %d --seed %llu\n", argv[0],
+         o.bin.c_str(), mode_name(o.mode), o.family, nft ? "nft" : "iptables", o.packets, o.cases,
+         (unsigned long long)o.seed);
   fflush(stdout);
 
   int disagreements = 0, total = 0, passed_a = 0;
   for (int c = 0; c < o.cases; ++c) {
     uint64_t seed = o.seed + (uint64_t)c;
-    Case cs = random_case(seed, o.mode, o.family, o.packets);
+    Case cs = random_case(seed, o.mode, o.family, o.packets, o.ref);
+    if (!o.ruleset.empty()) {
+      std::ifstream in(o.ruleset);
+      if (!in) {
+        fprintf(stderr, "difftest: cannot read %s\n", o.ruleset.c_str());
+        return 2;
+      }
+      cs.ruleset.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
     Testbed a(o.mode, Engine::Netfilter, o.bin), b(o.mode, Engine::Nf2bpf, o.bin);
-    if (auto err = a.load(cs.ruleset, o.family); !err.empty()) {
+    if (auto err = a.load(cs.ruleset, o.family, o.ref); !err.empty()) {
       fprintf(stderr, "difftest: case seed %llu: %s rejected the generated ruleset:\n%s\n%s",
-              (unsigned long long)seed, o.family == 4 ? "iptables-restore" : "ip6tables-restore", err.c_str(),
-              cs.ruleset.c_str());
+              (unsigned long long)seed, nft ? "nft -f" : o.family == 4 ? "iptables-restore" : "ip6tables-restore",
+              err.c_str(), cs.ruleset.c_str());
       return 2;
     }
-    if (auto err = b.load(cs.ruleset, o.family); !err.empty()) {
+    if (auto err = b.load(cs.ruleset, o.family, o.ref); !err.empty()) {
       fprintf(stderr, "FAIL case seed %llu: nf2bpf apply failed:\n%s\nruleset:\n%s", (unsigned long long)seed,
               err.c_str(), cs.ruleset.c_str());
       ++disagreements;

@@ -135,13 +135,14 @@ Testbed::~Testbed() {
 
 const Netns& Testbed::filter_ns() const { return mode_ == Mode::Host ? *srv_ : *rtr_; }
 
-std::string Testbed::load(const std::string& ruleset, int family) {
+std::string Testbed::load(const std::string& ruleset, int family, Reference ref) {
   std::string path = "/tmp/nf2bpf-dt-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".rules";
   std::ofstream(path) << ruleset;
   std::string out;
   int rc;
   if (engine_ == Engine::Netfilter) {
-    rc = filter_ns().sh(std::string(family == 4 ? "iptables-restore" : "ip6tables-restore") + " < " + path, &out);
+    if (ref == Reference::Nft) rc = filter_ns().sh("nft -f " + path, &out);
+    else rc = filter_ns().sh(std::string(family == 4 ? "iptables-restore" : "ip6tables-restore") + " < " + path, &out);
   } else {
     std::string ifs = mode_ == Mode::Host ? " --iface s0" : " --iface r0 --iface r1";
     rc = filter_ns().sh(bin_ + " apply" + ifs + " " + path, &out);

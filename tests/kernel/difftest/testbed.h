@@ -24,6 +24,7 @@ namespace nf2bpf::difftest {
 
 enum class Mode { Host, Router };
 enum class Engine { Netfilter, Nf2bpf };
+enum class Reference { Iptables, Nft };  // how the netfilter side loads its rules
 enum class Dir { ToServer, ToClient };  // cli->srv (INPUT or FORWARD), srv->cli (OUTPUT or FORWARD)
 
 struct Addrs {
@@ -48,9 +49,10 @@ class Testbed {
   Testbed(Mode mode, Engine engine, const std::string& nf2bpf_bin);
   ~Testbed();
 
-  // Loads the ruleset: iptables-restore/ip6tables-restore, or `nf2bpf apply`.
-  // Returns an empty string on success, else the tool's output.
-  std::string load(const std::string& ruleset, int family);
+  // Loads the ruleset: iptables-restore/ip6tables-restore (or `nft -f` with
+  // Reference::Nft), or `nf2bpf apply`. Returns an empty string on success,
+  // else the tool's output.
+  std::string load(const std::string& ruleset, int family, Reference ref = Reference::Iptables);
 
   void inject(const Probe& p);
   // Whether the probe arrived at its observation point (waits briefly).
