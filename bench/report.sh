@@ -8,6 +8,7 @@ set -euo pipefail
 OUT=${1:?results dir}
 DOC=${2:?doc path}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$(dirname "$DOC")"
 
 m() { awk -F'\t' -v k="$1" '$1 == k { print $2 }' "$OUT/machine.tsv"; }
 have() { [ -s "$OUT/$1" ]; }
@@ -148,7 +149,7 @@ ctl() {  # ctl FAMILY N COLUMN
   echo
   echo "What \`make bench\` measures and what it measured on one machine. Produced by"
   echo "\`bench/report.sh\` from \`bench/results/\` of one run; every number below comes from that"
-  echo "run (nothing is estimated or copied from elsewhere). Re-run \`make bench\` (about 20 minutes;"
+  echo "run (nothing is estimated or copied from elsewhere). Re-run \`make bench\` (about 13 minutes on the 2-core VM below;"
   echo "\`BENCH_QUICK=1 make bench\` for a 2-minute subset) to measure your own machine."
   echo
   echo "## Machine"
@@ -189,8 +190,19 @@ ctl() {  # ctl FAMILY N COLUMN
       echo "- $f, 100,000 rules: translate $t ms + compile $c ms (target: < 1,000 ms together); load + swap $i ms (target < 100 ms); swap alone $s ms."
     done
   fi
+  if have control-nf2bpf.tsv; then
+    awk -F'\t' 'NR > 1 { t[$1] = t[$1] (t[$1] == "" ? "" : ", ") sprintf("%s rules %.0f ms", $2, $3) }
+      END { for (f in t) printf "- Translate time, %s: %s.\n", f, t[f] }' "$OUT/control-nf2bpf.tsv" | sort
+  fi
+  if have classifier.tsv; then
+    awk -F'\t' 'NR > 1 && $2 == 100000 && $14 != "NA" { printf "%s%s %.0f", (n++ ? ", " : "- BPF map bytes per rule at 100,000 rules (one generation): "), $1, $14 / $2 }
+      END { if (n) print "." }' "$OUT/classifier.tsv"
+  fi
   if have change-nf2bpf.tsv; then
     awk -F'\t' 'NR > 1 && $1 == "kube" { printf "- One-rule (one-service) change in a 10,000-rule kube policy: %s ms in process (translate %s + compile %s + install %s; target < 1 ms).\n", $6, $3, $4, $5 }' "$OUT/change-nf2bpf.tsv"
+    if have control-change.tsv; then
+      awk -F'\t' '$1 == "kube" { printf "%s%s (%s) %s ms", (n++ ? ", " : "- The same change with the tools, wall clock: "), $2, $3, $4 } END { if (n) print "." }' "$OUT/control-change.tsv"
+    fi
   fi
   echo
   echo "Where a target is missed, [the analysis](#analysis) below says why."
