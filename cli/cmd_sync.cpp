@@ -475,33 +475,38 @@ Command add_sync(CLI::App& app) {
           ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"})),
       "from");
   opt(sub->add_option("--iface", a->ifaces, "Interface to attach to (repeatable; default: every interface but lo)")
+          ->type_name("IF")
           ->allow_extra_args(false),
       "interfaces");
   opt(sub->add_option("--max-change", a->max_change,
                       "Refuse a policy that changes the verdict of more than PCT% of the witness packets")
+          ->type_name("PCT")
           ->check(CLI::Range(0.0, 100.0)),
       "max_change");
   sub->add_flag("--force", a->force, "Swap even when the change guard refuses");
   sub->add_flag("--self-test", a->self_test,
                 "Verify the live policy against SOURCE on witness packets even when nothing changed");
   sub->add_flag("--dry-run", a->dry_run, "Translate, verify and guard, but do not swap");
-  opt(sub->add_option("--state-dir", a->state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-<inode>)"),
+  opt(sub->add_option("--state-dir", a->state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-<inode>)")
+          ->type_name("DIR"),
       "state_dir");
   sub->add_option("--format", a->format, "What to print: text, or json for scripts")
       ->check(CLI::IsMember({"text", "json"}))
       ->default_str("text");
-  sub->add_option("--config", a->config, "YAML settings (source, from, interfaces, max_change, capture ...)")
+  sub->add_option("--config", a->config, "YAML settings (source, from, interfaces, max_change, capture ...); options given here win")
+      ->type_name("FILE")
       ->check(CLI::ExistingFile);
   sub->add_flag("--syslog", a->syslog, "Send the run's log line to syslog (the journal) instead of stderr");
   opt(sub->add_flag("--allow-partial", a->opt.allow_partial, "Load the translatable rules; others stay in netfilter"),
       "allow_partial");
   opt(sub->add_option("--ipsets", a->opt.ipsets_path, "`ipset save` output with the sets -m set rules name"),
       "ipsets");
-  opt(sub->add_option("--capture", a->capture, "A recorded capture to verify the new policy on, too"), "capture");
+  opt(sub->add_option("--capture", a->capture, "A recorded capture to verify the new policy on, too")->type_name("PCAP"), "capture");
   opt(sub->add_flag("--xdp", a->xdp, "Also attach the XDP early-drop program"), "xdp");
   opt(sub->add_option("--pin-dir", a->pin_dir, "bpffs directory for nf2bpf's pins (default: per namespace)"),
       "pin_dir");
-  opt(sub->add_option("--lock-timeout", a->lock_timeout, "Seconds to wait for another sync to finish")
+  opt(sub->add_option("--lock-timeout", a->lock_timeout, "Seconds to wait for another sync to finish (default 30), then exit 1")
+          ->type_name("SEC")
           ->check(CLI::NonNegativeNumber),
       "lock_timeout");
   opt(sub->add_option("SOURCE", a->source, "Ruleset file (or -); with --from kernel, none"), "source");

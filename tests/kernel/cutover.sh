@@ -44,7 +44,7 @@ has() {
 }
 in_srv() { ip netns exec "$SRV" "$@"; }
 ping_ok() { ip netns exec "$CLI" ping -c1 -W0.4 -q 10.79.0.2 >/dev/null 2>&1; }
-tcp_ok() { ip netns exec "$CLI" timeout 1 bash -c "exec 3<>/dev/tcp/10.79.0.2/$1" 2>/dev/null; }
+tcp_ok() { ip netns exec "$CLI" timeout 0.5 bash -c "exec 3<>/dev/tcp/10.79.0.2/$1" 2>/dev/null; }
 # The netfilter ruleset without counters (they move with traffic).
 ruleset() { in_srv nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/; s/packets [0-9]+ bytes [0-9]+//'; }
 ipt_save() { in_srv iptables-nft-save | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[-]/'; }
