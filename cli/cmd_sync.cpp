@@ -369,6 +369,7 @@ int Run::go() {
   auto n = synthesize_witness(*tr, witness);
   if (!n) return fail("write witness packets: " + n.error().message());
   out_["witness_packets"] = *n;
+  out_["timings_ms"]["witness"] = ms_since(t);
   if (int v = verify(*tr, pol, witness); v != kOk) return v;
 
   // 6. The change guard: how many witness packets (of the new rules and of
@@ -383,6 +384,7 @@ int Run::go() {
                       "check the new policy (nf2bpf diff), then run sync once with --force");
       note("--force: the change guard was skipped (the live policy is not one sync stored)");
     } else {
+      t = Clock::now();
       auto c = compare_policies(*old, pol, witness);
       if (!c) return fail("change guard: " + c.error().message());
       Comparison total = *c;
@@ -393,6 +395,7 @@ int Run::go() {
         total.add(*c2);
       }
       out_["change"] = total.json();
+      out_["timings_ms"]["change_guard"] = ms_since(t);
       out_["change"]["max_change"] = a_.max_change;
       if (total.percent_changed() > a_.max_change) {
         if (!a_.force) {
@@ -416,7 +419,9 @@ int Run::go() {
 
   // 7. Swap. The stored generation and the pending mark come first, so a
   // run killed from here on is understood by the next one.
+  t = Clock::now();
   if (auto r = store_generation(dir_, pol, witness); !r) return fail("store the generation: " + r.error().message());
+  out_["timings_ms"]["store"] = ms_since(t);
   cleanup.path.clear();
   state["pending"] = {{"checksum", pol.checksum}, {"source", source},       {"format", tr->input_format},
                       {"pid", getpid()},           {"started", time(nullptr)}, {"rules", tr->rules.size()}};

@@ -286,7 +286,7 @@ for i in $(seq 1 "$KILLS"); do
   cur=$(live | cut -d' ' -f2)
   if [ "$cur" = "$SUM_A" ]; then next=B; want_new=$SUM_B; else next=A; want_new=$SUM_A; fi
   # Most of a sync is translating and verifying; the swap is near its end.
-  delay=$(python3 -c "import random; print('%.3f' % (random.uniform($swap_ms * 0.3, $swap_ms * 1.1) / 1000))")
+  delay=$(python3 -c "import random; print('%.3f' % (random.uniform($swap_ms * 0.5, $swap_ms * 1.15) / 1000))")
   # Not through a shell function: $! must be nf2bpf itself (ip netns exec
   # execs it), or the kill hits a wrapper and the sync runs on.
   ip netns exec "$SRV" "$BIN" sync --state-dir "$ST" --iface s0 "$WORK/$next.rules" >/dev/null 2>&1 &
