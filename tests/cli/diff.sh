@@ -98,8 +98,8 @@ run "default mode: the compiled policy agrees on the stateful capture" 0 diff --
     expect "default mode result" "$OUT" "result: equivalent on this capture"
   }
 
-run "--kernel is not available yet" 2 diff --kernel --pcap "$P/tcp-stateful.pcap" "$P/host.rules" &&
-  expect "kernel message" "$ERR" "--kernel is not available yet"
+run "--kernel with --against is refused" 1 diff --kernel --against "$P/host-edited.rules" --pcap "$P/tcp-stateful.pcap" "$P/host.rules" &&
+  expect "kernel message" "$ERR" "excludes"
 
 run "not a capture" 2 diff --pcap "$P/host.rules" --against "$P/host.rules" "$P/host.rules" &&
   expect "not a capture message" "$ERR" "nf2bpf: error: $P/host.rules:"
