@@ -136,7 +136,10 @@ with open(sys.argv[1], "w") as f:
 EOF
 before=$(in_srv "$BIN" status --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["live"]["checksum"])')
 for delay in 0.05 0.15 0.3 0.6; do
-  in_srv "$BIN" apply "$WORK/big.rules" >/dev/null 2>&1 &
+  # Not through in_srv: backgrounding a function forks a subshell, and
+  # killing it would leave nf2bpf running. `ip netns exec` execs nf2bpf in
+  # its own process, so $! is nf2bpf itself.
+  ip netns exec "$SRV" "$BIN" apply "$WORK/big.rules" >/dev/null 2>&1 &
   pid=$!
   sleep $delay
   kill -9 $pid 2>/dev/null
