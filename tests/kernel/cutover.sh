@@ -10,39 +10,7 @@
 set -u
 BIN=$1
 SRC=$2
-if [ "$(id -u)" -ne 0 ]; then echo "SKIPPED: needs root"; exit 77; fi
-
-TAG=nf2bpf-co-$$
-CLI=$TAG-cli
-SRV=$TAG-srv
-WORK=$(mktemp -d)
-BG=()
-cleanup() {
-  for p in "${BG[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  # Whatever still runs in the namespaces (listeners behind wrapper scripts).
-  for ns in "$CLI" "$SRV"; do for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done; done
-  ip netns del "$CLI" 2>/dev/null
-  ip netns del "$SRV" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-fails=0
-pass() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() {  # expect EXIT_CODE DESCRIPTION -- command...
-  local want=$1 what=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -eq "$want" ]; then pass "$what (exit $rc)"; else fail "$what: exit $rc, wanted $want"; echo "$out" | sed 's/^/    /'; fi
-  LAST="$out"
-}
-has() {
-  if grep -qF -- "$1" <<<"$LAST"; then pass "$2"; else fail "$2: no '$1' in:"; echo "$LAST" | sed 's/^/    /'; fi
-}
-in_srv() { ip netns exec "$SRV" "$@"; }
+. "$(dirname "$0")/lib.sh" nf2bpf-co
 ping_ok() { ip netns exec "$CLI" ping -c1 -W0.4 -q 10.79.0.2 >/dev/null 2>&1; }
 tcp_ok() { ip netns exec "$CLI" timeout 0.5 bash -c "exec 3<>/dev/tcp/10.79.0.2/$1" 2>/dev/null; }
 # The netfilter ruleset without counters (they move with traffic).

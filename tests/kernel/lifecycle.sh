@@ -6,32 +6,7 @@
 set -u
 BIN=$1
 SRC=$2
-if [ "$(id -u)" -ne 0 ]; then echo "SKIPPED: needs root"; exit 77; fi
-
-TAG=nf2bpf-lc-$$
-CLI=$TAG-cli
-SRV=$TAG-srv
-WORK=$(mktemp -d)
-cleanup() {
-  ip netns del "$CLI" 2>/dev/null
-  ip netns del "$SRV" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-fails=0
-pass() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() {  # expect EXIT_CODE DESCRIPTION -- command...
-  local want=$1 what=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -eq "$want" ]; then pass "$what (exit $rc)"; else fail "$what: exit $rc, wanted $want"; echo "$out" | sed 's/^/    /'; fi
-  LAST="$out"
-}
-in_srv() { ip netns exec "$SRV" "$@"; }
+. "$(dirname "$0")/lib.sh" nf2bpf-lc
 ping_ok() { ip netns exec "$CLI" ping -c1 -W1 -q 10.77.0.2 >/dev/null 2>&1; }
 udp_ok() {  # a UDP datagram to port $1 arrives
   ip netns exec "$SRV" python3 -c '

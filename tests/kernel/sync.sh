@@ -8,41 +8,9 @@
 set -u
 BIN=$1
 SRC=$2
-if [ "$(id -u)" -ne 0 ]; then echo "SKIPPED: needs root"; exit 77; fi
+. "$(dirname "$0")/lib.sh" nf2bpf-sy
 KILLS=${NF2BPF_SYNC_KILLS:-50}
-
-TAG=nf2bpf-sy-$$
-CLI=$TAG-cli
-SRV=$TAG-srv
-WORK=$(mktemp -d)
 ST=$WORK/state
-BG=()
-cleanup() {
-  for p in "${BG[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  # Whatever still runs in the namespaces (listeners behind wrapper scripts).
-  for ns in "$CLI" "$SRV"; do for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done; done
-  ip netns del "$CLI" 2>/dev/null
-  ip netns del "$SRV" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-fails=0
-pass() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() {  # expect EXIT_CODE DESCRIPTION -- command...
-  local want=$1 what=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -eq "$want" ]; then pass "$what (exit $rc)"; else fail "$what: exit $rc, wanted $want"; echo "$out" | sed 's/^/    /'; fi
-  LAST="$out"
-}
-has() {  # has TEXT DESCRIPTION: LAST contains TEXT
-  if grep -qF -- "$1" <<<"$LAST"; then pass "$2"; else fail "$2: no '$1' in:"; echo "$LAST" | sed 's/^/    /'; fi
-}
-in_srv() { ip netns exec "$SRV" "$@"; }
 sync_() { in_srv "$BIN" sync --state-dir "$ST" --iface s0 "$@"; }
 ping_ok() { ip netns exec "$CLI" ping -c1 -W0.4 -q 10.78.0.2 >/dev/null 2>&1; }
 # One TCP connection to port $1 of the server: 0 when it connects.

@@ -1,0 +1,38 @@
+# Shared by the kernel shell tests (lifecycle.sh, sync.sh, cutover.sh):
+# a client and a server namespace with unique names, removed on exit whatever
+# happens, and the ok:/FAIL: reporting. Source it with the test's tag:
+#   . "$(dirname "$0")/lib.sh" nf2bpf-xx
+# Exits 77 (skipped) when not root.
+if [ "$(id -u)" -ne 0 ]; then echo "SKIPPED: needs root"; exit 77; fi
+
+TAG=$1-$$
+CLI=$TAG-cli
+SRV=$TAG-srv
+WORK=$(mktemp -d)
+BG=()  # background processes to stop at exit
+cleanup() {
+  for p in "${BG[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  # Whatever still runs in the namespaces (listeners behind wrapper scripts).
+  for ns in "$CLI" "$SRV"; do for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done; done
+  ip netns del "$CLI" 2>/dev/null
+  ip netns del "$SRV" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+fails=0
+pass() { echo "ok: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect() {  # expect EXIT_CODE DESCRIPTION -- command...
+  local want=$1 what=$2
+  shift 3
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -eq "$want" ]; then pass "$what (exit $rc)"; else fail "$what: exit $rc, wanted $want"; echo "$out" | sed 's/^/    /'; fi
+  LAST="$out"
+}
+has() {  # has TEXT DESCRIPTION: the last expect's output contains TEXT
+  if grep -qF -- "$1" <<<"$LAST"; then pass "$2"; else fail "$2: no '$1' in:"; echo "$LAST" | sed 's/^/    /'; fi
+}
+in_srv() { ip netns exec "$SRV" "$@"; }
