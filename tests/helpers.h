@@ -1,5 +1,7 @@
 #pragma once
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -43,5 +45,14 @@ inline std::string read_file(const std::string& path) {
 }
 
 inline std::string src_path(const std::string& rel) { return std::string(NF2BPF_SOURCE_DIR) + "/" + rel; }
+
+// The files of a source directory with this extension (".nft"), sorted.
+inline std::vector<std::filesystem::path> source_files(const std::string& rel_dir, const std::string& ext) {
+  std::vector<std::filesystem::path> v;
+  for (auto& e : std::filesystem::directory_iterator(src_path(rel_dir)))
+    if (e.path().extension() == ext) v.push_back(e.path());
+  std::sort(v.begin(), v.end());
+  return v;
+}
 
 }  // namespace nf2bpf::test

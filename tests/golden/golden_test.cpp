@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tests/helpers.h"
+#include "tests/golden/golden.h"
 #include "translator/report/report.h"
 
 using namespace nf2bpf;
@@ -22,23 +22,7 @@ static std::string golden_output(const fs::path& in) {
 }
 
 TEST_CASE("golden: parse -> IR -> decision lists -> report") {
-  fs::path dir = test::src_path("tests/golden/iptables");
-  std::vector<fs::path> inputs;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".rules") inputs.push_back(e.path());
-  std::sort(inputs.begin(), inputs.end());
+  auto inputs = test::source_files("tests/golden/iptables", ".rules");
   REQUIRE(inputs.size() >= 5);
-  bool update = getenv("UPDATE_GOLDEN") != nullptr;
-  for (const auto& in : inputs) {
-    fs::path expected = in;
-    expected.replace_extension(".out");
-    std::string got = golden_output(in);
-    if (update) {
-      std::ofstream(expected) << got;
-      continue;
-    }
-    INFO("golden file " << expected.string() << " (UPDATE_GOLDEN=1 regenerates)");
-    REQUIRE(fs::exists(expected));
-    CHECK(got == test::read_file(expected.string()));
-  }
+  for (const auto& in : inputs) test::check_golden(in, golden_output(in));
 }

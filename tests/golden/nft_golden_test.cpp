@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/golden/golden.h"
 #include "tests/unit/nft_support.h"
 #include "translator/report/report.h"
 
@@ -26,23 +27,7 @@ static std::string nft_golden_output(const fs::path& in) {
 }
 
 TEST_CASE("nft golden: parse -> IR -> decision lists -> report") {
-  fs::path dir = test::src_path("tests/golden/nft");
-  std::vector<fs::path> inputs;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".nft") inputs.push_back(e.path());
-  std::sort(inputs.begin(), inputs.end());
+  auto inputs = test::source_files("tests/golden/nft", ".nft");
   REQUIRE(inputs.size() >= 14);
-  bool update = getenv("UPDATE_GOLDEN") != nullptr;
-  for (const auto& in : inputs) {
-    fs::path expected = in;
-    expected.replace_extension(".out");
-    std::string got = nft_golden_output(in);
-    if (update) {
-      std::ofstream(expected) << got;
-      continue;
-    }
-    INFO("golden file " << expected.string() << " (UPDATE_GOLDEN=1 regenerates)");
-    REQUIRE(fs::exists(expected));
-    CHECK(got == test::read_file(expected.string()));
-  }
+  for (const auto& in : inputs) test::check_golden(in, nft_golden_output(in));
 }

@@ -10,11 +10,7 @@ using namespace nf2bpf;
 namespace fs = std::filesystem;
 
 TEST_CASE("nft parity: text and JSON of every golden input give the same IR") {
-  fs::path dir = test::src_path("tests/golden/nft");
-  std::vector<fs::path> inputs;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".nft") inputs.push_back(e.path());
-  std::sort(inputs.begin(), inputs.end());
+  auto inputs = test::source_files("tests/golden/nft", ".nft");
   REQUIRE(inputs.size() >= 14);
   size_t compared = 0;
   for (const auto& in : inputs) {
@@ -25,7 +21,7 @@ TEST_CASE("nft parity: text and JSON of every golden input give the same IR") {
     INFO("golden input " << in.filename().string() << " and " << js.filename().string());
     REQUIRE(fs::exists(js));
     auto cwd = fs::current_path();
-    fs::current_path(dir);  // includes are relative to the file
+    fs::current_path(in.parent_path());  // includes are relative to the file
     auto t = test::parse_nft(text, in.filename().string());
     fs::current_path(cwd);
     auto j = test::parse_nft_json(test::read_file(js.string()), js.filename().string());
