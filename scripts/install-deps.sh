@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake make pkg-config git
+  build-essential cmake make pkg-config git ccache
   clang llvm libclang-rt-14-dev
   libbpf-dev bpftool linux-libc-dev
   libnftnl-dev libmnl-dev libnftables-dev
