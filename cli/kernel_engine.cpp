@@ -190,8 +190,8 @@ Result<loader::TestResult> KernelEngine::run(loader::Prog prog, const pkt::Packe
 }
 
 namespace {
-policy::Decision model_decision(const loader::TestResult& r, const policy::Policy& pol) {
-  policy::Decision d;
+model::Decision model_decision(const loader::TestResult& r, const policy::Policy& pol) {
+  model::Decision d;
   d.action = r.decided ? r.action : (uint8_t)NF_ACT_ACCEPT;
   d.rule = r.rule;
   d.stage = r.stage;
@@ -229,7 +229,7 @@ verify::Decision KernelEngine::decide(const pkt::Packet& p, const verify::Traver
       if (auto r = ip({v4 ? "-4" : "-6", "route", "replace", dst, "dev", p.oif}); !r) return fail(r.error());
     }
   }
-  policy::Decision md;
+  model::Decision md;
   if (t.origin == verify::Origin::Local) {
     auto r = run(loader::Prog::Egress, p, *out, 0);
     if (!r) return fail(r.error());

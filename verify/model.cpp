@@ -1,10 +1,10 @@
 // Mirrors bpf/nf2bpf.bpf.c, bpf/lib/classify.h and bpf/lib/ct.h line by line
 // in intent; when one changes, the other must (the kernel tests compare them).
-#include "translator/policy/model.h"
+#include "verify/model.h"
 
 #include <cstring>
 
-namespace nf2bpf::policy {
+namespace nf2bpf::model {
 
 namespace {
 
@@ -64,7 +64,7 @@ bool icmp6_noct(uint8_t t) { return t == 130 || t == 131 || t == 132 || t == 133
 
 }  // namespace
 
-Model::Model(const Policy& p, ModelEnv env) : pol_(p), env_(std::move(env)) {
+Model::Model(const policy::Policy& p, ModelEnv env) : pol_(p), env_(std::move(env)) {
   for (const auto& e : p.lpm) {
     int which = e.slot == NF_SLOT_SADDR ? 0 : 1;
     lpm_[which][e.prefixlen][e.addr] = e.cls;
@@ -469,4 +469,4 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   return d;
 }
 
-}  // namespace nf2bpf::policy
+}  // namespace nf2bpf::model

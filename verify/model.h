@@ -1,7 +1,9 @@
 // The userspace model: evaluates a Policy on a packet exactly as the BPF
 // programs in bpf/ do (same classes, same tuple search, same conntrack), so
 // `nf2bpf diff` can judge the compiled policy without privileges. Kernel
-// tests check it against BPF_PROG_TEST_RUN packet by packet.
+// tests check it against BPF_PROG_TEST_RUN packet by packet. It checks the
+// compiled policy, so it lives in verify/ beside the engines that use it, not
+// in the translator that produces the policy.
 #pragma once
 
 #include <array>
@@ -15,7 +17,7 @@
 #include "translator/policy/policy.h"
 #include "verify/packet.h"
 
-namespace nf2bpf::policy {
+namespace nf2bpf::model {
 
 // Where a packet is in the host, as the BPF programs see it.
 enum class Path : uint8_t {
@@ -44,7 +46,7 @@ struct ModelEnv {
 
 class Model {
  public:
-  explicit Model(const Policy& p, ModelEnv env = {});
+  explicit Model(const policy::Policy& p, ModelEnv env = {});
 
   // Judges one packet and, when it is accepted, updates the tracker as the
   // BPF program would. `now_ns` drives conntrack timeouts.
@@ -97,14 +99,14 @@ class Model {
   void ct_update(const CtRes& r, uint64_t now);
   void ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark);
 
-  const Policy& pol_;
+  const policy::Policy& pol_;
   ModelEnv env_;
   struct U128Hash {
     size_t operator()(const ir::u128& v) const { return std::hash<uint64_t>()((uint64_t)v ^ (uint64_t)(v >> 64) * 31); }
   };
   // Per slot and prefix length: base address -> class (longest match first).
   std::array<std::map<uint8_t, std::unordered_map<ir::u128, uint32_t, U128Hash>, std::greater<uint8_t>>, 2> lpm_;
-  std::unordered_map<nf2bpf_entry_key, nf2bpf_entry_val, EntryKeyHash, EntryKeyEq> entries_;
+  std::unordered_map<nf2bpf_entry_key, nf2bpf_entry_val, policy::EntryKeyHash, policy::EntryKeyEq> entries_;
   std::map<CtKey, CtVal> ct_;
   // A forwarded packet's connection created at ingress, until its egress run
   // (nf_scratch.pending / pending_key).
@@ -116,4 +118,4 @@ class Model {
   uint64_t rng_ = 0x243f6a8885a308d3ULL;
 };
 
-}  // namespace nf2bpf::policy
+}  // namespace nf2bpf::model
