@@ -17,6 +17,7 @@
 #include <map>
 
 #include "bpf/include/abi.h"
+#include "bpf/include/ct_abi.h"
 #include "nf2bpf.skel.h"
 
 namespace nf2bpf::loader {
@@ -648,12 +649,12 @@ Result<StatusInfo> Dataplane::status(bool with_counters) {
   if (ns) s.attach = ns->value("ifaces", nlohmann::json::array());
   // Conntrack entries.
   {
-    std::vector<uint8_t> key(40), next(40);
+    nf_ct_key key{}, next{};
     void* cur = nullptr;
-    while (bpf_map_get_next_key(fds_->ct.fd, cur, next.data()) == 0) {
+    while (bpf_map_get_next_key(fds_->ct.fd, cur, &next) == 0) {
       ++s.ct_entries;
       key = next;
-      cur = key.data();
+      cur = &key;
     }
   }
   if (!with_counters || ctrl.abi != NF2BPF_ABI_VERSION) return s;

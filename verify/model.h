@@ -8,12 +8,14 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <unordered_map>
 #include <string>
 #include <vector>
 
+#include "bpf/include/ct_abi.h"
 #include "translator/policy/policy.h"
 #include "verify/packet.h"
 
@@ -57,19 +59,12 @@ class Model {
   const std::vector<uint64_t>& hits() const { return hits_; }
 
  private:
-  struct CtKey {
-    std::array<uint8_t, 40> bytes{};
-    bool operator<(const CtKey& o) const { return bytes < o.bytes; }
-  };
-  struct CtVal {
-    uint64_t expires_ns = 0;
-    uint32_t mark = 0;
-    uint8_t tcp_state = 0;
-    uint8_t flags = 0;
+  struct CtKeyLess {
+    bool operator()(const nf_ct_key& x, const nf_ct_key& y) const { return std::memcmp(&x, &y, sizeof x) < 0; }
   };
   struct CtRes {
-    CtKey key;
-    uint8_t state = 1, dir = 2;
+    nf_ct_key key{};
+    uint8_t state = NF_CT_STATE_INVALID, dir = 2;
     bool exists = false, track = false;
     uint8_t new_tcp = 0;
     bool orig_is_a = false;
@@ -107,11 +102,11 @@ class Model {
   // Per slot and prefix length: base address -> class (longest match first).
   std::array<std::map<uint8_t, std::unordered_map<ir::u128, uint32_t, U128Hash>, std::greater<uint8_t>>, 2> lpm_;
   std::unordered_map<nf2bpf_entry_key, nf2bpf_entry_val, policy::EntryKeyHash, policy::EntryKeyEq> entries_;
-  std::map<CtKey, CtVal> ct_;
+  std::map<nf_ct_key, nf_ct_val, CtKeyLess> ct_;
   // A forwarded packet's connection created at ingress, until its egress run
   // (nf_scratch.pending / pending_key).
   bool pending_ = false;
-  CtKey pending_key_;
+  nf_ct_key pending_key_{};
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
   uint64_t now_ = 0;
