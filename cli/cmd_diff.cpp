@@ -7,10 +7,10 @@
 #include <memory>
 
 #include "cli/command.h"
-#include "cli/kernel_engine.h"
 #include "translator/policy/compile.h"
 #include "translator/translate.h"
 #include "verify/diff.h"
+#include "verify/kernel/kernel_engine.h"
 #include "verify/pcap_reader.h"
 #include "verify/policy_engine.h"
 #include "verify/reference.h"
@@ -171,11 +171,11 @@ int run(const DiffArgs& a) {
   verify::HostModel host(host_options(a));
   verify::ReferenceEngine e(expected->ruleset, expected->pipeline, host);
   std::unique_ptr<verify::VerdictEngine> x;
-  KernelEngine* kernel = nullptr;
+  verify::KernelEngine* kernel = nullptr;
   if (actual) {
     x = std::make_unique<verify::ReferenceEngine>(actual->ruleset, actual->pipeline, host);
   } else if (a.kernel) {
-    auto k = KernelEngine::create(pol, host, a.file);
+    auto k = verify::KernelEngine::create(pol, host, a.file);
     if (!k) {
       print_error(k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
       return kSystem;

@@ -15,8 +15,10 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "bpf/include/abi.h"
+#include "bpf/include/ct_abi.h"
 #include "nf2bpf.skel.h"
 
 namespace nf2bpf::loader {
@@ -45,6 +47,50 @@ void to_bytes(const ir::u128& v, uint8_t* out) {
 }
 
 Error bpf_err(const std::string& what, int rc) { return Error{rc < 0 ? -rc : errno, what}; }
+
+// What is to be detached is already gone: the filter (ENOENT), the interface
+// (ENODEV), or the clsact qdisc together with its filters (EINVAL: "parent
+// qdisc doesn't exist", or "invalid handle" when removing the qdisc itself).
+// An interface nf2bpf recorded may have been deleted, or its qdiscs flushed,
+// since it attached; then there is nothing left to undo.
+bool already_gone(int rc) { return rc == -ENOENT || rc == -ENODEV || rc == -EINVAL; }
+
+Result<void> detach_xdp(const std::string& name, uint32_t ifindex) {
+  if (int rc = bpf_xdp_detach((int)ifindex, 0, nullptr); rc && !already_gone(rc))
+    return bpf_err("detach xdp on " + name, rc);
+  return {};
+}
+
+// Takes nf2bpf off one interface of the namespace state's "ifaces" list: its
+// TC filters, its XDP program when it attached one, and the clsact qdisc when
+// it created it.
+Result<void> detach(const nlohmann::json& entry) {
+  std::string name = entry.value("name", "");
+  uint32_t ifindex = entry.value("ifindex", 0u);
+  for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+    bpf_tc_hook h{};
+    h.sz = sizeof h;
+    h.ifindex = (int)ifindex;
+    h.attach_point = point;
+    bpf_tc_opts o{};
+    o.sz = sizeof o;
+    o.handle = kTcHandle;
+    o.priority = kTcPriority;
+    if (int rc = bpf_tc_detach(&h, &o); rc && !already_gone(rc))
+      return bpf_err(std::string("detach tc ") + (point == BPF_TC_INGRESS ? "ingress" : "egress") + " on " + name, rc);
+  }
+  if (entry.value("xdp", false))
+    if (auto r = detach_xdp(name, ifindex); !r) return r;
+  if (entry.value("created_clsact", false)) {
+    bpf_tc_hook h{};
+    h.sz = sizeof h;
+    h.ifindex = (int)ifindex;
+    h.attach_point = (bpf_tc_attach_point)(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    if (int rc = bpf_tc_hook_destroy(&h); rc && !already_gone(rc))
+      return bpf_err("remove the clsact qdisc from " + name, rc);
+  }
+  return {};
+}
 
 struct Fd {
   int fd = -1;
@@ -559,70 +605,39 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
       if (int r = bpf_xdp_attach((int)i.ifindex, f.xdp.fd, 0, nullptr)) return bpf_err("attach xdp on " + i.name, r);
       xdp_on = true;
     } else if (e.value("xdp", false)) {
-      bpf_xdp_detach((int)i.ifindex, 0, nullptr);
+      if (auto r = detach_xdp(i.name, i.ifindex); !r) return r;
     }
     now.push_back({{"name", i.name}, {"ifindex", i.ifindex}, {"created_clsact", created}, {"xdp", xdp_on}});
   }
-  // Interfaces attached before and not listed now: detach.
+  // Interfaces attached before and not listed now: detach. One that fails
+  // stays recorded, so that unload (or the next attach) tries again.
+  std::optional<Error> failed;
   for (const auto& e : prev) {
     std::string name = e.value("name", "");
     bool listed = false;
     for (const auto& i : ifaces) listed |= i.name == name;
     if (listed) continue;
-    uint32_t idx = e.value("ifindex", 0u);
-    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
-      bpf_tc_hook h{};
-      h.sz = sizeof h;
-      h.ifindex = (int)idx;
-      h.attach_point = point;
-      bpf_tc_opts o{};
-      o.sz = sizeof o;
-      o.handle = kTcHandle;
-      o.priority = kTcPriority;
-      bpf_tc_detach(&h, &o);
-    }
-    if (e.value("xdp", false)) bpf_xdp_detach((int)idx, 0, nullptr);
-    if (e.value("created_clsact", false)) {
-      bpf_tc_hook h{};
-      h.sz = sizeof h;
-      h.ifindex = (int)idx;
-      h.attach_point = (bpf_tc_attach_point)(BPF_TC_INGRESS | BPF_TC_EGRESS);
-      bpf_tc_hook_destroy(&h);
+    if (auto r = detach(e); !r) {
+      now.push_back(e);
+      if (!failed) failed = r.error();
     }
   }
   (*ns)["ifaces"] = now;
   (*ns)["pin_dir"] = pin_dir_;
-  return write_state(2, *ns);
+  if (auto w = write_state(2, *ns); !w) return w;
+  if (failed) return *failed;
+  return {};
 }
 
 Result<void> Dataplane::unload() {
   auto ns = read_state(2);
   if (!ns) return ns.error();
-  for (const auto& e : ns->value("ifaces", nlohmann::json::array())) {
-    uint32_t idx = e.value("ifindex", 0u);
-    std::string name = e.value("name", "");
-    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
-      bpf_tc_hook h{};
-      h.sz = sizeof h;
-      h.ifindex = (int)idx;
-      h.attach_point = point;
-      bpf_tc_opts o{};
-      o.sz = sizeof o;
-      o.handle = kTcHandle;
-      o.priority = kTcPriority;
-      int rc = bpf_tc_detach(&h, &o);
-      if (rc && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL)
-        spdlog::warn("detach tc on {}: {}", name, strerror(-rc));
-    }
-    if (e.value("xdp", false)) bpf_xdp_detach((int)idx, 0, nullptr);
-    if (e.value("created_clsact", false)) {
-      bpf_tc_hook h{};
-      h.sz = sizeof h;
-      h.ifindex = (int)idx;
-      h.attach_point = (bpf_tc_attach_point)(BPF_TC_INGRESS | BPF_TC_EGRESS);
-      bpf_tc_hook_destroy(&h);
-    }
-  }
+  // Every interface is tried; on a failure the pins stay, so that the
+  // dataplane can still be found and unload run again.
+  std::optional<Error> failed;
+  for (const auto& e : ns->value("ifaces", nlohmann::json::array()))
+    if (auto r = detach(e); !r && !failed) failed = r.error();
+  if (failed) return *failed;
   if (!pin_dir_.empty() && fs::exists(pin_dir_)) {
     std::error_code ec;
     fs::remove_all(pin_dir_, ec);
@@ -648,12 +663,12 @@ Result<StatusInfo> Dataplane::status(bool with_counters) {
   if (ns) s.attach = ns->value("ifaces", nlohmann::json::array());
   // Conntrack entries.
   {
-    std::vector<uint8_t> key(40), next(40);
+    nf_ct_key key{}, next{};
     void* cur = nullptr;
-    while (bpf_map_get_next_key(fds_->ct.fd, cur, next.data()) == 0) {
+    while (bpf_map_get_next_key(fds_->ct.fd, cur, &next) == 0) {
       ++s.ct_entries;
       key = next;
-      cur = key.data();
+      cur = &key;
     }
   }
   if (!with_counters || ctrl.abi != NF2BPF_ABI_VERSION) return s;

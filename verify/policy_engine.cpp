@@ -34,12 +34,12 @@ const char* ct_name(uint8_t s) {
 
 PolicyEngine::PolicyEngine(const policy::Policy& pol, const HostModel& host, std::string name)
     : pol_(pol), host_(host), name_(std::move(name)) {
-  policy::ModelEnv env;
+  model::ModelEnv env;
   env.addrtype = [this](const ir::u128& a) { return (uint32_t)host_.addr_type(a); };
-  model_ = std::make_unique<policy::Model>(pol_, env);
+  model_ = std::make_unique<model::Model>(pol_, env);
 }
 
-Decision describe(const policy::Policy& pol_, const policy::Decision& md) {
+Decision describe(const policy::Policy& pol_, const model::Decision& md) {
   Decision d;
   d.verdict = md.action == NF_ACT_DROP ? Verdict::Drop : md.action == NF_ACT_REJECT ? Verdict::Reject : Verdict::Accept;
   if (md.indeterminate) {
@@ -68,7 +68,7 @@ Decision describe(const policy::Policy& pol_, const policy::Decision& md) {
   return d;
 }
 
-policy::Decision combine_forward(policy::Decision md, policy::Decision post) {
+model::Decision combine_forward(model::Decision md, model::Decision post) {
   if (md.action != NF_ACT_ACCEPT || md.indeterminate) return md;
   bool explicit_accept = !post.by_policy && post.stage != UINT32_MAX;
   if (post.action != NF_ACT_ACCEPT || post.indeterminate || explicit_accept) {
@@ -83,18 +83,18 @@ Decision PolicyEngine::decide(const pkt::Packet& p, const Traversal& t) {
   bool forward = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Forward) != t.hooks.end();
   Decision d;
   if (t.origin == Origin::Local) {
-    d = describe(pol_, model_->decide(p, policy::Path::Output, now));
+    d = describe(pol_, model_->decide(p, model::Path::Output, now));
   } else if (forward) {
     // TC ingress judges PREROUTING and FORWARD; the egress program POSTROUTING.
-    auto md = model_->decide(p, policy::Path::Forward, now);
+    auto md = model_->decide(p, model::Path::Forward, now);
     if (md.action == NF_ACT_ACCEPT && !md.indeterminate) {
       pkt::Packet out = p;
       out.mark = md.mark;
-      md = combine_forward(md, model_->decide(out, policy::Path::PostForward, now));
+      md = combine_forward(md, model_->decide(out, model::Path::PostForward, now));
     }
     d = describe(pol_, md);
   } else {
-    d = describe(pol_, model_->decide(p, policy::Path::Input, now));
+    d = describe(pol_, model_->decide(p, model::Path::Input, now));
   }
   d.path = t.hooks;
   return d;

@@ -1,24 +1,24 @@
 // The compiled side of a diff: a Policy judged by the userspace model of the
-// BPF programs (translator/policy/model.h), behind the VerdictEngine
-// interface. No privileges needed.
+// BPF programs (verify/model.h), behind the VerdictEngine interface. No
+// privileges needed.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "translator/policy/model.h"
 #include "translator/policy/policy.h"
 #include "verify/engine.h"
 #include "verify/host.h"
+#include "verify/model.h"
 
 namespace nf2bpf::verify {
 
 // A compiled-policy decision (from the model or from the BPF programs) in
 // report terms: verdict, hook, and the source rule behind the compiled rule.
-Decision describe(const policy::Policy& pol, const policy::Decision& md);
+Decision describe(const policy::Policy& pol, const model::Decision& md);
 // A forwarded packet: FORWARD's decision at TC ingress, then POSTROUTING's at
 // egress. POSTROUTING decides when it drops, or accepts by a rule of its own.
-policy::Decision combine_forward(policy::Decision forward, policy::Decision post);
+model::Decision combine_forward(model::Decision forward, model::Decision post);
 // Per source rule and chain policy hit counts from the compiled rules'
 // counters (compiled rules that share a source rule are summed).
 std::vector<RuleHits> rule_hits(const policy::Policy& pol, const std::vector<uint64_t>& counts);
@@ -35,7 +35,7 @@ class PolicyEngine : public VerdictEngine {
   const policy::Policy& pol_;
   const HostModel& host_;
   std::string name_;
-  std::unique_ptr<policy::Model> model_;
+  std::unique_ptr<model::Model> model_;
 };
 
 }  // namespace nf2bpf::verify

@@ -2,46 +2,16 @@
  * (both directions), TCP state machine from nf_conntrack_proto_tcp, ICMP
  * echo/info flows, RELATED for ICMP errors quoting a tracked flow, UNTRACKED
  * for NOTRACK and ICMPv6 neighbour discovery/MLD, netfilter's default
- * timeouts. Window tracking is not done (see docs/design.md). */
+ * timeouts. Window tracking is not done (see docs/design.md). The map's key
+ * and value, the TCP table and the timeouts are in include/ct_abi.h, shared
+ * with the userspace model. */
 #ifndef NF2BPF_CT_H
 #define NF2BPF_CT_H
 
 #include "abi.h"
+#include "ct_abi.h"
 #include "maps.h"
 #include "parse.h"
-
-#define NF_CT_STATE_INVALID 1
-#define NF_CT_STATE_ESTABLISHED 2
-#define NF_CT_STATE_RELATED 4
-#define NF_CT_STATE_NEW 8
-#define NF_CT_STATE_UNTRACKED 64
-
-enum { sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2, sIV, sIG };
-
-/* [dir][index: syn, synack, fin, ack, rst, none][old state] */
-static const __u8 nf_tcp_table[2][6][10] = {
-  { /* original */
-    {sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2},
-    {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR},
-    {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
-    {sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV},
-    {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
-    {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
-  },
-  { /* reply */
-    {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2},
-    {sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR},
-    {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
-    {sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG},
-    {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
-    {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
-  },
-};
-
-/* Seconds, by TCP state (netfilter defaults). */
-static const __u32 nf_tcp_timeout[10] = {0, 120, 60, 432000, 120, 60, 30, 120, 10, 120};
-
-#define NF_SEC 1000000000ULL
 
 struct nf_ct_res {
   struct nf_ct_key key;
@@ -233,9 +203,10 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt *p, __u64 now, struct n
 
 static __always_inline __u64 nf_ct_timeout(struct nf_ct_res *r, __u8 seen_reply) {
   if (r->proto == IPPROTO_TCP) return (__u64)nf_tcp_timeout[r->new_tcp < 10 ? r->new_tcp : 0] * NF_SEC;
-  if (r->proto == IPPROTO_UDP || r->proto == IPPROTO_UDPLITE) return (seen_reply ? 120 : 30) * NF_SEC;
-  if (r->proto == IPPROTO_ICMP || r->proto == IPPROTO_ICMPV6) return 30 * NF_SEC;
-  return 600 * NF_SEC;
+  if (r->proto == IPPROTO_UDP || r->proto == IPPROTO_UDPLITE)
+    return (seen_reply ? NF_CT_UDP_STREAM_TIMEOUT : NF_CT_UDP_TIMEOUT) * NF_SEC;
+  if (r->proto == IPPROTO_ICMP || r->proto == IPPROTO_ICMPV6) return NF_CT_ICMP_TIMEOUT * NF_SEC;
+  return NF_CT_GENERIC_TIMEOUT * NF_SEC;
 }
 
 /* Netfilter updates a connection it already tracks when the packet passes

@@ -7,6 +7,7 @@
 #define NF2BPF_MAPS_H
 
 #include "abi.h"
+#include "ct_abi.h"
 #include "parse.h"
 
 /* Outer map of two generation slots whose inner maps are of one type. The
@@ -101,30 +102,6 @@ struct {
   __type(key, __u32);
   __type(value, struct nf_state_blob);
 } nf_state SEC(".maps");                    /* userspace metadata per slot (JSON), [2] = namespace */
-
-struct nf_ct_key {
-  __u8 a[16], b[16];  /* endpoints, ordered so a <= b */
-  __u16 pa, pb;       /* ports (or ICMP id) of a and b */
-  __u8 proto;
-  __u8 pad[3];
-};
-
-#define NF_CT_SEEN_REPLY 1
-#define NF_CT_ASSURED 2
-#define NF_CT_ORIG_IS_A 4
-
-struct nf_ct_val {
-  __u64 expires_ns;
-  __u32 mark;
-  __u8 tcp_state;
-  __u8 flags;
-  __u8 pad[2];
-  /* Reserved for NAT: the translated tuple of each direction. */
-  __u8 nat_addr[2][16];
-  __u16 nat_port[2];
-  __u8 nat_flags;
-  __u8 pad2[3];
-};
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);

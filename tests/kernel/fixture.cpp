@@ -12,7 +12,7 @@
 #include "tests/kernel/topology.h"
 #include "translator/frontend/ipset/ipset_save.h"
 #include "translator/policy/compile.h"
-#include "translator/policy/model.h"
+#include "verify/model.h"
 #include "verify/parse.h"
 
 namespace nf2bpf::ktest {
@@ -235,7 +235,7 @@ Side bpf_run(Env& e, loader::Prog prog, const std::vector<uint8_t>& frame, uint3
   return s;
 }
 
-std::string describe(const policy::Policy& pol, const policy::Decision& d) {
+std::string describe(const policy::Policy& pol, const model::Decision& d) {
   if (d.stage == UINT32_MAX) return "no chain on this path";
   if (d.by_policy) {
     const auto& o = pol.stage_origins.at(d.stage);
@@ -287,9 +287,9 @@ CaseReport run_case(const Case& c) {
     rep.failures.push_back("flush the connection tracker: " + r.error().message());
     return rep;
   }
-  policy::ModelEnv menv;
+  model::ModelEnv menv;
   menv.addrtype = [&e](const ir::u128& a) { return loader::addrtype_of(e.addrtypes, a); };
-  policy::Model model(pol, menv);
+  model::Model model(pol, menv);
 
   for (size_t i = 0; i < c.steps.size(); ++i) {
     const Step& s = c.steps[i];
@@ -320,11 +320,11 @@ CaseReport run_case(const Case& c) {
     if (s.mark_in) head << " mark " << hex(s.mark_in);
 
     Side bpf, bpf2, mod, mod2;
-    policy::Decision d1, d2;
+    model::Decision d1, d2;
     uint32_t iif = s.iif.empty() ? 0 : e.ifindex(s.iif), oif = s.oif.empty() ? 0 : e.ifindex(s.oif);
     if (s.hook == Hook::Out) {
       bpf = bpf_run(e, loader::Prog::Egress, frame, oif, 0, s.mark_in);
-      d1 = model.decide(mp, policy::Path::Output, now_ns());
+      d1 = model.decide(mp, model::Path::Output, now_ns());
     } else {
       // XDP runs first on a real device; it may only drop what netfilter drops.
       // What it drops never reaches TC.
@@ -338,7 +338,7 @@ CaseReport run_case(const Case& c) {
       } else {
         bpf = bpf_run(e, loader::Prog::Ingress, frame, iif, iif, s.mark_in);
       }
-      d1 = model.decide(mp, s.hook == Hook::In ? policy::Path::Input : policy::Path::Forward, now_ns());
+      d1 = model.decide(mp, s.hook == Hook::In ? model::Path::Input : model::Path::Forward, now_ns());
     }
     mod.ran = true;
     mod.verdict = d1.action == NF_ACT_ACCEPT ? ACCEPT : DROP;
@@ -358,7 +358,7 @@ CaseReport run_case(const Case& c) {
         mp2.iif = s.iif;
         mp2.oif = s.oif;
         mp2.mark = d1.mark;
-        d2 = model.decide(mp2, policy::Path::PostForward, now_ns());
+        d2 = model.decide(mp2, model::Path::PostForward, now_ns());
         mod2.ran = true;
         mod2.verdict = d2.action == NF_ACT_ACCEPT ? ACCEPT : DROP;
         mod2.mark = d2.mark;
@@ -367,7 +367,7 @@ CaseReport run_case(const Case& c) {
     // Final outcome of each side.
     auto final_of = [](const Side& a, const Side& b) { return b.ran ? b : a; };
     Side fb = final_of(bpf, bpf2), fm = final_of(mod, mod2);
-    const policy::Decision& decider = (mod2.ran && mod2.verdict == DROP) ? d2 : d1;
+    const model::Decision& decider = (mod2.ran && mod2.verdict == DROP) ? d2 : d1;
 
     if (!bpf.error.empty()) problems.push_back("BPF test run failed: " + bpf.error);
     if (!bpf2.error.empty()) problems.push_back("BPF egress test run failed: " + bpf2.error);

@@ -11,8 +11,8 @@
 #include "tests/support/packets.h"
 #include "translator/passes/flatten.h"
 #include "translator/policy/compile.h"
-#include "translator/policy/model.h"
 #include "verify/builder.h"
+#include "verify/model.h"
 #include "verify/parse.h"
 #include "verify/policy_engine.h"
 #include "verify/reference.h"
@@ -51,7 +51,7 @@ struct Both {
   verify::HostModel host;
   std::unique_ptr<verify::ReferenceEngine> ref;
   std::unique_ptr<verify::PolicyEngine> compiled;
-  std::unique_ptr<policy::Model> model;
+  std::unique_ptr<model::Model> model;
   double now = 1000;
 
   explicit Both(const std::string& text) : host(options()) {
@@ -67,7 +67,7 @@ struct Both {
     REQUIRE_FALSE(cd.has_errors());
     ref = std::make_unique<verify::ReferenceEngine>(tr.ruleset, tr.pipeline, host);
     compiled = std::make_unique<verify::PolicyEngine>(pol, host, "compiled");
-    model = std::make_unique<policy::Model>(pol);
+    model = std::make_unique<model::Model>(pol);
   }
 
   static verify::HostOptions options() {
@@ -122,7 +122,7 @@ struct Both {
     auto p = compiled->decide(c.packet, t);
     pkt::Packet mp = c.packet;
     mp.iif = "eth0";
-    auto md = model->decide(mp, policy::Path::Input, (uint64_t)(now * 1e9));
+    auto md = model->decide(mp, model::Path::Input, (uint64_t)(now * 1e9));
     return {std::string(verify::to_string(r.verdict)) + "@" + line_of(r) + " mark=" + hex(ref_mark(r)),
             std::string(verify::to_string(p.verdict)) + "@" + line_of(p) + " mark=" + hex(md.mark)};
   }

@@ -6,11 +6,11 @@
 #include "translator/frontend/ipset/ipset_save.h"
 #include "tests/support/packets.h"
 #include "translator/policy/compile.h"
-#include "translator/policy/model.h"
+#include "verify/model.h"
 
 using namespace nf2bpf;
 using namespace nf2bpf::test;
-using policy::Path;
+using model::Path;
 
 namespace {
 
@@ -36,7 +36,7 @@ Compiled compile_text(const std::string& text, const std::vector<ir::Set>& ipset
 // Judges a sequence of packets; returns "ACCEPT@line" / "DROP@policy" ...
 struct Judge {
   Compiled c;
-  policy::Model m;
+  model::Model m;
   uint64_t now = 1'000'000'000;
   explicit Judge(const std::string& text) : c(compile_text(text)), m(c.pol) {
     INFO(c.diags);
@@ -157,7 +157,7 @@ TEST_CASE("connection tracking: TCP handshake, replies, INVALID, RELATED") {
 TEST_CASE("multiport --ports, ipset sets, IPv6") {
   auto c = compile_text(kHead + "-A INPUT -p tcp -m multiport --ports 25,587 -j ACCEPT\nCOMMIT\n");
   REQUIRE(c.diags.empty());
-  policy::Model m(c.pol);
+  model::Model m(c.pol);
   CHECK(m.decide(tcp("1.1.1.1", 25, "2.2.2.2", 9999), Path::Input, 1).action == NF_ACT_ACCEPT);
   CHECK(m.decide(tcp("1.1.1.1", 9999, "2.2.2.2", 587), Path::Input, 2).action == NF_ACT_ACCEPT);
   CHECK(m.decide(tcp("1.1.1.1", 9999, "2.2.2.2", 588), Path::Input, 3).action == NF_ACT_DROP);
@@ -174,7 +174,7 @@ TEST_CASE("multiport --ports, ipset sets, IPv6") {
                         sets);
   INFO(s.diags);
   REQUIRE(s.diags.empty());
-  policy::Model ms(s.pol);
+  model::Model ms(s.pol);
   CHECK(ms.decide(tcp("203.0.113.9", 1, "192.0.2.10", 443), Path::Input, 1).action == NF_ACT_DROP);
   CHECK(ms.decide(tcp("198.51.100.7", 1, "192.0.2.10", 443), Path::Input, 2).action == NF_ACT_DROP);
   CHECK(ms.decide(tcp("198.51.100.8", 1, "192.0.2.10", 443), Path::Input, 3).action == NF_ACT_ACCEPT);
@@ -189,7 +189,7 @@ TEST_CASE("multiport --ports, ipset sets, IPv6") {
   diag::Diagnostics d6;
   auto p6 = policy::compile(tr6, d6);
   REQUIRE_FALSE(d6.has_errors());
-  policy::Model m6(p6);
+  model::Model m6(p6);
   CHECK(m6.decide(icmp("fe80::1", "fe80::2", 135), Path::Input, 1).action == NF_ACT_ACCEPT);
   CHECK(m6.decide(icmp("fe80::1", "fe80::2", 136), Path::Input, 2).action == NF_ACT_DROP);
   CHECK(m6.decide(tcp("2001:db8::5", 1, "2001:db8::1", 443), Path::Input, 3).action == NF_ACT_ACCEPT);
@@ -216,7 +216,7 @@ TEST_CASE("per-packet work stays flat: tuples do not grow with rules") {
   auto c = compile_text(big);
   REQUIRE(c.diags.empty());
   CHECK(c.pol.tuples.size() == 1);
-  policy::Model m(c.pol);
+  model::Model m(c.pol);
   CHECK(m.decide(tcp("10.19.249.7", 1, "1.1.1.1", 1049), Path::Input, 1).action == NF_ACT_ACCEPT);
   CHECK(m.decide(tcp("10.19.249.7", 1, "1.1.1.1", 1048), Path::Input, 2).action == NF_ACT_DROP);
 }

@@ -1,21 +1,25 @@
 // The userspace model: evaluates a Policy on a packet exactly as the BPF
 // programs in bpf/ do (same classes, same tuple search, same conntrack), so
 // `nf2bpf diff` can judge the compiled policy without privileges. Kernel
-// tests check it against BPF_PROG_TEST_RUN packet by packet.
+// tests check it against BPF_PROG_TEST_RUN packet by packet. It checks the
+// compiled policy, so it lives in verify/ beside the engines that use it, not
+// in the translator that produces the policy.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <unordered_map>
 #include <string>
 #include <vector>
 
+#include "bpf/include/ct_abi.h"
 #include "translator/policy/policy.h"
 #include "verify/packet.h"
 
-namespace nf2bpf::policy {
+namespace nf2bpf::model {
 
 // Where a packet is in the host, as the BPF programs see it.
 enum class Path : uint8_t {
@@ -44,7 +48,7 @@ struct ModelEnv {
 
 class Model {
  public:
-  explicit Model(const Policy& p, ModelEnv env = {});
+  explicit Model(const policy::Policy& p, ModelEnv env = {});
 
   // Judges one packet and, when it is accepted, updates the tracker as the
   // BPF program would. `now_ns` drives conntrack timeouts.
@@ -55,19 +59,12 @@ class Model {
   const std::vector<uint64_t>& hits() const { return hits_; }
 
  private:
-  struct CtKey {
-    std::array<uint8_t, 40> bytes{};
-    bool operator<(const CtKey& o) const { return bytes < o.bytes; }
-  };
-  struct CtVal {
-    uint64_t expires_ns = 0;
-    uint32_t mark = 0;
-    uint8_t tcp_state = 0;
-    uint8_t flags = 0;
+  struct CtKeyLess {
+    bool operator()(const nf_ct_key& x, const nf_ct_key& y) const { return std::memcmp(&x, &y, sizeof x) < 0; }
   };
   struct CtRes {
-    CtKey key;
-    uint8_t state = 1, dir = 2;
+    nf_ct_key key{};
+    uint8_t state = NF_CT_STATE_INVALID, dir = 2;
     bool exists = false, track = false;
     uint8_t new_tcp = 0;
     bool orig_is_a = false;
@@ -97,23 +94,23 @@ class Model {
   void ct_update(const CtRes& r, uint64_t now);
   void ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark);
 
-  const Policy& pol_;
+  const policy::Policy& pol_;
   ModelEnv env_;
   struct U128Hash {
     size_t operator()(const ir::u128& v) const { return std::hash<uint64_t>()((uint64_t)v ^ (uint64_t)(v >> 64) * 31); }
   };
   // Per slot and prefix length: base address -> class (longest match first).
   std::array<std::map<uint8_t, std::unordered_map<ir::u128, uint32_t, U128Hash>, std::greater<uint8_t>>, 2> lpm_;
-  std::unordered_map<nf2bpf_entry_key, nf2bpf_entry_val, EntryKeyHash, EntryKeyEq> entries_;
-  std::map<CtKey, CtVal> ct_;
+  std::unordered_map<nf2bpf_entry_key, nf2bpf_entry_val, policy::EntryKeyHash, policy::EntryKeyEq> entries_;
+  std::map<nf_ct_key, nf_ct_val, CtKeyLess> ct_;
   // A forwarded packet's connection created at ingress, until its egress run
   // (nf_scratch.pending / pending_key).
   bool pending_ = false;
-  CtKey pending_key_;
+  nf_ct_key pending_key_{};
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
   uint64_t now_ = 0;
   uint64_t rng_ = 0x243f6a8885a308d3ULL;
 };
 
-}  // namespace nf2bpf::policy
+}  // namespace nf2bpf::model

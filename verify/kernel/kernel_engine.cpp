@@ -1,4 +1,4 @@
-#include "cli/kernel_engine.h"
+#include "verify/kernel/kernel_engine.h"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -18,7 +18,7 @@
 
 extern char** environ;
 
-namespace nf2bpf::cli {
+namespace nf2bpf::verify {
 
 namespace {
 
@@ -67,7 +67,7 @@ const char* kCatchAll = "nf2bpf-unknown";  // stands for an interface nobody nam
 
 }  // namespace
 
-Result<std::unique_ptr<KernelEngine>> KernelEngine::create(const policy::Policy& pol, const verify::HostModel& host,
+Result<std::unique_ptr<KernelEngine>> KernelEngine::create(const policy::Policy& pol, const HostModel& host,
                                                            std::string name) {
   if (geteuid() != 0)
     return Error{EPERM, "diff --kernel loads BPF programs and needs root (CAP_SYS_ADMIN and CAP_BPF)"};
@@ -181,7 +181,7 @@ Result<loader::TestResult> KernelEngine::run(loader::Prog prog, const pkt::Packe
   else if (p.has_l2 && p.pkttype == pkt::PktType::Multicast) dst = p.family == 4 ? 0x01005e000001ULL : 0x333300000001ULL;
   else if (p.has_l2 && p.pkttype == pkt::PktType::OtherHost) dst = 0x026e66ffffffULL;
   uint64_t src = p.has_l2 ? p.src_mac : 0x026e66fffffeULL;
-  auto frame = verify::wrap_ethernet(p.l3, src, dst);
+  auto frame = wrap_ethernet(p.l3, src, dst);
   loader::TestCtx ctx;
   ctx.ifindex = dev.ifindex;
   ctx.ingress_ifindex = ingress_ifindex;
@@ -190,8 +190,8 @@ Result<loader::TestResult> KernelEngine::run(loader::Prog prog, const pkt::Packe
 }
 
 namespace {
-policy::Decision model_decision(const loader::TestResult& r, const policy::Policy& pol) {
-  policy::Decision d;
+model::Decision model_decision(const loader::TestResult& r, const policy::Policy& pol) {
+  model::Decision d;
   d.action = r.decided ? r.action : (uint8_t)NF_ACT_ACCEPT;
   d.rule = r.rule;
   d.stage = r.stage;
@@ -202,18 +202,18 @@ policy::Decision model_decision(const loader::TestResult& r, const policy::Polic
 }
 }  // namespace
 
-verify::Decision KernelEngine::decide(const pkt::Packet& p, const verify::Traversal& t) {
+Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
   auto fail = [&](const Error& e) {
     if (error_.empty()) error_ = e.message();
-    verify::Decision d;
-    d.verdict = verify::Verdict::Indeterminate;
+    Decision d;
+    d.verdict = Verdict::Indeterminate;
     d.note = "kernel: " + e.message();
     d.path = t.hooks;
     return d;
   };
   if (!error_.empty()) return fail(Error{0, error_});
   bool forward = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Forward) != t.hooks.end();
-  auto in = device(t.origin == verify::Origin::Local ? std::string() : p.iif);
+  auto in = device(t.origin == Origin::Local ? std::string() : p.iif);
   auto out = device(p.oif);
   if (!in) return fail(in.error());
   if (!out) return fail(out.error());
@@ -229,8 +229,8 @@ verify::Decision KernelEngine::decide(const pkt::Packet& p, const verify::Traver
       if (auto r = ip({v4 ? "-4" : "-6", "route", "replace", dst, "dev", p.oif}); !r) return fail(r.error());
     }
   }
-  policy::Decision md;
-  if (t.origin == verify::Origin::Local) {
+  model::Decision md;
+  if (t.origin == Origin::Local) {
     auto r = run(loader::Prog::Egress, p, *out, 0);
     if (!r) return fail(r.error());
     md = model_decision(*r, pol_);
@@ -244,10 +244,10 @@ verify::Decision KernelEngine::decide(const pkt::Packet& p, const verify::Traver
       if (o.ttl) --o.ttl;  // what leaves a router
       auto post = run(loader::Prog::Egress, o, *out, in->ifindex);
       if (!post) return fail(post.error());
-      md = verify::combine_forward(md, model_decision(*post, pol_));
+      md = combine_forward(md, model_decision(*post, pol_));
     }
   }
-  verify::Decision d = verify::describe(pol_, md);
+  Decision d = describe(pol_, md);
   d.path = t.hooks;
   return d;
 }
@@ -263,6 +263,6 @@ std::vector<uint64_t> KernelEngine::live_counts() const {
   return counts;
 }
 
-std::vector<verify::RuleHits> KernelEngine::hits() const { return verify::rule_hits(pol_, live_counts()); }
+std::vector<RuleHits> KernelEngine::hits() const { return rule_hits(pol_, live_counts()); }
 
-}  // namespace nf2bpf::cli
+}  // namespace nf2bpf::verify

@@ -1,5 +1,6 @@
-// `diff --kernel`: the compiled policy judged by the real BPF programs. A
-// private dataplane (never pinned, never attached) is loaded in a private
+// The compiled policy judged by the real BPF programs (`diff --kernel`'s
+// engine; its own library, nf2bpf_verify_kernel, so the rest of verify/ needs
+// no libbpf). A private dataplane (never pinned, never attached) is loaded in a private
 // network namespace that mirrors what the diff knows about the host: one
 // interface per name the capture or the options use, this host's addresses,
 // the --route routes, forwarding on. Every packet runs through the TC
@@ -19,25 +20,25 @@
 #include "verify/engine.h"
 #include "verify/host.h"
 
-namespace nf2bpf::cli {
+namespace nf2bpf::verify {
 
-class KernelEngine : public verify::VerdictEngine {
+class KernelEngine : public VerdictEngine {
  public:
   // Moves this process into a new network namespace (diff does nothing else
   // with the network afterwards). Needs root. `pol` and `host` must outlive
   // the engine.
-  static Result<std::unique_ptr<KernelEngine>> create(const policy::Policy& pol, const verify::HostModel& host,
+  static Result<std::unique_ptr<KernelEngine>> create(const policy::Policy& pol, const HostModel& host,
                                                       std::string name);
   ~KernelEngine() override;
 
   std::string name() const override { return name_; }
-  verify::Decision decide(const pkt::Packet& p, const verify::Traversal& t) override;
-  std::vector<verify::RuleHits> hits() const override;
+  Decision decide(const pkt::Packet& p, const Traversal& t) override;
+  std::vector<RuleHits> hits() const override;
   // A failure after set-up (the packets it hit are reported indeterminate).
   const std::string& error() const { return error_; }
 
  private:
-  KernelEngine(const policy::Policy& pol, const verify::HostModel& host, std::string name)
+  KernelEngine(const policy::Policy& pol, const HostModel& host, std::string name)
       : pol_(pol), host_(host), name_(std::move(name)) {}
   struct Dev {
     uint32_t ifindex = 0;
@@ -56,7 +57,7 @@ class KernelEngine : public verify::VerdictEngine {
   std::vector<uint64_t> live_counts() const;
 
   const policy::Policy& pol_;
-  const verify::HostModel& host_;
+  const HostModel& host_;
   std::string name_;
   std::unique_ptr<loader::Dataplane> dp_;
   std::map<std::string, Dev> devs_;
@@ -67,4 +68,4 @@ class KernelEngine : public verify::VerdictEngine {
   std::string error_;  // a setup failure: every packet is reported with it
 };
 
-}  // namespace nf2bpf::cli
+}  // namespace nf2bpf::verify

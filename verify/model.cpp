@@ -1,39 +1,16 @@
 // Mirrors bpf/nf2bpf.bpf.c, bpf/lib/classify.h and bpf/lib/ct.h line by line
 // in intent; when one changes, the other must (the kernel tests compare them).
-#include "translator/policy/model.h"
+// The conntrack data both use (key, value, TCP table, timeouts) is not copied:
+// it comes from bpf/include/ct_abi.h.
+#include "verify/model.h"
 
 #include <cstring>
 
-namespace nf2bpf::policy {
+namespace nf2bpf::model {
 
 namespace {
 
 constexpr uint32_t kNone = 0xffffffffu;
-constexpr uint8_t kCtInvalid = 1, kCtEstablished = 2, kCtRelated = 4, kCtNew = 8, kCtUntracked = 64;
-
-enum { sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2, sIV, sIG };
-const uint8_t kTcpTable[2][6][10] = {
-    {
-        {sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2},
-        {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR},
-        {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
-        {sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV},
-        {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
-        {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
-    },
-    {
-        {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2},
-        {sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR},
-        {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
-        {sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG},
-        {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
-        {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
-    },
-};
-const uint32_t kTcpTimeout[10] = {0, 120, 60, 432000, 120, 60, 30, 120, 10, 120};
-constexpr uint64_t kSec = 1000000000ULL;
-
-constexpr uint8_t kSeenReply = 1, kOrigIsA = 4;
 
 void to_bytes(const ir::u128& v, uint8_t* out) {
   for (int i = 0; i < 16; ++i) out[i] = (uint8_t)(v >> (8 * (15 - i)));
@@ -64,7 +41,7 @@ bool icmp6_noct(uint8_t t) { return t == 130 || t == 131 || t == 132 || t == 133
 
 }  // namespace
 
-Model::Model(const Policy& p, ModelEnv env) : pol_(p), env_(std::move(env)) {
+Model::Model(const policy::Policy& p, ModelEnv env) : pol_(p), env_(std::move(env)) {
   for (const auto& e : p.lpm) {
     int which = e.slot == NF_SLOT_SADDR ? 0 : 1;
     lpm_[which][e.prefixlen][e.addr] = e.cls;
@@ -250,34 +227,32 @@ uint8_t Model::run_hook(Work& w, int hook, int phase, Decision& d) {
 
 void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
   r.dir = 2;
-  r.state = kCtInvalid;
+  r.state = NF_CT_STATE_INVALID;
   if (p.later_fragment) return;
-  auto key_of = [](CtKey& k, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp, uint8_t proto) {
+  auto key_of = [](nf_ct_key& k, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp, uint8_t proto) {
     uint8_t sb[16], db[16];
     to_bytes(sa, sb);
     to_bytes(da, db);
     int c = std::memcmp(sb, db, 16);
     bool src_is_a = c < 0 || (c == 0 && sp <= dp);
-    k.bytes.fill(0);
-    std::memcpy(k.bytes.data(), src_is_a ? sb : db, 16);
-    std::memcpy(k.bytes.data() + 16, src_is_a ? db : sb, 16);
-    uint16_t pa = src_is_a ? sp : dp, pb = src_is_a ? dp : sp;
-    std::memcpy(k.bytes.data() + 32, &pa, 2);
-    std::memcpy(k.bytes.data() + 34, &pb, 2);
-    k.bytes[36] = proto;
+    k = {};
+    std::memcpy(k.a, src_is_a ? sb : db, 16);
+    std::memcpy(k.b, src_is_a ? db : sb, 16);
+    k.pa = src_is_a ? sp : dp;
+    k.pb = src_is_a ? dp : sp;
+    k.proto = proto;
     return src_is_a;
   };
-  auto icmp_key = [](CtKey& k, const ir::u128& requester, const ir::u128& responder, uint16_t id, uint8_t proto,
+  auto icmp_key = [](nf_ct_key& k, const ir::u128& requester, const ir::u128& responder, uint16_t id, uint8_t proto,
                      uint8_t req_type) {
-    k.bytes.fill(0);
-    to_bytes(requester, k.bytes.data());
-    to_bytes(responder, k.bytes.data() + 16);
-    std::memcpy(k.bytes.data() + 32, &id, 2);
-    std::memcpy(k.bytes.data() + 34, &id, 2);
-    k.bytes[36] = proto;
-    k.bytes[37] = req_type;
+    k = {};
+    to_bytes(requester, k.a);
+    to_bytes(responder, k.b);
+    k.pa = k.pb = id;
+    k.proto = proto;
+    k.pad[0] = req_type;
   };
-  auto live = [&](const CtKey& k) -> const CtVal* {
+  auto live = [&](const nf_ct_key& k) -> const nf_ct_val* {
     auto it = ct_.find(k);
     return it != ct_.end() && it->second.expires_ns > now ? &it->second : nullptr;
   };
@@ -292,7 +267,7 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
       if (!p.inner) return;
       const auto& in = *p.inner;
       if (p.daddr != in.saddr) return;  // sent to someone else than the quoted sender: INVALID
-      CtKey k;
+      nf_ct_key k;
       bool inner_is_a;
       if (in.l4proto == 1 || in.l4proto == 58) {
         icmp_key(k, in.saddr, in.daddr, in.sport, in.l4proto, p.family == 4 ? 8 : 128);
@@ -300,16 +275,16 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
       } else {
         inner_is_a = key_of(k, in.saddr, in.daddr, in.sport, in.dport, in.l4proto);
       }
-      if (const CtVal* v = live(k)) {
-        bool inner_orig = ((v->flags & kOrigIsA) != 0) == inner_is_a;
-        r.state = kCtRelated;
+      if (const nf_ct_val* v = live(k)) {
+        bool inner_orig = ((v->flags & NF_CT_ORIG_IS_A) != 0) == inner_is_a;
+        r.state = NF_CT_STATE_RELATED;
         r.dir = inner_orig ? 1 : 0;
         r.ctmark = v->mark;
       }
       return;
     }
     if (p.family == 6 && icmp6_noct(p.icmp_type)) {
-      r.state = kCtUntracked;
+      r.state = NF_CT_STATE_UNTRACKED;
       return;
     }
     bool req = icmp_request(p.family, p.icmp_type), rep = icmp_reply(p.family, p.icmp_type);
@@ -317,19 +292,19 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
     uint8_t req_type = req ? p.icmp_type : (p.family == 4 ? (p.icmp_type == 0 ? 8 : p.icmp_type - 1) : 128);
     icmp_key(r.key, req ? p.saddr : p.daddr, req ? p.daddr : p.saddr, p.icmp_id, proto, req_type);
     r.proto = proto;
-    const CtVal* v = live(r.key);
+    const nf_ct_val* v = live(r.key);
     if (rep && !v) return;
     r.track = true;
     r.exists = v != nullptr;
     r.orig_is_a = true;
     if (!v) {
-      r.state = kCtNew;
+      r.state = NF_CT_STATE_NEW;
       r.dir = 0;
       return;
     }
     r.ctmark = v->mark;
     r.dir = rep ? 1 : 0;
-    r.state = (rep || (v->flags & kSeenReply)) ? kCtEstablished : kCtNew;
+    r.state = (rep || (v->flags & NF_CT_SEEN_REPLY)) ? NF_CT_STATE_ESTABLISHED : NF_CT_STATE_NEW;
     return;
   }
   if (p.has_l4 && has_ports(proto)) {
@@ -340,39 +315,39 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
   }
   r.proto = proto;
   bool src_is_a = key_of(r.key, p.saddr, p.daddr, sp, dp, proto);
-  const CtVal* v = live(r.key);
+  const nf_ct_val* v = live(r.key);
   bool exists = v != nullptr;
-  int dir = exists ? ((((v->flags & kOrigIsA) != 0) == src_is_a) ? 0 : 1) : 0;
+  int dir = exists ? ((((v->flags & NF_CT_ORIG_IS_A) != 0) == src_is_a) ? 0 : 1) : 0;
   if (proto == 6) {
     if (!p.has_l4 || !tcp_flags_valid(p.tcp_flags)) return;
     int idx = tcp_index(p.tcp_flags);
     uint8_t old = exists ? v->tcp_state : (uint8_t)sNO;
     if (old > sS2) old = sNO;
     if (exists && dir == 0 && idx == 0 && (old == sTW || old == sCL)) exists = false, old = sNO;
-    uint8_t ns = kTcpTable[exists ? dir : 0][idx][old];
+    uint8_t ns = nf_tcp_table[exists ? dir : 0][idx][old];
     if (ns == sIV) return;
     if (ns == sIG) ns = old;
     r.new_tcp = ns;
-    if (exists && (p.tcp_flags & 0x04) && !(v->flags & kSeenReply)) r.kill = true;
+    if (exists && (p.tcp_flags & 0x04) && !(v->flags & NF_CT_SEEN_REPLY)) r.kill = true;
   }
   r.track = true;
   r.exists = exists;
   r.orig_is_a = src_is_a;
   if (!exists) {
-    r.state = kCtNew;
+    r.state = NF_CT_STATE_NEW;
     r.dir = 0;
     return;
   }
   r.ctmark = v->mark;
   r.dir = (uint8_t)dir;
-  r.state = (dir == 1 || (v->flags & kSeenReply)) ? kCtEstablished : kCtNew;
+  r.state = (dir == 1 || (v->flags & NF_CT_SEEN_REPLY)) ? NF_CT_STATE_ESTABLISHED : NF_CT_STATE_NEW;
 }
 
 uint64_t Model::ct_timeout(const CtRes& r, bool seen_reply) {
-  if (r.proto == 6) return (uint64_t)kTcpTimeout[r.new_tcp < 10 ? r.new_tcp : 0] * kSec;
-  if (r.proto == 17 || r.proto == 136) return (seen_reply ? 120 : 30) * kSec;
-  if (r.proto == 1 || r.proto == 58) return 30 * kSec;
-  return 600 * kSec;
+  if (r.proto == 6) return (uint64_t)nf_tcp_timeout[r.new_tcp < 10 ? r.new_tcp : 0] * NF_SEC;
+  if (r.proto == 17 || r.proto == 136) return (seen_reply ? NF_CT_UDP_STREAM_TIMEOUT : NF_CT_UDP_TIMEOUT) * NF_SEC;
+  if (r.proto == 1 || r.proto == 58) return NF_CT_ICMP_TIMEOUT * NF_SEC;
+  return NF_CT_GENERIC_TIMEOUT * NF_SEC;
 }
 
 // As nf_ct_update in bpf/lib/ct.h: a tracked connection changes when the
@@ -385,10 +360,10 @@ void Model::ct_update(const CtRes& r, uint64_t now) {
     ct_.erase(it);
     return;
   }
-  CtVal& v = it->second;
-  if (r.dir == 1) v.flags |= kSeenReply;
+  nf_ct_val& v = it->second;
+  if (r.dir == 1) v.flags |= NF_CT_SEEN_REPLY;
   v.tcp_state = r.new_tcp;
-  v.expires_ns = now + ct_timeout(r, v.flags & kSeenReply);
+  v.expires_ns = now + ct_timeout(r, v.flags & NF_CT_SEEN_REPLY);
 }
 
 // As nf_ct_finish: new connections are created only for accepted packets.
@@ -400,9 +375,9 @@ void Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctma
     return;
   }
   if (!accepted) return;
-  CtVal v;
+  nf_ct_val v{};
   v.tcp_state = r.new_tcp;
-  v.flags = r.orig_is_a ? kOrigIsA : 0;
+  v.flags = r.orig_is_a ? NF_CT_ORIG_IS_A : 0;
   v.mark = ctmark;
   v.expires_ns = now + ct_timeout(r, false);
   ct_[r.key] = v;
@@ -425,7 +400,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   // For the hooks before routing the output interface is not known yet.
   std::string oif = w.p.oif;
   if (first == NF_HOOK_PREROUTING) w.p.oif.clear();
-  classify(w, cfg.slots_used, kCtInvalid, 2);
+  classify(w, cfg.slots_used, NF_CT_STATE_INVALID, 2);
   uint8_t verdict = run_hook(w, first, 1, d);
   CtRes ct;
   if (verdict == NF_ACT_ACCEPT) {
@@ -433,9 +408,9 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
       ct_lookup(w.p, now_ns, ct);
       if (confirm) ct_update(ct, now_ns);
       w.ctmark = ct.ctmark;
-      w.has_ct = (ct.state & (kCtNew | kCtEstablished | kCtRelated)) != 0;
+      w.has_ct = (ct.state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;
     } else {
-      ct.state = kCtUntracked;
+      ct.state = NF_CT_STATE_UNTRACKED;
       ct.dir = 2;
     }
     d.ctstate = ct.state;
@@ -460,7 +435,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
     pending_ = cfg.ct_needed && !w.notrack && path == Path::Forward && verdict == NF_ACT_ACCEPT && ct.track && !ct.exists;
     if (pending_) pending_key_ = ct.key;
   } else if (path == Path::PostForward && pending_) {
-    if (verdict != NF_ACT_ACCEPT && ct.key.bytes == pending_key_.bytes) ct_.erase(pending_key_);
+    if (verdict != NF_ACT_ACCEPT && std::memcmp(&ct.key, &pending_key_, sizeof ct.key) == 0) ct_.erase(pending_key_);
     pending_ = false;
   }
   d.action = verdict;
@@ -469,4 +444,4 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   return d;
 }
 
-}  // namespace nf2bpf::policy
+}  // namespace nf2bpf::model

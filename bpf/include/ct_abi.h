@@ -1,0 +1,86 @@
+/* Connection tracking data shared by the BPF programs (bpf/lib/maps.h,
+ * bpf/lib/ct.h) and the userspace model that mirrors them (verify/model.cpp):
+ * the nf_ct map's key and value, the state and flag bits, netfilter's TCP
+ * state machine and its default timeouts. Defined once here so the two cannot
+ * drift apart; the code that uses them stays mirrored line by line. Plain C,
+ * fixed-width types; included by BPF code and by C++.
+ *
+ * The reference evaluator (verify/conntrack.cpp) must not include this: it is
+ * the independent oracle and derives the same facts from the kernel's
+ * behaviour on its own. */
+#ifndef NF2BPF_CT_ABI_H
+#define NF2BPF_CT_ABI_H
+
+#include "abi.h"
+
+/* Connection states as the rules see them (xt_state's bits). */
+#define NF_CT_STATE_INVALID 1
+#define NF_CT_STATE_ESTABLISHED 2
+#define NF_CT_STATE_RELATED 4
+#define NF_CT_STATE_NEW 8
+#define NF_CT_STATE_UNTRACKED 64
+
+/* One entry per flow, both directions: the key is normalised so that a
+ * packet and its reply find the same entry. */
+struct nf_ct_key {
+  nf_u8 a[16], b[16];  /* endpoints, ordered so a <= b */
+  nf_u16 pa, pb;       /* ports (or ICMP id) of a and b */
+  nf_u8 proto;
+  nf_u8 pad[3];        /* pad[0]: the request type of an ICMP flow */
+};
+
+/* nf_ct_val.flags */
+#define NF_CT_SEEN_REPLY 1
+#define NF_CT_ASSURED 2
+#define NF_CT_ORIG_IS_A 4
+
+struct nf_ct_val {
+  nf_u64 expires_ns;
+  nf_u32 mark;
+  nf_u8 tcp_state;
+  nf_u8 flags;
+  nf_u8 pad[2];
+  /* Reserved for NAT: the translated tuple of each direction. */
+  nf_u8 nat_addr[2][16];
+  nf_u16 nat_port[2];
+  nf_u8 nat_flags;
+  nf_u8 pad2[3];
+};
+
+/* TCP states with netfilter's short names (nf_conntrack_proto_tcp.c): none,
+ * SYN sent, SYN received, established, FIN wait, close wait, last ACK, time
+ * wait, close, SYN sent 2 (simultaneous open). sIV (invalid) and sIG
+ * (ignore) are results of the table, never stored. */
+enum nf_tcp_state { sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2, sIV, sIG };
+
+/* [dir][index: syn, synack, fin, ack, rst, none][old state] */
+static const nf_u8 nf_tcp_table[2][6][10] = {
+  { /* original */
+    {sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2},
+    {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR},
+    {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
+    {sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV},
+    {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+    {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
+  },
+  { /* reply */
+    {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2},
+    {sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR},
+    {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
+    {sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG},
+    {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+    {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
+  },
+};
+
+/* Timeouts in seconds (netfilter defaults): TCP by state, UDP (and UDP-Lite)
+ * before and after a reply, ICMP, any other protocol. */
+static const nf_u32 nf_tcp_timeout[10] = {0, 120, 60, 432000, 120, 60, 30, 120, 10, 120};
+#define NF_CT_UDP_TIMEOUT 30
+#define NF_CT_UDP_STREAM_TIMEOUT 120
+#define NF_CT_ICMP_TIMEOUT 30
+#define NF_CT_GENERIC_TIMEOUT 600
+
+#define NF_SEC 1000000000ULL
+
+#endif /* NF2BPF_CT_ABI_H */
