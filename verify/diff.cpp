@@ -143,7 +143,7 @@ DiffReport run_diff(CaptureReader& capture, HostModel& host, VerdictEngine& expe
     if (e.verdict == Verdict::Indeterminate || a.verdict == Verdict::Indeterminate) {
       ++rep.indeterminate;
       if (rep.undecided.size() < 10000) rep.undecided.push_back(make_report(it.c, e, a));
-    } else if (e.same_verdict(a)) {
+    } else if (e.same_outcome(a)) {
       ++rep.agreed;
     } else {
       ++rep.differed;

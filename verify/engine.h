@@ -37,6 +37,24 @@ struct Event {
   std::string location;   // file:line of the rule
 };
 
+// The addresses and ports a packet leaves the host with after NAT. Each
+// field is a closed range: one value when the engine knows it (the model,
+// the kernel), a range when the translation was a random choice the engine
+// can only bound (the reference evaluator: a port picked at random from a
+// range, an address from a range under --random-fully ...). ICMP echo
+// packets carry their identifier in sport and dport.
+struct NatTuple {
+  ir::u128 src_lo = 0, src_hi = 0, dst_lo = 0, dst_hi = 0;
+  uint16_t sport_lo = 0, sport_hi = 0, dport_lo = 0, dport_hi = 0;
+  bool has_ports = false;
+  static NatTuple exact(ir::u128 src, ir::u128 dst, uint16_t sport, uint16_t dport, bool has_ports);
+  // Every field of `actual` lies in this tuple's ranges (ports only when both have them).
+  bool allows(const NatTuple& actual) const;
+  bool operator==(const NatTuple&) const = default;
+  // "10.0.0.1:1234 -> 10.0.0.9:[8080-8090]"
+  std::string text() const;
+};
+
 struct Decision {
   Verdict verdict = Verdict::Accept;
   std::string reject_with;        // REJECT: icmp-port-unreachable, tcp-reset ...
@@ -46,8 +64,14 @@ struct Decision {
   std::string ct_state;           // connection state the filter saw: NEW, ESTABLISHED, ... "" when untracked by the model
   std::vector<Event> events;
   std::string note;               // indeterminate: why; otherwise extra detail
+  // Set when NAT changed the packet's header (a binding was set up or applied,
+  // in either direction): the header it leaves with. Unset: unchanged.
+  std::optional<NatTuple> nat;
   // Same verdict (and, for REJECT, the same answer sent back).
   bool same_verdict(const Decision& o) const;
+  // Same verdict, and `o`'s translation is one this decision allows (both
+  // untranslated, or o.nat within nat's ranges). `this` is the expected side.
+  bool same_outcome(const Decision& o) const;
   std::string verdict_text() const;  // "REJECT (tcp-reset)"
 };
 

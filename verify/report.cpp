@@ -62,6 +62,21 @@ nlohmann::json side_json(const Decision& d) {
   j["hook"] = hook_of(d);
   if (!d.ct_state.empty()) j["ct_state"] = d.ct_state;
   if (!d.note.empty()) j["note"] = d.note;
+  if (d.nat) {
+    const NatTuple& n = *d.nat;
+    auto range = [](auto lo, auto hi, auto fmt) {
+      return lo == hi ? nlohmann::json(fmt(lo)) : nlohmann::json::array({fmt(lo), fmt(hi)});
+    };
+    auto addr = [](ir::u128 a) { return ir::format_addr(a); };
+    auto port = [](uint16_t p) { return p; };
+    auto& nj = j["nat"];
+    nj["src"] = range(n.src_lo, n.src_hi, addr);
+    nj["dst"] = range(n.dst_lo, n.dst_hi, addr);
+    if (n.has_ports) {
+      nj["sport"] = range(n.sport_lo, n.sport_hi, port);
+      nj["dport"] = range(n.dport_lo, n.dport_hi, port);
+    }
+  }
   if (!d.events.empty()) {
     auto& ev = j["events"] = nlohmann::json::array();
     for (const auto& e : d.events) ev.push_back({{"what", e.what}, {"rule", e.location}});
@@ -176,6 +191,8 @@ std::string render_text(const DiffReport& r, bool color) {
         s += "             via " + via + "\n";
       }
       if (!d.note.empty()) s += "             " + d.note + "\n";
+      if (p.expected.nat || p.actual.nat)
+        s += "             leaves as " + (d.nat ? d.nat->text() : std::string("(not translated)")) + "\n";
     }
     return s;
   };
