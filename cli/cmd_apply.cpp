@@ -6,12 +6,11 @@
 #include <filesystem>
 #include <iostream>
 
-#include "cli/apply_steps.h"
 #include "cli/command.h"
 #include "cli/cutover_run.h"
-#include "cli/dataplane_session.h"
 #include "loader/dataplane.h"
 #include "loader/host.h"
+#include "ops/deploy.h"
 #include "translator/policy/compile.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
@@ -92,17 +91,16 @@ Command add_apply(CLI::App& app) {
               print_error("nothing was applied: the ruleset cannot be compiled");
               return kRejected;
             }
-            bool bad = false;
-            std::string why;
-            auto ifaces = pick_interfaces(a->ifaces, bad, why);
-            if (!ifaces) {
-              print_error(ifaces.error().message());
+            auto choice = ops::pick_interfaces(a->ifaces);
+            if (!choice) {
+              print_error(choice.error().message());
               return kSystem;
             }
-            if (bad) {
-              print_error(why, "see `ip link` for this namespace's interfaces");
+            if (!choice->refused.empty()) {
+              print_error(choice->refused, "see `ip link` for this namespace's interfaces");
               return kRejected;
             }
+            const auto* ifaces = &choice->ifaces;
             auto t_compiled = std::chrono::steady_clock::now();
             std::cout << tr->ruleset.source << ": " << tr->rules.size() << " rules ("
                       << tr->count(caps::Fidelity::Exact) << " exact, " << tr->count(caps::Fidelity::Approximate)
@@ -110,7 +108,7 @@ Command add_apply(CLI::App& app) {
                       << pol.rules.size() << " compiled rules, " << pol.entries.size() << " classifier entries, "
                       << pol.tuples.size() << " tuples\n";
             if (a->dry_run) {
-              std::cout << "dry run: would attach to " << join_ifaces(*ifaces) << (a->xdp ? " (tc + xdp)" : " (tc)")
+              std::cout << "dry run: would attach to " << ops::join_ifaces(*ifaces) << (a->xdp ? " (tc + xdp)" : " (tc)")
                         << "; policy checksum " << pol.checksum << "\n";
               if (a->cutover) return cutover_after_apply(*tr, pol, *a);
               return kOk;
@@ -128,13 +126,13 @@ Command add_apply(CLI::App& app) {
               print_error(addrtypes.error().message());
               return kSystem;
             }
-            auto pin_dir = resolve_pin_dir(a->pin_dir);
+            auto pin_dir = ops::resolve_pin_dir(a->pin_dir);
             if (!pin_dir) {
               print_error(pin_dir.error().message());
               return kSystem;
             }
             bool create_failed = false;
-            auto opened = open_dataplane(*pin_dir, &create_failed);
+            auto opened = ops::open_dataplane(*pin_dir, &create_failed);
             if (!opened) {
               if (create_failed)
                 print_error(opened.error().message(), "nf2bpf needs root (CAP_BPF, CAP_NET_ADMIN) and a BPF-enabled kernel");
@@ -143,7 +141,7 @@ Command add_apply(CLI::App& app) {
               return kSystem;
             }
             std::string source = a->file == "-" ? "<stdin>" : std::filesystem::absolute(a->file).string();
-            nlohmann::json meta = generation_meta(*tr, pol, source);
+            nlohmann::json meta = ops::generation_meta(*tr, pol, source);
             auto gen = opened->dp->install(pol, *ifaces, *addrtypes, meta);
             if (!gen) {
               print_error(gen.error().message(), "the previously live generation is still live");
@@ -162,7 +160,7 @@ Command add_apply(CLI::App& app) {
             }
             auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
             std::cout << "generation " << *gen << " live, checksum " << pol.checksum.substr(0, 16) << "; attached to "
-                      << join_ifaces(*ifaces) << (a->xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)")
+                      << ops::join_ifaces(*ifaces) << (a->xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)")
                       << "\n";
             spdlog::info("translate+compile {:.1f} ms, load+swap {:.1f} ms", ms(t_compiled - t0),
                          ms(t_loaded - t_compiled));

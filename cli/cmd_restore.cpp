@@ -4,10 +4,10 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "cli/dataplane_session.h"
-#include "cli/sync_state.h"
 #include "cutover/cutover.h"
 #include "loader/host.h"
+#include "ops/deploy.h"
+#include "ops/state_store.h"
 
 namespace nf2bpf::cli {
 
@@ -24,12 +24,12 @@ struct RestoreArgs {
 int run(const RestoreArgs& a) {
   std::string path = a.backup;
   if (path.empty()) {
-    auto dir = default_state_dir();
+    auto dir = ops::default_state_dir();
     if (!dir) {
       print_error(dir.error().message());
       return kSystem;
     }
-    path = default_backup_path(*dir);
+    path = ops::default_backup_path(*dir);
   }
   if (!std::filesystem::exists(path)) {
     print_error("no cut-over backup at " + path,
@@ -100,7 +100,7 @@ int run(const RestoreArgs& a) {
     std::cout << "  eBPF policy left loaded (--keep-dataplane)\n";
     return kOk;
   }
-  auto dp = find_dataplane(a.pin_dir);
+  auto dp = ops::find_dataplane(a.pin_dir);
   if (!dp) {
     print_error("the netfilter rules are back, but finding the eBPF dataplane failed: " + dp.error().message(),
                 "run `nf2bpf unload`");

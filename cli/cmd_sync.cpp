@@ -15,12 +15,11 @@
 #include <iostream>
 #include <set>
 
-#include "cli/apply_steps.h"
 #include "cli/command.h"
-#include "cli/dataplane_session.h"
-#include "cli/sync_state.h"
-#include "cli/witness.h"
 #include "common/atomic_file.h"
+#include "ops/deploy.h"
+#include "ops/state_store.h"
+#include "ops/witness.h"
 #include "translator/policy/compile.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
@@ -30,6 +29,7 @@ namespace nf2bpf::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace nf2bpf::ops;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -295,11 +295,11 @@ int Run::go() {
   out_["timings_ms"]["translate_compile"] = ms_since(t);
 
   // 3. What is live.
-  bool bad = false;
-  std::string why;
-  auto ifaces = pick_interfaces(a_.ifaces, bad, why);
-  if (!ifaces) return fail(ifaces.error().message());
-  if (bad) return refuse("refused: " + why, "see `ip link` for this namespace's interfaces");
+  auto choice = pick_interfaces(a_.ifaces);
+  if (!choice) return fail(choice.error().message());
+  if (!choice->refused.empty())
+    return refuse("refused: " + choice->refused, "see `ip link` for this namespace's interfaces");
+  const auto* ifaces = &choice->ifaces;
   out_["interfaces"] = json::array();
   for (const auto& i : *ifaces) out_["interfaces"].push_back(i.name);
   auto pin_dir = resolve_pin_dir(a_.pin_dir);
@@ -426,24 +426,15 @@ int Run::go() {
   state["pending"] = {{"checksum", pol.checksum}, {"source", source},       {"format", tr->input_format},
                       {"pid", getpid()},           {"started", time(nullptr)}, {"rules", tr->rules.size()}};
   if (auto r = write_state(dir_, state); !r) return fail("write the state: " + r.error().message());
-  auto addrtypes = loader::address_types();
-  if (!addrtypes) return fail(addrtypes.error().message());
-  bool create_failed = false;
-  auto opened = open_dataplane(*pin_dir, &create_failed);
-  if (!opened) return fail(opened.error().message());
-  t = Clock::now();
-  LiveAfterFailure after = LiveAfterFailure::Unchanged;
-  auto gen = install_and_attach(*opened, pol, *ifaces, *addrtypes, generation_meta(*tr, pol, source), a_.xdp, after);
-  out_["timings_ms"]["install_attach"] = ms_since(t);
-  if (!gen) {
+  Deployment d = deploy(*pin_dir, pol, *ifaces, generation_meta(*tr, pol, source), a_.xdp);
+  if (!d.installing) return fail(d.message);
+  out_["timings_ms"]["install_attach"] = d.install_ms + d.attach_ms;
+  if (d.kind != Kind::ok) {
     state.erase("pending");
     (void)write_state(dir_, state);
-    const char* what = after == LiveAfterFailure::Unchanged    ? "the previously live generation is still live"
-                       : after == LiveAfterFailure::RolledBack ? "the previous generation is live again"
-                       : after == LiveAfterFailure::Unloaded   ? "nothing was loaded"
-                                                               : "rolling back failed too: check `nf2bpf status`";
-    return fail("swap failed: " + gen.error().message() + "; " + what);
+    return fail("swap failed: " + d.message + "; " + describe(d.after));
   }
+  auto gen = &d.generation;
   state.erase("pending");
   if (state.contains("live")) state["previous"] = state["live"];
   state["live"] = {{"checksum", pol.checksum},  {"generation", *gen},          {"source", source},

@@ -8,11 +8,11 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "cli/sync_state.h"
-#include "cli/witness.h"
 #include "common/atomic_file.h"
 #include "cutover/cutover.h"
 #include "loader/host.h"
+#include "ops/state_store.h"
+#include "ops/witness.h"
 #include "translator/passes/flatten.h"
 #include "translator/policy/compile.h"
 
@@ -21,6 +21,7 @@ namespace nf2bpf::cli {
 namespace {
 
 namespace co = nf2bpf::cutover;
+using namespace nf2bpf::ops;
 
 // A scratch directory for witness captures, removed with the object.
 struct TempDir {
