@@ -8,8 +8,6 @@
 
 #include "cli/command.h"
 #include "cli/cutover_run.h"
-#include "loader/dataplane.h"
-#include "loader/host.h"
 #include "ops/deploy.h"
 #include "translator/policy/compile.h"
 #include "translator/report/report.h"
@@ -100,7 +98,7 @@ Command add_apply(CLI::App& app) {
               print_error(choice->refused, "see `ip link` for this namespace's interfaces");
               return kRejected;
             }
-            const auto* ifaces = &choice->ifaces;
+            const auto& ifaces = choice->ifaces;
             auto t_compiled = std::chrono::steady_clock::now();
             std::cout << tr->ruleset.source << ": " << tr->rules.size() << " rules ("
                       << tr->count(caps::Fidelity::Exact) << " exact, " << tr->count(caps::Fidelity::Approximate)
@@ -108,7 +106,7 @@ Command add_apply(CLI::App& app) {
                       << pol.rules.size() << " compiled rules, " << pol.entries.size() << " classifier entries, "
                       << pol.tuples.size() << " tuples\n";
             if (a->dry_run) {
-              std::cout << "dry run: would attach to " << ops::join_ifaces(*ifaces) << (a->xdp ? " (tc + xdp)" : " (tc)")
+              std::cout << "dry run: would attach to " << ops::join_ifaces(ifaces) << (a->xdp ? " (tc + xdp)" : " (tc)")
                         << "; policy checksum " << pol.checksum << "\n";
               if (a->cutover) return cutover_after_apply(*tr, pol, *a);
               return kOk;
@@ -121,61 +119,31 @@ Command add_apply(CLI::App& app) {
                 std::cerr << "  nothing was applied\n";
                 return c;
               }
-            auto addrtypes = loader::address_types();
-            if (!addrtypes) {
-              print_error(addrtypes.error().message());
-              return kSystem;
-            }
-            auto pin_dir = ops::resolve_pin_dir(a->pin_dir);
-            if (!pin_dir) {
-              print_error(pin_dir.error().message());
-              return kSystem;
-            }
-            bool create_failed = false;
-            auto opened = ops::open_dataplane(*pin_dir, &create_failed);
-            if (!opened) {
-              if (create_failed)
-                print_error(opened.error().message(), "nf2bpf needs root (CAP_BPF, CAP_NET_ADMIN) and a BPF-enabled kernel");
-              else
-                print_error(opened.error().message());
-              return kSystem;
-            }
             std::string source = a->file == "-" ? "<stdin>" : std::filesystem::absolute(a->file).string();
-            nlohmann::json meta = ops::generation_meta(*tr, pol, source);
-            auto gen = opened->dp->install(pol, *ifaces, *addrtypes, meta);
-            if (!gen) {
-              print_error(gen.error().message(), "the previously live generation is still live");
-              if (opened->fresh) (void)opened->dp->unload();
+            ops::Deployment d = ops::deploy(a->pin_dir, pol, ifaces, ops::generation_meta(*tr, pol, source), a->xdp);
+            if (d.kind != ops::Kind::ok) {
+              if (!d.installing) print_error(d.message, d.hint);
+              else if (d.after == ops::LiveAfterFailure::Unchanged) print_error(d.message, ops::describe(d.after));
+              else print_error(d.message);
+              if (d.after == ops::LiveAfterFailure::RolledBack) std::cerr << "  " << ops::describe(d.after) << "\n";
               return kSystem;
             }
-            auto t_loaded = std::chrono::steady_clock::now();
-            if (auto r = opened->dp->attach(*ifaces, a->xdp); !r) {
-              print_error(r.error().message());
-              if (opened->fresh) {
-                (void)opened->dp->unload();
-              } else if (auto rb = opened->dp->rollback(); rb) {
-                std::cerr << "  the previous generation is live again\n";
-              }
-              return kSystem;
-            }
-            auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
-            std::cout << "generation " << *gen << " live, checksum " << pol.checksum.substr(0, 16) << "; attached to "
-                      << ops::join_ifaces(*ifaces) << (a->xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)")
+            auto ms = [](auto dt) { return std::chrono::duration<double, std::milli>(dt).count(); };
+            std::cout << "generation " << d.generation << " live, checksum " << pol.checksum.substr(0, 16) << "; attached to "
+                      << ops::join_ifaces(ifaces) << (a->xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)")
                       << "\n";
             spdlog::info("translate+compile {:.1f} ms, load+swap {:.1f} ms", ms(t_compiled - t0),
-                         ms(t_loaded - t_compiled));
+                         d.prepare_ms + d.install_ms);
             if (a->cutover) {
               int c = cutover_after_apply(*tr, pol, *a);
               if (c == kOk) return kOk;
               // Nothing was removed from netfilter: take the eBPF policy
               // back too, so a failed `apply --cutover` changes nothing.
-              if (opened->fresh) {
-                if (opened->dp->unload()) std::cerr << "  the eBPF policy was unloaded again: nothing changed\n";
-                else std::cerr << "  unloading the eBPF policy failed too: run `nf2bpf unload`\n";
-              } else if (opened->dp->rollback()) {
-                std::cerr << "  the previous eBPF generation is live again: nothing changed\n";
-              } else {
-                std::cerr << "  rolling back the eBPF policy failed too: check `nf2bpf status`\n";
+              switch (ops::take_back(d.opened)) {
+                case ops::TakenBack::Unloaded: std::cerr << "  the eBPF policy was unloaded again: nothing changed\n"; break;
+                case ops::TakenBack::UnloadFailed: std::cerr << "  unloading the eBPF policy failed too: run `nf2bpf unload`\n"; break;
+                case ops::TakenBack::RolledBack: std::cerr << "  the previous eBPF generation is live again: nothing changed\n"; break;
+                case ops::TakenBack::RollbackFailed: std::cerr << "  rolling back the eBPF policy failed too: check `nf2bpf status`\n"; break;
               }
               return c;
             }
