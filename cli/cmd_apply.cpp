@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "cli/cutover_run.h"
+#include "ops/cutover_run.h"
 #include "ops/deploy.h"
 #include "translator/policy/compile.h"
 #include "translator/report/report.h"
@@ -28,15 +28,59 @@ struct ApplyArgs {
   std::string backup;
 };
 
+void print_plan(const cutover::Plan& plan) {
+  for (const auto& tp : plan.tables) {
+    size_t removed = 0, chains = 0;
+    for (const auto& cp : tp.chains) removed += cp.removed(), chains += cp.delete_chain;
+    std::cout << "  removed: " << tp.id.str() << ": " << removed << " rules";
+    if (tp.emptied) std::cout << ", " << chains << " chains (the table stays, empty)";
+    std::cout << "\n";
+    for (const auto& cp : tp.chains) {
+      if (cp.set_policy)
+        std::cout << "  policy:  " << tp.id.str() << " " << cp.name
+                  << ": drop -> accept (the eBPF policy drops what it dropped)\n";
+      for (const auto& rp : cp.rules)
+        if (!rp.remove)
+          std::cout << "  kept:    " << rp.location << ": " << rp.text << "  (" << rp.why << ")\n";
+    }
+  }
+  if (!plan.untouched.empty()) {
+    std::cout << "  untouched (not translated):";
+    for (const auto& t : plan.untouched) std::cout << " " << t << (&t == &plan.untouched.back() ? "" : ",");
+    std::cout << "\n";
+  }
+}
+
 // --cutover: with the new generation live and attached, retire the
-// netfilter rules it replaced (cli/cutover_run.h does the work).
+// netfilter rules it replaced (ops/cutover_run.h does the work). Returns the
+// exit status; with `check_only`, prints only a refusal.
 int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const ApplyArgs& a, bool check_only = false) {
-  CutoverOptions o;
+  ops::CutoverOptions o;
   o.backup = a.backup;
   o.dry_run = a.dry_run;
   o.check_only = check_only;
   o.source = a.file == "-" ? "<stdin>" : std::filesystem::absolute(a.file).string();
-  return run_cutover(tr, pol, o);
+  ops::CutoverOutcome c = ops::run_cutover(tr, pol, o);
+  if (c.kind != ops::Kind::ok) {
+    for (const auto& p : c.problems) std::cerr << "  " << p << "\n";
+    print_error(c.message, c.hint);
+    return exit_status(c.kind);
+  }
+  if (check_only) return kOk;
+  std::cout << "cut-over: the live netfilter ruleset (generation " << c.genid << ") is " << tr.ruleset.source << ": "
+            << c.how << "\n";
+  if (a.dry_run) {
+    std::cout << "dry run: would remove " << c.plan->rules_removed() << " rules and " << c.plan->chains_deleted()
+              << " chains in one transaction, keep " << c.plan->rules_kept() << " rules\n";
+    print_plan(*c.plan);
+    return kOk;
+  }
+  std::cout << "cut-over done: " << c.plan->rules_removed() << " rules and " << c.plan->chains_deleted()
+            << " chains removed in one transaction (" << c.messages << " messages), " << c.plan->rules_kept()
+            << " rules kept\n";
+  print_plan(*c.plan);
+  std::cout << "  backup:  " << c.backup << " (nf2bpf restore --backup " << c.backup << " puts it back)\n";
+  return kOk;
 }
 
 }  // namespace
