@@ -6,12 +6,9 @@
 #include <filesystem>
 #include <iostream>
 
-#include "cli/apply_steps.h"
 #include "cli/command.h"
-#include "cli/cutover_run.h"
-#include "cli/dataplane_session.h"
-#include "loader/dataplane.h"
-#include "loader/host.h"
+#include "ops/cutover_run.h"
+#include "ops/deploy.h"
 #include "translator/policy/compile.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
@@ -31,15 +28,59 @@ struct ApplyArgs {
   std::string backup;
 };
 
+void print_plan(const cutover::Plan& plan) {
+  for (const auto& tp : plan.tables) {
+    size_t removed = 0, chains = 0;
+    for (const auto& cp : tp.chains) removed += cp.removed(), chains += cp.delete_chain;
+    std::cout << "  removed: " << tp.id.str() << ": " << removed << " rules";
+    if (tp.emptied) std::cout << ", " << chains << " chains (the table stays, empty)";
+    std::cout << "\n";
+    for (const auto& cp : tp.chains) {
+      if (cp.set_policy)
+        std::cout << "  policy:  " << tp.id.str() << " " << cp.name
+                  << ": drop -> accept (the eBPF policy drops what it dropped)\n";
+      for (const auto& rp : cp.rules)
+        if (!rp.remove)
+          std::cout << "  kept:    " << rp.location << ": " << rp.text << "  (" << rp.why << ")\n";
+    }
+  }
+  if (!plan.untouched.empty()) {
+    std::cout << "  untouched (not translated):";
+    for (const auto& t : plan.untouched) std::cout << " " << t << (&t == &plan.untouched.back() ? "" : ",");
+    std::cout << "\n";
+  }
+}
+
 // --cutover: with the new generation live and attached, retire the
-// netfilter rules it replaced (cli/cutover_run.h does the work).
+// netfilter rules it replaced (ops/cutover_run.h does the work). Returns the
+// exit status; with `check_only`, prints only a refusal.
 int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const ApplyArgs& a, bool check_only = false) {
-  CutoverOptions o;
+  ops::CutoverOptions o;
   o.backup = a.backup;
   o.dry_run = a.dry_run;
   o.check_only = check_only;
   o.source = a.file == "-" ? "<stdin>" : std::filesystem::absolute(a.file).string();
-  return run_cutover(tr, pol, o);
+  ops::CutoverOutcome c = ops::run_cutover(tr, pol, o);
+  if (c.kind != ops::Kind::ok) {
+    for (const auto& p : c.problems) std::cerr << "  " << p << "\n";
+    print_error(c.message, c.hint);
+    return exit_status(c.kind);
+  }
+  if (check_only) return kOk;
+  std::cout << "cut-over: the live netfilter ruleset (generation " << c.genid << ") is " << tr.ruleset.source << ": "
+            << c.how << "\n";
+  if (a.dry_run) {
+    std::cout << "dry run: would remove " << c.plan->rules_removed() << " rules and " << c.plan->chains_deleted()
+              << " chains in one transaction, keep " << c.plan->rules_kept() << " rules\n";
+    print_plan(*c.plan);
+    return kOk;
+  }
+  std::cout << "cut-over done: " << c.plan->rules_removed() << " rules and " << c.plan->chains_deleted()
+            << " chains removed in one transaction (" << c.messages << " messages), " << c.plan->rules_kept()
+            << " rules kept\n";
+  print_plan(*c.plan);
+  std::cout << "  backup:  " << c.backup << " (nf2bpf restore --backup " << c.backup << " puts it back)\n";
+  return kOk;
 }
 
 }  // namespace
@@ -92,17 +133,16 @@ Command add_apply(CLI::App& app) {
               print_error("nothing was applied: the ruleset cannot be compiled");
               return kRejected;
             }
-            bool bad = false;
-            std::string why;
-            auto ifaces = pick_interfaces(a->ifaces, bad, why);
-            if (!ifaces) {
-              print_error(ifaces.error().message());
+            auto choice = ops::pick_interfaces(a->ifaces);
+            if (!choice) {
+              print_error(choice.error().message());
               return kSystem;
             }
-            if (bad) {
-              print_error(why, "see `ip link` for this namespace's interfaces");
+            if (!choice->refused.empty()) {
+              print_error(choice->refused, "see `ip link` for this namespace's interfaces");
               return kRejected;
             }
+            const auto& ifaces = choice->ifaces;
             auto t_compiled = std::chrono::steady_clock::now();
             std::cout << tr->ruleset.source << ": " << tr->rules.size() << " rules ("
                       << tr->count(caps::Fidelity::Exact) << " exact, " << tr->count(caps::Fidelity::Approximate)
@@ -110,7 +150,7 @@ Command add_apply(CLI::App& app) {
                       << pol.rules.size() << " compiled rules, " << pol.entries.size() << " classifier entries, "
                       << pol.tuples.size() << " tuples\n";
             if (a->dry_run) {
-              std::cout << "dry run: would attach to " << join_ifaces(*ifaces) << (a->xdp ? " (tc + xdp)" : " (tc)")
+              std::cout << "dry run: would attach to " << ops::join_ifaces(ifaces) << (a->xdp ? " (tc + xdp)" : " (tc)")
                         << "; policy checksum " << pol.checksum << "\n";
               if (a->cutover) return cutover_after_apply(*tr, pol, *a);
               return kOk;
@@ -123,61 +163,31 @@ Command add_apply(CLI::App& app) {
                 std::cerr << "  nothing was applied\n";
                 return c;
               }
-            auto addrtypes = loader::address_types();
-            if (!addrtypes) {
-              print_error(addrtypes.error().message());
-              return kSystem;
-            }
-            auto pin_dir = resolve_pin_dir(a->pin_dir);
-            if (!pin_dir) {
-              print_error(pin_dir.error().message());
-              return kSystem;
-            }
-            bool create_failed = false;
-            auto opened = open_dataplane(*pin_dir, &create_failed);
-            if (!opened) {
-              if (create_failed)
-                print_error(opened.error().message(), "nf2bpf needs root (CAP_BPF, CAP_NET_ADMIN) and a BPF-enabled kernel");
-              else
-                print_error(opened.error().message());
-              return kSystem;
-            }
             std::string source = a->file == "-" ? "<stdin>" : std::filesystem::absolute(a->file).string();
-            nlohmann::json meta = generation_meta(*tr, pol, source);
-            auto gen = opened->dp->install(pol, *ifaces, *addrtypes, meta);
-            if (!gen) {
-              print_error(gen.error().message(), "the previously live generation is still live");
-              if (opened->fresh) (void)opened->dp->unload();
+            ops::Deployment d = ops::deploy(a->pin_dir, pol, ifaces, ops::generation_meta(*tr, pol, source), a->xdp);
+            if (d.kind != ops::Kind::ok) {
+              if (!d.installing) print_error(d.message, d.hint);
+              else if (d.after == ops::LiveAfterFailure::Unchanged) print_error(d.message, ops::describe(d.after));
+              else print_error(d.message);
+              if (d.after == ops::LiveAfterFailure::RolledBack) std::cerr << "  " << ops::describe(d.after) << "\n";
               return kSystem;
             }
-            auto t_loaded = std::chrono::steady_clock::now();
-            if (auto r = opened->dp->attach(*ifaces, a->xdp); !r) {
-              print_error(r.error().message());
-              if (opened->fresh) {
-                (void)opened->dp->unload();
-              } else if (auto rb = opened->dp->rollback(); rb) {
-                std::cerr << "  the previous generation is live again\n";
-              }
-              return kSystem;
-            }
-            auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
-            std::cout << "generation " << *gen << " live, checksum " << pol.checksum.substr(0, 16) << "; attached to "
-                      << join_ifaces(*ifaces) << (a->xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)")
+            auto ms = [](auto dt) { return std::chrono::duration<double, std::milli>(dt).count(); };
+            std::cout << "generation " << d.generation << " live, checksum " << pol.checksum.substr(0, 16) << "; attached to "
+                      << ops::join_ifaces(ifaces) << (a->xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)")
                       << "\n";
             spdlog::info("translate+compile {:.1f} ms, load+swap {:.1f} ms", ms(t_compiled - t0),
-                         ms(t_loaded - t_compiled));
+                         d.prepare_ms + d.install_ms);
             if (a->cutover) {
               int c = cutover_after_apply(*tr, pol, *a);
               if (c == kOk) return kOk;
               // Nothing was removed from netfilter: take the eBPF policy
               // back too, so a failed `apply --cutover` changes nothing.
-              if (opened->fresh) {
-                if (opened->dp->unload()) std::cerr << "  the eBPF policy was unloaded again: nothing changed\n";
-                else std::cerr << "  unloading the eBPF policy failed too: run `nf2bpf unload`\n";
-              } else if (opened->dp->rollback()) {
-                std::cerr << "  the previous eBPF generation is live again: nothing changed\n";
-              } else {
-                std::cerr << "  rolling back the eBPF policy failed too: check `nf2bpf status`\n";
+              switch (ops::take_back(d.opened)) {
+                case ops::TakenBack::Unloaded: std::cerr << "  the eBPF policy was unloaded again: nothing changed\n"; break;
+                case ops::TakenBack::UnloadFailed: std::cerr << "  unloading the eBPF policy failed too: run `nf2bpf unload`\n"; break;
+                case ops::TakenBack::RolledBack: std::cerr << "  the previous eBPF generation is live again: nothing changed\n"; break;
+                case ops::TakenBack::RollbackFailed: std::cerr << "  rolling back the eBPF policy failed too: check `nf2bpf status`\n"; break;
               }
               return c;
             }

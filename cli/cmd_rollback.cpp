@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "cli/dataplane_session.h"
+#include "ops/deploy.h"
 
 namespace nf2bpf::cli {
 
@@ -12,7 +12,7 @@ Command add_rollback(CLI::App& app) {
   sub->add_option("--pin-dir", *pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)");
   sub->footer("Exit status: 0 switched, 1 nothing to roll back to, 2 system error.");
   return {sub, [pin_dir]() -> int {
-            auto dp = find_dataplane(*pin_dir);
+            auto dp = ops::find_dataplane(*pin_dir);
             if (!dp) {
               print_error(dp.error().message());
               return kSystem;

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "cli/dataplane_session.h"
+#include "ops/deploy.h"
 
 namespace nf2bpf::cli {
 
@@ -41,7 +41,7 @@ Command add_status(CLI::App& app) {
   sub->add_flag("--all", a->all, "List counters of rules that matched no packet too");
   sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 system error.");
   return {sub, [a]() -> int {
-            auto dp = find_dataplane(a->pin_dir);
+            auto dp = ops::find_dataplane(a->pin_dir);
             if (!dp) {
               print_error(dp.error().message());
               return kSystem;

@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "cli/dataplane_session.h"
+#include "ops/deploy.h"
 
 namespace nf2bpf::cli {
 
@@ -13,7 +13,7 @@ Command add_unload(CLI::App& app) {
   sub->footer("Only nf2bpf's own filters, the clsact qdiscs it created and its pins are removed.\n"
               "Exit status: 0 unloaded (or nothing was loaded), 2 system error.");
   return {sub, [pin_dir]() -> int {
-            auto dp = find_dataplane(*pin_dir);
+            auto dp = ops::find_dataplane(*pin_dir);
             if (!dp) {
               print_error(dp.error().message());
               return kSystem;

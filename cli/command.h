@@ -7,9 +7,13 @@
 #include <functional>
 #include <string>
 
+#include "ops/outcome.h"
+
 namespace nf2bpf::cli {
 
 enum Exit : int { kOk = 0, kRejected = 1, kSystem = 2 };
+
+inline int exit_status(ops::Kind k) { return k == ops::Kind::ok ? kOk : k == ops::Kind::refused ? kRejected : kSystem; }
 
 using Handler = std::function<int()>;
 

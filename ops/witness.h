@@ -15,7 +15,7 @@
 #include "translator/translate.h"
 #include "verify/diff.h"
 
-namespace nf2bpf::cli {
+namespace nf2bpf::ops {
 
 struct Comparison {
   std::string capture;
@@ -48,4 +48,4 @@ Result<Comparison> compare_policies(const policy::Policy& before, const policy::
 // Two rulesets by the reference evaluator (is the live ruleset the source?).
 Result<Comparison> compare_rulesets(const Translation& a, const Translation& b, const std::string& capture);
 
-}  // namespace nf2bpf::cli
+}  // namespace nf2bpf::ops

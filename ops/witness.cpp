@@ -1,4 +1,4 @@
-#include "cli/witness.h"
+#include "ops/witness.h"
 
 #include <set>
 
@@ -7,7 +7,7 @@
 #include "verify/reference.h"
 #include "verify/synthesize.h"
 
-namespace nf2bpf::cli {
+namespace nf2bpf::ops {
 
 namespace {
 
@@ -126,4 +126,4 @@ Result<Comparison> compare_rulesets(const Translation& a, const Translation& b, 
   return run(capture, host, x, y);
 }
 
-}  // namespace nf2bpf::cli
+}  // namespace nf2bpf::ops

@@ -21,7 +21,7 @@
 #include "common/result.h"
 #include "translator/policy/policy.h"
 
-namespace nf2bpf::cli {
+namespace nf2bpf::ops {
 
 Result<std::string> default_state_dir();
 std::string default_backup_path(const std::string& state_dir);
@@ -60,4 +60,4 @@ std::optional<policy::Policy> load_generation(const std::string& dir, const std:
 // Removes stored generations except these checksums.
 void prune_generations(const std::string& dir, const std::vector<std::string>& keep);
 
-}  // namespace nf2bpf::cli
+}  // namespace nf2bpf::ops

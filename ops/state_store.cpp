@@ -1,4 +1,4 @@
-#include "cli/sync_state.h"
+#include "ops/state_store.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -13,7 +13,7 @@
 #include "loader/host.h"
 #include "translator/policy/yaml.h"
 
-namespace nf2bpf::cli {
+namespace nf2bpf::ops {
 
 namespace fs = std::filesystem;
 
@@ -144,4 +144,4 @@ void prune_generations(const std::string& dir, const std::vector<std::string>& k
   }
 }
 
-}  // namespace nf2bpf::cli
+}  // namespace nf2bpf::ops

@@ -1,0 +1,435 @@
+#include "ops/sync.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "common/atomic_file.h"
+#include "ops/deploy.h"
+#include "ops/state_store.h"
+#include "ops/witness.h"
+#include "translator/policy/compile.h"
+
+namespace nf2bpf::ops {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+std::string short_sum(const std::string& s) { return s.substr(0, 16); }
+
+std::string pct(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", v);
+  return b;
+}
+
+// Shown with a refusal: enough to see what differs, short enough to read.
+constexpr size_t kShowDifferences = 10;
+
+// Removes a file when the run ends, unless told to keep it.
+struct RemoveOnExit {
+  std::string path;
+  ~RemoveOnExit() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove(path, ec);
+  }
+};
+
+// One run. Each step returns false when it ended the run (the outcome is
+// then complete), true to go on.
+class Run {
+ public:
+  explicit Run(const SyncOptions& o) : o_(o), t0_(Clock::now()) {
+    out_.doc = {{"result", "error"}, {"dry_run", o.dry_run}};
+  }
+
+  SyncOutcome go();
+
+ private:
+  bool finish(Kind kind, const std::string& result, const std::string& line);
+  bool refuse(const std::string& line, const std::string& hint = {}) {
+    if (!hint.empty()) {
+      out_.hint = hint;
+      out_.doc["hint"] = hint;
+    }
+    return finish(Kind::refused, "refused", line);
+  }
+  bool fail(const std::string& line) { return finish(Kind::error, "error", line); }
+  void note(const std::string& n) { out_.notes.push_back(n); }
+
+  bool open_state();
+  bool translate_source();
+  bool look_at_live();
+  bool when_in_sync(const SyncDecision& d);
+  bool verify(const std::string& witness);
+  bool witness_and_verify();
+  bool change_guard();
+  bool swap();
+
+  const SyncOptions& o_;
+  Clock::time_point t0_;
+  SyncOutcome out_;
+  std::string dir_;
+  std::optional<StateLock> lock_;
+  json state_;
+  std::optional<Translation> tr_;
+  policy::Policy pol_;
+  std::string source_;
+  std::vector<loader::Interface> ifaces_;
+  std::string pin_dir_;
+  json live_meta_;
+  LiveView live_;
+  std::string reason_;
+  std::string witness_;
+  RemoveOnExit witness_tmp_;
+};
+
+bool Run::finish(Kind kind, const std::string& result, const std::string& line) {
+  out_.kind = kind;
+  out_.result = result;
+  out_.message = line;
+  out_.total_ms = ms_since(t0_);
+  out_.doc["result"] = result;
+  out_.doc["message"] = line;
+  out_.doc["notes"] = out_.notes;
+  out_.doc["timings_ms"]["total"] = out_.total_ms;
+  if (!dir_.empty()) out_.doc["state_dir"] = dir_;
+  return false;
+}
+
+// 1. State directory and lock: one sync at a time per namespace.
+bool Run::open_state() {
+  if (!o_.state_dir.empty()) dir_ = o_.state_dir;
+  else {
+    auto d = default_state_dir();
+    if (!d) return fail(d.error().message());
+    dir_ = *d;
+  }
+  auto lock = StateLock::acquire(dir_, o_.lock_timeout);
+  if (!lock) {
+    if (lock.error().code == EWOULDBLOCK)
+      return refuse("refused: " + lock.error().context, "a sync that takes this long is stuck or the source is huge; "
+                                                        "raise --lock-timeout or look at the other process");
+    return fail(lock.error().message());
+  }
+  lock_.emplace(std::move(*lock));
+  remove_leftovers(dir_);
+  state_ = read_state(dir_);
+  return true;
+}
+
+// 2. Translate and compile the source.
+bool Run::translate_source() {
+  auto t = Clock::now();
+  auto tr = translate_file(o_.source, o_.opt);
+  if (!tr) return fail("read the source: " + tr.error().message());
+  source_ = source_name(o_.source, o_.opt.from);
+  out_.doc["source"] = source_;
+  out_.doc["format"] = tr->input_format;
+  if (tr->rejected(o_.opt.allow_partial)) {
+    auto& e = out_.doc["errors"] = json::array();
+    for (const auto& d : tr->diags.all())
+      if (d.severity == diag::Severity::Error) e.push_back(d.loc.str() + ": " + d.message);
+    bool only_unsupported = !tr->diags.has_errors();
+    out_.rejected = std::move(*tr);
+    return refuse("refused: " + source_ + " has " +
+                      (only_unsupported ? "unsupported rules" : std::string("errors")) +
+                      "; the live generation is untouched",
+                  only_unsupported ? "pass --allow-partial (allow_partial: true) to leave them in netfilter"
+                                   : "fix the source; sync keeps the live policy until it translates cleanly");
+  }
+  diag::Diagnostics cd;
+  pol_ = policy::compile(*tr, cd);
+  if (cd.has_errors()) {
+    out_.compile_diags = std::move(cd);
+    return refuse("refused: " + source_ + " cannot be compiled; the live generation is untouched");
+  }
+  tr_ = std::move(*tr);
+  out_.doc["checksum"] = pol_.checksum;
+  out_.doc["rules"] = tr_->rules.size();
+  out_.doc["timings_ms"]["translate_compile"] = ms_since(t);
+  return true;
+}
+
+// 3. What is live, and the state file reconciled with it.
+bool Run::look_at_live() {
+  auto choice = pick_interfaces(o_.ifaces);
+  if (!choice) return fail(choice.error().message());
+  if (!choice->refused.empty())
+    return refuse("refused: " + choice->refused, "see `ip link` for this namespace's interfaces");
+  ifaces_ = std::move(choice->ifaces);
+  out_.doc["interfaces"] = json::array();
+  for (const auto& i : ifaces_) out_.doc["interfaces"].push_back(i.name);
+  auto pin_dir = resolve_pin_dir(o_.pin_dir);
+  if (!pin_dir) return fail(pin_dir.error().message());
+  pin_dir_ = *pin_dir;
+  auto found = loader::Dataplane::find(pin_dir_);
+  if (!found) return fail(found.error().message());
+  json live_attach = json::array();
+  uint64_t live_gen = 0;
+  if (*found) {
+    auto st = (*found)->status(false);
+    if (!st) return fail(st.error().message());
+    if (st->live.value("valid", false)) live_meta_ = st->live;
+    live_attach = st->attach;
+    live_gen = st->generation;
+  }
+  live_ = live_view(live_meta_, live_attach, live_gen);
+  json before = state_;
+  for (auto& n : reconcile(state_, live_meta_)) note(n);
+  if (state_ != before)
+    if (auto r = write_state(dir_, state_); !r) return fail("write the state: " + r.error().message());
+  out_.doc["live_before"] = live_.checksum.empty() ? json(nullptr)
+                                                   : json{{"checksum", live_.checksum},
+                                                          {"generation", live_.generation},
+                                                          {"source", live_meta_.value("source", "")}};
+  return true;
+}
+
+// 4. Unchanged: nothing to do but the self-test, when asked for.
+bool Run::when_in_sync(const SyncDecision& d) {
+  if (!d.in_sync) {
+    reason_ = d.reason;
+    out_.doc["reason"] = reason_;
+    return true;
+  }
+  std::string line = "in sync: generation " + std::to_string(live_.generation) + " is " + source_ + " (checksum " +
+                     short_sum(pol_.checksum) + ", " + std::to_string(tr_->rules.size()) + " rules)";
+  out_.doc["generation"] = live_.generation;
+  if (o_.self_test) {
+    std::string tmp = dir_ + "/self-test.pcapng";
+    auto n = synthesize_witness(*tr_, tmp);
+    if (!n) return fail("write witness packets: " + n.error().message());
+    bool go_on = verify(tmp);
+    fs::remove(tmp);
+    if (!go_on) return false;
+    line += "; self-test passed on " + std::to_string(out_.doc["verification"].value("packets", 0)) + " packets";
+  }
+  return finish(Kind::ok, "in-sync", line);
+}
+
+// The new policy against its source on witness packets (and the configured
+// capture).
+bool Run::verify(const std::string& witness) {
+  auto t = Clock::now();
+  auto c = check_compiled(*tr_, pol_, witness);
+  if (!c) return fail("verification: " + c.error().message());
+  Comparison total = *c;
+  if (!o_.capture.empty()) {
+    auto cc = check_compiled(*tr_, pol_, o_.capture);
+    if (!cc) return fail("verification on " + o_.capture + ": " + cc.error().message());
+    total.add(*cc);
+  }
+  out_.doc["verification"] = total.json();
+  out_.doc["timings_ms"]["verify"] = ms_since(t);
+  if (total.excused)
+    note(std::to_string(total.excused) + " witness packets are decided by rules left in netfilter (--allow-partial)");
+  if (!total.error.empty()) return fail("verification: " + total.error);
+  if (total.differed) {
+    out_.differs = total.describe(kShowDifferences);
+    return refuse("refused: the compiled policy disagrees with " + tr_->ruleset.source + " on " +
+                      std::to_string(total.differed) + " of " + std::to_string(total.packets) +
+                      " witness packets; the live generation is untouched",
+                  "nf2bpf diff --synthesize W.pcapng " + o_.source + " && nf2bpf diff --pcap W.pcapng " + o_.source +
+                      " shows each one");
+  }
+  return true;
+}
+
+// 5. Witness packets made from the new policy's rules, and the policy
+// verified on them.
+bool Run::witness_and_verify() {
+  if (auto r = make_dirs(dir_ + "/generations"); !r) return fail(r.error().message());
+  witness_ = dir_ + "/generations/" + pol_.checksum + ".pcapng.tmp." + std::to_string(getpid());
+  witness_tmp_.path = witness_;
+  auto t = Clock::now();
+  auto n = synthesize_witness(*tr_, witness_);
+  if (!n) return fail("write witness packets: " + n.error().message());
+  out_.doc["witness_packets"] = *n;
+  out_.doc["timings_ms"]["witness"] = ms_since(t);
+  return verify(witness_);
+}
+
+// 6. The change guard: how many witness packets (of the new rules and of
+// the live ones) change verdict?
+bool Run::change_guard() {
+  const std::string& live_sum = live_.checksum;
+  std::optional<policy::Policy> old;
+  if (o_.max_change >= 0 && !live_sum.empty())
+    old = live_sum == pol_.checksum ? std::optional<policy::Policy>(pol_) : load_generation(dir_, live_sum);
+  Guard g = guard_before(o_.max_change, o_.force, !live_sum.empty(), old.has_value());
+  if (g == Guard::off) return true;
+  if (g == Guard::refuse)
+    return refuse("refused: the live generation (checksum " + short_sum(live_sum) + ", from " +
+                      live_meta_.value("source", "?") +
+                      ") was not made live by sync, so the change guard has nothing to compare with",
+                  "check the new policy (nf2bpf diff), then run sync once with --force");
+  if (g == Guard::force) {
+    note("--force: the change guard was skipped (the live policy is not one sync stored)");
+    return true;
+  }
+  auto t = Clock::now();
+  auto c = compare_policies(*old, pol_, witness_);
+  if (!c) return fail("change guard: " + c.error().message());
+  Comparison total = *c;
+  std::string old_witness = generation_witness(dir_, live_sum);
+  if (live_sum != pol_.checksum && fs::exists(old_witness)) {
+    auto c2 = compare_policies(*old, pol_, old_witness);
+    if (!c2) return fail("change guard: " + c2.error().message());
+    total.add(*c2);
+  }
+  out_.doc["change"] = total.json();
+  out_.doc["timings_ms"]["change_guard"] = ms_since(t);
+  out_.doc["change"]["max_change"] = o_.max_change;
+  g = guard_after(total.percent_changed(), o_.max_change, o_.force);
+  if (g == Guard::refuse) {
+    out_.changes = total.describe(kShowDifferences);
+    return refuse("refused: the new policy changes the verdict of " + pct(total.percent_changed()) + " (" +
+                      std::to_string(total.differed) + " of " + std::to_string(total.packets) +
+                      ") witness packets, more than --max-change " + pct(o_.max_change) +
+                      "; the live generation is untouched",
+                  "if the change is meant, run once with --force (nf2bpf diff --against shows it in full)");
+  }
+  if (g == Guard::force) note("--force: " + pct(total.percent_changed()) + " of the witness packets change verdict");
+  return true;
+}
+
+// 7. Swap. The stored generation and the pending mark come first, so a run
+// killed from here on is understood by the next one.
+bool Run::swap() {
+  auto t = Clock::now();
+  if (auto r = store_generation(dir_, pol_, witness_); !r) return fail("store the generation: " + r.error().message());
+  out_.doc["timings_ms"]["store"] = ms_since(t);
+  witness_tmp_.path.clear();
+  state_["pending"] = {{"checksum", pol_.checksum}, {"source", source_},        {"format", tr_->input_format},
+                       {"pid", getpid()},            {"started", time(nullptr)}, {"rules", tr_->rules.size()}};
+  if (auto r = write_state(dir_, state_); !r) return fail("write the state: " + r.error().message());
+  Deployment d = deploy(pin_dir_, pol_, ifaces_, generation_meta(*tr_, pol_, source_), o_.xdp);
+  // A failure before the install touched nothing; the pending mark stays
+  // for the next run to settle against the kernel.
+  if (!d.installing) return fail(d.message);
+  out_.doc["timings_ms"]["install_attach"] = d.install_ms + d.attach_ms;
+  if (d.kind != Kind::ok) {
+    state_.erase("pending");
+    (void)write_state(dir_, state_);
+    return fail("swap failed: " + d.message + "; " + describe(d.after));
+  }
+  state_.erase("pending");
+  if (state_.contains("live")) state_["previous"] = state_["live"];
+  state_["live"] = {{"checksum", pol_.checksum},  {"generation", d.generation},  {"source", source_},
+                    {"format", tr_->input_format}, {"since", time(nullptr)},      {"by", "sync"},
+                    {"rules", tr_->rules.size()},  {"interfaces", out_.doc["interfaces"]}};
+  if (auto r = write_state(dir_, state_); !r)
+    return fail("generation " + std::to_string(d.generation) +
+                " is live, but writing the state failed: " + r.error().message());
+  std::vector<std::string> keep = {pol_.checksum};
+  if (!live_.checksum.empty()) keep.push_back(live_.checksum);
+  prune_generations(dir_, keep);
+  out_.doc["generation"] = d.generation;
+  std::string line = "swapped: generation " + std::to_string(d.generation) + " is " + source_ + " (checksum " +
+                     short_sum(pol_.checksum) + ", " + std::to_string(tr_->rules.size()) + " rules; " + reason_;
+  if (out_.doc.contains("change"))
+    line += ", " + pct(out_.doc["change"].value("percent_changed", 0.0)) + " of witness packets change verdict";
+  line += ")";
+  return finish(Kind::ok, "swapped", line);
+}
+
+SyncOutcome Run::go() {
+  if (open_state() && translate_source() && look_at_live() &&
+      when_in_sync(decide(live_, pol_.checksum, ifaces_, o_.xdp)) && witness_and_verify() && change_guard()) {
+    if (o_.dry_run) {
+      out_.doc["generation"] = live_.generation;
+      finish(Kind::ok, "would-swap",
+             "dry run: " + reason_ + "; would make " + source_ + " live (checksum " + short_sum(pol_.checksum) + ")");
+    } else {
+      swap();
+    }
+  }
+  return std::move(out_);
+}
+
+}  // namespace
+
+SyncOutcome run_sync(const SyncOptions& o) {
+  Run run(o);
+  return run.go();
+}
+
+std::vector<std::string> reconcile(json& state, const json& live_meta) {
+  std::vector<std::string> notes;
+  std::string live_sum = live_meta.is_object() ? live_meta.value("checksum", "") : "";
+  if (state.contains("pending")) {
+    const json& p = state["pending"];
+    if (!live_sum.empty() && p.value("checksum", "") == live_sum) {
+      notes.push_back("an earlier sync (pid " + std::to_string(p.value("pid", 0)) +
+                      ") was interrupted after its swap; the state file now says so");
+      state["live"] = p;
+      state["live"]["by"] = "sync";
+    } else {
+      notes.push_back("an earlier sync (pid " + std::to_string(p.value("pid", 0)) +
+                      ") was interrupted before its swap; its policy never went live");
+    }
+    state.erase("pending");
+  }
+  std::string state_sum = state.contains("live") ? state["live"].value("checksum", "") : "";
+  if (state_sum == live_sum) return notes;
+  if (live_sum.empty()) {
+    if (!state_sum.empty()) notes.push_back("no generation is live any more (unloaded since the last sync)");
+    state.erase("live");
+    return notes;
+  }
+  if (!state_sum.empty())
+    notes.push_back("the live generation changed outside sync (apply, rollback or restore): generation " +
+                    std::to_string(live_meta.value("generation", 0)) + ", checksum " + short_sum(live_sum));
+  state["live"] = {{"checksum", live_sum},
+                   {"generation", live_meta.value("generation", 0)},
+                   {"source", live_meta.value("source", "")},
+                   {"format", live_meta.value("format", "")},
+                   {"since", live_meta.value("applied", (int64_t)0)},
+                   {"by", "outside sync"}};
+  return notes;
+}
+
+LiveView live_view(const json& live_meta, const json& attach, uint64_t generation) {
+  LiveView v;
+  v.checksum = live_meta.is_object() ? live_meta.value("checksum", "") : "";
+  v.generation = generation;
+  for (const auto& e : attach) {
+    v.attached.insert({e.value("name", ""), e.value("ifindex", 0u)});
+    v.xdp |= e.value("xdp", false);
+  }
+  return v;
+}
+
+SyncDecision decide(const LiveView& live, const std::string& checksum, const std::vector<loader::Interface>& want,
+                    bool xdp) {
+  std::set<std::pair<std::string, uint32_t>> wanted;
+  for (const auto& i : want) wanted.insert({i.name, i.ifindex});
+  bool same_policy = !live.checksum.empty() && live.checksum == checksum;
+  bool same_attach = wanted == live.attached && live.xdp == xdp;
+  if (same_policy && same_attach) return {true, {}};
+  return {false, live.checksum.empty() ? "nothing is live yet"
+                 : !same_policy        ? "the policy changed"
+                                       : "the interfaces changed"};
+}
+
+Guard guard_before(double max_change, bool force, bool live, bool stored) {
+  if (max_change < 0 || !live) return Guard::off;
+  if (stored) return Guard::compare;
+  return force ? Guard::force : Guard::refuse;
+}
+
+Guard guard_after(double percent_changed, double max_change, bool force) {
+  if (percent_changed <= max_change) return Guard::pass;
+  return force ? Guard::force : Guard::refuse;
+}
+
+}  // namespace nf2bpf::ops

@@ -1,0 +1,97 @@
+// `sync`: keep the live eBPF policy in step with a source of truth. One run:
+// take the state directory's lock, translate and compile the source,
+// reconcile the state file with what the kernel has live, and when the policy
+// (or its interfaces) changed, verify it on witness packets, apply the change
+// guard, and swap it in behind a pending mark that the next run understands
+// if this one is killed.
+//
+// The decisions (reconcile, in sync or not, the change guard) are pure
+// functions of their inputs, so they are tested without a kernel; run_sync
+// strings them together with the kernel calls.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "loader/host.h"
+#include "ops/outcome.h"
+#include "translator/diag/diagnostics.h"
+#include "translator/translate.h"
+
+namespace nf2bpf::ops {
+
+struct SyncOptions {
+  std::string source;  // ruleset file, "-", or unused with from == "kernel"
+  TranslateOptions opt;
+  std::vector<std::string> ifaces;
+  double max_change = -1;  // < 0: no change guard
+  bool force = false, self_test = false, dry_run = false, xdp = false;
+  std::string state_dir, pin_dir, capture;
+  double lock_timeout = 30;
+};
+
+struct SyncOutcome {
+  Kind kind = Kind::error;
+  std::string result = "error";  // in-sync, swapped, would-swap, refused, error
+  std::string message;           // the run's one log line
+  std::string hint;
+  std::vector<std::string> notes;
+  // The JSON document's fields (result, message, notes, hint, timings_ms,
+  // source, checksum, verification, change ...), all but the exit status.
+  nlohmann::json doc;
+  double total_ms = 0;
+  // For the text output, when the run was refused on them:
+  std::optional<Translation> rejected;  // the source did not translate (its report)
+  diag::Diagnostics compile_diags;      // the source did not compile
+  std::vector<std::string> differs;     // verification: compiled policy vs source, the first 10
+  std::vector<std::string> changes;     // change guard: live vs new policy, the first 10
+};
+
+SyncOutcome run_sync(const SyncOptions& o);
+
+// ---- the decisions, without a kernel -------------------------------------------------
+
+// The state file against the live generation's metadata (null when nothing
+// is live): the kernel is right. Settles a pending mark an interrupted run
+// left and records a generation made live outside sync. Returns the notes
+// for the run's output.
+std::vector<std::string> reconcile(nlohmann::json& state, const nlohmann::json& live_meta);
+
+// What is live, as far as sync compares it.
+struct LiveView {
+  std::string checksum;  // "" when no valid generation is live
+  uint64_t generation = 0;
+  std::set<std::pair<std::string, uint32_t>> attached;  // (name, ifindex)
+  bool xdp = false;
+};
+// From a dataplane's status (`live` metadata and `attach` list).
+LiveView live_view(const nlohmann::json& live_meta, const nlohmann::json& attach, uint64_t generation);
+
+struct SyncDecision {
+  bool in_sync = false;
+  std::string reason;  // why a swap is needed: "nothing is live yet", "the policy changed", "the interfaces changed"
+};
+// In sync when the live policy is the compiled one and it is attached to
+// exactly the wanted interfaces, XDP included (the interface classes are
+// part of a generation).
+SyncDecision decide(const LiveView& live, const std::string& checksum, const std::vector<loader::Interface>& want,
+                    bool xdp);
+
+enum class Guard {
+  off,      // no limit set, or nothing live to compare with
+  compare,  // compare the new policy with the stored live one
+  pass,     // within the limit
+  refuse,
+  force,    // --force overrides a refusal (a note says so)
+};
+// Before comparing: is there a guard, and something to compare with?
+Guard guard_before(double max_change, bool force, bool live, bool stored);
+// After comparing: the share of witness packets that change verdict.
+Guard guard_after(double percent_changed, double max_change, bool force);
+
+}  // namespace nf2bpf::ops
