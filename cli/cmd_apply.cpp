@@ -29,25 +29,26 @@ struct ApplyArgs {
 };
 
 void print_plan(const cutover::Plan& plan) {
+  std::ostream& out = detail();
   for (const auto& tp : plan.tables) {
     size_t removed = 0, chains = 0;
     for (const auto& cp : tp.chains) removed += cp.removed(), chains += cp.delete_chain;
-    std::cout << "  removed: " << tp.id.str() << ": " << removed << " rules";
-    if (tp.emptied) std::cout << ", " << chains << " chains (the table stays, empty)";
-    std::cout << "\n";
+    out << "  removed: " << tp.id.str() << ": " << removed << " rules";
+    if (tp.emptied) out << ", " << chains << " chains (the table stays, empty)";
+    out << "\n";
     for (const auto& cp : tp.chains) {
       if (cp.set_policy)
-        std::cout << "  policy:  " << tp.id.str() << " " << cp.name
+        out << "  policy:  " << tp.id.str() << " " << cp.name
                   << ": drop -> accept (the eBPF policy drops what it dropped)\n";
       for (const auto& rp : cp.rules)
         if (!rp.remove)
-          std::cout << "  kept:    " << rp.location << ": " << rp.text << "  (" << rp.why << ")\n";
+          out << "  kept:    " << rp.location << ": " << rp.text << "  (" << rp.why << ")\n";
     }
   }
   if (!plan.untouched.empty()) {
-    std::cout << "  untouched (not translated):";
-    for (const auto& t : plan.untouched) std::cout << " " << t << (&t == &plan.untouched.back() ? "" : ",");
-    std::cout << "\n";
+    out << "  untouched (not translated):";
+    for (const auto& t : plan.untouched) out << " " << t << (&t == &plan.untouched.back() ? "" : ",");
+    out << "\n";
   }
 }
 
@@ -67,8 +68,8 @@ int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const 
     return exit_status(c.kind);
   }
   if (check_only) return kOk;
-  std::cout << "cut-over: the live netfilter ruleset (generation " << c.genid << ") is " << tr.ruleset.source << ": "
-            << c.how << "\n";
+  detail() << "cut-over: the live netfilter ruleset (generation " << c.genid << ") is " << tr.ruleset.source << ": "
+           << c.how << "\n";
   if (a.dry_run) {
     std::cout << "dry run: would remove " << c.plan->rules_removed() << " rules and " << c.plan->chains_deleted()
               << " chains in one transaction, keep " << c.plan->rules_kept() << " rules\n";
@@ -79,7 +80,7 @@ int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const 
             << " chains removed in one transaction (" << c.messages << " messages), " << c.plan->rules_kept()
             << " rules kept\n";
   print_plan(*c.plan);
-  std::cout << "  backup:  " << c.backup << " (nf2bpf restore --backup " << c.backup << " puts it back)\n";
+  detail() << "  backup:  " << c.backup << " (nf2bpf restore --backup " << c.backup << " puts it back)\n";
   return kOk;
 }
 
@@ -89,22 +90,28 @@ Command add_apply(CLI::App& app) {
   auto a = std::make_shared<ApplyArgs>();
   CLI::App* sub = app.add_subcommand("apply", "Load a ruleset as the live eBPF policy of this network namespace");
   sub->add_option("--iface", a->ifaces, "Interface to attach to (repeatable; default: every interface but lo)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->option_text("IF");
   sub->add_flag("--xdp", a->xdp, "Also attach the XDP early-drop program");
   sub->add_flag("--dry-run", a->dry_run, "Translate and compile, report what would be loaded, change nothing");
-  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory for nf2bpf's pins (default: /sys/fs/bpf/nf2bpf/netns-<inode>)");
-  sub->add_option("--from", a->opt.from, "Input format")
+  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory for nf2bpf's pins (default: /sys/fs/bpf/nf2bpf/netns-<inode>)")
+      ->option_text("DIR");
+  sub->add_option("--from", a->opt.from,
+                  "Input format: auto (the default: looks at the text), iptables, ip6tables, nft, nft-json, "
+                  "kernel (the running ruleset)")
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
-      ->default_str("auto");
+      ->option_text("FORMAT");
   sub->add_flag("--allow-partial", a->opt.allow_partial, "Load the translatable rules; unsupported ones stay in netfilter");
   sub->add_option("--ipsets", a->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->option_text("FILE");
   CLI::Option* cut = sub->add_flag("--cutover", a->cutover,
                                     "Then remove the netfilter rules the policy replaced, in one nftables transaction "
                                     "(`nf2bpf restore` puts them back)");
   sub->add_option("--backup", a->backup,
                   "Where --cutover saves what it removes (default: /var/lib/nf2bpf/netns-<inode>/cutover-backup.json)")
-      ->needs(cut);
+      ->needs(cut)
+      ->option_text("FILE");
   sub->add_option("FILE", a->file, "Ruleset (iptables-save, ip6tables-save, nft) or - for stdin")->required();
   sub->footer("The new policy is written into a spare generation and made live with one map update; the\n"
               "previous generation stays loaded for `nf2bpf rollback`. A failed apply leaves the live\n"
@@ -121,7 +128,12 @@ Command add_apply(CLI::App& app) {
               return kSystem;
             }
             if (tr->rejected(a->opt.allow_partial)) {
-              std::cout << report::text(*tr, stdout_color());
+              if (ui().quiet) {
+                for (const auto& d : tr->diags.all())
+                  if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+              } else {
+                std::cout << report::text(*tr, stdout_color());
+              }
               print_error("nothing was applied: the ruleset has errors or unsupported rules",
                           "fix them, or pass --allow-partial to leave unsupported rules in netfilter");
               return kRejected;
@@ -129,7 +141,8 @@ Command add_apply(CLI::App& app) {
             diag::Diagnostics cd;
             policy::Policy pol = policy::compile(*tr, cd);
             if (cd.has_errors()) {
-              for (const auto& d : cd.all()) std::cout << diag::render(d, stdout_color());
+              for (const auto& d : cd.all())
+                (ui().quiet ? std::cerr : std::cout) << diag::render(d, ui().quiet ? stderr_color() : stdout_color());
               print_error("nothing was applied: the ruleset cannot be compiled");
               return kRejected;
             }
@@ -144,7 +157,7 @@ Command add_apply(CLI::App& app) {
             }
             const auto& ifaces = choice->ifaces;
             auto t_compiled = std::chrono::steady_clock::now();
-            std::cout << tr->ruleset.source << ": " << tr->rules.size() << " rules ("
+            detail() << tr->ruleset.source << ": " << tr->rules.size() << " rules ("
                       << tr->count(caps::Fidelity::Exact) << " exact, " << tr->count(caps::Fidelity::Approximate)
                       << " approximate, " << tr->count(caps::Fidelity::Unsupported) << " left in netfilter) -> "
                       << pol.rules.size() << " compiled rules, " << pol.entries.size() << " classifier entries, "

@@ -46,9 +46,9 @@ void print_man() {
 Command add_capabilities(CLI::App& app) {
   auto format = std::make_shared<std::string>("text");
   CLI::App* sub = app.add_subcommand("capabilities", "List every match, target and option nf2bpf knows, with its fidelity");
-  sub->add_option("--format", *format, "Output format")
+  sub->add_option("--format", *format, "Output format (default text)")
       ->check(CLI::IsMember({"text", "json", "man"}))
-      ->default_str("text");
+      ->option_text("text|json|man");
   return {sub, [format]() -> int {
             if (*format == "man") {
               print_man();

@@ -90,7 +90,7 @@ std::optional<Translation> load(const std::string& path, const TranslateOptions&
   }
   if (tr->diags.has_errors()) {
     for (const auto& d : tr->diags.all())
-      if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, isatty(2) && !getenv("NO_COLOR"));
+      if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
     print_error(path + ": the ruleset has errors; nothing was compared", "fix the errors above");
     status = kRejected;
     return std::nullopt;
@@ -132,10 +132,10 @@ int synthesize(const DiffArgs& a) {
     print_error(res.error().message());
     return kSystem;
   }
-  std::printf("wrote %zu packets to %s (pcapng): %zu of %zu rules exercised, %zu boundary probes\n",
-              res->packets, a.synthesize.c_str(), res->rules_covered, res->rules_total, res->boundary_packets);
-  for (const auto& n : res->notes) std::printf("  note: %s\n", n.c_str());
-  std::printf("check it with: nf2bpf diff --pcap %s %s\n", a.synthesize.c_str(), a.file.c_str());
+  std::cout << "wrote " << res->packets << " packets to " << a.synthesize << " (pcapng): " << res->rules_covered
+            << " of " << res->rules_total << " rules exercised, " << res->boundary_packets << " boundary probes\n";
+  for (const auto& n : res->notes) detail() << "  note: " << n << "\n";
+  detail() << "check it with: nf2bpf diff --pcap " << a.synthesize << " " << a.file << "\n";
   return kOk;
 }
 
@@ -158,7 +158,7 @@ int run(const DiffArgs& a) {
     pol = policy::compile(*expected, cd);
     if (cd.has_errors()) {
       for (const auto& d : cd.all())
-        if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, isatty(2) && !getenv("NO_COLOR"));
+        if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
       print_error(a.file + ": the ruleset does not compile to a policy; nothing was compared");
       return kRejected;
     }
@@ -210,6 +210,8 @@ int run(const DiffArgs& a) {
     std::cout << verify::render_json(rep).dump(2) << "\n";
   else if (a.format == "markdown")
     std::cout << verify::render_markdown(rep);
+  else if (ui().quiet)
+    std::cout << "result: " << verify::result_line(rep) << "\n";
   else
     std::cout << verify::render_text(rep, stdout_color());
   std::cout.flush();
@@ -229,36 +231,43 @@ Command add_diff(CLI::App& app) {
       "diff", "Replay recorded traffic through a ruleset and its compiled policy (or a new ruleset) and list every "
               "packet whose verdict differs");
   sub->add_option("--pcap", a->pcap, "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP)")
-      ->type_name("CAPTURE")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->option_text("CAPTURE");
   auto* kernel = sub->add_flag("--kernel", a->kernel,
                                 "Judge the compiled policy with the real BPF programs (BPF_PROG_TEST_RUN in a private, "
                                 "unattached instance; needs root) instead of their userspace model");
   sub->add_option("--against", a->against,
                   "Compare FILE (expected) with FILE2 (actual): the impact of changing FILE into FILE2")
-      ->type_name("FILE2")
       ->check(CLI::ExistingFile)
-      ->excludes(kernel);
-  sub->add_option("--format", a->format, "Report format")
+      ->excludes(kernel)
+      ->option_text("FILE2");
+  sub->add_option("--format", a->format, "Report format (default text)")
       ->check(CLI::IsMember({"text", "json", "markdown"}))
-      ->default_str("text");
+      ->option_text("text|json|markdown");
   sub->add_option("--iface", a->iface,
                   "Interface the capture was taken on, when it does not say (pcap without SLL/pcapng names)")
-      ->type_name("IF");
+      ->option_text("IF");
   sub->add_option("--local-addr", a->local_addrs,
                   "This host's addresses (address or CIDR, repeatable): decides INPUT vs FORWARD vs OUTPUT")
-      ->check(kCidr);
+      ->check(kCidr)
+      ->option_text("CIDR");
   sub->add_option("--route", a->routes, "Output interface for a destination, CIDR=IF or default=IF (repeatable)")
-      ->check(kRoute);
-  sub->add_option("--ifindex", a->ifindexes, "Name an SLL2 interface index, N=NAME (repeatable)")->check(kIfindex);
-  sub->add_option("--from", a->topt.from, "Input format of FILE and FILE2")
+      ->check(kRoute)
+      ->option_text("CIDR=IF");
+  sub->add_option("--ifindex", a->ifindexes, "Name an SLL2 interface index, N=NAME (repeatable)")
+      ->check(kIfindex)
+      ->option_text("N=NAME");
+  sub->add_option("--from", a->topt.from,
+                  "Input format of FILE and FILE2: auto (the default: looks at the text), iptables, ip6tables, nft, "
+                  "nft-json")
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json"}))
-      ->default_str("auto");
+      ->option_text("FORMAT");
   sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->option_text("FILE");
   sub->add_option("--synthesize", a->synthesize,
                   "Write a capture (pcapng) exercising every rule and its boundaries to OUT instead of diffing")
-      ->type_name("OUT");
+      ->option_text("OUT");
   sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save output)")
       ->required()
       ->check(CLI::ExistingFile);

@@ -14,17 +14,17 @@ int run(const ops::RestoreOptions& o) {
   using Dataplane = ops::RestoreOutcome::Dataplane;
   if (o.dry_run && r.kind == ops::Kind::ok) {
     std::cout << "dry run: would send " << r.messages << " messages in one transaction:\n";
-    for (const auto& d : r.planned) std::cout << "  " << d << "\n";
+    for (const auto& d : r.planned) detail() << "  " << d << "\n";
     return kOk;
   }
   if (r.restored) {
     std::cout << "restored: " << r.rules << " rules and " << r.chains << " chains put back in one transaction ("
               << r.messages << " messages)\n";
-    if (!r.moved_to.empty()) std::cout << "  backup:  moved to " << r.moved_to << "\n";
-    if (r.dataplane == Dataplane::kept) std::cout << "  eBPF policy left loaded (--keep-dataplane)\n";
-    if (r.dataplane == Dataplane::none) std::cout << "  no eBPF dataplane was loaded\n";
+    if (!r.moved_to.empty()) detail() << "  backup:  moved to " << r.moved_to << "\n";
+    if (r.dataplane == Dataplane::kept) detail() << "  eBPF policy left loaded (--keep-dataplane)\n";
+    if (r.dataplane == Dataplane::none) detail() << "  no eBPF dataplane was loaded\n";
     if (r.dataplane == Dataplane::unloaded)
-      std::cout << "  eBPF policy unloaded (detached from " << (r.detached.empty() ? "no interface" : r.detached)
+      detail() << "  eBPF policy unloaded (detached from " << (r.detached.empty() ? "no interface" : r.detached)
                 << ")\n";
   }
   if (r.kind != ops::Kind::ok) {
@@ -41,8 +41,10 @@ Command add_restore(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "restore", "Put back the netfilter rules `apply --cutover` removed (one transaction), then unload the eBPF policy");
   sub->add_option("--backup", a->backup,
-                  "The cut-over backup (default: /var/lib/nf2bpf/netns-<inode>/cutover-backup.json)");
-  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)");
+                  "The cut-over backup (default: /var/lib/nf2bpf/netns-<inode>/cutover-backup.json)")
+      ->option_text("FILE");
+  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
+      ->option_text("DIR");
   sub->add_flag("--keep-dataplane", a->keep_dataplane, "Leave the eBPF policy loaded");
   sub->add_flag("--dry-run", a->dry_run, "List the transaction's messages, change nothing");
   sub->footer("Every removed chain and rule comes back as the kernel had it (the backup keeps the exact netlink\n"

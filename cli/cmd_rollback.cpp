@@ -9,7 +9,8 @@ namespace nf2bpf::cli {
 Command add_rollback(CLI::App& app) {
   auto pin_dir = std::make_shared<std::string>();
   CLI::App* sub = app.add_subcommand("rollback", "Make the previous generation live again (one atomic switch)");
-  sub->add_option("--pin-dir", *pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)");
+  sub->add_option("--pin-dir", *pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
+      ->option_text("DIR");
   sub->footer("Exit status: 0 switched, 1 nothing to roll back to, 2 system error.");
   return {sub, [pin_dir]() -> int {
             auto dp = ops::find_dataplane(*pin_dir);

@@ -36,8 +36,11 @@ Command add_status(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("status", "Show the live generation, its source, attachments and counters");
-  sub->add_option("--format", a->format, "Output format")->check(CLI::IsMember({"text", "json"}))->default_str("text");
-  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)");
+  sub->add_option("--format", a->format, "Output format (default text)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->option_text("text|json");
+  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
+      ->option_text("DIR");
   sub->add_flag("--all", a->all, "List counters of rules that matched no packet too");
   sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 system error.");
   return {sub, [a]() -> int {
@@ -83,11 +86,12 @@ Command add_status(CLI::App& app) {
               std::cout << "; generation " << s.previous.value("generation", 0) << " kept for rollback";
             std::cout << "\n";
             if (!live.value("valid", false)) {
-              std::cout << "no valid generation in the live slot\n";
+              detail() << "no valid generation in the live slot\n";
               return kOk;
             }
             std::string src = live.value("source", "?");
-            std::cout << "source:    " << src << " (" << live.value("format", "?") << ")\n"
+            std::ostream& out = detail();
+            out << "source:    " << src << " (" << live.value("format", "?") << ")\n"
                       << "checksum:  " << live.value("checksum", "?") << "\n"
                       << "applied:   " << when(live.value("applied", (int64_t)0)) << "\n"
                       << "rules:     " << live.value("rules", 0) << " source rules ("
@@ -97,17 +101,20 @@ Command add_status(CLI::App& app) {
                       << "attached:  " << attach_text(s.attach) << "\n"
                       << "conntrack: " << s.ct_entries << (s.ct_entries == 1 ? " connection\n" : " connections\n");
             std::string base = src.substr(src.find_last_of('/') + 1);
-            std::cout << "counters:\n";
-            std::printf("  %-28s %-24s %12s %14s\n", "rule", "chain", "packets", "bytes");
+            out << "counters:\n";
+            char line[1024];
+            std::snprintf(line, sizeof line, "  %-28s %-24s %12s %14s\n", "rule", "chain", "packets", "bytes");
+            out << line;
             size_t shown = 0;
             for (const auto& rc : s.counters) {
               if (!a->all && rc.packets == 0) continue;
               std::string where = rc.policy ? "policy" : base + ":" + std::to_string(rc.line);
-              std::printf("  %-28s %-24s %12llu %14llu\n", where.c_str(), rc.chain.c_str(),
-                          (unsigned long long)rc.packets, (unsigned long long)rc.bytes);
+              std::snprintf(line, sizeof line, "  %-28s %-24s %12llu %14llu\n", where.c_str(), rc.chain.c_str(),
+                            (unsigned long long)rc.packets, (unsigned long long)rc.bytes);
+              out << line;
               ++shown;
             }
-            if (!shown) std::cout << "  (no packet matched yet; --all lists every rule)\n";
+            if (!shown) out << "  (no packet matched yet; --all lists every rule)\n";
             return kOk;
           }};
 }

@@ -32,7 +32,7 @@ int write_policy(const Translation& tr, const std::string& path, bool rejected) 
   }
   diag::Diagnostics d;
   policy::Policy pol = policy::compile(tr, d);
-  for (const auto& x : d.all()) std::cerr << diag::render(x, isatty(2) && !getenv("NO_COLOR"));
+  for (const auto& x : d.all()) std::cerr << diag::render(x, stderr_color());
   if (d.has_errors()) {
     print_error(path + " was not written: the ruleset cannot be compiled to a policy");
     return kRejected;
@@ -43,21 +43,34 @@ int write_policy(const Translation& tr, const std::string& path, bool rejected) 
   }
   return kOk;
 }
+// The report; with -q only its summary line, and the errors on stderr.
+void print_report(const Translation& tr) {
+  if (!ui().quiet) {
+    std::cout << report::text(tr, stdout_color());
+    return;
+  }
+  for (const auto& d : tr.diags.all())
+    if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+  std::cout << report::summary_line(tr) << "\n";
+}
 }  // namespace
 
 Command add_translate(CLI::App& app) {
   auto args = std::make_shared<TranslateArgs>();
   CLI::App* sub = app.add_subcommand("translate", "Translate a ruleset and report, per rule, how faithfully it maps to eBPF");
-  sub->add_option("--from", args->opt.from, "Input format")
+  sub->add_option("--from", args->opt.from,
+                  "Input format: auto (the default: looks at the text), iptables, ip6tables, nft, nft-json, "
+                  "kernel (the running ruleset)")
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
-      ->default_str("auto");
-  sub->add_option("--format", args->format, "Report format")
+      ->option_text("FORMAT");
+  sub->add_option("--format", args->format, "Report format (default text)")
       ->check(CLI::IsMember({"text", "json"}))
-      ->default_str("text");
+      ->option_text("text|json");
   sub->add_flag("--allow-partial", args->opt.allow_partial,
                 "Report unsupported rules but exit 0 (they stay in netfilter)");
   sub->add_option("--ipsets", args->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->option_text("FILE");
   sub->add_option("-o,--output", args->output,
                   "Also write the compiled policy as reviewable YAML to this file (`nf2bpf apply` loads it); "
                   "not written when the ruleset is rejected")
@@ -90,7 +103,7 @@ Command add_translate(CLI::App& app) {
             } else if (args->format == "json") {
               std::cout << report::json(*tr).dump(2) << "\n";
             } else {
-              std::cout << report::text(*tr, stdout_color());
+              print_report(*tr);
             }
             bool rejected = tr->rejected(args->opt.allow_partial);
             if (!args->output.empty()) return write_policy(*tr, args->output, rejected);

@@ -9,7 +9,8 @@ namespace nf2bpf::cli {
 Command add_unload(CLI::App& app) {
   auto pin_dir = std::make_shared<std::string>();
   CLI::App* sub = app.add_subcommand("unload", "Detach nf2bpf from every interface and remove its maps and pins");
-  sub->add_option("--pin-dir", *pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)");
+  sub->add_option("--pin-dir", *pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
+      ->option_text("DIR");
   sub->footer("Only nf2bpf's own filters, the clsact qdiscs it created and its pins are removed.\n"
               "Exit status: 0 unloaded (or nothing was loaded), 2 system error.");
   return {sub, [pin_dir]() -> int {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "cli/ui.h"
 #include "ops/outcome.h"
 
 namespace nf2bpf::cli {
@@ -31,9 +32,5 @@ Command add_rollback(CLI::App& app);
 Command add_unload(CLI::App& app);
 Command add_sync(CLI::App& app);
 Command add_restore(CLI::App& app);
-
-// Prints "nf2bpf: error: MESSAGE" (and "  hint: ...") to stderr.
-void print_error(const std::string& message, const std::string& hint = {});
-bool stdout_color();
 
 }  // namespace nf2bpf::cli

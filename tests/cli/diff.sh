@@ -126,6 +126,9 @@ run "synthesized capture is equivalent to its rules" 0 diff --pcap "$TMP/probe.p
 run "synthesized capture catches the edited port" 1 diff --pcap "$TMP/probe.pcapng" --against "$P/host-edited.rules" "$P/host.rules" &&
   expect "synth diff names the rule" "$OUT" "$P/host.rules:10         -A INPUT -p tcp -m tcp --dport 80 -j ACCEPT"
 
+run "-q prints the result line only" 1 -q diff --pcap "$P/tcp-stateful.pcap" --against "$P/host-edited.rules" "${HOST[@]}" "$P/host.rules" &&
+  { checks=$((checks + 1)); [ "$OUT" = "result: 3 packets differ" ] || { echo "FAIL -q output: '$OUT'"; fails=$((fails + 1)); }; }
+
 run "help" 0 diff --help && expect "help exit status" "$OUT" "Exit status: 0 equivalent on this capture"
 
 echo "cli-diff: $((checks - fails))/$checks checks passed"

@@ -268,6 +268,59 @@ expect_rc "an unknown command: exit 1" 1
 run
 expect_rc "no command at all: exit 1" 1
 
+# ---- argument errors say what was wrong -------------------------------------------
+
+# expect_not_in NAME FILE TEXT: FILE does not contain TEXT.
+expect_not_in() {
+  if grep -qF -- "$3" "$2"; then bad "$1" "unexpected: $3"; else ok "$1"; fi
+}
+
+run --bogus
+expect_in "an unknown global option is named" "$err" "nf2bpf: error: unknown option '--bogus'"
+expect_not_in "an unknown global option is not 'A subcommand is required'" "$err" "subcommand"
+run translat "$work/good.rules"
+expect_in "a misspelt command is named" "$err" "nf2bpf: error: unknown command 'translat'"
+expect_in "a misspelt command: the closest one is suggested" "$err" "did you mean 'translate'?"
+run translate --formt json "$work/good.rules"
+expect_in "a misspelt option is named with its command" "$err" "nf2bpf: error: unknown option '--formt' for translate"
+expect_in "a misspelt option: the closest one is suggested" "$err" "did you mean '--format'?"
+run translate -v --bogus "$work/good.rules"
+expect_in "an unknown option after a global one" "$err" "unknown option '--bogus' for translate"
+run --format json status
+expect_in "a command's option before the command: says where it goes" "$err" "'--format' is an option of status"
+run
+expect_in "no command: says so and lists the commands" "$err" "nf2bpf: error: no command given"
+expect_in "no command: the commands are listed" "$err" "translate, apply, status"
+run diff --iface
+expect_in "an option without its value" "$err" "nf2bpf: error: --iface needs a value"
+run translate "$work/good.rules" extra
+expect_in "an extra argument is named" "$err" "nf2bpf: error: unexpected argument 'extra'"
+
+# -v and -q after the command too; -q: the result line only.
+run translate "$work/good.rules" -v
+expect_rc "-v after the command" 0
+run translate -q "$work/good.rules"
+expect_rc "-q after the command" 0
+printf '%s\n' "$work/good.rules: 6 rules: 6 exact, 0 approximate, 0 unsupported; 0 errors, 0 warnings" >"$work/want"
+if diff -u "$work/want" "$out" >"$work/diff"; then ok "translate -q prints only the summary line"; else bad "translate -q prints only the summary line" "$(cat "$work/diff")"; fi
+run -q translate "$work/unsupported.rules"
+expect_rc "-q with unsupported rules: still exit 1" 1
+if [ "$(wc -l <"$out")" -eq 1 ]; then ok "-q with errors: one line on stdout"; else bad "-q with errors: one line on stdout"; fi
+expect_in "-q with errors: the errors on stderr" "$err" "unsupported.rules:5:38: error: unsupported -m recent"
+
+# Help shows placeholders, not parser type labels.
+for c in "" translate apply status rollback unload diff capabilities sync restore; do
+  run $c --help
+  if grep -nE 'TEXT|UINT|FLOAT|REQUIRED|Excludes:|Needs:|[A-Za-z]:FILE|:\{' "$out" >"$work/labels"; then
+    bad "nf2bpf $c --help: no parser type labels" "$(cat "$work/labels")"
+  else
+    ok "nf2bpf $c --help: no parser type labels"
+  fi
+done
+run sync --help
+expect_in "sync --help: --max-change shows PCT" "$out" "--max-change PCT"
+expect_in "sync --help: --iface repeats" "$out" "--iface IF ..."
+
 echo
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,30 @@
+#include "cli/ui.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+namespace nf2bpf::cli {
+
+Ui& ui() {
+  static Ui u;
+  return u;
+}
+
+std::ostream& detail() {
+  static std::ostream discard(nullptr);
+  return ui().quiet ? discard : std::cout;
+}
+
+bool stdout_color() { return isatty(1) && !getenv("NO_COLOR"); }
+bool stderr_color() { return isatty(2) && !getenv("NO_COLOR"); }
+
+void print_error(const std::string& message, const std::string& hint) {
+  bool color = stderr_color();
+  std::fprintf(stderr, "%snf2bpf: error:%s %s\n", color ? "\033[1;31m" : "", color ? "\033[0m" : "", message.c_str());
+  if (!hint.empty()) std::fprintf(stderr, "  hint: %s\n", hint.c_str());
+}
+
+}  // namespace nf2bpf::cli
