@@ -103,7 +103,6 @@ Command add_apply(CLI::App& app) {
       ->option_text("FORMAT");
   sub->add_flag("--allow-partial", a->opt.allow_partial, "Load the translatable rules; unsupported ones stay in netfilter");
   sub->add_option("--ipsets", a->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
-      ->check(CLI::ExistingFile)
       ->option_text("FILE");
   CLI::Option* cut = sub->add_flag("--cutover", a->cutover,
                                     "Then remove the netfilter rules the policy replaced, in one nftables transaction "
@@ -118,7 +117,8 @@ Command add_apply(CLI::App& app) {
               "generation untouched. With --cutover, once the policy is live the netfilter tables, chains and\n"
               "rules it replaced are saved to a backup and removed in one transaction; rules left in netfilter\n"
               "(--allow-partial) and tables nf2bpf did not translate stay. See docs/sync.md.\n"
-              "Exit status: 0 applied, 1 input rejected (unsupported rules, bad interface), 2 system error.");
+              "Exit status: 0 applied, 1 input rejected (unsupported rules, bad interface), 2 a file cannot be read,\n"
+              "a usage error or a system error.");
 
   return {sub, [a]() -> int {
             auto t0 = std::chrono::steady_clock::now();

@@ -74,25 +74,26 @@ bool looks_like_policy_yaml(const std::string& path) {
 }
 
 // Translates one ruleset for the reference evaluator. Input problems are
-// printed like a compiler's and make the command exit 1.
+// printed like a compiler's; like an unreadable file, they are trouble (2),
+// never "differences found".
 std::optional<Translation> load(const std::string& path, const TranslateOptions& opt, int& status) {
   if (looks_like_policy_yaml(path)) {
     print_error(path + ": policy YAML input needs the policy compiler's loader, which is not available yet",
                 "give the ruleset the policy was translated from (iptables-save output)");
-    status = kSystem;
+    status = kTrouble;
     return std::nullopt;
   }
   auto tr = translate_file(path, opt);
   if (!tr) {
     print_error(tr.error().message());
-    status = kSystem;
+    status = kTrouble;
     return std::nullopt;
   }
   if (tr->diags.has_errors()) {
     for (const auto& d : tr->diags.all())
       if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
     print_error(path + ": the ruleset has errors; nothing was compared", "fix the errors above");
-    status = kRejected;
+    status = kTrouble;
     return std::nullopt;
   }
   return std::move(*tr);
@@ -130,7 +131,7 @@ int synthesize(const DiffArgs& a) {
   auto res = verify::synthesize(tr->ruleset, tr->pipeline, a.synthesize);
   if (!res) {
     print_error(res.error().message());
-    return kSystem;
+    return kTrouble;
   }
   std::cout << "wrote " << res->packets << " packets to " << a.synthesize << " (pcapng): " << res->rules_covered
             << " of " << res->rules_total << " rules exercised, " << res->boundary_packets << " boundary probes\n";
@@ -143,7 +144,7 @@ int run(const DiffArgs& a) {
   if (!a.synthesize.empty()) return synthesize(a);
   if (a.pcap.empty()) {
     print_error("diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
-    return kRejected;
+    return kUsage;
   }
   int status = kOk;
   auto expected = load(a.file, a.topt, status);
@@ -160,13 +161,13 @@ int run(const DiffArgs& a) {
       for (const auto& d : cd.all())
         if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
       print_error(a.file + ": the ruleset does not compile to a policy; nothing was compared");
-      return kRejected;
+      return kTrouble;
     }
   }
   auto cap = verify::CaptureReader::open(a.pcap);
   if (!cap) {
     print_error(cap.error().message(), "diff reads pcap and pcapng captures (tcpdump -w, dumpcap, tshark)");
-    return kSystem;
+    return kTrouble;
   }
   verify::HostModel host(host_options(a));
   verify::ReferenceEngine e(expected->ruleset, expected->pipeline, host);
@@ -178,7 +179,7 @@ int run(const DiffArgs& a) {
     auto k = verify::KernelEngine::create(pol, host, a.file);
     if (!k) {
       print_error(k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
-      return kSystem;
+      return kTrouble;
     }
     kernel = k->get();
     x = std::move(*k);
@@ -217,9 +218,9 @@ int run(const DiffArgs& a) {
   std::cout.flush();
   if (!rep.error.empty()) {
     print_error(rep.error, "the packets before it were compared; the report above covers them");
-    return kSystem;
+    return kTrouble;
   }
-  return rep.differed ? kRejected : kOk;
+  return rep.differed ? kDiffers : kOk;
 }
 
 }  // namespace
@@ -231,14 +232,12 @@ Command add_diff(CLI::App& app) {
       "diff", "Replay recorded traffic through a ruleset and its compiled policy (or a new ruleset) and list every "
               "packet whose verdict differs");
   sub->add_option("--pcap", a->pcap, "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP)")
-      ->check(CLI::ExistingFile)
       ->option_text("CAPTURE");
   auto* kernel = sub->add_flag("--kernel", a->kernel,
                                 "Judge the compiled policy with the real BPF programs (BPF_PROG_TEST_RUN in a private, "
                                 "unattached instance; needs root) instead of their userspace model");
   sub->add_option("--against", a->against,
                   "Compare FILE (expected) with FILE2 (actual): the impact of changing FILE into FILE2")
-      ->check(CLI::ExistingFile)
       ->excludes(kernel)
       ->option_text("FILE2");
   sub->add_option("--format", a->format, "Report format (default text)")
@@ -263,14 +262,12 @@ Command add_diff(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json"}))
       ->option_text("FORMAT");
   sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name")
-      ->check(CLI::ExistingFile)
       ->option_text("FILE");
   sub->add_option("--synthesize", a->synthesize,
                   "Write a capture (pcapng) exercising every rule and its boundaries to OUT instead of diffing")
       ->option_text("OUT");
   sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save output)")
-      ->required()
-      ->check(CLI::ExistingFile);
+      ->required();
   sub->footer(
       "Without --against, FILE (run by the reference evaluator) is compared with its own compiled policy,\n"
       "judged by the userspace model of the BPF programs.\n"
@@ -278,8 +275,9 @@ Command add_diff(CLI::App& app) {
       "from --iface and --local-addr: a packet from a local address goes through OUTPUT, one to a local\n"
       "address through INPUT, anything else through FORWARD. Packets whose verdict depends on what a capture\n"
       "cannot show (rate limits, random sampling, socket owners) are reported as indeterminate, not compared.\n"
-      "Exit status: 0 equivalent on this capture, 1 differences found (or the input was rejected), 2 error\n"
-      "(unreadable or truncated capture: the packets before the problem are still reported).");
+      "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found, 2 trouble: a usage\n"
+      "error, a file that cannot be read, a rejected ruleset, an unreadable or truncated capture (the packets\n"
+      "before the problem are still reported), a system error.");
   return {sub, [a]() -> int { return run(*a); }};
 }
 

@@ -51,7 +51,8 @@ Command add_restore(CLI::App& app) {
               "messages), in its old place among the rules that stayed, with its counters; base chain policies\n"
               "the cut-over set to accept are set back. Nothing is changed if the ruleset no longer fits the\n"
               "backup (a deleted chain exists again, a rule that stayed is gone).\n"
-              "Exit status: 0 restored, 1 no backup or it does not fit the ruleset, 2 system error.");
+              "Exit status: 0 restored, 1 no backup in this namespace or it does not fit the ruleset, 2 the\n"
+              "--backup FILE cannot be read, a usage error or a system error.");
   return {sub, [a]() -> int { return run(*a); }};
 }
 

@@ -11,7 +11,7 @@ Command add_rollback(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("rollback", "Make the previous generation live again (one atomic switch)");
   sub->add_option("--pin-dir", *pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
       ->option_text("DIR");
-  sub->footer("Exit status: 0 switched, 1 nothing to roll back to, 2 system error.");
+  sub->footer("Exit status: 0 switched, 1 nothing to roll back to, 2 usage or system error.");
   return {sub, [pin_dir]() -> int {
             auto dp = ops::find_dataplane(*pin_dir);
             if (!dp) {

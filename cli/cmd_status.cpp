@@ -42,7 +42,7 @@ Command add_status(CLI::App& app) {
   sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
       ->option_text("DIR");
   sub->add_flag("--all", a->all, "List counters of rules that matched no packet too");
-  sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 system error.");
+  sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 usage or system error.");
   return {sub, [a]() -> int {
             auto dp = ops::find_dataplane(a->pin_dir);
             if (!dp) {

@@ -38,9 +38,10 @@ struct SyncArgs {
 
 // Reads --config into `a`; options given on the command line win. Problems
 // are located ("sync.yaml:3:5: ...") and returned, never thrown.
-std::string read_config(SyncArgs& a) {
+std::string read_config(SyncArgs& a, bool& unreadable) {
   const std::string& path = a.config;
   auto text = read_input(path);
+  unreadable = !text;
   if (!text) return text.error().message();
   fs::path base = fs::absolute(path).parent_path();
   auto rel = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : (base / p).string(); };
@@ -180,7 +181,6 @@ Command add_sync(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json"}))
       ->option_text("text|json");
   sub->add_option("--config", a->config, "YAML settings (source, from, interfaces, max_change, capture ...); options given here win")
-      ->check(CLI::ExistingFile)
       ->option_text("FILE");
   sub->add_flag("--syslog", a->syslog, "Send the run's log line to syslog (the journal) instead of stderr");
   opt(sub->add_flag("--allow-partial", a->run.opt.allow_partial, "Load the translatable rules; others stay in netfilter"),
@@ -207,12 +207,18 @@ Command add_sync(CLI::App& app) {
       "generation and made live with one map update; the previous one stays for `nf2bpf rollback`. One sync runs\n"
       "at a time (flock in the state directory). Killed at any point, the live generation is the old or the new\n"
       "one, whole; the next run reconciles its state file with the kernel. One log line per run.\n"
-      "Exit status: 0 in sync or swapped, 1 refused (bad source, verification, change guard, lock), 2 system error.");
+      "Exit status: 0 in sync or swapped, 1 refused (bad source, verification, change guard, lock), 2 a file\n"
+      "cannot be read, a usage error or a system error.");
   return {sub, [a, keys]() -> int {
             for (const auto& [o, key] : *keys)
               if (o->count()) a->given.insert(key);
             if (!a->config.empty()) {
-              std::string err = read_config(*a);
+              bool unreadable = false;
+              std::string err = read_config(*a, unreadable);
+              if (unreadable) {
+                print_error(err);
+                return kSystem;
+              }
               if (!err.empty()) {
                 std::cerr << err << "\n";
                 print_error("sync: the configuration " + a->config + " is not usable; nothing was done");
@@ -221,7 +227,7 @@ Command add_sync(CLI::App& app) {
             }
             if (a->run.source.empty() && a->run.opt.from != "kernel") {
               print_error("sync needs a SOURCE", "give a ruleset file, `source:` in --config, or --from kernel");
-              return kRejected;
+              return kUsage;
             }
             return render(*a, ops::run_sync(a->run));
           }};

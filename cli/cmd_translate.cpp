@@ -69,7 +69,6 @@ Command add_translate(CLI::App& app) {
   sub->add_flag("--allow-partial", args->opt.allow_partial,
                 "Report unsupported rules but exit 0 (they stay in netfilter)");
   sub->add_option("--ipsets", args->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
-      ->check(CLI::ExistingFile)
       ->option_text("FILE");
   sub->add_option("-o,--output", args->output,
                   "Also write the compiled policy as reviewable YAML to this file (`nf2bpf apply` loads it); "
@@ -80,17 +79,18 @@ Command add_translate(CLI::App& app) {
                   "iptables-save / ip6tables-save / nft list ruleset (text or -j JSON) output, or - for stdin; "
                   "none with --from kernel");
   sub->footer("Exit status: 0 every rule translates (exact or approximate), 1 unsupported rules or input\n"
-              "errors (0 with --allow-partial when the only problems are unsupported rules), 2 system error.");
+              "errors (0 with --allow-partial when the only problems are unsupported rules), 2 a file cannot be\n"
+              "read, a usage error or a system error.");
 
   return {sub, [args]() -> int {
             if (args->file.empty() && args->opt.from != "kernel") {
               print_error("translate needs a FILE (or - for stdin)", "or read the running ruleset with --from kernel");
-              return kRejected;
+              return kUsage;
             }
             if (!args->file.empty() && args->opt.from == "kernel") {
               print_error("--from kernel reads the running ruleset and takes no FILE",
                           "drop '" + args->file + "', or use --from nft|nft-json for a file");
-              return kRejected;
+              return kUsage;
             }
             auto tr = translate_file(args->file, args->opt);
             if (!tr) {

@@ -12,7 +12,7 @@ Command add_unload(CLI::App& app) {
   sub->add_option("--pin-dir", *pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
       ->option_text("DIR");
   sub->footer("Only nf2bpf's own filters, the clsact qdiscs it created and its pins are removed.\n"
-              "Exit status: 0 unloaded (or nothing was loaded), 2 system error.");
+              "Exit status: 0 unloaded (or nothing was loaded), 2 usage or system error.");
   return {sub, [pin_dir]() -> int {
             auto dp = ops::find_dataplane(*pin_dir);
             if (!dp) {

@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("nf2bpf ") + NF2BPF_VERSION);
   app.add_flag("-v,--verbose", ui().verbose, "More operational logging (-v info, -vv debug)");
   app.add_flag("-q,--quiet", ui().quiet, "Print only the command's result line (errors still go to stderr)");
-  app.footer("Exit status: 0 success, 1 input rejected or differences found, 2 system error.\n"
-             "See nf2bpf(8) for every command.");
+  app.footer("Exit status: 0 success, 1 input rejected, 2 usage or system error (a file that cannot be read);\n"
+             "diff: 0 no differences, 1 differences, 2 trouble. See nf2bpf(8) for every command.");
 
   std::vector<Command> commands = {add_translate(app), add_apply(app),    add_status(app), add_rollback(app),
                                    add_unload(app),    add_diff(app),     add_capabilities(app),
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (auto p = check_usage(app, args)) {
     print_error(p->message, p->hint);
-    return kRejected;
+    return kUsage;
   }
   try {
     app.parse(argc, argv);
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     UsageProblem p = explain(e, find_command(app, args));
     print_error(p.message, p.hint);
-    return kRejected;
+    return kUsage;
   }
   spdlog::set_level(ui().quiet          ? spdlog::level::err
                     : ui().verbose >= 2 ? spdlog::level::debug

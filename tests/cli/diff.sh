@@ -98,20 +98,20 @@ run "default mode: the compiled policy agrees on the stateful capture" 0 diff --
     expect "default mode result" "$OUT" "result: equivalent on this capture"
   }
 
-run "--kernel with --against is refused" 1 diff --kernel --against "$P/host-edited.rules" --pcap "$P/tcp-stateful.pcap" "$P/host.rules" &&
+run "--kernel with --against is a usage error" 2 diff --kernel --against "$P/host-edited.rules" --pcap "$P/tcp-stateful.pcap" "$P/host.rules" &&
   expect "kernel message" "$ERR" "excludes"
 
 run "not a capture" 2 diff --pcap "$P/host.rules" --against "$P/host.rules" "$P/host.rules" &&
   expect "not a capture message" "$ERR" "nf2bpf: error: $P/host.rules:"
 
 printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n' >"$TMP/bad.rules"
-run "ruleset errors reject the input" 1 diff --pcap "$P/udp.pcap" --against "$P/host.rules" "$TMP/bad.rules" &&
+run "ruleset errors: trouble, not differences" 2 diff --pcap "$P/udp.pcap" --against "$P/host.rules" "$TMP/bad.rules" &&
   expect "located error" "$ERR" "$TMP/bad.rules:3:"
 
-run "bad --local-addr is a usage error" 1 diff --pcap "$P/udp.pcap" --against "$P/host.rules" --local-addr 300.1.1.1 "$P/host.rules" &&
+run "bad --local-addr is a usage error" 2 diff --pcap "$P/udp.pcap" --against "$P/host.rules" --local-addr 300.1.1.1 "$P/host.rules" &&
   expect "cidr message" "$ERR" "invalid address or CIDR '300.1.1.1'"
 
-run "needs a capture" 1 diff --against "$P/host.rules" "$P/host.rules" &&
+run "needs a capture" 2 diff --against "$P/host.rules" "$P/host.rules" &&
   expect "needs capture" "$ERR" "diff needs a capture"
 
 run "pcapng router capture" 0 diff --pcap "$P/two-interfaces.pcapng" --against "$P/host.rules" "$P/host.rules" &&
@@ -129,7 +129,11 @@ run "synthesized capture catches the edited port" 1 diff --pcap "$TMP/probe.pcap
 run "-q prints the result line only" 1 -q diff --pcap "$P/tcp-stateful.pcap" --against "$P/host-edited.rules" "${HOST[@]}" "$P/host.rules" &&
   { checks=$((checks + 1)); [ "$OUT" = "result: 3 packets differ" ] || { echo "FAIL -q output: '$OUT'"; fails=$((fails + 1)); }; }
 
-run "help" 0 diff --help && expect "help exit status" "$OUT" "Exit status: 0 equivalent on this capture"
+run "missing capture: trouble" 2 diff --pcap "$TMP/none.pcap" "$P/host.rules" && expect "missing capture named" "$ERR" "$TMP/none.pcap"
+run "missing FILE2: trouble" 2 diff --pcap "$P/udp.pcap" --against "$TMP/none.rules" "$P/host.rules"
+run "unknown option: trouble" 2 diff --bogus --pcap "$P/udp.pcap" "$P/host.rules"
+
+run "help" 0 diff --help && expect "help exit status" "$OUT" "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found, 2 trouble"
 
 echo "cli-diff: $((checks - fails))/$checks checks passed"
 [ "$fails" -eq 0 ]

@@ -214,7 +214,8 @@ expect_rc "-m set without --ipsets: exit 1 (set contents unknown)" 1
 run translate --ipsets "$SRC/testdata/ipset/fail2ban-host.save" "$TD/fail2ban-host.rules"
 expect_rc "-m set with --ipsets: exit 0" 0
 run translate --ipsets "$work/no-such.save" "$TD/fail2ban-host.rules"
-expect_rc "--ipsets naming a missing file: exit 1 (usage error)" 1
+expect_rc "--ipsets naming a missing file: exit 2 (cannot read), as FILE" 2
+expect_in "--ipsets naming a missing file: the system error" "$err" "nf2bpf: error: open $work/no-such.save: No such file or directory"
 
 run translate --from ip6tables --format json --allow-partial "$TD/ipv6-host.rules"
 expect_rc "--from ip6tables: exit 0" 0
@@ -241,7 +242,7 @@ run --help
 expect_rc "nf2bpf --help: exit 0" 0
 expect_in "nf2bpf --help shows usage" "$out" "Usage: nf2bpf"
 expect_in "nf2bpf --help lists translate" "$out" "translate"
-expect_in "nf2bpf --help documents exit statuses" "$out" "2 system error"
+expect_in "nf2bpf --help documents exit statuses" "$out" "2 usage or system error"
 
 run translate --help
 expect_rc "nf2bpf translate --help: exit 0" 0
@@ -254,19 +255,46 @@ run --version
 expect_rc "nf2bpf --version: exit 0" 0
 expect_in "--version prints the version" "$out" "nf2bpf "
 
+# Usage errors exit 2 for every command (1 is a rejected input, and for diff
+# differences found).
 run translate --no-such-option "$work/good.rules"
-expect_rc "an unknown option: exit 1" 1
+expect_rc "an unknown option: exit 2" 2
 expect_in "an unknown option is named on stderr" "$err" "--no-such-option"
 run --no-such-option
-expect_rc "an unknown global option: exit 1" 1
+expect_rc "an unknown global option: exit 2" 2
 run translate --format yaml "$work/good.rules"
-expect_rc "an invalid --format value: exit 1" 1
+expect_rc "an invalid --format value: exit 2" 2
 run translate
-expect_rc "translate without a file: exit 1" 1
+expect_rc "translate without a file: exit 2" 2
+run translate --from kernel "$work/good.rules"
+expect_rc "translate --from kernel with a file: exit 2" 2
 run frobnicate
-expect_rc "an unknown command: exit 1" 1
+expect_rc "an unknown command: exit 2" 2
 run
-expect_rc "no command at all: exit 1" 1
+expect_rc "no command at all: exit 2" 2
+run apply
+expect_rc "apply without a file: exit 2" 2
+run sync --state-dir "$work/st"
+expect_rc "sync without a source: exit 2" 2
+run status --format yaml
+expect_rc "status with an invalid --format: exit 2" 2
+run rollback extra
+expect_rc "rollback with an extra argument: exit 2" 2
+
+# A file that cannot be read: 2, whichever option named it.
+for args in "translate $work/none.rules" "translate --ipsets $work/none.save $work/good.rules" \
+            "apply $work/none.rules" "apply --ipsets $work/none.save $work/good.rules" \
+            "diff --pcap $work/none.pcap $work/good.rules" \
+            "diff --pcap $SRC/testdata/pcap/udp.pcap $work/none.rules" \
+            "diff --pcap $SRC/testdata/pcap/udp.pcap --against $work/none.rules $work/good.rules" \
+            "diff --ipsets $work/none.save --pcap $SRC/testdata/pcap/udp.pcap $work/good.rules" \
+            "sync --config $work/none.yaml" "sync --state-dir $work/st --ipsets $work/none.save $work/good.rules" \
+            "restore --backup $work/none.json"; do
+  # shellcheck disable=SC2086
+  run $args
+  expect_rc "missing file: nf2bpf $(echo "$args" | sed "s|$work/||g; s|$SRC/||g")" 2
+  expect_in "missing file: nf2bpf ${args%% *} names the file" "$err" "$work/none."
+done
 
 # ---- argument errors say what was wrong -------------------------------------------
 
