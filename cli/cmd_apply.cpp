@@ -102,7 +102,8 @@ Command add_apply(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
       ->option_text("FORMAT");
   sub->add_flag("--allow-partial", a->opt.allow_partial, "Load the translatable rules; unsupported ones stay in netfilter");
-  sub->add_option("--ipsets", a->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
+  sub->add_option("--ipsets", a->opt.ipsets_path,
+                  "`ipset save` output with the sets that -m set rules name, or - for stdin")
       ->option_text("FILE");
   CLI::Option* cut = sub->add_flag("--cutover", a->cutover,
                                     "Then remove the netfilter rules the policy replaced, in one nftables transaction "
@@ -121,6 +122,11 @@ Command add_apply(CLI::App& app) {
               "a usage error or a system error.");
 
   return {sub, [a]() -> int {
+            if (!one_stdin({{"FILE", a->file}, {"--ipsets", a->opt.ipsets_path}})) return kUsage;
+            if (a->backup == "-") {
+              print_error("--backup must be a file: `nf2bpf restore` reads it back", "give a path, or leave the default");
+              return kUsage;
+            }
             auto t0 = std::chrono::steady_clock::now();
             auto tr = translate_file(a->file, a->opt);
             if (!tr) {

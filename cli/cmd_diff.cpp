@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -65,6 +66,8 @@ const CLI::Validator kIfindex(
     },
     "N=NAME");
 
+std::string display_name(const std::string& path) { return path == "-" ? "<stdin>" : path; }
+
 bool looks_like_policy_yaml(const std::string& path) {
   auto ends = [&](const char* x) {
     std::string e = x;
@@ -92,7 +95,7 @@ std::optional<Translation> load(const std::string& path, const TranslateOptions&
   if (tr->diags.has_errors()) {
     for (const auto& d : tr->diags.all())
       if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
-    print_error(path + ": the ruleset has errors; nothing was compared", "fix the errors above");
+    print_error(display_name(path) + ": the ruleset has errors; nothing was compared", "fix the errors above");
     status = kTrouble;
     return std::nullopt;
   }
@@ -124,23 +127,71 @@ verify::HostOptions host_options(const DiffArgs& a) {
   return o;
 }
 
+// Copies `path` to standard output.
+Result<void> copy_to_stdout(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return sys_error("open " + path);
+  std::cout << in.rdbuf();
+  std::cout.flush();
+  if (!std::cout) return sys_error("write the capture to standard output");
+  return {};
+}
+
 int synthesize(const DiffArgs& a) {
   int status = kOk;
   auto tr = load(a.file, a.topt, status);
   if (!tr) return status;
-  auto res = verify::synthesize(tr->ruleset, tr->pipeline, a.synthesize);
+  // "-": standard output. The capture is written to a temporary file first
+  // (synthesize reads it back to count the rules it exercises), then copied;
+  // the summary goes to stderr.
+  bool to_stdout = a.synthesize == "-";
+  if (to_stdout && isatty(1)) {
+    print_error("--synthesize - writes a binary capture to standard output, which is a terminal",
+                "redirect it (> probe.pcapng, | tcpdump -r -) or give a file");
+    return kUsage;
+  }
+  std::string path = a.synthesize;
+  if (to_stdout) {
+    const char* dir = getenv("TMPDIR");
+    std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/nf2bpf-synth.XXXXXX";
+    int fd = mkstemp(tmpl.data());
+    if (fd < 0) {
+      print_error(sys_error("create a temporary file in " + std::string(dir && *dir ? dir : "/tmp")).message());
+      return kTrouble;
+    }
+    close(fd);
+    path = tmpl;
+  }
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      if (!path.empty()) unlink(path.c_str());
+    }
+  } remove{to_stdout ? path : std::string()};
+  auto res = verify::synthesize(tr->ruleset, tr->pipeline, path);
   if (!res) {
     print_error(res.error().message());
     return kTrouble;
   }
-  std::cout << "wrote " << res->packets << " packets to " << a.synthesize << " (pcapng): " << res->rules_covered
-            << " of " << res->rules_total << " rules exercised, " << res->boundary_packets << " boundary probes\n";
-  for (const auto& n : res->notes) detail() << "  note: " << n << "\n";
-  detail() << "check it with: nf2bpf diff --pcap " << a.synthesize << " " << a.file << "\n";
+  if (to_stdout)
+    if (auto c = copy_to_stdout(path); !c) {
+      print_error(c.error().message());
+      return kTrouble;
+    }
+  std::ostream& out = to_stdout ? std::cerr : std::cout;
+  out << "wrote " << res->packets << " packets to " << (to_stdout ? "standard output" : a.synthesize) << " (pcapng): "
+      << res->rules_covered << " of " << res->rules_total << " rules exercised, " << res->boundary_packets
+      << " boundary probes\n";
+  if (!ui().quiet) {
+    for (const auto& n : res->notes) out << "  note: " << n << "\n";
+    if (!to_stdout) out << "check it with: nf2bpf diff --pcap " << a.synthesize << " " << a.file << "\n";
+  }
   return kOk;
 }
 
 int run(const DiffArgs& a) {
+  if (!one_stdin({{"FILE", a.file}, {"--pcap", a.pcap}, {"--against", a.against}, {"--ipsets", a.topt.ipsets_path}}))
+    return kUsage;
   if (!a.synthesize.empty()) return synthesize(a);
   if (a.pcap.empty()) {
     print_error("diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
@@ -149,6 +200,7 @@ int run(const DiffArgs& a) {
   int status = kOk;
   auto expected = load(a.file, a.topt, status);
   if (!expected) return status;
+  const std::string name = display_name(a.file);
   std::optional<Translation> actual;
   policy::Policy pol;
   if (!a.against.empty()) {
@@ -160,7 +212,7 @@ int run(const DiffArgs& a) {
     if (cd.has_errors()) {
       for (const auto& d : cd.all())
         if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
-      print_error(a.file + ": the ruleset does not compile to a policy; nothing was compared");
+      print_error(name + ": the ruleset does not compile to a policy; nothing was compared");
       return kTrouble;
     }
   }
@@ -176,7 +228,7 @@ int run(const DiffArgs& a) {
   if (actual) {
     x = std::make_unique<verify::ReferenceEngine>(actual->ruleset, actual->pipeline, host);
   } else if (a.kernel) {
-    auto k = verify::KernelEngine::create(pol, host, a.file);
+    auto k = verify::KernelEngine::create(pol, host, name);
     if (!k) {
       print_error(k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
       return kTrouble;
@@ -184,7 +236,7 @@ int run(const DiffArgs& a) {
     kernel = k->get();
     x = std::move(*k);
   } else {
-    x = std::make_unique<verify::PolicyEngine>(pol, host, a.file);
+    x = std::make_unique<verify::PolicyEngine>(pol, host, name);
   }
   verify::DiffReport rep = verify::run_diff(**cap, host, e, *x);
   rep.expected_engine = "reference evaluator";
@@ -231,13 +283,14 @@ Command add_diff(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "diff", "Replay recorded traffic through a ruleset and its compiled policy (or a new ruleset) and list every "
               "packet whose verdict differs");
-  sub->add_option("--pcap", a->pcap, "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP)")
+  sub->add_option("--pcap", a->pcap,
+                  "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP), or - for stdin")
       ->option_text("CAPTURE");
   auto* kernel = sub->add_flag("--kernel", a->kernel,
                                 "Judge the compiled policy with the real BPF programs (BPF_PROG_TEST_RUN in a private, "
                                 "unattached instance; needs root) instead of their userspace model");
   sub->add_option("--against", a->against,
-                  "Compare FILE (expected) with FILE2 (actual): the impact of changing FILE into FILE2")
+                  "Compare FILE (expected) with FILE2 (actual, or - for stdin): the impact of changing FILE into FILE2")
       ->excludes(kernel)
       ->option_text("FILE2");
   sub->add_option("--format", a->format, "Report format (default text)")
@@ -261,12 +314,13 @@ Command add_diff(CLI::App& app) {
                   "nft-json")
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json"}))
       ->option_text("FORMAT");
-  sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name")
+  sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name, or - for stdin")
       ->option_text("FILE");
   sub->add_option("--synthesize", a->synthesize,
-                  "Write a capture (pcapng) exercising every rule and its boundaries to OUT instead of diffing")
+                  "Write a capture (pcapng) exercising every rule and its boundaries to OUT (- for stdout) instead "
+                  "of diffing")
       ->option_text("OUT");
-  sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save output)")
+  sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save / nft output), or - for stdin")
       ->required();
   sub->footer(
       "Without --against, FILE (run by the reference evaluator) is compared with its own compiled policy,\n"

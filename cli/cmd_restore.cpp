@@ -53,7 +53,13 @@ Command add_restore(CLI::App& app) {
               "backup (a deleted chain exists again, a rule that stayed is gone).\n"
               "Exit status: 0 restored, 1 no backup in this namespace or it does not fit the ruleset, 2 the\n"
               "--backup FILE cannot be read, a usage error or a system error.");
-  return {sub, [a]() -> int { return run(*a); }};
+  return {sub, [a]() -> int {
+            if (a->backup == "-") {
+              print_error("--backup must be a file: restore renames it once it is used", "give its path");
+              return kUsage;
+            }
+            return run(*a);
+          }};
 }
 
 }  // namespace nf2bpf::cli

@@ -212,6 +212,9 @@ Command add_sync(CLI::App& app) {
   return {sub, [a, keys]() -> int {
             for (const auto& [o, key] : *keys)
               if (o->count()) a->given.insert(key);
+            if (!one_stdin({{"SOURCE", a->run.source}, {"--config", a->config}, {"--ipsets", a->run.opt.ipsets_path},
+                            {"--capture", a->run.capture}}))
+              return kUsage;
             if (!a->config.empty()) {
               bool unreadable = false;
               std::string err = read_config(*a, unreadable);

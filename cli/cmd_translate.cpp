@@ -23,7 +23,8 @@ struct TranslateArgs {
 };
 
 // -o: the compiled policy, written only when the translation is accepted and
-// compiles; an existing file is replaced atomically or left as it was.
+// compiles; an existing file is replaced atomically or left as it was. "-"
+// is standard output (the report then goes to stderr).
 int write_policy(const Translation& tr, const std::string& path, bool rejected) {
   if (rejected) {
     print_error(path + " was not written: the ruleset has errors or unsupported rules",
@@ -37,6 +38,10 @@ int write_policy(const Translation& tr, const std::string& path, bool rejected) 
     print_error(path + " was not written: the ruleset cannot be compiled to a policy");
     return kRejected;
   }
+  if (path == "-") {
+    std::cout << policy::to_yaml(pol);
+    return kOk;
+  }
   if (auto w = policy::write_yaml_file(pol, path); !w) {
     print_error(w.error().message());
     return kSystem;
@@ -44,14 +49,15 @@ int write_policy(const Translation& tr, const std::string& path, bool rejected) 
   return kOk;
 }
 // The report; with -q only its summary line, and the errors on stderr.
-void print_report(const Translation& tr) {
+void print_report(const Translation& tr, std::ostream& out) {
+  bool color = &out == &std::cout ? stdout_color() : stderr_color();
   if (!ui().quiet) {
-    std::cout << report::text(tr, stdout_color());
+    out << report::text(tr, color);
     return;
   }
   for (const auto& d : tr.diags.all())
     if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
-  std::cout << report::summary_line(tr) << "\n";
+  out << report::summary_line(tr) << "\n";
 }
 }  // namespace
 
@@ -68,11 +74,12 @@ Command add_translate(CLI::App& app) {
       ->option_text("text|json");
   sub->add_flag("--allow-partial", args->opt.allow_partial,
                 "Report unsupported rules but exit 0 (they stay in netfilter)");
-  sub->add_option("--ipsets", args->opt.ipsets_path, "`ipset save` output with the sets that -m set rules name")
+  sub->add_option("--ipsets", args->opt.ipsets_path,
+                  "`ipset save` output with the sets that -m set rules name, or - for stdin")
       ->option_text("FILE");
   sub->add_option("-o,--output", args->output,
-                  "Also write the compiled policy as reviewable YAML to this file (`nf2bpf apply` loads it); "
-                  "not written when the ruleset is rejected")
+                  "Also write the compiled policy as reviewable YAML to this file (`nf2bpf apply` loads it), or - "
+                  "for stdout (the report then goes to stderr); not written when the ruleset is rejected")
       ->option_text("POLICY.yaml");
   sub->add_flag("--dump-ir", args->dump_ir, "Print the parsed IR and the decision lists instead of the report");
   sub->add_option("FILE", args->file,
@@ -92,6 +99,14 @@ Command add_translate(CLI::App& app) {
                           "drop '" + args->file + "', or use --from nft|nft-json for a file");
               return kUsage;
             }
+            if (!one_stdin({{"FILE", args->file}, {"--ipsets", args->opt.ipsets_path}})) return kUsage;
+            bool yaml_to_stdout = args->output == "-";
+            if (yaml_to_stdout && (args->format == "json" || args->dump_ir)) {
+              print_error(std::string("-o - writes the policy to standard output, where ") +
+                              (args->dump_ir ? "--dump-ir" : "--format json") + " writes too",
+                          "give -o a file");
+              return kUsage;
+            }
             auto tr = translate_file(args->file, args->opt);
             if (!tr) {
               print_error(tr.error().message());
@@ -103,7 +118,7 @@ Command add_translate(CLI::App& app) {
             } else if (args->format == "json") {
               std::cout << report::json(*tr).dump(2) << "\n";
             } else {
-              print_report(*tr);
+              print_report(*tr, yaml_to_stdout ? std::cerr : std::cout);
             }
             bool rejected = tr->rejected(args->opt.allow_partial);
             if (!args->output.empty()) return write_policy(*tr, args->output, rejected);

@@ -6,6 +6,8 @@
 
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace nf2bpf::cli {
 
@@ -23,5 +25,10 @@ std::ostream& detail();
 void print_error(const std::string& message, const std::string& hint = {});
 bool stdout_color();
 bool stderr_color();
+
+// "-" is standard input wherever a file is read, and it can be read once:
+// given (what, value) pairs such as {"FILE", "-"}, {"--pcap", "-"}, prints
+// the usage error and returns false when more than one is "-".
+bool one_stdin(const std::vector<std::pair<std::string, std::string>>& inputs);
 
 }  // namespace nf2bpf::cli

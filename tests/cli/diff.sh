@@ -3,7 +3,8 @@
 #   tests/cli/diff.sh NF2BPF SOURCE_DIR
 set -u
 BIN=${1:?usage: diff.sh NF2BPF SOURCE_DIR}
-SRC=${2:?usage: diff.sh NF2BPF SOURCE_DIR}
+case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac  # some checks run in another directory
+SRC=$(cd "${2:?usage: diff.sh NF2BPF SOURCE_DIR}" && pwd)
 P=$SRC/testdata/pcap
 TMP=$(mktemp -d /tmp/nf2bpf-cli-diff.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
@@ -132,6 +133,33 @@ run "-q prints the result line only" 1 -q diff --pcap "$P/tcp-stateful.pcap" --a
 run "missing capture: trouble" 2 diff --pcap "$TMP/none.pcap" "$P/host.rules" && expect "missing capture named" "$ERR" "$TMP/none.pcap"
 run "missing FILE2: trouble" 2 diff --pcap "$P/udp.pcap" --against "$TMP/none.rules" "$P/host.rules"
 run "unknown option: trouble" 2 diff --bogus --pcap "$P/udp.pcap" "$P/host.rules"
+
+# "-": standard input for what is read, standard output for what is written.
+checks=$((checks + 1))
+(cd "$TMP" && "$BIN" diff --synthesize - "$P/host.rules" >"$TMP/stdout.pcapng" 2>"$TMP/err")
+if [ $? -ne 0 ] || [ -e "$TMP/-" ] || ! grep -qF "wrote 54 packets to standard output (pcapng)" "$TMP/err" ||
+  ! cmp -s "$TMP/stdout.pcapng" "$TMP/probe.pcapng"; then
+  echo "FAIL --synthesize -: the capture on stdout, the summary on stderr, no file named '-'"
+  ls -la "$TMP"; cat "$TMP/err"
+  fails=$((fails + 1))
+fi
+stdin() { local f=$1; shift; "$BIN" "$@" <"$f" >"$TMP/out" 2>"$TMP/err"; echo $?; }
+checks=$((checks + 1))
+[ "$(stdin "$TMP/probe.pcapng" diff --pcap - --against "$P/host-edited.rules" "$P/host.rules")" = 1 ] &&
+  grep -qF "result: 2 packets differ" "$TMP/out" || { echo "FAIL --pcap -"; cat "$TMP/err"; fails=$((fails + 1)); }
+checks=$((checks + 1))
+[ "$(stdin "$P/host-edited.rules" diff --pcap "$TMP/probe.pcapng" --against - "$P/host.rules")" = 1 ] &&
+  grep -qF "result: 2 packets differ" "$TMP/out" || { echo "FAIL --against -"; cat "$TMP/err"; fails=$((fails + 1)); }
+checks=$((checks + 1))
+[ "$(stdin "$P/host.rules" diff --pcap "$TMP/probe.pcapng" -)" = 0 ] &&
+  grep -qF "actual:   <stdin>" "$TMP/out" || { echo "FAIL FILE -"; cat "$TMP/out" "$TMP/err"; fails=$((fails + 1)); }
+checks=$((checks + 1))
+[ "$(stdin "$P/truncated.pcap" diff --pcap - --against "$P/host.rules" "$P/host.rules")" = 2 ] &&
+  grep -qF "nf2bpf: error: <stdin>: packet 6: truncated dump file" "$TMP/err" ||
+  { echo "FAIL --pcap - truncated"; cat "$TMP/err"; fails=$((fails + 1)); }
+checks=$((checks + 1))
+[ "$(stdin "$P/host.rules" diff --pcap - -)" = 2 ] && grep -qF "FILE and --pcap both read standard input" "$TMP/err" ||
+  { echo "FAIL two stdin inputs"; cat "$TMP/err"; fails=$((fails + 1)); }
 
 run "help" 0 diff --help && expect "help exit status" "$OUT" "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found, 2 trouble"
 

@@ -6,6 +6,7 @@
 set -u
 
 NF2BPF=${1:?usage: run.sh NF2BPF_BINARY SOURCE_DIR}
+case $NF2BPF in /*) ;; *) NF2BPF=$PWD/$NF2BPF ;; esac  # some checks run in another directory
 SRC=${2:?usage: run.sh NF2BPF_BINARY SOURCE_DIR}
 TD="$SRC/testdata/iptables"
 export NO_COLOR=1
@@ -142,6 +143,29 @@ expect_in "stdin is reported as <stdin>" "$out" "<stdin>: 6 rules: 6 exact"
 rc=$?
 expect_rc "a syntax error on stdin: exit 1" 1
 expect_in "stdin diagnostics are located in <stdin>" "$out" "<stdin>:5:25: error: invalid port '99999'"
+
+"$NF2BPF" translate --ipsets - "$TD/fail2ban-host.rules" <"$SRC/testdata/ipset/fail2ban-host.save" >"$out" 2>"$err"
+rc=$?
+expect_rc "--ipsets - reads the sets from stdin" 0
+"$NF2BPF" translate --ipsets - - <"$work/good.rules" >"$out" 2>"$err"
+rc=$?
+expect_rc "FILE and --ipsets both stdin: a usage error" 2
+expect_in "FILE and --ipsets both stdin: says so" "$err" "FILE and --ipsets both read standard input ('-')"
+
+(cd "$work" && "$NF2BPF" translate -o - "$work/good.rules" >"$out" 2>"$err")
+rc=$?
+expect_rc "translate -o -: exit 0" 0
+if [ -e "$work/-" ]; then bad "translate -o - creates no file named '-'"; else ok "translate -o - creates no file named '-'"; fi
+if python3 -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); assert d["nf2bpf-policy"] == 1' "$out" 2>"$work/py"; then
+  ok "translate -o -: the policy YAML on stdout"
+else
+  bad "translate -o -: the policy YAML on stdout" "$(cat "$work/py")"
+fi
+expect_in "translate -o -: the report on stderr" "$err" "good.rules: 6 rules: 6 exact"
+run translate --format json -o - "$work/good.rules"
+expect_rc "translate --format json -o -: both on stdout, a usage error" 2
+run apply --cutover --backup - "$work/good.rules"
+expect_rc "apply --backup -: a usage error (restore reads it back)" 2
 
 # ---- JSON ----------------------------------------------------------------------
 
