@@ -81,22 +81,19 @@ bool looks_like_policy_yaml(const std::string& path) {
 // never "differences found".
 std::optional<Translation> load(const std::string& path, const TranslateOptions& opt, int& status) {
   if (looks_like_policy_yaml(path)) {
-    print_error(path + ": policy YAML input needs the policy compiler's loader, which is not available yet",
+    status = fail(kTrouble, path + ": policy YAML input needs the policy compiler's loader, which is not available yet",
                 "give the ruleset the policy was translated from (iptables-save output)");
-    status = kTrouble;
     return std::nullopt;
   }
   auto tr = translate_file(path, opt);
   if (!tr) {
-    print_error(tr.error().message());
-    status = kTrouble;
+    status = fail(kTrouble, tr.error().message());
     return std::nullopt;
   }
   if (tr->diags.has_errors()) {
     for (const auto& d : tr->diags.all())
       if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
-    print_error(display_name(path) + ": the ruleset has errors; nothing was compared", "fix the errors above");
-    status = kTrouble;
+    status = fail(kTrouble, display_name(path) + ": the ruleset has errors; nothing was compared", "fix the errors above");
     return std::nullopt;
   }
   return std::move(*tr);
@@ -145,10 +142,12 @@ int synthesize(const DiffArgs& a) {
   // (synthesize reads it back to count the rules it exercises), then copied;
   // the summary goes to stderr.
   bool to_stdout = a.synthesize == "-";
+  if (to_stdout && ui().json)
+    return fail(kUsage, "--synthesize - writes the capture to standard output, where --format json writes too",
+                "give --synthesize a file");
   if (to_stdout && isatty(1)) {
-    print_error("--synthesize - writes a binary capture to standard output, which is a terminal",
+    return fail(kUsage, "--synthesize - writes a binary capture to standard output, which is a terminal",
                 "redirect it (> probe.pcapng, | tcpdump -r -) or give a file");
-    return kUsage;
   }
   std::string path = a.synthesize;
   if (to_stdout) {
@@ -156,8 +155,7 @@ int synthesize(const DiffArgs& a) {
     std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/nf2bpf-synth.XXXXXX";
     int fd = mkstemp(tmpl.data());
     if (fd < 0) {
-      print_error(sys_error("create a temporary file in " + std::string(dir && *dir ? dir : "/tmp")).message());
-      return kTrouble;
+      return fail(kTrouble, sys_error("create a temporary file in " + std::string(dir && *dir ? dir : "/tmp")).message());
     }
     close(fd);
     path = tmpl;
@@ -170,14 +168,23 @@ int synthesize(const DiffArgs& a) {
   } remove{to_stdout ? path : std::string()};
   auto res = verify::synthesize(tr->ruleset, tr->pipeline, path);
   if (!res) {
-    print_error(res.error().message());
-    return kTrouble;
+    return fail(kTrouble, res.error().message());
   }
   if (to_stdout)
     if (auto c = copy_to_stdout(path); !c) {
-      print_error(c.error().message());
-      return kTrouble;
+      return fail(kTrouble, c.error().message());
     }
+  if (ui().json) {
+    emit_json({{"result", "written"},
+               {"output", a.synthesize},
+               {"packets", res->packets},
+               {"rules_exercised", res->rules_covered},
+               {"rules_total", res->rules_total},
+               {"boundary_probes", res->boundary_packets},
+               {"notes", res->notes}},
+              kOk);
+    return kOk;
+  }
   std::ostream& out = to_stdout ? std::cerr : std::cout;
   out << "wrote " << res->packets << " packets to " << (to_stdout ? "standard output" : a.synthesize) << " (pcapng): "
       << res->rules_covered << " of " << res->rules_total << " rules exercised, " << res->boundary_packets
@@ -194,8 +201,7 @@ int run(const DiffArgs& a) {
     return kUsage;
   if (!a.synthesize.empty()) return synthesize(a);
   if (a.pcap.empty()) {
-    print_error("diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
-    return kUsage;
+    return fail(kUsage, "diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
   }
   int status = kOk;
   auto expected = load(a.file, a.topt, status);
@@ -212,14 +218,12 @@ int run(const DiffArgs& a) {
     if (cd.has_errors()) {
       for (const auto& d : cd.all())
         if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
-      print_error(name + ": the ruleset does not compile to a policy; nothing was compared");
-      return kTrouble;
+      return fail(kTrouble, name + ": the ruleset does not compile to a policy; nothing was compared");
     }
   }
   auto cap = verify::CaptureReader::open(a.pcap);
   if (!cap) {
-    print_error(cap.error().message(), "diff reads pcap and pcapng captures (tcpdump -w, dumpcap, tshark)");
-    return kTrouble;
+    return fail(kTrouble, cap.error().message(), "diff reads pcap and pcapng captures (tcpdump -w, dumpcap, tshark)");
   }
   verify::HostModel host(host_options(a));
   verify::ReferenceEngine e(expected->ruleset, expected->pipeline, host);
@@ -230,8 +234,7 @@ int run(const DiffArgs& a) {
   } else if (a.kernel) {
     auto k = verify::KernelEngine::create(pol, host, name);
     if (!k) {
-      print_error(k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
-      return kTrouble;
+      return fail(kTrouble, k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
     }
     kernel = k->get();
     x = std::move(*k);
@@ -259,8 +262,10 @@ int run(const DiffArgs& a) {
                                                    "lists them)");
   }
 
-  if (a.format == "json")
+  if (a.format == "json") {
     std::cout << verify::render_json(rep).dump(2) << "\n";
+    ui().emitted = true;
+  }
   else if (a.format == "markdown")
     std::cout << verify::render_markdown(rep);
   else if (ui().quiet)
@@ -269,8 +274,7 @@ int run(const DiffArgs& a) {
     std::cout << verify::render_text(rep, stdout_color());
   std::cout.flush();
   if (!rep.error.empty()) {
-    print_error(rep.error, "the packets before it were compared; the report above covers them");
-    return kTrouble;
+    return fail(kTrouble, rep.error, "the packets before it were compared; the report above covers them");
   }
   return rep.differed ? kDiffers : kOk;
 }
@@ -332,7 +336,10 @@ Command add_diff(CLI::App& app) {
       "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found, 2 trouble: a usage\n"
       "error, a file that cannot be read, a rejected ruleset, an unreadable or truncated capture (the packets\n"
       "before the problem are still reported), a system error.");
-  return {sub, [a]() -> int { return run(*a); }};
+  return {sub, [a]() -> int {
+            ui().json = a->format == "json";
+            return run(*a);
+          }};
 }
 
 }  // namespace nf2bpf::cli

@@ -44,24 +44,20 @@ Command add_status(CLI::App& app) {
   sub->add_flag("--all", a->all, "List counters of rules that matched no packet too");
   sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 usage or system error.");
   return {sub, [a]() -> int {
+            ui().json = a->format == "json";
             auto dp = ops::find_dataplane(a->pin_dir);
-            if (!dp) {
-              print_error(dp.error().message());
-              return kSystem;
-            }
+            if (!dp) return fail(kSystem, dp.error().message());
             if (!*dp) {
-              if (a->format == "json") std::cout << nlohmann::json{{"loaded", false}}.dump(2) << "\n";
-              else std::cout << "nf2bpf: no dataplane is loaded in this network namespace\n";
+              text() << "nf2bpf: no dataplane is loaded in this network namespace\n";
+              if (ui().json) emit_json({{"result", "not-loaded"}, {"loaded", false}}, kRejected);
               return kRejected;
             }
             auto st = (*dp)->status(true);
-            if (!st) {
-              print_error(st.error().message());
-              return kSystem;
-            }
+            if (!st) return fail(kSystem, st.error().message());
             const auto& s = *st;
-            if (a->format == "json") {
-              nlohmann::json j = {{"loaded", true},
+            if (ui().json) {
+              nlohmann::json j = {{"result", "loaded"},
+                                  {"loaded", true},
                                   {"generation", s.generation},
                                   {"live_slot", s.live_slot},
                                   {"live", s.live},
@@ -77,14 +73,14 @@ Command add_status(CLI::App& app) {
                              {"policy", rc.policy},
                              {"packets", rc.packets},
                              {"bytes", rc.bytes}});
-              std::cout << j.dump(2) << "\n";
+              emit_json(j, kOk);
               return kOk;
             }
             const auto& live = s.live;
-            std::cout << "generation " << s.generation << " live";
+            text() << "generation " << s.generation << " live";
             if (!s.previous.is_null())
-              std::cout << "; generation " << s.previous.value("generation", 0) << " kept for rollback";
-            std::cout << "\n";
+              text() << "; generation " << s.previous.value("generation", 0) << " kept for rollback";
+            text() << "\n";
             if (!live.value("valid", false)) {
               detail() << "no valid generation in the live slot\n";
               return kOk;

@@ -137,9 +137,7 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
     for (const auto& n : r.notes) detail() << "note: " << n << "\n";
     if (!r.hint.empty()) detail() << "hint: " << r.hint << "\n";
   } else {
-    json doc = r.doc;
-    doc["exit"] = status;
-    std::cout << doc.dump(2) << "\n";
+    emit_json(r.doc, status);
   }
   std::cout.flush();
   return status;
@@ -210,6 +208,7 @@ Command add_sync(CLI::App& app) {
       "Exit status: 0 in sync or swapped, 1 refused (bad source, verification, change guard, lock), 2 a file\n"
       "cannot be read, a usage error or a system error.");
   return {sub, [a, keys]() -> int {
+            ui().json = a->format == "json";
             for (const auto& [o, key] : *keys)
               if (o->count()) a->given.insert(key);
             if (!one_stdin({{"SOURCE", a->run.source}, {"--config", a->config}, {"--ipsets", a->run.opt.ipsets_path},
@@ -219,18 +218,16 @@ Command add_sync(CLI::App& app) {
               bool unreadable = false;
               std::string err = read_config(*a, unreadable);
               if (unreadable) {
-                print_error(err);
-                return kSystem;
+                return fail(kSystem, err);
               }
               if (!err.empty()) {
                 std::cerr << err << "\n";
-                print_error("sync: the configuration " + a->config + " is not usable; nothing was done");
-                return kRejected;
+                return fail(kRejected, "sync: the configuration " + a->config + " is not usable; nothing was done", {},
+                            {{"errors", {err}}});
               }
             }
             if (a->run.source.empty() && a->run.opt.from != "kernel") {
-              print_error("sync needs a SOURCE", "give a ruleset file, `source:` in --config, or --from kernel");
-              return kUsage;
+              return fail(kUsage, "sync needs a SOURCE", "give a ruleset file, `source:` in --config, or --from kernel");
             }
             return render(*a, ops::run_sync(a->run));
           }};

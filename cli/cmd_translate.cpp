@@ -27,24 +27,21 @@ struct TranslateArgs {
 // is standard output (the report then goes to stderr).
 int write_policy(const Translation& tr, const std::string& path, bool rejected) {
   if (rejected) {
-    print_error(path + " was not written: the ruleset has errors or unsupported rules",
+    return fail(kRejected, path + " was not written: the ruleset has errors or unsupported rules",
                 "fix them, or pass --allow-partial to leave unsupported rules in netfilter");
-    return kRejected;
   }
   diag::Diagnostics d;
   policy::Policy pol = policy::compile(tr, d);
   for (const auto& x : d.all()) std::cerr << diag::render(x, stderr_color());
   if (d.has_errors()) {
-    print_error(path + " was not written: the ruleset cannot be compiled to a policy");
-    return kRejected;
+    return fail(kRejected, path + " was not written: the ruleset cannot be compiled to a policy");
   }
   if (path == "-") {
     std::cout << policy::to_yaml(pol);
     return kOk;
   }
   if (auto w = policy::write_yaml_file(pol, path); !w) {
-    print_error(w.error().message());
-    return kSystem;
+    return fail(kSystem, w.error().message());
   }
   return kOk;
 }
@@ -90,33 +87,31 @@ Command add_translate(CLI::App& app) {
               "read, a usage error or a system error.");
 
   return {sub, [args]() -> int {
+            ui().json = args->format == "json" && !args->dump_ir;
             if (args->file.empty() && args->opt.from != "kernel") {
-              print_error("translate needs a FILE (or - for stdin)", "or read the running ruleset with --from kernel");
-              return kUsage;
+              return fail(kUsage, "translate needs a FILE (or - for stdin)", "or read the running ruleset with --from kernel");
             }
             if (!args->file.empty() && args->opt.from == "kernel") {
-              print_error("--from kernel reads the running ruleset and takes no FILE",
+              return fail(kUsage, "--from kernel reads the running ruleset and takes no FILE",
                           "drop '" + args->file + "', or use --from nft|nft-json for a file");
-              return kUsage;
             }
             if (!one_stdin({{"FILE", args->file}, {"--ipsets", args->opt.ipsets_path}})) return kUsage;
             bool yaml_to_stdout = args->output == "-";
             if (yaml_to_stdout && (args->format == "json" || args->dump_ir)) {
-              print_error(std::string("-o - writes the policy to standard output, where ") +
+              return fail(kUsage, std::string("-o - writes the policy to standard output, where ") +
                               (args->dump_ir ? "--dump-ir" : "--format json") + " writes too",
                           "give -o a file");
-              return kUsage;
             }
             auto tr = translate_file(args->file, args->opt);
             if (!tr) {
-              print_error(tr.error().message());
-              return kSystem;
+              return fail(kSystem, tr.error().message());
             }
             if (args->dump_ir) {
               for (const auto& d : tr->diags.all()) std::cerr << diag::render(d);
               std::cout << ir::dump(tr->ruleset) << "== decision lists\n" << ir::dump(tr->pipeline, tr->ruleset);
             } else if (args->format == "json") {
               std::cout << report::json(*tr).dump(2) << "\n";
+              ui().emitted = true;
             } else {
               print_report(*tr, yaml_to_stdout ? std::cerr : std::cout);
             }

@@ -28,10 +28,11 @@ int main(int argc, char** argv) {
   for (auto& c : commands) c.app->group("Commands");
 
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (auto p = check_usage(app, args)) {
-    print_error(p->message, p->hint);
-    return kUsage;
-  }
+  // A usage error is reported as JSON too when --format json was asked for.
+  for (size_t i = 0; i < args.size(); ++i)
+    if (args[i] == "--format=json" || (args[i] == "--format" && i + 1 < args.size() && args[i + 1] == "json"))
+      ui().json = true;
+  if (auto p = check_usage(app, args)) return fail(kUsage, p->message, p->hint);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -42,8 +43,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     UsageProblem p = explain(e, find_command(app, args));
-    print_error(p.message, p.hint);
-    return kUsage;
+    return fail(kUsage, p.message, p.hint);
   }
   spdlog::set_level(ui().quiet          ? spdlog::level::err
                     : ui().verbose >= 2 ? spdlog::level::debug
@@ -56,8 +56,8 @@ int main(int argc, char** argv) {
       try {
         return c.run();
       } catch (const std::exception& e) {
-        print_error(std::string("internal error: ") + e.what(), "please report this with the input that caused it");
-        return kSystem;
+        return fail(kSystem, std::string("internal error: ") + e.what(),
+                    "please report this with the input that caused it");
       }
     }
   return kRejected;

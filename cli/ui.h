@@ -1,9 +1,12 @@
 // What every command shares about talking to the user: how much to say
-// (-v, -q) and how an error is printed. Commands print their result line to
-// std::cout and everything else through detail(), which -q silences; errors
-// go to stderr whatever -q says.
+// (-v, -q), text or one JSON document (--format json), and how an error is
+// printed. A command prints its result line to text(), everything else to
+// detail() (which -q silences); in JSON mode both are silent and the command
+// prints one document with emit_json(). Errors go to stderr whatever -q says,
+// and in JSON mode also as the document on stdout.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -14,15 +17,28 @@ namespace nf2bpf::cli {
 struct Ui {
   int verbose = 0;     // -v: 1, -vv: 2, -vvv: 3
   bool quiet = false;  // -q: the result line only
+  bool json = false;   // --format json: one document on stdout
+  bool emitted = false;  // that document was printed
 };
 
 Ui& ui();
 
-// std::cout, or a stream that discards when -q is given.
+// The result line(s): std::cout, silent in JSON mode.
+std::ostream& text();
+// Everything else: std::cout, silent with -q or in JSON mode.
 std::ostream& detail();
+
+// Prints `doc` with "exit": status added, as the command's one JSON document.
+void emit_json(nlohmann::json doc, int status);
 
 // Prints "nf2bpf: error: MESSAGE" (and "  hint: ...") to stderr.
 void print_error(const std::string& message, const std::string& hint = {});
+// print_error, and in JSON mode (unless a document was already printed)
+// {"result": "error", "message", "hint", "exit": status, ...extra} on
+// stdout. Returns `status`.
+int fail(int status, const std::string& message, const std::string& hint = {},
+         const nlohmann::json& extra = nlohmann::json::object());
+
 bool stdout_color();
 bool stderr_color();
 

@@ -231,7 +231,60 @@ assert j["source"] == "<stdin>", j["source"]
 assert all(r["location"].startswith("<stdin>:") for r in j["rules"])
 '
 
-# ---- ipsets and families ---------------------------------------------------------
+# Errors are JSON too with --format json: one document on stdout.
+run translate --format json "$work/does-not-exist.rules"
+expect_rc "--format json, a missing file: exit 2" 2
+json_check "--format json, a missing file: the error as JSON" "$out" '
+assert j == {"result": "error", "message": "open '"$work"'/does-not-exist.rules: No such file or directory",
+             "hint": None, "exit": 2}, j
+'
+run translate --format json --bogus "$work/good.rules"
+json_check "--format json, a usage error: the error as JSON" "$out" '
+assert j["result"] == "error" and j["exit"] == 2 and "--bogus" in j["message"] and j["hint"], j
+'
+run diff --format json "$work/good.rules"
+json_check "diff --format json without a capture: the error as JSON" "$out" '
+assert j["result"] == "error" and j["exit"] == 2 and j["message"] == "diff needs a capture", j
+'
+run sync --format json --config "$work/none.yaml"
+json_check "sync --format json, a missing --config: the error as JSON" "$out" '
+assert j["result"] == "error" and j["exit"] == 2 and "none.yaml" in j["message"], j
+'
+run diff --format json --synthesize "$work/probe.pcapng" "$work/good.rules"
+expect_rc "diff --synthesize --format json: exit 0" 0
+json_check "diff --synthesize --format json: the document" "$out" '
+assert j["result"] == "written" and j["exit"] == 0 and j["packets"] > 0, j
+assert j["rules_exercised"] == j["rules_total"] > 0 and j["output"].endswith("probe.pcapng"), j
+'
+run apply --dry-run --format json --iface lo "$work/good.rules"
+expect_rc "apply --dry-run --format json: exit 0" 0
+json_check "apply --dry-run --format json: would-apply" "$out" '
+assert j["result"] == "would-apply" and j["interfaces"] == ["lo"] and j["rules"]["total"] == 6 and j["exit"] == 0, j
+'
+
+# capabilities filters.
+run capabilities --target REJECT
+expect_rc "capabilities --target REJECT: exit 0" 0
+printf 'iptables\ttarget\t-j REJECT\t' >"$work/want"
+if [ "$(wc -l <"$out")" = 2 ] && grep -qF "$(cat "$work/want")" "$out" && grep -qP '^nft\tverdict\treject\t' "$out"; then
+  ok "capabilities --target REJECT: -j REJECT and nft reject"
+else
+  bad "capabilities --target REJECT: -j REJECT and nft reject"
+fi
+run capabilities --status unsupported --frontend iptables --format json
+json_check "capabilities --status unsupported --frontend iptables --format json" "$out" '
+assert j and all(c["fidelity"] == "unsupported" and c["frontend"] == "iptables" for c in j), j
+assert any(c["name"] == "-m recent" for c in j), [c["name"] for c in j]
+'
+run capabilities --match conntrack
+if grep -qvP '^iptables\tmatch\t-m conntrack' "$out" || [ ! -s "$out" ]; then bad "capabilities --match conntrack: only -m conntrack"; else ok "capabilities --match conntrack: only -m conntrack"; fi
+run capabilities --target NOSUCH --format json
+expect_rc "capabilities: a filter that matches nothing: exit 1" 1
+json_check "capabilities: nothing matches, as JSON" "$out" 'assert j["result"] == "error" and j["exit"] == 1, j'
+run capabilities --status sometimes
+expect_rc "capabilities --status with an invalid value: exit 2" 2
+
+# ---- ipsets and families# ---- ipsets and families ---------------------------------------------------------
 
 run translate "$TD/fail2ban-host.rules"
 expect_rc "-m set without --ipsets: exit 1 (set contents unknown)" 1
