@@ -7,7 +7,7 @@ set -u
 
 NF2BPF=${1:?usage: run.sh NF2BPF_BINARY SOURCE_DIR}
 case $NF2BPF in /*) ;; *) NF2BPF=$PWD/$NF2BPF ;; esac  # some checks run in another directory
-SRC=${2:?usage: run.sh NF2BPF_BINARY SOURCE_DIR}
+SRC=$(cd "${2:?usage: run.sh NF2BPF_BINARY SOURCE_DIR}" && pwd)
 TD="$SRC/testdata/iptables"
 export NO_COLOR=1
 
@@ -27,8 +27,10 @@ bad() {
 }
 
 # run CMD...: runs nf2bpf with stdout/stderr captured; sets $rc.
+# It runs in the scratch directory: a regression that writes a file named
+# '-' (or anything else relative) leaves it there.
 run() {
-  "$NF2BPF" "$@" >"$out" 2>"$err" </dev/null
+  (cd "$work" && "$NF2BPF" "$@" >"$out" 2>"$err" </dev/null)
   rc=$?
 }
 # expect_rc NAME WANT: checks the last run's exit status.
@@ -164,7 +166,7 @@ fi
 expect_in "translate -o -: the report on stderr" "$err" "good.rules: 6 rules: 6 exact"
 run translate --format json -o - "$work/good.rules"
 expect_rc "translate --format json -o -: both on stdout, a usage error" 2
-run apply --cutover --backup - "$work/good.rules"
+run apply --cutover --dry-run --backup - "$work/good.rules"
 expect_rc "apply --backup -: a usage error (restore reads it back)" 2
 
 # ---- JSON ----------------------------------------------------------------------
