@@ -123,6 +123,7 @@ int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const 
 // Located errors of a rejected ruleset: the report on stdout (stderr with
 // -q); in JSON mode the error document carries the report instead.
 void print_rejection(const Translation& tr) {
+  end_progress();
   if (ui().json) return;
   if (ui().quiet) {
     for (const auto& d : tr.diags.all())

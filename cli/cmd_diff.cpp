@@ -170,6 +170,7 @@ int synthesize(const DiffArgs& a) {
   if (!res) {
     return fail(kTrouble, res.error().message());
   }
+  end_progress();
   if (to_stdout)
     if (auto c = copy_to_stdout(path); !c) {
       return fail(kTrouble, c.error().message());
@@ -262,6 +263,7 @@ int run(const DiffArgs& a) {
                                                    "lists them)");
   }
 
+  end_progress();
   if (a.format == "json") {
     std::cout << verify::render_json(rep).dump(2) << "\n";
     ui().emitted = true;

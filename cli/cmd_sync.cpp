@@ -112,6 +112,7 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
     log->set_pattern("nf2bpf sync: %v");
   }
   log->set_level(spdlog::level::info);
+  end_progress();
   bool text = a.format == "text";
   if (text) {
     if (r.rejected && ui().quiet) {

@@ -106,6 +106,7 @@ Command add_translate(CLI::App& app) {
             if (!tr) {
               return fail(kSystem, tr.error().message());
             }
+            end_progress();
             if (args->dump_ir) {
               for (const auto& d : tr->diags.all()) std::cerr << diag::render(d);
               std::cout << ir::dump(tr->ruleset) << "== decision lists\n" << ir::dump(tr->pipeline, tr->ruleset);

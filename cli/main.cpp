@@ -8,6 +8,7 @@
 
 int main(int argc, char** argv) {
   using namespace nf2bpf::cli;
+  log_to_stderr();
   CLI::App app{"nf2bpf: migrate iptables/nftables rulesets to eBPF (TC/XDP) and prove the migration",
                "nf2bpf"};
   // Subcommands copy these when they are added: set them first.
@@ -50,11 +51,14 @@ int main(int argc, char** argv) {
                     : ui().verbose == 1 ? spdlog::level::info
                                         : spdlog::level::warn);
   spdlog::set_pattern("nf2bpf: %l: %v");
+  start_progress();
 
   for (auto& c : commands)
     if (c.app->parsed()) {
       try {
-        return c.run();
+        int status = c.run();
+        end_progress();
+        return status;
       } catch (const std::exception& e) {
         return fail(kSystem, std::string("internal error: ") + e.what(),
                     "please report this with the input that caused it");

@@ -42,6 +42,18 @@ int fail(int status, const std::string& message, const std::string& hint = {},
 bool stdout_color();
 bool stderr_color();
 
+// Progress of long work (common/progress.h) as one line on stderr, redrawn in
+// place: only when stderr is a terminal (not TERM=dumb), never with -q or in
+// JSON mode, nothing for work that takes less than half a second.
+// end_progress() takes the line off the screen; whatever prints calls it
+// first (text(), detail(), errors and the log do).
+void start_progress();
+void end_progress();
+
+// spdlog's default logger writes to stdout; nf2bpf's log goes to stderr,
+// after end_progress().
+void log_to_stderr();
+
 // "-" is standard input wherever a file is read, and it can be read once:
 // given (what, value) pairs such as {"FILE", "-"}, {"--pcap", "-"}, prints
 // the usage error and returns false when more than one is "-".

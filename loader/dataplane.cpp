@@ -19,6 +19,7 @@
 
 #include "bpf/include/abi.h"
 #include "bpf/include/ct_abi.h"
+#include "common/progress.h"
 #include "nf2bpf.skel.h"
 
 namespace nf2bpf::loader {
@@ -424,6 +425,7 @@ Result<void> fill_array(int fd, const std::vector<V>& vals, const char* what, ui
 
 Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<Interface>& ifaces,
                                     const std::vector<AddrTypeEntry>& addrtypes, nlohmann::json meta) {
+  progress::report("loading the policy into the maps");
   auto& f = *fds_;
   uint32_t zero = 0;
   nf2bpf_control ctrl{};

@@ -315,6 +315,34 @@ for f in "$TD"/*.rules; do
   expect_rc "testdata $(basename "$f") with --allow-partial" 0
 done
 
+# ---- progress: on a terminal only -------------------------------------------------
+
+# 150,000 rules take seconds: long enough for the progress line (shown after
+# half a second) on any machine.
+python3 - "$work/big.rules" <<'EOF'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n")
+    for i in range(150000):
+        f.write("-A INPUT -s 10.%d.%d.0/24 -p tcp -m tcp --dport %d -j ACCEPT\n" % (i >> 8 & 255, i & 255, 1 + i % 65535))
+    f.write("COMMIT\n")
+EOF
+# on_tty CMD: runs CMD with stderr (and stdin) on a terminal, stdout to a
+# file; what the terminal showed is in $work/tty.
+on_tty() {
+  script -qefc "cd '$work' && $* >'$work/tty-stdout'" "$work/tty" >/dev/null 2>&1 </dev/null
+}
+on_tty "'$NF2BPF' translate '$work/big.rules'"
+if grep -qF "nf2bpf: parsing lines: " "$work/tty"; then ok "progress on a terminal"; else bad "progress on a terminal" "$(cat -v "$work/tty" | head -c 400)"; fi
+if grep -q $'\r *\r' "$work/tty"; then ok "progress: the line is cleared at the end"; else bad "progress: the line is cleared at the end"; fi
+expect_in "progress: stdout has the report" "$work/tty-stdout" "big.rules: 150000 rules: 150000 exact"
+on_tty "'$NF2BPF' translate -q '$work/big.rules'"
+if grep -qF "parsing lines" "$work/tty"; then bad "no progress with -q"; else ok "no progress with -q"; fi
+on_tty "'$NF2BPF' translate --format json '$work/big.rules'"
+if grep -qF "parsing lines" "$work/tty"; then bad "no progress with --format json"; else ok "no progress with --format json"; fi
+run translate "$work/big.rules"
+if grep -qF "parsing lines" "$err"; then bad "no progress when stderr is not a terminal"; else ok "no progress when stderr is not a terminal"; fi
+
 # ---- usage -------------------------------------------------------------------------
 
 run --help

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/progress.h"
+
 namespace nf2bpf::passes {
 
 using namespace ir;
@@ -60,6 +62,7 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
       for (uint32_t r = 0; r < chain.rules.size(); ++r) {
+        progress::tick("checking rules", out.size());
         const Rule& rule = chain.rules[r];
         std::vector<Finding> found;
         auto check = [&](const std::string& cap, const SourceLoc& loc) {

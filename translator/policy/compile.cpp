@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/progress.h"
+
 namespace nf2bpf::policy {
 
 using namespace ir;
@@ -687,6 +689,8 @@ Policy Compiler::run() {
     std::vector<RuleRef> origins;
   };
   std::vector<StageWork> work;
+  uint64_t lowered = 0;
+  progress::report("compiling: lowering rules");
   for (const auto& dl : tr_.pipeline.stages) {
     if (dl.type == ChainType::Nat) continue;  // NAT stages: rules are unsupported, policy is ACCEPT
     if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
@@ -695,6 +699,7 @@ Policy Compiler::run() {
     std::vector<int64_t> remap(dl.rules.size() + 1, -1);  // flat index -> compiled index
     std::vector<uint32_t> kept;
     for (uint32_t i = 0; i < dl.rules.size(); ++i) {
+      progress::tick("compiling: lowering rules", ++lowered);
       const FlatRule& f = dl.rules[i];
       bool skip = unsupported.count(f.origin) > 0;
       for (const auto& p : f.path) skip |= unsupported.count(p) > 0;
@@ -720,6 +725,7 @@ Policy Compiler::run() {
     work.push_back(std::move(w));
   }
 
+  progress::report("compiling: field classes");
   // Predicates per slot, and each rule box's predicate ids.
   struct BoxPreds {
     uint32_t mask;
@@ -755,6 +761,7 @@ Policy Compiler::run() {
     if (used) pol_.cfg.slots_used |= 1u << sl;
   }
 
+  progress::report("compiling: classifier entries");
   // Rules, stages, tuples and entries.
   uint32_t max_micro = 0;
   std::vector<uint32_t> rule_slots;  // per compiled rule: the slots its boxes constrain
