@@ -15,6 +15,7 @@
 #include <set>
 
 #include "cli/command.h"
+#include "loader/privileges.h"
 #include "ops/sync.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
@@ -127,6 +128,9 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
     for (const auto& d : r.changes) detail() << "  changes: " << d << "\n";
   }
   int status = exit_status(r.kind);
+  std::string hint = r.hint;
+  if (status == kSystem)
+    if (std::string h = loader::privilege_hint("sync", r.message); !h.empty()) hint = h;
   char total[32];
   std::snprintf(total, sizeof total, " (%.0f ms)", r.total_ms);
   if (status == kOk) log->info(r.message + total);
@@ -136,9 +140,11 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
   spdlog::drop("nf2bpf-sync");
   if (text) {
     for (const auto& n : r.notes) detail() << "note: " << n << "\n";
-    if (!r.hint.empty()) detail() << "hint: " << r.hint << "\n";
+    if (!hint.empty()) detail() << "hint: " << hint << "\n";
   } else {
-    emit_json(r.doc, status);
+    json doc = r.doc;
+    if (!hint.empty()) doc["hint"] = hint;
+    emit_json(doc, status);
   }
   std::cout.flush();
   return status;

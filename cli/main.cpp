@@ -20,6 +20,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("nf2bpf ") + NF2BPF_VERSION);
   app.add_flag("-v,--verbose", ui().verbose, "More operational logging (-v info, -vv debug)");
   app.add_flag("-q,--quiet", ui().quiet, "Print only the command's result line (errors still go to stderr)");
+  app.add_option("--color", ui().color,
+                 "Colour: auto (the default: on a terminal, unless NO_COLOR is set or TERM=dumb), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->option_text("WHEN");
   app.footer("Exit status: 0 success, 1 input rejected, 2 usage or system error (a file that cannot be read);\n"
              "diff: 0 no differences, 1 differences, 2 trouble. See nf2bpf(8) for every command.");
 
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
 
   for (auto& c : commands)
     if (c.app->parsed()) {
+      ui().command = c.app->get_name();
       try {
         int status = c.run();
         end_progress();

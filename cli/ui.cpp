@@ -12,7 +12,9 @@
 #include <iostream>
 #include <mutex>
 
+#include "cli/command.h"
 #include "common/progress.h"
+#include "loader/privileges.h"
 
 namespace nf2bpf::cli {
 
@@ -121,8 +123,16 @@ void emit_json(nlohmann::json doc, int status) {
   ui().emitted = true;
 }
 
-bool stdout_color() { return isatty(1) && !getenv("NO_COLOR"); }
-bool stderr_color() { return isatty(2) && !getenv("NO_COLOR"); }
+namespace {
+bool color_on(int fd) {
+  if (ui().color != "auto") return ui().color == "always";
+  const char* term = getenv("TERM");
+  return isatty(fd) && !getenv("NO_COLOR") && !(term && std::strcmp(term, "dumb") == 0);
+}
+}  // namespace
+
+bool stdout_color() { return color_on(1); }
+bool stderr_color() { return color_on(2); }
 
 bool one_stdin(const std::vector<std::pair<std::string, std::string>>& inputs) {
   std::string first;
@@ -145,7 +155,10 @@ void print_error(const std::string& message, const std::string& hint) {
   if (!hint.empty()) std::fprintf(stderr, "  hint: %s\n", hint.c_str());
 }
 
-int fail(int status, const std::string& message, const std::string& hint, const nlohmann::json& extra) {
+int fail(int status, const std::string& message, const std::string& given_hint, const nlohmann::json& extra) {
+  std::string hint = given_hint;
+  if (status == kSystem)
+    if (std::string h = loader::privilege_hint(ui().command, message); !h.empty()) hint = h;
   print_error(message, hint);
   if (ui().json && !ui().emitted) {
     nlohmann::json doc = {{"result", "error"}, {"message", message}, {"hint", hint.empty() ? nlohmann::json() : nlohmann::json(hint)}};

@@ -15,10 +15,12 @@
 namespace nf2bpf::cli {
 
 struct Ui {
-  int verbose = 0;     // -v: 1, -vv: 2, -vvv: 3
-  bool quiet = false;  // -q: the result line only
-  bool json = false;   // --format json: one document on stdout
+  int verbose = 0;       // -v: 1, -vv: 2, -vvv: 3
+  bool quiet = false;    // -q: the result line only
+  bool json = false;     // --format json: one document on stdout
   bool emitted = false;  // that document was printed
+  std::string color = "auto";  // --color auto|always|never
+  std::string command;         // the command being run (for hints)
 };
 
 Ui& ui();
@@ -35,10 +37,13 @@ void emit_json(nlohmann::json doc, int status);
 void print_error(const std::string& message, const std::string& hint = {});
 // print_error, and in JSON mode (unless a document was already printed)
 // {"result": "error", "message", "hint", "exit": status, ...extra} on
-// stdout. Returns `status`.
+// stdout. Returns `status`. A permission error without the capabilities gets
+// the hint that the command needs root.
 int fail(int status, const std::string& message, const std::string& hint = {},
          const nlohmann::json& extra = nlohmann::json::object());
 
+// Colour on stdout / stderr: --color always or never; auto: when it is a
+// terminal, NO_COLOR is not set and TERM is not dumb.
 bool stdout_color();
 bool stderr_color();
 

@@ -343,6 +343,32 @@ if grep -qF "parsing lines" "$work/tty"; then bad "no progress with --format jso
 run translate "$work/big.rules"
 if grep -qF "parsing lines" "$err"; then bad "no progress when stderr is not a terminal"; else ok "no progress when stderr is not a terminal"; fi
 
+# ---- colour: --color, NO_COLOR, TERM=dumb ------------------------------------------
+
+# colors CMD: the number of escape sequences a terminal got from CMD (stdout
+# and stderr on the terminal).
+colors() {
+  script -qefc "cd '$work' && $*" "$work/tty" >/dev/null 2>&1 </dev/null
+  grep -c $'\033\\[' "$work/tty"
+}
+if [ "$(colors "env -u NO_COLOR TERM=xterm '$NF2BPF' translate '$work/syntax.rules'")" -gt 0 ]; then
+  ok "colour on a terminal"
+else
+  bad "colour on a terminal"
+fi
+[ "$(colors "env -u NO_COLOR TERM=dumb '$NF2BPF' translate '$work/syntax.rules'")" -eq 0 ] &&
+  ok "no colour with TERM=dumb" || bad "no colour with TERM=dumb" "$(cat -v "$work/tty" | head -5)"
+[ "$(colors "NO_COLOR=1 TERM=xterm '$NF2BPF' translate '$work/syntax.rules'")" -eq 0 ] &&
+  ok "no colour with NO_COLOR" || bad "no colour with NO_COLOR"
+[ "$(colors "env -u NO_COLOR TERM=xterm '$NF2BPF' --color never translate '$work/syntax.rules'")" -eq 0 ] &&
+  ok "no colour with --color never" || bad "no colour with --color never"
+run translate --color=always "$work/syntax.rules"
+if grep -q $'\033\\[' "$out"; then ok "--color always: colour into a pipe (the report)"; else bad "--color always: colour into a pipe (the report)"; fi
+run --color always translate "$work/none.rules"
+if grep -q $'\033\\[' "$err"; then ok "--color always: colour into a pipe (an error)"; else bad "--color always: colour into a pipe (an error)"; fi
+run --color sometimes translate "$work/good.rules"
+expect_rc "--color with an invalid value: a usage error" 2
+
 # ---- usage -------------------------------------------------------------------------
 
 run --help

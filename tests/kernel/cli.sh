@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What a user sees from the commands that need a kernel: --format json
-# documents (apply, status, rollback, unload, restore), -q result lines, in a
-# throwaway pair of network namespaces. Needs root; exits 77 otherwise.
+# documents (apply, status, rollback, unload, restore), -q result lines, the
+# hint when not root, in a throwaway pair of network namespaces. Needs root;
+# exits 77 otherwise.
 #   cli.sh NF2BPF SOURCE_DIR
 set -u
 BIN=$1
@@ -116,6 +117,29 @@ grep -qE '^rolled back: generation [0-9]+ is live \(.*/a.rules, checksum [0-9a-f
   pass "rollback -q: one line" || fail "rollback -q: '$LAST'"
 expect 0 "unload -q" -- in_srv "$BIN" unload -q
 [ "$LAST" = "unloaded: detached from s0" ] && pass "unload -q: one line" || fail "unload -q: '$LAST'"
+
+# ---- not root: the hint says what is needed ------------------------------------------
+
+# as_nobody CMD...: in the server namespace, as nobody, with no capabilities.
+as_nobody() { in_srv setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all "$@"; }
+# The ruleset on stdin: $WORK is root's alone.
+out=$(as_nobody "$BIN" apply - <"$WORK/a.rules" 2>&1)
+rc=$?
+[ "$rc" -eq 2 ] && pass "apply as nobody: exit 2" || fail "apply as nobody: exit $rc"
+grep -qF "hint: nf2bpf apply needs root or CAP_BPF+CAP_NET_ADMIN" <<<"$out" && pass "apply as nobody: the hint" ||
+  { fail "apply as nobody: no hint"; echo "$out" | sed 's/^/    /'; }
+for c in status rollback unload; do
+  out=$(as_nobody "$BIN" $c 2>&1)
+  grep -qF "hint: nf2bpf $c needs root or CAP_BPF+CAP_NET_ADMIN" <<<"$out" && pass "$c as nobody: the hint" ||
+    { fail "$c as nobody: no hint"; echo "$out" | sed 's/^/    /'; }
+done
+out=$(as_nobody "$BIN" status --format json 2>/dev/null)
+grep -qF '"hint": "nf2bpf status needs root or CAP_BPF+CAP_NET_ADMIN"' <<<"$out" && pass "status --format json as nobody: the hint" ||
+  { fail "status --format json as nobody"; echo "$out" | sed 's/^/    /'; }
+out=$(as_nobody "$BIN" sync --state-dir /tmp/nf2bpf-ux-none-$$ - <"$WORK/a.rules" 2>&1)
+rm -rf "/tmp/nf2bpf-ux-none-$$"
+grep -qF "hint: nf2bpf sync needs root or CAP_BPF+CAP_NET_ADMIN" <<<"$out" && pass "sync as nobody: the hint" ||
+  { fail "sync as nobody: no hint"; echo "$out" | sed 's/^/    /'; }
 
 echo
 [ "$fails" -eq 0 ] && echo "cli (kernel): all passed" || echo "cli (kernel): $fails failed"
