@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("nf2bpf ") + NF2BPF_VERSION);
-  app.add_flag("-v,--verbose", ui().verbose, "More operational logging (-v info, -vv debug)");
+  app.add_flag("-v,--verbose", ui().verbose, "More operational logging on stderr (-v info, -vv debug, -vvv libbpf's debug output too)");
   app.add_flag("-q,--quiet", ui().quiet, "Print only the command's result line (errors still go to stderr)");
   app.add_option("--color", ui().color,
                  "Colour: auto (the default: on a terminal, unless NO_COLOR is set or TERM=dumb), always, never")
@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     return fail(kUsage, p.message, p.hint);
   }
   spdlog::set_level(ui().quiet          ? spdlog::level::err
+                    : ui().verbose >= 3 ? spdlog::level::trace
                     : ui().verbose >= 2 ? spdlog::level::debug
                     : ui().verbose == 1 ? spdlog::level::info
                                         : spdlog::level::warn);

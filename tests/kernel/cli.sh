@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a user sees from the commands that need a kernel: --format json
-# documents (apply, status, rollback, unload, restore), -q result lines, the
-# hint when not root, in a throwaway pair of network namespaces. Needs root;
+# documents (apply, status, rollback, unload, restore), -q result lines, -v
+# logging, the hint when not root, in a throwaway pair of network namespaces. Needs root;
 # exits 77 otherwise.
 #   cli.sh NF2BPF SOURCE_DIR
 set -u
@@ -117,6 +117,29 @@ grep -qE '^rolled back: generation [0-9]+ is live \(.*/a.rules, checksum [0-9a-f
   pass "rollback -q: one line" || fail "rollback -q: '$LAST'"
 expect 0 "unload -q" -- in_srv "$BIN" unload -q
 [ "$LAST" = "unloaded: detached from s0" ] && pass "unload -q: one line" || fail "unload -q: '$LAST'"
+
+# ---- -v: nf2bpf's log on stderr, libbpf's expected warnings only with -vv ------------
+
+for i in 1 2; do
+  in_srv "$BIN" -v apply "$WORK/a.rules" >"$WORK/v.out" 2>"$WORK/v.err"
+  rc=$?
+  [ "$rc" -eq 0 ] && pass "apply -v ($i) (exit 0)" || fail "apply -v ($i): exit $rc"
+  grep -q "libbpf" "$WORK/v.err" "$WORK/v.out" &&
+    { fail "apply -v ($i): libbpf's warnings about expected failures shown"; sed 's/^/    /' "$WORK/v.err" "$WORK/v.out"; } ||
+    pass "apply -v ($i): no libbpf line"
+  grep -qF "nf2bpf: info: translate+compile" "$WORK/v.err" && pass "apply -v ($i): the timing line on stderr" ||
+    fail "apply -v ($i): no timing line on stderr"
+  grep -q "nf2bpf: info" "$WORK/v.out" && fail "apply -v ($i): log lines on stdout" || pass "apply -v ($i): stdout has no log line"
+  [ -z "$(sort "$WORK/v.err" | uniq -d)" ] && pass "apply -v ($i): no line twice" || fail "apply -v ($i): repeated lines"
+done
+in_srv "$BIN" -vv apply "$WORK/b.rules" >"$WORK/vv.out" 2>"$WORK/vv.err"
+grep -qF "nf2bpf: debug: attached to s0 (tc ingress, tc egress; clsact qdisc created earlier)" "$WORK/vv.err" &&
+  pass "apply -vv: what was attached" || { fail "apply -vv: no attach detail"; sed 's/^/    /' "$WORK/vv.err"; }
+grep -qF "nf2bpf: debug: libbpf: Kernel error message: Exclusivity flag on" "$WORK/vv.err" &&
+  pass "apply -vv: libbpf's expected warning, as debug" || fail "apply -vv: libbpf's warning not shown as debug"
+grep -qF "libbpf: libbpf:" "$WORK/vv.err" "$WORK/vv.out" && fail "apply -vv: libbpf named twice" || pass "apply -vv: libbpf named once"
+in_srv "$BIN" -v unload >"$WORK/v.out" 2>"$WORK/v.err"
+grep -q "libbpf" "$WORK/v.err" "$WORK/v.out" && { fail "unload -v: libbpf lines"; sed 's/^/    /' "$WORK/v.err"; } || pass "unload -v: no libbpf line"
 
 # ---- not root: the hint says what is needed ------------------------------------------
 
