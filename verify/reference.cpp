@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/strings.h"
 #include "verify/parse.h"
 
 namespace nf2bpf::verify {
@@ -79,18 +80,6 @@ std::string arg_text(const ir::Match& m) {
   std::string s;
   for (const auto& [k, v] : m.args) s += (s.empty() ? "" : " ") + k + (v.empty() ? "" : " " + v);
   return s;
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (;;) {
-    size_t p = s.find(sep, start);
-    out.push_back(s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
-    if (p == std::string_view::npos) break;
-    start = p + 1;
-  }
-  return out;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // `ipset save` front-end: the sets iptables rules name with `-m set`.
 #include <algorithm>
 
+#include "common/strings.h"
 #include "translator/frontend/iptables/lexer.h"
 #include "translator/frontend/ipset/ipset_save.h"
 #include "translator/frontend/iptables/rule_context.h"
@@ -94,15 +95,7 @@ std::vector<ir::Set> parse_ipset_save(const Source& src, diag::Diagnostics& diag
         continue;
       }
       // Split components on ',' (ports are "proto:port" or plain "port").
-      std::vector<std::string_view> comps;
-      std::string_view v = t[2].text;
-      size_t start = 0;
-      for (;;) {
-        size_t c = v.find(',', start);
-        comps.push_back(v.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
-        if (c == std::string_view::npos) break;
-        start = c + 1;
-      }
+      std::vector<std::string_view> comps = split(t[2].text, ',');
       size_t ci = 0;
       bool ok = true;
       for (Field f : set.key) {

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/strings.h"
 #include "translator/frontend/iptables/lexer.h"
 #include "translator/frontend/iptables/rule_context.h"
 
@@ -562,11 +563,7 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
   auto addr_opt = [&](const Token& opt, bool neg, const Args& a, Field f, const char* cap) {
     IntervalSet s;
     size_t n = 0;
-    std::string_view list = a[0]->text;
-    size_t start = 0;
-    while (start <= list.size()) {
-      size_t comma = list.find(',', start);
-      std::string_view one = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    for (std::string_view one : split(a[0]->text, ',')) {
       std::string err;
       std::string with_len;
       if (fam_ == ir::AddrFamily::V6 && !ipv6_mask_to_len(one, with_len, err)) {
@@ -581,8 +578,6 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
       }
       ++n;
       s.add(*v);
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
     }
     if (n > 1) have_list = list_tok = a[0];
     if (neg) negated_addr = true;

@@ -2,6 +2,7 @@
 // setting, verdict maps, set updates, and the ones nf2bpf only recognises.
 #include <algorithm>
 
+#include "common/strings.h"
 #include "translator/frontend/nft/lower.h"
 
 namespace nf2bpf::frontend::nft {
@@ -309,16 +310,11 @@ void RuleLowering::lower_stmt(const Stmt& st) {
         s.nat.ports = {(uint16_t)v->intervals()[0].lo, (uint16_t)v->intervals()[0].hi};
       }
       std::string flags = opt_or(st, "flags", "");
-      size_t start = 0;
-      while (start < flags.size()) {
-        size_t comma = flags.find(',', start);
-        std::string f = flags.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      for (std::string_view f : split(flags, ',')) {
         if (f == "random") s.nat.random = true;
         else if (f == "fully-random") s.nat.fully_random = true;
         else if (f == "persistent") s.nat.persistent = true;
         else if (!f.empty()) s.args.emplace_back(f, "");
-        if (comma == std::string::npos) break;
-        start = comma + 1;
       }
       if (!fam.empty()) s.args.emplace_back("family", fam);
       // A NAT statement ends the rule's evaluation with accept, as the kernel does.
