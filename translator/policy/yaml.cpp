@@ -1,8 +1,6 @@
 #include "translator/policy/yaml.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <arpa/inet.h>
@@ -13,6 +11,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "common/atomic_file.h"
 #include "common/sha256.h"
 
 namespace nf2bpf::policy {
@@ -1422,39 +1421,12 @@ bool looks_like_policy_yaml(std::string_view text) {
 Result<void> write_yaml_file(const Policy& p, const std::string& path) {
   std::string text = to_yaml(p);
   auto slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (base.empty()) return sys_error("write policy to '" + path + "'", EISDIR);
-  std::string tmp = dir + "/." + base + ".tmp-XXXXXX";
-  int fd = mkstemp(tmp.data());
-  if (fd < 0) return sys_error("create a temporary file in " + dir);
-  auto fail = [&](const std::string& what) {
-    int e = errno;
-    if (fd >= 0) close(fd);
-    unlink(tmp.c_str());
-    return sys_error(what, e);
-  };
+  if ((slash == std::string::npos ? path : path.substr(slash + 1)).empty())
+    return sys_error("write policy to '" + path + "'", EISDIR);
+  // Readable as any file the user creates (policies are not secret).
   mode_t mask = umask(0);
   umask(mask);
-  if (fchmod(fd, 0666 & ~mask) != 0) return fail("chmod " + tmp);
-  for (size_t off = 0; off < text.size();) {
-    ssize_t n = write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("write " + tmp);
-    off += (size_t)n;
-  }
-  if (fsync(fd) != 0) return fail("fsync " + tmp);
-  int rc = close(fd);
-  fd = -1;
-  if (rc != 0) return fail("close " + tmp);
-  if (rename(tmp.c_str(), path.c_str()) != 0) return fail("rename " + tmp + " to " + path);
-  // The rename itself reaches the disk with the directory.
-  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  return {};
+  return write_file_atomic(path, text, 0666 & ~mask);
 }
 
 }  // namespace nf2bpf::policy
