@@ -140,17 +140,26 @@ bool stmts_inline(const Policy& p) {
 
 // --- Writer -------------------------------------------------------------------
 
-std::string to_yaml(const Policy& p) {
-  std::string o;
-  o.reserve(4096 + p.rules.size() * 256 + p.entries.size() * 32 + p.lpm.size() * 32);
-  auto num = [](uint64_t v) { return std::to_string(v); };
-  auto names_of_bits = [&](uint32_t bits, const char* const* names, size_t n) {
-    std::string s = "[";
-    for (size_t b = 0; b < 32; ++b)
-      if (bits & (1u << b)) s += (s.size() > 1 ? ", " : "") + (b < n ? std::string(names[b]) : num(b));
-    return s + "]";
-  };
+namespace {
 
+std::string num(uint64_t v) { return std::to_string(v); }
+
+std::string names_of_bits(uint32_t bits, const char* const* names, size_t n) {
+  std::string s = "[";
+  for (size_t b = 0; b < 32; ++b)
+    if (bits & (1u << b)) s += (s.size() > 1 ? ", " : "") + (b < n ? std::string(names[b]) : num(b));
+  return s + "]";
+}
+
+// Spelled out when reading the spelling back gives the same statement.
+std::string stmt_yaml(const Policy& p, const nf2bpf_stmt& s) {
+  std::string t = stmt_text(p, s);
+  nf2bpf_stmt back{};
+  bool exact = !parse_stmt(t, p, back) && std::memcmp(&back, &s, sizeof s) == 0;
+  return exact ? yq(t) : stmt_map(s);
+}
+
+void write_header(std::string& o, const Policy& p) {
   o += "# nf2bpf compiled policy. Review the rules and stages; the part after them is what the\n"
        "# loader writes into the BPF maps. `nf2bpf apply` loads this file; edits are refused\n"
        "# (checksums), so change the ruleset and run `nf2bpf translate -o` again instead.\n";
@@ -168,9 +177,10 @@ std::string to_yaml(const Policy& p) {
        ", hooks_used: " + names_of_bits(p.cfg.hooks_used, kHookNames, NF_HOOK_MAX) + ", nrules: " +
        num(p.cfg.nrules) + ", max_steps: " + num(p.cfg.max_steps) + ", ct_needed: " + num(p.cfg.ct_needed) +
        ", xdp_stage: " + num(p.cfg.xdp_stage) + "}\n";
+}
 
-  // Rules, in evaluation order.
-  bool inline_stmts = stmts_inline(p);
+// Rules, in evaluation order.
+void write_rules(std::string& o, const Policy& p, bool inline_stmts) {
   o += "\nrules:\n";
   if (p.rules.empty()) o.back() = ' ', o += "[]\n";
   uint32_t next_stmt = 0;
@@ -194,13 +204,7 @@ std::string to_yaml(const Policy& p) {
       next_stmt += r.stmt_count;
       if (count) {
         o += "    do: [";
-        for (uint32_t k = 0; k < count; ++k) {
-          const nf2bpf_stmt& s = p.stmts[first + k];
-          std::string t = stmt_text(p, s);
-          nf2bpf_stmt back{};
-          bool exact = !parse_stmt(t, p, back) && std::memcmp(&back, &s, sizeof s) == 0;
-          o += (k ? ", " : "") + (exact ? yq(t) : stmt_map(s));
-        }
+        for (uint32_t k = 0; k < count; ++k) o += (k ? ", " : "") + stmt_yaml(p, p.stmts[first + k]);
         o += "]\n";
       }
     }
@@ -210,7 +214,9 @@ std::string to_yaml(const Policy& p) {
       if (get_field(d, f) != get_field(r, f)) raw += (raw.empty() ? "" : ", ") + std::string(f.name) + ": " + num(get_field(r, f));
     if (!raw.empty()) o += "    raw: {" + raw + "}\n";
   }
+}
 
+void write_stages(std::string& o, const Policy& p) {
   o += "\nstages:\n";
   if (p.stages.empty()) o.back() = ' ', o += "[]\n";
   for (size_t i = 0; i < p.stages.size(); ++i) {
@@ -231,22 +237,25 @@ std::string to_yaml(const Policy& p) {
     Origin none;
     write_origin(o, i < p.stage_origins.size() ? p.stage_origins[i] : none, "    ", "text");
   }
+}
 
-  // The machine part.
+void write_str_list(std::string& o, const char* key, const std::vector<std::string>& v, const char* comment) {
+  o += key, o += ":";
+  if (v.empty()) o += " []";
+  o += comment, o += "\n";
+  for (const auto& s : v) o += "  - " + yq(s) + "\n";
+}
+
+// The machine part's tables: hooks, names, limits and (when not inline) statements.
+void write_tables(std::string& o, const Policy& p, bool inline_stmts) {
   o += "\n# Everything below is map contents.\n";
   o += "hooks: {";
   for (int h = 0; h < NF_HOOK_MAX; ++h)
     o += std::string(h ? ", " : "") + kHookNames[h] + ": [" + num(p.hooks[h].stage_first) + ", " +
          num(p.hooks[h].stage_count) + "]";
   o += "}    # first stage, count\n";
-  auto str_list = [&](const char* key, const std::vector<std::string>& v, const char* comment) {
-    o += key, o += ":";
-    if (v.empty()) o += " []";
-    o += comment, o += "\n";
-    for (const auto& s : v) o += "  - " + yq(s) + "\n";
-  };
-  str_list("chains", p.chain_names, "    # table/chain of the rules (raw src_chain indexes it)");
-  str_list("log_prefixes", p.log_prefixes, "");
+  write_str_list(o, "chains", p.chain_names, "    # table/chain of the rules (raw src_chain indexes it)");
+  write_str_list(o, "log_prefixes", p.log_prefixes, "");
   o += "limits:";
   o += p.limits.empty() ? " []" : "    # [cost_ns, burst_ns] of the token bucket; #0 is unused";
   o += "\n";
@@ -257,13 +266,12 @@ std::string to_yaml(const Policy& p) {
   }
   if (!inline_stmts) {
     o += "statements:\n";
-    for (const auto& s : p.stmts) {
-      std::string t = stmt_text(p, s);
-      nf2bpf_stmt back{};
-      bool exact = !parse_stmt(t, p, back) && std::memcmp(&back, &s, sizeof s) == 0;
-      o += "  - " + (exact ? yq(t) : stmt_map(s)) + "\n";
-    }
+    for (const auto& s : p.stmts) o += "  - " + stmt_yaml(p, s) + "\n";
   }
+}
+
+// The classifier: tuples, their entries, the address prefixes.
+void write_classifier(std::string& o, const Policy& p) {
   o += "tuples:";
   o += p.tuples.empty() ? " []\n" : "    # slots of the key, [min_rule, max_rule]\n";
   for (const auto& t : p.tuples) {
@@ -284,6 +292,9 @@ std::string to_yaml(const Policy& p) {
   o += p.lpm.empty() ? " []\n" : "    # slot prefix -> class\n";
   for (const auto& e : p.lpm)
     o += "  - \"" + slot_name(e.slot) + " " + cidr_text(e.addr, e.prefixlen) + " -> " + num(e.cls) + "\"\n";
+}
+
+void write_small(std::string& o, const Policy& p) {
   o += "small:    # per slot, runs [first, last, class] over the slot's values; the last value is 'absent'\n";
   for (const auto& ss : kSmall) {
     o += "  " + std::string(kSlotNames[ss.slot]) + ": [";
@@ -301,6 +312,27 @@ std::string to_yaml(const Policy& p) {
     }
     o += "]\n";
   }
+}
+
+void write_predicate(std::string& o, const IfacePredicate& pr) {
+  o += "      - [";
+  for (size_t c = 0; c < pr.clauses.size(); ++c) {
+    const auto& cl = pr.clauses[c];
+    o += c ? ", " : "";
+    o += cl.negated ? "{not: [" : "[";
+    for (size_t k = 0; k < cl.patterns.size(); ++k) {
+      const auto& pat = cl.patterns[k];
+      o += k ? ", " : "";
+      if (pat.prefix) o += yq(pat.name + "+");
+      else if (!pat.name.empty() && pat.name.back() == '+') o += "{exact: " + yq(pat.name) + "}";
+      else o += yq(pat.name);
+    }
+    o += cl.negated ? "]}" : "]";
+  }
+  o += "]\n";
+}
+
+void write_interfaces(std::string& o, const Policy& p) {
   o += "interfaces:    # predicates: clauses that all hold; a clause lists names (+ = prefix), not: none of them;\n"
        "               # classes: [which predicates hold, class]\n";
   for (int w = 0; w < 2; ++w) {
@@ -308,23 +340,7 @@ std::string to_yaml(const Policy& p) {
     o += "    predicates:";
     if (p.iface_predicates[w].empty()) o += " []";
     o += "\n";
-    for (const auto& pr : p.iface_predicates[w]) {
-      o += "      - [";
-      for (size_t c = 0; c < pr.clauses.size(); ++c) {
-        const auto& cl = pr.clauses[c];
-        o += c ? ", " : "";
-        o += cl.negated ? "{not: [" : "[";
-        for (size_t k = 0; k < cl.patterns.size(); ++k) {
-          const auto& pat = cl.patterns[k];
-          o += k ? ", " : "";
-          if (pat.prefix) o += yq(pat.name + "+");
-          else if (!pat.name.empty() && pat.name.back() == '+') o += "{exact: " + yq(pat.name) + "}";
-          else o += yq(pat.name);
-        }
-        o += cl.negated ? "]}" : "]";
-      }
-      o += "]\n";
-    }
+    for (const auto& pr : p.iface_predicates[w]) write_predicate(o, pr);
     o += "    classes: [";
     size_t k = 0;
     for (const auto& [sig, cls] : p.iface_classes[w]) {
@@ -334,6 +350,21 @@ std::string to_yaml(const Policy& p) {
     }
     o += "]\n";
   }
+}
+
+}  // namespace
+
+std::string to_yaml(const Policy& p) {
+  std::string o;
+  o.reserve(4096 + p.rules.size() * 256 + p.entries.size() * 32 + p.lpm.size() * 32);
+  bool inline_stmts = stmts_inline(p);
+  write_header(o, p);
+  write_rules(o, p, inline_stmts);
+  write_stages(o, p);
+  write_tables(o, p, inline_stmts);
+  write_classifier(o, p);
+  write_small(o, p);
+  write_interfaces(o, p);
   return o;
 }
 
