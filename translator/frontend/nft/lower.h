@@ -34,6 +34,18 @@ struct RuleLowering {
   void lower_match(const Stmt& s);
   void lower_stmt(const Stmt& s);
   void lower_vmap(const Stmt& s);
+  // One per statement kind (statements.cpp).
+  void lower_verdict(const Stmt& s);
+  void lower_counter(const Stmt& s);
+  void lower_log(const Stmt& s);
+  void lower_limit(const Stmt& s);
+  void lower_reject(const Stmt& s);
+  void lower_nat(const Stmt& s);
+  void lower_mangle(const Stmt& s);
+  void lower_set_update(const Stmt& s);
+  void lower_other(const Stmt& s);
+  // Appends an IR statement; any but a counter makes later matches follow a statement.
+  ir::Statement& push_stmt(const Stmt& at, ir::StmtKind k, std::string cap);
   void set_verdict(ir::VerdictKind k, std::string cap, const ir::SourceLoc& loc, std::string chain = {});
   void finish_rule();
 
