@@ -232,6 +232,25 @@ class TextParser {
   // ---- rules --------------------------------------------------------------
   std::optional<nft::RuleAst> parse_rule();
   bool parse_stmt(nft::RuleAst& r);
+  // One parser per statement keyword (the keyword `kw` is not consumed yet);
+  // each returns done() with the statement, or false after an error.
+  using StmtParser = bool (TextParser::*)(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool done(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_verdict(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_jump(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_queue(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_reject(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_counter(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_log(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_limit(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_notrack(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_nat(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_comment(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_set_update(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_xt(nft::RuleAst& r, Stmt& s, const Token& kw);
+  bool stmt_recognised(nft::RuleAst& r, Stmt& s, const Token& kw);
+  // A match, a mangle (`... set VALUE`) or a verdict map.
+  bool stmt_expression(nft::RuleAst& r, Stmt& s, const Token& kw);
   std::optional<Expr> parse_primary();
   std::optional<Expr> parse_lhs(bool with_binop = true, bool value_ok = false);
   std::optional<Expr> parse_operand();

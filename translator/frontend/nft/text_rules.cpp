@@ -1,5 +1,6 @@
 // nft text rules: statements, verdicts and NAT targets.
 #include <algorithm>
+#include <unordered_map>
 
 #include "translator/frontend/nft/text_parser.h"
 
@@ -54,228 +55,264 @@ bool TextParser::parse_stmt(nft::RuleAst& r) {
     return false;
   }
   Token kw = t0;
-  const std::string w = kw.text;
+  const std::string& w = kw.text;
   Stmt s;
   s.loc = loc(kw);
+  static const std::unordered_map<std::string_view, StmtParser> kStatements = {
+      {"accept", &TextParser::stmt_verdict},   {"drop", &TextParser::stmt_verdict},
+      {"continue", &TextParser::stmt_verdict}, {"return", &TextParser::stmt_verdict},
+      {"jump", &TextParser::stmt_jump},        {"goto", &TextParser::stmt_jump},
+      {"queue", &TextParser::stmt_queue},      {"reject", &TextParser::stmt_reject},
+      {"counter", &TextParser::stmt_counter},  {"log", &TextParser::stmt_log},
+      {"limit", &TextParser::stmt_limit},      {"notrack", &TextParser::stmt_notrack},
+      {"dnat", &TextParser::stmt_nat},         {"snat", &TextParser::stmt_nat},
+      {"masquerade", &TextParser::stmt_nat},   {"redirect", &TextParser::stmt_nat},
+      {"comment", &TextParser::stmt_comment},  {"xt", &TextParser::stmt_xt},
+      {"tproxy", &TextParser::stmt_recognised}, {"fwd", &TextParser::stmt_recognised},
+      {"dup", &TextParser::stmt_recognised},   {"synproxy", &TextParser::stmt_recognised},
+      {"quota", &TextParser::stmt_recognised}, {"flow", &TextParser::stmt_recognised},
+      {"last", &TextParser::stmt_recognised}};
+  if (auto it = kStatements.find(w); it != kStatements.end()) return (this->*it->second)(r, s, kw);
+  if ((w == "add" || w == "update" || w == "delete") && peek(1).kind == TK::Word && peek(1).text.starts_with("@"))
+    return stmt_set_update(r, s, kw);
+  if (w == "ct" && word("count", 1)) return stmt_recognised(r, s, kw);
+  return stmt_expression(r, s, kw);
+}
 
-  auto done = [&]() {
-    s.loc = span(kw);
-    r.stmts.push_back(std::move(s));
-    return true;
-  };
+bool TextParser::done(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  s.loc = span(kw);
+  r.stmts.push_back(std::move(s));
+  return true;
+}
 
-  if (w == "accept" || w == "drop" || w == "continue" || w == "return") {
-    next();
-    s.kind = SK::Verdict;
-    s.name = w;
-    return done();
+bool TextParser::stmt_verdict(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  const std::string& w = kw.text;
+  next();
+  s.kind = SK::Verdict;
+  s.name = w;
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_jump(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  const std::string& w = kw.text;
+  next();
+  auto c = name("a chain name after '" + w + "'");
+  if (!c) return false;
+  s.kind = SK::Verdict;
+  s.name = w;
+  s.target = c->text;
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_queue(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  next();
+  s.kind = SK::Queue;
+  while (!at_stmt_end() && (word("num") || word("to") || word("flags") || word("bypass") || word("fanout"))) {
+    Token k = next();
+    std::string v;
+    if (k.text == "num" || k.text == "to") v = next().text;
+    if (k.text == "flags")
+      while (!at_stmt_end() && (word("bypass") || word("fanout") || punct(","))) v += next().text;
+    s.opts.push_back({k.text, v, loc(k)});
   }
-  if (w == "jump" || w == "goto") {
-    next();
-    auto c = name("a chain name after '" + w + "'");
-    if (!c) return false;
-    s.kind = SK::Verdict;
-    s.name = w;
-    s.target = c->text;
-    return done();
-  }
-  if (w == "queue") {
-    next();
-    s.kind = SK::Queue;
-    while (!at_stmt_end() && (word("num") || word("to") || word("flags") || word("bypass") || word("fanout"))) {
-      Token k = next();
-      std::string v;
-      if (k.text == "num" || k.text == "to") v = next().text;
-      if (k.text == "flags")
-        while (!at_stmt_end() && (word("bypass") || word("fanout") || punct(","))) v += next().text;
-      s.opts.push_back({k.text, v, loc(k)});
-    }
-    return done();
-  }
-  if (w == "reject") {
-    next();
-    s.kind = SK::Reject;
-    if (word("with")) {
-      next();
-      Token ty = next();
-      if (ty.text == "tcp") {
-        if (!word("reset")) {
-          error(peek(), "expected 'reset' after 'reject with tcp'");
-          return false;
-        }
-        next();
-        s.opts.push_back({"type", "tcp reset", loc(ty)});
-      } else if (ty.text == "icmp" || ty.text == "icmpv6" || ty.text == "icmp6" || ty.text == "icmpx") {
-        s.opts.push_back({"type", ty.text == "icmp6" ? "icmpv6" : ty.text, loc(ty)});
-        if (word("type")) next();
-        auto code = name("a reject code");
-        if (!code) return false;
-        s.opts.push_back({"code", code->text, loc(*code)});
-      } else {
-        error(ty, "unknown reject type " + describe(ty), "use icmp, icmpv6, icmpx or tcp reset");
-        return false;
-      }
-    }
-    return done();
-  }
-  if (w == "counter") {
-    next();
-    s.kind = SK::Counter;
-    if (word("name") || (peek().kind == TK::String)) {
-      if (word("name")) next();
-      auto n = name("a counter name");
-      if (!n) return false;
-      s.opts.push_back({"name", n->text, loc(*n)});
-      return done();
-    }
-    while (word("packets") || word("bytes")) {
-      Token k = next();
-      Token v = next();
-      s.opts.push_back({k.text, v.text, loc(v)});
-    }
-    return done();
-  }
-  if (w == "log") {
-    next();
-    s.kind = SK::Log;
-    for (;;) {
-      if (word("prefix") || word("level") || word("group") || word("snaplen") || word("queue-threshold")) {
-        Token k = next();
-        if (!is_name()) {
-          error(peek(), "expected a value after 'log " + k.text + "'");
-          return false;
-        }
-        Token v = next();
-        s.opts.push_back({k.text, v.text, loc(v)});
-        continue;
-      }
-      if (word("flags")) {
-        Token k = next();
-        std::string v;
-        while (!at_stmt_end() && (punct(",") || word("tcp") || word("ip") || word("sequence") || word("options") ||
-                                  word("skuid") || word("ether") || word("all")))
-        {
-          bool glue = v.empty() || last_.text == "," || punct(",");
-          v += (glue ? "" : " ") + next().text;
-        }
-        s.opts.push_back({k.text, v, loc(k)});
-        continue;
-      }
-      break;
-    }
-    return done();
-  }
-  if (w == "limit") {
-    next();
-    s.kind = SK::Limit;
-    if (word("name")) {
-      next();
-      auto n = name("a limit name");
-      if (!n) return false;
-      s.kind = SK::Other;
-      s.name = "limit name";
-      s.opts.push_back({"name", n->text, loc(*n)});
-      return done();
-    }
-    if (!word("rate")) {
-      error(peek(), "expected 'rate' after 'limit'", "write limit rate 10/second");
-      return false;
-    }
-    next();
-    if (word("over")) {
-      s.opts.push_back({"inv", "1", loc(next())});
-    } else if (word("until")) {
-      next();
-    }
-    Token rt = next();
-    std::string rate = rt.text, per;
-    if (auto slash = rate.find('/'); slash != std::string::npos) {
-      per = rate.substr(slash + 1);
-      rate = rate.substr(0, slash);
-    } else {
-      Token u = next();
-      auto slash2 = u.text.find('/');
-      if (slash2 == std::string::npos) {
-        error(u, "expected UNIT/TIME after the rate", "write limit rate 10 mbytes/second");
-        return false;
-      }
-      s.opts.push_back({"rate_unit", u.text.substr(0, slash2), loc(u)});
-      per = u.text.substr(slash2 + 1);
-    }
-    s.opts.push_back({"rate", rate, loc(rt)});
-    s.opts.push_back({"per", per, loc(rt)});
-    if (word("burst")) {
-      next();
-      Token b = next();
-      s.opts.push_back({"burst", b.text, loc(b)});
-      if (word("packets") || word("bytes") || word("kbytes") || word("mbytes")) s.opts.push_back({"burst_unit", next().text, loc(b)});
-    }
-    return done();
-  }
-  if (w == "notrack") {
-    next();
-    s.kind = SK::Notrack;
-    return done();
-  }
-  if (w == "dnat" || w == "snat" || w == "masquerade" || w == "redirect") {
-    next();
-    s.kind = SK::Nat;
-    s.name = w;
-    if (!parse_nat(s)) return false;
-    return done();
-  }
-  if (w == "comment") {
-    next();
-    if (!is_name()) {
-      error(peek(), "expected a quoted comment after 'comment'");
-      return false;
-    }
-    r.comment = next().text;
-    return true;
-  }
-  if ((w == "add" || w == "update" || w == "delete") && peek(1).kind == TK::Word && peek(1).text.starts_with("@")) {
-    next();
-    s.kind = SK::SetUpdate;
-    s.name = w;
-    s.target = next().text.substr(1);
-    if (!expect_punct("{", "after the set name")) return false;
-    auto e = parse_lhs();
-    if (!e) return false;
-    s.lhs = *e;
-    while (!punct("}") && peek().kind != TK::End && peek().kind != TK::Newline) next();
-    if (!expect_punct("}", "to close the element")) return false;
-    return done();
-  }
-  if (w == "xt") {
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_reject(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  next();
+  s.kind = SK::Reject;
+  if (word("with")) {
     next();
     Token ty = next();
-    Token n = next();
-    s.kind = SK::Other;
-    s.name = "xt " + ty.text;
-    s.opts.push_back({"name", n.text, loc(n)});
-    return done();
-  }
-  if (w == "tproxy" || w == "fwd" || w == "dup" || w == "synproxy" || w == "quota" || w == "flow" || w == "last" ||
-      (w == "ct" && (word("count", 1)))) {
-    next();
-    s.kind = SK::Other;
-    s.name = w;
-    if (w == "ct") {
+    if (ty.text == "tcp") {
+      if (!word("reset")) {
+        error(peek(), "expected 'reset' after 'reject with tcp'");
+        return false;
+      }
       next();
-      s.name = "ct count";
+      s.opts.push_back({"type", "tcp reset", loc(ty)});
+    } else if (ty.text == "icmp" || ty.text == "icmpv6" || ty.text == "icmp6" || ty.text == "icmpx") {
+      s.opts.push_back({"type", ty.text == "icmp6" ? "icmpv6" : ty.text, loc(ty)});
+      if (word("type")) next();
+      auto code = name("a reject code");
+      if (!code) return false;
+      s.opts.push_back({"code", code->text, loc(*code)});
+    } else {
+      error(ty, "unknown reject type " + describe(ty), "use icmp, icmpv6, icmpx or tcp reset");
+      return false;
     }
-    if (w == "flow" && (word("add") || word("offload"))) {
-      Token a = next();
-      s.name = "flow add";
-      if (peek().kind == TK::Word) s.opts.push_back({"flowtable", next().text, loc(a)});
-      return done();
-    }
-    consume_words(s, 8);
-    s.opts.clear();  // recognised, not modelled: the capability names it
-    return done();
   }
+  return done(r, s, kw);
+}
 
-  // An expression: a match, a mangle (`... set VALUE`) or a verdict map.
+bool TextParser::stmt_counter(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  next();
+  s.kind = SK::Counter;
+  if (word("name") || (peek().kind == TK::String)) {
+    if (word("name")) next();
+    auto n = name("a counter name");
+    if (!n) return false;
+    s.opts.push_back({"name", n->text, loc(*n)});
+    return done(r, s, kw);
+  }
+  while (word("packets") || word("bytes")) {
+    Token k = next();
+    Token v = next();
+    s.opts.push_back({k.text, v.text, loc(v)});
+  }
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_log(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  next();
+  s.kind = SK::Log;
+  for (;;) {
+    if (word("prefix") || word("level") || word("group") || word("snaplen") || word("queue-threshold")) {
+      Token k = next();
+      if (!is_name()) {
+        error(peek(), "expected a value after 'log " + k.text + "'");
+        return false;
+      }
+      Token v = next();
+      s.opts.push_back({k.text, v.text, loc(v)});
+      continue;
+    }
+    if (word("flags")) {
+      Token k = next();
+      std::string v;
+      while (!at_stmt_end() && (punct(",") || word("tcp") || word("ip") || word("sequence") || word("options") ||
+                                word("skuid") || word("ether") || word("all")))
+      {
+        bool glue = v.empty() || last_.text == "," || punct(",");
+        v += (glue ? "" : " ") + next().text;
+      }
+      s.opts.push_back({k.text, v, loc(k)});
+      continue;
+    }
+    break;
+  }
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_limit(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  next();
+  s.kind = SK::Limit;
+  if (word("name")) {
+    next();
+    auto n = name("a limit name");
+    if (!n) return false;
+    s.kind = SK::Other;
+    s.name = "limit name";
+    s.opts.push_back({"name", n->text, loc(*n)});
+    return done(r, s, kw);
+  }
+  if (!word("rate")) {
+    error(peek(), "expected 'rate' after 'limit'", "write limit rate 10/second");
+    return false;
+  }
+  next();
+  if (word("over")) {
+    s.opts.push_back({"inv", "1", loc(next())});
+  } else if (word("until")) {
+    next();
+  }
+  Token rt = next();
+  std::string rate = rt.text, per;
+  if (auto slash = rate.find('/'); slash != std::string::npos) {
+    per = rate.substr(slash + 1);
+    rate = rate.substr(0, slash);
+  } else {
+    Token u = next();
+    auto slash2 = u.text.find('/');
+    if (slash2 == std::string::npos) {
+      error(u, "expected UNIT/TIME after the rate", "write limit rate 10 mbytes/second");
+      return false;
+    }
+    s.opts.push_back({"rate_unit", u.text.substr(0, slash2), loc(u)});
+    per = u.text.substr(slash2 + 1);
+  }
+  s.opts.push_back({"rate", rate, loc(rt)});
+  s.opts.push_back({"per", per, loc(rt)});
+  if (word("burst")) {
+    next();
+    Token b = next();
+    s.opts.push_back({"burst", b.text, loc(b)});
+    if (word("packets") || word("bytes") || word("kbytes") || word("mbytes")) s.opts.push_back({"burst_unit", next().text, loc(b)});
+  }
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_notrack(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  next();
+  s.kind = SK::Notrack;
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_nat(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  const std::string& w = kw.text;
+  next();
+  s.kind = SK::Nat;
+  s.name = w;
+  if (!parse_nat(s)) return false;
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_comment(nft::RuleAst& r, Stmt&, const Token&) {
+  next();
+  if (!is_name()) {
+    error(peek(), "expected a quoted comment after 'comment'");
+    return false;
+  }
+  r.comment = next().text;
+  return true;
+}
+
+bool TextParser::stmt_set_update(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  const std::string& w = kw.text;
+  next();
+  s.kind = SK::SetUpdate;
+  s.name = w;
+  s.target = next().text.substr(1);
+  if (!expect_punct("{", "after the set name")) return false;
+  auto e = parse_lhs();
+  if (!e) return false;
+  s.lhs = *e;
+  while (!punct("}") && peek().kind != TK::End && peek().kind != TK::Newline) next();
+  if (!expect_punct("}", "to close the element")) return false;
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_xt(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  next();
+  Token ty = next();
+  Token n = next();
+  s.kind = SK::Other;
+  s.name = "xt " + ty.text;
+  s.opts.push_back({"name", n.text, loc(n)});
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_recognised(nft::RuleAst& r, Stmt& s, const Token& kw) {
+  const std::string& w = kw.text;
+  next();
+  s.kind = SK::Other;
+  s.name = w;
+  if (w == "ct") {
+    next();
+    s.name = "ct count";
+  }
+  if (w == "flow" && (word("add") || word("offload"))) {
+    Token a = next();
+    s.name = "flow add";
+    if (peek().kind == TK::Word) s.opts.push_back({"flowtable", next().text, loc(a)});
+    return done(r, s, kw);
+  }
+  consume_words(s, 8);
+  s.opts.clear();  // recognised, not modelled: the capability names it
+  return done(r, s, kw);
+}
+
+bool TextParser::stmt_expression(nft::RuleAst& r, Stmt& s, const Token& kw) {
   auto lhs = parse_lhs();
   if (!lhs) return false;
   if (word("set")) {
@@ -285,7 +322,7 @@ bool TextParser::parse_stmt(nft::RuleAst& r) {
     auto v = parse_lhs(true, true);
     if (!v) return false;
     s.rhs = *v;
-    return done();
+    return done(r, s, kw);
   }
   if (word("vmap")) {
     next();
@@ -302,7 +339,7 @@ bool TextParser::parse_stmt(nft::RuleAst& r) {
     }
     if (!m) return false;
     s.rhs = *m;
-    return done();
+    return done(r, s, kw);
   }
   s.kind = SK::Match;
   s.lhs = *lhs;
@@ -323,7 +360,7 @@ bool TextParser::parse_stmt(nft::RuleAst& r) {
   auto rhs = parse_rhs(true);
   if (!rhs) return false;
   s.rhs = *rhs;
-  return done();
+  return done(r, s, kw);
 }
 
 bool TextParser::parse_nat(Stmt& s) {
