@@ -55,54 +55,8 @@ std::optional<Expr> TextParser::parse_primary() {
   const Token& t = peek();
   if (t.kind != TK::Word) return std::nullopt;
   const std::string w = t.text;
-  auto field_of = [&](const std::string& proto) -> std::optional<Expr> {
-    Token p = next();
-    const Token& f = peek();
-    auto it = kFields.find(proto);
-    if (f.kind == TK::Word && it != kFields.end() &&
-        std::find(it->second.begin(), it->second.end(), f.text) != it->second.end()) {
-      Token ft = next();
-      Expr e = make(EK::Payload, p, proto, ft.text);
-      if (proto == "arp" && (word("ip") || word("ether"))) e.b += " " + next().text;
-      e.loc = span(p);
-      return e;
-    }
-    error(f, "unknown " + proto + " field " + describe(f),
-          it != kFields.end() ? "fields are " + [&] {
-            std::string s;
-            for (const auto& x : it->second) s += (s.empty() ? "" : ", ") + x;
-            return s;
-          }() : std::string());
-    return std::nullopt;
-  };
-  if (w == "tcp" && word("option", 1)) {
-    Token p = next();
-    next();
-    Expr e = make(EK::Other, p, "tcp option");
-    std::string detail = next().text;
-    if (peek().kind == TK::Word && (word("size") || word("kind") || word("length") || word("count") ||
-                                    word("left") || word("right") || word("tsval") || word("tsecr")))
-      detail += " " + next().text;
-    e.b = detail;
-    e.loc = span(p);
-    return e;
-  }
-  if (w == "sctp" && word("chunk", 1)) {
-    Token p = next();
-    next();
-    Expr e = make(EK::Other, p, "sctp chunk", next().text);
-    if (peek().kind == TK::Word && !is_verdict_word(peek().text) && !word("exists") && !word("missing"))
-      e.b += " " + next().text;
-    return e;
-  }
-  if (w == "ip" && word("option", 1)) {
-    Token p = next();
-    next();
-    Expr e = make(EK::Other, p, "ip option", next().text);
-    if (peek().kind == TK::Word && (word("type") || word("length") || word("value") || word("ptr") || word("addr")))
-      e.b += " " + next().text;
-    return e;
-  }
+  if ((w == "tcp" || w == "ip") && word("option", 1)) return header_option(w + " option");
+  if (w == "sctp" && word("chunk", 1)) return header_option("sctp chunk");
   if (w == "rt" && (word("mtu", 1) || word("classid", 1) || word("nexthop", 1) || word("ipsec", 1) ||
                     ((word("ip", 1) || word("ip6", 1)) && word("nexthop", 2)))) {
     Token p = next();
@@ -110,7 +64,7 @@ std::optional<Expr> TextParser::parse_primary() {
     if (d == "ip" || d == "ip6") d += " " + next().text;
     return make(EK::Other, p, "rt", d);
   }
-  if (kFields.count(w)) return field_of(w);
+  if (kFields.count(w)) return payload_field(w);
   if (one_of(w, kExthdrs) || w == "rt") {
     Token p = next();
     std::string d = w;
@@ -129,77 +83,10 @@ std::optional<Expr> TextParser::parse_primary() {
     Token p = next();
     return make(EK::Meta, p, w);
   }
-  if (w == "ct") {
-    Token p = next();
-    Expr e = make(EK::Ct, p);
-    if (word("original") || word("reply")) e.b = next().text;
-    if (word("ip") || word("ip6")) e.c = next().text;
-    if (peek().kind != TK::Word || !one_of(peek().text, kCtKeys)) {
-      error(peek(), "unknown ct key " + describe(peek()),
-            "keys are state, status, mark, direction, protocol, saddr, daddr, proto-src, proto-dst, ...");
-      return std::nullopt;
-    }
-    e.a = next().text;
-    e.loc = span(p);
-    return e;
-  }
-  if (w == "fib") {
-    Token p = next();
-    Expr e = make(EK::Fib, p);
-    for (;;) {
-      if (!(word("saddr") || word("daddr") || word("mark") || word("iif") || word("oif"))) {
-        error(peek(), "expected saddr, daddr, mark, iif or oif after 'fib', found " + describe(peek()));
-        return std::nullopt;
-      }
-      e.flags.push_back(next().text);
-      if (word(".")) {
-        next();
-        continue;
-      }
-      break;
-    }
-    if (!(word("oif") || word("oifname") || word("type"))) {
-      error(peek(), "expected oif, oifname or type as the fib result, found " + describe(peek()));
-      return std::nullopt;
-    }
-    e.a = next().text;
-    e.loc = span(p);
-    return e;
-  }
-  if (w == "numgen" || w == "symhash") {
-    Token p = next();
-    std::string d;
-    while (word("random") || word("inc") || word("mod") || word("offset") ||
-           (peek().kind == TK::Word && std::isdigit((unsigned char)peek().text[0])))
-      d += (d.empty() ? "" : " ") + next().text;
-    Expr e = make(EK::Other, p, w, d);
-    e.loc = span(p);
-    return e;
-  }
-  if (w == "jhash") {
-    Token p = next();
-    auto key = parse_lhs(false);
-    if (!key) return std::nullopt;
-    std::string d = nft::render(*key);
-    while (word("mod") || word("seed") || word("offset")) {
-      d += " " + next().text;
-      d += " " + next().text;
-    }
-    return make(EK::Other, p, "jhash", d);
-  }
-  if (w == "socket" || w == "osf" || w == "ipsec") {
-    Token p = next();
-    static const char* const kWords[] = {"transparent", "mark", "wildcard", "cgroupv2", "level", "ttl", "loose",
-                                         "skip", "name", "version", "in", "out", "spnum", "reqid", "spi",
-                                         "saddr", "daddr", "ip", "ip6"};
-    std::string d;
-    while (peek().kind == TK::Word && one_of(peek().text, kWords)) {
-      bool level = word("level") || word("spnum");
-      d += (d.empty() ? "" : " ") + next().text;
-      if (level && peek().kind == TK::Word) d += " " + next().text;
-    }
-    return make(EK::Other, p, w, d);
-  }
+  if (w == "ct") return ct_expr();
+  if (w == "fib") return fib_expr();
+  if (w == "numgen" || w == "symhash" || w == "jhash") return hash_expr(w);
+  if (w == "socket" || w == "osf" || w == "ipsec") return socket_expr(w);
   if (w.starts_with("@") && punct(",", 1)) {  // raw payload @nh,16,8
     Token p = next();
     std::string d;
@@ -210,6 +97,129 @@ std::optional<Expr> TextParser::parse_primary() {
     return make(EK::Payload, p, p.text, d);
   }
   return std::nullopt;
+}
+
+// `ip saddr`, `tcp dport`: fields not listed for the protocol are errors.
+std::optional<Expr> TextParser::payload_field(const std::string& proto) {
+  Token p = next();
+  const Token& f = peek();
+  auto it = kFields.find(proto);
+  if (f.kind == TK::Word && it != kFields.end() &&
+      std::find(it->second.begin(), it->second.end(), f.text) != it->second.end()) {
+    Token ft = next();
+    Expr e = make(EK::Payload, p, proto, ft.text);
+    if (proto == "arp" && (word("ip") || word("ether"))) e.b += " " + next().text;
+    e.loc = span(p);
+    return e;
+  }
+  error(f, "unknown " + proto + " field " + describe(f),
+        it != kFields.end() ? "fields are " + [&] {
+          std::string s;
+          for (const auto& x : it->second) s += (s.empty() ? "" : ", ") + x;
+          return s;
+        }() : std::string());
+  return std::nullopt;
+}
+
+// `tcp option maxseg size`, `ip option rr type`, `sctp chunk data flags`.
+std::optional<Expr> TextParser::header_option(const std::string& what) {
+  Token p = next();
+  next();
+  if (what == "tcp option") {
+    Expr e = make(EK::Other, p, "tcp option");
+    std::string detail = next().text;
+    if (peek().kind == TK::Word && (word("size") || word("kind") || word("length") || word("count") ||
+                                    word("left") || word("right") || word("tsval") || word("tsecr")))
+      detail += " " + next().text;
+    e.b = detail;
+    e.loc = span(p);
+    return e;
+  }
+  Expr e = make(EK::Other, p, what, next().text);
+  if (what == "sctp chunk") {
+    if (peek().kind == TK::Word && !is_verdict_word(peek().text) && !word("exists") && !word("missing"))
+      e.b += " " + next().text;
+  } else if (peek().kind == TK::Word &&
+             (word("type") || word("length") || word("value") || word("ptr") || word("addr"))) {
+    e.b += " " + next().text;
+  }
+  return e;
+}
+
+std::optional<Expr> TextParser::ct_expr() {
+  Token p = next();
+  Expr e = make(EK::Ct, p);
+  if (word("original") || word("reply")) e.b = next().text;
+  if (word("ip") || word("ip6")) e.c = next().text;
+  if (peek().kind != TK::Word || !one_of(peek().text, kCtKeys)) {
+    error(peek(), "unknown ct key " + describe(peek()),
+          "keys are state, status, mark, direction, protocol, saddr, daddr, proto-src, proto-dst, ...");
+    return std::nullopt;
+  }
+  e.a = next().text;
+  e.loc = span(p);
+  return e;
+}
+
+std::optional<Expr> TextParser::fib_expr() {
+  Token p = next();
+  Expr e = make(EK::Fib, p);
+  for (;;) {
+    if (!(word("saddr") || word("daddr") || word("mark") || word("iif") || word("oif"))) {
+      error(peek(), "expected saddr, daddr, mark, iif or oif after 'fib', found " + describe(peek()));
+      return std::nullopt;
+    }
+    e.flags.push_back(next().text);
+    if (word(".")) {
+      next();
+      continue;
+    }
+    break;
+  }
+  if (!(word("oif") || word("oifname") || word("type"))) {
+    error(peek(), "expected oif, oifname or type as the fib result, found " + describe(peek()));
+    return std::nullopt;
+  }
+  e.a = next().text;
+  e.loc = span(p);
+  return e;
+}
+
+// numgen, symhash and jhash: kept as text (their values are not modelled).
+std::optional<Expr> TextParser::hash_expr(const std::string& w) {
+  Token p = next();
+  if (w == "jhash") {
+    auto key = parse_lhs(false);
+    if (!key) return std::nullopt;
+    std::string d = nft::render(*key);
+    while (word("mod") || word("seed") || word("offset")) {
+      d += " " + next().text;
+      d += " " + next().text;
+    }
+    return make(EK::Other, p, "jhash", d);
+  }
+  std::string d;
+  while (word("random") || word("inc") || word("mod") || word("offset") ||
+         (peek().kind == TK::Word && std::isdigit((unsigned char)peek().text[0])))
+    d += (d.empty() ? "" : " ") + next().text;
+  Expr e = make(EK::Other, p, w, d);
+  e.loc = span(p);
+  return e;
+}
+
+// socket, osf and ipsec: kept as text.
+std::optional<Expr> TextParser::socket_expr(const std::string& w) {
+  Token p = next();
+  static const char* const kWords[] = {"transparent", "mark", "wildcard", "cgroupv2", "level", "ttl", "loose",
+                                       "skip", "name", "version", "in", "out", "spnum", "reqid", "spi",
+                                       "saddr", "daddr", "ip", "ip6"};
+  std::string d;
+  while (peek().kind == TK::Word && one_of(peek().text, kWords)) {
+    bool level = word("level") || word("spnum");
+    d += (d.empty() ? "" : " ") + next().text;
+    if (level && peek().kind == TK::Word) d += " " + next().text;
+  }
+  return make(EK::Other, p, w, d);
 }
 
 std::optional<Expr> TextParser::parse_operand() {

@@ -252,6 +252,12 @@ class TextParser {
   // A match, a mangle (`... set VALUE`) or a verdict map.
   bool stmt_expression(nft::RuleAst& r, Stmt& s, const Token& kw);
   std::optional<Expr> parse_primary();
+  std::optional<Expr> payload_field(const std::string& proto);
+  std::optional<Expr> header_option(const std::string& what);
+  std::optional<Expr> ct_expr();
+  std::optional<Expr> fib_expr();
+  std::optional<Expr> hash_expr(const std::string& w);
+  std::optional<Expr> socket_expr(const std::string& w);
   std::optional<Expr> parse_lhs(bool with_binop = true, bool value_ok = false);
   std::optional<Expr> parse_operand();
   std::optional<Expr> parse_value();
