@@ -142,6 +142,30 @@ Hash128 tag_of(uint64_t slot, uint64_t pid) {
   return {x, mix(x ^ 0x5bd1e995)};
 }
 
+// Values of a field, negation applied, as a slot interval set.
+std::pair<int, IntervalSet> slot_set(Field f, const IntervalSet& vals, bool neg) {
+  FieldDomain d = domain_of(f);
+  IntervalSet dom = IntervalSet::range(0, d.max);
+  IntervalSet v = neg ? vals.intersect(dom).complement(d.max) : vals.intersect(dom);
+  if (d.offset == 0) return {d.slot, v};
+  IntervalSet shifted;
+  for (const auto& iv : v.intervals()) shifted.add(iv.lo + d.offset, iv.hi + d.offset);
+  return {d.slot, shifted};
+}
+
+// Whether xt_addrtype's IPv6 test of `mask` holds for an address of `type`.
+bool addrtype6_holds(uint32_t mask, uint32_t type) {
+  bool multicast = type == kAddrMulticast, any = type == kAddrUnspec;
+  bool unicast = type == kAddrUnicast || type == kAddrLocal;
+  uint32_t route = type == kAddrLocal ? (uint32_t)kAddrLocal : 0;  // match_lookup_rt6
+  if ((mask & kAddrMulticast) && !multicast) return false;
+  if ((mask & kAddrUnicast) && !unicast) return false;
+  if ((mask & kAddrUnspec) && !any) return false;
+  uint32_t by_route = kAddrLocal | kAddrAnycast | kAddrUnreachable;
+  if (mask & by_route) return (mask & by_route & route) != 0;
+  return true;
+}
+
 class Compiler {
  public:
   Compiler(const Translation& tr, diag::Diagnostics& d, const CompileOptions& o) : tr_(tr), diag_(d), opt_(o) {}
@@ -158,6 +182,7 @@ class Compiler {
   const Rule& source(const RuleRef& r) const { return tr_.ruleset.tables[r.table].chains[r.chain].rules[r.rule]; }
   uint32_t prefix_id(const std::string& p);
   void add_xdp_stage(const std::vector<uint32_t>& rule_slots);
+  class MatchLowering;
 
   const Translation& tr_;
   diag::Diagnostics& diag_;
@@ -221,208 +246,236 @@ static bool parse_rate(std::string_view s, double& per_sec) {
   return true;
 }
 
+// One match of one rule: constraints on the rule's boxes, or a residual
+// check in its descriptor.
+class Compiler::MatchLowering {
+ public:
+  MatchLowering(Compiler& c, const Match& m, std::vector<Box>& boxes, nf2bpf_rule& desc, const SourceLoc& rule_loc,
+                bool& ok)
+      : c_(c), m_(m), boxes_(boxes), desc_(desc), rule_loc_(rule_loc), ok_(ok) {}
+  void run();
+
+ private:
+  void constrain_all(int slot, const IntervalSet& s) {
+    for (auto& b : boxes_) b.constrain(slot, s);
+  }
+  void alternatives(const std::vector<Box>& alts);
+  void fail(const std::string& why) {
+    c_.diag_.error(m_.loc.line ? m_.loc : rule_loc_, why);
+    ok_ = false;
+  }
+  void masked(const Masked& mk);
+  void set(const SetRef& ref);
+  void opaque(const IntervalSet& vals);
+  void ct_tuple(const IntervalSet& vals);
+  void addrtype6(const IntervalSet& vals);
+  void mac(const IntervalSet& vals);
+  void values(const IntervalSet& vals);
+
+  Compiler& c_;
+  const Match& m_;
+  std::vector<Box>& boxes_;
+  nf2bpf_rule& desc_;
+  const SourceLoc& rule_loc_;
+  bool& ok_;
+};
+
 void Compiler::add_match(const Match& m, std::vector<Box>& boxes, nf2bpf_rule& desc, const SourceLoc& rule_loc,
                          bool& ok) {
-  auto constrain_all = [&](int slot, const IntervalSet& s) {
-    for (auto& b : boxes) b.constrain(slot, s);
-  };
-  auto alternatives = [&](const std::vector<Box>& alts) {
-    std::vector<Box> out;
-    for (const auto& b : boxes)
-      for (const auto& a : alts) {
-        Box x = b.and_with(a);
-        if (!x.empty) out.push_back(std::move(x));
-      }
-    boxes = std::move(out);
-  };
-  auto fail = [&](const std::string& why) {
-    diag_.error(m.loc.line ? m.loc : rule_loc, why);
-    ok = false;
-  };
-  // Values of a field, negation applied, as a slot interval set.
-  auto slot_set = [&](Field f, const IntervalSet& vals, bool neg) -> std::pair<int, IntervalSet> {
-    FieldDomain d = domain_of(f);
-    IntervalSet dom = IntervalSet::range(0, d.max);
-    IntervalSet v = neg ? vals.intersect(dom).complement(d.max) : vals.intersect(dom);
-    if (d.offset == 0) return {d.slot, v};
-    IntervalSet shifted;
-    for (const auto& iv : v.intervals()) shifted.add(iv.lo + d.offset, iv.hi + d.offset);
-    return {d.slot, shifted};
-  };
+  MatchLowering(*this, m, boxes, desc, rule_loc, ok).run();
+}
 
+void Compiler::MatchLowering::run() {
+  const Match& m = m_;
   if (auto* mk = std::get_if<Masked>(&m.value)) {
-    if (m.field == Field::TcpFlags) {
-      IntervalSet s;
-      for (uint32_t v = 0; v < 256; ++v)
-        if (mk->values.contains(v & mk->mask) != m.negated) s.add(v, v);
-      constrain_all(NF_SLOT_TCPFLAGS, s);
-      return;
-    }
-    if (mk->values.intervals().size() != 1 || mk->values.intervals()[0].lo != mk->values.intervals()[0].hi) {
-      fail("a mark test with several values is not supported");
-      return;
-    }
-    uint32_t val = (uint32_t)mk->values.intervals()[0].lo;
-    if (m.field == Field::Mark) {
-      if (!(desc.residual & NF_RES_MARK)) {
-        desc.residual |= NF_RES_MARK | (m.negated ? NF_RES_MARK_NEG : 0);
-        desc.mark_mask = (uint32_t)mk->mask, desc.mark_value = val;
-      } else if (!(desc.residual & NF_RES_MARK2)) {
-        desc.residual |= NF_RES_MARK2 | (m.negated ? NF_RES_MARK2_NEG : 0);
-        desc.mark2_mask = (uint32_t)mk->mask, desc.mark2_value = val;
-      } else {
-        fail("more than two mark tests apply to this rule (with the chains that jump to it)");
-      }
-      return;
-    }
-    if (m.field == Field::CtMark) {
-      if (desc.residual & NF_RES_CTMARK) {
-        fail("more than one connmark test applies to this rule (with the chains that jump to it)");
-        return;
-      }
-      desc.residual |= NF_RES_CTMARK | (m.negated ? NF_RES_CTMARK_NEG : 0);
-      desc.ctmark_mask = (uint32_t)mk->mask, desc.ctmark_value = val;
-      return;
-    }
-    fail(std::string("masked test of ") + to_string(m.field) + " is not supported by the dataplane");
-    return;
-  }
-
-  if (auto* ifs = std::get_if<std::vector<IfacePattern>>(&m.value)) {
+    masked(*mk);
+  } else if (auto* ifs = std::get_if<std::vector<IfacePattern>>(&m.value)) {
     int which = m.field == Field::IifName ? 0 : 1;
-    for (auto& b : boxes) b.constrain_iface(which, IfaceClause{*ifs, m.negated});
-    return;
+    for (auto& b : boxes_) b.constrain_iface(which, IfaceClause{*ifs, m.negated});
+  } else if (auto* ref = std::get_if<SetRef>(&m.value)) {
+    set(*ref);
+  } else {
+    const auto& vals = std::get<IntervalSet>(m.value);
+    if (m.field == Field::Opaque) opaque(vals);
+    else if (m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
+             m.field == Field::CtReplDst || m.field == Field::CtOrigSrcPort || m.field == Field::CtOrigDstPort ||
+             m.field == Field::CtReplSrcPort || m.field == Field::CtReplDstPort)
+      ct_tuple(vals);
+    else if ((m.field == Field::SrcAddrType || m.field == Field::DstAddrType) && c_.ip6_stage_ &&
+             m.cap.rfind("-m addrtype", 0) == 0)
+      addrtype6(vals);
+    else if (m.field == Field::SrcMac) mac(vals);
+    else values(vals);
   }
+}
 
-  if (auto* ref = std::get_if<SetRef>(&m.value)) {
-    const Set* set = tr_.ruleset.find_set(tr_.ruleset.tables[table_index_], ref->name);
-    if (!set) {
-      fail("set '" + ref->name + "' is not defined");
-      return;
+// Every box once per alternative (a set of boxes ORed), empty ones dropped.
+void Compiler::MatchLowering::alternatives(const std::vector<Box>& alts) {
+  std::vector<Box> out;
+  for (const auto& b : boxes_)
+    for (const auto& a : alts) {
+      Box x = b.and_with(a);
+      if (!x.empty) out.push_back(std::move(x));
     }
-    size_t dims = ref->key.size();
-    if (dims == 1) {
-      IntervalSet u;
-      for (const auto& e : set->elements)
-        if (!e.key.empty()) u.add(e.key[0]);
-      auto [slot, s] = slot_set(ref->key[0], u, m.negated);
-      if (slot < 0) {
-        fail(std::string("sets keyed by ") + to_string(ref->key[0]) + " are not supported by the dataplane");
-        return;
-      }
-      constrain_all(slot, s);
-      return;
-    }
-    if (m.negated) {
-      fail("a negated match on a multi-dimensional set is not supported");
-      return;
-    }
-    std::vector<Box> alts;
-    for (const auto& e : set->elements) {
-      Box b;
-      for (size_t i = 0; i < dims && i < e.key.size(); ++i) {
-        auto [slot, s] = slot_set(ref->key[i], e.key[i], false);
-        if (slot < 0) {
-          fail(std::string("sets keyed by ") + to_string(ref->key[i]) + " are not supported by the dataplane");
-          return;
-        }
-        b.constrain(slot, s);
-      }
-      if (!b.empty) alts.push_back(std::move(b));
-    }
-    alternatives(alts);
-    return;
-  }
+  boxes_ = std::move(out);
+}
 
-  const auto& vals = std::get<IntervalSet>(m.value);
-  if (m.field == Field::Opaque) {
-    if (m.cap == "-m multiport --ports") {
-      if (m.negated) {
-        constrain_all(NF_SLOT_SPORT, vals.complement(65535));
-        constrain_all(NF_SLOT_DPORT, vals.complement(65535));
-      } else {
-        Box a, b;
-        a.constrain(NF_SLOT_SPORT, vals);
-        b.constrain(NF_SLOT_DPORT, vals);
-        b.constrain(NF_SLOT_SPORT, vals.complement(65535));  // disjoint: a packet hits one box
-        alternatives({a, b});
-      }
+// TCP flags become the flag values that pass; marks and connmarks residual checks.
+void Compiler::MatchLowering::masked(const Masked& mk) {
+  const Match& m = m_;
+  nf2bpf_rule& desc = desc_;
+  if (m.field == Field::TcpFlags) {
+    IntervalSet s;
+    for (uint32_t v = 0; v < 256; ++v)
+      if (mk.values.contains(v & mk.mask) != m.negated) s.add(v, v);
+    constrain_all(NF_SLOT_TCPFLAGS, s);
+    return;
+  }
+  if (mk.values.intervals().size() != 1 || mk.values.intervals()[0].lo != mk.values.intervals()[0].hi) {
+    fail("a mark test with several values is not supported");
+    return;
+  }
+  uint32_t val = (uint32_t)mk.values.intervals()[0].lo;
+  if (m.field == Field::Mark) {
+    if (!(desc.residual & NF_RES_MARK)) {
+      desc.residual |= NF_RES_MARK | (m.negated ? NF_RES_MARK_NEG : 0);
+      desc.mark_mask = (uint32_t)mk.mask, desc.mark_value = val;
+    } else if (!(desc.residual & NF_RES_MARK2)) {
+      desc.residual |= NF_RES_MARK2 | (m.negated ? NF_RES_MARK2_NEG : 0);
+      desc.mark2_mask = (uint32_t)mk.mask, desc.mark2_value = val;
+    } else {
+      fail("more than two mark tests apply to this rule (with the chains that jump to it)");
+    }
+    return;
+  }
+  if (m.field == Field::CtMark) {
+    if (desc.residual & NF_RES_CTMARK) {
+      fail("more than one connmark test applies to this rule (with the chains that jump to it)");
       return;
     }
-    if (m.module == "limit") return;  // handled per rule (rate + burst)
-    if (m.module == "statistic") return;
-    // ipset's own counters: no effect on whether the rule matches.
-    if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
-    fail("unsupported match " + m.cap + " reached the compiler");
+    desc.residual |= NF_RES_CTMARK | (m.negated ? NF_RES_CTMARK_NEG : 0);
+    desc.ctmark_mask = (uint32_t)mk.mask, desc.ctmark_value = val;
     return;
   }
-  if (m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
-      m.field == Field::CtReplDst || m.field == Field::CtOrigSrcPort || m.field == Field::CtOrigDstPort ||
-      m.field == Field::CtReplSrcPort || m.field == Field::CtReplDstPort) {
-    // Without NAT the original tuple is the packet's own in the original
-    // direction and the swapped one in the reply direction.
-    bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
-                m.field == Field::CtReplDst;
-    bool src_in_orig = m.field == Field::CtOrigSrc || m.field == Field::CtOrigSrcPort ||
-                       m.field == Field::CtReplDst || m.field == Field::CtReplDstPort;
-    Field s = addr ? Field::SrcAddr : Field::SrcPort, d = addr ? Field::DstAddr : Field::DstPort;
-    Box orig, repl;
-    orig.constrain(NF_SLOT_CTDIR, IntervalSet::single(0));
-    repl.constrain(NF_SLOT_CTDIR, IntervalSet::single(1));
-    auto [so, vo] = slot_set(src_in_orig ? s : d, vals, m.negated);
-    auto [sr, vr] = slot_set(src_in_orig ? d : s, vals, m.negated);
-    orig.constrain(so, vo);
-    repl.constrain(sr, vr);
-    alternatives({orig, repl});
+  fail(std::string("masked test of ") + to_string(m.field) + " is not supported by the dataplane");
+}
+
+// A one-field set is a value list; a multi-field set is one box per element.
+void Compiler::MatchLowering::set(const SetRef& ref) {
+  const Set* set = c_.tr_.ruleset.find_set(c_.tr_.ruleset.tables[c_.table_index_], ref.name);
+  if (!set) {
+    fail("set '" + ref.name + "' is not defined");
     return;
   }
-  if ((m.field == Field::SrcAddrType || m.field == Field::DstAddrType) && ip6_stage_ &&
-      m.cap.rfind("-m addrtype", 0) == 0) {
-    // ip6tables' addrtype (xt_addrtype match_type6) is not IPv4's "the
-    // address's one type is in the list": every listed condition must hold,
-    // and a local address is UNICAST as well as LOCAL. The classifier sees
-    // the address's one type from the host table; list the types for which
-    // the kernel's test holds.
-    uint32_t mask = 0;
-    for (const auto& iv : vals.intervals())
-      for (u128 v = iv.lo; v <= iv.hi && v <= 4095; ++v) mask |= (uint32_t)v;
-    auto holds = [mask](uint32_t type) {
-      bool multicast = type == kAddrMulticast, any = type == kAddrUnspec;
-      bool unicast = type == kAddrUnicast || type == kAddrLocal;
-      uint32_t route = type == kAddrLocal ? (uint32_t)kAddrLocal : 0;  // match_lookup_rt6
-      if ((mask & kAddrMulticast) && !multicast) return false;
-      if ((mask & kAddrUnicast) && !unicast) return false;
-      if ((mask & kAddrUnspec) && !any) return false;
-      uint32_t by_route = kAddrLocal | kAddrAnycast | kAddrUnreachable;
-      if (mask & by_route) return (mask & by_route & route) != 0;
-      return true;
-    };
-    IntervalSet types;
-    for (uint32_t t = 0; t <= 4095; ++t)
-      if (holds(t)) types.add(t, t);
-    auto [slot, s] = slot_set(m.field, types, m.negated);
+  size_t dims = ref.key.size();
+  if (dims == 1) {
+    IntervalSet u;
+    for (const auto& e : set->elements)
+      if (!e.key.empty()) u.add(e.key[0]);
+    auto [slot, s] = slot_set(ref.key[0], u, m_.negated);
+    if (slot < 0) {
+      fail(std::string("sets keyed by ") + to_string(ref.key[0]) + " are not supported by the dataplane");
+      return;
+    }
     constrain_all(slot, s);
     return;
   }
-  if (m.field == Field::SrcMac) {
-    if (vals.intervals().size() != 1 || vals.intervals()[0].lo != vals.intervals()[0].hi || (desc.residual & NF_RES_MAC)) {
-      fail("only one single-address MAC test per rule is supported");
-      return;
-    }
-    desc.residual |= NF_RES_MAC | (m.negated ? NF_RES_MAC_NEG : 0);
-    desc.mac = (uint64_t)vals.intervals()[0].lo;
+  if (m_.negated) {
+    fail("a negated match on a multi-dimensional set is not supported");
     return;
   }
-  auto [slot, s] = slot_set(m.field, vals, m.negated);
+  std::vector<Box> alts;
+  for (const auto& e : set->elements) {
+    Box b;
+    for (size_t i = 0; i < dims && i < e.key.size(); ++i) {
+      auto [slot, s] = slot_set(ref.key[i], e.key[i], false);
+      if (slot < 0) {
+        fail(std::string("sets keyed by ") + to_string(ref.key[i]) + " are not supported by the dataplane");
+        return;
+      }
+      b.constrain(slot, s);
+    }
+    if (!b.empty) alts.push_back(std::move(b));
+  }
+  alternatives(alts);
+}
+
+void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
+  const Match& m = m_;
+  if (m.cap == "-m multiport --ports") {
+    if (m.negated) {
+      constrain_all(NF_SLOT_SPORT, vals.complement(65535));
+      constrain_all(NF_SLOT_DPORT, vals.complement(65535));
+    } else {
+      Box a, b;
+      a.constrain(NF_SLOT_SPORT, vals);
+      b.constrain(NF_SLOT_DPORT, vals);
+      b.constrain(NF_SLOT_SPORT, vals.complement(65535));  // disjoint: a packet hits one box
+      alternatives({a, b});
+    }
+    return;
+  }
+  if (m.module == "limit") return;  // handled per rule (rate + burst)
+  if (m.module == "statistic") return;
+  // ipset's own counters: no effect on whether the rule matches.
+  if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
+  fail("unsupported match " + m.cap + " reached the compiler");
+}
+
+void Compiler::MatchLowering::ct_tuple(const IntervalSet& vals) {
+  const Match& m = m_;
+  // Without NAT the original tuple is the packet's own in the original
+  // direction and the swapped one in the reply direction.
+  bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
+              m.field == Field::CtReplDst;
+  bool src_in_orig = m.field == Field::CtOrigSrc || m.field == Field::CtOrigSrcPort ||
+                     m.field == Field::CtReplDst || m.field == Field::CtReplDstPort;
+  Field s = addr ? Field::SrcAddr : Field::SrcPort, d = addr ? Field::DstAddr : Field::DstPort;
+  Box orig, repl;
+  orig.constrain(NF_SLOT_CTDIR, IntervalSet::single(0));
+  repl.constrain(NF_SLOT_CTDIR, IntervalSet::single(1));
+  auto [so, vo] = slot_set(src_in_orig ? s : d, vals, m.negated);
+  auto [sr, vr] = slot_set(src_in_orig ? d : s, vals, m.negated);
+  orig.constrain(so, vo);
+  repl.constrain(sr, vr);
+  alternatives({orig, repl});
+}
+
+// ip6tables' addrtype (xt_addrtype match_type6) is not IPv4's "the address's
+// one type is in the list": every listed condition must hold, and a local
+// address is UNICAST as well as LOCAL. The classifier sees the address's one
+// type from the host table; list the types for which the kernel's test holds.
+void Compiler::MatchLowering::addrtype6(const IntervalSet& vals) {
+  uint32_t mask = 0;
+  for (const auto& iv : vals.intervals())
+    for (u128 v = iv.lo; v <= iv.hi && v <= 4095; ++v) mask |= (uint32_t)v;
+  IntervalSet types;
+  for (uint32_t t = 0; t <= 4095; ++t)
+    if (addrtype6_holds(mask, t)) types.add(t, t);
+  auto [slot, s] = slot_set(m_.field, types, m_.negated);
+  constrain_all(slot, s);
+}
+
+void Compiler::MatchLowering::mac(const IntervalSet& vals) {
+  if (vals.intervals().size() != 1 || vals.intervals()[0].lo != vals.intervals()[0].hi || (desc_.residual & NF_RES_MAC)) {
+    fail("only one single-address MAC test per rule is supported");
+    return;
+  }
+  desc_.residual |= NF_RES_MAC | (m_.negated ? NF_RES_MAC_NEG : 0);
+  desc_.mac = (uint64_t)vals.intervals()[0].lo;
+}
+
+void Compiler::MatchLowering::values(const IntervalSet& vals) {
+  auto [slot, s] = slot_set(m_.field, vals, m_.negated);
   if (slot < 0) {
-    fail(std::string("match on ") + to_string(m.field) + " is not supported by the dataplane");
+    fail(std::string("match on ") + to_string(m_.field) + " is not supported by the dataplane");
     return;
   }
   constrain_all(slot, s);
   // The connection's protocol: a packet without a connection (INVALID,
   // UNTRACKED, or before conntrack) has none, so it matches neither the
   // protocol nor its negation. Those packets are the ones with no direction.
-  if (m.field == Field::CtL4Proto) constrain_all(NF_SLOT_CTDIR, IntervalSet::range(0, 1));
+  if (m_.field == Field::CtL4Proto) constrain_all(NF_SLOT_CTDIR, IntervalSet::range(0, 1));
 }
 
 bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
