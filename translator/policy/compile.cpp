@@ -166,6 +166,23 @@ bool addrtype6_holds(uint32_t mask, uint32_t type) {
   return true;
 }
 
+struct StageWork {
+  const DecisionList* dl;
+  std::vector<Lowered> rules;
+  std::vector<RuleRef> origins;
+};
+
+// A box's slots and, per slot, its predicate id.
+struct BoxPreds {
+  uint32_t mask;
+  std::array<uint32_t, kSlots> pid;
+};
+
+struct TupleBuild {
+  nf2bpf_tuple tu{};
+  std::unordered_map<nf2bpf_entry_key, std::vector<uint32_t>, EntryKeyHash, EntryKeyEq> chains;
+};
+
 class Compiler {
  public:
   Compiler(const Translation& tr, diag::Diagnostics& d, const CompileOptions& o) : tr_(tr), diag_(d), opt_(o) {}
@@ -183,6 +200,20 @@ class Compiler {
   uint32_t prefix_id(const std::string& p);
   void add_xdp_stage(const std::vector<uint32_t>& rule_slots);
   class MatchLowering;
+
+  StageWork lower_stage(const DecisionList& dl, const std::set<RuleRef>& unsupported);
+  std::vector<std::vector<std::vector<BoxPreds>>> box_predicates(const std::vector<StageWork>& work);
+  void compute_classes();
+  void emit_stage(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp, std::vector<uint32_t>& rule_slots,
+                  uint32_t& max_micro);
+  uint32_t emit_rules(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp, uint32_t first_rule,
+                      std::vector<uint32_t>& rule_slots);
+  std::vector<TupleBuild> build_tuples(const StageWork& w, const std::vector<std::vector<BoxPreds>>& bp,
+                                       uint32_t first_rule);
+  TupleBuild build_tuple(const StageWork& w, uint32_t mask,
+                         const std::vector<std::pair<uint32_t, const BoxPreds*>>& list, uint32_t first_rule,
+                         const std::vector<uint32_t>& resume, size_t& stage_entries);
+  uint32_t emit_entries(std::vector<TupleBuild>& builds, uint32_t& max_chain);
 
   const Translation& tr_;
   diag::Diagnostics& diag_;
@@ -734,50 +765,70 @@ Policy Compiler::run() {
     if (r.status == caps::Fidelity::Unsupported) unsupported.insert(r.ref);
   pol_.rule_count_source = tr_.rules.size() - unsupported.size();
 
-  struct StageWork {
-    const DecisionList* dl;
-    std::vector<Lowered> rules;
-    std::vector<RuleRef> origins;
-  };
   std::vector<StageWork> work;
   for (const auto& dl : tr_.pipeline.stages) {
     if (dl.type == ChainType::Nat) continue;  // NAT stages: rules are unsupported, policy is ACCEPT
     if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
     if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) continue;
-    StageWork w{&dl, {}, {}};
-    std::vector<int64_t> remap(dl.rules.size() + 1, -1);  // flat index -> compiled index
-    std::vector<uint32_t> kept;
-    for (uint32_t i = 0; i < dl.rules.size(); ++i) {
-      const FlatRule& f = dl.rules[i];
-      bool skip = unsupported.count(f.origin) > 0;
-      for (const auto& p : f.path) skip |= unsupported.count(p) > 0;
-      if (skip) continue;
-      Lowered l;
-      if (!lower(f, dl, l)) {
-        failed_ = true;
-        continue;
-      }
-      remap[i] = (int64_t)w.rules.size();
-      kept.push_back(i);
-      w.rules.push_back(std::move(l));
-      w.origins.push_back(f.origin);
-    }
-    // Skip targets: the first kept rule at or after the flat target.
-    int64_t next_kept = (int64_t)w.rules.size();
-    for (int64_t i = (int64_t)dl.rules.size(); i >= 0; --i) {
-      if (remap[i] >= 0) next_kept = remap[i];
-      remap[i] = next_kept;
-    }
-    for (size_t k = 0; k < kept.size(); ++k)
-      if (w.rules[k].desc.action == NF_ACT_SKIP) w.rules[k].desc.skip_to = (uint32_t)remap[dl.rules[kept[k]].skip_to];
-    work.push_back(std::move(w));
+    work.push_back(lower_stage(dl, unsupported));
   }
+  std::vector<std::vector<std::vector<BoxPreds>>> bp = box_predicates(work);
+  compute_classes();
 
-  // Predicates per slot, and each rule box's predicate ids.
-  struct BoxPreds {
-    uint32_t mask;
-    std::array<uint32_t, kSlots> pid;
-  };
+  // Rules, stages, tuples and entries.
+  uint32_t max_micro = 0;
+  std::vector<uint32_t> rule_slots;  // per compiled rule: the slots its boxes constrain
+  for (size_t s = 0; s < work.size(); ++s) emit_stage(work[s], bp[s], rule_slots, max_micro);
+  // Stages are already in hook order (flatten sorts them).
+  for (size_t i = 0; i < pol_.stages.size(); ++i) {
+    pol_.stages[i].policy_counter = (uint32_t)(pol_.rules.size() + i);
+    auto& h = pol_.hooks[pol_.stages[i].hook];
+    if (h.stage_count == 0) h.stage_first = (uint32_t)i;
+    ++h.stage_count;
+  }
+  add_xdp_stage(rule_slots);
+  pol_.cfg.nrules = (uint32_t)pol_.rules.size();
+  pol_.cfg.max_steps = max_micro;
+  if (pol_.cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR))) pol_.cfg.ct_needed = 1;
+  pol_.checksum = compute_checksum(pol_);
+  (void)failed_;
+  return std::move(pol_);
+}
+
+// The rules of one decision list that compile, with skip targets renumbered
+// to the rules kept.
+StageWork Compiler::lower_stage(const DecisionList& dl, const std::set<RuleRef>& unsupported) {
+  StageWork w{&dl, {}, {}};
+  std::vector<int64_t> remap(dl.rules.size() + 1, -1);  // flat index -> compiled index
+  std::vector<uint32_t> kept;
+  for (uint32_t i = 0; i < dl.rules.size(); ++i) {
+    const FlatRule& f = dl.rules[i];
+    bool skip = unsupported.count(f.origin) > 0;
+    for (const auto& p : f.path) skip |= unsupported.count(p) > 0;
+    if (skip) continue;
+    Lowered l;
+    if (!lower(f, dl, l)) {
+      failed_ = true;
+      continue;
+    }
+    remap[i] = (int64_t)w.rules.size();
+    kept.push_back(i);
+    w.rules.push_back(std::move(l));
+    w.origins.push_back(f.origin);
+  }
+  // Skip targets: the first kept rule at or after the flat target.
+  int64_t next_kept = (int64_t)w.rules.size();
+  for (int64_t i = (int64_t)dl.rules.size(); i >= 0; --i) {
+    if (remap[i] >= 0) next_kept = remap[i];
+    remap[i] = next_kept;
+  }
+  for (size_t k = 0; k < kept.size(); ++k)
+    if (w.rules[k].desc.action == NF_ACT_SKIP) w.rules[k].desc.skip_to = (uint32_t)remap[dl.rules[kept[k]].skip_to];
+  return w;
+}
+
+// Predicates per slot, and each rule box's predicate ids: [stage][rule][box].
+std::vector<std::vector<std::vector<BoxPreds>>> Compiler::box_predicates(const std::vector<StageWork>& work) {
   std::vector<std::vector<std::vector<BoxPreds>>> bp(work.size());
   for (size_t s = 0; s < work.size(); ++s) {
     bp[s].resize(work[s].rules.size());
@@ -794,6 +845,10 @@ Policy Compiler::run() {
         bp[s][r].push_back(x);
       }
   }
+  return bp;
+}
+
+void Compiler::compute_classes() {
   for (int sl = 0; sl < kSlots; ++sl) {
     if (is_lpm(sl)) classes_lpm(sl);
     else if (is_iface(sl)) classes_iface(sl);
@@ -807,191 +862,205 @@ Policy Compiler::run() {
     bool used = !preds_[sl].empty() || (is_iface(sl) && !iface_preds_[sl - NF_SLOT_IIF].empty());
     if (used) pol_.cfg.slots_used |= 1u << sl;
   }
+}
 
-  // Rules, stages, tuples and entries.
-  uint32_t max_micro = 0;
-  std::vector<uint32_t> rule_slots;  // per compiled rule: the slots its boxes constrain
-  for (size_t s = 0; s < work.size(); ++s) {
-    const DecisionList& dl = *work[s].dl;
-    nf2bpf_stage st{};
-    st.first_rule = (uint32_t)pol_.rules.size();
-    st.end_rule = st.first_rule + (uint32_t)work[s].rules.size();
-    st.policy = dl.policy == VerdictKind::Drop ? NF_ACT_DROP : NF_ACT_ACCEPT;
-    st.hook = dl.hook == Hook::Prerouting ? NF_HOOK_PREROUTING
-              : dl.hook == Hook::Input    ? NF_HOOK_INPUT
-              : dl.hook == Hook::Forward  ? NF_HOOK_FORWARD
-              : dl.hook == Hook::Output   ? NF_HOOK_OUTPUT
-                                          : NF_HOOK_POSTROUTING;
-    st.family_mask = dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
-    st.flags = dl.priority < -200 ? NF_STAGE_BEFORE_CT : 0;
-    st.tuple_first = (uint32_t)pol_.tuples.size();
+// One stage: its rules, statements, tuples and entries.
+void Compiler::emit_stage(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp,
+                          std::vector<uint32_t>& rule_slots, uint32_t& max_micro) {
+  const DecisionList& dl = *w.dl;
+  nf2bpf_stage st{};
+  st.first_rule = (uint32_t)pol_.rules.size();
+  st.end_rule = st.first_rule + (uint32_t)w.rules.size();
+  st.policy = dl.policy == VerdictKind::Drop ? NF_ACT_DROP : NF_ACT_ACCEPT;
+  st.hook = dl.hook == Hook::Prerouting ? NF_HOOK_PREROUTING
+            : dl.hook == Hook::Input    ? NF_HOOK_INPUT
+            : dl.hook == Hook::Forward  ? NF_HOOK_FORWARD
+            : dl.hook == Hook::Output   ? NF_HOOK_OUTPUT
+                                        : NF_HOOK_POSTROUTING;
+  st.family_mask = dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
+  st.flags = dl.priority < -200 ? NF_STAGE_BEFORE_CT : 0;
+  st.tuple_first = (uint32_t)pol_.tuples.size();
 
-    uint32_t steps = 1;
-    for (size_t r = 0; r < work[s].rules.size(); ++r) {
-      Lowered& l = work[s].rules[r];
-      if (l.desc.action == NF_ACT_SKIP) l.desc.skip_to += st.first_rule;
-      l.desc.stmt_first = (uint32_t)pol_.stmts.size();
-      l.desc.stmt_count = (uint16_t)l.stmts.size();
-      pol_.stmts.insert(pol_.stmts.end(), l.stmts.begin(), l.stmts.end());
-      pol_.rules.push_back(l.desc);
-      uint32_t slots = 0;
-      for (const auto& b : bp[s][r]) slots |= b.mask;
-      rule_slots.push_back(slots);
-      const Rule& src = source(work[s].origins[r]);
-      const auto& t = tr_.ruleset.tables[work[s].origins[r].table];
-      pol_.origins.push_back({src.loc.file_line(), t.name, t.chains[work[s].origins[r].chain].name, src.text, src.loc.line});
-      std::string cname = t.name + "/" + t.chains[work[s].origins[r].chain].name;
-      auto cit = std::find(pol_.chain_names.begin(), pol_.chain_names.end(), cname);
-      if (cit == pol_.chain_names.end()) cit = pol_.chain_names.insert(pol_.chain_names.end(), cname);
-      pol_.rules.back().src_chain = (uint32_t)(cit - pol_.chain_names.begin());
-      pol_.rules.back().src_line = src.loc.line;
-      if (!l.unconditional_terminal) ++steps;
-      if (l.desc.residual & (NF_RES_CTMARK)) pol_.cfg.ct_needed = 1;
-      for (const auto& stt : l.stmts)
-        if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)
-          pol_.cfg.ct_needed = 1;
+  uint32_t steps = emit_rules(w, bp, st.first_rule, rule_slots);
+  std::vector<TupleBuild> builds = build_tuples(w, bp, st.first_rule);
+  uint32_t max_chain = 1;
+  st.tuple_count = emit_entries(builds, max_chain);
+  st.policy_counter = 0;  // set below once rule count is final
+  pol_.stages.push_back(st);
+  const auto& t = tr_.ruleset.tables[dl.table_index];
+  pol_.stage_origins.push_back({t.chains[dl.chain_index].loc.file_line(), dl.table, dl.chain,
+                                "policy " + std::string(to_string(dl.policy)), t.chains[dl.chain_index].loc.line});
+  uint64_t micro = (uint64_t)steps * (st.tuple_count + max_chain) + 4;
+  max_micro = (uint32_t)std::min<uint64_t>(std::max<uint64_t>(max_micro, micro), 1u << 23);
+  if (micro > (1u << 23)) {
+    diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "base chain " + dl.table + "/" + dl.chain +
+                " needs more classifier steps than one BPF loop allows");
+    failed_ = true;
+  }
+  if (dl.hook == Hook::Prerouting || dl.hook == Hook::Input || dl.hook == Hook::Forward || dl.hook == Hook::Output ||
+      dl.hook == Hook::Postrouting)
+    pol_.cfg.hooks_used |= 1u << st.hook;
+}
+
+// The stage's rules and statements, with their origins; returns the
+// classifier steps a search of the stage can take.
+uint32_t Compiler::emit_rules(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp, uint32_t first_rule,
+                              std::vector<uint32_t>& rule_slots) {
+  uint32_t steps = 1;
+  for (size_t r = 0; r < w.rules.size(); ++r) {
+    Lowered& l = w.rules[r];
+    if (l.desc.action == NF_ACT_SKIP) l.desc.skip_to += first_rule;
+    l.desc.stmt_first = (uint32_t)pol_.stmts.size();
+    l.desc.stmt_count = (uint16_t)l.stmts.size();
+    pol_.stmts.insert(pol_.stmts.end(), l.stmts.begin(), l.stmts.end());
+    pol_.rules.push_back(l.desc);
+    uint32_t slots = 0;
+    for (const auto& b : bp[r]) slots |= b.mask;
+    rule_slots.push_back(slots);
+    const Rule& src = source(w.origins[r]);
+    const auto& t = tr_.ruleset.tables[w.origins[r].table];
+    pol_.origins.push_back({src.loc.file_line(), t.name, t.chains[w.origins[r].chain].name, src.text, src.loc.line});
+    std::string cname = t.name + "/" + t.chains[w.origins[r].chain].name;
+    auto cit = std::find(pol_.chain_names.begin(), pol_.chain_names.end(), cname);
+    if (cit == pol_.chain_names.end()) cit = pol_.chain_names.insert(pol_.chain_names.end(), cname);
+    pol_.rules.back().src_chain = (uint32_t)(cit - pol_.chain_names.begin());
+    pol_.rules.back().src_line = src.loc.line;
+    if (!l.unconditional_terminal) ++steps;
+    if (l.desc.residual & (NF_RES_CTMARK)) pol_.cfg.ct_needed = 1;
+    for (const auto& stt : l.stmts)
+      if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)
+        pol_.cfg.ct_needed = 1;
+  }
+  return steps;
+}
+
+// Where a search can resume: after rules that do not end the stage
+// (statements only, RETURN-like skips, residual checks) and at skip targets.
+std::vector<uint32_t> resume_points(const StageWork& w, uint32_t first_rule) {
+  std::vector<uint32_t> resume = {first_rule};
+  for (size_t r = 0; r < w.rules.size(); ++r) {
+    const auto& d = w.rules[r].desc;
+    if (!w.rules[r].unconditional_terminal) resume.push_back(first_rule + (uint32_t)r + 1);
+    if (d.action == NF_ACT_SKIP) resume.push_back(d.skip_to);
+  }
+  std::sort(resume.begin(), resume.end());
+  return resume;
+}
+
+// The stage's tuples (boxes grouped by slot set) with their entry chains,
+// in probe order.
+std::vector<TupleBuild> Compiler::build_tuples(const StageWork& w, const std::vector<std::vector<BoxPreds>>& bp,
+                                               uint32_t first_rule) {
+  std::vector<uint32_t> resume = resume_points(w, first_rule);
+  std::map<uint32_t, std::vector<std::pair<uint32_t, const BoxPreds*>>> by_mask;
+  for (uint32_t r = 0; r < bp.size(); ++r)
+    for (const auto& b : bp[r]) by_mask[b.mask].emplace_back(r, &b);
+  std::vector<TupleBuild> builds;
+  size_t stage_entries = 0;
+  for (auto& [mask, list] : by_mask) {
+    TupleBuild tb = build_tuple(w, mask, list, first_rule, resume, stage_entries);
+    if (tb.tu.min_rule != UINT32_MAX) builds.push_back(std::move(tb));
+    if (failed_) break;
+  }
+  // Probe order: by first rule, so the search can stop early.
+  std::sort(builds.begin(), builds.end(), [](auto& a, auto& b) { return a.tu.min_rule < b.tu.min_rule; });
+  if (pol_.tuples.size() + builds.size() > 65535) {
+    diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "the ruleset needs more than 65535 classifier tuples");
+    failed_ = true;
+    builds.clear();
+  }
+  return builds;
+}
+
+// One tuple: the product of the class sets of its slots, per box, each key
+// with the chain of rules that can match it.
+TupleBuild Compiler::build_tuple(const StageWork& w, uint32_t mask,
+                                 const std::vector<std::pair<uint32_t, const BoxPreds*>>& list, uint32_t first_rule,
+                                 const std::vector<uint32_t>& resume, size_t& stage_entries) {
+  auto resumable = [&](uint32_t terminal, uint32_t rule) {
+    auto it = std::upper_bound(resume.begin(), resume.end(), terminal);
+    return it != resume.end() && *it <= rule;
+  };
+  TupleBuild tb;
+  nf2bpf_tuple& tu = tb.tu;
+  for (int sl = 0; sl < kSlots; ++sl)
+    if (mask & (1u << sl)) {
+      if (tu.nslots == NF_MAX_TUPLE_SLOTS) {
+        diag_.error(source(w.origins[list.front().first]).loc,
+                    "a rule constrains more than " + std::to_string(NF_MAX_TUPLE_SLOTS) + " packet fields");
+        failed_ = true;
+        break;
+      }
+      tu.slots[tu.nslots++] = (uint8_t)sl;
     }
-
-    // Where a search can resume: after rules that do not end the stage
-    // (statements only, RETURN-like skips, residual checks) and at skip targets.
-    std::vector<uint32_t> resume = {st.first_rule};
-    for (size_t r = 0; r < work[s].rules.size(); ++r) {
-      const auto& d = work[s].rules[r].desc;
-      if (!work[s].rules[r].unconditional_terminal) resume.push_back(st.first_rule + (uint32_t)r + 1);
-      if (d.action == NF_ACT_SKIP) resume.push_back(d.skip_to);
-    }
-    std::sort(resume.begin(), resume.end());
-    auto resumable = [&](uint32_t terminal, uint32_t rule) {
-      auto it = std::upper_bound(resume.begin(), resume.end(), terminal);
-      return it != resume.end() && *it <= rule;
-    };
-
-    // Group boxes by slot set = tuple.
-    std::map<uint32_t, std::vector<std::pair<uint32_t, const BoxPreds*>>> by_mask;
-    for (uint32_t r = 0; r < bp[s].size(); ++r)
-      for (const auto& b : bp[s][r]) by_mask[b.mask].emplace_back(r, &b);
-    struct TupleBuild {
-      nf2bpf_tuple tu{};
-      std::unordered_map<nf2bpf_entry_key, std::vector<uint32_t>, EntryKeyHash, EntryKeyEq> chains;
-    };
-    std::vector<TupleBuild> builds;
-    size_t stage_entries = 0;
-    for (auto& [mask, list] : by_mask) {
-      TupleBuild tb;
-      nf2bpf_tuple& tu = tb.tu;
-      for (int sl = 0; sl < kSlots; ++sl)
-        if (mask & (1u << sl)) {
-          if (tu.nslots == NF_MAX_TUPLE_SLOTS) {
-            diag_.error(source(work[s].origins[list.front().first]).loc,
-                        "a rule constrains more than " + std::to_string(NF_MAX_TUPLE_SLOTS) + " packet fields");
-            failed_ = true;
-            break;
-          }
-          tu.slots[tu.nslots++] = (uint8_t)sl;
-        }
-      std::unordered_map<nf2bpf_entry_key, uint32_t, EntryKeyHash, EntryKeyEq> closed;  // key -> terminal rule
-      tu.min_rule = UINT32_MAX;
-      bool over = false;
-      for (auto& [r, b] : list) {
-        // Enumerate the product of class sets of the tuple's slots.
-        std::vector<const std::vector<uint32_t>*> sets;
-        for (int i = 0; i < tu.nslots; ++i) sets.push_back(&pred_classes_[tu.slots[i]][b->pid[tu.slots[i]]]);
-        if (std::any_of(sets.begin(), sets.end(), [](auto* v) { return v->empty(); })) continue;
-        std::vector<size_t> idx(sets.size(), 0);
-        uint32_t global = st.first_rule + r;
-        for (;;) {
-          nf2bpf_entry_key k{};
-          for (size_t i = 0; i < sets.size(); ++i) k.cls[i] = (*sets[i])[idx[i]];
-          auto cl = closed.find(k);
-          // After an unconditional terminal rule, later rules of the same key
-          // matter only to searches that resume past it (RETURN, LOG ...).
-          bool reachable = cl == closed.end() || resumable(cl->second, global);
-          if (reachable) {
-            auto& chain = tb.chains[k];
-            if (chain.empty() || chain.back() != global) {
-              chain.push_back(global);
-              ++stage_entries;
-              if (work[s].rules[r].unconditional_terminal) closed[k] = global;
-              else if (cl != closed.end()) closed.erase(cl);
-              tu.min_rule = std::min(tu.min_rule, global);
-              tu.max_rule = std::max(tu.max_rule, global);
-            }
-          }
-          size_t i = 0;
-          while (i < idx.size() && ++idx[i] == sets[i]->size()) idx[i++] = 0;
-          if (i == idx.size()) break;
-          if (pol_.entries.size() + stage_entries > opt_.max_entries) {
-            over = true;
-            break;
-          }
-        }
-        if (over) {
-          diag_.error(source(work[s].origins[r]).loc,
-                      "the compiled policy exceeds " + std::to_string(opt_.max_entries) +
-                          " classifier entries at this rule",
-                      "rules whose ranges overlap many other rules' ranges multiply entries; "
-                      "split wide ranges or move this rule earlier");
-          failed_ = true;
-          break;
+  std::unordered_map<nf2bpf_entry_key, uint32_t, EntryKeyHash, EntryKeyEq> closed;  // key -> terminal rule
+  tu.min_rule = UINT32_MAX;
+  bool over = false;
+  for (auto& [r, b] : list) {
+    // Enumerate the product of class sets of the tuple's slots.
+    std::vector<const std::vector<uint32_t>*> sets;
+    for (int i = 0; i < tu.nslots; ++i) sets.push_back(&pred_classes_[tu.slots[i]][b->pid[tu.slots[i]]]);
+    if (std::any_of(sets.begin(), sets.end(), [](auto* v) { return v->empty(); })) continue;
+    std::vector<size_t> idx(sets.size(), 0);
+    uint32_t global = first_rule + r;
+    for (;;) {
+      nf2bpf_entry_key k{};
+      for (size_t i = 0; i < sets.size(); ++i) k.cls[i] = (*sets[i])[idx[i]];
+      auto cl = closed.find(k);
+      // After an unconditional terminal rule, later rules of the same key
+      // matter only to searches that resume past it (RETURN, LOG ...).
+      bool reachable = cl == closed.end() || resumable(cl->second, global);
+      if (reachable) {
+        auto& chain = tb.chains[k];
+        if (chain.empty() || chain.back() != global) {
+          chain.push_back(global);
+          ++stage_entries;
+          if (w.rules[r].unconditional_terminal) closed[k] = global;
+          else if (cl != closed.end()) closed.erase(cl);
+          tu.min_rule = std::min(tu.min_rule, global);
+          tu.max_rule = std::max(tu.max_rule, global);
         }
       }
-      if (tu.min_rule != UINT32_MAX) builds.push_back(std::move(tb));
-      if (failed_) break;
-    }
-    // Probe order: by first rule, so the search can stop early.
-    std::sort(builds.begin(), builds.end(), [](auto& a, auto& b) { return a.tu.min_rule < b.tu.min_rule; });
-    if (pol_.tuples.size() + builds.size() > 65535) {
-      diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "the ruleset needs more than 65535 classifier tuples");
-      failed_ = true;
-      builds.clear();
-    }
-    std::vector<nf2bpf_tuple> tuples;
-    uint32_t max_chain = 1;
-    for (auto& tb : builds) {
-      uint16_t tuple_id = (uint16_t)(pol_.tuples.size() + tuples.size());
-      for (auto& [k, chain] : tb.chains) {
-        max_chain = std::max<uint32_t>(max_chain, (uint32_t)chain.size());
-        for (size_t i = 0; i < chain.size() && i < 65535; ++i) {
-          nf2bpf_entry_key kk = k;
-          kk.tuple = tuple_id;
-          kk.seq = (uint16_t)i;
-          pol_.entries.push_back({kk, {chain[i], i + 1 < chain.size() ? 1u : 0u}});
-        }
+      size_t i = 0;
+      while (i < idx.size() && ++idx[i] == sets[i]->size()) idx[i++] = 0;
+      if (i == idx.size()) break;
+      if (pol_.entries.size() + stage_entries > opt_.max_entries) {
+        over = true;
+        break;
       }
-      tuples.push_back(tb.tu);
     }
-    st.tuple_count = (uint32_t)tuples.size();
-    pol_.tuples.insert(pol_.tuples.end(), tuples.begin(), tuples.end());
-    st.policy_counter = 0;  // set below once rule count is final
-    pol_.stages.push_back(st);
-    const auto& t = tr_.ruleset.tables[dl.table_index];
-    pol_.stage_origins.push_back({t.chains[dl.chain_index].loc.file_line(), dl.table, dl.chain,
-                                  "policy " + std::string(to_string(dl.policy)), t.chains[dl.chain_index].loc.line});
-    uint64_t micro = (uint64_t)steps * (tuples.size() + max_chain) + 4;
-    max_micro = (uint32_t)std::min<uint64_t>(std::max<uint64_t>(max_micro, micro), 1u << 23);
-    if (micro > (1u << 23)) {
-      diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "base chain " + dl.table + "/" + dl.chain +
-                  " needs more classifier steps than one BPF loop allows");
+    if (over) {
+      diag_.error(source(w.origins[r]).loc,
+                  "the compiled policy exceeds " + std::to_string(opt_.max_entries) +
+                      " classifier entries at this rule",
+                  "rules whose ranges overlap many other rules' ranges multiply entries; "
+                  "split wide ranges or move this rule earlier");
       failed_ = true;
+      break;
     }
-    if (dl.hook == Hook::Prerouting || dl.hook == Hook::Input || dl.hook == Hook::Forward || dl.hook == Hook::Output ||
-        dl.hook == Hook::Postrouting)
-      pol_.cfg.hooks_used |= 1u << st.hook;
   }
-  // Stages are already in hook order (flatten sorts them).
-  for (size_t i = 0; i < pol_.stages.size(); ++i) {
-    pol_.stages[i].policy_counter = (uint32_t)(pol_.rules.size() + i);
-    auto& h = pol_.hooks[pol_.stages[i].hook];
-    if (h.stage_count == 0) h.stage_first = (uint32_t)i;
-    ++h.stage_count;
+  return tb;
+}
+
+// The tuples and their entries into the policy; returns the tuple count and
+// the longest entry chain in `max_chain`.
+uint32_t Compiler::emit_entries(std::vector<TupleBuild>& builds, uint32_t& max_chain) {
+  std::vector<nf2bpf_tuple> tuples;
+  for (auto& tb : builds) {
+    uint16_t tuple_id = (uint16_t)(pol_.tuples.size() + tuples.size());
+    for (auto& [k, chain] : tb.chains) {
+      max_chain = std::max<uint32_t>(max_chain, (uint32_t)chain.size());
+      for (size_t i = 0; i < chain.size() && i < 65535; ++i) {
+        nf2bpf_entry_key kk = k;
+        kk.tuple = tuple_id;
+        kk.seq = (uint16_t)i;
+        pol_.entries.push_back({kk, {chain[i], i + 1 < chain.size() ? 1u : 0u}});
+      }
+    }
+    tuples.push_back(tb.tu);
   }
-  add_xdp_stage(rule_slots);
-  pol_.cfg.nrules = (uint32_t)pol_.rules.size();
-  pol_.cfg.max_steps = max_micro;
-  if (pol_.cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR))) pol_.cfg.ct_needed = 1;
-  pol_.checksum = compute_checksum(pol_);
-  (void)failed_;
-  return std::move(pol_);
+  pol_.tuples.insert(pol_.tuples.end(), tuples.begin(), tuples.end());
+  return (uint32_t)tuples.size();
 }
 
 }  // namespace
