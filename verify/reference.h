@@ -73,6 +73,8 @@ class ReferenceEngine : public VerdictEngine {
  private:
   Decision evaluate(const pkt::Packet& p, const Traversal& t);
   void run(Run& r, const Traversal& t) const;
+  struct Walk;          // the steps of one run (defined in reference.cpp)
+  struct StageOutcome;  // what decided one base chain (likewise)
   RuleInfo rule_info(const ir::RuleRef& ref, const std::vector<ir::RuleRef>& via) const;
   RuleInfo policy_info(const ir::DecisionList& dl) const;
 
