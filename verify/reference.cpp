@@ -893,6 +893,21 @@ Decision ReferenceEngine::decide(const pkt::Packet& p, const Traversal& t) {
   return evaluate(p, t);
 }
 
+namespace {
+
+// Queues a run for each answer after `from` that was true: the same answers
+// before it, false at it, the rest decided as the run goes.
+void push_alternatives(const ReferenceEngine::Run& r, size_t from, std::vector<std::vector<bool>>& todo) {
+  for (size_t i = from; i < r.used && i < r.choices.size(); ++i)
+    if (r.choices[i]) {
+      std::vector<bool> alt(r.choices.begin(), r.choices.begin() + (long)i);
+      alt.push_back(false);
+      todo.push_back(std::move(alt));
+    }
+}
+
+}  // namespace
+
 Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   // Explore every answer to the matches a capture cannot decide.
   std::vector<Run> runs;
@@ -900,15 +915,7 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   runs[0].p = p;
   run(runs[0], t);
   std::vector<std::vector<bool>> todo;
-  auto alternatives = [&](const Run& r, size_t from) {
-    for (size_t i = from; i < r.used && i < r.choices.size(); ++i)
-      if (r.choices[i]) {
-        std::vector<bool> alt(r.choices.begin(), r.choices.begin() + (long)i);
-        alt.push_back(false);
-        todo.push_back(std::move(alt));
-      }
-  };
-  alternatives(runs[0], 0);
+  push_alternatives(runs[0], 0, todo);
   bool exhausted = false;
   while (!todo.empty()) {
     if (runs.size() >= opt_.max_branches) {
@@ -921,7 +928,7 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
     todo.pop_back();
     size_t given = r.choices.size();
     run(r, t);
-    alternatives(r, given);
+    push_alternatives(r, given, todo);
     runs.push_back(std::move(r));
   }
 
@@ -938,72 +945,79 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   }
   if (conntrack_on_ && first.ct_done && !first.untracked && first.ct.state == ir::kCtInvalid && !first.ct.why.empty())
     d.note = "INVALID: " + first.ct.why;
-
-  // The deciding rule: what ended the packet; for ACCEPT the last explicit
-  // ACCEPT on the path, else the last policy of a chain that had rules.
-  auto info_of = [&](const StageOutcome& o) {
-    const auto& dl = pipe_.stages[o.stage];
-    return o.rule ? rule_info(o.rule->origin, o.rule->path) : policy_info(dl);
-  };
-  auto pick = [&](const Run& r) -> RuleInfo {
-    if (r.outcomes.empty()) return {};
-    if (r.verdict != Verdict::Accept) return info_of(r.outcomes.back());
-    for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
-      if (it->rule) return info_of(*it);
-    for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
-      if (!pipe_.stages[it->stage].rules.empty()) return info_of(*it);
-    return info_of(r.outcomes.back());
-  };
-  d.rule = pick(first);
+  d.rule = deciding_rule(first);
   if (d.rule.empty()) d.rule.text = "no base chain on this path: accepted";
   if (first.verdict == Verdict::Accept) {
     // Report the hook of the chain whose rule (or policy) accepted it.
     for (auto it = first.outcomes.rbegin(); it != first.outcomes.rend(); ++it)
-      if (info_of(*it).location == d.rule.location && info_of(*it).text == d.rule.text) {
+      if (outcome_info(*it).location == d.rule.location && outcome_info(*it).text == d.rule.text) {
         d.hook = pipe_.stages[it->stage].hook;
         break;
       }
   }
+  explain_unknowns(d, runs, exhausted);
+  commit(first, p.time);
+  return d;
+}
 
+RuleInfo ReferenceEngine::outcome_info(const StageOutcome& o) const {
+  const auto& dl = pipe_.stages[o.stage];
+  return o.rule ? rule_info(o.rule->origin, o.rule->path) : policy_info(dl);
+}
+
+// The deciding rule: what ended the packet; for ACCEPT the last explicit
+// ACCEPT on the path, else the last policy of a chain that had rules.
+RuleInfo ReferenceEngine::deciding_rule(const Run& r) const {
+  if (r.outcomes.empty()) return {};
+  if (r.verdict != Verdict::Accept) return outcome_info(r.outcomes.back());
+  for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
+    if (it->rule) return outcome_info(*it);
+  for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
+    if (!pipe_.stages[it->stage].rules.empty()) return outcome_info(*it);
+  return outcome_info(r.outcomes.back());
+}
+
+// When the first run met matches it could not decide: INDETERMINATE if the
+// verdict depends on them, a note if only the deciding rule does.
+void ReferenceEngine::explain_unknowns(Decision& d, const std::vector<Run>& runs, bool exhausted) const {
+  const Run& first = runs[0];
   bool same = true, same_rule = true;
   for (size_t i = 1; i < runs.size(); ++i) {
     if (runs[i].verdict != first.verdict || runs[i].reject_with != first.reject_with) same = false;
-    RuleInfo ri = pick(runs[i]);
+    RuleInfo ri = deciding_rule(runs[i]);
     if (ri.location != d.rule.location || ri.text != d.rule.text) same_rule = false;
   }
-  if (!first.unknowns.empty()) {
-    const auto& [fr, why] = first.unknowns.front();
-    std::string where = fr ? rule_info(fr->origin, {}).location : std::string();
-    if (exhausted || !same) {
-      d.verdict = Verdict::Indeterminate;
-      std::string outcomes;
-      for (const auto& r : runs) {
-        std::string v = to_string(r.verdict);
-        if (outcomes.find(v) == std::string::npos) outcomes += (outcomes.empty() ? "" : " or ") + v;
-      }
-      d.note = exhausted ? "too many undecidable matches on this packet's path (first: " + where + ": " + why + ")"
-                         : where + ": " + why + ": the verdict is " + outcomes + " depending on it";
-      if (fr) d.rule = rule_info(fr->origin, fr->path);
-    } else if (!same_rule) {
-      d.note = "the deciding rule depends on " + where + " (" + why + "); the verdict does not";
+  if (first.unknowns.empty()) return;
+  const auto& [fr, why] = first.unknowns.front();
+  std::string where = fr ? rule_info(fr->origin, {}).location : std::string();
+  if (exhausted || !same) {
+    d.verdict = Verdict::Indeterminate;
+    std::string outcomes;
+    for (const auto& r : runs) {
+      std::string v = to_string(r.verdict);
+      if (outcomes.find(v) == std::string::npos) outcomes += (outcomes.empty() ? "" : " or ") + v;
     }
+    d.note = exhausted ? "too many undecidable matches on this packet's path (first: " + where + ": " + why + ")"
+                       : where + ": " + why + ": the verdict is " + outcomes + " depending on it";
+    if (fr) d.rule = rule_info(fr->origin, fr->path);
+  } else if (!same_rule) {
+    d.note = "the deciding rule depends on " + where + " (" + why + "); the verdict does not";
   }
+}
 
-  // Commit the first run: hit counters, conntrack, dynamic sets.
-  {
-    std::vector<ir::RuleRef> hits = first.hit_rules;
-    std::sort(hits.begin(), hits.end());
-    hits.erase(std::unique(hits.begin(), hits.end()), hits.end());
-    for (const auto& h : hits) ++rule_hits_[h.table][h.chain][h.rule];
-    auto pols = first.hit_policies;
-    std::sort(pols.begin(), pols.end());
-    pols.erase(std::unique(pols.begin(), pols.end()), pols.end());
-    for (const auto& [tt, cc] : pols) ++policy_hits_[tt][cc];
-    for (const auto& s : first.touched) touched_sets_.insert(s);
-    if (conntrack_on_ && first.ct_done && !first.untracked)
-      ct_.commit(first.ct, first.verdict == Verdict::Accept, p.time);
-  }
-  return d;
+// Commits the first run: hit counters, conntrack, dynamic sets.
+void ReferenceEngine::commit(const Run& first, double time) {
+  std::vector<ir::RuleRef> hits = first.hit_rules;
+  std::sort(hits.begin(), hits.end());
+  hits.erase(std::unique(hits.begin(), hits.end()), hits.end());
+  for (const auto& h : hits) ++rule_hits_[h.table][h.chain][h.rule];
+  auto pols = first.hit_policies;
+  std::sort(pols.begin(), pols.end());
+  pols.erase(std::unique(pols.begin(), pols.end()), pols.end());
+  for (const auto& [tt, cc] : pols) ++policy_hits_[tt][cc];
+  for (const auto& s : first.touched) touched_sets_.insert(s);
+  if (conntrack_on_ && first.ct_done && !first.untracked)
+    ct_.commit(first.ct, first.verdict == Verdict::Accept, time);
 }
 
 }  // namespace nf2bpf::verify

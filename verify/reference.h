@@ -77,6 +77,10 @@ class ReferenceEngine : public VerdictEngine {
   struct StageOutcome;  // what decided one base chain (likewise)
   RuleInfo rule_info(const ir::RuleRef& ref, const std::vector<ir::RuleRef>& via) const;
   RuleInfo policy_info(const ir::DecisionList& dl) const;
+  RuleInfo outcome_info(const StageOutcome& o) const;
+  RuleInfo deciding_rule(const Run& r) const;
+  void explain_unknowns(Decision& d, const std::vector<Run>& runs, bool exhausted) const;
+  void commit(const Run& first, double time);
 
   const ir::Ruleset& rs_;
   const ir::Pipeline& pipe_;
