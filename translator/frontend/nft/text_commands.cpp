@@ -361,13 +361,14 @@ void TextParser::chain_block(const TableRef& t, const Token& n, bool create) {
       break;
     }
     if (word("type") && peek(1).kind == TK::Word && (word("filter", 1) || word("nat", 1) || word("route", 1) || word("hook", 2))) {
+      Token type_tok = tok;  // chain_type consumes the token `tok` refers to
       size_t before = diag_.errors();
       chain_type(spec, t);
       // A bad spec is reported once; the chain still collects its rules.
       have_spec = diag_.errors() == before;
       if (!have_spec) spec = nft::ChainSpec{};
       if (created) {
-        error(tok, "the chain's type comes after its rules", "put 'type ... hook ... priority ...;' first");
+        error(type_tok, "the chain's type comes after its rules", "put 'type ... hook ... priority ...;' first");
       }
       continue;
     }
