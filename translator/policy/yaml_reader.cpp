@@ -73,7 +73,9 @@ class Loader {
     }
   };
   Fields fields(const YAML::Node& n, const std::string& what, std::initializer_list<const char*> known);
-  const YAML::Node& seq(const YAML::Node& n, const std::string& what);
+  // By value: callers loop over seq(f.req(...)), whose temporary a
+  // returned reference would outlive.
+  YAML::Node seq(const YAML::Node& n, const std::string& what);
   std::string str(const YAML::Node& n, const std::string& what);
   uint64_t number(const YAML::Node& n, const std::string& what, uint64_t max);
   std::pair<uint64_t, uint64_t> pair(const YAML::Node& n, const std::string& what, uint64_t max);
@@ -112,7 +114,7 @@ Loader::Fields Loader::fields(const YAML::Node& n, const std::string& what, std:
   return f;
 }
 
-const YAML::Node& Loader::seq(const YAML::Node& n, const std::string& what) {
+YAML::Node Loader::seq(const YAML::Node& n, const std::string& what) {
   if (!n.IsSequence()) refuse(n, what + " must be a list");
   return n;
 }
