@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/strings.h"
 #include "verify/parse.h"
 
 namespace nf2bpf::verify {
@@ -16,13 +17,6 @@ using ir::u128;
 namespace {
 
 enum class Tri : uint8_t { False, True, Unknown };
-
-// What decided one base chain for this packet.
-struct StageOutcome {
-  size_t stage = 0;
-  const ir::FlatRule* rule = nullptr;  // nullptr: the policy
-  FlatAction action = FlatAction::Accept;
-};
 
 bool port_proto(uint8_t p) { return p == 6 || p == 17 || p == 136 || p == 132 || p == 33; }
 
@@ -81,19 +75,14 @@ std::string arg_text(const ir::Match& m) {
   return s;
 }
 
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (;;) {
-    size_t p = s.find(sep, start);
-    out.push_back(s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
-    if (p == std::string_view::npos) break;
-    start = p + 1;
-  }
-  return out;
-}
-
 }  // namespace
+
+// What decided one base chain for this packet.
+struct ReferenceEngine::StageOutcome {
+  size_t stage = 0;
+  const ir::FlatRule* rule = nullptr;  // nullptr: the policy
+  FlatAction action = FlatAction::Accept;
+};
 
 // One evaluation of one packet. Unknown matches consult `choices` (true when
 // beyond it), so the engine can run a packet again with other answers.
@@ -528,293 +517,346 @@ Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const Ctx& c, std
 
 // ---- evaluation ----------------------------------------------------------------
 
-void ReferenceEngine::run(Run& r, const Traversal& t) const {
-  r.ct_model = conntrack_on_;
-  const int fam = r.p.family;
-  std::vector<Hook> hooks = t.hooks;
-  const u128 daddr_in = r.p.daddr;
+// One evaluation of one packet along its hooks: the state that lives for
+// the whole path (the packet, its connection, the hooks left) and the steps
+// that change it.
+struct ReferenceEngine::Walk {
+  Walk(const ReferenceEngine& e, Run& r, const Traversal& t)
+      : e(e), r(r), t(t), fam(r.p.family), hooks(t.hooks), daddr_in(r.p.daddr) {}
 
-  auto do_conntrack = [&]() {
-    if (r.ct_done) return;
-    r.ct_done = true;
-    if (!conntrack_on_) return;
-    if (r.untracked) {
-      r.ct = CtView{};
-      r.ct.state = ir::kCtUntracked;
-      r.ct.why = "NOTRACK";
-      return;
+  void run();
+  bool hook(size_t hi);
+  void conntrack();
+  void manip(bool dst);
+  void finish(Verdict v, Hook h, const std::string& rw);
+  StageOutcome chain(size_t si, Hook h);
+  Tri matches(const ir::FlatRule& fr, const FlatInfo& fi, const Ctx& c);
+  bool statements(const ir::FlatRule& fr, Hook h);
+  void nat(const ir::Statement& st, Hook h, const std::string& at);
+  void reroute(size_t hi, Hook h);
+
+  const ReferenceEngine& e;
+  Run& r;
+  const Traversal& t;
+  const int fam;
+  std::vector<Hook> hooks;
+  const u128 daddr_in;
+  bool use_index = false;  // of the chain being evaluated; NAT turns it off
+};
+
+void ReferenceEngine::run(Run& r, const Traversal& t) const { Walk(*this, r, t).run(); }
+
+void ReferenceEngine::Walk::run() {
+  r.ct_model = e.conntrack_on_;
+  for (size_t hi = 0; hi < hooks.size(); ++hi)
+    if (!hook(hi)) return;
+  finish(Verdict::Accept, hooks.empty() ? Hook::Input : hooks.back(), "");
+}
+
+// The base chains of one hook, in priority order, with conntrack and the
+// NAT rewrites of established connections between them. False when a chain
+// ended the packet.
+bool ReferenceEngine::Walk::hook(size_t hi) {
+  const Hook h = hooks[hi];
+  r.path.push_back(h);
+  // ip_forward()/ip6_forward() decrement the TTL / hop limit before the
+  // FORWARD hook runs.
+  if (h == Hook::Forward && r.p.ttl > 0) --r.p.ttl;
+  if (t.origin == Origin::Local && (h == Hook::Prerouting || h == Hook::Input)) r.p.iif = "lo";  // looped back
+  // Interface names are known when the capture or the options said.
+  r.iif_known = !(r.p.iif.empty() && t.origin == Origin::Incoming);
+  r.oif_known = !(r.p.oif.empty() && (h == Hook::Forward || h == Hook::Postrouting || h == Hook::Output ||
+                                      h == Hook::Egress));
+  const bool ct_hook = h == Hook::Prerouting || h == Hook::Output;
+  const bool dst_hook = h == Hook::Prerouting || h == Hook::Output;
+  const bool src_hook = h == Hook::Postrouting || h == Hook::Input;
+  bool manip_done = false;
+  auto it = e.stages_.find({h, fam});
+  static const std::vector<size_t> kNone;
+  const auto& list = it == e.stages_.end() ? kNone : it->second;
+  for (size_t si : list) {
+    const ir::DecisionList& dl = e.pipe_.stages[si];
+    if ((h == Hook::Ingress || h == Hook::Egress) && !dl.chain.empty()) {
+      const auto& base = e.rs_.tables[dl.table_index].chains[dl.chain_index].base;
+      const std::string& dev = h == Hook::Ingress ? r.p.iif : r.p.oif;
+      if (base && !base->device.empty() && base->device != dev) continue;
     }
-    r.ct = ct_.classify(r.p, r.p.time);
-    if (r.ct.state == ir::kCtUntracked) r.untracked = true;
-  };
-
-  // Rewrites for packets of an existing NATed connection (the first packet is
-  // rewritten by the nat rule itself).
-  auto manip = [&](bool dst) {
-    if (!conntrack_on_ || !r.ct_done || r.untracked || r.ct.dir < 0 || r.ct.is_new || r.ct.related) return;
-    const CtEntry& e = r.ct.entry;
-    CtTuple want = r.ct.dir == 0 ? invert(e.reply) : invert(e.orig);  // what the packet must become
-    bool ports = port_proto(r.p.l4proto) && r.p.has_l4;
-    if (dst) {
-      r.p.daddr = want.dst;
-      if (ports) r.p.dport = want.dport;
-    } else {
-      r.p.saddr = want.src;
-      if (ports) r.p.sport = want.sport;
+    if (ct_hook && dl.priority > -200) conntrack();
+    if (!manip_done && ((dst_hook && dl.priority > -100) || (src_hook && dl.priority > 100))) {
+      manip(dst_hook);
+      manip_done = true;
     }
-  };
-
-  auto finish = [&](Verdict v, Hook h, const std::string& rw) {
-    r.verdict = v;
-    r.hook = h;
-    r.reject_with = rw;
-  };
-
-  for (size_t hi = 0; hi < hooks.size(); ++hi) {
-    const Hook h = hooks[hi];
-    r.path.push_back(h);
-    // ip_forward()/ip6_forward() decrement the TTL / hop limit before the
-    // FORWARD hook runs.
-    if (h == Hook::Forward && r.p.ttl > 0) --r.p.ttl;
-    if (t.origin == Origin::Local && (h == Hook::Prerouting || h == Hook::Input)) r.p.iif = "lo";  // looped back
-    // Interface names are known when the capture or the options said.
-    r.iif_known = !(r.p.iif.empty() && t.origin == Origin::Incoming);
-    r.oif_known = !(r.p.oif.empty() && (h == Hook::Forward || h == Hook::Postrouting || h == Hook::Output ||
-                                        h == Hook::Egress));
-    const bool ct_hook = h == Hook::Prerouting || h == Hook::Output;
-    const bool dst_hook = h == Hook::Prerouting || h == Hook::Output;
-    const bool src_hook = h == Hook::Postrouting || h == Hook::Input;
-    bool manip_done = false;
-    auto it = stages_.find({h, fam});
-    static const std::vector<size_t> kNone;
-    const auto& list = it == stages_.end() ? kNone : it->second;
-    for (size_t si : list) {
-      const ir::DecisionList& dl = pipe_.stages[si];
-      if ((h == Hook::Ingress || h == Hook::Egress) && !dl.chain.empty()) {
-        const auto& base = rs_.tables[dl.table_index].chains[dl.chain_index].base;
-        const std::string& dev = h == Hook::Ingress ? r.p.iif : r.p.oif;
-        if (base && !base->device.empty() && base->device != dev) continue;
-      }
-      if (ct_hook && dl.priority > -200) do_conntrack();
-      if (!manip_done && ((dst_hook && dl.priority > -100) || (src_hook && dl.priority > 100))) {
-        manip(dst_hook);
-        manip_done = true;
-      }
-      if (dl.type == ir::ChainType::Nat) {
-        // NAT chains see only the packet that creates a connection, once per
-        // manipulation type (destination: PREROUTING/OUTPUT, source:
-        // POSTROUTING/INPUT).
-        bool first = conntrack_on_ && r.ct_done && !r.untracked && r.ct.dir >= 0 && r.ct.is_new;
-        if (!first || (dst_hook && r.dst_nat_done) || (src_hook && r.src_nat_done)) continue;
-      }
-
-      // ---- one base chain ----
-      Ctx c{rs_, host_, dl, r, touched_sets_};
-      r.jump_cache.clear();
-      StageOutcome out;
-      out.stage = si;
-      bool decided = false;
-      size_t i = 0;
-      // Only rules that can match are visited; NAT changing addresses or
-      // ports turns the index off for the rest of the chain.
-      const RuleIndex& ix = index_[si];
-      bool use_index = opt_.use_index && ix.enabled();
-      std::vector<uint32_t> cand;
-      size_t cp = 0;
-      if (use_index) ix.candidates(r.p, cand);
-      const auto& infos = info_[si];
-      while (i < dl.rules.size()) {
-        if (use_index) {
-          while (cp < cand.size() && cand[cp] < i) ++cp;
-          if (cp == cand.size()) break;
-          i = cand[cp];
-        }
-        const ir::FlatRule& fr = dl.rules[i];
-        const FlatInfo& fi = infos[i];
-        // Matches, a segment per jump/goto on the path (tested once per region).
-        size_t off = 0;
-        Tri res = Tri::True;
-        std::string why;
-        if (fi.segments_ok) {
-          for (size_t k = 0; k < fr.path.size(); ++k) {
-            const ir::RuleRef& ref = fr.path[k];
-            size_t len = fi.seg_len[k];
-            Tri seg;
-            if (k < r.jump_cache.size() && r.jump_cache[k].first == ref) {
-              seg = r.jump_cache[k].second;
-            } else {
-              r.jump_cache.resize(k);
-              std::string w;
-              seg = eval_range(fr, off, off + len, c, w);
-              if (seg == Tri::Unknown) seg = r.choose(&fr, w) ? Tri::True : Tri::False;
-              r.jump_cache.emplace_back(ref, seg);
-              if (seg == Tri::True) r.hit_rules.push_back(ref);
-            }
-            off += len;
-            if (seg == Tri::False) {
-              res = Tri::False;
-              break;
-            }
-          }
-        }
-        if (res != Tri::False) {
-          // The rule's own matches. The trailing entry of a goto re-tests the
-          // goto's matches: use what they were when the chain was entered.
-          size_t k = fr.path.size();
-          if (fi.goto_tail && k < r.jump_cache.size() && r.jump_cache[k].first == fr.origin) {
-            res = r.jump_cache[k].second;
-          } else {
-            res = eval_range(fr, fi.segments_ok ? off : 0, fr.matches.size(), c, why);
-            if (res == Tri::Unknown) res = r.choose(&fr, why) ? Tri::True : Tri::False;
-            // A jump's statement entry comes right before its region: its
-            // result is the region's jump result. Any other rule at this
-            // depth means deeper regions are over.
-            if (r.jump_cache.size() > k) r.jump_cache.resize(k);
-            if (fi.jump_stmt && fi.segments_ok && r.jump_cache.size() == k) r.jump_cache.emplace_back(fr.origin, res);
-          }
-        }
-        if (res == Tri::False) {
-          ++i;
-          continue;
-        }
-        if (!fr.guard) r.hit_rules.push_back(fr.origin);  // a guard hit: the jump is not taken
-
-        // Statements, in order.
-        bool stopped = false;
-        std::string at;
-        if (!fr.statements.empty())
-          at = rs_.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule].loc.file_line();
-        for (const auto& st : fr.statements) {
-          switch (st.kind) {
-            case ir::StmtKind::Counter:
-              break;
-            case ir::StmtKind::Log:
-            case ir::StmtKind::Nflog:
-              r.events.push_back({std::string(st.kind == ir::StmtKind::Log ? "LOG" : "NFLOG") +
-                                      (st.text.empty() ? "" : " prefix \"" + st.text + "\""),
-                                  at});
-              break;
-            case ir::StmtKind::SetMark:
-              r.p.mark = (uint32_t)((r.p.mark & ~st.mask) ^ st.value);
-              r.events.push_back({"MARK " + hex(r.p.mark), at});
-              break;
-            case ir::StmtKind::SetCtMark:
-            case ir::StmtKind::SaveMark:
-            case ir::StmtKind::RestoreMark: {
-              if (!r.ct_done || r.ct.dir < 0 || r.untracked) break;  // no connection: no effect
-              uint32_t& cm = r.ct.entry.mark;
-              if (st.kind == ir::StmtKind::SetCtMark) cm = (uint32_t)((cm & ~st.mask) ^ st.value);
-              else if (st.kind == ir::StmtKind::SaveMark) cm = (uint32_t)((cm & ~st.mask) ^ (r.p.mark & st.mask));
-              else r.p.mark = (uint32_t)((r.p.mark & ~st.mask) ^ (cm & st.mask));
-              r.events.push_back({st.kind == ir::StmtKind::RestoreMark ? "CONNMARK restore: mark " + hex(r.p.mark)
-                                                                        : "CONNMARK " + hex(cm),
-                                  at});
-              break;
-            }
-            case ir::StmtKind::Notrack:
-              if (!r.ct_done) r.untracked = true;
-              r.events.push_back({"NOTRACK", at});
-              break;
-            case ir::StmtKind::Dnat:
-            case ir::StmtKind::Redirect:
-            case ir::StmtKind::Snat:
-            case ir::StmtKind::Masquerade: {
-              if (!r.ct_done || r.ct.dir < 0 || !r.ct.is_new || r.untracked) break;
-              bool dst = st.kind == ir::StmtKind::Dnat || st.kind == ir::StmtKind::Redirect;
-              std::optional<u128> addr;
-              if (st.nat.addrs && !st.nat.addrs->empty()) addr = st.nat.addrs->intervals()[0].lo;
-              if (st.kind == ir::StmtKind::Redirect)
-                addr = h == Hook::Output ? (fam == 4 ? ir::v4_to_u128(0x7f000001) : (u128)1)
-                                         : host_.local_address((uint8_t)fam, r.p.iif).value_or(r.p.daddr);
-              if (st.kind == ir::StmtKind::Masquerade) addr = host_.local_address((uint8_t)fam, r.p.oif);
-              bool ports = port_proto(r.p.l4proto) && r.p.has_l4;
-              std::optional<uint16_t> port;
-              if (st.nat.ports && ports) port = st.nat.ports->first;
-              CtEntry& e = r.ct.entry;
-              use_index = false;  // addresses or ports change under the index
-              if (dst) {
-                if (addr) e.reply.src = *addr, r.p.daddr = *addr;
-                if (port) e.reply.sport = *port, r.p.dport = *port;
-                e.status |= kStDnat;
-              } else {
-                if (addr) e.reply.dst = *addr, r.p.saddr = *addr;
-                if (port) e.reply.dport = *port, r.p.sport = *port;
-                e.status |= kStSnat;
-              }
-              std::string to = addr ? ir::format_addr(*addr) : std::string("(unchanged)");
-              if (port) to += ":" + std::to_string(*port);
-              r.events.push_back({std::string(st.kind == ir::StmtKind::Dnat       ? "DNAT"
-                                                : st.kind == ir::StmtKind::Redirect ? "REDIRECT"
-                                                : st.kind == ir::StmtKind::Snat     ? "SNAT"
-                                                                                    : "MASQUERADE") +
-                                        " to " + to,
-                                    at});
-              break;
-            }
-            case ir::StmtKind::Limit:
-              if (!r.choose(&fr, "'" + st.cap + "' depends on the packet rate")) stopped = true;
-              break;
-            case ir::StmtKind::SetAdd:
-              r.touched.push_back(st.text);
-              r.events.push_back({"set update (" + st.cap + ") not modelled", at});
-              break;
-            default:
-              r.events.push_back({"'" + st.cap + "' not modelled", at});
-              break;
-          }
-          if (stopped) break;
-        }
-        if (stopped) {
-          ++i;
-          continue;
-        }
-        switch (fr.action) {
-          case FlatAction::Accept:
-          case FlatAction::Drop:
-          case FlatAction::Reject:
-          case FlatAction::Queue:
-            out.rule = &fr;
-            out.action = fr.action;
-            decided = true;
-            break;
-          case FlatAction::Continue:
-            ++i;
-            continue;
-          case FlatAction::Skip:
-            i = fr.skip_to;
-            continue;
-        }
-        break;
-      }
-      if (!decided) {
-        out.rule = nullptr;
-        out.action = dl.policy == ir::VerdictKind::Drop ? FlatAction::Drop : FlatAction::Accept;
-        r.hit_policies.emplace_back(dl.table_index, dl.chain_index);
-      }
-      r.outcomes.push_back(out);
-      if (out.action != FlatAction::Accept) {
-        Verdict v = out.action == FlatAction::Drop     ? Verdict::Drop
-                    : out.action == FlatAction::Reject ? Verdict::Reject
-                                                       : Verdict::Queue;
-        finish(v, h, out.rule ? out.rule->reject_with : std::string());
-        return;
-      }
+    if (dl.type == ir::ChainType::Nat) {
+      // NAT chains see only the packet that creates a connection, once per
+      // manipulation type (destination: PREROUTING/OUTPUT, source:
+      // POSTROUTING/INPUT).
+      bool first = e.conntrack_on_ && r.ct_done && !r.untracked && r.ct.dir >= 0 && r.ct.is_new;
+      if (!first || (dst_hook && r.dst_nat_done) || (src_hook && r.src_nat_done)) continue;
     }
-    if (ct_hook) do_conntrack();
-    if (!manip_done && (dst_hook || src_hook)) manip(dst_hook);
-    if (dst_hook) r.dst_nat_done = true;
-    if (src_hook) r.src_nat_done = true;
-    // DNAT may have made a packet for this host a packet to forward, or the
-    // other way round: route again.
-    if (h == Hook::Prerouting && t.origin == Origin::Incoming && r.p.daddr != daddr_in &&
-        hi + 1 < hooks.size() && (hooks[hi + 1] == Hook::Input || hooks[hi + 1] == Hook::Forward)) {
-      hooks.resize(hi + 1);
-      auto rest = host_.after_prerouting(r.p.daddr, r.p.pkttype);
-      hooks.insert(hooks.end(), rest.begin(), rest.end());
-      r.p.oif = rest.front() == Hook::Forward ? host_.route(r.p.daddr) : std::string();
+    StageOutcome out = chain(si, h);
+    r.outcomes.push_back(out);
+    if (out.action != FlatAction::Accept) {
+      Verdict v = out.action == FlatAction::Drop     ? Verdict::Drop
+                  : out.action == FlatAction::Reject ? Verdict::Reject
+                                                     : Verdict::Queue;
+      finish(v, h, out.rule ? out.rule->reject_with : std::string());
+      return false;
     }
   }
-  finish(Verdict::Accept, hooks.empty() ? Hook::Input : hooks.back(), "");
+  if (ct_hook) conntrack();
+  if (!manip_done && (dst_hook || src_hook)) manip(dst_hook);
+  if (dst_hook) r.dst_nat_done = true;
+  if (src_hook) r.src_nat_done = true;
+  reroute(hi, h);
+  return true;
+}
+
+void ReferenceEngine::Walk::conntrack() {
+  if (r.ct_done) return;
+  r.ct_done = true;
+  if (!e.conntrack_on_) return;
+  if (r.untracked) {
+    r.ct = CtView{};
+    r.ct.state = ir::kCtUntracked;
+    r.ct.why = "NOTRACK";
+    return;
+  }
+  r.ct = e.ct_.classify(r.p, r.p.time);
+  if (r.ct.state == ir::kCtUntracked) r.untracked = true;
+}
+
+// Rewrites for packets of an existing NATed connection (the first packet is
+// rewritten by the nat rule itself).
+void ReferenceEngine::Walk::manip(bool dst) {
+  if (!e.conntrack_on_ || !r.ct_done || r.untracked || r.ct.dir < 0 || r.ct.is_new || r.ct.related) return;
+  const CtEntry& en = r.ct.entry;
+  CtTuple want = r.ct.dir == 0 ? invert(en.reply) : invert(en.orig);  // what the packet must become
+  bool ports = port_proto(r.p.l4proto) && r.p.has_l4;
+  if (dst) {
+    r.p.daddr = want.dst;
+    if (ports) r.p.dport = want.dport;
+  } else {
+    r.p.saddr = want.src;
+    if (ports) r.p.sport = want.sport;
+  }
+}
+
+void ReferenceEngine::Walk::finish(Verdict v, Hook h, const std::string& rw) {
+  r.verdict = v;
+  r.hook = h;
+  r.reject_with = rw;
+}
+
+// One base chain: ordered first match over its decision list.
+ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
+  const ir::DecisionList& dl = e.pipe_.stages[si];
+  Ctx c{e.rs_, e.host_, dl, r, e.touched_sets_};
+  r.jump_cache.clear();
+  StageOutcome out;
+  out.stage = si;
+  bool decided = false;
+  size_t i = 0;
+  // Only rules that can match are visited; NAT changing addresses or
+  // ports turns the index off for the rest of the chain.
+  const RuleIndex& ix = e.index_[si];
+  use_index = e.opt_.use_index && ix.enabled();
+  std::vector<uint32_t> cand;
+  size_t cp = 0;
+  if (use_index) ix.candidates(r.p, cand);
+  const auto& infos = e.info_[si];
+  while (i < dl.rules.size()) {
+    if (use_index) {
+      while (cp < cand.size() && cand[cp] < i) ++cp;
+      if (cp == cand.size()) break;
+      i = cand[cp];
+    }
+    const ir::FlatRule& fr = dl.rules[i];
+    if (matches(fr, infos[i], c) == Tri::False) {
+      ++i;
+      continue;
+    }
+    if (!fr.guard) r.hit_rules.push_back(fr.origin);  // a guard hit: the jump is not taken
+    if (!statements(fr, h)) {
+      ++i;
+      continue;
+    }
+    switch (fr.action) {
+      case FlatAction::Accept:
+      case FlatAction::Drop:
+      case FlatAction::Reject:
+      case FlatAction::Queue:
+        out.rule = &fr;
+        out.action = fr.action;
+        decided = true;
+        break;
+      case FlatAction::Continue:
+        ++i;
+        continue;
+      case FlatAction::Skip:
+        i = fr.skip_to;
+        continue;
+    }
+    break;
+  }
+  if (!decided) {
+    out.rule = nullptr;
+    out.action = dl.policy == ir::VerdictKind::Drop ? FlatAction::Drop : FlatAction::Accept;
+    r.hit_policies.emplace_back(dl.table_index, dl.chain_index);
+  }
+  return out;
+}
+
+// Whether a flattened rule matches (True or False: unknown matches are
+// decided by the run's choices). Matches come in a segment per jump/goto on
+// the path, each tested once per region.
+Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, const Ctx& c) {
+  size_t off = 0;
+  Tri res = Tri::True;
+  std::string why;
+  if (fi.segments_ok) {
+    for (size_t k = 0; k < fr.path.size(); ++k) {
+      const ir::RuleRef& ref = fr.path[k];
+      size_t len = fi.seg_len[k];
+      Tri seg;
+      if (k < r.jump_cache.size() && r.jump_cache[k].first == ref) {
+        seg = r.jump_cache[k].second;
+      } else {
+        r.jump_cache.resize(k);
+        std::string w;
+        seg = eval_range(fr, off, off + len, c, w);
+        if (seg == Tri::Unknown) seg = r.choose(&fr, w) ? Tri::True : Tri::False;
+        r.jump_cache.emplace_back(ref, seg);
+        if (seg == Tri::True) r.hit_rules.push_back(ref);
+      }
+      off += len;
+      if (seg == Tri::False) {
+        res = Tri::False;
+        break;
+      }
+    }
+  }
+  if (res != Tri::False) {
+    // The rule's own matches. The trailing entry of a goto re-tests the
+    // goto's matches: use what they were when the chain was entered.
+    size_t k = fr.path.size();
+    if (fi.goto_tail && k < r.jump_cache.size() && r.jump_cache[k].first == fr.origin) {
+      res = r.jump_cache[k].second;
+    } else {
+      res = eval_range(fr, fi.segments_ok ? off : 0, fr.matches.size(), c, why);
+      if (res == Tri::Unknown) res = r.choose(&fr, why) ? Tri::True : Tri::False;
+      // A jump's statement entry comes right before its region: its
+      // result is the region's jump result. Any other rule at this
+      // depth means deeper regions are over.
+      if (r.jump_cache.size() > k) r.jump_cache.resize(k);
+      if (fi.jump_stmt && fi.segments_ok && r.jump_cache.size() == k) r.jump_cache.emplace_back(fr.origin, res);
+    }
+  }
+  return res;
+}
+
+// The statements of a matching rule, in order. False when one stopped the
+// rule (a rate limit over its rate).
+bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
+  std::string at;
+  if (!fr.statements.empty())
+    at = e.rs_.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule].loc.file_line();
+  for (const auto& st : fr.statements) {
+    switch (st.kind) {
+      case ir::StmtKind::Counter:
+        break;
+      case ir::StmtKind::Log:
+      case ir::StmtKind::Nflog:
+        r.events.push_back({std::string(st.kind == ir::StmtKind::Log ? "LOG" : "NFLOG") +
+                                (st.text.empty() ? "" : " prefix \"" + st.text + "\""),
+                            at});
+        break;
+      case ir::StmtKind::SetMark:
+        r.p.mark = (uint32_t)((r.p.mark & ~st.mask) ^ st.value);
+        r.events.push_back({"MARK " + hex(r.p.mark), at});
+        break;
+      case ir::StmtKind::SetCtMark:
+      case ir::StmtKind::SaveMark:
+      case ir::StmtKind::RestoreMark: {
+        if (!r.ct_done || r.ct.dir < 0 || r.untracked) break;  // no connection: no effect
+        uint32_t& cm = r.ct.entry.mark;
+        if (st.kind == ir::StmtKind::SetCtMark) cm = (uint32_t)((cm & ~st.mask) ^ st.value);
+        else if (st.kind == ir::StmtKind::SaveMark) cm = (uint32_t)((cm & ~st.mask) ^ (r.p.mark & st.mask));
+        else r.p.mark = (uint32_t)((r.p.mark & ~st.mask) ^ (cm & st.mask));
+        r.events.push_back({st.kind == ir::StmtKind::RestoreMark ? "CONNMARK restore: mark " + hex(r.p.mark)
+                                                                  : "CONNMARK " + hex(cm),
+                            at});
+        break;
+      }
+      case ir::StmtKind::Notrack:
+        if (!r.ct_done) r.untracked = true;
+        r.events.push_back({"NOTRACK", at});
+        break;
+      case ir::StmtKind::Dnat:
+      case ir::StmtKind::Redirect:
+      case ir::StmtKind::Snat:
+      case ir::StmtKind::Masquerade:
+        nat(st, h, at);
+        break;
+      case ir::StmtKind::Limit:
+        if (!r.choose(&fr, "'" + st.cap + "' depends on the packet rate")) return false;
+        break;
+      case ir::StmtKind::SetAdd:
+        r.touched.push_back(st.text);
+        r.events.push_back({"set update (" + st.cap + ") not modelled", at});
+        break;
+      default:
+        r.events.push_back({"'" + st.cap + "' not modelled", at});
+        break;
+    }
+  }
+  return true;
+}
+
+// The first packet of a connection: the NAT statement rewrites it and sets
+// the connection's reply tuple.
+void ReferenceEngine::Walk::nat(const ir::Statement& st, Hook h, const std::string& at) {
+  if (!r.ct_done || r.ct.dir < 0 || !r.ct.is_new || r.untracked) return;
+  bool dst = st.kind == ir::StmtKind::Dnat || st.kind == ir::StmtKind::Redirect;
+  std::optional<u128> addr;
+  if (st.nat.addrs && !st.nat.addrs->empty()) addr = st.nat.addrs->intervals()[0].lo;
+  if (st.kind == ir::StmtKind::Redirect)
+    addr = h == Hook::Output ? (fam == 4 ? ir::v4_to_u128(0x7f000001) : (u128)1)
+                             : e.host_.local_address((uint8_t)fam, r.p.iif).value_or(r.p.daddr);
+  if (st.kind == ir::StmtKind::Masquerade) addr = e.host_.local_address((uint8_t)fam, r.p.oif);
+  bool ports = port_proto(r.p.l4proto) && r.p.has_l4;
+  std::optional<uint16_t> port;
+  if (st.nat.ports && ports) port = st.nat.ports->first;
+  CtEntry& en = r.ct.entry;
+  use_index = false;  // addresses or ports change under the index
+  if (dst) {
+    if (addr) en.reply.src = *addr, r.p.daddr = *addr;
+    if (port) en.reply.sport = *port, r.p.dport = *port;
+    en.status |= kStDnat;
+  } else {
+    if (addr) en.reply.dst = *addr, r.p.saddr = *addr;
+    if (port) en.reply.dport = *port, r.p.sport = *port;
+    en.status |= kStSnat;
+  }
+  std::string to = addr ? ir::format_addr(*addr) : std::string("(unchanged)");
+  if (port) to += ":" + std::to_string(*port);
+  r.events.push_back({std::string(st.kind == ir::StmtKind::Dnat       ? "DNAT"
+                                  : st.kind == ir::StmtKind::Redirect ? "REDIRECT"
+                                  : st.kind == ir::StmtKind::Snat     ? "SNAT"
+                                                                      : "MASQUERADE") +
+                          " to " + to,
+                      at});
+}
+
+// DNAT may have made a packet for this host a packet to forward, or the
+// other way round: route again.
+void ReferenceEngine::Walk::reroute(size_t hi, Hook h) {
+  if (h == Hook::Prerouting && t.origin == Origin::Incoming && r.p.daddr != daddr_in &&
+      hi + 1 < hooks.size() && (hooks[hi + 1] == Hook::Input || hooks[hi + 1] == Hook::Forward)) {
+    hooks.resize(hi + 1);
+    auto rest = e.host_.after_prerouting(r.p.daddr, r.p.pkttype);
+    hooks.insert(hooks.end(), rest.begin(), rest.end());
+    r.p.oif = rest.front() == Hook::Forward ? e.host_.route(r.p.daddr) : std::string();
+  }
 }
 
 Decision ReferenceEngine::decide(const pkt::Packet& p, const Traversal& t) {
@@ -851,6 +893,21 @@ Decision ReferenceEngine::decide(const pkt::Packet& p, const Traversal& t) {
   return evaluate(p, t);
 }
 
+namespace {
+
+// Queues a run for each answer after `from` that was true: the same answers
+// before it, false at it, the rest decided as the run goes.
+void push_alternatives(const ReferenceEngine::Run& r, size_t from, std::vector<std::vector<bool>>& todo) {
+  for (size_t i = from; i < r.used && i < r.choices.size(); ++i)
+    if (r.choices[i]) {
+      std::vector<bool> alt(r.choices.begin(), r.choices.begin() + (long)i);
+      alt.push_back(false);
+      todo.push_back(std::move(alt));
+    }
+}
+
+}  // namespace
+
 Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   // Explore every answer to the matches a capture cannot decide.
   std::vector<Run> runs;
@@ -858,15 +915,7 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   runs[0].p = p;
   run(runs[0], t);
   std::vector<std::vector<bool>> todo;
-  auto alternatives = [&](const Run& r, size_t from) {
-    for (size_t i = from; i < r.used && i < r.choices.size(); ++i)
-      if (r.choices[i]) {
-        std::vector<bool> alt(r.choices.begin(), r.choices.begin() + (long)i);
-        alt.push_back(false);
-        todo.push_back(std::move(alt));
-      }
-  };
-  alternatives(runs[0], 0);
+  push_alternatives(runs[0], 0, todo);
   bool exhausted = false;
   while (!todo.empty()) {
     if (runs.size() >= opt_.max_branches) {
@@ -879,7 +928,7 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
     todo.pop_back();
     size_t given = r.choices.size();
     run(r, t);
-    alternatives(r, given);
+    push_alternatives(r, given, todo);
     runs.push_back(std::move(r));
   }
 
@@ -896,72 +945,79 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   }
   if (conntrack_on_ && first.ct_done && !first.untracked && first.ct.state == ir::kCtInvalid && !first.ct.why.empty())
     d.note = "INVALID: " + first.ct.why;
-
-  // The deciding rule: what ended the packet; for ACCEPT the last explicit
-  // ACCEPT on the path, else the last policy of a chain that had rules.
-  auto info_of = [&](const StageOutcome& o) {
-    const auto& dl = pipe_.stages[o.stage];
-    return o.rule ? rule_info(o.rule->origin, o.rule->path) : policy_info(dl);
-  };
-  auto pick = [&](const Run& r) -> RuleInfo {
-    if (r.outcomes.empty()) return {};
-    if (r.verdict != Verdict::Accept) return info_of(r.outcomes.back());
-    for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
-      if (it->rule) return info_of(*it);
-    for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
-      if (!pipe_.stages[it->stage].rules.empty()) return info_of(*it);
-    return info_of(r.outcomes.back());
-  };
-  d.rule = pick(first);
+  d.rule = deciding_rule(first);
   if (d.rule.empty()) d.rule.text = "no base chain on this path: accepted";
   if (first.verdict == Verdict::Accept) {
     // Report the hook of the chain whose rule (or policy) accepted it.
     for (auto it = first.outcomes.rbegin(); it != first.outcomes.rend(); ++it)
-      if (info_of(*it).location == d.rule.location && info_of(*it).text == d.rule.text) {
+      if (outcome_info(*it).location == d.rule.location && outcome_info(*it).text == d.rule.text) {
         d.hook = pipe_.stages[it->stage].hook;
         break;
       }
   }
+  explain_unknowns(d, runs, exhausted);
+  commit(first, p.time);
+  return d;
+}
 
+RuleInfo ReferenceEngine::outcome_info(const StageOutcome& o) const {
+  const auto& dl = pipe_.stages[o.stage];
+  return o.rule ? rule_info(o.rule->origin, o.rule->path) : policy_info(dl);
+}
+
+// The deciding rule: what ended the packet; for ACCEPT the last explicit
+// ACCEPT on the path, else the last policy of a chain that had rules.
+RuleInfo ReferenceEngine::deciding_rule(const Run& r) const {
+  if (r.outcomes.empty()) return {};
+  if (r.verdict != Verdict::Accept) return outcome_info(r.outcomes.back());
+  for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
+    if (it->rule) return outcome_info(*it);
+  for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
+    if (!pipe_.stages[it->stage].rules.empty()) return outcome_info(*it);
+  return outcome_info(r.outcomes.back());
+}
+
+// When the first run met matches it could not decide: INDETERMINATE if the
+// verdict depends on them, a note if only the deciding rule does.
+void ReferenceEngine::explain_unknowns(Decision& d, const std::vector<Run>& runs, bool exhausted) const {
+  const Run& first = runs[0];
   bool same = true, same_rule = true;
   for (size_t i = 1; i < runs.size(); ++i) {
     if (runs[i].verdict != first.verdict || runs[i].reject_with != first.reject_with) same = false;
-    RuleInfo ri = pick(runs[i]);
+    RuleInfo ri = deciding_rule(runs[i]);
     if (ri.location != d.rule.location || ri.text != d.rule.text) same_rule = false;
   }
-  if (!first.unknowns.empty()) {
-    const auto& [fr, why] = first.unknowns.front();
-    std::string where = fr ? rule_info(fr->origin, {}).location : std::string();
-    if (exhausted || !same) {
-      d.verdict = Verdict::Indeterminate;
-      std::string outcomes;
-      for (const auto& r : runs) {
-        std::string v = to_string(r.verdict);
-        if (outcomes.find(v) == std::string::npos) outcomes += (outcomes.empty() ? "" : " or ") + v;
-      }
-      d.note = exhausted ? "too many undecidable matches on this packet's path (first: " + where + ": " + why + ")"
-                         : where + ": " + why + ": the verdict is " + outcomes + " depending on it";
-      if (fr) d.rule = rule_info(fr->origin, fr->path);
-    } else if (!same_rule) {
-      d.note = "the deciding rule depends on " + where + " (" + why + "); the verdict does not";
+  if (first.unknowns.empty()) return;
+  const auto& [fr, why] = first.unknowns.front();
+  std::string where = fr ? rule_info(fr->origin, {}).location : std::string();
+  if (exhausted || !same) {
+    d.verdict = Verdict::Indeterminate;
+    std::string outcomes;
+    for (const auto& r : runs) {
+      std::string v = to_string(r.verdict);
+      if (outcomes.find(v) == std::string::npos) outcomes += (outcomes.empty() ? "" : " or ") + v;
     }
+    d.note = exhausted ? "too many undecidable matches on this packet's path (first: " + where + ": " + why + ")"
+                       : where + ": " + why + ": the verdict is " + outcomes + " depending on it";
+    if (fr) d.rule = rule_info(fr->origin, fr->path);
+  } else if (!same_rule) {
+    d.note = "the deciding rule depends on " + where + " (" + why + "); the verdict does not";
   }
+}
 
-  // Commit the first run: hit counters, conntrack, dynamic sets.
-  {
-    std::vector<ir::RuleRef> hits = first.hit_rules;
-    std::sort(hits.begin(), hits.end());
-    hits.erase(std::unique(hits.begin(), hits.end()), hits.end());
-    for (const auto& h : hits) ++rule_hits_[h.table][h.chain][h.rule];
-    auto pols = first.hit_policies;
-    std::sort(pols.begin(), pols.end());
-    pols.erase(std::unique(pols.begin(), pols.end()), pols.end());
-    for (const auto& [tt, cc] : pols) ++policy_hits_[tt][cc];
-    for (const auto& s : first.touched) touched_sets_.insert(s);
-    if (conntrack_on_ && first.ct_done && !first.untracked)
-      ct_.commit(first.ct, first.verdict == Verdict::Accept, p.time);
-  }
-  return d;
+// Commits the first run: hit counters, conntrack, dynamic sets.
+void ReferenceEngine::commit(const Run& first, double time) {
+  std::vector<ir::RuleRef> hits = first.hit_rules;
+  std::sort(hits.begin(), hits.end());
+  hits.erase(std::unique(hits.begin(), hits.end()), hits.end());
+  for (const auto& h : hits) ++rule_hits_[h.table][h.chain][h.rule];
+  auto pols = first.hit_policies;
+  std::sort(pols.begin(), pols.end());
+  pols.erase(std::unique(pols.begin(), pols.end()), pols.end());
+  for (const auto& [tt, cc] : pols) ++policy_hits_[tt][cc];
+  for (const auto& s : first.touched) touched_sets_.insert(s);
+  if (conntrack_on_ && first.ct_done && !first.untracked)
+    ct_.commit(first.ct, first.verdict == Verdict::Accept, time);
 }
 
 }  // namespace nf2bpf::verify

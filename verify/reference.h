@@ -73,8 +73,14 @@ class ReferenceEngine : public VerdictEngine {
  private:
   Decision evaluate(const pkt::Packet& p, const Traversal& t);
   void run(Run& r, const Traversal& t) const;
+  struct Walk;          // the steps of one run (defined in reference.cpp)
+  struct StageOutcome;  // what decided one base chain (likewise)
   RuleInfo rule_info(const ir::RuleRef& ref, const std::vector<ir::RuleRef>& via) const;
   RuleInfo policy_info(const ir::DecisionList& dl) const;
+  RuleInfo outcome_info(const StageOutcome& o) const;
+  RuleInfo deciding_rule(const Run& r) const;
+  void explain_unknowns(Decision& d, const std::vector<Run>& runs, bool exhausted) const;
+  void commit(const Run& first, double time);
 
   const ir::Ruleset& rs_;
   const ir::Pipeline& pipe_;

@@ -91,8 +91,23 @@ class Synth {
   }
 
   Probe witness(const ir::DecisionList& dl, const ir::FlatRule& fr, bool& ok, std::string& why) {
-    Probe p;
+    Probe p = probe_for(dl, fr);
     ok = true;
+    for (const auto& m : fr.matches) {
+      fit(m, p, ok, why);
+      if (!ok) return p;
+    }
+    PacketSpec& s = p.s;
+    uint8_t fam = s.family;
+    if (s.proto == 1 && fam == 6) s.proto = 58;
+    if ((s.proto == 1 || s.proto == 58) && s.icmp_type == 8 && fam == 6) s.icmp_type = 128;
+    if (s.proto == 1 || s.proto == 58) s.icmp_id = port();
+    return p;
+  }
+
+  // A TCP SYN on the stage's path (its hook and family) before any match.
+  Probe probe_for(const ir::DecisionList& dl, const ir::FlatRule& fr) {
+    Probe p;
     p.place = dl.hook == ir::Hook::Forward                                          ? Place::Forward
               : dl.hook == ir::Hook::Output || dl.hook == ir::Hook::Postrouting ? Place::Out
                                                                                     : Place::In;
@@ -119,137 +134,151 @@ class Synth {
     s.sport = port();
     s.dport = 9;
     s.tcp_flags = 0x02;
-    const u128 amin = family_min(fam), amax = family_max(fam);
-    for (const auto& m : fr.matches) {
-      const auto* set = std::get_if<ir::IntervalSet>(&m.value);
-      auto need = [&](std::optional<u128> v) -> u128 {
-        if (!v) {
-          ok = false;
-          why = std::string("no value satisfies its ") + ir::to_string(m.field) + " match";
-          return 0;
-        }
-        return *v;
-      };
-      switch (m.field) {
-        case Field::NfProto:
-          break;
-        case Field::SrcAddr:
-        case Field::DstAddr:
-          if (set) {
-            u128& a = m.field == Field::SrcAddr ? s.saddr : s.daddr;
-            a = need(pick(*set, m.negated, amin, amax, a));
-          } else if (const auto* ref = std::get_if<ir::SetRef>(&m.value)) {
-            set_ref(*ref, m.negated, p);
-          }
-          break;
-        case Field::L4Proto:
-          if (set) s.proto = (uint8_t)need(pick(*set, m.negated, 0, 255, s.proto));
-          break;
-        case Field::SrcPort:
-        case Field::DstPort:
-          if (set) {
-            uint16_t& port = m.field == Field::SrcPort ? s.sport : s.dport;
-            port = (uint16_t)need(pick(*set, m.negated, 0, 65535, port));
-            if (m.field == Field::SrcPort) p.sport_fixed = true;
-          } else if (const auto* ref = std::get_if<ir::SetRef>(&m.value)) {
-            set_ref(*ref, m.negated, p);
-          }
-          break;
-        case Field::IcmpType:
-        case Field::Icmp6Type:
-          if (set) {
-            s.proto = m.field == Field::IcmpType ? 1 : 58;
-            u128 v = need(pick(*set, m.negated, 0, 0xffff, (u128)(s.icmp_type << 8 | s.icmp_code)));
-            s.icmp_type = (uint8_t)(v >> 8);
-            s.icmp_code = (uint8_t)v;
-          }
-          break;
-        case Field::TcpFlags:
-          if (const auto* mk = std::get_if<ir::Masked>(&m.value); mk && !mk->values.empty()) {
-            uint8_t want = (uint8_t)mk->values.intervals()[0].lo;
-            uint8_t low = (uint8_t)(mk->mask & (~mk->mask + 1));
-            s.tcp_flags = m.negated ? (uint8_t)(want ^ low) : want;
-            p.flags_fixed = true;
-          }
-          break;
-        case Field::Fragment:
-          if (set && set->contains(1) != m.negated) {
-            s.frag_offset = 3;
-            s.payload.assign(16, 'f');
-          }
-          break;
-        case Field::IifName:
-        case Field::OifName:
-          if (const auto* pats = std::get_if<std::vector<ir::IfacePattern>>(&m.value); pats && !pats->empty()) {
-            std::string name = m.negated ? "other0" : (*pats)[0].name + ((*pats)[0].prefix ? "0" : "");
-            if (m.negated)
-              for (const auto& pt : *pats)
-                if (pt.matches(name)) name = "nf2b0";
-            (m.field == Field::IifName ? p.iif : p.oif) = name;
-          }
-          break;
-        case Field::CtState:
-          if (set) {
-            for (uint8_t b : {ir::kCtNew, ir::kCtEstablished, ir::kCtRelated, ir::kCtInvalid, ir::kCtUntracked})
-              if (set->contains(b) != m.negated) {
-                p.ct = b;
-                break;
-              }
-          }
-          break;
-        case Field::SrcAddrType:
-        case Field::DstAddrType:
-          if (set) {
-            u128& a = m.field == Field::SrcAddrType ? s.saddr : s.daddr;
-            for (uint16_t t : {ir::kAddrLocal, ir::kAddrUnicast, ir::kAddrBroadcast, ir::kAddrMulticast})
-              if (set->contains(t) != m.negated) {
-                if (t == ir::kAddrLocal) a = local;
-                else if (t == ir::kAddrUnicast) a = m.field == Field::SrcAddrType ? remote : far;
-                else if (t == ir::kAddrBroadcast && fam == 4) a = v4(0xffffffff);
-                else if (t == ir::kAddrMulticast) a = fam == 4 ? v4(0xe00000fb) : ((u128)0xff02 << 112) | 0xfb;
-                else continue;
-                break;
-              }
-          }
-          break;
-        case Field::PktType:
-          if (set) {
-            for (int t : {0, 1, 2})
-              if (set->contains(t) != m.negated) {
-                if (t == 1 && fam == 4) p.dst_mac = 0xffffffffffffULL, s.daddr = v4(0xffffffff);
-                if (t == 2) p.dst_mac = 0x01005e0000fbULL, s.daddr = fam == 4 ? v4(0xe00000fb) : ((u128)0xff02 << 112) | 0xfb;
-                break;
-              }
-          }
-          break;
-        case Field::Length:
-          if (set) {
-            u128 len = need(pick(*set, m.negated, 0, 65535, 60));
-            size_t hdr = (fam == 4 ? 20 : 40) + (s.proto == 6 ? 20 : 8);
-            if (len >= hdr) s.payload.assign((size_t)(len - hdr), 'l');
-          }
-          break;
-        case Field::Ttl:
-          if (set) s.ttl = (uint8_t)need(pick(*set, m.negated, 0, 255, s.ttl));
-          break;
-        case Field::Dscp:
-          if (set) s.dscp = (uint8_t)need(pick(*set, m.negated, 0, 63, s.dscp));
-          break;
-        case Field::SrcMac:
-          if (set) p.src_mac = (uint64_t)need(pick(*set, m.negated, 0, 0xffffffffffffULL, p.src_mac));
-          break;
-        case Field::Opaque:
-          if (m.module == "multiport" && set && !set->empty() && !m.negated) s.dport = (uint16_t)set->intervals()[0].lo;
-          break;
-        default:
-          break;  // marks, conntrack tuples, sockets: set by rules or unknowable; the diff will tell
-      }
-      if (!ok) return p;
-    }
-    if (s.proto == 1 && fam == 6) s.proto = 58;
-    if ((s.proto == 1 || s.proto == 58) && s.icmp_type == 8 && fam == 6) s.icmp_type = 128;
-    if (s.proto == 1 || s.proto == 58) s.icmp_id = port();
     return p;
+  }
+
+  // Changes the probe so that it passes one match; `ok` false (with `why`)
+  // when no value does.
+  void fit(const ir::Match& m, Probe& p, bool& ok, std::string& why) {
+    PacketSpec& s = p.s;
+    const uint8_t fam = s.family;
+    const u128 amin = family_min(fam), amax = family_max(fam);
+    const auto* set = std::get_if<ir::IntervalSet>(&m.value);
+    auto need = [&](std::optional<u128> v) -> u128 {
+      if (!v) {
+        ok = false;
+        why = std::string("no value satisfies its ") + ir::to_string(m.field) + " match";
+        return 0;
+      }
+      return *v;
+    };
+    switch (m.field) {
+      case Field::NfProto:
+        break;
+      case Field::SrcAddr:
+      case Field::DstAddr:
+        if (set) {
+          u128& a = m.field == Field::SrcAddr ? s.saddr : s.daddr;
+          a = need(pick(*set, m.negated, amin, amax, a));
+        } else if (const auto* ref = std::get_if<ir::SetRef>(&m.value)) {
+          set_ref(*ref, m.negated, p);
+        }
+        break;
+      case Field::L4Proto:
+        if (set) s.proto = (uint8_t)need(pick(*set, m.negated, 0, 255, s.proto));
+        break;
+      case Field::SrcPort:
+      case Field::DstPort:
+        if (set) {
+          uint16_t& port = m.field == Field::SrcPort ? s.sport : s.dport;
+          port = (uint16_t)need(pick(*set, m.negated, 0, 65535, port));
+          if (m.field == Field::SrcPort) p.sport_fixed = true;
+        } else if (const auto* ref = std::get_if<ir::SetRef>(&m.value)) {
+          set_ref(*ref, m.negated, p);
+        }
+        break;
+      case Field::IcmpType:
+      case Field::Icmp6Type:
+        if (set) {
+          s.proto = m.field == Field::IcmpType ? 1 : 58;
+          u128 v = need(pick(*set, m.negated, 0, 0xffff, (u128)(s.icmp_type << 8 | s.icmp_code)));
+          s.icmp_type = (uint8_t)(v >> 8);
+          s.icmp_code = (uint8_t)v;
+        }
+        break;
+      case Field::TcpFlags:
+        if (const auto* mk = std::get_if<ir::Masked>(&m.value); mk && !mk->values.empty()) {
+          uint8_t want = (uint8_t)mk->values.intervals()[0].lo;
+          uint8_t low = (uint8_t)(mk->mask & (~mk->mask + 1));
+          s.tcp_flags = m.negated ? (uint8_t)(want ^ low) : want;
+          p.flags_fixed = true;
+        }
+        break;
+      case Field::Fragment:
+        if (set && set->contains(1) != m.negated) {
+          s.frag_offset = 3;
+          s.payload.assign(16, 'f');
+        }
+        break;
+      case Field::IifName:
+      case Field::OifName:
+        fit_iface(m, p);
+        break;
+      case Field::CtState:
+        if (set) {
+          for (uint8_t b : {ir::kCtNew, ir::kCtEstablished, ir::kCtRelated, ir::kCtInvalid, ir::kCtUntracked})
+            if (set->contains(b) != m.negated) {
+              p.ct = b;
+              break;
+            }
+        }
+        break;
+      case Field::SrcAddrType:
+      case Field::DstAddrType:
+        if (set) fit_addr_type(m, *set, p);
+        break;
+      case Field::PktType:
+        if (set) fit_pkt_type(m, *set, p);
+        break;
+      case Field::Length:
+        if (set) {
+          u128 len = need(pick(*set, m.negated, 0, 65535, 60));
+          size_t hdr = (fam == 4 ? 20 : 40) + (s.proto == 6 ? 20 : 8);
+          if (len >= hdr) s.payload.assign((size_t)(len - hdr), 'l');
+        }
+        break;
+      case Field::Ttl:
+        if (set) s.ttl = (uint8_t)need(pick(*set, m.negated, 0, 255, s.ttl));
+        break;
+      case Field::Dscp:
+        if (set) s.dscp = (uint8_t)need(pick(*set, m.negated, 0, 63, s.dscp));
+        break;
+      case Field::SrcMac:
+        if (set) p.src_mac = (uint64_t)need(pick(*set, m.negated, 0, 0xffffffffffffULL, p.src_mac));
+        break;
+      case Field::Opaque:
+        if (m.module == "multiport" && set && !set->empty() && !m.negated) s.dport = (uint16_t)set->intervals()[0].lo;
+        break;
+      default:
+        break;  // marks, conntrack tuples, sockets: set by rules or unknowable; the diff will tell
+    }
+  }
+
+  void fit_iface(const ir::Match& m, Probe& p) {
+    if (const auto* pats = std::get_if<std::vector<ir::IfacePattern>>(&m.value); pats && !pats->empty()) {
+      std::string name = m.negated ? "other0" : (*pats)[0].name + ((*pats)[0].prefix ? "0" : "");
+      if (m.negated)
+        for (const auto& pt : *pats)
+          if (pt.matches(name)) name = "nf2b0";
+      (m.field == Field::IifName ? p.iif : p.oif) = name;
+    }
+  }
+
+  void fit_addr_type(const ir::Match& m, const ir::IntervalSet& set, Probe& p) {
+    PacketSpec& s = p.s;
+    const uint8_t fam = s.family;
+    u128 local = fam == 4 ? kLocal4 : kLocal6, remote = fam == 4 ? kRemote4 : kRemote6, far = fam == 4 ? kFar4 : kFar6;
+    u128& a = m.field == Field::SrcAddrType ? s.saddr : s.daddr;
+    for (uint16_t t : {ir::kAddrLocal, ir::kAddrUnicast, ir::kAddrBroadcast, ir::kAddrMulticast})
+      if (set.contains(t) != m.negated) {
+        if (t == ir::kAddrLocal) a = local;
+        else if (t == ir::kAddrUnicast) a = m.field == Field::SrcAddrType ? remote : far;
+        else if (t == ir::kAddrBroadcast && fam == 4) a = v4(0xffffffff);
+        else if (t == ir::kAddrMulticast) a = fam == 4 ? v4(0xe00000fb) : ((u128)0xff02 << 112) | 0xfb;
+        else continue;
+        break;
+      }
+  }
+
+  void fit_pkt_type(const ir::Match& m, const ir::IntervalSet& set, Probe& p) {
+    PacketSpec& s = p.s;
+    const uint8_t fam = s.family;
+    for (int t : {0, 1, 2})
+      if (set.contains(t) != m.negated) {
+        if (t == 1 && fam == 4) p.dst_mac = 0xffffffffffffULL, s.daddr = v4(0xffffffff);
+        if (t == 2) p.dst_mac = 0x01005e0000fbULL, s.daddr = fam == 4 ? v4(0xe00000fb) : ((u128)0xff02 << 112) | 0xfb;
+        break;
+      }
   }
 
   void set_ref(const ir::SetRef& ref, bool negated, Probe& p) {

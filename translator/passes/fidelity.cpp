@@ -22,6 +22,111 @@ struct Finding {
   SourceLoc loc;
 };
 
+// nftables: rules in chains a nat base chain reaches see only each
+// connection's first packet; classified by the "type nat" row.
+std::vector<bool> nat_reached(const Ruleset& rs, const Table& table) {
+  std::vector<bool> in_nat(table.chains.size(), false);
+  std::vector<uint32_t> work;
+  for (uint32_t c = 0; c < table.chains.size(); ++c)
+    if (table.chains[c].base && table.chains[c].base->type == ChainType::Nat) in_nat[c] = true, work.push_back(c);
+  auto reach = [&](const std::string& name) {
+    if (const Chain* tc = table.find_chain(name)) {
+      uint32_t i = (uint32_t)(tc - table.chains.data());
+      if (!in_nat[i]) in_nat[i] = true, work.push_back(i);
+    }
+  };
+  while (!work.empty()) {
+    uint32_t c = work.back();
+    work.pop_back();
+    for (const auto& r : table.chains[c].rules) {
+      if (r.verdict.kind == VerdictKind::Jump || r.verdict.kind == VerdictKind::Goto) reach(r.verdict.chain);
+      if (r.vmap)
+        if (const Set* m = rs.find_set(table, r.vmap->name))
+          for (const auto& e : m->elements)
+            if (e.verdict) reach(e.verdict->chain);
+    }
+  }
+  return in_nat;
+}
+
+// What keeps one rule from being exact: its table, matches, the sets they
+// name, statements and verdicts (a verdict map's included).
+std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Rule& rule, std::string_view fe,
+                                 const caps::Capability* table_cap) {
+  bool ipt = fe == "iptables";
+  std::vector<Finding> found;
+  auto check = [&](const std::string& cap, const SourceLoc& loc) {
+    if (cap.empty()) return;
+    const caps::Capability* k = caps::find(fe, cap);
+    if (!k) {
+      found.push_back({Fidelity::Unsupported, cap, "nf2bpf does not implement " + cap, loc});
+      return;
+    }
+    if (k->fidelity != Fidelity::Exact)
+      found.push_back({k->fidelity, cap, std::string(k->why), loc});
+  };
+  if (table_cap && table_cap->fidelity != Fidelity::Exact)
+    found.push_back({table_cap->fidelity, ipt ? "table " + table.name : std::string(table_cap->name),
+                     std::string(table_cap->why), rule.loc});
+  for (const auto& m : rule.matches) {
+    check(m.cap, m.loc);
+    if (auto* ref = std::get_if<SetRef>(&m.value)) {
+      const Set* s = rs.find_set(table, ref->name);
+      if (!s || !s->contents_known)
+        found.push_back({Fidelity::Unsupported, "set '" + ref->name + "'",
+                         ipt ? "the contents of ipset '" + ref->name +
+                                   "' are unknown; pass `ipset save` output with --ipsets FILE"
+                             : "set '" + ref->name + "' is not defined",
+                         m.loc});
+      else if (s->dynamic || s->has_timeout)
+        found.push_back({Fidelity::Approximate, "set '" + ref->name + "'",
+                         "elements added at run time or expiring are not followed; the "
+                         "policy holds the elements present when it was translated",
+                         m.loc});
+    }
+  }
+  for (const auto& s : rule.statements) check(s.cap, s.loc);
+  check(rule.verdict.cap, rule.verdict.loc);
+  if (rule.vmap)  // the verdicts a map can give
+    if (const Set* m = rs.find_set(table, rule.vmap->name))
+      for (const auto& e : m->elements)
+        if (e.verdict) check(e.verdict->cap, rule.verdict.loc);
+  return found;
+}
+
+// The rule's status and reason from its worst findings, and one diagnostic
+// per distinct reason.
+RuleFidelity judge(const RuleRef& ref, const Rule& rule, const std::vector<Finding>& found, diag::Diagnostics& diags,
+                   const FidelityOptions& opt) {
+  RuleFidelity rf;
+  rf.ref = ref;
+  for (const auto& f : found) rf.status = std::max(rf.status, f.fidelity);
+  // Reason: the worst findings, de-duplicated.
+  for (const auto& f : found) {
+    if (f.fidelity != rf.status) continue;
+    std::string piece = f.what + ": " + f.why;
+    if (rf.reason.find(piece) != std::string::npos) continue;
+    if (!rf.reason.empty()) rf.reason += "; ";
+    rf.reason += piece;
+  }
+  std::vector<std::string_view> said;  // one diagnostic per distinct reason
+  for (const auto& f : found) {
+    if (std::find(said.begin(), said.end(), f.why) != said.end()) continue;
+    said.push_back(f.why);
+    if (f.fidelity == Fidelity::Unsupported) {
+      std::string msg = "unsupported " + f.what;
+      if (opt.allow_partial) {
+        diags.warning(f.loc, msg + "; the rule is not translated and stays in netfilter", f.why, rule.text);
+      } else {
+        diags.error(f.loc, msg, f.why, rule.text);
+      }
+    } else if (f.fidelity == Fidelity::Approximate) {
+      diags.warning(f.loc, "approximate " + f.what, f.why, rule.text);
+    }
+  }
+  return rf;
+}
+
 }  // namespace
 
 std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, const FidelityOptions& opt) {
@@ -33,108 +138,21 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
     const Table& table = rs.tables[t];
     const caps::Capability* table_cap =
         caps::find(fe, ipt ? "*" + table.name : std::string("table ") + to_string(table.family));
-    // nftables: rules in chains a nat base chain reaches see only each
-    // connection's first packet; classified by the "type nat" row.
-    std::vector<bool> in_nat(table.chains.size(), false);
-    if (!ipt) {
-      std::vector<uint32_t> work;
-      for (uint32_t c = 0; c < table.chains.size(); ++c)
-        if (table.chains[c].base && table.chains[c].base->type == ChainType::Nat) in_nat[c] = true, work.push_back(c);
-      auto reach = [&](const std::string& name) {
-        if (const Chain* tc = table.find_chain(name)) {
-          uint32_t i = (uint32_t)(tc - table.chains.data());
-          if (!in_nat[i]) in_nat[i] = true, work.push_back(i);
-        }
-      };
-      while (!work.empty()) {
-        uint32_t c = work.back();
-        work.pop_back();
-        for (const auto& r : table.chains[c].rules) {
-          if (r.verdict.kind == VerdictKind::Jump || r.verdict.kind == VerdictKind::Goto) reach(r.verdict.chain);
-          if (r.vmap)
-            if (const Set* m = rs.find_set(table, r.vmap->name))
-              for (const auto& e : m->elements)
-                if (e.verdict) reach(e.verdict->chain);
-        }
-      }
-    }
+    std::vector<bool> in_nat = ipt ? std::vector<bool>(table.chains.size(), false) : nat_reached(rs, table);
     const caps::Capability* nat_cap = ipt ? nullptr : caps::find(fe, "type nat");
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
       for (uint32_t r = 0; r < chain.rules.size(); ++r) {
         progress::tick("checking rules", out.size());
         const Rule& rule = chain.rules[r];
-        std::vector<Finding> found;
-        auto check = [&](const std::string& cap, const SourceLoc& loc) {
-          if (cap.empty()) return;
-          const caps::Capability* k = caps::find(fe, cap);
-          if (!k) {
-            found.push_back({Fidelity::Unsupported, cap, "nf2bpf does not implement " + cap, loc});
-            return;
-          }
-          if (k->fidelity != Fidelity::Exact)
-            found.push_back({k->fidelity, cap, std::string(k->why), loc});
-        };
-        if (table_cap && table_cap->fidelity != Fidelity::Exact)
-          found.push_back({table_cap->fidelity, ipt ? "table " + table.name : std::string(table_cap->name),
-                           std::string(table_cap->why), rule.loc});
-        for (const auto& m : rule.matches) {
-          check(m.cap, m.loc);
-          if (auto* ref = std::get_if<SetRef>(&m.value)) {
-            const Set* s = rs.find_set(table, ref->name);
-            if (!s || !s->contents_known)
-              found.push_back({Fidelity::Unsupported, "set '" + ref->name + "'",
-                               ipt ? "the contents of ipset '" + ref->name +
-                                         "' are unknown; pass `ipset save` output with --ipsets FILE"
-                                   : "set '" + ref->name + "' is not defined",
-                               m.loc});
-            else if (s->dynamic || s->has_timeout)
-              found.push_back({Fidelity::Approximate, "set '" + ref->name + "'",
-                               "elements added at run time or expiring are not followed; the "
-                               "policy holds the elements present when it was translated",
-                               m.loc});
-          }
-        }
-        for (const auto& s : rule.statements) check(s.cap, s.loc);
-        check(rule.verdict.cap, rule.verdict.loc);
-        if (rule.vmap)  // the verdicts a map can give
-          if (const Set* m = rs.find_set(table, rule.vmap->name))
-            for (const auto& e : m->elements)
-              if (e.verdict) check(e.verdict->cap, rule.verdict.loc);
+        std::vector<Finding> found = findings_of(rs, table, rule, fe, table_cap);
         // Said once: a rule with its own unsupported part needs no second reason.
         if (nat_cap && in_nat[c] && nat_cap->fidelity != Fidelity::Exact &&
             std::none_of(found.begin(), found.end(), [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; }))
           found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         // A multiport/list with overlapping elements on a non-terminal rule
         // would be several iptables rules hitting twice; rare, noted.
-
-        RuleFidelity rf;
-        rf.ref = {t, c, r};
-        for (const auto& f : found) rf.status = std::max(rf.status, f.fidelity);
-        // Reason: the worst findings, de-duplicated.
-        for (const auto& f : found) {
-          if (f.fidelity != rf.status) continue;
-          std::string piece = f.what + ": " + f.why;
-          if (rf.reason.find(piece) != std::string::npos) continue;
-          if (!rf.reason.empty()) rf.reason += "; ";
-          rf.reason += piece;
-        }
-        std::vector<std::string_view> said;  // one diagnostic per distinct reason
-        for (const auto& f : found) {
-          if (std::find(said.begin(), said.end(), f.why) != said.end()) continue;
-          said.push_back(f.why);
-          if (f.fidelity == Fidelity::Unsupported) {
-            std::string msg = "unsupported " + f.what;
-            if (opt.allow_partial) {
-              diags.warning(f.loc, msg + "; the rule is not translated and stays in netfilter", f.why, rule.text);
-            } else {
-              diags.error(f.loc, msg, f.why, rule.text);
-            }
-          } else if (f.fidelity == Fidelity::Approximate) {
-            diags.warning(f.loc, "approximate " + f.what, f.why, rule.text);
-          }
-        }
-        out.push_back(std::move(rf));
+        out.push_back(judge({t, c, r}, rule, found, diags, opt));
       }
     }
   }

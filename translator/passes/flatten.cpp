@@ -54,6 +54,10 @@ class Flattener {
   void inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path, size_t return_region);
   void emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const std::vector<Match>& own,
                  const Verdict& v, std::vector<RuleRef>& path, size_t return_region, bool with_statements);
+  void emit_jump(const RuleRef& ref, const Rule& rule, const std::vector<Match>& own, const Verdict& v,
+                 std::vector<RuleRef>& path, size_t return_region, bool with_statements);
+  size_t emit_guards(const RuleRef& ref, const std::vector<Match>& kept, const std::vector<const Match*>& once,
+                     const std::vector<RuleRef>& path);
   FlatRule& push(const std::vector<Match>& own, const RuleRef& origin, const std::vector<RuleRef>& path);
   void close_region(size_t region, size_t target);
   bool find_loops(uint32_t t);
@@ -140,92 +144,102 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
       break;
     }
     case VerdictKind::Jump:
-    case VerdictKind::Goto: {
-      auto target = chain_by_name(t, v.chain);
-      if (!target) break;  // reported by the front-end
-      uint32_t tc = *target;
-      // Netfilter tests a jump's matches once, when it jumps. A test of a
-      // field that the rule's statements or the chain (or a chain it reaches)
-      // can change must not be repeated on every inlined rule: guards test it
-      // once here and skip the chain when it fails; the inlined rules get
-      // only the other matches.
-      uint8_t mut = chain_changes(t, tc) | (with_statements ? statements_change(rule.statements) : 0);
-      std::vector<Match> kept;
-      std::vector<const Match*> once;
-      if (mut)
-        for (const auto& m : own) {
-          if (tests_changed(m, mut)) once.push_back(&m);
-          else kept.push_back(m);
-        }
-      const std::vector<Match>& pre = once.empty() ? own : kept;
-      size_t guard_region = SIZE_MAX;
-      if (!once.empty()) {
-        // kept ∧ ¬(K1 ∧ K2 ...) → skip: one guard per Ki (kept ∧ ¬Ki → skip).
-        regions_.emplace_back();
-        guard_region = regions_.size() - 1;
-        for (const Match* k : once) {
-          std::vector<Match> g = kept;
-          g.push_back(*k);
-          g.back().negated = !g.back().negated;
-          auto& f = push(g, ref, path);
-          f.action = FlatAction::Skip;
-          f.guard = true;
-          regions_[guard_region].fixups.push_back(list_->rules.size() - 1);
-        }
-        // A packet without a connection matches neither a ct mark test nor
-        // its negation: it skips the chain too.
-        auto ct = std::find_if(once.begin(), once.end(), [](const Match* m) { return tests_changed(*m, kMutCtMark); });
-        if (ct != once.end()) {
-          std::vector<Match> g = kept;
-          Match m;
-          m.field = Field::CtState;
-          m.negated = true;
-          for (uint8_t b : {kCtEstablished, kCtRelated, kCtNew}) std::get<IntervalSet>(m.value).add(b, b);
-          m.cap = "-m conntrack --ctstate";
-          m.module = "conntrack";
-          m.loc = (*ct)->loc;
-          g.push_back(std::move(m));
-          auto& f = push(g, ref, path);
-          f.action = FlatAction::Skip;
-          f.guard = true;
-          regions_[guard_region].fixups.push_back(list_->rules.size() - 1);
-        }
-      }
-      if (with_statements && !rule.statements.empty()) {
-        auto& f = push(own, ref, path);
-        f.statements = rule.statements;
-        f.action = FlatAction::Continue;
-      }
-      path.push_back(ref);
-      size_t mark = prefix_.size();
-      prefix_.insert(prefix_.end(), pre.begin(), pre.end());
-      segments_.push_back((uint32_t)pre.size());
-      if (!once.empty()) ++guarded_;
-      auto leave = [&] {
-        prefix_.resize(mark);
-        segments_.pop_back();
-        if (!once.empty()) --guarded_;
-        path.pop_back();
-      };
-      if (v.kind == VerdictKind::Jump) {
-        regions_.emplace_back();
-        size_t region = regions_.size() - 1;
-        inline_chain(t, tc, path, region);
-        close_region(region, list_->rules.size());
-        leave();
-      } else {
-        // goto: the target returns to where the current chain returns.
-        inline_chain(t, tc, path, return_region);
-        leave();
-        auto& f = push(pre, ref, path);
-        f.action = FlatAction::Skip;
-        regions_[return_region].fixups.push_back(list_->rules.size() - 1);
-      }
-      // A failed guard goes on after the chain (and a goto's trailing entry).
-      if (guard_region != SIZE_MAX) close_region(guard_region, list_->rules.size());
+    case VerdictKind::Goto:
+      emit_jump(ref, rule, own, v, path, return_region, with_statements);
       break;
-    }
   }
+}
+
+// A jump or goto: the target chain inlined behind the rule's matches.
+void Flattener::emit_jump(const RuleRef& ref, const Rule& rule, const std::vector<Match>& own, const Verdict& v,
+                          std::vector<RuleRef>& path, size_t return_region, bool with_statements) {
+  uint32_t t = ref.table;
+  auto target = chain_by_name(t, v.chain);
+  if (!target) return;  // reported by the front-end
+  uint32_t tc = *target;
+  // Netfilter tests a jump's matches once, when it jumps. A test of a
+  // field that the rule's statements or the chain (or a chain it reaches)
+  // can change must not be repeated on every inlined rule: guards test it
+  // once here and skip the chain when it fails; the inlined rules get
+  // only the other matches.
+  uint8_t mut = chain_changes(t, tc) | (with_statements ? statements_change(rule.statements) : 0);
+  std::vector<Match> kept;
+  std::vector<const Match*> once;
+  if (mut)
+    for (const auto& m : own) {
+      if (tests_changed(m, mut)) once.push_back(&m);
+      else kept.push_back(m);
+    }
+  const std::vector<Match>& pre = once.empty() ? own : kept;
+  size_t guard_region = once.empty() ? SIZE_MAX : emit_guards(ref, kept, once, path);
+  if (with_statements && !rule.statements.empty()) {
+    auto& f = push(own, ref, path);
+    f.statements = rule.statements;
+    f.action = FlatAction::Continue;
+  }
+  path.push_back(ref);
+  size_t mark = prefix_.size();
+  prefix_.insert(prefix_.end(), pre.begin(), pre.end());
+  segments_.push_back((uint32_t)pre.size());
+  if (!once.empty()) ++guarded_;
+  auto leave = [&] {
+    prefix_.resize(mark);
+    segments_.pop_back();
+    if (!once.empty()) --guarded_;
+    path.pop_back();
+  };
+  if (v.kind == VerdictKind::Jump) {
+    regions_.emplace_back();
+    size_t region = regions_.size() - 1;
+    inline_chain(t, tc, path, region);
+    close_region(region, list_->rules.size());
+    leave();
+  } else {
+    // goto: the target returns to where the current chain returns.
+    inline_chain(t, tc, path, return_region);
+    leave();
+    auto& f = push(pre, ref, path);
+    f.action = FlatAction::Skip;
+    regions_[return_region].fixups.push_back(list_->rules.size() - 1);
+  }
+  // A failed guard goes on after the chain (and a goto's trailing entry).
+  if (guard_region != SIZE_MAX) close_region(guard_region, list_->rules.size());
+}
+
+// kept ∧ ¬(K1 ∧ K2 ...) → skip: one guard per Ki (kept ∧ ¬Ki → skip).
+// Returns the region the guards skip to.
+size_t Flattener::emit_guards(const RuleRef& ref, const std::vector<Match>& kept,
+                              const std::vector<const Match*>& once, const std::vector<RuleRef>& path) {
+  regions_.emplace_back();
+  size_t guard_region = regions_.size() - 1;
+  for (const Match* k : once) {
+    std::vector<Match> g = kept;
+    g.push_back(*k);
+    g.back().negated = !g.back().negated;
+    auto& f = push(g, ref, path);
+    f.action = FlatAction::Skip;
+    f.guard = true;
+    regions_[guard_region].fixups.push_back(list_->rules.size() - 1);
+  }
+  // A packet without a connection matches neither a ct mark test nor
+  // its negation: it skips the chain too.
+  auto ct = std::find_if(once.begin(), once.end(), [](const Match* m) { return tests_changed(*m, kMutCtMark); });
+  if (ct != once.end()) {
+    std::vector<Match> g = kept;
+    Match m;
+    m.field = Field::CtState;
+    m.negated = true;
+    for (uint8_t b : {kCtEstablished, kCtRelated, kCtNew}) std::get<IntervalSet>(m.value).add(b, b);
+    m.cap = "-m conntrack --ctstate";
+    m.module = "conntrack";
+    m.loc = (*ct)->loc;
+    g.push_back(std::move(m));
+    auto& f = push(g, ref, path);
+    f.action = FlatAction::Skip;
+    f.guard = true;
+    regions_[guard_region].fixups.push_back(list_->rules.size() - 1);
+  }
+  return guard_region;
 }
 
 void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path, size_t return_region) {

@@ -144,6 +144,47 @@ Hash128 tag_of(uint64_t slot, uint64_t pid) {
   return {x, mix(x ^ 0x5bd1e995)};
 }
 
+// Values of a field, negation applied, as a slot interval set.
+std::pair<int, IntervalSet> slot_set(Field f, const IntervalSet& vals, bool neg) {
+  FieldDomain d = domain_of(f);
+  IntervalSet dom = IntervalSet::range(0, d.max);
+  IntervalSet v = neg ? vals.intersect(dom).complement(d.max) : vals.intersect(dom);
+  if (d.offset == 0) return {d.slot, v};
+  IntervalSet shifted;
+  for (const auto& iv : v.intervals()) shifted.add(iv.lo + d.offset, iv.hi + d.offset);
+  return {d.slot, shifted};
+}
+
+// Whether xt_addrtype's IPv6 test of `mask` holds for an address of `type`.
+bool addrtype6_holds(uint32_t mask, uint32_t type) {
+  bool multicast = type == kAddrMulticast, any = type == kAddrUnspec;
+  bool unicast = type == kAddrUnicast || type == kAddrLocal;
+  uint32_t route = type == kAddrLocal ? (uint32_t)kAddrLocal : 0;  // match_lookup_rt6
+  if ((mask & kAddrMulticast) && !multicast) return false;
+  if ((mask & kAddrUnicast) && !unicast) return false;
+  if ((mask & kAddrUnspec) && !any) return false;
+  uint32_t by_route = kAddrLocal | kAddrAnycast | kAddrUnreachable;
+  if (mask & by_route) return (mask & by_route & route) != 0;
+  return true;
+}
+
+struct StageWork {
+  const DecisionList* dl;
+  std::vector<Lowered> rules;
+  std::vector<RuleRef> origins;
+};
+
+// A box's slots and, per slot, its predicate id.
+struct BoxPreds {
+  uint32_t mask;
+  std::array<uint32_t, kSlots> pid;
+};
+
+struct TupleBuild {
+  nf2bpf_tuple tu{};
+  std::unordered_map<nf2bpf_entry_key, std::vector<uint32_t>, EntryKeyHash, EntryKeyEq> chains;
+};
+
 class Compiler {
  public:
   Compiler(const Translation& tr, diag::Diagnostics& d, const CompileOptions& o) : tr_(tr), diag_(d), opt_(o) {}
@@ -160,6 +201,21 @@ class Compiler {
   const Rule& source(const RuleRef& r) const { return tr_.ruleset.tables[r.table].chains[r.chain].rules[r.rule]; }
   uint32_t prefix_id(const std::string& p);
   void add_xdp_stage(const std::vector<uint32_t>& rule_slots);
+  class MatchLowering;
+
+  StageWork lower_stage(const DecisionList& dl, const std::set<RuleRef>& unsupported);
+  std::vector<std::vector<std::vector<BoxPreds>>> box_predicates(const std::vector<StageWork>& work);
+  void compute_classes();
+  void emit_stage(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp, std::vector<uint32_t>& rule_slots,
+                  uint32_t& max_micro);
+  uint32_t emit_rules(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp, uint32_t first_rule,
+                      std::vector<uint32_t>& rule_slots);
+  std::vector<TupleBuild> build_tuples(const StageWork& w, const std::vector<std::vector<BoxPreds>>& bp,
+                                       uint32_t first_rule);
+  TupleBuild build_tuple(const StageWork& w, uint32_t mask,
+                         const std::vector<std::pair<uint32_t, const BoxPreds*>>& list, uint32_t first_rule,
+                         const std::vector<uint32_t>& resume, size_t& stage_entries);
+  uint32_t emit_entries(std::vector<TupleBuild>& builds, uint32_t& max_chain);
 
   const Translation& tr_;
   diag::Diagnostics& diag_;
@@ -223,208 +279,236 @@ static bool parse_rate(std::string_view s, double& per_sec) {
   return true;
 }
 
+// One match of one rule: constraints on the rule's boxes, or a residual
+// check in its descriptor.
+class Compiler::MatchLowering {
+ public:
+  MatchLowering(Compiler& c, const Match& m, std::vector<Box>& boxes, nf2bpf_rule& desc, const SourceLoc& rule_loc,
+                bool& ok)
+      : c_(c), m_(m), boxes_(boxes), desc_(desc), rule_loc_(rule_loc), ok_(ok) {}
+  void run();
+
+ private:
+  void constrain_all(int slot, const IntervalSet& s) {
+    for (auto& b : boxes_) b.constrain(slot, s);
+  }
+  void alternatives(const std::vector<Box>& alts);
+  void fail(const std::string& why) {
+    c_.diag_.error(m_.loc.line ? m_.loc : rule_loc_, why);
+    ok_ = false;
+  }
+  void masked(const Masked& mk);
+  void set(const SetRef& ref);
+  void opaque(const IntervalSet& vals);
+  void ct_tuple(const IntervalSet& vals);
+  void addrtype6(const IntervalSet& vals);
+  void mac(const IntervalSet& vals);
+  void values(const IntervalSet& vals);
+
+  Compiler& c_;
+  const Match& m_;
+  std::vector<Box>& boxes_;
+  nf2bpf_rule& desc_;
+  const SourceLoc& rule_loc_;
+  bool& ok_;
+};
+
 void Compiler::add_match(const Match& m, std::vector<Box>& boxes, nf2bpf_rule& desc, const SourceLoc& rule_loc,
                          bool& ok) {
-  auto constrain_all = [&](int slot, const IntervalSet& s) {
-    for (auto& b : boxes) b.constrain(slot, s);
-  };
-  auto alternatives = [&](const std::vector<Box>& alts) {
-    std::vector<Box> out;
-    for (const auto& b : boxes)
-      for (const auto& a : alts) {
-        Box x = b.and_with(a);
-        if (!x.empty) out.push_back(std::move(x));
-      }
-    boxes = std::move(out);
-  };
-  auto fail = [&](const std::string& why) {
-    diag_.error(m.loc.line ? m.loc : rule_loc, why);
-    ok = false;
-  };
-  // Values of a field, negation applied, as a slot interval set.
-  auto slot_set = [&](Field f, const IntervalSet& vals, bool neg) -> std::pair<int, IntervalSet> {
-    FieldDomain d = domain_of(f);
-    IntervalSet dom = IntervalSet::range(0, d.max);
-    IntervalSet v = neg ? vals.intersect(dom).complement(d.max) : vals.intersect(dom);
-    if (d.offset == 0) return {d.slot, v};
-    IntervalSet shifted;
-    for (const auto& iv : v.intervals()) shifted.add(iv.lo + d.offset, iv.hi + d.offset);
-    return {d.slot, shifted};
-  };
+  MatchLowering(*this, m, boxes, desc, rule_loc, ok).run();
+}
 
+void Compiler::MatchLowering::run() {
+  const Match& m = m_;
   if (auto* mk = std::get_if<Masked>(&m.value)) {
-    if (m.field == Field::TcpFlags) {
-      IntervalSet s;
-      for (uint32_t v = 0; v < 256; ++v)
-        if (mk->values.contains(v & mk->mask) != m.negated) s.add(v, v);
-      constrain_all(NF_SLOT_TCPFLAGS, s);
-      return;
-    }
-    if (mk->values.intervals().size() != 1 || mk->values.intervals()[0].lo != mk->values.intervals()[0].hi) {
-      fail("a mark test with several values is not supported");
-      return;
-    }
-    uint32_t val = (uint32_t)mk->values.intervals()[0].lo;
-    if (m.field == Field::Mark) {
-      if (!(desc.residual & NF_RES_MARK)) {
-        desc.residual |= NF_RES_MARK | (m.negated ? NF_RES_MARK_NEG : 0);
-        desc.mark_mask = (uint32_t)mk->mask, desc.mark_value = val;
-      } else if (!(desc.residual & NF_RES_MARK2)) {
-        desc.residual |= NF_RES_MARK2 | (m.negated ? NF_RES_MARK2_NEG : 0);
-        desc.mark2_mask = (uint32_t)mk->mask, desc.mark2_value = val;
-      } else {
-        fail("more than two mark tests apply to this rule (with the chains that jump to it)");
-      }
-      return;
-    }
-    if (m.field == Field::CtMark) {
-      if (desc.residual & NF_RES_CTMARK) {
-        fail("more than one connmark test applies to this rule (with the chains that jump to it)");
-        return;
-      }
-      desc.residual |= NF_RES_CTMARK | (m.negated ? NF_RES_CTMARK_NEG : 0);
-      desc.ctmark_mask = (uint32_t)mk->mask, desc.ctmark_value = val;
-      return;
-    }
-    fail(std::string("masked test of ") + to_string(m.field) + " is not supported by the dataplane");
-    return;
-  }
-
-  if (auto* ifs = std::get_if<std::vector<IfacePattern>>(&m.value)) {
+    masked(*mk);
+  } else if (auto* ifs = std::get_if<std::vector<IfacePattern>>(&m.value)) {
     int which = m.field == Field::IifName ? 0 : 1;
-    for (auto& b : boxes) b.constrain_iface(which, IfaceClause{*ifs, m.negated});
-    return;
+    for (auto& b : boxes_) b.constrain_iface(which, IfaceClause{*ifs, m.negated});
+  } else if (auto* ref = std::get_if<SetRef>(&m.value)) {
+    set(*ref);
+  } else {
+    const auto& vals = std::get<IntervalSet>(m.value);
+    if (m.field == Field::Opaque) opaque(vals);
+    else if (m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
+             m.field == Field::CtReplDst || m.field == Field::CtOrigSrcPort || m.field == Field::CtOrigDstPort ||
+             m.field == Field::CtReplSrcPort || m.field == Field::CtReplDstPort)
+      ct_tuple(vals);
+    else if ((m.field == Field::SrcAddrType || m.field == Field::DstAddrType) && c_.ip6_stage_ &&
+             m.cap.rfind("-m addrtype", 0) == 0)
+      addrtype6(vals);
+    else if (m.field == Field::SrcMac) mac(vals);
+    else values(vals);
   }
+}
 
-  if (auto* ref = std::get_if<SetRef>(&m.value)) {
-    const Set* set = tr_.ruleset.find_set(tr_.ruleset.tables[table_index_], ref->name);
-    if (!set) {
-      fail("set '" + ref->name + "' is not defined");
-      return;
+// Every box once per alternative (a set of boxes ORed), empty ones dropped.
+void Compiler::MatchLowering::alternatives(const std::vector<Box>& alts) {
+  std::vector<Box> out;
+  for (const auto& b : boxes_)
+    for (const auto& a : alts) {
+      Box x = b.and_with(a);
+      if (!x.empty) out.push_back(std::move(x));
     }
-    size_t dims = ref->key.size();
-    if (dims == 1) {
-      IntervalSet u;
-      for (const auto& e : set->elements)
-        if (!e.key.empty()) u.add(e.key[0]);
-      auto [slot, s] = slot_set(ref->key[0], u, m.negated);
-      if (slot < 0) {
-        fail(std::string("sets keyed by ") + to_string(ref->key[0]) + " are not supported by the dataplane");
-        return;
-      }
-      constrain_all(slot, s);
-      return;
-    }
-    if (m.negated) {
-      fail("a negated match on a multi-dimensional set is not supported");
-      return;
-    }
-    std::vector<Box> alts;
-    for (const auto& e : set->elements) {
-      Box b;
-      for (size_t i = 0; i < dims && i < e.key.size(); ++i) {
-        auto [slot, s] = slot_set(ref->key[i], e.key[i], false);
-        if (slot < 0) {
-          fail(std::string("sets keyed by ") + to_string(ref->key[i]) + " are not supported by the dataplane");
-          return;
-        }
-        b.constrain(slot, s);
-      }
-      if (!b.empty) alts.push_back(std::move(b));
-    }
-    alternatives(alts);
-    return;
-  }
+  boxes_ = std::move(out);
+}
 
-  const auto& vals = std::get<IntervalSet>(m.value);
-  if (m.field == Field::Opaque) {
-    if (m.cap == "-m multiport --ports") {
-      if (m.negated) {
-        constrain_all(NF_SLOT_SPORT, vals.complement(65535));
-        constrain_all(NF_SLOT_DPORT, vals.complement(65535));
-      } else {
-        Box a, b;
-        a.constrain(NF_SLOT_SPORT, vals);
-        b.constrain(NF_SLOT_DPORT, vals);
-        b.constrain(NF_SLOT_SPORT, vals.complement(65535));  // disjoint: a packet hits one box
-        alternatives({a, b});
-      }
+// TCP flags become the flag values that pass; marks and connmarks residual checks.
+void Compiler::MatchLowering::masked(const Masked& mk) {
+  const Match& m = m_;
+  nf2bpf_rule& desc = desc_;
+  if (m.field == Field::TcpFlags) {
+    IntervalSet s;
+    for (uint32_t v = 0; v < 256; ++v)
+      if (mk.values.contains(v & mk.mask) != m.negated) s.add(v, v);
+    constrain_all(NF_SLOT_TCPFLAGS, s);
+    return;
+  }
+  if (mk.values.intervals().size() != 1 || mk.values.intervals()[0].lo != mk.values.intervals()[0].hi) {
+    fail("a mark test with several values is not supported");
+    return;
+  }
+  uint32_t val = (uint32_t)mk.values.intervals()[0].lo;
+  if (m.field == Field::Mark) {
+    if (!(desc.residual & NF_RES_MARK)) {
+      desc.residual |= NF_RES_MARK | (m.negated ? NF_RES_MARK_NEG : 0);
+      desc.mark_mask = (uint32_t)mk.mask, desc.mark_value = val;
+    } else if (!(desc.residual & NF_RES_MARK2)) {
+      desc.residual |= NF_RES_MARK2 | (m.negated ? NF_RES_MARK2_NEG : 0);
+      desc.mark2_mask = (uint32_t)mk.mask, desc.mark2_value = val;
+    } else {
+      fail("more than two mark tests apply to this rule (with the chains that jump to it)");
+    }
+    return;
+  }
+  if (m.field == Field::CtMark) {
+    if (desc.residual & NF_RES_CTMARK) {
+      fail("more than one connmark test applies to this rule (with the chains that jump to it)");
       return;
     }
-    if (m.module == "limit") return;  // handled per rule (rate + burst)
-    if (m.module == "statistic") return;
-    // ipset's own counters: no effect on whether the rule matches.
-    if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
-    fail("unsupported match " + m.cap + " reached the compiler");
+    desc.residual |= NF_RES_CTMARK | (m.negated ? NF_RES_CTMARK_NEG : 0);
+    desc.ctmark_mask = (uint32_t)mk.mask, desc.ctmark_value = val;
     return;
   }
-  if (m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
-      m.field == Field::CtReplDst || m.field == Field::CtOrigSrcPort || m.field == Field::CtOrigDstPort ||
-      m.field == Field::CtReplSrcPort || m.field == Field::CtReplDstPort) {
-    // Without NAT the original tuple is the packet's own in the original
-    // direction and the swapped one in the reply direction.
-    bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
-                m.field == Field::CtReplDst;
-    bool src_in_orig = m.field == Field::CtOrigSrc || m.field == Field::CtOrigSrcPort ||
-                       m.field == Field::CtReplDst || m.field == Field::CtReplDstPort;
-    Field s = addr ? Field::SrcAddr : Field::SrcPort, d = addr ? Field::DstAddr : Field::DstPort;
-    Box orig, repl;
-    orig.constrain(NF_SLOT_CTDIR, IntervalSet::single(0));
-    repl.constrain(NF_SLOT_CTDIR, IntervalSet::single(1));
-    auto [so, vo] = slot_set(src_in_orig ? s : d, vals, m.negated);
-    auto [sr, vr] = slot_set(src_in_orig ? d : s, vals, m.negated);
-    orig.constrain(so, vo);
-    repl.constrain(sr, vr);
-    alternatives({orig, repl});
+  fail(std::string("masked test of ") + to_string(m.field) + " is not supported by the dataplane");
+}
+
+// A one-field set is a value list; a multi-field set is one box per element.
+void Compiler::MatchLowering::set(const SetRef& ref) {
+  const Set* set = c_.tr_.ruleset.find_set(c_.tr_.ruleset.tables[c_.table_index_], ref.name);
+  if (!set) {
+    fail("set '" + ref.name + "' is not defined");
     return;
   }
-  if ((m.field == Field::SrcAddrType || m.field == Field::DstAddrType) && ip6_stage_ &&
-      m.cap.rfind("-m addrtype", 0) == 0) {
-    // ip6tables' addrtype (xt_addrtype match_type6) is not IPv4's "the
-    // address's one type is in the list": every listed condition must hold,
-    // and a local address is UNICAST as well as LOCAL. The classifier sees
-    // the address's one type from the host table; list the types for which
-    // the kernel's test holds.
-    uint32_t mask = 0;
-    for (const auto& iv : vals.intervals())
-      for (u128 v = iv.lo; v <= iv.hi && v <= 4095; ++v) mask |= (uint32_t)v;
-    auto holds = [mask](uint32_t type) {
-      bool multicast = type == kAddrMulticast, any = type == kAddrUnspec;
-      bool unicast = type == kAddrUnicast || type == kAddrLocal;
-      uint32_t route = type == kAddrLocal ? (uint32_t)kAddrLocal : 0;  // match_lookup_rt6
-      if ((mask & kAddrMulticast) && !multicast) return false;
-      if ((mask & kAddrUnicast) && !unicast) return false;
-      if ((mask & kAddrUnspec) && !any) return false;
-      uint32_t by_route = kAddrLocal | kAddrAnycast | kAddrUnreachable;
-      if (mask & by_route) return (mask & by_route & route) != 0;
-      return true;
-    };
-    IntervalSet types;
-    for (uint32_t t = 0; t <= 4095; ++t)
-      if (holds(t)) types.add(t, t);
-    auto [slot, s] = slot_set(m.field, types, m.negated);
+  size_t dims = ref.key.size();
+  if (dims == 1) {
+    IntervalSet u;
+    for (const auto& e : set->elements)
+      if (!e.key.empty()) u.add(e.key[0]);
+    auto [slot, s] = slot_set(ref.key[0], u, m_.negated);
+    if (slot < 0) {
+      fail(std::string("sets keyed by ") + to_string(ref.key[0]) + " are not supported by the dataplane");
+      return;
+    }
     constrain_all(slot, s);
     return;
   }
-  if (m.field == Field::SrcMac) {
-    if (vals.intervals().size() != 1 || vals.intervals()[0].lo != vals.intervals()[0].hi || (desc.residual & NF_RES_MAC)) {
-      fail("only one single-address MAC test per rule is supported");
-      return;
-    }
-    desc.residual |= NF_RES_MAC | (m.negated ? NF_RES_MAC_NEG : 0);
-    desc.mac = (uint64_t)vals.intervals()[0].lo;
+  if (m_.negated) {
+    fail("a negated match on a multi-dimensional set is not supported");
     return;
   }
-  auto [slot, s] = slot_set(m.field, vals, m.negated);
+  std::vector<Box> alts;
+  for (const auto& e : set->elements) {
+    Box b;
+    for (size_t i = 0; i < dims && i < e.key.size(); ++i) {
+      auto [slot, s] = slot_set(ref.key[i], e.key[i], false);
+      if (slot < 0) {
+        fail(std::string("sets keyed by ") + to_string(ref.key[i]) + " are not supported by the dataplane");
+        return;
+      }
+      b.constrain(slot, s);
+    }
+    if (!b.empty) alts.push_back(std::move(b));
+  }
+  alternatives(alts);
+}
+
+void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
+  const Match& m = m_;
+  if (m.cap == "-m multiport --ports") {
+    if (m.negated) {
+      constrain_all(NF_SLOT_SPORT, vals.complement(65535));
+      constrain_all(NF_SLOT_DPORT, vals.complement(65535));
+    } else {
+      Box a, b;
+      a.constrain(NF_SLOT_SPORT, vals);
+      b.constrain(NF_SLOT_DPORT, vals);
+      b.constrain(NF_SLOT_SPORT, vals.complement(65535));  // disjoint: a packet hits one box
+      alternatives({a, b});
+    }
+    return;
+  }
+  if (m.module == "limit") return;  // handled per rule (rate + burst)
+  if (m.module == "statistic") return;
+  // ipset's own counters: no effect on whether the rule matches.
+  if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
+  fail("unsupported match " + m.cap + " reached the compiler");
+}
+
+void Compiler::MatchLowering::ct_tuple(const IntervalSet& vals) {
+  const Match& m = m_;
+  // Without NAT the original tuple is the packet's own in the original
+  // direction and the swapped one in the reply direction.
+  bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
+              m.field == Field::CtReplDst;
+  bool src_in_orig = m.field == Field::CtOrigSrc || m.field == Field::CtOrigSrcPort ||
+                     m.field == Field::CtReplDst || m.field == Field::CtReplDstPort;
+  Field s = addr ? Field::SrcAddr : Field::SrcPort, d = addr ? Field::DstAddr : Field::DstPort;
+  Box orig, repl;
+  orig.constrain(NF_SLOT_CTDIR, IntervalSet::single(0));
+  repl.constrain(NF_SLOT_CTDIR, IntervalSet::single(1));
+  auto [so, vo] = slot_set(src_in_orig ? s : d, vals, m.negated);
+  auto [sr, vr] = slot_set(src_in_orig ? d : s, vals, m.negated);
+  orig.constrain(so, vo);
+  repl.constrain(sr, vr);
+  alternatives({orig, repl});
+}
+
+// ip6tables' addrtype (xt_addrtype match_type6) is not IPv4's "the address's
+// one type is in the list": every listed condition must hold, and a local
+// address is UNICAST as well as LOCAL. The classifier sees the address's one
+// type from the host table; list the types for which the kernel's test holds.
+void Compiler::MatchLowering::addrtype6(const IntervalSet& vals) {
+  uint32_t mask = 0;
+  for (const auto& iv : vals.intervals())
+    for (u128 v = iv.lo; v <= iv.hi && v <= 4095; ++v) mask |= (uint32_t)v;
+  IntervalSet types;
+  for (uint32_t t = 0; t <= 4095; ++t)
+    if (addrtype6_holds(mask, t)) types.add(t, t);
+  auto [slot, s] = slot_set(m_.field, types, m_.negated);
+  constrain_all(slot, s);
+}
+
+void Compiler::MatchLowering::mac(const IntervalSet& vals) {
+  if (vals.intervals().size() != 1 || vals.intervals()[0].lo != vals.intervals()[0].hi || (desc_.residual & NF_RES_MAC)) {
+    fail("only one single-address MAC test per rule is supported");
+    return;
+  }
+  desc_.residual |= NF_RES_MAC | (m_.negated ? NF_RES_MAC_NEG : 0);
+  desc_.mac = (uint64_t)vals.intervals()[0].lo;
+}
+
+void Compiler::MatchLowering::values(const IntervalSet& vals) {
+  auto [slot, s] = slot_set(m_.field, vals, m_.negated);
   if (slot < 0) {
-    fail(std::string("match on ") + to_string(m.field) + " is not supported by the dataplane");
+    fail(std::string("match on ") + to_string(m_.field) + " is not supported by the dataplane");
     return;
   }
   constrain_all(slot, s);
   // The connection's protocol: a packet without a connection (INVALID,
   // UNTRACKED, or before conntrack) has none, so it matches neither the
   // protocol nor its negation. Those packets are the ones with no direction.
-  if (m.field == Field::CtL4Proto) constrain_all(NF_SLOT_CTDIR, IntervalSet::range(0, 1));
+  if (m_.field == Field::CtL4Proto) constrain_all(NF_SLOT_CTDIR, IntervalSet::range(0, 1));
 }
 
 bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
@@ -683,54 +767,74 @@ Policy Compiler::run() {
     if (r.status == caps::Fidelity::Unsupported) unsupported.insert(r.ref);
   pol_.rule_count_source = tr_.rules.size() - unsupported.size();
 
-  struct StageWork {
-    const DecisionList* dl;
-    std::vector<Lowered> rules;
-    std::vector<RuleRef> origins;
-  };
   std::vector<StageWork> work;
-  uint64_t lowered = 0;
   progress::report("compiling: lowering rules");
   for (const auto& dl : tr_.pipeline.stages) {
     if (dl.type == ChainType::Nat) continue;  // NAT stages: rules are unsupported, policy is ACCEPT
     if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
     if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) continue;
-    StageWork w{&dl, {}, {}};
-    std::vector<int64_t> remap(dl.rules.size() + 1, -1);  // flat index -> compiled index
-    std::vector<uint32_t> kept;
-    for (uint32_t i = 0; i < dl.rules.size(); ++i) {
-      progress::tick("compiling: lowering rules", ++lowered);
-      const FlatRule& f = dl.rules[i];
-      bool skip = unsupported.count(f.origin) > 0;
-      for (const auto& p : f.path) skip |= unsupported.count(p) > 0;
-      if (skip) continue;
-      Lowered l;
-      if (!lower(f, dl, l)) {
-        failed_ = true;
-        continue;
-      }
-      remap[i] = (int64_t)w.rules.size();
-      kept.push_back(i);
-      w.rules.push_back(std::move(l));
-      w.origins.push_back(f.origin);
-    }
-    // Skip targets: the first kept rule at or after the flat target.
-    int64_t next_kept = (int64_t)w.rules.size();
-    for (int64_t i = (int64_t)dl.rules.size(); i >= 0; --i) {
-      if (remap[i] >= 0) next_kept = remap[i];
-      remap[i] = next_kept;
-    }
-    for (size_t k = 0; k < kept.size(); ++k)
-      if (w.rules[k].desc.action == NF_ACT_SKIP) w.rules[k].desc.skip_to = (uint32_t)remap[dl.rules[kept[k]].skip_to];
-    work.push_back(std::move(w));
+    work.push_back(lower_stage(dl, unsupported));
   }
-
   progress::report("compiling: field classes");
-  // Predicates per slot, and each rule box's predicate ids.
-  struct BoxPreds {
-    uint32_t mask;
-    std::array<uint32_t, kSlots> pid;
-  };
+  std::vector<std::vector<std::vector<BoxPreds>>> bp = box_predicates(work);
+  compute_classes();
+
+  progress::report("compiling: classifier entries");
+  // Rules, stages, tuples and entries.
+  uint32_t max_micro = 0;
+  std::vector<uint32_t> rule_slots;  // per compiled rule: the slots its boxes constrain
+  for (size_t s = 0; s < work.size(); ++s) emit_stage(work[s], bp[s], rule_slots, max_micro);
+  // Stages are already in hook order (flatten sorts them).
+  for (size_t i = 0; i < pol_.stages.size(); ++i) {
+    pol_.stages[i].policy_counter = (uint32_t)(pol_.rules.size() + i);
+    auto& h = pol_.hooks[pol_.stages[i].hook];
+    if (h.stage_count == 0) h.stage_first = (uint32_t)i;
+    ++h.stage_count;
+  }
+  add_xdp_stage(rule_slots);
+  pol_.cfg.nrules = (uint32_t)pol_.rules.size();
+  pol_.cfg.max_steps = max_micro;
+  if (pol_.cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR))) pol_.cfg.ct_needed = 1;
+  pol_.checksum = compute_checksum(pol_);
+  (void)failed_;
+  return std::move(pol_);
+}
+
+// The rules of one decision list that compile, with skip targets renumbered
+// to the rules kept.
+StageWork Compiler::lower_stage(const DecisionList& dl, const std::set<RuleRef>& unsupported) {
+  StageWork w{&dl, {}, {}};
+  std::vector<int64_t> remap(dl.rules.size() + 1, -1);  // flat index -> compiled index
+  std::vector<uint32_t> kept;
+  for (uint32_t i = 0; i < dl.rules.size(); ++i) {
+    progress::tick("compiling: lowering rules", i, dl.rules.size());
+    const FlatRule& f = dl.rules[i];
+    bool skip = unsupported.count(f.origin) > 0;
+    for (const auto& p : f.path) skip |= unsupported.count(p) > 0;
+    if (skip) continue;
+    Lowered l;
+    if (!lower(f, dl, l)) {
+      failed_ = true;
+      continue;
+    }
+    remap[i] = (int64_t)w.rules.size();
+    kept.push_back(i);
+    w.rules.push_back(std::move(l));
+    w.origins.push_back(f.origin);
+  }
+  // Skip targets: the first kept rule at or after the flat target.
+  int64_t next_kept = (int64_t)w.rules.size();
+  for (int64_t i = (int64_t)dl.rules.size(); i >= 0; --i) {
+    if (remap[i] >= 0) next_kept = remap[i];
+    remap[i] = next_kept;
+  }
+  for (size_t k = 0; k < kept.size(); ++k)
+    if (w.rules[k].desc.action == NF_ACT_SKIP) w.rules[k].desc.skip_to = (uint32_t)remap[dl.rules[kept[k]].skip_to];
+  return w;
+}
+
+// Predicates per slot, and each rule box's predicate ids: [stage][rule][box].
+std::vector<std::vector<std::vector<BoxPreds>>> Compiler::box_predicates(const std::vector<StageWork>& work) {
   std::vector<std::vector<std::vector<BoxPreds>>> bp(work.size());
   for (size_t s = 0; s < work.size(); ++s) {
     bp[s].resize(work[s].rules.size());
@@ -747,6 +851,10 @@ Policy Compiler::run() {
         bp[s][r].push_back(x);
       }
   }
+  return bp;
+}
+
+void Compiler::compute_classes() {
   for (int sl = 0; sl < kSlots; ++sl) {
     if (is_lpm(sl)) classes_lpm(sl);
     else if (is_iface(sl)) classes_iface(sl);
@@ -760,192 +868,205 @@ Policy Compiler::run() {
     bool used = !preds_[sl].empty() || (is_iface(sl) && !iface_preds_[sl - NF_SLOT_IIF].empty());
     if (used) pol_.cfg.slots_used |= 1u << sl;
   }
+}
 
-  progress::report("compiling: classifier entries");
-  // Rules, stages, tuples and entries.
-  uint32_t max_micro = 0;
-  std::vector<uint32_t> rule_slots;  // per compiled rule: the slots its boxes constrain
-  for (size_t s = 0; s < work.size(); ++s) {
-    const DecisionList& dl = *work[s].dl;
-    nf2bpf_stage st{};
-    st.first_rule = (uint32_t)pol_.rules.size();
-    st.end_rule = st.first_rule + (uint32_t)work[s].rules.size();
-    st.policy = dl.policy == VerdictKind::Drop ? NF_ACT_DROP : NF_ACT_ACCEPT;
-    st.hook = dl.hook == Hook::Prerouting ? NF_HOOK_PREROUTING
-              : dl.hook == Hook::Input    ? NF_HOOK_INPUT
-              : dl.hook == Hook::Forward  ? NF_HOOK_FORWARD
-              : dl.hook == Hook::Output   ? NF_HOOK_OUTPUT
-                                          : NF_HOOK_POSTROUTING;
-    st.family_mask = dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
-    st.flags = dl.priority < -200 ? NF_STAGE_BEFORE_CT : 0;
-    st.tuple_first = (uint32_t)pol_.tuples.size();
+// One stage: its rules, statements, tuples and entries.
+void Compiler::emit_stage(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp,
+                          std::vector<uint32_t>& rule_slots, uint32_t& max_micro) {
+  const DecisionList& dl = *w.dl;
+  nf2bpf_stage st{};
+  st.first_rule = (uint32_t)pol_.rules.size();
+  st.end_rule = st.first_rule + (uint32_t)w.rules.size();
+  st.policy = dl.policy == VerdictKind::Drop ? NF_ACT_DROP : NF_ACT_ACCEPT;
+  st.hook = dl.hook == Hook::Prerouting ? NF_HOOK_PREROUTING
+            : dl.hook == Hook::Input    ? NF_HOOK_INPUT
+            : dl.hook == Hook::Forward  ? NF_HOOK_FORWARD
+            : dl.hook == Hook::Output   ? NF_HOOK_OUTPUT
+                                        : NF_HOOK_POSTROUTING;
+  st.family_mask = dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
+  st.flags = dl.priority < -200 ? NF_STAGE_BEFORE_CT : 0;
+  st.tuple_first = (uint32_t)pol_.tuples.size();
 
-    uint32_t steps = 1;
-    for (size_t r = 0; r < work[s].rules.size(); ++r) {
-      Lowered& l = work[s].rules[r];
-      if (l.desc.action == NF_ACT_SKIP) l.desc.skip_to += st.first_rule;
-      l.desc.stmt_first = (uint32_t)pol_.stmts.size();
-      l.desc.stmt_count = (uint16_t)l.stmts.size();
-      pol_.stmts.insert(pol_.stmts.end(), l.stmts.begin(), l.stmts.end());
-      pol_.rules.push_back(l.desc);
-      uint32_t slots = 0;
-      for (const auto& b : bp[s][r]) slots |= b.mask;
-      rule_slots.push_back(slots);
-      const Rule& src = source(work[s].origins[r]);
-      const auto& t = tr_.ruleset.tables[work[s].origins[r].table];
-      pol_.origins.push_back({src.loc.file_line(), t.name, t.chains[work[s].origins[r].chain].name, src.text, src.loc.line});
-      std::string cname = t.name + "/" + t.chains[work[s].origins[r].chain].name;
-      auto cit = std::find(pol_.chain_names.begin(), pol_.chain_names.end(), cname);
-      if (cit == pol_.chain_names.end()) cit = pol_.chain_names.insert(pol_.chain_names.end(), cname);
-      pol_.rules.back().src_chain = (uint32_t)(cit - pol_.chain_names.begin());
-      pol_.rules.back().src_line = src.loc.line;
-      if (!l.unconditional_terminal) ++steps;
-      if (l.desc.residual & (NF_RES_CTMARK)) pol_.cfg.ct_needed = 1;
-      for (const auto& stt : l.stmts)
-        if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)
-          pol_.cfg.ct_needed = 1;
+  uint32_t steps = emit_rules(w, bp, st.first_rule, rule_slots);
+  std::vector<TupleBuild> builds = build_tuples(w, bp, st.first_rule);
+  uint32_t max_chain = 1;
+  st.tuple_count = emit_entries(builds, max_chain);
+  st.policy_counter = 0;  // set below once rule count is final
+  pol_.stages.push_back(st);
+  const auto& t = tr_.ruleset.tables[dl.table_index];
+  pol_.stage_origins.push_back({t.chains[dl.chain_index].loc.file_line(), dl.table, dl.chain,
+                                "policy " + std::string(to_string(dl.policy)), t.chains[dl.chain_index].loc.line});
+  uint64_t micro = (uint64_t)steps * (st.tuple_count + max_chain) + 4;
+  max_micro = (uint32_t)std::min<uint64_t>(std::max<uint64_t>(max_micro, micro), 1u << 23);
+  if (micro > (1u << 23)) {
+    diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "base chain " + dl.table + "/" + dl.chain +
+                " needs more classifier steps than one BPF loop allows");
+    failed_ = true;
+  }
+  if (dl.hook == Hook::Prerouting || dl.hook == Hook::Input || dl.hook == Hook::Forward || dl.hook == Hook::Output ||
+      dl.hook == Hook::Postrouting)
+    pol_.cfg.hooks_used |= 1u << st.hook;
+}
+
+// The stage's rules and statements, with their origins; returns the
+// classifier steps a search of the stage can take.
+uint32_t Compiler::emit_rules(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp, uint32_t first_rule,
+                              std::vector<uint32_t>& rule_slots) {
+  uint32_t steps = 1;
+  for (size_t r = 0; r < w.rules.size(); ++r) {
+    Lowered& l = w.rules[r];
+    if (l.desc.action == NF_ACT_SKIP) l.desc.skip_to += first_rule;
+    l.desc.stmt_first = (uint32_t)pol_.stmts.size();
+    l.desc.stmt_count = (uint16_t)l.stmts.size();
+    pol_.stmts.insert(pol_.stmts.end(), l.stmts.begin(), l.stmts.end());
+    pol_.rules.push_back(l.desc);
+    uint32_t slots = 0;
+    for (const auto& b : bp[r]) slots |= b.mask;
+    rule_slots.push_back(slots);
+    const Rule& src = source(w.origins[r]);
+    const auto& t = tr_.ruleset.tables[w.origins[r].table];
+    pol_.origins.push_back({src.loc.file_line(), t.name, t.chains[w.origins[r].chain].name, src.text, src.loc.line});
+    std::string cname = t.name + "/" + t.chains[w.origins[r].chain].name;
+    auto cit = std::find(pol_.chain_names.begin(), pol_.chain_names.end(), cname);
+    if (cit == pol_.chain_names.end()) cit = pol_.chain_names.insert(pol_.chain_names.end(), cname);
+    pol_.rules.back().src_chain = (uint32_t)(cit - pol_.chain_names.begin());
+    pol_.rules.back().src_line = src.loc.line;
+    if (!l.unconditional_terminal) ++steps;
+    if (l.desc.residual & (NF_RES_CTMARK)) pol_.cfg.ct_needed = 1;
+    for (const auto& stt : l.stmts)
+      if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)
+        pol_.cfg.ct_needed = 1;
+  }
+  return steps;
+}
+
+// Where a search can resume: after rules that do not end the stage
+// (statements only, RETURN-like skips, residual checks) and at skip targets.
+std::vector<uint32_t> resume_points(const StageWork& w, uint32_t first_rule) {
+  std::vector<uint32_t> resume = {first_rule};
+  for (size_t r = 0; r < w.rules.size(); ++r) {
+    const auto& d = w.rules[r].desc;
+    if (!w.rules[r].unconditional_terminal) resume.push_back(first_rule + (uint32_t)r + 1);
+    if (d.action == NF_ACT_SKIP) resume.push_back(d.skip_to);
+  }
+  std::sort(resume.begin(), resume.end());
+  return resume;
+}
+
+// The stage's tuples (boxes grouped by slot set) with their entry chains,
+// in probe order.
+std::vector<TupleBuild> Compiler::build_tuples(const StageWork& w, const std::vector<std::vector<BoxPreds>>& bp,
+                                               uint32_t first_rule) {
+  std::vector<uint32_t> resume = resume_points(w, first_rule);
+  std::map<uint32_t, std::vector<std::pair<uint32_t, const BoxPreds*>>> by_mask;
+  for (uint32_t r = 0; r < bp.size(); ++r)
+    for (const auto& b : bp[r]) by_mask[b.mask].emplace_back(r, &b);
+  std::vector<TupleBuild> builds;
+  size_t stage_entries = 0;
+  for (auto& [mask, list] : by_mask) {
+    TupleBuild tb = build_tuple(w, mask, list, first_rule, resume, stage_entries);
+    if (tb.tu.min_rule != UINT32_MAX) builds.push_back(std::move(tb));
+    if (failed_) break;
+  }
+  // Probe order: by first rule, so the search can stop early.
+  std::sort(builds.begin(), builds.end(), [](auto& a, auto& b) { return a.tu.min_rule < b.tu.min_rule; });
+  if (pol_.tuples.size() + builds.size() > 65535) {
+    diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "the ruleset needs more than 65535 classifier tuples");
+    failed_ = true;
+    builds.clear();
+  }
+  return builds;
+}
+
+// One tuple: the product of the class sets of its slots, per box, each key
+// with the chain of rules that can match it.
+TupleBuild Compiler::build_tuple(const StageWork& w, uint32_t mask,
+                                 const std::vector<std::pair<uint32_t, const BoxPreds*>>& list, uint32_t first_rule,
+                                 const std::vector<uint32_t>& resume, size_t& stage_entries) {
+  auto resumable = [&](uint32_t terminal, uint32_t rule) {
+    auto it = std::upper_bound(resume.begin(), resume.end(), terminal);
+    return it != resume.end() && *it <= rule;
+  };
+  TupleBuild tb;
+  nf2bpf_tuple& tu = tb.tu;
+  for (int sl = 0; sl < kSlots; ++sl)
+    if (mask & (1u << sl)) {
+      if (tu.nslots == NF_MAX_TUPLE_SLOTS) {
+        diag_.error(source(w.origins[list.front().first]).loc,
+                    "a rule constrains more than " + std::to_string(NF_MAX_TUPLE_SLOTS) + " packet fields");
+        failed_ = true;
+        break;
+      }
+      tu.slots[tu.nslots++] = (uint8_t)sl;
     }
-
-    // Where a search can resume: after rules that do not end the stage
-    // (statements only, RETURN-like skips, residual checks) and at skip targets.
-    std::vector<uint32_t> resume = {st.first_rule};
-    for (size_t r = 0; r < work[s].rules.size(); ++r) {
-      const auto& d = work[s].rules[r].desc;
-      if (!work[s].rules[r].unconditional_terminal) resume.push_back(st.first_rule + (uint32_t)r + 1);
-      if (d.action == NF_ACT_SKIP) resume.push_back(d.skip_to);
-    }
-    std::sort(resume.begin(), resume.end());
-    auto resumable = [&](uint32_t terminal, uint32_t rule) {
-      auto it = std::upper_bound(resume.begin(), resume.end(), terminal);
-      return it != resume.end() && *it <= rule;
-    };
-
-    // Group boxes by slot set = tuple.
-    std::map<uint32_t, std::vector<std::pair<uint32_t, const BoxPreds*>>> by_mask;
-    for (uint32_t r = 0; r < bp[s].size(); ++r)
-      for (const auto& b : bp[s][r]) by_mask[b.mask].emplace_back(r, &b);
-    struct TupleBuild {
-      nf2bpf_tuple tu{};
-      std::unordered_map<nf2bpf_entry_key, std::vector<uint32_t>, EntryKeyHash, EntryKeyEq> chains;
-    };
-    std::vector<TupleBuild> builds;
-    size_t stage_entries = 0;
-    for (auto& [mask, list] : by_mask) {
-      TupleBuild tb;
-      nf2bpf_tuple& tu = tb.tu;
-      for (int sl = 0; sl < kSlots; ++sl)
-        if (mask & (1u << sl)) {
-          if (tu.nslots == NF_MAX_TUPLE_SLOTS) {
-            diag_.error(source(work[s].origins[list.front().first]).loc,
-                        "a rule constrains more than " + std::to_string(NF_MAX_TUPLE_SLOTS) + " packet fields");
-            failed_ = true;
-            break;
-          }
-          tu.slots[tu.nslots++] = (uint8_t)sl;
-        }
-      std::unordered_map<nf2bpf_entry_key, uint32_t, EntryKeyHash, EntryKeyEq> closed;  // key -> terminal rule
-      tu.min_rule = UINT32_MAX;
-      bool over = false;
-      for (auto& [r, b] : list) {
-        // Enumerate the product of class sets of the tuple's slots.
-        std::vector<const std::vector<uint32_t>*> sets;
-        for (int i = 0; i < tu.nslots; ++i) sets.push_back(&pred_classes_[tu.slots[i]][b->pid[tu.slots[i]]]);
-        if (std::any_of(sets.begin(), sets.end(), [](auto* v) { return v->empty(); })) continue;
-        std::vector<size_t> idx(sets.size(), 0);
-        uint32_t global = st.first_rule + r;
-        for (;;) {
-          nf2bpf_entry_key k{};
-          for (size_t i = 0; i < sets.size(); ++i) k.cls[i] = (*sets[i])[idx[i]];
-          auto cl = closed.find(k);
-          // After an unconditional terminal rule, later rules of the same key
-          // matter only to searches that resume past it (RETURN, LOG ...).
-          bool reachable = cl == closed.end() || resumable(cl->second, global);
-          if (reachable) {
-            auto& chain = tb.chains[k];
-            if (chain.empty() || chain.back() != global) {
-              chain.push_back(global);
-              ++stage_entries;
-              if (work[s].rules[r].unconditional_terminal) closed[k] = global;
-              else if (cl != closed.end()) closed.erase(cl);
-              tu.min_rule = std::min(tu.min_rule, global);
-              tu.max_rule = std::max(tu.max_rule, global);
-            }
-          }
-          size_t i = 0;
-          while (i < idx.size() && ++idx[i] == sets[i]->size()) idx[i++] = 0;
-          if (i == idx.size()) break;
-          if (pol_.entries.size() + stage_entries > opt_.max_entries) {
-            over = true;
-            break;
-          }
-        }
-        if (over) {
-          diag_.error(source(work[s].origins[r]).loc,
-                      "the compiled policy exceeds " + std::to_string(opt_.max_entries) +
-                          " classifier entries at this rule",
-                      "rules whose ranges overlap many other rules' ranges multiply entries; "
-                      "split wide ranges or move this rule earlier");
-          failed_ = true;
-          break;
+  std::unordered_map<nf2bpf_entry_key, uint32_t, EntryKeyHash, EntryKeyEq> closed;  // key -> terminal rule
+  tu.min_rule = UINT32_MAX;
+  bool over = false;
+  for (auto& [r, b] : list) {
+    // Enumerate the product of class sets of the tuple's slots.
+    std::vector<const std::vector<uint32_t>*> sets;
+    for (int i = 0; i < tu.nslots; ++i) sets.push_back(&pred_classes_[tu.slots[i]][b->pid[tu.slots[i]]]);
+    if (std::any_of(sets.begin(), sets.end(), [](auto* v) { return v->empty(); })) continue;
+    std::vector<size_t> idx(sets.size(), 0);
+    uint32_t global = first_rule + r;
+    for (;;) {
+      nf2bpf_entry_key k{};
+      for (size_t i = 0; i < sets.size(); ++i) k.cls[i] = (*sets[i])[idx[i]];
+      auto cl = closed.find(k);
+      // After an unconditional terminal rule, later rules of the same key
+      // matter only to searches that resume past it (RETURN, LOG ...).
+      bool reachable = cl == closed.end() || resumable(cl->second, global);
+      if (reachable) {
+        auto& chain = tb.chains[k];
+        if (chain.empty() || chain.back() != global) {
+          chain.push_back(global);
+          ++stage_entries;
+          if (w.rules[r].unconditional_terminal) closed[k] = global;
+          else if (cl != closed.end()) closed.erase(cl);
+          tu.min_rule = std::min(tu.min_rule, global);
+          tu.max_rule = std::max(tu.max_rule, global);
         }
       }
-      if (tu.min_rule != UINT32_MAX) builds.push_back(std::move(tb));
-      if (failed_) break;
-    }
-    // Probe order: by first rule, so the search can stop early.
-    std::sort(builds.begin(), builds.end(), [](auto& a, auto& b) { return a.tu.min_rule < b.tu.min_rule; });
-    if (pol_.tuples.size() + builds.size() > 65535) {
-      diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "the ruleset needs more than 65535 classifier tuples");
-      failed_ = true;
-      builds.clear();
-    }
-    std::vector<nf2bpf_tuple> tuples;
-    uint32_t max_chain = 1;
-    for (auto& tb : builds) {
-      uint16_t tuple_id = (uint16_t)(pol_.tuples.size() + tuples.size());
-      for (auto& [k, chain] : tb.chains) {
-        max_chain = std::max<uint32_t>(max_chain, (uint32_t)chain.size());
-        for (size_t i = 0; i < chain.size() && i < 65535; ++i) {
-          nf2bpf_entry_key kk = k;
-          kk.tuple = tuple_id;
-          kk.seq = (uint16_t)i;
-          pol_.entries.push_back({kk, {chain[i], i + 1 < chain.size() ? 1u : 0u}});
-        }
+      size_t i = 0;
+      while (i < idx.size() && ++idx[i] == sets[i]->size()) idx[i++] = 0;
+      if (i == idx.size()) break;
+      if (pol_.entries.size() + stage_entries > opt_.max_entries) {
+        over = true;
+        break;
       }
-      tuples.push_back(tb.tu);
     }
-    st.tuple_count = (uint32_t)tuples.size();
-    pol_.tuples.insert(pol_.tuples.end(), tuples.begin(), tuples.end());
-    st.policy_counter = 0;  // set below once rule count is final
-    pol_.stages.push_back(st);
-    const auto& t = tr_.ruleset.tables[dl.table_index];
-    pol_.stage_origins.push_back({t.chains[dl.chain_index].loc.file_line(), dl.table, dl.chain,
-                                  "policy " + std::string(to_string(dl.policy)), t.chains[dl.chain_index].loc.line});
-    uint64_t micro = (uint64_t)steps * (tuples.size() + max_chain) + 4;
-    max_micro = (uint32_t)std::min<uint64_t>(std::max<uint64_t>(max_micro, micro), 1u << 23);
-    if (micro > (1u << 23)) {
-      diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "base chain " + dl.table + "/" + dl.chain +
-                  " needs more classifier steps than one BPF loop allows");
+    if (over) {
+      diag_.error(source(w.origins[r]).loc,
+                  "the compiled policy exceeds " + std::to_string(opt_.max_entries) +
+                      " classifier entries at this rule",
+                  "rules whose ranges overlap many other rules' ranges multiply entries; "
+                  "split wide ranges or move this rule earlier");
       failed_ = true;
+      break;
     }
-    if (dl.hook == Hook::Prerouting || dl.hook == Hook::Input || dl.hook == Hook::Forward || dl.hook == Hook::Output ||
-        dl.hook == Hook::Postrouting)
-      pol_.cfg.hooks_used |= 1u << st.hook;
   }
-  // Stages are already in hook order (flatten sorts them).
-  for (size_t i = 0; i < pol_.stages.size(); ++i) {
-    pol_.stages[i].policy_counter = (uint32_t)(pol_.rules.size() + i);
-    auto& h = pol_.hooks[pol_.stages[i].hook];
-    if (h.stage_count == 0) h.stage_first = (uint32_t)i;
-    ++h.stage_count;
+  return tb;
+}
+
+// The tuples and their entries into the policy; returns the tuple count and
+// the longest entry chain in `max_chain`.
+uint32_t Compiler::emit_entries(std::vector<TupleBuild>& builds, uint32_t& max_chain) {
+  std::vector<nf2bpf_tuple> tuples;
+  for (auto& tb : builds) {
+    uint16_t tuple_id = (uint16_t)(pol_.tuples.size() + tuples.size());
+    for (auto& [k, chain] : tb.chains) {
+      max_chain = std::max<uint32_t>(max_chain, (uint32_t)chain.size());
+      for (size_t i = 0; i < chain.size() && i < 65535; ++i) {
+        nf2bpf_entry_key kk = k;
+        kk.tuple = tuple_id;
+        kk.seq = (uint16_t)i;
+        pol_.entries.push_back({kk, {chain[i], i + 1 < chain.size() ? 1u : 0u}});
+      }
+    }
+    tuples.push_back(tb.tu);
   }
-  add_xdp_stage(rule_slots);
-  pol_.cfg.nrules = (uint32_t)pol_.rules.size();
-  pol_.cfg.max_steps = max_micro;
-  if (pol_.cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR))) pol_.cfg.ct_needed = 1;
-  pol_.checksum = compute_checksum(pol_);
-  (void)failed_;
-  return std::move(pol_);
+  pol_.tuples.insert(pol_.tuples.end(), tuples.begin(), tuples.end());
+  return (uint32_t)tuples.size();
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "common/strings.h"
 #include "translator/frontend/iptables/rule_context.h"
 
 namespace nf2bpf::frontend::ipt {
@@ -11,18 +12,6 @@ using ir::Field;
 using ir::IntervalSet;
 
 namespace {
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (;;) {
-    size_t p = s.find(sep, start);
-    out.push_back(s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
-    if (p == std::string_view::npos) break;
-    start = p + 1;
-  }
-  return out;
-}
 
 bool ieq(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "common/progress.h"
+#include "common/strings.h"
 #include "translator/frontend/iptables/lexer.h"
 #include "translator/frontend/iptables/rule_context.h"
 
@@ -512,6 +513,332 @@ void Parser::command(uint32_t line, std::string_view text, std::vector<Token>& t
   }
 }
 
+// The options of one rule, left to right, into `c.rule`. Each handler
+// returns false when the rest of the rule cannot be read.
+class RuleOptions {
+ public:
+  RuleOptions(RuleCtx& c, const std::vector<Token>& toks, size_t i, ir::AddrFamily fam)
+      : c_(c), toks_(toks), i_(i), fam_(fam) {}
+  void parse();
+  const Token* jump_tok() const { return jump_tok_; }
+
+ private:
+  std::optional<Args> args_for(int nargs, const Token& opt, bool& neg);
+  void addr(const Token& opt, bool neg, const Args& a, Field f, const char* cap);
+  bool proto(const Token& opt, bool neg);
+  bool iface(const Token& opt, bool neg);
+  bool match(const Token& opt, bool neg);
+  void skip_unknown_module_options(ir::Match& mm);
+  bool target(const Token& opt, bool neg);
+  bool counters(const Token& opt, bool neg);
+  bool module_option(const Token& opt, bool neg);
+  const OptSpec* find_option(const std::string& o);
+
+  RuleCtx& c_;
+  const std::vector<Token>& toks_;
+  size_t i_;
+  ir::AddrFamily fam_;
+  std::vector<const ModuleSpec*> loaded_;  // -m modules, most recent last
+  const TargetSpec* target_ = nullptr;
+  bool have_target_ = false, have_proto_ = false;
+  std::string unknown_target_;  // a known-but-unimplemented target's name
+  const Token* jump_tok_ = nullptr;
+  // iptables refuses '!' on -s or -d when either holds an address list.
+  const Token* list_tok_ = nullptr;
+  bool negated_addr_ = false;
+};
+
+// The words after an option; `neg` is set by the old syntax "--dport ! 22".
+std::optional<Args> RuleOptions::args_for(int nargs, const Token& opt, bool& neg) {
+  Args a;
+  nargs = std::min(nargs, (int)Args::kMax);  // option tables take at most kMax words
+  for (int k = 0; k < nargs; ++k) {
+    if (i_ >= toks_.size()) {
+      c_.error(opt, "option '" + opt.text + "' needs " + std::to_string(nargs) +
+                        (nargs == 1 ? " argument" : " arguments"));
+      return std::nullopt;
+    }
+    // Old syntax: "--dport ! 22", "-s ! 10.0.0.1".
+    if (k == 0 && toks_[i_].text == "!" && !toks_[i_].quoted) {
+      if (neg) {
+        c_.error(toks_[i_], "'!' given twice");
+        return std::nullopt;
+      }
+      neg = true;
+      ++i_;
+      if (i_ >= toks_.size()) {
+        c_.error(opt, "option '" + opt.text + "' needs an argument after '!'");
+        return std::nullopt;
+      }
+    }
+    a.push_back(&toks_[i_++]);
+  }
+  return a;
+}
+
+void RuleOptions::parse() {
+  while (i_ < toks_.size()) {
+    bool neg = false;
+    if (toks_[i_].text == "!" && !toks_[i_].quoted) {
+      neg = true;
+      if (++i_ >= toks_.size()) {
+        c_.error(toks_[i_ - 1], "'!' at the end of the rule", "'!' negates the option that follows it");
+        break;
+      }
+    }
+    const Token& opt = toks_[i_++];
+    const std::string& o = opt.text;
+    if (o.size() < 2 || o[0] != '-' || opt.quoted) {
+      c_.error(opt, "unexpected '" + o + "'", "expected an option such as -p, -m or -j");
+      break;
+    }
+    bool more = true;
+    switch (generic_option(o)) {
+      case Generic::Src:
+        if (auto a = args_for(1, opt, neg)) addr(opt, neg, *a, Field::SrcAddr, "-s");
+        break;
+      case Generic::Dst:
+        if (auto a = args_for(1, opt, neg)) addr(opt, neg, *a, Field::DstAddr, "-d");
+        break;
+      case Generic::Proto: more = proto(opt, neg); break;
+      case Generic::Iface: more = iface(opt, neg); break;
+      case Generic::Frag:
+        c_.add_match(Field::Fragment, false, neg ? IntervalSet::single(0) : IntervalSet::single(1), "-f", opt, "");
+        break;
+      case Generic::Match: more = match(opt, neg); break;
+      case Generic::Target: more = target(opt, neg); break;
+      case Generic::Counters: more = counters(opt, neg); break;
+      case Generic::None:
+        if (o.starts_with("--")) {
+          more = module_option(opt, neg);
+        } else {
+          c_.error(opt, "unknown option '" + o + "'", "see iptables(8) for the rule syntax");
+          more = false;
+        }
+        break;
+    }
+    if (!more) break;
+  }
+  if (list_tok_ && negated_addr_ && !c_.failed)
+    c_.error(*list_tok_, "'!' cannot be used with multiple source or destination addresses",
+             "iptables refuses it; write one rule per address");
+}
+
+// -s / -d: an address, a prefix or a comma-separated list of them.
+void RuleOptions::addr(const Token& opt, bool neg, const Args& a, Field f, const char* cap) {
+  IntervalSet s;
+  size_t n = 0;
+  for (std::string_view one : split(a[0]->text, ',')) {
+    std::string err;
+    std::string with_len;
+    if (fam_ == ir::AddrFamily::V6 && !ipv6_mask_to_len(one, with_len, err)) {
+      c_.error(*a[0], "invalid address '" + std::string(one) + "': " + err);
+      return;
+    }
+    if (!with_len.empty()) one = with_len;
+    auto v = ir::parse_cidr(one, fam_, err);
+    if (!v) {
+      c_.error(*a[0], "invalid address '" + std::string(one) + "': " + err);
+      return;
+    }
+    ++n;
+    s.add(*v);
+  }
+  if (n > 1) list_tok_ = a[0];
+  if (neg) negated_addr_ = true;
+  c_.add_match(f, neg, s, cap, opt, "");
+}
+
+bool RuleOptions::proto(const Token& opt, bool neg) {
+  auto a = args_for(1, opt, neg);
+  if (!a) return false;
+  if (have_proto_) {
+    c_.error(opt, "-p given twice", "a rule matches one protocol");
+    return true;
+  }
+  have_proto_ = true;
+  if ((*a)[0]->text == "all" || (*a)[0]->text == "0") {
+    if (neg) c_.add_match(Field::L4Proto, false, IntervalSet{}, "-p", opt, "");  // never matches
+    return true;
+  }
+  auto p = protocol_number((*a)[0]->text, fam_);
+  if (!p) {
+    c_.error(*(*a)[0], "unknown protocol '" + (*a)[0]->text + "'",
+             "use a name (tcp, udp, icmp, ...) or a number 0-255");
+    return true;
+  }
+  c_.proto = *p;
+  c_.proto_negated = neg;
+  c_.add_match(Field::L4Proto, neg, IntervalSet::single(*p), "-p", opt, "");
+  return true;
+}
+
+bool RuleOptions::iface(const Token& opt, bool neg) {
+  auto a = args_for(1, opt, neg);
+  if (!a) return false;
+  std::string name = (*a)[0]->text;
+  if (name.size() > 15) {
+    c_.error(*(*a)[0], "interface name '" + name + "' is longer than 15 characters");
+    return true;
+  }
+  ir::IfacePattern p;
+  p.prefix = !name.empty() && name.back() == '+';
+  p.name = p.prefix ? name.substr(0, name.size() - 1) : name;
+  bool in = opt.text == "-i" || opt.text == "--in-interface";
+  if (!(p.prefix && p.name.empty()))  // "+" matches every interface
+    c_.add_match(in ? Field::IifName : Field::OifName, neg, std::vector<ir::IfacePattern>{p},
+                 in ? "-i" : "-o", opt, "");
+  return true;
+}
+
+bool RuleOptions::match(const Token& opt, bool neg) {
+  auto a = args_for(1, opt, neg);
+  if (!a) return false;
+  const std::string& name = (*a)[0]->text;
+  const ModuleSpec* m = find_match_module(name);
+  if (!m) {
+    // Unknown to nf2bpf: keep it as an opaque match so the report names it.
+    auto& mm = c_.add_match(Field::Opaque, false, IntervalSet{}, "-m " + name, *(*a)[0], name);
+    skip_unknown_module_options(mm);
+    return true;
+  }
+  if (neg) c_.error(opt, "'!' cannot negate -m", "put '!' before the module's option instead");
+  if (!m->protos.empty()) {
+    bool ok = !c_.proto_negated && std::find(m->protos.begin(), m->protos.end(), c_.proto) != m->protos.end();
+    if (!ok) {
+      std::string want = m->name == "multiport" ? "tcp, udp, udplite, sctp or dccp"
+                         : m->name == "icmp6"   ? "icmpv6"
+                                                : std::string(m->name);
+      c_.error(*(*a)[0], "-m " + std::string(m->name) + " needs -p " + want + " before it",
+               "iptables refuses this match without the protocol");
+    }
+  }
+  loaded_.push_back(m);
+  return true;
+}
+
+// Every following --option of an unknown module and the words after it,
+// kept with its opaque match.
+void RuleOptions::skip_unknown_module_options(ir::Match& mm) {
+  while (i_ < toks_.size()) {
+    size_t save = i_;
+    bool oneg = false;
+    if (toks_[i_].text == "!" && i_ + 1 < toks_.size() && toks_[i_ + 1].text.starts_with("--")) {
+      oneg = true;
+      ++i_;
+    }
+    const std::string& t = toks_[i_].text;
+    if (!t.starts_with("--") || t == "--jump" || t == "--goto" || t == "--match" ||
+        t == "--source" || t == "--destination" || t == "--protocol") {
+      i_ = save;
+      break;
+    }
+    std::string v;
+    size_t j = i_ + 1;
+    for (; j < toks_.size(); ++j) {
+      const Token& w = toks_[j];
+      bool is_opt = !w.quoted && w.text.size() > 1 && w.text[0] == '-' &&
+                    !std::isdigit((unsigned char)w.text[1]);
+      if (is_opt || (!w.quoted && w.text == "!")) break;
+      v += (v.empty() ? "" : " ") + w.text;
+    }
+    mm.args.emplace_back((oneg ? "! " : "") + t, v);
+    i_ = j;
+  }
+}
+
+bool RuleOptions::target(const Token& opt, bool neg) {
+  auto a = args_for(1, opt, neg);
+  if (!a) return false;
+  const std::string& o = opt.text;
+  if (have_target_) {
+    c_.error(opt, "more than one target", "a rule has one -j or -g");
+    return false;
+  }
+  have_target_ = true;
+  const Token& t = *(*a)[0];
+  bool is_goto = o == "-g" || o == "--goto";
+  if (neg) c_.error(opt, "'!' cannot negate " + o);
+  target_ = is_goto ? nullptr : find_target(t.text);
+  if (target_) {
+    target_->init(c_, t);
+  } else if (!is_goto && kOtherTargets.count(t.text)) {
+    unknown_target_ = t.text;
+    c_.add_stmt(ir::StmtKind::Other, "-j " + t.text, t);
+  } else {
+    c_.rule.verdict.kind = is_goto ? ir::VerdictKind::Goto : ir::VerdictKind::Jump;
+    c_.rule.verdict.chain = t.text;
+    c_.rule.verdict.cap = is_goto ? "-g <chain>" : "-j <chain>";
+    c_.rule.verdict.loc = c_.loc(t);
+    jump_tok_ = &t;
+  }
+  return true;
+}
+
+bool RuleOptions::counters(const Token& opt, bool neg) {
+  auto a = args_for(2, opt, neg);
+  if (!a) return false;
+  ir::Counters cnt;
+  if (!parse_uint((*a)[0]->text, UINT64_MAX, cnt.packets) || !parse_uint((*a)[1]->text, UINT64_MAX, cnt.bytes))
+    c_.error(opt, "invalid counters", "write -c PACKETS BYTES");
+  else
+    c_.rule.counters = cnt;
+  return true;
+}
+
+// A module or target option: target first, then modules, newest first; then
+// the protocol's implicit module (iptables loads -p tcp's "tcp").
+const OptSpec* RuleOptions::find_option(const std::string& o) {
+  const OptSpec* spec = nullptr;
+  if (target_)
+    for (auto& s : target_->options)
+      if (s.name == o) spec = &s;
+  for (auto it = loaded_.rbegin(); !spec && it != loaded_.rend(); ++it)
+    for (auto& s : (*it)->options)
+      if (s.name == o) spec = &s;
+  if (!spec && c_.proto && !c_.proto_negated) {
+    const char* implicit = c_.proto == 6 ? "tcp" : c_.proto == 17 ? "udp" : c_.proto == 132 ? "sctp"
+                           : c_.proto == 1 ? "icmp" : c_.proto == 58 ? "icmp6" : c_.proto == 136 ? "udplite" : nullptr;
+    if (implicit)
+      if (auto* m = find_match_module(implicit)) {
+        for (auto& s : m->options)
+          if (s.name == o) {
+            spec = &s;
+            loaded_.push_back(m);
+          }
+      }
+  }
+  return spec;
+}
+
+bool RuleOptions::module_option(const Token& opt, bool neg) {
+  const std::string& o = opt.text;
+  const OptSpec* spec = find_option(o);
+  if (!spec && !unknown_target_.empty()) {
+    // Options of an unimplemented target: record them with the statement.
+    std::string v;
+    while (i_ < toks_.size() && !(toks_[i_].text.starts_with("-") && !toks_[i_].quoted)) v += (v.empty() ? "" : " ") + toks_[i_++].text;
+    c_.rule.statements.back().args.emplace_back(o, v);
+    return true;
+  }
+  if (!spec) {
+    std::string where;
+    if (!loaded_.empty()) where = " for match '" + std::string(loaded_.back()->name) + "'";
+    if (target_) where += (where.empty() ? " for target '" : " or target '") + std::string(target_->name) + "'";
+    std::string hint = loaded_.empty() && !target_ ? "load the match module first, e.g. '-m tcp --dport 22'" : "";
+    c_.error(opt, "unknown option '" + o + "'" + where, hint);
+    return false;
+  }
+  auto a = args_for(spec->nargs, opt, neg);
+  if (!a) return false;
+  if (neg && !spec->negatable) {
+    c_.error(opt, "'!' cannot negate " + o);
+    return true;
+  }
+  spec->fn(c_, neg, opt, *a);
+  return true;
+}
+
 void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<Token>& toks,
                         size_t i, ir::Chain& chain, size_t chain_idx,
                         std::optional<ir::Counters> counters, bool insert, size_t insert_pos) {
@@ -521,271 +848,10 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
   rule.text = std::string(text);
   rule.counters = counters;
   RuleCtx c{diag_, src_.name, line, text, fam_, rule, ipsets_};
-
-  std::vector<const ModuleSpec*> loaded;       // -m modules, most recent last
-  std::vector<std::string> loaded_unknown;     // modules outside the table
-  const TargetSpec* target = nullptr;
-  bool have_target = false, have_proto = false;
-  std::string unknown_target;  // a known-but-unimplemented target's name
-  const Token* jump_tok = nullptr;
-
-  auto args_for = [&](size_t& j, int nargs, const Token& opt, bool& neg) -> std::optional<Args> {
-    Args a;
-    nargs = std::min(nargs, (int)Args::kMax);  // option tables take at most kMax words
-    for (int k = 0; k < nargs; ++k) {
-      if (j >= toks.size()) {
-        c.error(opt, "option '" + opt.text + "' needs " + std::to_string(nargs) +
-                         (nargs == 1 ? " argument" : " arguments"));
-        return std::nullopt;
-      }
-      // Old syntax: "--dport ! 22", "-s ! 10.0.0.1".
-      if (k == 0 && toks[j].text == "!" && !toks[j].quoted) {
-        if (neg) {
-          c.error(toks[j], "'!' given twice");
-          return std::nullopt;
-        }
-        neg = true;
-        ++j;
-        if (j >= toks.size()) {
-          c.error(opt, "option '" + opt.text + "' needs an argument after '!'");
-          return std::nullopt;
-        }
-      }
-      a.push_back(&toks[j++]);
-    }
-    return a;
-  };
-
-  // iptables refuses '!' on -s or -d when either holds an address list.
-  const Token* have_list = nullptr;
-  const Token* list_tok = nullptr;
-  bool negated_addr = false;
-  auto addr_opt = [&](const Token& opt, bool neg, const Args& a, Field f, const char* cap) {
-    IntervalSet s;
-    size_t n = 0;
-    std::string_view list = a[0]->text;
-    size_t start = 0;
-    while (start <= list.size()) {
-      size_t comma = list.find(',', start);
-      std::string_view one = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-      std::string err;
-      std::string with_len;
-      if (fam_ == ir::AddrFamily::V6 && !ipv6_mask_to_len(one, with_len, err)) {
-        c.error(*a[0], "invalid address '" + std::string(one) + "': " + err);
-        return;
-      }
-      if (!with_len.empty()) one = with_len;
-      auto v = ir::parse_cidr(one, fam_, err);
-      if (!v) {
-        c.error(*a[0], "invalid address '" + std::string(one) + "': " + err);
-        return;
-      }
-      ++n;
-      s.add(*v);
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
-    if (n > 1) have_list = list_tok = a[0];
-    if (neg) negated_addr = true;
-    c.add_match(f, neg, s, cap, opt, "");
-  };
-
-  while (i < toks.size()) {
-    bool neg = false;
-    if (toks[i].text == "!" && !toks[i].quoted) {
-      neg = true;
-      if (++i >= toks.size()) {
-        c.error(toks[i - 1], "'!' at the end of the rule", "'!' negates the option that follows it");
-        break;
-      }
-    }
-    const Token& opt = toks[i++];
-    const std::string& o = opt.text;
-    if (o.size() < 2 || o[0] != '-' || opt.quoted) {
-      c.error(opt, "unexpected '" + o + "'", "expected an option such as -p, -m or -j");
-      break;
-    }
-
-    auto generic = [&](int nargs) { return args_for(i, nargs, opt, neg); };
-    const Generic g = generic_option(o);
-
-    if (g == Generic::Src) {
-      if (auto a = generic(1)) addr_opt(opt, neg, *a, Field::SrcAddr, "-s");
-    } else if (g == Generic::Dst) {
-      if (auto a = generic(1)) addr_opt(opt, neg, *a, Field::DstAddr, "-d");
-    } else if (g == Generic::Proto) {
-      auto a = generic(1);
-      if (!a) break;
-      if (have_proto) {
-        c.error(opt, "-p given twice", "a rule matches one protocol");
-        continue;
-      }
-      have_proto = true;
-      if ((*a)[0]->text == "all" || (*a)[0]->text == "0") {
-        if (neg) c.add_match(Field::L4Proto, false, IntervalSet{}, "-p", opt, "");  // never matches
-        continue;
-      }
-      auto p = protocol_number((*a)[0]->text, fam_);
-      if (!p) {
-        c.error(*(*a)[0], "unknown protocol '" + (*a)[0]->text + "'",
-                "use a name (tcp, udp, icmp, ...) or a number 0-255");
-        continue;
-      }
-      c.proto = *p;
-      c.proto_negated = neg;
-      c.add_match(Field::L4Proto, neg, IntervalSet::single(*p), "-p", opt, "");
-    } else if (g == Generic::Iface) {
-      auto a = generic(1);
-      if (!a) break;
-      std::string name = (*a)[0]->text;
-      if (name.size() > 15) {
-        c.error(*(*a)[0], "interface name '" + name + "' is longer than 15 characters");
-        continue;
-      }
-      ir::IfacePattern p;
-      p.prefix = !name.empty() && name.back() == '+';
-      p.name = p.prefix ? name.substr(0, name.size() - 1) : name;
-      bool in = o == "-i" || o == "--in-interface";
-      if (!(p.prefix && p.name.empty()))  // "+" matches every interface
-        c.add_match(in ? Field::IifName : Field::OifName, neg, std::vector<ir::IfacePattern>{p},
-                    in ? "-i" : "-o", opt, "");
-    } else if (g == Generic::Frag) {
-      c.add_match(Field::Fragment, false, neg ? IntervalSet::single(0) : IntervalSet::single(1), "-f", opt, "");
-    } else if (g == Generic::Match) {
-      auto a = args_for(i, 1, opt, neg);
-      if (!a) break;
-      const std::string& name = (*a)[0]->text;
-      const ModuleSpec* m = find_match_module(name);
-      if (!m) {
-        // Unknown to nf2bpf: keep it as an opaque match so the report names it.
-        loaded_unknown.push_back(name);
-        auto& mm = c.add_match(Field::Opaque, false, IntervalSet{}, "-m " + name, *(*a)[0], name);
-        // Skip its options: every following --option and the words after it.
-        while (i < toks.size()) {
-          size_t save = i;
-          bool oneg = false;
-          if (toks[i].text == "!" && i + 1 < toks.size() && toks[i + 1].text.starts_with("--")) {
-            oneg = true;
-            ++i;
-          }
-          const std::string& t = toks[i].text;
-          if (!t.starts_with("--") || t == "--jump" || t == "--goto" || t == "--match" ||
-              t == "--source" || t == "--destination" || t == "--protocol") {
-            i = save;
-            break;
-          }
-          std::string v;
-          size_t j = i + 1;
-          for (; j < toks.size(); ++j) {
-            const Token& w = toks[j];
-            bool is_opt = !w.quoted && w.text.size() > 1 && w.text[0] == '-' &&
-                          !std::isdigit((unsigned char)w.text[1]);
-            if (is_opt || (!w.quoted && w.text == "!")) break;
-            v += (v.empty() ? "" : " ") + w.text;
-          }
-          mm.args.emplace_back((oneg ? "! " : "") + t, v);
-          i = j;
-        }
-        continue;
-      }
-      if (neg) c.error(opt, "'!' cannot negate -m", "put '!' before the module's option instead");
-      if (!m->protos.empty()) {
-        bool ok = !c.proto_negated && std::find(m->protos.begin(), m->protos.end(), c.proto) != m->protos.end();
-        if (!ok) {
-          std::string want = m->name == "multiport" ? "tcp, udp, udplite, sctp or dccp"
-                             : m->name == "icmp6"   ? "icmpv6"
-                                                    : std::string(m->name);
-          c.error(*(*a)[0], "-m " + std::string(m->name) + " needs -p " + want + " before it",
-                  "iptables refuses this match without the protocol");
-        }
-      }
-      loaded.push_back(m);
-    } else if (g == Generic::Target) {
-      auto a = generic(1);
-      if (!a) break;
-      if (have_target) {
-        c.error(opt, "more than one target", "a rule has one -j or -g");
-        break;
-      }
-      have_target = true;
-      const Token& t = *(*a)[0];
-      bool is_goto = o == "-g" || o == "--goto";
-      if (neg) c.error(opt, "'!' cannot negate " + o);
-      target = is_goto ? nullptr : find_target(t.text);
-      if (target) {
-        target->init(c, t);
-      } else if (!is_goto && kOtherTargets.count(t.text)) {
-        unknown_target = t.text;
-        c.add_stmt(ir::StmtKind::Other, "-j " + t.text, t);
-      } else {
-        rule.verdict.kind = is_goto ? ir::VerdictKind::Goto : ir::VerdictKind::Jump;
-        rule.verdict.chain = t.text;
-        rule.verdict.cap = is_goto ? "-g <chain>" : "-j <chain>";
-        rule.verdict.loc = c.loc(t);
-        jump_tok = &t;
-      }
-    } else if (g == Generic::Counters) {
-      auto a = generic(2);
-      if (!a) break;
-      ir::Counters cnt;
-      if (!parse_uint((*a)[0]->text, UINT64_MAX, cnt.packets) || !parse_uint((*a)[1]->text, UINT64_MAX, cnt.bytes))
-        c.error(opt, "invalid counters", "write -c PACKETS BYTES");
-      else
-        rule.counters = cnt;
-    } else if (o.starts_with("--")) {
-      // A module or target option: target first, then modules, newest first;
-      // then the protocol's implicit module (iptables loads -p tcp's "tcp").
-      const OptSpec* spec = nullptr;
-      if (target)
-        for (auto& s : target->options)
-          if (s.name == o) spec = &s;
-      for (auto it = loaded.rbegin(); !spec && it != loaded.rend(); ++it)
-        for (auto& s : (*it)->options)
-          if (s.name == o) spec = &s;
-      if (!spec && c.proto && !c.proto_negated) {
-        const char* implicit = c.proto == 6 ? "tcp" : c.proto == 17 ? "udp" : c.proto == 132 ? "sctp"
-                               : c.proto == 1 ? "icmp" : c.proto == 58 ? "icmp6" : c.proto == 136 ? "udplite" : nullptr;
-        if (implicit)
-          if (auto* m = find_match_module(implicit)) {
-            for (auto& s : m->options)
-              if (s.name == o) {
-                spec = &s;
-                loaded.push_back(m);
-              }
-          }
-      }
-      if (!spec && !unknown_target.empty()) {
-        // Options of an unimplemented target: record them with the statement.
-        std::string v;
-        while (i < toks.size() && !(toks[i].text.starts_with("-") && !toks[i].quoted)) v += (v.empty() ? "" : " ") + toks[i++].text;
-        rule.statements.back().args.emplace_back(o, v);
-        continue;
-      }
-      if (!spec) {
-        std::string where;
-        if (!loaded.empty()) where = " for match '" + std::string(loaded.back()->name) + "'";
-        if (target) where += (where.empty() ? " for target '" : " or target '") + std::string(target->name) + "'";
-        std::string hint = loaded.empty() && !target ? "load the match module first, e.g. '-m tcp --dport 22'" : "";
-        c.error(opt, "unknown option '" + o + "'" + where, hint);
-        break;
-      }
-      auto a = args_for(i, spec->nargs, opt, neg);
-      if (!a) break;
-      if (neg && !spec->negatable) {
-        c.error(opt, "'!' cannot negate " + o);
-        continue;
-      }
-      spec->fn(c, neg, opt, *a);
-    } else {
-      c.error(opt, "unknown option '" + o + "'", "see iptables(8) for the rule syntax");
-      break;
-    }
-  }
-
-  if (have_list && negated_addr && !c.failed)
-    c.error(*list_tok, "'!' cannot be used with multiple source or destination addresses",
-            "iptables refuses it; write one rule per address");
+  RuleOptions opts(c, toks, i, fam_);
+  opts.parse();
   if (c.failed) return;  // errors already reported; the rule is not kept
+  const Token* jump_tok = opts.jump_tok();
   auto& rules = chain.rules;
   size_t pos = insert ? insert_pos : rules.size();
   if (jump_tok) {

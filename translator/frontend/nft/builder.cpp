@@ -512,124 +512,137 @@ void Builder::finish() {
     std::string tk = key_of(t);
     if (dormant_.count(tk))
       for (auto& c : t.chains) c.base.reset();
-
-    // A reference that does not resolve is an error (nft refuses the
-    // ruleset); the rule is not kept, as with any other error in it.
-    bool broken = false;
-    auto check_target = [&](const ir::Verdict& v) {
-      if (v.kind != ir::VerdictKind::Jump && v.kind != ir::VerdictKind::Goto) return;
-      const ir::Chain* target = t.find_chain(v.chain);
-      if (!target) {
-        error(v.loc, "chain '" + v.chain + "' does not exist in table '" + tk + "'",
-              "declare it in the same table: chain " + v.chain + " { ... }");
-        broken = true;
-      } else if (target->base) {
-        error(v.loc, "cannot " + std::string(ir::to_string(v.kind)) + " to base chain '" + v.chain + "'",
-              "jumps and gotos go to regular chains (without a hook)");
-        broken = true;
-      }
-    };
-    std::set<std::string> checked_maps;
-    for (auto& c : t.chains)
-      std::erase_if(c.rules, [&](ir::Rule& r) {
-        broken = false;
-        check_target(r.verdict);
-        for (auto& m : r.matches) {
-          auto* ref = std::get_if<ir::SetRef>(&m.value);
-          if (!ref) continue;
-          const ir::Set* s = t.find_set(ref->name);
-          if (!s) {
-            error(m.loc, "set '" + ref->name + "' does not exist in table '" + tk + "'",
-                  "declare it in the same table: set " + ref->name + " { type ...; }");
-            broken = true;
-            continue;
-          }
-          if (s->kind != ir::Set::Kind::Set) {
-            error(m.loc, "'" + ref->name + "' is a map; a match looks up a set");
-            broken = true;
-            continue;
-          }
-          auto ns = name_sets_.find(tk);
-          if (ns != name_sets_.end())
-            if (auto it = ns->second.find(ref->name); it != ns->second.end()) {
-              if (ref->key.size() == 1) {
-                if (s->dynamic || s->has_timeout)
-                  warning(m.loc, "set '" + ref->name + "' can change at run time; nf2bpf uses the names it holds now");
-                auto pats = it->second;  // interface names: the patterns themselves
-                sort_patterns(pats);
-                m.value = std::move(pats);
-              }
-              continue;
-            }
-          if (!s->anonymous && s->key.size() != ref->key.size()) {
-            error(m.loc, "set '" + ref->name + "' has " + std::to_string(s->key.size()) + " key components, the expression " +
-                             std::to_string(ref->key.size()));
-            broken = true;
-          }
-        }
-        if (r.vmap) {
-          const ir::Set* s = t.find_set(r.vmap->name);
-          if (!s) {
-            error(r.verdict.loc, "map '" + r.vmap->name + "' does not exist in table '" + tk + "'",
-                  "declare it in the same table: map " + r.vmap->name + " { type ... : verdict; }");
-            return true;
-          }
-          if (s->kind != ir::Set::Kind::VerdictMap) {
-            error(r.verdict.loc, "'" + r.vmap->name + "' is not a verdict map", "vmap needs a map of type ... : verdict");
-            return true;
-          }
-          if (!s->anonymous && s->key.size() != r.vmap->key.size()) {
-            error(r.verdict.loc, "map '" + r.vmap->name + "' has " + std::to_string(s->key.size()) +
-                                     " key components, the expression " + std::to_string(r.vmap->key.size()));
-            broken = true;
-          }
-          if (checked_maps.insert(s->name).second) {
-            bool before = broken;
-            for (const auto& e : s->elements)
-              if (e.verdict) check_target(*e.verdict);
-            broken = before;  // a bad element is the map's problem, reported once
-          }
-        }
-        return broken;
-      });
-    // Verdict maps nothing references still must name existing chains.
-    for (const auto& s : t.sets)
-      if (s.kind == ir::Set::Kind::VerdictMap && !s.anonymous && !checked_maps.count(s.name))
-        for (const auto& e : s.elements)
-          if (e.verdict) check_target(*e.verdict);
-
-    // Anonymous sets: named in rule order (__set0, __map0 ...), after the
-    // named sets; the ones no kept rule references are dropped.
-    std::vector<std::string> order;
-    for (const auto& c : t.chains)
-      for (const auto& r : c.rules) {
-        for (const auto& m : r.matches)
-          if (auto* ref = std::get_if<ir::SetRef>(&m.value); ref && !ref->name.empty() && ref->name[0] == '\x01')
-            order.push_back(ref->name);
-        if (r.vmap && !r.vmap->name.empty() && r.vmap->name[0] == '\x01') order.push_back(r.vmap->name);
-      }
-    std::map<std::string, std::string> rename;
-    size_t nset = 0, nmap = 0;
-    std::vector<ir::Set> named, anon;
-    for (auto& s : t.sets) (s.anonymous ? anon : named).push_back(std::move(s));
-    for (const auto& old : order) {
-      auto it = std::find_if(anon.begin(), anon.end(), [&](const ir::Set& s) { return s.name == old; });
-      if (it == anon.end() || rename.count(old)) continue;
-      std::string nn = it->kind == ir::Set::Kind::Set ? "__set" + std::to_string(nset++) : "__map" + std::to_string(nmap++);
-      rename[old] = nn;
-      it->name = nn;
-      named.push_back(std::move(*it));
-    }
-    t.sets = std::move(named);
-    for (auto& c : t.chains)
-      for (auto& r : c.rules) {
-        for (auto& m : r.matches)
-          if (auto* ref = std::get_if<ir::SetRef>(&m.value))
-            if (auto it = rename.find(ref->name); it != rename.end()) ref->name = it->second;
-        if (r.vmap)
-          if (auto it = rename.find(r.vmap->name); it != rename.end()) r.vmap->name = it->second;
-      }
+    check_references(t, tk);
+    name_anonymous_sets(t);
   }
+}
+
+// A reference that does not resolve is an error (nft refuses the ruleset);
+// the rule is not kept, as with any other error in it.
+void Builder::check_references(ir::Table& t, const std::string& tk) {
+  std::set<std::string> checked_maps;
+  for (auto& c : t.chains)
+    std::erase_if(c.rules, [&](ir::Rule& r) { return broken_rule(t, tk, r, checked_maps); });
+  // Verdict maps nothing references still must name existing chains.
+  for (const auto& s : t.sets)
+    if (s.kind == ir::Set::Kind::VerdictMap && !s.anonymous && !checked_maps.count(s.name))
+      for (const auto& e : s.elements)
+        if (e.verdict) bad_target(t, tk, *e.verdict);
+}
+
+// Reports a jump or goto to a chain that does not exist or is a base chain.
+bool Builder::bad_target(const ir::Table& t, const std::string& tk, const ir::Verdict& v) {
+  if (v.kind != ir::VerdictKind::Jump && v.kind != ir::VerdictKind::Goto) return false;
+  const ir::Chain* target = t.find_chain(v.chain);
+  if (!target) {
+    error(v.loc, "chain '" + v.chain + "' does not exist in table '" + tk + "'",
+          "declare it in the same table: chain " + v.chain + " { ... }");
+    return true;
+  }
+  if (target->base) {
+    error(v.loc, "cannot " + std::string(ir::to_string(v.kind)) + " to base chain '" + v.chain + "'",
+          "jumps and gotos go to regular chains (without a hook)");
+    return true;
+  }
+  return false;
+}
+
+// Checks a rule's jump, set references and verdict map (whose elements'
+// targets are checked once per map); true when the rule is not kept.
+bool Builder::broken_rule(ir::Table& t, const std::string& tk, ir::Rule& r, std::set<std::string>& checked_maps) {
+  bool broken = bad_target(t, tk, r.verdict);
+  for (auto& m : r.matches)
+    if (bad_set_ref(t, tk, m)) broken = true;
+  if (r.vmap) {
+    const ir::Set* s = t.find_set(r.vmap->name);
+    if (!s) {
+      error(r.verdict.loc, "map '" + r.vmap->name + "' does not exist in table '" + tk + "'",
+            "declare it in the same table: map " + r.vmap->name + " { type ... : verdict; }");
+      return true;
+    }
+    if (s->kind != ir::Set::Kind::VerdictMap) {
+      error(r.verdict.loc, "'" + r.vmap->name + "' is not a verdict map", "vmap needs a map of type ... : verdict");
+      return true;
+    }
+    if (!s->anonymous && s->key.size() != r.vmap->key.size()) {
+      error(r.verdict.loc, "map '" + r.vmap->name + "' has " + std::to_string(s->key.size()) +
+                               " key components, the expression " + std::to_string(r.vmap->key.size()));
+      broken = true;
+    }
+    if (checked_maps.insert(s->name).second)
+      for (const auto& e : s->elements)
+        if (e.verdict) bad_target(t, tk, *e.verdict);  // a bad element is the map's problem, reported once
+  }
+  return broken;
+}
+
+// Checks a match's set reference; an interface-name set becomes the
+// patterns it holds. True when the reference is broken.
+bool Builder::bad_set_ref(ir::Table& t, const std::string& tk, ir::Match& m) {
+  auto* ref = std::get_if<ir::SetRef>(&m.value);
+  if (!ref) return false;
+  const ir::Set* s = t.find_set(ref->name);
+  if (!s) {
+    error(m.loc, "set '" + ref->name + "' does not exist in table '" + tk + "'",
+          "declare it in the same table: set " + ref->name + " { type ...; }");
+    return true;
+  }
+  if (s->kind != ir::Set::Kind::Set) {
+    error(m.loc, "'" + ref->name + "' is a map; a match looks up a set");
+    return true;
+  }
+  auto ns = name_sets_.find(tk);
+  if (ns != name_sets_.end())
+    if (auto it = ns->second.find(ref->name); it != ns->second.end()) {
+      if (ref->key.size() == 1) {
+        if (s->dynamic || s->has_timeout)
+          warning(m.loc, "set '" + ref->name + "' can change at run time; nf2bpf uses the names it holds now");
+        auto pats = it->second;  // interface names: the patterns themselves
+        sort_patterns(pats);
+        m.value = std::move(pats);
+      }
+      return false;
+    }
+  if (!s->anonymous && s->key.size() != ref->key.size()) {
+    error(m.loc, "set '" + ref->name + "' has " + std::to_string(s->key.size()) + " key components, the expression " +
+                     std::to_string(ref->key.size()));
+    return true;
+  }
+  return false;
+}
+
+// Anonymous sets: named in rule order (__set0, __map0 ...), after the named
+// sets; the ones no kept rule references are dropped.
+void Builder::name_anonymous_sets(ir::Table& t) {
+  std::vector<std::string> order;
+  for (const auto& c : t.chains)
+    for (const auto& r : c.rules) {
+      for (const auto& m : r.matches)
+        if (auto* ref = std::get_if<ir::SetRef>(&m.value); ref && !ref->name.empty() && ref->name[0] == '\x01')
+          order.push_back(ref->name);
+      if (r.vmap && !r.vmap->name.empty() && r.vmap->name[0] == '\x01') order.push_back(r.vmap->name);
+    }
+  std::map<std::string, std::string> rename;
+  size_t nset = 0, nmap = 0;
+  std::vector<ir::Set> named, anon;
+  for (auto& s : t.sets) (s.anonymous ? anon : named).push_back(std::move(s));
+  for (const auto& old : order) {
+    auto it = std::find_if(anon.begin(), anon.end(), [&](const ir::Set& s) { return s.name == old; });
+    if (it == anon.end() || rename.count(old)) continue;
+    std::string nn = it->kind == ir::Set::Kind::Set ? "__set" + std::to_string(nset++) : "__map" + std::to_string(nmap++);
+    rename[old] = nn;
+    it->name = nn;
+    named.push_back(std::move(*it));
+  }
+  t.sets = std::move(named);
+  for (auto& c : t.chains)
+    for (auto& r : c.rules) {
+      for (auto& m : r.matches)
+        if (auto* ref = std::get_if<ir::SetRef>(&m.value))
+          if (auto it = rename.find(ref->name); it != rename.end()) ref->name = it->second;
+      if (r.vmap)
+        if (auto it = rename.find(r.vmap->name); it != rename.end()) r.vmap->name = it->second;
+    }
 }
 
 }  // namespace nf2bpf::frontend::nft

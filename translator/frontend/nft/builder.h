@@ -103,6 +103,12 @@ class Builder {
                      std::vector<ir::IfacePattern>* names_out, bool& wildcard);
   std::string anon_name();
   std::string key_of(const ir::Table& t) const;
+  // finish(), per table.
+  void check_references(ir::Table& t, const std::string& tk);
+  bool bad_target(const ir::Table& t, const std::string& tk, const ir::Verdict& v);
+  bool broken_rule(ir::Table& t, const std::string& tk, ir::Rule& r, std::set<std::string>& checked_maps);
+  bool bad_set_ref(ir::Table& t, const std::string& tk, ir::Match& m);
+  void name_anonymous_sets(ir::Table& t);
 
   ir::Ruleset& rs_;
   diag::Diagnostics& diag_;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <unordered_map>
 
 #include "translator/frontend/nft/builder.h"
 #include "translator/frontend/nft/nft.h"
@@ -87,6 +88,48 @@ class JsonParser {
   std::optional<Stmt> stmt(const json& j, const std::string& p);
   std::optional<Expr> expr(const json& j, const std::string& p);
   std::optional<Expr> set_elem(const json& j, const std::string& p);
+
+  // One parser per statement key: `k` is the key, `v` its value at `vp`.
+  using StmtParser = std::optional<Stmt> (JsonParser::*)(const std::string& k, const json& v, const std::string& vp,
+                                                         Stmt s);
+  void stmt_opt(Stmt& s, const json& v, const std::string& vp, const char* key, const std::string& out_key = {});
+  bool stmt_pair(const json& v, const std::string& vp, const char* a, const char* b, Expr& ea, Expr& eb);
+  std::optional<Stmt> stmt_match(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_verdict(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_counter(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_queue(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_log(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_limit(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_reject(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_nat(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_notrack(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_mangle(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_ct_object(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_vmap(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_set_update(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_xt(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_flow(const std::string& k, const json& v, const std::string& vp, Stmt s);
+  std::optional<Stmt> stmt_recognised(const std::string& k, const json& v, const std::string& vp, Stmt s);
+
+  // One parser per expression key, likewise.
+  using ExprParser = std::optional<Expr> (JsonParser::*)(const std::string& k, const json& v, const std::string& vp,
+                                                         Expr e);
+  std::optional<Expr> value_expr(const json& j, const std::string& p, Expr e);
+  bool expr_kids(Expr& e, const json& arr, const std::string& ap);
+  std::optional<Expr> expr_payload(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_meta(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_ct(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_fib(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_hash(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_other(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_concat(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_set(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_map(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_prefix(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_range(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_binop(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_elem(const std::string& k, const json& v, const std::string& vp, Expr e);
+  std::optional<Expr> expr_verdict(const std::string& k, const json& v, const std::string& vp, Expr e);
 
   const Source& src_;
   diag::Diagnostics& diag_;
@@ -307,188 +350,217 @@ std::optional<Stmt> JsonParser::stmt(const json& j, const std::string& p) {
   std::string vp = ptr_join(p, k);
   Stmt s;
   s.loc = loc(p);
-  auto opt = [&](const char* key, const std::string& out_key = {}) {
-    const json* x = field(v, key);
-    if (!x) return;
-    std::string val;
-    if (x->is_string()) val = x->get<std::string>();
-    else if (x->is_number_unsigned()) val = std::to_string(x->get<uint64_t>());
-    else if (x->is_number_integer()) val = std::to_string(x->get<int64_t>());
-    else if (x->is_boolean()) val = x->get<bool>() ? "1" : "";
-    else if (x->is_array()) {
-      for (const auto& e : *x) val += (val.empty() ? "" : ",") + (e.is_string() ? e.get<std::string>() : e.dump());
-    } else {
-      val = x->dump();
-    }
-    if (x->is_boolean() && val.empty()) return;
-    s.opts.push_back({out_key.empty() ? key : out_key, val, loc(ptr_join(vp, key))});
-  };
-  if (k == "match") {
-    s.kind = SK::Match;
-    auto o = str(v, "op", vp, false);
-    s.op = o ? *o : "==";
-    if (s.op == "in") s.op = "";
-    const json* l = field(v, "left");
-    const json* r = field(v, "right");
-    if (!l || !r) {
-      error(vp, "a match needs 'left' and 'right'");
-      return std::nullopt;
-    }
-    auto le = expr(*l, ptr_join(vp, "left"));
-    auto re = expr(*r, ptr_join(vp, "right"));
-    if (!le || !re) return std::nullopt;
-    s.lhs = std::move(*le);
-    s.rhs = std::move(*re);
-    return s;
+  static const std::unordered_map<std::string_view, StmtParser> kStatements = {
+      {"match", &JsonParser::stmt_match},       {"accept", &JsonParser::stmt_verdict},
+      {"drop", &JsonParser::stmt_verdict},      {"continue", &JsonParser::stmt_verdict},
+      {"return", &JsonParser::stmt_verdict},    {"jump", &JsonParser::stmt_verdict},
+      {"goto", &JsonParser::stmt_verdict},      {"counter", &JsonParser::stmt_counter},
+      {"queue", &JsonParser::stmt_queue},       {"log", &JsonParser::stmt_log},
+      {"limit", &JsonParser::stmt_limit},       {"reject", &JsonParser::stmt_reject},
+      {"dnat", &JsonParser::stmt_nat},          {"snat", &JsonParser::stmt_nat},
+      {"masquerade", &JsonParser::stmt_nat},    {"redirect", &JsonParser::stmt_nat},
+      {"notrack", &JsonParser::stmt_notrack},   {"mangle", &JsonParser::stmt_mangle},
+      {"ct helper", &JsonParser::stmt_ct_object}, {"ct timeout", &JsonParser::stmt_ct_object},
+      {"ct expectation", &JsonParser::stmt_ct_object}, {"vmap", &JsonParser::stmt_vmap},
+      {"set", &JsonParser::stmt_set_update},    {"map", &JsonParser::stmt_set_update},
+      {"xt", &JsonParser::stmt_xt},             {"flow", &JsonParser::stmt_flow},
+      {"tproxy", &JsonParser::stmt_recognised}, {"fwd", &JsonParser::stmt_recognised},
+      {"dup", &JsonParser::stmt_recognised},    {"synproxy", &JsonParser::stmt_recognised},
+      {"quota", &JsonParser::stmt_recognised},  {"last", &JsonParser::stmt_recognised},
+      {"secmark", &JsonParser::stmt_recognised}, {"ct count", &JsonParser::stmt_recognised}};
+  if (auto it = kStatements.find(k); it != kStatements.end()) return (this->*it->second)(k, v, vp, std::move(s));
+  error(vp, "unknown statement '" + k + "'");
+  return std::nullopt;
+}
+
+// A statement option as text: strings as they are, numbers in decimal, true
+// as "1" (false leaves it out), arrays joined with ','.
+void JsonParser::stmt_opt(Stmt& s, const json& v, const std::string& vp, const char* key, const std::string& out_key) {
+  const json* x = field(v, key);
+  if (!x) return;
+  std::string val;
+  if (x->is_string()) val = x->get<std::string>();
+  else if (x->is_number_unsigned()) val = std::to_string(x->get<uint64_t>());
+  else if (x->is_number_integer()) val = std::to_string(x->get<int64_t>());
+  else if (x->is_boolean()) val = x->get<bool>() ? "1" : "";
+  else if (x->is_array()) {
+    for (const auto& e : *x) val += (val.empty() ? "" : ",") + (e.is_string() ? e.get<std::string>() : e.dump());
+  } else {
+    val = x->dump();
   }
-  if (k == "accept" || k == "drop" || k == "continue" || k == "return") {
-    s.kind = SK::Verdict;
-    s.name = k;
-    return s;
+  if (x->is_boolean() && val.empty()) return;
+  s.opts.push_back({out_key.empty() ? key : out_key, val, loc(ptr_join(vp, key))});
+}
+
+// Two expressions of a statement (match: left/right, mangle: key/value ...).
+bool JsonParser::stmt_pair(const json& v, const std::string& vp, const char* a, const char* b, Expr& ea, Expr& eb) {
+  auto ae = expr(*field(v, a), ptr_join(vp, a));
+  auto be = expr(*field(v, b), ptr_join(vp, b));
+  if (!ae || !be) return false;
+  ea = std::move(*ae);
+  eb = std::move(*be);
+  return true;
+}
+
+std::optional<Stmt> JsonParser::stmt_match(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Match;
+  auto o = str(v, "op", vp, false);
+  s.op = o ? *o : "==";
+  if (s.op == "in") s.op = "";
+  if (!field(v, "left") || !field(v, "right")) {
+    error(vp, "a match needs 'left' and 'right'");
+    return std::nullopt;
   }
+  if (!stmt_pair(v, vp, "left", "right", s.lhs, s.rhs)) return std::nullopt;
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_verdict(const std::string& k, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Verdict;
+  s.name = k;
   if (k == "jump" || k == "goto") {
-    s.kind = SK::Verdict;
-    s.name = k;
     auto t = str(v, "target", vp);
     if (!t) return std::nullopt;
     s.target = *t;
+  }
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_counter(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Counter;
+  if (v.is_string()) s.opts.push_back({"name", v.get<std::string>(), loc(vp)});
+  stmt_opt(s, v, vp, "packets");
+  stmt_opt(s, v, vp, "bytes");
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_queue(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Queue;
+  stmt_opt(s, v, vp, "num");
+  stmt_opt(s, v, vp, "flags");
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_log(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Log;
+  for (const char* o : {"prefix", "level", "group", "snaplen", "queue-threshold", "flags"}) stmt_opt(s, v, vp, o);
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_limit(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  if (v.is_string()) {
+    s.kind = SK::Other;
+    s.name = "limit name";
+    s.opts.push_back({"name", v.get<std::string>(), loc(vp)});
     return s;
   }
-  if (k == "counter") {
-    s.kind = SK::Counter;
-    if (v.is_string()) s.opts.push_back({"name", v.get<std::string>(), loc(vp)});
-    opt("packets");
-    opt("bytes");
-    return s;
-  }
-  if (k == "queue") {
-    s.kind = SK::Queue;
-    opt("num");
-    opt("flags");
-    return s;
-  }
-  if (k == "log") {
-    s.kind = SK::Log;
-    for (const char* o : {"prefix", "level", "group", "snaplen", "queue-threshold", "flags"}) opt(o);
-    return s;
-  }
-  if (k == "limit") {
-    if (v.is_string()) {
-      s.kind = SK::Other;
-      s.name = "limit name";
-      s.opts.push_back({"name", v.get<std::string>(), loc(vp)});
-      return s;
-    }
-    s.kind = SK::Limit;
-    for (const char* o : {"rate", "per", "burst", "rate_unit", "burst_unit", "inv"}) opt(o);
-    return s;
-  }
-  if (k == "reject") {
-    s.kind = SK::Reject;
-    opt("type");
-    opt("expr", "code");
-    return s;
-  }
-  if (k == "dnat" || k == "snat" || k == "masquerade" || k == "redirect") {
-    s.kind = SK::Nat;
-    s.name = k;
-    opt("family");
-    opt("flags");
-    if (const json* a = field(v, "addr")) {
-      auto e = expr(*a, ptr_join(vp, "addr"));
-      if (!e) return std::nullopt;
-      s.lhs = *e;
-    }
-    if (const json* pt = field(v, "port")) {
-      auto e = expr(*pt, ptr_join(vp, "port"));
-      if (!e) return std::nullopt;
-      s.rhs = *e;
-    }
-    return s;
-  }
-  if (k == "notrack") {
-    s.kind = SK::Notrack;
-    return s;
-  }
-  if (k == "mangle") {
-    s.kind = SK::Mangle;
-    const json* key = field(v, "key");
-    const json* val = field(v, "value");
-    if (!key || !val) {
-      error(vp, "mangle needs 'key' and 'value'");
-      return std::nullopt;
-    }
-    auto ke = expr(*key, ptr_join(vp, "key"));
-    auto ve = expr(*val, ptr_join(vp, "value"));
-    if (!ke || !ve) return std::nullopt;
-    s.lhs = *ke;
-    s.rhs = *ve;
-    return s;
-  }
-  if (k == "ct helper" || k == "ct timeout" || k == "ct expectation") {  // ct helper set "ftp"
-    s.kind = SK::Mangle;
-    s.lhs.kind = EK::Ct;
-    s.lhs.a = k.substr(3);
-    s.lhs.loc = loc(vp);
-    s.rhs.kind = EK::Literal;
-    s.rhs.a = v.is_string() ? v.get<std::string>() : v.dump();
-    s.rhs.loc = loc(vp);
-    return s;
-  }
-  if (k == "vmap") {
-    s.kind = SK::Vmap;
-    const json* key = field(v, "key");
-    const json* data = field(v, "data");
-    if (!key || !data) {
-      error(vp, "vmap needs 'key' and 'data'");
-      return std::nullopt;
-    }
-    auto ke = expr(*key, ptr_join(vp, "key"));
-    auto de = expr(*data, ptr_join(vp, "data"));
-    if (!ke || !de) return std::nullopt;
-    s.lhs = *ke;
-    s.rhs = *de;
-    return s;
-  }
-  if (k == "set" || k == "map") {  // dynamic updates from the packet path
-    s.kind = SK::SetUpdate;
-    auto op = str(v, "op", vp);
-    auto target = str(v, k == "set" ? "set" : "map", vp);
-    const json* el = field(v, "elem");
-    if (!op || !target || !el) return std::nullopt;
-    s.name = *op;
-    s.target = target->starts_with("@") ? target->substr(1) : *target;
-    auto e = expr(*el, ptr_join(vp, "elem"));
+  s.kind = SK::Limit;
+  for (const char* o : {"rate", "per", "burst", "rate_unit", "burst_unit", "inv"}) stmt_opt(s, v, vp, o);
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_reject(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Reject;
+  stmt_opt(s, v, vp, "type");
+  stmt_opt(s, v, vp, "expr", "code");
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_nat(const std::string& k, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Nat;
+  s.name = k;
+  stmt_opt(s, v, vp, "family");
+  stmt_opt(s, v, vp, "flags");
+  if (const json* a = field(v, "addr")) {
+    auto e = expr(*a, ptr_join(vp, "addr"));
     if (!e) return std::nullopt;
     s.lhs = *e;
+  }
+  if (const json* pt = field(v, "port")) {
+    auto e = expr(*pt, ptr_join(vp, "port"));
+    if (!e) return std::nullopt;
+    s.rhs = *e;
+  }
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_notrack(const std::string&, const json&, const std::string&, Stmt s) {
+  s.kind = SK::Notrack;
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_mangle(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Mangle;
+  if (!field(v, "key") || !field(v, "value")) {
+    error(vp, "mangle needs 'key' and 'value'");
+    return std::nullopt;
+  }
+  if (!stmt_pair(v, vp, "key", "value", s.lhs, s.rhs)) return std::nullopt;
+  return s;
+}
+
+// `ct helper set "ftp"`.
+std::optional<Stmt> JsonParser::stmt_ct_object(const std::string& k, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Mangle;
+  s.lhs.kind = EK::Ct;
+  s.lhs.a = k.substr(3);
+  s.lhs.loc = loc(vp);
+  s.rhs.kind = EK::Literal;
+  s.rhs.a = v.is_string() ? v.get<std::string>() : v.dump();
+  s.rhs.loc = loc(vp);
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_vmap(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Vmap;
+  if (!field(v, "key") || !field(v, "data")) {
+    error(vp, "vmap needs 'key' and 'data'");
+    return std::nullopt;
+  }
+  if (!stmt_pair(v, vp, "key", "data", s.lhs, s.rhs)) return std::nullopt;
+  return s;
+}
+
+// Dynamic set and map updates from the packet path.
+std::optional<Stmt> JsonParser::stmt_set_update(const std::string& k, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::SetUpdate;
+  auto op = str(v, "op", vp);
+  auto target = str(v, k == "set" ? "set" : "map", vp);
+  const json* el = field(v, "elem");
+  if (!op || !target || !el) return std::nullopt;
+  s.name = *op;
+  s.target = target->starts_with("@") ? target->substr(1) : *target;
+  auto e = expr(*el, ptr_join(vp, "elem"));
+  if (!e) return std::nullopt;
+  s.lhs = *e;
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_xt(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  auto ty = str(v, "type", vp, false);
+  auto n = str(v, "name", vp, false);
+  if (ty.value_or("") == "match" && n.value_or("") == "comment") {
+    s.kind = SK::Comment;  // iptables-nft's -m comment: no effect on packets
     return s;
   }
-  if (k == "xt") {
-    auto ty = str(v, "type", vp, false);
-    auto n = str(v, "name", vp, false);
-    if (ty.value_or("") == "match" && n.value_or("") == "comment") {
-      s.kind = SK::Comment;  // iptables-nft's -m comment: no effect on packets
-      return s;
-    }
-    s.kind = SK::Other;
-    s.name = "xt " + ty.value_or("?");
-    s.opts.push_back({"name", n.value_or("?"), loc(vp)});
-    return s;
-  }
-  if (k == "flow") {
-    s.kind = SK::Other;
-    s.name = "flow " + str(v, "op", vp, false).value_or("add");
-    if (auto ft = str(v, "flowtable", vp, false)) s.opts.push_back({"flowtable", *ft, loc(vp)});
-    return s;
-  }
-  if (k == "tproxy" || k == "fwd" || k == "dup" || k == "synproxy" || k == "quota" || k == "last" || k == "secmark" ||
-      k == "ct count") {
-    s.kind = SK::Other;
-    s.name = k;
-    return s;
-  }
-  error(vp, "unknown statement '" + k + "'");
-  return std::nullopt;
+  s.kind = SK::Other;
+  s.name = "xt " + ty.value_or("?");
+  s.opts.push_back({"name", n.value_or("?"), loc(vp)});
+  return s;
+}
+
+std::optional<Stmt> JsonParser::stmt_flow(const std::string&, const json& v, const std::string& vp, Stmt s) {
+  s.kind = SK::Other;
+  s.name = "flow " + str(v, "op", vp, false).value_or("add");
+  if (auto ft = str(v, "flowtable", vp, false)) s.opts.push_back({"flowtable", *ft, loc(vp)});
+  return s;
+}
+
+// Recognised, not modelled: the capability names them.
+std::optional<Stmt> JsonParser::stmt_recognised(const std::string& k, const json&, const std::string&, Stmt s) {
+  s.kind = SK::Other;
+  s.name = k;
+  return s;
 }
 
 // ---- expressions ---------------------------------------------------------------
@@ -510,6 +582,35 @@ std::optional<Expr> JsonParser::set_elem(const json& j, const std::string& p) {
 std::optional<Expr> JsonParser::expr(const json& j, const std::string& p) {
   Expr e;
   e.loc = loc(p);
+  if (!j.is_object() || j.size() != 1) return value_expr(j, p, std::move(e));
+  const std::string& k = j.begin().key();
+  const json& v = j.begin().value();
+  std::string vp = ptr_join(p, k);
+  static const std::unordered_map<std::string_view, ExprParser> kExpressions = {
+      {"payload", &JsonParser::expr_payload},  {"meta", &JsonParser::expr_meta},
+      {"ct", &JsonParser::expr_ct},            {"fib", &JsonParser::expr_fib},
+      {"numgen", &JsonParser::expr_hash},      {"symhash", &JsonParser::expr_hash},
+      {"jhash", &JsonParser::expr_hash},       {"tcp option", &JsonParser::expr_other},
+      {"exthdr", &JsonParser::expr_other},     {"sctp chunk", &JsonParser::expr_other},
+      {"ip option", &JsonParser::expr_other},  {"rt", &JsonParser::expr_other},
+      {"socket", &JsonParser::expr_other},     {"osf", &JsonParser::expr_other},
+      {"ipsec", &JsonParser::expr_other},      {"dccp option", &JsonParser::expr_other},
+      {"concat", &JsonParser::expr_concat},    {"set", &JsonParser::expr_set},
+      {"map", &JsonParser::expr_map},          {"prefix", &JsonParser::expr_prefix},
+      {"range", &JsonParser::expr_range},      {"&", &JsonParser::expr_binop},
+      {"|", &JsonParser::expr_binop},          {"^", &JsonParser::expr_binop},
+      {"<<", &JsonParser::expr_binop},         {">>", &JsonParser::expr_binop},
+      {"elem", &JsonParser::expr_elem},        {"accept", &JsonParser::expr_verdict},
+      {"drop", &JsonParser::expr_verdict},     {"continue", &JsonParser::expr_verdict},
+      {"return", &JsonParser::expr_verdict},   {"queue", &JsonParser::expr_verdict},
+      {"jump", &JsonParser::expr_verdict},     {"goto", &JsonParser::expr_verdict}};
+  if (auto it = kExpressions.find(k); it != kExpressions.end()) return (this->*it->second)(k, v, vp, std::move(e));
+  error(vp, "unknown expression '" + k + "'");
+  return std::nullopt;
+}
+
+// Strings (values, @set references, the `*` catch-all), numbers, booleans and lists.
+std::optional<Expr> JsonParser::value_expr(const json& j, const std::string& p, Expr e) {
   if (j.is_string()) {
     std::string s = j.get<std::string>();
     if (s.size() > 1 && s[0] == '@') {
@@ -546,190 +647,197 @@ std::optional<Expr> JsonParser::expr(const json& j, const std::string& p) {
     }
     return e;
   }
-  if (!j.is_object() || j.size() != 1) {
-    error(p, "expected an expression, found " + j.dump().substr(0, 60));
+  error(p, "expected an expression, found " + j.dump().substr(0, 60));
+  return std::nullopt;
+}
+
+// The expressions of an array, appended to `e.kids`.
+bool JsonParser::expr_kids(Expr& e, const json& arr, const std::string& ap) {
+  if (!arr.is_array()) {
+    error(ap, "expected an array");
+    return false;
+  }
+  for (size_t i = 0; i < arr.size(); ++i) {
+    auto x = expr(arr[i], ptr_join(ap, i));
+    if (!x) return false;
+    e.kids.push_back(std::move(*x));
+  }
+  return true;
+}
+
+std::optional<Expr> JsonParser::expr_payload(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Payload;
+  if (auto proto = str(v, "protocol", vp, false)) {
+    e.a = *proto;
+    auto f = str(v, "field", vp);
+    if (!f) return std::nullopt;
+    e.b = *f;
+  } else {
+    e.a = "@" + str(v, "base", vp, false).value_or("?");
+    e.b = str(v, "offset", vp, false).value_or("?") + "," + str(v, "len", vp, false).value_or("?");
+  }
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_meta(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Meta;
+  auto key = str(v, "key", vp);
+  if (!key) return std::nullopt;
+  e.a = *key;
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_ct(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Ct;
+  auto key = str(v, "key", vp);
+  if (!key) return std::nullopt;
+  e.a = *key;
+  e.b = str(v, "dir", vp, false).value_or("");
+  e.c = str(v, "family", vp, false).value_or("");
+  // `ct original ip saddr` is {"key": "ip saddr", "dir": "original"}.
+  for (const char* f : {"ip ", "ip6 "})
+    if (e.a.starts_with(f)) {
+      e.c = std::string(f, std::strlen(f) - 1);
+      e.a = e.a.substr(std::strlen(f));
+    }
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_fib(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Fib;
+  auto r = str(v, "result", vp);
+  if (!r) return std::nullopt;
+  e.a = *r;
+  e.flags = strings(field(v, "flags"));
+  return e;
+}
+
+// numgen, symhash and jhash: kept as text (their values are not modelled).
+std::optional<Expr> JsonParser::expr_hash(const std::string& k, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Other;
+  e.a = k;
+  std::string d;
+  if (k == "numgen") d = str(v, "mode", vp, false).value_or("random") + " ";
+  if (k == "jhash")
+    if (const json* x = field(v, "expr"))
+      if (auto xe = expr(*x, ptr_join(vp, "expr"))) d = nft::render(*xe) + " ";
+  d += "mod " + str(v, "mod", vp, false).value_or("?");
+  if (auto seed = str(v, "seed", vp, false)) d += " seed " + *seed;
+  if (auto off = str(v, "offset", vp, false); off && *off != "0") d += " offset " + *off;
+  e.b = d;
+  return e;
+}
+
+// Header options, extension headers, routing, socket, osf, ipsec: kept as text.
+std::optional<Expr> JsonParser::expr_other(const std::string& k, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Other;
+  e.a = k == "dccp option" ? "exthdr" : k;
+  std::string d;
+  for (const char* f : {"family", "dir", "name", "key", "field", "level", "ttl"})
+    if (auto x = str(v, f, vp, false)) d += (d.empty() ? "" : " ") + *x;
+  e.b = d;
+  if (k == "exthdr") e.b = str(v, "name", vp, false).value_or("?") + (field(v, "field") ? " " + str(v, "field", vp, false).value_or("") : "");
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_concat(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Concat;
+  if (!expr_kids(e, v, vp)) return std::nullopt;
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_set(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Set;
+  if (!v.is_array()) {  // a single element
+    auto x = set_elem(v, vp);
+    if (!x) return std::nullopt;
+    e.kids.push_back(std::move(*x));
+    return e;
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    auto x = set_elem(v[i], ptr_join(vp, i));
+    if (!x) return std::nullopt;
+    e.kids.push_back(std::move(*x));
+  }
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_map(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::MapLookup;
+  const json* key = field(v, "key");
+  const json* data = field(v, "data");
+  if (!key || !data) {
+    error(vp, "map needs 'key' and 'data'");
     return std::nullopt;
   }
-  const std::string& k = j.begin().key();
-  const json& v = j.begin().value();
-  std::string vp = ptr_join(p, k);
-  auto kids = [&](const json& arr, const std::string& ap) -> bool {
-    if (!arr.is_array()) {
-      error(ap, "expected an array");
-      return false;
-    }
-    for (size_t i = 0; i < arr.size(); ++i) {
-      auto x = expr(arr[i], ptr_join(ap, i));
-      if (!x) return false;
-      e.kids.push_back(std::move(*x));
-    }
-    return true;
-  };
-  if (k == "payload") {
-    e.kind = EK::Payload;
-    if (auto proto = str(v, "protocol", vp, false)) {
-      e.a = *proto;
-      auto f = str(v, "field", vp);
-      if (!f) return std::nullopt;
-      e.b = *f;
-    } else {
-      e.a = "@" + str(v, "base", vp, false).value_or("?");
-      e.b = str(v, "offset", vp, false).value_or("?") + "," + str(v, "len", vp, false).value_or("?");
-    }
-    return e;
+  auto ke = expr(*key, ptr_join(vp, "key"));
+  auto de = expr(*data, ptr_join(vp, "data"));
+  if (!ke || !de) return std::nullopt;
+  e.kids = {std::move(*ke), std::move(*de)};
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_prefix(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Prefix;
+  const json* a = field(v, "addr");
+  const json* len = field(v, "len");
+  if (!a || !len || !len->is_number_unsigned()) {
+    error(vp, "prefix needs 'addr' and 'len'");
+    return std::nullopt;
   }
-  if (k == "meta") {
-    e.kind = EK::Meta;
-    auto key = str(v, "key", vp);
-    if (!key) return std::nullopt;
-    e.a = *key;
-    return e;
+  auto ae = expr(*a, ptr_join(vp, "addr"));
+  if (!ae) return std::nullopt;
+  e.kids.push_back(std::move(*ae));
+  e.num = len->get<uint64_t>();
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_range(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Range;
+  if (!expr_kids(e, v, vp)) return std::nullopt;
+  if (e.kids.size() != 2) {
+    error(vp, "a range has two values");
+    return std::nullopt;
   }
-  if (k == "ct") {
-    e.kind = EK::Ct;
-    auto key = str(v, "key", vp);
-    if (!key) return std::nullopt;
-    e.a = *key;
-    e.b = str(v, "dir", vp, false).value_or("");
-    e.c = str(v, "family", vp, false).value_or("");
-    // `ct original ip saddr` is {"key": "ip saddr", "dir": "original"}.
-    for (const char* f : {"ip ", "ip6 "})
-      if (e.a.starts_with(f)) {
-        e.c = std::string(f, std::strlen(f) - 1);
-        e.a = e.a.substr(std::strlen(f));
-      }
-    return e;
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_binop(const std::string& k, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Binop;
+  e.a = k;
+  if (!expr_kids(e, v, vp)) return std::nullopt;
+  if (e.kids.size() < 2) {
+    error(vp, "'" + k + "' needs two operands");
+    return std::nullopt;
   }
-  if (k == "fib") {
-    e.kind = EK::Fib;
-    auto r = str(v, "result", vp);
-    if (!r) return std::nullopt;
-    e.a = *r;
-    e.flags = strings(field(v, "flags"));
-    return e;
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_elem(const std::string&, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Elem;
+  const json* val = field(v, "val");
+  if (!val) {
+    error(vp, "elem without 'val'");
+    return std::nullopt;
   }
-  if (k == "numgen" || k == "symhash" || k == "jhash") {
-    e.kind = EK::Other;
-    e.a = k;
-    std::string d;
-    if (k == "numgen") d = str(v, "mode", vp, false).value_or("random") + " ";
-    if (k == "jhash")
-      if (const json* x = field(v, "expr"))
-        if (auto xe = expr(*x, ptr_join(vp, "expr"))) d = nft::render(*xe) + " ";
-    d += "mod " + str(v, "mod", vp, false).value_or("?");
-    if (auto seed = str(v, "seed", vp, false)) d += " seed " + *seed;
-    if (auto off = str(v, "offset", vp, false); off && *off != "0") d += " offset " + *off;
-    e.b = d;
-    return e;
-  }
-  if (k == "tcp option" || k == "exthdr" || k == "sctp chunk" || k == "ip option" || k == "rt" || k == "socket" ||
-      k == "osf" || k == "ipsec" || k == "dccp option") {
-    e.kind = EK::Other;
-    e.a = k == "dccp option" ? "exthdr" : k;
-    std::string d;
-    for (const char* f : {"family", "dir", "name", "key", "field", "level", "ttl"})
-      if (auto x = str(v, f, vp, false)) d += (d.empty() ? "" : " ") + *x;
-    e.b = d;
-    if (k == "exthdr") e.b = str(v, "name", vp, false).value_or("?") + (field(v, "field") ? " " + str(v, "field", vp, false).value_or("") : "");
-    return e;
-  }
-  if (k == "concat") {
-    e.kind = EK::Concat;
-    if (!kids(v, vp)) return std::nullopt;
-    return e;
-  }
-  if (k == "set") {
-    e.kind = EK::Set;
-    if (!v.is_array()) {  // a single element
-      auto x = set_elem(v, vp);
-      if (!x) return std::nullopt;
-      e.kids.push_back(std::move(*x));
-      return e;
-    }
-    for (size_t i = 0; i < v.size(); ++i) {
-      auto x = set_elem(v[i], ptr_join(vp, i));
-      if (!x) return std::nullopt;
-      e.kids.push_back(std::move(*x));
-    }
-    return e;
-  }
-  if (k == "map") {
-    e.kind = EK::MapLookup;
-    const json* key = field(v, "key");
-    const json* data = field(v, "data");
-    if (!key || !data) {
-      error(vp, "map needs 'key' and 'data'");
-      return std::nullopt;
-    }
-    auto ke = expr(*key, ptr_join(vp, "key"));
-    auto de = expr(*data, ptr_join(vp, "data"));
-    if (!ke || !de) return std::nullopt;
-    e.kids = {std::move(*ke), std::move(*de)};
-    return e;
-  }
-  if (k == "prefix") {
-    e.kind = EK::Prefix;
-    const json* a = field(v, "addr");
-    const json* len = field(v, "len");
-    if (!a || !len || !len->is_number_unsigned()) {
-      error(vp, "prefix needs 'addr' and 'len'");
-      return std::nullopt;
-    }
-    auto ae = expr(*a, ptr_join(vp, "addr"));
-    if (!ae) return std::nullopt;
-    e.kids.push_back(std::move(*ae));
-    e.num = len->get<uint64_t>();
-    return e;
-  }
-  if (k == "range") {
-    e.kind = EK::Range;
-    if (!kids(v, vp)) return std::nullopt;
-    if (e.kids.size() != 2) {
-      error(vp, "a range has two values");
-      return std::nullopt;
-    }
-    return e;
-  }
-  if (k == "&" || k == "|" || k == "^" || k == "<<" || k == ">>") {
-    e.kind = EK::Binop;
-    e.a = k;
-    if (!kids(v, vp)) return std::nullopt;
-    if (e.kids.size() < 2) {
-      error(vp, "'" + k + "' needs two operands");
-      return std::nullopt;
-    }
-    return e;
-  }
-  if (k == "elem") {
-    e.kind = EK::Elem;
-    const json* val = field(v, "val");
-    if (!val) {
-      error(vp, "elem without 'val'");
-      return std::nullopt;
-    }
-    auto ve = expr(*val, ptr_join(vp, "val"));
-    if (!ve) return std::nullopt;
-    e.kids.push_back(std::move(*ve));
-    if (const json* t = field(v, "timeout"); t && t->is_number_unsigned()) e.timeout_ms = t->get<uint64_t>() * 1000;
-    if (const json* t = field(v, "expires"); t && t->is_number_unsigned()) e.expires_ms = t->get<uint64_t>() * 1000;
-    if (auto c = str(v, "comment", vp, false)) e.comment = *c;
-    return e;
-  }
-  if (k == "accept" || k == "drop" || k == "continue" || k == "return" || k == "queue") {
-    e.kind = EK::Verdict;
-    e.a = k;
-    return e;
-  }
+  auto ve = expr(*val, ptr_join(vp, "val"));
+  if (!ve) return std::nullopt;
+  e.kids.push_back(std::move(*ve));
+  if (const json* t = field(v, "timeout"); t && t->is_number_unsigned()) e.timeout_ms = t->get<uint64_t>() * 1000;
+  if (const json* t = field(v, "expires"); t && t->is_number_unsigned()) e.expires_ms = t->get<uint64_t>() * 1000;
+  if (auto c = str(v, "comment", vp, false)) e.comment = *c;
+  return e;
+}
+
+std::optional<Expr> JsonParser::expr_verdict(const std::string& k, const json& v, const std::string& vp, Expr e) {
+  e.kind = EK::Verdict;
+  e.a = k;
   if (k == "jump" || k == "goto") {
-    e.kind = EK::Verdict;
-    e.a = k;
     auto t = str(v, "target", vp);
     if (!t) return std::nullopt;
     e.b = *t;
-    return e;
   }
-  error(vp, "unknown expression '" + k + "'");
-  return std::nullopt;
+  return e;
 }
 
 ir::Ruleset JsonParser::run() {

@@ -13,136 +13,157 @@ bool ends_word(char c) {
   return is_space(c) || c == '\n' || std::strchr("{}();,\"'#=!<>&|^$", c) != nullptr || c == '\0';
 }
 
-}  // namespace
+class Lexer {
+ public:
+  Lexer(std::string_view text, uint32_t file, std::vector<LexError>& errors)
+      : text_(text), n_(text.size()), file_(file), errors_(errors) {}
+  std::vector<Token> run();
 
-std::vector<Token> lex(std::string_view text, uint32_t file, std::vector<LexError>& errors) {
-  std::vector<Token> out;
-  size_t pos = 0, n = text.size();
-  uint32_t line = 1, col = 1;
-  auto emit = [&](Token::Kind k, std::string t, uint32_t c, uint32_t len) {
+ private:
+  void emit(Token::Kind k, std::string t, uint32_t c, uint32_t len) {
     Token tok;
     tok.kind = k;
     tok.text = std::move(t);
-    tok.file = file;
-    tok.line = line;
+    tok.file = file_;
+    tok.line = line_;
     tok.col = c;
     tok.len = len;
-    out.push_back(std::move(tok));
-  };
-  auto advance = [&](size_t k) {
-    pos += k;
-    col += (uint32_t)k;
-  };
-  auto error = [&](uint32_t c, uint32_t len, std::string msg, std::string hint = {}) {
-    if (errors.size() < 50) errors.push_back({line, c, len, std::move(msg), std::move(hint)});
-  };
+    out_.push_back(std::move(tok));
+  }
+  void advance(size_t k) {
+    pos_ += k;
+    col_ += (uint32_t)k;
+  }
+  void error(uint32_t c, uint32_t len, std::string msg, std::string hint = {}) {
+    if (errors_.size() < 50) errors_.push_back({line_, c, len, std::move(msg), std::move(hint)});
+  }
+  void comment();
+  void quoted(char q);
+  void variable();
+  void word();
 
-  while (pos < n) {
-    char c = text[pos];
+  std::string_view text_;
+  size_t pos_ = 0, n_;
+  uint32_t file_;
+  std::vector<LexError>& errors_;
+  std::vector<Token> out_;
+  uint32_t line_ = 1, col_ = 1;
+};
+
+std::vector<Token> Lexer::run() {
+  while (pos_ < n_) {
+    char c = text_[pos_];
     if (c == '\n') {
-      if (!out.empty() && out.back().kind != Token::Kind::Newline) emit(Token::Kind::Newline, "", col, 0);
-      ++pos;
-      ++line;
-      col = 1;
-      continue;
-    }
-    if (is_space(c)) {
+      if (!out_.empty() && out_.back().kind != Token::Kind::Newline) emit(Token::Kind::Newline, "", col_, 0);
+      ++pos_;
+      ++line_;
+      col_ = 1;
+    } else if (is_space(c)) {
       advance(1);
-      continue;
-    }
-    if (c == '\\' && pos + 1 < n && (text[pos + 1] == '\n' || (text[pos + 1] == '\r' && pos + 2 < n && text[pos + 2] == '\n'))) {
-      pos += text[pos + 1] == '\n' ? 2 : 3;
-      ++line;
-      col = 1;
-      continue;
-    }
-    if (c == '#') {
-      size_t end = text.find('\n', pos);
-      if (end == std::string_view::npos) end = n;
-      std::string_view comment = text.substr(pos, end - pos);
-      // "# handle 12" (nft -a): keep the handle.
-      std::string_view rest = comment.substr(1);
-      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-      if (rest.starts_with("handle ")) {
-        std::string_view num = rest.substr(7);
-        size_t d = 0;
-        while (d < num.size() && std::isdigit((unsigned char)num[d])) ++d;
-        if (d > 0 && d <= 19) emit(Token::Kind::Handle, std::string(num.substr(0, d)), col, (uint32_t)comment.size());
-      }
-      advance(end - pos);
-      continue;
-    }
-    if (c == '"' || c == '\'') {
-      uint32_t start = col;
-      std::string s;
-      size_t i = pos + 1;
-      bool closed = false;
-      for (; i < n && text[i] != '\n'; ++i) {
-        if (text[i] == '\\' && i + 1 < n && (text[i + 1] == c || text[i + 1] == '\\')) {
-          s += text[++i];
-          continue;
-        }
-        if (text[i] == c) {
-          closed = true;
-          break;
-        }
-        s += text[i];
-      }
-      if (!closed) {
-        error(start, 1, "unterminated string", "close the quote before the end of the line");
-        advance(i - pos);
-        continue;
-      }
-      emit(Token::Kind::String, std::move(s), start, (uint32_t)(i + 1 - pos));
-      advance(i + 1 - pos);
-      continue;
-    }
-    if (c == '$') {
-      size_t i = pos + 1;
-      while (i < n && (std::isalnum((unsigned char)text[i]) || text[i] == '_' || text[i] == '-')) ++i;
-      if (i == pos + 1) {
-        error(col, 1, "'$' without a variable name", "variables are written $NAME after 'define NAME = ...'");
-        advance(1);
-        continue;
-      }
-      emit(Token::Kind::Var, std::string(text.substr(pos + 1, i - pos - 1)), col, (uint32_t)(i - pos));
-      advance(i - pos);
-      continue;
-    }
-    if (std::strchr("{}();,&|^", c)) {
-      emit(Token::Kind::Punct, std::string(1, c), col, 1);
+    } else if (c == '\\' && pos_ + 1 < n_ &&
+               (text_[pos_ + 1] == '\n' || (text_[pos_ + 1] == '\r' && pos_ + 2 < n_ && text_[pos_ + 2] == '\n'))) {
+      pos_ += text_[pos_ + 1] == '\n' ? 2 : 3;
+      ++line_;
+      col_ = 1;
+    } else if (c == '#') {
+      comment();
+    } else if (c == '"' || c == '\'') {
+      quoted(c);
+    } else if (c == '$') {
+      variable();
+    } else if (std::strchr("{}();,&|^", c)) {
+      emit(Token::Kind::Punct, std::string(1, c), col_, 1);
       advance(1);
-      continue;
-    }
-    if (std::strchr("=!<>", c)) {
+    } else if (std::strchr("=!<>", c)) {
       std::string op(1, c);
-      char d = pos + 1 < n ? text[pos + 1] : '\0';
+      char d = pos_ + 1 < n_ ? text_[pos_ + 1] : '\0';
       if (d == '=' || ((c == '<' || c == '>') && d == c)) op += d;
-      emit(Token::Kind::Punct, op, col, (uint32_t)op.size());
+      emit(Token::Kind::Punct, op, col_, (uint32_t)op.size());
       advance(op.size());
-      continue;
-    }
-    if ((unsigned char)c < 0x20 || c == 0x7f) {
-      error(col, 1, "binary data in the input", "is this an nftables ruleset?");
+    } else if ((unsigned char)c < 0x20 || c == 0x7f) {
+      error(col_, 1, "binary data in the input", "is this an nftables ruleset?");
       advance(1);
-      continue;
+    } else {
+      word();
     }
-    size_t i = pos;
-    while (i < n && !ends_word(text[i])) {
-      if (text[i] == '\\' && i + 1 < n && text[i + 1] == '\n') break;
-      if ((unsigned char)text[i] < 0x20) break;
-      ++i;
-    }
-    emit(Token::Kind::Word, std::string(text.substr(pos, i - pos)), col, (uint32_t)(i - pos));
-    advance(i - pos);
   }
   Token end;
   end.kind = Token::Kind::End;
-  end.file = file;
-  end.line = line;
-  end.col = col;
-  out.push_back(end);
-  return out;
+  end.file = file_;
+  end.line = line_;
+  end.col = col_;
+  out_.push_back(end);
+  return std::move(out_);
+}
+
+void Lexer::comment() {
+  size_t end = text_.find('\n', pos_);
+  if (end == std::string_view::npos) end = n_;
+  std::string_view comment = text_.substr(pos_, end - pos_);
+  // "# handle 12" (nft -a): keep the handle.
+  std::string_view rest = comment.substr(1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  if (rest.starts_with("handle ")) {
+    std::string_view num = rest.substr(7);
+    size_t d = 0;
+    while (d < num.size() && std::isdigit((unsigned char)num[d])) ++d;
+    if (d > 0 && d <= 19) emit(Token::Kind::Handle, std::string(num.substr(0, d)), col_, (uint32_t)comment.size());
+  }
+  advance(end - pos_);
+}
+
+void Lexer::quoted(char q) {
+  uint32_t start = col_;
+  std::string s;
+  size_t i = pos_ + 1;
+  bool closed = false;
+  for (; i < n_ && text_[i] != '\n'; ++i) {
+    if (text_[i] == '\\' && i + 1 < n_ && (text_[i + 1] == q || text_[i + 1] == '\\')) {
+      s += text_[++i];
+      continue;
+    }
+    if (text_[i] == q) {
+      closed = true;
+      break;
+    }
+    s += text_[i];
+  }
+  if (!closed) {
+    error(start, 1, "unterminated string", "close the quote before the end of the line");
+    advance(i - pos_);
+    return;
+  }
+  emit(Token::Kind::String, std::move(s), start, (uint32_t)(i + 1 - pos_));
+  advance(i + 1 - pos_);
+}
+
+void Lexer::variable() {
+  size_t i = pos_ + 1;
+  while (i < n_ && (std::isalnum((unsigned char)text_[i]) || text_[i] == '_' || text_[i] == '-')) ++i;
+  if (i == pos_ + 1) {
+    error(col_, 1, "'$' without a variable name", "variables are written $NAME after 'define NAME = ...'");
+    advance(1);
+    return;
+  }
+  emit(Token::Kind::Var, std::string(text_.substr(pos_ + 1, i - pos_ - 1)), col_, (uint32_t)(i - pos_));
+  advance(i - pos_);
+}
+
+void Lexer::word() {
+  size_t i = pos_;
+  while (i < n_ && !ends_word(text_[i])) {
+    if (text_[i] == '\\' && i + 1 < n_ && text_[i + 1] == '\n') break;
+    if ((unsigned char)text_[i] < 0x20) break;
+    ++i;
+  }
+  emit(Token::Kind::Word, std::string(text_.substr(pos_, i - pos_)), col_, (uint32_t)(i - pos_));
+  advance(i - pos_);
+}
+
+}  // namespace
+
+std::vector<Token> lex(std::string_view text, uint32_t file, std::vector<LexError>& errors) {
+  return Lexer(text, file, errors).run();
 }
 
 }  // namespace nf2bpf::frontend::nft

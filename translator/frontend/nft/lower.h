@@ -34,6 +34,32 @@ struct RuleLowering {
   void lower_match(const Stmt& s);
   void lower_stmt(const Stmt& s);
   void lower_vmap(const Stmt& s);
+  // Match statements by their left-hand side, a single selector by its
+  // right-hand side (matches.cpp).
+  void lower_bitwise_match(const Stmt& s);
+  bool frag_off_match(const Stmt& s, Selector& sel);
+  bool random_match(const Stmt& s);
+  void lower_concat_match(const Stmt& s);
+  void concat_components(const std::vector<Selector>& sels, const Expr& rhs);
+  void lower_selector_match(const Stmt& s);
+  void match_set_ref(const Stmt& s, const Selector& sel, ir::Match m);
+  void match_names(const Stmt& s, const Selector& sel, ir::Match m);
+  void match_none_of(const Stmt& s, const Selector& sel, ir::Match m);
+  void match_flags(const Stmt& s, const Selector& sel, ir::Match m);
+  void match_value_mask(const Stmt& s, const Selector& sel, ir::Match m);
+  void match_values(const Stmt& s, const Selector& sel, ir::Match m);
+  // One per statement kind (statements.cpp).
+  void lower_verdict(const Stmt& s);
+  void lower_counter(const Stmt& s);
+  void lower_log(const Stmt& s);
+  void lower_limit(const Stmt& s);
+  void lower_reject(const Stmt& s);
+  void lower_nat(const Stmt& s);
+  void lower_mangle(const Stmt& s);
+  void lower_set_update(const Stmt& s);
+  void lower_other(const Stmt& s);
+  // Appends an IR statement; any but a counter makes later matches follow a statement.
+  ir::Statement& push_stmt(const Stmt& at, ir::StmtKind k, std::string cap);
   void set_verdict(ir::VerdictKind k, std::string cap, const ir::SourceLoc& loc, std::string chain = {});
   void finish_rule();
 

@@ -449,196 +449,234 @@ std::string RuleLowering::make_anon_set(const std::vector<Selector>& key, const 
 // ---- match statements -------------------------------------------------------------
 
 void RuleLowering::lower_match(const Stmt& st) {
-  const Expr& lhs = st.lhs;
-  const Expr& rhs = st.rhs;
   const std::string& op = st.op;
   bool neg = op == "!=";
-  bool implicit = op.empty() || op == "in";
   bool none_of = op == "!";  // JSON for `flags & (a|b) == 0`: none of the flags set
   if (!is_eq(op) && !neg && !is_relational(op) && !none_of) {
     error(st.loc, "unknown operator '" + op + "'", "operators are ==, !=, <, >, <=, >=");
     return;
   }
-
-  // ---- a bitwise expression on the left: masks.
-  if (lhs.kind == Expr::Kind::Binop) {
-    const Expr& inner = lhs.kids.size() == 2 ? lhs.kids[0] : lhs;
-    Selector sel = b.describe(inner, table.family);
-    sel.loc = lhs.loc;
-    // `ip frag-off & 0x1fff != 0`: not the first fragment (iptables -f).
-    if (inner.kind == Expr::Kind::Payload && inner.a == "ip" && inner.b == "frag-off" && lhs.a == "&" &&
-        lhs.kids.size() == 2) {
-      Selector s16 = sel;
-      s16.supported = true;
-      auto mask = scalar(s16, lhs.kids[1]);
-      if (!mask) return;
-      u128 zero = 1;
-      if (rhs.kind == Expr::Kind::Number) zero = rhs.num;
-      if (rhs.kind == Expr::Kind::Literal) {
-        uint64_t z;
-        if (parse_number(rhs.a, 0xffff, z)) zero = z;
-      }
-      if (*mask == 0x1fff && zero == 0 && (neg || is_eq(op))) {
-        add_deps(sel, lhs.loc);
-        ir::Match m;
-        m.field = Field::Fragment;
-        m.value = IntervalSet::single(neg ? 1 : 0);
-        m.cap = "ip frag-off";
-        m.module = "ip frag-off";
-        m.loc = lhs.loc;
-        add_match(std::move(m));
-        return;
-      }
-      sel.supported = false;
-    }
-    // `meta random & 0x7fffffff < N`: iptables-nft's `-m statistic --mode random`.
-    if (inner.kind == Expr::Kind::Meta && inner.a == "random" && lhs.a == "&" && lhs.kids.size() == 2 && op == "<") {
-      Selector r32 = selector_for_type(Type::Integer, 32);
-      r32.text = "meta random";
-      auto mask = scalar(r32, lhs.kids[1]);
-      auto below = scalar(r32, rhs);
-      if (!mask || !below) return;
-      if (*mask == 0x7fffffff) {
-        char prob[32];
-        std::snprintf(prob, sizeof prob, "%.11f", (double)*below / 2147483648.0);
-        ir::Match m;
-        m.field = Field::Opaque;
-        m.cap = "meta random";
-        m.module = "statistic";
-        m.args = {{"--mode", "random"}, {"--probability", prob}};
-        m.loc = lhs.loc;
-        add_match(std::move(m));
-        return;
-      }
-    }
-    if (!sel.supported || lhs.a != "&" || lhs.kids.size() != 2 || !sel.masked) {
-      if (sel.supported) sel.cap = "bitwise expression";
-      sel.supported = false;
-      sel.text = render(lhs);
-      opaque(sel, op, &rhs, lhs.loc);
+  switch (st.lhs.kind) {
+    case Expr::Kind::Binop:
+      lower_bitwise_match(st);
+      return;
+    case Expr::Kind::MapLookup: {
+      Selector s;
+      s.cap = "map";
+      s.text = render(st.lhs);
+      opaque(s, op, &st.rhs, st.lhs.loc);
       return;
     }
+    case Expr::Kind::Concat:
+      lower_concat_match(st);
+      return;
+    default:
+      lower_selector_match(st);
+      return;
+  }
+}
+
+// `ip frag-off & 0x1fff != 0`: not the first fragment (iptables -f). False
+// when the match is not that test (and `sel` is then unsupported).
+bool RuleLowering::frag_off_match(const Stmt& st, Selector& sel) {
+  const Expr& lhs = st.lhs;
+  const Expr& rhs = st.rhs;
+  const std::string& op = st.op;
+  bool neg = op == "!=";
+  Selector s16 = sel;
+  s16.supported = true;
+  auto mask = scalar(s16, lhs.kids[1]);
+  if (!mask) return true;
+  u128 zero = 1;
+  if (rhs.kind == Expr::Kind::Number) zero = rhs.num;
+  if (rhs.kind == Expr::Kind::Literal) {
+    uint64_t z;
+    if (parse_number(rhs.a, 0xffff, z)) zero = z;
+  }
+  if (*mask == 0x1fff && zero == 0 && (neg || is_eq(op))) {
     add_deps(sel, lhs.loc);
-    auto mask = scalar(sel, lhs.kids[1]);
-    if (!mask) return;
-    if (is_relational(op)) {
-      error(st.loc, "'" + op + "' on a masked value", "compare masked values with == or !=");
+    ir::Match m;
+    m.field = Field::Fragment;
+    m.value = IntervalSet::single(neg ? 1 : 0);
+    m.cap = "ip frag-off";
+    m.module = "ip frag-off";
+    m.loc = lhs.loc;
+    add_match(std::move(m));
+    return true;
+  }
+  sel.supported = false;
+  return false;
+}
+
+// `meta random & 0x7fffffff < N`: iptables-nft's `-m statistic --mode random`.
+// False when the match is not that test.
+bool RuleLowering::random_match(const Stmt& st) {
+  const Expr& lhs = st.lhs;
+  Selector r32 = selector_for_type(Type::Integer, 32);
+  r32.text = "meta random";
+  auto mask = scalar(r32, lhs.kids[1]);
+  auto below = scalar(r32, st.rhs);
+  if (!mask || !below) return true;
+  if (*mask != 0x7fffffff) return false;
+  char prob[32];
+  std::snprintf(prob, sizeof prob, "%.11f", (double)*below / 2147483648.0);
+  ir::Match m;
+  m.field = Field::Opaque;
+  m.cap = "meta random";
+  m.module = "statistic";
+  m.args = {{"--mode", "random"}, {"--probability", prob}};
+  m.loc = lhs.loc;
+  add_match(std::move(m));
+  return true;
+}
+
+// A bitwise expression on the left: masks.
+void RuleLowering::lower_bitwise_match(const Stmt& st) {
+  const Expr& lhs = st.lhs;
+  const Expr& rhs = st.rhs;
+  const std::string& op = st.op;
+  bool neg = op == "!=";
+  const Expr& inner = lhs.kids.size() == 2 ? lhs.kids[0] : lhs;
+  Selector sel = b.describe(inner, table.family);
+  sel.loc = lhs.loc;
+  if (inner.kind == Expr::Kind::Payload && inner.a == "ip" && inner.b == "frag-off" && lhs.a == "&" &&
+      lhs.kids.size() == 2 && frag_off_match(st, sel))
+    return;
+  if (inner.kind == Expr::Kind::Meta && inner.a == "random" && lhs.a == "&" && lhs.kids.size() == 2 && op == "<" &&
+      random_match(st))
+    return;
+  if (!sel.supported || lhs.a != "&" || lhs.kids.size() != 2 || !sel.masked) {
+    if (sel.supported) sel.cap = "bitwise expression";
+    sel.supported = false;
+    sel.text = render(lhs);
+    opaque(sel, op, &rhs, lhs.loc);
+    return;
+  }
+  add_deps(sel, lhs.loc);
+  auto mask = scalar(sel, lhs.kids[1]);
+  if (!mask) return;
+  if (is_relational(op)) {
+    error(st.loc, "'" + op + "' on a masked value", "compare masked values with == or !=");
+    return;
+  }
+  auto vals = raw(sel, rhs);
+  if (!vals) return;
+  ir::Match m;
+  m.field = sel.field;
+  m.negated = neg;
+  m.value = ir::Masked{(uint64_t)*mask, *vals};
+  m.cap = sel.cap;
+  m.module = sel.text;
+  m.loc = lhs.loc;
+  add_match(std::move(m));
+}
+
+// `ip saddr . tcp dport @set`.
+void RuleLowering::lower_concat_match(const Stmt& st) {
+  const Expr& lhs = st.lhs;
+  const Expr& rhs = st.rhs;
+  const std::string& op = st.op;
+  bool neg = op == "!=";
+  std::vector<Selector> sels;
+  for (const auto& k : lhs.kids) {
+    sels.push_back(b.describe(k, table.family));
+    Selector& s = sels.back();
+    if (s.supported && is_name_type(s.type)) {
+      s.supported = false;
+      s.cap = "interface-name keys";
+    }
+    if (!s.supported) {
+      Selector whole = s;
+      whole.text = render(lhs);
+      opaque(whole, op, &rhs, lhs.loc);
       return;
     }
-    auto vals = raw(sel, rhs);
-    if (!vals) return;
-    ir::Match m;
-    m.field = sel.field;
-    m.negated = neg;
-    m.value = ir::Masked{(uint64_t)*mask, *vals};
-    m.cap = sel.cap;
-    m.module = sel.text;
-    m.loc = lhs.loc;
+  }
+  for (const auto& s : sels) add_deps(s, s.loc);
+  std::vector<Field> fields;
+  for (const auto& s : sels) fields.push_back(s.field);
+  if (!is_eq(op) && !neg) {
+    error(st.loc, "'" + op + "' cannot compare a concatenation", "use == or != with a set or a value");
+    return;
+  }
+  ir::Match m;
+  m.negated = neg;
+  m.cap = "concatenation";
+  m.module = render(lhs);
+  m.loc = lhs.loc;
+  if (rhs.kind == Expr::Kind::SetRef) {
+    std::vector<ir::SetElement> none;
+    merge_icmp_components(fields, none);  // as the set's own key
+    m.field = fields[0];
+    m.value = ir::SetRef{rhs.a, fields};
     add_match(std::move(m));
     return;
   }
-
-  if (lhs.kind == Expr::Kind::MapLookup) {
-    Selector s;
-    s.cap = "map";
-    s.text = render(lhs);
-    opaque(s, op, &rhs, lhs.loc);
+  if (rhs.kind == Expr::Kind::Concat && !neg) {
+    concat_components(sels, rhs);
     return;
   }
-
-  // ---- concatenations: `ip saddr . tcp dport @set`.
-  if (lhs.kind == Expr::Kind::Concat) {
-    std::vector<Selector> sels;
-    for (const auto& k : lhs.kids) {
-      sels.push_back(b.describe(k, table.family));
-      Selector& s = sels.back();
-      if (s.supported && is_name_type(s.type)) {
-        s.supported = false;
-        s.cap = "interface-name keys";
-      }
-      if (!s.supported) {
-        Selector whole = s;
-        whole.text = render(lhs);
-        opaque(whole, op, &rhs, lhs.loc);
-        return;
-      }
-    }
-    for (const auto& s : sels) add_deps(s, s.loc);
-    std::vector<Field> fields;
-    for (const auto& s : sels) fields.push_back(s.field);
-    if (!is_eq(op) && !neg) {
-      error(st.loc, "'" + op + "' cannot compare a concatenation", "use == or != with a set or a value");
-      return;
-    }
-    ir::Match m;
-    m.negated = neg;
-    m.cap = "concatenation";
-    m.module = render(lhs);
-    m.loc = lhs.loc;
-    if (rhs.kind == Expr::Kind::SetRef) {
-      std::vector<ir::SetElement> none;
-      merge_icmp_components(fields, none);  // as the set's own key
-      m.field = fields[0];
-      m.value = ir::SetRef{rhs.a, fields};
-      add_match(std::move(m));
-      return;
-    }
-    if (rhs.kind == Expr::Kind::Concat && !neg) {
-      if (rhs.kids.size() != sels.size()) {
-        error(rhs.loc, "'" + render(rhs) + "' does not have " + std::to_string(sels.size()) + " components");
-        return;
-      }
-      for (size_t i = 0; i < sels.size(); ++i) {
-        auto r = raw(sels[i], rhs.kids[i]);
-        if (!r) return;
-        ir::Match c;
-        c.field = sels[i].field;
-        if (sels[i].masked)
-          c.value = ir::Masked{(uint64_t)max_of_bits(sels[i].bits), to_ir(sels[i], *r)};
-        else
-          c.value = to_ir(sels[i], *r);
-        c.cap = sels[i].cap;
-        c.module = sels[i].text;
-        c.loc = rhs.kids[i].loc;
-        add_match(std::move(c));
-      }
-      return;
-    }
-    if (rhs.kind != Expr::Kind::Set && rhs.kind != Expr::Kind::Concat) {
-      error(rhs.loc, "a concatenation is compared with a set or a concatenated value, not '" + render(rhs) + "'",
-            "write { a . b, c . d } or @set");
-      return;
-    }
-    Expr one;  // `a . b != x . y`: a one-element set, negated
-    const Expr* setx = &rhs;
-    if (rhs.kind == Expr::Kind::Concat) {
-      one.kind = Expr::Kind::Set;
-      one.loc = rhs.loc;
-      one.kids.push_back(rhs);
-      setx = &one;
-    }
-    bool ok = true;
-    std::string name = make_anon_set(sels, *setx, false, rhs.loc, ok);
-    if (!ok) return;
-    const ir::Set* made = table.find_set(name);
-    if (made->key.size() == 1) {
-      // "icmp type . icmp code" became one field: a plain value list.
-      IntervalSet all;
-      for (const auto& e : made->elements) all.add(e.key[0]);
-      m.field = made->key[0];
-      m.value = all;
-      m.cap = sels[0].cap;
-      table.sets.pop_back();
-      add_match(std::move(m));
-      return;
-    }
-    m.field = made->key.empty() ? fields[0] : made->key[0];
-    m.value = ir::SetRef{name, made->key};
+  if (rhs.kind != Expr::Kind::Set && rhs.kind != Expr::Kind::Concat) {
+    error(rhs.loc, "a concatenation is compared with a set or a concatenated value, not '" + render(rhs) + "'",
+          "write { a . b, c . d } or @set");
+    return;
+  }
+  Expr one;  // `a . b != x . y`: a one-element set, negated
+  const Expr* setx = &rhs;
+  if (rhs.kind == Expr::Kind::Concat) {
+    one.kind = Expr::Kind::Set;
+    one.loc = rhs.loc;
+    one.kids.push_back(rhs);
+    setx = &one;
+  }
+  bool ok = true;
+  std::string name = make_anon_set(sels, *setx, false, rhs.loc, ok);
+  if (!ok) return;
+  const ir::Set* made = table.find_set(name);
+  if (made->key.size() == 1) {
+    // "icmp type . icmp code" became one field: a plain value list.
+    IntervalSet all;
+    for (const auto& e : made->elements) all.add(e.key[0]);
+    m.field = made->key[0];
+    m.value = all;
+    m.cap = sels[0].cap;
+    table.sets.pop_back();
     add_match(std::move(m));
     return;
   }
+  m.field = made->key.empty() ? fields[0] : made->key[0];
+  m.value = ir::SetRef{name, made->key};
+  add_match(std::move(m));
+}
 
-  // ---- one selector.
+// `a . b == x . y`: one match per component.
+void RuleLowering::concat_components(const std::vector<Selector>& sels, const Expr& rhs) {
+  if (rhs.kids.size() != sels.size()) {
+    error(rhs.loc, "'" + render(rhs) + "' does not have " + std::to_string(sels.size()) + " components");
+    return;
+  }
+  for (size_t i = 0; i < sels.size(); ++i) {
+    auto r = raw(sels[i], rhs.kids[i]);
+    if (!r) return;
+    ir::Match c;
+    c.field = sels[i].field;
+    if (sels[i].masked)
+      c.value = ir::Masked{(uint64_t)max_of_bits(sels[i].bits), to_ir(sels[i], *r)};
+    else
+      c.value = to_ir(sels[i], *r);
+    c.cap = sels[i].cap;
+    c.module = sels[i].text;
+    c.loc = rhs.kids[i].loc;
+    add_match(std::move(c));
+  }
+}
+
+// One selector on the left, by what the right-hand side is.
+void RuleLowering::lower_selector_match(const Stmt& st) {
+  const Expr& lhs = st.lhs;
+  const Expr& rhs = st.rhs;
+  const std::string& op = st.op;
+  bool implicit = op.empty() || op == "in";
   Selector sel = b.describe(lhs, table.family);
   if (!sel.supported) {
     opaque(sel, op, &rhs, lhs.loc);
@@ -650,96 +688,109 @@ void RuleLowering::lower_match(const Stmt& st) {
   m.cap = sel.cap;
   m.module = sel.text;
   m.loc = lhs.loc;
-
-  if (rhs.kind == Expr::Kind::SetRef) {
-    if (!is_eq(op) && !neg) {
-      error(st.loc, "'" + op + "' cannot compare with a set", "use == or !=");
-      return;
-    }
-    if (const ir::Set* set = table.find_set(rhs.a); set && !set->anonymous) {
-      auto& infos = b.set_info_[b.key_of(table)];
-      if (auto it = infos.find(rhs.a); it != infos.end() && it->second.types.size() == 1) {
-        Type st_type = it->second.types[0];
-        bool mismatch = st_type != sel.type && st_type != Type::Integer && sel.type != Type::Integer &&
-                        st_type != Type::Unknown && !(is_name_type(st_type) && is_name_type(sel.type)) &&
-                        !(st_type == Type::Mark && sel.masked);
-        if (mismatch) {
-          error(rhs.loc, "set '" + rhs.a + "' holds " + type_name(st_type) + " elements, but " + sel.text +
-                             " is " + type_name(sel.type));
-          return;
-        }
-      }
-    }
-    m.negated = neg;
-    m.value = ir::SetRef{rhs.a, {sel.field}};
-    add_match(std::move(m));
-    return;
-  }
-
-  if (is_name_type(sel.type)) {
-    if (is_relational(op)) {
-      error(st.loc, "'" + op + "' cannot compare interface names", "use == or !=");
-      return;
-    }
-    std::vector<ir::IfacePattern> pats;
-    if (!names(sel, rhs, pats)) return;
-    sort_patterns(pats);
-    m.negated = neg;
-    m.value = std::move(pats);
-    add_match(std::move(m));
-    return;
-  }
-
-  if (none_of) {
-    auto v = scalar(sel, rhs);
-    if (!v) return;
-    if (sel.type == Type::CtState) {
-      IntervalSet states = all_ct_states();
-      for (uint8_t bit : {ir::kCtInvalid, ir::kCtEstablished, ir::kCtRelated, ir::kCtNew, ir::kCtUntracked})
-        if (*v & bit) states = states.intersect(IntervalSet::single(bit).complement(0xff));
-      m.value = states;
-    } else if (sel.masked) {
-      m.value = ir::Masked{(uint64_t)*v, IntervalSet::single(0)};
-    } else {
-      error(st.loc, "'!' (none of) applies to flags", "compare with == or !=");
-      return;
-    }
-    add_match(std::move(m));
-    return;
-  }
+  if (rhs.kind == Expr::Kind::SetRef) match_set_ref(st, sel, std::move(m));
+  else if (is_name_type(sel.type)) match_names(st, sel, std::move(m));
+  else if (op == "!") match_none_of(st, sel, std::move(m));
   // Bitmask types without an operator test flags: `tcp flags syn,ack` is
   // "syn or ack set", `ct state established,related` "one of them".
-  if (is_bitmask(sel.type) && implicit && rhs.kind != Expr::Kind::Set && rhs.kind != Expr::Kind::Mask) {
-    auto v = scalar(sel, rhs);
-    if (!v) return;
-    if (sel.type == Type::CtState) {
-      IntervalSet states;
-      for (uint8_t bit : {ir::kCtInvalid, ir::kCtEstablished, ir::kCtRelated, ir::kCtNew, ir::kCtUntracked})
-        if (*v & bit) states.add(bit, bit);
-      m.value = states;
-    } else {
-      m.value = ir::Masked{(uint64_t)*v, *v ? IntervalSet::range(1, *v) : IntervalSet{}};
-    }
-    add_match(std::move(m));
+  else if (is_bitmask(sel.type) && implicit && rhs.kind != Expr::Kind::Set && rhs.kind != Expr::Kind::Mask)
+    match_flags(st, sel, std::move(m));
+  else if (rhs.kind == Expr::Kind::Mask) match_value_mask(st, sel, std::move(m));
+  else match_values(st, sel, std::move(m));
+}
+
+void RuleLowering::match_set_ref(const Stmt& st, const Selector& sel, ir::Match m) {
+  const Expr& rhs = st.rhs;
+  const std::string& op = st.op;
+  bool neg = op == "!=";
+  if (!is_eq(op) && !neg) {
+    error(st.loc, "'" + op + "' cannot compare with a set", "use == or !=");
     return;
   }
-
-  // `tcp flags syn / fin,syn,rst,ack`: (flags & mask) == value.
-  if (rhs.kind == Expr::Kind::Mask) {
-    if (!sel.masked || rhs.kids.size() != 2 || is_relational(op)) {
-      error(rhs.loc, "'value / mask' applies to flags and marks, compared with == or !=");
-      return;
+  if (const ir::Set* set = table.find_set(rhs.a); set && !set->anonymous) {
+    auto& infos = b.set_info_[b.key_of(table)];
+    if (auto it = infos.find(rhs.a); it != infos.end() && it->second.types.size() == 1) {
+      Type st_type = it->second.types[0];
+      bool mismatch = st_type != sel.type && st_type != Type::Integer && sel.type != Type::Integer &&
+                      st_type != Type::Unknown && !(is_name_type(st_type) && is_name_type(sel.type)) &&
+                      !(st_type == Type::Mark && sel.masked);
+      if (mismatch) {
+        error(rhs.loc, "set '" + rhs.a + "' holds " + type_name(st_type) + " elements, but " + sel.text +
+                           " is " + type_name(sel.type));
+        return;
+      }
     }
-    auto v = scalar(sel, rhs.kids[0]);
-    if (!v) return;
-    auto mask = scalar(sel, rhs.kids[1]);
-    if (!mask) return;
-    m.negated = neg;
-    m.value = ir::Masked{(uint64_t)*mask, IntervalSet::single(*v & *mask)};
-    add_match(std::move(m));
+  }
+  m.negated = neg;
+  m.value = ir::SetRef{rhs.a, {sel.field}};
+  add_match(std::move(m));
+}
+
+void RuleLowering::match_names(const Stmt& st, const Selector& sel, ir::Match m) {
+  if (is_relational(st.op)) {
+    error(st.loc, "'" + st.op + "' cannot compare interface names", "use == or !=");
     return;
   }
+  std::vector<ir::IfacePattern> pats;
+  if (!names(sel, st.rhs, pats)) return;
+  sort_patterns(pats);
+  m.negated = st.op == "!=";
+  m.value = std::move(pats);
+  add_match(std::move(m));
+}
 
+void RuleLowering::match_none_of(const Stmt& st, const Selector& sel, ir::Match m) {
+  auto v = scalar(sel, st.rhs);
+  if (!v) return;
+  if (sel.type == Type::CtState) {
+    IntervalSet states = all_ct_states();
+    for (uint8_t bit : {ir::kCtInvalid, ir::kCtEstablished, ir::kCtRelated, ir::kCtNew, ir::kCtUntracked})
+      if (*v & bit) states = states.intersect(IntervalSet::single(bit).complement(0xff));
+    m.value = states;
+  } else if (sel.masked) {
+    m.value = ir::Masked{(uint64_t)*v, IntervalSet::single(0)};
+  } else {
+    error(st.loc, "'!' (none of) applies to flags", "compare with == or !=");
+    return;
+  }
+  add_match(std::move(m));
+}
+
+void RuleLowering::match_flags(const Stmt& st, const Selector& sel, ir::Match m) {
+  auto v = scalar(sel, st.rhs);
+  if (!v) return;
+  if (sel.type == Type::CtState) {
+    IntervalSet states;
+    for (uint8_t bit : {ir::kCtInvalid, ir::kCtEstablished, ir::kCtRelated, ir::kCtNew, ir::kCtUntracked})
+      if (*v & bit) states.add(bit, bit);
+    m.value = states;
+  } else {
+    m.value = ir::Masked{(uint64_t)*v, *v ? IntervalSet::range(1, *v) : IntervalSet{}};
+  }
+  add_match(std::move(m));
+}
+
+// `tcp flags syn / fin,syn,rst,ack`: (flags & mask) == value.
+void RuleLowering::match_value_mask(const Stmt& st, const Selector& sel, ir::Match m) {
+  const Expr& rhs = st.rhs;
+  if (!sel.masked || rhs.kids.size() != 2 || is_relational(st.op)) {
+    error(rhs.loc, "'value / mask' applies to flags and marks, compared with == or !=");
+    return;
+  }
+  auto v = scalar(sel, rhs.kids[0]);
+  if (!v) return;
+  auto mask = scalar(sel, rhs.kids[1]);
+  if (!mask) return;
+  m.negated = st.op == "!=";
+  m.value = ir::Masked{(uint64_t)*mask, IntervalSet::single(*v & *mask)};
+  add_match(std::move(m));
+}
+
+// Values, ranges, prefixes, anonymous sets and relational comparisons.
+void RuleLowering::match_values(const Stmt& st, const Selector& sel, ir::Match m) {
+  const Expr& rhs = st.rhs;
+  const std::string& op = st.op;
+  bool neg = op == "!=";
   IntervalSet vals;
   if (is_relational(op)) {
     auto v = scalar(sel, rhs);

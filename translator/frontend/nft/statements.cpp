@@ -2,6 +2,7 @@
 // setting, verdict maps, set updates, and the ones nf2bpf only recognises.
 #include <algorithm>
 
+#include "common/strings.h"
 #include "translator/frontend/nft/lower.h"
 
 namespace nf2bpf::frontend::nft {
@@ -30,6 +31,33 @@ struct Affine {
   uint64_t keep = 0, xorv = 0;
   enum Src : uint8_t { Const, Self, Other } src = Const;
 };
+
+// The value of `meta mark set ...` / `ct mark set ...` as mark arithmetic
+// over constants; nullopt when it is anything else.
+std::optional<Affine> mark_arith(RuleLowering& l, const Expr& e, bool meta_mark, bool ct_mark) {
+  Selector ms = selector_for_type(Type::Mark, 32);
+  if (e.kind == Expr::Kind::Meta && e.a == "mark")
+    return Affine{0xffffffff, 0, meta_mark ? Affine::Self : Affine::Other};
+  if (e.kind == Expr::Kind::Ct && e.a == "mark" && e.b.empty())
+    return Affine{0xffffffff, 0, ct_mark ? Affine::Self : Affine::Other};
+  if (e.kind == Expr::Kind::Binop && e.kids.size() == 2 && e.a != "<<" && e.a != ">>") {
+    auto lhs = mark_arith(l, e.kids[0], meta_mark, ct_mark);
+    if (!lhs) return std::nullopt;
+    auto c = l.scalar(ms, e.kids[1]);
+    if (!c) return std::nullopt;
+    uint64_t cv = (uint64_t)*c;
+    if (e.a == "&") lhs->keep &= cv, lhs->xorv &= cv;
+    if (e.a == "|") lhs->keep &= ~cv & 0xffffffff, lhs->xorv |= cv;
+    if (e.a == "^") lhs->xorv ^= cv;
+    return lhs;
+  }
+  if (e.kind == Expr::Kind::Literal || e.kind == Expr::Kind::Number) {
+    auto c = l.scalar(ms, e);
+    if (!c) return std::nullopt;
+    return Affine{0, (uint64_t)*c, Affine::Const};
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -116,323 +144,278 @@ void RuleLowering::lower_stmt(const Stmt& st) {
     }
     return;
   }
-  auto stmt = [&](StmtKind k, std::string cap) -> ir::Statement& {
-    if (k != StmtKind::Counter && !stmt_pending) {
-      stmt_pending = true;
-      stmt_pending_loc = st.loc;
-    }
-    ir::Statement s;
-    s.kind = k;
-    s.cap = std::move(cap);
-    s.loc = st.loc;
-    rule.statements.push_back(std::move(s));
-    return rule.statements.back();
-  };
-
   switch (st.kind) {
-    case Stmt::Kind::Match:
-      lower_match(st);
-      return;
+    case Stmt::Kind::Match: lower_match(st); return;
+    case Stmt::Kind::Verdict: lower_verdict(st); return;
+    case Stmt::Kind::Queue: set_verdict(VerdictKind::Queue, "queue", st.loc); return;
+    case Stmt::Kind::Counter: lower_counter(st); return;
+    case Stmt::Kind::Log: lower_log(st); return;
+    case Stmt::Kind::Limit: lower_limit(st); return;
+    case Stmt::Kind::Reject: lower_reject(st); return;
+    case Stmt::Kind::Nat: lower_nat(st); return;
+    case Stmt::Kind::Notrack: push_stmt(st, StmtKind::Notrack, "notrack"); return;
+    case Stmt::Kind::Mangle: lower_mangle(st); return;
+    case Stmt::Kind::Vmap: lower_vmap(st); return;
+    case Stmt::Kind::SetUpdate: lower_set_update(st); return;
+    case Stmt::Kind::Comment: rule.comment = st.target; return;
+    case Stmt::Kind::Other: lower_other(st); return;
+  }
+}
 
-    case Stmt::Kind::Verdict: {
-      for (auto& [n, k] : kVerdicts)
-        if (st.name == n) {
-          set_verdict(k, std::string(n), st.loc, st.target);
-          return;
-        }
-      error(st.loc, "unknown verdict '" + st.name + "'");
+ir::Statement& RuleLowering::push_stmt(const Stmt& st, StmtKind k, std::string cap) {
+  if (k != StmtKind::Counter && !stmt_pending) {
+    stmt_pending = true;
+    stmt_pending_loc = st.loc;
+  }
+  ir::Statement s;
+  s.kind = k;
+  s.cap = std::move(cap);
+  s.loc = st.loc;
+  rule.statements.push_back(std::move(s));
+  return rule.statements.back();
+}
+
+void RuleLowering::lower_verdict(const Stmt& st) {
+  for (auto& [n, k] : kVerdicts)
+    if (st.name == n) {
+      set_verdict(k, std::string(n), st.loc, st.target);
       return;
     }
+  error(st.loc, "unknown verdict '" + st.name + "'");
+}
 
-    case Stmt::Kind::Queue: {
-      set_verdict(VerdictKind::Queue, "queue", st.loc);
+void RuleLowering::lower_counter(const Stmt& st) {
+  if (const Opt* name = st.opt("name")) {
+    push_stmt(st, StmtKind::Counter, "counter name").args.emplace_back("name", name->value);
+    return;
+  }
+  push_stmt(st, StmtKind::Counter, "counter");
+  ir::Counters c;
+  uint64_t v;
+  if (const Opt* p = st.opt("packets"); p && parse_number(p->value, UINT64_MAX, v)) c.packets = v;
+  if (const Opt* p = st.opt("bytes"); p && parse_number(p->value, UINT64_MAX, v)) c.bytes = v;
+  rule.counters = c;
+}
+
+void RuleLowering::lower_log(const Stmt& st) {
+  static const std::string_view kLevels[] = {"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"};
+  bool nflog = st.opt("group") != nullptr;
+  std::string level = opt_or(st, "level", "warn");
+  if (level == "audit") {
+    push_stmt(st, StmtKind::Log, "log level audit").args.emplace_back("level", "audit");
+    return;
+  }
+  uint64_t lv = 8;
+  for (uint64_t i = 0; i < 8; ++i)
+    if (kLevels[i] == level) lv = i;
+  if (lv == 8 && level == "warning") lv = 4;
+  if (lv == 8 && level == "error") lv = 3;
+  if (lv == 8 && !parse_number(level, 7, lv)) {
+    error(st.opt("level") ? st.opt("level")->loc : st.loc, "invalid log level '" + level + "'",
+          "levels are emerg, alert, crit, err, warn, notice, info, debug, audit");
+    return;
+  }
+  auto& s = push_stmt(st, nflog ? StmtKind::Nflog : StmtKind::Log, "log");
+  s.text = opt_or(st, "prefix", "");
+  s.level = (uint32_t)lv;
+  if (nflog) {
+    uint64_t g;
+    if (!parse_number(st.opt("group")->value, 0xffff, g)) {
+      error(st.opt("group")->loc, "invalid log group '" + st.opt("group")->value + "'", "0-65535");
       return;
     }
+    s.group = (uint32_t)g;
+  }
+  for (const char* k : {"snaplen", "queue-threshold", "flags"})
+    if (const Opt* o = st.opt(k)) s.args.emplace_back(k, o->value);
+}
 
-    case Stmt::Kind::Counter: {
-      if (const Opt* name = st.opt("name")) {
-        stmt(StmtKind::Counter, "counter name").args.emplace_back("name", name->value);
-        return;
-      }
-      stmt(StmtKind::Counter, "counter");
-      ir::Counters c;
-      uint64_t v;
-      if (const Opt* p = st.opt("packets"); p && parse_number(p->value, UINT64_MAX, v)) c.packets = v;
-      if (const Opt* p = st.opt("bytes"); p && parse_number(p->value, UINT64_MAX, v)) c.bytes = v;
-      rule.counters = c;
+void RuleLowering::lower_limit(const Stmt& st) {
+  std::string unit = opt_or(st, "rate_unit", "packets");
+  bool bytes = unit != "packets";
+  std::string per = opt_or(st, "per", "second");
+  uint64_t rate = 0, burst = bytes ? 0 : 5;
+  const Opt* r = st.opt("rate");
+  if (!r || !parse_number(r->value, UINT64_MAX, rate)) {
+    error(r ? r->loc : st.loc, "invalid limit rate '" + (r ? r->value : std::string()) + "'",
+          "write limit rate N/second (or minute, hour, day, week)");
+    return;
+  }
+  if (per != "second" && per != "minute" && per != "hour" && per != "day" && per != "week") {
+    error(st.opt("per") ? st.opt("per")->loc : st.loc, "invalid limit unit '" + per + "'",
+          "use second, minute, hour, day or week");
+    return;
+  }
+  if (const Opt* bo = st.opt("burst"); bo && !parse_number(bo->value, UINT32_MAX, burst)) {
+    error(bo->loc, "invalid burst '" + bo->value + "'");
+    return;
+  }
+  std::string burst_unit = opt_or(st, "burst_unit", bytes ? "bytes" : "packets");
+  ir::Match m;
+  m.field = Field::Opaque;
+  m.negated = opt_or(st, "inv", "") == "1";
+  m.cap = bytes ? "limit rate bytes" : m.negated ? "limit rate over" : per == "week" ? "limit rate per week" : "limit rate";
+  m.module = "limit";
+  m.args.emplace_back("rate", std::to_string(rate) + (bytes ? " " + unit : "") + "/" + per);
+  m.args.emplace_back("burst", std::to_string(burst) + " " + burst_unit);
+  m.loc = st.loc;
+  add_match(std::move(m));
+}
+
+void RuleLowering::lower_reject(const Stmt& st) {
+  std::string type = opt_or(st, "type", "");
+  std::string code = opt_or(st, "code", "");
+  auto fam = table.family;
+  if (type.empty()) type = fam == ir::Family::Ip ? "icmp" : fam == ir::Family::Ip6 ? "icmpv6" : "icmpx";
+  if (type == "icmp6") type = "icmpv6";
+  std::string with;
+  if (type == "tcp reset" || type == "tcp-reset") {
+    with = "tcp reset";
+    Selector tcp;
+    tcp.supported = true;
+    tcp.l4proto = 6;
+    tcp.cap = "reject";
+    tcp.text = "reject with tcp reset";
+    add_deps(tcp, st.loc);
+  } else if (type == "icmp" || type == "icmpv6" || type == "icmpx") {
+    Type t = type == "icmp" ? Type::IcmpCode : type == "icmpv6" ? Type::Icmpv6Code : Type::IcmpxCode;
+    if (code.empty()) code = "port-unreachable";
+    std::string err;
+    auto v = symbol_value(t, code, 8, err);
+    const ir::SourceLoc& cl = st.opt("code") ? st.opt("code")->loc : st.loc;
+    if (!v) {
+      error(cl, "invalid " + type + " reject code '" + code + "'", type_hint(t));
       return;
     }
-
-    case Stmt::Kind::Log: {
-      static const std::string_view kLevels[] = {"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"};
-      bool nflog = st.opt("group") != nullptr;
-      std::string level = opt_or(st, "level", "warn");
-      if (level == "audit") {
-        stmt(StmtKind::Log, "log level audit").args.emplace_back("level", "audit");
-        return;
-      }
-      uint64_t lv = 8;
-      for (uint64_t i = 0; i < 8; ++i)
-        if (kLevels[i] == level) lv = i;
-      if (lv == 8 && level == "warning") lv = 4;
-      if (lv == 8 && level == "error") lv = 3;
-      if (lv == 8 && !parse_number(level, 7, lv)) {
-        error(st.opt("level") ? st.opt("level")->loc : st.loc, "invalid log level '" + level + "'",
-              "levels are emerg, alert, crit, err, warn, notice, info, debug, audit");
-        return;
-      }
-      auto& s = stmt(nflog ? StmtKind::Nflog : StmtKind::Log, "log");
-      s.text = opt_or(st, "prefix", "");
-      s.level = (uint32_t)lv;
-      if (nflog) {
-        uint64_t g;
-        if (!parse_number(st.opt("group")->value, 0xffff, g)) {
-          error(st.opt("group")->loc, "invalid log group '" + st.opt("group")->value + "'", "0-65535");
-          return;
-        }
-        s.group = (uint32_t)g;
-      }
-      for (const char* k : {"snaplen", "queue-threshold", "flags"})
-        if (const Opt* o = st.opt(k)) s.args.emplace_back(k, o->value);
-      return;
+    std::string canon = symbol_name(t, *v);
+    with = type + " " + (canon.empty() ? code : canon);
+    if (type != "icmpx") {
+      Selector dep;
+      dep.supported = true;
+      dep.nfproto = type == "icmp" ? 2 : 10;
+      dep.cap = "reject";
+      dep.text = "reject with " + type;
+      add_deps(dep, st.loc);
+    } else if (fam == ir::Family::Ip || fam == ir::Family::Ip6) {
+      // nft accepts icmpx in ip/ip6 tables and sends the family's own code.
     }
+  } else {
+    error(st.loc, "unknown reject type '" + type + "'", "use icmp, icmpv6, icmpx or tcp reset");
+    return;
+  }
+  set_verdict(VerdictKind::Reject, "reject", st.loc);
+  rule.verdict.reject_with = with;
+}
 
-    case Stmt::Kind::Limit: {
-      std::string unit = opt_or(st, "rate_unit", "packets");
-      bool bytes = unit != "packets";
-      std::string per = opt_or(st, "per", "second");
-      uint64_t rate = 0, burst = bytes ? 0 : 5;
-      const Opt* r = st.opt("rate");
-      if (!r || !parse_number(r->value, UINT64_MAX, rate)) {
-        error(r ? r->loc : st.loc, "invalid limit rate '" + (r ? r->value : std::string()) + "'",
-              "write limit rate N/second (or minute, hour, day, week)");
-        return;
-      }
-      if (per != "second" && per != "minute" && per != "hour" && per != "day" && per != "week") {
-        error(st.opt("per") ? st.opt("per")->loc : st.loc, "invalid limit unit '" + per + "'",
-              "use second, minute, hour, day or week");
-        return;
-      }
-      if (const Opt* bo = st.opt("burst"); bo && !parse_number(bo->value, UINT32_MAX, burst)) {
-        error(bo->loc, "invalid burst '" + bo->value + "'");
-        return;
-      }
-      std::string burst_unit = opt_or(st, "burst_unit", bytes ? "bytes" : "packets");
-      ir::Match m;
-      m.field = Field::Opaque;
-      m.negated = opt_or(st, "inv", "") == "1";
-      m.cap = bytes ? "limit rate bytes" : m.negated ? "limit rate over" : per == "week" ? "limit rate per week" : "limit rate";
-      m.module = "limit";
-      m.args.emplace_back("rate", std::to_string(rate) + (bytes ? " " + unit : "") + "/" + per);
-      m.args.emplace_back("burst", std::to_string(burst) + " " + burst_unit);
-      m.loc = st.loc;
-      add_match(std::move(m));
-      return;
-    }
-
-    case Stmt::Kind::Reject: {
-      std::string type = opt_or(st, "type", "");
-      std::string code = opt_or(st, "code", "");
-      auto fam = table.family;
-      if (type.empty()) type = fam == ir::Family::Ip ? "icmp" : fam == ir::Family::Ip6 ? "icmpv6" : "icmpx";
-      if (type == "icmp6") type = "icmpv6";
-      std::string with;
-      if (type == "tcp reset" || type == "tcp-reset") {
-        with = "tcp reset";
-        Selector tcp;
-        tcp.supported = true;
-        tcp.l4proto = 6;
-        tcp.cap = "reject";
-        tcp.text = "reject with tcp reset";
-        add_deps(tcp, st.loc);
-      } else if (type == "icmp" || type == "icmpv6" || type == "icmpx") {
-        Type t = type == "icmp" ? Type::IcmpCode : type == "icmpv6" ? Type::Icmpv6Code : Type::IcmpxCode;
-        if (code.empty()) code = "port-unreachable";
-        std::string err;
-        auto v = symbol_value(t, code, 8, err);
-        const ir::SourceLoc& cl = st.opt("code") ? st.opt("code")->loc : st.loc;
-        if (!v) {
-          error(cl, "invalid " + type + " reject code '" + code + "'", type_hint(t));
-          return;
-        }
-        std::string canon = symbol_name(t, *v);
-        with = type + " " + (canon.empty() ? code : canon);
-        if (type != "icmpx") {
-          Selector dep;
-          dep.supported = true;
-          dep.nfproto = type == "icmp" ? 2 : 10;
-          dep.cap = "reject";
-          dep.text = "reject with " + type;
-          add_deps(dep, st.loc);
-        } else if (fam == ir::Family::Ip || fam == ir::Family::Ip6) {
-          // nft accepts icmpx in ip/ip6 tables and sends the family's own code.
-        }
-      } else {
-        error(st.loc, "unknown reject type '" + type + "'", "use icmp, icmpv6, icmpx or tcp reset");
-        return;
-      }
-      set_verdict(VerdictKind::Reject, "reject", st.loc);
-      rule.verdict.reject_with = with;
-      return;
-    }
-
-    case Stmt::Kind::Nat: {
-      StmtKind k = st.name == "dnat" ? StmtKind::Dnat : st.name == "snat" ? StmtKind::Snat
-                   : st.name == "masquerade" ? StmtKind::Masquerade : StmtKind::Redirect;
-      auto& s = stmt(k, st.name);
-      std::string fam = opt_or(st, "family", "");
-      if (present(st.lhs)) {
-        Type at = fam == "ip6" || (fam.empty() && table.family == ir::Family::Ip6) ? Type::Ipv6Addr : Type::Ipv4Addr;
-        if (fam.empty() && table.family != ir::Family::Ip && table.family != ir::Family::Ip6 &&
-            st.lhs.kind == Expr::Kind::Literal && st.lhs.a.find(':') != std::string::npos)
-          at = Type::Ipv6Addr;
-        Selector as = selector_for_type(at, 0);
-        const Expr& a = st.lhs;
-        if (a.kind == Expr::Kind::Literal || a.kind == Expr::Kind::Range || a.kind == Expr::Kind::Prefix ||
-            a.kind == Expr::Kind::Number) {
-          auto v = raw(as, a);
-          if (!v) return;
-          s.nat.addrs = *v;
-        } else {
-          s.args.emplace_back("to", render(a));
-          s.cap = st.name + " map";
-        }
-      }
-      if (present(st.rhs)) {
-        Selector ps = selector_for_type(Type::InetService, 16);
-        auto v = raw(ps, st.rhs);
-        if (!v) return;
-        if (v->intervals().size() != 1) {
-          error(st.rhs.loc, "NAT ports are one port or one range");
-          return;
-        }
-        s.nat.ports = {(uint16_t)v->intervals()[0].lo, (uint16_t)v->intervals()[0].hi};
-      }
-      std::string flags = opt_or(st, "flags", "");
-      size_t start = 0;
-      while (start < flags.size()) {
-        size_t comma = flags.find(',', start);
-        std::string f = flags.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (f == "random") s.nat.random = true;
-        else if (f == "fully-random") s.nat.fully_random = true;
-        else if (f == "persistent") s.nat.persistent = true;
-        else if (!f.empty()) s.args.emplace_back(f, "");
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
-      if (!fam.empty()) s.args.emplace_back("family", fam);
-      // A NAT statement ends the rule's evaluation with accept, as the kernel does.
-      set_verdict(VerdictKind::Accept, st.name, st.loc);
-      return;
-    }
-
-    case Stmt::Kind::Notrack:
-      stmt(StmtKind::Notrack, "notrack");
-      return;
-
-    case Stmt::Kind::Mangle: {
-      const Expr& key = st.lhs;
-      bool meta_mark = key.kind == Expr::Kind::Meta && key.a == "mark";
-      bool ct_mark = key.kind == Expr::Kind::Ct && key.a == "mark" && key.b.empty();
-      std::string keytext = key.kind == Expr::Kind::Meta ? "meta " + key.a : render(key);
-      if (!meta_mark && !ct_mark) {
-        StmtKind k = StmtKind::Other;
-        if (key.kind == Expr::Kind::Other && key.a == "tcp option" && key.b.starts_with("maxseg")) k = StmtKind::TcpMss;
-        if (key.kind == Expr::Kind::Ct && key.a == "helper") k = StmtKind::CtHelper;
-        if (key.kind == Expr::Kind::Ct && key.a == "zone") k = StmtKind::CtZone;
-        std::string cap = keytext + " set";
-        if (k == StmtKind::TcpMss) cap = "tcp option maxseg size set";
-        stmt(k, cap).args.emplace_back("set", render(st.rhs));
-        return;
-      }
-      // Evaluate the value as mark arithmetic over constants.
-      Selector ms = selector_for_type(Type::Mark, 32);
-      auto eval = [&](auto&& self, const Expr& e) -> std::optional<Affine> {
-        if (e.kind == Expr::Kind::Meta && e.a == "mark")
-          return Affine{0xffffffff, 0, meta_mark ? Affine::Self : Affine::Other};
-        if (e.kind == Expr::Kind::Ct && e.a == "mark" && e.b.empty())
-          return Affine{0xffffffff, 0, ct_mark ? Affine::Self : Affine::Other};
-        if (e.kind == Expr::Kind::Binop && e.kids.size() == 2 && e.a != "<<" && e.a != ">>") {
-          auto l = self(self, e.kids[0]);
-          if (!l) return std::nullopt;
-          auto c = scalar(ms, e.kids[1]);
-          if (!c) return std::nullopt;
-          uint64_t cv = (uint64_t)*c;
-          if (e.a == "&") l->keep &= cv, l->xorv &= cv;
-          if (e.a == "|") l->keep &= ~cv & 0xffffffff, l->xorv |= cv;
-          if (e.a == "^") l->xorv ^= cv;
-          return l;
-        }
-        if (e.kind == Expr::Kind::Literal || e.kind == Expr::Kind::Number) {
-          auto c = scalar(ms, e);
-          if (!c) return std::nullopt;
-          return Affine{0, (uint64_t)*c, Affine::Const};
-        }
-        return std::nullopt;
-      };
-      bool was_failed = failed;
-      auto a = eval(eval, st.rhs);
-      if (!a) {
-        if (failed && !was_failed) return;
-        stmt(StmtKind::Other, keytext + " set (expression)").args.emplace_back("set", render(st.rhs));
-        return;
-      }
-      if (a->src == Affine::Other) {
-        if (a->keep != 0xffffffff || a->xorv != 0) {
-          stmt(StmtKind::Other, keytext + " set (expression)").args.emplace_back("set", render(st.rhs));
-          return;
-        }
-        // meta mark set ct mark: restore; ct mark set meta mark: save.
-        auto& s = stmt(meta_mark ? StmtKind::RestoreMark : StmtKind::SaveMark, keytext + " set");
-        s.value = 0;
-        s.mask = 0xffffffff;
-        return;
-      }
-      auto& s = stmt(meta_mark ? StmtKind::SetMark : StmtKind::SetCtMark, keytext + " set");
-      s.value = a->xorv & 0xffffffff;
-      s.mask = ~a->keep & 0xffffffff;
-      return;
-    }
-
-    case Stmt::Kind::Vmap:
-      lower_vmap(st);
-      return;
-
-    case Stmt::Kind::SetUpdate: {
-      // Also a condition: `update @s { ip saddr limit rate over 10/second }`
-      // stops the rule. An opaque match keeps later rules reachable.
-      ir::Match m;
-      m.field = Field::Opaque;
-      m.cap = "set " + st.name;
-      m.module = "dynset";
-      m.args.emplace_back("set", "@" + st.target);
-      m.args.emplace_back("element", render(st.lhs));
-      m.loc = st.loc;
-      add_match(std::move(m));
-      return;
-    }
-
-    case Stmt::Kind::Comment:
-      rule.comment = st.target;
-      return;
-
-    case Stmt::Kind::Other: {
-      if (st.name == "quota" || st.name == "ct count" || st.name == "xt match") {
-        // Conditions (over quota, connection count, an xtables match).
-        ir::Match m;
-        m.field = Field::Opaque;
-        m.cap = st.name;
-        m.module = st.name;
-        for (const auto& o : st.opts) m.args.emplace_back(o.key, o.value);
-        m.loc = st.loc;
-        add_match(std::move(m));
-        return;
-      }
-      auto& s = stmt(StmtKind::Other, st.name);
-      for (const auto& o : st.opts) s.args.emplace_back(o.key, o.value);
-      return;
+void RuleLowering::lower_nat(const Stmt& st) {
+  StmtKind k = st.name == "dnat" ? StmtKind::Dnat : st.name == "snat" ? StmtKind::Snat
+               : st.name == "masquerade" ? StmtKind::Masquerade : StmtKind::Redirect;
+  auto& s = push_stmt(st, k, st.name);
+  std::string fam = opt_or(st, "family", "");
+  if (present(st.lhs)) {
+    Type at = fam == "ip6" || (fam.empty() && table.family == ir::Family::Ip6) ? Type::Ipv6Addr : Type::Ipv4Addr;
+    if (fam.empty() && table.family != ir::Family::Ip && table.family != ir::Family::Ip6 &&
+        st.lhs.kind == Expr::Kind::Literal && st.lhs.a.find(':') != std::string::npos)
+      at = Type::Ipv6Addr;
+    Selector as = selector_for_type(at, 0);
+    const Expr& a = st.lhs;
+    if (a.kind == Expr::Kind::Literal || a.kind == Expr::Kind::Range || a.kind == Expr::Kind::Prefix ||
+        a.kind == Expr::Kind::Number) {
+      auto v = raw(as, a);
+      if (!v) return;
+      s.nat.addrs = *v;
+    } else {
+      s.args.emplace_back("to", render(a));
+      s.cap = st.name + " map";
     }
   }
+  if (present(st.rhs)) {
+    Selector ps = selector_for_type(Type::InetService, 16);
+    auto v = raw(ps, st.rhs);
+    if (!v) return;
+    if (v->intervals().size() != 1) {
+      error(st.rhs.loc, "NAT ports are one port or one range");
+      return;
+    }
+    s.nat.ports = {(uint16_t)v->intervals()[0].lo, (uint16_t)v->intervals()[0].hi};
+  }
+  std::string flags = opt_or(st, "flags", "");
+  for (std::string_view f : split(flags, ',')) {
+    if (f == "random") s.nat.random = true;
+    else if (f == "fully-random") s.nat.fully_random = true;
+    else if (f == "persistent") s.nat.persistent = true;
+    else if (!f.empty()) s.args.emplace_back(f, "");
+  }
+  if (!fam.empty()) s.args.emplace_back("family", fam);
+  // A NAT statement ends the rule's evaluation with accept, as the kernel does.
+  set_verdict(VerdictKind::Accept, st.name, st.loc);
+}
+
+void RuleLowering::lower_mangle(const Stmt& st) {
+  const Expr& key = st.lhs;
+  bool meta_mark = key.kind == Expr::Kind::Meta && key.a == "mark";
+  bool ct_mark = key.kind == Expr::Kind::Ct && key.a == "mark" && key.b.empty();
+  std::string keytext = key.kind == Expr::Kind::Meta ? "meta " + key.a : render(key);
+  if (!meta_mark && !ct_mark) {
+    StmtKind k = StmtKind::Other;
+    if (key.kind == Expr::Kind::Other && key.a == "tcp option" && key.b.starts_with("maxseg")) k = StmtKind::TcpMss;
+    if (key.kind == Expr::Kind::Ct && key.a == "helper") k = StmtKind::CtHelper;
+    if (key.kind == Expr::Kind::Ct && key.a == "zone") k = StmtKind::CtZone;
+    std::string cap = keytext + " set";
+    if (k == StmtKind::TcpMss) cap = "tcp option maxseg size set";
+    push_stmt(st, k, cap).args.emplace_back("set", render(st.rhs));
+    return;
+  }
+  bool was_failed = failed;
+  auto a = mark_arith(*this, st.rhs, meta_mark, ct_mark);
+  if (!a) {
+    if (failed && !was_failed) return;
+    push_stmt(st, StmtKind::Other, keytext + " set (expression)").args.emplace_back("set", render(st.rhs));
+    return;
+  }
+  if (a->src == Affine::Other) {
+    if (a->keep != 0xffffffff || a->xorv != 0) {
+      push_stmt(st, StmtKind::Other, keytext + " set (expression)").args.emplace_back("set", render(st.rhs));
+      return;
+    }
+    // meta mark set ct mark: restore; ct mark set meta mark: save.
+    auto& s = push_stmt(st, meta_mark ? StmtKind::RestoreMark : StmtKind::SaveMark, keytext + " set");
+    s.value = 0;
+    s.mask = 0xffffffff;
+    return;
+  }
+  auto& s = push_stmt(st, meta_mark ? StmtKind::SetMark : StmtKind::SetCtMark, keytext + " set");
+  s.value = a->xorv & 0xffffffff;
+  s.mask = ~a->keep & 0xffffffff;
+}
+
+void RuleLowering::lower_set_update(const Stmt& st) {
+  // Also a condition: `update @s { ip saddr limit rate over 10/second }`
+  // stops the rule. An opaque match keeps later rules reachable.
+  ir::Match m;
+  m.field = Field::Opaque;
+  m.cap = "set " + st.name;
+  m.module = "dynset";
+  m.args.emplace_back("set", "@" + st.target);
+  m.args.emplace_back("element", render(st.lhs));
+  m.loc = st.loc;
+  add_match(std::move(m));
+}
+
+void RuleLowering::lower_other(const Stmt& st) {
+  if (st.name == "quota" || st.name == "ct count" || st.name == "xt match") {
+    // Conditions (over quota, connection count, an xtables match).
+    ir::Match m;
+    m.field = Field::Opaque;
+    m.cap = st.name;
+    m.module = st.name;
+    for (const auto& o : st.opts) m.args.emplace_back(o.key, o.value);
+    m.loc = st.loc;
+    add_match(std::move(m));
+    return;
+  }
+  auto& s = push_stmt(st, StmtKind::Other, st.name);
+  for (const auto& o : st.opts) s.args.emplace_back(o.key, o.value);
 }
 
 void RuleLowering::finish_rule() {

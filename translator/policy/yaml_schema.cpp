@@ -1,0 +1,370 @@
+#include "translator/policy/yaml_schema.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "common/sha256.h"
+#include "translator/policy/yaml.h"
+
+namespace nf2bpf::policy {
+
+namespace yaml_schema {
+
+namespace {
+
+// First index of a log prefix, as the spelled-out form resolves it.
+int64_t prefix_index(const Policy& p, const std::string& text) {
+  for (size_t i = 0; i < p.log_prefixes.size(); ++i)
+    if (p.log_prefixes[i] == text) return (int64_t)i;
+  return -1;
+}
+
+}  // namespace
+
+int slot_by_name(std::string_view s) {
+  for (int i = 0; i < NF_SLOT_MAX; ++i)
+    if (s == kSlotNames[i]) return i;
+  return -1;
+}
+
+std::string slot_name(unsigned s) { return s < NF_SLOT_MAX ? kSlotNames[s] : "slot" + std::to_string(s); }
+
+std::string enum_name(const char* const* names, size_t n, unsigned v) {
+  return v < n ? names[v] : std::to_string(v);
+}
+
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", (unsigned long long)v);
+  return b;
+}
+
+// --- Text helpers -----------------------------------------------------------
+
+std::string cq(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') out += '\\', out += (char)c;
+    else if (c < 0x20 || c >= 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      out += b;
+    } else out += (char)c;
+  }
+  return out + "\"";
+}
+
+std::string mac_text(uint64_t m) {
+  char b[24];
+  std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", (unsigned)(m >> 40 & 0xff), (unsigned)(m >> 32 & 0xff),
+                (unsigned)(m >> 24 & 0xff), (unsigned)(m >> 16 & 0xff), (unsigned)(m >> 8 & 0xff), (unsigned)(m & 0xff));
+  return b;
+}
+
+std::string limit_text(const nf2bpf_limit_cfg& l) {
+  if (l.cost_ns == 0) return "unlimited";
+  double per_sec = 1e9 / (double)l.cost_ns;
+  std::string rate;
+  for (auto [unit, secs] : {std::pair{"second", 1.0}, {"minute", 60.0}, {"hour", 3600.0}, {"day", 86400.0}}) {
+    double n = per_sec * secs;
+    if (n >= 1 && std::fabs(n - std::round(n)) < 1e-6 * n) {
+      rate = std::to_string((long long)std::llround(n)) + "/" + unit;
+      break;
+    }
+  }
+  if (rate.empty()) {
+    char b[40];
+    std::snprintf(b, sizeof b, "%.6g/second", per_sec);
+    rate = b;
+  }
+  if (l.burst_ns % l.cost_ns == 0) return rate + " burst " + std::to_string(l.burst_ns / l.cost_ns);
+  return rate + " burst " + std::to_string(l.burst_ns) + "ns";
+}
+
+std::string probability_text(uint32_t below) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", below / 2147483648.0);
+  return b;
+}
+
+// --- Spelled-out rules --------------------------------------------------------
+
+uint64_t get_field(const nf2bpf_rule& r, const RawField& f) {
+  const char* p = reinterpret_cast<const char*>(&r) + f.off;
+  switch (f.size) {
+    case 1: { uint8_t v; std::memcpy(&v, p, 1); return v; }
+    case 2: { uint16_t v; std::memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; std::memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; std::memcpy(&v, p, 8); return v; }
+  }
+}
+void set_field(nf2bpf_rule& r, const RawField& f, uint64_t v) {
+  char* p = reinterpret_cast<char*>(&r) + f.off;
+  switch (f.size) {
+    case 1: { uint8_t x = (uint8_t)v; std::memcpy(p, &x, 1); break; }
+    case 2: { uint16_t x = (uint16_t)v; std::memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; std::memcpy(p, &x, 4); break; }
+    default: std::memcpy(p, &v, 8);
+  }
+}
+uint64_t field_max(const RawField& f) { return f.size >= 8 ? UINT64_MAX : (1ULL << (8 * f.size)) - 1; }
+
+std::string action_text(const nf2bpf_rule& r) {
+  switch (r.action) {
+    case NF_ACT_ACCEPT: return "accept";
+    case NF_ACT_DROP: return "drop";
+    case NF_ACT_REJECT: return r.reject_type ? std::string("reject with ") + reject_name(r.reject_type) : "reject";
+    case NF_ACT_CONTINUE: return "continue";
+    case NF_ACT_SKIP: return "skip to " + std::to_string(r.skip_to);
+  }
+  return "accept";  // the raw override carries the real value
+}
+
+size_t parse_action(std::string_view s, nf2bpf_rule& r) {
+  Cursor c{s};
+  uint64_t to = 0;
+  if (c.lit("accept")) r.action = NF_ACT_ACCEPT;
+  else if (c.lit("drop")) r.action = NF_ACT_DROP;
+  else if (c.lit("reject")) {
+    r.action = NF_ACT_REJECT;
+    if (c.lit(" with ")) {
+      size_t at = c.i;
+      uint8_t code = kRejectUnknown;
+      for (uint8_t k = 1; k < kRejectUnknown && std::string_view(reject_name(k)) != "unknown"; ++k)
+        if (c.lit(reject_name(k))) {
+          code = k;
+          break;
+        }
+      if (code == kRejectUnknown) return at;
+      r.reject_type = code;
+    }
+  } else if (c.lit("continue")) r.action = NF_ACT_CONTINUE;
+  else if (c.lit("skip to ")) {
+    if (!c.dec(to, UINT32_MAX)) return c.i;
+    r.action = NF_ACT_SKIP;
+    r.skip_to = (uint32_t)to;
+  } else return 0;
+  return c.done() ? std::string_view::npos : c.i;
+}
+
+std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
+  std::vector<std::string> out;
+  auto masked = [](const char* what, uint32_t mask, uint32_t value, bool neg) {
+    return std::string(what) + " & " + hex(mask) + (neg ? " != " : " == ") + hex(value);
+  };
+  if (r.residual & NF_RES_MARK) out.push_back(masked("mark", r.mark_mask, r.mark_value, r.residual & NF_RES_MARK_NEG));
+  if ((r.residual & NF_RES_MARK2) && (r.residual & NF_RES_MARK))
+    out.push_back(masked("mark", r.mark2_mask, r.mark2_value, r.residual & NF_RES_MARK2_NEG));
+  if (r.residual & NF_RES_CTMARK)
+    out.push_back(masked("ctmark", r.ctmark_mask, r.ctmark_value, r.residual & NF_RES_CTMARK_NEG));
+  if ((r.residual & NF_RES_LIMIT) && r.limit < p.limits.size())
+    out.push_back("limit " + limit_text(p.limits[r.limit]) + " (#" + std::to_string(r.limit) + ")");
+  if (r.residual & NF_RES_RANDOM)
+    out.push_back(std::string(r.residual & NF_RES_RANDOM_NEG ? "not " : "") + "random " +
+                  probability_text(r.random_below) + " (below " + hex(r.random_below) + ")");
+  if (r.residual & NF_RES_MAC)
+    out.push_back(std::string("mac ") + (r.residual & NF_RES_MAC_NEG ? "!= " : "== ") + mac_text(r.mac));
+  return out;
+}
+
+std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf_rule& r) {
+  Cursor c{s};
+  auto masked = [&](uint32_t& mask, uint32_t& value, uint32_t neg_bit) -> std::optional<ParseFail> {
+    if (!c.hex32(mask)) return ParseFail{c.i, "expected a hex mask like 0xff"};
+    bool neg = false;
+    if (c.lit(" != ")) neg = true;
+    else if (!c.lit(" == ")) return ParseFail{c.i, "expected ' == ' or ' != '"};
+    if (!c.hex32(value)) return ParseFail{c.i, "expected a hex value like 0x1"};
+    if (neg) r.residual |= neg_bit;
+    return std::nullopt;
+  };
+  std::optional<ParseFail> f;
+  if (c.lit("mark & ")) {
+    if (!(r.residual & NF_RES_MARK)) {
+      r.residual |= NF_RES_MARK;
+      f = masked(r.mark_mask, r.mark_value, NF_RES_MARK_NEG);
+    } else if (!(r.residual & NF_RES_MARK2)) {
+      r.residual |= NF_RES_MARK2;
+      f = masked(r.mark2_mask, r.mark2_value, NF_RES_MARK2_NEG);
+    } else {
+      return ParseFail{0, "a rule has at most two mark checks"};
+    }
+  } else if (c.lit("ctmark & ")) {
+    if (r.residual & NF_RES_CTMARK) return ParseFail{0, "a rule has at most one ctmark check"};
+    r.residual |= NF_RES_CTMARK;
+    f = masked(r.ctmark_mask, r.ctmark_value, NF_RES_CTMARK_NEG);
+  } else if (c.lit("limit ")) {
+    if (r.residual & NF_RES_LIMIT) return ParseFail{0, "a rule has at most one limit"};
+    auto open = s.rfind(" (#");
+    if (open == std::string_view::npos || open < c.i) return ParseFail{c.i, "expected 'RATE burst N (#INDEX)'"};
+    std::string_view shown = s.substr(c.i, open - c.i);
+    c.i = open + 3;
+    uint64_t idx = 0;
+    if (!c.dec(idx, UINT32_MAX) || !c.lit(")")) return ParseFail{c.i, "expected a limit index like (#1)"};
+    if (idx == 0 || idx >= p.limits.size())
+      return ParseFail{open + 3, "limit #" + std::to_string(idx) + " is not in 'limits' (1.." +
+                                     std::to_string(p.limits.empty() ? 0 : p.limits.size() - 1) + ")"};
+    if (shown != limit_text(p.limits[idx]))
+      return ParseFail{open - shown.size(), "says '" + std::string(shown) + "' but limit #" + std::to_string(idx) +
+                                                " is " + limit_text(p.limits[idx])};
+    r.residual |= NF_RES_LIMIT;
+    r.limit = (uint32_t)idx;
+  } else if (s.starts_with("random ") || s.starts_with("not random ")) {
+    if (r.residual & NF_RES_RANDOM) return ParseFail{0, "a rule has at most one random check"};
+    if (c.lit("not ")) r.residual |= NF_RES_RANDOM_NEG;
+    c.lit("random ");
+    size_t at = c.i;
+    auto open = s.find(" (below ", at);
+    if (open == std::string_view::npos) return ParseFail{c.i, "expected 'P (below 0xN)'"};
+    std::string_view shown = s.substr(at, open - at);
+    c.i = open + 8;
+    uint64_t below = 0;
+    if (!c.hex(below) || !c.lit(")")) return ParseFail{c.i, "expected a hex threshold like (below 0x40000000)"};
+    if (shown != probability_text((uint32_t)below))
+      return ParseFail{at, "says probability " + std::string(shown) + " but the threshold gives " +
+                               probability_text((uint32_t)below)};
+    r.residual |= NF_RES_RANDOM;
+    r.random_below = (uint32_t)below;
+  } else if (c.lit("mac ")) {
+    if (r.residual & NF_RES_MAC) return ParseFail{0, "a rule has at most one mac check"};
+    if (c.lit("!= ")) r.residual |= NF_RES_MAC_NEG;
+    else if (!c.lit("== ")) return ParseFail{c.i, "expected '== ' or '!= '"};
+    uint64_t m = 0;
+    for (int k = 0; k < 6; ++k) {
+      if (k && !c.lit(":")) return ParseFail{c.i, "expected a MAC address like 00:11:22:33:44:55"};
+      unsigned v = 0;
+      auto [ptr, ec] = std::from_chars(s.data() + c.i, s.data() + std::min(s.size(), c.i + 2), v, 16);
+      if (ec != std::errc() || ptr != s.data() + c.i + 2 || std::isupper((unsigned char)s[c.i]) ||
+          std::isupper((unsigned char)s[c.i + 1]))
+        return ParseFail{c.i, "expected a MAC address like 00:11:22:33:44:55"};
+      m = m << 8 | v;
+      c.i += 2;
+    }
+    r.residual |= NF_RES_MAC;
+    r.mac = m;
+  } else {
+    return ParseFail{0, "unknown check (expected mark, ctmark, limit, random, not random or mac)"};
+  }
+  if (f) return f;
+  if (!c.done()) return ParseFail{c.i, "unexpected text after the check"};
+  return std::nullopt;
+}
+
+std::string stmt_text(const Policy& p, const nf2bpf_stmt& s) {
+  auto m = hex(s.mask), v = hex(s.value);
+  switch (s.kind) {
+    case NF_STMT_LOG: {
+      std::string t = "log level " + std::to_string(s.level);
+      if (s.group) t += " group " + std::to_string(s.group);
+      if (s.prefix_id < p.log_prefixes.size() && prefix_index(p, p.log_prefixes[s.prefix_id]) == s.prefix_id)
+        return t + " prefix " + cq(p.log_prefixes[s.prefix_id]);
+      return t + " prefix #" + std::to_string(s.prefix_id);
+    }
+    case NF_STMT_SET_MARK: return "mark = (mark & ~" + m + ") ^ " + v;
+    case NF_STMT_SET_CTMARK: return "ctmark = (ctmark & ~" + m + ") ^ " + v;
+    case NF_STMT_SAVE_MARK: return "ctmark = (ctmark & ~" + m + ") | (mark & " + m + ")";
+    case NF_STMT_RESTORE_MARK: return "mark = (mark & ~" + m + ") | (ctmark & " + m + ")";
+    case NF_STMT_NOTRACK: return "notrack";
+  }
+  return "?";
+}
+
+std::optional<ParseFail> parse_stmt(std::string_view s, const Policy& p, nf2bpf_stmt& st) {
+  Cursor c{s};
+  st = {};
+  auto expr = [&](const char* lhs_open, uint8_t set_kind, const char* copy_from, uint8_t copy_kind)
+      -> std::optional<ParseFail> {
+    // "X = (X & ~M) ^ V" sets, "X = (X & ~M) | (Y & M)" copies.
+    if (!c.lit(lhs_open) || !c.hex32(st.mask) || !c.lit(") ")) return ParseFail{c.i, "expected '(... & ~0xMASK) '"};
+    if (c.lit("^ ")) {
+      if (!c.hex32(st.value)) return ParseFail{c.i, "expected a hex value"};
+      st.kind = set_kind;
+      return std::nullopt;
+    }
+    uint32_t mask2 = 0;
+    if (!c.lit("| (") || !c.lit(copy_from) || !c.hex32(mask2) || !c.lit(")"))
+      return ParseFail{c.i, std::string("expected '^ 0xVALUE' or '| (") + copy_from + "0xMASK)'"};
+    if (mask2 != st.mask) return ParseFail{c.i, "the two masks differ"};
+    st.kind = copy_kind;
+    return std::nullopt;
+  };
+  std::optional<ParseFail> f;
+  if (c.lit("log level ")) {
+    uint64_t level = 0, group = 0, id = 0;
+    if (!c.dec(level, 255)) return ParseFail{c.i, "expected a log level 0..255"};
+    if (c.lit(" group ") && !c.dec(group, 65535)) return ParseFail{c.i, "expected a group 0..65535"};
+    if (!c.lit(" prefix ")) return ParseFail{c.i, "expected ' prefix \"TEXT\"'"};
+    if (c.lit("#")) {
+      if (!c.dec(id, UINT32_MAX)) return ParseFail{c.i, "expected a log prefix index"};
+    } else {
+      size_t at = c.i;
+      std::string text;
+      if (!c.quoted(text)) return ParseFail{c.i, "expected a quoted prefix"};
+      int64_t k = prefix_index(p, text);
+      if (k < 0) return ParseFail{at, "prefix " + cq(text) + " is not in 'log_prefixes'"};
+      id = (uint64_t)k;
+    }
+    if (id >= p.log_prefixes.size()) return ParseFail{0, "log prefix #" + std::to_string(id) + " is not in 'log_prefixes'"};
+    st.kind = NF_STMT_LOG, st.level = (uint8_t)level, st.group = (uint16_t)group, st.prefix_id = (uint32_t)id;
+  } else if (c.lit("mark = ")) {
+    f = expr("(mark & ~", NF_STMT_SET_MARK, "ctmark & ", NF_STMT_RESTORE_MARK);
+  } else if (c.lit("ctmark = ")) {
+    f = expr("(ctmark & ~", NF_STMT_SET_CTMARK, "mark & ", NF_STMT_SAVE_MARK);
+  } else if (c.lit("notrack")) {
+    st.kind = NF_STMT_NOTRACK;
+  } else {
+    return ParseFail{0, "unknown statement (expected log, mark = ..., ctmark = ... or notrack)"};
+  }
+  if (f) return f;
+  if (!c.done()) return ParseFail{c.i, "unexpected text after the statement"};
+  return std::nullopt;
+}
+
+std::string stmt_map(const nf2bpf_stmt& s) {
+  return "{kind: " + std::to_string(s.kind) + ", level: " + std::to_string(s.level) + ", group: " +
+         std::to_string(s.group) + ", value: " + std::to_string(s.value) + ", mask: " + std::to_string(s.mask) +
+         ", prefix_id: " + std::to_string(s.prefix_id) + "}";
+}
+
+// --- Origins ------------------------------------------------------------------
+
+uint32_t line_of_location(std::string_view loc) {
+  auto colon = loc.rfind(':');
+  if (colon == std::string_view::npos) return 0;
+  Cursor c{loc.substr(colon + 1)};
+  uint64_t v = 0;
+  return c.dec(v, UINT32_MAX) && c.done() ? (uint32_t)v : 0;
+}
+
+int64_t chain_index(const Policy& p, const Origin& g) {
+  std::string name = g.table + "/" + g.chain;
+  for (size_t i = 0; i < p.chain_names.size(); ++i)
+    if (p.chain_names[i] == name) return (int64_t)i;
+  return -1;
+}
+
+}  // namespace yaml_schema
+
+std::string notes_checksum(const Policy& p) {
+  std::string s = "nf2bpf-policy-notes-v1";
+  auto put_str = [&](const std::string& x) {
+    uint64_t n = x.size();
+    s.append(reinterpret_cast<const char*>(&n), sizeof n);
+    s += x;
+  };
+  auto put_num = [&](uint64_t v) { s.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  auto put_origin = [&](const Origin& g) {
+    put_str(g.location), put_str(g.table), put_str(g.chain), put_str(g.text), put_num(g.source_line);
+  };
+  put_str(p.source), put_str(p.input_format), put_num(p.rule_count_source);
+  put_num(p.origins.size());
+  for (const auto& g : p.origins) put_origin(g);
+  put_num(p.stage_origins.size());
+  for (const auto& g : p.stage_origins) put_origin(g);
+  put_num(p.chain_names.size());
+  for (const auto& c : p.chain_names) put_str(c);
+  return sha256_hex(s);
+}
+
+}  // namespace nf2bpf::policy

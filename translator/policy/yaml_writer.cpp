@@ -1,0 +1,382 @@
+// The writer half of the policy YAML (yaml.h): a person reads it first, the
+// reader (yaml_reader.cpp) loads it back field for field.
+#include <yaml-cpp/yaml.h>
+
+#include <arpa/inet.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "common/atomic_file.h"
+#include "translator/policy/yaml.h"
+#include "translator/policy/yaml_schema.h"
+
+namespace nf2bpf::policy {
+
+using namespace yaml_schema;
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i] and its code point, or 0.
+size_t utf8_at(std::string_view s, size_t i, uint32_t& cp) {
+  auto c = (unsigned char)s[i];
+  size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  cp = n == 1 ? c : n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
+  for (size_t k = 1; k < n; ++k) {
+    auto x = (unsigned char)s[i + k];
+    if ((x & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (x & 0x3f);
+  }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
+}
+
+// Words a YAML 1.1 reader would take for booleans or null if left plain.
+bool yaml_keyword(std::string_view s) {
+  std::string l;
+  for (char c : s) l += (char)std::tolower((unsigned char)c);
+  for (const char* k : {"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+    if (l == k) return true;
+  return false;
+}
+
+// A YAML scalar for any byte string: plain when it is a simple word or
+// phrase (names, actions), single-quoted when every character is printable,
+// double-quoted with escapes otherwise, and base64 (!!binary) when the bytes
+// are not UTF-8 (YAML text must be).
+std::string yq(std::string_view s, bool allow_plain = true) {
+  if (allow_plain && !s.empty() && std::isalpha((unsigned char)s[0]) && s.back() != ' ' && !yaml_keyword(s) &&
+      s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./+- ") == std::string_view::npos)
+    return std::string(s);
+  bool plain_ok = true;
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0;
+    size_t n = utf8_at(s, i, cp);
+    if (n == 0) {
+      std::vector<unsigned char> bytes(s.begin(), s.end());
+      return "!!binary \"" + YAML::EncodeBase64(bytes.data(), bytes.size()) + "\"";
+    }
+    if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0xfeff) plain_ok = false;
+    i += n;
+  }
+  std::string out;
+  if (plain_ok) {
+    out = "'";
+    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+    return out + "'";
+  }
+  out = "\"";
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0;
+    size_t n = utf8_at(s, i, cp);
+    char b[12];
+    if (cp == '"' || cp == '\\') out += '\\', out += (char)cp;
+    else if (cp == '\n') out += "\\n";
+    else if (cp == '\t') out += "\\t";
+    else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) std::snprintf(b, sizeof b, "\\x%02x", cp), out += b;
+    else if (cp == 0xfeff) out += "\\ufeff";
+    else out.append(s.substr(i, n));
+    i += n;
+  }
+  return out + "\"";
+}
+
+// "10.0.0.0/8" for the IPv4-mapped range, "2001:db8::/32" otherwise.
+std::string cidr_text(u128 addr, unsigned len) {
+  char buf[INET6_ADDRSTRLEN];
+  if (ir::is_v4_mapped(addr) && len >= 96) {
+    in_addr x{};
+    x.s_addr = htonl((uint32_t)addr);
+    inet_ntop(AF_INET, &x, buf, sizeof buf);
+    return std::string(buf) + "/" + std::to_string(len - 96);
+  }
+  in6_addr x{};
+  for (int i = 15; i >= 0; --i, addr >>= 8) x.s6_addr[i] = (uint8_t)(addr & 0xff);
+  inet_ntop(AF_INET6, &x, buf, sizeof buf);
+  return std::string(buf) + "/" + std::to_string(len);
+}
+
+void write_origin(std::string& o, const Origin& g, const char* indent, const char* text_key) {
+  o += indent, o += "at: " + yq(g.location) + "\n";
+  if (g.table.find('/') == std::string::npos) {
+    o += indent, o += "chain: " + yq(g.table + "/" + g.chain) + "\n";
+  } else {
+    o += indent, o += "table: " + yq(g.table) + "\n";
+    o += indent, o += "chain: " + yq(g.chain) + "\n";
+  }
+  o += indent, o += text_key, o += ": " + yq(g.text) + "\n";
+  if (line_of_location(g.location) != g.source_line) o += indent, o += "line: " + std::to_string(g.source_line) + "\n";
+}
+
+// What a rule's spelled-out form determines (the loader's view), so the
+// writer can add `raw:` for whatever it does not.
+nf2bpf_rule derive_rule(const Policy& p, const Origin& g, const std::string& action,
+                        const std::vector<std::string>& checks, uint32_t stmt_first, uint32_t stmt_count) {
+  nf2bpf_rule r{};
+  parse_action(action, r);
+  for (const auto& c : checks) parse_check(c, p, r);
+  r.stmt_first = stmt_first, r.stmt_count = (uint16_t)stmt_count;
+  int64_t ci = chain_index(p, g);
+  r.src_chain = ci < 0 ? 0 : (uint32_t)ci;
+  r.src_line = g.source_line;
+  return r;
+}
+
+// Statements are written inline with their rule when they are laid out the
+// way the compiler lays them out: each rule's after the previous rule's.
+bool stmts_inline(const Policy& p) {
+  uint32_t next = 0;
+  for (const auto& r : p.rules) {
+    if (r.stmt_first != next) return false;
+    next += r.stmt_count;
+  }
+  return next == p.stmts.size();
+}
+
+}  // namespace
+
+// --- Writer -------------------------------------------------------------------
+
+namespace {
+
+std::string num(uint64_t v) { return std::to_string(v); }
+
+std::string names_of_bits(uint32_t bits, const char* const* names, size_t n) {
+  std::string s = "[";
+  for (size_t b = 0; b < 32; ++b)
+    if (bits & (1u << b)) s += (s.size() > 1 ? ", " : "") + (b < n ? std::string(names[b]) : num(b));
+  return s + "]";
+}
+
+// Spelled out when reading the spelling back gives the same statement.
+std::string stmt_yaml(const Policy& p, const nf2bpf_stmt& s) {
+  std::string t = stmt_text(p, s);
+  nf2bpf_stmt back{};
+  bool exact = !parse_stmt(t, p, back) && std::memcmp(&back, &s, sizeof s) == 0;
+  return exact ? yq(t) : stmt_map(s);
+}
+
+void write_header(std::string& o, const Policy& p) {
+  o += "# nf2bpf compiled policy. Review the rules and stages; the part after them is what the\n"
+       "# loader writes into the BPF maps. `nf2bpf apply` loads this file; edits are refused\n"
+       "# (checksums), so change the ruleset and run `nf2bpf translate -o` again instead.\n";
+  o += "nf2bpf-policy: " + num(kVersion) + "\n";
+  o += "source: " + yq(p.source) + "\n";
+  o += "format: " + yq(p.input_format) + "\n";
+  o += "checksum: " + yq(p.checksum, false) + "\n";
+  o += "notes-checksum: " + yq(notes_checksum(p), false) + "\n";
+  o += "counts: {source_rules: " + num(p.rule_count_source) + ", rules: " + num(p.rules.size()) +
+       ", stages: " + num(p.stages.size()) + ", statements: " + num(p.stmts.size()) + ", limits: " +
+       num(p.limits.size()) + ", tuples: " + num(p.tuples.size()) + ", entries: " + num(p.entries.size()) +
+       ", lpm: " + num(p.lpm.size()) + ", chains: " + num(p.chain_names.size()) + ", log_prefixes: " +
+       num(p.log_prefixes.size()) + "}\n";
+  o += "config: {slots_used: " + names_of_bits(p.cfg.slots_used, kSlotNames, NF_SLOT_MAX) +
+       ", hooks_used: " + names_of_bits(p.cfg.hooks_used, kHookNames, NF_HOOK_MAX) + ", nrules: " +
+       num(p.cfg.nrules) + ", max_steps: " + num(p.cfg.max_steps) + ", ct_needed: " + num(p.cfg.ct_needed) +
+       ", xdp_stage: " + num(p.cfg.xdp_stage) + "}\n";
+}
+
+// Rules, in evaluation order.
+void write_rules(std::string& o, const Policy& p, bool inline_stmts) {
+  o += "\nrules:\n";
+  if (p.rules.empty()) o.back() = ' ', o += "[]\n";
+  uint32_t next_stmt = 0;
+  for (size_t i = 0; i < p.rules.size(); ++i) {
+    const nf2bpf_rule& r = p.rules[i];
+    Origin none;
+    const Origin& g = i < p.origins.size() ? p.origins[i] : none;
+    o += "  - index: " + num(i) + "\n";
+    write_origin(o, g, "    ", "rule");
+    std::string action = action_text(r);
+    o += "    action: " + yq(action) + "\n";
+    auto checks = checks_text(p, r);
+    if (!checks.empty()) {
+      o += "    checks: [";
+      for (size_t k = 0; k < checks.size(); ++k) o += (k ? ", " : "") + yq(checks[k]);
+      o += "]\n";
+    }
+    uint32_t first = 0, count = 0;
+    if (inline_stmts) {
+      first = next_stmt, count = r.stmt_count;
+      next_stmt += r.stmt_count;
+      if (count) {
+        o += "    do: [";
+        for (uint32_t k = 0; k < count; ++k) o += (k ? ", " : "") + stmt_yaml(p, p.stmts[first + k]);
+        o += "]\n";
+      }
+    }
+    nf2bpf_rule d = derive_rule(p, g, action, checks, first, count);
+    std::string raw;
+    for (const auto& f : kRuleFields)
+      if (get_field(d, f) != get_field(r, f)) raw += (raw.empty() ? "" : ", ") + std::string(f.name) + ": " + num(get_field(r, f));
+    if (!raw.empty()) o += "    raw: {" + raw + "}\n";
+  }
+}
+
+void write_stages(std::string& o, const Policy& p) {
+  o += "\nstages:\n";
+  if (p.stages.empty()) o.back() = ' ', o += "[]\n";
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const nf2bpf_stage& s = p.stages[i];
+    o += "  - index: " + num(i) + "\n";
+    o += "    hook: " + enum_name(kHookNames, NF_HOOK_MAX, s.hook) + "\n";
+    std::string family = s.family_mask == NF_FAM_V4                 ? "ipv4"
+                         : s.family_mask == NF_FAM_V6                 ? "ipv6"
+                         : s.family_mask == (NF_FAM_V4 | NF_FAM_V6) ? "inet"
+                                                                      : num(s.family_mask);
+    o += "    family: " + family + "\n";
+    o += "    policy: " + enum_name(kActionNames, 2, s.policy) + "\n";
+    o += "    rules: [" + num(s.first_rule) + ", " + num(s.end_rule) + "]    # first, end (exclusive)\n";
+    o += "    tuples: [" + num(s.tuple_first) + ", " + num(s.tuple_count) + "]    # first, count\n";
+    // "none": the XDP early-drop stage, whose no-match passes to TC uncounted.
+    o += "    policy_counter: " + (s.policy_counter == UINT32_MAX ? std::string("none") : num(s.policy_counter)) + "\n";
+    if (s.flags) o += "    flags: " + num(s.flags) + (s.flags == NF_STAGE_BEFORE_CT ? "    # before conntrack (raw table)" : "") + "\n";
+    Origin none;
+    write_origin(o, i < p.stage_origins.size() ? p.stage_origins[i] : none, "    ", "text");
+  }
+}
+
+void write_str_list(std::string& o, const char* key, const std::vector<std::string>& v, const char* comment) {
+  o += key, o += ":";
+  if (v.empty()) o += " []";
+  o += comment, o += "\n";
+  for (const auto& s : v) o += "  - " + yq(s) + "\n";
+}
+
+// The machine part's tables: hooks, names, limits and (when not inline) statements.
+void write_tables(std::string& o, const Policy& p, bool inline_stmts) {
+  o += "\n# Everything below is map contents.\n";
+  o += "hooks: {";
+  for (int h = 0; h < NF_HOOK_MAX; ++h)
+    o += std::string(h ? ", " : "") + kHookNames[h] + ": [" + num(p.hooks[h].stage_first) + ", " +
+         num(p.hooks[h].stage_count) + "]";
+  o += "}    # first stage, count\n";
+  write_str_list(o, "chains", p.chain_names, "    # table/chain of the rules (raw src_chain indexes it)");
+  write_str_list(o, "log_prefixes", p.log_prefixes, "");
+  o += "limits:";
+  o += p.limits.empty() ? " []" : "    # [cost_ns, burst_ns] of the token bucket; #0 is unused";
+  o += "\n";
+  for (size_t i = 0; i < p.limits.size(); ++i) {
+    o += "  - [" + num(p.limits[i].cost_ns) + ", " + num(p.limits[i].burst_ns) + "]";
+    if (i) o += "    # #" + num(i) + ": " + limit_text(p.limits[i]);
+    o += "\n";
+  }
+  if (!inline_stmts) {
+    o += "statements:\n";
+    for (const auto& s : p.stmts) o += "  - " + stmt_yaml(p, s) + "\n";
+  }
+}
+
+// The classifier: tuples, their entries, the address prefixes.
+void write_classifier(std::string& o, const Policy& p) {
+  o += "tuples:";
+  o += p.tuples.empty() ? " []\n" : "    # slots of the key, [min_rule, max_rule]\n";
+  for (const auto& t : p.tuples) {
+    o += "  - {slots: [";
+    for (unsigned k = 0; k < t.nslots && k < NF_MAX_TUPLE_SLOTS; ++k) o += (k ? ", " : "") + slot_name(t.slots[k]);
+    o += "], rules: [" + num(t.min_rule) + ", " + num(t.max_rule) + "]}\n";
+  }
+  o += "entries:";
+  o += p.entries.empty() ? " []\n"
+                         : "    # tTUPLE sSEQ [class of each slot] -> RULE, '+': entry sSEQ+1 follows\n";
+  for (const auto& [k, v] : p.entries) {
+    o += "  - \"t" + num(k.tuple) + " s" + num(k.seq) + " [";
+    unsigned n = k.tuple < p.tuples.size() ? std::min<unsigned>(p.tuples[k.tuple].nslots, NF_MAX_TUPLE_SLOTS) : 0;
+    for (unsigned c = 0; c < n; ++c) o += (c ? ", " : "") + num(k.cls[c]);
+    o += "] -> " + num(v.rule) + (v.has_next ? " +" : "") + "\"\n";
+  }
+  o += "lpm:";
+  o += p.lpm.empty() ? " []\n" : "    # slot prefix -> class\n";
+  for (const auto& e : p.lpm)
+    o += "  - \"" + slot_name(e.slot) + " " + cidr_text(e.addr, e.prefixlen) + " -> " + num(e.cls) + "\"\n";
+}
+
+void write_small(std::string& o, const Policy& p) {
+  o += "small:    # per slot, runs [first, last, class] over the slot's values; the last value is 'absent'\n";
+  for (const auto& ss : kSmall) {
+    o += "  " + std::string(kSlotNames[ss.slot]) + ": [";
+    uint32_t runs = 0;
+    for (uint32_t i = 0; i < ss.size;) {
+      uint32_t at = ss.base + i;
+      uint32_t cls = at < p.small.size() ? p.small[at] : 0;
+      uint32_t j = i;
+      while (j + 1 < ss.size && ss.base + j + 1 < p.small.size() && p.small[ss.base + j + 1] == cls) ++j;
+      if (runs && runs % 8 == 0) o += ",\n    ";
+      else if (runs) o += ", ";
+      o += "[" + num(i) + ", " + num(j) + ", " + num(cls) + "]";
+      ++runs;
+      i = j + 1;
+    }
+    o += "]\n";
+  }
+}
+
+void write_predicate(std::string& o, const IfacePredicate& pr) {
+  o += "      - [";
+  for (size_t c = 0; c < pr.clauses.size(); ++c) {
+    const auto& cl = pr.clauses[c];
+    o += c ? ", " : "";
+    o += cl.negated ? "{not: [" : "[";
+    for (size_t k = 0; k < cl.patterns.size(); ++k) {
+      const auto& pat = cl.patterns[k];
+      o += k ? ", " : "";
+      if (pat.prefix) o += yq(pat.name + "+");
+      else if (!pat.name.empty() && pat.name.back() == '+') o += "{exact: " + yq(pat.name) + "}";
+      else o += yq(pat.name);
+    }
+    o += cl.negated ? "]}" : "]";
+  }
+  o += "]\n";
+}
+
+void write_interfaces(std::string& o, const Policy& p) {
+  o += "interfaces:    # predicates: clauses that all hold; a clause lists names (+ = prefix), not: none of them;\n"
+       "               # classes: [which predicates hold, class]\n";
+  for (int w = 0; w < 2; ++w) {
+    o += w ? "  oif:\n" : "  iif:\n";
+    o += "    predicates:";
+    if (p.iface_predicates[w].empty()) o += " []";
+    o += "\n";
+    for (const auto& pr : p.iface_predicates[w]) write_predicate(o, pr);
+    o += "    classes: [";
+    size_t k = 0;
+    for (const auto& [sig, cls] : p.iface_classes[w]) {
+      std::string bits;
+      for (bool b : sig) bits += b ? '1' : '0';
+      o += (k++ ? ", " : "") + std::string("['") + bits + "', " + num(cls) + "]";  // '' quotes: never a number
+    }
+    o += "]\n";
+  }
+}
+
+}  // namespace
+
+std::string to_yaml(const Policy& p) {
+  std::string o;
+  o.reserve(4096 + p.rules.size() * 256 + p.entries.size() * 32 + p.lpm.size() * 32);
+  bool inline_stmts = stmts_inline(p);
+  write_header(o, p);
+  write_rules(o, p, inline_stmts);
+  write_stages(o, p);
+  write_tables(o, p, inline_stmts);
+  write_classifier(o, p);
+  write_small(o, p);
+  write_interfaces(o, p);
+  return o;
+}
+
+Result<void> write_yaml_file(const Policy& p, const std::string& path) {
+  std::string text = to_yaml(p);
+  auto slash = path.rfind('/');
+  if ((slash == std::string::npos ? path : path.substr(slash + 1)).empty())
+    return sys_error("write policy to '" + path + "'", EISDIR);
+  // Readable as any file the user creates (policies are not secret).
+  mode_t mask = umask(0);
+  umask(mask);
+  return write_file_atomic(path, text, 0666 & ~mask);
+}
+
+}  // namespace nf2bpf::policy
