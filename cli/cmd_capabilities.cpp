@@ -1,5 +1,7 @@
 // nf2bpf capabilities: print the capability table (text, JSON, or the man
 // page section SUPPORTED MATCHES AND TARGETS, which is generated from it).
+#include <algorithm>
+#include <cctype>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -41,30 +43,85 @@ void print_man() {
   }
 }
 
+// The capability filters: each given one must hold.
+struct Filter {
+  std::string target, match, status, frontend;
+
+  // The word a name starts with after its flag: "-j REJECT" -> REJECT,
+  // "-m conntrack --ctstate" -> conntrack, "ct state" -> ct.
+  static std::string head(std::string_view name) {
+    if (name.rfind("-j ", 0) == 0 || name.rfind("-m ", 0) == 0) name.remove_prefix(3);
+    return std::string(name.substr(0, name.find(' ')));
+  }
+  static bool same(const std::string& a, const std::string& b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower((unsigned char)x) == std::tolower((unsigned char)y);
+           });
+  }
+  bool empty() const { return target.empty() && match.empty() && status.empty() && frontend.empty(); }
+  bool operator()(const caps::Capability& c) const {
+    if (!frontend.empty() && c.frontend != frontend) return false;
+    if (!status.empty() && caps::to_string(c.fidelity) != status) return false;
+    // A target is iptables' -j, nft's verdicts and statements (reject, masquerade, log ...).
+    bool is_target = c.kind == "target" || c.kind == "verdict" || c.kind == "statement";
+    if (!target.empty() && !(is_target && same(head(c.name), target))) return false;
+    bool is_match = c.kind == "match" || c.kind == "option" || c.kind == "expression";
+    if (!match.empty() && !(is_match && (same(head(c.name), match) || same(std::string(c.name), match))))
+      return false;
+    return true;
+  }
+};
+
 }  // namespace
 
 Command add_capabilities(CLI::App& app) {
-  auto format = std::make_shared<std::string>("text");
+  struct Args {
+    std::string format = "text";
+    Filter filter;
+  };
+  auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("capabilities", "List every match, target and option nf2bpf knows, with its fidelity");
-  sub->add_option("--format", *format, "Output format")
+  sub->add_option("--format", a->format, "Output format (default text)")
       ->check(CLI::IsMember({"text", "json", "man"}))
-      ->default_str("text");
-  return {sub, [format]() -> int {
-            if (*format == "man") {
+      ->option_text("text|json|man");
+  sub->add_option("--target", a->filter.target,
+                  "Only this target: iptables -j NAME, nft verdicts and statements (REJECT, masquerade ...)")
+      ->option_text("NAME");
+  sub->add_option("--match", a->filter.match, "Only this match: iptables -m NAME (or -p ...), nft expressions (ct, tcp ...)")
+      ->option_text("NAME");
+  sub->add_option("--status", a->filter.status, "Only entries of this fidelity")
+      ->check(CLI::IsMember({"exact", "approximate", "unsupported"}))
+      ->option_text("exact|approximate|unsupported");
+  sub->add_option("--frontend", a->filter.frontend, "Only iptables (and ip6tables) or nft entries")
+      ->check(CLI::IsMember({"iptables", "nft"}))
+      ->option_text("iptables|nft");
+  sub->footer("Filters combine: --target REJECT --status approximate.\n"
+              "Exit status: 0 something is listed, 1 the filters match nothing, 2 usage error.");
+  return {sub, [a]() -> int {
+            ui().json = a->format == "json";
+            if (a->format == "man") {
+              if (!a->filter.empty()) return fail(kUsage, "--format man prints the whole table: it takes no filter");
               print_man();
               return kOk;
             }
-            if (*format == "json") {
+            std::vector<const caps::Capability*> rows;
+            for (const auto& c : caps::table())
+              if (a->filter(c)) rows.push_back(&c);
+            if (rows.empty())
+              return fail(kRejected, "no capability matches the filters",
+                          "nf2bpf capabilities lists every entry; names are as written in rules (-j REJECT, ct state)");
+            if (ui().json) {
               nlohmann::json j = nlohmann::json::array();
-              for (const auto& c : caps::table())
-                j.push_back({{"frontend", c.frontend}, {"kind", c.kind}, {"name", c.name},
-                             {"fidelity", caps::to_string(c.fidelity)}, {"why", c.why}});
+              for (const auto* c : rows)
+                j.push_back({{"frontend", c->frontend}, {"kind", c->kind}, {"name", c->name},
+                             {"fidelity", caps::to_string(c->fidelity)}, {"why", c->why}});
               std::cout << j.dump(2) << "\n";
+              ui().emitted = true;
               return kOk;
             }
-            for (const auto& c : caps::table())
-              std::cout << c.frontend << "\t" << c.kind << "\t" << c.name << "\t" << caps::to_string(c.fidelity)
-                        << (c.why.empty() ? "" : "\t" + std::string(c.why)) << "\n";
+            for (const auto* c : rows)
+              text() << c->frontend << "\t" << c->kind << "\t" << c->name << "\t" << caps::to_string(c->fidelity)
+                     << (c->why.empty() ? "" : "\t" + std::string(c->why)) << "\n";
             return kOk;
           }};
 }

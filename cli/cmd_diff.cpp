@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -65,6 +66,8 @@ const CLI::Validator kIfindex(
     },
     "N=NAME");
 
+std::string display_name(const std::string& path) { return path == "-" ? "<stdin>" : path; }
+
 bool looks_like_policy_yaml(const std::string& path) {
   auto ends = [&](const char* x) {
     std::string e = x;
@@ -74,25 +77,23 @@ bool looks_like_policy_yaml(const std::string& path) {
 }
 
 // Translates one ruleset for the reference evaluator. Input problems are
-// printed like a compiler's and make the command exit 1.
+// printed like a compiler's; like an unreadable file, they are trouble (2),
+// never "differences found".
 std::optional<Translation> load(const std::string& path, const TranslateOptions& opt, int& status) {
   if (looks_like_policy_yaml(path)) {
-    print_error(path + ": policy YAML input needs the policy compiler's loader, which is not available yet",
+    status = fail(kTrouble, path + ": policy YAML input needs the policy compiler's loader, which is not available yet",
                 "give the ruleset the policy was translated from (iptables-save output)");
-    status = kSystem;
     return std::nullopt;
   }
   auto tr = translate_file(path, opt);
   if (!tr) {
-    print_error(tr.error().message());
-    status = kSystem;
+    status = fail(kTrouble, tr.error().message());
     return std::nullopt;
   }
   if (tr->diags.has_errors()) {
     for (const auto& d : tr->diags.all())
-      if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, isatty(2) && !getenv("NO_COLOR"));
-    print_error(path + ": the ruleset has errors; nothing was compared", "fix the errors above");
-    status = kRejected;
+      if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+    status = fail(kTrouble, display_name(path) + ": the ruleset has errors; nothing was compared", "fix the errors above");
     return std::nullopt;
   }
   return std::move(*tr);
@@ -123,31 +124,90 @@ verify::HostOptions host_options(const DiffArgs& a) {
   return o;
 }
 
+// Copies `path` to standard output.
+Result<void> copy_to_stdout(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return sys_error("open " + path);
+  std::cout << in.rdbuf();
+  std::cout.flush();
+  if (!std::cout) return sys_error("write the capture to standard output");
+  return {};
+}
+
 int synthesize(const DiffArgs& a) {
   int status = kOk;
   auto tr = load(a.file, a.topt, status);
   if (!tr) return status;
-  auto res = verify::synthesize(tr->ruleset, tr->pipeline, a.synthesize);
-  if (!res) {
-    print_error(res.error().message());
-    return kSystem;
+  // "-": standard output. The capture is written to a temporary file first
+  // (synthesize reads it back to count the rules it exercises), then copied;
+  // the summary goes to stderr.
+  bool to_stdout = a.synthesize == "-";
+  if (to_stdout && ui().json)
+    return fail(kUsage, "--synthesize - writes the capture to standard output, where --format json writes too",
+                "give --synthesize a file");
+  if (to_stdout && isatty(1)) {
+    return fail(kUsage, "--synthesize - writes a binary capture to standard output, which is a terminal",
+                "redirect it (> probe.pcapng, | tcpdump -r -) or give a file");
   }
-  std::printf("wrote %zu packets to %s (pcapng): %zu of %zu rules exercised, %zu boundary probes\n",
-              res->packets, a.synthesize.c_str(), res->rules_covered, res->rules_total, res->boundary_packets);
-  for (const auto& n : res->notes) std::printf("  note: %s\n", n.c_str());
-  std::printf("check it with: nf2bpf diff --pcap %s %s\n", a.synthesize.c_str(), a.file.c_str());
+  std::string path = a.synthesize;
+  if (to_stdout) {
+    const char* dir = getenv("TMPDIR");
+    std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/nf2bpf-synth.XXXXXX";
+    int fd = mkstemp(tmpl.data());
+    if (fd < 0) {
+      return fail(kTrouble, sys_error("create a temporary file in " + std::string(dir && *dir ? dir : "/tmp")).message());
+    }
+    close(fd);
+    path = tmpl;
+  }
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      if (!path.empty()) unlink(path.c_str());
+    }
+  } remove{to_stdout ? path : std::string()};
+  auto res = verify::synthesize(tr->ruleset, tr->pipeline, path);
+  if (!res) {
+    return fail(kTrouble, res.error().message());
+  }
+  end_progress();
+  if (to_stdout)
+    if (auto c = copy_to_stdout(path); !c) {
+      return fail(kTrouble, c.error().message());
+    }
+  if (ui().json) {
+    emit_json({{"result", "written"},
+               {"output", a.synthesize},
+               {"packets", res->packets},
+               {"rules_exercised", res->rules_covered},
+               {"rules_total", res->rules_total},
+               {"boundary_probes", res->boundary_packets},
+               {"notes", res->notes}},
+              kOk);
+    return kOk;
+  }
+  std::ostream& out = to_stdout ? std::cerr : std::cout;
+  out << "wrote " << res->packets << " packets to " << (to_stdout ? "standard output" : a.synthesize) << " (pcapng): "
+      << res->rules_covered << " of " << res->rules_total << " rules exercised, " << res->boundary_packets
+      << " boundary probes\n";
+  if (!ui().quiet) {
+    for (const auto& n : res->notes) out << "  note: " << n << "\n";
+    if (!to_stdout) out << "check it with: nf2bpf diff --pcap " << a.synthesize << " " << a.file << "\n";
+  }
   return kOk;
 }
 
 int run(const DiffArgs& a) {
+  if (!one_stdin({{"FILE", a.file}, {"--pcap", a.pcap}, {"--against", a.against}, {"--ipsets", a.topt.ipsets_path}}))
+    return kUsage;
   if (!a.synthesize.empty()) return synthesize(a);
   if (a.pcap.empty()) {
-    print_error("diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
-    return kRejected;
+    return fail(kUsage, "diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
   }
   int status = kOk;
   auto expected = load(a.file, a.topt, status);
   if (!expected) return status;
+  const std::string name = display_name(a.file);
   std::optional<Translation> actual;
   policy::Policy pol;
   if (!a.against.empty()) {
@@ -158,15 +218,13 @@ int run(const DiffArgs& a) {
     pol = policy::compile(*expected, cd);
     if (cd.has_errors()) {
       for (const auto& d : cd.all())
-        if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, isatty(2) && !getenv("NO_COLOR"));
-      print_error(a.file + ": the ruleset does not compile to a policy; nothing was compared");
-      return kRejected;
+        if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+      return fail(kTrouble, name + ": the ruleset does not compile to a policy; nothing was compared");
     }
   }
   auto cap = verify::CaptureReader::open(a.pcap);
   if (!cap) {
-    print_error(cap.error().message(), "diff reads pcap and pcapng captures (tcpdump -w, dumpcap, tshark)");
-    return kSystem;
+    return fail(kTrouble, cap.error().message(), "diff reads pcap and pcapng captures (tcpdump -w, dumpcap, tshark)");
   }
   verify::HostModel host(host_options(a));
   verify::ReferenceEngine e(expected->ruleset, expected->pipeline, host);
@@ -175,15 +233,14 @@ int run(const DiffArgs& a) {
   if (actual) {
     x = std::make_unique<verify::ReferenceEngine>(actual->ruleset, actual->pipeline, host);
   } else if (a.kernel) {
-    auto k = verify::KernelEngine::create(pol, host, a.file);
+    auto k = verify::KernelEngine::create(pol, host, name);
     if (!k) {
-      print_error(k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
-      return kSystem;
+      return fail(kTrouble, k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
     }
     kernel = k->get();
     x = std::move(*k);
   } else {
-    x = std::make_unique<verify::PolicyEngine>(pol, host, a.file);
+    x = std::make_unique<verify::PolicyEngine>(pol, host, name);
   }
   verify::DiffReport rep = verify::run_diff(**cap, host, e, *x);
   rep.expected_engine = "reference evaluator";
@@ -206,18 +263,22 @@ int run(const DiffArgs& a) {
                                                    "lists them)");
   }
 
-  if (a.format == "json")
+  end_progress();
+  if (a.format == "json") {
     std::cout << verify::render_json(rep).dump(2) << "\n";
+    ui().emitted = true;
+  }
   else if (a.format == "markdown")
     std::cout << verify::render_markdown(rep);
+  else if (ui().quiet)
+    std::cout << "result: " << verify::result_line(rep) << "\n";
   else
     std::cout << verify::render_text(rep, stdout_color());
   std::cout.flush();
   if (!rep.error.empty()) {
-    print_error(rep.error, "the packets before it were compared; the report above covers them");
-    return kSystem;
+    return fail(kTrouble, rep.error, "the packets before it were compared; the report above covers them");
   }
-  return rep.differed ? kRejected : kOk;
+  return rep.differed ? kDiffers : kOk;
 }
 
 }  // namespace
@@ -228,40 +289,45 @@ Command add_diff(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "diff", "Replay recorded traffic through a ruleset and its compiled policy (or a new ruleset) and list every "
               "packet whose verdict differs");
-  sub->add_option("--pcap", a->pcap, "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP)")
-      ->type_name("CAPTURE")
-      ->check(CLI::ExistingFile);
+  sub->add_option("--pcap", a->pcap,
+                  "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP), or - for stdin")
+      ->option_text("CAPTURE");
   auto* kernel = sub->add_flag("--kernel", a->kernel,
                                 "Judge the compiled policy with the real BPF programs (BPF_PROG_TEST_RUN in a private, "
                                 "unattached instance; needs root) instead of their userspace model");
   sub->add_option("--against", a->against,
-                  "Compare FILE (expected) with FILE2 (actual): the impact of changing FILE into FILE2")
-      ->type_name("FILE2")
-      ->check(CLI::ExistingFile)
-      ->excludes(kernel);
-  sub->add_option("--format", a->format, "Report format")
+                  "Compare FILE (expected) with FILE2 (actual, or - for stdin): the impact of changing FILE into FILE2")
+      ->excludes(kernel)
+      ->option_text("FILE2");
+  sub->add_option("--format", a->format, "Report format (default text)")
       ->check(CLI::IsMember({"text", "json", "markdown"}))
-      ->default_str("text");
+      ->option_text("text|json|markdown");
   sub->add_option("--iface", a->iface,
                   "Interface the capture was taken on, when it does not say (pcap without SLL/pcapng names)")
-      ->type_name("IF");
+      ->option_text("IF");
   sub->add_option("--local-addr", a->local_addrs,
                   "This host's addresses (address or CIDR, repeatable): decides INPUT vs FORWARD vs OUTPUT")
-      ->check(kCidr);
+      ->check(kCidr)
+      ->option_text("CIDR");
   sub->add_option("--route", a->routes, "Output interface for a destination, CIDR=IF or default=IF (repeatable)")
-      ->check(kRoute);
-  sub->add_option("--ifindex", a->ifindexes, "Name an SLL2 interface index, N=NAME (repeatable)")->check(kIfindex);
-  sub->add_option("--from", a->topt.from, "Input format of FILE and FILE2")
+      ->check(kRoute)
+      ->option_text("CIDR=IF");
+  sub->add_option("--ifindex", a->ifindexes, "Name an SLL2 interface index, N=NAME (repeatable)")
+      ->check(kIfindex)
+      ->option_text("N=NAME");
+  sub->add_option("--from", a->topt.from,
+                  "Input format of FILE and FILE2: auto (the default: looks at the text), iptables, ip6tables, nft, "
+                  "nft-json")
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json"}))
-      ->default_str("auto");
-  sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name")
-      ->check(CLI::ExistingFile);
+      ->option_text("FORMAT");
+  sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name, or - for stdin")
+      ->option_text("FILE");
   sub->add_option("--synthesize", a->synthesize,
-                  "Write a capture (pcapng) exercising every rule and its boundaries to OUT instead of diffing")
-      ->type_name("OUT");
-  sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save output)")
-      ->required()
-      ->check(CLI::ExistingFile);
+                  "Write a capture (pcapng) exercising every rule and its boundaries to OUT (- for stdout) instead "
+                  "of diffing")
+      ->option_text("OUT");
+  sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save / nft output), or - for stdin")
+      ->required();
   sub->footer(
       "Without --against, FILE (run by the reference evaluator) is compared with its own compiled policy,\n"
       "judged by the userspace model of the BPF programs.\n"
@@ -269,9 +335,13 @@ Command add_diff(CLI::App& app) {
       "from --iface and --local-addr: a packet from a local address goes through OUTPUT, one to a local\n"
       "address through INPUT, anything else through FORWARD. Packets whose verdict depends on what a capture\n"
       "cannot show (rate limits, random sampling, socket owners) are reported as indeterminate, not compared.\n"
-      "Exit status: 0 equivalent on this capture, 1 differences found (or the input was rejected), 2 error\n"
-      "(unreadable or truncated capture: the packets before the problem are still reported).");
-  return {sub, [a]() -> int { return run(*a); }};
+      "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found, 2 trouble: a usage\n"
+      "error, a file that cannot be read, a rejected ruleset, an unreadable or truncated capture (the packets\n"
+      "before the problem are still reported), a system error.");
+  return {sub, [a]() -> int {
+            ui().json = a->format == "json";
+            return run(*a);
+          }};
 }
 
 }  // namespace nf2bpf::cli

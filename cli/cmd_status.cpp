@@ -36,29 +36,28 @@ Command add_status(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("status", "Show the live generation, its source, attachments and counters");
-  sub->add_option("--format", a->format, "Output format")->check(CLI::IsMember({"text", "json"}))->default_str("text");
-  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)");
+  sub->add_option("--format", a->format, "Output format (default text)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->option_text("text|json");
+  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
+      ->option_text("DIR");
   sub->add_flag("--all", a->all, "List counters of rules that matched no packet too");
-  sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 system error.");
+  sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 usage or system error.");
   return {sub, [a]() -> int {
+            ui().json = a->format == "json";
             auto dp = ops::find_dataplane(a->pin_dir);
-            if (!dp) {
-              print_error(dp.error().message());
-              return kSystem;
-            }
+            if (!dp) return fail(kSystem, dp.error().message());
             if (!*dp) {
-              if (a->format == "json") std::cout << nlohmann::json{{"loaded", false}}.dump(2) << "\n";
-              else std::cout << "nf2bpf: no dataplane is loaded in this network namespace\n";
+              text() << "nf2bpf: no dataplane is loaded in this network namespace\n";
+              if (ui().json) emit_json({{"result", "not-loaded"}, {"loaded", false}}, kRejected);
               return kRejected;
             }
             auto st = (*dp)->status(true);
-            if (!st) {
-              print_error(st.error().message());
-              return kSystem;
-            }
+            if (!st) return fail(kSystem, st.error().message());
             const auto& s = *st;
-            if (a->format == "json") {
-              nlohmann::json j = {{"loaded", true},
+            if (ui().json) {
+              nlohmann::json j = {{"result", "loaded"},
+                                  {"loaded", true},
                                   {"generation", s.generation},
                                   {"live_slot", s.live_slot},
                                   {"live", s.live},
@@ -74,20 +73,21 @@ Command add_status(CLI::App& app) {
                              {"policy", rc.policy},
                              {"packets", rc.packets},
                              {"bytes", rc.bytes}});
-              std::cout << j.dump(2) << "\n";
+              emit_json(j, kOk);
               return kOk;
             }
             const auto& live = s.live;
-            std::cout << "generation " << s.generation << " live";
+            text() << "generation " << s.generation << " live";
             if (!s.previous.is_null())
-              std::cout << "; generation " << s.previous.value("generation", 0) << " kept for rollback";
-            std::cout << "\n";
+              text() << "; generation " << s.previous.value("generation", 0) << " kept for rollback";
+            text() << "\n";
             if (!live.value("valid", false)) {
-              std::cout << "no valid generation in the live slot\n";
+              detail() << "no valid generation in the live slot\n";
               return kOk;
             }
             std::string src = live.value("source", "?");
-            std::cout << "source:    " << src << " (" << live.value("format", "?") << ")\n"
+            std::ostream& out = detail();
+            out << "source:    " << src << " (" << live.value("format", "?") << ")\n"
                       << "checksum:  " << live.value("checksum", "?") << "\n"
                       << "applied:   " << when(live.value("applied", (int64_t)0)) << "\n"
                       << "rules:     " << live.value("rules", 0) << " source rules ("
@@ -97,17 +97,20 @@ Command add_status(CLI::App& app) {
                       << "attached:  " << attach_text(s.attach) << "\n"
                       << "conntrack: " << s.ct_entries << (s.ct_entries == 1 ? " connection\n" : " connections\n");
             std::string base = src.substr(src.find_last_of('/') + 1);
-            std::cout << "counters:\n";
-            std::printf("  %-28s %-24s %12s %14s\n", "rule", "chain", "packets", "bytes");
+            out << "counters:\n";
+            char line[1024];
+            std::snprintf(line, sizeof line, "  %-28s %-24s %12s %14s\n", "rule", "chain", "packets", "bytes");
+            out << line;
             size_t shown = 0;
             for (const auto& rc : s.counters) {
               if (!a->all && rc.packets == 0) continue;
               std::string where = rc.policy ? "policy" : base + ":" + std::to_string(rc.line);
-              std::printf("  %-28s %-24s %12llu %14llu\n", where.c_str(), rc.chain.c_str(),
-                          (unsigned long long)rc.packets, (unsigned long long)rc.bytes);
+              std::snprintf(line, sizeof line, "  %-28s %-24s %12llu %14llu\n", where.c_str(), rc.chain.c_str(),
+                            (unsigned long long)rc.packets, (unsigned long long)rc.bytes);
+              out << line;
               ++shown;
             }
-            if (!shown) std::cout << "  (no packet matched yet; --all lists every rule)\n";
+            if (!shown) out << "  (no packet matched yet; --all lists every rule)\n";
             return kOk;
           }};
 }

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "cli/command.h"
+#include "loader/privileges.h"
 #include "ops/sync.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
@@ -38,9 +39,10 @@ struct SyncArgs {
 
 // Reads --config into `a`; options given on the command line win. Problems
 // are located ("sync.yaml:3:5: ...") and returned, never thrown.
-std::string read_config(SyncArgs& a) {
+std::string read_config(SyncArgs& a, bool& unreadable) {
   const std::string& path = a.config;
   auto text = read_input(path);
+  unreadable = !text;
   if (!text) return text.error().message();
   fs::path base = fs::absolute(path).parent_path();
   auto rel = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : (base / p).string(); };
@@ -111,14 +113,24 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
     log->set_pattern("nf2bpf sync: %v");
   }
   log->set_level(spdlog::level::info);
+  end_progress();
   bool text = a.format == "text";
   if (text) {
-    if (r.rejected) std::cout << report::text(*r.rejected, stdout_color());
-    for (const auto& d : r.compile_diags.all()) std::cout << diag::render(d, stdout_color());
-    for (const auto& d : r.differs) std::cout << "  differs: " << d << "\n";
-    for (const auto& d : r.changes) std::cout << "  changes: " << d << "\n";
+    if (r.rejected && ui().quiet) {
+      for (const auto& d : r.rejected->diags.all())
+        if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+    } else if (r.rejected) {
+      std::cout << report::text(*r.rejected, stdout_color());
+    }
+    for (const auto& d : r.compile_diags.all())
+      (ui().quiet ? std::cerr : std::cout) << diag::render(d, ui().quiet ? stderr_color() : stdout_color());
+    for (const auto& d : r.differs) detail() << "  differs: " << d << "\n";
+    for (const auto& d : r.changes) detail() << "  changes: " << d << "\n";
   }
   int status = exit_status(r.kind);
+  std::string hint = r.hint;
+  if (status == kSystem)
+    if (std::string h = loader::privilege_hint("sync", r.message); !h.empty()) hint = h;
   char total[32];
   std::snprintf(total, sizeof total, " (%.0f ms)", r.total_ms);
   if (status == kOk) log->info(r.message + total);
@@ -127,12 +139,12 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
   log->flush();
   spdlog::drop("nf2bpf-sync");
   if (text) {
-    for (const auto& n : r.notes) std::cout << "note: " << n << "\n";
-    if (!r.hint.empty()) std::cout << "hint: " << r.hint << "\n";
+    for (const auto& n : r.notes) detail() << "note: " << n << "\n";
+    if (!hint.empty()) detail() << "hint: " << hint << "\n";
   } else {
     json doc = r.doc;
-    doc["exit"] = status;
-    std::cout << doc.dump(2) << "\n";
+    if (!hint.empty()) doc["hint"] = hint;
+    emit_json(doc, status);
   }
   std::cout.flush();
   return status;
@@ -150,43 +162,47 @@ Command add_sync(CLI::App& app) {
     keys->push_back({o, key});
     return o;
   };
-  opt(sub->add_option("--from", a->run.opt.from, "Input format of SOURCE; kernel: the live netfilter ruleset")
-          ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"})),
+  opt(sub->add_option("--from", a->run.opt.from, "Input format of SOURCE: auto (the default), iptables, ip6tables, nft, nft-json, kernel (the live netfilter ruleset)")
+          ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
+          ->option_text("FORMAT"),
       "from");
   opt(sub->add_option("--iface", a->run.ifaces, "Interface to attach to (repeatable; default: every interface but lo)")
-          ->type_name("IF")
-          ->allow_extra_args(false),
+          ->allow_extra_args(false)
+          ->option_text("IF"),
       "interfaces");
   opt(sub->add_option("--max-change", a->run.max_change,
                       "Refuse a policy that changes the verdict of more than PCT% of the witness packets")
-          ->type_name("PCT")
-          ->check(CLI::Range(0.0, 100.0)),
+          ->check(CLI::Range(0.0, 100.0))
+          ->option_text("PCT"),
       "max_change");
   sub->add_flag("--force", a->run.force, "Swap even when the change guard refuses");
   sub->add_flag("--self-test", a->run.self_test,
                 "Verify the live policy against SOURCE on witness packets even when nothing changed");
   sub->add_flag("--dry-run", a->run.dry_run, "Translate, verify and guard, but do not swap");
   opt(sub->add_option("--state-dir", a->run.state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-<inode>)")
-          ->type_name("DIR"),
+          ->option_text("DIR"),
       "state_dir");
-  sub->add_option("--format", a->format, "What to print: text, or json for scripts")
+  sub->add_option("--format", a->format, "What to print: text (the default), or json for scripts")
       ->check(CLI::IsMember({"text", "json"}))
-      ->default_str("text");
+      ->option_text("text|json");
   sub->add_option("--config", a->config, "YAML settings (source, from, interfaces, max_change, capture ...); options given here win")
-      ->type_name("FILE")
-      ->check(CLI::ExistingFile);
+      ->option_text("FILE");
   sub->add_flag("--syslog", a->syslog, "Send the run's log line to syslog (the journal) instead of stderr");
   opt(sub->add_flag("--allow-partial", a->run.opt.allow_partial, "Load the translatable rules; others stay in netfilter"),
       "allow_partial");
-  opt(sub->add_option("--ipsets", a->run.opt.ipsets_path, "`ipset save` output with the sets -m set rules name"),
+  opt(sub->add_option("--ipsets", a->run.opt.ipsets_path, "`ipset save` output with the sets -m set rules name")
+          ->option_text("FILE"),
       "ipsets");
-  opt(sub->add_option("--capture", a->run.capture, "A recorded capture to verify the new policy on, too")->type_name("PCAP"), "capture");
+  opt(sub->add_option("--capture", a->run.capture, "A recorded capture to verify the new policy on, too")
+          ->option_text("PCAP"),
+      "capture");
   opt(sub->add_flag("--xdp", a->run.xdp, "Also attach the XDP early-drop program"), "xdp");
-  opt(sub->add_option("--pin-dir", a->run.pin_dir, "bpffs directory for nf2bpf's pins (default: per namespace)"),
+  opt(sub->add_option("--pin-dir", a->run.pin_dir, "bpffs directory for nf2bpf's pins (default: per namespace)")
+          ->option_text("DIR"),
       "pin_dir");
   opt(sub->add_option("--lock-timeout", a->run.lock_timeout, "Seconds to wait for another sync to finish (default 30), then exit 1")
-          ->type_name("SEC")
-          ->check(CLI::NonNegativeNumber),
+          ->check(CLI::NonNegativeNumber)
+          ->option_text("SEC"),
       "lock_timeout");
   opt(sub->add_option("SOURCE", a->run.source, "Ruleset file (or -); with --from kernel, none"), "source");
   sub->footer(
@@ -196,21 +212,29 @@ Command add_sync(CLI::App& app) {
       "generation and made live with one map update; the previous one stays for `nf2bpf rollback`. One sync runs\n"
       "at a time (flock in the state directory). Killed at any point, the live generation is the old or the new\n"
       "one, whole; the next run reconciles its state file with the kernel. One log line per run.\n"
-      "Exit status: 0 in sync or swapped, 1 refused (bad source, verification, change guard, lock), 2 system error.");
+      "Exit status: 0 in sync or swapped, 1 refused (bad source, verification, change guard, lock), 2 a file\n"
+      "cannot be read, a usage error or a system error.");
   return {sub, [a, keys]() -> int {
+            ui().json = a->format == "json";
             for (const auto& [o, key] : *keys)
               if (o->count()) a->given.insert(key);
+            if (!one_stdin({{"SOURCE", a->run.source}, {"--config", a->config}, {"--ipsets", a->run.opt.ipsets_path},
+                            {"--capture", a->run.capture}}))
+              return kUsage;
             if (!a->config.empty()) {
-              std::string err = read_config(*a);
+              bool unreadable = false;
+              std::string err = read_config(*a, unreadable);
+              if (unreadable) {
+                return fail(kSystem, err);
+              }
               if (!err.empty()) {
                 std::cerr << err << "\n";
-                print_error("sync: the configuration " + a->config + " is not usable; nothing was done");
-                return kRejected;
+                return fail(kRejected, "sync: the configuration " + a->config + " is not usable; nothing was done", {},
+                            {{"errors", {err}}});
               }
             }
             if (a->run.source.empty() && a->run.opt.from != "kernel") {
-              print_error("sync needs a SOURCE", "give a ruleset file, `source:` in --config, or --from kernel");
-              return kRejected;
+              return fail(kUsage, "sync needs a SOURCE", "give a ruleset file, `source:` in --config, or --from kernel");
             }
             return render(*a, ops::run_sync(a->run));
           }};

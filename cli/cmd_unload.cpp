@@ -7,30 +7,38 @@
 namespace nf2bpf::cli {
 
 Command add_unload(CLI::App& app) {
-  auto pin_dir = std::make_shared<std::string>();
+  struct Args {
+    std::string pin_dir, format = "text";
+  };
+  auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("unload", "Detach nf2bpf from every interface and remove its maps and pins");
-  sub->add_option("--pin-dir", *pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)");
+  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
+      ->option_text("DIR");
+  sub->add_option("--format", a->format, "Output format (default text)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->option_text("text|json");
   sub->footer("Only nf2bpf's own filters, the clsact qdiscs it created and its pins are removed.\n"
-              "Exit status: 0 unloaded (or nothing was loaded), 2 system error.");
-  return {sub, [pin_dir]() -> int {
-            auto dp = ops::find_dataplane(*pin_dir);
-            if (!dp) {
-              print_error(dp.error().message());
-              return kSystem;
-            }
+              "Exit status: 0 unloaded (or nothing was loaded), 2 usage or system error.");
+  return {sub, [a]() -> int {
+            ui().json = a->format == "json";
+            auto dp = ops::find_dataplane(a->pin_dir);
+            if (!dp) return fail(kSystem, dp.error().message());
             if (!*dp) {
-              std::cout << "nothing to unload: no dataplane is loaded in this network namespace\n";
+              text() << "nothing to unload: no dataplane is loaded in this network namespace\n";
+              if (ui().json) emit_json({{"result", "nothing-loaded"}, {"detached", nlohmann::json::array()}}, kOk);
               return kOk;
             }
             auto st = (*dp)->status(false);
-            if (auto r = (*dp)->unload(); !r) {
-              print_error(r.error().message());
-              return kSystem;
-            }
+            if (auto r = (*dp)->unload(); !r) return fail(kSystem, r.error().message());
             std::string names;
+            nlohmann::json detached = nlohmann::json::array();
             if (st)
-              for (const auto& e : st->attach) names += (names.empty() ? "" : ", ") + e.value("name", "?");
-            std::cout << "unloaded: detached from " << (names.empty() ? "no interface" : names) << "\n";
+              for (const auto& e : st->attach) {
+                names += (names.empty() ? "" : ", ") + e.value("name", "?");
+                detached.push_back(e.value("name", "?"));
+              }
+            text() << "unloaded: detached from " << (names.empty() ? "no interface" : names) << "\n";
+            if (ui().json) emit_json({{"result", "unloaded"}, {"detached", detached}}, kOk);
             return kOk;
           }};
 }

@@ -7,11 +7,16 @@
 #include <functional>
 #include <string>
 
+#include "cli/ui.h"
 #include "ops/outcome.h"
 
 namespace nf2bpf::cli {
 
-enum Exit : int { kOk = 0, kRejected = 1, kSystem = 2 };
+// Exit statuses (nf2bpf(8), EXIT STATUS). Every command: 0 success, 1 input
+// rejected (refused), 2 a system error or a usage error. diff follows diff(1):
+// 0 no differences, 1 differences, 2 trouble (usage, unreadable or rejected
+// input, system error). A file that cannot be read is 2 whichever option named it.
+enum Exit : int { kOk = 0, kRejected = 1, kSystem = 2, kUsage = 2, kDiffers = 1, kTrouble = 2 };
 
 inline int exit_status(ops::Kind k) { return k == ops::Kind::ok ? kOk : k == ops::Kind::refused ? kRejected : kSystem; }
 
@@ -31,9 +36,5 @@ Command add_rollback(CLI::App& app);
 Command add_unload(CLI::App& app);
 Command add_sync(CLI::App& app);
 Command add_restore(CLI::App& app);
-
-// Prints "nf2bpf: error: MESSAGE" (and "  hint: ...") to stderr.
-void print_error(const std::string& message, const std::string& hint = {});
-bool stdout_color();
 
 }  // namespace nf2bpf::cli

@@ -19,6 +19,7 @@
 
 #include "bpf/include/abi.h"
 #include "bpf/include/ct_abi.h"
+#include "common/progress.h"
 #include "nf2bpf.skel.h"
 
 namespace nf2bpf::loader {
@@ -48,6 +49,19 @@ void to_bytes(const ir::u128& v, uint8_t* out) {
 
 Error bpf_err(const std::string& what, int rc) { return Error{rc < 0 ? -rc : errno, what}; }
 
+// libbpf warns about every failed netlink request, including the ones nf2bpf
+// makes expecting them to fail: a query on an interface without a clsact
+// qdisc ("Parent Qdisc doesn't exists"), creating a clsact that is already
+// there ("Exclusivity flag on, cannot modify"), detaching what is gone. While
+// such a probe runs, libbpf's warnings are debug detail (-vv), not -v noise.
+thread_local int t_probing = 0;
+struct Probe {
+  Probe() { ++t_probing; }
+  ~Probe() { --t_probing; }
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
+};
+
 // What is to be detached is already gone: the filter (ENOENT), the interface
 // (ENODEV), or the clsact qdisc together with its filters (EINVAL: "parent
 // qdisc doesn't exist", or "invalid handle" when removing the qdisc itself).
@@ -56,6 +70,7 @@ Error bpf_err(const std::string& what, int rc) { return Error{rc < 0 ? -rc : err
 bool already_gone(int rc) { return rc == -ENOENT || rc == -ENODEV || rc == -EINVAL; }
 
 Result<void> detach_xdp(const std::string& name, uint32_t ifindex) {
+  Probe probe;
   if (int rc = bpf_xdp_detach((int)ifindex, 0, nullptr); rc && !already_gone(rc))
     return bpf_err("detach xdp on " + name, rc);
   return {};
@@ -65,6 +80,7 @@ Result<void> detach_xdp(const std::string& name, uint32_t ifindex) {
 // TC filters, its XDP program when it attached one, and the clsact qdisc when
 // it created it.
 Result<void> detach(const nlohmann::json& entry) {
+  Probe probe;
   std::string name = entry.value("name", "");
   uint32_t ifindex = entry.value("ifindex", 0u);
   for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
@@ -81,6 +97,7 @@ Result<void> detach(const nlohmann::json& entry) {
   }
   if (entry.value("xdp", false))
     if (auto r = detach_xdp(name, ifindex); !r) return r;
+  spdlog::debug("detached from {}", name);
   if (entry.value("created_clsact", false)) {
     bpf_tc_hook h{};
     h.sz = sizeof h;
@@ -126,15 +143,20 @@ Dataplane::~Dataplane() {
 }
 
 // libbpf's own messages are operational detail (nf2bpf reports failures
-// itself with context): -v shows its warnings, -vv everything, including the
-// verifier log of a program that failed to load.
+// itself with context): -v shows its warnings (the verifier log of a program
+// that failed to load among them), -vv its information and the warnings of
+// probes expected to fail, -vvv its debug output.
 static int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
   char buf[4096];
   vsnprintf(buf, sizeof buf, fmt, args);
   size_t n = strlen(buf);
   while (n && buf[n - 1] == '\n') buf[--n] = 0;
-  if (level == LIBBPF_WARN) spdlog::info("libbpf: {}", buf);
-  else spdlog::debug("libbpf: {}", buf);
+  std::string_view msg(buf, n);
+  if (msg.starts_with("libbpf: ")) msg.remove_prefix(8);  // libbpf names itself; so does the log line
+  spdlog::level::level_enum lv = level == LIBBPF_WARN ? (t_probing ? spdlog::level::debug : spdlog::level::info)
+                                 : level == LIBBPF_INFO ? spdlog::level::debug
+                                                        : spdlog::level::trace;
+  spdlog::log(lv, "libbpf: {}", msg);
   return 0;
 }
 
@@ -241,10 +263,12 @@ Result<std::unique_ptr<Dataplane>> Dataplane::find(const std::string& pin_dir) {
       dp->fds_->ingress = std::move(prog);
       dp->fds_->egress = Fd(bpf_obj_get((pin_dir + "/prog_egress").c_str()));
       dp->fds_->xdp = Fd(bpf_obj_get((pin_dir + "/prog_xdp").c_str()));
+      spdlog::debug("found the dataplane through its pins in {}", pin_dir);
       return dp;
     }
   }
   // 2. Programs attached to this namespace's interfaces.
+  Probe probe;
   auto ifs = list_interfaces();
   if (!ifs) return ifs.error();
   for (const auto& i : *ifs) {
@@ -265,6 +289,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::find(const std::string& pin_dir) {
     if (bpf_obj_get_info_by_fd(prog.fd, &info, &len) != 0 || std::string(info.name) != "nf2bpf_ingress") continue;
     if (auto r = dp->adopt_maps(prog.fd); !r) return r.error();
     dp->fds_->ingress = std::move(prog);
+    spdlog::debug("found the dataplane through its program attached to {}", i.name);
     hook.attach_point = BPF_TC_EGRESS;
     bpf_tc_opts eo{};
     eo.sz = sizeof eo;
@@ -315,7 +340,8 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   if (!skel) return sys_error("open the nf2bpf BPF object");
   dp->skel_ = skel;
   if (int rc = nf2bpf_bpf__load(skel))
-    return bpf_err("load the nf2bpf BPF programs (the verifier log is shown with -vv)", rc);
+    return bpf_err("load the nf2bpf BPF programs (the verifier log is shown with -v)", rc);
+  spdlog::debug("loaded the BPF programs (no dataplane was in this namespace)");
   auto dupfd = [](int fd) { return Fd(fcntl(fd, F_DUPFD_CLOEXEC, 3)); };
   auto& f = *dp->fds_;
   f.control = dupfd(bpf_map__fd(skel->maps.nf_control));
@@ -424,6 +450,7 @@ Result<void> fill_array(int fd, const std::vector<V>& vals, const char* what, ui
 
 Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<Interface>& ifaces,
                                     const std::vector<AddrTypeEntry>& addrtypes, nlohmann::json meta) {
+  progress::report("loading the policy into the maps");
   auto& f = *fds_;
   uint32_t zero = 0;
   nf2bpf_control ctrl{};
@@ -529,6 +556,8 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   if (meta.dump().size() < kStateBlob - 1024) meta["log_prefixes"] = p.log_prefixes;
   if (auto r = write_state(spare, meta); !r) return r.error();
 
+  spdlog::debug("generation {} written into slot {}: {} rules, {} classifier entries, {} tuples, {} stages", gen,
+                spare, p.rules.size(), p.entries.size(), p.tuples.size(), p.stages.size());
   // The switch: one update of one value.
   nf2bpf_control next{};
   next.live = spare;
@@ -575,7 +604,11 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
     hook.sz = sizeof hook;
     hook.ifindex = (int)i.ifindex;
     hook.attach_point = (bpf_tc_attach_point)(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    int rc = bpf_tc_hook_create(&hook);
+    int rc;
+    {
+      Probe probe;  // EEXIST when the qdisc is there: expected
+      rc = bpf_tc_hook_create(&hook);
+    }
     if (rc == 0) created = true;
     else if (rc != -EEXIST) return bpf_err("create clsact qdisc on " + i.name, rc);
     for (auto [point, prog] : {std::pair{BPF_TC_INGRESS, f.ingress.fd}, std::pair{BPF_TC_EGRESS, f.egress.fd}}) {
@@ -596,7 +629,10 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
     if (xdp) {
       if (f.xdp.fd < 0) return Error{ENOENT, "the loaded dataplane has no XDP program"};
       uint32_t cur = 0;
-      bpf_xdp_query_id((int)i.ifindex, 0, &cur);
+      {
+        Probe probe;
+        bpf_xdp_query_id((int)i.ifindex, 0, &cur);
+      }
       bpf_prog_info pi{};
       uint32_t pl = sizeof pi;
       bpf_obj_get_info_by_fd(f.xdp.fd, &pi, &pl);
@@ -608,6 +644,8 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
       if (auto r = detach_xdp(i.name, i.ifindex); !r) return r;
     }
     now.push_back({{"name", i.name}, {"ifindex", i.ifindex}, {"created_clsact", created}, {"xdp", xdp_on}});
+    spdlog::debug("attached to {} (tc ingress, tc egress{}; clsact qdisc {})", i.name, xdp_on ? ", xdp" : "",
+                  rc == 0 ? "created now" : created ? "created earlier" : "someone else's");
   }
   // Interfaces attached before and not listed now: detach. One that fails
   // stays recorded, so that unload (or the next attach) tries again.

@@ -61,8 +61,10 @@ RestoreOutcome run_restore(const RestoreOptions& o) {
     if (!dir) return end(r, Kind::error, dir.error().message());
     path = default_backup_path(*dir);
   }
+  // The default backup missing means nothing to restore; a --backup FILE
+  // that is not there is a file that cannot be read, like any other.
   if (!std::filesystem::exists(path))
-    return end(r, Kind::refused, "no cut-over backup at " + path,
+    return end(r, o.backup.empty() ? Kind::refused : Kind::error, "no cut-over backup at " + path,
                "`nf2bpf apply --cutover` writes one; give --backup FILE if it was written elsewhere");
   auto doc = co::read_backup(path);
   if (!doc) return end(r, doc.error().code == EINVAL ? Kind::refused : Kind::error, doc.error().message());

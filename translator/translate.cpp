@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/progress.h"
 #include "translator/frontend/ipset/ipset_save.h"
 #include "translator/frontend/iptables/parser.h"
 #include "translator/frontend/nft/nft.h"
@@ -89,7 +90,9 @@ void run_passes(Translation& tr, const TranslateOptions& opt) {
     tr.rules = passes::classify(tr.ruleset, tr.diags, {opt.allow_partial});
     return;
   }
+  progress::report("resolving chains");
   tr.pipeline = passes::flatten(tr.ruleset, tr.diags);
+  progress::report("checking rules");
   tr.rules = passes::classify(tr.ruleset, tr.diags, {opt.allow_partial});
 }
 
@@ -100,6 +103,7 @@ Translation translate_source(const frontend::Source& src, const TranslateOptions
   Translation tr;
   std::string fmt = opt.from == "auto" ? detect_format(src.text) : opt.from;
   tr.input_format = fmt;
+  progress::report("parsing");
   if (fmt == "iptables" || fmt == "ip6tables") {
     tr.ruleset = frontend::parse_iptables(src, fmt == "iptables" ? ir::AddrFamily::V4 : ir::AddrFamily::V6,
                                           ipsets, tr.diags);

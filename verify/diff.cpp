@@ -4,6 +4,8 @@
 #include <deque>
 #include <map>
 
+#include "common/progress.h"
+
 namespace nf2bpf::verify {
 
 namespace {
@@ -85,6 +87,7 @@ DiffReport run_diff(CaptureReader& capture, HostModel& host, VerdictEngine& expe
       }
       Item it;
       it.number = f.number;
+      progress::tick("replaying packets", f.number);
       it.skip = decode(capture, f, it.c);
       window.push_back(std::move(it));
     }

@@ -139,8 +139,50 @@ class PcapngScanner {
   std::vector<CaptureInterface> ifaces_;
 };
 
-Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& path) {
-  std::FILE* probe = std::fopen(path.c_str(), "rb");
+namespace {
+
+// libpcap and the pcapng scanner each read a capture from its start, which a
+// pipe cannot give twice: standard input is copied to an unlinked temporary
+// file first, and both open it through /proc/self/fd.
+Result<std::FILE*> spool_stdin() {
+  std::FILE* f = std::tmpfile();
+  if (!f) return sys_error("create a temporary file for the capture on standard input");
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0)
+    if (std::fwrite(buf, 1, n, f) != n) {
+      int e = errno;
+      std::fclose(f);
+      return sys_error("copy the capture on standard input to a temporary file", e);
+    }
+  if (std::ferror(stdin) || std::fflush(f) != 0) {
+    int e = errno;
+    std::fclose(f);
+    return sys_error("read the capture on standard input", e);
+  }
+  return f;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& name) {
+  std::FILE* spool = nullptr;
+  std::string path = name;
+  if (name == "-") {
+    auto s = spool_stdin();
+    if (!s) return s.error();
+    spool = *s;
+    path = "/proc/self/fd/" + std::to_string(fileno(spool));
+  }
+  auto r = open_file(path, name == "-" ? "<stdin>" : name);
+  if (r) (*r)->spool_ = spool;
+  else if (spool) std::fclose(spool);
+  return r;
+}
+
+// `path` is what is opened, `name` what messages say.
+Result<std::unique_ptr<CaptureReader>> CaptureReader::open_file(const std::string& file, const std::string& path) {
+  std::FILE* probe = std::fopen(file.c_str(), "rb");
   if (!probe) return sys_error("open " + path);
   uint8_t magic[4] = {};
   size_t got = std::fread(magic, 1, 4, probe);
@@ -148,14 +190,14 @@ Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& pa
   if (got < 4) return Error{0, path + ": not a pcap or pcapng capture (file is " + std::to_string(got) + " bytes)"};
 
   char errbuf[PCAP_ERRBUF_SIZE] = {};
-  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
+  pcap_t* p = pcap_open_offline_with_tstamp_precision(file.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
   if (!p) return Error{0, path + ": " + errbuf};
   std::unique_ptr<CaptureReader> r(new CaptureReader);
   r->pcap_ = p;
   r->path_ = path;
   r->dlt_ = pcap_datalink(p);
   r->pcapng_ = std::memcmp(magic, "\x0a\x0d\x0d\x0a", 4) == 0;
-  if (r->pcapng_) r->scanner_ = std::make_unique<PcapngScanner>(path);
+  if (r->pcapng_) r->scanner_ = std::make_unique<PcapngScanner>(file);
   if (!link_type_supported(r->dlt_)) {
     const char* name = pcap_datalink_val_to_name(r->dlt_);
     return Error{0, path + ": link type " + std::to_string(r->dlt_) + (name ? std::string(" (") + name + ")" : "") +
@@ -166,6 +208,8 @@ Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& pa
 
 CaptureReader::~CaptureReader() {
   if (pcap_) pcap_close(pcap_);
+  scanner_.reset();
+  if (spool_) std::fclose(spool_);
 }
 
 const std::vector<CaptureInterface>& CaptureReader::interfaces() const {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,7 +46,7 @@ class PcapngScanner;
 class CaptureReader {
  public:
   // Opening problems (missing file, not a capture, unsupported link type)
-  // are Errors; the message names the file.
+  // are Errors; the message names the file. "-" is standard input.
   static Result<std::unique_ptr<CaptureReader>> open(const std::string& path);
   ~CaptureReader();
   CaptureReader(const CaptureReader&) = delete;
@@ -66,8 +67,10 @@ class CaptureReader {
 
  private:
   CaptureReader() = default;
+  static Result<std::unique_ptr<CaptureReader>> open_file(const std::string& file, const std::string& path);
   ::pcap* pcap_ = nullptr;
   std::unique_ptr<PcapngScanner> scanner_;
+  std::FILE* spool_ = nullptr;  // standard input's copy, for "-"
   std::string path_, error_;
   int dlt_ = 0;
   bool pcapng_ = false;

@@ -139,14 +139,14 @@ std::string summary_line(const DiffReport& r) {
   return buf;
 }
 
+}  // namespace
+
 std::string result_line(const DiffReport& r) {
   if (!r.error.empty()) return "incomplete: the capture broke off (" + std::to_string(r.differed) + " differences before it)";
   if (r.differed == 0)
     return r.indeterminate ? "no differences on the packets both sides could decide" : "equivalent on this capture";
   return std::to_string(r.differed) + (r.differed == 1 ? " packet differs" : " packets differ");
 }
-
-}  // namespace
 
 std::string format_time(double t) {
   double sec = std::floor(t);

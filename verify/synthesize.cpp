@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "common/progress.h"
 #include "verify/builder.h"
 #include "verify/pcap_reader.h"
 #include "verify/pcap_writer.h"
@@ -533,6 +534,7 @@ class Synth {
 }  // namespace
 
 Result<SynthResult> synthesize(const ir::Ruleset& rs, const ir::Pipeline& pipe, const std::string& out_path) {
+  progress::report("synthesizing probes");
   Synth syn(rs, pipe);
   syn.build();
   SynthResult res;
@@ -608,6 +610,7 @@ Result<SynthResult> synthesize(const ir::Ruleset& rs, const ir::Pipeline& pipe, 
   ReferenceEngine eng(rs, pipe, host);
   Frame f;
   while ((*cap)->next(f)) {
+    progress::tick("counting the rules the probes exercise", f.number, kept.size());
     if (f.number == 1)
       for (const auto& ci : (*cap)->interfaces())
         for (u128 a : ci.addrs) host.add_local(a, ci.name);

@@ -3,7 +3,8 @@
 #   tests/cli/diff.sh NF2BPF SOURCE_DIR
 set -u
 BIN=${1:?usage: diff.sh NF2BPF SOURCE_DIR}
-SRC=${2:?usage: diff.sh NF2BPF SOURCE_DIR}
+case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac  # some checks run in another directory
+SRC=$(cd "${2:?usage: diff.sh NF2BPF SOURCE_DIR}" && pwd)
 P=$SRC/testdata/pcap
 TMP=$(mktemp -d /tmp/nf2bpf-cli-diff.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
@@ -98,20 +99,20 @@ run "default mode: the compiled policy agrees on the stateful capture" 0 diff --
     expect "default mode result" "$OUT" "result: equivalent on this capture"
   }
 
-run "--kernel with --against is refused" 1 diff --kernel --against "$P/host-edited.rules" --pcap "$P/tcp-stateful.pcap" "$P/host.rules" &&
+run "--kernel with --against is a usage error" 2 diff --kernel --against "$P/host-edited.rules" --pcap "$P/tcp-stateful.pcap" "$P/host.rules" &&
   expect "kernel message" "$ERR" "excludes"
 
 run "not a capture" 2 diff --pcap "$P/host.rules" --against "$P/host.rules" "$P/host.rules" &&
   expect "not a capture message" "$ERR" "nf2bpf: error: $P/host.rules:"
 
 printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n' >"$TMP/bad.rules"
-run "ruleset errors reject the input" 1 diff --pcap "$P/udp.pcap" --against "$P/host.rules" "$TMP/bad.rules" &&
+run "ruleset errors: trouble, not differences" 2 diff --pcap "$P/udp.pcap" --against "$P/host.rules" "$TMP/bad.rules" &&
   expect "located error" "$ERR" "$TMP/bad.rules:3:"
 
-run "bad --local-addr is a usage error" 1 diff --pcap "$P/udp.pcap" --against "$P/host.rules" --local-addr 300.1.1.1 "$P/host.rules" &&
+run "bad --local-addr is a usage error" 2 diff --pcap "$P/udp.pcap" --against "$P/host.rules" --local-addr 300.1.1.1 "$P/host.rules" &&
   expect "cidr message" "$ERR" "invalid address or CIDR '300.1.1.1'"
 
-run "needs a capture" 1 diff --against "$P/host.rules" "$P/host.rules" &&
+run "needs a capture" 2 diff --against "$P/host.rules" "$P/host.rules" &&
   expect "needs capture" "$ERR" "diff needs a capture"
 
 run "pcapng router capture" 0 diff --pcap "$P/two-interfaces.pcapng" --against "$P/host.rules" "$P/host.rules" &&
@@ -126,7 +127,41 @@ run "synthesized capture is equivalent to its rules" 0 diff --pcap "$TMP/probe.p
 run "synthesized capture catches the edited port" 1 diff --pcap "$TMP/probe.pcapng" --against "$P/host-edited.rules" "$P/host.rules" &&
   expect "synth diff names the rule" "$OUT" "$P/host.rules:10         -A INPUT -p tcp -m tcp --dport 80 -j ACCEPT"
 
-run "help" 0 diff --help && expect "help exit status" "$OUT" "Exit status: 0 equivalent on this capture"
+run "-q prints the result line only" 1 -q diff --pcap "$P/tcp-stateful.pcap" --against "$P/host-edited.rules" "${HOST[@]}" "$P/host.rules" &&
+  { checks=$((checks + 1)); [ "$OUT" = "result: 3 packets differ" ] || { echo "FAIL -q output: '$OUT'"; fails=$((fails + 1)); }; }
+
+run "missing capture: trouble" 2 diff --pcap "$TMP/none.pcap" "$P/host.rules" && expect "missing capture named" "$ERR" "$TMP/none.pcap"
+run "missing FILE2: trouble" 2 diff --pcap "$P/udp.pcap" --against "$TMP/none.rules" "$P/host.rules"
+run "unknown option: trouble" 2 diff --bogus --pcap "$P/udp.pcap" "$P/host.rules"
+
+# "-": standard input for what is read, standard output for what is written.
+checks=$((checks + 1))
+(cd "$TMP" && "$BIN" diff --synthesize - "$P/host.rules" >"$TMP/stdout.pcapng" 2>"$TMP/err")
+if [ $? -ne 0 ] || [ -e "$TMP/-" ] || ! grep -qF "wrote 54 packets to standard output (pcapng)" "$TMP/err" ||
+  ! cmp -s "$TMP/stdout.pcapng" "$TMP/probe.pcapng"; then
+  echo "FAIL --synthesize -: the capture on stdout, the summary on stderr, no file named '-'"
+  ls -la "$TMP"; cat "$TMP/err"
+  fails=$((fails + 1))
+fi
+stdin() { local f=$1; shift; "$BIN" "$@" <"$f" >"$TMP/out" 2>"$TMP/err"; echo $?; }
+checks=$((checks + 1))
+[ "$(stdin "$TMP/probe.pcapng" diff --pcap - --against "$P/host-edited.rules" "$P/host.rules")" = 1 ] &&
+  grep -qF "result: 2 packets differ" "$TMP/out" || { echo "FAIL --pcap -"; cat "$TMP/err"; fails=$((fails + 1)); }
+checks=$((checks + 1))
+[ "$(stdin "$P/host-edited.rules" diff --pcap "$TMP/probe.pcapng" --against - "$P/host.rules")" = 1 ] &&
+  grep -qF "result: 2 packets differ" "$TMP/out" || { echo "FAIL --against -"; cat "$TMP/err"; fails=$((fails + 1)); }
+checks=$((checks + 1))
+[ "$(stdin "$P/host.rules" diff --pcap "$TMP/probe.pcapng" -)" = 0 ] &&
+  grep -qF "actual:   <stdin>" "$TMP/out" || { echo "FAIL FILE -"; cat "$TMP/out" "$TMP/err"; fails=$((fails + 1)); }
+checks=$((checks + 1))
+[ "$(stdin "$P/truncated.pcap" diff --pcap - --against "$P/host.rules" "$P/host.rules")" = 2 ] &&
+  grep -qF "nf2bpf: error: <stdin>: packet 6: truncated dump file" "$TMP/err" ||
+  { echo "FAIL --pcap - truncated"; cat "$TMP/err"; fails=$((fails + 1)); }
+checks=$((checks + 1))
+[ "$(stdin "$P/host.rules" diff --pcap - -)" = 2 ] && grep -qF "FILE and --pcap both read standard input" "$TMP/err" ||
+  { echo "FAIL two stdin inputs"; cat "$TMP/err"; fails=$((fails + 1)); }
+
+run "help" 0 diff --help && expect "help exit status" "$OUT" "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found, 2 trouble"
 
 echo "cli-diff: $((checks - fails))/$checks checks passed"
 [ "$fails" -eq 0 ]

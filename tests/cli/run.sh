@@ -6,7 +6,8 @@
 set -u
 
 NF2BPF=${1:?usage: run.sh NF2BPF_BINARY SOURCE_DIR}
-SRC=${2:?usage: run.sh NF2BPF_BINARY SOURCE_DIR}
+case $NF2BPF in /*) ;; *) NF2BPF=$PWD/$NF2BPF ;; esac  # some checks run in another directory
+SRC=$(cd "${2:?usage: run.sh NF2BPF_BINARY SOURCE_DIR}" && pwd)
 TD="$SRC/testdata/iptables"
 export NO_COLOR=1
 
@@ -26,8 +27,10 @@ bad() {
 }
 
 # run CMD...: runs nf2bpf with stdout/stderr captured; sets $rc.
+# It runs in the scratch directory: a regression that writes a file named
+# '-' (or anything else relative) leaves it there.
 run() {
-  "$NF2BPF" "$@" >"$out" 2>"$err" </dev/null
+  (cd "$work" && "$NF2BPF" "$@" >"$out" 2>"$err" </dev/null)
   rc=$?
 }
 # expect_rc NAME WANT: checks the last run's exit status.
@@ -143,6 +146,29 @@ rc=$?
 expect_rc "a syntax error on stdin: exit 1" 1
 expect_in "stdin diagnostics are located in <stdin>" "$out" "<stdin>:5:25: error: invalid port '99999'"
 
+"$NF2BPF" translate --ipsets - "$TD/fail2ban-host.rules" <"$SRC/testdata/ipset/fail2ban-host.save" >"$out" 2>"$err"
+rc=$?
+expect_rc "--ipsets - reads the sets from stdin" 0
+"$NF2BPF" translate --ipsets - - <"$work/good.rules" >"$out" 2>"$err"
+rc=$?
+expect_rc "FILE and --ipsets both stdin: a usage error" 2
+expect_in "FILE and --ipsets both stdin: says so" "$err" "FILE and --ipsets both read standard input ('-')"
+
+(cd "$work" && "$NF2BPF" translate -o - "$work/good.rules" >"$out" 2>"$err")
+rc=$?
+expect_rc "translate -o -: exit 0" 0
+if [ -e "$work/-" ]; then bad "translate -o - creates no file named '-'"; else ok "translate -o - creates no file named '-'"; fi
+if python3 -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); assert d["nf2bpf-policy"] == 1' "$out" 2>"$work/py"; then
+  ok "translate -o -: the policy YAML on stdout"
+else
+  bad "translate -o -: the policy YAML on stdout" "$(cat "$work/py")"
+fi
+expect_in "translate -o -: the report on stderr" "$err" "good.rules: 6 rules: 6 exact"
+run translate --format json -o - "$work/good.rules"
+expect_rc "translate --format json -o -: both on stdout, a usage error" 2
+run apply --cutover --dry-run --backup - "$work/good.rules"
+expect_rc "apply --backup -: a usage error (restore reads it back)" 2
+
 # ---- JSON ----------------------------------------------------------------------
 
 # json_check NAME FILE PYTHON: runs PYTHON with `j` = the parsed report.
@@ -207,14 +233,68 @@ assert j["source"] == "<stdin>", j["source"]
 assert all(r["location"].startswith("<stdin>:") for r in j["rules"])
 '
 
-# ---- ipsets and families ---------------------------------------------------------
+# Errors are JSON too with --format json: one document on stdout.
+run translate --format json "$work/does-not-exist.rules"
+expect_rc "--format json, a missing file: exit 2" 2
+json_check "--format json, a missing file: the error as JSON" "$out" '
+assert j == {"result": "error", "message": "open '"$work"'/does-not-exist.rules: No such file or directory",
+             "hint": None, "exit": 2}, j
+'
+run translate --format json --bogus "$work/good.rules"
+json_check "--format json, a usage error: the error as JSON" "$out" '
+assert j["result"] == "error" and j["exit"] == 2 and "--bogus" in j["message"] and j["hint"], j
+'
+run diff --format json "$work/good.rules"
+json_check "diff --format json without a capture: the error as JSON" "$out" '
+assert j["result"] == "error" and j["exit"] == 2 and j["message"] == "diff needs a capture", j
+'
+run sync --format json --config "$work/none.yaml"
+json_check "sync --format json, a missing --config: the error as JSON" "$out" '
+assert j["result"] == "error" and j["exit"] == 2 and "none.yaml" in j["message"], j
+'
+run diff --format json --synthesize "$work/probe.pcapng" "$work/good.rules"
+expect_rc "diff --synthesize --format json: exit 0" 0
+json_check "diff --synthesize --format json: the document" "$out" '
+assert j["result"] == "written" and j["exit"] == 0 and j["packets"] > 0, j
+assert j["rules_exercised"] == j["rules_total"] > 0 and j["output"].endswith("probe.pcapng"), j
+'
+run apply --dry-run --format json --iface lo "$work/good.rules"
+expect_rc "apply --dry-run --format json: exit 0" 0
+json_check "apply --dry-run --format json: would-apply" "$out" '
+assert j["result"] == "would-apply" and j["interfaces"] == ["lo"] and j["rules"]["total"] == 6 and j["exit"] == 0, j
+'
+
+# capabilities filters.
+run capabilities --target REJECT
+expect_rc "capabilities --target REJECT: exit 0" 0
+printf 'iptables\ttarget\t-j REJECT\t' >"$work/want"
+if [ "$(wc -l <"$out")" = 2 ] && grep -qF "$(cat "$work/want")" "$out" && grep -qP '^nft\tverdict\treject\t' "$out"; then
+  ok "capabilities --target REJECT: -j REJECT and nft reject"
+else
+  bad "capabilities --target REJECT: -j REJECT and nft reject"
+fi
+run capabilities --status unsupported --frontend iptables --format json
+json_check "capabilities --status unsupported --frontend iptables --format json" "$out" '
+assert j and all(c["fidelity"] == "unsupported" and c["frontend"] == "iptables" for c in j), j
+assert any(c["name"] == "-m recent" for c in j), [c["name"] for c in j]
+'
+run capabilities --match conntrack
+if grep -qvP '^iptables\tmatch\t-m conntrack' "$out" || [ ! -s "$out" ]; then bad "capabilities --match conntrack: only -m conntrack"; else ok "capabilities --match conntrack: only -m conntrack"; fi
+run capabilities --target NOSUCH --format json
+expect_rc "capabilities: a filter that matches nothing: exit 1" 1
+json_check "capabilities: nothing matches, as JSON" "$out" 'assert j["result"] == "error" and j["exit"] == 1, j'
+run capabilities --status sometimes
+expect_rc "capabilities --status with an invalid value: exit 2" 2
+
+# ---- ipsets and families# ---- ipsets and families ---------------------------------------------------------
 
 run translate "$TD/fail2ban-host.rules"
 expect_rc "-m set without --ipsets: exit 1 (set contents unknown)" 1
 run translate --ipsets "$SRC/testdata/ipset/fail2ban-host.save" "$TD/fail2ban-host.rules"
 expect_rc "-m set with --ipsets: exit 0" 0
 run translate --ipsets "$work/no-such.save" "$TD/fail2ban-host.rules"
-expect_rc "--ipsets naming a missing file: exit 1 (usage error)" 1
+expect_rc "--ipsets naming a missing file: exit 2 (cannot read), as FILE" 2
+expect_in "--ipsets naming a missing file: the system error" "$err" "nf2bpf: error: open $work/no-such.save: No such file or directory"
 
 run translate --from ip6tables --format json --allow-partial "$TD/ipv6-host.rules"
 expect_rc "--from ip6tables: exit 0" 0
@@ -235,13 +315,67 @@ for f in "$TD"/*.rules; do
   expect_rc "testdata $(basename "$f") with --allow-partial" 0
 done
 
+# ---- progress: on a terminal only -------------------------------------------------
+
+# 150,000 rules take seconds: long enough for the progress line (shown after
+# half a second) on any machine.
+python3 - "$work/big.rules" <<'EOF'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n")
+    for i in range(150000):
+        f.write("-A INPUT -s 10.%d.%d.0/24 -p tcp -m tcp --dport %d -j ACCEPT\n" % (i >> 8 & 255, i & 255, 1 + i % 65535))
+    f.write("COMMIT\n")
+EOF
+# on_tty CMD: runs CMD with stderr (and stdin) on a terminal, stdout to a
+# file; what the terminal showed is in $work/tty.
+on_tty() {
+  script -qefc "cd '$work' && $* >'$work/tty-stdout'" "$work/tty" >/dev/null 2>&1 </dev/null
+}
+on_tty "'$NF2BPF' translate '$work/big.rules'"
+if grep -qF "nf2bpf: parsing lines: " "$work/tty"; then ok "progress on a terminal"; else bad "progress on a terminal" "$(cat -v "$work/tty" | head -c 400)"; fi
+if grep -q $'\r *\r' "$work/tty"; then ok "progress: the line is cleared at the end"; else bad "progress: the line is cleared at the end"; fi
+expect_in "progress: stdout has the report" "$work/tty-stdout" "big.rules: 150000 rules: 150000 exact"
+on_tty "'$NF2BPF' translate -q '$work/big.rules'"
+if grep -qF "parsing lines" "$work/tty"; then bad "no progress with -q"; else ok "no progress with -q"; fi
+on_tty "'$NF2BPF' translate --format json '$work/big.rules'"
+if grep -qF "parsing lines" "$work/tty"; then bad "no progress with --format json"; else ok "no progress with --format json"; fi
+run translate "$work/big.rules"
+if grep -qF "parsing lines" "$err"; then bad "no progress when stderr is not a terminal"; else ok "no progress when stderr is not a terminal"; fi
+
+# ---- colour: --color, NO_COLOR, TERM=dumb ------------------------------------------
+
+# colors CMD: the number of escape sequences a terminal got from CMD (stdout
+# and stderr on the terminal).
+colors() {
+  script -qefc "cd '$work' && $*" "$work/tty" >/dev/null 2>&1 </dev/null
+  grep -c $'\033\\[' "$work/tty"
+}
+if [ "$(colors "env -u NO_COLOR TERM=xterm '$NF2BPF' translate '$work/syntax.rules'")" -gt 0 ]; then
+  ok "colour on a terminal"
+else
+  bad "colour on a terminal"
+fi
+[ "$(colors "env -u NO_COLOR TERM=dumb '$NF2BPF' translate '$work/syntax.rules'")" -eq 0 ] &&
+  ok "no colour with TERM=dumb" || bad "no colour with TERM=dumb" "$(cat -v "$work/tty" | head -5)"
+[ "$(colors "NO_COLOR=1 TERM=xterm '$NF2BPF' translate '$work/syntax.rules'")" -eq 0 ] &&
+  ok "no colour with NO_COLOR" || bad "no colour with NO_COLOR"
+[ "$(colors "env -u NO_COLOR TERM=xterm '$NF2BPF' --color never translate '$work/syntax.rules'")" -eq 0 ] &&
+  ok "no colour with --color never" || bad "no colour with --color never"
+run translate --color=always "$work/syntax.rules"
+if grep -q $'\033\\[' "$out"; then ok "--color always: colour into a pipe (the report)"; else bad "--color always: colour into a pipe (the report)"; fi
+run --color always translate "$work/none.rules"
+if grep -q $'\033\\[' "$err"; then ok "--color always: colour into a pipe (an error)"; else bad "--color always: colour into a pipe (an error)"; fi
+run --color sometimes translate "$work/good.rules"
+expect_rc "--color with an invalid value: a usage error" 2
+
 # ---- usage -------------------------------------------------------------------------
 
 run --help
 expect_rc "nf2bpf --help: exit 0" 0
 expect_in "nf2bpf --help shows usage" "$out" "Usage: nf2bpf"
 expect_in "nf2bpf --help lists translate" "$out" "translate"
-expect_in "nf2bpf --help documents exit statuses" "$out" "2 system error"
+expect_in "nf2bpf --help documents exit statuses" "$out" "2 usage or system error"
 
 run translate --help
 expect_rc "nf2bpf translate --help: exit 0" 0
@@ -254,19 +388,99 @@ run --version
 expect_rc "nf2bpf --version: exit 0" 0
 expect_in "--version prints the version" "$out" "nf2bpf "
 
+# Usage errors exit 2 for every command (1 is a rejected input, and for diff
+# differences found).
 run translate --no-such-option "$work/good.rules"
-expect_rc "an unknown option: exit 1" 1
+expect_rc "an unknown option: exit 2" 2
 expect_in "an unknown option is named on stderr" "$err" "--no-such-option"
 run --no-such-option
-expect_rc "an unknown global option: exit 1" 1
+expect_rc "an unknown global option: exit 2" 2
 run translate --format yaml "$work/good.rules"
-expect_rc "an invalid --format value: exit 1" 1
+expect_rc "an invalid --format value: exit 2" 2
 run translate
-expect_rc "translate without a file: exit 1" 1
+expect_rc "translate without a file: exit 2" 2
+run translate --from kernel "$work/good.rules"
+expect_rc "translate --from kernel with a file: exit 2" 2
 run frobnicate
-expect_rc "an unknown command: exit 1" 1
+expect_rc "an unknown command: exit 2" 2
 run
-expect_rc "no command at all: exit 1" 1
+expect_rc "no command at all: exit 2" 2
+run apply
+expect_rc "apply without a file: exit 2" 2
+run sync --state-dir "$work/st"
+expect_rc "sync without a source: exit 2" 2
+run status --format yaml
+expect_rc "status with an invalid --format: exit 2" 2
+run rollback extra
+expect_rc "rollback with an extra argument: exit 2" 2
+
+# A file that cannot be read: 2, whichever option named it.
+for args in "translate $work/none.rules" "translate --ipsets $work/none.save $work/good.rules" \
+            "apply $work/none.rules" "apply --ipsets $work/none.save $work/good.rules" \
+            "diff --pcap $work/none.pcap $work/good.rules" \
+            "diff --pcap $SRC/testdata/pcap/udp.pcap $work/none.rules" \
+            "diff --pcap $SRC/testdata/pcap/udp.pcap --against $work/none.rules $work/good.rules" \
+            "diff --ipsets $work/none.save --pcap $SRC/testdata/pcap/udp.pcap $work/good.rules" \
+            "sync --config $work/none.yaml" "sync --state-dir $work/st --ipsets $work/none.save $work/good.rules" \
+            "restore --backup $work/none.json"; do
+  # shellcheck disable=SC2086
+  run $args
+  expect_rc "missing file: nf2bpf $(echo "$args" | sed "s|$work/||g; s|$SRC/||g")" 2
+  expect_in "missing file: nf2bpf ${args%% *} names the file" "$err" "$work/none."
+done
+
+# ---- argument errors say what was wrong -------------------------------------------
+
+# expect_not_in NAME FILE TEXT: FILE does not contain TEXT.
+expect_not_in() {
+  if grep -qF -- "$3" "$2"; then bad "$1" "unexpected: $3"; else ok "$1"; fi
+}
+
+run --bogus
+expect_in "an unknown global option is named" "$err" "nf2bpf: error: unknown option '--bogus'"
+expect_not_in "an unknown global option is not 'A subcommand is required'" "$err" "subcommand"
+run translat "$work/good.rules"
+expect_in "a misspelt command is named" "$err" "nf2bpf: error: unknown command 'translat'"
+expect_in "a misspelt command: the closest one is suggested" "$err" "did you mean 'translate'?"
+run translate --formt json "$work/good.rules"
+expect_in "a misspelt option is named with its command" "$err" "nf2bpf: error: unknown option '--formt' for translate"
+expect_in "a misspelt option: the closest one is suggested" "$err" "did you mean '--format'?"
+run translate -v --bogus "$work/good.rules"
+expect_in "an unknown option after a global one" "$err" "unknown option '--bogus' for translate"
+run --format json status
+expect_in "a command's option before the command: says where it goes" "$err" "'--format' is an option of status"
+run
+expect_in "no command: says so and lists the commands" "$err" "nf2bpf: error: no command given"
+expect_in "no command: the commands are listed" "$err" "translate, apply, status"
+run diff --iface
+expect_in "an option without its value" "$err" "nf2bpf: error: --iface needs a value"
+run translate "$work/good.rules" extra
+expect_in "an extra argument is named" "$err" "nf2bpf: error: unexpected argument 'extra'"
+
+# -v and -q after the command too; -q: the result line only.
+run translate "$work/good.rules" -v
+expect_rc "-v after the command" 0
+run translate -q "$work/good.rules"
+expect_rc "-q after the command" 0
+printf '%s\n' "$work/good.rules: 6 rules: 6 exact, 0 approximate, 0 unsupported; 0 errors, 0 warnings" >"$work/want"
+if diff -u "$work/want" "$out" >"$work/diff"; then ok "translate -q prints only the summary line"; else bad "translate -q prints only the summary line" "$(cat "$work/diff")"; fi
+run -q translate "$work/unsupported.rules"
+expect_rc "-q with unsupported rules: still exit 1" 1
+if [ "$(wc -l <"$out")" -eq 1 ]; then ok "-q with errors: one line on stdout"; else bad "-q with errors: one line on stdout"; fi
+expect_in "-q with errors: the errors on stderr" "$err" "unsupported.rules:5:38: error: unsupported -m recent"
+
+# Help shows placeholders, not parser type labels.
+for c in "" translate apply status rollback unload diff capabilities sync restore; do
+  run $c --help
+  if grep -nE 'TEXT|UINT|FLOAT|REQUIRED|Excludes:|Needs:|[A-Za-z]:FILE|:\{' "$out" >"$work/labels"; then
+    bad "nf2bpf $c --help: no parser type labels" "$(cat "$work/labels")"
+  else
+    ok "nf2bpf $c --help: no parser type labels"
+  fi
+done
+run sync --help
+expect_in "sync --help: --max-change shows PCT" "$out" "--max-change PCT"
+expect_in "sync --help: --iface repeats" "$out" "--iface IF ..."
 
 echo
 echo "cli: $pass passed, $fail failed"

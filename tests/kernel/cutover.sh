@@ -70,7 +70,7 @@ before=$(ruleset)
 before_ipt=$(ipt_save)
 
 # ---- refusals that change nothing -------------------------------------------------
-expect 1 "restore with no backup" -- in_srv "$BIN" restore --backup "$WORK/none.json"
+expect 2 "restore with a --backup that is not there (cannot read)" -- in_srv "$BIN" restore --backup "$WORK/none.json"
 has "no cut-over backup at $WORK/none.json" "restore names the missing backup"
 expect 1 "apply --cutover without --allow-partial" -- in_srv "$BIN" apply --cutover --backup "$WORK/b.json" "$WORK/saved.rules"
 has "unsupported -m recent" "the untranslatable rule is named"
@@ -123,7 +123,7 @@ if [ "$restored" = "$before" ]; then pass "nft list ruleset is back exactly"; el
 [ "$(loaded)" = "False" ] && pass "nothing loaded after restore" || fail "eBPF policy still loaded after restore"
 in_srv tc filter show dev s0 ingress | grep -q . && fail "a tc filter is left on s0" || pass "no tc filter left"
 policy && pass "after restore: netfilter enforces the policy again" || fail "after restore the policy is not enforced"
-expect 1 "restore again (backup used)" -- in_srv "$BIN" restore --backup "$WORK/b.json"
+expect 2 "restore again (the backup was used and moved)" -- in_srv "$BIN" restore --backup "$WORK/b.json"
 [ -e "$WORK/b.json.restored" ] && pass "used backup kept as .restored" || fail "no .restored backup"
 
 # ---- a second round, then a kept rule gone: restore refuses as a whole -------------------

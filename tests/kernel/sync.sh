@@ -207,7 +207,7 @@ has "bad2.yaml:2:13:" "wrong type is located"
 printf 'source: [unclosed\n' > "$WORK/etc/bad3.yaml"
 expect 1 "sync with broken YAML" -- in_srv "$BIN" sync --config "$WORK/etc/bad3.yaml"
 has "bad3.yaml:" "broken YAML is located"
-expect 1 "sync without a source" -- in_srv "$BIN" sync --state-dir "$ST"
+expect 2 "sync without a source (usage error)" -- in_srv "$BIN" sync --state-dir "$ST"
 has "sync needs a SOURCE" "missing SOURCE is explained"
 policy_B && pass "bad configurations change nothing" || fail "traffic after bad configurations"
 

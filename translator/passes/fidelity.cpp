@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/progress.h"
+
 namespace nf2bpf::passes {
 
 using namespace ir;
@@ -141,6 +143,7 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
       for (uint32_t r = 0; r < chain.rules.size(); ++r) {
+        progress::tick("checking rules", out.size());
         const Rule& rule = chain.rules[r];
         std::vector<Finding> found = findings_of(rs, table, rule, fe, table_cap);
         // Said once: a rule with its own unsupported part needs no second reason.

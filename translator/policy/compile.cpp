@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/progress.h"
+
 namespace nf2bpf::policy {
 
 using namespace ir;
@@ -766,15 +768,18 @@ Policy Compiler::run() {
   pol_.rule_count_source = tr_.rules.size() - unsupported.size();
 
   std::vector<StageWork> work;
+  progress::report("compiling: lowering rules");
   for (const auto& dl : tr_.pipeline.stages) {
     if (dl.type == ChainType::Nat) continue;  // NAT stages: rules are unsupported, policy is ACCEPT
     if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
     if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) continue;
     work.push_back(lower_stage(dl, unsupported));
   }
+  progress::report("compiling: field classes");
   std::vector<std::vector<std::vector<BoxPreds>>> bp = box_predicates(work);
   compute_classes();
 
+  progress::report("compiling: classifier entries");
   // Rules, stages, tuples and entries.
   uint32_t max_micro = 0;
   std::vector<uint32_t> rule_slots;  // per compiled rule: the slots its boxes constrain
@@ -802,6 +807,7 @@ StageWork Compiler::lower_stage(const DecisionList& dl, const std::set<RuleRef>&
   std::vector<int64_t> remap(dl.rules.size() + 1, -1);  // flat index -> compiled index
   std::vector<uint32_t> kept;
   for (uint32_t i = 0; i < dl.rules.size(); ++i) {
+    progress::tick("compiling: lowering rules", i, dl.rules.size());
     const FlatRule& f = dl.rules[i];
     bool skip = unsupported.count(f.origin) > 0;
     for (const auto& p : f.path) skip |= unsupported.count(p) > 0;

@@ -90,10 +90,16 @@ std::string text(const Translation& tr, bool color) {
     for (size_t i = 2; i < 6; ++i) out << "  " << pad(row[i], w[i], true);
     out << "\n";
   }
-  out << "\n" << tr.ruleset.source << ": " << total.rules << " rules: " << total.exact << " exact, "
-      << total.approximate << " approximate, " << total.unsupported << " unsupported; "
-      << tr.diags.errors() << (tr.diags.errors() == 1 ? " error, " : " errors, ") << tr.diags.warnings()
-      << (tr.diags.warnings() == 1 ? " warning" : " warnings") << "\n";
+  out << "\n" << summary_line(tr) << "\n";
+  return out.str();
+}
+
+std::string summary_line(const Translation& tr) {
+  std::ostringstream out;
+  out << tr.ruleset.source << ": " << tr.rules.size() << " rules: " << tr.count(caps::Fidelity::Exact) << " exact, "
+      << tr.count(caps::Fidelity::Approximate) << " approximate, " << tr.count(caps::Fidelity::Unsupported)
+      << " unsupported; " << tr.diags.errors() << (tr.diags.errors() == 1 ? " error, " : " errors, ")
+      << tr.diags.warnings() << (tr.diags.warnings() == 1 ? " warning" : " warnings");
   return out.str();
 }
 

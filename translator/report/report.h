@@ -11,6 +11,9 @@ namespace nf2bpf::report {
 // Compiler-style diagnostics, then a per-chain summary table.
 std::string text(const Translation& tr, bool color = false);
 
+// The report's last line: "FILE: N rules: E exact, A approximate, U unsupported; X errors, Y warnings".
+std::string summary_line(const Translation& tr);
+
 // {"source", "format", "summary", "rules", "chains", "diagnostics"}; the schema is in nf2bpf(8).
 nlohmann::json json(const Translation& tr);
 

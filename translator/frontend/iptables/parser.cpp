@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/progress.h"
 #include "common/strings.h"
 #include "translator/frontend/iptables/lexer.h"
 #include "translator/frontend/iptables/rule_context.h"
@@ -892,6 +893,7 @@ ir::Ruleset Parser::run() {
 
   for (std::string_view l : lines) {
     ++lineno;
+    progress::tick("parsing lines", lineno, lines.size());
     size_t first = l.find_first_not_of(" \t");
     if (first == std::string_view::npos) continue;
     if (l[first] == '#') {
