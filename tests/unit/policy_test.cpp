@@ -122,6 +122,31 @@ TEST_CASE("non-terminal targets run and evaluation continues") {
   CHECK(hits[1] == 2);
 }
 
+TEST_CASE("mark tests along a jump path combine: repeated, implied and contradicting tests") {
+  // Three mark tests reach the rules of C (the jumps' and the rule's own):
+  // more than the two residual slots, but they combine.
+  Judge j(kHead +
+          ":A - [0:0]\n:B - [0:0]\n:C - [0:0]\n"                       // 5-7
+          "-A INPUT -m mark ! --mark 0x1 -j A\n"                          // 8
+          "-A A -m mark ! --mark 0x1 -j B\n"                              // 9
+          "-A B -m mark --mark 0x2 -p tcp -j ACCEPT\n"                    // 10: != 1, != 1, == 2
+          "-A B -m mark ! --mark 0x3 -p udp -j C\n"                      // 11
+          "-A C -m mark --mark 0x1 -j ACCEPT\n"                           // 12: can never match
+          "-A C -m mark --mark 0x5 -j ACCEPT\n"                           // 13: != 1, != 1, != 3, == 5
+          "COMMIT\n");
+  auto marked = [](pkt::Packet p, uint32_t m) {
+    p.mark = m;
+    return p;
+  };
+  CHECK(j(marked(tcp("1.1.1.1", 1, "2.2.2.2", 22), 2)) == "ACCEPT@10");
+  CHECK(j(marked(tcp("1.1.1.1", 1, "2.2.2.2", 22), 1)) == "DROP@policy");
+  CHECK(j(marked(tcp("1.1.1.1", 1, "2.2.2.2", 22), 3)) == "DROP@policy");
+  CHECK(j(marked(udp("1.1.1.1", 1, "2.2.2.2", 22), 5)) == "ACCEPT@13");
+  CHECK(j(marked(udp("1.1.1.1", 1, "2.2.2.2", 22), 1)) == "DROP@policy");
+  CHECK(j(marked(udp("1.1.1.1", 1, "2.2.2.2", 22), 3)) == "DROP@policy");
+  CHECK(j(marked(udp("1.1.1.1", 1, "2.2.2.2", 22), 6)) == "DROP@policy");
+}
+
 TEST_CASE("connection tracking: TCP handshake, replies, INVALID, RELATED") {
   Judge j(kHead +
           "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"  // 5

@@ -370,6 +370,38 @@ void Compiler::MatchLowering::masked(const Masked& mk) {
   }
   uint32_t val = (uint32_t)mk.values.intervals()[0].lo;
   if (m.field == Field::Mark) {
+    // Every mark test of a rule is checked against the same mark (a chain
+    // that changes it is guarded, see flatten), so tests on one mask combine:
+    // a repeated test adds nothing, an equality makes inequalities of other
+    // values redundant, and contradicting tests leave a rule that never matches.
+    auto same = [&](uint32_t have_mask, uint32_t have_val, bool have_neg, bool& keep_new, bool& never) {
+      if (have_mask != (uint32_t)mk.mask) return false;
+      if (have_neg == m.negated && have_val == val) return keep_new = false, true;
+      if (!have_neg && !m.negated) return never = true, true;                 // == v and == w
+      if (!have_neg && m.negated) return (never = have_val == val), keep_new = false, true;  // == v, != w
+      if (have_neg && !m.negated && have_val == val) return never = true, true;  // != v, == v
+      return false;
+    };
+    bool keep_new = true, never = false, replaced = false;
+    if (desc.residual & NF_RES_MARK) {
+      bool neg = desc.residual & NF_RES_MARK_NEG;
+      if (!same(desc.mark_mask, desc.mark_value, neg, keep_new, never) && neg && !m.negated &&
+          desc.mark_mask == (uint32_t)mk.mask) {
+        desc.residual &= ~NF_RES_MARK_NEG, desc.mark_value = val, replaced = true;  // != v, == w: == w
+      }
+    }
+    if (!never && keep_new && !replaced && (desc.residual & NF_RES_MARK2)) {
+      bool neg = desc.residual & NF_RES_MARK2_NEG;
+      if (!same(desc.mark2_mask, desc.mark2_value, neg, keep_new, never) && neg && !m.negated &&
+          desc.mark2_mask == (uint32_t)mk.mask) {
+        desc.residual &= ~NF_RES_MARK2_NEG, desc.mark2_value = val, replaced = true;
+      }
+    }
+    if (never) {
+      boxes_.clear();  // no packet can satisfy every test: the rule has no entries
+      return;
+    }
+    if (!keep_new || replaced) return;
     if (!(desc.residual & NF_RES_MARK)) {
       desc.residual |= NF_RES_MARK | (m.negated ? NF_RES_MARK_NEG : 0);
       desc.mark_mask = (uint32_t)mk.mask, desc.mark_value = val;
