@@ -208,8 +208,8 @@ std::vector<uint8_t> frame_of(const bench::TestPacket& t, const Env& e) {
 // ---- map memory ------------------------------------------------------------------
 
 struct MapMem {
-  uint64_t inner = 0;       // the live generation's own maps
-  uint64_t fixed_share = 0; // its half of the per-slot arrays (field classes, hooks, settings)
+  uint64_t inner = 0;        // the live generation's own maps
+  uint64_t fixed_share = 0;  // its half of the per-slot arrays (field classes, hooks, settings)
   std::map<std::string, uint64_t> by_map;
 };
 
@@ -276,9 +276,9 @@ MapMem map_memory() {
 // ---- test runs ------------------------------------------------------------------------
 
 struct RunResult {
-  double ns = 0;         // median of the kernel's mean ns/run
+  double ns = 0;  // median of the kernel's mean ns/run
   uint32_t retval = 0;
-  std::string decided;   // "line L" or "policy", from the per-rule counters
+  std::string decided;  // "line L" or "policy", from the per-rule counters
   std::string error;
 };
 
@@ -383,10 +383,11 @@ int cmd_classifier(const std::string& out) {
   const bool q = quick();
   const uint32_t repeat = (uint32_t)env_num("BENCH_REPEAT", q ? 50000 : 200000);
   const int reps = (int)env_num("BENCH_REPS", q ? 3 : 5);
-  std::vector<size_t> sizes = env_sizes("BENCH_CLASSIFIER_SIZES", q ? std::vector<size_t>{10, 1000, 100000}
-                                                                   : std::vector<size_t>{10, 100, 1000, 10000, 100000});
-  std::vector<Family> fams = env_families("BENCH_CLASSIFIER_FAMILIES",
-                                          {Family::Kube, Family::HostFw, Family::Deny, Family::DenySet});
+  std::vector<size_t> sizes =
+      env_sizes("BENCH_CLASSIFIER_SIZES",
+                q ? std::vector<size_t>{10, 1000, 100000} : std::vector<size_t>{10, 100, 1000, 10000, 100000});
+  std::vector<Family> fams =
+      env_families("BENCH_CLASSIFIER_FAMILIES", {Family::Kube, Family::HostFw, Family::Deny, Family::DenySet});
   Env e = make_env();
   std::vector<Row> rows;
   // Baseline: no rules at all (policy ACCEPT): parse, route, program overhead.
@@ -437,8 +438,8 @@ int cmd_classifier(const std::string& out) {
       r.expect_nomatch = rs.nomatch.accept ? "ACCEPT" : "DROP";
       r.match_ok = r.match.error.empty() && tc_verdict(r.match.retval) == r.expect_match &&
                    r.match.decided == "line " + std::to_string(last);
-      r.nomatch_ok = r.nomatch.error.empty() && tc_verdict(r.nomatch.retval) == r.expect_nomatch &&
-                     r.nomatch.decided == "policy";
+      r.nomatch_ok =
+          r.nomatch.error.empty() && tc_verdict(r.nomatch.retval) == r.expect_nomatch && r.nomatch.decided == "policy";
       rows.push_back(r);
     }
   }
@@ -462,22 +463,24 @@ int cmd_classifier(const std::string& out) {
     std::string fam = bench::family_name(r.fam);
     if (!r.error.empty()) {
       md << "| " << fam << " | " << thousands(r.n) << " | not measured: " << r.error << " ||||||||\n";
-      tsv << fam << "\t" << r.n << "\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\t" << fmt(r.translate_ms) << "\t" << fmt(r.compile_ms)
-          << "\tNA\tNA\tNA\t0\n";
+      tsv << fam << "\t" << r.n << "\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\t" << fmt(r.translate_ms) << "\t"
+          << fmt(r.compile_ms) << "\tNA\tNA\tNA\t0\n";
       continue;
     }
-    std::string v = std::string(r.match_ok ? "✓" : "✗ ") +
-                    (r.match_ok ? "" : std::string(tc_verdict(r.match.retval)) + " by " + r.match.decided) + " / " +
-                    (r.nomatch_ok ? "✓" : "✗ " + std::string(tc_verdict(r.nomatch.retval)) + " by " + r.nomatch.decided);
+    std::string v =
+        std::string(r.match_ok ? "✓" : "✗ ") +
+        (r.match_ok ? "" : std::string(tc_verdict(r.match.retval)) + " by " + r.match.decided) + " / " +
+        (r.nomatch_ok ? "✓" : "✗ " + std::string(tc_verdict(r.nomatch.retval)) + " by " + r.nomatch.decided);
     if (r.spread_wrong) v += " (rotating: " + std::to_string(r.spread_wrong) + " wrong verdicts)";
-    md << "| " << fam << " | " << thousands(r.n) << " | " << thousands(r.rules) << " | " << thousands(r.entries) << " | "
-       << r.tuples << " | " << thousands(r.lpm) << " | " << fmt(r.match.ns) << " | " << fmt(r.nomatch.ns) << " | "
-       << (r.spread_ns ? fmt(r.spread_ns) : "–") << " | " << fmt(r.xdp.ns) << (r.xdp_stage ? "" : " (pass-only)") << " | " << v << " |\n";
+    md << "| " << fam << " | " << thousands(r.n) << " | " << thousands(r.rules) << " | " << thousands(r.entries)
+       << " | " << r.tuples << " | " << thousands(r.lpm) << " | " << fmt(r.match.ns) << " | " << fmt(r.nomatch.ns)
+       << " | " << (r.spread_ns ? fmt(r.spread_ns) : "–") << " | " << fmt(r.xdp.ns)
+       << (r.xdp_stage ? "" : " (pass-only)") << " | " << v << " |\n";
     tsv << fam << "\t" << r.n << "\t" << r.rules << "\t" << r.entries << "\t" << r.tuples << "\t" << r.lpm << "\t"
         << fmt(r.match.ns) << "\t" << fmt(r.nomatch.ns) << "\t" << (r.spread_ns ? fmt(r.spread_ns) : "NA") << "\t"
-        << fmt(r.xdp.ns) << "\t" << fmt(r.translate_ms) << "\t" << fmt(r.compile_ms) << "\t" << fmt(r.install_ms) << "\t"
-        << r.mem.inner << "\t" << r.mem.fixed_share << "\t" << (r.match_ok && r.nomatch_ok && !r.spread_wrong) << "\t"
-        << r.xdp_stage << "\n";
+        << fmt(r.xdp.ns) << "\t" << fmt(r.translate_ms) << "\t" << fmt(r.compile_ms) << "\t" << fmt(r.install_ms)
+        << "\t" << r.mem.inner << "\t" << r.mem.fixed_share << "\t" << (r.match_ok && r.nomatch_ok && !r.spread_wrong)
+        << "\t" << r.xdp_stage << "\n";
   }
   // Ratios: largest size over smallest.
   md << "\n### Flatness: ns(" << thousands(sizes.back()) << " rules) ÷ ns(" << sizes.front()
@@ -599,7 +602,6 @@ Anatomy install_anatomy(int reps) {
   return a;
 }
 
-
 int cmd_control(const std::string& out) {
   std::filesystem::create_directories(out);
   const bool q = quick();
@@ -609,7 +611,8 @@ int cmd_control(const std::string& out) {
   Env e = make_env();
   std::ostringstream md, tsv;
   md << "## Control plane (in process)\n\n"
-     << "Median of " << reps << " runs. *translate*: parse iptables-save text and run the passes "
+     << "Median of " << reps
+     << " runs. *translate*: parse iptables-save text and run the passes "
         "(`translate_source`); *compile*: IR → Policy (`policy::compile`); *install*: create and fill "
         "the spare generation's maps and switch it live (`Dataplane::install`, private unattached "
         "instance); *swap*: make the other generation live (`Dataplane::rollback`: one map update "
@@ -667,8 +670,8 @@ int cmd_control(const std::string& out) {
   md << "\n### One-rule change in a 10,000-rule policy (nf2bpf, in process)\n\n"
      << "The rule in the middle of the ruleset changes (kube: a service gets a new port; hostfw: a "
         "rule is replaced; deny: a prefix is replaced). nf2bpf re-translates, re-compiles and writes a "
-        "whole new generation (there is no incremental update path); median of " << reps
-     << " changes, alternating between the two versions.\n\n"
+        "whole new generation (there is no incremental update path); median of "
+     << reps << " changes, alternating between the two versions.\n\n"
      << "| family | translate ms | compile ms | install ms | total ms |\n|---|---:|---:|---:|---:|\n";
   for (Family f : fams) {
     auto rs = bench::generate(f, 10000, Mode::Classifier);
@@ -713,13 +716,15 @@ int cmd_control(const std::string& out) {
      << "outers (the kernel waits for an RCU grace period after each such update) and fills "
      << thousands(NF_SMALL_TOTAL) << " field-class entries.\n\n"
      << "| operation | ms |\n|---|---:|\n"
-     << "| one ARRAY_OF_MAPS slot update | " << (an.outer_update_ms < 0 ? "not measured" : fmt(an.outer_update_ms, 2)) << " |\n"
+     << "| one ARRAY_OF_MAPS slot update | " << (an.outer_update_ms < 0 ? "not measured" : fmt(an.outer_update_ms, 2))
+     << " |\n"
      << "| × " << an.outers << " per install | "
      << (an.outer_update_ms < 0 ? "not measured" : fmt(an.outer_update_ms * an.outers, 1)) << " |\n"
      << "| field-class array fill (" << thousands(NF_SMALL_TOTAL) << " entries) | "
      << (an.small_fill_ms < 0 ? "not measured" : fmt(an.small_fill_ms, 1)) << " |\n";
   write_file(out + "/install-anatomy.tsv", "outer_update_ms\touters\tsmall_fill_ms\n" + fmt(an.outer_update_ms, 3) +
-                                               "\t" + std::to_string(an.outers) + "\t" + fmt(an.small_fill_ms, 2) + "\n");
+                                               "\t" + std::to_string(an.outers) + "\t" + fmt(an.small_fill_ms, 2) +
+                                               "\n");
   write_file(out + "/control-nf2bpf.md", md.str());
   write_file(out + "/control-nf2bpf.tsv", tsv.str());
   write_file(out + "/change-nf2bpf.tsv", ch.str());

@@ -6,8 +6,8 @@ namespace nf2bpf::bench {
 
 namespace {
 
-constexpr uint32_t kSrcE2E = 0xC6120001;   // 198.18.0.1 (RFC 2544 benchmarking range)
-constexpr uint32_t kDstE2E = 0xC6120002;   // 198.18.0.2
+constexpr uint32_t kSrcE2E = 0xC6120001;  // 198.18.0.1 (RFC 2544 benchmarking range)
+constexpr uint32_t kDstE2E = 0xC6120002;  // 198.18.0.2
 constexpr uint16_t kPortE2E = 5001;
 constexpr uint32_t kOutside = 0xC000020A;  // 192.0.2.10: in no generated prefix
 constexpr uint32_t kVipBase = 0x0A600001;  // 10.96.0.1
@@ -101,10 +101,10 @@ void gen_kube(Ruleset& rs, size_t n, Mode mode, size_t spread) {
     ipset += "add svc " + ip4(v.vip) + "," + proto_name(v.proto) + ":" + std::to_string(v.port) + "\n";
   }
   std::vector<Rule> setrule;
-  if (n) setrule.push_back({"-m set --match-set svc dst,dst -j ACCEPT", "ip daddr . meta l4proto . th dport @svc accept"});
-  std::string sets = n ? "  set svc {\n    type ipv4_addr . inet_proto . inet_service\n    elements = { " + elems +
-                             " }\n  }\n"
-                       : "";
+  if (n)
+    setrule.push_back({"-m set --match-set svc dst,dst -j ACCEPT", "ip daddr . meta l4proto . th dport @svc accept"});
+  std::string sets =
+      n ? "  set svc {\n    type ipv4_addr . inet_proto . inet_service\n    elements = { " + elems + " }\n  }\n" : "";
   rs.nft_set = nft_text(setrule, n ? "drop" : "accept", sets);
   rs.ipset_save = ipset;
   rs.iptables_set = iptables_text(setrule, policy);

@@ -37,18 +37,18 @@ struct TestPacket {
   uint32_t saddr = 0, daddr = 0;
   uint8_t proto = 17;
   uint16_t sport = 40000, dport = 0;
-  bool accept = true;       // the verdict netfilter gives
-  std::string what;         // "last rule", "policy" ...
+  bool accept = true;  // the verdict netfilter gives
+  std::string what;    // "last rule", "policy" ...
 };
 
 struct Ruleset {
   Family family;
-  size_t n = 0;                 // rules (for denyset: set entries)
-  std::string iptables;         // iptables-save text
-  std::string ipset_save;       // `ipset save` text (denyset; and the set engines)
-  std::string iptables_set;     // iptables-save text using -m set (set engines)
-  std::string nft_plain;        // nft -f text, one rule per rule
-  std::string nft_set;          // nft -f text with a set (empty: family has none)
+  size_t n = 0;              // rules (for denyset: set entries)
+  std::string iptables;      // iptables-save text
+  std::string ipset_save;    // `ipset save` text (denyset; and the set engines)
+  std::string iptables_set;  // iptables-save text using -m set (set engines)
+  std::string nft_plain;     // nft -f text, one rule per rule
+  std::string nft_set;       // nft -f text with a set (empty: family has none)
   TestPacket match, nomatch;
   // For the "rotating" classifier measurement: packets that each match one
   // rule spread over the whole ruleset (empty when the family has none).

@@ -51,20 +51,20 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint16_t csum(const void *data, size_t len, uint32_t sum) {
-  const uint8_t *p = data;
+static uint16_t csum(const void* data, size_t len, uint32_t sum) {
+  const uint8_t* p = data;
   for (size_t i = 0; i + 1 < len; i += 2) sum += (uint32_t)p[i] << 8 | p[i + 1];
   if (len & 1) sum += (uint32_t)p[len - 1] << 8;
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return (uint16_t)~sum;
 }
 
-static void build(uint8_t *f, uint16_t sport) {
+static void build(uint8_t* f, uint16_t sport) {
   memset(f, 0, FRAME_LEN);
   memcpy(f, dst_mac, 6);
   memcpy(f + 6, src_mac, 6);
   f[12] = 0x08, f[13] = 0x00;
-  uint8_t *ip = f + 14;
+  uint8_t* ip = f + 14;
   ip[0] = 0x45;
   uint16_t tot = 20 + 8 + PAYLOAD;
   ip[2] = tot >> 8, ip[3] = tot & 255;
@@ -76,7 +76,7 @@ static void build(uint8_t *f, uint16_t sport) {
   memcpy(ip + 16, &d, 4);
   uint16_t c = csum(ip, 20, 0);
   ip[10] = c >> 8, ip[11] = c & 255;
-  uint8_t *udp = ip + 20;
+  uint8_t* udp = ip + 20;
   udp[0] = sport >> 8, udp[1] = sport & 255;
   udp[2] = dport >> 8, udp[3] = dport & 255;
   uint16_t ulen = 8 + PAYLOAD;
@@ -90,8 +90,8 @@ static void build(uint8_t *f, uint16_t sport) {
   udp[6] = c >> 8, udp[7] = c & 255;
 }
 
-static void *run(void *arg) {
-  struct worker *w = arg;
+static void* run(void* arg) {
+  struct worker* w = arg;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(w->cpu, &set);
@@ -111,7 +111,7 @@ static void *run(void *arg) {
   sll.sll_ifindex = ifindex;
   sll.sll_halen = 6;
   memcpy(sll.sll_addr, dst_mac, 6);
-  if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+  if (bind(fd, (struct sockaddr*)&sll, sizeof sll) < 0) {
     w->error = errno;
     close(fd);
     return NULL;
@@ -134,7 +134,8 @@ static void *run(void *arg) {
   for (;;) {
     if ((iter++ & 15) == 0 && now_ns() >= end) break;
     int r = sendmmsg(fd, msgs, BATCH, 0);
-    if (r > 0) sent += (unsigned)r;
+    if (r > 0)
+      sent += (unsigned)r;
     else if (r < 0 && errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
       w->error = errno;
       break;
@@ -145,11 +146,11 @@ static void *run(void *arg) {
   return NULL;
 }
 
-static int parse_mac(const char *s, uint8_t *m) {
+static int parse_mac(const char* s, uint8_t* m) {
   return sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) == 6 ? 0 : -1;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc < 7) {
     fprintf(stderr, "usage: %s IFNAME DST_MAC SRC_IP DST_IP DPORT SECONDS [THREADS] [FLOWS]\n", argv[0]);
     return 2;

@@ -16,7 +16,7 @@
 
 #define BATCH 64
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s PORT [CPU]\n", argv[0]);
     return 2;
@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
   struct sockaddr_in sa = {0};
   sa.sin_family = AF_INET;
   sa.sin_port = htons((unsigned short)atoi(argv[1]));
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+  if (bind(fd, (struct sockaddr*)&sa, sizeof sa) < 0) {
     perror("udpsink: bind");
     return 2;
   }

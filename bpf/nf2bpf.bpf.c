@@ -26,10 +26,10 @@ char LICENSE[] SEC("license") = "GPL";
  * nf_addrtype by the loader), then the FIB for routed packets. Returns 1
  * local, 0 forward (sets *oif), -1 the kernel will not route it (no route,
  * forwarding off): only PREROUTING applies. */
-static __always_inline int nf_route(struct __sk_buff *skb, struct nf_pkt *p, __u32 *oif) {
-  if (p->pkttype == 1 || p->pkttype == 2) return 1;  /* broadcast / multicast */
+static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif) {
+  if (p->pkttype == 1 || p->pkttype == 2) return 1; /* broadcast / multicast */
   __u32 t = nf_addr_type_of(p->daddr);
-  if (t & (4 | 8 | 32)) return 1;                     /* LOCAL, BROADCAST, MULTICAST */
+  if (t & (4 | 8 | 32)) return 1; /* LOCAL, BROADCAST, MULTICAST */
   struct bpf_fib_lookup f = {};
   f.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
   f.l4_protocol = p->l4proto;
@@ -50,13 +50,9 @@ static __always_inline int nf_route(struct __sk_buff *skb, struct nf_pkt *p, __u
   switch (rc) {
     case BPF_FIB_LKUP_RET_SUCCESS:
     case BPF_FIB_LKUP_RET_NO_NEIGH:
-    case BPF_FIB_LKUP_RET_FRAG_NEEDED:
-      *oif = f.ifindex;
-      return 0;
-    case BPF_FIB_LKUP_RET_NOT_FWDED:
-      return 1;
-    default:
-      return -1;
+    case BPF_FIB_LKUP_RET_FRAG_NEEDED: *oif = f.ifindex; return 0;
+    case BPF_FIB_LKUP_RET_NOT_FWDED: return 1;
+    default: return -1;
   }
 }
 
@@ -66,22 +62,22 @@ static __always_inline int nf_route(struct __sk_buff *skb, struct nf_pkt *p, __u
  * never set. */
 const volatile __u32 nf_reference_all_maps = 0;
 
-static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
+static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   __u32 zero = 0;
   if (nf_reference_all_maps && bpf_map_lookup_elem(&nf_state, &zero)) return TC_ACT_UNSPEC;
-  struct nf2bpf_control *ctrl = bpf_map_lookup_elem(&nf_control, &zero);
+  struct nf2bpf_control* ctrl = bpf_map_lookup_elem(&nf_control, &zero);
   if (!ctrl || ctrl->abi != NF2BPF_ABI_VERSION) return TC_ACT_OK;
   __u32 live = ctrl->live & 1;
-  struct nf2bpf_gen_cfg *cfgp = bpf_map_lookup_elem(&nf_cfg, &live);
+  struct nf2bpf_gen_cfg* cfgp = bpf_map_lookup_elem(&nf_cfg, &live);
   if (!cfgp) return TC_ACT_OK;
   struct nf2bpf_gen_cfg cfg = *cfgp;
-  if (skb->vlan_present) return TC_ACT_OK;  /* judged on the VLAN device */
+  if (skb->vlan_present) return TC_ACT_OK; /* judged on the VLAN device */
   __u32 which = ingress ? 0 : 1;
-  struct nf_scratch *s = bpf_map_lookup_elem(&nf_scratch, &which);
+  struct nf_scratch* s = bpf_map_lookup_elem(&nf_scratch, &which);
   if (!s) return TC_ACT_OK;
   __builtin_memset(&s->p, 0, sizeof(s->p));
   if (nf_parse_l3(skb, 0, 0, skb->protocol, &s->p) < 0) return TC_ACT_OK;
-  struct nf_pkt *p = &s->p;
+  struct nf_pkt* p = &s->p;
   p->len = skb->len;
   p->mark = skb->mark;
   p->pkttype = skb->pkt_type;
@@ -89,7 +85,7 @@ static __always_inline int nf_tc(struct __sk_buff *skb, int ingress) {
   s->ctmark = 0;
   s->notrack = 0;
   s->has_ct = 0;
-  s->srch.rule = NF_NONE;  /* no stage has decided yet (read back by test runs) */
+  s->srch.rule = NF_NONE; /* no stage has decided yet (read back by test runs) */
   s->srch.stage = NF_NONE;
   if (cfg.slots_used || 1) {
     __u8 mac[6];
@@ -175,7 +171,7 @@ out:
       s->pending_key = ct.key;
     }
   } else if (!confirm) {
-    struct nf_scratch *in = bpf_map_lookup_elem(&nf_scratch, &zero);
+    struct nf_scratch* in = bpf_map_lookup_elem(&nf_scratch, &zero);
     if (in && in->pending) {
       if (verdict != NF_ACT_ACCEPT && nf_ct_key_eq(&in->pending_key, &ct.key))
         bpf_map_delete_elem(&nf_ct, &in->pending_key);
@@ -198,29 +194,29 @@ out:
 }
 
 SEC("tc")
-int nf2bpf_ingress(struct __sk_buff *skb) { return nf_tc(skb, 1); }
+int nf2bpf_ingress(struct __sk_buff* skb) { return nf_tc(skb, 1); }
 
 SEC("tc")
-int nf2bpf_egress(struct __sk_buff *skb) { return nf_tc(skb, 0); }
+int nf2bpf_egress(struct __sk_buff* skb) { return nf_tc(skb, 0); }
 
 /* XDP: drops what the stateless early-drop stage drops, passes the rest to
  * TC, which decides everything else (and again for passed packets). */
 SEC("xdp")
-int nf2bpf_xdp(struct xdp_md *ctx) {
+int nf2bpf_xdp(struct xdp_md* ctx) {
   __u32 zero = 0;
-  struct nf2bpf_control *ctrl = bpf_map_lookup_elem(&nf_control, &zero);
+  struct nf2bpf_control* ctrl = bpf_map_lookup_elem(&nf_control, &zero);
   if (!ctrl || ctrl->abi != NF2BPF_ABI_VERSION) return XDP_PASS;
   __u32 live = ctrl->live & 1;
-  struct nf2bpf_gen_cfg *cfg = bpf_map_lookup_elem(&nf_cfg, &live);
+  struct nf2bpf_gen_cfg* cfg = bpf_map_lookup_elem(&nf_cfg, &live);
   if (!cfg || !cfg->xdp_stage) return XDP_PASS;
   __u32 which = 2;
-  struct nf_scratch *s = bpf_map_lookup_elem(&nf_scratch, &which);
+  struct nf_scratch* s = bpf_map_lookup_elem(&nf_scratch, &which);
   if (!s) return XDP_PASS;
   __builtin_memset(&s->p, 0, sizeof(s->p));
   struct ethhdr eth;
   if (bpf_xdp_load_bytes(ctx, 0, &eth, sizeof(eth))) return XDP_PASS;
   if (nf_parse_l3(ctx, 1, sizeof(eth), eth.h_proto, &s->p) < 0) return XDP_PASS;
-  struct nf_pkt *p = &s->p;
+  struct nf_pkt* p = &s->p;
   p->iif = ctx->ingress_ifindex;
   p->len = ctx->data_end - ctx->data;
   if (eth.h_dest[0] & 1) p->pkttype = (eth.h_dest[0] == 0xff && eth.h_dest[1] == 0xff) ? 1 : 2;
@@ -231,9 +227,9 @@ int nf2bpf_xdp(struct xdp_md *ctx) {
   /* Only packets to this host's own addresses go to INPUT for certain. */
   if (!(nf_addr_type_of(p->daddr) & 4)) return XDP_PASS;
   nf_classify(s, live, cfg->slots_used, NF_CT_STATE_INVALID, 2);
-  void *stm = nf_inner(&nf_stages, live);
+  void* stm = nf_inner(&nf_stages, live);
   __u32 si = cfg->xdp_stage - 1;
-  struct nf2bpf_stage *st = stm ? bpf_map_lookup_elem(stm, &si) : 0;
+  struct nf2bpf_stage* st = stm ? bpf_map_lookup_elem(stm, &si) : 0;
   if (!st) return XDP_PASS;
   __u8 fam = p->family == 4 ? NF_FAM_V4 : NF_FAM_V6;
   if (!(st->family_mask & fam)) return XDP_PASS;

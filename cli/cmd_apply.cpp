@@ -42,10 +42,9 @@ void print_plan(const cutover::Plan& plan) {
     for (const auto& cp : tp.chains) {
       if (cp.set_policy)
         out << "  policy:  " << tp.id.str() << " " << cp.name
-                  << ": drop -> accept (the eBPF policy drops what it dropped)\n";
+            << ": drop -> accept (the eBPF policy drops what it dropped)\n";
       for (const auto& rp : cp.rules)
-        if (!rp.remove)
-          out << "  kept:    " << rp.location << ": " << rp.text << "  (" << rp.why << ")\n";
+        if (!rp.remove) out << "  kept:    " << rp.location << ": " << rp.text << "  (" << rp.why << ")\n";
     }
   }
   if (!plan.untouched.empty()) {
@@ -59,8 +58,12 @@ void print_plan(const cutover::Plan& plan) {
 json plan_json(const cutover::Plan& plan) {
   json tables = json::array();
   for (const auto& tp : plan.tables) {
-    json t = {{"table", tp.id.str()}, {"emptied", tp.emptied}, {"rules_removed", 0}, {"chains_deleted", 0},
-              {"policy_to_accept", json::array()}, {"kept", json::array()}};
+    json t = {{"table", tp.id.str()},
+              {"emptied", tp.emptied},
+              {"rules_removed", 0},
+              {"chains_deleted", 0},
+              {"policy_to_accept", json::array()},
+              {"kept", json::array()}};
     for (const auto& cp : tp.chains) {
       t["rules_removed"] = t["rules_removed"].get<size_t>() + cp.removed();
       t["chains_deleted"] = t["chains_deleted"].get<size_t>() + (cp.delete_chain ? 1 : 0);
@@ -159,7 +162,8 @@ int apply(const ApplyArgs& a) {
   }
   auto choice = ops::pick_interfaces(a.ifaces);
   if (!choice) return fail(kSystem, choice.error().message());
-  if (!choice->refused.empty()) return fail(kRejected, choice->refused, "see `ip link` for this namespace's interfaces");
+  if (!choice->refused.empty())
+    return fail(kRejected, choice->refused, "see `ip link` for this namespace's interfaces");
   const auto& ifaces = choice->ifaces;
   auto t_compiled = std::chrono::steady_clock::now();
   detail() << tr->ruleset.source << ": " << tr->rules.size() << " rules (" << tr->count(caps::Fidelity::Exact)
@@ -169,18 +173,19 @@ int apply(const ApplyArgs& a) {
   std::string source = a.file == "-" ? "<stdin>" : std::filesystem::absolute(a.file).string();
   json names = json::array();
   for (const auto& i : ifaces) names.push_back(i.name);
-  json doc = {{"result", a.dry_run ? "would-apply" : "applied"},
-              {"source", source},
-              {"format", tr->input_format},
-              {"rules",
-               {{"total", tr->rules.size()},
-                {"exact", tr->count(caps::Fidelity::Exact)},
-                {"approximate", tr->count(caps::Fidelity::Approximate)},
-                {"left_in_netfilter", tr->count(caps::Fidelity::Unsupported)}}},
-              {"compiled", {{"rules", pol.rules.size()}, {"entries", pol.entries.size()}, {"tuples", pol.tuples.size()}}},
-              {"checksum", pol.checksum},
-              {"interfaces", names},
-              {"xdp", a.xdp}};
+  json doc = {
+      {"result", a.dry_run ? "would-apply" : "applied"},
+      {"source", source},
+      {"format", tr->input_format},
+      {"rules",
+       {{"total", tr->rules.size()},
+        {"exact", tr->count(caps::Fidelity::Exact)},
+        {"approximate", tr->count(caps::Fidelity::Approximate)},
+        {"left_in_netfilter", tr->count(caps::Fidelity::Unsupported)}}},
+      {"compiled", {{"rules", pol.rules.size()}, {"entries", pol.entries.size()}, {"tuples", pol.tuples.size()}}},
+      {"checksum", pol.checksum},
+      {"interfaces", names},
+      {"xdp", a.xdp}};
   // A failure after this point reports what was known.
   auto failed = [&](int status) {
     if (ui().json) emit_json(doc, status);
@@ -215,8 +220,8 @@ int apply(const ApplyArgs& a) {
          << ops::join_ifaces(ifaces) << (a.xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)") << "\n";
   spdlog::info("translate+compile {:.1f} ms, load+swap {:.1f} ms", ms(t_compiled - t0), d.prepare_ms + d.install_ms);
   doc["generation"] = d.generation;
-  doc["timings_ms"] = {{"translate_compile", ms(t_compiled - t0)}, {"load_swap", d.prepare_ms + d.install_ms},
-                       {"attach", d.attach_ms}};
+  doc["timings_ms"] = {
+      {"translate_compile", ms(t_compiled - t0)}, {"load_swap", d.prepare_ms + d.install_ms}, {"attach", d.attach_ms}};
   if (!a.cutover) {
     if (ui().json) emit_json(doc, kOk);
     return kOk;
@@ -233,7 +238,9 @@ int apply(const ApplyArgs& a) {
     case ops::TakenBack::Unloaded: after = "the eBPF policy was unloaded again: nothing changed"; break;
     case ops::TakenBack::UnloadFailed: after = "unloading the eBPF policy failed too: run `nf2bpf unload`"; break;
     case ops::TakenBack::RolledBack: after = "the previous eBPF generation is live again: nothing changed"; break;
-    case ops::TakenBack::RollbackFailed: after = "rolling back the eBPF policy failed too: check `nf2bpf status`"; break;
+    case ops::TakenBack::RollbackFailed:
+      after = "rolling back the eBPF policy failed too: check `nf2bpf status`";
+      break;
   }
   std::cerr << "  " << after << "\n";
   doc["taken_back"] = after;
@@ -250,20 +257,22 @@ Command add_apply(CLI::App& app) {
       ->option_text("IF");
   sub->add_flag("--xdp", a->xdp, "Also attach the XDP early-drop program");
   sub->add_flag("--dry-run", a->dry_run, "Translate and compile, report what would be loaded, change nothing");
-  sub->add_option("--pin-dir", a->pin_dir, "bpffs directory for nf2bpf's pins (default: /sys/fs/bpf/nf2bpf/netns-<inode>)")
+  sub->add_option("--pin-dir", a->pin_dir,
+                  "bpffs directory for nf2bpf's pins (default: /sys/fs/bpf/nf2bpf/netns-<inode>)")
       ->option_text("DIR");
   sub->add_option("--from", a->opt.from,
                   "Input format: auto (the default: looks at the text), iptables, ip6tables, nft, nft-json, "
                   "kernel (the running ruleset)")
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
       ->option_text("FORMAT");
-  sub->add_flag("--allow-partial", a->opt.allow_partial, "Load the translatable rules; unsupported ones stay in netfilter");
+  sub->add_flag("--allow-partial", a->opt.allow_partial,
+                "Load the translatable rules; unsupported ones stay in netfilter");
   sub->add_option("--ipsets", a->opt.ipsets_path,
                   "`ipset save` output with the sets that -m set rules name, or - for stdin")
       ->option_text("FILE");
   CLI::Option* cut = sub->add_flag("--cutover", a->cutover,
-                                    "Then remove the netfilter rules the policy replaced, in one nftables transaction "
-                                    "(`nf2bpf restore` puts them back)");
+                                   "Then remove the netfilter rules the policy replaced, in one nftables transaction "
+                                   "(`nf2bpf restore` puts them back)");
   sub->add_option("--backup", a->backup,
                   "Where --cutover saves what it removes (default: /var/lib/nf2bpf/netns-<inode>/cutover-backup.json)")
       ->needs(cut)
@@ -272,13 +281,14 @@ Command add_apply(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json"}))
       ->option_text("text|json");
   sub->add_option("FILE", a->file, "Ruleset (iptables-save, ip6tables-save, nft) or - for stdin")->required();
-  sub->footer("The new policy is written into a spare generation and made live with one map update; the\n"
-              "previous generation stays loaded for `nf2bpf rollback`. A failed apply leaves the live\n"
-              "generation untouched. With --cutover, once the policy is live the netfilter tables, chains and\n"
-              "rules it replaced are saved to a backup and removed in one transaction; rules left in netfilter\n"
-              "(--allow-partial) and tables nf2bpf did not translate stay. See docs/sync.md.\n"
-              "Exit status: 0 applied, 1 input rejected (unsupported rules, bad interface), 2 a file cannot be read,\n"
-              "a usage error or a system error.");
+  sub->footer(
+      "The new policy is written into a spare generation and made live with one map update; the\n"
+      "previous generation stays loaded for `nf2bpf rollback`. A failed apply leaves the live\n"
+      "generation untouched. With --cutover, once the policy is live the netfilter tables, chains and\n"
+      "rules it replaced are saved to a backup and removed in one transaction; rules left in netfilter\n"
+      "(--allow-partial) and tables nf2bpf did not translate stay. See docs/sync.md.\n"
+      "Exit status: 0 applied, 1 input rejected (unsupported rules, bad interface), 2 a file cannot be read,\n"
+      "a usage error or a system error.");
 
   return {sub, [a]() -> int {
             ui().json = a->format == "json";

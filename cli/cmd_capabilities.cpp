@@ -15,9 +15,12 @@ namespace {
 std::string roff_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
-    if (c == '\\') out += "\\e";
-    else if (c == '-') out += "\\-";
-    else out += c;
+    if (c == '\\')
+      out += "\\e";
+    else if (c == '-')
+      out += "\\-";
+    else
+      out += c;
   }
   if (!out.empty() && (out[0] == '.' || out[0] == '\'')) out = "\\&" + out;
   return out;
@@ -30,8 +33,7 @@ void print_man() {
     auto n = caps::count(fe);
     if (n.exact + n.approximate + n.unsupported == 0) continue;
     std::cout << ".SS " << (fe == "iptables" ? "iptables and ip6tables" : "nftables") << "\n"
-              << n.exact << " exact, " << n.approximate << " approximate, " << n.unsupported
-              << " unsupported.\n";
+              << n.exact << " exact, " << n.approximate << " approximate, " << n.unsupported << " unsupported.\n";
     for (Fidelity f : {Fidelity::Exact, Fidelity::Approximate, Fidelity::Unsupported}) {
       std::cout << ".PP\n\\fB" << caps::to_string(f) << "\\fR\n";
       for (const auto& c : caps::table()) {
@@ -66,8 +68,7 @@ struct Filter {
     bool is_target = c.kind == "target" || c.kind == "verdict" || c.kind == "statement";
     if (!target.empty() && !(is_target && same(head(c.name), target))) return false;
     bool is_match = c.kind == "match" || c.kind == "option" || c.kind == "expression";
-    if (!match.empty() && !(is_match && (same(head(c.name), match) || same(std::string(c.name), match))))
-      return false;
+    if (!match.empty() && !(is_match && (same(head(c.name), match) || same(std::string(c.name), match)))) return false;
     return true;
   }
 };
@@ -80,14 +81,16 @@ Command add_capabilities(CLI::App& app) {
     Filter filter;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* sub = app.add_subcommand("capabilities", "List every match, target and option nf2bpf knows, with its fidelity");
+  CLI::App* sub =
+      app.add_subcommand("capabilities", "List every match, target and option nf2bpf knows, with its fidelity");
   sub->add_option("--format", a->format, "Output format (default text)")
       ->check(CLI::IsMember({"text", "json", "man"}))
       ->option_text("text|json|man");
   sub->add_option("--target", a->filter.target,
                   "Only this target: iptables -j NAME, nft verdicts and statements (REJECT, masquerade ...)")
       ->option_text("NAME");
-  sub->add_option("--match", a->filter.match, "Only this match: iptables -m NAME (or -p ...), nft expressions (ct, tcp ...)")
+  sub->add_option("--match", a->filter.match,
+                  "Only this match: iptables -m NAME (or -p ...), nft expressions (ct, tcp ...)")
       ->option_text("NAME");
   sub->add_option("--status", a->filter.status, "Only entries of this fidelity")
       ->check(CLI::IsMember({"exact", "approximate", "unsupported"}))
@@ -95,8 +98,9 @@ Command add_capabilities(CLI::App& app) {
   sub->add_option("--frontend", a->filter.frontend, "Only iptables (and ip6tables) or nft entries")
       ->check(CLI::IsMember({"iptables", "nft"}))
       ->option_text("iptables|nft");
-  sub->footer("Filters combine: --target REJECT --status approximate.\n"
-              "Exit status: 0 something is listed, 1 the filters match nothing, 2 usage error.");
+  sub->footer(
+      "Filters combine: --target REJECT --status approximate.\n"
+      "Exit status: 0 something is listed, 1 the filters match nothing, 2 usage error.");
   return {sub, [a]() -> int {
             ui().json = a->format == "json";
             if (a->format == "man") {
@@ -113,8 +117,11 @@ Command add_capabilities(CLI::App& app) {
             if (ui().json) {
               nlohmann::json j = nlohmann::json::array();
               for (const auto* c : rows)
-                j.push_back({{"frontend", c->frontend}, {"kind", c->kind}, {"name", c->name},
-                             {"fidelity", caps::to_string(c->fidelity)}, {"why", c->why}});
+                j.push_back({{"frontend", c->frontend},
+                             {"kind", c->kind},
+                             {"name", c->name},
+                             {"fidelity", caps::to_string(c->fidelity)},
+                             {"why", c->why}});
               std::cout << j.dump(2) << "\n";
               ui().emitted = true;
               return kOk;

@@ -82,7 +82,7 @@ bool looks_like_policy_yaml(const std::string& path) {
 std::optional<Translation> load(const std::string& path, const TranslateOptions& opt, int& status) {
   if (looks_like_policy_yaml(path)) {
     status = fail(kTrouble, path + ": policy YAML input needs the policy compiler's loader, which is not available yet",
-                "give the ruleset the policy was translated from (iptables-save output)");
+                  "give the ruleset the policy was translated from (iptables-save output)");
     return std::nullopt;
   }
   auto tr = translate_file(path, opt);
@@ -93,7 +93,8 @@ std::optional<Translation> load(const std::string& path, const TranslateOptions&
   if (tr->diags.has_errors()) {
     for (const auto& d : tr->diags.all())
       if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
-    status = fail(kTrouble, display_name(path) + ": the ruleset has errors; nothing was compared", "fix the errors above");
+    status =
+        fail(kTrouble, display_name(path) + ": the ruleset has errors; nothing was compared", "fix the errors above");
     return std::nullopt;
   }
   return std::move(*tr);
@@ -155,7 +156,8 @@ int synthesize(const DiffArgs& a) {
     std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/nf2bpf-synth.XXXXXX";
     int fd = mkstemp(tmpl.data());
     if (fd < 0) {
-      return fail(kTrouble, sys_error("create a temporary file in " + std::string(dir && *dir ? dir : "/tmp")).message());
+      return fail(kTrouble,
+                  sys_error("create a temporary file in " + std::string(dir && *dir ? dir : "/tmp")).message());
     }
     close(fd);
     path = tmpl;
@@ -187,9 +189,9 @@ int synthesize(const DiffArgs& a) {
     return kOk;
   }
   std::ostream& out = to_stdout ? std::cerr : std::cout;
-  out << "wrote " << res->packets << " packets to " << (to_stdout ? "standard output" : a.synthesize) << " (pcapng): "
-      << res->rules_covered << " of " << res->rules_total << " rules exercised, " << res->boundary_packets
-      << " boundary probes\n";
+  out << "wrote " << res->packets << " packets to " << (to_stdout ? "standard output" : a.synthesize)
+      << " (pcapng): " << res->rules_covered << " of " << res->rules_total << " rules exercised, "
+      << res->boundary_packets << " boundary probes\n";
   if (!ui().quiet) {
     for (const auto& n : res->notes) out << "  note: " << n << "\n";
     if (!to_stdout) out << "check it with: nf2bpf diff --pcap " << a.synthesize << " " << a.file << "\n";
@@ -202,7 +204,8 @@ int run(const DiffArgs& a) {
     return kUsage;
   if (!a.synthesize.empty()) return synthesize(a);
   if (a.pcap.empty()) {
-    return fail(kUsage, "diff needs a capture", "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
+    return fail(kUsage, "diff needs a capture",
+                "give --pcap CAPTURE, or --synthesize OUT.pcap to make one from the rules");
   }
   int status = kOk;
   auto expected = load(a.file, a.topt, status);
@@ -235,7 +238,8 @@ int run(const DiffArgs& a) {
   } else if (a.kernel) {
     auto k = verify::KernelEngine::create(pol, host, name);
     if (!k) {
-      return fail(kTrouble, k.error().message(), "without --kernel the compiled policy is judged by its userspace model");
+      return fail(kTrouble, k.error().message(),
+                  "without --kernel the compiled policy is judged by its userspace model");
     }
     kernel = k->get();
     x = std::move(*k);
@@ -259,16 +263,16 @@ int run(const DiffArgs& a) {
                           "netfilter): packets they decide show up as differences");
     size_t approx = expected->count(caps::Fidelity::Approximate);
     if (approx)
-      rep.notes.push_back(std::to_string(approx) + " rules are translated with a stated difference (nf2bpf translate "
-                                                   "lists them)");
+      rep.notes.push_back(std::to_string(approx) +
+                          " rules are translated with a stated difference (nf2bpf translate "
+                          "lists them)");
   }
 
   end_progress();
   if (a.format == "json") {
     std::cout << verify::render_json(rep).dump(2) << "\n";
     ui().emitted = true;
-  }
-  else if (a.format == "markdown")
+  } else if (a.format == "markdown")
     std::cout << verify::render_markdown(rep);
   else if (ui().quiet)
     std::cout << "result: " << verify::result_line(rep) << "\n";
@@ -287,14 +291,15 @@ Command add_diff(CLI::App& app) {
   auto a = std::make_shared<DiffArgs>();
   a->topt.allow_partial = true;  // rules the dataplane cannot take are still evaluated by the reference
   CLI::App* sub = app.add_subcommand(
-      "diff", "Replay recorded traffic through a ruleset and its compiled policy (or a new ruleset) and list every "
-              "packet whose verdict differs");
+      "diff",
+      "Replay recorded traffic through a ruleset and its compiled policy (or a new ruleset) and list every "
+      "packet whose verdict differs");
   sub->add_option("--pcap", a->pcap,
                   "Recorded traffic (pcap or pcapng: Ethernet, Linux cooked SLL/SLL2, raw IP), or - for stdin")
       ->option_text("CAPTURE");
   auto* kernel = sub->add_flag("--kernel", a->kernel,
-                                "Judge the compiled policy with the real BPF programs (BPF_PROG_TEST_RUN in a private, "
-                                "unattached instance; needs root) instead of their userspace model");
+                               "Judge the compiled policy with the real BPF programs (BPF_PROG_TEST_RUN in a private, "
+                               "unattached instance; needs root) instead of their userspace model");
   sub->add_option("--against", a->against,
                   "Compare FILE (expected) with FILE2 (actual, or - for stdin): the impact of changing FILE into FILE2")
       ->excludes(kernel)
@@ -320,7 +325,8 @@ Command add_diff(CLI::App& app) {
                   "nft-json")
       ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json"}))
       ->option_text("FORMAT");
-  sub->add_option("--ipsets", a->topt.ipsets_path, "`ipset save` output with the sets -m set rules name, or - for stdin")
+  sub->add_option("--ipsets", a->topt.ipsets_path,
+                  "`ipset save` output with the sets -m set rules name, or - for stdin")
       ->option_text("FILE");
   sub->add_option("--synthesize", a->synthesize,
                   "Write a capture (pcapng) exercising every rule and its boundaries to OUT (- for stdout) instead "

@@ -48,13 +48,13 @@ int run(const ops::RestoreOptions& o) {
   }
   if (r.restored) {
     text() << "restored: " << r.rules << " rules and " << r.chains << " chains put back in one transaction ("
-              << r.messages << " messages)\n";
+           << r.messages << " messages)\n";
     if (!r.moved_to.empty()) detail() << "  backup:  moved to " << r.moved_to << "\n";
     if (r.dataplane == Dataplane::kept) detail() << "  eBPF policy left loaded (--keep-dataplane)\n";
     if (r.dataplane == Dataplane::none) detail() << "  no eBPF dataplane was loaded\n";
     if (r.dataplane == Dataplane::unloaded)
       detail() << "  eBPF policy unloaded (detached from " << (r.detached.empty() ? "no interface" : r.detached)
-                << ")\n";
+               << ")\n";
   }
   if (r.kind != ops::Kind::ok) {
     for (const auto& p : r.problems) std::cerr << "  " << p << "\n";
@@ -75,7 +75,8 @@ int run(const ops::RestoreOptions& o) {
 Command add_restore(CLI::App& app) {
   auto a = std::make_shared<ops::RestoreOptions>();
   CLI::App* sub = app.add_subcommand(
-      "restore", "Put back the netfilter rules `apply --cutover` removed (one transaction), then unload the eBPF policy");
+      "restore",
+      "Put back the netfilter rules `apply --cutover` removed (one transaction), then unload the eBPF policy");
   sub->add_option("--backup", a->backup,
                   "The cut-over backup (default: /var/lib/nf2bpf/netns-<inode>/cutover-backup.json)")
       ->option_text("FILE");
@@ -87,15 +88,17 @@ Command add_restore(CLI::App& app) {
   sub->add_option("--format", *format, "Output format (default text)")
       ->check(CLI::IsMember({"text", "json"}))
       ->option_text("text|json");
-  sub->footer("Every removed chain and rule comes back as the kernel had it (the backup keeps the exact netlink\n"
-              "messages), in its old place among the rules that stayed, with its counters; base chain policies\n"
-              "the cut-over set to accept are set back. Nothing is changed if the ruleset no longer fits the\n"
-              "backup (a deleted chain exists again, a rule that stayed is gone).\n"
-              "Exit status: 0 restored, 1 no backup in this namespace or it does not fit the ruleset, 2 the\n"
-              "--backup FILE cannot be read, a usage error or a system error.");
+  sub->footer(
+      "Every removed chain and rule comes back as the kernel had it (the backup keeps the exact netlink\n"
+      "messages), in its old place among the rules that stayed, with its counters; base chain policies\n"
+      "the cut-over set to accept are set back. Nothing is changed if the ruleset no longer fits the\n"
+      "backup (a deleted chain exists again, a rule that stayed is gone).\n"
+      "Exit status: 0 restored, 1 no backup in this namespace or it does not fit the ruleset, 2 the\n"
+      "--backup FILE cannot be read, a usage error or a system error.");
   return {sub, [a, format]() -> int {
             ui().json = *format == "json";
-            if (a->backup == "-") return fail(kUsage, "--backup must be a file: restore renames it once it is used", "give its path");
+            if (a->backup == "-")
+              return fail(kUsage, "--backup must be a file: restore renames it once it is used", "give its path");
             return run(*a);
           }};
 }

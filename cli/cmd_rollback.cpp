@@ -32,8 +32,9 @@ Command add_rollback(CLI::App& app) {
             }
             auto st = (*dp)->status(false);
             text() << "rolled back: generation " << *gen << " is live";
-            if (st) text() << " (" << st->live.value("source", "?") << ", checksum "
-                           << st->live.value("checksum", "?").substr(0, 16) << ")";
+            if (st)
+              text() << " (" << st->live.value("source", "?") << ", checksum "
+                     << st->live.value("checksum", "?").substr(0, 16) << ")";
             text() << "\n";
             if (ui().json) {
               nlohmann::json doc = {{"result", "rolled-back"}, {"generation", *gen}};

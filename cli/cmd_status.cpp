@@ -88,14 +88,13 @@ Command add_status(CLI::App& app) {
             std::string src = live.value("source", "?");
             std::ostream& out = detail();
             out << "source:    " << src << " (" << live.value("format", "?") << ")\n"
-                      << "checksum:  " << live.value("checksum", "?") << "\n"
-                      << "applied:   " << when(live.value("applied", (int64_t)0)) << "\n"
-                      << "rules:     " << live.value("rules", 0) << " source rules ("
-                      << live.value("unsupported", 0) << " left in netfilter), " << live.value("compiled_rules", 0)
-                      << " compiled rules, " << live.value("entries", 0) << " classifier entries, "
-                      << live.value("tuples", 0) << " tuples\n"
-                      << "attached:  " << attach_text(s.attach) << "\n"
-                      << "conntrack: " << s.ct_entries << (s.ct_entries == 1 ? " connection\n" : " connections\n");
+                << "checksum:  " << live.value("checksum", "?") << "\n"
+                << "applied:   " << when(live.value("applied", (int64_t)0)) << "\n"
+                << "rules:     " << live.value("rules", 0) << " source rules (" << live.value("unsupported", 0)
+                << " left in netfilter), " << live.value("compiled_rules", 0) << " compiled rules, "
+                << live.value("entries", 0) << " classifier entries, " << live.value("tuples", 0) << " tuples\n"
+                << "attached:  " << attach_text(s.attach) << "\n"
+                << "conntrack: " << s.ct_entries << (s.ct_entries == 1 ? " connection\n" : " connections\n");
             std::string base = src.substr(src.find_last_of('/') + 1);
             out << "counters:\n";
             char line[1024];

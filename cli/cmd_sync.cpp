@@ -53,9 +53,9 @@ std::string read_config(SyncArgs& a, bool& unreadable) {
     YAML::Node root = YAML::Load(*text);
     if (root.IsNull()) return {};
     if (!root.IsMap()) return where(root) + ": error: the configuration must be a mapping (key: value)";
-    static const std::set<std::string> known = {"source", "from",          "interfaces", "max_change", "capture",
-                                                "allow_partial", "ipsets", "xdp",        "state_dir",  "lock_timeout",
-                                                "pin_dir"};
+    static const std::set<std::string> known = {"source",    "from",          "interfaces", "max_change",
+                                                "capture",   "allow_partial", "ipsets",     "xdp",
+                                                "state_dir", "lock_timeout",  "pin_dir"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       const YAML::Node& v = kv.second;
@@ -65,24 +65,34 @@ std::string read_config(SyncArgs& a, bool& unreadable) {
                "state_dir, lock_timeout, pin_dir";
       if (a.given.count(key)) continue;
       try {
-        if (key == "source") a.run.source = rel(v.as<std::string>());
+        if (key == "source")
+          a.run.source = rel(v.as<std::string>());
         else if (key == "from") {
           a.run.opt.from = v.as<std::string>();
           static const std::set<std::string> ok = {"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"};
           if (!ok.count(a.run.opt.from))
             return where(v) + ": error: from must be one of auto, iptables, ip6tables, nft, nft-json, kernel";
         } else if (key == "interfaces") {
-          if (v.IsScalar()) a.run.ifaces = {v.as<std::string>()};
-          else a.run.ifaces = v.as<std::vector<std::string>>();
+          if (v.IsScalar())
+            a.run.ifaces = {v.as<std::string>()};
+          else
+            a.run.ifaces = v.as<std::vector<std::string>>();
         } else if (key == "max_change") {
           a.run.max_change = v.as<double>();
-          if (a.run.max_change < 0 || a.run.max_change > 100) return where(v) + ": error: max_change is a percentage, 0 to 100";
-        } else if (key == "capture") a.run.capture = rel(v.as<std::string>());
-        else if (key == "allow_partial") a.run.opt.allow_partial = v.as<bool>();
-        else if (key == "ipsets") a.run.opt.ipsets_path = rel(v.as<std::string>());
-        else if (key == "xdp") a.run.xdp = v.as<bool>();
-        else if (key == "state_dir") a.run.state_dir = rel(v.as<std::string>());
-        else if (key == "pin_dir") a.run.pin_dir = v.as<std::string>();
+          if (a.run.max_change < 0 || a.run.max_change > 100)
+            return where(v) + ": error: max_change is a percentage, 0 to 100";
+        } else if (key == "capture")
+          a.run.capture = rel(v.as<std::string>());
+        else if (key == "allow_partial")
+          a.run.opt.allow_partial = v.as<bool>();
+        else if (key == "ipsets")
+          a.run.opt.ipsets_path = rel(v.as<std::string>());
+        else if (key == "xdp")
+          a.run.xdp = v.as<bool>();
+        else if (key == "state_dir")
+          a.run.state_dir = rel(v.as<std::string>());
+        else if (key == "pin_dir")
+          a.run.pin_dir = v.as<std::string>();
         else if (key == "lock_timeout") {
           a.run.lock_timeout = v.as<double>();
           if (a.run.lock_timeout < 0) return where(v) + ": error: lock_timeout is in seconds, 0 or more";
@@ -133,9 +143,12 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
     if (std::string h = loader::privilege_hint("sync", r.message); !h.empty()) hint = h;
   char total[32];
   std::snprintf(total, sizeof total, " (%.0f ms)", r.total_ms);
-  if (status == kOk) log->info(r.message + total);
-  else if (status == kRejected) log->warn(r.message + total);
-  else log->error(r.message + total);
+  if (status == kOk)
+    log->info(r.message + total);
+  else if (status == kRejected)
+    log->warn(r.message + total);
+  else
+    log->error(r.message + total);
   log->flush();
   spdlog::drop("nf2bpf-sync");
   if (text) {
@@ -162,7 +175,9 @@ Command add_sync(CLI::App& app) {
     keys->push_back({o, key});
     return o;
   };
-  opt(sub->add_option("--from", a->run.opt.from, "Input format of SOURCE: auto (the default), iptables, ip6tables, nft, nft-json, kernel (the live netfilter ruleset)")
+  opt(sub->add_option("--from", a->run.opt.from,
+                      "Input format of SOURCE: auto (the default), iptables, ip6tables, nft, nft-json, kernel (the "
+                      "live netfilter ruleset)")
           ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
           ->option_text("FORMAT"),
       "from");
@@ -185,10 +200,12 @@ Command add_sync(CLI::App& app) {
   sub->add_option("--format", a->format, "What to print: text (the default), or json for scripts")
       ->check(CLI::IsMember({"text", "json"}))
       ->option_text("text|json");
-  sub->add_option("--config", a->config, "YAML settings (source, from, interfaces, max_change, capture ...); options given here win")
+  sub->add_option("--config", a->config,
+                  "YAML settings (source, from, interfaces, max_change, capture ...); options given here win")
       ->option_text("FILE");
   sub->add_flag("--syslog", a->syslog, "Send the run's log line to syslog (the journal) instead of stderr");
-  opt(sub->add_flag("--allow-partial", a->run.opt.allow_partial, "Load the translatable rules; others stay in netfilter"),
+  opt(sub->add_flag("--allow-partial", a->run.opt.allow_partial,
+                    "Load the translatable rules; others stay in netfilter"),
       "allow_partial");
   opt(sub->add_option("--ipsets", a->run.opt.ipsets_path, "`ipset save` output with the sets -m set rules name")
           ->option_text("FILE"),
@@ -200,7 +217,8 @@ Command add_sync(CLI::App& app) {
   opt(sub->add_option("--pin-dir", a->run.pin_dir, "bpffs directory for nf2bpf's pins (default: per namespace)")
           ->option_text("DIR"),
       "pin_dir");
-  opt(sub->add_option("--lock-timeout", a->run.lock_timeout, "Seconds to wait for another sync to finish (default 30), then exit 1")
+  opt(sub->add_option("--lock-timeout", a->run.lock_timeout,
+                      "Seconds to wait for another sync to finish (default 30), then exit 1")
           ->check(CLI::NonNegativeNumber)
           ->option_text("SEC"),
       "lock_timeout");
@@ -218,7 +236,9 @@ Command add_sync(CLI::App& app) {
             ui().json = a->format == "json";
             for (const auto& [o, key] : *keys)
               if (o->count()) a->given.insert(key);
-            if (!one_stdin({{"SOURCE", a->run.source}, {"--config", a->config}, {"--ipsets", a->run.opt.ipsets_path},
+            if (!one_stdin({{"SOURCE", a->run.source},
+                            {"--config", a->config},
+                            {"--ipsets", a->run.opt.ipsets_path},
                             {"--capture", a->run.capture}}))
               return kUsage;
             if (!a->config.empty()) {
@@ -234,7 +254,8 @@ Command add_sync(CLI::App& app) {
               }
             }
             if (a->run.source.empty() && a->run.opt.from != "kernel") {
-              return fail(kUsage, "sync needs a SOURCE", "give a ruleset file, `source:` in --config, or --from kernel");
+              return fail(kUsage, "sync needs a SOURCE",
+                          "give a ruleset file, `source:` in --config, or --from kernel");
             }
             return render(*a, ops::run_sync(a->run));
           }};

@@ -60,7 +60,8 @@ void print_report(const Translation& tr, std::ostream& out) {
 
 Command add_translate(CLI::App& app) {
   auto args = std::make_shared<TranslateArgs>();
-  CLI::App* sub = app.add_subcommand("translate", "Translate a ruleset and report, per rule, how faithfully it maps to eBPF");
+  CLI::App* sub =
+      app.add_subcommand("translate", "Translate a ruleset and report, per rule, how faithfully it maps to eBPF");
   sub->add_option("--from", args->opt.from,
                   "Input format: auto (the default: looks at the text), iptables, ip6tables, nft, nft-json, "
                   "kernel (the running ruleset)")
@@ -82,14 +83,16 @@ Command add_translate(CLI::App& app) {
   sub->add_option("FILE", args->file,
                   "iptables-save / ip6tables-save / nft list ruleset (text or -j JSON) output, or - for stdin; "
                   "none with --from kernel");
-  sub->footer("Exit status: 0 every rule translates (exact or approximate), 1 unsupported rules or input\n"
-              "errors (0 with --allow-partial when the only problems are unsupported rules), 2 a file cannot be\n"
-              "read, a usage error or a system error.");
+  sub->footer(
+      "Exit status: 0 every rule translates (exact or approximate), 1 unsupported rules or input\n"
+      "errors (0 with --allow-partial when the only problems are unsupported rules), 2 a file cannot be\n"
+      "read, a usage error or a system error.");
 
   return {sub, [args]() -> int {
             ui().json = args->format == "json" && !args->dump_ir;
             if (args->file.empty() && args->opt.from != "kernel") {
-              return fail(kUsage, "translate needs a FILE (or - for stdin)", "or read the running ruleset with --from kernel");
+              return fail(kUsage, "translate needs a FILE (or - for stdin)",
+                          "or read the running ruleset with --from kernel");
             }
             if (!args->file.empty() && args->opt.from == "kernel") {
               return fail(kUsage, "--from kernel reads the running ruleset and takes no FILE",
@@ -98,7 +101,8 @@ Command add_translate(CLI::App& app) {
             if (!one_stdin({{"FILE", args->file}, {"--ipsets", args->opt.ipsets_path}})) return kUsage;
             bool yaml_to_stdout = args->output == "-";
             if (yaml_to_stdout && (args->format == "json" || args->dump_ir)) {
-              return fail(kUsage, std::string("-o - writes the policy to standard output, where ") +
+              return fail(kUsage,
+                          std::string("-o - writes the policy to standard output, where ") +
                               (args->dump_ir ? "--dump-ir" : "--format json") + " writes too",
                           "give -o a file");
             }

@@ -17,8 +17,9 @@ Command add_unload(CLI::App& app) {
   sub->add_option("--format", a->format, "Output format (default text)")
       ->check(CLI::IsMember({"text", "json"}))
       ->option_text("text|json");
-  sub->footer("Only nf2bpf's own filters, the clsact qdiscs it created and its pins are removed.\n"
-              "Exit status: 0 unloaded (or nothing was loaded), 2 usage or system error.");
+  sub->footer(
+      "Only nf2bpf's own filters, the clsact qdiscs it created and its pins are removed.\n"
+      "Exit status: 0 unloaded (or nothing was loaded), 2 usage or system error.");
   return {sub, [a]() -> int {
             ui().json = a->format == "json";
             auto dp = ops::find_dataplane(a->pin_dir);

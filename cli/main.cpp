@@ -9,8 +9,7 @@
 int main(int argc, char** argv) {
   using namespace nf2bpf::cli;
   log_to_stderr();
-  CLI::App app{"nf2bpf: migrate iptables/nftables rulesets to eBPF (TC/XDP) and prove the migration",
-               "nf2bpf"};
+  CLI::App app{"nf2bpf: migrate iptables/nftables rulesets to eBPF (TC/XDP) and prove the migration", "nf2bpf"};
   // Subcommands copy these when they are added: set them first.
   app.formatter(std::make_shared<HelpFormatter>());
   app.get_formatter()->label("SUBCOMMAND", "COMMAND");
@@ -18,18 +17,20 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("nf2bpf ") + NF2BPF_VERSION);
-  app.add_flag("-v,--verbose", ui().verbose, "More operational logging on stderr (-v info, -vv debug, -vvv libbpf's debug output too)");
+  app.add_flag("-v,--verbose", ui().verbose,
+               "More operational logging on stderr (-v info, -vv debug, -vvv libbpf's debug output too)");
   app.add_flag("-q,--quiet", ui().quiet, "Print only the command's result line (errors still go to stderr)");
   app.add_option("--color", ui().color,
                  "Colour: auto (the default: on a terminal, unless NO_COLOR is set or TERM=dumb), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->option_text("WHEN");
-  app.footer("Exit status: 0 success, 1 input rejected, 2 usage or system error (a file that cannot be read);\n"
-             "diff: 0 no differences, 1 differences, 2 trouble. See nf2bpf(8) for every command.");
+  app.footer(
+      "Exit status: 0 success, 1 input rejected, 2 usage or system error (a file that cannot be read);\n"
+      "diff: 0 no differences, 1 differences, 2 trouble. See nf2bpf(8) for every command.");
 
-  std::vector<Command> commands = {add_translate(app), add_apply(app),    add_status(app), add_rollback(app),
-                                   add_unload(app),    add_diff(app),     add_capabilities(app),
-                                   add_sync(app),      add_restore(app)};
+  std::vector<Command> commands = {add_translate(app),    add_apply(app),  add_status(app),
+                                   add_rollback(app),     add_unload(app), add_diff(app),
+                                   add_capabilities(app), add_sync(app),   add_restore(app)};
   for (auto& c : commands) c.app->group("Commands");
 
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -60,8 +60,10 @@ class TerminalProgress : public progress::Sink {
     what_ = what;
     drawn_ = now;
     std::string line = "nf2bpf: " + what_;
-    if (done && total) line += ": " + thousands(done) + " of " + thousands(total);
-    else if (done) line += ": " + thousands(done);
+    if (done && total)
+      line += ": " + thousands(done) + " of " + thousands(total);
+    else if (done)
+      line += ": " + thousands(done);
     line += " (" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - start_).count()) + " s)";
     winsize ws{};
     size_t width = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col - 1 : 79;
@@ -112,7 +114,9 @@ void end_progress() {
   if (g_progress) g_progress->clear();
 }
 
-void log_to_stderr() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("nf2bpf", std::make_shared<StderrSink>())); }
+void log_to_stderr() {
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("nf2bpf", std::make_shared<StderrSink>()));
+}
 
 void emit_json(nlohmann::json doc, int status) {
   end_progress();
@@ -161,7 +165,8 @@ int fail(int status, const std::string& message, const std::string& given_hint, 
     if (std::string h = loader::privilege_hint(ui().command, message); !h.empty()) hint = h;
   print_error(message, hint);
   if (ui().json && !ui().emitted) {
-    nlohmann::json doc = {{"result", "error"}, {"message", message}, {"hint", hint.empty() ? nlohmann::json() : nlohmann::json(hint)}};
+    nlohmann::json doc = {
+        {"result", "error"}, {"message", message}, {"hint", hint.empty() ? nlohmann::json() : nlohmann::json(hint)}};
     for (const auto& [k, v] : extra.items()) doc[k] = v;
     emit_json(std::move(doc), status);
   }

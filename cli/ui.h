@@ -15,10 +15,10 @@
 namespace nf2bpf::cli {
 
 struct Ui {
-  int verbose = 0;       // -v: 1, -vv: 2, -vvv: 3
-  bool quiet = false;    // -q: the result line only
-  bool json = false;     // --format json: one document on stdout
-  bool emitted = false;  // that document was printed
+  int verbose = 0;             // -v: 1, -vv: 2, -vvv: 3
+  bool quiet = false;          // -q: the result line only
+  bool json = false;           // --format json: one document on stdout
+  bool emitted = false;        // that document was printed
   std::string color = "auto";  // --color auto|always|never
   std::string command;         // the command being run (for hints)
 };

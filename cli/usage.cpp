@@ -97,7 +97,8 @@ UsageProblem unknown_option(const std::string& name, const CLI::App& where, cons
   p.message = "unknown option '" + name + "'" + (command.empty() ? "" : " for " + command);
   std::string near = closest(name, names);
   std::string help = command.empty() ? "nf2bpf --help" : "nf2bpf " + command + " --help";
-  p.hint = near.empty() ? "'" + help + "' lists the options" : "did you mean '" + near + "'? ('" + help + "' lists the options)";
+  p.hint = near.empty() ? "'" + help + "' lists the options"
+                        : "did you mean '" + near + "'? ('" + help + "' lists the options)";
   return p;
 }
 
@@ -185,12 +186,15 @@ std::optional<UsageProblem> check_usage(const CLI::App& app, const std::vector<s
 UsageProblem explain(const CLI::ParseError& e, const std::string& command) {
   std::string m = e.what();
   // "--iface: 1 required IF missing" (CLI11's ArgumentMismatch).
-  if (auto r = m.find(" required "); r != std::string::npos && m.size() > 8 && m.compare(m.size() - 8, 8, " missing") == 0)
+  if (auto r = m.find(" required ");
+      r != std::string::npos && m.size() > 8 && m.compare(m.size() - 8, 8, " missing") == 0)
     m = m.substr(0, m.find(':')) + " needs a value";
   const std::string extra = "The following argument was not expected: ";
   const std::string extras = "The following arguments were not expected: ";
-  if (m.rfind(extra, 0) == 0) m = "unexpected argument '" + m.substr(extra.size()) + "'";
-  else if (m.rfind(extras, 0) == 0) m = "unexpected arguments: " + m.substr(extras.size());
+  if (m.rfind(extra, 0) == 0)
+    m = "unexpected argument '" + m.substr(extra.size()) + "'";
+  else if (m.rfind(extras, 0) == 0)
+    m = "unexpected arguments: " + m.substr(extras.size());
   if (!m.empty() && std::isupper((unsigned char)m[0]) && !std::isupper((unsigned char)m[1]))
     m[0] = (char)std::tolower((unsigned char)m[0]);
   std::string help = command.empty() ? "nf2bpf --help" : "nf2bpf " + command + " --help";

@@ -14,9 +14,7 @@ namespace nf2bpf {
 struct Error {
   int code = 0;         // errno, or 0 when there is none
   std::string context;  // what was being done
-  std::string message() const {
-    return code ? context + ": " + std::strerror(code) : context;
-  }
+  std::string message() const { return code ? context + ": " + std::strerror(code) : context; }
 };
 
 inline Error sys_error(std::string context, int code = errno) { return Error{code, std::move(context)}; }

@@ -24,7 +24,8 @@ const KRule* find_rule(const KChain& c, uint64_t handle) {
 }
 
 Result<Bytes> hex_field(const json& j, const char* key, const std::string& where) {
-  if (!j.contains(key) || !j[key].is_string()) return Error{EINVAL, "the backup has no " + std::string(key) + " for " + where};
+  if (!j.contains(key) || !j[key].is_string())
+    return Error{EINVAL, "the backup has no " + std::string(key) + " for " + where};
   auto b = from_hex(j[key].get<std::string>());
   if (!b || b->size() < 20) return Error{EINVAL, "the backup's " + std::string(key) + " for " + where + " is damaged"};
   return *b;

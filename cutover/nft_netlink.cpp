@@ -181,8 +181,10 @@ Result<std::vector<Bytes>> NftSocket::dump(uint16_t type, uint8_t family, const 
       nftnl_set* s = nftnl_set_alloc();
       if (!table.empty()) nftnl_set_set_str(s, NFTNL_SET_TABLE, table.c_str());
       if (!set.empty()) nftnl_set_set_str(s, NFTNL_SET_NAME, set.c_str());
-      if (type == NFT_MSG_GETSET) nftnl_set_nlmsg_build_payload(nlh, s);
-      else nftnl_set_elems_nlmsg_build_payload(nlh, s);
+      if (type == NFT_MSG_GETSET)
+        nftnl_set_nlmsg_build_payload(nlh, s);
+      else
+        nftnl_set_elems_nlmsg_build_payload(nlh, s);
       nftnl_set_free(s);
     } else if (type == NFT_MSG_GETRULE && !table.empty()) {
       mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, table.c_str());
@@ -262,8 +264,7 @@ Result<void> NftSocket::commit(Batch& b, std::optional<uint32_t> genid) {
       if (err->error != 0 && !first_error) {
         int code = -err->error;
         std::string ctx = what_of(seq);
-        if (code == ERESTART && seq == begin_seq)
-          ctx = "the transaction: the ruleset changed since it was read";
+        if (code == ERESTART && seq == begin_seq) ctx = "the transaction: the ruleset changed since it was read";
         first_error = Error{code, ctx};
       }
       // The begin message fails alone (ERESTART) or reports a failed commit;

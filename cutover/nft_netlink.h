@@ -28,8 +28,8 @@ class Batch {
   // payload after the nfgenmsg header (with nftnl_*_nlmsg_build_payload) into
   // a buffer of `room` bytes. `what` names the message in errors:
   // "delete rule ip filter INPUT handle 7".
-  void add(uint16_t type, uint8_t family, uint16_t flags, std::string what,
-           const std::function<void(nlmsghdr*)>& build, size_t room = 0);
+  void add(uint16_t type, uint8_t family, uint16_t flags, std::string what, const std::function<void(nlmsghdr*)>& build,
+           size_t room = 0);
   size_t count() const { return msgs_.size(); }
   size_t bytes() const { return buf_.size(); }
   bool empty() const { return msgs_.empty(); }

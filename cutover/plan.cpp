@@ -188,10 +188,12 @@ void Planner::table(uint32_t ti, const TableId& id, const KTable& kt, Plan& plan
       rp.handle = kc->rules[ri].handle;
       rp.location = c.rules[ri].loc.file_line();
       rp.text = c.rules[ri].text;
-      if (unsupported({ti, ci, ri})) rp.why = "not translated (unsupported)";
+      if (unsupported({ti, ci, ri}))
+        rp.why = "not translated (unsupported)";
       else if (reach[ci] & kNetfilter)
-        rp.why = c.base ? "its base chain is not enforced by the eBPF policy"
-                        : "reached from a base chain the eBPF policy does not enforce, or through a rule left in netfilter";
+        rp.why =
+            c.base ? "its base chain is not enforced by the eBPF policy"
+                   : "reached from a base chain the eBPF policy does not enforce, or through a rule left in netfilter";
       rp.remove = rp.why.empty();
       all_removable &= rp.remove;
       cp.rules.push_back(std::move(rp));

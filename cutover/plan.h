@@ -40,10 +40,10 @@ struct RulePlan {
 struct ChainPlan {
   std::string name;
   bool base = false;
-  bool delete_chain = false;                 // with all its rules
-  std::optional<uint32_t> set_policy;        // NF_ACCEPT where a DROP policy moves to eBPF
+  bool delete_chain = false;           // with all its rules
+  std::optional<uint32_t> set_policy;  // NF_ACCEPT where a DROP policy moves to eBPF
   uint32_t old_policy = 1;
-  std::vector<RulePlan> rules;               // in chain order (same as the kernel's)
+  std::vector<RulePlan> rules;  // in chain order (same as the kernel's)
   size_t removed() const;
   size_t kept() const { return rules.size() - removed(); }
 };
@@ -55,9 +55,9 @@ struct TablePlan {
 };
 
 struct Plan {
-  std::vector<TablePlan> tables;           // the tables the source translated (and the kernel has)
-  std::vector<std::string> untouched;      // the namespace's other tables
-  std::vector<std::string> problems;       // reasons to refuse the cut-over
+  std::vector<TablePlan> tables;       // the tables the source translated (and the kernel has)
+  std::vector<std::string> untouched;  // the namespace's other tables
+  std::vector<std::string> problems;   // reasons to refuse the cut-over
   size_t rules_removed() const;
   size_t rules_kept() const;
   size_t chains_deleted() const;

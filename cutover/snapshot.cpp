@@ -170,10 +170,14 @@ void retarget_sets(nftnl_rule* r, const std::vector<std::pair<std::string, uint3
   for (nftnl_expr* e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it)) {
     std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
     uint16_t name_attr = 0, id_attr = 0;
-    if (name == "lookup") name_attr = NFTNL_EXPR_LOOKUP_SET, id_attr = NFTNL_EXPR_LOOKUP_SET_ID;
-    else if (name == "dynset") name_attr = NFTNL_EXPR_DYNSET_SET_NAME, id_attr = NFTNL_EXPR_DYNSET_SET_ID;
-    else if (name == "objref") name_attr = NFTNL_EXPR_OBJREF_SET_NAME, id_attr = NFTNL_EXPR_OBJREF_SET_ID;
-    else continue;
+    if (name == "lookup")
+      name_attr = NFTNL_EXPR_LOOKUP_SET, id_attr = NFTNL_EXPR_LOOKUP_SET_ID;
+    else if (name == "dynset")
+      name_attr = NFTNL_EXPR_DYNSET_SET_NAME, id_attr = NFTNL_EXPR_DYNSET_SET_ID;
+    else if (name == "objref")
+      name_attr = NFTNL_EXPR_OBJREF_SET_NAME, id_attr = NFTNL_EXPR_OBJREF_SET_ID;
+    else
+      continue;
     if (!nftnl_expr_is_set(e, name_attr)) continue;
     if (auto id = id_of(nftnl_expr_get_str(e, name_attr))) {
       nftnl_expr_set_str(e, name_attr, "__set%d");
@@ -189,7 +193,7 @@ std::vector<std::string> set_refs(nftnl_rule* r) {
   if (!it) return out;
   for (nftnl_expr* e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it)) {
     std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-    uint16_t a = name == "lookup" ? NFTNL_EXPR_LOOKUP_SET
+    uint16_t a = name == "lookup"   ? NFTNL_EXPR_LOOKUP_SET
                  : name == "dynset" ? NFTNL_EXPR_DYNSET_SET_NAME
                  : name == "objref" ? NFTNL_EXPR_OBJREF_SET_NAME
                                     : 0;
@@ -230,7 +234,8 @@ Result<Snapshot> read_once(NftSocket& s, const std::vector<TableId>& want) {
   for (const auto& m : *tables) {
     TablePtr t(nftnl_table_alloc());
     if (!t || nftnl_table_nlmsg_parse(hdr(m), t.get()) < 0) return Error{EPROTO, "parse an nftables table"};
-    TableId id{(uint8_t)nftnl_table_get_u32(t.get(), NFTNL_TABLE_FAMILY), nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME)};
+    TableId id{(uint8_t)nftnl_table_get_u32(t.get(), NFTNL_TABLE_FAMILY),
+               nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME)};
     snap.all_tables.push_back(id);
     if (std::find(want.begin(), want.end(), id) == want.end()) continue;
     KTable kt;
@@ -265,7 +270,8 @@ Result<Snapshot> read_once(NftSocket& s, const std::vector<TableId>& want) {
       if (kt.name != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) continue;
       std::string chain = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN);
       auto ci = std::find_if(kt.chains.begin(), kt.chains.end(), [&](const KChain& c) { return c.name == chain; });
-      if (ci == kt.chains.end()) return Error{EAGAIN, "table " + where + ": a rule of chain " + chain + " without its chain"};
+      if (ci == kt.chains.end())
+        return Error{EAGAIN, "table " + where + ": a rule of chain " + chain + " without its chain"};
       KRule kr;
       kr.handle = nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE);
       kr.anon_sets = set_refs(r.get());
@@ -345,7 +351,8 @@ std::string check_reproducible(const KRule& r) {
 
 void add_delete_rule(Batch& b, const KTable& t, const KChain& c, const KRule& r, const std::string& text) {
   b.add(NFT_MSG_DELRULE, t.family, 0,
-        "delete rule " + chain_str(t, c) + " handle " + std::to_string(r.handle) + (text.empty() ? "" : " (" + text + ")"),
+        "delete rule " + chain_str(t, c) + " handle " + std::to_string(r.handle) +
+            (text.empty() ? "" : " (" + text + ")"),
         [&](nlmsghdr* nlh) {
           RulePtr x(nftnl_rule_alloc());
           nftnl_rule_set_str(x.get(), NFTNL_RULE_TABLE, t.name.c_str());
@@ -394,11 +401,14 @@ Result<void> add_create_chain(Batch& b, const KTable& t, const KChain& c) {
   nftnl_chain_unset(x.get(), NFTNL_CHAIN_ID);
   if (nftnl_chain_is_set(x.get(), NFTNL_CHAIN_FLAGS)) {
     uint32_t f = nftnl_chain_get_u32(x.get(), NFTNL_CHAIN_FLAGS) & ~(uint32_t)NFT_CHAIN_BASE;
-    if (f) nftnl_chain_set_u32(x.get(), NFTNL_CHAIN_FLAGS, f);
-    else nftnl_chain_unset(x.get(), NFTNL_CHAIN_FLAGS);
+    if (f)
+      nftnl_chain_set_u32(x.get(), NFTNL_CHAIN_FLAGS, f);
+    else
+      nftnl_chain_unset(x.get(), NFTNL_CHAIN_FLAGS);
   }
-  b.add(NFT_MSG_NEWCHAIN, t.family, NLM_F_CREATE | NLM_F_EXCL, "create chain " + chain_str(t, c),
-        [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, x.get()); }, c.msg.size());
+  b.add(
+      NFT_MSG_NEWCHAIN, t.family, NLM_F_CREATE | NLM_F_EXCL, "create chain " + chain_str(t, c),
+      [&](nlmsghdr* nlh) { nftnl_chain_nlmsg_build_payload(nlh, x.get()); }, c.msg.size());
   return {};
 }
 
@@ -409,21 +419,22 @@ Result<void> add_create_anon_set(Batch& b, const KTable& t, const KSet& s, uint3
   nftnl_set_set_str(x.get(), NFTNL_SET_NAME, "__set%d");
   nftnl_set_set_u32(x.get(), NFTNL_SET_ID, id);
   std::string where = "anonymous set " + s.name + " of table " + TableId{t.family, t.name}.str();
-  b.add(NFT_MSG_NEWSET, t.family, NLM_F_CREATE, "create " + where,
-        [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, x.get()); }, s.msg.size());
+  b.add(
+      NFT_MSG_NEWSET, t.family, NLM_F_CREATE, "create " + where,
+      [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, x.get()); }, s.msg.size());
   size_t room = 0;
   for (const auto& e : s.elems) {
     if (nftnl_set_elems_nlmsg_parse(hdr(e), x.get()) < 0) return Error{EPROTO, "parse the saved elements of " + where};
     room += e.size();
   }
   if (s.elems.empty()) return {};
-  b.add(NFT_MSG_NEWSETELEM, t.family, NLM_F_CREATE, "add the elements of " + where,
-        [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, x.get()); }, room);
+  b.add(
+      NFT_MSG_NEWSETELEM, t.family, NLM_F_CREATE, "add the elements of " + where,
+      [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, x.get()); }, room);
   return {};
 }
 
-Result<void> add_create_rule(Batch& b, const KTable& t, const KChain& c, const KRule& r,
-                             std::optional<uint64_t> before,
+Result<void> add_create_rule(Batch& b, const KTable& t, const KChain& c, const KRule& r, std::optional<uint64_t> before,
                              const std::vector<std::pair<std::string, uint32_t>>& set_ids) {
   RulePtr x = parse_rule(r.msg);
   if (!x) return Error{EPROTO, "parse a saved rule of chain " + chain_str(t, c)};
@@ -434,11 +445,14 @@ Result<void> add_create_rule(Batch& b, const KTable& t, const KChain& c, const K
   set_compat(x.get());
   retarget_sets(x.get(), set_ids);
   uint16_t flags = NLM_F_CREATE;
-  if (before) nftnl_rule_set_u64(x.get(), NFTNL_RULE_POSITION, *before);  // insert before it
-  else flags |= NLM_F_APPEND;
-  b.add(NFT_MSG_NEWRULE, t.family, flags,
-        "add rule to " + chain_str(t, c) + (before ? " before handle " + std::to_string(*before) : ""),
-        [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, x.get()); }, r.msg.size());
+  if (before)
+    nftnl_rule_set_u64(x.get(), NFTNL_RULE_POSITION, *before);  // insert before it
+  else
+    flags |= NLM_F_APPEND;
+  b.add(
+      NFT_MSG_NEWRULE, t.family, flags,
+      "add rule to " + chain_str(t, c) + (before ? " before handle " + std::to_string(*before) : ""),
+      [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, x.get()); }, r.msg.size());
   return {};
 }
 

@@ -87,8 +87,7 @@ Result<void> add_create_anon_set(Batch& b, const KTable& t, const KSet& s, uint3
 // Re-creates a rule: before the rule with handle `before` when given, else at
 // the end of its chain. `set_ids` maps the anonymous set names it used to the
 // ids given to add_create_anon_set.
-Result<void> add_create_rule(Batch& b, const KTable& t, const KChain& c, const KRule& r,
-                             std::optional<uint64_t> before,
+Result<void> add_create_rule(Batch& b, const KTable& t, const KChain& c, const KRule& r, std::optional<uint64_t> before,
                              const std::vector<std::pair<std::string, uint32_t>>& set_ids);
 
 }  // namespace nf2bpf::cutover

@@ -35,8 +35,8 @@ constexpr size_t kStateBlob = 16384;
 
 // Outer maps in a fixed order; the loader creates one inner map per kind.
 enum Outer { kStages, kTuples, kRules, kStmts, kLimits, kCounters, kEntries, kLpm, kIfaces, kOuterCount };
-const char* kOuterNames[kOuterCount] = {"nf_stages", "nf_tuples", "nf_rules",   "nf_stmts", "nf_limits",
-                                        "nf_counters", "nf_entries", "nf_lpm", "nf_ifaces"};
+const char* kOuterNames[kOuterCount] = {"nf_stages",   "nf_tuples",  "nf_rules", "nf_stmts", "nf_limits",
+                                        "nf_counters", "nf_entries", "nf_lpm",   "nf_ifaces"};
 
 struct AddrtypeKey {
   uint32_t prefixlen;
@@ -153,7 +153,7 @@ static int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list ar
   while (n && buf[n - 1] == '\n') buf[--n] = 0;
   std::string_view msg(buf, n);
   if (msg.starts_with("libbpf: ")) msg.remove_prefix(8);  // libbpf names itself; so does the log line
-  spdlog::level::level_enum lv = level == LIBBPF_WARN ? (t_probing ? spdlog::level::debug : spdlog::level::info)
+  spdlog::level::level_enum lv = level == LIBBPF_WARN   ? (t_probing ? spdlog::level::debug : spdlog::level::info)
                                  : level == LIBBPF_INFO ? spdlog::level::debug
                                                         : spdlog::level::trace;
   spdlog::log(lv, "libbpf: {}", msg);
@@ -190,9 +190,9 @@ Result<void> Dataplane::adopt_maps(int prog_fd) {
   info.map_ids = (uint64_t)(uintptr_t)ids.data();
   if (int rc = bpf_obj_get_info_by_fd(prog_fd, &info, &len)) return bpf_err("read program info", rc);
   ids.resize(std::min<size_t>(info.nr_map_ids, ids.size()));
-  std::map<std::string, Fd*> want = {{"nf_control", &fds_->control}, {"nf_cfg", &fds_->cfg},
-                                     {"nf_hooks", &fds_->hooks},     {"nf_small", &fds_->small},
-                                     {"nf_state", &fds_->state},     {"nf_ct", &fds_->ct},
+  std::map<std::string, Fd*> want = {{"nf_control", &fds_->control},   {"nf_cfg", &fds_->cfg},
+                                     {"nf_hooks", &fds_->hooks},       {"nf_small", &fds_->small},
+                                     {"nf_state", &fds_->state},       {"nf_ct", &fds_->ct},
                                      {"nf_addrtype", &fds_->addrtype}, {"nf_events", &fds_->events}};
   for (int i = 0; i < kOuterCount; ++i) want[kOuterNames[i]] = &fds_->outer[i];
   for (uint32_t id : ids) {
@@ -220,15 +220,23 @@ Result<void> Dataplane::reload_programs() {
   nf2bpf_bpf* skel = nf2bpf_bpf__open();
   if (!skel) return sys_error("open the nf2bpf BPF object");
   auto& f = *fds_;
-  std::pair<bpf_map*, int> reuse[] = {
-      {skel->maps.nf_control, f.control.fd}, {skel->maps.nf_cfg, f.cfg.fd},   {skel->maps.nf_hooks, f.hooks.fd},
-      {skel->maps.nf_small, f.small.fd},     {skel->maps.nf_state, f.state.fd}, {skel->maps.nf_ct, f.ct.fd},
-      {skel->maps.nf_addrtype, f.addrtype.fd}, {skel->maps.nf_events, f.events.fd},
-      {skel->maps.nf_stages, f.outer[kStages].fd}, {skel->maps.nf_tuples, f.outer[kTuples].fd},
-      {skel->maps.nf_rules, f.outer[kRules].fd},   {skel->maps.nf_stmts, f.outer[kStmts].fd},
-      {skel->maps.nf_limits, f.outer[kLimits].fd}, {skel->maps.nf_counters, f.outer[kCounters].fd},
-      {skel->maps.nf_entries, f.outer[kEntries].fd}, {skel->maps.nf_lpm, f.outer[kLpm].fd},
-      {skel->maps.nf_ifaces, f.outer[kIfaces].fd}};
+  std::pair<bpf_map*, int> reuse[] = {{skel->maps.nf_control, f.control.fd},
+                                      {skel->maps.nf_cfg, f.cfg.fd},
+                                      {skel->maps.nf_hooks, f.hooks.fd},
+                                      {skel->maps.nf_small, f.small.fd},
+                                      {skel->maps.nf_state, f.state.fd},
+                                      {skel->maps.nf_ct, f.ct.fd},
+                                      {skel->maps.nf_addrtype, f.addrtype.fd},
+                                      {skel->maps.nf_events, f.events.fd},
+                                      {skel->maps.nf_stages, f.outer[kStages].fd},
+                                      {skel->maps.nf_tuples, f.outer[kTuples].fd},
+                                      {skel->maps.nf_rules, f.outer[kRules].fd},
+                                      {skel->maps.nf_stmts, f.outer[kStmts].fd},
+                                      {skel->maps.nf_limits, f.outer[kLimits].fd},
+                                      {skel->maps.nf_counters, f.outer[kCounters].fd},
+                                      {skel->maps.nf_entries, f.outer[kEntries].fd},
+                                      {skel->maps.nf_lpm, f.outer[kLpm].fd},
+                                      {skel->maps.nf_ifaces, f.outer[kIfaces].fd}};
   for (auto [m, fd] : reuse)
     if (fd >= 0)
       if (int rc = bpf_map__reuse_fd(m, fd)) {
@@ -352,9 +360,9 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.ct = dupfd(bpf_map__fd(skel->maps.nf_ct));
   f.addrtype = dupfd(bpf_map__fd(skel->maps.nf_addrtype));
   f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
-  bpf_map* outers[kOuterCount] = {skel->maps.nf_stages, skel->maps.nf_tuples, skel->maps.nf_rules,
-                                  skel->maps.nf_stmts,  skel->maps.nf_limits, skel->maps.nf_counters,
-                                  skel->maps.nf_entries, skel->maps.nf_lpm,   skel->maps.nf_ifaces};
+  bpf_map* outers[kOuterCount] = {skel->maps.nf_stages,  skel->maps.nf_tuples, skel->maps.nf_rules,
+                                  skel->maps.nf_stmts,   skel->maps.nf_limits, skel->maps.nf_counters,
+                                  skel->maps.nf_entries, skel->maps.nf_lpm,    skel->maps.nf_ifaces};
   for (int i = 0; i < kOuterCount; ++i) f.outer[i] = dupfd(bpf_map__fd(outers[i]));
   f.ingress = dupfd(bpf_program__fd(skel->progs.nf2bpf_ingress));
   f.egress = dupfd(bpf_program__fd(skel->progs.nf2bpf_egress));
@@ -416,7 +424,9 @@ Result<Fd> make_inner(Outer kind, uint32_t entries) {
     default: break;
   }
   int fd = bpf_map_create(type, kOuterNames[kind], ks, vs, entries, &o);
-  if (fd < 0) return bpf_err(std::string("create map ") + kOuterNames[kind] + " with " + std::to_string(entries) + " entries", fd);
+  if (fd < 0)
+    return bpf_err(std::string("create map ") + kOuterNames[kind] + " with " + std::to_string(entries) + " entries",
+                   fd);
   return Fd(fd);
 }
 
@@ -464,9 +474,10 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
 
   // Inner maps of the new generation.
   std::array<Fd, kOuterCount> inner;
-  uint32_t sizes[kOuterCount] = {(uint32_t)p.stages.size(), (uint32_t)p.tuples.size(), (uint32_t)p.rules.size(),
-                                 (uint32_t)p.stmts.size(),  (uint32_t)p.limits.size(), p.counter_count(),
-                                 (uint32_t)p.entries.size(), (uint32_t)p.lpm.size(),  (uint32_t)(2 * ifaces.size() + 4)};
+  uint32_t sizes[kOuterCount] = {
+      (uint32_t)p.stages.size(),  (uint32_t)p.tuples.size(), (uint32_t)p.rules.size(),
+      (uint32_t)p.stmts.size(),   (uint32_t)p.limits.size(), p.counter_count(),
+      (uint32_t)p.entries.size(), (uint32_t)p.lpm.size(),    (uint32_t)(2 * ifaces.size() + 4)};
   for (int k = 0; k < kOuterCount; ++k) {
     auto m = make_inner((Outer)k, sizes[k]);
     if (!m) return m.error();
@@ -488,7 +499,8 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
     std::vector<uint32_t> keys(n);
     for (uint32_t i = 0; i < n; ++i) keys[i] = i;
     std::vector<nf2bpf_counter> zeros((size_t)n * ncpu);
-    if (auto r = fill(inner[kCounters].fd, keys.data(), 4, zeros.data(), sizeof(nf2bpf_counter) * ncpu, n, "counters"); !r)
+    if (auto r = fill(inner[kCounters].fd, keys.data(), 4, zeros.data(), sizeof(nf2bpf_counter) * ncpu, n, "counters");
+        !r)
       return r.error();
   }
   {
@@ -511,7 +523,9 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
       to_bytes(p.lpm[i].addr, keys[i].addr);
       vals[i] = p.lpm[i].cls;
     }
-    if (auto r = fill(inner[kLpm].fd, keys.data(), sizeof(nf2bpf_lpm_key), vals.data(), 4, keys.size(), "address classes"); !r)
+    if (auto r =
+            fill(inner[kLpm].fd, keys.data(), sizeof(nf2bpf_lpm_key), vals.data(), 4, keys.size(), "address classes");
+        !r)
       return r.error();
   }
   {
@@ -523,7 +537,9 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
       keys.push_back({slot, 0xffffffffu}), vals.push_back(p.iface_class(w, "\x7f\x7f"));
       for (const auto& i : ifaces) keys.push_back({slot, i.ifindex}), vals.push_back(p.iface_class(w, i.name));
     }
-    if (auto r = fill(inner[kIfaces].fd, keys.data(), sizeof(nf2bpf_iface_key), vals.data(), 4, keys.size(), "interfaces"); !r)
+    if (auto r =
+            fill(inner[kIfaces].fd, keys.data(), sizeof(nf2bpf_iface_key), vals.data(), 4, keys.size(), "interfaces");
+        !r)
       return r.error();
   }
   // Fixed-size per-generation data.
@@ -556,8 +572,8 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   if (meta.dump().size() < kStateBlob - 1024) meta["log_prefixes"] = p.log_prefixes;
   if (auto r = write_state(spare, meta); !r) return r.error();
 
-  spdlog::debug("generation {} written into slot {}: {} rules, {} classifier entries, {} tuples, {} stages", gen,
-                spare, p.rules.size(), p.entries.size(), p.tuples.size(), p.stages.size());
+  spdlog::debug("generation {} written into slot {}: {} rules, {} classifier entries, {} tuples, {} stages", gen, spare,
+                p.rules.size(), p.entries.size(), p.tuples.size(), p.stages.size());
   // The switch: one update of one value.
   nf2bpf_control next{};
   next.live = spare;
@@ -609,8 +625,10 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
       Probe probe;  // EEXIST when the qdisc is there: expected
       rc = bpf_tc_hook_create(&hook);
     }
-    if (rc == 0) created = true;
-    else if (rc != -EEXIST) return bpf_err("create clsact qdisc on " + i.name, rc);
+    if (rc == 0)
+      created = true;
+    else if (rc != -EEXIST)
+      return bpf_err("create clsact qdisc on " + i.name, rc);
     for (auto [point, prog] : {std::pair{BPF_TC_INGRESS, f.ingress.fd}, std::pair{BPF_TC_EGRESS, f.egress.fd}}) {
       bpf_tc_hook h{};
       h.sz = sizeof h;
@@ -623,7 +641,8 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
       o.priority = kTcPriority;
       o.flags = BPF_TC_F_REPLACE;
       if (int r = bpf_tc_attach(&h, &o))
-        return bpf_err(std::string("attach tc ") + (point == BPF_TC_INGRESS ? "ingress" : "egress") + " on " + i.name, r);
+        return bpf_err(std::string("attach tc ") + (point == BPF_TC_INGRESS ? "ingress" : "egress") + " on " + i.name,
+                       r);
     }
     bool xdp_on = false;
     if (xdp) {
@@ -637,7 +656,8 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
       uint32_t pl = sizeof pi;
       bpf_obj_get_info_by_fd(f.xdp.fd, &pi, &pl);
       if (cur && cur != pi.id)
-        return Error{EBUSY, "attach xdp on " + i.name + ": another XDP program (id " + std::to_string(cur) + ") is attached"};
+        return Error{EBUSY,
+                     "attach xdp on " + i.name + ": another XDP program (id " + std::to_string(cur) + ") is attached"};
       if (int r = bpf_xdp_attach((int)i.ifindex, f.xdp.fd, 0, nullptr)) return bpf_err("attach xdp on " + i.name, r);
       xdp_on = true;
     } else if (e.value("xdp", false)) {
@@ -645,7 +665,9 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
     }
     now.push_back({{"name", i.name}, {"ifindex", i.ifindex}, {"created_clsact", created}, {"xdp", xdp_on}});
     spdlog::debug("attached to {} (tc ingress, tc egress{}; clsact qdisc {})", i.name, xdp_on ? ", xdp" : "",
-                  rc == 0 ? "created now" : created ? "created earlier" : "someone else's");
+                  rc == 0   ? "created now"
+                  : created ? "created earlier"
+                            : "someone else's");
   }
   // Interfaces attached before and not listed now: detach. One that fails
   // stays recorded, so that unload (or the next attach) tries again.
@@ -755,8 +777,8 @@ Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& fr
     xdp_md in{};
     in.ingress_ifindex = ctx.ifindex;
     LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = data_out.data(),
-                .data_size_in = (uint32_t)frame.size(), .data_size_out = (uint32_t)data_out.size(),
-                .ctx_in = &in, .ctx_size_in = sizeof in, .repeat = (int)std::max<uint32_t>(ctx.repeat, 1));
+                .data_size_in = (uint32_t)frame.size(), .data_size_out = (uint32_t)data_out.size(), .ctx_in = &in,
+                .ctx_size_in = sizeof in, .repeat = (int)std::max<uint32_t>(ctx.repeat, 1));
     if (int rc = bpf_prog_test_run_opts(fd, &o)) return bpf_err("run the XDP program on a test packet", rc);
     out.retval = o.retval;
     out.duration_ns = o.duration;
@@ -767,8 +789,8 @@ Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& fr
   in.ingress_ifindex = ctx.ingress_ifindex;
   in.mark = ctx.mark;
   LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = data_out.data(),
-              .data_size_in = (uint32_t)frame.size(), .data_size_out = (uint32_t)data_out.size(),
-              .ctx_in = &in, .ctx_out = &outctx, .ctx_size_in = sizeof in, .ctx_size_out = sizeof outctx,
+              .data_size_in = (uint32_t)frame.size(), .data_size_out = (uint32_t)data_out.size(), .ctx_in = &in,
+              .ctx_out = &outctx, .ctx_size_in = sizeof in, .ctx_size_out = sizeof outctx,
               .repeat = (int)std::max<uint32_t>(ctx.repeat, 1));
   if (int rc = bpf_prog_test_run_opts(fd, &o)) return bpf_err("run the TC program on a test packet", rc);
   out.retval = o.retval;

@@ -22,9 +22,9 @@ enum class Prog { Ingress, Egress, Xdp };
 struct StatusInfo {
   uint32_t live_slot = 0;
   uint64_t generation = 0;
-  nlohmann::json live;       // metadata of the live generation (source, checksum ...)
-  nlohmann::json previous;   // of the other slot, when it holds a valid generation
-  nlohmann::json attach;     // interfaces and hooks
+  nlohmann::json live;      // metadata of the live generation (source, checksum ...)
+  nlohmann::json previous;  // of the other slot, when it holds a valid generation
+  nlohmann::json attach;    // interfaces and hooks
   std::string pin_dir;
   struct RuleCounter {
     uint32_t index;
@@ -45,17 +45,17 @@ struct TestResult {
   // when the program let the packet pass before any rule could see it
   // (no policy, not IP, VLAN-tagged).
   bool decided = false;
-  uint8_t action = 0;        // NF_ACT_*
+  uint8_t action = 0;           // NF_ACT_*
   uint32_t rule = UINT32_MAX;   // deciding rule index or a stage's policy counter, UINT32_MAX: none
   uint32_t stage = UINT32_MAX;  // stage of that rule, UINT32_MAX: no stage ran
-  uint8_t ctstate = 0;       // NF_CT_STATE_* the rules saw
+  uint8_t ctstate = 0;          // NF_CT_STATE_* the rules saw
 };
 
 struct TestCtx {
   uint32_t ifindex = 0;          // the device the program runs on
   uint32_t ingress_ifindex = 0;  // egress: where a forwarded packet came in
   uint32_t mark = 0;
-  uint32_t repeat = 1;           // runs of the program on this packet (benchmarks)
+  uint32_t repeat = 1;  // runs of the program on this packet (benchmarks)
 };
 
 class Dataplane {

@@ -29,11 +29,11 @@ static ir::u128 from_sockaddr(const sockaddr* sa) {
 
 Result<std::vector<AddrTypeEntry>> address_types() {
   std::vector<AddrTypeEntry> out = {
-      {ir::v4_to_u128(0), 96 + 8, ir::kAddrBroadcast},              // 0.0.0.0/8 (zeronet)
-      {ir::v4_to_u128(0xffffffff), 128, ir::kAddrBroadcast},        // limited broadcast
-      {ir::v4_to_u128(0xe0000000), 96 + 4, ir::kAddrMulticast},     // 224.0.0.0/4
-      {(ir::u128)0xff << 120, 8, ir::kAddrMulticast},               // ff00::/8
-      {0, 128, ir::kAddrUnspec},                                    // ::
+      {ir::v4_to_u128(0), 96 + 8, ir::kAddrBroadcast},           // 0.0.0.0/8 (zeronet)
+      {ir::v4_to_u128(0xffffffff), 128, ir::kAddrBroadcast},     // limited broadcast
+      {ir::v4_to_u128(0xe0000000), 96 + 4, ir::kAddrMulticast},  // 224.0.0.0/4
+      {(ir::u128)0xff << 120, 8, ir::kAddrMulticast},            // ff00::/8
+      {0, 128, ir::kAddrUnspec},                                 // ::
   };
   struct ifaddrs* ifa = nullptr;
   if (getifaddrs(&ifa) != 0) return sys_error("list interface addresses");

@@ -20,9 +20,9 @@ struct Interface {
 Result<std::vector<Interface>> list_interfaces();
 
 struct AddrTypeEntry {
-  ir::u128 addr;       // IR address space (IPv4 mapped)
-  uint8_t prefixlen;   // over the 128-bit address
-  uint32_t type;       // ir::AddrType bit
+  ir::u128 addr;      // IR address space (IPv4 mapped)
+  uint8_t prefixlen;  // over the 128-bit address
+  uint32_t type;      // ir::AddrType bit
 };
 
 // Address types as the kernel's local table classifies them: this host's

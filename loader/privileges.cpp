@@ -18,8 +18,8 @@ bool can_load_bpf() {
 
 std::string privilege_hint(const std::string& command, const std::string& error) {
   // The errors carry strerror's text (common/result.h).
-  bool denied = error.find(std::strerror(EPERM)) != std::string::npos ||
-                error.find(std::strerror(EACCES)) != std::string::npos;
+  bool denied =
+      error.find(std::strerror(EPERM)) != std::string::npos || error.find(std::strerror(EACCES)) != std::string::npos;
   if (!denied || can_load_bpf()) return {};
   return "nf2bpf " + command + " needs root or CAP_BPF+CAP_NET_ADMIN";
 }

@@ -59,8 +59,7 @@ std::string prove_live_is_source(const Translation& tr, const policy::Policy& po
                                  std::string& how) {
   if (live.diags.has_errors()) {
     for (const auto& d : live.diags.all())
-      if (d.severity == diag::Severity::Error)
-        return "the live ruleset does not read back cleanly (" + d.message + ")";
+      if (d.severity == diag::Severity::Error) return "the live ruleset does not read back cleanly (" + d.message + ")";
   }
   diag::Diagnostics cd;
   policy::Policy lp = policy::compile(live, cd);
@@ -128,9 +127,9 @@ co::Plan plan_cutover(const Translation& tr, const policy::Policy& pol, const co
     if (snap.find(id)) continue;
     auto names = legacy(id.family);
     if (std::find(names.begin(), names.end(), id.name) != names.end())
-      plan.problems.insert(plan.problems.begin(),
-                           "table " + id.str() + " is an iptables-legacy (x_tables) table, which an nftables "
-                           "transaction cannot touch");
+      plan.problems.insert(plan.problems.begin(), "table " + id.str() +
+                                                      " is an iptables-legacy (x_tables) table, which an nftables "
+                                                      "transaction cannot touch");
   }
   return plan;
 }

@@ -71,8 +71,8 @@ RestoreOutcome run_restore(const RestoreOptions& o) {
   uint64_t made_in = doc->value("netns", (uint64_t)0);
   if (auto ns = loader::netns_id(); ns && made_in && made_in != *ns)
     return end(r, Kind::refused,
-               path + " was made in another network namespace (inode " + std::to_string(made_in) +
-                   "; this one is " + std::to_string(*ns) + ")",
+               path + " was made in another network namespace (inode " + std::to_string(made_in) + "; this one is " +
+                   std::to_string(*ns) + ")",
                "run restore inside the namespace the cut-over ran in (ip netns exec NAME nf2bpf restore)");
   auto ids = co::backup_tables(*doc);
   if (!ids) return end(r, Kind::refused, path + ": " + ids.error().message());
@@ -84,7 +84,8 @@ RestoreOutcome run_restore(const RestoreOptions& o) {
     auto b = co::restore_batch(*doc, *snap, r.problems);
     if (!b) return end(r, Kind::refused, path + ": " + b.error().message());
     if (!r.problems.empty())
-      return end(r, Kind::refused, "restore refused: the netfilter ruleset changed since the cut-over; nothing was changed",
+      return end(r, Kind::refused,
+                 "restore refused: the netfilter ruleset changed since the cut-over; nothing was changed",
                  "the saved rules are readable in the backup's \"listing\"; put them back by hand, or undo the "
                  "changes listed above and run restore again");
     r.messages = b->count();

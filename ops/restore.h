@@ -27,10 +27,10 @@ struct RestoreOutcome {
   std::vector<std::string> planned;   // dry run: the transaction's messages
   bool restored = false;              // the transaction went through
   size_t messages = 0;
-  int64_t rules = 0, chains = 0;      // put back (the backup's summary)
-  std::string moved_to;               // where the used backup was moved ("" when it could not be)
+  int64_t rules = 0, chains = 0;  // put back (the backup's summary)
+  std::string moved_to;           // where the used backup was moved ("" when it could not be)
   enum class Dataplane { untouched, kept, none, unloaded } dataplane = Dataplane::untouched;
-  std::string detached;               // the interfaces the unloaded policy was attached to
+  std::string detached;  // the interfaces the unloaded policy was attached to
 };
 
 RestoreOutcome run_restore(const RestoreOptions& o);

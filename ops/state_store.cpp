@@ -46,8 +46,8 @@ Result<StateLock> StateLock::acquire(const std::string& dir, double timeout_s) {
       ::close(fd);
       char secs[32];
       std::snprintf(secs, sizeof secs, "%g", timeout_s);
-      return Error{EWOULDBLOCK, "another nf2bpf sync" + (holder.empty() ? "" : " (" + holder + ")") +
-                                    " still holds " + path + " after " + secs + " s"};
+      return Error{EWOULDBLOCK, "another nf2bpf sync" + (holder.empty() ? "" : " (" + holder + ")") + " still holds " +
+                                    path + " after " + secs + " s"};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

@@ -107,7 +107,8 @@ bool Run::finish(Kind kind, const std::string& result, const std::string& line) 
 
 // 1. State directory and lock: one sync at a time per namespace.
 bool Run::open_state() {
-  if (!o_.state_dir.empty()) dir_ = o_.state_dir;
+  if (!o_.state_dir.empty())
+    dir_ = o_.state_dir;
   else {
     auto d = default_state_dir();
     if (!d) return fail(d.error().message());
@@ -116,8 +117,9 @@ bool Run::open_state() {
   auto lock = StateLock::acquire(dir_, o_.lock_timeout);
   if (!lock) {
     if (lock.error().code == EWOULDBLOCK)
-      return refuse("refused: " + lock.error().context, "a sync that takes this long is stuck or the source is huge; "
-                                                        "raise --lock-timeout or look at the other process");
+      return refuse("refused: " + lock.error().context,
+                    "a sync that takes this long is stuck or the source is huge; "
+                    "raise --lock-timeout or look at the other process");
     return fail(lock.error().message());
   }
   lock_.emplace(std::move(*lock));
@@ -140,8 +142,7 @@ bool Run::translate_source() {
       if (d.severity == diag::Severity::Error) e.push_back(d.loc.str() + ": " + d.message);
     bool only_unsupported = !tr->diags.has_errors();
     out_.rejected = std::move(*tr);
-    return refuse("refused: " + source_ + " has " +
-                      (only_unsupported ? "unsupported rules" : std::string("errors")) +
+    return refuse("refused: " + source_ + " has " + (only_unsupported ? "unsupported rules" : std::string("errors")) +
                       "; the live generation is untouched",
                   only_unsupported ? "pass --allow-partial (allow_partial: true) to leave them in netfilter"
                                    : "fix the source; sync keeps the live policy until it translates cleanly");
@@ -310,7 +311,7 @@ bool Run::swap() {
   out_.doc["timings_ms"]["store"] = ms_since(t);
   witness_tmp_.path.clear();
   state_["pending"] = {{"checksum", pol_.checksum}, {"source", source_},        {"format", tr_->input_format},
-                       {"pid", getpid()},            {"started", time(nullptr)}, {"rules", tr_->rules.size()}};
+                       {"pid", getpid()},           {"started", time(nullptr)}, {"rules", tr_->rules.size()}};
   if (auto r = write_state(dir_, state_); !r) return fail("write the state: " + r.error().message());
   Deployment d = deploy(pin_dir_, pol_, ifaces_, generation_meta(*tr_, pol_, source_), o_.xdp);
   // A failure before the install touched nothing; the pending mark stays
@@ -324,9 +325,10 @@ bool Run::swap() {
   }
   state_.erase("pending");
   if (state_.contains("live")) state_["previous"] = state_["live"];
-  state_["live"] = {{"checksum", pol_.checksum},  {"generation", d.generation},  {"source", source_},
-                    {"format", tr_->input_format}, {"since", time(nullptr)},      {"by", "sync"},
-                    {"rules", tr_->rules.size()},  {"interfaces", out_.doc["interfaces"]}};
+  state_["live"] = {{"checksum", pol_.checksum},  {"generation", d.generation},
+                    {"source", source_},          {"format", tr_->input_format},
+                    {"since", time(nullptr)},     {"by", "sync"},
+                    {"rules", tr_->rules.size()}, {"interfaces", out_.doc["interfaces"]}};
   if (auto r = write_state(dir_, state_); !r)
     return fail("generation " + std::to_string(d.generation) +
                 " is live, but writing the state failed: " + r.error().message());

@@ -87,7 +87,7 @@ enum class Guard {
   compare,  // compare the new policy with the stored live one
   pass,     // within the limit
   refuse,
-  force,    // --force overrides a refusal (a note says so)
+  force,  // --force overrides a refusal (a note says so)
 };
 // Before comparing: is there a guard, and something to compare with?
 Guard guard_before(double max_change, bool force, bool live, bool stored);

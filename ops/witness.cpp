@@ -84,9 +84,10 @@ std::vector<std::string> Comparison::describe(size_t max) const {
 }
 
 nlohmann::json Comparison::json() const {
-  nlohmann::json j = {{"capture", capture},     {"packets", packets},           {"agreed", agreed},
-                      {"differed", differed},   {"excused", excused},           {"indeterminate", indeterminate},
-                      {"skipped", skipped},     {"percent_changed", percent_changed()}};
+  nlohmann::json j = {{"capture", capture}, {"packets", packets},
+                      {"agreed", agreed},   {"differed", differed},
+                      {"excused", excused}, {"indeterminate", indeterminate},
+                      {"skipped", skipped}, {"percent_changed", percent_changed()}};
   auto& d = j["differences"] = nlohmann::json::array();
   for (const auto& x : differences)
     d.push_back({{"packet", x.number},

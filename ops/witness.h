@@ -19,12 +19,12 @@ namespace nf2bpf::ops {
 
 struct Comparison {
   std::string capture;
-  uint64_t packets = 0;        // compared (agreed + differed)
+  uint64_t packets = 0;  // compared (agreed + differed)
   uint64_t agreed = 0, differed = 0;
-  uint64_t excused = 0;        // differences decided by rules left in netfilter (--allow-partial)
+  uint64_t excused = 0;  // differences decided by rules left in netfilter (--allow-partial)
   uint64_t indeterminate = 0, skipped = 0;
   std::vector<verify::PacketReport> differences;  // the first few
-  std::string error;           // the capture broke off
+  std::string error;                              // the capture broke off
   double percent_changed() const { return packets ? 100.0 * (double)differed / (double)packets : 0.0; }
   void add(const Comparison& o);
   nlohmann::json json() const;

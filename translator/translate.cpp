@@ -74,8 +74,10 @@ std::string detect_format(std::string_view text) {
       if (p == std::string_view::npos) continue;
       std::string_view v = l.substr(p + opt.size());
       v = v.substr(0, v.find(' '));
-      if (v.find(':') != std::string_view::npos && opt.size() <= 4) ++v6_hint;
-      else ++v4_hint;
+      if (v.find(':') != std::string_view::npos && opt.size() <= 4)
+        ++v6_hint;
+      else
+        ++v4_hint;
     }
     if (l.find("icmpv6") != std::string_view::npos || l.find("icmp6") != std::string_view::npos) ++v6_hint;
   }
@@ -105,8 +107,8 @@ Translation translate_source(const frontend::Source& src, const TranslateOptions
   tr.input_format = fmt;
   progress::report("parsing");
   if (fmt == "iptables" || fmt == "ip6tables") {
-    tr.ruleset = frontend::parse_iptables(src, fmt == "iptables" ? ir::AddrFamily::V4 : ir::AddrFamily::V6,
-                                          ipsets, tr.diags);
+    tr.ruleset =
+        frontend::parse_iptables(src, fmt == "iptables" ? ir::AddrFamily::V4 : ir::AddrFamily::V6, ipsets, tr.diags);
   } else if (fmt == "nft") {
     tr.ruleset = frontend::parse_nft_text(src, tr.diags);
   } else if (fmt == "nft-json" || fmt == "kernel") {

@@ -16,7 +16,7 @@ namespace nf2bpf {
 struct TranslateOptions {
   std::string from = "auto";  // auto | iptables | ip6tables | nft | nft-json | kernel
   bool allow_partial = false;
-  std::string ipsets_path;    // `ipset save` output for -m set
+  std::string ipsets_path;  // `ipset save` output for -m set
 };
 
 struct Translation {

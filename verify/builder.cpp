@@ -90,9 +90,9 @@ std::vector<uint8_t> build_l4(const PacketSpec& s) {
     case 33: {  // DCCP generic header, 12 bytes with extended sequence numbers
       put16(l4, s.sport);
       put16(l4, s.dport);
-      l4.push_back(3);  // data offset in 4-byte words
-      l4.push_back(0);  // CCVal/CsCov
-      put16(l4, 0);     // checksum
+      l4.push_back(3);                        // data offset in 4-byte words
+      l4.push_back(0);                        // CCVal/CsCov
+      put16(l4, 0);                           // checksum
       l4.push_back((uint8_t)((0 << 1) | 1));  // type request(0), X=1
       l4.push_back(0);
       put16(l4, 0);
@@ -104,8 +104,8 @@ std::vector<uint8_t> build_l4(const PacketSpec& s) {
       l4.push_back(s.icmp_type);
       l4.push_back(s.icmp_code);
       put16(l4, 0);
-      bool error = s.proto == 1 ? (s.icmp_type == 3 || s.icmp_type == 4 || s.icmp_type == 5 ||
-                                   s.icmp_type == 11 || s.icmp_type == 12)
+      bool error = s.proto == 1 ? (s.icmp_type == 3 || s.icmp_type == 4 || s.icmp_type == 5 || s.icmp_type == 11 ||
+                                   s.icmp_type == 12)
                                 : s.icmp_type < 128;
       if (error) {
         put32(l4, 0);  // unused / MTU / pointer
@@ -119,8 +119,7 @@ std::vector<uint8_t> build_l4(const PacketSpec& s) {
       set16(l4, 2, fold(sum_bytes(l4.data(), l4.size(), acc)));
       break;
     }
-    default:
-      l4 = s.payload;
+    default: l4 = s.payload;
   }
   return l4;
 }

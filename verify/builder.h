@@ -22,12 +22,12 @@ struct PacketSpec {
   std::vector<uint8_t> tcp_options;  // padded to 4 bytes
   uint8_t icmp_type = 8, icmp_code = 0;
   uint16_t icmp_id = 0, icmp_seq = 0;
-  std::vector<uint8_t> quote;       // ICMP error body: the quoted IP packet
+  std::vector<uint8_t> quote;  // ICMP error body: the quoted IP packet
   uint8_t ttl = 64, dscp = 0;
   uint16_t ip_id = 0;
-  uint16_t frag_offset = 0;         // in 8-byte units
+  uint16_t frag_offset = 0;  // in 8-byte units
   bool more_fragments = false;
-  bool ipv6_hop_by_hop = false;     // prepend a hop-by-hop options header
+  bool ipv6_hop_by_hop = false;       // prepend a hop-by-hop options header
   bool ipv6_fragment_header = false;  // IPv6: add a fragment header (offset/more from above)
   std::vector<uint8_t> payload;
 };

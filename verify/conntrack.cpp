@@ -85,10 +85,15 @@ int transition(int dir, Seg seg, TcpState old) {
 bool tcp_flags_valid(uint8_t flags) {
   uint8_t f = flags & ~(0x08 | 0x40 | 0x80);
   switch (f) {
-    case 0x02: case 0x22: case 0x12:  // SYN, SYN|URG, SYN|ACK
-    case 0x04: case 0x14:             // RST, RST|ACK
-    case 0x11: case 0x31:             // FIN|ACK, FIN|ACK|URG
-    case 0x10: case 0x30:             // ACK, ACK|URG
+    case 0x02:
+    case 0x22:
+    case 0x12:  // SYN, SYN|URG, SYN|ACK
+    case 0x04:
+    case 0x14:  // RST, RST|ACK
+    case 0x11:
+    case 0x31:  // FIN|ACK, FIN|ACK|URG
+    case 0x10:
+    case 0x30:  // ACK, ACK|URG
       return true;
   }
   return false;
@@ -134,8 +139,8 @@ int icmp6_reply(uint8_t t) {
 }
 // Neighbour discovery, MLD and multicast router discovery: never tracked.
 bool icmp6_untracked(uint8_t t) {
-  return t == 130 || t == 131 || t == 132 || t == 133 || t == 134 || t == 135 || t == 136 || t == 143 ||
-         t == 151 || t == 152;
+  return t == 130 || t == 131 || t == 132 || t == 133 || t == 134 || t == 135 || t == 136 || t == 143 || t == 151 ||
+         t == 152;
 }
 
 bool is_icmp(uint8_t proto, bool v6) { return v6 ? proto == 58 : proto == 1; }
@@ -190,11 +195,16 @@ CtTuple tuple_of(const pkt::Packet& p) {
   t.proto = p.l4proto;
   if (!p.has_l4) return t;
   switch (p.l4proto) {
-    case 6: case 17: case 136: case 132: case 33:
+    case 6:
+    case 17:
+    case 136:
+    case 132:
+    case 33:
       t.sport = p.sport;
       t.dport = p.dport;
       break;
-    case 1: case 58:
+    case 1:
+    case 58:
       t.sport = p.icmp_id;
       t.dport = (uint16_t)(p.icmp_type << 8 | p.icmp_code);
       break;
@@ -376,8 +386,8 @@ CtView Conntrack::classify_icmp(const pkt::Packet& p, double now) const {
     quoted.proto = p.inner->l4proto;
     quoted.sport = p.inner->sport;
     quoted.dport = p.inner->dport;
-    if (is_icmp(quoted.proto, v6) && (v6 ? icmp6_reply((uint8_t)(quoted.dport >> 8))
-                                          : icmp4_reply((uint8_t)(quoted.dport >> 8))) < 0) {
+    if (is_icmp(quoted.proto, v6) &&
+        (v6 ? icmp6_reply((uint8_t)(quoted.dport >> 8)) : icmp4_reply((uint8_t)(quoted.dport >> 8))) < 0) {
       v.why = "ICMP error quoting an ICMP message that is not a request or reply";
       return v;
     }
@@ -408,8 +418,7 @@ CtView Conntrack::classify_icmp(const pkt::Packet& p, double now) const {
   const CtEntry* e = find(t, now, &dir);
   if (!e) {
     if (!(v6 ? icmp6_starts(type) : icmp4_starts(type))) {
-      v.why = std::string(v6 ? "ICMPv6" : "ICMP") + " type " + std::to_string(type) +
-              " cannot start a connection";
+      v.why = std::string(v6 ? "ICMPv6" : "ICMP") + " type " + std::to_string(type) + " cannot start a connection";
       return v;
     }
     v = start(t, now);

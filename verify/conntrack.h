@@ -54,11 +54,25 @@ struct CtTupleHash {
 
 // ct status bits as nftables numbers them (ir::Field::CtStatus).
 enum CtStatusBit : uint32_t {
-  kStExpected = 1, kStSeenReply = 2, kStAssured = 4, kStConfirmed = 8, kStSnat = 16, kStDnat = 32,
+  kStExpected = 1,
+  kStSeenReply = 2,
+  kStAssured = 4,
+  kStConfirmed = 8,
+  kStSnat = 16,
+  kStDnat = 32,
 };
 
 enum class TcpState : uint8_t {
-  None, SynSent, SynRecv, Established, FinWait, CloseWait, LastAck, TimeWait, Close, SynSent2,
+  None,
+  SynSent,
+  SynRecv,
+  Established,
+  FinWait,
+  CloseWait,
+  LastAck,
+  TimeWait,
+  Close,
+  SynSent2,
 };
 const char* to_string(TcpState s);
 
@@ -77,14 +91,14 @@ struct CtEntry {
 // What the tracker says about one packet, and the entry as this packet
 // leaves it (a working copy: rules may still change its mark or NAT it).
 struct CtView {
-  uint8_t state = 1;       // one ir::CtStateBit
-  int dir = -1;            // 0 original, 1 reply; -1 without an entry
-  bool is_new = false;     // created by this packet: kept only if the packet is accepted
-  bool related = false;    // an ICMP error about `entry`
-  CtEntry entry;           // valid when dir >= 0
+  uint8_t state = 1;             // one ir::CtStateBit
+  int dir = -1;                  // 0 original, 1 reply; -1 without an entry
+  bool is_new = false;           // created by this packet: kept only if the packet is accepted
+  bool related = false;          // an ICMP error about `entry`
+  CtEntry entry;                 // valid when dir >= 0
   std::vector<uint64_t> remove;  // entries this packet ends (closed, replaced, expired)
-  bool kill_after = false; // the entry dies once this packet is through (RST before any reply)
-  std::string why;         // INVALID / UNTRACKED: the reason, for reports
+  bool kill_after = false;       // the entry dies once this packet is through (RST before any reply)
+  std::string why;               // INVALID / UNTRACKED: the reason, for reports
   const char* state_name() const;
 };
 

@@ -132,13 +132,15 @@ DiffReport run_diff(CaptureReader& capture, HostModel& host, VerdictEngine& expe
         }
     }
     if (!host.has_local_addresses() && !told_no_local) {
-      rep.notes.push_back("no --local-addr and no addresses in the capture: every packet is taken as "
-                          "addressed to this host (INPUT); pass --local-addr to tell INPUT, FORWARD and OUTPUT apart");
+      rep.notes.push_back(
+          "no --local-addr and no addresses in the capture: every packet is taken as "
+          "addressed to this host (INPUT); pass --local-addr to tell INPUT, FORWARD and OUTPUT apart");
       told_no_local = true;
     }
     if (t.origin == Origin::Incoming && p.iif.empty() && !told_no_iface) {
-      rep.notes.push_back("the capture does not say which interface packets arrived on and --iface is not given: "
-                          "rules testing -i (other than lo) are undecidable");
+      rep.notes.push_back(
+          "the capture does not say which interface packets arrived on and --iface is not given: "
+          "rules testing -i (other than lo) are undecidable");
       told_no_iface = true;
     }
     Decision e = expected.decide(p, t);

@@ -22,7 +22,7 @@ struct PacketReport {
   bool has_ports = false;
   uint8_t icmp_type = 0, icmp_code = 0;
   bool is_icmp = false;
-  std::string tuple;         // format_tuple()
+  std::string tuple;  // format_tuple()
   std::string iif, oif;
   Decision expected, actual;
 };
@@ -42,8 +42,8 @@ struct DiffReport {
   std::vector<PacketReport> differences;
   std::vector<PacketReport> undecided;  // indeterminate on either side
   std::vector<RuleHits> expected_hits, actual_hits;
-  std::vector<std::string> notes;       // how the capture was interpreted
-  std::string error;                    // the capture broke off: packets before it are counted
+  std::vector<std::string> notes;  // how the capture was interpreted
+  std::string error;               // the capture broke off: packets before it are counted
   bool equivalent() const { return differed == 0; }
 };
 

@@ -47,8 +47,8 @@ bool NatTuple::allows(const NatTuple& a) const {
   if (!in(a.dst_lo, dst_lo, dst_hi) || !in(a.dst_hi, dst_lo, dst_hi)) return false;
   if (has_ports != a.has_ports) return false;
   if (!has_ports) return true;
-  return in(a.sport_lo, sport_lo, sport_hi) && in(a.sport_hi, sport_lo, sport_hi) && in(a.dport_lo, dport_lo, dport_hi) &&
-         in(a.dport_hi, dport_lo, dport_hi);
+  return in(a.sport_lo, sport_lo, sport_hi) && in(a.sport_hi, sport_lo, sport_hi) &&
+         in(a.dport_lo, dport_lo, dport_hi) && in(a.dport_hi, dport_lo, dport_hi);
 }
 
 std::string NatTuple::text() const {

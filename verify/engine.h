@@ -22,10 +22,10 @@ const char* to_string(Verdict v);  // "ACCEPT", "DROP", "REJECT", "QUEUE", "INDE
 // The source rule (or chain policy) behind a decision, self-contained so a
 // report needs no access to the engine's ruleset.
 struct RuleInfo {
-  std::string location;   // "rules.v4:14" (file:line), "" when none
-  std::string text;       // the rule as written, or ":INPUT DROP" for a policy
-  std::string chain;      // "filter/INPUT"
-  bool policy = false;    // decided by the base chain's policy
+  std::string location;            // "rules.v4:14" (file:line), "" when none
+  std::string text;                // the rule as written, or ":INPUT DROP" for a policy
+  std::string chain;               // "filter/INPUT"
+  bool policy = false;             // decided by the base chain's policy
   std::optional<ir::RuleRef> ref;  // into the engine's ruleset, when it has one
   std::vector<std::string> via;    // jump/goto rules that led to it (file:line)
   bool empty() const { return location.empty() && text.empty(); }
@@ -33,8 +33,8 @@ struct RuleInfo {
 
 // Something a non-terminal statement did (LOG, NFLOG, counter, MARK ...).
 struct Event {
-  std::string what;       // "LOG prefix=\"ssh: \"", "MARK 0x1", "DNAT to 10.0.0.2:80"
-  std::string location;   // file:line of the rule
+  std::string what;      // "LOG prefix=\"ssh: \"", "MARK 0x1", "DNAT to 10.0.0.2:80"
+  std::string location;  // file:line of the rule
 };
 
 // The addresses and ports a packet leaves the host with after NAT. Each
@@ -57,13 +57,13 @@ struct NatTuple {
 
 struct Decision {
   Verdict verdict = Verdict::Accept;
-  std::string reject_with;        // REJECT: icmp-port-unreachable, tcp-reset ...
+  std::string reject_with;          // REJECT: icmp-port-unreachable, tcp-reset ...
   ir::Hook hook = ir::Hook::Input;  // where the verdict was decided
-  std::vector<ir::Hook> path;     // hooks the packet met (after any DNAT re-routing)
-  RuleInfo rule;                  // what decided it; empty: no chain on the path
-  std::string ct_state;           // connection state the filter saw: NEW, ESTABLISHED, ... "" when untracked by the model
+  std::vector<ir::Hook> path;       // hooks the packet met (after any DNAT re-routing)
+  RuleInfo rule;                    // what decided it; empty: no chain on the path
+  std::string ct_state;  // connection state the filter saw: NEW, ESTABLISHED, ... "" when untracked by the model
   std::vector<Event> events;
-  std::string note;               // indeterminate: why; otherwise extra detail
+  std::string note;  // indeterminate: why; otherwise extra detail
   // Set when NAT changed the packet's header (a binding was set up or applied,
   // in either direction): the header it leaves with. Unset: unchanged.
   std::optional<NatTuple> nat;
@@ -78,9 +78,9 @@ struct Decision {
 struct RuleHits {
   std::string location;  // file:line
   std::string text;
-  std::string chain;     // table/chain
-  bool policy = false;   // a base chain's policy
-  uint64_t hits = 0;     // packets that matched it (took the policy)
+  std::string chain;    // table/chain
+  bool policy = false;  // a base chain's policy
+  uint64_t hits = 0;    // packets that matched it (took the policy)
 };
 
 class VerdictEngine {

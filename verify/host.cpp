@@ -18,7 +18,7 @@ const ir::IntervalSet& loopback() {
 
 bool is_multicast(u128 a) {
   if (ir::is_v4_mapped(a)) return ((uint32_t)a >> 28) == 0xe;  // 224.0.0.0/4
-  return (a >> 120) == 0xff;                                    // ff00::/8
+  return (a >> 120) == 0xff;                                   // ff00::/8
 }
 
 bool is_limited_broadcast(u128 a) { return a == ir::v4_to_u128(0xffffffff); }
@@ -118,9 +118,12 @@ std::string HostModel::place(Captured& c, Traversal& t) const {
   std::string ifname = c.ifname;
   if (ifname.empty() && c.ifindex) {
     auto it = opt_.ifindex_names.find(*c.ifindex);
-    if (it != opt_.ifindex_names.end()) ifname = it->second;
-    else if (!opt_.iface.empty()) ifname = opt_.iface;
-    else ifname = "if" + std::to_string(*c.ifindex);
+    if (it != opt_.ifindex_names.end())
+      ifname = it->second;
+    else if (!opt_.iface.empty())
+      ifname = opt_.iface;
+    else
+      ifname = "if" + std::to_string(*c.ifindex);
   }
   if (ifname.empty()) ifname = opt_.iface;
   std::string oif_hint;

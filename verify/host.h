@@ -25,13 +25,13 @@ struct Traversal {
   std::vector<ir::Hook> hooks;
 };
 std::string format_hooks(const std::vector<ir::Hook>& hooks);  // "PREROUTING > INPUT"
-const char* hook_name(ir::Hook h);                               // "INPUT"
+const char* hook_name(ir::Hook h);                             // "INPUT"
 
 struct HostOptions {
   std::vector<ir::IntervalSet> local;  // --local-addr CIDRs (every address inside is this host's)
   std::string iface;                   // --iface: the capture interface when the capture does not say
   std::vector<std::pair<ir::IntervalSet, std::string>> routes;  // --route CIDR=IF, for oif
-  std::map<uint32_t, std::string> ifindex_names;                 // --ifindex N=NAME (SLL2)
+  std::map<uint32_t, std::string> ifindex_names;                // --ifindex N=NAME (SLL2)
 };
 
 class HostModel {

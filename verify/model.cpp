@@ -29,15 +29,24 @@ int tcp_index(uint8_t f) {
 bool tcp_flags_valid(uint8_t f) {
   f &= ~(0x08 | 0x40 | 0x80);
   switch (f) {
-    case 0x02: case 0x22: case 0x12: case 0x04: case 0x14: case 0x11: case 0x31: case 0x10: case 0x30:
-      return true;
+    case 0x02:
+    case 0x22:
+    case 0x12:
+    case 0x04:
+    case 0x14:
+    case 0x11:
+    case 0x31:
+    case 0x10:
+    case 0x30: return true;
   }
   return false;
 }
 
 bool icmp_request(uint8_t fam, uint8_t t) { return fam == 4 ? (t == 8 || t == 13 || t == 15 || t == 17) : t == 128; }
 bool icmp_reply(uint8_t fam, uint8_t t) { return fam == 4 ? (t == 0 || t == 14 || t == 16 || t == 18) : t == 129; }
-bool icmp6_noct(uint8_t t) { return t == 130 || t == 131 || t == 132 || t == 133 || t == 134 || t == 135 || t == 136 || t == 143; }
+bool icmp6_noct(uint8_t t) {
+  return t == 130 || t == 131 || t == 132 || t == 133 || t == 134 || t == 135 || t == 136 || t == 143;
+}
 
 }  // namespace
 
@@ -69,8 +78,10 @@ void Model::classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) con
   auto on = [&](int slot) { return (used & (1u << slot)) != 0; };
   if (on(NF_SLOT_SADDR)) w.cls[NF_SLOT_SADDR] = lpm_class(NF_SLOT_SADDR, p.saddr);
   if (on(NF_SLOT_DADDR)) w.cls[NF_SLOT_DADDR] = lpm_class(NF_SLOT_DADDR, p.daddr);
-  if (on(NF_SLOT_SPORT)) w.cls[NF_SLOT_SPORT] = small(NF_SMALL_SPORT_BASE + (p.has_l4 && has_ports(p.l4proto) ? p.sport : 65536u));
-  if (on(NF_SLOT_DPORT)) w.cls[NF_SLOT_DPORT] = small(NF_SMALL_DPORT_BASE + (p.has_l4 && has_ports(p.l4proto) ? p.dport : 65536u));
+  if (on(NF_SLOT_SPORT))
+    w.cls[NF_SLOT_SPORT] = small(NF_SMALL_SPORT_BASE + (p.has_l4 && has_ports(p.l4proto) ? p.sport : 65536u));
+  if (on(NF_SLOT_DPORT))
+    w.cls[NF_SLOT_DPORT] = small(NF_SMALL_DPORT_BASE + (p.has_l4 && has_ports(p.l4proto) ? p.dport : 65536u));
   if (on(NF_SLOT_PROTO)) w.cls[NF_SLOT_PROTO] = small(NF_SMALL_PROTO_BASE + p.l4proto);
   bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
   if (on(NF_SLOT_ICMP)) {
@@ -84,8 +95,10 @@ void Model::classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) con
   if (on(NF_SLOT_LENGTH)) w.cls[NF_SLOT_LENGTH] = small(NF_SMALL_LENGTH_BASE + p.length);
   if (on(NF_SLOT_TTL)) w.cls[NF_SLOT_TTL] = small(NF_SMALL_TTL_BASE + p.ttl);
   if (on(NF_SLOT_NFPROTO)) w.cls[NF_SLOT_NFPROTO] = small(NF_SMALL_NFPROTO_BASE + (p.family == 4 ? 2u : 10u));
-  if (on(NF_SLOT_SADDRTYPE)) w.cls[NF_SLOT_SADDRTYPE] = small(NF_SMALL_SADDRTYPE_BASE + (env_.addrtype(p.saddr) & 4095));
-  if (on(NF_SLOT_DADDRTYPE)) w.cls[NF_SLOT_DADDRTYPE] = small(NF_SMALL_DADDRTYPE_BASE + (env_.addrtype(p.daddr) & 4095));
+  if (on(NF_SLOT_SADDRTYPE))
+    w.cls[NF_SLOT_SADDRTYPE] = small(NF_SMALL_SADDRTYPE_BASE + (env_.addrtype(p.saddr) & 4095));
+  if (on(NF_SLOT_DADDRTYPE))
+    w.cls[NF_SLOT_DADDRTYPE] = small(NF_SMALL_DADDRTYPE_BASE + (env_.addrtype(p.daddr) & 4095));
   if (on(NF_SLOT_CTDIR)) w.cls[NF_SLOT_CTDIR] = small(NF_SMALL_CTDIR_BASE + (ctdir > 2 ? 2 : ctdir));
   if (on(NF_SLOT_FRAG)) w.cls[NF_SLOT_FRAG] = small(NF_SMALL_FRAG_BASE + (p.later_fragment ? 1u : 0u));
   if (on(NF_SLOT_DSCP)) w.cls[NF_SLOT_DSCP] = small(NF_SMALL_DSCP_BASE + (p.dscp & 63));
@@ -125,7 +138,8 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
   auto test = [](bool eq, bool neg) { return eq != neg; };
   if ((res & NF_RES_MARK) && !test((w.p.mark & r.mark_mask) == r.mark_value, res & NF_RES_MARK_NEG)) return false;
   if ((res & NF_RES_MARK2) && !test((w.p.mark & r.mark2_mask) == r.mark2_value, res & NF_RES_MARK2_NEG)) return false;
-  if ((res & NF_RES_CTMARK) && (!w.has_ct || !test((w.ctmark & r.ctmark_mask) == r.ctmark_value, res & NF_RES_CTMARK_NEG)))
+  if ((res & NF_RES_CTMARK) &&
+      (!w.has_ct || !test((w.ctmark & r.ctmark_mask) == r.ctmark_value, res & NF_RES_CTMARK_NEG)))
     return false;
   if ((res & NF_RES_MAC) && !test(w.p.has_l2 && w.p.src_mac == r.mac, res & NF_RES_MAC_NEG)) return false;
   // A rate or chance only makes the verdict uncertain when the rule can
@@ -391,7 +405,9 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   if (path == Path::Input || path == Path::Prerouting) w.p.oif.clear();
   if (path == Path::Output) w.p.iif.clear();
   const auto& cfg = pol_.cfg;
-  int first = (path == Path::Output) ? NF_HOOK_OUTPUT : (path == Path::PostForward) ? NF_HOOK_POSTROUTING : NF_HOOK_PREROUTING;
+  int first = (path == Path::Output)        ? NF_HOOK_OUTPUT
+              : (path == Path::PostForward) ? NF_HOOK_POSTROUTING
+                                            : NF_HOOK_PREROUTING;
   int second = path == Path::Input     ? (int)NF_HOOK_INPUT
                : path == Path::Forward ? NF_HOOK_FORWARD
                : path == Path::Output  ? NF_HOOK_POSTROUTING
@@ -432,7 +448,8 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   // As the BPF programs: a forwarded packet's new connection, created when
   // FORWARD accepted it, goes away when POSTROUTING drops the packet.
   if (path != Path::Output && path != Path::PostForward) {
-    pending_ = cfg.ct_needed && !w.notrack && path == Path::Forward && verdict == NF_ACT_ACCEPT && ct.track && !ct.exists;
+    pending_ =
+        cfg.ct_needed && !w.notrack && path == Path::Forward && verdict == NF_ACT_ACCEPT && ct.track && !ct.exists;
     if (pending_) pending_key_ = ct.key;
   } else if (path == Path::PostForward && pending_) {
     if (verdict != NF_ACT_ACCEPT && std::memcmp(&ct.key, &pending_key_, sizeof ct.key) == 0) ct_.erase(pending_key_);

@@ -23,9 +23,9 @@ namespace nf2bpf::model {
 
 // Where a packet is in the host, as the BPF programs see it.
 enum class Path : uint8_t {
-  Input,     // TC ingress, destined to this host: PREROUTING, INPUT
-  Forward,   // TC ingress, routed: PREROUTING, FORWARD (then POSTROUTING at egress)
-  Output,    // TC egress, locally generated: OUTPUT, POSTROUTING
+  Input,        // TC ingress, destined to this host: PREROUTING, INPUT
+  Forward,      // TC ingress, routed: PREROUTING, FORWARD (then POSTROUTING at egress)
+  Output,       // TC egress, locally generated: OUTPUT, POSTROUTING
   PostForward,  // TC egress of a forwarded packet: POSTROUTING only
   Prerouting,   // TC ingress, the kernel will not route it: PREROUTING only
 };
@@ -35,9 +35,9 @@ struct Decision {
   uint32_t rule = UINT32_MAX;      // rule index, or a stage's policy counter index
   bool by_policy = false;
   uint32_t stage = UINT32_MAX;
-  uint32_t mark = 0;               // skb mark after the hooks
-  uint8_t ctstate = 0;             // NF_CT_STATE_* the rules saw
-  bool indeterminate = false;      // a random or rate-limited rule took part
+  uint32_t mark = 0;           // skb mark after the hooks
+  uint8_t ctstate = 0;         // NF_CT_STATE_* the rules saw
+  bool indeterminate = false;  // a random or rate-limited rule took part
 };
 
 // Host facts the BPF side gets from the loader: address types.

@@ -29,9 +29,9 @@ struct Packet {
   uint16_t length = 0;  // IPv4 total length / IPv6 payload length + 40
   uint8_t ttl = 64;     // TTL / hop limit
   uint8_t dscp = 0;
-  uint8_t l4proto = 0;  // after IPv6 extension headers
-  bool fragment = false;       // part of a fragmented datagram
-  bool later_fragment = false; // not the first fragment: no L4 header
+  uint8_t l4proto = 0;          // after IPv6 extension headers
+  bool fragment = false;        // part of a fragmented datagram
+  bool later_fragment = false;  // not the first fragment: no L4 header
 
   // Transport layer (valid when has_l4).
   bool has_l4 = false;
@@ -56,8 +56,8 @@ struct Packet {
   bool has_sk = false;
 
   // Where it came from, for reports.
-  uint64_t number = 0;  // 1-based position in a capture
-  double time = 0;      // seconds since the epoch
+  uint64_t number = 0;      // 1-based position in a capture
+  double time = 0;          // seconds since the epoch
   std::vector<uint8_t> l3;  // the raw IP packet, from the IP header on
 };
 

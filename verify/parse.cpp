@@ -10,8 +10,12 @@ using ir::u128;
 namespace {
 
 uint16_t be16(const uint8_t* p) { return (uint16_t)((p[0] << 8) | p[1]); }
-uint32_t be32(const uint8_t* p) { return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }
-uint32_t le32(const uint8_t* p) { return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0]; }
+uint32_t be32(const uint8_t* p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+uint32_t le32(const uint8_t* p) {
+  return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
 
 u128 v6addr(const uint8_t* p) {
   u128 v = 0;
@@ -25,13 +29,17 @@ uint64_t mac48(const uint8_t* p) {
   return v;
 }
 
-constexpr uint16_t kEthIpv4 = 0x0800, kEthIpv6 = 0x86dd, kEthVlan = 0x8100, kEthQinQ = 0x88a8,
-                   kEthQinQOld = 0x9100, kEthArp = 0x0806;
+constexpr uint16_t kEthIpv4 = 0x0800, kEthIpv6 = 0x86dd, kEthVlan = 0x8100, kEthQinQ = 0x88a8, kEthQinQOld = 0x9100,
+                   kEthArp = 0x0806;
 
 std::string ethertype_reason(uint16_t type) {
   char buf[64];
-  const char* name = type == kEthArp ? " (ARP)" : type == 0x8035 ? " (RARP)" : type == 0x88cc ? " (LLDP)"
-                   : type == 0x8863 || type == 0x8864 ? " (PPPoE)" : type == 0x8847 ? " (MPLS)" : "";
+  const char* name = type == kEthArp                    ? " (ARP)"
+                     : type == 0x8035                   ? " (RARP)"
+                     : type == 0x88cc                   ? " (LLDP)"
+                     : type == 0x8863 || type == 0x8864 ? " (PPPoE)"
+                     : type == 0x8847                   ? " (MPLS)"
+                                                        : "";
   if (type < 0x0600) return "not IP: 802.3 length field (LLC frame)";
   std::snprintf(buf, sizeof buf, "not IP: ethertype 0x%04x%s", type, name);
   return buf;
@@ -47,11 +55,13 @@ bool icmp6_is_error(uint8_t type) { return type < 128; }
 bool icmp6_has_id(uint8_t type) { return type == 128 || type == 129 || type == 139 || type == 140; }
 
 // IPv6 extension headers that precede the upper-layer header.
-bool ipv6_ext(uint8_t nh) { return nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51 || nh == 135 || nh == 139 || nh == 140; }
+bool ipv6_ext(uint8_t nh) {
+  return nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 51 || nh == 135 || nh == 139 || nh == 140;
+}
 
 struct L3 {
   uint8_t proto = 0;
-  size_t l4off = 0;           // offset of the L4 header in the buffer
+  size_t l4off = 0;  // offset of the L4 header in the buffer
   bool later_fragment = false;
   bool fragment = false;
 };
@@ -118,7 +128,7 @@ void parse_inner(const uint8_t* d, size_t len, pkt::Packet& p) {
       in.sport = be16(l4);
       in.dport = be16(l4 + 2);
     } else if ((l3.proto == 1 || l3.proto == 58) && l4len >= 8) {
-      in.sport = be16(l4 + 4);             // identifier
+      in.sport = be16(l4 + 4);                      // identifier
       in.dport = (uint16_t)((l4[0] << 8) | l4[1]);  // type << 8 | code
     }
   }
@@ -141,7 +151,10 @@ std::string decode_l4(const uint8_t* d, size_t len, const L3& l3, pkt::Packet& p
       p.tcp_flags = l4[13];
       p.has_l4 = true;
       break;
-    case 17: case 136: case 132: case 33:
+    case 17:
+    case 136:
+    case 132:
+    case 33:
       if (n < 4) return std::string(l4_name(l3.proto)) + " header cut off";
       p.sport = be16(l4);
       p.dport = be16(l4 + 2);
@@ -156,12 +169,10 @@ std::string decode_l4(const uint8_t* d, size_t len, const L3& l3, pkt::Packet& p
       p.icmp_code = l4[1];
       p.has_l4 = true;
       if (n >= 8 && (v6 ? icmp6_has_id(p.icmp_type) : icmp4_has_id(p.icmp_type))) p.icmp_id = be16(l4 + 4);
-      if (n > 8 && (v6 ? icmp6_is_error(p.icmp_type) : icmp4_is_error(p.icmp_type)))
-        parse_inner(l4 + 8, n - 8, p);
+      if (n > 8 && (v6 ? icmp6_is_error(p.icmp_type) : icmp4_is_error(p.icmp_type))) parse_inner(l4 + 8, n - 8, p);
       break;
     }
-    default:
-      break;
+    default: break;
   }
   return "";
 }
@@ -271,9 +282,12 @@ std::string decode_frame(int dlt, const uint8_t* d, size_t len, Captured& out) {
       p.has_l2 = true;
       p.dst_mac = mac48(d);
       p.src_mac = mac48(d + 6);
-      if (p.dst_mac == 0xffffffffffffULL) p.pkttype = pkt::PktType::Broadcast;
-      else if (d[0] & 1) p.pkttype = pkt::PktType::Multicast;
-      else p.pkttype = pkt::PktType::Host;
+      if (p.dst_mac == 0xffffffffffffULL)
+        p.pkttype = pkt::PktType::Broadcast;
+      else if (d[0] & 1)
+        p.pkttype = pkt::PktType::Multicast;
+      else
+        p.pkttype = pkt::PktType::Host;
       type = be16(d + 12);
       off = 14;
       break;
@@ -283,11 +297,16 @@ std::string decode_frame(int dlt, const uint8_t* d, size_t len, Captured& out) {
       uint16_t pkttype = be16(d), hatype = be16(d + 2), alen = be16(d + 4);
       type = be16(d + 14);
       off = 16;
-      if (pkttype == 4) out.dir = Direction::Outbound;
-      else out.dir = Direction::Inbound;
-      if (pkttype == 1) p.pkttype = pkt::PktType::Broadcast;
-      else if (pkttype == 2) p.pkttype = pkt::PktType::Multicast;
-      else if (pkttype == 3) out.otherhost = true, p.pkttype = pkt::PktType::OtherHost;
+      if (pkttype == 4)
+        out.dir = Direction::Outbound;
+      else
+        out.dir = Direction::Inbound;
+      if (pkttype == 1)
+        p.pkttype = pkt::PktType::Broadcast;
+      else if (pkttype == 2)
+        p.pkttype = pkt::PktType::Multicast;
+      else if (pkttype == 3)
+        out.otherhost = true, p.pkttype = pkt::PktType::OtherHost;
       if (hatype == 1 && alen == 6) {
         p.has_l2 = true;
         p.src_mac = mac48(d + 6);
@@ -301,19 +320,23 @@ std::string decode_frame(int dlt, const uint8_t* d, size_t len, Captured& out) {
       uint16_t hatype = be16(d + 8);
       uint8_t pkttype = d[10], alen = d[11];
       off = 20;
-      if (pkttype == 4) out.dir = Direction::Outbound;
-      else out.dir = Direction::Inbound;
-      if (pkttype == 1) p.pkttype = pkt::PktType::Broadcast;
-      else if (pkttype == 2) p.pkttype = pkt::PktType::Multicast;
-      else if (pkttype == 3) out.otherhost = true, p.pkttype = pkt::PktType::OtherHost;
+      if (pkttype == 4)
+        out.dir = Direction::Outbound;
+      else
+        out.dir = Direction::Inbound;
+      if (pkttype == 1)
+        p.pkttype = pkt::PktType::Broadcast;
+      else if (pkttype == 2)
+        p.pkttype = pkt::PktType::Multicast;
+      else if (pkttype == 3)
+        out.otherhost = true, p.pkttype = pkt::PktType::OtherHost;
       if (hatype == 1 && alen == 6) {
         p.has_l2 = true;
         p.src_mac = mac48(d + 12);
       }
       break;
     }
-    case kDltRaw:
-      return decode_ip(d, len, p);
+    case kDltRaw: return decode_ip(d, len, p);
     case kDltIpv4:
       if (len >= 1 && (d[0] >> 4) != 4) return "not IPv4 on an IPv4 link: version " + std::to_string(d[0] >> 4);
       return decode_ip(d, len, p);
@@ -328,8 +351,7 @@ std::string decode_frame(int dlt, const uint8_t* d, size_t len, Captured& out) {
         return "not IP: address family " + std::to_string(af);
       return decode_ip(d + 4, len - 4, p);
     }
-    default:
-      return std::string("unsupported link type ") + std::to_string(dlt);
+    default: return std::string("unsupported link type ") + std::to_string(dlt);
   }
   // VLAN tags (Ethernet; SLL carries them inline as well).
   for (int i = 0; i < 4 && (type == kEthVlan || type == kEthQinQ || type == kEthQinQOld); ++i) {
@@ -341,8 +363,7 @@ std::string decode_frame(int dlt, const uint8_t* d, size_t len, Captured& out) {
   if (type != kEthIpv4 && type != kEthIpv6) return ethertype_reason(type);
   if (off > len) return "link header cut off";
   std::string err = decode_ip(d + off, len - off, p);
-  if (err.empty() && ((type == kEthIpv4) != (p.family == 4)))
-    return "ethertype and IP version disagree";
+  if (err.empty() && ((type == kEthIpv4) != (p.family == 4))) return "ethertype and IP version disagree";
   return err;
 }
 

@@ -16,14 +16,14 @@ namespace nf2bpf::verify {
 
 // libpcap DLT_* values we read (pcap/dlt.h numbering on Linux).
 enum LinkType : int {
-  kDltNull = 0,          // BSD loopback: 4-byte host-order address family
-  kDltEthernet = 1,      // DLT_EN10MB
-  kDltRaw = 12,          // DLT_RAW: IPv4 or IPv6 by the version nibble
-  kDltLoop = 108,        // DLT_LOOP: like DLT_NULL, network byte order
-  kDltLinuxSll = 113,    // DLT_LINUX_SLL
-  kDltIpv4 = 228,        // DLT_IPV4
-  kDltIpv6 = 229,        // DLT_IPV6
-  kDltLinuxSll2 = 276,   // DLT_LINUX_SLL2
+  kDltNull = 0,         // BSD loopback: 4-byte host-order address family
+  kDltEthernet = 1,     // DLT_EN10MB
+  kDltRaw = 12,         // DLT_RAW: IPv4 or IPv6 by the version nibble
+  kDltLoop = 108,       // DLT_LOOP: like DLT_NULL, network byte order
+  kDltLinuxSll = 113,   // DLT_LINUX_SLL
+  kDltIpv4 = 228,       // DLT_IPV4
+  kDltIpv6 = 229,       // DLT_IPV6
+  kDltLinuxSll2 = 276,  // DLT_LINUX_SLL2
 };
 const char* link_type_name(int dlt);
 bool link_type_supported(int dlt);
@@ -38,11 +38,11 @@ const char* to_string(Direction d);
 struct Captured {
   pkt::Packet packet;
   Direction dir = Direction::Unknown;
-  std::string ifname;                // capture interface, when known
-  std::optional<uint32_t> ifindex;   // SLL2 interface index
-  std::vector<uint16_t> vlans;       // 802.1Q/802.1ad VLAN ids, outermost first
-  bool otherhost = false;            // SLL/SLL2: addressed to another host's MAC
-  std::string comment;               // pcapng opt_comment ("nf2bpf: oif=eth1" is honoured)
+  std::string ifname;               // capture interface, when known
+  std::optional<uint32_t> ifindex;  // SLL2 interface index
+  std::vector<uint16_t> vlans;      // 802.1Q/802.1ad VLAN ids, outermost first
+  bool otherhost = false;           // SLL/SLL2: addressed to another host's MAC
+  std::string comment;              // pcapng opt_comment ("nf2bpf: oif=eth1" is honoured)
 };
 
 // Decodes one link-layer frame. Returns an empty string on success, or why the
@@ -61,8 +61,8 @@ std::optional<size_t> l4_offset(const pkt::Packet& p);
 std::optional<uint32_t> fragment_id(const pkt::Packet& p);
 
 // Conveniences for reports.
-std::string format_tuple(const pkt::Packet& p);   // "tcp 10.0.0.1:1234 -> 10.0.0.2:80"
-const char* l4_name(uint8_t proto);                // "tcp", "udp", ... or nullptr
+std::string format_tuple(const pkt::Packet& p);  // "tcp 10.0.0.1:1234 -> 10.0.0.2:80"
+const char* l4_name(uint8_t proto);              // "tcp", "udp", ... or nullptr
 std::string format_mac(uint64_t mac);
 
 }  // namespace nf2bpf::verify

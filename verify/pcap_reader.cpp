@@ -35,9 +35,12 @@ class PcapngScanner {
         // Section header: byte order comes from the magic that follows.
         uint8_t magic[4];
         if (std::fread(magic, 1, 4, f_) != 4) return false;
-        if (std::memcmp(magic, "\x4d\x3c\x2b\x1a", 4) == 0) swapped_ = false;
-        else if (std::memcmp(magic, "\x1a\x2b\x3c\x4d", 4) == 0) swapped_ = true;
-        else return fail();
+        if (std::memcmp(magic, "\x4d\x3c\x2b\x1a", 4) == 0)
+          swapped_ = false;
+        else if (std::memcmp(magic, "\x1a\x2b\x3c\x4d", 4) == 0)
+          swapped_ = true;
+        else
+          return fail();
         total = u32(hdr + 4);
         if (total < 28 || total % 4) return fail();
         // Interface ids restart in every section.
@@ -61,8 +64,10 @@ class PcapngScanner {
         read_options(body, opt, [&](uint16_t code, const uint8_t* v, uint16_t len) {
           if (code == 2 && len == 4) {  // epb_flags: bits 0-1 inbound/outbound
             uint32_t fl = u32(v);
-            if ((fl & 3) == 1) m.dir = Direction::Inbound;
-            else if ((fl & 3) == 2) m.dir = Direction::Outbound;
+            if ((fl & 3) == 1)
+              m.dir = Direction::Inbound;
+            else if ((fl & 3) == 2)
+              m.dir = Direction::Outbound;
           } else if (code == 1) {
             m.comment.assign((const char*)v, len);
           }
@@ -175,8 +180,10 @@ Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& na
     path = "/proc/self/fd/" + std::to_string(fileno(spool));
   }
   auto r = open_file(path, name == "-" ? "<stdin>" : name);
-  if (r) (*r)->spool_ = spool;
-  else if (spool) std::fclose(spool);
+  if (r)
+    (*r)->spool_ = spool;
+  else if (spool)
+    std::fclose(spool);
   return r;
 }
 

@@ -23,9 +23,9 @@ namespace nf2bpf::verify {
 
 // One pcapng Interface Description Block.
 struct CaptureInterface {
-  std::string name;               // if_name, may be empty
+  std::string name;  // if_name, may be empty
   int linktype = 0;
-  std::vector<ir::u128> addrs;    // if_IPv4addr / if_IPv6addr (128-bit IR space)
+  std::vector<ir::u128> addrs;        // if_IPv4addr / if_IPv6addr (128-bit IR space)
   std::vector<unsigned> prefix_lens;  // the network of each address, as a 128-bit prefix length
 };
 
@@ -36,9 +36,9 @@ struct Frame {
   const uint8_t* data = nullptr;  // valid until the next call to next()
   size_t caplen = 0;
   uint32_t wirelen = 0;
-  int interface = -1;             // pcapng interface id, -1 for pcap
+  int interface = -1;                  // pcapng interface id, -1 for pcap
   Direction dir = Direction::Unknown;  // pcapng epb_flags
-  std::string comment;            // pcapng opt_comment
+  std::string comment;                 // pcapng opt_comment
 };
 
 class PcapngScanner;

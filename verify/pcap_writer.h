@@ -42,8 +42,8 @@ class PcapngWriter {
   // Adds an interface description; returns its id. `addrs` are recorded as
   // if_IPv4addr/if_IPv6addr (host routes), which the reader treats as local.
   uint32_t add_interface(const std::string& name, int dlt, const std::vector<ir::u128>& addrs = {});
-  void write(uint32_t interface, double time, const std::vector<uint8_t>& frame,
-             Direction dir = Direction::Unknown, const std::string& comment = {});
+  void write(uint32_t interface, double time, const std::vector<uint8_t>& frame, Direction dir = Direction::Unknown,
+             const std::string& comment = {});
   Result<void> close();
 
  private:

@@ -27,28 +27,40 @@ bool uses_conntrack(const ir::Ruleset& rs) {
       for (const auto& r : c.rules) {
         for (const auto& m : r.matches) {
           switch (m.field) {
-            case Field::CtState: case Field::CtStatus: case Field::CtMark: case Field::CtDirection:
-            case Field::CtL4Proto: case Field::CtOrigSrc: case Field::CtOrigDst: case Field::CtReplSrc:
-            case Field::CtReplDst: case Field::CtOrigSrcPort: case Field::CtOrigDstPort:
-            case Field::CtReplSrcPort: case Field::CtReplDstPort:
-              return true;
-            default:
-              break;
+            case Field::CtState:
+            case Field::CtStatus:
+            case Field::CtMark:
+            case Field::CtDirection:
+            case Field::CtL4Proto:
+            case Field::CtOrigSrc:
+            case Field::CtOrigDst:
+            case Field::CtReplSrc:
+            case Field::CtReplDst:
+            case Field::CtOrigSrcPort:
+            case Field::CtOrigDstPort:
+            case Field::CtReplSrcPort:
+            case Field::CtReplDstPort: return true;
+            default: break;
           }
-          if (m.module == "conntrack" || m.module == "state" || m.module == "connmark" ||
-              m.module == "connlimit" || m.module == "helper" || m.module == "connbytes")
+          if (m.module == "conntrack" || m.module == "state" || m.module == "connmark" || m.module == "connlimit" ||
+              m.module == "helper" || m.module == "connbytes")
             return true;
         }
-        for (const auto& s : r.statements)
+        for (const auto& s : r.statements) {
           switch (s.kind) {
-            case ir::StmtKind::SetCtMark: case ir::StmtKind::SaveMark: case ir::StmtKind::RestoreMark:
-            case ir::StmtKind::Dnat: case ir::StmtKind::Snat: case ir::StmtKind::Masquerade:
-            case ir::StmtKind::Redirect: case ir::StmtKind::Notrack: case ir::StmtKind::CtHelper:
-            case ir::StmtKind::CtZone:
-              return true;
-            default:
-              break;
+            case ir::StmtKind::SetCtMark:
+            case ir::StmtKind::SaveMark:
+            case ir::StmtKind::RestoreMark:
+            case ir::StmtKind::Dnat:
+            case ir::StmtKind::Snat:
+            case ir::StmtKind::Masquerade:
+            case ir::StmtKind::Redirect:
+            case ir::StmtKind::Notrack:
+            case ir::StmtKind::CtHelper:
+            case ir::StmtKind::CtZone: return true;
+            default: break;
           }
+        }
       }
     }
   return false;
@@ -58,7 +70,8 @@ bool family_sees(ir::Family f, int fam) {
   switch (f) {
     case ir::Family::Ip: return fam == 4;
     case ir::Family::Ip6: return fam == 6;
-    case ir::Family::Inet: case ir::Family::Netdev: return true;
+    case ir::Family::Inet:
+    case ir::Family::Netdev: return true;
     default: return false;
   }
 }
@@ -228,8 +241,8 @@ std::vector<RuleHits> ReferenceEngine::hits() const {
       if (chain.base) {
         RuleHits h;
         h.location = chain.loc.file_line();
-        h.text = ":" + chain.name + " " + (chain.base->policy == ir::VerdictKind::Drop ? "DROP" : "ACCEPT") +
-                 " (policy)";
+        h.text =
+            ":" + chain.name + " " + (chain.base->policy == ir::VerdictKind::Drop ? "DROP" : "ACCEPT") + " (policy)";
         h.chain = table.name + "/" + chain.name;
         h.policy = true;
         h.hits = policy_hits_[t][c];
@@ -290,18 +303,42 @@ std::optional<u128> field_value(Field f, const Ctx& c, bool& unknown, std::strin
       if (c.r.untracked) return ir::kCtUntracked;
       if (!c.r.ct_done) return ir::kCtInvalid;  // before conntrack (raw): no entry yet
       return ct.state;
-    case Field::CtStatus: if (has_ct) return ct.entry.status; return std::nullopt;
-    case Field::CtMark: if (has_ct) return ct.entry.mark; return std::nullopt;
-    case Field::CtDirection: if (has_ct) return ct.dir; return std::nullopt;
-    case Field::CtL4Proto: if (has_ct) return ct.entry.orig.proto; return std::nullopt;
-    case Field::CtOrigSrc: if (has_ct) return ct.entry.orig.src; return std::nullopt;
-    case Field::CtOrigDst: if (has_ct) return ct.entry.orig.dst; return std::nullopt;
-    case Field::CtReplSrc: if (has_ct) return ct.entry.reply.src; return std::nullopt;
-    case Field::CtReplDst: if (has_ct) return ct.entry.reply.dst; return std::nullopt;
-    case Field::CtOrigSrcPort: if (has_ct) return ct.entry.orig.sport; return std::nullopt;
-    case Field::CtOrigDstPort: if (has_ct) return ct.entry.orig.dport; return std::nullopt;
-    case Field::CtReplSrcPort: if (has_ct) return ct.entry.reply.sport; return std::nullopt;
-    case Field::CtReplDstPort: if (has_ct) return ct.entry.reply.dport; return std::nullopt;
+    case Field::CtStatus:
+      if (has_ct) return ct.entry.status;
+      return std::nullopt;
+    case Field::CtMark:
+      if (has_ct) return ct.entry.mark;
+      return std::nullopt;
+    case Field::CtDirection:
+      if (has_ct) return ct.dir;
+      return std::nullopt;
+    case Field::CtL4Proto:
+      if (has_ct) return ct.entry.orig.proto;
+      return std::nullopt;
+    case Field::CtOrigSrc:
+      if (has_ct) return ct.entry.orig.src;
+      return std::nullopt;
+    case Field::CtOrigDst:
+      if (has_ct) return ct.entry.orig.dst;
+      return std::nullopt;
+    case Field::CtReplSrc:
+      if (has_ct) return ct.entry.reply.src;
+      return std::nullopt;
+    case Field::CtReplDst:
+      if (has_ct) return ct.entry.reply.dst;
+      return std::nullopt;
+    case Field::CtOrigSrcPort:
+      if (has_ct) return ct.entry.orig.sport;
+      return std::nullopt;
+    case Field::CtOrigDstPort:
+      if (has_ct) return ct.entry.orig.dport;
+      return std::nullopt;
+    case Field::CtReplSrcPort:
+      if (has_ct) return ct.entry.reply.sport;
+      return std::nullopt;
+    case Field::CtReplDstPort:
+      if (has_ct) return ct.entry.reply.dport;
+      return std::nullopt;
     case Field::SrcAddrType: return c.host.addr_type(p.saddr);
     case Field::DstAddrType: return c.host.addr_type(p.daddr);
     case Field::PktType: {
@@ -382,10 +419,14 @@ Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
   if (m.cap == "-m conntrack --ctstatus" && !m.args.empty()) {
     uint32_t mask = 0;
     for (auto part : split(m.args[0].second, ',')) {
-      if (part == "EXPECTED") mask |= kStExpected;
-      else if (part == "SEEN_REPLY") mask |= kStSeenReply;
-      else if (part == "ASSURED") mask |= kStAssured;
-      else if (part == "CONFIRMED") mask |= kStConfirmed;
+      if (part == "EXPECTED")
+        mask |= kStExpected;
+      else if (part == "SEEN_REPLY")
+        mask |= kStSeenReply;
+      else if (part == "ASSURED")
+        mask |= kStAssured;
+      else if (part == "CONFIRMED")
+        mask |= kStConfirmed;
       else if (part != "NONE") {
         why = "unknown conntrack status '" + std::string(part) + "'";
         return Tri::Unknown;
@@ -415,23 +456,36 @@ Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
     uint8_t state = c.r.untracked ? (uint8_t)ir::kCtUntracked : c.r.ct_done ? c.r.ct.state : (uint8_t)ir::kCtInvalid;
     bool hit = false;
     for (auto part : split(m.args[0].second, ',')) {
-      if (part == "INVALID") hit |= state == ir::kCtInvalid;
-      else if (part == "NEW") hit |= state == ir::kCtNew;
-      else if (part == "ESTABLISHED") hit |= state == ir::kCtEstablished;
-      else if (part == "RELATED") hit |= state == ir::kCtRelated;
-      else if (part == "UNTRACKED") hit |= state == ir::kCtUntracked;
-      else if (part == "SNAT") hit |= has_ct && (c.r.ct.entry.status & kStSnat);
-      else if (part == "DNAT") hit |= has_ct && (c.r.ct.entry.status & kStDnat);
+      if (part == "INVALID")
+        hit |= state == ir::kCtInvalid;
+      else if (part == "NEW")
+        hit |= state == ir::kCtNew;
+      else if (part == "ESTABLISHED")
+        hit |= state == ir::kCtEstablished;
+      else if (part == "RELATED")
+        hit |= state == ir::kCtRelated;
+      else if (part == "UNTRACKED")
+        hit |= state == ir::kCtUntracked;
+      else if (part == "SNAT")
+        hit |= has_ct && (c.r.ct.entry.status & kStSnat);
+      else if (part == "DNAT")
+        hit |= has_ct && (c.r.ct.entry.status & kStDnat);
     }
     return hit != m.negated ? Tri::True : Tri::False;
   }
   why = "'" + (m.args.empty() ? m.cap : "-m " + m.module + " " + arg_text(m)) + "'";
-  if (m.module == "limit" || m.module == "hashlimit") why += " depends on the packet rate";
-  else if (m.module == "statistic") why += " depends on sampling";
-  else if (m.module == "recent" || m.module == "connlimit") why += " depends on state outside the capture";
-  else if (m.module == "owner") why += " depends on the sending socket";
-  else if (m.module == "set") why += " depends on ipset counters";
-  else why += " cannot be evaluated from a capture";
+  if (m.module == "limit" || m.module == "hashlimit")
+    why += " depends on the packet rate";
+  else if (m.module == "statistic")
+    why += " depends on sampling";
+  else if (m.module == "recent" || m.module == "connlimit")
+    why += " depends on state outside the capture";
+  else if (m.module == "owner")
+    why += " depends on the sending socket";
+  else if (m.module == "set")
+    why += " depends on ipset counters";
+  else
+    why += " cannot be evaluated from a capture";
   return Tri::Unknown;
 }
 
@@ -494,8 +548,10 @@ Tri eval_match(const ir::Match& m, const Ctx& c, std::string& why) {
   if (unknown) return Tri::Unknown;
   if (!v) return Tri::False;
   bool hit = false;
-  if (const auto* s = std::get_if<ir::IntervalSet>(&m.value)) hit = s->contains(*v);
-  else if (const auto* mk = std::get_if<ir::Masked>(&m.value)) hit = mk->values.contains(*v & mk->mask);
+  if (const auto* s = std::get_if<ir::IntervalSet>(&m.value))
+    hit = s->contains(*v);
+  else if (const auto* mk = std::get_if<ir::Masked>(&m.value))
+    hit = mk->values.contains(*v & mk->mask);
   return hit != m.negated ? Tri::True : Tri::False;
 }
 
@@ -565,8 +621,8 @@ bool ReferenceEngine::Walk::hook(size_t hi) {
   if (t.origin == Origin::Local && (h == Hook::Prerouting || h == Hook::Input)) r.p.iif = "lo";  // looped back
   // Interface names are known when the capture or the options said.
   r.iif_known = !(r.p.iif.empty() && t.origin == Origin::Incoming);
-  r.oif_known = !(r.p.oif.empty() && (h == Hook::Forward || h == Hook::Postrouting || h == Hook::Output ||
-                                      h == Hook::Egress));
+  r.oif_known =
+      !(r.p.oif.empty() && (h == Hook::Forward || h == Hook::Postrouting || h == Hook::Output || h == Hook::Egress));
   const bool ct_hook = h == Hook::Prerouting || h == Hook::Output;
   const bool dst_hook = h == Hook::Prerouting || h == Hook::Output;
   const bool src_hook = h == Hook::Postrouting || h == Hook::Input;
@@ -689,12 +745,8 @@ ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
         out.action = fr.action;
         decided = true;
         break;
-      case FlatAction::Continue:
-        ++i;
-        continue;
-      case FlatAction::Skip:
-        i = fr.skip_to;
-        continue;
+      case FlatAction::Continue: ++i; continue;
+      case FlatAction::Skip: i = fr.skip_to; continue;
     }
     break;
   }
@@ -762,8 +814,7 @@ bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
     at = e.rs_.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule].loc.file_line();
   for (const auto& st : fr.statements) {
     switch (st.kind) {
-      case ir::StmtKind::Counter:
-        break;
+      case ir::StmtKind::Counter: break;
       case ir::StmtKind::Log:
       case ir::StmtKind::Nflog:
         r.events.push_back({std::string(st.kind == ir::StmtKind::Log ? "LOG" : "NFLOG") +
@@ -779,12 +830,15 @@ bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
       case ir::StmtKind::RestoreMark: {
         if (!r.ct_done || r.ct.dir < 0 || r.untracked) break;  // no connection: no effect
         uint32_t& cm = r.ct.entry.mark;
-        if (st.kind == ir::StmtKind::SetCtMark) cm = (uint32_t)((cm & ~st.mask) ^ st.value);
-        else if (st.kind == ir::StmtKind::SaveMark) cm = (uint32_t)((cm & ~st.mask) ^ (r.p.mark & st.mask));
-        else r.p.mark = (uint32_t)((r.p.mark & ~st.mask) ^ (cm & st.mask));
-        r.events.push_back({st.kind == ir::StmtKind::RestoreMark ? "CONNMARK restore: mark " + hex(r.p.mark)
-                                                                  : "CONNMARK " + hex(cm),
-                            at});
+        if (st.kind == ir::StmtKind::SetCtMark)
+          cm = (uint32_t)((cm & ~st.mask) ^ st.value);
+        else if (st.kind == ir::StmtKind::SaveMark)
+          cm = (uint32_t)((cm & ~st.mask) ^ (r.p.mark & st.mask));
+        else
+          r.p.mark = (uint32_t)((r.p.mark & ~st.mask) ^ (cm & st.mask));
+        r.events.push_back(
+            {st.kind == ir::StmtKind::RestoreMark ? "CONNMARK restore: mark " + hex(r.p.mark) : "CONNMARK " + hex(cm),
+             at});
         break;
       }
       case ir::StmtKind::Notrack:
@@ -794,9 +848,7 @@ bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
       case ir::StmtKind::Dnat:
       case ir::StmtKind::Redirect:
       case ir::StmtKind::Snat:
-      case ir::StmtKind::Masquerade:
-        nat(st, h, at);
-        break;
+      case ir::StmtKind::Masquerade: nat(st, h, at); break;
       case ir::StmtKind::Limit:
         if (!r.choose(&fr, "'" + st.cap + "' depends on the packet rate")) return false;
         break;
@@ -804,9 +856,7 @@ bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
         r.touched.push_back(st.text);
         r.events.push_back({"set update (" + st.cap + ") not modelled", at});
         break;
-      default:
-        r.events.push_back({"'" + st.cap + "' not modelled", at});
-        break;
+      default: r.events.push_back({"'" + st.cap + "' not modelled", at}); break;
     }
   }
   return true;
@@ -850,8 +900,8 @@ void ReferenceEngine::Walk::nat(const ir::Statement& st, Hook h, const std::stri
 // DNAT may have made a packet for this host a packet to forward, or the
 // other way round: route again.
 void ReferenceEngine::Walk::reroute(size_t hi, Hook h) {
-  if (h == Hook::Prerouting && t.origin == Origin::Incoming && r.p.daddr != daddr_in &&
-      hi + 1 < hooks.size() && (hooks[hi + 1] == Hook::Input || hooks[hi + 1] == Hook::Forward)) {
+  if (h == Hook::Prerouting && t.origin == Origin::Incoming && r.p.daddr != daddr_in && hi + 1 < hooks.size() &&
+      (hooks[hi + 1] == Hook::Input || hooks[hi + 1] == Hook::Forward)) {
     hooks.resize(hi + 1);
     auto rest = e.host_.after_prerouting(r.p.daddr, r.p.pkttype);
     hooks.insert(hooks.end(), rest.begin(), rest.end());
@@ -876,9 +926,9 @@ Decision ReferenceEngine::decide(const pkt::Packet& p, const Traversal& t) {
       Decision d;
       d.verdict = Verdict::Drop;
       d.path = t.hooks;
-      d.hook = t.hooks.empty() ? Hook::Prerouting : t.hooks.front() == Hook::Ingress && t.hooks.size() > 1
-                                                        ? t.hooks[1]
-                                                        : t.hooks.front();
+      d.hook = t.hooks.empty()                                          ? Hook::Prerouting
+               : t.hooks.front() == Hook::Ingress && t.hooks.size() > 1 ? t.hooks[1]
+                                                                        : t.hooks.front();
       d.rule.text = "incomplete datagram: never reassembled (nf_defrag), so no rule sees it";
       d.note = "non-first fragment whose first fragment is not in the capture";
       return d;
@@ -940,8 +990,10 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   d.reject_with = first.reject_with;
   d.events = first.events;
   if (conntrack_on_) {
-    if (first.untracked) d.ct_state = "UNTRACKED";
-    else if (first.ct_done) d.ct_state = first.ct.state_name();
+    if (first.untracked)
+      d.ct_state = "UNTRACKED";
+    else if (first.ct_done)
+      d.ct_state = first.ct.state_name();
   }
   if (conntrack_on_ && first.ct_done && !first.untracked && first.ct.state == ir::kCtInvalid && !first.ct.why.empty())
     d.note = "INVALID: " + first.ct.why;
@@ -1016,8 +1068,7 @@ void ReferenceEngine::commit(const Run& first, double time) {
   pols.erase(std::unique(pols.begin(), pols.end()), pols.end());
   for (const auto& [tt, cc] : pols) ++policy_hits_[tt][cc];
   for (const auto& s : first.touched) touched_sets_.insert(s);
-  if (conntrack_on_ && first.ct_done && !first.untracked)
-    ct_.commit(first.ct, first.verdict == Verdict::Accept, time);
+  if (conntrack_on_ && first.ct_done && !first.untracked) ct_.commit(first.ct, first.verdict == Verdict::Accept, time);
 }
 
 }  // namespace nf2bpf::verify

@@ -55,8 +55,7 @@ struct ReferenceOptions {
 class ReferenceEngine : public VerdictEngine {
  public:
   // `rs` and `pipe` must outlive the engine.
-  ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe, const HostModel& host,
-                  ReferenceOptions opt = {});
+  ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe, const HostModel& host, ReferenceOptions opt = {});
   ~ReferenceEngine() override;
 
   std::string name() const override;

@@ -116,10 +116,14 @@ nlohmann::json packet_json(const PacketReport& p) {
 std::string md_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '|') o += "\\|";
-    else if (c == '`') o += "'";
-    else if (c == '\n') o += ' ';
-    else o += c;
+    if (c == '|')
+      o += "\\|";
+    else if (c == '`')
+      o += "'";
+    else if (c == '\n')
+      o += ' ';
+    else
+      o += c;
   }
   return o;
 }
@@ -142,7 +146,8 @@ std::string summary_line(const DiffReport& r) {
 }  // namespace
 
 std::string result_line(const DiffReport& r) {
-  if (!r.error.empty()) return "incomplete: the capture broke off (" + std::to_string(r.differed) + " differences before it)";
+  if (!r.error.empty())
+    return "incomplete: the capture broke off (" + std::to_string(r.differed) + " differences before it)";
   if (r.differed == 0)
     return r.indeterminate ? "no differences on the packets both sides could decide" : "equivalent on this capture";
   return std::to_string(r.differed) + (r.differed == 1 ? " packet differs" : " packets differ");
@@ -235,8 +240,11 @@ nlohmann::json render_json(const DiffReport& r) {
   j["capture"] = r.capture;
   j["expected"] = {{"name", r.expected_name}, {"engine", r.expected_engine}};
   j["actual"] = {{"name", r.actual_name}, {"engine", r.actual_engine}};
-  j["summary"] = {{"packets", r.packets},     {"agreed", r.agreed},   {"differed", r.differed},
-                  {"skipped", r.skipped},     {"indeterminate", r.indeterminate},
+  j["summary"] = {{"packets", r.packets},
+                  {"agreed", r.agreed},
+                  {"differed", r.differed},
+                  {"skipped", r.skipped},
+                  {"indeterminate", r.indeterminate},
                   {"equivalent", r.equivalent() && r.error.empty()}};
   auto& sk = j["skipped"] = nlohmann::json::array();
   for (const auto& s : r.skips) sk.push_back({{"reason", s.reason}, {"packets", s.count}, {"first", s.first}});
@@ -248,8 +256,12 @@ nlohmann::json render_json(const DiffReport& r) {
   auto& never = j["never_hit"] = nlohmann::json::array();
   for (const auto& [label, name, side, hits] : by_side(r))
     for (const auto* h : hits) {
-      rules.push_back({{"rule", h->location}, {"hits", h->hits}, {"text", h->text}, {"chain", h->chain},
-                       {"policy", h->policy}, {"side", side}});
+      rules.push_back({{"rule", h->location},
+                       {"hits", h->hits},
+                       {"text", h->text},
+                       {"chain", h->chain},
+                       {"policy", h->policy},
+                       {"side", side}});
       if (h->hits == 0 && !h->policy) never.push_back({{"rule", h->location}, {"text", h->text}, {"side", side}});
     }
   auto& notes = j["notes"] = nlohmann::json::array();
@@ -283,8 +295,8 @@ std::string render_markdown(const DiffReport& r) {
         return "**" + md_escape(d.verdict_text()) + "** " + (d.rule.location.empty() ? "" : code(d.rule.location));
       };
       std::string hook = hook_of(p.expected) + (p.expected.ct_state.empty() ? "" : " (" + p.expected.ct_state + ")");
-      t += "| " + std::to_string(p.number) + " | " + short_time(p.time) + " | " + code(p.tuple) + " | " + hook +
-           " | " + side(p.expected) + " | " + side(p.actual) + " |\n";
+      t += "| " + std::to_string(p.number) + " | " + short_time(p.time) + " | " + code(p.tuple) + " | " + hook + " | " +
+           side(p.expected) + " | " + side(p.actual) + " |\n";
     }
     t += "\n";
     for (const auto& p : list) {

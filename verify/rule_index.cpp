@@ -10,7 +10,7 @@ using ir::u128;
 
 namespace {
 
-constexpr size_t kMinRules = 32;       // below this, a plain scan is as fast
+constexpr size_t kMinRules = 32;          // below this, a plain scan is as fast
 constexpr size_t kMaxPiecesPerRule = 64;  // wider constraints make a rule a wildcard
 
 bool port_proto(uint8_t p) { return p == 6 || p == 17 || p == 136 || p == 132 || p == 33; }
@@ -66,8 +66,9 @@ RuleIndex::RuleIndex(const ir::DecisionList& dl) {
       size_t pieces = 0;
       for (const auto& iv : cons[i]->intervals()) {
         size_t a = (size_t)(std::lower_bound(cuts.begin(), cuts.end(), iv.lo) - cuts.begin());
-        size_t b = iv.hi == ir::kU128Max ? cuts.size()
-                                          : (size_t)(std::lower_bound(cuts.begin(), cuts.end(), iv.hi + 1) - cuts.begin());
+        size_t b = iv.hi == ir::kU128Max
+                       ? cuts.size()
+                       : (size_t)(std::lower_bound(cuts.begin(), cuts.end(), iv.hi + 1) - cuts.begin());
         spans.emplace_back(a, b);
         pieces += b - a;
       }
@@ -95,8 +96,12 @@ void RuleIndex::candidates(const pkt::Packet& p, std::vector<uint32_t>& out) con
   switch (field_) {
     case Field::SrcAddr: v = p.saddr; break;
     case Field::DstAddr: v = p.daddr; break;
-    case Field::SrcPort: if (p.has_l4 && port_proto(p.l4proto)) v = p.sport; break;
-    case Field::DstPort: if (p.has_l4 && port_proto(p.l4proto)) v = p.dport; break;
+    case Field::SrcPort:
+      if (p.has_l4 && port_proto(p.l4proto)) v = p.sport;
+      break;
+    case Field::DstPort:
+      if (p.has_l4 && port_proto(p.l4proto)) v = p.dport;
+      break;
     default: break;
   }
   const std::vector<uint32_t>* specific = nullptr;

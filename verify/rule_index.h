@@ -33,9 +33,9 @@ class RuleIndex {
  private:
   bool enabled_ = false;
   ir::Field field_ = ir::Field::SrcAddr;
-  std::vector<ir::u128> starts_;                 // piece i covers [starts_[i], starts_[i+1])
-  std::vector<std::vector<uint32_t>> lists_;     // rules covering piece i
-  std::vector<uint32_t> wild_;                   // rules that are candidates for every packet
+  std::vector<ir::u128> starts_;              // piece i covers [starts_[i], starts_[i+1])
+  std::vector<std::vector<uint32_t>> lists_;  // rules covering piece i
+  std::vector<uint32_t> wild_;                // rules that are candidates for every packet
 };
 
 }  // namespace nf2bpf::verify

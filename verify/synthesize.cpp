@@ -52,7 +52,6 @@ struct Out {
 u128 family_max(uint8_t fam) { return fam == 4 ? ir::kV4MappedBase + 0xffffffffULL : ir::kU128Max; }
 u128 family_min(uint8_t fam) { return fam == 4 ? ir::kV4MappedBase : 0; }
 
-
 // A value inside `s` (or outside it, for a negated match), preferring `cur`.
 std::optional<u128> pick(const ir::IntervalSet& s, bool negated, u128 lo_dom, u128 hi_dom, u128 cur) {
   ir::IntervalSet want = negated ? s.complement(hi_dom) : s;
@@ -108,18 +107,18 @@ class Synth {
   // A TCP SYN on the stage's path (its hook and family) before any match.
   Probe probe_for(const ir::DecisionList& dl, const ir::FlatRule& fr) {
     Probe p;
-    p.place = dl.hook == ir::Hook::Forward                                          ? Place::Forward
+    p.place = dl.hook == ir::Hook::Forward                                      ? Place::Forward
               : dl.hook == ir::Hook::Output || dl.hook == ir::Hook::Postrouting ? Place::Out
-                                                                                    : Place::In;
+                                                                                : Place::In;
     uint8_t fam = dl.family == ir::Family::Ip6 ? 6 : 4;
     if (dl.family == ir::Family::Inet) {
       for (const auto& m : fr.matches)
-        if ((m.field == Field::SrcAddr || m.field == Field::DstAddr) && std::holds_alternative<ir::IntervalSet>(m.value)) {
+        if ((m.field == Field::SrcAddr || m.field == Field::DstAddr) &&
+            std::holds_alternative<ir::IntervalSet>(m.value)) {
           const auto& s = std::get<ir::IntervalSet>(m.value);
           if (!s.empty() && !ir::is_v4_mapped(s.intervals()[0].lo)) fam = 6;
-        }
-        else if (m.field == Field::NfProto && std::holds_alternative<ir::IntervalSet>(m.value) &&
-                 std::get<ir::IntervalSet>(m.value).contains(10) && !m.negated)
+        } else if (m.field == Field::NfProto && std::holds_alternative<ir::IntervalSet>(m.value) &&
+                   std::get<ir::IntervalSet>(m.value).contains(10) && !m.negated)
           fam = 6;
     }
     PacketSpec& s = p.s;
@@ -153,8 +152,7 @@ class Synth {
       return *v;
     };
     switch (m.field) {
-      case Field::NfProto:
-        break;
+      case Field::NfProto: break;
       case Field::SrcAddr:
       case Field::DstAddr:
         if (set) {
@@ -201,9 +199,7 @@ class Synth {
         }
         break;
       case Field::IifName:
-      case Field::OifName:
-        fit_iface(m, p);
-        break;
+      case Field::OifName: fit_iface(m, p); break;
       case Field::CtState:
         if (set) {
           for (uint8_t b : {ir::kCtNew, ir::kCtEstablished, ir::kCtRelated, ir::kCtInvalid, ir::kCtUntracked})
@@ -239,8 +235,7 @@ class Synth {
       case Field::Opaque:
         if (m.module == "multiport" && set && !set->empty() && !m.negated) s.dport = (uint16_t)set->intervals()[0].lo;
         break;
-      default:
-        break;  // marks, conntrack tuples, sockets: set by rules or unknowable; the diff will tell
+      default: break;  // marks, conntrack tuples, sockets: set by rules or unknowable; the diff will tell
     }
   }
 
@@ -261,11 +256,16 @@ class Synth {
     u128& a = m.field == Field::SrcAddrType ? s.saddr : s.daddr;
     for (uint16_t t : {ir::kAddrLocal, ir::kAddrUnicast, ir::kAddrBroadcast, ir::kAddrMulticast})
       if (set.contains(t) != m.negated) {
-        if (t == ir::kAddrLocal) a = local;
-        else if (t == ir::kAddrUnicast) a = m.field == Field::SrcAddrType ? remote : far;
-        else if (t == ir::kAddrBroadcast && fam == 4) a = v4(0xffffffff);
-        else if (t == ir::kAddrMulticast) a = fam == 4 ? v4(0xe00000fb) : ((u128)0xff02 << 112) | 0xfb;
-        else continue;
+        if (t == ir::kAddrLocal)
+          a = local;
+        else if (t == ir::kAddrUnicast)
+          a = m.field == Field::SrcAddrType ? remote : far;
+        else if (t == ir::kAddrBroadcast && fam == 4)
+          a = v4(0xffffffff);
+        else if (t == ir::kAddrMulticast)
+          a = fam == 4 ? v4(0xe00000fb) : ((u128)0xff02 << 112) | 0xfb;
+        else
+          continue;
         break;
       }
   }
@@ -293,9 +293,18 @@ class Synth {
       const auto& iv = e.key[i].intervals().front();
       u128 v = iv.hi - iv.lo >= 2 ? iv.lo + 1 : iv.lo;
       switch (ref.key[i]) {
-        case Field::SrcAddr: p.s.saddr = v; p.s.family = ir::is_v4_mapped(v) ? 4 : 6; break;
-        case Field::DstAddr: p.s.daddr = v; p.s.family = ir::is_v4_mapped(v) ? 4 : 6; break;
-        case Field::SrcPort: p.s.sport = (uint16_t)v; p.sport_fixed = true; break;
+        case Field::SrcAddr:
+          p.s.saddr = v;
+          p.s.family = ir::is_v4_mapped(v) ? 4 : 6;
+          break;
+        case Field::DstAddr:
+          p.s.daddr = v;
+          p.s.family = ir::is_v4_mapped(v) ? 4 : 6;
+          break;
+        case Field::SrcPort:
+          p.s.sport = (uint16_t)v;
+          p.sport_fixed = true;
+          break;
         case Field::DstPort: p.s.dport = (uint16_t)v; break;
         case Field::L4Proto: p.s.proto = (uint8_t)v; break;
         default: break;
@@ -319,9 +328,12 @@ class Synth {
       const auto* set = std::get_if<ir::IntervalSet>(&m.value);
       u128 lo_dom = 0, hi_dom = 0;
       switch (m.field) {
-        case Field::SrcAddr: case Field::DstAddr: lo_dom = family_min(fam), hi_dom = family_max(fam); break;
-        case Field::SrcPort: case Field::DstPort: hi_dom = 65535; break;
-        case Field::IcmpType: case Field::Icmp6Type: hi_dom = 0xffff; break;
+        case Field::SrcAddr:
+        case Field::DstAddr: lo_dom = family_min(fam), hi_dom = family_max(fam); break;
+        case Field::SrcPort:
+        case Field::DstPort: hi_dom = 65535; break;
+        case Field::IcmpType:
+        case Field::Icmp6Type: hi_dom = 0xffff; break;
         case Field::Ttl: hi_dom = 255; break;
         case Field::Length: lo_dom = 60, hi_dom = 65535; break;
         case Field::CtState: {
@@ -335,7 +347,8 @@ class Synth {
           }
           continue;
         }
-        case Field::IifName: case Field::OifName: {
+        case Field::IifName:
+        case Field::OifName: {
           Probe b = w;
           b.boundary = true;
           (m.field == Field::IifName ? b.iif : b.oif) = "ovr9";
@@ -358,8 +371,7 @@ class Synth {
           }
           continue;
         }
-        default:
-          continue;
+        default: continue;
       }
       if (!set) continue;
       size_t n = 0;
@@ -376,9 +388,13 @@ class Synth {
         switch (m.field) {
           case Field::SrcAddr: b.s.saddr = v; break;
           case Field::DstAddr: b.s.daddr = v; break;
-          case Field::SrcPort: b.s.sport = (uint16_t)v; b.sport_fixed = true; break;
+          case Field::SrcPort:
+            b.s.sport = (uint16_t)v;
+            b.sport_fixed = true;
+            break;
           case Field::DstPort: b.s.dport = (uint16_t)v; break;
-          case Field::IcmpType: case Field::Icmp6Type:
+          case Field::IcmpType:
+          case Field::Icmp6Type:
             b.s.icmp_type = (uint8_t)(v >> 8);
             b.s.icmp_code = (uint8_t)v;
             break;
@@ -594,7 +610,8 @@ Result<SynthResult> synthesize(const ir::Ruleset& rs, const ir::Pipeline& pipe, 
   for (const auto& n : if_order) ids[n] = w->add_interface(n, kDltEthernet, if_addrs[n]);
   for (size_t i = 0; i < kept.size(); ++i) {
     const Out& o = kept[i];
-    double t = 1700000000.0 + (double)i * 0.001;  // one millisecond apart, computed (not summed) to stay exact to the µs
+    double t =
+        1700000000.0 + (double)i * 0.001;  // one millisecond apart, computed (not summed) to stay exact to the µs
     w->write(ids[o.ifname], t, wrap_ethernet(o.ip, o.src_mac, o.dst_mac), o.dir,
              o.oif_hint.empty() ? std::string() : "nf2bpf: oif=" + o.oif_hint);
   }
@@ -630,16 +647,18 @@ Result<SynthResult> synthesize(const ir::Ruleset& rs, const ir::Pipeline& pipe, 
   for (const auto& h : eng.hits()) {
     if (h.policy || !reachable.count(h.location + "\n" + h.text)) continue;
     ++res.rules_total;
-    if (h.hits) ++res.rules_covered;
-    else missed.push_back(h.location);
+    if (h.hits)
+      ++res.rules_covered;
+    else
+      missed.push_back(h.location);
   }
   if (!missed.empty()) {
     std::string list;
     for (size_t i = 0; i < missed.size() && i < 10; ++i) list += (list.empty() ? "" : ", ") + missed[i];
     if (missed.size() > 10) list += ", ...";
-    res.notes.push_back("no packet matched " + std::to_string(missed.size()) +
-                        " rules (earlier rules decide first, or they test marks or state a capture cannot carry): " +
-                        list);
+    res.notes.push_back(
+        "no packet matched " + std::to_string(missed.size()) +
+        " rules (earlier rules decide first, or they test marks or state a capture cannot carry): " + list);
   }
   return res;
 }

@@ -19,8 +19,8 @@ namespace nf2bpf::verify {
 
 struct SynthResult {
   size_t packets = 0;
-  size_t rules_total = 0;     // source rules on a path a packet can take
-  size_t rules_covered = 0;   // of which a matching packet was written
+  size_t rules_total = 0;    // source rules on a path a packet can take
+  size_t rules_covered = 0;  // of which a matching packet was written
   size_t boundary_packets = 0;
   std::vector<std::string> notes;  // rules no packet can satisfy, and why
 };

@@ -29,12 +29,12 @@ typedef __u64 nf_u64;
 
 /* Classified key slots. */
 enum nf2bpf_slot {
-  NF_SLOT_SADDR = 0,    /* LPM */
-  NF_SLOT_DADDR,        /* LPM */
-  NF_SLOT_SPORT,        /* small array */
+  NF_SLOT_SADDR = 0, /* LPM */
+  NF_SLOT_DADDR,     /* LPM */
+  NF_SLOT_SPORT,     /* small array */
   NF_SLOT_DPORT,
   NF_SLOT_PROTO,
-  NF_SLOT_ICMP,         /* family*65536 + (type << 8 | code) */
+  NF_SLOT_ICMP, /* family*65536 + (type << 8 | code) */
   NF_SLOT_CTSTATE,
   NF_SLOT_TCPFLAGS,
   NF_SLOT_PKTTYPE,
@@ -46,8 +46,8 @@ enum nf2bpf_slot {
   NF_SLOT_CTDIR,
   NF_SLOT_FRAG,
   NF_SLOT_DSCP,
-  NF_SLOT_IIF,          /* iface hash */
-  NF_SLOT_OIF,          /* iface hash */
+  NF_SLOT_IIF, /* iface hash */
+  NF_SLOT_OIF, /* iface hash */
   NF_SLOT_MAX
 };
 
@@ -141,13 +141,13 @@ struct nf2bpf_tuple {
 #define NF_FAM_V6 2
 
 struct nf2bpf_stage {
-  nf_u32 first_rule, end_rule;   /* [first, end) */
+  nf_u32 first_rule, end_rule; /* [first, end) */
   nf_u32 tuple_first, tuple_count;
-  nf_u32 policy_counter;         /* counter index for the policy */
-  nf_u8 policy;                  /* NF_ACT_ACCEPT or NF_ACT_DROP */
+  nf_u32 policy_counter; /* counter index for the policy */
+  nf_u8 policy;          /* NF_ACT_ACCEPT or NF_ACT_DROP */
   nf_u8 hook;
   nf_u8 family_mask;
-  nf_u8 flags;                   /* NF_STAGE_* */
+  nf_u8 flags; /* NF_STAGE_* */
 };
 
 #define NF_STAGE_BEFORE_CT 1 /* priority below conntrack's (-200): raw tables */
@@ -164,9 +164,9 @@ struct nf2bpf_hook_desc {
 #define NF_RES_CTMARK_NEG 8u
 #define NF_RES_LIMIT 16u
 #define NF_RES_RANDOM 32u
-#define NF_RES_MARK2 64u      /* a second mark test (jump prefix + rule) */
+#define NF_RES_MARK2 64u /* a second mark test (jump prefix + rule) */
 #define NF_RES_MARK2_NEG 128u
-#define NF_RES_MAC 256u       /* source MAC equals mac */
+#define NF_RES_MAC 256u /* source MAC equals mac */
 #define NF_RES_MAC_NEG 512u
 #define NF_RES_RANDOM_NEG 1024u
 
@@ -175,16 +175,16 @@ struct nf2bpf_rule {
   nf_u8 reject_type;
   nf_u16 stmt_count;
   nf_u32 stmt_first;
-  nf_u32 skip_to;       /* global rule index */
-  nf_u32 residual;      /* NF_RES_* */
+  nf_u32 skip_to;  /* global rule index */
+  nf_u32 residual; /* NF_RES_* */
   nf_u32 mark_mask, mark_value;
   nf_u32 mark2_mask, mark2_value;
   nf_u32 ctmark_mask, ctmark_value;
-  nf_u32 limit;         /* index into the limit state map */
-  nf_u32 random_below;  /* NF_RES_RANDOM: matches when (prandom_u32() >> 1) < random_below */
-  nf_u32 src_chain;     /* index into the generation's chain list (userspace state) */
-  nf_u64 mac;           /* NF_RES_MAC: 48-bit source MAC */
-  nf_u32 src_line;      /* source line of the rule, for counters in `status` */
+  nf_u32 limit;        /* index into the limit state map */
+  nf_u32 random_below; /* NF_RES_RANDOM: matches when (prandom_u32() >> 1) < random_below */
+  nf_u32 src_chain;    /* index into the generation's chain list (userspace state) */
+  nf_u64 mac;          /* NF_RES_MAC: 48-bit source MAC */
+  nf_u32 src_line;     /* source line of the rule, for counters in `status` */
   nf_u32 pad;
 };
 
@@ -193,14 +193,14 @@ struct nf2bpf_stmt {
   nf_u8 level;
   nf_u16 group;
   nf_u32 value, mask;
-  nf_u32 prefix_id;     /* log prefix index (strings live in userspace state) */
+  nf_u32 prefix_id; /* log prefix index (strings live in userspace state) */
 };
 
 /* Token bucket for -m limit / nft limit, kept per rule. Rates in tokens per
  * second scaled like xt_limit: cost of one packet = 1e9 / rate ns. */
 struct nf2bpf_limit_cfg {
-  nf_u64 cost_ns;   /* ns of credit one packet costs */
-  nf_u64 burst_ns;  /* bucket size in ns of credit */
+  nf_u64 cost_ns;  /* ns of credit one packet costs */
+  nf_u64 burst_ns; /* bucket size in ns of credit */
 };
 /* The limits map value: configuration and bucket state. Updates race
  * between CPUs; the token count can be off by the packets in flight. */
@@ -219,26 +219,26 @@ struct nf2bpf_lpm_key {
 };
 
 struct nf2bpf_iface_key {
-  nf_u32 slot;     /* NF_SLOT_IIF / NF_SLOT_OIF */
-  nf_u32 ifindex;  /* 0: no interface (OUTPUT's input, INPUT's output) */
+  nf_u32 slot;    /* NF_SLOT_IIF / NF_SLOT_OIF */
+  nf_u32 ifindex; /* 0: no interface (OUTPUT's input, INPUT's output) */
 };
 
 /* Program-wide settings of one generation. */
 struct nf2bpf_gen_cfg {
-  nf_u32 slots_used;       /* bitmask of NF_SLOT_* some rule tests */
-  nf_u32 max_steps;        /* classifier search bound (proven by the compiler) */
+  nf_u32 slots_used; /* bitmask of NF_SLOT_* some rule tests */
+  nf_u32 max_steps;  /* classifier search bound (proven by the compiler) */
   nf_u32 nrules;
-  nf_u32 ct_needed;        /* some rule reads conntrack state */
-  nf_u32 hooks_used;       /* bitmask of NF_HOOK_* with stages */
-  nf_u32 xdp_stage;        /* stage index + 1 for the XDP early-drop stage, 0 none */
+  nf_u32 ct_needed;  /* some rule reads conntrack state */
+  nf_u32 hooks_used; /* bitmask of NF_HOOK_* with stages */
+  nf_u32 xdp_stage;  /* stage index + 1 for the XDP early-drop stage, 0 none */
   nf_u32 pad[2];
 };
 
 /* Global (not per generation) control record: which generation slot is live. */
 struct nf2bpf_control {
-  nf_u32 live;        /* 0 or 1 */
+  nf_u32 live; /* 0 or 1 */
   nf_u32 abi;
-  nf_u64 generation;  /* increasing number of the live generation */
+  nf_u64 generation; /* increasing number of the live generation */
 };
 
 /* Counters: per-CPU, index = rule index; stage policies use their own index. */

@@ -23,10 +23,10 @@
 /* One entry per flow, both directions: the key is normalised so that a
  * packet and its reply find the same entry. */
 struct nf_ct_key {
-  nf_u8 a[16], b[16];  /* endpoints, ordered so a <= b */
-  nf_u16 pa, pb;       /* ports (or ICMP id) of a and b */
+  nf_u8 a[16], b[16]; /* endpoints, ordered so a <= b */
+  nf_u16 pa, pb;      /* ports (or ICMP id) of a and b */
   nf_u8 proto;
-  nf_u8 pad[3];        /* pad[0]: the request type of an ICMP flow */
+  nf_u8 pad[3]; /* pad[0]: the request type of an ICMP flow */
 };
 
 /* nf_ct_val.flags */
@@ -55,22 +55,24 @@ enum nf_tcp_state { sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2, sIV, sIG }
 
 /* [dir][index: syn, synack, fin, ack, rst, none][old state] */
 static const nf_u8 nf_tcp_table[2][6][10] = {
-  { /* original */
-    {sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2},
-    {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR},
-    {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
-    {sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV},
-    {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
-    {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
-  },
-  { /* reply */
-    {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2},
-    {sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR},
-    {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
-    {sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG},
-    {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
-    {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
-  },
+    {
+        /* original */
+        {sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2},
+        {sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR},
+        {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
+        {sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV},
+        {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+        {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
+    },
+    {
+        /* reply */
+        {sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2},
+        {sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR},
+        {sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV},
+        {sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG},
+        {sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+        {sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV},
+    },
 };
 
 /* Timeouts in seconds (netfilter defaults): TCP by state, UDP (and UDP-Lite)

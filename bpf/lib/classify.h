@@ -14,41 +14,41 @@
 #define NF_MAX_STAGES_PER_HOOK 16
 #define NF_MAX_STMTS 16
 
-static __always_inline void *nf_inner(void *outer, __u32 live) { return bpf_map_lookup_elem(outer, &live); }
+static __always_inline void* nf_inner(void* outer, __u32 live) { return bpf_map_lookup_elem(outer, &live); }
 
 static __always_inline __u32 nf_small_class(__u32 live, __u32 index) {
   __u32 k = live * NF_SMALL_TOTAL + index;
-  __u32 *c = bpf_map_lookup_elem(&nf_small, &k);
+  __u32* c = bpf_map_lookup_elem(&nf_small, &k);
   return c ? *c : 0;
 }
 
-static __always_inline __u32 nf_lpm_class(__u32 live, __u8 slot, const __u8 *addr) {
-  void *lpm = nf_inner(&nf_lpm, live);
+static __always_inline __u32 nf_lpm_class(__u32 live, __u8 slot, const __u8* addr) {
+  void* lpm = nf_inner(&nf_lpm, live);
   if (!lpm) return 0;
   struct nf2bpf_lpm_key k = {};
   k.prefixlen = 8 + 128;
   k.slot = slot;
   __builtin_memcpy(k.addr, addr, 16);
-  __u32 *c = bpf_map_lookup_elem(lpm, &k);
+  __u32* c = bpf_map_lookup_elem(lpm, &k);
   return c ? *c : 0;
 }
 
 static __always_inline __u32 nf_iface_class(__u32 live, __u32 slot, __u32 ifindex) {
-  void *m = nf_inner(&nf_ifaces, live);
+  void* m = nf_inner(&nf_ifaces, live);
   if (!m) return 0;
   struct nf2bpf_iface_key k = {slot, ifindex};
-  __u32 *c = bpf_map_lookup_elem(m, &k);
+  __u32* c = bpf_map_lookup_elem(m, &k);
   if (c) return *c;
-  k.ifindex = 0xffffffffu;  /* interfaces that appeared after the policy was applied */
+  k.ifindex = 0xffffffffu; /* interfaces that appeared after the policy was applied */
   c = bpf_map_lookup_elem(m, &k);
   return c ? *c : 0;
 }
 
-static __always_inline __u32 nf_addr_type_of(const __u8 *addr) {
+static __always_inline __u32 nf_addr_type_of(const __u8* addr) {
   struct nf_addrtype_key k = {};
   k.prefixlen = 128;
   __builtin_memcpy(k.addr, addr, 16);
-  __u32 *t = bpf_map_lookup_elem(&nf_addrtype, &k);
+  __u32* t = bpf_map_lookup_elem(&nf_addrtype, &k);
   return t ? *t : 2; /* UNICAST */
 }
 
@@ -57,11 +57,11 @@ static __always_inline __u32 nf_addr_type_of(const __u8 *addr) {
 #define NF_SUBPROG __attribute__((noinline))
 
 /* Classes of every slot some rule of the live generation tests. */
-NF_SUBPROG int nf_classify(struct nf_scratch *s, __u32 live, __u32 used, __u32 ctstate, __u32 ctdir) {
+NF_SUBPROG int nf_classify(struct nf_scratch* s, __u32 live, __u32 used, __u32 ctstate, __u32 ctdir) {
   if (!s) return 0;
   live &= 1;
   ctstate &= 255;
-  struct nf_pkt *p = &s->p;
+  struct nf_pkt* p = &s->p;
   if (used & (1u << NF_SLOT_SADDR)) s->cls[NF_SLOT_SADDR] = nf_lpm_class(live, NF_SLOT_SADDR, p->saddr);
   if (used & (1u << NF_SLOT_DADDR)) s->cls[NF_SLOT_DADDR] = nf_lpm_class(live, NF_SLOT_DADDR, p->daddr);
   if (used & (1u << NF_SLOT_SPORT))
@@ -76,7 +76,8 @@ NF_SUBPROG int nf_classify(struct nf_scratch *s, __u32 live, __u32 used, __u32 c
   if (used & (1u << NF_SLOT_CTSTATE)) s->cls[NF_SLOT_CTSTATE] = nf_small_class(live, NF_SMALL_CTSTATE_BASE + ctstate);
   if (used & (1u << NF_SLOT_TCPFLAGS))
     s->cls[NF_SLOT_TCPFLAGS] = nf_small_class(live, NF_SMALL_TCPFLAGS_BASE + (p->has_tcp ? p->tcp_flags : 256u));
-  if (used & (1u << NF_SLOT_PKTTYPE)) s->cls[NF_SLOT_PKTTYPE] = nf_small_class(live, NF_SMALL_PKTTYPE_BASE + p->pkttype);
+  if (used & (1u << NF_SLOT_PKTTYPE))
+    s->cls[NF_SLOT_PKTTYPE] = nf_small_class(live, NF_SMALL_PKTTYPE_BASE + p->pkttype);
   if (used & (1u << NF_SLOT_LENGTH)) s->cls[NF_SLOT_LENGTH] = nf_small_class(live, NF_SMALL_LENGTH_BASE + p->length);
   if (used & (1u << NF_SLOT_TTL)) s->cls[NF_SLOT_TTL] = nf_small_class(live, NF_SMALL_TTL_BASE + p->ttl);
   if (used & (1u << NF_SLOT_NFPROTO))
@@ -85,15 +86,17 @@ NF_SUBPROG int nf_classify(struct nf_scratch *s, __u32 live, __u32 used, __u32 c
     s->cls[NF_SLOT_SADDRTYPE] = nf_small_class(live, NF_SMALL_SADDRTYPE_BASE + (nf_addr_type_of(p->saddr) & 4095));
   if (used & (1u << NF_SLOT_DADDRTYPE))
     s->cls[NF_SLOT_DADDRTYPE] = nf_small_class(live, NF_SMALL_DADDRTYPE_BASE + (nf_addr_type_of(p->daddr) & 4095));
-  if (used & (1u << NF_SLOT_CTDIR)) s->cls[NF_SLOT_CTDIR] = nf_small_class(live, NF_SMALL_CTDIR_BASE + (ctdir > 2 ? 2 : ctdir));
-  if (used & (1u << NF_SLOT_FRAG)) s->cls[NF_SLOT_FRAG] = nf_small_class(live, NF_SMALL_FRAG_BASE + (p->frag == 2 ? 1 : 0));
+  if (used & (1u << NF_SLOT_CTDIR))
+    s->cls[NF_SLOT_CTDIR] = nf_small_class(live, NF_SMALL_CTDIR_BASE + (ctdir > 2 ? 2 : ctdir));
+  if (used & (1u << NF_SLOT_FRAG))
+    s->cls[NF_SLOT_FRAG] = nf_small_class(live, NF_SMALL_FRAG_BASE + (p->frag == 2 ? 1 : 0));
   if (used & (1u << NF_SLOT_DSCP)) s->cls[NF_SLOT_DSCP] = nf_small_class(live, NF_SMALL_DSCP_BASE + (p->dscp & 63));
   if (used & (1u << NF_SLOT_IIF)) s->cls[NF_SLOT_IIF] = nf_iface_class(live, NF_SLOT_IIF, p->iif);
   if (used & (1u << NF_SLOT_OIF)) s->cls[NF_SLOT_OIF] = nf_iface_class(live, NF_SLOT_OIF, p->oif);
   return 0;
 }
 
-static __always_inline void nf_search_reset(struct nf_search *sr, __u32 from) {
+static __always_inline void nf_search_reset(struct nf_search* sr, __u32 from) {
   sr->from = from;
   sr->best = NF_NONE;
   sr->ti = 0;
@@ -101,7 +104,7 @@ static __always_inline void nf_search_reset(struct nf_search *sr, __u32 from) {
 }
 
 /* Residual checks of a candidate rule: 1 when the rule matches. */
-static __always_inline int nf_residual_ok(struct nf_scratch *s, struct nf2bpf_rule *r, __u32 live, __u32 rule) {
+static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_rule* r, __u32 live, __u32 rule) {
   __u32 res = r->residual;
   if (!res) return 1;
   if (res & NF_RES_MARK) {
@@ -113,7 +116,7 @@ static __always_inline int nf_residual_ok(struct nf_scratch *s, struct nf2bpf_ru
     if (eq == !!(res & NF_RES_MARK2_NEG)) return 0;
   }
   if (res & NF_RES_CTMARK) {
-    if (!s->has_ct) return 0;  /* xt_connmark: no connection, no match (negated or not) */
+    if (!s->has_ct) return 0; /* xt_connmark: no connection, no match (negated or not) */
     int eq = (s->ctmark & r->ctmark_mask) == r->ctmark_value;
     if (eq == !!(res & NF_RES_CTMARK_NEG)) return 0;
   }
@@ -126,10 +129,10 @@ static __always_inline int nf_residual_ok(struct nf_scratch *s, struct nf2bpf_ru
     if (below == !!(res & NF_RES_RANDOM_NEG)) return 0;
   }
   if (res & NF_RES_LIMIT) {
-    void *lm = nf_inner(&nf_limits, live);
+    void* lm = nf_inner(&nf_limits, live);
     if (!lm) return 0;
     __u32 idx = r->limit;
-    struct nf2bpf_limit_val *l = bpf_map_lookup_elem(lm, &idx);
+    struct nf2bpf_limit_val* l = bpf_map_lookup_elem(lm, &idx);
     if (!l) return 0;
     __u64 now = bpf_ktime_get_ns();
     __u64 credit = l->credit_ns + (now - l->last_ns);
@@ -145,16 +148,16 @@ static __always_inline int nf_residual_ok(struct nf_scratch *s, struct nf2bpf_ru
 }
 
 static __always_inline void nf_count(__u32 live, __u32 idx, __u32 bytes) {
-  void *cm = nf_inner(&nf_counters, live);
+  void* cm = nf_inner(&nf_counters, live);
   if (!cm) return;
-  struct nf2bpf_counter *c = bpf_map_lookup_elem(cm, &idx);
+  struct nf2bpf_counter* c = bpf_map_lookup_elem(cm, &idx);
   if (!c) return;
   c->packets++;
   c->bytes += bytes;
 }
 
-static __always_inline void nf_log(struct nf_scratch *s, struct nf2bpf_stmt *st, __u32 rule) {
-  struct nf2bpf_log_event *e = bpf_ringbuf_reserve(&nf_events, sizeof(*e), 0);
+static __always_inline void nf_log(struct nf_scratch* s, struct nf2bpf_stmt* st, __u32 rule) {
+  struct nf2bpf_log_event* e = bpf_ringbuf_reserve(&nf_events, sizeof(*e), 0);
   if (!e) return;
   e->ts_ns = bpf_ktime_get_ns();
   e->rule = rule;
@@ -173,14 +176,14 @@ static __always_inline void nf_log(struct nf_scratch *s, struct nf2bpf_stmt *st,
   bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline void nf_statements(struct nf_scratch *s, struct nf2bpf_rule *r, __u32 live, __u32 rule) {
+static __always_inline void nf_statements(struct nf_scratch* s, struct nf2bpf_rule* r, __u32 live, __u32 rule) {
   if (!r->stmt_count) return;
-  void *sm = nf_inner(&nf_stmts, live);
+  void* sm = nf_inner(&nf_stmts, live);
   if (!sm) return;
   for (__u32 i = 0; i < NF_MAX_STMTS; i++) {
     if (i >= r->stmt_count) break;
     __u32 idx = r->stmt_first + i;
-    struct nf2bpf_stmt *st = bpf_map_lookup_elem(sm, &idx);
+    struct nf2bpf_stmt* st = bpf_map_lookup_elem(sm, &idx);
     if (!st) break;
     switch (st->kind) {
       case NF_STMT_LOG: nf_log(s, st, rule); break;
@@ -202,22 +205,22 @@ static __always_inline void nf_statements(struct nf_scratch *s, struct nf2bpf_ru
 
 /* The search found `best` (or nothing): decide, or set up the next search.
  * Returns 1 when the stage has a verdict. */
-NF_SUBPROG int nf_process(struct nf_scratch *s, __u32 live) {
+NF_SUBPROG int nf_process(struct nf_scratch* s, __u32 live) {
   if (!s) return 1;
   live &= 1;
-  struct nf_search *sr = &s->srch;
+  struct nf_search* sr = &s->srch;
   if (sr->best == NF_NONE || sr->best >= sr->end_rule) {
-    void *stm = nf_inner(&nf_stages, live);
+    void* stm = nf_inner(&nf_stages, live);
     __u32 si = sr->stage;
-    struct nf2bpf_stage *st = stm ? bpf_map_lookup_elem(stm, &si) : 0;
+    struct nf2bpf_stage* st = stm ? bpf_map_lookup_elem(stm, &si) : 0;
     sr->verdict = st ? st->policy : NF_ACT_ACCEPT;
     sr->rule = st ? st->policy_counter : NF_NONE;
     if (st) nf_count(live, st->policy_counter, s->p.len);
     return 1;
   }
   __u32 ri = sr->best;
-  void *rm = nf_inner(&nf_rules, live);
-  struct nf2bpf_rule *r = rm ? bpf_map_lookup_elem(rm, &ri) : 0;
+  void* rm = nf_inner(&nf_rules, live);
+  struct nf2bpf_rule* r = rm ? bpf_map_lookup_elem(rm, &ri) : 0;
   if (!r) {
     sr->verdict = NF_ACT_ACCEPT;
     sr->rule = NF_NONE;
@@ -230,12 +233,8 @@ NF_SUBPROG int nf_process(struct nf_scratch *s, __u32 live) {
   nf_count(live, ri, s->p.len);
   nf_statements(s, r, live, ri);
   switch (r->action) {
-    case NF_ACT_CONTINUE:
-      nf_search_reset(sr, ri + 1);
-      return 0;
-    case NF_ACT_SKIP:
-      nf_search_reset(sr, r->skip_to);
-      return 0;
+    case NF_ACT_CONTINUE: nf_search_reset(sr, ri + 1); return 0;
+    case NF_ACT_SKIP: nf_search_reset(sr, r->skip_to); return 0;
   }
   sr->verdict = r->action;
   sr->rule = ri;
@@ -243,15 +242,15 @@ NF_SUBPROG int nf_process(struct nf_scratch *s, __u32 live) {
 }
 
 struct nf_loop_ctx {
-  __u32 which;  /* scratch index */
+  __u32 which; /* scratch index */
 };
 
 /* One probe of the first-match search, or the processing of its result. */
-static long nf_step(__u32 i, struct nf_loop_ctx *lc) {
+static long nf_step(__u32 i, struct nf_loop_ctx* lc) {
   __u32 which = lc->which;
-  struct nf_scratch *s = bpf_map_lookup_elem(&nf_scratch, &which);
+  struct nf_scratch* s = bpf_map_lookup_elem(&nf_scratch, &which);
   if (!s) return 1;
-  struct nf_search *sr = &s->srch;
+  struct nf_search* sr = &s->srch;
   __u32 live = sr->live;
   if (sr->ti >= sr->tuple_count) {
     if (nf_process(s, live)) {
@@ -260,15 +259,15 @@ static long nf_step(__u32 i, struct nf_loop_ctx *lc) {
     }
     return 0;
   }
-  void *tm = nf_inner(&nf_tuples, live);
-  void *em = nf_inner(&nf_entries, live);
+  void* tm = nf_inner(&nf_tuples, live);
+  void* em = nf_inner(&nf_entries, live);
   if (!tm || !em) {
     sr->ti = sr->tuple_count;
     return 0;
   }
   __u32 tid = sr->tuple_first + sr->ti;
   if (sr->seq == 0) {
-    struct nf2bpf_tuple *t = bpf_map_lookup_elem(tm, &tid);
+    struct nf2bpf_tuple* t = bpf_map_lookup_elem(tm, &tid);
     if (!t || t->min_rule >= sr->best) {
       /* Tuples are sorted by their first rule: none later can do better. */
       sr->ti = sr->tuple_count;
@@ -286,7 +285,7 @@ static long nf_step(__u32 i, struct nf_loop_ctx *lc) {
     }
   }
   s->key.seq = (__u16)sr->seq;
-  struct nf2bpf_entry_val *v = bpf_map_lookup_elem(em, &s->key);
+  struct nf2bpf_entry_val* v = bpf_map_lookup_elem(em, &s->key);
   if (!v) {
     sr->ti++;
     sr->seq = 0;
@@ -308,9 +307,9 @@ static long nf_step(__u32 i, struct nf_loop_ctx *lc) {
 }
 
 /* Evaluates one stage; returns NF_ACT_ACCEPT / DROP / REJECT. */
-static __always_inline __u32 nf_run_stage(struct nf_scratch *s, __u32 which, __u32 live, __u32 si,
-                                          struct nf2bpf_stage *st, __u32 max_steps) {
-  struct nf_search *sr = &s->srch;
+static __always_inline __u32 nf_run_stage(struct nf_scratch* s, __u32 which, __u32 live, __u32 si,
+                                          struct nf2bpf_stage* st, __u32 max_steps) {
+  struct nf_search* sr = &s->srch;
   sr->stage = si;
   sr->tuple_first = st->tuple_first;
   sr->tuple_count = st->tuple_count;
@@ -320,7 +319,7 @@ static __always_inline __u32 nf_run_stage(struct nf_scratch *s, __u32 which, __u
   nf_search_reset(sr, st->first_rule);
   struct nf_loop_ctx lc = {which};
   bpf_loop(max_steps, nf_step, &lc, 0);
-  if (!sr->done) return st->policy;  /* unreachable: the compiler proves max_steps */
+  if (!sr->done) return st->policy; /* unreachable: the compiler proves max_steps */
   return sr->verdict;
 }
 
@@ -329,19 +328,19 @@ static __always_inline __u32 nf_run_stage(struct nf_scratch *s, __u32 which, __u
 #define NF_PHASE_ALL 3
 
 /* Runs the stages of one hook that belong to `phase`. */
-static __always_inline __u32 nf_run_hook(struct nf_scratch *s, __u32 which, __u32 live, __u32 hook, __u32 phase,
+static __always_inline __u32 nf_run_hook(struct nf_scratch* s, __u32 which, __u32 live, __u32 hook, __u32 phase,
                                          __u32 max_steps) {
   __u32 hk = live * NF_HOOK_MAX + hook;
-  struct nf2bpf_hook_desc *hd = bpf_map_lookup_elem(&nf_hooks, &hk);
+  struct nf2bpf_hook_desc* hd = bpf_map_lookup_elem(&nf_hooks, &hk);
   if (!hd || !hd->stage_count) return NF_ACT_ACCEPT;
-  void *stm = nf_inner(&nf_stages, live);
+  void* stm = nf_inner(&nf_stages, live);
   if (!stm) return NF_ACT_ACCEPT;
   s->hook = hook;
   __u8 fam = s->p.family == 4 ? NF_FAM_V4 : NF_FAM_V6;
   for (__u32 i = 0; i < NF_MAX_STAGES_PER_HOOK; i++) {
     if (i >= hd->stage_count) break;
     __u32 si = hd->stage_first + i;
-    struct nf2bpf_stage *st = bpf_map_lookup_elem(stm, &si);
+    struct nf2bpf_stage* st = bpf_map_lookup_elem(stm, &si);
     if (!st) break;
     if (!(st->family_mask & fam)) continue;
     __u32 ph = (st->flags & NF_STAGE_BEFORE_CT) ? NF_PHASE_BEFORE_CT : NF_PHASE_AFTER_CT;

@@ -12,18 +12,19 @@
 
 /* Outer map of two generation slots whose inner maps are of one type. The
  * inner definition is written inline so clang keeps its value type's BTF. */
-#define NF_OUTER(name, itype, ktype, vtype, iflags)  \
+#define NF_OUTER(name, itype, ktype, vtype, iflags) \
   struct {                                          \
     __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);       \
     __uint(max_entries, 2);                         \
     __type(key, __u32);                             \
-    __array(values, struct {                        \
-      __uint(type, itype);                          \
-      __uint(max_entries, 1);                       \
-      __uint(map_flags, iflags);                    \
-      __type(key, ktype);                           \
-      __type(value, vtype);                         \
-    });                                             \
+    __array(                                        \
+        values, struct {                            \
+          __uint(type, itype);                      \
+          __uint(max_entries, 1);                   \
+          __uint(map_flags, iflags);                \
+          __type(key, ktype);                       \
+          __type(value, vtype);                     \
+        });                                         \
   } name SEC(".maps")
 
 /* clang only records a struct's layout in BTF when something outside a
@@ -68,21 +69,21 @@ struct {
   __uint(max_entries, 2);
   __type(key, __u32);
   __type(value, struct nf2bpf_gen_cfg);
-} nf_cfg SEC(".maps");                      /* per generation: settings */
+} nf_cfg SEC(".maps"); /* per generation: settings */
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 2 * NF_HOOK_MAX);
   __type(key, __u32);
   __type(value, struct nf2bpf_hook_desc);
-} nf_hooks SEC(".maps");                    /* per generation: stage range of each hook */
+} nf_hooks SEC(".maps"); /* per generation: stage range of each hook */
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 2 * NF_SMALL_TOTAL);
   __type(key, __u32);
   __type(value, __u32);
-} nf_small SEC(".maps");                    /* per generation: value -> class for small fields */
+} nf_small SEC(".maps"); /* per generation: value -> class for small fields */
 
 /* Global state. */
 struct {
@@ -90,7 +91,7 @@ struct {
   __uint(max_entries, 1);
   __type(key, __u32);
   __type(value, struct nf2bpf_control);
-} nf_control SEC(".maps");                  /* which generation slot is live */
+} nf_control SEC(".maps"); /* which generation slot is live */
 
 #define NF_STATE_BLOB 16384
 struct nf_state_blob {
@@ -101,14 +102,14 @@ struct {
   __uint(max_entries, 3);
   __type(key, __u32);
   __type(value, struct nf_state_blob);
-} nf_state SEC(".maps");                    /* userspace metadata per slot (JSON), [2] = namespace */
+} nf_state SEC(".maps"); /* userspace metadata per slot (JSON), [2] = namespace */
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 262144);
   __type(key, struct nf_ct_key);
   __type(value, struct nf_ct_val);
-} nf_ct SEC(".maps");                       /* connection tracking, both directions in one entry */
+} nf_ct SEC(".maps"); /* connection tracking, both directions in one entry */
 
 struct nf_addrtype_key {
   __u32 prefixlen;
@@ -120,24 +121,24 @@ struct {
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, struct nf_addrtype_key);
   __type(value, __u32);
-} nf_addrtype SEC(".maps");                 /* this namespace's local/broadcast/multicast addresses */
+} nf_addrtype SEC(".maps"); /* this namespace's local/broadcast/multicast addresses */
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 1 << 20);
-} nf_events SEC(".maps");                   /* LOG / NFLOG records */
+} nf_events SEC(".maps"); /* LOG / NFLOG records */
 
 /* Per-CPU working memory of one packet (the BPF stack is 512 bytes):
  * [0] TC ingress, [1] TC egress, [2] XDP. */
 struct nf_search {
-  __u32 from;         /* first rule index the search may return */
-  __u32 best;         /* best rule found so far, NF_NONE when none */
-  __u32 ti, seq;      /* tuple cursor and chain position */
+  __u32 from;    /* first rule index the search may return */
+  __u32 best;    /* best rule found so far, NF_NONE when none */
+  __u32 ti, seq; /* tuple cursor and chain position */
   __u32 stage;
   __u32 tuple_first, tuple_count;
   __u32 end_rule;
-  __u32 verdict;      /* NF_ACT_* once done */
-  __u32 rule;         /* deciding rule (or the stage's policy counter) */
+  __u32 verdict; /* NF_ACT_* once done */
+  __u32 rule;    /* deciding rule (or the stage's policy counter) */
   __u32 done;
   __u32 live;
 };
@@ -150,8 +151,8 @@ struct nf_scratch {
   __u32 ctmark;
   __u8 notrack;
   __u8 hook;
-  __u8 has_ct;        /* the packet has a connection (conntrack/connmark work) */
-  __u8 pending;       /* ingress: pending_key was created for a forwarded packet */
+  __u8 has_ct;  /* the packet has a connection (conntrack/connmark work) */
+  __u8 pending; /* ingress: pending_key was created for a forwarded packet */
   __u64 generation;
   struct nf_ct_key pending_key;
 };
@@ -161,6 +162,6 @@ struct {
   __uint(max_entries, 3);
   __type(key, __u32);
   __type(value, struct nf_scratch);
-} nf_scratch SEC(".maps");                  /* per-CPU packet state (see struct nf_scratch) */
+} nf_scratch SEC(".maps"); /* per-CPU packet state (see struct nf_scratch) */
 
 #endif

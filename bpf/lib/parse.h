@@ -15,40 +15,40 @@
 
 /* TC reads relative to the network header (so devices without an Ethernet
  * header work too); XDP reads from the frame start. */
-static __always_inline int nf_load(void *ctx, int xdp, __u32 off, void *to, __u32 len) {
+static __always_inline int nf_load(void* ctx, int xdp, __u32 off, void* to, __u32 len) {
   if (xdp) return bpf_xdp_load_bytes(ctx, off, to, len);
   return bpf_skb_load_bytes_relative(ctx, off, to, len, BPF_HDR_START_NET);
 }
 
 struct nf_pkt {
-  __u8 saddr[16], daddr[16];  /* IPv4 mapped ::ffff:a.b.c.d */
-  __u8 in_saddr[16], in_daddr[16];  /* ICMP error: the quoted packet's addresses */
+  __u8 saddr[16], daddr[16];       /* IPv4 mapped ::ffff:a.b.c.d */
+  __u8 in_saddr[16], in_daddr[16]; /* ICMP error: the quoted packet's addresses */
   __u64 src_mac;
-  __u32 len;          /* skb length for byte counters */
+  __u32 len; /* skb length for byte counters */
   __u32 mark;
   __u32 iif, oif;     /* ifindex; 0 when there is none */
   __u16 sport, dport; /* host order; valid when has_ports */
   __u16 length;       /* IP total length */
   __u16 icmp_id;
   __u16 in_sport, in_dport;
-  __u8 family;        /* 4 or 6 */
+  __u8 family; /* 4 or 6 */
   __u8 l4proto;
   __u8 ttl;
   __u8 dscp;
-  __u8 frag;          /* 0 not fragmented, 1 first fragment, 2 later fragment */
+  __u8 frag; /* 0 not fragmented, 1 first fragment, 2 later fragment */
   __u8 has_ports;
   __u8 has_icmp;
   __u8 icmp_type, icmp_code;
-  __u8 icmp_err;      /* an ICMP error with a parsed quoted tuple */
+  __u8 icmp_err; /* an ICMP error with a parsed quoted tuple */
   __u8 in_proto;
   __u8 tcp_flags;
   __u8 has_tcp;
   __u8 pkttype;
-  __u8 local;         /* destination is this host (ingress) */
+  __u8 local; /* destination is this host (ingress) */
   __u8 pad;
 };
 
-static __always_inline void nf_v4_mapped(__u8 *dst, __u32 be_addr) {
+static __always_inline void nf_v4_mapped(__u8* dst, __u32 be_addr) {
   __builtin_memset(dst, 0, 10);
   dst[10] = 0xff;
   dst[11] = 0xff;
@@ -62,13 +62,13 @@ static __always_inline int nf_is_icmp_error(__u8 family, __u8 type) {
 
 /* Ports of TCP/UDP/SCTP/UDPLite/DCCP live in the first 4 bytes. */
 static __always_inline int nf_has_ports(__u8 proto) {
-  return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP ||
-         proto == IPPROTO_UDPLITE || proto == IPPROTO_DCCP;
+  return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP || proto == IPPROTO_UDPLITE ||
+         proto == IPPROTO_DCCP;
 }
 
 /* Walks IPv6 extension headers to the upper-layer protocol. Returns the
  * offset of the upper-layer header, or -1. Sets frag from a fragment header. */
-static __always_inline int nf_ipv6_skip(void *ctx, int xdp, __u32 off, __u8 *nexthdr, __u8 *frag) {
+static __always_inline int nf_ipv6_skip(void* ctx, int xdp, __u32 off, __u8* nexthdr, __u8* frag) {
   __u8 nh = *nexthdr;
 #pragma unroll
   for (int i = 0; i < 8; i++) {
@@ -81,8 +81,10 @@ static __always_inline int nf_ipv6_skip(void *ctx, int xdp, __u32 off, __u8 *nex
       __u8 h[4];
       if (nf_load(ctx, xdp, off, h, 4)) return -1;
       __u16 fo = ((__u16)h[2] << 8 | h[3]);
-      if ((fo & 0xfff8) != 0) *frag = 2;
-      else if (fo & 1) *frag = 1;
+      if ((fo & 0xfff8) != 0)
+        *frag = 2;
+      else if (fo & 1)
+        *frag = 1;
       nh = h[0];
       off += 8;
     } else if (nh == IPPROTO_AH) {
@@ -99,7 +101,7 @@ static __always_inline int nf_ipv6_skip(void *ctx, int xdp, __u32 off, __u8 *nex
 }
 
 /* Parses the quoted datagram inside an ICMP error at `off`. */
-static __always_inline void nf_parse_inner(void *ctx, int xdp, __u32 off, struct nf_pkt *p) {
+static __always_inline void nf_parse_inner(void* ctx, int xdp, __u32 off, struct nf_pkt* p) {
   if (p->family == 4) {
     struct iphdr ih;
     if (nf_load(ctx, xdp, off, &ih, sizeof(ih))) return;
@@ -125,14 +127,14 @@ static __always_inline void nf_parse_inner(void *ctx, int xdp, __u32 off, struct
     p->in_sport = (__u16)h[0] << 8 | h[1];
     p->in_dport = (__u16)h[2] << 8 | h[3];
   } else if (p->in_proto == IPPROTO_ICMP || p->in_proto == IPPROTO_ICMPV6) {
-    p->in_sport = p->in_dport = (__u16)h[4] << 8 | h[5];  /* echo id */
+    p->in_sport = p->in_dport = (__u16)h[4] << 8 | h[5]; /* echo id */
   }
   p->icmp_err = 1;
 }
 
 /* Parses from the L3 header at l3off; the L2 part is the caller's. Returns 0
  * for IPv4/IPv6 packets nf2bpf judges, -1 for anything else. */
-static __always_inline int nf_parse_l3(void *ctx, int xdp, __u32 l3off, __u16 proto_be, struct nf_pkt *p) {
+static __always_inline int nf_parse_l3(void* ctx, int xdp, __u32 l3off, __u16 proto_be, struct nf_pkt* p) {
   __u32 off;
   if (proto_be == bpf_htons(ETH_P_IP)) {
     struct iphdr ip;
@@ -146,8 +148,10 @@ static __always_inline int nf_parse_l3(void *ctx, int xdp, __u32 l3off, __u16 pr
     p->dscp = ip.tos >> 2;
     p->length = bpf_ntohs(ip.tot_len);
     __u16 fo = bpf_ntohs(ip.frag_off);
-    if (fo & 0x1fff) p->frag = 2;
-    else if (fo & 0x2000) p->frag = 1;
+    if (fo & 0x1fff)
+      p->frag = 2;
+    else if (fo & 0x2000)
+      p->frag = 1;
     off = l3off + ip.ihl * 4;
   } else if (proto_be == bpf_htons(ETH_P_IPV6)) {
     struct ipv6hdr ip6;
@@ -170,7 +174,7 @@ static __always_inline int nf_parse_l3(void *ctx, int xdp, __u32 l3off, __u16 pr
   } else {
     return -1;
   }
-  if (p->frag == 2) return 0;  /* no transport header in later fragments */
+  if (p->frag == 2) return 0; /* no transport header in later fragments */
   __u8 h[16];
   if (nf_has_ports(p->l4proto)) {
     if (nf_load(ctx, xdp, off, h, 4)) return 0;

@@ -228,9 +228,12 @@ Side bpf_run(Env& e, loader::Prog prog, const std::vector<uint8_t>& frame, uint3
     s.error = r.error().message();
     return s;
   }
-  if (r->retval == TC_ACT_OK) s.verdict = ACCEPT;
-  else if (r->retval == TC_ACT_SHOT) s.verdict = DROP;
-  else s.error = "unexpected TC return value " + std::to_string(r->retval);
+  if (r->retval == TC_ACT_OK)
+    s.verdict = ACCEPT;
+  else if (r->retval == TC_ACT_SHOT)
+    s.verdict = DROP;
+  else
+    s.error = "unexpected TC return value " + std::to_string(r->retval);
   s.mark = r->mark;
   return s;
 }
@@ -329,8 +332,10 @@ CaseReport run_case(const Case& c) {
       // XDP runs first on a real device; it may only drop what netfilter drops.
       // What it drops never reaches TC.
       auto x = e.dp->test_run(loader::Prog::Xdp, frame, loader::TestCtx{iif, 0, 0});
-      if (!x) problems.push_back("XDP test run failed: " + x.error().message());
-      else if (x->retval == XDP_DROP && s.expect == ACCEPT) problems.push_back("XDP dropped a packet netfilter accepts");
+      if (!x)
+        problems.push_back("XDP test run failed: " + x.error().message());
+      else if (x->retval == XDP_DROP && s.expect == ACCEPT)
+        problems.push_back("XDP dropped a packet netfilter accepts");
       if (x && x->retval == XDP_DROP) {
         bpf.ran = true;
         bpf.verdict = DROP;

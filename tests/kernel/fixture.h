@@ -34,12 +34,30 @@ struct Pkt {
   uint64_t src_mac = 0x020000000002ULL;
   enum class L2 : uint8_t { Host, Broadcast, Multicast } l2 = L2::Host;
 
-  Pkt& ttl(uint8_t v) { ip.ttl = v; return *this; }
-  Pkt& payload(size_t bytes) { ip.payload.assign(bytes, 0x5a); return *this; }
-  Pkt& seq(uint32_t s, uint32_t a = 0) { ip.seq = s, ip.ack = a; return *this; }
-  Pkt& mac(uint64_t m) { src_mac = m; return *this; }
-  Pkt& broadcast() { l2 = L2::Broadcast; return *this; }
-  Pkt& multicast() { l2 = L2::Multicast; return *this; }
+  Pkt& ttl(uint8_t v) {
+    ip.ttl = v;
+    return *this;
+  }
+  Pkt& payload(size_t bytes) {
+    ip.payload.assign(bytes, 0x5a);
+    return *this;
+  }
+  Pkt& seq(uint32_t s, uint32_t a = 0) {
+    ip.seq = s, ip.ack = a;
+    return *this;
+  }
+  Pkt& mac(uint64_t m) {
+    src_mac = m;
+    return *this;
+  }
+  Pkt& broadcast() {
+    l2 = L2::Broadcast;
+    return *this;
+  }
+  Pkt& multicast() {
+    l2 = L2::Multicast;
+    return *this;
+  }
 };
 
 Pkt tcp(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport, uint8_t flags = SYN);
@@ -69,15 +87,27 @@ struct Step {
   std::string iif, oif;
   Pkt pkt;
   V expect = ACCEPT;
-  uint32_t mark_in = 0;                // skb mark the packet arrives with
-  std::optional<uint32_t> mark_out;    // skb mark after an accepted run
-  std::string by;                      // text of the rule that decides (unique in the ruleset)
-  bool by_policy = false;              // the chain policy decides
+  uint32_t mark_in = 0;              // skb mark the packet arrives with
+  std::optional<uint32_t> mark_out;  // skb mark after an accepted run
+  std::string by;                    // text of the rule that decides (unique in the ruleset)
+  bool by_policy = false;            // the chain policy decides
 
-  Step& mark(uint32_t m) { mark_in = m; return *this; }
-  Step& gives_mark(uint32_t m) { mark_out = m; return *this; }
-  Step& rule(std::string text) { by = std::move(text); return *this; }
-  Step& policy() { by_policy = true; return *this; }
+  Step& mark(uint32_t m) {
+    mark_in = m;
+    return *this;
+  }
+  Step& gives_mark(uint32_t m) {
+    mark_out = m;
+    return *this;
+  }
+  Step& rule(std::string text) {
+    by = std::move(text);
+    return *this;
+  }
+  Step& policy() {
+    by_policy = true;
+    return *this;
+  }
 };
 
 Step in(const std::string& iif, Pkt p, V expect);
@@ -112,7 +142,7 @@ void use_dataplane(std::unique_ptr<loader::Dataplane> dp);
 
 struct CaseReport {
   size_t packets = 0;
-  size_t xdp_drops = 0;  // packets the XDP early-drop stage dropped (TC never saw them)
+  size_t xdp_drops = 0;               // packets the XDP early-drop stage dropped (TC never saw them)
   std::vector<std::string> failures;  // readable, one per wrong packet
 };
 // Runs every step through BPF and the model (needs root and the test

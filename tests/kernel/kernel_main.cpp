@@ -34,7 +34,8 @@ namespace {
 std::string mac_text(uint64_t mac) {
   char b[18];
   std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", (unsigned)(mac >> 40) & 255, (unsigned)(mac >> 32) & 255,
-                (unsigned)(mac >> 24) & 255, (unsigned)(mac >> 16) & 255, (unsigned)(mac >> 8) & 255, (unsigned)mac & 255);
+                (unsigned)(mac >> 24) & 255, (unsigned)(mac >> 16) & 255, (unsigned)(mac >> 8) & 255,
+                (unsigned)mac & 255);
   return b;
 }
 
@@ -67,7 +68,8 @@ std::string enter_test_namespace() {
     // A veth pair whose peer stays here too (dummy devices need a module
     // that is not always available); the peer is up so the link has carrier.
     std::string peer = std::string("p-") + d.name;
-    cmds.push_back(std::string("ip link add ") + d.name + " address " + mac_text(d.mac) + " type veth peer name " + peer);
+    cmds.push_back(std::string("ip link add ") + d.name + " address " + mac_text(d.mac) + " type veth peer name " +
+                   peer);
     cmds.push_back("ip link set " + peer + " up");
     cmds.push_back(std::string("ip addr add ") + d.v4 + " brd + dev " + d.name);
     cmds.push_back(std::string("ip -6 addr add ") + d.v6 + " dev " + d.name + " nodad");
@@ -79,8 +81,8 @@ std::string enter_test_namespace() {
   cmds.push_back("ip -6 route add 2001:db8:203::/64 via fd02::2 dev nfw0");
   for (const auto& c : cmds)
     if (auto e = sh(c); !e.empty()) return e;
-  for (auto [path, v] : {std::pair{"/proc/sys/net/ipv4/ip_forward", "1"},
-                         std::pair{"/proc/sys/net/ipv6/conf/all/forwarding", "1"}})
+  for (auto [path, v] :
+       {std::pair{"/proc/sys/net/ipv4/ip_forward", "1"}, std::pair{"/proc/sys/net/ipv6/conf/all/forwarding", "1"}})
     if (auto e = write_sysctl(path, v); !e.empty()) return e;
   return "";
 }

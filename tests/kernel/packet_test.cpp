@@ -27,8 +27,8 @@ const std::string kHost6 = "fd00::1", kLan6 = "fd00::2";
 // The filter table with its three policies, then the rules (lines 5 on).
 std::string filter(const std::string& input, const std::string& forward, const std::string& output,
                    const std::string& rules) {
-  return "*filter\n:INPUT " + input + " [0:0]\n:FORWARD " + forward + " [0:0]\n:OUTPUT " + output + " [0:0]\n" +
-         rules + "COMMIT\n";
+  return "*filter\n:INPUT " + input + " [0:0]\n:FORWARD " + forward + " [0:0]\n:OUTPUT " + output + " [0:0]\n" + rules +
+         "COMMIT\n";
 }
 
 const std::string kMangleHead =
@@ -362,8 +362,7 @@ void conntrack_cases(std::vector<Case>& v) {
           in("nfk0", icmp(kLan, kHost, 8, 0, 7), ACCEPT).rule("RELATED,ESTABLISHED"),
           in("nfk0", icmp(kLan, kHost, 0, 0, 99), DROP).rule("--ctstate INVALID"),
           in("nfk0", udp(kLan, 9999, kHost, 7777), DROP).rule("--state NEW -j DROP"),
-          in("nfk0", icmp_error("10.0.0.254", kHost, 11, 0, tcp(kHost, 22, kLan, 40000, ACK).seq(5001, 1001)),
-             ACCEPT)
+          in("nfk0", icmp_error("10.0.0.254", kHost, 11, 0, tcp(kHost, 22, kLan, 40000, ACK).seq(5001, 1001)), ACCEPT)
               .rule("RELATED,ESTABLISHED"),
           in("nfk0", tcp(kLan, 40000, kHost, 22, FIN | ACK).seq(1001, 5001), ACCEPT).rule("RELATED,ESTABLISHED"),
           out("nfk0", tcp(kHost, 22, kLan, 40000, FIN | ACK).seq(5001, 1002), ACCEPT).policy(),
@@ -440,13 +439,14 @@ void conntrack_cases(std::vector<Case>& v) {
        "-m conntrack --ctreplsrc", "-m conntrack --ctrepldst", "-m conntrack --ctorigsrcport",
        "-m conntrack --ctorigdstport", "-m conntrack --ctreplsrcport", "-m conntrack --ctrepldstport"},
       "iptables",
-      filter("DROP", "DROP", "ACCEPT",
-             "-A INPUT -m conntrack --ctproto tcp --ctorigdst 10.0.0.1 --ctorigdstport 22 --ctdir ORIGINAL -j ACCEPT\n"
-             "-A INPUT -p udp -m conntrack --ctproto udp --ctorigsrc 10.0.0.1 --ctorigdstport 53 --ctdir REPLY -j ACCEPT\n"
-             "-A INPUT -m conntrack --ctreplsrc 10.0.0.1 --ctreplsrcport 80 -j ACCEPT\n"
-             "-A INPUT -m conntrack --ctrepldst 10.0.0.1 --ctreplsrcport 443 --ctrepldstport 5000:5010 -j ACCEPT\n"
-             "-A INPUT -m conntrack --ctorigsrc 192.0.2.0/24 --ctorigsrcport 1000 -j ACCEPT\n"
-             "-A INPUT -p tcp -m conntrack ! --ctorigsrc 10.0.0.0/8 --ctorigdstport 9 -j ACCEPT\n"),
+      filter(
+          "DROP", "DROP", "ACCEPT",
+          "-A INPUT -m conntrack --ctproto tcp --ctorigdst 10.0.0.1 --ctorigdstport 22 --ctdir ORIGINAL -j ACCEPT\n"
+          "-A INPUT -p udp -m conntrack --ctproto udp --ctorigsrc 10.0.0.1 --ctorigdstport 53 --ctdir REPLY -j ACCEPT\n"
+          "-A INPUT -m conntrack --ctreplsrc 10.0.0.1 --ctreplsrcport 80 -j ACCEPT\n"
+          "-A INPUT -m conntrack --ctrepldst 10.0.0.1 --ctreplsrcport 443 --ctrepldstport 5000:5010 -j ACCEPT\n"
+          "-A INPUT -m conntrack --ctorigsrc 192.0.2.0/24 --ctorigsrcport 1000 -j ACCEPT\n"
+          "-A INPUT -p tcp -m conntrack ! --ctorigsrc 10.0.0.0/8 --ctorigdstport 9 -j ACCEPT\n"),
       "",
       {
           in("nfk0", tcp(kLan, 40000, kHost, 22, SYN), ACCEPT).rule("--ctorigdstport 22"),
@@ -601,7 +601,9 @@ void match_cases(std::vector<Case>& v) {
           in("nfk0", tcp(kLan, 40000, kHost, 80, SYN).seq(1), ACCEPT).gives_mark(0x20).rule("-m connmark --mark 0x20"),
           out("nfk0", tcp(kHost, 80, kLan, 40000, SYN | ACK).seq(50, 2), ACCEPT),
           // Later packets carry no mark: --restore-mark brings it back from the connection.
-          in("nfk0", tcp(kLan, 40000, kHost, 80, ACK).seq(2, 51), ACCEPT).gives_mark(0x20).rule("-m connmark --mark 0x20"),
+          in("nfk0", tcp(kLan, 40000, kHost, 80, ACK).seq(2, 51), ACCEPT)
+              .gives_mark(0x20)
+              .rule("-m connmark --mark 0x20"),
           in("nfk0", tcp(kLan, 40001, kHost, 80, ACK).seq(2, 51), DROP).policy(),
           in("nfk0", udp(kLan, 1000, kHost, 53), ACCEPT).mark(0x100).gives_mark(0x100).rule("--mark 0x5/0xf -j ACCEPT"),
           // The reply leaves with the connection's low bits restored into its mark.
@@ -666,7 +668,8 @@ void match_cases(std::vector<Case>& v) {
           in("nfk0", tcp(kLan6, 1, kHost6, 25), ACCEPT).rule("UNICAST,LOCAL"),
           in("nfk0", tcp(kLan6, 1, kHost6, 24), DROP).rule("-p tcp -j DROP"),
           in("nfk0", udp(kLan6, 1, kHost6, 2), DROP).rule("--src-type UNICAST --dst-type LOCAL -j DROP"),
-          fwd("nfk0", "nfk1", tcp(kLan6, 1, "2001:db8:51::5", 80), ACCEPT).rule("--src-type UNICAST --dst-type UNICAST"),
+          fwd("nfk0", "nfk1", tcp(kLan6, 1, "2001:db8:51::5", 80), ACCEPT)
+              .rule("--src-type UNICAST --dst-type UNICAST"),
           out("nfk0", udp(kHost6, 1, kLan6, 2), ACCEPT).policy(),
           out("nfk0", udp("2001:db8::99", 1, kLan6, 2), DROP).rule("! --src-type LOCAL"),
       },
@@ -893,8 +896,12 @@ void path_cases(std::vector<Case>& v) {
                  "-A FORWARD -i nfk0 -m conntrack --ctstate NEW -j ACCEPT\n"),
       "",
       {
-          fwd("nfk0", "nfk1", tcp(kLan, 40000, "198.51.100.5", 80, SYN).seq(1), ACCEPT).gives_mark(0x100).rule("--ctstate NEW"),
-          fwd("nfk1", "nfk0", tcp("198.51.100.5", 80, kLan, 40000, SYN | ACK).seq(9, 2), ACCEPT).gives_mark(0).rule("RELATED,ESTABLISHED"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40000, "198.51.100.5", 80, SYN).seq(1), ACCEPT)
+              .gives_mark(0x100)
+              .rule("--ctstate NEW"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.5", 80, kLan, 40000, SYN | ACK).seq(9, 2), ACCEPT)
+              .gives_mark(0)
+              .rule("RELATED,ESTABLISHED"),
           fwd("nfk0", "nfk1", tcp(kLan, 40000, "198.51.100.5", 80, ACK).seq(2, 10), ACCEPT).gives_mark(0x100),
           fwd("nfk1", "nfk0", tcp("198.51.100.5", 80, kLan, 40001, SYN), DROP).policy(),
           fwd("nfk1", "nfk0", tcp("198.51.100.5", 80, kLan, 40002, SYN | ACK), DROP).policy(),
@@ -944,7 +951,8 @@ void path_cases(std::vector<Case>& v) {
       "",
       {
           out("nfk1", tcp("10.1.0.1", 40000, "198.51.100.5", 443, SYN).seq(1), ACCEPT).gives_mark(0x42),
-          in("nfk1", tcp("198.51.100.5", 443, "10.1.0.1", 40000, SYN | ACK).seq(7, 2), ACCEPT).rule("-A INPUT -m conntrack"),
+          in("nfk1", tcp("198.51.100.5", 443, "10.1.0.1", 40000, SYN | ACK).seq(7, 2), ACCEPT)
+              .rule("-A INPUT -m conntrack"),
           out("nfk1", tcp("10.1.0.1", 40000, "198.51.100.5", 443, ACK).seq(2, 8), ACCEPT).gives_mark(0x42),
           out("nfw0", tcp("10.2.0.1", 40000, "203.0.113.5", 443, SYN), DROP).policy(),
           out("nfk0", udp(kHost, 5000, kLan, 53), ACCEPT).gives_mark(0),
@@ -1001,7 +1009,8 @@ TEST_CASE("packet cases: BPF and the model give netfilter's verdicts", "[kernel]
   for (const auto& c : cases()) {
     DYNAMIC_SECTION(c.name) {
       auto rep = run_case(c);
-      if (rep.xdp_drops) std::printf("%s: %zu of %zu packets dropped early by XDP\n", c.name.c_str(), rep.xdp_drops, rep.packets);
+      if (rep.xdp_drops)
+        std::printf("%s: %zu of %zu packets dropped early by XDP\n", c.name.c_str(), rep.xdp_drops, rep.packets);
       for (const auto& f : rep.failures) FAIL_CHECK(f);
       CHECK(rep.packets == c.steps.size());
     }

@@ -94,8 +94,10 @@ struct Both {
     uint32_t m = 0;
     for (const auto& e : d.events) {
       std::string v;
-      if (e.what.rfind("MARK ", 0) == 0) v = e.what.substr(5);
-      else if (e.what.rfind("CONNMARK restore: mark ", 0) == 0) v = e.what.substr(23);
+      if (e.what.rfind("MARK ", 0) == 0)
+        v = e.what.substr(5);
+      else if (e.what.rfind("CONNMARK restore: mark ", 0) == 0)
+        v = e.what.substr(23);
       if (!v.empty()) m = (uint32_t)std::stoul(v, nullptr, 16);
     }
     return m;
@@ -129,28 +131,30 @@ struct Both {
 };
 
 // Both sides agree, and say `want`.
-#define AGREE(both, packet, want)                   \
-  do {                                              \
-    auto res_ = (both).send(packet);                \
-    CHECK(res_.first == (want));                    \
-    CHECK(res_.second == (want));                   \
+#define AGREE(both, packet, want)    \
+  do {                               \
+    auto res_ = (both).send(packet); \
+    CHECK(res_.first == (want));     \
+    CHECK(res_.second == (want));    \
   } while (0)
 
-const std::string kMangle = "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
-                            ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n";  // lines 1-6
+const std::string kMangle =
+    "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+    ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n";  // lines 1-6
 // The filter table that makes the final mark visible in the verdict.
-const std::string kFilter = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-                            "-A INPUT -m mark --mark 0x2 -j ACCEPT\n"
-                            "COMMIT\n";
+const std::string kFilter =
+    "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    "-A INPUT -m mark --mark 0x2 -j ACCEPT\n"
+    "COMMIT\n";
 
 }  // namespace
 
 TEST_CASE("flatten: a jump's mark test is done once when its chain changes the mark") {
   std::string text = kMangle + ":C - [0:0]\n" +
                      "-A PREROUTING -m mark --mark 0x0 -j C\n"           // 8
-                     "-A PREROUTING -j MARK --set-xmark 0x100/0x100\n"  // 9
-                     "-A C -j MARK --set-xmark 0x1/0xffffffff\n"        // 10
-                     "-A C -p tcp -j MARK --set-xmark 0x2/0xffffffff\n" // 11
+                     "-A PREROUTING -j MARK --set-xmark 0x100/0x100\n"   // 9
+                     "-A C -j MARK --set-xmark 0x1/0xffffffff\n"         // 10
+                     "-A C -p tcp -j MARK --set-xmark 0x2/0xffffffff\n"  // 11
                      "COMMIT\n";
   // The guard skips C when the mark is not 0; C's rules do not re-test it.
   CHECK(stage(flat(text), "ip prerouting mangle/PREROUTING") ==
@@ -170,8 +174,8 @@ TEST_CASE("flatten: the mark test of a jump, seen by a later rule") {
   // The final mark decides the verdict: 0x2 is accepted by filter.
   std::string text = kMangle + ":C - [0:0]\n" +
                      "-A PREROUTING -m mark --mark 0x0 -j C\n"           // 8
-                     "-A C -j MARK --set-xmark 0x1/0xffffffff\n"        // 9
-                     "-A C -p tcp -j MARK --set-xmark 0x2/0xffffffff\n" // 10
+                     "-A C -j MARK --set-xmark 0x1/0xffffffff\n"         // 9
+                     "-A C -p tcp -j MARK --set-xmark 0x2/0xffffffff\n"  // 10
                      "COMMIT\n" +
                      kFilter;  // INPUT accept rule at line 16
   Both b(text);
@@ -208,9 +212,9 @@ TEST_CASE("flatten: goto with a mark test; the goto's end re-tests only what can
 
 TEST_CASE("flatten: a connmark test of a jump whose chain changes the connection mark") {
   std::string text = kMangle + ":C - [0:0]\n" +
-                     "-A PREROUTING -p tcp -m connmark --mark 0x0 -j C\n"                 // 8
-                     "-A C -j CONNMARK --set-xmark 0x1/0xffffffff\n"                    // 9
-                     "-A C -p tcp --dport 22 -j MARK --set-xmark 0x2/0xffffffff\n"      // 10
+                     "-A PREROUTING -p tcp -m connmark --mark 0x0 -j C\n"           // 8
+                     "-A C -j CONNMARK --set-xmark 0x1/0xffffffff\n"                // 9
+                     "-A C -p tcp --dport 22 -j MARK --set-xmark 0x2/0xffffffff\n"  // 10
                      "COMMIT\n";
   CHECK(stage(flat(text), "ip prerouting mangle/PREROUTING") ==
         "stage ip prerouting mangle/PREROUTING priority -150 policy accept\n"
@@ -228,15 +232,15 @@ TEST_CASE("flatten: a connmark test of a jump whose chain changes the connection
 
 TEST_CASE("flatten: nested chains; a chain that reaches one changing the mark; RETURN") {
   std::string text = kMangle + ":A - [0:0]\n:B - [0:0]\n:I - [0:0]\n" +
-                     "-A PREROUTING -m mark --mark 0x0 -j A\n"               // 10
-                     "-A PREROUTING -m mark ! --mark 0x0 -j I\n"             // 11
-                     "-A A -j B\n"                                           // 12
-                     "-A A -p tcp -j MARK --set-xmark 0x20/0x20\n"           // 13
-                     "-A B -j MARK --set-xmark 0x1/0xffffffff\n"             // 14
-                     "-A B -p udp -j RETURN\n"                               // 15
-                     "-A B -m mark --mark 0x1 -j I\n"                        // 16
-                     "-A B -j MARK --set-xmark 0x4/0x4\n"                    // 17
-                     "-A I -j MARK --set-xmark 0x2/0x2\n"                    // 18
+                     "-A PREROUTING -m mark --mark 0x0 -j A\n"                 // 10
+                     "-A PREROUTING -m mark ! --mark 0x0 -j I\n"               // 11
+                     "-A A -j B\n"                                             // 12
+                     "-A A -p tcp -j MARK --set-xmark 0x20/0x20\n"             // 13
+                     "-A B -j MARK --set-xmark 0x1/0xffffffff\n"               // 14
+                     "-A B -p udp -j RETURN\n"                                 // 15
+                     "-A B -m mark --mark 0x1 -j I\n"                          // 16
+                     "-A B -j MARK --set-xmark 0x4/0x4\n"                      // 17
+                     "-A I -j MARK --set-xmark 0x2/0x2\n"                      // 18
                      "-A I -p tcp --dport 22 -j MARK --set-xmark 0x40/0x40\n"  // 19
                      "COMMIT\n";
   // A does not mark itself, but B (which A reaches) does: rule 13 must not
@@ -268,11 +272,11 @@ TEST_CASE("flatten: mark tests stay in the prefix when nothing inlined changes t
   // C changes the connection mark only, and D nothing: the jumps' mark tests
   // are repeated on every inlined rule as before, with no guard.
   std::string text = kMangle + ":C - [0:0]\n:D - [0:0]\n" +
-                     "-A PREROUTING -m mark --mark 0x1 -j C\n"              // 9
-                     "-A PREROUTING -m connmark --mark 0x1 -j D\n"          // 10
-                     "-A C -j CONNMARK --set-xmark 0x1/0xffffffff\n"       // 11
-                     "-A C -p tcp -j ACCEPT\n"                              // 12
-                     "-A D -p udp -j DROP\n"                                // 13
+                     "-A PREROUTING -m mark --mark 0x1 -j C\n"        // 9
+                     "-A PREROUTING -m connmark --mark 0x1 -j D\n"    // 10
+                     "-A C -j CONNMARK --set-xmark 0x1/0xffffffff\n"  // 11
+                     "-A C -p tcp -j ACCEPT\n"                        // 12
+                     "-A D -p udp -j DROP\n"                          // 13
                      "COMMIT\n";
   CHECK(stage(flat(text), "ip prerouting mangle/PREROUTING") ==
         "stage ip prerouting mangle/PREROUTING priority -150 policy accept\n"

@@ -57,11 +57,16 @@ TEST_CASE("jump loops are errors") {
 
 TEST_CASE("unused chains and unreachable rules are reported") {
   diag::Diagnostics d;
-  flat(std::string(kHead) + ":UNUSED - [0:0]\n-A INPUT -j DROP\n-A INPUT -p tcp -j ACCEPT\n-A UNUSED -j ACCEPT\nCOMMIT\n", &d);
+  flat(std::string(kHead) +
+           ":UNUSED - [0:0]\n-A INPUT -j DROP\n-A INPUT -p tcp -j ACCEPT\n-A UNUSED -j ACCEPT\nCOMMIT\n",
+       &d);
   REQUIRE(d.warnings() == 2);
   std::string all;
   for (auto& x : d.all()) all += diag::render(x);
-  CHECK(all.find("rules.v4:5:1: warning: chain 'UNUSED' in table 'filter' is never jumped to; its 1 rules affect no packet") != std::string::npos);
+  CHECK(
+      all.find(
+          "rules.v4:5:1: warning: chain 'UNUSED' in table 'filter' is never jumped to; its 1 rules affect no packet") !=
+      std::string::npos);
   CHECK(all.find("rules.v4:7:1: warning: rule is never reached\n") != std::string::npos);
   CHECK(all.find("hint: the rule at rules.v4:6 decides every packet before it") != std::string::npos);
 }
@@ -69,7 +74,8 @@ TEST_CASE("unused chains and unreachable rules are reported") {
 TEST_CASE("stages are ordered by hook then priority") {
   std::string d = flat(
       "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
-      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
+      "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT "
+      "[0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
       "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
   std::string order;
   size_t pos = 0;

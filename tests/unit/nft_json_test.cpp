@@ -19,10 +19,11 @@ const char* kTableChain =
 }  // namespace
 
 TEST_CASE("nft json: rules are located by JSON pointer") {
-  auto p = parse_nft_json(wrap(std::string(kTableChain) +
-                               R"({"rule": {"family": "inet", "table": "t", "chain": "c", "handle": 4, "expr": [)"
-                               R"({"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}},)"
-                               R"({"accept": null}]}})"));
+  auto p = parse_nft_json(
+      wrap(std::string(kTableChain) +
+           R"({"rule": {"family": "inet", "table": "t", "chain": "c", "handle": 4, "expr": [)"
+           R"({"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}},)"
+           R"({"accept": null}]}})"));
   INFO(p.rendered());
   REQUIRE(p.diags.errors() == 0);
   const ir::Rule& r = p.rs.tables[0].chains[0].rules.at(0);
@@ -34,10 +35,11 @@ TEST_CASE("nft json: rules are located by JSON pointer") {
 }
 
 TEST_CASE("nft json: value errors point into the expression") {
-  auto p = parse_nft_json(wrap(std::string(kTableChain) +
-                               R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [)"
-                               R"({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.0.0.300"}},)"
-                               R"({"drop": null}]}})"));
+  auto p = parse_nft_json(wrap(
+      std::string(kTableChain) +
+      R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [)"
+      R"({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.0.0.300"}},)"
+      R"({"drop": null}]}})"));
   REQUIRE(p.diags.errors() == 1);
   CHECK(p.diags.all()[0].loc.str() == "rules.json#/nftables/2/rule/expr/0/match/right");
   CHECK(p.diags.all()[0].message == "invalid IPv4 address '10.0.0.300'");
@@ -45,12 +47,13 @@ TEST_CASE("nft json: value errors point into the expression") {
 }
 
 TEST_CASE("nft json: structural errors are located too") {
-  auto p = parse_nft_json(wrap(std::string(kTableChain) +
-                               R"({"rule": {"family": "inet", "table": "t", "chain": "nope", "expr": [{"accept": null}]}},)"
-                               R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"frobnicate": 1}]}},)"
-                               R"({"rule": {"family": "inet", "table": "t", "chain": "c"}},)"
-                               R"({"bogus": {}},)"
-                               R"({"chain": {"family": "inet6", "table": "t", "name": "x"}})"));
+  auto p =
+      parse_nft_json(wrap(std::string(kTableChain) +
+                          R"({"rule": {"family": "inet", "table": "t", "chain": "nope", "expr": [{"accept": null}]}},)"
+                          R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"frobnicate": 1}]}},)"
+                          R"({"rule": {"family": "inet", "table": "t", "chain": "c"}},)"
+                          R"({"bogus": {}},)"
+                          R"({"chain": {"family": "inet6", "table": "t", "name": "x"}})"));
   std::vector<std::string> got;
   for (const auto& d : p.diags.all()) got.push_back(d.loc.pointer + ": " + d.message);
   CHECK(got == std::vector<std::string>{
@@ -76,10 +79,11 @@ TEST_CASE("nft json: syntax errors are located by line and column") {
 TEST_CASE("nft json: the report shows JSON locations as file#pointer") {
   TranslateOptions opt;
   opt.from = "nft-json";
-  auto tr = translate_source({"k.json", wrap(std::string(kTableChain) +
-                                             R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [)"
-                                             R"({"match": {"op": "==", "left": {"meta": {"key": "cpu"}}, "right": 1}}, {"drop": null}]}})")},
-                             opt);
+  auto tr = translate_source(
+      {"k.json", wrap(std::string(kTableChain) +
+                      R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [)"
+                      R"({"match": {"op": "==", "left": {"meta": {"key": "cpu"}}, "right": 1}}, {"drop": null}]}})")},
+      opt);
   REQUIRE(tr.rules.size() == 1);
   CHECK(tr.rules[0].status == caps::Fidelity::Unsupported);
   auto j = report::json(tr);
@@ -110,9 +114,10 @@ TEST_CASE("nft json: command objects (add, insert, delete, flush)") {
 TEST_CASE("nft json: 'kernel' input is the JSON libnftables prints") {
   TranslateOptions opt;
   opt.from = "kernel";
-  auto tr = translate_source({"kernel", wrap(std::string(kTableChain) +
-                                             R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"accept": null}]}})")},
-                             opt);
+  auto tr = translate_source(
+      {"kernel", wrap(std::string(kTableChain) +
+                      R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"accept": null}]}})")},
+      opt);
   CHECK(tr.ruleset.frontend == ir::Frontend::Kernel);
   CHECK(tr.input_format == "kernel");
   CHECK(tr.rules.size() == 1);

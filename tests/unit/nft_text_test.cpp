@@ -38,8 +38,8 @@ Parsed one(const std::string& rules, const std::string& family = "inet") {
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / ("nf2bpf-nft-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
+    path = fs::temp_directory_path() /
+           ("nf2bpf-nft-test-" + std::to_string(::getpid()) + "-" + std::to_string(reinterpret_cast<uintptr_t>(this)));
     fs::create_directories(path);
   }
   ~TempDir() { fs::remove_all(path); }
@@ -99,7 +99,8 @@ TEST_CASE("nft: a missing include is located at the file name") {
   const auto& e = p.diags.all()[0];
   CHECK(e.loc.line == 2);
   CHECK(e.loc.col == 9);
-  CHECK(e.message == "cannot read included file '" + (d.path / "nothere.nft").string() + "': No such file or directory");
+  CHECK(e.message ==
+        "cannot read included file '" + (d.path / "nothere.nft").string() + "': No such file or directory");
   CHECK(e.source_line == "include \"nothere.nft\"");
   CHECK(p.rs.rule_count() == 1);  // the rest still parses
 }
@@ -117,7 +118,8 @@ TEST_CASE("nft: include with a wildcard takes the files in name order") {
   TempDir d;
   d.write("conf.d/20-b.nft", "add rule ip t c ip saddr 2.2.2.2 accept\n");
   d.write("conf.d/10-a.nft", "add rule ip t c ip saddr 1.1.1.1 accept\n");
-  fs::path main = d.write("main.nft", "table ip t { chain c { }; }\ninclude \"conf.d/*.nft\"\ninclude \"none/*.nft\"\n");
+  fs::path main =
+      d.write("main.nft", "table ip t { chain c { }; }\ninclude \"conf.d/*.nft\"\ninclude \"none/*.nft\"\n");
   Parsed p;
   p.rs = frontend::parse_nft_text({main.string(), read_file(main.string())}, p.diags);
   INFO(p.rendered());
@@ -240,8 +242,8 @@ TEST_CASE("nft: rule text is the line as written, locations point at tokens") {
   CHECK(r.text == "  ip saddr 10.0.0.1   tcp dport 22 accept");
   CHECK(r.loc.str() == "rules.nft:3:3");
   REQUIRE(r.matches.size() == 3);
-  CHECK(r.matches[1].loc.str() == "rules.nft:3:3");    // ip saddr
-  CHECK(r.matches[2].loc.str() == "rules.nft:3:23");   // tcp dport
+  CHECK(r.matches[1].loc.str() == "rules.nft:3:3");   // ip saddr
+  CHECK(r.matches[2].loc.str() == "rules.nft:3:23");  // tcp dport
   CHECK(r.verdict.loc.str() == "rules.nft:3:36");
 }
 
@@ -328,10 +330,10 @@ TEST_CASE("nft: mark arithmetic normalises to (old & ~mask) ^ value") {
     const char* stmt;
     uint64_t value, mask;
   };
-  for (auto c : {Case{"meta mark set 0x10", 0x10, 0xffffffff}, Case{"meta mark set mark or 0x4000", 0x4000, 0x4000},
-                 Case{"meta mark set mark and 0xffff00ff", 0, 0xff00}, Case{"meta mark set mark xor 0x3", 3, 0},
-                 Case{"meta mark set meta mark & 0xff | 0x100", 0x100, 0xffffff00},
-                 Case{"ct mark set ct mark | 0x2", 2, 2}}) {
+  for (auto c :
+       {Case{"meta mark set 0x10", 0x10, 0xffffffff}, Case{"meta mark set mark or 0x4000", 0x4000, 0x4000},
+        Case{"meta mark set mark and 0xffff00ff", 0, 0xff00}, Case{"meta mark set mark xor 0x3", 3, 0},
+        Case{"meta mark set meta mark & 0xff | 0x100", 0x100, 0xffffff00}, Case{"ct mark set ct mark | 0x2", 2, 2}}) {
     INFO(c.stmt);
     auto p = one(std::string("  ") + c.stmt);
     REQUIRE(p.diags.errors() == 0);
@@ -354,8 +356,9 @@ TEST_CASE("nft: mark arithmetic normalises to (old & ~mask) ^ value") {
 }
 
 TEST_CASE("nft: NAT statements accept, as the kernel's nat expression does") {
-  auto p = parse_nft("table ip nat { chain p { type nat hook prerouting priority dstnat; "
-                     "tcp dport 80 dnat to 10.0.0.1:8080-8090 persistent; } }");
+  auto p = parse_nft(
+      "table ip nat { chain p { type nat hook prerouting priority dstnat; "
+      "tcp dport 80 dnat to 10.0.0.1:8080-8090 persistent; } }");
   INFO(p.rendered());
   REQUIRE(p.diags.errors() == 0);
   const ir::Rule& r = rule(p.rs, 0, "p", 0);

@@ -11,8 +11,8 @@ namespace {
 
 // A live generation's metadata as loader::Dataplane::status reports it.
 json live_meta(const std::string& checksum, uint64_t generation) {
-  return {{"valid", true},        {"checksum", checksum},  {"generation", generation},
-          {"source", "/etc/rules.v4"}, {"format", "iptables"}, {"applied", 1700000000}};
+  return {{"valid", true},        {"checksum", checksum}, {"generation", generation}, {"source", "/etc/rules.v4"},
+          {"format", "iptables"}, {"applied", 1700000000}};
 }
 
 json attach(const std::string& name, uint32_t ifindex, bool xdp) {
@@ -55,10 +55,15 @@ TEST_CASE("ops reconcile: a generation made live outside sync is recorded as suc
   std::string sum = "cccc1111cccc1111dddd";
   auto notes = ops::reconcile(state, live_meta(sum, 9));
   REQUIRE(notes.size() == 1);
-  CHECK(notes[0] == "the live generation changed outside sync (apply, rollback or restore): generation 9, "
-                    "checksum cccc1111cccc1111");
-  CHECK(state["live"] == json{{"checksum", sum},           {"generation", 9},  {"source", "/etc/rules.v4"},
-                              {"format", "iptables"},      {"since", 1700000000}, {"by", "outside sync"}});
+  CHECK(notes[0] ==
+        "the live generation changed outside sync (apply, rollback or restore): generation 9, "
+        "checksum cccc1111cccc1111");
+  CHECK(state["live"] == json{{"checksum", sum},
+                              {"generation", 9},
+                              {"source", "/etc/rules.v4"},
+                              {"format", "iptables"},
+                              {"since", 1700000000},
+                              {"by", "outside sync"}});
 
   // A first run finds something live: recorded, nothing to note.
   json empty = json::object();
@@ -132,7 +137,7 @@ TEST_CASE("ops change guard: before comparing") {
   CHECK(ops::guard_before(-1, false, true, true) == Guard::off);    // no --max-change
   CHECK(ops::guard_before(10, false, false, false) == Guard::off);  // nothing live
   CHECK(ops::guard_before(10, false, true, true) == Guard::compare);
-  CHECK(ops::guard_before(0, false, true, true) == Guard::compare);  // 0%: any change refused
+  CHECK(ops::guard_before(0, false, true, true) == Guard::compare);   // 0%: any change refused
   CHECK(ops::guard_before(10, false, true, false) == Guard::refuse);  // no stored generation
   CHECK(ops::guard_before(10, true, true, false) == Guard::force);
 }

@@ -49,8 +49,8 @@ TEST_CASE("ops Comparison: percent, add and describe") {
   a.packets = 8;
   a.agreed = 6;
   a.differed = 2;
-  a.differences.push_back(difference("tcp 10.0.0.1:1000 -> 10.0.0.2:80 [S]", verify::Verdict::Accept, "rules.v4:7",
-                                     verify::Verdict::Drop));
+  a.differences.push_back(
+      difference("tcp 10.0.0.1:1000 -> 10.0.0.2:80 [S]", verify::Verdict::Accept, "rules.v4:7", verify::Verdict::Drop));
   CHECK(a.percent_changed() == Approx(25.0));
 
   ops::Comparison b;
@@ -61,8 +61,8 @@ TEST_CASE("ops Comparison: percent, add and describe") {
   b.excused = 0;
   b.skipped = 3;
   b.error = "truncated";
-  b.differences.push_back(difference("udp 10.0.0.1:53 -> 10.0.0.2:53", verify::Verdict::Drop, "rules.v4:9",
-                                     verify::Verdict::Accept));
+  b.differences.push_back(
+      difference("udp 10.0.0.1:53 -> 10.0.0.2:53", verify::Verdict::Drop, "rules.v4:9", verify::Verdict::Accept));
   a.add(b);
   CHECK(a.capture == "one.pcapng, two.pcapng");
   CHECK(a.packets == 10);
@@ -73,10 +73,12 @@ TEST_CASE("ops Comparison: percent, add and describe") {
 
   auto lines = a.describe(10);
   REQUIRE(lines.size() == 2);
-  CHECK(lines[0] ==
-        "tcp 10.0.0.1:1000 -> 10.0.0.2:80 [S] (INPUT): expected ACCEPT (rules.v4:7), got DROP (policy of filter/INPUT)");
-  CHECK(lines[1] == "udp 10.0.0.1:53 -> 10.0.0.2:53 (INPUT): expected DROP (rules.v4:9), got ACCEPT (policy of "
-                    "filter/INPUT)");
+  CHECK(
+      lines[0] ==
+      "tcp 10.0.0.1:1000 -> 10.0.0.2:80 [S] (INPUT): expected ACCEPT (rules.v4:7), got DROP (policy of filter/INPUT)");
+  CHECK(lines[1] ==
+        "udp 10.0.0.1:53 -> 10.0.0.2:53 (INPUT): expected DROP (rules.v4:9), got ACCEPT (policy of "
+        "filter/INPUT)");
   CHECK(a.describe(1).size() == 1);
 
   auto j = a.json();

@@ -127,11 +127,11 @@ TEST_CASE("pcap: IPv6 extension headers are walked to the upper layer") {
   CHECK(dst.l4proto == 58);
   CHECK(dst.icmp_type == 128);
   CHECK(dst.icmp_id == 5);
-  CHECK(r.pkts[10].packet.icmp_type == 135);   // neighbour solicitation
+  CHECK(r.pkts[10].packet.icmp_type == 135);  // neighbour solicitation
   CHECK(r.pkts[10].packet.pkttype == pkt::PktType::Multicast);
-  CHECK(r.pkts[11].packet.l4proto == 17);      // routing header then UDP
+  CHECK(r.pkts[11].packet.l4proto == 17);  // routing header then UDP
   CHECK(r.pkts[11].packet.dport == 4789);
-  CHECK(r.pkts[12].packet.l4proto == 6);       // AH then TCP
+  CHECK(r.pkts[12].packet.l4proto == 6);  // AH then TCP
   CHECK(r.pkts[12].packet.dport == 22);
   const auto& f1 = r.pkts[13].packet;
   CHECK(f1.fragment);
@@ -222,8 +222,7 @@ TEST_CASE("pcapng: interface names, addresses and directions from the blocks") {
   CHECK(r.pkts[1].packet.ttl == 63);
   CHECK(r.pkts[5].ifname == "eth0");
   Frame f;
-  while ((*rd)->next(f)) {
-  }
+  while ((*rd)->next(f)) {}
   REQUIRE((*rd)->interfaces().size() == 2);
   CHECK((*rd)->interfaces()[0].name == "eth0");
   CHECK((*rd)->interfaces()[0].addrs == std::vector<ir::u128>{v4("192.0.2.10")});

@@ -57,8 +57,8 @@ const std::string kHead = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUT
 TEST_CASE("first match over CIDRs and port ranges, with their edges") {
   Judge j(kHead +
           "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 1000:2000 -j ACCEPT\n"  // 5
-          "-A INPUT -s 10.1.0.0/16 -j DROP\n"                                    // 6
-          "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"                         // 7
+          "-A INPUT -s 10.1.0.0/16 -j DROP\n"                                   // 6
+          "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"                       // 7
           "COMMIT\n");
   CHECK(j(tcp("10.1.2.3", 5555, "192.0.2.1", 1000)) == "ACCEPT@5");
   CHECK(j(tcp("10.1.2.3", 5555, "192.0.2.1", 2000)) == "ACCEPT@5");
@@ -73,12 +73,12 @@ TEST_CASE("first match over CIDRs and port ranges, with their edges") {
 
 TEST_CASE("negation, interfaces with wildcards, protocols") {
   Judge j(kHead +
-          "-A INPUT -i lo -j ACCEPT\n"                                  // 5
-          "-A INPUT ! -s 192.168.0.0/16 -i eth+ -p udp -j DROP\n"       // 6
-          "-A INPUT -i eth0 -p udp ! --dport 53 -j ACCEPT\n"            // 7
-          "-A INPUT -p icmp -m icmp --icmp-type 8 -j ACCEPT\n"          // 8
-          "-A INPUT -p icmp -m icmp ! --icmp-type 3/4 -j DROP\n"        // 9
-          "-A INPUT -p icmp -j ACCEPT\n"                                // 10
+          "-A INPUT -i lo -j ACCEPT\n"                             // 5
+          "-A INPUT ! -s 192.168.0.0/16 -i eth+ -p udp -j DROP\n"  // 6
+          "-A INPUT -i eth0 -p udp ! --dport 53 -j ACCEPT\n"       // 7
+          "-A INPUT -p icmp -m icmp --icmp-type 8 -j ACCEPT\n"     // 8
+          "-A INPUT -p icmp -m icmp ! --icmp-type 3/4 -j DROP\n"   // 9
+          "-A INPUT -p icmp -j ACCEPT\n"                           // 10
           "COMMIT\n");
   CHECK(j(on(udp("1.2.3.4", 1, "5.6.7.8", 53), "lo")) == "ACCEPT@5");
   CHECK(j(on(udp("1.2.3.4", 1, "5.6.7.8", 53), "eth3")) == "DROP@6");
@@ -93,12 +93,12 @@ TEST_CASE("negation, interfaces with wildcards, protocols") {
 
 TEST_CASE("user chains, RETURN and goto keep first-match order") {
   Judge j(kHead + ":A - [0:0]\n:B - [0:0]\n" +
-          "-A INPUT -p tcp -j A\n"               // 7
-          "-A INPUT -p tcp -j ACCEPT\n"          // 8
-          "-A A -s 10.0.0.1 -j RETURN\n"         // 9
-          "-A A -s 10.0.0.2 -g B\n"              // 10
-          "-A A -j DROP\n"                       // 11
-          "-A B -p tcp --dport 80 -j ACCEPT\n"   // 12
+          "-A INPUT -p tcp -j A\n"              // 7
+          "-A INPUT -p tcp -j ACCEPT\n"         // 8
+          "-A A -s 10.0.0.1 -j RETURN\n"        // 9
+          "-A A -s 10.0.0.2 -g B\n"             // 10
+          "-A A -j DROP\n"                      // 11
+          "-A B -p tcp --dport 80 -j ACCEPT\n"  // 12
           "COMMIT\n");
   CHECK(j(tcp("10.0.0.1", 1, "1.1.1.1", 80)) == "ACCEPT@8");
   CHECK(j(tcp("10.0.0.2", 1, "1.1.1.1", 80)) == "ACCEPT@12");
@@ -109,7 +109,7 @@ TEST_CASE("user chains, RETURN and goto keep first-match order") {
 
 TEST_CASE("non-terminal targets run and evaluation continues") {
   Judge j(kHead +
-          "-A INPUT -p tcp -j LOG --log-prefix \"in: \"\n"            // 5
+          "-A INPUT -p tcp -j LOG --log-prefix \"in: \"\n"             // 5
           "-A INPUT -p tcp -j MARK --set-xmark 0x4/0xffffffff\n"       // 6
           "-A INPUT -m mark --mark 0x4 -p tcp --dport 22 -j ACCEPT\n"  // 7
           "-A INPUT -m mark ! --mark 0x4 -j ACCEPT\n"                  // 8
@@ -126,13 +126,13 @@ TEST_CASE("mark tests along a jump path combine: repeated, implied and contradic
   // Three mark tests reach the rules of C (the jumps' and the rule's own):
   // more than the two residual slots, but they combine.
   Judge j(kHead +
-          ":A - [0:0]\n:B - [0:0]\n:C - [0:0]\n"                       // 5-7
-          "-A INPUT -m mark ! --mark 0x1 -j A\n"                          // 8
-          "-A A -m mark ! --mark 0x1 -j B\n"                              // 9
-          "-A B -m mark --mark 0x2 -p tcp -j ACCEPT\n"                    // 10: != 1, != 1, == 2
-          "-A B -m mark ! --mark 0x3 -p udp -j C\n"                      // 11
-          "-A C -m mark --mark 0x1 -j ACCEPT\n"                           // 12: can never match
-          "-A C -m mark --mark 0x5 -j ACCEPT\n"                           // 13: != 1, != 1, != 3, == 5
+          ":A - [0:0]\n:B - [0:0]\n:C - [0:0]\n"        // 5-7
+          "-A INPUT -m mark ! --mark 0x1 -j A\n"        // 8
+          "-A A -m mark ! --mark 0x1 -j B\n"            // 9
+          "-A B -m mark --mark 0x2 -p tcp -j ACCEPT\n"  // 10: != 1, != 1, == 2
+          "-A B -m mark ! --mark 0x3 -p udp -j C\n"     // 11
+          "-A C -m mark --mark 0x1 -j ACCEPT\n"         // 12: can never match
+          "-A C -m mark --mark 0x5 -j ACCEPT\n"         // 13: != 1, != 1, != 3, == 5
           "COMMIT\n");
   auto marked = [](pkt::Packet p, uint32_t m) {
     p.mark = m;
@@ -149,12 +149,12 @@ TEST_CASE("mark tests along a jump path combine: repeated, implied and contradic
 
 TEST_CASE("connection tracking: TCP handshake, replies, INVALID, RELATED") {
   Judge j(kHead +
-          "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"  // 5
-          "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"                // 6
+          "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"    // 5
+          "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"                  // 6
           "-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\n"  // 7
-          "-A OUTPUT -m conntrack --ctstate NEW -j ACCEPT\n"                 // 8
-          "-A OUTPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"         // 9
-          "-A OUTPUT -j DROP\n"                                              // 10
+          "-A OUTPUT -m conntrack --ctstate NEW -j ACCEPT\n"                   // 8
+          "-A OUTPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"           // 9
+          "-A OUTPUT -j DROP\n"                                                // 10
           "COMMIT\n");
   // Inbound SSH: SYN is NEW, the server's SYN-ACK is ESTABLISHED, then the ACK.
   CHECK(j(tcp("1.1.1.1", 40000, "2.2.2.2", 22, SYN)) == "ACCEPT@7");
@@ -188,10 +188,11 @@ TEST_CASE("multiport --ports, ipset sets, IPv6") {
   CHECK(m.decide(tcp("1.1.1.1", 9999, "2.2.2.2", 588), Path::Input, 3).action == NF_ACT_DROP);
 
   diag::Diagnostics d;
-  auto sets = frontend::parse_ipset_save(
-      {"sets", "create bad hash:net family inet\nadd bad 203.0.113.0/24\nadd bad 198.51.100.7\n"
-               "create svc hash:ip,port family inet\nadd svc 192.0.2.10,tcp:443\n"},
-      d);
+  auto sets =
+      frontend::parse_ipset_save({"sets",
+                                  "create bad hash:net family inet\nadd bad 203.0.113.0/24\nadd bad 198.51.100.7\n"
+                                  "create svc hash:ip,port family inet\nadd svc 192.0.2.10,tcp:443\n"},
+                                 d);
   REQUIRE_FALSE(d.has_errors());
   auto s = compile_text(kHead +
                             "-A INPUT -m set --match-set bad src -j DROP\n"

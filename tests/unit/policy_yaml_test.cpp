@@ -73,19 +73,20 @@ std::string first_difference(const policy::Policy& a, const policy::Policy& b) {
   if (a.input_format != b.input_format) return "input_format";
   if (!same_bytes(a.cfg, b.cfg)) return "cfg";
   if (!same_bytes(a.hooks, b.hooks)) return "hooks";
-  for (auto d : {vec("stages", a.stages, b.stages, bytes), vec("tuples", a.tuples, b.tuples, bytes),
-                 vec("rules", a.rules, b.rules, bytes), vec("stmts", a.stmts, b.stmts, bytes),
-                 vec("limits", a.limits, b.limits, bytes),
-                 vec("entries", a.entries, b.entries,
-                     [](const auto& x, const auto& y) { return same_bytes(x.first, y.first) && same_bytes(x.second, y.second); }),
-                 vec("lpm", a.lpm, b.lpm,
-                     [](const auto& x, const auto& y) {
-                       return x.slot == y.slot && x.addr == y.addr && x.prefixlen == y.prefixlen && x.cls == y.cls;
-                     }),
-                 vec("small", a.small, b.small, std::equal_to<>()),
-                 vec("origins", a.origins, b.origins, origin), vec("stage_origins", a.stage_origins, b.stage_origins, origin),
-                 vec("log_prefixes", a.log_prefixes, b.log_prefixes, std::equal_to<>()),
-                 vec("chain_names", a.chain_names, b.chain_names, std::equal_to<>())})
+  for (auto d :
+       {vec("stages", a.stages, b.stages, bytes), vec("tuples", a.tuples, b.tuples, bytes),
+        vec("rules", a.rules, b.rules, bytes), vec("stmts", a.stmts, b.stmts, bytes),
+        vec("limits", a.limits, b.limits, bytes),
+        vec("entries", a.entries, b.entries,
+            [](const auto&x, const auto&y) { return same_bytes(x.first, y.first) && same_bytes(x.second, y.second); }),
+        vec("lpm", a.lpm, b.lpm,
+            [](const auto&x, const auto&y) {
+              return x.slot == y.slot && x.addr == y.addr && x.prefixlen == y.prefixlen && x.cls == y.cls;
+            }),
+        vec("small", a.small, b.small, std::equal_to<>()), vec("origins", a.origins, b.origins, origin),
+        vec("stage_origins", a.stage_origins, b.stage_origins, origin),
+        vec("log_prefixes", a.log_prefixes, b.log_prefixes, std::equal_to<>()),
+        vec("chain_names", a.chain_names, b.chain_names, std::equal_to<>())})
     if (!d.empty()) return d;
   if (a.iface_predicates != b.iface_predicates) return "iface_predicates";
   if (a.iface_classes != b.iface_classes) return "iface_classes";
@@ -138,46 +139,46 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 // Most features the dataplane compiles, in one ruleset (line numbers matter
 // for the assertions on the written file).
 const std::string kFeatures =
-    "*raw\n"                                                                          // 1
-    ":PREROUTING ACCEPT [0:0]\n"                                                      // 2
-    ":OUTPUT ACCEPT [0:0]\n"                                                          // 3
-    "-A PREROUTING -p udp --dport 123 -j CT --notrack\n"                              // 4
-    "COMMIT\n"                                                                        // 5
-    "*mangle\n"                                                                       // 6
-    ":PREROUTING ACCEPT [0:0]\n"                                                      // 7
-    ":INPUT ACCEPT [0:0]\n"                                                           // 8
-    ":FORWARD ACCEPT [0:0]\n"                                                         // 9
-    ":OUTPUT ACCEPT [0:0]\n"                                                          // 10
-    ":POSTROUTING ACCEPT [0:0]\n"                                                     // 11
-    "-A PREROUTING -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\n"          // 12
-    "-A PREROUTING -i wg+ -j MARK --set-xmark 0x10/0xff\n"                            // 13
-    "-A PREROUTING -j CONNMARK --save-mark --nfmask 0xff --ctmask 0xff\n"             // 14
-    "COMMIT\n"                                                                        // 15
-    "*filter\n"                                                                       // 16
-    ":INPUT DROP [0:0]\n"                                                             // 17
-    ":FORWARD DROP [0:0]\n"                                                           // 18
-    ":OUTPUT ACCEPT [0:0]\n"                                                          // 19
-    ":LOGDROP - [0:0]\n"                                                              // 20
-    ":SSH - [0:0]\n"                                                                  // 21
-    "-A INPUT -i lo -j ACCEPT\n"                                                      // 22
-    "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"                 // 23
-    "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"                               // 24
-    "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j SSH\n"                        // 25
-    "-A INPUT -p tcp -m multiport --dports 80,443,8000:8080 -j ACCEPT\n"              // 26
-    "-A INPUT -m mark --mark 0x10/0xff -m connmark ! --mark 0x1/0xf -j ACCEPT\n"      // 27
-    "-A INPUT -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec --limit-burst 10 -j ACCEPT\n"  // 28
-    "-A INPUT -m statistic --mode random --probability 0.25 -j LOGDROP\n"             // 29
-    "-A INPUT -m mac --mac-source 00:11:22:aa:bb:cc -j DROP\n"                        // 30
+    "*raw\n"                                                                                           // 1
+    ":PREROUTING ACCEPT [0:0]\n"                                                                       // 2
+    ":OUTPUT ACCEPT [0:0]\n"                                                                           // 3
+    "-A PREROUTING -p udp --dport 123 -j CT --notrack\n"                                               // 4
+    "COMMIT\n"                                                                                         // 5
+    "*mangle\n"                                                                                        // 6
+    ":PREROUTING ACCEPT [0:0]\n"                                                                       // 7
+    ":INPUT ACCEPT [0:0]\n"                                                                            // 8
+    ":FORWARD ACCEPT [0:0]\n"                                                                          // 9
+    ":OUTPUT ACCEPT [0:0]\n"                                                                           // 10
+    ":POSTROUTING ACCEPT [0:0]\n"                                                                      // 11
+    "-A PREROUTING -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\n"                           // 12
+    "-A PREROUTING -i wg+ -j MARK --set-xmark 0x10/0xff\n"                                             // 13
+    "-A PREROUTING -j CONNMARK --save-mark --nfmask 0xff --ctmask 0xff\n"                              // 14
+    "COMMIT\n"                                                                                         // 15
+    "*filter\n"                                                                                        // 16
+    ":INPUT DROP [0:0]\n"                                                                              // 17
+    ":FORWARD DROP [0:0]\n"                                                                            // 18
+    ":OUTPUT ACCEPT [0:0]\n"                                                                           // 19
+    ":LOGDROP - [0:0]\n"                                                                               // 20
+    ":SSH - [0:0]\n"                                                                                   // 21
+    "-A INPUT -i lo -j ACCEPT\n"                                                                       // 22
+    "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"                                  // 23
+    "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"                                                // 24
+    "-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j SSH\n"                                         // 25
+    "-A INPUT -p tcp -m multiport --dports 80,443,8000:8080 -j ACCEPT\n"                               // 26
+    "-A INPUT -m mark --mark 0x10/0xff -m connmark ! --mark 0x1/0xf -j ACCEPT\n"                       // 27
+    "-A INPUT -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec --limit-burst 10 -j ACCEPT\n"       // 28
+    "-A INPUT -m statistic --mode random --probability 0.25 -j LOGDROP\n"                              // 29
+    "-A INPUT -m mac --mac-source 00:11:22:aa:bb:cc -j DROP\n"                                         // 30
     "-A INPUT ! -i eth+ -p udp --sport 67 --dport 68 -j REJECT --reject-with icmp-port-unreachable\n"  // 31
-    "-A INPUT -p tcp -j REJECT --reject-with tcp-reset\n"                             // 32
-    "-A SSH -s 10.9.0.0/16 -j RETURN\n"                                               // 33
-    "-A SSH -j LOG --log-prefix \"ssh \\\"in\\\": \" --log-level 6\n"                 // 34
-    "-A SSH -j ACCEPT\n"                                                              // 35
-    "-A LOGDROP -j NFLOG --nflog-group 3 --nflog-prefix \"dropped\"\n"                // 36
-    "-A LOGDROP -j DROP\n"                                                            // 37
-    "-A FORWARD -i eth0 -o eth1 -d 192.168.10.0/24 -j ACCEPT\n"                       // 38
-    "-A OUTPUT -o eth+ -p tcp --dport 25 -j DROP\n"                                   // 39
-    "COMMIT\n";                                                                       // 40
+    "-A INPUT -p tcp -j REJECT --reject-with tcp-reset\n"                                              // 32
+    "-A SSH -s 10.9.0.0/16 -j RETURN\n"                                                                // 33
+    "-A SSH -j LOG --log-prefix \"ssh \\\"in\\\": \" --log-level 6\n"                                  // 34
+    "-A SSH -j ACCEPT\n"                                                                               // 35
+    "-A LOGDROP -j NFLOG --nflog-group 3 --nflog-prefix \"dropped\"\n"                                 // 36
+    "-A LOGDROP -j DROP\n"                                                                             // 37
+    "-A FORWARD -i eth0 -o eth1 -d 192.168.10.0/24 -j ACCEPT\n"                                        // 38
+    "-A OUTPUT -o eth+ -p tcp --dport 25 -j DROP\n"                                                    // 39
+    "COMMIT\n";                                                                                        // 40
 
 const std::string kIpv6 =
     "# Generated by ip6tables-save\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
@@ -206,7 +207,8 @@ TEST_CASE("a ruleset with every compiled feature round-trips, and reads as the r
   // The ruleset exercises what it claims to.
   std::set<int> kinds;
   for (const auto& s : p.stmts) kinds.insert(s.kind);
-  CHECK(kinds == std::set<int>{NF_STMT_LOG, NF_STMT_SET_MARK, NF_STMT_SAVE_MARK, NF_STMT_RESTORE_MARK, NF_STMT_NOTRACK});
+  CHECK(kinds ==
+        std::set<int>{NF_STMT_LOG, NF_STMT_SET_MARK, NF_STMT_SAVE_MARK, NF_STMT_RESTORE_MARK, NF_STMT_NOTRACK});
   uint32_t residual = 0;
   std::set<int> actions;
   for (const auto& r : p.rules) residual |= r.residual, actions.insert(r.action);
@@ -276,11 +278,11 @@ TEST_CASE("IPv6, ipsets and small rulesets round-trip") {
 TEST_CASE("shapes the compiler does not produce still round-trip exactly") {
   policy::Policy p = compile_text("rules.v4", kFeatures);
   SECTION("raw rule fields, shared statements, awkward strings") {
-    p.rules[0].pad = 7;                     // not spelled out: written under raw:
-    p.rules[1].src_line = 4242;             // differs from its origin's line
+    p.rules[0].pad = 7;                      // not spelled out: written under raw:
+    p.rules[1].src_line = 4242;              // differs from its origin's line
     p.rules[2].residual |= NF_RES_MARK_NEG;  // a NEG bit without its test
-    p.origins[3].table = "we/ird";          // a table name with the separator in it
-    p.origins[3].source_line = 9;           // a location without that line
+    p.origins[3].table = "we/ird";           // a table name with the separator in it
+    p.origins[3].source_line = 9;            // a location without that line
     p.origins[4].text = std::string("bad utf-8 \xff\xfe and \x01 control") + std::string(1, '\0') + "nul";
     p.origins[5].text = "quotes ' and \" and tab\t and é";
     p.log_prefixes.push_back("ssh \"in\": ");  // a duplicate prefix: the second is named by index
@@ -330,13 +332,15 @@ TEST_CASE("a damaged or edited policy is refused with a located error") {
     CHECK(e.hint.find("nf2bpf translate") != std::string::npos);
   }
   SECTION("a changed port in the rule text") {
-    auto e = refused(replaced(y, "'-A OUTPUT -o eth+ -p tcp --dport 25 -j DROP'", "'-A OUTPUT -o eth+ -p tcp --dport 2525 -j DROP'"));
+    auto e = refused(replaced(y, "'-A OUTPUT -o eth+ -p tcp --dport 25 -j DROP'",
+                              "'-A OUTPUT -o eth+ -p tcp --dport 2525 -j DROP'"));
     CHECK(e.message.find("policy was edited") != std::string::npos);
     CHECK(e.loc.line == line_no(y, "\nnotes-checksum: ") + 1);
   }
   SECTION("a changed action") {
     std::string at = "rule: '-A INPUT -m mac --mac-source 00:11:22:aa:bb:cc -j DROP'\n    action: drop";
-    auto e = refused(replaced(y, at, "rule: '-A INPUT -m mac --mac-source 00:11:22:aa:bb:cc -j DROP'\n    action: accept"));
+    auto e =
+        refused(replaced(y, at, "rule: '-A INPUT -m mac --mac-source 00:11:22:aa:bb:cc -j DROP'\n    action: accept"));
     CHECK(e.message.starts_with("policy was edited: checksum mismatch"));
   }
   SECTION("an unknown slot") {
@@ -460,8 +464,10 @@ TEST_CASE("random byte edits never crash the loader or load a different policy")
   for (int i = 0; i < 200; ++i) {
     std::string m = y;
     size_t at = rng() % m.size();
-    if (rng() % 3 == 0) m.erase(at, 1 + rng() % 8);
-    else m[at] = alphabet[rng() % (sizeof alphabet - 1)];
+    if (rng() % 3 == 0)
+      m.erase(at, 1 + rng() % 8);
+    else
+      m[at] = alphabet[rng() % (sizeof alphabet - 1)];
     diag::Diagnostics d;
     auto back = policy::from_yaml(m, "fuzz.yaml", d);
     INFO("edit at byte " << at << "\n" << rendered(d));

@@ -274,8 +274,7 @@ TEST_CASE("testdata: iptables-save and ip6tables-save concatenated") {
   for (const auto& s : tr.pipeline.stages) (s.family == ir::Family::Ip ? v4 : v6)++;
   CHECK(v4 == 5);  // raw prerouting/output + filter input/forward/output
   CHECK(v6 == 5);
-  CHECK(ir::dump(table(tr, "filter", ir::Family::Ip6).find_chain("INPUT")->rules[7].matches[1]) ==
-        "icmpv6-type 128");
+  CHECK(ir::dump(table(tr, "filter", ir::Family::Ip6).find_chain("INPUT")->rules[7].matches[1]) == "icmpv6-type 128");
 }
 
 // Every row of the iptables capability table is exercised by some golden

@@ -193,15 +193,14 @@ TEST_CASE("diff: pcapng router capture: interfaces from the blocks, forwarded co
   CHECK(spy.seen[0].rule.location == test::src_path(kHost) + ":15");  // -i eth1 -o eth0
   CHECK(spy.seen[1].rule.location == test::src_path(kHost) + ":16");  // the SYN-ACK back: ESTABLISHED
   CHECK(spy.seen[2].rule.location == test::src_path(kHost) + ":9");   // ssh to the router itself
-  CHECK(spy.seen[3].verdict == Verdict::Drop);                          // telnet from outside: FORWARD policy
+  CHECK(spy.seen[3].verdict == Verdict::Drop);                        // telnet from outside: FORWARD policy
   CHECK(spy.seen[3].rule.policy);
 }
 
 TEST_CASE("diff report: json keys and markdown shape") {
   DiffRun d("testdata/pcap/tcp-stateful.pcap", kHost, kEdited, host_opts({"192.0.2.10"}));
   auto j = render_json(d.rep);
-  for (const char* k : {"packets", "agreed", "differed", "skipped", "indeterminate"})
-    CHECK(j["summary"].contains(k));
+  for (const char* k : {"packets", "agreed", "differed", "skipped", "indeterminate"}) CHECK(j["summary"].contains(k));
   CHECK(j["summary"]["packets"] == 20);
   CHECK(j["summary"]["differed"] == 3);
   REQUIRE(j["differences"].size() == 3);
@@ -232,8 +231,8 @@ TEST_CASE("diff report: json keys and markdown shape") {
   std::string md = render_markdown(d.rep);
   CHECK(md.find("## nf2bpf diff: `") == 0);
   CHECK(md.find("**Result: 3 packets differ**") != std::string::npos);
-  CHECK(md.find("| packets | agreed | differed | indeterminate | skipped |\n|---:|---:|---:|---:|---:|\n| 20 | 17 | 3 | 0 | 0 |") !=
-        std::string::npos);
+  CHECK(md.find("| packets | agreed | differed | indeterminate | skipped |\n|---:|---:|---:|---:|---:|\n| 20 | 17 | 3 "
+                "| 0 | 0 |") != std::string::npos);
   CHECK(md.find("### Differences") != std::string::npos);
   CHECK(md.find("| 9 | 08:00:00.008000 | `tcp 198.51.100.7:40001 -> 192.0.2.10:80 [S]` | INPUT (NEW) | **ACCEPT**") !=
         std::string::npos);
@@ -241,7 +240,8 @@ TEST_CASE("diff report: json keys and markdown shape") {
 
   std::string text = render_text(d.rep);
   CHECK(text.find("packets 20, agreed 17, differed 3, indeterminate 0, skipped 0") != std::string::npos);
-  CHECK(text.find("  packet 9  2024-05-01 08:00:00.008000  tcp 198.51.100.7:40001 -> 192.0.2.10:80 [S]  INPUT (ct NEW)") !=
+  CHECK(text.find(
+            "  packet 9  2024-05-01 08:00:00.008000  tcp 198.51.100.7:40001 -> 192.0.2.10:80 [S]  INPUT (ct NEW)") !=
         std::string::npos);
   CHECK(text.find("result: 3 packets differ") != std::string::npos);
 }

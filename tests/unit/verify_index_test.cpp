@@ -37,14 +37,22 @@ std::string random_rules(std::mt19937& rng, int n) {
     }
     if (pick(6) == 0) rule += " -m mark --mark " + std::to_string(pick(2));
     int t = pick(12);
-    if (chain == "INPUT" && t == 0) rule += " -j A";
-    else if (chain == "INPUT" && t == 1) rule += " -g B";
-    else if (chain == "A" && t == 2) rule += " -j B";
-    else if (t == 3 && chain != "INPUT") rule += " -j RETURN";
-    else if (t == 4) rule += " -j MARK --set-mark 1";
-    else if (t <= 7) rule += " -j ACCEPT";
-    else if (t <= 9) rule += " -j DROP";
-    else rule += " -j LOG";
+    if (chain == "INPUT" && t == 0)
+      rule += " -j A";
+    else if (chain == "INPUT" && t == 1)
+      rule += " -g B";
+    else if (chain == "A" && t == 2)
+      rule += " -j B";
+    else if (t == 3 && chain != "INPUT")
+      rule += " -j RETURN";
+    else if (t == 4)
+      rule += " -j MARK --set-mark 1";
+    else if (t <= 7)
+      rule += " -j ACCEPT";
+    else if (t <= 9)
+      rule += " -j DROP";
+    else
+      rule += " -j LOG";
     r += rule + "\n";
   }
   return r + "COMMIT\n";

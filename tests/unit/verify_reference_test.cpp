@@ -252,13 +252,13 @@ TEST_CASE("reference: ACCEPT ends one base chain, DROP ends the packet, stages r
 
 namespace {
 const std::string kStateful = head("DROP", "DROP", "DROP") +
-                              "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"  // 5
-                              "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"               // 6
+                              "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"    // 5
+                              "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"                  // 6
                               "-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\n"  // 7
-                              "-A INPUT -p icmp --icmp-type echo-request -j ACCEPT\n"           // 8
-                              "-A OUTPUT -m state --state ESTABLISHED,RELATED -j ACCEPT\n"      // 9
-                              "-A OUTPUT -p udp -j ACCEPT\n"                                    // 10
-                              "-A OUTPUT -p tcp --dport 443 -j ACCEPT\n"                        // 11
+                              "-A INPUT -p icmp --icmp-type echo-request -j ACCEPT\n"              // 8
+                              "-A OUTPUT -m state --state ESTABLISHED,RELATED -j ACCEPT\n"         // 9
+                              "-A OUTPUT -p udp -j ACCEPT\n"                                       // 10
+                              "-A OUTPUT -p tcp --dport 443 -j ACCEPT\n"                           // 11
                               "COMMIT\n";
 }
 
@@ -379,11 +379,12 @@ TEST_CASE("conntrack: ICMP echo and errors: RELATED, INVALID") {
 }
 
 TEST_CASE("conntrack: ICMPv6 neighbour discovery is UNTRACKED, echo is tracked") {
-  Fixture f("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-            "-A INPUT -m conntrack --ctstate UNTRACKED -j ACCEPT\n"
-            "-A INPUT -p ipv6-icmp -m conntrack --ctstate NEW -j ACCEPT\n"
-            "COMMIT\n",
-            {kHost, "2001:db8::10"}, {}, {}, "ip6tables");
+  Fixture f(
+      "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A INPUT -m conntrack --ctstate UNTRACKED -j ACCEPT\n"
+      "-A INPUT -p ipv6-icmp -m conntrack --ctstate NEW -j ACCEPT\n"
+      "COMMIT\n",
+      {kHost, "2001:db8::10"}, {}, {}, "ip6tables");
   PacketSpec ns;
   ns.family = 6;
   ns.saddr = a6("fe80::1");
@@ -427,8 +428,8 @@ TEST_CASE("reference: hooks follow the addresses: FORWARD, OUTPUT, loopback") {
   CHECK(d.path.front() == ir::Hook::Output);
   CHECK(d.verdict == Verdict::Reject);
   d = f.send(tcp(kHost, 1, kHost, 80, SYN));
-  CHECK(d.path == std::vector<ir::Hook>{ir::Hook::Output, ir::Hook::Postrouting, ir::Hook::Prerouting,
-                                        ir::Hook::Input});
+  CHECK(d.path ==
+        std::vector<ir::Hook>{ir::Hook::Output, ir::Hook::Postrouting, ir::Hook::Prerouting, ir::Hook::Input});
   CHECK(d.verdict == Verdict::Accept);
 }
 
@@ -452,14 +453,14 @@ TEST_CASE("reference: rate-dependent matches are indeterminate only when the ver
 
 TEST_CASE("reference: ipset sets, addrtype and multiport --ports") {
   diag::Diagnostics dd;
-  auto sets = frontend::parse_ipset_save(
-      {"ipsets", "create blocked hash:net family inet\nadd blocked 203.0.113.0/25\n"}, dd);
+  auto sets =
+      frontend::parse_ipset_save({"ipsets", "create blocked hash:net family inet\nadd blocked 203.0.113.0/25\n"}, dd);
   REQUIRE_FALSE(dd.has_errors());
   Fixture f(head("ACCEPT") +
-                "-A INPUT -m set --match-set blocked src -j DROP\n"                // 5
-                "-A INPUT -m addrtype --dst-type BROADCAST -j DROP\n"              // 6
-                "-A INPUT -p tcp -m multiport --ports 7,9 -j REJECT\n"            // 7
-                "-A INPUT -m addrtype ! --dst-type LOCAL -j DROP\n"               // 8
+                "-A INPUT -m set --match-set blocked src -j DROP\n"     // 5
+                "-A INPUT -m addrtype --dst-type BROADCAST -j DROP\n"   // 6
+                "-A INPUT -p tcp -m multiport --ports 7,9 -j REJECT\n"  // 7
+                "-A INPUT -m addrtype ! --dst-type LOCAL -j DROP\n"     // 8
                 "COMMIT\n",
             {kHost}, {}, sets);
   CHECK(f.send(tcp("203.0.113.127", 1, kHost, 80, SYN)).rule.location == "rules.v4:5");
@@ -476,9 +477,9 @@ TEST_CASE("reference: DNAT re-routes to FORWARD and replies are ESTABLISHED") {
       "-A PREROUTING -d 192.0.2.10/32 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.5:80\n"  // 6
       "COMMIT\n" +
       head("DROP", "DROP", "ACCEPT") +
-      "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"            // 12
+      "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"  // 12
       "-A FORWARD -d 10.0.0.5/32 -p tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT\n"
-      "-A FORWARD -d 10.0.0.5/32 -p tcp --dport 80 -j ACCEPT\n"                      // 14
+      "-A FORWARD -d 10.0.0.5/32 -p tcp --dport 80 -j ACCEPT\n"  // 14
       "COMMIT\n");
   auto d = f.send(tcp(kClient, 5000, kHost, 8080, SYN));
   CHECK(d.verdict == Verdict::Accept);
@@ -560,8 +561,9 @@ TEST_CASE("reference: CONNMARK save and restore carry a mark across a connection
       "-A PREROUTING -p tcp --dport 22 -m conntrack --ctstate NEW -j MARK --set-mark 0x2\n"
       "-A PREROUTING -j CONNMARK --save-mark\n"
       "COMMIT\n" +
-      head("ACCEPT") + "-A INPUT -m mark --mark 0x2 -j ACCEPT\n-A INPUT -m connmark --mark 0x2 -j ACCEPT\n"
-                       "-A INPUT -j DROP\nCOMMIT\n");
+      head("ACCEPT") +
+      "-A INPUT -m mark --mark 0x2 -j ACCEPT\n-A INPUT -m connmark --mark 0x2 -j ACCEPT\n"
+      "-A INPUT -j DROP\nCOMMIT\n");
   auto d = f.send(tcp(kClient, 4000, kHost, 22, SYN));
   CHECK(d.verdict == Verdict::Accept);
   CHECK(d.rule.location == "rules.v4:15");

@@ -18,7 +18,7 @@ struct Capability {
   std::string_view kind;      // "table", "option", "match", "target", "expression", "statement"
   std::string_view name;      // how the user writes it: "-m tcp --dport", "-j LOG"
   Fidelity fidelity;
-  std::string_view why;       // the stated difference (approximate) or the reason (unsupported)
+  std::string_view why;  // the stated difference (approximate) or the reason (unsupported)
 };
 
 const std::vector<Capability>& table();

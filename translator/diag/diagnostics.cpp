@@ -23,16 +23,13 @@ void Diagnostics::add(Diagnostic d) {
   list_.push_back(std::move(d));
 }
 
-void Diagnostics::error(const ir::SourceLoc& loc, std::string msg, std::string hint,
-                        std::string line) {
+void Diagnostics::error(const ir::SourceLoc& loc, std::string msg, std::string hint, std::string line) {
   add({Severity::Error, loc, std::move(msg), std::move(hint), std::move(line)});
 }
-void Diagnostics::warning(const ir::SourceLoc& loc, std::string msg, std::string hint,
-                          std::string line) {
+void Diagnostics::warning(const ir::SourceLoc& loc, std::string msg, std::string hint, std::string line) {
   add({Severity::Warning, loc, std::move(msg), std::move(hint), std::move(line)});
 }
-void Diagnostics::note(const ir::SourceLoc& loc, std::string msg, std::string hint,
-                       std::string line) {
+void Diagnostics::note(const ir::SourceLoc& loc, std::string msg, std::string hint, std::string line) {
   add({Severity::Note, loc, std::move(msg), std::move(hint), std::move(line)});
 }
 

@@ -22,12 +22,9 @@ struct Diagnostic {
 
 class Diagnostics {
  public:
-  void error(const ir::SourceLoc& loc, std::string msg, std::string hint = {},
-             std::string line = {});
-  void warning(const ir::SourceLoc& loc, std::string msg, std::string hint = {},
-               std::string line = {});
-  void note(const ir::SourceLoc& loc, std::string msg, std::string hint = {},
-            std::string line = {});
+  void error(const ir::SourceLoc& loc, std::string msg, std::string hint = {}, std::string line = {});
+  void warning(const ir::SourceLoc& loc, std::string msg, std::string hint = {}, std::string line = {});
+  void note(const ir::SourceLoc& loc, std::string msg, std::string hint = {}, std::string line = {});
   void add(Diagnostic d);
 
   size_t errors() const { return errors_; }

@@ -17,11 +17,17 @@ std::string icmp_set(const IntervalSet& s) {
   for (const auto& iv : s.intervals()) {
     if (!out.empty()) out += ",";
     unsigned lo = (unsigned)iv.lo, hi = (unsigned)iv.hi;
-    if (lo == 0 && hi == 0xffff) out += "any";
-    else if ((lo & 0xff) == 0 && (hi & 0xff) == 0xff && (lo >> 8) == (hi >> 8)) out += std::to_string(lo >> 8);
-    else if ((lo & 0xff) == 0 && (hi & 0xff) == 0xff) out += std::to_string(lo >> 8) + "-" + std::to_string(hi >> 8);
-    else if (lo == hi) out += std::to_string(lo >> 8) + "/" + std::to_string(lo & 0xff);
-    else out += std::to_string(lo >> 8) + "/" + std::to_string(lo & 0xff) + "-" + std::to_string(hi >> 8) + "/" + std::to_string(hi & 0xff);
+    if (lo == 0 && hi == 0xffff)
+      out += "any";
+    else if ((lo & 0xff) == 0 && (hi & 0xff) == 0xff && (lo >> 8) == (hi >> 8))
+      out += std::to_string(lo >> 8);
+    else if ((lo & 0xff) == 0 && (hi & 0xff) == 0xff)
+      out += std::to_string(lo >> 8) + "-" + std::to_string(hi >> 8);
+    else if (lo == hi)
+      out += std::to_string(lo >> 8) + "/" + std::to_string(lo & 0xff);
+    else
+      out += std::to_string(lo >> 8) + "/" + std::to_string(lo & 0xff) + "-" + std::to_string(hi >> 8) + "/" +
+             std::to_string(hi & 0xff);
   }
   return out.empty() ? "{}" : out;
 }
@@ -29,15 +35,19 @@ std::string icmp_set(const IntervalSet& s) {
 std::string value_set(Field f, const IntervalSet& s) {
   if (s.empty()) return "{}";
   switch (f) {
-    case Field::SrcAddr: case Field::DstAddr: case Field::CtOrigSrc: case Field::CtOrigDst:
-    case Field::CtReplSrc: case Field::CtReplDst:
-      return format_addr_set(s);
-    case Field::IcmpType: case Field::Icmp6Type:
-      return icmp_set(s);
-    case Field::SrcMac: case Field::CtState: case Field::SrcAddrType: case Field::DstAddrType:
-      return format_hex_set(s);
-    default:
-      return format_int_set(s);
+    case Field::SrcAddr:
+    case Field::DstAddr:
+    case Field::CtOrigSrc:
+    case Field::CtOrigDst:
+    case Field::CtReplSrc:
+    case Field::CtReplDst: return format_addr_set(s);
+    case Field::IcmpType:
+    case Field::Icmp6Type: return icmp_set(s);
+    case Field::SrcMac:
+    case Field::CtState:
+    case Field::SrcAddrType:
+    case Field::DstAddrType: return format_hex_set(s);
+    default: return format_int_set(s);
   }
 }
 
@@ -72,16 +82,22 @@ std::string dump(const Match& m) {
 std::string dump(const Statement& st) {
   std::string s = to_string(st.kind);
   switch (st.kind) {
-    case StmtKind::Log: case StmtKind::Nflog:
+    case StmtKind::Log:
+    case StmtKind::Nflog:
       if (!st.text.empty()) s += " prefix \"" + st.text + "\"";
       s += st.kind == StmtKind::Log ? " level " + std::to_string(st.level) : " group " + std::to_string(st.group);
       break;
-    case StmtKind::SetMark: case StmtKind::SetCtMark: case StmtKind::SaveMark: case StmtKind::RestoreMark:
-      s += " value " + hex(st.value) + " mask " + hex(st.mask);
-      break;
-    case StmtKind::Dnat: case StmtKind::Snat: case StmtKind::Masquerade: case StmtKind::Redirect:
+    case StmtKind::SetMark:
+    case StmtKind::SetCtMark:
+    case StmtKind::SaveMark:
+    case StmtKind::RestoreMark: s += " value " + hex(st.value) + " mask " + hex(st.mask); break;
+    case StmtKind::Dnat:
+    case StmtKind::Snat:
+    case StmtKind::Masquerade:
+    case StmtKind::Redirect:
       if (st.nat.addrs) s += " to " + format_addr_set(*st.nat.addrs);
-      if (st.nat.ports) s += " ports " + std::to_string(st.nat.ports->first) + "-" + std::to_string(st.nat.ports->second);
+      if (st.nat.ports)
+        s += " ports " + std::to_string(st.nat.ports->first) + "-" + std::to_string(st.nat.ports->second);
       if (st.nat.random) s += " random";
       if (st.nat.fully_random) s += " fully-random";
       if (st.nat.persistent) s += " persistent";
@@ -95,7 +111,8 @@ std::string dump(const Statement& st) {
 
 std::string dump(const Ruleset& rs) {
   std::ostringstream o;
-  for (const auto& s : rs.global_sets) o << "ipset " << s.name << " " << s.origin_type << " (" << s.elements.size() << " elements)\n";
+  for (const auto& s : rs.global_sets)
+    o << "ipset " << s.name << " " << s.origin_type << " (" << s.elements.size() << " elements)\n";
   for (const auto& t : rs.tables) {
     o << "table " << to_string(t.family) << " " << t.name << "\n";
     for (const auto& s : t.sets) o << "  set " << s.name << " (" << s.elements.size() << " elements)\n";
@@ -124,8 +141,8 @@ std::string dump(const Ruleset& rs) {
 std::string dump(const Pipeline& p, const Ruleset& rs) {
   std::ostringstream o;
   for (const auto& s : p.stages) {
-    o << "stage " << to_string(s.family) << " " << to_string(s.hook) << " " << s.table << "/" << s.chain
-      << " priority " << s.priority << " policy " << to_string(s.policy) << "\n";
+    o << "stage " << to_string(s.family) << " " << to_string(s.hook) << " " << s.table << "/" << s.chain << " priority "
+      << s.priority << " policy " << to_string(s.policy) << "\n";
     for (size_t i = 0; i < s.rules.size(); ++i) {
       const auto& f = s.rules[i];
       o << "  " << i << " @" << rs.tables[f.origin.table].chains[f.origin.chain].rules[f.origin.rule].loc.line << ":";

@@ -41,8 +41,8 @@ const char* to_string(Hook h) {
 }
 
 std::optional<Hook> hook_from_string(std::string_view s) {
-  for (Hook h : {Hook::Prerouting, Hook::Input, Hook::Forward, Hook::Output, Hook::Postrouting,
-                 Hook::Ingress, Hook::Egress})
+  for (Hook h :
+       {Hook::Prerouting, Hook::Input, Hook::Forward, Hook::Output, Hook::Postrouting, Hook::Ingress, Hook::Egress})
     if (s == to_string(h)) return h;
   return std::nullopt;
 }

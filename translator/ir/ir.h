@@ -20,13 +20,13 @@
 namespace nf2bpf::ir {
 
 struct SourceLoc {
-  std::string file;     // as the user named it; "<stdin>" for "-"
-  uint32_t line = 0;    // 1-based, 0 when unknown
-  uint32_t col = 0;     // 1-based
-  uint32_t len = 0;     // width of the located token (for tildes)
-  std::string pointer;  // JSON pointer, for JSON input
-  std::string str() const;            // file:line:col  (or file#pointer)
-  std::string file_line() const;      // file:line      (or file#pointer)
+  std::string file;               // as the user named it; "<stdin>" for "-"
+  uint32_t line = 0;              // 1-based, 0 when unknown
+  uint32_t col = 0;               // 1-based
+  uint32_t len = 0;               // width of the located token (for tildes)
+  std::string pointer;            // JSON pointer, for JSON input
+  std::string str() const;        // file:line:col  (or file#pointer)
+  std::string file_line() const;  // file:line      (or file#pointer)
 };
 
 enum class Family : uint8_t { Ip, Ip6, Inet, Arp, Bridge, Netdev };
@@ -40,46 +40,66 @@ std::optional<Hook> hook_from_string(std::string_view s);
 
 // Packet fields a match can test. Names follow nftables where it has one.
 enum class Field : uint8_t {
-  NfProto,       // L3 family: 2 = IPv4, 10 = IPv6
-  SrcAddr,       // 128-bit, IPv4 mapped into ::ffff:0:0/96
+  NfProto,  // L3 family: 2 = IPv4, 10 = IPv6
+  SrcAddr,  // 128-bit, IPv4 mapped into ::ffff:0:0/96
   DstAddr,
-  L4Proto,       // IP protocol / IPv6 next header (after extension headers)
-  SrcPort,       // TCP/UDP/SCTP/UDPLite
+  L4Proto,  // IP protocol / IPv6 next header (after extension headers)
+  SrcPort,  // TCP/UDP/SCTP/UDPLite
   DstPort,
-  IcmpType,      // ICMP (v4): (type << 8) | code, so "type 3 code 4" and its negation stay exact
-  Icmp6Type,     // ICMPv6, same encoding
-  TcpFlags,      // masked
-  Fragment,      // 1 = not the first fragment (iptables -f)
-  IifName,       // interface name patterns
+  IcmpType,   // ICMP (v4): (type << 8) | code, so "type 3 code 4" and its negation stay exact
+  Icmp6Type,  // ICMPv6, same encoding
+  TcpFlags,   // masked
+  Fragment,   // 1 = not the first fragment (iptables -f)
+  IifName,    // interface name patterns
   OifName,
-  Mark,          // skb mark, masked
-  CtState,       // bit values as nftables: invalid 1, established 2, related 4, new 8, untracked 64
-  CtStatus,      // masked: expected 1, seen-reply 2, assured 4, confirmed 8, snat 16, dnat 32
-  CtMark,        // masked
-  CtDirection,   // 0 original, 1 reply
+  Mark,         // skb mark, masked
+  CtState,      // bit values as nftables: invalid 1, established 2, related 4, new 8, untracked 64
+  CtStatus,     // masked: expected 1, seen-reply 2, assured 4, confirmed 8, snat 16, dnat 32
+  CtMark,       // masked
+  CtDirection,  // 0 original, 1 reply
   CtL4Proto,
-  CtOrigSrc, CtOrigDst, CtReplSrc, CtReplDst,
-  CtOrigSrcPort, CtOrigDstPort, CtReplSrcPort, CtReplDstPort,
-  SrcAddrType,   // bit values: see AddrType
+  CtOrigSrc,
+  CtOrigDst,
+  CtReplSrc,
+  CtReplDst,
+  CtOrigSrcPort,
+  CtOrigDstPort,
+  CtReplSrcPort,
+  CtReplDstPort,
+  SrcAddrType,  // bit values: see AddrType
   DstAddrType,
-  PktType,       // 0 host, 1 broadcast, 2 multicast, 3 otherhost
-  Length,        // IP total length (iptables -m length, nft meta length)
-  Ttl,           // IPv4 TTL / IPv6 hop limit
+  PktType,  // 0 host, 1 broadcast, 2 multicast, 3 otherhost
+  Length,   // IP total length (iptables -m length, nft meta length)
+  Ttl,      // IPv4 TTL / IPv6 hop limit
   Dscp,
-  SrcMac,        // 48-bit
-  SkUid, SkGid,  // owner of the local socket (OUTPUT)
-  Opaque,        // a match the classifier cannot express; see Match::module
+  SrcMac,  // 48-bit
+  SkUid,
+  SkGid,   // owner of the local socket (OUTPUT)
+  Opaque,  // a match the classifier cannot express; see Match::module
 };
 const char* to_string(Field f);
 
 enum AddrType : uint16_t {
-  kAddrUnspec = 1, kAddrUnicast = 2, kAddrLocal = 4, kAddrBroadcast = 8, kAddrAnycast = 16,
-  kAddrMulticast = 32, kAddrBlackhole = 64, kAddrUnreachable = 128, kAddrProhibit = 256,
-  kAddrThrow = 512, kAddrNat = 1024, kAddrXresolve = 2048,
+  kAddrUnspec = 1,
+  kAddrUnicast = 2,
+  kAddrLocal = 4,
+  kAddrBroadcast = 8,
+  kAddrAnycast = 16,
+  kAddrMulticast = 32,
+  kAddrBlackhole = 64,
+  kAddrUnreachable = 128,
+  kAddrProhibit = 256,
+  kAddrThrow = 512,
+  kAddrNat = 1024,
+  kAddrXresolve = 2048,
 };
 
 enum CtStateBit : uint8_t {
-  kCtInvalid = 1, kCtEstablished = 2, kCtRelated = 4, kCtNew = 8, kCtUntracked = 64,
+  kCtInvalid = 1,
+  kCtEstablished = 2,
+  kCtRelated = 4,
+  kCtNew = 8,
+  kCtUntracked = 64,
 };
 
 // An interface-name pattern. iptables "eth+" and nftables "eth*" are prefixes.
@@ -123,18 +143,24 @@ struct Counters {
 
 enum class VerdictKind : uint8_t {
   Continue,  // no verdict: fall through to the next rule
-  Accept, Drop, Reject, Return, Jump, Goto, Queue,
+  Accept,
+  Drop,
+  Reject,
+  Return,
+  Jump,
+  Goto,
+  Queue,
 };
 
 struct Verdict {
   VerdictKind kind = VerdictKind::Continue;
-  std::string chain;       // Jump/Goto target
-  std::string reject_with; // Reject: icmp-port-unreachable, tcp-reset ...
+  std::string chain;        // Jump/Goto target
+  std::string reject_with;  // Reject: icmp-port-unreachable, tcp-reset ...
   std::string cap;
   SourceLoc loc;
   bool terminal() const {
-    return kind == VerdictKind::Accept || kind == VerdictKind::Drop ||
-           kind == VerdictKind::Reject || kind == VerdictKind::Queue;
+    return kind == VerdictKind::Accept || kind == VerdictKind::Drop || kind == VerdictKind::Reject ||
+           kind == VerdictKind::Queue;
   }
 };
 const char* to_string(VerdictKind k);
@@ -142,9 +168,24 @@ std::string to_string(const Verdict& v);
 
 // Non-terminal actions, executed in order when a rule matches.
 enum class StmtKind : uint8_t {
-  Counter, Log, Nflog, SetMark, SetCtMark, SaveMark, RestoreMark,
-  Dnat, Snat, Masquerade, Redirect, Notrack, CtHelper, CtZone, TcpMss,
-  SetAdd, Limit, Other,
+  Counter,
+  Log,
+  Nflog,
+  SetMark,
+  SetCtMark,
+  SaveMark,
+  RestoreMark,
+  Dnat,
+  Snat,
+  Masquerade,
+  Redirect,
+  Notrack,
+  CtHelper,
+  CtZone,
+  TcpMss,
+  SetAdd,
+  Limit,
+  Other,
 };
 const char* to_string(StmtKind k);
 
@@ -157,17 +198,17 @@ struct NatSpec {
 struct Statement {
   StmtKind kind = StmtKind::Other;
   std::string cap;
-  uint64_t value = 0, mask = 0;  // SetMark/SetCtMark: new = (old & ~mask) ^ value
-  std::string text;              // log prefix, helper name ...
-  uint32_t level = 0, group = 0; // log level / nflog group
+  uint64_t value = 0, mask = 0;   // SetMark/SetCtMark: new = (old & ~mask) ^ value
+  std::string text;               // log prefix, helper name ...
+  uint32_t level = 0, group = 0;  // log level / nflog group
   NatSpec nat;
   std::vector<std::pair<std::string, std::string>> args;
   SourceLoc loc;
 };
 
 struct Rule {
-  SourceLoc loc;       // start of the rule
-  std::string text;    // the rule as written
+  SourceLoc loc;     // start of the rule
+  std::string text;  // the rule as written
   std::vector<Match> matches;
   std::vector<Statement> statements;
   Verdict verdict;
@@ -196,9 +237,9 @@ struct Chain {
 };
 
 struct SetElement {
-  std::vector<IntervalSet> key;  // one component per key field
-  std::optional<Verdict> verdict;  // verdict maps
-  std::optional<IntervalSet> data; // data maps (single value)
+  std::vector<IntervalSet> key;     // one component per key field
+  std::optional<Verdict> verdict;   // verdict maps
+  std::optional<IntervalSet> data;  // data maps (single value)
   std::optional<uint64_t> timeout_ms;
   SourceLoc loc;
 };

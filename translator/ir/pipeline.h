@@ -19,7 +19,10 @@ struct RuleRef {
 };
 
 enum class FlatAction : uint8_t {
-  Accept, Drop, Reject, Queue,
+  Accept,
+  Drop,
+  Reject,
+  Queue,
   Continue,  // statements only (LOG, MARK, counter ...): go on with the next rule
   Skip,      // go on at rule `skip_to` (RETURN, the end of a goto'd chain, vmap miss)
 };
@@ -30,9 +33,9 @@ struct FlatRule {
   std::vector<Statement> statements;  // run in order when the rule matches
   FlatAction action = FlatAction::Continue;
   std::string reject_with;
-  uint32_t skip_to = 0;               // for Skip: index in the same list (== size(): the policy)
-  RuleRef origin;                     // the source rule that this entry comes from
-  std::vector<RuleRef> path;          // the jump/goto rules that lead here, outermost first
+  uint32_t skip_to = 0;       // for Skip: index in the same list (== size(): the policy)
+  RuleRef origin;             // the source rule that this entry comes from
+  std::vector<RuleRef> path;  // the jump/goto rules that lead here, outermost first
   // How many of `matches` each jump on `path` contributed, outermost first,
   // when a jump's test of a field its chain changes (mark, ct mark) was left
   // out of the prefix; empty: every jump contributed all of its matches.
@@ -41,8 +44,8 @@ struct FlatRule {
   // conditions on such a field fails, and skips the inlined chain.
   bool guard = false;
   bool terminal() const {
-    return action == FlatAction::Accept || action == FlatAction::Drop ||
-           action == FlatAction::Reject || action == FlatAction::Queue;
+    return action == FlatAction::Accept || action == FlatAction::Drop || action == FlatAction::Reject ||
+           action == FlatAction::Queue;
   }
 };
 

@@ -23,8 +23,8 @@ IntervalSet IntervalSet::prefix(u128 base, unsigned len, unsigned width) {
 void IntervalSet::add(u128 lo, u128 hi) {
   if (lo > hi) std::swap(lo, hi);
   // Find insertion point and merge overlapping/adjacent intervals.
-  auto it = std::lower_bound(iv_.begin(), iv_.end(), lo,
-                             [](const Interval& a, u128 v) { return a.hi < v && a.hi + 1 < v; });
+  auto it =
+      std::lower_bound(iv_.begin(), iv_.end(), lo, [](const Interval& a, u128 v) { return a.hi < v && a.hi + 1 < v; });
   // `it` is the first interval that could touch [lo, hi].
   auto first = it;
   while (it != iv_.end() && (it->lo <= hi || (hi != kU128Max && it->lo == hi + 1))) {
@@ -73,8 +73,7 @@ IntervalSet IntervalSet::complement(u128 domain_max) const {
 }
 
 bool IntervalSet::contains(u128 v) const {
-  auto it = std::lower_bound(iv_.begin(), iv_.end(), v,
-                             [](const Interval& a, u128 x) { return a.hi < x; });
+  auto it = std::lower_bound(iv_.begin(), iv_.end(), v, [](const Interval& a, u128 x) { return a.hi < x; });
   return it != iv_.end() && it->lo <= v;
 }
 
@@ -155,8 +154,7 @@ std::optional<IntervalSet> parse_cidr(std::string_view s, AddrFamily fam, std::s
     err = fam == AddrFamily::V4 ? "not an IPv4 address" : "not an IPv6 address";
     bool looks_v6 = addr.find(':') != std::string_view::npos;
     if (fam == AddrFamily::V4 && looks_v6) err = "IPv6 address in an IPv4 ruleset";
-    if (fam == AddrFamily::V6 && !looks_v6 && parse_addr(addr, AddrFamily::V4))
-      err = "IPv4 address in an IPv6 ruleset";
+    if (fam == AddrFamily::V6 && !looks_v6 && parse_addr(addr, AddrFamily::V4)) err = "IPv4 address in an IPv6 ruleset";
     bool has_alpha = false;
     for (char c : addr)
       if ((c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z')) has_alpha = true;

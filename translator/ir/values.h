@@ -66,9 +66,9 @@ std::optional<IntervalSet> parse_cidr(std::string_view s, AddrFamily fam, std::s
 // Prefix of the whole family: ::ffff:0:0/96 for V4, ::/0 for V6.
 IntervalSet family_space(AddrFamily fam);
 
-std::string format_addr(u128 a);                       // v4-mapped printed as dotted quad
-std::string format_addr_set(const IntervalSet& s);    // CIDRs / ranges, comma separated
-std::string format_int_set(const IntervalSet& s);     // 22,80-90
+std::string format_addr(u128 a);                    // v4-mapped printed as dotted quad
+std::string format_addr_set(const IntervalSet& s);  // CIDRs / ranges, comma separated
+std::string format_int_set(const IntervalSet& s);   // 22,80-90
 std::string format_hex_set(const IntervalSet& s);
 std::string to_string_u128(u128 v);
 

@@ -62,8 +62,7 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
       found.push_back({Fidelity::Unsupported, cap, "nf2bpf does not implement " + cap, loc});
       return;
     }
-    if (k->fidelity != Fidelity::Exact)
-      found.push_back({k->fidelity, cap, std::string(k->why), loc});
+    if (k->fidelity != Fidelity::Exact) found.push_back({k->fidelity, cap, std::string(k->why), loc});
   };
   if (table_cap && table_cap->fidelity != Fidelity::Exact)
     found.push_back({table_cap->fidelity, ipt ? "table " + table.name : std::string(table_cap->name),
@@ -73,11 +72,11 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
     if (auto* ref = std::get_if<SetRef>(&m.value)) {
       const Set* s = rs.find_set(table, ref->name);
       if (!s || !s->contents_known)
-        found.push_back({Fidelity::Unsupported, "set '" + ref->name + "'",
-                         ipt ? "the contents of ipset '" + ref->name +
-                                   "' are unknown; pass `ipset save` output with --ipsets FILE"
-                             : "set '" + ref->name + "' is not defined",
-                         m.loc});
+        found.push_back(
+            {Fidelity::Unsupported, "set '" + ref->name + "'",
+             ipt ? "the contents of ipset '" + ref->name + "' are unknown; pass `ipset save` output with --ipsets FILE"
+                 : "set '" + ref->name + "' is not defined",
+             m.loc});
       else if (s->dynamic || s->has_timeout)
         found.push_back({Fidelity::Approximate, "set '" + ref->name + "'",
                          "elements added at run time or expiring are not followed; the "
@@ -148,7 +147,8 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
         std::vector<Finding> found = findings_of(rs, table, rule, fe, table_cap);
         // Said once: a rule with its own unsupported part needs no second reason.
         if (nat_cap && in_nat[c] && nat_cap->fidelity != Fidelity::Exact &&
-            std::none_of(found.begin(), found.end(), [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; }))
+            std::none_of(found.begin(), found.end(),
+                         [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; }))
           found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         // A multiport/list with overlapping elements on a non-terminal rule
         // would be several iptables rules hitting twice; rare, noted.

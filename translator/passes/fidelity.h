@@ -25,7 +25,6 @@ struct FidelityOptions {
 
 // One entry per source rule, in file order. Emits a located diagnostic for
 // every approximate (warning) and unsupported (error; warning with allow_partial) part of a rule.
-std::vector<RuleFidelity> classify(const ir::Ruleset& rs, diag::Diagnostics& diags,
-                                   const FidelityOptions& opt = {});
+std::vector<RuleFidelity> classify(const ir::Ruleset& rs, diag::Diagnostics& diags, const FidelityOptions& opt = {});
 
 }  // namespace nf2bpf::passes

@@ -15,13 +15,15 @@ constexpr uint8_t kMutMark = 1, kMutCtMark = 2;
 
 uint8_t statements_change(const std::vector<Statement>& ss) {
   uint8_t m = 0;
-  for (const auto& st : ss) switch (st.kind) {
+  for (const auto& st : ss) {
+    switch (st.kind) {
       case StmtKind::SetMark:
       case StmtKind::RestoreMark: m |= kMutMark; break;
       case StmtKind::SetCtMark:
       case StmtKind::SaveMark: m |= kMutCtMark; break;
       default: break;
     }
+  }
   return m;
 }
 
@@ -39,8 +41,7 @@ bool tests_changed(const Match& m, uint8_t mut) {
 
 class Flattener {
  public:
-  Flattener(const Ruleset& rs, diag::Diagnostics& d, const FlattenOptions& o)
-      : rs_(rs), diag_(d), opt_(o) {}
+  Flattener(const Ruleset& rs, diag::Diagnostics& d, const FlattenOptions& o) : rs_(rs), diag_(d), opt_(o) {}
 
   Pipeline run();
 
@@ -52,8 +53,8 @@ class Flattener {
   };
 
   void inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path, size_t return_region);
-  void emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const std::vector<Match>& own,
-                 const Verdict& v, std::vector<RuleRef>& path, size_t return_region, bool with_statements);
+  void emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const std::vector<Match>& own, const Verdict& v,
+                 std::vector<RuleRef>& path, size_t return_region, bool with_statements);
   void emit_jump(const RuleRef& ref, const Rule& rule, const std::vector<Match>& own, const Verdict& v,
                  std::vector<RuleRef>& path, size_t return_region, bool with_statements);
   size_t emit_guards(const RuleRef& ref, const std::vector<Match>& kept, const std::vector<const Match*>& once,
@@ -110,8 +111,7 @@ void Flattener::close_region(size_t region, size_t target) {
 }
 
 void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, const std::vector<Match>& own,
-                          const Verdict& v, std::vector<RuleRef>& path, size_t return_region,
-                          bool with_statements) {
+                          const Verdict& v, std::vector<RuleRef>& path, size_t return_region, bool with_statements) {
   RuleRef ref{t, c, r};
   if (list_->rules.size() >= opt_.max_flat_rules) {
     if (!overflow_)
@@ -144,9 +144,7 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
       break;
     }
     case VerdictKind::Jump:
-    case VerdictKind::Goto:
-      emit_jump(ref, rule, own, v, path, return_region, with_statements);
-      break;
+    case VerdictKind::Goto: emit_jump(ref, rule, own, v, path, return_region, with_statements); break;
   }
 }
 
@@ -167,8 +165,10 @@ void Flattener::emit_jump(const RuleRef& ref, const Rule& rule, const std::vecto
   std::vector<const Match*> once;
   if (mut)
     for (const auto& m : own) {
-      if (tests_changed(m, mut)) once.push_back(&m);
-      else kept.push_back(m);
+      if (tests_changed(m, mut))
+        once.push_back(&m);
+      else
+        kept.push_back(m);
     }
   const std::vector<Match>& pre = once.empty() ? own : kept;
   size_t guard_region = once.empty() ? SIZE_MAX : emit_guards(ref, kept, once, path);
@@ -208,8 +208,8 @@ void Flattener::emit_jump(const RuleRef& ref, const Rule& rule, const std::vecto
 
 // kept ∧ ¬(K1 ∧ K2 ...) → skip: one guard per Ki (kept ∧ ¬Ki → skip).
 // Returns the region the guards skip to.
-size_t Flattener::emit_guards(const RuleRef& ref, const std::vector<Match>& kept,
-                              const std::vector<const Match*>& once, const std::vector<RuleRef>& path) {
+size_t Flattener::emit_guards(const RuleRef& ref, const std::vector<Match>& kept, const std::vector<const Match*>& once,
+                              const std::vector<RuleRef>& path) {
   regions_.emplace_back();
   size_t guard_region = regions_.size() - 1;
   for (const Match* k : once) {
@@ -301,8 +301,8 @@ uint8_t Flattener::chain_changes(uint32_t t, uint32_t c) {
 bool Flattener::find_loops(uint32_t t) {
   const Table& table = rs_.tables[t];
   size_t n = table.chains.size();
-  std::vector<int> state(n, 0);  // 0 new, 1 on stack, 2 done
-  std::vector<uint32_t> height(n, 0);  // longest chain of jumps starting here, in chains
+  std::vector<int> state(n, 0);                      // 0 new, 1 on stack, 2 done
+  std::vector<uint32_t> height(n, 0);                // longest chain of jumps starting here, in chains
   std::vector<std::pair<uint32_t, uint32_t>> stack;  // (chain, rule) of jumps on the DFS path
   bool found = false, too_deep = false;
 
@@ -414,9 +414,8 @@ Pipeline Flattener::run() {
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
       if (!chain.base && !reached_chains_[t][c])
-        diag_.warning(chain.loc, "chain '" + chain.name + "' in table '" + table.name +
-                                     "' is never jumped to; its " + std::to_string(chain.rules.size()) +
-                                     " rules affect no packet");
+        diag_.warning(chain.loc, "chain '" + chain.name + "' in table '" + table.name + "' is never jumped to; its " +
+                                     std::to_string(chain.rules.size()) + " rules affect no packet");
     }
   }
 
@@ -445,8 +444,10 @@ Pipeline Flattener::run() {
       const FlatRule& f = s.rules[i];
       bool reached = live || skip_target[i];
       uint8_t& e = seen[f.origin.table][f.origin.chain][f.origin.rule];
-      if (reached) e = 2;
-      else if (e == 0) e = 1, blocked_by[f.origin.table][f.origin.chain][f.origin.rule] = blocker;
+      if (reached)
+        e = 2;
+      else if (e == 0)
+        e = 1, blocked_by[f.origin.table][f.origin.chain][f.origin.rule] = blocker;
       if (!reached) continue;
       if (f.action == FlatAction::Skip) skip_target[std::min<size_t>(f.skip_to, s.rules.size())] = true;
       live = !(f.matches.empty() && (f.terminal() || (f.action == FlatAction::Skip && f.skip_to > i + 1)));

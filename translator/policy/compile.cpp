@@ -57,7 +57,8 @@ FieldDomain domain_of(Field f) {
     case Field::DstAddr: return {NF_SLOT_DADDR, 0, kU128Max};
     case Field::SrcPort: return {NF_SLOT_SPORT, 0, 65535};
     case Field::DstPort: return {NF_SLOT_DPORT, 0, 65535};
-    case Field::L4Proto: case Field::CtL4Proto: return {NF_SLOT_PROTO, 0, 255};
+    case Field::L4Proto:
+    case Field::CtL4Proto: return {NF_SLOT_PROTO, 0, 255};
     case Field::IcmpType: return {NF_SLOT_ICMP, 0, 65535};
     case Field::Icmp6Type: return {NF_SLOT_ICMP, 65536, 65535};
     case Field::CtState: return {NF_SLOT_CTSTATE, 0, 255};
@@ -269,11 +270,16 @@ static bool parse_rate(std::string_view s, double& per_sec) {
   if (slash != std::string_view::npos) {
     auto u = s.substr(slash + 1);
     if (u.empty()) return false;
-    if (std::string_view("second").starts_with(u)) unit = 1;
-    else if (std::string_view("minute").starts_with(u)) unit = 60;
-    else if (std::string_view("hour").starts_with(u)) unit = 3600;
-    else if (std::string_view("day").starts_with(u)) unit = 86400;
-    else return false;
+    if (std::string_view("second").starts_with(u))
+      unit = 1;
+    else if (std::string_view("minute").starts_with(u))
+      unit = 60;
+    else if (std::string_view("hour").starts_with(u))
+      unit = 3600;
+    else if (std::string_view("day").starts_with(u))
+      unit = 86400;
+    else
+      return false;
   }
   per_sec = n / unit;
   return true;
@@ -329,7 +335,8 @@ void Compiler::MatchLowering::run() {
     set(*ref);
   } else {
     const auto& vals = std::get<IntervalSet>(m.value);
-    if (m.field == Field::Opaque) opaque(vals);
+    if (m.field == Field::Opaque)
+      opaque(vals);
     else if (m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
              m.field == Field::CtReplDst || m.field == Field::CtOrigSrcPort || m.field == Field::CtOrigDstPort ||
              m.field == Field::CtReplSrcPort || m.field == Field::CtReplDstPort)
@@ -337,8 +344,10 @@ void Compiler::MatchLowering::run() {
     else if ((m.field == Field::SrcAddrType || m.field == Field::DstAddrType) && c_.ip6_stage_ &&
              m.cap.rfind("-m addrtype", 0) == 0)
       addrtype6(vals);
-    else if (m.field == Field::SrcMac) mac(vals);
-    else values(vals);
+    else if (m.field == Field::SrcMac)
+      mac(vals);
+    else
+      values(vals);
   }
 }
 
@@ -377,9 +386,9 @@ void Compiler::MatchLowering::masked(const Masked& mk) {
     auto same = [&](uint32_t have_mask, uint32_t have_val, bool have_neg, bool& keep_new, bool& never) {
       if (have_mask != (uint32_t)mk.mask) return false;
       if (have_neg == m.negated && have_val == val) return keep_new = false, true;
-      if (!have_neg && !m.negated) return never = true, true;                 // == v and == w
+      if (!have_neg && !m.negated) return never = true, true;                                // == v and == w
       if (!have_neg && m.negated) return (never = have_val == val), keep_new = false, true;  // == v, != w
-      if (have_neg && !m.negated && have_val == val) return never = true, true;  // != v, == v
+      if (have_neg && !m.negated && have_val == val) return never = true, true;              // != v, == v
       return false;
     };
     bool keep_new = true, never = false, replaced = false;
@@ -493,8 +502,8 @@ void Compiler::MatchLowering::ct_tuple(const IntervalSet& vals) {
   // direction and the swapped one in the reply direction.
   bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
               m.field == Field::CtReplDst;
-  bool src_in_orig = m.field == Field::CtOrigSrc || m.field == Field::CtOrigSrcPort ||
-                     m.field == Field::CtReplDst || m.field == Field::CtReplDstPort;
+  bool src_in_orig = m.field == Field::CtOrigSrc || m.field == Field::CtOrigSrcPort || m.field == Field::CtReplDst ||
+                     m.field == Field::CtReplDstPort;
   Field s = addr ? Field::SrcAddr : Field::SrcPort, d = addr ? Field::DstAddr : Field::DstPort;
   Box orig, repl;
   orig.constrain(NF_SLOT_CTDIR, IntervalSet::single(0));
@@ -522,7 +531,8 @@ void Compiler::MatchLowering::addrtype6(const IntervalSet& vals) {
 }
 
 void Compiler::MatchLowering::mac(const IntervalSet& vals) {
-  if (vals.intervals().size() != 1 || vals.intervals()[0].lo != vals.intervals()[0].hi || (desc_.residual & NF_RES_MAC)) {
+  if (vals.intervals().size() != 1 || vals.intervals()[0].lo != vals.intervals()[0].hi ||
+      (desc_.residual & NF_RES_MAC)) {
     fail("only one single-address MAC test per rule is supported");
     return;
   }
@@ -558,8 +568,10 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     add_match(m, out.boxes, d, src.loc, ok);
     if (m.field == Field::Opaque && m.module == "limit")
       for (const auto& [k, v] : m.args) {
-        if (k.find("burst") != std::string::npos) burst = v;
-        else if (k.find("limit") != std::string::npos || k.find("rate") != std::string::npos) rate = v;
+        if (k.find("burst") != std::string::npos)
+          burst = v;
+        else if (k.find("limit") != std::string::npos || k.find("rate") != std::string::npos)
+          rate = v;
       }
     if (m.field == Field::Opaque && m.module == "statistic")
       for (const auto& [k, v] : m.args) {
@@ -615,8 +627,12 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
         s.group = (uint16_t)st.group;
         s.prefix_id = prefix_id(st.text);
         break;
-      case StmtKind::SetMark: s.kind = NF_STMT_SET_MARK, s.value = (uint32_t)st.value, s.mask = (uint32_t)st.mask; break;
-      case StmtKind::SetCtMark: s.kind = NF_STMT_SET_CTMARK, s.value = (uint32_t)st.value, s.mask = (uint32_t)st.mask; break;
+      case StmtKind::SetMark:
+        s.kind = NF_STMT_SET_MARK, s.value = (uint32_t)st.value, s.mask = (uint32_t)st.mask;
+        break;
+      case StmtKind::SetCtMark:
+        s.kind = NF_STMT_SET_CTMARK, s.value = (uint32_t)st.value, s.mask = (uint32_t)st.mask;
+        break;
       case StmtKind::SaveMark: s.kind = NF_STMT_SAVE_MARK, s.mask = (uint32_t)st.mask; break;
       case StmtKind::RestoreMark: s.kind = NF_STMT_RESTORE_MARK, s.mask = (uint32_t)st.mask; break;
       case StmtKind::Notrack:
@@ -633,8 +649,8 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     }
     out.stmts.push_back(s);
   }
-  out.unconditional_terminal = d.residual == 0 && (d.action == NF_ACT_ACCEPT || d.action == NF_ACT_DROP ||
-                                                   d.action == NF_ACT_REJECT);
+  out.unconditional_terminal =
+      d.residual == 0 && (d.action == NF_ACT_ACCEPT || d.action == NF_ACT_DROP || d.action == NF_ACT_REJECT);
   if (f.action == FlatAction::Reject) {
     d.reject_type = reject_code(f.reject_with) == kRejectUnknown ? 0 : reject_code(f.reject_with);
   }
@@ -683,7 +699,8 @@ void Compiler::classes_small(int slot) {
     for (const auto& iv : preds[p].intervals()) {
       // Segments intersecting [lo, hi].
       auto first = std::upper_bound(seg_start.begin(), seg_start.end(), (uint32_t)iv.lo) - seg_start.begin() - 1;
-      for (size_t s = (size_t)first; s < seg_start.size() && seg_start[s] <= (uint32_t)iv.hi; ++s) cs.insert(seg_class[s]);
+      for (size_t s = (size_t)first; s < seg_start.size() && seg_start[s] <= (uint32_t)iv.hi; ++s)
+        cs.insert(seg_class[s]);
     }
     pred_classes_[slot][p].assign(cs.begin(), cs.end());
   }
@@ -717,9 +734,8 @@ void Compiler::classes_lpm(int slot) {
   // Sorted by (base, len): a parent comes before its children.
   std::vector<size_t> order(pf.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return std::tie(pf[a].base, pf[a].len) < std::tie(pf[b].base, pf[b].len);
-  });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return std::tie(pf[a].base, pf[a].len) < std::tie(pf[b].base, pf[b].len); });
   auto contains = [](const Pfx& outer, const Pfx& inner) {
     if (outer.len > inner.len) return false;
     if (outer.len == 0) return true;
@@ -888,9 +904,12 @@ std::vector<std::vector<std::vector<BoxPreds>>> Compiler::box_predicates(const s
 
 void Compiler::compute_classes() {
   for (int sl = 0; sl < kSlots; ++sl) {
-    if (is_lpm(sl)) classes_lpm(sl);
-    else if (is_iface(sl)) classes_iface(sl);
-    else classes_small(sl);
+    if (is_lpm(sl))
+      classes_lpm(sl);
+    else if (is_iface(sl))
+      classes_iface(sl);
+    else
+      classes_small(sl);
     if (class_count_[sl] > opt_.max_classes_per_slot) {
       diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}},
                   std::string("the ruleset needs ") + std::to_string(class_count_[sl]) + " classes for " +
@@ -903,8 +922,8 @@ void Compiler::compute_classes() {
 }
 
 // One stage: its rules, statements, tuples and entries.
-void Compiler::emit_stage(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp,
-                          std::vector<uint32_t>& rule_slots, uint32_t& max_micro) {
+void Compiler::emit_stage(StageWork& w, const std::vector<std::vector<BoxPreds>>& bp, std::vector<uint32_t>& rule_slots,
+                          uint32_t& max_micro) {
   const DecisionList& dl = *w.dl;
   nf2bpf_stage st{};
   st.first_rule = (uint32_t)pol_.rules.size();
@@ -931,8 +950,8 @@ void Compiler::emit_stage(StageWork& w, const std::vector<std::vector<BoxPreds>>
   uint64_t micro = (uint64_t)steps * (st.tuple_count + max_chain) + 4;
   max_micro = (uint32_t)std::min<uint64_t>(std::max<uint64_t>(max_micro, micro), 1u << 23);
   if (micro > (1u << 23)) {
-    diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}}, "base chain " + dl.table + "/" + dl.chain +
-                " needs more classifier steps than one BPF loop allows");
+    diag_.error(SourceLoc{pol_.source, 0, 0, 0, {}},
+                "base chain " + dl.table + "/" + dl.chain + " needs more classifier steps than one BPF loop allows");
     failed_ = true;
   }
   if (dl.hook == Hook::Prerouting || dl.hook == Hook::Input || dl.hook == Hook::Forward || dl.hook == Hook::Output ||
@@ -1053,8 +1072,10 @@ TupleBuild Compiler::build_tuple(const StageWork& w, uint32_t mask,
         if (chain.empty() || chain.back() != global) {
           chain.push_back(global);
           ++stage_entries;
-          if (w.rules[r].unconditional_terminal) closed[k] = global;
-          else if (cl != closed.end()) closed.erase(cl);
+          if (w.rules[r].unconditional_terminal)
+            closed[k] = global;
+          else if (cl != closed.end())
+            closed.erase(cl);
           tu.min_rule = std::min(tu.min_rule, global);
           tu.max_rule = std::max(tu.max_rule, global);
         }
@@ -1068,11 +1089,11 @@ TupleBuild Compiler::build_tuple(const StageWork& w, uint32_t mask,
       }
     }
     if (over) {
-      diag_.error(source(w.origins[r]).loc,
-                  "the compiled policy exceeds " + std::to_string(opt_.max_entries) +
-                      " classifier entries at this rule",
-                  "rules whose ranges overlap many other rules' ranges multiply entries; "
-                  "split wide ranges or move this rule earlier");
+      diag_.error(
+          source(w.origins[r]).loc,
+          "the compiled policy exceeds " + std::to_string(opt_.max_entries) + " classifier entries at this rule",
+          "rules whose ranges overlap many other rules' ranges multiply entries; "
+          "split wide ranges or move this rule earlier");
       failed_ = true;
       break;
     }
@@ -1112,11 +1133,11 @@ uint32_t Compiler::emit_entries(std::vector<TupleBuild>& builds, uint32_t& max_c
 // the connection it belongs to. One family per policy (the first that
 // qualifies, IPv4 before IPv6).
 void Compiler::add_xdp_stage(const std::vector<uint32_t>& rule_slots) {
-  constexpr uint32_t kStateless =
-      (1u << NF_SLOT_SADDR) | (1u << NF_SLOT_DADDR) | (1u << NF_SLOT_SPORT) | (1u << NF_SLOT_DPORT) |
-      (1u << NF_SLOT_PROTO) | (1u << NF_SLOT_ICMP) | (1u << NF_SLOT_TCPFLAGS) | (1u << NF_SLOT_LENGTH) |
-      (1u << NF_SLOT_TTL) | (1u << NF_SLOT_NFPROTO) | (1u << NF_SLOT_SADDRTYPE) | (1u << NF_SLOT_DADDRTYPE) |
-      (1u << NF_SLOT_FRAG) | (1u << NF_SLOT_DSCP) | (1u << NF_SLOT_IIF);
+  constexpr uint32_t kStateless = (1u << NF_SLOT_SADDR) | (1u << NF_SLOT_DADDR) | (1u << NF_SLOT_SPORT) |
+                                  (1u << NF_SLOT_DPORT) | (1u << NF_SLOT_PROTO) | (1u << NF_SLOT_ICMP) |
+                                  (1u << NF_SLOT_TCPFLAGS) | (1u << NF_SLOT_LENGTH) | (1u << NF_SLOT_TTL) |
+                                  (1u << NF_SLOT_NFPROTO) | (1u << NF_SLOT_SADDRTYPE) | (1u << NF_SLOT_DADDRTYPE) |
+                                  (1u << NF_SLOT_FRAG) | (1u << NF_SLOT_DSCP) | (1u << NF_SLOT_IIF);
   auto inert = [&](const nf2bpf_stage& st) {
     if (st.policy != NF_ACT_ACCEPT) return false;
     for (uint32_t r = st.first_rule; r < st.end_rule; ++r) {
@@ -1148,8 +1169,8 @@ void Compiler::add_xdp_stage(const std::vector<uint32_t>& rule_slots) {
     }
     if (end == x.first_rule) continue;
     x.end_rule = end;
-    x.policy = NF_ACT_ACCEPT;          // no early drop: TC decides
-    x.policy_counter = UINT32_MAX;     // and counts nothing here
+    x.policy = NF_ACT_ACCEPT;       // no early drop: TC decides
+    x.policy_counter = UINT32_MAX;  // and counts nothing here
     x.family_mask = fam;
     pol_.stages.push_back(x);
     pol_.stage_origins.push_back(pol_.stage_origins[input]);

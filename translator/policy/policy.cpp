@@ -61,9 +61,8 @@ std::string serialize(const Policy& p) {
   put(out, (uint32_t)p.limits.size());
   for (const auto& l : p.limits) put(out, l);
   auto entries = p.entries;
-  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-    return std::memcmp(&a.first, &b.first, sizeof a.first) < 0;
-  });
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return std::memcmp(&a.first, &b.first, sizeof a.first) < 0; });
   put(out, (uint32_t)entries.size());
   for (const auto& [k, v] : entries) put(out, k), put(out, v);
   auto lpm = p.lpm;
@@ -96,7 +95,7 @@ std::string serialize(const Policy& p) {
 std::string compute_checksum(const Policy& p) { return sha256_hex(serialize(p)); }
 
 namespace {
-const char* const kRejectNames[] = {"port-unreachable", "tcp-reset",      "net-unreachable",  "host-unreachable",
+const char* const kRejectNames[] = {"port-unreachable",  "tcp-reset",      "net-unreachable", "host-unreachable",
                                     "proto-unreachable", "net-prohibited", "host-prohibited", "admin-prohibited",
                                     "policy-fail",       "reject-route"};
 }  // namespace
@@ -109,19 +108,17 @@ uint8_t reject_code(std::string_view w) {
       break;
     }
   static const std::pair<std::string_view, uint8_t> kNames[] = {
-      {"port-unreachable", 0}, {"port-unreach", 0},    {"net-unreachable", 2},  {"net-unreach", 2},
-      {"no-route", 2},         {"host-unreachable", 3}, {"host-unreach", 3},     {"addr-unreachable", 3},
+      {"port-unreachable", 0}, {"port-unreach", 0},     {"net-unreachable", 2},   {"net-unreach", 2},
+      {"no-route", 2},         {"host-unreachable", 3}, {"host-unreach", 3},      {"addr-unreachable", 3},
       {"addr-unreach", 3},     {"prot-unreachable", 4}, {"proto-unreachable", 4}, {"proto-unreach", 4},
-      {"net-prohibited", 5},   {"net-prohib", 5},       {"host-prohibited", 6},  {"host-prohib", 6},
-      {"admin-prohibited", 7}, {"admin-prohib", 7},     {"adm-prohibited", 7},   {"policy-fail", 8},
+      {"net-prohibited", 5},   {"net-prohib", 5},       {"host-prohibited", 6},   {"host-prohib", 6},
+      {"admin-prohibited", 7}, {"admin-prohib", 7},     {"adm-prohibited", 7},    {"policy-fail", 8},
       {"reject-route", 9}};
   for (const auto& [n, c] : kNames)
     if (w == n) return c;
   return kRejectUnknown;
 }
 
-const char* reject_name(uint8_t code) {
-  return code < std::size(kRejectNames) ? kRejectNames[code] : "unknown";
-}
+const char* reject_name(uint8_t code) { return code < std::size(kRejectNames) ? kRejectNames[code] : "unknown"; }
 
 }  // namespace nf2bpf::policy

@@ -20,7 +20,7 @@ namespace nf2bpf::policy {
 struct Origin {
   std::string location;  // file:line (or file#pointer)
   std::string table, chain;
-  std::string text;      // the source rule as written
+  std::string text;  // the source rule as written
   uint32_t source_line = 0;
 };
 
@@ -68,8 +68,8 @@ struct Policy {
   std::array<std::map<std::vector<bool>, uint32_t>, 2> iface_classes;
   uint32_t iface_class(int which, std::string_view name) const;
 
-  std::vector<Origin> origins;          // per rule
-  std::vector<Origin> stage_origins;    // per stage (the base chain; for policy hits)
+  std::vector<Origin> origins;        // per rule
+  std::vector<Origin> stage_origins;  // per stage (the base chain; for policy hits)
   std::vector<std::string> log_prefixes;
   std::vector<std::string> chain_names;  // "table/chain", indexed by nf2bpf_rule::src_chain
 

@@ -155,8 +155,9 @@ uint32_t Loader::slot(const YAML::Node& n, std::string_view name, size_t offset)
 template <typename T>
 void Loader::count_is(const YAML::Node& n, const std::vector<T>& v, const char* what, uint64_t expect) {
   if (v.size() != expect)
-    refuse(n, std::string("'") + what + "' lists " + std::to_string(v.size()) + " items but 'counts' says " +
-                  std::to_string(expect),
+    refuse(n,
+           std::string("'") + what + "' lists " + std::to_string(v.size()) + " items but 'counts' says " +
+               std::to_string(expect),
            "the file is truncated or was edited; write it again with `nf2bpf translate -o`");
 }
 
@@ -197,10 +198,10 @@ nf2bpf_stmt Loader::stmt(const YAML::Node& n) {
 }
 
 void Loader::header() {
-  top_ = fields(root_, "the policy",
-                {"nf2bpf-policy", "source", "format", "checksum", "notes-checksum", "counts", "config", "rules",
-                 "stages", "hooks", "chains", "log_prefixes", "limits", "statements", "tuples", "entries", "lpm",
-                 "small", "interfaces"});
+  top_ = fields(
+      root_, "the policy",
+      {"nf2bpf-policy", "source", "format", "checksum", "notes-checksum", "counts", "config", "rules", "stages",
+       "hooks", "chains", "log_prefixes", "limits", "statements", "tuples", "entries", "lpm", "small", "interfaces"});
   YAML::Node v = top_.get("nf2bpf-policy");
   if (!v.IsDefined())
     refuse(root_, "not an nf2bpf policy: no 'nf2bpf-policy:' version at the top",
@@ -215,8 +216,8 @@ void Loader::header() {
   Fields c = fields(counts_node_, "'counts'",
                     {"source_rules", "rules", "stages", "statements", "limits", "tuples", "entries", "lpm", "chains",
                      "log_prefixes"});
-  for (const char* k : {"source_rules", "rules", "stages", "statements", "limits", "tuples", "entries", "lpm",
-                        "chains", "log_prefixes"})
+  for (const char* k : {"source_rules", "rules", "stages", "statements", "limits", "tuples", "entries", "lpm", "chains",
+                        "log_prefixes"})
     counts_[k] = number(c.req(k, "'counts'"), std::string("count of ") + k, UINT32_MAX);
   p_.rule_count_source = counts_["source_rules"];
 
@@ -264,8 +265,8 @@ void Loader::rules() {
     std::string what = "rule " + std::to_string(p_.rules.size());
     Fields f = fields(n, what, {"index", "at", "table", "chain", "rule", "line", "action", "checks", "do", "raw"});
     if (number(f.req("index", what), "'index'", UINT32_MAX) != p_.rules.size())
-      refuse(f.get("index"), "rule index " + f.get("index").Scalar() + " is out of order; expected " +
-                                 std::to_string(p_.rules.size()),
+      refuse(f.get("index"),
+             "rule index " + f.get("index").Scalar() + " is out of order; expected " + std::to_string(p_.rules.size()),
              "rules are listed in evaluation order, each once");
     Origin g = origin(f, what, "rule");
     nf2bpf_rule r{};
@@ -319,7 +320,8 @@ void Loader::rules() {
     if (r.action == NF_ACT_SKIP && (r.skip_to <= i || r.skip_to > p_.rules.size()))
       bad("skips to rule " + std::to_string(r.skip_to) + ", which is not after it in the policy");
     if ((uint64_t)r.stmt_first + r.stmt_count > p_.stmts.size()) bad("its statements are not in the policy");
-    if ((r.residual & NF_RES_LIMIT) && (r.limit == 0 || r.limit >= p_.limits.size())) bad("its limit is not in 'limits'");
+    if ((r.residual & NF_RES_LIMIT) && (r.limit == 0 || r.limit >= p_.limits.size()))
+      bad("its limit is not in 'limits'");
     if (r.src_chain >= p_.chain_names.size()) bad("its chain is not in 'chains'");
   }
   for (size_t i = 0; i < p_.stmts.size(); ++i) {
@@ -337,8 +339,8 @@ void Loader::stages() {
   for (const auto& n : list) {
     std::string what = "stage " + std::to_string(p_.stages.size());
     Fields f = fields(n, what,
-                      {"index", "hook", "family", "policy", "rules", "tuples", "policy_counter", "flags", "at",
-                       "table", "chain", "text", "line"});
+                      {"index", "hook", "family", "policy", "rules", "tuples", "policy_counter", "flags", "at", "table",
+                       "chain", "text", "line"});
     if (number(f.req("index", what), "'index'", UINT32_MAX) != p_.stages.size())
       refuse(f.get("index"), "stage index out of order; expected " + std::to_string(p_.stages.size()));
     nf2bpf_stage s{};
@@ -347,16 +349,20 @@ void Loader::stages() {
     s.hook = 255;
     for (int i = 0; i < NF_HOOK_MAX; ++i)
       if (h == kHookNames[i]) s.hook = (uint8_t)i;
-    if (s.hook == 255) refuse(hook, "unknown hook '" + h + "'", "hooks are prerouting, input, forward, output, postrouting");
+    if (s.hook == 255)
+      refuse(hook, "unknown hook '" + h + "'", "hooks are prerouting, input, forward, output, postrouting");
     YAML::Node fam = f.req("family", what);
     std::string fm = str(fam, "'family'");
     s.family_mask = fm == "ipv4" ? NF_FAM_V4 : fm == "ipv6" ? NF_FAM_V6 : fm == "inet" ? (NF_FAM_V4 | NF_FAM_V6) : 0;
     if (!s.family_mask) refuse(fam, "unknown family '" + fm + "'", "families are ipv4, ipv6, inet");
     YAML::Node pol = f.req("policy", what);
     std::string pl = str(pol, "'policy'");
-    if (pl == "accept") s.policy = NF_ACT_ACCEPT;
-    else if (pl == "drop") s.policy = NF_ACT_DROP;
-    else refuse(pol, "unknown policy '" + pl + "'", "a stage's policy is accept or drop");
+    if (pl == "accept")
+      s.policy = NF_ACT_ACCEPT;
+    else if (pl == "drop")
+      s.policy = NF_ACT_DROP;
+    else
+      refuse(pol, "unknown policy '" + pl + "'", "a stage's policy is accept or drop");
     YAML::Node rr = f.req("rules", what);
     auto [first, end] = pair(rr, "'rules'", UINT32_MAX);
     if (first > end || end > nrules)
@@ -382,12 +388,13 @@ void Loader::stages() {
     for (uint32_t r = p_.stages[i].first_rule; r < p_.stages[i].end_rule; ++r)
       if (p_.rules[r].action == NF_ACT_SKIP && p_.rules[r].skip_to > p_.stages[i].end_rule)
         refuse(list[i], "rule " + std::to_string(r) + " skips past the end of stage " + std::to_string(i));
-  Fields hooks = fields(top_.req("hooks", "the policy"), "'hooks'",
-                        {"prerouting", "input", "forward", "output", "postrouting"});
+  Fields hooks =
+      fields(top_.req("hooks", "the policy"), "'hooks'", {"prerouting", "input", "forward", "output", "postrouting"});
   for (int h = 0; h < NF_HOOK_MAX; ++h) {
     YAML::Node n = hooks.req(kHookNames[h], "'hooks'");
     auto [first, count] = pair(n, "a hook's stages", UINT32_MAX);
-    if (first + count > p_.stages.size()) refuse(n, "stages " + std::to_string(first) + " + " + std::to_string(count) + " are not in the policy");
+    if (first + count > p_.stages.size())
+      refuse(n, "stages " + std::to_string(first) + " + " + std::to_string(count) + " are not in the policy");
     p_.hooks[h] = {(uint32_t)first, (uint32_t)count};
   }
 }
@@ -421,7 +428,9 @@ void Loader::machine() {
     nf2bpf_entry_key k{};
     nf2bpf_entry_val v{};
     uint64_t tuple = 0, seqno = 0, rule = 0;
-    auto bad = [&](const char* why) { refuse(n, std::string(why) + " (entries look like \"t0 s0 [1, 2] -> 5 +\")", {}, c.i); };
+    auto bad = [&](const char* why) {
+      refuse(n, std::string(why) + " (entries look like \"t0 s0 [1, 2] -> 5 +\")", {}, c.i);
+    };
     if (!c.lit("t") || !c.dec(tuple, 65535)) bad("expected a tuple index tN");
     if (tuple >= p_.tuples.size()) refuse(n, "tuple t" + std::to_string(tuple) + " is not in 'tuples'", {}, 1);
     if (!c.lit(" s") || !c.dec(seqno, 65535)) bad("expected a sequence number sN");
@@ -430,11 +439,13 @@ void Loader::machine() {
     while (!c.lit("]")) {
       uint64_t cls = 0;
       if (got && !c.lit(", ")) bad("expected ', ' or ']'");
-      if (got == nslots) refuse(n, "tuple t" + std::to_string(tuple) + " has " + std::to_string(nslots) + " slots", {}, c.i);
+      if (got == nslots)
+        refuse(n, "tuple t" + std::to_string(tuple) + " has " + std::to_string(nslots) + " slots", {}, c.i);
       if (!c.dec(cls, UINT32_MAX)) bad("expected a class number");
       k.cls[got++] = (uint32_t)cls;
     }
-    if (got != nslots) refuse(n, "tuple t" + std::to_string(tuple) + " has " + std::to_string(nslots) + " slots", {}, c.i);
+    if (got != nslots)
+      refuse(n, "tuple t" + std::to_string(tuple) + " has " + std::to_string(nslots) + " slots", {}, c.i);
     if (!c.lit(" -> ") || !c.dec(rule, UINT32_MAX)) bad("expected ' -> RULE'");
     if (rule >= p_.rules.size()) refuse(n, "rule " + std::to_string(rule) + " is not in the policy", {}, c.i);
     if (c.lit(" +")) v.has_next = 1;
@@ -470,9 +481,9 @@ void Loader::machine() {
 }
 
 void Loader::small() {
-  std::initializer_list<const char*> names = {"sport",   "dport", "proto",     "icmp",      "ctstate",
-                                              "tcpflags", "pkttype", "length", "ttl",       "nfproto",
-                                              "saddrtype", "daddrtype", "ctdir", "frag",    "dscp"};
+  std::initializer_list<const char*> names = {"sport",     "dport",     "proto",  "icmp", "ctstate",
+                                              "tcpflags",  "pkttype",   "length", "ttl",  "nfproto",
+                                              "saddrtype", "daddrtype", "ctdir",  "frag", "dscp"};
   Fields f = fields(top_.req("small", "the policy"), "'small'", names);
   p_.small.assign(NF_SMALL_TOTAL, 0);
   for (const auto& ss : kSmall) {
@@ -552,8 +563,8 @@ void Loader::run() {
   std::string want_notes = str(notes, "'notes-checksum'");
   std::string got = compute_checksum(p_);
   if (got != p_.checksum)
-    refuse(top_.get("checksum"), "policy was edited: checksum mismatch (the file says " + p_.checksum +
-                                     ", its contents give " + got + ")",
+    refuse(top_.get("checksum"),
+           "policy was edited: checksum mismatch (the file says " + p_.checksum + ", its contents give " + got + ")",
            "policy files are not edited by hand: change the ruleset and write the policy again with "
            "`nf2bpf translate RULES -o FILE.yaml`");
   if (notes_checksum(p_) != want_notes)
@@ -603,8 +614,9 @@ std::optional<Policy> from_yaml(const std::string& text, const std::string& name
   } catch (const Refused& r) {
     report(r.mark, r.offset, r.quoted, r.message, r.hint);
   } catch (const YAML::Exception& e) {
-    report(e.mark, 0, false, "not valid YAML: " + e.msg, "the file is truncated or damaged; write it again with "
-                                                          "`nf2bpf translate RULES -o FILE.yaml`");
+    report(e.mark, 0, false, "not valid YAML: " + e.msg,
+           "the file is truncated or damaged; write it again with "
+           "`nf2bpf translate RULES -o FILE.yaml`");
   } catch (const std::exception& e) {
     report(YAML::Mark::null_mark(), 0, false, std::string("cannot read the policy: ") + e.what(), {});
   }

@@ -30,9 +30,7 @@ int slot_by_name(std::string_view s) {
 
 std::string slot_name(unsigned s) { return s < NF_SLOT_MAX ? kSlotNames[s] : "slot" + std::to_string(s); }
 
-std::string enum_name(const char* const* names, size_t n, unsigned v) {
-  return v < n ? names[v] : std::to_string(v);
-}
+std::string enum_name(const char* const* names, size_t n, unsigned v) { return v < n ? names[v] : std::to_string(v); }
 
 std::string hex(uint64_t v) {
   char b[24];
@@ -45,12 +43,14 @@ std::string hex(uint64_t v) {
 std::string cq(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += (char)c;
+    if (c == '"' || c == '\\')
+      out += '\\', out += (char)c;
     else if (c < 0x20 || c >= 0x7f) {
       char b[8];
       std::snprintf(b, sizeof b, "\\x%02x", c);
       out += b;
-    } else out += (char)c;
+    } else
+      out += (char)c;
   }
   return out + "\"";
 }
@@ -58,7 +58,8 @@ std::string cq(std::string_view s) {
 std::string mac_text(uint64_t m) {
   char b[24];
   std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", (unsigned)(m >> 40 & 0xff), (unsigned)(m >> 32 & 0xff),
-                (unsigned)(m >> 24 & 0xff), (unsigned)(m >> 16 & 0xff), (unsigned)(m >> 8 & 0xff), (unsigned)(m & 0xff));
+                (unsigned)(m >> 24 & 0xff), (unsigned)(m >> 16 & 0xff), (unsigned)(m >> 8 & 0xff),
+                (unsigned)(m & 0xff));
   return b;
 }
 
@@ -93,18 +94,46 @@ std::string probability_text(uint32_t below) {
 uint64_t get_field(const nf2bpf_rule& r, const RawField& f) {
   const char* p = reinterpret_cast<const char*>(&r) + f.off;
   switch (f.size) {
-    case 1: { uint8_t v; std::memcpy(&v, p, 1); return v; }
-    case 2: { uint16_t v; std::memcpy(&v, p, 2); return v; }
-    case 4: { uint32_t v; std::memcpy(&v, p, 4); return v; }
-    default: { uint64_t v; std::memcpy(&v, p, 8); return v; }
+    case 1: {
+      uint8_t v;
+      std::memcpy(&v, p, 1);
+      return v;
+    }
+    case 2: {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case 4: {
+      uint32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    default: {
+      uint64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
   }
 }
 void set_field(nf2bpf_rule& r, const RawField& f, uint64_t v) {
   char* p = reinterpret_cast<char*>(&r) + f.off;
   switch (f.size) {
-    case 1: { uint8_t x = (uint8_t)v; std::memcpy(p, &x, 1); break; }
-    case 2: { uint16_t x = (uint16_t)v; std::memcpy(p, &x, 2); break; }
-    case 4: { uint32_t x = (uint32_t)v; std::memcpy(p, &x, 4); break; }
+    case 1: {
+      uint8_t x = (uint8_t)v;
+      std::memcpy(p, &x, 1);
+      break;
+    }
+    case 2: {
+      uint16_t x = (uint16_t)v;
+      std::memcpy(p, &x, 2);
+      break;
+    }
+    case 4: {
+      uint32_t x = (uint32_t)v;
+      std::memcpy(p, &x, 4);
+      break;
+    }
     default: std::memcpy(p, &v, 8);
   }
 }
@@ -124,8 +153,10 @@ std::string action_text(const nf2bpf_rule& r) {
 size_t parse_action(std::string_view s, nf2bpf_rule& r) {
   Cursor c{s};
   uint64_t to = 0;
-  if (c.lit("accept")) r.action = NF_ACT_ACCEPT;
-  else if (c.lit("drop")) r.action = NF_ACT_DROP;
+  if (c.lit("accept"))
+    r.action = NF_ACT_ACCEPT;
+  else if (c.lit("drop"))
+    r.action = NF_ACT_DROP;
   else if (c.lit("reject")) {
     r.action = NF_ACT_REJECT;
     if (c.lit(" with ")) {
@@ -139,12 +170,14 @@ size_t parse_action(std::string_view s, nf2bpf_rule& r) {
       if (code == kRejectUnknown) return at;
       r.reject_type = code;
     }
-  } else if (c.lit("continue")) r.action = NF_ACT_CONTINUE;
+  } else if (c.lit("continue"))
+    r.action = NF_ACT_CONTINUE;
   else if (c.lit("skip to ")) {
     if (!c.dec(to, UINT32_MAX)) return c.i;
     r.action = NF_ACT_SKIP;
     r.skip_to = (uint32_t)to;
-  } else return 0;
+  } else
+    return 0;
   return c.done() ? std::string_view::npos : c.i;
 }
 
@@ -173,8 +206,10 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
   auto masked = [&](uint32_t& mask, uint32_t& value, uint32_t neg_bit) -> std::optional<ParseFail> {
     if (!c.hex32(mask)) return ParseFail{c.i, "expected a hex mask like 0xff"};
     bool neg = false;
-    if (c.lit(" != ")) neg = true;
-    else if (!c.lit(" == ")) return ParseFail{c.i, "expected ' == ' or ' != '"};
+    if (c.lit(" != "))
+      neg = true;
+    else if (!c.lit(" == "))
+      return ParseFail{c.i, "expected ' == ' or ' != '"};
     if (!c.hex32(value)) return ParseFail{c.i, "expected a hex value like 0x1"};
     if (neg) r.residual |= neg_bit;
     return std::nullopt;
@@ -228,8 +263,10 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.random_below = (uint32_t)below;
   } else if (c.lit("mac ")) {
     if (r.residual & NF_RES_MAC) return ParseFail{0, "a rule has at most one mac check"};
-    if (c.lit("!= ")) r.residual |= NF_RES_MAC_NEG;
-    else if (!c.lit("== ")) return ParseFail{c.i, "expected '== ' or '!= '"};
+    if (c.lit("!= "))
+      r.residual |= NF_RES_MAC_NEG;
+    else if (!c.lit("== "))
+      return ParseFail{c.i, "expected '== ' or '!= '"};
     uint64_t m = 0;
     for (int k = 0; k < 6; ++k) {
       if (k && !c.lit(":")) return ParseFail{c.i, "expected a MAC address like 00:11:22:33:44:55"};
@@ -273,8 +310,8 @@ std::string stmt_text(const Policy& p, const nf2bpf_stmt& s) {
 std::optional<ParseFail> parse_stmt(std::string_view s, const Policy& p, nf2bpf_stmt& st) {
   Cursor c{s};
   st = {};
-  auto expr = [&](const char* lhs_open, uint8_t set_kind, const char* copy_from, uint8_t copy_kind)
-      -> std::optional<ParseFail> {
+  auto expr = [&](const char* lhs_open, uint8_t set_kind, const char* copy_from,
+                  uint8_t copy_kind) -> std::optional<ParseFail> {
     // "X = (X & ~M) ^ V" sets, "X = (X & ~M) | (Y & M)" copies.
     if (!c.lit(lhs_open) || !c.hex32(st.mask) || !c.lit(") ")) return ParseFail{c.i, "expected '(... & ~0xMASK) '"};
     if (c.lit("^ ")) {
@@ -305,7 +342,8 @@ std::optional<ParseFail> parse_stmt(std::string_view s, const Policy& p, nf2bpf_
       if (k < 0) return ParseFail{at, "prefix " + cq(text) + " is not in 'log_prefixes'"};
       id = (uint64_t)k;
     }
-    if (id >= p.log_prefixes.size()) return ParseFail{0, "log prefix #" + std::to_string(id) + " is not in 'log_prefixes'"};
+    if (id >= p.log_prefixes.size())
+      return ParseFail{0, "log prefix #" + std::to_string(id) + " is not in 'log_prefixes'"};
     st.kind = NF_STMT_LOG, st.level = (uint8_t)level, st.group = (uint16_t)group, st.prefix_id = (uint32_t)id;
   } else if (c.lit("mark = ")) {
     f = expr("(mark & ~", NF_STMT_SET_MARK, "ctmark & ", NF_STMT_RESTORE_MARK);
@@ -322,9 +360,9 @@ std::optional<ParseFail> parse_stmt(std::string_view s, const Policy& p, nf2bpf_
 }
 
 std::string stmt_map(const nf2bpf_stmt& s) {
-  return "{kind: " + std::to_string(s.kind) + ", level: " + std::to_string(s.level) + ", group: " +
-         std::to_string(s.group) + ", value: " + std::to_string(s.value) + ", mask: " + std::to_string(s.mask) +
-         ", prefix_id: " + std::to_string(s.prefix_id) + "}";
+  return "{kind: " + std::to_string(s.kind) + ", level: " + std::to_string(s.level) +
+         ", group: " + std::to_string(s.group) + ", value: " + std::to_string(s.value) +
+         ", mask: " + std::to_string(s.mask) + ", prefix_id: " + std::to_string(s.prefix_id) + "}";
 }
 
 // --- Origins ------------------------------------------------------------------

@@ -113,7 +113,8 @@ struct Cursor {
         continue;
       }
       unsigned v = 0;
-      if (e != 'x' || i + 4 > s.size() || std::from_chars(s.data() + i + 2, s.data() + i + 4, v, 16).ptr != s.data() + i + 4)
+      if (e != 'x' || i + 4 > s.size() ||
+          std::from_chars(s.data() + i + 2, s.data() + i + 4, v, 16).ptr != s.data() + i + 4)
         return false;
       out += (char)v, i += 4;
     }
@@ -135,14 +136,15 @@ struct RawField {
   const char* name;
   size_t off, size;
 };
-#define NF2BPF_RULE_FIELD(x) RawField{#x, offsetof(nf2bpf_rule, x), sizeof(nf2bpf_rule::x)}
+#define NF2BPF_RULE_FIELD(x) \
+  RawField { #x, offsetof(nf2bpf_rule, x), sizeof(nf2bpf_rule::x) }
 constexpr RawField kRuleFields[] = {
-    NF2BPF_RULE_FIELD(action),     NF2BPF_RULE_FIELD(reject_type),  NF2BPF_RULE_FIELD(stmt_count),
-    NF2BPF_RULE_FIELD(stmt_first), NF2BPF_RULE_FIELD(skip_to),      NF2BPF_RULE_FIELD(residual),
-    NF2BPF_RULE_FIELD(mark_mask),  NF2BPF_RULE_FIELD(mark_value),   NF2BPF_RULE_FIELD(mark2_mask),
-    NF2BPF_RULE_FIELD(mark2_value), NF2BPF_RULE_FIELD(ctmark_mask), NF2BPF_RULE_FIELD(ctmark_value),
-    NF2BPF_RULE_FIELD(limit),      NF2BPF_RULE_FIELD(random_below), NF2BPF_RULE_FIELD(src_chain),
-    NF2BPF_RULE_FIELD(mac),        NF2BPF_RULE_FIELD(src_line),     NF2BPF_RULE_FIELD(pad),
+    NF2BPF_RULE_FIELD(action),      NF2BPF_RULE_FIELD(reject_type),  NF2BPF_RULE_FIELD(stmt_count),
+    NF2BPF_RULE_FIELD(stmt_first),  NF2BPF_RULE_FIELD(skip_to),      NF2BPF_RULE_FIELD(residual),
+    NF2BPF_RULE_FIELD(mark_mask),   NF2BPF_RULE_FIELD(mark_value),   NF2BPF_RULE_FIELD(mark2_mask),
+    NF2BPF_RULE_FIELD(mark2_value), NF2BPF_RULE_FIELD(ctmark_mask),  NF2BPF_RULE_FIELD(ctmark_value),
+    NF2BPF_RULE_FIELD(limit),       NF2BPF_RULE_FIELD(random_below), NF2BPF_RULE_FIELD(src_chain),
+    NF2BPF_RULE_FIELD(mac),         NF2BPF_RULE_FIELD(src_line),     NF2BPF_RULE_FIELD(pad),
 };
 #undef NF2BPF_RULE_FIELD
 

@@ -49,7 +49,8 @@ bool yaml_keyword(std::string_view s) {
 // are not UTF-8 (YAML text must be).
 std::string yq(std::string_view s, bool allow_plain = true) {
   if (allow_plain && !s.empty() && std::isalpha((unsigned char)s[0]) && s.back() != ' ' && !yaml_keyword(s) &&
-      s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./+- ") == std::string_view::npos)
+      s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./+- ") ==
+          std::string_view::npos)
     return std::string(s);
   bool plain_ok = true;
   for (size_t i = 0; i < s.size();) {
@@ -73,12 +74,18 @@ std::string yq(std::string_view s, bool allow_plain = true) {
     uint32_t cp = 0;
     size_t n = utf8_at(s, i, cp);
     char b[12];
-    if (cp == '"' || cp == '\\') out += '\\', out += (char)cp;
-    else if (cp == '\n') out += "\\n";
-    else if (cp == '\t') out += "\\t";
-    else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) std::snprintf(b, sizeof b, "\\x%02x", cp), out += b;
-    else if (cp == 0xfeff) out += "\\ufeff";
-    else out.append(s.substr(i, n));
+    if (cp == '"' || cp == '\\')
+      out += '\\', out += (char)cp;
+    else if (cp == '\n')
+      out += "\\n";
+    else if (cp == '\t')
+      out += "\\t";
+    else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
+      std::snprintf(b, sizeof b, "\\x%02x", cp), out += b;
+    else if (cp == 0xfeff)
+      out += "\\ufeff";
+    else
+      out.append(s.substr(i, n));
     i += n;
   }
   return out + "\"";
@@ -169,13 +176,13 @@ void write_header(std::string& o, const Policy& p) {
   o += "checksum: " + yq(p.checksum, false) + "\n";
   o += "notes-checksum: " + yq(notes_checksum(p), false) + "\n";
   o += "counts: {source_rules: " + num(p.rule_count_source) + ", rules: " + num(p.rules.size()) +
-       ", stages: " + num(p.stages.size()) + ", statements: " + num(p.stmts.size()) + ", limits: " +
-       num(p.limits.size()) + ", tuples: " + num(p.tuples.size()) + ", entries: " + num(p.entries.size()) +
-       ", lpm: " + num(p.lpm.size()) + ", chains: " + num(p.chain_names.size()) + ", log_prefixes: " +
-       num(p.log_prefixes.size()) + "}\n";
+       ", stages: " + num(p.stages.size()) + ", statements: " + num(p.stmts.size()) +
+       ", limits: " + num(p.limits.size()) + ", tuples: " + num(p.tuples.size()) +
+       ", entries: " + num(p.entries.size()) + ", lpm: " + num(p.lpm.size()) +
+       ", chains: " + num(p.chain_names.size()) + ", log_prefixes: " + num(p.log_prefixes.size()) + "}\n";
   o += "config: {slots_used: " + names_of_bits(p.cfg.slots_used, kSlotNames, NF_SLOT_MAX) +
-       ", hooks_used: " + names_of_bits(p.cfg.hooks_used, kHookNames, NF_HOOK_MAX) + ", nrules: " +
-       num(p.cfg.nrules) + ", max_steps: " + num(p.cfg.max_steps) + ", ct_needed: " + num(p.cfg.ct_needed) +
+       ", hooks_used: " + names_of_bits(p.cfg.hooks_used, kHookNames, NF_HOOK_MAX) + ", nrules: " + num(p.cfg.nrules) +
+       ", max_steps: " + num(p.cfg.max_steps) + ", ct_needed: " + num(p.cfg.ct_needed) +
        ", xdp_stage: " + num(p.cfg.xdp_stage) + "}\n";
 }
 
@@ -211,7 +218,8 @@ void write_rules(std::string& o, const Policy& p, bool inline_stmts) {
     nf2bpf_rule d = derive_rule(p, g, action, checks, first, count);
     std::string raw;
     for (const auto& f : kRuleFields)
-      if (get_field(d, f) != get_field(r, f)) raw += (raw.empty() ? "" : ", ") + std::string(f.name) + ": " + num(get_field(r, f));
+      if (get_field(d, f) != get_field(r, f))
+        raw += (raw.empty() ? "" : ", ") + std::string(f.name) + ": " + num(get_field(r, f));
     if (!raw.empty()) o += "    raw: {" + raw + "}\n";
   }
 }
@@ -224,16 +232,18 @@ void write_stages(std::string& o, const Policy& p) {
     o += "  - index: " + num(i) + "\n";
     o += "    hook: " + enum_name(kHookNames, NF_HOOK_MAX, s.hook) + "\n";
     std::string family = s.family_mask == NF_FAM_V4                 ? "ipv4"
-                         : s.family_mask == NF_FAM_V6                 ? "ipv6"
+                         : s.family_mask == NF_FAM_V6               ? "ipv6"
                          : s.family_mask == (NF_FAM_V4 | NF_FAM_V6) ? "inet"
-                                                                      : num(s.family_mask);
+                                                                    : num(s.family_mask);
     o += "    family: " + family + "\n";
     o += "    policy: " + enum_name(kActionNames, 2, s.policy) + "\n";
     o += "    rules: [" + num(s.first_rule) + ", " + num(s.end_rule) + "]    # first, end (exclusive)\n";
     o += "    tuples: [" + num(s.tuple_first) + ", " + num(s.tuple_count) + "]    # first, count\n";
     // "none": the XDP early-drop stage, whose no-match passes to TC uncounted.
     o += "    policy_counter: " + (s.policy_counter == UINT32_MAX ? std::string("none") : num(s.policy_counter)) + "\n";
-    if (s.flags) o += "    flags: " + num(s.flags) + (s.flags == NF_STAGE_BEFORE_CT ? "    # before conntrack (raw table)" : "") + "\n";
+    if (s.flags)
+      o += "    flags: " + num(s.flags) + (s.flags == NF_STAGE_BEFORE_CT ? "    # before conntrack (raw table)" : "") +
+           "\n";
     Origin none;
     write_origin(o, i < p.stage_origins.size() ? p.stage_origins[i] : none, "    ", "text");
   }
@@ -280,8 +290,7 @@ void write_classifier(std::string& o, const Policy& p) {
     o += "], rules: [" + num(t.min_rule) + ", " + num(t.max_rule) + "]}\n";
   }
   o += "entries:";
-  o += p.entries.empty() ? " []\n"
-                         : "    # tTUPLE sSEQ [class of each slot] -> RULE, '+': entry sSEQ+1 follows\n";
+  o += p.entries.empty() ? " []\n" : "    # tTUPLE sSEQ [class of each slot] -> RULE, '+': entry sSEQ+1 follows\n";
   for (const auto& [k, v] : p.entries) {
     o += "  - \"t" + num(k.tuple) + " s" + num(k.seq) + " [";
     unsigned n = k.tuple < p.tuples.size() ? std::min<unsigned>(p.tuples[k.tuple].nslots, NF_MAX_TUPLE_SLOTS) : 0;
@@ -304,8 +313,10 @@ void write_small(std::string& o, const Policy& p) {
       uint32_t cls = at < p.small.size() ? p.small[at] : 0;
       uint32_t j = i;
       while (j + 1 < ss.size && ss.base + j + 1 < p.small.size() && p.small[ss.base + j + 1] == cls) ++j;
-      if (runs && runs % 8 == 0) o += ",\n    ";
-      else if (runs) o += ", ";
+      if (runs && runs % 8 == 0)
+        o += ",\n    ";
+      else if (runs)
+        o += ", ";
       o += "[" + num(i) + ", " + num(j) + ", " + num(cls) + "]";
       ++runs;
       i = j + 1;
@@ -323,9 +334,12 @@ void write_predicate(std::string& o, const IfacePredicate& pr) {
     for (size_t k = 0; k < cl.patterns.size(); ++k) {
       const auto& pat = cl.patterns[k];
       o += k ? ", " : "";
-      if (pat.prefix) o += yq(pat.name + "+");
-      else if (!pat.name.empty() && pat.name.back() == '+') o += "{exact: " + yq(pat.name) + "}";
-      else o += yq(pat.name);
+      if (pat.prefix)
+        o += yq(pat.name + "+");
+      else if (!pat.name.empty() && pat.name.back() == '+')
+        o += "{exact: " + yq(pat.name) + "}";
+      else
+        o += yq(pat.name);
     }
     o += cl.negated ? "]}" : "]";
   }

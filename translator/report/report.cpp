@@ -58,8 +58,7 @@ std::vector<const diag::Diagnostic*> sorted(const diag::Diagnostics& ds) {
 std::string text(const Translation& tr, bool color) {
   std::ostringstream out;
   for (const auto* d : sorted(tr.diags)) out << diag::render(*d, color);
-  if (tr.diags.suppressed())
-    out << "(" << tr.diags.suppressed() << " more diagnostics not shown)\n";
+  if (tr.diags.suppressed()) out << "(" << tr.diags.suppressed() << " more diagnostics not shown)\n";
   if (!tr.diags.all().empty()) out << "\n";
 
   auto rows = chain_rows(tr);
@@ -108,8 +107,10 @@ nlohmann::json diagnostic_json(const diag::Diagnostic& d) {
                       {"location", d.loc.str()},
                       {"file", d.loc.file},
                       {"message", d.message}};
-  if (!d.loc.pointer.empty()) j["pointer"] = d.loc.pointer;
-  else j["line"] = d.loc.line, j["column"] = d.loc.col;
+  if (!d.loc.pointer.empty())
+    j["pointer"] = d.loc.pointer;
+  else
+    j["line"] = d.loc.line, j["column"] = d.loc.col;
   if (!d.hint.empty()) j["hint"] = d.hint;
   return j;
 }
@@ -139,8 +140,12 @@ nlohmann::json json(const Translation& tr) {
   }
   auto& chains = j["chains"] = nlohmann::json::array();
   for (const auto& row : chain_rows(tr))
-    chains.push_back({{"family", row.family}, {"table", row.table}, {"chain", row.chain},
-                      {"rules", row.rules}, {"exact", row.exact}, {"approximate", row.approximate},
+    chains.push_back({{"family", row.family},
+                      {"table", row.table},
+                      {"chain", row.chain},
+                      {"rules", row.rules},
+                      {"exact", row.exact},
+                      {"approximate", row.approximate},
                       {"unsupported", row.unsupported}});
   auto& diags = j["diagnostics"] = nlohmann::json::array();
   for (const auto* d : sorted(tr.diags)) diags.push_back(diagnostic_json(*d));

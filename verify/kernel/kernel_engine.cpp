@@ -177,9 +177,12 @@ Result<loader::TestResult> KernelEngine::run(loader::Prog prog, const pkt::Packe
                                              uint32_t ingress_ifindex) {
   // The destination MAC decides the packet type the program sees.
   uint64_t dst = dev.mac;
-  if (p.has_l2 && p.pkttype == pkt::PktType::Broadcast) dst = 0xffffffffffffULL;
-  else if (p.has_l2 && p.pkttype == pkt::PktType::Multicast) dst = p.family == 4 ? 0x01005e000001ULL : 0x333300000001ULL;
-  else if (p.has_l2 && p.pkttype == pkt::PktType::OtherHost) dst = 0x026e66ffffffULL;
+  if (p.has_l2 && p.pkttype == pkt::PktType::Broadcast)
+    dst = 0xffffffffffffULL;
+  else if (p.has_l2 && p.pkttype == pkt::PktType::Multicast)
+    dst = p.family == 4 ? 0x01005e000001ULL : 0x333300000001ULL;
+  else if (p.has_l2 && p.pkttype == pkt::PktType::OtherHost)
+    dst = 0x026e66ffffffULL;
   uint64_t src = p.has_l2 ? p.src_mac : 0x026e66fffffeULL;
   auto frame = wrap_ethernet(p.l3, src, dst);
   loader::TestCtx ctx;

@@ -62,7 +62,7 @@ class KernelEngine : public VerdictEngine {
   std::unique_ptr<loader::Dataplane> dp_;
   std::map<std::string, Dev> devs_;
   std::map<ir::u128, std::string> routed_;  // host routes added for packets whose output interface was known
-  std::vector<uint64_t> carried_;  // counted by generations replaced by refresh()
+  std::vector<uint64_t> carried_;           // counted by generations replaced by refresh()
   size_t learned_seen_ = 0;
   bool stale_ = true;
   std::string error_;  // a setup failure: every packet is reported with it

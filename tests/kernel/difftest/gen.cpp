@@ -66,10 +66,14 @@ struct RuleGen {
     if (chance(r, 0.25)) o << (!terminal_only_list && chance(r, 0.2) ? " ! -d " : " -d ") << cidr(pick(r, all));
     // Interfaces only in built-in chains, only where iptables allows them.
     std::vector<std::string> in_ifs, out_ifs;
-    if (mode == Mode::Host) in_ifs = out_ifs = {"s0", "s+", "lo", "eth9"};
-    else in_ifs = out_ifs = {"r0", "r1", "r+", "eth9"};
-    if ((base == "INPUT" || base == "FORWARD") && chance(r, 0.2)) o << (chance(r, 0.25) ? " ! -i " : " -i ") << pick(r, in_ifs);
-    if ((base == "OUTPUT" || base == "FORWARD") && chance(r, 0.2)) o << (chance(r, 0.25) ? " ! -o " : " -o ") << pick(r, out_ifs);
+    if (mode == Mode::Host)
+      in_ifs = out_ifs = {"s0", "s+", "lo", "eth9"};
+    else
+      in_ifs = out_ifs = {"r0", "r1", "r+", "eth9"};
+    if ((base == "INPUT" || base == "FORWARD") && chance(r, 0.2))
+      o << (chance(r, 0.25) ? " ! -i " : " -i ") << pick(r, in_ifs);
+    if ((base == "OUTPUT" || base == "FORWARD") && chance(r, 0.2))
+      o << (chance(r, 0.25) ? " ! -o " : " -o ") << pick(r, out_ifs);
 
     int p = range(r, 0, 9);
     std::string icmp = fam == 4 ? "icmp" : "ipv6-icmp";
@@ -81,18 +85,26 @@ struct RuleGen {
       if (proto == "tcp" || proto == "udp") {
         std::string m = " -m " + proto;
         int k = range(r, 0, 9);
-        if (k < 3) o << m << (chance(r, 0.2) ? " ! --dport " : " --dport ") << port_spec();
-        else if (k < 4) o << m << " --sport " << port_spec();
-        else if (k < 5) o << " -m multiport --dports " << port_spec() << "," << port_spec();
-        else if (k < 6) o << " -m multiport --ports 53,443,40000";
+        if (k < 3)
+          o << m << (chance(r, 0.2) ? " ! --dport " : " --dport ") << port_spec();
+        else if (k < 4)
+          o << m << " --sport " << port_spec();
+        else if (k < 5)
+          o << " -m multiport --dports " << port_spec() << "," << port_spec();
+        else if (k < 6)
+          o << " -m multiport --ports 53,443,40000";
         if (proto == "tcp") {
           int f = range(r, 0, 9);
-          if (f == 0) o << " -m tcp --syn";
-          else if (f == 1) o << " -m tcp ! --syn";
-          else if (f == 2) o << " -m tcp --tcp-flags SYN,ACK,FIN,RST ACK";
+          if (f == 0)
+            o << " -m tcp --syn";
+          else if (f == 1)
+            o << " -m tcp ! --syn";
+          else if (f == 2)
+            o << " -m tcp --tcp-flags SYN,ACK,FIN,RST ACK";
         }
       } else {
-        static const std::vector<std::string> t4 = {"echo-request", "echo-reply", "destination-unreachable", "3/3", "any"};
+        static const std::vector<std::string> t4 = {"echo-request", "echo-reply", "destination-unreachable", "3/3",
+                                                    "any"};
         static const std::vector<std::string> t6 = {"echo-request", "echo-reply", "destination-unreachable", "1/4"};
         if (chance(r, 0.6))
           o << (fam == 4 ? " -m icmp" : " -m icmp6") << (chance(r, 0.15) ? " !" : "")
@@ -107,14 +119,17 @@ struct RuleGen {
       if (chosen.empty()) chosen.push_back(pick(r, states));
       std::string list;
       for (const auto& s : chosen) list += (list.empty() ? "" : ",") + s;
-      if (chance(r, 0.5)) o << " -m conntrack" << (chance(r, 0.15) ? " !" : "") << " --ctstate " << list;
-      else o << " -m state --state " << list;
+      if (chance(r, 0.5))
+        o << " -m conntrack" << (chance(r, 0.15) ? " !" : "") << " --ctstate " << list;
+      else
+        o << " -m state --state " << list;
     }
     if (chance(r, 0.08)) o << " -m mark" << (chance(r, 0.3) ? " !" : "") << " --mark 0x1/0x1";
     if (chance(r, 0.05)) o << " -m length --length " << range(r, 40, 80) << ":" << range(r, 81, 200);
     if (chance(r, 0.05)) o << (fam == 4 ? " -m ttl --ttl-gt " : " -m hl --hl-gt ") << range(r, 1, 100);
     if (fam == 4 && chance(r, 0.04)) o << " -m iprange --src-range 10.200.0.1-10.200.0.9";
-    if (fam == 4 && mode == Mode::Host && chance(r, 0.05)) o << " -m addrtype --dst-type " << (chance(r, 0.5) ? "LOCAL" : "UNICAST");
+    if (fam == 4 && mode == Mode::Host && chance(r, 0.05))
+      o << " -m addrtype --dst-type " << (chance(r, 0.5) ? "LOCAL" : "UNICAST");
     if (chance(r, 0.05)) o << " -m comment --comment \"rule " << range(r, 1, 999) << "\"";
 
     // Target. Jumps only forward (to later user chains): no loops.
@@ -122,15 +137,24 @@ struct RuleGen {
     for (size_t i = chain_index; i < user_chains.size(); ++i) later.push_back(user_chains[i]);
     int t = range(r, 0, 99);
     if (terminal_only_list) t = t % 65;
-    if (t < 35) o << " -j ACCEPT";
-    else if (t < 65) o << " -j DROP";
-    else if (t < 72) o << " -j LOG --log-prefix \"dt \"";
-    else if (t < 77) o << " -j MARK --set-xmark 0x1/0x1";
-    else if (t < 84 && !base.empty()) o << " -j ACCEPT";
-    else if (t < 84) o << " -j RETURN";
-    else if (!later.empty() && t < 95) o << " -j " << pick(r, later);
-    else if (!later.empty()) o << " -g " << pick(r, later);
-    else o << " -j DROP";
+    if (t < 35)
+      o << " -j ACCEPT";
+    else if (t < 65)
+      o << " -j DROP";
+    else if (t < 72)
+      o << " -j LOG --log-prefix \"dt \"";
+    else if (t < 77)
+      o << " -j MARK --set-xmark 0x1/0x1";
+    else if (t < 84 && !base.empty())
+      o << " -j ACCEPT";
+    else if (t < 84)
+      o << " -j RETURN";
+    else if (!later.empty() && t < 95)
+      o << " -j " << pick(r, later);
+    else if (!later.empty())
+      o << " -g " << pick(r, later);
+    else
+      o << " -j DROP";
     return o.str();
   }
 
@@ -142,8 +166,8 @@ struct RuleGen {
     auto pol = [&] { return chance(r, 0.5) ? "ACCEPT" : "DROP"; };
     o << ":INPUT " << pol() << " [0:0]\n:FORWARD " << pol() << " [0:0]\n:OUTPUT " << pol() << " [0:0]\n";
     for (const auto& u : user_chains) o << ":" << u << " - [0:0]\n";
-    std::vector<std::string> bases = mode == Mode::Host ? std::vector<std::string>{"INPUT", "OUTPUT"}
-                                                        : std::vector<std::string>{"FORWARD"};
+    std::vector<std::string> bases =
+        mode == Mode::Host ? std::vector<std::string>{"INPUT", "OUTPUT"} : std::vector<std::string>{"FORWARD"};
     for (const auto& b : bases) {
       int n = range(r, 2, 10);
       for (int i = 0; i < n; ++i) o << rule(b, b, 0) << "\n";
@@ -293,8 +317,8 @@ struct NftGen {
     std::string flags = iv ? " flags interval;" : "";
     if (k < 3) {
       s.kind = NamedSet::Addr;
-      o << "set " << s.name << " { "
-        << (chance(r, 0.3) ? "typeof " + ipk() + " saddr;" : "type " + addr_type + ";") << flags;
+      o << "set " << s.name << " { " << (chance(r, 0.3) ? "typeof " + ipk() + " saddr;" : "type " + addr_type + ";")
+        << flags;
       o << " elements = { " << join(elems(range(r, 1, 4), [&] { return addr_elem(iv); })) << " } }";
     } else if (k < 5) {
       s.kind = NamedSet::Port;
@@ -361,9 +385,12 @@ struct NftGen {
       bool neg = chance(r, 0.2);
       o << " " << ipk() << " " << f << (neg ? " != " : " ");
       const NamedSet* s = find_set(t, NamedSet::Addr, 1 << 20);
-      if (k < 2 && s) o << "@" << s->name;
-      else if (k < 4) o << "{ " << join(elems(range(r, 1, 3), [&] { return addr_elem(true); })) << " }";
-      else o << addr_elem(true).first;
+      if (k < 2 && s)
+        o << "@" << s->name;
+      else if (k < 4)
+        o << "{ " << join(elems(range(r, 1, 3), [&] { return addr_elem(true); })) << " }";
+      else
+        o << addr_elem(true).first;
     }
     bool in_ok = hook.empty() ? false : hook == "input" || hook == "forward" || hook == "prerouting";
     bool out_ok = hook.empty() ? false : hook == "output" || hook == "forward" || hook == "postrouting";
@@ -376,34 +403,56 @@ struct NftGen {
       int k = range(r, 0, 11);
       bool neg = chance(r, 0.15);
       std::string dir = chance(r, 0.75) ? "dport" : "sport";
-      if (k < 3) o << " " << proto << " " << dir << (neg ? " != " : " ") << port_elem(true).first;
-      else if (k < 5) o << " " << proto << " " << dir << (neg ? " != " : " ") << "{ " << join(elems(range(r, 1, 4), [&] { return port_elem(true); })) << " }";
-      else if (k < 6 && find_set(t, NamedSet::Port, 1 << 20)) o << " " << proto << " " << dir << " @" << find_set(t, NamedSet::Port, 1 << 20)->name;
-      else if (k < 7) o << " meta l4proto " << proto;
-      else if (k < 8) o << " meta l4proto { tcp, udp } th " << dir << " " << port_elem(true).first, proto = "th";
-      else if (k < 9 && fam == 4) o << " ip protocol " << proto;
-      else if (k < 10 && find_set(t, NamedSet::Concat, 1 << 20)) o << " " << ipk() << " " << (chance(r, 0.5) ? "saddr" : "daddr") << " . " << proto << " dport @" << find_set(t, NamedSet::Concat, 1 << 20)->name;
+      if (k < 3)
+        o << " " << proto << " " << dir << (neg ? " != " : " ") << port_elem(true).first;
+      else if (k < 5)
+        o << " " << proto << " " << dir << (neg ? " != " : " ") << "{ "
+          << join(elems(range(r, 1, 4), [&] { return port_elem(true); })) << " }";
+      else if (k < 6 && find_set(t, NamedSet::Port, 1 << 20))
+        o << " " << proto << " " << dir << " @" << find_set(t, NamedSet::Port, 1 << 20)->name;
+      else if (k < 7)
+        o << " meta l4proto " << proto;
+      else if (k < 8)
+        o << " meta l4proto { tcp, udp } th " << dir << " " << port_elem(true).first, proto = "th";
+      else if (k < 9 && fam == 4)
+        o << " ip protocol " << proto;
+      else if (k < 10 && find_set(t, NamedSet::Concat, 1 << 20))
+        o << " " << ipk() << " " << (chance(r, 0.5) ? "saddr" : "daddr") << " . " << proto << " dport @"
+          << find_set(t, NamedSet::Concat, 1 << 20)->name;
       else if (k < 11) {
         std::vector<std::string> es;
         for (auto& [a, pt] : concat_elems(range(r, 1, 3), true)) es.push_back(a + " . " + pt);
-        o << " " << ipk() << " " << (chance(r, 0.5) ? "saddr" : "daddr") << " . " << proto << " dport { " << join(es) << " }";
-      } else o << " meta l4proto " << proto;
+        o << " " << ipk() << " " << (chance(r, 0.5) ? "saddr" : "daddr") << " . " << proto << " dport { " << join(es)
+          << " }";
+      } else
+        o << " meta l4proto " << proto;
       if (proto == "tcp") {
         int f = range(r, 0, 11);
-        if (f == 0) o << " tcp flags & (syn | ack) == syn";
-        else if (f == 1) o << " tcp flags & (syn | ack) != syn";
-        else if (f == 2) o << " tcp flags & (fin | syn | rst | ack) == ack";
-        else if (f == 3) o << " tcp flags syn";
-        else if (f == 4) o << " tcp flags { syn, ack, fin | ack }";
+        if (f == 0)
+          o << " tcp flags & (syn | ack) == syn";
+        else if (f == 1)
+          o << " tcp flags & (syn | ack) != syn";
+        else if (f == 2)
+          o << " tcp flags & (fin | syn | rst | ack) == ack";
+        else if (f == 3)
+          o << " tcp flags syn";
+        else if (f == 4)
+          o << " tcp flags { syn, ack, fin | ack }";
       }
     } else if (proto == "icmp") {
       static const std::vector<std::string> t4 = {"echo-request", "echo-reply", "destination-unreachable"};
       static const std::vector<std::string> t6 = {"echo-request", "echo-reply", "destination-unreachable"};
       int k = range(r, 0, 9);
-      if (k < 4) o << " " << icmpk() << " type " << (chance(r, 0.15) ? "!= " : "") << pick(r, fam == 4 ? t4 : t6);
-      else if (k < 6) o << " " << icmpk() << " type { " << pick(r, t4) << ", " << (chance(r, 0.5) ? "echo-reply" : "echo-request") << " }";
-      else if (k < 7) o << " " << icmpk() << " type destination-unreachable " << icmpk() << " code " << (fam == 4 ? "port-unreachable" : "port-unreachable");
-      else o << " meta l4proto " << (fam == 4 ? "icmp" : "ipv6-icmp");
+      if (k < 4)
+        o << " " << icmpk() << " type " << (chance(r, 0.15) ? "!= " : "") << pick(r, fam == 4 ? t4 : t6);
+      else if (k < 6)
+        o << " " << icmpk() << " type { " << pick(r, t4) << ", " << (chance(r, 0.5) ? "echo-reply" : "echo-request")
+          << " }";
+      else if (k < 7)
+        o << " " << icmpk() << " type destination-unreachable " << icmpk() << " code "
+          << (fam == 4 ? "port-unreachable" : "port-unreachable");
+      else
+        o << " meta l4proto " << (fam == 4 ? "icmp" : "ipv6-icmp");
     }
     if (chance(r, 0.3)) {
       static const std::vector<std::string> states = {"new", "established", "related", "invalid"};
@@ -412,9 +461,12 @@ struct NftGen {
         if (chance(r, 0.4)) chosen.push_back(s);
       if (chosen.empty()) chosen.push_back(pick(r, states));
       int k = range(r, 0, 9);
-      if (k < 5) o << " ct state " << join(chosen, ",");
-      else if (k < 8) o << " ct state { " << join(chosen) << " }";
-      else o << " ct state != " << pick(r, states);
+      if (k < 5)
+        o << " ct state " << join(chosen, ",");
+      else if (k < 8)
+        o << " ct state { " << join(chosen) << " }";
+      else
+        o << " ct state != " << pick(r, states);
     }
     if (chance(r, 0.08)) {
       int k = range(r, 0, 2);
@@ -438,20 +490,27 @@ struct NftGen {
     bool vmap = v >= 82 || (v >= 62 && !has_later);
     if (!vmap) o << effects;
     auto target = [&] { return "u" + std::to_string(range(r, later_lo, t.nregular)); };
-    if (v < 25) o << " accept";
-    else if (v < 45) o << " drop";
-    else if (v < 50) o << " continue";
+    if (v < 25)
+      o << " accept";
+    else if (v < 45)
+      o << " drop";
+    else if (v < 50)
+      o << " continue";
     else if (v < 56) {
       if (o.str().empty()) o << " counter";  // a rule needs something
-    } else if (v < 62) o << (regular ? " return" : " accept");
-    else if (v < 75 && has_later) o << " jump " << target();
-    else if (v < 82 && has_later) o << " goto " << target();
+    } else if (v < 62)
+      o << (regular ? " return" : " accept");
+    else if (v < 75 && has_later)
+      o << " jump " << target();
+    else if (v < 82 && has_later)
+      o << " goto " << target();
     else if (v < 100) {
       int min_target = 1 << 20;
       int k = range(r, 0, 4);
       std::vector<std::string> es;
       if (k == 0 && (proto == "tcp" || proto == "udp")) {
-        for (auto& e : elems(range(r, 1, 4), [&] { return port_elem(true); })) es.push_back(e + " : " + map_verdict(t, idx, min_target));
+        for (auto& e : elems(range(r, 1, 4), [&] { return port_elem(true); }))
+          es.push_back(e + " : " + map_verdict(t, idx, min_target));
         o << " " << proto << " dport vmap { " << join(es) << " }";
       } else if (k == 1) {
         static const std::vector<std::string> states = {"new", "established", "related", "invalid"};
@@ -467,13 +526,16 @@ struct NftGen {
         o << " meta l4proto vmap { " << join(es) << " }";
       } else if (const NamedSet* m = find_set(t, NamedSet::AddrMap, idx); k == 3 && m) {
         o << " " << ipk() << " " << (chance(r, 0.5) ? "saddr" : "daddr") << " vmap @" << m->name;
-      } else if (const NamedSet* m = find_set(t, NamedSet::PortMap, idx); k == 4 && m && (proto == "tcp" || proto == "udp")) {
+      } else if (const NamedSet* m = find_set(t, NamedSet::PortMap, idx);
+                 k == 4 && m && (proto == "tcp" || proto == "udp")) {
         o << " " << proto << " dport vmap @" << m->name;
       } else {
-        for (auto& e : elems(range(r, 1, 3), [&] { return addr_elem(true); })) es.push_back(e + " : " + map_verdict(t, idx, min_target));
+        for (auto& e : elems(range(r, 1, 3), [&] { return addr_elem(true); }))
+          es.push_back(e + " : " + map_verdict(t, idx, min_target));
         o << " " << ipk() << " saddr vmap { " << join(es) << " }";
       }
-    } else o << " drop";
+    } else
+      o << " drop";
     return o.str().substr(1);
   }
 
@@ -482,17 +544,17 @@ struct NftGen {
     std::ostringstream tail;  // one-line `add rule` / `insert rule` commands after the tables
     o << "#!/usr/sbin/nft -f\n# nf2bpf difftest\n";
     if (chance(r, 0.5)) o << "flush ruleset\n";
-    std::vector<std::string> hooks = mode == Mode::Host ? std::vector<std::string>{"input", "output"}
-                                                        : std::vector<std::string>{"forward"};
+    std::vector<std::string> hooks =
+        mode == Mode::Host ? std::vector<std::string>{"input", "output"} : std::vector<std::string>{"forward"};
     std::vector<std::string> extra = {"prerouting", "postrouting"};
     // Distinct priorities per hook across all tables, by number and by name.
     struct Prio {
       int value;
       std::string text;
     };
-    std::vector<Prio> prios = {{-150, "mangle"}, {-140, "mangle + 10"}, {-100, "-100"}, {-10, "-10"}, {-5, "filter - 5"},
-                               {0, "filter"},    {0, "0"},             {5, "5"},        {10, "filter + 10"}, {50, "security"},
-                               {100, "100"}};
+    std::vector<Prio> prios = {{-150, "mangle"},    {-140, "mangle + 10"}, {-100, "-100"}, {-10, "-10"},
+                               {-5, "filter - 5"},  {0, "filter"},         {0, "0"},       {5, "5"},
+                               {10, "filter + 10"}, {50, "security"},      {100, "100"}};
     std::map<std::string, std::set<int>> used;
     int ntables = range(r, 1, 3);
     std::vector<Table> tables;
@@ -573,8 +635,14 @@ struct FlowGen {
     p.family = fam;
     p.proto = s.proto;
     p.token = next_token++;
-    std::vector<uint8_t> tok = {'N', 'F', '2', 'B', (uint8_t)(p.token >> 24), (uint8_t)(p.token >> 16),
-                                (uint8_t)(p.token >> 8), (uint8_t)p.token};
+    std::vector<uint8_t> tok = {'N',
+                                'F',
+                                '2',
+                                'B',
+                                (uint8_t)(p.token >> 24),
+                                (uint8_t)(p.token >> 16),
+                                (uint8_t)(p.token >> 8),
+                                (uint8_t)p.token};
     bool icmp_error = (s.proto == 1 && s.icmp_type == 3) || (s.proto == 58 && s.icmp_type == 1);
     if (icmp_error) {
       s.quote.insert(s.quote.end(), tok.begin(), tok.end());
@@ -620,8 +688,10 @@ struct FlowGen {
         pa = (uint16_t)pick(r, client_ports);
         pb = (uint16_t)pick(r, server_ports);
       }
-      if (tcp_tuples.count(key())) kind = 4;  // UDP instead
-      else tcp_tuples.insert(key());
+      if (tcp_tuples.count(key()))
+        kind = 4;  // UDP instead
+      else
+        tcp_tuples.insert(key());
     }
     uint8_t icmp_proto = fam == 4 ? 1 : 58;
     std::string tag = std::string(from_client ? "c>s " : "s>c ");
@@ -632,8 +702,8 @@ struct FlowGen {
         bool forward;
         uint8_t flags;
       };
-      std::vector<Step> steps = {{true, 0x02}, {false, 0x12}, {true, 0x10}, {true, 0x18},
-                                 {false, 0x10}, {true, 0x11}, {false, 0x11}, {true, 0x10}};
+      std::vector<Step> steps = {{true, 0x02},  {false, 0x12}, {true, 0x10},  {true, 0x18},
+                                 {false, 0x10}, {true, 0x11},  {false, 0x11}, {true, 0x10}};
       int n = range(r, 1, (int)steps.size());
       uint32_t na = sa, nb = sb;  // next sequence number of each side
       bool b_started = false;
@@ -646,8 +716,10 @@ struct FlowGen {
         s.seq = st.forward ? na : nb;
         s.ack = (st.flags & 0x10) ? (st.forward ? nb : na) : 0;
         uint32_t adv = len + ((st.flags & 0x02) ? 1 : 0) + ((st.flags & 0x01) ? 1 : 0);
-        if (st.forward) na += adv;
-        else nb += adv, b_started = true;
+        if (st.forward)
+          na += adv;
+        else
+          nb += adv, b_started = true;
         (void)b_started;
         char what[64];
         snprintf(what, sizeof what, "tcp flags 0x%02x", st.flags);

@@ -37,7 +37,7 @@ struct Options {
   int family = 4;
   Reference ref = Reference::Iptables;
   bool verbose = false;
-  bool dump = false;     // print the generated rulesets and stop
+  bool dump = false;    // print the generated rulesets and stop
   std::string ruleset;  // use this ruleset file instead of generated ones (to minimise a finding)
 };
 
@@ -59,18 +59,28 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
-    if (a == "--nf2bpf" && (v = next())) o.bin = v;
-    else if (a == "--seed" && (v = next())) o.seed = std::strtoull(v, nullptr, 10);
-    else if (a == "--cases" && (v = next())) o.cases = std::atoi(v);
-    else if (a == "--packets" && (v = next())) o.packets = std::atoi(v);
-    else if (a == "--mode" && (v = next())) o.mode = std::string(v) == "router" ? Mode::Router : Mode::Host;
-    else if (a == "--family" && (v = next())) o.family = std::atoi(v) == 6 ? 6 : 4;
+    if (a == "--nf2bpf" && (v = next()))
+      o.bin = v;
+    else if (a == "--seed" && (v = next()))
+      o.seed = std::strtoull(v, nullptr, 10);
+    else if (a == "--cases" && (v = next()))
+      o.cases = std::atoi(v);
+    else if (a == "--packets" && (v = next()))
+      o.packets = std::atoi(v);
+    else if (a == "--mode" && (v = next()))
+      o.mode = std::string(v) == "router" ? Mode::Router : Mode::Host;
+    else if (a == "--family" && (v = next()))
+      o.family = std::atoi(v) == 6 ? 6 : 4;
     else if (a == "--reference" && (v = next()) && (std::string(v) == "nft" || std::string(v) == "iptables"))
       o.ref = std::string(v) == "nft" ? Reference::Nft : Reference::Iptables;
-    else if (a == "--verbose") o.verbose = true;
-    else if (a == "--dump") o.dump = true;
-    else if (a == "--ruleset" && (v = next())) o.ruleset = v;
-    else return usage();
+    else if (a == "--verbose")
+      o.verbose = true;
+    else if (a == "--dump")
+      o.dump = true;
+    else if (a == "--ruleset" && (v = next()))
+      o.ruleset = v;
+    else
+      return usage();
   }
   if (o.dump) {
     for (int c = 0; c < o.cases; ++c)
@@ -112,8 +122,10 @@ int main(int argc, char** argv) {
     }
     Testbed a(o.mode, Engine::Netfilter, o.bin), b(o.mode, Engine::Nf2bpf, o.bin);
     if (auto err = a.load(cs.ruleset, o.family, o.ref); !err.empty()) {
-      fprintf(stderr, "difftest: case seed %llu: %s rejected the generated ruleset:\n%s\n%s",
-              (unsigned long long)seed, nft ? "nft -f" : o.family == 4 ? "iptables-restore" : "ip6tables-restore",
+      fprintf(stderr, "difftest: case seed %llu: %s rejected the generated ruleset:\n%s\n%s", (unsigned long long)seed,
+              nft             ? "nft -f"
+              : o.family == 4 ? "iptables-restore"
+                              : "ip6tables-restore",
               err.c_str(), cs.ruleset.c_str());
       return 2;
     }
@@ -151,8 +163,10 @@ int main(int argc, char** argv) {
         printf("\n");
       }
     }
-    if (case_diffs) printf("ruleset of case seed %llu:\n%s\n", (unsigned long long)seed, cs.ruleset.c_str());
-    else if (o.verbose) printf("case seed %llu: %zu packets agree\n", (unsigned long long)seed, cs.probes.size());
+    if (case_diffs)
+      printf("ruleset of case seed %llu:\n%s\n", (unsigned long long)seed, cs.ruleset.c_str());
+    else if (o.verbose)
+      printf("case seed %llu: %zu packets agree\n", (unsigned long long)seed, cs.probes.size());
     fflush(stdout);
   }
   printf("difftest: %d rulesets, %d packets, %d passed netfilter, %d disagreements (seed %llu)\n", o.cases, total,

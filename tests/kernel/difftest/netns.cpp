@@ -77,8 +77,10 @@ int Netns::sh(const std::string& cmd, std::string* out) const {
   std::string q = cmd;
   std::string esc;
   for (char c : q) {
-    if (c == '\'') esc += "'\\''";
-    else esc += c;
+    if (c == '\'')
+      esc += "'\\''";
+    else
+      esc += c;
   }
   return run("ip netns exec " + name_ + " sh -c '" + esc + "'", out);
 }

@@ -62,9 +62,10 @@ int counter = 0;
 
 Addrs address_pool(Mode m, int family) {
   if (m == Mode::Host)
-    return family == 4 ? Addrs{{"10.200.0.1", "10.200.0.7", "10.200.5.9", "192.0.2.7", "198.51.100.200"}, {"10.200.0.2"}}
-                       : Addrs{{"fd00:200::1", "fd00:200::7", "fd00:200:0:5::9", "2001:db8::7", "2001:db8:1::200"},
-                               {"fd00:200::2"}};
+    return family == 4
+               ? Addrs{{"10.200.0.1", "10.200.0.7", "10.200.5.9", "192.0.2.7", "198.51.100.200"}, {"10.200.0.2"}}
+               : Addrs{{"fd00:200::1", "fd00:200::7", "fd00:200:0:5::9", "2001:db8::7", "2001:db8:1::200"},
+                       {"fd00:200::2"}};
   return family == 4 ? Addrs{{"10.201.1.1", "10.201.1.7", "192.0.2.7"}, {"10.201.2.1", "10.201.2.9", "198.51.100.200"}}
                      : Addrs{{"fd00:201:1::1", "fd00:201:1::7", "2001:db8::7"},
                              {"fd00:201:2::1", "fd00:201:2::9", "2001:db8:1::200"}};
@@ -76,8 +77,8 @@ Testbed::Testbed(Mode mode, Engine engine, const std::string& bin) : mode_(mode)
   srv_ = std::make_unique<Netns>("srv-" + tag);
   for (const Netns* ns : {cli_.get(), srv_.get()}) quiet_sysctls(*ns);
   if (mode == Mode::Host) {
-    run("ip link add c0 netns " + cli_->name() + " address " + kMacC0 + " type veth peer name s0 netns " + srv_->name() +
-        " address " + kMacS0);
+    run("ip link add c0 netns " + cli_->name() + " address " + kMacC0 + " type veth peer name s0 netns " +
+        srv_->name() + " address " + kMacS0);
     srv_->must("ip addr add 10.200.0.2/16 dev s0 && ip -6 addr add fd00:200::2/64 dev s0 nodad && ip link set s0 up");
     srv_->must("ip route add default via 10.200.0.1 && ip -6 route add default via fd00:200::1");
     for (int fam : {4, 6}) {
@@ -94,18 +95,21 @@ Testbed::Testbed(Mode mode, Engine engine, const std::string& bin) : mode_(mode)
     cli_packet_ = packet_socket(*cli_, c0_);
     srv_raw4_ = srv_->socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
     srv_raw6_ = srv_->socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-    for (int p : {(int)IPPROTO_TCP, (int)IPPROTO_UDP, (int)IPPROTO_ICMP}) srv_obs_.push_back(srv_->socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, p));
+    for (int p : {(int)IPPROTO_TCP, (int)IPPROTO_UDP, (int)IPPROTO_ICMP})
+      srv_obs_.push_back(srv_->socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, p));
     for (int p : {(int)IPPROTO_TCP, (int)IPPROTO_UDP, (int)IPPROTO_ICMPV6})
       srv_obs_.push_back(srv_->socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, p));
   } else {
     rtr_ = std::make_unique<Netns>("rtr-" + tag);
     quiet_sysctls(*rtr_);
-    run("ip link add c0 netns " + cli_->name() + " address " + kMacC0 + " type veth peer name r0 netns " + rtr_->name() +
-        " address " + kMacR0);
-    run("ip link add r1 netns " + rtr_->name() + " address " + kMacR1 + " type veth peer name s0 netns " + srv_->name() +
-        " address " + kMacS0);
-    rtr_->must("ip addr add 10.201.1.254/24 dev r0 && ip -6 addr add fd00:201:1::fe/64 dev r0 nodad && ip link set r0 up");
-    rtr_->must("ip addr add 10.201.2.254/24 dev r1 && ip -6 addr add fd00:201:2::fe/64 dev r1 nodad && ip link set r1 up");
+    run("ip link add c0 netns " + cli_->name() + " address " + kMacC0 + " type veth peer name r0 netns " +
+        rtr_->name() + " address " + kMacR0);
+    run("ip link add r1 netns " + rtr_->name() + " address " + kMacR1 + " type veth peer name s0 netns " +
+        srv_->name() + " address " + kMacS0);
+    rtr_->must(
+        "ip addr add 10.201.1.254/24 dev r0 && ip -6 addr add fd00:201:1::fe/64 dev r0 nodad && ip link set r0 up");
+    rtr_->must(
+        "ip addr add 10.201.2.254/24 dev r1 && ip -6 addr add fd00:201:2::fe/64 dev r1 nodad && ip link set r1 up");
     rtr_->must("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
     rtr_->must("ip route add 192.0.2.0/24 via 10.201.1.1 && ip route add 198.51.100.0/24 via 10.201.2.1");
     rtr_->must("ip -6 route add 2001:db8::/64 via fd00:201:1::1 && ip -6 route add 2001:db8:1::/64 via fd00:201:2::1");
@@ -141,8 +145,10 @@ std::string Testbed::load(const std::string& ruleset, int family, Reference ref)
   std::string out;
   int rc;
   if (engine_ == Engine::Netfilter) {
-    if (ref == Reference::Nft) rc = filter_ns().sh("nft -f " + path, &out);
-    else rc = filter_ns().sh(std::string(family == 4 ? "iptables-restore" : "ip6tables-restore") + " < " + path, &out);
+    if (ref == Reference::Nft)
+      rc = filter_ns().sh("nft -f " + path, &out);
+    else
+      rc = filter_ns().sh(std::string(family == 4 ? "iptables-restore" : "ip6tables-restore") + " < " + path, &out);
   } else {
     std::string ifs = mode_ == Mode::Host ? " --iface s0" : " --iface r0 --iface r1";
     rc = filter_ns().sh(bin_ + " apply" + ifs + " " + path, &out);
@@ -230,9 +236,16 @@ bool Testbed::match(const Probe& p, const std::vector<uint8_t>& got, bool l4_onl
   size_t pl4 = p.family == 4 ? (size_t)(p.ip[0] & 0xf) * 4 : 40;
   if (got.size() < l4 + p.token_off + 8 || p.ip.size() < pl4 + 4) return false;
   if (std::memcmp(got.data() + l4, p.ip.data() + pl4, 2) != 0) return false;  // ports or ICMP type/code
-  if (p.proto != IPPROTO_ICMP && p.proto != IPPROTO_ICMPV6 && std::memcmp(got.data() + l4 + 2, p.ip.data() + pl4 + 2, 2) != 0)
+  if (p.proto != IPPROTO_ICMP && p.proto != IPPROTO_ICMPV6 &&
+      std::memcmp(got.data() + l4 + 2, p.ip.data() + pl4 + 2, 2) != 0)
     return false;
-  uint8_t tok[8] = {'N', 'F', '2', 'B', (uint8_t)(p.token >> 24), (uint8_t)(p.token >> 16), (uint8_t)(p.token >> 8),
+  uint8_t tok[8] = {'N',
+                    'F',
+                    '2',
+                    'B',
+                    (uint8_t)(p.token >> 24),
+                    (uint8_t)(p.token >> 16),
+                    (uint8_t)(p.token >> 8),
                     (uint8_t)p.token};
   return std::memcmp(got.data() + l4 + p.token_off, tok, 8) == 0;
 }
@@ -250,7 +263,8 @@ bool Testbed::observed(const Probe& p, int wait_ms) {
         return true;
       }
     }
-    int left = (int)std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    int left =
+        (int)std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0) return false;
     std::vector<pollfd> fds;
     if (to_server && mode_ == Mode::Host) {
@@ -260,7 +274,8 @@ bool Testbed::observed(const Probe& p, int wait_ms) {
     }
     if (poll(fds.data(), fds.size(), left) <= 0) return false;
     if (to_server && mode_ == Mode::Host) {
-      for (size_t i = 0; i < srv_obs_.size(); ++i) drain(srv_obs_[i], false, seen_server_, &seen_server_family_, i < 3 ? 4 : 6);
+      for (size_t i = 0; i < srv_obs_.size(); ++i)
+        drain(srv_obs_[i], false, seen_server_, &seen_server_family_, i < 3 ? 4 : 6);
     } else if (to_server) {
       drain(srv_packet_, true, seen_server_, &seen_server_family_, 0);
     } else {

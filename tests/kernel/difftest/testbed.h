@@ -25,7 +25,7 @@ namespace nf2bpf::difftest {
 enum class Mode { Host, Router };
 enum class Engine { Netfilter, Nf2bpf };
 enum class Reference { Iptables, Nft };  // how the netfilter side loads its rules
-enum class Dir { ToServer, ToClient };  // cli->srv (INPUT or FORWARD), srv->cli (OUTPUT or FORWARD)
+enum class Dir { ToServer, ToClient };   // cli->srv (INPUT or FORWARD), srv->cli (OUTPUT or FORWARD)
 
 struct Addrs {
   std::vector<std::string> client_side;  // sources of ToServer packets
@@ -37,11 +37,11 @@ Addrs address_pool(Mode m, int family);
 struct Probe {
   Dir dir;
   int family;
-  std::vector<uint8_t> ip;   // from the IP header on
+  std::vector<uint8_t> ip;  // from the IP header on
   uint8_t proto;
-  uint32_t token;            // 8-byte marker "NF2B" + token, inside the L4 payload
-  size_t token_off;          // offset of the marker from the start of the L4 header
-  std::string what;          // readable description
+  uint32_t token;    // 8-byte marker "NF2B" + token, inside the L4 payload
+  size_t token_off;  // offset of the marker from the start of the L4 header
+  std::string what;  // readable description
 };
 
 class Testbed {
@@ -65,14 +65,15 @@ class Testbed {
   Engine engine_;
   std::string bin_;
   std::unique_ptr<Netns> cli_, rtr_, srv_;
-  int cli_packet_ = -1;             // AF_PACKET on c0: inject ToServer, observe ToClient
-  int srv_packet_ = -1;             // router: AF_PACKET on s0
+  int cli_packet_ = -1;                // AF_PACKET on c0: inject ToServer, observe ToClient
+  int srv_packet_ = -1;                // router: AF_PACKET on s0
   int srv_raw4_ = -1, srv_raw6_ = -1;  // host: send ToClient through OUTPUT
-  std::vector<int> srv_obs_;        // host: raw sockets per protocol (after INPUT)
+  std::vector<int> srv_obs_;           // host: raw sockets per protocol (after INPUT)
   unsigned c0_ = 0, s0_ = 0;
   std::vector<std::vector<uint8_t>> seen_server_, seen_client_;  // L3 (v4) or L4 (v6 raw) bytes
   std::vector<int> seen_server_family_;
-  void drain(int fd, bool packet_socket, std::vector<std::vector<uint8_t>>& out, std::vector<int>* fam, int family_hint);
+  void drain(int fd, bool packet_socket, std::vector<std::vector<uint8_t>>& out, std::vector<int>* fam,
+             int family_hint);
   bool match(const Probe& p, const std::vector<uint8_t>& got, bool l4_only) const;
 };
 

@@ -56,7 +56,7 @@ Probe udp_probe(uint32_t token, uint16_t dport) {
   s.proto = 17;
   s.sport = 40000;
   s.dport = dport;
-  s.payload = {'N', 'F', '2', 'B', (uint8_t)(token >> 24), (uint8_t)(token >> 16), (uint8_t)(token >> 8),
+  s.payload = {'N',           'F', '2', 'B', (uint8_t)(token >> 24), (uint8_t)(token >> 16), (uint8_t)(token >> 8),
                (uint8_t)token};
   Probe p;
   p.dir = Dir::ToServer;
@@ -76,8 +76,10 @@ int main(int argc, char** argv) {
   int swaps = 100;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--nf2bpf" && i + 1 < argc) bin = argv[++i];
-    else if (a == "--swaps" && i + 1 < argc) swaps = std::atoi(argv[++i]);
+    if (a == "--nf2bpf" && i + 1 < argc)
+      bin = argv[++i];
+    else if (a == "--swaps" && i + 1 < argc)
+      swaps = std::atoi(argv[++i]);
     else {
       fprintf(stderr, "usage: nf2bpf_swaptest --nf2bpf PATH [--swaps N]\n");
       return 2;
@@ -155,9 +157,10 @@ int main(int argc, char** argv) {
     fprintf(stderr, "swaptest: %s\n", swap_error.c_str());
     return 2;
   }
-  printf("swaptest: %d generations swapped in %.1f s under traffic; %llu allowed probes, %llu lost; "
-         "%llu denied probes, %llu let through\n",
-         swaps, secs, (unsigned long long)allowed, (unsigned long long)lost, (unsigned long long)denied,
-         (unsigned long long)leaked);
+  printf(
+      "swaptest: %d generations swapped in %.1f s under traffic; %llu allowed probes, %llu lost; "
+      "%llu denied probes, %llu let through\n",
+      swaps, secs, (unsigned long long)allowed, (unsigned long long)lost, (unsigned long long)denied,
+      (unsigned long long)leaked);
   return lost || leaked ? 1 : 0;
 }

@@ -49,15 +49,22 @@ bool element_component(Field f, std::string_view c, ir::AddrFamily fam, bool wit
     } else {
       s = ir::parse_cidr(c, fam, why);
     }
-    if (!s) ok = false;
-    else e.key.push_back(*s);
+    if (!s)
+      ok = false;
+    else
+      e.key.push_back(*s);
   } else if (f == Field::SrcPort) {
     uint64_t proto = 6;
     auto colon = c.find(':');
     if (colon != std::string_view::npos) {
       auto pn = c.substr(0, colon);
-      proto = pn == "tcp" ? 6 : pn == "udp" ? 17 : pn == "sctp" ? 132 : pn == "udplite" ? 136
-              : pn == "icmp" ? 1 : pn == "icmpv6" ? 58 : 256;
+      proto = pn == "tcp"       ? 6
+              : pn == "udp"     ? 17
+              : pn == "sctp"    ? 132
+              : pn == "udplite" ? 136
+              : pn == "icmp"    ? 1
+              : pn == "icmpv6"  ? 58
+                                : 256;
       if (proto == 256) ok = false;
       c = c.substr(colon + 1);
     }
@@ -78,7 +85,9 @@ bool element_component(Field f, std::string_view c, ir::AddrFamily fam, bool wit
     int n = 0;
     for (size_t i = 0; i < c.size(); ++i) {
       if (c[i] == ':') continue;
-      int d = std::isxdigit((unsigned char)c[i]) ? (std::isdigit((unsigned char)c[i]) ? c[i] - '0' : std::tolower(c[i]) - 'a' + 10) : -1;
+      int d = std::isxdigit((unsigned char)c[i])
+                  ? (std::isdigit((unsigned char)c[i]) ? c[i] - '0' : std::tolower(c[i]) - 'a' + 10)
+                  : -1;
       if (d < 0) ok = false;
       mac = mac * 16 + (d < 0 ? 0 : d);
       ++n;
@@ -123,7 +132,8 @@ std::vector<ir::Set> IpsetReader::run() {
     else if (t[0].text == "add" || t[0].text == "-A")
       add(t);
     else
-      err(t[0], "unexpected '" + t[0].text + "' in an ipset file", "expected 'create' or 'add' lines from `ipset save`");
+      err(t[0], "unexpected '" + t[0].text + "' in an ipset file",
+          "expected 'create' or 'add' lines from `ipset save`");
   }
   return std::move(sets_);
 }
@@ -136,7 +146,8 @@ void IpsetReader::create(const std::vector<ipt::Token>& t) {
   auto it = std::find_if(std::begin(kTypes), std::end(kTypes), [&](auto& ti) { return ti.name == t[2].text; });
   if (it == std::end(kTypes)) {
     err(t[2], "unsupported ipset type '" + t[2].text + "'",
-        "supported: hash:ip, hash:net, hash:ip,port, hash:net,port, hash:ip,port,ip, hash:ip,port,net, hash:net,net, hash:ip,mark, hash:mac, bitmap:port, bitmap:ip");
+        "supported: hash:ip, hash:net, hash:ip,port, hash:net,port, hash:ip,port,ip, hash:ip,port,net, hash:net,net, "
+        "hash:ip,mark, hash:mac, bitmap:port, bitmap:ip");
     return;
   }
   ir::Set s;

@@ -26,13 +26,14 @@ std::string cap_of(std::string_view module, std::string_view opt) {
 
 // ---- ports -----------------------------------------------------------------
 
-void port_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, Field f,
-                std::string_view module, std::string_view canon) {
+void port_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, Field f, std::string_view module,
+                std::string_view canon) {
   IntervalSet s;
   if (!parse_port_range(c, *a[0], a[0]->text, s)) return;
   c.add_match(f, neg, s, cap_of(module, canon), opt, module);
 }
 
+// clang-format off
 #define PORT_OPTS(mod)                                                                        \
   OptSpec{"--sport", 1, true,                                                                 \
           [](RuleCtx& c, bool n, const Token& o, const Args& a) {                             \
@@ -54,14 +55,14 @@ void port_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, Field f,
                 port_match(c, n, o, a, Field::DstPort, mod, "--dport");                       \
               },                                                                              \
               ""}
+// clang-format on
 
 // ---- tcp flags -------------------------------------------------------------
 
 bool parse_tcp_flag_list(RuleCtx& c, const Token& t, uint64_t& out) {
   static const std::pair<std::string_view, uint8_t> kFlags[] = {
-      {"FIN", 0x01}, {"SYN", 0x02}, {"RST", 0x04}, {"PSH", 0x08},
-      {"ACK", 0x10}, {"URG", 0x20}, {"ECE", 0x40}, {"CWR", 0x80},
-      {"ALL", 0xff}, {"NONE", 0x00}};
+      {"FIN", 0x01}, {"SYN", 0x02}, {"RST", 0x04}, {"PSH", 0x08}, {"ACK", 0x10},
+      {"URG", 0x20}, {"ECE", 0x40}, {"CWR", 0x80}, {"ALL", 0xff}, {"NONE", 0x00}};
   out = 0;
   for (auto part : split(t.text, ',')) {
     bool found = false;
@@ -82,17 +83,15 @@ bool parse_tcp_flag_list(RuleCtx& c, const Token& t, uint64_t& out) {
 void tcp_flags(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
   uint64_t mask, comp;
   if (!parse_tcp_flag_list(c, *a[0], mask) || !parse_tcp_flag_list(c, *a[1], comp)) return;
-  c.add_match(Field::TcpFlags, neg, ir::Masked{mask, IntervalSet::single(comp & mask)},
-              "-m tcp --tcp-flags", opt, "tcp");
+  c.add_match(Field::TcpFlags, neg, ir::Masked{mask, IntervalSet::single(comp & mask)}, "-m tcp --tcp-flags", opt,
+              "tcp");
 }
 
 void tcp_syn(RuleCtx& c, bool neg, const Token& opt, const Args&) {
-  c.add_match(Field::TcpFlags, neg, ir::Masked{0x17, IntervalSet::single(0x02)}, "-m tcp --syn",
-              opt, "tcp");
+  c.add_match(Field::TcpFlags, neg, ir::Masked{0x17, IntervalSet::single(0x02)}, "-m tcp --syn", opt, "tcp");
 }
 
-void opaque(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::string_view module,
-            std::string cap) {
+void opaque(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::string_view module, std::string cap) {
   auto& m = c.add_match(Field::Opaque, neg, IntervalSet{}, std::move(cap), opt, module);
   std::string v;
   for (auto* t : a) v += (v.empty() ? "" : " ") + t->text;
@@ -108,42 +107,79 @@ struct IcmpName {
 
 const IcmpName kIcmpNames[] = {
     {"any", -1, -1},
-    {"echo-reply", 0, -1}, {"pong", 0, -1},
+    {"echo-reply", 0, -1},
+    {"pong", 0, -1},
     {"destination-unreachable", 3, -1},
-    {"network-unreachable", 3, 0}, {"host-unreachable", 3, 1}, {"protocol-unreachable", 3, 2},
-    {"port-unreachable", 3, 3}, {"fragmentation-needed", 3, 4}, {"source-route-failed", 3, 5},
-    {"network-unknown", 3, 6}, {"host-unknown", 3, 7}, {"network-prohibited", 3, 9},
-    {"host-prohibited", 3, 10}, {"TOS-network-unreachable", 3, 11},
-    {"TOS-host-unreachable", 3, 12}, {"communication-prohibited", 3, 13},
-    {"host-precedence-violation", 3, 14}, {"precedence-cutoff", 3, 15},
+    {"network-unreachable", 3, 0},
+    {"host-unreachable", 3, 1},
+    {"protocol-unreachable", 3, 2},
+    {"port-unreachable", 3, 3},
+    {"fragmentation-needed", 3, 4},
+    {"source-route-failed", 3, 5},
+    {"network-unknown", 3, 6},
+    {"host-unknown", 3, 7},
+    {"network-prohibited", 3, 9},
+    {"host-prohibited", 3, 10},
+    {"TOS-network-unreachable", 3, 11},
+    {"TOS-host-unreachable", 3, 12},
+    {"communication-prohibited", 3, 13},
+    {"host-precedence-violation", 3, 14},
+    {"precedence-cutoff", 3, 15},
     {"source-quench", 4, -1},
-    {"redirect", 5, -1}, {"network-redirect", 5, 0}, {"host-redirect", 5, 1},
-    {"TOS-network-redirect", 5, 2}, {"TOS-host-redirect", 5, 3},
-    {"echo-request", 8, -1}, {"ping", 8, -1},
-    {"router-advertisement", 9, -1}, {"router-solicitation", 10, -1},
-    {"time-exceeded", 11, -1}, {"ttl-exceeded", 11, -1}, {"ttl-zero-during-transit", 11, 0},
+    {"redirect", 5, -1},
+    {"network-redirect", 5, 0},
+    {"host-redirect", 5, 1},
+    {"TOS-network-redirect", 5, 2},
+    {"TOS-host-redirect", 5, 3},
+    {"echo-request", 8, -1},
+    {"ping", 8, -1},
+    {"router-advertisement", 9, -1},
+    {"router-solicitation", 10, -1},
+    {"time-exceeded", 11, -1},
+    {"ttl-exceeded", 11, -1},
+    {"ttl-zero-during-transit", 11, 0},
     {"ttl-zero-during-reassembly", 11, 1},
-    {"parameter-problem", 12, -1}, {"ip-header-bad", 12, 0}, {"required-option-missing", 12, 1},
-    {"timestamp-request", 13, -1}, {"timestamp-reply", 14, -1},
-    {"address-mask-request", 17, -1}, {"address-mask-reply", 18, -1},
+    {"parameter-problem", 12, -1},
+    {"ip-header-bad", 12, 0},
+    {"required-option-missing", 12, 1},
+    {"timestamp-request", 13, -1},
+    {"timestamp-reply", 14, -1},
+    {"address-mask-request", 17, -1},
+    {"address-mask-reply", 18, -1},
 };
 
 const IcmpName kIcmp6Names[] = {
     {"destination-unreachable", 1, -1},
-    {"no-route", 1, 0}, {"communication-prohibited", 1, 1}, {"beyond-scope", 1, 2},
-    {"address-unreachable", 1, 3}, {"port-unreachable", 1, 4}, {"failed-policy", 1, 5},
+    {"no-route", 1, 0},
+    {"communication-prohibited", 1, 1},
+    {"beyond-scope", 1, 2},
+    {"address-unreachable", 1, 3},
+    {"port-unreachable", 1, 4},
+    {"failed-policy", 1, 5},
     {"reject-route", 1, 6},
     {"packet-too-big", 2, -1},
-    {"time-exceeded", 3, -1}, {"ttl-exceeded", 3, -1}, {"ttl-zero-during-transit", 3, 0},
+    {"time-exceeded", 3, -1},
+    {"ttl-exceeded", 3, -1},
+    {"ttl-zero-during-transit", 3, 0},
     {"ttl-zero-during-reassembly", 3, 1},
-    {"parameter-problem", 4, -1}, {"bad-header", 4, 0}, {"unknown-header-type", 4, 1},
+    {"parameter-problem", 4, -1},
+    {"bad-header", 4, 0},
+    {"unknown-header-type", 4, 1},
     {"unknown-option", 4, 2},
-    {"echo-request", 128, -1}, {"ping", 128, -1}, {"echo-reply", 129, -1}, {"pong", 129, -1},
-    {"mld-listener-query", 130, -1}, {"mld-listener-report", 131, -1},
-    {"mld-listener-done", 132, -1}, {"mld-listener-reduction", 132, -1},
-    {"router-solicitation", 133, -1}, {"router-advertisement", 134, -1},
-    {"neighbour-solicitation", 135, -1}, {"neighbor-solicitation", 135, -1},
-    {"neighbour-advertisement", 136, -1}, {"neighbor-advertisement", 136, -1},
+    {"echo-request", 128, -1},
+    {"ping", 128, -1},
+    {"echo-reply", 129, -1},
+    {"pong", 129, -1},
+    {"mld-listener-query", 130, -1},
+    {"mld-listener-report", 131, -1},
+    {"mld-listener-done", 132, -1},
+    {"mld-listener-reduction", 132, -1},
+    {"router-solicitation", 133, -1},
+    {"router-advertisement", 134, -1},
+    {"neighbour-solicitation", 135, -1},
+    {"neighbor-solicitation", 135, -1},
+    {"neighbour-advertisement", 136, -1},
+    {"neighbor-advertisement", 136, -1},
     {"redirect", 137, -1},
 };
 
@@ -160,8 +196,7 @@ void icmp_type(RuleCtx& c, bool neg, const Token& opt, const Args& a, bool v6) {
   if (type == -2) {
     auto parts = split(s, '/');
     uint64_t t = 0, cd = 0;
-    if (parts.size() > 2 || !parse_uint(parts[0], 255, t) ||
-        (parts.size() == 2 && !parse_uint(parts[1], 255, cd))) {
+    if (parts.size() > 2 || !parse_uint(parts[0], 255, t) || (parts.size() == 2 && !parse_uint(parts[1], 255, cd))) {
       c.error(*a[0], "invalid ICMP type '" + std::string(s) + "'",
               v6 ? "use a number (128), type/code (1/4) or a name such as echo-request"
                  : "use a number (8), type/code (3/4) or a name such as echo-request");
@@ -206,8 +241,8 @@ void multiport(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
     m.args.emplace_back("--ports", a[0]->text);
     return;
   }
-  c.add_match(canon == "--sports" ? Field::SrcPort : Field::DstPort, neg, s,
-              cap_of("multiport", canon), opt, "multiport");
+  c.add_match(canon == "--sports" ? Field::SrcPort : Field::DstPort, neg, s, cap_of("multiport", canon), opt,
+              "multiport");
 }
 
 // ---- conntrack / state -----------------------------------------------------
@@ -215,12 +250,18 @@ void multiport(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
 bool parse_states(RuleCtx& c, const Token& t, bool allow_nat, IntervalSet& out, bool& has_nat) {
   has_nat = false;
   for (auto part : split(t.text, ',')) {
-    if (ieq(part, "INVALID")) out.add(ir::kCtInvalid, ir::kCtInvalid);
-    else if (ieq(part, "ESTABLISHED")) out.add(ir::kCtEstablished, ir::kCtEstablished);
-    else if (ieq(part, "RELATED")) out.add(ir::kCtRelated, ir::kCtRelated);
-    else if (ieq(part, "NEW")) out.add(ir::kCtNew, ir::kCtNew);
-    else if (ieq(part, "UNTRACKED")) out.add(ir::kCtUntracked, ir::kCtUntracked);
-    else if (allow_nat && (ieq(part, "SNAT") || ieq(part, "DNAT"))) has_nat = true;
+    if (ieq(part, "INVALID"))
+      out.add(ir::kCtInvalid, ir::kCtInvalid);
+    else if (ieq(part, "ESTABLISHED"))
+      out.add(ir::kCtEstablished, ir::kCtEstablished);
+    else if (ieq(part, "RELATED"))
+      out.add(ir::kCtRelated, ir::kCtRelated);
+    else if (ieq(part, "NEW"))
+      out.add(ir::kCtNew, ir::kCtNew);
+    else if (ieq(part, "UNTRACKED"))
+      out.add(ir::kCtUntracked, ir::kCtUntracked);
+    else if (allow_nat && (ieq(part, "SNAT") || ieq(part, "DNAT")))
+      has_nat = true;
     else {
       c.error(t, "unknown connection state '" + std::string(part) + "'",
               allow_nat ? "states are INVALID, NEW, ESTABLISHED, RELATED, UNTRACKED, SNAT, DNAT"
@@ -234,8 +275,7 @@ bool parse_states(RuleCtx& c, const Token& t, bool allow_nat, IntervalSet& out, 
 // The set of all values CtState can take, so negation stays inside it.
 IntervalSet all_states() {
   IntervalSet s;
-  for (uint8_t b : {ir::kCtInvalid, ir::kCtEstablished, ir::kCtRelated, ir::kCtNew, ir::kCtUntracked})
-    s.add(b, b);
+  for (uint8_t b : {ir::kCtInvalid, ir::kCtEstablished, ir::kCtRelated, ir::kCtNew, ir::kCtUntracked}) s.add(b, b);
   return s;
 }
 
@@ -282,8 +322,7 @@ void ctproto(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
     c.error(*a[0], "unknown protocol '" + a[0]->text + "'");
     return;
   }
-  c.add_match(Field::CtL4Proto, neg, IntervalSet::single(*p), "-m conntrack --ctproto", opt,
-              "conntrack");
+  c.add_match(Field::CtL4Proto, neg, IntervalSet::single(*p), "-m conntrack --ctproto", opt, "conntrack");
 }
 
 void ctdir(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
@@ -292,30 +331,32 @@ void ctdir(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
     c.error(*a[0], "unknown direction '" + a[0]->text + "'", "use ORIGINAL or REPLY");
     return;
   }
-  c.add_match(Field::CtDirection, neg, IntervalSet::single(d), "-m conntrack --ctdir", opt,
-              "conntrack");
+  c.add_match(Field::CtDirection, neg, IntervalSet::single(d), "-m conntrack --ctdir", opt, "conntrack");
 }
 
 // ---- mark ------------------------------------------------------------------
 
-void mark_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, Field f,
-                std::string_view module) {
+void mark_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, Field f, std::string_view module) {
   uint64_t v, m;
   if (!parse_value_mask(c, *a[0], v, m)) return;
-  c.add_match(f, neg, ir::Masked{m, IntervalSet::single(v & m)}, cap_of(module, "--mark"), opt,
-              module);
+  c.add_match(f, neg, ir::Masked{m, IntervalSet::single(v & m)}, cap_of(module, "--mark"), opt, module);
 }
 
 // ---- addrtype --------------------------------------------------------------
 
 void addrtype(RuleCtx& c, bool neg, const Token& opt, const Args& a, Field f, std::string_view canon) {
-  static const std::pair<std::string_view, uint16_t> kTypes[] = {
-      {"UNSPEC", ir::kAddrUnspec},       {"UNICAST", ir::kAddrUnicast},
-      {"LOCAL", ir::kAddrLocal},         {"BROADCAST", ir::kAddrBroadcast},
-      {"ANYCAST", ir::kAddrAnycast},     {"MULTICAST", ir::kAddrMulticast},
-      {"BLACKHOLE", ir::kAddrBlackhole}, {"UNREACHABLE", ir::kAddrUnreachable},
-      {"PROHIBIT", ir::kAddrProhibit},   {"THROW", ir::kAddrThrow},
-      {"NAT", ir::kAddrNat},             {"XRESOLVE", ir::kAddrXresolve}};
+  static const std::pair<std::string_view, uint16_t> kTypes[] = {{"UNSPEC", ir::kAddrUnspec},
+                                                                 {"UNICAST", ir::kAddrUnicast},
+                                                                 {"LOCAL", ir::kAddrLocal},
+                                                                 {"BROADCAST", ir::kAddrBroadcast},
+                                                                 {"ANYCAST", ir::kAddrAnycast},
+                                                                 {"MULTICAST", ir::kAddrMulticast},
+                                                                 {"BLACKHOLE", ir::kAddrBlackhole},
+                                                                 {"UNREACHABLE", ir::kAddrUnreachable},
+                                                                 {"PROHIBIT", ir::kAddrProhibit},
+                                                                 {"THROW", ir::kAddrThrow},
+                                                                 {"NAT", ir::kAddrNat},
+                                                                 {"XRESOLVE", ir::kAddrXresolve}};
   IntervalSet s;
   for (auto part : split(a[0]->text, ',')) {
     bool found = false;
@@ -390,8 +431,7 @@ void match_set(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
           ref.key.push_back(Field::SrcMac);
           ++di;
           break;
-        default:
-          ref.key.push_back(f);
+        default: ref.key.push_back(f);
       }
     }
     if (di > dirs.size())
@@ -400,8 +440,7 @@ void match_set(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
   } else {
     for (auto d : dirs) ref.key.push_back(d == "src" ? Field::SrcAddr : Field::DstAddr);
   }
-  auto& m = c.add_match(ref.key.empty() ? Field::SrcAddr : ref.key.front(), neg, ref,
-                        "-m set --match-set", opt, "set");
+  auto& m = c.add_match(ref.key.empty() ? Field::SrcAddr : ref.key.front(), neg, ref, "-m set --match-set", opt, "set");
   m.args.emplace_back("--match-set", name + " " + a[1]->text);
 }
 
@@ -422,21 +461,25 @@ void length_match(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
   c.add_match(Field::Length, neg, IntervalSet::range(lo, hi), "-m length --length", opt, "length");
 }
 
-void ttl_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::string_view module,
-               std::string_view canon) {
+void ttl_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::string_view module, std::string_view canon) {
   uint64_t v;
   if (!parse_uint(a[0]->text, 255, v)) {
     c.error(*a[0], "invalid " + std::string(module) + " value '" + a[0]->text + "'", "0-255");
     return;
   }
   IntervalSet s;
-  if (canon.ends_with("-eq")) s = IntervalSet::single(v);
+  if (canon.ends_with("-eq"))
+    s = IntervalSet::single(v);
   else if (canon.ends_with("-gt")) {
-    if (v == 255) s = IntervalSet{};
-    else s = IntervalSet::range(v + 1, 255);
+    if (v == 255)
+      s = IntervalSet{};
+    else
+      s = IntervalSet::range(v + 1, 255);
   } else {
-    if (v == 0) s = IntervalSet{};
-    else s = IntervalSet::range(0, v - 1);
+    if (v == 0)
+      s = IntervalSet{};
+    else
+      s = IntervalSet::range(0, v - 1);
   }
   c.add_match(Field::Ttl, neg, s, cap_of(module, canon), opt, module);
 }
@@ -444,8 +487,7 @@ void ttl_match(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
 void pkttype(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
   // The names and aliases libxt_pkttype takes (case-insensitive), as PACKET_* values.
   static const std::pair<std::string_view, int> kTypes[] = {
-      {"unicast", 0}, {"host", 0}, {"broadcast", 1}, {"bcast", 1},
-      {"multicast", 2}, {"mcast", 2}, {"otherhost", 3}};
+      {"unicast", 0}, {"host", 0}, {"broadcast", 1}, {"bcast", 1}, {"multicast", 2}, {"mcast", 2}, {"otherhost", 3}};
   int v = -1;
   for (auto& [n, t] : kTypes)
     if (ieq(a[0]->text, n)) v = t;
@@ -467,7 +509,9 @@ void mac_source(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
       break;
     }
     for (char ch : p) {
-      int d = std::isxdigit((unsigned char)ch) ? (std::isdigit((unsigned char)ch) ? ch - '0' : (std::tolower(ch) - 'a' + 10)) : -1;
+      int d = std::isxdigit((unsigned char)ch)
+                  ? (std::isdigit((unsigned char)ch) ? ch - '0' : (std::tolower(ch) - 'a' + 10))
+                  : -1;
       if (d < 0) ok = false;
       b = b * 16 + (d < 0 ? 0 : d);
     }
@@ -511,8 +555,11 @@ void limit_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
 
 // Options whose handler only records them (for the report) with their own
 // capability entry; the policy compiler reads `args`.
-#define RECORD(mod, opt, n, negok) \
-  OptSpec{opt, n, negok, [](RuleCtx& c, bool neg, const Token& o, const Args& a) { opaque(c, neg, o, a, mod, cap_of(mod, opt)); }, ""}
+#define RECORD(mod, opt, n, negok)                                                                                   \
+  OptSpec {                                                                                                          \
+    opt, n, negok,                                                                                                   \
+        [](RuleCtx& c, bool neg, const Token& o, const Args& a) { opaque(c, neg, o, a, mod, cap_of(mod, opt)); }, "" \
+  }
 
 const std::vector<ModuleSpec>& modules() {
   static const std::vector<ModuleSpec> kModules = {
@@ -534,29 +581,68 @@ const std::vector<ModuleSpec>& modules() {
          [](RuleCtx& c, bool n, const Token& o, const Args& a) { icmp_type(c, n, o, a, true); }, ""}},
        {58}},
       {"multiport",
-       {{"--sports", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--sports"); }, ""},
-        {"--source-ports", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--sports"); }, ""},
-        {"--dports", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--dports"); }, ""},
-        {"--destination-ports", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--dports"); }, ""},
-        {"--ports", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--ports"); }, ""}},
+       {{"--sports", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--sports"); }, ""},
+        {"--source-ports", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--sports"); }, ""},
+        {"--dports", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--dports"); }, ""},
+        {"--destination-ports", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--dports"); }, ""},
+        {"--ports", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { multiport(c, n, o, a, "--ports"); }, ""}},
        {6, 17, 132, 136, 33}},
       {"conntrack",
-       {{"--ctstate", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ctstate(c, n, o, a, true); }, ""},
+       {{"--ctstate", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ctstate(c, n, o, a, true); },
+         ""},
         {"--ctproto", 1, true, ctproto, ""},
-        {"--ctorigsrc", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ct_addr(c, n, o, a, Field::CtOrigSrc, "--ctorigsrc"); }, ""},
-        {"--ctorigdst", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ct_addr(c, n, o, a, Field::CtOrigDst, "--ctorigdst"); }, ""},
-        {"--ctreplsrc", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ct_addr(c, n, o, a, Field::CtReplSrc, "--ctreplsrc"); }, ""},
-        {"--ctrepldst", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ct_addr(c, n, o, a, Field::CtReplDst, "--ctrepldst"); }, ""},
-        {"--ctorigsrcport", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ct_port(c, n, o, a, Field::CtOrigSrcPort, "--ctorigsrcport"); }, ""},
-        {"--ctorigdstport", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ct_port(c, n, o, a, Field::CtOrigDstPort, "--ctorigdstport"); }, ""},
-        {"--ctreplsrcport", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ct_port(c, n, o, a, Field::CtReplSrcPort, "--ctreplsrcport"); }, ""},
-        {"--ctrepldstport", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ct_port(c, n, o, a, Field::CtReplDstPort, "--ctrepldstport"); }, ""},
+        {"--ctorigsrc", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           ct_addr(c, n, o, a, Field::CtOrigSrc, "--ctorigsrc");
+         },
+         ""},
+        {"--ctorigdst", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           ct_addr(c, n, o, a, Field::CtOrigDst, "--ctorigdst");
+         },
+         ""},
+        {"--ctreplsrc", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           ct_addr(c, n, o, a, Field::CtReplSrc, "--ctreplsrc");
+         },
+         ""},
+        {"--ctrepldst", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           ct_addr(c, n, o, a, Field::CtReplDst, "--ctrepldst");
+         },
+         ""},
+        {"--ctorigsrcport", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           ct_port(c, n, o, a, Field::CtOrigSrcPort, "--ctorigsrcport");
+         },
+         ""},
+        {"--ctorigdstport", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           ct_port(c, n, o, a, Field::CtOrigDstPort, "--ctorigdstport");
+         },
+         ""},
+        {"--ctreplsrcport", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           ct_port(c, n, o, a, Field::CtReplSrcPort, "--ctreplsrcport");
+         },
+         ""},
+        {"--ctrepldstport", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           ct_port(c, n, o, a, Field::CtReplDstPort, "--ctrepldstport");
+         },
+         ""},
         {"--ctdir", 1, false, ctdir, ""},
         RECORD("conntrack", "--ctstatus", 1, true),
         RECORD("conntrack", "--ctexpire", 1, true)},
        {}},
       {"state",
-       {{"--state", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ctstate(c, n, o, a, false); }, ""}},
+       {{"--state", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ctstate(c, n, o, a, false); },
+         ""}},
        {}},
       {"comment", {{"--comment", 1, false, comment, ""}}, {}},
       {"set",
@@ -564,29 +650,49 @@ const std::vector<ModuleSpec>& modules() {
         RECORD("set", "--return-nomatch", 0, false),
         RECORD("set", "--update-counters", 0, true),
         RECORD("set", "--update-subcounters", 0, true),
-        RECORD("set", "--packets-eq", 1, true), RECORD("set", "--packets-gt", 1, false),
-        RECORD("set", "--packets-lt", 1, false), RECORD("set", "--bytes-eq", 1, true),
-        RECORD("set", "--bytes-gt", 1, false), RECORD("set", "--bytes-lt", 1, false)},
+        RECORD("set", "--packets-eq", 1, true),
+        RECORD("set", "--packets-gt", 1, false),
+        RECORD("set", "--packets-lt", 1, false),
+        RECORD("set", "--bytes-eq", 1, true),
+        RECORD("set", "--bytes-gt", 1, false),
+        RECORD("set", "--bytes-lt", 1, false)},
        {}},
       {"mark",
-       {{"--mark", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { mark_match(c, n, o, a, Field::Mark, "mark"); }, ""}},
+       {{"--mark", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { mark_match(c, n, o, a, Field::Mark, "mark"); }, ""}},
        {}},
       {"connmark",
-       {{"--mark", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { mark_match(c, n, o, a, Field::CtMark, "connmark"); }, ""}},
+       {{"--mark", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { mark_match(c, n, o, a, Field::CtMark, "connmark"); },
+         ""}},
        {}},
       {"addrtype",
-       {{"--src-type", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { addrtype(c, n, o, a, Field::SrcAddrType, "--src-type"); }, ""},
-        {"--dst-type", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { addrtype(c, n, o, a, Field::DstAddrType, "--dst-type"); }, ""},
+       {{"--src-type", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           addrtype(c, n, o, a, Field::SrcAddrType, "--src-type");
+         },
+         ""},
+        {"--dst-type", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           addrtype(c, n, o, a, Field::DstAddrType, "--dst-type");
+         },
+         ""},
         RECORD("addrtype", "--limit-iface-in", 0, false),
         RECORD("addrtype", "--limit-iface-out", 0, false)},
        {}},
       {"iprange",
-       {{"--src-range", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { iprange(c, n, o, a, Field::SrcAddr, "--src-range"); }, ""},
-        {"--dst-range", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { iprange(c, n, o, a, Field::DstAddr, "--dst-range"); }, ""}},
+       {{"--src-range", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { iprange(c, n, o, a, Field::SrcAddr, "--src-range"); },
+         ""},
+        {"--dst-range", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { iprange(c, n, o, a, Field::DstAddr, "--dst-range"); },
+         ""}},
        {}},
       {"limit",
-       {{"--limit", 1, false, [](RuleCtx& c, bool n, const Token& o, const Args& a) { limit_opt(c, n, o, a, "--limit"); }, ""},
-        {"--limit-burst", 1, false, [](RuleCtx& c, bool n, const Token& o, const Args& a) { limit_opt(c, n, o, a, "--limit-burst"); }, ""}},
+       {{"--limit", 1, false,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { limit_opt(c, n, o, a, "--limit"); }, ""},
+        {"--limit-burst", 1, false,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { limit_opt(c, n, o, a, "--limit-burst"); }, ""}},
        {}},
       {"statistic",
        {RECORD("statistic", "--mode", 1, false), RECORD("statistic", "--probability", 1, true),
@@ -596,14 +702,20 @@ const std::vector<ModuleSpec>& modules() {
       {"pkttype", {{"--pkt-type", 1, true, pkttype, ""}}, {}},
       {"length", {{"--length", 1, true, length_match, ""}}, {}},
       {"ttl",
-       {{"--ttl-eq", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "ttl", "--ttl-eq"); }, ""},
-        {"--ttl-gt", 1, false, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "ttl", "--ttl-gt"); }, ""},
-        {"--ttl-lt", 1, false, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "ttl", "--ttl-lt"); }, ""}},
+       {{"--ttl-eq", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "ttl", "--ttl-eq"); }, ""},
+        {"--ttl-gt", 1, false,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "ttl", "--ttl-gt"); }, ""},
+        {"--ttl-lt", 1, false,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "ttl", "--ttl-lt"); }, ""}},
        {}},
       {"hl",
-       {{"--hl-eq", 1, true, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "hl", "--hl-eq"); }, ""},
-        {"--hl-gt", 1, false, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "hl", "--hl-gt"); }, ""},
-        {"--hl-lt", 1, false, [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "hl", "--hl-lt"); }, ""}},
+       {{"--hl-eq", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "hl", "--hl-eq"); }, ""},
+        {"--hl-gt", 1, false,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "hl", "--hl-gt"); }, ""},
+        {"--hl-lt", 1, false,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { ttl_match(c, n, o, a, "hl", "--hl-lt"); }, ""}},
        {}},
   };
   return kModules;

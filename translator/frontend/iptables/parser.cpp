@@ -45,8 +45,8 @@ void RuleCtx::warning(const Token& t, std::string msg, std::string hint) {
   diag.warning(loc(t), bounded(std::move(msg)), bounded(std::move(hint)), std::string(line_text));
 }
 
-ir::Match& RuleCtx::add_match(Field f, bool negated, ir::MatchValue v, std::string cap,
-                              const Token& at, std::string_view module) {
+ir::Match& RuleCtx::add_match(Field f, bool negated, ir::MatchValue v, std::string cap, const Token& at,
+                              std::string_view module) {
   ir::Match m;
   m.field = f;
   m.negated = negated;
@@ -74,8 +74,10 @@ bool parse_uint(std::string_view s, uint64_t max, uint64_t& out) {
   uint64_t v = 0;
   if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
     for (char c : s.substr(2)) {
-      int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-              : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int d = (c >= '0' && c <= '9')   ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
       if (d < 0 || v > (max >> 4)) return false;
       v = v * 16 + d;
     }
@@ -93,16 +95,16 @@ bool parse_uint(std::string_view s, uint64_t max, uint64_t& out) {
 
 bool parse_port(RuleCtx& c, const Token& t, std::string_view s, uint16_t& out) {
   static const std::unordered_map<std::string_view, uint16_t> kServices = {
-      {"ftp-data", 20}, {"ftp", 21}, {"ssh", 22}, {"telnet", 23}, {"smtp", 25}, {"domain", 53},
-      {"bootps", 67}, {"bootpc", 68}, {"tftp", 69}, {"http", 80}, {"www", 80}, {"kerberos", 88},
-      {"pop3", 110}, {"sunrpc", 111}, {"auth", 113}, {"ntp", 123}, {"netbios-ns", 137},
-      {"netbios-dgm", 138}, {"netbios-ssn", 139}, {"imap", 143}, {"imap2", 143}, {"snmp", 161},
-      {"snmp-trap", 162}, {"bgp", 179}, {"ldap", 389}, {"https", 443}, {"microsoft-ds", 445},
-      {"isakmp", 500}, {"syslog", 514}, {"submission", 587}, {"ldaps", 636}, {"rsync", 873},
-      {"imaps", 993}, {"pop3s", 995}, {"openvpn", 1194}, {"ms-sql-s", 1433}, {"mysql", 3306},
-      {"ipp", 631}, {"nfs", 2049}, {"postgresql", 5432}, {"ipsec-nat-t", 4500},
-      {"http-alt", 8080}, {"squid", 3128}, {"rdp", 3389}, {"ms-wbt-server", 3389},
-      {"sip", 5060}, {"xmpp-client", 5222}, {"redis", 6379}, {"mdns", 5353}};
+      {"ftp-data", 20},      {"ftp", 21},           {"ssh", 22},          {"telnet", 23},       {"smtp", 25},
+      {"domain", 53},        {"bootps", 67},        {"bootpc", 68},       {"tftp", 69},         {"http", 80},
+      {"www", 80},           {"kerberos", 88},      {"pop3", 110},        {"sunrpc", 111},      {"auth", 113},
+      {"ntp", 123},          {"netbios-ns", 137},   {"netbios-dgm", 138}, {"netbios-ssn", 139}, {"imap", 143},
+      {"imap2", 143},        {"snmp", 161},         {"snmp-trap", 162},   {"bgp", 179},         {"ldap", 389},
+      {"https", 443},        {"microsoft-ds", 445}, {"isakmp", 500},      {"syslog", 514},      {"submission", 587},
+      {"ldaps", 636},        {"rsync", 873},        {"imaps", 993},       {"pop3s", 995},       {"openvpn", 1194},
+      {"ms-sql-s", 1433},    {"mysql", 3306},       {"ipp", 631},         {"nfs", 2049},        {"postgresql", 5432},
+      {"ipsec-nat-t", 4500}, {"http-alt", 8080},    {"squid", 3128},      {"rdp", 3389},        {"ms-wbt-server", 3389},
+      {"sip", 5060},         {"xmpp-client", 5222}, {"redis", 6379},      {"mdns", 5353}};
   uint64_t v;
   if (parse_uint(s, 65535, v)) {
     out = (uint16_t)v;
@@ -140,19 +142,65 @@ std::optional<uint8_t> protocol_number(std::string_view name, ir::AddrFamily fam
   // iptables lower-cases -p and resolves it with getprotobyname(), so dumps
   // carry the names of netbase's /etc/protocols ("ipencap" is 4, "ipip" 94,
   // "mobility-header" 135), plus iptables' own aliases (icmpv6, ipv6-mh, mh).
-  static const std::pair<std::string_view, uint8_t> kProtos[] = {
-      {"ip", 0},         {"hopopt", 0},      {"icmp", 1},       {"igmp", 2},        {"ggp", 3},
-      {"ipencap", 4},    {"st", 5},          {"tcp", 6},        {"egp", 8},         {"igp", 9},
-      {"pup", 12},       {"udp", 17},        {"hmp", 20},       {"xns-idp", 22},    {"rdp", 27},
-      {"iso-tp4", 29},   {"dccp", 33},       {"xtp", 36},       {"ddp", 37},        {"idpr-cmtp", 38},
-      {"ipv6", 41},      {"ipv6-route", 43}, {"ipv6-frag", 44}, {"idrp", 45},       {"rsvp", 46},
-      {"gre", 47},       {"esp", 50},        {"ah", 51},        {"skip", 57},       {"ipv6-icmp", 58},
-      {"icmpv6", 58},    {"ipv6-nonxt", 59}, {"ipv6-opts", 60}, {"rspf", 73},       {"vmtp", 81},
-      {"eigrp", 88},     {"ospf", 89},       {"ax.25", 93},     {"ipip", 94},       {"etherip", 97},
-      {"encap", 98},     {"pim", 103},       {"ipcomp", 108},   {"vrrp", 112},      {"l2tp", 115},
-      {"isis", 124},     {"sctp", 132},      {"fc", 133},       {"mobility-header", 135},
-      {"ipv6-mh", 135},  {"mh", 135},        {"udplite", 136},  {"mpls-in-ip", 137}, {"manet", 138},
-      {"hip", 139},      {"shim6", 140},     {"wesp", 141},     {"rohc", 142},      {"ethernet", 143}};
+  static const std::pair<std::string_view, uint8_t> kProtos[] = {{"ip", 0},
+                                                                 {"hopopt", 0},
+                                                                 {"icmp", 1},
+                                                                 {"igmp", 2},
+                                                                 {"ggp", 3},
+                                                                 {"ipencap", 4},
+                                                                 {"st", 5},
+                                                                 {"tcp", 6},
+                                                                 {"egp", 8},
+                                                                 {"igp", 9},
+                                                                 {"pup", 12},
+                                                                 {"udp", 17},
+                                                                 {"hmp", 20},
+                                                                 {"xns-idp", 22},
+                                                                 {"rdp", 27},
+                                                                 {"iso-tp4", 29},
+                                                                 {"dccp", 33},
+                                                                 {"xtp", 36},
+                                                                 {"ddp", 37},
+                                                                 {"idpr-cmtp", 38},
+                                                                 {"ipv6", 41},
+                                                                 {"ipv6-route", 43},
+                                                                 {"ipv6-frag", 44},
+                                                                 {"idrp", 45},
+                                                                 {"rsvp", 46},
+                                                                 {"gre", 47},
+                                                                 {"esp", 50},
+                                                                 {"ah", 51},
+                                                                 {"skip", 57},
+                                                                 {"ipv6-icmp", 58},
+                                                                 {"icmpv6", 58},
+                                                                 {"ipv6-nonxt", 59},
+                                                                 {"ipv6-opts", 60},
+                                                                 {"rspf", 73},
+                                                                 {"vmtp", 81},
+                                                                 {"eigrp", 88},
+                                                                 {"ospf", 89},
+                                                                 {"ax.25", 93},
+                                                                 {"ipip", 94},
+                                                                 {"etherip", 97},
+                                                                 {"encap", 98},
+                                                                 {"pim", 103},
+                                                                 {"ipcomp", 108},
+                                                                 {"vrrp", 112},
+                                                                 {"l2tp", 115},
+                                                                 {"isis", 124},
+                                                                 {"sctp", 132},
+                                                                 {"fc", 133},
+                                                                 {"mobility-header", 135},
+                                                                 {"ipv6-mh", 135},
+                                                                 {"mh", 135},
+                                                                 {"udplite", 136},
+                                                                 {"mpls-in-ip", 137},
+                                                                 {"manet", 138},
+                                                                 {"hip", 139},
+                                                                 {"shim6", 140},
+                                                                 {"wesp", 141},
+                                                                 {"rohc", 142},
+                                                                 {"ethernet", 143}};
   (void)fam;
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
@@ -227,14 +275,13 @@ std::optional<Hook> builtin_hook(std::string_view chain) {
 // Targets iptables has that nf2bpf does not implement: recognised, so the
 // report says "unsupported target" instead of "unknown chain".
 const std::unordered_set<std::string_view> kOtherTargets = {
-    "TPROXY", "TEE", "SET", "CHECKSUM", "TOS", "DSCP", "TTL", "HL", "CLASSIFY", "SECMARK",
-    "CONNSECMARK", "AUDIT", "LED", "IDLETIMER", "SYNPROXY", "NETMAP", "HMARK", "RATEEST",
-    "TRACE", "ECN", "CLUSTERIP", "ULOG", "MIRROR", "SAME", "IPV4OPTSSTRIP", "CONNTRACK"};
+    "TPROXY",  "TEE",         "SET",       "CHECKSUM", "TOS",       "DSCP",     "TTL",           "HL",       "CLASSIFY",
+    "SECMARK", "CONNSECMARK", "AUDIT",     "LED",      "IDLETIMER", "SYNPROXY", "NETMAP",        "HMARK",    "RATEEST",
+    "TRACE",   "ECN",         "CLUSTERIP", "ULOG",     "MIRROR",    "SAME",     "IPV4OPTSSTRIP", "CONNTRACK"};
 
 class Parser {
  public:
-  Parser(const Source& src, ir::AddrFamily fam, const std::vector<ir::Set>& ipsets,
-         diag::Diagnostics& d)
+  Parser(const Source& src, ir::AddrFamily fam, const std::vector<ir::Set>& ipsets, diag::Diagnostics& d)
       : src_(src), fam_(fam), ipsets_(ipsets), diag_(d) {}
 
   ir::Ruleset run();
@@ -247,11 +294,8 @@ class Parser {
     std::string line_text;
   };
 
-  ir::SourceLoc loc(uint32_t line, uint32_t col, uint32_t len = 0) const {
-    return {src_.name, line, col, len, {}};
-  }
-  void error(uint32_t line, std::string_view text, const Token& t, std::string msg,
-             std::string hint = {}) {
+  ir::SourceLoc loc(uint32_t line, uint32_t col, uint32_t len = 0) const { return {src_.name, line, col, len, {}}; }
+  void error(uint32_t line, std::string_view text, const Token& t, std::string msg, std::string hint = {}) {
     diag_.error(loc(line, t.col, t.len), bounded(std::move(msg)), bounded(std::move(hint)), std::string(text));
   }
 
@@ -261,9 +305,8 @@ class Parser {
   void commit(uint32_t line, std::string_view text, const Token& t);
   void command(uint32_t line, std::string_view text, std::vector<Token>& toks, size_t first,
                std::optional<ir::Counters> counters);
-  void parse_rule(uint32_t line, std::string_view text, const std::vector<Token>& toks, size_t i,
-                  ir::Chain& chain, size_t chain_idx, std::optional<ir::Counters> counters,
-                  bool insert, size_t insert_pos);
+  void parse_rule(uint32_t line, std::string_view text, const std::vector<Token>& toks, size_t i, ir::Chain& chain,
+                  size_t chain_idx, std::optional<ir::Counters> counters, bool insert, size_t insert_pos);
   void end_of_input(uint32_t last_line);
 
   const Source& src_;
@@ -271,8 +314,8 @@ class Parser {
   const std::vector<ir::Set>& ipsets_;
   diag::Diagnostics& diag_;
   ir::Ruleset rs_;
-  ir::Table* table_ = nullptr;   // the table between *name and COMMIT
-  bool skipping_ = false;        // inside an unknown table: skip to COMMIT
+  ir::Table* table_ = nullptr;  // the table between *name and COMMIT
+  bool skipping_ = false;       // inside an unknown table: skip to COMMIT
   uint32_t table_line_ = 0;
   std::string table_text_;
   std::vector<Pending> pending_;
@@ -283,15 +326,28 @@ class Parser {
 // word of every rule; a chain of string compares showed in profiles).
 enum class Generic { None, Src, Dst, Proto, Iface, Frag, Match, Target, Counters };
 Generic generic_option(std::string_view o) {
-  static const std::unordered_map<std::string_view, Generic> kOpts = {
-      {"-s", Generic::Src},         {"--source", Generic::Src},          {"--src", Generic::Src},
-      {"-d", Generic::Dst},         {"--destination", Generic::Dst},     {"--dst", Generic::Dst},
-      {"-p", Generic::Proto},       {"--protocol", Generic::Proto},      {"-i", Generic::Iface},
-      {"--in-interface", Generic::Iface}, {"-o", Generic::Iface},        {"--out-interface", Generic::Iface},
-      {"-f", Generic::Frag},        {"--fragment", Generic::Frag},       {"-m", Generic::Match},
-      {"--match", Generic::Match},  {"-j", Generic::Target},             {"--jump", Generic::Target},
-      {"-g", Generic::Target},      {"--goto", Generic::Target},         {"-c", Generic::Counters},
-      {"--set-counters", Generic::Counters}};
+  static const std::unordered_map<std::string_view, Generic> kOpts = {{"-s", Generic::Src},
+                                                                      {"--source", Generic::Src},
+                                                                      {"--src", Generic::Src},
+                                                                      {"-d", Generic::Dst},
+                                                                      {"--destination", Generic::Dst},
+                                                                      {"--dst", Generic::Dst},
+                                                                      {"-p", Generic::Proto},
+                                                                      {"--protocol", Generic::Proto},
+                                                                      {"-i", Generic::Iface},
+                                                                      {"--in-interface", Generic::Iface},
+                                                                      {"-o", Generic::Iface},
+                                                                      {"--out-interface", Generic::Iface},
+                                                                      {"-f", Generic::Frag},
+                                                                      {"--fragment", Generic::Frag},
+                                                                      {"-m", Generic::Match},
+                                                                      {"--match", Generic::Match},
+                                                                      {"-j", Generic::Target},
+                                                                      {"--jump", Generic::Target},
+                                                                      {"-g", Generic::Target},
+                                                                      {"--goto", Generic::Target},
+                                                                      {"-c", Generic::Counters},
+                                                                      {"--set-counters", Generic::Counters}};
   auto it = kOpts.find(o);
   return it == kOpts.end() ? Generic::None : it->second;
 }
@@ -306,11 +362,9 @@ bool parse_counters(std::string_view s, ir::Counters& c) {
 
 void Parser::header_comment(std::string_view l) {
   // "# Generated by ip6tables-save v1.8.9 (nf_tables) on ..." switches the family.
-  if (l.find("ip6tables-save") != std::string_view::npos ||
-      l.find("ip6tables-restore") != std::string_view::npos)
+  if (l.find("ip6tables-save") != std::string_view::npos || l.find("ip6tables-restore") != std::string_view::npos)
     fam_ = ir::AddrFamily::V6;
-  else if (l.find("iptables-save") != std::string_view::npos ||
-           l.find("iptables-restore") != std::string_view::npos)
+  else if (l.find("iptables-save") != std::string_view::npos || l.find("iptables-restore") != std::string_view::npos)
     fam_ = ir::AddrFamily::V4;
 }
 
@@ -324,8 +378,7 @@ void Parser::begin_table(uint32_t line, std::string_view text, const Token& t) {
   skipping_ = false;
   auto it = std::find_if(kTables.begin(), kTables.end(), [&](auto& b) { return b.table == name; });
   if (it == kTables.end()) {
-    error(line, text, t, "unknown table '" + name + "'",
-          "iptables tables are filter, nat, mangle, raw and security");
+    error(line, text, t, "unknown table '" + name + "'", "iptables tables are filter, nat, mangle, raw and security");
     skipping_ = true;
     table_line_ = line;
     return;
@@ -385,8 +438,10 @@ void Parser::declare_chain(uint32_t line, std::string_view text, const std::vect
   if (builtin) {
     auto& c = table_->chains[idx->second];
     c.loc = loc(line, t.col, t.len);
-    if (pol.text == "ACCEPT") c.base->policy = ir::VerdictKind::Accept;
-    else if (pol.text == "DROP") c.base->policy = ir::VerdictKind::Drop;
+    if (pol.text == "ACCEPT")
+      c.base->policy = ir::VerdictKind::Accept;
+    else if (pol.text == "DROP")
+      c.base->policy = ir::VerdictKind::Drop;
     else {
       error(line, text, pol, "invalid policy '" + pol.text + "' for built-in chain " + name,
             "a built-in chain's policy is ACCEPT or DROP");
@@ -406,8 +461,7 @@ void Parser::declare_chain(uint32_t line, std::string_view text, const std::vect
       return;
     }
     if (ipt::find_target(name) || kOtherTargets.count(name)) {
-      error(line, text, t, "chain name '" + name + "' is the name of a target",
-            "choose another name");
+      error(line, text, t, "chain name '" + name + "' is the name of a target", "choose another name");
     }
     ir::Chain c;
     c.name = name;
@@ -418,8 +472,10 @@ void Parser::declare_chain(uint32_t line, std::string_view text, const std::vect
   auto& c = table_->chains[chain_index_[name]];
   if (toks.size() >= 3) {
     ir::Counters cnt;
-    if (parse_counters(toks[2].text, cnt)) c.counters = cnt;
-    else error(line, text, toks[2], "invalid counters '" + toks[2].text + "'", "write [packets:bytes]");
+    if (parse_counters(toks[2].text, cnt))
+      c.counters = cnt;
+    else
+      error(line, text, toks[2], "invalid counters '" + toks[2].text + "'", "write [packets:bytes]");
   }
   if (toks.size() > 3) error(line, text, toks[3], "unexpected '" + toks[3].text + "' after chain declaration");
 }
@@ -433,11 +489,10 @@ void Parser::commit(uint32_t line, std::string_view text, const Token& t) {
     for (auto& p : pending_) {
       auto& rule = table_->chains[p.chain].rules[p.rule];
       if (!chain_index_.count(rule.verdict.chain)) {
-        diag_.error(loc(p.line, p.tok.col, p.tok.len),
-                    bounded("unknown target or chain '" + rule.verdict.chain + "'"),
-                    bounded("declare the chain with ':" + rule.verdict.chain +
-                            " - [0:0]' or check the target's spelling"),
-                    p.line_text);
+        diag_.error(
+            loc(p.line, p.tok.col, p.tok.len), bounded("unknown target or chain '" + rule.verdict.chain + "'"),
+            bounded("declare the chain with ':" + rule.verdict.chain + " - [0:0]' or check the target's spelling"),
+            p.line_text);
       } else if (table_->chains[chain_index_[rule.verdict.chain]].base) {
         diag_.error(loc(p.line, p.tok.col, p.tok.len),
                     bounded("cannot jump to built-in chain '" + rule.verdict.chain + "'"),
@@ -455,8 +510,7 @@ void Parser::command(uint32_t line, std::string_view text, std::vector<Token>& t
   const Token& cmd = toks[i];
   if (!table_) {
     if (!skipping_)
-      error(line, text, cmd, "'" + cmd.text + "' outside a table",
-            "rules follow a '*filter' (or other table) line");
+      error(line, text, cmd, "'" + cmd.text + "' outside a table", "rules follow a '*filter' (or other table) line");
     return;
   }
   auto need_chain = [&](size_t at) -> ir::Chain* {
@@ -554,8 +608,8 @@ std::optional<Args> RuleOptions::args_for(int nargs, const Token& opt, bool& neg
   nargs = std::min(nargs, (int)Args::kMax);  // option tables take at most kMax words
   for (int k = 0; k < nargs; ++k) {
     if (i_ >= toks_.size()) {
-      c_.error(opt, "option '" + opt.text + "' needs " + std::to_string(nargs) +
-                        (nargs == 1 ? " argument" : " arguments"));
+      c_.error(opt,
+               "option '" + opt.text + "' needs " + std::to_string(nargs) + (nargs == 1 ? " argument" : " arguments"));
       return std::nullopt;
     }
     // Old syntax: "--dport ! 22", "-s ! 10.0.0.1".
@@ -686,8 +740,8 @@ bool RuleOptions::iface(const Token& opt, bool neg) {
   p.name = p.prefix ? name.substr(0, name.size() - 1) : name;
   bool in = opt.text == "-i" || opt.text == "--in-interface";
   if (!(p.prefix && p.name.empty()))  // "+" matches every interface
-    c_.add_match(in ? Field::IifName : Field::OifName, neg, std::vector<ir::IfacePattern>{p},
-                 in ? "-i" : "-o", opt, "");
+    c_.add_match(in ? Field::IifName : Field::OifName, neg, std::vector<ir::IfacePattern>{p}, in ? "-i" : "-o", opt,
+                 "");
   return true;
 }
 
@@ -728,8 +782,8 @@ void RuleOptions::skip_unknown_module_options(ir::Match& mm) {
       ++i_;
     }
     const std::string& t = toks_[i_].text;
-    if (!t.starts_with("--") || t == "--jump" || t == "--goto" || t == "--match" ||
-        t == "--source" || t == "--destination" || t == "--protocol") {
+    if (!t.starts_with("--") || t == "--jump" || t == "--goto" || t == "--match" || t == "--source" ||
+        t == "--destination" || t == "--protocol") {
       i_ = save;
       break;
     }
@@ -737,8 +791,7 @@ void RuleOptions::skip_unknown_module_options(ir::Match& mm) {
     size_t j = i_ + 1;
     for (; j < toks_.size(); ++j) {
       const Token& w = toks_[j];
-      bool is_opt = !w.quoted && w.text.size() > 1 && w.text[0] == '-' &&
-                    !std::isdigit((unsigned char)w.text[1]);
+      bool is_opt = !w.quoted && w.text.size() > 1 && w.text[0] == '-' && !std::isdigit((unsigned char)w.text[1]);
       if (is_opt || (!w.quoted && w.text == "!")) break;
       v += (v.empty() ? "" : " ") + w.text;
     }
@@ -797,8 +850,13 @@ const OptSpec* RuleOptions::find_option(const std::string& o) {
     for (auto& s : (*it)->options)
       if (s.name == o) spec = &s;
   if (!spec && c_.proto && !c_.proto_negated) {
-    const char* implicit = c_.proto == 6 ? "tcp" : c_.proto == 17 ? "udp" : c_.proto == 132 ? "sctp"
-                           : c_.proto == 1 ? "icmp" : c_.proto == 58 ? "icmp6" : c_.proto == 136 ? "udplite" : nullptr;
+    const char* implicit = c_.proto == 6     ? "tcp"
+                           : c_.proto == 17  ? "udp"
+                           : c_.proto == 132 ? "sctp"
+                           : c_.proto == 1   ? "icmp"
+                           : c_.proto == 58  ? "icmp6"
+                           : c_.proto == 136 ? "udplite"
+                                             : nullptr;
     if (implicit)
       if (auto* m = find_match_module(implicit)) {
         for (auto& s : m->options)
@@ -817,7 +875,8 @@ bool RuleOptions::module_option(const Token& opt, bool neg) {
   if (!spec && !unknown_target_.empty()) {
     // Options of an unimplemented target: record them with the statement.
     std::string v;
-    while (i_ < toks_.size() && !(toks_[i_].text.starts_with("-") && !toks_[i_].quoted)) v += (v.empty() ? "" : " ") + toks_[i_++].text;
+    while (i_ < toks_.size() && !(toks_[i_].text.starts_with("-") && !toks_[i_].quoted))
+      v += (v.empty() ? "" : " ") + toks_[i_++].text;
     c_.rule.statements.back().args.emplace_back(o, v);
     return true;
   }
@@ -839,9 +898,9 @@ bool RuleOptions::module_option(const Token& opt, bool neg) {
   return true;
 }
 
-void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<Token>& toks,
-                        size_t i, ir::Chain& chain, size_t chain_idx,
-                        std::optional<ir::Counters> counters, bool insert, size_t insert_pos) {
+void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<Token>& toks, size_t i,
+                        ir::Chain& chain, size_t chain_idx, std::optional<ir::Counters> counters, bool insert,
+                        size_t insert_pos) {
   ir::Rule rule;
   rule.matches.reserve(6);  // one allocation for the usual rule, not one per growth step
   rule.loc = loc(line, 1);
@@ -870,10 +929,8 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
 void Parser::end_of_input(uint32_t last_line) {
   if (table_ || skipping_) {
     std::string name = table_ ? table_->name : "?";
-    diag_.error(loc(table_line_, 1, (uint32_t)name.size() + 1),
-                "table '" + name + "' has no COMMIT line",
-                "iptables-restore ignores a table without COMMIT; add COMMIT at line " +
-                    std::to_string(last_line + 1),
+    diag_.error(loc(table_line_, 1, (uint32_t)name.size() + 1), "table '" + name + "' has no COMMIT line",
+                "iptables-restore ignores a table without COMMIT; add COMMIT at line " + std::to_string(last_line + 1),
                 table_text_);
     if (table_) commit(last_line, "", Token{"COMMIT", 1, 6, false});
   }

@@ -28,8 +28,8 @@ struct RuleCtx {
   ir::SourceLoc loc(const Token& t) const;
   void error(const Token& t, std::string msg, std::string hint = {});
   void warning(const Token& t, std::string msg, std::string hint = {});
-  ir::Match& add_match(ir::Field f, bool negated, ir::MatchValue v, std::string cap,
-                       const Token& at, std::string_view module);
+  ir::Match& add_match(ir::Field f, bool negated, ir::MatchValue v, std::string cap, const Token& at,
+                       std::string_view module);
   ir::Statement& add_stmt(ir::StmtKind k, std::string cap, const Token& at);
 };
 
@@ -55,7 +55,7 @@ struct OptSpec {
   int nargs;              // words after the option
   bool negatable;
   OptFn fn;
-  std::string_view cap;   // capability name; empty: "<module> <name>"
+  std::string_view cap;  // capability name; empty: "<module> <name>"
 };
 
 struct ModuleSpec {

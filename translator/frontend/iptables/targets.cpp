@@ -27,22 +27,27 @@ void record_arg(RuleCtx& c, const Token& opt, const Args& a) {
 // ---- REJECT ----------------------------------------------------------------
 
 void reject_with(RuleCtx& c, bool, const Token&, const Args& a) {
-  static const std::string_view kV4[] = {"icmp-net-unreachable", "icmp-host-unreachable",
-                                         "icmp-port-unreachable", "icmp-proto-unreachable",
-                                         "icmp-net-prohibited", "icmp-host-prohibited",
-                                         "icmp-admin-prohibited", "tcp-reset"};
-  static const std::string_view kV6[] = {"icmp6-no-route", "no-route", "icmp6-adm-prohibited",
-                                         "adm-prohibited", "icmp6-addr-unreachable",
-                                         "addr-unreach", "icmp6-port-unreachable",
-                                         "port-unreach", "icmp6-policy-fail",
-                                         "icmp6-reject-route", "tcp-reset"};
+  static const std::string_view kV4[] = {
+      "icmp-net-unreachable", "icmp-host-unreachable", "icmp-port-unreachable", "icmp-proto-unreachable",
+      "icmp-net-prohibited",  "icmp-host-prohibited",  "icmp-admin-prohibited", "tcp-reset"};
+  static const std::string_view kV6[] = {"icmp6-no-route",
+                                         "no-route",
+                                         "icmp6-adm-prohibited",
+                                         "adm-prohibited",
+                                         "icmp6-addr-unreachable",
+                                         "addr-unreach",
+                                         "icmp6-port-unreachable",
+                                         "port-unreach",
+                                         "icmp6-policy-fail",
+                                         "icmp6-reject-route",
+                                         "tcp-reset"};
   const std::string& w = a[0]->text;
   bool ok = false;
   if (c.fam == ir::AddrFamily::V4) {
     for (auto v : kV4) ok |= v == w;
     // iptables also accepts short aliases.
-    for (auto v : {"net-unreach", "host-unreach", "port-unreach", "proto-unreach", "net-prohib",
-                   "host-prohib", "admin-prohib"})
+    for (auto v :
+         {"net-unreach", "host-unreach", "port-unreach", "proto-unreach", "net-prohib", "host-prohib", "admin-prohib"})
       ok |= w == v;
   } else {
     for (auto v : kV6) ok |= v == w;
@@ -68,15 +73,15 @@ void log_prefix(RuleCtx& c, bool, const Token& opt, const Args& a) {
 }
 
 void log_level(RuleCtx& c, bool, const Token& opt, const Args& a) {
-  static const std::string_view kLevels[] = {"emerg", "alert", "crit", "error",
-                                             "warning", "notice", "info", "debug"};
+  static const std::string_view kLevels[] = {"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"};
   uint64_t v = 8;
   for (uint64_t i = 0; i < 8; ++i)
     if (a[0]->text == kLevels[i]) v = i;
   if (v == 8 && a[0]->text == "err") v = 3;
   if (v == 8 && a[0]->text == "warn") v = 4;
   if (v == 8 && (!parse_uint(a[0]->text, 7, v))) {
-    c.error(*a[0], "invalid log level '" + a[0]->text + "'", "0-7 or emerg, alert, crit, error, warning, notice, info, debug");
+    c.error(*a[0], "invalid log level '" + a[0]->text + "'",
+            "0-7 or emerg, alert, crit, error, warning, notice, info, debug");
     return;
   }
   last_stmt(c).level = (uint32_t)v;
@@ -117,8 +122,8 @@ void xmark(RuleCtx& c, const Token& opt, const Args& a, std::string_view op) {
   record_arg(c, opt, a);
 }
 
-#define XMARK_OPT(name)                                                               \
-  OptSpec {                                                                           \
+#define XMARK_OPT(name)                                                                               \
+  OptSpec {                                                                                           \
     name, 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, name); }, "" \
   }
 
@@ -244,60 +249,76 @@ const std::vector<TargetSpec>& targets() {
       {"RETURN", {}, [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Return, "-j RETURN"); }},
       {"QUEUE", {}, [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Queue, "-j QUEUE"); }},
       {"NFQUEUE",
-       {{"--queue-num", 1, false, record, ""}, {"--queue-balance", 1, false, record, ""},
-        {"--queue-bypass", 0, false, record, ""}, {"--queue-cpu-fanout", 0, false, record, ""}},
+       {{"--queue-num", 1, false, record, ""},
+        {"--queue-balance", 1, false, record, ""},
+        {"--queue-bypass", 0, false, record, ""},
+        {"--queue-cpu-fanout", 0, false, record, ""}},
        [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Queue, "-j NFQUEUE"); }},
-      {"REJECT", {{"--reject-with", 1, false, reject_with, ""}},
+      {"REJECT",
+       {{"--reject-with", 1, false, reject_with, ""}},
        [](RuleCtx& c, const Token& t) {
          set_verdict(c, t, VerdictKind::Reject, "-j REJECT");
-         c.rule.verdict.reject_with =
-             c.fam == ir::AddrFamily::V4 ? "icmp-port-unreachable" : "icmp6-port-unreachable";
+         c.rule.verdict.reject_with = c.fam == ir::AddrFamily::V4 ? "icmp-port-unreachable" : "icmp6-port-unreachable";
        }},
       {"LOG",
-       {{"--log-prefix", 1, false, log_prefix, ""}, {"--log-level", 1, false, log_level, ""},
-        {"--log-tcp-sequence", 0, false, record, ""}, {"--log-tcp-options", 0, false, record, ""},
-        {"--log-ip-options", 0, false, record, ""}, {"--log-uid", 0, false, record, ""},
+       {{"--log-prefix", 1, false, log_prefix, ""},
+        {"--log-level", 1, false, log_level, ""},
+        {"--log-tcp-sequence", 0, false, record, ""},
+        {"--log-tcp-options", 0, false, record, ""},
+        {"--log-ip-options", 0, false, record, ""},
+        {"--log-uid", 0, false, record, ""},
         {"--log-macdecode", 0, false, record, ""}},
-       [](RuleCtx& c, const Token& t) {
-         c.add_stmt(StmtKind::Log, "-j LOG", t).level = 4;
-       }},
+       [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Log, "-j LOG", t).level = 4; }},
       {"NFLOG",
-       {{"--nflog-group", 1, false, nflog_group, ""}, {"--nflog-prefix", 1, false, log_prefix, ""},
-        {"--nflog-range", 1, false, record, ""}, {"--nflog-size", 1, false, record, ""},
+       {{"--nflog-group", 1, false, nflog_group, ""},
+        {"--nflog-prefix", 1, false, log_prefix, ""},
+        {"--nflog-range", 1, false, record, ""},
+        {"--nflog-size", 1, false, record, ""},
         {"--nflog-threshold", 1, false, record, ""}},
        [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Nflog, "-j NFLOG", t); }},
       {"MARK",
-       {XMARK_OPT("--set-xmark"), XMARK_OPT("--set-mark"), XMARK_OPT("--and-mark"),
-        XMARK_OPT("--or-mark"), XMARK_OPT("--xor-mark")},
+       {XMARK_OPT("--set-xmark"), XMARK_OPT("--set-mark"), XMARK_OPT("--and-mark"), XMARK_OPT("--or-mark"),
+        XMARK_OPT("--xor-mark")},
        [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::SetMark, "-j MARK", t); }},
       {"CONNMARK",
-       {{"--set-xmark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--set-xmark"); }, ""},
-        {"--set-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--set-mark"); }, ""},
-        {"--and-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--and-mark"); }, ""},
-        {"--or-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--or-mark"); }, ""},
-        {"--xor-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--xor-mark"); }, ""},
-        {"--save-mark", 0, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { connmark_mode(c, o, a, StmtKind::SaveMark); }, ""},
-        {"--restore-mark", 0, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { connmark_mode(c, o, a, StmtKind::RestoreMark); }, ""},
+       {{"--set-xmark", 1, false,
+         [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--set-xmark"); }, ""},
+        {"--set-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--set-mark"); },
+         ""},
+        {"--and-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--and-mark"); },
+         ""},
+        {"--or-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--or-mark"); },
+         ""},
+        {"--xor-mark", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--xor-mark"); },
+         ""},
+        {"--save-mark", 0, false,
+         [](RuleCtx& c, bool, const Token& o, const Args& a) { connmark_mode(c, o, a, StmtKind::SaveMark); }, ""},
+        {"--restore-mark", 0, false,
+         [](RuleCtx& c, bool, const Token& o, const Args& a) { connmark_mode(c, o, a, StmtKind::RestoreMark); }, ""},
         {"--nfmask", 1, false, connmark_mask, ""},
         {"--ctmask", 1, false, connmark_mask, ""},
         {"--mask", 1, false, connmark_mask, ""}},
        [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::SetCtMark, "-j CONNMARK", t); }},
       {"DNAT",
-       {{"--to-destination", 1, false, nat_to, ""}, {"--random", 0, false, nat_flag, ""},
+       {{"--to-destination", 1, false, nat_to, ""},
+        {"--random", 0, false, nat_flag, ""},
         {"--persistent", 0, false, nat_flag, ""}},
        [](RuleCtx& c, const Token& t) {
          c.add_stmt(StmtKind::Dnat, "-j DNAT", t);
          set_verdict(c, t, VerdictKind::Accept, "-j DNAT");
        }},
       {"SNAT",
-       {{"--to-source", 1, false, nat_to, ""}, {"--random", 0, false, nat_flag, ""},
-        {"--random-fully", 0, false, nat_flag, ""}, {"--persistent", 0, false, nat_flag, ""}},
+       {{"--to-source", 1, false, nat_to, ""},
+        {"--random", 0, false, nat_flag, ""},
+        {"--random-fully", 0, false, nat_flag, ""},
+        {"--persistent", 0, false, nat_flag, ""}},
        [](RuleCtx& c, const Token& t) {
          c.add_stmt(StmtKind::Snat, "-j SNAT", t);
          set_verdict(c, t, VerdictKind::Accept, "-j SNAT");
        }},
       {"MASQUERADE",
-       {{"--to-ports", 1, false, to_ports, ""}, {"--random", 0, false, nat_flag, ""},
+       {{"--to-ports", 1, false, to_ports, ""},
+        {"--random", 0, false, nat_flag, ""},
         {"--random-fully", 0, false, nat_flag, ""}},
        [](RuleCtx& c, const Token& t) {
          c.add_stmt(StmtKind::Masquerade, "-j MASQUERADE", t);
@@ -310,10 +331,14 @@ const std::vector<TargetSpec>& targets() {
          set_verdict(c, t, VerdictKind::Accept, "-j REDIRECT");
        }},
       {"CT",
-       {{"--notrack", 0, false, ct_notrack, ""}, {"--helper", 1, false, ct_other, ""},
-        {"--zone", 1, false, ct_other, ""}, {"--zone-orig", 1, false, ct_other, ""},
-        {"--zone-reply", 1, false, ct_other, ""}, {"--ctevents", 1, false, ct_other, ""},
-        {"--expevents", 1, false, ct_other, ""}, {"--timeout", 1, false, ct_other, ""}},
+       {{"--notrack", 0, false, ct_notrack, ""},
+        {"--helper", 1, false, ct_other, ""},
+        {"--zone", 1, false, ct_other, ""},
+        {"--zone-orig", 1, false, ct_other, ""},
+        {"--zone-reply", 1, false, ct_other, ""},
+        {"--ctevents", 1, false, ct_other, ""},
+        {"--expevents", 1, false, ct_other, ""},
+        {"--timeout", 1, false, ct_other, ""}},
        [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Other, "-j CT", t); }},
       {"NOTRACK", {}, [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Notrack, "-j NOTRACK", t); }},
       {"TCPMSS",

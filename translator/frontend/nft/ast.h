@@ -66,14 +66,14 @@ struct Opt {
 
 struct Stmt {
   enum class Kind : uint8_t {
-    Match,      // lhs op rhs. op: == != < > <= >= and "in" (implicit: flag test on bitmasks)
-    Verdict,    // name: accept drop continue return jump goto; target
-    Queue,      // opts: num, flags
-    Counter,    // opts: packets, bytes, or name (named counter object)
-    Log,        // opts: prefix level group snaplen queue-threshold flags
-    Limit,      // opts: rate per burst rate_unit burst_unit inv
-    Reject,     // opts: type (icmp icmpv6 icmpx "tcp reset"), code
-    Nat,        // name: dnat snat masquerade redirect; lhs = address expr, rhs = port expr; opts: family flags
+    Match,    // lhs op rhs. op: == != < > <= >= and "in" (implicit: flag test on bitmasks)
+    Verdict,  // name: accept drop continue return jump goto; target
+    Queue,    // opts: num, flags
+    Counter,  // opts: packets, bytes, or name (named counter object)
+    Log,      // opts: prefix level group snaplen queue-threshold flags
+    Limit,    // opts: rate per burst rate_unit burst_unit inv
+    Reject,   // opts: type (icmp icmpv6 icmpx "tcp reset"), code
+    Nat,      // name: dnat snat masquerade redirect; lhs = address expr, rhs = port expr; opts: family flags
     Notrack,
     Mangle,     // lhs set rhs (meta mark set ..., ct mark set ...)
     Vmap,       // lhs = key, rhs = Set of MapEntry or SetRef
@@ -96,8 +96,8 @@ struct Stmt {
 
 struct RuleAst {
   std::vector<Stmt> stmts;
-  std::string text;        // as written (text input) or rendered (JSON input)
-  std::string line_text;   // the source line for caret display (text input)
+  std::string text;       // as written (text input) or rendered (JSON input)
+  std::string line_text;  // the source line for caret display (text input)
   ir::SourceLoc loc;
   std::optional<uint64_t> handle;
   std::optional<std::string> comment;
@@ -120,7 +120,7 @@ struct SetDecl {
   std::vector<Expr> typeof_key;        // `typeof` selectors, when given that way
   std::string data_type;               // maps: "verdict", "ipv4_addr" ...
   std::optional<Expr> typeof_data;
-  std::vector<std::string> flags;      // constant interval timeout dynamic
+  std::vector<std::string> flags;  // constant interval timeout dynamic
   std::optional<uint64_t> timeout_ms;
   bool has_elements = false;
   std::vector<Expr> elements;

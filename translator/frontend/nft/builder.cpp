@@ -119,14 +119,12 @@ namespace {
 
 bool hook_allowed(Family fam, Hook h) {
   switch (fam) {
-    case Family::Ip: case Family::Ip6: case Family::Bridge:
-      return h != Hook::Ingress && h != Hook::Egress;
-    case Family::Inet:
-      return h != Hook::Egress;
-    case Family::Arp:
-      return h == Hook::Input || h == Hook::Output;
-    case Family::Netdev:
-      return h == Hook::Ingress || h == Hook::Egress;
+    case Family::Ip:
+    case Family::Ip6:
+    case Family::Bridge: return h != Hook::Ingress && h != Hook::Egress;
+    case Family::Inet: return h != Hook::Egress;
+    case Family::Arp: return h == Hook::Input || h == Hook::Output;
+    case Family::Netdev: return h == Hook::Ingress || h == Hook::Egress;
   }
   return false;
 }
@@ -169,8 +167,8 @@ ir::Chain* Builder::add_chain(ir::Table& t, const std::string& name, const ir::S
                                 ir::to_string(t.family));
       return c;
     }
-    if (*spec->type == ir::ChainType::Nat && (t.family == Family::Arp || t.family == Family::Netdev ||
-                                               *spec->hook == Hook::Forward)) {
+    if (*spec->type == ir::ChainType::Nat &&
+        (t.family == Family::Arp || t.family == Family::Netdev || *spec->hook == Hook::Forward)) {
       error(spec->type_loc, "nat chains do not exist on this hook/family",
             "nat chains hook prerouting, input, output or postrouting in ip, ip6 or inet tables");
       return c;
@@ -282,10 +280,14 @@ void Builder::add_set(ir::Table& t, const SetDecl& d, bool create) {
   }
   s.origin_type = origin;
   for (const auto& f : d.flags) {
-    if (f == "interval") s.interval = true;
-    else if (f == "timeout") s.has_timeout = true;
-    else if (f == "dynamic") s.dynamic = true;
-    else if (f == "constant") s.constant = true;
+    if (f == "interval")
+      s.interval = true;
+    else if (f == "timeout")
+      s.has_timeout = true;
+    else if (f == "dynamic")
+      s.dynamic = true;
+    else if (f == "constant")
+      s.constant = true;
   }
   if (d.timeout_ms) s.has_timeout = true;
   // "icmp type . icmp code" keys are one IcmpType component in the IR.
@@ -313,7 +315,8 @@ void Builder::add_set(ir::Table& t, const SetDecl& d, bool create) {
 }
 
 void Builder::delete_set(ir::Table& t, const std::string& name, const ir::SourceLoc& loc, bool must_exist) {
-  auto it = std::find_if(t.sets.begin(), t.sets.end(), [&](const ir::Set& s) { return s.name == name && !s.anonymous; });
+  auto it =
+      std::find_if(t.sets.begin(), t.sets.end(), [&](const ir::Set& s) { return s.name == name && !s.anonymous; });
   if (it == t.sets.end()) {
     if (must_exist) error(loc, "set '" + name + "' does not exist in table '" + key_of(t) + "'");
     return;
@@ -387,8 +390,10 @@ bool Builder::parse_element(ir::Table& t, ir::Set& s, const SetInfo& info, const
     } else if (info.data != Type::Unknown && info.data != Type::Verdict) {
       Selector ds = selector_for_type(info.data, 32);
       ds.supported = true;
-      if (auto r = L.raw(ds, *data)) out.data = L.to_ir(ds, *r);
-      else return false;
+      if (auto r = L.raw(ds, *data))
+        out.data = L.to_ir(ds, *r);
+      else
+        return false;
     }
   }
   std::vector<Field> key;
@@ -429,7 +434,8 @@ void Builder::add_elements(ir::Table& t, const std::string& name, const std::vec
     }
     if (!s->contents_known) return;
     if (remove) {
-      auto it = std::find_if(s->elements.begin(), s->elements.end(), [&](const ir::SetElement& o) { return o.key == el.key; });
+      auto it = std::find_if(s->elements.begin(), s->elements.end(),
+                             [&](const ir::SetElement& o) { return o.key == el.key; });
       if (it == s->elements.end()) {
         error(el.loc, "element '" + render(e) + "' is not in set '" + name + "'");
         return;
@@ -521,8 +527,7 @@ void Builder::finish() {
 // the rule is not kept, as with any other error in it.
 void Builder::check_references(ir::Table& t, const std::string& tk) {
   std::set<std::string> checked_maps;
-  for (auto& c : t.chains)
-    std::erase_if(c.rules, [&](ir::Rule& r) { return broken_rule(t, tk, r, checked_maps); });
+  for (auto& c : t.chains) std::erase_if(c.rules, [&](ir::Rule& r) { return broken_rule(t, tk, r, checked_maps); });
   // Verdict maps nothing references still must name existing chains.
   for (const auto& s : t.sets)
     if (s.kind == ir::Set::Kind::VerdictMap && !s.anonymous && !checked_maps.count(s.name))
@@ -629,7 +634,8 @@ void Builder::name_anonymous_sets(ir::Table& t) {
   for (const auto& old : order) {
     auto it = std::find_if(anon.begin(), anon.end(), [&](const ir::Set& s) { return s.name == old; });
     if (it == anon.end() || rename.count(old)) continue;
-    std::string nn = it->kind == ir::Set::Kind::Set ? "__set" + std::to_string(nset++) : "__map" + std::to_string(nmap++);
+    std::string nn =
+        it->kind == ir::Set::Kind::Set ? "__set" + std::to_string(nset++) : "__map" + std::to_string(nmap++);
     rename[old] = nn;
     it->name = nn;
     named.push_back(std::move(*it));

@@ -20,8 +20,8 @@ namespace nf2bpf::frontend::nft {
 // Where `add rule` / `insert rule` put the rule.
 struct RulePos {
   enum class Kind : uint8_t { Append, Prepend, Index, Handle } kind = Kind::Append;
-  uint64_t n = 0;          // index (0-based) or handle
-  bool after = true;       // for Handle: add = after, insert = before
+  uint64_t n = 0;     // index (0-based) or handle
+  bool after = true;  // for Handle: add = after, insert = before
   ir::SourceLoc loc;
 };
 
@@ -33,12 +33,12 @@ struct Selector {
   Type type = Type::Unknown;
   unsigned bits = 32;
   Xform xform = Xform::None;
-  bool masked = false;     // the IR value is Masked (marks, flags, ct status)
-  bool supported = false;  // false: an opaque match naming `cap`
-  std::string cap;         // capability row
-  std::string text;        // how it reads ("tcp dport")
-  int nfproto = 0;         // 2 / 10: only meaningful for that family
-  int l4proto = -1;        // the transport protocol it implies
+  bool masked = false;         // the IR value is Masked (marks, flags, ct status)
+  bool supported = false;      // false: an opaque match naming `cap`
+  std::string cap;             // capability row
+  std::string text;            // how it reads ("tcp dport")
+  int nfproto = 0;             // 2 / 10: only meaningful for that family
+  int l4proto = -1;            // the transport protocol it implies
   bool any_transport = false;  // th sport/dport
   ir::SourceLoc loc;
 };
@@ -91,12 +91,12 @@ class Builder {
  private:
   friend struct RuleLowering;
   struct SetInfo {
-    std::vector<Type> types;     // per key component
+    std::vector<Type> types;  // per key component
     std::vector<unsigned> bits;
     std::vector<Selector> sels;  // when declared with typeof
     Type data = Type::Unknown;
-    bool names = false;          // interface-name keys
-    size_t wild = 0;             // catch-all elements (kept last)
+    bool names = false;  // interface-name keys
+    size_t wild = 0;     // catch-all elements (kept last)
   };
 
   bool parse_element(ir::Table& t, ir::Set& s, const SetInfo& info, const Expr& e, ir::SetElement& out,

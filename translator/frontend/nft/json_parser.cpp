@@ -21,9 +21,12 @@ namespace {
 std::string ptr_join(const std::string& p, const std::string& key) {
   std::string k;
   for (char c : key) {
-    if (c == '~') k += "~0";
-    else if (c == '/') k += "~1";
-    else k += c;
+    if (c == '~')
+      k += "~0";
+    else if (c == '/')
+      k += "~1";
+    else
+      k += c;
   }
   return p + "/" + k;
 }
@@ -59,7 +62,8 @@ class JsonParser {
     auto f = str(j, "family", p);
     if (!f) return std::nullopt;
     auto fam = nft::family_from_name(*f);
-    if (!fam) error(ptr_join(p, "family"), "unknown family '" + *f + "'", "families are ip, ip6, inet, arp, bridge, netdev");
+    if (!fam)
+      error(ptr_join(p, "family"), "unknown family '" + *f + "'", "families are ip, ip6, inet, arp, bridge, netdev");
     return fam;
   }
   std::vector<std::string> strings(const json* v) {
@@ -167,10 +171,14 @@ void JsonParser::chain(const json& j, const std::string& p, const std::string& c
   if (auto ty = str(j, "type", p, false)) {
     has_spec = true;
     spec.type_loc = loc(ptr_join(p, "type"));
-    if (*ty == "filter") spec.type = ir::ChainType::Filter;
-    else if (*ty == "nat") spec.type = ir::ChainType::Nat;
-    else if (*ty == "route") spec.type = ir::ChainType::Route;
-    else return error(ptr_join(p, "type"), "unknown chain type '" + *ty + "'", "chain types are filter, nat and route");
+    if (*ty == "filter")
+      spec.type = ir::ChainType::Filter;
+    else if (*ty == "nat")
+      spec.type = ir::ChainType::Nat;
+    else if (*ty == "route")
+      spec.type = ir::ChainType::Route;
+    else
+      return error(ptr_join(p, "type"), "unknown chain type '" + *ty + "'", "chain types are filter, nat and route");
   }
   if (auto h = str(j, "hook", p, false)) {
     has_spec = true;
@@ -194,9 +202,12 @@ void JsonParser::chain(const json& j, const std::string& p, const std::string& c
   if (auto pol = str(j, "policy", p, false)) {
     has_spec = true;
     spec.policy_loc = loc(ptr_join(p, "policy"));
-    if (*pol == "accept") spec.policy = ir::VerdictKind::Accept;
-    else if (*pol == "drop") spec.policy = ir::VerdictKind::Drop;
-    else return error(ptr_join(p, "policy"), "invalid policy '" + *pol + "'", "a base chain's policy is accept or drop");
+    if (*pol == "accept")
+      spec.policy = ir::VerdictKind::Accept;
+    else if (*pol == "drop")
+      spec.policy = ir::VerdictKind::Drop;
+    else
+      return error(ptr_join(p, "policy"), "invalid policy '" + *pol + "'", "a base chain's policy is accept or drop");
   }
   if (auto dev = str(j, "dev", p, false)) spec.device = *dev;
   b_.add_chain(*t, *name, loc(p), has_spec ? &spec : nullptr, cmd == "create");
@@ -321,8 +332,8 @@ void JsonParser::object(const json& item, const std::string& p, const std::strin
   const json& v = item.begin().value();
   std::string vp = ptr_join(p, k);
   if (k == "metainfo") return;
-  if (cmd.empty() && (k == "add" || k == "create" || k == "insert" || k == "delete" || k == "destroy" ||
-                      k == "flush" || k == "replace")) {
+  if (cmd.empty() && (k == "add" || k == "create" || k == "insert" || k == "delete" || k == "destroy" || k == "flush" ||
+                      k == "replace")) {
     if (k == "flush" && v.is_object() && v.contains("ruleset")) return b_.flush_ruleset();
     if (k == "replace") return error(vp, "'replace' refers to a rule handle of a running ruleset");
     return object(v, vp, k);
@@ -351,23 +362,40 @@ std::optional<Stmt> JsonParser::stmt(const json& j, const std::string& p) {
   Stmt s;
   s.loc = loc(p);
   static const std::unordered_map<std::string_view, StmtParser> kStatements = {
-      {"match", &JsonParser::stmt_match},       {"accept", &JsonParser::stmt_verdict},
-      {"drop", &JsonParser::stmt_verdict},      {"continue", &JsonParser::stmt_verdict},
-      {"return", &JsonParser::stmt_verdict},    {"jump", &JsonParser::stmt_verdict},
-      {"goto", &JsonParser::stmt_verdict},      {"counter", &JsonParser::stmt_counter},
-      {"queue", &JsonParser::stmt_queue},       {"log", &JsonParser::stmt_log},
-      {"limit", &JsonParser::stmt_limit},       {"reject", &JsonParser::stmt_reject},
-      {"dnat", &JsonParser::stmt_nat},          {"snat", &JsonParser::stmt_nat},
-      {"masquerade", &JsonParser::stmt_nat},    {"redirect", &JsonParser::stmt_nat},
-      {"notrack", &JsonParser::stmt_notrack},   {"mangle", &JsonParser::stmt_mangle},
-      {"ct helper", &JsonParser::stmt_ct_object}, {"ct timeout", &JsonParser::stmt_ct_object},
-      {"ct expectation", &JsonParser::stmt_ct_object}, {"vmap", &JsonParser::stmt_vmap},
-      {"set", &JsonParser::stmt_set_update},    {"map", &JsonParser::stmt_set_update},
-      {"xt", &JsonParser::stmt_xt},             {"flow", &JsonParser::stmt_flow},
-      {"tproxy", &JsonParser::stmt_recognised}, {"fwd", &JsonParser::stmt_recognised},
-      {"dup", &JsonParser::stmt_recognised},    {"synproxy", &JsonParser::stmt_recognised},
-      {"quota", &JsonParser::stmt_recognised},  {"last", &JsonParser::stmt_recognised},
-      {"secmark", &JsonParser::stmt_recognised}, {"ct count", &JsonParser::stmt_recognised}};
+      {"match", &JsonParser::stmt_match},
+      {"accept", &JsonParser::stmt_verdict},
+      {"drop", &JsonParser::stmt_verdict},
+      {"continue", &JsonParser::stmt_verdict},
+      {"return", &JsonParser::stmt_verdict},
+      {"jump", &JsonParser::stmt_verdict},
+      {"goto", &JsonParser::stmt_verdict},
+      {"counter", &JsonParser::stmt_counter},
+      {"queue", &JsonParser::stmt_queue},
+      {"log", &JsonParser::stmt_log},
+      {"limit", &JsonParser::stmt_limit},
+      {"reject", &JsonParser::stmt_reject},
+      {"dnat", &JsonParser::stmt_nat},
+      {"snat", &JsonParser::stmt_nat},
+      {"masquerade", &JsonParser::stmt_nat},
+      {"redirect", &JsonParser::stmt_nat},
+      {"notrack", &JsonParser::stmt_notrack},
+      {"mangle", &JsonParser::stmt_mangle},
+      {"ct helper", &JsonParser::stmt_ct_object},
+      {"ct timeout", &JsonParser::stmt_ct_object},
+      {"ct expectation", &JsonParser::stmt_ct_object},
+      {"vmap", &JsonParser::stmt_vmap},
+      {"set", &JsonParser::stmt_set_update},
+      {"map", &JsonParser::stmt_set_update},
+      {"xt", &JsonParser::stmt_xt},
+      {"flow", &JsonParser::stmt_flow},
+      {"tproxy", &JsonParser::stmt_recognised},
+      {"fwd", &JsonParser::stmt_recognised},
+      {"dup", &JsonParser::stmt_recognised},
+      {"synproxy", &JsonParser::stmt_recognised},
+      {"quota", &JsonParser::stmt_recognised},
+      {"last", &JsonParser::stmt_recognised},
+      {"secmark", &JsonParser::stmt_recognised},
+      {"ct count", &JsonParser::stmt_recognised}};
   if (auto it = kStatements.find(k); it != kStatements.end()) return (this->*it->second)(k, v, vp, std::move(s));
   error(vp, "unknown statement '" + k + "'");
   return std::nullopt;
@@ -379,10 +407,14 @@ void JsonParser::stmt_opt(Stmt& s, const json& v, const std::string& vp, const c
   const json* x = field(v, key);
   if (!x) return;
   std::string val;
-  if (x->is_string()) val = x->get<std::string>();
-  else if (x->is_number_unsigned()) val = std::to_string(x->get<uint64_t>());
-  else if (x->is_number_integer()) val = std::to_string(x->get<int64_t>());
-  else if (x->is_boolean()) val = x->get<bool>() ? "1" : "";
+  if (x->is_string())
+    val = x->get<std::string>();
+  else if (x->is_number_unsigned())
+    val = std::to_string(x->get<uint64_t>());
+  else if (x->is_number_integer())
+    val = std::to_string(x->get<int64_t>());
+  else if (x->is_boolean())
+    val = x->get<bool>() ? "1" : "";
   else if (x->is_array()) {
     for (const auto& e : *x) val += (val.empty() ? "" : ",") + (e.is_string() ? e.get<std::string>() : e.dump());
   } else {
@@ -587,23 +619,23 @@ std::optional<Expr> JsonParser::expr(const json& j, const std::string& p) {
   const json& v = j.begin().value();
   std::string vp = ptr_join(p, k);
   static const std::unordered_map<std::string_view, ExprParser> kExpressions = {
-      {"payload", &JsonParser::expr_payload},  {"meta", &JsonParser::expr_meta},
-      {"ct", &JsonParser::expr_ct},            {"fib", &JsonParser::expr_fib},
-      {"numgen", &JsonParser::expr_hash},      {"symhash", &JsonParser::expr_hash},
-      {"jhash", &JsonParser::expr_hash},       {"tcp option", &JsonParser::expr_other},
-      {"exthdr", &JsonParser::expr_other},     {"sctp chunk", &JsonParser::expr_other},
-      {"ip option", &JsonParser::expr_other},  {"rt", &JsonParser::expr_other},
-      {"socket", &JsonParser::expr_other},     {"osf", &JsonParser::expr_other},
-      {"ipsec", &JsonParser::expr_other},      {"dccp option", &JsonParser::expr_other},
-      {"concat", &JsonParser::expr_concat},    {"set", &JsonParser::expr_set},
-      {"map", &JsonParser::expr_map},          {"prefix", &JsonParser::expr_prefix},
-      {"range", &JsonParser::expr_range},      {"&", &JsonParser::expr_binop},
-      {"|", &JsonParser::expr_binop},          {"^", &JsonParser::expr_binop},
-      {"<<", &JsonParser::expr_binop},         {">>", &JsonParser::expr_binop},
-      {"elem", &JsonParser::expr_elem},        {"accept", &JsonParser::expr_verdict},
-      {"drop", &JsonParser::expr_verdict},     {"continue", &JsonParser::expr_verdict},
-      {"return", &JsonParser::expr_verdict},   {"queue", &JsonParser::expr_verdict},
-      {"jump", &JsonParser::expr_verdict},     {"goto", &JsonParser::expr_verdict}};
+      {"payload", &JsonParser::expr_payload}, {"meta", &JsonParser::expr_meta},
+      {"ct", &JsonParser::expr_ct},           {"fib", &JsonParser::expr_fib},
+      {"numgen", &JsonParser::expr_hash},     {"symhash", &JsonParser::expr_hash},
+      {"jhash", &JsonParser::expr_hash},      {"tcp option", &JsonParser::expr_other},
+      {"exthdr", &JsonParser::expr_other},    {"sctp chunk", &JsonParser::expr_other},
+      {"ip option", &JsonParser::expr_other}, {"rt", &JsonParser::expr_other},
+      {"socket", &JsonParser::expr_other},    {"osf", &JsonParser::expr_other},
+      {"ipsec", &JsonParser::expr_other},     {"dccp option", &JsonParser::expr_other},
+      {"concat", &JsonParser::expr_concat},   {"set", &JsonParser::expr_set},
+      {"map", &JsonParser::expr_map},         {"prefix", &JsonParser::expr_prefix},
+      {"range", &JsonParser::expr_range},     {"&", &JsonParser::expr_binop},
+      {"|", &JsonParser::expr_binop},         {"^", &JsonParser::expr_binop},
+      {"<<", &JsonParser::expr_binop},        {">>", &JsonParser::expr_binop},
+      {"elem", &JsonParser::expr_elem},       {"accept", &JsonParser::expr_verdict},
+      {"drop", &JsonParser::expr_verdict},    {"continue", &JsonParser::expr_verdict},
+      {"return", &JsonParser::expr_verdict},  {"queue", &JsonParser::expr_verdict},
+      {"jump", &JsonParser::expr_verdict},    {"goto", &JsonParser::expr_verdict}};
   if (auto it = kExpressions.find(k); it != kExpressions.end()) return (this->*it->second)(k, v, vp, std::move(e));
   error(vp, "unknown expression '" + k + "'");
   return std::nullopt;
@@ -736,7 +768,9 @@ std::optional<Expr> JsonParser::expr_other(const std::string& k, const json& v, 
   for (const char* f : {"family", "dir", "name", "key", "field", "level", "ttl"})
     if (auto x = str(v, f, vp, false)) d += (d.empty() ? "" : " ") + *x;
   e.b = d;
-  if (k == "exthdr") e.b = str(v, "name", vp, false).value_or("?") + (field(v, "field") ? " " + str(v, "field", vp, false).value_or("") : "");
+  if (k == "exthdr")
+    e.b = str(v, "name", vp, false).value_or("?") +
+          (field(v, "field") ? " " + str(v, "field", vp, false).value_or("") : "");
   return e;
 }
 
@@ -852,10 +886,13 @@ ir::Ruleset JsonParser::run() {
     uint32_t line = 1, col = 1;
     size_t line_start = 0;
     for (size_t i = 0; i < off; ++i)
-      if (src_.text[i] == '\n') ++line, col = 1, line_start = i + 1;
-      else ++col;
+      if (src_.text[i] == '\n')
+        ++line, col = 1, line_start = i + 1;
+      else
+        ++col;
     size_t line_end = src_.text.find('\n', line_start);
-    std::string text = src_.text.substr(line_start, line_end == std::string::npos ? std::string::npos : line_end - line_start);
+    std::string text =
+        src_.text.substr(line_start, line_end == std::string::npos ? std::string::npos : line_end - line_start);
     std::string what = e.what();
     if (auto pos = what.find("syntax error"); pos != std::string::npos) what = what.substr(pos);
     diag_.error(ir::SourceLoc{src_.name, line, col, 1, {}}, "invalid JSON: " + what,

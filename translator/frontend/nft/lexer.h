@@ -10,19 +10,19 @@ namespace nf2bpf::frontend::nft {
 
 struct Token {
   enum class Kind : uint8_t {
-    Word,     // names, numbers, addresses, "10.0.0.0/8", "@set", "-", ".", ":"
-    String,   // "quoted" (text without the quotes)
-    Punct,    // { } ( ) ; , = == != < > <= >= << >> & | ^ !
+    Word,    // names, numbers, addresses, "10.0.0.0/8", "@set", "-", ".", ":"
+    String,  // "quoted" (text without the quotes)
+    Punct,   // { } ( ) ; , = == != < > <= >= << >> & | ^ !
     Newline,
-    Handle,   // "# handle N" comment from `nft -a`: text = N
-    Var,      // $name: text = name
+    Handle,  // "# handle N" comment from `nft -a`: text = N
+    Var,     // $name: text = name
     End,
   };
   Kind kind = Kind::End;
   std::string text;
   uint32_t file = 0;  // index in the parser's file table
   uint32_t line = 0, col = 0, len = 0;
-  std::string via;    // the variable this token was expanded from
+  std::string via;  // the variable this token was expanded from
 };
 
 struct LexError {

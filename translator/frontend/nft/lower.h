@@ -72,8 +72,8 @@ struct RuleLowering {
   ir::IntervalSet domain(const Selector& s) const;
 
   // An anonymous set for a concatenation or a verdict map; returns its name.
-  std::string make_anon_set(const std::vector<Selector>& key, const Expr& set, bool vmap,
-                            const ir::SourceLoc& loc, bool& ok);
+  std::string make_anon_set(const std::vector<Selector>& key, const Expr& set, bool vmap, const ir::SourceLoc& loc,
+                            bool& ok);
   bool element_key(const std::vector<Selector>& key, const Expr& e, std::vector<ir::IntervalSet>& out);
 };
 

@@ -199,8 +199,7 @@ std::optional<u128> RuleLowering::scalar(const Selector& s, const Expr& v) {
     case Expr::Kind::Elem:
       if (!v.kids.empty()) return scalar(s, v.kids[0]);
       break;
-    default:
-      break;
+    default: break;
   }
   error(v.loc, "expected a single " + std::string(type_name(s.type)) + " value, not '" + render(v) + "'",
         type_hint(s.type));
@@ -246,8 +245,8 @@ std::optional<IntervalSet> RuleLowering::raw(const Selector& s, const Expr& v) {
     }
     case Expr::Kind::Prefix: {
       if (v.kids.size() != 1 || (s.type != Type::Ipv4Addr && s.type != Type::Ipv6Addr)) break;
-      std::string text = (v.kids[0].kind == Expr::Kind::Literal ? v.kids[0].a : render(v.kids[0])) + "/" +
-                         std::to_string(v.num);
+      std::string text =
+          (v.kids[0].kind == Expr::Kind::Literal ? v.kids[0].a : render(v.kids[0])) + "/" + std::to_string(v.num);
       auto r = literal_value(s.type, text, s.bits, err);
       if (!r) error(v.loc, err, type_hint(s.type));
       return r;
@@ -268,10 +267,8 @@ std::optional<IntervalSet> RuleLowering::raw(const Selector& s, const Expr& v) {
     case Expr::Kind::Elem:
       if (!v.kids.empty()) return raw(s, v.kids[0]);
       break;
-    case Expr::Kind::Wildcard:
-      return domain(s);
-    default:
-      break;
+    case Expr::Kind::Wildcard: return domain(s);
+    default: break;
   }
   error(v.loc, "'" + render(v) + "' is not a " + std::string(type_name(s.type)) + " value", type_hint(s.type));
   return std::nullopt;
@@ -302,15 +299,12 @@ bool RuleLowering::names(const Selector& s, const Expr& v, std::vector<ir::Iface
       for (const auto& k : v.kids)
         if (!names(s, k, out)) return false;
       return true;
-    case Expr::Kind::Elem:
-      return !v.kids.empty() && names(s, v.kids[0], out);
+    case Expr::Kind::Elem: return !v.kids.empty() && names(s, v.kids[0], out);
     case Expr::Kind::Number:
       error(v.loc, "interface index " + std::to_string(v.num) + " has no name here",
             "nf2bpf matches interfaces by name; write the interface's name");
       return false;
-    default:
-      error(v.loc, "'" + render(v) + "' is not an interface name");
-      return false;
+    default: error(v.loc, "'" + render(v) + "' is not an interface name"); return false;
   }
 }
 
@@ -406,7 +400,8 @@ std::string RuleLowering::make_anon_set(const std::vector<Selector>& key, const 
     const Expr* keyx = &e;
     if (vmap) {
       if (e.kind != Expr::Kind::MapEntry || e.kids.size() != 2) {
-        error(e.loc, "verdict map element '" + render(e) + "' has no verdict", "write key : accept, key : jump chain ...");
+        error(e.loc, "verdict map element '" + render(e) + "' has no verdict",
+              "write key : accept, key : jump chain ...");
         ok = false;
         return;
       }
@@ -457,9 +452,7 @@ void RuleLowering::lower_match(const Stmt& st) {
     return;
   }
   switch (st.lhs.kind) {
-    case Expr::Kind::Binop:
-      lower_bitwise_match(st);
-      return;
+    case Expr::Kind::Binop: lower_bitwise_match(st); return;
     case Expr::Kind::MapLookup: {
       Selector s;
       s.cap = "map";
@@ -467,12 +460,8 @@ void RuleLowering::lower_match(const Stmt& st) {
       opaque(s, op, &st.rhs, st.lhs.loc);
       return;
     }
-    case Expr::Kind::Concat:
-      lower_concat_match(st);
-      return;
-    default:
-      lower_selector_match(st);
-      return;
+    case Expr::Kind::Concat: lower_concat_match(st); return;
+    default: lower_selector_match(st); return;
   }
 }
 
@@ -688,15 +677,20 @@ void RuleLowering::lower_selector_match(const Stmt& st) {
   m.cap = sel.cap;
   m.module = sel.text;
   m.loc = lhs.loc;
-  if (rhs.kind == Expr::Kind::SetRef) match_set_ref(st, sel, std::move(m));
-  else if (is_name_type(sel.type)) match_names(st, sel, std::move(m));
-  else if (op == "!") match_none_of(st, sel, std::move(m));
+  if (rhs.kind == Expr::Kind::SetRef)
+    match_set_ref(st, sel, std::move(m));
+  else if (is_name_type(sel.type))
+    match_names(st, sel, std::move(m));
+  else if (op == "!")
+    match_none_of(st, sel, std::move(m));
   // Bitmask types without an operator test flags: `tcp flags syn,ack` is
   // "syn or ack set", `ct state established,related` "one of them".
   else if (is_bitmask(sel.type) && implicit && rhs.kind != Expr::Kind::Set && rhs.kind != Expr::Kind::Mask)
     match_flags(st, sel, std::move(m));
-  else if (rhs.kind == Expr::Kind::Mask) match_value_mask(st, sel, std::move(m));
-  else match_values(st, sel, std::move(m));
+  else if (rhs.kind == Expr::Kind::Mask)
+    match_value_mask(st, sel, std::move(m));
+  else
+    match_values(st, sel, std::move(m));
 }
 
 void RuleLowering::match_set_ref(const Stmt& st, const Selector& sel, ir::Match m) {
@@ -715,8 +709,8 @@ void RuleLowering::match_set_ref(const Stmt& st, const Selector& sel, ir::Match 
                       st_type != Type::Unknown && !(is_name_type(st_type) && is_name_type(sel.type)) &&
                       !(st_type == Type::Mark && sel.masked);
       if (mismatch) {
-        error(rhs.loc, "set '" + rhs.a + "' holds " + type_name(st_type) + " elements, but " + sel.text +
-                           " is " + type_name(sel.type));
+        error(rhs.loc, "set '" + rhs.a + "' holds " + type_name(st_type) + " elements, but " + sel.text + " is " +
+                           type_name(sel.type));
         return;
       }
     }

@@ -55,10 +55,10 @@ const PayloadField kPayload[] = {
 };
 
 // Protocols whose other fields exist in nft but are not translated.
-const char* const kKnownProtocols[] = {"ip", "ip6", "tcp", "udp", "udplite", "sctp", "dccp", "th", "icmp",
-                                       "icmpv6", "igmp", "ether", "vlan", "arp", "ah", "esp", "comp",
-                                       "gre", "geneve", "vxlan", "dst", "frag", "hbh", "mh", "rt", "rt0",
-                                       "rt2", "srh", "ip6ext"};
+const char* const kKnownProtocols[] = {"ip",   "ip6",    "tcp",    "udp",   "udplite", "sctp", "dccp", "th",
+                                       "icmp", "icmpv6", "igmp",   "ether", "vlan",    "arp",  "ah",   "esp",
+                                       "comp", "gre",    "geneve", "vxlan", "dst",     "frag", "hbh",  "mh",
+                                       "rt",   "rt0",    "rt2",    "srh",   "ip6ext"};
 
 struct MetaKey {
   const char* key;
@@ -114,12 +114,14 @@ Selector selector_for_type(Type t, unsigned bits) {
   s.supported = true;
   s.text = type_name(t);
   switch (t) {
-    case Type::Ipv4Addr: case Type::Ipv6Addr: s.field = Field::SrcAddr; break;
+    case Type::Ipv4Addr:
+    case Type::Ipv6Addr: s.field = Field::SrcAddr; break;
     case Type::EtherAddr: s.field = Field::SrcMac; break;
     case Type::InetProto: s.field = Field::L4Proto; break;
     case Type::InetService: s.field = Field::SrcPort; break;
     case Type::Mark: s.field = Field::Mark; break;
-    case Type::IfName: case Type::IfIndex: s.field = Field::IifName; break;
+    case Type::IfName:
+    case Type::IfIndex: s.field = Field::IifName; break;
     case Type::CtState: s.field = Field::CtState; break;
     case Type::CtStatus: s.field = Field::CtStatus; break;
     case Type::CtDir: s.field = Field::CtDirection; break;
@@ -213,12 +215,14 @@ Selector Builder::describe(const Expr& e, ir::Family fam) {
           std::string f = e.c;
           if (f.empty() && fam == ir::Family::Ip) f = "ip";
           if (f.empty() && fam == ir::Family::Ip6) f = "ip6";
-          if (f == "ip") s.type = Type::Ipv4Addr, s.bits = 32, s.nfproto = 2;
-          else if (f == "ip6") s.type = Type::Ipv6Addr, s.bits = 128, s.nfproto = 10;
-          else return unsupported("ct " + dir + e.a + " without ip/ip6", s.text);
+          if (f == "ip")
+            s.type = Type::Ipv4Addr, s.bits = 32, s.nfproto = 2;
+          else if (f == "ip6")
+            s.type = Type::Ipv6Addr, s.bits = 128, s.nfproto = 10;
+          else
+            return unsupported("ct " + dir + e.a + " without ip/ip6", s.text);
         }
-        if (!has_dir && std::strcmp(k.dir, "*") == 0 && e.a != "protocol")
-          return unsupported("ct " + e.a);
+        if (!has_dir && std::strcmp(k.dir, "*") == 0 && e.a != "protocol") return unsupported("ct " + e.a);
         return s;
       }
       return unsupported("ct " + dir + e.a, s.text);
@@ -237,10 +241,8 @@ Selector Builder::describe(const Expr& e, ir::Family fam) {
       }
       return unsupported("fib", s.text);
     }
-    case Expr::Kind::Other:
-      return unsupported(e.a, e.b.empty() ? e.a : e.a + " " + e.b);
-    default:
-      return unsupported("expression", render(e));
+    case Expr::Kind::Other: return unsupported(e.a, e.b.empty() ? e.a : e.a + " " + e.b);
+    default: return unsupported("expression", render(e));
   }
 }
 

@@ -22,8 +22,8 @@ std::string opt_or(const Stmt& s, std::string_view key, std::string def) {
 }
 
 const std::pair<std::string_view, VerdictKind> kVerdicts[] = {
-    {"accept", VerdictKind::Accept}, {"drop", VerdictKind::Drop},  {"continue", VerdictKind::Continue},
-    {"return", VerdictKind::Return}, {"jump", VerdictKind::Jump},  {"goto", VerdictKind::Goto},
+    {"accept", VerdictKind::Accept}, {"drop", VerdictKind::Drop}, {"continue", VerdictKind::Continue},
+    {"return", VerdictKind::Return}, {"jump", VerdictKind::Jump}, {"goto", VerdictKind::Goto},
     {"queue", VerdictKind::Queue}};
 
 // Mark arithmetic: new = (old & keep) ^ xorv, from `meta mark set meta mark & a | b`.
@@ -139,8 +139,7 @@ void RuleLowering::lower_stmt(const Stmt& st) {
         st.kind == Stmt::Kind::Queue || st.kind == Stmt::Kind::Nat) {
       error(st.loc, "a second verdict in one rule", "a rule ends with at most one verdict");
     } else {
-      b.warning(st.loc, "'" + render(st) + "' follows the rule's verdict and never runs",
-                "move it before the verdict");
+      b.warning(st.loc, "'" + render(st) + "' follows the rule's verdict and never runs", "move it before the verdict");
     }
     return;
   }
@@ -254,7 +253,10 @@ void RuleLowering::lower_limit(const Stmt& st) {
   ir::Match m;
   m.field = Field::Opaque;
   m.negated = opt_or(st, "inv", "") == "1";
-  m.cap = bytes ? "limit rate bytes" : m.negated ? "limit rate over" : per == "week" ? "limit rate per week" : "limit rate";
+  m.cap = bytes           ? "limit rate bytes"
+          : m.negated     ? "limit rate over"
+          : per == "week" ? "limit rate per week"
+                          : "limit rate";
   m.module = "limit";
   m.args.emplace_back("rate", std::to_string(rate) + (bytes ? " " + unit : "") + "/" + per);
   m.args.emplace_back("burst", std::to_string(burst) + " " + burst_unit);
@@ -308,8 +310,10 @@ void RuleLowering::lower_reject(const Stmt& st) {
 }
 
 void RuleLowering::lower_nat(const Stmt& st) {
-  StmtKind k = st.name == "dnat" ? StmtKind::Dnat : st.name == "snat" ? StmtKind::Snat
-               : st.name == "masquerade" ? StmtKind::Masquerade : StmtKind::Redirect;
+  StmtKind k = st.name == "dnat"         ? StmtKind::Dnat
+               : st.name == "snat"       ? StmtKind::Snat
+               : st.name == "masquerade" ? StmtKind::Masquerade
+                                         : StmtKind::Redirect;
   auto& s = push_stmt(st, k, st.name);
   std::string fam = opt_or(st, "family", "");
   if (present(st.lhs)) {
@@ -341,10 +345,14 @@ void RuleLowering::lower_nat(const Stmt& st) {
   }
   std::string flags = opt_or(st, "flags", "");
   for (std::string_view f : split(flags, ',')) {
-    if (f == "random") s.nat.random = true;
-    else if (f == "fully-random") s.nat.fully_random = true;
-    else if (f == "persistent") s.nat.persistent = true;
-    else if (!f.empty()) s.args.emplace_back(f, "");
+    if (f == "random")
+      s.nat.random = true;
+    else if (f == "fully-random")
+      s.nat.fully_random = true;
+    else if (f == "persistent")
+      s.nat.persistent = true;
+    else if (!f.empty())
+      s.args.emplace_back(f, "");
   }
   if (!fam.empty()) s.args.emplace_back("family", fam);
   // A NAT statement ends the rule's evaluation with accept, as the kernel does.

@@ -101,7 +101,8 @@ void TextParser::cmd_include(const Token& kw) {
       }
     }
     if (!text) {
-      error(f, "cannot read included file '" + *it + "': " + std::strerror(text.error().code ? text.error().code : ENOENT),
+      error(f,
+            "cannot read included file '" + *it + "': " + std::strerror(text.error().code ? text.error().code : ENOENT),
             "include paths are relative to the including file");
       continue;
     }
@@ -234,11 +235,15 @@ void TextParser::table_block(const TableRef& t) {
     Token kw = next();
     const std::string& w = kw.text;
     if (w == "chain") {
-      if (auto n = name("a chain name")) chain_block(t, *n, false);
-      else skip_stmt();
+      if (auto n = name("a chain name"))
+        chain_block(t, *n, false);
+      else
+        skip_stmt();
     } else if (w == "set" || w == "map") {
-      if (auto n = name("a set name")) set_block(t, *n, w == "map", false);
-      else skip_stmt();
+      if (auto n = name("a set name"))
+        set_block(t, *n, w == "map", false);
+      else
+        skip_stmt();
     } else if (w == "flags") {
       while (!at_stmt_end()) {
         Token f = next();
@@ -251,8 +256,8 @@ void TextParser::table_block(const TableRef& t) {
       cmd_define(w == "redefine");
     } else if (w == "include") {
       cmd_include(kw);
-    } else if (w == "counter" || w == "quota" || w == "limit" || w == "ct" || w == "flowtable" ||
-               w == "secmark" || w == "synproxy" || w == "tunnel") {
+    } else if (w == "counter" || w == "quota" || w == "limit" || w == "ct" || w == "flowtable" || w == "secmark" ||
+               w == "synproxy" || w == "tunnel") {
       skip_object();
     } else {
       error(kw, "unexpected " + describe(kw) + " in table '" + t.name + "'",
@@ -268,9 +273,12 @@ void TextParser::chain_type(nft::ChainSpec& spec, const TableRef& t) {
   auto ty = name("a chain type");
   if (!ty) return skip_stmt();
   spec.type_loc = loc(*ty);
-  if (ty->text == "filter") spec.type = ir::ChainType::Filter;
-  else if (ty->text == "nat") spec.type = ir::ChainType::Nat;
-  else if (ty->text == "route") spec.type = ir::ChainType::Route;
+  if (ty->text == "filter")
+    spec.type = ir::ChainType::Filter;
+  else if (ty->text == "nat")
+    spec.type = ir::ChainType::Nat;
+  else if (ty->text == "route")
+    spec.type = ir::ChainType::Route;
   else {
     error(*ty, "unknown chain type '" + ty->text + "'", "chain types are filter, nat and route");
     return skip_stmt();
@@ -360,7 +368,8 @@ void TextParser::chain_block(const TableRef& t, const Token& n, bool create) {
       next();
       break;
     }
-    if (word("type") && peek(1).kind == TK::Word && (word("filter", 1) || word("nat", 1) || word("route", 1) || word("hook", 2))) {
+    if (word("type") && peek(1).kind == TK::Word &&
+        (word("filter", 1) || word("nat", 1) || word("route", 1) || word("hook", 2))) {
       Token type_tok = tok;  // chain_type consumes the token `tok` refers to
       size_t before = diag_.errors();
       chain_type(spec, t);
@@ -380,8 +389,10 @@ void TextParser::chain_block(const TableRef& t, const Token& n, bool create) {
         continue;
       }
       spec.policy_loc = loc(*p);
-      if (p->text == "accept") spec.policy = ir::VerdictKind::Accept;
-      else if (p->text == "drop") spec.policy = ir::VerdictKind::Drop;
+      if (p->text == "accept")
+        spec.policy = ir::VerdictKind::Accept;
+      else if (p->text == "drop")
+        spec.policy = ir::VerdictKind::Drop;
       else {
         error(*p, "invalid policy '" + p->text + "'", "a base chain's policy is accept or drop");
         continue;
@@ -459,11 +470,14 @@ void TextParser::set_block(const TableRef& t, const Token& n, bool is_map, bool 
         }
         bool colon = s.size() > 1 && s.back() == ':';
         if (colon) s.pop_back();
-        if (data) d.data_type += (d.data_type.empty() ? "" : " ") + s;
-        else d.key_types.push_back(s);
+        if (data)
+          d.data_type += (d.data_type.empty() ? "" : " ") + s;
+        else
+          d.key_types.push_back(s);
         if (colon) data = true;
       }
-      if (d.key_types.empty()) error(kw, "expected a type after 'type'", "e.g. type ipv4_addr; or type ipv4_addr . inet_service");
+      if (d.key_types.empty())
+        error(kw, "expected a type after 'type'", "e.g. type ipv4_addr; or type ipv4_addr . inet_service");
     } else if (w == "typeof") {
       d.type_loc = loc(peek());
       for (;;) {

@@ -10,7 +10,9 @@ namespace {
 
 // Payload fields by protocol; fields not listed are syntax errors.
 const std::map<std::string, std::vector<std::string>, std::less<>> kFields = {
-    {"ip", {"version", "hdrlength", "dscp", "ecn", "length", "id", "frag-off", "ttl", "protocol", "checksum", "saddr", "daddr"}},
+    {"ip",
+     {"version", "hdrlength", "dscp", "ecn", "length", "id", "frag-off", "ttl", "protocol", "checksum", "saddr",
+      "daddr"}},
     {"ip6", {"version", "dscp", "ecn", "flowlabel", "length", "nexthdr", "hoplimit", "saddr", "daddr"}},
     {"tcp", {"sport", "dport", "sequence", "ackseq", "doff", "reserved", "flags", "window", "checksum", "urgptr"}},
     {"udp", {"sport", "dport", "length", "checksum"}},
@@ -33,14 +35,14 @@ const std::map<std::string, std::vector<std::string>, std::less<>> kFields = {
 const char* const kExthdrs[] = {"hbh", "frag", "dst", "mh", "srh", "rt0", "rt2", "exthdr"};
 
 const char* const kUnqualifiedMeta[] = {
-    "mark", "iif", "iifname", "iiftype", "oif", "oifname", "oiftype", "skuid", "skgid", "nftrace", "rtclassid",
-    "ibriport", "obriport", "ibrname", "obrname", "pkttype", "cpu", "iifgroup", "oifgroup", "cgroup", "time",
-    "day", "hour", "iifkind", "oifkind", "priority", "random", "secmark"};
+    "mark",      "iif",      "iifname",  "iiftype", "oif",     "oifname",  "oiftype", "skuid",    "skgid",    "nftrace",
+    "rtclassid", "ibriport", "obriport", "ibrname", "obrname", "pkttype",  "cpu",     "iifgroup", "oifgroup", "cgroup",
+    "time",      "day",      "hour",     "iifkind", "oifkind", "priority", "random",  "secmark"};
 
-const char* const kCtKeys[] = {"state", "status", "mark", "direction", "expiration", "helper", "l3proto",
-                               "protocol", "saddr", "daddr", "proto-src", "proto-dst", "zone", "label",
-                               "bytes", "packets", "avgpkt", "id", "event", "secmark", "timeout",
-                               "expectation"};
+const char* const kCtKeys[] = {"state",   "status",   "mark",    "direction",  "expiration", "helper",
+                               "l3proto", "protocol", "saddr",   "daddr",      "proto-src",  "proto-dst",
+                               "zone",    "label",    "bytes",   "packets",    "avgpkt",     "id",
+                               "event",   "secmark",  "timeout", "expectation"};
 
 template <size_t N>
 bool one_of(std::string_view w, const char* const (&list)[N]) {
@@ -113,11 +115,13 @@ std::optional<Expr> TextParser::payload_field(const std::string& proto) {
     return e;
   }
   error(f, "unknown " + proto + " field " + describe(f),
-        it != kFields.end() ? "fields are " + [&] {
-          std::string s;
-          for (const auto& x : it->second) s += (s.empty() ? "" : ", ") + x;
-          return s;
-        }() : std::string());
+        it != kFields.end() ? "fields are " +
+                                  [&] {
+                                    std::string s;
+                                    for (const auto& x : it->second) s += (s.empty() ? "" : ", ") + x;
+                                    return s;
+                                  }()
+                            : std::string());
   return std::nullopt;
 }
 
@@ -128,8 +132,8 @@ std::optional<Expr> TextParser::header_option(const std::string& what) {
   if (what == "tcp option") {
     Expr e = make(EK::Other, p, "tcp option");
     std::string detail = next().text;
-    if (peek().kind == TK::Word && (word("size") || word("kind") || word("length") || word("count") ||
-                                    word("left") || word("right") || word("tsval") || word("tsecr")))
+    if (peek().kind == TK::Word && (word("size") || word("kind") || word("length") || word("count") || word("left") ||
+                                    word("right") || word("tsval") || word("tsecr")))
       detail += " " + next().text;
     e.b = detail;
     e.loc = span(p);
@@ -210,9 +214,9 @@ std::optional<Expr> TextParser::hash_expr(const std::string& w) {
 // socket, osf and ipsec: kept as text.
 std::optional<Expr> TextParser::socket_expr(const std::string& w) {
   Token p = next();
-  static const char* const kWords[] = {"transparent", "mark", "wildcard", "cgroupv2", "level", "ttl", "loose",
-                                       "skip", "name", "version", "in", "out", "spnum", "reqid", "spi",
-                                       "saddr", "daddr", "ip", "ip6"};
+  static const char* const kWords[] = {"transparent", "mark",  "wildcard", "cgroupv2", "level", "ttl",   "loose",
+                                       "skip",        "name",  "version",  "in",       "out",   "spnum", "reqid",
+                                       "spi",         "saddr", "daddr",    "ip",       "ip6"};
   std::string d;
   while (peek().kind == TK::Word && one_of(peek().text, kWords)) {
     bool level = word("level") || word("spnum");
@@ -234,7 +238,8 @@ std::optional<Expr> TextParser::parse_lhs(bool with_binop, bool value_ok) {
   if (!e) {
     if (diag_.errors() != errors_before) return std::nullopt;  // reported by parse_primary
     // A constant where an expression may stand (`meta mark set 0x10`).
-    if (value_ok && (first.kind == TK::Word || first.kind == TK::String || (first.kind == TK::Punct && first.text == "("))) {
+    if (value_ok &&
+        (first.kind == TK::Word || first.kind == TK::String || (first.kind == TK::Punct && first.text == "("))) {
       auto v = parse_value_or();
       if (!v) return std::nullopt;
       e = v;
@@ -261,7 +266,7 @@ std::optional<Expr> TextParser::parse_lhs(bool with_binop, bool value_ok) {
   }
   if (!with_binop) return e;
   static const std::pair<std::string_view, std::string_view> kBinops[] = {
-      {"&", "&"}, {"|", "|"}, {"^", "^"}, {"<<", "<<"}, {">>", ">>"},
+      {"&", "&"},   {"|", "|"},  {"^", "^"},   {"<<", "<<"},     {">>", ">>"},
       {"and", "&"}, {"or", "|"}, {"xor", "^"}, {"lshift", "<<"}, {"rshift", ">>"}};
   for (;;) {
     const Token& o = peek();

@@ -31,7 +31,7 @@ struct File {
   std::string name;  // as shown in locations
   std::string text;
   std::vector<std::string_view> lines;
-  std::string dir;   // for relative includes
+  std::string dir;  // for relative includes
   unsigned depth = 0;
 };
 
@@ -91,9 +91,7 @@ class TextParser {
     return std::string(it->second->lines[l.line - 1]);
   }
 
-  ir::SourceLoc loc(const Token& t) const {
-    return {files_[t.file]->name, t.line, t.col, t.len, {}};
-  }
+  ir::SourceLoc loc(const Token& t) const { return {files_[t.file]->name, t.line, t.col, t.len, {}}; }
 
   void expand(size_t i) {
     Token var = toks_[i];

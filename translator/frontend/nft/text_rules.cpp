@@ -40,8 +40,8 @@ std::optional<nft::RuleAst> TextParser::parse_rule() {
 void TextParser::consume_words(Stmt& s, size_t max) {
   for (size_t i = 0; i < max && !at_stmt_end() && peek().kind != TK::Handle; ++i) {
     const Token& t = peek();
-    if (t.kind == TK::Word && (is_verdict_word(t.text) || t.text == "counter" || t.text == "comment" ||
-                               t.text == "log" || t.text == "meta"))
+    if (t.kind == TK::Word &&
+        (is_verdict_word(t.text) || t.text == "counter" || t.text == "comment" || t.text == "log" || t.text == "meta"))
       break;
     Token w = next();
     s.opts.push_back({w.text, "", loc(w)});
@@ -59,18 +59,18 @@ bool TextParser::parse_stmt(nft::RuleAst& r) {
   Stmt s;
   s.loc = loc(kw);
   static const std::unordered_map<std::string_view, StmtParser> kStatements = {
-      {"accept", &TextParser::stmt_verdict},   {"drop", &TextParser::stmt_verdict},
-      {"continue", &TextParser::stmt_verdict}, {"return", &TextParser::stmt_verdict},
-      {"jump", &TextParser::stmt_jump},        {"goto", &TextParser::stmt_jump},
-      {"queue", &TextParser::stmt_queue},      {"reject", &TextParser::stmt_reject},
-      {"counter", &TextParser::stmt_counter},  {"log", &TextParser::stmt_log},
-      {"limit", &TextParser::stmt_limit},      {"notrack", &TextParser::stmt_notrack},
-      {"dnat", &TextParser::stmt_nat},         {"snat", &TextParser::stmt_nat},
-      {"masquerade", &TextParser::stmt_nat},   {"redirect", &TextParser::stmt_nat},
-      {"comment", &TextParser::stmt_comment},  {"xt", &TextParser::stmt_xt},
+      {"accept", &TextParser::stmt_verdict},    {"drop", &TextParser::stmt_verdict},
+      {"continue", &TextParser::stmt_verdict},  {"return", &TextParser::stmt_verdict},
+      {"jump", &TextParser::stmt_jump},         {"goto", &TextParser::stmt_jump},
+      {"queue", &TextParser::stmt_queue},       {"reject", &TextParser::stmt_reject},
+      {"counter", &TextParser::stmt_counter},   {"log", &TextParser::stmt_log},
+      {"limit", &TextParser::stmt_limit},       {"notrack", &TextParser::stmt_notrack},
+      {"dnat", &TextParser::stmt_nat},          {"snat", &TextParser::stmt_nat},
+      {"masquerade", &TextParser::stmt_nat},    {"redirect", &TextParser::stmt_nat},
+      {"comment", &TextParser::stmt_comment},   {"xt", &TextParser::stmt_xt},
       {"tproxy", &TextParser::stmt_recognised}, {"fwd", &TextParser::stmt_recognised},
-      {"dup", &TextParser::stmt_recognised},   {"synproxy", &TextParser::stmt_recognised},
-      {"quota", &TextParser::stmt_recognised}, {"flow", &TextParser::stmt_recognised},
+      {"dup", &TextParser::stmt_recognised},    {"synproxy", &TextParser::stmt_recognised},
+      {"quota", &TextParser::stmt_recognised},  {"flow", &TextParser::stmt_recognised},
       {"last", &TextParser::stmt_recognised}};
   if (auto it = kStatements.find(w); it != kStatements.end()) return (this->*it->second)(r, s, kw);
   if ((w == "add" || w == "update" || w == "delete") && peek(1).kind == TK::Word && peek(1).text.starts_with("@"))
@@ -181,8 +181,7 @@ bool TextParser::stmt_log(nft::RuleAst& r, Stmt& s, const Token& kw) {
       Token k = next();
       std::string v;
       while (!at_stmt_end() && (punct(",") || word("tcp") || word("ip") || word("sequence") || word("options") ||
-                                word("skuid") || word("ether") || word("all")))
-      {
+                                word("skuid") || word("ether") || word("all"))) {
         bool glue = v.empty() || last_.text == "," || punct(",");
         v += (glue ? "" : " ") + next().text;
       }
@@ -237,7 +236,8 @@ bool TextParser::stmt_limit(nft::RuleAst& r, Stmt& s, const Token& kw) {
     next();
     Token b = next();
     s.opts.push_back({"burst", b.text, loc(b)});
-    if (word("packets") || word("bytes") || word("kbytes") || word("mbytes")) s.opts.push_back({"burst_unit", next().text, loc(b)});
+    if (word("packets") || word("bytes") || word("kbytes") || word("mbytes"))
+      s.opts.push_back({"burst_unit", next().text, loc(b)});
   }
   return done(r, s, kw);
 }
@@ -329,7 +329,8 @@ bool TextParser::stmt_expression(nft::RuleAst& r, Stmt& s, const Token& kw) {
     s.kind = SK::Vmap;
     s.lhs = *lhs;
     std::optional<Expr> m;
-    if (punct("{")) m = parse_set_expr();
+    if (punct("{"))
+      m = parse_set_expr();
     else if (peek().kind == TK::Word && peek().text.starts_with("@")) {
       Token n = next();
       m = make(EK::SetRef, n, n.text.substr(1));
@@ -345,7 +346,7 @@ bool TextParser::stmt_expression(nft::RuleAst& r, Stmt& s, const Token& kw) {
   s.lhs = *lhs;
   const Token& o = peek();
   static const std::pair<std::string_view, std::string_view> kOps[] = {
-      {"==", "=="}, {"!=", "!="}, {"<", "<"}, {">", ">"}, {"<=", "<="}, {">=", ">="},
+      {"==", "=="}, {"!=", "!="}, {"<", "<"},  {">", ">"},  {"<=", "<="}, {">=", ">="},
       {"eq", "=="}, {"ne", "!="}, {"lt", "<"}, {"gt", ">"}, {"le", "<="}, {"ge", ">="}};
   for (auto& [spelled, canon] : kOps)
     if ((o.kind == TK::Punct || o.kind == TK::Word) && o.text == spelled) {

@@ -17,6 +17,7 @@ struct Sym {
 };
 
 // Symbol tables, as nft names the values (nft describe <type>).
+// clang-format off
 constexpr Sym kInetProto[] = {
     {"ip", 0}, {"hopopt", 0}, {"icmp", 1}, {"igmp", 2}, {"ggp", 3}, {"ipencap", 4}, {"st", 5},
     {"tcp", 6}, {"egp", 8}, {"igp", 9}, {"pup", 12}, {"udp", 17}, {"hmp", 20}, {"xns-idp", 22},
@@ -104,6 +105,7 @@ constexpr Sym kDscp[] = {
     {"af12", 0x0c}, {"af13", 0x0e}, {"af21", 0x12}, {"af22", 0x14}, {"af23", 0x16}, {"af31", 0x1a},
     {"af32", 0x1c}, {"af33", 0x1e}, {"af41", 0x22}, {"af42", 0x24}, {"af43", 0x26}, {"va", 0x2c},
     {"ef", 0x2e}};
+// clang-format on
 
 template <size_t N>
 std::optional<uint64_t> lookup(const Sym (&table)[N], std::string_view s) {
@@ -205,11 +207,11 @@ const char* type_name(Type t) {
 }
 
 Type type_from_name(std::string_view n) {
-  for (Type t : {Type::Ipv4Addr, Type::Ipv6Addr, Type::EtherAddr, Type::InetProto, Type::InetService,
-                 Type::Mark, Type::Integer, Type::IfName, Type::IfIndex, Type::CtState, Type::CtStatus,
-                 Type::CtDir, Type::TcpFlag, Type::IcmpType, Type::IcmpCode, Type::Icmpv6Type,
-                 Type::Icmpv6Code, Type::IcmpxCode, Type::PktType, Type::NfProto, Type::EtherType,
-                 Type::FibAddrType, Type::Boolean, Type::Dscp, Type::Verdict})
+  for (Type t : {Type::Ipv4Addr,   Type::Ipv6Addr,    Type::EtherAddr, Type::InetProto, Type::InetService,
+                 Type::Mark,       Type::Integer,     Type::IfName,    Type::IfIndex,   Type::CtState,
+                 Type::CtStatus,   Type::CtDir,       Type::TcpFlag,   Type::IcmpType,  Type::IcmpCode,
+                 Type::Icmpv6Type, Type::Icmpv6Code,  Type::IcmpxCode, Type::PktType,   Type::NfProto,
+                 Type::EtherType,  Type::FibAddrType, Type::Boolean,   Type::Dscp,      Type::Verdict})
     if (n == type_name(t)) return t;
   return Type::Unknown;
 }
@@ -219,14 +221,25 @@ unsigned type_bits(Type t, unsigned integer_bits) {
     case Type::Ipv4Addr: return 32;
     case Type::Ipv6Addr: return 128;
     case Type::EtherAddr: return 48;
-    case Type::InetProto: case Type::TcpFlag: case Type::IcmpType: case Type::IcmpCode:
-    case Type::Icmpv6Type: case Type::Icmpv6Code: case Type::IcmpxCode: case Type::PktType:
-    case Type::NfProto: case Type::CtDir: case Type::Boolean:
-      return 8;
+    case Type::InetProto:
+    case Type::TcpFlag:
+    case Type::IcmpType:
+    case Type::IcmpCode:
+    case Type::Icmpv6Type:
+    case Type::Icmpv6Code:
+    case Type::IcmpxCode:
+    case Type::PktType:
+    case Type::NfProto:
+    case Type::CtDir:
+    case Type::Boolean: return 8;
     case Type::Dscp: return 6;
-    case Type::InetService: case Type::EtherType: return 16;
-    case Type::Mark: case Type::CtState: case Type::CtStatus: case Type::FibAddrType: case Type::IfIndex:
-      return 32;
+    case Type::InetService:
+    case Type::EtherType: return 16;
+    case Type::Mark:
+    case Type::CtState:
+    case Type::CtStatus:
+    case Type::FibAddrType:
+    case Type::IfIndex: return 32;
     case Type::Integer: return integer_bits;
     default: return 32;
   }
@@ -315,7 +328,8 @@ std::optional<u128> symbol_value(Type t, std::string_view s, unsigned bits, std:
     }
     return v;
   }
-  if (parse_number(s, UINT64_MAX, v)) return fail("value " + std::string(s) + " does not fit in " + std::to_string(bits) + " bits");
+  if (parse_number(s, UINT64_MAX, v))
+    return fail("value " + std::string(s) + " does not fit in " + std::to_string(bits) + " bits");
   return fail();
 }
 
@@ -388,8 +402,12 @@ std::optional<uint64_t> parse_time_ms(std::string_view s) {
     size_t k = j;
     while (k < s.size() && std::isalpha((unsigned char)s[k])) ++k;
     std::string_view unit = s.substr(j, k - j);
-    uint64_t mult = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000
-                    : unit == "d" ? 86400000 : 0;
+    uint64_t mult = unit == "ms"  ? 1
+                    : unit == "s" ? 1000
+                    : unit == "m" ? 60000
+                    : unit == "h" ? 3600000
+                    : unit == "d" ? 86400000
+                                  : 0;
     if (!mult) return std::nullopt;
     total += n * mult;
     i = k;
