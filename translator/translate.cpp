@@ -9,6 +9,7 @@
 #include "translator/frontend/iptables/parser.h"
 #include "translator/frontend/nft/nft.h"
 #include "translator/passes/flatten.h"
+#include "translator/policy/yaml.h"
 
 namespace nf2bpf {
 
@@ -49,6 +50,7 @@ Result<std::string> read_input(const std::string& path) {
 }
 
 std::string detect_format(std::string_view text) {
+  if (policy::looks_like_policy_yaml(text)) return "policy";
   size_t i = text.find_first_not_of(" \t\r\n");
   if (i != std::string_view::npos && text[i] == '{') return "nft-json";
   // Look at the first meaningful lines.
@@ -104,8 +106,18 @@ Translation translate_source(const frontend::Source& src, const TranslateOptions
                              const std::vector<ir::Set>& ipsets) {
   Translation tr;
   std::string fmt = opt.from == "auto" ? detect_format(src.text) : opt.from;
+  // Whatever --from says: a policy file starts with its own header, and
+  // parsing it as rules would bury that under a hundred syntax errors.
+  if (policy::looks_like_policy_yaml(src.text)) fmt = "policy";
   tr.input_format = fmt;
   progress::report("parsing");
+  if (fmt == "policy") {
+    tr.diags.error(ir::SourceLoc{src.name, 1, 1, 0, {}},
+                   "this is a compiled nf2bpf policy (written by `nf2bpf translate -o`), not a ruleset",
+                   "this needs the ruleset the policy was translated from; `nf2bpf apply POLICY.yaml` loads a "
+                   "policy and `nf2bpf diff RULES --against POLICY.yaml` checks one against its ruleset");
+    return tr;
+  }
   if (fmt == "iptables" || fmt == "ip6tables") {
     tr.ruleset =
         frontend::parse_iptables(src, fmt == "iptables" ? ir::AddrFamily::V4 : ir::AddrFamily::V6, ipsets, tr.diags);
@@ -137,6 +149,10 @@ Result<Translation> translate_file(const std::string& path, const TranslateOptio
   }
   auto text = read_input(path);
   if (!text) return text.error();
+  return translate_text(path, std::move(*text), opt);
+}
+
+Result<Translation> translate_text(const std::string& path, std::string text, const TranslateOptions& opt) {
   std::vector<ir::Set> ipsets;
   diag::Diagnostics ipset_diags;
   if (!opt.ipsets_path.empty()) {
@@ -144,7 +160,7 @@ Result<Translation> translate_file(const std::string& path, const TranslateOptio
     if (!it) return it.error();
     ipsets = frontend::parse_ipset_save({opt.ipsets_path, std::move(*it)}, ipset_diags);
   }
-  frontend::Source src{path == "-" ? "<stdin>" : path, std::move(*text)};
+  frontend::Source src{path == "-" ? "<stdin>" : path, std::move(text)};
   Translation tr = translate_source(src, opt, ipsets);
   if (!ipset_diags.all().empty()) {
     diag::Diagnostics merged;
