@@ -112,6 +112,7 @@ Translation translate_source(const frontend::Source& src, const TranslateOptions
   tr.input_format = fmt;
   progress::report("parsing");
   if (fmt == "policy") {
+    tr.ruleset.source = src.name;
     tr.diags.error(ir::SourceLoc{src.name, 1, 1, 0, {}},
                    "this is a compiled nf2bpf policy (written by `nf2bpf translate -o`), not a ruleset",
                    "this needs the ruleset the policy was translated from; `nf2bpf apply POLICY.yaml` loads a "

@@ -82,6 +82,7 @@ expect_in "diff POLICY.yaml: says what it can do" "$W/err" "--against $W/pol.yam
 run translate "$W/pol.yaml"
 expect_rc "translate POLICY.yaml: not a ruleset" 1
 expect_in "translate POLICY.yaml: one clear error" "$W/out" "this is a compiled nf2bpf policy"
+expect_in "translate POLICY.yaml: the summary names the file" "$W/out" "$W/pol.yaml: 0 rules"
 if [ "$(grep -c 'error:' "$W/out")" -eq 1 ]; then ok "translate POLICY.yaml: not a hundred syntax errors"; else
   bad "translate POLICY.yaml: not a hundred syntax errors" "$(grep -c 'error:' "$W/out") errors"; fi
 
