@@ -119,6 +119,18 @@ expect_in "folded: the count of the rest" "$W/out" "more like this"
 run translate --format json "$W/nat.v4"
 json_check "JSON keeps every diagnostic" 'len(d["diagnostics"]) >= 20'
 
+# ---- locations of nft JSON (and kernel) input: table, chain, handle, the rule -
+cat >"$W/h.json" <<'J'
+{"nftables":[{"metainfo":{"json_schema_version":1}},{"table":{"family":"inet","name":"filter","handle":1}},{"chain":{"family":"inet","table":"filter","name":"input","handle":1,"type":"filter","hook":"input","prio":0,"policy":"accept"}},{"rule":{"family":"inet","table":"filter","chain":"input","handle":7,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":22}},{"log":{"prefix":"ssh "}},{"accept":null}]}}]}
+J
+run translate "$W/h.json"
+expect_in "nft JSON: located by table, chain and handle" "$W/out" "h.json: table inet filter, chain input, handle 7: warning: approximate log"
+expect_in "nft JSON: the rule as nft prints it" "$W/out" '    tcp dport 22 log prefix "ssh " accept'
+expect_not_in "nft JSON: no JSON pointer" "$W/out" "#/nftables"
+run translate --format json "$W/h.json"
+json_check "nft JSON report: 'where' names the rule" \
+  'd["diagnostics"][0]["where"] == "table inet filter, chain input, handle 7" and "handle 7" in d["rules"][0]["location"]'
+
 # ---- #4: rules left in netfilter are never "equivalent" ----------------------
 K=$SRC/testdata/nft/kube-proxy-nftables.nft
 run diff --synthesize "$W/kp.pcapng" "$K"

@@ -73,7 +73,10 @@ std::string render(const Diagnostic& d, bool color) {
   out += escape_controls(d.message);
   if (color) out += "\033[0m";
   out += "\n";
-  if (!d.source_line.empty() && d.loc.col > 0) {
+  if (!d.source_line.empty() && d.loc.col == 0) {  // a whole rule (nft JSON, kernel): no caret
+    uint32_t caret = 0;
+    out += "    " + printable_window(d.source_line, 1, caret) + "\n";
+  } else if (!d.source_line.empty() && d.loc.col > 0) {
     uint32_t caret = 0;
     std::string shown = printable_window(d.source_line, d.loc.col, caret);
     out += "    " + shown + "\n";

@@ -110,7 +110,9 @@ nlohmann::json diagnostic_json(const diag::Diagnostic& d) {
                       {"location", d.loc.str()},
                       {"file", d.loc.file},
                       {"message", d.message}};
-  if (!d.loc.pointer.empty())
+  if (!d.loc.pointer.empty() && d.loc.pointer[0] != '/')
+    j["where"] = d.loc.pointer;  // nft JSON and kernel input: "table inet filter, chain input, handle 7"
+  else if (!d.loc.pointer.empty())
     j["pointer"] = d.loc.pointer;
   else
     j["line"] = d.loc.line, j["column"] = d.loc.col;
