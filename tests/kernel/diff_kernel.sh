@@ -53,10 +53,12 @@ mh, kh = hits(m), hits(k)
 # above), the two buckets run on different clocks (capture timestamps, replay)
 # and the rules after it see different packets: their hits are not compared.
 rate_paths = any("rate-limited" in d["actual"].get("note", "") for d in m.get("indeterminate", []))
-# Known, not understood yet: in firewalld-zones one IPv6 probe to a
-# v4-mapped/compatible address is judged by filter_FORWARD's address check
-# (:113) in the model and by filter_INPUT's reject (:126, :104) in the kernel;
-# same verdict (REJECT), different rule. Exactly that skew is tolerated.
+# Known, not fixed yet: in firewalld-zones packet 317 of the synthesized
+# capture, an IPv6 SYN to ::ffff:0.0.0.0 port 9, is judged by filter_FORWARD's
+# address check (:113) in the model (where Linux would route it) and by
+# filter_INPUT's reject (:126, :104) in the BPF programs: IPv4 mapped into
+# ::ffff:0:0/96 in the IR meets a real IPv6 packet to that range. Same verdict
+# (REJECT), different rule; exactly that skew is tolerated.
 known = {"firewalld-zones.nft": {":104": 1, ":113": -1, ":126": 1}}.get(sys.argv[1].split("/")[-1].replace(".model.json", ".nft"), {})
 notes = []
 for r in sorted(set(mh) | set(kh)):
