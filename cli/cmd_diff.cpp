@@ -289,7 +289,7 @@ int run(const DiffArgs& a) {
       rep.engine_error = true;
     }
   }
-  if (!actual && !policy_file) {
+  if (!actual) {  // the compiled policy, or a policy file compiled from FILE
     size_t left_out = expected->count(caps::Fidelity::Unsupported);
     rep.left_in_netfilter = left_out;
     if (left_out)

@@ -143,6 +143,11 @@ run diff --format json --pcap "$W/kp.pcapng" "$K"
 json_check "JSON: equivalent false, left_in_netfilter counted" \
   'd["summary"]["equivalent"] is False and d["summary"]["left_in_netfilter"] > 0 and d["exit"] == 1 if "exit" in d else d["summary"]["equivalent"] is False and d["summary"]["left_in_netfilter"] > 0'
 
+run translate --allow-partial -o "$W/kp.yaml" "$K"
+run diff --pcap "$W/kp.pcapng" "$K" --against "$W/kp.yaml"
+expect_rc "diff --against a partial policy file: not equivalent either" 1
+expect_in "partial policy file: says rules stay in netfilter" "$W/out" "rules stay in netfilter"
+
 # ---- #7: LOG records: no promise that status shows them ----------------------
 run capabilities --target LOG
 expect_not_in "LOG: no promise that status shows the records" "$W/out" "nf2bpf status"
