@@ -56,9 +56,12 @@ rate_paths = any("rate-limited" in d["actual"].get("note", "") for d in m.get("i
 # Known, not fixed yet: in firewalld-zones packet 317 of the synthesized
 # capture, an IPv6 SYN to ::ffff:0.0.0.0 port 9, is judged by filter_FORWARD's
 # address check (:113) in the model (where Linux would route it) and by
-# filter_INPUT's reject (:126, :104) in the BPF programs: IPv4 mapped into
-# ::ffff:0:0/96 in the IR meets a real IPv6 packet to that range. Same verdict
-# (REJECT), different rule; exactly that skew is tolerated.
+# filter_INPUT's reject (:126, :104) in the BPF programs: nf_route looks the
+# IPv6 destination up in nf_addrtype, whose IPv4 entries live in ::ffff:0:0/96
+# too, and finds 0.0.0.0/8 (zeronet, BROADCAST) -> local. Linux routes that
+# packet (ip -6 route get ::ffff:0.0.0.0: via the FIB). Fix: IPv6 packets skip
+# the IPv4 entries of nf_addrtype (bpf/, mirrored in verify/host and model).
+# Same verdict (REJECT), different rule; exactly that skew is tolerated.
 known = {"firewalld-zones.nft": {":104": 1, ":113": -1, ":126": 1}}.get(sys.argv[1].split("/")[-1].replace(".model.json", ".nft"), {})
 notes = []
 for r in sorted(set(mh) | set(kh)):
