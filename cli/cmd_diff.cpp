@@ -368,7 +368,9 @@ Command add_diff(CLI::App& app) {
                   "Write a capture (pcapng) exercising every rule and its boundaries to OUT (- for stdout) instead "
                   "of diffing")
       ->option_text("OUT");
-  sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save / nft output), or - for stdin")
+  sub->add_option("FILE", a->file,
+                  "The ruleset (iptables-save / ip6tables-save / nft output), or - for stdin; not a policy file, "
+                  "which has no rule semantics to replay (give it with --against)")
       ->required();
   sub->footer(
       "Without --against, FILE (run by the reference evaluator) is compared with its own compiled policy,\n"
@@ -377,9 +379,10 @@ Command add_diff(CLI::App& app) {
       "from --iface and --local-addr: a packet from a local address goes through OUTPUT, one to a local\n"
       "address through INPUT, anything else through FORWARD. Packets whose verdict depends on what a capture\n"
       "cannot show (rate limits, random sampling, socket owners) are reported as indeterminate, not compared.\n"
-      "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found, 2 trouble: a usage\n"
-      "error, a file that cannot be read, a rejected ruleset, an unreadable or truncated capture (the packets\n"
-      "before the problem are still reported), a system error.");
+      "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found or rules of FILE left\n"
+      "in netfilter (not in the compiled policy, which alone is then not the ruleset), 2 trouble: a usage\n"
+      "error, a file that cannot be read, a rejected ruleset, a policy file as FILE, an unreadable or\n"
+      "truncated capture (the packets before the problem are still reported), a system error.");
   return {sub, [a]() -> int {
             ui().json = a->format == "json";
             return run(*a);
