@@ -105,26 +105,34 @@ TEST_CASE("ops state store: a killed run's temporary files are removed") {
   CHECK(ops::default_backup_path("/var/lib/nf2bpf/netns-1") == "/var/lib/nf2bpf/netns-1/cutover-backup.json");
 }
 
-TEST_CASE("ops deploy: interfaces named, or every one but lo") {
+TEST_CASE("ops deploy: interfaces named and lo, or every one, never an excluded one") {
   std::vector<loader::Interface> all = {{"lo", 1}, {"eth0", 2}, {"eth1", 3}};
   auto c = ops::choose_interfaces(all, {});
   CHECK(c.refused.empty());
-  REQUIRE(c.ifaces.size() == 2);
-  CHECK(ops::join_ifaces(c.ifaces) == "eth0, eth1");
-  CHECK(c.ifaces[1].ifindex == 3);
+  REQUIRE(c.ifaces.size() == 3);
+  CHECK(ops::join_ifaces(c.ifaces) == "lo, eth0, eth1");
+  CHECK(c.ifaces[2].ifindex == 3);
 
+  // lo carries this host's traffic to itself: always covered.
   c = ops::choose_interfaces(all, {"eth1"});
   CHECK(c.refused.empty());
-  CHECK(ops::join_ifaces(c.ifaces) == "eth1");
+  CHECK(ops::join_ifaces(c.ifaces) == "lo, eth1");
 
   c = ops::choose_interfaces(all, {"eth1", "wg0"});
   CHECK(c.refused == "interface 'wg0' does not exist in this network namespace");
 
+  c = ops::choose_interfaces(all, {}, {"eth0"});
+  CHECK(ops::join_ifaces(c.ifaces) == "lo, eth1");
+  c = ops::choose_interfaces(all, {"eth1"}, {"lo"});
+  CHECK(ops::join_ifaces(c.ifaces) == "eth1");
+  c = ops::choose_interfaces(all, {"eth1"}, {"eth1"});
+  CHECK(c.refused == "interface 'eth1' is both named and excluded");
+
   c = ops::choose_interfaces({{"lo", 1}}, {});
-  CHECK(c.refused == "this network namespace has no interface besides lo");
-  c = ops::choose_interfaces({{"lo", 1}}, {"lo"});  // named, lo is allowed
   CHECK(c.refused.empty());
   CHECK(ops::join_ifaces(c.ifaces) == "lo");
+  c = ops::choose_interfaces({{"lo", 1}}, {}, {"lo"});
+  CHECK(c.refused == "no interface of this network namespace is left to attach to");
 }
 
 TEST_CASE("ops deploy: what a generation records, and what is live after a failure") {
