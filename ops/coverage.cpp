@@ -30,6 +30,21 @@ Result<std::vector<loader::Interface>> uncovered_now(loader::Dataplane& dp) {
   return uncovered(*all, st->attach, st->excluded);
 }
 
+Result<std::vector<std::string>> gone_now(loader::Dataplane& dp) {
+  auto st = dp.status(false);
+  if (!st) return st.error();
+  auto all = loader::list_interfaces();
+  if (!all) return all.error();
+  std::vector<std::string> out;
+  for (const auto& e : st->attach) {
+    bool here = std::any_of(all->begin(), all->end(), [&](const loader::Interface& i) {
+      return i.name == e.value("name", "") && i.ifindex == e.value("ifindex", 0u);
+    });
+    if (!here) out.push_back(e.value("name", ""));
+  }
+  return out;
+}
+
 Result<policy::Policy> live_policy(loader::Dataplane& dp) {
   auto st = dp.status(false);
   if (!st) return st.error();
@@ -63,10 +78,11 @@ std::string keep_policy(const policy::Policy& pol) {
 }
 
 Result<void> cover(loader::Dataplane& dp, const std::vector<loader::Interface>& add) {
-  auto pol = live_policy(dp);
-  if (!pol) return Error{0, "cover " + names(add) + ": " + pol.error().message()};
   auto addrtypes = loader::address_types();
   if (!addrtypes) return addrtypes.error();
+  if (add.empty()) return dp.cover(policy::Policy{}, add, *addrtypes);  // no classes to compute
+  auto pol = live_policy(dp);
+  if (!pol) return Error{0, "cover " + names(add) + ": " + pol.error().message()};
   return dp.cover(*pol, add, *addrtypes);
 }
 

@@ -26,6 +26,10 @@ std::vector<loader::Interface> uncovered(const std::vector<loader::Interface>& a
 // The same for this namespace's dataplane, now.
 Result<std::vector<loader::Interface>> uncovered_now(loader::Dataplane& dp);
 
+// Interfaces the dataplane's attachment list names that are gone (or whose
+// name now belongs to another ifindex).
+Result<std::vector<std::string>> gone_now(loader::Dataplane& dp);
+
 // The live policy of `dp`: the generation store's copy with the live
 // checksum, else the recorded source translated again when it still gives
 // that checksum. Fails with the reason otherwise.
@@ -36,7 +40,7 @@ Result<policy::Policy> live_policy(loader::Dataplane& dp);
 std::string keep_policy(const policy::Policy& pol);
 
 // Covers `add` with the live generation (classes from the live policy) and
-// attaches to them.
+// attaches to them; attachments of interfaces that are gone are forgotten.
 Result<void> cover(loader::Dataplane& dp, const std::vector<loader::Interface>& add);
 
 // For `sync`: the up interfaces the live dataplane (its attachment list and

@@ -17,7 +17,12 @@ Result<std::vector<std::string>> cover_uncovered(const std::string& pin_dir) {
   auto left = uncovered_now(**dp);
   if (!left) return left.error();
   std::vector<std::string> out;
-  if (left->empty()) return out;
+  if (left->empty()) {
+    // Interfaces removed since: attaching to the rest forgets them.
+    if (auto gone = gone_now(**dp); gone && !gone->empty())
+      if (auto r = cover(**dp, {}); !r) return r.error();
+    return out;
+  }
   if (auto r = cover(**dp, *left); !r) return r.error();
   for (const auto& i : *left) out.push_back(i.name);
   return out;

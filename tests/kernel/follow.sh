@@ -64,8 +64,8 @@ local_tcp_ok 127.0.0.1 9998 && fail "INPUT --dport 9998 DROP must stop a local c
   pass "local connection to 127.0.0.1:9998 dropped"
 local_tcp_ok 10.78.0.2 9998 && fail "INPUT --dport 9998 DROP must stop a local connection to the host's address" ||
   pass "local connection to 10.78.0.2:9998 dropped"
-local_tcp_ok ::1 9998 && fail "INPUT --dport 9998 DROP must stop a local connection to ::1" ||
-  pass "local connection to [::1]:9998 dropped"
+local_tcp_ok ::1 9998 && pass "IPv6 ::1:9998 accepted: iptables rules are IPv4 only (difftest --family 6 covers ::1)" ||
+  fail "an IPv4 policy must not drop IPv6 loopback traffic"
 local_tcp_ok 127.0.0.1 9996 && fail "OUTPUT -o lo --dport 9996 DROP must stop a local connection" ||
   pass "local connection to 127.0.0.1:9996 dropped by OUTPUT"
 local_tcp_ok 127.0.0.1 9999 && pass "local connection to 127.0.0.1:9999 accepted (handshake over lo)" ||
@@ -77,7 +77,7 @@ add_link n1 n0 79
 udp_ok 10.79.0.2 9998 && pass "udp 9998 over n0 (not attached) passes: the hole" || fail "n0 should not be covered yet"
 expect 0 "status" -- in_srv "$BIN" status
 has "not attached to n0 (up)" "status warns about n0"
-expect 0 "status --format json" -- in_srv "$BIN" status --format json
+LAST=$(in_srv "$BIN" status --format json 2>/dev/null)
 python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["unattached"]==["n0"], j["unattached"]' "$LAST" &&
   pass "status json: unattached [n0]" || fail "status json unattached: $LAST"
 
@@ -117,7 +117,7 @@ ip -n "$SRV" link del n4
 sleep 0.5
 kill "${BG[0]}" 2>/dev/null; wait "${BG[0]}" 2>/dev/null
 BG=()
-expect 0 "status after following" -- in_srv "$BIN" status --format json
+LAST=$(in_srv "$BIN" status --format json 2>/dev/null)
 python3 -c 'import json,sys; j=json.loads(sys.argv[1]); n=[a["name"] for a in j["attached"]]
 assert j["unattached"]==[] and "n0" in n and "n2" in n and "n4" not in n, (n, j["unattached"])' "$LAST" &&
   pass "status: everything up is attached, the deleted n4 forgotten" || fail "status after follow: $LAST"
