@@ -680,6 +680,12 @@ struct FlowGen {
     static const std::vector<int> client_ports = {40000, 40001, 1024, 5353, 53};
     static const std::vector<int> server_ports = {22, 53, 80, 443, 1000, 1500, 2000, 2001, 5353};
     uint16_t pa = (uint16_t)pick(r, client_ports), pb = (uint16_t)pick(r, server_ports);
+    // Loopback: never a flow from an address and port to the same address and
+    // port. Both directions would share one tuple, which a real socket only
+    // has when it connects to itself (one sequence space); two random ones
+    // make netfilter's TCP window tracking, which nf2bpf does not have, call
+    // the packets INVALID.
+    while (mode == Mode::Loopback && a == b && pa == pb) pb = (uint16_t)pick(r, server_ports);
     std::vector<Probe> out;
     int kind = range(r, 0, 9);
     if (kind < 4 && fresh_tcp_tuples) {
