@@ -82,7 +82,7 @@ json "rollback: the document" '
 assert j["result"] == "rolled-back" and isinstance(j["generation"], int) and j["exit"] == 0, j
 assert j["source"] == "'"$WORK"'/a.rules", j'
 run_json 0 "unload --format json" -- in_srv "$BIN" unload --format json
-json "unload: the document" 'assert j == {"result": "unloaded", "detached": ["s0"], "exit": 0}, j'
+json "unload: the document" 'assert j == {"result": "unloaded", "detached": ["lo", "s0"], "exit": 0}, j'
 run_json 2 "restore --format json, a --backup that is not there" -- in_srv "$BIN" restore --format json --backup "$WORK/none.json"
 json "restore: the error as JSON" 'assert j["result"] == "error" and j["exit"] == 2 and "none.json" in j["message"], j'
 run_json 2 "restore --format json, a usage error" -- in_srv "$BIN" restore --format json --bogus
@@ -101,7 +101,7 @@ json "restore --dry-run: would-restore, the messages" 'assert j["result"] == "wo
 run_json 0 "restore --format json" -- in_srv "$BIN" restore --format json --backup "$WORK/b.json"
 json "restore: the document" '
 assert j["result"] == "restored" and j["restored"] and j["rules"] == 2 and j["exit"] == 0, j
-assert j["dataplane"] == "unloaded" and j["detached"] == ["s0"], j
+assert j["dataplane"] == "unloaded" and j["detached"] == ["lo", "s0"], j
 assert j["backup_moved_to"] == "'"$WORK"'/b.json.restored", j'
 in_srv iptables-nft -F INPUT
 
