@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
+#include "ops/coverage.h"
 #include "ops/deploy.h"
 #include "ops/state_store.h"
 #include "tests/unit/ops_support.h"
@@ -157,4 +158,15 @@ TEST_CASE("ops deploy: what a generation records, and what is live after a failu
   CHECK(std::string(ops::describe(LiveAfterFailure::RolledBack)) == "the previous generation is live again");
   CHECK(std::string(ops::describe(LiveAfterFailure::Unloaded)) == "nothing was loaded");
   CHECK(std::string(ops::describe(LiveAfterFailure::Unknown)) == "rolling back failed too: check `nf2bpf status`");
+}
+
+TEST_CASE("ops coverage: up interfaces neither attached (same name and ifindex) nor excluded") {
+  std::vector<loader::Interface> all = {{"lo", 1, true},     {"eth0", 2, true}, {"veth9", 7, true},
+                                        {"down0", 8, false}, {"wg0", 9, true},  {"eth1", 12, true}};
+  nlohmann::json attached = nlohmann::json::array(
+      {{{"name", "lo"}, {"ifindex", 1}}, {{"name", "eth0"}, {"ifindex", 2}}, {{"name", "eth1"}, {"ifindex", 3}}});
+  // veth9 is new, down0 is down, wg0 excluded, eth1 was recreated (new ifindex).
+  auto left = ops::uncovered(all, attached, {"wg0"});
+  CHECK(ops::names(left) == "veth9, eth1");
+  CHECK(ops::uncovered(all, attached, {"wg0", "veth9", "eth1"}).empty());
 }
