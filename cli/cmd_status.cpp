@@ -65,9 +65,9 @@ Command add_status(CLI::App& app) {
             for (const auto& i : left) unattached.push_back(i.name);
             if (!left.empty())
               spdlog::warn(
-                  "not attached to {} (up): its traffic meets no rule; `nf2bpf attach` covers it, `nf2bpf attach "
+                  "not attached to {} (up): no rule sees {} traffic; `nf2bpf attach` covers it, `nf2bpf attach "
                   "--follow` covers interfaces as they appear",
-                  ops::names(left));
+                  ops::names(left), left.size() == 1 ? "its" : "their");
             if (ui().json) {
               nlohmann::json j = {{"result", "loaded"},
                                   {"loaded", true},

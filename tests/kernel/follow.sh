@@ -129,6 +129,14 @@ has "attached to n6" "attach covers n6"
 udp_ok 10.82.0.2 9998 && fail "udp 9998 over n6 should be dropped" || pass "udp 9998 over n6 dropped"
 expect 0 "attach again" -- in_srv "$BIN" attach
 has "every up interface is covered already" "nothing left to cover"
+
+# 6. sync notes an interface created since and attaches to it.
+add_link n9 n8 83
+LAST=$(in_srv "$BIN" sync --state-dir "$WORK/state" --format json "$WORK/fw.rules" 2>/dev/null)
+python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["exit"]==0 and j["unattached"]==["n8"] and "n8" in j["interfaces"], j
+assert any("n8 (up): attached by this run" in n for n in j["notes"]), j["notes"]' "$LAST" &&
+  pass "sync: unattached [n8], attached by the run" || fail "sync and n8: $LAST"
+udp_ok 10.83.0.2 9998 && fail "udp 9998 over n8 should be dropped after sync" || pass "udp 9998 over n8 dropped"
 expect 0 "unload" -- in_srv "$BIN" unload
 
 [ "$fails" -eq 0 ] && echo "follow: all passed" || echo "follow: $fails failed"
