@@ -150,6 +150,11 @@ TEST_CASE("loopback: a loopback address off lo is dropped by the kernel whatever
   CHECK(why.find("refused on receipt") != std::string::npos);
   why = b.send(tcp("127.0.0.1", 1000, "198.51.100.7", 22, SYN), "eth0", e, a, Direction::Outbound);
   CHECK(why.find("never sends one off lo") != std::string::npos);
+  // To a loopback address, a local packet goes over lo whatever the capture
+  // interface says (a synthesized witness packet, say): OUTPUT, then INPUT.
+  REQUIRE(b.send(tcp(kHost, 1000, "127.0.0.1", 9998, SYN), "eth0", e, a, Direction::Outbound) == "");
+  CHECK(e.verdict == Verdict::Drop);
+  CHECK(a.verdict == Verdict::Drop);
 
   // The model mirrors the BPF program: routing takes such a packet no
   // further than PREROUTING, so INPUT's rules do not see it.
