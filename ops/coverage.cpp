@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
 
 #include "ops/state_store.h"
 #include "translator/policy/compile.h"
@@ -30,6 +33,23 @@ Result<std::vector<loader::Interface>> uncovered_now(loader::Dataplane& dp) {
   return uncovered(*all, st->attach, st->excluded);
 }
 
+namespace {
+
+std::string applied_yaml(const std::string& dir, const std::string& checksum);
+
+// A policy YAML file, when it loads and has this checksum.
+std::optional<policy::Policy> load_policy_file(const std::string& path, const std::string& checksum) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  diag::Diagnostics d;
+  auto p = policy::from_yaml(text, path, d);
+  if (!p || d.has_errors() || p->checksum != checksum) return std::nullopt;
+  return std::move(*p);
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> gone_now(loader::Dataplane& dp) {
   auto st = dp.status(false);
   if (!st) return st.error();
@@ -50,8 +70,10 @@ Result<policy::Policy> live_policy(loader::Dataplane& dp) {
   if (!st) return st.error();
   std::string sum = st->live.value("checksum", ""), source = st->live.value("source", "");
   if (sum.empty()) return Error{0, "no generation is live"};
-  if (auto dir = default_state_dir())
+  if (auto dir = default_state_dir()) {
     if (auto p = load_generation(*dir, sum)) return std::move(*p);
+    if (auto p = load_policy_file(applied_yaml(*dir, sum), sum)) return std::move(*p);
+  }
   if (source.empty() || source == "<stdin>")
     return Error{0, "the live policy was read from standard input and is not stored: apply it again"};
   TranslateOptions opt;
@@ -67,13 +89,27 @@ Result<policy::Policy> live_policy(loader::Dataplane& dp) {
                "the live policy is not stored and its source " + source + " no longer gives it: apply or sync again"};
 }
 
+namespace {
+
+// apply's copies live apart from sync's generation store, whose presence
+// sync's change guard reads as "made live by sync".
+std::string applied_yaml(const std::string& dir, const std::string& checksum) {
+  return dir + "/applied/" + checksum + ".yaml";
+}
+
+}  // namespace
+
 std::string keep_policy(const policy::Policy& pol) {
   auto dir = default_state_dir();
   if (!dir) return dir.error().message();
   std::error_code ec;
-  std::filesystem::create_directories(*dir + "/generations", ec);
-  if (ec) return "create " + *dir + "/generations: " + ec.message();
-  auto r = policy::write_yaml_file(pol, generation_yaml(*dir, pol.checksum));
+  std::filesystem::create_directories(*dir + "/applied", ec);
+  if (ec) return "create " + *dir + "/applied: " + ec.message();
+  std::string path = applied_yaml(*dir, pol.checksum);
+  // Only the live policy's copy is kept.
+  for (const auto& e : std::filesystem::directory_iterator(*dir + "/applied", ec))
+    if (e.path().string() != path) std::filesystem::remove(e.path(), ec);
+  auto r = policy::write_yaml_file(pol, path);
   return r ? "" : r.error().message();
 }
 

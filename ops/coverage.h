@@ -35,7 +35,8 @@ Result<std::vector<std::string>> gone_now(loader::Dataplane& dp);
 // that checksum. Fails with the reason otherwise.
 Result<policy::Policy> live_policy(loader::Dataplane& dp);
 
-// Keeps a copy of a policy made live by `apply` in the generation store, so
+// Keeps a copy of a policy made live by `apply` (<state dir>/applied/, apart
+// from sync's generation store, which its change guard reads), so
 // that interfaces can be covered later. Best effort: "" or why not.
 std::string keep_policy(const policy::Policy& pol);
 

@@ -122,7 +122,9 @@ python3 -c 'import json,sys; j=json.loads(sys.argv[1]); n=[a["name"] for a in j[
 assert j["unattached"]==[] and "n0" in n and "n2" in n and "n4" not in n, (n, j["unattached"])' "$LAST" &&
   pass "status: everything up is attached, the deleted n4 forgotten" || fail "status after follow: $LAST"
 
-# 5. One-shot attach.
+# 5. One-shot attach, of a policy read from stdin: its source cannot be read
+# again, the copy apply kept is used.
+expect 0 "apply from stdin" -- sh -c "ip netns exec $SRV $BIN apply - < $WORK/fw.rules"
 add_link n7 n6 82
 expect 0 "attach" -- in_srv "$BIN" attach
 has "attached to n6" "attach covers n6"
