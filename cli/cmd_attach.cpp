@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "ops/deploy.h"
 #include "ops/follow.h"
 
 namespace nf2bpf::cli {
@@ -40,6 +41,9 @@ int follow(const std::string& pin_dir) {
     else
       std::cout << stamp() << " " << line << std::endl;
   };
+  auto dp = ops::find_dataplane(pin_dir);
+  if (!dp) return fail(kSystem, dp.error().message());
+  if (!*dp) return fail(kRejected, "no dataplane is loaded in this network namespace", "apply a policy first");
   text() << "following interfaces (SIGINT or SIGTERM ends)\n" << std::flush;
   if (auto r = ops::follow(o); !r) return fail(r.error().code ? kSystem : kRejected, r.error().message());
   return kOk;
