@@ -20,13 +20,34 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define NF_AF_INET_ 2
 #define NF_AF_INET6_ 10
+#define NF_LOOPBACK_IFINDEX 1 /* lo: the first device of every network namespace */
+
+/* The loopback addresses (127/8, ::1) travel over lo only: routing drops a
+ * packet that brings one in on another interface (martian source or
+ * destination; IPv6 even before PREROUTING), whatever INPUT says. */
+static __always_inline int nf_martian(const struct nf_pkt* p, __u32 ifindex) {
+  if (ifindex == NF_LOOPBACK_IFINDEX) return 0;
+  if (p->family == 4) return p->saddr[12] == 127 || p->daddr[12] == 127;
+  const __u8* a[2] = {p->saddr, p->daddr};
+#pragma unroll
+  for (int k = 0; k < 2; k++) {
+    __u32 w0, w1, w2, w3;
+    __builtin_memcpy(&w0, a[k], 4);
+    __builtin_memcpy(&w1, a[k] + 4, 4);
+    __builtin_memcpy(&w2, a[k] + 8, 4);
+    __builtin_memcpy(&w3, a[k] + 12, 4);
+    if (!w0 && !w1 && !w2 && w3 == bpf_htonl(1)) return 1;
+  }
+  return 0;
+}
 
 /* Is the packet for this host? Like the kernel's input routing: the local
  * table first (this namespace's addresses, broadcasts, multicast: kept in
  * nf_addrtype by the loader), then the FIB for routed packets. Returns 1
  * local, 0 forward (sets *oif), -1 the kernel will not route it (no route,
- * forwarding off): only PREROUTING applies. */
+ * forwarding off, a loopback address off lo): only PREROUTING applies. */
 static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif) {
+  if (nf_martian(p, skb->ifindex)) return -1;
   if (p->pkttype == 1 || p->pkttype == 2) return 1; /* broadcast / multicast */
   __u32 t = nf_addr_type_of(p->daddr);
   if (t & (4 | 8 | 32)) return 1; /* LOCAL, BROADCAST, MULTICAST */
@@ -99,6 +120,10 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   __u32 verdict = NF_ACT_ACCEPT;
   __u32 first_hook, second_hook = NF_HOOK_MAX;
   int confirm = 1;
+  /* A local packet coming back in on lo: OUTPUT and POSTROUTING judged it at
+   * lo's egress and conntrack confirmed it there; PREROUTING and INPUT see
+   * it with the connection OUTPUT gave it. */
+  int looped = ingress && skb->ifindex == NF_LOOPBACK_IFINDEX;
   if (ingress) {
     p->iif = skb->ifindex;
     p->oif = 0;
@@ -122,12 +147,12 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   if (verdict != NF_ACT_ACCEPT) goto out;
 
   if (cfg.ct_needed) {
-    if (s->notrack) {
+    if (s->notrack && !looped) { /* NOTRACK does nothing to a packet that has its connection */
       ct.state = NF_CT_STATE_UNTRACKED;
       ct.dir = 2;
     } else {
-      nf_ct_lookup(p, now, &ct);
-      if (confirm) nf_ct_update(&ct, now);
+      nf_ct_lookup(p, now, &ct, looped);
+      if (confirm && !looped) nf_ct_update(&ct, now);
       s->ctmark = ct.ctmark;
       s->has_ct = (ct.state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;
     }
@@ -158,7 +183,8 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   if (second_hook < NF_HOOK_MAX) verdict = nf_run_hook(s, which, live, second_hook, NF_PHASE_ALL, cfg.max_steps);
 
 out:
-  if (cfg.ct_needed && confirm && !s->notrack) nf_ct_finish(&ct, now, verdict == NF_ACT_ACCEPT, s->ctmark);
+  /* (For a looped packet only a connmark change remains to be stored.) */
+  if (cfg.ct_needed && confirm && (looped || !s->notrack)) nf_ct_finish(&ct, now, verdict == NF_ACT_ACCEPT, s->ctmark);
   /* Netfilter confirms a forwarded packet's new connection only after
    * POSTROUTING. Ingress creates it once FORWARD accepts and remembers it;
    * the egress program, which runs next for the same packet on the same CPU,
@@ -241,7 +267,7 @@ int nf2bpf_xdp(struct xdp_md* ctx) {
   if (cfg->ct_needed) {
     struct nf_ct_res ct = {};
     __u64 now = bpf_ktime_get_ns();
-    nf_ct_lookup(p, now, &ct);
+    nf_ct_lookup(p, now, &ct, 0);
     nf_ct_update(&ct, now);
     nf_ct_finish(&ct, now, 0, ct.ctmark);
   }

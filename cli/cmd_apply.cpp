@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "ops/coverage.h"
 #include "ops/cutover_run.h"
 #include "ops/deploy.h"
 #include "translator/policy/compile.h"
@@ -23,6 +24,7 @@ using nlohmann::json;
 struct ApplyArgs {
   TranslateOptions opt;
   std::vector<std::string> ifaces;
+  std::vector<std::string> exclude;  // --exclude-iface
   bool xdp = false;
   bool dry_run = false;
   std::string pin_dir;
@@ -124,6 +126,39 @@ int cutover_after_apply(const Translation& tr, const policy::Policy& pol, const 
   return kOk;
 }
 
+// A cut-over leaves an interface nf2bpf is not attached to with no filter at
+// all: refused while an up one is neither chosen nor excluded explicitly.
+int cutover_coverage(const std::vector<loader::Interface>& chosen, const std::vector<std::string>& exclude, json& doc) {
+  auto all = loader::list_interfaces();
+  if (!all) return fail(kSystem, all.error().message());
+  json attached = json::array();
+  for (const auto& i : chosen) attached.push_back({{"name", i.name}, {"ifindex", i.ifindex}});
+  auto left = ops::uncovered(*all, attached, exclude);
+  if (left.empty()) return kOk;
+  std::string msg = "cut-over refused: nf2bpf would not be attached to " + ops::names(left) +
+                    " (up): netfilter's rules are all that filters its traffic";
+  std::string hint = "attach to it too (--iface), or leave it out explicitly (--exclude-iface)";
+  print_error(msg, hint);
+  std::cerr << "  nothing was applied\n";
+  doc["result"] = "refused";
+  doc["message"] = msg;
+  doc["hint"] = hint;
+  doc["applied"] = false;
+  json names = json::array();
+  for (const auto& i : left) names.push_back(i.name);
+  doc["unattached"] = names;
+  if (ui().json) emit_json(doc, kRejected);
+  return kRejected;
+}
+
+// What later coverage checks need: the interfaces left out on purpose, and
+// the policy (to cover new interfaces with). Best effort: warnings only.
+void keep_coverage(ops::Deployment& d, const policy::Policy& pol, const std::vector<std::string>& exclude) {
+  if (auto r = d.opened.dp->set_excluded(exclude); !r)
+    spdlog::warn("record the excluded interfaces: {}", r.error().message());
+  if (auto why = ops::keep_policy(pol); !why.empty()) spdlog::warn("keep a copy of the policy: {}", why);
+}
+
 // Located errors of a rejected ruleset: the report on stdout (stderr with
 // -q); in JSON mode the error document carries the report instead.
 void print_rejection(const Translation& tr) {
@@ -204,7 +239,7 @@ int apply(const ApplyArgs& a) {
   if (int s = in->is_policy ? load_policy_file(a, *in, pol) : compile_ruleset(a, *in->translation, pol); s != kOk)
     return s;
   const Translation* tr = in->translation ? &*in->translation : nullptr;
-  auto choice = ops::pick_interfaces(a.ifaces);
+  auto choice = ops::pick_interfaces(a.ifaces, a.exclude);
   if (!choice) return fail(kSystem, choice.error().message());
   if (!choice->refused.empty())
     return fail(kRejected, choice->refused, "see `ip link` for this namespace's interfaces");
@@ -243,6 +278,8 @@ int apply(const ApplyArgs& a) {
     if (ui().json) emit_json(doc, status);
     return status;
   };
+  if (a.cutover)
+    if (int c = cutover_coverage(ifaces, a.exclude, doc); c != kOk) return c;
   if (a.dry_run) {
     text() << "dry run: would attach to " << ops::join_ifaces(ifaces) << (a.xdp ? " (tc + xdp)" : " (tc)")
            << "; policy checksum " << pol.checksum << "\n";
@@ -268,6 +305,7 @@ int apply(const ApplyArgs& a) {
     bool hint = d.after == ops::LiveAfterFailure::Unchanged || d.after == ops::LiveAfterFailure::RolledBack;
     return fail(kSystem, d.message, hint ? after : std::string(), {{"live_after", after}});
   }
+  keep_coverage(d, pol, a.exclude);
   auto ms = [](auto dt) { return std::chrono::duration<double, std::milli>(dt).count(); };
   text() << "generation " << d.generation << " live, checksum " << pol.checksum.substr(0, 16) << "; attached to "
          << ops::join_ifaces(ifaces) << (a.xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)") << "\n";
@@ -305,7 +343,13 @@ int apply(const ApplyArgs& a) {
 Command add_apply(CLI::App& app) {
   auto a = std::make_shared<ApplyArgs>();
   CLI::App* sub = app.add_subcommand("apply", "Load a ruleset as the live eBPF policy of this network namespace");
-  sub->add_option("--iface", a->ifaces, "Interface to attach to (repeatable; default: every interface but lo)")
+  sub->add_option("--iface", a->ifaces,
+                  "Interface to attach to (repeatable; lo is always added; default: every interface)")
+      ->allow_extra_args(false)
+      ->option_text("IF");
+  sub->add_option("--exclude-iface", a->exclude,
+                  "Interface to leave out on purpose (repeatable): not attached, not reported as uncovered, "
+                  "and no obstacle to --cutover")
       ->allow_extra_args(false)
       ->option_text("IF");
   sub->add_flag("--xdp", a->xdp, "Also attach the XDP early-drop program");

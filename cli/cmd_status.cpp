@@ -1,9 +1,12 @@
 // nf2bpf status: what is live in this network namespace, and its counters.
+#include <spdlog/spdlog.h>
+
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "ops/coverage.h"
 #include "ops/deploy.h"
 
 namespace nf2bpf::cli {
@@ -55,6 +58,16 @@ Command add_status(CLI::App& app) {
             auto st = (*dp)->status(true);
             if (!st) return fail(kSystem, st.error().message());
             const auto& s = *st;
+            // Up interfaces no program sees: their traffic meets no rule.
+            std::vector<loader::Interface> left;
+            if (auto all = loader::list_interfaces()) left = ops::uncovered(*all, s.attach, s.excluded);
+            nlohmann::json unattached = nlohmann::json::array();
+            for (const auto& i : left) unattached.push_back(i.name);
+            if (!left.empty())
+              spdlog::warn(
+                  "not attached to {} (up): no rule sees {} traffic; `nf2bpf attach` covers it, `nf2bpf attach "
+                  "--follow` covers interfaces as they appear",
+                  ops::names(left), left.size() == 1 ? "its" : "their");
             if (ui().json) {
               nlohmann::json j = {{"result", "loaded"},
                                   {"loaded", true},
@@ -63,6 +76,8 @@ Command add_status(CLI::App& app) {
                                   {"live", s.live},
                                   {"previous", s.previous.is_null() ? nlohmann::json(nullptr) : s.previous},
                                   {"attached", s.attach},
+                                  {"unattached", unattached},
+                                  {"excluded", s.excluded},
                                   {"pin_dir", s.pin_dir},
                                   {"conntrack_entries", s.ct_entries}};
               auto& c = j["counters"] = nlohmann::json::array();

@@ -1,5 +1,7 @@
 #include "loader/dataplane.h"
 
+#include <net/if.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -32,6 +34,9 @@ constexpr uint32_t kTcHandle = 0x2bf;  // "nf2bpf" filters on clsact, found and 
 constexpr uint32_t kTcPriority = 0x2bf;
 constexpr uint32_t kBpffsMagic = 0xcafe4a11;
 constexpr size_t kStateBlob = 16384;
+// Room in each generation's interface map for interfaces that appear after
+// it was installed (Dataplane::cover).
+constexpr size_t kSpareIfaces = 256;
 
 // Outer maps in a fixed order; the loader creates one inner map per kind.
 enum Outer { kStages, kTuples, kRules, kStmts, kLimits, kCounters, kEntries, kLpm, kIfaces, kOuterCount };
@@ -477,7 +482,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   uint32_t sizes[kOuterCount] = {
       (uint32_t)p.stages.size(),  (uint32_t)p.tuples.size(), (uint32_t)p.rules.size(),
       (uint32_t)p.stmts.size(),   (uint32_t)p.limits.size(), p.counter_count(),
-      (uint32_t)p.entries.size(), (uint32_t)p.lpm.size(),    (uint32_t)(2 * ifaces.size() + 4)};
+      (uint32_t)p.entries.size(), (uint32_t)p.lpm.size(),    (uint32_t)(2 * (ifaces.size() + kSpareIfaces) + 4)};
   for (int k = 0; k < kOuterCount; ++k) {
     auto m = make_inner((Outer)k, sizes[k]);
     if (!m) return m.error();
@@ -645,7 +650,9 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
                        r);
     }
     bool xdp_on = false;
-    if (xdp) {
+    // lo's packets are this host's own, judged at lo's TC egress and
+    // ingress; the INPUT early-drop stage has nothing to do there.
+    if (xdp && i.name != "lo") {
       if (f.xdp.fd < 0) return Error{ENOENT, "the loaded dataplane has no XDP program"};
       uint32_t cur = 0;
       {
@@ -689,6 +696,56 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
   return {};
 }
 
+Result<void> Dataplane::cover(const policy::Policy& p, const std::vector<Interface>& add,
+                              const std::vector<AddrTypeEntry>& addrtypes) {
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(fds_->control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  if (ctrl.abi != NF2BPF_ABI_VERSION) return Error{ENOENT, "no generation is live"};
+  uint32_t slot = ctrl.live & 1, id = 0;
+  if (int rc = bpf_map_lookup_elem(fds_->outer[kIfaces].fd, &slot, &id)) return bpf_err("find the interface map", rc);
+  Fd m(bpf_map_get_fd_by_id(id));
+  if (m.fd < 0) return Error{errno, "open the live generation's interface map"};
+  for (const auto& i : add)
+    for (uint32_t w = 0; w < 2; ++w) {
+      nf2bpf_iface_key k{w == 0 ? (uint32_t)NF_SLOT_IIF : (uint32_t)NF_SLOT_OIF, i.ifindex};
+      uint32_t cls = p.iface_class(w, i.name);
+      if (int rc = bpf_map_update_elem(m.fd, &k, &cls, BPF_ANY))
+        return bpf_err("add " + i.name + " to the live generation" +
+                           (rc == -E2BIG ? std::string(" (no room left: apply or sync again)") : ""),
+                       rc);
+    }
+  for (const auto& e : addrtypes) {
+    AddrtypeKey k{};
+    k.prefixlen = e.prefixlen;
+    to_bytes(e.addr, k.addr);
+    if (int rc = bpf_map_update_elem(fds_->addrtype.fd, &k, &e.type, BPF_ANY))
+      return bpf_err("write address types", rc);
+  }
+  auto ns = read_state(2);
+  if (!ns) return ns.error();
+  std::vector<Interface> all;
+  bool xdp = false;
+  for (const auto& e : ns->value("ifaces", nlohmann::json::array())) {
+    // Interfaces gone since (or whose name is now another's) are left to
+    // attach(), which forgets them.
+    char name[IF_NAMESIZE] = {};
+    uint32_t idx = e.value("ifindex", 0u);
+    if (!if_indextoname(idx, name) || e.value("name", "") != name) continue;
+    all.push_back({name, idx});
+    xdp |= e.value("xdp", false);
+  }
+  for (const auto& i : add) all.push_back(i);
+  return attach(all, xdp);
+}
+
+Result<void> Dataplane::set_excluded(const std::vector<std::string>& names) {
+  auto ns = read_state(2);
+  if (!ns) return ns.error();
+  (*ns)["excluded"] = names;
+  return write_state(2, *ns);
+}
+
 Result<void> Dataplane::unload() {
   auto ns = read_state(2);
   if (!ns) return ns.error();
@@ -721,6 +778,7 @@ Result<StatusInfo> Dataplane::status(bool with_counters) {
   if (prev && prev->value("valid", false)) s.previous = *prev;
   auto ns = read_state(2);
   if (ns) s.attach = ns->value("ifaces", nlohmann::json::array());
+  if (ns) s.excluded = ns->value("excluded", std::vector<std::string>{});
   // Conntrack entries.
   {
     nf_ct_key key{}, next{};

@@ -22,9 +22,10 @@ enum class Prog { Ingress, Egress, Xdp };
 struct StatusInfo {
   uint32_t live_slot = 0;
   uint64_t generation = 0;
-  nlohmann::json live;      // metadata of the live generation (source, checksum ...)
-  nlohmann::json previous;  // of the other slot, when it holds a valid generation
-  nlohmann::json attach;    // interfaces and hooks
+  nlohmann::json live;                // metadata of the live generation (source, checksum ...)
+  nlohmann::json previous;            // of the other slot, when it holds a valid generation
+  nlohmann::json attach;              // interfaces and hooks
+  std::vector<std::string> excluded;  // interfaces left out on purpose (apply --exclude-iface)
   std::string pin_dir;
   struct RuleCounter {
     uint32_t index;
@@ -88,6 +89,17 @@ class Dataplane {
   // Attaches to exactly these interfaces (TC ingress+egress, and XDP when
   // asked), detaching from interfaces attached before and not listed now.
   Result<void> attach(const std::vector<Interface>& ifaces, bool xdp);
+
+  // Adds interfaces to the live generation (their classes from `p`, which
+  // must be the live policy, and the host's current address types) and
+  // attaches to them besides those attached now. Fails when the generation
+  // has no room left for more (a new apply or sync makes room).
+  Result<void> cover(const policy::Policy& p, const std::vector<Interface>& add,
+                     const std::vector<AddrTypeEntry>& addrtypes);
+
+  // Remembers the interfaces left out on purpose (shown by status; not
+  // reported as uncovered).
+  Result<void> set_excluded(const std::vector<std::string>& names);
 
   // Detaches from every interface, destroys the clsact qdiscs nf2bpf created
   // and removes its pins. The maps go away with the last reference.

@@ -4,7 +4,12 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "translator/ir/ir.h"
 
@@ -14,7 +19,15 @@ Result<std::vector<Interface>> list_interfaces() {
   struct if_nameindex* ni = if_nameindex();
   if (!ni) return sys_error("list network interfaces");
   std::vector<Interface> out;
-  for (auto* p = ni; p->if_index != 0; ++p) out.push_back({p->if_name, p->if_index});
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (auto* p = ni; p->if_index != 0; ++p) {
+    Interface i{p->if_name, p->if_index};
+    ifreq r{};
+    std::snprintf(r.ifr_name, sizeof r.ifr_name, "%s", p->if_name);
+    if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &r) == 0) i.up = (r.ifr_flags & IFF_UP) != 0;
+    out.push_back(i);
+  }
+  if (fd >= 0) close(fd);
   if_freenameindex(ni);
   return out;
 }

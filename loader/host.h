@@ -14,6 +14,7 @@ namespace nf2bpf::loader {
 struct Interface {
   std::string name;
   uint32_t ifindex = 0;
+  bool up = false;  // IFF_UP when listed
 };
 
 // Every interface in the current network namespace.

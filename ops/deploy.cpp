@@ -1,5 +1,6 @@
 #include "ops/deploy.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -13,30 +14,35 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 }  // namespace
 
-InterfaceChoice choose_interfaces(const std::vector<loader::Interface>& all, const std::vector<std::string>& names) {
+InterfaceChoice choose_interfaces(const std::vector<loader::Interface>& all, const std::vector<std::string>& names,
+                                  const std::vector<std::string>& exclude) {
   InterfaceChoice c;
-  if (names.empty()) {
-    for (const auto& i : all)
-      if (i.name != "lo") c.ifaces.push_back(i);
-    if (c.ifaces.empty()) c.refused = "this network namespace has no interface besides lo";
-    return c;
-  }
-  for (const auto& n : names) {
-    bool found = false;
-    for (const auto& i : all)
-      if (i.name == n) c.ifaces.push_back(i), found = true;
-    if (!found) {
+  auto excluded = [&](const std::string& n) { return std::find(exclude.begin(), exclude.end(), n) != exclude.end(); };
+  for (const auto& n : names)
+    if (excluded(n)) {
+      c.refused = "interface '" + n + "' is both named and excluded";
+      return c;
+    }
+  for (const auto& n : names)
+    if (std::none_of(all.begin(), all.end(), [&](const loader::Interface& i) { return i.name == n; })) {
       c.refused = "interface '" + n + "' does not exist in this network namespace";
       return c;
     }
+  // lo carries every packet from this host to itself: it is always covered
+  // (unless excluded), so that INPUT and OUTPUT rules see local traffic.
+  for (const auto& i : all) {
+    bool named = names.empty() || i.name == "lo" || std::find(names.begin(), names.end(), i.name) != names.end();
+    if (named && !excluded(i.name)) c.ifaces.push_back(i);
   }
+  if (c.ifaces.empty()) c.refused = "no interface of this network namespace is left to attach to";
   return c;
 }
 
-Result<InterfaceChoice> pick_interfaces(const std::vector<std::string>& names) {
+Result<InterfaceChoice> pick_interfaces(const std::vector<std::string>& names,
+                                        const std::vector<std::string>& exclude) {
   auto all = loader::list_interfaces();
   if (!all) return all.error();
-  return choose_interfaces(*all, names);
+  return choose_interfaces(*all, names, exclude);
 }
 
 std::string join_ifaces(const std::vector<loader::Interface>& v) {

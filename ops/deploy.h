@@ -24,10 +24,12 @@ struct InterfaceChoice {
 };
 
 // The interfaces to attach to, out of `all`: the ones named (each must
-// exist), or every one except lo.
-InterfaceChoice choose_interfaces(const std::vector<loader::Interface>& all, const std::vector<std::string>& names);
+// exist) and lo, or every one; never one in `exclude`.
+InterfaceChoice choose_interfaces(const std::vector<loader::Interface>& all, const std::vector<std::string>& names,
+                                  const std::vector<std::string>& exclude = {});
 // The same over this network namespace's interfaces.
-Result<InterfaceChoice> pick_interfaces(const std::vector<std::string>& names);
+Result<InterfaceChoice> pick_interfaces(const std::vector<std::string>& names,
+                                        const std::vector<std::string>& exclude = {});
 std::string join_ifaces(const std::vector<loader::Interface>& v);
 
 // --pin-dir when given, else the default per-namespace directory.

@@ -1,5 +1,7 @@
 #include "ops/sync.h"
 
+#include "ops/coverage.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -184,6 +186,9 @@ bool Run::look_at_live() {
     live_gen = st->generation;
   }
   live_ = live_view(live_meta_, live_attach, live_gen);
+  if (*found && !live_meta_.empty())  // interfaces created since: covered by this run, or warned about
+    if (auto cov = (*found)->status(false))
+      for (auto& n : coverage_notes(live_attach, cov->excluded, ifaces_, out_.doc["unattached"])) note(n);
   json before = state_;
   for (auto& n : reconcile(state_, live_meta_)) note(n);
   if (state_ != before)

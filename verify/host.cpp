@@ -23,6 +23,19 @@ bool is_multicast(u128 a) {
 
 bool is_limited_broadcast(u128 a) { return a == ir::v4_to_u128(0xffffffff); }
 
+// Why the kernel drops a packet that arrives with a loopback address (127/8,
+// ::1) on another interface than lo, before INPUT or FORWARD whatever the
+// rules say: IPv4 routing calls it a martian (after PREROUTING), IPv6 refuses
+// it on receipt (before PREROUTING). "" when the packet is not such a one.
+std::string martian(const pkt::Packet& p, const std::string& ifname) {
+  if (ifname.empty() || ifname == "lo") return "";
+  bool src = loopback().contains(p.saddr), dst = loopback().contains(p.daddr);
+  if (!src && !dst) return "";
+  std::string what = src ? "source " + ir::format_addr(p.saddr) : "destination " + ir::format_addr(p.daddr);
+  return "loopback " + what + " arriving on " + ifname + ": the kernel drops it before INPUT or FORWARD (" +
+         (p.family == 4 ? "martian" : "refused on receipt") + ")";
+}
+
 }  // namespace
 
 const char* hook_name(Hook h) {
@@ -132,6 +145,9 @@ std::string HostModel::place(Captured& c, Traversal& t) const {
     oif_hint = oif_hint.substr(0, oif_hint.find_first_of(" \t\n;,"));
   }
 
+  if (c.dir == Direction::Inbound)
+    if (auto why = martian(p, ifname); !why.empty()) return why;
+
   bool known = has_local_addresses();
   bool local_src = known && is_local(p.saddr);
   bool local_origin = c.dir == Direction::Outbound ? (!known || local_src) : local_src;
@@ -144,6 +160,11 @@ std::string HostModel::place(Captured& c, Traversal& t) const {
     t.origin = Origin::Local;
     p.iif.clear();
     bool to_self = known && is_local(p.daddr);
+    // (To a loopback address it goes over lo whatever interface the capture
+    // names; from one, nowhere else.)
+    if (!to_self && loopback().contains(p.saddr) && !ifname.empty() && ifname != "lo")
+      return "loopback source " + ir::format_addr(p.saddr) + " leaving by " + ifname +
+             ": the kernel never sends one off lo";
     if (to_self) {
       p.oif = "lo";
       t.hooks = {Hook::Output, Hook::Postrouting, Hook::Prerouting, Hook::Input};

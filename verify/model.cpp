@@ -48,6 +48,14 @@ bool icmp6_noct(uint8_t t) {
   return t == 130 || t == 131 || t == 132 || t == 133 || t == 134 || t == 135 || t == 136 || t == 143;
 }
 
+// As nf_martian in bpf/: a loopback address (127/8, ::1) that came in on
+// another interface than lo.
+bool martian(const pkt::Packet& p) {
+  if (p.iif == "lo") return false;
+  auto loop = [&](const ir::u128& a) { return p.family == 4 ? ((uint32_t)a >> 24) == 127 : a == (ir::u128)1; };
+  return loop(p.saddr) || loop(p.daddr);
+}
+
 }  // namespace
 
 Model::Model(const policy::Policy& p, ModelEnv env) : pol_(p), env_(std::move(env)) {
@@ -239,7 +247,7 @@ uint8_t Model::run_hook(Work& w, int hook, int phase, Decision& d) {
   return NF_ACT_ACCEPT;
 }
 
-void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
+void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped) const {
   r.dir = 2;
   r.state = NF_CT_STATE_INVALID;
   if (p.later_fragment) return;
@@ -308,6 +316,10 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
     r.proto = proto;
     const nf_ct_val* v = live(r.key);
     if (rep && !v) return;
+    if (looped && !v) {
+      r.state = NF_CT_STATE_UNTRACKED;
+      return;
+    }
     r.track = true;
     r.exists = v != nullptr;
     r.orig_is_a = true;
@@ -332,8 +344,8 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
   const nf_ct_val* v = live(r.key);
   bool exists = v != nullptr;
   int dir = exists ? ((((v->flags & NF_CT_ORIG_IS_A) != 0) == src_is_a) ? 0 : 1) : 0;
-  if (proto == 6) {
-    if (!p.has_l4 || !tcp_flags_valid(p.tcp_flags)) return;
+  if (proto == 6 && (!p.has_l4 || !tcp_flags_valid(p.tcp_flags))) return;
+  if (proto == 6 && !(looped && exists)) {
     int idx = tcp_index(p.tcp_flags);
     uint8_t old = exists ? v->tcp_state : (uint8_t)sNO;
     if (old > sS2) old = sNO;
@@ -343,6 +355,10 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const {
     if (ns == sIG) ns = old;
     r.new_tcp = ns;
     if (exists && (p.tcp_flags & 0x04) && !(v->flags & NF_CT_SEEN_REPLY)) r.kill = true;
+  }
+  if (looped && !exists) {
+    r.state = NF_CT_STATE_UNTRACKED;
+    return;
   }
   r.track = true;
   r.exists = exists;
@@ -402,16 +418,20 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   Decision d;
   Work w;
   w.p = pin;
-  if (path == Path::Input || path == Path::Prerouting) w.p.oif.clear();
+  const bool looped = path == Path::Looped;  // as `looped` in nf_tc
+  if (looped) w.p.iif = "lo";
+  if (path == Path::Input || path == Path::Prerouting || looped) w.p.oif.clear();
   if (path == Path::Output) w.p.iif.clear();
   const auto& cfg = pol_.cfg;
   int first = (path == Path::Output)        ? NF_HOOK_OUTPUT
               : (path == Path::PostForward) ? NF_HOOK_POSTROUTING
                                             : NF_HOOK_PREROUTING;
-  int second = path == Path::Input     ? (int)NF_HOOK_INPUT
-               : path == Path::Forward ? NF_HOOK_FORWARD
-               : path == Path::Output  ? NF_HOOK_POSTROUTING
-                                       : NF_HOOK_MAX;
+  int second = path == Path::Input || looped ? (int)NF_HOOK_INPUT
+               : path == Path::Forward       ? NF_HOOK_FORWARD
+               : path == Path::Output        ? NF_HOOK_POSTROUTING
+                                             : NF_HOOK_MAX;
+  // As nf_route: routing drops a loopback address that arrives off lo.
+  if ((path == Path::Input || path == Path::Forward) && martian(w.p)) second = NF_HOOK_MAX;
   bool confirm = path != Path::PostForward;
   // For the hooks before routing the output interface is not known yet.
   std::string oif = w.p.oif;
@@ -420,9 +440,9 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   uint8_t verdict = run_hook(w, first, 1, d);
   CtRes ct;
   if (verdict == NF_ACT_ACCEPT) {
-    if (cfg.ct_needed && !w.notrack) {
-      ct_lookup(w.p, now_ns, ct);
-      if (confirm) ct_update(ct, now_ns);
+    if (cfg.ct_needed && (!w.notrack || looped)) {
+      ct_lookup(w.p, now_ns, ct, looped);
+      if (confirm && !looped) ct_update(ct, now_ns);
       w.ctmark = ct.ctmark;
       w.has_ct = (ct.state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;
     } else {
@@ -444,12 +464,12 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
       verdict = run_hook(w, second, 3, d);
     }
   }
-  if (cfg.ct_needed && confirm && !w.notrack) ct_finish(ct, now_ns, verdict == NF_ACT_ACCEPT, w.ctmark);
+  if (cfg.ct_needed && confirm && (looped || !w.notrack)) ct_finish(ct, now_ns, verdict == NF_ACT_ACCEPT, w.ctmark);
   // As the BPF programs: a forwarded packet's new connection, created when
   // FORWARD accepted it, goes away when POSTROUTING drops the packet.
   if (path != Path::Output && path != Path::PostForward) {
     pending_ =
-        cfg.ct_needed && !w.notrack && path == Path::Forward && verdict == NF_ACT_ACCEPT && ct.track && !ct.exists;
+        cfg.ct_needed && !w.notrack && second == NF_HOOK_FORWARD && verdict == NF_ACT_ACCEPT && ct.track && !ct.exists;
     if (pending_) pending_key_ = ct.key;
   } else if (path == Path::PostForward && pending_) {
     if (verdict != NF_ACT_ACCEPT && std::memcmp(&ct.key, &pending_key_, sizeof ct.key) == 0) ct_.erase(pending_key_);

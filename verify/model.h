@@ -28,6 +28,8 @@ enum class Path : uint8_t {
   Output,       // TC egress, locally generated: OUTPUT, POSTROUTING
   PostForward,  // TC egress of a forwarded packet: POSTROUTING only
   Prerouting,   // TC ingress, the kernel will not route it: PREROUTING only
+  Looped,       // TC ingress on lo, a local packet coming back: PREROUTING, INPUT
+                // with the connection OUTPUT gave it (as `looped` in bpf/)
 };
 
 struct Decision {
@@ -89,7 +91,7 @@ class Model {
   uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
   void statements(Work& w, const nf2bpf_rule& r);
-  void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r) const;
+  void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped = false) const;
   static uint64_t ct_timeout(const CtRes& r, bool seen_reply);
   void ct_update(const CtRes& r, uint64_t now);
   void ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark);

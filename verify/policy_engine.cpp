@@ -82,8 +82,19 @@ Decision PolicyEngine::decide(const pkt::Packet& p, const Traversal& t) {
   uint64_t now = (uint64_t)std::llround(p.time * 1e9);
   bool forward = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Forward) != t.hooks.end();
   Decision d;
+  bool to_self = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Input) != t.hooks.end();
   if (t.origin == Origin::Local) {
-    d = describe(pol_, model_->decide(p, model::Path::Output, now));
+    // lo's egress program judges OUTPUT and POSTROUTING; a packet to this
+    // host comes back in on lo, whose ingress program judges PREROUTING and
+    // INPUT.
+    auto md = model_->decide(p, model::Path::Output, now);
+    if (to_self && md.action == NF_ACT_ACCEPT && !md.indeterminate) {
+      pkt::Packet back = p;
+      back.mark = md.mark;
+      auto in = model_->decide(back, model::Path::Looped, now);
+      if (in.action != NF_ACT_ACCEPT || in.indeterminate || in.stage != UINT32_MAX) md = in;
+    }
+    d = describe(pol_, md);
   } else if (forward) {
     // TC ingress judges PREROUTING and FORWARD; the egress program POSTROUTING.
     auto md = model_->decide(p, model::Path::Forward, now);

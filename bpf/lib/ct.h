@@ -96,8 +96,14 @@ static __always_inline int nf_icmp6_noct(__u8 type) {
 }
 
 /* Classifies the packet against the tracker without changing it. Global
- * function: verified once (see NF_SUBPROG in classify.h). */
-__attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct nf_ct_res* r) {
+ * function: verified once (see NF_SUBPROG in classify.h).
+ *
+ * `looped`: the packet is a local one coming back in on lo. Netfilter does
+ * not track it again (nf_conntrack_in keeps the connection OUTPUT attached),
+ * so it has the state OUTPUT gave it: an entry found is read as it is (no TCP
+ * transition: OUTPUT made it already), and a packet OUTPUT left untracked
+ * (NOTRACK) finds no entry where it would start one: UNTRACKED. */
+__attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct nf_ct_res* r, int looped) {
   if (!p || !r) return 0;
   r->dir = 2;
   r->state = NF_CT_STATE_INVALID;
@@ -153,6 +159,10 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
     struct nf_ct_val* iv = bpf_map_lookup_elem(&nf_ct, &r->key);
     int iexists = iv && iv->expires_ns > now;
     if (rep && !iexists) return 0; /* a reply needs its request */
+    if (looped && !iexists) {
+      r->state = NF_CT_STATE_UNTRACKED;
+      return 0;
+    }
     r->track = 1;
     r->exists = iexists;
     r->orig_is_a = 1;
@@ -179,8 +189,9 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
   if (exists) {
     dir = (((v->flags & NF_CT_ORIG_IS_A) != 0) == src_is_a) ? 0 : 1;
   }
-  if (proto == IPPROTO_TCP) {
-    if (!p->has_tcp || !nf_tcp_flags_valid(p->tcp_flags)) return 0;
+  if (proto == IPPROTO_TCP && !p->has_tcp) return 0;
+  if (proto == IPPROTO_TCP && !nf_tcp_flags_valid(p->tcp_flags)) return 0;
+  if (proto == IPPROTO_TCP && !(looped && exists)) {
     int idx = nf_tcp_index(p->tcp_flags);
     __u8 old = exists ? v->tcp_state : sNO;
     if (old > sS2) old = sNO;
@@ -192,6 +203,10 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
     r->new_tcp = ns;
     /* A RST before any reply: netfilter drops the connection at once. */
     if (exists && (p->tcp_flags & 0x04) && !(v->flags & NF_CT_SEEN_REPLY)) r->kill = 1;
+  }
+  if (looped && !exists) {
+    r->state = NF_CT_STATE_UNTRACKED;
+    return 0;
   }
   r->track = 1;
   r->exists = exists;

@@ -69,7 +69,7 @@ json "apply: a missing file as JSON" 'assert j["result"] == "error" and j["exit"
 run_json 0 "apply --format json" -- in_srv "$BIN" apply --format json "$WORK/a.rules"
 json "apply: the document" '
 assert j["result"] == "applied" and j["exit"] == 0 and j["generation"] == 1, j
-assert j["interfaces"] == ["s0"] and j["source"] == "'"$WORK"'/a.rules" and len(j["checksum"]) == 64, j
+assert j["interfaces"] == ["lo", "s0"] and j["source"] == "'"$WORK"'/a.rules" and len(j["checksum"]) == 64, j
 assert j["rules"] == {"total": 2, "exact": 2, "approximate": 0, "left_in_netfilter": 0}, j["rules"]
 assert set(j["timings_ms"]) == {"translate_compile", "load_swap", "attach"}, j'
 run_json 0 "apply --dry-run --format json" -- in_srv "$BIN" apply --dry-run --format json "$WORK/b.rules"
@@ -82,7 +82,7 @@ json "rollback: the document" '
 assert j["result"] == "rolled-back" and isinstance(j["generation"], int) and j["exit"] == 0, j
 assert j["source"] == "'"$WORK"'/a.rules", j'
 run_json 0 "unload --format json" -- in_srv "$BIN" unload --format json
-json "unload: the document" 'assert j == {"result": "unloaded", "detached": ["s0"], "exit": 0}, j'
+json "unload: the document" 'assert j == {"result": "unloaded", "detached": ["lo", "s0"], "exit": 0}, j'
 run_json 2 "restore --format json, a --backup that is not there" -- in_srv "$BIN" restore --format json --backup "$WORK/none.json"
 json "restore: the error as JSON" 'assert j["result"] == "error" and j["exit"] == 2 and "none.json" in j["message"], j'
 run_json 2 "restore --format json, a usage error" -- in_srv "$BIN" restore --format json --bogus
@@ -101,13 +101,13 @@ json "restore --dry-run: would-restore, the messages" 'assert j["result"] == "wo
 run_json 0 "restore --format json" -- in_srv "$BIN" restore --format json --backup "$WORK/b.json"
 json "restore: the document" '
 assert j["result"] == "restored" and j["restored"] and j["rules"] == 2 and j["exit"] == 0, j
-assert j["dataplane"] == "unloaded" and j["detached"] == ["s0"], j
+assert j["dataplane"] == "unloaded" and j["detached"] == ["lo", "s0"], j
 assert j["backup_moved_to"] == "'"$WORK"'/b.json.restored", j'
 in_srv iptables-nft -F INPUT
 
 # ---- -q: the result line only ------------------------------------------------------
 expect 0 "apply -q" -- in_srv "$BIN" apply -q "$WORK/a.rules"
-grep -qE '^generation [0-9]+ live, checksum [0-9a-f]{16}; attached to s0 \(tc ingress/egress\)$' <<<"$LAST" &&
+grep -qE '^generation [0-9]+ live, checksum [0-9a-f]{16}; attached to lo, s0 \(tc ingress/egress\)$' <<<"$LAST" &&
   pass "apply -q: one line, the result" || fail "apply -q: '$LAST'"
 expect 0 "-q status" -- in_srv "$BIN" -q status
 grep -qE '^generation [0-9]+ live$' <<<"$LAST" && pass "status -q: the generation line" || fail "status -q: '$LAST'"
@@ -116,7 +116,7 @@ expect 0 "rollback -q" -- in_srv "$BIN" rollback -q
 grep -qE '^rolled back: generation [0-9]+ is live \(.*/a.rules, checksum [0-9a-f]{16}\)$' <<<"$LAST" &&
   pass "rollback -q: one line" || fail "rollback -q: '$LAST'"
 expect 0 "unload -q" -- in_srv "$BIN" unload -q
-[ "$LAST" = "unloaded: detached from s0" ] && pass "unload -q: one line" || fail "unload -q: '$LAST'"
+[ "$LAST" = "unloaded: detached from lo, s0" ] && pass "unload -q: one line" || fail "unload -q: '$LAST'"
 
 # ---- -v: nf2bpf's log on stderr, libbpf's expected warnings only with -vv ------------
 

@@ -164,7 +164,7 @@ import json,sys
 j=json.loads(sys.argv[1][sys.argv[1].index("\n{")+1:] if not sys.argv[1].startswith("{") else sys.argv[1])
 for k in ("result","exit","message","notes","timings_ms","state_dir","source","format","checksum","rules","interfaces","live_before","generation","dry_run"):
     assert k in j, k
-assert j["result"]=="in-sync" and j["exit"]==0 and j["interfaces"]==["s0"] and j["checksum"]==j["live_before"]["checksum"]
+assert j["result"]=="in-sync" and j["exit"]==0 and j["interfaces"]==["lo","s0"] and j["checksum"]==j["live_before"]["checksum"]
 assert isinstance(j["notes"], list) and j["timings_ms"]["total"] > 0' "$LAST" && pass "json (in sync): shape" || { fail "json (in sync) shape"; echo "$LAST" | sed 's/^/    /'; }
 expect 0 "sync --format json (swap)" -- sync_ --format json --max-change 100 "$WORK/B.rules"
 python3 -c '

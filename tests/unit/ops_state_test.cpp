@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
+#include "ops/coverage.h"
 #include "ops/deploy.h"
 #include "ops/state_store.h"
 #include "tests/unit/ops_support.h"
@@ -105,26 +106,34 @@ TEST_CASE("ops state store: a killed run's temporary files are removed") {
   CHECK(ops::default_backup_path("/var/lib/nf2bpf/netns-1") == "/var/lib/nf2bpf/netns-1/cutover-backup.json");
 }
 
-TEST_CASE("ops deploy: interfaces named, or every one but lo") {
+TEST_CASE("ops deploy: interfaces named and lo, or every one, never an excluded one") {
   std::vector<loader::Interface> all = {{"lo", 1}, {"eth0", 2}, {"eth1", 3}};
   auto c = ops::choose_interfaces(all, {});
   CHECK(c.refused.empty());
-  REQUIRE(c.ifaces.size() == 2);
-  CHECK(ops::join_ifaces(c.ifaces) == "eth0, eth1");
-  CHECK(c.ifaces[1].ifindex == 3);
+  REQUIRE(c.ifaces.size() == 3);
+  CHECK(ops::join_ifaces(c.ifaces) == "lo, eth0, eth1");
+  CHECK(c.ifaces[2].ifindex == 3);
 
+  // lo carries this host's traffic to itself: always covered.
   c = ops::choose_interfaces(all, {"eth1"});
   CHECK(c.refused.empty());
-  CHECK(ops::join_ifaces(c.ifaces) == "eth1");
+  CHECK(ops::join_ifaces(c.ifaces) == "lo, eth1");
 
   c = ops::choose_interfaces(all, {"eth1", "wg0"});
   CHECK(c.refused == "interface 'wg0' does not exist in this network namespace");
 
+  c = ops::choose_interfaces(all, {}, {"eth0"});
+  CHECK(ops::join_ifaces(c.ifaces) == "lo, eth1");
+  c = ops::choose_interfaces(all, {"eth1"}, {"lo"});
+  CHECK(ops::join_ifaces(c.ifaces) == "eth1");
+  c = ops::choose_interfaces(all, {"eth1"}, {"eth1"});
+  CHECK(c.refused == "interface 'eth1' is both named and excluded");
+
   c = ops::choose_interfaces({{"lo", 1}}, {});
-  CHECK(c.refused == "this network namespace has no interface besides lo");
-  c = ops::choose_interfaces({{"lo", 1}}, {"lo"});  // named, lo is allowed
   CHECK(c.refused.empty());
   CHECK(ops::join_ifaces(c.ifaces) == "lo");
+  c = ops::choose_interfaces({{"lo", 1}}, {}, {"lo"});
+  CHECK(c.refused == "no interface of this network namespace is left to attach to");
 }
 
 TEST_CASE("ops deploy: what a generation records, and what is live after a failure") {
@@ -149,4 +158,15 @@ TEST_CASE("ops deploy: what a generation records, and what is live after a failu
   CHECK(std::string(ops::describe(LiveAfterFailure::RolledBack)) == "the previous generation is live again");
   CHECK(std::string(ops::describe(LiveAfterFailure::Unloaded)) == "nothing was loaded");
   CHECK(std::string(ops::describe(LiveAfterFailure::Unknown)) == "rolling back failed too: check `nf2bpf status`");
+}
+
+TEST_CASE("ops coverage: up interfaces neither attached (same name and ifindex) nor excluded") {
+  std::vector<loader::Interface> all = {{"lo", 1, true},     {"eth0", 2, true}, {"veth9", 7, true},
+                                        {"down0", 8, false}, {"wg0", 9, true},  {"eth1", 12, true}};
+  nlohmann::json attached = nlohmann::json::array(
+      {{{"name", "lo"}, {"ifindex", 1}}, {{"name", "eth0"}, {"ifindex", 2}}, {{"name", "eth1"}, {"ifindex", 3}}});
+  // veth9 is new, down0 is down, wg0 excluded, eth1 was recreated (new ifindex).
+  auto left = ops::uncovered(all, attached, {"wg0"});
+  CHECK(ops::names(left) == "veth9, eth1");
+  CHECK(ops::uncovered(all, attached, {"wg0", "veth9", "eth1"}).empty());
 }

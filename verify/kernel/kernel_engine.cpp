@@ -251,6 +251,18 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
     auto r = run(loader::Prog::Egress, p, *out, 0);
     if (!r) return fail(r.error());
     md = model_decision(*r, pol_);
+    // To this host: back in on lo, as PolicyEngine::decide.
+    bool to_self = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Input) != t.hooks.end();
+    if (to_self && md.action == NF_ACT_ACCEPT) {
+      auto lo = device("lo");
+      if (!lo) return fail(lo.error());
+      pkt::Packet back = p;
+      back.mark = r->mark;
+      auto in = run(loader::Prog::Ingress, back, *lo, 0);
+      if (!in) return fail(in.error());
+      auto looped = model_decision(*in, pol_);
+      if (looped.action != NF_ACT_ACCEPT || looped.stage != UINT32_MAX) md = looped;
+    }
   } else {
     auto r = run(loader::Prog::Ingress, p, *in, 0);
     if (!r) return fail(r.error());

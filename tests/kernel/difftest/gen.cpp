@@ -66,7 +66,9 @@ struct RuleGen {
     if (chance(r, 0.25)) o << (!terminal_only_list && chance(r, 0.2) ? " ! -d " : " -d ") << cidr(pick(r, all));
     // Interfaces only in built-in chains, only where iptables allows them.
     std::vector<std::string> in_ifs, out_ifs;
-    if (mode == Mode::Host)
+    if (mode == Mode::Loopback)
+      in_ifs = out_ifs = {"lo", "lo", "l+", "s0"};
+    else if (mode == Mode::Host)
       in_ifs = out_ifs = {"s0", "s+", "lo", "eth9"};
     else
       in_ifs = out_ifs = {"r0", "r1", "r+", "eth9"};
@@ -128,7 +130,7 @@ struct RuleGen {
     if (chance(r, 0.05)) o << " -m length --length " << range(r, 40, 80) << ":" << range(r, 81, 200);
     if (chance(r, 0.05)) o << (fam == 4 ? " -m ttl --ttl-gt " : " -m hl --hl-gt ") << range(r, 1, 100);
     if (fam == 4 && chance(r, 0.04)) o << " -m iprange --src-range 10.200.0.1-10.200.0.9";
-    if (fam == 4 && mode == Mode::Host && chance(r, 0.05))
+    if (fam == 4 && host_like(mode) && chance(r, 0.05))
       o << " -m addrtype --dst-type " << (chance(r, 0.5) ? "LOCAL" : "UNICAST");
     if (chance(r, 0.05)) o << " -m comment --comment \"rule " << range(r, 1, 999) << "\"";
 
@@ -167,7 +169,7 @@ struct RuleGen {
     o << ":INPUT " << pol() << " [0:0]\n:FORWARD " << pol() << " [0:0]\n:OUTPUT " << pol() << " [0:0]\n";
     for (const auto& u : user_chains) o << ":" << u << " - [0:0]\n";
     std::vector<std::string> bases =
-        mode == Mode::Host ? std::vector<std::string>{"INPUT", "OUTPUT"} : std::vector<std::string>{"FORWARD"};
+        host_like(mode) ? std::vector<std::string>{"INPUT", "OUTPUT"} : std::vector<std::string>{"FORWARD"};
     for (const auto& b : bases) {
       int n = range(r, 2, 10);
       for (int i = 0; i < n; ++i) o << rule(b, b, 0) << "\n";
@@ -357,8 +359,8 @@ struct NftGen {
   }
 
   std::string ifaces_match(const std::string& key) {
-    std::vector<std::string> names = mode == Mode::Host ? std::vector<std::string>{"s0", "lo", "eth9", "s*"}
-                                                        : std::vector<std::string>{"r0", "r1", "eth9", "r*"};
+    std::vector<std::string> names = host_like(mode) ? std::vector<std::string>{"s0", "lo", "eth9", "s*"}
+                                                     : std::vector<std::string>{"r0", "r1", "eth9", "r*"};
     int k = range(r, 0, 9);
     if (k < 6) return " " + key + (chance(r, 0.25) ? " != " : " ") + "\"" + pick(r, names) + "\"";
     std::string a = pick(r, names), b = pick(r, names);
@@ -545,7 +547,7 @@ struct NftGen {
     o << "#!/usr/sbin/nft -f\n# nf2bpf difftest\n";
     if (chance(r, 0.5)) o << "flush ruleset\n";
     std::vector<std::string> hooks =
-        mode == Mode::Host ? std::vector<std::string>{"input", "output"} : std::vector<std::string>{"forward"};
+        host_like(mode) ? std::vector<std::string>{"input", "output"} : std::vector<std::string>{"forward"};
     std::vector<std::string> extra = {"prerouting", "postrouting"};
     // Distinct priorities per hook across all tables, by number and by name.
     struct Prio {
@@ -605,7 +607,7 @@ struct NftGen {
     // A table of the other family changes nothing for this family's packets.
     if (chance(r, 0.15)) {
       o << "table " << (fam == 4 ? "ip6" : "ip") << " other {\n\tchain c {\n\t\ttype filter hook "
-        << (mode == Mode::Host ? "input" : "forward") << " priority -20; policy drop;\n\t}\n}\n";
+        << (host_like(mode) ? "input" : "forward") << " priority -20; policy drop;\n\t}\n}\n";
     }
     o << tail.str();
     return o.str();
@@ -674,9 +676,16 @@ struct FlowGen {
     std::string b = from_client ? pick(r, pool.server_side) : pick(r, pool.client_side);
     Dir fwd = from_client ? Dir::ToServer : Dir::ToClient;
     Dir rev = from_client ? Dir::ToClient : Dir::ToServer;
+    if (mode == Mode::Loopback) fwd = rev = Dir::ToServer;  // sent and received by srv
     static const std::vector<int> client_ports = {40000, 40001, 1024, 5353, 53};
     static const std::vector<int> server_ports = {22, 53, 80, 443, 1000, 1500, 2000, 2001, 5353};
     uint16_t pa = (uint16_t)pick(r, client_ports), pb = (uint16_t)pick(r, server_ports);
+    // Loopback: never a flow from an address and port to the same address and
+    // port. Both directions would share one tuple, which a real socket only
+    // has when it connects to itself (one sequence space); two random ones
+    // make netfilter's TCP window tracking, which nf2bpf does not have, call
+    // the packets INVALID.
+    while (mode == Mode::Loopback && a == b && pa == pb) pb = (uint16_t)pick(r, server_ports);
     std::vector<Probe> out;
     int kind = range(r, 0, 9);
     if (kind < 4 && fresh_tcp_tuples) {

@@ -6,7 +6,7 @@
 // packet. Any disagreement fails the run and prints the seed to replay it.
 //
 //   nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N]
-//                   [--mode host|router] [--family 4|6] [--reference iptables|nft]
+//                   [--mode host|router|loopback] [--family 4|6] [--reference iptables|nft]
 //                   [--verbose] [--dump] [--ruleset FILE]
 // --dump prints the generated rulesets (one per case) and exits; --ruleset FILE
 // replaces each generated ruleset with FILE (same packets), to minimise one.
@@ -43,12 +43,12 @@ struct Options {
 
 int usage() {
   fprintf(stderr,
-          "usage: nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N] [--mode host|router] "
+          "usage: nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N] [--mode host|router|loopback] "
           "[--family 4|6] [--reference iptables|nft] [--verbose] [--dump] [--ruleset FILE]\n");
   return 2;
 }
 
-const char* mode_name(Mode m) { return m == Mode::Host ? "host" : "router"; }
+const char* mode_name(Mode m) { return m == Mode::Host ? "host" : m == Mode::Router ? "router" : "loopback"; }
 
 }  // namespace
 
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     else if (a == "--packets" && (v = next()))
       o.packets = std::atoi(v);
     else if (a == "--mode" && (v = next()))
-      o.mode = std::string(v) == "router" ? Mode::Router : Mode::Host;
+      o.mode = std::string(v) == "router" ? Mode::Router : std::string(v) == "loopback" ? Mode::Loopback : Mode::Host;
     else if (a == "--family" && (v = next()))
       o.family = std::atoi(v) == 6 ? 6 : 4;
     else if (a == "--reference" && (v = next()) && (std::string(v) == "nft" || std::string(v) == "iptables"))

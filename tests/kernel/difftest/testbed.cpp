@@ -61,6 +61,11 @@ int counter = 0;
 }  // namespace
 
 Addrs address_pool(Mode m, int family) {
+  if (m == Mode::Loopback) {  // srv's own addresses: both ends of every packet
+    Addrs a = family == 4 ? Addrs{{"127.0.0.1", "127.0.0.2", "10.200.0.2"}, {}} : Addrs{{"::1", "fd00:200::2"}, {}};
+    a.server_side = a.client_side;
+    return a;
+  }
   if (m == Mode::Host)
     return family == 4
                ? Addrs{{"10.200.0.1", "10.200.0.7", "10.200.5.9", "192.0.2.7", "198.51.100.200"}, {"10.200.0.2"}}
@@ -76,7 +81,7 @@ Testbed::Testbed(Mode mode, Engine engine, const std::string& bin) : mode_(mode)
   cli_ = std::make_unique<Netns>("cli-" + tag);
   srv_ = std::make_unique<Netns>("srv-" + tag);
   for (const Netns* ns : {cli_.get(), srv_.get()}) quiet_sysctls(*ns);
-  if (mode == Mode::Host) {
+  if (host_like(mode)) {
     run("ip link add c0 netns " + cli_->name() + " address " + kMacC0 + " type veth peer name s0 netns " +
         srv_->name() + " address " + kMacS0);
     srv_->must("ip addr add 10.200.0.2/16 dev s0 && ip -6 addr add fd00:200::2/64 dev s0 nodad && ip link set s0 up");
@@ -137,7 +142,7 @@ Testbed::~Testbed() {
   for (int fd : srv_obs_) close(fd);
 }
 
-const Netns& Testbed::filter_ns() const { return mode_ == Mode::Host ? *srv_ : *rtr_; }
+const Netns& Testbed::filter_ns() const { return host_like(mode_) ? *srv_ : *rtr_; }
 
 std::string Testbed::load(const std::string& ruleset, int family, Reference ref) {
   std::string path = "/tmp/nf2bpf-dt-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".rules";
@@ -150,7 +155,8 @@ std::string Testbed::load(const std::string& ruleset, int family, Reference ref)
     else
       rc = filter_ns().sh(std::string(family == 4 ? "iptables-restore" : "ip6tables-restore") + " < " + path, &out);
   } else {
-    std::string ifs = mode_ == Mode::Host ? " --iface s0" : " --iface r0 --iface r1";
+    // (lo is always attached too)
+    std::string ifs = host_like(mode_) ? " --iface s0" : " --iface r0 --iface r1";
     rc = filter_ns().sh(bin_ + " apply" + ifs + " " + path, &out);
   }
   unlink(path.c_str());
@@ -160,7 +166,7 @@ std::string Testbed::load(const std::string& ruleset, int family, Reference ref)
 void Testbed::inject(const Probe& p) {
   // Drop anything left over, so only this probe's arrival is looked for.
   bool from_client = p.dir == Dir::ToServer;
-  if (mode_ == Mode::Host && !from_client) {
+  if ((mode_ == Mode::Host && !from_client) || mode_ == Mode::Loopback) {
     int fd = p.family == 4 ? srv_raw4_ : srv_raw6_;
     sockaddr_storage ss{};
     socklen_t len;
@@ -251,12 +257,12 @@ bool Testbed::match(const Probe& p, const std::vector<uint8_t>& got, bool l4_onl
 }
 
 bool Testbed::observed(const Probe& p, int wait_ms) {
-  bool to_server = p.dir == Dir::ToServer;
+  bool to_server = p.dir == Dir::ToServer || mode_ == Mode::Loopback;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
     auto& seen = to_server ? seen_server_ : seen_client_;
     for (size_t i = 0; i < seen.size(); ++i) {
-      bool l4_only = to_server && mode_ == Mode::Host && seen_server_family_[i] == 6;
+      bool l4_only = to_server && host_like(mode_) && seen_server_family_[i] == 6;
       if (match(p, seen[i], l4_only)) {
         seen.erase(seen.begin() + (long)i);
         if (to_server) seen_server_family_.erase(seen_server_family_.begin() + (long)i);
@@ -267,13 +273,13 @@ bool Testbed::observed(const Probe& p, int wait_ms) {
         (int)std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0) return false;
     std::vector<pollfd> fds;
-    if (to_server && mode_ == Mode::Host) {
+    if (to_server && host_like(mode_)) {
       for (int fd : srv_obs_) fds.push_back({fd, POLLIN, 0});
     } else {
       fds.push_back({to_server ? srv_packet_ : cli_packet_, POLLIN, 0});
     }
     if (poll(fds.data(), fds.size(), left) <= 0) return false;
-    if (to_server && mode_ == Mode::Host) {
+    if (to_server && host_like(mode_)) {
       for (size_t i = 0; i < srv_obs_.size(); ++i)
         drain(srv_obs_[i], false, seen_server_, &seen_server_family_, i < 3 ? 4 : 6);
     } else if (to_server) {

@@ -5,6 +5,9 @@
 //
 //   host mode:   cli --veth-- srv          rules on srv: INPUT and OUTPUT
 //   router mode: cli --veth-- rtr --veth-- srv   rules on rtr: FORWARD
+//   loopback:    the host topology; every packet goes from srv to srv
+//                itself (127/8, ::1, its own address): OUTPUT, then INPUT
+//                with iif lo
 //
 // Injection uses AF_PACKET on the outer hosts (and a raw IP socket on srv in
 // host mode, so OUTPUT sees a locally generated packet). Observation: raw IP
@@ -22,7 +25,9 @@
 
 namespace nf2bpf::difftest {
 
-enum class Mode { Host, Router };
+enum class Mode { Host, Router, Loopback };
+// Host and loopback mode filter on srv (INPUT and OUTPUT).
+inline bool host_like(Mode m) { return m != Mode::Router; }
 enum class Engine { Netfilter, Nf2bpf };
 enum class Reference { Iptables, Nft };  // how the netfilter side loads its rules
 enum class Dir { ToServer, ToClient };   // cli->srv (INPUT or FORWARD), srv->cli (OUTPUT or FORWARD)
