@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test demo fuzz bench clean
+.PHONY: all deps build test demo fuzz bench clean format check-format tidy
 
 all: build
 
@@ -29,6 +29,14 @@ fuzz: deps
 BENCH_BUILD ?= build-bench
 bench: deps
 	@./bench/run.sh $(BENCH_BUILD)
+
+# Style: `make format` rewrites the C/C++ sources with the root .clang-format,
+# `make check-format` lists what differs (the `format` test runs the same).
+format:
+	@./scripts/format.sh
+
+check-format:
+	@./scripts/format.sh --check
 
 clean:
 	rm -rf $(BUILD)
