@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan; tests/fuzz/) in their own
 # tree and runs each for a bounded time, seeded from testdata/, the golden
-# inputs and the inputs kept in tests/fuzz/regressions/TARGET/ (earlier
-# findings, run first). Fails when a fuzzer finds a crash, a sanitizer report,
+# inputs and the inputs kept in tests/fuzz/seeds/TARGET/ (policy files, and
+# every earlier finding, so each run replays them first). Fails when a fuzzer finds a crash, a sanitizer report,
 # a leak, a timeout or an out-of-memory input; the reproducer is kept under
 # $BUILD_FUZZ/artifacts/TARGET/ (rerun: $BUILD_FUZZ/tests/fuzz/fuzz_TARGET FILE).
 #
@@ -79,7 +79,8 @@ seed nft_json '\x01' tests/golden/nft/01-chains.json
 seed ipset '\x00' testdata/ipset/*.save
 seed pcap '' testdata/pcap/*.pcap testdata/pcap/*.pcapng
 
-# Policy YAML: files written by a built nf2bpf when there is one, plus the kept ones.
+# Policy YAML: files written by a built nf2bpf when there is one (the kept
+# ones in tests/fuzz/seeds/policy_yaml/ may be of an older format).
 mkdir -p "$seeds/policy_yaml"
 NF2BPF_BIN=${NF2BPF_BIN:-build/nf2bpf}
 if [ -x "$NF2BPF_BIN" ]; then
@@ -97,13 +98,13 @@ for t in "${targets[@]}"; do
   log="$BUILD_FUZZ/fuzz-$name.log"
   mkdir -p "$corpus" "$artifacts" "$seeds/$name"
   dirs=("$corpus" "$seeds/$name")
-  [ -d "tests/fuzz/regressions/$name" ] && dirs+=("tests/fuzz/regressions/$name")
+  [ -d "tests/fuzz/seeds/$name" ] && dirs+=("tests/fuzz/seeds/$name")
   dict=()
   case $name in
     iptables | ipset) dict=(-dict=tests/fuzz/iptables.dict) ;;
     nft_text | nft_json) dict=(-dict=tests/fuzz/nft.dict) ;;
   esac
-  echo "fuzz: $name for ${FUZZ_SECONDS}s ($(ls "$seeds/$name" | wc -l) seeds)"
+  echo "fuzz: $name for ${FUZZ_SECONDS}s ($(find "${dirs[@]:1}" -type f | wc -l) seeds)"
   set +e
   "$bin" "${dirs[@]}" "${dict[@]}" \
     -max_len=65536 \
