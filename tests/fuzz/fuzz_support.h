@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -37,7 +38,11 @@ inline void compile_round_trip(const Translation& tr) {
   std::string yaml = policy::to_yaml(p);
   diag::Diagnostics back_diags;
   auto back = policy::from_yaml(yaml, "fuzz.yaml", back_diags);
-  if (!back || policy::to_yaml(*back) != yaml) std::abort();  // the writer wrote what the reader refuses
+  if (back && policy::to_yaml(*back) == yaml) return;
+  // The writer wrote what the reader refuses, or reads back differently.
+  std::fprintf(stderr, "policy YAML round trip failed (%s):\n", back ? "reads back differently" : "refused");
+  for (const auto& x : back_diags.all()) std::fprintf(stderr, "%s", diag::render(x).c_str());
+  std::abort();
 }
 
 // Returns 0; the writers must cope with whatever the front-end accepted.
