@@ -10,8 +10,10 @@
 #   FUZZ_TARGETS  which targets (default: iptables nft_text nft_json ipset policy_yaml pcap)
 #   BUILD_FUZZ    build tree (default build-fuzz)
 #   FUZZ_JOBS     build parallelism (default nproc)
+#   FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_OPT      optimisation flags of the instrumented code (default "-O1 -gline-tables-only";
-#                 "-O0 -gline-tables-only" compiles in about half the time, for short runs)
+#                 "-O0 -gline-tables-only" compiles in about half the time, but runs
+#                 the compiler and YAML round trip ~10x slower)
 #   NF2BPF_BIN    a built nf2bpf, to add policy YAML seeds made from testdata/ (optional)
 #   FUZZ_BUILD_ONLY=1  build the targets and stop
 set -euo pipefail
@@ -112,7 +114,7 @@ for t in "${targets[@]}"; do
   "$bin" "${dirs[@]}" "${dict[@]}" \
     -max_len=65536 \
     -max_total_time="$FUZZ_SECONDS" \
-    -timeout=10 \
+    -timeout="${FUZZ_TIMEOUT:-10}" \
     -rss_limit_mb=2048 \
     -artifact_prefix="$artifacts" \
     -print_final_stats=1 \
