@@ -45,7 +45,8 @@ check-format:
 TIDY_FILES ?= /(cli|common|cutover|loader|ops|translator|verify)/[^/]+(/[^/]+)*\.cpp$$
 tidy: build
 	@run-clang-tidy -p $(BUILD) -quiet -j $(JOBS) '$(TIDY_FILES)' >$(BUILD)/clang-tidy.log 2>&1 || true
-	@grep -E '^/.*: (warning|error): ' $(BUILD)/clang-tidy.log | sort -u >$(BUILD)/clang-tidy.warnings || true
+	@# run-clang-tidy always asks for colour: strip it before reading the warnings.
+	@sed 's/\x1b\[[0-9;]*m//g' $(BUILD)/clang-tidy.log | grep -E '^/.*: (warning|error): ' | sort -u >$(BUILD)/clang-tidy.warnings || true
 	@cat $(BUILD)/clang-tidy.warnings
 	@echo "tidy: $$(wc -l <$(BUILD)/clang-tidy.warnings) warnings; per check:"
 	@grep -oE '\[[a-z0-9.,-]+\]$$' $(BUILD)/clang-tidy.warnings | sort | uniq -c | sort -rn
