@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake make pkg-config git ccache
   clang llvm libclang-rt-14-dev
+  clang-format clang-tidy  # the `format` test, make tidy
   libbpf-dev bpftool linux-libc-dev
   libnftnl-dev libmnl-dev libnftables-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev catch2

@@ -183,6 +183,7 @@ struct nf2bpf_rule {
   nf_u32 limit;        /* index into the limit state map */
   nf_u32 random_below; /* NF_RES_RANDOM: matches when (prandom_u32() >> 1) < random_below */
   nf_u32 src_chain;    /* index into the generation's chain list (userspace state) */
+  nf_u32 pad_mac;      /* always 0: mac is 8-aligned with no implicit padding (the checksum hashes every byte) */
   nf_u64 mac;          /* NF_RES_MAC: 48-bit source MAC */
   nf_u32 src_line;     /* source line of the rule, for counters in `status` */
   nf_u32 pad;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "common/sha256.h"
 
@@ -38,6 +39,10 @@ bool EntryKeyEq::operator()(const nf2bpf_entry_key& a, const nf2bpf_entry_key& b
 namespace {
 template <typename T>
 void put(std::string& out, const T& v) {
+  // Every byte is hashed: a type with padding would hash whatever its padding
+  // held, and the same policy would get different checksums (and a written
+  // policy file could be refused as edited when loaded back).
+  static_assert(std::has_unique_object_representations_v<T>, "hashed type has padding: make it an explicit field");
   out.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
 void put_str(std::string& out, const std::string& s) {

@@ -1,9 +1,11 @@
 // The reader half of the policy YAML (yaml.h): validates everything before
 // anything is loaded, and locates the first problem in the file.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <arpa/inet.h>
 
+#include <sstream>
 #include <unordered_map>
 
 #include "translator/policy/yaml.h"
@@ -585,6 +587,38 @@ std::string line_of(const std::string& text, size_t line) {
 
 }  // namespace
 
+namespace {
+
+// Counts the documents of a YAML stream, up to two; `second` is where the
+// second one starts. Events are ignored: only the document boundaries count.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents == 2) second = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  size_t documents = 0;
+  YAML::Mark second;
+};
+
+size_t count_documents(const std::string& text, YAML::Mark& second) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  while (counter.documents < 2 && parser.HandleNextDocument(counter)) {}
+  second = counter.second;
+  return counter.documents;
+}
+
+}  // namespace
+
 std::optional<Policy> from_yaml(const std::string& text, const std::string& name, diag::Diagnostics& d) {
   auto locate = [&](const YAML::Mark& m, size_t offset, bool quoted) {
     ir::SourceLoc loc{name, 0, 0, 0, {}};
@@ -598,18 +632,26 @@ std::optional<Policy> from_yaml(const std::string& text, const std::string& name
     d.error(loc, msg, hint, loc.line ? line_of(text, loc.line - 1) : std::string());
   };
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (docs.size() != 1 || !docs[0].IsMap()) {
+    // Not YAML::LoadAll: yaml-cpp 0.7 loops forever, allocating, on some
+    // malformed streams (", a": the parser reports empty documents without
+    // consuming anything); the first document and a bounded count instead.
+    YAML::Node doc = YAML::Load(text);
+    YAML::Mark second;
+    bool several = doc.IsMap() && count_documents(text, second) > 1;
+    if (!doc.IsMap() || several) {
       YAML::Mark m{};  // an empty file: its first line
-      if (!docs.empty() && !docs.back().Mark().is_null()) m = docs.size() > 1 ? docs[1].Mark() : docs[0].Mark();
+      if (several)
+        m = second;
+      else if (!doc.Mark().is_null())
+        m = doc.Mark();
       report(m, 0, false,
-             docs.size() > 1 ? "a policy file holds one YAML document"
-                             : "not an nf2bpf policy: expected a map starting with 'nf2bpf-policy: 1'",
+             several ? "a policy file holds one YAML document"
+                     : "not an nf2bpf policy: expected a map starting with 'nf2bpf-policy: 1'",
              "policy files are written by `nf2bpf translate RULES -o FILE.yaml`");
       return std::nullopt;
     }
     Policy p;
-    Loader(docs[0], p).run();
+    Loader(doc, p).run();
     return p;
   } catch (const Refused& r) {
     report(r.mark, r.offset, r.quoted, r.message, r.hint);
