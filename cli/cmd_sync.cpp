@@ -181,7 +181,8 @@ Command add_sync(CLI::App& app) {
           ->check(CLI::IsMember({"auto", "iptables", "ip6tables", "nft", "nft-json", "kernel"}))
           ->option_text("FORMAT"),
       "from");
-  opt(sub->add_option("--iface", a->run.ifaces, "Interface to attach to (repeatable; lo is always added; default: every interface)")
+  opt(sub->add_option("--iface", a->run.ifaces,
+                      "Interface to attach to (repeatable; lo is always added; default: every interface)")
           ->allow_extra_args(false)
           ->option_text("IF"),
       "interfaces");
