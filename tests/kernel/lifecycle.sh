@@ -94,10 +94,22 @@ expect 0 "status" -- in_srv "$BIN" status
 echo "$LAST" | grep -q "^generation 2 live" && pass "still generation 2" || fail "generation after failures: $LAST"
 
 # Rollback flips back to the allow-ping policy, and again.
+# Generation numbers name installs: a rollback makes the kept one live again
+# under its own number, and status names them the way rollback did.
 expect 0 "rollback" -- in_srv "$BIN" rollback
+has "rolled back: generation 1 is live" "rollback names the generation it made live (1)"
 ping_ok && pass "ping allowed again after rollback" || fail "rollback did not restore allow-ping"
+expect 0 "status after rollback" -- in_srv "$BIN" status
+has "generation 1 live; generation 2 kept for rollback" "status after rollback: 1 live, 2 kept"
 expect 0 "rollback again" -- in_srv "$BIN" rollback
+has "rolled back: generation 2 is live" "second rollback makes generation 2 live again"
 ping_ok && fail "second rollback should restore deny-ping" || pass "second rollback restores deny-ping"
+expect 0 "status after two rollbacks" -- in_srv "$BIN" status
+has "generation 2 live; generation 1 kept for rollback" "status after two rollbacks: 2 live, 1 kept"
+expect 0 "apply after the rollbacks" -- in_srv "$BIN" apply "$WORK/deny-ping.rules"
+has "generation 3 live" "the next apply is generation 3 (numbers never repeat)"
+expect 0 "status after the apply" -- in_srv "$BIN" status
+has "generation 3 live; generation 2 kept for rollback" "status: 3 live, 2 kept"
 
 # Killed in the middle of an apply: the live generation stays complete.
 python3 - "$WORK/big.rules" <<'EOF'
