@@ -129,7 +129,7 @@ Batch cutover_batch(const Plan& plan, const Snapshot& snap) {
       for (const auto& cp : tp.chains)
         if (const KChain* kc = kt->find_chain(cp.name); kc && !kc->rules.empty()) add_flush_chain(b, *kt, *kc);
       for (const auto& cp : tp.chains)
-        if (const KChain* kc = kt->find_chain(cp.name)) add_delete_chain(b, *kt, *kc);
+        if (const KChain* kc = kt->find_chain(cp.name); kc && cp.delete_chain) add_delete_chain(b, *kt, *kc);
       continue;
     }
     for (const auto& cp : tp.chains) {
