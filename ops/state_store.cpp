@@ -23,6 +23,15 @@ Result<std::string> default_state_dir() {
   return "/var/lib/nf2bpf/netns-" + std::to_string(*id);
 }
 
+std::string utc_time(int64_t t) {
+  char buf[64];
+  time_t tt = (time_t)t;
+  struct tm tm {};
+  gmtime_r(&tt, &tm);
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
 std::string default_backup_path(const std::string& state_dir) { return state_dir + "/cutover-backup.json"; }
 
 Result<StateLock> StateLock::acquire(const std::string& dir, double timeout_s) {
@@ -52,7 +61,7 @@ Result<StateLock> StateLock::acquire(const std::string& dir, double timeout_s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   // Who holds it, for the message a waiting run gives up with.
-  std::string me = "pid " + std::to_string(getpid()) + ", since " + std::to_string(time(nullptr)) + "\n";
+  std::string me = "pid " + std::to_string(getpid()) + ", since " + utc_time(time(nullptr)) + "\n";
   if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, me.data(), me.size(), 0);
   return StateLock(fd);
 }

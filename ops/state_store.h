@@ -25,6 +25,8 @@ namespace nf2bpf::ops {
 
 Result<std::string> default_state_dir();
 std::string default_backup_path(const std::string& state_dir);
+// "2026-12-02 13:52:08 UTC": how times are shown (state.json keeps seconds).
+std::string utc_time(int64_t t);
 
 // An exclusive flock on <dir>/lock, released when the object goes away (or
 // the process dies, SIGKILL included).
