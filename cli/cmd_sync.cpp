@@ -198,7 +198,7 @@ Command add_sync(CLI::App& app) {
   sub->add_flag("--self-test", a->run.self_test,
                 "Verify the live policy against SOURCE on witness packets even when nothing changed");
   sub->add_flag("--dry-run", a->run.dry_run, "Translate, verify and guard, but do not swap");
-  opt(sub->add_option("--state-dir", a->run.state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-<inode>)")
+  opt(sub->add_option("--state-dir", a->run.state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-cookie-<cookie>)")
           ->option_text("DIR"),
       "state_dir");
   sub->add_option("--format", a->format, "What to print: text (the default), or json for scripts")

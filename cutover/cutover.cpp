@@ -59,6 +59,8 @@ json make_backup(const Plan& plan, const Snapshot& snap, const BackupInfo& info)
   json b = {{"nf2bpf-backup", kBackupVersion},
             {"created", (int64_t)time(nullptr)},
             {"netns", info.netns},
+            {"netns_cookie", info.netns_cookie},
+            {"boot_id", info.boot_id},
             {"source", info.source},
             {"format", info.format},
             {"policy_checksum", info.policy_checksum},

@@ -4,7 +4,13 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include "translator/ir/ir.h"
 
@@ -79,6 +85,57 @@ Result<uint64_t> netns_id() {
   struct stat st {};
   if (stat("/proc/self/ns/net", &st) != 0) return sys_error("stat /proc/self/ns/net");
   return (uint64_t)st.st_ino;
+}
+
+namespace {
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+Result<uint64_t> cookie_here() {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return sys_error("create a socket to read the network namespace cookie");
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  int rc = getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len);
+  int e = errno;
+  close(fd);
+  if (rc != 0) return Error{e, "read the network namespace cookie (SO_NETNS_COOKIE needs Linux 5.14)"};
+  return cookie;
+}
+
+}  // namespace
+
+Result<uint64_t> netns_cookie() { return cookie_here(); }
+
+Result<uint64_t> netns_cookie_of(const std::string& path) {
+  int nsfd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) return sys_error("open " + path);
+  // setns changes the calling thread's namespace only: a thread of its own
+  // looks, and ends.
+  Result<uint64_t> out = Error{EINVAL, "read the cookie of " + path};
+  std::thread t([&] {
+    if (setns(nsfd, CLONE_NEWNET) != 0) {
+      out = sys_error("enter the network namespace " + path);
+      return;
+    }
+    out = cookie_here();
+  });
+  t.join();
+  close(nsfd);
+  return out;
+}
+
+std::string boot_id() {
+  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buf[64] = {};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  std::string s = n > 0 ? std::string(buf, (size_t)n) : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
 }
 
 }  // namespace nf2bpf::loader

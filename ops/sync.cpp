@@ -124,6 +124,8 @@ bool Run::open_state() {
   }
   lock_.emplace(std::move(*lock));
   remove_leftovers(dir_);
+  if (o_.state_dir.empty())
+    for (const auto& gone : prune_gone_state()) note("removed the state of a network namespace that is gone: " + gone);
   state_ = read_state(dir_);
   return true;
 }
