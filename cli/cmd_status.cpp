@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "ops/deploy.h"
+#include "ops/tc_order.h"
 
 namespace nf2bpf::cli {
 
@@ -55,6 +56,7 @@ Command add_status(CLI::App& app) {
             auto st = (*dp)->status(true);
             if (!st) return fail(kSystem, st.error().message());
             const auto& s = *st;
+            std::vector<std::string> warnings = ops::foreign_filters_before(s.attach);
             if (ui().json) {
               nlohmann::json j = {{"result", "loaded"},
                                   {"loaded", true},
@@ -64,7 +66,8 @@ Command add_status(CLI::App& app) {
                                   {"previous", s.previous.is_null() ? nlohmann::json(nullptr) : s.previous},
                                   {"attached", s.attach},
                                   {"pin_dir", s.pin_dir},
-                                  {"conntrack_entries", s.ct_entries}};
+                                  {"conntrack_entries", s.ct_entries},
+                                  {"warnings", warnings}};
               auto& c = j["counters"] = nlohmann::json::array();
               for (const auto& rc : s.counters)
                 c.push_back({{"index", rc.index},
@@ -76,6 +79,7 @@ Command add_status(CLI::App& app) {
               emit_json(j, kOk);
               return kOk;
             }
+            for (const auto& w : warnings) std::cerr << "nf2bpf: warning: " << w << "\n";
             const auto& live = s.live;
             text() << "generation " << s.generation << " live";
             if (!s.previous.is_null())

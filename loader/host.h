@@ -43,6 +43,15 @@ inline constexpr uint64_t kInitNetnsInode = 0xEFFFFFF9;  // PROC_NET_INIT_INO
 Result<uint64_t> netns_cookie();
 // The cookie of the namespace a /proc/PID/ns/net or bind mount names (root).
 Result<uint64_t> netns_cookie_of(const std::string& path);
+// A TC filter on an interface's clsact hook, in the order the kernel runs
+// them (lower pref first).
+struct TcFilter {
+  uint32_t pref = 0, handle = 0;
+  std::string kind;  // "bpf", "matchall", "u32" ...
+  std::string name;  // bpf: the program's name
+};
+Result<std::vector<TcFilter>> tc_filters(uint32_t ifindex, bool ingress);
+
 // /proc/sys/kernel/random/boot_id: tells one boot's cookies from another's.
 std::string boot_id();
 
