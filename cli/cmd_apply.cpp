@@ -10,6 +10,7 @@
 #include "ops/cutover_run.h"
 #include "ops/deploy.h"
 #include "translator/policy/compile.h"
+#include "translator/policy/input.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
 
@@ -129,28 +130,23 @@ void print_rejection(const Translation& tr) {
   end_progress();
   if (ui().json) return;
   if (ui().quiet) {
-    for (const auto& d : tr.diags.all())
-      if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+    std::cerr << diag::render_errors(tr.diags, stderr_color());
     return;
   }
   std::cout << report::text(tr, stdout_color());
 }
 
-int apply(const ApplyArgs& a) {
-  if (!one_stdin({{"FILE", a.file}, {"--ipsets", a.opt.ipsets_path}})) return kUsage;
-  if (a.backup == "-")
-    return fail(kUsage, "--backup must be a file: `nf2bpf restore` reads it back", "give a path, or leave the default");
-  auto t0 = std::chrono::steady_clock::now();
-  auto tr = translate_file(a.file, a.opt);
-  if (!tr) return fail(kSystem, tr.error().message());
-  if (tr->rejected(a.opt.allow_partial)) {
-    print_rejection(*tr);
+// A ruleset FILE: translated, accepted, compiled. Returns kOk or the exit
+// status of the refusal (already reported).
+int compile_ruleset(const ApplyArgs& a, const Translation& tr, policy::Policy& pol) {
+  if (tr.rejected(a.opt.allow_partial)) {
+    print_rejection(tr);
     return fail(kRejected, "nothing was applied: the ruleset has errors or unsupported rules",
                 "fix them, or pass --allow-partial to leave unsupported rules in netfilter",
-                {{"translation", report::json(*tr)}});
+                {{"translation", report::json(tr)}});
   }
   diag::Diagnostics cd;
-  policy::Policy pol = policy::compile(*tr, cd);
+  pol = policy::compile(tr, cd);
   if (cd.has_errors()) {
     json diags = json::array();
     for (const auto& d : cd.all()) {
@@ -160,32 +156,88 @@ int apply(const ApplyArgs& a) {
     }
     return fail(kRejected, "nothing was applied: the ruleset cannot be compiled", {}, {{"diagnostics", diags}});
   }
+  return kOk;
+}
+
+// A policy FILE (`translate -o`): loaded as written. It does not say which
+// netfilter rules it replaces, so it cannot be cut over.
+int load_policy_file(const ApplyArgs& a, policy::Input& in, policy::Policy& pol) {
+  if (a.cutover)
+    return fail(kUsage,
+                in.name +
+                    " is a policy file: --cutover needs the ruleset, to check it against the live "
+                    "netfilter rules and to know which of them the policy replaces",
+                "give the ruleset the policy was translated from: nf2bpf apply --cutover RULES");
+  if (!a.opt.ipsets_path.empty())
+    return fail(kUsage, "--ipsets is for rulesets: the sets of a policy file are in it already", "drop --ipsets");
+  if (!in.policy) {
+    json diags = json::array();
+    for (const auto& d : in.policy_diags.all()) {
+      if (!ui().json) std::cerr << diag::render(d, stderr_color());
+      diags.push_back(report::diagnostic_json(d));
+    }
+    return fail(kRejected, "nothing was applied: " + in.name + " is not a policy nf2bpf can load", {},
+                {{"diagnostics", diags}});
+  }
+  pol = std::move(*in.policy);
+  return kOk;
+}
+
+// The generation's metadata (what `status` shows) for a policy file.
+json policy_file_meta(const policy::Policy& pol, const std::string& source) {
+  return {{"source", source},
+          {"format", "policy"},
+          {"rules", pol.rule_count_source},
+          {"compiled_rules", pol.rules.size()},
+          {"entries", pol.entries.size()},
+          {"tuples", pol.tuples.size()}};
+}
+
+int apply(const ApplyArgs& a) {
+  if (!one_stdin({{"FILE", a.file}, {"--ipsets", a.opt.ipsets_path}})) return kUsage;
+  if (a.backup == "-")
+    return fail(kUsage, "--backup must be a file: `nf2bpf restore` reads it back", "give a path, or leave the default");
+  auto t0 = std::chrono::steady_clock::now();
+  auto in = policy::read_ruleset_or_policy(a.file, a.opt);
+  if (!in) return fail(kSystem, in.error().message());
+  policy::Policy pol;
+  if (int s = in->is_policy ? load_policy_file(a, *in, pol) : compile_ruleset(a, *in->translation, pol); s != kOk)
+    return s;
+  const Translation* tr = in->translation ? &*in->translation : nullptr;
   auto choice = ops::pick_interfaces(a.ifaces);
   if (!choice) return fail(kSystem, choice.error().message());
   if (!choice->refused.empty())
     return fail(kRejected, choice->refused, "see `ip link` for this namespace's interfaces");
   const auto& ifaces = choice->ifaces;
   auto t_compiled = std::chrono::steady_clock::now();
-  detail() << tr->ruleset.source << ": " << tr->rules.size() << " rules (" << tr->count(caps::Fidelity::Exact)
-           << " exact, " << tr->count(caps::Fidelity::Approximate) << " approximate, "
-           << tr->count(caps::Fidelity::Unsupported) << " left in netfilter) -> " << pol.rules.size()
-           << " compiled rules, " << pol.entries.size() << " classifier entries, " << pol.tuples.size() << " tuples\n";
+  if (tr)
+    detail() << tr->ruleset.source << ": " << tr->rules.size() << " rules (" << tr->count(caps::Fidelity::Exact)
+             << " exact, " << tr->count(caps::Fidelity::Approximate) << " approximate, "
+             << tr->count(caps::Fidelity::Unsupported) << " left in netfilter)";
+  else
+    detail() << in->name << ": policy of " << pol.source << " (" << pol.input_format << "), " << pol.rule_count_source
+             << " source rules";
+  detail() << " -> " << pol.rules.size() << " compiled rules, " << pol.entries.size() << " classifier entries, "
+           << pol.tuples.size() << " tuples\n";
   std::string source = a.file == "-" ? "<stdin>" : std::filesystem::absolute(a.file).string();
   json names = json::array();
   for (const auto& i : ifaces) names.push_back(i.name);
+  json rules = {{"total", pol.rule_count_source}};
+  if (tr)
+    rules = {{"total", tr->rules.size()},
+             {"exact", tr->count(caps::Fidelity::Exact)},
+             {"approximate", tr->count(caps::Fidelity::Approximate)},
+             {"left_in_netfilter", tr->count(caps::Fidelity::Unsupported)}};
   json doc = {
       {"result", a.dry_run ? "would-apply" : "applied"},
       {"source", source},
-      {"format", tr->input_format},
-      {"rules",
-       {{"total", tr->rules.size()},
-        {"exact", tr->count(caps::Fidelity::Exact)},
-        {"approximate", tr->count(caps::Fidelity::Approximate)},
-        {"left_in_netfilter", tr->count(caps::Fidelity::Unsupported)}}},
+      {"format", tr ? tr->input_format : "policy"},
+      {"rules", rules},
       {"compiled", {{"rules", pol.rules.size()}, {"entries", pol.entries.size()}, {"tuples", pol.tuples.size()}}},
       {"checksum", pol.checksum},
       {"interfaces", names},
       {"xdp", a.xdp}};
+  if (!tr) doc["policy_of"] = {{"source", pol.source}, {"format", pol.input_format}};
   // A failure after this point reports what was known.
   auto failed = [&](int status) {
     if (ui().json) emit_json(doc, status);
@@ -194,7 +246,7 @@ int apply(const ApplyArgs& a) {
   if (a.dry_run) {
     text() << "dry run: would attach to " << ops::join_ifaces(ifaces) << (a.xdp ? " (tc + xdp)" : " (tc)")
            << "; policy checksum " << pol.checksum << "\n";
-    int c = a.cutover ? cutover_after_apply(*tr, pol, a, doc) : kOk;
+    int c = a.cutover ? cutover_after_apply(*tr, pol, a, doc) : kOk;  // tr: a policy file refuses --cutover
     if (ui().json) emit_json(doc, c);
     return c;
   }
@@ -207,7 +259,8 @@ int apply(const ApplyArgs& a) {
       doc["applied"] = false;
       return failed(c);
     }
-  ops::Deployment d = ops::deploy(a.pin_dir, pol, ifaces, ops::generation_meta(*tr, pol, source), a.xdp);
+  ops::Deployment d = ops::deploy(a.pin_dir, pol, ifaces,
+                                  tr ? ops::generation_meta(*tr, pol, source) : policy_file_meta(pol, source), a.xdp);
   if (d.kind != ops::Kind::ok) {
     // Failures before the install changed nothing; after it, say what is live.
     if (!d.installing) return fail(kSystem, d.message, d.hint);
@@ -281,7 +334,10 @@ Command add_apply(CLI::App& app) {
   sub->add_option("--format", a->format, "Output format (default text)")
       ->check(CLI::IsMember({"text", "json"}))
       ->option_text("text|json");
-  sub->add_option("FILE", a->file, "Ruleset (iptables-save, ip6tables-save, nft) or - for stdin")->required();
+  sub->add_option("FILE", a->file,
+                  "Ruleset (iptables-save, ip6tables-save, nft), a policy file written by `nf2bpf translate -o`, or - "
+                  "for stdin")
+      ->required();
   sub->footer(
       "The new policy is written into a spare generation and made live with one map update; the\n"
       "previous generation stays loaded for `nf2bpf rollback`. A failed apply leaves the live\n"

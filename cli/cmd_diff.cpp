@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "translator/policy/compile.h"
+#include "translator/policy/input.h"
 #include "translator/translate.h"
 #include "verify/diff.h"
 #include "verify/kernel/kernel_engine.h"
@@ -68,36 +69,63 @@ const CLI::Validator kIfindex(
 
 std::string display_name(const std::string& path) { return path == "-" ? "<stdin>" : path; }
 
-bool looks_like_policy_yaml(const std::string& path) {
-  auto ends = [&](const char* x) {
-    std::string e = x;
-    return path.size() >= e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0;
-  };
-  return ends(".yaml") || ends(".yml");
-}
+void print_errors(const diag::Diagnostics& ds) { std::cerr << diag::render_errors(ds, stderr_color()); }
 
-// Translates one ruleset for the reference evaluator. Input problems are
-// printed like a compiler's; like an unreadable file, they are trouble (2),
-// never "differences found".
+// FILE: the ruleset for the reference evaluator. Input problems are printed
+// like a compiler's; like an unreadable file, they are trouble (2), never
+// "differences found". A policy file has no rule semantics to replay.
 std::optional<Translation> load(const std::string& path, const TranslateOptions& opt, int& status) {
-  if (looks_like_policy_yaml(path)) {
-    status = fail(kTrouble, path + ": policy YAML input needs the policy compiler's loader, which is not available yet",
-                  "give the ruleset the policy was translated from (iptables-save output)");
+  auto in = policy::read_ruleset_or_policy(path, opt);
+  if (!in) {
+    status = fail(kTrouble, in.error().message());
     return std::nullopt;
   }
-  auto tr = translate_file(path, opt);
-  if (!tr) {
-    status = fail(kTrouble, tr.error().message());
+  if (in->is_policy) {
+    status = fail(kTrouble,
+                  in->name +
+                      " is a compiled policy (`nf2bpf translate -o`): it holds map contents, not the "
+                      "ruleset's semantics, so it cannot be the expected side of a diff",
+                  "give the ruleset it was translated from, and the policy after --against: nf2bpf diff --pcap "
+                  "CAPTURE RULES --against " +
+                      in->name);
     return std::nullopt;
   }
-  if (tr->diags.has_errors()) {
-    for (const auto& d : tr->diags.all())
-      if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+  if (in->translation->diags.has_errors()) {
+    print_errors(in->translation->diags);
     status =
         fail(kTrouble, display_name(path) + ": the ruleset has errors; nothing was compared", "fix the errors above");
     return std::nullopt;
   }
-  return std::move(*tr);
+  return std::move(*in->translation);
+}
+
+// FILE2 (--against): a second ruleset, or a policy file judged by the
+// userspace model of the BPF programs.
+struct Against {
+  std::optional<Translation> tr;
+  std::optional<policy::Policy> pol;
+};
+std::optional<Against> load_against(const std::string& path, const TranslateOptions& opt, int& status) {
+  auto in = policy::read_ruleset_or_policy(path, opt);
+  if (!in) {
+    status = fail(kTrouble, in.error().message());
+    return std::nullopt;
+  }
+  if (in->is_policy) {
+    if (!in->policy) {
+      print_errors(in->policy_diags);
+      status = fail(kTrouble, in->name + ": not a policy nf2bpf can load; nothing was compared");
+      return std::nullopt;
+    }
+    return Against{std::nullopt, std::move(in->policy)};
+  }
+  if (in->translation->diags.has_errors()) {
+    print_errors(in->translation->diags);
+    status =
+        fail(kTrouble, display_name(path) + ": the ruleset has errors; nothing was compared", "fix the errors above");
+    return std::nullopt;
+  }
+  return Against{std::move(in->translation), std::nullopt};
 }
 
 verify::HostOptions host_options(const DiffArgs& a) {
@@ -213,15 +241,17 @@ int run(const DiffArgs& a) {
   const std::string name = display_name(a.file);
   std::optional<Translation> actual;
   policy::Policy pol;
+  bool policy_file = false;  // FILE2 is a policy file: pol, judged by the model
   if (!a.against.empty()) {
-    actual = load(a.against, a.topt, status);
-    if (!actual) return status;
+    auto other = load_against(a.against, a.topt, status);
+    if (!other) return status;
+    actual = std::move(other->tr);
+    if (other->pol) pol = std::move(*other->pol), policy_file = true;
   } else {
     diag::Diagnostics cd;
     pol = policy::compile(*expected, cd);
     if (cd.has_errors()) {
-      for (const auto& d : cd.all())
-        if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+      std::cerr << diag::render_errors(cd, stderr_color());
       return fail(kTrouble, name + ": the ruleset does not compile to a policy; nothing was compared");
     }
   }
@@ -244,23 +274,29 @@ int run(const DiffArgs& a) {
     kernel = k->get();
     x = std::move(*k);
   } else {
-    x = std::make_unique<verify::PolicyEngine>(pol, host, name);
+    x = std::make_unique<verify::PolicyEngine>(pol, host, policy_file ? display_name(a.against) : name);
   }
   verify::DiffReport rep = verify::run_diff(**cap, host, e, *x);
   rep.expected_engine = "reference evaluator";
-  rep.actual_engine = actual   ? "reference evaluator"
-                      : kernel ? "compiled policy (BPF programs run with BPF_PROG_TEST_RUN in a private namespace)"
-                               : "compiled policy (userspace model of the BPF programs)";
+  rep.actual_engine = actual        ? "reference evaluator"
+                      : kernel      ? "compiled policy (BPF programs run with BPF_PROG_TEST_RUN in a private namespace)"
+                      : policy_file ? "policy file (userspace model of the BPF programs)"
+                                    : "compiled policy (userspace model of the BPF programs)";
   if (kernel) {
     rep.notes.push_back("--kernel: connection timeouts follow the replay's clock, not the capture's timestamps");
-    if (!kernel->error().empty() && rep.error.empty()) rep.error = "--kernel: " + kernel->error();
+    if (!kernel->error().empty() && rep.error.empty()) {
+      rep.error = "--kernel: " + kernel->error();
+      rep.engine_error = true;
+    }
   }
-  if (!actual) {
+  if (!actual) {  // the compiled policy, or a policy file compiled from FILE
     size_t left_out = expected->count(caps::Fidelity::Unsupported);
+    rep.left_in_netfilter = left_out;
     if (left_out)
       rep.notes.push_back(std::to_string(left_out) +
                           " rules are unsupported by the dataplane and not in the compiled policy (they stay in "
-                          "netfilter): packets they decide show up as differences");
+                          "netfilter): the policy alone is not equivalent to the ruleset; packets those rules "
+                          "decide show up as differences, what they change without deciding (NAT) does not");
     size_t approx = expected->count(caps::Fidelity::Approximate);
     if (approx)
       rep.notes.push_back(std::to_string(approx) +
@@ -270,8 +306,7 @@ int run(const DiffArgs& a) {
 
   end_progress();
   if (a.format == "json") {
-    std::cout << verify::render_json(rep).dump(2) << "\n";
-    ui().emitted = true;
+    print_json(verify::render_json(rep));
   } else if (a.format == "markdown")
     std::cout << verify::render_markdown(rep);
   else if (ui().quiet)
@@ -282,7 +317,7 @@ int run(const DiffArgs& a) {
   if (!rep.error.empty()) {
     return fail(kTrouble, rep.error, "the packets before it were compared; the report above covers them");
   }
-  return rep.differed ? kDiffers : kOk;
+  return rep.equivalent() ? kOk : kDiffers;
 }
 
 }  // namespace
@@ -301,7 +336,8 @@ Command add_diff(CLI::App& app) {
                                "Judge the compiled policy with the real BPF programs (BPF_PROG_TEST_RUN in a private, "
                                "unattached instance; needs root) instead of their userspace model");
   sub->add_option("--against", a->against,
-                  "Compare FILE (expected) with FILE2 (actual, or - for stdin): the impact of changing FILE into FILE2")
+                  "Compare FILE (expected) with FILE2 (actual, or - for stdin): the impact of changing FILE into "
+                  "FILE2; a policy file (`translate -o`) as FILE2: whether it implements FILE")
       ->excludes(kernel)
       ->option_text("FILE2");
   sub->add_option("--format", a->format, "Report format (default text)")
@@ -332,7 +368,9 @@ Command add_diff(CLI::App& app) {
                   "Write a capture (pcapng) exercising every rule and its boundaries to OUT (- for stdout) instead "
                   "of diffing")
       ->option_text("OUT");
-  sub->add_option("FILE", a->file, "The ruleset (iptables-save / ip6tables-save / nft output), or - for stdin")
+  sub->add_option("FILE", a->file,
+                  "The ruleset (iptables-save / ip6tables-save / nft output), or - for stdin; not a policy file, "
+                  "which has no rule semantics to replay (give it with --against)")
       ->required();
   sub->footer(
       "Without --against, FILE (run by the reference evaluator) is compared with its own compiled policy,\n"
@@ -341,9 +379,10 @@ Command add_diff(CLI::App& app) {
       "from --iface and --local-addr: a packet from a local address goes through OUTPUT, one to a local\n"
       "address through INPUT, anything else through FORWARD. Packets whose verdict depends on what a capture\n"
       "cannot show (rate limits, random sampling, socket owners) are reported as indeterminate, not compared.\n"
-      "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found, 2 trouble: a usage\n"
-      "error, a file that cannot be read, a rejected ruleset, an unreadable or truncated capture (the packets\n"
-      "before the problem are still reported), a system error.");
+      "Exit status (as diff(1)): 0 no differences on this capture, 1 differences found or rules of FILE left\n"
+      "in netfilter (not in the compiled policy, which alone is then not the ruleset), 2 trouble: a usage\n"
+      "error, a file that cannot be read, a rejected ruleset, a policy file as FILE, an unreadable or\n"
+      "truncated capture (the packets before the problem are still reported), a system error.");
   return {sub, [a]() -> int {
             ui().json = a->format == "json";
             return run(*a);

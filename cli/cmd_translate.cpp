@@ -52,8 +52,7 @@ void print_report(const Translation& tr, std::ostream& out) {
     out << report::text(tr, color);
     return;
   }
-  for (const auto& d : tr.diags.all())
-    if (d.severity == diag::Severity::Error) std::cerr << diag::render(d, stderr_color());
+  std::cerr << diag::render_errors(tr.diags, stderr_color());
   out << report::summary_line(tr) << "\n";
 }
 }  // namespace
@@ -115,8 +114,7 @@ Command add_translate(CLI::App& app) {
               for (const auto& d : tr->diags.all()) std::cerr << diag::render(d);
               std::cout << ir::dump(tr->ruleset) << "== decision lists\n" << ir::dump(tr->pipeline, tr->ruleset);
             } else if (args->format == "json") {
-              std::cout << report::json(*tr).dump(2) << "\n";
-              ui().emitted = true;
+              print_json(report::json(*tr));
             } else {
               print_report(*tr, yaml_to_stdout ? std::cerr : std::cout);
             }

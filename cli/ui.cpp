@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "common/progress.h"
+#include "common/strings.h"
 #include "loader/privileges.h"
 
 namespace nf2bpf::cli {
@@ -118,13 +119,31 @@ void log_to_stderr() {
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("nf2bpf", std::make_shared<StderrSink>()));
 }
 
-void emit_json(nlohmann::json doc, int status) {
+nlohmann::json utf8_json(const nlohmann::json& doc) {
+  if (doc.is_string()) return utf8_or_latin1(doc.get_ref<const std::string&>());
+  if (doc.is_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& x : doc) out.push_back(utf8_json(x));
+    return out;
+  }
+  if (doc.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [k, v] : doc.items()) out[utf8_or_latin1(k)] = utf8_json(v);
+    return out;
+  }
+  return doc;
+}
+
+void print_json(const nlohmann::json& doc) {
   end_progress();
-  doc["exit"] = status;
-  // Input bytes that are not UTF-8 (a Latin-1 comment) are replaced, never fatal.
-  std::cout << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  std::cout << utf8_json(doc).dump(2) << "\n";
   std::cout.flush();
   ui().emitted = true;
+}
+
+void emit_json(nlohmann::json doc, int status) {
+  doc["exit"] = status;
+  print_json(doc);
 }
 
 namespace {
@@ -155,8 +174,10 @@ bool one_stdin(const std::vector<std::pair<std::string, std::string>>& inputs) {
 void print_error(const std::string& message, const std::string& hint) {
   end_progress();
   bool color = stderr_color();
-  std::fprintf(stderr, "%snf2bpf: error:%s %s\n", color ? "\033[1;31m" : "", color ? "\033[0m" : "", message.c_str());
-  if (!hint.empty()) std::fprintf(stderr, "  hint: %s\n", hint.c_str());
+  // Messages quote input (chain names, file names): its control bytes are escaped.
+  std::fprintf(stderr, "%snf2bpf: error:%s %s\n", color ? "\033[1;31m" : "", color ? "\033[0m" : "",
+               escape_controls(message).c_str());
+  if (!hint.empty()) std::fprintf(stderr, "  hint: %s\n", escape_controls(hint).c_str());
 }
 
 int fail(int status, const std::string& message, const std::string& given_hint, const nlohmann::json& extra) {

@@ -4,11 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <map>
+
 #include "common/progress.h"
 #include "translator/frontend/ipset/ipset_save.h"
 #include "translator/frontend/iptables/parser.h"
 #include "translator/frontend/nft/nft.h"
 #include "translator/passes/flatten.h"
+#include "translator/policy/yaml.h"
 
 namespace nf2bpf {
 
@@ -49,6 +53,7 @@ Result<std::string> read_input(const std::string& path) {
 }
 
 std::string detect_format(std::string_view text) {
+  if (policy::looks_like_policy_yaml(text)) return "policy";
   size_t i = text.find_first_not_of(" \t\r\n");
   if (i != std::string_view::npos && text[i] == '{') return "nft-json";
   // Look at the first meaningful lines.
@@ -86,16 +91,97 @@ std::string detect_format(std::string_view text) {
 
 namespace {
 
+// nft JSON and kernel input: locations are JSON pointers into `nft -j`
+// output, which no one reads. Each is replaced by what it points at, as nft
+// names it ("table inet filter, chain input, handle 7"), and a diagnostic on
+// a rule shows the rule as nft prints it. In the IR (rule and chain
+// locations, which the report, the policy's origins and diff show) and in
+// every diagnostic, its message and hint included.
+class JsonLocations {
+ public:
+  explicit JsonLocations(const ir::Ruleset& rs) {
+    for (const auto& t : rs.tables) {
+      std::string table = std::string("table ") + ir::to_string(t.family) + " " + t.name;
+      add(t.loc, table, {});
+      for (const auto& s : t.sets) add(s.loc, table + ", set " + s.name, {});
+      for (const auto& c : t.chains) {
+        std::string chain = table + ", chain " + c.name;
+        add(c.loc, chain, {});
+        for (size_t i = 0; i < c.rules.size(); ++i) {
+          const auto& r = c.rules[i];
+          add(r.loc, chain + (r.handle ? ", handle " + std::to_string(*r.handle) : ", rule " + std::to_string(i + 1)),
+              r.text);
+        }
+      }
+    }
+  }
+  // The longest named pointer that `p` starts with.
+  const std::pair<std::string, std::string>* find(std::string_view p) const {
+    for (;;) {
+      if (auto it = names_.find(std::string(p)); it != names_.end()) return &it->second;
+      size_t slash = p.rfind('/');
+      if (slash == std::string_view::npos || slash == 0) return nullptr;
+      p = p.substr(0, slash);
+    }
+  }
+  void rename(ir::SourceLoc& loc, std::string* source_line = nullptr) const {
+    if (loc.pointer.empty() || loc.pointer[0] != '/') return;
+    auto* n = find(loc.pointer);
+    if (!n) return;
+    loc.pointer = n->first;
+    if (source_line && source_line->empty()) *source_line = n->second;
+  }
+  // "FILE#/nftables/3/rule" inside a message or hint.
+  std::string rename_in(std::string s, const std::string& file) const {
+    std::string key = file + "#/";
+    for (size_t at = s.find(key); at != std::string::npos; at = s.find(key, at + 1)) {
+      size_t p = at + file.size() + 1, end = p;
+      while (end < s.size() && (std::isalnum((unsigned char)s[end]) || s[end] == '/' || s[end] == '_')) ++end;
+      if (auto* n = find(std::string_view(s).substr(p, end - p))) s.replace(at, end - at, file + ": " + n->first);
+    }
+    return s;
+  }
+
+ private:
+  void add(const ir::SourceLoc& loc, const std::string& name, const std::string& text) {
+    if (!loc.pointer.empty() && loc.pointer[0] == '/') names_.try_emplace(loc.pointer, name, text);
+  }
+  std::map<std::string, std::pair<std::string, std::string>> names_;
+};
+
+void name_json_locations(Translation& tr) {
+  if (tr.input_format != "nft-json" && tr.input_format != "kernel") return;
+  JsonLocations names(tr.ruleset);
+  for (auto& t : tr.ruleset.tables)
+    for (auto& c : t.chains) {
+      names.rename(c.loc);
+      for (auto& r : c.rules) names.rename(r.loc);
+    }
+  // Copying would lose the count of diagnostics past the cap: those keep
+  // their pointers.
+  if (tr.diags.suppressed()) return;
+  diag::Diagnostics renamed;
+  for (auto d : tr.diags.all()) {
+    names.rename(d.loc, &d.source_line);
+    d.message = names.rename_in(d.message, d.loc.file);
+    d.hint = names.rename_in(d.hint, d.loc.file);
+    renamed.add(std::move(d));
+  }
+  tr.diags = std::move(renamed);
+}
+
 void run_passes(Translation& tr, const TranslateOptions& opt) {
   if (tr.diags.has_errors()) {
     // Still classify what parsed, so the report shows every problem at once.
     tr.rules = passes::classify(tr.ruleset, tr.diags, {opt.allow_partial});
+    name_json_locations(tr);
     return;
   }
   progress::report("resolving chains");
   tr.pipeline = passes::flatten(tr.ruleset, tr.diags);
   progress::report("checking rules");
   tr.rules = passes::classify(tr.ruleset, tr.diags, {opt.allow_partial});
+  name_json_locations(tr);
 }
 
 }  // namespace
@@ -104,8 +190,19 @@ Translation translate_source(const frontend::Source& src, const TranslateOptions
                              const std::vector<ir::Set>& ipsets) {
   Translation tr;
   std::string fmt = opt.from == "auto" ? detect_format(src.text) : opt.from;
+  // Whatever --from says: a policy file starts with its own header, and
+  // parsing it as rules would bury that under a hundred syntax errors.
+  if (policy::looks_like_policy_yaml(src.text)) fmt = "policy";
   tr.input_format = fmt;
   progress::report("parsing");
+  if (fmt == "policy") {
+    tr.ruleset.source = src.name;
+    tr.diags.error(ir::SourceLoc{src.name, 1, 1, 0, {}},
+                   "this is a compiled nf2bpf policy (written by `nf2bpf translate -o`), not a ruleset",
+                   "this needs the ruleset the policy was translated from; `nf2bpf apply POLICY.yaml` loads a "
+                   "policy and `nf2bpf diff RULES --against POLICY.yaml` checks one against its ruleset");
+    return tr;
+  }
   if (fmt == "iptables" || fmt == "ip6tables") {
     tr.ruleset =
         frontend::parse_iptables(src, fmt == "iptables" ? ir::AddrFamily::V4 : ir::AddrFamily::V6, ipsets, tr.diags);
@@ -137,6 +234,10 @@ Result<Translation> translate_file(const std::string& path, const TranslateOptio
   }
   auto text = read_input(path);
   if (!text) return text.error();
+  return translate_text(path, std::move(*text), opt);
+}
+
+Result<Translation> translate_text(const std::string& path, std::string text, const TranslateOptions& opt) {
   std::vector<ir::Set> ipsets;
   diag::Diagnostics ipset_diags;
   if (!opt.ipsets_path.empty()) {
@@ -144,7 +245,7 @@ Result<Translation> translate_file(const std::string& path, const TranslateOptio
     if (!it) return it.error();
     ipsets = frontend::parse_ipset_save({opt.ipsets_path, std::move(*it)}, ipset_diags);
   }
-  frontend::Source src{path == "-" ? "<stdin>" : path, std::move(*text)};
+  frontend::Source src{path == "-" ? "<stdin>" : path, std::move(text)};
   Translation tr = translate_source(src, opt, ipsets);
   if (!ipset_diags.all().empty()) {
     diag::Diagnostics merged;

@@ -35,10 +35,13 @@ struct Translation {
 // (path unused). Unreadable input is a system error; anything wrong with the
 // content is a diagnostic in the Translation.
 Result<Translation> translate_file(const std::string& path, const TranslateOptions& opt);
+// translate_file with the text of `path` already read (opt.from is not "kernel").
+Result<Translation> translate_text(const std::string& path, std::string text, const TranslateOptions& opt);
 Translation translate_source(const frontend::Source& src, const TranslateOptions& opt,
                              const std::vector<ir::Set>& ipsets = {});
 
-// Guesses the input format from the text: "iptables", "ip6tables", "nft" or "nft-json".
+// Guesses the input format from the text: "iptables", "ip6tables", "nft" or "nft-json"; "policy" for
+// a compiled policy file (`translate -o`), which is not a ruleset.
 std::string detect_format(std::string_view text);
 
 Result<std::string> read_input(const std::string& path);

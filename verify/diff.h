@@ -44,7 +44,12 @@ struct DiffReport {
   std::vector<RuleHits> expected_hits, actual_hits;
   std::vector<std::string> notes;  // how the capture was interpreted
   std::string error;               // the capture broke off: packets before it are counted
-  bool equivalent() const { return differed == 0; }
+  bool engine_error = false;       // ... or rather a verdict engine failed (--kernel)
+  // Rules of the expected ruleset that the compiled (actual) side does not
+  // have: they stay in netfilter. The compiled policy alone is then not the
+  // ruleset, whatever the capture shows (NAT rules, for one, change no verdict).
+  uint64_t left_in_netfilter = 0;
+  bool equivalent() const { return differed == 0 && left_in_netfilter == 0; }
 };
 
 struct DiffOptions {

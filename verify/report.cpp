@@ -5,6 +5,7 @@
 #include <ctime>
 #include <map>
 
+#include "common/strings.h"
 #include "verify/parse.h"
 
 namespace nf2bpf::verify {
@@ -147,10 +148,20 @@ std::string summary_line(const DiffReport& r) {
 
 std::string result_line(const DiffReport& r) {
   if (!r.error.empty())
-    return "incomplete: the capture broke off (" + std::to_string(r.differed) + " differences before it)";
-  if (r.differed == 0)
+    return std::string(r.engine_error ? "incomplete: the actual side failed ("
+                                      : "incomplete: the capture broke off (") +
+           std::to_string(r.differed) + " differences before it)";
+  std::string partial;
+  if (r.left_in_netfilter)
+    partial = std::to_string(r.left_in_netfilter) + (r.left_in_netfilter == 1 ? " rule stays" : " rules stay") +
+              " in netfilter, not in the compiled policy";
+  if (r.differed == 0 && partial.empty())
     return r.indeterminate ? "no differences on the packets both sides could decide" : "equivalent on this capture";
-  return std::to_string(r.differed) + (r.differed == 1 ? " packet differs" : " packets differ");
+  if (r.differed == 0)
+    return "not equivalent: " + partial + " (no packet of this capture differed" +
+           (r.indeterminate ? " among those both sides could decide)" : ")");
+  std::string s = std::to_string(r.differed) + (r.differed == 1 ? " packet differs" : " packets differ");
+  return partial.empty() ? s : s + "; " + partial;
 }
 
 std::string format_time(double t) {
@@ -172,15 +183,17 @@ std::string render_text(const DiffReport& r, bool color) {
   const char* green = color ? "\033[32m" : "";
   const char* off = color ? "\033[0m" : "";
   std::string o;
-  o += std::string(bold) + "nf2bpf diff: " + r.capture + off + "\n";
-  o += "  expected: " + r.expected_name + (r.expected_engine.empty() ? "" : " (" + r.expected_engine + ")") + "\n";
-  o += "  actual:   " + r.actual_name + (r.actual_engine.empty() ? "" : " (" + r.actual_engine + ")") + "\n";
-  for (const auto& n : r.notes) o += "  note: " + n + "\n";
+  // Names, rule texts and notes come from the input: control bytes escaped.
+  auto e = [](const std::string& x) { return escape_controls(x); };
+  o += std::string(bold) + "nf2bpf diff: " + e(r.capture) + off + "\n";
+  o += "  expected: " + e(r.expected_name) + (r.expected_engine.empty() ? "" : " (" + r.expected_engine + ")") + "\n";
+  o += "  actual:   " + e(r.actual_name) + (r.actual_engine.empty() ? "" : " (" + r.actual_engine + ")") + "\n";
+  for (const auto& n : r.notes) o += "  note: " + e(n) + "\n";
   o += "\n" + summary_line(r) + "\n";
   if (!r.skips.empty()) {
     o += "skipped:\n";
     for (const auto& s : r.skips)
-      o += "  " + std::to_string(s.count) + " x " + s.reason + " (first: packet " + std::to_string(s.first) + ")\n";
+      o += "  " + std::to_string(s.count) + " x " + e(s.reason) + " (first: packet " + std::to_string(s.first) + ")\n";
   }
   auto sides = [&](const PacketReport& p) {
     size_t w = std::max(p.expected.verdict_text().size(), p.actual.verdict_text().size());
@@ -189,13 +202,13 @@ std::string render_text(const DiffReport& r, bool color) {
     for (int i = 0; i < 2; ++i) {
       const Decision& d = i ? p.actual : p.expected;
       s += std::string("    ") + (i ? "actual   " : "expected ") + pad(d.verdict_text(), w) + "  " +
-           pad(rule_loc(d), lw) + "  " + d.rule.text + "\n";
+           pad(e(rule_loc(d)), lw) + "  " + e(d.rule.text) + "\n";
       if (!d.rule.via.empty()) {
         std::string via;
-        for (const auto& v : d.rule.via) via += (via.empty() ? "" : ", ") + v;
+        for (const auto& v : d.rule.via) via += (via.empty() ? "" : ", ") + e(v);
         s += "             via " + via + "\n";
       }
-      if (!d.note.empty()) s += "             " + d.note + "\n";
+      if (!d.note.empty()) s += "             " + e(d.note) + "\n";
       if (p.expected.nat || p.actual.nat)
         s += "             leaves as " + (d.nat ? d.nat->text() : std::string("(not translated)")) + "\n";
     }
@@ -206,8 +219,8 @@ std::string render_text(const DiffReport& r, bool color) {
                     hook_of(p.expected);
     if (!p.expected.ct_state.empty()) s += " (ct " + p.expected.ct_state + ")";
     if (!p.iif.empty() || !p.oif.empty())
-      s += "  " + (p.iif.empty() ? std::string() : "in " + p.iif) + (p.iif.empty() || p.oif.empty() ? "" : " ") +
-           (p.oif.empty() ? std::string() : "out " + p.oif);
+      s += "  " + (p.iif.empty() ? std::string() : "in " + e(p.iif)) + (p.iif.empty() || p.oif.empty() ? "" : " ") +
+           (p.oif.empty() ? std::string() : "out " + e(p.oif));
     return s + "\n";
   };
   if (!r.differences.empty()) {
@@ -224,14 +237,14 @@ std::string render_text(const DiffReport& r, bool color) {
     for (const auto* h : hits) lw = std::max(lw, h->location.size());
     std::vector<const RuleHits*> never;
     for (const auto* h : hits) {
-      o += "  " + rpad(std::to_string(h->hits), 8) + "  " + pad(h->location, lw) + "  " + h->text + "\n";
+      o += "  " + rpad(std::to_string(h->hits), 8) + "  " + pad(e(h->location), lw) + "  " + e(h->text) + "\n";
       if (h->hits == 0 && !h->policy) never.push_back(h);
     }
     o += "never hit (" + side + "): " + std::to_string(never.size()) + (never.empty() ? "" : " rules") + "\n";
-    for (const auto* h : never) o += "  " + pad(h->location, lw) + "  " + h->text + "\n";
+    for (const auto* h : never) o += "  " + pad(e(h->location), lw) + "  " + e(h->text) + "\n";
   }
-  if (!r.error.empty()) o += "\n" + std::string(red) + "error: " + r.error + off + "\n";
-  o += "\nresult: " + std::string(r.differed ? red : green) + result_line(r) + off + "\n";
+  if (!r.error.empty()) o += "\n" + std::string(red) + "error: " + e(r.error) + off + "\n";
+  o += "\nresult: " + std::string(r.equivalent() ? green : red) + result_line(r) + off + "\n";
   return o;
 }
 
@@ -245,6 +258,7 @@ nlohmann::json render_json(const DiffReport& r) {
                   {"differed", r.differed},
                   {"skipped", r.skipped},
                   {"indeterminate", r.indeterminate},
+                  {"left_in_netfilter", r.left_in_netfilter},
                   {"equivalent", r.equivalent() && r.error.empty()}};
   auto& sk = j["skipped"] = nlohmann::json::array();
   for (const auto& s : r.skips) sk.push_back({{"reason", s.reason}, {"packets", s.count}, {"first", s.first}});
@@ -326,7 +340,7 @@ std::string render_markdown(const DiffReport& r) {
         any = true;
       }
   if (!any) o += "Every rule matched at least one packet.\n";
-  return o;
+  return escape_controls(o);  // names and rule texts come from the input
 }
 
 }  // namespace nf2bpf::verify

@@ -10,8 +10,8 @@ constexpr auto U = Fidelity::Unsupported;
 constexpr std::string_view kNat =
     "NAT is not implemented in the dataplane yet (it lands with the kube-proxy services work)";
 constexpr std::string_view kLogRing =
-    "the verdict is exact; the log record goes to nf2bpf's ring buffer (see `nf2bpf status`), "
-    "not to the kernel log or nfnetlink_log";
+    "the verdict is exact; the log record is written to nf2bpf's events ring buffer, not to the kernel log or "
+    "nfnetlink_log, and nothing reads that buffer yet (no command shows the records)";
 
 // clang-format off
 const std::vector<Capability>& iptables_capabilities() {

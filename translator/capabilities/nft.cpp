@@ -18,8 +18,8 @@ constexpr std::string_view kNatChain =
     "a nat chain sees only the first packet of each connection and exists to set up NAT, which is not "
     "implemented in the dataplane yet";
 constexpr std::string_view kLogRing =
-    "the verdict is exact; the log record goes to nf2bpf's ring buffer (see `nf2bpf status`), "
-    "not to the kernel log or nfnetlink_log";
+    "the verdict is exact; the log record is written to nf2bpf's events ring buffer, not to the kernel log or "
+    "nfnetlink_log, and nothing reads that buffer yet (no command shows the records)";
 constexpr std::string_view kIface = "interface names are resolved to indexes when the policy is applied or synced";
 constexpr std::string_view kAddrType =
     "LOCAL is the set of this namespace's addresses when the policy is applied or synced";

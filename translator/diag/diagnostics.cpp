@@ -1,6 +1,10 @@
 #include "translator/diag/diagnostics.h"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "common/strings.h"
 
 namespace nf2bpf::diag {
 
@@ -59,16 +63,20 @@ std::string render(const Diagnostic& d, bool color) {
                                                             : "\033[1;36m";
   std::string out;
   if (color) out += "\033[1m";
-  out += d.loc.str();
+  // Messages quote the input: its control bytes are escaped (escape_controls).
+  out += escape_controls(d.loc.str());
   out += ": ";
   if (color) out += sev_color;
   out += to_string(d.severity);
   out += ": ";
   if (color) out += "\033[0;1m";
-  out += d.message;
+  out += escape_controls(d.message);
   if (color) out += "\033[0m";
   out += "\n";
-  if (!d.source_line.empty() && d.loc.col > 0) {
+  if (!d.source_line.empty() && d.loc.col == 0) {  // a whole rule (nft JSON, kernel): no caret
+    uint32_t caret = 0;
+    out += "    " + printable_window(d.source_line, 1, caret) + "\n";
+  } else if (!d.source_line.empty() && d.loc.col > 0) {
     uint32_t caret = 0;
     std::string shown = printable_window(d.source_line, d.loc.col, caret);
     out += "    " + shown + "\n";
@@ -81,8 +89,45 @@ std::string render(const Diagnostic& d, bool color) {
     if (color) out += "\033[0m";
     out += "\n";
   }
-  if (!d.hint.empty()) out += "  hint: " + d.hint + "\n";
+  if (!d.hint.empty()) out += "  hint: " + escape_controls(d.hint) + "\n";
   return out;
+}
+
+std::string render_folded(const std::vector<const Diagnostic*>& ds, bool color) {
+  using Key = std::tuple<Severity, std::string_view, std::string_view>;
+  struct Group {
+    size_t total = 0, seen = 0;
+    const Diagnostic* last = nullptr;
+  };
+  std::map<Key, Group> groups;
+  for (const auto* d : ds) {
+    Group& g = groups[Key{d->severity, d->message, d->hint}];
+    ++g.total;
+    g.last = d;
+  }
+  std::string out;
+  for (const auto* d : ds) {
+    Group& g = groups[Key{d->severity, d->message, d->hint}];
+    ++g.seen;
+    if (g.seen <= kShownRepeats) out += render(*d, color);
+    if (g.seen == kShownRepeats && g.total > kShownRepeats)
+      out += "  ... and " + std::to_string(g.total - kShownRepeats) + " more like this (the last at " +
+             escape_controls(g.last->loc.str()) + ")\n";
+  }
+  return out;
+}
+
+std::string render_folded(const Diagnostics& ds, bool color) {
+  std::vector<const Diagnostic*> v;
+  for (const auto& d : ds.all()) v.push_back(&d);
+  return render_folded(v, color);
+}
+
+std::string render_errors(const Diagnostics& ds, bool color) {
+  std::vector<const Diagnostic*> v;
+  for (const auto& d : ds.all())
+    if (d.severity == Severity::Error) v.push_back(&d);
+  return render_folded(v, color);
 }
 
 }  // namespace nf2bpf::diag

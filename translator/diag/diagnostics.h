@@ -46,4 +46,15 @@ class Diagnostics {
 //   hint: ...
 std::string render(const Diagnostic& d, bool color = false);
 
+// Renders `ds` in the given order, folding repeats: of the diagnostics with
+// the same severity, message and hint, the first kShownRepeats are shown,
+// then one line "  ... and N more like this (the last at LOC)"; the rest are
+// left out. One ruleset can hold a hundred identical problems (every rule of
+// a nat table) and the reader needs to see the first few and the count.
+constexpr size_t kShownRepeats = 3;
+std::string render_folded(const std::vector<const Diagnostic*>& ds, bool color = false);
+std::string render_folded(const Diagnostics& ds, bool color = false);
+// The errors only, folded (what -q and refusals print on stderr).
+std::string render_errors(const Diagnostics& ds, bool color = false);
+
 }  // namespace nf2bpf::diag

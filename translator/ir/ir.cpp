@@ -2,8 +2,15 @@
 
 namespace nf2bpf::ir {
 
+// `pointer` is a JSON pointer ("/nftables/5/rule/expr/0"), or, once the
+// translator has named it (translate.cpp, nft JSON and kernel input), what it
+// points at as nft says it: "table inet filter, chain input, handle 7".
+static std::string pointed(const std::string& file, const std::string& pointer) {
+  return pointer[0] == '/' ? file + "#" + pointer : file + ": " + pointer;
+}
+
 std::string SourceLoc::str() const {
-  if (!pointer.empty()) return file + "#" + pointer;
+  if (!pointer.empty()) return pointed(file, pointer);
   std::string s = file;
   if (line) s += ":" + std::to_string(line);
   if (line && col) s += ":" + std::to_string(col);
@@ -11,7 +18,7 @@ std::string SourceLoc::str() const {
 }
 
 std::string SourceLoc::file_line() const {
-  if (!pointer.empty()) return file + "#" + pointer;
+  if (!pointer.empty()) return pointed(file, pointer);
   return line ? file + ":" + std::to_string(line) : file;
 }
 

@@ -6,6 +6,8 @@
 #include <tuple>
 #include <sstream>
 
+#include "common/strings.h"
+
 namespace nf2bpf::report {
 
 using caps::Fidelity;
@@ -57,7 +59,7 @@ std::vector<const diag::Diagnostic*> sorted(const diag::Diagnostics& ds) {
 
 std::string text(const Translation& tr, bool color) {
   std::ostringstream out;
-  for (const auto* d : sorted(tr.diags)) out << diag::render(*d, color);
+  out << diag::render_folded(sorted(tr.diags), color);
   if (tr.diags.suppressed()) out << "(" << tr.diags.suppressed() << " more diagnostics not shown)\n";
   if (!tr.diags.all().empty()) out << "\n";
 
@@ -68,8 +70,9 @@ std::string text(const Translation& tr, bool color) {
   cells.push_back({"table", "chain", "rules", "exact", "approximate", "unsupported"});
   ChainRow total{"", "total", ""};
   for (const auto& r : rows) {
-    cells.push_back({mixed ? r.family + " " + r.table : r.table, r.chain, std::to_string(r.rules),
-                     std::to_string(r.exact), std::to_string(r.approximate), std::to_string(r.unsupported)});
+    cells.push_back({escape_controls(mixed ? r.family + " " + r.table : r.table), escape_controls(r.chain),
+                     std::to_string(r.rules), std::to_string(r.exact), std::to_string(r.approximate),
+                     std::to_string(r.unsupported)});
     total.rules += r.rules, total.exact += r.exact, total.approximate += r.approximate,
         total.unsupported += r.unsupported;
   }
@@ -89,7 +92,7 @@ std::string text(const Translation& tr, bool color) {
     for (size_t i = 2; i < 6; ++i) out << "  " << pad(row[i], w[i], true);
     out << "\n";
   }
-  out << "\n" << summary_line(tr) << "\n";
+  out << "\n" << escape_controls(summary_line(tr)) << "\n";
   return out.str();
 }
 
@@ -107,7 +110,9 @@ nlohmann::json diagnostic_json(const diag::Diagnostic& d) {
                       {"location", d.loc.str()},
                       {"file", d.loc.file},
                       {"message", d.message}};
-  if (!d.loc.pointer.empty())
+  if (!d.loc.pointer.empty() && d.loc.pointer[0] != '/')
+    j["where"] = d.loc.pointer;  // nft JSON and kernel input: "table inet filter, chain input, handle 7"
+  else if (!d.loc.pointer.empty())
     j["pointer"] = d.loc.pointer;
   else
     j["line"] = d.loc.line, j["column"] = d.loc.col;

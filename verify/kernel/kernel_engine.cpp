@@ -1,5 +1,6 @@
 #include "verify/kernel/kernel_engine.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
@@ -64,6 +65,18 @@ bool valid_ifname(const std::string& n) {
 }
 
 const char* kCatchAll = "nf2bpf-unknown";  // stands for an interface nobody named
+
+// A packet's own address as ip(8) takes it: the IR keeps IPv4 mapped into
+// ::ffff:0:0/96, so an IPv6 packet to ::ffff:0.0.0.0 (firewalld rejects those)
+// must not be written the IPv4 way.
+std::string host_route(const pkt::Packet& p, ir::u128 a) {
+  if (p.family == 4) return ir::format_addr(a) + "/32";
+  in6_addr x{};
+  for (int i = 15; i >= 0; --i, a >>= 8) x.s6_addr[i] = (uint8_t)(a & 0xff);
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, &x, buf, sizeof buf);
+  return std::string(buf) + "/128";
+}
 
 }  // namespace
 
@@ -214,6 +227,7 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
     d.path = t.hooks;
     return d;
   };
+  Decision shadow = shadow_->decide(p, t);  // every packet, so its conntrack and buckets keep pace
   if (!error_.empty()) return fail(Error{0, error_});
   bool forward = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Forward) != t.hooks.end();
   auto in = device(t.origin == Origin::Local ? std::string() : p.iif);
@@ -228,7 +242,7 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
     if (fresh || it->second != p.oif) {
       it->second = p.oif;
       bool v4 = p.family == 4;
-      std::string dst = ir::format_addr(p.daddr) + (v4 ? "/32" : "/128");
+      std::string dst = host_route(p, p.daddr);
       if (auto r = ip({v4 ? "-4" : "-6", "route", "replace", dst, "dev", p.oif}); !r) return fail(r.error());
     }
   }
@@ -252,6 +266,11 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
   }
   Decision d = describe(pol_, md);
   d.path = t.hooks;
+  if (shadow.verdict == Verdict::Indeterminate && d.verdict != Verdict::Indeterminate) {
+    d.note = shadow.note + " (the kernel, its token bucket on the replay's clock, said " + d.verdict_text() + ")";
+    d.verdict = Verdict::Indeterminate;
+    d.reject_with.clear();
+  }
   return d;
 }
 

@@ -19,6 +19,7 @@
 #include "translator/policy/policy.h"
 #include "verify/engine.h"
 #include "verify/host.h"
+#include "verify/policy_engine.h"
 
 namespace nf2bpf::verify {
 
@@ -39,7 +40,7 @@ class KernelEngine : public VerdictEngine {
 
  private:
   KernelEngine(const policy::Policy& pol, const HostModel& host, std::string name)
-      : pol_(pol), host_(host), name_(std::move(name)) {}
+      : pol_(pol), host_(host), name_(std::move(name)), shadow_(std::make_unique<PolicyEngine>(pol, host, name_)) {}
   struct Dev {
     uint32_t ifindex = 0;
     uint64_t mac = 0;
@@ -66,6 +67,12 @@ class KernelEngine : public VerdictEngine {
   size_t learned_seen_ = 0;
   bool stale_ = true;
   std::string error_;  // a setup failure: every packet is reported with it
+  // The userspace model on the same packets, for one thing the test run does
+  // not report: whether a rate-limited or random rule took part. Such a
+  // verdict depends on the capture's rates, which a replay does not have (the
+  // kernel's token bucket runs on the replay's clock): it is indeterminate,
+  // as in the model, not a difference.
+  std::unique_ptr<PolicyEngine> shadow_;
 };
 
 }  // namespace nf2bpf::verify
