@@ -370,8 +370,9 @@ Command add_apply(CLI::App& app) {
   CLI::Option* cut = sub->add_flag("--cutover", a->cutover,
                                    "Then remove the netfilter rules the policy replaced, in one nftables transaction "
                                    "(`nf2bpf restore` puts them back)");
-  sub->add_option("--backup", a->backup,
-                  "Where --cutover saves what it removes (default: /var/lib/nf2bpf/netns-<inode>/cutover-backup.json)")
+  sub->add_option(
+         "--backup", a->backup,
+         "Where --cutover saves what it removes (default: /var/lib/nf2bpf/netns-cookie-<cookie>/cutover-backup.json)")
       ->needs(cut)
       ->option_text("FILE");
   sub->add_option("--format", a->format, "Output format (default text)")

@@ -78,7 +78,7 @@ Command add_restore(CLI::App& app) {
       "restore",
       "Put back the netfilter rules `apply --cutover` removed (one transaction), then unload the eBPF policy");
   sub->add_option("--backup", a->backup,
-                  "The cut-over backup (default: /var/lib/nf2bpf/netns-<inode>/cutover-backup.json)")
+                  "The cut-over backup (default: /var/lib/nf2bpf/netns-cookie-<cookie>/cutover-backup.json)")
       ->option_text("FILE");
   sub->add_option("--pin-dir", a->pin_dir, "bpffs directory of nf2bpf's pins (default: per namespace)")
       ->option_text("DIR");

@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "ops/coverage.h"
 #include "ops/deploy.h"
+#include "ops/tc_order.h"
 
 namespace nf2bpf::cli {
 
@@ -68,6 +69,7 @@ Command add_status(CLI::App& app) {
                   "not attached to {} (up): no rule sees {} traffic; `nf2bpf attach` covers it, `nf2bpf attach "
                   "--follow` covers interfaces as they appear",
                   ops::names(left), left.size() == 1 ? "its" : "their");
+            std::vector<std::string> warnings = ops::foreign_filters_before(s.attach);
             if (ui().json) {
               nlohmann::json j = {{"result", "loaded"},
                                   {"loaded", true},
@@ -79,7 +81,8 @@ Command add_status(CLI::App& app) {
                                   {"unattached", unattached},
                                   {"excluded", s.excluded},
                                   {"pin_dir", s.pin_dir},
-                                  {"conntrack_entries", s.ct_entries}};
+                                  {"conntrack_entries", s.ct_entries},
+                                  {"warnings", warnings}};
               auto& c = j["counters"] = nlohmann::json::array();
               for (const auto& rc : s.counters)
                 c.push_back({{"index", rc.index},
@@ -91,6 +94,7 @@ Command add_status(CLI::App& app) {
               emit_json(j, kOk);
               return kOk;
             }
+            for (const auto& w : warnings) std::cerr << "nf2bpf: warning: " << w << "\n";
             const auto& live = s.live;
             text() << "generation " << s.generation << " live";
             if (!s.previous.is_null())

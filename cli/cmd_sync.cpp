@@ -79,6 +79,7 @@ std::string read_config(SyncArgs& a, bool& unreadable) {
             a.run.ifaces = v.as<std::vector<std::string>>();
         } else if (key == "max_change") {
           a.run.max_change = v.as<double>();
+          a.run.max_change_given = true;
           if (a.run.max_change < 0 || a.run.max_change > 100)
             return where(v) + ": error: max_change is a percentage, 0 to 100";
         } else if (key == "capture")
@@ -187,15 +188,18 @@ Command add_sync(CLI::App& app) {
           ->option_text("IF"),
       "interfaces");
   opt(sub->add_option("--max-change", a->run.max_change,
-                      "Refuse a policy that changes the verdict of more than PCT% of the witness packets")
+                      "Refuse a policy that changes the verdict of more than PCT% of the witness packets (default "
+                      "10)")
           ->check(CLI::Range(0.0, 100.0))
           ->option_text("PCT"),
       "max_change");
-  sub->add_flag("--force", a->run.force, "Swap even when the change guard refuses");
+  sub->add_flag("--force", a->run.force,
+                "Swap even when the change guard refuses (too large a change, or a policy that accepts none of what "
+                "the live one accepts)");
   sub->add_flag("--self-test", a->run.self_test,
                 "Verify the live policy against SOURCE on witness packets even when nothing changed");
   sub->add_flag("--dry-run", a->run.dry_run, "Translate, verify and guard, but do not swap");
-  opt(sub->add_option("--state-dir", a->run.state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-<inode>)")
+  opt(sub->add_option("--state-dir", a->run.state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-cookie-<cookie>)")
           ->option_text("DIR"),
       "state_dir");
   sub->add_option("--format", a->format, "What to print: text (the default), or json for scripts")
@@ -227,7 +231,9 @@ Command add_sync(CLI::App& app) {
   sub->footer(
       "Unchanged (the compiled policy's checksum equals the live generation's): nothing happens. Changed: the new\n"
       "policy is checked against SOURCE on witness packets synthesized from its rules (and --capture), the change\n"
-      "guard compares it with the live policy on the witness packets of both, then it is written into the spare\n"
+      "guard compares it with the live policy on the witness packets of both (at most --max-change, default 10%,\n"
+      "change verdict, and some of what the live policy accepts must still be accepted; --force overrides both),\n"
+      "then it is written into the spare\n"
       "generation and made live with one map update; the previous one stays for `nf2bpf rollback`. One sync runs\n"
       "at a time (flock in the state directory). Killed at any point, the live generation is the old or the new\n"
       "one, whole; the next run reconciles its state file with the kernel. One log line per run.\n"
@@ -237,6 +243,7 @@ Command add_sync(CLI::App& app) {
             ui().json = a->format == "json";
             for (const auto& [o, key] : *keys)
               if (o->count()) a->given.insert(key);
+            a->run.max_change_given = a->given.count("max_change") > 0;
             if (!one_stdin({{"SOURCE", a->run.source},
                             {"--config", a->config},
                             {"--ipsets", a->run.opt.ipsets_path},

@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "ops/deploy.h"
+#include "ops/tc_order.h"
 
 namespace nf2bpf::cli {
 
@@ -30,6 +31,11 @@ Command add_unload(CLI::App& app) {
               return kOk;
             }
             auto st = (*dp)->status(false);
+            // Said before the filters go: afterwards nothing shows which hook it was.
+            std::vector<std::string> warnings;
+            if (st) warnings = ops::foreign_filters_before(st->attach);
+            if (!ui().json)
+              for (const auto& w : warnings) std::cerr << "nf2bpf: warning: " << w << "\n";
             if (auto r = (*dp)->unload(); !r) return fail(kSystem, r.error().message());
             std::string names;
             nlohmann::json detached = nlohmann::json::array();
@@ -39,7 +45,7 @@ Command add_unload(CLI::App& app) {
                 detached.push_back(e.value("name", "?"));
               }
             text() << "unloaded: detached from " << (names.empty() ? "no interface" : names) << "\n";
-            if (ui().json) emit_json({{"result", "unloaded"}, {"detached", detached}}, kOk);
+            if (ui().json) emit_json({{"result", "unloaded"}, {"detached", detached}, {"warnings", warnings}}, kOk);
             return kOk;
           }};
 }

@@ -59,6 +59,8 @@ json make_backup(const Plan& plan, const Snapshot& snap, const BackupInfo& info)
   json b = {{"nf2bpf-backup", kBackupVersion},
             {"created", (int64_t)time(nullptr)},
             {"netns", info.netns},
+            {"netns_cookie", info.netns_cookie},
+            {"boot_id", info.boot_id},
             {"source", info.source},
             {"format", info.format},
             {"policy_checksum", info.policy_checksum},
@@ -129,7 +131,7 @@ Batch cutover_batch(const Plan& plan, const Snapshot& snap) {
       for (const auto& cp : tp.chains)
         if (const KChain* kc = kt->find_chain(cp.name); kc && !kc->rules.empty()) add_flush_chain(b, *kt, *kc);
       for (const auto& cp : tp.chains)
-        if (const KChain* kc = kt->find_chain(cp.name)) add_delete_chain(b, *kt, *kc);
+        if (const KChain* kc = kt->find_chain(cp.name); kc && cp.delete_chain) add_delete_chain(b, *kt, *kc);
       continue;
     }
     for (const auto& cp : tp.chains) {

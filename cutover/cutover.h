@@ -27,6 +27,8 @@ struct BackupInfo {
   std::string format;           // its input format
   std::string policy_checksum;  // the eBPF policy that replaced the rules
   uint64_t netns = 0;           // network namespace inode
+  uint64_t netns_cookie = 0;    // and cookie (SO_NETNS_COOKIE), which is never reused
+  std::string boot_id;          // the boot the cookie is from
 };
 
 // Problems that make a removed rule impossible to put back exactly.

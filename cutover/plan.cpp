@@ -79,6 +79,18 @@ std::vector<uint32_t> targets_of(const ir::Ruleset& rs, const ir::Table& t, cons
   return out;
 }
 
+// Chains the elements of the table's named maps jump or go to.
+std::set<std::string> held_by_named_maps(const ir::Table& t) {
+  std::set<std::string> out;
+  for (const auto& s : t.sets) {
+    if (s.anonymous) continue;
+    for (const auto& e : s.elements)
+      if (e.verdict && (e.verdict->kind == ir::VerdictKind::Jump || e.verdict->kind == ir::VerdictKind::Goto))
+        out.insert(e.verdict->chain);
+  }
+  return out;
+}
+
 bool compiled_stage(const ir::DecisionList& dl, const policy::Policy& pol) {
   if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) return false;
   if (dl.hook == ir::Hook::Ingress || dl.hook == ir::Hook::Egress) return false;
@@ -206,7 +218,11 @@ void Planner::table(uint32_t ti, const TableId& id, const KTable& kt, Plan& plan
 
   if (all_removable) {
     tp.emptied = true;
-    for (auto& cp : tp.chains) cp.delete_chain = true;
+    // A chain a named map's element jumps to stays (emptied of its rules):
+    // the map stays with the table and holds a reference the kernel will
+    // not let a chain deletion break.
+    std::set<std::string> held = held_by_named_maps(t);
+    for (auto& cp : tp.chains) cp.delete_chain = !held.count(cp.name);
   } else {
     keep_what_is_needed(ti, reach, chain_of_plan, tp);
   }

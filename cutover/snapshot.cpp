@@ -428,6 +428,13 @@ Result<void> add_create_anon_set(Batch& b, const KTable& t, const KSet& s, uint3
     room += e.size();
   }
   if (s.elems.empty()) return {};
+  // Parsing the elements gave the set its dumped name back ("__set0"), which
+  // the kernel looks up before the id: in a table where another set now has
+  // that name (one created earlier in this transaction, or one a rule that
+  // stayed uses), the elements would go into that set. A name no set has
+  // leaves only the id.
+  nftnl_set_set_str(x.get(), NFTNL_SET_NAME, "__set%d");
+  nftnl_set_set_u32(x.get(), NFTNL_SET_ID, id);
   b.add(
       NFT_MSG_NEWSETELEM, t.family, NLM_F_CREATE, "add the elements of " + where,
       [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, x.get()); }, room);

@@ -472,7 +472,16 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   if (int rc = bpf_map_lookup_elem(f.control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
   bool fresh = ctrl.abi != NF2BPF_ABI_VERSION;
   uint32_t spare = fresh ? 0 : (ctrl.live ^ 1) & 1;
-  uint64_t gen = fresh ? 1 : ctrl.generation + 1;
+  // Generation numbers name installs: each install takes the next number
+  // after every one still held (a rollback makes a kept number live again,
+  // so the live one need not be the highest).
+  uint64_t gen = 1;
+  if (!fresh) {
+    gen = ctrl.generation + 1;
+    for (uint32_t slot : {0u, 1u})
+      if (auto st = read_state(slot); st && st->value("valid", false))
+        gen = std::max<uint64_t>(gen, st->value("generation", (uint64_t)0) + 1);
+  }
 
   // The spare slot stops being a valid rollback target before we touch it.
   if (auto r = write_state(spare, nlohmann::json::object()); !r) return r.error();
@@ -597,9 +606,11 @@ Result<uint64_t> Dataplane::rollback() {
   auto st = read_state(prev);
   if (!st) return st.error();
   if (!st->value("valid", false)) return Error{ENOENT, "there is no previous generation to roll back to"};
+  // The kept generation goes live under its own number: a rollback makes no
+  // new generation, it switches back to one (status and events name it so).
   nf2bpf_control next = ctrl;
   next.live = prev;
-  next.generation = ctrl.generation + 1;
+  next.generation = st->value("generation", ctrl.generation + 1);
   if (int rc = bpf_map_update_elem(fds_->control.fd, &zero, &next, BPF_ANY)) return bpf_err("switch generation", rc);
   return next.generation;
 }

@@ -83,7 +83,9 @@ class Dataplane {
   Result<uint64_t> install(const policy::Policy& p, const std::vector<Interface>& ifaces,
                            const std::vector<AddrTypeEntry>& addrtypes, nlohmann::json meta);
 
-  // Makes the previous generation live again.
+  // Makes the kept (previous) generation live again and returns its number:
+  // generation numbers name installs (each install takes the next number), a
+  // rollback only switches, so the generation it left is then the kept one.
   Result<uint64_t> rollback();
 
   // Attaches to exactly these interfaces (TC ingress+egress, and XDP when

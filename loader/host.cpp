@@ -5,11 +5,18 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <thread>
 
 #include "translator/ir/ir.h"
 
@@ -92,6 +99,120 @@ Result<uint64_t> netns_id() {
   struct stat st {};
   if (stat("/proc/self/ns/net", &st) != 0) return sys_error("stat /proc/self/ns/net");
   return (uint64_t)st.st_ino;
+}
+
+namespace {
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+Result<uint64_t> cookie_here() {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return sys_error("create a socket to read the network namespace cookie");
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  int rc = getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len);
+  int e = errno;
+  close(fd);
+  if (rc != 0) return Error{e, "read the network namespace cookie (SO_NETNS_COOKIE needs Linux 5.14)"};
+  return cookie;
+}
+
+}  // namespace
+
+Result<uint64_t> netns_cookie() { return cookie_here(); }
+
+Result<uint64_t> netns_cookie_of(const std::string& path) {
+  int nsfd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) return sys_error("open " + path);
+  // setns changes the calling thread's namespace only: a thread of its own
+  // looks, and ends.
+  Result<uint64_t> out = Error{EINVAL, "read the cookie of " + path};
+  std::thread t([&] {
+    if (setns(nsfd, CLONE_NEWNET) != 0) {
+      out = sys_error("enter the network namespace " + path);
+      return;
+    }
+    out = cookie_here();
+  });
+  t.join();
+  close(nsfd);
+  return out;
+}
+
+std::string boot_id() {
+  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buf[64] = {};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  std::string s = n > 0 ? std::string(buf, (size_t)n) : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+Result<std::vector<TcFilter>> tc_filters(uint32_t ifindex, bool ingress) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return sys_error("open a netlink socket");
+  struct {
+    nlmsghdr nh;
+    tcmsg tc;
+  } req{};
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = RTM_GETTFILTER;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nh.nlmsg_seq = 1;
+  req.tc.tcm_family = AF_UNSPEC;
+  req.tc.tcm_ifindex = (int)ifindex;
+  req.tc.tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+  std::string what =
+      std::string("list the tc ") + (ingress ? "ingress" : "egress") + " filters of ifindex " + std::to_string(ifindex);
+  if (send(fd, &req, sizeof req, 0) < 0) {
+    auto e = sys_error(what);
+    close(fd);
+    return e;
+  }
+  std::vector<TcFilter> out;
+  std::vector<char> buf(1 << 16);
+  for (bool done = false; !done;) {
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      auto e = sys_error(what);
+      close(fd);
+      return e;
+    }
+    for (auto* nh = (nlmsghdr*)buf.data(); NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+      if (nh->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        int err = -((nlmsgerr*)NLMSG_DATA(nh))->error;
+        close(fd);
+        if (err == EINVAL || err == ENOENT) return out;  // no clsact qdisc: no filters
+        return Error{err, what};
+      }
+      if (nh->nlmsg_type != RTM_NEWTFILTER) continue;
+      auto* tc = (tcmsg*)NLMSG_DATA(nh);
+      TcFilter f;
+      f.pref = TC_H_MAJ(tc->tcm_info) >> 16;
+      f.handle = tc->tcm_handle;
+      int len = (int)nh->nlmsg_len - (int)NLMSG_LENGTH(sizeof *tc);
+      for (auto* a = (rtattr*)((char*)tc + NLMSG_ALIGN(sizeof *tc)); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type == TCA_KIND) f.kind = (const char*)RTA_DATA(a);
+        if (a->rta_type == TCA_OPTIONS) {
+          int ol = (int)RTA_PAYLOAD(a);
+          for (auto* o = (rtattr*)RTA_DATA(a); RTA_OK(o, ol); o = RTA_NEXT(o, ol))
+            if (o->rta_type == TCA_BPF_NAME && f.kind == "bpf") f.name = (const char*)RTA_DATA(o);
+        }
+      }
+      // A dump lists each filter's chain head too (no handle): skip it.
+      if (f.handle) out.push_back(std::move(f));
+    }
+  }
+  close(fd);
+  return out;
 }
 
 }  // namespace nf2bpf::loader

@@ -34,7 +34,26 @@ Result<std::vector<AddrTypeEntry>> address_types();
 // Looks an address up in `entries` (longest prefix), UNICAST when none.
 uint32_t addrtype_of(const std::vector<AddrTypeEntry>& entries, const ir::u128& a);
 
-// The network namespace's inode number, which names its state directory.
+// The network namespace's inode number. The kernel reuses these once a
+// namespace is gone, except the initial namespace's (kInitNetnsInode).
 Result<uint64_t> netns_id();
+inline constexpr uint64_t kInitNetnsInode = 0xEFFFFFF9;  // PROC_NET_INIT_INO
+
+// The network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14): never given
+// to another namespace until the machine reboots.
+Result<uint64_t> netns_cookie();
+// The cookie of the namespace a /proc/PID/ns/net or bind mount names (root).
+Result<uint64_t> netns_cookie_of(const std::string& path);
+// A TC filter on an interface's clsact hook, in the order the kernel runs
+// them (lower pref first).
+struct TcFilter {
+  uint32_t pref = 0, handle = 0;
+  std::string kind;  // "bpf", "matchall", "u32" ...
+  std::string name;  // bpf: the program's name
+};
+Result<std::vector<TcFilter>> tc_filters(uint32_t ifindex, bool ingress);
+
+// /proc/sys/kernel/random/boot_id: tells one boot's cookies from another's.
+std::string boot_id();
 
 }  // namespace nf2bpf::loader

@@ -115,6 +115,8 @@ nlohmann::json backup_doc(const co::Plan& plan, const co::Snapshot& snap, const 
   info.format = tr.input_format;
   info.policy_checksum = pol.checksum;
   if (auto ns = loader::netns_id()) info.netns = *ns;
+  if (auto c = loader::netns_cookie()) info.netns_cookie = *c;
+  info.boot_id = loader::boot_id();
   return co::make_backup(plan, snap, info);
 }
 
@@ -148,6 +150,7 @@ CutoverOutcome run_cutover(const Translation& tr, const policy::Policy& pol, con
   std::vector<co::TableId> ids = co::source_tables(tr);
   auto backup = backup_path(o);
   if (!backup) return ended(Kind::error, "cut-over: " + backup.error().message());
+  if (!o.dry_run && !o.check_only) prune_gone_state();
   if (!o.dry_run && std::filesystem::exists(*backup))
     return ended(Kind::refused, "cut-over refused: a backup from an earlier cut-over is at " + *backup,
                  "run `nf2bpf restore` to put it back first, or give another --backup FILE");

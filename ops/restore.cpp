@@ -63,13 +63,30 @@ RestoreOutcome run_restore(const RestoreOptions& o) {
   }
   // The default backup missing means nothing to restore; a --backup FILE
   // that is not there is a file that cannot be read, like any other.
-  if (!std::filesystem::exists(path))
+  if (!std::filesystem::exists(path)) {
+    std::string legacy = o.backup.empty() ? legacy_backup_path() : std::string();
     return end(r, o.backup.empty() ? Kind::refused : Kind::error, "no cut-over backup at " + path,
-               "`nf2bpf apply --cutover` writes one; give --backup FILE if it was written elsewhere");
+               legacy.empty()
+                   ? "`nf2bpf apply --cutover` writes one; give --backup FILE if it was written elsewhere"
+                   : "an older nf2bpf kept a backup under this namespace's inode number, " + legacy +
+                         "; inode numbers are reused, so it may be a namespace's that is gone: if it is this "
+                         "one's, run `nf2bpf restore --backup " +
+                         legacy + "` (it is checked against the live ruleset first)");
+  }
   auto doc = co::read_backup(path);
   if (!doc) return end(r, doc.error().code == EINVAL ? Kind::refused : Kind::error, doc.error().message());
   uint64_t made_in = doc->value("netns", (uint64_t)0);
-  if (auto ns = loader::netns_id(); ns && made_in && made_in != *ns)
+  uint64_t cookie = doc->value("netns_cookie", (uint64_t)0);
+  auto here = loader::netns_cookie();
+  auto inode_here = loader::netns_id();
+  bool host = made_in == loader::kInitNetnsInode && inode_here && *inode_here == made_in;  // survives reboots
+  if (!host && cookie && here && (cookie != *here || doc->value("boot_id", "") != loader::boot_id()))
+    return end(r, Kind::refused,
+               path + " was made in another network namespace (cookie " + std::to_string(cookie) +
+                   (doc->value("boot_id", "") != loader::boot_id() ? ", before a reboot" : "") + "; this one is " +
+                   std::to_string(*here) + ")",
+               "run restore inside the namespace the cut-over ran in (ip netns exec NAME nf2bpf restore)");
+  if (auto ns = loader::netns_id(); !cookie && ns && made_in && made_in != *ns)
     return end(r, Kind::refused,
                path + " was made in another network namespace (inode " + std::to_string(made_in) + "; this one is " +
                    std::to_string(*ns) + ")",

@@ -4,7 +4,10 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -17,10 +20,134 @@ namespace nf2bpf::ops {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string state_root() {
+  const char* r = getenv("NF2BPF_STATE_ROOT");  // tests: a scratch root instead of /var/lib/nf2bpf
+  return r && *r ? r : "/var/lib/nf2bpf";
+}
+
+nlohmann::json read_json(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  std::string text;
+  char buf[8192];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, (size_t)n);
+  ::close(fd);
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+// Paths through which a network namespace with this inode can be entered:
+// processes in it, open descriptors of it, `ip netns` bind mounts.
+std::vector<std::string> netns_paths(uint64_t inode) {
+  std::vector<std::string> out;
+  auto is_it = [&](const std::string& p) {
+    struct stat st {};
+    return stat(p.c_str(), &st) == 0 && (uint64_t)st.st_ino == inode;
+  };
+  std::error_code ec;
+  for (const char* d : {"/run/netns", "/var/run/netns"})
+    for (const auto& e : fs::directory_iterator(d, ec))
+      if (is_it(e.path().string())) out.push_back(e.path().string());
+  std::string link = "net:[" + std::to_string(inode) + "]";
+  for (const auto& pe : fs::directory_iterator("/proc", ec)) {
+    std::string pid = pe.path().filename().string();
+    if (pid.empty() || !std::isdigit((unsigned char)pid[0])) continue;
+    std::string ns = pe.path().string() + "/ns/net";
+    if (is_it(ns)) out.push_back(ns);
+    std::error_code fe;
+    for (const auto& f : fs::directory_iterator(pe.path() / "fd", fe)) {
+      std::error_code le;
+      if (fs::read_symlink(f.path(), le).string() == link) out.push_back(f.path().string());
+    }
+    if (!out.empty()) break;  // one way in is enough
+  }
+  return out;
+}
+
+// Is the namespace a state directory was made for still there? Directories
+// keyed by cookie record it (owner.json): gone after a reboot, or when no
+// namespace with its inode can be entered, or the one that can has another
+// cookie (the inode was reused). Old inode-keyed directories: gone when no
+// namespace with that inode can be entered.
+bool namespace_gone(const fs::path& dir, const std::string& boot) {
+  std::string name = dir.filename().string();
+  if (name.rfind("netns-cookie-", 0) == 0) {
+    auto owner = read_json((dir / "owner.json").string());
+    if (!owner.is_object()) return false;  // being created, or not ours to judge
+    if (owner.value("boot_id", "") != boot) return true;
+    auto paths = netns_paths(owner.value("inode", (uint64_t)0));
+    if (paths.empty()) return true;
+    auto cookie = loader::netns_cookie_of(paths.front());
+    return cookie && *cookie != owner.value("cookie", (uint64_t)0);
+  }
+  if (name.rfind("netns-", 0) == 0) {
+    std::string num = name.substr(6);
+    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) return false;
+    uint64_t inode = std::stoull(num);
+    return inode != loader::kInitNetnsInode && netns_paths(inode).empty();
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<std::string> default_state_dir() {
   auto id = loader::netns_id();
   if (!id) return id.error();
-  return "/var/lib/nf2bpf/netns-" + std::to_string(*id);
+  std::string root = state_root();
+  // The initial namespace's inode is fixed and never given to another one;
+  // keeping it there keeps the host's state across reboots.
+  if (*id == loader::kInitNetnsInode) return root + "/netns-" + std::to_string(*id);
+  auto cookie = loader::netns_cookie();
+  if (!cookie) return root + "/netns-" + std::to_string(*id);  // before Linux 5.14: the inode, as before
+  std::string dir = root + "/netns-cookie-" + std::to_string(*cookie);
+  std::string boot = loader::boot_id();
+  auto owner = read_json(dir + "/owner.json");
+  if (owner.is_object() && owner.value("boot_id", "") != boot) {
+    // The same cookie in an earlier boot: that namespace is gone.
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    owner = nullptr;
+  }
+  if (!owner.is_object()) {
+    if (auto r = make_dirs(dir); !r) return r.error();
+    nlohmann::json o = {{"cookie", *cookie}, {"inode", *id}, {"boot_id", boot}, {"created", utc_time(time(nullptr))}};
+    if (auto r = write_file_atomic(dir + "/owner.json", o.dump(2) + "\n", 0644); !r) return r.error();
+  }
+  return dir;
+}
+
+std::vector<std::string> prune_gone_state() {
+  std::vector<std::string> removed;
+  std::string boot = loader::boot_id();
+  std::error_code ec;
+  auto here = default_state_dir();
+  for (const auto& e : fs::directory_iterator(state_root(), ec)) {
+    if (!e.is_directory() || (here && e.path().string() == *here)) continue;
+    if (!namespace_gone(e.path(), boot)) continue;
+    std::error_code re;
+    fs::remove_all(e.path(), re);
+    if (!re) removed.push_back(e.path().string());
+  }
+  return removed;
+}
+
+std::string legacy_backup_path() {
+  auto id = loader::netns_id();
+  if (!id || *id == loader::kInitNetnsInode) return {};
+  std::string p = default_backup_path(state_root() + "/netns-" + std::to_string(*id));
+  return fs::exists(p) ? p : std::string();
+}
+
+std::string utc_time(int64_t t) {
+  char buf[64];
+  time_t tt = (time_t)t;
+  struct tm tm {};
+  gmtime_r(&tt, &tm);
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
 }
 
 std::string default_backup_path(const std::string& state_dir) { return state_dir + "/cutover-backup.json"; }
@@ -52,7 +179,7 @@ Result<StateLock> StateLock::acquire(const std::string& dir, double timeout_s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   // Who holds it, for the message a waiting run gives up with.
-  std::string me = "pid " + std::to_string(getpid()) + ", since " + std::to_string(time(nullptr)) + "\n";
+  std::string me = "pid " + std::to_string(getpid()) + ", since " + utc_time(time(nullptr)) + "\n";
   if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, me.data(), me.size(), 0);
   return StateLock(fd);
 }

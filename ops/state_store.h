@@ -1,6 +1,8 @@
 // What `sync` keeps between runs, in one directory per network namespace
-// (default /var/lib/nf2bpf/netns-<inode>, which `ip netns exec` leaves
-// shared with the host, unlike /sys/fs/bpf):
+// (default /var/lib/nf2bpf/netns-cookie-<cookie>, which `ip netns exec`
+// leaves shared with the host, unlike /sys/fs/bpf):
+//
+//   owner.json               the namespace it belongs to: cookie, inode, boot id
 //
 //   lock                     flock(2) of the running sync; holds its pid
 //   state.json               what sync last saw live: checksum, source,
@@ -17,14 +19,30 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "translator/policy/policy.h"
 
 namespace nf2bpf::ops {
 
+// This namespace's state directory, created with its owner record
+// (owner.json: cookie, inode, boot id). Keyed by the namespace cookie
+// (/var/lib/nf2bpf/netns-cookie-<cookie>), which the kernel never gives
+// another namespace in the same boot, unlike the inode number; the initial
+// namespace keeps /var/lib/nf2bpf/netns-<inode> (its inode is fixed).
+// NF2BPF_STATE_ROOT replaces /var/lib/nf2bpf (tests).
 Result<std::string> default_state_dir();
+// Removes the state directories of namespaces that are gone (see
+// namespace_gone in the .cpp); returns them.
+std::vector<std::string> prune_gone_state();
+// A cut-over backup left under this namespace's inode number by an nf2bpf
+// that keyed state that way ("" when none): it may be another, dead
+// namespace's, so it is only pointed out, never used unasked.
+std::string legacy_backup_path();
 std::string default_backup_path(const std::string& state_dir);
+// "2026-12-02 13:52:08 UTC": how times are shown (state.json keeps seconds).
+std::string utc_time(int64_t t);
 
 // An exclusive flock on <dir>/lock, released when the object goes away (or
 // the process dies, SIGKILL included).

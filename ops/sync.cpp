@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -27,11 +29,9 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 std::string short_sum(const std::string& s) { return s.substr(0, 16); }
 
-std::string pct(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.1f%%", v);
-  return b;
-}
+// How the JSON names the new policy's witness packets: their file is a
+// scratch file (kept, under generations/, only when the policy goes live).
+constexpr const char* kNewWitness = "witness packets synthesized from the source";
 
 // Shown with a refusal: enough to see what differs, short enough to read.
 constexpr size_t kShowDifferences = 10;
@@ -50,7 +50,7 @@ struct RemoveOnExit {
 class Run {
  public:
   explicit Run(const SyncOptions& o) : o_(o), t0_(Clock::now()) {
-    out_.doc = {{"result", "error"}, {"dry_run", o.dry_run}};
+    out_.doc = {{"result", "error"}, {"dry_run", o.dry_run}, {"started", utc_time(time(nullptr))}};
   }
 
   SyncOutcome go();
@@ -126,6 +126,8 @@ bool Run::open_state() {
   }
   lock_.emplace(std::move(*lock));
   remove_leftovers(dir_);
+  if (o_.state_dir.empty())
+    for (const auto& gone : prune_gone_state()) note("removed the state of a network namespace that is gone: " + gone);
   state_ = read_state(dir_);
   return true;
 }
@@ -193,10 +195,12 @@ bool Run::look_at_live() {
   for (auto& n : reconcile(state_, live_meta_)) note(n);
   if (state_ != before)
     if (auto r = write_state(dir_, state_); !r) return fail("write the state: " + r.error().message());
-  out_.doc["live_before"] = live_.checksum.empty() ? json(nullptr)
-                                                   : json{{"checksum", live_.checksum},
-                                                          {"generation", live_.generation},
-                                                          {"source", live_meta_.value("source", "")}};
+  out_.doc["live_before"] = live_.checksum.empty()
+                                ? json(nullptr)
+                                : json{{"checksum", live_.checksum},
+                                       {"generation", live_.generation},
+                                       {"source", live_meta_.value("source", "")},
+                                       {"applied", utc_time(live_meta_.value("applied", (int64_t)0))}};
   return true;
 }
 
@@ -229,6 +233,7 @@ bool Run::verify(const std::string& witness) {
   auto c = check_compiled(*tr_, pol_, witness);
   if (!c) return fail("verification: " + c.error().message());
   Comparison total = *c;
+  total.capture = kNewWitness;  // a scratch file, gone when the run ends
   if (!o_.capture.empty()) {
     auto cc = check_compiled(*tr_, pol_, o_.capture);
     if (!cc) return fail("verification on " + o_.capture + ": " + cc.error().message());
@@ -242,7 +247,7 @@ bool Run::verify(const std::string& witness) {
   if (total.differed) {
     out_.differs = total.describe(kShowDifferences);
     return refuse("refused: the compiled policy disagrees with " + tr_->ruleset.source + " on " +
-                      std::to_string(total.differed) + " of " + std::to_string(total.packets) +
+                      count_text(total.differed) + " of " + count_text(total.packets) +
                       " witness packets; the live generation is untouched",
                   "nf2bpf diff --synthesize W.pcapng " + o_.source + " && nf2bpf diff --pcap W.pcapng " + o_.source +
                       " shows each one");
@@ -269,10 +274,16 @@ bool Run::witness_and_verify() {
 bool Run::change_guard() {
   const std::string& live_sum = live_.checksum;
   std::optional<policy::Policy> old;
-  if (o_.max_change >= 0 && !live_sum.empty())
+  if (!live_sum.empty())
     old = live_sum == pol_.checksum ? std::optional<policy::Policy>(pol_) : load_generation(dir_, live_sum);
-  Guard g = guard_before(o_.max_change, o_.force, !live_sum.empty(), old.has_value());
+  Guard g = guard_before(o_.max_change_given, o_.force, !live_sum.empty(), old.has_value());
   if (g == Guard::off) return true;
+  if (g == Guard::skip) {
+    note("the change guard was skipped: the live generation (from " + live_meta_.value("source", "?") +
+         ") was not made live by sync, so there is no stored copy to compare with; give --max-change to refuse "
+         "instead");
+    return true;
+  }
   if (g == Guard::refuse)
     return refuse("refused: the live generation (checksum " + short_sum(live_sum) + ", from " +
                       live_meta_.value("source", "?") +
@@ -286,6 +297,7 @@ bool Run::change_guard() {
   auto c = compare_policies(*old, pol_, witness_);
   if (!c) return fail("change guard: " + c.error().message());
   Comparison total = *c;
+  total.capture = kNewWitness;
   std::string old_witness = generation_witness(dir_, live_sum);
   if (live_sum != pol_.checksum && fs::exists(old_witness)) {
     auto c2 = compare_policies(*old, pol_, old_witness);
@@ -295,16 +307,30 @@ bool Run::change_guard() {
   out_.doc["change"] = total.json();
   out_.doc["timings_ms"]["change_guard"] = ms_since(t);
   out_.doc["change"]["max_change"] = o_.max_change;
+  std::vector<std::string> cut_hooks = total.cut_off();
+  std::string cut_text;
+  for (const auto& h : cut_hooks)
+    cut_text += (cut_text.empty() ? "" : ", ") + h + " (" + count_text(total.accepts[h].before) + " packets)";
+  Guard cut = guard_cutoff(cut_hooks, o_.force);
+  if (cut == Guard::refuse) {
+    out_.changes = total.describe(kShowDifferences);
+    return refuse("refused: the new policy drops every witness packet the live policy accepts at " + cut_text +
+                      " (a truncated or emptied source?); the live generation is untouched",
+                  "if cutting that traffic off is meant, run once with --force");
+  }
+  if (cut == Guard::force)
+    note("--force: the new policy drops every witness packet the live policy accepts at " + cut_text);
   g = guard_after(total.percent_changed(), o_.max_change, o_.force);
   if (g == Guard::refuse) {
     out_.changes = total.describe(kShowDifferences);
-    return refuse("refused: the new policy changes the verdict of " + pct(total.percent_changed()) + " (" +
-                      std::to_string(total.differed) + " of " + std::to_string(total.packets) +
-                      ") witness packets, more than --max-change " + pct(o_.max_change) +
+    return refuse("refused: the new policy changes the verdict of " + percent_text(total.percent_changed()) + " (" +
+                      count_text(total.differed) + " of " + count_text(total.packets) +
+                      ") witness packets, more than --max-change " + percent_text(o_.max_change) +
                       "; the live generation is untouched",
                   "if the change is meant, run once with --force (nf2bpf diff --against shows it in full)");
   }
-  if (g == Guard::force) note("--force: " + pct(total.percent_changed()) + " of the witness packets change verdict");
+  if (g == Guard::force)
+    note("--force: " + percent_text(total.percent_changed()) + " of the witness packets change verdict");
   return true;
 }
 
@@ -341,10 +367,12 @@ bool Run::swap() {
   if (!live_.checksum.empty()) keep.push_back(live_.checksum);
   prune_generations(dir_, keep);
   out_.doc["generation"] = d.generation;
+  out_.doc["witness"] = generation_witness(dir_, pol_.checksum);  // kept for the next change guard
   std::string line = "swapped: generation " + std::to_string(d.generation) + " is " + source_ + " (checksum " +
                      short_sum(pol_.checksum) + ", " + std::to_string(tr_->rules.size()) + " rules; " + reason_;
   if (out_.doc.contains("change"))
-    line += ", " + pct(out_.doc["change"].value("percent_changed", 0.0)) + " of witness packets change verdict";
+    line +=
+        ", " + percent_text(out_.doc["change"].value("percent_changed", 0.0)) + " of witness packets change verdict";
   line += ")";
   return finish(Kind::ok, "swapped", line);
 }
@@ -428,10 +456,42 @@ SyncDecision decide(const LiveView& live, const std::string& checksum, const std
                                        : "the interfaces changed"};
 }
 
-Guard guard_before(double max_change, bool force, bool live, bool stored) {
-  if (max_change < 0 || !live) return Guard::off;
+Guard guard_before(bool max_change_given, bool force, bool live, bool stored) {
+  if (!live) return Guard::off;
   if (stored) return Guard::compare;
+  if (force) return Guard::force;
+  return max_change_given ? Guard::refuse : Guard::skip;
+}
+
+Guard guard_cutoff(const std::vector<std::string>& cut_off, bool force) {
+  if (cut_off.empty()) return Guard::pass;
   return force ? Guard::force : Guard::refuse;
+}
+
+std::string percent_text(double v) {
+  char b[64];
+  if (v <= 0) return "0%";
+  if (v >= 100) return "100%";
+  if (v >= 1) {
+    std::snprintf(b, sizeof b, "%.1f%%", v);
+    return b;
+  }
+  // Two significant digits, spelled out: 0.0005% (8 of 1,600,018), never 0.0% or 5e-04%.
+  int decimals = std::min(12, 1 - (int)std::floor(std::log10(v)));
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
+  std::string s = b;
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s + "%";
+}
+
+std::string count_text(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
 }
 
 Guard guard_after(double percent_changed, double max_change, bool force) {

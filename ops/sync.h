@@ -25,11 +25,18 @@
 
 namespace nf2bpf::ops {
 
+// The default of --max-change (percent of the witness packets).
+inline constexpr double kDefaultMaxChange = 10.0;
+
 struct SyncOptions {
   std::string source;  // ruleset file, "-", or unused with from == "kernel"
   TranslateOptions opt;
   std::vector<std::string> ifaces;
-  double max_change = -1;  // < 0: no change guard
+  // The change guard: refuse a policy that changes the verdict of more than
+  // this share (percent) of the witness packets. `max_change_given`: set by
+  // the user (then a live policy sync cannot compare with is refused too).
+  double max_change = kDefaultMaxChange;
+  bool max_change_given = false;
   bool force = false, self_test = false, dry_run = false, xdp = false;
   std::string state_dir, pin_dir, capture;
   double lock_timeout = 30;
@@ -83,15 +90,28 @@ SyncDecision decide(const LiveView& live, const std::string& checksum, const std
                     bool xdp);
 
 enum class Guard {
-  off,      // no limit set, or nothing live to compare with
+  off,      // nothing live to compare with
   compare,  // compare the new policy with the stored live one
+  skip,     // the default guard, and the live policy is not one sync stored (a note says so)
   pass,     // within the limit
   refuse,
   force,  // --force overrides a refusal (a note says so)
 };
-// Before comparing: is there a guard, and something to compare with?
-Guard guard_before(double max_change, bool force, bool live, bool stored);
+// Before comparing: is there something to compare with? Without a stored
+// copy of the live policy, a limit the user gave refuses (unless --force);
+// the default one is skipped.
+Guard guard_before(bool max_change_given, bool force, bool live, bool stored);
 // After comparing: the share of witness packets that change verdict.
 Guard guard_after(double percent_changed, double max_change, bool force);
+// After comparing: does the new policy accept, on some filter hook, none of
+// the witness packets the live one accepted there (a source truncated to
+// `:INPUT DROP`)? `cut_off` lists those hooks (Comparison::cut_off). Refused
+// whatever --max-change says, unless --force.
+Guard guard_cutoff(const std::vector<std::string>& cut_off, bool force);
+
+// Shares and counts in messages: "12.5%", "0.0005%" (8 of 1,600,018: two
+// significant digits, never a 0.0% that hides a change), "1,600,018".
+std::string percent_text(double percent);
+std::string count_text(uint64_t n);
 
 }  // namespace nf2bpf::ops

@@ -1,5 +1,6 @@
 #include "ops/witness.h"
 
+#include <algorithm>
 #include <set>
 
 #include "verify/pcap_reader.h"
@@ -24,14 +25,56 @@ std::set<std::string> left_in_netfilter(const Translation& tr) {
   return out;
 }
 
+// Which filter hook a packet's path is judged at, for the accept tallies.
+std::string filter_hook(const verify::Traversal& t) {
+  for (ir::Hook h : {ir::Hook::Input, ir::Hook::Forward, ir::Hook::Output})
+    if (std::find(t.hooks.begin(), t.hooks.end(), h) != t.hooks.end()) return verify::hook_name(h);
+  return verify::format_hooks(t.hooks);
+}
+
+// Engines that tally accepts: run_diff asks the first, then the second,
+// about each packet.
+struct AcceptTally {
+  std::map<std::string, Comparison::Accepts> by_hook;
+  std::string last_hook;
+  bool last_accepted = false;
+};
+
+class Tallying : public verify::VerdictEngine {
+ public:
+  Tallying(verify::VerdictEngine& e, AcceptTally& tally, bool first) : e_(e), tally_(tally), first_(first) {}
+  std::string name() const override { return e_.name(); }
+  verify::Decision decide(const pkt::Packet& p, const verify::Traversal& t) override {
+    verify::Decision d = e_.decide(p, t);
+    bool accepted = d.verdict == verify::Verdict::Accept;
+    if (first_) {
+      tally_.last_hook = filter_hook(t);
+      tally_.last_accepted = accepted;
+      if (accepted) ++tally_.by_hook[tally_.last_hook].before;
+    } else if (accepted && tally_.last_accepted) {
+      ++tally_.by_hook[tally_.last_hook].both;
+    }
+    return d;
+  }
+  std::vector<verify::RuleHits> hits() const override { return e_.hits(); }
+
+ private:
+  verify::VerdictEngine& e_;
+  AcceptTally& tally_;
+  bool first_;
+};
+
 // `host` is the one the engines were made with: the capture teaches it this
 // host's addresses as it is read.
 Result<Comparison> run(const std::string& capture, verify::HostModel& host, verify::VerdictEngine& expected,
                        verify::VerdictEngine& actual, const std::set<std::string>& excuse = {}) {
   auto cap = verify::CaptureReader::open(capture);
   if (!cap) return cap.error();
-  verify::DiffReport rep = verify::run_diff(**cap, host, expected, actual);
+  AcceptTally tally;
+  Tallying first(expected, tally, true), second(actual, tally, false);
+  verify::DiffReport rep = verify::run_diff(**cap, host, first, second);
   Comparison c;
+  c.accepts = std::move(tally.by_hook);
   c.capture = capture;
   c.agreed = rep.agreed;
   c.indeterminate = rep.indeterminate;
@@ -68,9 +111,28 @@ void Comparison::add(const Comparison& o) {
   excused += o.excused;
   indeterminate += o.indeterminate;
   skipped += o.skipped;
-  for (const auto& d : o.differences)
-    if (differences.size() < kKeepDifferences) differences.push_back(d);
+  for (const auto& [hook, a] : o.accepts) {
+    accepts[hook].before += a.before;
+    accepts[hook].both += a.both;
+  }
+  // A packet both witness sets have is listed once.
+  for (const auto& d : o.differences) {
+    if (differences.size() >= kKeepDifferences) break;
+    bool listed = std::any_of(differences.begin(), differences.end(), [&](const verify::PacketReport& x) {
+      return x.tuple == d.tuple && x.expected.hook == d.expected.hook &&
+             x.expected.verdict_text() == d.expected.verdict_text() &&
+             x.actual.verdict_text() == d.actual.verdict_text();
+    });
+    if (!listed) differences.push_back(d);
+  }
   if (error.empty()) error = o.error;
+}
+
+std::vector<std::string> Comparison::cut_off() const {
+  std::vector<std::string> out;
+  for (const auto& [hook, a] : accepts)
+    if (a.before > 0 && a.both == 0) out.push_back(hook);
+  return out;
 }
 
 std::vector<std::string> Comparison::describe(size_t max) const {
@@ -88,6 +150,7 @@ nlohmann::json Comparison::json() const {
                       {"agreed", agreed},   {"differed", differed},
                       {"excused", excused}, {"indeterminate", indeterminate},
                       {"skipped", skipped}, {"percent_changed", percent_changed()}};
+  for (const auto& [hook, a] : accepts) j["accepted"][hook] = {{"before", a.before}, {"still", a.both}};
   auto& d = j["differences"] = nlohmann::json::array();
   for (const auto& x : differences)
     d.push_back({{"packet", x.number},

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -23,6 +24,16 @@ struct Comparison {
   uint64_t agreed = 0, differed = 0;
   uint64_t excused = 0;  // differences decided by rules left in netfilter (--allow-partial)
   uint64_t indeterminate = 0, skipped = 0;
+  // Per filter hook (INPUT, FORWARD, OUTPUT): the packets the first engine
+  // accepted, and of those how many the second one accepted too. The change
+  // guard: a policy that accepts none of what the live one accepted on a hook
+  // cuts that traffic off (a source truncated to `:INPUT DROP`).
+  struct Accepts {
+    uint64_t before = 0, both = 0;
+  };
+  std::map<std::string, Accepts> accepts;
+  // The hooks where the first engine accepted packets and the second none of them.
+  std::vector<std::string> cut_off() const;
   std::vector<verify::PacketReport> differences;  // the first few
   std::string error;                              // the capture broke off
   double percent_changed() const { return packets ? 100.0 * (double)differed / (double)packets : 0.0; }

@@ -82,7 +82,7 @@ json "rollback: the document" '
 assert j["result"] == "rolled-back" and isinstance(j["generation"], int) and j["exit"] == 0, j
 assert j["source"] == "'"$WORK"'/a.rules", j'
 run_json 0 "unload --format json" -- in_srv "$BIN" unload --format json
-json "unload: the document" 'assert j == {"result": "unloaded", "detached": ["lo", "s0"], "exit": 0}, j'
+json "unload: the document" 'assert j == {"result": "unloaded", "detached": ["lo", "s0"], "warnings": [], "exit": 0}, j'
 run_json 2 "restore --format json, a --backup that is not there" -- in_srv "$BIN" restore --format json --backup "$WORK/none.json"
 json "restore: the error as JSON" 'assert j["result"] == "error" and j["exit"] == 2 and "none.json" in j["message"], j'
 run_json 2 "restore --format json, a usage error" -- in_srv "$BIN" restore --format json --bogus

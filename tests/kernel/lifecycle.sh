@@ -94,10 +94,22 @@ expect 0 "status" -- in_srv "$BIN" status
 echo "$LAST" | grep -q "^generation 2 live" && pass "still generation 2" || fail "generation after failures: $LAST"
 
 # Rollback flips back to the allow-ping policy, and again.
+# Generation numbers name installs: a rollback makes the kept one live again
+# under its own number, and status names them the way rollback did.
 expect 0 "rollback" -- in_srv "$BIN" rollback
+has "rolled back: generation 1 is live" "rollback names the generation it made live (1)"
 ping_ok && pass "ping allowed again after rollback" || fail "rollback did not restore allow-ping"
+expect 0 "status after rollback" -- in_srv "$BIN" status
+has "generation 1 live; generation 2 kept for rollback" "status after rollback: 1 live, 2 kept"
 expect 0 "rollback again" -- in_srv "$BIN" rollback
+has "rolled back: generation 2 is live" "second rollback makes generation 2 live again"
 ping_ok && fail "second rollback should restore deny-ping" || pass "second rollback restores deny-ping"
+expect 0 "status after two rollbacks" -- in_srv "$BIN" status
+has "generation 2 live; generation 1 kept for rollback" "status after two rollbacks: 2 live, 1 kept"
+expect 0 "apply after the rollbacks" -- in_srv "$BIN" apply "$WORK/deny-ping.rules"
+has "generation 3 live" "the next apply is generation 3 (numbers never repeat)"
+expect 0 "status after the apply" -- in_srv "$BIN" status
+has "generation 3 live; generation 2 kept for rollback" "status: 3 live, 2 kept"
 
 # Killed in the middle of an apply: the live generation stays complete.
 python3 - "$WORK/big.rules" <<'EOF'
@@ -140,7 +152,20 @@ expect 1 "status after unload" -- in_srv "$BIN" status
 # A clsact qdisc someone else created survives unload.
 in_srv tc qdisc add dev s0 clsact
 expect 0 "apply next to a foreign clsact" -- in_srv "$BIN" apply "$WORK/allow-ping.rules"
+expect 0 "status: no foreign filter, no warning" -- in_srv "$BIN" status
+grep -q "warning" <<<"$LAST" && fail "status warned without a foreign filter" || pass "no warning without a foreign filter"
+# Someone else's filter ahead of nf2bpf's on the same hook: status and unload say so.
+# (matchall when the kernel has it; a classic BPF filter otherwise: cls_bpf is always there)
+in_srv tc filter add dev s0 ingress pref 1 matchall action pass 2>/dev/null && KIND=matchall ||
+  { in_srv tc filter add dev s0 ingress pref 1 bpf bytecode '1,6 0 0 4294967295,' && KIND=bpf; }
+expect 0 "status with a foreign filter first" -- in_srv "$BIN" status
+has "warning: s0 ingress: $KIND (pref 1) runs before nf2bpf's filter (pref 703)" "status warns about the filter before nf2bpf's"
+grep -q "s0 egress" <<<"$LAST" && fail "status warned about egress, where nothing runs first" || pass "egress: no warning"
+in_srv "$BIN" status --format json | python3 -c 'import json,sys; w=json.load(sys.stdin)["warnings"]; assert len(w)==1 and "(pref 1)" in w[0]' &&
+  pass "status --format json lists the warning" || fail "status json warnings"
 expect 0 "unload" -- in_srv "$BIN" unload
+has "warning: s0 ingress: $KIND (pref 1) runs before nf2bpf's filter" "unload warns about the filter before nf2bpf's"
+in_srv tc filter show dev s0 ingress | grep -q "pref 1 $KIND" && pass "the foreign filter is left alone" || fail "unload removed a foreign filter"
 in_srv tc qdisc show dev s0 | grep -q clsact && pass "foreign clsact qdisc kept" || fail "unload removed a qdisc it did not create"
 
 echo "lifecycle: $fails failures"

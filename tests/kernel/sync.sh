@@ -144,7 +144,7 @@ expect 0 "sync --force --max-change 10" -- sync_ --force --max-change 10 "$WORK/
 has "swapped: generation 3" "--force swaps"
 has "--force:" "--force is noted"
 ! ping_ok && tcp_ok 8001 && tcp_ok 8002 && pass "traffic follows the open ruleset" || fail "traffic after the forced swap"
-expect 0 "sync B back (no guard)" -- sync_ "$WORK/B.rules"
+expect 0 "sync B back (a generous guard)" -- sync_ --max-change 100 "$WORK/B.rules"
 policy_B && pass "B again" || fail "traffic after syncing B back"
 expect 0 "sync A with --max-change 100" -- sync_ --max-change 100 "$WORK/A.rules"
 policy_A && pass "A within a generous guard" || fail "traffic after a guarded small change"
@@ -156,6 +156,16 @@ expect 0 "sync A after the rollback" -- sync_ "$WORK/A.rules"
 has "changed outside sync" "sync notes the rollback"
 has "swapped:" "sync makes A live again"
 policy_A && pass "A decides again" || fail "traffic after reconciling"
+
+# ---- a source truncated to ':INPUT DROP': the default guard refuses it, whatever --max-change says
+printf '*filter\n:INPUT DROP [0:0]\nCOMMIT\n' > "$WORK/cutoff.rules"
+LIVE_A=$(live)
+expect 1 "sync of a source truncated to :INPUT DROP (default guard)" -- sync_ "$WORK/cutoff.rules"
+has "drops every witness packet the live policy accepts at INPUT" "the cut-off is named"
+has "--force" "the cut-off refusal hints at --force"
+expect 1 "the same with --max-change 100" -- sync_ --max-change 100 "$WORK/cutoff.rules"
+[ "$(live)" = "$LIVE_A" ] && policy_A && pass "A still live and deciding after the refused cut-off" ||
+  fail "the truncated source went live"
 
 # ---- --format json ------------------------------------------------------------------
 expect 0 "sync --format json (in sync)" -- sync_ --format json "$WORK/A.rules"

@@ -134,12 +134,37 @@ TEST_CASE("ops decide: nothing live is never in sync") {
 
 TEST_CASE("ops change guard: before comparing") {
   using ops::Guard;
-  CHECK(ops::guard_before(-1, false, true, true) == Guard::off);    // no --max-change
-  CHECK(ops::guard_before(10, false, false, false) == Guard::off);  // nothing live
-  CHECK(ops::guard_before(10, false, true, true) == Guard::compare);
-  CHECK(ops::guard_before(0, false, true, true) == Guard::compare);   // 0%: any change refused
-  CHECK(ops::guard_before(10, false, true, false) == Guard::refuse);  // no stored generation
-  CHECK(ops::guard_before(10, true, true, false) == Guard::force);
+  // The guard is on by default (--max-change 10): a stored live policy is compared with.
+  CHECK(ops::SyncOptions{}.max_change == 10.0);
+  CHECK(ops::guard_before(false, false, true, true) == Guard::compare);
+  CHECK(ops::guard_before(true, false, true, true) == Guard::compare);
+  CHECK(ops::guard_before(false, false, false, false) == Guard::off);  // nothing live
+  CHECK(ops::guard_before(true, false, false, false) == Guard::off);
+  // No stored copy of the live policy: a limit the user gave refuses, the default one is skipped (noted).
+  CHECK(ops::guard_before(true, false, true, false) == Guard::refuse);
+  CHECK(ops::guard_before(false, false, true, false) == Guard::skip);
+  CHECK(ops::guard_before(true, true, true, false) == Guard::force);
+  CHECK(ops::guard_before(false, true, true, false) == Guard::force);
+}
+
+TEST_CASE("ops change guard: a policy that accepts none of what the live one accepted") {
+  using ops::Guard;
+  CHECK(ops::guard_cutoff({"INPUT"}, false) == Guard::refuse);
+  CHECK(ops::guard_cutoff({"INPUT"}, true) == Guard::force);
+  CHECK(ops::guard_cutoff({}, false) == Guard::pass);
+}
+
+TEST_CASE("ops sync: shares and counts are shown with enough digits") {
+  CHECK(ops::percent_text(0) == "0%");
+  CHECK(ops::percent_text(100.0 * 8 / 1600018) == "0.0005%");  // not "0.0%"
+  CHECK(ops::percent_text(0.5) == "0.5%");
+  CHECK(ops::percent_text(0.123) == "0.12%");
+  CHECK(ops::percent_text(10) == "10.0%");
+  CHECK(ops::percent_text(45.83) == "45.8%");
+  CHECK(ops::percent_text(100) == "100%");
+  CHECK(ops::count_text(1600018) == "1,600,018");
+  CHECK(ops::count_text(999) == "999");
+  CHECK(ops::count_text(1000) == "1,000");
 }
 
 TEST_CASE("ops change guard: after comparing") {

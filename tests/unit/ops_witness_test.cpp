@@ -157,6 +157,40 @@ TEST_CASE("ops compare_policies feeds the change guard") {
   CHECK(ops::guard_after(pct, pct / 2, true) == ops::Guard::force);
 }
 
+TEST_CASE("ops change guard: a source truncated to ':INPUT DROP' is caught whatever --max-change says") {
+  ScratchDir dir;
+  Translation open = test::translate_text(kOpen);
+  Translation cut = test::translate_text("*filter\n:INPUT DROP [0:0]\nCOMMIT\n");
+  policy::Policy a = test::compile_ok(open), b = test::compile_ok(cut);
+  policy::Policy c = test::compile_ok(test::translate_text(kClosed));
+  REQUIRE(ops::synthesize_witness(open, dir / "open.pcapng"));
+
+  auto r = ops::compare_policies(a, b, dir / "open.pcapng");
+  REQUIRE(r);
+  // The live policy accepts ports 22, 80 and established traffic at INPUT;
+  // the truncated one accepts none of it (OUTPUT, which it leaves alone,
+  // still accepts).
+  REQUIRE(r->accepts.count("INPUT"));
+  CHECK(r->accepts.at("INPUT").before > 0);
+  CHECK(r->accepts.at("INPUT").both == 0);
+  CHECK(r->cut_off() == std::vector<std::string>{"INPUT"});
+  CHECK(ops::guard_cutoff(r->cut_off(), false) == ops::Guard::refuse);
+  CHECK(ops::guard_cutoff(r->cut_off(), true) == ops::Guard::force);
+  CHECK(r->json()["accepted"]["INPUT"].value("still", (uint64_t)1) == 0);
+
+  // Closing one port keeps the rest: not a cut-off.
+  auto k = ops::compare_policies(a, c, dir / "open.pcapng");
+  REQUIRE(k);
+  CHECK(k->accepts.at("INPUT").both > 0);
+  CHECK(k->accepts.at("INPUT").both < k->accepts.at("INPUT").before);
+  CHECK(k->cut_off().empty());
+  CHECK(ops::guard_cutoff(k->cut_off(), false) == ops::Guard::pass);
+  // The same policy: everything it accepted is still accepted.
+  auto same = ops::compare_policies(a, a, dir / "open.pcapng");
+  REQUIRE(same);
+  for (const auto& [hook, n] : same->accepts) CHECK(n.both == n.before);
+}
+
 TEST_CASE("ops compare_rulesets: the same rules written differently agree") {
   ScratchDir dir;
   Translation a = test::translate_text(kOpen);
