@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "cli/command.h"
+#include "common/json_text.h"
 #include "common/progress.h"
 #include "common/strings.h"
 #include "loader/privileges.h"
@@ -119,24 +120,9 @@ void log_to_stderr() {
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("nf2bpf", std::make_shared<StderrSink>()));
 }
 
-nlohmann::json utf8_json(const nlohmann::json& doc) {
-  if (doc.is_string()) return utf8_or_latin1(doc.get_ref<const std::string&>());
-  if (doc.is_array()) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& x : doc) out.push_back(utf8_json(x));
-    return out;
-  }
-  if (doc.is_object()) {
-    nlohmann::json out = nlohmann::json::object();
-    for (const auto& [k, v] : doc.items()) out[utf8_or_latin1(k)] = utf8_json(v);
-    return out;
-  }
-  return doc;
-}
-
 void print_json(const nlohmann::json& doc) {
   end_progress();
-  std::cout << utf8_json(doc).dump(2) << "\n";
+  std::cout << dump_utf8(doc, 2) << "\n";
   std::cout.flush();
   ui().emitted = true;
 }

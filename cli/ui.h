@@ -36,7 +36,6 @@ void emit_json(nlohmann::json doc, int status);
 // string as UTF-8: input bytes that are not UTF-8 are read as Latin-1
 // (common/strings.h utf8_or_latin1), never an error.
 void print_json(const nlohmann::json& doc);
-nlohmann::json utf8_json(const nlohmann::json& doc);
 
 // Prints "nf2bpf: error: MESSAGE" (and "  hint: ...") to stderr.
 void print_error(const std::string& message, const std::string& hint = {});

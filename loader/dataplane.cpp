@@ -21,6 +21,7 @@
 
 #include "bpf/include/abi.h"
 #include "bpf/include/ct_abi.h"
+#include "common/json_text.h"
 #include "common/progress.h"
 #include "nf2bpf.skel.h"
 
@@ -391,7 +392,7 @@ Result<nlohmann::json> Dataplane::read_state(uint32_t index) {
 }
 
 Result<void> Dataplane::write_state(uint32_t index, const nlohmann::json& j) {
-  std::string s = j.dump();
+  std::string s = dump_utf8(j);
   if (s.size() >= kStateBlob) return Error{E2BIG, "state record too large (" + std::to_string(s.size()) + " bytes)"};
   std::vector<char> buf(kStateBlob, 0);
   std::memcpy(buf.data(), s.data(), s.size());
@@ -583,7 +584,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   std::vector<std::string> stages;
   for (const auto& o : p.stage_origins) stages.push_back(o.table + "/" + o.chain);
   meta["stages"] = stages;
-  if (meta.dump().size() < kStateBlob - 1024) meta["log_prefixes"] = p.log_prefixes;
+  if (dump_utf8(meta).size() < kStateBlob - 1024) meta["log_prefixes"] = p.log_prefixes;
   if (auto r = write_state(spare, meta); !r) return r.error();
 
   spdlog::debug("generation {} written into slot {}: {} rules, {} classifier entries, {} tuples, {} stages", gen, spare,

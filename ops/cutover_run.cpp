@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/atomic_file.h"
+#include "common/json_text.h"
 #include "cutover/cutover.h"
 #include "loader/host.h"
 #include "ops/state_store.h"
@@ -189,7 +190,7 @@ CutoverOutcome run_cutover(const Translation& tr, const policy::Policy& pol, con
       if (auto r = make_dirs(std::filesystem::path(*backup).parent_path().string()); !r)
         return ended(Kind::error, "cut-over: " + r.error().message());
       nlohmann::json doc = backup_doc(plan, *snap, tr, pol, o);
-      if (auto r = write_file_atomic(*backup, doc.dump(1) + "\n", 0600); !r)
+      if (auto r = write_file_atomic(*backup, dump_utf8(doc, 1) + "\n", 0600); !r)
         return ended(Kind::error, "cut-over: save the backup: " + r.error().message(), "nothing was removed");
       co::Batch batch = co::cutover_batch(plan, *snap);
       auto done = (*sock)->commit(batch, snap->genid);

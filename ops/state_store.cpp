@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "common/json_text.h"
 #include "loader/host.h"
 #include "translator/policy/yaml.h"
 
@@ -114,7 +115,7 @@ Result<std::string> default_state_dir() {
   if (!owner.is_object()) {
     if (auto r = make_dirs(dir); !r) return r.error();
     nlohmann::json o = {{"cookie", *cookie}, {"inode", *id}, {"boot_id", boot}, {"created", utc_time(time(nullptr))}};
-    if (auto r = write_file_atomic(dir + "/owner.json", o.dump(2) + "\n", 0644); !r) return r.error();
+    if (auto r = write_file_atomic(dir + "/owner.json", dump_utf8(o, 2) + "\n", 0644); !r) return r.error();
   }
   return dir;
 }
@@ -220,7 +221,7 @@ nlohmann::json read_state(const std::string& dir) {
 
 Result<void> write_state(const std::string& dir, const nlohmann::json& state) {
   if (auto r = make_dirs(dir); !r) return r;
-  return write_file_atomic(dir + "/state.json", state.dump(2) + "\n", 0644);
+  return write_file_atomic(dir + "/state.json", dump_utf8(state, 2) + "\n", 0644);
 }
 
 std::string generation_yaml(const std::string& dir, const std::string& checksum) {

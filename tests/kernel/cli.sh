@@ -141,6 +141,25 @@ grep -qF "libbpf: libbpf:" "$WORK/vv.err" "$WORK/vv.out" && fail "apply -vv: lib
 in_srv "$BIN" -v unload >"$WORK/v.out" 2>"$WORK/v.err"
 grep -q "libbpf" "$WORK/v.err" "$WORK/v.out" && { fail "unload -v: libbpf lines"; sed 's/^/    /' "$WORK/v.err"; } || pass "unload -v: no libbpf line"
 
+# ---- bytes that are not UTF-8 (a Latin-1 comment and log prefix) ----------------------
+# Never an internal error: the generation record, the state and the cut-over
+# backup read them as Latin-1; restore puts the rules back byte for byte.
+printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -m comment --comment "caf\xe9" -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 23 -j LOG --log-prefix "d\xe9ny "\nCOMMIT\n' >"$WORK/latin1.rules"
+run_json 0 "apply --format json, Latin-1 bytes in a comment and a log prefix" -- in_srv "$BIN" apply --format json "$WORK/latin1.rules"
+json "apply (Latin-1): the document" 'assert j["result"] == "applied" and j["exit"] == 0, j'
+run_json 0 "status --format json after a Latin-1 apply" -- in_srv "$BIN" status --format json
+json "status (Latin-1): loaded" 'assert j["loaded"] is True, j'
+expect 0 "unload after the Latin-1 apply" -- in_srv "$BIN" unload
+in_srv iptables-restore <"$WORK/latin1.rules"
+in_srv iptables-save | grep -a '^-A' >"$WORK/latin1.before"
+expect 0 "apply --cutover of the Latin-1 ruleset" -- in_srv "$BIN" apply --cutover --backup "$WORK/latin1.backup" "$WORK/latin1.rules"
+expect 0 "restore of the Latin-1 cut-over" -- in_srv "$BIN" restore --backup "$WORK/latin1.backup"
+in_srv iptables-save | grep -a '^-A' >"$WORK/latin1.after"
+cmp -s "$WORK/latin1.before" "$WORK/latin1.after" && grep -aq $'caf\xe9' "$WORK/latin1.after" &&
+  pass "restore: the Latin-1 rules back byte for byte" || { fail "restore changed the Latin-1 rules"; diff "$WORK/latin1.before" "$WORK/latin1.after" | cat -v | sed 's/^/    /'; }
+in_srv "$BIN" unload >/dev/null 2>&1
+in_srv iptables -F
+
 # ---- not root: the hint says what is needed ------------------------------------------
 
 # as_nobody CMD...: in the server namespace, as nobody, with no capabilities.
