@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "common/json_text.h"
 #include "ops/deploy.h"
 #include "ops/follow.h"
 
@@ -37,7 +38,7 @@ int follow(const std::string& pin_dir) {
   // One line per event on stdout, flushed: a service manager's log.
   o.log = [](const std::string& line) {
     if (ui().json)
-      std::cout << nlohmann::json({{"time", stamp()}, {"event", line}}).dump() << std::endl;
+      std::cout << dump_utf8({{"time", stamp()}, {"event", line}}) << std::endl;
     else
       std::cout << stamp() << " " << line << std::endl;
   };
