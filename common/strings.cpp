@@ -17,10 +17,6 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   return out;
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i] (1-4), its code point in `cp`;
-// 0 when the bytes there are not one.
 size_t utf8_seq(std::string_view s, size_t i, uint32_t& cp) {
   auto c = (unsigned char)s[i];
   size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
@@ -35,6 +31,8 @@ size_t utf8_seq(std::string_view s, size_t i, uint32_t& cp) {
   if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
   return n;
 }
+
+namespace {
 
 void hex_escape(std::string& out, unsigned char b) {
   char buf[5];

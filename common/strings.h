@@ -1,6 +1,8 @@
 // Small string helpers shared by the front-ends and the reference evaluator.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +17,10 @@ std::vector<std::string_view> split(std::string_view s, char sep);
 // byte that is not part of one is read as Latin-1, the byte 0xE9 becoming
 // U+00E9 "é" (a Latin-1 comment in iptables-save output reads right).
 std::string utf8_or_latin1(std::string_view s);
+
+// Length of the valid UTF-8 sequence at s[i] (1-4), its code point in `cp`;
+// 0 when the bytes there are not one (overlong, surrogate, beyond U+10FFFF).
+size_t utf8_seq(std::string_view s, size_t i, uint32_t& cp);
 
 // `s` safe to print on a terminal: control characters (C0 but tab and
 // newline, DEL, C1 whether UTF-8-encoded or raw bytes 0x80-0x9f) become

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/atomic_file.h"
+#include "common/strings.h"
 #include "translator/policy/yaml.h"
 #include "translator/policy/yaml_schema.h"
 
@@ -17,22 +18,6 @@ namespace nf2bpf::policy {
 using namespace yaml_schema;
 
 namespace {
-
-// Length of the valid UTF-8 sequence at s[i] and its code point, or 0.
-size_t utf8_at(std::string_view s, size_t i, uint32_t& cp) {
-  auto c = (unsigned char)s[i];
-  size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  cp = n == 1 ? c : n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
-  for (size_t k = 1; k < n; ++k) {
-    auto x = (unsigned char)s[i + k];
-    if ((x & 0xc0) != 0x80) return 0;
-    cp = cp << 6 | (x & 0x3f);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
-}
 
 // Words a YAML 1.1 reader would take for booleans or null if left plain.
 bool yaml_keyword(std::string_view s) {
@@ -55,7 +40,7 @@ std::string yq(std::string_view s, bool allow_plain = true) {
   bool plain_ok = true;
   for (size_t i = 0; i < s.size();) {
     uint32_t cp = 0;
-    size_t n = utf8_at(s, i, cp);
+    size_t n = utf8_seq(s, i, cp);
     if (n == 0) {
       std::vector<unsigned char> bytes(s.begin(), s.end());
       return "!!binary \"" + YAML::EncodeBase64(bytes.data(), bytes.size()) + "\"";
@@ -72,7 +57,7 @@ std::string yq(std::string_view s, bool allow_plain = true) {
   out = "\"";
   for (size_t i = 0; i < s.size();) {
     uint32_t cp = 0;
-    size_t n = utf8_at(s, i, cp);
+    size_t n = utf8_seq(s, i, cp);
     char b[12];
     if (cp == '"' || cp == '\\')
       out += '\\', out += (char)cp;
