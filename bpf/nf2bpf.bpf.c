@@ -15,6 +15,7 @@
 #include "lib/maps.h"
 #include "lib/ct.h"
 #include "lib/classify.h"
+#include "lib/nat.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -46,32 +47,33 @@ static __always_inline int nf_martian(const struct nf_pkt* p, __u32 ifindex) {
  * nf_addrtype by the loader), then the FIB for routed packets. Returns 1
  * local, 0 forward (sets *oif), -1 the kernel will not route it (no route,
  * forwarding off, a loopback address off lo): only PREROUTING applies. */
-static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif) {
+static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif, struct bpf_fib_lookup* fp) {
   if (nf_martian(p, skb->ifindex)) return -1;
   if (p->pkttype == 1 || p->pkttype == 2) return 1; /* broadcast / multicast */
   __u32 t = nf_addr_type_of(p->daddr);
   if (t & (4 | 8 | 32)) return 1; /* LOCAL, BROADCAST, MULTICAST */
-  struct bpf_fib_lookup f = {};
-  f.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
-  f.l4_protocol = p->l4proto;
-  f.sport = bpf_htons(p->sport);
-  f.dport = bpf_htons(p->dport);
-  f.tot_len = p->length;
+  struct bpf_fib_lookup* f = fp;  /* (in scratch: the BPF stack is small) */
+  __builtin_memset(f, 0, sizeof(*f));
+  f->ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+  f->l4_protocol = p->l4proto;
+  f->sport = bpf_htons(p->sport);
+  f->dport = bpf_htons(p->dport);
+  f->tot_len = p->length;
   if (p->family == 4) {
-    f.family = NF_AF_INET_;
-    f.tos = p->dscp << 2;
-    __builtin_memcpy(&f.ipv4_src, p->saddr + 12, 4);
-    __builtin_memcpy(&f.ipv4_dst, p->daddr + 12, 4);
+    f->family = NF_AF_INET_;
+    f->tos = p->dscp << 2;
+    __builtin_memcpy(&f->ipv4_src, p->saddr + 12, 4);
+    __builtin_memcpy(&f->ipv4_dst, p->daddr + 12, 4);
   } else {
-    f.family = NF_AF_INET6_;
-    __builtin_memcpy(f.ipv6_src, p->saddr, 16);
-    __builtin_memcpy(f.ipv6_dst, p->daddr, 16);
+    f->family = NF_AF_INET6_;
+    __builtin_memcpy(f->ipv6_src, p->saddr, 16);
+    __builtin_memcpy(f->ipv6_dst, p->daddr, 16);
   }
-  long rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+  long rc = bpf_fib_lookup(skb, f, sizeof(*f), 0);
   switch (rc) {
     case BPF_FIB_LKUP_RET_SUCCESS:
     case BPF_FIB_LKUP_RET_NO_NEIGH:
-    case BPF_FIB_LKUP_RET_FRAG_NEEDED: *oif = f.ifindex; return 0;
+    case BPF_FIB_LKUP_RET_FRAG_NEEDED: *oif = f->ifindex; return 0;
     case BPF_FIB_LKUP_RET_NOT_FWDED: return 1;
     default: return -1;
   }
@@ -107,6 +109,12 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   s->notrack = 0;
   s->has_ct = 0;
   s->srch.rule = NF_NONE; /* no stage has decided yet (read back by test runs) */
+  s->nat.active = 0;
+  s->nat.binding = 0;
+  s->nat.flags = 0;
+  s->nat.passed = 0;
+  s->nat.changed = 0;
+  s->nat.had_alias = 0;
   s->srch.stage = NF_NONE;
   if (cfg.slots_used || 1) {
     __u8 mac[6];
@@ -116,7 +124,8 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   }
 
   __u64 now = bpf_ktime_get_ns();
-  struct nf_ct_res ct = {};
+  struct nf_ct_res* ct = &s->ct;
+  __builtin_memset(ct, 0, sizeof(*ct));
   __u32 verdict = NF_ACT_ACCEPT;
   __u32 first_hook, second_hook = NF_HOOK_MAX;
   int confirm = 1;
@@ -143,31 +152,34 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
 
   /* Stages before conntrack (raw) see no connection. */
   nf_classify(s, live, cfg.slots_used, NF_CT_STATE_INVALID, 2);
-  verdict = nf_run_hook(s, which, live, first_hook, NF_PHASE_BEFORE_CT, cfg.max_steps);
+  verdict = nf_run_hook(skb, s, which, live, first_hook, NF_PHASE_BEFORE_CT, cfg.max_steps);
   if (verdict != NF_ACT_ACCEPT) goto out;
 
   if (cfg.ct_needed) {
     if (s->notrack && !looped) { /* NOTRACK does nothing to a packet that has its connection */
-      ct.state = NF_CT_STATE_UNTRACKED;
-      ct.dir = 2;
+      ct->state = NF_CT_STATE_UNTRACKED;
+      ct->dir = 2;
     } else {
-      nf_ct_lookup(p, now, &ct, looped);
-      if (confirm && !looped) nf_ct_update(&ct, now);
-      s->ctmark = ct.ctmark;
-      s->has_ct = (ct.state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;
+      nf_ct_lookup(p, now, ct, looped, &s->nat);
+      if (confirm && !looped) nf_ct_update(ct, now);
+      s->ctmark = ct->ctmark;
+      s->has_ct = (ct->state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;
+      nf_nat_begin(s, ct, now, cfg.nat_fams, looped, !confirm);
     }
   } else {
-    ct.state = NF_CT_STATE_UNTRACKED;
-    ct.dir = 2;
+    ct->state = NF_CT_STATE_UNTRACKED;
+    ct->dir = 2;
   }
-  nf_classify(s, live, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct.state, ct.dir);
+  s->ctstate = ct->state;
+  s->ctdir = ct->dir;
+  nf_classify(s, live, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct->state, ct->dir);
 
-  verdict = nf_run_hook(s, which, live, first_hook, NF_PHASE_AFTER_CT, cfg.max_steps);
+  verdict = nf_run_hook(skb, s, which, live, first_hook, NF_PHASE_AFTER_CT, cfg.max_steps);
   if (verdict != NF_ACT_ACCEPT) goto out;
 
   if (ingress) {
     __u32 oif = 0;
-    int r = nf_route(skb, p, &oif);
+    int r = nf_route(skb, p, &oif, &s->nat.fib);
     if (r < 0) goto out;
     if (r == 0) {
       p->oif = oif;
@@ -180,27 +192,39 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
       second_hook = NF_HOOK_INPUT;
     }
   }
-  if (second_hook < NF_HOOK_MAX) verdict = nf_run_hook(s, which, live, second_hook, NF_PHASE_ALL, cfg.max_steps);
+  if (second_hook < NF_HOOK_MAX) verdict = nf_run_hook(skb, s, which, live, second_hook, NF_PHASE_ALL, cfg.max_steps);
 
-out:
+out:;
   /* (For a looped packet only a connmark change remains to be stored.) */
-  if (cfg.ct_needed && confirm && (looped || !s->notrack)) nf_ct_finish(&ct, now, verdict == NF_ACT_ACCEPT, s->ctmark);
+  int accepted = verdict == NF_ACT_ACCEPT;
+  int forwarding = ingress && second_hook == NF_HOOK_FORWARD;
+  int alias = 0;
+  if (cfg.ct_needed && confirm && (looped || !s->notrack))
+    alias = nf_ct_finish(ct, now, accepted, s->ctmark, &s->nat, forwarding && s->nat.active);
+  /* A forwarded connection's source binding is made at its POSTROUTING. */
+  if (!confirm && s->nat.binding && accepted) nf_ct_finish(ct, now, 1, ct->ctmark, &s->nat, 0);
   /* Netfilter confirms a forwarded packet's new connection only after
    * POSTROUTING. Ingress creates it once FORWARD accepts and remembers it;
    * the egress program, which runs next for the same packet on the same CPU,
    * removes it again when POSTROUTING drops the packet. */
   if (ingress) {
     s->pending = 0;
-    if (cfg.ct_needed && !s->notrack && second_hook == NF_HOOK_FORWARD && verdict == NF_ACT_ACCEPT && ct.track &&
-        !ct.exists) {
+    s->pending_alias = 0;
+    if (cfg.ct_needed && !s->notrack && forwarding && accepted && ct->track && !ct->exists) {
       s->pending = 1;
-      s->pending_key = ct.key;
+      s->pending_key = ct->key;
+      if (alias) {
+        s->pending_alias = 1;
+        nf_ct_alias_key(&s->pending_alias_key, &s->nat.reply, ct, &s->nat);
+      }
     }
   } else if (!confirm) {
     struct nf_scratch* in = bpf_map_lookup_elem(&nf_scratch, &zero);
     if (in && in->pending) {
-      if (verdict != NF_ACT_ACCEPT && nf_ct_key_eq(&in->pending_key, &ct.key))
+      if (!accepted && nf_ct_key_eq(&in->pending_key, &ct->key)) {
         bpf_map_delete_elem(&nf_ct, &in->pending_key);
+        if (in->pending_alias) bpf_map_delete_elem(&nf_ct, &in->pending_alias_key);
+      }
       in->pending = 0;
     }
   }
@@ -211,7 +235,7 @@ out:
   skb->cb[0] = 0x100 | verdict;
   skb->cb[1] = s->srch.rule;
   skb->cb[2] = s->srch.stage;
-  skb->cb[3] = ct.state | (ct.dir << 8);
+  skb->cb[3] = ct->state | (ct->dir << 8);
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
     return TC_ACT_OK;
@@ -267,9 +291,10 @@ int nf2bpf_xdp(struct xdp_md* ctx) {
   if (cfg->ct_needed) {
     struct nf_ct_res ct = {};
     __u64 now = bpf_ktime_get_ns();
-    nf_ct_lookup(p, now, &ct, 0);
+    s->nat.active = 0;
+    nf_ct_lookup(p, now, &ct, 0, &s->nat);
     nf_ct_update(&ct, now);
-    nf_ct_finish(&ct, now, 0, ct.ctmark);
+    nf_ct_finish(&ct, now, 0, ct.ctmark, &s->nat, 0);
   }
   return XDP_DROP;
 }

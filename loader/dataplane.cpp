@@ -40,9 +40,9 @@ constexpr size_t kStateBlob = 16384;
 constexpr size_t kSpareIfaces = 256;
 
 // Outer maps in a fixed order; the loader creates one inner map per kind.
-enum Outer { kStages, kTuples, kRules, kStmts, kLimits, kCounters, kEntries, kLpm, kIfaces, kOuterCount };
-const char* kOuterNames[kOuterCount] = {"nf_stages",   "nf_tuples",  "nf_rules", "nf_stmts", "nf_limits",
-                                        "nf_counters", "nf_entries", "nf_lpm",   "nf_ifaces"};
+enum Outer { kStages, kTuples, kRules, kStmts, kLimits, kNat, kCounters, kEntries, kLpm, kIfaces, kOuterCount };
+const char* kOuterNames[kOuterCount] = {"nf_stages", "nf_tuples",   "nf_rules",   "nf_stmts", "nf_limits",
+                                        "nf_nat",    "nf_counters", "nf_entries", "nf_lpm",   "nf_ifaces"};
 
 struct AddrtypeKey {
   uint32_t prefixlen;
@@ -138,7 +138,7 @@ struct Fd {
 }  // namespace
 
 struct Dataplane::Fds {
-  Fd control, cfg, hooks, small, state, ct, addrtype, events;
+  Fd control, cfg, hooks, small, state, ct, addrtype, ifaddr, events;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 };
@@ -196,10 +196,10 @@ Result<void> Dataplane::adopt_maps(int prog_fd) {
   info.map_ids = (uint64_t)(uintptr_t)ids.data();
   if (int rc = bpf_obj_get_info_by_fd(prog_fd, &info, &len)) return bpf_err("read program info", rc);
   ids.resize(std::min<size_t>(info.nr_map_ids, ids.size()));
-  std::map<std::string, Fd*> want = {{"nf_control", &fds_->control},   {"nf_cfg", &fds_->cfg},
-                                     {"nf_hooks", &fds_->hooks},       {"nf_small", &fds_->small},
-                                     {"nf_state", &fds_->state},       {"nf_ct", &fds_->ct},
-                                     {"nf_addrtype", &fds_->addrtype}, {"nf_events", &fds_->events}};
+  std::map<std::string, Fd*> want = {
+      {"nf_control", &fds_->control},   {"nf_cfg", &fds_->cfg},       {"nf_hooks", &fds_->hooks},
+      {"nf_small", &fds_->small},       {"nf_state", &fds_->state},   {"nf_ct", &fds_->ct},
+      {"nf_addrtype", &fds_->addrtype}, {"nf_ifaddr", &fds_->ifaddr}, {"nf_events", &fds_->events}};
   for (int i = 0; i < kOuterCount; ++i) want[kOuterNames[i]] = &fds_->outer[i];
   for (uint32_t id : ids) {
     int fd = bpf_map_get_fd_by_id(id);
@@ -233,12 +233,14 @@ Result<void> Dataplane::reload_programs() {
                                       {skel->maps.nf_state, f.state.fd},
                                       {skel->maps.nf_ct, f.ct.fd},
                                       {skel->maps.nf_addrtype, f.addrtype.fd},
+                                      {skel->maps.nf_ifaddr, f.ifaddr.fd},
                                       {skel->maps.nf_events, f.events.fd},
                                       {skel->maps.nf_stages, f.outer[kStages].fd},
                                       {skel->maps.nf_tuples, f.outer[kTuples].fd},
                                       {skel->maps.nf_rules, f.outer[kRules].fd},
                                       {skel->maps.nf_stmts, f.outer[kStmts].fd},
                                       {skel->maps.nf_limits, f.outer[kLimits].fd},
+                                      {skel->maps.nf_nat, f.outer[kNat].fd},
                                       {skel->maps.nf_counters, f.outer[kCounters].fd},
                                       {skel->maps.nf_entries, f.outer[kEntries].fd},
                                       {skel->maps.nf_lpm, f.outer[kLpm].fd},
@@ -365,10 +367,11 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.state = dupfd(bpf_map__fd(skel->maps.nf_state));
   f.ct = dupfd(bpf_map__fd(skel->maps.nf_ct));
   f.addrtype = dupfd(bpf_map__fd(skel->maps.nf_addrtype));
+  f.ifaddr = dupfd(bpf_map__fd(skel->maps.nf_ifaddr));
   f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
-  bpf_map* outers[kOuterCount] = {skel->maps.nf_stages,  skel->maps.nf_tuples, skel->maps.nf_rules,
-                                  skel->maps.nf_stmts,   skel->maps.nf_limits, skel->maps.nf_counters,
-                                  skel->maps.nf_entries, skel->maps.nf_lpm,    skel->maps.nf_ifaces};
+  bpf_map* outers[kOuterCount] = {
+      skel->maps.nf_stages, skel->maps.nf_tuples,   skel->maps.nf_rules,   skel->maps.nf_stmts, skel->maps.nf_limits,
+      skel->maps.nf_nat,    skel->maps.nf_counters, skel->maps.nf_entries, skel->maps.nf_lpm,   skel->maps.nf_ifaces};
   for (int i = 0; i < kOuterCount; ++i) f.outer[i] = dupfd(bpf_map__fd(outers[i]));
   f.ingress = dupfd(bpf_program__fd(skel->progs.nf2bpf_ingress));
   f.egress = dupfd(bpf_program__fd(skel->progs.nf2bpf_egress));
@@ -421,6 +424,7 @@ Result<Fd> make_inner(Outer kind, uint32_t entries) {
     case kRules: vs = sizeof(nf2bpf_rule), o.map_flags = BPF_F_INNER_MAP; break;
     case kStmts: vs = sizeof(nf2bpf_stmt), o.map_flags = BPF_F_INNER_MAP; break;
     case kLimits: vs = sizeof(nf2bpf_limit_val), o.map_flags = BPF_F_INNER_MAP; break;
+    case kNat: vs = sizeof(nf2bpf_nat), o.map_flags = BPF_F_INNER_MAP; break;
     case kCounters: type = BPF_MAP_TYPE_PERCPU_HASH, vs = sizeof(nf2bpf_counter); break;
     case kEntries: type = BPF_MAP_TYPE_HASH, ks = sizeof(nf2bpf_entry_key), vs = sizeof(nf2bpf_entry_val); break;
     case kLpm:
@@ -464,6 +468,25 @@ Result<void> fill_array(int fd, const std::vector<V>& vals, const char* what, ui
 
 }  // namespace
 
+// The host's address types and each interface's first addresses (REDIRECT).
+Result<void> write_host_facts(int addrtype_fd, int ifaddr_fd, const std::vector<AddrTypeEntry>& addrtypes) {
+  for (const auto& e : addrtypes) {
+    AddrtypeKey k{};
+    k.prefixlen = e.prefixlen;
+    to_bytes(e.addr, k.addr);
+    if (int rc = bpf_map_update_elem(addrtype_fd, &k, &e.type, BPF_ANY)) return bpf_err("write address types", rc);
+  }
+  auto addrs = interface_addresses();
+  if (!addrs) return addrs.error();
+  for (const auto& a : *addrs) {
+    uint32_t key[2] = {a.ifindex, a.family};
+    uint8_t v[16];
+    to_bytes(a.addr, v);
+    if (int rc = bpf_map_update_elem(ifaddr_fd, key, v, BPF_ANY)) return bpf_err("write interface addresses", rc);
+  }
+  return {};
+}
+
 Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<Interface>& ifaces,
                                     const std::vector<AddrTypeEntry>& addrtypes, nlohmann::json meta) {
   progress::report("loading the policy into the maps");
@@ -489,10 +512,11 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
 
   // Inner maps of the new generation.
   std::array<Fd, kOuterCount> inner;
-  uint32_t sizes[kOuterCount] = {
-      (uint32_t)p.stages.size(),  (uint32_t)p.tuples.size(), (uint32_t)p.rules.size(),
-      (uint32_t)p.stmts.size(),   (uint32_t)p.limits.size(), p.counter_count(),
-      (uint32_t)p.entries.size(), (uint32_t)p.lpm.size(),    (uint32_t)(2 * (ifaces.size() + kSpareIfaces) + 4)};
+  uint32_t sizes[kOuterCount] = {(uint32_t)p.stages.size(), (uint32_t)p.tuples.size(),
+                                 (uint32_t)p.rules.size(),  (uint32_t)p.stmts.size(),
+                                 (uint32_t)p.limits.size(), (uint32_t)p.nats.size(),
+                                 p.counter_count(),         (uint32_t)p.entries.size(),
+                                 (uint32_t)p.lpm.size(),    (uint32_t)(2 * (ifaces.size() + kSpareIfaces) + 4)};
   for (int k = 0; k < kOuterCount; ++k) {
     auto m = make_inner((Outer)k, sizes[k]);
     if (!m) return m.error();
@@ -507,6 +531,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
     for (size_t i = 0; i < lv.size(); ++i) lv[i].cfg = p.limits[i];
     if (auto r = fill_array(inner[kLimits].fd, lv, "limits"); !r) return r.error();
   }
+  if (auto r = fill_array(inner[kNat].fd, p.nats, "NAT ranges"); !r) return r.error();
   {
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) return bpf_err("count CPUs", ncpu);
@@ -564,13 +589,8 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
     if (auto r = fill_array(f.hooks.fd, hooks, "hooks", spare * NF_HOOK_MAX); !r) return r.error();
   }
   if (auto r = fill_array(f.small.fd, p.small, "field classes", spare * NF_SMALL_TOTAL); !r) return r.error();
-  // Host address types are shared by both generations.
-  for (const auto& e : addrtypes) {
-    AddrtypeKey k{};
-    k.prefixlen = e.prefixlen;
-    to_bytes(e.addr, k.addr);
-    if (int rc = bpf_map_update_elem(f.addrtype.fd, &k, &e.type, BPF_ANY)) return bpf_err("write address types", rc);
-  }
+  // Host facts are shared by both generations.
+  if (auto r = write_host_facts(f.addrtype.fd, f.ifaddr.fd, addrtypes); !r) return r.error();
   for (int k = 0; k < kOuterCount; ++k) {
     int ifd = inner[k].fd;
     if (int rc = bpf_map_update_elem(f.outer[k].fd, &spare, &ifd, BPF_ANY))
@@ -727,13 +747,7 @@ Result<void> Dataplane::cover(const policy::Policy& p, const std::vector<Interfa
                            (rc == -E2BIG ? std::string(" (no room left: apply or sync again)") : ""),
                        rc);
     }
-  for (const auto& e : addrtypes) {
-    AddrtypeKey k{};
-    k.prefixlen = e.prefixlen;
-    to_bytes(e.addr, k.addr);
-    if (int rc = bpf_map_update_elem(fds_->addrtype.fd, &k, &e.type, BPF_ANY))
-      return bpf_err("write address types", rc);
-  }
+  if (auto r = write_host_facts(fds_->addrtype.fd, fds_->ifaddr.fd, addrtypes); !r) return r.error();
   auto ns = read_state(2);
   if (!ns) return ns.error();
   std::vector<Interface> all;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "loader/host.h"
 
 #include <arpa/inet.h>
@@ -79,6 +80,24 @@ Result<std::vector<AddrTypeEntry>> address_types() {
   freeifaddrs(ifa);
   // Local addresses last: a host's own address is LOCAL whatever else claims it.
   for (const auto& a : locals) out.push_back({a, 128, ir::kAddrLocal});
+  return out;
+}
+
+Result<std::vector<InterfaceAddress>> interface_addresses() {
+  struct ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) return sys_error("list interface addresses");
+  std::vector<InterfaceAddress> out;
+  for (auto* p = ifa; p; p = p->ifa_next) {
+    if (!p->ifa_addr || (p->ifa_addr->sa_family != AF_INET && p->ifa_addr->sa_family != AF_INET6)) continue;
+    uint32_t ifindex = if_nametoindex(p->ifa_name);
+    uint8_t fam = p->ifa_addr->sa_family == AF_INET ? 4 : 6;
+    ir::u128 a = from_sockaddr(p->ifa_addr);
+    if (fam == 6 && (a >> 118) == 0x3fa) continue;  // fe80::/10
+    bool seen = std::any_of(out.begin(), out.end(),
+                            [&](const InterfaceAddress& x) { return x.ifindex == ifindex && x.family == fam; });
+    if (ifindex && !seen) out.push_back({ifindex, fam, a});
+  }
+  freeifaddrs(ifa);
   return out;
 }
 

@@ -31,6 +31,16 @@ struct AddrTypeEntry {
 // multicast ranges, the unspecified addresses.
 Result<std::vector<AddrTypeEntry>> address_types();
 
+// Each interface's first address per family, as the kernel lists them (its
+// primary IPv4 address; the first IPv6 address that is not link-local):
+// where REDIRECT sends a packet that came in on it.
+struct InterfaceAddress {
+  uint32_t ifindex = 0;
+  uint8_t family = 4;  // 4 or 6
+  ir::u128 addr = 0;   // IR address space (IPv4 mapped)
+};
+Result<std::vector<InterfaceAddress>> interface_addresses();
+
 // Looks an address up in `entries` (longest prefix), UNICAST when none.
 uint32_t addrtype_of(const std::vector<AddrTypeEntry>& entries, const ir::u128& a);
 

@@ -25,7 +25,7 @@ typedef __u32 nf_u32;
 typedef __u64 nf_u64;
 #endif
 
-#define NF2BPF_ABI_VERSION 1
+#define NF2BPF_ABI_VERSION 2
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -103,6 +103,7 @@ enum nf2bpf_action {
   NF_ACT_REJECT,
   NF_ACT_CONTINUE, /* statements only, then the next rule */
   NF_ACT_SKIP,     /* continue at rule skip_to */
+  NF_ACT_NAT,      /* a nat chain's binding: nf2bpf_rule.nat names the range; the chain ends (accept) */
 };
 
 enum nf2bpf_stmt_kind {
@@ -151,6 +152,8 @@ struct nf2bpf_stage {
 };
 
 #define NF_STAGE_BEFORE_CT 1 /* priority below conntrack's (-200): raw tables */
+#define NF_STAGE_NAT 2       /* a nat-type chain: runs at its hook's NAT point, for a connection's first packet */
+#define NF_STAGE_AFTER_NAT 4 /* priority above the hook's NAT point (-100 dst, +100 src): sees the rewritten packet */
 
 /* Per hook: the stages in order are stage_first .. stage_first + count. */
 struct nf2bpf_hook_desc {
@@ -186,7 +189,7 @@ struct nf2bpf_rule {
   nf_u32 pad_mac;      /* always 0: mac is 8-aligned with no implicit padding (the checksum hashes every byte) */
   nf_u64 mac;          /* NF_RES_MAC: 48-bit source MAC */
   nf_u32 src_line;     /* source line of the rule, for counters in `status` */
-  nf_u32 pad;
+  nf_u32 nat;          /* NF_ACT_NAT: index into the generation's NAT ranges */
 };
 
 struct nf2bpf_stmt {
@@ -195,6 +198,28 @@ struct nf2bpf_stmt {
   nf_u16 group;
   nf_u32 value, mask;
   nf_u32 prefix_id; /* log prefix index (strings live in userspace state) */
+};
+
+/* A NAT rule's range (nf_nat), as the kernel's nf_nat_range2: what the
+ * binding may translate the packet's destination (DNAT, REDIRECT) or source
+ * (SNAT, MASQUERADE) to. Addresses are IPv4-mapped for IPv4. */
+enum nf2bpf_nat_kind {
+  NF_NAT_DNAT = 1,
+  NF_NAT_SNAT,
+  NF_NAT_MASQUERADE, /* source: the output route's source address */
+  NF_NAT_REDIRECT,   /* destination: the input interface's address (127.0.0.1 / ::1 at OUTPUT) */
+};
+#define NF_NAT_F_ADDR 1  /* addr_min..addr_max given (NF_NAT_RANGE_MAP_IPS) */
+#define NF_NAT_F_PORTS 2 /* port_min..port_max given (NF_NAT_RANGE_PROTO_SPECIFIED) */
+#define NF_NAT_F_RANDOM 4
+#define NF_NAT_F_RANDOM_FULLY 8
+#define NF_NAT_F_PERSISTENT 16
+struct nf2bpf_nat {
+  nf_u8 kind;
+  nf_u8 flags;
+  nf_u16 port_min, port_max;
+  nf_u16 pad;
+  nf_u8 addr_min[16], addr_max[16];
 };
 
 /* Token bucket for -m limit / nft limit, kept per rule. Rates in tokens per
@@ -232,7 +257,8 @@ struct nf2bpf_gen_cfg {
   nf_u32 ct_needed;  /* some rule reads conntrack state */
   nf_u32 hooks_used; /* bitmask of NF_HOOK_* with stages */
   nf_u32 xdp_stage;  /* stage index + 1 for the XDP early-drop stage, 0 none */
-  nf_u32 pad[2];
+  nf_u32 nat_fams;   /* NF_FAM_* with a nat chain: every new connection of it gets a binding */
+  nf_u32 pad;
 };
 
 /* Global (not per generation) control record: which generation slot is live. */

@@ -26,25 +26,38 @@ struct nf_ct_key {
   nf_u8 a[16], b[16]; /* endpoints, ordered so a <= b */
   nf_u16 pa, pb;      /* ports (or ICMP id) of a and b */
   nf_u8 proto;
-  nf_u8 pad[3]; /* pad[0]: the request type of an ICMP flow */
-};
+  nf_u8 pad[3];                /* pad[0]: the request type of an ICMP flow */
+} __attribute__((aligned(4))); /* addresses are copied as words */
 
 /* nf_ct_val.flags */
 #define NF_CT_SEEN_REPLY 1
 #define NF_CT_ASSURED 2
 #define NF_CT_ORIG_IS_A 4
+#define NF_CT_SNAT 8         /* the connection's source was translated (ct status snat) */
+#define NF_CT_DNAT 16        /* its destination was (ct status dnat) */
+#define NF_CT_ALIAS 32       /* keyed by a NATed connection's reply tuple: names the connection by `orig` */
+#define NF_CT_SRC_PENDING 64 /* created by a forwarded first packet before its source NAT point (POSTROUTING) */
 
+/* One direction of a connection: the packet's addresses and ports (ICMP:
+ * the identifier in both ports). */
+struct nf_ct_tuple {
+  nf_u8 src[16], dst[16];
+  nf_u16 sport, dport;
+} __attribute__((aligned(4))); /* addresses are copied as words */
+
+/* The entry of a connection (keyed by its original tuple) holds its state.
+ * A NATed connection (NF_CT_SNAT / NF_CT_DNAT) also stores both tuples, as
+ * the kernel's nf_conn does: `orig` as its first packet came in, `reply` as
+ * the answer to the translated packet comes back; and a second entry, the
+ * alias (NF_CT_ALIAS, the same tuples, no state), keyed by the reply tuple,
+ * finds the connection from the other side. */
 struct nf_ct_val {
   nf_u64 expires_ns;
   nf_u32 mark;
   nf_u8 tcp_state;
   nf_u8 flags;
   nf_u8 pad[2];
-  /* Reserved for NAT: the translated tuple of each direction. */
-  nf_u8 nat_addr[2][16];
-  nf_u16 nat_port[2];
-  nf_u8 nat_flags;
-  nf_u8 pad2[3];
+  struct nf_ct_tuple orig, reply;
 };
 
 /* TCP states with netfilter's short names (nf_conntrack_proto_tcp.c): none,

@@ -327,28 +327,48 @@ static __always_inline __u32 nf_run_stage(struct nf_scratch* s, __u32 which, __u
 #define NF_PHASE_AFTER_CT 2
 #define NF_PHASE_ALL 3
 
-/* Runs the stages of one hook that belong to `phase`. */
-static __always_inline __u32 nf_run_hook(struct nf_scratch* s, __u32 which, __u32 live, __u32 hook, __u32 phase,
-                                         __u32 max_steps) {
+/* The hook's NAT point (lib/nat.h): 0, or -1 when the packet must drop. */
+NF_SUBPROG int nf_nat_point(struct __sk_buff* skb, struct nf_scratch* s, __u32 which, __u32 live, __u32 hook);
+
+/* Runs the stages of one hook that belong to `phase`. The hook's nat stages
+ * run together at its NAT point (the kernel's nat hook, -100 for
+ * destination NAT, +100 for source NAT), only while a new connection is being
+ * bound, until one binds it; stages after the NAT point see the rewritten
+ * packet. */
+static __always_inline __u32 nf_run_hook(struct __sk_buff* skb, struct nf_scratch* s, __u32 which, __u32 live,
+                                         __u32 hook, __u32 phase, __u32 max_steps) {
   __u32 hk = live * NF_HOOK_MAX + hook;
   struct nf2bpf_hook_desc* hd = bpf_map_lookup_elem(&nf_hooks, &hk);
-  if (!hd || !hd->stage_count) return NF_ACT_ACCEPT;
   void* stm = nf_inner(&nf_stages, live);
-  if (!stm) return NF_ACT_ACCEPT;
-  s->hook = hook;
-  __u8 fam = s->p.family == 4 ? NF_FAM_V4 : NF_FAM_V6;
-  for (__u32 i = 0; i < NF_MAX_STAGES_PER_HOOK; i++) {
-    if (i >= hd->stage_count) break;
-    __u32 si = hd->stage_first + i;
-    struct nf2bpf_stage* st = bpf_map_lookup_elem(stm, &si);
-    if (!st) break;
-    if (!(st->family_mask & fam)) continue;
-    __u32 ph = (st->flags & NF_STAGE_BEFORE_CT) ? NF_PHASE_BEFORE_CT : NF_PHASE_AFTER_CT;
-    if (!(ph & phase)) continue;
-    struct nf2bpf_stage stc = *st;
-    __u32 v = nf_run_stage(s, which, live, si, &stc, max_steps);
-    if (v != NF_ACT_ACCEPT) return v;
+  int natpoint = s->nat.active && (phase & NF_PHASE_AFTER_CT);
+  s->nat.rule = NF_NONE;
+  if (hd && hd->stage_count && stm) {
+    s->hook = hook;
+    __u8 fam = s->p.family == 4 ? NF_FAM_V4 : NF_FAM_V6;
+    for (__u32 i = 0; i < NF_MAX_STAGES_PER_HOOK; i++) {
+      if (i >= hd->stage_count) break;
+      __u32 si = hd->stage_first + i;
+      struct nf2bpf_stage* st = bpf_map_lookup_elem(stm, &si);
+      if (!st) break;
+      if (!(st->family_mask & fam)) continue;
+      __u32 ph = (st->flags & NF_STAGE_BEFORE_CT) ? NF_PHASE_BEFORE_CT : NF_PHASE_AFTER_CT;
+      if (!(ph & phase)) continue;
+      if (st->flags & NF_STAGE_NAT) {
+        if (!natpoint || !s->nat.binding || s->nat.rule != NF_NONE) continue;
+      } else if (natpoint && (st->flags & NF_STAGE_AFTER_NAT)) {
+        natpoint = 0;
+        if (nf_nat_point(skb, s, which, live, hook)) return NF_ACT_DROP;
+      }
+      struct nf2bpf_stage stc = *st;
+      __u32 v = nf_run_stage(s, which, live, si, &stc, max_steps);
+      if (v == NF_ACT_NAT) {
+        s->nat.rule = s->srch.rule;
+        continue;
+      }
+      if (v != NF_ACT_ACCEPT) return v;
+    }
   }
+  if (natpoint && nf_nat_point(skb, s, which, live, hook)) return NF_ACT_DROP;
   return NF_ACT_ACCEPT;
 }
 

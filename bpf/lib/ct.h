@@ -13,26 +13,26 @@
 #include "maps.h"
 #include "parse.h"
 
-struct nf_ct_res {
-  struct nf_ct_key key;
-  __u8 state;     /* NF_CT_STATE_* */
-  __u8 dir;       /* 0 original, 1 reply, 2 none */
-  __u8 exists;    /* an entry was found (not expired) */
-  __u8 track;     /* confirm/update the entry when the packet is accepted */
-  __u8 new_tcp;   /* TCP state after this packet */
-  __u8 orig_is_a; /* for a new entry */
-  __u8 proto;
-  __u8 kill; /* delete the entry after this packet (RST as the first reply) */
-  __u32 ctmark;
-};
-
+/* Orders two addresses (16 bytes, 4-byte aligned) as byte strings. */
 static __always_inline int nf_addr_cmp(const __u8* x, const __u8* y) {
+  const __u32 *a = (const __u32*)x, *b = (const __u32*)y;
 #pragma unroll
-  for (int i = 0; i < 16; i++) {
-    if (x[i] < y[i]) return -1;
-    if (x[i] > y[i]) return 1;
+  for (int i = 0; i < 4; i++) {
+    __u32 u = bpf_ntohl(a[i]), v = bpf_ntohl(b[i]);
+    if (u != v) return u < v ? -1 : 1;
   }
   return 0;
+}
+
+/* Addresses (16 bytes) live 4-byte aligned in every struct here: copied
+ * as words, not byte by byte. */
+static __always_inline void nf_addr_copy(__u8* to, const __u8* from) {
+  __u32* d = (__u32*)to;
+  const __u32* f = (const __u32*)from;
+  d[0] = f[0];
+  d[1] = f[1];
+  d[2] = f[2];
+  d[3] = f[3];
 }
 
 /* Fills the normalised key; returns 1 when (sa, sp) is endpoint a. */
@@ -42,13 +42,13 @@ static __always_inline int nf_ct_key_of(struct nf_ct_key* k, const __u8* sa, con
   int src_is_a = c < 0 || (c == 0 && sp <= dp);
   __builtin_memset(k, 0, sizeof(*k));
   if (src_is_a) {
-    __builtin_memcpy(k->a, sa, 16);
-    __builtin_memcpy(k->b, da, 16);
+    nf_addr_copy(k->a, sa);
+    nf_addr_copy(k->b, da);
     k->pa = sp;
     k->pb = dp;
   } else {
-    __builtin_memcpy(k->a, da, 16);
-    __builtin_memcpy(k->b, sa, 16);
+    nf_addr_copy(k->a, da);
+    nf_addr_copy(k->b, sa);
     k->pa = dp;
     k->pb = sp;
   }
@@ -95,6 +95,84 @@ static __always_inline int nf_icmp6_noct(__u8 type) {
          type == 143;
 }
 
+static __always_inline void nf_tuple_set(struct nf_ct_tuple* t, const __u8* src, const __u8* dst, __u16 sp, __u16 dp) {
+  nf_addr_copy(t->src, src);
+  nf_addr_copy(t->dst, dst);
+  t->sport = sp;
+  t->dport = dp;
+}
+
+static __always_inline void nf_tuple_invert(struct nf_ct_tuple* out, const struct nf_ct_tuple* t) {
+  nf_tuple_set(out, t->dst, t->src, t->dport, t->sport);
+}
+
+/* The packet's own tuple: ports, or the ICMP echo identifier in both. */
+static __always_inline void nf_pkt_tuple(const struct nf_pkt* p, struct nf_ct_tuple* t) {
+  __u16 sp = p->has_ports ? p->sport : p->has_icmp ? p->icmp_id : 0;
+  __u16 dp = p->has_ports ? p->dport : p->has_icmp ? p->icmp_id : 0;
+  nf_tuple_set(t, p->saddr, p->daddr, sp, dp);
+}
+
+/* The key a tuple is found under: ICMP flows from the requester's side, with
+ * the request type (ct.h). */
+static __always_inline void nf_tuple_key(struct nf_ct_key* k, const struct nf_ct_tuple* t, __u8 proto, __u8 icmp_req,
+                                         int reply_dir) {
+  if (icmp_req) {
+    __builtin_memset(k, 0, sizeof(*k));
+    nf_addr_copy(k->a, reply_dir ? t->dst : t->src);
+    nf_addr_copy(k->b, reply_dir ? t->src : t->dst);
+    k->pa = k->pb = t->sport;
+    k->proto = proto;
+    k->pad[0] = icmp_req;
+    return;
+  }
+  nf_ct_key_of(k, t->src, t->dst, t->sport, t->dport, proto);
+}
+
+/* BPF has no memcmp: equality of 16-byte addresses and of tuples. */
+static __always_inline int nf_addr_eq(const __u8* x, const __u8* y) {
+  const __u32 *a = (const __u32*)x, *b = (const __u32*)y;
+  return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+static __always_inline int nf_tuple_eq(const struct nf_ct_tuple* x, const struct nf_ct_tuple* y) {
+  return x->sport == y->sport && x->dport == y->dport && nf_addr_eq(x->src, y->src) && nf_addr_eq(x->dst, y->dst);
+}
+
+static __always_inline int nf_tuple_is(const struct nf_ct_tuple* t, const __u8* sa, const __u8* da, __u16 sp,
+                                       __u16 dp) {
+  return t->sport == sp && t->dport == dp && nf_addr_eq(t->src, sa) && nf_addr_eq(t->dst, da);
+}
+
+/* The packet's key found the entry *vp of a NATed connection, or its alias:
+ * moves r->key and *vp to the connection's own entry and returns the
+ * packet's direction — 0 original (as it came, or already translated), 1
+ * reply — or -1 when the entry is a stale alias (read as no entry), 2 when
+ * the packet is none of the connection's (its key is taken by another flow). */
+static __always_inline int nf_ct_nat_dir(struct nf_ct_res* r, struct nf_ct_val** vp, const __u8* sa, const __u8* da,
+                                         __u16 sp, __u16 dp, __u64 now, struct nf_ct_key* mk) {
+  struct nf_ct_val* v = *vp;
+  if (v->flags & NF_CT_ALIAS) {
+    /* (mk: working memory for the connection's own key) */
+    nf_tuple_key(mk, &v->orig, r->key.proto, r->key.pad[0], 0);
+    struct nf_ct_val* m = bpf_map_lookup_elem(&nf_ct, mk);
+    if (!m || m->expires_ns <= now || (m->flags & NF_CT_ALIAS) || !nf_tuple_eq(&m->reply, &v->reply)) return -1;
+    r->key = *mk;
+    *vp = m;
+    v = m;
+  }
+  if (nf_tuple_is(&v->orig, sa, da, sp, dp) || nf_tuple_is(&v->reply, da, sa, dp, sp)) return 0;
+  if (nf_tuple_is(&v->reply, sa, da, sp, dp) || nf_tuple_is(&v->orig, da, sa, dp, sp)) return 1;
+  return 2;
+}
+
+/* What a NAT binding needs of an entry found. */
+static __always_inline void nf_ct_nat_load(struct nf_nat_work* nw, const struct nf_ct_val* v) {
+  nw->orig = v->orig;
+  nw->reply = v->reply;
+  nw->flags = v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_SRC_PENDING);
+}
+
 /* Classifies the packet against the tracker without changing it. Global
  * function: verified once (see NF_SUBPROG in classify.h).
  *
@@ -103,8 +181,10 @@ static __always_inline int nf_icmp6_noct(__u8 type) {
  * so it has the state OUTPUT gave it: an entry found is read as it is (no TCP
  * transition: OUTPUT made it already), and a packet OUTPUT left untracked
  * (NOTRACK) finds no entry where it would start one: UNTRACKED. */
-__attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct nf_ct_res* r, int looped) {
-  if (!p || !r) return 0;
+__attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct nf_ct_res* r, int looped,
+                                           struct nf_nat_work* nw) {
+  if (!p || !r || !nw) return 0;
+  nw->flags = 0;
   r->dir = 2;
   r->state = NF_CT_STATE_INVALID;
   if (p->frag == 2) return 0; /* later fragments carry no tuple (the kernel would reassemble) */
@@ -132,6 +212,12 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
       struct nf_ct_val* v = bpf_map_lookup_elem(&nf_ct, &k);
       if (v && v->expires_ns > now) {
         int inner_orig = ((v->flags & NF_CT_ORIG_IS_A) != 0) == inner_is_a;
+        if (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) {
+          r->key = k;
+          int d = nf_ct_nat_dir(r, &v, p->in_saddr, p->in_daddr, p->in_sport, p->in_dport, now, &nw->key);
+          if (d < 0 || d > 1) return 0;
+          inner_orig = d == 0;
+        }
         r->state = NF_CT_STATE_RELATED;
         r->dir = inner_orig ? 1 : 0;
         r->ctmark = v->mark;
@@ -158,6 +244,12 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
     r->proto = proto;
     struct nf_ct_val* iv = bpf_map_lookup_elem(&nf_ct, &r->key);
     int iexists = iv && iv->expires_ns > now;
+    if (iexists && (iv->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS))) {
+      int d = nf_ct_nat_dir(r, &iv, p->saddr, p->daddr, p->icmp_id, p->icmp_id, now, &nw->key);
+      if (d == 2) return 0; /* INVALID */
+      iexists = d >= 0;
+    }
+    if (iexists) nf_ct_nat_load(nw, iv);
     if (rep && !iexists) return 0; /* a reply needs its request */
     if (looped && !iexists) {
       r->state = NF_CT_STATE_UNTRACKED;
@@ -186,9 +278,15 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
   struct nf_ct_val* v = bpf_map_lookup_elem(&nf_ct, &r->key);
   int exists = v && v->expires_ns > now;
   int dir = 0;
-  if (exists) {
+  if (exists && (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS))) {
+    dir = nf_ct_nat_dir(r, &v, p->saddr, p->daddr, sp, dp, now, &nw->key);
+    if (dir == 2) return 0; /* INVALID: another connection has this key */
+    exists = dir >= 0;
+    if (dir < 0) dir = 0;
+  } else if (exists) {
     dir = (((v->flags & NF_CT_ORIG_IS_A) != 0) == src_is_a) ? 0 : 1;
   }
+  if (exists) nf_ct_nat_load(nw, v);
   if (proto == IPPROTO_TCP && !p->has_tcp) return 0;
   if (proto == IPPROTO_TCP && !nf_tcp_flags_valid(p->tcp_flags)) return 0;
   if (proto == IPPROTO_TCP && !(looped && exists)) {
@@ -249,23 +347,65 @@ static __always_inline void nf_ct_update(struct nf_ct_res* r, __u64 now) {
   v->expires_ns = now + nf_ct_timeout(r, v->flags & NF_CT_SEEN_REPLY);
 }
 
+/* A NATed connection's alias: its tuples under the reply tuple's key. */
+static __always_inline void nf_ct_alias_key(struct nf_ct_key* k, const struct nf_ct_tuple* reply,
+                                            const struct nf_ct_res* r, const struct nf_nat_work* nw) {
+  nf_tuple_key(k, reply, r->key.proto, nw->icmp_req, 1);
+}
+
+/* (nw->key and nw->val are working memory.) */
+static __always_inline void nf_ct_write_alias(const struct nf_ct_res* r, struct nf_nat_work* nw, __u64 expires) {
+  nf_ct_alias_key(&nw->key, &nw->reply, r, nw);
+  __builtin_memset(&nw->val, 0, sizeof(nw->val));
+  nw->val.expires_ns = expires;
+  nw->val.flags = NF_CT_ALIAS | (nw->flags & (NF_CT_SNAT | NF_CT_DNAT));
+  nw->val.orig = nw->orig;
+  nw->val.reply = nw->reply;
+  bpf_map_update_elem(&nf_ct, &nw->key, &nw->val, BPF_ANY);
+}
+
 /* After the hooks: a new connection is confirmed (created) only when the
- * packet was accepted; connmark changes stick to a tracked one either way. */
-static __always_inline void nf_ct_finish(struct nf_ct_res* r, __u64 now, int accepted, __u32 ctmark) {
-  if (!r->track || r->kill) return;
+ * packet was accepted; connmark changes stick to a tracked one either way.
+ * With NAT the entry keeps both tuples, and a translated connection gets its
+ * alias; `src_pending`: a forwarded first packet whose source NAT point is
+ * still ahead (at egress). Returns 1 when an alias was written. */
+static __always_inline int nf_ct_finish(struct nf_ct_res* r, __u64 now, int accepted, __u32 ctmark,
+                                        struct nf_nat_work* nw, int src_pending) {
+  if (!r->track || r->kill) return 0;
+  int bind = nw->active && nw->binding && accepted;
   if (r->exists) {
-    if (ctmark == r->ctmark) return;
-    struct nf_ct_val* v = bpf_map_lookup_elem(&nf_ct, &r->key);
-    if (v) v->mark = ctmark;
-    return;
+    struct nf_ct_val* v = 0;
+    if (ctmark != r->ctmark || bind) v = bpf_map_lookup_elem(&nf_ct, &r->key);
+    if (!v) return 0;
+    v->mark = ctmark;
+    if (!bind) return 0;
+    /* A forwarded connection's source binding, made at its POSTROUTING. */
+    v->reply = nw->reply;
+    v->flags = (v->flags & ~(NF_CT_SRC_PENDING | NF_CT_SNAT | NF_CT_DNAT)) | (nw->flags & (NF_CT_SNAT | NF_CT_DNAT));
+    __u64 expires = v->expires_ns;
+    if (nw->had_alias && !nf_tuple_eq(&nw->old_reply, &nw->reply)) {
+      nf_ct_alias_key(&nw->key, &nw->old_reply, r, nw);
+      bpf_map_delete_elem(&nf_ct, &nw->key);
+    }
+    if (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) nf_ct_write_alias(r, nw, expires);
+    return 0;
   }
-  if (!accepted) return;
-  struct nf_ct_val v = {};
-  v.tcp_state = r->new_tcp;
-  v.flags = r->orig_is_a ? NF_CT_ORIG_IS_A : 0;
-  v.mark = ctmark;
-  v.expires_ns = now + nf_ct_timeout(r, 0);
-  bpf_map_update_elem(&nf_ct, &r->key, &v, BPF_ANY);
+  if (!accepted) return 0;
+  struct nf_ct_val* v = &nw->val;
+  __builtin_memset(v, 0, sizeof(*v));
+  v->tcp_state = r->new_tcp;
+  v->flags = r->orig_is_a ? NF_CT_ORIG_IS_A : 0;
+  v->mark = ctmark;
+  v->expires_ns = now + nf_ct_timeout(r, 0);
+  if (nw->active) {
+    v->orig = nw->orig;
+    v->reply = nw->reply;
+    v->flags |= (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) | (src_pending ? NF_CT_SRC_PENDING : 0);
+  }
+  bpf_map_update_elem(&nf_ct, &r->key, v, BPF_ANY);
+  if (!nw->active || !(nw->flags & (NF_CT_SNAT | NF_CT_DNAT))) return 0;
+  nf_ct_write_alias(r, nw, v->expires_ns);
+  return 1;
 }
 
 /* Both keys live in 4-byte aligned storage (nf_ct_res, nf_scratch). */

@@ -36,6 +36,7 @@ NF_BTF_KEEP(struct nf2bpf_tuple, nf_btf_tuple);
 NF_BTF_KEEP(struct nf2bpf_rule, nf_btf_rule);
 NF_BTF_KEEP(struct nf2bpf_stmt, nf_btf_stmt);
 NF_BTF_KEEP(struct nf2bpf_limit_val, nf_btf_limit);
+NF_BTF_KEEP(struct nf2bpf_nat, nf_btf_nat);
 NF_BTF_KEEP(struct nf2bpf_counter, nf_btf_counter);
 NF_BTF_KEEP(struct nf2bpf_entry_key, nf_btf_entry_key);
 NF_BTF_KEEP(struct nf2bpf_entry_val, nf_btf_entry_val);
@@ -52,6 +53,8 @@ NF_OUTER(nf_rules, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_rule, BPF_F_INNER_MA
 NF_OUTER(nf_stmts, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_stmt, BPF_F_INNER_MAP);
 /* per generation: token buckets of rate-limited rules */
 NF_OUTER(nf_limits, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_limit_val, BPF_F_INNER_MAP);
+/* per generation: the ranges of NAT rules (nf2bpf_rule.nat) */
+NF_OUTER(nf_nat, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_nat, BPF_F_INNER_MAP);
 /* per generation: per-CPU packet/byte counters per rule, then per stage policy
  * (a hash: only plain arrays may vary in size as inner maps; every key is
  * inserted at load) */
@@ -123,6 +126,17 @@ struct {
   __type(value, __u32);
 } nf_addrtype SEC(".maps"); /* this namespace's local/broadcast/multicast addresses */
 
+struct nf_ifaddr_key {
+  __u32 ifindex;
+  __u32 family; /* 4 or 6 */
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct nf_ifaddr_key);
+  __type(value, __u8[16]);
+} nf_ifaddr SEC(".maps"); /* each interface's first address per family (REDIRECT) */
+
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 1 << 20);
@@ -143,6 +157,48 @@ struct nf_search {
   __u32 live;
 };
 
+/* What conntrack says about the packet being judged (lib/ct.h). */
+struct nf_ct_res {
+  struct nf_ct_key key;
+  __u8 state;     /* NF_CT_STATE_* */
+  __u8 dir;       /* 0 original, 1 reply, 2 none */
+  __u8 exists;    /* an entry was found (not expired) */
+  __u8 track;     /* confirm/update the entry when the packet is accepted */
+  __u8 new_tcp;   /* TCP state after this packet */
+  __u8 orig_is_a; /* for a new entry */
+  __u8 proto;
+  __u8 kill; /* delete the entry after this packet (RST as the first reply) */
+  __u32 ctmark;
+};
+
+/* NAT state of the packet being judged (lib/nat.h). */
+struct nf_nat_work {
+  struct nf_ct_tuple orig, reply; /* the connection's tuples (a new one: as bound so far) */
+  struct nf_ct_tuple cand;        /* get_unique_tuple's candidate */
+  __u64 now;
+  __u32 rule;     /* the nat stage rule that bound this NAT point, NF_NONE: none yet */
+  __u8 active;    /* the packet has a connection NAT applies to (its family has nat chains) */
+  __u8 binding;   /* bind the connection at the NAT points this packet passes (its first packet) */
+  __u8 flags;     /* NF_CT_SNAT | NF_CT_DNAT */
+  __u8 dir;       /* the packet's direction in the connection */
+  __u8 manip_dst; /* the NAT point at work: 1 destination, 0 source */
+  __u8 icmp_req;  /* an ICMP echo flow's request type: the identifier is its port */
+  __u8 passed;    /* NAT points passed: 1 destination, 2 source */
+  __u8 changed;   /* the packet's header was rewritten */
+  __u8 had_alias; /* the entry's alias exists under old_reply */
+  __u8 has_range; /* range holds the binding rule's range (else the null binding) */
+  __u8 pad[2];
+  struct nf2bpf_nat range;
+  struct nf_ct_tuple old_reply;
+  /* Working memory (the BPF stack is small). */
+  struct nf_ct_tuple before, used;
+  struct nf_ct_key key;
+  struct nf_ct_val val;
+  __u8 addr[16], o6[16], n6[16];
+  __u32 words[5][4];
+  struct bpf_fib_lookup fib;
+};
+
 struct nf_scratch {
   struct nf_pkt p;
   struct nf_search srch;
@@ -151,10 +207,15 @@ struct nf_scratch {
   __u32 ctmark;
   __u8 notrack;
   __u8 hook;
-  __u8 has_ct;  /* the packet has a connection (conntrack/connmark work) */
-  __u8 pending; /* ingress: pending_key was created for a forwarded packet */
+  __u8 has_ct;         /* the packet has a connection (conntrack/connmark work) */
+  __u8 pending;        /* ingress: pending_key was created for a forwarded packet */
+  __u8 ctstate, ctdir; /* what the rules see of the connection */
+  __u8 pending_alias;  /* ingress: pending_alias_key too */
+  __u8 pad[5];
   __u64 generation;
-  struct nf_ct_key pending_key;
+  struct nf_ct_key pending_key, pending_alias_key;
+  struct nf_ct_res ct;
+  struct nf_nat_work nat;
 };
 
 struct {

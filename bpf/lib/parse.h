@@ -46,6 +46,8 @@ struct nf_pkt {
   __u8 pkttype;
   __u8 local; /* destination is this host (ingress) */
   __u8 pad;
+  __u16 l4off; /* transport header, from the network header (0: none parsed) */
+  __u16 pad2;
 };
 
 static __always_inline void nf_v4_mapped(__u8* dst, __u32 be_addr) {
@@ -175,6 +177,7 @@ static __always_inline int nf_parse_l3(void* ctx, int xdp, __u32 l3off, __u16 pr
     return -1;
   }
   if (p->frag == 2) return 0; /* no transport header in later fragments */
+  p->l4off = off - l3off;
   __u8 h[16];
   if (nf_has_ports(p->l4proto)) {
     if (nf_load(ctx, xdp, off, h, 4)) return 0;

@@ -278,7 +278,7 @@ TEST_CASE("IPv6, ipsets and small rulesets round-trip") {
 TEST_CASE("shapes the compiler does not produce still round-trip exactly") {
   policy::Policy p = compile_text("rules.v4", kFeatures);
   SECTION("raw rule fields, shared statements, awkward strings") {
-    p.rules[0].pad = 7;                      // not spelled out: written under raw:
+    p.rules[0].nat = 7;                      // not spelled out: written under raw:
     p.rules[1].src_line = 4242;              // differs from its origin's line
     p.rules[2].residual |= NF_RES_MARK_NEG;  // a NEG bit without its test
     p.origins[3].table = "we/ird";           // a table name with the separator in it

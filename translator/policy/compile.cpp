@@ -193,6 +193,7 @@ class Compiler {
 
  private:
   bool lower(const FlatRule& f, const DecisionList& dl, Lowered& out);
+  bool nat_action(const ir::Statement& st, const DecisionList& dl, nf2bpf_rule& d);
   void add_match(const Match& m, std::vector<Box>& boxes, nf2bpf_rule& desc, const SourceLoc& rule_loc, bool& ok);
   void classes_small(int slot);
   void classes_lpm(int slot);
@@ -635,6 +636,12 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
         break;
       case StmtKind::SaveMark: s.kind = NF_STMT_SAVE_MARK, s.mask = (uint32_t)st.mask; break;
       case StmtKind::RestoreMark: s.kind = NF_STMT_RESTORE_MARK, s.mask = (uint32_t)st.mask; break;
+      case StmtKind::Dnat:
+      case StmtKind::Snat:
+      case StmtKind::Masquerade:
+      case StmtKind::Redirect:
+        if (!nat_action(st, dl, d)) ok = false;
+        continue;
       case StmtKind::Notrack:
         if (!(dl.priority < -200)) {
           diag_.error(st.loc, "NOTRACK outside the raw table has no effect in netfilter and is not compiled");
@@ -655,6 +662,59 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     d.reject_type = reject_code(f.reject_with) == kRejectUnknown ? 0 : reject_code(f.reject_with);
   }
   return ok;
+}
+
+// A NAT statement ends its rule with the binding (NF_ACT_NAT) and names its
+// range in the policy's NAT table.
+bool Compiler::nat_action(const ir::Statement& st, const DecisionList& dl, nf2bpf_rule& d) {
+  if (dl.type != ChainType::Nat) {
+    diag_.error(st.loc, std::string(to_string(st.kind)) + " is only valid in a nat chain");
+    return false;
+  }
+  bool dst_hook = dl.hook == Hook::Prerouting || dl.hook == Hook::Output;
+  bool dst_kind = st.kind == StmtKind::Dnat || st.kind == StmtKind::Redirect;
+  if (dst_hook != dst_kind) {
+    diag_.error(
+        st.loc, std::string(to_string(st.kind)) + " is not valid at " + to_string(dl.hook),
+        dst_kind ? "destination NAT happens at prerouting and output" : "source NAT happens at postrouting and input");
+    return false;
+  }
+  nf2bpf_nat n{};
+  n.kind = st.kind == StmtKind::Dnat         ? NF_NAT_DNAT
+           : st.kind == StmtKind::Snat       ? NF_NAT_SNAT
+           : st.kind == StmtKind::Masquerade ? NF_NAT_MASQUERADE
+                                             : NF_NAT_REDIRECT;
+  const ir::NatSpec& ns = st.nat;
+  if (ns.addrs && !ns.addrs->empty()) {
+    if (ns.addrs->intervals().size() != 1) {
+      diag_.error(st.loc, "a NAT address range must be one contiguous range");
+      return false;
+    }
+    const auto& iv = ns.addrs->intervals()[0];
+    for (int i = 0; i < 16; ++i) {
+      n.addr_min[i] = (uint8_t)(iv.lo >> (8 * (15 - i)));
+      n.addr_max[i] = (uint8_t)(iv.hi >> (8 * (15 - i)));
+    }
+    n.flags |= NF_NAT_F_ADDR;
+  } else if (n.kind == NF_NAT_DNAT || n.kind == NF_NAT_SNAT) {
+    // nft `dnat to :8080` changes only the port; the address stays.
+  }
+  if (ns.ports) {
+    if (ns.ports->first > ns.ports->second) {
+      diag_.error(st.loc, "the NAT port range is empty");
+      return false;
+    }
+    n.port_min = ns.ports->first;
+    n.port_max = ns.ports->second;
+    n.flags |= NF_NAT_F_PORTS;
+  }
+  if (ns.random) n.flags |= NF_NAT_F_RANDOM;
+  if (ns.fully_random) n.flags |= NF_NAT_F_RANDOM_FULLY;
+  if (ns.persistent) n.flags |= NF_NAT_F_PERSISTENT;
+  d.action = NF_ACT_NAT;
+  d.nat = (uint32_t)pol_.nats.size();
+  pol_.nats.push_back(n);
+  return true;
 }
 
 // Array slots: partition [0, size-1) into elementary intervals, one class per
@@ -818,11 +878,23 @@ Policy Compiler::run() {
   std::vector<StageWork> work;
   progress::report("compiling: lowering rules");
   for (const auto& dl : tr_.pipeline.stages) {
-    if (dl.type == ChainType::Nat) continue;  // NAT stages: rules are unsupported, policy is ACCEPT
     if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
     if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) continue;
+    // A nat chain with a rule the dataplane cannot do stays whole in netfilter.
+    if (dl.type == ChainType::Nat &&
+        std::any_of(dl.rules.begin(), dl.rules.end(), [&](const FlatRule& f) { return unsupported.count(f.origin); }))
+      continue;
     work.push_back(lower_stage(dl, unsupported));
   }
+  // Each hook's nat stages run at its NAT point (nf_run_hook): place them
+  // there, in their own priority order.
+  auto point = [](const DecisionList& dl) {
+    if (dl.type != ChainType::Nat) return dl.priority;
+    return dl.hook == Hook::Prerouting || dl.hook == Hook::Output ? -100 : 100;
+  };
+  std::stable_sort(work.begin(), work.end(), [&](const StageWork& a, const StageWork& b) {
+    return std::tuple(a.dl->hook, point(*a.dl), a.dl->priority) < std::tuple(b.dl->hook, point(*b.dl), b.dl->priority);
+  });
   progress::report("compiling: field classes");
   std::vector<std::vector<std::vector<BoxPreds>>> bp = box_predicates(work);
   compute_classes();
@@ -936,6 +1008,17 @@ void Compiler::emit_stage(StageWork& w, const std::vector<std::vector<BoxPreds>>
                                         : NF_HOOK_POSTROUTING;
   st.family_mask = dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
   st.flags = dl.priority < -200 ? NF_STAGE_BEFORE_CT : 0;
+  // The kernel runs every nat chain of a hook inside its one NAT hook, at
+  // -100 (destination NAT) or +100 (source NAT); other chains run before or
+  // after that point by their own priority.
+  bool dst_point = dl.hook == Hook::Prerouting || dl.hook == Hook::Output;
+  if (dl.type == ChainType::Nat) {
+    st.flags = NF_STAGE_NAT;
+    pol_.cfg.nat_fams |= st.family_mask;
+    pol_.cfg.ct_needed = 1;
+  } else if (dl.priority > (dst_point ? -100 : 100)) {
+    st.flags |= NF_STAGE_AFTER_NAT;
+  }
   st.tuple_first = (uint32_t)pol_.tuples.size();
 
   uint32_t steps = emit_rules(w, bp, st.first_rule, rule_slots);

@@ -65,6 +65,8 @@ std::string serialize(const Policy& p) {
   for (const auto& s : p.stmts) put(out, s);
   put(out, (uint32_t)p.limits.size());
   for (const auto& l : p.limits) put(out, l);
+  put(out, (uint32_t)p.nats.size());
+  for (const auto& n : p.nats) put(out, n);
   auto entries = p.entries;
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return std::memcmp(&a.first, &b.first, sizeof a.first) < 0; });

@@ -57,6 +57,7 @@ struct Policy {
   std::vector<nf2bpf_rule> rules;
   std::vector<nf2bpf_stmt> stmts;
   std::vector<nf2bpf_limit_cfg> limits;  // index 0 unused
+  std::vector<nf2bpf_nat> nats;          // NAT rules' ranges (nf2bpf_rule.nat)
   std::vector<std::pair<nf2bpf_entry_key, nf2bpf_entry_val>> entries;
   std::vector<LpmEntry> lpm;
   std::vector<uint32_t> small;  // NF_SMALL_TOTAL class ids

@@ -1,0 +1,407 @@
+/* NAT with the kernel's semantics (nf_nat_core.c, nf_nat_proto.c; the facts
+ * are in docs/nat-design.md). A connection's binding is chosen at the NAT
+ * points its first packet passes — destination at PREROUTING/OUTPUT, source
+ * at INPUT/POSTROUTING — from the first nat stage rule that binds, else the
+ * identity ("null binding"); the reply tuple it leads to must be unique, so a
+ * clashing port is searched for as get_unique_tuple does. Every later packet,
+ * in both directions, is rewritten from the tuples stored with the
+ * connection (ct.h). Mirrored line by line by verify/model.cpp. */
+#ifndef NF2BPF_NAT_H
+#define NF2BPF_NAT_H
+
+#include <linux/pkt_cls.h>
+
+#include "abi.h"
+#include "ct.h"
+#include "classify.h"
+#include "ct_abi.h"
+#include "maps.h"
+#include "parse.h"
+
+#define NF_NAT_MAX_ATTEMPTS 128 /* nf_nat_l4proto_unique_tuple */
+
+/* Bob Jenkins' lookup3 as the kernel's jhash2() (include/linux/jhash.h). */
+#define NF_ROL32(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
+static __always_inline __u32 nf_jhash2_4(const __u32* k, __u32 initval) {
+  __u32 a, b, c;
+  a = b = c = 0xdeadbeef + (4 << 2) + initval;
+  a += k[0];
+  b += k[1];
+  c += k[2];
+  a -= c, a ^= NF_ROL32(c, 4), c += b;
+  b -= a, b ^= NF_ROL32(a, 6), a += c;
+  c -= b, c ^= NF_ROL32(b, 8), b += a;
+  a -= c, a ^= NF_ROL32(c, 16), c += b;
+  b -= a, b ^= NF_ROL32(a, 19), a += c;
+  c -= b, c ^= NF_ROL32(b, 4), b += a;
+  a += k[3];
+  c ^= b, c -= NF_ROL32(b, 14);
+  a ^= c, a -= NF_ROL32(c, 11);
+  b ^= a, b -= NF_ROL32(a, 25);
+  c ^= b, c -= NF_ROL32(b, 16);
+  a ^= c, a -= NF_ROL32(c, 4);
+  b ^= a, b -= NF_ROL32(a, 14);
+  c ^= b, c -= NF_ROL32(b, 24);
+  return c;
+}
+
+/* The kernel's union nf_inet_addr words of an address: IPv4 in word 0. */
+static __always_inline void nf_inet_words(__u32* w, const __u8* a, __u8 family) {
+  if (family == 4) {
+    __builtin_memcpy(&w[0], a + 12, 4);
+    w[1] = w[2] = w[3] = 0;
+    return;
+  }
+  __builtin_memcpy(w, a, 16);
+}
+
+/* find_best_ips_proto(): one address of the range, by a hash of the tuple's
+ * addresses (--persistent: of the source only). Writes nw->addr (IR form).
+ * Global: verified once, on its own stack frame. */
+NF_SUBPROG int nf_nat_pick_addr(struct nf_nat_work* nw, __u32 family) {
+  if (!nw) return 0;
+  const struct nf2bpf_nat* n = &nw->range;
+  const struct nf_ct_tuple* t = &nw->cand;
+  __u8* out = nw->addr;
+  __u32 *mn = nw->words[0], *mx = nw->words[1], *src = nw->words[2], *dst = nw->words[3], *res = nw->words[4];
+  nf_inet_words(mn, n->addr_min, family);
+  nf_inet_words(mx, n->addr_max, family);
+  if (mn[0] == mx[0] && mn[1] == mx[1] && mn[2] == mx[2] && mn[3] == mx[3]) {
+    __builtin_memcpy(out, n->addr_min, 16);
+    return 0;
+  }
+  nf_inet_words(src, t->src, family);
+  nf_inet_words(dst, t->dst, family);
+  int persistent = n->flags & NF_NAT_F_PERSISTENT;
+  int max = family == 4 ? 0 : 3;
+  __u32 j = nf_jhash2_4(src, persistent ? 0 : dst[max & 3]);
+  int full = 0;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    res[i] = 0;
+    if (i > max) continue;
+    __u32 minip = full ? 0 : bpf_ntohl(mn[i]);
+    __u32 dist = full ? ~0u : bpf_ntohl(mx[i]) - minip + 1;
+    res[i] = bpf_htonl(minip + (__u32)(((__u64)j * dist) >> 32));
+    if (res[i] != mx[i]) full = 1;
+    if (!persistent) j ^= dst[i];
+  }
+  if (family == 4) {
+    nf_v4_mapped(out, res[0]);
+    return 0;
+  }
+  __builtin_memcpy(out, res, 16);
+  return 0;
+}
+
+/* Is nw->cand (the packet's tuple after the binding) taken: is the reply
+ * it implies already a tuple of another live connection (nf_nat_used_tuple)?
+ * Global: verified once, on its own stack frame. */
+NF_SUBPROG int nf_nat_used(struct nf_nat_work* nw, __u32 proto) {
+  if (!nw) return 0;
+  nf_tuple_invert(&nw->used, &nw->cand);
+  nf_tuple_key(&nw->key, &nw->used, proto, nw->icmp_req, 1);
+  struct nf_ct_val* v = bpf_map_lookup_elem(&nf_ct, &nw->key);
+  if (!v || v->expires_ns <= nw->now) return 0;
+  /* Our own connection (a forwarded one is created before POSTROUTING). */
+  if (nf_tuple_eq(&v->orig, &nw->orig)) return 0;
+  return 1;
+}
+
+struct nf_port_search {
+  __u32 which; /* scratch index */
+  __u32 min, size, off;
+  __u32 found;
+};
+
+static long nf_nat_try_port(__u32 i, struct nf_port_search* ps) {
+  __u32 which = ps->which;
+  struct nf_scratch* s = bpf_map_lookup_elem(&nf_scratch, &which);
+  if (!s || !ps->size) return 1;
+  __u16 port = (__u16)(ps->min + (ps->off + i) % ps->size);
+  struct nf_nat_work* nw = &s->nat;
+  if (nw->manip_dst)
+    nw->cand.dport = port;
+  else
+    nw->cand.sport = port;
+  if (nw->icmp_req) nw->cand.sport = nw->cand.dport = port;
+  if (nf_nat_used(nw, s->p.l4proto)) return 0;
+  ps->found = 1;
+  return 1;
+}
+
+/* get_unique_tuple() for one manip type: turns nw->cand (the packet's tuple
+ * so far) into the bound tuple. Returns 0, or -1 when no unique tuple is
+ * left (the kernel then fails to confirm the connection: the packet drops). */
+NF_SUBPROG int nf_nat_unique(struct nf_scratch* s, __u32 which, __u32 ports) {
+  if (!s) return -1;
+  struct nf_nat_work* nw = &s->nat;
+  const struct nf2bpf_nat* n = nw->has_range ? &nw->range : 0;
+  int dst = nw->manip_dst;
+  int icmp = nw->icmp_req != 0;
+  int specified = n && (n->flags & NF_NAT_F_PORTS);
+  int random = n && (n->flags & (NF_NAT_F_RANDOM | NF_NAT_F_RANDOM_FULLY));
+  __u16 cur = dst ? nw->cand.dport : nw->cand.sport;
+  if (!ports) return 0;
+  if (!random) {
+    if (specified) {
+      if (cur >= n->port_min && cur <= n->port_max && (n->port_min == n->port_max || !nf_nat_used(nw, s->p.l4proto)))
+        return 0;
+    } else if (!nf_nat_used(nw, s->p.l4proto)) {
+      return 0;
+    }
+  }
+  struct nf_port_search ps = {which, 0, 0, 0, 0};
+  if (icmp) {
+    ps.min = specified ? n->port_min : 0;
+    ps.size = specified ? (__u32)n->port_max - n->port_min + 1 : 65536;
+  } else if (!specified) {
+    if (dst) return 0; /* a destination's port is only changed by a given range */
+    if (cur < 1024) {
+      ps.min = cur < 512 ? 1 : 600;
+      ps.size = cur < 512 ? 511 : 1023 - 600 + 1;
+    } else {
+      ps.min = 1024;
+      ps.size = 65535 - 1024 + 1;
+    }
+  } else {
+    ps.min = n->port_min;
+    ps.size = (__u32)n->port_max - n->port_min + 1;
+  }
+  ps.off = (random || !dst) ? (bpf_get_prandom_u32() & 0xffff) : 0;
+  __u32 attempts = ps.size < NF_NAT_MAX_ATTEMPTS ? ps.size : NF_NAT_MAX_ATTEMPTS;
+  bpf_loop(attempts, nf_nat_try_port, &ps, 0);
+  return ps.found ? 0 : -1;
+}
+
+/* Writes a new address and port into one side of the packet, with the
+ * checksums the kernel's nf_nat_manip_pkt fixes: the IPv4 header's, and the
+ * transport checksum (pseudo-header for TCP/UDP/UDP-Lite/DCCP/ICMPv6). SCTP's
+ * CRC covers no addresses; its ports are never changed (see nf_nat_ports). */
+static __always_inline int nf_nat_write(struct __sk_buff* skb, struct nf_pkt* p, struct nf_nat_work* nw, __u32 l3,
+                                        int dst, const __u8* addr, __u16 port) {
+  __u8* cur = dst ? p->daddr : p->saddr;
+  __u32 csum = 0; /* transport checksum offset from l3, 0: none to fix */
+  __u64 mangled0 = 0;
+  int pseudo = 1;
+  if (p->frag != 2 && p->l4off) {
+    switch (p->l4proto) {
+      case IPPROTO_TCP: csum = p->l4off + 16; break;
+      case IPPROTO_UDP: csum = p->l4off + 6, mangled0 = BPF_F_MARK_MANGLED_0; break;
+      case IPPROTO_UDPLITE:
+      case IPPROTO_DCCP: csum = p->l4off + 6; break;
+      case IPPROTO_ICMP: csum = p->l4off + 2, pseudo = 0; break;
+      case IPPROTO_ICMPV6: csum = p->l4off + 2; break;
+    }
+  }
+  if (!nf_addr_eq(cur, addr)) {
+    if (p->family == 4) {
+      __u32 o4, n4;
+      __builtin_memcpy(&o4, cur + 12, 4);
+      __builtin_memcpy(&n4, addr + 12, 4);
+      if (bpf_l3_csum_replace(skb, l3 + 10, o4, n4, 4)) return -1;
+      if (csum && pseudo && bpf_l4_csum_replace(skb, l3 + csum, o4, n4, BPF_F_PSEUDO_HDR | mangled0 | 4)) return -1;
+      if (bpf_skb_store_bytes(skb, l3 + (dst ? 16 : 12), &n4, 4, 0)) return -1;
+    } else {
+      __builtin_memcpy(nw->o6, cur, 16);
+      __builtin_memcpy(nw->n6, addr, 16);
+      __s64 d = bpf_csum_diff((__be32*)nw->o6, 16, (__be32*)nw->n6, 16, 0);
+      if (csum && pseudo && bpf_l4_csum_replace(skb, l3 + csum, 0, d, BPF_F_PSEUDO_HDR | mangled0)) return -1;
+      if (bpf_skb_store_bytes(skb, l3 + (dst ? 24 : 8), nw->n6, 16, 0)) return -1;
+    }
+    nf_addr_copy(cur, addr);
+  }
+  if (p->has_ports && p->l4proto != IPPROTO_SCTP) {
+    __u16 old = dst ? p->dport : p->sport;
+    if (old != port) {
+      __be16 ob = bpf_htons(old), nb = bpf_htons(port);
+      if (csum && bpf_l4_csum_replace(skb, l3 + csum, ob, nb, mangled0 | 2)) return -1;
+      if (bpf_skb_store_bytes(skb, l3 + p->l4off + (dst ? 2 : 0), &nb, 2, 0)) return -1;
+      if (dst)
+        p->dport = port;
+      else
+        p->sport = port;
+    }
+  } else if (p->has_icmp && !p->icmp_err && p->icmp_id != port) {
+    __be16 ob = bpf_htons(p->icmp_id), nb = bpf_htons(port);
+    if (csum && bpf_l4_csum_replace(skb, l3 + csum, ob, nb, 2)) return -1;
+    if (bpf_skb_store_bytes(skb, l3 + p->l4off + 4, &nb, 2, 0)) return -1;
+    p->icmp_id = port;
+  }
+  return 0;
+}
+
+/* Where the network header starts in the skb's data: after the Ethernet
+ * header, or at 0 on devices without one. */
+static __always_inline int nf_l3_offset(struct __sk_buff* skb) {
+  __u64 a, b;
+  if (bpf_skb_load_bytes_relative(skb, 0, &a, 8, BPF_HDR_START_NET)) return -1;
+  if (bpf_skb_load_bytes(skb, 14, &b, 8) == 0 && a == b) return 14;
+  if (bpf_skb_load_bytes(skb, 0, &b, 8) == 0 && a == b) return 0;
+  return -1;
+}
+
+/* MASQUERADE's address: the source the kernel picks for the route out of
+ * `oif` to `daddr` (inet_select_addr / ipv6_dev_get_saddr). */
+static __always_inline int nf_nat_masq_addr(struct __sk_buff* skb, const struct nf_pkt* p, struct bpf_fib_lookup* f,
+                                            const __u8* daddr, __u32 oif, __u8* out) {
+  __builtin_memset(f, 0, sizeof(*f));
+  f->ifindex = oif;
+  f->l4_protocol = p->l4proto;
+  if (p->family == 4) {
+    f->family = 2;
+    __builtin_memcpy(&f->ipv4_dst, daddr + 12, 4);
+  } else {
+    f->family = 10;
+    __builtin_memcpy(f->ipv6_dst, daddr, 16);
+  }
+  long rc = bpf_fib_lookup(skb, f, sizeof(*f), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
+  if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) return -1;
+  if (p->family == 4) {
+    if (!f->ipv4_src) return -1;
+    nf_v4_mapped(out, f->ipv4_src);
+  } else {
+    __builtin_memcpy(out, f->ipv6_src, 16);
+  }
+  return 0;
+}
+
+/* REDIRECT's address: at PREROUTING the input interface's first address
+ * (the loader keeps them in nf_ifaddr), at OUTPUT the loopback address. */
+static __always_inline int nf_nat_redirect_addr(const struct nf_pkt* p, int output, __u8* out) {
+  if (output) {
+    __builtin_memset(out, 0, 16);
+    if (p->family == 4) {
+      nf_v4_mapped(out, bpf_htonl(0x7f000001));
+    } else {
+      out[15] = 1;
+    }
+    return 0;
+  }
+  struct nf_ifaddr_key k = {p->iif, p->family};
+  __u8* a = bpf_map_lookup_elem(&nf_ifaddr, &k);
+  if (!a) return -1; /* no address: nf_nat_redirect drops the packet */
+  __builtin_memcpy(out, a, 16);
+  return 0;
+}
+
+/* Binds a new connection at one NAT point, with the range of the nat stage
+ * rule that bound it (nw->rule), else the null binding. Updates nw->reply
+ * and flags. Returns 0 or -1 (drop). Global: verified once. */
+NF_SUBPROG int nf_nat_bind(struct __sk_buff* skb, struct nf_scratch* s, __u32 which, __u32 live, __u32 output) {
+  if (!skb || !s) return -1;
+  live &= 1;
+  struct nf_nat_work* nw = &s->nat;
+  struct nf_pkt* p = &s->p;
+  struct nf2bpf_nat* n = 0;
+  nw->has_range = 0;
+  if (nw->rule != NF_NONE) {
+    void* rm = nf_inner(&nf_rules, live);
+    void* nm = nf_inner(&nf_nat, live);
+    __u32 ri = nw->rule;
+    struct nf2bpf_rule* r = rm ? bpf_map_lookup_elem(rm, &ri) : 0;
+    __u32 ni = r ? r->nat : 0;
+    struct nf2bpf_nat* m = nm && r ? bpf_map_lookup_elem(nm, &ni) : 0;
+    if (!m) return -1;
+    nw->range = *m;
+    nw->has_range = 1;
+    n = &nw->range;
+  }
+  int dst = nw->manip_dst;
+  nf_tuple_invert(&nw->cand, &nw->reply); /* the packet as it leaves after the bindings so far */
+  nw->before = nw->cand;
+  __u8* addr = nw->addr;
+  int have = 0;
+  if (n && n->kind == NF_NAT_MASQUERADE) {
+    if (nf_nat_masq_addr(skb, p, &nw->fib, nw->cand.dst, p->oif, addr)) return -1;
+    have = 1;
+  } else if (n && n->kind == NF_NAT_REDIRECT) {
+    if (nf_nat_redirect_addr(p, output, addr)) return -1;
+    have = 1;
+  } else if (n && (n->flags & NF_NAT_F_ADDR)) {
+    nf_nat_pick_addr(nw, p->family);
+    have = 1;
+  }
+  if (have) nf_addr_copy(dst ? nw->cand.dst : nw->cand.src, addr);
+  int ports = (p->has_ports && p->l4proto != IPPROTO_SCTP) || nw->icmp_req;
+  if (nf_nat_unique(s, which, ports)) return -1;
+  if (!nf_tuple_eq(&nw->cand, &nw->before)) nw->flags |= dst ? NF_CT_DNAT : NF_CT_SNAT;
+  nf_tuple_invert(&nw->reply, &nw->cand);
+  return 0;
+}
+
+/* The rewrite at one NAT point for a packet of a NATed (or just bound)
+ * connection (nf_nat_packet): the original direction takes the reply's
+ * inverse, the reply direction the original's; a destination manip only for
+ * the status bit it answers to. Returns 1 when it rewrote the packet, 0 when
+ * there was nothing to do, -1 on failure. */
+NF_SUBPROG int nf_nat_apply(struct __sk_buff* skb, struct nf_scratch* s) {
+  if (!skb || !s) return -1;
+  struct nf_nat_work* nw = &s->nat;
+  int dst = nw->manip_dst;
+  __u8 bit = (dst ^ (nw->dir == 1)) ? NF_CT_DNAT : NF_CT_SNAT;
+  if (!(nw->flags & bit)) return 0;
+  /* The packet's side of the inverse of the other direction's tuple. */
+  const struct nf_ct_tuple* other = nw->dir == 1 ? &nw->orig : &nw->reply;
+  int l3 = nf_l3_offset(skb);
+  if (l3 < 0) return -1;
+  if (nf_nat_write(skb, &s->p, nw, (__u32)l3, dst, dst ? other->src : other->dst, dst ? other->sport : other->dport))
+    return -1;
+  nw->changed = 1;
+  return 1;
+}
+
+/* After conntrack: whether NAT applies to the packet's connection, and what
+ * is left to bind. `forwarded_egress`: the egress run of a forwarded packet,
+ * whose connection ingress created before its source NAT point. */
+static __always_inline void nf_nat_begin(struct nf_scratch* s, const struct nf_ct_res* ct, __u64 now, __u32 nat_fams,
+                                         int looped, int forwarded_egress) {
+  struct nf_nat_work* nw = &s->nat;
+  struct nf_pkt* p = &s->p;
+  __u32 fam = p->family == 4 ? NF_FAM_V4 : NF_FAM_V6;
+  if (!(nat_fams & fam) || !ct->track || looped || p->icmp_err) return;
+  nw->active = 1;
+  nw->dir = ct->dir;
+  nw->now = now;
+  nw->icmp_req = p->has_icmp ? ct->key.pad[0] : 0;
+  if (!ct->exists) {
+    nw->binding = 1;
+    nw->flags = 0;
+    nf_pkt_tuple(p, &nw->orig);
+    nf_tuple_invert(&nw->reply, &nw->orig);
+    return;
+  }
+  if (forwarded_egress && (nw->flags & NF_CT_SRC_PENDING)) {
+    nw->binding = 1;
+    nw->passed = 1; /* its destination was bound at ingress */
+    nw->old_reply = nw->reply;
+    nw->had_alias = (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) != 0;
+  }
+  nw->flags &= NF_CT_SNAT | NF_CT_DNAT;
+}
+
+/* The NAT point of `hook` (called from nf_run_hook): binds a new connection
+ * for the manip type of the hook — with the range of the nat stage rule that
+ * bound it, else the null binding — then rewrites the packet, and classifies
+ * it again when its header changed. */
+NF_SUBPROG int nf_nat_point(struct __sk_buff* skb, struct nf_scratch* s, __u32 which, __u32 live, __u32 hook) {
+  if (!skb || !s) return 0;
+  live &= 1;
+  struct nf_nat_work* nw = &s->nat;
+  int dst = hook == NF_HOOK_PREROUTING || hook == NF_HOOK_OUTPUT;
+  if (!dst && hook != NF_HOOK_INPUT && hook != NF_HOOK_POSTROUTING) return 0;
+  __u8 bit = dst ? 1 : 2;
+  if (nw->passed & bit) return 0;
+  nw->passed |= bit;
+  nw->manip_dst = dst;
+  if (nw->binding && nf_nat_bind(skb, s, which, live, hook == NF_HOOK_OUTPUT)) return -1;
+  int rc = nf_nat_apply(skb, s);
+  if (rc < 0) return -1;
+  if (rc > 0) {
+    struct nf2bpf_gen_cfg* cfg = bpf_map_lookup_elem(&nf_cfg, &live);
+    if (cfg) nf_classify(s, live, cfg->slots_used, s->ctstate, s->ctdir);
+  }
+  return 0;
+}
+
+#endif
