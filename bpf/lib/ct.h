@@ -163,6 +163,13 @@ static __always_inline int nf_ct_nat_dir(struct nf_ct_res* r, struct nf_ct_val**
   }
   if (nf_tuple_is(&v->orig, sa, da, sp, dp) || nf_tuple_is(&v->reply, da, sa, dp, sp)) return 0;
   if (nf_tuple_is(&v->reply, sa, da, sp, dp) || nf_tuple_is(&v->orig, da, sa, dp, sp)) return 1;
+  /* Between the two NAT points of a forwarded packet (at egress): the
+   * original direction with its destination translated, the reply with its
+   * destination restored. */
+  if (nf_addr_eq(v->orig.src, sa) && nf_addr_eq(v->reply.src, da) && v->orig.sport == sp && v->reply.sport == dp)
+    return 0;
+  if (nf_addr_eq(v->reply.src, sa) && nf_addr_eq(v->orig.src, da) && v->reply.sport == sp && v->orig.sport == dp)
+    return 1;
   return 2;
 }
 
@@ -245,9 +252,8 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
     struct nf_ct_val* iv = bpf_map_lookup_elem(&nf_ct, &r->key);
     int iexists = iv && iv->expires_ns > now;
     if (iexists && (iv->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS))) {
-      int d = nf_ct_nat_dir(r, &iv, p->saddr, p->daddr, p->icmp_id, p->icmp_id, now, &nw->key);
-      if (d == 2) return 0; /* INVALID */
-      iexists = d >= 0;
+      /* (An echo flow's direction is its type's.) */
+      iexists = nf_ct_nat_dir(r, &iv, p->saddr, p->daddr, p->icmp_id, p->icmp_id, now, &nw->key) >= 0;
     }
     if (iexists) nf_ct_nat_load(nw, iv);
     if (rep && !iexists) return 0; /* a reply needs its request */
@@ -353,9 +359,11 @@ static __always_inline void nf_ct_alias_key(struct nf_ct_key* k, const struct nf
   nf_tuple_key(k, reply, r->key.proto, nw->icmp_req, 1);
 }
 
-/* (nw->key and nw->val are working memory.) */
-static __always_inline void nf_ct_write_alias(const struct nf_ct_res* r, struct nf_nat_work* nw, __u64 expires) {
-  nf_ct_alias_key(&nw->key, &nw->reply, r, nw);
+/* An alias of the connection in nw under the key of tuple t (reply_dir:
+ * t is a reply-direction tuple). (nw->key and nw->val are working memory.) */
+static __always_inline void nf_ct_write_alias(const struct nf_ct_res* r, struct nf_nat_work* nw, __u64 expires,
+                                              const struct nf_ct_tuple* t, int reply_dir) {
+  nf_tuple_key(&nw->key, t, r->key.proto, nw->icmp_req, reply_dir);
   __builtin_memset(&nw->val, 0, sizeof(nw->val));
   nw->val.expires_ns = expires;
   nw->val.flags = NF_CT_ALIAS | (nw->flags & (NF_CT_SNAT | NF_CT_DNAT));
@@ -387,7 +395,13 @@ static __always_inline int nf_ct_finish(struct nf_ct_res* r, __u64 now, int acce
       nf_ct_alias_key(&nw->key, &nw->old_reply, r, nw);
       bpf_map_delete_elem(&nf_ct, &nw->key);
     }
-    if (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) nf_ct_write_alias(r, nw, expires);
+    if (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) nf_ct_write_alias(r, nw, expires, &nw->reply, 1);
+    /* Translated at both ends: the egress program meets the packet between
+     * its two NAT points, under a third key. */
+    if ((nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) == (NF_CT_SNAT | NF_CT_DNAT)) {
+      nf_tuple_set(&nw->used, nw->orig.src, nw->reply.src, nw->orig.sport, nw->reply.sport);
+      nf_ct_write_alias(r, nw, expires, &nw->used, 0);
+    }
     return 0;
   }
   if (!accepted) return 0;
@@ -404,7 +418,7 @@ static __always_inline int nf_ct_finish(struct nf_ct_res* r, __u64 now, int acce
   }
   bpf_map_update_elem(&nf_ct, &r->key, v, BPF_ANY);
   if (!nw->active || !(nw->flags & (NF_CT_SNAT | NF_CT_DNAT))) return 0;
-  nf_ct_write_alias(r, nw, v->expires_ns);
+  nf_ct_write_alias(r, nw, v->expires_ns, &nw->reply, 1);
   return 1;
 }
 
