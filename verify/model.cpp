@@ -56,6 +56,126 @@ bool martian(const pkt::Packet& p) {
   return loop(p.saddr) || loop(p.daddr);
 }
 
+// Tuples and keys as bpf/lib/ct.h builds them (nf_tuple_set, nf_tuple_key ...).
+ir::u128 from_bytes(const uint8_t* b) {
+  ir::u128 v = 0;
+  for (int i = 0; i < 16; ++i) v = (v << 8) | b[i];
+  return v;
+}
+
+nf_ct_tuple tuple_set(const uint8_t* src, const uint8_t* dst, uint16_t sp, uint16_t dp) {
+  nf_ct_tuple t{};
+  std::memcpy(t.src, src, 16);
+  std::memcpy(t.dst, dst, 16);
+  t.sport = sp;
+  t.dport = dp;
+  return t;
+}
+
+nf_ct_tuple tuple_invert(const nf_ct_tuple& t) { return tuple_set(t.dst, t.src, t.dport, t.sport); }
+
+bool tuple_eq(const nf_ct_tuple& x, const nf_ct_tuple& y) {
+  return x.sport == y.sport && x.dport == y.dport && !std::memcmp(x.src, y.src, 16) && !std::memcmp(x.dst, y.dst, 16);
+}
+
+bool ct_key_of(nf_ct_key& k, const uint8_t* sa, const uint8_t* da, uint16_t sp, uint16_t dp, uint8_t proto) {
+  int c = std::memcmp(sa, da, 16);
+  bool src_is_a = c < 0 || (c == 0 && sp <= dp);
+  k = {};
+  std::memcpy(k.a, src_is_a ? sa : da, 16);
+  std::memcpy(k.b, src_is_a ? da : sa, 16);
+  k.pa = src_is_a ? sp : dp;
+  k.pb = src_is_a ? dp : sp;
+  k.proto = proto;
+  return src_is_a;
+}
+
+nf_ct_key tuple_key(const nf_ct_tuple& t, uint8_t proto, uint8_t icmp_req, bool reply_dir) {
+  nf_ct_key k{};
+  if (icmp_req) {
+    std::memcpy(k.a, reply_dir ? t.dst : t.src, 16);
+    std::memcpy(k.b, reply_dir ? t.src : t.dst, 16);
+    k.pa = k.pb = t.sport;
+    k.proto = proto;
+    k.pad[0] = icmp_req;
+    return k;
+  }
+  ct_key_of(k, t.src, t.dst, t.sport, t.dport, proto);
+  return k;
+}
+
+bool tuple_is(const nf_ct_tuple& t, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp) {
+  return t.sport == sp && t.dport == dp && from_bytes(t.src) == sa && from_bytes(t.dst) == da;
+}
+
+// The kernel's jhash2() over 4 words (include/linux/jhash.h), as nf_jhash2_4.
+uint32_t rol32(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+uint32_t jhash2_4(const uint32_t* k, uint32_t initval) {
+  uint32_t a, b, c;
+  a = b = c = 0xdeadbeef + (4 << 2) + initval;
+  a += k[0];
+  b += k[1];
+  c += k[2];
+  a -= c, a ^= rol32(c, 4), c += b;
+  b -= a, b ^= rol32(a, 6), a += c;
+  c -= b, c ^= rol32(b, 8), b += a;
+  a -= c, a ^= rol32(c, 16), c += b;
+  b -= a, b ^= rol32(a, 19), a += c;
+  c -= b, c ^= rol32(b, 4), b += a;
+  a += k[3];
+  c ^= b, c -= rol32(b, 14);
+  a ^= c, a -= rol32(c, 11);
+  b ^= a, b -= rol32(a, 25);
+  c ^= b, c -= rol32(b, 16);
+  a ^= c, a -= rol32(c, 4);
+  b ^= a, b -= rol32(a, 14);
+  c ^= b, c -= rol32(b, 24);
+  return c;
+}
+
+// union nf_inet_addr's words of an address (raw memory order, as BPF reads them).
+void inet_words(uint32_t* w, const uint8_t* a, uint8_t family) {
+  if (family == 4) {
+    std::memcpy(&w[0], a + 12, 4);
+    w[1] = w[2] = w[3] = 0;
+    return;
+  }
+  std::memcpy(w, a, 16);
+}
+
+// find_best_ips_proto, as nf_nat_pick_addr.
+void pick_addr(const nf2bpf_nat& n, const nf_ct_tuple& t, uint8_t family, uint8_t* out) {
+  uint32_t mn[4], mx[4], src[4], dst[4], res[4];
+  inet_words(mn, n.addr_min, family);
+  inet_words(mx, n.addr_max, family);
+  if (!std::memcmp(mn, mx, sizeof mn)) {
+    std::memcpy(out, n.addr_min, 16);
+    return;
+  }
+  inet_words(src, t.src, family);
+  inet_words(dst, t.dst, family);
+  bool persistent = n.flags & NF_NAT_F_PERSISTENT;
+  int max = family == 4 ? 0 : 3;
+  uint32_t j = jhash2_4(src, persistent ? 0 : dst[max]);
+  bool full = false;
+  for (int i = 0; i < 4; ++i) {
+    res[i] = 0;
+    if (i > max) continue;
+    uint32_t minip = full ? 0 : __builtin_bswap32(mn[i]);
+    uint32_t dist = full ? ~0u : __builtin_bswap32(mx[i]) - minip + 1;
+    res[i] = __builtin_bswap32(minip + (uint32_t)(((uint64_t)j * dist) >> 32));
+    if (res[i] != mx[i]) full = true;
+    if (!persistent) j ^= dst[i];
+  }
+  if (family == 4) {
+    std::memset(out, 0, 10);
+    out[10] = out[11] = 0xff;
+    std::memcpy(out + 12, &res[0], 4);
+    return;
+  }
+  std::memcpy(out, res, 16);
+}
+
 }  // namespace
 
 Model::Model(const policy::Policy& p, ModelEnv env) : pol_(p), env_(std::move(env)) {
@@ -232,22 +352,235 @@ uint8_t Model::run_stage(Work& w, uint32_t si, Decision& d) {
   }
 }
 
+// As nf_run_hook: the hook's nat stages run together at its NAT point.
 uint8_t Model::run_hook(Work& w, int hook, int phase, Decision& d) {
   const auto& hd = pol_.hooks[hook];
   uint8_t fam = w.p.family == 4 ? NF_FAM_V4 : NF_FAM_V6;
+  bool natpoint = w.nat.active && (phase & 2);
+  w.nat.rule = kNone;
   for (uint32_t i = 0; i < hd.stage_count && i < 16; ++i) {
     uint32_t si = hd.stage_first + i;
     const auto& st = pol_.stages[si];
     if (!(st.family_mask & fam)) continue;
     int ph = (st.flags & NF_STAGE_BEFORE_CT) ? 1 : 2;
     if (!(ph & phase)) continue;
+    if (st.flags & NF_STAGE_NAT) {
+      if (!natpoint || !w.nat.binding || w.nat.rule != kNone) continue;
+    } else if (natpoint && (st.flags & NF_STAGE_AFTER_NAT)) {
+      natpoint = false;
+      if (!nat_point(w, hook)) return NF_ACT_DROP;
+    }
     uint8_t v = run_stage(w, si, d);
+    if (v == NF_ACT_NAT) {
+      w.nat.rule = d.rule;
+      continue;
+    }
     if (v != NF_ACT_ACCEPT) return v;
   }
+  if (natpoint && !nat_point(w, hook)) return NF_ACT_DROP;
   return NF_ACT_ACCEPT;
 }
 
-void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped) const {
+// As nf_nat_begin.
+void Model::nat_begin(Work& w, const CtRes& ct, uint64_t now, bool looped, bool forwarded_egress) const {
+  NatWork& nw = w.nat;
+  const pkt::Packet& p = w.p;
+  uint32_t fam = p.family == 4 ? NF_FAM_V4 : NF_FAM_V6;
+  bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
+  if (!(pol_.cfg.nat_fams & fam) || !ct.track || looped || (is_icmp && p.inner)) return;
+  nw.active = true;
+  nw.dir = ct.dir;
+  nw.now = now;
+  nw.icmp_req = is_icmp ? ct.key.pad[0] : 0;
+  if (!ct.exists) {
+    nw.binding = true;
+    nw.flags = 0;
+    uint8_t sb[16], db[16];
+    to_bytes(p.saddr, sb);
+    to_bytes(p.daddr, db);
+    bool ports = p.has_l4 && has_ports(p.l4proto);
+    uint16_t sp = ports ? p.sport : is_icmp ? p.icmp_id : 0;
+    uint16_t dp = ports ? p.dport : is_icmp ? p.icmp_id : 0;
+    nw.orig = tuple_set(sb, db, sp, dp);
+    nw.reply = tuple_invert(nw.orig);
+    return;
+  }
+  if (forwarded_egress && (nw.flags & NF_CT_SRC_PENDING)) {
+    nw.binding = true;
+    nw.passed = 1;
+    nw.old_reply = nw.reply;
+    nw.had_alias = (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) != 0;
+  }
+  nw.flags &= NF_CT_SNAT | NF_CT_DNAT;
+}
+
+// As nf_nat_point.
+bool Model::nat_point(Work& w, int hook) {
+  NatWork& nw = w.nat;
+  bool dst = hook == NF_HOOK_PREROUTING || hook == NF_HOOK_OUTPUT;
+  if (!dst && hook != NF_HOOK_INPUT && hook != NF_HOOK_POSTROUTING) return true;
+  uint8_t bit = dst ? 1 : 2;
+  if (nw.passed & bit) return true;
+  nw.passed |= bit;
+  nw.manip_dst = dst;
+  if (nw.binding && !nat_bind(w, hook == NF_HOOK_OUTPUT)) return false;
+  int rc = nat_apply(w);
+  if (rc < 0) return false;
+  if (rc > 0) classify(w, pol_.cfg.slots_used, w.ctstate, w.ctdir);
+  return true;
+}
+
+// As nf_nat_used.
+bool Model::nat_used(const NatWork& nw, uint8_t proto) const {
+  nf_ct_key k = tuple_key(tuple_invert(nw.cand), proto, nw.icmp_req, true);
+  auto it = ct_.find(k);
+  if (it == ct_.end() || it->second.expires_ns <= nw.now) return false;
+  return !tuple_eq(it->second.orig, nw.orig);
+}
+
+// As nf_nat_unique (get_unique_tuple's port part).
+bool Model::nat_unique(Work& w, const nf2bpf_nat* n, bool ports) {
+  NatWork& nw = w.nat;
+  bool dst = nw.manip_dst;
+  bool icmp = nw.icmp_req != 0;
+  bool specified = n && (n->flags & NF_NAT_F_PORTS);
+  bool random = n && (n->flags & (NF_NAT_F_RANDOM | NF_NAT_F_RANDOM_FULLY));
+  uint16_t cur = dst ? nw.cand.dport : nw.cand.sport;
+  if (!ports) return true;
+  if (!random) {
+    if (specified) {
+      if (cur >= n->port_min && cur <= n->port_max && (n->port_min == n->port_max || !nat_used(nw, w.p.l4proto)))
+        return true;
+    } else if (!nat_used(nw, w.p.l4proto)) {
+      return true;
+    }
+  }
+  uint32_t min, size;
+  if (icmp) {
+    min = specified ? n->port_min : 0;
+    size = specified ? (uint32_t)n->port_max - n->port_min + 1 : 65536;
+  } else if (!specified) {
+    if (dst) return true;
+    if (cur < 1024) {
+      min = cur < 512 ? 1 : 600;
+      size = cur < 512 ? 511 : 1023 - 600 + 1;
+    } else {
+      min = 1024;
+      size = 65535 - 1024 + 1;
+    }
+  } else {
+    min = n->port_min;
+    size = (uint32_t)n->port_max - n->port_min + 1;
+  }
+  uint32_t off = 0;
+  if (random || !dst) {
+    rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
+    off = (uint32_t)rng_ & 0xffff;
+  }
+  uint32_t attempts = std::min<uint32_t>(size, 128);
+  for (uint32_t i = 0; i < attempts; ++i) {
+    uint16_t port = (uint16_t)(min + (off + i) % size);
+    if (dst)
+      nw.cand.dport = port;
+    else
+      nw.cand.sport = port;
+    if (nw.icmp_req) nw.cand.sport = nw.cand.dport = port;
+    if (!nat_used(nw, w.p.l4proto)) return true;
+  }
+  return false;
+}
+
+// As nf_nat_bind.
+bool Model::nat_bind(Work& w, bool output) {
+  NatWork& nw = w.nat;
+  const pkt::Packet& p = w.p;
+  const nf2bpf_nat* n = nullptr;
+  if (nw.rule != kNone) {
+    if (nw.rule >= pol_.rules.size() || pol_.rules[nw.rule].nat >= pol_.nats.size()) return false;
+    n = &pol_.nats[pol_.rules[nw.rule].nat];
+  }
+  bool dst = nw.manip_dst;
+  nw.cand = tuple_invert(nw.reply);
+  nw.before = nw.cand;
+  uint8_t addr[16];
+  bool have = false;
+  if (n && n->kind == NF_NAT_MASQUERADE) {
+    auto a = env_.source_address ? env_.source_address(p.family, p.oif, from_bytes(nw.cand.dst)) : std::nullopt;
+    if (!a) return false;
+    to_bytes(*a, addr);
+    have = true;
+  } else if (n && n->kind == NF_NAT_REDIRECT) {
+    std::optional<ir::u128> a;
+    if (output)
+      a = p.family == 4 ? ir::v4_to_u128(0x7f000001) : (ir::u128)1;
+    else if (env_.iface_address)
+      a = env_.iface_address(p.family, p.iif);
+    if (!a) return false;
+    to_bytes(*a, addr);
+    have = true;
+  } else if (n && (n->flags & NF_NAT_F_ADDR)) {
+    pick_addr(*n, nw.cand, p.family, addr);
+    have = true;
+  }
+  if (have) std::memcpy(dst ? nw.cand.dst : nw.cand.src, addr, 16);
+  bool is_icmp = nw.icmp_req != 0;
+  bool ports = (p.has_l4 && has_ports(p.l4proto) && p.l4proto != 132) || is_icmp;
+  if (!nat_unique(w, n, ports)) return false;
+  if (!tuple_eq(nw.cand, nw.before)) nw.flags |= dst ? NF_CT_DNAT : NF_CT_SNAT;
+  nw.reply = tuple_invert(nw.cand);
+  return true;
+}
+
+// As nf_nat_apply: 1 rewritten, 0 nothing to do, -1 failure.
+int Model::nat_apply(Work& w) {
+  NatWork& nw = w.nat;
+  bool dst = nw.manip_dst;
+  uint8_t bit = (dst != (nw.dir == 1)) ? NF_CT_DNAT : NF_CT_SNAT;
+  if (!(nw.flags & bit)) return 0;
+  const nf_ct_tuple& other = nw.dir == 1 ? nw.orig : nw.reply;
+  pkt::Packet& p = w.p;
+  ir::u128 addr = from_bytes(dst ? other.src : other.dst);
+  uint16_t port = dst ? other.sport : other.dport;
+  (dst ? p.daddr : p.saddr) = addr;
+  bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
+  if (p.has_l4 && has_ports(p.l4proto) && p.l4proto != 132)
+    (dst ? p.dport : p.sport) = port;
+  else if (is_icmp && !p.inner)
+    p.icmp_id = port;
+  nw.changed = true;
+  return 1;
+}
+
+// As nf_ct_nat_dir: the packet's key found a NATed connection's entry or
+// alias; moves r.key and v to the connection's own entry. 0 original, 1
+// reply, -1 a stale alias (no entry), 2 another flow's key.
+int Model::nat_dir(CtRes& r, const nf_ct_val*& v, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp,
+                   uint64_t now) const {
+  if (v->flags & NF_CT_ALIAS) {
+    nf_ct_key mk = tuple_key(v->orig, r.key.proto, r.key.pad[0], false);
+    auto it = ct_.find(mk);
+    if (it == ct_.end() || it->second.expires_ns <= now || (it->second.flags & NF_CT_ALIAS) ||
+        !tuple_eq(it->second.reply, v->reply))
+      return -1;
+    r.key = mk;
+    v = &it->second;
+  }
+  if (tuple_is(v->orig, sa, da, sp, dp) || tuple_is(v->reply, da, sa, dp, sp)) return 0;
+  if (tuple_is(v->reply, sa, da, sp, dp) || tuple_is(v->orig, da, sa, dp, sp)) return 1;
+  if (from_bytes(v->orig.src) == sa && from_bytes(v->reply.src) == da && v->orig.sport == sp && v->reply.sport == dp)
+    return 0;
+  if (from_bytes(v->reply.src) == sa && from_bytes(v->orig.src) == da && v->reply.sport == sp && v->orig.sport == dp)
+    return 1;
+  return 2;
+}
+
+void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped, NatWork& nw) const {
+  nw.flags = 0;
+  auto nat_load = [&](const nf_ct_val* v) {
+    nw.orig = v->orig;
+    nw.reply = v->reply;
+    nw.flags = v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_SRC_PENDING);
+  };
   r.dir = 2;
   r.state = NF_CT_STATE_INVALID;
   if (p.later_fragment) return;
@@ -299,6 +632,12 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped)
       }
       if (const nf_ct_val* v = live(k)) {
         bool inner_orig = ((v->flags & NF_CT_ORIG_IS_A) != 0) == inner_is_a;
+        if (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) {
+          r.key = k;
+          int d = nat_dir(r, v, in.saddr, in.daddr, in.sport, in.dport, now);
+          if (d < 0 || d > 1) return;
+          inner_orig = d == 0;
+        }
         r.state = NF_CT_STATE_RELATED;
         r.dir = inner_orig ? 1 : 0;
         r.ctmark = v->mark;
@@ -315,6 +654,10 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped)
     icmp_key(r.key, req ? p.saddr : p.daddr, req ? p.daddr : p.saddr, p.icmp_id, proto, req_type);
     r.proto = proto;
     const nf_ct_val* v = live(r.key);
+    if (v && (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) &&
+        nat_dir(r, v, p.saddr, p.daddr, p.icmp_id, p.icmp_id, now) < 0)
+      v = nullptr;
+    if (v) nat_load(v);
     if (rep && !v) return;
     if (looped && !v) {
       r.state = NF_CT_STATE_UNTRACKED;
@@ -343,7 +686,16 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped)
   bool src_is_a = key_of(r.key, p.saddr, p.daddr, sp, dp, proto);
   const nf_ct_val* v = live(r.key);
   bool exists = v != nullptr;
-  int dir = exists ? ((((v->flags & NF_CT_ORIG_IS_A) != 0) == src_is_a) ? 0 : 1) : 0;
+  int dir = 0;
+  if (exists && (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS))) {
+    dir = nat_dir(r, v, p.saddr, p.daddr, sp, dp, now);
+    if (dir == 2) return;  // INVALID: another connection has this key
+    exists = dir >= 0;
+    if (dir < 0) dir = 0;
+  } else if (exists) {
+    dir = (((v->flags & NF_CT_ORIG_IS_A) != 0) == src_is_a) ? 0 : 1;
+  }
+  if (exists) nat_load(v);
   if (proto == 6 && (!p.has_l4 || !tcp_flags_valid(p.tcp_flags))) return;
   if (proto == 6 && !(looped && exists)) {
     int idx = tcp_index(p.tcp_flags);
@@ -396,21 +748,54 @@ void Model::ct_update(const CtRes& r, uint64_t now) {
   v.expires_ns = now + ct_timeout(r, v.flags & NF_CT_SEEN_REPLY);
 }
 
-// As nf_ct_finish: new connections are created only for accepted packets.
-void Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark) {
-  if (!r.track || r.kill) return;
+// As nf_ct_write_alias.
+void Model::write_alias(const CtRes& r, const NatWork& nw, uint64_t expires, const nf_ct_tuple& t, bool reply_dir) {
+  nf_ct_val a{};
+  a.expires_ns = expires;
+  a.flags = NF_CT_ALIAS | (nw.flags & (NF_CT_SNAT | NF_CT_DNAT));
+  a.orig = nw.orig;
+  a.reply = nw.reply;
+  ct_[tuple_key(t, r.key.proto, nw.icmp_req, reply_dir)] = a;
+}
+
+// As nf_ct_finish: new connections are created only for accepted packets;
+// a forwarded one's source binding is stored at its egress. Returns whether
+// an alias was written for a new connection.
+bool Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark, const NatWork& nw,
+                      bool src_pending) {
+  if (!r.track || r.kill) return false;
+  bool bind = nw.active && nw.binding && accepted;
   if (r.exists) {
     auto it = ct_.find(r.key);
-    if (it != ct_.end()) it->second.mark = ctmark;
-    return;
+    if (it == ct_.end()) return false;
+    nf_ct_val& v = it->second;
+    v.mark = ctmark;
+    if (!bind) return false;
+    v.reply = nw.reply;
+    v.flags = (v.flags & ~(NF_CT_SRC_PENDING | NF_CT_SNAT | NF_CT_DNAT)) | (nw.flags & (NF_CT_SNAT | NF_CT_DNAT));
+    uint64_t expires = v.expires_ns;
+    if (nw.had_alias && !tuple_eq(nw.old_reply, nw.reply))
+      ct_.erase(tuple_key(nw.old_reply, r.key.proto, nw.icmp_req, true));
+    if (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) write_alias(r, nw, expires, nw.reply, true);
+    if ((nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) == (NF_CT_SNAT | NF_CT_DNAT))
+      write_alias(r, nw, expires, tuple_set(nw.orig.src, nw.reply.src, nw.orig.sport, nw.reply.sport), false);
+    return false;
   }
-  if (!accepted) return;
+  if (!accepted) return false;
   nf_ct_val v{};
   v.tcp_state = r.new_tcp;
   v.flags = r.orig_is_a ? NF_CT_ORIG_IS_A : 0;
   v.mark = ctmark;
   v.expires_ns = now + ct_timeout(r, false);
+  if (nw.active) {
+    v.orig = nw.orig;
+    v.reply = nw.reply;
+    v.flags |= (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) | (src_pending ? NF_CT_SRC_PENDING : 0);
+  }
   ct_[r.key] = v;
+  if (!nw.active || !(nw.flags & (NF_CT_SNAT | NF_CT_DNAT))) return false;
+  write_alias(r, nw, v.expires_ns, nw.reply, true);
+  return true;
 }
 
 Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
@@ -441,17 +826,32 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   CtRes ct;
   if (verdict == NF_ACT_ACCEPT) {
     if (cfg.ct_needed && (!w.notrack || looped)) {
-      ct_lookup(w.p, now_ns, ct, looped);
+      ct_lookup(w.p, now_ns, ct, looped, w.nat);
       if (confirm && !looped) ct_update(ct, now_ns);
       w.ctmark = ct.ctmark;
       w.has_ct = (ct.state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;
+      nat_begin(w, ct, now_ns, looped, !confirm);
     } else {
       ct.state = NF_CT_STATE_UNTRACKED;
       ct.dir = 2;
     }
+    w.ctstate = ct.state;
+    w.ctdir = ct.dir;
     d.ctstate = ct.state;
     classify(w, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct.state, ct.dir);
     verdict = run_hook(w, first, 2, d);
+    // As nf_route, after PREROUTING: destination NAT may have changed where
+    // the packet goes.
+    if (verdict == NF_ACT_ACCEPT && first == NF_HOOK_PREROUTING && !looped && w.nat.changed && env_.route &&
+        second != NF_HOOK_MAX) {
+      auto r = env_.route(w.p.family, w.p.daddr);
+      if (!r)
+        second = NF_HOOK_MAX;
+      else if (r->empty())
+        second = NF_HOOK_INPUT, oif.clear();
+      else
+        second = NF_HOOK_FORWARD, oif = *r;
+    }
     if (verdict == NF_ACT_ACCEPT && second != NF_HOOK_MAX) {
       if (first == NF_HOOK_PREROUTING) {
         w.p.oif = oif;
@@ -464,20 +864,38 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
       verdict = run_hook(w, second, 3, d);
     }
   }
-  if (cfg.ct_needed && confirm && (looped || !w.notrack)) ct_finish(ct, now_ns, verdict == NF_ACT_ACCEPT, w.ctmark);
+  bool accepted = verdict == NF_ACT_ACCEPT;
+  bool forwarding = first == NF_HOOK_PREROUTING && second == NF_HOOK_FORWARD;
+  bool alias = false;
+  if (cfg.ct_needed && confirm && (looped || !w.notrack))
+    alias = ct_finish(ct, now_ns, accepted, w.ctmark, w.nat, forwarding && w.nat.active);
+  if (!confirm && w.nat.binding && accepted) ct_finish(ct, now_ns, true, ct.ctmark, w.nat, false);
   // As the BPF programs: a forwarded packet's new connection, created when
   // FORWARD accepted it, goes away when POSTROUTING drops the packet.
   if (path != Path::Output && path != Path::PostForward) {
-    pending_ =
-        cfg.ct_needed && !w.notrack && second == NF_HOOK_FORWARD && verdict == NF_ACT_ACCEPT && ct.track && !ct.exists;
-    if (pending_) pending_key_ = ct.key;
+    pending_ = cfg.ct_needed && !w.notrack && forwarding && accepted && ct.track && !ct.exists;
+    pending_alias_ = false;
+    if (pending_) {
+      pending_key_ = ct.key;
+      if (alias) {
+        pending_alias_ = true;
+        pending_alias_key_ = tuple_key(w.nat.reply, ct.key.proto, w.nat.icmp_req, true);
+      }
+    }
   } else if (path == Path::PostForward && pending_) {
-    if (verdict != NF_ACT_ACCEPT && std::memcmp(&ct.key, &pending_key_, sizeof ct.key) == 0) ct_.erase(pending_key_);
+    if (!accepted && std::memcmp(&ct.key, &pending_key_, sizeof ct.key) == 0) {
+      ct_.erase(pending_key_);
+      if (pending_alias_) ct_.erase(pending_alias_key_);
+    }
     pending_ = false;
   }
   d.action = verdict;
   d.mark = w.p.mark;
   d.indeterminate = w.indeterminate;
+  d.translated = w.nat.changed;
+  d.forwarded = forwarding;
+  d.out = w.p;
+  d.out.oif = oif;
   return d;
 }
 

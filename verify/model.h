@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <string>
 #include <vector>
@@ -40,12 +41,24 @@ struct Decision {
   uint32_t mark = 0;           // skb mark after the hooks
   uint8_t ctstate = 0;         // NF_CT_STATE_* the rules saw
   bool indeterminate = false;  // a random or rate-limited rule took part
+  bool translated = false;     // NAT rewrote the packet's header
+  bool forwarded = false;      // an ingress run routed it on (FORWARD): POSTROUTING is the egress program's
+  pkt::Packet out;             // the packet as it leaves this run (NAT applied, mark set)
 };
 
 // Host facts the BPF side gets from the loader: address types.
 struct ModelEnv {
   // Address type bit (ir::AddrType) of an address; default: UNICAST.
   std::function<uint32_t(const ir::u128&)> addrtype;
+  // Routing of a packet that came in (nf_route): the output interface, ""
+  // when it is for this host, nullopt when the kernel will not route it.
+  // Unset: the caller's path stands (only NAT can change it).
+  std::function<std::optional<std::string>(uint8_t family, const ir::u128& dst)> route;
+  // MASQUERADE's address: the source the kernel picks for the route to dst
+  // out of oif (bpf_fib_lookup with BPF_FIB_LOOKUP_SRC).
+  std::function<std::optional<ir::u128>(uint8_t family, const std::string& oif, const ir::u128& dst)> source_address;
+  // REDIRECT's address: an interface's first address (the nf_ifaddr map).
+  std::function<std::optional<ir::u128>(uint8_t family, const std::string& ifname)> iface_address;
 };
 
 class Model {
@@ -74,8 +87,21 @@ class Model {
     uint8_t proto = 0;
     uint32_t ctmark = 0;
   };
+  // As struct nf_nat_work in bpf/lib/maps.h.
+  struct NatWork {
+    nf_ct_tuple orig{}, reply{}, cand{}, before{}, old_reply{};
+    uint32_t rule = UINT32_MAX;
+    bool active = false, binding = false;
+    uint8_t flags = 0, dir = 0;
+    bool manip_dst = false;
+    uint8_t icmp_req = 0, passed = 0;
+    bool changed = false, had_alias = false;
+    uint64_t now = 0;
+  };
   struct Work {
     pkt::Packet p;
+    NatWork nat;
+    uint8_t ctstate = 0, ctdir = 2;
     std::array<uint32_t, 32> cls{};
     uint32_t ctmark = 0;
     bool notrack = false;
@@ -87,14 +113,23 @@ class Model {
   void classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const;
   uint32_t lpm_class(int slot, const ir::u128& a) const;
   uint8_t run_hook(Work& w, int hook, int phase, Decision& d);
+  bool nat_point(Work& w, int hook);
+  bool nat_bind(Work& w, bool output);
+  bool nat_unique(Work& w, const nf2bpf_nat* n, bool ports);
+  bool nat_used(const NatWork& nw, uint8_t proto) const;
+  int nat_apply(Work& w);
+  void nat_begin(Work& w, const CtRes& ct, uint64_t now, bool looped, bool forwarded_egress) const;
+  void write_alias(const CtRes& r, const NatWork& nw, uint64_t expires, const nf_ct_tuple& t, bool reply_dir);
   uint8_t run_stage(Work& w, uint32_t si, Decision& d);
   uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
   void statements(Work& w, const nf2bpf_rule& r);
-  void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped = false) const;
+  void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped, NatWork& nw) const;
+  int nat_dir(CtRes& r, const nf_ct_val*& v, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp,
+              uint64_t now) const;
   static uint64_t ct_timeout(const CtRes& r, bool seen_reply);
   void ct_update(const CtRes& r, uint64_t now);
-  void ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark);
+  bool ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark, const NatWork& nw, bool src_pending);
 
   const policy::Policy& pol_;
   ModelEnv env_;
@@ -107,8 +142,8 @@ class Model {
   std::map<nf_ct_key, nf_ct_val, CtKeyLess> ct_;
   // A forwarded packet's connection created at ingress, until its egress run
   // (nf_scratch.pending / pending_key).
-  bool pending_ = false;
-  nf_ct_key pending_key_{};
+  bool pending_ = false, pending_alias_ = false;
+  nf_ct_key pending_key_{}, pending_alias_key_{};
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
   uint64_t now_ = 0;

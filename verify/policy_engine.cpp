@@ -36,6 +36,15 @@ PolicyEngine::PolicyEngine(const policy::Policy& pol, const HostModel& host, std
     : pol_(pol), host_(host), name_(std::move(name)) {
   model::ModelEnv env;
   env.addrtype = [this](const ir::u128& a) { return (uint32_t)host_.addr_type(a); };
+  env.route = [this](uint8_t, const ir::u128& dst) -> std::optional<std::string> {
+    if (host_.is_local(dst)) return std::string();
+    std::string oif = host_.route(dst);
+    return oif.empty() ? std::string("(default route)") : oif;
+  };
+  env.source_address = [this](uint8_t fam, const std::string& oif, const ir::u128&) {
+    return host_.local_address(fam, oif);
+  };
+  env.iface_address = [this](uint8_t fam, const std::string& ifname) { return host_.local_address(fam, ifname); };
   model_ = std::make_unique<model::Model>(pol_, env);
 }
 
@@ -71,11 +80,26 @@ Decision describe(const policy::Policy& pol_, const model::Decision& md) {
 model::Decision combine_forward(model::Decision md, model::Decision post) {
   if (md.action != NF_ACT_ACCEPT || md.indeterminate) return md;
   bool explicit_accept = !post.by_policy && post.stage != UINT32_MAX;
+  post.translated |= md.translated;
   if (post.action != NF_ACT_ACCEPT || post.indeterminate || explicit_accept) {
     post.ctstate = md.ctstate;
     return post;
   }
+  md.out = post.out;
+  md.translated = post.translated;
   return md;
+}
+
+// The header the packet leaves with, when NAT changed it.
+std::optional<NatTuple> nat_of(const pkt::Packet& in, const model::Decision& md) {
+  if (!md.translated || md.action != NF_ACT_ACCEPT) return std::nullopt;
+  const pkt::Packet& o = md.out;
+  bool icmp = o.has_l4 && (o.l4proto == 1 || o.l4proto == 58) && !o.inner;
+  bool ports = o.has_l4 && !icmp && o.l4proto != 1 && o.l4proto != 58;
+  uint16_t sp = ports ? o.sport : icmp ? o.icmp_id : 0, dp = ports ? o.dport : icmp ? o.icmp_id : 0;
+  uint16_t isp = ports ? in.sport : icmp ? in.icmp_id : 0, idp = ports ? in.dport : icmp ? in.icmp_id : 0;
+  if (o.saddr == in.saddr && o.daddr == in.daddr && sp == isp && dp == idp) return std::nullopt;
+  return NatTuple::exact(o.saddr, o.daddr, sp, dp, ports || icmp);
 }
 
 Decision PolicyEngine::decide(const pkt::Packet& p, const Traversal& t) {
@@ -89,23 +113,26 @@ Decision PolicyEngine::decide(const pkt::Packet& p, const Traversal& t) {
     // INPUT.
     auto md = model_->decide(p, model::Path::Output, now);
     if (to_self && md.action == NF_ACT_ACCEPT && !md.indeterminate) {
-      pkt::Packet back = p;
+      pkt::Packet back = md.out;
       back.mark = md.mark;
       auto in = model_->decide(back, model::Path::Looped, now);
+      in.translated |= md.translated;
       if (in.action != NF_ACT_ACCEPT || in.indeterminate || in.stage != UINT32_MAX) md = in;
     }
     d = describe(pol_, md);
-  } else if (forward) {
-    // TC ingress judges PREROUTING and FORWARD; the egress program POSTROUTING.
-    auto md = model_->decide(p, model::Path::Forward, now);
-    if (md.action == NF_ACT_ACCEPT && !md.indeterminate) {
-      pkt::Packet out = p;
+    d.nat = nat_of(p, md);
+  } else {
+    // TC ingress judges PREROUTING and then FORWARD or INPUT (routing after
+    // PREROUTING's destination NAT); a forwarded packet's egress program
+    // judges POSTROUTING.
+    auto md = model_->decide(p, forward ? model::Path::Forward : model::Path::Input, now);
+    if (md.action == NF_ACT_ACCEPT && !md.indeterminate && md.forwarded) {
+      pkt::Packet out = md.out;
       out.mark = md.mark;
       md = combine_forward(md, model_->decide(out, model::Path::PostForward, now));
     }
     d = describe(pol_, md);
-  } else {
-    d = describe(pol_, model_->decide(p, model::Path::Input, now));
+    d.nat = nat_of(p, md);
   }
   d.path = t.hooks;
   return d;
