@@ -115,6 +115,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   s->nat.passed = 0;
   s->nat.changed = 0;
   s->nat.had_alias = 0;
+  s->nat.hint = 0;
   s->srch.stage = NF_NONE;
   if (cfg.slots_used || 1) {
     __u8 mac[6];
@@ -160,6 +161,22 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
       ct->state = NF_CT_STATE_UNTRACKED;
       ct->dir = 2;
     } else {
+      /* A forwarded packet's egress run: the kernel's skb carries its
+       * connection from PREROUTING to POSTROUTING; the ingress run, just
+       * before on this CPU, left its key (NAT may have made the packet's
+       * tuple one no key names). */
+      s->nat.hint = 0;
+      if (!confirm) {
+        struct nf_scratch* in = bpf_map_lookup_elem(&nf_scratch, &zero);
+        if (in && in->fwd) {
+          nf_pkt_tuple(p, &s->nat.cand);
+          if (nf_tuple_eq(&in->fwd_tuple, &s->nat.cand)) {
+            s->nat.hint = 1;
+            s->nat.hint_key = in->fwd_key;
+          }
+          in->fwd = 0;
+        }
+      }
       nf_ct_lookup(p, now, ct, looped, &s->nat);
       if (confirm && !looped) nf_ct_update(ct, now);
       s->ctmark = ct->ctmark;
@@ -210,6 +227,12 @@ out:;
   if (ingress) {
     s->pending = 0;
     s->pending_alias = 0;
+    s->fwd = 0;
+    if (forwarding && accepted && s->nat.active) {
+      s->fwd = 1;
+      s->fwd_key = ct->key;
+      nf_pkt_tuple(p, &s->fwd_tuple);
+    }
     if (cfg.ct_needed && !s->notrack && forwarding && accepted && ct->track && !ct->exists) {
       s->pending = 1;
       s->pending_key = ct->key;
@@ -292,6 +315,7 @@ int nf2bpf_xdp(struct xdp_md* ctx) {
     struct nf_ct_res ct = {};
     __u64 now = bpf_ktime_get_ns();
     s->nat.active = 0;
+    s->nat.hint = 0;
     nf_ct_lookup(p, now, &ct, 0, &s->nat);
     nf_ct_update(&ct, now);
     nf_ct_finish(&ct, now, 0, ct.ctmark, &s->nat, 0);

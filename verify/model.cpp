@@ -381,6 +381,18 @@ uint8_t Model::run_hook(Work& w, int hook, int phase, Decision& d) {
   return NF_ACT_ACCEPT;
 }
 
+// As nf_pkt_tuple: ports, or the ICMP echo identifier in both.
+static nf_ct_tuple packet_tuple(const pkt::Packet& p) {
+  uint8_t sb[16], db[16];
+  to_bytes(p.saddr, sb);
+  to_bytes(p.daddr, db);
+  bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
+  bool ports = p.has_l4 && has_ports(p.l4proto);
+  uint16_t sp = ports ? p.sport : is_icmp ? p.icmp_id : 0;
+  uint16_t dp = ports ? p.dport : is_icmp ? p.icmp_id : 0;
+  return tuple_set(sb, db, sp, dp);
+}
+
 // As nf_nat_begin.
 void Model::nat_begin(Work& w, const CtRes& ct, uint64_t now, bool looped, bool forwarded_egress) const {
   NatWork& nw = w.nat;
@@ -395,13 +407,7 @@ void Model::nat_begin(Work& w, const CtRes& ct, uint64_t now, bool looped, bool 
   if (!ct.exists) {
     nw.binding = true;
     nw.flags = 0;
-    uint8_t sb[16], db[16];
-    to_bytes(p.saddr, sb);
-    to_bytes(p.daddr, db);
-    bool ports = p.has_l4 && has_ports(p.l4proto);
-    uint16_t sp = ports ? p.sport : is_icmp ? p.icmp_id : 0;
-    uint16_t dp = ports ? p.dport : is_icmp ? p.icmp_id : 0;
-    nw.orig = tuple_set(sb, db, sp, dp);
+    nw.orig = packet_tuple(p);
     nw.reply = tuple_invert(nw.orig);
     return;
   }
@@ -653,6 +659,7 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped,
     uint8_t req_type = req ? p.icmp_type : (p.family == 4 ? (p.icmp_type == 0 ? 8 : p.icmp_type - 1) : 128);
     icmp_key(r.key, req ? p.saddr : p.daddr, req ? p.daddr : p.saddr, p.icmp_id, proto, req_type);
     r.proto = proto;
+    if (nw.hint) r.key = nw.hint_key;
     const nf_ct_val* v = live(r.key);
     if (v && (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) &&
         nat_dir(r, v, p.saddr, p.daddr, p.icmp_id, p.icmp_id, now) < 0)
@@ -684,6 +691,7 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped,
   }
   r.proto = proto;
   bool src_is_a = key_of(r.key, p.saddr, p.daddr, sp, dp, proto);
+  if (nw.hint) r.key = nw.hint_key;
   const nf_ct_val* v = live(r.key);
   bool exists = v != nullptr;
   int dir = 0;
@@ -777,8 +785,6 @@ bool Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctma
     if (nw.had_alias && !tuple_eq(nw.old_reply, nw.reply))
       ct_.erase(tuple_key(nw.old_reply, r.key.proto, nw.icmp_req, true));
     if (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) write_alias(r, nw, expires, nw.reply, true);
-    if ((nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) == (NF_CT_SNAT | NF_CT_DNAT))
-      write_alias(r, nw, expires, tuple_set(nw.orig.src, nw.reply.src, nw.orig.sport, nw.reply.sport), false);
     return false;
   }
   if (!accepted) return false;
@@ -826,6 +832,16 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   CtRes ct;
   if (verdict == NF_ACT_ACCEPT) {
     if (cfg.ct_needed && (!w.notrack || looped)) {
+      // As nf_tc: a forwarded packet's egress run finds its connection
+      // through the ingress run's hint.
+      w.nat.hint = false;
+      if (!confirm && fwd_) {
+        if (tuple_eq(fwd_tuple_, packet_tuple(w.p))) {
+          w.nat.hint = true;
+          w.nat.hint_key = fwd_key_;
+        }
+        fwd_ = false;
+      }
       ct_lookup(w.p, now_ns, ct, looped, w.nat);
       if (confirm && !looped) ct_update(ct, now_ns);
       w.ctmark = ct.ctmark;
@@ -875,6 +891,8 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   if (path != Path::Output && path != Path::PostForward) {
     pending_ = cfg.ct_needed && !w.notrack && forwarding && accepted && ct.track && !ct.exists;
     pending_alias_ = false;
+    fwd_ = forwarding && accepted && w.nat.active;
+    if (fwd_) fwd_key_ = ct.key, fwd_tuple_ = packet_tuple(w.p);
     if (pending_) {
       pending_key_ = ct.key;
       if (alias) {

@@ -97,6 +97,8 @@ class Model {
     uint8_t icmp_req = 0, passed = 0;
     bool changed = false, had_alias = false;
     uint64_t now = 0;
+    bool hint = false;  // conntrack: the connection is hint_key's (a forwarded packet's egress run)
+    nf_ct_key hint_key{};
   };
   struct Work {
     pkt::Packet p;
@@ -144,6 +146,11 @@ class Model {
   // (nf_scratch.pending / pending_key).
   bool pending_ = false, pending_alias_ = false;
   nf_ct_key pending_key_{}, pending_alias_key_{};
+  // A forwarded packet's connection and the tuple it left the ingress run
+  // with (nf_scratch.fwd, fwd_key, fwd_tuple).
+  bool fwd_ = false;
+  nf_ct_key fwd_key_{};
+  nf_ct_tuple fwd_tuple_{};
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
   uint64_t now_ = 0;

@@ -163,8 +163,9 @@ static __always_inline int nf_ct_nat_dir(struct nf_ct_res* r, struct nf_ct_val**
   }
   if (nf_tuple_is(&v->orig, sa, da, sp, dp) || nf_tuple_is(&v->reply, da, sa, dp, sp)) return 0;
   if (nf_tuple_is(&v->reply, sa, da, sp, dp) || nf_tuple_is(&v->orig, da, sa, dp, sp)) return 1;
-  /* Between the two NAT points of a forwarded packet (at egress): the
-   * original direction with its destination translated, the reply with its
+  /* Between the two NAT points of a forwarded packet (its egress run, which
+   * finds the connection through the ingress run's hint): the original
+   * direction with its destination translated, the reply with its
    * destination restored. */
   if (nf_addr_eq(v->orig.src, sa) && nf_addr_eq(v->reply.src, da) && v->orig.sport == sp && v->reply.sport == dp)
     return 0;
@@ -249,6 +250,7 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
     r->key.proto = proto;
     r->key.pad[0] = req_type;
     r->proto = proto;
+    if (nw->hint) r->key = nw->hint_key;
     struct nf_ct_val* iv = bpf_map_lookup_elem(&nf_ct, &r->key);
     int iexists = iv && iv->expires_ns > now;
     if (iexists && (iv->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS))) {
@@ -281,6 +283,7 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
   }
   r->proto = proto;
   int src_is_a = nf_ct_key_of(&r->key, p->saddr, p->daddr, sp, dp, proto);
+  if (nw->hint) r->key = nw->hint_key;
   struct nf_ct_val* v = bpf_map_lookup_elem(&nf_ct, &r->key);
   int exists = v && v->expires_ns > now;
   int dir = 0;
@@ -396,12 +399,6 @@ static __always_inline int nf_ct_finish(struct nf_ct_res* r, __u64 now, int acce
       bpf_map_delete_elem(&nf_ct, &nw->key);
     }
     if (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) nf_ct_write_alias(r, nw, expires, &nw->reply, 1);
-    /* Translated at both ends: the egress program meets the packet between
-     * its two NAT points, under a third key. */
-    if ((nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) == (NF_CT_SNAT | NF_CT_DNAT)) {
-      nf_tuple_set(&nw->used, nw->orig.src, nw->reply.src, nw->orig.sport, nw->reply.sport);
-      nf_ct_write_alias(r, nw, expires, &nw->used, 0);
-    }
     return 0;
   }
   if (!accepted) return 0;

@@ -187,7 +187,9 @@ struct nf_nat_work {
   __u8 changed;   /* the packet's header was rewritten */
   __u8 had_alias; /* the entry's alias exists under old_reply */
   __u8 has_range; /* range holds the binding rule's range (else the null binding) */
-  __u8 pad[2];
+  __u8 hint;      /* conntrack: the packet's connection is hint_key's (a forwarded packet's egress) */
+  __u8 pad;
+  struct nf_ct_key hint_key;
   struct nf2bpf_nat range;
   struct nf_ct_tuple old_reply;
   /* Working memory (the BPF stack is small). */
@@ -211,9 +213,11 @@ struct nf_scratch {
   __u8 pending;        /* ingress: pending_key was created for a forwarded packet */
   __u8 ctstate, ctdir; /* what the rules see of the connection */
   __u8 pending_alias;  /* ingress: pending_alias_key too */
-  __u8 pad[5];
+  __u8 fwd;            /* ingress: a forwarded packet of fwd_key's connection leaves as fwd_tuple */
+  __u8 pad[4];
   __u64 generation;
-  struct nf_ct_key pending_key, pending_alias_key;
+  struct nf_ct_key pending_key, pending_alias_key, fwd_key;
+  struct nf_ct_tuple fwd_tuple;
   struct nf_ct_res ct;
   struct nf_nat_work nat;
 };

@@ -217,7 +217,122 @@ struct Side {
   V verdict = ACCEPT;
   uint32_t mark = 0;
   std::string error;
+  std::vector<uint8_t> frame;  // as the program left it
 };
+
+// ---- NAT expectations ----------------------------------------------------------
+
+struct End {
+  ir::u128 addr = 0;
+  uint32_t lo = 0, hi = 0xffffffff;  // port (or ICMP id) range; any when absent
+};
+
+std::optional<End> parse_end(std::string_view s, int family) {
+  End e;
+  std::string_view a = s, port;
+  if (!s.empty() && s[0] == '[') {
+    auto rb = s.find(']');
+    if (rb == std::string_view::npos) return std::nullopt;
+    a = s.substr(1, rb - 1);
+    if (rb + 1 < s.size()) {
+      if (s[rb + 1] != ':') return std::nullopt;
+      port = s.substr(rb + 2);
+    }
+  } else if (auto c = s.find(':'); c != std::string_view::npos) {
+    a = s.substr(0, c), port = s.substr(c + 1);
+  }
+  auto addr = ir::parse_addr(a, family == 4 ? ir::AddrFamily::V4 : ir::AddrFamily::V6);
+  if (!addr) return std::nullopt;
+  e.addr = *addr;
+  if (!port.empty()) {
+    auto dash = port.find('-');
+    e.lo = (uint32_t)std::stoul(std::string(port.substr(0, dash)));
+    e.hi = dash == std::string_view::npos ? e.lo : (uint32_t)std::stoul(std::string(port.substr(dash + 1)));
+  }
+  return e;
+}
+
+// The packet's own "port" on each side: TCP/UDP ports, the ICMP echo id.
+std::pair<uint32_t, uint32_t> ports_of(const pkt::Packet& p) {
+  if (p.has_l4 && (p.l4proto == 1 || p.l4proto == 58)) return {p.icmp_id, p.icmp_id};
+  return {p.sport, p.dport};
+}
+
+std::string show(const pkt::Packet& p) {
+  auto [sp, dp] = ports_of(p);
+  auto addr = [&](ir::u128 a) { return p.family == 6 ? "[" + ir::format_addr(a) + "]" : ir::format_addr(a); };
+  return addr(p.saddr) + ":" + std::to_string(sp) + " > " + addr(p.daddr) + ":" + std::to_string(dp);
+}
+
+// Whether `p` leaves as `want` says; "" or what differs.
+std::string check_leaves(const std::string& want, const pkt::Packet& p) {
+  auto gt = want.find(" > ");
+  if (gt == std::string::npos) return "bad expectation \"" + want + "\"";
+  auto src = parse_end(std::string_view(want).substr(0, gt), p.family);
+  auto dst = parse_end(std::string_view(want).substr(gt + 3), p.family);
+  if (!src || !dst) return "bad expectation \"" + want + "\"";
+  auto [sp, dp] = ports_of(p);
+  if (p.saddr != src->addr || p.daddr != dst->addr || sp < src->lo || sp > src->hi || dp < dst->lo || dp > dst->hi)
+    return show(p);
+  return "";
+}
+
+uint32_t sum16(const uint8_t* d, size_t n, uint32_t acc = 0) {
+  for (size_t i = 0; i + 1 < n; i += 2) acc += (uint32_t)d[i] << 8 | d[i + 1];
+  if (n & 1) acc += (uint32_t)d[n - 1] << 8;
+  return acc;
+}
+bool folds_to_ffff(uint32_t acc) {
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  return acc == 0xffff;
+}
+
+// "" when the IPv4 header checksum and the transport checksum (TCP, UDP,
+// ICMP, ICMPv6) of an Ethernet frame hold, else which does not.
+std::string bad_checksums(const std::vector<uint8_t>& frame) {
+  if (frame.size() < 14 + 20) return "";
+  const uint8_t* ip = frame.data() + 14;
+  size_t n = frame.size() - 14;
+  int v = ip[0] >> 4;
+  size_t l4;
+  uint8_t proto;
+  uint32_t pseudo = 0;
+  if (v == 4) {
+    l4 = (size_t)(ip[0] & 15) * 4;
+    if (!folds_to_ffff(sum16(ip, l4))) return "IPv4 header checksum";
+    proto = ip[9];
+    size_t total = (size_t)ip[2] << 8 | ip[3];
+    n = std::min(n, total);
+    pseudo = sum16(ip + 12, 8) + proto + (uint32_t)(n - l4);
+  } else {
+    l4 = 40;
+    proto = ip[6];
+    pseudo = sum16(ip + 8, 32) + proto + (uint32_t)(n - l4);
+  }
+  if (n <= l4) return "";
+  const uint8_t* t = ip + l4;
+  size_t len = n - l4;
+  if (proto == 17 && v == 4 && len >= 8 && t[6] == 0 && t[7] == 0) return "";  // no UDP checksum
+  if (proto == 6 || proto == 17 || proto == 58) return folds_to_ffff(sum16(t, len, pseudo)) ? "" : "L4 checksum";
+  if (proto == 1) return folds_to_ffff(sum16(t, len)) ? "" : "ICMP checksum";
+  return "";
+}
+
+// The frame the kernel forwards after the ingress program: TTL / hop limit
+// one less (IPv4 header checksum fixed), new link layer.
+std::vector<uint8_t> forwarded(const std::vector<uint8_t>& in, uint64_t dst_mac) {
+  std::vector<uint8_t> ip(in.begin() + 14, in.end());
+  if ((ip[0] >> 4) == 4) {
+    if (ip[8]) --ip[8];
+    ip[10] = ip[11] = 0;
+    uint32_t acc = sum16(ip.data(), (size_t)(ip[0] & 15) * 4);
+    while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+    ip[10] = (uint8_t)(~acc >> 8), ip[11] = (uint8_t)~acc;
+  } else if (ip[7]) {
+    --ip[7];
+  }
+  return verify::wrap_ethernet(ip, kPeerMac, dst_mac);
+}
 
 Side bpf_run(Env& e, loader::Prog prog, const std::vector<uint8_t>& frame, uint32_t ifindex, uint32_t ingress_ifindex,
              uint32_t mark) {
@@ -235,6 +350,7 @@ Side bpf_run(Env& e, loader::Prog prog, const std::vector<uint8_t>& frame, uint3
   else
     s.error = "unexpected TC return value " + std::to_string(r->retval);
   s.mark = r->mark;
+  s.frame = std::move(r->data);
   return s;
 }
 
@@ -266,6 +382,48 @@ const char* hook_name(Hook h) { return h == Hook::In ? "in" : h == Hook::Fwd ? "
 
 }  // namespace
 
+// The host facts the model needs for NAT, read from the test namespace as
+// the BPF programs read them (routes through the kernel, addresses from the
+// topology).
+model::ModelEnv model_env(const Env& e) {
+  model::ModelEnv m;
+  m.addrtype = [&e](const ir::u128& a) { return loader::addrtype_of(e.addrtypes, a); };
+  auto route_get = [](uint8_t fam, const ir::u128& dst, const std::string& oif) {
+    std::string cmd = std::string("ip -") + (fam == 4 ? "4" : "6") + " -o route get " + ir::format_addr(dst) +
+                      (oif.empty() ? "" : " oif " + oif) + " 2>/dev/null";
+    std::string out;
+    if (FILE* f = popen(cmd.c_str(), "r")) {
+      char buf[512];
+      while (fgets(buf, sizeof buf, f)) out += buf;
+      pclose(f);
+    }
+    return out;
+  };
+  auto word_after = [](const std::string& s, const std::string& w) -> std::string {
+    auto i = s.find(" " + w + " ");
+    if (i == std::string::npos) return "";
+    i += w.size() + 2;
+    return s.substr(i, s.find(' ', i) - i);
+  };
+  m.route = [=](uint8_t fam, const ir::u128& dst) -> std::optional<std::string> {
+    std::string r = route_get(fam, dst, "");
+    if (r.empty()) return std::nullopt;
+    if (r.rfind("local ", 0) == 0) return std::string();
+    return word_after(r, "dev");
+  };
+  m.source_address = [=](uint8_t fam, const std::string& oif, const ir::u128& dst) -> std::optional<ir::u128> {
+    std::string src = word_after(route_get(fam, dst, oif), "src");
+    return ir::parse_addr(src, fam == 4 ? ir::AddrFamily::V4 : ir::AddrFamily::V6);
+  };
+  m.iface_address = [](uint8_t fam, const std::string& ifname) -> std::optional<ir::u128> {
+    const Device* d = device(ifname);
+    if (!d) return std::nullopt;
+    std::string a = fam == 4 ? d->v4 : d->v6;
+    return ir::parse_addr(a.substr(0, a.find('/')), fam == 4 ? ir::AddrFamily::V4 : ir::AddrFamily::V6);
+  };
+  return m;
+}
+
 void use_dataplane(std::unique_ptr<loader::Dataplane> dp) { given_dataplane() = std::move(dp); }
 
 CaseReport run_case(const Case& c) {
@@ -290,8 +448,7 @@ CaseReport run_case(const Case& c) {
     rep.failures.push_back("flush the connection tracker: " + r.error().message());
     return rep;
   }
-  model::ModelEnv menv;
-  menv.addrtype = [&e](const ir::u128& a) { return loader::addrtype_of(e.addrtypes, a); };
+  model::ModelEnv menv = model_env(e);
   model::Model model(pol, menv);
 
   for (size_t i = 0; i < c.steps.size(); ++i) {
@@ -349,17 +506,12 @@ CaseReport run_case(const Case& c) {
     mod.verdict = d1.action == NF_ACT_ACCEPT ? ACCEPT : DROP;
     mod.mark = d1.mark;
     if (s.hook == Hook::Fwd) {
-      // The routed packet leaves through oif one hop later: TTL decremented.
-      Pkt routed = s.pkt;
-      if (routed.ip.ttl) --routed.ip.ttl;
-      routed.l2 = Pkt::L2::Host;
-      auto frame2 = frame_of(routed, *odev);
+      // The routed packet leaves through oif one hop later: TTL decremented,
+      // with whatever the ingress program rewrote (NAT).
       if (bpf.ran && bpf.error.empty() && bpf.verdict == ACCEPT)
-        bpf2 = bpf_run(e, loader::Prog::Egress, frame2, oif, iif, bpf.mark);
+        bpf2 = bpf_run(e, loader::Prog::Egress, forwarded(bpf.frame, odev->mac), oif, iif, bpf.mark);
       if (mod.verdict == ACCEPT) {
-        verify::Captured cap2;
-        verify::decode_frame(verify::kDltEthernet, frame2.data(), frame2.size(), cap2);
-        pkt::Packet mp2 = cap2.packet;
+        pkt::Packet mp2 = d1.out;
         mp2.iif = s.iif;
         mp2.oif = s.oif;
         mp2.mark = d1.mark;
@@ -395,6 +547,24 @@ CaseReport run_case(const Case& c) {
         problems.push_back("expected the rule on line " + std::to_string(line) + " (\"" + s.by + "\") to decide");
     }
     if (s.by_policy && !decider.by_policy) problems.push_back("expected the chain policy to decide");
+    // NAT: the header each side's packet leaves with, and its checksums.
+    if (fb.verdict == ACCEPT && fm.verdict == ACCEPT && bpf.error.empty() && bpf2.error.empty()) {
+      verify::Captured got;
+      const std::vector<uint8_t>& bf = fb.frame;
+      if (auto err = verify::decode_frame(verify::kDltEthernet, bf.data(), bf.size(), got); !err.empty()) {
+        problems.push_back("the frame BPF left does not decode: " + err);
+      } else {
+        const pkt::Packet& mo = mod2.ran ? d2.out : d1.out;
+        std::string want = s.leaves.empty() ? show(mp) : s.leaves;
+        if (auto d = check_leaves(want, got.packet); !d.empty())
+          problems.push_back("leaves as " + want + " expected, BPF: " + d);
+        if (auto d = check_leaves(want, mo); !d.empty())
+          problems.push_back("leaves as " + want + " expected, model: " + d);
+        if (want.find('-') == std::string::npos && show(mo) != show(got.packet))
+          problems.push_back("leaves as: BPF " + show(got.packet) + ", model " + show(mo));
+        if (auto c = bad_checksums(bf); !c.empty()) problems.push_back("BPF's frame has a wrong " + c);
+      }
+    }
     if (!problems.empty()) {
       std::string msg = "case \"" + c.name + "\", " + head.str();
       for (const auto& p : problems) msg += "\n    " + p;

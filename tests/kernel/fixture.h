@@ -91,6 +91,10 @@ struct Step {
   std::optional<uint32_t> mark_out;  // skb mark after an accepted run
   std::string by;                    // text of the rule that decides (unique in the ruleset)
   bool by_policy = false;            // the chain policy decides
+  // NAT: the header the accepted packet leaves with, "SRC:PORT > DST:PORT"
+  // (IPv6 in brackets, ICMP echo: the identifier as the port; a port may be
+  // a range LO-HI where the kernel picks at random). Empty: unchanged.
+  std::string leaves;
 
   Step& mark(uint32_t m) {
     mark_in = m;
@@ -106,6 +110,10 @@ struct Step {
   }
   Step& policy() {
     by_policy = true;
+    return *this;
+  }
+  Step& nat(std::string tuple) {
+    leaves = std::move(tuple);
     return *this;
   }
 };

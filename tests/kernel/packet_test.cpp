@@ -963,8 +963,130 @@ void path_cases(std::vector<Case>& v) {
   });
 }
 
+// ---- NAT --------------------------------------------------------------------
+
+// The nat table (its chains' policies are ACCEPT), then the filter table.
+std::string nat(const std::string& rules, const std::string& filter_rules = "") {
+  return "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n" +
+         rules + "COMMIT\n" + filter("ACCEPT", "ACCEPT", "ACCEPT", filter_rules);
+}
+
+void nat_cases(std::vector<Case>& v) {
+  v.push_back({
+      "DNAT: a port forward to a host behind the router, its replies translated back, FORWARD sees the new "
+      "destination",
+      {"*nat", "-j DNAT"},
+      "iptables",
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.51.100.7:80\n"
+      "-A PREROUTING -d 10.0.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 198.51.100.8\n"
+      "COMMIT\n" +
+          filter("ACCEPT", "DROP", "ACCEPT",
+                 "-A FORWARD -d 198.51.100.7/32 -p tcp -m tcp --dport 80 -j ACCEPT\n"
+                 "-A FORWARD -d 198.51.100.8/32 -p udp -m udp --dport 53 -j ACCEPT\n"
+                 "-A FORWARD -m state --state ESTABLISHED -j ACCEPT\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan, 40000, kHost, 8080), ACCEPT)
+              .rule("--dport 80 -j ACCEPT")
+              .nat("10.0.0.2:40000 > 198.51.100.7:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.7", 80, kLan, 40000, SYN | ACK), ACCEPT)
+              .rule("ESTABLISHED")
+              .nat("10.0.0.1:8080 > 10.0.0.2:40000"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40000, kHost, 8080, ACK), ACCEPT).nat("10.0.0.2:40000 > 198.51.100.7:80"),
+          fwd("nfk0", "nfk1", udp(kLan, 5353, kHost, 53), ACCEPT).nat("10.0.0.2:5353 > 198.51.100.8:53"),
+          fwd("nfk1", "nfk0", udp("198.51.100.8", 53, kLan, 5353), ACCEPT).nat("10.0.0.1:53 > 10.0.0.2:5353"),
+          // Not translated: the host's own port 8081 (INPUT), a forwarded packet to elsewhere (FORWARD drops).
+          in("nfk0", tcp(kLan, 40001, kHost, 8081), ACCEPT),
+          fwd("nfk0", "nfk1", tcp(kLan, 40002, "198.51.100.9", 80), DROP).policy(),
+      },
+  });
+  v.push_back({
+      "MASQUERADE out of the uplink: TCP, UDP and ICMP echo take the uplink's address, replies go back to the "
+      "client",
+      {"*nat", "-j MASQUERADE"},
+      "iptables",
+      nat("-A POSTROUTING -o nfk1 -j MASQUERADE\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan, 41000, "198.51.100.9", 443), ACCEPT).nat("10.1.0.1:41000 > 198.51.100.9:443"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.9", 443, "10.1.0.1", 41000, SYN | ACK), ACCEPT)
+              .nat("198.51.100.9:443 > 10.0.0.2:41000"),
+          fwd("nfk0", "nfk1", udp(kLan, 5000, "198.51.100.9", 53), ACCEPT).nat("10.1.0.1:5000 > 198.51.100.9:53"),
+          fwd("nfk1", "nfk0", udp("198.51.100.9", 53, "10.1.0.1", 5000), ACCEPT).nat("198.51.100.9:53 > 10.0.0.2:5000"),
+          fwd("nfk0", "nfk1", icmp(kLan, "198.51.100.9", 8, 0, 0x77), ACCEPT).nat("10.1.0.1:119 > 198.51.100.9:119"),
+          fwd("nfk1", "nfk0", icmp("198.51.100.9", "10.1.0.1", 0, 0, 0x77), ACCEPT)
+              .nat("198.51.100.9:119 > 10.0.0.2:119"),
+          // Out of the other uplink: no translation.
+          fwd("nfk0", "nfw0", tcp(kLan, 41001, "203.0.113.5", 80), ACCEPT),
+      },
+  });
+  v.push_back({
+      "SNAT to a port range: clients share it, and once every port is taken the next connection drops",
+      {"*nat", "-j SNAT"},
+      "iptables",
+      nat("-A POSTROUTING -o nfk1 -p tcp -j SNAT --to-source 10.1.0.1:5000-5001\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan, 1000, "198.51.100.7", 80), ACCEPT).nat("10.1.0.1:5000-5001 > 198.51.100.7:80"),
+          fwd("nfk0", "nfk1", tcp("10.0.0.3", 1000, "198.51.100.7", 80), ACCEPT)
+              .nat("10.1.0.1:5000-5001 > 198.51.100.7:80"),
+          fwd("nfk0", "nfk1", tcp("10.0.0.4", 1000, "198.51.100.7", 80), DROP),
+          // Another destination: the ports are free again for it.
+          fwd("nfk0", "nfk1", tcp("10.0.0.4", 1000, "198.51.100.8", 80), ACCEPT)
+              .nat("10.1.0.1:5000-5001 > 198.51.100.8:80"),
+      },
+  });
+  v.push_back({
+      "REDIRECT to a local port at PREROUTING (a transparent proxy)",
+      {"*nat", "-j REDIRECT"},
+      "iptables",
+      nat("-A PREROUTING -i nfk0 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 3128\n"),
+      "",
+      {
+          in("nfk0", tcp(kLan, 42000, "198.51.100.7", 80), ACCEPT).nat("10.0.0.2:42000 > 10.0.0.1:3128"),
+          in("nfk1", tcp("10.1.0.2", 42000, "10.1.0.1", 80), ACCEPT),
+      },
+  });
+  v.push_back({
+      "DNAT and MASQUERADE on one connection, and two connections whose translations would clash",
+      {"*nat", "-j DNAT", "-j MASQUERADE"},
+      "iptables",
+      nat("-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.51.100.7:80\n"
+          "-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 8081 -j DNAT --to-destination 198.51.100.7:80\n"
+          "-A POSTROUTING -o nfk1 -j MASQUERADE\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan, 43000, kHost, 8080), ACCEPT).nat("10.1.0.1:43000 > 198.51.100.7:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.7", 80, "10.1.0.1", 43000, SYN | ACK), ACCEPT)
+              .nat("10.0.0.1:8080 > 10.0.0.2:43000"),
+          fwd("nfk0", "nfk1", tcp(kLan, 43000, kHost, 8080, ACK), ACCEPT).nat("10.1.0.1:43000 > 198.51.100.7:80"),
+          // The same client port to the other forward: the same backend tuple is taken, so the source port moves.
+          fwd("nfk0", "nfk1", tcp(kLan, 43000, kHost, 8081), ACCEPT).nat("10.1.0.1:1024-65535 > 198.51.100.7:80"),
+      },
+  });
+  v.push_back({
+      "DNAT and MASQUERADE (IPv6)",
+      {"*nat", "-j DNAT", "-j MASQUERADE"},
+      "ip6tables",
+      nat("-A PREROUTING -d fd00::1/128 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [2001:db8:51::7]:80\n"
+          "-A POSTROUTING -o nfk1 -j MASQUERADE\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan6, 44000, kHost6, 8080), ACCEPT).nat("[fd01::1]:44000 > [2001:db8:51::7]:80"),
+          fwd("nfk1", "nfk0", tcp("2001:db8:51::7", 80, "fd01::1", 44000, SYN | ACK), ACCEPT)
+              .nat("[fd00::1]:8080 > [fd00::2]:44000"),
+          fwd("nfk0", "nfk1", icmp(kLan6, "2001:db8:51::7", 128, 0, 0x99), ACCEPT)
+              .nat("[fd01::1]:153 > [2001:db8:51::7]:153"),
+          fwd("nfk1", "nfk0", icmp("2001:db8:51::7", "fd01::1", 129, 0, 0x99), ACCEPT)
+              .nat("[2001:db8:51::7]:153 > [fd00::2]:153"),
+      },
+  });
+}
+
 std::vector<Case> build_cases() {
   std::vector<Case> v;
+  nat_cases(v);
   address_cases(v);
   transport_cases(v);
   conntrack_cases(v);

@@ -1,6 +1,7 @@
 #include "translator/policy/compile.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <set>
 #include <unordered_map>
@@ -712,8 +713,11 @@ bool Compiler::nat_action(const ir::Statement& st, const DecisionList& dl, nf2bp
   if (ns.fully_random) n.flags |= NF_NAT_F_RANDOM_FULLY;
   if (ns.persistent) n.flags |= NF_NAT_F_PERSISTENT;
   d.action = NF_ACT_NAT;
-  d.nat = (uint32_t)pol_.nats.size();
-  pol_.nats.push_back(n);
+  // Rules with the same range (a source rule flattened into several) share it.
+  auto same = std::find_if(pol_.nats.begin(), pol_.nats.end(),
+                           [&](const nf2bpf_nat& x) { return std::memcmp(&x, &n, sizeof n) == 0; });
+  d.nat = (uint32_t)(same - pol_.nats.begin());
+  if (same == pol_.nats.end()) pol_.nats.push_back(n);
   return true;
 }
 
