@@ -232,7 +232,7 @@ std::optional<ParseFail> parse_nat_to(std::string_view s, nf2bpf_nat& n) {
         return ParseFail{at, "only IPv6 addresses are written in brackets", hint};
       c.i = end + 1;
     } else {
-      std::string_view rest = s.substr(c.i);
+      std::string_view rest = s.substr(c.i, s.find('-', c.i) - c.i);  // this address, and maybe ports
       if (std::count(rest.begin(), rest.end(), ':') >= 2)
         return ParseFail{at, "an IPv6 address is written in brackets: [fd00::1]", hint};
       end = s.find_first_not_of("0123456789.", c.i);
