@@ -513,6 +513,10 @@ TEST_CASE("a bad nat: entry or NAT action is refused with a located error") {
     CHECK(e.loc.line == line_no(y, "action: 'masquerade #5'"));
     CHECK(e.loc.col == col("'masquerade #5'", 13));
   }
+  SECTION("a raw override that binds a range that is not there") {
+    auto e = refused(replaced(y, "    action: accept\n", "    action: accept\n    raw: {action: 5, nat: 99}\n"));
+    CHECK(e.message.ends_with(": its NAT range #99 is not in 'nat'"));
+  }
   SECTION("a NAT action whose text is not its range") {
     auto e = refused(replaced(y, "action: 'dnat #1 to [fd00::1]:80'", "action: 'dnat #1 to [fd00::2]:80'"));
     CHECK(e.message == "says 'dnat #1 to [fd00::2]:80' but nat #1 is dnat to [fd00::1]:80");
