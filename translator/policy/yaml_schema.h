@@ -1,7 +1,7 @@
 // Private to the policy YAML writer and reader: names, the spelled-out forms
-// of actions, checks and statements (the writer spells them, the reader reads
-// them back, and the writer reads its own spelling back to know when a rule
-// needs `raw:`), and the origin fields both sides share.
+// of actions, checks, statements and NAT ranges (the writer spells them, the
+// reader reads them back, and the writer reads its own spelling back to know
+// when a rule or a range needs `raw:`), and the origin fields both sides share.
 #pragma once
 
 #include <cctype>
