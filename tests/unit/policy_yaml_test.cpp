@@ -3,6 +3,7 @@
 // refused with a located error, never loaded half-way and never a crash.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,7 +77,7 @@ std::string first_difference(const policy::Policy& a, const policy::Policy& b) {
   for (auto d :
        {vec("stages", a.stages, b.stages, bytes), vec("tuples", a.tuples, b.tuples, bytes),
         vec("rules", a.rules, b.rules, bytes), vec("stmts", a.stmts, b.stmts, bytes),
-        vec("limits", a.limits, b.limits, bytes),
+        vec("limits", a.limits, b.limits, bytes), vec("nats", a.nats, b.nats, bytes),
         vec("entries", a.entries, b.entries,
             [](const auto&x, const auto&y) { return same_bytes(x.first, y.first) && same_bytes(x.second, y.second); }),
         vec("lpm", a.lpm, b.lpm,
@@ -186,20 +187,68 @@ const std::string kIpv6 =
     "-A INPUT -s 2001:db8::/32 -d ::ffff:10.0.0.0/104 -p tcp --dport 443 -j ACCEPT\n"
     "-A INPUT -s fe80::/10 -p udp --dport 546 -j ACCEPT\nCOMMIT\n";
 
+// NAT ranges built byte by byte (not through the YAML code under test).
+void set_addr(uint8_t out[16], const char* text) {
+  std::memset(out, 0, 16);
+  if (inet_pton(AF_INET6, text, out) == 1) return;
+  out[10] = out[11] = 0xff;  // IPv4-mapped
+  REQUIRE(inet_pton(AF_INET, text, out + 12) == 1);
+}
+
+nf2bpf_nat nat_range(uint8_t kind, const char* lo, const char* hi, int port_lo, int port_hi, uint8_t flags = 0) {
+  nf2bpf_nat n{};
+  n.kind = kind;
+  n.flags = flags;
+  if (lo) set_addr(n.addr_min, lo), set_addr(n.addr_max, hi ? hi : lo), n.flags |= NF_NAT_F_ADDR;
+  if (port_lo >= 0) n.port_min = (uint16_t)port_lo, n.port_max = (uint16_t)port_hi, n.flags |= NF_NAT_F_PORTS;
+  return n;
+}
+
+// kFeatures with NAT of every kind and shape: the capability table still
+// marks NAT unsupported on this branch, so compile skips nat rules and the
+// NAT parts are added by hand, as the compiler lays them out: rule i binds
+// range i, the nat-chain and after-NAT stage flags, the families.
+policy::Policy nat_policy() {
+  policy::Policy p = compile_text("rules.v4", kFeatures);
+  p.nats = {
+      nat_range(NF_NAT_DNAT, "10.0.0.2", "10.0.0.5", 8080, 8090, NF_NAT_F_RANDOM | NF_NAT_F_PERSISTENT),
+      nat_range(NF_NAT_DNAT, "fd00::1", nullptr, 80, 80),
+      nat_range(NF_NAT_DNAT, nullptr, nullptr, 8080, 8080),  // port only: nft `dnat to :8080`
+      nat_range(NF_NAT_SNAT, "192.0.2.1", nullptr, -1, -1, NF_NAT_F_RANDOM_FULLY),
+      nat_range(NF_NAT_SNAT, "2001:db8::1", "2001:db8::ff", 1024, 65535),
+      nat_range(NF_NAT_MASQUERADE, nullptr, nullptr, -1, -1),  // no address, no ports
+      nat_range(NF_NAT_MASQUERADE, nullptr, nullptr, 1024, 2047, NF_NAT_F_RANDOM),
+      nat_range(NF_NAT_REDIRECT, nullptr, nullptr, -1, -1),
+      nat_range(NF_NAT_REDIRECT, nullptr, nullptr, 3128, 3128),
+  };
+  REQUIRE(p.rules.size() > p.nats.size());
+  for (uint32_t i = 0; i < p.nats.size(); ++i) {
+    nf2bpf_rule& r = p.rules[i];
+    r.action = NF_ACT_NAT, r.nat = i, r.reject_type = 0, r.skip_to = 0;
+  }
+  REQUIRE(p.stages.size() >= 3);
+  p.stages[1].flags = NF_STAGE_NAT;
+  p.stages[2].flags = NF_STAGE_AFTER_NAT;
+  p.cfg.nat_fams = NF_FAM_V4 | NF_FAM_V6;
+  p.checksum = policy::compute_checksum(p);
+  return p;
+}
+
 }  // namespace
 
 TEST_CASE("every testdata ruleset round-trips through YAML exactly") {
   size_t files = 0;
-  for (const auto& e : fs::directory_iterator(test::src_path("testdata/iptables"))) {
-    if (e.path().extension() != ".rules") continue;
-    DYNAMIC_SECTION(e.path().filename().string()) {
-      policy::Policy p = compile_file(e.path());
-      REQUIRE_FALSE(p.rules.empty());
-      require_round_trip(p);
+  for (const char* dir : {"testdata/iptables", "testdata/nft"})
+    for (const auto& e : fs::directory_iterator(test::src_path(dir))) {
+      if (e.path().extension() != ".rules" && e.path().extension() != ".nft") continue;
+      DYNAMIC_SECTION(e.path().filename().string()) {
+        policy::Policy p = compile_file(e.path());
+        if (e.path().extension() == ".rules") REQUIRE_FALSE(p.rules.empty());
+        require_round_trip(p);
+      }
+      ++files;
     }
-    ++files;
-  }
-  CHECK(files >= 9);
+  CHECK(files >= 15);
 }
 
 TEST_CASE("a ruleset with every compiled feature round-trips, and reads as the rules") {
@@ -297,6 +346,16 @@ TEST_CASE("shapes the compiler does not produce still round-trip exactly") {
     std::swap(p.rules[0].stmt_first, p.rules[1].stmt_first);
     std::swap(p.rules[0].stmt_count, p.rules[1].stmt_count);
   }
+  SECTION("NAT ranges with fields their spelling leaves out") {
+    nf2bpf_nat n = nat_range(NF_NAT_MASQUERADE, nullptr, nullptr, -1, -1);
+    n.port_max = 9, n.pad = 3;         // no NF_NAT_F_PORTS, yet a port
+    set_addr(n.addr_min, "10.1.2.3");  // no NF_NAT_F_ADDR, yet an address
+    p.nats.push_back(n);
+    p.nats.push_back(nat_range(NF_NAT_SNAT, "10.0.0.1", "fd00::1", -1, -1));  // a range across families
+    p.nats.push_back(nat_range(NF_NAT_DNAT, "::", nullptr, 0, 0));            // all zero, but given
+    p.rules[0].action = NF_ACT_NAT, p.rules[0].nat = 1;
+    p.cfg.nat_fams = NF_FAM_V6;
+  }
   SECTION("interface names the spelling could confuse") {
     p.iface_predicates[0].push_back({{{{{"a+", false}, {"b+", true}, {"", false}}, true}}});
     std::map<std::vector<bool>, uint32_t> classes;
@@ -312,7 +371,175 @@ TEST_CASE("shapes the compiler does not produce still round-trip exactly") {
   require_round_trip(p);
   std::string y = policy::to_yaml(p);
   CHECK((y.find("    raw: {") != std::string::npos || y.find("\nstatements:\n") != std::string::npos ||
-         y.find("{exact: a+}") != std::string::npos));
+         y.find("{exact: a+}") != std::string::npos || y.find("nat_fams: ipv6") != std::string::npos));
+  if (p.cfg.nat_fams) {
+    INFO(y.substr(y.find("\nnat:")));
+    CHECK(y.find("  - {kind: masquerade, raw: {port_max: 9, pad: 3, addr_min: '10.1.2.3'}}    # #0\n") !=
+          std::string::npos);
+    CHECK(y.find("  - {kind: snat, to: '10.0.0.1-[fd00::1]'}    # #1\n") != std::string::npos);
+    CHECK(y.find("  - {kind: dnat, to: '[::]:0'}    # #2\n") != std::string::npos);
+    CHECK(y.find("    action: 'snat #1 to 10.0.0.1-[fd00::1]'\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("NAT ranges of every kind round-trip, and read as the rules") {
+  // Without NAT: an empty table and no families, and nothing else changes.
+  std::string plain = policy::to_yaml(compile_text("rules.v4", kFeatures));
+  CHECK(plain.find(", xdp_stage: 0, nat_fams: none}\n") != std::string::npos);
+  CHECK(plain.find("\nnat: []\n") != std::string::npos);
+  CHECK(plain.find(", limits: 2, nat: 0, tuples: ") != std::string::npos);
+
+  policy::Policy p = nat_policy();
+  require_round_trip(p);
+  std::string y = policy::to_yaml(p);
+  INFO(y.substr(0, 3000) << "\n...\n" << y.substr(y.find("\nlimits:"), 1200));
+  CHECK(y.find(", limits: 2, nat: 9, tuples: ") != std::string::npos);
+  CHECK(y.find(", nat_fams: inet}\n") != std::string::npos);
+  // The table: one readable entry per range, its index after it.
+  CHECK(y.find("\nnat:    # ") != std::string::npos);
+  for (const char* entry : {
+           "  - {kind: dnat, to: '10.0.0.2-10.0.0.5:8080-8090', flags: [random, persistent]}    # #0\n",
+           "  - {kind: dnat, to: '[fd00::1]:80'}    # #1\n",
+           "  - {kind: dnat, to: ':8080'}    # #2\n",
+           "  - {kind: snat, to: '192.0.2.1', flags: [random-fully]}    # #3\n",
+           "  - {kind: snat, to: '[2001:db8::1]-[2001:db8::ff]:1024-65535'}    # #4\n",
+           "  - {kind: masquerade}    # #5\n",
+           "  - {kind: masquerade, to: ':1024-2047', flags: [random]}    # #6\n",
+           "  - {kind: redirect}    # #7\n",
+           "  - {kind: redirect, to: ':3128'}    # #8\n",
+       })
+    CHECK(y.find(entry) != std::string::npos);
+  // The rules say which range they bind, spelled out.
+  for (const char* action : {
+           "    action: 'dnat #0 to 10.0.0.2-10.0.0.5:8080-8090 random persistent'\n",
+           "    action: 'dnat #1 to [fd00::1]:80'\n",
+           "    action: 'dnat #2 to :8080'\n",
+           "    action: 'snat #3 to 192.0.2.1 random-fully'\n",
+           "    action: 'snat #4 to [2001:db8::1]-[2001:db8::ff]:1024-65535'\n",
+           "    action: 'masquerade #5'\n",
+           "    action: 'masquerade #6 to :1024-2047 random'\n",
+           "    action: 'redirect #7'\n",
+           "    action: 'redirect #8 to :3128'\n",
+       })
+    CHECK(y.find(action) != std::string::npos);
+  CHECK(y.find("raw: {") == std::string::npos);  // the spelling says it all
+  CHECK(y.find("    flags: 2    # nat chain: a new connection's first packet, at the hook's NAT point\n") !=
+        std::string::npos);
+  CHECK(y.find("    flags: 4    # after the hook's NAT point: sees the translated packet\n") != std::string::npos);
+  CHECK(y.find("    flags: 1    # before conntrack (raw table)\n") != std::string::npos);
+
+  // IPv4 alone, and one range: the smallest NAT policy.
+  p.nats.resize(1);
+  for (auto& r : p.rules)
+    if (r.action == NF_ACT_NAT) r.nat = 0;
+  p.cfg.nat_fams = NF_FAM_V4;
+  p.checksum = policy::compute_checksum(p);
+  require_round_trip(p);
+  CHECK(policy::to_yaml(p).find(", nat_fams: ipv4}\n") != std::string::npos);
+}
+
+TEST_CASE("a bad nat: entry or NAT action is refused with a located error") {
+  const std::string y = policy::to_yaml(nat_policy());
+  // Column of `needle`'s offset `at` in its line (1-based).
+  auto col = [&](const std::string& needle, size_t at) {
+    size_t pos = y.find(needle);
+    REQUIRE(pos != std::string::npos);
+    return pos - (y.rfind('\n', pos) + 1) + at + 1;
+  };
+  const std::string range0 = "'10.0.0.2-10.0.0.5:8080-8090'";
+
+  SECTION("an unknown kind") {
+    auto e = refused(replaced(y, "{kind: dnat, to: '[fd00::1]:80'}", "{kind: dnatt, to: '[fd00::1]:80'}"));
+    CHECK(e.message == "unknown NAT kind 'dnatt'");
+    CHECK(e.hint == "kinds are dnat, snat, masquerade, redirect");
+    CHECK(e.loc.line == line_no(y, "{kind: dnat, to: '[fd00::1]:80'}"));
+    CHECK(e.loc.col == col("{kind: dnat, to: '[fd00::1]:80'}", 7));
+  }
+  SECTION("a bad address") {
+    auto e = refused(replaced(y, range0, "'10.0.0.2-10.0.0.256:8080-8090'"));
+    CHECK(e.message == "'10.0.0.256' is not an IPv4 or IPv6 address");
+    CHECK(e.loc.line == line_no(y, range0));
+    CHECK(e.loc.col == col(range0, 10));  // past the quote, at the second address
+  }
+  SECTION("an IPv6 address without brackets") {
+    auto e = refused(replaced(y, "to: '[fd00::1]:80'}", "to: 'fd00::1'}"));
+    CHECK(e.message.starts_with("an IPv6 address is written in brackets"));
+  }
+  SECTION("an IPv4-mapped address spelled as IPv6") {
+    auto e = refused(replaced(y, "to: '192.0.2.1',", "to: '[::ffff:192.0.2.1]',"));
+    CHECK(e.message == "an IPv4-mapped address is written dotted: 192.0.2.1");
+  }
+  SECTION("an address range whose first is above its last") {
+    auto e = refused(replaced(y, range0, "'10.0.0.5-10.0.0.2:8080-8090'"));
+    CHECK(e.message == "the address range 10.0.0.5-10.0.0.2 is empty (first > last)");
+    CHECK(e.loc.col == col(range0, 1));
+  }
+  SECTION("a port range whose first is above its last") {
+    auto e = refused(replaced(y, "to: ':1024-2047'", "to: ':2047-1024'"));
+    CHECK(e.message == "the port range 2047-1024 is empty (first > last)");
+    CHECK(e.loc.col == col("':1024-2047'", 2));
+  }
+  SECTION("a port out of range") {
+    auto e = refused(replaced(y, "to: ':3128'", "to: ':65536'"));
+    CHECK(e.message == "expected a port 0..65535");
+  }
+  SECTION("text after the range") {
+    auto e = refused(replaced(y, "to: ':3128'", "to: ':3128 tcp'"));
+    CHECK(e.message == "expected ADDR[-ADDR][:PORT[-PORT]] or :PORT[-PORT]");
+    CHECK(e.loc.col == col("':3128'", 6));
+  }
+  SECTION("an unknown flag") {
+    auto e = refused(replaced(y, "flags: [random, persistent]", "flags: [random, persistant]"));
+    CHECK(e.message == "unknown NAT flag 'persistant'");
+    CHECK(e.hint == "flags are random, random-fully, persistent");
+    CHECK(e.loc.col == col("persistent]", 0));
+  }
+  SECTION("an unknown key in an entry") {
+    auto e = refused(replaced(y, "{kind: masquerade}", "{kind: masquerade, via: eth0}"));
+    CHECK(e.message == "unknown key 'via' in NAT range #5");
+  }
+  SECTION("an entry removed") {
+    auto e = refused(replaced(y, "  - {kind: redirect}    # #7\n", ""));
+    CHECK(e.message == "'nat' lists 8 items but 'counts' says 9");
+  }
+  SECTION("an unknown family in nat_fams") {
+    auto e = refused(replaced(y, "nat_fams: inet}", "nat_fams: ipx}"));
+    CHECK(e.message == "unknown family 'ipx' in 'nat_fams'");
+    CHECK(e.loc.line == line_no(y, "nat_fams: inet}"));
+  }
+  SECTION("a NAT action naming a range that is not there") {
+    auto e = refused(replaced(y, "action: 'masquerade #5'", "action: 'masquerade #12'"));
+    CHECK(e.message == "nat #12 is not in 'nat' (0..8)");
+    CHECK(e.loc.line == line_no(y, "action: 'masquerade #5'"));
+    CHECK(e.loc.col == col("'masquerade #5'", 13));
+  }
+  SECTION("a raw override that binds a range that is not there") {
+    auto e = refused(replaced(y, "    action: accept\n", "    action: accept\n    raw: {action: 5, nat: 99}\n"));
+    CHECK(e.message.ends_with(": its NAT range #99 is not in 'nat'"));
+  }
+  SECTION("a NAT action whose text is not its range") {
+    auto e = refused(replaced(y, "action: 'dnat #1 to [fd00::1]:80'", "action: 'dnat #1 to [fd00::2]:80'"));
+    CHECK(e.message == "says 'dnat #1 to [fd00::2]:80' but nat #1 is dnat to [fd00::1]:80");
+    auto kind = refused(replaced(y, "action: 'redirect #7'", "action: 'masquerade #7'"));
+    CHECK(kind.message == "says 'masquerade #7' but nat #7 is redirect");
+    auto bare = refused(replaced(y, "action: 'redirect #7'", "action: 'nat #7'"));
+    CHECK(bare.message == "says 'nat #7' but nat #7 is redirect");
+    auto flags =
+        refused(replaced(y, "action: 'masquerade #6 to :1024-2047 random'", "action: 'masquerade #6 to :1024-2047'"));
+    CHECK(flags.message.starts_with("says 'masquerade #6 to :1024-2047' but nat #6 is"));
+  }
+  SECTION("a range and its action edited together") {
+    auto e =
+        refused(replaced(replaced(y, "{kind: snat, to: '192.0.2.1',", "{kind: snat, to: '192.0.2.2',"),
+                         "action: 'snat #3 to 192.0.2.1 random-fully'", "action: 'snat #3 to 192.0.2.2 random-fully'"));
+    CHECK(e.message.starts_with("policy was edited: checksum mismatch"));
+  }
+  SECTION("an unknown action still lists the actions") {
+    auto e = refused(replaced(y, "    action: accept\n", "    action: acept\n"));
+    CHECK(e.message == "unknown action 'acept'");
+    CHECK(e.hint.find("skip to N") != std::string::npos);
+    CHECK(e.hint.find("'nat'") != std::string::npos);
+  }
 }
 
 TEST_CASE("a damaged or edited policy is refused with a located error") {

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
 #include <sstream>
 #include <unordered_map>
 
@@ -86,6 +87,7 @@ class Loader {
   void count_is(const YAML::Node& n, const std::vector<T>& v, const char* what, uint64_t expect);
   Origin origin(const Fields& f, const std::string& what, const char* text_key);
   nf2bpf_stmt stmt(const YAML::Node& n);
+  nf2bpf_nat nat(const YAML::Node& n);
 
   void header();
   void rules();
@@ -199,11 +201,47 @@ nf2bpf_stmt Loader::stmt(const YAML::Node& n) {
   return x;
 }
 
+// A `nat:` entry: {kind, to, flags}, and `raw:` for fields the spelling
+// leaves out.
+nf2bpf_nat Loader::nat(const YAML::Node& n) {
+  std::string what = "NAT range #" + std::to_string(p_.nats.size());
+  Fields f = fields(n, what, {"kind", "to", "flags", "raw"});
+  nf2bpf_nat x{};
+  YAML::Node k = f.req("kind", what);
+  std::string kind = str(k, "'kind'");
+  int kv = nat_kind_by_name(kind);
+  if (kv < 0) refuse(k, "unknown NAT kind '" + kind + "'", "kinds are dnat, snat, masquerade, redirect");
+  x.kind = (uint8_t)kv;
+  if (YAML::Node to = f.get("to"); to.IsDefined())
+    if (auto fail = parse_nat_to(str(to, "'to'"), x)) refuse(to, fail->why, fail->hint, fail->offset);
+  if (YAML::Node fl = f.get("flags"); fl.IsDefined())
+    for (const auto& fn : seq(fl, "'flags'")) {
+      std::string name = str(fn, "a NAT flag");
+      int bit = nat_flag_by_name(name);
+      if (bit < 0) refuse(fn, "unknown NAT flag '" + name + "'", "flags are random, random-fully, persistent");
+      x.flags |= (uint8_t)bit;
+    }
+  if (YAML::Node raw = f.get("raw"); raw.IsDefined()) {
+    Fields r = fields(raw, what + " 'raw'", {"port_min", "port_max", "pad", "addr_min", "addr_max"});
+    if (YAML::Node v = r.get("port_min"); v.IsDefined()) x.port_min = (uint16_t)number(v, "'port_min'", 65535);
+    if (YAML::Node v = r.get("port_max"); v.IsDefined()) x.port_max = (uint16_t)number(v, "'port_max'", 65535);
+    if (YAML::Node v = r.get("pad"); v.IsDefined()) x.pad = (uint16_t)number(v, "'pad'", 65535);
+    for (auto [key, a] : {std::pair{"addr_min", x.addr_min}, {"addr_max", x.addr_max}})
+      if (YAML::Node v = r.get(key); v.IsDefined() && !parse_nat_addr(str(v, key), a))
+        refuse(v, std::string("'") + key + "' must be an address like 10.0.0.1 or fd00::1");
+    // The ranges the flags give are checked again after the override.
+    if ((x.flags & NF_NAT_F_PORTS) && x.port_min > x.port_max) refuse(raw, what + ": its port range is empty");
+    if ((x.flags & NF_NAT_F_ADDR) && std::memcmp(x.addr_min, x.addr_max, 16) > 0)
+      refuse(raw, what + ": its address range is empty");
+  }
+  return x;
+}
+
 void Loader::header() {
-  top_ = fields(
-      root_, "the policy",
-      {"nf2bpf-policy", "source", "format", "checksum", "notes-checksum", "counts", "config", "rules", "stages",
-       "hooks", "chains", "log_prefixes", "limits", "statements", "tuples", "entries", "lpm", "small", "interfaces"});
+  top_ = fields(root_, "the policy",
+                {"nf2bpf-policy", "source", "format",  "checksum", "notes-checksum", "counts",    "config",
+                 "rules",         "stages", "hooks",   "chains",   "log_prefixes",   "limits",    "nat",
+                 "statements",    "tuples", "entries", "lpm",      "small",          "interfaces"});
   YAML::Node v = top_.get("nf2bpf-policy");
   if (!v.IsDefined())
     refuse(root_, "not an nf2bpf policy: no 'nf2bpf-policy:' version at the top",
@@ -216,15 +254,15 @@ void Loader::header() {
   p_.checksum = str(top_.req("checksum", "the policy"), "'checksum'");
   counts_node_ = top_.req("counts", "the policy");
   Fields c = fields(counts_node_, "'counts'",
-                    {"source_rules", "rules", "stages", "statements", "limits", "tuples", "entries", "lpm", "chains",
-                     "log_prefixes"});
-  for (const char* k : {"source_rules", "rules", "stages", "statements", "limits", "tuples", "entries", "lpm", "chains",
-                        "log_prefixes"})
+                    {"source_rules", "rules", "stages", "statements", "limits", "nat", "tuples", "entries", "lpm",
+                     "chains", "log_prefixes"});
+  for (const char* k : {"source_rules", "rules", "stages", "statements", "limits", "nat", "tuples", "entries", "lpm",
+                        "chains", "log_prefixes"})
     counts_[k] = number(c.req(k, "'counts'"), std::string("count of ") + k, UINT32_MAX);
   p_.rule_count_source = counts_["source_rules"];
 
   Fields cfg = fields(top_.req("config", "the policy"), "'config'",
-                      {"slots_used", "hooks_used", "nrules", "max_steps", "ct_needed", "xdp_stage"});
+                      {"slots_used", "hooks_used", "nrules", "max_steps", "ct_needed", "xdp_stage", "nat_fams"});
   for (const auto& s : seq(cfg.req("slots_used", "'config'"), "'slots_used'"))
     p_.cfg.slots_used |= 1u << slot(s, str(s, "a slot name"), 0);
   for (const auto& h : seq(cfg.req("hooks_used", "'config'"), "'hooks_used'")) {
@@ -239,6 +277,14 @@ void Loader::header() {
   p_.cfg.max_steps = (uint32_t)number(cfg.req("max_steps", "'config'"), "'max_steps'", UINT32_MAX);
   p_.cfg.ct_needed = (uint32_t)number(cfg.req("ct_needed", "'config'"), "'ct_needed'", UINT32_MAX);
   p_.cfg.xdp_stage = (uint32_t)number(cfg.req("xdp_stage", "'config'"), "'xdp_stage'", counts_["stages"]);
+  YAML::Node nf = cfg.req("nat_fams", "'config'");
+  std::string fams = str(nf, "'nat_fams'");
+  p_.cfg.nat_fams = fams == "ipv4"   ? NF_FAM_V4
+                    : fams == "ipv6" ? NF_FAM_V6
+                    : fams == "inet" ? (NF_FAM_V4 | NF_FAM_V6)
+                                     : 0;
+  if (!p_.cfg.nat_fams && fams != "none")
+    refuse(nf, "unknown family '" + fams + "' in 'nat_fams'", "'nat_fams' is none, ipv4, ipv6 or inet");
 
   // Tables the rules refer to.
   YAML::Node chains = top_.req("chains", "the policy");
@@ -253,6 +299,9 @@ void Loader::header() {
     p_.limits.push_back({cost, burst});
   }
   count_is(limits, p_.limits, "limits", counts_["limits"]);
+  YAML::Node nats = top_.req("nat", "the policy");
+  for (const auto& n : seq(nats, "'nat'")) p_.nats.push_back(nat(n));
+  count_is(nats, p_.nats, "nat", counts_["nat"]);
   if (YAML::Node st = top_.get("statements"); st.IsDefined()) {
     for (const auto& s : seq(st, "'statements'")) {
       p_.stmts.push_back(stmt(s));
@@ -274,9 +323,7 @@ void Loader::rules() {
     nf2bpf_rule r{};
     YAML::Node act = f.req("action", what);
     std::string action = str(act, "'action'");
-    if (size_t at = parse_action(action, r); at != std::string_view::npos)
-      refuse(act, "unknown action '" + action + "'",
-             "actions are accept, drop, reject, reject with tcp-reset, continue, skip to N", at);
+    if (auto fail = parse_action(action, p_, r)) refuse(act, fail->why, fail->hint, fail->offset);
     if (YAML::Node checks = f.get("checks"); checks.IsDefined())
       for (const auto& c : seq(checks, "'checks'"))
         if (auto fail = parse_check(str(c, "a check"), p_, r)) refuse(c, fail->why, {}, fail->offset);
@@ -318,7 +365,9 @@ void Loader::rules() {
     const nf2bpf_rule& r = p_.rules[i];
     const YAML::Node& n = list[i];
     auto bad = [&](const std::string& m) { refuse(n, "rule " + std::to_string(i) + ": " + m); };
-    if (r.action > NF_ACT_SKIP) bad("unknown action " + std::to_string(r.action));
+    if (r.action > NF_ACT_NAT) bad("unknown action " + std::to_string(r.action));
+    if (r.action == NF_ACT_NAT && r.nat >= p_.nats.size())
+      bad("its NAT range #" + std::to_string(r.nat) + " is not in 'nat'");
     if (r.action == NF_ACT_SKIP && (r.skip_to <= i || r.skip_to > p_.rules.size()))
       bad("skips to rule " + std::to_string(r.skip_to) + ", which is not after it in the policy");
     if ((uint64_t)r.stmt_first + r.stmt_count > p_.stmts.size()) bad("its statements are not in the policy");

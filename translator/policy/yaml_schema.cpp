@@ -1,5 +1,8 @@
 #include "translator/policy/yaml_schema.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -139,20 +142,206 @@ void set_field(nf2bpf_rule& r, const RawField& f, uint64_t v) {
 }
 uint64_t field_max(const RawField& f) { return f.size >= 8 ? UINT64_MAX : (1ULL << (8 * f.size)) - 1; }
 
-std::string action_text(const nf2bpf_rule& r) {
+// --- NAT ranges ---------------------------------------------------------------
+
+namespace {
+
+constexpr std::pair<const char*, int> kNatFlagNames[] = {
+    {"random", NF_NAT_F_RANDOM}, {"random-fully", NF_NAT_F_RANDOM_FULLY}, {"persistent", NF_NAT_F_PERSISTENT}};
+
+bool v4_mapped(const uint8_t a[16]) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(a, prefix, sizeof prefix) == 0;
+}
+
+// An address as it stands in `to`: IPv6 in brackets, so a port can follow.
+std::string to_addr_text(const uint8_t a[16]) { return v4_mapped(a) ? nat_addr_text(a) : "[" + nat_addr_text(a) + "]"; }
+
+}  // namespace
+
+std::string nat_kind_name(unsigned kind) {
+  return kind >= 1 && kind < std::size(kNatKindNames) ? kNatKindNames[kind] : std::to_string(kind);
+}
+
+int nat_kind_by_name(std::string_view s) {
+  for (size_t k = 1; k < std::size(kNatKindNames); ++k)
+    if (s == kNatKindNames[k]) return (int)k;
+  return -1;
+}
+
+std::vector<std::string> nat_flag_names(uint8_t flags) {
+  std::vector<std::string> out;
+  for (int bit = 1; bit < 256; bit <<= 1) {
+    if (!(flags & bit) || bit == NF_NAT_F_ADDR || bit == NF_NAT_F_PORTS) continue;
+    std::string name = std::to_string(bit);
+    for (const auto& [n, b] : kNatFlagNames)
+      if (b == bit) name = n;
+    out.push_back(name);
+  }
+  return out;
+}
+
+int nat_flag_by_name(std::string_view s) {
+  for (const auto& [n, b] : kNatFlagNames)
+    if (s == n) return b;
+  return -1;
+}
+
+std::string nat_addr_text(const uint8_t a[16]) {
+  char buf[INET6_ADDRSTRLEN];
+  if (v4_mapped(a)) return inet_ntop(AF_INET, a + 12, buf, sizeof buf);
+  return inet_ntop(AF_INET6, a, buf, sizeof buf);
+}
+
+bool parse_nat_addr(std::string_view s, uint8_t a[16]) {
+  std::string t(s);
+  if (t.find(':') == std::string::npos) {
+    std::memset(a, 0, 16);
+    a[10] = a[11] = 0xff;
+    return inet_pton(AF_INET, t.c_str(), a + 12) == 1;
+  }
+  // The IPv4-mapped form is spelled dotted, as the writer does.
+  return inet_pton(AF_INET6, t.c_str(), a) == 1 && !v4_mapped(a);
+}
+
+std::string nat_to_text(const nf2bpf_nat& n) {
+  std::string s;
+  if (n.flags & NF_NAT_F_ADDR) {
+    s = to_addr_text(n.addr_min);
+    if (std::memcmp(n.addr_min, n.addr_max, 16) != 0) s += "-" + to_addr_text(n.addr_max);
+  }
+  if (n.flags & NF_NAT_F_PORTS) {
+    s += ":" + std::to_string(n.port_min);
+    if (n.port_min != n.port_max) s += "-" + std::to_string(n.port_max);
+  }
+  return s;
+}
+
+std::optional<ParseFail> parse_nat_to(std::string_view s, nf2bpf_nat& n) {
+  Cursor c{s};
+  const char* form = "expected ADDR[-ADDR][:PORT[-PORT]] or :PORT[-PORT]";
+  const char* hint = "like 10.0.0.2-10.0.0.5:8080-8090, [fd00::1]:80 or :8080";
+  auto addr = [&](uint8_t a[16]) -> std::optional<ParseFail> {
+    size_t at = c.i, end;
+    std::string_view text;
+    if (c.lit("[")) {
+      end = s.find(']', c.i);
+      if (end == std::string_view::npos) return ParseFail{at, "an IPv6 address in '[' has no ']'", hint};
+      text = s.substr(c.i, end - c.i);
+      if (text.find(':') == std::string_view::npos)
+        return ParseFail{at, "only IPv6 addresses are written in brackets", hint};
+      c.i = end + 1;
+    } else {
+      std::string_view rest = s.substr(c.i, s.find('-', c.i) - c.i);  // this address, and maybe ports
+      if (std::count(rest.begin(), rest.end(), ':') >= 2)
+        return ParseFail{at, "an IPv6 address is written in brackets: [fd00::1]", hint};
+      end = s.find_first_not_of("0123456789.", c.i);
+      text = s.substr(c.i, (end == std::string_view::npos ? s.size() : end) - c.i);
+      if (text.empty()) return ParseFail{at, form, hint};
+      c.i += text.size();
+    }
+    if (!parse_nat_addr(text, a)) {
+      uint8_t x[16];
+      bool mapped = text.find(':') != std::string_view::npos && inet_pton(AF_INET6, std::string(text).c_str(), x) == 1;
+      return ParseFail{at + (s[at] == '[' ? 1 : 0),
+                       mapped ? "an IPv4-mapped address is written dotted: " + nat_addr_text(x)
+                              : "'" + std::string(text) + "' is not an IPv4 or IPv6 address",
+                       hint};
+    }
+    return std::nullopt;
+  };
+  auto port = [&](uint16_t& v) -> std::optional<ParseFail> {
+    uint64_t x = 0;
+    if (!c.dec(x, 65535)) return ParseFail{c.i, "expected a port 0..65535", hint};
+    v = (uint16_t)x;
+    return std::nullopt;
+  };
+  if (s.empty()) return ParseFail{0, form, hint};
+  if (!s.starts_with(":")) {
+    size_t at = c.i;
+    if (auto f = addr(n.addr_min)) return f;
+    std::memcpy(n.addr_max, n.addr_min, 16);
+    if (c.lit("-")) {
+      if (auto f = addr(n.addr_max)) return f;
+      if (std::memcmp(n.addr_min, n.addr_max, 16) > 0)
+        return ParseFail{at, "the address range " + std::string(s.substr(at, c.i - at)) + " is empty (first > last)"};
+    }
+    n.flags |= NF_NAT_F_ADDR;
+  }
+  if (c.lit(":")) {
+    size_t at = c.i;
+    if (auto f = port(n.port_min)) return f;
+    n.port_max = n.port_min;
+    if (c.lit("-")) {
+      if (auto f = port(n.port_max)) return f;
+      if (n.port_min > n.port_max)
+        return ParseFail{at, "the port range " + std::string(s.substr(at, c.i - at)) + " is empty (first > last)"};
+    }
+    n.flags |= NF_NAT_F_PORTS;
+  }
+  if (!c.done()) return ParseFail{c.i, form, hint};
+  return std::nullopt;
+}
+
+std::string nat_text(const nf2bpf_nat& n) {
+  std::string s = nat_kind_name(n.kind);
+  if (std::string to = nat_to_text(n); !to.empty()) s += " to " + to;
+  for (const auto& f : nat_flag_names(n.flags)) s += " " + f;
+  return s;
+}
+
+// --- Actions --------------------------------------------------------------------
+
+namespace {
+
+// "dnat #3 to 10.0.0.2:8080": the range's text with its index after the kind.
+std::string nat_action_text(const Policy& p, uint32_t index) {
+  if (index >= p.nats.size()) return "nat #" + std::to_string(index);
+  std::string t = nat_text(p.nats[index]), kind = nat_kind_name(p.nats[index].kind);
+  return kind + " #" + std::to_string(index) + t.substr(kind.size());
+}
+
+}  // namespace
+
+std::string action_text(const Policy& p, const nf2bpf_rule& r) {
   switch (r.action) {
     case NF_ACT_ACCEPT: return "accept";
     case NF_ACT_DROP: return "drop";
     case NF_ACT_REJECT: return r.reject_type ? std::string("reject with ") + reject_name(r.reject_type) : "reject";
     case NF_ACT_CONTINUE: return "continue";
     case NF_ACT_SKIP: return "skip to " + std::to_string(r.skip_to);
+    case NF_ACT_NAT: return nat_action_text(p, r.nat);
   }
   return "accept";  // the raw override carries the real value
 }
 
-size_t parse_action(std::string_view s, nf2bpf_rule& r) {
+std::optional<ParseFail> parse_action(std::string_view s, const Policy& p, nf2bpf_rule& r) {
   Cursor c{s};
   uint64_t to = 0;
+  auto unknown = [&](size_t at) {
+    return ParseFail{at, "unknown action '" + std::string(s) + "'",
+                     "actions are accept, drop, reject, reject with tcp-reset, continue, skip to N, "
+                     "and KIND #N ... naming an entry of 'nat'"};
+  };
+  bool nat = false;
+  for (const char* k : {"dnat #", "snat #", "masquerade #", "redirect #", "nat #"})
+    if (c.lit(k)) {
+      nat = true;
+      break;
+    }
+  if (nat) {
+    size_t at = c.i;
+    if (!c.dec(to, UINT32_MAX)) return ParseFail{at, "expected a NAT range index like #0"};
+    if (to >= p.nats.size())
+      return ParseFail{at, "nat #" + std::to_string(to) + " is not in 'nat' " +
+                               (p.nats.empty() ? "(it is empty)" : "(0.." + std::to_string(p.nats.size() - 1) + ")")};
+    if (s != nat_action_text(p, (uint32_t)to))
+      return ParseFail{0,
+                       "says '" + std::string(s) + "' but nat #" + std::to_string(to) + " is " + nat_text(p.nats[to])};
+    r.action = NF_ACT_NAT;
+    r.nat = (uint32_t)to;
+    return std::nullopt;
+  }
   if (c.lit("accept"))
     r.action = NF_ACT_ACCEPT;
   else if (c.lit("drop"))
@@ -167,18 +356,19 @@ size_t parse_action(std::string_view s, nf2bpf_rule& r) {
           code = k;
           break;
         }
-      if (code == kRejectUnknown) return at;
+      if (code == kRejectUnknown) return unknown(at);
       r.reject_type = code;
     }
   } else if (c.lit("continue"))
     r.action = NF_ACT_CONTINUE;
   else if (c.lit("skip to ")) {
-    if (!c.dec(to, UINT32_MAX)) return c.i;
+    if (!c.dec(to, UINT32_MAX)) return unknown(c.i);
     r.action = NF_ACT_SKIP;
     r.skip_to = (uint32_t)to;
   } else
-    return 0;
-  return c.done() ? std::string_view::npos : c.i;
+    return unknown(0);
+  if (!c.done()) return unknown(c.i);
+  return std::nullopt;
 }
 
 std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {

@@ -1,7 +1,7 @@
 // Private to the policy YAML writer and reader: names, the spelled-out forms
-// of actions, checks and statements (the writer spells them, the reader reads
-// them back, and the writer reads its own spelling back to know when a rule
-// needs `raw:`), and the origin fields both sides share.
+// of actions, checks, statements and NAT ranges (the writer spells them, the
+// reader reads them back, and the writer reads its own spelling back to know
+// when a rule or a range needs `raw:`), and the origin fields both sides share.
 #pragma once
 
 #include <cctype>
@@ -26,6 +26,7 @@ const char* const kSlotNames[NF_SLOT_MAX] = {
     "ttl",   "nfproto", "saddrtype", "daddrtype", "ctdir", "frag", "dscp",    "iif",      "oif"};
 const char* const kHookNames[NF_HOOK_MAX] = {"prerouting", "input", "forward", "output", "postrouting"};
 const char* const kActionNames[] = {"accept", "drop", "reject", "continue", "skip"};
+const char* const kNatKindNames[] = {nullptr, "dnat", "snat", "masquerade", "redirect"};  // by NF_NAT_*
 
 // The slots of the "small" class array, in array order.
 struct SmallSlot {
@@ -152,16 +153,41 @@ uint64_t get_field(const nf2bpf_rule& r, const RawField& f);
 void set_field(nf2bpf_rule& r, const RawField& f, uint64_t v);
 uint64_t field_max(const RawField& f);
 
-std::string action_text(const nf2bpf_rule& r);
-// Returns the offset of the first character it could not read, or npos.
-size_t parse_action(std::string_view s, nf2bpf_rule& r);
-
-std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r);
-
 struct ParseFail {
   size_t offset;
   std::string why;
+  std::string hint = {};
 };
+
+// --- NAT ranges ---------------------------------------------------------------
+
+// "dnat", "snat", "masquerade", "redirect"; another kind as its number.
+std::string nat_kind_name(unsigned kind);
+int nat_kind_by_name(std::string_view s);  // -1 when unknown
+// The flags a `nat:` entry lists (random, random-fully, persistent; any other
+// bit as its number). NF_NAT_F_ADDR and NF_NAT_F_PORTS are not listed: `to`
+// says whether an address and a port range are given.
+std::vector<std::string> nat_flag_names(uint8_t flags);
+int nat_flag_by_name(std::string_view s);  // the NF_NAT_F_* bit, -1 when unknown
+// "10.0.0.1" for an IPv4-mapped address, "fd00::1" otherwise.
+std::string nat_addr_text(const uint8_t a[16]);
+bool parse_nat_addr(std::string_view s, uint8_t a[16]);
+// Where the range translates to, as iptables' --to-destination spells it:
+// "10.0.0.2-10.0.0.5:8080-8090", "[fd00::1]:80", ":8080" (ports only), ""
+// (neither: masquerade, a plain redirect).
+std::string nat_to_text(const nf2bpf_nat& n);
+// Sets the address and port fields and NF_NAT_F_ADDR/PORTS from `to`.
+std::optional<ParseFail> parse_nat_to(std::string_view s, nf2bpf_nat& n);
+// The whole range in one line: "dnat to 10.0.0.2:8080 random".
+std::string nat_text(const nf2bpf_nat& n);
+
+// --- Actions --------------------------------------------------------------------
+
+// NF_ACT_NAT spells out the range it names: "dnat #3 to 10.0.0.2:8080".
+std::string action_text(const Policy& p, const nf2bpf_rule& r);
+std::optional<ParseFail> parse_action(std::string_view s, const Policy& p, nf2bpf_rule& r);
+
+std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r);
 
 // Adds one spelled-out check to `r`.
 std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf_rule& r);

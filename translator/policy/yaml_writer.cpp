@@ -108,7 +108,7 @@ void write_origin(std::string& o, const Origin& g, const char* indent, const cha
 nf2bpf_rule derive_rule(const Policy& p, const Origin& g, const std::string& action,
                         const std::vector<std::string>& checks, uint32_t stmt_first, uint32_t stmt_count) {
   nf2bpf_rule r{};
-  parse_action(action, r);
+  parse_action(action, p, r);
   for (const auto& c : checks) parse_check(c, p, r);
   r.stmt_first = stmt_first, r.stmt_count = (uint16_t)stmt_count;
   int64_t ci = chain_index(p, g);
@@ -136,6 +136,47 @@ namespace {
 
 std::string num(uint64_t v) { return std::to_string(v); }
 
+// A family mask as the stages spell it.
+std::string family_text(uint32_t mask) {
+  return mask == NF_FAM_V4 ? "ipv4" : mask == NF_FAM_V6 ? "ipv6" : mask == (NF_FAM_V4 | NF_FAM_V6) ? "inet" : num(mask);
+}
+
+std::string stage_flags_comment(uint8_t flags) {
+  std::string c;
+  for (auto [bit, what] : {std::pair{NF_STAGE_BEFORE_CT, "before conntrack (raw table)"},
+                           {NF_STAGE_NAT, "nat chain: a new connection's first packet, at the hook's NAT point"},
+                           {NF_STAGE_AFTER_NAT, "after the hook's NAT point: sees the translated packet"}})
+    if (flags & bit) c += (c.empty() ? "    # " : "; ") + std::string(what);
+  return c;
+}
+
+// One entry of `nat:`: spelled out, plus `raw:` for the fields the spelling
+// leaves out (an address or ports the flags do not give; never compiler output).
+std::string nat_entry_yaml(const nf2bpf_nat& n) {
+  std::string o = "{kind: " + yq(nat_kind_name(n.kind));
+  std::string to = nat_to_text(n);
+  if (!to.empty()) o += ", to: " + yq(to);
+  auto flags = nat_flag_names(n.flags);
+  if (!flags.empty()) {
+    o += ", flags: [";
+    for (size_t k = 0; k < flags.size(); ++k) o += (k ? ", " : "") + yq(flags[k]);
+    o += "]";
+  }
+  nf2bpf_nat d{};
+  if (!to.empty()) parse_nat_to(to, d);
+  std::string raw;
+  auto field = [&](const char* name, bool differs, const std::string& value) {
+    if (differs) raw += (raw.empty() ? "" : ", ") + std::string(name) + ": " + value;
+  };
+  field("port_min", d.port_min != n.port_min, num(n.port_min));
+  field("port_max", d.port_max != n.port_max, num(n.port_max));
+  field("pad", d.pad != n.pad, num(n.pad));
+  field("addr_min", std::memcmp(d.addr_min, n.addr_min, 16) != 0, yq(nat_addr_text(n.addr_min)));
+  field("addr_max", std::memcmp(d.addr_max, n.addr_max, 16) != 0, yq(nat_addr_text(n.addr_max)));
+  if (!raw.empty()) o += ", raw: {" + raw + "}";
+  return o + "}";
+}
+
 std::string names_of_bits(uint32_t bits, const char* const* names, size_t n) {
   std::string s = "[";
   for (size_t b = 0; b < 32; ++b)
@@ -162,13 +203,14 @@ void write_header(std::string& o, const Policy& p) {
   o += "notes-checksum: " + yq(notes_checksum(p), false) + "\n";
   o += "counts: {source_rules: " + num(p.rule_count_source) + ", rules: " + num(p.rules.size()) +
        ", stages: " + num(p.stages.size()) + ", statements: " + num(p.stmts.size()) +
-       ", limits: " + num(p.limits.size()) + ", tuples: " + num(p.tuples.size()) +
+       ", limits: " + num(p.limits.size()) + ", nat: " + num(p.nats.size()) + ", tuples: " + num(p.tuples.size()) +
        ", entries: " + num(p.entries.size()) + ", lpm: " + num(p.lpm.size()) +
        ", chains: " + num(p.chain_names.size()) + ", log_prefixes: " + num(p.log_prefixes.size()) + "}\n";
   o += "config: {slots_used: " + names_of_bits(p.cfg.slots_used, kSlotNames, NF_SLOT_MAX) +
        ", hooks_used: " + names_of_bits(p.cfg.hooks_used, kHookNames, NF_HOOK_MAX) + ", nrules: " + num(p.cfg.nrules) +
        ", max_steps: " + num(p.cfg.max_steps) + ", ct_needed: " + num(p.cfg.ct_needed) +
-       ", xdp_stage: " + num(p.cfg.xdp_stage) + "}\n";
+       ", xdp_stage: " + num(p.cfg.xdp_stage) +
+       ", nat_fams: " + (p.cfg.nat_fams ? family_text(p.cfg.nat_fams) : "none") + "}\n";
 }
 
 // Rules, in evaluation order.
@@ -182,7 +224,7 @@ void write_rules(std::string& o, const Policy& p, bool inline_stmts) {
     const Origin& g = i < p.origins.size() ? p.origins[i] : none;
     o += "  - index: " + num(i) + "\n";
     write_origin(o, g, "    ", "rule");
-    std::string action = action_text(r);
+    std::string action = action_text(p, r);
     o += "    action: " + yq(action) + "\n";
     auto checks = checks_text(p, r);
     if (!checks.empty()) {
@@ -216,19 +258,13 @@ void write_stages(std::string& o, const Policy& p) {
     const nf2bpf_stage& s = p.stages[i];
     o += "  - index: " + num(i) + "\n";
     o += "    hook: " + enum_name(kHookNames, NF_HOOK_MAX, s.hook) + "\n";
-    std::string family = s.family_mask == NF_FAM_V4                 ? "ipv4"
-                         : s.family_mask == NF_FAM_V6               ? "ipv6"
-                         : s.family_mask == (NF_FAM_V4 | NF_FAM_V6) ? "inet"
-                                                                    : num(s.family_mask);
-    o += "    family: " + family + "\n";
+    o += "    family: " + family_text(s.family_mask) + "\n";
     o += "    policy: " + enum_name(kActionNames, 2, s.policy) + "\n";
     o += "    rules: [" + num(s.first_rule) + ", " + num(s.end_rule) + "]    # first, end (exclusive)\n";
     o += "    tuples: [" + num(s.tuple_first) + ", " + num(s.tuple_count) + "]    # first, count\n";
     // "none": the XDP early-drop stage, whose no-match passes to TC uncounted.
     o += "    policy_counter: " + (s.policy_counter == UINT32_MAX ? std::string("none") : num(s.policy_counter)) + "\n";
-    if (s.flags)
-      o += "    flags: " + num(s.flags) + (s.flags == NF_STAGE_BEFORE_CT ? "    # before conntrack (raw table)" : "") +
-           "\n";
+    if (s.flags) o += "    flags: " + num(s.flags) + stage_flags_comment(s.flags) + "\n";
     Origin none;
     write_origin(o, i < p.stage_origins.size() ? p.stage_origins[i] : none, "    ", "text");
   }
@@ -259,6 +295,10 @@ void write_tables(std::string& o, const Policy& p, bool inline_stmts) {
     if (i) o += "    # #" + num(i) + ": " + limit_text(p.limits[i]);
     o += "\n";
   }
+  o += "nat:";
+  o += p.nats.empty() ? " []" : "    # the ranges NAT rules bind ('dnat #N ...'): to ADDR[-ADDR][:PORT[-PORT]]";
+  o += "\n";
+  for (size_t i = 0; i < p.nats.size(); ++i) o += "  - " + nat_entry_yaml(p.nats[i]) + "    # #" + num(i) + "\n";
   if (!inline_stmts) {
     o += "statements:\n";
     for (const auto& s : p.stmts) o += "  - " + stmt_yaml(p, s) + "\n";
