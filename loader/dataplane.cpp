@@ -805,16 +805,8 @@ Result<StatusInfo> Dataplane::status(bool with_counters) {
   auto ns = read_state(2);
   if (ns) s.attach = ns->value("ifaces", nlohmann::json::array());
   if (ns) s.excluded = ns->value("excluded", std::vector<std::string>{});
-  // Conntrack entries.
-  {
-    nf_ct_key key{}, next{};
-    void* cur = nullptr;
-    while (bpf_map_get_next_key(fds_->ct.fd, cur, &next) == 0) {
-      ++s.ct_entries;
-      key = next;
-      cur = &key;
-    }
-  }
+  // Connections (a NATed one's alias entry is not another connection).
+  if (auto conns = connections()) s.ct_entries = conns->size();
   if (!with_counters || ctrl.abi != NF2BPF_ABI_VERSION) return s;
   uint32_t slot = s.live_slot;
   uint32_t cid = 0, rid = 0;
@@ -887,6 +879,25 @@ Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& fr
   out.ctstate = (uint8_t)(outctx.cb[3] & 0xff);
   data_out.resize(std::min<size_t>(o.data_size_out, data_out.size()));
   out.data = std::move(data_out);
+  return out;
+}
+
+Result<std::vector<Connection>> Dataplane::connections() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  std::vector<Connection> out;
+  nf_ct_key key{}, next{};
+  void* cur = nullptr;
+  while (bpf_map_get_next_key(fds_->ct.fd, cur, &next) == 0) {
+    key = next;
+    cur = &key;
+    Connection c{key, {}, 0};
+    if (bpf_map_lookup_elem(fds_->ct.fd, &key, &c.val) != 0) continue;  // gone meanwhile
+    if ((c.val.flags & NF_CT_ALIAS) || c.val.expires_ns <= now) continue;
+    c.expires_in_ns = c.val.expires_ns - now;
+    out.push_back(c);
+  }
   return out;
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/result.h"
 #include "loader/host.h"
+#include "bpf/include/ct_abi.h"
 #include "translator/policy/policy.h"
 
 namespace nf2bpf::loader {
@@ -51,6 +52,13 @@ struct TestResult {
   uint32_t stage = UINT32_MAX;  // stage of that rule, UINT32_MAX: no stage ran
   uint8_t ctstate = 0;          // NF_CT_STATE_* the rules saw
   std::vector<uint8_t> data;    // the frame as the program left it (NAT rewrites it)
+};
+
+// One tracked connection as the BPF programs keep it (bpf/include/ct_abi.h).
+struct Connection {
+  nf_ct_key key;
+  nf_ct_val val;
+  uint64_t expires_in_ns = 0;
 };
 
 struct TestCtx {
@@ -112,6 +120,10 @@ class Dataplane {
 
   // Runs one program on one frame (BPF_PROG_TEST_RUN): for private instances.
   Result<TestResult> test_run(Prog prog, const std::vector<uint8_t>& frame, const TestCtx& ctx);
+
+  // The tracked connections (nf_ct's entries that are not a NATed
+  // connection's alias), live ones only.
+  Result<std::vector<Connection>> connections();
 
   // Drops every tracked connection (tests start from a clean tracker).
   Result<void> flush_conntrack();
