@@ -1,5 +1,7 @@
 #include "verify/conntrack.h"
 
+#include <algorithm>
+
 #include "translator/ir/ir.h"
 
 namespace nf2bpf::verify {
@@ -236,6 +238,22 @@ const CtEntry* Conntrack::find(const CtTuple& t, double now, int* dir) const {
   if (e == entries_.end() || e->second.expires < now) return nullptr;
   if (dir) *dir = it->second.second;
   return &e->second;
+}
+
+bool Conntrack::taken(const CtTuple& t, double now, const std::vector<uint64_t>& ignore) const {
+  const CtEntry* e = find(t, now);
+  return e && std::find(ignore.begin(), ignore.end(), e->id) == ignore.end();
+}
+
+std::vector<const CtEntry*> Conntrack::by_source(const CtTuple& t, double now) const {
+  std::vector<const CtEntry*> out;
+  for (const auto& [id, e] : entries_)
+    if (e.expires >= now && (e.status & kStSrcNatDone) && e.orig.src == t.src && e.orig.sport == t.sport &&
+        e.orig.proto == t.proto)
+      out.push_back(&e);
+  // In creation order, so the choice does not depend on the hash map's.
+  std::sort(out.begin(), out.end(), [](const CtEntry* a, const CtEntry* b) { return a->id < b->id; });
+  return out;
 }
 
 CtView Conntrack::start(const CtTuple& t, double now) const {

@@ -58,8 +58,19 @@ enum CtStatusBit : uint32_t {
   kStSeenReply = 2,
   kStAssured = 4,
   kStConfirmed = 8,
-  kStSnat = 16,
-  kStDnat = 32,
+  kStSnat = 16,         // the source was changed (IPS_SRC_NAT: set only when the tuple changed)
+  kStDnat = 32,         // the destination was changed (IPS_DST_NAT)
+  kStSrcNatDone = 128,  // a source binding (a rule's or the null binding) is set up
+  kStDstNatDone = 256,  // likewise for the destination
+};
+
+// A NAT choice the kernel makes by a hash or at random, which the reference
+// does not reproduce: the range the chosen address / port lies in. The
+// entry's reply tuple holds one stand-in value from it.
+struct CtChoice {
+  bool addr = false, port = false;
+  ir::u128 addr_lo = 0, addr_hi = 0;
+  uint16_t port_lo = 0, port_hi = 0;
 };
 
 enum class TcpState : uint8_t {
@@ -85,6 +96,7 @@ struct CtEntry {
   TcpState tcp = TcpState::None;
   uint8_t last_index = 5, last_dir = 0;
   bool close_init[2] = {false, false};
+  CtChoice choice[2];  // per NAT manip type: [0] source, [1] destination
   const CtTuple& tuple(int dir) const { return dir ? reply : orig; }
 };
 
@@ -111,6 +123,12 @@ class Conntrack {
   void commit(const CtView& v, bool accepted, double now);
   size_t size() const { return entries_.size(); }
   const CtEntry* find(const CtTuple& t, double now, int* dir = nullptr) const;
+  // Whether a live entry other than those in `ignore` has `t` as either of
+  // its tuples (nf_conntrack_tuple_taken).
+  bool taken(const CtTuple& t, double now, const std::vector<uint64_t>& ignore) const;
+  // Live entries with a source binding whose original tuple has the same
+  // source address, port and protocol as `t` (the kernel's bysource hash).
+  std::vector<const CtEntry*> by_source(const CtTuple& t, double now) const;
 
  private:
   CtView classify_tcp(const pkt::Packet& p, const CtTuple& t, double now) const;

@@ -12,11 +12,20 @@
 //    entries (RETURN, the end of a goto) continue at their target; when no
 //    terminal rule matches, the chain's policy decides;
 //  - conntrack runs between the raw (priority < -200) and later chains of
-//    PREROUTING/OUTPUT; NOTRACK before it makes the packet UNTRACKED; nat
-//    chains see only the first packet of a connection; DNAT/REDIRECT rewrite
-//    the destination for the rest of the path (and re-route INPUT vs
-//    FORWARD), SNAT/MASQUERADE change the reply tuple; an entry is confirmed
-//    only when its first packet is accepted;
+//    PREROUTING/OUTPUT; NOTRACK before it makes the packet UNTRACKED; an
+//    entry is confirmed only when its first packet is accepted;
+//  - NAT as nf_nat_core.c does it: once the family has a nat chain, the NAT
+//    hook runs at priority -100 (PREROUTING/OUTPUT: destination) and +100
+//    (INPUT/POSTROUTING: source), and the nat chains of that hook run inside
+//    it in their own priority order, only for a connection not yet bound at
+//    that manip type, until one binds; otherwise the null binding. The
+//    binding picks a unique tuple (get_unique_tuple: a source port is kept
+//    unless the reply tuple is taken, then searched); the packet, and every
+//    later packet of the connection in both directions, is rewritten from
+//    the binding; ICMP errors about a NATed connection are translated outer
+//    and inner; DNAT re-routes (INPUT vs FORWARD, OUTPUT to lo or out).
+//    Choices the kernel makes by hash or at random are reported as ranges
+//    (Decision::nat);
 //  - while conntrack is in use the kernel reassembles fragments before any
 //    rule: a datagram is judged once, at its first fragment, and its other
 //    fragments share that verdict;
@@ -89,6 +98,9 @@ class ReferenceEngine : public VerdictEngine {
   Conntrack ct_;
   // stages per (hook, family 4/6), in evaluation order
   std::map<std::pair<ir::Hook, int>, std::vector<size_t>> stages_;
+  // nat-type stages per (hook, family), in priority order: they run inside the NAT hook
+  std::map<std::pair<ir::Hook, int>, std::vector<size_t>> nat_stages_;
+  bool nat_v4_ = false, nat_v6_ = false;  // the family has a nat chain: the NAT hooks are registered
   // hit counters: [table][chain][rule], and base chain policies [table][chain]
   std::vector<std::vector<std::vector<uint64_t>>> rule_hits_;
   std::vector<std::vector<uint64_t>> policy_hits_;
