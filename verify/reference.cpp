@@ -1365,10 +1365,14 @@ RuleInfo ReferenceEngine::outcome_info(const StageOutcome& o) const {
 RuleInfo ReferenceEngine::deciding_rule(const Run& r) const {
   if (r.outcomes.empty()) return {};
   if (r.verdict != Verdict::Accept) return outcome_info(r.outcomes.back());
+  // A nat chain's rule binds NAT, it does not accept: skip them.
+  auto nat = [&](const StageOutcome& o) { return pipe_.stages[o.stage].type == ir::ChainType::Nat; };
   for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
-    if (it->rule) return outcome_info(*it);
+    if (it->rule && !nat(*it)) return outcome_info(*it);
   for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
-    if (!pipe_.stages[it->stage].rules.empty()) return outcome_info(*it);
+    if (!pipe_.stages[it->stage].rules.empty() && !nat(*it)) return outcome_info(*it);
+  for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
+    if (!nat(*it)) return outcome_info(*it);
   return outcome_info(r.outcomes.back());
 }
 

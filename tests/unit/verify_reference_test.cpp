@@ -697,6 +697,7 @@ TEST_CASE("reference NAT: MASQUERADE takes the address the kernel selects on the
   REQUIRE(d.nat);
   CHECK(*d.nat == exact("198.51.100.1", 40000, "8.8.8.8", 443));
   CHECK(d.events.at(0).what == "MASQUERADE to 198.51.100.1");
+  CHECK(d.rule.chain == "filter/FORWARD");  // a nat rule binds, it does not decide the verdict
   // The nexthop in one of its subnets: that subnet's primary address.
   d = f.send(tcp("192.168.1.50", 40001, "203.0.113.77", 443, SYN));
   REQUIRE(d.nat);
