@@ -793,6 +793,18 @@ TEST_CASE(
   REQUIRE(d.nat);
   CHECK(d.nat->sport_lo == 1024);  // the binding's range again, not the stand-in port
   CHECK(d.nat->sport_hi == 65535);
+  // The backend's answer shows the port the kernel chose: the reply is the
+  // connection's, and from then on the binding is exact.
+  d = f.send(tcp("10.0.0.5", 80, kClient, 33333, SYNACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("192.0.2.11", 80, kClient, 5000));
+  d = f.send(tcp(kClient, 5000, "192.0.2.11", 80, ACK));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 33333, "10.0.0.5", 80));
+  // A port outside the range is no answer to it.
+  d = f.send(tcp("10.0.0.5", 80, kClient, 80, SYNACK));
+  CHECK(d.ct_state == "INVALID");
   // A destination port range is searched from its start, in order: exact.
   d = f.send(tcp(kClient, 6000, "192.0.2.11", 81, SYN));
   REQUIRE(d.nat);
