@@ -912,3 +912,33 @@ TEST_CASE("reference NAT: ct status dnat / --ctstate DNAT only when the tuple ch
   CHECK(d.path.at(2) == ir::Hook::Input);
   CHECK_FALSE(d.nat);
 }
+
+TEST_CASE("reference NAT: IPv6 MASQUERADE selects the source as ipv6_dev_get_saddr does") {
+  Fixture f(
+      "table ip6 nat {\n  chain post { type nat hook postrouting priority srcnat; oifname \"wan0\" masquerade; }\n}\n",
+      {"2001:db8:2::1"}, {}, {}, "nft");
+  f.host.add_local(a6("fe80::1"), "wan0", 64);
+  f.host.add_local(a6("2001:db8:2::1"), "lan0", 64);
+  f.host.add_local(a6("2001:db8:1::1"), "wan0", 64);
+  f.iface = "lan0";
+  f.comment = "nf2bpf: oif=wan0";
+  auto send = [&](const char* dst) {
+    PacketSpec s;
+    s.family = 6;
+    s.saddr = a6("2001:db8:2::50");
+    s.daddr = a6(dst);
+    s.proto = 17;
+    s.sport = 5000;
+    s.dport = 53;
+    auto d = f.send(s);
+    INFO(events(d));
+    REQUIRE(d.verdict == Verdict::Accept);
+    REQUIRE(d.nat);
+    CHECK(d.nat->src_lo == d.nat->src_hi);
+    return d.nat->src_lo;
+  };
+  // A global destination: a global source (not the link-local one, though
+  // it comes first), on the outgoing interface before a longer prefix match.
+  CHECK(send("2001:db8:99::1") == a6("2001:db8:1::1"));
+  CHECK(send("2001:db8:2::77") == a6("2001:db8:1::1"));
+}
