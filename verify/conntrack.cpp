@@ -464,7 +464,9 @@ CtView Conntrack::classify_icmp(const pkt::Packet& p, double now) const {
       return v;
     }
     int dir = 0;
-    const CtEntry* e = find(invert(quoted), now, &dir);
+    std::optional<CtEntry> pinned;  // (an error does not pin a choice: it only has to find its connection)
+    const CtEntry* e = find_reply(invert(quoted), now, &dir, pinned);
+    if (pinned) e = &*pinned;
     if (!e) {
       v.why = "ICMP error quoting a packet of no tracked connection";
       return v;

@@ -773,6 +773,9 @@ TEST_CASE(
   CHECK(d.rule.location != "rules.v4:15");
   // Same client port, same backend: the reply tuple 10.0.0.5:80 -> client:5000
   // is taken, so the null binding at POSTROUTING searches a source port.
+  // (Checked on Linux 6.18 with iptables-nft in netns: the backend saw the
+  // second connection from port 38162, and --ctstate SNAT matched its later
+  // packets in FORWARD.)
   d = f.send(tcp(kClient, 5000, "192.0.2.11", 80, SYN));
   INFO(events(d));
   CHECK(d.verdict == Verdict::Accept);
@@ -941,4 +944,28 @@ TEST_CASE("reference NAT: IPv6 MASQUERADE selects the source as ipv6_dev_get_sad
   // it comes first), on the outgoing interface before a longer prefix match.
   CHECK(send("2001:db8:99::1") == a6("2001:db8:1::1"));
   CHECK(send("2001:db8:2::77") == a6("2001:db8:1::1"));
+}
+
+TEST_CASE("reference NAT: an ICMP error quoting a masqueraded packet goes back to the client, re-routed") {
+  Fixture f(nat_head() + "-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n" + head() + "COMMIT\n", {"192.168.1.1"});
+  f.host.add_local(a4("192.168.1.1"), "lan0", 120);
+  f.host.add_local(a4("198.51.100.1"), "wan0", 120);
+  f.iface = "lan0";
+  f.comment = "nf2bpf: oif=wan0";
+  auto d = f.send(udp("192.168.1.50", 33000, "203.0.113.5", 33434));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 33000, "203.0.113.5", 33434));
+  // A router on the way answers the masqueraded probe.
+  PacketSpec err = icmp("203.0.113.200", "198.51.100.1", 11, 0);
+  auto quoted = build_ip(udp("198.51.100.1", 33000, "203.0.113.5", 33434));
+  err.quote.assign(quoted.begin(), quoted.begin() + 28);
+  f.iface = "wan0";
+  f.comment = "nf2bpf: oif=lan0";
+  d = f.send(err);
+  INFO(events(d));
+  CHECK(d.ct_state == "RELATED");
+  CHECK(d.path.at(2) == ir::Hook::Forward);  // addressed to the router, forwarded to the client
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("203.0.113.200", 0, "192.168.1.50", 0, false));
+  CHECK(has_event(d, "quoting 192.168.1.50:33000 -> 203.0.113.5:33434"));
 }
