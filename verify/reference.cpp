@@ -1351,8 +1351,41 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
       }
   }
   explain_unknowns(d, runs, exhausted);
+  widen_binding(runs);
   commit(first, p.time);
   return d;
+}
+
+// When undecidable matches chose between NAT rules (kube-proxy's
+// `-m statistic` backends ...), the connection committed is the first run's,
+// but the kernel's binding may be any run's: the binding becomes a choice
+// over all of them, so later packets are reported as that range and the
+// first reply pins it (Conntrack::find_reply).
+void ReferenceEngine::widen_binding(std::vector<Run>& runs) const {
+  Run& first = runs[0];
+  if (!conntrack_on_ || !first.ct_done || first.untracked || !first.ct.is_new || first.verdict != Verdict::Accept)
+    return;
+  CtEntry& en = first.ct.entry;
+  const bool icmp = en.orig.proto == 1 || en.orig.proto == 58;
+  auto widen = [](bool& on, auto& lo, auto& hi, auto base, auto v) {
+    if (!on && v == base) return false;
+    if (!on) on = true, lo = hi = base;
+    lo = std::min(lo, v), hi = std::max(hi, v);
+    return true;
+  };
+  for (size_t i = 1; i < runs.size(); ++i) {
+    const Run& r = runs[i];
+    if (r.verdict != Verdict::Accept || !r.ct_done || r.untracked || !r.ct.is_new) continue;
+    const CtTuple& o = r.ct.entry.reply;
+    CtChoice& d = en.choice[1];
+    CtChoice& s = en.choice[0];
+    bool dn = widen(d.addr, d.addr_lo, d.addr_hi, en.reply.src, o.src);
+    if (!icmp) dn |= widen(d.port, d.port_lo, d.port_hi, en.reply.sport, o.sport);  // (ICMP: the id, below)
+    bool sn = widen(s.addr, s.addr_lo, s.addr_hi, en.reply.dst, o.dst);
+    sn |= widen(s.port, s.port_lo, s.port_hi, icmp ? en.reply.sport : en.reply.dport, icmp ? o.sport : o.dport);
+    if (dn) en.status |= kStDnat;
+    if (sn) en.status |= kStSnat;
+  }
 }
 
 RuleInfo ReferenceEngine::outcome_info(const StageOutcome& o) const {

@@ -88,6 +88,7 @@ class ReferenceEngine : public VerdictEngine {
   RuleInfo outcome_info(const StageOutcome& o) const;
   RuleInfo deciding_rule(const Run& r) const;
   void explain_unknowns(Decision& d, const std::vector<Run>& runs, bool exhausted) const;
+  void widen_binding(std::vector<Run>& runs) const;
   void commit(const Run& first, double time);
 
   const ir::Ruleset& rs_;

@@ -969,3 +969,34 @@ TEST_CASE("reference NAT: an ICMP error quoting a masqueraded packet goes back t
   CHECK(*d.nat == exact("203.0.113.200", 0, "192.168.1.50", 0, false));
   CHECK(has_event(d, "quoting 192.168.1.50:33000 -> 203.0.113.5:33434"));
 }
+
+TEST_CASE("reference NAT: a backend chosen by -m statistic: every backend is allowed, for the whole connection") {
+  Fixture f(nat_head() +
+            "-A PREROUTING -d 192.0.2.10/32 -p tcp --dport 80 -m statistic --mode random --probability 0.5 -j DNAT "
+            "--to-destination 10.0.0.5:8080\n"
+            "-A PREROUTING -d 192.0.2.10/32 -p tcp --dport 80 -j DNAT --to-destination 10.0.0.9:8081\n"
+            "COMMIT\n" +
+            head() + "COMMIT\n");
+  auto d = f.send(tcp(kClient, 5000, kHost, 80, SYN));
+  INFO(events(d) << d.note);
+  CHECK(d.verdict == Verdict::Accept);
+  REQUIRE(d.nat);
+  CHECK(d.nat->dst_lo == a4("10.0.0.5"));
+  CHECK(d.nat->dst_hi == a4("10.0.0.9"));
+  CHECK(d.nat->dport_lo == 8080);
+  CHECK(d.nat->dport_hi == 8081);
+  CHECK(d.note.find("the translation depends on") != std::string::npos);
+  // The client's next packet: still either backend.
+  d = f.send(tcp(kClient, 5000, kHost, 80, SYN));
+  REQUIRE(d.nat);
+  CHECK(d.nat->dst_lo == a4("10.0.0.5"));
+  CHECK(d.nat->dst_hi == a4("10.0.0.9"));
+  // The second backend answers: the connection is its from now on.
+  d = f.send(tcp("10.0.0.9", 8081, kClient, 5000, SYNACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kHost, 80, kClient, 5000));
+  d = f.send(tcp(kClient, 5000, kHost, 80, ACK));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 5000, "10.0.0.9", 8081));
+}
