@@ -297,12 +297,24 @@ bool Conntrack::taken(const CtTuple& t, double now, const std::vector<uint64_t>&
   return e && std::find(ignore.begin(), ignore.end(), e->id) == ignore.end();
 }
 
+namespace {
+
+CtTuple source_key(const CtTuple& t) {
+  CtTuple k;
+  k.src = t.src;
+  k.sport = t.sport;
+  k.proto = t.proto;
+  return k;
+}
+
+}  // namespace
+
 std::vector<const CtEntry*> Conntrack::by_source(const CtTuple& t, double now) const {
   std::vector<const CtEntry*> out;
-  for (const auto& [id, e] : entries_)
-    if (e.expires >= now && (e.status & kStSrcNatDone) && e.orig.src == t.src && e.orig.sport == t.sport &&
-        e.orig.proto == t.proto)
-      out.push_back(&e);
+  auto it = bysource_.find(source_key(t));
+  if (it == bysource_.end()) return out;
+  for (uint64_t id : it->second)
+    if (auto e = entries_.find(id); e != entries_.end() && e->second.expires >= now) out.push_back(&e->second);
   // In creation order, so the choice does not depend on the hash map's.
   std::sort(out.begin(), out.end(), [](const CtEntry* a, const CtEntry* b) { return a->id < b->id; });
   return out;
@@ -514,6 +526,7 @@ void Conntrack::index(const CtEntry& e) {
     chosen_[wildcard(e.reply, m)].push_back(e.id);
     masks_in_use_ |= 1u << m;
   }
+  if (e.status & kStSrcNatDone) bysource_[source_key(e.orig)].push_back(e.id);
 }
 
 void Conntrack::unindex(const CtEntry& e) {
@@ -527,6 +540,10 @@ void Conntrack::unindex(const CtEntry& e) {
       std::erase(it->second, e.id);
       if (it->second.empty()) chosen_.erase(it);
     }
+  }
+  if (auto it = bysource_.find(source_key(e.orig)); it != bysource_.end()) {
+    std::erase(it->second, e.id);
+    if (it->second.empty()) bysource_.erase(it);
   }
 }
 

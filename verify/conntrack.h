@@ -154,6 +154,8 @@ class Conntrack {
   // zeroed (wild_mask: 1 src, 2 dst, 4 sport, 8 dport), per mask in use.
   std::unordered_map<CtTuple, std::vector<uint64_t>, CtTupleHash> chosen_;
   uint32_t masks_in_use_ = 0;  // bit m: some entry has wild mask m
+  // Entries with a source binding by original source address, port and protocol (by_source).
+  std::unordered_map<CtTuple, std::vector<uint64_t>, CtTupleHash> bysource_;
   std::unordered_map<uint64_t, CtEntry> entries_;
   mutable uint64_t next_id_ = 1;
   uint64_t commits_ = 0;

@@ -815,8 +815,9 @@ CtTuple ReferenceEngine::Walk::unique_tuple(const CtTuple& curr, const NatRange&
         cand.sport = m.sport;
         if ((rg.map_ips && (cand.src < rg.addr_lo || cand.src > rg.addr_hi)) || (rg.proto && !port_in_range(cand)))
           continue;
-        if (!used(cand)) return cand;
-        break;
+        if (used(cand)) break;
+        ch = (*it)->choice[0];  // the same mapping, as far as the reference knows it
+        return cand;
       }
     }
   }

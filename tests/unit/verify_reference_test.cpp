@@ -1000,3 +1000,24 @@ TEST_CASE("reference NAT: a backend chosen by -m statistic: every backend is all
   REQUIRE(d.nat);
   CHECK(*d.nat == exact(kClient, 5000, "10.0.0.9", 8081));
 }
+
+TEST_CASE("reference NAT: SNAT reuses the mapping another connection from the same source has (bysource)") {
+  Fixture f(nat_head() +
+            "-A POSTROUTING -d 203.0.113.9 -j SNAT --to-source 198.51.100.1\n"
+            "-A POSTROUTING -d 203.0.113.10 -j SNAT --to-source 198.51.100.1-198.51.100.4\n"
+            "COMMIT\n" +
+            head() + "COMMIT\n");
+  auto d = f.send(tcp("10.1.0.5", 40000, "203.0.113.9", 443, SYN));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 40000, "203.0.113.9", 443));
+  // find_appropriate_src(): 198.51.100.1:40000 is in the second rule's range
+  // and free towards 203.0.113.10: taken as it is, no hash.
+  d = f.send(tcp("10.1.0.5", 40000, "203.0.113.10", 443, SYN));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 40000, "203.0.113.10", 443));
+  // Another source port has no mapping yet: the hashed address, a range.
+  d = f.send(tcp("10.1.0.5", 40001, "203.0.113.10", 443, SYN));
+  REQUIRE(d.nat);
+  CHECK(d.nat->src_lo == a4("198.51.100.1"));
+  CHECK(d.nat->src_hi == a4("198.51.100.4"));
+}
