@@ -691,6 +691,9 @@ TEST_CASE("reference NAT: MASQUERADE takes the address the kernel selects on the
   f.host.add_local(a4("203.0.113.1"), "wan0", 120);
   f.iface = "lan0";
   f.comment = "nf2bpf: oif=wan0";
+  // (Checked on Linux 6.18 with the same addresses on a router's wan device:
+  // to 203.0.113.77 on-link the source was 203.0.113.1, to 8.8.8.8 via a
+  // gateway in 198.51.100.0/24 it was 198.51.100.1.)
   // Off-link destination: the device's first primary address.
   auto d = f.send(tcp("192.168.1.50", 40000, "8.8.8.8", 443, SYN));
   INFO(events(d));
@@ -775,7 +778,7 @@ TEST_CASE(
   // is taken, so the null binding at POSTROUTING searches a source port.
   // (Checked on Linux 6.18 with iptables-nft in netns: the backend saw the
   // second connection from port 38162, and --ctstate SNAT matched its later
-  // packets in FORWARD.)
+  // packets in FORWARD; likewise when the first was already in TIME_WAIT.)
   d = f.send(tcp(kClient, 5000, "192.0.2.11", 80, SYN));
   INFO(events(d));
   CHECK(d.verdict == Verdict::Accept);
