@@ -112,7 +112,8 @@ struct ReferenceEngine::Run {
   // NAT of this packet: where a header field's new value is a choice the
   // reference does not reproduce, its range ([0] source, [1] destination).
   CtChoice nat_choice[2];
-  std::string nat_drop;  // a NAT target dropped the packet (no address to use): why
+  std::string nat_drop;        // a NAT target dropped the packet (no address to use): why
+  bool confirm_clash = false;  // accepted, but its connection could not be confirmed (tuple clash): dropped
   bool iif_known = true, oif_known = true;
 
   std::vector<Hook> path;
@@ -628,7 +629,18 @@ void ReferenceEngine::Walk::run() {
   r.ct_model = e.conntrack_on_;
   for (size_t hi = 0; hi < hooks.size(); ++hi)
     if (!hook(hi)) return;
-  finish(Verdict::Accept, hooks.empty() ? Hook::Input : hooks.back(), "");
+  Hook last = hooks.empty() ? Hook::Input : hooks.back();
+  // Confirmation (__nf_conntrack_confirm): a new connection whose reply
+  // tuple NAT left clashing with another connection's is not inserted and
+  // its packet is dropped (insert_failed; checked on Linux 6.18 for TCP and
+  // UDP with SNAT to one port).
+  if (e.conntrack_on_ && r.ct_done && !r.untracked && r.ct.is_new && !r.ct.kill_after &&
+      e.ct_.taken(r.ct.entry.reply, r.p.time, r.ct.remove)) {
+    r.confirm_clash = true;
+    finish(Verdict::Drop, last, "");
+    return;
+  }
+  finish(Verdict::Accept, last, "");
 }
 
 // The base chains of one hook, in priority order, with conntrack and the
@@ -1322,6 +1334,13 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
     d.note = "INVALID: " + first.ct.why;
   if (!first.nat_drop.empty()) d.note = first.nat_drop;
   d.rule = deciding_rule(first);
+  if (first.confirm_clash) {
+    d.rule = RuleInfo{};
+    d.rule.text = "conntrack confirmation: the reply tuple is another connection's, so the kernel drops the packet";
+    d.note = "reply tuple " + ir::format_addr(first.ct.entry.reply.src) + ":" +
+             std::to_string(first.ct.entry.reply.sport) + " -> " + ir::format_addr(first.ct.entry.reply.dst) + ":" +
+             std::to_string(first.ct.entry.reply.dport) + " is taken (NAT found no free tuple)";
+  }
   if (d.rule.empty()) d.rule.text = "no base chain on this path: accepted";
   if (first.verdict == Verdict::Accept) {
     // What leaves. When undecidable matches chose the NAT rule (statistic,

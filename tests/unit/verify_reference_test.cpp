@@ -1026,3 +1026,23 @@ TEST_CASE("reference NAT: SNAT reuses the mapping another connection from the sa
   CHECK(d.nat->src_lo == a4("198.51.100.1"));
   CHECK(d.nat->src_hi == a4("198.51.100.4"));
 }
+
+TEST_CASE("reference NAT: a connection NAT leaves clashing is not confirmed: its packet is dropped") {
+  // Checked on Linux 6.18: SNAT to 198.51.101.1:1000 for two clients; the
+  // second one's UDP datagram and TCP SYNs were dropped (insert_failed).
+  Fixture f(nat_head() + "-A POSTROUTING -p udp -j SNAT --to-source 198.51.100.1:1000\nCOMMIT\n" + head() + "COMMIT\n");
+  auto d = f.send(udp("10.1.0.5", 4000, "203.0.113.9", 9999));
+  CHECK(d.verdict == Verdict::Accept);
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 1000, "203.0.113.9", 9999));
+  d = f.send(udp("10.1.0.6", 4000, "203.0.113.9", 9999));
+  INFO(events(d));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.text.find("conntrack confirmation") != std::string::npos);
+  CHECK_FALSE(d.nat);
+  // Nothing was confirmed for it: the first client's flow is untouched.
+  d = f.send(udp("203.0.113.9", 9999, "198.51.100.1", 1000));
+  CHECK(d.ct_state == "ESTABLISHED");
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("203.0.113.9", 9999, "10.1.0.5", 4000));
+}
