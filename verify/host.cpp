@@ -137,6 +137,16 @@ bool secondary(const std::vector<HostModel::Learned>& all, size_t i) {
 
 }  // namespace
 
+std::optional<u128> HostModel::local_address(uint8_t family, const std::string& ifname) const {
+  for (const auto& l : learned_)
+    if (l.ifname == ifname && !ifname.empty() && family_of(family, l.addr)) return l.addr;
+  for (const auto& l : learned_)
+    if (family_of(family, l.addr)) return l.addr;
+  for (const auto& s : opt_.local)
+    if (!s.empty() && family_of(family, s.intervals()[0].lo)) return s.intervals()[0].lo;
+  return std::nullopt;
+}
+
 std::optional<u128> HostModel::masquerade_source(uint8_t family, const std::string& oif, u128 dst) const {
   if (family == 4) {
     // inet_select_addr(): the out device's primary addresses of universe

@@ -48,6 +48,10 @@ class HostModel {
   // Output interface for a destination: --route, else where a local address
   // of the same network was seen, else "".
   std::string route(ir::u128 dst) const;
+  // A local address of the family: one on `ifname` when known, else the
+  // first. (The compiled side's model uses it; the kernel's choices for
+  // MASQUERADE and REDIRECT are masquerade_source and redirect_target.)
+  std::optional<ir::u128> local_address(uint8_t family, const std::string& ifname = {}) const;
   // The source address MASQUERADE takes for a packet to `dst` leaving by
   // `oif`, as the kernel picks it: IPv4 inet_select_addr(oif, nexthop,
   // universe) (the first primary address of oif whose subnet holds the
