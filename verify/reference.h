@@ -25,7 +25,15 @@
 //    the binding; ICMP errors about a NATed connection are translated outer
 //    and inner; DNAT re-routes (INPUT vs FORWARD, OUTPUT to lo or out).
 //    Choices the kernel makes by hash or at random are reported as ranges
-//    (Decision::nat);
+//    (Decision::nat); a reply inside the range pins the choice. A new
+//    connection whose reply tuple still clashes is dropped at confirmation;
+//  - NAT approximations: an address range is taken as its min..max; with an
+//    address range, whether the port must move is judged on its lowest
+//    address; MASQUERADE's nexthop is taken to be the destination (routes
+//    carry no gateway); IPv6 source selection uses RFC 6724 rules 2, 5 and
+//    8 only; a clashing entry the kernel may kill and reuse
+//    (nf_nat_used_tuple_new) counts as taken; masqueraded connections are
+//    not flushed when a device goes down (no device events);
 //  - while conntrack is in use the kernel reassembles fragments before any
 //    rule: a datagram is judged once, at its first fragment, and its other
 //    fragments share that verdict;
