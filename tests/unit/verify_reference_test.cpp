@@ -1046,3 +1046,38 @@ TEST_CASE("reference NAT: a connection NAT leaves clashing is not confirmed: its
   REQUIRE(d.nat);
   CHECK(*d.nat == exact("203.0.113.9", 9999, "10.1.0.5", 4000));
 }
+
+TEST_CASE("reference NAT: nft snat to a prefix with a port range, and redirect for IPv6 by scope") {
+  Fixture f(
+      "table ip nat {\n"
+      "  chain post { type nat hook postrouting priority srcnat; oifname \"eth1\" snat to 198.51.100.0/30:2000-2999; "
+      "}\n"
+      "}\n"
+      "table ip6 nat {\n"
+      "  chain pre { type nat hook prerouting priority dstnat; tcp dport 80 redirect to :3128; }\n"
+      "}\n",
+      {kHost, "2001:db8::10"}, {}, {}, "nft");
+  f.comment = "nf2bpf: oif=eth1";
+  auto d = f.send(tcp("10.1.0.5", 40000, "203.0.113.9", 443, SYN));
+  INFO(events(d));
+  REQUIRE(d.nat);
+  CHECK(d.nat->src_lo == a4("198.51.100.0"));
+  CHECK(d.nat->src_hi == a4("198.51.100.3"));
+  CHECK(d.nat->sport_lo == 2000);
+  CHECK(d.nat->sport_hi == 2999);
+  // IPv6 REDIRECT: the in-device's first address of the destination's scope.
+  f.comment.clear();
+  f.host.add_local(a6("fe80::10"), "eth0", 64);
+  f.host.add_local(a6("2001:db8::10"), "eth0", 64);
+  PacketSpec s;
+  s.family = 6;
+  s.saddr = a6("2001:db8::77");
+  s.daddr = a6("2001:db8:5::1");
+  s.proto = 6;
+  s.sport = 5000;
+  s.dport = 80;
+  s.tcp_flags = SYN;
+  d = f.send(s);
+  REQUIRE(d.nat);
+  CHECK(*d.nat == NatTuple::exact(a6("2001:db8::77"), a6("2001:db8::10"), 5000, 3128, true));
+}
