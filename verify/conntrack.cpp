@@ -1,5 +1,7 @@
 #include "verify/conntrack.h"
 
+#include <algorithm>
+
 #include "translator/ir/ir.h"
 
 namespace nf2bpf::verify {
@@ -238,6 +240,86 @@ const CtEntry* Conntrack::find(const CtTuple& t, double now, int* dir) const {
   return &e->second;
 }
 
+unsigned wild_mask(const CtEntry& e) {
+  bool icmp = e.orig.proto == 1 || e.orig.proto == 58;
+  unsigned m = 0;
+  // A source choice is the reply's destination; a destination choice its
+  // source. An ICMP identifier lives in sport either way.
+  if (e.choice[0].addr) m |= 2;
+  if (e.choice[0].port) m |= icmp ? 4 : 8;
+  if (e.choice[1].addr) m |= 1;
+  if (e.choice[1].port) m |= 4;
+  return m;
+}
+
+namespace {
+
+CtTuple wildcard(CtTuple t, unsigned m) {
+  if (m & 1) t.src = 0;
+  if (m & 2) t.dst = 0;
+  if (m & 4) t.sport = 0;
+  if (m & 8) t.dport = 0;
+  return t;
+}
+
+}  // namespace
+
+const CtEntry* Conntrack::find_reply(const CtTuple& t, double now, int* dir, std::optional<CtEntry>& pinned) const {
+  pinned.reset();
+  if (const CtEntry* e = find(t, now, dir)) return e;
+  for (unsigned m = 1; m < 16; ++m) {
+    if (!(masks_in_use_ & (1u << m))) continue;
+    auto it = chosen_.find(wildcard(t, m));
+    if (it == chosen_.end()) continue;
+    for (uint64_t id : it->second) {
+      auto e = entries_.find(id);
+      if (e == entries_.end() || e->second.expires < now || wild_mask(e->second) != m) continue;
+      const CtEntry& en = e->second;
+      auto in = [](auto v, auto lo, auto hi) { return lo <= v && v <= hi; };
+      const CtChoice &s = en.choice[0], &d = en.choice[1];
+      bool icmp = en.orig.proto == 1 || en.orig.proto == 58;
+      if ((m & 2) && !in(t.dst, s.addr_lo, s.addr_hi)) continue;
+      if ((m & 1) && !in(t.src, d.addr_lo, d.addr_hi)) continue;
+      if ((m & 8) && !in(t.dport, s.port_lo, s.port_hi)) continue;
+      if ((m & 4) && !in(t.sport, (s.port && icmp ? s : d).port_lo, (s.port && icmp ? s : d).port_hi)) continue;
+      pinned = en;
+      pinned->reply = t;
+      pinned->choice[0] = pinned->choice[1] = CtChoice{};
+      *dir = 1;
+      return &en;
+    }
+  }
+  return nullptr;
+}
+
+bool Conntrack::taken(const CtTuple& t, double now, const std::vector<uint64_t>& ignore) const {
+  const CtEntry* e = find(t, now);
+  return e && std::find(ignore.begin(), ignore.end(), e->id) == ignore.end();
+}
+
+namespace {
+
+CtTuple source_key(const CtTuple& t) {
+  CtTuple k;
+  k.src = t.src;
+  k.sport = t.sport;
+  k.proto = t.proto;
+  return k;
+}
+
+}  // namespace
+
+std::vector<const CtEntry*> Conntrack::by_source(const CtTuple& t, double now) const {
+  std::vector<const CtEntry*> out;
+  auto it = bysource_.find(source_key(t));
+  if (it == bysource_.end()) return out;
+  for (uint64_t id : it->second)
+    if (auto e = entries_.find(id); e != entries_.end() && e->second.expires >= now) out.push_back(&e->second);
+  // In creation order, so the choice does not depend on the hash map's.
+  std::sort(out.begin(), out.end(), [](const CtEntry* a, const CtEntry* b) { return a->id < b->id; });
+  return out;
+}
+
 CtView Conntrack::start(const CtTuple& t, double now) const {
   CtView v;
   v.state = ir::kCtNew;
@@ -264,13 +346,14 @@ CtView Conntrack::classify(const pkt::Packet& p, double now) const {
 
 CtView Conntrack::classify_generic(const pkt::Packet& p, const CtTuple& t, double now, double timeout) const {
   int dir = 0;
-  const CtEntry* e = find(t, now, &dir);
+  std::optional<CtEntry> pinned;
+  const CtEntry* e = find_reply(t, now, &dir, pinned);
   CtView v;
   if (!e) {
     v = start(t, now);
   } else {
     v.dir = dir;
-    v.entry = *e;
+    v.entry = pinned ? *pinned : *e;
     v.state = dir == 1 || (e->status & kStSeenReply) ? ir::kCtEstablished : ir::kCtNew;
   }
   bool udp = p.l4proto == 17 || p.l4proto == 136;
@@ -295,7 +378,8 @@ CtView Conntrack::classify_tcp(const pkt::Packet& p, const CtTuple& t, double no
   }
   Seg seg = segment(p.tcp_flags);
   int dir = 0;
-  const CtEntry* e = find(t, now, &dir);
+  std::optional<CtEntry> pinned;
+  const CtEntry* e = find_reply(t, now, &dir, pinned);
   bool fresh = false;
   auto begin = [&]() -> bool {
     // tcp_new(): only a SYN, or with tcp_loose=1 an ACK picked up mid-stream.
@@ -314,7 +398,7 @@ CtView Conntrack::classify_tcp(const pkt::Packet& p, const CtTuple& t, double no
     if (!begin()) return v;
   } else {
     v.dir = dir;
-    v.entry = *e;
+    v.entry = pinned ? *pinned : *e;
     v.state = dir == 1 || (e->status & kStSeenReply) ? ir::kCtEstablished : ir::kCtNew;
   }
 
@@ -392,7 +476,9 @@ CtView Conntrack::classify_icmp(const pkt::Packet& p, double now) const {
       return v;
     }
     int dir = 0;
-    const CtEntry* e = find(invert(quoted), now, &dir);
+    std::optional<CtEntry> pinned;  // (an error does not pin a choice: it only has to find its connection)
+    const CtEntry* e = find_reply(invert(quoted), now, &dir, pinned);
+    if (pinned) e = &*pinned;
     if (!e) {
       v.why = "ICMP error quoting a packet of no tracked connection";
       return v;
@@ -415,7 +501,8 @@ CtView Conntrack::classify_icmp(const pkt::Packet& p, double now) const {
   }
   CtTuple t = tuple_of(p);
   int dir = 0;
-  const CtEntry* e = find(t, now, &dir);
+  std::optional<CtEntry> pinned;
+  const CtEntry* e = find_reply(t, now, &dir, pinned);
   if (!e) {
     if (!(v6 ? icmp6_starts(type) : icmp4_starts(type))) {
       v.why = std::string(v6 ? "ICMPv6" : "ICMP") + " type " + std::to_string(type) + " cannot start a connection";
@@ -424,7 +511,7 @@ CtView Conntrack::classify_icmp(const pkt::Packet& p, double now) const {
     v = start(t, now);
   } else {
     v.dir = dir;
-    v.entry = *e;
+    v.entry = pinned ? *pinned : *e;
     v.state = dir == 1 || (e->status & kStSeenReply) ? ir::kCtEstablished : ir::kCtNew;
   }
   v.entry.expires = now + kIcmpTimeout;
@@ -432,13 +519,38 @@ CtView Conntrack::classify_icmp(const pkt::Packet& p, double now) const {
   return v;
 }
 
+void Conntrack::index(const CtEntry& e) {
+  index_[e.orig] = {e.id, 0};
+  index_[e.reply] = {e.id, 1};
+  if (unsigned m = wild_mask(e)) {
+    chosen_[wildcard(e.reply, m)].push_back(e.id);
+    masks_in_use_ |= 1u << m;
+  }
+  if (e.status & kStSrcNatDone) bysource_[source_key(e.orig)].push_back(e.id);
+}
+
+void Conntrack::unindex(const CtEntry& e) {
+  for (const CtTuple* k : {&e.orig, &e.reply}) {
+    auto ix = index_.find(*k);
+    if (ix != index_.end() && ix->second.first == e.id) index_.erase(ix);
+  }
+  if (unsigned m = wild_mask(e)) {
+    auto it = chosen_.find(wildcard(e.reply, m));
+    if (it != chosen_.end()) {
+      std::erase(it->second, e.id);
+      if (it->second.empty()) chosen_.erase(it);
+    }
+  }
+  if (auto it = bysource_.find(source_key(e.orig)); it != bysource_.end()) {
+    std::erase(it->second, e.id);
+    if (it->second.empty()) bysource_.erase(it);
+  }
+}
+
 void Conntrack::erase(uint64_t id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  for (const CtTuple* k : {&it->second.orig, &it->second.reply}) {
-    auto ix = index_.find(*k);
-    if (ix != index_.end() && ix->second.first == id) index_.erase(ix);
-  }
+  unindex(it->second);
   entries_.erase(it);
 }
 
@@ -457,13 +569,16 @@ void Conntrack::commit(const CtView& v, bool accepted, double now) {
         CtEntry e = v.entry;
         e.status |= kStConfirmed;
         entries_[e.id] = e;
-        index_[e.orig] = {e.id, 0};
-        index_[e.reply] = {e.id, 1};
+        index(e);
       }
     } else if (v.kill_after) {
       erase(v.entry.id);
     } else if (auto it = entries_.find(v.entry.id); it != entries_.end()) {
+      // A reply that showed the kernel's NAT choice moves the reply tuple.
+      bool moved = !(it->second.reply == v.entry.reply) || wild_mask(it->second) != wild_mask(v.entry);
+      if (moved) unindex(it->second);
       it->second = v.entry;
+      if (moved) index(it->second);
     }
   } else if (v.related) {
     // An ICMP error may change the entry's mark (CONNMARK on the error).

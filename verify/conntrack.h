@@ -17,6 +17,10 @@
 //    a tracked flow are RELATED (and INVALID when they quote nothing tracked or
 //    the outer destination does not match, as nf_conntrack_inet_error checks);
 //    neighbour discovery and MLD are UNTRACKED;
+//  - NAT: an entry's reply tuple holds its binding (set by the reference's
+//    NAT, verify/reference.cpp); where the binding was a choice the kernel
+//    makes by hash or at random (CtChoice), the first reply inside the range
+//    shows the choice and pins it (find_reply);
 //  - UDP (30 s unreplied, 120 s once a stream, ASSURED), ICMP 30 s, TCP per
 //    state (SYN_SENT 120 s ... ESTABLISHED 5 days), other protocols 600 s,
 //    against the capture's timestamps.
@@ -58,8 +62,19 @@ enum CtStatusBit : uint32_t {
   kStSeenReply = 2,
   kStAssured = 4,
   kStConfirmed = 8,
-  kStSnat = 16,
-  kStDnat = 32,
+  kStSnat = 16,         // the source was changed (IPS_SRC_NAT: set only when the tuple changed)
+  kStDnat = 32,         // the destination was changed (IPS_DST_NAT)
+  kStSrcNatDone = 128,  // a source binding (a rule's or the null binding) is set up
+  kStDstNatDone = 256,  // likewise for the destination
+};
+
+// A NAT choice the kernel makes by a hash or at random, which the reference
+// does not reproduce: the range the chosen address / port lies in. The
+// entry's reply tuple holds one stand-in value from it.
+struct CtChoice {
+  bool addr = false, port = false;
+  ir::u128 addr_lo = 0, addr_hi = 0;
+  uint16_t port_lo = 0, port_hi = 0;
 };
 
 enum class TcpState : uint8_t {
@@ -85,6 +100,7 @@ struct CtEntry {
   TcpState tcp = TcpState::None;
   uint8_t last_index = 5, last_dir = 0;
   bool close_init[2] = {false, false};
+  CtChoice choice[2];  // per NAT manip type: [0] source, [1] destination
   const CtTuple& tuple(int dir) const { return dir ? reply : orig; }
 };
 
@@ -111,22 +127,43 @@ class Conntrack {
   void commit(const CtView& v, bool accepted, double now);
   size_t size() const { return entries_.size(); }
   const CtEntry* find(const CtTuple& t, double now, int* dir = nullptr) const;
+  // find(), and else a reply to a connection whose NAT binding was a choice
+  // the reference only bounds (CtChoice) with the fields the choice covers
+  // inside its ranges: the reply shows what the kernel chose. `*pinned` is
+  // then the entry with that choice made.
+  const CtEntry* find_reply(const CtTuple& t, double now, int* dir, std::optional<CtEntry>& pinned) const;
+  // Whether a live entry other than those in `ignore` has `t` as either of
+  // its tuples (nf_conntrack_tuple_taken).
+  bool taken(const CtTuple& t, double now, const std::vector<uint64_t>& ignore) const;
+  // Live entries with a source binding whose original tuple has the same
+  // source address, port and protocol as `t` (the kernel's bysource hash).
+  std::vector<const CtEntry*> by_source(const CtTuple& t, double now) const;
 
  private:
   CtView classify_tcp(const pkt::Packet& p, const CtTuple& t, double now) const;
   CtView classify_icmp(const pkt::Packet& p, double now) const;
   CtView classify_generic(const pkt::Packet& p, const CtTuple& t, double now, double timeout) const;
   CtView start(const CtTuple& t, double now) const;
+  void index(const CtEntry& e);
+  void unindex(const CtEntry& e);
   void erase(uint64_t id);
   void gc(double now);
 
   std::unordered_map<CtTuple, std::pair<uint64_t, int>, CtTupleHash> index_;  // tuple -> (entry, dir)
+  // Entries with a NAT choice, by their reply tuple with the chosen fields
+  // zeroed (wild_mask: 1 src, 2 dst, 4 sport, 8 dport), per mask in use.
+  std::unordered_map<CtTuple, std::vector<uint64_t>, CtTupleHash> chosen_;
+  uint32_t masks_in_use_ = 0;  // bit m: some entry has wild mask m
+  // Entries with a source binding by original source address, port and protocol (by_source).
+  std::unordered_map<CtTuple, std::vector<uint64_t>, CtTupleHash> bysource_;
   std::unordered_map<uint64_t, CtEntry> entries_;
   mutable uint64_t next_id_ = 1;
   uint64_t commits_ = 0;
 };
 
 CtTuple tuple_of(const pkt::Packet& p);
+// Which reply-tuple fields an entry's NAT choices leave open (1 src, 2 dst, 4 sport, 8 dport).
+unsigned wild_mask(const CtEntry& e);
 CtTuple invert(const CtTuple& t);  // ICMP types are mapped to their replies
 
 }  // namespace nf2bpf::verify

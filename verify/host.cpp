@@ -1,5 +1,7 @@
 #include "verify/host.h"
 
+#include <tuple>
+
 namespace nf2bpf::verify {
 
 using ir::Hook;
@@ -105,14 +107,101 @@ std::string HostModel::route(u128 dst) const {
   return "";
 }
 
+namespace {
+
+bool family_of(uint8_t family, u128 a) { return (family == 4) == ir::is_v4_mapped(a); }
+
+// IPv6 address scope (RFC 4291 / ipv6_addr_scope): larger is wider.
+int v6_scope(u128 a) {
+  if (a == 1) return 1;                                    // ::1: node-local
+  if ((a >> 118) == 0x3fa) return 2;                       // fe80::/10: link-local
+  if ((a >> 120) == 0xff) return (int)((a >> 112) & 0xf);  // multicast: its scope field
+  return 14;                                               // global (ULA too)
+}
+
+unsigned common_prefix(u128 a, u128 b) {
+  unsigned n = 0;
+  for (u128 x = a ^ b; n < 128 && !(x >> 127); x <<= 1) ++n;
+  return n;
+}
+
+// A learned address is secondary when an earlier one on the same device has
+// the same subnet (inet_insert_ifa marks it IFA_F_SECONDARY).
+bool secondary(const std::vector<HostModel::Learned>& all, size_t i) {
+  for (size_t j = 0; j < i; ++j)
+    if (all[j].ifname == all[i].ifname && ir::is_v4_mapped(all[j].addr) == ir::is_v4_mapped(all[i].addr) &&
+        all[j].net == all[i].net)
+      return true;
+  return false;
+}
+
+}  // namespace
+
 std::optional<u128> HostModel::local_address(uint8_t family, const std::string& ifname) const {
-  auto fam_ok = [&](u128 a) { return (family == 4) == ir::is_v4_mapped(a); };
   for (const auto& l : learned_)
-    if (l.ifname == ifname && !ifname.empty() && fam_ok(l.addr)) return l.addr;
+    if (l.ifname == ifname && !ifname.empty() && family_of(family, l.addr)) return l.addr;
   for (const auto& l : learned_)
-    if (fam_ok(l.addr)) return l.addr;
+    if (family_of(family, l.addr)) return l.addr;
   for (const auto& s : opt_.local)
-    if (!s.empty() && fam_ok(s.intervals()[0].lo)) return s.intervals()[0].lo;
+    if (!s.empty() && family_of(family, s.intervals()[0].lo)) return s.intervals()[0].lo;
+  return std::nullopt;
+}
+
+std::optional<u128> HostModel::masquerade_source(uint8_t family, const std::string& oif, u128 dst) const {
+  if (family == 4) {
+    // inet_select_addr(): the out device's primary addresses of universe
+    // scope in order, the one whose subnet holds the nexthop first.
+    std::optional<u128> first;
+    for (size_t i = 0; i < learned_.size(); ++i) {
+      const auto& l = learned_[i];
+      if (l.ifname != oif || oif.empty() || !family_of(4, l.addr) || loopback().contains(l.addr) ||
+          secondary(learned_, i))
+        continue;
+      if (l.net.contains(dst)) return l.addr;
+      if (!first) first = l.addr;
+    }
+    if (first) return first;
+    // No address on the device: the first universe-scope primary address of
+    // any device.
+    for (size_t i = 0; i < learned_.size(); ++i)
+      if (family_of(4, learned_[i].addr) && !loopback().contains(learned_[i].addr) && !secondary(learned_, i))
+        return learned_[i].addr;
+  } else {
+    // ipv6_dev_get_saddr(): rule 2 (appropriate scope), rule 5 (the outgoing
+    // interface), rule 8 (longest matching prefix).
+    int ds = v6_scope(dst);
+    const Learned* best = nullptr;
+    auto key = [&](const Learned& l) {
+      int sc = v6_scope(l.addr);
+      int scope_rank = sc >= ds ? sc - ds : 100 + (ds - sc);
+      return std::tuple(scope_rank, l.ifname == oif && !oif.empty() ? 0 : 1, 128 - (int)common_prefix(l.addr, dst));
+    };
+    for (const auto& l : learned_)
+      if (family_of(6, l.addr) && !loopback().contains(l.addr) && (!best || key(l) < key(*best))) best = &l;
+    if (best) return best->addr;
+  }
+  for (const auto& s : opt_.local)
+    if (!s.empty() && family_of(family, s.intervals()[0].lo) && !loopback().contains(s.intervals()[0].lo))
+      return s.intervals()[0].lo;
+  return std::nullopt;
+}
+
+std::optional<u128> HostModel::redirect_target(uint8_t family, const std::string& iif, u128 dst, bool* guessed) const {
+  *guessed = false;
+  if (iif == "lo") return family == 4 ? ir::v4_to_u128(0x7f000001) : (u128)1;
+  bool iif_known = false;
+  for (const auto& l : learned_) {
+    if (l.ifname != iif || iif.empty()) continue;
+    iif_known = true;
+    if (!family_of(family, l.addr)) continue;
+    if (family == 4 || v6_scope(l.addr) == v6_scope(dst)) return l.addr;
+  }
+  if (iif_known) return std::nullopt;
+  *guessed = true;
+  for (const auto& l : learned_)
+    if (family_of(family, l.addr) && !loopback().contains(l.addr)) return l.addr;
+  for (const auto& s : opt_.local)
+    if (!s.empty() && family_of(family, s.intervals()[0].lo)) return s.intervals()[0].lo;
   return std::nullopt;
 }
 

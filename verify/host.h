@@ -48,9 +48,25 @@ class HostModel {
   // Output interface for a destination: --route, else where a local address
   // of the same network was seen, else "".
   std::string route(ir::u128 dst) const;
-  // A local address to use as a NAT source (MASQUERADE/REDIRECT): one on `ifname`
-  // when known, else the first of the family.
+  // A local address of the family: one on `ifname` when known, else the
+  // first. (The compiled side's model uses it; the kernel's choices for
+  // MASQUERADE and REDIRECT are masquerade_source and redirect_target.)
   std::optional<ir::u128> local_address(uint8_t family, const std::string& ifname = {}) const;
+  // The source address MASQUERADE takes for a packet to `dst` leaving by
+  // `oif`, as the kernel picks it: IPv4 inet_select_addr(oif, nexthop,
+  // universe) (the first primary address of oif whose subnet holds the
+  // nexthop, else oif's first primary, else the first universe-scope address
+  // of another device); IPv6 ipv6_dev_get_saddr (RFC 6724: scope, outgoing
+  // interface, longest matching prefix). The nexthop is taken to be `dst`
+  // (routes carry no gateway). Falls back to --local-addr; nullopt: no address.
+  std::optional<ir::u128> masquerade_source(uint8_t family, const std::string& oif, ir::u128 dst) const;
+  // The address REDIRECT rewrites a packet to `dst` arriving on `iif` to at
+  // PREROUTING, as nf_nat_redirect does: lo 127.0.0.1 / ::1; IPv4 the first
+  // address of iif; IPv6 the first of iif's addresses with the scope of
+  // `dst`. nullopt when iif has none (the kernel drops the packet). When the
+  // host model knows no address of iif, the first local address of the
+  // family stands in and `*guessed` is set.
+  std::optional<ir::u128> redirect_target(uint8_t family, const std::string& iif, ir::u128 dst, bool* guessed) const;
 
   // Decides where a captured packet comes from and which hooks it meets, and
   // fills packet.iif/oif. Returns "" or why the packet cannot be placed

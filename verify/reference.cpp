@@ -109,7 +109,11 @@ struct ReferenceEngine::Run {
   CtView ct;
   bool ct_done = false;
   bool untracked = false;
-  bool dst_nat_done = false, src_nat_done = false;
+  // NAT of this packet: where a header field's new value is a choice the
+  // reference does not reproduce, its range ([0] source, [1] destination).
+  CtChoice nat_choice[2];
+  std::string nat_drop;        // a NAT target dropped the packet (no address to use): why
+  bool confirm_clash = false;  // accepted, but its connection could not be confirmed (tuple clash): dropped
   bool iif_known = true, oif_known = true;
 
   std::vector<Hook> path;
@@ -148,11 +152,16 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
     : rs_(rs), pipe_(pipe), host_(host), opt_(opt) {
   conntrack_on_ = opt.conntrack < 0 ? uses_conntrack(rs) : opt.conntrack > 0;
   for (size_t i = 0; i < pipe.stages.size(); ++i)
-    for (int fam : {4, 6})
-      if (family_sees(pipe.stages[i].family, fam)) stages_[{pipe.stages[i].hook, fam}].push_back(i);
-  for (auto& [k, v] : stages_)
-    std::stable_sort(v.begin(), v.end(),
-                     [&](size_t a, size_t b) { return pipe.stages[a].priority < pipe.stages[b].priority; });
+    for (int fam : {4, 6}) {
+      if (!family_sees(pipe.stages[i].family, fam)) continue;
+      bool nat = pipe.stages[i].type == ir::ChainType::Nat;
+      (nat ? nat_stages_ : stages_)[{pipe.stages[i].hook, fam}].push_back(i);
+      if (nat) (fam == 4 ? nat_v4_ : nat_v6_) = true;
+    }
+  for (auto* m : {&stages_, &nat_stages_})
+    for (auto& [k, v] : *m)
+      std::stable_sort(v.begin(), v.end(),
+                       [&](size_t a, size_t b) { return pipe.stages[a].priority < pipe.stages[b].priority; });
   index_.reserve(pipe.stages.size());
   info_.resize(pipe.stages.size());
   for (size_t si = 0; si < pipe.stages.size(); ++si) {
@@ -580,10 +589,24 @@ struct ReferenceEngine::Walk {
   Walk(const ReferenceEngine& e, Run& r, const Traversal& t)
       : e(e), r(r), t(t), fam(r.p.family), hooks(t.hooks), daddr_in(r.p.daddr) {}
 
+  // What a NAT binding may choose from (struct nf_nat_range2).
+  struct NatRange {
+    bool map_ips = false;  // NF_NAT_RANGE_MAP_IPS
+    u128 addr_lo = 0, addr_hi = 0;
+    bool proto = false;  // NF_NAT_RANGE_PROTO_SPECIFIED
+    uint16_t port_lo = 0, port_hi = 0;
+    bool random = false, fully_random = false;
+  };
+
   void run();
   bool hook(size_t hi);
   void conntrack();
+  bool nat_point(Hook h);
+  void bind(const NatRange& rg, bool dst);
+  CtTuple unique_tuple(const CtTuple& curr, const NatRange& rg, bool dst, CtChoice& ch) const;
+  bool used(const CtTuple& t) const;
   void manip(bool dst);
+  void icmp_error(bool dst);
   void finish(Verdict v, Hook h, const std::string& rw);
   StageOutcome chain(size_t si, Hook h);
   Tri matches(const ir::FlatRule& fr, const FlatInfo& fi, const Ctx& c);
@@ -597,7 +620,7 @@ struct ReferenceEngine::Walk {
   const int fam;
   std::vector<Hook> hooks;
   const u128 daddr_in;
-  bool use_index = false;  // of the chain being evaluated; NAT turns it off
+  bool use_index = false;  // of the chain being evaluated
 };
 
 void ReferenceEngine::run(Run& r, const Traversal& t) const { Walk(*this, r, t).run(); }
@@ -606,12 +629,22 @@ void ReferenceEngine::Walk::run() {
   r.ct_model = e.conntrack_on_;
   for (size_t hi = 0; hi < hooks.size(); ++hi)
     if (!hook(hi)) return;
-  finish(Verdict::Accept, hooks.empty() ? Hook::Input : hooks.back(), "");
+  Hook last = hooks.empty() ? Hook::Input : hooks.back();
+  // Confirmation (__nf_conntrack_confirm): a new connection whose reply
+  // tuple NAT left clashing with another connection's is not inserted and
+  // its packet is dropped (insert_failed; checked on Linux 6.18 for TCP and
+  // UDP with SNAT to one port).
+  if (e.conntrack_on_ && r.ct_done && !r.untracked && r.ct.is_new && !r.ct.kill_after &&
+      e.ct_.taken(r.ct.entry.reply, r.p.time, r.ct.remove)) {
+    r.confirm_clash = true;
+    finish(Verdict::Drop, last, "");
+    return;
+  }
+  finish(Verdict::Accept, last, "");
 }
 
 // The base chains of one hook, in priority order, with conntrack and the
-// NAT rewrites of established connections between them. False when a chain
-// ended the packet.
+// NAT hook between them. False when a chain ended the packet.
 bool ReferenceEngine::Walk::hook(size_t hi) {
   const Hook h = hooks[hi];
   r.path.push_back(h);
@@ -624,9 +657,12 @@ bool ReferenceEngine::Walk::hook(size_t hi) {
   r.oif_known =
       !(r.p.oif.empty() && (h == Hook::Forward || h == Hook::Postrouting || h == Hook::Output || h == Hook::Egress));
   const bool ct_hook = h == Hook::Prerouting || h == Hook::Output;
-  const bool dst_hook = h == Hook::Prerouting || h == Hook::Output;
-  const bool src_hook = h == Hook::Postrouting || h == Hook::Input;
-  bool manip_done = false;
+  const bool nat_hook = ct_hook || h == Hook::Postrouting || h == Hook::Input;
+  // NF_IP_PRI_NAT_DST / NF_IP_PRI_NAT_SRC. A chain at the same priority runs
+  // first (hook order among equal priorities follows registration, which a
+  // ruleset does not record).
+  const int nat_priority = ct_hook ? -100 : 100;
+  bool nat_done = false;
   auto it = e.stages_.find({h, fam});
   static const std::vector<size_t> kNone;
   const auto& list = it == e.stages_.end() ? kNone : it->second;
@@ -638,16 +674,9 @@ bool ReferenceEngine::Walk::hook(size_t hi) {
       if (base && !base->device.empty() && base->device != dev) continue;
     }
     if (ct_hook && dl.priority > -200) conntrack();
-    if (!manip_done && ((dst_hook && dl.priority > -100) || (src_hook && dl.priority > 100))) {
-      manip(dst_hook);
-      manip_done = true;
-    }
-    if (dl.type == ir::ChainType::Nat) {
-      // NAT chains see only the packet that creates a connection, once per
-      // manipulation type (destination: PREROUTING/OUTPUT, source:
-      // POSTROUTING/INPUT).
-      bool first = e.conntrack_on_ && r.ct_done && !r.untracked && r.ct.dir >= 0 && r.ct.is_new;
-      if (!first || (dst_hook && r.dst_nat_done) || (src_hook && r.src_nat_done)) continue;
+    if (nat_hook && !nat_done && dl.priority > nat_priority) {
+      nat_done = true;
+      if (!nat_point(h)) return false;
     }
     StageOutcome out = chain(si, h);
     r.outcomes.push_back(out);
@@ -660,9 +689,7 @@ bool ReferenceEngine::Walk::hook(size_t hi) {
     }
   }
   if (ct_hook) conntrack();
-  if (!manip_done && (dst_hook || src_hook)) manip(dst_hook);
-  if (dst_hook) r.dst_nat_done = true;
-  if (src_hook) r.src_nat_done = true;
+  if (nat_hook && !nat_done && !nat_point(h)) return false;
   reroute(hi, h);
   return true;
 }
@@ -681,12 +708,196 @@ void ReferenceEngine::Walk::conntrack() {
   if (r.ct.state == ir::kCtUntracked) r.untracked = true;
 }
 
-// Rewrites for packets of an existing NATed connection (the first packet is
-// rewritten by the nat rule itself).
+// The NAT hook (nf_nat_inet_fn), registered for a family once it has a nat
+// chain. A connection not yet bound at this manip type (its first packet)
+// runs the hook's nat chains in their priority order until one binds, else
+// gets the null binding; then the packet is rewritten from the binding
+// (nf_nat_packet). ICMP errors are translated from their connection's
+// binding, without any chain. False when a nat chain ended the packet.
+bool ReferenceEngine::Walk::nat_point(Hook h) {
+  if (!e.conntrack_on_ || !(fam == 4 ? e.nat_v4_ : e.nat_v6_)) return true;
+  if (!r.ct_done || r.untracked || r.ct.dir < 0) return true;
+  const bool dst = h == Hook::Prerouting || h == Hook::Output;
+  if (r.ct.related) {
+    icmp_error(dst);
+    return true;
+  }
+  const uint32_t done = dst ? kStDstNatDone : kStSrcNatDone;
+  if (!(r.ct.entry.status & done)) {
+    if (auto it = e.nat_stages_.find({h, fam}); it != e.nat_stages_.end())
+      for (size_t si : it->second) {
+        StageOutcome out = chain(si, h);
+        r.outcomes.push_back(out);
+        if (out.action != FlatAction::Accept) {
+          Verdict v = out.action == FlatAction::Drop     ? Verdict::Drop
+                      : out.action == FlatAction::Reject ? Verdict::Reject
+                                                         : Verdict::Queue;
+          finish(v, h, out.rule ? out.rule->reject_with : std::string());
+          return false;
+        }
+        if (r.ct.entry.status & done) break;
+      }
+    if (!(r.ct.entry.status & done)) {
+      // nf_nat_alloc_null_binding(): the address as it is, any port.
+      NatRange rg;
+      rg.map_ips = true;
+      rg.addr_lo = rg.addr_hi = dst ? r.ct.entry.reply.src : r.ct.entry.reply.dst;
+      CtTuple before = r.ct.entry.reply;
+      bind(rg, dst);
+      if (!(r.ct.entry.reply == before)) {
+        const CtChoice& ch = r.ct.entry.choice[dst];
+        std::string port = ch.port ? "[" + std::to_string(ch.port_lo) + "-" + std::to_string(ch.port_hi) + "]"
+                                   : std::to_string(dst ? r.ct.entry.reply.sport : r.ct.entry.reply.dport);
+        r.events.push_back({std::string(dst ? "destination" : "source") + " port remapped to " + port +
+                                ": the reply tuple was taken by another connection (null binding)",
+                            ""});
+      }
+    }
+  }
+  manip(dst);
+  return true;
+}
+
+namespace {
+
+bool icmp_proto(uint8_t p) { return p == 1 || p == 58; }
+
+// The ICMP messages whose identifier NAT rewrites (icmp_manip_pkt, icmpv6_manip_pkt).
+bool icmp_has_id(const pkt::Packet& p) {
+  if (!p.has_l4) return false;
+  if (p.family == 4 && p.l4proto == 1)
+    return p.icmp_type == 0 || p.icmp_type == 8 || (p.icmp_type >= 13 && p.icmp_type <= 18);
+  if (p.family == 6 && p.l4proto == 58) return p.icmp_type == 128 || p.icmp_type == 129;
+  return false;
+}
+
+}  // namespace
+
+// nf_nat_used_tuple(): another connection already answers to the reply of `t`.
+bool ReferenceEngine::Walk::used(const CtTuple& t) const { return e.ct_.taken(invert(t), r.p.time, r.ct.remove); }
+
+// nf_nat_setup_info() for this packet's new connection: choose the tuple,
+// alter the reply tuple when it changed (and only then set SNAT/DNAT), mark
+// the manip type bound.
+void ReferenceEngine::Walk::bind(const NatRange& rg, bool dst) {
+  CtEntry& en = r.ct.entry;
+  CtTuple curr = invert(en.reply);  // the packet as it looks after earlier manips
+  CtChoice ch;
+  CtTuple nt = unique_tuple(curr, rg, dst, ch);
+  if (!(nt == curr)) {
+    en.reply = invert(nt);
+    en.status |= dst ? kStDnat : kStSnat;
+  }
+  en.status |= dst ? kStDstNatDone : kStSrcNatDone;
+  en.choice[dst] = ch;
+}
+
+// get_unique_tuple() and nf_nat_l4proto_unique_tuple(). Where the kernel
+// hashes or draws at random, the result holds a stand-in (the lowest
+// address, the first free port from the range's start) and `ch` the range.
+CtTuple ReferenceEngine::Walk::unique_tuple(const CtTuple& curr, const NatRange& rg, bool dst, CtChoice& ch) const {
+  const bool random_all = rg.random || rg.fully_random;
+  const bool icmp = icmp_proto(curr.proto), ports = port_proto(curr.proto);
+  auto addr_of = [&](CtTuple& t) -> u128& { return dst ? t.dst : t.src; };
+  // The per-protocol part a manip changes: the port, or ICMP's identifier
+  // (kept in sport in both directions).
+  auto key_of = [&](CtTuple& t) -> uint16_t* {
+    if (icmp) return &t.sport;
+    if (ports) return dst ? &t.dport : &t.sport;
+    return nullptr;
+  };
+  auto port_in_range = [&](CtTuple& t) {
+    uint16_t* k = key_of(t);
+    return !k || (*k >= rg.port_lo && *k <= rg.port_hi);
+  };
+  if (!dst && !random_all) {
+    // 1) The original tuple when it is in the range and free; else the
+    // mapping another connection from the same source got (bysource,
+    // newest first), when it is in the range and free.
+    CtTuple t = curr;
+    bool in = (!rg.map_ips || (t.src >= rg.addr_lo && t.src <= rg.addr_hi)) && (!rg.proto || port_in_range(t));
+    if (in) {
+      if (!used(t)) return t;
+    } else {
+      auto same = e.ct_.by_source(curr, r.p.time);
+      for (auto it = same.rbegin(); it != same.rend(); ++it) {
+        CtTuple m = invert((*it)->reply);
+        CtTuple cand = curr;
+        cand.src = m.src;
+        cand.sport = m.sport;
+        if ((rg.map_ips && (cand.src < rg.addr_lo || cand.src > rg.addr_hi)) || (rg.proto && !port_in_range(cand)))
+          continue;
+        if (used(cand)) break;
+        ch = (*it)->choice[0];  // the same mapping, as far as the reference knows it
+        return cand;
+      }
+    }
+  }
+  // 2) The address: the only one, or a hash of the tuple over the range.
+  CtTuple t = curr;
+  if (rg.map_ips) {
+    addr_of(t) = rg.addr_lo;
+    if (rg.addr_lo != rg.addr_hi) ch.addr = true, ch.addr_lo = rg.addr_lo, ch.addr_hi = rg.addr_hi;
+  }
+  // 3) Keep the port when it is in the range (a single-port range even when
+  // taken) and the tuple is free.
+  if (!random_all) {
+    if (rg.proto) {
+      if (port_in_range(t) && (rg.port_lo == rg.port_hi || !used(t))) return t;
+    } else if (!used(t)) {
+      return t;
+    }
+  }
+  uint16_t* key = key_of(t);
+  if (!key) return t;  // no per-protocol part to change
+  uint32_t min, size;
+  if (icmp) {
+    min = rg.proto ? rg.port_lo : 0;
+    size = rg.proto ? (uint32_t)rg.port_hi - rg.port_lo + 1 : 65536;
+  } else if (!rg.proto) {
+    if (dst) return t;  // a destination port is never changed without a range
+    // Ports below 1024 stay in their class.
+    if (*key < 512)
+      min = 1, size = 511;
+    else if (*key < 1024)
+      min = 600, size = 424;
+    else
+      min = 1024, size = 64512;
+  } else {
+    min = rg.port_lo;
+    size = (uint32_t)rg.port_hi - rg.port_lo + 1;
+  }
+  const uint32_t attempts = std::min<uint32_t>(size, 128);
+  if (dst && !random_all) {
+    // Destination without --random: the search starts at the range's
+    // start, one by one; exact while the first round finds a free tuple.
+    for (uint32_t i = 0; i < attempts; ++i) {
+      *key = (uint16_t)(min + i % size);
+      if (!used(t)) return t;
+    }
+    if (attempts >= size || attempts < 16) return t;  // all taken: the last one tried
+  }
+  // A random start (source manips always, --random, later rounds): any
+  // free port of the range.
+  for (uint32_t i = 0; i < size; ++i) {
+    *key = (uint16_t)(min + i);
+    if (!used(t)) break;
+  }
+  ch.port = true;
+  ch.port_lo = (uint16_t)min;
+  ch.port_hi = (uint16_t)(min + size - 1);
+  return t;
+}
+
+// nf_nat_packet(): rewrites the packet from its connection's binding, where
+// the binding changed what this direction's manip type sees.
 void ReferenceEngine::Walk::manip(bool dst) {
-  if (!e.conntrack_on_ || !r.ct_done || r.untracked || r.ct.dir < 0 || r.ct.is_new || r.ct.related) return;
   const CtEntry& en = r.ct.entry;
-  CtTuple want = r.ct.dir == 0 ? invert(en.reply) : invert(en.orig);  // what the packet must become
+  const int dir = r.ct.dir;
+  uint32_t bit = dst ? kStDnat : kStSnat;
+  if (dir == 1) bit = bit == kStDnat ? kStSnat : kStDnat;
+  if (!(en.status & bit)) return;
+  const CtTuple want = invert(en.tuple(!dir));  // what the packet must become
   bool ports = port_proto(r.p.l4proto) && r.p.has_l4;
   if (dst) {
     r.p.daddr = want.dst;
@@ -695,6 +906,47 @@ void ReferenceEngine::Walk::manip(bool dst) {
     r.p.saddr = want.src;
     if (ports) r.p.sport = want.sport;
   }
+  if (icmp_has_id(r.p)) r.p.icmp_id = want.sport;
+  // The original direction takes the binding's new values, which may be a
+  // choice the reference only bounds; replies get the connection's own
+  // original addresses back, which are exact.
+  if (dir == 0) r.nat_choice[dst] = en.choice[dst];
+}
+
+// nf_nat_icmp_reply_translation(): an ICMP error about a NATed connection
+// gets its quoted packet translated back to what its sender sent and its
+// outer addresses to those of the connection's other end.
+void ReferenceEngine::Walk::icmp_error(bool dst) {
+  const CtEntry& en = r.ct.entry;
+  const int dir = r.ct.dir;
+  uint32_t bit = dst ? kStDnat : kStSnat;
+  if (dir == 1) bit = bit == kStDnat ? kStSnat : kStDnat;
+  if (!(en.status & bit)) return;
+  const CtTuple& other = en.tuple(!dir);  // the quoted packet's direction
+  std::string inner;
+  if (r.p.inner) {
+    auto& in = *r.p.inner;
+    // The quoted packet gets the opposite manip type, from `other` itself.
+    if (dst) {
+      in.saddr = other.src;
+      if (port_proto(in.l4proto) || icmp_proto(in.l4proto)) in.sport = other.sport;
+    } else {
+      in.daddr = other.dst;
+      if (port_proto(in.l4proto)) in.dport = other.dport;
+      if (icmp_proto(in.l4proto)) in.sport = other.sport;
+    }
+    bool p = port_proto(in.l4proto);
+    inner = ir::format_addr(in.saddr) + (p ? ":" + std::to_string(in.sport) : "") + " -> " + ir::format_addr(in.daddr) +
+            (p ? ":" + std::to_string(in.dport) : "");
+  }
+  if (dst)
+    r.p.daddr = other.src;
+  else
+    r.p.saddr = other.dst;
+  r.events.push_back({std::string("ICMP error translated (") + (dst ? "destination" : "source") +
+                          "): " + ir::format_addr(r.p.saddr) + " -> " + ir::format_addr(r.p.daddr) +
+                          (inner.empty() ? "" : ", quoting " + inner),
+                      ""});
 }
 
 void ReferenceEngine::Walk::finish(Verdict v, Hook h, const std::string& rw) {
@@ -735,6 +987,12 @@ ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
     if (!statements(fr, h)) {
       ++i;
       continue;
+    }
+    if (!r.nat_drop.empty()) {  // a NAT target found no address: NF_DROP
+      out.rule = &fr;
+      out.action = FlatAction::Drop;
+      decided = true;
+      break;
     }
     switch (fr.action) {
       case FlatAction::Accept:
@@ -862,50 +1120,94 @@ bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
   return true;
 }
 
-// The first packet of a connection: the NAT statement rewrites it and sets
-// the connection's reply tuple.
+// A NAT statement on a connection's first packet: sets up the binding for
+// the hook's manip type (the packet is rewritten once the nat chains are
+// done, nf_nat_packet). DNAT/REDIRECT bind the destination at
+// PREROUTING/OUTPUT, SNAT/MASQUERADE the source at POSTROUTING/INPUT.
 void ReferenceEngine::Walk::nat(const ir::Statement& st, Hook h, const std::string& at) {
-  if (!r.ct_done || r.ct.dir < 0 || !r.ct.is_new || r.untracked) return;
-  bool dst = st.kind == ir::StmtKind::Dnat || st.kind == ir::StmtKind::Redirect;
-  std::optional<u128> addr;
-  if (st.nat.addrs && !st.nat.addrs->empty()) addr = st.nat.addrs->intervals()[0].lo;
-  if (st.kind == ir::StmtKind::Redirect)
-    addr = h == Hook::Output ? (fam == 4 ? ir::v4_to_u128(0x7f000001) : (u128)1)
-                             : e.host_.local_address((uint8_t)fam, r.p.iif).value_or(r.p.daddr);
-  if (st.kind == ir::StmtKind::Masquerade) addr = e.host_.local_address((uint8_t)fam, r.p.oif);
-  bool ports = port_proto(r.p.l4proto) && r.p.has_l4;
-  std::optional<uint16_t> port;
-  if (st.nat.ports && ports) port = st.nat.ports->first;
-  CtEntry& en = r.ct.entry;
-  use_index = false;  // addresses or ports change under the index
-  if (dst) {
-    if (addr) en.reply.src = *addr, r.p.daddr = *addr;
-    if (port) en.reply.sport = *port, r.p.dport = *port;
-    en.status |= kStDnat;
-  } else {
-    if (addr) en.reply.dst = *addr, r.p.saddr = *addr;
-    if (port) en.reply.dport = *port, r.p.sport = *port;
-    en.status |= kStSnat;
+  if (!r.ct_done || r.ct.dir < 0 || r.untracked || r.ct.related) return;
+  const bool dst = st.kind == ir::StmtKind::Dnat || st.kind == ir::StmtKind::Redirect;
+  const char* name = st.kind == ir::StmtKind::Dnat       ? "DNAT"
+                     : st.kind == ir::StmtKind::Redirect ? "REDIRECT"
+                     : st.kind == ir::StmtKind::Snat     ? "SNAT"
+                                                         : "MASQUERADE";
+  if (dst != (h == Hook::Prerouting || h == Hook::Output)) {
+    r.events.push_back({std::string(name) + " is not valid in a " + hook_name(h) + " chain: ignored", at});
+    return;
   }
-  std::string to = addr ? ir::format_addr(*addr) : std::string("(unchanged)");
-  if (port) to += ":" + std::to_string(*port);
-  r.events.push_back({std::string(st.kind == ir::StmtKind::Dnat       ? "DNAT"
-                                  : st.kind == ir::StmtKind::Redirect ? "REDIRECT"
-                                  : st.kind == ir::StmtKind::Snat     ? "SNAT"
-                                                                      : "MASQUERADE") +
-                          " to " + to,
-                      at});
+  if (r.ct.entry.status & (dst ? kStDstNatDone : kStSrcNatDone)) return;
+  NatRange rg;
+  rg.random = st.nat.random;
+  rg.fully_random = st.nat.fully_random;
+  if (st.nat.ports) rg.proto = true, rg.port_lo = st.nat.ports->first, rg.port_hi = st.nat.ports->second;
+  if (rg.port_lo > rg.port_hi) std::swap(rg.port_lo, rg.port_hi);
+  std::string guess;
+  if (st.kind == ir::StmtKind::Redirect || st.kind == ir::StmtKind::Masquerade) {
+    std::optional<u128> a;
+    if (st.kind == ir::StmtKind::Masquerade) {
+      a = e.host_.masquerade_source((uint8_t)fam, r.p.oif, r.p.daddr);
+      if (!a) r.nat_drop = "MASQUERADE: no address to masquerade as on " + (r.p.oif.empty() ? "?" : r.p.oif);
+    } else if (h == Hook::Output) {
+      a = fam == 4 ? ir::v4_to_u128(0x7f000001) : (u128)1;
+    } else {
+      bool guessed = false;
+      a = e.host_.redirect_target((uint8_t)fam, r.p.iif, r.p.daddr, &guessed);
+      if (!a)
+        r.nat_drop = "REDIRECT: " + (r.p.iif.empty() ? std::string("the input interface") : r.p.iif) +
+                     " has no address to redirect to";
+      if (guessed)
+        guess = " (the addresses of " + (r.p.iif.empty() ? std::string("the input interface") : r.p.iif) +
+                " are not known: a local address stands in)";
+    }
+    if (!a) {
+      r.events.push_back({std::string(name) + ": no address, the kernel drops the packet", at});
+      return;
+    }
+    rg.map_ips = true;
+    rg.addr_lo = rg.addr_hi = *a;
+  } else if (st.nat.addrs && !st.nat.addrs->empty()) {
+    // The kernel's range is min..max (an nft prefix is one such range).
+    rg.map_ips = true;
+    rg.addr_lo = st.nat.addrs->intervals().front().lo;
+    rg.addr_hi = st.nat.addrs->intervals().back().hi;
+  }
+  bind(rg, dst);
+  // "DNAT to 10.0.0.2:80": the manip's side of the tuple the connection now has.
+  const CtTuple nt = invert(r.ct.entry.reply);
+  const CtChoice& ch = r.ct.entry.choice[dst];
+  u128 addr = dst ? nt.dst : nt.src;
+  std::string to =
+      ch.addr ? "[" + ir::format_addr(ch.addr_lo) + "-" + ir::format_addr(ch.addr_hi) + "]" : ir::format_addr(addr);
+  const CtTuple curr = tuple_of(r.p);
+  uint16_t port = icmp_proto(nt.proto) ? nt.sport : dst ? nt.dport : nt.sport;
+  uint16_t was = icmp_proto(nt.proto) ? curr.sport : dst ? curr.dport : curr.sport;
+  if (ch.port)
+    to += ":[" + std::to_string(ch.port_lo) + "-" + std::to_string(ch.port_hi) + "]";
+  else if ((port_proto(nt.proto) || icmp_proto(nt.proto)) && (rg.proto || port != was))
+    to += ":" + std::to_string(port);
+  r.events.push_back({std::string(name) + " to " + to + guess, at});
 }
 
 // DNAT may have made a packet for this host a packet to forward, or the
-// other way round: route again.
+// other way round: route again. Locally sent packets are routed again too
+// (ip_route_me_harder): to this host over lo, or out.
 void ReferenceEngine::Walk::reroute(size_t hi, Hook h) {
-  if (h == Hook::Prerouting && t.origin == Origin::Incoming && r.p.daddr != daddr_in && hi + 1 < hooks.size() &&
+  if (r.p.daddr == daddr_in) return;
+  if (h == Hook::Prerouting && t.origin == Origin::Incoming && hi + 1 < hooks.size() &&
       (hooks[hi + 1] == Hook::Input || hooks[hi + 1] == Hook::Forward)) {
     hooks.resize(hi + 1);
     auto rest = e.host_.after_prerouting(r.p.daddr, r.p.pkttype);
     hooks.insert(hooks.end(), rest.begin(), rest.end());
     r.p.oif = rest.front() == Hook::Forward ? e.host_.route(r.p.daddr) : std::string();
+  } else if (h == Hook::Output && t.origin == Origin::Local) {
+    hooks.resize(hi + 1);
+    if (e.host_.is_local(r.p.daddr)) {
+      hooks.insert(hooks.end(), {Hook::Postrouting, Hook::Prerouting, Hook::Input});
+      r.p.oif = "lo";
+    } else {
+      hooks.insert(hooks.end(), {Hook::Postrouting, Hook::Egress});
+      if (auto oif = e.host_.route(r.p.daddr); !oif.empty()) r.p.oif = oif;
+    }
   }
 }
 
@@ -956,6 +1258,39 @@ void push_alternatives(const ReferenceEngine::Run& r, size_t from, std::vector<s
     }
 }
 
+// The header a run's packet leaves with, when NAT changed it (or may have:
+// a choice the reference only bounds): Decision::nat.
+std::optional<NatTuple> leaves_as(const pkt::Packet& in, const ReferenceEngine::Run& r) {
+  const pkt::Packet& p = r.p;
+  bool ports = p.has_l4 && port_proto(p.l4proto), id = icmp_has_id(p);
+  uint16_t sp = ports ? p.sport : id ? p.icmp_id : 0, dp = ports ? p.dport : id ? p.icmp_id : 0;
+  uint16_t sp0 = ports ? in.sport : id ? in.icmp_id : 0, dp0 = ports ? in.dport : id ? in.icmp_id : 0;
+  const CtChoice &cs = r.nat_choice[0], &cd = r.nat_choice[1];
+  bool choice = cs.addr || cs.port || cd.addr || cd.port;
+  if (!choice && p.saddr == in.saddr && p.daddr == in.daddr && sp == sp0 && dp == dp0) return std::nullopt;
+  NatTuple n = NatTuple::exact(p.saddr, p.daddr, sp, dp, ports || id);
+  if (cs.addr) n.src_lo = cs.addr_lo, n.src_hi = cs.addr_hi;
+  if (cd.addr) n.dst_lo = cd.addr_lo, n.dst_hi = cd.addr_hi;
+  // An ICMP identifier is one value carried in both port fields.
+  if (cs.port || (id && cd.port)) {
+    const CtChoice& c = cs.port ? cs : cd;
+    n.sport_lo = c.port_lo, n.sport_hi = c.port_hi;
+    if (id) n.dport_lo = c.port_lo, n.dport_hi = c.port_hi;
+  }
+  if (cd.port && !id) n.dport_lo = cd.port_lo, n.dport_hi = cd.port_hi;
+  return n;
+}
+
+// The smallest tuple allowing both.
+NatTuple hull(const NatTuple& a, const NatTuple& b) {
+  NatTuple n = a;
+  n.src_lo = std::min(a.src_lo, b.src_lo), n.src_hi = std::max(a.src_hi, b.src_hi);
+  n.dst_lo = std::min(a.dst_lo, b.dst_lo), n.dst_hi = std::max(a.dst_hi, b.dst_hi);
+  n.sport_lo = std::min(a.sport_lo, b.sport_lo), n.sport_hi = std::max(a.sport_hi, b.sport_hi);
+  n.dport_lo = std::min(a.dport_lo, b.dport_lo), n.dport_hi = std::max(a.dport_hi, b.dport_hi);
+  return n;
+}
+
 }  // namespace
 
 Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
@@ -997,8 +1332,36 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   }
   if (conntrack_on_ && first.ct_done && !first.untracked && first.ct.state == ir::kCtInvalid && !first.ct.why.empty())
     d.note = "INVALID: " + first.ct.why;
+  if (!first.nat_drop.empty()) d.note = first.nat_drop;
   d.rule = deciding_rule(first);
+  if (first.confirm_clash) {
+    d.rule = RuleInfo{};
+    d.rule.text = "conntrack confirmation: the reply tuple is another connection's, so the kernel drops the packet";
+    d.note = "reply tuple " + ir::format_addr(first.ct.entry.reply.src) + ":" +
+             std::to_string(first.ct.entry.reply.sport) + " -> " + ir::format_addr(first.ct.entry.reply.dst) + ":" +
+             std::to_string(first.ct.entry.reply.dport) + " is taken (NAT found no free tuple)";
+  }
   if (d.rule.empty()) d.rule.text = "no base chain on this path: accepted";
+  if (first.verdict == Verdict::Accept) {
+    // What leaves. When undecidable matches chose the NAT rule (statistic,
+    // recent ...), every translation a run found is allowed.
+    d.nat = leaves_as(p, first);
+    auto as_tuple = [&](const Run& r) {
+      if (auto n = leaves_as(p, r)) return *n;
+      bool ports = p.has_l4 && port_proto(p.l4proto), id = icmp_has_id(p);
+      uint16_t sp = ports ? p.sport : id ? p.icmp_id : 0, dp = ports ? p.dport : id ? p.icmp_id : 0;
+      return NatTuple::exact(p.saddr, p.daddr, sp, dp, ports || id);
+    };
+    bool differs = false;
+    for (size_t i = 1; i < runs.size(); ++i)
+      if (runs[i].verdict == Verdict::Accept && leaves_as(p, runs[i]) != d.nat) {
+        differs = true;
+        d.nat = hull(d.nat ? *d.nat : as_tuple(first), as_tuple(runs[i]));
+      }
+    if (differs && first.unknowns.front().first)
+      d.note = "the translation depends on " + rule_info(first.unknowns.front().first->origin, {}).location + " (" +
+               first.unknowns.front().second + "): any of them is allowed";
+  }
   if (first.verdict == Verdict::Accept) {
     // Report the hook of the chain whose rule (or policy) accepted it.
     for (auto it = first.outcomes.rbegin(); it != first.outcomes.rend(); ++it)
@@ -1008,8 +1371,41 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
       }
   }
   explain_unknowns(d, runs, exhausted);
+  widen_binding(runs);
   commit(first, p.time);
   return d;
+}
+
+// When undecidable matches chose between NAT rules (kube-proxy's
+// `-m statistic` backends ...), the connection committed is the first run's,
+// but the kernel's binding may be any run's: the binding becomes a choice
+// over all of them, so later packets are reported as that range and the
+// first reply pins it (Conntrack::find_reply).
+void ReferenceEngine::widen_binding(std::vector<Run>& runs) const {
+  Run& first = runs[0];
+  if (!conntrack_on_ || !first.ct_done || first.untracked || !first.ct.is_new || first.verdict != Verdict::Accept)
+    return;
+  CtEntry& en = first.ct.entry;
+  const bool icmp = en.orig.proto == 1 || en.orig.proto == 58;
+  auto widen = [](bool& on, auto& lo, auto& hi, auto base, auto v) {
+    if (!on && v == base) return false;
+    if (!on) on = true, lo = hi = base;
+    lo = std::min(lo, v), hi = std::max(hi, v);
+    return true;
+  };
+  for (size_t i = 1; i < runs.size(); ++i) {
+    const Run& r = runs[i];
+    if (r.verdict != Verdict::Accept || !r.ct_done || r.untracked || !r.ct.is_new) continue;
+    const CtTuple& o = r.ct.entry.reply;
+    CtChoice& d = en.choice[1];
+    CtChoice& s = en.choice[0];
+    bool dn = widen(d.addr, d.addr_lo, d.addr_hi, en.reply.src, o.src);
+    if (!icmp) dn |= widen(d.port, d.port_lo, d.port_hi, en.reply.sport, o.sport);  // (ICMP: the id, below)
+    bool sn = widen(s.addr, s.addr_lo, s.addr_hi, en.reply.dst, o.dst);
+    sn |= widen(s.port, s.port_lo, s.port_hi, icmp ? en.reply.sport : en.reply.dport, icmp ? o.sport : o.dport);
+    if (dn) en.status |= kStDnat;
+    if (sn) en.status |= kStSnat;
+  }
 }
 
 RuleInfo ReferenceEngine::outcome_info(const StageOutcome& o) const {
@@ -1022,10 +1418,14 @@ RuleInfo ReferenceEngine::outcome_info(const StageOutcome& o) const {
 RuleInfo ReferenceEngine::deciding_rule(const Run& r) const {
   if (r.outcomes.empty()) return {};
   if (r.verdict != Verdict::Accept) return outcome_info(r.outcomes.back());
+  // A nat chain's rule binds NAT, it does not accept: skip them.
+  auto nat = [&](const StageOutcome& o) { return pipe_.stages[o.stage].type == ir::ChainType::Nat; };
   for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
-    if (it->rule) return outcome_info(*it);
+    if (it->rule && !nat(*it)) return outcome_info(*it);
   for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
-    if (!pipe_.stages[it->stage].rules.empty()) return outcome_info(*it);
+    if (!pipe_.stages[it->stage].rules.empty() && !nat(*it)) return outcome_info(*it);
+  for (auto it = r.outcomes.rbegin(); it != r.outcomes.rend(); ++it)
+    if (!nat(*it)) return outcome_info(*it);
   return outcome_info(r.outcomes.back());
 }
 

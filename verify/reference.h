@@ -12,11 +12,28 @@
 //    entries (RETURN, the end of a goto) continue at their target; when no
 //    terminal rule matches, the chain's policy decides;
 //  - conntrack runs between the raw (priority < -200) and later chains of
-//    PREROUTING/OUTPUT; NOTRACK before it makes the packet UNTRACKED; nat
-//    chains see only the first packet of a connection; DNAT/REDIRECT rewrite
-//    the destination for the rest of the path (and re-route INPUT vs
-//    FORWARD), SNAT/MASQUERADE change the reply tuple; an entry is confirmed
-//    only when its first packet is accepted;
+//    PREROUTING/OUTPUT; NOTRACK before it makes the packet UNTRACKED; an
+//    entry is confirmed only when its first packet is accepted;
+//  - NAT as nf_nat_core.c does it: once the family has a nat chain, the NAT
+//    hook runs at priority -100 (PREROUTING/OUTPUT: destination) and +100
+//    (INPUT/POSTROUTING: source), and the nat chains of that hook run inside
+//    it in their own priority order, only for a connection not yet bound at
+//    that manip type, until one binds; otherwise the null binding. The
+//    binding picks a unique tuple (get_unique_tuple: a source port is kept
+//    unless the reply tuple is taken, then searched); the packet, and every
+//    later packet of the connection in both directions, is rewritten from
+//    the binding; ICMP errors about a NATed connection are translated outer
+//    and inner; DNAT re-routes (INPUT vs FORWARD, OUTPUT to lo or out).
+//    Choices the kernel makes by hash or at random are reported as ranges
+//    (Decision::nat); a reply inside the range pins the choice. A new
+//    connection whose reply tuple still clashes is dropped at confirmation;
+//  - NAT approximations: an address range is taken as its min..max; with an
+//    address range, whether the port must move is judged on its lowest
+//    address; MASQUERADE's nexthop is taken to be the destination (routes
+//    carry no gateway); IPv6 source selection uses RFC 6724 rules 2, 5 and
+//    8 only; a clashing entry the kernel may kill and reuse
+//    (nf_nat_used_tuple_new) counts as taken; masqueraded connections are
+//    not flushed when a device goes down (no device events);
 //  - while conntrack is in use the kernel reassembles fragments before any
 //    rule: a datagram is judged once, at its first fragment, and its other
 //    fragments share that verdict;
@@ -79,6 +96,7 @@ class ReferenceEngine : public VerdictEngine {
   RuleInfo outcome_info(const StageOutcome& o) const;
   RuleInfo deciding_rule(const Run& r) const;
   void explain_unknowns(Decision& d, const std::vector<Run>& runs, bool exhausted) const;
+  void widen_binding(std::vector<Run>& runs) const;
   void commit(const Run& first, double time);
 
   const ir::Ruleset& rs_;
@@ -89,6 +107,9 @@ class ReferenceEngine : public VerdictEngine {
   Conntrack ct_;
   // stages per (hook, family 4/6), in evaluation order
   std::map<std::pair<ir::Hook, int>, std::vector<size_t>> stages_;
+  // nat-type stages per (hook, family), in priority order: they run inside the NAT hook
+  std::map<std::pair<ir::Hook, int>, std::vector<size_t>> nat_stages_;
+  bool nat_v4_ = false, nat_v6_ = false;  // the family has a nat chain: the NAT hooks are registered
   // hit counters: [table][chain][rule], and base chain policies [table][chain]
   std::vector<std::vector<std::vector<uint64_t>>> rule_hits_;
   std::vector<std::vector<uint64_t>> policy_hits_;

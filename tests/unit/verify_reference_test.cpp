@@ -55,6 +55,7 @@ struct Fixture {
   std::unique_ptr<ReferenceEngine> eng;
   double now = 1000;
   std::string iface = "eth0";
+  std::string comment;  // the capture's packet comment ("nf2bpf: oif=IF")
 
   explicit Fixture(const std::string& rules, std::vector<std::string> local = {kHost, "2001:db8::10"},
                    ReferenceOptions ro = {}, const std::vector<ir::Set>& ipsets = {},
@@ -91,6 +92,7 @@ struct Fixture {
     c.packet.time = now;
     c.dir = dir;
     c.ifname = iface;
+    c.comment = comment;
     Traversal t;
     std::string why = host.place(c, t);
     REQUIRE(why == "");
@@ -572,4 +574,510 @@ TEST_CASE("reference: CONNMARK save and restore carry a mark across a connection
   CHECK(d.verdict == Verdict::Accept);
   CHECK(d.rule.location == "rules.v4:15");
   CHECK(f.send(tcp(kClient, 4001, kHost, 80, SYN)).verdict == Verdict::Drop);
+}
+
+// ---- NAT (nf_nat_core.c, nf_nat_proto.c, nf_nat_masquerade.c, nf_nat_redirect.c) ----
+
+namespace {
+
+std::string nat_head() {
+  return "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n";
+}
+
+NatTuple exact(const char* src, uint16_t sport, const char* dst, uint16_t dport, bool ports = true) {
+  return NatTuple::exact(a4(src), a4(dst), sport, dport, ports);
+}
+
+bool has_event(const Decision& d, const std::string& what) {
+  for (const auto& e : d.events)
+    if (e.what.find(what) != std::string::npos) return true;
+  return false;
+}
+
+std::string events(const Decision& d) {
+  std::string s;
+  for (const auto& e : d.events) s += e.what + "\n";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("reference NAT: DNAT port forward, the reply reverse-translated, --ctorigdst and --ctreplsrc") {
+  Fixture f(nat_head() +
+            "-A PREROUTING -d 192.0.2.10/32 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.5:80\n"  // 6
+            "COMMIT\n" +
+            head("DROP", "DROP", "ACCEPT") +
+            "-A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"  // 12
+            "-A FORWARD -m conntrack --ctorigdst 192.0.2.10 --ctorigdstport 8080 --ctreplsrc 10.0.0.5 "
+            "--ctreplsrcport 80 -j ACCEPT\n"  // 13
+            "COMMIT\n");
+  auto d = f.send(tcp(kClient, 5000, kHost, 8080, SYN));
+  INFO(events(d));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.rule.location == "rules.v4:13");  // the stored tuples: original and reply after DNAT
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 5000, "10.0.0.5", 80));
+  CHECK(d.events.at(0).what == "DNAT to 10.0.0.5:80");
+  // The backend's answer leaves as if the host had sent it.
+  d = f.send(tcp("10.0.0.5", 80, kClient, 5000, SYNACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  CHECK(d.rule.location == "rules.v4:12");
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kHost, 8080, kClient, 5000));
+  // Later packets are rewritten from the binding, without the nat table.
+  d = f.send(tcp(kClient, 5000, kHost, 8080, ACK));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 5000, "10.0.0.5", 80));
+  CHECK(d.events.empty());
+  // A connection no rule translates leaves unchanged: no Decision::nat.
+  d = f.send(tcp(kClient, 5001, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  f.eng = std::make_unique<ReferenceEngine>(f.tr.ruleset, f.tr.pipeline, f.host);
+  d = f.send(tcp(kHost, 40000, kClient, 443, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK_FALSE(d.nat);
+}
+
+TEST_CASE("reference NAT: SNAT address and port ranges, --random, the port kept when it may be") {
+  auto run = [](const std::string& target, uint16_t sport) {
+    Fixture f(nat_head() + "-A POSTROUTING -o eth1 -j SNAT " + target + "\nCOMMIT\n" + head() + "COMMIT\n");
+    f.comment = "nf2bpf: oif=eth1";
+    auto d = f.send(tcp("10.1.0.5", sport, "203.0.113.9", 443, SYN));
+    INFO(target << "\n" << events(d));
+    REQUIRE(d.verdict == Verdict::Accept);
+    REQUIRE(d.path.at(2) == ir::Hook::Forward);
+    REQUIRE(d.nat);
+    return *d.nat;
+  };
+  // One address: exact, the port kept.
+  CHECK(run("--to-source 198.51.100.1", 40000) == exact("198.51.100.1", 40000, "203.0.113.9", 443));
+  // Several addresses: a hash the reference does not reproduce: the range.
+  NatTuple n = run("--to-source 198.51.100.1-198.51.100.4", 40000);
+  CHECK(n.src_lo == a4("198.51.100.1"));
+  CHECK(n.src_hi == a4("198.51.100.4"));
+  CHECK(n.sport_lo == 40000);
+  CHECK(n.sport_hi == 40000);
+  // A port range that holds the original port keeps it ...
+  CHECK(run("--to-source 198.51.100.1:30000-50000", 40000) == exact("198.51.100.1", 40000, "203.0.113.9", 443));
+  // ... one that does not: a random start in it.
+  n = run("--to-source 198.51.100.1:1000-2000", 40000);
+  CHECK(n.src_lo == n.src_hi);
+  CHECK(n.sport_lo == 1000);
+  CHECK(n.sport_hi == 2000);
+  // --random draws even a free port: in its class when no range is given.
+  n = run("--to-source 198.51.100.1 --random", 40000);
+  CHECK(n.sport_lo == 1024);
+  CHECK(n.sport_hi == 65535);
+  n = run("--to-source 198.51.100.1 --random-fully", 700);
+  CHECK(n.sport_lo == 600);
+  CHECK(n.sport_hi == 1023);
+  n = run("--to-source 198.51.100.1 --random", 22);
+  CHECK(n.sport_lo == 1);
+  CHECK(n.sport_hi == 511);
+  // The source already in the range and free: nothing changes (no SNAT status).
+  Fixture f(nat_head() + "-A POSTROUTING -j SNAT --to-source 10.1.0.0-10.1.0.255\nCOMMIT\n" + head() +
+            "-A FORWARD -m conntrack --ctstate SNAT -j DROP\nCOMMIT\n");
+  auto d = f.send(tcp("10.1.0.5", 40000, "203.0.113.9", 443, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK_FALSE(d.nat);
+}
+
+TEST_CASE("reference NAT: MASQUERADE takes the address the kernel selects on the out device") {
+  Fixture f(nat_head() + "-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n" + head() + "COMMIT\n", {"192.168.1.1"});
+  // (prefix lengths in the 128-bit space: /24 of an IPv4 address is 120)
+  f.host.add_local(a4("192.168.1.1"), "lan0", 120);
+  f.host.add_local(a4("198.51.100.1"), "wan0", 120);
+  f.host.add_local(a4("198.51.100.2"), "wan0", 120);  // secondary: never selected
+  f.host.add_local(a4("203.0.113.1"), "wan0", 120);
+  f.iface = "lan0";
+  f.comment = "nf2bpf: oif=wan0";
+  // (Checked on Linux 6.18 with the same addresses on a router's wan device:
+  // to 203.0.113.77 on-link the source was 203.0.113.1, to 8.8.8.8 via a
+  // gateway in 198.51.100.0/24 it was 198.51.100.1.)
+  // Off-link destination: the device's first primary address.
+  auto d = f.send(tcp("192.168.1.50", 40000, "8.8.8.8", 443, SYN));
+  INFO(events(d));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 40000, "8.8.8.8", 443));
+  CHECK(d.events.at(0).what == "MASQUERADE to 198.51.100.1");
+  CHECK(d.rule.chain == "filter/FORWARD");  // a nat rule binds, it does not decide the verdict
+  // The nexthop in one of its subnets: that subnet's primary address.
+  d = f.send(tcp("192.168.1.50", 40001, "203.0.113.77", 443, SYN));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("203.0.113.1", 40001, "203.0.113.77", 443));
+  // The reply is un-masqueraded at PREROUTING and forwarded to the client.
+  f.iface = "wan0";
+  f.comment = "nf2bpf: oif=lan0";
+  d = f.send(tcp("8.8.8.8", 443, "198.51.100.1", 40000, SYNACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  CHECK(d.path.at(2) == ir::Hook::Forward);
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("8.8.8.8", 443, "192.168.1.50", 40000));
+  // --to-ports: a port range.
+  Fixture g(
+      nat_head() + "-A POSTROUTING -o wan0 -p udp -j MASQUERADE --to-ports 2000-2999\nCOMMIT\n" + head() + "COMMIT\n",
+      {"192.168.1.1"});
+  g.host.add_local(a4("198.51.100.1"), "wan0", 120);
+  g.comment = "nf2bpf: oif=wan0";
+  d = g.send(udp("192.168.1.50", 5353, "8.8.8.8", 53));
+  REQUIRE(d.nat);
+  CHECK(d.nat->src_lo == a4("198.51.100.1"));
+  CHECK(d.nat->src_hi == a4("198.51.100.1"));
+  CHECK(d.nat->sport_lo == 2000);
+  CHECK(d.nat->sport_hi == 2999);
+}
+
+TEST_CASE("reference NAT: REDIRECT at PREROUTING (the in-device's address, none: dropped) and OUTPUT (loopback)") {
+  Fixture f(nat_head() +
+            "-A PREROUTING -p tcp --dport 80 -j REDIRECT --to-ports 3128\n"  // 6
+            "-A OUTPUT -p tcp --dport 80 -j REDIRECT --to-ports 8080\n"      // 7
+            "COMMIT\n" +
+            head() + "COMMIT\n");
+  f.host.add_local(a4(kHost), "eth0", 120);
+  f.host.add_local(a6("2001:db8:1::1"), "eth1", 64);
+  auto d = f.send(tcp(kClient, 5000, "203.0.113.9", 80, SYN));
+  INFO(events(d));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.path == std::vector<ir::Hook>{ir::Hook::Ingress, ir::Hook::Prerouting, ir::Hook::Input});
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 5000, kHost, 3128));
+  CHECK(d.events.at(0).what == "REDIRECT to 192.0.2.10:3128");
+  // eth1 has no IPv4 address: nf_nat_redirect_ipv4 drops the packet.
+  f.iface = "eth1";
+  d = f.send(tcp(kClient, 5001, "203.0.113.9", 80, SYN));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.location == "rules.v4:6");
+  CHECK(d.note.find("no address") != std::string::npos);
+  // Locally sent: to 127.0.0.1, routed again over lo to INPUT.
+  f.iface = "eth0";
+  d = f.send(tcp(kHost, 40000, "203.0.113.9", 80, SYN), Direction::Outbound);
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.path ==
+        std::vector<ir::Hook>{ir::Hook::Output, ir::Hook::Postrouting, ir::Hook::Prerouting, ir::Hook::Input});
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kHost, 40000, "127.0.0.1", 8080));
+}
+
+TEST_CASE(
+    "reference NAT: two connections DNATed to one backend from one client port: the second's source port is "
+    "searched") {
+  Fixture f(nat_head() +
+                "-A PREROUTING -p tcp --dport 80 -d 192.0.2.10 -j DNAT --to-destination 10.0.0.5:80\n"
+                "-A PREROUTING -p tcp --dport 80 -d 192.0.2.11 -j DNAT --to-destination 10.0.0.5:80\n"
+                "-A PREROUTING -p tcp --dport 81 -d 192.0.2.11 -j DNAT --to-destination 10.0.0.5:8000-8010\n"
+                "-A PREROUTING -p tcp --dport 82 -d 192.0.2.11 -j DNAT --to-destination 10.0.0.5:8000-8010\n"
+                "COMMIT\n" +
+                head() + "-A FORWARD -m conntrack --ctstate SNAT -j ACCEPT\n"  // 15
+                + "COMMIT\n",
+            {kHost, "192.0.2.11"});
+  auto d = f.send(tcp(kClient, 5000, kHost, 80, SYN));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 5000, "10.0.0.5", 80));
+  CHECK(d.rule.location != "rules.v4:15");
+  // Same client port, same backend: the reply tuple 10.0.0.5:80 -> client:5000
+  // is taken, so the null binding at POSTROUTING searches a source port.
+  // (Checked on Linux 6.18 with iptables-nft in netns: the backend saw the
+  // second connection from port 38162, and --ctstate SNAT matched its later
+  // packets in FORWARD; likewise when the first was already in TIME_WAIT.)
+  d = f.send(tcp(kClient, 5000, "192.0.2.11", 80, SYN));
+  INFO(events(d));
+  CHECK(d.verdict == Verdict::Accept);
+  REQUIRE(d.nat);
+  CHECK(d.nat->src_lo == a4(kClient));
+  CHECK(d.nat->src_hi == a4(kClient));
+  CHECK(d.nat->sport_lo == 1024);
+  CHECK(d.nat->sport_hi == 65535);
+  CHECK(d.nat->dst_lo == a4("10.0.0.5"));
+  CHECK(d.nat->dport_lo == 80);
+  CHECK(d.nat->dport_hi == 80);
+  CHECK(has_event(d, "source port remapped to [1024-65535]"));
+  // The null binding is set up at POSTROUTING, after FORWARD: the next
+  // packet's FORWARD sees the IPS_SRC_NAT the changed source set.
+  CHECK(d.rule.location != "rules.v4:15");
+  d = f.send(tcp(kClient, 5000, "192.0.2.11", 80, SYN));
+  CHECK(d.rule.location == "rules.v4:15");
+  REQUIRE(d.nat);
+  CHECK(d.nat->sport_lo == 1024);  // the binding's range again, not the stand-in port
+  CHECK(d.nat->sport_hi == 65535);
+  // The backend's answer shows the port the kernel chose: the reply is the
+  // connection's, and from then on the binding is exact.
+  d = f.send(tcp("10.0.0.5", 80, kClient, 33333, SYNACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("192.0.2.11", 80, kClient, 5000));
+  d = f.send(tcp(kClient, 5000, "192.0.2.11", 80, ACK));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 33333, "10.0.0.5", 80));
+  // A port outside the range is no answer to it.
+  d = f.send(tcp("10.0.0.5", 80, kClient, 80, SYNACK));
+  CHECK(d.ct_state == "INVALID");
+  // A destination port range is searched from its start, in order: exact.
+  // (Checked on Linux 6.18: DNAT to B:8000-8010 from client ports 5000,
+  // 5001, 5002 all reached 8000; a second connection from 5000 reached 8001.)
+  d = f.send(tcp(kClient, 6000, "192.0.2.11", 81, SYN));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 6000, "10.0.0.5", 8000));
+  d = f.send(tcp(kClient, 6000, "192.0.2.11", 82, SYN));  // 10.0.0.5:8000 -> client:6000 is taken
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 6000, "10.0.0.5", 8001));
+}
+
+TEST_CASE("reference NAT: nft nat chains run inside the NAT hook at -100, among themselves by priority") {
+  // Checked on Linux 6.18 in a netns: a nat chain at priority -199 that
+  // DNATs 8080 to 9090 is seen as 8080 by a filter chain at -150 and as 9090
+  // by one at -50 (nat chains at -200 or lower are refused, EOPNOTSUPP).
+  Fixture f(
+      "table ip t {\n"
+      "  chain nat_late { type nat hook prerouting priority -150; tcp dport 8080 dnat to 192.0.2.10:7070; }\n"
+      "  chain nat_early { type nat hook prerouting priority -199; tcp dport 8080 dnat to 192.0.2.10:9090; }\n"
+      "  chain f150 { type filter hook prerouting priority -150; tcp dport 9090 drop; }\n"
+      "  chain f50 { type filter hook prerouting priority -50; tcp dport 8080 drop; }\n"
+      "}\n",
+      {kHost}, {}, {}, "nft");
+  auto d = f.send(tcp(kClient, 5000, kHost, 8080, SYN));
+  INFO(events(d));
+  CHECK(d.verdict == Verdict::Accept);
+  REQUIRE(d.nat);
+  // nat_early binds first; nat_late then does not run for this manip type.
+  CHECK(*d.nat == exact(kClient, 5000, kHost, 9090));
+  CHECK(d.events.size() == 1);
+  // Later packets: no nat chain, the binding; still after the -150 filter chain.
+  d = f.send(tcp(kHost, 9090, kClient, 5000, SYNACK), Direction::Outbound);
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kHost, 8080, kClient, 5000));
+  d = f.send(tcp(kClient, 5000, kHost, 8080, ACK));
+  CHECK(d.verdict == Verdict::Accept);
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 5000, kHost, 9090));
+}
+
+TEST_CASE("reference NAT: an ICMP error quoting a DNATed flow is translated, outer and quoted header") {
+  Fixture f(nat_head() +
+            "-A PREROUTING -d 192.0.2.10/32 -p udp --dport 5353 -j DNAT --to-destination 10.0.0.5:53\n"
+            "COMMIT\n" +
+            head() + "COMMIT\n");
+  auto d = f.send(udp(kClient, 5000, kHost, 5353));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 5000, "10.0.0.5", 53));
+  // The backend answers port unreachable, quoting the packet it got.
+  PacketSpec err = icmp("10.0.0.5", kClient, 3, 3);
+  auto quoted = build_ip(udp(kClient, 5000, "10.0.0.5", 53));
+  err.quote.assign(quoted.begin(), quoted.begin() + 28);
+  d = f.send(err);
+  INFO(events(d));
+  CHECK(d.ct_state == "RELATED");
+  CHECK(d.verdict == Verdict::Accept);
+  REQUIRE(d.nat);
+  // It leaves from the address the client talked to, quoting what the client sent.
+  CHECK(*d.nat == exact(kHost, 0, kClient, 0, false));
+  CHECK(has_event(d, "quoting 198.51.100.7:5000 -> 192.0.2.10:5353"));
+}
+
+TEST_CASE("reference NAT: ICMP echo through SNAT: the identifier in both port fields; a clash remaps it") {
+  Fixture f(nat_head() + "-A POSTROUTING -s 10.1.0.0/16 -j SNAT --to-source 198.51.100.1\nCOMMIT\n" + head() +
+            "COMMIT\n");
+  auto d = f.send(icmp("10.1.0.5", "203.0.113.9", 8, 0, 0x77));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 0x77, "203.0.113.9", 0x77));
+  d = f.send(icmp("203.0.113.9", "198.51.100.1", 0, 0, 0x77));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("203.0.113.9", 0x77, "10.1.0.5", 0x77));
+  // Another client with the same identifier to the same server: the reply
+  // tuple is taken, the identifier is searched over 0-65535.
+  d = f.send(icmp("10.1.0.6", "203.0.113.9", 8, 0, 0x77));
+  REQUIRE(d.nat);
+  CHECK(d.nat->src_lo == a4("198.51.100.1"));
+  CHECK(d.nat->sport_lo == 0);
+  CHECK(d.nat->sport_hi == 65535);
+  CHECK(d.nat->dport_lo == 0);
+  CHECK(d.nat->dport_hi == 65535);
+}
+
+TEST_CASE("reference NAT: ct status dnat / --ctstate DNAT only when the tuple changed; ct original daddr") {
+  Fixture f(
+      "table ip nat {\n"
+      "  chain pre { type nat hook prerouting priority dstnat; tcp dport 8080 dnat to 10.0.0.5:80; "
+      "tcp dport 22 dnat to 192.0.2.10:22; }\n"
+      "}\n"
+      "table ip filter {\n"
+      "  chain fwd { type filter hook forward priority filter; policy drop;\n"
+      "    ct status dnat ct original ip daddr 192.0.2.10 ct original proto-dst 8080 accept\n"
+      "  }\n"
+      "  chain in { type filter hook input priority filter; policy accept;\n"
+      "    ct status dnat drop\n"
+      "  }\n"
+      "}\n",
+      {kHost}, {}, {}, "nft");
+  auto d = f.send(tcp(kClient, 5000, kHost, 8080, SYN));
+  INFO(events(d));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.path.at(2) == ir::Hook::Forward);
+  CHECK(d.rule.location == "rules.v4:6");
+  // A DNAT to the address and port the packet already has changes nothing:
+  // no IPS_DST_NAT, no translation.
+  d = f.send(tcp(kClient, 5001, kHost, 22, SYN));
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(d.path.at(2) == ir::Hook::Input);
+  CHECK_FALSE(d.nat);
+}
+
+TEST_CASE("reference NAT: IPv6 MASQUERADE selects the source as ipv6_dev_get_saddr does") {
+  Fixture f(
+      "table ip6 nat {\n  chain post { type nat hook postrouting priority srcnat; oifname \"wan0\" masquerade; }\n}\n",
+      {"2001:db8:2::1"}, {}, {}, "nft");
+  f.host.add_local(a6("fe80::1"), "wan0", 64);
+  f.host.add_local(a6("2001:db8:2::1"), "lan0", 64);
+  f.host.add_local(a6("2001:db8:1::1"), "wan0", 64);
+  f.iface = "lan0";
+  f.comment = "nf2bpf: oif=wan0";
+  auto send = [&](const char* dst) {
+    PacketSpec s;
+    s.family = 6;
+    s.saddr = a6("2001:db8:2::50");
+    s.daddr = a6(dst);
+    s.proto = 17;
+    s.sport = 5000;
+    s.dport = 53;
+    auto d = f.send(s);
+    INFO(events(d));
+    REQUIRE(d.verdict == Verdict::Accept);
+    REQUIRE(d.nat);
+    CHECK(d.nat->src_lo == d.nat->src_hi);
+    return d.nat->src_lo;
+  };
+  // A global destination: a global source (not the link-local one, though
+  // it comes first), on the outgoing interface before a longer prefix match.
+  CHECK(send("2001:db8:99::1") == a6("2001:db8:1::1"));
+  CHECK(send("2001:db8:2::77") == a6("2001:db8:1::1"));
+}
+
+TEST_CASE("reference NAT: an ICMP error quoting a masqueraded packet goes back to the client, re-routed") {
+  Fixture f(nat_head() + "-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n" + head() + "COMMIT\n", {"192.168.1.1"});
+  f.host.add_local(a4("192.168.1.1"), "lan0", 120);
+  f.host.add_local(a4("198.51.100.1"), "wan0", 120);
+  f.iface = "lan0";
+  f.comment = "nf2bpf: oif=wan0";
+  auto d = f.send(udp("192.168.1.50", 33000, "203.0.113.5", 33434));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 33000, "203.0.113.5", 33434));
+  // A router on the way answers the masqueraded probe.
+  PacketSpec err = icmp("203.0.113.200", "198.51.100.1", 11, 0);
+  auto quoted = build_ip(udp("198.51.100.1", 33000, "203.0.113.5", 33434));
+  err.quote.assign(quoted.begin(), quoted.begin() + 28);
+  f.iface = "wan0";
+  f.comment = "nf2bpf: oif=lan0";
+  d = f.send(err);
+  INFO(events(d));
+  CHECK(d.ct_state == "RELATED");
+  CHECK(d.path.at(2) == ir::Hook::Forward);  // addressed to the router, forwarded to the client
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("203.0.113.200", 0, "192.168.1.50", 0, false));
+  CHECK(has_event(d, "quoting 192.168.1.50:33000 -> 203.0.113.5:33434"));
+}
+
+TEST_CASE("reference NAT: a backend chosen by -m statistic: every backend is allowed, for the whole connection") {
+  Fixture f(nat_head() +
+            "-A PREROUTING -d 192.0.2.10/32 -p tcp --dport 80 -m statistic --mode random --probability 0.5 -j DNAT "
+            "--to-destination 10.0.0.5:8080\n"
+            "-A PREROUTING -d 192.0.2.10/32 -p tcp --dport 80 -j DNAT --to-destination 10.0.0.9:8081\n"
+            "COMMIT\n" +
+            head() + "COMMIT\n");
+  auto d = f.send(tcp(kClient, 5000, kHost, 80, SYN));
+  INFO(events(d) << d.note);
+  CHECK(d.verdict == Verdict::Accept);
+  REQUIRE(d.nat);
+  CHECK(d.nat->dst_lo == a4("10.0.0.5"));
+  CHECK(d.nat->dst_hi == a4("10.0.0.9"));
+  CHECK(d.nat->dport_lo == 8080);
+  CHECK(d.nat->dport_hi == 8081);
+  CHECK(d.note.find("the translation depends on") != std::string::npos);
+  // The client's next packet: still either backend.
+  d = f.send(tcp(kClient, 5000, kHost, 80, SYN));
+  REQUIRE(d.nat);
+  CHECK(d.nat->dst_lo == a4("10.0.0.5"));
+  CHECK(d.nat->dst_hi == a4("10.0.0.9"));
+  // The second backend answers: the connection is its from now on.
+  d = f.send(tcp("10.0.0.9", 8081, kClient, 5000, SYNACK));
+  CHECK(d.ct_state == "ESTABLISHED");
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kHost, 80, kClient, 5000));
+  d = f.send(tcp(kClient, 5000, kHost, 80, ACK));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact(kClient, 5000, "10.0.0.9", 8081));
+}
+
+TEST_CASE("reference NAT: SNAT reuses the mapping another connection from the same source has (bysource)") {
+  Fixture f(nat_head() +
+            "-A POSTROUTING -d 203.0.113.9 -j SNAT --to-source 198.51.100.1\n"
+            "-A POSTROUTING -d 203.0.113.10 -j SNAT --to-source 198.51.100.1-198.51.100.4\n"
+            "COMMIT\n" +
+            head() + "COMMIT\n");
+  auto d = f.send(tcp("10.1.0.5", 40000, "203.0.113.9", 443, SYN));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 40000, "203.0.113.9", 443));
+  // find_appropriate_src(): 198.51.100.1:40000 is in the second rule's range
+  // and free towards 203.0.113.10: taken as it is, no hash.
+  d = f.send(tcp("10.1.0.5", 40000, "203.0.113.10", 443, SYN));
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 40000, "203.0.113.10", 443));
+  // Another source port has no mapping yet: the hashed address, a range.
+  d = f.send(tcp("10.1.0.5", 40001, "203.0.113.10", 443, SYN));
+  REQUIRE(d.nat);
+  CHECK(d.nat->src_lo == a4("198.51.100.1"));
+  CHECK(d.nat->src_hi == a4("198.51.100.4"));
+}
+
+TEST_CASE("reference NAT: a connection NAT leaves clashing is not confirmed: its packet is dropped") {
+  // Checked on Linux 6.18: SNAT to 198.51.101.1:1000 for two clients; the
+  // second one's UDP datagram and TCP SYNs were dropped (insert_failed).
+  Fixture f(nat_head() + "-A POSTROUTING -p udp -j SNAT --to-source 198.51.100.1:1000\nCOMMIT\n" + head() + "COMMIT\n");
+  auto d = f.send(udp("10.1.0.5", 4000, "203.0.113.9", 9999));
+  CHECK(d.verdict == Verdict::Accept);
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("198.51.100.1", 1000, "203.0.113.9", 9999));
+  d = f.send(udp("10.1.0.6", 4000, "203.0.113.9", 9999));
+  INFO(events(d));
+  CHECK(d.verdict == Verdict::Drop);
+  CHECK(d.rule.text.find("conntrack confirmation") != std::string::npos);
+  CHECK_FALSE(d.nat);
+  // Nothing was confirmed for it: the first client's flow is untouched.
+  d = f.send(udp("203.0.113.9", 9999, "198.51.100.1", 1000));
+  CHECK(d.ct_state == "ESTABLISHED");
+  REQUIRE(d.nat);
+  CHECK(*d.nat == exact("203.0.113.9", 9999, "10.1.0.5", 4000));
+}
+
+TEST_CASE("reference NAT: nft snat to a prefix with a port range, and redirect for IPv6 by scope") {
+  Fixture f(
+      "table ip nat {\n"
+      "  chain post { type nat hook postrouting priority srcnat; oifname \"eth1\" snat to 198.51.100.0/30:2000-2999; "
+      "}\n"
+      "}\n"
+      "table ip6 nat {\n"
+      "  chain pre { type nat hook prerouting priority dstnat; tcp dport 80 redirect to :3128; }\n"
+      "}\n",
+      {kHost, "2001:db8::10"}, {}, {}, "nft");
+  f.comment = "nf2bpf: oif=eth1";
+  auto d = f.send(tcp("10.1.0.5", 40000, "203.0.113.9", 443, SYN));
+  INFO(events(d));
+  REQUIRE(d.nat);
+  CHECK(d.nat->src_lo == a4("198.51.100.0"));
+  CHECK(d.nat->src_hi == a4("198.51.100.3"));
+  CHECK(d.nat->sport_lo == 2000);
+  CHECK(d.nat->sport_hi == 2999);
+  // IPv6 REDIRECT: the in-device's first address of the destination's scope.
+  f.comment.clear();
+  f.host.add_local(a6("fe80::10"), "eth0", 64);
+  f.host.add_local(a6("2001:db8::10"), "eth0", 64);
+  PacketSpec s;
+  s.family = 6;
+  s.saddr = a6("2001:db8::77");
+  s.daddr = a6("2001:db8:5::1");
+  s.proto = 6;
+  s.sport = 5000;
+  s.dport = 80;
+  s.tcp_flags = SYN;
+  d = f.send(s);
+  REQUIRE(d.nat);
+  CHECK(*d.nat == NatTuple::exact(a6("2001:db8::77"), a6("2001:db8::10"), 5000, 3128, true));
 }
