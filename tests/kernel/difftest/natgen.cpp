@@ -289,7 +289,7 @@ struct NatGen {
     int t = range(r, 0, 99);
     *need_l4 = false;
     if (t < 10) return regular ? " return" : " accept";
-    if (t < 18 && idx < nregular)
+    if (t < 26 && idx < nregular)
       return (chance(r, 0.7) ? " jump n" : " goto n") + std::to_string(range(r, idx + 1, nregular));
     if (t < 22) return " counter";
     if (h == Hook::Pre || h == Hook::Out) {
