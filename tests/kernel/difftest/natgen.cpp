@@ -181,7 +181,12 @@ struct NatGen {
     bool need_l4 = false;
     std::string target = ipt_target(h, user, in_user, &need_l4);
     std::string proto;
-    return "-A " + chain + ipt_matches(h, need_l4, &proto) + target;
+    std::string m = ipt_matches(h, need_l4, &proto);
+    // MASQUERADE mostly out of r1, the way to the servers.
+    if (target.find("MASQUERADE") != std::string::npos && !host() && m.find(" -o ") == std::string::npos &&
+        chance(r, 0.6))
+      m += " -o r1";
+    return "-A " + chain + m + target;
   }
 
   std::string ipt_filter_rule(const std::string& chain) {
@@ -218,7 +223,9 @@ struct NatGen {
     for (auto& [name, h] : bases) {
       bool dst = h == Hook::Pre || h == Hook::Out;
       int n = range(r, dst ? 2 : 1, dst ? 6 : 4);
-      for (int i = 0; i < n; ++i) body.push_back(ipt_rule(name, h, dst ? dch : sch, false));
+      // No S* chains from INPUT: they may hold MASQUERADE (POSTROUTING only).
+      for (int i = 0; i < n; ++i)
+        body.push_back(ipt_rule(name, h, dst ? dch : h == Hook::Post ? sch : std::vector<std::string>{}, false));
     }
     // User chains jump only to later ones: no loops.
     for (size_t i = 0; i < dch.size(); ++i)
@@ -343,6 +350,9 @@ struct NatGen {
     bool need_l4 = false;
     std::string stmt = nft_stmt(h, inet, regular, nregular, idx, &need_l4);
     std::string m = nft_matches(h, inet, need_l4);
+    if (stmt.find("masquerade") != std::string::npos && !host() && m.find("oifname") == std::string::npos &&
+        chance(r, 0.6))
+      m += " oifname \"r1\"";
     if (m.empty() && stmt == " counter") return "counter";
     return (m + stmt).substr(1);
   }
@@ -393,7 +403,9 @@ struct NatGen {
         if (ti > 0 && chance(r, 0.4)) continue;
         std::string prio = prios[hook][(size_t)ti];
         out << "\tchain " << hook << " {\n\t\ttype nat hook " << hook << " priority " << prio << "; policy accept;\n";
-        bool may_jump = (h == Hook::Pre || h == Hook::Out) == (reg_hook == Hook::Pre);
+        // Not from input: a regular chain of the source-NAT kind may hold a
+        // masquerade (postrouting only).
+        bool may_jump = h == Hook::In ? false : (h == Hook::Pre || h == Hook::Out) == (reg_hook == Hook::Pre);
         bool dst = h == Hook::Pre || h == Hook::Out;
         for (int k = range(r, dst ? 2 : 1, dst ? 5 : 3); k > 0; --k)
           out << "\t\t" << nft_rule(h, inet, false, may_jump ? nreg : 0, 0) << "\n";
@@ -444,6 +456,21 @@ struct NatGen {
       int k = range(r, 0, 19);
       f.proto = k < 8 ? 6 : k < 13 ? 17 : k < 17 ? (v6() ? 58 : 1) : 17;
       f.icmp_error = k >= 17;
+      // --nat-ranges: sometimes the tuple of an earlier client flow from
+      // another client, so that source NAT to one address clashes and the
+      // kernel searches a port (or ICMP id).
+      if (o.ranges && !c.flows.empty() && chance(r, 0.3)) {
+        const NatFlow& p = pick(r, c.flows);
+        std::vector<std::string> others;
+        for (const auto& a : pool.clients)
+          if (a != p.src) others.push_back(a);
+        if (p.init == Side::Cli) {
+          uint32_t ii = f.isn_init, ir = f.isn_resp;
+          f = p;
+          f.src = pick(r, others);
+          f.isn_init = ii, f.isn_resp = ir;
+        }
+      }
       int fi = (int)c.flows.size();
       c.flows.push_back(f);
       std::vector<NatStep> steps;
@@ -509,6 +536,9 @@ NatCase random_nat_case(uint64_t seed, const NatOptions& o, int packets) {
   NatPool pool = nat_pool(o.mode, o.family);
   NatGen g{r, o, c, pool};
   std::string text = o.ref == Reference::Nft ? g.nft() : g.iptables();
+  // A source port search without a range stays in its class (1024-65535
+  // for the flows' ports); ICMP ids are not compared in this mode.
+  if (o.ranges) c.port_ranges.push_back({1024, 65535});
   c.ruleset = replace_mut(text, false);
   c.mutant = replace_mut(text, true);
   g.flows(packets);
