@@ -68,7 +68,7 @@ struct NatGen {
       int v = pick(r, kToPorts);
       if (!mutable_used) {
         mutable_used = true;
-        c.port_ranges.push_back({v, v + 1});
+        c.port_ranges.push_back({v, v});
         return kMutPort + std::string("=") + std::to_string(v);
       }
       c.port_ranges.push_back({v, v});
@@ -541,6 +541,13 @@ NatCase random_nat_case(uint64_t seed, const NatOptions& o, int packets) {
   if (o.ranges) c.port_ranges.push_back({1024, 65535});
   c.ruleset = replace_mut(text, false);
   c.mutant = replace_mut(text, true);
+  // With ranges the mutant also maps every address range to its first
+  // address: the spread check must notice.
+  if (o.ranges)
+    for (const auto& [lo, hi] : {pool.dnat_range, pool.snat_range})
+      for (const auto& [from, to] :
+           {std::pair{"[" + lo + "]-[" + hi + "]", "[" + lo + "]"}, std::pair{lo + "-" + hi, lo}})
+        for (size_t at; (at = c.mutant.find(from)) != std::string::npos;) c.mutant.replace(at, from.size(), to);
   g.flows(packets);
   return c;
 }

@@ -23,13 +23,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <tuple>
 
 #include "tests/kernel/difftest/nat.h"
@@ -78,8 +81,9 @@ void silence(const Netns& ns, const std::string& dev) {
   ns.must("sysctl -qw net.ipv6.conf." + dev + ".disable_ipv6=1 && ip link set " + dev + " up");
 }
 
-// An offset list of everything from 10.201.2.1 to .9 (and the IPv6 twins)
-// that a DNAT range may pick: rtr needs a neighbour for each.
+// n addresses from lo up (the last byte or group counted up): the secondary
+// router addresses, and every address a DNAT range may pick (rtr needs a
+// neighbour entry for each).
 std::vector<std::string> span(const std::string& lo, int n) {
   std::vector<std::string> v;
   size_t cut = lo.find_last_of(".:") + 1;
@@ -93,8 +97,6 @@ std::vector<std::string> span(const std::string& lo, int n) {
 }
 
 int counter = 0;
-
-}  // namespace
 
 struct Obs {
   Side side;
@@ -343,8 +345,6 @@ class NatBed {
   }
 };
 
-namespace {
-
 // ---- reading what arrived ----------------------------------------------------
 
 struct Hdr {
@@ -592,6 +592,10 @@ int run_nat(const NatOptions& o, const NatRun& run) {
     const char* nb = b_nf ? (run.mutate ? "netfilter (mutant)" : "netfilter (twin)") : "nf2bpf";
     std::vector<FlowState> fa(cs.flows.size()), fb(cs.flows.size());
     int case_diffs = 0;
+    // --nat-ranges: the addresses each side picked inside each multi-address
+    // range, for a loose look at the spread (below).
+    std::map<std::pair<std::string, std::string>, std::array<std::set<std::string>, 2>> picks;
+    std::map<std::pair<std::string, std::string>, int> picks_a;
     for (size_t k = 0; k < cs.steps.size(); ++k) {
       const NatStep& st = cs.steps[k];
       const NatFlow& f = cs.flows[(size_t)st.flow];
@@ -649,8 +653,30 @@ int run_nat(const NatOptions& o, const NatRun& run) {
                (unsigned long long)seed, k + 1, label.c_str(), bad.c_str() + 1, name);
         print_hex((*obs)->ip);
       }
+      // Only addresses a NAT rewrote count (an initiator's packet whose
+      // source or destination changed on the way).
+      if (o.ranges && oa && ob && same && st.from_init) {
+        auto ha = parse(oa->ip), hb = parse(ob->ip);
+        for (const auto& rg : cs.addr_ranges) {
+          if (rg.first == rg.second || !ha || !hb) continue;
+          NatCase one{.addr_ranges = {rg}};
+          for (auto [x, y, sent] : {std::tuple{ha->src, hb->src, f.src}, std::tuple{ha->dst, hb->dst, f.dst}}) {
+            if (x != sent && in_some_range(one, x, x, o.family)) picks[rg][0].insert(x), ++picks_a[rg];
+            if (y != sent && in_some_range(one, y, y, o.family)) picks[rg][1].insert(y);
+          }
+        }
+      }
       if (same && run.verbose) printf("  ok %zu %s: %s\n", k + 1, label.c_str(), what(ta, oa, da).c_str());
     }
+    // Loose spread check: where netfilter used several addresses of a range
+    // over enough packets, the other side must not have used only one.
+    for (const auto& [rg, sets] : picks)
+      if (picks_a[rg] >= 4 && sets[0].size() >= 2 && sets[1].size() < 2) {
+        ++case_diffs;
+        printf("DIFF case seed %llu: %s used %zu addresses of %s-%s over %d packets, %s only %s\n",
+               (unsigned long long)seed, na, sets[0].size(), rg.first.c_str(), rg.second.c_str(), picks_a[rg], nb,
+               sets[1].empty() ? "(none rewritten)" : sets[1].begin()->c_str());
+      }
     disagreements += case_diffs;
     if (case_diffs) {
       printf("ruleset of case seed %llu:\n%s\n", (unsigned long long)seed, cs.ruleset.c_str());
