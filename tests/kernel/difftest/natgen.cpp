@@ -140,7 +140,7 @@ struct NatGen {
       if (ports.empty()) return " -j DNAT --to-destination " + to + flags;
       return " -j DNAT --to-destination " +
              (to.find('-') != std::string::npos && v6()
-                  ? "[" + pool.dnat_range.first + "]-[" + pool.dnat_range.second + "]:" + ports
+                  ? "[" + pool.dnat_range.first + "-" + pool.dnat_range.second + "]:" + ports
                   : hostport(to, ports)) +
              flags;
     }
@@ -171,7 +171,7 @@ struct NatGen {
     else if (ports.empty())
       text = lo + "-" + hi;
     else
-      text = v6() ? "[" + lo + "]-[" + hi + "]:" + ports : lo + "-" + hi + ":" + ports;
+      text = v6() ? "[" + lo + "-" + hi + "]:" + ports : lo + "-" + hi + ":" + ports;
     return " -j SNAT --to-source " + text + flags;
   }
 
@@ -546,7 +546,8 @@ NatCase random_nat_case(uint64_t seed, const NatOptions& o, int packets) {
   if (o.ranges)
     for (const auto& [lo, hi] : {pool.dnat_range, pool.snat_range})
       for (const auto& [from, to] :
-           {std::pair{"[" + lo + "]-[" + hi + "]", "[" + lo + "]"}, std::pair{lo + "-" + hi, lo}})
+           {std::pair{"[" + lo + "]-[" + hi + "]", "[" + lo + "]"},
+            std::pair{"[" + lo + "-" + hi + "]", "[" + lo + "]"}, std::pair{lo + "-" + hi, lo}})
         for (size_t at; (at = c.mutant.find(from)) != std::string::npos;) c.mutant.replace(at, from.size(), to);
   g.flows(packets);
   return c;

@@ -98,6 +98,16 @@ std::vector<std::string> span(const std::string& lo, int n) {
 
 int counter = 0;
 
+// Whether an IP packet is an ICMP message other than echo request/reply.
+bool is_error(const std::vector<uint8_t>& b) {
+  if (b.empty()) return false;
+  size_t l4 = (b[0] >> 4) == 4 ? (size_t)(b[0] & 0xf) * 4 : 40;
+  uint8_t proto = (b[0] >> 4) == 4 ? b[9] : b.size() > 6 ? b[6] : 0;
+  if (b.size() <= l4 || (proto != 1 && proto != 58)) return false;
+  uint8_t t = b[l4];
+  return proto == 1 ? t != 0 && t != 8 : t != 128 && t != 129;
+}
+
 struct Obs {
   Side side;
   std::vector<uint8_t> ip;  // from the IP header on
@@ -182,14 +192,18 @@ class NatBed {
 
   // The packet that carries the 8-byte marker of `token`, wherever it
   // arrived (a DNAT to a client address sends it back to the client side).
-  std::optional<Obs> observe(uint32_t token, int wait_ms) {
+  // ICMP messages the kernel makes about a probe quote its marker too (rtr's
+  // redirect when a DNAT sends a packet back out of the interface it came
+  // in by): only an ICMP error is looked for when one is expected, and no
+  // ICMP message but echo otherwise.
+  std::optional<Obs> observe(uint32_t token, bool want_error, int wait_ms) {
     uint8_t tok[8] = {
         'N', 'F', '2', 'B', (uint8_t)(token >> 24), (uint8_t)(token >> 16), (uint8_t)(token >> 8), (uint8_t)token};
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     for (;;) {
       for (size_t i = 0; i < seen_.size(); ++i) {
         const auto& b = seen_[i].ip;
-        if (std::search(b.begin(), b.end(), tok, tok + 8) != b.end()) {
+        if (std::search(b.begin(), b.end(), tok, tok + 8) != b.end() && is_error(b) == want_error) {
           Obs o = seen_[i];
           seen_.erase(seen_.begin() + (long)i);
           return o;
@@ -531,20 +545,29 @@ bool port_in_some_range(const NatCase& c, int a, int b) {
   return false;
 }
 
-// Loose equality of two arrivals for --nat-ranges: same place and protocol;
-// each address and port equal or both inside one NAT range.
-bool loosely_equal(const NatCase& c, const Obs& x, const Obs& y) {
+// Loose equality of two arrivals of an initiator's packet, for
+// --nat-ranges: same place and protocol; each address, port and ICMP id
+// equal, or else rewritten on both sides (neither kept what was sent) to
+// values inside one NAT range (ids: any). Replies are never loose: reverse
+// NAT restores what the initiator sent, the same on both sides.
+bool loosely_equal(const NatCase& c, const NatFlow& f, const Obs& x, const Obs& y) {
   if (x.side != y.side) return false;
   auto a = parse(x.ip), b = parse(y.ip);
   if (!a || !b || a->proto != b->proto || a->fam != b->fam) return false;
-  if (a->src != b->src && !in_some_range(c, a->src, b->src, a->fam)) return false;
-  if (a->dst != b->dst && !in_some_range(c, a->dst, b->dst, a->fam)) return false;
+  if (a->src != b->src && (a->src == f.src || b->src == f.src || !in_some_range(c, a->src, b->src, a->fam)))
+    return false;
+  if (a->dst != b->dst && (a->dst == f.dst || b->dst == f.dst || !in_some_range(c, a->dst, b->dst, a->fam)))
+    return false;
   if (a->proto == 6 || a->proto == 17)
-    for (size_t off : {(size_t)0, (size_t)2}) {
+    for (auto [off, sent] : {std::pair{(size_t)0, (int)f.sport}, std::pair{(size_t)2, (int)f.dport}}) {
       int pa = get16(x.ip, a->l4 + off), pb = get16(y.ip, b->l4 + off);
-      if (pa != pb && !port_in_some_range(c, pa, pb)) return false;
+      if (pa != pb && (pa == sent || pb == sent || !port_in_some_range(c, pa, pb))) return false;
     }
-  if (is_icmp(a->proto) && x.ip[a->l4] != y.ip[b->l4]) return false;
+  if (is_icmp(a->proto)) {
+    if (x.ip[a->l4] != y.ip[b->l4]) return false;
+    int ia = get16(x.ip, a->l4 + 4), ib = get16(y.ip, b->l4 + 4);
+    if (!icmp_error_type(a->proto, x.ip[a->l4]) && ia != ib && (ia == f.icmp_id || ib == f.icmp_id)) return false;
+  }
   return true;
 }
 
@@ -612,11 +635,12 @@ int run_nat(const NatOptions& o, const NatRun& run) {
       auto ta = send(a, fa[(size_t)st.flow]);
       auto tb = send(b, fb[(size_t)st.flow]);
       std::optional<Obs> oa, ob;
-      if (ta) oa = a.observe(*ta, 3);
-      if (tb) ob = b.observe(*tb, 3);
+      bool err = !st.from_init && f.icmp_error;
+      if (ta) oa = a.observe(*ta, err, 3);
+      if (tb) ob = b.observe(*tb, err, 3);
       if (ta && tb && oa.has_value() != ob.has_value()) {  // rule out a slow delivery
-        if (!oa) oa = a.observe(*ta, 100);
-        if (!ob) ob = b.observe(*tb, 100);
+        if (!oa) oa = a.observe(*ta, err, 100);
+        if (!ob) ob = b.observe(*tb, err, 100);
       }
       ++total;
       replies += !st.from_init;
@@ -634,7 +658,7 @@ int run_nat(const NatOptions& o, const NatRun& run) {
                       : d;
       };
       bool same = ta.has_value() == tb.has_value() && oa.has_value() == ob.has_value() && (!oa || da == db);
-      if (!same && oa && ob && o.ranges && oa.has_value() == ob.has_value() && loosely_equal(cs, *oa, *ob)) {
+      if (!same && oa && ob && o.ranges && st.from_init && loosely_equal(cs, f, *oa, *ob)) {
         same = true;
         ++loose;
         if (run.verbose) printf("  loose %zu: %s | %s\n", k + 1, da.c_str(), db.c_str());
