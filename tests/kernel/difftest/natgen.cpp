@@ -94,7 +94,7 @@ struct NatGen {
   std::string ipt_matches(Hook h, bool need_l4, std::string* proto_out) {
     std::ostringstream m;
     if (chance(r, 0.3)) m << (chance(r, 0.15) ? " ! -s " : " -s ") << cidr(pick(r, pool.sources(h == Hook::Out)));
-    if (chance(r, 0.45)) m << " -d " << cidr(pick(r, pool.dests(h == Hook::Out || h == Hook::Post)));
+    if (chance(r, 0.45)) m << " -d " << cidr(pick(r, pool.all));
     const auto& ifs = pool.ifaces;
     if ((h == Hook::Pre || h == Hook::In) && chance(r, 0.2)) m << (chance(r, 0.2) ? " ! -i " : " -i ") << pick(r, ifs);
     if ((h == Hook::Post || h == Hook::Out) && chance(r, 0.2))
@@ -202,7 +202,7 @@ struct NatGen {
                v;
       case 5: return "-A " + chain + " -m state --state ESTABLISHED,RELATED -j ACCEPT";
       case 6: return "-A " + chain + " -m conntrack --ctstate RELATED" + v;
-      default: return "-A " + chain + " -m conntrack --ctorigdst " + cidr(pick(r, pool.dests(false))) + v;
+      default: return "-A " + chain + " -m conntrack --ctorigdst " + cidr(pick(r, pool.all)) + v;
     }
   }
 
@@ -263,10 +263,9 @@ struct NatGen {
       m << " " << ip << " saddr" << (chance(r, 0.15) ? " != " : " ") << cidr(pick(r, pool.sources(h == Hook::Out)));
     if (chance(r, 0.45)) {
       if (chance(r, 0.2))
-        m << " " << ip << " daddr { " << pick(r, pool.dests(h == Hook::Out || h == Hook::Post)) << ", "
-          << pick(r, pool.services) << " }";
+        m << " " << ip << " daddr { " << pick(r, pool.all) << ", " << pick(r, pool.services) << " }";
       else
-        m << " " << ip << " daddr " << cidr(pick(r, pool.dests(h == Hook::Out || h == Hook::Post)));
+        m << " " << ip << " daddr " << cidr(pick(r, pool.all));
     }
     if ((h == Hook::Pre || h == Hook::In) && chance(r, 0.2))
       m << " iifname" << (chance(r, 0.2) ? " != " : " ") << "\"" << pick(r, pool.nft_ifaces) << "\"";
@@ -368,7 +367,7 @@ struct NatGen {
       case 4: return "ct state new udp dport " + std::to_string(pick(r, kDports)) + v;
       case 5: return "ct state established,related accept";
       case 6: return "ct state related" + v;
-      default: return "ct original " + ip + " daddr " + cidr(pick(r, pool.dests(false))) + v;
+      default: return "ct original " + ip + " daddr " + cidr(pick(r, pool.all)) + v;
     }
   }
 

@@ -2,6 +2,7 @@
 // rewrite to, and what the testbed must route for it.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,7 +23,6 @@ struct NatPool {
   std::string masq_addr;
 
   const std::vector<std::string>& sources(bool local_out) const { return local_out ? srv_sources : all; }
-  const std::vector<std::string>& dests(bool) const { return all; }
 };
 
 inline NatPool nat_pool(NatMode m, int fam) {
