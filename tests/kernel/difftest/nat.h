@@ -58,7 +58,9 @@ struct NatStep {
 
 struct NatCase {
   std::string ruleset;
-  std::string mutant;  // the ruleset with the first DNAT/REDIRECT port changed (--mutate)
+  // The ruleset with the first DNAT/REDIRECT port changed and, with ranges,
+  // every address range cut to its first address (--mutate).
+  std::string mutant;
   std::vector<NatFlow> flows;
   std::vector<NatStep> steps;  // flows interleaved
   // Every address and port range a NAT rule of the ruleset can pick from
