@@ -585,6 +585,9 @@ void print_hex(const std::vector<uint8_t>& b) {
 
 int run_nat(const NatOptions& o, const NatRun& run) {
   int disagreements = 0, total = 0, arrived = 0, replies = 0, loose = 0;
+  // What netfilter's arrivals show was exercised: initiator packets whose
+  // destination / source was rewritten, ICMP errors delivered.
+  int dnated = 0, snated = 0, errors = 0;
   for (int ci = 0; ci < run.cases; ++ci) {
     uint64_t seed = run.seed + (uint64_t)ci;
     NatCase cs = random_nat_case(seed, o, run.packets);
@@ -645,6 +648,13 @@ int run_nat(const NatOptions& o, const NatRun& run) {
       ++total;
       replies += !st.from_init;
       arrived += oa.has_value();
+      if (oa && st.from_init)
+        if (auto h = parse(oa->ip)) {
+          bool l4 = h->proto == 6 || h->proto == 17;
+          dnated += h->dst != f.dst || (l4 && get16(oa->ip, h->l4 + 2) != f.dport);
+          snated += h->src != f.src || (l4 && get16(oa->ip, h->l4) != f.sport);
+        }
+      errors += oa && err;
       if (st.from_init) {
         if (oa) fa[(size_t)st.flow].last = oa, fa[(size_t)st.flow].last_token = st.token;
         if (ob) fb[(size_t)st.flow].last = ob, fb[(size_t)st.flow].last_token = st.token;
@@ -710,8 +720,10 @@ int run_nat(const NatOptions& o, const NatRun& run) {
     }
     fflush(stdout);
   }
-  printf("difftest nat: %d rulesets, %d packets (%d replies), %d arrived in netfilter, ", run.cases, total, replies,
-         arrived);
+  printf(
+      "difftest nat: %d rulesets, %d packets (%d replies), %d arrived in netfilter (%d with destination NAT, %d with "
+      "source NAT, %d ICMP errors), ",
+      run.cases, total, replies, arrived, dnated, snated, errors);
   if (o.ranges) printf("%d differed inside a NAT range, ", loose);
   printf("%d disagreements (seed %llu)\n", disagreements, (unsigned long long)run.seed);
   return disagreements;
