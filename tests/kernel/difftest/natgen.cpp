@@ -433,6 +433,11 @@ struct NatGen {
     uint16_t next_port = 40000, next_id = 1000;
     uint32_t token = 1;
     std::vector<std::vector<NatStep>> active;
+    std::set<std::string> tuples;  // original tuples of the flows so far
+    auto key = [](const NatFlow& f) {
+      return f.src + "|" + f.dst + "|" + std::to_string(f.proto) + "|" +
+             std::to_string(f.proto == 1 || f.proto == 58 ? f.icmp_id : f.sport) + "|" + std::to_string(f.dport);
+    };
     auto new_flow = [&] {
       NatFlow f;
       bool from_cli = chance(r, 0.75);
@@ -463,13 +468,14 @@ struct NatGen {
         std::vector<std::string> others;
         for (const auto& a : pool.clients)
           if (a != p.src) others.push_back(a);
-        if (p.init == Side::Cli) {
-          uint32_t ii = f.isn_init, ir = f.isn_resp;
-          f = p;
-          f.src = pick(r, others);
-          f.isn_init = ii, f.isn_resp = ir;
-        }
+        // Never the very tuple of an earlier flow: that is one connection
+        // (a second SYN on it is judged by TCP window tracking).
+        NatFlow q = p;
+        q.src = pick(r, others);
+        q.isn_init = f.isn_init, q.isn_resp = f.isn_resp;
+        if (p.init == Side::Cli && !tuples.count(key(q))) f = q;
       }
+      tuples.insert(key(f));
       int fi = (int)c.flows.size();
       c.flows.push_back(f);
       std::vector<NatStep> steps;
