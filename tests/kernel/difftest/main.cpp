@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
       o.packets = std::atoi(v);
     else if (a == "--mode" && (v = next()) && (std::string(v) == "nat" || std::string(v) == "nat-host"))
       o.nat = true, o.nat_mode = std::string(v) == "nat" ? NatMode::Router : NatMode::Host;
-    else if (a == "--mode" && v)
+    else if (a == "--mode" && v &&
+             (std::string(v) == "host" || std::string(v) == "router" || std::string(v) == "loopback"))
       o.mode = std::string(v) == "router" ? Mode::Router : std::string(v) == "loopback" ? Mode::Loopback : Mode::Host;
     else if (a == "--nat-ranges")
       o.nat_ranges = true;
