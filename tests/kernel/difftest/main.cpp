@@ -6,10 +6,17 @@
 // packet. Any disagreement fails the run and prints the seed to replay it.
 //
 //   nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N]
-//                   [--mode host|router|loopback] [--family 4|6] [--reference iptables|nft]
-//                   [--verbose] [--dump] [--ruleset FILE]
+//                   [--mode host|router|loopback|nat|nat-host] [--family 4|6]
+//                   [--reference iptables|nft] [--verbose] [--dump] [--ruleset FILE]
+//                   [--nat-ranges] [--mutate]
 // --dump prints the generated rulesets (one per case) and exits; --ruleset FILE
 // replaces each generated ruleset with FILE (same packets), to minimise one.
+// --mode nat / nat-host: NAT rulesets and flows with replies (nat.h); what
+// arrives is compared header by header. --nat-ranges adds address/port ranges
+// and --random/--persistent flags, compared loosely (inside the rule's range).
+// Hidden, to prove the harness: --self-check makes both testbeds netfilter;
+// --mutate makes the second one load the ruleset with one DNAT/REDIRECT port
+// changed (it must report DIFFs).
 // Exit: 0 no disagreement, 1 disagreements, 2 harness error, 77 not root.
 #include <unistd.h>
 
@@ -22,6 +29,7 @@
 #include <string>
 
 #include "tests/kernel/difftest/gen.h"
+#include "tests/kernel/difftest/nat.h"
 #include "tests/kernel/difftest/testbed.h"
 
 using namespace nf2bpf::difftest;
@@ -39,12 +47,16 @@ struct Options {
   bool verbose = false;
   bool dump = false;    // print the generated rulesets and stop
   std::string ruleset;  // use this ruleset file instead of generated ones (to minimise a finding)
+  bool nat = false;     // --mode nat / nat-host
+  NatMode nat_mode = NatMode::Router;
+  bool nat_ranges = false, self_check = false, mutate = false;
 };
 
 int usage() {
   fprintf(stderr,
-          "usage: nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N] [--mode host|router|loopback] "
-          "[--family 4|6] [--reference iptables|nft] [--verbose] [--dump] [--ruleset FILE]\n");
+          "usage: nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N] "
+          "[--mode host|router|loopback|nat|nat-host] [--family 4|6] [--reference iptables|nft] [--verbose] [--dump] "
+          "[--ruleset FILE] [--nat-ranges]\n");
   return 2;
 }
 
@@ -67,8 +79,17 @@ int main(int argc, char** argv) {
       o.cases = std::atoi(v);
     else if (a == "--packets" && (v = next()))
       o.packets = std::atoi(v);
-    else if (a == "--mode" && (v = next()))
+    else if (a == "--mode" && (v = next()) && (std::string(v) == "nat" || std::string(v) == "nat-host"))
+      o.nat = true, o.nat_mode = std::string(v) == "nat" ? NatMode::Router : NatMode::Host;
+    else if (a == "--mode" && v &&
+             (std::string(v) == "host" || std::string(v) == "router" || std::string(v) == "loopback"))
       o.mode = std::string(v) == "router" ? Mode::Router : std::string(v) == "loopback" ? Mode::Loopback : Mode::Host;
+    else if (a == "--nat-ranges")
+      o.nat_ranges = true;
+    else if (a == "--self-check")
+      o.self_check = true;
+    else if (a == "--mutate")
+      o.mutate = true;
     else if (a == "--family" && (v = next()))
       o.family = std::atoi(v) == 6 ? 6 : 4;
     else if (a == "--reference" && (v = next()) && (std::string(v) == "nft" || std::string(v) == "iptables"))
@@ -82,12 +103,18 @@ int main(int argc, char** argv) {
     else
       return usage();
   }
+  NatOptions no{o.nat_mode, o.family, o.ref, o.nat_ranges};
+  if (o.dump && o.nat) {
+    for (int c = 0; c < o.cases; ++c)
+      printf("%s", random_nat_case(o.seed + (uint64_t)c, no, o.packets).ruleset.c_str());
+    return 0;
+  }
   if (o.dump) {
     for (int c = 0; c < o.cases; ++c)
       printf("%s", random_case(o.seed + (uint64_t)c, o.mode, o.family, o.packets, o.ref).ruleset.c_str());
     return 0;
   }
-  if (o.bin.empty()) return usage();
+  if (o.bin.empty() && !o.self_check) return usage();
   if (geteuid() != 0) {
     printf("SKIPPED: the kernel-differential test needs root (network namespaces, iptables, BPF)\n");
     return 77;
@@ -100,6 +127,20 @@ int main(int argc, char** argv) {
   if (!nft && run("command -v iptables-restore ip6tables-restore") != 0) {
     printf("SKIPPED: iptables-restore is not installed (scripts/install-deps.sh installs it)\n");
     return 77;
+  }
+  if (o.nat) {
+    const char* mode = o.nat_mode == NatMode::Router ? "nat" : "nat-host";
+    printf("difftest: mode %s%s%s, IPv%d, reference %s, %d rulesets x %d packets, seed %llu\n", mode,
+           o.self_check ? " (self-check: netfilter on both sides)" : "", o.mutate ? " (second side mutated)" : "",
+           o.family, nft ? "nft" : "iptables", o.cases, o.packets, (unsigned long long)o.seed);
+    printf("replay: %s --nf2bpf %s --mode %s --family %d --reference %s --packets %d --cases %d --seed %llu%s%s%s\n",
+           argv[0], o.bin.empty() ? "-" : o.bin.c_str(), mode, o.family, nft ? "nft" : "iptables", o.packets, o.cases,
+           (unsigned long long)o.seed, o.nat_ranges ? " --nat-ranges" : "", o.self_check ? " --self-check" : "",
+           o.mutate ? " --mutate" : "");
+    fflush(stdout);
+    NatRun r{o.bin, o.seed, o.cases, o.packets, o.verbose, o.self_check, o.mutate, o.ruleset};
+    int d = run_nat(no, r);
+    return d < 0 ? 2 : d ? 1 : 0;
   }
   printf("difftest: mode %s, IPv%d, reference %s, %d rulesets x %d packets, seed %llu\n", mode_name(o.mode), o.family,
          nft ? "nft" : "iptables", o.cases, o.packets, (unsigned long long)o.seed);

@@ -33,8 +33,8 @@ void install_cleanup() {
   if (done) return;
   done = true;
   atexit(cleanup_all);
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
+  // Also a closed output pipe (`difftest ... | head`) and a lost terminal.
+  for (int sig : {SIGINT, SIGTERM, SIGPIPE, SIGHUP}) signal(sig, on_signal);
 }
 }  // namespace
 
