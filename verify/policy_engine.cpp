@@ -41,10 +41,14 @@ PolicyEngine::PolicyEngine(const policy::Policy& pol, const HostModel& host, std
     std::string oif = host_.route(dst);
     return oif.empty() ? std::string("(default route)") : oif;
   };
-  env.source_address = [this](uint8_t fam, const std::string& oif, const ir::u128&) {
-    return host_.local_address(fam, oif);
+  env.source_address = [this](uint8_t fam, const std::string& oif, const ir::u128& dst) {
+    return host_.masquerade_source(fam, oif, dst);
   };
-  env.iface_address = [this](uint8_t fam, const std::string& ifname) { return host_.local_address(fam, ifname); };
+  env.iface_address = [this](uint8_t fam, const std::string& ifname) {
+    bool guessed = false;
+    return host_.redirect_target(fam, ifname, fam == 4 ? ir::v4_to_u128(0x08080808) : (ir::u128)0x2000 << 112,
+                                 &guessed);
+  };
   model_ = std::make_unique<model::Model>(pol_, env);
 }
 
