@@ -73,6 +73,9 @@ struct TargetSpec {
   std::string_view name;
   std::vector<OptSpec> options;
   void (*init)(RuleCtx&, const Token& target);  // sets the verdict / adds the statement
+  // An option the target cannot do without (iptables refuses the rule:
+  // `DNAT: option "--to-destination" must be specified`); empty: none.
+  std::string_view required = {};
 };
 const TargetSpec* find_target(std::string_view name);
 
