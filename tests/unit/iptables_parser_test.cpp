@@ -131,7 +131,7 @@ TEST_CASE("nat targets") {
   REQUIRE_FALSE(p.diags.has_errors());
   auto& t = p.rs.tables[0];
   CHECK(ir::dump(t.find_chain("PREROUTING")->rules[0].statements[0]) == "dnat to 10.0.0.5 ports 8080-8080 (-j DNAT)");
-  CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[0].statements[0]) == "masquerade fully-random (-j MASQUERADE)");
+  CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[0].statements[0]) == "masquerade fully-random (-j MASQUERADE --random-fully)");
   CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[1].statements[0]) == "snat to 1.2.3.4/31,1.2.3.6 (-j SNAT)");
   CHECK(t.find_chain("POSTROUTING")->base->priority == 100);
 }
