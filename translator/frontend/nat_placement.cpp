@@ -118,8 +118,8 @@ std::vector<MisplacedNat> misplaced_nat(const ir::Ruleset& rs, const ir::Table& 
           else if (!nat_chain)
             msg = w.name + " is only valid in a nat chain";
           else
-            msg = w.name + " is not valid in " +
-                  (iptables ? base_desc : "a " + hook_name(base.base->hook, false) + " chain");
+            msg = w.name + (iptables ? " is not valid in " : " is not valid at hook ") +
+                  hook_name(base.base->hook, iptables);
           std::string hint = !nat_chain ? "nat statements need a chain of type nat; nft refuses the rule"
                                         : (iptables ? w.name.substr(3) : w.name) + " works in " + w.where + " only; " +
                                               (iptables ? "iptables-restore" : "nft") + " refuses the rule";
