@@ -199,4 +199,13 @@ TEST_CASE("nft json: the NAT forms of `nft -j list ruleset` lower as their text 
   CHECK(stmts(j.rs).find("t/post: masquerade fully-random persistent (masquerade fully-random)\n") !=
         std::string::npos);
   CHECK(deep_dump(j.rs) == deep_dump(t.rs));
+  // The rule text reports show for JSON input is nft's own spelling.
+  std::string texts;
+  for (const auto& tb : j.rs.tables)
+    for (const auto& c : tb.chains)
+      for (const auto& r : c.rules) texts += r.text + "\n";
+  CHECK(texts.find("\ndnat prefix to 192.168.2.0/24\n") != std::string::npos);
+  CHECK(texts.find("\nmeta l4proto tcp snat to 10.0.0.1-10.0.0.5:1000-2000\n") != std::string::npos);
+  CHECK(texts.find("\ntcp dport 80 dnat to [fd00::1]:80\n") != std::string::npos);
+  CHECK(texts.find("\nmasquerade fully-random,persistent\n") != std::string::npos);
 }
