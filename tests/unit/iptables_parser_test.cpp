@@ -131,7 +131,8 @@ TEST_CASE("nat targets") {
   REQUIRE_FALSE(p.diags.has_errors());
   auto& t = p.rs.tables[0];
   CHECK(ir::dump(t.find_chain("PREROUTING")->rules[0].statements[0]) == "dnat to 10.0.0.5 ports 8080-8080 (-j DNAT)");
-  CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[0].statements[0]) == "masquerade fully-random (-j MASQUERADE --random-fully)");
+  CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[0].statements[0]) ==
+        "masquerade fully-random (-j MASQUERADE --random-fully)");
   CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[1].statements[0]) == "snat to 1.2.3.4/31,1.2.3.6 (-j SNAT)");
   CHECK(t.find_chain("POSTROUTING")->base->priority == 100);
 }
@@ -426,7 +427,7 @@ TEST_CASE("nat: --ctstate SNAT,DNAT is the connection's NAT status bits") {
         caps::Fidelity::Unsupported);
 }
 
-TEST_CASE("-m tcp/udp/sctp/icmp before -p: the kernel checks the protocol of the whole rule") {
+TEST_CASE("match modules before -p: -m tcp/udp/sctp/icmp need their protocol anywhere in the rule") {
   // iptables-restore accepts each of these and iptables-save prints them
   // back as "-p tcp -m tcp --dport 80" (kube-proxy writes -m before -p).
   CHECK(rule_dump("-m tcp -p tcp --dport 80 -j ACCEPT") == rule_dump("-p tcp -m tcp --dport 80 -j ACCEPT"));
