@@ -450,4 +450,14 @@ TEST_CASE("match modules before -p: -m tcp/udp/sctp/icmp need their protocol any
   CHECK(first_error(one_rule("-m tcp -j ACCEPT")) == "rules.v4:5:13: -m tcp needs -p tcp");
   CHECK(first_error(one_rule("-m tcp -p udp -j ACCEPT")) == "rules.v4:5:13: -m tcp needs -p tcp");
   CHECK(first_error(one_rule("-m tcp --dport 8 ! -p tcp -j ACCEPT")) == "rules.v4:5:13: -m tcp needs -p tcp");
+  // REJECT's tcp-reset is the kernel's check too (reject_tg_check): -p tcp
+  // may follow it (iptables-save prints it first); without it, with -p udp
+  // or with "! -p tcp" both iptables-restores refuse the rule.
+  CHECK(rule_dump("-j REJECT --reject-with tcp-reset -p tcp") == "l4proto 6; reject with tcp-reset");
+  CHECK(first_error(one_rule("-j REJECT --reject-with tcp-reset")) ==
+        "rules.v4:5:34: --reject-with tcp-reset needs -p tcp");
+  CHECK(first_error(one_rule("-p udp -j REJECT --reject-with tcp-reset")) ==
+        "rules.v4:5:41: --reject-with tcp-reset needs -p tcp");
+  CHECK(first_error(one_rule("! -p tcp -j REJECT --reject-with tcp-reset")) ==
+        "rules.v4:5:43: --reject-with tcp-reset needs -p tcp");
 }

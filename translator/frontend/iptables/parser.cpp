@@ -701,6 +701,10 @@ void RuleOptions::check_at_end() {
       return;
     }
   }
+  if (c_.needs_tcp && !(c_.proto == 6 && !c_.proto_negated)) {
+    c_.error(*c_.needs_tcp, "--reject-with tcp-reset needs -p tcp", "the kernel refuses this rule; add -p tcp");
+    return;
+  }
   if (target_ && !target_->required.empty()) {
     const auto& st = c_.rule.statements.back();
     bool given = std::any_of(st.args.begin(), st.args.end(), [&](auto& kv) { return kv.first == target_->required; });

@@ -24,6 +24,9 @@ struct RuleCtx {
   uint8_t proto = 0;                   // -p value when given positively, else 0
   bool proto_negated = false;
   bool failed = false;
+  // --reject-with tcp-reset: the kernel (reject_tg_check) wants -p tcp
+  // anywhere in the rule, so it is checked once the rule is read.
+  const Token* needs_tcp = nullptr;
 
   ir::SourceLoc loc(const Token& t) const;
   void error(const Token& t, std::string msg, std::string hint = {});

@@ -58,8 +58,7 @@ void reject_with(RuleCtx& c, bool, const Token&, const Args& a) {
                                         : "e.g. icmp6-port-unreachable, icmp6-adm-prohibited, tcp-reset");
     return;
   }
-  if (w == "tcp-reset" && !(c.proto == 6 && !c.proto_negated))
-    c.error(*a[0], "--reject-with tcp-reset needs -p tcp", "iptables refuses this rule; add -p tcp");
+  if (w == "tcp-reset") c.needs_tcp = a[0];
   c.rule.verdict.reject_with = w;
 }
 
