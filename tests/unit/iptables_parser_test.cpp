@@ -461,3 +461,33 @@ TEST_CASE("match modules before -p: -m tcp/udp/sctp/icmp need their protocol any
   CHECK(first_error(one_rule("! -p tcp -j REJECT --reject-with tcp-reset")) ==
         "rules.v4:5:43: --reject-with tcp-reset needs -p tcp");
 }
+
+// The NAT rows follow one switch, caps::kNatDataplane: the dataplane's
+// contract when it is true, unsupported (with the pending reason) while false.
+TEST_CASE("nat: the capability rows follow kNatDataplane") {
+  using caps::Fidelity;
+  auto fid = [](std::string_view fe, std::string_view name) {
+    const auto* c = caps::find(fe, name);
+    INFO(fe << " " << name);
+    REQUIRE(c != nullptr);
+    return c->fidelity;
+  };
+  const Fidelity exact = caps::kNatDataplane ? Fidelity::Exact : Fidelity::Unsupported;
+  const Fidelity approx = caps::kNatDataplane ? Fidelity::Approximate : Fidelity::Unsupported;
+  for (auto n : {"*nat", "-j DNAT", "-j SNAT", "-j MASQUERADE", "-j REDIRECT", "-m conntrack --ctstate SNAT,DNAT"})
+    CHECK(fid("iptables", n) == exact);
+  for (auto n :
+       {"-j DNAT --random", "-j DNAT --persistent", "-j SNAT --random", "-j SNAT --random-fully",
+        "-j SNAT --persistent", "-j MASQUERADE --random", "-j MASQUERADE --random-fully", "-j REDIRECT --random"})
+    CHECK(fid("iptables", n) == approx);
+  for (auto n : {"type nat", "dnat", "snat", "masquerade", "redirect"}) CHECK(fid("nft", n) == exact);
+  for (auto k : {"dnat", "snat", "masquerade", "redirect"})
+    for (auto f : {" random", " fully-random", " persistent"}) CHECK(fid("nft", std::string(k) + f) == approx);
+  // Not in the dataplane's first cut, whatever the switch says.
+  CHECK(fid("iptables", "-j NETMAP") == Fidelity::Unsupported);
+  CHECK(fid("iptables", "-m conntrack --ctstate SNAT,DNAT with other states") == Fidelity::Unsupported);
+  for (auto n : {"dnat map", "snat map", "dnat prefix", "snat prefix"}) CHECK(fid("nft", n) == Fidelity::Unsupported);
+  // The approximate rows say why; while the switch is off every NAT row gives the pending reason.
+  CHECK(caps::find("iptables", "-j SNAT --random")->why ==
+        (caps::kNatDataplane ? caps::kNatRandom : caps::kNatPending));
+}
