@@ -209,3 +209,14 @@ TEST_CASE("nft json: the NAT forms of `nft -j list ruleset` lower as their text 
   CHECK(texts.find("\ntcp dport 80 dnat to [fd00::1]:80\n") != std::string::npos);
   CHECK(texts.find("\nmasquerade fully-random,persistent\n") != std::string::npos);
 }
+
+TEST_CASE("nft json: NAT in a filter chain is located by JSON pointer") {
+  // nft: "Could not process rule: Operation not supported".
+  auto p = parse_nft_json(wrap(
+      std::string(kTableChain) +
+      R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"dnat": {"family": "ip", "addr": "10.0.0.1"}}]}})"));
+  std::string errs;
+  for (const auto& d : p.diags.all())
+    if (d.severity == diag::Severity::Error) errs += d.loc.str() + ": " + d.message + "\n";
+  CHECK(errs == "rules.json#/nftables/2/rule/expr/0: dnat is only valid in a nat chain\n");
+}
