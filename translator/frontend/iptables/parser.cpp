@@ -581,9 +581,6 @@ class RuleOptions {
 
  private:
   void check_at_end();
-
- public:
- private:
   std::optional<Args> args_for(int nargs, const Token& opt, bool& neg);
   void addr(const Token& opt, bool neg, const Args& a, Field f, const char* cap);
   bool proto(const Token& opt, bool neg);

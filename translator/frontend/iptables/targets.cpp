@@ -168,8 +168,8 @@ void connmark_mask(RuleCtx& c, bool, const Token& opt, const Args& a) {
 // NAT ports rewrite the transport header, so libxt_NAT (DNAT, SNAT,
 // MASQUERADE, REDIRECT) refuses them unless -p named TCP, UDP, SCTP or DCCP
 // before the target ("Need TCP, UDP, SCTP or DCCP with port specification").
-// It tests the protocol number only: "! -p tcp" passes, and so does -p
-// after the target never, as the check runs while the option is read.
+// It tests the protocol number only ("! -p tcp" passes), and it runs while
+// the option is read, so a -p after the target does not count.
 bool nat_ports_allowed(RuleCtx& c, const Token& t) {
   if (c.proto == 6 || c.proto == 17 || c.proto == 132 || c.proto == 33) return true;
   c.error(t, "NAT ports need -p tcp, udp, sctp or dccp before the target",
