@@ -480,7 +480,9 @@ TEST_CASE("nat: the capability rows follow kNatDataplane") {
        {"-j DNAT --random", "-j DNAT --persistent", "-j SNAT --random", "-j SNAT --random-fully",
         "-j SNAT --persistent", "-j MASQUERADE --random", "-j MASQUERADE --random-fully", "-j REDIRECT --random"})
     CHECK(fid("iptables", n) == approx);
-  for (auto n : {"type nat", "dnat", "snat", "masquerade", "redirect"}) CHECK(fid("nft", n) == exact);
+  for (auto n : {"type nat", "dnat", "snat", "masquerade", "redirect", "ct status snat,dnat"})
+    CHECK(fid("nft", n) == exact);
+  CHECK(fid("nft", "ct status") == Fidelity::Unsupported);  // the other status bits are not tracked
   for (auto k : {"dnat", "snat", "masquerade", "redirect"})
     for (auto f : {" random", " fully-random", " persistent"}) CHECK(fid("nft", std::string(k) + f) == approx);
   // Not in the dataplane's first cut, whatever the switch says.

@@ -558,3 +558,17 @@ TEST_CASE("nft: bad NAT input gets a located error, as nft refuses it") {
   CHECK(nft_errors("table bridge t {\n chain c {\n  type nat hook prerouting priority 0;\n }\n}\n") ==
         "rules.nft:3:8: nat chains do not exist on this hook/family\n");
 }
+
+TEST_CASE("nft: ct status snat/dnat is the NAT capability, other status bits are not") {
+  auto p = parse_nft(
+      "table inet t { chain c { type filter hook forward priority 0; ct status dnat accept; ct status snat,dnat "
+      "accept; ct status assured accept; ct status dnat,assured accept; } }");
+  INFO(p.rendered());
+  REQUIRE(p.diags.errors() == 0);
+  CHECK(dump_caps(p.rs) ==
+        "t/c: ct status snat,dnat; accept\n"
+        "t/c: ct status snat,dnat; accept\n"
+        "t/c: ct status; accept\n"
+        "t/c: ct status; accept\n");
+  CHECK(ir::dump(rule(p.rs, 0, "c", 0).matches[0]) == "ct-status & 0x20 in 0x1-0x20");
+}

@@ -124,6 +124,7 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "expression", "meta secpath", U, "IPsec state is not visible to the dataplane"},
   {"nft", "expression", "ct state", E, kCt},
   {"nft", "expression", "ct status", U, "conntrack status bits are not tracked"},
+  {"nft", "expression", "ct status snat,dnat", NE, kNatExact},
   {"nft", "expression", "ct mark", E, ""},
   {"nft", "expression", "ct direction", E, ""},
   {"nft", "expression", "ct protocol", E, ""},
