@@ -420,7 +420,10 @@ TEST_CASE("nat: --ctstate SNAT,DNAT is the connection's NAT status bits") {
   CHECK(rule_dump("-m conntrack --ctstate DNAT -j ACCEPT") == "ct-status & 0x20 in 0x20; accept");
   CHECK(rule_dump("-m conntrack --ctstate SNAT,DNAT -j ACCEPT") == "ct-status & 0x30 in 0x10,0x20,0x30; accept");
   CHECK(rule_dump("-m conntrack ! --ctstate SNAT -j ACCEPT") == "!ct-status & 0x10 in 0x10; accept");
-  // With real states it is an OR across two fields: kept opaque, reported unsupported.
+  // Negated with real states it is the AND of both negations (kube-proxy's
+  // KUBE-FIREWALL rule); positive, an OR across two fields: kept opaque.
+  CHECK(rule_dump("-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP") ==
+        "!ct-status & 0x20 in 0x20; ct-state 0x1,0x8,0x40; drop");
   CHECK(rule_dump("-m conntrack --ctstate ESTABLISHED,DNAT -j ACCEPT") ==
         "opaque[-m conntrack --ctstate SNAT,DNAT with other states --ctstate ESTABLISHED,DNAT]; accept");
   CHECK(caps::find("iptables", "-m conntrack --ctstate SNAT,DNAT with other states")->fidelity ==

@@ -52,7 +52,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "match", "-m multiport --ports", E, ""},
   {"iptables", "match", "-m conntrack --ctstate", E, "nf2bpf's own connection tracker, with netfilter's default timeouts"},
   {"iptables", "match", "-m conntrack --ctstate SNAT,DNAT", NE, kNatExact},
-  {"iptables", "match", "-m conntrack --ctstate SNAT,DNAT with other states", U, "SNAT/DNAT with connection states in one list is an OR across two conntrack fields; write one rule for the states and one for SNAT/DNAT"},
+  {"iptables", "match", "-m conntrack --ctstate SNAT,DNAT with other states", U, "a list mixing SNAT/DNAT with connection states matches either, an OR across two conntrack fields; write one rule for the states and one for SNAT/DNAT (a negated list is translated)"},
   {"iptables", "match", "-m conntrack --ctstatus", U, "conntrack status bits are not tracked"},
   {"iptables", "match", "-m conntrack --ctproto", E, ""},
   {"iptables", "match", "-m conntrack --ctorigsrc", E, ""},

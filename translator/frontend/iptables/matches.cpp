@@ -299,19 +299,21 @@ void ctstate(RuleCtx& c, bool neg, const Token& opt, const Args& a, bool conntra
   std::string cap = conntrack ? "-m conntrack --ctstate" : "-m state --state";
   // xt_conntrack: the SNAT/DNAT pseudo-states are the connection's
   // IPS_SRC_NAT/IPS_DST_NAT status bits, and the rule matches when any bit of
-  // the list is set. Alone they are one ct status test; with real states the
-  // list is an OR across two fields that one match cannot hold.
-  if (nat_status && s.empty()) {
+  // the list is set: alone they are one ct status test. With real states the
+  // list is an OR across two fields; negated, it is the AND of both negations
+  // (kube-proxy's "! --ctstate RELATED,ESTABLISHED,DNAT"), which a rule's
+  // conjunction holds, but a positive one is kept opaque.
+  if (nat_status) {
+    if (!neg && !s.empty()) {
+      opaque(c, neg, opt, a, "conntrack", "-m conntrack --ctstate SNAT,DNAT with other states");
+      return;
+    }
     IntervalSet any;
     for (uint64_t v : {16, 32, 48})
       if ((v & nat_status) == v) any.add(v, v);
     c.add_match(Field::CtStatus, neg, ir::Masked{nat_status, any}, "-m conntrack --ctstate SNAT,DNAT", opt,
                 "conntrack");
-    return;
-  }
-  if (nat_status) {
-    opaque(c, neg, opt, a, "conntrack", "-m conntrack --ctstate SNAT,DNAT with other states");
-    return;
+    if (s.empty()) return;
   }
   // Negation is relative to the five real states, not the byte domain.
   if (neg) {
