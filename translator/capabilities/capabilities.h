@@ -17,7 +17,7 @@ const char* to_string(Fidelity f);
 // dataplane supports (DNAT/SNAT/MASQUERADE/REDIRECT exact, the random and
 // persistent flags approximate); while it is false, every one of them reads
 // unsupported, so the translate report stays true until the dataplane lands.
-inline constexpr bool kNatDataplane = false;
+inline constexpr bool kNatDataplane = true;
 constexpr std::string_view kNatPending =
     "NAT is not implemented in the dataplane yet (it lands with the kube-proxy services work)";
 // A row the NAT dataplane supports with `f` (and reason `why`).
