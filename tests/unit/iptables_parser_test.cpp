@@ -131,14 +131,15 @@ TEST_CASE("nat targets") {
   REQUIRE_FALSE(p.diags.has_errors());
   auto& t = p.rs.tables[0];
   CHECK(ir::dump(t.find_chain("PREROUTING")->rules[0].statements[0]) == "dnat to 10.0.0.5 ports 8080-8080 (-j DNAT)");
-  CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[0].statements[0]) == "masquerade fully-random (-j MASQUERADE)");
+  CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[0].statements[0]) ==
+        "masquerade fully-random (-j MASQUERADE --random-fully)");
   CHECK(ir::dump(t.find_chain("POSTROUTING")->rules[1].statements[0]) == "snat to 1.2.3.4/31,1.2.3.6 (-j SNAT)");
   CHECK(t.find_chain("POSTROUTING")->base->priority == 100);
 }
 
 TEST_CASE("located errors") {
   CHECK(first_error(one_rule("-p tcp --dport 99999 -j ACCEPT")) == "rules.v4:5:25: invalid port '99999'");
-  CHECK(first_error(one_rule("-m tcp --dport 22 -j ACCEPT")) == "rules.v4:5:13: -m tcp needs -p tcp before it");
+  CHECK(first_error(one_rule("-m tcp --dport 22 -j ACCEPT")) == "rules.v4:5:13: -m tcp needs -p tcp");
   CHECK(first_error(one_rule("-s 10.0.0.0/33 -j ACCEPT")) ==
         "rules.v4:5:13: invalid address '10.0.0.0/33': prefix length larger than 32");
   CHECK(first_error(one_rule("-j NOPE")) == "rules.v4:5:13: unknown target or chain 'NOPE'");
@@ -260,4 +261,238 @@ TEST_CASE("messages quoting a huge word keep its start and end, not the whole wo
   CHECK(d.hint.size() < 300);
   // Short words are quoted whole.
   CHECK(first_error(one_rule("-j NOPE")) == "rules.v4:5:13: unknown target or chain 'NOPE'");
+}
+
+// ---- NAT (issue 12) -----------------------------------------------------------
+
+static std::string nat_table(const std::string& body) {
+  return "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n" +
+         body + "COMMIT\n";
+}
+
+static std::string nat_dump(const std::string& chain, const std::string& rule) {
+  auto p = parse_ipt(nat_table("-A " + chain + " " + rule + "\n"));
+  INFO(p.rendered());
+  REQUIRE_FALSE(p.diags.has_errors());
+  const auto& r = p.rs.tables[0].find_chain(chain)->rules.at(0);
+  std::string s;
+  for (const auto& st : r.statements) s += ir::dump(st) + "; ";
+  return s + ir::to_string(r.verdict);
+}
+
+static std::string all_errors(const std::string& text) {
+  auto p = parse_ipt(text);
+  std::string s;
+  for (const auto& d : p.diags.all())
+    if (d.severity == diag::Severity::Error) s += d.loc.str() + ": " + d.message + "\n";
+  return s;
+}
+
+// Each case was run through iptables-restore v1.8.9 (nf_tables and legacy) in
+// a fresh network namespace; the comment says what it answered.
+TEST_CASE("nat: bad NAT input gets the located error iptables-restore's refusal deserves") {
+  // DNAT: option "--to-destination" must be specified
+  CHECK(first_error(nat_table("-A PREROUTING -p tcp -j DNAT\n")) == "rules.v4:6:25: -j DNAT needs --to-destination");
+  // SNAT: option "--to-source" must be specified
+  CHECK(first_error(nat_table("-A POSTROUTING -j SNAT\n")) == "rules.v4:6:19: -j SNAT needs --to-source");
+  // NETMAP: option "--to" must be specified
+  CHECK(first_error(nat_table("-A POSTROUTING -j NETMAP\n")) == "rules.v4:6:19: -j NETMAP needs --to");
+  // SNAT: option "--to-source" can only be used once.
+  CHECK(first_error(nat_table("-A POSTROUTING -j SNAT --to-source 10.0.0.1 --to-source 10.0.0.2\n")) ==
+        "rules.v4:6:45: --to-source given twice");
+  // Port range `80' funky
+  CHECK(first_error(nat_table("-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:90-80\n")) ==
+        "rules.v4:6:47: port range '90-80' ends before it starts");
+  CHECK(first_error(nat_table("-A PREROUTING -p udp -j REDIRECT --to-ports 90-80\n")) ==
+        "rules.v4:6:45: port range '90-80' ends before it starts");
+  // Port `' not valid
+  CHECK(first_error(nat_table("-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:\n")) ==
+        "rules.v4:6:47: NAT port missing after ':'");
+  // iptables-restore accepts 10.0.0.9-10.0.0.1 and the kernel then computes
+  // min + hash % (max - min + 1) in u32, which wraps: addresses outside the
+  // range. Refused here.
+  CHECK(first_error(nat_table("-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.9-10.0.0.1\n")) ==
+        "rules.v4:6:47: NAT address range '10.0.0.9-10.0.0.1' ends before it starts");
+  // Need TCP, UDP, SCTP or DCCP with port specification (no -p, -p udplite,
+  // or -p after the target: the check runs as the option is read).
+  CHECK(first_error(nat_table("-A PREROUTING -j DNAT --to-destination 10.0.0.1:80\n")) ==
+        "rules.v4:6:40: NAT ports need -p tcp, udp, sctp or dccp before the target");
+  CHECK(first_error(nat_table("-A PREROUTING -p udplite -j DNAT --to-destination 10.0.0.1:80\n")) ==
+        "rules.v4:6:51: NAT ports need -p tcp, udp, sctp or dccp before the target");
+  CHECK(first_error(nat_table("-A PREROUTING -j DNAT --to-destination 10.0.0.1:80 -p tcp\n")) ==
+        "rules.v4:6:40: NAT ports need -p tcp, udp, sctp or dccp before the target");
+  CHECK(first_error(nat_table("-A PREROUTING -j REDIRECT --to-ports 8080\n")) ==
+        "rules.v4:6:38: NAT ports need -p tcp, udp, sctp or dccp before the target");
+  CHECK(first_error(nat_table("-A POSTROUTING -j MASQUERADE --to-ports 1024-2000\n")) ==
+        "rules.v4:6:41: NAT ports need -p tcp, udp, sctp or dccp before the target");
+  // ...but it tests the number only: "! -p tcp" passes (iptables-save shows it back).
+  CHECK(nat_dump("PREROUTING", "! -p tcp -j DNAT --to-destination 10.0.0.1:80") ==
+        "dnat to 10.0.0.1 ports 80-80 (-j DNAT); accept");
+  CHECK(nat_dump("PREROUTING", "-p dccp -j DNAT --to-destination 10.0.0.1:0-80") ==
+        "dnat to 10.0.0.1 ports 0-80 (-j DNAT); accept");
+}
+
+TEST_CASE("nat: a NAT target outside the nat table or on a hook the kernel refuses") {
+  // filter/raw/mangle: RULE_APPEND failed (Invalid argument) (legacy: "line 3 failed").
+  CHECK(first_error(one_rule("-p tcp -j DNAT --to-destination 10.0.0.1")) ==
+        "rules.v4:5:20: -j DNAT is only valid in the nat table");
+  CHECK(first_error("*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DNAT --to-destination 10.0.0.1\nCOMMIT\n") ==
+        "rules.v4:3:18: -j DNAT is only valid in the nat table");
+  CHECK(first_error("*mangle\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n") ==
+        "rules.v4:3:19: -j MASQUERADE is only valid in the nat table");
+  // A user chain of the filter table is refused even when nothing jumps to it.
+  CHECK(first_error(one_rule("-j ACCEPT", "filter", ":X - [0:0]\n-A X -j NETMAP --to 10.0.0.0/24\n")) ==
+        "rules.v4:6:9: -j NETMAP is only valid in the nat table");
+  // RULE_APPEND failed (Invalid argument): rule in chain INPUT / PREROUTING / OUTPUT / POSTROUTING
+  CHECK(all_errors(nat_table("-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1\n"
+                             "-A PREROUTING -j SNAT --to-source 10.0.0.1\n"
+                             "-A OUTPUT -j MASQUERADE\n"
+                             "-A INPUT -j MASQUERADE\n"
+                             "-A POSTROUTING -p tcp -j REDIRECT\n")) ==
+        "rules.v4:6:20: -j DNAT is not valid in INPUT\n"
+        "rules.v4:7:18: -j SNAT is not valid in PREROUTING\n"
+        "rules.v4:8:14: -j MASQUERADE is not valid in OUTPUT\n"
+        "rules.v4:9:13: -j MASQUERADE is not valid in INPUT\n"
+        "rules.v4:10:26: -j REDIRECT is not valid in POSTROUTING\n");
+  // The kernel checks every hook that reaches the rule: X jumped to from
+  // POSTROUTING (directly or through Y) is refused; unreferenced, or reached
+  // from PREROUTING and OUTPUT only, it loads.
+  CHECK(first_error(nat_table(":X - [0:0]\n-A X -j DNAT --to-destination 10.0.0.1\n-A POSTROUTING -j X\n")) ==
+        "rules.v4:7:9: -j DNAT in chain 'X' is reached from POSTROUTING (POSTROUTING -> X)");
+  CHECK(first_error(nat_table(":X - [0:0]\n:Y - [0:0]\n-A Y -j DNAT --to-destination 10.0.0.1\n-A X -g Y\n"
+                              "-A POSTROUTING -j X\n")) ==
+        "rules.v4:8:9: -j DNAT in chain 'Y' is reached from POSTROUTING (POSTROUTING -> X -> Y)");
+  CHECK(first_error(nat_table(":X - [0:0]\n-A X -j DNAT --to-destination 10.0.0.1\n")).empty());
+  CHECK(first_error(nat_table(":X - [0:0]\n-A X -j DNAT --to-destination 10.0.0.1\n-A PREROUTING -j X\n"
+                              "-A OUTPUT -j X\n"))
+            .empty());
+  // NETMAP works at all four nat hooks; SNAT at INPUT too.
+  CHECK(first_error(nat_table("-A PREROUTING -j NETMAP --to 10.0.0.0/24\n-A INPUT -j NETMAP --to 10.0.0.0/24\n"
+                              "-A OUTPUT -j NETMAP --to 10.0.0.0/24\n-A POSTROUTING -j NETMAP --to 10.0.0.0/24\n"
+                              "-A INPUT -p tcp -j SNAT --to-source 10.0.0.1:1000\n"))
+            .empty());
+  // The caret display names the rule.
+  auto p = parse_ipt(nat_table("-A OUTPUT -j MASQUERADE\n"));
+  REQUIRE(p.diags.all().size() == 1);
+  CHECK(diag::render(p.diags.all()[0]) ==
+        "rules.v4:6:14: error: -j MASQUERADE is not valid in OUTPUT\n"
+        "    -A OUTPUT -j MASQUERADE\n"
+        "                 ^~~~~~~~~~\n"
+        "  hint: MASQUERADE works in POSTROUTING only; iptables-restore refuses the rule\n");
+}
+
+TEST_CASE("nat: targets, ranges, flags and NETMAP in the IR") {
+  CHECK(nat_dump("PREROUTING", "-p tcp -j DNAT --to-destination 10.0.0.1-10.0.0.4:8080-8090 --random") ==
+        "dnat to 10.0.0.1-10.0.0.4 ports 8080-8090 random (-j DNAT --random); accept");
+  CHECK(nat_dump("PREROUTING", "-p tcp -j DNAT --to-destination :80") == "dnat ports 80-80 (-j DNAT); accept");
+  CHECK(nat_dump("POSTROUTING", "-j SNAT --to-source 1.2.3.4 --persistent") ==
+        "snat to 1.2.3.4 persistent (-j SNAT --persistent); accept");
+  CHECK(nat_dump("POSTROUTING", "-p udp -j SNAT --to-source 1.2.3.4:1024-2047 --random-fully --persistent") ==
+        "snat to 1.2.3.4 ports 1024-2047 fully-random persistent (-j SNAT --random-fully); accept");
+  CHECK(nat_dump("POSTROUTING", "-p tcp -j MASQUERADE --to-ports 1024-65535 --random") ==
+        "masquerade ports 1024-65535 random (-j MASQUERADE --random); accept");
+  CHECK(nat_dump("PREROUTING", "-p tcp -j REDIRECT --to-ports 8080") ==
+        "redirect ports 8080-8080 (-j REDIRECT); accept");
+  CHECK(nat_dump("PREROUTING", "-p tcp -j REDIRECT") == "redirect (-j REDIRECT); accept");
+  // NETMAP --to ADDR/LEN: host bits are cleared (iptables-save prints
+  // 10.5.6.0/24 for 10.5.6.3/24 and for 10.5.6.0/255.255.255.0; /32 for one address).
+  CHECK(nat_dump("PREROUTING", "-d 192.168.1.0/24 -j NETMAP --to 10.5.6.3/24") ==
+        "netmap to 10.5.6.0/24 (-j NETMAP); accept");
+  CHECK(nat_dump("POSTROUTING", "-j NETMAP --to 10.5.6.0/255.255.255.0") ==
+        "netmap to 10.5.6.0/24 (-j NETMAP); accept");
+  CHECK(nat_dump("POSTROUTING", "-j NETMAP --to 10.5.6.7") == "netmap to 10.5.6.7 (-j NETMAP); accept");
+  // getaddrinfo fails on a range: NETMAP takes one prefix.
+  CHECK(first_error(nat_table("-A POSTROUTING -j NETMAP --to 10.5.6.1-10.5.6.9\n")) ==
+        "rules.v4:6:31: invalid NETMAP prefix '10.5.6.1-10.5.6.9': not an IPv4 address");
+  auto p6 = parse_ipt(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 2001:db8::/64 -j NETMAP --to fd00:1::/64\n"
+      "-A PREROUTING -p tcp -j DNAT --to-destination [fd00::1]:80\nCOMMIT\n",
+      ir::AddrFamily::V6);
+  INFO(p6.rendered());
+  REQUIRE_FALSE(p6.diags.has_errors());
+  CHECK(ir::dump(p6.rs.tables[0].chains[0].rules[0].statements[0]) == "netmap to fd00:1::/64 (-j NETMAP)");
+  CHECK(ir::dump(p6.rs.tables[0].chains[0].rules[1].statements[0]) == "dnat to fd00::1 ports 80-80 (-j DNAT)");
+}
+
+TEST_CASE("nat: --ctstate SNAT,DNAT is the connection's NAT status bits") {
+  // xt_conntrack: SNAT/DNAT are IPS_SRC_NAT/IPS_DST_NAT (ct status 16/32); the
+  // list matches when any named bit is set.
+  CHECK(rule_dump("-m conntrack --ctstate DNAT -j ACCEPT") == "ct-status & 0x20 in 0x20; accept");
+  CHECK(rule_dump("-m conntrack --ctstate SNAT,DNAT -j ACCEPT") == "ct-status & 0x30 in 0x10,0x20,0x30; accept");
+  CHECK(rule_dump("-m conntrack ! --ctstate SNAT -j ACCEPT") == "!ct-status & 0x10 in 0x10; accept");
+  // Negated with real states it is the AND of both negations (kube-proxy's
+  // KUBE-FIREWALL rule); positive, an OR across two fields: kept opaque.
+  CHECK(rule_dump("-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP") ==
+        "!ct-status & 0x20 in 0x20; ct-state 0x1,0x8,0x40; drop");
+  CHECK(rule_dump("-m conntrack --ctstate ESTABLISHED,DNAT -j ACCEPT") ==
+        "opaque[-m conntrack --ctstate SNAT,DNAT with other states --ctstate ESTABLISHED,DNAT]; accept");
+  CHECK(caps::find("iptables", "-m conntrack --ctstate SNAT,DNAT with other states")->fidelity ==
+        caps::Fidelity::Unsupported);
+}
+
+TEST_CASE("match modules before -p: -m tcp/udp/sctp/icmp need their protocol anywhere in the rule") {
+  // iptables-restore accepts each of these and iptables-save prints them
+  // back as "-p tcp -m tcp --dport 80" (kube-proxy writes -m before -p).
+  CHECK(rule_dump("-m tcp -p tcp --dport 80 -j ACCEPT") == rule_dump("-p tcp -m tcp --dport 80 -j ACCEPT"));
+  CHECK(rule_dump("-m tcp --dport 80 -p tcp -j ACCEPT") == "dport 80; l4proto 6; accept");
+  CHECK(rule_dump("-m udp -p udp --dport 53 -j ACCEPT") == rule_dump("-p udp -m udp --dport 53 -j ACCEPT"));
+  CHECK(rule_dump("-m sctp -p sctp --dport 2905 -j ACCEPT") == rule_dump("-p sctp -m sctp --dport 2905 -j ACCEPT"));
+  CHECK(rule_dump("-m icmp --icmp-type 8 -p icmp -j ACCEPT") == "icmp-type 8; l4proto 1; accept");
+  // multiport is checked by iptables as it reads --dports: "-m multiport -p
+  // tcp --dports" loads, "-m multiport --dports 80,81 -p tcp" is refused
+  // ("multiport needs `-p tcp', ..."), and so is "! -p tcp" ("multiport only
+  // works with TCP, UDP, UDPLITE, SCTP and DCCP").
+  CHECK(rule_dump("-m multiport -p tcp --dports 80,81 -j ACCEPT") ==
+        rule_dump("-p tcp -m multiport --dports 80,81 -j ACCEPT"));
+  CHECK(first_error(one_rule("-m multiport --dports 80,81 -p tcp -j ACCEPT")) ==
+        "rules.v4:5:23: -m multiport needs -p tcp, udp, udplite, sctp or dccp before --dports");
+  CHECK(first_error(one_rule("-m multiport ! -p tcp --dports 80,81 -j ACCEPT")) ==
+        "rules.v4:5:32: -m multiport needs -p tcp, udp, udplite, sctp or dccp before --dports");
+  // The kernel refuses -m tcp without -p tcp, with another protocol, and
+  // (legacy; iptables-nft lets it through) with "! -p tcp".
+  CHECK(first_error(one_rule("-m tcp -j ACCEPT")) == "rules.v4:5:13: -m tcp needs -p tcp");
+  CHECK(first_error(one_rule("-m tcp -p udp -j ACCEPT")) == "rules.v4:5:13: -m tcp needs -p tcp");
+  CHECK(first_error(one_rule("-m tcp --dport 8 ! -p tcp -j ACCEPT")) == "rules.v4:5:13: -m tcp needs -p tcp");
+  // REJECT's tcp-reset is the kernel's check too (reject_tg_check): -p tcp
+  // may follow it (iptables-save prints it first); without it, with -p udp
+  // or with "! -p tcp" both iptables-restores refuse the rule.
+  CHECK(rule_dump("-j REJECT --reject-with tcp-reset -p tcp") == "l4proto 6; reject with tcp-reset");
+  CHECK(first_error(one_rule("-j REJECT --reject-with tcp-reset")) ==
+        "rules.v4:5:34: --reject-with tcp-reset needs -p tcp");
+  CHECK(first_error(one_rule("-p udp -j REJECT --reject-with tcp-reset")) ==
+        "rules.v4:5:41: --reject-with tcp-reset needs -p tcp");
+  CHECK(first_error(one_rule("! -p tcp -j REJECT --reject-with tcp-reset")) ==
+        "rules.v4:5:43: --reject-with tcp-reset needs -p tcp");
+}
+
+// The NAT rows follow one switch, caps::kNatDataplane: the dataplane's
+// contract when it is true, unsupported (with the pending reason) while false.
+TEST_CASE("nat: the capability rows follow kNatDataplane") {
+  using caps::Fidelity;
+  auto fid = [](std::string_view fe, std::string_view name) {
+    const auto* c = caps::find(fe, name);
+    INFO(fe << " " << name);
+    REQUIRE(c != nullptr);
+    return c->fidelity;
+  };
+  const Fidelity exact = caps::kNatDataplane ? Fidelity::Exact : Fidelity::Unsupported;
+  const Fidelity approx = caps::kNatDataplane ? Fidelity::Approximate : Fidelity::Unsupported;
+  for (auto n : {"*nat", "-j DNAT", "-j SNAT", "-j MASQUERADE", "-j REDIRECT", "-m conntrack --ctstate SNAT,DNAT"})
+    CHECK(fid("iptables", n) == exact);
+  for (auto n :
+       {"-j DNAT --random", "-j DNAT --persistent", "-j SNAT --random", "-j SNAT --random-fully",
+        "-j SNAT --persistent", "-j MASQUERADE --random", "-j MASQUERADE --random-fully", "-j REDIRECT --random"})
+    CHECK(fid("iptables", n) == approx);
+  for (auto n : {"type nat", "dnat", "snat", "masquerade", "redirect", "ct status snat,dnat"})
+    CHECK(fid("nft", n) == exact);
+  CHECK(fid("nft", "ct status") == Fidelity::Unsupported);  // the other status bits are not tracked
+  for (auto k : {"dnat", "snat", "masquerade", "redirect"})
+    for (auto f : {" random", " fully-random", " persistent"}) CHECK(fid("nft", std::string(k) + f) == approx);
+  // Not in the dataplane's first cut, whatever the switch says.
+  CHECK(fid("iptables", "-j NETMAP") == Fidelity::Unsupported);
+  CHECK(fid("iptables", "-m conntrack --ctstate SNAT,DNAT with other states") == Fidelity::Unsupported);
+  for (auto n : {"dnat map", "snat map", "dnat prefix", "snat prefix"}) CHECK(fid("nft", n) == Fidelity::Unsupported);
+  // The approximate rows say why; while the switch is off every NAT row gives the pending reason.
+  CHECK(caps::find("iptables", "-j SNAT --random")->why ==
+        (caps::kNatDataplane ? caps::kNatRandom : caps::kNatPending));
 }

@@ -177,3 +177,46 @@ TEST_CASE("nft json: comment-only xt matches (iptables-nft -m comment) are no-op
   REQUIRE(p.diags.errors() == 0);
   CHECK(p.rs.tables[0].chains[0].rules[0].matches.empty());
 }
+
+TEST_CASE("nft json: the NAT forms of `nft -j list ruleset` lower as their text does") {
+  // tests/unit/data/nat-forms.json is `nft -j list ruleset` (nft 1.0.6) of the
+  // ruleset whose text listing is nat-forms.nft.
+  auto j = parse_nft_json(read_file(src_path("tests/unit/data/nat-forms.json")));
+  INFO(j.rendered());
+  REQUIRE(j.diags.errors() == 0);
+  auto t = parse_nft(read_file(src_path("tests/unit/data/nat-forms.nft")));
+  REQUIRE(t.diags.errors() == 0);
+  auto stmts = [](const ir::Ruleset& rs) {
+    std::string out;
+    for (const auto& tb : rs.tables)
+      for (const auto& c : tb.chains)
+        for (const auto& r : c.rules)
+          for (const auto& st : r.statements) out += tb.name + "/" + c.name + ": " + ir::dump(st) + "\n";
+    return out;
+  };
+  CHECK(stmts(j.rs) == stmts(t.rs));
+  CHECK(stmts(j.rs).find("t/pre: netmap to 192.168.2.0/24 (dnat prefix)\n") != std::string::npos);
+  CHECK(stmts(j.rs).find("t/post: masquerade fully-random persistent (masquerade fully-random)\n") !=
+        std::string::npos);
+  CHECK(deep_dump(j.rs) == deep_dump(t.rs));
+  // The rule text reports show for JSON input is nft's own spelling.
+  std::string texts;
+  for (const auto& tb : j.rs.tables)
+    for (const auto& c : tb.chains)
+      for (const auto& r : c.rules) texts += r.text + "\n";
+  CHECK(texts.find("\ndnat prefix to 192.168.2.0/24\n") != std::string::npos);
+  CHECK(texts.find("\nmeta l4proto tcp snat to 10.0.0.1-10.0.0.5:1000-2000\n") != std::string::npos);
+  CHECK(texts.find("\ntcp dport 80 dnat to [fd00::1]:80\n") != std::string::npos);
+  CHECK(texts.find("\nmasquerade fully-random,persistent\n") != std::string::npos);
+}
+
+TEST_CASE("nft json: NAT in a filter chain is located by JSON pointer") {
+  // nft: "Could not process rule: Operation not supported".
+  auto p = parse_nft_json(wrap(
+      std::string(kTableChain) +
+      R"({"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"dnat": {"family": "ip", "addr": "10.0.0.1"}}]}})"));
+  std::string errs;
+  for (const auto& d : p.diags.all())
+    if (d.severity == diag::Severity::Error) errs += d.loc.str() + ": " + d.message + "\n";
+  CHECK(errs == "rules.json#/nftables/2/rule/expr/0: dnat is only valid in a nat chain\n");
+}

@@ -13,6 +13,18 @@ namespace nf2bpf::caps {
 enum class Fidelity { Exact, Approximate, Unsupported };
 const char* to_string(Fidelity f);
 
+// The one switch for the NAT rows (issue 12). The rows say what the NAT
+// dataplane supports (DNAT/SNAT/MASQUERADE/REDIRECT exact, the random and
+// persistent flags approximate); while it is false, every one of them reads
+// unsupported, so the translate report stays true until the dataplane lands.
+inline constexpr bool kNatDataplane = true;
+constexpr std::string_view kNatPending =
+    "NAT is not implemented in the dataplane yet (it lands with the kube-proxy services work)";
+// A row the NAT dataplane supports with `f` (and reason `why`).
+constexpr Fidelity nat_fidelity(Fidelity f) { return kNatDataplane ? f : Fidelity::Unsupported; }
+constexpr std::string_view nat_why(std::string_view why) { return kNatDataplane ? why : kNatPending; }
+constexpr std::string_view kNatRandom = "the port/address is drawn from the same range by a different random source";
+
 struct Capability {
   std::string_view frontend;  // "iptables" (also ip6tables) or "nft"
   std::string_view kind;      // "table", "option", "match", "target", "expression", "statement"

@@ -7,8 +7,10 @@ constexpr auto E = Fidelity::Exact;
 constexpr auto A = Fidelity::Approximate;
 constexpr auto U = Fidelity::Unsupported;
 
-constexpr std::string_view kNat =
-    "NAT is not implemented in the dataplane yet (it lands with the kube-proxy services work)";
+constexpr auto NE = nat_fidelity(E);
+constexpr auto NA = nat_fidelity(A);
+constexpr std::string_view kNatExact = nat_why("");
+constexpr std::string_view kNatApprox = nat_why(kNatRandom);
 constexpr std::string_view kLogRing =
     "the verdict is exact; the log record is written to nf2bpf's events ring buffer, not to the kernel log or "
     "nfnetlink_log, and nothing reads that buffer yet (no command shows the records)";
@@ -21,7 +23,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "table", "*mangle", E, ""},
   {"iptables", "table", "*raw", E, ""},
   {"iptables", "table", "*security", E, "evaluated like filter at priority 50; no SELinux labels are set"},
-  {"iptables", "table", "*nat", U, kNat},
+  {"iptables", "table", "*nat", NE, kNatExact},
 
   {"iptables", "option", "-s", E, ""},
   {"iptables", "option", "-d", E, ""},
@@ -49,7 +51,8 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "match", "-m multiport --dports", E, ""},
   {"iptables", "match", "-m multiport --ports", E, ""},
   {"iptables", "match", "-m conntrack --ctstate", E, "nf2bpf's own connection tracker, with netfilter's default timeouts"},
-  {"iptables", "match", "-m conntrack --ctstate SNAT,DNAT", U, kNat},
+  {"iptables", "match", "-m conntrack --ctstate SNAT,DNAT", NE, kNatExact},
+  {"iptables", "match", "-m conntrack --ctstate SNAT,DNAT with other states", U, "a list mixing SNAT/DNAT with connection states matches either, an OR across two conntrack fields; write one rule for the states and one for SNAT/DNAT (a negated list is translated)"},
   {"iptables", "match", "-m conntrack --ctstatus", U, "conntrack status bits are not tracked"},
   {"iptables", "match", "-m conntrack --ctproto", E, ""},
   {"iptables", "match", "-m conntrack --ctorigsrc", E, ""},
@@ -115,10 +118,19 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "target", "-j NFLOG", A, kLogRing},
   {"iptables", "target", "-j MARK", E, ""},
   {"iptables", "target", "-j CONNMARK", E, ""},
-  {"iptables", "target", "-j DNAT", U, kNat},
-  {"iptables", "target", "-j SNAT", U, kNat},
-  {"iptables", "target", "-j MASQUERADE", U, kNat},
-  {"iptables", "target", "-j REDIRECT", U, kNat},
+  {"iptables", "target", "-j DNAT", NE, kNatExact},
+  {"iptables", "target", "-j DNAT --random", NA, kNatApprox},
+  {"iptables", "target", "-j DNAT --persistent", NA, kNatApprox},
+  {"iptables", "target", "-j SNAT", NE, kNatExact},
+  {"iptables", "target", "-j SNAT --random", NA, kNatApprox},
+  {"iptables", "target", "-j SNAT --random-fully", NA, kNatApprox},
+  {"iptables", "target", "-j SNAT --persistent", NA, kNatApprox},
+  {"iptables", "target", "-j MASQUERADE", NE, kNatExact},
+  {"iptables", "target", "-j MASQUERADE --random", NA, kNatApprox},
+  {"iptables", "target", "-j MASQUERADE --random-fully", NA, kNatApprox},
+  {"iptables", "target", "-j REDIRECT", NE, kNatExact},
+  {"iptables", "target", "-j REDIRECT --random", NA, kNatApprox},
+  {"iptables", "target", "-j NETMAP", U, "NETMAP (prefix-to-prefix address mapping) is not implemented in the dataplane"},
   {"iptables", "target", "-j CT --notrack", E, ""},
   {"iptables", "target", "-j CT", U, "conntrack helpers, zones and timeouts are not implemented"},
   {"iptables", "target", "-j NOTRACK", E, ""},

@@ -12,11 +12,15 @@ constexpr auto E = Fidelity::Exact;
 constexpr auto A = Fidelity::Approximate;
 constexpr auto U = Fidelity::Unsupported;
 
-constexpr std::string_view kNat =
-    "NAT is not implemented in the dataplane yet (it lands with the kube-proxy services work)";
-constexpr std::string_view kNatChain =
-    "a nat chain sees only the first packet of each connection and exists to set up NAT, which is not "
-    "implemented in the dataplane yet";
+constexpr auto NE = nat_fidelity(E);
+constexpr auto NA = nat_fidelity(A);
+constexpr std::string_view kNatExact = nat_why("");
+constexpr std::string_view kNatApprox = nat_why(kNatRandom);
+constexpr std::string_view kNatChain = kNatDataplane
+                                           ? ""
+                                           : "a nat chain sees only the first packet of each connection and "
+                                             "exists to set up NAT, which is not implemented in the dataplane "
+                                             "yet";
 constexpr std::string_view kLogRing =
     "the verdict is exact; the log record is written to nf2bpf's events ring buffer, not to the kernel log or "
     "nfnetlink_log, and nothing reads that buffer yet (no command shows the records)";
@@ -38,7 +42,7 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "table", "table arp", U, "ARP tables are not translated: TC/XDP programs classify IP traffic"},
   {"nft", "table", "table bridge", U, "bridge-family hooks run inside the bridge, where TC on the bridge device does not see them"},
   {"nft", "table", "table netdev", U, "netdev ingress/egress chains are not translated yet"},
-  {"nft", "chain", "type nat", U, kNatChain},
+  {"nft", "chain", "type nat", NE, kNatChain},
 
   // ---- payload expressions --------------------------------------------------
   {"nft", "expression", "ip saddr", E, ""},
@@ -120,6 +124,7 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "expression", "meta secpath", U, "IPsec state is not visible to the dataplane"},
   {"nft", "expression", "ct state", E, kCt},
   {"nft", "expression", "ct status", U, "conntrack status bits are not tracked"},
+  {"nft", "expression", "ct status snat,dnat", NE, kNatExact},
   {"nft", "expression", "ct mark", E, ""},
   {"nft", "expression", "ct direction", E, ""},
   {"nft", "expression", "ct protocol", E, ""},
@@ -177,12 +182,26 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "statement", "ct mark set", E, ""},
   {"nft", "statement", "meta mark set (expression)", U, "only constants and mark arithmetic (and, or, xor) on the same mark are translated"},
   {"nft", "statement", "ct mark set (expression)", U, "only constants, mark arithmetic and ct mark set meta mark are translated"},
-  {"nft", "statement", "dnat", U, kNat},
-  {"nft", "statement", "snat", U, kNat},
-  {"nft", "statement", "masquerade", U, kNat},
-  {"nft", "statement", "redirect", U, kNat},
-  {"nft", "statement", "dnat map", U, kNat},
-  {"nft", "statement", "snat map", U, kNat},
+  {"nft", "statement", "dnat", NE, kNatExact},
+  {"nft", "statement", "dnat random", NA, kNatApprox},
+  {"nft", "statement", "dnat fully-random", NA, kNatApprox},
+  {"nft", "statement", "dnat persistent", NA, kNatApprox},
+  {"nft", "statement", "snat", NE, kNatExact},
+  {"nft", "statement", "snat random", NA, kNatApprox},
+  {"nft", "statement", "snat fully-random", NA, kNatApprox},
+  {"nft", "statement", "snat persistent", NA, kNatApprox},
+  {"nft", "statement", "masquerade", NE, kNatExact},
+  {"nft", "statement", "masquerade random", NA, kNatApprox},
+  {"nft", "statement", "masquerade fully-random", NA, kNatApprox},
+  {"nft", "statement", "masquerade persistent", NA, kNatApprox},
+  {"nft", "statement", "redirect", NE, kNatExact},
+  {"nft", "statement", "redirect random", NA, kNatApprox},
+  {"nft", "statement", "redirect fully-random", NA, kNatApprox},
+  {"nft", "statement", "redirect persistent", NA, kNatApprox},
+  {"nft", "statement", "dnat map", U, "address maps (dnat to ip saddr map { ... }, numgen/jhash ... map) are not implemented in the dataplane"},
+  {"nft", "statement", "snat map", U, "address maps (snat to ip saddr map { ... }, numgen/jhash ... map) are not implemented in the dataplane"},
+  {"nft", "statement", "dnat prefix", U, "prefix mapping (NETMAP: dnat prefix to ...) is not implemented in the dataplane"},
+  {"nft", "statement", "snat prefix", U, "prefix mapping (NETMAP: snat prefix to ...) is not implemented in the dataplane"},
   {"nft", "statement", "tcp option maxseg size set", U, "packet rewriting (MSS clamping) is not implemented"},
   {"nft", "statement", "ct helper set", U, "conntrack helpers are not implemented"},
   {"nft", "statement", "ct zone set", U, "conntrack zones are not implemented"},

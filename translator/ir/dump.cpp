@@ -95,6 +95,7 @@ std::string dump(const Statement& st) {
     case StmtKind::Snat:
     case StmtKind::Masquerade:
     case StmtKind::Redirect:
+    case StmtKind::Netmap:
       if (st.nat.addrs) s += " to " + format_addr_set(*st.nat.addrs);
       if (st.nat.ports)
         s += " ports " + std::to_string(st.nat.ports->first) + "-" + std::to_string(st.nat.ports->second);

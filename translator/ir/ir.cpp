@@ -139,6 +139,7 @@ const char* to_string(StmtKind k) {
     case StmtKind::Snat: return "snat";
     case StmtKind::Masquerade: return "masquerade";
     case StmtKind::Redirect: return "redirect";
+    case StmtKind::Netmap: return "netmap";
     case StmtKind::Notrack: return "notrack";
     case StmtKind::CtHelper: return "ct-helper";
     case StmtKind::CtZone: return "ct-zone";

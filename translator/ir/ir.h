@@ -179,6 +179,7 @@ enum class StmtKind : uint8_t {
   Snat,
   Masquerade,
   Redirect,
+  Netmap,  // NETMAP / nft `dnat|snat prefix to`: nat.addrs is the prefix, host bits kept; manip by hook
   Notrack,
   CtHelper,
   CtZone,
@@ -190,7 +191,7 @@ enum class StmtKind : uint8_t {
 const char* to_string(StmtKind k);
 
 struct NatSpec {
-  std::optional<IntervalSet> addrs;  // address range to translate to
+  std::optional<IntervalSet> addrs;  // address range to translate to (Netmap: the prefix as a range)
   std::optional<std::pair<uint16_t, uint16_t>> ports;
   bool random = false, fully_random = false, persistent = false;
 };

@@ -220,6 +220,16 @@ void icmp_type(RuleCtx& c, bool neg, const Token& opt, const Args& a, bool v6) {
 // ---- multiport -------------------------------------------------------------
 
 void multiport(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::string_view canon) {
+  // libxt_multiport checks the protocol as it reads the port option, so -p
+  // must come before it ("-m multiport -p tcp --dports" is fine, "-m
+  // multiport --dports 80 -p tcp" is refused); "! -p tcp" is refused too.
+  bool proto_ok =
+      !c.proto_negated && (c.proto == 6 || c.proto == 17 || c.proto == 136 || c.proto == 132 || c.proto == 33);
+  if (!proto_ok) {
+    c.error(opt, "-m multiport needs -p tcp, udp, udplite, sctp or dccp before " + opt.text,
+            "iptables refuses the ports without one of these protocols");
+    return;
+  }
   IntervalSet s;
   size_t n = 0;
   for (auto part : split(a[0]->text, ',')) {
@@ -247,8 +257,9 @@ void multiport(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
 
 // ---- conntrack / state -----------------------------------------------------
 
-bool parse_states(RuleCtx& c, const Token& t, bool allow_nat, IntervalSet& out, bool& has_nat) {
-  has_nat = false;
+// `nat_status`: the ct status bits SNAT (16) and DNAT (32) named in the list.
+bool parse_states(RuleCtx& c, const Token& t, bool allow_nat, IntervalSet& out, uint64_t& nat_status) {
+  nat_status = 0;
   for (auto part : split(t.text, ',')) {
     if (ieq(part, "INVALID"))
       out.add(ir::kCtInvalid, ir::kCtInvalid);
@@ -260,8 +271,10 @@ bool parse_states(RuleCtx& c, const Token& t, bool allow_nat, IntervalSet& out, 
       out.add(ir::kCtNew, ir::kCtNew);
     else if (ieq(part, "UNTRACKED"))
       out.add(ir::kCtUntracked, ir::kCtUntracked);
-    else if (allow_nat && (ieq(part, "SNAT") || ieq(part, "DNAT")))
-      has_nat = true;
+    else if (allow_nat && ieq(part, "SNAT"))
+      nat_status |= 16;
+    else if (allow_nat && ieq(part, "DNAT"))
+      nat_status |= 32;
     else {
       c.error(t, "unknown connection state '" + std::string(part) + "'",
               allow_nat ? "states are INVALID, NEW, ESTABLISHED, RELATED, UNTRACKED, SNAT, DNAT"
@@ -281,12 +294,26 @@ IntervalSet all_states() {
 
 void ctstate(RuleCtx& c, bool neg, const Token& opt, const Args& a, bool conntrack) {
   IntervalSet s;
-  bool has_nat = false;
-  if (!parse_states(c, *a[0], conntrack, s, has_nat)) return;
+  uint64_t nat_status = 0;
+  if (!parse_states(c, *a[0], conntrack, s, nat_status)) return;
   std::string cap = conntrack ? "-m conntrack --ctstate" : "-m state --state";
-  if (has_nat) {
-    opaque(c, neg, opt, a, "conntrack", "-m conntrack --ctstate SNAT,DNAT");
-    return;
+  // xt_conntrack: the SNAT/DNAT pseudo-states are the connection's
+  // IPS_SRC_NAT/IPS_DST_NAT status bits, and the rule matches when any bit of
+  // the list is set: alone they are one ct status test. With real states the
+  // list is an OR across two fields; negated, it is the AND of both negations
+  // (kube-proxy's "! --ctstate RELATED,ESTABLISHED,DNAT"), which a rule's
+  // conjunction holds, but a positive one is kept opaque.
+  if (nat_status) {
+    if (!neg && !s.empty()) {
+      opaque(c, neg, opt, a, "conntrack", "-m conntrack --ctstate SNAT,DNAT with other states");
+      return;
+    }
+    IntervalSet any;
+    for (uint64_t v : {16, 32, 48})
+      if ((v & nat_status) == v) any.add(v, v);
+    c.add_match(Field::CtStatus, neg, ir::Masked{nat_status, any}, "-m conntrack --ctstate SNAT,DNAT", opt,
+                "conntrack");
+    if (s.empty()) return;
   }
   // Negation is relative to the five real states, not the byte domain.
   if (neg) {

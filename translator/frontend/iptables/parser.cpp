@@ -9,6 +9,7 @@
 #include "common/strings.h"
 #include "translator/frontend/iptables/lexer.h"
 #include "translator/frontend/iptables/rule_context.h"
+#include "translator/frontend/nat_placement.h"
 
 namespace nf2bpf::frontend {
 
@@ -275,9 +276,9 @@ std::optional<Hook> builtin_hook(std::string_view chain) {
 // Targets iptables has that nf2bpf does not implement: recognised, so the
 // report says "unsupported target" instead of "unknown chain".
 const std::unordered_set<std::string_view> kOtherTargets = {
-    "TPROXY",  "TEE",         "SET",       "CHECKSUM", "TOS",       "DSCP",     "TTL",           "HL",       "CLASSIFY",
-    "SECMARK", "CONNSECMARK", "AUDIT",     "LED",      "IDLETIMER", "SYNPROXY", "NETMAP",        "HMARK",    "RATEEST",
-    "TRACE",   "ECN",         "CLUSTERIP", "ULOG",     "MIRROR",    "SAME",     "IPV4OPTSSTRIP", "CONNTRACK"};
+    "TPROXY",  "TEE",         "SET",   "CHECKSUM", "TOS",       "DSCP",          "TTL",      "HL",      "CLASSIFY",
+    "SECMARK", "CONNSECMARK", "AUDIT", "LED",      "IDLETIMER", "SYNPROXY",      "HMARK",    "RATEEST", "TRACE",
+    "ECN",     "CLUSTERIP",   "ULOG",  "MIRROR",   "SAME",      "IPV4OPTSSTRIP", "CONNTRACK"};
 
 class Parser {
  public:
@@ -499,6 +500,8 @@ void Parser::commit(uint32_t line, std::string_view text, const Token& t) {
                     "jumps go to user chains only", p.line_text);
       }
     }
+    for (const auto& m : misplaced_nat(rs_, *table_, true))
+      diag_.error(m.stmt->loc, bounded(m.message), bounded(m.hint), m.rule->text);
   }
   table_ = nullptr;
   skipping_ = false;
@@ -577,6 +580,7 @@ class RuleOptions {
   const Token* jump_tok() const { return jump_tok_; }
 
  private:
+  void check_at_end();
   std::optional<Args> args_for(int nargs, const Token& opt, bool& neg);
   void addr(const Token& opt, bool neg, const Args& a, Field f, const char* cap);
   bool proto(const Token& opt, bool neg);
@@ -597,6 +601,10 @@ class RuleOptions {
   bool have_target_ = false, have_proto_ = false;
   std::string unknown_target_;  // a known-but-unimplemented target's name
   const Token* jump_tok_ = nullptr;
+  const Token* target_tok_ = nullptr;
+  // -m tcp, udp, sctp, icmp ... need their protocol anywhere in the rule: the
+  // kernel checks it when the rule is loaded (`-m tcp -p tcp` is fine).
+  std::vector<std::pair<const ModuleSpec*, const Token*>> need_proto_;
   // iptables refuses '!' on -s or -d when either holds an address list.
   const Token* list_tok_ = nullptr;
   bool negated_addr_ = false;
@@ -676,6 +684,32 @@ void RuleOptions::parse() {
   if (list_tok_ && negated_addr_ && !c_.failed)
     c_.error(*list_tok_, "'!' cannot be used with multiple source or destination addresses",
              "iptables refuses it; write one rule per address");
+  if (!c_.failed) check_at_end();
+}
+
+// What iptables checks once the whole rule is read.
+void RuleOptions::check_at_end() {
+  for (auto [m, at] : need_proto_) {
+    bool ok = !c_.proto_negated && std::find(m->protos.begin(), m->protos.end(), c_.proto) != m->protos.end();
+    if (!ok) {
+      std::string want = m->name == "icmp6" ? "icmpv6" : std::string(m->name);
+      c_.error(*at, "-m " + std::string(m->name) + " needs -p " + want,
+               "the kernel refuses this match without its protocol");
+      return;
+    }
+  }
+  if (c_.needs_tcp && !(c_.proto == 6 && !c_.proto_negated)) {
+    c_.error(*c_.needs_tcp, "--reject-with tcp-reset needs -p tcp", "the kernel refuses this rule; add -p tcp");
+    return;
+  }
+  if (target_ && !target_->required.empty()) {
+    const auto& st = c_.rule.statements.back();
+    bool given = std::any_of(st.args.begin(), st.args.end(), [&](auto& kv) { return kv.first == target_->required; });
+    if (!given)
+      c_.error(*target_tok_, "-j " + std::string(target_->name) + " needs " + std::string(target_->required),
+               "iptables refuses " + std::string(target_->name) + " without option \"" +
+                   std::string(target_->required) + "\"");
+  }
 }
 
 // -s / -d: an address, a prefix or a comma-separated list of them.
@@ -757,16 +791,9 @@ bool RuleOptions::match(const Token& opt, bool neg) {
     return true;
   }
   if (neg) c_.error(opt, "'!' cannot negate -m", "put '!' before the module's option instead");
-  if (!m->protos.empty()) {
-    bool ok = !c_.proto_negated && std::find(m->protos.begin(), m->protos.end(), c_.proto) != m->protos.end();
-    if (!ok) {
-      std::string want = m->name == "multiport" ? "tcp, udp, udplite, sctp or dccp"
-                         : m->name == "icmp6"   ? "icmpv6"
-                                                : std::string(m->name);
-      c_.error(*(*a)[0], "-m " + std::string(m->name) + " needs -p " + want + " before it",
-               "iptables refuses this match without the protocol");
-    }
-  }
+  // multiport's protocol is checked by iptables when it reads the port
+  // option (multiport.cpp); the others' by the kernel, after the whole rule.
+  if (!m->protos.empty() && m->name != "multiport") need_proto_.emplace_back(m, (*a)[0]);
   loaded_.push_back(m);
   return true;
 }
@@ -813,6 +840,7 @@ bool RuleOptions::target(const Token& opt, bool neg) {
   bool is_goto = o == "-g" || o == "--goto";
   if (neg) c_.error(opt, "'!' cannot negate " + o);
   target_ = is_goto ? nullptr : find_target(t.text);
+  target_tok_ = &t;
   if (target_) {
     target_->init(c_, t);
   } else if (!is_goto && kOtherTargets.count(t.text)) {

@@ -24,6 +24,9 @@ struct RuleCtx {
   uint8_t proto = 0;                   // -p value when given positively, else 0
   bool proto_negated = false;
   bool failed = false;
+  // --reject-with tcp-reset: the kernel (reject_tg_check) wants -p tcp
+  // anywhere in the rule, so it is checked once the rule is read.
+  const Token* needs_tcp = nullptr;
 
   ir::SourceLoc loc(const Token& t) const;
   void error(const Token& t, std::string msg, std::string hint = {});
@@ -73,6 +76,9 @@ struct TargetSpec {
   std::string_view name;
   std::vector<OptSpec> options;
   void (*init)(RuleCtx&, const Token& target);  // sets the verdict / adds the statement
+  // An option the target cannot do without (iptables refuses the rule:
+  // `DNAT: option "--to-destination" must be specified`); empty: none.
+  std::string_view required = {};
 };
 const TargetSpec* find_target(std::string_view name);
 

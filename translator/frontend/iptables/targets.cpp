@@ -58,8 +58,7 @@ void reject_with(RuleCtx& c, bool, const Token&, const Args& a) {
                                         : "e.g. icmp6-port-unreachable, icmp6-adm-prohibited, tcp-reset");
     return;
   }
-  if (w == "tcp-reset" && !(c.proto == 6 && !c.proto_negated))
-    c.error(*a[0], "--reject-with tcp-reset needs -p tcp", "iptables refuses this rule; add -p tcp");
+  if (w == "tcp-reset") c.needs_tcp = a[0];
   c.rule.verdict.reject_with = w;
 }
 
@@ -166,11 +165,44 @@ void connmark_mask(RuleCtx& c, bool, const Token& opt, const Args& a) {
 
 // ---- NAT -------------------------------------------------------------------
 
+// NAT ports rewrite the transport header, so libxt_NAT (DNAT, SNAT,
+// MASQUERADE, REDIRECT) refuses them unless -p named TCP, UDP, SCTP or DCCP
+// before the target ("Need TCP, UDP, SCTP or DCCP with port specification").
+// It tests the protocol number only ("! -p tcp" passes), and it runs while
+// the option is read, so a -p after the target does not count.
+bool nat_ports_allowed(RuleCtx& c, const Token& t) {
+  if (c.proto == 6 || c.proto == 17 || c.proto == 132 || c.proto == 33) return true;
+  c.error(t, "NAT ports need -p tcp, udp, sctp or dccp before the target",
+          "iptables refuses port translation for other protocols; add e.g. -p tcp before -j");
+  return false;
+}
+
+// "PORT" or "LOW-HIGH" (iptables: "Port range `80' funky" when LOW > HIGH).
+bool nat_port_range(RuleCtx& c, const Token& t, std::string_view s, std::pair<uint16_t, uint16_t>& out) {
+  auto dash = s.find('-');
+  uint16_t lo, hi;
+  if (!parse_port(c, t, s.substr(0, dash), lo)) return false;
+  hi = lo;
+  if (dash != std::string_view::npos && !parse_port(c, t, s.substr(dash + 1), hi)) return false;
+  if (lo > hi) {
+    c.error(t, "port range '" + std::string(s) + "' ends before it starts", "write LOW-HIGH");
+    return false;
+  }
+  out = {lo, hi};
+  return true;
+}
+
 // [ipaddr[-ipaddr]][:port[-port]]
 void nat_to(RuleCtx& c, bool, const Token& opt, const Args& a) {
   std::string_view s = a[0]->text;
   auto& st = last_stmt(c);
+  for (const auto& [k, v] : st.args)
+    if (k == opt.text) {
+      c.error(opt, opt.text + " given twice", "iptables takes one range per rule; write one rule per range");
+      return;
+    }
   std::string_view addr = s, ports;
+  bool has_ports = false;
   if (c.fam == ir::AddrFamily::V6 && !s.empty() && s[0] == '[') {
     auto rb = s.find(']');
     if (rb == std::string_view::npos) {
@@ -178,51 +210,86 @@ void nat_to(RuleCtx& c, bool, const Token& opt, const Args& a) {
       return;
     }
     addr = s.substr(1, rb - 1);
-    if (rb + 1 < s.size() && s[rb + 1] == ':') ports = s.substr(rb + 2);
+    has_ports = rb + 1 < s.size() && s[rb + 1] == ':';
+    if (has_ports) ports = s.substr(rb + 2);
   } else if (c.fam == ir::AddrFamily::V4) {
     auto colon = s.find(':');
     if (colon != std::string_view::npos) {
       addr = s.substr(0, colon);
       ports = s.substr(colon + 1);
+      has_ports = true;
     }
   }
   if (!addr.empty()) {
     auto dash = addr.find('-');
     auto lo = ir::parse_addr(addr.substr(0, dash), c.fam);
     auto hi = dash == std::string_view::npos ? lo : ir::parse_addr(addr.substr(dash + 1), c.fam);
-    if (!lo || !hi || *lo > *hi) {
-      c.error(*a[0], "invalid NAT address '" + std::string(addr) + "'");
+    if (!lo || !hi) {
+      c.error(*a[0], "invalid NAT address '" + std::string(addr) + "'",
+              c.fam == ir::AddrFamily::V4 ? "write ADDR[-ADDR][:PORT[-PORT]], e.g. 10.0.0.5:8080"
+                                          : "write ADDR[-ADDR] or [ADDR[-ADDR]]:PORT[-PORT]");
+      return;
+    }
+    // iptables-restore takes a reversed range, but the kernel's address
+    // choice (find_best_ips_proto: min + hash % (max - min + 1), in u32)
+    // then wraps and hands out addresses from outside it.
+    if (*lo > *hi) {
+      c.error(*a[0], "NAT address range '" + std::string(addr) + "' ends before it starts",
+              "write LOW-HIGH; the kernel would pick addresses outside the range");
       return;
     }
     st.nat.addrs = ir::IntervalSet::range(*lo, *hi);
   }
-  if (!ports.empty()) {
-    auto dash = ports.find('-');
-    uint16_t lo, hi;
-    if (!parse_port(c, *a[0], ports.substr(0, dash), lo)) return;
-    hi = lo;
-    if (dash != std::string_view::npos && !parse_port(c, *a[0], ports.substr(dash + 1), hi)) return;
-    st.nat.ports = {lo, hi};
+  if (has_ports) {
+    std::pair<uint16_t, uint16_t> pr;
+    if (ports.empty()) {
+      c.error(*a[0], "NAT port missing after ':'", "write ADDR:PORT[-PORT], or leave out the ':'");
+      return;
+    }
+    if (!nat_ports_allowed(c, *a[0]) || !nat_port_range(c, *a[0], ports, pr)) return;
+    st.nat.ports = pr;
   }
   record_arg(c, opt, a);
 }
 
 void to_ports(RuleCtx& c, bool, const Token& opt, const Args& a) {
-  std::string_view s = a[0]->text;
-  auto dash = s.find('-');
-  uint16_t lo, hi;
-  if (!parse_port(c, *a[0], s.substr(0, dash), lo)) return;
-  hi = lo;
-  if (dash != std::string_view::npos && !parse_port(c, *a[0], s.substr(dash + 1), hi)) return;
-  last_stmt(c).nat.ports = {lo, hi};
+  std::pair<uint16_t, uint16_t> pr;
+  if (!nat_ports_allowed(c, *a[0]) || !nat_port_range(c, *a[0], a[0]->text, pr)) return;
+  last_stmt(c).nat.ports = pr;
   record_arg(c, opt, a);
 }
 
+// NETMAP --to ADDR[/PREFIX]: maps the prefix's bits, keeps the host bits.
+// The prefix is kept as its address range (the mask is ~(min ^ max)); host
+// bits written in ADDR are cleared, as iptables-save shows them.
+void netmap_to(RuleCtx& c, bool, const Token& opt, const Args& a) {
+  std::string err, with_len;
+  std::string_view s = a[0]->text;
+  if (c.fam == ir::AddrFamily::V6 && !ipv6_mask_to_len(s, with_len, err)) {
+    c.error(*a[0], "invalid NETMAP prefix '" + std::string(s) + "': " + err);
+    return;
+  }
+  if (!with_len.empty()) s = with_len;
+  auto v = ir::parse_cidr(s, c.fam, err);
+  if (!v) {
+    c.error(*a[0], "invalid NETMAP prefix '" + std::string(s) + "': " + err, "write ADDR/PREFIX, e.g. 10.5.6.0/24");
+    return;
+  }
+  last_stmt(c).nat.addrs = *v;
+  record_arg(c, opt, a);
+}
+
+// The flags draw addresses or ports from another random source than the
+// kernel's, so they have their own capability rows: the statement names its
+// target and its first flag ("-j SNAT --random").
 void nat_flag(RuleCtx& c, bool, const Token& opt, const Args& a) {
-  auto& n = last_stmt(c).nat;
+  auto& st = last_stmt(c);
+  auto& n = st.nat;
   if (opt.text == "--random") n.random = true;
   if (opt.text == "--random-fully") n.fully_random = true;
   if (opt.text == "--persistent") n.persistent = true;
+  st.cap = st.cap.substr(0, st.cap.find(' ', 3));  // "-j SNAT"
+  st.cap += n.random ? " --random" : n.fully_random ? " --random-fully" : " --persistent";
   record_arg(c, opt, a);
 }
 
@@ -306,7 +373,8 @@ const std::vector<TargetSpec>& targets() {
        [](RuleCtx& c, const Token& t) {
          c.add_stmt(StmtKind::Dnat, "-j DNAT", t);
          set_verdict(c, t, VerdictKind::Accept, "-j DNAT");
-       }},
+       },
+       "--to-destination"},
       {"SNAT",
        {{"--to-source", 1, false, nat_to, ""},
         {"--random", 0, false, nat_flag, ""},
@@ -315,7 +383,8 @@ const std::vector<TargetSpec>& targets() {
        [](RuleCtx& c, const Token& t) {
          c.add_stmt(StmtKind::Snat, "-j SNAT", t);
          set_verdict(c, t, VerdictKind::Accept, "-j SNAT");
-       }},
+       },
+       "--to-source"},
       {"MASQUERADE",
        {{"--to-ports", 1, false, to_ports, ""},
         {"--random", 0, false, nat_flag, ""},
@@ -330,6 +399,13 @@ const std::vector<TargetSpec>& targets() {
          c.add_stmt(StmtKind::Redirect, "-j REDIRECT", t);
          set_verdict(c, t, VerdictKind::Accept, "-j REDIRECT");
        }},
+      {"NETMAP",
+       {{"--to", 1, false, netmap_to, ""}},
+       [](RuleCtx& c, const Token& t) {
+         c.add_stmt(StmtKind::Netmap, "-j NETMAP", t);
+         set_verdict(c, t, VerdictKind::Accept, "-j NETMAP");
+       },
+       "--to"},
       {"CT",
        {{"--notrack", 0, false, ct_notrack, ""},
         {"--helper", 1, false, ct_other, ""},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "translator/frontend/nat_placement.h"
 #include "translator/frontend/nft/lower.h"
 
 namespace nf2bpf::frontend::nft {
@@ -167,8 +168,8 @@ ir::Chain* Builder::add_chain(ir::Table& t, const std::string& name, const ir::S
                                 ir::to_string(t.family));
       return c;
     }
-    if (*spec->type == ir::ChainType::Nat &&
-        (t.family == Family::Arp || t.family == Family::Netdev || *spec->hook == Hook::Forward)) {
+    if (*spec->type == ir::ChainType::Nat && (t.family == Family::Arp || t.family == Family::Netdev ||
+                                              t.family == Family::Bridge || *spec->hook == Hook::Forward)) {
       error(spec->type_loc, "nat chains do not exist on this hook/family",
             "nat chains hook prerouting, input, output or postrouting in ip, ip6 or inet tables");
       return c;
@@ -519,6 +520,7 @@ void Builder::finish() {
     if (dormant_.count(tk))
       for (auto& c : t.chains) c.base.reset();
     check_references(t, tk);
+    for (const auto& m : misplaced_nat(rs_, t, false)) error(m.stmt->loc, m.message, m.hint);
     name_anonymous_sets(t);
   }
 }

@@ -503,6 +503,7 @@ std::optional<Stmt> JsonParser::stmt_nat(const std::string& k, const json& v, co
   s.name = k;
   stmt_opt(s, v, vp, "family");
   stmt_opt(s, v, vp, "flags");
+  stmt_opt(s, v, vp, "type_flags");
   if (const json* a = field(v, "addr")) {
     auto e = expr(*a, ptr_join(vp, "addr"));
     if (!e) return std::nullopt;

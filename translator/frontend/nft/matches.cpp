@@ -760,6 +760,9 @@ void RuleLowering::match_flags(const Stmt& st, const Selector& sel, ir::Match m)
     m.value = states;
   } else {
     m.value = ir::Masked{(uint64_t)*v, *v ? IntervalSet::range(1, *v) : IntervalSet{}};
+    // `ct status snat|dnat` (iptables-translate's --ctstate SNAT,DNAT) is
+    // the connection's NAT binding, which the NAT dataplane keeps.
+    if (sel.type == Type::CtStatus && *v && (*v & ~(u128)48) == 0) m.cap = "ct status snat,dnat";
   }
   add_match(std::move(m));
 }

@@ -1,5 +1,6 @@
 // nft text syntax from syntax trees: the rule text shown for JSON and kernel
 // input, and option values recorded in the IR.
+#include "common/strings.h"
 #include "translator/frontend/nft/builder.h"
 
 namespace nf2bpf::frontend::nft {
@@ -115,11 +116,17 @@ std::string render(const Stmt& s) {
     case K::Nat: {
       out = s.name;
       if (s.opt("family")) out += " " + opt("family");
+      if ((s.opt("key") && opt("key") == "prefix") || (s.opt("type_flags") && opt("type_flags") == "prefix"))
+        out += " prefix";
       bool addr = !(s.lhs.kind == Expr::Kind::Literal && s.lhs.a.empty());
       bool port = !(s.rhs.kind == Expr::Kind::Literal && s.rhs.a.empty());
-      if (addr || port) out += " to " + (addr ? render(s.lhs) : std::string()) + (port ? ":" + render(s.rhs) : "");
-      if (s.opt("flags")) out += " " + opt("flags");
-      return out;
+      std::string a = addr ? render(s.lhs) : std::string();
+      if (port && a.find(':') != std::string::npos) a = "[" + a + "]";  // nft's IPv6 address:port form
+      if (addr || port) out += " to " + a + (port ? ":" + render(s.rhs) : "");
+      std::string all = s.opt("flags") ? opt("flags") : "", flags;
+      for (std::string_view f : split(all, ','))
+        if (!f.empty() && f != "netmap") flags += (flags.empty() ? " " : ",") + std::string(f);  // netmap: "prefix"
+      return out + flags;
     }
     case K::Notrack: return "notrack";
     case K::Mangle: return render(s.lhs) + " set " + render(s.rhs);

@@ -310,17 +310,31 @@ void RuleLowering::lower_reject(const Stmt& st) {
 }
 
 void RuleLowering::lower_nat(const Stmt& st) {
-  StmtKind k = st.name == "dnat"         ? StmtKind::Dnat
+  // nft: "NAT is only supported for IPv4/IPv6" (bridge, netdev, arp).
+  if (table.family != ir::Family::Ip && table.family != ir::Family::Ip6 && table.family != ir::Family::Inet) {
+    error(st.loc, st.name + " in a table of family " + ir::to_string(table.family),
+          "NAT exists for ip, ip6 and inet tables only; nft refuses the rule");
+    return;
+  }
+  // `dnat prefix to 10.0.0.0/24` (JSON: flags "netmap", type_flags "prefix")
+  // maps the prefix and keeps the host bits: NETMAP.
+  std::string flags = opt_or(st, "flags", "");
+  bool netmap = opt_or(st, "key", "") == "prefix" || opt_or(st, "type_flags", "") == "prefix";
+  StmtKind k = netmap                    ? StmtKind::Netmap
+               : st.name == "dnat"       ? StmtKind::Dnat
                : st.name == "snat"       ? StmtKind::Snat
                : st.name == "masquerade" ? StmtKind::Masquerade
                                          : StmtKind::Redirect;
-  auto& s = push_stmt(st, k, st.name);
+  auto& s = push_stmt(st, k, netmap ? st.name + " prefix" : st.name);
   std::string fam = opt_or(st, "family", "");
   if (present(st.lhs)) {
+    // nft: "ip or ip6 must be specified with address for inet tables."
+    if (fam.empty() && table.family == ir::Family::Inet) {
+      error(st.lhs.loc, st.name + " to an address in an inet table needs 'ip' or 'ip6'",
+            "write " + st.name + " ip to ADDR or " + st.name + " ip6 to ADDR; nft refuses the rule");
+      return;
+    }
     Type at = fam == "ip6" || (fam.empty() && table.family == ir::Family::Ip6) ? Type::Ipv6Addr : Type::Ipv4Addr;
-    if (fam.empty() && table.family != ir::Family::Ip && table.family != ir::Family::Ip6 &&
-        st.lhs.kind == Expr::Kind::Literal && st.lhs.a.find(':') != std::string::npos)
-      at = Type::Ipv6Addr;
     Selector as = selector_for_type(at, 0);
     const Expr& a = st.lhs;
     if (a.kind == Expr::Kind::Literal || a.kind == Expr::Kind::Range || a.kind == Expr::Kind::Prefix ||
@@ -330,10 +344,20 @@ void RuleLowering::lower_nat(const Stmt& st) {
       s.nat.addrs = *v;
     } else {
       s.args.emplace_back("to", render(a));
-      s.cap = st.name + " map";
+      if (!netmap) s.cap = st.name + " map";
     }
   }
   if (present(st.rhs)) {
+    // nft: "transport protocol mapping is only valid after transport protocol
+    // match": a positive l4proto test (meta l4proto, ip protocol, tcp dport
+    // ...; a set of protocols counts) must come before the ports.
+    bool l4 = std::any_of(rule.matches.begin(), rule.matches.end(),
+                          [](const ir::Match& m) { return m.field == Field::L4Proto && !m.negated; });
+    if (!l4) {
+      error(st.rhs.loc, "NAT ports need a transport protocol match before " + st.name,
+            "add e.g. 'meta l4proto tcp' or 'tcp dport 80' before it; nft refuses the rule");
+      return;
+    }
     Selector ps = selector_for_type(Type::InetService, 16);
     auto v = raw(ps, st.rhs);
     if (!v) return;
@@ -343,7 +367,6 @@ void RuleLowering::lower_nat(const Stmt& st) {
     }
     s.nat.ports = {(uint16_t)v->intervals()[0].lo, (uint16_t)v->intervals()[0].hi};
   }
-  std::string flags = opt_or(st, "flags", "");
   for (std::string_view f : split(flags, ',')) {
     if (f == "random")
       s.nat.random = true;
@@ -351,9 +374,12 @@ void RuleLowering::lower_nat(const Stmt& st) {
       s.nat.fully_random = true;
     else if (f == "persistent")
       s.nat.persistent = true;
-    else if (!f.empty())
+    else if (f != "netmap" && !f.empty())
       s.args.emplace_back(f, "");
   }
+  // The flags draw from another random source: their own capability rows.
+  if (s.cap == st.name && (s.nat.random || s.nat.fully_random || s.nat.persistent))
+    s.cap += s.nat.random ? " random" : s.nat.fully_random ? " fully-random" : " persistent";
   if (!fam.empty()) s.args.emplace_back("family", fam);
   // A NAT statement ends the rule's evaluation with accept, as the kernel does.
   set_verdict(VerdictKind::Accept, st.name, st.loc);
