@@ -269,6 +269,10 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
   if ((res & NF_RES_CTMARK) &&
       (!w.has_ct || !test((w.ctmark & r.ctmark_mask) == r.ctmark_value, res & NF_RES_CTMARK_NEG)))
     return false;
+  if (res & NF_RES_CTSTATUS) {
+    uint32_t st = w.has_ct ? ((w.nat.flags & NF_CT_SNAT) ? 1 : 0) | ((w.nat.flags & NF_CT_DNAT) ? 2 : 0) : 0;
+    if (!((r.ctstatus >> st) & 1)) return false;
+  }
   if ((res & NF_RES_MAC) && !test(w.p.has_l2 && w.p.src_mac == r.mac, res & NF_RES_MAC_NEG)) return false;
   // A rate or chance only makes the verdict uncertain when the rule can
   // change it: a LOG-only rule (`-m limit -j LOG`) cannot.

@@ -172,6 +172,7 @@ struct nf2bpf_hook_desc {
 #define NF_RES_MAC 256u /* source MAC equals mac */
 #define NF_RES_MAC_NEG 512u
 #define NF_RES_RANDOM_NEG 1024u
+#define NF_RES_CTSTATUS 2048u /* the connection's NAT status is one ctstatus allows */
 
 struct nf2bpf_rule {
   nf_u8 action;
@@ -186,7 +187,7 @@ struct nf2bpf_rule {
   nf_u32 limit;        /* index into the limit state map */
   nf_u32 random_below; /* NF_RES_RANDOM: matches when (prandom_u32() >> 1) < random_below */
   nf_u32 src_chain;    /* index into the generation's chain list (userspace state) */
-  nf_u32 pad_mac;      /* always 0: mac is 8-aligned with no implicit padding (the checksum hashes every byte) */
+  nf_u32 ctstatus;     /* NF_RES_CTSTATUS: bit (snat | dnat << 1) set for each status that matches */
   nf_u64 mac;          /* NF_RES_MAC: 48-bit source MAC */
   nf_u32 src_line;     /* source line of the rule, for counters in `status` */
   nf_u32 nat;          /* NF_ACT_NAT: index into the generation's NAT ranges */

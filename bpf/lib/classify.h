@@ -7,6 +7,7 @@
 #define NF2BPF_CLASSIFY_H
 
 #include "abi.h"
+#include "ct_abi.h"
 #include "maps.h"
 #include "parse.h"
 
@@ -119,6 +120,12 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     if (!s->has_ct) return 0; /* xt_connmark: no connection, no match (negated or not) */
     int eq = (s->ctmark & r->ctmark_mask) == r->ctmark_value;
     if (eq == !!(res & NF_RES_CTMARK_NEG)) return 0;
+  }
+  if (res & NF_RES_CTSTATUS) {
+    /* xt_conntrack's SNAT/DNAT, nft's ct status snat/dnat: the connection's
+     * IPS_SRC_NAT/IPS_DST_NAT bits (none without a connection). */
+    __u32 st = s->has_ct ? ((s->nat.flags & NF_CT_SNAT) ? 1 : 0) | ((s->nat.flags & NF_CT_DNAT) ? 2 : 0) : 0;
+    if (!((r->ctstatus >> st) & 1)) return 0;
   }
   if (res & NF_RES_MAC) {
     int eq = s->p.src_mac == r->mac;

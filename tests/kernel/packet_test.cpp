@@ -1066,6 +1066,28 @@ void nat_cases(std::vector<Case>& v) {
       },
   });
   v.push_back({
+      "--ctstate SNAT/DNAT: the connection's NAT status, as bound so far (FORWARD runs before POSTROUTING's SNAT)",
+      {"*nat", "-j DNAT", "-j MASQUERADE", "-m conntrack --ctstate SNAT,DNAT"},
+      "iptables",
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.51.100.7:80\n"
+      "-A POSTROUTING -o nfk1 -j MASQUERADE\n"
+      "COMMIT\n" +
+          filter("ACCEPT", "DROP", "ACCEPT",
+                 "-A FORWARD -m conntrack --ctstate SNAT -j ACCEPT\n"
+                 "-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan, 45000, kHost, 8080), ACCEPT)
+              .rule("--ctstate DNAT")
+              .nat("10.1.0.1:45000 > 198.51.100.7:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.7", 80, "10.1.0.1", 45000, SYN | ACK), ACCEPT)
+              .rule("--ctstate SNAT")
+              .nat("10.0.0.1:8080 > 10.0.0.2:45000"),
+          fwd("nfk0", "nfk1", tcp("10.0.0.3", 45001, "198.51.100.9", 80), DROP).policy(),
+      },
+  });
+  v.push_back({
       "DNAT and MASQUERADE (IPv6)",
       {"*nat", "-j DNAT", "-j MASQUERADE"},
       "ip6tables",

@@ -640,7 +640,7 @@ TEST_CASE("reference NAT: DNAT port forward, the reply reverse-translated, --cto
 
 TEST_CASE("reference NAT: SNAT address and port ranges, --random, the port kept when it may be") {
   auto run = [](const std::string& target, uint16_t sport) {
-    Fixture f(nat_head() + "-A POSTROUTING -o eth1 -j SNAT " + target + "\nCOMMIT\n" + head() + "COMMIT\n");
+    Fixture f(nat_head() + "-A POSTROUTING -o eth1 -p tcp -j SNAT " + target + "\nCOMMIT\n" + head() + "COMMIT\n");
     f.comment = "nf2bpf: oif=eth1";
     auto d = f.send(tcp("10.1.0.5", sport, "203.0.113.9", 443, SYN));
     INFO(target << "\n" << events(d));
@@ -1050,7 +1050,7 @@ TEST_CASE("reference NAT: a connection NAT leaves clashing is not confirmed: its
 TEST_CASE("reference NAT: nft snat to a prefix with a port range, and redirect for IPv6 by scope") {
   Fixture f(
       "table ip nat {\n"
-      "  chain post { type nat hook postrouting priority srcnat; oifname \"eth1\" snat to 198.51.100.0/30:2000-2999; "
+      "  chain post { type nat hook postrouting priority srcnat; oifname \"eth1\" meta l4proto tcp snat to 198.51.100.0/30:2000-2999; "
       "}\n"
       "}\n"
       "table ip6 nat {\n"

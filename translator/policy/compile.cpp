@@ -235,6 +235,8 @@ class Compiler {
   bool failed_ = false;
   uint32_t table_index_ = 0;  // table of the rule being lowered (for set names)
   bool ip6_stage_ = false;    // the rule being lowered is in an ip6 (ip6tables) stage
+  uint32_t stage_fams_ = 0;   // NF_FAM_* of the stage being lowered
+  uint32_t nat_fams_ = 0;     // NF_FAM_* with a compiled nat stage
 };
 
 uint32_t Compiler::prefix_id(const std::string& p) {
@@ -375,6 +377,24 @@ void Compiler::MatchLowering::masked(const Masked& mk) {
     constrain_all(NF_SLOT_TCPFLAGS, s);
     return;
   }
+  if (m.field == Field::CtStatus) {
+    // Only the NAT bits (snat 16, dnat 32) are known to the dataplane: the
+    // test becomes the set of NAT statuses it holds for. Several tests of
+    // one rule (with the chains that jump to it) intersect.
+    if (mk.mask & ~(uint64_t)48) {
+      fail("ct status bits other than snat and dnat are not supported by the dataplane");
+      return;
+    }
+    uint32_t ok = 0;
+    for (uint32_t st = 0; st < 4; ++st) {
+      uint64_t status = (st & 1 ? 16 : 0) | (st & 2 ? 32 : 0);
+      if (mk.values.contains(status & mk.mask) != m.negated) ok |= 1u << st;
+    }
+    if (!(desc.residual & NF_RES_CTSTATUS)) desc.ctstatus = 15;
+    desc.residual |= NF_RES_CTSTATUS;
+    desc.ctstatus &= ok;
+    return;
+  }
   if (mk.values.intervals().size() != 1 || mk.values.intervals()[0].lo != mk.values.intervals()[0].hi) {
     fail("a mark test with several values is not supported");
     return;
@@ -500,6 +520,12 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
 
 void Compiler::MatchLowering::ct_tuple(const IntervalSet& vals) {
   const Match& m = m_;
+  if (c_.stage_fams_ & c_.nat_fams_) {
+    fail(
+        "conntrack tuple matches (--ctorigdst, ct original ...) are not supported by the dataplane in a family "
+        "with NAT yet: after NAT the packet's addresses are no longer the connection's");
+    return;
+  }
   // Without NAT the original tuple is the packet's own in the original
   // direction and the swapped one in the reply direction.
   bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
@@ -559,6 +585,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   const Rule& src = source(f.origin);
   table_index_ = f.origin.table;
   ip6_stage_ = dl.family == Family::Ip6;
+  stage_fams_ = dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
   out.boxes = {Box{}};
   bool ok = true;
   nf2bpf_rule& d = out.desc;
@@ -881,13 +908,18 @@ Policy Compiler::run() {
 
   std::vector<StageWork> work;
   progress::report("compiling: lowering rules");
+  auto nat_compiled = [&](const DecisionList& dl) {
+    return dl.type == ChainType::Nat && std::none_of(dl.rules.begin(), dl.rules.end(),
+                                                     [&](const FlatRule& f) { return unsupported.count(f.origin); });
+  };
+  for (const auto& dl : tr_.pipeline.stages)
+    if (nat_compiled(dl) && (dl.family == Family::Ip || dl.family == Family::Ip6 || dl.family == Family::Inet))
+      nat_fams_ |= dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
   for (const auto& dl : tr_.pipeline.stages) {
     if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
     if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) continue;
     // A nat chain with a rule the dataplane cannot do stays whole in netfilter.
-    if (dl.type == ChainType::Nat &&
-        std::any_of(dl.rules.begin(), dl.rules.end(), [&](const FlatRule& f) { return unsupported.count(f.origin); }))
-      continue;
+    if (dl.type == ChainType::Nat && !nat_compiled(dl)) continue;
     work.push_back(lower_stage(dl, unsupported));
   }
   // Each hook's nat stages run at its NAT point (nf_run_hook): place them
@@ -1070,7 +1102,7 @@ uint32_t Compiler::emit_rules(StageWork& w, const std::vector<std::vector<BoxPre
     pol_.rules.back().src_chain = (uint32_t)(cit - pol_.chain_names.begin());
     pol_.rules.back().src_line = src.loc.line;
     if (!l.unconditional_terminal) ++steps;
-    if (l.desc.residual & (NF_RES_CTMARK)) pol_.cfg.ct_needed = 1;
+    if (l.desc.residual & (NF_RES_CTMARK | NF_RES_CTSTATUS)) pol_.cfg.ct_needed = 1;
     for (const auto& stt : l.stmts)
       if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)
         pol_.cfg.ct_needed = 1;

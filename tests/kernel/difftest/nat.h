@@ -36,6 +36,10 @@ struct NatOptions {
   // hashed or random, so a rewritten field is accepted when it lies in the
   // rule's range (checked loosely), not compared exactly.
   bool ranges = false;
+  // Flows answered by an ICMP error quoting the received packet. Off
+  // (--no-icmp-errors) for nf2bpf runs until its dataplane translates the
+  // outer and quoted headers of an ICMP error about a NATed connection.
+  bool icmp_errors = true;
 };
 
 struct NatFlow {

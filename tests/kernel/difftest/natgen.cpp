@@ -197,14 +197,16 @@ struct NatGen {
     switch (range(r, 0, 7)) {
       case 0: return "-A " + chain + " -m conntrack --ctstate INVALID -j DROP";
       case 1: return "-A " + chain + " -m conntrack --ctstate DNAT" + (chance(r, 0.5) ? " -p tcp" : "") + v;
-      case 2: return "-A " + chain + " -m conntrack --ctstate DNAT --ctorigdst " + svc + v;
+      // (--ctorigdst and the other conntrack tuple matches are not generated:
+      // nf2bpf does not compile them in a family with NAT yet.)
+      case 2: return "-A " + chain + " -m conntrack --ctstate DNAT -d " + svc + v;
       case 3: return "-A " + chain + " -m conntrack --ctstate SNAT" + v;
       case 4:
         return "-A " + chain + " -m conntrack --ctstate NEW -p udp -m udp --dport " + std::to_string(pick(r, kDports)) +
                v;
       case 5: return "-A " + chain + " -m state --state ESTABLISHED,RELATED -j ACCEPT";
       case 6: return "-A " + chain + " -m conntrack --ctstate RELATED" + v;
-      default: return "-A " + chain + " -m conntrack --ctorigdst " + cidr(pick(r, pool.all)) + v;
+      default: return "-A " + chain + " -m conntrack --ctstate SNAT,DNAT" + v;
     }
   }
 
@@ -364,12 +366,14 @@ struct NatGen {
     switch (range(r, 0, 7)) {
       case 0: return "ct state invalid drop";
       case 1: return std::string("ct status dnat") + (chance(r, 0.5) ? " meta l4proto tcp" : "") + v;
-      case 2: return "ct status dnat ct original " + ip + " daddr " + pick(r, pool.services) + v;
+      // (ct original/reply matches are not generated: nf2bpf does not compile
+      // them in a family with NAT yet.)
+      case 2: return "ct status dnat " + ip + " daddr " + pick(r, pool.services) + v;
       case 3: return "ct status snat" + v;
       case 4: return "ct state new udp dport " + std::to_string(pick(r, kDports)) + v;
       case 5: return "ct state established,related accept";
       case 6: return "ct state related" + v;
-      default: return "ct original " + ip + " daddr " + cidr(pick(r, pool.all)) + v;
+      default: return "ct status snat,dnat" + v;
     }
   }
 
@@ -461,7 +465,7 @@ struct NatGen {
       f.isn_resp = (uint32_t)r();
       int k = range(r, 0, 19);
       f.proto = k < 8 ? 6 : k < 13 ? 17 : k < 17 ? (v6() ? 58 : 1) : 17;
-      f.icmp_error = k >= 17;
+      f.icmp_error = o.icmp_errors && k >= 17;
       // --nat-ranges: sometimes the tuple of an earlier client flow from
       // another client, so that source NAT to one address clashes and the
       // kernel searches a port (or ICMP id).
