@@ -1050,7 +1050,8 @@ TEST_CASE("reference NAT: a connection NAT leaves clashing is not confirmed: its
 TEST_CASE("reference NAT: nft snat to a prefix with a port range, and redirect for IPv6 by scope") {
   Fixture f(
       "table ip nat {\n"
-      "  chain post { type nat hook postrouting priority srcnat; oifname \"eth1\" meta l4proto tcp snat to 198.51.100.0/30:2000-2999; "
+      "  chain post { type nat hook postrouting priority srcnat; oifname \"eth1\" meta l4proto tcp snat to "
+      "198.51.100.0/30:2000-2999; "
       "}\n"
       "}\n"
       "table ip6 nat {\n"

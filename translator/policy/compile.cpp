@@ -908,17 +908,25 @@ Policy Compiler::run() {
 
   std::vector<StageWork> work;
   progress::report("compiling: lowering rules");
-  auto nat_compiled = [&](const DecisionList& dl) {
-    return dl.type == ChainType::Nat && std::none_of(dl.rules.begin(), dl.rules.end(),
-                                                     [&](const FlatRule& f) { return unsupported.count(f.origin); });
+  // NAT is all or nothing per family: when a nat rule of a family stays in
+  // netfilter (unsupported), every nat chain of the family stays with it.
+  auto fams = [](const DecisionList& dl) -> uint32_t {
+    return dl.family == Family::Ip     ? NF_FAM_V4
+           : dl.family == Family::Ip6  ? NF_FAM_V6
+           : dl.family == Family::Inet ? (NF_FAM_V4 | NF_FAM_V6)
+                                       : 0;
   };
+  uint32_t nat_kept = 0;
   for (const auto& dl : tr_.pipeline.stages)
-    if (nat_compiled(dl) && (dl.family == Family::Ip || dl.family == Family::Ip6 || dl.family == Family::Inet))
-      nat_fams_ |= dl.family == Family::Ip ? NF_FAM_V4 : dl.family == Family::Ip6 ? NF_FAM_V6 : (NF_FAM_V4 | NF_FAM_V6);
+    if (dl.type == ChainType::Nat &&
+        std::any_of(dl.rules.begin(), dl.rules.end(), [&](const FlatRule& f) { return unsupported.count(f.origin); }))
+      nat_kept |= fams(dl);
+  auto nat_compiled = [&](const DecisionList& dl) { return dl.type == ChainType::Nat && !(fams(dl) & nat_kept); };
+  for (const auto& dl : tr_.pipeline.stages)
+    if (nat_compiled(dl)) nat_fams_ |= fams(dl);
   for (const auto& dl : tr_.pipeline.stages) {
     if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
     if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) continue;
-    // A nat chain with a rule the dataplane cannot do stays whole in netfilter.
     if (dl.type == ChainType::Nat && !nat_compiled(dl)) continue;
     work.push_back(lower_stage(dl, unsupported));
   }
