@@ -28,9 +28,9 @@ int main(int argc, char** argv) {
       "Exit status: 0 success, 1 input rejected, 2 usage or system error (a file that cannot be read);\n"
       "diff: 0 no differences, 1 differences, 2 trouble. See nf2bpf(8) for every command.");
 
-  std::vector<Command> commands = {add_translate(app), add_apply(app), add_status(app),       add_rollback(app),
-                                   add_unload(app),    add_diff(app),  add_capabilities(app), add_sync(app),
-                                   add_restore(app),   add_attach(app)};
+  std::vector<Command> commands = {add_translate(app), add_apply(app),  add_status(app),       add_rollback(app),
+                                   add_unload(app),    add_diff(app),   add_capabilities(app), add_sync(app),
+                                   add_restore(app),   add_attach(app), add_conntrack(app)};
   for (auto& c : commands) c.app->group("Commands");
 
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# NAT end to end with real sockets: a client, a router running nf2bpf with
+# DNAT (a port forward) and MASQUERADE, and a server. TCP through both
+# translations, a connection that keeps its translation across a policy swap,
+# and `nf2bpf conntrack` (text and JSON) listing what was translated. Needs
+# root; exits 77 (skipped) otherwise.
+#   nat.sh NF2BPF
+set -u
+BIN=$1
+. "$(dirname "$0")/lib.sh" nf2bpf-nat
+RTR=$TAG-rtr
+trap 'cleanup; ip netns del "$RTR" 2>/dev/null' EXIT INT TERM
+
+ip netns add "$CLI" && ip netns add "$SRV" && ip netns add "$RTR" || { echo "cannot create namespaces"; exit 2; }
+ip link add c0 netns "$CLI" type veth peer name r0 netns "$RTR"
+ip link add r1 netns "$RTR" type veth peer name s0 netns "$SRV"
+for ns in "$CLI" "$SRV" "$RTR"; do ip -n "$ns" link set lo up; done
+ip -n "$CLI" addr add 10.81.1.2/24 dev c0 && ip -n "$CLI" link set c0 up
+ip -n "$CLI" route add default via 10.81.1.1
+ip -n "$RTR" addr add 10.81.1.1/24 dev r0 && ip -n "$RTR" addr add 10.81.2.1/24 dev r1
+ip -n "$RTR" link set r0 up && ip -n "$RTR" link set r1 up
+ip netns exec "$RTR" sysctl -qw net.ipv4.ip_forward=1
+# The server has no route back to the client's network: only MASQUERADE gets its answers home.
+ip -n "$SRV" addr add 10.81.2.2/24 dev s0 && ip -n "$SRV" link set s0 up
+
+rules() {  # $1: the filter table's extra rule
+  cat <<EOF
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.81.1.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.81.2.2:8080
+-A POSTROUTING -o r1 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+$1
+COMMIT
+EOF
+}
+rules "-A FORWARD -p udp -j DROP" >"$WORK/a.rules"
+rules "-A FORWARD -p udp --dport 9 -j DROP" >"$WORK/b.rules"
+
+# A server that reports the peer it sees, then echoes lines until EOF.
+cat >"$WORK/srv.py" <<'EOF'
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.81.2.2", 8080)); s.listen(4); s.settimeout(20)
+for _ in range(2):
+    c, a = s.accept()
+    f = c.makefile("rw")
+    f.write("peer %s\n" % a[0]); f.flush()
+    for line in f:
+        f.write(line); f.flush()
+    c.close()
+EOF
+ip netns exec "$SRV" python3 "$WORK/srv.py" &
+BG+=($!)
+sleep 0.3
+
+expect 1 "conntrack before any apply says nothing is loaded" -- ip netns exec "$RTR" "$BIN" conntrack
+expect 0 "apply DNAT + MASQUERADE on the router" -- ip netns exec "$RTR" "$BIN" apply --iface r0 --iface r1 "$WORK/a.rules"
+has "3 rules (3 exact" "the nat rules translate exactly"
+
+# One connection to the router's port 80: the server sees the router's
+# address (MASQUERADE), the client talks to 10.81.1.1:80 (DNAT, reversed).
+expect 0 "TCP through DNAT and MASQUERADE" -- ip netns exec "$CLI" python3 -c '
+import socket
+s = socket.create_connection(("10.81.1.1", 80), timeout=3)
+f = s.makefile("rw")
+print(f.readline().strip())
+f.write("hello\n"); f.flush(); print(f.readline().strip())'
+has "peer 10.81.2.1" "the server sees the masqueraded source"
+has "hello" "the answer comes back through the reverse translation"
+
+# A connection open across a policy swap keeps its translation.
+mkfifo "$WORK/in"
+ip netns exec "$CLI" python3 -c '
+import socket, sys
+s = socket.create_connection(("10.81.1.1", 80), timeout=5)
+f = s.makefile("rw")
+print(f.readline().strip(), flush=True)
+for line in open(sys.argv[1]):
+    f.write(line); f.flush(); print(f.readline().strip(), flush=True)' "$WORK/in" >"$WORK/out" &
+BG+=($!)
+exec 3>"$WORK/in"
+echo before >&3
+sleep 0.5
+expect 0 "conntrack lists the translated connection" -- ip netns exec "$RTR" "$BIN" conntrack
+has "src=10.81.1.2 dst=10.81.1.1" "the original tuple is the client's"
+has "src=10.81.2.2 dst=10.81.2.1 sport=8080" "the reply tuple is the server's answer to the router"
+has "[SNAT] [DNAT]" "both translations are shown"
+expect 0 "conntrack --format json" -- ip netns exec "$RTR" "$BIN" conntrack --format json
+if python3 -c 'import json,sys; d=json.load(sys.stdin); c=[x for x in d["connections"] if x["dnat"]]; assert c and c[0]["reply"]["src"]=="10.81.2.2" and c[0]["snat"]' <<<"$LAST"; then
+  pass "the JSON document lists it with both translations"
+else
+  fail "the JSON document does not list the translated connection"
+fi
+expect 0 "status counts the connections" -- ip netns exec "$RTR" "$BIN" status
+has "conntrack: 2 connections" "status counts connections, not their alias entries"
+expect 0 "apply a new generation while the connection is open" -- ip netns exec "$RTR" "$BIN" apply --iface r0 --iface r1 "$WORK/b.rules"
+echo after >&3
+sleep 0.5
+exec 3>&-
+wait "${BG[-1]}"
+if grep -qx after "$WORK/out" && grep -qx before "$WORK/out"; then
+  pass "the open connection keeps its translation after the swap"
+else
+  fail "the open connection broke across the swap:"
+  sed 's/^/    /' "$WORK/out"
+fi
+
+echo "nat: $fails failed"
+[ "$fails" -eq 0 ]
