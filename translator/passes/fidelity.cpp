@@ -1,6 +1,7 @@
 #include "translator/passes/fidelity.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "common/progress.h"
 
@@ -22,17 +23,17 @@ struct Finding {
   SourceLoc loc;
 };
 
-// nftables: rules in chains a nat base chain reaches see only each
-// connection's first packet; classified by the "type nat" row.
-std::vector<bool> nat_reached(const Ruleset& rs, const Table& table) {
-  std::vector<bool> in_nat(table.chains.size(), false);
+// The chains the base chains `start` picks reach through jumps, gotos and
+// verdict maps.
+std::vector<bool> reached(const Ruleset& rs, const Table& table, const std::function<bool(const Chain&)>& start) {
+  std::vector<bool> in(table.chains.size(), false);
   std::vector<uint32_t> work;
   for (uint32_t c = 0; c < table.chains.size(); ++c)
-    if (table.chains[c].base && table.chains[c].base->type == ChainType::Nat) in_nat[c] = true, work.push_back(c);
+    if (start(table.chains[c])) in[c] = true, work.push_back(c);
   auto reach = [&](const std::string& name) {
     if (const Chain* tc = table.find_chain(name)) {
       uint32_t i = (uint32_t)(tc - table.chains.data());
-      if (!in_nat[i]) in_nat[i] = true, work.push_back(i);
+      if (!in[i]) in[i] = true, work.push_back(i);
     }
   };
   while (!work.empty()) {
@@ -46,7 +47,23 @@ std::vector<bool> nat_reached(const Ruleset& rs, const Table& table) {
             if (e.verdict) reach(e.verdict->chain);
     }
   }
-  return in_nat;
+  return in;
+}
+
+// nftables: rules in chains a nat base chain reaches see only each
+// connection's first packet; classified by the "type nat" row.
+std::vector<bool> nat_reached(const Ruleset& rs, const Table& table) {
+  return reached(rs, table, [](const Chain& c) { return c.base && c.base->type == ChainType::Nat; });
+}
+
+// Rules of the nat OUTPUT hook (and the chains it reaches): destination NAT
+// of a locally generated packet, whose route the kernel chose before TC
+// egress sees it.
+std::vector<bool> nat_output_reached(const Ruleset& rs, const Table& table, bool ipt) {
+  if (ipt && table.name != "nat") return std::vector<bool>(table.chains.size(), false);
+  return reached(rs, table, [ipt](const Chain& c) {
+    return ipt ? c.name == "OUTPUT" : c.base && c.base->type == ChainType::Nat && c.base->hook == Hook::Output;
+  });
 }
 
 // What keeps one rule from being exact: its table, matches, the sets they
@@ -157,12 +174,21 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
   std::string_view fe = frontend_name(rs.frontend);
   bool ipt = fe == "iptables";
   const unsigned ct_tuple_fams = ct_tuple_families(rs);
+  struct Pending {
+    RuleRef ref;
+    const Rule* rule;
+    std::vector<Finding> found;
+    bool nat;
+    unsigned fams;
+  };
+  std::vector<Pending> pending;
 
   for (uint32_t t = 0; t < rs.tables.size(); ++t) {
     const Table& table = rs.tables[t];
     const caps::Capability* table_cap =
         caps::find(fe, ipt ? "*" + table.name : std::string("table ") + to_string(table.family));
     std::vector<bool> in_nat = ipt ? std::vector<bool>(table.chains.size(), false) : nat_reached(rs, table);
+    std::vector<bool> in_nat_output = nat_output_reached(rs, table, ipt);
     const caps::Capability* nat_cap = ipt ? nullptr : caps::find(fe, "type nat");
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
@@ -176,6 +202,15 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
                          [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; }))
           found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         bool nat_chain = ipt ? table.name == "nat" : in_nat[c];
+        bool nat_stmt = std::any_of(rule.statements.begin(), rule.statements.end(), [](const Statement& st) {
+          return st.kind == StmtKind::Dnat || st.kind == StmtKind::Redirect;
+        });
+        if (in_nat_output[c] && nat_stmt)
+          found.push_back({Fidelity::Unsupported, "destination NAT of locally generated packets",
+                           "the kernel routes a local packet before TC egress sees it, and the dataplane does not "
+                           "route it again after rewriting its destination yet: this family's NAT stays in "
+                           "netfilter",
+                           rule.loc});
         if (nat_chain && (families_of(table) & ct_tuple_fams))
           found.push_back({Fidelity::Unsupported, "NAT with conntrack tuple matches",
                            "this ruleset's conntrack tuple matches (--ctorigdst, ct original ...) need a NATed "
@@ -184,9 +219,32 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
                            rule.loc});
         // A multiport/list with overlapping elements on a non-terminal rule
         // would be several iptables rules hitting twice; rare, noted.
-        out.push_back(judge({t, c, r}, rule, found, diags, opt));
+        pending.push_back({{t, c, r}, &rule, std::move(found), nat_chain, families_of(table)});
       }
     }
+  }
+  // NAT is translated whole or not at all per family (a connection's
+  // binding cannot be split between netfilter and nf2bpf): one nat rule left
+  // in netfilter keeps every nat rule of its family there.
+  auto kept = [](const Pending& p) {
+    return p.nat && std::any_of(p.found.begin(), p.found.end(),
+                                [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; });
+  };
+  unsigned nat_kept = 0;
+  std::string kept_at[4];  // by family bits: the first nat rule left in netfilter
+  for (const auto& p : pending)
+    if (kept(p)) {
+      for (unsigned f = 1; f < 4; ++f)
+        if ((p.fams & f) && kept_at[f].empty()) kept_at[f] = p.rule->loc.file_line();
+      nat_kept |= p.fams;
+    }
+  for (auto& p : pending) {
+    if (p.nat && (p.fams & nat_kept) && !kept(p))
+      p.found.push_back({Fidelity::Unsupported, "nat rule",
+                         "a nat rule of this address family stays in netfilter (" + kept_at[p.fams & nat_kept] +
+                             "), and NAT is translated whole or not at all: this one stays with it",
+                         p.rule->loc});
+    out.push_back(judge(p.ref, *p.rule, p.found, diags, opt));
   }
   // File order, so reports read top to bottom.
   std::stable_sort(out.begin(), out.end(), [&](const RuleFidelity& a, const RuleFidelity& b) {
