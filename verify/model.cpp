@@ -516,6 +516,7 @@ bool Model::nat_bind(Work& w, bool output) {
   bool have = false;
   if (n && n->kind == NF_NAT_MASQUERADE) {
     auto a = env_.source_address ? env_.source_address(p.family, p.oif, from_bytes(nw.cand.dst)) : std::nullopt;
+    if (!a && env_.iface_address) a = env_.iface_address(p.family, p.oif);  // no route: the device's address
     if (!a) return false;
     to_bytes(*a, addr);
     have = true;

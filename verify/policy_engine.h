@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "translator/policy/policy.h"
@@ -19,6 +20,9 @@ Decision describe(const policy::Policy& pol, const model::Decision& md);
 // A forwarded packet: FORWARD's decision at TC ingress, then POSTROUTING's at
 // egress. POSTROUTING decides when it drops, or accepts by a rule of its own.
 model::Decision combine_forward(model::Decision forward, model::Decision post);
+// The header an accepted packet leaves with (md.out), when NAT changed it
+// from `in`'s.
+std::optional<NatTuple> nat_of(const pkt::Packet& in, const model::Decision& md);
 // Per source rule and chain policy hit counts from the compiled rules'
 // counters (compiled rules that share a source rule are summed).
 std::vector<RuleHits> rule_hits(const policy::Policy& pol, const std::vector<uint64_t>& counts);

@@ -256,13 +256,19 @@ static __always_inline int nf_nat_masq_addr(struct __sk_buff* skb, const struct 
     __builtin_memcpy(f->ipv6_dst, daddr, 16);
   }
   long rc = bpf_fib_lookup(skb, f, sizeof(*f), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
-  if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) return -1;
-  if (p->family == 4) {
-    if (!f->ipv4_src) return -1;
-    nf_v4_mapped(out, f->ipv4_src);
-  } else {
-    __builtin_memcpy(out, f->ipv6_src, 16);
+  if ((rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH) && (p->family != 4 || f->ipv4_src)) {
+    if (p->family == 4)
+      nf_v4_mapped(out, f->ipv4_src);
+    else
+      __builtin_memcpy(out, f->ipv6_src, 16);
+    return 0;
   }
+  /* No route to choose by: the device's first address, as inet_select_addr
+   * falls back to; none: the kernel drops the packet. */
+  struct nf_ifaddr_key k = {oif, p->family};
+  __u8* a = bpf_map_lookup_elem(&nf_ifaddr, &k);
+  if (!a) return -1;
+  __builtin_memcpy(out, a, 16);
   return 0;
 }
 

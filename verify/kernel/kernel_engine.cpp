@@ -15,6 +15,7 @@
 
 #include "loader/host.h"
 #include "verify/builder.h"
+#include "verify/parse.h"
 #include "verify/policy_engine.h"
 
 extern char** environ;
@@ -161,6 +162,13 @@ Result<void> KernelEngine::refresh() {
     const auto& l = learned[learned_seen_];
     if (!l.ifname.empty() && valid_ifname(l.ifname)) {
       if (auto d = device(l.ifname); !d) return d.error();
+      // The address itself, so the programs see what the kernel would: the
+      // interface's address for REDIRECT, the route's source for MASQUERADE.
+      bool v4a = ir::is_v4_mapped(l.addr);
+      std::string a = ir::format_addr(l.addr) + (v4a ? "/32" : "/128");
+      std::vector<std::string> add = {v4a ? "-4" : "-6", "addr", "replace", a, "dev", l.ifname};
+      if (!v4a) add.push_back("nodad");
+      if (auto r = ip(add); !r) return r.error();
       // The interface's network routes out of it, as the host model routes.
       for (const auto& pre : prefixes(l.net)) {
         bool v4 = ir::is_v4_mapped(pre.first) && pre.second >= 96;
@@ -206,8 +214,19 @@ Result<loader::TestResult> KernelEngine::run(loader::Prog prog, const pkt::Packe
 }
 
 namespace {
-model::Decision model_decision(const loader::TestResult& r, const policy::Policy& pol) {
+// What the program decided, and the packet as it left it (NAT rewrites it).
+model::Decision model_decision(const loader::TestResult& r, const policy::Policy& pol, const pkt::Packet& in) {
   model::Decision d;
+  d.out = in;
+  Captured c;
+  if (!r.data.empty() && decode_frame(kDltEthernet, r.data.data(), r.data.size(), c).empty()) {
+    const pkt::Packet& q = c.packet;
+    d.translated = q.saddr != in.saddr || q.daddr != in.daddr || q.sport != in.sport || q.dport != in.dport ||
+                   q.icmp_id != in.icmp_id;
+    d.out.saddr = q.saddr, d.out.daddr = q.daddr, d.out.sport = q.sport, d.out.dport = q.dport;
+    d.out.icmp_id = q.icmp_id;
+    d.out.l3 = q.l3;
+  }
   d.action = r.decided ? r.action : (uint8_t)NF_ACT_ACCEPT;
   d.rule = r.rule;
   d.stage = r.stage;
@@ -250,7 +269,7 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
   if (t.origin == Origin::Local) {
     auto r = run(loader::Prog::Egress, p, *out, 0);
     if (!r) return fail(r.error());
-    md = model_decision(*r, pol_);
+    md = model_decision(*r, pol_, p);
     // To this host: back in on lo, as PolicyEngine::decide.
     bool to_self = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Input) != t.hooks.end();
     if (to_self && md.action == NF_ACT_ACCEPT) {
@@ -260,23 +279,24 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
       back.mark = r->mark;
       auto in = run(loader::Prog::Ingress, back, *lo, 0);
       if (!in) return fail(in.error());
-      auto looped = model_decision(*in, pol_);
+      auto looped = model_decision(*in, pol_, back);
       if (looped.action != NF_ACT_ACCEPT || looped.stage != UINT32_MAX) md = looped;
     }
   } else {
     auto r = run(loader::Prog::Ingress, p, *in, 0);
     if (!r) return fail(r.error());
-    md = model_decision(*r, pol_);
+    md = model_decision(*r, pol_, p);
     if (forward && md.action == NF_ACT_ACCEPT) {
-      pkt::Packet o = p;
+      pkt::Packet o = md.out;  // with what the ingress program rewrote (NAT)
       o.mark = r->mark;
       if (o.ttl) --o.ttl;  // what leaves a router
       auto post = run(loader::Prog::Egress, o, *out, in->ifindex);
       if (!post) return fail(post.error());
-      md = combine_forward(md, model_decision(*post, pol_));
+      md = combine_forward(md, model_decision(*post, pol_, o));
     }
   }
   Decision d = describe(pol_, md);
+  d.nat = nat_of(p, md);
   d.path = t.hooks;
   if (shadow.verdict == Verdict::Indeterminate && d.verdict != Verdict::Indeterminate) {
     d.note = shadow.note + " (the kernel, its token bucket on the replay's clock, said " + d.verdict_text() + ")";
