@@ -49,14 +49,14 @@ struct Options {
   std::string ruleset;  // use this ruleset file instead of generated ones (to minimise a finding)
   bool nat = false;     // --mode nat / nat-host
   NatMode nat_mode = NatMode::Router;
-  bool nat_ranges = false, self_check = false, mutate = false, icmp_errors = true;
+  bool nat_ranges = false, self_check = false, mutate = false, icmp_errors = true, output_nat = true;
 };
 
 int usage() {
   fprintf(stderr,
           "usage: nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N] "
           "[--mode host|router|loopback|nat|nat-host] [--family 4|6] [--reference iptables|nft] [--verbose] [--dump] "
-          "[--ruleset FILE] [--nat-ranges] [--no-icmp-errors]\n");
+          "[--ruleset FILE] [--nat-ranges] [--no-icmp-errors] [--no-output-nat]\n");
   return 2;
 }
 
@@ -88,6 +88,8 @@ int main(int argc, char** argv) {
       o.nat_ranges = true;
     else if (a == "--no-icmp-errors")
       o.icmp_errors = false;
+    else if (a == "--no-output-nat")
+      o.output_nat = false;
     else if (a == "--self-check")
       o.self_check = true;
     else if (a == "--mutate")
@@ -105,7 +107,7 @@ int main(int argc, char** argv) {
     else
       return usage();
   }
-  NatOptions no{o.nat_mode, o.family, o.ref, o.nat_ranges, o.icmp_errors};
+  NatOptions no{o.nat_mode, o.family, o.ref, o.nat_ranges, o.icmp_errors, o.output_nat};
   if (o.dump && o.nat) {
     for (int c = 0; c < o.cases; ++c)
       printf("%s", random_nat_case(o.seed + (uint64_t)c, no, o.packets).ruleset.c_str());
@@ -135,10 +137,11 @@ int main(int argc, char** argv) {
     printf("difftest: mode %s%s%s, IPv%d, reference %s, %d rulesets x %d packets, seed %llu\n", mode,
            o.self_check ? " (self-check: netfilter on both sides)" : "", o.mutate ? " (second side mutated)" : "",
            o.family, nft ? "nft" : "iptables", o.cases, o.packets, (unsigned long long)o.seed);
-    printf("replay: %s --nf2bpf %s --mode %s --family %d --reference %s --packets %d --cases %d --seed %llu%s%s%s%s\n",
-           argv[0], o.bin.empty() ? "-" : o.bin.c_str(), mode, o.family, nft ? "nft" : "iptables", o.packets, o.cases,
-           (unsigned long long)o.seed, o.nat_ranges ? " --nat-ranges" : "", o.self_check ? " --self-check" : "",
-           o.mutate ? " --mutate" : "", o.icmp_errors ? "" : " --no-icmp-errors");
+    printf(
+        "replay: %s --nf2bpf %s --mode %s --family %d --reference %s --packets %d --cases %d --seed %llu%s%s%s%s%s\n",
+        argv[0], o.bin.empty() ? "-" : o.bin.c_str(), mode, o.family, nft ? "nft" : "iptables", o.packets, o.cases,
+        (unsigned long long)o.seed, o.nat_ranges ? " --nat-ranges" : "", o.self_check ? " --self-check" : "",
+        o.mutate ? " --mutate" : "", o.icmp_errors ? "" : " --no-icmp-errors", o.output_nat ? "" : " --no-output-nat");
     fflush(stdout);
     NatRun r{o.bin, o.seed, o.cases, o.packets, o.verbose, o.self_check, o.mutate, o.ruleset};
     int d = run_nat(no, r);

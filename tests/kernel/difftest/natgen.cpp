@@ -222,7 +222,8 @@ struct NatGen {
     for (const auto& u : dch) out << ":" << u << " - [0:0]\n";
     for (const auto& u : sch) out << ":" << u << " - [0:0]\n";
     std::vector<std::pair<std::string, Hook>> bases = {{"PREROUTING", Hook::Pre}, {"POSTROUTING", Hook::Post}};
-    if (host()) bases.push_back({"INPUT", Hook::In}), bases.push_back({"OUTPUT", Hook::Out});
+    if (host()) bases.push_back({"INPUT", Hook::In});
+    if (host() && o.output_nat) bases.push_back({"OUTPUT", Hook::Out});
     std::vector<std::string> body;
     for (auto& [name, h] : bases) {
       bool dst = h == Hook::Pre || h == Hook::Out;
@@ -390,7 +391,8 @@ struct NatGen {
         {"input", {"100", "90", "110"}}};
     for (auto& [h, v] : prios) std::shuffle(v.begin(), v.end(), r);
     std::vector<std::pair<std::string, Hook>> hooks = {{"prerouting", Hook::Pre}, {"postrouting", Hook::Post}};
-    if (host()) hooks.push_back({"input", Hook::In}), hooks.push_back({"output", Hook::Out});
+    if (host()) hooks.push_back({"input", Hook::In});
+    if (host() && o.output_nat) hooks.push_back({"output", Hook::Out});
     int ntables = range(r, 1, 2);
     for (int ti = 0; ti < ntables; ++ti) {
       bool inet = chance(r, 0.4);
