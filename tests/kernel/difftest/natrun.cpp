@@ -44,42 +44,7 @@ namespace nf2bpf::difftest {
 
 namespace {
 
-const char* kMacC0 = "02:00:00:00:0c:00";
-const char* kMacS0 = "02:00:00:00:05:00";
-const char* kMacR0 = "02:00:00:00:0a:00";
-const char* kMacR1 = "02:00:00:00:0b:00";
 const int kReplyMark = 0x100;
-
-std::vector<uint8_t> mac_bytes(const char* m) {
-  std::vector<uint8_t> b;
-  for (int i = 0; i < 6; ++i) b.push_back((uint8_t)std::strtoul(m + 3 * i, nullptr, 16));
-  return b;
-}
-
-int packet_socket(const Netns& ns, unsigned ifindex) {
-  int fd = ns.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
-  sockaddr_ll sll{};
-  sll.sll_family = AF_PACKET;
-  sll.sll_protocol = htons(ETH_P_ALL);
-  sll.sll_ifindex = (int)ifindex;
-  if (bind(fd, (sockaddr*)&sll, sizeof sll) != 0) {
-    perror("difftest: bind AF_PACKET");
-    exit(2);
-  }
-  return fd;
-}
-
-void quiet_sysctls(const Netns& ns) {
-  ns.must(
-      "sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0 net.ipv6.conf.all.accept_dad=0 "
-      "net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 "
-      "net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.all.router_solicitations=0 "
-      "net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0");
-}
-
-void silence(const Netns& ns, const std::string& dev) {
-  ns.must("sysctl -qw net.ipv6.conf." + dev + ".disable_ipv6=1 && ip link set " + dev + " up");
-}
 
 // n addresses from lo up (the last byte or group counted up): the secondary
 // router addresses, and every address a DNAT range may pick (rtr needs a

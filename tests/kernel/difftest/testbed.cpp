@@ -17,10 +17,11 @@ namespace nf2bpf::difftest {
 
 namespace {
 
-const char* kMacC0 = "02:00:00:00:0c:00";
-const char* kMacS0 = "02:00:00:00:05:00";
-const char* kMacR0 = "02:00:00:00:0a:00";
-const char* kMacR1 = "02:00:00:00:0b:00";
+int counter = 0;
+
+}  // namespace
+
+// ---- shared by the NAT harness (testbed.h) ----
 
 std::vector<uint8_t> mac_bytes(const char* m) {
   std::vector<uint8_t> b;
@@ -55,10 +56,6 @@ int packet_socket(const Netns& ns, unsigned ifindex) {
   }
   return fd;
 }
-
-int counter = 0;
-
-}  // namespace
 
 Addrs address_pool(Mode m, int family) {
   if (m == Mode::Loopback) {  // srv's own addresses: both ends of every packet

@@ -38,6 +38,20 @@ struct Addrs {
 };
 Addrs address_pool(Mode m, int family);
 
+// The testbeds' fixed MACs (cli c0, srv s0, rtr r0 and r1) and the helpers
+// both harnesses (this one and the NAT one) set hosts up with.
+inline const char* const kMacC0 = "02:00:00:00:0c:00";
+inline const char* const kMacS0 = "02:00:00:00:05:00";
+inline const char* const kMacR0 = "02:00:00:00:0a:00";
+inline const char* const kMacR1 = "02:00:00:00:0b:00";
+std::vector<uint8_t> mac_bytes(const char* m);
+// An outer host observes through its tap and adds no traffic of its own.
+void silence(const Netns& ns, const std::string& dev);
+// No ICMP rate limit, DAD, router advertisements or reverse-path filter.
+void quiet_sysctls(const Netns& ns);
+// An AF_PACKET socket bound to one interface (exits 2 on failure).
+int packet_socket(const Netns& ns, unsigned ifindex);
+
 // One packet to inject: the IP bytes and how to recognise it on arrival.
 struct Probe {
   Dir dir;
