@@ -403,7 +403,16 @@ void Model::nat_begin(Work& w, const CtRes& ct, uint64_t now, bool looped, bool 
   const pkt::Packet& p = w.p;
   uint32_t fam = p.family == 4 ? NF_FAM_V4 : NF_FAM_V6;
   bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
-  if (!(pol_.cfg.nat_fams & fam) || !ct.track || looped || (is_icmp && p.inner)) return;
+  if (!(pol_.cfg.nat_fams & fam) || looped) return;
+  if (is_icmp && p.inner) {
+    if (ct.state != NF_CT_STATE_RELATED) return;
+    nw.active = true;
+    nw.dir = ct.dir;
+    nw.now = now;
+    nw.flags &= NF_CT_SNAT | NF_CT_DNAT;
+    return;
+  }
+  if (!ct.track) return;
   nw.active = true;
   nw.dir = ct.dir;
   nw.now = now;
@@ -546,14 +555,30 @@ bool Model::nat_bind(Work& w, bool output) {
 int Model::nat_apply(Work& w) {
   NatWork& nw = w.nat;
   bool dst = nw.manip_dst;
+  pkt::Packet& p = w.p;
+  bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
+  if (is_icmp && p.inner && p.family == 4 && p.icmp_type == 5 && (nw.flags & (NF_CT_SNAT | NF_CT_DNAT))) return -1;
   uint8_t bit = (dst != (nw.dir == 1)) ? NF_CT_DNAT : NF_CT_SNAT;
   if (!(nw.flags & bit)) return 0;
   const nf_ct_tuple& other = nw.dir == 1 ? nw.orig : nw.reply;
-  pkt::Packet& p = w.p;
+  if (is_icmp && p.inner) {
+    // As nf_nat_icmp_inner: the quoted packet, the other manip type, its own direction's tuple.
+    auto& in = *p.inner;
+    bool idst = !dst;
+    const nf_ct_tuple& q = other;
+    if (has_ports(in.l4proto) && in.l4proto != 132) {
+      if (idst)
+        in.dport = q.dport;
+      else
+        in.sport = q.sport;
+    } else if (in.l4proto == 1 || in.l4proto == 58) {
+      in.sport = in.dport = q.sport;
+    }
+    (idst ? in.daddr : in.saddr) = from_bytes(idst ? q.dst : q.src);
+  }
   ir::u128 addr = from_bytes(dst ? other.src : other.dst);
   uint16_t port = dst ? other.sport : other.dport;
   (dst ? p.daddr : p.saddr) = addr;
-  bool is_icmp = p.has_l4 && ((p.family == 4 && p.l4proto == 1) || (p.family == 6 && p.l4proto == 58));
   if (p.has_l4 && has_ports(p.l4proto) && p.l4proto != 132)
     (dst ? p.dport : p.sport) = port;
   else if (is_icmp && !p.inner)
@@ -641,17 +666,21 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped,
       } else {
         inner_is_a = key_of(k, in.saddr, in.daddr, in.sport, in.dport, in.l4proto);
       }
+      if (nw.hint) k = nw.hint_key;
       if (const nf_ct_val* v = live(k)) {
         bool inner_orig = ((v->flags & NF_CT_ORIG_IS_A) != 0) == inner_is_a;
+        r.key = k;
         if (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) {
-          r.key = k;
-          int d = nat_dir(r, v, in.saddr, in.daddr, in.sport, in.dport, now);
+          uint16_t in_dport =
+              (in.l4proto == 1 || in.l4proto == 58) ? in.sport : in.dport;  // parse.h: the echo id in both
+          int d = nat_dir(r, v, in.saddr, in.daddr, in.sport, in_dport, now);
           if (d < 0 || d > 1) return;
           inner_orig = d == 0;
         }
         r.state = NF_CT_STATE_RELATED;
         r.dir = inner_orig ? 1 : 0;
         r.ctmark = v->mark;
+        nat_load(v);
       }
       return;
     }

@@ -217,11 +217,14 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
       } else {
         inner_is_a = nf_ct_key_of(&k, p->in_saddr, p->in_daddr, p->in_sport, p->in_dport, p->in_proto);
       }
+      /* A forwarded error's egress run: its quoted packet may be half
+       * translated (ingress did the destination NAT point). */
+      if (nw->hint) k = nw->hint_key;
       struct nf_ct_val* v = bpf_map_lookup_elem(&nf_ct, &k);
       if (v && v->expires_ns > now) {
         int inner_orig = ((v->flags & NF_CT_ORIG_IS_A) != 0) == inner_is_a;
+        r->key = k;
         if (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) {
-          r->key = k;
           int d = nf_ct_nat_dir(r, &v, p->in_saddr, p->in_daddr, p->in_sport, p->in_dport, now, &nw->key);
           if (d < 0 || d > 1) return 0;
           inner_orig = d == 0;
@@ -229,6 +232,7 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
         r->state = NF_CT_STATE_RELATED;
         r->dir = inner_orig ? 1 : 0;
         r->ctmark = v->mark;
+        nf_ct_nat_load(nw, v); /* the error is translated as its connection (nat.h) */
       }
       return 0;
     }

@@ -231,6 +231,96 @@ static __always_inline int nf_nat_write(struct __sk_buff* skb, struct nf_pkt* p,
   return 0;
 }
 
+/* A checksum field at `off` changes as a field it covers goes from `from`
+ * to `to` (`flags`: bpf_l4_csum_replace's); the ICMP checksum at `ck`,
+ * which covers the field, follows it. */
+static __always_inline int nf_icmp_inner_csum(struct __sk_buff* skb, __u32 ck, __u32 off, __u32 from, __u32 to,
+                                              __u64 flags) {
+  __u16 before, after;
+  if (bpf_skb_load_bytes(skb, off, &before, 2)) return -1;
+  if (bpf_l4_csum_replace(skb, off, from, to, flags)) return -1;
+  if (bpf_skb_load_bytes(skb, off, &after, 2)) return -1;
+  return bpf_l4_csum_replace(skb, ck, before, after, 2) ? -1 : 0;
+}
+
+/* The quoted packet of an ICMP error about a NATed connection
+ * (nf_nat_icmp_reply_translation): it is a packet of the other direction,
+ * so it takes the other manip type, with the tuple of its own direction —
+ * the transport part first (ports or the echo identifier, and the quoted
+ * transport checksum where the kernel fixes it: TCP only with its whole
+ * header quoted, UDP only when it has one), then the address (and the quoted
+ * IPv4 header checksum). Every changed byte is inside the ICMP message, so
+ * its checksum follows each change (the kernel recomputes it; the same
+ * result for a message that had a right one). The caller rewrites the outer
+ * header as a packet of the error's direction. */
+static __always_inline int nf_nat_icmp_inner(struct __sk_buff* skb, struct nf_pkt* p, struct nf_nat_work* nw,
+                                             __u32 l3) {
+  int dst = !nw->manip_dst;
+  const struct nf_ct_tuple* q = nw->dir == 1 ? &nw->orig : &nw->reply;
+  __u32 ck = l3 + p->l4off + 2, il3 = l3 + p->l4off + 8, il4 = l3 + p->in_l4off;
+  __u32 end = l3 + p->length, quoted = end > il4 ? end - il4 : 0;
+  __u32 icsum = 0; /* the quoted transport checksum, 0: none the kernel fixes */
+  __u64 m0 = 0;
+  int pseudo = 1;
+  switch (p->in_proto) {
+    case IPPROTO_TCP:
+      if (quoted >= 20) icsum = il4 + 16;
+      break;
+    case IPPROTO_UDP: icsum = il4 + 6, m0 = BPF_F_MARK_MANGLED_0; break;
+    case IPPROTO_UDPLITE: icsum = il4 + 6; break;
+    case IPPROTO_DCCP:
+      if (quoted >= 12) icsum = il4 + 6;
+      break;
+    case IPPROTO_ICMP: icsum = il4 + 2, pseudo = 0; break;
+    case IPPROTO_ICMPV6: icsum = il4 + 2; break;
+  }
+  if (nf_has_ports(p->in_proto) && p->in_proto != IPPROTO_SCTP) {
+    __u16 old = dst ? p->in_dport : p->in_sport, port = dst ? q->dport : q->sport;
+    if (old != port) {
+      __be16 ob = bpf_htons(old), nb = bpf_htons(port);
+      if (icsum && nf_icmp_inner_csum(skb, ck, icsum, ob, nb, m0 | 2)) return -1;
+      if (bpf_l4_csum_replace(skb, ck, ob, nb, 2)) return -1;
+      if (bpf_skb_store_bytes(skb, il4 + (dst ? 2 : 0), &nb, 2, 0)) return -1;
+      if (dst)
+        p->in_dport = port;
+      else
+        p->in_sport = port;
+    }
+  } else if ((p->in_proto == IPPROTO_ICMP || p->in_proto == IPPROTO_ICMPV6) && p->in_sport != q->sport) {
+    /* A quoted echo: its identifier, whichever the manip type. */
+    __be16 ob = bpf_htons(p->in_sport), nb = bpf_htons(q->sport);
+    if (nf_icmp_inner_csum(skb, ck, icsum, ob, nb, 2)) return -1;
+    if (bpf_l4_csum_replace(skb, ck, ob, nb, 2)) return -1;
+    if (bpf_skb_store_bytes(skb, il4 + 4, &nb, 2, 0)) return -1;
+    p->in_sport = p->in_dport = q->sport;
+  }
+  __u8* cur = dst ? p->in_daddr : p->in_saddr;
+  const __u8* addr = dst ? q->dst : q->src;
+  if (nf_addr_eq(cur, addr)) return 0;
+  if (p->family == 4) {
+    __u32 o4, n4;
+    __builtin_memcpy(&o4, cur + 12, 4);
+    __builtin_memcpy(&n4, addr + 12, 4);
+    if (icsum && pseudo && nf_icmp_inner_csum(skb, ck, icsum, o4, n4, m0 | 4)) return -1;
+    __u16 before, after;
+    if (bpf_skb_load_bytes(skb, il3 + 10, &before, 2)) return -1;
+    if (bpf_l3_csum_replace(skb, il3 + 10, o4, n4, 4)) return -1;
+    if (bpf_skb_load_bytes(skb, il3 + 10, &after, 2)) return -1;
+    if (bpf_l4_csum_replace(skb, ck, before, after, 2)) return -1;
+    if (bpf_l4_csum_replace(skb, ck, o4, n4, 4)) return -1;
+    if (bpf_skb_store_bytes(skb, il3 + (dst ? 16 : 12), &n4, 4, 0)) return -1;
+  } else {
+    __builtin_memcpy(nw->o6, cur, 16);
+    __builtin_memcpy(nw->n6, addr, 16);
+    __s64 d = bpf_csum_diff((__be32*)nw->o6, 16, (__be32*)nw->n6, 16, 0);
+    if (icsum && pseudo && nf_icmp_inner_csum(skb, ck, icsum, 0, d, m0)) return -1;
+    if (bpf_l4_csum_replace(skb, ck, 0, d, 0)) return -1;
+    if (bpf_skb_store_bytes(skb, il3 + (dst ? 24 : 8), nw->n6, 16, 0)) return -1;
+  }
+  nf_addr_copy(cur, addr);
+  return 0;
+}
+
 /* Where the network header starts in the skb's data: after the Ethernet
  * header, or at 0 on devices without one. */
 static __always_inline int nf_l3_offset(struct __sk_buff* skb) {
@@ -345,13 +435,18 @@ NF_SUBPROG int nf_nat_apply(struct __sk_buff* skb, struct nf_scratch* s) {
   if (!skb || !s) return -1;
   struct nf_nat_work* nw = &s->nat;
   int dst = nw->manip_dst;
+  struct nf_pkt* p = &s->p;
+  /* An ICMP redirect about a NATed connection would teach the sender a path
+   * around the translation: nf_nat_icmp_reply_translation drops it. */
+  if (p->icmp_err && p->family == 4 && p->icmp_type == 5 && (nw->flags & (NF_CT_SNAT | NF_CT_DNAT))) return -1;
   __u8 bit = (dst ^ (nw->dir == 1)) ? NF_CT_DNAT : NF_CT_SNAT;
   if (!(nw->flags & bit)) return 0;
   /* The packet's side of the inverse of the other direction's tuple. */
   const struct nf_ct_tuple* other = nw->dir == 1 ? &nw->orig : &nw->reply;
   int l3 = nf_l3_offset(skb);
   if (l3 < 0) return -1;
-  if (nf_nat_write(skb, &s->p, nw, (__u32)l3, dst, dst ? other->src : other->dst, dst ? other->sport : other->dport))
+  if (p->icmp_err && nf_nat_icmp_inner(skb, p, nw, (__u32)l3)) return -1;
+  if (nf_nat_write(skb, p, nw, (__u32)l3, dst, dst ? other->src : other->dst, dst ? other->sport : other->dport))
     return -1;
   nw->changed = 1;
   return 1;
@@ -365,7 +460,19 @@ static __always_inline void nf_nat_begin(struct nf_scratch* s, const struct nf_c
   struct nf_nat_work* nw = &s->nat;
   struct nf_pkt* p = &s->p;
   __u32 fam = p->family == 4 ? NF_FAM_V4 : NF_FAM_V6;
-  if (!(nat_fams & fam) || !ct->track || looped || p->icmp_err) return;
+  if (!(nat_fams & fam) || looped) return;
+  if (p->icmp_err) {
+    /* An error about a connection (RELATED) is translated as a packet of
+     * the direction it travels, at the NAT points it passes; it binds
+     * nothing. */
+    if (ct->state != NF_CT_STATE_RELATED) return;
+    nw->active = 1;
+    nw->dir = ct->dir;
+    nw->now = now;
+    nw->flags &= NF_CT_SNAT | NF_CT_DNAT;
+    return;
+  }
+  if (!ct->track) return;
   nw->active = 1;
   nw->dir = ct->dir;
   nw->now = now;

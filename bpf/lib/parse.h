@@ -46,8 +46,8 @@ struct nf_pkt {
   __u8 pkttype;
   __u8 local; /* destination is this host (ingress) */
   __u8 pad;
-  __u16 l4off; /* transport header, from the network header (0: none parsed) */
-  __u16 pad2;
+  __u16 l4off;    /* transport header, from the network header (0: none parsed) */
+  __u16 in_l4off; /* ICMP error: the quoted transport header, from the network header */
 };
 
 static __always_inline void nf_v4_mapped(__u8* dst, __u32 be_addr) {
@@ -102,8 +102,9 @@ static __always_inline int nf_ipv6_skip(void* ctx, int xdp, __u32 off, __u8* nex
   return -1;
 }
 
-/* Parses the quoted datagram inside an ICMP error at `off`. */
-static __always_inline void nf_parse_inner(void* ctx, int xdp, __u32 off, struct nf_pkt* p) {
+/* Parses the quoted datagram inside an ICMP error at `off` (the packet's
+ * network header is at l3off). */
+static __always_inline void nf_parse_inner(void* ctx, int xdp, __u32 l3off, __u32 off, struct nf_pkt* p) {
   if (p->family == 4) {
     struct iphdr ih;
     if (nf_load(ctx, xdp, off, &ih, sizeof(ih))) return;
@@ -131,6 +132,7 @@ static __always_inline void nf_parse_inner(void* ctx, int xdp, __u32 off, struct
   } else if (p->in_proto == IPPROTO_ICMP || p->in_proto == IPPROTO_ICMPV6) {
     p->in_sport = p->in_dport = (__u16)h[4] << 8 | h[5]; /* echo id */
   }
+  p->in_l4off = (__u16)(off - l3off);
   p->icmp_err = 1;
 }
 
@@ -194,7 +196,7 @@ static __always_inline int nf_parse_l3(void* ctx, int xdp, __u32 l3off, __u16 pr
     p->icmp_code = h[1];
     p->icmp_id = (__u16)h[4] << 8 | h[5];
     p->has_icmp = 1;
-    if (nf_is_icmp_error(p->family, p->icmp_type)) nf_parse_inner(ctx, xdp, off + 8, p);
+    if (nf_is_icmp_error(p->family, p->icmp_type)) nf_parse_inner(ctx, xdp, l3off, off + 8, p);
   }
   return 0;
 }

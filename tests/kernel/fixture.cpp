@@ -277,6 +277,19 @@ std::string check_leaves(const std::string& want, const pkt::Packet& p) {
   return "";
 }
 
+// The packet an ICMP error quotes, as a packet (its header only).
+pkt::Packet quoted(const pkt::Packet& p) {
+  pkt::Packet q;
+  q.family = p.family;
+  if (!p.inner) return q;
+  q.saddr = p.inner->saddr, q.daddr = p.inner->daddr;
+  q.l4proto = p.inner->l4proto;
+  q.has_l4 = true;
+  q.sport = p.inner->sport, q.dport = p.inner->dport;
+  q.icmp_id = p.inner->sport;
+  return q;
+}
+
 uint32_t sum16(const uint8_t* d, size_t n, uint32_t acc = 0) {
   for (size_t i = 0; i + 1 < n; i += 2) acc += (uint32_t)d[i] << 8 | d[i + 1];
   if (n & 1) acc += (uint32_t)d[n - 1] << 8;
@@ -288,18 +301,17 @@ bool folds_to_ffff(uint32_t acc) {
 }
 
 // "" when the IPv4 header checksum and the transport checksum (TCP, UDP,
-// ICMP, ICMPv6) of an Ethernet frame hold, else which does not.
-std::string bad_checksums(const std::vector<uint8_t>& frame) {
-  if (frame.size() < 14 + 20) return "";
-  const uint8_t* ip = frame.data() + 14;
-  size_t n = frame.size() - 14;
+// ICMP, ICMPv6) of an IP packet of n bytes hold, else which does not; for
+// an ICMP error also those of the packet it quotes, where it is whole.
+std::string bad_ip_checksums(const uint8_t* ip, size_t n, const std::string& what = "") {
+  if (n < 20) return "";
   int v = ip[0] >> 4;
   size_t l4;
   uint8_t proto;
   uint32_t pseudo = 0;
   if (v == 4) {
     l4 = (size_t)(ip[0] & 15) * 4;
-    if (!folds_to_ffff(sum16(ip, l4))) return "IPv4 header checksum";
+    if (!folds_to_ffff(sum16(ip, l4))) return what + "IPv4 header checksum";
     proto = ip[9];
     size_t total = (size_t)ip[2] << 8 | ip[3];
     n = std::min(n, total);
@@ -313,9 +325,22 @@ std::string bad_checksums(const std::vector<uint8_t>& frame) {
   const uint8_t* t = ip + l4;
   size_t len = n - l4;
   if (proto == 17 && v == 4 && len >= 8 && t[6] == 0 && t[7] == 0) return "";  // no UDP checksum
-  if (proto == 6 || proto == 17 || proto == 58) return folds_to_ffff(sum16(t, len, pseudo)) ? "" : "L4 checksum";
-  if (proto == 1) return folds_to_ffff(sum16(t, len)) ? "" : "ICMP checksum";
-  return "";
+  bool ok = proto == 1                                   ? folds_to_ffff(sum16(t, len))
+            : (proto == 6 || proto == 17 || proto == 58) ? folds_to_ffff(sum16(t, len, pseudo))
+                                                         : true;
+  if (!ok) return what + (proto == 1 ? "ICMP checksum" : "L4 checksum");
+  bool error = len >= 8 + 20 && ((proto == 1 && (t[0] == 3 || t[0] == 4 || t[0] == 5 || t[0] == 11 || t[0] == 12)) ||
+                                 (proto == 58 && t[0] >= 1 && t[0] <= 4));
+  if (!error || !what.empty()) return "";
+  const uint8_t* in = t + 8;
+  size_t whole = (in[0] >> 4) == 4 ? ((size_t)in[2] << 8 | in[3]) : ((size_t)in[4] << 8 | in[5]) + 40;
+  if ((in[0] >> 4) == 4 && !folds_to_ffff(sum16(in, (size_t)(in[0] & 15) * 4))) return "quoted IPv4 header checksum";
+  return whole == len - 8 ? bad_ip_checksums(in, whole, "quoted ") : "";
+}
+
+std::string bad_checksums(const std::vector<uint8_t>& frame) {
+  if (frame.size() < 14 + 20) return "";
+  return bad_ip_checksums(frame.data() + 14, frame.size() - 14);
 }
 
 // The frame the kernel forwards after the ingress program: TTL / hop limit
@@ -563,6 +588,12 @@ CaseReport run_case(const Case& c) {
         if (want.find('-') == std::string::npos && show(mo) != show(got.packet))
           problems.push_back("leaves as: BPF " + show(got.packet) + ", model " + show(mo));
         if (auto c = bad_checksums(bf); !c.empty()) problems.push_back("BPF's frame has a wrong " + c);
+        if (!s.quotes.empty()) {
+          if (auto d = check_leaves(s.quotes, quoted(got.packet)); !d.empty())
+            problems.push_back("quotes " + s.quotes + " expected, BPF: " + d);
+          if (auto d = check_leaves(s.quotes, quoted(mo)); !d.empty())
+            problems.push_back("quotes " + s.quotes + " expected, model: " + d);
+        }
       }
     }
     if (!problems.empty()) {

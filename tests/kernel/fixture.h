@@ -95,6 +95,9 @@ struct Step {
   // (IPv6 in brackets, ICMP echo: the identifier as the port; a port may be
   // a range LO-HI where the kernel picks at random). Empty: unchanged.
   std::string leaves;
+  // An ICMP error: the quoted packet's header as the error leaves, in the
+  // same form. Empty: not checked.
+  std::string quotes;
 
   Step& mark(uint32_t m) {
     mark_in = m;
@@ -114,6 +117,10 @@ struct Step {
   }
   Step& nat(std::string tuple) {
     leaves = std::move(tuple);
+    return *this;
+  }
+  Step& quoting(std::string tuple) {
+    quotes = std::move(tuple);
     return *this;
   }
 };

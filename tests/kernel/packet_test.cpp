@@ -1102,6 +1102,49 @@ void nat_cases(std::vector<Case>& v) {
               .nat("[fd01::1]:153 > [2001:db8:51::7]:153"),
           fwd("nfk1", "nfk0", icmp("2001:db8:51::7", "fd01::1", 129, 0, 0x99), ACCEPT)
               .nat("[2001:db8:51::7]:153 > [fd00::2]:153"),
+          // The backend's error about the first SYN: translated back as its connection's reply (outer source
+          // too: nf_nat_icmp_reply_translation makes the error look like the reply to the client's packet).
+          fwd("nfk1", "nfk0",
+              icmp_error("2001:db8:51::7", "fd01::1", 1, 4, tcp("fd01::1", 44000, "2001:db8:51::7", 80)), ACCEPT)
+              .nat("[fd00::1]:0 > [fd00::2]:0")
+              .quoting("[fd00::2]:44000 > [fd00::1]:8080"),
+      },
+  });
+  v.push_back({
+      "ICMP errors about NATed connections: the outer and the quoted header translated as the connection's "
+      "packets, in both directions; a redirect about a NATed connection dropped",
+      {"*nat", "-j DNAT", "-j MASQUERADE"},
+      "iptables",
+      nat("-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.51.100.7:80\n"
+          "-A PREROUTING -d 10.0.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 198.51.100.8\n"
+          "-A POSTROUTING -o nfk1 -j MASQUERADE\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", udp(kLan, 5000, kHost, 53), ACCEPT).nat("10.1.0.1:5000 > 198.51.100.8:53"),
+          // The backend's port unreachable: its quoted packet is the client's, as sent.
+          fwd("nfk1", "nfk0", icmp_error("198.51.100.8", "10.1.0.1", 3, 3, udp("10.1.0.1", 5000, "198.51.100.8", 53)),
+              ACCEPT)
+              .nat("10.0.0.1:0 > 10.0.0.2:0")
+              .quoting("10.0.0.2:5000 > 10.0.0.1:53"),
+          // The client's port unreachable about a reply: the other direction.
+          fwd("nfk0", "nfk1", icmp_error(kLan, kHost, 3, 3, udp(kHost, 53, kLan, 5000)), ACCEPT)
+              .nat("10.1.0.1:0 > 198.51.100.8:0")
+              .quoting("198.51.100.8:53 > 10.1.0.1:5000"),
+          // A router on the way: time exceeded about a SYN (the quoted TCP header is whole: its checksum follows).
+          fwd("nfk0", "nfk1", tcp(kLan, 46000, kHost, 8080), ACCEPT).nat("10.1.0.1:46000 > 198.51.100.7:80"),
+          fwd("nfk1", "nfk0", icmp_error("198.51.100.1", "10.1.0.1", 11, 0, tcp("10.1.0.1", 46000, "198.51.100.7", 80)),
+              ACCEPT)
+              .nat("10.0.0.1:0 > 10.0.0.2:0")
+              .quoting("10.0.0.2:46000 > 10.0.0.1:8080"),
+          // A quoted echo request: its identifier is the connection's.
+          fwd("nfk0", "nfk1", icmp(kLan, "198.51.100.9", 8, 0, 0x78), ACCEPT).nat("10.1.0.1:120 > 198.51.100.9:120"),
+          fwd("nfk1", "nfk0",
+              icmp_error("198.51.100.1", "10.1.0.1", 3, 1, icmp("10.1.0.1", "198.51.100.9", 8, 0, 0x78)), ACCEPT)
+              .nat("198.51.100.1:0 > 10.0.0.2:0")
+              .quoting("10.0.0.2:120 > 198.51.100.9:120"),
+          // A redirect about a NATed connection would teach a path around the translation.
+          fwd("nfk1", "nfk0", icmp_error("198.51.100.8", "10.1.0.1", 5, 1, udp("10.1.0.1", 5000, "198.51.100.8", 53)),
+              DROP),
       },
   });
 }
