@@ -18,10 +18,18 @@
 # InErrors + NoPorts), i.e. packets the filter let through; a udpsink drains
 # the socket. Every point gets a fresh pair of namespaces.
 #
+# Family nat: the rules DNAT the flow to 198.18.0.2:5002 in the receiving
+# namespace's PREROUTING, so the sink listens on 5002 (on 5001 when nothing
+# translates: no rules loaded, N = 0) and received = InDatagrams +
+# RcvbufErrors, which only a socket bound to 5002 can raise; datagrams that
+# arrived untranslated (NoPorts) or with a checksum the rewrite broke
+# (InCsumErrors) are counted apart and reported in the note.
+#
 #   bench/e2e.sh BUILD_DIR OUT_DIR
 # Environment: BENCH_QUICK=1, BENCH_E2E_SECONDS, BENCH_E2E_REPS,
 # BENCH_E2E_FAMILIES ("deny kube"), BENCH_E2E_ENGINES, BENCH_E2E_SIZES,
-# BENCH_SENDERS (sender threads, default 1: pinned to CPU 0, sink on the last CPU).
+# BENCH_SENDERS (sender threads, default 1: pinned to CPU 0, sink on the last CPU),
+# BENCH_E2E_TSV (file name in OUT_DIR, default e2e.tsv).
 set -euo pipefail
 
 BUILD=$(cd "${1:?build dir}" && pwd)
@@ -80,7 +88,9 @@ trap 'exit 130' INT TERM
 
 now_ns() { date +%s%N; }
 
+# setup SINK_PORT
 setup() {
+  local port=${1:-5001}
   teardown
   ip netns add "$TX"
   ip netns add "$RX"
@@ -96,15 +106,19 @@ setup() {
   ip -n "$TX" link set bx0 up
   ip -n "$RX" link set bx1 up
   RXMAC=$(ip -n "$RX" -o link show bx1 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-  "${RT[@]}" ip netns exec "$RX" "$SINK" 5001 "$SINK_CPU" >/dev/null &
+  "${RT[@]}" ip netns exec "$RX" "$SINK" "$port" "$SINK_CPU" >/dev/null &
   SINK_PID=$!
   sleep 0.1
 }
 
-# Datagrams that reached UDP in the receiving namespace.
+# Datagrams that reached UDP in the receiving namespace: "counted stray".
+# counted: InDatagrams + InErrors + NoPorts (nat: InDatagrams + RcvbufErrors,
+# what reached the sink's socket on the DNAT port); stray (nat only): NoPorts +
+# InCsumErrors, datagrams NAT should have sent to the sink and did not.
 udp_count() {
-  ip netns exec "$RX" awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) col[$i] = i; h = 1 }
-                                      else { print $col["InDatagrams"] + $col["InErrors"] + $col["NoPorts"] } }' /proc/net/snmp
+  ip netns exec "$RX" awk -v nat="$NAT" '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) col[$i] = i; h = 1; next }
+      if (nat) print $col["InDatagrams"] + $col["RcvbufErrors"], $col["NoPorts"] + $col["InCsumErrors"]
+      else print $col["InDatagrams"] + $col["InErrors"] + $col["NoPorts"], 0 }' /proc/net/snmp
 }
 
 # load ENGINE DIR: loads the ruleset; prints the time in ms; fails on error.
@@ -131,16 +145,16 @@ load() {
   echo $(((t1 - t0) / 1000000))
 }
 
-# One measurement: prints "rx_pps sent_pps".
+# One measurement: prints "rx_pps sent_pps stray_datagrams".
 measure_once() {
-  local c0 c1 out sent el
-  c0=$(udp_count)
+  local c0 c1 s0 s1 out sent el
+  read -r c0 s0 < <(udp_count)
   out=$("${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 "$SECONDS_PER" "$SENDERS")
   sleep 0.05
-  c1=$(udp_count)
+  read -r c1 s1 < <(udp_count)
   sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
   el=$(sed -n 's/.*elapsed_ns=\([0-9]*\).*/\1/p' <<<"$out")
-  awk -v d=$((c1 - c0)) -v s="$sent" -v e="$el" 'BEGIN { printf "%.0f %.0f\n", d / (e / 1e9), s / (e / 1e9) }'
+  awk -v d=$((c1 - c0)) -v s="$sent" -v e="$el" -v x=$((s1 - s0)) 'BEGIN { printf "%.0f %.0f %d\n", d / (e / 1e9), s / (e / 1e9), x }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -153,11 +167,13 @@ has_form() {  # has_form ENGINE DIR: the family has this engine's ruleset form
   esac
 }
 
-TSV=$OUT/e2e.tsv
+TSV=$OUT/${BENCH_E2E_TSV:-e2e.tsv}
 echo -e "family\tengine\tn\tload_ms\trx_pps\tsent_pps\tnote" >"$TSV"
 xdp_note=""
 
 for fam in $FAMILIES; do
+  NAT=""
+  [ "$fam" = nat ] && NAT=1
   for n in $SIZES; do
     dir=$WORK/$fam-$n
     "$BENCH" gen "$fam" "$n" e2e "$dir"
@@ -169,7 +185,9 @@ for fam in $FAMILIES; do
         continue
       fi
       echo "e2e: $fam $eng N=$n" >&2
-      setup
+      port=5001
+      [ -n "$NAT" ] && [ "$n" != 0 ] && [ "$eng" != none ] && port=5002
+      setup "$port"
       if ! ms=$(load "$eng" "$dir"); then
         echo "e2e:   load $ms" >&2
         echo -e "$fam\t$eng\t$n\tNA\tNA\tNA\tload $ms" >>"$TSV"
@@ -193,6 +211,10 @@ for fam in $FAMILIES; do
       for _ in $(seq "$REPS"); do measure_once >>"$WORK/runs"; done
       rx=$(awk '{print $1}' "$WORK/runs" | median)
       tx=$(awk '{print $2}' "$WORK/runs" | median)
+      if [ -n "$NAT" ]; then
+        stray=$(awk '{ s += $3 } END { print s + 0 }' "$WORK/runs")
+        note="${note:+$note; }sink on :$port, $stray datagrams not delivered there"
+      fi
       echo "e2e:   load ${ms} ms, rx ${rx} pps, sent ${tx} pps" >&2
       echo -e "$fam\t$eng\t$n\t$ms\t$rx\t$tx\t$note" >>"$TSV"
       if [ "$eng" = nf2bpf-tc ] || [ "$eng" = nf2bpf-xdp ]; then
