@@ -30,6 +30,14 @@
 # BENCH_E2E_FAMILIES ("deny kube"), BENCH_E2E_ENGINES, BENCH_E2E_SIZES,
 # BENCH_SENDERS (sender threads, default 1: pinned to CPU 0, sink on the last CPU),
 # BENCH_E2E_TSV (file name in OUT_DIR, default e2e.tsv).
+#
+# BENCH_E2E_NEWFLOWS=COUNT: every packet opens a new connection instead (the
+# sender gives each frame its own source port; one sender thread): a warm-up
+# of 2,000 new flows, then COUNT new flows timed (at most
+# BENCH_E2E_NEWFLOW_SECONDS, default 3 s). Every repetition gets fresh
+# namespaces and a fresh load, so each flow is new to whichever tracker the
+# engine uses, and a namespace never holds more than 2,000 + COUNT
+# connections (COUNT <= 62,000). The family column reads FAMILY-newflows.
 set -euo pipefail
 
 BUILD=$(cd "${1:?build dir}" && pwd)
@@ -55,6 +63,17 @@ else
 fi
 ENGINES=${BENCH_E2E_ENGINES:-"nf2bpf-tc nf2bpf-xdp iptables-nft iptables-legacy nft nft-set ipset"}
 SENDERS=${BENCH_SENDERS:-1}
+NEWFLOWS=${BENCH_E2E_NEWFLOWS:-}
+WARMFLOWS=2000
+FLOODTAIL=("$SENDERS")
+if [ -n "$NEWFLOWS" ]; then
+  if [ "$NEWFLOWS" -gt 62000 ]; then
+    echo "e2e: BENCH_E2E_NEWFLOWS is at most 62000 (source ports)" >&2
+    exit 2
+  fi
+  SECONDS_PER=${BENCH_E2E_NEWFLOW_SECONDS:-3}
+  FLOODTAIL=(1 1 "$WARMFLOWS" "$NEWFLOWS")
+fi
 # Sender and sink run SCHED_FIFO so other load on the machine (builds,
 # tests) does not decide the numbers; BENCH_RT=0 runs them as normal tasks.
 RT=()
@@ -149,7 +168,7 @@ load() {
 measure_once() {
   local c0 c1 s0 s1 out sent el
   read -r c0 s0 < <(udp_count)
-  out=$("${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 "$SECONDS_PER" "$SENDERS")
+  out=$("${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 "$SECONDS_PER" "${FLOODTAIL[@]}")
   sleep 0.05
   read -r c1 s1 < <(udp_count)
   sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
@@ -171,7 +190,16 @@ TSV=$OUT/${BENCH_E2E_TSV:-e2e.tsv}
 echo -e "family\tengine\tn\tload_ms\trx_pps\tsent_pps\tnote" >"$TSV"
 xdp_note=""
 
+# unload_nf2bpf ENGINE: nf2bpf's pins live in the host's bpffs; remove them.
+unload_nf2bpf() {
+  if [ "$1" = nf2bpf-tc ] || [ "$1" = nf2bpf-xdp ]; then
+    ip netns exec "$RX" "$NF2BPF" unload >/dev/null 2>&1 || true
+  fi
+}
+
 for fam in $FAMILIES; do
+  label=$fam
+  [ -n "$NEWFLOWS" ] && label=$fam-newflows
   NAT=""
   [ "$fam" = nat ] && NAT=1
   for n in $SIZES; do
@@ -181,7 +209,7 @@ for fam in $FAMILIES; do
     [ "$n" = 0 ] && engines="none $ENGINES"
     for eng in $engines; do
       if ! has_form "$eng" "$dir"; then
-        echo -e "$fam\t$eng\t$n\tNA\tNA\tNA\tno set form for this family" >>"$TSV"
+        echo -e "$label\t$eng\t$n\tNA\tNA\tNA\tno set form for this family" >>"$TSV"
         continue
       fi
       echo "e2e: $fam $eng N=$n" >&2
@@ -190,7 +218,7 @@ for fam in $FAMILIES; do
       setup "$port"
       if ! ms=$(load "$eng" "$dir"); then
         echo "e2e:   load $ms" >&2
-        echo -e "$fam\t$eng\t$n\tNA\tNA\tNA\tload $ms" >>"$TSV"
+        echo -e "$label\t$eng\t$n\tNA\tNA\tNA\tload $ms" >>"$TSV"
         teardown
         continue
       fi
@@ -205,10 +233,26 @@ for fam in $FAMILIES; do
           note="xdp NOT attached"
         fi
       fi
-      # Warm-up (ARP-free: frames carry the receiver's MAC), then the runs.
-      "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 "$SENDERS" >/dev/null
       : >"$WORK/runs"
-      for _ in $(seq "$REPS"); do measure_once >>"$WORK/runs"; done
+      if [ -n "$NEWFLOWS" ]; then
+        # Fresh namespaces and load per repetition: every flow new to the tracker.
+        for r in $(seq "$REPS"); do
+          if [ "$r" -gt 1 ]; then
+            setup "$port"
+            load "$eng" "$dir" >/dev/null || break
+          fi
+          "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 1 1 0 "$WARMFLOWS" >/dev/null
+          measure_once >>"$WORK/runs"
+          if [ "$r" -lt "$REPS" ]; then
+            unload_nf2bpf "$eng"
+            teardown
+          fi
+        done
+      else
+        # Warm-up (ARP-free: frames carry the receiver's MAC), then the runs.
+        "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 "$SENDERS" >/dev/null
+        for _ in $(seq "$REPS"); do measure_once >>"$WORK/runs"; done
+      fi
       rx=$(awk '{print $1}' "$WORK/runs" | median)
       tx=$(awk '{print $2}' "$WORK/runs" | median)
       if [ -n "$NAT" ]; then
@@ -216,10 +260,8 @@ for fam in $FAMILIES; do
         note="${note:+$note; }sink on :$port, $stray datagrams not delivered there"
       fi
       echo "e2e:   load ${ms} ms, rx ${rx} pps, sent ${tx} pps" >&2
-      echo -e "$fam\t$eng\t$n\t$ms\t$rx\t$tx\t$note" >>"$TSV"
-      if [ "$eng" = nf2bpf-tc ] || [ "$eng" = nf2bpf-xdp ]; then
-        ip netns exec "$RX" "$NF2BPF" unload >/dev/null 2>&1 || true
-      fi
+      echo -e "$label\t$eng\t$n\t$ms\t$rx\t$tx\t$note" >>"$TSV"
+      unload_nf2bpf "$eng"
       teardown
     done
   done

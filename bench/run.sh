@@ -7,7 +7,8 @@
 #
 # Needs root (network namespaces, BPF). Parts can be skipped with
 # BENCH_SKIP="classifier control e2e nat". The nat part: BENCH_NAT_SIZES
-# (classifier), BENCH_NAT_E2E_SIZES, BENCH_NAT_ENGINES (end to end).
+# (classifier), BENCH_NAT_E2E_SIZES, BENCH_NAT_ENGINES, BENCH_NAT_NEWFLOWS
+# (end to end: one DNATed flow, then a new connection per packet).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,9 +76,14 @@ if ! skip nat; then
   echo "bench: NAT (classifier, then end to end) ..." >&2
   "${RT[@]}" "$BUILD/bench/nf2bpf-bench" nat "$OUT" >/dev/null
   if [ "$QUICK" != 0 ]; then nat_sizes="0 10 10000"; else nat_sizes="0 10 1000 10000"; fi
-  BENCH_E2E_FAMILIES=nat BENCH_E2E_TSV=nat-e2e.tsv BENCH_E2E_SIZES=${BENCH_NAT_E2E_SIZES:-$nat_sizes} \
-    BENCH_E2E_ENGINES=${BENCH_NAT_ENGINES:-"nf2bpf-tc iptables-nft iptables-legacy nft"} \
-    "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
+  for tsv in nat-e2e.tsv nat-e2e-new.tsv; do
+    newflows=""
+    [ "$tsv" = nat-e2e-new.tsv ] && newflows=${BENCH_NAT_NEWFLOWS:-30000}
+    BENCH_E2E_FAMILIES=nat BENCH_E2E_TSV=$tsv BENCH_E2E_NEWFLOWS=$newflows \
+      BENCH_E2E_SIZES=${BENCH_NAT_E2E_SIZES:-$nat_sizes} \
+      BENCH_E2E_ENGINES=${BENCH_NAT_ENGINES:-"nf2bpf-tc iptables-nft iptables-legacy nft"} \
+      "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
+  done
 fi
 
 T1=$(date +%s)
