@@ -18,10 +18,26 @@
 # InErrors + NoPorts), i.e. packets the filter let through; a udpsink drains
 # the socket. Every point gets a fresh pair of namespaces.
 #
+# Family nat: the rules DNAT the flow to 198.18.0.2:5002 in the receiving
+# namespace's PREROUTING, so the sink listens on 5002 (on 5001 when nothing
+# translates: no rules loaded, N = 0) and received = InDatagrams +
+# RcvbufErrors, which only a socket bound to 5002 can raise; datagrams that
+# arrived untranslated (NoPorts) or with a checksum the rewrite broke
+# (InCsumErrors) are counted apart and reported in the note.
+#
 #   bench/e2e.sh BUILD_DIR OUT_DIR
 # Environment: BENCH_QUICK=1, BENCH_E2E_SECONDS, BENCH_E2E_REPS,
 # BENCH_E2E_FAMILIES ("deny kube"), BENCH_E2E_ENGINES, BENCH_E2E_SIZES,
-# BENCH_SENDERS (sender threads, default 1: pinned to CPU 0, sink on the last CPU).
+# BENCH_SENDERS (sender threads, default 1: pinned to CPU 0, sink on the last CPU),
+# BENCH_E2E_TSV (file name in OUT_DIR, default e2e.tsv).
+#
+# BENCH_E2E_NEWFLOWS=COUNT: every packet opens a new connection instead (the
+# sender gives each frame its own source port; one sender thread): a warm-up
+# of 2,000 new flows, then COUNT new flows timed (at most
+# BENCH_E2E_NEWFLOW_SECONDS, default 3 s). Every repetition gets fresh
+# namespaces and a fresh load, so each flow is new to whichever tracker the
+# engine uses, and a namespace never holds more than 2,000 + COUNT
+# connections (COUNT <= 62,000). The family column reads FAMILY-newflows.
 set -euo pipefail
 
 BUILD=$(cd "${1:?build dir}" && pwd)
@@ -47,6 +63,17 @@ else
 fi
 ENGINES=${BENCH_E2E_ENGINES:-"nf2bpf-tc nf2bpf-xdp iptables-nft iptables-legacy nft nft-set ipset"}
 SENDERS=${BENCH_SENDERS:-1}
+NEWFLOWS=${BENCH_E2E_NEWFLOWS:-}
+WARMFLOWS=2000
+FLOODTAIL=("$SENDERS")
+if [ -n "$NEWFLOWS" ]; then
+  if [ "$NEWFLOWS" -gt 62000 ]; then
+    echo "e2e: BENCH_E2E_NEWFLOWS is at most 62000 (source ports)" >&2
+    exit 2
+  fi
+  SECONDS_PER=${BENCH_E2E_NEWFLOW_SECONDS:-3}
+  FLOODTAIL=(1 1 "$WARMFLOWS" "$NEWFLOWS")
+fi
 # Sender and sink run SCHED_FIFO so other load on the machine (builds,
 # tests) does not decide the numbers; BENCH_RT=0 runs them as normal tasks.
 RT=()
@@ -80,7 +107,9 @@ trap 'exit 130' INT TERM
 
 now_ns() { date +%s%N; }
 
+# setup SINK_PORT
 setup() {
+  local port=${1:-5001}
   teardown
   ip netns add "$TX"
   ip netns add "$RX"
@@ -96,15 +125,19 @@ setup() {
   ip -n "$TX" link set bx0 up
   ip -n "$RX" link set bx1 up
   RXMAC=$(ip -n "$RX" -o link show bx1 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-  "${RT[@]}" ip netns exec "$RX" "$SINK" 5001 "$SINK_CPU" >/dev/null &
+  "${RT[@]}" ip netns exec "$RX" "$SINK" "$port" "$SINK_CPU" >/dev/null &
   SINK_PID=$!
   sleep 0.1
 }
 
-# Datagrams that reached UDP in the receiving namespace.
+# Datagrams that reached UDP in the receiving namespace: "counted stray".
+# counted: InDatagrams + InErrors + NoPorts (nat: InDatagrams + RcvbufErrors,
+# what reached the sink's socket on the DNAT port); stray (nat only): NoPorts +
+# InCsumErrors, datagrams NAT should have sent to the sink and did not.
 udp_count() {
-  ip netns exec "$RX" awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) col[$i] = i; h = 1 }
-                                      else { print $col["InDatagrams"] + $col["InErrors"] + $col["NoPorts"] } }' /proc/net/snmp
+  ip netns exec "$RX" awk -v nat="$NAT" '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) col[$i] = i; h = 1; next }
+      if (nat) print $col["InDatagrams"] + $col["RcvbufErrors"], $col["NoPorts"] + $col["InCsumErrors"]
+      else print $col["InDatagrams"] + $col["InErrors"] + $col["NoPorts"], 0 }' /proc/net/snmp
 }
 
 # load ENGINE DIR: loads the ruleset; prints the time in ms; fails on error.
@@ -131,16 +164,16 @@ load() {
   echo $(((t1 - t0) / 1000000))
 }
 
-# One measurement: prints "rx_pps sent_pps".
+# One measurement: prints "rx_pps sent_pps stray_datagrams".
 measure_once() {
-  local c0 c1 out sent el
-  c0=$(udp_count)
-  out=$("${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 "$SECONDS_PER" "$SENDERS")
+  local c0 c1 s0 s1 out sent el
+  read -r c0 s0 < <(udp_count)
+  out=$("${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 "$SECONDS_PER" "${FLOODTAIL[@]}")
   sleep 0.05
-  c1=$(udp_count)
+  read -r c1 s1 < <(udp_count)
   sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
   el=$(sed -n 's/.*elapsed_ns=\([0-9]*\).*/\1/p' <<<"$out")
-  awk -v d=$((c1 - c0)) -v s="$sent" -v e="$el" 'BEGIN { printf "%.0f %.0f\n", d / (e / 1e9), s / (e / 1e9) }'
+  awk -v d=$((c1 - c0)) -v s="$sent" -v e="$el" -v x=$((s1 - s0)) 'BEGIN { printf "%.0f %.0f %d\n", d / (e / 1e9), s / (e / 1e9), x }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -153,11 +186,22 @@ has_form() {  # has_form ENGINE DIR: the family has this engine's ruleset form
   esac
 }
 
-TSV=$OUT/e2e.tsv
+TSV=$OUT/${BENCH_E2E_TSV:-e2e.tsv}
 echo -e "family\tengine\tn\tload_ms\trx_pps\tsent_pps\tnote" >"$TSV"
 xdp_note=""
 
+# unload_nf2bpf ENGINE: nf2bpf's pins live in the host's bpffs; remove them.
+unload_nf2bpf() {
+  if [ "$1" = nf2bpf-tc ] || [ "$1" = nf2bpf-xdp ]; then
+    ip netns exec "$RX" "$NF2BPF" unload >/dev/null 2>&1 || true
+  fi
+}
+
 for fam in $FAMILIES; do
+  label=$fam
+  [ -n "$NEWFLOWS" ] && label=$fam-newflows
+  NAT=""
+  [ "$fam" = nat ] && NAT=1
   for n in $SIZES; do
     dir=$WORK/$fam-$n
     "$BENCH" gen "$fam" "$n" e2e "$dir"
@@ -165,14 +209,16 @@ for fam in $FAMILIES; do
     [ "$n" = 0 ] && engines="none $ENGINES"
     for eng in $engines; do
       if ! has_form "$eng" "$dir"; then
-        echo -e "$fam\t$eng\t$n\tNA\tNA\tNA\tno set form for this family" >>"$TSV"
+        echo -e "$label\t$eng\t$n\tNA\tNA\tNA\tno set form for this family" >>"$TSV"
         continue
       fi
       echo "e2e: $fam $eng N=$n" >&2
-      setup
+      port=5001
+      [ -n "$NAT" ] && [ "$n" != 0 ] && [ "$eng" != none ] && port=5002
+      setup "$port"
       if ! ms=$(load "$eng" "$dir"); then
         echo "e2e:   load $ms" >&2
-        echo -e "$fam\t$eng\t$n\tNA\tNA\tNA\tload $ms" >>"$TSV"
+        echo -e "$label\t$eng\t$n\tNA\tNA\tNA\tload $ms" >>"$TSV"
         teardown
         continue
       fi
@@ -187,17 +233,35 @@ for fam in $FAMILIES; do
           note="xdp NOT attached"
         fi
       fi
-      # Warm-up (ARP-free: frames carry the receiver's MAC), then the runs.
-      "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 "$SENDERS" >/dev/null
       : >"$WORK/runs"
-      for _ in $(seq "$REPS"); do measure_once >>"$WORK/runs"; done
+      if [ -n "$NEWFLOWS" ]; then
+        # Fresh namespaces and load per repetition: every flow new to the tracker.
+        for r in $(seq "$REPS"); do
+          if [ "$r" -gt 1 ]; then
+            setup "$port"
+            load "$eng" "$dir" >/dev/null || break
+          fi
+          "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 1 1 0 "$WARMFLOWS" >/dev/null
+          measure_once >>"$WORK/runs"
+          if [ "$r" -lt "$REPS" ]; then
+            unload_nf2bpf "$eng"
+            teardown
+          fi
+        done
+      else
+        # Warm-up (ARP-free: frames carry the receiver's MAC), then the runs.
+        "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 "$SENDERS" >/dev/null
+        for _ in $(seq "$REPS"); do measure_once >>"$WORK/runs"; done
+      fi
       rx=$(awk '{print $1}' "$WORK/runs" | median)
       tx=$(awk '{print $2}' "$WORK/runs" | median)
-      echo "e2e:   load ${ms} ms, rx ${rx} pps, sent ${tx} pps" >&2
-      echo -e "$fam\t$eng\t$n\t$ms\t$rx\t$tx\t$note" >>"$TSV"
-      if [ "$eng" = nf2bpf-tc ] || [ "$eng" = nf2bpf-xdp ]; then
-        ip netns exec "$RX" "$NF2BPF" unload >/dev/null 2>&1 || true
+      if [ -n "$NAT" ]; then
+        stray=$(awk '{ s += $3 } END { print s + 0 }' "$WORK/runs")
+        note="${note:+$note; }sink on :$port, $stray datagrams not delivered there"
       fi
+      echo "e2e:   load ${ms} ms, rx ${rx} pps, sent ${tx} pps" >&2
+      echo -e "$label\t$eng\t$n\t$ms\t$rx\t$tx\t$note" >>"$TSV"
+      unload_nf2bpf "$eng"
       teardown
     done
   done

@@ -3,6 +3,7 @@
 //   nf2bpf-bench gen FAMILY N e2e|classifier DIR   write one ruleset for every engine
 //   nf2bpf-bench classifier OUTDIR                 ns/packet (BPF_PROG_TEST_RUN) and map memory
 //   nf2bpf-bench control OUTDIR                    translate / compile / install / swap times
+//   nf2bpf-bench nat OUTDIR                        NAT ns/packet: first packet, established, filter-only
 //
 // classifier and control move themselves into a private network namespace
 // (unshare(CLONE_NEWNET)) holding only lo and a veth pair, and use a
@@ -10,7 +11,8 @@
 // them, and the namespace disappears with the process.
 //
 // Environment: BENCH_QUICK=1 (a short subset), BENCH_REPEAT (test-run
-// repeat count), BENCH_REPS (medians over this many measurements).
+// repeat count), BENCH_REPS (medians over this many measurements),
+// BENCH_NAT_SIZES, BENCH_NAT_FLOWS (new connections measured per point).
 //
 // Nothing here is a pass/fail test: it measures and writes tables.
 #include <arpa/inet.h>
@@ -538,6 +540,251 @@ int cmd_classifier(const std::string& out) {
   return 0;
 }
 
+// ---- NAT ------------------------------------------------------------------------------
+//
+// What the kernel does with NAT depends on the connection, not only on the
+// rules: the nat rules run for a connection's first packet only, later
+// packets reuse the binding stored with it. So three costs per ruleset size:
+//   first   every measured packet opens a new connection through the DNAT
+//           rule: a different source (port, then address) per run, one
+//           BPF_PROG_TEST_RUN with repeat = 1 each (`repeat` would run the
+//           same packet again, which is then no longer first). The tracker
+//           is flushed (untimed) after every batch of flows, so it never
+//           holds more than one batch and never evicts.
+//   est     the same flow again after its first packet.
+//   filter  the same N matches as filter rules (-j ACCEPT, no NAT).
+// repeat = 1 includes the kernel timer's own cost per run, so est and
+// filter are measured that way too (same method: differences are the
+// packet's own) and with `repeat` (hot, no timer overhead per packet).
+
+// Destination address and port of an IPv4 UDP/TCP frame.
+bool frame_dest(const std::vector<uint8_t>& f, uint32_t& daddr, uint16_t& dport) {
+  if (f.size() < 14 + 20 + 4 || f[12] != 0x08 || f[13] != 0x00) return false;
+  const uint8_t* ip = f.data() + 14;
+  size_t ihl = (size_t)(ip[0] & 15) * 4;
+  if (ihl < 20 || f.size() < 14 + ihl + 4) return false;
+  daddr = (uint32_t)ip[16] << 24 | (uint32_t)ip[17] << 16 | (uint32_t)ip[18] << 8 | ip[19];
+  dport = (uint16_t)(ip[ihl + 2] << 8 | ip[ihl + 3]);
+  return true;
+}
+
+uint32_t ct_map_size() {
+  uint32_t size = 0;
+  for (const auto& de : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(de.path(), ec).string() != "anon_inode:bpf-map" || ec) continue;
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(std::stoi(de.path().filename().string()), &info, &len) == 0 &&
+        std::string(info.name) == "nf_ct")
+      size = info.max_entries;
+  }
+  return size;
+}
+
+struct Series {
+  double median = 0, mean = 0;
+  size_t runs = 0, wrong = 0;  // wrong: verdict or destination not the expected one
+  size_t max_conns = 0;        // tracked connections at the end of a batch (largest)
+  std::string error;
+};
+
+// `flows` packets, one run each: new connections (a different source per
+// packet) when `vary`, else the same packet after one untimed first run.
+Series run_once_each(Env& e, const bench::TestPacket& base, size_t flows, bool vary, uint32_t want_daddr,
+                     uint16_t want_dport) {
+  Series s;
+  const size_t batch = 4096;
+  std::vector<double> ns;
+  ns.reserve(flows);
+  loader::TestCtx ctx{e.ifindex, 0, 0, 1};
+  auto check = [&](const loader::TestResult& x) {
+    uint32_t d = 0;
+    uint16_t p = 0;
+    if (x.retval != 0 || !frame_dest(x.data, d, p) || d != want_daddr || p != want_dport) ++s.wrong;
+  };
+  auto fixed = frame_of(base, e);
+  for (size_t done = 0; done < flows && s.error.empty();) {
+    (void)e.dp->flush_conntrack();
+    if (!vary) {
+      auto w = e.dp->test_run(loader::Prog::Ingress, fixed, ctx);
+      if (!w) s.error = w.error().message();
+    }
+    std::vector<std::vector<uint8_t>> frames;
+    size_t nb = std::min(batch, flows - done);
+    for (size_t i = 0; i < nb && vary; ++i) {
+      bench::TestPacket t = base;
+      size_t k = done + i;
+      t.sport = (uint16_t)(1024 + k % 64000);
+      t.saddr = base.saddr + (uint32_t)(k / 64000);
+      frames.push_back(frame_of(t, e));
+    }
+    for (size_t i = 0; i < nb && s.error.empty(); ++i) {
+      auto x = e.dp->test_run(loader::Prog::Ingress, vary ? frames[i] : fixed, ctx);
+      if (!x) {
+        s.error = x.error().message();
+        break;
+      }
+      ns.push_back(x->duration_ns);
+      check(*x);
+    }
+    if (auto c = e.dp->connections()) s.max_conns = std::max(s.max_conns, c->size());
+    done += nb;
+  }
+  s.runs = ns.size();
+  s.median = median(ns);
+  double sum = 0;
+  for (double v : ns) sum += v;
+  s.mean = ns.empty() ? 0 : sum / (double)ns.size();
+  return s;
+}
+
+struct NatRow {
+  size_t n = 0;
+  size_t nats = 0;  // NAT ranges in the compiled policy
+  std::string fidelity, error;
+  Series first, est1, nomatch, filter1, base1;
+  RunResult est, filter;
+  size_t est_wrong = 0;
+};
+
+int cmd_nat(const std::string& out) {
+  std::filesystem::create_directories(out);
+  const bool q = quick();
+  const uint32_t repeat = (uint32_t)env_num("BENCH_REPEAT", q ? 50000 : 200000);
+  const int reps = (int)env_num("BENCH_REPS", q ? 3 : 5);
+  const size_t flows = (size_t)env_num("BENCH_NAT_FLOWS", q ? 8192 : 32768);
+  std::vector<size_t> sizes =
+      env_sizes("BENCH_NAT_SIZES", q ? std::vector<size_t>{10, 10000} : std::vector<size_t>{10, 1000, 10000, 100000});
+  Env e = make_env();
+  const uint32_t ct_size = ct_map_size();
+  std::vector<NatRow> rows;
+  // The repeat = 1 method's floor: no rules at all, a new source each run.
+  Series floor1;
+  {
+    auto rs = bench::generate(Family::Deny, 0, Mode::Classifier);
+    auto c = compile_ruleset(rs);
+    if (!c.errors.empty()) die("empty ruleset: " + c.errors);
+    if (auto g = e.dp->install(c.pol, e.ifaces, e.addrtypes, {{"source", "bench-empty"}}); !g)
+      die("install: " + g.error().message());
+    floor1 = run_once_each(e, rs.nomatch, flows, true, rs.nomatch.daddr, rs.nomatch.dport);
+  }
+  for (size_t n : sizes) {
+    NatRow r;
+    r.n = n;
+    std::cerr << "nat: " << n << " rules\n";
+    auto rs = bench::generate(Family::Nat, n, Mode::Classifier);
+    auto c = compile_ruleset(rs);
+    if (!c.errors.empty()) {
+      r.error = "does not compile: " + c.errors.substr(0, 300);
+      rows.push_back(r);
+      continue;
+    }
+    // Every nat rule must run in the dataplane, not stay in netfilter.
+    size_t exact = c.tr.count(caps::Fidelity::Exact);
+    r.fidelity = std::to_string(exact) + "/" + std::to_string(n) + " exact";
+    if (exact != n) {
+      r.error = "not all nat rules translate exactly: " + r.fidelity;
+      rows.push_back(r);
+      continue;
+    }
+    r.nats = c.pol.nats.size();
+    if (auto g = e.dp->install(c.pol, e.ifaces, e.addrtypes, {{"source", "bench-nat"}}); !g) {
+      r.error = "install: " + g.error().message();
+      rows.push_back(r);
+      continue;
+    }
+    r.first = run_once_each(e, rs.match, flows, true, rs.nat_daddr, rs.nat_dport);
+    r.est1 = run_once_each(e, rs.match, flows, false, rs.nat_daddr, rs.nat_dport);
+    r.nomatch = run_once_each(e, rs.nomatch, flows, true, rs.nomatch.daddr, rs.nomatch.dport);
+    r.est = measure(e, loader::Prog::Ingress, frame_of(rs.match, e), repeat, reps, false);
+    {
+      // measure() leaves the flow established; one more run shows the frame it leaves.
+      auto x = e.dp->test_run(loader::Prog::Ingress, frame_of(rs.match, e), loader::TestCtx{e.ifindex, 0, 0, 1});
+      uint32_t d = 0;
+      uint16_t p = 0;
+      if (!x || x->retval != 0 || !frame_dest(x->data, d, p) || d != rs.nat_daddr || p != rs.nat_dport) r.est_wrong = 1;
+    }
+    bench::Ruleset fo = rs;
+    fo.iptables = rs.iptables_filter;
+    auto cf = compile_ruleset(fo);
+    if (!cf.errors.empty()) {
+      r.error = "filter-only twin does not compile: " + cf.errors.substr(0, 300);
+      rows.push_back(r);
+      continue;
+    }
+    if (auto g = e.dp->install(cf.pol, e.ifaces, e.addrtypes, {{"source", "bench-nat-filter"}}); !g) {
+      r.error = "install filter-only: " + g.error().message();
+      rows.push_back(r);
+      continue;
+    }
+    r.filter1 = run_once_each(e, rs.match, flows, true, rs.match.daddr, rs.match.dport);
+    r.filter = measure(e, loader::Prog::Ingress, frame_of(rs.match, e), repeat, reps, false);
+    rows.push_back(r);
+  }
+
+  std::ostringstream md, tsv;
+  auto ok = [](const Series& s) {
+    return s.error.empty() ? (s.wrong ? "✗ " + std::to_string(s.wrong) + " wrong" : std::string("✓")) : "✗ " + s.error;
+  };
+  md << "## NAT cost (BPF_PROG_TEST_RUN, TC ingress, ns/packet)\n\n"
+     << "Ruleset: N kube-proxy-like DNAT rules in nat PREROUTING (`-d VIP -p tcp|udp --dport P -j DNAT "
+        "--to-destination BACKEND:PORT`), backends local, no filter rules; the packet is UDP and matches "
+        "the last rule. *first*: every packet opens a new connection (source port, then source address, "
+        "differs per packet), so the nat rules run and a binding is made; "
+     << thousands(flows)
+     << " packets, one `BPF_PROG_TEST_RUN` each (`repeat = 1`), median (mean in brackets). "
+        "*no nat match*: the same, for a packet no nat rule matches (the identity binding). "
+        "*established*: the same flow after its first packet (its binding reused, no rule runs), "
+        "measured the same way and with `repeat = "
+     << repeat << "` (median of " << reps
+     << " runs). *filter-only*: the same N matches as filter rules (`-j ACCEPT`, policy DROP, no nat "
+        "table), the same packet, both ways. With `repeat = 1` the kernel's timer is read around every "
+        "single run: the *floor* (no rules at all, a new source per packet) is **"
+     << fmt(floor1.median) << " ns** (mean " << fmt(floor1.mean)
+     << "), so differences between the `repeat = 1` columns are the packets' own costs. "
+        "Conntrack: nf2bpf's tracker is an LRU hash of "
+     << thousands(ct_size)
+     << " entries (a NATed connection takes two: the connection and its reply-tuple alias); it is "
+        "flushed, untimed, after every 4,096 new connections, so it never evicts "
+        "(*conns* is the most it held). ✓: every packet accepted and leaving with the DNAT target as "
+        "destination (read from the frame the program returns); for *no nat match* and *filter-only* "
+        "the destination unchanged.\n\n"
+     << "| nat rules | first ns | no nat match ns | established ns | established ns (repeat) | filter-only ns | "
+        "filter-only ns (repeat) | first − established | conns | checks |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+  tsv << "n\tfirst_ns\tfirst_mean_ns\tnomatch_ns\test_ns\test_mean_ns\test_repeat_ns\tfilter_ns\tfilter_mean_ns\t"
+         "filter_repeat_ns\tfloor_ns\tflows\tconns\tct_size\tok\n";
+  auto both = [](const Series& s) { return fmt(s.median) + " (" + fmt(s.mean) + ")"; };
+  for (const auto& r : rows) {
+    if (!r.error.empty()) {
+      md << "| " << thousands(r.n) << " | not measured: " << r.error << " |||||||||\n";
+      tsv << r.n << "\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\t" << fmt(floor1.median) << "\t" << flows << "\tNA\t"
+          << ct_size << "\t0\n";
+      continue;
+    }
+    bool all = r.first.error.empty() && !r.first.wrong && r.est1.error.empty() && !r.est1.wrong &&
+               r.nomatch.error.empty() && !r.nomatch.wrong && r.filter1.error.empty() && !r.filter1.wrong &&
+               r.est.error.empty() && r.filter.error.empty() && !r.est_wrong;
+    std::string checks = all ? "✓ (" + r.fidelity + ")"
+                             : "first " + ok(r.first) + ", est " + ok(r.est1) + (r.est_wrong ? " (repeat ✗)" : "") +
+                                   ", no match " + ok(r.nomatch) + ", filter " + ok(r.filter1) +
+                                   (r.est.error.empty() ? "" : ", " + r.est.error) +
+                                   (r.filter.error.empty() ? "" : ", " + r.filter.error);
+    md << "| " << thousands(r.n) << " | " << both(r.first) << " | " << both(r.nomatch) << " | " << both(r.est1) << " | "
+       << fmt(r.est.ns) << " | " << both(r.filter1) << " | " << fmt(r.filter.ns) << " | "
+       << fmt(r.first.median - r.est1.median) << " | " << thousands(r.first.max_conns) << " | " << checks << " |\n";
+    tsv << r.n << "\t" << fmt(r.first.median) << "\t" << fmt(r.first.mean) << "\t" << fmt(r.nomatch.median) << "\t"
+        << fmt(r.est1.median) << "\t" << fmt(r.est1.mean) << "\t" << fmt(r.est.ns) << "\t" << fmt(r.filter1.median)
+        << "\t" << fmt(r.filter1.mean) << "\t" << fmt(r.filter.ns) << "\t" << fmt(floor1.median) << "\t" << flows
+        << "\t" << r.first.max_conns << "\t" << ct_size << "\t" << all << "\n";
+  }
+  write_file(out + "/nat-classifier.md", md.str());
+  write_file(out + "/nat-classifier.tsv", tsv.str());
+  std::cout << md.str();
+  return 0;
+}
+
 // ---- control plane --------------------------------------------------------------------
 
 // Two costs every install pays whatever the ruleset, measured on scratch
@@ -744,6 +991,7 @@ int cmd_gen(const std::string& family, const std::string& n, const std::string& 
   write_file(dir + "/nft.nft", rs.nft_plain);
   if (!rs.nft_set.empty()) write_file(dir + "/nft-set.nft", rs.nft_set);
   if (!rs.iptables_set.empty()) write_file(dir + "/iptables-set.rules", rs.iptables_set);
+  if (!rs.iptables_filter.empty()) write_file(dir + "/iptables-filter.rules", rs.iptables_filter);
   if (!rs.ipset_save.empty()) write_file(dir + "/ipset.save", rs.ipset_save);
   if (!rs.iptables_changed.empty()) {
     write_file(dir + "/iptables-changed.rules", rs.iptables_changed);
@@ -761,8 +1009,10 @@ int main(int argc, char** argv) {
   if (a.size() == 5 && a[0] == "gen") return cmd_gen(a[1], a[2], a[3], a[4]);
   if (a.size() == 2 && a[0] == "classifier") return cmd_classifier(a[1]);
   if (a.size() == 2 && a[0] == "control") return cmd_control(a[1]);
+  if (a.size() == 2 && a[0] == "nat") return cmd_nat(a[1]);
   std::cerr << "usage: nf2bpf-bench gen FAMILY N e2e|classifier DIR\n"
                "       nf2bpf-bench classifier OUTDIR\n"
-               "       nf2bpf-bench control OUTDIR\n";
+               "       nf2bpf-bench control OUTDIR\n"
+               "       nf2bpf-bench nat OUTDIR\n";
   return 2;
 }

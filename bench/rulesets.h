@@ -14,10 +14,20 @@
 //           ACCEPT. Traffic matches no rule (the policy accepts it).
 //   denyset the same prefixes as one `-m set --match-set` rule over an
 //           `ipset save` hash:net set of N entries (classifier only).
+//   nat     kube-proxy-like destination NAT: N rules in the nat table's
+//           PREROUTING, -d VIP -p tcp|udp --dport P -j DNAT --to-destination
+//           BACKEND:PORT, no filter rules (filter policies ACCEPT). Backends
+//           are local addresses (the classifier's locally routed 10.96.0.0/12;
+//           in E2E mode the flow's own destination, port 5001 -> 5002), so the
+//           first packet's whole path runs in TC ingress and the e2e sink
+//           counts it. Traffic matches the last rule. `iptables_filter` holds
+//           the same N matches as filter rules (-j ACCEPT, policy DROP: the
+//           kube family) for the filter-only comparison.
 //
 // Mode::Classifier: the last rule is an ordinary rule of the family and the
 // test packets are built around it. Mode::E2E: the last rule (kube, hostfw)
-// accepts the benchmark's UDP flow 198.18.0.1 -> 198.18.0.2:5001.
+// accepts the benchmark's UDP flow 198.18.0.1 -> 198.18.0.2:5001 (nat: translates
+// it to 198.18.0.2:5002).
 #pragma once
 
 #include <cstdint>
@@ -26,7 +36,7 @@
 
 namespace nf2bpf::bench {
 
-enum class Family { Kube, HostFw, Deny, DenySet };
+enum class Family { Kube, HostFw, Deny, DenySet, Nat };
 enum class Mode { Classifier, E2E };
 
 const char* family_name(Family f);
@@ -43,13 +53,17 @@ struct TestPacket {
 
 struct Ruleset {
   Family family;
-  size_t n = 0;              // rules (for denyset: set entries)
-  std::string iptables;      // iptables-save text
-  std::string ipset_save;    // `ipset save` text (denyset; and the set engines)
-  std::string iptables_set;  // iptables-save text using -m set (set engines)
-  std::string nft_plain;     // nft -f text, one rule per rule
-  std::string nft_set;       // nft -f text with a set (empty: family has none)
+  size_t n = 0;                 // rules (for denyset: set entries)
+  std::string iptables;         // iptables-save text
+  std::string ipset_save;       // `ipset save` text (denyset; and the set engines)
+  std::string iptables_set;     // iptables-save text using -m set (set engines)
+  std::string nft_plain;        // nft -f text, one rule per rule
+  std::string nft_set;          // nft -f text with a set (empty: family has none)
+  std::string iptables_filter;  // nat: the same matches as filter rules, no NAT
   TestPacket match, nomatch;
+  // nat: where the last rule sends `match` (destination address and port).
+  uint32_t nat_daddr = 0;
+  uint16_t nat_dport = 0;
   // For the "rotating" classifier measurement: packets that each match one
   // rule spread over the whole ruleset (empty when the family has none).
   std::vector<TestPacket> spread;

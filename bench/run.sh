@@ -6,7 +6,9 @@
 #   bench/run.sh [BUILD_DIR]          (default build-bench; BENCH_QUICK=1 for a ~2-minute subset)
 #
 # Needs root (network namespaces, BPF). Parts can be skipped with
-# BENCH_SKIP="classifier control e2e".
+# BENCH_SKIP="classifier control e2e nat". The nat part: BENCH_NAT_SIZES
+# (classifier), BENCH_NAT_E2E_SIZES, BENCH_NAT_ENGINES, BENCH_NAT_NEWFLOWS
+# (end to end: one DNATed flow, then a new connection per packet).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,9 +72,26 @@ if ! skip e2e; then
   "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
 fi
 
+if ! skip nat; then
+  echo "bench: NAT (classifier, then end to end) ..." >&2
+  "${RT[@]}" "$BUILD/bench/nf2bpf-bench" nat "$OUT" >/dev/null
+  if [ "$QUICK" != 0 ]; then nat_sizes="0 10 10000"; else nat_sizes="0 10 1000 10000"; fi
+  for tsv in nat-e2e.tsv nat-e2e-new.tsv; do
+    newflows=""
+    [ "$tsv" = nat-e2e-new.tsv ] && newflows=${BENCH_NAT_NEWFLOWS:-30000}
+    BENCH_E2E_FAMILIES=nat BENCH_E2E_TSV=$tsv BENCH_E2E_NEWFLOWS=$newflows \
+      BENCH_E2E_SIZES=${BENCH_NAT_E2E_SIZES:-$nat_sizes} \
+      BENCH_E2E_ENGINES=${BENCH_NAT_ENGINES:-"nf2bpf-tc iptables-nft iptables-legacy nft"} \
+      "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
+  done
+fi
+
 T1=$(date +%s)
 echo "elapsed	$((T1 - T0)) s" >>"$OUT/machine.tsv"
 echo "loadavg	$LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end" >>"$OUT/machine.tsv"
+# The NAT tables carry the run they came from (report.sh names it when they
+# sit next to another run's results).
+skip nat || cp "$OUT/machine.tsv" "$OUT/nat-machine.tsv"
 
 "$ROOT/bench/report.sh" "$OUT" "$ROOT/docs/benchmarks.md"
 echo "bench: done in $((T1 - T0)) s; results in $OUT, summary in docs/benchmarks.md" >&2

@@ -3,11 +3,16 @@
  * 64 frames per sendmmsg() call, for a fixed time; the count sent and the
  * exact elapsed time are printed as "sent=N elapsed_ns=T".
  *
- *   udpflood IFNAME DST_MAC SRC_IP DST_IP DPORT SECONDS [THREADS] [FLOWS]
+ *   udpflood IFNAME DST_MAC SRC_IP DST_IP DPORT SECONDS [THREADS] [FLOWS] [NEW_FROM NEW_COUNT]
  *
  * Thread t is pinned to CPU t. FLOWS source ports (40000, 40001 ...) are
- * cycled so each thread sends a fixed set of flows. Runs in the caller's
- * network namespace (start it with `ip netns exec`). */
+ * cycled so each thread sends a fixed set of flows. With NEW_FROM and
+ * NEW_COUNT (one thread only) every frame is a new flow instead: source
+ * port 1024 + NEW_FROM, 1024 + NEW_FROM + 1 ... (NEW_FROM + NEW_COUNT <=
+ * 64512), and the sender stops after NEW_COUNT frames or SECONDS, whichever
+ * comes first; the frames are rebuilt before each sendmmsg (a port and
+ * checksum rewrite per frame, included in the sender's time). Runs in the
+ * caller's network namespace (start it with `ip netns exec`). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +41,7 @@ static uint32_t src_ip, dst_ip;
 static uint16_t dport;
 static double seconds;
 static int nflows = 1;
+static long new_from = -1, new_count = 0; /* new-flow mode when new_from >= 0 */
 static int ifindex;
 
 struct worker {
@@ -117,13 +123,14 @@ static void* run(void* arg) {
     return NULL;
   }
 
-  static __thread uint8_t frames[MAX_FLOWS][FRAME_LEN];
-  for (int i = 0; i < nflows; i++) build(frames[i], (uint16_t)(40000 + w->cpu * MAX_FLOWS + i));
+  static __thread uint8_t frames[BATCH][FRAME_LEN];
+  int nbuf = new_from >= 0 ? BATCH : nflows;
+  for (int i = 0; i < nflows && new_from < 0; i++) build(frames[i], (uint16_t)(40000 + w->cpu * MAX_FLOWS + i));
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   memset(msgs, 0, sizeof msgs);
   for (int i = 0; i < BATCH; i++) {
-    iov[i].iov_base = frames[i % nflows];
+    iov[i].iov_base = frames[i % nbuf];
     iov[i].iov_len = FRAME_LEN;
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
@@ -133,7 +140,13 @@ static void* run(void* arg) {
   unsigned iter = 0;
   for (;;) {
     if ((iter++ & 15) == 0 && now_ns() >= end) break;
-    int r = sendmmsg(fd, msgs, BATCH, 0);
+    int want = BATCH;
+    if (new_from >= 0) {
+      if ((long)sent >= new_count) break;
+      if (new_count - (long)sent < want) want = (int)(new_count - (long)sent);
+      for (int i = 0; i < want; i++) build(frames[i], (uint16_t)(1024 + new_from + (long)sent + i));
+    }
+    int r = sendmmsg(fd, msgs, (unsigned)want, 0);
     if (r > 0)
       sent += (unsigned)r;
     else if (r < 0 && errno != ENOBUFS && errno != EAGAIN && errno != EINTR) {
@@ -174,6 +187,15 @@ int main(int argc, char** argv) {
   if (threads < 1 || threads > 64 || nflows < 1 || nflows > MAX_FLOWS) {
     fprintf(stderr, "udpflood: 1..64 threads, 1..%d flows\n", MAX_FLOWS);
     return 2;
+  }
+  if (argc > 10) {
+    new_from = atol(argv[9]);
+    new_count = atol(argv[10]);
+    if (threads != 1 || new_from < 0 || new_count < 1 || new_from + new_count > 64512) {
+      fprintf(stderr,
+              "udpflood: new flows: one thread, NEW_FROM >= 0, NEW_COUNT >= 1, NEW_FROM + NEW_COUNT <= 64512\n");
+      return 2;
+    }
   }
   ifindex = (int)if_nametoindex(ifname);
   if (!ifindex) {
