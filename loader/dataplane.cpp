@@ -213,9 +213,43 @@ Result<void> Dataplane::adopt_maps(int prog_fd) {
     close(fd);
   }
   for (auto& [name, fd] : want)
-    if (fd->fd < 0 && name != "nf_events")
-      return Error{ENOENT, "the attached nf2bpf program has no map " + name + " (built by another version?)"};
+    if (fd->fd < 0 && name != "nf_events" && foreign_.empty()) foreign_ = "its programs have no map " + name;
   return {};
+}
+
+// Whether the adopted maps are the ones this build's programs use: every
+// map, with this build's key and value sizes, and a live generation (if
+// any) written for this ABI. "" or what differs.
+std::string Dataplane::check_version() {
+  if (!foreign_.empty()) return foreign_;
+  nf2bpf_bpf* skel = nf2bpf_bpf__open();
+  if (!skel) return "";
+  std::string why;
+  auto& f = *fds_;
+  std::vector<std::pair<const char*, int>> maps = {
+      {"nf_control", f.control.fd}, {"nf_cfg", f.cfg.fd}, {"nf_hooks", f.hooks.fd},       {"nf_small", f.small.fd},
+      {"nf_state", f.state.fd},     {"nf_ct", f.ct.fd},   {"nf_addrtype", f.addrtype.fd}, {"nf_ifaddr", f.ifaddr.fd}};
+  for (int i = 0; i < kOuterCount; ++i) maps.emplace_back(kOuterNames[i], f.outer[i].fd);
+  for (auto [name, fd] : maps) {
+    const bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
+    bpf_map_info mi{};
+    uint32_t ml = sizeof mi;
+    if (!m || bpf_obj_get_info_by_fd(fd, &mi, &ml) != 0) continue;
+    if (mi.key_size != bpf_map__key_size(m) || mi.value_size != bpf_map__value_size(m)) {
+      why = std::string("its map ") + name + " has " + std::to_string(mi.key_size) + "/" +
+            std::to_string(mi.value_size) + "-byte keys/values, this version's " +
+            std::to_string(bpf_map__key_size(m)) + "/" + std::to_string(bpf_map__value_size(m));
+      break;
+    }
+  }
+  nf2bpf_bpf__destroy(skel);
+  if (!why.empty()) return why;
+  uint32_t zero = 0;
+  nf2bpf_control c{};
+  if (bpf_map_lookup_elem(f.control.fd, &zero, &c) == 0 && c.abi != 0 && c.abi != NF2BPF_ABI_VERSION)
+    return "its live generation is in the format of ABI " + std::to_string(c.abi) + ", this version's is ABI " +
+           std::to_string(NF2BPF_ABI_VERSION);
+  return "";
 }
 
 // Loads the programs again on top of the maps this dataplane already has, so
@@ -265,7 +299,62 @@ Result<void> Dataplane::reload_programs() {
   return {};
 }
 
-Result<std::unique_ptr<Dataplane>> Dataplane::find(const std::string& pin_dir) {
+namespace {
+
+// Every interface an nf2bpf program (of any version) is attached to, as the
+// namespace state lists them, for unloading a dataplane whose state cannot
+// be read. Its clsact qdiscs are left: who created them is not known.
+Result<nlohmann::json> attached_interfaces() {
+  Probe probe;
+  auto ifs = list_interfaces();
+  if (!ifs) return ifs.error();
+  auto named = [](int fd, const char* prefix) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof info;
+    bool ok =
+        fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::string_view(info.name).starts_with(prefix);
+    if (fd >= 0) close(fd);
+    return ok;
+  };
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& i : *ifs) {
+    bool tc = false;
+    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+      bpf_tc_hook hook{};
+      hook.sz = sizeof hook;
+      hook.ifindex = (int)i.ifindex;
+      hook.attach_point = point;
+      bpf_tc_opts opts{};
+      opts.sz = sizeof opts;
+      opts.handle = kTcHandle;
+      opts.priority = kTcPriority;
+      if (bpf_tc_query(&hook, &opts) == 0 && opts.prog_id && named(bpf_prog_get_fd_by_id(opts.prog_id), "nf2bpf_"))
+        tc = true;
+    }
+    uint32_t xid = 0;
+    bool xdp = bpf_xdp_query_id((int)i.ifindex, 0, &xid) == 0 && xid && named(bpf_prog_get_fd_by_id(xid), "nf2bpf_xdp");
+    if (tc || xdp) out.push_back({{"name", i.name}, {"ifindex", i.ifindex}, {"xdp", xdp}});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Dataplane>> Dataplane::find(const std::string& pin_dir, bool any_version) {
+  auto found = find_any(pin_dir);
+  if (!found || !*found) return found;
+  std::string why = (*found)->check_version();
+  if (why.empty()) return found;
+  if (!any_version)
+    return Error{0, "the nf2bpf dataplane in this network namespace was loaded by another version of nf2bpf (" + why +
+                        "); it goes on filtering as it was loaded, and this version leaves it alone. "
+                        "Take it out with this version's `nf2bpf unload` (or `nf2bpf restore` after a "
+                        "cut-over), then apply again"};
+  (*found)->foreign_ = why;
+  return found;
+}
+
+Result<std::unique_ptr<Dataplane>> Dataplane::find_any(const std::string& pin_dir) {
   setup_libbpf();
   std::unique_ptr<Dataplane> dp(new Dataplane);
   dp->fds_ = std::make_unique<Fds>();
@@ -773,12 +862,23 @@ Result<void> Dataplane::set_excluded(const std::vector<std::string>& names) {
 }
 
 Result<void> Dataplane::unload() {
-  auto ns = read_state(2);
-  if (!ns) return ns.error();
+  // Where it is attached: the namespace state's list; for another version's
+  // dataplane, every interface its programs are found on.
+  nlohmann::json ifaces = nlohmann::json::array();
+  if (foreign_.empty() || fds_->state.fd >= 0) {
+    auto ns = read_state(2);
+    if (!ns && foreign_.empty()) return ns.error();
+    if (ns) ifaces = ns->value("ifaces", nlohmann::json::array());
+  }
+  if (!foreign_.empty() && ifaces.empty()) {
+    auto all = attached_interfaces();
+    if (!all) return all.error();
+    ifaces = *all;
+  }
   // Every interface is tried; on a failure the pins stay, so that the
   // dataplane can still be found and unload run again.
   std::optional<Error> failed;
-  for (const auto& e : ns->value("ifaces", nlohmann::json::array()))
+  for (const auto& e : ifaces)
     if (auto r = detach(e); !r && !failed) failed = r.error();
   if (failed) return *failed;
   if (!pin_dir_.empty() && fs::exists(pin_dir_)) {

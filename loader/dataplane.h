@@ -80,7 +80,11 @@ class Dataplane {
 
   // Finds the dataplane of this namespace: pins in `pin_dir` first, then the
   // programs attached to its interfaces. Returns nullptr when there is none.
-  static Result<std::unique_ptr<Dataplane>> find(const std::string& pin_dir);
+  // A dataplane another nf2bpf version loaded (other maps, map sizes or ABI)
+  // is an error, unless `any_version`: then only unload() may be used on it
+  // (foreign() says why it is foreign).
+  static Result<std::unique_ptr<Dataplane>> find(const std::string& pin_dir, bool any_version = false);
+  const std::string& foreign() const { return foreign_; }
 
   // Loads the programs and creates every map; pins them in `pin_dir` unless
   // it is empty (private instances for BPF_PROG_TEST_RUN are never pinned).
@@ -134,7 +138,9 @@ class Dataplane {
  private:
   Dataplane() = default;
   struct Fds;
+  static Result<std::unique_ptr<Dataplane>> find_any(const std::string& pin_dir);
   Result<void> adopt_maps(int prog_fd);
+  std::string check_version();
   Result<void> reload_programs();
   Result<nlohmann::json> read_state(uint32_t index);
   Result<void> write_state(uint32_t index, const nlohmann::json& j);
@@ -142,6 +148,7 @@ class Dataplane {
 
   std::unique_ptr<Fds> fds_;
   std::string pin_dir_;
+  std::string foreign_;   // why another nf2bpf version's dataplane is not this one's ("": it is)
   void* skel_ = nullptr;  // struct nf2bpf_bpf*, when this process loaded the programs
 };
 

@@ -56,10 +56,10 @@ Result<std::string> resolve_pin_dir(const std::string& option) {
   return loader::Dataplane::default_pin_dir();
 }
 
-Result<std::unique_ptr<loader::Dataplane>> find_dataplane(const std::string& pin_dir_option) {
+Result<std::unique_ptr<loader::Dataplane>> find_dataplane(const std::string& pin_dir_option, bool any_version) {
   auto dir = resolve_pin_dir(pin_dir_option);
   if (!dir) return dir.error();
-  return loader::Dataplane::find(*dir);
+  return loader::Dataplane::find(*dir, any_version);
 }
 
 Result<OpenedDataplane> open_dataplane(const std::string& pin_dir, bool* create_failed) {

@@ -36,7 +36,8 @@ std::string join_ifaces(const std::vector<loader::Interface>& v);
 Result<std::string> resolve_pin_dir(const std::string& option);
 
 // The dataplane of this network namespace, or nullptr when none is loaded.
-Result<std::unique_ptr<loader::Dataplane>> find_dataplane(const std::string& pin_dir_option);
+// `any_version`: also one another nf2bpf version loaded (to unload it).
+Result<std::unique_ptr<loader::Dataplane>> find_dataplane(const std::string& pin_dir_option, bool any_version = false);
 
 struct OpenedDataplane {
   std::unique_ptr<loader::Dataplane> dp;

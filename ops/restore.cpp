@@ -30,7 +30,7 @@ void unload_dataplane(RestoreOutcome& r, const RestoreOptions& o) {
     r.dataplane = RestoreOutcome::Dataplane::kept;
     return;
   }
-  auto dp = find_dataplane(o.pin_dir);
+  auto dp = find_dataplane(o.pin_dir, true);
   if (!dp) {
     end(r, Kind::error, "the netfilter rules are back, but finding the eBPF dataplane failed: " + dp.error().message(),
         "run `nf2bpf unload`");
@@ -40,7 +40,7 @@ void unload_dataplane(RestoreOutcome& r, const RestoreOptions& o) {
     r.dataplane = RestoreOutcome::Dataplane::none;
     return;
   }
-  auto st = (*dp)->status(false);
+  auto st = (*dp)->foreign().empty() ? (*dp)->status(false) : Result<loader::StatusInfo>(Error{0, ""});
   if (auto u = (*dp)->unload(); !u) {
     end(r, Kind::error, "the netfilter rules are back, but unloading the eBPF policy failed: " + u.error().message(),
         "run `nf2bpf unload`");

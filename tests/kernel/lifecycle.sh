@@ -168,5 +168,38 @@ has "warning: s0 ingress: $KIND (pref 1) runs before nf2bpf's filter" "unload wa
 in_srv tc filter show dev s0 ingress | grep -q "pref 1 $KIND" && pass "the foreign filter is left alone" || fail "unload removed a foreign filter"
 in_srv tc qdisc show dev s0 | grep -q clsact && pass "foreign clsact qdisc kept" || fail "unload removed a qdisc it did not create"
 
+# A dataplane another nf2bpf version loaded (here: its live generation
+# written for another ABI) is left alone: apply and status refuse (a system
+# state this version cannot work with: exit 2) and say what to do; unload
+# takes it out. (Faked here with this version's programs, which pass
+# everything while the live generation is not in their ABI; another
+# version's programs would go on filtering.)
+expect 0 "apply deny-ping (before a version change)" -- in_srv "$BIN" apply "$WORK/deny-ping.rules"
+# (The control map through the program attached to s0: each `ip netns exec`
+# has its own bpffs mount, so the pins are not reachable from here.)
+PROG=$(in_srv bpftool -j net show dev s0 | python3 -c 'import json,sys; print([f for x in json.load(sys.stdin) for f in x.get("tc", []) if f.get("name", "").startswith("nf2bpf_ingress")][0]["id"])')
+CTRL=""
+for m in $(bpftool -j prog show id "$PROG" | python3 -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["map_ids"])))'); do
+  bpftool -j map show id "$m" | grep -q '"name":"nf_control"' && CTRL=$m
+done
+VAL=$(bpftool -j map lookup id "$CTRL" key 0 0 0 0 | python3 -c '
+import json,sys
+v=[int(b,16) for b in json.load(sys.stdin)["value"]]
+v[4:8]=[1,0,0,0]  # abi 1
+print(" ".join(str(b) for b in v))')
+bpftool map update id "$CTRL" key 0 0 0 0 value $VAL
+expect 2 "apply over another version's dataplane" -- in_srv "$BIN" apply "$WORK/allow-ping.rules"
+has "loaded by another version of nf2bpf (its live generation is in the format of ABI 1" "apply names the other version"
+has "nf2bpf unload" "apply says what to do"
+expect 2 "status of another version's dataplane" -- in_srv "$BIN" status
+has "another version of nf2bpf" "status names the other version"
+expect 0 "unload another version's dataplane" -- in_srv "$BIN" unload
+has "unloaded the dataplane another nf2bpf version loaded" "unload says whose dataplane it took out"
+in_srv tc filter show dev s0 ingress | grep -q nf2bpf && fail "its filter is still attached" || pass "its filters are gone"
+ping_ok && pass "ping passes once it is unloaded" || fail "ping after unloading another version's dataplane"
+expect 0 "apply after the version change" -- in_srv "$BIN" apply "$WORK/allow-ping.rules"
+ping_ok && pass "this version's policy decides" || fail "ping under this version's allow-ping"
+expect 0 "unload" -- in_srv "$BIN" unload
+
 echo "lifecycle: $fails failures"
 [ "$fails" -eq 0 ]
