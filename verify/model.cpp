@@ -538,6 +538,13 @@ bool Model::nat_bind(Work& w, bool output) {
     if (!a) return false;
     to_bytes(*a, addr);
     have = true;
+  } else if (n && n->kind == NF_NAT_NETMAP) {
+    const uint8_t* cur = dst ? nw.cand.dst : nw.cand.src;
+    for (int i = 0; i < 16; ++i) {
+      uint8_t m = (uint8_t) ~(n->addr_min[i] ^ n->addr_max[i]);
+      addr[i] = (uint8_t)((cur[i] & ~m) | (n->addr_min[i] & m));
+    }
+    have = true;
   } else if (n && (n->flags & NF_NAT_F_ADDR)) {
     pick_addr(*n, nw.cand, p.family, addr);
     have = true;

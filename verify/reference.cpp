@@ -55,6 +55,7 @@ bool uses_conntrack(const ir::Ruleset& rs) {
             case ir::StmtKind::Snat:
             case ir::StmtKind::Masquerade:
             case ir::StmtKind::Redirect:
+            case ir::StmtKind::Netmap:
             case ir::StmtKind::Notrack:
             case ir::StmtKind::CtHelper:
             case ir::StmtKind::CtZone: return true;
@@ -1106,7 +1107,8 @@ bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
       case ir::StmtKind::Dnat:
       case ir::StmtKind::Redirect:
       case ir::StmtKind::Snat:
-      case ir::StmtKind::Masquerade: nat(st, h, at); break;
+      case ir::StmtKind::Masquerade:
+      case ir::StmtKind::Netmap: nat(st, h, at); break;
       case ir::StmtKind::Limit:
         if (!r.choose(&fr, "'" + st.cap + "' depends on the packet rate")) return false;
         break;
@@ -1123,13 +1125,16 @@ bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
 // A NAT statement on a connection's first packet: sets up the binding for
 // the hook's manip type (the packet is rewritten once the nat chains are
 // done, nf_nat_packet). DNAT/REDIRECT bind the destination at
-// PREROUTING/OUTPUT, SNAT/MASQUERADE the source at POSTROUTING/INPUT.
+// PREROUTING/OUTPUT, SNAT/MASQUERADE the source at POSTROUTING/INPUT; NETMAP
+// the side its hook manipulates.
 void ReferenceEngine::Walk::nat(const ir::Statement& st, Hook h, const std::string& at) {
   if (!r.ct_done || r.ct.dir < 0 || r.untracked || r.ct.related) return;
-  const bool dst = st.kind == ir::StmtKind::Dnat || st.kind == ir::StmtKind::Redirect;
+  const bool dst = st.kind == ir::StmtKind::Netmap ? (h == Hook::Prerouting || h == Hook::Output)
+                                                   : st.kind == ir::StmtKind::Dnat || st.kind == ir::StmtKind::Redirect;
   const char* name = st.kind == ir::StmtKind::Dnat       ? "DNAT"
                      : st.kind == ir::StmtKind::Redirect ? "REDIRECT"
                      : st.kind == ir::StmtKind::Snat     ? "SNAT"
+                     : st.kind == ir::StmtKind::Netmap   ? "NETMAP"
                                                          : "MASQUERADE";
   if (dst != (h == Hook::Prerouting || h == Hook::Output)) {
     r.events.push_back({std::string(name) + " is not valid in a " + hook_name(h) + " chain: ignored", at});
@@ -1165,6 +1170,14 @@ void ReferenceEngine::Walk::nat(const ir::Statement& st, Hook h, const std::stri
     }
     rg.map_ips = true;
     rg.addr_lo = rg.addr_hi = *a;
+  } else if (st.kind == ir::StmtKind::Netmap && st.nat.addrs && !st.nat.addrs->empty()) {
+    // xt_NETMAP: netmask = ~(min ^ max); the address the hook's side has now
+    // keeps its host bits and takes the prefix's network bits.
+    const u128 lo = st.nat.addrs->intervals().front().lo, hi = st.nat.addrs->intervals().back().hi;
+    const u128 netmask = ~(lo ^ hi);
+    const u128 now = dst ? r.p.daddr : r.p.saddr;
+    rg.map_ips = true;
+    rg.addr_lo = rg.addr_hi = (now & ~netmask) | (lo & netmask);
   } else if (st.nat.addrs && !st.nat.addrs->empty()) {
     // The kernel's range is min..max (an nft prefix is one such range).
     rg.map_ips = true;

@@ -209,6 +209,8 @@ enum nf2bpf_nat_kind {
   NF_NAT_SNAT,
   NF_NAT_MASQUERADE, /* source: the output route's source address */
   NF_NAT_REDIRECT,   /* destination: the input interface's address (127.0.0.1 / ::1 at OUTPUT) */
+  NF_NAT_NETMAP,     /* the hook's side (destination at PREROUTING/OUTPUT, else source): the prefix
+                        addr_min..addr_max (mask ~(min ^ max)) replaces its network bits */
 };
 #define NF_NAT_F_ADDR 1  /* addr_min..addr_max given (NF_NAT_RANGE_MAP_IPS) */
 #define NF_NAT_F_PORTS 2 /* port_min..port_max given (NF_NAT_RANGE_PROTO_SPECIFIED) */

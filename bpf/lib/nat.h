@@ -414,6 +414,20 @@ NF_SUBPROG int nf_nat_bind(struct __sk_buff* skb, struct nf_scratch* s, __u32 wh
   } else if (n && n->kind == NF_NAT_REDIRECT) {
     if (nf_nat_redirect_addr(p, output, addr)) return -1;
     have = 1;
+  } else if (n && n->kind == NF_NAT_NETMAP) {
+    /* netmap_tg: the prefix's network bits replace the packet's, its host
+     * bits stay (per 32-bit word, as netmap_tg6). */
+    __u32 *mn = nw->words[0], *mx = nw->words[1], *cur = nw->words[2], *res = nw->words[4];
+    __builtin_memcpy(mn, n->addr_min, 16);
+    __builtin_memcpy(mx, n->addr_max, 16);
+    __builtin_memcpy(cur, dst ? nw->cand.dst : nw->cand.src, 16);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      __u32 m = ~(mn[i] ^ mx[i]);
+      res[i] = (cur[i] & ~m) | (mn[i] & m);
+    }
+    __builtin_memcpy(addr, res, 16);
+    have = 1;
   } else if (n && (n->flags & NF_NAT_F_ADDR)) {
     nf_nat_pick_addr(nw, p->family);
     have = 1;

@@ -1111,6 +1111,36 @@ void nat_cases(std::vector<Case>& v) {
       },
   });
   v.push_back({
+      "NETMAP: a prefix mapped onto another, host bits kept, destination at PREROUTING and source at POSTROUTING",
+      {"*nat", "-j NETMAP"},
+      "iptables",
+      nat("-A PREROUTING -d 10.9.0.0/24 -j NETMAP --to 198.51.100.0/24\n"
+          "-A POSTROUTING -s 10.0.0.0/24 -o nfk1 -j NETMAP --to 10.1.0.0/24\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan, 47000, "10.9.0.7", 80), ACCEPT).nat("10.1.0.2:47000 > 198.51.100.7:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.7", 80, "10.1.0.2", 47000, SYN | ACK), ACCEPT)
+              .nat("10.9.0.7:80 > 10.0.0.2:47000"),
+          fwd("nfk0", "nfk1", udp("10.0.0.3", 5000, "10.9.0.200", 53), ACCEPT).nat("10.1.0.3:5000 > 198.51.100.200:53"),
+          // Outside both prefixes: unchanged.
+          fwd("nfk0", "nfk1", udp("10.0.0.3", 5001, "198.51.100.9", 53), ACCEPT).nat("10.1.0.3:5001 > 198.51.100.9:53"),
+          fwd("nfk0", "nfw0", udp("10.0.0.3", 5002, "203.0.113.9", 53), ACCEPT),
+      },
+  });
+  v.push_back({
+      "NETMAP (IPv6): a /64 onto another",
+      {"*nat", "-j NETMAP"},
+      "ip6tables",
+      nat("-A PREROUTING -d fd09::/64 -j NETMAP --to 2001:db8:51::/64\n"
+          "-A POSTROUTING -s fd00::/64 -o nfk1 -j NETMAP --to fd01::/64\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan6, 47000, "fd09::7", 80), ACCEPT).nat("[fd01::2]:47000 > [2001:db8:51::7]:80"),
+          fwd("nfk1", "nfk0", tcp("2001:db8:51::7", 80, "fd01::2", 47000, SYN | ACK), ACCEPT)
+              .nat("[fd09::7]:80 > [fd00::2]:47000"),
+      },
+  });
+  v.push_back({
       "ICMP errors about NATed connections: the outer and the quoted header translated as the connection's "
       "packets, in both directions; a redirect about a NATed connection dropped",
       {"*nat", "-j DNAT", "-j MASQUERADE"},

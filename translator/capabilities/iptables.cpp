@@ -130,7 +130,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "target", "-j MASQUERADE --random-fully", NA, kNatApprox},
   {"iptables", "target", "-j REDIRECT", NE, kNatExact},
   {"iptables", "target", "-j REDIRECT --random", NA, kNatApprox},
-  {"iptables", "target", "-j NETMAP", U, "NETMAP (prefix-to-prefix address mapping) is not implemented in the dataplane"},
+  {"iptables", "target", "-j NETMAP", NE, kNatExact},
   {"iptables", "target", "-j CT --notrack", E, ""},
   {"iptables", "target", "-j CT", U, "conntrack helpers, zones and timeouts are not implemented"},
   {"iptables", "target", "-j NOTRACK", E, ""},

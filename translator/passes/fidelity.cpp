@@ -203,7 +203,7 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
           found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         bool nat_chain = ipt ? table.name == "nat" : in_nat[c];
         bool nat_stmt = std::any_of(rule.statements.begin(), rule.statements.end(), [](const Statement& st) {
-          return st.kind == StmtKind::Dnat || st.kind == StmtKind::Redirect;
+          return st.kind == StmtKind::Dnat || st.kind == StmtKind::Redirect || st.kind == StmtKind::Netmap;
         });
         if (in_nat_output[c] && nat_stmt)
           found.push_back({Fidelity::Unsupported, "destination NAT of locally generated packets",

@@ -668,6 +668,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
       case StmtKind::Snat:
       case StmtKind::Masquerade:
       case StmtKind::Redirect:
+      case StmtKind::Netmap:
         if (!nat_action(st, dl, d)) ok = false;
         continue;
       case StmtKind::Notrack:
@@ -701,7 +702,7 @@ bool Compiler::nat_action(const ir::Statement& st, const DecisionList& dl, nf2bp
   }
   bool dst_hook = dl.hook == Hook::Prerouting || dl.hook == Hook::Output;
   bool dst_kind = st.kind == StmtKind::Dnat || st.kind == StmtKind::Redirect;
-  if (dst_hook != dst_kind) {
+  if (st.kind != StmtKind::Netmap && dst_hook != dst_kind) {  // NETMAP's side is its hook's
     diag_.error(
         st.loc, std::string(to_string(st.kind)) + " is not valid at " + to_string(dl.hook),
         dst_kind ? "destination NAT happens at prerouting and output" : "source NAT happens at postrouting and input");
@@ -711,6 +712,7 @@ bool Compiler::nat_action(const ir::Statement& st, const DecisionList& dl, nf2bp
   n.kind = st.kind == StmtKind::Dnat         ? NF_NAT_DNAT
            : st.kind == StmtKind::Snat       ? NF_NAT_SNAT
            : st.kind == StmtKind::Masquerade ? NF_NAT_MASQUERADE
+           : st.kind == StmtKind::Netmap     ? NF_NAT_NETMAP
                                              : NF_NAT_REDIRECT;
   const ir::NatSpec& ns = st.nat;
   if (ns.addrs && !ns.addrs->empty()) {

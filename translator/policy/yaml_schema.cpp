@@ -324,7 +324,7 @@ std::optional<ParseFail> parse_action(std::string_view s, const Policy& p, nf2bp
                      "and KIND #N ... naming an entry of 'nat'"};
   };
   bool nat = false;
-  for (const char* k : {"dnat #", "snat #", "masquerade #", "redirect #", "nat #"})
+  for (const char* k : {"dnat #", "snat #", "masquerade #", "redirect #", "netmap #", "nat #"})
     if (c.lit(k)) {
       nat = true;
       break;

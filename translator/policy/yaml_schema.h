@@ -26,7 +26,7 @@ const char* const kSlotNames[NF_SLOT_MAX] = {
     "ttl",   "nfproto", "saddrtype", "daddrtype", "ctdir", "frag", "dscp",    "iif",      "oif"};
 const char* const kHookNames[NF_HOOK_MAX] = {"prerouting", "input", "forward", "output", "postrouting"};
 const char* const kActionNames[] = {"accept", "drop", "reject", "continue", "skip"};
-const char* const kNatKindNames[] = {nullptr, "dnat", "snat", "masquerade", "redirect"};  // by NF_NAT_*
+const char* const kNatKindNames[] = {nullptr, "dnat", "snat", "masquerade", "redirect", "netmap"};  // by NF_NAT_*
 
 // The slots of the "small" class array, in array order.
 struct SmallSlot {
@@ -162,7 +162,7 @@ struct ParseFail {
 
 // --- NAT ranges ---------------------------------------------------------------
 
-// "dnat", "snat", "masquerade", "redirect"; another kind as its number.
+// "dnat", "snat", "masquerade", "redirect", "netmap"; another kind as its number.
 std::string nat_kind_name(unsigned kind);
 int nat_kind_by_name(std::string_view s);  // -1 when unknown
 // The flags a `nat:` entry lists (random, random-fully, persistent; any other

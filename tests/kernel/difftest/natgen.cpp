@@ -130,6 +130,7 @@ struct NatGen {
         *need_l4 = !ports.empty();
         return ports.empty() ? " -j REDIRECT" : " -j REDIRECT" + ports;
       }
+      if (!pool.netmap_dst.empty() && h == Hook::Pre && t < 32) return " -j NETMAP --to " + pool.netmap_dst;
       std::string to = pick(r, h == Hook::Out ? pool.out_dnat_to : pool.dnat_to);
       c.addr_ranges.push_back({to, to});
       if (o.ranges && h == Hook::Pre && chance(r, 0.3)) {
@@ -158,6 +159,7 @@ struct NatGen {
       c.addr_ranges.push_back({pool.masq_addr, pool.masq_addr});
       return " -j MASQUERADE" + ports + (flags == " --persistent" ? "" : flags);
     }
+    if (!pool.netmap_src.empty() && h == Hook::Post && t < 63) return " -j NETMAP --to " + pool.netmap_src;
     std::string to = pick(r, pool.snat_to);
     c.addr_ranges.push_back({to, to});
     std::string lo = to, hi = to;
@@ -309,6 +311,7 @@ struct NatGen {
         *need_l4 = true;
         return " redirect to :" + to_ports();
       }
+      if (!pool.netmap_dst.empty() && h == Hook::Pre && t < 32) return " dnat" + fam + " prefix to " + pool.netmap_dst;
       std::string to = pick(r, h == Hook::Out ? pool.out_dnat_to : pool.dnat_to);
       c.addr_ranges.push_back({to, to});
       std::string lo = to, hi = to;
@@ -335,6 +338,7 @@ struct NatGen {
       if (chance(r, 0.3)) ports = " to :" + src_ports(), *need_l4 = true;
       return " masquerade" + ports + (flags == " persistent" ? "" : flags);
     }
+    if (!pool.netmap_src.empty() && h == Hook::Post && t < 63) return " snat" + fam + " prefix to " + pool.netmap_src;
     std::string to = pick(r, pool.snat_to);
     c.addr_ranges.push_back({to, to});
     std::string lo = to, hi = to;

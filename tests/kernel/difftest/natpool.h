@@ -21,6 +21,9 @@ struct NatPool {
   std::vector<std::string> dnat_to, out_dnat_to, snat_to;
   std::pair<std::string, std::string> dnat_range, snat_range;  // --nat-ranges only
   std::string masq_addr;
+  // NETMAP prefixes (router mode; empty: none drawn): services onto the
+  // server side, clients onto a prefix whose host bits keep them apart.
+  std::string netmap_dst, netmap_src;
 
   const std::vector<std::string>& sources(bool local_out) const { return local_out ? srv_sources : all; }
 };
@@ -47,6 +50,8 @@ inline NatPool nat_pool(NatMode m, int fam) {
     p.snat_range = v4 ? std::pair<std::string, std::string>{"10.201.2.250", "10.201.2.253"}
                       : std::pair<std::string, std::string>{"fd00:201:2::fa", "fd00:201:2::fd"};
     p.masq_addr = v4 ? "10.201.2.254" : "fd00:201:2::fe";
+    p.netmap_dst = v4 ? "10.201.2.0/24" : "fd00:201:2::/64";
+    p.netmap_src = v4 ? "10.202.0.0/16" : "fd00:202::/48";
   } else {
     p.clients = v4 ? std::vector<std::string>{"10.200.0.1", "10.200.0.7", "192.0.2.7"}
                    : std::vector<std::string>{"fd00:200::1", "fd00:200::7", "2001:db8::7"};
