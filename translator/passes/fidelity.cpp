@@ -66,6 +66,33 @@ std::vector<bool> nat_output_reached(const Ruleset& rs, const Table& table, bool
   });
 }
 
+// -m statistic --mode nth keeps a counter of the packets that reach it.
+// The dataplane counts the packets that passed the rule's other tests, once
+// per source rule: the same count only when no match module comes after the
+// statistic match (address, protocol and interface options are tested before
+// any module), and not for a jump, whose matches are inlined into every rule
+// of its chain.
+void nth_placement(const Rule& rule, std::vector<Finding>& found) {
+  size_t first = SIZE_MAX, last = 0;
+  bool nth = false;
+  for (size_t i = 0; i < rule.matches.size(); ++i) {
+    const Match& m = rule.matches[i];
+    if (m.module != "statistic") continue;
+    first = std::min(first, i), last = i;
+    for (const auto& [k, v] : m.args) nth |= k == "--mode" && v == "nth";
+  }
+  if (!nth) return;
+  std::string why;
+  if (rule.verdict.kind == VerdictKind::Jump || rule.verdict.kind == VerdictKind::Goto)
+    why = "a counter on a jump or goto rule is not implemented";
+  for (size_t i = last + 1; i < rule.matches.size() && why.empty(); ++i)
+    if (!rule.matches[i].module.empty() && rule.matches[i].module != "comment")
+      why = "'" + rule.matches[i].cap +
+            "' comes after it: the kernel counts every packet that reaches the statistic match, the dataplane only "
+            "those every other test of the rule let through (put the statistic match last)";
+  if (!why.empty()) found.push_back({Fidelity::Unsupported, "-m statistic --mode nth", why, rule.matches[first].loc});
+}
+
 // What keeps one rule from being exact: its table, matches, the sets they
 // name, statements and verdicts (a verdict map's included).
 std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Rule& rule, std::string_view fe,
@@ -101,6 +128,7 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
                          m.loc});
     }
   }
+  if (ipt) nth_placement(rule, found);
   for (const auto& s : rule.statements) check(s.cap, s.loc);
   check(rule.verdict.cap, rule.verdict.loc);
   if (rule.vmap)  // the verdicts a map can give
