@@ -1060,6 +1060,32 @@ void nat_cases(std::vector<Case>& v) {
       },
   });
   v.push_back({
+      "DNAT by statistic nth: new connections take the backends in turn, replies do not move the counters",
+      {"*nat", "-j DNAT", "-m statistic --mode nth", "-m statistic --every", "-m statistic --packet"},
+      "iptables",
+      nat("-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -m statistic --mode nth --every 3 --packet 0 -j DNAT "
+          "--to-destination 198.51.100.7\n"
+          "-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -m statistic --mode nth --every 2 --packet 0 -j DNAT "
+          "--to-destination 198.51.100.8\n"
+          "-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 198.51.100.9\n"),
+      "",
+      {
+          // The nat chain sees each connection's first packet only: the
+          // counters count connections (1st: .7; 2nd: on to the every-2
+          // rule, its 1st: .8; 3rd: .9; 4th: .7 ...).
+          fwd("nfk0", "nfk1", tcp(kLan, 40000, kHost, 80), ACCEPT).nat("10.0.0.2:40000 > 198.51.100.7:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.7", 80, kLan, 40000, SYN | ACK), ACCEPT)
+              .nat("10.0.0.1:80 > 10.0.0.2:40000"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40001, kHost, 80), ACCEPT).nat("10.0.0.2:40001 > 198.51.100.8:80"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40002, kHost, 80), ACCEPT).nat("10.0.0.2:40002 > 198.51.100.9:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.8", 80, kLan, 40001, SYN | ACK), ACCEPT)
+              .nat("10.0.0.1:80 > 10.0.0.2:40001"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40003, kHost, 80), ACCEPT).nat("10.0.0.2:40003 > 198.51.100.7:80"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40004, kHost, 80), ACCEPT).nat("10.0.0.2:40004 > 198.51.100.8:80"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40005, kHost, 80), ACCEPT).nat("10.0.0.2:40005 > 198.51.100.9:80"),
+      },
+  });
+  v.push_back({
       "MASQUERADE out of the uplink: TCP, UDP and ICMP echo take the uplink's address, replies go back to the "
       "client",
       {"*nat", "-j MASQUERADE"},
