@@ -618,9 +618,14 @@ Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const ir::RuleRef
       if (nth && (pass == 0) != m.module.empty()) continue;
       std::string w;
       Tri t;
-      if (nth && m.module == "statistic") {
-        bool every = std::any_of(m.args.begin(), m.args.end(), [](const auto& a) { return a.first == "--every"; });
-        t = every ? eval_nth(fr, from, to, i, owner, res == Tri::Unknown, c, w) : Tri::True;
+      auto has = [&](const char* k, const char* v = nullptr) {
+        return std::any_of(m.args.begin(), m.args.end(),
+                           [&](const auto& a) { return a.first == k && (!v || a.second == v); });
+      };
+      if (nth && m.module == "statistic" && has("--every")) {
+        t = eval_nth(fr, from, to, i, owner, res == Tri::Unknown, c, w);
+      } else if (nth && m.module == "statistic" && (has("--mode", "nth") || has("--packet"))) {
+        t = Tri::True;  // the rest of the nth match, decided at --every
       } else {
         t = eval_match(m, c, w);
       }

@@ -278,6 +278,9 @@ TEST_CASE("statistic nth: forms whose counter the dataplane cannot keep are refu
   };
   CHECK(err("-A INPUT -m statistic --mode nth --every 2 --packet 0 -p tcp -m tcp --dport 22 -j ACCEPT\n")
             .find("error: unsupported -m statistic --mode nth") != std::string::npos);
+  CHECK(err("-A INPUT -m statistic --mode nth --every 2 --packet 0 -m statistic --mode random --probability 0.5 "
+            "-j ACCEPT\n")
+            .find("'-m statistic --mode' comes after it") != std::string::npos);
   CHECK(err(":C - [0:0]\n-A INPUT -m statistic --mode nth --every 2 --packet 0 -j C\n-A C -j ACCEPT\n")
             .find("a counter on a jump or goto rule is not implemented") != std::string::npos);
   // ... and the compiler, should such a rule reach it, too.

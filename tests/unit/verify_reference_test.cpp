@@ -1133,3 +1133,13 @@ TEST_CASE("reference: an undecidable match before an nth counter leaves the coun
   CHECK(d.verdict == Verdict::Indeterminate);
   CHECK(d.note.find("counter depends on an earlier undecidable match") != std::string::npos);
 }
+
+TEST_CASE("reference: a random statistic match next to an nth one stays undecidable") {
+  Fixture f(head() +
+            "-A INPUT -p udp -m statistic --mode random --probability 0.5 -m statistic --mode nth --every 2 --packet 0 "
+            "-j DROP\n"
+            "COMMIT\n");
+  auto d = f.send(udp(kClient, 1, kHost, 2));
+  CHECK(d.verdict == Verdict::Indeterminate);
+  CHECK(d.note.find("depends on sampling") != std::string::npos);
+}

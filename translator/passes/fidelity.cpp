@@ -73,15 +73,18 @@ std::vector<bool> nat_output_reached(const Ruleset& rs, const Table& table, bool
 // any module), and not for a jump, whose matches are inlined into every rule
 // of its chain.
 void nth_placement(const Rule& rule, std::vector<Finding>& found) {
+  // One -m statistic's options are consecutive matches, from its --mode on.
   size_t first = SIZE_MAX, last = 0;
-  bool nth = false;
+  bool in_nth = false;
   for (size_t i = 0; i < rule.matches.size(); ++i) {
     const Match& m = rule.matches[i];
-    if (m.module != "statistic") continue;
-    first = std::min(first, i), last = i;
-    for (const auto& [k, v] : m.args) nth |= k == "--mode" && v == "nth";
+    bool stat = m.module == "statistic";
+    bool mode = stat && !m.args.empty() && m.args[0].first == "--mode";
+    if (!stat || mode) in_nth = false;
+    if (mode && m.args[0].second == "nth" && first == SIZE_MAX) in_nth = true, first = i;
+    if (in_nth) last = i;
   }
-  if (!nth) return;
+  if (first == SIZE_MAX) return;
   std::string why;
   if (rule.verdict.kind == VerdictKind::Jump || rule.verdict.kind == VerdictKind::Goto)
     why = "a counter on a jump or goto rule is not implemented";

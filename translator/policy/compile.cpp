@@ -710,21 +710,28 @@ bool Compiler::nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
   uint64_t every = 0, packet = 0;
   size_t first = SIZE_MAX, last = 0;
   std::string bad;
+  // One -m statistic's options are consecutive matches, from its --mode on.
+  bool in_nth = false;
   for (size_t i = 0; i < f.matches.size(); ++i) {
     const Match& m = f.matches[i];
-    if (m.field != Field::Opaque || m.module != "statistic") continue;
+    bool stat = m.field == Field::Opaque && m.module == "statistic";
+    bool mode = stat && !m.args.empty() && m.args[0].first == "--mode";
+    if (!stat || mode) in_nth = false;
+    if (mode && m.args[0].second == "nth") {
+      if (on) bad = "more than one -m statistic --mode nth in one rule is not supported";
+      on = in_nth = true;
+      first = i;
+    }
+    if (!in_nth) continue;
+    last = i;
     for (const auto& [k, v] : m.args) {
-      if (k == "--mode" && v == "nth") on = true;
       if (k == "--every") {
-        if (have_every) bad = "more than one -m statistic --mode nth in one rule is not supported";
         have_every = true;
         neg = m.negated;
         every = std::strtoull(v.c_str(), nullptr, 10);
       }
       if (k == "--packet") packet = std::strtoull(v.c_str(), nullptr, 10);
     }
-    first = std::min(first, i);
-    last = i;
   }
   if (!on) return true;
   const SourceLoc& loc = f.matches[first].loc;
