@@ -40,9 +40,9 @@ constexpr size_t kStateBlob = 16384;
 constexpr size_t kSpareIfaces = 256;
 
 // Outer maps in a fixed order; the loader creates one inner map per kind.
-enum Outer { kStages, kTuples, kRules, kStmts, kLimits, kNat, kCounters, kEntries, kLpm, kIfaces, kOuterCount };
-const char* kOuterNames[kOuterCount] = {"nf_stages", "nf_tuples",   "nf_rules",   "nf_stmts", "nf_limits",
-                                        "nf_nat",    "nf_counters", "nf_entries", "nf_lpm",   "nf_ifaces"};
+enum Outer { kStages, kTuples, kRules, kStmts, kLimits, kNat, kCounters, kEntries, kLpm, kIfaces, kNth, kOuterCount };
+const char* kOuterNames[kOuterCount] = {"nf_stages",   "nf_tuples",  "nf_rules", "nf_stmts",  "nf_limits", "nf_nat",
+                                        "nf_counters", "nf_entries", "nf_lpm",   "nf_ifaces", "nf_nth"};
 
 struct AddrtypeKey {
   uint32_t prefixlen;
@@ -278,7 +278,8 @@ Result<void> Dataplane::reload_programs() {
                                       {skel->maps.nf_counters, f.outer[kCounters].fd},
                                       {skel->maps.nf_entries, f.outer[kEntries].fd},
                                       {skel->maps.nf_lpm, f.outer[kLpm].fd},
-                                      {skel->maps.nf_ifaces, f.outer[kIfaces].fd}};
+                                      {skel->maps.nf_ifaces, f.outer[kIfaces].fd},
+                                      {skel->maps.nf_nth, f.outer[kNth].fd}};
   for (auto [m, fd] : reuse)
     if (fd >= 0)
       if (int rc = bpf_map__reuse_fd(m, fd)) {
@@ -458,9 +459,10 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.addrtype = dupfd(bpf_map__fd(skel->maps.nf_addrtype));
   f.ifaddr = dupfd(bpf_map__fd(skel->maps.nf_ifaddr));
   f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
-  bpf_map* outers[kOuterCount] = {
-      skel->maps.nf_stages, skel->maps.nf_tuples,   skel->maps.nf_rules,   skel->maps.nf_stmts, skel->maps.nf_limits,
-      skel->maps.nf_nat,    skel->maps.nf_counters, skel->maps.nf_entries, skel->maps.nf_lpm,   skel->maps.nf_ifaces};
+  bpf_map* outers[kOuterCount] = {skel->maps.nf_stages,   skel->maps.nf_tuples,  skel->maps.nf_rules,
+                                  skel->maps.nf_stmts,    skel->maps.nf_limits,  skel->maps.nf_nat,
+                                  skel->maps.nf_counters, skel->maps.nf_entries, skel->maps.nf_lpm,
+                                  skel->maps.nf_ifaces,   skel->maps.nf_nth};
   for (int i = 0; i < kOuterCount; ++i) f.outer[i] = dupfd(bpf_map__fd(outers[i]));
   f.ingress = dupfd(bpf_program__fd(skel->progs.nf2bpf_ingress));
   f.egress = dupfd(bpf_program__fd(skel->progs.nf2bpf_egress));
@@ -513,6 +515,7 @@ Result<Fd> make_inner(Outer kind, uint32_t entries) {
     case kRules: vs = sizeof(nf2bpf_rule), o.map_flags = BPF_F_INNER_MAP; break;
     case kStmts: vs = sizeof(nf2bpf_stmt), o.map_flags = BPF_F_INNER_MAP; break;
     case kLimits: vs = sizeof(nf2bpf_limit_val), o.map_flags = BPF_F_INNER_MAP; break;
+    case kNth: vs = sizeof(nf2bpf_nth_val), o.map_flags = BPF_F_INNER_MAP; break;
     case kNat: vs = sizeof(nf2bpf_nat), o.map_flags = BPF_F_INNER_MAP; break;
     case kCounters: type = BPF_MAP_TYPE_PERCPU_HASH, vs = sizeof(nf2bpf_counter); break;
     case kEntries: type = BPF_MAP_TYPE_HASH, ks = sizeof(nf2bpf_entry_key), vs = sizeof(nf2bpf_entry_val); break;
@@ -601,11 +604,17 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
 
   // Inner maps of the new generation.
   std::array<Fd, kOuterCount> inner;
-  uint32_t sizes[kOuterCount] = {(uint32_t)p.stages.size(), (uint32_t)p.tuples.size(),
-                                 (uint32_t)p.rules.size(),  (uint32_t)p.stmts.size(),
-                                 (uint32_t)p.limits.size(), (uint32_t)p.nats.size(),
-                                 p.counter_count(),         (uint32_t)p.entries.size(),
-                                 (uint32_t)p.lpm.size(),    (uint32_t)(2 * (ifaces.size() + kSpareIfaces) + 4)};
+  uint32_t sizes[kOuterCount] = {(uint32_t)p.stages.size(),
+                                 (uint32_t)p.tuples.size(),
+                                 (uint32_t)p.rules.size(),
+                                 (uint32_t)p.stmts.size(),
+                                 (uint32_t)p.limits.size(),
+                                 (uint32_t)p.nats.size(),
+                                 p.counter_count(),
+                                 (uint32_t)p.entries.size(),
+                                 (uint32_t)p.lpm.size(),
+                                 (uint32_t)(2 * (ifaces.size() + kSpareIfaces) + 4),
+                                 p.nth_slots()};
   for (int k = 0; k < kOuterCount; ++k) {
     auto m = make_inner((Outer)k, sizes[k]);
     if (!m) return m.error();

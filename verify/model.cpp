@@ -188,6 +188,7 @@ Model::Model(const policy::Policy& p, ModelEnv env) : pol_(p), env_(std::move(en
   hits_.assign(p.counter_count(), 0);
   limit_credit_.assign(p.limits.size(), 0);
   limit_last_.assign(p.limits.size(), 0);
+  nth_count_.assign(p.nth_slots(), 0);
   if (!env_.addrtype) env_.addrtype = [](const ir::u128&) { return 2u; };
 }
 
@@ -298,6 +299,12 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
       return false;
     }
     limit_credit_[i] = credit - cfg.cost_ns;
+  }
+  if (res & NF_RES_NTH) {
+    // Last, as in bpf/: only packets every other test let through count.
+    if (r.nth_slot >= nth_count_.size() || !r.nth_every) return false;
+    uint64_t seen = ++nth_count_[r.nth_slot];
+    if (!test(seen % r.nth_every == r.nth_hit, res & NF_RES_NTH_NEG)) return false;
   }
   return true;
 }

@@ -153,6 +153,7 @@ class Model {
   nf_ct_tuple fwd_tuple_{};
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
+  std::vector<uint64_t> nth_count_;  // nf_nth: per -m statistic nth counter slot
   uint64_t now_ = 0;
   uint64_t rng_ = 0x243f6a8885a308d3ULL;
 };

@@ -131,6 +131,8 @@ struct ReferenceEngine::Run {
   // jump's matches are tested once, as the kernel does, even when a
   // statement inside the chain changes what they test (MARK ...).
   std::vector<std::pair<ir::RuleRef, Tri>> jump_cache;
+  // nth counters this run moved (committed with the run).
+  NthCounters nth;
 
   bool choose(const ir::FlatRule* fr, std::string why) {
     bool c = used < choices.size() ? (bool)choices[used] : true;
@@ -273,6 +275,7 @@ struct Ctx {
   const ir::DecisionList& dl;
   ReferenceEngine::Run& r;
   const std::set<std::string>& touched_sets;
+  const ReferenceEngine::NthCounters& nth;  // committed counters
 };
 
 // The value of a numeric field for this packet; nullopt when the packet has
@@ -565,17 +568,74 @@ Tri eval_match(const ir::Match& m, const Ctx& c, std::string& why) {
   return hit != m.negated ? Tri::True : Tri::False;
 }
 
-Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const Ctx& c, std::string& why) {
-  Tri res = Tri::True;
-  for (size_t i = from; i < to && i < fr.matches.size(); ++i) {
-    std::string w;
-    Tri t = eval_match(fr.matches[i], c, w);
-    if (t == Tri::False) return Tri::False;
-    if (t == Tri::Unknown && res == Tri::True) {
-      res = Tri::Unknown;
-      why = w;
-    }
+// xt_statistic in nth mode, one packet reaching it: the options of the
+// rule's statistic match (split over several ir::Match) read from
+// [from, to); the counter moves as statistic_mt moves it.
+Tri eval_nth(const ir::FlatRule& fr, size_t from, size_t to, size_t at, const ir::RuleRef& owner, bool uncertain,
+             const Ctx& c, std::string& why) {
+  uint64_t every = 0, packet = 0;
+  for (size_t i = from; i < to && i < fr.matches.size(); ++i)
+    if (fr.matches[i].module == "statistic")
+      for (const auto& [k, v] : fr.matches[i].args) {
+        if (k == "--every") every = std::strtoull(v.c_str(), nullptr, 10);
+        if (k == "--packet") packet = std::strtoull(v.c_str(), nullptr, 10);
+      }
+  if (every == 0 || packet >= every) return Tri::False;  // iptables refuses these
+  // iptables keeps every - 1 and starts the counter at (every - 1) - packet.
+  uint32_t last = (uint32_t)(every - 1);
+  ReferenceEngine::NthKey key{owner, at - from};
+  std::optional<uint32_t> count = last - (uint32_t)packet;
+  if (auto it = c.r.nth.find(key); it != c.r.nth.end())
+    count = it->second;
+  else if (auto jt = c.nth.find(key); jt != c.nth.end())
+    count = jt->second;
+  if (!count) {
+    why = "the -m statistic --mode nth counter depends on an earlier undecidable match";
+    return Tri::Unknown;
   }
+  uint32_t next = *count == last ? 0 : *count + 1;
+  // An undecided match before it in the rule: whether the packet reached
+  // the counter is a guess, so the count afterwards is unknown (earlier
+  // rules' guesses are other runs, compared in evaluate()).
+  c.r.nth[key] = uncertain ? std::nullopt : std::optional<uint32_t>(next);
+  return (next == 0) != fr.matches[at].negated ? Tri::True : Tri::False;
+}
+
+// `owner`: the rule these matches belong to (the flat rule's own, or a jump's).
+Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const ir::RuleRef& owner, const Ctx& c,
+               std::string& why) {
+  Tri res = Tri::True;
+  to = std::min(to, fr.matches.size());
+  bool nth = false;
+  for (size_t i = from; i < to; ++i)
+    for (const auto& [k, v] : fr.matches[i].args)
+      nth |= fr.matches[i].module == "statistic" && k == "--mode" && v == "nth";
+  // With a counter in the rule, order matters: iptables tests the rule's
+  // address, protocol and interface options (ip_packet_match) before any
+  // match module, then the modules in the order they were given.
+  for (int pass = nth ? 0 : 1; pass < 2; ++pass)
+    for (size_t i = from; i < to; ++i) {
+      const ir::Match& m = fr.matches[i];
+      if (nth && (pass == 0) != m.module.empty()) continue;
+      std::string w;
+      Tri t;
+      auto has = [&](const char* k, const char* v = nullptr) {
+        return std::any_of(m.args.begin(), m.args.end(),
+                           [&](const auto& a) { return a.first == k && (!v || a.second == v); });
+      };
+      if (nth && m.module == "statistic" && has("--every")) {
+        t = eval_nth(fr, from, to, i, owner, res == Tri::Unknown, c, w);
+      } else if (nth && m.module == "statistic" && (has("--mode", "nth") || has("--packet"))) {
+        t = Tri::True;  // the rest of the nth match, decided at --every
+      } else {
+        t = eval_match(m, c, w);
+      }
+      if (t == Tri::False) return Tri::False;
+      if (t == Tri::Unknown && res == Tri::True) {
+        res = Tri::Unknown;
+        why = w;
+      }
+    }
   return res;
 }
 
@@ -959,7 +1019,7 @@ void ReferenceEngine::Walk::finish(Verdict v, Hook h, const std::string& rw) {
 // One base chain: ordered first match over its decision list.
 ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
   const ir::DecisionList& dl = e.pipe_.stages[si];
-  Ctx c{e.rs_, e.host_, dl, r, e.touched_sets_};
+  Ctx c{e.rs_, e.host_, dl, r, e.touched_sets_, e.nth_};
   r.jump_cache.clear();
   StageOutcome out;
   out.stage = si;
@@ -1034,7 +1094,7 @@ Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, c
       } else {
         r.jump_cache.resize(k);
         std::string w;
-        seg = eval_range(fr, off, off + len, c, w);
+        seg = eval_range(fr, off, off + len, ref, c, w);
         if (seg == Tri::Unknown) seg = r.choose(&fr, w) ? Tri::True : Tri::False;
         r.jump_cache.emplace_back(ref, seg);
         if (seg == Tri::True) r.hit_rules.push_back(ref);
@@ -1053,7 +1113,7 @@ Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, c
     if (fi.goto_tail && k < r.jump_cache.size() && r.jump_cache[k].first == fr.origin) {
       res = r.jump_cache[k].second;
     } else {
-      res = eval_range(fr, fi.segments_ok ? off : 0, fr.matches.size(), c, why);
+      res = eval_range(fr, fi.segments_ok ? off : 0, fr.matches.size(), fr.origin, c, why);
       if (res == Tri::Unknown) res = r.choose(&fr, why) ? Tri::True : Tri::False;
       // A jump's statement entry comes right before its region: its
       // result is the region's jump result. Any other rule at this
@@ -1385,6 +1445,19 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   }
   explain_unknowns(d, runs, exhausted);
   widen_binding(runs);
+  // An nth counter is known afterwards only when every explored run (and
+  // any not explored) leaves it at the same value.
+  for (const auto& r : runs)
+    for (const auto& [k, v] : r.nth) {
+      auto after = [&](const Run& x) -> std::optional<std::optional<uint32_t>> {
+        if (auto it = x.nth.find(k); it != x.nth.end()) return it->second;
+        if (auto it = nth_.find(k); it != nth_.end()) return it->second;
+        return std::nullopt;  // untouched, never moved
+      };
+      bool same = !exhausted;
+      for (const auto& o : runs) same &= after(o) == after(r);
+      if (!same) first.nth[k] = std::nullopt;
+    }
   commit(first, p.time);
   return d;
 }
@@ -1481,6 +1554,7 @@ void ReferenceEngine::commit(const Run& first, double time) {
   pols.erase(std::unique(pols.begin(), pols.end()), pols.end());
   for (const auto& [tt, cc] : pols) ++policy_hits_[tt][cc];
   for (const auto& s : first.touched) touched_sets_.insert(s);
+  for (const auto& [k, v] : first.nth) nth_[k] = v;
   if (conntrack_on_ && first.ct_done && !first.untracked) ct_.commit(first.ct, first.verdict == Verdict::Accept, time);
 }
 

@@ -45,6 +45,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -122,6 +123,15 @@ class ReferenceEngine : public VerdictEngine {
   };
   std::map<FragKey, std::pair<Decision, double>> frag_decisions_;
   std::set<std::string> touched_sets_;  // dynamic sets a statement added to
+ public:
+  // -m statistic --mode nth: xt_statistic's counter (`count`, which starts at
+  // every - packet) per (rule, position of its --every among the rule's
+  // matches); nullopt once an undecidable match left it unknown.
+  using NthKey = std::pair<ir::RuleRef, size_t>;
+  using NthCounters = std::map<NthKey, std::optional<uint32_t>>;
+
+ private:
+  NthCounters nth_;
   // Per stage: which rules can match a packet, and per flattened rule what
   // the loop needs without walking back into the ruleset.
   std::vector<RuleIndex> index_;

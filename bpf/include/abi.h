@@ -25,7 +25,7 @@ typedef __u32 nf_u32;
 typedef __u64 nf_u64;
 #endif
 
-#define NF2BPF_ABI_VERSION 2
+#define NF2BPF_ABI_VERSION 3
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -173,6 +173,8 @@ struct nf2bpf_hook_desc {
 #define NF_RES_MAC_NEG 512u
 #define NF_RES_RANDOM_NEG 1024u
 #define NF_RES_CTSTATUS 2048u /* the connection's NAT status is one ctstatus allows */
+#define NF_RES_NTH 4096u      /* -m statistic --mode nth: see nf2bpf_rule.nth_* */
+#define NF_RES_NTH_NEG 8192u
 
 struct nf2bpf_rule {
   nf_u8 action;
@@ -191,6 +193,17 @@ struct nf2bpf_rule {
   nf_u64 mac;          /* NF_RES_MAC: 48-bit source MAC */
   nf_u32 src_line;     /* source line of the rule, for counters in `status` */
   nf_u32 nat;          /* NF_ACT_NAT: index into the generation's NAT ranges */
+  /* NF_RES_NTH, checked after every other check of the rule (the compiler
+   * only accepts rules whose statistic match comes after their other
+   * matches): the source rule's counter nf_nth[nth_slot] counts the packets
+   * that reached the match; the match holds when that count, this packet
+   * included, is nth_hit modulo nth_every. xt_statistic's --every N
+   * --packet P holds for the (P+1)th packet and every Nth after it, so
+   * nth_hit = (P + 1) % N. Rules inlined from one source rule share its slot. */
+  nf_u32 nth_slot;
+  nf_u32 nth_every;
+  nf_u32 nth_hit;
+  nf_u32 nth_pad;
 };
 
 struct nf2bpf_stmt {
@@ -223,6 +236,13 @@ struct nf2bpf_nat {
   nf_u16 port_min, port_max;
   nf_u16 pad;
   nf_u8 addr_min[16], addr_max[16];
+};
+
+/* The nf_nth map value: packets that reached one source rule's nth match
+ * in this generation (a new generation starts from 0, as a ruleset reload
+ * resets xt_statistic's counter). 64 bits: it never wraps. */
+struct nf2bpf_nth_val {
+  nf_u64 count;
 };
 
 /* Token bucket for -m limit / nft limit, kept per rule. Rates in tokens per

@@ -151,6 +151,20 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     }
     l->credit_ns = credit - l->cfg.cost_ns;
   }
+  if (res & NF_RES_NTH) {
+    /* Last: the counter moves only for packets every other test let
+     * through, as xt_statistic's does for the packets that reach it. One
+     * atomic add orders the packets of all CPUs, like its cmpxchg loop. */
+    void* nm = nf_inner(&nf_nth, live);
+    if (!nm) return 0;
+    __u32 idx = r->nth_slot;
+    struct nf2bpf_nth_val* n = bpf_map_lookup_elem(nm, &idx);
+    __u64 every = r->nth_every;
+    if (!n || !every) return 0;
+    __u64 seen = __sync_fetch_and_add(&n->count, 1) + 1;
+    int hit = seen % every == r->nth_hit;
+    if (hit == !!(res & NF_RES_NTH_NEG)) return 0;
+  }
   return 1;
 }
 

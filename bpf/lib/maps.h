@@ -36,6 +36,7 @@ NF_BTF_KEEP(struct nf2bpf_tuple, nf_btf_tuple);
 NF_BTF_KEEP(struct nf2bpf_rule, nf_btf_rule);
 NF_BTF_KEEP(struct nf2bpf_stmt, nf_btf_stmt);
 NF_BTF_KEEP(struct nf2bpf_limit_val, nf_btf_limit);
+NF_BTF_KEEP(struct nf2bpf_nth_val, nf_btf_nth);
 NF_BTF_KEEP(struct nf2bpf_nat, nf_btf_nat);
 NF_BTF_KEEP(struct nf2bpf_counter, nf_btf_counter);
 NF_BTF_KEEP(struct nf2bpf_entry_key, nf_btf_entry_key);
@@ -53,6 +54,8 @@ NF_OUTER(nf_rules, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_rule, BPF_F_INNER_MA
 NF_OUTER(nf_stmts, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_stmt, BPF_F_INNER_MAP);
 /* per generation: token buckets of rate-limited rules */
 NF_OUTER(nf_limits, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_limit_val, BPF_F_INNER_MAP);
+/* per generation: the packet counters of -m statistic --mode nth rules (nf2bpf_rule.nth_slot) */
+NF_OUTER(nf_nth, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_nth_val, BPF_F_INNER_MAP);
 /* per generation: the ranges of NAT rules (nf2bpf_rule.nat) */
 NF_OUTER(nf_nat, BPF_MAP_TYPE_ARRAY, __u32, struct nf2bpf_nat, BPF_F_INNER_MAP);
 /* per generation: per-CPU packet/byte counters per rule, then per stage policy

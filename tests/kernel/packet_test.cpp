@@ -501,6 +501,64 @@ void conntrack_cases(std::vector<Case>& v) {
 
 // ---- other matches -------------------------------------------------------------
 void match_cases(std::vector<Case>& v) {
+  // xt_statistic nth: the counter counts the packets that reach the match
+  // (here: those every earlier match let through); --every N --packet P
+  // holds for the (P+1)th of them and every Nth after it.
+  v.push_back({
+      "statistic nth: the kernel's sequence, per rule, only for packets that reach it; ! inverts",
+      {"-m statistic --mode nth", "-m statistic --every", "-m statistic --packet"},
+      "iptables",
+      filter("ACCEPT", "DROP", "ACCEPT",
+             "-A INPUT -p udp -m udp --dport 7000 -m statistic --mode nth --every 3 --packet 1 -j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7001 -m statistic --mode nth ! --every 2 --packet 0 -j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7200 -m mark --mark 0x1 -m statistic --mode nth --every 2 --packet 0 "
+             "-j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 7000), ACCEPT).policy(),           // 7000: 1st
+          in("nfk0", udp(kLan, 1000, kHost, 7002), ACCEPT).policy(),           // no counter
+          in("nfk0", udp(kLan, 1000, kHost, 7000), DROP).rule("--every 3"),    // 7000: 2nd
+          in("nfk0", udp(kLan, 1000, kHost, 7001), ACCEPT).policy(),           // 7001: 1st (nth holds, inverted)
+          in("nfk0", udp(kLan, 1000, kHost, 7000), ACCEPT).policy(),           // 7000: 3rd
+          in("nfk0", udp(kLan, 1000, kHost, 7001), DROP).rule("! --every 2"),  // 7001: 2nd
+          in("nfk0", udp(kLan, 1000, kHost, 7000), ACCEPT).policy(),           // 7000: 4th
+          in("nfk0", udp(kLan, 1000, kHost, 7000), DROP).rule("--every 3"),    // 7000: 5th
+          in("nfk0", udp(kLan, 1000, kHost, 7001), ACCEPT).policy(),           // 7001: 3rd
+          in("nfk0", udp(kLan, 1000, kHost, 7000), ACCEPT).policy(),           // 7000: 6th
+          in("nfk0", udp(kLan, 1000, kHost, 7000), ACCEPT).policy(),           // 7000: 7th
+          in("nfk0", udp(kLan, 1000, kHost, 7000), DROP).rule("--every 3"),    // 7000: 8th
+          // The mark test comes first: unmarked packets do not count.
+          in("nfk0", udp(kLan, 1000, kHost, 7200), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7200), DROP).mark(0x1).rule("--mark 0x1"),  // 1st
+          in("nfk0", udp(kLan, 1000, kHost, 7200), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7200), ACCEPT).mark(0x1).policy(),  // 2nd
+          in("nfk0", udp(kLan, 1000, kHost, 7200), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7200), DROP).mark(0x1).rule("--mark 0x1"),  // 3rd
+      },
+  });
+  v.push_back({
+      "statistic nth: a chain's rule reached by two jumps (and two hooks) keeps one counter",
+      {"-m statistic --mode nth", "-m statistic --every", "-m statistic --packet"},
+      "iptables",
+      filter("ACCEPT", "ACCEPT", "ACCEPT",
+             ":CNT - [0:0]\n"
+             "-A INPUT -p udp -m udp --dport 7100 -j CNT\n"
+             "-A INPUT -p tcp -m tcp --dport 7100 -j CNT\n"
+             "-A FORWARD -p udp -m udp --dport 7100 -j CNT\n"
+             "-A CNT -m statistic --mode nth --every 2 --packet 1 -j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 7100), ACCEPT).policy(),                           // 1st
+          in("nfk0", tcp(kLan, 1000, kHost, 7100), DROP).rule("--every 2"),                    // 2nd
+          in("nfk0", tcp(kLan, 1000, kHost, 7100), ACCEPT).policy(),                           // 3rd
+          in("nfk0", udp(kLan, 1000, kHost, 7100), DROP).rule("--every 2"),                    // 4th
+          fwd("nfk0", "nfk1", udp(kLan, 1000, "198.51.100.7", 7100), ACCEPT).policy(),         // 5th
+          fwd("nfk0", "nfk1", udp(kLan, 1000, "198.51.100.7", 7100), DROP).rule("--every 2"),  // 6th
+          in("nfk0", udp(kLan, 1000, kHost, 7101), ACCEPT).policy(),                           // no jump
+          in("nfk0", udp(kLan, 1000, kHost, 7100), ACCEPT).policy(),                           // 7th
+      },
+  });
+
   v.push_back({
       "comment: a commented rule matches like the same rule without it",
       {"-m comment --comment"},
@@ -999,6 +1057,32 @@ void nat_cases(std::vector<Case>& v) {
           // Not translated: the host's own port 8081 (INPUT), a forwarded packet to elsewhere (FORWARD drops).
           in("nfk0", tcp(kLan, 40001, kHost, 8081), ACCEPT),
           fwd("nfk0", "nfk1", tcp(kLan, 40002, "198.51.100.9", 80), DROP).policy(),
+      },
+  });
+  v.push_back({
+      "DNAT by statistic nth: new connections take the backends in turn, replies do not move the counters",
+      {"*nat", "-j DNAT", "-m statistic --mode nth", "-m statistic --every", "-m statistic --packet"},
+      "iptables",
+      nat("-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -m statistic --mode nth --every 3 --packet 0 -j DNAT "
+          "--to-destination 198.51.100.7\n"
+          "-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -m statistic --mode nth --every 2 --packet 0 -j DNAT "
+          "--to-destination 198.51.100.8\n"
+          "-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 198.51.100.9\n"),
+      "",
+      {
+          // The nat chain sees each connection's first packet only: the
+          // counters count connections (1st: .7; 2nd: on to the every-2
+          // rule, its 1st: .8; 3rd: .9; 4th: .7 ...).
+          fwd("nfk0", "nfk1", tcp(kLan, 40000, kHost, 80), ACCEPT).nat("10.0.0.2:40000 > 198.51.100.7:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.7", 80, kLan, 40000, SYN | ACK), ACCEPT)
+              .nat("10.0.0.1:80 > 10.0.0.2:40000"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40001, kHost, 80), ACCEPT).nat("10.0.0.2:40001 > 198.51.100.8:80"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40002, kHost, 80), ACCEPT).nat("10.0.0.2:40002 > 198.51.100.9:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.8", 80, kLan, 40001, SYN | ACK), ACCEPT)
+              .nat("10.0.0.1:80 > 10.0.0.2:40001"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40003, kHost, 80), ACCEPT).nat("10.0.0.2:40003 > 198.51.100.7:80"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40004, kHost, 80), ACCEPT).nat("10.0.0.2:40004 > 198.51.100.8:80"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40005, kHost, 80), ACCEPT).nat("10.0.0.2:40005 > 198.51.100.9:80"),
       },
   });
   v.push_back({

@@ -806,3 +806,17 @@ TEST_CASE("nf2bpf translate -o writes the policy YAML") {
   CHECK(help.out.find("-o,--output") != std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("statistic nth rules round-trip through YAML and read as iptables' options") {
+  policy::Policy p = compile_text("rules.v4",
+                                  "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                                  "-A INPUT -p udp -m statistic --mode nth --every 3 --packet 1 -j DROP\n"
+                                  "-A INPUT -p tcp -m statistic --mode nth ! --every 2 --packet 0 -j DROP\n"
+                                  "COMMIT\n");
+  require_round_trip(p);
+  std::string y = policy::to_yaml(p);
+  INFO(y.substr(0, 4000));
+  CHECK(y.find("checks: ['nth every 3 packet 1 (#0)']") != std::string::npos);
+  CHECK(y.find("checks: ['not nth every 2 packet 0 (#1)']") != std::string::npos);
+  CHECK(y.find("raw:") == std::string::npos);  // the check text determines every nth field
+}

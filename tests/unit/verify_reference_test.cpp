@@ -1082,3 +1082,64 @@ TEST_CASE("reference NAT: nft snat to a prefix with a port range, and redirect f
   REQUIRE(d.nat);
   CHECK(*d.nat == NatTuple::exact(a6("2001:db8::77"), a6("2001:db8::10"), 5000, 3128, true));
 }
+
+// xt_statistic nth: count starts at (every - 1) - packet; each packet that
+// reaches the match moves it (to 0 after every - 1) and the match holds at 0.
+TEST_CASE("reference: -m statistic --mode nth follows the kernel's counter, per rule") {
+  Fixture f(head() +
+            ":CNT - [0:0]\n"
+            "-A INPUT -p udp -m udp --dport 7000 -m statistic --mode nth --every 3 --packet 1 -j DROP\n"
+            // The tcp match comes after the counter: it moves for every udp packet.
+            "-A INPUT -p udp -m statistic --mode nth ! --every 2 --packet 0 -m udp --dport 7001 -j DROP\n"
+            "-A INPUT -p tcp -j CNT\n"
+            "-A INPUT -p sctp -j CNT\n"
+            "-A CNT -m statistic --mode nth --every 2 --packet 1 -j DROP\n"
+            "COMMIT\n");
+  auto v = [&](const PacketSpec& p) { return f.send(p).verdict; };
+  const auto A = Verdict::Accept, D = Verdict::Drop;
+  // Rule 1 holds for the 2nd, 5th, 8th udp/7000 packet.
+  std::vector<Verdict> seq;
+  for (int i = 0; i < 8; ++i) seq.push_back(v(udp(kClient, 1, kHost, 7000)));
+  CHECK(seq == std::vector<Verdict>{A, D, A, A, D, A, A, D});
+  // Rule 2's counter saw the five packets rule 1 let through; --every 2
+  // --packet 0 holds for odd counts, inverted for even ones.
+  CHECK(v(udp(kClient, 1, kHost, 7001)) == D);  // 6th: ! holds, --dport matches
+  CHECK(v(udp(kClient, 1, kHost, 7002)) == A);  // 7th: nth holds, ! -> no
+  CHECK(v(udp(kClient, 1, kHost, 7002)) == A);  // 8th: ! holds, then --dport 7001 fails (the count moved)
+  CHECK(v(udp(kClient, 1, kHost, 7001)) == A);  // 9th: nth holds
+  CHECK(v(udp(kClient, 1, kHost, 7001)) == D);  // 10th
+  // One counter for the chain's rule, whichever jump led there.
+  std::vector<Verdict> chain;
+  for (int i = 0; i < 3; ++i) {
+    chain.push_back(v(tcp(kClient, 1, kHost, 80, SYN)));
+    PacketSpec s = udp(kClient, 1, kHost, 80);
+    s.proto = 132;
+    chain.push_back(v(s));
+  }
+  CHECK(chain == std::vector<Verdict>{A, D, A, D, A, D});
+}
+
+TEST_CASE("reference: an undecidable match before an nth counter leaves the counter unknown") {
+  Fixture f(head() +
+            "-A INPUT -p udp -m udp --dport 1 -m limit --limit 1/s -j ACCEPT\n"
+            "-A INPUT -p udp -m statistic --mode nth --every 2 --packet 0 -j DROP\n"
+            "COMMIT\n");
+  // First packet to port 2: the counter is known (the limit rule's port does not match).
+  CHECK(f.send(udp(kClient, 1, kHost, 2)).verdict == Verdict::Drop);
+  // To port 1: ACCEPT by the limit, or on to the counter (2nd: no match, ACCEPT).
+  CHECK(f.send(udp(kClient, 1, kHost, 1)).verdict == Verdict::Accept);
+  // Whether that packet moved the counter was not decided: now it is unknown.
+  auto d = f.send(udp(kClient, 1, kHost, 2));
+  CHECK(d.verdict == Verdict::Indeterminate);
+  CHECK(d.note.find("counter depends on an earlier undecidable match") != std::string::npos);
+}
+
+TEST_CASE("reference: a random statistic match next to an nth one stays undecidable") {
+  Fixture f(head() +
+            "-A INPUT -p udp -m statistic --mode random --probability 0.5 -m statistic --mode nth --every 2 --packet 0 "
+            "-j DROP\n"
+            "COMMIT\n");
+  auto d = f.send(udp(kClient, 1, kHost, 2));
+  CHECK(d.verdict == Verdict::Indeterminate);
+  CHECK(d.note.find("depends on sampling") != std::string::npos);
+}

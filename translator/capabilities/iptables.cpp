@@ -15,6 +15,10 @@ constexpr std::string_view kLogRing =
     "the verdict is exact; the log record is written to nf2bpf's events ring buffer, not to the kernel log or "
     "nfnetlink_log, and nothing reads that buffer yet (no command shows the records)";
 
+constexpr std::string_view kNth =
+    "a counter per rule in BPF shared by all CPUs, the kernel's sequence; it restarts at 0 when a new policy is "
+    "applied (as a ruleset reload does); the statistic match must come after the rule's other matches";
+
 // clang-format off
 const std::vector<Capability>& iptables_capabilities() {
   static const std::vector<Capability> kRows = {
@@ -91,8 +95,9 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "match", "-m recent", U, "needs address lists shared with /proc/net/xt_recent; not implemented"},
   {"iptables", "match", "-m statistic --mode", A, "random mode draws from the BPF PRNG: the same probability, a different random stream"},
   {"iptables", "match", "-m statistic --probability", A, "random mode draws from the BPF PRNG: the same probability, a different random stream"},
-  {"iptables", "match", "-m statistic --every", U, "nth mode is not implemented"},
-  {"iptables", "match", "-m statistic --packet", U, "nth mode is not implemented"},
+  {"iptables", "match", "-m statistic --mode nth", E, kNth},
+  {"iptables", "match", "-m statistic --every", E, kNth},
+  {"iptables", "match", "-m statistic --packet", E, kNth},
   {"iptables", "match", "-m mac --mac-source", E, ""},
   {"iptables", "match", "-m pkttype --pkt-type", E, ""},
   {"iptables", "match", "-m length --length", E, ""},

@@ -66,6 +66,36 @@ std::vector<bool> nat_output_reached(const Ruleset& rs, const Table& table, bool
   });
 }
 
+// -m statistic --mode nth keeps a counter of the packets that reach it.
+// The dataplane counts the packets that passed the rule's other tests, once
+// per source rule: the same count only when no match module comes after the
+// statistic match (address, protocol and interface options are tested before
+// any module), and not for a jump, whose matches are inlined into every rule
+// of its chain.
+void nth_placement(const Rule& rule, std::vector<Finding>& found) {
+  // One -m statistic's options are consecutive matches, from its --mode on.
+  size_t first = SIZE_MAX, last = 0;
+  bool in_nth = false;
+  for (size_t i = 0; i < rule.matches.size(); ++i) {
+    const Match& m = rule.matches[i];
+    bool stat = m.module == "statistic";
+    bool mode = stat && !m.args.empty() && m.args[0].first == "--mode";
+    if (!stat || mode) in_nth = false;
+    if (mode && m.args[0].second == "nth" && first == SIZE_MAX) in_nth = true, first = i;
+    if (in_nth) last = i;
+  }
+  if (first == SIZE_MAX) return;
+  std::string why;
+  if (rule.verdict.kind == VerdictKind::Jump || rule.verdict.kind == VerdictKind::Goto)
+    why = "a counter on a jump or goto rule is not implemented";
+  for (size_t i = last + 1; i < rule.matches.size() && why.empty(); ++i)
+    if (!rule.matches[i].module.empty() && rule.matches[i].module != "comment")
+      why = "'" + rule.matches[i].cap +
+            "' comes after it: the kernel counts every packet that reaches the statistic match, the dataplane only "
+            "those every other test of the rule let through (put the statistic match last)";
+  if (!why.empty()) found.push_back({Fidelity::Unsupported, "-m statistic --mode nth", why, rule.matches[first].loc});
+}
+
 // What keeps one rule from being exact: its table, matches, the sets they
 // name, statements and verdicts (a verdict map's included).
 std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Rule& rule, std::string_view fe,
@@ -101,6 +131,7 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
                          m.loc});
     }
   }
+  if (ipt) nth_placement(rule, found);
   for (const auto& s : rule.statements) check(s.cap, s.loc);
   check(rule.verdict.cap, rule.verdict.loc);
   if (rule.vmap)  // the verdicts a map can give

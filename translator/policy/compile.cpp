@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <cmath>
+#include <map>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -237,6 +238,10 @@ class Compiler {
   bool ip6_stage_ = false;    // the rule being lowered is in an ip6 (ip6tables) stage
   uint32_t stage_fams_ = 0;   // NF_FAM_* of the stage being lowered
   uint32_t nat_fams_ = 0;     // NF_FAM_* with a compiled nat stage
+  // -m statistic --mode nth: the counter slot of each source rule (rules
+  // inlined more than once share the kernel's one counter).
+  std::map<RuleRef, uint32_t> nth_slots_;
+  bool nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
 };
 
 uint32_t Compiler::prefix_id(const std::string& p) {
@@ -626,6 +631,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     d.limit = (uint32_t)pol_.limits.size();
     pol_.limits.push_back(lc);
   }
+  if (!nth(f, src, d)) ok = false;
   if (random) {
     d.residual |= NF_RES_RANDOM | (random_neg ? NF_RES_RANDOM_NEG : 0);
     double p = std::clamp(probability, 0.0, 1.0);
@@ -691,6 +697,69 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     d.reject_type = reject_code(f.reject_with) == kRejectUnknown ? 0 : reject_code(f.reject_with);
   }
   return ok;
+}
+
+// `-m statistic --mode nth --every N --packet P`. xt_statistic counts the
+// packets that reach the match, whatever the matches after it say; the
+// dataplane counts the packets that passed every other test of the rule, so
+// it takes rules whose statistic match comes last (the address, protocol and
+// interface options, which the kernel tests before any match, may follow
+// it). A jump's matches are inlined into every rule of its chain, which
+// would advance the counter once per inlined rule: refused too.
+bool Compiler::nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
+  bool on = false, neg = false, have_every = false;
+  uint64_t every = 0, packet = 0;
+  size_t first = SIZE_MAX, last = 0;
+  std::string bad;
+  // One -m statistic's options are consecutive matches, from its --mode on.
+  bool in_nth = false;
+  for (size_t i = 0; i < f.matches.size(); ++i) {
+    const Match& m = f.matches[i];
+    bool stat = m.field == Field::Opaque && m.module == "statistic";
+    bool mode = stat && !m.args.empty() && m.args[0].first == "--mode";
+    if (!stat || mode) in_nth = false;
+    if (mode && m.args[0].second == "nth") {
+      if (on) bad = "more than one -m statistic --mode nth in one rule is not supported";
+      on = in_nth = true;
+      first = i;
+    }
+    if (!in_nth) continue;
+    last = i;
+    for (const auto& [k, v] : m.args) {
+      if (k == "--every") {
+        have_every = true;
+        neg = m.negated;
+        every = std::strtoull(v.c_str(), nullptr, 10);
+      }
+      if (k == "--packet") packet = std::strtoull(v.c_str(), nullptr, 10);
+    }
+  }
+  if (!on) return true;
+  const SourceLoc& loc = f.matches[first].loc;
+  size_t own = src.matches.size();
+  if (f.matches.size() < own || first < f.matches.size() - own || src.verdict.kind == ir::VerdictKind::Jump ||
+      src.verdict.kind == ir::VerdictKind::Goto)
+    bad = "-m statistic --mode nth on a rule that jumps to or goes to a chain is not supported";
+  for (size_t i = last + 1; i < f.matches.size() && bad.empty(); ++i)
+    if (!f.matches[i].module.empty() && f.matches[i].module != "comment")
+      bad = "'" + f.matches[i].cap +
+            "' after -m statistic --mode nth is not supported: the kernel counts packets before testing it";
+  if (bad.empty() && (!have_every || every == 0 || every > UINT32_MAX))
+    bad = "-m statistic --mode nth needs --every N with 1 <= N < 2^32";
+  if (bad.empty() && packet >= every) bad = "--packet must be below --every";
+  if (!bad.empty()) {
+    diag_.error(loc, bad,
+                bad.find("after -m statistic") != std::string::npos
+                    ? "move the statistic match to the end of the rule (after its other matches)"
+                    : "");
+    return false;
+  }
+  auto [it, fresh] = nth_slots_.try_emplace(f.origin, (uint32_t)nth_slots_.size());
+  d.residual |= NF_RES_NTH | (neg ? NF_RES_NTH_NEG : 0);
+  d.nth_slot = it->second;
+  d.nth_every = (uint32_t)every;
+  d.nth_hit = (uint32_t)((packet + 1) % every);
+  return true;
 }
 
 // A NAT statement ends its rule with the binding (NF_ACT_NAT) and names its

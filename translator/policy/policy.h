@@ -4,6 +4,7 @@
 // the loader writes it into maps; the userspace model evaluates it directly.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -76,6 +77,13 @@ struct Policy {
 
   // Counter indices: rules use [0, rules.size()), stage policies follow.
   uint32_t counter_count() const { return (uint32_t)(rules.size() + stages.size()); }
+  // Entries of the nf_nth map: one per source rule with -m statistic --mode nth.
+  uint32_t nth_slots() const {
+    uint32_t n = 0;
+    for (const auto& r : rules)
+      if (r.residual & NF_RES_NTH) n = std::max(n, r.nth_slot + 1);
+    return n;
+  }
   size_t rule_count_source = 0;  // source rules translated
 };
 

@@ -373,6 +373,8 @@ void Loader::rules() {
     if ((uint64_t)r.stmt_first + r.stmt_count > p_.stmts.size()) bad("its statements are not in the policy");
     if ((r.residual & NF_RES_LIMIT) && (r.limit == 0 || r.limit >= p_.limits.size()))
       bad("its limit is not in 'limits'");
+    if ((r.residual & NF_RES_NTH) && (r.nth_every == 0 || r.nth_hit >= r.nth_every || r.nth_slot >= p_.rules.size()))
+      bad("its nth counter is not valid (every >= 1, hit below every, counter below the number of rules)");
     if (r.src_chain >= p_.chain_names.size()) bad("its chain is not in 'chains'");
   }
   for (size_t i = 0; i < p_.stmts.size(); ++i) {

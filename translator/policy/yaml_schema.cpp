@@ -388,6 +388,12 @@ std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
                   probability_text(r.random_below) + " (below " + hex(r.random_below) + ")");
   if (r.residual & NF_RES_MAC)
     out.push_back(std::string("mac ") + (r.residual & NF_RES_MAC_NEG ? "!= " : "== ") + mac_text(r.mac));
+  // In iptables' terms: --every N --packet P holds when the rule's count is
+  // P + 1 modulo N.
+  if ((r.residual & NF_RES_NTH) && r.nth_every)
+    out.push_back(std::string(r.residual & NF_RES_NTH_NEG ? "not " : "") + "nth every " + std::to_string(r.nth_every) +
+                  " packet " + std::to_string((r.nth_hit + r.nth_every - 1) % r.nth_every) + " (#" +
+                  std::to_string(r.nth_slot) + ")");
   return out;
 }
 
@@ -451,6 +457,21 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
                                probability_text((uint32_t)below)};
     r.residual |= NF_RES_RANDOM;
     r.random_below = (uint32_t)below;
+  } else if (s.starts_with("nth ") || s.starts_with("not nth ")) {
+    if (r.residual & NF_RES_NTH) return ParseFail{0, "a rule has at most one nth check"};
+    if (c.lit("not ")) r.residual |= NF_RES_NTH_NEG;
+    c.lit("nth ");
+    uint64_t every = 0, packet = 0, slot = 0;
+    if (!c.lit("every ") || !c.dec(every, UINT32_MAX) || every == 0)
+      return ParseFail{c.i, "expected 'every N' with N >= 1"};
+    if (!c.lit(" packet ") || !c.dec(packet, UINT32_MAX) || packet >= every)
+      return ParseFail{c.i, "expected ' packet P' with P below N"};
+    if (!c.lit(" (#") || !c.dec(slot, UINT32_MAX) || !c.lit(")"))
+      return ParseFail{c.i, "expected a counter index like (#0)"};
+    r.residual |= NF_RES_NTH;
+    r.nth_every = (uint32_t)every;
+    r.nth_hit = (uint32_t)((packet + 1) % every);
+    r.nth_slot = (uint32_t)slot;
   } else if (c.lit("mac ")) {
     if (r.residual & NF_RES_MAC) return ParseFail{0, "a rule has at most one mac check"};
     if (c.lit("!= "))
@@ -471,7 +492,7 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.residual |= NF_RES_MAC;
     r.mac = m;
   } else {
-    return ParseFail{0, "unknown check (expected mark, ctmark, limit, random, not random or mac)"};
+    return ParseFail{0, "unknown check (expected mark, ctmark, limit, random, not random, nth, not nth or mac)"};
   }
   if (f) return f;
   if (!c.done()) return ParseFail{c.i, "unexpected text after the check"};

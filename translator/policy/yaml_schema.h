@@ -146,7 +146,8 @@ constexpr RawField kRuleFields[] = {
     NF2BPF_RULE_FIELD(mark2_value), NF2BPF_RULE_FIELD(ctmark_mask),  NF2BPF_RULE_FIELD(ctmark_value),
     NF2BPF_RULE_FIELD(limit),       NF2BPF_RULE_FIELD(random_below), NF2BPF_RULE_FIELD(src_chain),
     NF2BPF_RULE_FIELD(mac),         NF2BPF_RULE_FIELD(src_line),     NF2BPF_RULE_FIELD(nat),
-    NF2BPF_RULE_FIELD(ctstatus),
+    NF2BPF_RULE_FIELD(ctstatus),    NF2BPF_RULE_FIELD(nth_slot),     NF2BPF_RULE_FIELD(nth_every),
+    NF2BPF_RULE_FIELD(nth_hit),
 };
 #undef NF2BPF_RULE_FIELD
 

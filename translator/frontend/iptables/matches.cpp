@@ -722,7 +722,14 @@ const std::vector<ModuleSpec>& modules() {
          [](RuleCtx& c, bool n, const Token& o, const Args& a) { limit_opt(c, n, o, a, "--limit-burst"); }, ""}},
        {}},
       {"statistic",
-       {RECORD("statistic", "--mode", 1, false), RECORD("statistic", "--probability", 1, true),
+       {{"--mode", 1, false,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) {
+           // nth mode is exact, random mode is not: their own capability rows.
+           bool nth = !a.empty() && a[0]->text == "nth";
+           opaque(c, n, o, a, "statistic", nth ? "-m statistic --mode nth" : cap_of("statistic", "--mode"));
+         },
+         ""},
+        RECORD("statistic", "--probability", 1, true),
         RECORD("statistic", "--every", 1, true), RECORD("statistic", "--packet", 1, false)},
        {}},
       {"mac", {{"--mac-source", 1, true, mac_source, ""}}, {}},
