@@ -477,21 +477,22 @@ TEST_CASE("nat: the capability rows follow kNatDataplane") {
   };
   const Fidelity exact = caps::kNatDataplane ? Fidelity::Exact : Fidelity::Unsupported;
   const Fidelity approx = caps::kNatDataplane ? Fidelity::Approximate : Fidelity::Unsupported;
-  for (auto n : {"*nat", "-j DNAT", "-j SNAT", "-j MASQUERADE", "-j REDIRECT", "-m conntrack --ctstate SNAT,DNAT"})
+  for (auto n :
+       {"*nat", "-j DNAT", "-j SNAT", "-j MASQUERADE", "-j REDIRECT", "-j NETMAP", "-m conntrack --ctstate SNAT,DNAT"})
     CHECK(fid("iptables", n) == exact);
   for (auto n :
        {"-j DNAT --random", "-j DNAT --persistent", "-j SNAT --random", "-j SNAT --random-fully",
         "-j SNAT --persistent", "-j MASQUERADE --random", "-j MASQUERADE --random-fully", "-j REDIRECT --random"})
     CHECK(fid("iptables", n) == approx);
-  for (auto n : {"type nat", "dnat", "snat", "masquerade", "redirect", "ct status snat,dnat"})
+  for (auto n :
+       {"type nat", "dnat", "snat", "masquerade", "redirect", "dnat prefix", "snat prefix", "ct status snat,dnat"})
     CHECK(fid("nft", n) == exact);
   CHECK(fid("nft", "ct status") == Fidelity::Unsupported);  // the other status bits are not tracked
   for (auto k : {"dnat", "snat", "masquerade", "redirect"})
     for (auto f : {" random", " fully-random", " persistent"}) CHECK(fid("nft", std::string(k) + f) == approx);
   // Not in the dataplane's first cut, whatever the switch says.
-  CHECK(fid("iptables", "-j NETMAP") == Fidelity::Unsupported);
   CHECK(fid("iptables", "-m conntrack --ctstate SNAT,DNAT with other states") == Fidelity::Unsupported);
-  for (auto n : {"dnat map", "snat map", "dnat prefix", "snat prefix"}) CHECK(fid("nft", n) == Fidelity::Unsupported);
+  for (auto n : {"dnat map", "snat map"}) CHECK(fid("nft", n) == Fidelity::Unsupported);
   // The approximate rows say why; while the switch is off every NAT row gives the pending reason.
   CHECK(caps::find("iptables", "-j SNAT --random")->why ==
         (caps::kNatDataplane ? caps::kNatRandom : caps::kNatPending));
