@@ -138,7 +138,7 @@ struct Fd {
 }  // namespace
 
 struct Dataplane::Fds {
-  Fd control, cfg, hooks, small, state, ct, addrtype, ifaddr, events;
+  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 };
@@ -196,10 +196,11 @@ Result<void> Dataplane::adopt_maps(int prog_fd) {
   info.map_ids = (uint64_t)(uintptr_t)ids.data();
   if (int rc = bpf_obj_get_info_by_fd(prog_fd, &info, &len)) return bpf_err("read program info", rc);
   ids.resize(std::min<size_t>(info.nr_map_ids, ids.size()));
-  std::map<std::string, Fd*> want = {
-      {"nf_control", &fds_->control},   {"nf_cfg", &fds_->cfg},       {"nf_hooks", &fds_->hooks},
-      {"nf_small", &fds_->small},       {"nf_state", &fds_->state},   {"nf_ct", &fds_->ct},
-      {"nf_addrtype", &fds_->addrtype}, {"nf_ifaddr", &fds_->ifaddr}, {"nf_events", &fds_->events}};
+  std::map<std::string, Fd*> want = {{"nf_control", &fds_->control}, {"nf_cfg", &fds_->cfg},
+                                     {"nf_hooks", &fds_->hooks},     {"nf_small", &fds_->small},
+                                     {"nf_state", &fds_->state},     {"nf_ct", &fds_->ct},
+                                     {"nf_nat_src", &fds_->natsrc},  {"nf_addrtype", &fds_->addrtype},
+                                     {"nf_ifaddr", &fds_->ifaddr},   {"nf_events", &fds_->events}};
   for (int i = 0; i < kOuterCount; ++i) want[kOuterNames[i]] = &fds_->outer[i];
   for (uint32_t id : ids) {
     int fd = bpf_map_get_fd_by_id(id);
@@ -227,8 +228,9 @@ std::string Dataplane::check_version() {
   std::string why;
   auto& f = *fds_;
   std::vector<std::pair<const char*, int>> maps = {
-      {"nf_control", f.control.fd}, {"nf_cfg", f.cfg.fd}, {"nf_hooks", f.hooks.fd},       {"nf_small", f.small.fd},
-      {"nf_state", f.state.fd},     {"nf_ct", f.ct.fd},   {"nf_addrtype", f.addrtype.fd}, {"nf_ifaddr", f.ifaddr.fd}};
+      {"nf_control", f.control.fd}, {"nf_cfg", f.cfg.fd},           {"nf_hooks", f.hooks.fd},
+      {"nf_small", f.small.fd},     {"nf_state", f.state.fd},       {"nf_ct", f.ct.fd},
+      {"nf_nat_src", f.natsrc.fd},  {"nf_addrtype", f.addrtype.fd}, {"nf_ifaddr", f.ifaddr.fd}};
   for (int i = 0; i < kOuterCount; ++i) maps.emplace_back(kOuterNames[i], f.outer[i].fd);
   for (auto [name, fd] : maps) {
     const bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
@@ -266,6 +268,7 @@ Result<void> Dataplane::reload_programs() {
                                       {skel->maps.nf_small, f.small.fd},
                                       {skel->maps.nf_state, f.state.fd},
                                       {skel->maps.nf_ct, f.ct.fd},
+                                      {skel->maps.nf_nat_src, f.natsrc.fd},
                                       {skel->maps.nf_addrtype, f.addrtype.fd},
                                       {skel->maps.nf_ifaddr, f.ifaddr.fd},
                                       {skel->maps.nf_events, f.events.fd},
@@ -456,6 +459,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.small = dupfd(bpf_map__fd(skel->maps.nf_small));
   f.state = dupfd(bpf_map__fd(skel->maps.nf_state));
   f.ct = dupfd(bpf_map__fd(skel->maps.nf_ct));
+  f.natsrc = dupfd(bpf_map__fd(skel->maps.nf_nat_src));
   f.addrtype = dupfd(bpf_map__fd(skel->maps.nf_addrtype));
   f.ifaddr = dupfd(bpf_map__fd(skel->maps.nf_ifaddr));
   f.events = dupfd(bpf_map__fd(skel->maps.nf_events));

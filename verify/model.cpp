@@ -464,6 +464,44 @@ bool Model::nat_used(const NatWork& nw, uint8_t proto) const {
   return !tuple_eq(it->second.orig, nw.orig);
 }
 
+// As nf_nat_in_range.
+bool Model::nat_in_range(const NatWork&, const nf2bpf_nat& n, const nf_ct_tuple& t, const uint8_t* fixed,
+                         bool ports) const {
+  if (fixed) {
+    if (std::memcmp(t.src, fixed, 16) != 0) return false;
+  } else if (n.flags & NF_NAT_F_ADDR) {
+    if (std::memcmp(t.src, n.addr_min, 16) < 0 || std::memcmp(t.src, n.addr_max, 16) > 0) return false;
+  }
+  if ((n.flags & NF_NAT_F_PORTS) && ports && (t.sport < n.port_min || t.sport > n.port_max)) return false;
+  return true;
+}
+
+// As nf_nat_src_keep.
+bool Model::nat_src_keep(Work& w, const nf2bpf_nat& n, const uint8_t* fixed, bool ports) {
+  NatWork& nw = w.nat;
+  uint8_t proto = w.p.l4proto;
+  nw.cand = nw.before;
+  if (nat_in_range(nw, n, nw.cand, fixed, ports)) return !nat_used(nw, proto);
+  nf_nat_src_key k{};
+  std::memcpy(k.addr, nw.before.src, 16);
+  k.port = nw.before.sport;
+  k.proto = proto;
+  auto s = nat_src_.find(k);
+  if (s == nat_src_.end()) return false;
+  auto it = ct_.find(s->second);
+  if (it == ct_.end()) return false;
+  const nf_ct_val& v = it->second;
+  if (v.expires_ns <= nw.now || (v.flags & NF_CT_ALIAS) || v.orig.sport != nw.before.sport ||
+      std::memcmp(v.orig.src, nw.before.src, 16) != 0)
+    return false;
+  std::memcpy(nw.cand.src, v.reply.dst, 16);
+  nw.cand.sport = v.reply.dport;
+  if (nw.icmp_req) nw.cand.dport = nw.cand.sport;
+  if (nat_in_range(nw, n, nw.cand, fixed, ports) && !nat_used(nw, proto)) return true;
+  nw.cand = nw.before;
+  return false;
+}
+
 // As nf_nat_unique (get_unique_tuple's port part).
 bool Model::nat_unique(Work& w, const nf2bpf_nat* n, bool ports) {
   NatWork& nw = w.nat;
@@ -556,10 +594,15 @@ bool Model::nat_bind(Work& w, bool output) {
     pick_addr(*n, nw.cand, p.family, addr);
     have = true;
   }
-  if (have) std::memcpy(dst ? nw.cand.dst : nw.cand.src, addr, 16);
   bool is_icmp = nw.icmp_req != 0;
-  bool ports = (p.has_l4 && has_ports(p.l4proto) && p.l4proto != 132) || is_icmp;
-  if (!nat_unique(w, n, ports)) return false;
+  bool kept = !dst && n && !(n->flags & (NF_NAT_F_RANDOM | NF_NAT_F_RANDOM_FULLY)) &&
+              nat_src_keep(w, *n, (n->kind == NF_NAT_MASQUERADE || n->kind == NF_NAT_NETMAP) ? addr : nullptr,
+                           (p.has_l4 && has_ports(p.l4proto)) || is_icmp);
+  if (!kept) {
+    if (have) std::memcpy(dst ? nw.cand.dst : nw.cand.src, addr, 16);
+    bool ports = (p.has_l4 && has_ports(p.l4proto) && p.l4proto != 132) || is_icmp;
+    if (!nat_unique(w, n, ports)) return false;
+  }
   if (!tuple_eq(nw.cand, nw.before)) nw.flags |= dst ? NF_CT_DNAT : NF_CT_SNAT;
   nw.reply = tuple_invert(nw.cand);
   return true;
@@ -603,9 +646,10 @@ int Model::nat_apply(Work& w) {
 
 // As nf_ct_nat_dir: the packet's key found a NATed connection's entry or
 // alias; moves r.key and v to the connection's own entry. 0 original, 1
-// reply, -1 a stale alias (no entry), 2 another flow's key.
+// reply, -1 a stale alias (no entry), 2 another flow's key. `how`:
+// NF_CT_MATCH_* (exact, quoted, any).
 int Model::nat_dir(CtRes& r, const nf_ct_val*& v, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp,
-                   uint64_t now) const {
+                   uint64_t now, int how) const {
   if (v->flags & NF_CT_ALIAS) {
     nf_ct_key mk = tuple_key(v->orig, r.key.proto, r.key.pad[0], false);
     auto it = ct_.find(mk);
@@ -615,8 +659,15 @@ int Model::nat_dir(CtRes& r, const nf_ct_val*& v, const ir::u128& sa, const ir::
     r.key = mk;
     v = &it->second;
   }
-  if (tuple_is(v->orig, sa, da, sp, dp) || tuple_is(v->reply, da, sa, dp, sp)) return 0;
-  if (tuple_is(v->reply, sa, da, sp, dp) || tuple_is(v->orig, da, sa, dp, sp)) return 1;
+  if (how != kMatchQuoted) {
+    if (tuple_is(v->orig, sa, da, sp, dp)) return 0;
+    if (tuple_is(v->reply, sa, da, sp, dp)) return 1;
+  }
+  if (how != kMatchExact) {
+    if (tuple_is(v->reply, da, sa, dp, sp)) return 0;
+    if (tuple_is(v->orig, da, sa, dp, sp)) return 1;
+  }
+  if (how != kMatchAny) return 2;
   if (from_bytes(v->orig.src) == sa && from_bytes(v->reply.src) == da && v->orig.sport == sp && v->reply.sport == dp)
     return 0;
   if (from_bytes(v->reply.src) == sa && from_bytes(v->orig.src) == da && v->reply.sport == sp && v->orig.sport == dp)
@@ -687,7 +738,7 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped,
         if (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) {
           uint16_t in_dport =
               (in.l4proto == 1 || in.l4proto == 58) ? in.sport : in.dport;  // parse.h: the echo id in both
-          int d = nat_dir(r, v, in.saddr, in.daddr, in.sport, in_dport, now);
+          int d = nat_dir(r, v, in.saddr, in.daddr, in.sport, in_dport, now, nw.hint ? kMatchAny : kMatchQuoted);
           if (d < 0 || d > 1) return;
           inner_orig = d == 0;
         }
@@ -710,7 +761,7 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped,
     if (nw.hint) r.key = nw.hint_key;
     const nf_ct_val* v = live(r.key);
     if (v && (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) &&
-        nat_dir(r, v, p.saddr, p.daddr, p.icmp_id, p.icmp_id, now) < 0)
+        nat_dir(r, v, p.saddr, p.daddr, p.icmp_id, p.icmp_id, now, (nw.hint || looped) ? kMatchAny : kMatchExact) < 0)
       v = nullptr;
     if (v) nat_load(v);
     if (rep && !v) return;
@@ -744,7 +795,7 @@ void Model::ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped,
   bool exists = v != nullptr;
   int dir = 0;
   if (exists && (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS))) {
-    dir = nat_dir(r, v, p.saddr, p.daddr, sp, dp, now);
+    dir = nat_dir(r, v, p.saddr, p.daddr, sp, dp, now, (nw.hint || looped) ? kMatchAny : kMatchExact);
     if (dir == 2) return;  // INVALID: another connection has this key
     exists = dir >= 0;
     if (dir < 0) dir = 0;
@@ -817,6 +868,15 @@ void Model::write_alias(const CtRes& r, const NatWork& nw, uint64_t expires, con
 // As nf_ct_finish: new connections are created only for accepted packets;
 // a forwarded one's source binding is stored at its egress. Returns whether
 // an alias was written for a new connection.
+// As nf_ct_by_source.
+void Model::ct_by_source(const CtRes& r, const NatWork& nw) {
+  nf_nat_src_key k{};
+  std::memcpy(k.addr, nw.orig.src, 16);
+  k.port = nw.orig.sport;
+  k.proto = r.key.proto;
+  nat_src_[k] = r.key;
+}
+
 bool Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark, const NatWork& nw,
                       bool src_pending) {
   if (!r.track || r.kill) return false;
@@ -833,6 +893,7 @@ bool Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctma
     if (nw.had_alias && !tuple_eq(nw.old_reply, nw.reply))
       ct_.erase(tuple_key(nw.old_reply, r.key.proto, nw.icmp_req, true));
     if (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) write_alias(r, nw, expires, nw.reply, true);
+    ct_by_source(r, nw);
     return false;
   }
   if (!accepted) return false;
@@ -847,6 +908,7 @@ bool Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctma
     v.flags |= (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) | (src_pending ? NF_CT_SRC_PENDING : 0);
   }
   ct_[r.key] = v;
+  if (nw.active && !src_pending) ct_by_source(r, nw);
   if (!nw.active || !(nw.flags & (NF_CT_SNAT | NF_CT_DNAT))) return false;
   write_alias(r, nw, v.expires_ns, nw.reply, true);
   return true;

@@ -128,10 +128,15 @@ class Model {
   void statements(Work& w, const nf2bpf_rule& r);
   void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped, NatWork& nw) const;
   int nat_dir(CtRes& r, const nf_ct_val*& v, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp,
-              uint64_t now) const;
+              uint64_t now, int how) const;
+  static constexpr int kMatchExact = 0, kMatchQuoted = 1, kMatchAny = 2;  // NF_CT_MATCH_*
   static uint64_t ct_timeout(const CtRes& r, bool seen_reply);
   void ct_update(const CtRes& r, uint64_t now);
   bool ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctmark, const NatWork& nw, bool src_pending);
+  void ct_by_source(const CtRes& r, const NatWork& nw);
+  bool nat_in_range(const NatWork& nw, const nf2bpf_nat& n, const nf_ct_tuple& t, const uint8_t* fixed,
+                    bool ports) const;
+  bool nat_src_keep(Work& w, const nf2bpf_nat& n, const uint8_t* fixed, bool ports);
 
   const policy::Policy& pol_;
   ModelEnv env_;
@@ -142,6 +147,12 @@ class Model {
   std::array<std::map<uint8_t, std::unordered_map<ir::u128, uint32_t, U128Hash>, std::greater<uint8_t>>, 2> lpm_;
   std::unordered_map<nf2bpf_entry_key, nf2bpf_entry_val, policy::EntryKeyHash, policy::EntryKeyEq> entries_;
   std::map<nf_ct_key, nf_ct_val, CtKeyLess> ct_;
+  struct SrcKeyLess {
+    bool operator()(const nf_nat_src_key& x, const nf_nat_src_key& y) const {
+      return std::memcmp(&x, &y, sizeof x) < 0;
+    }
+  };
+  std::map<nf_nat_src_key, nf_ct_key, SrcKeyLess> nat_src_;  // nf_nat_src
   // A forwarded packet's connection created at ingress, until its egress run
   // (nf_scratch.pending / pending_key).
   bool pending_ = false, pending_alias_ = false;

@@ -60,6 +60,17 @@ struct nf_ct_val {
   struct nf_ct_tuple orig, reply;
 };
 
+/* The nf_nat_src map (the kernel's nf_nat_bysource): a connection's
+ * original source — address, port (ICMP: identifier), protocol — names the
+ * newest connection from it, by its entry's key, so a later connection from
+ * the same source can take the same source mapping (find_appropriate_src). */
+struct nf_nat_src_key {
+  nf_u8 addr[16];
+  nf_u16 port;
+  nf_u8 proto;
+  nf_u8 pad;
+} __attribute__((aligned(4)));
+
 /* TCP states with netfilter's short names (nf_conntrack_proto_tcp.c): none,
  * SYN sent, SYN received, established, FIN wait, close wait, last ACK, time
  * wait, close, SYN sent 2 (simultaneous open). sIV (invalid) and sIG

@@ -144,13 +144,24 @@ static __always_inline int nf_tuple_is(const struct nf_ct_tuple* t, const __u8* 
   return t->sport == sp && t->dport == dp && nf_addr_eq(t->src, sa) && nf_addr_eq(t->dst, da);
 }
 
+/* How a tuple is matched against a NATed connection's: a packet as it
+ * arrives is the connection's when it is one of its two tuples exactly (the
+ * inverse of the original is not: after a DNAT the reply comes from the new
+ * address); the packet an ICMP error quotes when its inverse is one of them
+ * (nf_conntrack_inet_error); a packet the dataplane has translated already
+ * (a forwarded packet's egress run, a local packet back in on lo) in any of
+ * its states. */
+#define NF_CT_MATCH_EXACT 0
+#define NF_CT_MATCH_QUOTED 1
+#define NF_CT_MATCH_ANY 2
+
 /* The packet's key found the entry *vp of a NATed connection, or its alias:
  * moves r->key and *vp to the connection's own entry and returns the
- * packet's direction — 0 original (as it came, or already translated), 1
- * reply — or -1 when the entry is a stale alias (read as no entry), 2 when
- * the packet is none of the connection's (its key is taken by another flow). */
+ * packet's direction — 0 original, 1 reply — or -1 when the entry is a stale
+ * alias (read as no entry), 2 when the packet is none of the connection's
+ * (its key is taken by another flow). `how`: NF_CT_MATCH_*. */
 static __always_inline int nf_ct_nat_dir(struct nf_ct_res* r, struct nf_ct_val** vp, const __u8* sa, const __u8* da,
-                                         __u16 sp, __u16 dp, __u64 now, struct nf_ct_key* mk) {
+                                         __u16 sp, __u16 dp, __u64 now, struct nf_ct_key* mk, int how) {
   struct nf_ct_val* v = *vp;
   if (v->flags & NF_CT_ALIAS) {
     /* (mk: working memory for the connection's own key) */
@@ -161,8 +172,15 @@ static __always_inline int nf_ct_nat_dir(struct nf_ct_res* r, struct nf_ct_val**
     *vp = m;
     v = m;
   }
-  if (nf_tuple_is(&v->orig, sa, da, sp, dp) || nf_tuple_is(&v->reply, da, sa, dp, sp)) return 0;
-  if (nf_tuple_is(&v->reply, sa, da, sp, dp) || nf_tuple_is(&v->orig, da, sa, dp, sp)) return 1;
+  if (how != NF_CT_MATCH_QUOTED) {
+    if (nf_tuple_is(&v->orig, sa, da, sp, dp)) return 0;
+    if (nf_tuple_is(&v->reply, sa, da, sp, dp)) return 1;
+  }
+  if (how != NF_CT_MATCH_EXACT) {
+    if (nf_tuple_is(&v->reply, da, sa, dp, sp)) return 0;
+    if (nf_tuple_is(&v->orig, da, sa, dp, sp)) return 1;
+  }
+  if (how != NF_CT_MATCH_ANY) return 2;
   /* Between the two NAT points of a forwarded packet (its egress run, which
    * finds the connection through the ingress run's hint): the original
    * direction with its destination translated, the reply with its
@@ -225,7 +243,8 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
         int inner_orig = ((v->flags & NF_CT_ORIG_IS_A) != 0) == inner_is_a;
         r->key = k;
         if (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS)) {
-          int d = nf_ct_nat_dir(r, &v, p->in_saddr, p->in_daddr, p->in_sport, p->in_dport, now, &nw->key);
+          int d = nf_ct_nat_dir(r, &v, p->in_saddr, p->in_daddr, p->in_sport, p->in_dport, now, &nw->key,
+                                nw->hint ? NF_CT_MATCH_ANY : NF_CT_MATCH_QUOTED);
           if (d < 0 || d > 1) return 0;
           inner_orig = d == 0;
         }
@@ -259,7 +278,8 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
     int iexists = iv && iv->expires_ns > now;
     if (iexists && (iv->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS))) {
       /* (An echo flow's direction is its type's.) */
-      iexists = nf_ct_nat_dir(r, &iv, p->saddr, p->daddr, p->icmp_id, p->icmp_id, now, &nw->key) >= 0;
+      iexists = nf_ct_nat_dir(r, &iv, p->saddr, p->daddr, p->icmp_id, p->icmp_id, now, &nw->key,
+                              (nw->hint || looped) ? NF_CT_MATCH_ANY : NF_CT_MATCH_EXACT) >= 0;
     }
     if (iexists) nf_ct_nat_load(nw, iv);
     if (rep && !iexists) return 0; /* a reply needs its request */
@@ -292,7 +312,8 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
   int exists = v && v->expires_ns > now;
   int dir = 0;
   if (exists && (v->flags & (NF_CT_SNAT | NF_CT_DNAT | NF_CT_ALIAS))) {
-    dir = nf_ct_nat_dir(r, &v, p->saddr, p->daddr, sp, dp, now, &nw->key);
+    dir = nf_ct_nat_dir(r, &v, p->saddr, p->daddr, sp, dp, now, &nw->key,
+                        (nw->hint || looped) ? NF_CT_MATCH_ANY : NF_CT_MATCH_EXACT);
     if (dir == 2) return 0; /* INVALID: another connection has this key */
     exists = dir >= 0;
     if (dir < 0) dir = 0;
@@ -379,6 +400,17 @@ static __always_inline void nf_ct_write_alias(const struct nf_ct_res* r, struct 
   bpf_map_update_elem(&nf_ct, &nw->key, &nw->val, BPF_ANY);
 }
 
+/* The connection's original source names it in nf_nat_src, as the kernel
+ * adds a connection to nf_nat_bysource once its source manip is set up
+ * (nat.h's nf_nat_src_keep reads it). (nw->src_key: working memory.) */
+static __always_inline void nf_ct_by_source(const struct nf_ct_res* r, struct nf_nat_work* nw) {
+  __builtin_memset(&nw->src_key, 0, sizeof(nw->src_key));
+  nf_addr_copy(nw->src_key.addr, nw->orig.src);
+  nw->src_key.port = nw->orig.sport;
+  nw->src_key.proto = r->key.proto;
+  bpf_map_update_elem(&nf_nat_src, &nw->src_key, &r->key, BPF_ANY);
+}
+
 /* After the hooks: a new connection is confirmed (created) only when the
  * packet was accepted; connmark changes stick to a tracked one either way.
  * With NAT the entry keeps both tuples, and a translated connection gets its
@@ -403,6 +435,7 @@ static __always_inline int nf_ct_finish(struct nf_ct_res* r, __u64 now, int acce
       bpf_map_delete_elem(&nf_ct, &nw->key);
     }
     if (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) nf_ct_write_alias(r, nw, expires, &nw->reply, 1);
+    nf_ct_by_source(r, nw);
     return 0;
   }
   if (!accepted) return 0;
@@ -418,6 +451,7 @@ static __always_inline int nf_ct_finish(struct nf_ct_res* r, __u64 now, int acce
     v->flags |= (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) | (src_pending ? NF_CT_SRC_PENDING : 0);
   }
   bpf_map_update_elem(&nf_ct, &r->key, v, BPF_ANY);
+  if (nw->active && !src_pending) nf_ct_by_source(r, nw);
   if (!nw->active || !(nw->flags & (NF_CT_SNAT | NF_CT_DNAT))) return 0;
   nf_ct_write_alias(r, nw, v->expires_ns, &nw->reply, 1);
   return 1;

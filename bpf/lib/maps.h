@@ -117,6 +117,13 @@ struct {
   __type(value, struct nf_ct_val);
 } nf_ct SEC(".maps"); /* connection tracking, both directions in one entry */
 
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 262144);
+  __type(key, struct nf_nat_src_key);
+  __type(value, struct nf_ct_key);
+} nf_nat_src SEC(".maps"); /* the newest NAT-family connection from each source (ct_abi.h) */
+
 struct nf_addrtype_key {
   __u32 prefixlen;
   __u8 addr[16];
@@ -202,6 +209,7 @@ struct nf_nat_work {
   __u8 addr[16], o6[16], n6[16];
   __u32 words[5][4];
   struct bpf_fib_lookup fib;
+  struct nf_nat_src_key src_key;
 };
 
 struct nf_scratch {

@@ -174,6 +174,56 @@ NF_SUBPROG int nf_nat_unique(struct nf_scratch* s, __u32 which, __u32 ports) {
   return ps.found ? 0 : -1;
 }
 
+/* Whether tuple t's source lies in the binding rule's range
+ * (nf_nat_inet_in_range, nf_nat_l4proto_in_range): `fixed` — MASQUERADE's
+ * and NETMAP's one address, in nw->addr — or the rule's address range, and
+ * the port (ICMP: identifier) range when it gives one. */
+static __always_inline int nf_nat_in_range(struct nf_nat_work* nw, const struct nf_ct_tuple* t, __u32 fixed,
+                                           __u32 ports) {
+  const struct nf2bpf_nat* n = &nw->range;
+  if (fixed) {
+    if (!nf_addr_eq(t->src, nw->addr)) return 0;
+  } else if (n->flags & NF_NAT_F_ADDR) {
+    __builtin_memcpy(nw->words[0], n->addr_min, 16);
+    __builtin_memcpy(nw->words[1], n->addr_max, 16);
+    if (nf_addr_cmp(t->src, (const __u8*)nw->words[0]) < 0 || nf_addr_cmp(t->src, (const __u8*)nw->words[1]) > 0)
+      return 0;
+  }
+  if ((n->flags & NF_NAT_F_PORTS) && ports && (t->sport < n->port_min || t->sport > n->port_max)) return 0;
+  return 1;
+}
+
+/* get_unique_tuple's first step for a source binding by a rule (not
+ * --random/--random-fully): the packet's tuple when its source is in the
+ * range and the tuple is free; else the source mapping of the newest
+ * connection from the same source (find_appropriate_src, through nf_nat_src)
+ * when that is in the range and free. Returns 1 when nw->cand is the
+ * binding; else nw->cand is as it was (nw->before). Global: verified once. */
+NF_SUBPROG int nf_nat_src_keep(struct nf_scratch* s, __u32 fixed, __u32 ports) {
+  if (!s) return 0;
+  struct nf_nat_work* nw = &s->nat;
+  __u32 proto = s->p.l4proto;
+  nw->cand = nw->before;
+  if (nf_nat_in_range(nw, &nw->cand, fixed, ports)) return !nf_nat_used(nw, proto);
+  __builtin_memset(&nw->src_key, 0, sizeof(nw->src_key));
+  nf_addr_copy(nw->src_key.addr, nw->before.src);
+  nw->src_key.port = nw->before.sport;
+  nw->src_key.proto = (__u8)proto;
+  struct nf_ct_key* ck = bpf_map_lookup_elem(&nf_nat_src, &nw->src_key);
+  if (!ck) return 0;
+  nw->key = *ck;
+  struct nf_ct_val* v = bpf_map_lookup_elem(&nf_ct, &nw->key);
+  if (!v || v->expires_ns <= nw->now || (v->flags & NF_CT_ALIAS) || v->orig.sport != nw->before.sport ||
+      !nf_addr_eq(v->orig.src, nw->before.src))
+    return 0;
+  nf_addr_copy(nw->cand.src, v->reply.dst);
+  nw->cand.sport = v->reply.dport;
+  if (nw->icmp_req) nw->cand.dport = nw->cand.sport;
+  if (nf_nat_in_range(nw, &nw->cand, fixed, ports) && !nf_nat_used(nw, proto)) return 1;
+  nw->cand = nw->before;
+  return 0;
+}
+
 /* Writes a new address and port into one side of the packet, with the
  * checksums the kernel's nf_nat_manip_pkt fixes: the IPv4 header's, and the
  * transport checksum (pseudo-header for TCP/UDP/UDP-Lite/DCCP/ICMPv6). SCTP's
@@ -432,9 +482,13 @@ NF_SUBPROG int nf_nat_bind(struct __sk_buff* skb, struct nf_scratch* s, __u32 wh
     nf_nat_pick_addr(nw, p->family);
     have = 1;
   }
-  if (have) nf_addr_copy(dst ? nw->cand.dst : nw->cand.src, addr);
-  int ports = (p->has_ports && p->l4proto != IPPROTO_SCTP) || nw->icmp_req;
-  if (nf_nat_unique(s, which, ports)) return -1;
+  int kept = !dst && n && !(n->flags & (NF_NAT_F_RANDOM | NF_NAT_F_RANDOM_FULLY)) &&
+             nf_nat_src_keep(s, n->kind == NF_NAT_MASQUERADE || n->kind == NF_NAT_NETMAP, p->has_ports || nw->icmp_req);
+  if (!kept) {
+    if (have) nf_addr_copy(dst ? nw->cand.dst : nw->cand.src, addr);
+    int ports = (p->has_ports && p->l4proto != IPPROTO_SCTP) || nw->icmp_req;
+    if (nf_nat_unique(s, which, ports)) return -1;
+  }
   if (!nf_tuple_eq(&nw->cand, &nw->before)) nw->flags |= dst ? NF_CT_DNAT : NF_CT_SNAT;
   nf_tuple_invert(&nw->reply, &nw->cand);
   return 0;

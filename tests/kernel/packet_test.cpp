@@ -1195,6 +1195,25 @@ void nat_cases(std::vector<Case>& v) {
       },
   });
   v.push_back({
+      "SNAT keeps a source already in its range, and a source's next connection takes the mapping its newest "
+      "connection got (find_appropriate_src)",
+      {"*nat", "-j SNAT"},
+      "iptables",
+      nat("-A POSTROUTING -o nfk1 -p tcp -j SNAT --to-source 10.1.0.1:5000-5001\n"
+          "-A POSTROUTING -o nfw0 -p udp -j SNAT --to-source 10.0.0.2-10.0.0.9\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp("10.0.0.3", 5000, "198.51.100.7", 80), ACCEPT).nat("10.1.0.1:5000 > 198.51.100.7:80"),
+          // The same port from another client: taken, so the search finds the range's other port.
+          fwd("nfk0", "nfk1", tcp(kLan, 5000, "198.51.100.7", 80), ACCEPT).nat("10.1.0.1:5001 > 198.51.100.7:80"),
+          // That client's next connection (elsewhere, where 5000 is free) keeps its mapping: 5001.
+          fwd("nfk0", "nfk1", tcp(kLan, 5000, "198.51.100.8", 80), ACCEPT).nat("10.1.0.1:5001 > 198.51.100.8:80"),
+          // A source inside the range is its own mapping (no hash over the range).
+          fwd("nfk0", "nfw0", udp("10.0.0.3", 6000, "203.0.113.9", 53), ACCEPT).nat("10.0.0.3:6000 > 203.0.113.9:53"),
+          fwd("nfk0", "nfw0", udp("10.0.0.7", 6000, "203.0.113.9", 53), ACCEPT).nat("10.0.0.7:6000 > 203.0.113.9:53"),
+      },
+  });
+  v.push_back({
       "NETMAP: a prefix mapped onto another, host bits kept, destination at PREROUTING and source at POSTROUTING",
       {"*nat", "-j NETMAP"},
       "iptables",

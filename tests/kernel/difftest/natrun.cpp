@@ -221,6 +221,9 @@ class NatBed {
       r.must("ip neigh replace " + a + " lladdr " + kMacS0 + " dev r1 nud permanent");
     for (const auto& a : span("fd00:201:2::1", 9))
       r.must("ip neigh replace " + a + " lladdr " + kMacS0 + " dev r1 nud permanent");
+    // NETMAP onto 10.201.2.0/24 keeps host bits: 198.51.100.200 becomes .200.
+    for (const auto& a : {"10.201.2.200", "fd00:201:2::200"})
+      r.must(std::string("ip neigh replace ") + a + " lladdr " + kMacS0 + " dev r1 nud permanent");
     silence(*cli_, "c0");
     silence(*srv_, "s0");
     c0_ = cli_->ifindex("c0");
