@@ -305,6 +305,30 @@ Result<void> Dataplane::reload_programs() {
 
 namespace {
 
+// Whether the XDP program `id` is nf2bpf's (of any build).
+bool nf2bpf_xdp_program(uint32_t id) {
+  Fd fd(bpf_prog_get_fd_by_id(id));
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  return fd.fd >= 0 && bpf_obj_get_info_by_fd(fd.fd, &info, &len) == 0 && std::string(info.name) == "nf2bpf_xdp";
+}
+
+}  // namespace
+
+// This build's BPF programs, by a hash (FNV-1a) of the object they are
+// loaded from: the namespace state records whose programs are attached.
+std::string Dataplane::program_identity() {
+  size_t n = 0;
+  const auto* b = static_cast<const unsigned char*>(nf2bpf_bpf__elf_bytes(&n));
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  char out[17];
+  snprintf(out, sizeof out, "%016llx", (unsigned long long)h);
+  return out;
+}
+
+namespace {
+
 // Every interface an nf2bpf program (of any version) is attached to, as the
 // namespace state lists them, for unloading a dataplane whose state cannot
 // be read. Its clsact qdiscs are left: who created them is not known.
@@ -740,10 +764,16 @@ Result<uint64_t> Dataplane::rollback() {
 
 Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
   auto& f = *fds_;
-  if (f.ingress.fd < 0 || f.egress.fd < 0 || (xdp && f.xdp.fd < 0))
-    if (auto r = reload_programs(); !r) return r;
   auto ns = read_state(2);
   if (!ns) return ns.error();
+  // Programs another build of the same ABI loaded (a fixed or extended
+  // dataplane with the same maps) are replaced: loaded again over these maps
+  // and attached in their place below, interface by interface.
+  const std::string mine = program_identity();
+  bool stale = !skel_ && ns->value("programs", "") != mine;
+  if (stale) spdlog::info("replacing the BPF programs another nf2bpf build loaded (the maps and policy stay)");
+  if (stale || f.ingress.fd < 0 || f.egress.fd < 0 || (xdp && f.xdp.fd < 0))
+    if (auto r = reload_programs(); !r) return r;
   nlohmann::json prev = ns->value("ifaces", nlohmann::json::array());
   nlohmann::json now = nlohmann::json::array();
   // Keep what we already own so unload can undo exactly that.
@@ -796,7 +826,7 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
       bpf_prog_info pi{};
       uint32_t pl = sizeof pi;
       bpf_obj_get_info_by_fd(f.xdp.fd, &pi, &pl);
-      if (cur && cur != pi.id)
+      if (cur && cur != pi.id && !nf2bpf_xdp_program(cur))
         return Error{EBUSY,
                      "attach xdp on " + i.name + ": another XDP program (id " + std::to_string(cur) + ") is attached"};
       if (int r = bpf_xdp_attach((int)i.ifindex, f.xdp.fd, 0, nullptr)) return bpf_err("attach xdp on " + i.name, r);
@@ -825,6 +855,7 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
   }
   (*ns)["ifaces"] = now;
   (*ns)["pin_dir"] = pin_dir_;
+  (*ns)["programs"] = mine;
   if (auto w = write_state(2, *ns); !w) return w;
   if (failed) return *failed;
   return {};

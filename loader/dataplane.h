@@ -139,6 +139,7 @@ class Dataplane {
   Dataplane() = default;
   struct Fds;
   static Result<std::unique_ptr<Dataplane>> find_any(const std::string& pin_dir);
+  static std::string program_identity();
   Result<void> adopt_maps(int prog_fd);
   std::string check_version();
   Result<void> reload_programs();

@@ -168,6 +168,36 @@ has "warning: s0 ingress: $KIND (pref 1) runs before nf2bpf's filter" "unload wa
 in_srv tc filter show dev s0 ingress | grep -q "pref 1 $KIND" && pass "the foreign filter is left alone" || fail "unload removed a foreign filter"
 in_srv tc qdisc show dev s0 | grep -q clsact && pass "foreign clsact qdisc kept" || fail "unload removed a qdisc it did not create"
 
+# Programs another build of the same ABI attached (here: the namespace
+# state names other programs) are replaced by the next apply, in place;
+# programs of this build are not loaded again.
+in_srv tc filter del dev s0 ingress pref 1  # the foreign filter above would decide for nf2bpf
+prog_id() { in_srv bpftool -j net show dev s0 | python3 -c 'import json,sys; print([f for x in json.load(sys.stdin) for f in x.get("tc", []) if f.get("name", "").startswith("nf2bpf_ingress")][0]["id"])'; }
+map_id() {  # map_id NAME: the map of that name the attached program uses
+  for m in $(bpftool -j prog show id "$(prog_id)" | python3 -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["map_ids"])))'); do
+    bpftool -j map show id "$m" | grep -q "\"name\":\"$1\"" && echo "$m"
+  done
+}
+expect 0 "apply allow-ping" -- in_srv "$BIN" apply "$WORK/allow-ping.rules"
+P1=$(prog_id)
+expect 0 "apply allow-ping again" -- in_srv "$BIN" apply "$WORK/allow-ping.rules"
+[ "$(prog_id)" = "$P1" ] && pass "this build's programs stay attached" || fail "programs loaded again without need"
+STATE=$(map_id nf_state)
+bpftool -j map lookup id "$STATE" key 2 0 0 0 | python3 -c '
+import json,sys
+v=bytes(int(b,16) for b in json.load(sys.stdin)["value"])
+st=json.loads(v[:v.index(0)])
+st["programs"]="another build"
+b=json.dumps(st).encode(); b+=bytes(len(v)-len(b))
+print(" ".join(str(x) for x in b))' >"$WORK/state"
+bpftool map update id "$STATE" key 2 0 0 0 value $(cat "$WORK/state")
+expect 0 "apply over another build's programs" -- in_srv "$BIN" -v apply "$WORK/deny-ping.rules"
+has "replacing the BPF programs another nf2bpf build loaded" "apply says it replaces them"
+[ "$(prog_id)" != "$P1" ] && pass "new programs attached" || fail "the other build's programs are still attached"
+ping_ok && fail "ping should be dropped under deny-ping" || pass "the new programs enforce the policy"
+expect 0 "rollback" -- in_srv "$BIN" rollback
+ping_ok && pass "rollback to allow-ping works with the new programs" || fail "ping after rollback"
+
 # A dataplane another nf2bpf version loaded (here: its live generation
 # written for another ABI) is left alone: apply and status refuse (a system
 # state this version cannot work with: exit 2) and say what to do; unload
@@ -197,8 +227,8 @@ expect 0 "unload another version's dataplane" -- in_srv "$BIN" unload
 has "unloaded the dataplane another nf2bpf version loaded" "unload says whose dataplane it took out"
 in_srv tc filter show dev s0 ingress | grep -q nf2bpf && fail "its filter is still attached" || pass "its filters are gone"
 ping_ok && pass "ping passes once it is unloaded" || fail "ping after unloading another version's dataplane"
-expect 0 "apply after the version change" -- in_srv "$BIN" apply "$WORK/allow-ping.rules"
-ping_ok && pass "this version's policy decides" || fail "ping under this version's allow-ping"
+expect 0 "apply after the version change" -- in_srv "$BIN" apply "$WORK/deny-ping.rules"
+ping_ok && fail "ping passes under this version's deny-ping" || pass "this version's policy decides (ping dropped)"
 expect 0 "unload" -- in_srv "$BIN" unload
 
 echo "lifecycle: $fails failures"
