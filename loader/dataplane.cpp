@@ -141,7 +141,31 @@ struct Dataplane::Fds {
   Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
+
+  // Every map the programs share, by its name in the BPF object: how a
+  // found dataplane's maps are adopted, checked and reused.
+  std::vector<std::pair<const char*, Fd*>> maps() {
+    std::vector<std::pair<const char*, Fd*>> v = {
+        {"nf_control", &control}, {"nf_cfg", &cfg},      {"nf_hooks", &hooks},    {"nf_small", &small},
+        {"nf_state", &state},     {"nf_ct", &ct},        {"nf_nat_src", &natsrc}, {"nf_addrtype", &addrtype},
+        {"nf_ifaddr", &ifaddr},   {"nf_events", &events}};
+    for (int i = 0; i < kOuterCount; ++i) v.emplace_back(kOuterNames[i], &outer[i]);
+    return v;
+  }
 };
+
+namespace {
+
+// Whether program `fd` is named `name` (nf2bpf_ingress, nf2bpf_xdp ...; a
+// prefix when `prefix`).
+bool prog_named(int fd, std::string_view name, bool prefix = false) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return false;
+  return prefix ? std::string_view(info.name).starts_with(name) : std::string_view(info.name) == name;
+}
+
+}  // namespace
 
 Dataplane::~Dataplane() {
   fds_.reset();
@@ -196,12 +220,8 @@ Result<void> Dataplane::adopt_maps(int prog_fd) {
   info.map_ids = (uint64_t)(uintptr_t)ids.data();
   if (int rc = bpf_obj_get_info_by_fd(prog_fd, &info, &len)) return bpf_err("read program info", rc);
   ids.resize(std::min<size_t>(info.nr_map_ids, ids.size()));
-  std::map<std::string, Fd*> want = {{"nf_control", &fds_->control}, {"nf_cfg", &fds_->cfg},
-                                     {"nf_hooks", &fds_->hooks},     {"nf_small", &fds_->small},
-                                     {"nf_state", &fds_->state},     {"nf_ct", &fds_->ct},
-                                     {"nf_nat_src", &fds_->natsrc},  {"nf_addrtype", &fds_->addrtype},
-                                     {"nf_ifaddr", &fds_->ifaddr},   {"nf_events", &fds_->events}};
-  for (int i = 0; i < kOuterCount; ++i) want[kOuterNames[i]] = &fds_->outer[i];
+  std::map<std::string, Fd*> want;
+  for (auto [name, fd] : fds_->maps()) want[name] = fd;
   for (uint32_t id : ids) {
     int fd = bpf_map_get_fd_by_id(id);
     if (fd < 0) return bpf_err("open map " + std::to_string(id), fd);
@@ -227,16 +247,11 @@ std::string Dataplane::check_version() {
   if (!skel) return "";
   std::string why;
   auto& f = *fds_;
-  std::vector<std::pair<const char*, int>> maps = {
-      {"nf_control", f.control.fd}, {"nf_cfg", f.cfg.fd},           {"nf_hooks", f.hooks.fd},
-      {"nf_small", f.small.fd},     {"nf_state", f.state.fd},       {"nf_ct", f.ct.fd},
-      {"nf_nat_src", f.natsrc.fd},  {"nf_addrtype", f.addrtype.fd}, {"nf_ifaddr", f.ifaddr.fd}};
-  for (int i = 0; i < kOuterCount; ++i) maps.emplace_back(kOuterNames[i], f.outer[i].fd);
-  for (auto [name, fd] : maps) {
+  for (auto [name, fd] : f.maps()) {
     const bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
     bpf_map_info mi{};
     uint32_t ml = sizeof mi;
-    if (!m || bpf_obj_get_info_by_fd(fd, &mi, &ml) != 0) continue;
+    if (!m || bpf_obj_get_info_by_fd(fd->fd, &mi, &ml) != 0) continue;
     if (mi.key_size != bpf_map__key_size(m) || mi.value_size != bpf_map__value_size(m)) {
       why = std::string("its map ") + name + " has " + std::to_string(mi.key_size) + "/" +
             std::to_string(mi.value_size) + "-byte keys/values, this version's " +
@@ -262,33 +277,14 @@ Result<void> Dataplane::reload_programs() {
   nf2bpf_bpf* skel = nf2bpf_bpf__open();
   if (!skel) return sys_error("open the nf2bpf BPF object");
   auto& f = *fds_;
-  std::pair<bpf_map*, int> reuse[] = {{skel->maps.nf_control, f.control.fd},
-                                      {skel->maps.nf_cfg, f.cfg.fd},
-                                      {skel->maps.nf_hooks, f.hooks.fd},
-                                      {skel->maps.nf_small, f.small.fd},
-                                      {skel->maps.nf_state, f.state.fd},
-                                      {skel->maps.nf_ct, f.ct.fd},
-                                      {skel->maps.nf_nat_src, f.natsrc.fd},
-                                      {skel->maps.nf_addrtype, f.addrtype.fd},
-                                      {skel->maps.nf_ifaddr, f.ifaddr.fd},
-                                      {skel->maps.nf_events, f.events.fd},
-                                      {skel->maps.nf_stages, f.outer[kStages].fd},
-                                      {skel->maps.nf_tuples, f.outer[kTuples].fd},
-                                      {skel->maps.nf_rules, f.outer[kRules].fd},
-                                      {skel->maps.nf_stmts, f.outer[kStmts].fd},
-                                      {skel->maps.nf_limits, f.outer[kLimits].fd},
-                                      {skel->maps.nf_nat, f.outer[kNat].fd},
-                                      {skel->maps.nf_counters, f.outer[kCounters].fd},
-                                      {skel->maps.nf_entries, f.outer[kEntries].fd},
-                                      {skel->maps.nf_lpm, f.outer[kLpm].fd},
-                                      {skel->maps.nf_ifaces, f.outer[kIfaces].fd},
-                                      {skel->maps.nf_nth, f.outer[kNth].fd}};
-  for (auto [m, fd] : reuse)
-    if (fd >= 0)
-      if (int rc = bpf_map__reuse_fd(m, fd)) {
+  for (auto [name, fd] : f.maps()) {
+    bpf_map* m = bpf_object__find_map_by_name(skel->obj, name);
+    if (m && fd->fd >= 0)
+      if (int rc = bpf_map__reuse_fd(m, fd->fd)) {
         nf2bpf_bpf__destroy(skel);
-        return bpf_err(std::string("reuse map ") + bpf_map__name(m), rc);
+        return bpf_err(std::string("reuse map ") + name, rc);
       }
+  }
   if (int rc = nf2bpf_bpf__load(skel)) {
     nf2bpf_bpf__destroy(skel);
     return bpf_err("load the nf2bpf BPF programs", rc);
@@ -302,18 +298,6 @@ Result<void> Dataplane::reload_programs() {
   skel_ = skel;
   return {};
 }
-
-namespace {
-
-// Whether the XDP program `id` is nf2bpf's (of any build).
-bool nf2bpf_xdp_program(uint32_t id) {
-  Fd fd(bpf_prog_get_fd_by_id(id));
-  bpf_prog_info info{};
-  uint32_t len = sizeof info;
-  return fd.fd >= 0 && bpf_obj_get_info_by_fd(fd.fd, &info, &len) == 0 && std::string(info.name) == "nf2bpf_xdp";
-}
-
-}  // namespace
 
 // This build's BPF programs, by a hash (FNV-1a) of the object they are
 // loaded from: the namespace state records whose programs are attached.
@@ -336,13 +320,8 @@ Result<nlohmann::json> attached_interfaces() {
   Probe probe;
   auto ifs = list_interfaces();
   if (!ifs) return ifs.error();
-  auto named = [](int fd, const char* prefix) {
-    bpf_prog_info info{};
-    uint32_t len = sizeof info;
-    bool ok =
-        fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::string_view(info.name).starts_with(prefix);
-    if (fd >= 0) close(fd);
-    return ok;
+  auto named = [](uint32_t id, const char* prefix) {
+    return prog_named(Fd(bpf_prog_get_fd_by_id(id)).fd, prefix, true);
   };
   nlohmann::json out = nlohmann::json::array();
   for (const auto& i : *ifs) {
@@ -356,11 +335,10 @@ Result<nlohmann::json> attached_interfaces() {
       opts.sz = sizeof opts;
       opts.handle = kTcHandle;
       opts.priority = kTcPriority;
-      if (bpf_tc_query(&hook, &opts) == 0 && opts.prog_id && named(bpf_prog_get_fd_by_id(opts.prog_id), "nf2bpf_"))
-        tc = true;
+      if (bpf_tc_query(&hook, &opts) == 0 && opts.prog_id && named(opts.prog_id, "nf2bpf_")) tc = true;
     }
     uint32_t xid = 0;
-    bool xdp = bpf_xdp_query_id((int)i.ifindex, 0, &xid) == 0 && xid && named(bpf_prog_get_fd_by_id(xid), "nf2bpf_xdp");
+    bool xdp = bpf_xdp_query_id((int)i.ifindex, 0, &xid) == 0 && xid && named(xid, "nf2bpf_xdp");
     if (tc || xdp) out.push_back({{"name", i.name}, {"ifindex", i.ifindex}, {"xdp", xdp}});
   }
   return out;
@@ -417,9 +395,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::find_any(const std::string& pin_di
     int fd = bpf_prog_get_fd_by_id(opts.prog_id);
     if (fd < 0) continue;
     Fd prog(fd);
-    bpf_prog_info info{};
-    uint32_t len = sizeof info;
-    if (bpf_obj_get_info_by_fd(prog.fd, &info, &len) != 0 || std::string(info.name) != "nf2bpf_ingress") continue;
+    if (!prog_named(prog.fd, "nf2bpf_ingress")) continue;
     if (auto r = dp->adopt_maps(prog.fd); !r) return r.error();
     dp->fds_->ingress = std::move(prog);
     spdlog::debug("found the dataplane through its program attached to {}", i.name);
@@ -433,9 +409,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::find_any(const std::string& pin_di
     for (const auto& j : *ifs)
       if (!xid && bpf_xdp_query_id((int)j.ifindex, 0, &xid) == 0 && xid) {
         Fd x(bpf_prog_get_fd_by_id(xid));
-        bpf_prog_info xi{};
-        uint32_t xl = sizeof xi;
-        if (x.fd >= 0 && bpf_obj_get_info_by_fd(x.fd, &xi, &xl) == 0 && std::string(xi.name) == "nf2bpf_xdp")
+        if (prog_named(x.fd, "nf2bpf_xdp"))
           dp->fds_->xdp = std::move(x);
         else
           xid = 0;
@@ -826,7 +800,7 @@ Result<void> Dataplane::attach(const std::vector<Interface>& ifaces, bool xdp) {
       bpf_prog_info pi{};
       uint32_t pl = sizeof pi;
       bpf_obj_get_info_by_fd(f.xdp.fd, &pi, &pl);
-      if (cur && cur != pi.id && !nf2bpf_xdp_program(cur))
+      if (cur && cur != pi.id && !prog_named(Fd(bpf_prog_get_fd_by_id(cur)).fd, "nf2bpf_xdp"))
         return Error{EBUSY,
                      "attach xdp on " + i.name + ": another XDP program (id " + std::to_string(cur) + ") is attached"};
       if (int r = bpf_xdp_attach((int)i.ifindex, f.xdp.fd, 0, nullptr)) return bpf_err("attach xdp on " + i.name, r);
