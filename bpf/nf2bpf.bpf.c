@@ -259,6 +259,7 @@ out:;
   skb->cb[1] = s->srch.rule;
   skb->cb[2] = s->srch.stage;
   skb->cb[3] = ct->state | (ct->dir << 8);
+  skb->cb[4] = forwarding ? p->oif : 0; /* ingress: routed on (FORWARD) out of this device */
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
     return TC_ACT_OK;

@@ -995,6 +995,7 @@ Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& fr
   out.rule = outctx.cb[1];
   out.stage = outctx.cb[2];
   out.ctstate = (uint8_t)(outctx.cb[3] & 0xff);
+  out.forwarded_to = outctx.cb[4];
   data_out.resize(std::min<size_t>(o.data_size_out, data_out.size()));
   out.data = std::move(data_out);
   return out;

@@ -51,6 +51,7 @@ struct TestResult {
   uint32_t rule = UINT32_MAX;   // deciding rule index or a stage's policy counter, UINT32_MAX: none
   uint32_t stage = UINT32_MAX;  // stage of that rule, UINT32_MAX: no stage ran
   uint8_t ctstate = 0;          // NF_CT_STATE_* the rules saw
+  uint32_t forwarded_to = 0;    // ingress: the device it was routed on to (FORWARD), 0: to this host
   std::vector<uint8_t> data;    // the frame as the program left it (NAT rewrites it)
 };
 

@@ -286,11 +286,25 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
     auto r = run(loader::Prog::Ingress, p, *in, 0);
     if (!r) return fail(r.error());
     md = model_decision(*r, pol_, p);
-    if (forward && md.action == NF_ACT_ACCEPT) {
+    // Where the ingress program routed it: destination NAT may have made a
+    // packet to this host one to forward (the reference's path is the
+    // original destination's).
+    if (r->forwarded_to && md.action == NF_ACT_ACCEPT) {
       pkt::Packet o = md.out;  // with what the ingress program rewrote (NAT)
       o.mark = r->mark;
       if (o.ttl) --o.ttl;  // what leaves a router
-      auto post = run(loader::Prog::Egress, o, *out, in->ifindex);
+      Dev via = *out;
+      if (via.ifindex != r->forwarded_to) {
+        auto ifs = loader::list_interfaces();
+        if (!ifs) return fail(ifs.error());
+        for (const auto& i : *ifs)
+          if (i.ifindex == r->forwarded_to) {
+            auto d = device(i.name);
+            if (!d) return fail(d.error());
+            via = *d;
+          }
+      }
+      auto post = run(loader::Prog::Egress, o, via, in->ifindex);
       if (!post) return fail(post.error());
       md = combine_forward(md, model_decision(*post, pol_, o));
     }
