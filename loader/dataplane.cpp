@@ -156,6 +156,20 @@ struct Dataplane::Fds {
 
 namespace {
 
+// The program at nf2bpf's filter (handle, priority) on one TC hook of an
+// interface; 0: none.
+uint32_t tc_prog_id(uint32_t ifindex, bpf_tc_attach_point point) {
+  bpf_tc_hook hook{};
+  hook.sz = sizeof hook;
+  hook.ifindex = (int)ifindex;
+  hook.attach_point = point;
+  bpf_tc_opts opts{};
+  opts.sz = sizeof opts;
+  opts.handle = kTcHandle;
+  opts.priority = kTcPriority;
+  return bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : 0;
+}
+
 // Whether program `fd` is named `name` (nf2bpf_ingress, nf2bpf_xdp ...; a
 // prefix when `prefix`).
 bool prog_named(int fd, std::string_view name, bool prefix = false) {
@@ -321,22 +335,12 @@ Result<nlohmann::json> attached_interfaces() {
   auto ifs = list_interfaces();
   if (!ifs) return ifs.error();
   auto named = [](uint32_t id, const char* prefix) {
-    return prog_named(Fd(bpf_prog_get_fd_by_id(id)).fd, prefix, true);
+    return id && prog_named(Fd(bpf_prog_get_fd_by_id(id)).fd, prefix, true);
   };
   nlohmann::json out = nlohmann::json::array();
   for (const auto& i : *ifs) {
-    bool tc = false;
-    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
-      bpf_tc_hook hook{};
-      hook.sz = sizeof hook;
-      hook.ifindex = (int)i.ifindex;
-      hook.attach_point = point;
-      bpf_tc_opts opts{};
-      opts.sz = sizeof opts;
-      opts.handle = kTcHandle;
-      opts.priority = kTcPriority;
-      if (bpf_tc_query(&hook, &opts) == 0 && opts.prog_id && named(opts.prog_id, "nf2bpf_")) tc = true;
-    }
+    bool tc = named(tc_prog_id(i.ifindex, BPF_TC_INGRESS), "nf2bpf_") ||
+              named(tc_prog_id(i.ifindex, BPF_TC_EGRESS), "nf2bpf_");
     uint32_t xid = 0;
     bool xdp = bpf_xdp_query_id((int)i.ifindex, 0, &xid) == 0 && xid && named(xid, "nf2bpf_xdp");
     if (tc || xdp) out.push_back({{"name", i.name}, {"ifindex", i.ifindex}, {"xdp", xdp}});
@@ -383,28 +387,16 @@ Result<std::unique_ptr<Dataplane>> Dataplane::find_any(const std::string& pin_di
   auto ifs = list_interfaces();
   if (!ifs) return ifs.error();
   for (const auto& i : *ifs) {
-    bpf_tc_hook hook{};
-    hook.sz = sizeof hook;
-    hook.ifindex = (int)i.ifindex;
-    hook.attach_point = BPF_TC_INGRESS;
-    bpf_tc_opts opts{};
-    opts.sz = sizeof opts;
-    opts.handle = kTcHandle;
-    opts.priority = kTcPriority;
-    if (bpf_tc_query(&hook, &opts) != 0 || !opts.prog_id) continue;
-    int fd = bpf_prog_get_fd_by_id(opts.prog_id);
+    uint32_t id = tc_prog_id(i.ifindex, BPF_TC_INGRESS);
+    if (!id) continue;
+    int fd = bpf_prog_get_fd_by_id(id);
     if (fd < 0) continue;
     Fd prog(fd);
     if (!prog_named(prog.fd, "nf2bpf_ingress")) continue;
     if (auto r = dp->adopt_maps(prog.fd); !r) return r.error();
     dp->fds_->ingress = std::move(prog);
     spdlog::debug("found the dataplane through its program attached to {}", i.name);
-    hook.attach_point = BPF_TC_EGRESS;
-    bpf_tc_opts eo{};
-    eo.sz = sizeof eo;
-    eo.handle = kTcHandle;
-    eo.priority = kTcPriority;
-    if (bpf_tc_query(&hook, &eo) == 0 && eo.prog_id) dp->fds_->egress = Fd(bpf_prog_get_fd_by_id(eo.prog_id));
+    if (uint32_t eid = tc_prog_id(i.ifindex, BPF_TC_EGRESS)) dp->fds_->egress = Fd(bpf_prog_get_fd_by_id(eid));
     uint32_t xid = 0;
     for (const auto& j : *ifs)
       if (!xid && bpf_xdp_query_id((int)j.ifindex, 0, &xid) == 0 && xid) {
