@@ -160,6 +160,8 @@ struct NatGen {
       return " -j MASQUERADE" + ports + (flags == " --persistent" ? "" : flags);
     }
     if (!pool.netmap_src.empty() && h == Hook::Post && t < 63) return " -j NETMAP --to " + pool.netmap_src;
+    if (!pool.snat_keep.first.empty() && h == Hook::Post && t < 70)
+      return " -j SNAT --to-source " + pool.snat_keep.first + "-" + pool.snat_keep.second;
     std::string to = pick(r, pool.snat_to);
     c.addr_ranges.push_back({to, to});
     std::string lo = to, hi = to;
@@ -339,6 +341,8 @@ struct NatGen {
       return " masquerade" + ports + (flags == " persistent" ? "" : flags);
     }
     if (!pool.netmap_src.empty() && h == Hook::Post && t < 63) return " snat" + fam + " prefix to " + pool.netmap_src;
+    if (!pool.snat_keep.first.empty() && h == Hook::Post && t < 70)
+      return " snat" + fam + " to " + pool.snat_keep.first + "-" + pool.snat_keep.second;
     std::string to = pick(r, pool.snat_to);
     c.addr_ranges.push_back({to, to});
     std::string lo = to, hi = to;

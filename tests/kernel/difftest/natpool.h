@@ -24,6 +24,9 @@ struct NatPool {
   // NETMAP prefixes (router mode; empty: none drawn): services onto the
   // server side, clients onto a prefix whose host bits keep them apart.
   std::string netmap_dst, netmap_src;
+  // A source range the clients' own addresses lie in (router mode): SNAT
+  // keeps such a source as it is (get_unique_tuple's first step).
+  std::pair<std::string, std::string> snat_keep;
 
   const std::vector<std::string>& sources(bool local_out) const { return local_out ? srv_sources : all; }
 };
@@ -52,6 +55,8 @@ inline NatPool nat_pool(NatMode m, int fam) {
     p.masq_addr = v4 ? "10.201.2.254" : "fd00:201:2::fe";
     p.netmap_dst = v4 ? "10.201.2.0/24" : "fd00:201:2::/64";
     p.netmap_src = v4 ? "10.202.0.0/16" : "fd00:202::/48";
+    p.snat_keep = v4 ? std::pair<std::string, std::string>{"10.201.1.1", "10.201.1.9"}
+                     : std::pair<std::string, std::string>{"fd00:201:1::1", "fd00:201:1::9"};
   } else {
     p.clients = v4 ? std::vector<std::string>{"10.200.0.1", "10.200.0.7", "192.0.2.7"}
                    : std::vector<std::string>{"fd00:200::1", "fd00:200::7", "2001:db8::7"};
