@@ -79,6 +79,61 @@ static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u
   }
 }
 
+/* bpf_fib_lookup's policy-routing mark (linux >= 6.10; newer than this
+ * system's headers): the mark shares its place with smac. */
+#define NF_FIB_LOOKUP_MARK (1U << 5)
+
+/* ip_route_me_harder: a local packet whose destination nat OUTPUT changed is
+ * routed again. Returns 1 for this host (over lo), 0 out of *oif, -1 no
+ * route (the kernel drops it). bpf_fib_lookup answers only where the device
+ * it starts from forwards (in every mode): it finds the kernel's route on a
+ * host that forwards (every host that NATs for containers, VMs or a LAN).
+ * On a host that does not, the packet stays on the device its first route
+ * chose (bpf_redirect_neigh routes it there by itself, mark included). */
+static __always_inline int nf_reroute(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif, struct bpf_fib_lookup* f) {
+  if (nf_addr_type_of(p->daddr) & 4) return 1; /* LOCAL */
+  __u32 flags = NF_FIB_LOOKUP_MARK | BPF_FIB_LOOKUP_SKIP_NEIGH;
+  long rc = 0;
+#pragma unroll
+  for (int attempt = 0; attempt < 2; attempt++) {
+    __builtin_memset(f, 0, sizeof(*f));
+    f->ifindex = skb->ifindex;
+    f->l4_protocol = p->l4proto;
+    f->sport = bpf_htons(p->sport);
+    f->dport = bpf_htons(p->dport);
+    f->tot_len = p->length;
+    __builtin_memcpy(f->smac, &p->mark, 4);
+    if (p->family == 4) {
+      f->family = NF_AF_INET_;
+      f->tos = p->dscp << 2;
+      __builtin_memcpy(&f->ipv4_src, p->saddr + 12, 4);
+      __builtin_memcpy(&f->ipv4_dst, p->daddr + 12, 4);
+    } else {
+      f->family = NF_AF_INET6_;
+      __builtin_memcpy(f->ipv6_src, p->saddr, 16);
+      __builtin_memcpy(f->ipv6_dst, p->daddr, 16);
+    }
+    rc = bpf_fib_lookup(skb, f, sizeof(*f), flags);
+    if (rc != -22) break;
+    flags &= ~NF_FIB_LOOKUP_MARK; /* -EINVAL: a kernel without the mark flag */
+  }
+  switch (rc) {
+    case BPF_FIB_LKUP_RET_SUCCESS:
+    case BPF_FIB_LKUP_RET_NO_NEIGH:
+    case BPF_FIB_LKUP_RET_FRAG_NEEDED: *oif = f->ifindex; return 0;
+    case BPF_FIB_LKUP_RET_FWD_DISABLED: *oif = skb->ifindex; return 0;
+    case BPF_FIB_LKUP_RET_NOT_FWDED: return 1;
+    default: return -1;
+  }
+}
+
+static __always_inline int nf_dst_moved(const __u64* was, const __u8* now) {
+  __u64 a, b;
+  __builtin_memcpy(&a, now, 8);
+  __builtin_memcpy(&b, now + 8, 8);
+  return a != was[0] || b != was[1];
+}
+
 /* Later nf2bpf runs find every map through the programs attached to
  * interfaces (pins can vanish with an `ip netns exec` mount namespace), so a
  * map no code reads is still referenced here, behind a constant that is
@@ -149,7 +204,25 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
     p->oif = skb->ifindex;
     first_hook = NF_HOOK_OUTPUT;
     second_hook = NF_HOOK_POSTROUTING;
+    /* A local packet its OUTPUT run routed again and redirected here: only
+     * POSTROUTING remains, as for a forwarded packet (the connection
+     * through the same hint). */
+    struct nf_scratch* in = bpf_map_lookup_elem(&nf_scratch, &zero);
+    if (in && in->rerouted) {
+      in->rerouted = 0;
+      nf_pkt_tuple(p, &s->nat.cand);
+      if (in->fwd && nf_tuple_eq(&in->fwd_tuple, &s->nat.cand)) {
+        first_hook = NF_HOOK_POSTROUTING;
+        second_hook = NF_HOOK_MAX;
+        confirm = 0;
+      }
+    }
   }
+  /* The destination OUTPUT starts with (nat OUTPUT may change it). */
+  __u64 dst_in[2];
+  __builtin_memcpy(dst_in, p->daddr, 16);
+  int reroute = -1; /* routed again: 1 over lo, 0 out of reroute_oif */
+  __u32 reroute_oif = 0;
 
   /* Stages before conntrack (raw) see no connection. */
   nf_classify(s, live, cfg.slots_used, NF_CT_STATE_INVALID, 2);
@@ -194,6 +267,17 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   verdict = nf_run_hook(skb, s, which, live, first_hook, NF_PHASE_AFTER_CT, cfg.max_steps);
   if (verdict != NF_ACT_ACCEPT) goto out;
 
+  /* The kernel routes a local packet again when nat OUTPUT changed its
+   * destination; its POSTROUTING is then the run on the new route's device
+   * (redirected there below). */
+  if (first_hook == NF_HOOK_OUTPUT && s->nat.changed && nf_dst_moved(dst_in, p->daddr)) {
+    reroute = nf_reroute(skb, p, &reroute_oif, &s->nat.fib);
+    if (reroute < 0) {
+      verdict = NF_ACT_DROP;
+      goto out;
+    }
+    second_hook = NF_HOOK_MAX;
+  }
   if (ingress) {
     __u32 oif = 0;
     int r = nf_route(skb, p, &oif, &s->nat.fib);
@@ -215,30 +299,35 @@ out:;
   /* (For a looped packet only a connmark change remains to be stored.) */
   int accepted = verdict == NF_ACT_ACCEPT;
   int forwarding = ingress && second_hook == NF_HOOK_FORWARD;
+  int rerouted = accepted && reroute >= 0;
   int alias = 0;
   if (cfg.ct_needed && confirm && (looped || !s->notrack))
-    alias = nf_ct_finish(ct, now, accepted, s->ctmark, &s->nat, forwarding && s->nat.active);
+    alias = nf_ct_finish(ct, now, accepted, s->ctmark, &s->nat, (forwarding || rerouted) && s->nat.active);
   /* A forwarded connection's source binding is made at its POSTROUTING. */
   if (!confirm && s->nat.binding && accepted) nf_ct_finish(ct, now, 1, ct->ctmark, &s->nat, 0);
   /* Netfilter confirms a forwarded packet's new connection only after
    * POSTROUTING. Ingress creates it once FORWARD accepts and remembers it;
    * the egress program, which runs next for the same packet on the same CPU,
    * removes it again when POSTROUTING drops the packet. */
-  if (ingress) {
-    s->pending = 0;
-    s->pending_alias = 0;
-    s->fwd = 0;
-    if (forwarding && accepted && s->nat.active) {
-      s->fwd = 1;
-      s->fwd_key = ct->key;
-      nf_pkt_tuple(p, &s->fwd_tuple);
+  if (ingress || rerouted) {
+    /* For the egress run that follows on this CPU: the ingress slot. */
+    struct nf_scratch* o = ingress ? s : bpf_map_lookup_elem(&nf_scratch, &zero);
+    if (!o) return TC_ACT_SHOT;
+    o->pending = 0;
+    o->pending_alias = 0;
+    o->fwd = 0;
+    o->rerouted = rerouted;
+    if ((forwarding || rerouted) && accepted && s->nat.active) {
+      o->fwd = 1;
+      o->fwd_key = ct->key;
+      nf_pkt_tuple(p, &o->fwd_tuple);
     }
-    if (cfg.ct_needed && !s->notrack && forwarding && accepted && ct->track && !ct->exists) {
-      s->pending = 1;
-      s->pending_key = ct->key;
+    if (cfg.ct_needed && !s->notrack && (forwarding || rerouted) && accepted && ct->track && !ct->exists) {
+      o->pending = 1;
+      o->pending_key = ct->key;
       if (alias) {
-        s->pending_alias = 1;
-        nf_ct_alias_key(&s->pending_alias_key, &s->nat.reply, ct, &s->nat);
+        o->pending_alias = 1;
+        nf_ct_alias_key(&o->pending_alias_key, &s->nat.reply, ct, &s->nat);
       }
     }
   } else if (!confirm) {
@@ -259,9 +348,14 @@ out:;
   skb->cb[1] = s->srch.rule;
   skb->cb[2] = s->srch.stage;
   skb->cb[3] = ct->state | (ct->dir << 8);
-  skb->cb[4] = forwarding ? p->oif : 0; /* ingress: routed on (FORWARD) out of this device */
+  /* Routed on out of this device: FORWARD at ingress, a local packet routed
+   * again at egress (lo: back to this host). */
+  skb->cb[4] = forwarding ? p->oif : rerouted ? (reroute ? NF_LOOPBACK_IFINDEX : reroute_oif) : 0;
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
+    /* bpf_redirect_neigh routes the packet out of that device (the new
+     * route replaces the one the packet came with: over lo, a local one). */
+    if (rerouted) return bpf_redirect_neigh(reroute ? NF_LOOPBACK_IFINDEX : reroute_oif, 0, 0, 0);
     return TC_ACT_OK;
   }
   return TC_ACT_SHOT;

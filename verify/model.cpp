@@ -937,6 +937,8 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   // For the hooks before routing the output interface is not known yet.
   std::string oif = w.p.oif;
   if (first == NF_HOOK_PREROUTING) w.p.oif.clear();
+  const ir::u128 dst_in = w.p.daddr;  // the destination OUTPUT starts with
+  int reroute = -1;                   // routed again: 1 over lo, 0 out of oif
   classify(w, cfg.slots_used, NF_CT_STATE_INVALID, 2);
   uint8_t verdict = run_hook(w, first, 1, d);
   CtRes ct;
@@ -966,6 +968,22 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
     d.ctstate = ct.state;
     classify(w, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct.state, ct.dir);
     verdict = run_hook(w, first, 2, d);
+    // As nf_reroute: a local packet whose destination nat OUTPUT changed is
+    // routed again; its POSTROUTING is the run on the new route's device.
+    if (verdict == NF_ACT_ACCEPT && first == NF_HOOK_OUTPUT && w.nat.changed && w.p.daddr != dst_in) {
+      std::optional<std::string> r = oif;
+      if (env_.addrtype && (env_.addrtype(w.p.daddr) & 4))
+        r = "";
+      else if (env_.route)
+        r = env_.route(w.p.family, w.p.daddr);
+      if (!r) {
+        verdict = NF_ACT_DROP;
+      } else {
+        reroute = r->empty() ? 1 : 0;
+        oif = r->empty() ? "lo" : *r;
+      }
+      second = NF_HOOK_MAX;
+    }
     // As nf_route, after PREROUTING: destination NAT may have changed where
     // the packet goes.
     if (verdict == NF_ACT_ACCEPT && first == NF_HOOK_PREROUTING && !looped && w.nat.changed && env_.route &&
@@ -992,16 +1010,17 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   }
   bool accepted = verdict == NF_ACT_ACCEPT;
   bool forwarding = first == NF_HOOK_PREROUTING && second == NF_HOOK_FORWARD;
+  bool rerouted = accepted && reroute >= 0;
   bool alias = false;
   if (cfg.ct_needed && confirm && (looped || !w.notrack))
-    alias = ct_finish(ct, now_ns, accepted, w.ctmark, w.nat, forwarding && w.nat.active);
+    alias = ct_finish(ct, now_ns, accepted, w.ctmark, w.nat, (forwarding || rerouted) && w.nat.active);
   if (!confirm && w.nat.binding && accepted) ct_finish(ct, now_ns, true, ct.ctmark, w.nat, false);
   // As the BPF programs: a forwarded packet's new connection, created when
   // FORWARD accepted it, goes away when POSTROUTING drops the packet.
-  if (path != Path::Output && path != Path::PostForward) {
-    pending_ = cfg.ct_needed && !w.notrack && forwarding && accepted && ct.track && !ct.exists;
+  if ((path != Path::Output && path != Path::PostForward) || rerouted) {
+    pending_ = cfg.ct_needed && !w.notrack && (forwarding || rerouted) && accepted && ct.track && !ct.exists;
     pending_alias_ = false;
-    fwd_ = forwarding && accepted && w.nat.active;
+    fwd_ = (forwarding || rerouted) && accepted && w.nat.active;
     if (fwd_) fwd_key_ = ct.key, fwd_tuple_ = packet_tuple(w.p);
     if (pending_) {
       pending_key_ = ct.key;
@@ -1021,7 +1040,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   d.mark = w.p.mark;
   d.indeterminate = w.indeterminate;
   d.translated = w.nat.changed;
-  d.forwarded = forwarding;
+  d.forwarded = forwarding || rerouted;
   d.out = w.p;
   d.out.oif = oif;
   return d;

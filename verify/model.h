@@ -27,7 +27,7 @@ enum class Path : uint8_t {
   Input,        // TC ingress, destined to this host: PREROUTING, INPUT
   Forward,      // TC ingress, routed: PREROUTING, FORWARD (then POSTROUTING at egress)
   Output,       // TC egress, locally generated: OUTPUT, POSTROUTING
-  PostForward,  // TC egress of a forwarded packet: POSTROUTING only
+  PostForward,  // TC egress of a forwarded packet, or of a local one routed again: POSTROUTING only
   Prerouting,   // TC ingress, the kernel will not route it: PREROUTING only
   Looped,       // TC ingress on lo, a local packet coming back: PREROUTING, INPUT
                 // with the connection OUTPUT gave it (as `looped` in bpf/)
@@ -42,7 +42,8 @@ struct Decision {
   uint8_t ctstate = 0;         // NF_CT_STATE_* the rules saw
   bool indeterminate = false;  // a random or rate-limited rule took part
   bool translated = false;     // NAT rewrote the packet's header
-  bool forwarded = false;      // an ingress run routed it on (FORWARD): POSTROUTING is the egress program's
+  bool forwarded = false;      // routed on (FORWARD at ingress, or a local packet routed again after nat
+                               // OUTPUT, out.oif "lo" for this host): POSTROUTING is the next egress run's
   pkt::Packet out;             // the packet as it leaves this run (NAT applied, mark set)
 };
 

@@ -116,6 +116,14 @@ Decision PolicyEngine::decide(const pkt::Packet& p, const Traversal& t) {
     // host comes back in on lo, whose ingress program judges PREROUTING and
     // INPUT.
     auto md = model_->decide(p, model::Path::Output, now);
+    if (md.action == NF_ACT_ACCEPT && !md.indeterminate && md.forwarded) {
+      // nat OUTPUT changed the destination: routed again, POSTROUTING on
+      // the new route's device (lo: back to this host).
+      to_self = md.out.oif == "lo";
+      pkt::Packet out = md.out;
+      out.mark = md.mark;
+      md = combine_forward(md, model_->decide(out, model::Path::PostForward, now));
+    }
     if (to_self && md.action == NF_ACT_ACCEPT && !md.indeterminate) {
       pkt::Packet back = md.out;
       back.mark = md.mark;

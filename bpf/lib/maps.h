@@ -225,7 +225,8 @@ struct nf_scratch {
   __u8 ctstate, ctdir; /* what the rules see of the connection */
   __u8 pending_alias;  /* ingress: pending_alias_key too */
   __u8 fwd;            /* ingress: a forwarded packet of fwd_key's connection leaves as fwd_tuple */
-  __u8 pad[4];
+  __u8 rerouted;       /* egress: a local packet routed again leaves on another run (fwd_*) */
+  __u8 pad[3];
   __u64 generation;
   struct nf_ct_key pending_key, pending_alias_key, fwd_key;
   struct nf_ct_tuple fwd_tuple;

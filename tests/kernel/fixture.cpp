@@ -152,6 +152,11 @@ struct Env {
       if (i.name == name) return i.ifindex;
     return 0;
   }
+  std::string ifname(uint32_t index) const {
+    for (const auto& i : ifaces)
+      if (i.ifindex == index) return i.name;
+    return "ifindex " + std::to_string(index);
+  }
 };
 
 std::unique_ptr<loader::Dataplane>& given_dataplane() {
@@ -218,6 +223,7 @@ struct Side {
   uint32_t mark = 0;
   std::string error;
   std::vector<uint8_t> frame;  // as the program left it
+  uint32_t rerouted_to = 0;    // egress: redirected to this device's egress (nat OUTPUT routed it again)
 };
 
 // ---- NAT expectations ----------------------------------------------------------
@@ -370,6 +376,8 @@ Side bpf_run(Env& e, loader::Prog prog, const std::vector<uint8_t>& frame, uint3
   }
   if (r->retval == TC_ACT_OK)
     s.verdict = ACCEPT;
+  else if (r->retval == TC_ACT_REDIRECT && prog == loader::Prog::Egress && r->forwarded_to)
+    s.verdict = ACCEPT, s.rerouted_to = r->forwarded_to;  // a local packet routed again
   else if (r->retval == TC_ACT_SHOT)
     s.verdict = DROP;
   else
@@ -510,6 +518,31 @@ CaseReport run_case(const Case& c) {
     if (s.hook == Hook::Out) {
       bpf = bpf_run(e, loader::Prog::Egress, frame, oif, 0, s.mark_in);
       d1 = model.decide(mp, model::Path::Output, now_ns());
+      // nat OUTPUT changed the destination: POSTROUTING is the egress run
+      // on the device the packet was redirected to.
+      if (bpf.ran && bpf.error.empty() && bpf.rerouted_to) {
+        std::string to = e.ifname(bpf.rerouted_to);
+        const Device* rdev = device(to);
+        head << " (routed again out of " << to << ")";
+        if (to != "lo" && !rdev)
+          bpf2.error = "redirected to " + to + ", a device the test namespace does not have";
+        else  // (the kernel's neighbour output gives it a new Ethernet header; the rules do not see it)
+          bpf2 = bpf_run(e, loader::Prog::Egress, bpf.frame, bpf.rerouted_to, 0, bpf.mark);
+      }
+      if (d1.action == NF_ACT_ACCEPT && d1.forwarded) {
+        if (!bpf.rerouted_to)
+          problems.push_back("the model routed the packet again out of " + d1.out.oif + ", BPF did not");
+        pkt::Packet mp2 = d1.out;
+        mp2.mark = d1.mark;
+        d2 = model.decide(mp2, model::Path::PostForward, now_ns());
+        mod2.ran = true;
+        mod2.verdict = d2.action == NF_ACT_ACCEPT ? ACCEPT : DROP;
+        mod2.mark = d2.mark;
+        if (bpf.rerouted_to && e.ifname(bpf.rerouted_to) != d1.out.oif)
+          problems.push_back("routed again out of: BPF " + e.ifname(bpf.rerouted_to) + ", model " + d1.out.oif);
+      } else if (bpf.rerouted_to) {
+        problems.push_back("BPF routed the packet again out of " + e.ifname(bpf.rerouted_to) + ", the model did not");
+      }
     } else {
       // XDP runs first on a real device; it may only drop what netfilter drops.
       // What it drops never reaches TC.

@@ -1133,6 +1133,33 @@ void nat_cases(std::vector<Case>& v) {
       },
   });
   v.push_back({
+      "nat OUTPUT: a local connection DNATed to a host behind the other uplink is routed again (POSTROUTING there: "
+      "MASQUERADE), filter OUTPUT still sees the first route's device; REDIRECT at OUTPUT goes to this host over lo",
+      {"*nat", "-j DNAT", "-j REDIRECT", "-j MASQUERADE"},
+      "iptables",
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A OUTPUT -d 198.51.100.20/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 203.0.113.7:8080\n"
+      "-A OUTPUT -d 198.51.100.50/32 -p tcp -m tcp --dport 25 -j REDIRECT --to-ports 2525\n"
+      "-A POSTROUTING -o nfw0 -j MASQUERADE\n"
+      "COMMIT\n" +
+          filter("ACCEPT", "ACCEPT", "DROP", "-A OUTPUT -o nfk1 -j ACCEPT\n-A OUTPUT -o lo -j ACCEPT\n"),
+      "",
+      {
+          out("nfk1", tcp("10.1.0.1", 41000, "198.51.100.20", 80), ACCEPT)
+              .rule("-o nfk1 -j ACCEPT")
+              .nat("10.2.0.1:41000 > 203.0.113.7:8080"),
+          in("nfw0", tcp("203.0.113.7", 8080, "10.2.0.1", 41000, SYN | ACK), ACCEPT)
+              .nat("198.51.100.20:80 > 10.1.0.1:41000"),
+          out("nfk1", tcp("10.1.0.1", 41000, "198.51.100.20", 80, ACK), ACCEPT)
+              .nat("10.2.0.1:41000 > 203.0.113.7:8080"),
+          // Not to the DNATed port: the first route stands.
+          out("nfk1", tcp("10.1.0.1", 41001, "198.51.100.20", 81), ACCEPT),
+          out("nfk1", tcp("10.1.0.1", 41002, "198.51.100.50", 25), ACCEPT).nat("10.1.0.1:41002 > 127.0.0.1:2525"),
+          // The first route's device is what filter OUTPUT tests: out of nfw0, the policy drops.
+          out("nfw0", tcp("10.2.0.1", 41003, "203.0.113.9", 80), DROP).policy(),
+      },
+  });
+  v.push_back({
       "DNAT and MASQUERADE on one connection, and two connections whose translations would clash",
       {"*nat", "-j DNAT", "-j MASQUERADE"},
       "iptables",

@@ -56,16 +56,6 @@ std::vector<bool> nat_reached(const Ruleset& rs, const Table& table) {
   return reached(rs, table, [](const Chain& c) { return c.base && c.base->type == ChainType::Nat; });
 }
 
-// Rules of the nat OUTPUT hook (and the chains it reaches): destination NAT
-// of a locally generated packet, whose route the kernel chose before TC
-// egress sees it.
-std::vector<bool> nat_output_reached(const Ruleset& rs, const Table& table, bool ipt) {
-  if (ipt && table.name != "nat") return std::vector<bool>(table.chains.size(), false);
-  return reached(rs, table, [ipt](const Chain& c) {
-    return ipt ? c.name == "OUTPUT" : c.base && c.base->type == ChainType::Nat && c.base->hook == Hook::Output;
-  });
-}
-
 // -m statistic --mode nth keeps a counter of the packets that reach it.
 // The dataplane counts the packets that passed the rule's other tests, once
 // per source rule: the same count only when no match module comes after the
@@ -219,7 +209,6 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
     const caps::Capability* table_cap =
         caps::find(fe, ipt ? "*" + table.name : std::string("table ") + to_string(table.family));
     std::vector<bool> in_nat = ipt ? std::vector<bool>(table.chains.size(), false) : nat_reached(rs, table);
-    std::vector<bool> in_nat_output = nat_output_reached(rs, table, ipt);
     const caps::Capability* nat_cap = ipt ? nullptr : caps::find(fe, "type nat");
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
@@ -233,15 +222,6 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
                          [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; }))
           found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         bool nat_chain = ipt ? table.name == "nat" : in_nat[c];
-        bool nat_stmt = std::any_of(rule.statements.begin(), rule.statements.end(), [](const Statement& st) {
-          return st.kind == StmtKind::Dnat || st.kind == StmtKind::Redirect || st.kind == StmtKind::Netmap;
-        });
-        if (in_nat_output[c] && nat_stmt)
-          found.push_back({Fidelity::Unsupported, "destination NAT of locally generated packets",
-                           "the kernel routes a local packet before TC egress sees it, and the dataplane does not "
-                           "route it again after rewriting its destination yet: this family's NAT stays in "
-                           "netfilter",
-                           rule.loc});
         if (nat_chain && (families_of(table) & ct_tuple_fams))
           found.push_back({Fidelity::Unsupported, "NAT with conntrack tuple matches",
                            "this ruleset's conntrack tuple matches (--ctorigdst, ct original ...) need a NATed "
