@@ -2,7 +2,9 @@
 # NAT end to end with real sockets: a client, a router running nf2bpf with
 # DNAT (a port forward) and MASQUERADE, and a server. TCP through both
 # translations, a connection that keeps its translation across a policy swap,
-# and `nf2bpf conntrack` (text and JSON) listing what was translated. Needs
+# `nf2bpf conntrack` (text and JSON) listing what was translated, and the
+# router's own connections through nat OUTPUT (DNAT routed out of another
+# device and masqueraded there; REDIRECT to a local port). Needs
 # root; exits 77 (skipped) otherwise.
 #   nat.sh NF2BPF
 set -u
@@ -20,6 +22,10 @@ ip -n "$CLI" route add default via 10.81.1.1
 ip -n "$RTR" addr add 10.81.1.1/24 dev r0 && ip -n "$RTR" addr add 10.81.2.1/24 dev r1
 ip -n "$RTR" link set r0 up && ip -n "$RTR" link set r1 up
 ip netns exec "$RTR" sysctl -qw net.ipv4.ip_forward=1
+# A service range the router's first route sends out of r0, via the client
+# as its gateway (TC egress sees a packet after its next hop's neighbour
+# resolution: see docs/nat-design.md).
+ip -n "$RTR" route add 10.96.0.0/12 via 10.81.1.2 dev r0
 # The server has no route back to the client's network: only MASQUERADE gets its answers home.
 ip -n "$SRV" addr add 10.81.2.2/24 dev s0 && ip -n "$SRV" link set s0 up
 
@@ -31,6 +37,8 @@ rules() {  # $1: the filter table's extra rule
 :OUTPUT ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
 -A PREROUTING -d 10.81.1.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.81.2.2:8080
+-A OUTPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.81.2.2:8080
+-A OUTPUT -d 10.96.0.11/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 9090
 -A POSTROUTING -o r1 -j MASQUERADE
 COMMIT
 *filter
@@ -49,7 +57,7 @@ cat >"$WORK/srv.py" <<'EOF'
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.81.2.2", 8080)); s.listen(4); s.settimeout(20)
-for _ in range(2):
+for _ in range(3):
     c, a = s.accept()
     f = c.makefile("rw")
     f.write("peer %s\n" % a[0]); f.flush()
@@ -63,7 +71,7 @@ sleep 0.3
 
 expect 1 "conntrack before any apply says nothing is loaded" -- ip netns exec "$RTR" "$BIN" conntrack
 expect 0 "apply DNAT + MASQUERADE on the router" -- ip netns exec "$RTR" "$BIN" apply --iface r0 --iface r1 "$WORK/a.rules"
-has "3 rules (3 exact" "the nat rules translate exactly"
+has "5 rules (5 exact" "the nat rules translate exactly"
 
 # One connection to the router's port 80: the server sees the router's
 # address (MASQUERADE), the client talks to 10.81.1.1:80 (DNAT, reversed).
@@ -112,6 +120,33 @@ else
   fail "the open connection broke across the swap:"
   sed 's/^/    /' "$WORK/out"
 fi
+
+# The router's own connection to a service address: nat OUTPUT's DNAT
+# sends it out of r1 instead of r0, where POSTROUTING masquerades it (the
+# server has no route to the address the first route chose, 10.81.1.1).
+expect 0 "a local connection through nat OUTPUT DNAT, routed again" -- ip netns exec "$RTR" python3 -c '
+import socket
+s = socket.create_connection(("10.96.0.10", 80), timeout=3)
+f = s.makefile("rw")
+print(f.readline().strip())
+f.write("local\n"); f.flush(); print(f.readline().strip())
+print("peername", s.getpeername()[0])'
+has "peer 10.81.2.1" "the server sees the address of the device the new route leaves by"
+has "local" "the answer comes back to the local socket"
+has "peername 10.96.0.10" "the local socket still sees the address it connected to"
+# REDIRECT at OUTPUT: to this host over lo.
+ip netns exec "$RTR" python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 9090)); s.listen(1); s.settimeout(10)
+c, a = s.accept(); c.sendall(("redirected, port %d\n" % c.getsockname()[1]).encode()); c.close()' &
+BG+=($!)
+sleep 0.3
+expect 0 "a local connection through nat OUTPUT REDIRECT" -- ip netns exec "$RTR" python3 -c '
+import socket
+s = socket.create_connection(("10.96.0.11", 80), timeout=3)
+print(s.makefile().readline().strip())'
+has "redirected, port 9090" "the connection reaches the local port REDIRECT names"
 
 echo "nat: $fails failed"
 [ "$fails" -eq 0 ]

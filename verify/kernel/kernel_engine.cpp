@@ -265,18 +265,46 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
       if (auto r = ip({v4 ? "-4" : "-6", "route", "replace", dst, "dev", p.oif}); !r) return fail(r.error());
     }
   }
+  // Where a program routed the packet on (r.forwarded_to): FORWARD at
+  // ingress, or a local packet nat OUTPUT's destination NAT routed again;
+  // POSTROUTING is the egress run on that device.
+  auto routed_on = [&](const loader::TestResult& r, model::Decision& md, uint32_t iif,
+                       bool hop) -> Result<std::optional<Dev>> {
+    if (!r.forwarded_to || md.action != NF_ACT_ACCEPT) return std::optional<Dev>();
+    pkt::Packet o = md.out;  // with what the program rewrote (NAT)
+    o.mark = r.mark;
+    if (hop && o.ttl) --o.ttl;  // what leaves a router
+    Dev via = *out;
+    if (via.ifindex != r.forwarded_to) {
+      auto ifs = loader::list_interfaces();
+      if (!ifs) return ifs.error();
+      for (const auto& i : *ifs)
+        if (i.ifindex == r.forwarded_to) {
+          auto d = device(i.name);
+          if (!d) return d.error();
+          via = *d;
+        }
+    }
+    auto post = run(loader::Prog::Egress, o, via, iif);
+    if (!post) return post.error();
+    md = combine_forward(md, model_decision(*post, pol_, o));
+    return std::optional<Dev>(via);
+  };
   model::Decision md;
   if (t.origin == Origin::Local) {
     auto r = run(loader::Prog::Egress, p, *out, 0);
     if (!r) return fail(r.error());
     md = model_decision(*r, pol_, p);
-    // To this host: back in on lo, as PolicyEngine::decide.
     bool to_self = std::find(t.hooks.begin(), t.hooks.end(), ir::Hook::Input) != t.hooks.end();
+    auto via = routed_on(*r, md, 0, false);
+    if (!via) return fail(via.error());
+    auto lo = device("lo");
+    if (!lo) return fail(lo.error());
+    if (*via) to_self = (*via)->ifindex == lo->ifindex;
+    // To this host: back in on lo, as PolicyEngine::decide.
     if (to_self && md.action == NF_ACT_ACCEPT) {
-      auto lo = device("lo");
-      if (!lo) return fail(lo.error());
-      pkt::Packet back = p;
-      back.mark = r->mark;
+      pkt::Packet back = *via ? md.out : p;
+      back.mark = *via ? md.mark : r->mark;
       auto in = run(loader::Prog::Ingress, back, *lo, 0);
       if (!in) return fail(in.error());
       auto looped = model_decision(*in, pol_, back);
@@ -286,28 +314,10 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
     auto r = run(loader::Prog::Ingress, p, *in, 0);
     if (!r) return fail(r.error());
     md = model_decision(*r, pol_, p);
-    // Where the ingress program routed it: destination NAT may have made a
-    // packet to this host one to forward (the reference's path is the
-    // original destination's).
-    if (r->forwarded_to && md.action == NF_ACT_ACCEPT) {
-      pkt::Packet o = md.out;  // with what the ingress program rewrote (NAT)
-      o.mark = r->mark;
-      if (o.ttl) --o.ttl;  // what leaves a router
-      Dev via = *out;
-      if (via.ifindex != r->forwarded_to) {
-        auto ifs = loader::list_interfaces();
-        if (!ifs) return fail(ifs.error());
-        for (const auto& i : *ifs)
-          if (i.ifindex == r->forwarded_to) {
-            auto d = device(i.name);
-            if (!d) return fail(d.error());
-            via = *d;
-          }
-      }
-      auto post = run(loader::Prog::Egress, o, via, in->ifindex);
-      if (!post) return fail(post.error());
-      md = combine_forward(md, model_decision(*post, pol_, o));
-    }
+    // Destination NAT may have made a packet to this host one to forward
+    // (the reference's path is the original destination's).
+    auto via = routed_on(*r, md, in->ifindex, true);
+    if (!via) return fail(via.error());
   }
   Decision d = describe(pol_, md);
   d.nat = nat_of(p, md);

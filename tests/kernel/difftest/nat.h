@@ -40,8 +40,7 @@ struct NatOptions {
   // (--no-icmp-errors) for nf2bpf runs until its dataplane translates the
   // outer and quoted headers of an ICMP error about a NATed connection.
   bool icmp_errors = true;
-  // Rules in the nat OUTPUT hook (host mode). Off (--no-output-nat) for
-  // nf2bpf runs: it leaves destination NAT of local packets in netfilter.
+  // Rules in the nat OUTPUT hook (host mode); off with --no-output-nat.
   bool output_nat = true;
 };
 
