@@ -274,6 +274,34 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
     uint32_t st = w.has_ct ? ((w.nat.flags & NF_CT_SNAT) ? 1 : 0) | ((w.nat.flags & NF_CT_DNAT) ? 2 : 0) : 0;
     if (!((r.ctstatus >> st) & 1)) return false;
   }
+  if (res & NF_RES_CTTUPLE) {
+    // As nf_ct_tuple_test, for nf_nat[ct_range] and the tests chained after it.
+    if (w.ctdir > 1) return false;
+    uint32_t idx = r.ct_range;
+    for (int k = 0;; k++, idx++) {
+      if (k == 4 || idx >= pol_.nats.size()) return false;
+      const nf2bpf_nat& t = pol_.nats[idx];
+      if (t.kind < NF_NAT_CT || t.kind > NF_NAT_CT_MAX) return false;
+      uint32_t f = t.kind - NF_NAT_CT;
+      bool reply = (f >> 2) & 1, dst = (f >> 1) & 1, port = f & 1;
+      const NatWork& nw = w.nat;
+      ir::u128 addr;
+      uint16_t pv;
+      if (nw.active && (nw.binding || (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)))) {
+        const nf_ct_tuple& tu = reply ? nw.reply : nw.orig;
+        addr = from_bytes(dst ? tu.dst : tu.src);
+        pv = dst ? tu.dport : tu.sport;
+      } else {
+        bool pkt_src = (!dst) == (reply == (w.ctdir == 1));
+        addr = pkt_src ? w.p.saddr : w.p.daddr;
+        pv = pkt_src ? w.p.sport : w.p.dport;
+      }
+      bool in = port ? pv >= t.port_min && pv <= t.port_max
+                     : addr >= from_bytes(t.addr_min) && addr <= from_bytes(t.addr_max);
+      if (!test(in, t.flags & NF_NAT_F_NEG)) return false;
+      if (!(t.flags & NF_NAT_F_MORE)) break;
+    }
+  }
   if ((res & NF_RES_MAC) && !test(w.p.has_l2 && w.p.src_mac == r.mac, res & NF_RES_MAC_NEG)) return false;
   // A rate or chance only makes the verdict uncertain when the rule can
   // change it: a LOG-only rule (`-m limit -j LOG`) cannot.

@@ -175,6 +175,11 @@ struct nf2bpf_hook_desc {
 #define NF_RES_CTSTATUS 2048u /* the connection's NAT status is one ctstatus allows */
 #define NF_RES_NTH 4096u      /* -m statistic --mode nth: see nf2bpf_rule.nth_* */
 #define NF_RES_NTH_NEG 8192u
+/* Conntrack tuple tests (--ctorigsrc ..., ct original ip daddr ...) in a
+ * family with NAT: the connection's own tuples, which NAT made different from
+ * the packet's; the tests are nf_nat[ct_range] and the entries after it while
+ * NF_NAT_F_MORE is set (see NF_NAT_CT_*). */
+#define NF_RES_CTTUPLE (1u << 20)
 
 struct nf2bpf_rule {
   nf_u8 action;
@@ -203,7 +208,7 @@ struct nf2bpf_rule {
   nf_u32 nth_slot;
   nf_u32 nth_every;
   nf_u32 nth_hit;
-  nf_u32 nth_pad;
+  nf_u32 ct_range; /* NF_RES_CTTUPLE: index of its first test in nf_nat */
 };
 
 struct nf2bpf_stmt {
@@ -230,6 +235,14 @@ enum nf2bpf_nat_kind {
 #define NF_NAT_F_RANDOM 4
 #define NF_NAT_F_RANDOM_FULLY 8
 #define NF_NAT_F_PERSISTENT 16
+/* nf_nat also holds conntrack tuple tests (NF_RES_CTTUPLE): kind
+ * NF_NAT_CT + (reply tuple ? 4 : 0) + (destination ? 2 : 0) + (port ? 1 : 0),
+ * the address range (NF_NAT_F_ADDR) or port range (NF_NAT_F_PORTS) the
+ * field must lie in. */
+#define NF_NAT_CT 16
+#define NF_NAT_CT_MAX (NF_NAT_CT + 7)
+#define NF_NAT_F_NEG 32  /* a test: the field must lie outside the range */
+#define NF_NAT_F_MORE 64 /* a test: the next entry is another test of the same rule */
 struct nf2bpf_nat {
   nf_u8 kind;
   nf_u8 flags;

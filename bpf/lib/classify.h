@@ -105,6 +105,34 @@ static __always_inline void nf_search_reset(struct nf_search* sr, __u32 from) {
 }
 
 /* Residual checks of a candidate rule: 1 when the rule matches. */
+/* One conntrack tuple test (NF_NAT_CT_*): the field of the connection's
+ * original or reply tuple. A connection NAT bound (or is binding) has its
+ * tuples in s->nat; another one's are the packet's, read by its direction. */
+static __always_inline int nf_ct_tuple_test(const struct nf_scratch* s, const struct nf2bpf_nat* t) {
+  __u32 f = t->kind - NF_NAT_CT;
+  int reply = (f >> 2) & 1, dst = (f >> 1) & 1, port = f & 1;
+  const struct nf_nat_work* nw = &s->nat;
+  const __u8* addr;
+  __u16 pv;
+  if (nw->active && (nw->binding || (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)))) {
+    const struct nf_ct_tuple* tu = reply ? &nw->reply : &nw->orig;
+    addr = dst ? tu->dst : tu->src;
+    pv = dst ? tu->dport : tu->sport;
+  } else {
+    /* The original tuple is the packet's in the original direction and
+     * its inverse in the reply direction; the reply tuple the other way. */
+    int pkt_src = (dst == 0) == (reply == s->ctdir);
+    addr = pkt_src ? s->p.saddr : s->p.daddr;
+    pv = pkt_src ? s->p.sport : s->p.dport;
+  }
+  int in;
+  if (port)
+    in = pv >= t->port_min && pv <= t->port_max;
+  else
+    in = nf_addr_cmp(addr, t->addr_min) >= 0 && nf_addr_cmp(addr, t->addr_max) <= 0;
+  return in != !!(t->flags & NF_NAT_F_NEG);
+}
+
 static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_rule* r, __u32 live, __u32 rule) {
   __u32 res = r->residual;
   if (!res) return 1;
@@ -126,6 +154,20 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
      * IPS_SRC_NAT/IPS_DST_NAT bits (none without a connection). */
     __u32 st = s->has_ct ? ((s->nat.flags & NF_CT_SNAT) ? 1 : 0) | ((s->nat.flags & NF_CT_DNAT) ? 2 : 0) : 0;
     if (!((r->ctstatus >> st) & 1)) return 0;
+  }
+  if (res & NF_RES_CTTUPLE) {
+    if (s->ctdir > 1) return 0; /* xt_conntrack: no connection, no tuple to match (negated or not) */
+    void* nm = nf_inner(&nf_nat, live);
+    if (!nm) return 0;
+    __u32 idx = r->ct_range;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      struct nf2bpf_nat* t = bpf_map_lookup_elem(nm, &idx);
+      if (!t || t->kind < NF_NAT_CT || t->kind > NF_NAT_CT_MAX || !nf_ct_tuple_test(s, t)) return 0;
+      if (!(t->flags & NF_NAT_F_MORE)) break;
+      if (k == 3) return 0; /* (the compiler allows four) */
+      idx++;
+    }
   }
   if (res & NF_RES_MAC) {
     int eq = s->p.src_mac == r->mac;

@@ -1160,6 +1160,36 @@ void nat_cases(std::vector<Case>& v) {
       },
   });
   v.push_back({
+      "conntrack tuple matches in a family with NAT read the connection's tuples, not the translated packet "
+      "(Docker's DOCKER-USER --ctorigdstport)",
+      {"*nat", "-j DNAT", "-m conntrack --ctorigdstport", "-m conntrack --ctorigsrc", "-m conntrack --ctreplsrc",
+       "-m conntrack --ctorigdst", "-m conntrack --ctdir"},
+      "iptables",
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.51.100.7:80\n"
+      "COMMIT\n" +
+          filter("ACCEPT", "DROP", "ACCEPT",
+                 "-A FORWARD -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -m conntrack ! --ctorigsrc "
+                 "10.0.0.0/24 -j DROP\n"
+                 "-A FORWARD -m conntrack --ctreplsrc 198.51.100.7 --ctdir REPLY -j ACCEPT\n"
+                 "-A FORWARD -m conntrack --ctorigdst 10.0.0.1 -j ACCEPT\n"),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan, 40000, kHost, 8080), ACCEPT)
+              .rule("--ctorigdst 10.0.0.1 -j ACCEPT")
+              .nat("10.0.0.2:40000 > 198.51.100.7:80"),
+          fwd("nfk1", "nfk0", tcp("198.51.100.7", 80, kLan, 40000, SYN | ACK), ACCEPT)
+              .rule("--ctreplsrc 198.51.100.7 --ctdir REPLY -j ACCEPT")
+              .nat("10.0.0.1:8080 > 10.0.0.2:40000"),
+          fwd("nfk0", "nfk1", tcp(kLan, 40000, kHost, 8080, ACK), ACCEPT)
+              .rule("--ctorigdst 10.0.0.1 -j ACCEPT")
+              .nat("10.0.0.2:40000 > 198.51.100.7:80"),
+          fwd("nfk0", "nfk1", tcp("192.0.2.5", 40001, kHost, 8080), DROP).rule("! --ctorigsrc 10.0.0.0/24 -j DROP"),
+          // Not DNATed: its tuple is the packet's own.
+          fwd("nfk0", "nfk1", tcp(kLan, 40002, "198.51.100.7", 80), DROP).policy(),
+      },
+  });
+  v.push_back({
       "DNAT and MASQUERADE on one connection, and two connections whose translations would clash",
       {"*nat", "-j DNAT", "-j MASQUERADE"},
       "iptables",

@@ -169,32 +169,12 @@ unsigned families_of(const Table& t) {
   return t.family == Family::Ip ? 1u : t.family == Family::Ip6 ? 2u : t.family == Family::Inet ? 3u : 0u;
 }
 
-bool is_ct_tuple(Field f) {
-  return f == Field::CtOrigSrc || f == Field::CtOrigDst || f == Field::CtReplSrc || f == Field::CtReplDst ||
-         f == Field::CtOrigSrcPort || f == Field::CtOrigDstPort || f == Field::CtReplSrcPort ||
-         f == Field::CtReplDstPort;
-}
-
-// Families whose rules test a connection's tuples (--ctorigdst, ct original
-// ...): the dataplane reads them from the packet, which is right only while
-// no NAT of its own has changed the packet; there the NAT stays in netfilter.
-unsigned ct_tuple_families(const Ruleset& rs) {
-  unsigned fams = 0;
-  for (const auto& t : rs.tables)
-    for (const auto& c : t.chains)
-      for (const auto& r : c.rules)
-        if (std::any_of(r.matches.begin(), r.matches.end(), [](const Match& m) { return is_ct_tuple(m.field); }))
-          fams |= families_of(t);
-  return fams;
-}
-
 }  // namespace
 
 std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, const FidelityOptions& opt) {
   std::vector<RuleFidelity> out;
   std::string_view fe = frontend_name(rs.frontend);
   bool ipt = fe == "iptables";
-  const unsigned ct_tuple_fams = ct_tuple_families(rs);
   struct Pending {
     RuleRef ref;
     const Rule* rule;
@@ -222,12 +202,6 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
                          [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; }))
           found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         bool nat_chain = ipt ? table.name == "nat" : in_nat[c];
-        if (nat_chain && (families_of(table) & ct_tuple_fams))
-          found.push_back({Fidelity::Unsupported, "NAT with conntrack tuple matches",
-                           "this ruleset's conntrack tuple matches (--ctorigdst, ct original ...) need a NATed "
-                           "connection's original tuple, which the dataplane does not read yet: its NAT stays in "
-                           "netfilter",
-                           rule.loc});
         // A multiport/list with overlapping elements on a non-terminal rule
         // would be several iptables rules hitting twice; rare, noted.
         pending.push_back({{t, c, r}, &rule, std::move(found), nat_chain, families_of(table)});

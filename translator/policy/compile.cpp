@@ -525,16 +525,56 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
 
 void Compiler::MatchLowering::ct_tuple(const IntervalSet& vals) {
   const Match& m = m_;
+  bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
+              m.field == Field::CtReplDst;
   if (c_.stage_fams_ & c_.nat_fams_) {
-    fail(
-        "conntrack tuple matches (--ctorigdst, ct original ...) are not supported by the dataplane in a family "
-        "with NAT yet: after NAT the packet's addresses are no longer the connection's");
+    // NAT makes the packet's addresses differ from the connection's: the
+    // dataplane tests the connection's tuple (NF_RES_CTTUPLE), one range
+    // per test, chained in nf_nat.
+    if (vals.intervals().size() != 1) {
+      fail("a conntrack tuple test in a family with NAT must be one address prefix/range or port range");
+      return;
+    }
+    bool reply = m.field == Field::CtReplSrc || m.field == Field::CtReplDst || m.field == Field::CtReplSrcPort ||
+                 m.field == Field::CtReplDstPort;
+    bool dst = m.field == Field::CtOrigDst || m.field == Field::CtReplDst || m.field == Field::CtOrigDstPort ||
+               m.field == Field::CtReplDstPort;
+    nf2bpf_nat t{};
+    t.kind = (uint8_t)(NF_NAT_CT + (reply ? 4 : 0) + (dst ? 2 : 0) + (addr ? 0 : 1));
+    const auto& iv = vals.intervals()[0];
+    if (addr) {
+      for (int i = 0; i < 16; ++i) {
+        t.addr_min[i] = (uint8_t)(iv.lo >> (8 * (15 - i)));
+        t.addr_max[i] = (uint8_t)(iv.hi >> (8 * (15 - i)));
+      }
+      t.flags |= NF_NAT_F_ADDR;
+    } else {
+      t.port_min = (uint16_t)iv.lo;
+      t.port_max = (uint16_t)std::min<u128>(iv.hi, 65535);
+      t.flags |= NF_NAT_F_PORTS;
+    }
+    if (m.negated) t.flags |= NF_NAT_F_NEG;
+    auto& nats = c_.pol_.nats;
+    if (desc_.residual & NF_RES_CTTUPLE) {
+      // Chained after the rule's previous test, the last entry so far.
+      uint32_t n = 1;
+      while (nats[desc_.ct_range + n - 1].flags & NF_NAT_F_MORE) ++n;
+      if (n == 4 || desc_.ct_range + n != nats.size()) {
+        fail("at most four conntrack tuple tests per rule in a family with NAT");
+        return;
+      }
+      nats.back().flags |= NF_NAT_F_MORE;
+    } else {
+      desc_.residual |= NF_RES_CTTUPLE;
+      desc_.ct_range = (uint32_t)nats.size();
+    }
+    nats.push_back(t);
+    // No connection (INVALID, UNTRACKED): no tuple matches (negated or not).
+    constrain_all(NF_SLOT_CTDIR, IntervalSet::range(0, 1));
     return;
   }
   // Without NAT the original tuple is the packet's own in the original
   // direction and the swapped one in the reply direction.
-  bool addr = m.field == Field::CtOrigSrc || m.field == Field::CtOrigDst || m.field == Field::CtReplSrc ||
-              m.field == Field::CtReplDst;
   bool src_in_orig = m.field == Field::CtOrigSrc || m.field == Field::CtOrigSrcPort || m.field == Field::CtReplDst ||
                      m.field == Field::CtReplDstPort;
   Field s = addr ? Field::SrcAddr : Field::SrcPort, d = addr ? Field::DstAddr : Field::DstPort;

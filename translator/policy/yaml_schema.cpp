@@ -146,8 +146,11 @@ uint64_t field_max(const RawField& f) { return f.size >= 8 ? UINT64_MAX : (1ULL 
 
 namespace {
 
-constexpr std::pair<const char*, int> kNatFlagNames[] = {
-    {"random", NF_NAT_F_RANDOM}, {"random-fully", NF_NAT_F_RANDOM_FULLY}, {"persistent", NF_NAT_F_PERSISTENT}};
+constexpr std::pair<const char*, int> kNatFlagNames[] = {{"random", NF_NAT_F_RANDOM},
+                                                         {"random-fully", NF_NAT_F_RANDOM_FULLY},
+                                                         {"persistent", NF_NAT_F_PERSISTENT},
+                                                         {"negated", NF_NAT_F_NEG},
+                                                         {"and-next", NF_NAT_F_MORE}};
 
 bool v4_mapped(const uint8_t a[16]) {
   static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -160,12 +163,15 @@ std::string to_addr_text(const uint8_t a[16]) { return v4_mapped(a) ? nat_addr_t
 }  // namespace
 
 std::string nat_kind_name(unsigned kind) {
+  if (kind >= NF_NAT_CT && kind <= NF_NAT_CT_MAX) return kCtTestNames[kind - NF_NAT_CT];
   return kind >= 1 && kind < std::size(kNatKindNames) ? kNatKindNames[kind] : std::to_string(kind);
 }
 
 int nat_kind_by_name(std::string_view s) {
   for (size_t k = 1; k < std::size(kNatKindNames); ++k)
     if (s == kNatKindNames[k]) return (int)k;
+  for (size_t k = 0; k < std::size(kCtTestNames); ++k)
+    if (s == kCtTestNames[k]) return (int)(NF_NAT_CT + k);
   return -1;
 }
 
@@ -371,6 +377,25 @@ std::optional<ParseFail> parse_action(std::string_view s, const Policy& p, nf2bp
   return std::nullopt;
 }
 
+namespace {
+
+// "ct tuple #3: ct original dport 8080, not ct original saddr 203.0.113.0-203.0.113.255":
+// the conntrack tuple tests a rule's check names, from nf_nat[first] on.
+std::string ct_tuple_text(const Policy& p, uint32_t first) {
+  std::string s = "ct tuple #" + std::to_string(first);
+  for (uint32_t i = first, k = 0; i < p.nats.size() && k < 4; ++i, ++k) {
+    const nf2bpf_nat& t = p.nats[i];
+    if (t.kind < NF_NAT_CT || t.kind > NF_NAT_CT_MAX) break;
+    std::string to = nat_to_text(t);
+    if (!to.empty() && to[0] == ':') to = to.substr(1);
+    s += std::string(k ? ", " : ": ") + (t.flags & NF_NAT_F_NEG ? "not " : "") + nat_kind_name(t.kind) + " " + to;
+    if (!(t.flags & NF_NAT_F_MORE)) break;
+  }
+  return s;
+}
+
+}  // namespace
+
 std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
   std::vector<std::string> out;
   auto masked = [](const char* what, uint32_t mask, uint32_t value, bool neg) {
@@ -390,6 +415,7 @@ std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
     out.push_back(std::string("mac ") + (r.residual & NF_RES_MAC_NEG ? "!= " : "== ") + mac_text(r.mac));
   // In iptables' terms: --every N --packet P holds when the rule's count is
   // P + 1 modulo N.
+  if (r.residual & NF_RES_CTTUPLE) out.push_back(ct_tuple_text(p, r.ct_range));
   if ((r.residual & NF_RES_NTH) && r.nth_every)
     out.push_back(std::string(r.residual & NF_RES_NTH_NEG ? "not " : "") + "nth every " + std::to_string(r.nth_every) +
                   " packet " + std::to_string((r.nth_hit + r.nth_every - 1) % r.nth_every) + " (#" +
@@ -472,6 +498,17 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.nth_every = (uint32_t)every;
     r.nth_hit = (uint32_t)((packet + 1) % every);
     r.nth_slot = (uint32_t)slot;
+  } else if (c.lit("ct tuple #")) {
+    if (r.residual & NF_RES_CTTUPLE) return ParseFail{0, "a rule has at most one ct tuple check"};
+    uint64_t idx = 0;
+    if (!c.dec(idx, UINT32_MAX)) return ParseFail{c.i, "expected an index into 'nat' like #3"};
+    if (idx >= p.nats.size() || p.nats[idx].kind < NF_NAT_CT || p.nats[idx].kind > NF_NAT_CT_MAX)
+      return ParseFail{10, "nat #" + std::to_string(idx) + " is not a conntrack tuple test"};
+    if (s != ct_tuple_text(p, (uint32_t)idx))
+      return ParseFail{0, "says '" + std::string(s) + "' but the tests are: " + ct_tuple_text(p, (uint32_t)idx)};
+    r.residual |= NF_RES_CTTUPLE;
+    r.ct_range = (uint32_t)idx;
+    c.i = s.size();
   } else if (c.lit("mac ")) {
     if (r.residual & NF_RES_MAC) return ParseFail{0, "a rule has at most one mac check"};
     if (c.lit("!= "))
@@ -492,7 +529,8 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.residual |= NF_RES_MAC;
     r.mac = m;
   } else {
-    return ParseFail{0, "unknown check (expected mark, ctmark, limit, random, not random, nth, not nth or mac)"};
+    return ParseFail{0,
+                     "unknown check (expected mark, ctmark, limit, random, not random, nth, not nth, ct tuple or mac)"};
   }
   if (f) return f;
   if (!c.done()) return ParseFail{c.i, "unexpected text after the check"};

@@ -27,6 +27,9 @@ const char* const kSlotNames[NF_SLOT_MAX] = {
 const char* const kHookNames[NF_HOOK_MAX] = {"prerouting", "input", "forward", "output", "postrouting"};
 const char* const kActionNames[] = {"accept", "drop", "reject", "continue", "skip"};
 const char* const kNatKindNames[] = {nullptr, "dnat", "snat", "masquerade", "redirect", "netmap"};  // by NF_NAT_*
+// Conntrack tuple tests kept with the NAT ranges: by kind - NF_NAT_CT.
+const char* const kCtTestNames[] = {"ct original saddr", "ct original sport", "ct original daddr", "ct original dport",
+                                    "ct reply saddr",    "ct reply sport",    "ct reply daddr",    "ct reply dport"};
 
 // The slots of the "small" class array, in array order.
 struct SmallSlot {

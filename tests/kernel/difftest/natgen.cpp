@@ -118,6 +118,13 @@ struct NatGen {
     return m.str();
   }
 
+  // DNAT targets of rules the nat OUTPUT hook may reach (its own, and user
+  // chains in host mode): not this host's own non-loopback addresses. The
+  // dataplane sends such a packet back in over lo with a route that is not
+  // the kernel's local one (docs/nat-design.md), so a closed port gets no
+  // TCP reset.
+  bool out_targets(Hook h, bool user_chain) const { return h == Hook::Out || (user_chain && host() && o.output_nat); }
+
   std::string ipt_target(Hook h, const std::vector<std::string>& user, bool in_user, bool* need_l4) {
     int t = range(r, 0, 99);
     *need_l4 = false;
@@ -131,7 +138,7 @@ struct NatGen {
         return ports.empty() ? " -j REDIRECT" : " -j REDIRECT" + ports;
       }
       if (!pool.netmap_dst.empty() && h == Hook::Pre && t < 32) return " -j NETMAP --to " + pool.netmap_dst;
-      std::string to = pick(r, h == Hook::Out ? pool.out_dnat_to : pool.dnat_to);
+      std::string to = pick(r, out_targets(h, in_user) ? pool.out_dnat_to : pool.dnat_to);
       c.addr_ranges.push_back({to, to});
       if (o.ranges && h == Hook::Pre && chance(r, 0.3)) {
         to = pool.dnat_range.first + "-" + pool.dnat_range.second;
@@ -198,11 +205,17 @@ struct NatGen {
   std::string ipt_filter_rule(const std::string& chain) {
     std::string v = chance(r, 0.5) ? " -j ACCEPT" : " -j DROP";
     std::string svc = pick(r, pool.services);
-    switch (range(r, 0, 7)) {
+    switch (range(r, 0, 11)) {
       case 0: return "-A " + chain + " -m conntrack --ctstate INVALID -j DROP";
       case 1: return "-A " + chain + " -m conntrack --ctstate DNAT" + (chance(r, 0.5) ? " -p tcp" : "") + v;
-      // (--ctorigdst and the other conntrack tuple matches are not generated:
-      // nf2bpf does not compile them in a family with NAT yet.)
+      // Conntrack tuple matches: the connection's tuples, which NAT made
+      // differ from the packet's.
+      case 8: return "-A " + chain + " -m conntrack --ctorigdst " + svc + v;
+      case 9:
+        return "-A " + chain + " -m conntrack --ctorigdstport " + std::to_string(pick(r, kDports)) +
+               " --ctdir ORIGINAL -m conntrack ! --ctorigsrc " + pick(r, pool.clients) + v;
+      case 10: return "-A " + chain + " -m conntrack --ctreplsrc " + pick(r, pool.dnat_to) + v;
+      case 11: return "-A " + chain + " -m conntrack --ctrepldst " + pick(r, pool.snat_to) + v;
       case 2: return "-A " + chain + " -m conntrack --ctstate DNAT -d " + svc + v;
       case 3: return "-A " + chain + " -m conntrack --ctstate SNAT" + v;
       case 4:
@@ -314,7 +327,7 @@ struct NatGen {
         return " redirect to :" + to_ports();
       }
       if (!pool.netmap_dst.empty() && h == Hook::Pre && t < 32) return " dnat" + fam + " prefix to " + pool.netmap_dst;
-      std::string to = pick(r, h == Hook::Out ? pool.out_dnat_to : pool.dnat_to);
+      std::string to = pick(r, out_targets(h, regular) ? pool.out_dnat_to : pool.dnat_to);
       c.addr_ranges.push_back({to, to});
       std::string lo = to, hi = to;
       if (o.ranges && h == Hook::Pre && chance(r, 0.3)) {
@@ -372,11 +385,13 @@ struct NatGen {
   std::string nft_filter_rule() {
     std::string ip = v6() ? "ip6" : "ip";
     std::string v = chance(r, 0.5) ? " accept" : " drop";
-    switch (range(r, 0, 7)) {
+    switch (range(r, 0, 11)) {
       case 0: return "ct state invalid drop";
       case 1: return std::string("ct status dnat") + (chance(r, 0.5) ? " meta l4proto tcp" : "") + v;
-      // (ct original/reply matches are not generated: nf2bpf does not compile
-      // them in a family with NAT yet.)
+      case 8: return "ct original " + ip + " daddr " + pick(r, pool.services) + v;
+      case 9: return "ct direction original ct original " + ip + " saddr != " + pick(r, pool.clients) + v;
+      case 10: return "ct reply " + ip + " saddr " + pick(r, pool.dnat_to) + v;
+      case 11: return "ct reply " + ip + " daddr " + pick(r, pool.snat_to) + v;
       case 2: return "ct status dnat " + ip + " daddr " + pick(r, pool.services) + v;
       case 3: return "ct status snat" + v;
       case 4: return "ct state new udp dport " + std::to_string(pick(r, kDports)) + v;
