@@ -133,11 +133,12 @@ json_check "nft JSON report: 'where' names the rule" \
   'd["diagnostics"][0]["where"] == "table inet filter, chain input, handle 7" and "handle 7" in d["rules"][0]["location"]'
 
 # ---- #4: rules left in netfilter are never "equivalent" ----------------------
-K=$SRC/testdata/nft/kube-proxy-nftables.nft
+# (firewalld's fib reverse-path rule and ct helper rule stay in netfilter)
+K=$SRC/testdata/nft/firewalld-zones.nft
 run diff --synthesize "$W/kp.pcapng" "$K"
-expect_rc "synthesize kube-proxy-nftables" 0
+expect_rc "synthesize firewalld-zones" 0
 run diff --pcap "$W/kp.pcapng" "$K"
-expect_rc "diff kube-proxy-nftables: not equivalent (rules stay in netfilter)" 1
+expect_rc "diff firewalld-zones: not equivalent (rules stay in netfilter)" 1
 expect_in "result line says rules stay in netfilter" "$W/out" "rules stay in netfilter, not in the compiled policy"
 expect_not_in "never 'equivalent on this capture'" "$W/out" "result: equivalent on this capture"
 run diff --format json --pcap "$W/kp.pcapng" "$K"

@@ -207,6 +207,11 @@ struct Statement {
   SourceLoc loc;
 };
 
+// Match::module of the marker an nft `numgen random mod N [offset O] vmap`
+// rule carries (args "mod", "offset"): the flattener turns each element into
+// a `-m statistic --mode random` draw with that element's share.
+inline constexpr const char* kNumgenModule = "numgen random";
+
 struct Rule {
   SourceLoc loc;     // start of the rule
   std::string text;  // the rule as written

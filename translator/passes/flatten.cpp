@@ -261,6 +261,35 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
     }
     const Set* map = rs_.find_set(table, rule.vmap->name);
     if (!map) continue;  // reported by the front-end
+    // `numgen random mod N vmap`: one draw picks element k with chance 1/N
+    // each; tried in order, the i-th of them (none before it taken) holds
+    // with chance 1/(N - i), its share as a `-m statistic --mode random`.
+    auto numgen = std::find_if(rule.matches.begin(), rule.matches.end(),
+                               [](const Match& m) { return m.module == ir::kNumgenModule; });
+    if (numgen != rule.matches.end()) {
+      uint64_t n = 0, off = 0;
+      for (const auto& [k, v] : numgen->args) (k == "mod" ? n : off) = std::strtoull(v.c_str(), nullptr, 10);
+      uint64_t taken = 0;
+      std::vector<bool> seen(n, false);
+      for (const auto& e : map->elements) {
+        if (!e.verdict || e.key.size() != 1 || e.key[0].intervals().size() != 1) continue;
+        const auto& iv = e.key[0].intervals()[0];
+        if (iv.lo != iv.hi || iv.lo < off || iv.lo - off >= n || seen[(size_t)(iv.lo - off)]) continue;
+        seen[(size_t)(iv.lo - off)] = true;
+        char prob[32];
+        std::snprintf(prob, sizeof prob, "%.11f", 1.0 / (double)(n - taken++));
+        auto em = rule.matches;
+        Match m;
+        m.field = Field::Opaque;
+        m.module = "statistic";
+        m.cap = "numgen random vmap";
+        m.args = {{"--mode", "random"}, {"--probability", prob}};
+        m.loc = e.loc;
+        em.push_back(std::move(m));
+        emit_rule(t, c, r, rule, em, *e.verdict, path, return_region, false);
+      }
+      continue;
+    }
     for (const auto& e : map->elements) {
       if (!e.verdict) continue;
       auto em = rule.matches;

@@ -518,6 +518,7 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
   }
   if (m.module == "limit") return;  // handled per rule (rate + burst)
   if (m.module == "statistic") return;
+  if (m.module == ir::kNumgenModule) return;  // its draws: the statistic matches the flattener added
   // ipset's own counters: no effect on whether the rule matches.
   if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
   fail("unsupported match " + m.cap + " reached the compiler");

@@ -2,6 +2,8 @@
 // setting, verdict maps, set updates, and the ones nf2bpf only recognises.
 #include <algorithm>
 
+#include <sstream>
+
 #include "common/strings.h"
 #include "translator/frontend/nft/lower.h"
 
@@ -87,12 +89,56 @@ void RuleLowering::set_verdict(VerdictKind k, std::string cap, const ir::SourceL
   rule.verdict.loc = loc;
 }
 
+namespace {
+
+// `numgen random mod N [offset O]`: N and O, or nullopt for another numgen.
+std::optional<std::pair<uint64_t, uint64_t>> numgen_random(const Expr& e) {
+  if (e.kind != Expr::Kind::Other || e.a != "numgen") return std::nullopt;
+  std::istringstream in(e.b);
+  std::string mode, mod, word;
+  uint64_t n = 0, off = 0;
+  if (!(in >> mode >> mod >> n) || mode != "random" || mod != "mod" || n == 0 || n > 65536) return std::nullopt;
+  if (in >> word) {
+    if (word != "offset" || !(in >> off)) return std::nullopt;
+  }
+  if (in >> word) return std::nullopt;
+  return std::pair{n, off};
+}
+
+}  // namespace
+
 void RuleLowering::lower_vmap(const Stmt& st) {
   std::vector<const Expr*> parts;
   if (st.lhs.kind == Expr::Kind::Concat)
     for (const auto& k : st.lhs.kids) parts.push_back(&k);
   else
     parts.push_back(&st.lhs);
+  // kube-proxy's endpoint choice, `numgen random mod N vmap { 0 : goto A,
+  // 1 : goto B ... }`: the flattener gives each element its share of the
+  // draw (ir::kNumgenModule); an element that jumps would come back to the
+  // next one, so only goto and final verdicts.
+  if (auto ng = numgen_random(st.lhs); ng && st.rhs.kind == Expr::Kind::Set) {
+    bool ok = true;
+    Selector s = selector_for_type(Type::Integer, 32);
+    s.field = Field::Opaque;
+    s.text = "numgen random";
+    std::string name = make_anon_set({s}, st.rhs, true, st.rhs.loc, ok);
+    if (!ok) return;
+    const ir::Set* made = table.find_set(name);
+    bool jumps = std::any_of(made->elements.begin(), made->elements.end(),
+                             [](const ir::SetElement& e) { return e.verdict && e.verdict->kind == VerdictKind::Jump; });
+    ir::Match m;
+    m.field = Field::Opaque;
+    m.module = ir::kNumgenModule;
+    m.cap = jumps ? "numgen" : "numgen random vmap";
+    m.args = {{"mod", std::to_string(ng->first)}, {"offset", std::to_string(ng->second)}};
+    if (jumps) m.args.emplace_back("jump", "an element jumps");
+    m.loc = st.lhs.loc;
+    add_match(std::move(m));
+    rule.vmap = ir::SetRef{name, made->key};
+    set_verdict(VerdictKind::Continue, "vmap", st.loc);
+    return;
+  }
   std::vector<Selector> sels;
   for (const Expr* p : parts) {
     Selector s = p->kind == Expr::Kind::Binop ? Selector{} : b.describe(*p, table.family);
