@@ -310,8 +310,15 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
     log_only = pol_.stmts[r.stmt_first + i].kind == NF_STMT_LOG;
   if (res & NF_RES_RANDOM) {
     w.indeterminate |= !log_only;
-    rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
-    bool below = ((uint32_t)rng_ >> 1) < r.random_below;
+    // One draw per slot and stage run (nf_rand).
+    if (!w.draw_epoch) w.draw_epoch = ++rand_epoch_;
+    auto& [epoch, draw] = rand_[r.nth_slot];
+    if (epoch != w.draw_epoch) {
+      rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
+      epoch = w.draw_epoch;
+      draw = (uint32_t)rng_ >> 1;
+    }
+    bool below = draw < r.random_below;
     if (!test(below, res & NF_RES_RANDOM_NEG)) return false;
   }
   if (res & NF_RES_LIMIT) {
@@ -360,6 +367,7 @@ void Model::statements(Work& w, const nf2bpf_rule& r) {
 uint8_t Model::run_stage(Work& w, uint32_t si, Decision& d) {
   const nf2bpf_stage& st = pol_.stages[si];
   uint32_t from = st.first_rule;
+  w.draw_epoch = 0;  // as nf_run_stage
   for (;;) {
     uint32_t best = search(w, st, from);
     if (best == kNone || best >= st.end_rule) {

@@ -111,6 +111,7 @@ class Model {
     bool has_ct = false;  // the packet has a connection (s->has_ct)
     bool indeterminate = false;
     uint32_t iif_class = 0, oif_class = 0;
+    uint64_t draw_epoch = 0;  // s->draw_epoch
   };
 
   void classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const;
@@ -166,6 +167,9 @@ class Model {
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
   std::vector<uint64_t> nth_count_;  // nf_nth: per -m statistic nth counter slot
+  // nf_rand: the stage runs that drew, and each slot's (epoch, draw).
+  uint64_t rand_epoch_ = 0;
+  std::map<uint32_t, std::pair<uint64_t, uint32_t>> rand_;
   uint64_t now_ = 0;
   uint64_t rng_ = 0x243f6a8885a308d3ULL;
 };

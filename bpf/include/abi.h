@@ -25,7 +25,7 @@ typedef __u32 nf_u32;
 typedef __u64 nf_u64;
 #endif
 
-#define NF2BPF_ABI_VERSION 3
+#define NF2BPF_ABI_VERSION 4
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -192,7 +192,7 @@ struct nf2bpf_rule {
   nf_u32 mark2_mask, mark2_value;
   nf_u32 ctmark_mask, ctmark_value;
   nf_u32 limit;        /* index into the limit state map */
-  nf_u32 random_below; /* NF_RES_RANDOM: matches when (prandom_u32() >> 1) < random_below */
+  nf_u32 random_below; /* NF_RES_RANDOM: matches when the draw (prandom_u32() >> 1) < random_below */
   nf_u32 src_chain;    /* index into the generation's chain list (userspace state) */
   nf_u32 ctstatus;     /* NF_RES_CTSTATUS: bit (snat | dnat << 1) set for each status that matches */
   nf_u64 mac;          /* NF_RES_MAC: 48-bit source MAC */
@@ -205,6 +205,9 @@ struct nf2bpf_rule {
    * included, is nth_hit modulo nth_every. xt_statistic's --every N
    * --packet P holds for the (P+1)th packet and every Nth after it, so
    * nth_hit = (P + 1) % N. Rules inlined from one source rule share its slot. */
+  /* NF_RES_RANDOM (a rule has either): the draw's slot in nf_rand. Rules
+   * inlined from one statistic match (a jump's or goto's prefix, a numgen
+   * vmap element) share one draw per stage run, as the kernel draws once. */
   nf_u32 nth_slot;
   nf_u32 nth_every;
   nf_u32 nth_hit;
@@ -250,6 +253,15 @@ struct nf2bpf_nat {
   nf_u16 pad;
   nf_u8 addr_min[16], addr_max[16];
 };
+
+/* The nf_rand map value (per CPU): [0].epoch counts the stage runs that
+ * drew; [1 + slot] holds the draw of that stage run for the slot. */
+struct nf2bpf_rand_val {
+  nf_u64 epoch;
+  nf_u32 draw;
+  nf_u32 pad;
+};
+#define NF_RAND_SLOTS 65536
 
 /* The nf_nth map value: packets that reached one source rule's nth match
  * in this generation (a new generation starts from 0, as a ruleset reload

@@ -174,7 +174,16 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     if (eq == !!(res & NF_RES_MAC_NEG)) return 0;
   }
   if (res & NF_RES_RANDOM) {
-    int below = (bpf_get_prandom_u32() >> 1) < r->random_below;
+    __u32 k0 = 0, ks = r->nth_slot + 1;
+    struct nf2bpf_rand_val* g = bpf_map_lookup_elem(&nf_rand, &k0);
+    struct nf2bpf_rand_val* c = ks <= NF_RAND_SLOTS ? bpf_map_lookup_elem(&nf_rand, &ks) : 0;
+    if (!g || !c) return 0;
+    if (!s->draw_epoch) s->draw_epoch = ++g->epoch;
+    if (c->epoch != s->draw_epoch) {
+      c->epoch = s->draw_epoch;
+      c->draw = bpf_get_prandom_u32() >> 1;
+    }
+    int below = c->draw < r->random_below;
     if (below == !!(res & NF_RES_RANDOM_NEG)) return 0;
   }
   if (res & NF_RES_LIMIT) {
@@ -379,6 +388,7 @@ static __always_inline __u32 nf_run_stage(struct nf_scratch* s, __u32 which, __u
   sr->end_rule = st->end_rule;
   sr->done = 0;
   sr->live = live;
+  s->draw_epoch = 0;
   nf_search_reset(sr, st->first_rule);
   struct nf_loop_ctx lc = {which};
   bpf_loop(max_steps, nf_step, &lc, 0);

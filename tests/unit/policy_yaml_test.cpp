@@ -278,10 +278,10 @@ TEST_CASE("a ruleset with every compiled feature round-trips, and reads as the r
                "    action: accept\n"
                "    checks: ['mark & 0xff == 0x10', 'ctmark & 0xf != 0x1']\n") != std::string::npos);
   CHECK(y.find("checks: ['limit 5/second burst 10 (#1)']") != std::string::npos);
-  CHECK(y.find("checks: ['random 0.25 (below 0x20000000)']") != std::string::npos);
+  CHECK(y.find("checks: ['random 0.25 (below 0x20000000, draw #0)']") != std::string::npos);
   CHECK(y.find("checks: ['mac == 00:11:22:aa:bb:cc']") != std::string::npos);
   CHECK(y.find("    action: reject with tcp-reset\n") != std::string::npos);
-  CHECK(y.find("    action: continue\n    checks: ['random 0.25 (below 0x20000000)']\n"
+  CHECK(y.find("    action: continue\n    checks: ['random 0.25 (below 0x20000000, draw #0)']\n"
                "    do: ['log level 0 group 3 prefix \"dropped\"']\n") != std::string::npos);
   CHECK(y.find("do: ['mark = (mark & ~0xff) ^ 0x10']") != std::string::npos);
   CHECK(y.find("do: ['ctmark = (ctmark & ~0xff) | (mark & 0xff)']") != std::string::npos);

@@ -241,6 +241,7 @@ class Compiler {
   // -m statistic --mode nth: the counter slot of each source rule (rules
   // inlined more than once share the kernel's one counter).
   std::map<RuleRef, uint32_t> nth_slots_;
+  std::map<std::string, uint32_t> rand_slots_;  // a statistic-random match (its place and probability) -> nf_rand slot
   bool nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
 };
 
@@ -639,6 +640,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   bool random = false;
   double probability = 1;
   bool random_neg = false;
+  std::string random_at;  // the statistic match's place: its draw's slot
   for (const auto& m : f.matches) {
     add_match(m, out.boxes, d, src.loc, ok);
     if (m.field == Field::Opaque && m.module == "limit")
@@ -654,6 +656,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
         if (k == "--probability") {
           probability = std::atof(v.c_str());
           random_neg = m.negated;
+          random_at = m.loc.str() + " " + v;
         }
       }
   }
@@ -673,7 +676,16 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     pol_.limits.push_back(lc);
   }
   if (!nth(f, src, d)) ok = false;
-  if (random) {
+  if (random && (d.residual & NF_RES_NTH)) {
+    diag_.error(src.loc, "-m statistic --mode random and --mode nth in one rule are not supported");
+    ok = false;
+  } else if (random) {
+    auto [slot, fresh] = rand_slots_.try_emplace(random_at, (uint32_t)rand_slots_.size());
+    if (slot->second >= NF_RAND_SLOTS) {
+      diag_.error(src.loc, "more than " + std::to_string(NF_RAND_SLOTS) + " statistic random matches");
+      ok = false;
+    }
+    d.nth_slot = slot->second;
     d.residual |= NF_RES_RANDOM | (random_neg ? NF_RES_RANDOM_NEG : 0);
     double p = std::clamp(probability, 0.0, 1.0);
     d.random_below = (uint32_t)std::min<double>(std::llround(p * 2147483648.0), 2147483648.0 - 1 + (p >= 1 ? 1 : 0));

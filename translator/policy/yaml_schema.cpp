@@ -410,7 +410,8 @@ std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
     out.push_back("limit " + limit_text(p.limits[r.limit]) + " (#" + std::to_string(r.limit) + ")");
   if (r.residual & NF_RES_RANDOM)
     out.push_back(std::string(r.residual & NF_RES_RANDOM_NEG ? "not " : "") + "random " +
-                  probability_text(r.random_below) + " (below " + hex(r.random_below) + ")");
+                  probability_text(r.random_below) + " (below " + hex(r.random_below) + ", draw #" +
+                  std::to_string(r.nth_slot) + ")");
   if (r.residual & NF_RES_MAC)
     out.push_back(std::string("mac ") + (r.residual & NF_RES_MAC_NEG ? "!= " : "== ") + mac_text(r.mac));
   // In iptables' terms: --every N --packet P holds when the rule's count is
@@ -476,8 +477,11 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     if (open == std::string_view::npos) return ParseFail{c.i, "expected 'P (below 0xN)'"};
     std::string_view shown = s.substr(at, open - at);
     c.i = open + 8;
-    uint64_t below = 0;
-    if (!c.hex(below) || !c.lit(")")) return ParseFail{c.i, "expected a hex threshold like (below 0x40000000)"};
+    uint64_t below = 0, slot = 0;
+    if (!c.hex(below) || !c.lit(", draw #") || !c.dec(slot, NF_RAND_SLOTS - 1) || !c.lit(")"))
+      return ParseFail{c.i, "expected a hex threshold and a draw slot like (below 0x40000000, draw #0)"};
+    if (r.residual & NF_RES_NTH) return ParseFail{0, "a rule has a random check or an nth check, not both"};
+    r.nth_slot = (uint32_t)slot;
     if (shown != probability_text((uint32_t)below))
       return ParseFail{at, "says probability " + std::string(shown) + " but the threshold gives " +
                                probability_text((uint32_t)below)};
@@ -485,6 +489,7 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.random_below = (uint32_t)below;
   } else if (s.starts_with("nth ") || s.starts_with("not nth ")) {
     if (r.residual & NF_RES_NTH) return ParseFail{0, "a rule has at most one nth check"};
+    if (r.residual & NF_RES_RANDOM) return ParseFail{0, "a rule has a random check or an nth check, not both"};
     if (c.lit("not ")) r.residual |= NF_RES_NTH_NEG;
     c.lit("nth ");
     uint64_t every = 0, packet = 0, slot = 0;
