@@ -59,6 +59,9 @@ struct ModelEnv {
   std::function<std::optional<ir::u128>(uint8_t family, const std::string& oif, const ir::u128& dst)> source_address;
   // REDIRECT's address: an interface's first address (the nf_ifaddr map).
   std::function<std::optional<ir::u128>(uint8_t family, const std::string& ifname)> iface_address;
+  // The kernel's HZ: -m recent's --seconds counts jiffies (the BPF program
+  // reads CONFIG_HZ; 250 when the kernel's configuration is not readable).
+  uint32_t hz = 250;
 };
 
 class Model {
@@ -110,6 +113,7 @@ class Model {
     bool has_ct = false;  // the packet has a connection (s->has_ct)
     bool indeterminate = false;
     uint32_t iif_class = 0, oif_class = 0;
+    int hook = -1;  // the hook whose stages run (s->hook)
   };
 
   void classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const;
@@ -125,6 +129,7 @@ class Model {
   uint8_t run_stage(Work& w, uint32_t si, Decision& d);
   uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
+  bool recent_match(const Work& w, const nf2bpf_rule& r);
   void statements(Work& w, const nf2bpf_rule& r);
   void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped, NatWork& nw) const;
   int nat_dir(CtRes& r, const nf_ct_val*& v, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp,
@@ -165,6 +170,14 @@ class Model {
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
   std::vector<uint64_t> nth_count_;  // nf_nth: per -m statistic nth counter slot
+  // nf_recent / nf_recent_tab: -m recent tables, keyed as in bpf/.
+  struct RecentKeyLess {
+    bool operator()(const nf2bpf_recent_key& x, const nf2bpf_recent_key& y) const {
+      return std::memcmp(&x, &y, sizeof x) < 0;
+    }
+  };
+  std::map<nf2bpf_recent_key, nf2bpf_recent_val, RecentKeyLess> recent_;
+  std::map<uint32_t, nf2bpf_recent_tab> recent_tab_;
   uint64_t now_ = 0;
   uint64_t rng_ = 0x243f6a8885a308d3ULL;
 };

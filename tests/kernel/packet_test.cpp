@@ -559,6 +559,59 @@ void match_cases(std::vector<Case>& v) {
       },
   });
 
+  // xt_recent: the SSH guard. --set stamps every new SSH packet of a source
+  // (and matches, without a verdict); --update counts the stamps of the
+  // last 60 s and drops from the 4th on, stamping the dropped ones too.
+  v.push_back({
+      "recent: --set then --update --seconds 60 --hitcount 4 drops a source's 4th packet on; per source",
+      {"-m recent"},
+      "iptables",
+      filter("ACCEPT", "ACCEPT", "ACCEPT",
+             "-A INPUT -p tcp -m tcp --dport 22 -m recent --set --name SSH --mask 255.255.255.255 --rsource\n"
+             "-A INPUT -p tcp -m tcp --dport 22 -m recent --update --seconds 60 --hitcount 4 --name SSH "
+             "--mask 255.255.255.255 --rsource -j DROP\n"),
+      "",
+      {
+          in("nfk0", tcp(kLan, 1000, kHost, 22), ACCEPT).policy(),            // 1 stamp
+          in("nfk0", tcp(kLan, 1001, kHost, 22), ACCEPT).policy(),            // 2
+          in("nfk0", tcp(kLan, 1002, kHost, 80), ACCEPT).policy(),            // not SSH
+          in("nfk0", tcp(kLan, 1003, kHost, 22), ACCEPT).policy(),            // 3
+          in("nfk0", tcp("10.0.0.3", 1000, kHost, 22), ACCEPT).policy(),      // another source: 1
+          in("nfk0", tcp(kLan, 1004, kHost, 22), DROP).rule("--hitcount 4"),  // 4: dropped
+          in("nfk0", tcp(kLan, 1005, kHost, 22), DROP).rule("--hitcount 4"),  // 6 (the drop stamped 5)
+          in("nfk0", tcp("10.0.0.3", 1001, kHost, 22), ACCEPT).policy(),      // 2
+          in("nfk0", tcp(kLan, 1006, kHost, 80), ACCEPT).policy(),
+      },
+  });
+  // --rdest keys by the destination; --remove deletes the entry (and
+  // matches when there was one); ! inverts --rcheck.
+  v.push_back({
+      "recent: --rdest, --rcheck, ! --rcheck and --remove on one list",
+      {"-m recent"},
+      "iptables",
+      filter("ACCEPT", "ACCEPT", "ACCEPT",
+             "-A INPUT -p udp -m udp --dport 7300 -m recent --set --name D --mask 255.255.255.255 --rdest\n"
+             "-A INPUT -p udp -m udp --dport 7301 -m recent --rcheck --name D --mask 255.255.255.255 --rdest -j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7302 -m recent --remove --name D --mask 255.255.255.255 --rdest "
+             "-j ACCEPT\n"
+             "-A INPUT -p udp -m udp --dport 7303 -m recent ! --rcheck --name D --mask 255.255.255.255 --rdest "
+             "-j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7304 -m recent --rcheck --name D --mask 255.255.255.255 --rsource "
+             "-j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 7301), ACCEPT).policy(),          // not listed
+          in("nfk0", udp(kLan, 1000, kHost, 7303), DROP).rule("! --rcheck"),  // not listed: ! holds
+          in("nfk0", udp(kLan, 1000, kHost, 7300), ACCEPT).policy(),          // lists 10.0.0.1
+          in("nfk0", udp(kLan, 1000, kHost, 7301), DROP).rule("7301"),        // listed
+          in("nfk0", udp(kLan, 1000, kHost, 7303), ACCEPT).policy(),          // listed: ! fails
+          in("nfk0", udp(kLan, 1000, kHost, 7304), ACCEPT).policy(),          // the source is not listed
+          in("nfk0", udp(kLan, 1000, kHost, 7302), ACCEPT).rule("--remove"),  // removed (matched)
+          in("nfk0", udp(kLan, 1000, kHost, 7302), ACCEPT).policy(),          // nothing to remove
+          in("nfk0", udp(kLan, 1000, kHost, 7301), ACCEPT).policy(),          // gone
+      },
+  });
+
   v.push_back({
       "comment: a commented rule matches like the same rule without it",
       {"-m comment --comment"},
