@@ -612,6 +612,26 @@ void match_cases(std::vector<Case>& v) {
       },
   });
 
+  // IPv6: --mask over the whole address (a /64 here); --rttl finds only an
+  // entry whose stored hop limit is the packet's.
+  v.push_back({
+      "recent (IPv6): a /64 --mask, --rttl",
+      {"-m recent"},
+      "ip6tables",
+      filter("ACCEPT", "ACCEPT", "ACCEPT",
+             "-A INPUT -p udp -m udp --dport 7400 -m recent --set --name V6 --mask ffff:ffff:ffff:ffff:: --rsource\n"
+             "-A INPUT -p udp -m udp --dport 7401 -m recent --rcheck --rttl --name V6 --mask ffff:ffff:ffff:ffff:: "
+             "--rsource -j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan6, 1, kHost6, 7401), ACCEPT).policy(),            // not listed
+          in("nfk0", udp(kLan6, 1, kHost6, 7400), ACCEPT).policy(),            // listed, hop limit 64
+          in("nfk0", udp("fd00::99", 1, kHost6, 7401), DROP).rule("--rttl"),   // the same /64
+          in("nfk0", udp(kLan6, 1, kHost6, 7401).ttl(63), ACCEPT).policy(),    // another hop limit
+          in("nfk0", udp("fd00:0:0:1::2", 1, kHost6, 7401), ACCEPT).policy(),  // another /64
+      },
+  });
+
   v.push_back({
       "comment: a commented rule matches like the same rule without it",
       {"-m comment --comment"},
