@@ -245,11 +245,13 @@ class Compiler {
   // inlined more than once share the kernel's one counter).
   std::map<RuleRef, uint32_t> nth_slots_;
   bool nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
-  // -m recent: per table name its hash, --mask (as written) and stamp ring
-  // (xt_recent's nstamps_max_mask, the largest any rule naming it needs).
+  // -m recent: per table name its hash, --mask (as the kernel keeps it: one
+  // 16-byte union, an IPv4 mask in its first 4 bytes, all ones elsewhere)
+  // and stamp ring (xt_recent's nstamps_max_mask, the largest any rule
+  // naming it needs).
   struct RecentTable {
     uint32_t hash = 0;
-    std::string mask;
+    std::array<uint8_t, 16> mask{};
     uint8_t ring = 0;
   };
   std::map<std::string, RecentTable> recent_tables_;
@@ -868,6 +870,12 @@ bool Compiler::recent(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
     while (p < hitcount) p <<= 1;
     ring = (uint8_t)(p - 1);
   }
+  std::array<uint8_t, 16> kernel_mask;
+  kernel_mask.fill(0xff);
+  if (ip6_stage_)
+    kernel_mask = mk;
+  else
+    std::memcpy(kernel_mask.data(), mk.data() + 12, 4);
   if (bad.empty()) {
     auto [it, fresh] = recent_tables_.try_emplace(name);
     RecentTable& t = it->second;
@@ -877,9 +885,9 @@ bool Compiler::recent(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
       else if (auto [nt, nfresh] = recent_names_.try_emplace(h, name); !nfresh)
         bad = "-m recent names '" + name + "' and '" + nt->second + "' have the same hash";
       t.hash = h;
-      t.mask = mask;
+      t.mask = kernel_mask;
       t.ring = ring;
-    } else if (t.mask != mask) {
+    } else if (t.mask != kernel_mask) {
       bad = "-m recent --name " + name +
             " with two different --mask values: the kernel keeps the first rule's for the whole table";
     }
