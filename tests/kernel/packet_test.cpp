@@ -612,6 +612,29 @@ void match_cases(std::vector<Case>& v) {
       },
   });
 
+  // ip_list_tot: a list holds 100 entries; the 101st evicts the one least
+  // recently set or updated.
+  {
+    Case c{"recent: the 101st source evicts the list's least recently set one",
+           {"-m recent"},
+           "iptables",
+           filter("DROP", "ACCEPT", "ACCEPT",
+                  "-A INPUT -p udp -m udp --dport 7500 -m recent --set --name L --mask 255.255.255.255 --rsource "
+                  "-j ACCEPT\n"
+                  "-A INPUT -p udp -m udp --dport 7501 -m recent --rcheck --name L --mask 255.255.255.255 --rsource "
+                  "-j ACCEPT\n"),
+           "",
+           {}};
+    auto host = [](int i) { return "10.2." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); };
+    for (int i = 0; i < 100; ++i) c.steps.push_back(in("nfk0", udp(host(i), 1, kHost, 7500), ACCEPT).rule("7500"));
+    c.steps.push_back(in("nfk0", udp(host(0), 1, kHost, 7500), ACCEPT).rule("7500"));    // host 0: the newest
+    c.steps.push_back(in("nfk0", udp(host(100), 1, kHost, 7500), ACCEPT).rule("7500"));  // evicts host 1
+    c.steps.push_back(in("nfk0", udp(host(0), 1, kHost, 7501), ACCEPT).rule("7501"));
+    c.steps.push_back(in("nfk0", udp(host(1), 1, kHost, 7501), DROP).policy());
+    c.steps.push_back(in("nfk0", udp(host(2), 1, kHost, 7501), ACCEPT).rule("7501"));
+    c.steps.push_back(in("nfk0", udp(host(100), 1, kHost, 7501), ACCEPT).rule("7501"));
+    v.push_back(c);
+  }
   // IPv6: --mask over the whole address (a /64 here); --rttl finds only an
   // entry whose stored hop limit is the packet's.
   v.push_back({

@@ -402,3 +402,34 @@ TEST_CASE("recent: forms the dataplane cannot keep are refused") {
             .find("two different --mask values") != std::string::npos);
   CHECK(compiled("-A INPUT -m recent --update --seconds 9 --hitcount 32 --reap --name x -j DROP\n") == "");
 }
+
+TEST_CASE("recent: a full list evicts its least recently set or updated entry; --reap drops a stale oldest one") {
+  Compiled c = compile_text(kHead +
+                            "-A INPUT -p udp -m udp --dport 1 -m recent --set --name L\n"                        // 5
+                            "-A INPUT -p udp -m udp --dport 2 -m recent --rcheck --name L -j ACCEPT\n"           // 6
+                            "-A INPUT -p udp -m udp --dport 3 -m recent --rcheck --seconds 5 --reap --name L\n"  // 7
+                            "COMMIT\n");
+  INFO(c.diags);
+  REQUIRE(c.diags.empty());
+  model::Model m(c.pol);
+  uint64_t t = 1'000'000'000'000;
+  auto v = [&](const std::string& src, uint16_t port, uint64_t dt_ms = 1) {
+    return m.decide(udp(src, 1, "10.0.0.2", port), Path::Input, t += dt_ms * 1'000'000).action == NF_ACT_ACCEPT ? 'A'
+                                                                                                                : 'D';
+  };
+  auto host = [](int i) { return "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); };
+  for (int i = 0; i < 100; ++i) v(host(i), 1);  // 100 entries: the list is full
+  v(host(0), 1);                                // host 0 set again: now the newest
+  v(host(100), 1);                              // the 101st evicts the oldest: host 1
+  std::string seq;
+  for (int i : {0, 1, 2, 100}) seq += v(host(i), 2);
+  CHECK(seq == "ADAA");
+  // 6 s on, a --reap check of a listed source drops the list's oldest entry
+  // (host 2, last stamped > 5 s ago), one per packet; an unlisted source reaps nothing.
+  v(host(200), 3, 6000);
+  v(host(50), 3);
+  v(host(51), 3);
+  seq.clear();
+  for (int i : {2, 3, 4, 0}) seq += v(host(i), 2);
+  CHECK(seq == "DDAA");
+}

@@ -1200,3 +1200,27 @@ TEST_CASE("reference: an undecidable match before a recent match leaves its list
   CHECK(d.verdict == Verdict::Indeterminate);
   CHECK(d.note.find("-m recent list L depends on an earlier undecidable match") != std::string::npos);
 }
+
+TEST_CASE("reference: a full -m recent list evicts its least recently used entry; --reap drops a stale oldest one") {
+  Fixture f(head("DROP") +
+            "-A INPUT -p udp -m udp --dport 1 -m recent --set --name L\n"
+            "-A INPUT -p udp -m udp --dport 2 -m recent --rcheck --name L -j ACCEPT\n"
+            "-A INPUT -p udp -m udp --dport 3 -m recent --rcheck --seconds 5 --reap --name L\n"
+            "COMMIT\n");
+  auto v = [&](const std::string& src, uint16_t port, double dt = 0.001) {
+    return f.send(udp(src.c_str(), 1, kHost, port), Direction::Unknown, dt).verdict == Verdict::Accept ? 'A' : 'D';
+  };
+  auto host = [](int i) { return "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); };
+  for (int i = 0; i < 100; ++i) v(host(i), 1);  // ip_list_tot: 100 entries
+  v(host(0), 1);                                // the newest again
+  v(host(100), 1);                              // evicts host 1
+  std::string seq;
+  for (int i : {0, 1, 2, 100}) seq += v(host(i), 2);
+  CHECK(seq == "ADAA");
+  v(host(200), 3, 6);  // not listed: nothing found, nothing reaped
+  v(host(50), 3);      // reaps host 2
+  v(host(51), 3);      // reaps host 3
+  seq.clear();
+  for (int i : {2, 3, 4, 0}) seq += v(host(i), 2);
+  CHECK(seq == "DDAA");
+}
