@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "bpf/include/abi.h"
 #include "bpf/include/ct_abi.h"
@@ -138,7 +139,7 @@ struct Fd {
 }  // namespace
 
 struct Dataplane::Fds {
-  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events;
+  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 
@@ -146,9 +147,9 @@ struct Dataplane::Fds {
   // found dataplane's maps are adopted, checked and reused.
   std::vector<std::pair<const char*, Fd*>> maps() {
     std::vector<std::pair<const char*, Fd*>> v = {
-        {"nf_control", &control}, {"nf_cfg", &cfg},      {"nf_hooks", &hooks},    {"nf_small", &small},
-        {"nf_state", &state},     {"nf_ct", &ct},        {"nf_nat_src", &natsrc}, {"nf_addrtype", &addrtype},
-        {"nf_ifaddr", &ifaddr},   {"nf_events", &events}};
+        {"nf_control", &control}, {"nf_cfg", &cfg},       {"nf_hooks", &hooks},    {"nf_small", &small},
+        {"nf_state", &state},     {"nf_ct", &ct},         {"nf_nat_src", &natsrc}, {"nf_addrtype", &addrtype},
+        {"nf_ifaddr", &ifaddr},   {"nf_events", &events}, {"nf_recent", &recent},  {"nf_recent_tab", &recent_tab}};
     for (int i = 0; i < kOuterCount; ++i) v.emplace_back(kOuterNames[i], &outer[i]);
     return v;
   }
@@ -453,6 +454,8 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.addrtype = dupfd(bpf_map__fd(skel->maps.nf_addrtype));
   f.ifaddr = dupfd(bpf_map__fd(skel->maps.nf_ifaddr));
   f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
+  f.recent = dupfd(bpf_map__fd(skel->maps.nf_recent));
+  f.recent_tab = dupfd(bpf_map__fd(skel->maps.nf_recent_tab));
   bpf_map* outers[kOuterCount] = {skel->maps.nf_stages,   skel->maps.nf_tuples,  skel->maps.nf_rules,
                                   skel->maps.nf_stmts,    skel->maps.nf_limits,  skel->maps.nf_nat,
                                   skel->maps.nf_counters, skel->maps.nf_entries, skel->maps.nf_lpm,
@@ -707,7 +710,34 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   next.abi = NF2BPF_ABI_VERSION;
   next.generation = gen;
   if (int rc = bpf_map_update_elem(f.control.fd, &zero, &next, BPF_ANY)) return bpf_err("switch generation", rc);
+  drop_recent_tables(p);
   return gen;
+}
+
+// -m recent tables live across generations, as xt_recent's live while a
+// rule names them: after a switch, the lists of names the new policy does not
+// use are emptied (the kernel frees a table with its last rule).
+void Dataplane::drop_recent_tables(const policy::Policy& p) {
+  auto& f = *fds_;
+  std::set<uint32_t> keep;
+  for (const auto& r : p.rules)
+    if (r.residual & NF_RES_RECENT) keep.insert(r.recent_table);
+  auto prune = [&](int fd, size_t key_size) {
+    if (fd < 0) return;
+    std::vector<uint8_t> k(key_size), next(key_size);
+    std::vector<std::vector<uint8_t>> drop;
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+      uint32_t table;
+      std::memcpy(&table, next.data(), sizeof table);  // both keys start with the table
+      if (!keep.count(table)) drop.push_back(next);
+      k = next;
+      prev = k.data();
+    }
+    for (auto& d : drop) bpf_map_delete_elem(fd, d.data());
+  };
+  prune(f.recent.fd, sizeof(nf2bpf_recent_key));
+  prune(f.recent_tab.fd, sizeof(uint32_t));
 }
 
 Result<uint64_t> Dataplane::rollback() {

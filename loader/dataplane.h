@@ -142,6 +142,7 @@ class Dataplane {
   static Result<std::unique_ptr<Dataplane>> find_any(const std::string& pin_dir);
   static std::string program_identity();
   Result<void> adopt_maps(int prog_fd);
+  void drop_recent_tables(const policy::Policy& p);
   std::string check_version();
   Result<void> reload_programs();
   Result<nlohmann::json> read_state(uint32_t index);

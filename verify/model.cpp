@@ -261,6 +261,82 @@ uint32_t Model::search(const Work& w, const nf2bpf_stage& st, uint32_t from) con
   return best;
 }
 
+// As nf_recent_match in bpf/lib/classify.h.
+bool Model::recent_match(const Work& w, const nf2bpf_rule& r) {
+  nf2bpf_recent_key k{};
+  k.table = r.recent_table;
+  k.family = w.p.family;
+  ir::u128 a = (r.recent_flags & NF_RECENT_RDEST) ? w.p.daddr : w.p.saddr;
+  for (int i = 0; i < 16; ++i) k.addr[i] = (uint8_t)(a >> (8 * (15 - i))) & r.recent_mask[i];
+  uint8_t ttl = (uint8_t)(w.p.ttl + (w.hook == NF_HOOK_FORWARD ? 1 : 0));
+  bool ret = r.residual & NF_RES_RECENT_NEG;
+  uint64_t now = (uint64_t)((unsigned __int128)now_ * env_.hz / 1000000000u);
+  nf2bpf_recent_tab& t = recent_tab_[k.table];
+  auto oldest = [&]() {
+    auto best = recent_.end();
+    for (auto it = recent_.begin(); it != recent_.end(); ++it)
+      if (it->first.table == k.table && (best == recent_.end() || it->second.lru < best->second.lru)) best = it;
+    return best;
+  };
+  auto forget = [&](std::map<nf2bpf_recent_key, nf2bpf_recent_val, RecentKeyLess>::iterator it) {
+    recent_.erase(it);
+    --t.entries;
+  };
+  auto e = recent_.find(k);
+  if (e != recent_.end() && (r.recent_flags & NF_RECENT_RTTL) &&
+      !(e->second.ttl == ttl || ttl == 0 || e->second.ttl == 0))
+    e = recent_.end();
+  if (e == recent_.end()) {
+    if (r.recent_cmd != NF_RECENT_SET) return ret;
+    if (t.entries >= NF_RECENT_LIST_TOT)
+      if (auto o = oldest(); o != recent_.end()) forget(o);
+    nf2bpf_recent_val n{};
+    n.stamps[0] = now;
+    n.nstamps = 1;
+    n.index = 1;
+    n.ttl = ttl;
+    n.lru = ++t.clock;
+    recent_.emplace(k, n);
+    ++t.entries;
+    return !ret;
+  }
+  bool gone = false;
+  if (r.recent_cmd == NF_RECENT_SET) {
+    ret = !ret;
+  } else if (r.recent_cmd == NF_RECENT_REMOVE) {
+    forget(e);
+    return !ret;
+  } else {
+    uint64_t time = now - (uint64_t)r.recent_seconds * env_.hz;
+    uint32_t hits = 0;
+    for (uint32_t i = 0; i < NF_RECENT_STAMPS && i < e->second.nstamps; ++i) {
+      if (r.recent_seconds && (int64_t)(e->second.stamps[i] - time) < 0) continue;
+      if (!r.recent_hitcount || ++hits >= r.recent_hitcount) {
+        ret = !ret;
+        break;
+      }
+    }
+    if (r.recent_flags & NF_RECENT_REAP) {
+      auto o = oldest();
+      if (o != recent_.end() &&
+          (int64_t)(o->second.stamps[(uint32_t)(o->second.index - 1) & (NF_RECENT_STAMPS - 1)] - time) < 0) {
+        gone = o == e;
+        forget(o);
+      }
+    }
+  }
+  if (!gone && (r.recent_cmd == NF_RECENT_SET || (r.recent_cmd == NF_RECENT_UPDATE && ret))) {
+    nf2bpf_recent_val& v = e->second;
+    uint32_t idx = (uint32_t)v.index & r.recent_ring & (NF_RECENT_STAMPS - 1);
+    v.stamps[idx] = now;
+    v.index = (uint16_t)(idx + 1);
+    if (v.index > v.nstamps) v.nstamps = v.index;
+    v.ttl = ttl;
+    v.lru = ++t.clock;
+  }
+  return ret;
+}
+
 bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
   uint32_t res = r.residual;
   if (!res) return true;
@@ -341,6 +417,7 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
     uint64_t seen = ++nth_count_[r.nth_slot];
     if (!test(seen % r.nth_every == r.nth_hit, res & NF_RES_NTH_NEG)) return false;
   }
+  if ((res & NF_RES_RECENT) && !recent_match(w, r)) return false;  // last, as in bpf/
   return true;
 }
 
@@ -401,6 +478,7 @@ uint8_t Model::run_stage(Work& w, uint32_t si, Decision& d) {
 
 // As nf_run_hook: the hook's nat stages run together at its NAT point.
 uint8_t Model::run_hook(Work& w, int hook, int phase, Decision& d) {
+  w.hook = hook;
   const auto& hd = pol_.hooks[hook];
   uint8_t fam = w.p.family == 4 ? NF_FAM_V4 : NF_FAM_V6;
   bool natpoint = w.nat.active && (phase & 2);

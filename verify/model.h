@@ -60,6 +60,9 @@ struct ModelEnv {
   std::function<std::optional<ir::u128>(uint8_t family, const std::string& oif, const ir::u128& dst)> source_address;
   // REDIRECT's address: an interface's first address (the nf_ifaddr map).
   std::function<std::optional<ir::u128>(uint8_t family, const std::string& ifname)> iface_address;
+  // The kernel's HZ: -m recent's --seconds counts jiffies (the BPF program
+  // reads CONFIG_HZ; 250 when the kernel's configuration is not readable).
+  uint32_t hz = 250;
 };
 
 class Model {
@@ -112,6 +115,7 @@ class Model {
     bool indeterminate = false;
     uint32_t iif_class = 0, oif_class = 0;
     uint64_t draw_epoch = 0;  // s->draw_epoch
+    int hook = -1;            // the hook whose stages run (s->hook)
   };
 
   void classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const;
@@ -127,6 +131,7 @@ class Model {
   uint8_t run_stage(Work& w, uint32_t si, Decision& d);
   uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
+  bool recent_match(const Work& w, const nf2bpf_rule& r);
   void statements(Work& w, const nf2bpf_rule& r);
   void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped, NatWork& nw) const;
   int nat_dir(CtRes& r, const nf_ct_val*& v, const ir::u128& sa, const ir::u128& da, uint16_t sp, uint16_t dp,
@@ -170,6 +175,14 @@ class Model {
   // nf_rand: the stage runs that drew, and each slot's (epoch, draw).
   uint64_t rand_epoch_ = 0;
   std::map<uint32_t, std::pair<uint64_t, uint32_t>> rand_;
+  // nf_recent / nf_recent_tab: -m recent tables, keyed as in bpf/.
+  struct RecentKeyLess {
+    bool operator()(const nf2bpf_recent_key& x, const nf2bpf_recent_key& y) const {
+      return std::memcmp(&x, &y, sizeof x) < 0;
+    }
+  };
+  std::map<nf2bpf_recent_key, nf2bpf_recent_val, RecentKeyLess> recent_;
+  std::map<uint32_t, nf2bpf_recent_tab> recent_tab_;
   uint64_t now_ = 0;
   uint64_t rng_ = 0x243f6a8885a308d3ULL;
 };

@@ -1,5 +1,7 @@
 #include "verify/reference.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -133,6 +135,8 @@ struct ReferenceEngine::Run {
   std::vector<std::pair<ir::RuleRef, Tri>> jump_cache;
   // nth counters this run moved (committed with the run).
   NthCounters nth;
+  // -m recent lists this run changed, whole (committed with the run).
+  RecentLists recent;
 
   bool choose(const ir::FlatRule* fr, std::string why) {
     bool c = used < choices.size() ? (bool)choices[used] : true;
@@ -275,7 +279,8 @@ struct Ctx {
   const ir::DecisionList& dl;
   ReferenceEngine::Run& r;
   const std::set<std::string>& touched_sets;
-  const ReferenceEngine::NthCounters& nth;  // committed counters
+  const ReferenceEngine::NthCounters& nth;     // committed counters
+  const ReferenceEngine::RecentLists& recent;  // committed -m recent lists
 };
 
 // The value of a numeric field for this packet; nullopt when the packet has
@@ -491,7 +496,7 @@ Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
     why += " depends on the packet rate";
   else if (m.module == "statistic")
     why += " depends on sampling";
-  else if (m.module == "recent" || m.module == "connlimit")
+  else if (m.module == "connlimit")
     why += " depends on state outside the capture";
   else if (m.module == "owner")
     why += " depends on the sending socket";
@@ -601,15 +606,174 @@ Tri eval_nth(const ir::FlatRule& fr, size_t from, size_t to, size_t at, const ir
   return (next == 0) != fr.matches[at].negated ? Tri::True : Tri::False;
 }
 
+// xt_recent's per-list settings, fixed when iptables-restore checks the
+// rules: the stamps kept per address (ip_pkt_list_tot is 0 by default: the
+// largest --hitcount of the list's rules rounded up to a power of two, 32
+// without one) and the first rule's --mask.
+struct RecentSetup {
+  uint32_t ring = 0;
+  std::optional<std::string> mask;
+};
+RecentSetup recent_setup(const ir::Ruleset& rs, const std::string& name) {
+  RecentSetup out;
+  bool first = true;
+  for (const auto& t : rs.tables)
+    for (const auto& ch : t.chains)
+      for (const auto& rule : ch.rules)
+        for (const auto& m : rule.matches) {
+          if (m.module != "recent") continue;
+          std::string n = "DEFAULT", mask;
+          uint32_t hits = 0;
+          for (const auto& [k, v] : m.args) {
+            if (k == "--name") n = v;
+            if (k == "--hitcount") hits = (uint32_t)std::strtoul(v.c_str(), nullptr, 10);
+            if (k == "--mask") mask = v;
+          }
+          if (n != name) continue;
+          uint32_t want = 32;
+          if (hits) {
+            want = 1;
+            while (want < hits) want *= 2;
+          }
+          out.ring = std::max(out.ring, want);
+          if (first && !mask.empty()) out.mask = mask;
+          first = false;
+        }
+  if (!out.ring) out.ring = 32;
+  return out;
+}
+
+// One packet through one -m recent match, as recent_mt handles it.
+// `uncertain`: an undecided match before it in the rule, so whether the
+// packet reached it is a guess and the list afterwards is unknown.
+Tri eval_recent(const ir::Match& m, bool uncertain, const Ctx& c, std::string& why) {
+  enum { None, Set, Check, Update, Remove } cmd = None;
+  bool inverted = m.negated, reap = false, rttl = false, rdest = false;
+  std::string name = "DEFAULT";
+  double seconds = 0;
+  uint32_t hitcount = 0;
+  for (const auto& [key, v] : m.args) {
+    std::string k = key;
+    if (k.rfind("! ", 0) == 0) {
+      inverted = !inverted;
+      k = k.substr(2);
+    }
+    if (k == "--set") cmd = Set;
+    if (k == "--rcheck") cmd = Check;
+    if (k == "--update") cmd = Update;
+    if (k == "--remove") cmd = Remove;
+    if (k == "--name") name = v;
+    if (k == "--seconds") seconds = std::strtod(v.c_str(), nullptr);
+    if (k == "--hitcount") hitcount = (uint32_t)std::strtoul(v.c_str(), nullptr, 10);
+    if (k == "--reap") reap = true;
+    if (k == "--rttl") rttl = true;
+    if (k == "--rdest") rdest = true;
+    if (k == "--rsource") rdest = false;
+  }
+  if (cmd == None) return Tri::False;  // iptables refuses such a rule
+  std::optional<ReferenceEngine::RecentList> list = ReferenceEngine::RecentList{};
+  if (auto it = c.r.recent.find(name); it != c.r.recent.end())
+    list = it->second;
+  else if (auto jt = c.recent.find(name); jt != c.recent.end())
+    list = jt->second;
+  if (!list) {
+    why = "the -m recent list " + name + " depends on an earlier undecidable match";
+    return Tri::Unknown;
+  }
+  RecentSetup setup = recent_setup(c.rs, name);
+  const pkt::Packet& p = c.r.p;
+  ir::u128 addr = rdest ? p.daddr : p.saddr;
+  if (setup.mask) {  // --mask of the packet's family; the other family's addresses stay whole
+    bool v6 = setup.mask->find(':') != std::string::npos;
+    unsigned char b[16] = {};
+    if (v6 && p.family == 6 && inet_pton(AF_INET6, setup.mask->c_str(), b) == 1) {
+      ir::u128 mk = 0;
+      for (unsigned char x : b) mk = mk << 8 | x;
+      addr &= mk;
+    } else if (!v6 && p.family == 4 && inet_pton(AF_INET, setup.mask->c_str(), b) == 1) {
+      ir::u128 mk = ~(ir::u128)0xffffffffu | ((ir::u128)b[0] << 24 | (ir::u128)b[1] << 16 | b[2] << 8 | b[3]);
+      addr &= mk;
+    }
+  }
+  // The TTL before forwarding: FORWARD sees it decremented.
+  uint8_t ttl = (uint8_t)(p.ttl + (c.dl.hook == ir::Hook::Forward ? 1 : 0));
+  double now = p.time;
+  auto& l = *list;
+  auto found = std::find_if(l.begin(), l.end(), [&](const ReferenceEngine::RecentEntry& e) {
+    return e.family == p.family && e.addr == addr && (!rttl || e.ttl == ttl || e.ttl == 0 || ttl == 0);
+  });
+  bool ret = inverted;
+  bool changed = false;
+  if (found == l.end()) {
+    if (cmd == Set) {
+      if (l.size() >= 100) l.erase(l.begin());  // ip_list_tot: the least recently used goes
+      ReferenceEngine::RecentEntry e;
+      e.family = p.family;
+      e.addr = addr;
+      e.ttl = ttl;
+      e.stamps.assign(setup.ring, 0);
+      e.stamps[0] = now;
+      e.next = e.filled = 1;
+      l.push_back(e);
+      ret = !ret;
+      changed = true;
+    }
+  } else {
+    size_t at = (size_t)(found - l.begin());
+    bool gone = false;
+    if (cmd == Set) {
+      ret = !ret;
+    } else if (cmd == Remove) {
+      l.erase(found);
+      gone = changed = true;
+      ret = !ret;
+    } else {
+      double since = now - seconds;
+      uint32_t hits = 0;
+      for (uint32_t i = 0; i < found->filled; ++i) {
+        if (seconds > 0 && found->stamps[i] < since) continue;
+        ++hits;
+        if (hitcount == 0 || hits >= hitcount) {
+          ret = !ret;
+          break;
+        }
+      }
+      if (reap && !l.empty()) {  // the oldest entry, when its last stamp left the window
+        const auto& o = l.front();
+        if (o.stamps[(o.next + o.stamps.size() - 1) % o.stamps.size()] < since) {
+          gone = at == 0;
+          l.erase(l.begin());
+          changed = true;
+          if (!gone) --at;
+        }
+      }
+    }
+    if (!gone && (cmd == Set || (cmd == Update && ret))) {
+      ReferenceEngine::RecentEntry e = l[at];
+      e.next %= (uint32_t)e.stamps.size();
+      e.stamps[e.next++] = now;
+      e.filled = std::max(e.filled, e.next);
+      e.ttl = ttl;
+      l.erase(l.begin() + (long)at);
+      l.push_back(e);  // most recently used
+      changed = true;
+    }
+  }
+  if (changed || uncertain) c.r.recent[name] = uncertain ? std::nullopt : list;
+  return ret ? Tri::True : Tri::False;
+}
+
 // `owner`: the rule these matches belong to (the flat rule's own, or a jump's).
 Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const ir::RuleRef& owner, const Ctx& c,
                std::string& why) {
   Tri res = Tri::True;
   to = std::min(to, fr.matches.size());
-  bool nth = false;
-  for (size_t i = from; i < to; ++i)
+  bool nth = false;  // a match with state (nth counter, recent list)
+  for (size_t i = from; i < to; ++i) {
     for (const auto& [k, v] : fr.matches[i].args)
       nth |= fr.matches[i].module == "statistic" && k == "--mode" && v == "nth";
+    nth |= fr.matches[i].module == "recent";
+  }
   // With a counter in the rule, order matters: iptables tests the rule's
   // address, protocol and interface options (ip_packet_match) before any
   // match module, then the modules in the order they were given.
@@ -625,6 +789,8 @@ Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const ir::RuleRef
       };
       if (nth && m.module == "statistic" && has("--every")) {
         t = eval_nth(fr, from, to, i, owner, res == Tri::Unknown, c, w);
+      } else if (m.module == "recent") {
+        t = eval_recent(m, res == Tri::Unknown, c, w);
       } else if (nth && m.module == "statistic" && (has("--mode", "nth") || has("--packet"))) {
         t = Tri::True;  // the rest of the nth match, decided at --every
       } else {
@@ -1019,7 +1185,7 @@ void ReferenceEngine::Walk::finish(Verdict v, Hook h, const std::string& rw) {
 // One base chain: ordered first match over its decision list.
 ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
   const ir::DecisionList& dl = e.pipe_.stages[si];
-  Ctx c{e.rs_, e.host_, dl, r, e.touched_sets_, e.nth_};
+  Ctx c{e.rs_, e.host_, dl, r, e.touched_sets_, e.nth_, e.recent_};
   r.jump_cache.clear();
   StageOutcome out;
   out.stage = si;
@@ -1458,6 +1624,18 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
       for (const auto& o : runs) same &= after(o) == after(r);
       if (!same) first.nth[k] = std::nullopt;
     }
+  // The same for -m recent lists.
+  for (const auto& r : runs)
+    for (const auto& [k, v] : r.recent) {
+      auto after = [&](const Run& x) -> std::optional<RecentLists::mapped_type> {
+        if (auto it = x.recent.find(k); it != x.recent.end()) return it->second;
+        if (auto it = recent_.find(k); it != recent_.end()) return it->second;
+        return std::nullopt;  // untouched, never filled
+      };
+      bool same = !exhausted;
+      for (const auto& o : runs) same &= after(o) == after(r);
+      if (!same) first.recent[k] = std::nullopt;
+    }
   commit(first, p.time);
   return d;
 }
@@ -1555,6 +1733,7 @@ void ReferenceEngine::commit(const Run& first, double time) {
   for (const auto& [tt, cc] : pols) ++policy_hits_[tt][cc];
   for (const auto& s : first.touched) touched_sets_.insert(s);
   for (const auto& [k, v] : first.nth) nth_[k] = v;
+  for (const auto& [k, v] : first.recent) recent_[k] = v;
   if (conntrack_on_ && first.ct_done && !first.untracked) ct_.commit(first.ct, first.verdict == Verdict::Accept, time);
 }
 

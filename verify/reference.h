@@ -129,9 +129,24 @@ class ReferenceEngine : public VerdictEngine {
   // matches); nullopt once an undecidable match left it unknown.
   using NthKey = std::pair<ir::RuleRef, size_t>;
   using NthCounters = std::map<NthKey, std::optional<uint32_t>>;
+  // -m recent: xt_recent's lists by --name, each entry a (family, masked
+  // address) with its TTL and ring of stamps (capture seconds); entries in
+  // LRU order, oldest first. nullopt once an undecidable match left a list
+  // unknown. Lists start empty, as after the first iptables-restore naming them.
+  struct RecentEntry {
+    uint8_t family = 4;
+    ir::u128 addr = 0;
+    uint8_t ttl = 0;
+    std::vector<double> stamps;  // the ring; the first `filled` are valid
+    uint32_t next = 0, filled = 0;
+    bool operator==(const RecentEntry&) const = default;
+  };
+  using RecentList = std::vector<RecentEntry>;
+  using RecentLists = std::map<std::string, std::optional<RecentList>>;
 
  private:
   NthCounters nth_;
+  RecentLists recent_;
   // Per stage: which rules can match a packet, and per flattened rule what
   // the loop needs without walking back into the ruleset.
   std::vector<RuleIndex> index_;

@@ -20,9 +20,10 @@ bool port_proto(uint8_t p) { return p == 6 || p == 17 || p == 136 || p == 132 ||
 std::optional<ir::IntervalSet> constraint(const ir::FlatRule& fr, Field f) {
   std::optional<ir::IntervalSet> c;
   for (const auto& m : fr.matches) {
-    // A counter (-m statistic --mode nth) moves whatever the matches after
-    // it say: only those before it may rule the packet out.
-    if (m.module == "statistic") break;
+    // A counter (-m statistic --mode nth) or a list (-m recent) moves
+    // whatever the matches after it say: only those before it may rule the
+    // packet out.
+    if (m.module == "statistic" || m.module == "recent") break;
     if (m.field != f || m.negated) continue;
     const auto* s = std::get_if<ir::IntervalSet>(&m.value);
     if (!s) continue;

@@ -175,6 +175,20 @@ struct nf2bpf_hook_desc {
 #define NF_RES_CTSTATUS 2048u /* the connection's NAT status is one ctstatus allows */
 #define NF_RES_NTH 4096u      /* -m statistic --mode nth: see nf2bpf_rule.nth_* */
 #define NF_RES_NTH_NEG 8192u
+#define NF_RES_RECENT 16384u /* -m recent: see nf2bpf_rule.recent_* */
+#define NF_RES_RECENT_NEG 32768u
+
+/* nf2bpf_rule.recent_cmd: xt_recent's one command per match. */
+enum nf2bpf_recent_cmd {
+  NF_RECENT_SET = 1,
+  NF_RECENT_CHECK,
+  NF_RECENT_UPDATE,
+  NF_RECENT_REMOVE,
+};
+/* nf2bpf_rule.recent_flags */
+#define NF_RECENT_RDEST 1u /* the destination address (--rdest), else the source */
+#define NF_RECENT_REAP 2u  /* --reap */
+#define NF_RECENT_RTTL 4u  /* --rttl */
 /* Conntrack tuple tests (--ctorigsrc ..., ct original ip daddr ...) in a
  * family with NAT: the connection's own tuples, which NAT made different from
  * the packet's; the tests are nf_nat[ct_range] and the entries after it while
@@ -212,6 +226,21 @@ struct nf2bpf_rule {
   nf_u32 nth_every;
   nf_u32 nth_hit;
   nf_u32 ct_range; /* NF_RES_CTTUPLE: index of its first test in nf_nat */
+  /* NF_RES_RECENT, checked last like NF_RES_NTH (the compiler only accepts
+   * rules whose recent match comes after their other matches): xt_recent's
+   * match on the table nf_recent keys by recent_table, a hash of --name, so
+   * a table outlives a policy swap that still names it. recent_mask is
+   * --mask over the IPv4-mapped address (the first 12 bytes all ones for
+   * IPv4). recent_ring is the table's stamp ring size - 1 (xt_recent's
+   * nstamps_max_mask: the largest over the rules naming the table). */
+  nf_u32 recent_table;
+  nf_u32 recent_seconds;
+  nf_u16 recent_hitcount;
+  nf_u8 recent_cmd;   /* enum nf2bpf_recent_cmd */
+  nf_u8 recent_flags; /* NF_RECENT_* */
+  nf_u8 recent_ring;
+  nf_u8 recent_pad[3];
+  nf_u8 recent_mask[16];
 };
 
 struct nf2bpf_stmt {
@@ -268,6 +297,34 @@ struct nf2bpf_rand_val {
  * resets xt_statistic's counter). 64 bits: it never wraps. */
 struct nf2bpf_nth_val {
   nf_u64 count;
+};
+
+/* -m recent: one entry of a table (xt_recent's recent_entry). Keyed by the
+ * table (name hash), the family and the masked address (IPv4-mapped). Up to
+ * NF_RECENT_LIST_TOT entries per table (the kernel's ip_list_tot default);
+ * the least recently set or updated one is evicted when a new one needs
+ * room. Stamps are jiffies (bpf_jiffies64), a ring of recent_ring + 1. */
+#define NF_RECENT_LIST_TOT 100
+#define NF_RECENT_TABLES 64
+#define NF_RECENT_STAMPS 32 /* ring size limit: --hitcount up to 32 */
+struct nf2bpf_recent_key {
+  nf_u32 table;
+  nf_u8 family; /* 4 or 6 */
+  nf_u8 pad[3];
+  nf_u8 addr[16];
+};
+struct nf2bpf_recent_val {
+  nf_u64 stamps[NF_RECENT_STAMPS];
+  nf_u64 lru; /* the table's clock when last set/updated: the smallest is evicted first */
+  nf_u16 index, nstamps;
+  nf_u8 ttl;
+  nf_u8 pad[3];
+};
+/* Per table (name hash): its entry count and LRU clock. */
+struct nf2bpf_recent_tab {
+  nf_u64 clock;
+  nf_u32 entries;
+  nf_u32 pad;
 };
 
 /* Token bucket for -m limit / nft limit, kept per rule. Rates in tokens per

@@ -104,6 +104,132 @@ static __always_inline void nf_search_reset(struct nf_search* sr, __u32 from) {
   sr->seq = 0;
 }
 
+/* -m recent (xt_recent's recent_mt): HZ is the running kernel's, as its
+ * --seconds window counts jiffies. */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
+/* The least recently set or updated entry of one table (the head of
+ * xt_recent's LRU list), found by a walk over the map. */
+struct nf_recent_oldest {
+  __u32 table;
+  __u32 found;
+  __u64 lru;
+  __u64 last; /* its newest stamp */
+  struct nf2bpf_recent_key key;
+};
+
+static long nf_recent_oldest_cb(void* map, struct nf2bpf_recent_key* k, struct nf2bpf_recent_val* v,
+                                struct nf_recent_oldest* o) {
+  if (k->table != o->table) return 0;
+  if (o->found && v->lru >= o->lru) return 0;
+  o->found = 1;
+  o->lru = v->lru;
+  o->last = v->stamps[(__u32)(v->index - 1) & (NF_RECENT_STAMPS - 1)];
+  __builtin_memcpy(&o->key, k, sizeof *k);
+  return 0;
+}
+
+/* Stamps of one entry inside the --seconds window (all without one). */
+struct nf_recent_count {
+  struct nf2bpf_recent_val* e;
+  __u64 time;
+  __u32 n, secs, hits;
+};
+
+static long nf_recent_count_cb(__u32 i, struct nf_recent_count* c) {
+  if (i >= c->n || i >= NF_RECENT_STAMPS) return 1;
+  struct nf2bpf_recent_val* e = c->e;
+  if (!e) return 1;
+  __u32 j = i;
+  asm volatile("" : "+r"(j)); /* keep the mask: the verifier needs it on the register that indexes */
+  j &= NF_RECENT_STAMPS - 1;
+  if (!c->secs || (__s64)(e->stamps[j] - c->time) >= 0) /* !time_after(time, stamp) */
+    c->hits++;
+  return 0;
+}
+
+static __always_inline void nf_recent_forget(struct nf2bpf_recent_tab* t, struct nf2bpf_recent_key* k) {
+  if (bpf_map_delete_elem(&nf_recent, k) == 0) __sync_fetch_and_add(&t->entries, -1);
+}
+
+/* One packet through one recent match: 1 when it matches (inversion
+ * included). Entries change as recent_mt changes them; concurrent packets
+ * of other CPUs are not serialised as the kernel's recent_lock does. */
+NF_SUBPROG int nf_recent_match(struct nf_scratch* s, struct nf2bpf_rule* r) {
+  if (!s || !r) return 0;
+  struct nf2bpf_recent_key k = {};
+  k.table = r->recent_table;
+  k.family = s->p.family;
+  const __u8* a = (r->recent_flags & NF_RECENT_RDEST) ? s->p.daddr : s->p.saddr;
+  for (int i = 0; i < 16; ++i) k.addr[i] = a[i] & r->recent_mask[i];
+  /* recent_mt uses the TTL as seen before forwarding; FORWARD sees it decremented. */
+  __u8 ttl = s->p.ttl + (s->hook == NF_HOOK_FORWARD ? 1 : 0);
+  int ret = !!(r->residual & NF_RES_RECENT_NEG);
+  __u32 cmd = r->recent_cmd;
+  __u64 now = bpf_jiffies64();
+  struct nf2bpf_recent_tab* t = bpf_map_lookup_elem(&nf_recent_tab, &k.table);
+  if (!t) {
+    struct nf2bpf_recent_tab z = {};
+    bpf_map_update_elem(&nf_recent_tab, &k.table, &z, BPF_NOEXIST);
+    t = bpf_map_lookup_elem(&nf_recent_tab, &k.table);
+    if (!t) return 0;
+  }
+  struct nf2bpf_recent_val* e = bpf_map_lookup_elem(&nf_recent, &k);
+  if (e && (r->recent_flags & NF_RECENT_RTTL) && !(e->ttl == ttl || ttl == 0 || e->ttl == 0)) e = 0;
+  if (!e) {
+    if (cmd != NF_RECENT_SET) return ret;
+    if (t->entries >= NF_RECENT_LIST_TOT) { /* full: the oldest entry goes */
+      struct nf_recent_oldest o = {.table = k.table};
+      bpf_for_each_map_elem(&nf_recent, nf_recent_oldest_cb, &o, 0);
+      if (o.found) nf_recent_forget(t, &o.key);
+    }
+    __u32 zero = 0;
+    struct nf2bpf_recent_val* n = bpf_map_lookup_elem(&nf_recent_new, &zero);
+    if (!n) return 0;
+    __builtin_memset(n, 0, sizeof *n);
+    n->stamps[0] = now;
+    n->nstamps = 1;
+    n->index = 1;
+    n->ttl = ttl;
+    n->lru = __sync_fetch_and_add(&t->clock, 1) + 1;
+    if (bpf_map_update_elem(&nf_recent, &k, n, BPF_NOEXIST) == 0) __sync_fetch_and_add(&t->entries, 1);
+    return !ret;
+  }
+  int gone = 0;
+  if (cmd == NF_RECENT_SET) {
+    ret = !ret;
+  } else if (cmd == NF_RECENT_REMOVE) {
+    nf_recent_forget(t, &k);
+    return !ret;
+  } else {
+    __u64 hz = CONFIG_HZ ? CONFIG_HZ : 250;
+    __u64 time = now - (__u64)r->recent_seconds * hz;
+    /* recent_mt stops at the first stamp in the window without --hitcount,
+     * at the hitcount-th with it: it matches when that many are there. */
+    struct nf_recent_count c = {.e = e, .time = time, .n = e->nstamps, .secs = r->recent_seconds};
+    bpf_loop(NF_RECENT_STAMPS, nf_recent_count_cb, &c, 0);
+    __u32 need = r->recent_hitcount;
+    if (c.hits >= (need ? need : 1)) ret = !ret;
+    if (r->recent_flags & NF_RECENT_REAP) { /* the table's oldest entry, when its newest stamp is stale */
+      struct nf_recent_oldest o = {.table = k.table};
+      bpf_for_each_map_elem(&nf_recent, nf_recent_oldest_cb, &o, 0);
+      if (o.found && (__s64)(o.last - time) < 0) {
+        gone = o.lru == e->lru; /* this entry itself (one lru value per entry of a table) */
+        nf_recent_forget(t, &o.key);
+      }
+    }
+  }
+  if (!gone && (cmd == NF_RECENT_SET || (cmd == NF_RECENT_UPDATE && ret))) {
+    __u32 idx = (__u32)e->index & r->recent_ring & (NF_RECENT_STAMPS - 1);
+    e->stamps[idx] = now;
+    e->index = idx + 1;
+    if (e->index > e->nstamps) e->nstamps = e->index;
+    e->ttl = ttl;
+    e->lru = __sync_fetch_and_add(&t->clock, 1) + 1;
+  }
+  return ret;
+}
+
 /* Residual checks of a candidate rule: 1 when the rule matches. */
 /* One conntrack tuple test (NF_NAT_CT_*): the field of the connection's
  * original or reply tuple. A connection NAT bound (or is binding) has its
@@ -216,6 +342,9 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     int hit = seen % every == r->nth_hit;
     if (hit == !!(res & NF_RES_NTH_NEG)) return 0;
   }
+  /* Last too (the compiler puts a recent match after every other test):
+   * it changes its table as the kernel's does for packets that reach it. */
+  if ((res & NF_RES_RECENT) && !nf_recent_match(s, r)) return 0;
   return 1;
 }
 

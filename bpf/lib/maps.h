@@ -160,6 +160,27 @@ struct {
   __uint(max_entries, 1 << 20);
 } nf_events SEC(".maps"); /* LOG / NFLOG records */
 
+/* -m recent tables (abi.h): not per generation, so a policy swap keeps the
+ * lists of the names it still uses (the loader drops the others). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, NF_RECENT_TABLES* NF_RECENT_LIST_TOT);
+  __type(key, struct nf2bpf_recent_key);
+  __type(value, struct nf2bpf_recent_val);
+} nf_recent SEC(".maps");
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, NF_RECENT_TABLES);
+  __type(key, __u32);
+  __type(value, struct nf2bpf_recent_tab);
+} nf_recent_tab SEC(".maps");
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct nf2bpf_recent_val);
+} nf_recent_new SEC(".maps"); /* per-CPU room to build a new entry (too big for the stack) */
+
 /* Per-CPU working memory of one packet (the BPF stack is 512 bytes):
  * [0] TC ingress, [1] TC egress, [2] XDP. */
 struct nf_search {

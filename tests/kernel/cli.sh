@@ -30,7 +30,7 @@ cat > "$WORK/unsupported.rules" <<'EOF2'
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
--A INPUT -m recent --name x --rcheck -j DROP
+-A INPUT -m connlimit --connlimit-above 2 --connlimit-mask 32 --connlimit-saddr -j DROP
 COMMIT
 EOF2
 

@@ -559,6 +559,102 @@ void match_cases(std::vector<Case>& v) {
       },
   });
 
+  // xt_recent: the SSH guard. --set stamps every new SSH packet of a source
+  // (and matches, without a verdict); --update counts the stamps of the
+  // last 60 s and drops from the 4th on, stamping the dropped ones too.
+  v.push_back({
+      "recent: --set then --update --seconds 60 --hitcount 4 drops a source's 4th packet on; per source",
+      {"-m recent"},
+      "iptables",
+      filter("ACCEPT", "ACCEPT", "ACCEPT",
+             "-A INPUT -p tcp -m tcp --dport 22 -m recent --set --name SSH --mask 255.255.255.255 --rsource\n"
+             "-A INPUT -p tcp -m tcp --dport 22 -m recent --update --seconds 60 --hitcount 4 --name SSH "
+             "--mask 255.255.255.255 --rsource -j DROP\n"),
+      "",
+      {
+          in("nfk0", tcp(kLan, 1000, kHost, 22), ACCEPT).policy(),            // 1 stamp
+          in("nfk0", tcp(kLan, 1001, kHost, 22), ACCEPT).policy(),            // 2
+          in("nfk0", tcp(kLan, 1002, kHost, 80), ACCEPT).policy(),            // not SSH
+          in("nfk0", tcp(kLan, 1003, kHost, 22), ACCEPT).policy(),            // 3
+          in("nfk0", tcp("10.0.0.3", 1000, kHost, 22), ACCEPT).policy(),      // another source: 1
+          in("nfk0", tcp(kLan, 1004, kHost, 22), DROP).rule("--hitcount 4"),  // 4: dropped
+          in("nfk0", tcp(kLan, 1005, kHost, 22), DROP).rule("--hitcount 4"),  // 6 (the drop stamped 5)
+          in("nfk0", tcp("10.0.0.3", 1001, kHost, 22), ACCEPT).policy(),      // 2
+          in("nfk0", tcp(kLan, 1006, kHost, 80), ACCEPT).policy(),
+      },
+  });
+  // --rdest keys by the destination; --remove deletes the entry (and
+  // matches when there was one); ! inverts --rcheck.
+  v.push_back({
+      "recent: --rdest, --rcheck, ! --rcheck and --remove on one list",
+      {"-m recent"},
+      "iptables",
+      filter("ACCEPT", "ACCEPT", "ACCEPT",
+             "-A INPUT -p udp -m udp --dport 7300 -m recent --set --name D --mask 255.255.255.255 --rdest\n"
+             "-A INPUT -p udp -m udp --dport 7301 -m recent --rcheck --name D --mask 255.255.255.255 --rdest -j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7302 -m recent --remove --name D --mask 255.255.255.255 --rdest "
+             "-j ACCEPT\n"
+             "-A INPUT -p udp -m udp --dport 7303 -m recent ! --rcheck --name D --mask 255.255.255.255 --rdest "
+             "-j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7304 -m recent --rcheck --name D --mask 255.255.255.255 --rsource "
+             "-j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 7301), ACCEPT).policy(),          // not listed
+          in("nfk0", udp(kLan, 1000, kHost, 7303), DROP).rule("! --rcheck"),  // not listed: ! holds
+          in("nfk0", udp(kLan, 1000, kHost, 7300), ACCEPT).policy(),          // lists 10.0.0.1
+          in("nfk0", udp(kLan, 1000, kHost, 7301), DROP).rule("7301"),        // listed
+          in("nfk0", udp(kLan, 1000, kHost, 7303), ACCEPT).policy(),          // listed: ! fails
+          in("nfk0", udp(kLan, 1000, kHost, 7304), ACCEPT).policy(),          // the source is not listed
+          in("nfk0", udp(kLan, 1000, kHost, 7302), ACCEPT).rule("--remove"),  // removed (matched)
+          in("nfk0", udp(kLan, 1000, kHost, 7302), ACCEPT).policy(),          // nothing to remove
+          in("nfk0", udp(kLan, 1000, kHost, 7301), ACCEPT).policy(),          // gone
+      },
+  });
+
+  // ip_list_tot: a list holds 100 entries; the 101st evicts the one least
+  // recently set or updated.
+  {
+    Case c{"recent: the 101st source evicts the list's least recently set one",
+           {"-m recent"},
+           "iptables",
+           filter("DROP", "ACCEPT", "ACCEPT",
+                  "-A INPUT -p udp -m udp --dport 7500 -m recent --set --name L --mask 255.255.255.255 --rsource "
+                  "-j ACCEPT\n"
+                  "-A INPUT -p udp -m udp --dport 7501 -m recent --rcheck --name L --mask 255.255.255.255 --rsource "
+                  "-j ACCEPT\n"),
+           "",
+           {}};
+    auto host = [](int i) { return "10.2." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); };
+    for (int i = 0; i < 100; ++i) c.steps.push_back(in("nfk0", udp(host(i), 1, kHost, 7500), ACCEPT).rule("7500"));
+    c.steps.push_back(in("nfk0", udp(host(0), 1, kHost, 7500), ACCEPT).rule("7500"));    // host 0: the newest
+    c.steps.push_back(in("nfk0", udp(host(100), 1, kHost, 7500), ACCEPT).rule("7500"));  // evicts host 1
+    c.steps.push_back(in("nfk0", udp(host(0), 1, kHost, 7501), ACCEPT).rule("7501"));
+    c.steps.push_back(in("nfk0", udp(host(1), 1, kHost, 7501), DROP).policy());
+    c.steps.push_back(in("nfk0", udp(host(2), 1, kHost, 7501), ACCEPT).rule("7501"));
+    c.steps.push_back(in("nfk0", udp(host(100), 1, kHost, 7501), ACCEPT).rule("7501"));
+    v.push_back(c);
+  }
+  // IPv6: --mask over the whole address (a /64 here); --rttl finds only an
+  // entry whose stored hop limit is the packet's.
+  v.push_back({
+      "recent (IPv6): a /64 --mask, --rttl",
+      {"-m recent"},
+      "ip6tables",
+      filter("ACCEPT", "ACCEPT", "ACCEPT",
+             "-A INPUT -p udp -m udp --dport 7400 -m recent --set --name V6 --mask ffff:ffff:ffff:ffff:: --rsource\n"
+             "-A INPUT -p udp -m udp --dport 7401 -m recent --rcheck --rttl --name V6 --mask ffff:ffff:ffff:ffff:: "
+             "--rsource -j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan6, 1, kHost6, 7401), ACCEPT).policy(),            // not listed
+          in("nfk0", udp(kLan6, 1, kHost6, 7400), ACCEPT).policy(),            // listed, hop limit 64
+          in("nfk0", udp("fd00::99", 1, kHost6, 7401), DROP).rule("--rttl"),   // the same /64
+          in("nfk0", udp(kLan6, 1, kHost6, 7401).ttl(63), ACCEPT).policy(),    // another hop limit
+          in("nfk0", udp("fd00:0:0:1::2", 1, kHost6, 7401), ACCEPT).policy(),  // another /64
+      },
+  });
+
   v.push_back({
       "comment: a commented rule matches like the same rule without it",
       {"-m comment --comment"},

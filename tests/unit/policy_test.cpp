@@ -301,3 +301,135 @@ TEST_CASE("statistic nth: forms whose counter the dataplane cannot keep are refu
   CHECK(compiled("-A INPUT -m comment --comment x -m statistic --mode nth --every 2 --packet 1 -m comment --comment "
                  "y -j ACCEPT\n") == "");
 }
+
+TEST_CASE("recent: the model keeps xt_recent's lists (SSH guard, --seconds in jiffies, --rdest, --remove)") {
+  Compiled c = compile_text(kHead +
+                            "-A INPUT -p tcp -m tcp --dport 22 -m recent --set --name SSH --rsource\n"  // 5
+                            "-A INPUT -p tcp -m tcp --dport 22 -m recent --update --seconds 2 --hitcount 3 "
+                            "--name SSH --rsource -j DROP\n"                                                    // 6
+                            "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"                                     // 7
+                            "-A INPUT -p udp -m udp --dport 1 -m recent --set --name D --rdest -j ACCEPT\n"     // 8
+                            "-A INPUT -p udp -m udp --dport 2 -m recent --rcheck --name D --rdest -j ACCEPT\n"  // 9
+                            "-A INPUT -p udp -m udp --dport 3 -m recent --remove --name D --rdest -j ACCEPT\n"  // 10
+                            "COMMIT\n");
+  INFO(c.diags);
+  REQUIRE(c.diags.empty());
+  model::Model m(c.pol);  // HZ 250: a jiffy is 4 ms
+  uint64_t t = 1'000'000'000'000;
+  auto v = [&](const pkt::Packet& p, uint64_t dt_ms = 1) {
+    auto d = m.decide(p, Path::Input, t += dt_ms * 1'000'000);
+    return d.action == NF_ACT_DROP ? 'D' : 'A';
+  };
+  std::string seq;
+  for (int i = 0; i < 5; ++i) seq += v(tcp("10.0.0.1", 1000, "10.0.0.2", 22));
+  seq += v(tcp("10.0.0.3", 1000, "10.0.0.2", 22));        // another source
+  seq += v(tcp("10.0.0.1", 1000, "10.0.0.2", 22), 3000);  // 3 s on: the window is empty again
+  seq += v(tcp("10.0.0.1", 1000, "10.0.0.2", 22));
+  seq += v(tcp("10.0.0.1", 1000, "10.0.0.2", 22));
+  CHECK(seq == "AADDDAAAD");
+  std::string d;
+  d += v(udp("10.0.0.1", 1, "10.0.0.2", 2));  // not listed: the policy drops
+  d += v(udp("10.0.0.1", 1, "10.0.0.2", 1));  // lists the destination
+  d += v(udp("10.0.0.9", 1, "10.0.0.2", 2));  // any source to it
+  d += v(udp("10.0.0.9", 1, "10.0.0.5", 2));  // another destination
+  d += v(udp("10.0.0.9", 1, "10.0.0.2", 3));  // removed (and matched)
+  d += v(udp("10.0.0.9", 1, "10.0.0.2", 3));  // nothing to remove
+  d += v(udp("10.0.0.1", 1, "10.0.0.2", 2));
+  CHECK(d == "DAADADD");
+}
+
+TEST_CASE("recent: the compiled rule carries xt_recent's options; one table per name") {
+  Compiled c = compile_text(kHead +
+                            "-A INPUT -m recent --set --name SSH --mask 255.255.255.0 --rsource\n"
+                            "-A INPUT -m recent ! --update --seconds 60 --hitcount 4 --reap --rttl --name SSH "
+                            "--mask 255.255.255.0 -j DROP\n"
+                            "-A INPUT -m recent --remove --name other --rdest -j ACCEPT\n"
+                            "COMMIT\n");
+  INFO(c.diags);
+  REQUIRE(c.diags.empty());
+  std::vector<nf2bpf_rule> rs;
+  for (const auto& r : c.pol.rules)
+    if (r.residual & NF_RES_RECENT) rs.push_back(r);
+  REQUIRE(rs.size() == 3);
+  uint32_t h = 2166136261u;
+  for (char ch : std::string("SSH")) h = (h ^ (uint8_t)ch) * 16777619u;
+  CHECK(rs[0].recent_table == h);
+  CHECK(rs[1].recent_table == h);
+  CHECK(rs[2].recent_table != h);
+  CHECK(rs[0].recent_cmd == NF_RECENT_SET);
+  CHECK(rs[1].recent_cmd == NF_RECENT_UPDATE);
+  CHECK((rs[1].residual & NF_RES_RECENT_NEG));
+  CHECK_FALSE((rs[0].residual & NF_RES_RECENT_NEG));
+  CHECK(rs[1].recent_seconds == 60);
+  CHECK(rs[1].recent_hitcount == 4);
+  CHECK(rs[1].recent_flags == (NF_RECENT_REAP | NF_RECENT_RTTL));
+  CHECK(rs[2].recent_flags == NF_RECENT_RDEST);
+  CHECK(rs[0].recent_ring == 31);  // the --set rule has no --hitcount: 32 stamps for the table
+  CHECK(rs[1].recent_ring == 31);
+  // --mask over the IPv4-mapped address.
+  for (int i = 0; i < 12; ++i) CHECK(rs[0].recent_mask[i] == 0xff);
+  CHECK(rs[0].recent_mask[14] == 0xff);
+  CHECK(rs[0].recent_mask[15] == 0);
+  CHECK(rs[2].recent_mask[15] == 0xff);
+}
+
+TEST_CASE("recent: forms the dataplane cannot keep are refused") {
+  auto err = [](const std::string& rules) {
+    Translation tr = translate_source({"rules.v4", kHead + rules + "COMMIT\n"}, TranslateOptions{});
+    std::string out;
+    for (const auto& x : tr.diags.all()) out += diag::render(x);
+    return out;
+  };
+  CHECK(err("-A INPUT -m recent --rcheck --name x -p tcp -m tcp --dport 22 -j ACCEPT\n")
+            .find("'-m tcp --dport' comes after it") != std::string::npos);
+  CHECK(err(":C - [0:0]\n-A INPUT -m recent --rcheck --name x -j C\n-A C -j ACCEPT\n")
+            .find("-m recent on a jump or goto rule is not implemented") != std::string::npos);
+  // A list one rule leaves in netfilter keeps the rules naming it there.
+  std::string shared =
+      err(":C - [0:0]\n-A INPUT -m recent --set --name x\n-A INPUT -m recent --rcheck --name x -j C\n"
+          "-A INPUT -m recent --rcheck --name y -j DROP\n-A C -j ACCEPT\n");
+  CHECK(shared.find("rules.v4:6:1: error: unsupported -m recent --name x") != std::string::npos);
+  CHECK(shared.find("rules.v4:8:13: error") == std::string::npos);  // list y is not shared with it
+  // The compiler's own checks (xt_recent's checkentry, the dataplane's limits).
+  auto compiled = [](const std::string& rules) { return compile_text(kHead + rules + "COMMIT\n").diags; };
+  CHECK(compiled("-A INPUT -m recent --rcheck --set --name x -j DROP\n").find("exactly one of") != std::string::npos);
+  CHECK(compiled("-A INPUT -m recent --set --seconds 5 --name x -j DROP\n").find("go with --rcheck or --update") !=
+        std::string::npos);
+  CHECK(compiled("-A INPUT -m recent --rcheck --reap --name x -j DROP\n").find("--reap needs --seconds") !=
+        std::string::npos);
+  CHECK(compiled("-A INPUT -m recent --rcheck --hitcount 33 --name x -j DROP\n").find("above 32") != std::string::npos);
+  CHECK(compiled("-A INPUT -m recent --set --name x --mask 255.255.0.0\n-A INPUT -m recent --rcheck --name x -j DROP\n")
+            .find("two different --mask values") != std::string::npos);
+  CHECK(compiled("-A INPUT -m recent --update --seconds 9 --hitcount 32 --reap --name x -j DROP\n") == "");
+}
+
+TEST_CASE("recent: a full list evicts its least recently set or updated entry; --reap drops a stale oldest one") {
+  Compiled c = compile_text(kHead +
+                            "-A INPUT -p udp -m udp --dport 1 -m recent --set --name L\n"                        // 5
+                            "-A INPUT -p udp -m udp --dport 2 -m recent --rcheck --name L -j ACCEPT\n"           // 6
+                            "-A INPUT -p udp -m udp --dport 3 -m recent --rcheck --seconds 5 --reap --name L\n"  // 7
+                            "COMMIT\n");
+  INFO(c.diags);
+  REQUIRE(c.diags.empty());
+  model::Model m(c.pol);
+  uint64_t t = 1'000'000'000'000;
+  auto v = [&](const std::string& src, uint16_t port, uint64_t dt_ms = 1) {
+    return m.decide(udp(src, 1, "10.0.0.2", port), Path::Input, t += dt_ms * 1'000'000).action == NF_ACT_ACCEPT ? 'A'
+                                                                                                                : 'D';
+  };
+  auto host = [](int i) { return "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); };
+  for (int i = 0; i < 100; ++i) v(host(i), 1);  // 100 entries: the list is full
+  v(host(0), 1);                                // host 0 set again: now the newest
+  v(host(100), 1);                              // the 101st evicts the oldest: host 1
+  std::string seq;
+  for (int i : {0, 1, 2, 100}) seq += v(host(i), 2);
+  CHECK(seq == "ADAA");
+  // 6 s on, a --reap check of a listed source drops the list's oldest entry
+  // (host 2, last stamped > 5 s ago), one per packet; an unlisted source reaps nothing.
+  v(host(200), 3, 6000);
+  v(host(50), 3);
+  v(host(51), 3);
+  seq.clear();
+  for (int i : {2, 3, 4, 0}) seq += v(host(i), 2);
+  CHECK(seq == "DDAA");
+}

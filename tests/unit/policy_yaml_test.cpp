@@ -820,3 +820,21 @@ TEST_CASE("statistic nth rules round-trip through YAML and read as iptables' opt
   CHECK(y.find("checks: ['not nth every 2 packet 0 (#1)']") != std::string::npos);
   CHECK(y.find("raw:") == std::string::npos);  // the check text determines every nth field
 }
+
+TEST_CASE("recent rules round-trip through YAML and read as xt_recent's options") {
+  policy::Policy p = compile_text("rules.v4",
+                                  "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                                  "-A INPUT -p tcp -m recent --set --name SSH --rsource\n"
+                                  "-A INPUT -p tcp -m recent ! --update --seconds 60 --hitcount 4 --reap --rttl "
+                                  "--name SSH -j DROP\n"
+                                  "-A INPUT -p udp -m recent --remove --name D --mask 255.255.255.0 --rdest -j DROP\n"
+                                  "COMMIT\n");
+  require_round_trip(p);
+  std::string y = policy::to_yaml(p);
+  INFO(y.substr(0, 4000));
+  CHECK(y.find("checks: [recent set table 0x41197b31 ring 31]") != std::string::npos);
+  CHECK(y.find("checks: [not recent update table 0x41197b31 ring 31 seconds 60 hitcount 4 reap rttl]") !=
+        std::string::npos);
+  CHECK(y.find("rdest mask 0xffffffffffffffff 0xffffffffffffff00]") != std::string::npos);
+  CHECK(y.find("raw:") == std::string::npos);  // the check text determines every recent field
+}

@@ -129,7 +129,8 @@ TEST_CASE("testdata: ufw host") {
   CHECK(count_diags(tr, "never reached") == 0);
   // ufw's quoted comment: iptables-save escapes the inner single quotes.
   CHECK(rule_at(tr, 111).comment == "'dapp_Nginx%20Full'");
-  // `ufw limit ssh` uses -m recent: the only unsupported rules.
+  // `ufw limit ssh` uses -m recent: its --update rule jumps (not implemented) and
+  // its --set rule names the same list, so both stay: the only unsupported rules.
   CHECK(tr.count(caps::Fidelity::Unsupported) == 2);
   for (const auto& r : tr.rules)
     if (r.status == caps::Fidelity::Unsupported) CHECK(r.reason.find("-m recent") != std::string::npos);

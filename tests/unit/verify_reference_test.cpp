@@ -1143,3 +1143,84 @@ TEST_CASE("reference: a random statistic match next to an nth one stays undecida
   CHECK(d.verdict == Verdict::Indeterminate);
   CHECK(d.note.find("depends on sampling") != std::string::npos);
 }
+
+// xt_recent: --set stamps and matches; --update counts the stamps inside
+// --seconds and stamps when it holds; --rcheck only counts; lists are per
+// --name, keyed by the (masked) source or destination.
+TEST_CASE("reference: -m recent follows xt_recent (SSH guard, windows, rdest, remove, mask, jump)") {
+  Fixture f(
+      head() +
+          ":LIM - [0:0]\n"
+          "-A INPUT -p tcp -m tcp --dport 22 -m recent --set --name SSH --mask 255.255.255.255 --rsource\n"
+          "-A INPUT -p tcp -m tcp --dport 22 -m recent --update --seconds 60 --hitcount 4 --name SSH "
+          "--mask 255.255.255.255 --rsource -j DROP\n"
+          "-A INPUT -p udp -m udp --dport 53 -m recent --rcheck --seconds 10 --name SSH --rsource -j DROP\n"
+          "-A INPUT -p udp -m udp --dport 7000 -m recent --set --name D --mask 255.255.255.0 --rdest\n"
+          "-A INPUT -p udp -m udp --dport 7001 -m recent --rcheck --name D --mask 255.255.255.0 --rdest -j DROP\n"
+          "-A INPUT -p udp -m udp --dport 7002 -m recent --remove --name D --mask 255.255.255.0 --rdest -j ACCEPT\n"
+          "-A INPUT -p udp -m udp --dport 7003 -m recent ! --rcheck --name D --mask 255.255.255.0 --rdest -j DROP\n"
+          // A jump: the kernel tests its recent match once, before the chain.
+          "-A INPUT -p udp -m udp --dport 7100 -m recent --update --seconds 5 --hitcount 2 --name J -j LIM\n"
+          "-A INPUT -p udp -m udp --dport 7100 -m recent --set --name J\n"
+          "-A LIM -j DROP\n"
+          "COMMIT\n",
+      {kHost, "192.0.2.77", "2001:db8::10"});
+  auto v = [&](const PacketSpec& p, double dt = 0.001) { return f.send(p, Direction::Unknown, dt).verdict; };
+  const auto A = Verdict::Accept, D = Verdict::Drop;
+  std::vector<Verdict> ssh;
+  for (int i = 0; i < 5; ++i) ssh.push_back(v(tcp(kClient, 1000 + i, kHost, 22, SYN)));
+  CHECK(ssh == std::vector<Verdict>{A, A, A, D, D});
+  CHECK(v(tcp("198.51.100.8", 1000, kHost, 22, SYN)) == A);  // another source: its own entry
+  CHECK(v(udp(kClient, 1, kHost, 53)) == D);                 // --rcheck: stamps in the last 10 s
+  CHECK(v(udp(kClient, 1, kHost, 53), 11) == A);             // 11 s later: none
+  CHECK(v(tcp(kClient, 1100, kHost, 22, SYN), 40) == D);     // 51 s after the 1st: every stamp is in the 60 s
+  CHECK(v(tcp(kClient, 1101, kHost, 22, SYN), 61) == A);     // 61 s later: only this packet's own stamp
+  // --rdest with --mask 255.255.255.0: 192.0.2.10 and 192.0.2.77 are one entry.
+  CHECK(v(udp(kClient, 1, kHost, 7001)) == A);
+  CHECK(v(udp(kClient, 1, kHost, 7003)) == D);
+  CHECK(v(udp(kClient, 1, kHost, 7000)) == A);
+  CHECK(v(udp(kClient, 1, "192.0.2.77", 7001)) == D);
+  CHECK(v(udp(kClient, 1, kHost, 7003)) == A);
+  CHECK(v(udp(kClient, 1, "192.0.2.77", 7002)) == A);  // removed (the rule's ACCEPT)
+  CHECK(v(udp(kClient, 1, kHost, 7001)) == A);
+  // The jump's --update: the 2nd packet sees two stamps (its own --set came after).
+  std::vector<Verdict> j;
+  for (int i = 0; i < 3; ++i) j.push_back(v(udp(kClient, 1, kHost, 7100)));
+  CHECK(j == std::vector<Verdict>{A, A, D});
+}
+
+TEST_CASE("reference: an undecidable match before a recent match leaves its list unknown") {
+  Fixture f(head() +
+            "-A INPUT -p udp -m udp --dport 1 -m limit --limit 1/s -m recent --set --name L\n"
+            "-A INPUT -p udp -m udp --dport 2 -m recent --rcheck --name L -j DROP\n"
+            "COMMIT\n");
+  CHECK(f.send(udp(kClient, 1, kHost, 2)).verdict == Verdict::Accept);  // empty list
+  f.send(udp(kClient, 1, kHost, 1));  // the limit decides whether the source is listed
+  auto d = f.send(udp(kClient, 1, kHost, 2));
+  CHECK(d.verdict == Verdict::Indeterminate);
+  CHECK(d.note.find("-m recent list L depends on an earlier undecidable match") != std::string::npos);
+}
+
+TEST_CASE("reference: a full -m recent list evicts its least recently used entry; --reap drops a stale oldest one") {
+  Fixture f(head("DROP") +
+            "-A INPUT -p udp -m udp --dport 1 -m recent --set --name L\n"
+            "-A INPUT -p udp -m udp --dport 2 -m recent --rcheck --name L -j ACCEPT\n"
+            "-A INPUT -p udp -m udp --dport 3 -m recent --rcheck --seconds 5 --reap --name L\n"
+            "COMMIT\n");
+  auto v = [&](const std::string& src, uint16_t port, double dt = 0.001) {
+    return f.send(udp(src.c_str(), 1, kHost, port), Direction::Unknown, dt).verdict == Verdict::Accept ? 'A' : 'D';
+  };
+  auto host = [](int i) { return "198.18." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); };
+  for (int i = 0; i < 100; ++i) v(host(i), 1);  // ip_list_tot: 100 entries
+  v(host(0), 1);                                // the newest again
+  v(host(100), 1);                              // evicts host 1
+  std::string seq;
+  for (int i : {0, 1, 2, 100}) seq += v(host(i), 2);
+  CHECK(seq == "ADAA");
+  v(host(200), 3, 6);  // not listed: nothing found, nothing reaped
+  v(host(50), 3);      // reaps host 2
+  v(host(51), 3);      // reaps host 3
+  seq.clear();
+  for (int i : {2, 3, 4, 0}) seq += v(host(i), 2);
+  CHECK(seq == "DDAA");
+}

@@ -19,6 +19,13 @@ constexpr std::string_view kNth =
     "a counter per rule in BPF shared by all CPUs, the kernel's sequence; it restarts at 0 when a new policy is "
     "applied (as a ruleset reload does); the statistic match must come after the rule's other matches";
 
+constexpr std::string_view kRecent =
+    "the verdicts and list updates follow xt_recent (--set/--rcheck/--update/--remove, --seconds in jiffies, "
+    "--hitcount, --reap, --rttl, --mask, --rsource/--rdest; lists survive a new policy that still names them); the "
+    "lists are nf2bpf's BPF map nf_recent (`bpftool map dump name nf_recent`, keyed by a hash of --name), not "
+    "the kernel's /proc/net/xt_recent/NAME: reading that file does not show them, writing it does not change them; "
+    "the match must be the rule's last, with --hitcount up to 32, and packets of several CPUs are not serialised";
+
 // clang-format off
 const std::vector<Capability>& iptables_capabilities() {
   static const std::vector<Capability> kRows = {
@@ -92,7 +99,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "match", "-m limit --limit", A, "a token bucket per rule in BPF with the same rate and burst; refill timing differs by up to one jiffy"},
   {"iptables", "match", "-m limit --limit-burst", A, "a token bucket per rule in BPF with the same rate and burst; refill timing differs by up to one jiffy"},
   {"iptables", "match", "-m hashlimit", U, "per-flow rate limiting is not implemented"},
-  {"iptables", "match", "-m recent", U, "needs address lists shared with /proc/net/xt_recent; not implemented"},
+  {"iptables", "match", "-m recent", A, kRecent},
   {"iptables", "match", "-m statistic --mode", A, "random mode draws from the BPF PRNG: the same probability, a different random stream"},
   {"iptables", "match", "-m statistic --probability", A, "random mode draws from the BPF PRNG: the same probability, a different random stream"},
   {"iptables", "match", "-m statistic --mode nth", E, kNth},

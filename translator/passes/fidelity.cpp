@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
+#include <optional>
+#include <string>
 
 #include "common/progress.h"
 
@@ -86,6 +89,26 @@ void nth_placement(const Rule& rule, std::vector<Finding>& found) {
   if (!why.empty()) found.push_back({Fidelity::Unsupported, "-m statistic --mode nth", why, rule.matches[first].loc});
 }
 
+// -m recent changes its list for every packet that reaches it (--set,
+// --update, --remove, --reap): as for nth, the dataplane runs it after the
+// rule's other tests, so it must be the rule's last module, and not on a jump.
+void recent_placement(const Rule& rule, std::vector<Finding>& found) {
+  size_t at = SIZE_MAX, n = 0;
+  for (size_t i = 0; i < rule.matches.size(); ++i)
+    if (rule.matches[i].module == "recent") at = i, ++n;
+  if (at == SIZE_MAX) return;
+  std::string why;
+  if (n > 1) why = "more than one -m recent in one rule is not implemented";
+  if (rule.verdict.kind == VerdictKind::Jump || rule.verdict.kind == VerdictKind::Goto)
+    why = "-m recent on a jump or goto rule is not implemented";
+  for (size_t i = at + 1; i < rule.matches.size() && why.empty(); ++i)
+    if (!rule.matches[i].module.empty() && rule.matches[i].module != "comment")
+      why = "'" + rule.matches[i].cap +
+            "' comes after it: the kernel updates the list for every packet that reaches the recent match, the "
+            "dataplane only for those every other test of the rule let through (put the recent match last)";
+  if (!why.empty()) found.push_back({Fidelity::Unsupported, "-m recent", why, rule.matches[at].loc});
+}
+
 // What keeps one rule from being exact: its table, matches, the sets they
 // name, statements and verdicts (a verdict map's included).
 std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Rule& rule, std::string_view fe,
@@ -122,6 +145,7 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
     }
   }
   if (ipt) nth_placement(rule, found);
+  if (ipt) recent_placement(rule, found);
   for (const auto& s : rule.statements) check(s.cap, s.loc);
   check(rule.verdict.cap, rule.verdict.loc);
   if (rule.vmap)  // the verdicts a map can give
@@ -208,6 +232,34 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
       }
     }
   }
+  // -m recent lists are not shared between netfilter and nf2bpf: a list one
+  // rule left in netfilter uses stays in netfilter with every rule naming it.
+  auto unsupported = [](const Pending& p) {
+    return std::any_of(p.found.begin(), p.found.end(),
+                       [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; });
+  };
+  auto recent_name = [](const Rule& r) -> std::optional<std::string> {
+    for (const auto& m : r.matches)
+      if (m.module == "recent") {
+        std::string name = "DEFAULT";
+        for (const auto& [k, v] : m.args)
+          if (k == "--name") name = v;
+        return name;
+      }
+    return std::nullopt;
+  };
+  auto keep_recent_lists = [&] {
+    std::map<std::string, std::string> kept_lists;  // name -> the first rule left in netfilter
+    for (const auto& p : pending)
+      if (auto n = recent_name(*p.rule); n && unsupported(p)) kept_lists.try_emplace(*n, p.rule->loc.file_line());
+    for (auto& p : pending)
+      if (auto n = recent_name(*p.rule); n && kept_lists.count(*n) && !unsupported(p))
+        p.found.push_back({Fidelity::Unsupported, "-m recent --name " + *n,
+                           "another rule using this list stays in netfilter (" + kept_lists[*n] +
+                               "), and nf2bpf's lists are not the kernel's: this one stays with it",
+                           p.rule->loc});
+  };
+  if (ipt) keep_recent_lists();
   // NAT is translated whole or not at all per family (a connection's
   // binding cannot be split between netfilter and nf2bpf): one nat rule left
   // in netfilter keeps every nat rule of its family there.
@@ -223,14 +275,14 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
         if ((p.fams & f) && kept_at[f].empty()) kept_at[f] = p.rule->loc.file_line();
       nat_kept |= p.fams;
     }
-  for (auto& p : pending) {
+  for (auto& p : pending)
     if (p.nat && (p.fams & nat_kept) && !kept(p))
       p.found.push_back({Fidelity::Unsupported, "nat rule",
                          "a nat rule of this address family stays in netfilter (" + kept_at[p.fams & nat_kept] +
                              "), and NAT is translated whole or not at all: this one stays with it",
                          p.rule->loc});
-    out.push_back(judge(p.ref, *p.rule, p.found, diags, opt));
-  }
+  if (ipt) keep_recent_lists();  // nat rules kept above may name lists too
+  for (auto& p : pending) out.push_back(judge(p.ref, *p.rule, p.found, diags, opt));
   // File order, so reports read top to bottom.
   std::stable_sort(out.begin(), out.end(), [&](const RuleFidelity& a, const RuleFidelity& b) {
     const auto& la = rs.tables[a.ref.table].chains[a.ref.chain].rules[a.ref.rule].loc;

@@ -1,6 +1,9 @@
 #include "translator/policy/compile.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <cmath>
 #include <map>
@@ -243,6 +246,18 @@ class Compiler {
   std::map<RuleRef, uint32_t> nth_slots_;
   std::map<std::string, uint32_t> rand_slots_;  // a statistic-random match (its place and probability) -> nf_rand slot
   bool nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
+  // -m recent: per table name its hash, --mask (as the kernel keeps it: one
+  // 16-byte union, an IPv4 mask in its first 4 bytes, all ones elsewhere)
+  // and stamp ring (xt_recent's nstamps_max_mask, the largest any rule
+  // naming it needs).
+  struct RecentTable {
+    uint32_t hash = 0;
+    std::array<uint8_t, 16> mask{};
+    uint8_t ring = 0;
+  };
+  std::map<std::string, RecentTable> recent_tables_;
+  std::map<uint32_t, std::string> recent_names_;  // hash -> name, for collisions
+  bool recent(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
 };
 
 uint32_t Compiler::prefix_id(const std::string& p) {
@@ -520,6 +535,7 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
   if (m.module == "limit") return;  // handled per rule (rate + burst)
   if (m.module == "statistic") return;
   if (m.module == ir::kNumgenModule) return;  // its draws: the statistic matches the flattener added
+  if (m.module == "recent") return;           // handled per rule (Compiler::recent)
   // ipset's own counters: no effect on whether the rule matches.
   if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
   fail("unsupported match " + m.cap + " reached the compiler");
@@ -676,6 +692,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     pol_.limits.push_back(lc);
   }
   if (!nth(f, src, d)) ok = false;
+  if (!recent(f, src, d)) ok = false;
   if (random && (d.residual & NF_RES_NTH)) {
     diag_.error(src.loc, "-m statistic --mode random and --mode nth in one rule are not supported");
     ok = false;
@@ -812,6 +829,136 @@ bool Compiler::nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
   d.nth_slot = it->second;
   d.nth_every = (uint32_t)every;
   d.nth_hit = (uint32_t)((packet + 1) % every);
+  return true;
+}
+
+// `-m recent`: xt_recent's checkentry rules (one command; --seconds,
+// --hitcount, --rttl and --reap only with --rcheck/--update; --reap needs
+// --seconds) and the dataplane's own limits (the match last in its rule, as
+// for nth: it changes its table for every packet that reaches it; up to 32
+// stamps per address, NF_RECENT_TABLES names).
+bool Compiler::recent(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
+  size_t at = SIZE_MAX;
+  std::string bad;
+  for (size_t i = 0; i < f.matches.size(); ++i)
+    if (f.matches[i].field == Field::Opaque && f.matches[i].module == "recent") {
+      if (at != SIZE_MAX) bad = "more than one -m recent in one rule is not supported";
+      at = i;
+    }
+  if (at == SIZE_MAX) return true;
+  const Match& m = f.matches[at];
+  size_t own = src.matches.size();
+  if (bad.empty() && (f.matches.size() < own || at < f.matches.size() - own ||
+                      src.verdict.kind == ir::VerdictKind::Jump || src.verdict.kind == ir::VerdictKind::Goto))
+    bad = "-m recent on a rule that jumps to or goes to a chain is not supported";
+  for (size_t i = at + 1; i < f.matches.size() && bad.empty(); ++i)
+    if (!f.matches[i].module.empty() && f.matches[i].module != "comment")
+      bad =
+          "'" + f.matches[i].cap + "' after -m recent is not supported: the kernel updates the list before testing it";
+  std::string name = "DEFAULT", mask;
+  uint64_t seconds = 0, hitcount = 0;
+  int cmds = 0;
+  bool neg = m.negated;
+  for (const auto& [k0, v] : m.args) {
+    std::string_view k = k0;
+    bool kneg = k.starts_with("! ");
+    if (kneg) k.remove_prefix(2);
+    auto number = [&](uint64_t& out, uint64_t max) {
+      char* end = nullptr;
+      out = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end || out > max) bad = "invalid -m recent " + std::string(k) + " '" + v + "'";
+    };
+    if (k == "--set" || k == "--rcheck" || k == "--update" || k == "--remove") {
+      ++cmds;
+      neg = neg != kneg;
+      d.recent_cmd = k == "--set"      ? NF_RECENT_SET
+                     : k == "--rcheck" ? NF_RECENT_CHECK
+                     : k == "--update" ? NF_RECENT_UPDATE
+                                       : NF_RECENT_REMOVE;
+    } else if (kneg) {
+      bad = "'!' before -m recent " + std::string(k) + " is not valid";
+    } else if (k == "--name") {
+      name = v;
+    } else if (k == "--seconds") {
+      number(seconds, UINT32_MAX);
+    } else if (k == "--hitcount") {
+      number(hitcount, 65535);
+    } else if (k == "--reap") {
+      d.recent_flags |= NF_RECENT_REAP;
+    } else if (k == "--rttl") {
+      d.recent_flags |= NF_RECENT_RTTL;
+    } else if (k == "--rdest") {
+      d.recent_flags |= NF_RECENT_RDEST;
+    } else if (k == "--rsource") {
+      d.recent_flags &= ~NF_RECENT_RDEST;
+    } else if (k == "--mask") {
+      mask = v;
+    } else {
+      bad = "unknown -m recent option '" + std::string(k) + "'";
+    }
+  }
+  bool set_remove = d.recent_cmd == NF_RECENT_SET || d.recent_cmd == NF_RECENT_REMOVE;
+  if (bad.empty() && cmds != 1) bad = "-m recent needs exactly one of --set, --rcheck, --update and --remove";
+  if (bad.empty() && set_remove && (seconds || hitcount || (d.recent_flags & (NF_RECENT_REAP | NF_RECENT_RTTL))))
+    bad = "--seconds, --hitcount, --rttl and --reap go with --rcheck or --update only";
+  if (bad.empty() && (d.recent_flags & NF_RECENT_REAP) && !seconds) bad = "--reap needs --seconds";
+  if (bad.empty() && (name.empty() || name.size() >= 200)) bad = "-m recent --name must have 1 to 199 characters";
+  if (bad.empty() && hitcount > NF_RECENT_STAMPS)
+    bad = "-m recent --hitcount above " + std::to_string(NF_RECENT_STAMPS) + " is not supported";
+  // --mask over the IPv4-mapped address the dataplane keys by.
+  std::array<uint8_t, 16> mk;
+  mk.fill(0xff);
+  if (bad.empty() && !mask.empty()) {
+    bool ok = ip6_stage_ ? inet_pton(AF_INET6, mask.c_str(), mk.data()) == 1
+                         : inet_pton(AF_INET, mask.c_str(), mk.data() + 12) == 1;
+    if (!ok) bad = "invalid -m recent --mask '" + mask + "'";
+  }
+  uint32_t h = 2166136261u;  // FNV-1a of the name: the table's key in every generation
+  for (unsigned char c : name) h = (h ^ c) * 16777619u;
+  if (h == 0) h = 1;
+  // xt_recent's stamps per address: a power of two covering --hitcount, 32 without one.
+  uint8_t ring = 31;
+  if (hitcount) {
+    uint32_t p = 1;
+    while (p < hitcount) p <<= 1;
+    ring = (uint8_t)(p - 1);
+  }
+  std::array<uint8_t, 16> kernel_mask;
+  kernel_mask.fill(0xff);
+  if (ip6_stage_)
+    kernel_mask = mk;
+  else
+    std::memcpy(kernel_mask.data(), mk.data() + 12, 4);
+  if (bad.empty()) {
+    auto [it, fresh] = recent_tables_.try_emplace(name);
+    RecentTable& t = it->second;
+    if (fresh) {
+      if (recent_tables_.size() > NF_RECENT_TABLES)
+        bad = "more than " + std::to_string(NF_RECENT_TABLES) + " -m recent names are not supported";
+      else if (auto [nt, nfresh] = recent_names_.try_emplace(h, name); !nfresh)
+        bad = "-m recent names '" + name + "' and '" + nt->second + "' have the same hash";
+      t.hash = h;
+      t.mask = kernel_mask;
+      t.ring = ring;
+    } else if (t.mask != kernel_mask) {
+      bad = "-m recent --name " + name +
+            " with two different --mask values: the kernel keeps the first rule's for the whole table";
+    }
+    t.ring = std::max(t.ring, ring);
+  }
+  if (!bad.empty()) {
+    diag_.error(m.loc, bad,
+                bad.find("after -m recent") != std::string::npos
+                    ? "move the recent match to the end of the rule (after its other matches)"
+                    : "");
+    return false;
+  }
+  d.residual |= NF_RES_RECENT | (neg ? NF_RES_RECENT_NEG : 0);
+  d.recent_table = h;
+  d.recent_seconds = (uint32_t)seconds;
+  d.recent_hitcount = (uint16_t)hitcount;
+  d.recent_ring = ring;  // widened to the table's in run()
+  std::memcpy(d.recent_mask, mk.data(), 16);
   return true;
 }
 
@@ -1080,6 +1227,10 @@ Policy Compiler::run() {
     ++h.stage_count;
   }
   add_xdp_stage(rule_slots);
+  for (auto& r : pol_.rules)  // one stamp ring per -m recent table
+    if (r.residual & NF_RES_RECENT)
+      for (const auto& [name, t] : recent_tables_)
+        if (t.hash == r.recent_table) r.recent_ring = t.ring;
   pol_.cfg.nrules = (uint32_t)pol_.rules.size();
   pol_.cfg.max_steps = max_micro;
   if (pol_.cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR))) pol_.cfg.ct_needed = 1;

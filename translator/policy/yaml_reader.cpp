@@ -375,6 +375,10 @@ void Loader::rules() {
       bad("its limit is not in 'limits'");
     if ((r.residual & NF_RES_NTH) && (r.nth_every == 0 || r.nth_hit >= r.nth_every || r.nth_slot >= p_.rules.size()))
       bad("its nth counter is not valid (every >= 1, hit below every, counter below the number of rules)");
+    if ((r.residual & NF_RES_RECENT) &&
+        (r.recent_cmd < NF_RECENT_SET || r.recent_cmd > NF_RECENT_REMOVE || r.recent_table == 0 ||
+         r.recent_ring >= NF_RECENT_STAMPS || r.recent_hitcount > NF_RECENT_STAMPS))
+      bad("its recent check is not valid (a command, a table, a ring below 32, a hit count up to 32)");
     if (r.src_chain >= p_.chain_names.size()) bad("its chain is not in 'chains'");
   }
   for (size_t i = 0; i < p_.stmts.size(); ++i) {

@@ -421,6 +421,23 @@ std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
     out.push_back(std::string(r.residual & NF_RES_NTH_NEG ? "not " : "") + "nth every " + std::to_string(r.nth_every) +
                   " packet " + std::to_string((r.nth_hit + r.nth_every - 1) % r.nth_every) + " (#" +
                   std::to_string(r.nth_slot) + ")");
+  // -m recent: the table by its name hash, xt_recent's options by name; the
+  // mask (over the IPv4-mapped address) only when it is not all ones.
+  if (r.residual & NF_RES_RECENT) {
+    static const char* kCmd[] = {"?", "set", "rcheck", "update", "remove"};
+    std::string t = std::string(r.residual & NF_RES_RECENT_NEG ? "not " : "") + "recent " +
+                    kCmd[r.recent_cmd <= NF_RECENT_REMOVE ? r.recent_cmd : 0] + " table " + hex(r.recent_table) +
+                    " ring " + std::to_string(r.recent_ring);
+    if (r.recent_seconds) t += " seconds " + std::to_string(r.recent_seconds);
+    if (r.recent_hitcount) t += " hitcount " + std::to_string(r.recent_hitcount);
+    if (r.recent_flags & NF_RECENT_REAP) t += " reap";
+    if (r.recent_flags & NF_RECENT_RTTL) t += " rttl";
+    if (r.recent_flags & NF_RECENT_RDEST) t += " rdest";
+    uint64_t hi = 0, lo = 0;
+    for (int i = 0; i < 8; ++i) hi = hi << 8 | r.recent_mask[i], lo = lo << 8 | r.recent_mask[8 + i];
+    if (hi != UINT64_MAX || lo != UINT64_MAX) t += " mask " + hex(hi) + " " + hex(lo);
+    out.push_back(t);
+  }
   return out;
 }
 
@@ -514,6 +531,47 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.residual |= NF_RES_CTTUPLE;
     r.ct_range = (uint32_t)idx;
     c.i = s.size();
+  } else if (s.starts_with("recent ") || s.starts_with("not recent ")) {
+    if (r.residual & NF_RES_RECENT) return ParseFail{0, "a rule has at most one recent check"};
+    if (c.lit("not ")) r.residual |= NF_RES_RECENT_NEG;
+    c.lit("recent ");
+    static const char* kCmd[] = {"set", "rcheck", "update", "remove"};
+    r.recent_cmd = 0;
+    for (int k = 0; k < 4 && !r.recent_cmd; ++k)
+      if (c.lit(kCmd[k])) r.recent_cmd = (uint8_t)(k + 1);
+    if (!r.recent_cmd) return ParseFail{c.i, "expected set, rcheck, update or remove"};
+    uint64_t table = 0, ring = 0, v = 0;
+    if (!c.lit(" table ") || !c.hex(table) || table == 0) return ParseFail{c.i, "expected ' table 0x...' (not 0)"};
+    if (!c.lit(" ring ") || !c.dec(ring, NF_RECENT_STAMPS - 1) || ((ring + 1) & ring))
+      return ParseFail{c.i, "expected ' ring N' with N + 1 a power of two up to " + std::to_string(NF_RECENT_STAMPS)};
+    r.recent_table = (uint32_t)table;
+    r.recent_ring = (uint8_t)ring;
+    if (c.lit(" seconds ")) {
+      if (!c.dec(v, UINT32_MAX) || v == 0) return ParseFail{c.i, "expected a number of seconds >= 1"};
+      r.recent_seconds = (uint32_t)v;
+    }
+    if (c.lit(" hitcount ")) {
+      if (!c.dec(v, NF_RECENT_STAMPS) || v == 0)
+        return ParseFail{c.i, "expected a hit count from 1 to " + std::to_string(NF_RECENT_STAMPS)};
+      r.recent_hitcount = (uint16_t)v;
+    }
+    if (c.lit(" reap")) r.recent_flags |= NF_RECENT_REAP;
+    if (c.lit(" rttl")) r.recent_flags |= NF_RECENT_RTTL;
+    if (c.lit(" rdest")) r.recent_flags |= NF_RECENT_RDEST;
+    std::memset(r.recent_mask, 0xff, 16);
+    if (c.lit(" mask ")) {
+      uint64_t hi = 0, lo = 0;
+      if (!c.hex(hi, UINT64_MAX) || !c.lit(" ") || !c.hex(lo, UINT64_MAX))
+        return ParseFail{c.i, "expected ' mask 0x... 0x...' (the 16 mask bytes as two numbers)"};
+      for (int i = 7; i >= 0; --i)
+        r.recent_mask[i] = (uint8_t)hi, r.recent_mask[8 + i] = (uint8_t)lo, hi >>= 8, lo >>= 8;
+    }
+    bool set_remove = r.recent_cmd == NF_RECENT_SET || r.recent_cmd == NF_RECENT_REMOVE;
+    if (set_remove && (r.recent_seconds || r.recent_hitcount || (r.recent_flags & (NF_RECENT_REAP | NF_RECENT_RTTL))))
+      return ParseFail{0, "set and remove take no seconds, hitcount, reap or rttl"};
+    if ((r.recent_flags & NF_RECENT_REAP) && !r.recent_seconds) return ParseFail{0, "reap needs seconds"};
+    if (r.recent_hitcount > r.recent_ring + 1u) return ParseFail{0, "hitcount above the ring size"};
+    r.residual |= NF_RES_RECENT;
   } else if (c.lit("mac ")) {
     if (r.residual & NF_RES_MAC) return ParseFail{0, "a rule has at most one mac check"};
     if (c.lit("!= "))
@@ -535,7 +593,8 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.mac = m;
   } else {
     return ParseFail{0,
-                     "unknown check (expected mark, ctmark, limit, random, not random, nth, not nth, ct tuple or mac)"};
+                     "unknown check (expected mark, ctmark, limit, random, not random, nth, not nth, recent, not "
+                     "recent, ct tuple or mac)"};
   }
   if (f) return f;
   if (!c.done()) return ParseFail{c.i, "unexpected text after the check"};
