@@ -84,17 +84,20 @@ static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u
 #define NF_FIB_LOOKUP_MARK (1U << 5)
 
 /* ip_route_me_harder: a local packet whose destination nat OUTPUT changed is
- * routed again. Returns 1 for this host (over lo), 0 out of *oif, -1 no
- * route (the kernel drops it). bpf_fib_lookup answers only where the device
- * it starts from forwards (in every mode): it finds the kernel's route on a
- * host that forwards (every host that NATs for containers, VMs or a LAN).
- * On a host that does not, the packet stays on the device its first route
- * chose (bpf_redirect_neigh routes it there by itself, mark included). */
-static __always_inline int nf_reroute(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif, struct bpf_fib_lookup* f) {
-  if (nf_addr_type_of(p->daddr) & 4) return 1; /* LOCAL */
+ * routed again. Returns 0 for this host (over lo), the ifindex to leave by,
+ * or -1: no route (the kernel drops it). bpf_fib_lookup answers only where
+ * the device it starts from forwards (in every mode): it finds the kernel's
+ * route on a host that forwards (every host that NATs for containers, VMs or
+ * a LAN). On a host that does not, the packet stays on the device its first
+ * route chose (bpf_redirect_neigh routes it there by itself, mark included).
+ * Global: verified once. */
+NF_SUBPROG int nf_reroute(struct __sk_buff* skb, struct nf_scratch* s) {
+  if (!skb || !s) return -1;
+  struct nf_pkt* p = &s->p;
+  struct bpf_fib_lookup* f = &s->nat.fib;
+  if (nf_addr_type_of(p->daddr) & 4) return 0; /* LOCAL */
   __u32 flags = NF_FIB_LOOKUP_MARK | BPF_FIB_LOOKUP_SKIP_NEIGH;
   long rc = 0;
-#pragma unroll
   for (int attempt = 0; attempt < 2; attempt++) {
     __builtin_memset(f, 0, sizeof(*f));
     f->ifindex = skb->ifindex;
@@ -120,11 +123,23 @@ static __always_inline int nf_reroute(struct __sk_buff* skb, struct nf_pkt* p, _
   switch (rc) {
     case BPF_FIB_LKUP_RET_SUCCESS:
     case BPF_FIB_LKUP_RET_NO_NEIGH:
-    case BPF_FIB_LKUP_RET_FRAG_NEEDED: *oif = f->ifindex; return 0;
-    case BPF_FIB_LKUP_RET_FWD_DISABLED: *oif = skb->ifindex; return 0;
-    case BPF_FIB_LKUP_RET_NOT_FWDED: return 1;
+    case BPF_FIB_LKUP_RET_FRAG_NEEDED: return f->ifindex ? (int)f->ifindex : -1;
+    case BPF_FIB_LKUP_RET_FWD_DISABLED: return (int)skb->ifindex;
+    case BPF_FIB_LKUP_RET_NOT_FWDED: return 0;
     default: return -1;
   }
+}
+
+/* Whether this egress run continues a local packet its OUTPUT run routed
+ * again (nf_scratch.rerouted, fwd_tuple in the ingress slot): then only
+ * POSTROUTING remains. Global: verified once. */
+NF_SUBPROG int nf_rerouted_here(struct nf_scratch* s) {
+  __u32 zero = 0;
+  struct nf_scratch* in = bpf_map_lookup_elem(&nf_scratch, &zero);
+  if (!s || !in || !in->rerouted) return 0;
+  in->rerouted = 0;
+  nf_pkt_tuple(&s->p, &s->nat.cand);
+  return in->fwd && nf_tuple_eq(&in->fwd_tuple, &s->nat.cand);
 }
 
 static __always_inline int nf_dst_moved(const __u64* was, const __u8* now) {
@@ -132,6 +147,61 @@ static __always_inline int nf_dst_moved(const __u64* was, const __u8* now) {
   __builtin_memcpy(&a, now, 8);
   __builtin_memcpy(&b, now + 8, 8);
   return a != was[0] || b != was[1];
+}
+
+/* What a packet routed on leaves for the egress run that follows it on this
+ * CPU, in the ingress slot (forwarded at ingress, or a local packet routed
+ * again at egress): its connection and tuple (`fwd`: as the hint), whether
+ * it is the local one (`rerouted`), and the new connection to remove again
+ * if POSTROUTING drops it (`pending`). Global: verified once. */
+NF_SUBPROG int nf_leave_hint(struct nf_scratch* s, int fwd, int rerouted, int pending, int alias) {
+  __u32 zero = 0;
+  struct nf_scratch* o = bpf_map_lookup_elem(&nf_scratch, &zero);
+  if (!s || !o) return 0;
+  o->pending = 0;
+  o->pending_alias = 0;
+  o->fwd = 0;
+  o->rerouted = rerouted != 0;
+  if (fwd && s->nat.active) {
+    o->fwd = 1;
+    o->fwd_key = s->ct.key;
+    nf_pkt_tuple(&s->p, &o->fwd_tuple);
+  }
+  if (pending) {
+    o->pending = 1;
+    o->pending_key = s->ct.key;
+    if (alias) {
+      o->pending_alias = 1;
+      nf_ct_alias_key(&o->pending_alias_key, &s->nat.reply, &s->ct, &s->nat);
+    }
+  }
+  return 0;
+}
+
+/* The end of an OUTPUT run whose nat OUTPUT changed the destination: the
+ * packet is routed again (nf_reroute; no route: dropped, as the kernel
+ * does), its connection confirmed with its source binding pending, and it
+ * is redirected to the new route's device with bpf_redirect_neigh, which
+ * routes it out of there (over lo with a local route for this host); that
+ * device's egress run judges POSTROUTING through the hint left here.
+ * skb->cb as nf_tc leaves it, cb[4] the device. Global: verified once. */
+NF_SUBPROG int nf_output_rerouted(struct __sk_buff* skb, struct nf_scratch* s, __u64 now, __u32 ct_needed) {
+  if (!skb || !s) return TC_ACT_SHOT;
+  struct nf_ct_res* ct = &s->ct;
+  int oif = nf_reroute(skb, s);
+  if (oif == 0) oif = NF_LOOPBACK_IFINDEX;
+  int accepted = oif > 0;
+  int alias = 0;
+  if (ct_needed && !s->notrack) alias = nf_ct_finish(ct, now, accepted, s->ctmark, &s->nat, accepted && s->nat.active);
+  if (accepted) nf_leave_hint(s, 1, 1, ct_needed && !s->notrack && ct->track && !ct->exists, alias);
+  skb->cb[0] = 0x100 | (accepted ? NF_ACT_ACCEPT : NF_ACT_DROP);
+  skb->cb[1] = s->srch.rule;
+  skb->cb[2] = s->srch.stage;
+  skb->cb[3] = ct->state | (ct->dir << 8);
+  skb->cb[4] = accepted ? (__u32)oif : 0;
+  if (!accepted) return TC_ACT_SHOT;
+  if (s->p.mark != skb->mark) skb->mark = s->p.mark;
+  return bpf_redirect_neigh((__u32)oif, 0, 0, 0);
 }
 
 /* Later nf2bpf runs find every map through the programs attached to
@@ -207,22 +277,15 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
     /* A local packet its OUTPUT run routed again and redirected here: only
      * POSTROUTING remains, as for a forwarded packet (the connection
      * through the same hint). */
-    struct nf_scratch* in = bpf_map_lookup_elem(&nf_scratch, &zero);
-    if (in && in->rerouted) {
-      in->rerouted = 0;
-      nf_pkt_tuple(p, &s->nat.cand);
-      if (in->fwd && nf_tuple_eq(&in->fwd_tuple, &s->nat.cand)) {
-        first_hook = NF_HOOK_POSTROUTING;
-        second_hook = NF_HOOK_MAX;
-        confirm = 0;
-      }
+    if (nf_rerouted_here(s)) {
+      first_hook = NF_HOOK_POSTROUTING;
+      second_hook = NF_HOOK_MAX;
+      confirm = 0;
     }
   }
   /* The destination OUTPUT starts with (nat OUTPUT may change it). */
   __u64 dst_in[2];
   __builtin_memcpy(dst_in, p->daddr, 16);
-  int reroute = -1; /* routed again: 1 over lo, 0 out of reroute_oif */
-  __u32 reroute_oif = 0;
 
   /* Stages before conntrack (raw) see no connection. */
   nf_classify(s, live, cfg.slots_used, NF_CT_STATE_INVALID, 2);
@@ -268,16 +331,9 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   if (verdict != NF_ACT_ACCEPT) goto out;
 
   /* The kernel routes a local packet again when nat OUTPUT changed its
-   * destination; its POSTROUTING is then the run on the new route's device
-   * (redirected there below). */
-  if (first_hook == NF_HOOK_OUTPUT && s->nat.changed && nf_dst_moved(dst_in, p->daddr)) {
-    reroute = nf_reroute(skb, p, &reroute_oif, &s->nat.fib);
-    if (reroute < 0) {
-      verdict = NF_ACT_DROP;
-      goto out;
-    }
-    second_hook = NF_HOOK_MAX;
-  }
+   * destination; its POSTROUTING is then the run on the new route's device. */
+  if (first_hook == NF_HOOK_OUTPUT && s->nat.changed && nf_dst_moved(dst_in, p->daddr))
+    return nf_output_rerouted(skb, s, now, cfg.ct_needed);
   if (ingress) {
     __u32 oif = 0;
     int r = nf_route(skb, p, &oif, &s->nat.fib);
@@ -299,37 +355,18 @@ out:;
   /* (For a looped packet only a connmark change remains to be stored.) */
   int accepted = verdict == NF_ACT_ACCEPT;
   int forwarding = ingress && second_hook == NF_HOOK_FORWARD;
-  int rerouted = accepted && reroute >= 0;
   int alias = 0;
   if (cfg.ct_needed && confirm && (looped || !s->notrack))
-    alias = nf_ct_finish(ct, now, accepted, s->ctmark, &s->nat, (forwarding || rerouted) && s->nat.active);
+    alias = nf_ct_finish(ct, now, accepted, s->ctmark, &s->nat, forwarding && s->nat.active);
   /* A forwarded connection's source binding is made at its POSTROUTING. */
   if (!confirm && s->nat.binding && accepted) nf_ct_finish(ct, now, 1, ct->ctmark, &s->nat, 0);
   /* Netfilter confirms a forwarded packet's new connection only after
    * POSTROUTING. Ingress creates it once FORWARD accepts and remembers it;
    * the egress program, which runs next for the same packet on the same CPU,
    * removes it again when POSTROUTING drops the packet. */
-  if (ingress || rerouted) {
-    /* For the egress run that follows on this CPU: the ingress slot. */
-    struct nf_scratch* o = ingress ? s : bpf_map_lookup_elem(&nf_scratch, &zero);
-    if (!o) return TC_ACT_SHOT;
-    o->pending = 0;
-    o->pending_alias = 0;
-    o->fwd = 0;
-    o->rerouted = rerouted;
-    if ((forwarding || rerouted) && accepted && s->nat.active) {
-      o->fwd = 1;
-      o->fwd_key = ct->key;
-      nf_pkt_tuple(p, &o->fwd_tuple);
-    }
-    if (cfg.ct_needed && !s->notrack && (forwarding || rerouted) && accepted && ct->track && !ct->exists) {
-      o->pending = 1;
-      o->pending_key = ct->key;
-      if (alias) {
-        o->pending_alias = 1;
-        nf_ct_alias_key(&o->pending_alias_key, &s->nat.reply, ct, &s->nat);
-      }
-    }
+  if (ingress) {
+    nf_leave_hint(s, forwarding && accepted, 0,
+                  cfg.ct_needed && !s->notrack && forwarding && accepted && ct->track && !ct->exists, alias);
   } else if (!confirm) {
     struct nf_scratch* in = bpf_map_lookup_elem(&nf_scratch, &zero);
     if (in && in->pending) {
@@ -348,14 +385,9 @@ out:;
   skb->cb[1] = s->srch.rule;
   skb->cb[2] = s->srch.stage;
   skb->cb[3] = ct->state | (ct->dir << 8);
-  /* Routed on out of this device: FORWARD at ingress, a local packet routed
-   * again at egress (lo: back to this host). */
-  skb->cb[4] = forwarding ? p->oif : rerouted ? (reroute ? NF_LOOPBACK_IFINDEX : reroute_oif) : 0;
+  skb->cb[4] = forwarding ? p->oif : 0; /* ingress: routed on (FORWARD) out of this device */
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
-    /* bpf_redirect_neigh routes the packet out of that device (the new
-     * route replaces the one the packet came with: over lo, a local one). */
-    if (rerouted) return bpf_redirect_neigh(reroute ? NF_LOOPBACK_IFINDEX : reroute_oif, 0, 0, 0);
     return TC_ACT_OK;
   }
   return TC_ACT_SHOT;

@@ -386,15 +386,15 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
     log_only = pol_.stmts[r.stmt_first + i].kind == NF_STMT_LOG;
   if (res & NF_RES_RANDOM) {
     w.indeterminate |= !log_only;
-    // One draw per slot and stage run (nf_rand).
-    if (!w.draw_epoch) w.draw_epoch = ++rand_epoch_;
-    auto& [epoch, draw] = rand_[r.nth_slot];
-    if (epoch != w.draw_epoch) {
+    // One draw per slot and stage run, cached as nf_scratch.draw_*.
+    uint32_t k = r.nth_slot % NF_DRAW_CACHE;
+    if (!((w.draw_valid >> k) & 1) || w.draw_slot[k] != r.nth_slot) {
       rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
-      epoch = w.draw_epoch;
-      draw = (uint32_t)rng_ >> 1;
+      w.draw_valid |= 1u << k;
+      w.draw_slot[k] = r.nth_slot;
+      w.draw_val[k] = (uint32_t)rng_ >> 1;
     }
-    bool below = draw < r.random_below;
+    bool below = w.draw_val[k] < r.random_below;
     if (!test(below, res & NF_RES_RANDOM_NEG)) return false;
   }
   if (res & NF_RES_LIMIT) {
@@ -444,7 +444,7 @@ void Model::statements(Work& w, const nf2bpf_rule& r) {
 uint8_t Model::run_stage(Work& w, uint32_t si, Decision& d) {
   const nf2bpf_stage& st = pol_.stages[si];
   uint32_t from = st.first_rule;
-  w.draw_epoch = 0;  // as nf_run_stage
+  w.draw_valid = 0;  // as nf_run_stage
   for (;;) {
     uint32_t best = search(w, st, from);
     if (best == kNone || best >= st.end_rule) {

@@ -114,8 +114,9 @@ class Model {
     bool has_ct = false;  // the packet has a connection (s->has_ct)
     bool indeterminate = false;
     uint32_t iif_class = 0, oif_class = 0;
-    uint64_t draw_epoch = 0;  // s->draw_epoch
-    int hook = -1;            // the hook whose stages run (s->hook)
+    std::array<uint32_t, NF_DRAW_CACHE> draw_slot{}, draw_val{};  // s->draw_*
+    uint32_t draw_valid = 0;
+    int hook = -1;  // the hook whose stages run (s->hook)
   };
 
   void classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const;
@@ -172,9 +173,6 @@ class Model {
   std::vector<uint64_t> hits_;
   std::vector<uint64_t> limit_credit_, limit_last_;
   std::vector<uint64_t> nth_count_;  // nf_nth: per -m statistic nth counter slot
-  // nf_rand: the stage runs that drew, and each slot's (epoch, draw).
-  uint64_t rand_epoch_ = 0;
-  std::map<uint32_t, std::pair<uint64_t, uint32_t>> rand_;
   // nf_recent / nf_recent_tab: -m recent tables, keyed as in bpf/.
   struct RecentKeyLess {
     bool operator()(const nf2bpf_recent_key& x, const nf2bpf_recent_key& y) const {

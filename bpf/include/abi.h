@@ -219,7 +219,7 @@ struct nf2bpf_rule {
    * included, is nth_hit modulo nth_every. xt_statistic's --every N
    * --packet P holds for the (P+1)th packet and every Nth after it, so
    * nth_hit = (P + 1) % N. Rules inlined from one source rule share its slot. */
-  /* NF_RES_RANDOM (a rule has either): the draw's slot in nf_rand. Rules
+  /* NF_RES_RANDOM (a rule has either): the draw's slot (NF_DRAW_CACHE). Rules
    * inlined from one statistic match (a jump's or goto's prefix, a numgen
    * vmap element) share one draw per stage run, as the kernel draws once. */
   nf_u32 nth_slot;
@@ -283,14 +283,11 @@ struct nf2bpf_nat {
   nf_u8 addr_min[16], addr_max[16];
 };
 
-/* The nf_rand map value (per CPU): [0].epoch counts the stage runs that
- * drew; [1 + slot] holds the draw of that stage run for the slot. */
-struct nf2bpf_rand_val {
-  nf_u64 epoch;
-  nf_u32 draw;
-  nf_u32 pad;
-};
-#define NF_RAND_SLOTS 65536
+/* Draws of the statistic-random slots a stage run has used (kept per CPU
+ * in nf_scratch): a direct-mapped cache of NF_DRAW_CACHE entries by slot,
+ * enough for the patterns that reuse one draw (a jump's or goto's inlined
+ * rules come one after another). */
+#define NF_DRAW_CACHE 8
 
 /* The nf_nth map value: packets that reached one source rule's nth match
  * in this generation (a new generation starts from 0, as a ruleset reload

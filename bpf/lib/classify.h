@@ -259,6 +259,23 @@ static __always_inline int nf_ct_tuple_test(const struct nf_scratch* s, const st
   return in != !!(t->flags & NF_NAT_F_NEG);
 }
 
+/* A rule's conntrack tuple tests, nf_nat[first] and those chained after it
+ * (global: verified once, not at every residual check). */
+NF_SUBPROG int nf_ct_tuple_ok(struct nf_scratch* s, __u32 live, __u32 first) {
+  if (!s || s->ctdir > 1) return 0; /* xt_conntrack: no connection, no tuple to match (negated or not) */
+  void* nm = nf_inner(&nf_nat, live & 1);
+  if (!nm) return 0;
+  __u32 idx = first;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    struct nf2bpf_nat* t = bpf_map_lookup_elem(nm, &idx);
+    if (!t || t->kind < NF_NAT_CT || t->kind > NF_NAT_CT_MAX || !nf_ct_tuple_test(s, t)) return 0;
+    if (!(t->flags & NF_NAT_F_MORE)) return 1;
+    idx++;
+  }
+  return 0; /* (the compiler allows four) */
+}
+
 static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_rule* r, __u32 live, __u32 rule) {
   __u32 res = r->residual;
   if (!res) return 1;
@@ -281,35 +298,19 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     __u32 st = s->has_ct ? ((s->nat.flags & NF_CT_SNAT) ? 1 : 0) | ((s->nat.flags & NF_CT_DNAT) ? 2 : 0) : 0;
     if (!((r->ctstatus >> st) & 1)) return 0;
   }
-  if (res & NF_RES_CTTUPLE) {
-    if (s->ctdir > 1) return 0; /* xt_conntrack: no connection, no tuple to match (negated or not) */
-    void* nm = nf_inner(&nf_nat, live);
-    if (!nm) return 0;
-    __u32 idx = r->ct_range;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-      struct nf2bpf_nat* t = bpf_map_lookup_elem(nm, &idx);
-      if (!t || t->kind < NF_NAT_CT || t->kind > NF_NAT_CT_MAX || !nf_ct_tuple_test(s, t)) return 0;
-      if (!(t->flags & NF_NAT_F_MORE)) break;
-      if (k == 3) return 0; /* (the compiler allows four) */
-      idx++;
-    }
-  }
+  if ((res & NF_RES_CTTUPLE) && !nf_ct_tuple_ok(s, live, r->ct_range)) return 0;
   if (res & NF_RES_MAC) {
     int eq = s->p.src_mac == r->mac;
     if (eq == !!(res & NF_RES_MAC_NEG)) return 0;
   }
   if (res & NF_RES_RANDOM) {
-    __u32 k0 = 0, ks = r->nth_slot + 1;
-    struct nf2bpf_rand_val* g = bpf_map_lookup_elem(&nf_rand, &k0);
-    struct nf2bpf_rand_val* c = ks <= NF_RAND_SLOTS ? bpf_map_lookup_elem(&nf_rand, &ks) : 0;
-    if (!g || !c) return 0;
-    if (!s->draw_epoch) s->draw_epoch = ++g->epoch;
-    if (c->epoch != s->draw_epoch) {
-      c->epoch = s->draw_epoch;
-      c->draw = bpf_get_prandom_u32() >> 1;
+    __u32 k = r->nth_slot % NF_DRAW_CACHE;
+    if (!((s->draw_valid >> k) & 1) || s->draw_slot[k] != r->nth_slot) {
+      s->draw_valid |= 1u << k;
+      s->draw_slot[k] = r->nth_slot;
+      s->draw_val[k] = bpf_get_prandom_u32() >> 1;
     }
-    int below = c->draw < r->random_below;
+    int below = s->draw_val[k] < r->random_below;
     if (below == !!(res & NF_RES_RANDOM_NEG)) return 0;
   }
   if (res & NF_RES_LIMIT) {
@@ -517,7 +518,7 @@ static __always_inline __u32 nf_run_stage(struct nf_scratch* s, __u32 which, __u
   sr->end_rule = st->end_rule;
   sr->done = 0;
   sr->live = live;
-  s->draw_epoch = 0;
+  s->draw_valid = 0;
   nf_search_reset(sr, st->first_rule);
   struct nf_loop_ctx lc = {which};
   bpf_loop(max_steps, nf_step, &lc, 0);

@@ -69,14 +69,6 @@ NF_OUTER(nf_lpm, BPF_MAP_TYPE_LPM_TRIE, struct nf2bpf_lpm_key, __u32, BPF_F_NO_P
 /* per generation: (slot, ifindex) -> class */
 NF_OUTER(nf_ifaces, BPF_MAP_TYPE_HASH, struct nf2bpf_iface_key, __u32, 0);
 
-/* per CPU: one draw per statistic-random match and stage run (struct nf2bpf_rand_val) */
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, NF_RAND_SLOTS + 1);
-  __type(key, __u32);
-  __type(value, struct nf2bpf_rand_val);
-} nf_rand SEC(".maps");
-
 /* Fixed-size per-generation data, indexed by slot * size + i. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -257,7 +249,10 @@ struct nf_scratch {
   __u8 rerouted;       /* egress: a local packet routed again leaves on another run (fwd_*) */
   __u8 pad[3];
   __u64 generation;
-  __u64 draw_epoch; /* this stage run's nf_rand epoch, 0: nothing drawn yet */
+  __u32 draw_slot[NF_DRAW_CACHE]; /* this stage run's draws by slot % NF_DRAW_CACHE */
+  __u32 draw_val[NF_DRAW_CACHE];
+  __u32 draw_valid; /* bit k: draw_slot/val[k] hold a draw of this stage run */
+  __u32 draw_pad;
   struct nf_ct_key pending_key, pending_alias_key, fwd_key;
   struct nf_ct_tuple fwd_tuple;
   struct nf_ct_res ct;

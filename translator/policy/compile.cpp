@@ -244,7 +244,7 @@ class Compiler {
   // -m statistic --mode nth: the counter slot of each source rule (rules
   // inlined more than once share the kernel's one counter).
   std::map<RuleRef, uint32_t> nth_slots_;
-  std::map<std::string, uint32_t> rand_slots_;  // a statistic-random match (its place and probability) -> nf_rand slot
+  std::map<std::string, uint32_t> rand_slots_;  // a statistic-random match (its place and probability) -> its draw slot
   bool nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
   // -m recent: per table name its hash, --mask (as the kernel keeps it: one
   // 16-byte union, an IPv4 mask in its first 4 bytes, all ones elsewhere)
@@ -698,10 +698,6 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     ok = false;
   } else if (random) {
     auto [slot, fresh] = rand_slots_.try_emplace(random_at, (uint32_t)rand_slots_.size());
-    if (slot->second >= NF_RAND_SLOTS) {
-      diag_.error(src.loc, "more than " + std::to_string(NF_RAND_SLOTS) + " statistic random matches");
-      ok = false;
-    }
     d.nth_slot = slot->second;
     d.residual |= NF_RES_RANDOM | (random_neg ? NF_RES_RANDOM_NEG : 0);
     double p = std::clamp(probability, 0.0, 1.0);

@@ -495,7 +495,7 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     std::string_view shown = s.substr(at, open - at);
     c.i = open + 8;
     uint64_t below = 0, slot = 0;
-    if (!c.hex(below) || !c.lit(", draw #") || !c.dec(slot, NF_RAND_SLOTS - 1) || !c.lit(")"))
+    if (!c.hex(below) || !c.lit(", draw #") || !c.dec(slot, UINT32_MAX) || !c.lit(")"))
       return ParseFail{c.i, "expected a hex threshold and a draw slot like (below 0x40000000, draw #0)"};
     if (r.residual & NF_RES_NTH) return ParseFail{0, "a rule has a random check or an nth check, not both"};
     r.nth_slot = (uint32_t)slot;
