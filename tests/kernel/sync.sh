@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `nf2bpf sync` in a throwaway pair of network namespaces: no-op runs, swaps,
 # refused sources, the change guard, --dry-run, the lock, --config, the JSON
-# output, and SIGKILL at random points of 50 syncs under traffic. Every step
+# output, and SIGKILL at random points of 30 syncs under traffic (NF2BPF_SYNC_KILLS). Every step
 # is checked with traffic between the namespaces, not only with `status`.
 # Needs root; exits 77 (skipped) otherwise.
 #   sync.sh NF2BPF SOURCE_DIR
@@ -9,7 +9,7 @@ set -u
 BIN=$1
 SRC=$2
 . "$(dirname "$0")/lib.sh" nf2bpf-sy
-KILLS=${NF2BPF_SYNC_KILLS:-50}
+KILLS=${NF2BPF_SYNC_KILLS:-30}
 ST=$WORK/state
 sync_() { in_srv "$BIN" sync --state-dir "$ST" --iface s0 "$@"; }
 ping_ok() { ip netns exec "$CLI" ping -c1 -W0.4 -q 10.78.0.2 >/dev/null 2>&1; }
