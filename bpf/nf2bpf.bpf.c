@@ -255,6 +255,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   __u32 verdict = NF_ACT_ACCEPT;
   __u32 first_hook, second_hook = NF_HOOK_MAX;
   int confirm = 1;
+  int unrouted = 0; /* the kernel's routing drops it: its new connection is never confirmed */
   /* A local packet coming back in on lo: OUTPUT and POSTROUTING judged it at
    * lo's egress and conntrack confirmed it there; PREROUTING and INPUT see
    * it with the connection OUTPUT gave it. */
@@ -337,7 +338,10 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   if (ingress) {
     __u32 oif = 0;
     int r = nf_route(skb, p, &oif, &s->nat.fib);
-    if (r < 0) goto out;
+    if (r < 0) {
+      unrouted = 1;
+      goto out;
+    }
     if (r == 0) {
       p->oif = oif;
       if (cfg.slots_used & (1u << NF_SLOT_OIF)) s->cls[NF_SLOT_OIF] = nf_iface_class(live, NF_SLOT_OIF, oif);
@@ -357,7 +361,7 @@ out:;
   int forwarding = ingress && second_hook == NF_HOOK_FORWARD;
   int alias = 0;
   if (cfg.ct_needed && confirm && (looped || !s->notrack))
-    alias = nf_ct_finish(ct, now, accepted, s->ctmark, &s->nat, forwarding && s->nat.active);
+    alias = nf_ct_finish(ct, now, accepted && !unrouted, s->ctmark, &s->nat, forwarding && s->nat.active);
   /* A forwarded connection's source binding is made at its POSTROUTING. */
   if (!confirm && s->nat.binding && accepted) nf_ct_finish(ct, now, 1, ct->ctmark, &s->nat, 0);
   /* Netfilter confirms a forwarded packet's new connection only after

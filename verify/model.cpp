@@ -1125,9 +1125,12 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   bool accepted = verdict == NF_ACT_ACCEPT;
   bool forwarding = first == NF_HOOK_PREROUTING && second == NF_HOOK_FORWARD;
   bool rerouted = accepted && reroute >= 0;
+  // As `unrouted` in nf_tc: the kernel's routing drops the packet, so its
+  // new connection is never confirmed.
+  bool unrouted = first == NF_HOOK_PREROUTING && !looped && second == NF_HOOK_MAX;
   bool alias = false;
   if (cfg.ct_needed && confirm && (looped || !w.notrack))
-    alias = ct_finish(ct, now_ns, accepted, w.ctmark, w.nat, (forwarding || rerouted) && w.nat.active);
+    alias = ct_finish(ct, now_ns, accepted && !unrouted, w.ctmark, w.nat, (forwarding || rerouted) && w.nat.active);
   if (!confirm && w.nat.binding && accepted) ct_finish(ct, now_ns, true, ct.ctmark, w.nat, false);
   // As the BPF programs: a forwarded packet's new connection, created when
   // FORWARD accepted it, goes away when POSTROUTING drops the packet.

@@ -855,8 +855,9 @@ bool Compiler::recent(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
   uint64_t seconds = 0, hitcount = 0;
   int cmds = 0;
   bool neg = m.negated;
-  for (const auto& [k0, v] : m.args) {
-    std::string_view k = k0;
+  for (const auto& arg : m.args) {
+    std::string_view k = arg.first;
+    const std::string& v = arg.second;
     bool kneg = k.starts_with("! ");
     if (kneg) k.remove_prefix(2);
     auto number = [&](uint64_t& out, uint64_t max) {
