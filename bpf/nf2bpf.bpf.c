@@ -42,19 +42,10 @@ static __always_inline int nf_martian(const struct nf_pkt* p, __u32 ifindex) {
   return 0;
 }
 
-/* Is the packet for this host? Like the kernel's input routing: the local
- * table first (this namespace's addresses, broadcasts, multicast: kept in
- * nf_addrtype by the loader), then the FIB for routed packets. Returns 1
- * local, 0 forward (sets *oif), -1 the kernel will not route it (no route,
- * forwarding off, a loopback address off lo): only PREROUTING applies. */
-static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif, struct bpf_fib_lookup* fp) {
-  if (nf_martian(p, skb->ifindex)) return -1;
-  if (p->pkttype == 1 || p->pkttype == 2) return 1; /* broadcast / multicast */
-  __u32 t = nf_addr_type_of(p->daddr);
-  if (t & (4 | 8 | 32)) return 1; /* LOCAL, BROADCAST, MULTICAST */
-  struct bpf_fib_lookup* f = fp;  /* (in scratch: the BPF stack is small) */
+/* A FIB query for the packet's flow, starting from `ifindex`. */
+static __always_inline void nf_fib_query(struct bpf_fib_lookup* f, const struct nf_pkt* p, __u32 ifindex) {
   __builtin_memset(f, 0, sizeof(*f));
-  f->ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+  f->ifindex = ifindex;
   f->l4_protocol = p->l4proto;
   f->sport = bpf_htons(p->sport);
   f->dport = bpf_htons(p->dport);
@@ -69,6 +60,20 @@ static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u
     __builtin_memcpy(f->ipv6_src, p->saddr, 16);
     __builtin_memcpy(f->ipv6_dst, p->daddr, 16);
   }
+}
+
+/* Is the packet for this host? Like the kernel's input routing: the local
+ * table first (this namespace's addresses, broadcasts, multicast: kept in
+ * nf_addrtype by the loader), then the FIB for routed packets. Returns 1
+ * local, 0 forward (sets *oif), -1 the kernel will not route it (no route,
+ * forwarding off, a loopback address off lo): only PREROUTING applies. */
+static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif, struct bpf_fib_lookup* fp) {
+  if (nf_martian(p, skb->ifindex)) return -1;
+  if (p->pkttype == 1 || p->pkttype == 2) return 1; /* broadcast / multicast */
+  __u32 t = nf_addr_type_of(p->daddr);
+  if (t & (4 | 8 | 32)) return 1; /* LOCAL, BROADCAST, MULTICAST */
+  struct bpf_fib_lookup* f = fp;  /* (in scratch: the BPF stack is small) */
+  nf_fib_query(f, p, skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex);
   long rc = bpf_fib_lookup(skb, f, sizeof(*f), 0);
   switch (rc) {
     case BPF_FIB_LKUP_RET_SUCCESS:
@@ -99,23 +104,8 @@ NF_SUBPROG int nf_reroute(struct __sk_buff* skb, struct nf_scratch* s) {
   __u32 flags = NF_FIB_LOOKUP_MARK | BPF_FIB_LOOKUP_SKIP_NEIGH;
   long rc = 0;
   for (int attempt = 0; attempt < 2; attempt++) {
-    __builtin_memset(f, 0, sizeof(*f));
-    f->ifindex = skb->ifindex;
-    f->l4_protocol = p->l4proto;
-    f->sport = bpf_htons(p->sport);
-    f->dport = bpf_htons(p->dport);
-    f->tot_len = p->length;
+    nf_fib_query(f, p, skb->ifindex);
     __builtin_memcpy(f->smac, &p->mark, 4);
-    if (p->family == 4) {
-      f->family = NF_AF_INET_;
-      f->tos = p->dscp << 2;
-      __builtin_memcpy(&f->ipv4_src, p->saddr + 12, 4);
-      __builtin_memcpy(&f->ipv4_dst, p->daddr + 12, 4);
-    } else {
-      f->family = NF_AF_INET6_;
-      __builtin_memcpy(f->ipv6_src, p->saddr, 16);
-      __builtin_memcpy(f->ipv6_dst, p->daddr, 16);
-    }
     rc = bpf_fib_lookup(skb, f, sizeof(*f), flags);
     if (rc != -22) break;
     flags &= ~NF_FIB_LOOKUP_MARK; /* -EINVAL: a kernel without the mark flag */
