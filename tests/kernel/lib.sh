@@ -1,4 +1,4 @@
-# Shared by the kernel shell tests (lifecycle.sh, sync.sh, cutover.sh):
+# Shared by the kernel shell tests (lifecycle.sh, sync.sh, cutover.sh, nth.sh ...):
 # a client and a server namespace with unique names, removed on exit whatever
 # happens, and the ok:/FAIL: reporting. Source it with the test's tag:
 #   . "$(dirname "$0")/lib.sh" nf2bpf-xx
@@ -36,3 +36,12 @@ has() {  # has TEXT DESCRIPTION: the last expect's output contains TEXT
   if grep -qF -- "$1" <<<"$LAST"; then pass "$2"; else fail "$2: no '$1' in:"; echo "$LAST" | sed 's/^/    /'; fi
 }
 in_srv() { ip netns exec "$SRV" "$@"; }
+# The client and server namespaces joined by one veth pair, c0 (NET.2) and
+# s0 (NET.1) on NET.0/24:  veth_pair 10.83.1
+veth_pair() {
+  ip netns add "$CLI" && ip netns add "$SRV" || { echo "cannot create namespaces"; exit 2; }
+  ip link add c0 netns "$CLI" type veth peer name s0 netns "$SRV"
+  for ns in "$CLI" "$SRV"; do ip -n "$ns" link set lo up; done
+  ip -n "$CLI" addr add "$1.2/24" dev c0 && ip -n "$CLI" link set c0 up
+  ip -n "$SRV" addr add "$1.1/24" dev s0 && ip -n "$SRV" link set s0 up
+}

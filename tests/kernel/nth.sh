@@ -12,11 +12,7 @@ set -u
 BIN=$1
 . "$(dirname "$0")/lib.sh" nf2bpf-nth
 
-ip netns add "$CLI" && ip netns add "$SRV" || { echo "cannot create namespaces"; exit 2; }
-ip link add c0 netns "$CLI" type veth peer name s0 netns "$SRV"
-for ns in "$CLI" "$SRV"; do ip -n "$ns" link set lo up; done
-ip -n "$CLI" addr add 10.83.1.2/24 dev c0 && ip -n "$CLI" link set c0 up
-ip -n "$SRV" addr add 10.83.1.1/24 dev s0 && ip -n "$SRV" link set s0 up
+veth_pair 10.83.1
 
 cat >"$WORK/rules" <<'EOF'
 *filter

@@ -11,11 +11,8 @@ set -u
 BIN=$1
 . "$(dirname "$0")/lib.sh" nf2bpf-recent
 
-ip netns add "$CLI" && ip netns add "$SRV" || { echo "cannot create namespaces"; exit 2; }
-ip link add c0 netns "$CLI" type veth peer name s0 netns "$SRV"
-for ns in "$CLI" "$SRV"; do ip -n "$ns" link set lo up; done
-ip -n "$CLI" addr add 10.84.1.2/24 dev c0 && ip -n "$CLI" addr add 10.84.1.3/24 dev c0 && ip -n "$CLI" link set c0 up
-ip -n "$SRV" addr add 10.84.1.1/24 dev s0 && ip -n "$SRV" addr add 10.84.1.4/24 dev s0 && ip -n "$SRV" link set s0 up
+veth_pair 10.84.1
+ip -n "$CLI" addr add 10.84.1.3/24 dev c0 && ip -n "$SRV" addr add 10.84.1.4/24 dev s0
 
 # 9001: the SSH guard (--set, then --update over 2 s from the 3rd stamp on);
 # 9002: --rcheck of the same list over 2 s; 9003-9005: a list of destination
