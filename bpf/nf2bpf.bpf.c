@@ -22,6 +22,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define NF_AF_INET_ 2
 #define NF_AF_INET6_ 10
 #define NF_LOOPBACK_IFINDEX 1 /* lo: the first device of every network namespace */
+/* skb->cb[3]'s upper half on a packet an ingress run handed to lo (nf_tc's
+ * `to_lo`), with cb[0] its ACCEPT: lo's runs pass it as it is. */
+#define NF_CB_TO_LO 0x4e4cu
 
 /* The loopback addresses (127/8, ::1) travel over lo only: routing drops a
  * packet that brings one in on another interface (martian source or
@@ -203,6 +206,14 @@ const volatile __u32 nf_reference_all_maps = 0;
 static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   __u32 zero = 0;
   if (nf_reference_all_maps && bpf_map_lookup_elem(&nf_state, &zero)) return TC_ACT_UNSPEC;
+  /* Judged already on the device it came in by, and handed to lo (below):
+   * lo's egress and ingress runs pass it. skb->cb survives the way there
+   * (bpf_redirect_neigh, lo's transmit, its backlog). */
+  if (skb->ifindex == NF_LOOPBACK_IFINDEX && skb->cb[0] == (0x100 | NF_ACT_ACCEPT) &&
+      (skb->cb[3] >> 16) == NF_CB_TO_LO) {
+    if (ingress) skb->cb[3] = 0;
+    return TC_ACT_OK;
+  }
   struct nf2bpf_control* ctrl = bpf_map_lookup_elem(&nf_control, &zero);
   if (!ctrl || ctrl->abi != NF2BPF_ABI_VERSION) return TC_ACT_OK;
   __u32 live = ctrl->live & 1;
@@ -382,6 +393,17 @@ out:;
   skb->cb[4] = forwarding ? p->oif : 0; /* ingress: routed on (FORWARD) out of this device */
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
+    /* INPUT's NAT point gave the packet one of this host's addresses as its
+     * source (the reply of the host's own connection to its own address,
+     * which nat OUTPUT DNATed elsewhere; an SNAT in nat INPUT). The kernel
+     * does that after its input routing; here it is done before, and that
+     * routing would drop the packet as a martian source. It is handed to lo
+     * instead, routed there by bpf_redirect_neigh with this host's local
+     * route, which delivers it as the kernel would have. */
+    if (ingress && !looped && second_hook == NF_HOOK_INPUT && (s->nat.changed & 2) && (nf_addr_type_of(p->saddr) & 4)) {
+      skb->cb[3] |= NF_CB_TO_LO << 16;
+      return bpf_redirect_neigh(NF_LOOPBACK_IFINDEX, 0, 0, 0);
+    }
     return TC_ACT_OK;
   }
   return TC_ACT_SHOT;

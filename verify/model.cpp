@@ -754,7 +754,7 @@ int Model::nat_apply(Work& w) {
     (dst ? p.dport : p.sport) = port;
   else if (is_icmp && !p.inner)
     p.icmp_id = port;
-  nw.changed = true;
+  nw.changed |= dst ? 1 : 2;
   return 1;
 }
 
@@ -1156,8 +1156,12 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   d.action = verdict;
   d.mark = w.p.mark;
   d.indeterminate = w.indeterminate;
-  d.translated = w.nat.changed;
+  d.translated = w.nat.changed != 0;
   d.forwarded = forwarding || rerouted;
+  // As nf_tc's `to_lo`: INPUT's NAT point made the source one of this
+  // host's addresses; the packet goes to lo, whose runs pass it.
+  d.to_lo = accepted && first == NF_HOOK_PREROUTING && !looped && second == NF_HOOK_INPUT && (w.nat.changed & 2) &&
+            env_.addrtype && (env_.addrtype(w.p.saddr) & 4);
   d.out = w.p;
   d.out.oif = oif;
   return d;

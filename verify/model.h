@@ -44,6 +44,7 @@ struct Decision {
   bool translated = false;     // NAT rewrote the packet's header
   bool forwarded = false;      // routed on (FORWARD at ingress, or a local packet routed again after nat
                                // OUTPUT, out.oif "lo" for this host): POSTROUTING is the next egress run's
+  bool to_lo = false;          // delivered to this host over lo: INPUT's source NAT made its source local
   pkt::Packet out;             // the packet as it leaves this run (NAT applied, mark set)
 };
 
@@ -99,7 +100,8 @@ class Model {
     uint8_t flags = 0, dir = 0;
     bool manip_dst = false;
     uint8_t icmp_req = 0, passed = 0;
-    bool changed = false, had_alias = false;
+    uint8_t changed = 0;  // 1 the destination was rewritten, 2 the source (bits)
+    bool had_alias = false;
     uint64_t now = 0;
     bool hint = false;  // conntrack: the connection is hint_key's (a forwarded packet's egress run)
     nf_ct_key hint_key{};

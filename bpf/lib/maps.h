@@ -215,7 +215,7 @@ struct nf_nat_work {
   __u8 manip_dst; /* the NAT point at work: 1 destination, 0 source */
   __u8 icmp_req;  /* an ICMP echo flow's request type: the identifier is its port */
   __u8 passed;    /* NAT points passed: 1 destination, 2 source */
-  __u8 changed;   /* the packet's header was rewritten */
+  __u8 changed;   /* the packet's header was rewritten: 1 its destination, 2 its source (bits) */
   __u8 had_alias; /* the entry's alias exists under old_reply */
   __u8 has_range; /* range holds the binding rule's range (else the null binding) */
   __u8 hint;      /* conntrack: the packet's connection is hint_key's (a forwarded packet's egress) */

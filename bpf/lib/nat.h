@@ -516,7 +516,7 @@ NF_SUBPROG int nf_nat_apply(struct __sk_buff* skb, struct nf_scratch* s) {
   if (p->icmp_err && nf_nat_icmp_inner(skb, p, nw, (__u32)l3)) return -1;
   if (nf_nat_write(skb, p, nw, (__u32)l3, dst, dst ? other->src : other->dst, dst ? other->sport : other->dport))
     return -1;
-  nw->changed = 1;
+  nw->changed |= dst ? 1 : 2;
   return 1;
 }
 

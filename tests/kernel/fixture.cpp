@@ -224,6 +224,7 @@ struct Side {
   std::string error;
   std::vector<uint8_t> frame;  // as the program left it
   uint32_t rerouted_to = 0;    // egress: redirected to this device's egress (nat OUTPUT routed it again)
+  bool to_lo = false;          // ingress: handed to lo (INPUT's source NAT made its source local)
 };
 
 // ---- NAT expectations ----------------------------------------------------------
@@ -378,6 +379,8 @@ Side bpf_run(Env& e, loader::Prog prog, const std::vector<uint8_t>& frame, uint3
     s.verdict = ACCEPT;
   else if (r->retval == TC_ACT_REDIRECT && prog == loader::Prog::Egress && r->forwarded_to)
     s.verdict = ACCEPT, s.rerouted_to = r->forwarded_to;  // a local packet routed again
+  else if (r->retval == TC_ACT_REDIRECT && prog == loader::Prog::Ingress && !r->forwarded_to)
+    s.verdict = ACCEPT, s.to_lo = true;
   else if (r->retval == TC_ACT_SHOT)
     s.verdict = DROP;
   else
@@ -559,6 +562,10 @@ CaseReport run_case(const Case& c) {
         bpf = bpf_run(e, loader::Prog::Ingress, frame, iif, iif, s.mark_in);
       }
       d1 = model.decide(mp, s.hook == Hook::In ? model::Path::Input : model::Path::Forward, now_ns());
+      if (bpf.ran && bpf.error.empty() && bpf.to_lo != d1.to_lo)
+        problems.push_back(std::string("handed to lo: BPF ") + (bpf.to_lo ? "yes" : "no") + ", model " +
+                           (d1.to_lo ? "yes" : "no"));
+      if (s.to_lo && !bpf.to_lo) problems.push_back("expected the packet to be handed to lo");
     }
     mod.ran = true;
     mod.verdict = d1.action == NF_ACT_ACCEPT ? ACCEPT : DROP;

@@ -98,6 +98,8 @@ struct Step {
   // An ICMP error: the quoted packet's header as the error leaves, in the
   // same form. Empty: not checked.
   std::string quotes;
+  // Handed to lo: INPUT's source NAT made the source this host's address.
+  bool to_lo = false;
 
   Step& mark(uint32_t m) {
     mark_in = m;
@@ -121,6 +123,10 @@ struct Step {
   }
   Step& quoting(std::string tuple) {
     quotes = std::move(tuple);
+    return *this;
+  }
+  Step& handed_to_lo() {
+    to_lo = true;
     return *this;
   }
 };

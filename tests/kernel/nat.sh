@@ -4,7 +4,8 @@
 # translations, a connection that keeps its translation across a policy swap,
 # `nf2bpf conntrack` (text and JSON) listing what was translated, and the
 # router's own connections through nat OUTPUT (DNAT routed out of another
-# device and masqueraded there; REDIRECT to a local port). Needs
+# device and masqueraded there, also to its own address; REDIRECT to a local
+# port). Needs
 # root; exits 77 (skipped) otherwise.
 #   nat.sh NF2BPF
 set -u
@@ -39,6 +40,7 @@ rules() {  # $1: the filter table's extra rule
 -A PREROUTING -d 10.81.1.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.81.2.2:8080
 -A OUTPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.81.2.2:8080
 -A OUTPUT -d 10.96.0.11/32 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 9090
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8081 -j DNAT --to-destination 10.81.2.2:8080
 -A POSTROUTING -o r1 -j MASQUERADE
 COMMIT
 *filter
@@ -57,7 +59,7 @@ cat >"$WORK/srv.py" <<'EOF'
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.81.2.2", 8080)); s.listen(4); s.settimeout(20)
-for _ in range(3):
+for _ in range(4):
     c, a = s.accept()
     f = c.makefile("rw")
     f.write("peer %s\n" % a[0]); f.flush()
@@ -71,7 +73,7 @@ sleep 0.3
 
 expect 1 "conntrack before any apply says nothing is loaded" -- ip netns exec "$RTR" "$BIN" conntrack
 expect 0 "apply DNAT + MASQUERADE on the router" -- ip netns exec "$RTR" "$BIN" apply --iface r0 --iface r1 "$WORK/a.rules"
-has "5 rules (5 exact" "the nat rules translate exactly"
+has "6 rules (6 exact" "the nat rules translate exactly"
 
 # One connection to the router's port 80: the server sees the router's
 # address (MASQUERADE), the client talks to 10.81.1.1:80 (DNAT, reversed).
@@ -134,6 +136,20 @@ print("peername", s.getpeername()[0])'
 has "peer 10.81.2.1" "the server sees the address of the device the new route leaves by"
 has "local" "the answer comes back to the local socket"
 has "peername 10.96.0.10" "the local socket still sees the address it connected to"
+# The router's own connection to its own address, DNATed to the server
+# (Docker's published port reached from the host): the answers get the
+# router's address back as their source (handed to lo, not dropped as
+# martians).
+expect 0 "a local connection to this host's own address through nat OUTPUT DNAT" -- ip netns exec "$RTR" python3 -c '
+import socket
+s = socket.create_connection(("10.81.1.1", 8081), timeout=3)
+f = s.makefile("rw")
+print(f.readline().strip())
+f.write("to myself\n"); f.flush(); print(f.readline().strip())
+print("peername %s:%d" % s.getpeername())'
+has "peer 10.81.2.1" "the server sees the masqueraded address"
+has "to myself" "the answers reach the local socket"
+has "peername 10.81.1.1:8081" "the local socket still sees its own address and port"
 # REDIRECT at OUTPUT: to this host over lo.
 ip netns exec "$RTR" python3 -c '
 import socket

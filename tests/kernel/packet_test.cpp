@@ -1256,6 +1256,30 @@ void nat_cases(std::vector<Case>& v) {
       },
   });
   v.push_back({
+      "nat OUTPUT: the host's own connection to its own address DNATed to another host (Docker's published port "
+      "reached from the host): the reply gets the local address back as its source and is handed to lo, which "
+      "the kernel's input routing would drop as a martian source",
+      {"*nat", "-j DNAT", "-m addrtype --dst-type"},
+      "iptables",
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 -j DNAT "
+      "--to-destination 203.0.113.7:80\n"
+      "COMMIT\n" +
+          filter("DROP", "ACCEPT", "ACCEPT", "-A INPUT -i nfw0 -s 203.0.113.7 -p tcp --sport 80 -j ACCEPT\n"),
+      "",
+      {
+          out("nfk1", tcp(kHost, 41100, kHost, 8080), ACCEPT).nat("10.0.0.1:41100 > 203.0.113.7:80"),
+          // INPUT sees the reply as it came in, before its source is restored.
+          in("nfw0", tcp("203.0.113.7", 80, kHost, 41100, SYN | ACK), ACCEPT)
+              .rule("-s 203.0.113.7 -p tcp --sport 80 -j ACCEPT")
+              .nat("10.0.0.1:8080 > 10.0.0.1:41100")
+              .handed_to_lo(),
+          out("nfk1", tcp(kHost, 41100, kHost, 8080, ACK), ACCEPT).nat("10.0.0.1:41100 > 203.0.113.7:80"),
+          // A packet from another host's address is not handed to lo.
+          in("nfw0", tcp("203.0.113.7", 80, kHost, 22, SYN | ACK), ACCEPT).rule("--sport 80 -j ACCEPT"),
+      },
+  });
+  v.push_back({
       "conntrack tuple matches in a family with NAT read the connection's tuples, not the translated packet "
       "(Docker's DOCKER-USER --ctorigdstport)",
       {"*nat", "-j DNAT", "-m conntrack --ctorigdstport", "-m conntrack --ctorigsrc", "-m conntrack --ctreplsrc",

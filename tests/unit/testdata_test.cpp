@@ -110,16 +110,11 @@ TEST_CASE("testdata: docker host") {
   REQUIRE(dnat.statements.size() == 1);
   CHECK(ir::dump(dnat.statements[0]) == "dnat to 172.17.0.2 ports 80-80 (-j DNAT)");
   CHECK(ir::dump(dnat.matches[0]) == "!iifname docker0");
-  // Every nat rule, and only those, is unsupported: nat OUTPUT DNATs the
-  // host's own connections to its addresses (--dst-type LOCAL) to the
-  // containers, whose replies the dataplane cannot yet give back a local
-  // source before the kernel routes them; the NAT of this family stays in
-  // netfilter. (DOCKER-USER's --ctorigdstport alone would translate: the
-  // dataplane tests the NATed connection's original tuple.)
-  size_t nat_rules = 0;
-  for (const auto& c : nat.chains) nat_rules += c.rules.size();
-  CHECK(tr.count(caps::Fidelity::Unsupported) == nat_rules);
-  CHECK(count_diags(tr, "destination NAT of local connections to this host's own addresses") > 0);
+  // Every rule translates exactly, the nat table's too: nat OUTPUT DNATs
+  // the host's own connections to its addresses (--dst-type LOCAL) to the
+  // containers, and the answers are handed to lo (nf_tc's to_lo).
+  CHECK(tr.count(caps::Fidelity::Unsupported) == 0);
+  CHECK(tr.count(caps::Fidelity::Approximate) == 0);
   // DOCKER-USER's conntrack original-destination match is understood, not opaque.
   const auto& user = filter.find_chain("DOCKER-USER")->rules[0];
   CHECK(ir::dump(user.matches[2]) == "ct-original-dport 8080");

@@ -59,40 +59,6 @@ std::vector<bool> nat_reached(const Ruleset& rs, const Table& table) {
   return reached(rs, table, [](const Chain& c) { return c.base && c.base->type == ChainType::Nat; });
 }
 
-// Chains the nat OUTPUT hook reaches (iptables' nat OUTPUT, nft nat chains
-// at the output hook, and their callees), and whether one of their rules
-// may pick packets to this host's own addresses: `-m addrtype --dst-type
-// LOCAL`, `fib daddr type local`, or a destination looked up in a set (which
-// may hold them: kube-proxy's nodeport-ips).
-struct NatOutput {
-  std::vector<bool> reached;
-  bool local_dst = false;
-};
-NatOutput nat_output(const Ruleset& rs, const Table& table, bool ipt) {
-  NatOutput o;
-  if (ipt && table.name != "nat") {
-    o.reached.assign(table.chains.size(), false);
-    return o;
-  }
-  o.reached = reached(rs, table, [ipt](const Chain& c) {
-    return ipt ? c.name == "OUTPUT" : c.base && c.base->type == ChainType::Nat && c.base->hook == Hook::Output;
-  });
-  for (size_t c = 0; c < table.chains.size(); ++c)
-    for (const auto& r : table.chains[c].rules) {
-      if (!o.reached[c]) continue;
-      auto dst_key = [](const SetRef& s) {
-        return std::find(s.key.begin(), s.key.end(), Field::DstAddr) != s.key.end();
-      };
-      if (r.vmap && dst_key(*r.vmap)) o.local_dst = true;
-      for (const auto& m : r.matches) {
-        if (auto* s = std::get_if<SetRef>(&m.value); s && !m.negated && dst_key(*s)) o.local_dst = true;
-        if (m.field == Field::DstAddrType && !m.negated)
-          if (auto* v = std::get_if<IntervalSet>(&m.value); v && v->contains(kAddrLocal)) o.local_dst = true;
-      }
-    }
-  return o;
-}
-
 // -m statistic --mode nth keeps a counter of the packets that reach it.
 // The dataplane counts the packets that passed the rule's other tests, once
 // per source rule: the same count only when no match module comes after the
@@ -247,7 +213,6 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
     const caps::Capability* table_cap =
         caps::find(fe, ipt ? "*" + table.name : std::string("table ") + to_string(table.family));
     std::vector<bool> in_nat = ipt ? std::vector<bool>(table.chains.size(), false) : nat_reached(rs, table);
-    const NatOutput nat_out = nat_output(rs, table, ipt);
     const caps::Capability* nat_cap = ipt ? nullptr : caps::find(fe, "type nat");
     for (uint32_t c = 0; c < table.chains.size(); ++c) {
       const Chain& chain = table.chains[c];
@@ -261,20 +226,6 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
                          [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; }))
           found.push_back({nat_cap->fidelity, "rule in a nat chain", std::string(nat_cap->why), rule.loc});
         bool nat_chain = ipt ? table.name == "nat" : in_nat[c];
-        // A local connection to this host's own address DNATed elsewhere
-        // (Docker's published port, a NodePort, reached from the host): its
-        // replies get that local address back as their source at TC ingress,
-        // before the kernel's routing, which drops a packet from a local
-        // address arriving on another device (a martian source).
-        if (nat_out.reached[c] && nat_out.local_dst &&
-            std::any_of(rule.statements.begin(), rule.statements.end(),
-                        [](const Statement& st) { return st.kind == StmtKind::Dnat || st.kind == StmtKind::Netmap; }))
-          found.push_back({Fidelity::Unsupported, "destination NAT of local connections to this host's own addresses",
-                           "nat OUTPUT may DNAT packets to this host's own addresses (addrtype LOCAL, or a "
-                           "destination set) elsewhere: the replies' source would become a local address at TC "
-                           "ingress, before the kernel routes them, and the kernel drops them as martians; this "
-                           "family's NAT stays in netfilter",
-                           rule.loc});
         // A multiport/list with overlapping elements on a non-terminal rule
         // would be several iptables rules hitting twice; rare, noted.
         pending.push_back({{t, c, r}, &rule, std::move(found), nat_chain, families_of(table)});
