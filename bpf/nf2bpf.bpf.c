@@ -93,12 +93,14 @@ static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u
 
 /* ip_route_me_harder: a local packet whose destination nat OUTPUT changed is
  * routed again. Returns 0 for this host (over lo), the ifindex to leave by,
- * or -1: no route (the kernel drops it). bpf_fib_lookup answers only where
- * the device it starts from forwards (in every mode): it finds the kernel's
- * route on a host that forwards (every host that NATs for containers, VMs or
- * a LAN). On a host that does not, the packet stays on the device its first
- * route chose (bpf_redirect_neigh routes it there by itself, mark included).
- * Global: verified once. */
+ * or -1: no route (the kernel drops it). The query starts from lo, as the
+ * kernel's output routing does (iif lo for policy rules). bpf_fib_lookup
+ * answers only where the device it starts from forwards (in every mode):
+ * it finds the kernel's route where lo forwards (every host with
+ * ip_forward=1: every host that NATs for containers, VMs or a LAN; or
+ * net.ipv4.conf.lo.forwarding=1 alone). Elsewhere the packet stays on the
+ * device its first route chose (bpf_redirect_neigh routes it there by
+ * itself, mark included). Global: verified once. */
 NF_SUBPROG int nf_reroute(struct __sk_buff* skb, struct nf_scratch* s) {
   if (!skb || !s) return -1;
   struct nf_pkt* p = &s->p;
@@ -107,7 +109,7 @@ NF_SUBPROG int nf_reroute(struct __sk_buff* skb, struct nf_scratch* s) {
   __u32 flags = NF_FIB_LOOKUP_MARK | BPF_FIB_LOOKUP_SKIP_NEIGH;
   long rc = 0;
   for (int attempt = 0; attempt < 2; attempt++) {
-    nf_fib_query(f, p, skb->ifindex);
+    nf_fib_query(f, p, NF_LOOPBACK_IFINDEX);
     __builtin_memcpy(f->smac, &p->mark, 4);
     rc = bpf_fib_lookup(skb, f, sizeof(*f), flags);
     if (rc != -22) break;

@@ -97,6 +97,9 @@ struct NatGen {
     std::ostringstream m;
     if (chance(r, 0.3)) m << (chance(r, 0.15) ? " ! -s " : " -s ") << cidr(pick(r, pool.sources(h == Hook::Out)));
     if (chance(r, 0.45)) m << " -d " << cidr(pick(r, pool.all));
+    // Docker's and kube-proxy's way to catch the host's own connections to
+    // its own addresses.
+    if (h == Hook::Out && chance(r, 0.2)) m << " -m addrtype --dst-type LOCAL";
     const auto& ifs = pool.ifaces;
     if ((h == Hook::Pre || h == Hook::In) && chance(r, 0.2)) m << (chance(r, 0.2) ? " ! -i " : " -i ") << pick(r, ifs);
     if ((h == Hook::Post || h == Hook::Out) && chance(r, 0.2))
@@ -289,6 +292,7 @@ struct NatGen {
       else
         m << " " << ip << " daddr " << cidr(pick(r, pool.all));
     }
+    if (h == Hook::Out && chance(r, 0.2)) m << " fib daddr type local";
     if ((h == Hook::Pre || h == Hook::In) && chance(r, 0.2))
       m << " iifname" << (chance(r, 0.2) ? " != " : " ") << "\"" << pick(r, pool.nft_ifaces) << "\"";
     if ((h == Hook::Post || h == Hook::Out) && chance(r, 0.2))
@@ -479,6 +483,9 @@ struct NatGen {
       } else {
         f.src = pick(r, pool.srv_sources);
         f.dst = pick(r, pool.clients);
+        // Host mode: the host's own flow to its own address, which nat
+        // OUTPUT may DNAT to a client (the replies get a local source back).
+        if (host() && chance(r, 0.3)) f.dst = f.src;
       }
       // Unique source ports and ICMP ids: no two flows can clash on a NAT
       // tuple, so the kernel keeps ports (a clash would make it search,
@@ -490,6 +497,11 @@ struct NatGen {
       f.isn_resp = (uint32_t)r();
       int k = range(r, 0, 19);
       f.proto = k < 8 ? 6 : k < 13 ? 17 : k < 17 ? (v6() ? 58 : 1) : 17;
+      // Not TCP to this host's own address: the host's stack answers a
+      // reply nothing listens for with a reset, which the kernel routes back
+      // to itself; a packet handed to lo has no local route, so the kernel
+      // does not reset (docs/nat-design.md), and conntrack states part.
+      if (f.init == Side::Srv && f.dst == f.src && f.proto == 6) f.proto = 17;
       f.icmp_error = o.icmp_errors && k >= 17;
       // --nat-ranges: sometimes the tuple of an earlier client flow from
       // another client, so that source NAT to one address clashes and the

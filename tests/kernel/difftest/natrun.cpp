@@ -243,6 +243,11 @@ class NatBed {
     for (const auto& a : {"fd00:200::3", "fd00:200::4"})
       s.must(std::string("ip -6 addr add ") + a + "/64 dev s0 nodad noprefixroute");
     s.must("ip link set s0 up");
+    // A host that does not forward, except on lo: nat OUTPUT's new route
+    // for the host's own connection to its own address (its first route:
+    // lo) is found by bpf_fib_lookup only where lo forwards
+    // (docs/nat-design.md); the kernel's routing is the same either way.
+    s.must("sysctl -qw net.ipv4.conf.lo.forwarding=1 net.ipv6.conf.lo.forwarding=1");
     s.must(
         "ip route add 10.200.0.0/16 dev s0 table 100 && ip route add default via 10.200.0.1 dev s0 onlink table 100");
     s.must(
