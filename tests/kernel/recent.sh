@@ -17,12 +17,25 @@ ip -n "$CLI" addr add 10.84.1.3/24 dev c0 && ip -n "$SRV" addr add 10.84.1.4/24 
 # 9001: the SSH guard (--set, then --update over 2 s from the 3rd stamp on);
 # 9002: --rcheck of the same list over 2 s; 9003-9005: a list of destination
 # addresses (--rdest: --set, --rcheck, --remove); 9006: ! --rcheck over 1 s
-# with --hitcount 2; 9007: --rcheck over 60 s (after a reload).
+# with --hitcount 2; 9007: --rcheck over 60 s (after a reload); 9008: --set
+# on a rule that jumps to chain J, whose first rule only counts (the list
+# must get one stamp per datagram, not one per rule of J), whose second
+# drops one source; 9009: --rcheck --hitcount 2 of that list; 9010:
+# --rcheck on a rule that jumps (kube-proxy's session affinity).
 cat >"$WORK/rules" <<'EOF'
 *filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
+:J - [0:0]
+:J2 - [0:0]
+-A J -p udp -m udp --dport 9008 -m comment --comment "counts only"
+-A J -s 10.84.1.3/32 -j DROP
+-A J -p tcp -j DROP
+-A J2 -j DROP
+-A INPUT -p udp -m udp --dport 9008 -m recent --set --name J --mask 255.255.255.255 --rsource -j J
+-A INPUT -p udp -m udp --dport 9009 -m recent --rcheck --seconds 2 --hitcount 2 --name J --mask 255.255.255.255 --rsource -j DROP
+-A INPUT -p udp -m udp --dport 9010 -m recent --rcheck --seconds 2 --name J --mask 255.255.255.255 --rsource -j J2
 -A INPUT -p udp -m udp --dport 9001 -m recent --set --name G --mask 255.255.255.255 --rsource
 -A INPUT -p udp -m udp --dport 9001 -m recent --update --seconds 2 --hitcount 3 --name G --mask 255.255.255.255 --rsource -j DROP
 -A INPUT -p udp -m udp --dport 9002 -m recent --rcheck --seconds 2 --name G --mask 255.255.255.255 --rsource -j DROP
@@ -39,7 +52,7 @@ EOF
 cat >"$WORK/recv.py" <<'EOF'
 import select, socket, sys
 socks = []
-for port in list(range(9001, 9008)) + [9999]:
+for port in list(range(9001, 9011)) + [9999]:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port)); socks.append(s)
 got = set()
@@ -61,6 +74,8 @@ C2, C3, S1, S4 = "10.84.1.2", "10.84.1.3", "10.84.1.1", "10.84.1.4"
 script = [(0, C2, S1, 9002)] + [(0, C2, S1, 9001)] * 5 + [
     (0, C3, S1, 9001), (0, C2, S1, 9002), (0, C2, S1, 9006), (0, C3, S1, 9006),
     (0, C2, S1, 9003), (0, C2, S4, 9004), (0, C2, S1, 9004), (0, C2, S1, 9005), (0, C2, S1, 9004), (0, C2, S1, 9005),
+    (0, C2, S1, 9009), (0, C2, S1, 9008), (0, C2, S1, 9009), (0, C2, S1, 9010),  # recent on jump rules
+    (0, C3, S1, 9008), (0, C3, S1, 9010), (0, C2, S1, 9008), (0, C2, S1, 9009),
     (1.3, C3, S1, 9006), (0, C2, S1, 9006),  # the 1 s window has passed
     (1.2, C2, S1, 9002), (0, C2, S1, 9001), (0, C2, S1, 9001), (0, C2, S1, 9001)]  # the 2 s window too
 if sys.argv[1] == "probe": script = [(0, C2, S1, 9007), (0, C3, S1, 9004)]
@@ -98,7 +113,7 @@ ip netns exec "$SRV" iptables-restore "$WORK/rules"
 KP=$(run probe)
 ip netns exec "$SRV" nft flush ruleset
 expect 0 "apply the same rules with nf2bpf" -- ip netns exec "$SRV" "$BIN" apply --iface s0 "$WORK/rules"
-has "8 rules (0 exact, 8 approximate" "every rule translates (approximate: the lists are not /proc/net/xt_recent)"
+has "15 rules (4 exact, 11 approximate" "every rule translates (approximate: the lists are not /proc/net/xt_recent)"
 N=$(run script)
 expect 0 "apply them again (a new generation)" -- ip netns exec "$SRV" "$BIN" apply --iface s0 "$WORK/rules"
 NP=$(run probe)
@@ -108,6 +123,8 @@ echo "kernel:  $K ($drops dropped), after a reload $KP"
 echo "nf2bpf:  $N, after a new generation $NP"
 # 9002 before any --set passes; then the 3rd, 4th and 5th SSH-guard datagram are dropped.
 if [ "${K:0:6}" = "AAADDD" ] && [ "$drops" -gt 5 ]; then pass "the kernel's sequence exercises the rules ($drops of ${#K} dropped)"; else fail "unexpected kernel sequence $K"; fi
+# The jump rules' part (datagrams 17-24): one stamp per datagram, J's DROP for C3, affinity's jump.
+if [ "${K:16:8}" = "AAADDDAD" ]; then pass "the kernel's sequence through the jump rules is AAADDDAD"; else fail "unexpected kernel sequence through the jump rules: ${K:16:8}"; fi
 if [ "$K" = "$N" ]; then pass "nf2bpf passes and drops the same datagrams as the kernel"; else fail "sequences differ:"; echo "    kernel $K"; echo "    nf2bpf $N"; fi
 # After the pause the 2 s window holds none of the earlier stamps: 9002 passes, the guard drops the 3rd again.
 if [ "${K: -4}" = "AAAD" ]; then pass "the 2 s window expired in the kernel (the last ${K: -4})"; else fail "the window did not expire: ${K: -4}"; fi

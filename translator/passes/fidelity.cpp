@@ -99,8 +99,6 @@ void recent_placement(const Rule& rule, std::vector<Finding>& found) {
   if (at == SIZE_MAX) return;
   std::string why;
   if (n > 1) why = "more than one -m recent in one rule is not implemented";
-  if (rule.verdict.kind == VerdictKind::Jump || rule.verdict.kind == VerdictKind::Goto)
-    why = "-m recent on a jump or goto rule is not implemented";
   for (size_t i = at + 1; i < rule.matches.size() && why.empty(); ++i)
     if (!rule.matches[i].module.empty() && rule.matches[i].module != "comment")
       why = "'" + rule.matches[i].cap +

@@ -157,15 +157,17 @@ void Flattener::emit_jump(const RuleRef& ref, const Rule& rule, const std::vecto
   uint32_t tc = *target;
   // Netfilter tests a jump's matches once, when it jumps. A test of a
   // field that the rule's statements or the chain (or a chain it reaches)
-  // can change must not be repeated on every inlined rule: guards test it
-  // once here and skip the chain when it fails; the inlined rules get
-  // only the other matches.
+  // can change, and a match that changes state of its own when tested
+  // (-m recent: its list), must not be repeated on every inlined rule:
+  // guards test it once here and skip the chain when it fails; the inlined
+  // rules get only the other matches.
   uint8_t mut = chain_changes(t, tc) | (with_statements ? statements_change(rule.statements) : 0);
+  auto stateful = [](const Match& m) { return m.module == "recent"; };
   std::vector<Match> kept;
   std::vector<const Match*> once;
-  if (mut)
+  if (mut || std::any_of(own.begin(), own.end(), stateful))
     for (const auto& m : own) {
-      if (tests_changed(m, mut))
+      if (tests_changed(m, mut) || stateful(m))
         once.push_back(&m);
       else
         kept.push_back(m);
@@ -173,7 +175,7 @@ void Flattener::emit_jump(const RuleRef& ref, const Rule& rule, const std::vecto
   const std::vector<Match>& pre = once.empty() ? own : kept;
   size_t guard_region = once.empty() ? SIZE_MAX : emit_guards(ref, kept, once, path);
   if (with_statements && !rule.statements.empty()) {
-    auto& f = push(own, ref, path);
+    auto& f = push(pre, ref, path);  // (past the guards, `kept` holds exactly when `own` held)
     f.statements = rule.statements;
     f.action = FlatAction::Continue;
   }

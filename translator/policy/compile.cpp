@@ -843,10 +843,14 @@ bool Compiler::recent(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
     }
   if (at == SIZE_MAX) return true;
   const Match& m = f.matches[at];
+  // A jump's or goto's recent match is tested once, by the flattener's
+  // guard rule (`kept ∧ ¬recent → skip`), where it is the last match; the
+  // rules inlined behind the jump never carry it.
   size_t own = src.matches.size();
-  if (bad.empty() && (f.matches.size() < own || at < f.matches.size() - own ||
-                      src.verdict.kind == ir::VerdictKind::Jump || src.verdict.kind == ir::VerdictKind::Goto))
-    bad = "-m recent on a rule that jumps to or goes to a chain is not supported";
+  bool jumps = src.verdict.kind == ir::VerdictKind::Jump || src.verdict.kind == ir::VerdictKind::Goto;
+  if (bad.empty() &&
+      (f.guard ? at + 1 != f.matches.size() : (jumps || f.matches.size() < own || at < f.matches.size() - own)))
+    bad = "-m recent on a rule that jumps to or goes to a chain is supported as the rule's last match only";
   for (size_t i = at + 1; i < f.matches.size() && bad.empty(); ++i)
     if (!f.matches[i].module.empty() && f.matches[i].module != "comment")
       bad =
