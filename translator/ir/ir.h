@@ -194,6 +194,9 @@ struct NatSpec {
   std::optional<IntervalSet> addrs;  // address range to translate to (Netmap: the prefix as a range)
   std::optional<std::pair<uint16_t, uint16_t>> ports;
   bool random = false, fully_random = false, persistent = false;
+  // nft `dnat to KEY map { K : ADDR ... }`: the address is the data of the
+  // rule's vmap element that matched (the flattener fills addrs per element).
+  bool from_map = false;
 };
 
 struct Statement {

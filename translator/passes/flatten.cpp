@@ -255,14 +255,32 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
       continue;
     }
     // Verdict map: statements run once, then one entry per element. Elements
-    // never overlap, so trying them in order equals one lookup.
-    if (!rule.statements.empty()) {
+    // never overlap, so trying them in order equals one lookup. A NAT
+    // statement whose address the map gives (nft `dnat to KEY map {…}`)
+    // goes with each element instead, with that element's address.
+    std::vector<Statement> once;
+    const Statement* by_map = nullptr;
+    for (const auto& st : rule.statements) {
+      if (st.nat.from_map)
+        by_map = &st;
+      else
+        once.push_back(st);
+    }
+    if (!once.empty()) {
       auto& f = push(rule.matches, RuleRef{t, c, r}, path);
-      f.statements = rule.statements;
+      f.statements = std::move(once);
       f.action = FlatAction::Continue;
     }
     const Set* map = rs_.find_set(table, rule.vmap->name);
     if (!map) continue;  // reported by the front-end
+    auto element = [&](const std::vector<Match>& em, const SetElement& e) {
+      if (!by_map || !e.data) return emit_rule(t, c, r, rule, em, *e.verdict, path, return_region, false);
+      Rule er = rule;
+      er.statements = {*by_map};
+      er.statements[0].nat.addrs = e.data;
+      er.statements[0].nat.from_map = false;
+      emit_rule(t, c, r, er, em, *e.verdict, path, return_region, true);
+    };
     // `numgen random mod N vmap`: one draw picks element k with chance 1/N
     // each; tried in order, the i-th of them (none before it taken) holds
     // with chance 1/(N - i), its share as a `-m statistic --mode random`.
@@ -288,7 +306,7 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
         m.args = {{"--mode", "random"}, {"--probability", prob}};
         m.loc = e.loc;
         em.push_back(std::move(m));
-        emit_rule(t, c, r, rule, em, *e.verdict, path, return_region, false);
+        element(em, e);
       }
       continue;
     }
@@ -303,7 +321,7 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
         m.loc = e.loc;
         em.push_back(std::move(m));
       }
-      emit_rule(t, c, r, rule, em, *e.verdict, path, return_region, false);
+      element(em, e);
     }
   }
 }

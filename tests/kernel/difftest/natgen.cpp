@@ -316,6 +316,24 @@ struct NatGen {
     return m.str();
   }
 
+  // `ip saddr map { K1 : A1, K2 : A2 }` (nft address-map NAT): keys drawn
+  // from `keys` (a prefix sometimes), each with an address of `to`.
+  std::string nft_addr_map(const std::string& field, const std::vector<std::string>& keys,
+                           const std::vector<std::string>& to) {
+    std::vector<std::string> ks = keys;
+    std::shuffle(ks.begin(), ks.end(), r);
+    ks.resize(std::min<size_t>(ks.size(), (size_t)range(r, 1, 3)));
+    std::ostringstream m;
+    m << (v6() ? "ip6 " : "ip ") << field << " map { ";
+    for (size_t i = 0; i < ks.size(); ++i) {
+      std::string a = pick(r, to);
+      c.addr_ranges.push_back({a, a});
+      m << (i ? ", " : "") << ks[i] << " : " << a;
+    }
+    m << " }";
+    return m.str();
+  }
+
   std::string nft_stmt(Hook h, bool inet, bool regular, int nregular, int idx, bool* need_l4) {
     std::string fam = inet ? (v6() ? " ip6" : " ip") : "";
     int t = range(r, 0, 99);
@@ -331,6 +349,10 @@ struct NatGen {
         return " redirect to :" + to_ports();
       }
       if (!pool.netmap_dst.empty() && h == Hook::Pre && t < 32) return " dnat" + fam + " prefix to " + pool.netmap_dst;
+      if (chance(r, 0.15))
+        return " dnat" + fam + " to " +
+               nft_addr_map("saddr", pool.sources(h == Hook::Out),
+                            out_targets(h, regular) ? pool.out_dnat_to : pool.dnat_to);
       std::string to = pick(r, out_targets(h, regular) ? pool.out_dnat_to : pool.dnat_to);
       c.addr_ranges.push_back({to, to});
       std::string lo = to, hi = to;
@@ -360,6 +382,7 @@ struct NatGen {
     if (!pool.netmap_src.empty() && h == Hook::Post && t < 63) return " snat" + fam + " prefix to " + pool.netmap_src;
     if (!pool.snat_keep.first.empty() && h == Hook::Post && t < 70)
       return " snat" + fam + " to " + pool.snat_keep.first + "-" + pool.snat_keep.second;
+    if (chance(r, 0.15)) return " snat" + fam + " to " + nft_addr_map("daddr", pool.all, pool.snat_to);
     std::string to = pick(r, pool.snat_to);
     c.addr_ranges.push_back({to, to});
     std::string lo = to, hi = to;

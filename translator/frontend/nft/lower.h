@@ -55,6 +55,7 @@ struct RuleLowering {
   void lower_limit(const Stmt& s);
   void lower_reject(const Stmt& s);
   void lower_nat(const Stmt& s);
+  bool lower_nat_map(const Stmt& st, ir::Statement& nat, Type addr_type, bool was_pending);
   void lower_mangle(const Stmt& s);
   void lower_set_update(const Stmt& s);
   void lower_other(const Stmt& s);

@@ -371,6 +371,7 @@ void RuleLowering::lower_nat(const Stmt& st) {
                : st.name == "snat"       ? StmtKind::Snat
                : st.name == "masquerade" ? StmtKind::Masquerade
                                          : StmtKind::Redirect;
+  bool was_pending = stmt_pending;
   auto& s = push_stmt(st, k, netmap ? st.name + " prefix" : st.name);
   std::string fam = opt_or(st, "family", "");
   if (present(st.lhs)) {
@@ -391,6 +392,7 @@ void RuleLowering::lower_nat(const Stmt& st) {
     } else {
       s.args.emplace_back("to", render(a));
       if (!netmap) s.cap = st.name + " map";
+      if (!netmap && !present(st.rhs) && flags.empty() && lower_nat_map(st, s, at, was_pending)) return;
     }
   }
   if (present(st.rhs)) {
@@ -429,6 +431,85 @@ void RuleLowering::lower_nat(const Stmt& st) {
   if (!fam.empty()) s.args.emplace_back("family", fam);
   // A NAT statement ends the rule's evaluation with accept, as the kernel does.
   set_verdict(VerdictKind::Accept, st.name, st.loc);
+}
+
+// `dnat to KEY map { K : ADDR, ... }` (snat too): KEY one field the
+// dataplane tests (ip saddr, tcp dport ...) or `numgen random mod N`; each
+// element's data an address, a range or a prefix. The rule becomes a map the
+// flattener expands into one rule per element — its key tested, its address
+// the translation — whose keys never overlap; no element: the lookup fails
+// and the rule does not match, as in the kernel. False (the statement stays
+// an unsupported "dnat map") for other keys (jhash, numgen inc,
+// concatenations) and data (address . port).
+bool RuleLowering::lower_nat_map(const Stmt& st, ir::Statement& nat, Type addr_type, bool was_pending) {
+  const Expr& look = st.lhs;
+  if (look.kind != Expr::Kind::MapLookup || look.kids.size() != 2 || look.kids[1].kind != Expr::Kind::Set) return false;
+  const Expr& key = look.kids[0];
+  const Expr& map = look.kids[1];
+  auto ng = numgen_random(key);
+  Selector ks;
+  if (ng) {
+    ks = selector_for_type(Type::Integer, 32);
+    ks.field = Field::Opaque;
+    ks.text = "numgen random";
+  } else {
+    if (key.kind == Expr::Kind::Concat || key.kind == Expr::Kind::Binop || key.kind == Expr::Kind::Other) return false;
+    ks = b.describe(key, table.family);
+    if (!ks.supported || is_name_type(ks.type)) return false;
+  }
+  Selector as = selector_for_type(addr_type, 0);
+  for (const auto& e : map.kids) {
+    if (e.kind != Expr::Kind::MapEntry || e.kids.size() != 2) return false;
+    auto k = e.kids[1].kind;
+    if (k != Expr::Kind::Literal && k != Expr::Kind::Range && k != Expr::Kind::Prefix && k != Expr::Kind::Number)
+      return false;
+  }
+  // The key's tests come with the rule's matches: before this statement,
+  // as nft tests them (a statement before it stays one).
+  stmt_pending = was_pending;
+  if (!ng) add_deps(ks, key.loc);
+  ir::Set m;
+  m.name = b.anon_name();
+  m.anonymous = true;
+  m.constant = true;
+  m.kind = ir::Set::Kind::VerdictMap;  // (each element: accept, with its address as data)
+  m.loc = map.loc;
+  m.key = {ks.field};
+  m.origin_type = std::string(type_name(ks.type)) + " : " + type_name(addr_type);
+  for (const auto& e : map.kids) {
+    ir::SetElement el;
+    el.loc = e.loc;
+    auto v = element_key({ks}, e.kids[0], el.key) ? raw(as, e.kids[1]) : std::nullopt;
+    if (!v) {  // (reported)
+      stmt_pending = true;
+      return true;
+    }
+    el.data = *v;
+    el.verdict = ir::Verdict{};
+    el.verdict->kind = VerdictKind::Accept;
+    el.verdict->cap = st.name;
+    el.verdict->loc = st.loc;
+    m.elements.push_back(std::move(el));
+  }
+  sort_elements(m.elements);
+  if (ng) {
+    ir::Match mk;
+    mk.field = Field::Opaque;
+    mk.module = ir::kNumgenModule;
+    mk.cap = "numgen random vmap";
+    mk.args = {{"mod", std::to_string(ng->first)}, {"offset", std::to_string(ng->second)}};
+    mk.loc = key.loc;
+    add_match(std::move(mk));
+  }
+  stmt_pending = true;
+  rule.vmap = ir::SetRef{m.name, m.key};
+  table.sets.push_back(std::move(m));
+  nat.cap = st.name + " address map";
+  nat.nat.from_map = true;
+  nat.args.clear();
+  if (!opt_or(st, "family", "").empty()) nat.args.emplace_back("family", opt_or(st, "family", ""));
+  set_verdict(VerdictKind::Continue, st.name, st.loc);
+  return true;
 }
 
 void RuleLowering::lower_mangle(const Stmt& st) {
