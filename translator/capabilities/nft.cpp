@@ -201,6 +201,8 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "statement", "redirect persistent", NA, kNatApprox},
   {"nft", "statement", "dnat address map", NE, kNatExact},
   {"nft", "statement", "snat address map", NE, kNatExact},
+  {"nft", "statement", "dnat prefix address map", NE, kNatExact},
+  {"nft", "statement", "snat prefix address map", NE, kNatExact},
   {"nft", "statement", "dnat map", U, "only maps keyed by one field the dataplane tests or by numgen random, with an address, range or prefix per element, are translated (not jhash, numgen inc, concatenated keys or address . port data)"},
   {"nft", "statement", "snat map", U, "only maps keyed by one field the dataplane tests or by numgen random, with an address, range or prefix per element, are translated (not jhash, numgen inc, concatenated keys or address . port data)"},
   {"nft", "statement", "dnat prefix", NE, kNatExact},

@@ -391,8 +391,8 @@ void RuleLowering::lower_nat(const Stmt& st) {
       s.nat.addrs = *v;
     } else {
       s.args.emplace_back("to", render(a));
-      if (!netmap) s.cap = st.name + " map";
-      if (!netmap && !present(st.rhs) && flags.empty() && lower_nat_map(st, s, at, was_pending)) return;
+      s.cap = st.name + " map";
+      if (!present(st.rhs) && (flags.empty() || flags == "netmap") && lower_nat_map(st, s, at, was_pending)) return;
     }
   }
   if (present(st.rhs)) {
@@ -504,7 +504,7 @@ bool RuleLowering::lower_nat_map(const Stmt& st, ir::Statement& nat, Type addr_t
   stmt_pending = true;
   rule.vmap = ir::SetRef{m.name, m.key};
   table.sets.push_back(std::move(m));
-  nat.cap = st.name + " address map";
+  nat.cap = st.name + (nat.kind == StmtKind::Netmap ? " prefix address map" : " address map");
   nat.nat.from_map = true;
   nat.args.clear();
   if (!opt_or(st, "family", "").empty()) nat.args.emplace_back("family", opt_or(st, "family", ""));
