@@ -414,7 +414,18 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
   if (res & NF_RES_NTH) {
     // Last, as in bpf/: only packets every other test let through count.
     if (r.nth_slot >= nth_count_.size() || !r.nth_every) return false;
-    uint64_t seen = ++nth_count_[r.nth_slot];
+    uint64_t seen;
+    if (res & NF_RES_NTH_ONCE) {  // as BPF: one step per stage run for the slot's rules
+      uint32_t k = r.nth_slot % NF_DRAW_CACHE, tag = NF_NTH_ONCE_TAG | r.nth_slot;
+      if (!((w.draw_valid >> k) & 1) || w.draw_slot[k] != tag) {
+        w.draw_valid |= 1u << k;
+        w.draw_slot[k] = tag;
+        w.draw_val[k] = (uint32_t)(++nth_count_[r.nth_slot] % r.nth_every);
+      }
+      seen = w.draw_val[k];
+    } else {
+      seen = ++nth_count_[r.nth_slot];
+    }
     if (!test(seen % r.nth_every == r.nth_hit, res & NF_RES_NTH_NEG)) return false;
   }
   if ((res & NF_RES_RECENT) && !recent_match(w, r)) return false;  // last, as in bpf/

@@ -133,8 +133,12 @@ struct ReferenceEngine::Run {
   // jump's matches are tested once, as the kernel does, even when a
   // statement inside the chain changes what they test (MARK ...).
   std::vector<std::pair<ir::RuleRef, Tri>> jump_cache;
-  // nth counters this run moved (committed with the run).
+  // nth counters this run moved (committed with the run); nft numgen inc
+  // counters are kept there too, at position SIZE_MAX of their rule.
   NthCounters nth;
+  // The value each rule's `numgen inc` gave this run: the expression is
+  // evaluated once per rule, whichever map element then matches.
+  std::map<ir::RuleRef, uint32_t> numgen;
   // -m recent lists this run changed, whole (committed with the run).
   RecentLists recent;
 
@@ -418,6 +422,10 @@ std::optional<bool> has_tcp_option(const pkt::Packet& p, unsigned kind) {
 
 Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
   const pkt::Packet& p = c.r.p;
+  // A numgen inc map's marker tests nothing: each element's value match does.
+  if (m.module == ir::kNumgenModule &&
+      std::find(m.args.begin(), m.args.end(), std::pair<std::string, std::string>{"mode", "inc"}) != m.args.end())
+    return Tri::True;
   if (m.module == "multiport" && !m.args.empty() && m.args[0].first == "--ports") {
     const auto* s = std::get_if<ir::IntervalSet>(&m.value);
     if (!s || !p.has_l4 || !port_proto(p.l4proto)) return Tri::False;
@@ -606,6 +614,30 @@ Tri eval_nth(const ir::FlatRule& fr, size_t from, size_t to, size_t at, const ir
   return (next == 0) != fr.matches[at].negated ? Tri::True : Tri::False;
 }
 
+// nft `numgen inc mod N`, one map element's value (the flattener's match):
+// nft_ng_inc_init starts the rule's counter at N - 1 and nft_ng_inc_gen
+// returns the next value, wrapping to 0 at N, once per evaluation.
+Tri eval_numgen_inc(const ir::Match& m, const ir::RuleRef& owner, bool uncertain, const Ctx& c, std::string& why) {
+  uint64_t mod = 0, value = 0;
+  for (const auto& [k, v] : m.args) (k == "mod" ? mod : value) = std::strtoull(v.c_str(), nullptr, 10);
+  if (mod == 0) return Tri::False;
+  if (auto it = c.r.numgen.find(owner); it != c.r.numgen.end()) return it->second == value ? Tri::True : Tri::False;
+  ReferenceEngine::NthKey key{owner, SIZE_MAX};
+  std::optional<uint32_t> count = (uint32_t)(mod - 1);
+  if (auto it = c.r.nth.find(key); it != c.r.nth.end())
+    count = it->second;
+  else if (auto jt = c.nth.find(key); jt != c.nth.end())
+    count = jt->second;
+  if (!count) {
+    why = "the numgen inc counter depends on an earlier undecidable match";
+    return Tri::Unknown;
+  }
+  uint32_t next = *count + 1 < mod ? *count + 1 : 0;
+  c.r.nth[key] = uncertain ? std::nullopt : std::optional<uint32_t>(next);
+  c.r.numgen[owner] = next;
+  return next == value ? Tri::True : Tri::False;
+}
+
 // xt_recent's per-list settings, fixed when iptables-restore checks the
 // rules: the stamps kept per address (ip_pkt_list_tot is 0 by default: the
 // largest --hitcount of the list's rules rounded up to a power of two, 32
@@ -791,6 +823,8 @@ Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const ir::RuleRef
         t = eval_nth(fr, from, to, i, owner, res == Tri::Unknown, c, w);
       } else if (m.module == "recent") {
         t = eval_recent(m, res == Tri::Unknown, c, w);
+      } else if (m.module == ir::kNumgenIncModule) {
+        t = eval_numgen_inc(m, owner, res == Tri::Unknown, c, w);
       } else if (nth && m.module == "statistic" && (has("--mode", "nth") || has("--packet"))) {
         t = Tri::True;  // the rest of the nth match, decided at --every
       } else {

@@ -194,6 +194,13 @@ enum nf2bpf_recent_cmd {
  * the packet's; the tests are nf_nat[ct_range] and the entries after it while
  * NF_NAT_F_MORE is set (see NF_NAT_CT_*). */
 #define NF_RES_CTTUPLE (1u << 20)
+/* With NF_RES_NTH: the counter steps once per stage run for all the rules of
+ * its slot, which read that one step (nft `numgen inc mod N`: one rule per
+ * map element, nth_hit the element's value + 1; nft_ng_inc_gen steps once
+ * per evaluation of the expression). The step is cached in nf_scratch's draw
+ * cache under the slot's tag NF_NTH_ONCE_TAG | nth_slot. */
+#define NF_RES_NTH_ONCE (1u << 21)
+#define NF_NTH_ONCE_TAG 0x80000000u
 
 struct nf2bpf_rule {
   nf_u8 action;

@@ -339,7 +339,18 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     struct nf2bpf_nth_val* n = bpf_map_lookup_elem(nm, &idx);
     __u64 every = r->nth_every;
     if (!n || !every) return 0;
-    __u64 seen = __sync_fetch_and_add(&n->count, 1) + 1;
+    __u64 seen;
+    if (res & NF_RES_NTH_ONCE) {
+      __u32 k = idx % NF_DRAW_CACHE, tag = NF_NTH_ONCE_TAG | idx;
+      if (!((s->draw_valid >> k) & 1) || s->draw_slot[k] != tag) {
+        s->draw_valid |= 1u << k;
+        s->draw_slot[k] = tag;
+        s->draw_val[k] = (__u32)((__sync_fetch_and_add(&n->count, 1) + 1) % every);
+      }
+      seen = s->draw_val[k];
+    } else {
+      seen = __sync_fetch_and_add(&n->count, 1) + 1;
+    }
     int hit = seen % every == r->nth_hit;
     if (hit == !!(res & NF_RES_NTH_NEG)) return 0;
   }

@@ -478,7 +478,7 @@ const char* const kNatFormsIr =
     "t/pre: netmap (dnat prefix address map)\n"
     "t/pre: redirect ports 8080-8080 (redirect)\n"
     "t/pre: dnat (dnat address map)\n"
-    "t/pre: dnat (dnat map)\n"
+    "t/pre: dnat (dnat address map)\n"
     "t/pre: dnat to 10.0.0.6 persistent (dnat persistent)\n"
     "t/post: snat to 10.0.0.1-10.0.0.5 ports 1000-2000 (snat)\n"
     "t/post: masquerade ports 1024-65535 random (masquerade random)\n"

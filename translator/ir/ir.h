@@ -210,10 +210,16 @@ struct Statement {
   SourceLoc loc;
 };
 
-// Match::module of the marker an nft `numgen random mod N [offset O] vmap`
-// rule carries (args "mod", "offset"): the flattener turns each element into
-// a `-m statistic --mode random` draw with that element's share.
-inline constexpr const char* kNumgenModule = "numgen random";
+// Match::module of the marker an nft `numgen random|inc mod N [offset O]`
+// vmap (or NAT map) rule carries (args "mode", "mod", "offset"): the
+// flattener turns each element into a `-m statistic --mode random` draw with
+// that element's share (random), or a test of the rule's one counter step
+// (inc: kNumgenIncModule).
+inline constexpr const char* kNumgenModule = "numgen";
+// Match::module of an element's test of `numgen inc` (args "mod", "value"):
+// the rule's counter steps once per evaluation (nft_ng_inc_gen), whichever
+// element it picks; every element of one rule reads that one step.
+inline constexpr const char* kNumgenIncModule = "numgen inc";
 
 struct Rule {
   SourceLoc loc;     // start of the rule

@@ -284,11 +284,17 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
     // `numgen random mod N vmap`: one draw picks element k with chance 1/N
     // each; tried in order, the i-th of them (none before it taken) holds
     // with chance 1/(N - i), its share as a `-m statistic --mode random`.
+    // `numgen inc mod N`: element k tests whether the rule's one counter
+    // step gave k (ir::kNumgenIncModule).
     auto numgen = std::find_if(rule.matches.begin(), rule.matches.end(),
                                [](const Match& m) { return m.module == ir::kNumgenModule; });
     if (numgen != rule.matches.end()) {
       uint64_t n = 0, off = 0;
-      for (const auto& [k, v] : numgen->args) (k == "mod" ? n : off) = std::strtoull(v.c_str(), nullptr, 10);
+      bool inc = false;
+      for (const auto& [k, v] : numgen->args) {
+        if (k == "mode") inc = v == "inc";
+        if (k == "mod" || k == "offset") (k == "mod" ? n : off) = std::strtoull(v.c_str(), nullptr, 10);
+      }
       uint64_t taken = 0;
       std::vector<bool> seen(n, false);
       for (const auto& e : map->elements) {
@@ -296,6 +302,18 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
         const auto& iv = e.key[0].intervals()[0];
         if (iv.lo != iv.hi || iv.lo < off || iv.lo - off >= n || seen[(size_t)(iv.lo - off)]) continue;
         seen[(size_t)(iv.lo - off)] = true;
+        if (inc) {
+          auto em = rule.matches;
+          Match m;
+          m.field = Field::Opaque;
+          m.module = ir::kNumgenIncModule;
+          m.cap = numgen->cap;
+          m.args = {{"mod", std::to_string(n)}, {"value", std::to_string((uint64_t)(iv.lo - off))}};
+          m.loc = numgen->loc;
+          em.push_back(std::move(m));
+          element(em, e);
+          continue;
+        }
         char prob[32];
         std::snprintf(prob, sizeof prob, "%.11f", 1.0 / (double)(n - taken++));
         auto em = rule.matches;

@@ -243,7 +243,13 @@ class Compiler {
   uint32_t nat_fams_ = 0;     // NF_FAM_* with a compiled nat stage
   // -m statistic --mode nth: the counter slot of each source rule (rules
   // inlined more than once share the kernel's one counter).
-  std::map<RuleRef, uint32_t> nth_slots_;
+  std::map<RuleRef, uint32_t> nth_slots_;         // -m statistic --mode nth: its rule -> its counter
+  std::map<std::string, uint32_t> numgen_slots_;  // nft numgen inc: its place -> its counter (same numbering)
+  uint32_t nth_slot_count_ = 0;
+  uint32_t nth_slot(std::map<RuleRef, uint32_t>::iterator it, bool fresh) {
+    if (fresh) it->second = nth_slot_count_++;
+    return it->second;
+  }
   std::map<std::string, uint32_t> rand_slots_;  // a statistic-random match (its place and probability) -> its draw slot
   bool nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
   // -m recent: per table name its hash, --mask (as the kernel keeps it: one
@@ -534,8 +540,9 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
   }
   if (m.module == "limit") return;  // handled per rule (rate + burst)
   if (m.module == "statistic") return;
-  if (m.module == ir::kNumgenModule) return;  // its draws: the statistic matches the flattener added
-  if (m.module == "recent") return;           // handled per rule (Compiler::recent)
+  if (m.module == ir::kNumgenModule) return;     // its draws: the statistic matches the flattener added
+  if (m.module == ir::kNumgenIncModule) return;  // handled per rule (Compiler::nth)
+  if (m.module == "recent") return;              // handled per rule (Compiler::recent)
   // ipset's own counters: no effect on whether the rule matches.
   if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
   fail("unsupported match " + m.cap + " reached the compiler");
@@ -800,6 +807,26 @@ bool Compiler::nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
       if (k == "--packet") packet = std::strtoull(v.c_str(), nullptr, 10);
     }
   }
+  // nft `numgen inc mod N`, one map element's value: the source rule's
+  // counter, one step per evaluation for all its elements (NF_RES_NTH_ONCE).
+  for (const auto& m : f.matches) {
+    if (m.module != ir::kNumgenIncModule) continue;
+    uint64_t mod = 0, value = 0;
+    for (const auto& [k, v] : m.args) (k == "mod" ? mod : value) = std::strtoull(v.c_str(), nullptr, 10);
+    if (on || mod == 0 || value >= mod) {
+      diag_.error(m.loc, "numgen inc with -m statistic --mode nth, or out of range, is not supported");
+      return false;
+    }
+    // Keyed by the numgen expression's place: the elements' rules come from
+    // the chains they go to, the counter is the map rule's.
+    auto [it, fresh] = numgen_slots_.try_emplace(m.loc.str(), nth_slot_count_);
+    if (fresh) ++nth_slot_count_;
+    d.residual |= NF_RES_NTH | NF_RES_NTH_ONCE;
+    d.nth_slot = it->second;
+    d.nth_every = (uint32_t)mod;
+    d.nth_hit = (uint32_t)((value + 1) % mod);
+    return true;
+  }
   if (!on) return true;
   const SourceLoc& loc = f.matches[first].loc;
   size_t own = src.matches.size();
@@ -820,9 +847,9 @@ bool Compiler::nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
                     : "");
     return false;
   }
-  auto [it, fresh] = nth_slots_.try_emplace(f.origin, (uint32_t)nth_slots_.size());
+  auto [it, fresh] = nth_slots_.try_emplace(f.origin, 0);
   d.residual |= NF_RES_NTH | (neg ? NF_RES_NTH_NEG : 0);
-  d.nth_slot = it->second;
+  d.nth_slot = nth_slot(it, fresh);
   d.nth_every = (uint32_t)every;
   d.nth_hit = (uint32_t)((packet + 1) % every);
   return true;

@@ -420,7 +420,7 @@ std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
   if ((r.residual & NF_RES_NTH) && r.nth_every)
     out.push_back(std::string(r.residual & NF_RES_NTH_NEG ? "not " : "") + "nth every " + std::to_string(r.nth_every) +
                   " packet " + std::to_string((r.nth_hit + r.nth_every - 1) % r.nth_every) + " (#" +
-                  std::to_string(r.nth_slot) + ")");
+                  std::to_string(r.nth_slot) + (r.residual & NF_RES_NTH_ONCE ? ", one step per run" : "") + ")");
   // -m recent: the table by its name hash, xt_recent's options by name; the
   // mask (over the IPv4-mapped address) only when it is not all ones.
   if (r.residual & NF_RES_RECENT) {
@@ -514,8 +514,9 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
       return ParseFail{c.i, "expected 'every N' with N >= 1"};
     if (!c.lit(" packet ") || !c.dec(packet, UINT32_MAX) || packet >= every)
       return ParseFail{c.i, "expected ' packet P' with P below N"};
-    if (!c.lit(" (#") || !c.dec(slot, UINT32_MAX) || !c.lit(")"))
-      return ParseFail{c.i, "expected a counter index like (#0)"};
+    if (!c.lit(" (#") || !c.dec(slot, UINT32_MAX)) return ParseFail{c.i, "expected a counter index like (#0)"};
+    if (c.lit(", one step per run")) r.residual |= NF_RES_NTH_ONCE;  // nft numgen inc
+    if (!c.lit(")")) return ParseFail{c.i, "expected ')' after the counter index"};
     r.residual |= NF_RES_NTH;
     r.nth_every = (uint32_t)every;
     r.nth_hit = (uint32_t)((packet + 1) % every);

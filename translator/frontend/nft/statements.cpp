@@ -91,18 +91,35 @@ void RuleLowering::set_verdict(VerdictKind k, std::string cap, const ir::SourceL
 
 namespace {
 
-// `numgen random mod N [offset O]`: N and O, or nullopt for another numgen.
-std::optional<std::pair<uint64_t, uint64_t>> numgen_random(const Expr& e) {
+// `numgen random|inc mod N [offset O]`, or nullopt for another expression.
+struct Numgen {
+  std::string mode;  // "random" or "inc"
+  uint64_t n = 0, off = 0;
+};
+std::optional<Numgen> numgen_of(const Expr& e) {
   if (e.kind != Expr::Kind::Other || e.a != "numgen") return std::nullopt;
   std::istringstream in(e.b);
-  std::string mode, mod, word;
-  uint64_t n = 0, off = 0;
-  if (!(in >> mode >> mod >> n) || mode != "random" || mod != "mod" || n == 0 || n > 65536) return std::nullopt;
+  std::string mod, word;
+  Numgen g;
+  if (!(in >> g.mode >> mod >> g.n) || (g.mode != "random" && g.mode != "inc") || mod != "mod" || g.n == 0 ||
+      g.n > 65536)
+    return std::nullopt;
   if (in >> word) {
-    if (word != "offset" || !(in >> off)) return std::nullopt;
+    if (word != "offset" || !(in >> g.off)) return std::nullopt;
   }
   if (in >> word) return std::nullopt;
-  return std::pair{n, off};
+  return g;
+}
+
+// The marker a numgen vmap or NAT map rule carries (ir::kNumgenModule).
+ir::Match numgen_marker(const Numgen& g, const std::string& cap, const ir::SourceLoc& loc) {
+  ir::Match m;
+  m.field = Field::Opaque;
+  m.module = ir::kNumgenModule;
+  m.cap = cap;
+  m.args = {{"mode", g.mode}, {"mod", std::to_string(g.n)}, {"offset", std::to_string(g.off)}};
+  m.loc = loc;
+  return m;
 }
 
 }  // namespace
@@ -114,26 +131,22 @@ void RuleLowering::lower_vmap(const Stmt& st) {
   else
     parts.push_back(&st.lhs);
   // kube-proxy's endpoint choice, `numgen random mod N vmap { 0 : goto A,
-  // 1 : goto B ... }`: the flattener gives each element its share of the
-  // draw (ir::kNumgenModule); an element that jumps would come back to the
-  // next one, so only goto and final verdicts.
-  if (auto ng = numgen_random(st.lhs); ng && st.rhs.kind == Expr::Kind::Set) {
+  // 1 : goto B ... }` (and round robin, `numgen inc`): the flattener gives
+  // each element its share of the draw or its counter value
+  // (ir::kNumgenModule); an element that jumps would come back to the next
+  // one, so only goto and final verdicts.
+  if (auto ng = numgen_of(st.lhs); ng && st.rhs.kind == Expr::Kind::Set) {
     bool ok = true;
     Selector s = selector_for_type(Type::Integer, 32);
     s.field = Field::Opaque;
-    s.text = "numgen random";
+    s.text = "numgen " + ng->mode;
     std::string name = make_anon_set({s}, st.rhs, true, st.rhs.loc, ok);
     if (!ok) return;
     const ir::Set* made = table.find_set(name);
     bool jumps = std::any_of(made->elements.begin(), made->elements.end(),
                              [](const ir::SetElement& e) { return e.verdict && e.verdict->kind == VerdictKind::Jump; });
-    ir::Match m;
-    m.field = Field::Opaque;
-    m.module = ir::kNumgenModule;
-    m.cap = jumps ? "numgen" : "numgen random vmap";
-    m.args = {{"mod", std::to_string(ng->first)}, {"offset", std::to_string(ng->second)}};
+    ir::Match m = numgen_marker(*ng, jumps ? "numgen" : "numgen " + ng->mode + " vmap", st.lhs.loc);
     if (jumps) m.args.emplace_back("jump", "an element jumps");
-    m.loc = st.lhs.loc;
     add_match(std::move(m));
     rule.vmap = ir::SetRef{name, made->key};
     set_verdict(VerdictKind::Continue, "vmap", st.loc);
@@ -446,12 +459,12 @@ bool RuleLowering::lower_nat_map(const Stmt& st, ir::Statement& nat, Type addr_t
   if (look.kind != Expr::Kind::MapLookup || look.kids.size() != 2 || look.kids[1].kind != Expr::Kind::Set) return false;
   const Expr& key = look.kids[0];
   const Expr& map = look.kids[1];
-  auto ng = numgen_random(key);
+  auto ng = numgen_of(key);
   Selector ks;
   if (ng) {
     ks = selector_for_type(Type::Integer, 32);
     ks.field = Field::Opaque;
-    ks.text = "numgen random";
+    ks.text = "numgen " + ng->mode;
   } else {
     if (key.kind == Expr::Kind::Concat || key.kind == Expr::Kind::Binop || key.kind == Expr::Kind::Other) return false;
     ks = b.describe(key, table.family);
@@ -492,15 +505,7 @@ bool RuleLowering::lower_nat_map(const Stmt& st, ir::Statement& nat, Type addr_t
     m.elements.push_back(std::move(el));
   }
   sort_elements(m.elements);
-  if (ng) {
-    ir::Match mk;
-    mk.field = Field::Opaque;
-    mk.module = ir::kNumgenModule;
-    mk.cap = "numgen random vmap";
-    mk.args = {{"mod", std::to_string(ng->first)}, {"offset", std::to_string(ng->second)}};
-    mk.loc = key.loc;
-    add_match(std::move(mk));
-  }
+  if (ng) add_match(numgen_marker(*ng, "numgen " + ng->mode + " vmap", key.loc));
   stmt_pending = true;
   rule.vmap = ir::SetRef{m.name, m.key};
   table.sets.push_back(std::move(m));
