@@ -567,10 +567,21 @@ Result<void> write_host_facts(int addrtype_fd, int ifaddr_fd, const std::vector<
   }
   auto addrs = interface_addresses();
   if (!addrs) return addrs.error();
+  // Under ifindex 0: MASQUERADE's IPv4 address out of lo, as inet_select_addr
+  // finds it (lo's 127/8 has host scope): the first address of the first
+  // other device that has one (devices in ifindex order).
+  const InterfaceAddress* lo_masq = nullptr;
   for (const auto& a : *addrs) {
     uint32_t key[2] = {a.ifindex, a.family};
     uint8_t v[16];
     to_bytes(a.addr, v);
+    if (int rc = bpf_map_update_elem(ifaddr_fd, key, v, BPF_ANY)) return bpf_err("write interface addresses", rc);
+    if (a.family == 4 && a.ifindex != 1 && (!lo_masq || a.ifindex < lo_masq->ifindex)) lo_masq = &a;
+  }
+  if (lo_masq) {
+    uint32_t key[2] = {0, 4};
+    uint8_t v[16];
+    to_bytes(lo_masq->addr, v);
     if (int rc = bpf_map_update_elem(ifaddr_fd, key, v, BPF_ANY)) return bpf_err("write interface addresses", rc);
   }
   return {};

@@ -694,8 +694,16 @@ bool Model::nat_bind(Work& w, bool output) {
   uint8_t addr[16];
   bool have = false;
   if (n && n->kind == NF_NAT_MASQUERADE) {
-    auto a = env_.source_address ? env_.source_address(p.family, p.oif, from_bytes(nw.cand.dst)) : std::nullopt;
-    if (!a && env_.iface_address) a = env_.iface_address(p.family, p.oif);  // no route: the device's address
+    std::optional<ir::u128> a;
+    if (p.oif == "lo") {  // as nf_nat_masq_addr: the destination (IPv6), the first device's address (IPv4)
+      if (p.family != 4)
+        a = from_bytes(nw.cand.dst);
+      else if (env_.iface_address)
+        a = env_.iface_address(4, "");
+    } else {
+      a = env_.source_address ? env_.source_address(p.family, p.oif, from_bytes(nw.cand.dst)) : std::nullopt;
+      if (!a && env_.iface_address) a = env_.iface_address(p.family, p.oif);  // no route: the device's address
+    }
     if (!a) return false;
     to_bytes(*a, addr);
     have = true;

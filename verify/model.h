@@ -59,7 +59,9 @@ struct ModelEnv {
   // MASQUERADE's address: the source the kernel picks for the route to dst
   // out of oif (bpf_fib_lookup with BPF_FIB_LOOKUP_SRC).
   std::function<std::optional<ir::u128>(uint8_t family, const std::string& oif, const ir::u128& dst)> source_address;
-  // REDIRECT's address: an interface's first address (the nf_ifaddr map).
+  // REDIRECT's address: an interface's first address (the nf_ifaddr map);
+  // ifname "": the first address of the first device other than lo
+  // (MASQUERADE's IPv4 address out of lo, nf_ifaddr's ifindex 0).
   std::function<std::optional<ir::u128>(uint8_t family, const std::string& ifname)> iface_address;
   // The kernel's HZ: -m recent's --seconds counts jiffies (the BPF program
   // reads CONFIG_HZ; 250 when the kernel's configuration is not readable).

@@ -385,6 +385,21 @@ static __always_inline int nf_l3_offset(struct __sk_buff* skb) {
  * `oif` to `daddr` (inet_select_addr / ipv6_dev_get_saddr). */
 static __always_inline int nf_nat_masq_addr(struct __sk_buff* skb, const struct nf_pkt* p, struct bpf_fib_lookup* f,
                                             const __u8* daddr, __u32 oif, __u8* out) {
+  if (oif == 1) {
+    /* Out of lo (to this host itself): IPv6 source address selection picks
+     * the destination (RFC 6724 rule 1); IPv4's inet_select_addr skips lo's
+     * host-scope 127/8 and takes the first device's first address, which
+     * the loader keeps under ifindex 0. */
+    if (p->family != 4) {
+      __builtin_memcpy(out, daddr, 16);
+      return 0;
+    }
+    struct nf_ifaddr_key k0 = {0, 4};
+    __u8* a0 = bpf_map_lookup_elem(&nf_ifaddr, &k0);
+    if (!a0) return -1;
+    __builtin_memcpy(out, a0, 16);
+    return 0;
+  }
   __builtin_memset(f, 0, sizeof(*f));
   f->ifindex = oif;
   f->l4_protocol = p->l4proto;

@@ -452,7 +452,7 @@ model::ModelEnv model_env(const Env& e) {
     return ir::parse_addr(src, fam == 4 ? ir::AddrFamily::V4 : ir::AddrFamily::V6);
   };
   m.iface_address = [](uint8_t fam, const std::string& ifname) -> std::optional<ir::u128> {
-    const Device* d = device(ifname);
+    const Device* d = device(ifname.empty() ? "nfk0" : ifname);  // "": the first device after lo
     if (!d) return std::nullopt;
     std::string a = fam == 4 ? d->v4 : d->v6;
     return ir::parse_addr(a.substr(0, a.find('/')), fam == 4 ? ir::AddrFamily::V4 : ir::AddrFamily::V6);
