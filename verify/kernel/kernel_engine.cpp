@@ -308,6 +308,7 @@ Decision KernelEngine::decide(const pkt::Packet& p, const Traversal& t) {
       auto in = run(loader::Prog::Ingress, back, *lo, 0);
       if (!in) return fail(in.error());
       auto looped = model_decision(*in, pol_, back);
+      looped.translated |= md.translated;  // as PolicyEngine::decide: the egress run's NAT stands
       if (looped.action != NF_ACT_ACCEPT || looped.stage != UINT32_MAX) md = looped;
     }
   } else {
