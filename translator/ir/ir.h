@@ -256,6 +256,7 @@ struct SetElement {
   std::optional<Verdict> verdict;   // verdict maps
   std::optional<IntervalSet> data;  // data maps (single value)
   std::optional<uint64_t> timeout_ms;
+  std::string comment;  // nft `comment "..."` (kube-proxy names services with it)
   SourceLoc loc;
 };
 

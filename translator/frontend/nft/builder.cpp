@@ -350,6 +350,7 @@ bool Builder::parse_element(ir::Table& t, ir::Set& s, const SetInfo& info, const
   }
   while (x->kind == Expr::Kind::Elem && !x->kids.empty()) {
     if (x->timeout_ms) out.timeout_ms = x->timeout_ms;
+    if (!x->comment.empty()) out.comment = x->comment;
     x = &x->kids[0];
   }
   out.loc = e.loc;
