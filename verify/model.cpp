@@ -702,7 +702,8 @@ bool Model::nat_bind(Work& w, bool output) {
         a = env_.iface_address(4, "");
     } else {
       a = env_.source_address ? env_.source_address(p.family, p.oif, from_bytes(nw.cand.dst)) : std::nullopt;
-      if (!a && env_.iface_address) a = env_.iface_address(p.family, p.oif);  // no route: the device's address
+      if (!a && env_.iface_address) a = env_.iface_address(p.family, p.oif);         // no route: the device's address
+      if (!a && env_.iface_address && p.family == 4) a = env_.iface_address(4, "");  // none: the first device's
     }
     if (!a) return false;
     to_bytes(*a, addr);

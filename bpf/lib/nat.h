@@ -418,10 +418,17 @@ static __always_inline int nf_nat_masq_addr(struct __sk_buff* skb, const struct 
       __builtin_memcpy(out, f->ipv6_src, 16);
     return 0;
   }
-  /* No route to choose by: the device's first address, as inet_select_addr
-   * falls back to; none: the kernel drops the packet. */
+  /* No route to choose by (none, or the device does not forward, where
+   * bpf_fib_lookup answers nothing): the device's first address; a device
+   * without one: IPv4's inet_select_addr takes the first address of the
+   * first device that has one (ifindex 0, as out of lo); none: the kernel
+   * drops the packet. */
   struct nf_ifaddr_key k = {oif, p->family};
   __u8* a = bpf_map_lookup_elem(&nf_ifaddr, &k);
+  if (!a && p->family == 4) {
+    k.ifindex = 0;
+    a = bpf_map_lookup_elem(&nf_ifaddr, &k);
+  }
   if (!a) return -1;
   __builtin_memcpy(out, a, 16);
   return 0;

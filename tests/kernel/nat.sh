@@ -5,14 +5,15 @@
 # `nf2bpf conntrack` (text and JSON) listing what was translated, and the
 # router's own connections through nat OUTPUT (DNAT routed out of another
 # device and masqueraded there, also to its own address; REDIRECT to a local
-# port). Needs
+# port), and MASQUERADE out of a device without an address. Needs
 # root; exits 77 (skipped) otherwise.
 #   nat.sh NF2BPF
 set -u
 BIN=$1
 . "$(dirname "$0")/lib.sh" nf2bpf-nat
 RTR=$TAG-rtr
-trap 'cleanup; ip netns del "$RTR" 2>/dev/null' EXIT INT TERM
+HOST=$TAG-host
+trap 'cleanup; ip netns del "$RTR" 2>/dev/null; ip netns del "$HOST" 2>/dev/null' EXIT INT TERM
 
 ip netns add "$CLI" && ip netns add "$SRV" && ip netns add "$RTR" || { echo "cannot create namespaces"; exit 2; }
 ip link add c0 netns "$CLI" type veth peer name r0 netns "$RTR"
@@ -163,6 +164,48 @@ import socket
 s = socket.create_connection(("10.96.0.11", 80), timeout=3)
 print(s.makefile().readline().strip())'
 has "redirected, port 9090" "the connection reaches the local port REDIRECT names"
+
+# MASQUERADE out of a device without an address on a host that does not
+# forward (bpf_fib_lookup answers nothing there): the kernel's
+# inet_select_addr takes another device's address. The host's own datagram
+# leaves by o0 (no address) to the server, which prints its source.
+ip netns add "$HOST"
+ip -n "$HOST" link set lo up
+ip -n "$HOST" link add d0 type veth peer name d0p
+ip -n "$HOST" addr add 10.82.1.1/24 dev d0 && ip -n "$HOST" link set d0 up
+ip link add o0 netns "$HOST" type veth peer name m0 netns "$SRV"
+ip -n "$HOST" link set o0 up
+ip -n "$SRV" addr add 10.82.2.2/24 dev m0 && ip -n "$SRV" link set m0 up
+ip -n "$HOST" route add 10.82.2.0/24 dev o0
+cat >"$WORK/masq.rules" <<'EOF'
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o o0 -j MASQUERADE
+COMMIT
+EOF
+masq_source() {
+  ip netns exec "$SRV" python3 -c '
+import socket
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(("10.82.2.2", 5000)); r.settimeout(3)
+try: print(r.recvfrom(10)[1][0])
+except OSError: print("nothing")' &
+  local r=$!
+  sleep 0.3
+  ip netns exec "$HOST" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.82.1.1", 0)); s.sendto(b"x", ("10.82.2.2", 5000))'
+  wait "$r"
+}
+ip netns exec "$HOST" iptables-restore "$WORK/masq.rules"
+KM=$(masq_source)
+ip netns exec "$HOST" iptables -t nat -F
+expect 0 "apply MASQUERADE on a host that does not forward" -- ip netns exec "$HOST" "$BIN" apply --iface d0 --iface o0 "$WORK/masq.rules"
+NM=$(masq_source)
+[ "$KM" = 10.82.1.1 ] && pass "the kernel masquerades to d0's address" || fail "kernel masquerade source: $KM"
+[ "$NM" = "$KM" ] && pass "nf2bpf masquerades to the same address" || fail "masquerade source: kernel $KM, nf2bpf $NM"
 
 echo "nat: $fails failed"
 [ "$fails" -eq 0 ]
