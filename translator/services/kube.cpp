@@ -388,7 +388,8 @@ Recognition recognise(const ir::Ruleset& rs) {
       out.mode = "nftables";
     }
   }
-  for (auto& [key, s] : found) {
+  for (auto& entry : found) {
+    Service& s = entry.second;  // (not a structured binding: the lambdas below capture it)
     // nftables mode sends a LoadBalancer IP through service-ips to the
     // external chain as it does an external IP: one frontend, a LoadBalancer.
     std::erase_if(s.frontends, [&](const Frontend& f) {
