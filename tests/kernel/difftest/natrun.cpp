@@ -72,6 +72,16 @@ bool is_error(const std::vector<uint8_t>& b) {
   uint8_t t = b[l4];
   return proto == 1 ? t != 0 && t != 8 : t != 128 && t != 129;
 }
+// An ICMP redirect (IPv4 type 5, ICMPv6 137): the router's own message when
+// a packet leaves by the interface it came in by (a hairpin DNAT), sent by
+// the kernel's forwarding path under its per-peer rate limit in both
+// testbeds alike, never the error a responder sent.
+bool is_redirect(const std::vector<uint8_t>& b) {
+  if (b.empty()) return false;
+  size_t l4 = (b[0] >> 4) == 4 ? (size_t)(b[0] & 0xf) * 4 : 40;
+  uint8_t proto = (b[0] >> 4) == 4 ? b[9] : b.size() > 6 ? b[6] : 0;
+  return b.size() > l4 && ((proto == 1 && b[l4] == 5) || (proto == 58 && b[l4] == 137));
+}
 
 struct Obs {
   Side side;
@@ -159,8 +169,11 @@ class NatBed {
   // arrived (a DNAT to a client address sends it back to the client side).
   // ICMP messages the kernel makes about a probe quote its marker too (rtr's
   // redirect when a DNAT sends a packet back out of the interface it came
-  // in by): only an ICMP error is looked for when one is expected, and no
-  // ICMP message but echo otherwise.
+  // in by): only an ICMP error other than a redirect is looked for when one
+  // is expected, and no ICMP message but echo otherwise. (Whether a redirect
+  // goes out depends on the kernel's per-peer token bucket, which the two
+  // testbeds fill at their own pace: seed 71683586 packet 199 met one in
+  // one testbed and not in the other.)
   std::optional<Obs> observe(uint32_t token, bool want_error, int wait_ms) {
     uint8_t tok[8] = {
         'N', 'F', '2', 'B', (uint8_t)(token >> 24), (uint8_t)(token >> 16), (uint8_t)(token >> 8), (uint8_t)token};
@@ -168,7 +181,7 @@ class NatBed {
     for (;;) {
       for (size_t i = 0; i < seen_.size(); ++i) {
         const auto& b = seen_[i].ip;
-        if (std::search(b.begin(), b.end(), tok, tok + 8) != b.end() && is_error(b) == want_error) {
+        if (std::search(b.begin(), b.end(), tok, tok + 8) != b.end() && is_error(b) == want_error && !is_redirect(b)) {
           Obs o = seen_[i];
           seen_.erase(seen_.begin() + (long)i);
           return o;
