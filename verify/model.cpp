@@ -695,16 +695,15 @@ bool Model::nat_bind(Work& w, bool output) {
   bool have = false;
   if (n && n->kind == NF_NAT_MASQUERADE) {
     std::optional<ir::u128> a;
-    if (p.oif == "lo") {  // as nf_nat_masq_addr: the destination (IPv6), the first device's address (IPv4)
-      if (p.family != 4)
-        a = from_bytes(nw.cand.dst);
-      else if (env_.iface_address)
-        a = env_.iface_address(4, "");
-    } else {
-      a = env_.source_address ? env_.source_address(p.family, p.oif, from_bytes(nw.cand.dst)) : std::nullopt;
-      if (!a && env_.iface_address) a = env_.iface_address(p.family, p.oif);         // no route: the device's address
-      if (!a && env_.iface_address && p.family == 4) a = env_.iface_address(4, "");  // none: the first device's
-    }
+    // As nf_nat_masq_addr: out of lo, IPv6 takes the destination; IPv4 the
+    // device's address, else (lo, or none) the first device's.
+    bool lo = p.oif == "lo";
+    if (lo && p.family != 4)
+      a = from_bytes(nw.cand.dst);
+    else if (!lo && env_.source_address)
+      a = env_.source_address(p.family, p.oif, from_bytes(nw.cand.dst));
+    if (!a && !lo && env_.iface_address) a = env_.iface_address(p.family, p.oif);  // no route: the device's address
+    if (!a && env_.iface_address && p.family == 4) a = env_.iface_address(4, "");  // none: the first device's
     if (!a) return false;
     to_bytes(*a, addr);
     have = true;

@@ -385,47 +385,43 @@ static __always_inline int nf_l3_offset(struct __sk_buff* skb) {
  * `oif` to `daddr` (inet_select_addr / ipv6_dev_get_saddr). */
 static __always_inline int nf_nat_masq_addr(struct __sk_buff* skb, const struct nf_pkt* p, struct bpf_fib_lookup* f,
                                             const __u8* daddr, __u32 oif, __u8* out) {
-  if (oif == 1) {
-    /* Out of lo (to this host itself): IPv6 source address selection picks
-     * the destination (RFC 6724 rule 1); IPv4's inet_select_addr skips lo's
-     * host-scope 127/8 and takes the first device's first address, which
-     * the loader keeps under ifindex 0. */
-    if (p->family != 4) {
-      __builtin_memcpy(out, daddr, 16);
+  /* Out of lo (to this host itself): IPv6 source address selection picks
+   * the destination (RFC 6724 rule 1); IPv4's inet_select_addr skips lo's
+   * host-scope 127/8, as it skips a device without an address (below). */
+  int lo = oif == 1;
+  if (lo && p->family != 4) {
+    __builtin_memcpy(out, daddr, 16);
+    return 0;
+  }
+  if (!lo) {
+    __builtin_memset(f, 0, sizeof(*f));
+    f->ifindex = oif;
+    f->l4_protocol = p->l4proto;
+    if (p->family == 4) {
+      f->family = 2;
+      __builtin_memcpy(&f->ipv4_dst, daddr + 12, 4);
+    } else {
+      f->family = 10;
+      __builtin_memcpy(f->ipv6_dst, daddr, 16);
+    }
+    long rc =
+        bpf_fib_lookup(skb, f, sizeof(*f), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
+    if ((rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH) && (p->family != 4 || f->ipv4_src)) {
+      if (p->family == 4)
+        nf_v4_mapped(out, f->ipv4_src);
+      else
+        __builtin_memcpy(out, f->ipv6_src, 16);
       return 0;
     }
-    struct nf_ifaddr_key k0 = {0, 4};
-    __u8* a0 = bpf_map_lookup_elem(&nf_ifaddr, &k0);
-    if (!a0) return -1;
-    __builtin_memcpy(out, a0, 16);
-    return 0;
-  }
-  __builtin_memset(f, 0, sizeof(*f));
-  f->ifindex = oif;
-  f->l4_protocol = p->l4proto;
-  if (p->family == 4) {
-    f->family = 2;
-    __builtin_memcpy(&f->ipv4_dst, daddr + 12, 4);
-  } else {
-    f->family = 10;
-    __builtin_memcpy(f->ipv6_dst, daddr, 16);
-  }
-  long rc = bpf_fib_lookup(skb, f, sizeof(*f), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
-  if ((rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH) && (p->family != 4 || f->ipv4_src)) {
-    if (p->family == 4)
-      nf_v4_mapped(out, f->ipv4_src);
-    else
-      __builtin_memcpy(out, f->ipv6_src, 16);
-    return 0;
   }
   /* No route to choose by (none, or the device does not forward, where
-   * bpf_fib_lookup answers nothing): the device's first address; a device
-   * without one: IPv4's inet_select_addr takes the first address of the
-   * first device that has one (ifindex 0, as out of lo); none: the kernel
-   * drops the packet. */
-  struct nf_ifaddr_key k = {oif, p->family};
+   * bpf_fib_lookup answers nothing): the device's first address; lo, or a
+   * device without one: IPv4's inet_select_addr takes the first address of
+   * the first device that has one (the loader keeps it under ifindex 0);
+   * none: the kernel drops the packet. */
+  struct nf_ifaddr_key k = {lo ? 0 : oif, p->family};
   __u8* a = bpf_map_lookup_elem(&nf_ifaddr, &k);
-  if (!a && p->family == 4) {
+  if (!a && p->family == 4 && k.ifindex) {
     k.ifindex = 0;
     a = bpf_map_lookup_elem(&nf_ifaddr, &k);
   }

@@ -64,6 +64,23 @@ std::optional<Backend> dnat_target(const ir::Rule& r) {
   return std::nullopt;
 }
 
+// The sources a rule excludes (`! -s CIDR`, `ip saddr != { ... }`).
+std::vector<std::string> excluded_sources(const ir::Rule& r) {
+  std::vector<std::string> out;
+  for (const auto& m : r.matches)
+    if (m.field == Field::SrcAddr && m.negated && std::holds_alternative<ir::IntervalSet>(m.value))
+      out.push_back(ir::format_addr_set(std::get<ir::IntervalSet>(m.value)));
+  return out;
+}
+
+// A rule that marks the service's packets for masquerading: which ones, in
+// words ("from outside CIDR", else `otherwise`: "all" or "external").
+void add_masquerade(Service& s, const ir::Rule& r, const std::string& otherwise) {
+  auto ex = excluded_sources(r);
+  std::string why = ex.empty() ? otherwise : "from outside " + ex.back();
+  if (s.masquerade.find(why) == std::string::npos) s.masquerade += (s.masquerade.empty() ? "" : ", ") + why;
+}
+
 std::string family_of(ir::Family f) { return f == ir::Family::Ip6 ? "ip6" : "ip"; }
 
 void add_backend(Service& s, Backend b) {
@@ -180,7 +197,7 @@ class IptablesMode {
           s.source_ranges.push_back(ir::format_addr_set(std::get<ir::IntervalSet>(m->value)));
       if (!jumps) continue;
       if (to == "KUBE-MARK-MASQ") {
-        masquerade(s, r, svc);
+        add_masquerade(s, r, svc ? "all" : "external");
       } else if (to.starts_with("KUBE-SEP-")) {
         if (auto t = recent_seconds(r)) s.affinity_seconds = t;
         endpoint(s, to, name.starts_with("KUBE-SVL-"));
@@ -189,15 +206,6 @@ class IptablesMode {
         follow(s, to, depth + 1);
       }
     }
-  }
-
-  void masquerade(Service& s, const ir::Rule& r, bool svc) {
-    std::string why;
-    for (const auto& m : r.matches)
-      if (m.field == Field::SrcAddr && m.negated && std::holds_alternative<ir::IntervalSet>(m.value))
-        why = "from outside " + ir::format_addr_set(std::get<ir::IntervalSet>(m.value));
-    if (why.empty()) why = svc ? "all" : "external";
-    if (s.masquerade.find(why) == std::string::npos) s.masquerade += (s.masquerade.empty() ? "" : ", ") + why;
   }
 
   void endpoint(Service& s, const std::string& sep, bool local) {
@@ -326,13 +334,8 @@ class NftMode {
         if (auto b = dnat_target(r)) add_backend(s, *b);
         continue;
       }
-      if (r.verdict.chain == "mark-for-masquerade") {
-        std::string why = name.starts_with("external-") ? "external" : "all";
-        for (const auto& m : r.matches)
-          if (m.field == Field::SrcAddr && m.negated && std::holds_alternative<ir::IntervalSet>(m.value))
-            why = "from outside " + ir::format_addr_set(std::get<ir::IntervalSet>(m.value));
-        if (s.masquerade.find(why) == std::string::npos) s.masquerade += (s.masquerade.empty() ? "" : ", ") + why;
-      }
+      if (r.verdict.chain == "mark-for-masquerade")
+        add_masquerade(s, r, name.starts_with("external-") ? "external" : "all");
       if (!r.verdict.chain.empty() && r.verdict.chain != "mark-for-masquerade") follow(s, r.verdict.chain, depth + 1);
       if (r.vmap)
         if (const ir::Set* vm = rs_.find_set(t_, r.vmap->name))
@@ -359,9 +362,7 @@ class NftMode {
     if (const ir::Chain* c = t_.find_chain(to))
       for (const auto& r : c->rules) {
         add_rule(s, r.loc);
-        for (const auto& mm : r.matches)
-          if (mm.field == Field::SrcAddr && mm.negated && std::holds_alternative<ir::IntervalSet>(mm.value))
-            s.source_ranges.push_back(ir::format_addr_set(std::get<ir::IntervalSet>(mm.value)));
+        for (auto& x : excluded_sources(r)) s.source_ranges.push_back(std::move(x));
       }
   }
 
