@@ -9,14 +9,19 @@
 #include <syslog.h>
 #include <yaml-cpp/yaml.h>
 
+#include <atomic>
+#include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <set>
 
 #include "cli/command.h"
+#include "common/json_text.h"
 #include "loader/privileges.h"
 #include "ops/sync.h"
+#include "ops/watch.h"
 #include "translator/report/report.h"
 #include "translator/translate.h"
 
@@ -30,7 +35,8 @@ using nlohmann::json;
 struct SyncArgs {
   ops::SyncOptions run;
   std::string format = "text", config;
-  bool syslog = false;
+  bool syslog = false, watch = false;
+  double debounce_ms = 20;
   // Which options the command line gave (they override the config file).
   std::set<std::string> given;
 };
@@ -112,9 +118,9 @@ std::string read_config(SyncArgs& a, bool& unreadable) {
 // ---- output ------------------------------------------------------------------------
 
 // The run's outcome: in text, what it was refused on, then one log line (to
-// stderr or syslog), then notes and hint; in json, the document. Returns the
-// exit status.
-int render(const SyncArgs& a, const ops::SyncOutcome& r) {
+// stderr or syslog), then notes and hint; in json, the document (with
+// --watch, one per line, with what started the run). Returns the exit status.
+int render(const SyncArgs& a, const ops::SyncOutcome& r, const ops::WatchRun* w = nullptr) {
   std::shared_ptr<spdlog::logger> log;
   if (a.syslog) {
     log = spdlog::syslog_logger_mt("nf2bpf-sync", "nf2bpf", LOG_PID, LOG_DAEMON);
@@ -142,8 +148,12 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
   std::string hint = r.hint;
   if (status == kSystem)
     if (std::string h = loader::privilege_hint("sync", r.message); !h.empty()) hint = h;
-  char total[32];
-  std::snprintf(total, sizeof total, " (%.0f ms)", r.total_ms);
+  char total[96];
+  if (w && w->notifications)
+    std::snprintf(total, sizeof total, " (%.0f ms; %.0f ms after %llu change notification%s)", r.total_ms,
+                  w->since_change_ms, (unsigned long long)w->notifications, w->notifications == 1 ? "" : "s");
+  else
+    std::snprintf(total, sizeof total, " (%.0f ms)", r.total_ms);
   if (status == kOk)
     log->info(r.message + total);
   else if (status == kRejected)
@@ -158,10 +168,40 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r) {
   } else {
     json doc = r.doc;
     if (!hint.empty()) doc["hint"] = hint;
-    emit_json(doc, status);
+    if (w) {
+      doc["watch"] = {{"run", w->run},
+                      {"notifications", w->notifications},
+                      {"overflow", w->overflow},
+                      {"since_change_ms", std::round(w->since_change_ms * 10) / 10}};
+      doc["exit"] = status;
+      std::cout << dump_utf8(doc) << "\n";
+    } else {
+      emit_json(doc, status);
+    }
   }
   std::cout.flush();
   return status;
+}
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop = true; }
+
+// --watch: sync at start and after every change until SIGINT or SIGTERM.
+// A refused or failed run is reported and the watch goes on (the live policy
+// is untouched; the next change is tried again).
+int watch(const SyncArgs& a) {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  ops::WatchOptions o;
+  o.sync = a.run;
+  o.debounce_ms = a.debounce_ms;
+  o.stop = &g_stop;
+  auto r = ops::watch(o, [&](const ops::SyncOutcome& out, const ops::WatchRun& w) { render(a, out, &w); });
+  if (!r) return fail(r.error().code ? kSystem : kUsage, "sync --watch: " + r.error().message());
+  return kOk;
 }
 
 }  // namespace
@@ -199,6 +239,14 @@ Command add_sync(CLI::App& app) {
   sub->add_flag("--self-test", a->run.self_test,
                 "Verify the live policy against SOURCE on witness packets even when nothing changed");
   sub->add_flag("--dry-run", a->run.dry_run, "Translate, verify and guard, but do not swap");
+  sub->add_flag("--watch", a->watch,
+                "Keep running: sync at start and whenever the source changes (--from kernel: nf_tables change "
+                "notifications; a file: its writes); one outcome per run, until SIGINT or SIGTERM");
+  sub->add_option("--debounce", a->debounce_ms,
+                  "With --watch: milliseconds of quiet after a change before the run (default 20; at most 1 s "
+                  "while changes keep coming)")
+      ->check(CLI::Range(0.0, 10000.0))
+      ->option_text("MS");
   opt(sub->add_option("--state-dir", a->run.state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-cookie-<cookie>)")
           ->option_text("DIR"),
       "state_dir");
@@ -237,8 +285,14 @@ Command add_sync(CLI::App& app) {
       "generation and made live with one map update; the previous one stays for `nf2bpf rollback`. One sync runs\n"
       "at a time (flock in the state directory). Killed at any point, the live generation is the old or the new\n"
       "one, whole; the next run reconciles its state file with the kernel. One log line per run.\n"
+      "--watch keeps running and syncs after each change: nf_tables notifications with --from kernel (what\n"
+      "iptables-nft, nft and kube-proxy write; iptables-legacy sends none), inotify on SOURCE otherwise. A burst\n"
+      "of notifications (one restore) is one run, --debounce ms after the last; a change made during a run is\n"
+      "answered by the next. --format json prints one object per run and line, with \"watch\": {run,\n"
+      "notifications, overflow, since_change_ms}; a refused run leaves the live policy and the watch goes on.\n"
       "Exit status: 0 in sync or swapped, 1 refused (bad source, verification, change guard, lock), 2 a file\n"
-      "cannot be read, a usage error or a system error.");
+      "cannot be read, a usage error or a system error. With --watch: 0 when stopped by SIGINT or SIGTERM,\n"
+      "2 when it cannot listen for changes.");
   return {sub, [a, keys]() -> int {
             ui().json = a->format == "json";
             for (const auto& [o, key] : *keys)
@@ -265,6 +319,7 @@ Command add_sync(CLI::App& app) {
               return fail(kUsage, "sync needs a SOURCE",
                           "give a ruleset file, `source:` in --config, or --from kernel");
             }
+            if (a->watch) return watch(*a);
             return render(*a, ops::run_sync(a->run));
           }};
 }

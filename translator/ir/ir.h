@@ -278,6 +278,9 @@ struct Table {
   std::vector<Chain> chains;
   std::vector<Set> sets;
   SourceLoc loc;
+  // In a kernel ruleset, a table iptables-nft wrote, read from
+  // iptables-nft-save: its rules are iptables rules.
+  bool iptables_rules = false;
 
   Chain* find_chain(std::string_view n);
   const Chain* find_chain(std::string_view n) const;

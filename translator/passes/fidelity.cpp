@@ -195,8 +195,7 @@ unsigned families_of(const Table& t) {
 
 std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, const FidelityOptions& opt) {
   std::vector<RuleFidelity> out;
-  std::string_view fe = frontend_name(rs.frontend);
-  bool ipt = fe == "iptables";
+  bool any_ipt = false;
   struct Pending {
     RuleRef ref;
     const Rule* rule;
@@ -208,6 +207,9 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
 
   for (uint32_t t = 0; t < rs.tables.size(); ++t) {
     const Table& table = rs.tables[t];
+    std::string_view fe = table.iptables_rules ? "iptables" : frontend_name(rs.frontend);
+    bool ipt = fe == "iptables";
+    any_ipt |= ipt;
     const caps::Capability* table_cap =
         caps::find(fe, ipt ? "*" + table.name : std::string("table ") + to_string(table.family));
     std::vector<bool> in_nat = ipt ? std::vector<bool>(table.chains.size(), false) : nat_reached(rs, table);
@@ -257,7 +259,7 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
                                "), and nf2bpf's lists are not the kernel's: this one stays with it",
                            p.rule->loc});
   };
-  if (ipt) keep_recent_lists();
+  if (any_ipt) keep_recent_lists();
   // NAT is translated whole or not at all per family (a connection's
   // binding cannot be split between netfilter and nf2bpf): one nat rule left
   // in netfilter keeps every nat rule of its family there.
@@ -279,7 +281,7 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
                          "a nat rule of this address family stays in netfilter (" + kept_at[p.fams & nat_kept] +
                              "), and NAT is translated whole or not at all: this one stays with it",
                          p.rule->loc});
-  if (ipt) keep_recent_lists();  // nat rules kept above may name lists too
+  if (any_ipt) keep_recent_lists();  // nat rules kept above may name lists too
   for (auto& p : pending) out.push_back(judge(p.ref, *p.rule, p.found, diags, opt));
   // File order, so reports read top to bottom.
   std::stable_sort(out.begin(), out.end(), [&](const RuleFidelity& a, const RuleFidelity& b) {

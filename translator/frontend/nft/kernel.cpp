@@ -1,10 +1,23 @@
 // The ruleset the current network namespace holds, read in-process through
-// libnftables (the library `nft` itself uses): no subprocess, no text scraping.
+// libnftables (the library `nft` itself uses). Tables iptables-nft wrote with
+// xtables matches or targets (the `xt` expressions: -m recent, -m statistic,
+// -j DNAT ...) are the one exception: their options are binary blobs only
+// iptables-nft-save decodes, so those tables are read from its output.
+#include <fcntl.h>
 #include <nftables/libnftables.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
 
+#include "translator/frontend/iptables/parser.h"
 #include "translator/frontend/nft/nft.h"
+
+extern char** environ;
 
 namespace nf2bpf::frontend {
 
@@ -31,6 +44,59 @@ Result<std::string> list_ruleset(bool json) {
   return out;
 }
 
+// `iptables-nft-save -t TABLE` (or ip6tables-nft-save): its standard output,
+// or an error when it cannot be run or fails.
+Result<std::string> xtables_save(bool v6, const std::string& table) {
+  const char* tool = v6 ? "ip6tables-nft-save" : "iptables-nft-save";
+  std::string what = std::string("read table ") + (v6 ? "ip6 " : "ip ") + table + " with " + tool;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Error{errno, what + ": pipe"};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::string t = table;
+  char* argv[] = {const_cast<char*>(tool), const_cast<char*>("-t"), t.data(), nullptr};
+  pid_t pid;
+  int rc = posix_spawnp(&pid, tool, &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    return Error{rc, what + ": " + std::strerror(rc)};
+  }
+  std::string out;
+  char buf[65536];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    out.append(buf, (size_t)n);
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return Error{0, what + ": it failed"};
+  return out;
+}
+
+// The (family, table) pairs whose rules hold `xt` expressions.
+std::set<std::pair<std::string, std::string>> xt_tables(const std::string& js) {
+  std::set<std::pair<std::string, std::string>> out;
+  auto doc = nlohmann::json::parse(js, nullptr, false);
+  if (!doc.is_object() || !doc["nftables"].is_array()) return out;
+  for (const auto& o : doc["nftables"]) {
+    if (!o.contains("rule")) continue;
+    const auto& r = o["rule"];
+    if (!r.contains("expr") || !r["expr"].is_array()) continue;
+    for (const auto& e : r["expr"])
+      if (e.is_object() && e.contains("xt")) {
+        out.insert({r.value("family", ""), r.value("table", "")});
+        break;
+      }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
@@ -53,7 +119,33 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
   NftJsonOptions jopt;
   jopt.frontend = ir::Frontend::Kernel;
   jopt.substitutes = &subs;
+  // Tables with xt expressions, read from iptables-nft-save when it is
+  // there; without it they are read from the JSON, and the xt rules are
+  // reported unsupported with a hint.
+  std::vector<ir::Table> saved;
+  std::set<std::pair<ir::Family, std::string>> replaced;
+  if (js->find("\"xt\"") != std::string::npos)
+    for (const auto& [fam, table] : xt_tables(*js)) {
+      if (fam != "ip" && fam != "ip6") continue;
+      bool v6 = fam == "ip6";
+      auto text = xtables_save(v6, table);
+      if (!text) continue;
+      diag::Diagnostics d;
+      ir::Ruleset part = parse_iptables(
+          {"kernel (" + std::string(v6 ? "ip6" : "ip") + "tables-nft-save -t " + table + ")", std::move(*text)},
+          v6 ? ir::AddrFamily::V6 : ir::AddrFamily::V4, {}, d);
+      if (d.has_errors()) continue;  // the JSON's own reading reports what is wrong
+      for (const auto& w : d.all()) diags.add(w);
+      for (auto& t : part.tables)
+        if (t.name == table) {
+          replaced.insert({t.family, t.name});
+          t.iptables_rules = true;
+          saved.push_back(std::move(t));
+        }
+    }
   ir::Ruleset rs = parse_nft_json({"kernel", std::move(*js)}, diags, jopt);
+  std::erase_if(rs.tables, [&](const ir::Table& t) { return replaced.count({t.family, t.name}) > 0; });
+  for (auto& t : saved) rs.tables.push_back(std::move(t));
   rs.source = "kernel";
   return rs;
 }

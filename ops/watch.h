@@ -1,0 +1,45 @@
+// `sync --watch`: keep running and sync whenever the source of truth
+// changes. With --from kernel it listens to nf_tables change notifications
+// (NFNLGRP_NFTABLES on a NETLINK_NETFILTER socket: iptables-nft, nft and
+// kube-proxy's restores all commit through nf_tables and are heard);
+// with a ruleset file, to inotify events on the file's directory (an editor's
+// write or an atomic rename). Notifications are debounced (a restore is one
+// burst of messages), then one ordinary sync runs: the same lock,
+// verification, change guard and output as `nf2bpf sync`.
+//
+// Every run reads the source after the notifications it answers were
+// received, so a change made during a run is answered by the next one; a
+// run that finds the checksum unchanged does nothing (never applied twice).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+
+#include "common/result.h"
+#include "ops/sync.h"
+
+namespace nf2bpf::ops {
+
+struct WatchOptions {
+  SyncOptions sync;
+  // Quiet time after the last notification before a run starts, and the
+  // longest a run waits while notifications keep coming.
+  double debounce_ms = 20, max_delay_ms = 1000;
+  const std::atomic<bool>* stop = nullptr;  // set (by a signal handler) to end
+};
+
+// What started a run: the first one (at start) or notifications.
+struct WatchRun {
+  uint64_t run = 0;            // 1, 2, ...
+  uint64_t notifications = 0;  // messages (or file events) answered; 0 for the first run
+  bool overflow = false;       // the socket lost notifications (ENOBUFS): a run reads everything anyway
+  double since_change_ms = 0;  // from the first answered notification to the run's end
+};
+
+// Runs a sync at start and after every (debounced) change, until `stop` is
+// set; each outcome goes to `report`. Fails only when it cannot listen (or
+// the source cannot be watched, e.g. "-").
+Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOutcome&, const WatchRun&)>& report);
+
+}  // namespace nf2bpf::ops
