@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <unordered_map>
 #include <string_view>
 
 namespace nf2bpf::frontend {
@@ -79,6 +80,8 @@ std::vector<MisplacedNat> misplaced_nat(const ir::Ruleset& rs, const ir::Table& 
   }
   std::set<const ir::Statement*> said;
   const size_t n = t.chains.size();
+  std::unordered_map<std::string_view, size_t> by_name;
+  for (size_t i = 0; i < n; ++i) by_name.emplace(t.chains[i].name, i);
   for (size_t b = 0; b < n; ++b) {
     const ir::Chain& base = t.chains[b];
     if (!base.base) continue;
@@ -87,8 +90,8 @@ std::vector<MisplacedNat> misplaced_nat(const ir::Ruleset& rs, const ir::Table& 
     std::vector<size_t> work{b};
     parent[b] = -1;
     auto reach = [&](size_t from, const std::string& name) {
-      if (const ir::Chain* tc = t.find_chain(name)) {
-        size_t i = (size_t)(tc - t.chains.data());
+      if (auto it = by_name.find(name); it != by_name.end()) {
+        size_t i = it->second;
         if (parent[i] == -2) parent[i] = (long)from, work.push_back(i);
       }
     };

@@ -243,8 +243,9 @@ class Compiler {
   uint32_t nat_fams_ = 0;     // NF_FAM_* with a compiled nat stage
   // -m statistic --mode nth: the counter slot of each source rule (rules
   // inlined more than once share the kernel's one counter).
-  std::map<RuleRef, uint32_t> nth_slots_;         // -m statistic --mode nth: its rule -> its counter
-  std::map<std::string, uint32_t> numgen_slots_;  // nft numgen inc: its place -> its counter (same numbering)
+  std::map<RuleRef, uint32_t> nth_slots_;                // -m statistic --mode nth: its rule -> its counter
+  std::map<std::string, uint32_t> numgen_slots_;         // nft numgen inc: its place -> its counter (same numbering)
+  std::unordered_map<std::string, uint32_t> chain_ids_;  // pol_.chain_names -> index
   uint32_t nth_slot_count_ = 0;
   uint32_t nth_slot(std::map<RuleRef, uint32_t>::iterator it, bool fresh) {
     if (fresh) it->second = nth_slot_count_++;
@@ -1408,9 +1409,9 @@ uint32_t Compiler::emit_rules(StageWork& w, const std::vector<std::vector<BoxPre
     const auto& t = tr_.ruleset.tables[w.origins[r].table];
     pol_.origins.push_back({src.loc.file_line(), t.name, t.chains[w.origins[r].chain].name, src.text, src.loc.line});
     std::string cname = t.name + "/" + t.chains[w.origins[r].chain].name;
-    auto cit = std::find(pol_.chain_names.begin(), pol_.chain_names.end(), cname);
-    if (cit == pol_.chain_names.end()) cit = pol_.chain_names.insert(pol_.chain_names.end(), cname);
-    pol_.rules.back().src_chain = (uint32_t)(cit - pol_.chain_names.begin());
+    auto [cit, added] = chain_ids_.try_emplace(cname, (uint32_t)pol_.chain_names.size());
+    if (added) pol_.chain_names.push_back(cname);
+    pol_.rules.back().src_chain = cit->second;
     pol_.rules.back().src_line = src.loc.line;
     if (!l.unconditional_terminal) ++steps;
     if (l.desc.residual & (NF_RES_CTMARK | NF_RES_CTSTATUS)) pol_.cfg.ct_needed = 1;

@@ -100,6 +100,7 @@ class Loader {
   Policy& p_;
   Fields top_;
   std::unordered_map<std::string, uint64_t> counts_;
+  ChainIndex chain_idx_;  // p_.chain_names, indexed once they are read
   YAML::Node counts_node_;
 };
 
@@ -290,6 +291,7 @@ void Loader::header() {
   YAML::Node chains = top_.req("chains", "the policy");
   for (const auto& c : seq(chains, "'chains'")) p_.chain_names.push_back(str(c, "a chain name"));
   count_is(chains, p_.chain_names, "chains", counts_["chains"]);
+  chain_idx_ = chain_index_of(p_);
   YAML::Node prefixes = top_.req("log_prefixes", "the policy");
   for (const auto& c : seq(prefixes, "'log_prefixes'")) p_.log_prefixes.push_back(str(c, "a log prefix"));
   count_is(prefixes, p_.log_prefixes, "log_prefixes", counts_["log_prefixes"]);
@@ -337,7 +339,7 @@ void Loader::rules() {
     }
     r.stmt_count = (uint16_t)(p_.stmts.size() - r.stmt_first);
     if (own_stmts) r.stmt_first = 0;
-    int64_t ci = chain_index(p_, g);
+    int64_t ci = chain_index(chain_idx_, g);
     r.src_chain = ci < 0 ? 0 : (uint32_t)ci;
     r.src_line = g.source_line;
     if (YAML::Node raw = f.get("raw"); raw.IsDefined()) {

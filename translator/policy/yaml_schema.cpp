@@ -689,11 +689,15 @@ uint32_t line_of_location(std::string_view loc) {
   return c.dec(v, UINT32_MAX) && c.done() ? (uint32_t)v : 0;
 }
 
-int64_t chain_index(const Policy& p, const Origin& g) {
-  std::string name = g.table + "/" + g.chain;
-  for (size_t i = 0; i < p.chain_names.size(); ++i)
-    if (p.chain_names[i] == name) return (int64_t)i;
-  return -1;
+ChainIndex chain_index_of(const Policy& p) {
+  ChainIndex index;
+  for (size_t i = 0; i < p.chain_names.size(); ++i) index.emplace(p.chain_names[i], (int64_t)i);
+  return index;
+}
+
+int64_t chain_index(const ChainIndex& index, const Origin& g) {
+  auto it = index.find(g.table + "/" + g.chain);
+  return it == index.end() ? -1 : it->second;
 }
 
 }  // namespace yaml_schema

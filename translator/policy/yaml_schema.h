@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -228,7 +229,11 @@ std::string stmt_map(const nf2bpf_stmt& s);
 
 // The line of "file:line", or 0.
 uint32_t line_of_location(std::string_view loc);
+// "table/chain" -> its index in `chain_names` (built once: rules are looked
+// up one by one).
+using ChainIndex = std::unordered_map<std::string, int64_t>;
+ChainIndex chain_index_of(const Policy& p);
 // Index of the origin's table/chain in `chain_names`, or -1.
-int64_t chain_index(const Policy& p, const Origin& g);
+int64_t chain_index(const ChainIndex& index, const Origin& g);
 
 }  // namespace nf2bpf::policy::yaml_schema

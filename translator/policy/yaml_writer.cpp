@@ -105,13 +105,13 @@ void write_origin(std::string& o, const Origin& g, const char* indent, const cha
 
 // What a rule's spelled-out form determines (the loader's view), so the
 // writer can add `raw:` for whatever it does not.
-nf2bpf_rule derive_rule(const Policy& p, const Origin& g, const std::string& action,
+nf2bpf_rule derive_rule(const Policy& p, const ChainIndex& chains, const Origin& g, const std::string& action,
                         const std::vector<std::string>& checks, uint32_t stmt_first, uint32_t stmt_count) {
   nf2bpf_rule r{};
   parse_action(action, p, r);
   for (const auto& c : checks) parse_check(c, p, r);
   r.stmt_first = stmt_first, r.stmt_count = (uint16_t)stmt_count;
-  int64_t ci = chain_index(p, g);
+  int64_t ci = chain_index(chains, g);
   r.src_chain = ci < 0 ? 0 : (uint32_t)ci;
   r.src_line = g.source_line;
   return r;
@@ -218,6 +218,7 @@ void write_rules(std::string& o, const Policy& p, bool inline_stmts) {
   o += "\nrules:\n";
   if (p.rules.empty()) o.back() = ' ', o += "[]\n";
   uint32_t next_stmt = 0;
+  const ChainIndex chains = chain_index_of(p);
   for (size_t i = 0; i < p.rules.size(); ++i) {
     const nf2bpf_rule& r = p.rules[i];
     Origin none;
@@ -242,7 +243,7 @@ void write_rules(std::string& o, const Policy& p, bool inline_stmts) {
         o += "]\n";
       }
     }
-    nf2bpf_rule d = derive_rule(p, g, action, checks, first, count);
+    nf2bpf_rule d = derive_rule(p, chains, g, action, checks, first, count);
     std::string raw;
     for (const auto& f : kRuleFields)
       if (get_field(d, f) != get_field(r, f))
