@@ -29,6 +29,12 @@ constexpr std::string_view kAddrType =
     "LOCAL is the set of this namespace's addresses when the policy is applied or synced";
 constexpr std::string_view kCt = "nf2bpf's own connection tracker, with netfilter's default timeouts";
 constexpr std::string_view kDynamic = "dynamic set updates from the packet path are not implemented";
+constexpr std::string_view kStamp =
+    "an address set with a timeout that rules only `update @S { ip saddr }` (or daddr) and test with `ip saddr @S` "
+    "(kube-proxy's ClientIP affinity) is kept as xt_recent does a list: the update stamps the address, the test "
+    "matches while the last stamp is younger than the set's timeout (in jiffies); the addresses live in nf2bpf's BPF "
+    "map nf_recent, not in the kernel's set (`nft list set` does not show them); both must be their rule's last "
+    "test; any other use of the set (add, delete, elements, another key) leaves it unsupported";
 
 }  // namespace
 
@@ -224,6 +230,8 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "statement", "ip6 hoplimit set", U, "packet rewriting (hop limit) is not implemented"},
   {"nft", "statement", "set add", U, kDynamic},
   {"nft", "statement", "set update", U, kDynamic},
+  {"nft", "statement", "update @set address stamp", A, kStamp},
+  {"nft", "match", "@set address stamp lookup", A, kStamp},
   {"nft", "statement", "set delete", U, kDynamic},
   {"nft", "statement", "limit name", U, "named limit objects are not implemented"},
   {"nft", "statement", "quota", U, "quotas are not implemented"},

@@ -264,6 +264,7 @@ struct Set {
   std::string name;
   std::vector<Field> key;  // element type, by the field it is compared with
   bool interval = false, dynamic = false, has_timeout = false, constant = false;
+  uint64_t timeout_ms = 0;  // nft: the set's default element timeout (0: none)
   enum class Kind : uint8_t { Set, Map, VerdictMap } kind = Kind::Set;
   std::string origin_type;  // "hash:net", "ipv4_addr . inet_service" ...
   std::vector<SetElement> elements;

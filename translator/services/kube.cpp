@@ -324,23 +324,29 @@ class NftMode {
     }
   }
 
-  void follow(Service& s, const std::string& name, int depth) {
+  // `local`: reached through the local- chain, the Local traffic policy's
+  // choice among the node's own endpoints.
+  void follow(Service& s, const std::string& name, int depth, bool local = false) {
     const ir::Chain* c = t_.find_chain(name);
-    if (!c || depth > 4 || !visited_.insert(s.family + s.name + "|" + name).second) return;
+    local = local || name.starts_with("local-");
+    if (!c || depth > 4 || !visited_.insert(s.family + s.name + "|" + name + (local ? "|local" : "")).second) return;
+    if (name.starts_with("local-")) s.external_local = true;
     bool endpoint = name.starts_with("endpoint-");
     for (const auto& r : c->rules) {
       add_rule(s, r.loc);
       if (endpoint) {
-        if (auto b = dnat_target(r)) add_backend(s, *b);
+        if (auto b = dnat_target(r)) b->local = local, add_backend(s, *b);
         continue;
       }
       if (r.verdict.chain == "mark-for-masquerade")
         add_masquerade(s, r, name.starts_with("external-") ? "external" : "all");
-      if (!r.verdict.chain.empty() && r.verdict.chain != "mark-for-masquerade") follow(s, r.verdict.chain, depth + 1);
+      if (auto t = recent_seconds(r)) s.affinity_seconds = t;
+      if (!r.verdict.chain.empty() && r.verdict.chain != "mark-for-masquerade")
+        follow(s, r.verdict.chain, depth + 1, local);
       if (r.vmap)
         if (const ir::Set* vm = rs_.find_set(t_, r.vmap->name))
           for (const auto& e : vm->elements)
-            if (e.verdict && !e.verdict->chain.empty()) follow(s, e.verdict->chain, depth + 1);
+            if (e.verdict && !e.verdict->chain.empty()) follow(s, e.verdict->chain, depth + 1, local);
     }
   }
 

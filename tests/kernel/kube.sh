@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# kube-proxy differential (issue 13): a client, a node and four pods, each in
+# its own network namespace. The node holds the rules kube-proxy writes for 8
+# Services of every kind (scripts/kube-proxy-gen, iptables mode, then
+# nftables mode); the same connections are made with the kernel running them
+# and then with nf2bpf running them (netfilter emptied). For every frontend
+# (ClusterIP, NodePort on the node's address, externalIP, LoadBalancer from
+# inside and outside loadBalancerSourceRanges, UDP) and a pod reaching a
+# Service that may pick itself (hairpin): every backend the kernel reaches is
+# reached, no other; the distribution passes a chi-square test; the backends
+# see the same source address (masquerade exactly where kube-proxy
+# masquerades); ClientIP affinity holds; traffic policy Local keeps to the
+# node's pod; what the kernel refuses or drops gets no connection.
+# Needs root; exits 77 (skipped) otherwise.
+#   kube.sh NF2BPF SOURCE_DIR
+set -u
+BIN=$1
+SRC=$2
+. "$(dirname "$0")/lib.sh" nf2bpf-kp
+PROBE="python3 $(cd "$(dirname "$0")" && pwd)/kube_probe.py"
+GEN="$SRC/scripts/kube-proxy-gen"
+PODS=()
+for k in 0 1 2 3; do PODS+=("$TAG-p$k"); done
+cleanup_all() {
+  for p in "${PODS[@]}"; do
+    for pid in $(ip netns pids "$p" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+    ip netns del "$p" 2>/dev/null
+  done
+  cleanup
+}
+trap cleanup_all EXIT INT TERM
+
+# Client 10.81.1.2 (and 198.51.100.5, inside the LoadBalancer's source
+# ranges) -- node 10.81.1.1 -- pods 10.244.K.2 (pod 0 is this node's pod CIDR).
+veth_pair 10.81.1
+ip -n "$CLI" addr add 198.51.100.5/32 dev c0
+ip -n "$CLI" route add default via 10.81.1.1
+ip -n "$SRV" route add 198.51.100.5/32 dev s0
+ip -n "$SRV" route add default via 10.81.1.2  # a node has a default route: unknown ClusterIPs are routed
+in_srv sysctl -qw net.ipv4.ip_forward=1
+IFACES=(--iface s0)
+for k in 0 1 2 3; do
+  p=${PODS[$k]}
+  ip netns add "$p" && ip -n "$p" link set lo up
+  ip link add "n$k" netns "$SRV" type veth peer name eth0 netns "$p"
+  ip -n "$SRV" addr add "10.244.$k.1/24" dev "n$k" && ip -n "$SRV" link set "n$k" up
+  ip -n "$p" addr add "10.244.$k.2/24" dev eth0 && ip -n "$p" link set eth0 up
+  ip -n "$p" route add default via "10.244.$k.1"
+  ip netns exec "$p" $PROBE serve "pod$k" &
+  BG+=($!)
+  IFACES+=(--iface "n$k")
+done
+sleep 0.5
+
+EPS=10.244.0.2,10.244.1.2,10.244.2.2,10.244.3.2
+# A pod (pod 1) reaching the first Service, whose endpoints are pods 0-2.
+echo '[{"id": "hairpin: pod1 -> ns0/svc-0:p ClusterIP 10.96.1.1:80/tcp", "proto": "tcp", "ip": "10.96.1.1",
+  "port": 80, "src": null, "count": 30, "affinity": false, "reject": false, "pods": ["pod0", "pod1", "pod2"]}]' >"$WORK/hairpin.json"
+
+probe_all() {  # probe_all OUT: the client's and the hairpin probes, in one JSON object
+  ip netns exec "$CLI" $PROBE probe "$WORK/targets.json" >"$WORK/c.json" &&
+    ip netns exec "${PODS[1]}" $PROBE probe "$WORK/hairpin.json" >"$WORK/h.json" &&
+    python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); a.update(json.load(open(sys.argv[2]))); print(json.dumps(a))' \
+      "$WORK/c.json" "$WORK/h.json" >"$1"
+}
+
+run_mode() {  # run_mode iptables|nftables
+  local mode=$1 rules
+  rules=$WORK/kube.$mode
+  "$GEN" --mode "$mode" --services 8 --endpoints 3 --endpoint-ips "$EPS" --node-ip 10.81.1.1 \
+    -o "$rules" || { fail "$mode: generator"; return; }
+  "$BIN" services --format json "$rules" >"$WORK/services.json" || { fail "$mode: nf2bpf services"; return; }
+  $PROBE targets "$WORK/services.json" 10.81.1.1 198.51.100.5 >"$WORK/targets.json"
+  jq -s 'add' "$WORK/targets.json" "$WORK/hairpin.json" >"$WORK/all-targets.json" 2>/dev/null ||
+    python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])) + json.load(open(sys.argv[2]))))' \
+      "$WORK/targets.json" "$WORK/hairpin.json" >"$WORK/all-targets.json"
+
+  # The kernel runs kube-proxy's rules.
+  if [ "$mode" = iptables ]; then
+    in_srv iptables-nft-restore <"$rules" || { fail "$mode: iptables-nft-restore"; return; }
+  else
+    in_srv nft -f "$rules" || { fail "$mode: nft -f"; return; }
+  fi
+  probe_all "$WORK/kernel.json" || { fail "$mode: probes with the kernel"; return; }
+  in_srv nft flush ruleset
+  in_srv conntrack -F >/dev/null 2>&1
+
+  # nf2bpf runs them, netfilter empty.
+  local out
+  out=$(in_srv "$BIN" apply "${IFACES[@]}" "$rules" 2>&1) || {
+    fail "$mode: nf2bpf apply"
+    echo "$out" | tail -5 | sed 's/^/    /'
+    return
+  }
+  probe_all "$WORK/nf2bpf.json" || fail "$mode: probes with nf2bpf"
+  in_srv "$BIN" unload >/dev/null 2>&1
+  if $PROBE compare "$WORK/kernel.json" "$WORK/nf2bpf.json" "$WORK/all-targets.json" >"$WORK/verdict" 2>&1; then
+    pass "$mode mode: $(grep -c '^ok' "$WORK/verdict") frontends behave as with the kernel"
+  else
+    fail "$mode mode: nf2bpf differs from the kernel"
+  fi
+  sed "s/^/    $mode: /" "$WORK/verdict"
+}
+
+run_mode iptables
+run_mode nftables
+
+[ "$fails" -eq 0 ] && echo "all kube-proxy differential checks passed" || echo "$fails kube-proxy check(s) failed"
+[ "$fails" -eq 0 ]

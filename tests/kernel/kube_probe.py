@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Helpers of kube.sh (the kube-proxy differential test).
+
+  kube_probe.py serve NAME             a pod's responder: TCP 8080 and UDP 5353 answer
+                                       "NAME PEER-ADDRESS" (which backend, and the
+                                       source address it saw: masqueraded or not)
+  kube_probe.py probe TARGETS.json     connect to each target COUNT times; prints
+                                       {"id": ["NAME PEER" | "refused" | "timeout", ...]}
+  kube_probe.py targets SERVICES.json NODE_IP ALLOWED_SRC
+                                       the targets of `nf2bpf services --format json`
+  kube_probe.py compare KERNEL.json NF2BPF.json TARGETS.json
+                                       the verdict, one line per target; exit 1 on a
+                                       difference
+"""
+import json
+import socket
+import sys
+import threading
+
+
+def serve(name):
+    def tcp():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", 8080))
+        s.listen(64)
+        while True:
+            c, peer = s.accept()
+            try:
+                c.sendall(("%s %s" % (name, peer[0])).encode())
+            finally:
+                c.close()
+
+    threading.Thread(target=tcp, daemon=True).start()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("0.0.0.0", 5353))
+    while True:
+        _, peer = u.recvfrom(100)
+        u.sendto(("%s %s" % (name, peer[0])).encode(), peer)
+
+
+def failure(e):
+    """What a failed attempt met: an answer that refuses, an ICMP error that
+    says unreachable, or nothing."""
+    import errno
+    if isinstance(e, ConnectionRefusedError):
+        return "refused"
+    if getattr(e, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    return "timeout"
+
+
+NO_ANSWER = ("refused", "unreachable", "timeout")
+
+
+def one(t):
+    src = (t["src"], 0) if t.get("src") else None
+    wait = 0.5 if t["count"] > 5 else 0.3
+    if t["proto"] == "udp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(wait)
+        try:
+            if src:
+                s.bind(src)
+            s.sendto(b"x", (t["ip"], t["port"]))
+            return s.recv(100).decode()
+        except OSError as e:
+            return failure(e)
+        finally:
+            s.close()
+    s = socket.socket()
+    s.settimeout(wait)
+    try:
+        if src:
+            s.bind(src)
+        s.connect((t["ip"], t["port"]))
+        return s.recv(100).decode() or "closed"
+    except OSError as e:
+        return failure(e)
+    finally:
+        s.close()
+
+
+def probe(path):
+    targets = json.load(open(path))
+    print(json.dumps({t["id"]: [one(t) for _ in range(t["count"])] for t in targets}))
+
+
+def targets(path, node_ip, allowed_src):
+    out = []
+    for s in json.load(open(path))["services"]:
+        for f in s["frontends"]:
+            ip = f["address"] or node_ip
+            srcs = [None]
+            if f["kind"] == "LoadBalancer" and s["source_ranges"]:
+                srcs = [None, allowed_src]  # the client's own address is outside the ranges
+            for src in srcs:
+                # Few attempts where no connection is expected: each waits for a timeout.
+                blocked = s["no_endpoints"] or (len(srcs) > 1 and src is None)
+                out.append({"id": "%s %s %s:%d/%s%s" % (s["name"], f["kind"], ip, f["port"], f["protocol"],
+                                                       " from " + src if src else ""),
+                            "proto": f["protocol"], "ip": ip, "port": f["port"], "src": src,
+                            "count": 5 if blocked else 30,
+                            "affinity": bool(s["affinity_seconds"]),
+                            # The responders call themselves podK for 10.244.K.2.
+                            "pods": sorted("pod" + b["address"].split(".")[2] for b in s["backends"]),
+                            "reject": s["no_endpoints"]})
+    print(json.dumps(out))
+
+
+def compare(kpath, bpath, tpath):
+    K, B = json.load(open(kpath)), json.load(open(bpath))
+    bad = 0
+    for t in json.load(open(tpath)):
+        tid, k, b = t["id"], K[t["id"]], B[t["id"]]
+        kok = [r for r in k if r not in NO_ANSWER]
+        bok = [r for r in b if r not in NO_ANSWER]
+        msg = []
+        if kok and len(bok) != len(b):
+            msg.append("%d of %d connections failed with nf2bpf" % (len(b) - len(bok), len(b)))
+        if not kok:
+            kf, bf = sorted(set(k)), sorted(set(b))
+            if bok:
+                msg.append("nf2bpf connected (%s), the kernel did not (%s)" % (bok[0], kf))
+            elif kf != bf and not (t["reject"] and set(kf) <= {"refused", "timeout"} and bf == ["timeout"]):
+                # (the kernel's REJECT answers are rate limited: some attempts time out)
+                msg.append("the kernel's %s, nf2bpf's %s" % (kf, bf))
+            note = " (REJECT: dropped without an answer, issue 14)" if t["reject"] and kf != bf and not msg else ""
+            print("%s %s: no connection, kernel %s, nf2bpf %s%s" % ("FAIL" if msg else "ok", tid, kf, bf, note))
+            bad += bool(msg)
+            continue
+        kpods = sorted({r.split()[0] for r in kok})
+        bpods = sorted({r.split()[0] for r in bok})
+        kpeers = sorted({r.split()[1] for r in kok})
+        bpeers = sorted({r.split()[1] for r in bok})
+        if "pods" in t and set(bpods) - set(t["pods"]):
+            msg.append("backends %s that are not the Service's" % sorted(set(bpods) - set(t["pods"])))
+        if t["affinity"]:
+            # Both stick to one backend, each its own first pick: compare
+            # whether the source was masqueraded (to the node's address on
+            # the pod's link, 10.244.K.1), not the address.
+            if len(bpods) != 1 or len(kpods) != 1:
+                msg.append("affinity not held: kernel %s, nf2bpf %s" % (kpods, bpods))
+            node = lambda ps: sorted("node" if p.startswith("10.244.") and p.endswith(".1") else p for p in ps)
+            kpeers, bpeers = node(kpeers), node(bpeers)
+        else:
+            if set(bpods) - set(kpods):
+                msg.append("backends %s the kernel never chose" % sorted(set(bpods) - set(kpods)))
+            if set(kpods) - set(bpods):
+                msg.append("backends %s never reached" % sorted(set(kpods) - set(bpods)))
+        if kpeers != bpeers:
+            msg.append("the backends saw source %s, with the kernel %s (masquerade differs)" % (bpeers, kpeers))
+        chi = ""
+        if not t["affinity"] and len(kpods) > 1 and bok:
+            n, e = len(bok), len(bok) / len(kpods)
+            x2 = sum(((sum(1 for r in bok if r.split()[0] == p) - e) ** 2) / e for p in kpods)
+            # p = 0.001 critical values for 1..5 degrees of freedom.
+            crit = [10.83, 13.82, 16.27, 18.47, 20.52][min(len(kpods) - 2, 4)]
+            chi = ", chi-square %.1f (limit %.1f)" % (x2, crit)
+            if x2 > crit:
+                msg.append("distribution off: chi-square %.1f > %.1f" % (x2, crit))
+        print("%s %s: backends %s, source seen %s%s%s" % ("FAIL" if msg else "ok", tid, bpods, bpeers, chi,
+                                                          "; " + "; ".join(msg) if msg else ""))
+        bad += bool(msg)
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "serve":
+        serve(sys.argv[2])
+    elif cmd == "probe":
+        probe(sys.argv[2])
+    elif cmd == "targets":
+        targets(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "compare":
+        compare(sys.argv[2], sys.argv[3], sys.argv[4])
