@@ -572,3 +572,30 @@ TEST_CASE("nft: ct status snat/dnat is the NAT capability, other status bits are
         "t/c: ct status; accept\n");
   CHECK(ir::dump(rule(p.rs, 0, "c", 0).matches[0]) == "ct-status & 0x20 in 0x1-0x20");
 }
+
+TEST_CASE("nft: an address stamp set (kube-proxy's ClientIP affinity) becomes recent --set / --rcheck") {
+  const std::string head =
+      "table ip t {\n set aff { type ipv4_addr; flags dynamic,timeout; timeout 3h; }\n"
+      " chain svc { ip saddr @aff goto ep }\n";
+  auto p = parse_nft(head + " chain ep { update @aff { ip saddr }\n meta l4proto tcp dnat to 10.0.0.1:80 }\n}\n");
+  REQUIRE(p.diags.errors() == 0);
+  const ir::Match& look = rule(p.rs, 0, "svc", 0).matches.at(0);
+  CHECK(look.module == "recent");
+  CHECK(look.args == std::vector<std::pair<std::string, std::string>>{
+                         {"--rcheck", ""}, {"--seconds", "10800"}, {"--name", "nft ip t aff"}, {"--rsource", ""}});
+  const ir::Match& upd = rule(p.rs, 0, "ep", 0).matches.at(0);
+  CHECK(upd.module == "recent");
+  CHECK(upd.args.at(0).first == "--set");
+
+  SECTION("any other use of the set leaves it a dynamic set") {
+    auto q = parse_nft(head + " chain ep { update @aff { ip saddr }\n add @aff { ip daddr } }\n}\n");
+    CHECK(rule(q.rs, 0, "svc", 0).matches.at(0).module != "recent");
+    CHECK(rule(q.rs, 0, "ep", 0).matches.at(0).module == "dynset");
+  }
+  SECTION("a timeout in fractions of a second too") {
+    auto q = parse_nft(
+        "table ip t {\n set aff { type ipv4_addr; flags dynamic,timeout; timeout 1500ms; }\n"
+        " chain svc { ip saddr @aff drop }\n chain ep { update @aff { ip saddr } }\n}\n");
+    CHECK(rule(q.rs, 0, "svc", 0).matches.at(0).module != "recent");
+  }
+}
