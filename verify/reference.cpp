@@ -176,7 +176,6 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
   index_.reserve(pipe.stages.size());
   info_.resize(pipe.stages.size());
   for (size_t si = 0; si < pipe.stages.size(); ++si) {
-    index_.emplace_back(pipe.stages[si]);
     for (const auto& fr : pipe.stages[si].rules) {
       FlatInfo fi;
       size_t total = 0;
@@ -197,6 +196,23 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
       fi.goto_tail = fr.action == FlatAction::Skip && !fr.guard && src.verdict.kind == ir::VerdictKind::Goto;
       fi.jump_stmt = jumps && fr.action == FlatAction::Continue;
       info_[si].push_back(std::move(fi));
+    }
+    auto& infos = info_[si];
+    const auto& rules = pipe.stages[si].rules;
+    std::vector<size_t> jump_matches(rules.size(), SIZE_MAX);
+    for (size_t i = 0; i < rules.size(); ++i)
+      if (infos[i].segments_ok) {
+        jump_matches[i] = 0;
+        for (uint32_t n : infos[i].seg_len) jump_matches[i] += n;
+      }
+    index_.emplace_back(pipe.stages[si], jump_matches);
+    for (size_t i = rules.size(); i-- > 0;) {
+      const auto& path = rules[i].path;
+      infos[i].region_end.assign(path.size(), (uint32_t)(i + 1));
+      if (i + 1 == rules.size() || !infos[i + 1].segments_ok) continue;
+      const auto& next = rules[i + 1].path;
+      for (size_t k = 0; k < path.size() && k < next.size() && next[k] == path[k]; ++k)
+        infos[i].region_end[k] = infos[i + 1].region_end[k];
     }
   }
   rule_hits_.resize(rs.tables.size());
@@ -870,7 +886,9 @@ struct ReferenceEngine::Walk {
   void icmp_error(bool dst);
   void finish(Verdict v, Hook h, const std::string& rw);
   StageOutcome chain(size_t si, Hook h);
-  Tri matches(const ir::FlatRule& fr, const FlatInfo& fi, const Ctx& c);
+  // `failed_at`: the path depth whose jump did not match (SIZE_MAX: the
+  // rule's own matches, or it matched).
+  Tri matches(const ir::FlatRule& fr, const FlatInfo& fi, const Ctx& c, size_t& failed_at);
   bool statements(const ir::FlatRule& fr, Hook h);
   void nat(const ir::Statement& st, Hook h, const std::string& at);
   void reroute(size_t hi, Hook h);
@@ -1240,8 +1258,9 @@ ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
       i = cand[cp];
     }
     const ir::FlatRule& fr = dl.rules[i];
-    if (matches(fr, infos[i], c) == Tri::False) {
-      ++i;
+    size_t failed_at = SIZE_MAX;
+    if (matches(fr, infos[i], c, failed_at) == Tri::False) {
+      i = failed_at < infos[i].region_end.size() ? infos[i].region_end[failed_at] : i + 1;
       continue;
     }
     if (!fr.guard) r.hit_rules.push_back(fr.origin);  // a guard hit: the jump is not taken
@@ -1280,7 +1299,7 @@ ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
 // Whether a flattened rule matches (True or False: unknown matches are
 // decided by the run's choices). Matches come in a segment per jump/goto on
 // the path, each tested once per region.
-Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, const Ctx& c) {
+Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, const Ctx& c, size_t& failed_at) {
   size_t off = 0;
   Tri res = Tri::True;
   std::string why;
@@ -1302,6 +1321,7 @@ Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, c
       off += len;
       if (seg == Tri::False) {
         res = Tri::False;
+        failed_at = k;
         break;
       }
     }

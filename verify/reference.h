@@ -155,6 +155,11 @@ class ReferenceEngine : public VerdictEngine {
     bool segments_ok = true;        // the segments add up (else: no per-region caching)
     bool goto_tail = false;         // the Skip entry closing a goto
     bool jump_stmt = false;         // the statement entry of a jump/goto rule
+    // By path depth k: the first later rule outside this rule's region at
+    // depth k (another path[0..k], or segments not ok). When the jump at
+    // depth k does not match, the rules up to there cannot either (their
+    // segment k is the same, cached test): the walk goes on from there.
+    std::vector<uint32_t> region_end;
   };
   std::vector<std::vector<FlatInfo>> info_;
 };
