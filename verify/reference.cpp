@@ -199,13 +199,7 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
     }
     auto& infos = info_[si];
     const auto& rules = pipe.stages[si].rules;
-    std::vector<size_t> jump_matches(rules.size(), SIZE_MAX);
-    for (size_t i = 0; i < rules.size(); ++i)
-      if (infos[i].segments_ok) {
-        jump_matches[i] = 0;
-        for (uint32_t n : infos[i].seg_len) jump_matches[i] += n;
-      }
-    index_.emplace_back(pipe.stages[si], jump_matches);
+    index_.emplace_back(pipe.stages[si]);
     for (size_t i = rules.size(); i-- > 0;) {
       const auto& path = rules[i].path;
       infos[i].region_end.assign(path.size(), (uint32_t)(i + 1));

@@ -17,10 +17,9 @@ bool port_proto(uint8_t p) { return p == 6 || p == 17 || p == 136 || p == 132 ||
 
 // The values of `f` a rule allows for sure: the intersection of its plain
 // (not negated) interval matches on f; nullopt when it has none.
-std::optional<ir::IntervalSet> constraint(const ir::FlatRule& fr, Field f, size_t limit = SIZE_MAX) {
+std::optional<ir::IntervalSet> constraint(const ir::FlatRule& fr, Field f) {
   std::optional<ir::IntervalSet> c;
-  for (size_t i = 0; i < fr.matches.size() && i < limit; ++i) {
-    const auto& m = fr.matches[i];
+  for (const auto& m : fr.matches) {
     // A counter (-m statistic --mode nth) or a list (-m recent) moves
     // whatever the matches after it say: only those before it may rule the
     // packet out.
@@ -35,7 +34,7 @@ std::optional<ir::IntervalSet> constraint(const ir::FlatRule& fr, Field f, size_
 
 }  // namespace
 
-RuleIndex::RuleIndex(const ir::DecisionList& dl, const std::vector<size_t>& jump_matches) {
+RuleIndex::RuleIndex(const ir::DecisionList& dl) {
   const size_t n = dl.rules.size();
   if (n < kMinRules) return;
   // The first rule of each inlined region is always visited, so the jump
@@ -49,13 +48,7 @@ RuleIndex::RuleIndex(const ir::DecisionList& dl, const std::vector<size_t>& jump
     std::vector<std::optional<ir::IntervalSet>> cons(n);
     std::vector<u128> cuts;
     for (size_t i = 0; i < n; ++i) {
-      if (always[i]) {
-        // Only what its jumps test: they are tested (and counted) here
-        // whatever the rule's own matches say.
-        if (i < jump_matches.size() && jump_matches[i] != SIZE_MAX)
-          cons[i] = constraint(dl.rules[i], f, jump_matches[i]);
-        continue;
-      }
+      if (always[i]) continue;
       cons[i] = constraint(dl.rules[i], f);
       if (!cons[i]) continue;
       for (const auto& iv : cons[i]->intervals()) {

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -80,11 +81,10 @@ Result<std::string> xtables_save(bool v6, const std::string& table) {
 }
 
 // The (family, table) pairs whose rules hold `xt` expressions.
-std::set<std::pair<std::string, std::string>> xt_tables(const std::string& js) {
+std::set<std::pair<std::string, std::string>> xt_tables(const nlohmann::json& doc) {
   std::set<std::pair<std::string, std::string>> out;
-  auto doc = nlohmann::json::parse(js, nullptr, false);
-  if (!doc.is_object() || !doc["nftables"].is_array()) return out;
-  for (const auto& o : doc["nftables"]) {
+  if (!doc.is_object() || !doc.contains("nftables") || !doc.at("nftables").is_array()) return out;
+  for (const auto& o : doc.at("nftables")) {
     if (!o.contains("rule")) continue;
     const auto& r = o["rule"];
     if (!r.contains("expr") || !r["expr"].is_array()) continue;
@@ -102,8 +102,48 @@ std::set<std::pair<std::string, std::string>> xt_tables(const std::string& js) {
 Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
   auto js = list_ruleset(true);
   if (!js) return js.error();
-  // iptables-nft rules carry xt matches whose options the JSON output leaves
-  // out; the text listing translates them. Pair the two by rule handle.
+  // Tables with xt expressions: read from iptables-nft-save when it is
+  // there, and left out of the JSON (most of a kube-proxy node's listing).
+  // Without it they are read from the JSON, and the xt rules are reported
+  // unsupported with a hint.
+  std::vector<ir::Table> saved;
+  if (js->find("\"xt\"") != std::string::npos) {
+    auto doc = nlohmann::json::parse(*js, nullptr, false);
+    std::set<std::pair<std::string, std::string>> replaced;  // (family, table) as the JSON names them
+    for (const auto& [fam, table] : xt_tables(doc)) {
+      if (fam != "ip" && fam != "ip6") continue;
+      bool v6 = fam == "ip6";
+      auto text = xtables_save(v6, table);
+      if (!text) continue;
+      diag::Diagnostics d;
+      ir::Ruleset part = parse_iptables(
+          {"kernel (" + std::string(v6 ? "ip6" : "ip") + "tables-nft-save -t " + table + ")", std::move(*text)},
+          v6 ? ir::AddrFamily::V6 : ir::AddrFamily::V4, {}, d);
+      if (d.has_errors()) continue;  // the JSON's own reading reports what is wrong
+      for (const auto& w : d.all()) diags.add(w);
+      for (auto& t : part.tables)
+        if (t.name == table) {
+          replaced.insert({fam, table});
+          t.iptables_rules = true;
+          saved.push_back(std::move(t));
+        }
+    }
+    if (!replaced.empty()) {
+      auto& items = doc["nftables"];
+      items.erase(std::remove_if(items.begin(), items.end(),
+                                 [&](const nlohmann::json& o) {
+                                   if (!o.is_object() || o.empty()) return false;
+                                   const auto& [kind, v] = *o.items().begin();
+                                   if (!v.is_object()) return false;
+                                   std::string table = v.value(kind == "table" ? "name" : "table", "");
+                                   return replaced.count({v.value("family", ""), table}) > 0;
+                                 }),
+                  items.end());
+      *js = doc.dump();
+    }
+  }
+  // iptables-nft rules left carry xt matches whose options the JSON output
+  // leaves out; the text listing translates them. Pair the two by rule handle.
   std::map<NftRuleKey, nft::RuleAst> subs;
   if (js->find("\"xt\"") != std::string::npos) {
     auto text = list_ruleset(false);
@@ -119,32 +159,7 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
   NftJsonOptions jopt;
   jopt.frontend = ir::Frontend::Kernel;
   jopt.substitutes = &subs;
-  // Tables with xt expressions, read from iptables-nft-save when it is
-  // there; without it they are read from the JSON, and the xt rules are
-  // reported unsupported with a hint.
-  std::vector<ir::Table> saved;
-  std::set<std::pair<ir::Family, std::string>> replaced;
-  if (js->find("\"xt\"") != std::string::npos)
-    for (const auto& [fam, table] : xt_tables(*js)) {
-      if (fam != "ip" && fam != "ip6") continue;
-      bool v6 = fam == "ip6";
-      auto text = xtables_save(v6, table);
-      if (!text) continue;
-      diag::Diagnostics d;
-      ir::Ruleset part = parse_iptables(
-          {"kernel (" + std::string(v6 ? "ip6" : "ip") + "tables-nft-save -t " + table + ")", std::move(*text)},
-          v6 ? ir::AddrFamily::V6 : ir::AddrFamily::V4, {}, d);
-      if (d.has_errors()) continue;  // the JSON's own reading reports what is wrong
-      for (const auto& w : d.all()) diags.add(w);
-      for (auto& t : part.tables)
-        if (t.name == table) {
-          replaced.insert({t.family, t.name});
-          t.iptables_rules = true;
-          saved.push_back(std::move(t));
-        }
-    }
   ir::Ruleset rs = parse_nft_json({"kernel", std::move(*js)}, diags, jopt);
-  std::erase_if(rs.tables, [&](const ir::Table& t) { return replaced.count({t.family, t.name}) > 0; });
   for (auto& t : saved) rs.tables.push_back(std::move(t));
   rs.source = "kernel";
   return rs;

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# `make bench`, kube part (issue 13): how long a one-endpoint change takes to
+# be live, at N Services x 10 endpoints (scripts/kube-proxy-gen, ClusterIP).
+# The change is what kube-proxy writes when a Service loses an endpoint
+# (`kube-proxy-gen --delta remove-endpoint`):
+#   iptables-nft, iptables-legacy   iptables-restore --noflush of the partial
+#                                   payload (the Service's chain written again,
+#                                   the endpoint's chain deleted)
+#   nft                             kube-proxy nftables mode's transaction
+#   nf2bpf sync --watch             from just before iptables-nft-restore to
+#                                   the watch's line saying the new generation
+#                                   is live (kube-proxy's rules in iptables-nft,
+#                                   read back from the kernel)
+# Each in a fresh network namespace; the rules load untimed first. Median of
+# BENCH_KUBE_REPS (default 3; 1 above 1,000 services).
+#   bench/kube.sh BUILD_DIR OUT_DIR
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:?build dir}
+OUT=${2:?results dir}
+BIN=$BUILD/nf2bpf
+GEN=$ROOT/scripts/kube-proxy-gen
+if [ "${BENCH_QUICK:-0}" != 0 ]; then SIZES=${BENCH_KUBE_SIZES:-"10 1000"}; else SIZES=${BENCH_KUBE_SIZES:-"10 1000 10000"}; fi
+W=$(mktemp -d /tmp/nf2bpf-bench-kube.XXXXXX)
+NS=nf2bpf-bk-$$
+cleanup() {
+  for p in $(ip netns pids "$NS" 2>/dev/null); do kill "$p" 2>/dev/null; done
+  ip netns del "$NS" 2>/dev/null
+  rm -rf "$W"
+}
+trap cleanup EXIT INT TERM
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+fresh() {
+  for p in $(ip netns pids "$NS" 2>/dev/null); do kill "$p" 2>/dev/null; done
+  ip netns del "$NS" 2>/dev/null || true
+  ip netns add "$NS"
+  ip -n "$NS" link set lo up
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "NA" }'; }
+in_ns() { ip netns exec "$NS" "$@"; }
+
+printf 'services\tengine\tms\tnote\n' >"$OUT/kube-change.tsv"
+row() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$OUT/kube-change.tsv"; }
+
+for n in $SIZES; do
+  reps=${BENCH_KUBE_REPS:-3}
+  [ "$n" -gt 1000 ] && reps=1
+  echo "bench: kube change at $n services ..." >&2
+  "$GEN" --services "$n" --endpoints 10 --kind clusterip -o "$W/full.rules"
+  "$GEN" --services "$n" --endpoints 10 --kind clusterip --delta remove-endpoint -o "$W/delta.rules"
+  "$GEN" --mode nftables --services "$n" --endpoints 10 --kind clusterip -o "$W/full.nft"
+  "$GEN" --mode nftables --services "$n" --endpoints 10 --kind clusterip --delta remove-endpoint -o "$W/delta.nft"
+
+  for engine in iptables-nft iptables-legacy nft; do
+    : >"$W/t"
+    for _ in $(seq "$reps"); do
+      fresh
+      case $engine in
+        iptables-nft) in_ns iptables-nft-restore <"$W/full.rules" ;;
+        iptables-legacy) in_ns iptables-legacy-restore <"$W/full.rules" ;;
+        nft) in_ns nft -f "$W/full.nft" ;;
+      esac
+      t0=$(now_ms)
+      case $engine in
+        iptables-nft) in_ns iptables-nft-restore --noflush <"$W/delta.rules" ;;
+        iptables-legacy) in_ns iptables-legacy-restore --noflush <"$W/delta.rules" ;;
+        nft) in_ns nft -f "$W/delta.nft" ;;
+      esac
+      echo $(($(now_ms) - t0)) >>"$W/t"
+    done
+    row "$n" "$engine" "$(median <"$W/t")" "partial restore / transaction, wall clock"
+  done
+
+  # nf2bpf sync --watch, end to end.
+  : >"$W/e2e"
+  : >"$W/since"
+  : >"$W/install"
+  : >"$W/tc"
+  : >"$W/verify"
+  : >"$W/first"
+  for _ in $(seq "$reps"); do
+    fresh
+    in_ns iptables-nft-restore <"$W/full.rules"
+    : >"$W/watch.out"
+    ip netns exec "$NS" "$BIN" sync --watch --from kernel --format json --state-dir "$W/state" --max-change 100 \
+      >"$W/watch.out" 2>"$W/watch.err" &
+    pid=$!
+    for _ in $(seq 6000); do grep -q '^{' "$W/watch.out" && break; sleep 0.05; done
+    python3 -c 'import json,sys; j=json.loads(open(sys.argv[1]).readline()); print(round(j["timings_ms"]["total"]))' \
+      "$W/watch.out" >>"$W/first"
+    t0=$(now_ms)
+    in_ns iptables-nft-restore --noflush <"$W/delta.rules"
+    while [ "$(grep -c '^{' "$W/watch.out")" -lt 2 ]; do sleep 0.002; done
+    echo $(($(now_ms) - t0)) >>"$W/e2e"
+    python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+j = json.loads(open(w + "/watch.out").readlines()[1])
+t = j["timings_ms"]
+for name, v in (("since", j["watch"]["since_change_ms"]), ("install", t.get("install_attach", 0)),
+                ("tc", t.get("translate_compile", 0)), ("verify", t.get("verify", 0) + t.get("witness", 0)
+                                                          + t.get("change_guard", 0))):
+    open("%s/%s" % (w, name), "a").write("%d\n" % round(v))
+if j["result"] != "swapped":
+    sys.stderr.write("bench: the watch's run was %s: %s\n" % (j["result"], j["message"]))
+PY
+    kill -TERM "$pid"
+    wait "$pid" || true
+    in_ns "$BIN" unload >/dev/null 2>&1 || true
+    rm -rf "$W/state"
+  done
+  row "$n" "nf2bpf sync --watch" "$(median <"$W/e2e")" "iptables-nft-restore to the new generation live, wall clock"
+  row "$n" "  of which: notification to live" "$(median <"$W/since")" "the watch's since_change_ms"
+  row "$n" "  of which: translate + compile" "$(median <"$W/tc")" ""
+  row "$n" "  of which: verify + change guard" "$(median <"$W/verify")" "witness packets, reference vs compiled"
+  row "$n" "  of which: dataplane update" "$(median <"$W/install")" "fill the spare generation, flip"
+  row "$n" "nf2bpf first sync" "$(median <"$W/first")" "the whole policy, nothing live before"
+done
+
+# The table.
+awk -F'\t' '
+  NR > 1 { if (!($2 in seen)) { seen[$2] = 1; order[++ne] = $2 } if (!($1 in seenn)) { seenn[$1] = 1; sizes[++nn] = $1 }
+           ms[$2, $1] = $3 }
+  END {
+    printf "## One-endpoint change (kube-proxy rules)\n\nMilliseconds from the write to the change being live, N Services x 10 endpoints (median).\n\n| |"
+    for (i = 1; i <= nn; i++) printf " N=%s |", sizes[i]; printf "\n|---|"
+    for (i = 1; i <= nn; i++) printf "---:|"; printf "\n"
+    for (e = 1; e <= ne; e++) { printf "| %s |", order[e]; for (i = 1; i <= nn; i++) printf " %s |", ms[order[e], sizes[i]]; printf "\n" }
+  }' "$OUT/kube-change.tsv" >"$OUT/kube-change.md"
+cat "$OUT/kube-change.md" >&2
