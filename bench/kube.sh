@@ -12,7 +12,8 @@
 #                                   is live (kube-proxy's rules in iptables-nft,
 #                                   read back from the kernel)
 # Each in a fresh network namespace; the rules load untimed first. Median of
-# BENCH_KUBE_REPS (default 3; 1 above 1,000 services).
+# BENCH_KUBE_REPS (default 3; 1 from 1,000 services up). BENCH_KUBE_SIZES
+# (default "10 100 1000").
 #   bench/kube.sh BUILD_DIR OUT_DIR
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +21,9 @@ BUILD=${1:?build dir}
 OUT=${2:?results dir}
 BIN=$BUILD/nf2bpf
 GEN=$ROOT/scripts/kube-proxy-gen
-if [ "${BENCH_QUICK:-0}" != 0 ]; then SIZES=${BENCH_KUBE_SIZES:-"10 1000"}; else SIZES=${BENCH_KUBE_SIZES:-"10 1000 10000"}; fi
+# (10,000 services is not in the default: one sync of it verifies 320,000
+# rules on 700,000 witness packets, which takes hours today; see the note.)
+if [ "${BENCH_QUICK:-0}" != 0 ]; then SIZES=${BENCH_KUBE_SIZES:-"10 100"}; else SIZES=${BENCH_KUBE_SIZES:-"10 100 1000"}; fi
 W=$(mktemp -d /tmp/nf2bpf-bench-kube.XXXXXX)
 NS=nf2bpf-bk-$$
 cleanup() {
@@ -45,7 +48,7 @@ row() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$OUT/kube-change.tsv"; }
 
 for n in $SIZES; do
   reps=${BENCH_KUBE_REPS:-3}
-  [ "$n" -gt 1000 ] && reps=1
+  [ "$n" -ge 1000 ] && reps=1
   echo "bench: kube change at $n services ..." >&2
   "$GEN" --services "$n" --endpoints 10 --kind clusterip -o "$W/full.rules"
   "$GEN" --services "$n" --endpoints 10 --kind clusterip --delta remove-endpoint -o "$W/delta.rules"

@@ -326,6 +326,21 @@ ctl() {  # ctl FAMILY N COLUMN
     echo "Not run."
   fi
   echo
+  echo "## kube-proxy's rules: a one-endpoint change"
+  echo
+  if have kube-change.md; then
+    echo "\`bench/kube.sh\`: N Services x 10 endpoints in kube-proxy's rules (\`scripts/kube-proxy-gen\`),"
+    echo "and the change kube-proxy writes when one Service loses an endpoint"
+    echo "(\`--delta remove-endpoint\`): a partial \`iptables-restore --noflush\` for iptables-nft and"
+    echo "iptables-legacy, an nft transaction for kube-proxy's nftables mode, and for nf2bpf the same"
+    echo "iptables-nft write followed by \`nf2bpf sync --watch --from kernel\`, timed to the line saying"
+    echo "the new generation is live. Each watch run translates, verifies and swaps the whole policy."
+    echo
+    sed '1,2d' "$OUT/kube-change.md"
+  else
+    echo "Not run."
+  fi
+  echo
   echo "## Control plane"
   echo
   if have control.md; then sed 's/^## Control plane (in process)/### In process/' "$OUT/control.md"; else echo "Not run."; fi

@@ -6,7 +6,7 @@
 #   bench/run.sh [BUILD_DIR]          (default build-bench; BENCH_QUICK=1 for a ~2-minute subset)
 #
 # Needs root (network namespaces, BPF). Parts can be skipped with
-# BENCH_SKIP="classifier control e2e nat". The nat part: BENCH_NAT_SIZES
+# BENCH_SKIP="classifier control e2e nat kube". The nat part: BENCH_NAT_SIZES
 # (classifier), BENCH_NAT_E2E_SIZES, BENCH_NAT_ENGINES, BENCH_NAT_NEWFLOWS
 # (end to end: one DNATed flow, then a new connection per packet).
 set -euo pipefail
@@ -84,6 +84,11 @@ if ! skip nat; then
       BENCH_E2E_ENGINES=${BENCH_NAT_ENGINES:-"nf2bpf-tc iptables-nft iptables-legacy nft"} \
       "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
   done
+fi
+
+if ! skip kube; then
+  echo "bench: kube-proxy rules, one-endpoint change ..." >&2
+  "${RT[@]}" "$ROOT/bench/kube.sh" "$BUILD" "$OUT"
 fi
 
 T1=$(date +%s)

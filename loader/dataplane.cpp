@@ -706,11 +706,19 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   meta["generation"] = gen;
   meta["checksum"] = p.checksum;
   meta["applied"] = (int64_t)time(nullptr);
-  meta["chains"] = p.chain_names;
+  // Names for status's counters, each list as far as the record holds it
+  // (a kube-proxy node has thousands of chains): without one, counters are
+  // shown without chain names.
   std::vector<std::string> stages;
   for (const auto& o : p.stage_origins) stages.push_back(o.table + "/" + o.chain);
-  meta["stages"] = stages;
-  if (dump_utf8(meta).size() < kStateBlob - 1024) meta["log_prefixes"] = p.log_prefixes;
+  auto if_room = [&](const char* key, const std::vector<std::string>& v) {
+    nlohmann::json m = meta;
+    m[key] = v;
+    if (dump_utf8(m).size() < kStateBlob - 256) meta = std::move(m);
+  };
+  if_room("stages", stages);
+  if_room("chains", p.chain_names);
+  if_room("log_prefixes", p.log_prefixes);
   if (auto r = write_state(spare, meta); !r) return r.error();
 
   spdlog::debug("generation {} written into slot {}: {} rules, {} classifier entries, {} tuples, {} stages", gen, spare,
