@@ -199,7 +199,13 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
     }
     auto& infos = info_[si];
     const auto& rules = pipe.stages[si].rules;
-    index_.emplace_back(pipe.stages[si]);
+    std::vector<size_t> jump_matches(rules.size(), SIZE_MAX);
+    for (size_t i = 0; i < rules.size(); ++i)
+      if (infos[i].segments_ok) {
+        jump_matches[i] = 0;
+        for (uint32_t n : infos[i].seg_len) jump_matches[i] += n;
+      }
+    index_.emplace_back(pipe.stages[si], jump_matches);
     for (size_t i = rules.size(); i-- > 0;) {
       const auto& path = rules[i].path;
       infos[i].region_end.assign(path.size(), (uint32_t)(i + 1));
@@ -222,6 +228,12 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
 ReferenceEngine::~ReferenceEngine() = default;
 
 std::string ReferenceEngine::name() const { return rs_.source.empty() ? "ruleset" : rs_.source; }
+
+size_t ReferenceEngine::indexed_stages() const {
+  size_t n = 0;
+  for (const auto& ix : index_) n += ix.enabled();
+  return n;
+}
 
 uint64_t ReferenceEngine::hits_of(const ir::RuleRef& r) const {
   if (r.table >= rule_hits_.size() || r.chain >= rule_hits_[r.table].size() ||

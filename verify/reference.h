@@ -79,6 +79,8 @@ class ReferenceEngine : public VerdictEngine {
   std::string name() const override;
   Decision decide(const pkt::Packet& p, const Traversal& t) override;
   std::vector<RuleHits> hits() const override;
+  // How many decision lists are evaluated through a rule index (tests).
+  size_t indexed_stages() const;
 
   bool tracks_connections() const { return conntrack_on_; }
   const Conntrack& conntrack() const { return ct_; }

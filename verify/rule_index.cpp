@@ -17,9 +17,10 @@ bool port_proto(uint8_t p) { return p == 6 || p == 17 || p == 136 || p == 132 ||
 
 // The values of `f` a rule allows for sure: the intersection of its plain
 // (not negated) interval matches on f; nullopt when it has none.
-std::optional<ir::IntervalSet> constraint(const ir::FlatRule& fr, Field f) {
+std::optional<ir::IntervalSet> constraint(const ir::FlatRule& fr, Field f, size_t limit = SIZE_MAX) {
   std::optional<ir::IntervalSet> c;
-  for (const auto& m : fr.matches) {
+  for (size_t i = 0; i < fr.matches.size() && i < limit; ++i) {
+    const auto& m = fr.matches[i];
     // A counter (-m statistic --mode nth) or a list (-m recent) moves
     // whatever the matches after it say: only those before it may rule the
     // packet out.
@@ -34,7 +35,7 @@ std::optional<ir::IntervalSet> constraint(const ir::FlatRule& fr, Field f) {
 
 }  // namespace
 
-RuleIndex::RuleIndex(const ir::DecisionList& dl) {
+RuleIndex::RuleIndex(const ir::DecisionList& dl, const std::vector<size_t>& jump_matches) {
   const size_t n = dl.rules.size();
   if (n < kMinRules) return;
   // The first rule of each inlined region is always visited, so the jump
@@ -48,8 +49,12 @@ RuleIndex::RuleIndex(const ir::DecisionList& dl) {
     std::vector<std::optional<ir::IntervalSet>> cons(n);
     std::vector<u128> cuts;
     for (size_t i = 0; i < n; ++i) {
-      if (always[i]) continue;
-      cons[i] = constraint(dl.rules[i], f);
+      if (!always[i])
+        cons[i] = constraint(dl.rules[i], f);
+      else if (i < jump_matches.size() && jump_matches[i] != SIZE_MAX)
+        // Only what its jumps test: they are tested (and counted) here
+        // whatever the rule's own matches say.
+        cons[i] = constraint(dl.rules[i], f, jump_matches[i]);
       if (!cons[i]) continue;
       for (const auto& iv : cons[i]->intervals()) {
         cuts.push_back(iv.lo);

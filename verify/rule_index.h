@@ -7,9 +7,10 @@
 // covers it. A rule not listed for a packet's value cannot match it, so
 // skipping it changes nothing: evaluation still walks the candidates in rule
 // order with first-match, jumps and Skip targets unchanged. Rules whose
-// constraint on the field is absent, negated or too wide, and the first rule
-// of every inlined user chain (where the jump's own matches are tested), are
-// candidates for every packet.
+// constraint on the field is absent, negated or too wide are candidates for
+// every packet. The first rule of every inlined user chain (where the jumps'
+// own matches are tested and counted) is a candidate whenever those jumps'
+// matches can match: for every packet when they are not known.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,9 @@ namespace nf2bpf::verify {
 class RuleIndex {
  public:
   RuleIndex() = default;
-  explicit RuleIndex(const ir::DecisionList& dl);
+  // `jump_matches[i]`: how many of rule i's leading matches are those of the
+  // jumps on its path (absent or SIZE_MAX: unknown).
+  explicit RuleIndex(const ir::DecisionList& dl, const std::vector<size_t>& jump_matches = {});
 
   bool enabled() const { return enabled_; }
   ir::Field field() const { return field_; }

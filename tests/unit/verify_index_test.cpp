@@ -107,3 +107,43 @@ TEST_CASE("rule index: same decisions and hits as a full scan on random rulesets
     }
   }
 }
+
+// kube-proxy's rules: jumps three deep (KUBE-SERVICES -> KUBE-SVC -> KUBE-SEP
+// -> KUBE-MARK-MASQ), the same chains inlined from several places, DNAT; the
+// first rule of each inlined chain indexed by what its jumps test.
+TEST_CASE("rule index: same decisions as a full scan on kube-proxy's rules") {
+  TranslateOptions opt;
+  Translation tr = translate_file(test::src_path("testdata/kube-proxy/mix-8x3.rules"), opt).value();
+  REQUIRE_FALSE(tr.diags.has_errors());
+  HostOptions ho;
+  std::string err;
+  ho.local.push_back(*ir::parse_cidr("192.168.49.2/32", ir::AddrFamily::V4, err));
+  ho.iface = "eth0";
+  HostModel host(ho);
+  ReferenceOptions with, without;
+  without.use_index = false;
+  ReferenceEngine a(tr.ruleset, tr.pipeline, host, with), b(tr.ruleset, tr.pipeline, host, without);
+  REQUIRE(a.indexed_stages() > 0);
+  std::mt19937 rng(7);
+  const uint32_t dsts[] = {0x0a600101, 0x0a600102, 0x0a600103, 0x0a600104, 0x0a600105,
+                           0x0a600108, 0xc0000203, 0xcb007104, 0xc0a83102, 0x0a6001f0};
+  for (int i = 0; i < 600; ++i) {
+    PacketSpec s;
+    s.saddr = ir::v4_to_u128(rng() % 3 ? 0xc6336405u : 0x0af40002u);  // outside / a pod
+    s.daddr = ir::v4_to_u128(dsts[rng() % std::size(dsts)]);
+    s.proto = rng() % 4 ? 6 : 17;
+    s.sport = (uint16_t)(30000 + rng() % 1000);
+    s.dport = rng() % 3 ? (s.proto == 6 ? 80 : 53) : (uint16_t)(30000 + rng() % 8);
+    Captured c;
+    auto ip = build_ip(s);
+    REQUIRE(decode_ip(ip.data(), ip.size(), c.packet) == "");
+    c.packet.time = 1000 + i;
+    Traversal t;
+    REQUIRE(host.place(c, t) == "");
+    Decision x = a.decide(c.packet, t), y = b.decide(c.packet, t);
+    INFO("packet " << i << " " << format_tuple(c.packet));
+    CHECK(to_string(x.verdict) == std::string(to_string(y.verdict)));
+    CHECK(x.rule.location == y.rule.location);
+    CHECK(x.same_outcome(y));
+  }
+}
