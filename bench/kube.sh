@@ -131,4 +131,6 @@ awk -F'\t' '
     for (i = 1; i <= nn; i++) printf "---:|"; printf "\n"
     for (e = 1; e <= ne; e++) { printf "| %s |", order[e]; for (i = 1; i <= nn; i++) printf " %s |", ms[order[e], sizes[i]]; printf "\n" }
   }' "$OUT/kube-change.tsv" >"$OUT/kube-change.md"
+printf '\nMeasured %s, commit %s, %s cores.\n' "$(date -u +%Y-%m-%dT%H:%MZ)" \
+  "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(nproc)" >>"$OUT/kube-change.md"
 cat "$OUT/kube-change.md" >&2
