@@ -61,6 +61,9 @@ L=$(line 1)
   pass "first run: kube-proxy's 101 rules read from the kernel (xt matches through iptables-nft-save) and swapped in" ||
   { fail "first run"; echo "    $L" | cut -c1-600; cat "$WORK/watch.err"; }
 ping_ok && pass "traffic passes the live policy" || fail "ping through the live policy"
+n=$(in_srv "$BIN" services --from kernel --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["services"]))')
+[ "$n" = 9 ] && pass "services --from kernel finds kube-proxy's 9 Services in what iptables-nft holds" ||
+  fail "services --from kernel found $n Services, not 9"
 
 # 2. One endpoint removed, the way kube-proxy's partial restore does it: the
 # service chain declared (flushed) and written again, the endpoint chain
