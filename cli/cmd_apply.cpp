@@ -10,6 +10,7 @@
 #include "ops/coverage.h"
 #include "ops/cutover_run.h"
 #include "ops/deploy.h"
+#include "ops/service_conntrack.h"
 #include "translator/policy/compile.h"
 #include "translator/policy/input.h"
 #include "translator/report/report.h"
@@ -306,6 +307,11 @@ int apply(const ApplyArgs& a) {
     return fail(kSystem, d.message, hint ? after : std::string(), {{"live_after", after}});
   }
   keep_coverage(d, pol, a.exclude);
+  if (tr)
+    if (auto n = ops::clear_stale_service_udp(*d.opened.dp, tr->ruleset); n && *n) {
+      text() << "cleared " << *n << " UDP connection entries to endpoints their Service no longer has\n";
+      doc["stale_udp_cleared"] = *n;
+    }
   auto ms = [](auto dt) { return std::chrono::duration<double, std::milli>(dt).count(); };
   text() << "generation " << d.generation << " live, checksum " << pol.checksum.substr(0, 16) << "; attached to "
          << ops::join_ifaces(ifaces) << (a.xdp ? " (tc ingress/egress, xdp)" : " (tc ingress/egress)") << "\n";

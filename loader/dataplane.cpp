@@ -1074,4 +1074,19 @@ Result<void> Dataplane::flush_conntrack() {
   return {};
 }
 
+Result<size_t> Dataplane::delete_connections(const std::function<bool(const nf_ct_key&, const nf_ct_val&)>& drop) {
+  std::vector<nf_ct_key> doomed;
+  nf_ct_key key{}, next{};
+  void* cur = nullptr;
+  while (bpf_map_get_next_key(fds_->ct.fd, cur, &next) == 0) {
+    key = next;
+    cur = &key;
+    nf_ct_val v{};
+    if (bpf_map_lookup_elem(fds_->ct.fd, &key, &v) == 0 && drop(key, v)) doomed.push_back(key);
+  }
+  size_t n = 0;
+  for (const auto& k : doomed) n += bpf_map_delete_elem(fds_->ct.fd, &k) == 0;
+  return n;
+}
+
 }  // namespace nf2bpf::loader

@@ -4,6 +4,7 @@
 // into a spare generation and makes them live with one map update.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -132,6 +133,9 @@ class Dataplane {
 
   // Drops every tracked connection (tests start from a clean tracker).
   Result<void> flush_conntrack();
+  // Deletes the nf_ct entries (a NATed connection's alias included) whose
+  // value `drop` says to; returns how many.
+  Result<size_t> delete_connections(const std::function<bool(const nf_ct_key&, const nf_ct_val&)>& drop);
 
   const std::string& pin_dir() const { return pin_dir_; }
   bool has_live_generation();

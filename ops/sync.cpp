@@ -13,6 +13,7 @@
 
 #include "common/atomic_file.h"
 #include "ops/deploy.h"
+#include "ops/service_conntrack.h"
 #include "ops/state_store.h"
 #include "ops/witness.h"
 #include "translator/policy/compile.h"
@@ -355,6 +356,10 @@ bool Run::swap() {
     return fail("swap failed: " + d.message + "; " + describe(d.after));
   }
   state_.erase("pending");
+  if (auto n = clear_stale_service_udp(*d.opened.dp, tr_->ruleset); n && *n) {
+    note("cleared " + std::to_string(*n) + " UDP connection entries to endpoints their Service no longer has");
+    out_.doc["stale_udp_cleared"] = *n;
+  }
   if (state_.contains("live")) state_["previous"] = state_["live"];
   state_["live"] = {{"checksum", pol_.checksum},  {"generation", d.generation},
                     {"source", source_},          {"format", tr_->input_format},

@@ -105,6 +105,39 @@ run_mode() {  # run_mode iptables|nftables
 run_mode iptables
 run_mode nftables
 
+# An endpoint leaves a UDP Service: the flow that used it must move to
+# another endpoint (kube-proxy deletes its conntrack entry; so does nf2bpf),
+# though the old pod still answers.
+udp_from() {  # udp_from PORT: which pod answers a datagram from the client's PORT to svc-7
+  ip netns exec "$CLI" python3 -c '
+import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+s.bind(("10.81.1.2",int(sys.argv[1]))); s.settimeout(1); s.sendto(b"x",("10.96.1.8",53))
+try: print(s.recv(100).decode().split()[0])
+except OSError: print("none")' "$1"
+}
+"$GEN" --services 8 --endpoints 3 --endpoint-ips "$EPS" --node-ip 10.81.1.1 -o "$WORK/udp1.rules"
+in_srv "$BIN" apply "${IFACES[@]}" "$WORK/udp1.rules" >/dev/null 2>&1 || fail "apply for the UDP endpoint check"
+first=$(udp_from 41000)
+again=$(udp_from 41000)
+case $first in
+  pod[0-3]) ;;
+  *) fail "no answer from the UDP Service (got '$first')" ;;
+esac
+[ "$first" = "$again" ] && pass "a UDP flow keeps its endpoint ($first)" || fail "a UDP flow changed endpoint: $first, then $again"
+k=${first#pod}
+left=$(echo "$EPS" | tr ',' '\n' | grep -v "^10.244.$k.2$" | paste -sd,)
+"$GEN" --services 8 --endpoints 3 --endpoint-ips "$left" --node-ip 10.81.1.1 -o "$WORK/udp2.rules"
+out=$(in_srv "$BIN" apply "${IFACES[@]}" "$WORK/udp2.rules" 2>&1)
+after=$(udp_from 41000)
+if [ "$after" != "$first" ] && [ "$after" != none ] && grep -q "cleared [1-9]" <<<"$out"; then
+  pass "the endpoint left: the flow's entry was cleared, it now reaches $after"
+else
+  fail "after $first left the Service the flow reached '$after'"
+  echo "$out" | tail -3 | sed 's/^/    /'
+fi
+in_srv "$BIN" unload >/dev/null 2>&1
+
 # Many chains: 100 Services x 10 endpoints are 1,200 chains, whose names once
 # overflowed the generation's state record (the swap failed).
 "$GEN" --services 100 --endpoints 10 --kind clusterip -o "$WORK/big.rules"

@@ -1,0 +1,53 @@
+#include "ops/service_conntrack.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+
+#include "translator/services/kube.h"
+
+namespace nf2bpf::ops {
+
+namespace {
+
+// An nf_ct address (IPv4 mapped into ::ffff:0:0/96) as the services model
+// writes addresses.
+std::string addr_text(const uint8_t* a) {
+  char buf[INET6_ADDRSTRLEN];
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(kMapped, kMapped + 12, a)) return inet_ntop(AF_INET, a + 12, buf, sizeof buf);
+  return inet_ntop(AF_INET6, a, buf, sizeof buf);
+}
+
+}  // namespace
+
+Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs) {
+  services::Recognition found = services::recognise(rs);
+  if (found.mode.empty()) return size_t{0};
+  // UDP frontend (address, "" for a NodePort on any address; port) -> the
+  // backends its Service has now.
+  using Endpoint = std::pair<std::string, uint16_t>;
+  std::map<Endpoint, std::set<Endpoint>> backends;
+  for (const auto& s : found.services)
+    for (const auto& f : s.frontends) {
+      if (f.protocol != "udp") continue;
+      auto& b = backends[{f.address, f.port}];
+      for (const auto& e : s.backends) b.insert({e.address, e.port});
+    }
+  if (backends.empty()) return size_t{0};
+  static const uint8_t kZero[16] = {};
+  return dp.delete_connections([&](const nf_ct_key& k, const nf_ct_val& v) {
+    if (k.proto != 17 || !(v.flags & (NF_CT_DNAT | NF_CT_ALIAS))) return false;
+    if (std::equal(kZero, kZero + 16, v.reply.src)) return false;  // tuples not stored: not NATed
+    auto it = backends.find({addr_text(v.orig.dst), v.orig.dport});
+    if (it == backends.end()) it = backends.find({std::string(), v.orig.dport});
+    if (it == backends.end()) return false;
+    return !it->second.count({addr_text(v.reply.src), v.reply.sport});
+  });
+}
+
+}  // namespace nf2bpf::ops

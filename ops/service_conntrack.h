@@ -1,0 +1,23 @@
+// What kube-proxy does to conntrack after a sync, done to nf2bpf's tracker:
+// a UDP flow to a Service keeps its endpoint through its connection entry, so
+// when the endpoint leaves the Service the flow would go on reaching it.
+// kube-proxy deletes such entries (conntrack -D -p udp --orig-dst FRONTEND
+// --reply-src ENDPOINT); after a new policy is live, nf2bpf deletes the
+// entries of UDP connections to a Service frontend whose endpoint is no
+// longer among that Service's backends. TCP connections keep theirs, as
+// with kube-proxy. Policies with no kube-proxy rules are left alone.
+#pragma once
+
+#include <cstddef>
+
+#include "common/result.h"
+#include "loader/dataplane.h"
+#include "translator/ir/ir.h"
+
+namespace nf2bpf::ops {
+
+// Returns how many entries were deleted (0 when the ruleset is not
+// kube-proxy's).
+Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs);
+
+}  // namespace nf2bpf::ops
