@@ -239,13 +239,14 @@ Command add_sync(CLI::App& app) {
   sub->add_flag("--self-test", a->run.self_test,
                 "Verify the live policy against SOURCE on witness packets even when nothing changed");
   sub->add_flag("--dry-run", a->run.dry_run, "Translate, verify and guard, but do not swap");
-  sub->add_flag("--watch", a->watch,
+  CLI::Option* watch_opt = sub->add_flag("--watch", a->watch,
                 "Keep running: sync at start and whenever the source changes (--from kernel: nf_tables change "
                 "notifications; a file: its writes); one outcome per run, until SIGINT or SIGTERM");
   sub->add_option("--debounce", a->debounce_ms,
                   "With --watch: milliseconds of quiet after a change before the run (default 20; at most 1 s "
                   "while changes keep coming)")
       ->check(CLI::Range(0.0, 10000.0))
+      ->needs(watch_opt)
       ->option_text("MS");
   opt(sub->add_option("--state-dir", a->run.state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-cookie-<cookie>)")
           ->option_text("DIR"),
