@@ -138,6 +138,34 @@ else
 fi
 in_srv "$BIN" unload >/dev/null 2>&1
 
+# Endpoint churn under traffic: an established TCP connection to svc-0
+# (pods 0-2) keeps its backend and loses no exchange while 4 new policies go
+# live, removing pod 0 or 2 from every Service and restoring it. A TCP
+# connection keeps its endpoint even when the endpoint leaves, as with
+# kube-proxy (only UDP entries are cleared).
+in_srv "$BIN" apply "${IFACES[@]}" "$WORK/udp1.rules" >/dev/null 2>&1 || fail "apply for the churn check"
+ip netns exec "$CLI" $PROBE hold 10.96.1.1 80 5 >"$WORK/hold.json" &
+holder=$!
+sleep 0.5
+for i in 1 2 3 4; do
+  sleep 0.6
+  if [ $((i % 2)) -eq 1 ]; then
+    "$GEN" --services 8 --endpoints 3 --endpoint-ips "10.244.1.2,10.244.$((i == 1 ? 0 : 2)).2,10.244.3.2" \
+      --node-ip 10.81.1.1 -o "$WORK/churn.rules"
+  else
+    cp "$WORK/udp1.rules" "$WORK/churn.rules"
+  fi
+  in_srv "$BIN" apply "${IFACES[@]}" "$WORK/churn.rules" >/dev/null 2>&1 || fail "churn apply $i"
+done
+wait "$holder"
+python3 - "$WORK/hold.json" <<'PY' && pass "an established connection kept its backend through 4 policy changes, no exchange lost" || fail "churn: $(cat "$WORK/hold.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+print("    %d exchanges, backends %s" % (j["exchanges"], j["backends"]))
+sys.exit(0 if j["failed"] == 0 and len(j["backends"]) == 1 and j["exchanges"] > 50 else 1)
+PY
+in_srv "$BIN" unload >/dev/null 2>&1
+
 # Many chains: 100 Services x 10 endpoints are 1,200 chains, whose names once
 # overflowed the generation's state record (the swap failed).
 "$GEN" --services 100 --endpoints 10 --kind clusterip -o "$WORK/big.rules"

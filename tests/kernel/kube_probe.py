@@ -4,6 +4,9 @@
   kube_probe.py serve NAME             a pod's responder: TCP 8080 and UDP 5353 answer
                                        "NAME PEER-ADDRESS" (which backend, and the
                                        source address it saw: masqueraded or not)
+  kube_probe.py hold IP PORT SECONDS   one TCP connection kept open, a message
+                                       every 50 ms; prints the backends that
+                                       answered and the failed exchanges
   kube_probe.py probe TARGETS.json     connect to each target COUNT times; prints
                                        {"id": ["NAME PEER" | "refused" | "timeout", ...]}
   kube_probe.py targets SERVICES.json NODE_IP ALLOWED_SRC
@@ -19,6 +22,17 @@ import threading
 
 
 def serve(name):
+    def conn(c, peer):
+        # The answer, then again for every message, until the client closes.
+        try:
+            c.sendall(("%s %s" % (name, peer[0])).encode())
+            while c.recv(100):
+                c.sendall(("%s %s" % (name, peer[0])).encode())
+        except OSError:
+            pass
+        finally:
+            c.close()
+
     def tcp():
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -26,10 +40,7 @@ def serve(name):
         s.listen(64)
         while True:
             c, peer = s.accept()
-            try:
-                c.sendall(("%s %s" % (name, peer[0])).encode())
-            finally:
-                c.close()
+            threading.Thread(target=conn, args=(c, peer), daemon=True).start()
 
     threading.Thread(target=tcp, daemon=True).start()
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -79,6 +90,26 @@ def one(t):
         return failure(e)
     finally:
         s.close()
+
+
+def hold(ip, port, seconds):
+    """One TCP connection kept for `seconds`, a message every 50 ms: prints
+    the backends that answered and how many exchanges failed."""
+    import time
+    s = socket.create_connection((ip, port), timeout=2)
+    first = s.recv(100).decode().split()[0]
+    seen, failed, n = {first}, 0, 0
+    end = time.time() + seconds
+    while time.time() < end:
+        n += 1
+        try:
+            s.sendall(b"x")
+            seen.add(s.recv(100).decode().split()[0])
+        except (OSError, IndexError):
+            failed += 1
+            break
+        time.sleep(0.05)
+    print(json.dumps({"backends": sorted(seen), "exchanges": n, "failed": failed}))
 
 
 def probe(path):
@@ -171,6 +202,8 @@ if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "serve":
         serve(sys.argv[2])
+    elif cmd == "hold":
+        hold(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif cmd == "probe":
         probe(sys.argv[2])
     elif cmd == "targets":
