@@ -3,7 +3,13 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
+#include <ctime>
+#include <map>
+
 #include "cli/command.h"
+#include "ops/deploy.h"
 #include "translator/services/kube.h"
 #include "translator/translate.h"
 
@@ -14,8 +20,22 @@ namespace {
 struct ServicesArgs {
   TranslateOptions opt;
   std::string format = "text";
-  std::string file;
+  std::string file, pin_dir;
+  bool live = false;
 };
+
+// --live: the connections each backend was given, from the live
+// generation's counter of its DNAT rule (nat rules run once per
+// connection, so the counter counts connections). Keyed by the rule's
+// "table/chain" and line; "" for the chain when the generation did not
+// keep its chain names (then lines alone, which are unique in one file).
+using LiveCounts = std::map<std::pair<std::string, uint32_t>, uint64_t>;
+
+uint64_t connections_of(const LiveCounts& c, const services::Backend& b) {
+  auto it = c.find({b.chain, b.loc.line});
+  if (it == c.end()) it = c.find({std::string(), b.loc.line});
+  return it == c.end() ? 0 : it->second;
+}
 
 std::string endpoint(const std::string& addr, uint16_t port) {
   std::string a = addr.find(':') != std::string::npos ? "[" + addr + "]" : addr;
@@ -41,7 +61,7 @@ std::string lines(const std::vector<ir::SourceLoc>& locs) {
   return out;
 }
 
-void print_text(const services::Recognition& r, const std::string& file) {
+void print_text(const services::Recognition& r, const std::string& file, const LiveCounts* live) {
   text() << r.services.size() << " services (kube-proxy " << r.mode << " mode) in " << file << "\n";
   for (const auto& s : r.services) {
     auto& d = detail();
@@ -50,13 +70,21 @@ void print_text(const services::Recognition& r, const std::string& file) {
     for (const auto& f : s.frontends) fr += (fr.empty() ? "" : ", ") + frontend_text(f);
     d << "  frontends:  " << fr << "\n";
     std::string be;
-    for (const auto& b : s.backends)
+    uint64_t total = 0;
+    for (const auto& b : s.backends) {
       be += (be.empty() ? "" : ", ") + endpoint(b.address, b.port) + (b.local ? " (local)" : "");
+      if (live) {
+        uint64_t n = connections_of(*live, b);
+        total += n;
+        be += " [" + std::to_string(n) + " conn]";
+      }
+    }
     d << "  backends:   "
       << (s.no_endpoints ? "none (new connections are rejected)"
           : be.empty()   ? "none"
                          : be)
       << "\n";
+    if (live) d << "  connections: " << total << " (new connections sent to a backend by this generation)\n";
     d << "  affinity:   "
       << (s.affinity_seconds ? "ClientIP, " + std::to_string(*s.affinity_seconds) + " s" : std::string("none")) << "\n";
     if (s.external_local) d << "  external traffic policy: Local\n";
@@ -70,7 +98,7 @@ void print_text(const services::Recognition& r, const std::string& file) {
   }
 }
 
-nlohmann::json to_json(const services::Recognition& r, const std::string& file) {
+nlohmann::json to_json(const services::Recognition& r, const std::string& file, const LiveCounts* live) {
   nlohmann::json out = {{"source", file}, {"mode", r.mode}, {"services", nlohmann::json::array()}};
   for (const auto& s : r.services) {
     nlohmann::json j = {{"name", s.name},
@@ -89,9 +117,17 @@ nlohmann::json to_json(const services::Recognition& r, const std::string& file) 
                                 {"protocol", f.protocol},
                                 {"port", f.port},
                                 {"location", f.loc.file_line()}});
-    for (const auto& b : s.backends)
+    uint64_t total = 0;
+    for (const auto& b : s.backends) {
       j["backends"].push_back(
           {{"address", b.address}, {"port", b.port}, {"local", b.local}, {"location", b.loc.file_line()}});
+      if (live) {
+        uint64_t n = connections_of(*live, b);
+        j["backends"].back()["connections"] = n;
+        total += n;
+      }
+    }
+    if (live) j["connections"] = total;
     for (const auto& l : s.rules) j["rules"].push_back(l.file_line());
     out["services"].push_back(std::move(j));
   }
@@ -112,6 +148,10 @@ Command add_services(CLI::App& app) {
   sub->add_option("--format", args->format, "Output format (default text)")
       ->check(CLI::IsMember({"text", "json"}))
       ->option_text("text|json");
+  sub->add_flag("--live", args->live,
+                "The live policy's Services (its source read again), with the connections each backend was given");
+  sub->add_option("--pin-dir", args->pin_dir, "With --live: bpffs directory of nf2bpf's pins (default: per namespace)")
+      ->option_text("DIR");
   sub->add_option("FILE", args->file,
                   "kube-proxy's rules: iptables-save output (iptables mode) or nft list ruleset / nft -f input "
                   "(nftables mode), or - for stdin; none with --from kernel");
@@ -119,9 +159,37 @@ Command add_services(CLI::App& app) {
       "Services are recognised from kube-proxy's own chains, maps and comments (KUBE-SERVICES, KUBE-SVC-*,\n"
       "KUBE-SEP-* ...; table kube-proxy's service-ips and service-nodeports maps). Exit status: 0 Services\n"
       "were found, 1 the input has no kube-proxy rules or does not parse, 2 a file cannot be read or a\n"
-      "usage error.");
+      "usage error. --live reads the live generation's source again (the file it was applied from, or the\n"
+      "kernel's ruleset) and adds, per backend, the connections the generation sent to it: the counter of\n"
+      "its DNAT rule, which runs once per connection.");
   return {sub, [args]() -> int {
             ui().json = args->format == "json";
+            LiveCounts counts;
+            std::string live_note;
+            if (args->live) {
+              if (!args->file.empty()) return fail(kUsage, "--live reads the live policy's source and takes no FILE");
+              auto dp = ops::find_dataplane(args->pin_dir);
+              if (!dp) return fail(kSystem, dp.error().message());
+              if (!*dp)
+                return fail(kRejected, "no dataplane is loaded in this network namespace",
+                            "apply kube-proxy's rules first (nf2bpf apply FILE, or sync --from kernel)");
+              auto st = (*dp)->status(true);
+              if (!st) return fail(kSystem, st.error().message());
+              std::string source = st->live.value("source", "");
+              if (!st->live.value("valid", false) || source.empty())
+                return fail(kRejected, "no valid generation is live", "apply kube-proxy's rules first");
+              if (source == "kernel") {
+                args->opt.from = "kernel";
+              } else {
+                args->file = source;
+                struct stat sb {};
+                if (stat(source.c_str(), &sb) == 0 && sb.st_mtime > st->live.value("applied", (int64_t)0))
+                  live_note = source + " changed after generation " + std::to_string(st->generation) +
+                              " was applied: counters are matched to its rules by line";
+              }
+              for (const auto& c : st->counters)
+                if (!c.policy) counts[{c.chain, c.line}] += c.packets;
+            }
             if (args->file.empty() && args->opt.from != "kernel")
               return fail(kUsage, "services needs a FILE (or - for stdin)",
                           "or read the running ruleset with --from kernel");
@@ -142,10 +210,15 @@ Command add_services(CLI::App& app) {
               return fail(kRejected, name + " has no kube-proxy rules",
                           "kube-proxy's iptables mode writes the nat chain KUBE-SERVICES, its nftables mode the table "
                           "kube-proxy with the map service-ips");
-            if (args->format == "json")
-              print_json(to_json(r, name));
-            else
-              print_text(r, name);
+            const LiveCounts* live = args->live ? &counts : nullptr;
+            if (args->format == "json") {
+              auto doc = to_json(r, name, live);
+              if (!live_note.empty()) doc["note"] = live_note;
+              print_json(doc);
+            } else {
+              print_text(r, name, live);
+              if (!live_note.empty()) detail() << "note: " << live_note << "\n";
+            }
             return kOk;
           }};
 }

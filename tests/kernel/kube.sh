@@ -93,6 +93,17 @@ run_mode() {  # run_mode iptables|nftables
     return
   }
   probe_all "$WORK/nf2bpf.json" || fail "$mode: probes with nf2bpf"
+  # services --live: the connections each backend got, from the DNAT rules'
+  # counters, against the connections the probes made to svc-0 (30 from the
+  # client, 30 hairpin).
+  local made live
+  made=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
+print(sum(1 for k, v in j.items() if "svc-0:p" in k for r in v if r.startswith("pod")))' "$WORK/nf2bpf.json")
+  live=$(in_srv "$BIN" services --live --format json | python3 -c 'import json,sys
+s=[x for x in json.load(sys.stdin)["services"] if x["name"] == "ns0/svc-0:p"][0]
+print(s["connections"], sorted(b["connections"] for b in s["backends"]))')
+  [ "${live%% *}" = "$made" ] && pass "$mode: services --live counts svc-0's $made connections (per backend: ${live#* })" ||
+    fail "$mode: services --live says '$live' for svc-0, the probes made $made connections"
   in_srv "$BIN" unload >/dev/null 2>&1
   if $PROBE compare "$WORK/kernel.json" "$WORK/nf2bpf.json" "$WORK/all-targets.json" >"$WORK/verdict" 2>&1; then
     pass "$mode mode: $(grep -c '^ok' "$WORK/verdict") frontends behave as with the kernel"

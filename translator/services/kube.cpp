@@ -215,6 +215,7 @@ class IptablesMode {
       add_rule(s, r.loc);
       if (auto b = dnat_target(r)) {
         b->local = local;
+        b->chain = nat_->name + "/" + sep;
         add_backend(s, *b);
       }
     }
@@ -335,7 +336,7 @@ class NftMode {
     for (const auto& r : c->rules) {
       add_rule(s, r.loc);
       if (endpoint) {
-        if (auto b = dnat_target(r)) b->local = local, add_backend(s, *b);
+        if (auto b = dnat_target(r)) b->local = local, b->chain = t_.name + "/" + name, add_backend(s, *b);
         continue;
       }
       if (r.verdict.chain == "mark-for-masquerade")

@@ -28,6 +28,7 @@ struct Backend {
   uint16_t port = 0;
   bool local = false;  // one of the node's own endpoints (externalTrafficPolicy: Local)
   ir::SourceLoc loc;   // its DNAT rule
+  std::string chain;   // and that rule's "table/chain"
 };
 
 struct Service {
