@@ -239,9 +239,10 @@ Command add_sync(CLI::App& app) {
   sub->add_flag("--self-test", a->run.self_test,
                 "Verify the live policy against SOURCE on witness packets even when nothing changed");
   sub->add_flag("--dry-run", a->run.dry_run, "Translate, verify and guard, but do not swap");
-  CLI::Option* watch_opt = sub->add_flag("--watch", a->watch,
-                "Keep running: sync at start and whenever the source changes (--from kernel: nf_tables change "
-                "notifications; a file: its writes); one outcome per run, until SIGINT or SIGTERM");
+  CLI::Option* watch_opt =
+      sub->add_flag("--watch", a->watch,
+                    "Keep running: sync at start and whenever the source changes (--from kernel: nf_tables change "
+                    "notifications; a file: its writes); one outcome per run, until SIGINT or SIGTERM");
   sub->add_option("--debounce", a->debounce_ms,
                   "With --watch: milliseconds of quiet after a change before the run (default 20; at most 1 s "
                   "while changes keep coming)")
