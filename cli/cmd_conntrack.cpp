@@ -18,13 +18,6 @@ struct Tuple {
   uint16_t sport = 0, dport = 0;
 };
 
-std::string addr_text(const uint8_t* a) {
-  char buf[INET6_ADDRSTRLEN];
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::equal(kMapped, kMapped + 12, a)) return inet_ntop(AF_INET, a + 12, buf, sizeof buf);
-  return inet_ntop(AF_INET6, a, buf, sizeof buf);
-}
-
 const char* proto_name(uint8_t p) {
   switch (p) {
     case 6: return "tcp";
@@ -52,13 +45,13 @@ std::pair<Tuple, Tuple> tuples_of(const loader::Connection& c) {
   bool stored = !std::equal(kZero, kZero + 16, v.orig.src) || !std::equal(kZero, kZero + 16, v.orig.dst);
   Tuple o, r;
   if (stored) {
-    o = {addr_text(v.orig.src), addr_text(v.orig.dst), v.orig.sport, v.orig.dport};
-    r = {addr_text(v.reply.src), addr_text(v.reply.dst), v.reply.sport, v.reply.dport};
+    o = {loader::ct_addr_text(v.orig.src), loader::ct_addr_text(v.orig.dst), v.orig.sport, v.orig.dport};
+    r = {loader::ct_addr_text(v.reply.src), loader::ct_addr_text(v.reply.dst), v.reply.sport, v.reply.dport};
     return {o, r};
   }
   bool a_first = c.key.pad[0] || (v.flags & NF_CT_ORIG_IS_A);  // ICMP flows are keyed from the requester
-  o = a_first ? Tuple{addr_text(c.key.a), addr_text(c.key.b), c.key.pa, c.key.pb}
-              : Tuple{addr_text(c.key.b), addr_text(c.key.a), c.key.pb, c.key.pa};
+  o = a_first ? Tuple{loader::ct_addr_text(c.key.a), loader::ct_addr_text(c.key.b), c.key.pa, c.key.pb}
+              : Tuple{loader::ct_addr_text(c.key.b), loader::ct_addr_text(c.key.a), c.key.pb, c.key.pa};
   r = {o.dst, o.src, o.dport, o.sport};
   return {o, r};
 }

@@ -1,5 +1,7 @@
 #include "loader/dataplane.h"
 
+#include <arpa/inet.h>
+
 #include <net/if.h>
 
 #include <bpf/bpf.h>
@@ -1040,6 +1042,13 @@ Result<TestResult> Dataplane::test_run(Prog prog, const std::vector<uint8_t>& fr
   data_out.resize(std::min<size_t>(o.data_size_out, data_out.size()));
   out.data = std::move(data_out);
   return out;
+}
+
+std::string ct_addr_text(const uint8_t* a) {
+  char buf[INET6_ADDRSTRLEN];
+  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(kMapped, kMapped + 12, a)) return inet_ntop(AF_INET, a + 12, buf, sizeof buf);
+  return inet_ntop(AF_INET6, a, buf, sizeof buf);
 }
 
 Result<std::vector<Connection>> Dataplane::connections() {

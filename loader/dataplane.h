@@ -63,6 +63,9 @@ struct Connection {
   uint64_t expires_in_ns = 0;
 };
 
+// An nf_ct address (IPv4 mapped into ::ffff:0:0/96) as text: "10.0.0.1", "2001:db8::1".
+std::string ct_addr_text(const uint8_t* a);
+
 struct TestCtx {
   uint32_t ifindex = 0;          // the device the program runs on
   uint32_t ingress_ifindex = 0;  // egress: where a forwarded packet came in

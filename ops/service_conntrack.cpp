@@ -1,7 +1,5 @@
 #include "ops/service_conntrack.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
@@ -11,19 +9,6 @@
 #include "translator/services/kube.h"
 
 namespace nf2bpf::ops {
-
-namespace {
-
-// An nf_ct address (IPv4 mapped into ::ffff:0:0/96) as the services model
-// writes addresses.
-std::string addr_text(const uint8_t* a) {
-  char buf[INET6_ADDRSTRLEN];
-  static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::equal(kMapped, kMapped + 12, a)) return inet_ntop(AF_INET, a + 12, buf, sizeof buf);
-  return inet_ntop(AF_INET6, a, buf, sizeof buf);
-}
-
-}  // namespace
 
 Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs) {
   services::Recognition found = services::recognise(rs);
@@ -43,10 +28,10 @@ Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset&
   return dp.delete_connections([&](const nf_ct_key& k, const nf_ct_val& v) {
     if (k.proto != 17 || !(v.flags & (NF_CT_DNAT | NF_CT_ALIAS))) return false;
     if (std::equal(kZero, kZero + 16, v.reply.src)) return false;  // tuples not stored: not NATed
-    auto it = backends.find({addr_text(v.orig.dst), v.orig.dport});
+    auto it = backends.find({loader::ct_addr_text(v.orig.dst), v.orig.dport});
     if (it == backends.end()) it = backends.find({std::string(), v.orig.dport});
     if (it == backends.end()) return false;
-    return !it->second.count({addr_text(v.reply.src), v.reply.sport});
+    return !it->second.count({loader::ct_addr_text(v.reply.src), v.reply.sport});
   });
 }
 
