@@ -42,6 +42,18 @@ for f in mix-8x3.rules mix-8x3.nft; do
     bad "$f: $(tail -1 "$W/out")"
 done
 
+# IPv6 (the other half of a dual-stack node): both modes translate whole and
+# every Service is found, with IPv6 addresses.
+for mode in iptables nftables; do
+  "$GEN" --mode "$mode" --family 6 --services 8 --endpoints 3 -o "$W/v6.$mode"
+  "$BIN" translate "$W/v6.$mode" >"$W/out" 2>&1
+  grep -q " 0 unsupported" "$W/out" && ok "$mode IPv6 translates, nothing left in netfilter" || bad "$mode IPv6: $(tail -1 "$W/out")"
+  "$BIN" services --format json "$W/v6.$mode" | python3 -c 'import json,sys
+s=json.load(sys.stdin)["services"]
+sys.exit(not (len(s) == 8 and all(x["family"] == "ip6" for x in s) and s[0]["frontends"][0]["address"] == "fd00:10:96::1"))' &&
+    ok "$mode IPv6: 8 Services, ip6" || bad "$mode IPv6: services"
+done
+
 # Many services: chain names stay unique, every Service is found.
 "$GEN" --services 600 --endpoints 2 --kind clusterip -o "$W/big.rules"
 n=$(grep -c '^:KUBE-SVC-' "$W/big.rules")

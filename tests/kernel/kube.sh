@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # kube-proxy differential (issue 13): a client, a node and four pods, each in
-# its own network namespace. The node holds the rules kube-proxy writes for 8
-# Services of every kind (scripts/kube-proxy-gen, iptables mode, then
-# nftables mode); the same connections are made with the kernel running them
+# its own network namespace, dual-stack. The node holds the rules kube-proxy
+# writes for 8 Services of every kind (scripts/kube-proxy-gen: iptables and
+# nftables mode, IPv4 and IPv6); the same connections are made with the kernel running them
 # and then with nf2bpf running them (netfilter emptied). For every frontend
 # (ClusterIP, NodePort on the node's address, externalIP, LoadBalancer from
 # inside and outside loadBalancerSourceRanges, UDP) and a pod reaching a
@@ -38,6 +38,15 @@ ip -n "$CLI" route add default via 10.81.1.1
 ip -n "$SRV" route add 198.51.100.5/32 dev s0
 ip -n "$SRV" route add default via 10.81.1.2  # a node has a default route: unknown ClusterIPs are routed
 in_srv sysctl -qw net.ipv4.ip_forward=1
+# IPv6 (dual-stack): client fd00:81:1::2 (and 2001:db8:51::5), node fd00:81:1::1,
+# pods fd00:10:244:K::2.
+ip -n "$CLI" addr add fd00:81:1::2/64 dev c0 nodad
+ip -n "$CLI" addr add 2001:db8:51::5/128 dev c0 nodad
+ip -n "$SRV" addr add fd00:81:1::1/64 dev s0 nodad
+ip -n "$CLI" -6 route add default via fd00:81:1::1
+ip -n "$SRV" -6 route add 2001:db8:51::5/128 dev s0
+ip -n "$SRV" -6 route add default via fd00:81:1::2
+in_srv sysctl -qw net.ipv6.conf.all.forwarding=1
 IFACES=(--iface s0)
 for k in 0 1 2 3; do
   p=${PODS[$k]}
@@ -46,6 +55,9 @@ for k in 0 1 2 3; do
   ip -n "$SRV" addr add "10.244.$k.1/24" dev "n$k" && ip -n "$SRV" link set "n$k" up
   ip -n "$p" addr add "10.244.$k.2/24" dev eth0 && ip -n "$p" link set eth0 up
   ip -n "$p" route add default via "10.244.$k.1"
+  ip -n "$SRV" addr add "fd00:10:244:$k::1/64" dev "n$k" nodad
+  ip -n "$p" addr add "fd00:10:244:$k::2/64" dev eth0 nodad
+  ip -n "$p" -6 route add default via "fd00:10:244:$k::1"
   ip netns exec "$p" $PROBE serve "pod$k" &
   BG+=($!)
   IFACES+=(--iface "n$k")
@@ -53,9 +65,12 @@ done
 sleep 0.5
 
 EPS=10.244.0.2,10.244.1.2,10.244.2.2,10.244.3.2
+EPS6=fd00:10:244::2,fd00:10:244:1::2,fd00:10:244:2::2,fd00:10:244:3::2
 # A pod (pod 1) reaching the first Service, whose endpoints are pods 0-2.
-echo '[{"id": "hairpin: pod1 -> ns0/svc-0:p ClusterIP 10.96.1.1:80/tcp", "proto": "tcp", "ip": "10.96.1.1",
+hairpin() {  # hairpin CLUSTER_IP
+  echo '[{"id": "hairpin: pod1 -> ns0/svc-0:p ClusterIP '"$1"':80/tcp", "proto": "tcp", "ip": "'"$1"'",
   "port": 80, "src": null, "count": 30, "affinity": false, "reject": false, "pods": ["pod0", "pod1", "pod2"]}]' >"$WORK/hairpin.json"
+}
 
 probe_all() {  # probe_all OUT: the client's and the hairpin probes, in one JSON object
   ip netns exec "$CLI" $PROBE probe "$WORK/targets.json" >"$WORK/c.json" &&
@@ -64,20 +79,24 @@ probe_all() {  # probe_all OUT: the client's and the hairpin probes, in one JSON
       "$WORK/c.json" "$WORK/h.json" >"$1"
 }
 
-run_mode() {  # run_mode iptables|nftables
-  local mode=$1 rules
-  rules=$WORK/kube.$mode
-  "$GEN" --mode "$mode" --services 8 --endpoints 3 --endpoint-ips "$EPS" --node-ip 10.81.1.1 \
+run_mode() {  # run_mode iptables|nftables 4|6
+  local mode=$1 fam=$2 rules eps=$EPS node=10.81.1.1 allowed=198.51.100.5 client=10.81.1.2
+  [ "$fam" = 6 ] && eps=$EPS6 node=fd00:81:1::1 allowed=2001:db8:51::5 client=fd00:81:1::2
+  rules=$WORK/kube.$mode$fam
+  "$GEN" --mode "$mode" --family "$fam" --services 8 --endpoints 3 --endpoint-ips "$eps" --node-ip "$node" \
     -o "$rules" || { fail "$mode: generator"; return; }
   "$BIN" services --format json "$rules" >"$WORK/services.json" || { fail "$mode: nf2bpf services"; return; }
-  $PROBE targets "$WORK/services.json" 10.81.1.1 198.51.100.5 >"$WORK/targets.json"
+  $PROBE targets "$WORK/services.json" "$node" "$allowed" "$client" >"$WORK/targets.json"
+  hairpin "$([ "$fam" = 6 ] && echo fd00:10:96::1 || echo 10.96.1.1)"
+  mode=$mode$([ "$fam" = 6 ] && echo " IPv6")
   jq -s 'add' "$WORK/targets.json" "$WORK/hairpin.json" >"$WORK/all-targets.json" 2>/dev/null ||
     python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])) + json.load(open(sys.argv[2]))))' \
       "$WORK/targets.json" "$WORK/hairpin.json" >"$WORK/all-targets.json"
 
   # The kernel runs kube-proxy's rules.
-  if [ "$mode" = iptables ]; then
-    in_srv iptables-nft-restore <"$rules" || { fail "$mode: iptables-nft-restore"; return; }
+  if [ "${mode%% *}" = iptables ]; then
+    in_srv "$([ "$fam" = 6 ] && echo ip6tables-nft-restore || echo iptables-nft-restore)" <"$rules" ||
+      { fail "$mode: iptables-nft-restore"; return; }
   else
     in_srv nft -f "$rules" || { fail "$mode: nft -f"; return; }
   fi
@@ -113,8 +132,10 @@ print(s["connections"], sorted(b["connections"] for b in s["backends"]))')
   sed "s/^/    $mode: /" "$WORK/verdict"
 }
 
-run_mode iptables
-run_mode nftables
+run_mode iptables 4
+run_mode nftables 4
+run_mode iptables 6
+run_mode nftables 6
 
 # An endpoint leaves a UDP Service: the flow that used it must move to
 # another endpoint (kube-proxy deletes its conntrack entry; so does nf2bpf),

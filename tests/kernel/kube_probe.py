@@ -9,45 +9,71 @@
                                        answered and the failed exchanges
   kube_probe.py probe TARGETS.json     connect to each target COUNT times; prints
                                        {"id": ["NAME PEER" | "refused" | "timeout", ...]}
-  kube_probe.py targets SERVICES.json NODE_IP ALLOWED_SRC
+  kube_probe.py targets SERVICES.json NODE_IP ALLOWED_SRC CLIENT_SRC
                                        the targets of `nf2bpf services --format json`
   kube_probe.py compare KERNEL.json NF2BPF.json TARGETS.json
                                        the verdict, one line per target; exit 1 on a
                                        difference
 """
+import ipaddress
 import json
+import re
 import socket
 import sys
 import threading
+
+
+def family(ip):
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def peer_text(peer):
+    """The peer's address; an IPv4 one as such, not ::ffff:a.b.c.d."""
+    a = peer[0]
+    return a[7:] if a.startswith("::ffff:") else a
+
+
+def pod_of(addr):
+    """The responders call themselves podK for 10.244.K.2 and fd00:10:244:K::2."""
+    a = ipaddress.ip_address(addr)
+    return "pod%d" % (int(a.exploded.split(":")[3], 16) if a.version == 6 else int(addr.split(".")[2]))
+
+
+# The node's address on a pod's link (10.244.K.1, fd00:10:244:K::1): where
+# masqueraded traffic to pod K comes from.
+NODE_SIDE = re.compile(r"^(10\.244\.\d+\.1|fd00:10:244:([0-9a-f]+:)?:1)$")
 
 
 def serve(name):
     def conn(c, peer):
         # The answer, then again for every message, until the client closes.
         try:
-            c.sendall(("%s %s" % (name, peer[0])).encode())
+            c.sendall(("%s %s" % (name, peer_text(peer))).encode())
             while c.recv(100):
-                c.sendall(("%s %s" % (name, peer[0])).encode())
+                c.sendall(("%s %s" % (name, peer_text(peer))).encode())
         except OSError:
             pass
         finally:
             c.close()
 
+    # Both families on one socket each (an IPv6 socket that takes IPv4 too).
     def tcp():
-        s = socket.socket()
+        s = socket.socket(socket.AF_INET6)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", 8080))
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", 8080))
         s.listen(64)
         while True:
             c, peer = s.accept()
             threading.Thread(target=conn, args=(c, peer), daemon=True).start()
 
     threading.Thread(target=tcp, daemon=True).start()
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("0.0.0.0", 5353))
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    u.bind(("::", 5353))
     while True:
         _, peer = u.recvfrom(100)
-        u.sendto(("%s %s" % (name, peer[0])).encode(), peer)
+        u.sendto(("%s %s" % (name, peer_text(peer))).encode(), peer)
 
 
 def failure(e):
@@ -68,7 +94,7 @@ def one(t):
     src = (t["src"], 0) if t.get("src") else None
     wait = 0.5 if t["count"] > 5 else 0.3
     if t["proto"] == "udp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(family(t["ip"]), socket.SOCK_DGRAM)
         s.settimeout(wait)
         try:
             if src:
@@ -79,7 +105,7 @@ def one(t):
             return failure(e)
         finally:
             s.close()
-    s = socket.socket()
+    s = socket.socket(family(t["ip"]))
     s.settimeout(wait)
     try:
         if src:
@@ -117,24 +143,25 @@ def probe(path):
     print(json.dumps({t["id"]: [one(t) for _ in range(t["count"])] for t in targets}))
 
 
-def targets(path, node_ip, allowed_src):
+def targets(path, node_ip, allowed_src, client_src):
     out = []
     for s in json.load(open(path))["services"]:
         for f in s["frontends"]:
             ip = f["address"] or node_ip
             srcs = [None]
             if f["kind"] == "LoadBalancer" and s["source_ranges"]:
-                srcs = [None, allowed_src]  # the client's own address is outside the ranges
+                # The client's own address is outside the ranges (given: IPv6
+                # would pick the allowed one for the LoadBalancer's prefix).
+                srcs = [client_src, allowed_src]
             for src in srcs:
                 # Few attempts where no connection is expected: each waits for a timeout.
-                blocked = s["no_endpoints"] or (len(srcs) > 1 and src is None)
+                blocked = s["no_endpoints"] or (len(srcs) > 1 and src == client_src)
                 out.append({"id": "%s %s %s:%d/%s%s" % (s["name"], f["kind"], ip, f["port"], f["protocol"],
                                                        " from " + src if src else ""),
                             "proto": f["protocol"], "ip": ip, "port": f["port"], "src": src,
                             "count": 5 if blocked else 30,
                             "affinity": bool(s["affinity_seconds"]),
-                            # The responders call themselves podK for 10.244.K.2.
-                            "pods": sorted("pod" + b["address"].split(".")[2] for b in s["backends"]),
+                            "pods": sorted(pod_of(b["address"]) for b in s["backends"]),
                             "reject": s["no_endpoints"]})
     print(json.dumps(out))
 
@@ -169,10 +196,10 @@ def compare(kpath, bpath, tpath):
         if t["affinity"]:
             # Both stick to one backend, each its own first pick: compare
             # whether the source was masqueraded (to the node's address on
-            # the pod's link, 10.244.K.1), not the address.
+            # the pod's link), not the address.
             if len(bpods) != 1 or len(kpods) != 1:
                 msg.append("affinity not held: kernel %s, nf2bpf %s" % (kpods, bpods))
-            node = lambda ps: sorted("node" if p.startswith("10.244.") and p.endswith(".1") else p for p in ps)
+            node = lambda ps: sorted("node" if NODE_SIDE.match(p) else p for p in ps)
             kpeers, bpeers = node(kpeers), node(bpeers)
         else:
             if set(bpods) - set(kpods):
@@ -207,6 +234,6 @@ if __name__ == "__main__":
     elif cmd == "probe":
         probe(sys.argv[2])
     elif cmd == "targets":
-        targets(sys.argv[2], sys.argv[3], sys.argv[4])
+        targets(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     elif cmd == "compare":
         compare(sys.argv[2], sys.argv[3], sys.argv[4])
