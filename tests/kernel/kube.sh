@@ -176,11 +176,11 @@ in_srv "$BIN" unload >/dev/null 2>&1
 # connection keeps its endpoint even when the endpoint leaves, as with
 # kube-proxy (only UDP entries are cleared).
 in_srv "$BIN" apply "${IFACES[@]}" "$WORK/udp1.rules" >/dev/null 2>&1 || fail "apply for the churn check"
-ip netns exec "$CLI" $PROBE hold 10.96.1.1 80 5 >"$WORK/hold.json" &
+ip netns exec "$CLI" $PROBE hold 10.96.1.1 80 3.5 >"$WORK/hold.json" &
 holder=$!
 sleep 0.5
 for i in 1 2 3 4; do
-  sleep 0.6
+  sleep 0.3
   if [ $((i % 2)) -eq 1 ]; then
     "$GEN" --services 8 --endpoints 3 --endpoint-ips "10.244.1.2,10.244.$((i == 1 ? 0 : 2)).2,10.244.3.2" \
       --node-ip 10.81.1.1 -o "$WORK/churn.rules"
@@ -194,7 +194,7 @@ python3 - "$WORK/hold.json" <<'PY' && pass "an established connection kept its b
 import json, sys
 j = json.load(open(sys.argv[1]))
 print("    %d exchanges, backends %s" % (j["exchanges"], j["backends"]))
-sys.exit(0 if j["failed"] == 0 and len(j["backends"]) == 1 and j["exchanges"] > 50 else 1)
+sys.exit(0 if j["failed"] == 0 and len(j["backends"]) == 1 and j["exchanges"] > 30 else 1)
 PY
 in_srv "$BIN" unload >/dev/null 2>&1
 

@@ -92,7 +92,7 @@ NO_ANSWER = ("refused", "unreachable", "timeout")
 
 def one(t):
     src = (t["src"], 0) if t.get("src") else None
-    wait = 0.5 if t["count"] > 5 else 0.3
+    wait = 0.5 if t["count"] > 5 else 0.2
     if t["proto"] == "udp":
         s = socket.socket(family(t["ip"]), socket.SOCK_DGRAM)
         s.settimeout(wait)
@@ -159,7 +159,7 @@ def targets(path, node_ip, allowed_src, client_src):
                 out.append({"id": "%s %s %s:%d/%s%s" % (s["name"], f["kind"], ip, f["port"], f["protocol"],
                                                        " from " + src if src else ""),
                             "proto": f["protocol"], "ip": ip, "port": f["port"], "src": src,
-                            "count": 5 if blocked else 30,
+                            "count": 3 if blocked else 30,
                             "affinity": bool(s["affinity_seconds"]),
                             "pods": sorted(pod_of(b["address"]) for b in s["backends"]),
                             "reject": s["no_endpoints"]})
