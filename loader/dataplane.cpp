@@ -1071,15 +1071,7 @@ Result<std::vector<Connection>> Dataplane::connections() {
 }
 
 Result<void> Dataplane::flush_conntrack() {
-  std::vector<uint8_t> key(40), next(40);
-  std::vector<std::vector<uint8_t>> keys;
-  void* cur = nullptr;
-  while (bpf_map_get_next_key(fds_->ct.fd, cur, next.data()) == 0) {
-    keys.push_back(next);
-    key = next;
-    cur = key.data();
-  }
-  for (auto& k : keys) bpf_map_delete_elem(fds_->ct.fd, k.data());
+  if (auto n = delete_connections([](const nf_ct_key&, const nf_ct_val&) { return true; }); !n) return n.error();
   return {};
 }
 

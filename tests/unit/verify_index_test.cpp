@@ -58,6 +58,23 @@ std::string random_rules(std::mt19937& rng, int n) {
   return r + "COMMIT\n";
 }
 
+// One packet, placed on `host`, decided by the indexed engine `a` and the
+// full scan `b`: the two must agree on the verdict and the deciding rule.
+std::pair<Decision, Decision> decide_both(HostModel& host, const PacketSpec& s, int i, ReferenceEngine& a,
+                                          ReferenceEngine& b) {
+  Captured c;
+  auto ip = build_ip(s);
+  REQUIRE(decode_ip(ip.data(), ip.size(), c.packet) == "");
+  c.packet.time = 1000 + i;
+  Traversal t;
+  REQUIRE(host.place(c, t) == "");
+  Decision x = a.decide(c.packet, t), y = b.decide(c.packet, t);
+  INFO("packet " << i << " " << format_tuple(c.packet));
+  CHECK(to_string(x.verdict) == std::string(to_string(y.verdict)));
+  CHECK(x.rule.location == y.rule.location);
+  return {x, y};
+}
+
 }  // namespace
 
 TEST_CASE("rule index: same decisions and hits as a full scan on random rulesets") {
@@ -88,16 +105,8 @@ TEST_CASE("rule index: same decisions and hits as a full scan on random rulesets
       s.proto = rng() % 2 ? 6 : 17;
       s.sport = (uint16_t)(30000 + rng() % 1000);
       s.dport = (uint16_t)(1000 + rng() % 80);
-      Captured c;
-      auto ip = build_ip(s);
-      REQUIRE(decode_ip(ip.data(), ip.size(), c.packet) == "");
-      c.packet.time = 1000 + i;
-      Traversal t;
-      REQUIRE(host.place(c, t) == "");
-      Decision x = a.decide(c.packet, t), y = b.decide(c.packet, t);
-      INFO("round " << round << " packet " << i << " " << format_tuple(c.packet));
-      CHECK(to_string(x.verdict) == std::string(to_string(y.verdict)));
-      CHECK(x.rule.location == y.rule.location);
+      INFO("round " << round);
+      decide_both(host, s, i, a, b);
     }
     auto ha = a.hits(), hb = b.hits();
     REQUIRE(ha.size() == hb.size());
@@ -134,16 +143,7 @@ TEST_CASE("rule index: same decisions as a full scan on kube-proxy's rules") {
     s.proto = rng() % 4 ? 6 : 17;
     s.sport = (uint16_t)(30000 + rng() % 1000);
     s.dport = rng() % 3 ? (s.proto == 6 ? 80 : 53) : (uint16_t)(30000 + rng() % 8);
-    Captured c;
-    auto ip = build_ip(s);
-    REQUIRE(decode_ip(ip.data(), ip.size(), c.packet) == "");
-    c.packet.time = 1000 + i;
-    Traversal t;
-    REQUIRE(host.place(c, t) == "");
-    Decision x = a.decide(c.packet, t), y = b.decide(c.packet, t);
-    INFO("packet " << i << " " << format_tuple(c.packet));
-    CHECK(to_string(x.verdict) == std::string(to_string(y.verdict)));
-    CHECK(x.rule.location == y.rule.location);
+    auto [x, y] = decide_both(host, s, i, a, b);
     CHECK(x.same_outcome(y));
   }
 }
