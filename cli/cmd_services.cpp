@@ -7,6 +7,7 @@
 
 #include <ctime>
 #include <map>
+#include <tuple>
 
 #include "cli/command.h"
 #include "ops/deploy.h"
@@ -24,17 +25,24 @@ struct ServicesArgs {
   bool live = false;
 };
 
-// --live: the connections each backend was given, from the live
-// generation's counter of its DNAT rule (nat rules run once per
-// connection, so the counter counts connections). Keyed by the rule's
-// "table/chain" and line; "" for the chain when the generation did not
-// keep its chain names (then lines alone, which are unique in one file).
-using LiveCounts = std::map<std::pair<std::string, uint32_t>, uint64_t>;
+// --live: the connections each backend was given by the live generation.
+// A service compiled to the service maps counts them per backend
+// (nf_svc_conns), keyed by its load-balancing chain; one translated rule by
+// rule counts them on its DNAT rule (nat rules run once per connection),
+// keyed by the rule's "table/chain" and line ("" for the chain when the
+// generation did not keep its chain names: lines alone are unique in one file).
+struct LiveCounts {
+  std::map<std::pair<std::string, uint32_t>, uint64_t> rules;
+  std::map<std::tuple<std::string, std::string, uint16_t>, uint64_t> backends;  // (chain, address, port)
+};
 
-uint64_t connections_of(const LiveCounts& c, const services::Backend& b) {
-  auto it = c.find({b.chain, b.loc.line});
-  if (it == c.end()) it = c.find({std::string(), b.loc.line});
-  return it == c.end() ? 0 : it->second;
+uint64_t connections_of(const LiveCounts& c, const services::Service& s, const services::Backend& b) {
+  auto it = c.rules.find({b.chain, b.loc.line});
+  if (it == c.rules.end()) it = c.rules.find({std::string(), b.loc.line});
+  uint64_t n = it == c.rules.end() ? 0 : it->second;
+  for (const auto& chain : s.chains)
+    if (auto x = c.backends.find({chain, b.address, b.port}); x != c.backends.end()) n += x->second;
+  return n;
 }
 
 std::string endpoint(const std::string& addr, uint16_t port) {
@@ -74,7 +82,7 @@ void print_text(const services::Recognition& r, const std::string& file, const L
     for (const auto& b : s.backends) {
       be += (be.empty() ? "" : ", ") + endpoint(b.address, b.port) + (b.local ? " (local)" : "");
       if (live) {
-        uint64_t n = connections_of(*live, b);
+        uint64_t n = connections_of(*live, s, b);
         total += n;
         be += " [" + std::to_string(n) + " conn]";
       }
@@ -122,7 +130,7 @@ nlohmann::json to_json(const services::Recognition& r, const std::string& file, 
       j["backends"].push_back(
           {{"address", b.address}, {"port", b.port}, {"local", b.local}, {"location", b.loc.file_line()}});
       if (live) {
-        uint64_t n = connections_of(*live, b);
+        uint64_t n = connections_of(*live, s, b);
         j["backends"].back()["connections"] = n;
         total += n;
       }
@@ -160,8 +168,8 @@ Command add_services(CLI::App& app) {
       "KUBE-SEP-* ...; table kube-proxy's service-ips and service-nodeports maps). Exit status: 0 Services\n"
       "were found, 1 the input has no kube-proxy rules or does not parse, 2 a file cannot be read or a\n"
       "usage error. --live reads the live generation's source again (the file it was applied from, or the\n"
-      "kernel's ruleset) and adds, per backend, the connections the generation sent to it: the counter of\n"
-      "its DNAT rule, which runs once per connection.");
+      "kernel's ruleset) and adds, per backend, the connections the generation sent to it (counted per\n"
+      "backend for a Service in the service maps, else by its DNAT rule, which runs once per connection).");
   return {sub, [args]() -> int {
             ui().json = args->format == "json";
             LiveCounts counts;
@@ -188,7 +196,13 @@ Command add_services(CLI::App& app) {
                               " was applied: counters are matched to its rules by line";
               }
               for (const auto& c : st->counters)
-                if (!c.policy) counts[{c.chain, c.line}] += c.packets;
+                if (!c.policy) counts.rules[{c.chain, c.line}] += c.packets;
+              auto conns = (*dp)->service_connections();
+              if (!conns) return fail(kSystem, conns.error().message());
+              auto names = st->live.value("services", std::vector<std::string>());
+              for (const auto& c : *conns)
+                if (c.service < names.size())
+                  counts.backends[{names[c.service], ir::format_addr(c.addr), c.port}] += c.connections;
             }
             if (args->file.empty() && args->opt.from != "kernel")
               return fail(kUsage, "services needs a FILE (or - for stdin)",

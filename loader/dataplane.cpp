@@ -56,6 +56,28 @@ void to_bytes(const ir::u128& v, uint8_t* out) {
   for (int i = 0; i < 16; ++i) out[i] = (uint8_t)(v >> (8 * (15 - i)));
 }
 
+ir::u128 from_bytes(const uint8_t* b) {
+  ir::u128 v = 0;
+  for (int i = 0; i < 16; ++i) v = (v << 8) | b[i];
+  return v;
+}
+
+// Deletes the entries of a hash map whose key `drop` selects.
+void delete_keys(int fd, const std::function<bool(const void* key)>& drop) {
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len)) return;
+  std::vector<uint8_t> k(info.key_size), next(info.key_size);
+  std::vector<std::vector<uint8_t>> doomed;
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    if (drop(next.data())) doomed.push_back(next);
+    k = next;
+    prev = k.data();
+  }
+  for (auto& d : doomed) bpf_map_delete_elem(fd, d.data());
+}
+
 Error bpf_err(const std::string& what, int rc) { return Error{rc < 0 ? -rc : errno, what}; }
 
 // libbpf warns about every failed netlink request, including the ones nf2bpf
@@ -141,7 +163,8 @@ struct Fd {
 }  // namespace
 
 struct Dataplane::Fds {
-  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab;
+  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab, svc, svc_be,
+      svc_conns;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 
@@ -149,9 +172,10 @@ struct Dataplane::Fds {
   // found dataplane's maps are adopted, checked and reused.
   std::vector<std::pair<const char*, Fd*>> maps() {
     std::vector<std::pair<const char*, Fd*>> v = {
-        {"nf_control", &control}, {"nf_cfg", &cfg},       {"nf_hooks", &hooks},    {"nf_small", &small},
-        {"nf_state", &state},     {"nf_ct", &ct},         {"nf_nat_src", &natsrc}, {"nf_addrtype", &addrtype},
-        {"nf_ifaddr", &ifaddr},   {"nf_events", &events}, {"nf_recent", &recent},  {"nf_recent_tab", &recent_tab}};
+        {"nf_control", &control}, {"nf_cfg", &cfg},       {"nf_hooks", &hooks},        {"nf_small", &small},
+        {"nf_state", &state},     {"nf_ct", &ct},         {"nf_nat_src", &natsrc},     {"nf_addrtype", &addrtype},
+        {"nf_ifaddr", &ifaddr},   {"nf_events", &events}, {"nf_recent", &recent},      {"nf_recent_tab", &recent_tab},
+        {"nf_svc", &svc},         {"nf_svc_be", &svc_be}, {"nf_svc_conns", &svc_conns}};
     for (int i = 0; i < kOuterCount; ++i) v.emplace_back(kOuterNames[i], &outer[i]);
     return v;
   }
@@ -458,6 +482,9 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
   f.recent = dupfd(bpf_map__fd(skel->maps.nf_recent));
   f.recent_tab = dupfd(bpf_map__fd(skel->maps.nf_recent_tab));
+  f.svc = dupfd(bpf_map__fd(skel->maps.nf_svc));
+  f.svc_be = dupfd(bpf_map__fd(skel->maps.nf_svc_be));
+  f.svc_conns = dupfd(bpf_map__fd(skel->maps.nf_svc_conns));
   bpf_map* outers[kOuterCount] = {skel->maps.nf_stages,   skel->maps.nf_tuples,  skel->maps.nf_rules,
                                   skel->maps.nf_stmts,    skel->maps.nf_limits,  skel->maps.nf_nat,
                                   skel->maps.nf_counters, skel->maps.nf_entries, skel->maps.nf_lpm,
@@ -699,6 +726,11 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   if (auto r = fill_array(f.small.fd, p.small, "field classes", spare * NF_SMALL_TOTAL); !r) return r.error();
   // Host facts are shared by both generations.
   if (auto r = write_host_facts(f.addrtype.fd, f.ifaddr.fd, addrtypes); !r) return r.error();
+  // Services: the spare generation's entries start over.
+  for (int fd : {f.svc.fd, f.svc_be.fd, f.svc_conns.fd})
+    delete_keys(fd, [&](const void* k) { return *(const uint32_t*)k >> 31 == spare; });
+  for (uint32_t id = 0; id < p.services.size(); ++id)
+    if (auto r = write_service(NF_SVC_SID(spare, id), p.services[id], 0); !r) return r.error();
   for (int k = 0; k < kOuterCount; ++k) {
     int ifd = inner[k].fd;
     if (int rc = bpf_map_update_elem(f.outer[k].fd, &spare, &ifd, BPF_ANY))
@@ -721,6 +753,9 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   if_room("stages", stages);
   if_room("chains", p.chain_names);
   if_room("log_prefixes", p.log_prefixes);
+  std::vector<std::string> services;
+  for (const auto& sv : p.services) services.push_back(sv.name);
+  if_room("services", services);
   if (auto r = write_state(spare, meta); !r) return r.error();
 
   spdlog::debug("generation {} written into slot {}: {} rules, {} classifier entries, {} tuples, {} stages", gen, spare,
@@ -735,6 +770,90 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   return gen;
 }
 
+// Writes a service's backends into backend slot `slot`, then makes that slot
+// live with one update of its nf_svc value (abi.h: old set or new, never a
+// mix). Entries past the new count that an older update left in the slot
+// are deleted.
+Result<void> Dataplane::write_service(uint32_t sid, const policy::Service& sv, uint32_t slot) {
+  auto& f = *fds_;
+  uint32_t n = (uint32_t)sv.backends.size();
+  if (n == 0 || n > NF_SVC_BACKENDS_MAX) return Error{EINVAL, "service " + sv.name + ": backend count out of range"};
+  for (uint32_t i = 0; i < n; ++i) {
+    nf2bpf_svc_be_key k{sid, (slot << 31) | i};
+    nf2bpf_svc_be_val v{};
+    to_bytes(sv.backends[i].addr, v.addr);
+    v.port = sv.backends[i].port;
+    if (int rc = bpf_map_update_elem(f.svc_be.fd, &k, &v, BPF_ANY))
+      return bpf_err("write the backends of " + sv.name, rc);
+  }
+  for (uint32_t i = n;; ++i) {
+    nf2bpf_svc_be_key k{sid, (slot << 31) | i};
+    if (bpf_map_delete_elem(f.svc_be.fd, &k)) break;
+  }
+  nf2bpf_svc_val v{n, slot, sv.mark_mask, sv.mark_value};
+  if (int rc = bpf_map_update_elem(f.svc.fd, &sid, &v, BPF_ANY))
+    return bpf_err("switch the backends of " + sv.name, rc);
+  return {};
+}
+
+Result<size_t> Dataplane::update_services(const policy::Policy& live, const policy::Policy& next, nlohmann::json meta) {
+  auto& f = *fds_;
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(f.control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  auto st = read_state(ctrl.live & 1);
+  if (!st) return st.error();
+  if (ctrl.abi != NF2BPF_ABI_VERSION || st->value("checksum", "") != live.checksum)
+    return Error{ESTALE, "the live generation is not the policy the service update was computed against"};
+  if (live.services.size() != next.services.size()) return Error{EINVAL, "the two policies have other services"};
+  size_t changed = 0;
+  for (uint32_t id = 0; id < next.services.size(); ++id) {
+    const policy::Service &a = live.services[id], &b = next.services[id];
+    if (a == b) continue;
+    uint32_t sid = NF_SVC_SID(ctrl.live & 1, id);
+    nf2bpf_svc_val cur{};
+    if (int rc = bpf_map_lookup_elem(f.svc.fd, &sid, &cur)) return bpf_err("read service " + a.name, rc);
+    if (auto r = write_service(sid, b, (cur.slot ^ 1) & 1); !r) return r.error();
+    // Connection counts of backends that left go with them.
+    std::set<std::pair<ir::u128, uint16_t>> stay;
+    for (const auto& be : b.backends) stay.insert({be.addr, be.port});
+    for (const auto& be : a.backends) {
+      if (stay.count({be.addr, be.port})) continue;
+      nf2bpf_svc_conn_key k{sid, be.port, 0, {}};
+      to_bytes(be.addr, k.addr);
+      bpf_map_delete_elem(f.svc_conns.fd, &k);
+    }
+    ++changed;
+  }
+  (*st)["checksum"] = next.checksum;
+  for (auto& [k, v] : meta.items()) (*st)[k] = v;
+  if (auto r = write_state(ctrl.live & 1, *st); !r) return r.error();
+  return changed;
+}
+
+Result<std::vector<ServiceConnections>> Dataplane::service_connections() {
+  auto& f = *fds_;
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(f.control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return bpf_err("count CPUs", ncpu);
+  std::vector<ServiceConnections> out;
+  std::vector<nf2bpf_counter> per(ncpu);
+  nf2bpf_svc_conn_key k{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(f.svc_conns.fd, prev, &next) == 0) {
+    k = next;
+    prev = &k;
+    if (k.sid >> 31 != (ctrl.live & 1)) continue;
+    if (bpf_map_lookup_elem(f.svc_conns.fd, &k, per.data())) continue;
+    ServiceConnections c{k.sid & 0x7fffffffu, from_bytes(k.addr), k.port, 0, 0};
+    for (const auto& x : per) c.connections += x.packets, c.bytes += x.bytes;
+    out.push_back(c);
+  }
+  return out;
+}
+
 // -m recent tables live across generations, as xt_recent's live while a
 // rule names them: after a switch, the lists of names the new policy does not
 // use are emptied (the kernel frees a table with its last rule).
@@ -743,22 +862,13 @@ void Dataplane::drop_recent_tables(const policy::Policy& p) {
   std::set<uint32_t> keep;
   for (const auto& r : p.rules)
     if (r.residual & NF_RES_RECENT) keep.insert(r.recent_table);
-  auto prune = [&](int fd, size_t key_size) {
-    if (fd < 0) return;
-    std::vector<uint8_t> k(key_size), next(key_size);
-    std::vector<std::vector<uint8_t>> drop;
-    void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
-      uint32_t table;
-      std::memcpy(&table, next.data(), sizeof table);  // both keys start with the table
-      if (!keep.count(table)) drop.push_back(next);
-      k = next;
-      prev = k.data();
-    }
-    for (auto& d : drop) bpf_map_delete_elem(fd, d.data());
+  auto unused = [&](const void* key) {
+    uint32_t table;
+    std::memcpy(&table, key, sizeof table);  // both keys start with the table
+    return !keep.count(table);
   };
-  prune(f.recent.fd, sizeof(nf2bpf_recent_key));
-  prune(f.recent_tab.fd, sizeof(uint32_t));
+  delete_keys(f.recent.fd, unused);
+  delete_keys(f.recent_tab.fd, unused);
 }
 
 Result<uint64_t> Dataplane::rollback() {

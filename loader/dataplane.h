@@ -73,6 +73,15 @@ struct TestCtx {
   uint32_t repeat = 1;  // runs of the program on this packet (benchmarks)
 };
 
+// nf_svc_conns of one backend: connections bound to it (and their first
+// packets' bytes) since its service's generation was installed.
+struct ServiceConnections {
+  uint32_t service = 0;  // index into the policy's services
+  ir::u128 addr = 0;
+  uint16_t port = 0;
+  uint64_t connections = 0, bytes = 0;
+};
+
 class Dataplane {
  public:
   ~Dataplane();
@@ -100,6 +109,15 @@ class Dataplane {
   // `meta` is stored with the generation (source, checksum ...).
   Result<uint64_t> install(const policy::Policy& p, const std::vector<Interface>& ifaces,
                            const std::vector<AddrTypeEntry>& addrtypes, nlohmann::json meta);
+
+  // Changes the backends of the live generation's services in place: `live`
+  // is the live policy (checked by checksum), `next` a policy that differs
+  // from it in service backends alone (the caller checks that). Each changed
+  // service is switched with one map update; the generation's record then
+  // carries next's checksum and `meta`'s fields. Returns how many changed.
+  Result<size_t> update_services(const policy::Policy& live, const policy::Policy& next, nlohmann::json meta);
+  // Connections bound per service backend in the live generation.
+  Result<std::vector<ServiceConnections>> service_connections();
 
   // Makes the kept (previous) generation live again and returns its number:
   // generation numbers name installs (each install takes the next number), a
@@ -150,6 +168,7 @@ class Dataplane {
   static std::string program_identity();
   Result<void> adopt_maps(int prog_fd);
   void drop_recent_tables(const policy::Policy& p);
+  Result<void> write_service(uint32_t sid, const policy::Service& sv, uint32_t slot);
   std::string check_version();
   Result<void> reload_programs();
   Result<nlohmann::json> read_state(uint32_t index);

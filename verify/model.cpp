@@ -679,14 +679,42 @@ bool Model::nat_unique(Work& w, const nf2bpf_nat* n, bool ports) {
   return false;
 }
 
+// As nf_svc_pick: one of the service's backends as a DNAT range (drawn at
+// random when there are several: the decision is then indeterminate), the
+// hairpin mark (nf_svc_conns' count is the loader's to read).
+bool Model::svc_pick(Work& w, uint32_t id, nf2bpf_nat& range) {
+  if (id >= pol_.services.size() || pol_.services[id].backends.empty()) return false;
+  const policy::Service& sv = pol_.services[id];
+  uint32_t count = (uint32_t)sv.backends.size(), i = 0;
+  if (count > 1) {
+    rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
+    i = (uint32_t)(((uint64_t)(uint32_t)rng_ * count) >> 32);
+    w.indeterminate = true;
+  }
+  const policy::ServiceBackend& b = sv.backends[i];
+  range = nf2bpf_nat{};
+  range.kind = NF_NAT_DNAT;
+  range.flags = NF_NAT_F_ADDR | NF_NAT_F_PORTS;
+  to_bytes(b.addr, range.addr_min);
+  to_bytes(b.addr, range.addr_max);
+  range.port_min = range.port_max = b.port;
+  if (sv.mark_mask && w.p.saddr == b.addr) w.p.mark = (w.p.mark & ~sv.mark_mask) ^ sv.mark_value;
+  return true;
+}
+
 // As nf_nat_bind.
 bool Model::nat_bind(Work& w, bool output) {
   NatWork& nw = w.nat;
   const pkt::Packet& p = w.p;
   const nf2bpf_nat* n = nullptr;
+  nf2bpf_nat drawn;
   if (nw.rule != kNone) {
     if (nw.rule >= pol_.rules.size() || pol_.rules[nw.rule].nat >= pol_.nats.size()) return false;
     n = &pol_.nats[pol_.rules[nw.rule].nat];
+    if (n->kind == NF_NAT_SERVICE) {
+      if (!svc_pick(w, n->service, drawn)) return false;
+      n = &drawn;
+    }
   }
   bool dst = nw.manip_dst;
   nw.cand = tuple_invert(nw.reply);

@@ -128,6 +128,7 @@ class Model {
   uint8_t run_hook(Work& w, int hook, int phase, Decision& d);
   bool nat_point(Work& w, int hook);
   bool nat_bind(Work& w, bool output);
+  bool svc_pick(Work& w, uint32_t id, nf2bpf_nat& range);
   bool nat_unique(Work& w, const nf2bpf_nat* n, bool ports);
   bool nat_used(const NatWork& nw, uint8_t proto) const;
   int nat_apply(Work& w);

@@ -25,7 +25,7 @@ typedef __u32 nf_u32;
 typedef __u64 nf_u64;
 #endif
 
-#define NF2BPF_ABI_VERSION 4
+#define NF2BPF_ABI_VERSION 5
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -268,6 +268,7 @@ enum nf2bpf_nat_kind {
   NF_NAT_REDIRECT,   /* destination: the input interface's address (127.0.0.1 / ::1 at OUTPUT) */
   NF_NAT_NETMAP,     /* the hook's side (destination at PREROUTING/OUTPUT, else source): the prefix
                         addr_min..addr_max (mask ~(min ^ max)) replaces its network bits */
+  NF_NAT_SERVICE,    /* destination: one backend of service `service`, drawn at random (nf_svc) */
 };
 #define NF_NAT_F_ADDR 1  /* addr_min..addr_max given (NF_NAT_RANGE_MAP_IPS) */
 #define NF_NAT_F_PORTS 2 /* port_min..port_max given (NF_NAT_RANGE_PROTO_SPECIFIED) */
@@ -288,6 +289,44 @@ struct nf2bpf_nat {
   nf_u16 port_min, port_max;
   nf_u16 pad;
   nf_u8 addr_min[16], addr_max[16];
+  nf_u32 service; /* NF_NAT_SERVICE: the generation's service id */
+};
+
+/* Services (NF_NAT_SERVICE): a load-balancing chain — one uniform random
+ * draw among endpoint chains that each DNAT to one address and port, as
+ * kube-proxy's KUBE-SVC-* / service-* chains — compiled to one NAT rule
+ * whose backends live in these global maps, so that a change of a
+ * service's backends is a handful of map writes, not a new generation.
+ * Keys carry the generation slot (bit 31 of `sid`) next to the service id,
+ * so the two generations never share an entry. A service's backends are
+ * written to its unused backend slot first, then its nf_svc value is
+ * replaced in one update (a hash map swaps the element whole): a packet
+ * sees the old backend set or the new one, never a mix. */
+#define NF_SVC_SID(gen, id) (((nf_u32)(gen) << 31) | ((nf_u32)(id)&0x7fffffffu))
+#define NF_SVC_MAX 32768           /* services per generation */
+#define NF_SVC_BACKENDS_MAX 262144 /* backend entries per generation and slot */
+struct nf2bpf_svc_val {
+  nf_u32 count;                 /* backends in the live slot (>= 1) */
+  nf_u32 slot;                  /* backend slot (0 or 1) that is live */
+  nf_u32 mark_mask, mark_value; /* hairpin: a client that is the backend gets mark = (mark & ~mask) ^ value */
+};
+struct nf2bpf_svc_be_key {
+  nf_u32 sid;   /* NF_SVC_SID */
+  nf_u32 index; /* slot << 31 | backend index */
+};
+struct nf2bpf_svc_be_val {
+  nf_u8 addr[16]; /* IPv4-mapped for IPv4 */
+  nf_u16 port;
+  nf_u16 pad;
+};
+/* Connections bound to each backend (nf_svc_conns, per CPU), for
+ * `nf2bpf services --live`: keyed by service and backend, so a backend
+ * that stays across an update keeps its count. */
+struct nf2bpf_svc_conn_key {
+  nf_u32 sid;
+  nf_u16 port;
+  nf_u16 pad;
+  nf_u8 addr[16];
 };
 
 /* Draws of the statistic-random slots a stage run has used (kept per CPU

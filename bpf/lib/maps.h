@@ -175,6 +175,28 @@ struct {
 
 /* Per-CPU working memory of one packet (the BPF stack is 512 bytes):
  * [0] TC ingress, [1] TC egress, [2] XDP. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 2 * NF_SVC_MAX);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, __u32);
+  __type(value, struct nf2bpf_svc_val);
+} nf_svc SEC(".maps"); /* services of both generations (abi.h) */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4 * NF_SVC_BACKENDS_MAX);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct nf2bpf_svc_be_key);
+  __type(value, struct nf2bpf_svc_be_val);
+} nf_svc_be SEC(".maps"); /* their backends, two slots each */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 2 * NF_SVC_BACKENDS_MAX);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct nf2bpf_svc_conn_key);
+  __type(value, struct nf2bpf_counter);
+} nf_svc_conns SEC(".maps"); /* connections bound per backend */
+
 struct nf_search {
   __u32 from;    /* first rule index the search may return */
   __u32 best;    /* best rule found so far, NF_NONE when none */
@@ -229,6 +251,9 @@ struct nf_nat_work {
   struct nf_ct_val val;
   __u8 addr[16], o6[16], n6[16];
   __u32 words[5][4];
+  struct nf2bpf_svc_be_key svc_be; /* nf_svc_pick's keys and new count */
+  struct nf2bpf_svc_conn_key svc_conn;
+  struct nf2bpf_counter svc_one;
   struct bpf_fib_lookup fib;
   struct nf_nat_src_key src_key;
 };

@@ -449,6 +449,46 @@ static __always_inline int nf_nat_redirect_addr(const struct nf_pkt* p, int outp
   return 0;
 }
 
+/* NF_NAT_SERVICE: draws one of the service's backends (uniformly, as
+ * kube-proxy's chain of 1/n, 1/(n-1) ... statistic draws picks one) and
+ * turns the range into a DNAT to it; marks a hairpin client (the backend
+ * itself) as the endpoint chain's mark rule did. Counts the connection on
+ * the backend. Returns 0, or -1 (drop) when the service is gone. */
+static __always_inline int nf_svc_pick(struct nf_scratch* s, __u32 live) {
+  struct nf_nat_work* nw = &s->nat;
+  struct nf2bpf_svc_be_key* bk = &nw->svc_be; /* scratch: the BPF stack is full here */
+  bk->sid = NF_SVC_SID(live, nw->range.service);
+  struct nf2bpf_svc_val* sv = bpf_map_lookup_elem(&nf_svc, &bk->sid);
+  if (!sv || !sv->count) return -1;
+  __u32 count = sv->count, i = 0;
+  if (count > 1) i = (__u32)(((__u64)bpf_get_prandom_u32() * count) >> 32);
+  bk->index = ((sv->slot & 1) << 31) | i;
+  struct nf2bpf_svc_be_val* b = bpf_map_lookup_elem(&nf_svc_be, bk);
+  if (!b) return -1;
+  struct nf2bpf_nat* n = &nw->range;
+  n->kind = NF_NAT_DNAT;
+  n->flags = NF_NAT_F_ADDR | NF_NAT_F_PORTS;
+  __builtin_memcpy(n->addr_min, b->addr, 16);
+  __builtin_memcpy(n->addr_max, b->addr, 16);
+  n->port_min = n->port_max = b->port;
+  if (sv->mark_mask && nf_addr_eq(s->p.saddr, b->addr)) s->p.mark = (s->p.mark & ~sv->mark_mask) ^ sv->mark_value;
+  struct nf2bpf_svc_conn_key* ck = &nw->svc_conn;
+  ck->sid = bk->sid;
+  ck->port = b->port;
+  ck->pad = 0;
+  __builtin_memcpy(ck->addr, b->addr, 16);
+  struct nf2bpf_counter* c = bpf_map_lookup_elem(&nf_svc_conns, ck);
+  if (c) {
+    c->packets++;
+    c->bytes += s->p.len;
+  } else {
+    nw->svc_one.packets = 1;
+    nw->svc_one.bytes = s->p.len;
+    bpf_map_update_elem(&nf_svc_conns, ck, &nw->svc_one, BPF_NOEXIST);
+  }
+  return 0;
+}
+
 /* Binds a new connection at one NAT point, with the range of the nat stage
  * rule that bound it (nw->rule), else the null binding. Updates nw->reply
  * and flags. Returns 0 or -1 (drop). Global: verified once. */
@@ -470,6 +510,7 @@ NF_SUBPROG int nf_nat_bind(struct __sk_buff* skb, struct nf_scratch* s, __u32 wh
     nw->range = *m;
     nw->has_range = 1;
     n = &nw->range;
+    if (n->kind == NF_NAT_SERVICE && nf_svc_pick(s, live)) return -1;
   }
   int dst = nw->manip_dst;
   nf_tuple_invert(&nw->cand, &nw->reply); /* the packet as it leaves after the bindings so far */

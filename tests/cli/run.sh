@@ -158,7 +158,7 @@ expect_in "FILE and --ipsets both stdin: says so" "$err" "FILE and --ipsets both
 rc=$?
 expect_rc "translate -o -: exit 0" 0
 if [ -e "$work/-" ]; then bad "translate -o - creates no file named '-'"; else ok "translate -o - creates no file named '-'"; fi
-if python3 -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); assert d["nf2bpf-policy"] == 1' "$out" 2>"$work/py"; then
+if python3 -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); assert d["nf2bpf-policy"] == 2' "$out" 2>"$work/py"; then
   ok "translate -o -: the policy YAML on stdout"
 else
   bad "translate -o -: the policy YAML on stdout" "$(cat "$work/py")"

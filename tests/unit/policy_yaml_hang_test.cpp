@@ -36,7 +36,7 @@ bool refused_in_time(const std::string& text, unsigned seconds = 20) {
 TEST_CASE("policy YAML: streams that make yaml-cpp's LoadAll loop are refused in time") {
   CHECK(refused_in_time(", a\n"));
   CHECK(refused_in_time(",\n"));
-  CHECK(refused_in_time("# comment\n, so change the ruleset\nnf2bpf-policy: 1\n"));
+  CHECK(refused_in_time("# comment\n, so change the ruleset\nnf2bpf-policy: 2\n"));
   // A map first, then the looping stream: still one bounded look for a second document.
-  CHECK(refused_in_time("nf2bpf-policy: 1\n---\n, a\n"));
+  CHECK(refused_in_time("nf2bpf-policy: 2\n---\n, a\n"));
 }

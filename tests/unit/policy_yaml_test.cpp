@@ -238,7 +238,7 @@ policy::Policy nat_policy() {
 
 TEST_CASE("every testdata ruleset round-trips through YAML exactly") {
   size_t files = 0;
-  for (const char* dir : {"testdata/iptables", "testdata/nft"})
+  for (const char* dir : {"testdata/iptables", "testdata/nft", "testdata/kube-proxy"})
     for (const auto& e : fs::directory_iterator(test::src_path(dir))) {
       if (e.path().extension() != ".rules" && e.path().extension() != ".nft") continue;
       DYNAMIC_SECTION(e.path().filename().string()) {
@@ -270,7 +270,7 @@ TEST_CASE("a ruleset with every compiled feature round-trips, and reads as the r
   std::string y = policy::to_yaml(p);
   INFO(y.substr(0, 6000));
   CHECK(y.starts_with("# nf2bpf compiled policy"));
-  CHECK(y.find("\nnf2bpf-policy: 1\nsource: rules.v4\nformat: iptables\nchecksum: '" + p.checksum + "'\n") !=
+  CHECK(y.find("\nnf2bpf-policy: 2\nsource: rules.v4\nformat: iptables\nchecksum: '" + p.checksum + "'\n") !=
         std::string::npos);
   // The rules read as what they do.
   CHECK(y.find("    at: 'rules.v4:27'\n    chain: filter/INPUT\n"
@@ -387,13 +387,13 @@ TEST_CASE("NAT ranges of every kind round-trip, and read as the rules") {
   std::string plain = policy::to_yaml(compile_text("rules.v4", kFeatures));
   CHECK(plain.find(", xdp_stage: 0, nat_fams: none}\n") != std::string::npos);
   CHECK(plain.find("\nnat: []\n") != std::string::npos);
-  CHECK(plain.find(", limits: 2, nat: 0, tuples: ") != std::string::npos);
+  CHECK(plain.find(", limits: 2, nat: 0, services: 0, tuples: ") != std::string::npos);
 
   policy::Policy p = nat_policy();
   require_round_trip(p);
   std::string y = policy::to_yaml(p);
   INFO(y.substr(0, 3000) << "\n...\n" << y.substr(y.find("\nlimits:"), 1200));
-  CHECK(y.find(", limits: 2, nat: 9, tuples: ") != std::string::npos);
+  CHECK(y.find(", limits: 2, nat: 9, services: 0, tuples: ") != std::string::npos);
   CHECK(y.find(", nat_fams: inet}\n") != std::string::npos);
   // The table: one readable entry per range, its index after it.
   CHECK(y.find("\nnat:    # ") != std::string::npos);
@@ -451,7 +451,7 @@ TEST_CASE("a bad nat: entry or NAT action is refused with a located error") {
   SECTION("an unknown kind") {
     auto e = refused(replaced(y, "{kind: dnat, to: '[fd00::1]:80'}", "{kind: dnatt, to: '[fd00::1]:80'}"));
     CHECK(e.message == "unknown NAT kind 'dnatt'");
-    CHECK(e.hint == "kinds are dnat, snat, masquerade, redirect");
+    CHECK(e.hint == "kinds are dnat, snat, masquerade, redirect, service");
     CHECK(e.loc.line == line_no(y, "{kind: dnat, to: '[fd00::1]:80'}"));
     CHECK(e.loc.col == col("{kind: dnat, to: '[fd00::1]:80'}", 7));
   }
@@ -621,8 +621,8 @@ TEST_CASE("a damaged or edited policy is refused with a located error") {
     CHECK(e.loc.line == line_no(y, "  - index: 3\n"));
   }
   SECTION("a newer format version") {
-    auto e = refused(replaced(y, "nf2bpf-policy: 1\n", "nf2bpf-policy: 2\n"));
-    CHECK(e.message == "unsupported policy format version '2'");
+    auto e = refused(replaced(y, "nf2bpf-policy: 2\n", "nf2bpf-policy: 3\n"));
+    CHECK(e.message == "unsupported policy format version '3'");
   }
 }
 
@@ -674,8 +674,8 @@ TEST_CASE("input that is not a policy at all is refused, not crashed on") {
   CHECK(refused("rules: []\n").message.starts_with("not an nf2bpf policy: no 'nf2bpf-policy:'"));
   CHECK(refused("a: 1\n---\nb: 2\n").message == "a policy file holds one YAML document");
   CHECK(refused(std::string(100000, '[')).message.starts_with("not valid YAML"));
-  CHECK(refused("nf2bpf-policy: 1\nsource: [unclosed\n").loc.line >= 1);
-  CHECK(refused("nf2bpf-policy: 1\nsource: 'x'\n").message == "the policy has no 'format'");
+  CHECK(refused("nf2bpf-policy: 2\nsource: [unclosed\n").loc.line >= 1);
+  CHECK(refused("nf2bpf-policy: 2\nsource: 'x'\n").message == "the policy has no 'format'");
   CHECK(refused(std::string("\x00\x01\x02\xff\xfe", 5)).loc.file == "edited.yaml");
 }
 

@@ -197,6 +197,9 @@ struct NatSpec {
   // nft `dnat to KEY map { K : ADDR ... }`: the address is the data of the
   // rule's vmap element that matched (the flattener fills addrs per element).
   bool from_map = false;
+  // Set by the policy compiler alone (policy/services.cpp), never by a
+  // front-end: 1 + the index of the policy service this DNAT draws from.
+  uint32_t service = 0;
 };
 
 struct Statement {

@@ -1,4 +1,5 @@
 #include "translator/policy/compile.h"
+#include "translator/policy/services.h"
 
 #include <arpa/inet.h>
 
@@ -205,6 +206,8 @@ class Compiler {
   void classes_iface(int slot);
   uint32_t pred_id(int slot, const IntervalSet& s);
   uint32_t iface_pred_id(int slot, const IfacePredicate& p);
+  void intern_nat(const nf2bpf_nat& n, nf2bpf_rule& d);
+  ir::Pipeline services_pipeline_;  // tr_.pipeline with load-balancing chains as services (services.h)
   const Rule& source(const RuleRef& r) const { return tr_.ruleset.tables[r.table].chains[r.chain].rules[r.rule]; }
   uint32_t prefix_id(const std::string& p);
   void add_xdp_stage(const std::vector<uint32_t>& rule_slots);
@@ -1007,6 +1010,12 @@ bool Compiler::nat_action(const ir::Statement& st, const DecisionList& dl, nf2bp
     return false;
   }
   nf2bpf_nat n{};
+  if (st.nat.service) {  // services.h: the backends are in the policy's service table
+    n.kind = NF_NAT_SERVICE;
+    n.service = st.nat.service - 1;
+    intern_nat(n, d);
+    return true;
+  }
   n.kind = st.kind == StmtKind::Dnat         ? NF_NAT_DNAT
            : st.kind == StmtKind::Snat       ? NF_NAT_SNAT
            : st.kind == StmtKind::Masquerade ? NF_NAT_MASQUERADE
@@ -1039,13 +1048,18 @@ bool Compiler::nat_action(const ir::Statement& st, const DecisionList& dl, nf2bp
   if (ns.random) n.flags |= NF_NAT_F_RANDOM;
   if (ns.fully_random) n.flags |= NF_NAT_F_RANDOM_FULLY;
   if (ns.persistent) n.flags |= NF_NAT_F_PERSISTENT;
+  intern_nat(n, d);
+  return true;
+}
+
+// The rule binds range `n`. Rules with the same range (a source rule
+// flattened into several, a service at several frontends) share it.
+void Compiler::intern_nat(const nf2bpf_nat& n, nf2bpf_rule& d) {
   d.action = NF_ACT_NAT;
-  // Rules with the same range (a source rule flattened into several) share it.
   auto same = std::find_if(pol_.nats.begin(), pol_.nats.end(),
                            [&](const nf2bpf_nat& x) { return std::memcmp(&x, &n, sizeof n) == 0; });
   d.nat = (uint32_t)(same - pol_.nats.begin());
   if (same == pol_.nats.end()) pol_.nats.push_back(n);
-  return true;
 }
 
 // Array slots: partition [0, size-1) into elementary intervals, one class per
@@ -1205,6 +1219,8 @@ Policy Compiler::run() {
   for (const auto& r : tr_.rules)
     if (r.status == caps::Fidelity::Unsupported) unsupported.insert(r.ref);
   pol_.rule_count_source = tr_.rules.size() - unsupported.size();
+  const ir::Pipeline& pipeline =
+      lower_services(tr_.ruleset, tr_.pipeline, services_pipeline_, pol_.services) ? services_pipeline_ : tr_.pipeline;
 
   std::vector<StageWork> work;
   progress::report("compiling: lowering rules");
@@ -1217,14 +1233,14 @@ Policy Compiler::run() {
                                        : 0;
   };
   uint32_t nat_kept = 0;
-  for (const auto& dl : tr_.pipeline.stages)
+  for (const auto& dl : pipeline.stages)
     if (dl.type == ChainType::Nat &&
         std::any_of(dl.rules.begin(), dl.rules.end(), [&](const FlatRule& f) { return unsupported.count(f.origin); }))
       nat_kept |= fams(dl);
   auto nat_compiled = [&](const DecisionList& dl) { return dl.type == ChainType::Nat && !(fams(dl) & nat_kept); };
-  for (const auto& dl : tr_.pipeline.stages)
+  for (const auto& dl : pipeline.stages)
     if (nat_compiled(dl)) nat_fams_ |= fams(dl);
-  for (const auto& dl : tr_.pipeline.stages) {
+  for (const auto& dl : pipeline.stages) {
     if (dl.hook == Hook::Ingress || dl.hook == Hook::Egress) continue;
     if (dl.family != Family::Ip && dl.family != Family::Ip6 && dl.family != Family::Inet) continue;
     if (dl.type == ChainType::Nat && !nat_compiled(dl)) continue;

@@ -67,6 +67,14 @@ std::string serialize(const Policy& p) {
   for (const auto& l : p.limits) put(out, l);
   put(out, (uint32_t)p.nats.size());
   for (const auto& n : p.nats) put(out, n);
+  put(out, (uint32_t)p.services.size());
+  for (const auto& sv : p.services) {
+    put(out, (uint32_t)sv.name.size());
+    out += sv.name;
+    put(out, sv.family), put(out, sv.mark_mask), put(out, sv.mark_value);
+    put(out, (uint32_t)sv.backends.size());
+    for (const auto& b : sv.backends) put(out, b.addr), put(out, b.port);
+  }
   auto entries = p.entries;
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return std::memcmp(&a.first, &b.first, sizeof a.first) < 0; });

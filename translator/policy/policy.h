@@ -45,6 +45,22 @@ struct LpmEntry {
   uint32_t cls;
 };
 
+// A load-balancing chain compiled to one NAT rule (NF_NAT_SERVICE): its
+// backends, one drawn uniformly at random per new connection. Their map
+// entries (nf_svc, nf_svc_be) can change without a new generation.
+struct ServiceBackend {
+  ir::u128 addr = 0;  // IPv4-mapped for IPv4
+  uint16_t port = 0;
+  bool operator==(const ServiceBackend&) const = default;
+};
+struct Service {
+  std::string name;  // "table/chain" of the load-balancing chain
+  uint8_t family = 4;
+  uint32_t mark_mask = 0, mark_value = 0;  // hairpin mark of the endpoint chains; mask 0: none
+  std::vector<ServiceBackend> backends;
+  bool operator==(const Service&) const = default;
+};
+
 struct Policy {
   // Identity.
   std::string source;    // input file as named
@@ -59,6 +75,7 @@ struct Policy {
   std::vector<nf2bpf_stmt> stmts;
   std::vector<nf2bpf_limit_cfg> limits;  // index 0 unused
   std::vector<nf2bpf_nat> nats;          // NAT rules' ranges (nf2bpf_rule.nat)
+  std::vector<Service> services;         // nf2bpf_nat.service of NF_NAT_SERVICE ranges
   std::vector<std::pair<nf2bpf_entry_key, nf2bpf_entry_val>> entries;
   std::vector<LpmEntry> lpm;
   std::vector<uint32_t> small;  // NF_SMALL_TOTAL class ids

@@ -88,6 +88,7 @@ class Loader {
   Origin origin(const Fields& f, const std::string& what, const char* text_key);
   nf2bpf_stmt stmt(const YAML::Node& n);
   nf2bpf_nat nat(const YAML::Node& n);
+  Service service(const YAML::Node& n);
 
   void header();
   void rules();
@@ -206,13 +207,19 @@ nf2bpf_stmt Loader::stmt(const YAML::Node& n) {
 // leaves out.
 nf2bpf_nat Loader::nat(const YAML::Node& n) {
   std::string what = "NAT range #" + std::to_string(p_.nats.size());
-  Fields f = fields(n, what, {"kind", "to", "flags", "raw"});
+  Fields f = fields(n, what, {"kind", "to", "service", "flags", "raw"});
   nf2bpf_nat x{};
   YAML::Node k = f.req("kind", what);
   std::string kind = str(k, "'kind'");
   int kv = nat_kind_by_name(kind);
-  if (kv < 0) refuse(k, "unknown NAT kind '" + kind + "'", "kinds are dnat, snat, masquerade, redirect");
+  if (kv < 0) refuse(k, "unknown NAT kind '" + kind + "'", "kinds are dnat, snat, masquerade, redirect, service");
   x.kind = (uint8_t)kv;
+  if (YAML::Node sv = f.get("service"); sv.IsDefined() || x.kind == NF_NAT_SERVICE) {
+    if (x.kind != NF_NAT_SERVICE) refuse(sv, what + ": only a 'service' range names a service");
+    x.service = (uint32_t)number(f.req("service", what), "'service'", UINT32_MAX);
+    if (x.service >= p_.services.size())
+      refuse(f.req("service", what), what + ": services #" + std::to_string(x.service) + " is not in 'services'");
+  }
   if (YAML::Node to = f.get("to"); to.IsDefined())
     if (auto fail = parse_nat_to(str(to, "'to'"), x)) refuse(to, fail->why, fail->hint, fail->offset);
   if (YAML::Node fl = f.get("flags"); fl.IsDefined())
@@ -223,7 +230,8 @@ nf2bpf_nat Loader::nat(const YAML::Node& n) {
       x.flags |= (uint8_t)bit;
     }
   if (YAML::Node raw = f.get("raw"); raw.IsDefined()) {
-    Fields r = fields(raw, what + " 'raw'", {"port_min", "port_max", "pad", "addr_min", "addr_max"});
+    Fields r = fields(raw, what + " 'raw'", {"port_min", "port_max", "pad", "service", "addr_min", "addr_max"});
+    if (YAML::Node v = r.get("service"); v.IsDefined()) x.service = (uint32_t)number(v, "'service'", UINT32_MAX);
     if (YAML::Node v = r.get("port_min"); v.IsDefined()) x.port_min = (uint16_t)number(v, "'port_min'", 65535);
     if (YAML::Node v = r.get("port_max"); v.IsDefined()) x.port_max = (uint16_t)number(v, "'port_max'", 65535);
     if (YAML::Node v = r.get("pad"); v.IsDefined()) x.pad = (uint16_t)number(v, "'pad'", 65535);
@@ -238,11 +246,39 @@ nf2bpf_nat Loader::nat(const YAML::Node& n) {
   return x;
 }
 
+// A `services:` entry: {name, family, hairpin_mark, backends}.
+Service Loader::service(const YAML::Node& n) {
+  std::string what = "service #" + std::to_string(p_.services.size());
+  Fields f = fields(n, what, {"name", "family", "hairpin_mark", "backends"});
+  Service sv;
+  sv.name = str(f.req("name", what), "'name'");
+  YAML::Node fam = f.req("family", what);
+  std::string fs = str(fam, "'family'");
+  if (fs != "ipv4" && fs != "ipv6") refuse(fam, what + ": unknown family '" + fs + "'", "a service is ipv4 or ipv6");
+  sv.family = fs == "ipv4" ? 4 : 6;
+  if (YAML::Node m = f.get("hairpin_mark"); m.IsDefined()) {
+    std::string t = str(m, "'hairpin_mark'");
+    Cursor c{t};
+    if (!c.hex32(sv.mark_value) || !c.lit("/") || !c.hex32(sv.mark_mask) || !c.done() || !sv.mark_mask)
+      refuse(m, what + ": 'hairpin_mark' is VALUE/MASK", "like 0x4000/0x4000");
+  }
+  for (const auto& b : seq(f.req("backends", what), "'backends'")) {
+    ServiceBackend be;
+    if (auto fail = parse_service_backend(str(b, "a backend"), be)) refuse(b, fail->why, fail->hint, fail->offset);
+    bool v4 = (be.addr >> 32) == 0xffff;
+    if (v4 != (sv.family == 4)) refuse(b, what + ": a backend of another family than the service's");
+    sv.backends.push_back(be);
+  }
+  if (sv.backends.empty()) refuse(n, what + " has no backends");
+  return sv;
+}
+
 void Loader::header() {
-  top_ = fields(root_, "the policy",
-                {"nf2bpf-policy", "source", "format",  "checksum", "notes-checksum", "counts",    "config",
-                 "rules",         "stages", "hooks",   "chains",   "log_prefixes",   "limits",    "nat",
-                 "statements",    "tuples", "entries", "lpm",      "small",          "interfaces"});
+  top_ = fields(
+      root_, "the policy",
+      {"nf2bpf-policy", "source",  "format", "checksum",     "notes-checksum", "counts", "config",   "rules",
+       "stages",        "hooks",   "chains", "log_prefixes", "limits",         "nat",    "services", "statements",
+       "tuples",        "entries", "lpm",    "small",        "interfaces"});
   YAML::Node v = top_.get("nf2bpf-policy");
   if (!v.IsDefined())
     refuse(root_, "not an nf2bpf policy: no 'nf2bpf-policy:' version at the top",
@@ -255,10 +291,10 @@ void Loader::header() {
   p_.checksum = str(top_.req("checksum", "the policy"), "'checksum'");
   counts_node_ = top_.req("counts", "the policy");
   Fields c = fields(counts_node_, "'counts'",
-                    {"source_rules", "rules", "stages", "statements", "limits", "nat", "tuples", "entries", "lpm",
-                     "chains", "log_prefixes"});
-  for (const char* k : {"source_rules", "rules", "stages", "statements", "limits", "nat", "tuples", "entries", "lpm",
-                        "chains", "log_prefixes"})
+                    {"source_rules", "rules", "stages", "statements", "limits", "nat", "services", "tuples", "entries",
+                     "lpm", "chains", "log_prefixes"});
+  for (const char* k : {"source_rules", "rules", "stages", "statements", "limits", "nat", "services", "tuples",
+                        "entries", "lpm", "chains", "log_prefixes"})
     counts_[k] = number(c.req(k, "'counts'"), std::string("count of ") + k, UINT32_MAX);
   p_.rule_count_source = counts_["source_rules"];
 
@@ -301,6 +337,9 @@ void Loader::header() {
     p_.limits.push_back({cost, burst});
   }
   count_is(limits, p_.limits, "limits", counts_["limits"]);
+  YAML::Node svcs = top_.req("services", "the policy");
+  for (const auto& n : seq(svcs, "'services'")) p_.services.push_back(service(n));
+  count_is(svcs, p_.services, "services", counts_["services"]);
   YAML::Node nats = top_.req("nat", "the policy");
   for (const auto& n : seq(nats, "'nat'")) p_.nats.push_back(nat(n));
   count_is(nats, p_.nats, "nat", counts_["nat"]);

@@ -289,8 +289,29 @@ std::optional<ParseFail> parse_nat_to(std::string_view s, nf2bpf_nat& n) {
   return std::nullopt;
 }
 
+std::string service_backend_text(const ServiceBackend& b) {
+  nf2bpf_nat n{};
+  n.flags = NF_NAT_F_ADDR | NF_NAT_F_PORTS;
+  for (int i = 0; i < 16; ++i) n.addr_min[i] = n.addr_max[i] = (uint8_t)(b.addr >> (8 * (15 - i)));
+  n.port_min = n.port_max = b.port;
+  return nat_to_text(n);
+}
+
+std::optional<ParseFail> parse_service_backend(std::string_view s, ServiceBackend& b) {
+  nf2bpf_nat n{};
+  if (auto fail = parse_nat_to(s, n)) return fail;
+  if (n.flags != (NF_NAT_F_ADDR | NF_NAT_F_PORTS) || std::memcmp(n.addr_min, n.addr_max, 16) != 0 ||
+      n.port_min != n.port_max)
+    return ParseFail{0, "a backend is one address and one port", "like 10.1.0.5:80 or [fd00::5]:80"};
+  b.addr = 0;
+  for (int i = 0; i < 16; ++i) b.addr = (b.addr << 8) | n.addr_min[i];
+  b.port = n.port_min;
+  return std::nullopt;
+}
+
 std::string nat_text(const nf2bpf_nat& n) {
   std::string s = nat_kind_name(n.kind);
+  if (n.kind == NF_NAT_SERVICE) s += " (services #" + std::to_string(n.service) + ")";
   if (std::string to = nat_to_text(n); !to.empty()) s += " to " + to;
   for (const auto& f : nat_flag_names(n.flags)) s += " " + f;
   return s;
@@ -330,7 +351,7 @@ std::optional<ParseFail> parse_action(std::string_view s, const Policy& p, nf2bp
                      "and KIND #N ... naming an entry of 'nat'"};
   };
   bool nat = false;
-  for (const char* k : {"dnat #", "snat #", "masquerade #", "redirect #", "netmap #", "nat #"})
+  for (const char* k : {"dnat #", "snat #", "masquerade #", "redirect #", "netmap #", "service #", "nat #"})
     if (c.lit(k)) {
       nat = true;
       break;

@@ -20,14 +20,15 @@ namespace nf2bpf::policy::yaml_schema {
 
 using ir::u128;
 
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;
 
 const char* const kSlotNames[NF_SLOT_MAX] = {
     "saddr", "daddr",   "sport",     "dport",     "proto", "icmp", "ctstate", "tcpflags", "pkttype", "length",
     "ttl",   "nfproto", "saddrtype", "daddrtype", "ctdir", "frag", "dscp",    "iif",      "oif"};
 const char* const kHookNames[NF_HOOK_MAX] = {"prerouting", "input", "forward", "output", "postrouting"};
 const char* const kActionNames[] = {"accept", "drop", "reject", "continue", "skip"};
-const char* const kNatKindNames[] = {nullptr, "dnat", "snat", "masquerade", "redirect", "netmap"};  // by NF_NAT_*
+const char* const kNatKindNames[] = {nullptr,    "dnat",   "snat",   "masquerade",
+                                     "redirect", "netmap", "service"};  // by NF_NAT_*
 // Conntrack tuple tests kept with the NAT ranges: by kind - NF_NAT_CT.
 const char* const kCtTestNames[] = {"ct original saddr", "ct original sport", "ct original daddr", "ct original dport",
                                     "ct reply saddr",    "ct reply sport",    "ct reply daddr",    "ct reply dport"};
@@ -208,6 +209,9 @@ std::string nat_to_text(const nf2bpf_nat& n);
 std::optional<ParseFail> parse_nat_to(std::string_view s, nf2bpf_nat& n);
 // The whole range in one line: "dnat to 10.0.0.2:8080 random".
 std::string nat_text(const nf2bpf_nat& n);
+// A service backend as `to` spells one address and port: "10.1.0.5:80", "[fd00::5]:80".
+std::string service_backend_text(const ServiceBackend& b);
+std::optional<ParseFail> parse_service_backend(std::string_view s, ServiceBackend& b);
 
 // --- Actions --------------------------------------------------------------------
 

@@ -157,6 +157,7 @@ std::string nat_entry_yaml(const nf2bpf_nat& n) {
   std::string to = nat_to_text(n);
   if (!to.empty()) o += ", to: " + yq(to);
   auto flags = nat_flag_names(n.flags);
+  if (n.kind == NF_NAT_SERVICE) o += ", service: " + num(n.service);
   if (!flags.empty()) {
     o += ", flags: [";
     for (size_t k = 0; k < flags.size(); ++k) o += (k ? ", " : "") + yq(flags[k]);
@@ -171,6 +172,7 @@ std::string nat_entry_yaml(const nf2bpf_nat& n) {
   field("port_min", d.port_min != n.port_min, num(n.port_min));
   field("port_max", d.port_max != n.port_max, num(n.port_max));
   field("pad", d.pad != n.pad, num(n.pad));
+  field("service", n.kind != NF_NAT_SERVICE && n.service != 0, num(n.service));
   field("addr_min", std::memcmp(d.addr_min, n.addr_min, 16) != 0, yq(nat_addr_text(n.addr_min)));
   field("addr_max", std::memcmp(d.addr_max, n.addr_max, 16) != 0, yq(nat_addr_text(n.addr_max)));
   if (!raw.empty()) o += ", raw: {" + raw + "}";
@@ -203,8 +205,8 @@ void write_header(std::string& o, const Policy& p) {
   o += "notes-checksum: " + yq(notes_checksum(p), false) + "\n";
   o += "counts: {source_rules: " + num(p.rule_count_source) + ", rules: " + num(p.rules.size()) +
        ", stages: " + num(p.stages.size()) + ", statements: " + num(p.stmts.size()) +
-       ", limits: " + num(p.limits.size()) + ", nat: " + num(p.nats.size()) + ", tuples: " + num(p.tuples.size()) +
-       ", entries: " + num(p.entries.size()) + ", lpm: " + num(p.lpm.size()) +
+       ", limits: " + num(p.limits.size()) + ", nat: " + num(p.nats.size()) + ", services: " + num(p.services.size()) +
+       ", tuples: " + num(p.tuples.size()) + ", entries: " + num(p.entries.size()) + ", lpm: " + num(p.lpm.size()) +
        ", chains: " + num(p.chain_names.size()) + ", log_prefixes: " + num(p.log_prefixes.size()) + "}\n";
   o += "config: {slots_used: " + names_of_bits(p.cfg.slots_used, kSlotNames, NF_SLOT_MAX) +
        ", hooks_used: " + names_of_bits(p.cfg.hooks_used, kHookNames, NF_HOOK_MAX) + ", nrules: " + num(p.cfg.nrules) +
@@ -300,6 +302,17 @@ void write_tables(std::string& o, const Policy& p, bool inline_stmts) {
   o += p.nats.empty() ? " []" : "    # the ranges NAT rules bind ('dnat #N ...'): to ADDR[-ADDR][:PORT[-PORT]]";
   o += "\n";
   for (size_t i = 0; i < p.nats.size(); ++i) o += "  - " + nat_entry_yaml(p.nats[i]) + "    # #" + num(i) + "\n";
+  o += "services:";
+  o += p.services.empty() ? " []" : "    # load-balancing chains: one backend drawn at random per new connection";
+  o += "\n";
+  for (size_t i = 0; i < p.services.size(); ++i) {
+    const Service& sv = p.services[i];
+    o += "  - {name: " + yq(sv.name) + ", family: " + family_text(sv.family == 4 ? NF_FAM_V4 : NF_FAM_V6);
+    if (sv.mark_mask) o += ", hairpin_mark: " + yq(hex(sv.mark_value) + "/" + hex(sv.mark_mask));
+    o += ", backends: [";
+    for (size_t k = 0; k < sv.backends.size(); ++k) o += (k ? ", " : "") + yq(service_backend_text(sv.backends[k]));
+    o += "]}    # #" + num(i) + "\n";
+  }
   if (!inline_stmts) {
     o += "statements:\n";
     for (const auto& s : p.stmts) o += "  - " + stmt_yaml(p, s) + "\n";

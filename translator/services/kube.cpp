@@ -187,6 +187,7 @@ class IptablesMode {
   void follow(Service& s, const std::string& name, int depth = 0) {
     const ir::Chain* c = nat_->find_chain(name);
     if (!c || depth > 4 || !visited_.insert(s.family + s.name + "|" + name).second) return;
+    s.chains.push_back(nat_->name + "/" + name);
     bool svc = name.starts_with("KUBE-SVC-") || name.starts_with("KUBE-SVL-");
     for (const auto& r : c->rules) {
       add_rule(s, r.loc);
@@ -331,6 +332,7 @@ class NftMode {
     const ir::Chain* c = t_.find_chain(name);
     local = local || name.starts_with("local-");
     if (!c || depth > 4 || !visited_.insert(s.family + s.name + "|" + name + (local ? "|local" : "")).second) return;
+    s.chains.push_back(t_.name + "/" + name);
     if (name.starts_with("local-")) s.external_local = true;
     bool endpoint = name.starts_with("endpoint-");
     for (const auto& r : c->rules) {

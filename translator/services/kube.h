@@ -42,6 +42,7 @@ struct Service {
   std::string masquerade;                    // which packets kube-proxy masquerades, in words
   bool no_endpoints = false;                 // rejected: the Service has no endpoints
   std::vector<ir::SourceLoc> rules;          // every source rule that makes it
+  std::vector<std::string> chains;           // "table/chain" of every chain that makes it
 };
 
 struct Recognition {
