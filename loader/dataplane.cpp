@@ -805,7 +805,19 @@ Result<size_t> Dataplane::update_services(const policy::Policy& live, const poli
   if (!st) return st.error();
   if (ctrl.abi != NF2BPF_ABI_VERSION || st->value("checksum", "") != live.checksum)
     return Error{ESTALE, "the live generation is not the policy the service update was computed against"};
-  if (live.services.size() != next.services.size()) return Error{EINVAL, "the two policies have other services"};
+  if (live.services.size() != next.services.size() || live.rules.size() != next.rules.size())
+    return Error{EINVAL, "the two policies are not the same but for their services' backends"};
+  // Rules that moved to other source lines or chains (only userspace reads
+  // those fields: the bytes the programs read are rewritten unchanged).
+  uint32_t slot = ctrl.live & 1, rid = 0;
+  if (int rc = bpf_map_lookup_elem(f.outer[kRules].fd, &slot, &rid)) return bpf_err("find the rule map", rc);
+  Fd rm(bpf_map_get_fd_by_id(rid));
+  if (rm.fd < 0) return Error{errno, "open the live generation's rule map"};
+  for (uint32_t i = 0; i < next.rules.size(); ++i) {
+    const nf2bpf_rule &a = live.rules[i], &b = next.rules[i];
+    if (a.src_line == b.src_line && a.src_chain == b.src_chain) continue;
+    if (int rc = bpf_map_update_elem(rm.fd, &i, &b, BPF_ANY)) return bpf_err("write rule " + std::to_string(i), rc);
+  }
   size_t changed = 0;
   for (uint32_t id = 0; id < next.services.size(); ++id) {
     const policy::Service &a = live.services[id], &b = next.services[id];
@@ -827,6 +839,8 @@ Result<size_t> Dataplane::update_services(const policy::Policy& live, const poli
   }
   (*st)["checksum"] = next.checksum;
   for (auto& [k, v] : meta.items()) (*st)[k] = v;
+  if (st->contains("chains")) (*st)["chains"] = next.chain_names;
+  if (dump_utf8(*st).size() >= kStateBlob - 256) st->erase("chains");
   if (auto r = write_state(ctrl.live & 1, *st); !r) return r.error();
   return changed;
 }

@@ -75,7 +75,9 @@ class Run {
   bool verify(const std::string& witness);
   bool witness_and_verify();
   bool change_guard();
+  bool services_only();
   bool swap();
+  bool record_live(uint64_t generation, const char* by);
 
   const SyncOptions& o_;
   Clock::time_point t0_;
@@ -335,6 +337,80 @@ bool Run::change_guard() {
   return true;
 }
 
+// 4b. A change of service backends alone (kube-proxy adding or removing an
+// endpoint): the live generation's service maps change in place, one map
+// update per service, instead of a new generation. The rest of the policy
+// is byte for byte the one verified when it went live, so there is nothing
+// new to verify or guard; the backends are the source's DNAT targets.
+// Returns true when this is not such a change (the run goes on).
+bool Run::services_only() {
+  if (pol_.services.empty() || live_.checksum.empty() || reason_ != "the policy changed") return true;
+  auto t = Clock::now();
+  std::optional<policy::Policy> old = o_.last && o_.last->checksum == live_.checksum
+                                          ? std::optional<policy::Policy>(*o_.last)
+                                          : load_generation(dir_, live_.checksum);
+  if (!old) return true;
+  auto changed = policy::backend_changes(*old, pol_);
+  if (!changed) return true;
+  out_.doc["timings_ms"]["compare"] = ms_since(t);
+  json names = json::array();
+  for (uint32_t id : *changed) names.push_back(pol_.services[id].name);
+  out_.doc["services_changed"] = names;
+  std::string what =
+      std::to_string(changed->size()) + (changed->size() == 1 ? " service's" : " services'") + " backends";
+  if (o_.dry_run) {
+    out_.doc["generation"] = live_.generation;
+    return finish(Kind::ok, "would-update",
+                  "dry run: only " + what + " changed; would update them in generation " +
+                      std::to_string(live_.generation) + " (checksum " + short_sum(pol_.checksum) + ")");
+  }
+  // The stored copy (and the live one's witness packets, which the same
+  // rules make) first, so a run killed from here on is understood by the next.
+  t = Clock::now();
+  std::string witness = dir_ + "/generations/" + pol_.checksum + ".pcapng.tmp." + std::to_string(getpid());
+  if (::link(generation_witness(dir_, live_.checksum).c_str(), witness.c_str()) != 0) return true;
+  witness_tmp_.path = witness;
+  if (auto r = store_generation(dir_, pol_, witness); !r) return fail("store the generation: " + r.error().message());
+  witness_tmp_.path.clear();
+  out_.doc["timings_ms"]["store"] = ms_since(t);
+  t = Clock::now();
+  auto dp = find_dataplane(pin_dir_);
+  if (!dp) return fail(dp.error().message());
+  if (!*dp) return true;
+  json meta = {{"source", source_}, {"rules", tr_->rules.size()}, {"updated", (int64_t)time(nullptr)}};
+  auto n = (*dp)->update_services(*old, pol_, meta);
+  if (!n)
+    return fail("update the services of generation " + std::to_string(live_.generation) + ": " + n.error().message());
+  out_.doc["timings_ms"]["update"] = ms_since(t);
+  if (auto c = clear_stale_service_udp(**dp, tr_->ruleset); c && *c) {
+    note("cleared " + std::to_string(*c) + " UDP connection entries to endpoints their Service no longer has");
+    out_.doc["stale_udp_cleared"] = *c;
+  }
+  if (!record_live(live_.generation, "sync (services)")) return false;
+  return finish(Kind::ok, "updated",
+                "updated: " + what + " in generation " + std::to_string(live_.generation) + ", now " + source_ +
+                    " (checksum " + short_sum(pol_.checksum) + ", " + std::to_string(tr_->rules.size()) + " rules)");
+}
+
+// The state file's record of what is live, and the stored generations kept.
+bool Run::record_live(uint64_t generation, const char* by) {
+  if (state_.contains("live") && state_["live"].value("generation", (uint64_t)0) != generation)
+    state_["previous"] = state_["live"];
+  state_["live"] = {{"checksum", pol_.checksum},  {"generation", generation},
+                    {"source", source_},          {"format", tr_->input_format},
+                    {"since", time(nullptr)},     {"by", by},
+                    {"rules", tr_->rules.size()}, {"interfaces", out_.doc["interfaces"]}};
+  if (auto r = write_state(dir_, state_); !r)
+    return fail("generation " + std::to_string(generation) +
+                " is live, but writing the state failed: " + r.error().message());
+  std::vector<std::string> keep = {pol_.checksum};
+  if (!live_.checksum.empty()) keep.push_back(live_.checksum);
+  prune_generations(dir_, keep);
+  out_.doc["generation"] = generation;
+  out_.doc["witness"] = generation_witness(dir_, pol_.checksum);  // kept for the next change guard
+  return true;
+}
+
 // 7. Swap. The stored generation and the pending mark come first, so a run
 // killed from here on is understood by the next one.
 bool Run::swap() {
@@ -360,19 +436,7 @@ bool Run::swap() {
     note("cleared " + std::to_string(*n) + " UDP connection entries to endpoints their Service no longer has");
     out_.doc["stale_udp_cleared"] = *n;
   }
-  if (state_.contains("live")) state_["previous"] = state_["live"];
-  state_["live"] = {{"checksum", pol_.checksum},  {"generation", d.generation},
-                    {"source", source_},          {"format", tr_->input_format},
-                    {"since", time(nullptr)},     {"by", "sync"},
-                    {"rules", tr_->rules.size()}, {"interfaces", out_.doc["interfaces"]}};
-  if (auto r = write_state(dir_, state_); !r)
-    return fail("generation " + std::to_string(d.generation) +
-                " is live, but writing the state failed: " + r.error().message());
-  std::vector<std::string> keep = {pol_.checksum};
-  if (!live_.checksum.empty()) keep.push_back(live_.checksum);
-  prune_generations(dir_, keep);
-  out_.doc["generation"] = d.generation;
-  out_.doc["witness"] = generation_witness(dir_, pol_.checksum);  // kept for the next change guard
+  if (!record_live(d.generation, "sync")) return false;
   std::string line = "swapped: generation " + std::to_string(d.generation) + " is " + source_ + " (checksum " +
                      short_sum(pol_.checksum) + ", " + std::to_string(tr_->rules.size()) + " rules; " + reason_;
   if (out_.doc.contains("change"))
@@ -384,7 +448,8 @@ bool Run::swap() {
 
 SyncOutcome Run::go() {
   if (open_state() && translate_source() && look_at_live() &&
-      when_in_sync(decide(live_, pol_.checksum, ifaces_, o_.xdp)) && witness_and_verify() && change_guard()) {
+      when_in_sync(decide(live_, pol_.checksum, ifaces_, o_.xdp)) && services_only() && witness_and_verify() &&
+      change_guard()) {
     if (o_.dry_run) {
       out_.doc["generation"] = live_.generation;
       finish(Kind::ok, "would-swap",
@@ -393,6 +458,8 @@ SyncOutcome Run::go() {
       swap();
     }
   }
+  if (out_.kind == Kind::ok && (out_.result == "in-sync" || out_.result == "swapped" || out_.result == "updated"))
+    out_.live_policy = std::make_shared<const policy::Policy>(std::move(pol_));
   return std::move(out_);
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -21,6 +22,7 @@
 #include "loader/host.h"
 #include "ops/outcome.h"
 #include "translator/diag/diagnostics.h"
+#include "translator/policy/policy.h"
 #include "translator/translate.h"
 
 namespace nf2bpf::ops {
@@ -40,12 +42,17 @@ struct SyncOptions {
   bool force = false, self_test = false, dry_run = false, xdp = false;
   std::string state_dir, pin_dir, capture;
   double lock_timeout = 30;
+  // sync --watch: the policy the previous run left live, so a change of
+  // service backends need not read the stored copy back.
+  std::shared_ptr<const policy::Policy> last;
 };
 
 struct SyncOutcome {
   Kind kind = Kind::error;
-  std::string result = "error";  // in-sync, swapped, would-swap, refused, error
-  std::string message;           // the run's one log line
+  // in-sync, swapped, updated (service backends in place), would-swap,
+  // would-update, refused, error
+  std::string result = "error";
+  std::string message;  // the run's one log line
   std::string hint;
   std::vector<std::string> notes;
   // The JSON document's fields (result, message, notes, hint, timings_ms,
@@ -57,6 +64,8 @@ struct SyncOutcome {
   diag::Diagnostics compile_diags;      // the source did not compile
   std::vector<std::string> differs;     // verification: compiled policy vs source, the first 10
   std::vector<std::string> changes;     // change guard: live vs new policy, the first 10
+  // The policy live after the run (in-sync, swapped, updated), for the next.
+  std::shared_ptr<const policy::Policy> live_policy;
 };
 
 SyncOutcome run_sync(const SyncOptions& o);

@@ -99,9 +99,16 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE > 65536 ? MNL_SOCKET_BUFFER_SIZE : 65536);
   auto stopped = [&] { return o.stop && o.stop->load(); };
 
+  // Each run hands the next the policy it left live.
+  SyncOptions so = o.sync;
+  auto sync = [&] {
+    SyncOutcome out = run_sync(so);
+    if (out.live_policy) so.last = out.live_policy;
+    return out;
+  };
   WatchRun run;
   run.run = 1;
-  report(run_sync(o.sync), run);
+  report(sync(), run);
   while (!stopped()) {
     pollfd p{l.fd, POLLIN, 0};
     if (poll(&p, 1, 200) <= 0) continue;  // timeout or EINTR: look at `stop`
@@ -122,7 +129,7 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
     }
     if (stopped()) break;
     run = WatchRun{run.run + 1, n, overflow, 0};
-    SyncOutcome out = run_sync(o.sync);
+    SyncOutcome out = sync();
     run.since_change_ms = ms_since(first);
     report(out, run);
   }

@@ -170,27 +170,48 @@ else
 fi
 in_srv "$BIN" unload >/dev/null 2>&1
 
-# Endpoint churn under traffic: an established TCP connection to svc-0
-# (pods 0-2) keeps its backend and loses no exchange while 4 new policies go
-# live, removing pod 0 or 2 from every Service and restoring it. A TCP
-# connection keeps its endpoint even when the endpoint leaves, as with
-# kube-proxy (only UDP entries are cleared).
-in_srv "$BIN" apply "${IFACES[@]}" "$WORK/udp1.rules" >/dev/null 2>&1 || fail "apply for the churn check"
+# Endpoint churn under traffic, through `sync`: kube-proxy's rewrite when
+# one of svc-0's endpoints leaves (its KUBE-SEP chain gone, the others' draws
+# 1/2 and the rest) is a change of that Service's backends alone, which sync
+# applies in place to the live generation's service maps ("updated", no new
+# generation). An established TCP connection to svc-0 keeps its backend and
+# loses no exchange through 4 updates, removing pod 2 or 0 and restoring it
+# (a TCP connection keeps its endpoint even when the endpoint leaves, as with
+# kube-proxy); once an update is live, no new connection reaches the
+# endpoint it removed.
+STATE="$WORK/sync-state"
+cp "$WORK/udp1.rules" "$WORK/churn.rules"
+in_srv "$BIN" sync "${IFACES[@]}" --state-dir "$STATE" "$WORK/churn.rules" >/dev/null 2>&1 || fail "sync for the churn check"
 ip netns exec "$CLI" $PROBE hold 10.96.1.1 80 3.5 >"$WORK/hold.json" &
 holder=$!
 sleep 0.5
+echo '[{"id": "svc-0", "proto": "tcp", "ip": "10.96.1.1", "port": 80, "src": null, "count": 20}]' >"$WORK/svc0.json"
+updated=0
 for i in 1 2 3 4; do
-  sleep 0.3
+  sleep 0.2
+  gone=
   if [ $((i % 2)) -eq 1 ]; then
-    "$GEN" --services 8 --endpoints 3 --endpoint-ips "10.244.1.2,10.244.$((i == 1 ? 0 : 2)).2,10.244.3.2" \
-      --node-ip 10.81.1.1 -o "$WORK/churn.rules"
+    gone=$((i == 1 ? 2 : 0))
+    $PROBE drop-endpoint "$WORK/udp1.rules" ns0/svc-0:p "10.244.$gone.2" >"$WORK/churn.rules" || fail "drop-endpoint"
   else
     cp "$WORK/udp1.rules" "$WORK/churn.rules"
   fi
-  in_srv "$BIN" apply "${IFACES[@]}" "$WORK/churn.rules" >/dev/null 2>&1 || fail "churn apply $i"
+  res=$(in_srv "$BIN" sync "${IFACES[@]}" --state-dir "$STATE" --format json "$WORK/churn.rules" 2>/dev/null |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["result"], d.get("services_changed"))')
+  case $res in
+    "updated ['nat/KUBE-SVC-"*) updated=$((updated + 1)) ;;
+    *) fail "churn sync $i: $res, not an in-place update of svc-0" ;;
+  esac
+  if [ -n "$gone" ]; then
+    ip netns exec "$CLI" $PROBE probe "$WORK/svc0.json" >"$WORK/after.json"
+    if grep -q "pod$gone " "$WORK/after.json" || ! grep -q '"pod' "$WORK/after.json"; then
+      fail "after the update that removed pod$gone: $(cat "$WORK/after.json")"
+    fi
+  fi
 done
 wait "$holder"
-python3 - "$WORK/hold.json" <<'PY' && pass "an established connection kept its backend through 4 policy changes, no exchange lost" || fail "churn: $(cat "$WORK/hold.json")"
+[ "$updated" -eq 4 ] && pass "4 endpoint changes applied in place (sync: updated); no new connection reached a removed endpoint"
+python3 - "$WORK/hold.json" <<'PY' && pass "an established connection kept its backend through 4 updates, no exchange lost" || fail "churn: $(cat "$WORK/hold.json")"
 import json, sys
 j = json.load(open(sys.argv[1]))
 print("    %d exchanges, backends %s" % (j["exchanges"], j["backends"]))

@@ -14,6 +14,12 @@
   kube_probe.py compare KERNEL.json NF2BPF.json TARGETS.json
                                        the verdict, one line per target; exit 1 on a
                                        difference
+  kube_probe.py drop-endpoint RULES SERVICE ADDR
+                                       RULES (iptables-save of kube-proxy's iptables
+                                       mode) with SERVICE's ("ns/name:port") endpoint
+                                       at ADDR removed, as kube-proxy rewrites them:
+                                       its KUBE-SEP chain gone, the draws of the others
+                                       1/n, 1/(n-1) ...
 """
 import ipaddress
 import json
@@ -138,6 +144,26 @@ def hold(ip, port, seconds):
     print(json.dumps({"backends": sorted(seen), "exchanges": n, "failed": failed}))
 
 
+def drop_endpoint(path, service, addr):
+    lines = open(path).read().splitlines()
+    jump = re.compile(r'^-A (KUBE-SVC-\S+) .*--comment "%s -> %s:\d+".* -j (KUBE-SEP-\S+)$'
+                      % (re.escape(service), re.escape(addr)))
+    hit = [m for m in map(jump.match, lines) if m]
+    if len(hit) != 1:
+        sys.exit("drop-endpoint: %s has no endpoint %s" % (service, addr))
+    svc, sep = hit[0].group(1), hit[0].group(2)
+    out = [l for l in lines if l != hit[0].group(0) and l != ":%s - [0:0]" % sep
+           and not l.startswith("-A %s " % sep)]
+    rest = [i for i, l in enumerate(out) if l.startswith("-A %s " % svc) and " -j KUBE-SEP-" in l]
+    for k, i in enumerate(rest):
+        l = re.sub(r" -m statistic --mode random --probability \S+", "", out[i])
+        if k + 1 < len(rest):
+            l = l.replace(" -j KUBE-SEP-", " -m statistic --mode random --probability %.11f -j KUBE-SEP-"
+                          % (1.0 / (len(rest) - k)))
+        out[i] = l
+    print("\n".join(out))
+
+
 def probe(path):
     targets = json.load(open(path))
     print(json.dumps({t["id"]: [one(t) for _ in range(t["count"])] for t in targets}))
@@ -227,6 +253,8 @@ def compare(kpath, bpath, tpath):
 
 if __name__ == "__main__":
     cmd = sys.argv[1]
+    if cmd == "drop-endpoint":
+        drop_endpoint(sys.argv[2], sys.argv[3], sys.argv[4])
     if cmd == "serve":
         serve(sys.argv[2])
     elif cmd == "hold":

@@ -67,7 +67,8 @@ n=$(in_srv "$BIN" services --from kernel --format json | python3 -c 'import json
 
 # 2. One endpoint removed, the way kube-proxy's partial restore does it: the
 # service chain declared (flushed) and written again, the endpoint chain
-# declared (flushed) and deleted.
+# declared (flushed) and deleted. Only that Service's backends change: the
+# watch updates them in place (no new generation).
 in_srv iptables-nft-restore --noflush <<'EOF'
 *nat
 :KUBE-SVC-ERIFXISQEP7F7OF4 - [0:0]
@@ -79,8 +80,9 @@ COMMIT
 EOF
 wait_runs 2 || fail "no run after the endpoint change"
 L=$(line 2)
-if [ "$(field result "$L")" = swapped ] && [ "$(field watch.notifications "$L")" != 0 ] && [ "$(field rules "$L")" = 98 ]; then
-  pass "the one-endpoint change is live: 98 rules, $(field watch.since_change_ms "$L") ms after $(field watch.notifications "$L") notifications"
+if [ "$(field result "$L")" = updated ] && [ "$(field watch.notifications "$L")" != 0 ] && [ "$(field rules "$L")" = 98 ] &&
+  [ "$(field generation "$L")" = 1 ]; then
+  pass "the one-endpoint change is live in place: 98 rules, generation 1, $(field watch.since_change_ms "$L") ms after $(field watch.notifications "$L") notifications (update $(field timings_ms.update "$L") ms)"
 else
   fail "endpoint change"
   echo "    $L" | cut -c1-600

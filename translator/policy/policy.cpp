@@ -109,6 +109,25 @@ std::string serialize(const Policy& p) {
 
 std::string compute_checksum(const Policy& p) { return sha256_hex(serialize(p)); }
 
+std::optional<std::vector<uint32_t>> backend_changes(const Policy& a, const Policy& b) {
+  if (a.services.size() != b.services.size() || a.rules.size() != b.rules.size()) return std::nullopt;
+  std::vector<uint32_t> changed;
+  for (uint32_t i = 0; i < a.services.size(); ++i)
+    if (a.services[i].backends != b.services[i].backends) changed.push_back(i);
+  auto shape = [](const Policy& p) {
+    Policy s;
+    s.cfg = p.cfg, s.hooks = p.hooks, s.stages = p.stages, s.tuples = p.tuples, s.rules = p.rules;
+    s.stmts = p.stmts, s.limits = p.limits, s.nats = p.nats, s.services = p.services, s.entries = p.entries;
+    s.lpm = p.lpm, s.small = p.small, s.iface_predicates = p.iface_predicates, s.iface_classes = p.iface_classes;
+    s.log_prefixes = p.log_prefixes;
+    for (auto& r : s.rules) r.src_line = 0, r.src_chain = 0;
+    for (auto& sv : s.services) sv.backends.clear();
+    return serialize(s);
+  };
+  if (shape(a) != shape(b)) return std::nullopt;
+  return changed;
+}
+
 namespace {
 const char* const kRejectNames[] = {"port-unreachable",  "tcp-reset",      "net-unreachable", "host-unreachable",
                                     "proto-unreachable", "net-prohibited", "host-prohibited", "admin-prohibited",

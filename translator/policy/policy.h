@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -125,5 +126,10 @@ const char* reject_name(uint8_t code);  // "port-unreachable", "tcp-reset", "hos
 
 std::string serialize(const Policy& p);
 std::string compute_checksum(const Policy& p);
+
+// When `b` is `a` with other backends for some services (and rules moved to
+// other source lines or chain numbers, which only userspace reads): the
+// indices of those services, in order. nullopt when anything else differs.
+std::optional<std::vector<uint32_t>> backend_changes(const Policy& a, const Policy& b);
 
 }  // namespace nf2bpf::policy
