@@ -8,9 +8,11 @@
 #                                   the endpoint's chain deleted)
 #   nft                             kube-proxy nftables mode's transaction
 #   nf2bpf sync --watch             from just before iptables-nft-restore to
-#                                   the watch's line saying the new generation
-#                                   is live (kube-proxy's rules in iptables-nft,
-#                                   read back from the kernel)
+#                                   the watch's line saying the change is live
+#                                   (kube-proxy's rules in iptables-nft, read
+#                                   back from the kernel; a change of one
+#                                   Service's backends is applied in place to
+#                                   the service maps: result "updated")
 # Each in a fresh network namespace; the rules load untimed first. Median of
 # BENCH_KUBE_REPS (default 3; 1 from 1,000 services up). BENCH_KUBE_SIZES
 # (default "10 100 1000").
@@ -101,11 +103,11 @@ import json, sys
 w = sys.argv[1]
 j = json.loads(open(w + "/watch.out").readlines()[1])
 t = j["timings_ms"]
-for name, v in (("since", j["watch"]["since_change_ms"]), ("install", t.get("install_attach", 0)),
+for name, v in (("since", j["watch"]["since_change_ms"]), ("install", t.get("update", t.get("install_attach", 0))),
                 ("tc", t.get("translate_compile", 0)), ("verify", t.get("verify", 0) + t.get("witness", 0)
                                                           + t.get("change_guard", 0))):
     open("%s/%s" % (w, name), "a").write("%d\n" % round(v))
-if j["result"] != "swapped":
+if j["result"] != "updated":
     sys.stderr.write("bench: the watch's run was %s: %s\n" % (j["result"], j["message"]))
 PY
     kill -TERM "$pid"
@@ -113,11 +115,11 @@ PY
     in_ns "$BIN" unload >/dev/null 2>&1 || true
     rm -rf "$W/state"
   done
-  row "$n" "nf2bpf sync --watch" "$(median <"$W/e2e")" "iptables-nft-restore to the new generation live, wall clock"
+  row "$n" "nf2bpf sync --watch" "$(median <"$W/e2e")" "iptables-nft-restore to the change live, wall clock"
   row "$n" "  of which: notification to live" "$(median <"$W/since")" "the watch's since_change_ms"
   row "$n" "  of which: translate + compile" "$(median <"$W/tc")" ""
   row "$n" "  of which: verify + change guard" "$(median <"$W/verify")" "witness packets, reference vs compiled"
-  row "$n" "  of which: dataplane update" "$(median <"$W/install")" "fill the spare generation, flip"
+  row "$n" "  of which: dataplane update" "$(median <"$W/install")" "the Service's backends in place (fill a slot, flip)"
   row "$n" "nf2bpf first sync" "$(median <"$W/first")" "the whole policy, nothing live before"
 done
 

@@ -1,131 +1,101 @@
-// Load-balancing chains compiled to services (translator/policy/services.h):
-// kube-proxy's chains in both modes become services with their backends in
-// order; a chain whose draw is not uniform, or whose DNAT could fail to
-// match after the draw, stays a chain of rules.
+// Kubernetes Services recognised in kube-proxy's rules (translator/services):
+// the bundled kube-proxy rulesets of both modes, checked against what their
+// chains, maps and comments say.
 #include <catch2/catch.hpp>
 
-#include <string>
-
 #include "tests/helpers.h"
-#include "translator/ir/values.h"
-#include "translator/policy/compile.h"
+#include "translator/services/kube.h"
 
 using namespace nf2bpf;
 
 namespace {
 
-policy::Policy compile(const std::string& name, const std::string& text) {
+services::Recognition recognise_file(const std::string& rel) {
   TranslateOptions opt;
   opt.allow_partial = true;
-  Translation tr = translate_source({name, text}, opt, {});
-  diag::Diagnostics d;
-  policy::Policy p = policy::compile(tr, d);
-  REQUIRE_FALSE(d.has_errors());
-  return p;
-}
-
-policy::Policy compile_file(const std::string& path) {
-  TranslateOptions opt;
-  opt.allow_partial = true;
-  auto tr = translate_file(test::src_path(path), opt);
+  auto tr = translate_file(test::src_path(rel), opt);
   REQUIRE(tr.ok());
-  diag::Diagnostics d;
-  policy::Policy p = policy::compile(*tr, d);
-  REQUIRE_FALSE(d.has_errors());
-  return p;
+  return services::recognise(tr->ruleset);
 }
 
-std::string backends(const policy::Service& s) {
+const services::Service& find(const services::Recognition& r, const std::string& name) {
+  for (const auto& s : r.services)
+    if (s.name == name) return s;
+  FAIL("no service " << name);
+  static services::Service none;
+  return none;
+}
+
+std::string frontends(const services::Service& s) {
   std::string out;
-  for (const auto& b : s.backends)
-    out += (out.empty() ? "" : " ") + ir::format_addr(b.addr) + ":" + std::to_string(b.port);
+  for (const auto& f : s.frontends)
+    out += (out.empty() ? "" : " ") + f.kind + ":" + (f.address.empty() ? "*" : f.address) + ":" +
+           std::to_string(f.port) + "/" + f.protocol;
   return out;
 }
 
-size_t service_ranges(const policy::Policy& p) {
-  size_t n = 0;
-  for (const auto& x : p.nats) n += x.kind == NF_NAT_SERVICE;
-  return n;
-}
-
-// One Service, three endpoints, as kube-proxy's iptables mode writes it;
-// PROBS and JUMP are replaced per case.
-const std::string kOneService = R"(*nat
-:PREROUTING ACCEPT [0:0]
-:KUBE-MARK-MASQ - [0:0]
-:SVC - [0:0]
-:SEP-A - [0:0]
-:SEP-B - [0:0]
-:SEP-C - [0:0]
--A PREROUTING JUMP -j SVC
--A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
--A SVC -m statistic --mode random --probability P1 -j SEP-A
--A SVC -m statistic --mode random --probability P2 -j SEP-B
--A SVC -j SEP-C
--A SEP-A -s 10.1.0.1/32 -j KUBE-MARK-MASQ
--A SEP-A -p tcp -j DNAT --to-destination 10.1.0.1:8080
--A SEP-B -s 10.1.0.2/32 -j KUBE-MARK-MASQ
--A SEP-B -p tcp -j DNAT --to-destination 10.1.0.2:8080
--A SEP-C -s 10.1.0.3/32 -j KUBE-MARK-MASQ
--A SEP-C -p tcp -j DNAT --to-destination 10.1.0.3:8080
-COMMIT
-)";
-
-std::string one_service(const std::string& jump, const std::string& p1, const std::string& p2) {
-  std::string s = kOneService;
-  s.replace(s.find("JUMP"), 4, jump);
-  s.replace(s.find("P1"), 2, p1);
-  s.replace(s.find("P2"), 2, p2);
-  return s;
+std::string backends(const services::Service& s) {
+  std::string out;
+  for (const auto& b : s.backends)
+    out += (out.empty() ? "" : " ") + b.address + ":" + std::to_string(b.port) + (b.local ? "(local)" : "");
+  return out;
 }
 
 }  // namespace
 
-TEST_CASE("kube-proxy's Services compile to services in both modes") {
-  for (const char* file : {"testdata/kube-proxy/mix-8x3.rules", "testdata/kube-proxy/mix-8x3.nft"}) {
-    DYNAMIC_SECTION(file) {
-      policy::Policy p = compile_file(file);
-      // 6 Services with endpoints, one Local choice (KUBE-SVL / local-);
-      // the affinity Service keeps its recent rules and stays a chain.
-      REQUIRE(p.services.size() == 7);
-      const policy::Service& s = p.services[0];
-      CHECK(backends(s) == "10.244.0.2:8080 10.244.1.2:8080 10.244.2.2:8080");
-      CHECK(s.family == 4);
-      CHECK(s.mark_mask == 0x4000);
-      CHECK(s.mark_value == 0x4000);
-      CHECK(backends(p.services[6]) == "10.244.0.7:8080");
-      // One range per service however many frontends reach it.
-      CHECK(service_ranges(p) == 7);
-      size_t dnat = 0;
-      for (const auto& x : p.nats) dnat += x.kind == NF_NAT_DNAT;
-      CHECK(dnat == 3);  // the affinity Service's three endpoints
-    }
-  }
+TEST_CASE("services: kube-proxy's iptables mode") {
+  auto r = recognise_file("testdata/iptables/kube-proxy-node.rules");
+  CHECK(r.mode == "iptables");
+  CHECK(r.services.size() == 9);
+  // "has no endpoints": filter's REJECT rules, ClusterIP and NodePort.
+  const auto& graf = find(r, "monitoring/grafana:http");
+  CHECK(graf.no_endpoints);
+  CHECK(frontends(graf) == "ClusterIP:10.96.77.3:3000/tcp NodePort:*:30300/tcp");
+  CHECK(graf.backends.empty());
+  const auto& dns = find(r, "kube-system/kube-dns:dns");
+  CHECK(frontends(dns) == "ClusterIP:10.96.0.10:53/udp");
+  CHECK(backends(dns) == "10.244.0.2:53 10.244.0.3:53");
+  CHECK(dns.masquerade == "from outside 10.244.0.0/16");
+  CHECK_FALSE(dns.affinity_seconds);
+  // ClientIP affinity (-m recent --rcheck --seconds 10800 on the jumps to KUBE-SEP-*).
+  const auto& cart = find(r, "shop/cart:grpc");
+  REQUIRE(cart.affinity_seconds);
+  CHECK(*cart.affinity_seconds == 10800);
+  CHECK(backends(cart) == "10.244.1.9:50051 10.244.2.12:50051");
+  // ExternalIP and NodePort through KUBE-EXT-*.
+  const auto& fe = find(r, "shop/frontend:http");
+  CHECK(frontends(fe) == "ClusterIP:10.96.120.15:80/tcp ExternalIP:192.0.2.50:80/tcp NodePort:*:30080/tcp");
+  CHECK(backends(fe).find("10.244.2.8:8080") != std::string::npos);
+  // LoadBalancer with source ranges, externalTrafficPolicy: Local (KUBE-SVL-*).
+  const auto& lb = find(r, "shop/checkout-lb:https");
+  CHECK(frontends(lb) == "ClusterIP:10.96.200.7:443/tcp LoadBalancer:203.0.113.10:443/tcp NodePort:*:31443/tcp");
+  CHECK(lb.external_local);
+  CHECK(lb.source_ranges == std::vector<std::string>{"198.51.100.0/24", "192.0.2.128/25"});
+  CHECK(backends(lb).find("(local)") != std::string::npos);
+  // Every rule that makes it, with its place.
+  CHECK(lb.rules.size() > 8);
+  for (const auto& l : lb.rules) CHECK(l.line > 0);
 }
 
-TEST_CASE("a uniform load-balancing chain is one service") {
-  policy::Policy p = compile("lb.rules", one_service("-d 10.96.0.1/32 -p tcp --dport 80", "0.33333333349", "0.5"));
-  REQUIRE(p.services.size() == 1);
-  CHECK(p.services[0].name == "nat/SVC");
-  CHECK(backends(p.services[0]) == "10.1.0.1:8080 10.1.0.2:8080 10.1.0.3:8080");
-  CHECK(service_ranges(p) == 1);
-  CHECK(p.nats.size() == 1);
+TEST_CASE("services: kube-proxy's nftables mode") {
+  auto r = recognise_file("testdata/nft/kube-proxy-nftables.nft");
+  CHECK(r.mode == "nftables");
+  const auto& web = find(r, "default/web:http");
+  CHECK(frontends(web) == "ClusterIP:10.96.120.7:80/tcp NodePort:*:30080/tcp");
+  CHECK(backends(web) == "10.244.1.5:8080 10.244.1.6:8080 10.244.2.9:8080");
+  const auto& api = find(r, "default/kubernetes:https");
+  CHECK(backends(api) == "192.168.49.2:8443");
+  // A service without endpoints: the no-endpoint-services map, named by the element's comment.
+  const auto& empty = find(r, "default/empty:http");
+  CHECK(empty.no_endpoints);
+  CHECK(frontends(empty) == "ClusterIP:10.96.33.3:80/tcp");
+  // loadBalancerSourceRanges: the firewall chain's `ip saddr != { ... } drop`.
+  const auto& lb = find(r, "default/lb:http");
+  CHECK(lb.source_ranges == std::vector<std::string>{"203.0.113.0/24"});
 }
 
-TEST_CASE("a chain that is not a uniform draw of DNATs that always match stays rules") {
-  SECTION("not uniform: 1/2, then 1/2 of the rest") {
-    policy::Policy p = compile("lb.rules", one_service("-d 10.96.0.1/32 -p tcp --dport 80", "0.5", "0.5"));
-    CHECK(p.services.empty());
-    CHECK(p.nats.size() == 3);
-  }
-  SECTION("the DNAT tests the protocol, the way in does not") {
-    policy::Policy p = compile("lb.rules", one_service("-d 10.96.0.1/32", "0.33333333349", "0.5"));
-    CHECK(p.services.empty());
-  }
-  SECTION("an endpoint chain that does more (affinity)") {
-    std::string s = one_service("-d 10.96.0.1/32 -p tcp --dport 80", "0.33333333349", "0.5");
-    s.insert(s.find("-A SEP-C -p tcp"), "-A SEP-C -m recent --set --name SEP-C --mask 255.255.255.255 --rsource\n");
-    policy::Policy p = compile("lb.rules", s);
-    CHECK(p.services.empty());
-  }
+TEST_CASE("services: a ruleset without kube-proxy's rules has none") {
+  auto r = recognise_file("testdata/iptables/docker-host.rules");
+  CHECK(r.mode.empty());
+  CHECK(r.services.empty());
 }
