@@ -25,6 +25,13 @@
 # arrived untranslated (NoPorts) or with a checksum the rewrite broke
 # (InCsumErrors) are counted apart and reported in the note.
 #
+# Family svc: kube-proxy's own rules for N UDP Services x 10 endpoints
+# (scripts/kube-proxy-gen: iptables mode for nf2bpf and iptables, nftables
+# mode for nft), the flow sent to the last Service's ClusterIP:53, whose
+# endpoints are 10 addresses of the receiving namespace (198.18.1.1-10) on
+# port 5353, where the sink listens; counted as for nat. At N = 0 the flow
+# goes to 198.18.0.2:5353 directly (the ceiling).
+#
 #   bench/e2e.sh BUILD_DIR OUT_DIR
 # Environment: BENCH_QUICK=1, BENCH_E2E_SECONDS, BENCH_E2E_REPS,
 # BENCH_E2E_FAMILIES ("deny kube"), BENCH_E2E_ENGINES, BENCH_E2E_SIZES,
@@ -48,6 +55,11 @@ NF2BPF=$BUILD/nf2bpf
 BENCH=$BUILD/bench/nf2bpf-bench
 FLOOD=$BUILD/bench/udpflood
 SINK=$BUILD/bench/udpsink
+GEN=$(cd "$(dirname "$0")/.." && pwd)/scripts/kube-proxy-gen
+SVC_EPS=$(seq -s, -f '198.18.1.%g' 1 10)
+# Where the flood goes (a family may change it per size).
+FLOOD_DST=198.18.0.2
+FLOOD_PORT=5001
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" != 0 ]; then
@@ -122,6 +134,9 @@ setup() {
   done
   ip -n "$TX" addr add 198.18.0.1/24 dev bx0
   ip -n "$RX" addr add 198.18.0.2/24 dev bx1
+  if [ "${fam:-}" = svc ]; then
+    for a in ${SVC_EPS//,/ }; do ip -n "$RX" addr add "$a/32" dev bx1; done
+  fi
   ip -n "$TX" link set bx0 up
   ip -n "$RX" link set bx1 up
   RXMAC=$(ip -n "$RX" -o link show bx1 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
@@ -168,7 +183,7 @@ load() {
 measure_once() {
   local c0 c1 s0 s1 out sent el
   read -r c0 s0 < <(udp_count)
-  out=$("${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 "$SECONDS_PER" "${FLOODTAIL[@]}")
+  out=$("${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 "$FLOOD_DST" "$FLOOD_PORT" "$SECONDS_PER" "${FLOODTAIL[@]}")
   sleep 0.05
   read -r c1 s1 < <(udp_count)
   sent=$(sed -n 's/.*sent=\([0-9]*\).*/\1/p' <<<"$out")
@@ -201,10 +216,24 @@ for fam in $FAMILIES; do
   label=$fam
   [ -n "$NEWFLOWS" ] && label=$fam-newflows
   NAT=""
-  [ "$fam" = nat ] && NAT=1
+  [ "$fam" = nat ] || [ "$fam" = svc ] && NAT=1
   for n in $SIZES; do
     dir=$WORK/$fam-$n
-    "$BENCH" gen "$fam" "$n" e2e "$dir"
+    if [ "$fam" = svc ]; then
+      mkdir -p "$dir"
+      FLOOD_DST=198.18.0.2 FLOOD_PORT=5353
+      printf '*nat\nCOMMIT\n' >"$dir/iptables.rules"
+      printf 'flush ruleset\n' >"$dir/nft.nft"
+      if [ "$n" != 0 ]; then
+        "$GEN" --kind udp --services "$n" --endpoints 10 --endpoint-ips "$SVC_EPS" -o "$dir/iptables.rules"
+        "$GEN" --mode nftables --kind udp --services "$n" --endpoints 10 --endpoint-ips "$SVC_EPS" -o "$dir/nft.nft"
+        FLOOD_DST=$(sed -n "s/.*-d \([0-9.]*\)\/32 -p udp -m comment --comment \"ns0\/svc-$((n - 1)):p cluster IP\" -m udp --dport 53 -j KUBE-SVC.*/\1/p" "$dir/iptables.rules")
+        FLOOD_PORT=53
+      fi
+    else
+      FLOOD_DST=198.18.0.2 FLOOD_PORT=5001
+      "$BENCH" gen "$fam" "$n" e2e "$dir"
+    fi
     engines=$ENGINES
     [ "$n" = 0 ] && engines="none $ENGINES"
     for eng in $engines; do
@@ -215,6 +244,7 @@ for fam in $FAMILIES; do
       echo "e2e: $fam $eng N=$n" >&2
       port=5001
       [ -n "$NAT" ] && [ "$n" != 0 ] && [ "$eng" != none ] && port=5002
+      [ "$fam" = svc ] && port=5353
       setup "$port"
       if ! ms=$(load "$eng" "$dir"); then
         echo "e2e:   load $ms" >&2
@@ -241,7 +271,7 @@ for fam in $FAMILIES; do
             setup "$port"
             load "$eng" "$dir" >/dev/null || break
           fi
-          "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 1 1 0 "$WARMFLOWS" >/dev/null
+          "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 "$FLOOD_DST" "$FLOOD_PORT" 0.3 1 1 0 "$WARMFLOWS" >/dev/null
           measure_once >>"$WORK/runs"
           if [ "$r" -lt "$REPS" ]; then
             unload_nf2bpf "$eng"
@@ -250,7 +280,7 @@ for fam in $FAMILIES; do
         done
       else
         # Warm-up (ARP-free: frames carry the receiver's MAC), then the runs.
-        "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 198.18.0.2 5001 0.3 "$SENDERS" >/dev/null
+        "${RT[@]}" ip netns exec "$TX" "$FLOOD" bx0 "$RXMAC" 198.18.0.1 "$FLOOD_DST" "$FLOOD_PORT" 0.3 "$SENDERS" >/dev/null
         for _ in $(seq "$REPS"); do measure_once >>"$WORK/runs"; done
       fi
       rx=$(awk '{print $1}' "$WORK/runs" | median)

@@ -89,6 +89,16 @@ fi
 if ! skip kube; then
   echo "bench: kube-proxy rules, one-endpoint change ..." >&2
   "${RT[@]}" "$ROOT/bench/kube.sh" "$BUILD" "$OUT"
+  echo "bench: kube-proxy rules, a Service's packets/s and new connections/s ..." >&2
+  if [ "$QUICK" != 0 ]; then svc_sizes="0 10 100"; else svc_sizes="0 10 100 1000"; fi
+  for tsv in svc-e2e.tsv svc-e2e-new.tsv; do
+    newflows=""
+    [ "$tsv" = svc-e2e-new.tsv ] && newflows=${BENCH_SVC_NEWFLOWS:-30000}
+    BENCH_E2E_FAMILIES=svc BENCH_E2E_TSV=$tsv BENCH_E2E_NEWFLOWS=$newflows \
+      BENCH_E2E_SIZES=${BENCH_SVC_SIZES:-$svc_sizes} \
+      BENCH_E2E_ENGINES=${BENCH_SVC_ENGINES:-"nf2bpf-tc iptables-nft iptables-legacy nft"} \
+      "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
+  done
 fi
 
 T1=$(date +%s)
