@@ -227,7 +227,7 @@ for fam in $FAMILIES; do
       if [ "$n" != 0 ]; then
         "$GEN" --kind udp --services "$n" --endpoints 10 --endpoint-ips "$SVC_EPS" -o "$dir/iptables.rules"
         "$GEN" --mode nftables --kind udp --services "$n" --endpoints 10 --endpoint-ips "$SVC_EPS" -o "$dir/nft.nft"
-        FLOOD_DST=$(sed -n "s/.*-d \([0-9.]*\)\/32 -p udp -m comment --comment \"ns0\/svc-$((n - 1)):p cluster IP\" -m udp --dport 53 -j KUBE-SVC.*/\1/p" "$dir/iptables.rules")
+        FLOOD_DST=$(sed -n "s/.*-d \([0-9.]*\)\/32 -p udp -m comment --comment \"ns[0-9]*\/svc-$((n - 1)):p cluster IP\" -m udp --dport 53 -j KUBE-SVC.*/\1/p" "$dir/iptables.rules")
         FLOOD_PORT=53
       fi
     else

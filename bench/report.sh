@@ -107,7 +107,7 @@ fi
 # nat_e2e_md TSV TITLE: the e2e tables, then whether every datagram reached the DNAT port.
 nat_e2e_md() {
   {
-    e2e_md "$1" | sed "s/^### nat.*/### $2/"
+    e2e_md "$1" | sed -E "s/^### (nat|svc).*/### $2/"
     awk -F'\t' 'NR > 1 && $7 ~ /not delivered/ {
         x = $7; sub(/.*sink on :[0-9]+, /, "", x); sub(/ datagrams.*/, "", x); stray += x; rows++
         if (x + 0) bad = bad sprintf(" %s N=%s: %s;", $2, $3, x) }

@@ -10,7 +10,8 @@
 
 namespace nf2bpf::ops {
 
-Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs) {
+Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs, const policy::Policy* before,
+                                       const policy::Policy* now) {
   services::Recognition found = services::recognise(rs);
   if (found.mode.empty()) return size_t{0};
   // UDP frontend (address, "" for a NodePort on any address; port) -> the
@@ -23,15 +24,25 @@ Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset&
       auto& b = backends[{f.address, f.port}];
       for (const auto& e : s.backends) b.insert({e.address, e.port});
     }
-  if (backends.empty()) return size_t{0};
+  // The endpoints of load-balancing chains that are gone as a whole.
+  std::set<Endpoint> orphaned;
+  if (before && now) {
+    std::set<std::string> kept;
+    for (const auto& s : now->services) kept.insert(s.name);
+    for (const auto& s : before->services)
+      if (!kept.count(s.name))
+        for (const auto& b : s.backends) orphaned.insert({ir::format_addr(b.addr), b.port});
+  }
+  if (backends.empty() && orphaned.empty()) return size_t{0};
   static const uint8_t kZero[16] = {};
   return dp.delete_connections([&](const nf_ct_key& k, const nf_ct_val& v) {
     if (k.proto != 17 || !(v.flags & (NF_CT_DNAT | NF_CT_ALIAS))) return false;
     if (std::equal(kZero, kZero + 16, v.reply.src)) return false;  // tuples not stored: not NATed
+    Endpoint backend{loader::ct_addr_text(v.reply.src), v.reply.sport};
     auto it = backends.find({loader::ct_addr_text(v.orig.dst), v.orig.dport});
     if (it == backends.end()) it = backends.find({std::string(), v.orig.dport});
-    if (it == backends.end()) return false;
-    return !it->second.count({loader::ct_addr_text(v.reply.src), v.reply.sport});
+    if (it == backends.end()) return orphaned.count(backend) > 0;  // its Service is gone
+    return !it->second.count(backend);
   });
 }
 

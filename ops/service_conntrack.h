@@ -4,8 +4,11 @@
 // kube-proxy deletes such entries (conntrack -D -p udp --orig-dst FRONTEND
 // --reply-src ENDPOINT); after a new policy is live, nf2bpf deletes the
 // entries of UDP connections to a Service frontend whose endpoint is no
-// longer among that Service's backends. TCP connections keep theirs, as
-// with kube-proxy. Policies with no kube-proxy rules are left alone.
+// longer among that Service's backends, and, given the policy that was live
+// before, those to an endpoint of a Service (load-balancing chain) that is
+// gone as a whole whose frontend is no Service's now (kube-proxy: conntrack
+// -D -p udp --orig-dst of a removed Service's IP). TCP connections keep
+// theirs, as with kube-proxy. Policies with no kube-proxy rules are left alone.
 #pragma once
 
 #include <cstddef>
@@ -13,11 +16,13 @@
 #include "common/result.h"
 #include "loader/dataplane.h"
 #include "translator/ir/ir.h"
+#include "translator/policy/policy.h"
 
 namespace nf2bpf::ops {
 
 // Returns how many entries were deleted (0 when the ruleset is not
 // kube-proxy's).
-Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs);
+Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs,
+                                       const policy::Policy* before = nullptr, const policy::Policy* now = nullptr);
 
 }  // namespace nf2bpf::ops

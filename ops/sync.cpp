@@ -78,6 +78,7 @@ class Run {
   bool services_only();
   bool swap();
   bool record_live(uint64_t generation, const char* by);
+  const policy::Policy* live_policy();
 
   const SyncOptions& o_;
   Clock::time_point t0_;
@@ -95,7 +96,24 @@ class Run {
   std::string reason_;
   std::string witness_;
   RemoveOnExit witness_tmp_;
+  std::optional<std::optional<policy::Policy>> live_pol_;  // live_policy()'s, once looked up
 };
+
+// The live generation's policy, as the previous watch run left it or as sync
+// stored it; nullptr when neither has it (made live by apply).
+const policy::Policy* Run::live_policy() {
+  if (!live_pol_) {
+    if (live_.checksum.empty())
+      live_pol_.emplace();
+    else if (o_.last && o_.last->checksum == live_.checksum)
+      live_pol_.emplace(*o_.last);
+    else if (live_.checksum == pol_.checksum)
+      live_pol_.emplace(pol_);
+    else
+      live_pol_.emplace(load_generation(dir_, live_.checksum));
+  }
+  return *live_pol_ ? &**live_pol_ : nullptr;
+}
 
 bool Run::finish(Kind kind, const std::string& result, const std::string& line) {
   out_.kind = kind;
@@ -276,10 +294,8 @@ bool Run::witness_and_verify() {
 // the live ones) change verdict?
 bool Run::change_guard() {
   const std::string& live_sum = live_.checksum;
-  std::optional<policy::Policy> old;
-  if (!live_sum.empty())
-    old = live_sum == pol_.checksum ? std::optional<policy::Policy>(pol_) : load_generation(dir_, live_sum);
-  Guard g = guard_before(o_.max_change_given, o_.force, !live_sum.empty(), old.has_value());
+  const policy::Policy* old = live_policy();
+  Guard g = guard_before(o_.max_change_given, o_.force, !live_sum.empty(), old != nullptr);
   if (g == Guard::off) return true;
   if (g == Guard::skip) {
     note("the change guard was skipped: the live generation (from " + live_meta_.value("source", "?") +
@@ -346,9 +362,7 @@ bool Run::change_guard() {
 bool Run::services_only() {
   if (pol_.services.empty() || live_.checksum.empty() || reason_ != "the policy changed") return true;
   auto t = Clock::now();
-  std::optional<policy::Policy> old = o_.last && o_.last->checksum == live_.checksum
-                                          ? std::optional<policy::Policy>(*o_.last)
-                                          : load_generation(dir_, live_.checksum);
+  const policy::Policy* old = live_policy();
   if (!old) return true;
   auto changed = policy::backend_changes(*old, pol_);
   if (!changed) return true;
@@ -382,7 +396,7 @@ bool Run::services_only() {
   if (!n)
     return fail("update the services of generation " + std::to_string(live_.generation) + ": " + n.error().message());
   out_.doc["timings_ms"]["update"] = ms_since(t);
-  if (auto c = clear_stale_service_udp(**dp, tr_->ruleset); c && *c) {
+  if (auto c = clear_stale_service_udp(**dp, tr_->ruleset, old, &pol_); c && *c) {
     note("cleared " + std::to_string(*c) + " UDP connection entries to endpoints their Service no longer has");
     out_.doc["stale_udp_cleared"] = *c;
   }
@@ -432,7 +446,7 @@ bool Run::swap() {
     return fail("swap failed: " + d.message + "; " + describe(d.after));
   }
   state_.erase("pending");
-  if (auto n = clear_stale_service_udp(*d.opened.dp, tr_->ruleset); n && *n) {
+  if (auto n = clear_stale_service_udp(*d.opened.dp, tr_->ruleset, live_policy(), &pol_); n && *n) {
     note("cleared " + std::to_string(*n) + " UDP connection entries to endpoints their Service no longer has");
     out_.doc["stale_udp_cleared"] = *n;
   }

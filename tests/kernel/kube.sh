@@ -217,6 +217,18 @@ j = json.load(open(sys.argv[1]))
 print("    %d exchanges, backends %s" % (j["exchanges"], j["backends"]))
 sys.exit(0 if j["failed"] == 0 and len(j["backends"]) == 1 and j["exchanges"] > 30 else 1)
 PY
+# A UDP Service removed as a whole (svc-7): kube-proxy deletes the conntrack
+# entries to its IP; so does sync (it knows the Service from the policy that
+# was live), else the flow would go on reaching its old endpoint.
+first=$(udp_from 41500)
+"$GEN" --services 7 --endpoints 3 --endpoint-ips "$EPS" --node-ip 10.81.1.1 -o "$WORK/churn.rules"
+out=$(in_srv "$BIN" sync "${IFACES[@]}" --state-dir "$STATE" --max-change 100 --format json "$WORK/churn.rules" 2>/dev/null)
+after=$(udp_from 41500)
+cleared=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["result"], d.get("stale_udp_cleared", 0))' "$out")
+case "$first/$after/$cleared" in
+  pod[0-3]/none/"swapped "[1-9]*) pass "svc-7 removed: its UDP flow's entry was cleared ($cleared), the flow no longer reaches $first" ;;
+  *) fail "svc-7 removed: the flow reached '$first', then '$after' (sync: $cleared)" ;;
+esac
 in_srv "$BIN" unload >/dev/null 2>&1
 
 # Many chains: 100 Services x 10 endpoints are 1,200 chains, whose names once
