@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -24,14 +26,14 @@ namespace nf2bpf::frontend {
 
 namespace {
 
-// `list ruleset` through libnftables, as JSON or as text with rule handles.
-Result<std::string> list_ruleset(bool json) {
+// A `list` command through libnftables, as JSON or as text with rule handles.
+Result<std::string> nft_list(const char* cmd, bool json) {
   std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> ctx(nft_ctx_new(NFT_CTX_DEFAULT), nft_ctx_free);
   if (!ctx) return Error{ENOMEM, "read the kernel ruleset: nft_ctx_new"};
   nft_ctx_output_set_flags(ctx.get(), json ? NFT_CTX_OUTPUT_JSON : NFT_CTX_OUTPUT_HANDLE);
   if (nft_ctx_buffer_output(ctx.get()) != 0 || nft_ctx_buffer_error(ctx.get()) != 0)
     return Error{ENOMEM, "read the kernel ruleset: buffering libnftables output"};
-  int rc = nft_run_cmd_from_buffer(ctx.get(), "list ruleset");
+  int rc = nft_run_cmd_from_buffer(ctx.get(), cmd);
   // Each get_*_buffer call hands the buffer over and rewinds it: call once.
   const char* ob = nft_ctx_get_output_buffer(ctx.get());
   std::string out = ob ? ob : "";
@@ -40,10 +42,12 @@ Result<std::string> list_ruleset(bool json) {
     std::string err = eb ? eb : "";
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
     int code = err.find("Operation not permitted") != std::string::npos ? EPERM : 0;
-    return Error{code, "read the kernel ruleset (libnftables: list ruleset)" + (err.empty() || code ? "" : ": " + err)};
+    return Error{code, std::string("read the kernel ruleset (libnftables: ") + cmd + ")" +
+                           (err.empty() || code ? "" : ": " + err)};
   }
   return out;
 }
+Result<std::string> list_ruleset(bool json) { return nft_list("list ruleset", json); }
 
 // `iptables-nft-save -t TABLE` (or ip6tables-nft-save): its standard output,
 // or an error when it cannot be run or fails.
@@ -97,9 +101,32 @@ std::set<std::pair<std::string, std::string>> xt_tables(const nlohmann::json& do
   return out;
 }
 
+// iptables-nft-save of the tables iptables-nft can have written (ip and ip6
+// filter, nat, mangle, raw, security), started on their own threads before
+// the slower listing of the whole ruleset, which says which of them hold xt
+// expressions: a kube-proxy node's nat table takes about as long to save as
+// the whole ruleset takes to list.
+using EarlySaves = std::map<std::pair<std::string, std::string>, std::future<Result<std::string>>>;
+EarlySaves start_xtables_saves() {
+  EarlySaves out;
+  auto tables = nft_list("list tables", true);
+  if (!tables) return out;
+  auto doc = nlohmann::json::parse(*tables, nullptr, false);
+  if (!doc.is_object() || !doc.contains("nftables") || !doc.at("nftables").is_array()) return out;
+  static const std::set<std::string> kXtables = {"filter", "nat", "mangle", "raw", "security"};
+  for (const auto& o : doc.at("nftables")) {
+    if (!o.is_object() || !o.contains("table") || !o.at("table").is_object()) continue;
+    std::string fam = o.at("table").value("family", ""), name = o.at("table").value("name", "");
+    if ((fam == "ip" || fam == "ip6") && kXtables.count(name))
+      out[{fam, name}] = std::async(std::launch::async, xtables_save, fam == "ip6", name);
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
+  EarlySaves early = start_xtables_saves();
   auto js = list_ruleset(true);
   if (!js) return js.error();
   // Tables with xt expressions: read from iptables-nft-save when it is
@@ -113,7 +140,8 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
     for (const auto& [fam, table] : xt_tables(doc)) {
       if (fam != "ip" && fam != "ip6") continue;
       bool v6 = fam == "ip6";
-      auto text = xtables_save(v6, table);
+      auto e = early.find({fam, table});
+      auto text = e != early.end() ? e->second.get() : xtables_save(v6, table);
       if (!text) continue;
       diag::Diagnostics d;
       ir::Ruleset part = parse_iptables(
