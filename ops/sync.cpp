@@ -391,7 +391,7 @@ bool Run::services_only() {
   auto dp = find_dataplane(pin_dir_);
   if (!dp) return fail(dp.error().message());
   if (!*dp) return true;
-  json meta = {{"source", source_}, {"rules", tr_->rules.size()}, {"updated", (int64_t)time(nullptr)}};
+  json meta = {{"source", source_}, {"rules", tr_->rules.size()}, {"applied", (int64_t)time(nullptr)}};
   auto n = (*dp)->update_services(*old, pol_, meta);
   if (!n)
     return fail("update the services of generation " + std::to_string(live_.generation) + ": " + n.error().message());
