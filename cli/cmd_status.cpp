@@ -112,6 +112,10 @@ Command add_status(CLI::App& app) {
                 << "rules:     " << live.value("rules", 0) << " source rules (" << live.value("unsupported", 0)
                 << " left in netfilter), " << live.value("compiled_rules", 0) << " compiled rules, "
                 << live.value("entries", 0) << " classifier entries, " << live.value("tuples", 0) << " tuples\n"
+                << (live.contains("services") && live["services"].is_array() && !live["services"].empty()
+                        ? "services:  " + std::to_string(live["services"].size()) +
+                              " load-balancing chains in the service maps (nf2bpf services --live)\n"
+                        : std::string())
                 << "attached:  " << attach_text(s.attach) << "\n"
                 << "conntrack: " << s.ct_entries << (s.ct_entries == 1 ? " connection\n" : " connections\n");
             std::string base = src.substr(src.find_last_of('/') + 1);
