@@ -417,8 +417,11 @@ bool Run::record_live(uint64_t generation, const char* by) {
   if (auto r = write_state(dir_, state_); !r)
     return fail("generation " + std::to_string(generation) +
                 " is live, but writing the state failed: " + r.error().message());
+  // Kept: the new policy, the one it replaces, and the rollback target
+  // (after in-place updates, an older generation than the one replaced).
   std::vector<std::string> keep = {pol_.checksum};
   if (!live_.checksum.empty()) keep.push_back(live_.checksum);
+  if (state_.contains("previous")) keep.push_back(state_["previous"].value("checksum", ""));
   prune_generations(dir_, keep);
   out_.doc["generation"] = generation;
   out_.doc["witness"] = generation_witness(dir_, pol_.checksum);  // kept for the next change guard
