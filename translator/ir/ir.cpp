@@ -180,6 +180,17 @@ const Chain* Table::find_chain(std::string_view n) const {
   return nullptr;
 }
 
+ChainIndex::ChainIndex(const Table* t) {
+  if (!t) return;
+  by_name_.reserve(t->chains.size());
+  for (const auto& c : t->chains) by_name_.emplace(c.name, &c);
+}
+
+const Chain* ChainIndex::find(std::string_view n) const {
+  auto it = by_name_.find(n);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
 const Set* Table::find_set(std::string_view n) const {
   for (const auto& s : sets)
     if (s.name == n) return &s;

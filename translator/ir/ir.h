@@ -12,6 +12,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -286,9 +288,20 @@ struct Table {
   // iptables-nft-save: its rules are iptables rules.
   bool iptables_rules = false;
 
-  Chain* find_chain(std::string_view n);
+  Chain* find_chain(std::string_view n);  // a scan: see ChainIndex for many lookups
   const Chain* find_chain(std::string_view n) const;
   const Set* find_set(std::string_view n) const;
+};
+
+// A table's chains by name, for code that looks many up (a kube-proxy node
+// has tens of thousands). Valid while the table's chains are not changed.
+class ChainIndex {
+ public:
+  explicit ChainIndex(const Table* t);
+  const Chain* find(std::string_view n) const;
+
+ private:
+  std::unordered_map<std::string_view, const Chain*> by_name_;
 };
 
 enum class Frontend : uint8_t { Iptables, Ip6tables, Nft, NftJson, Kernel, PolicyYaml };

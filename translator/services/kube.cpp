@@ -107,7 +107,7 @@ void add_rule(Service& s, const ir::SourceLoc& loc) {
 class IptablesMode {
  public:
   IptablesMode(const ir::Table* nat, const ir::Table* filter, std::map<std::string, Service>& out)
-      : nat_(nat), filter_(filter), out_(out) {}
+      : nat_(nat), filter_(filter), chains_(nat), out_(out) {}
 
   void run() {
     if (const ir::Chain* c = nat_->find_chain("KUBE-SERVICES"))
@@ -185,7 +185,7 @@ class IptablesMode {
   // A service's chains: KUBE-FW (source ranges) -> KUBE-EXT (masquerade,
   // policy) -> KUBE-SVC / KUBE-SVL (endpoints) -> KUBE-SEP (DNAT).
   void follow(Service& s, const std::string& name, int depth = 0) {
-    const ir::Chain* c = nat_->find_chain(name);
+    const ir::Chain* c = chains_.find(name);
     if (!c || depth > 4 || !visited_.insert(s.family + s.name + "|" + name).second) return;
     s.chains.push_back(nat_->name + "/" + name);
     bool svc = name.starts_with("KUBE-SVC-") || name.starts_with("KUBE-SVL-");
@@ -210,7 +210,7 @@ class IptablesMode {
   }
 
   void endpoint(Service& s, const std::string& sep, bool local) {
-    const ir::Chain* c = nat_->find_chain(sep);
+    const ir::Chain* c = chains_.find(sep);
     if (!c) return;
     for (const auto& r : c->rules) {
       add_rule(s, r.loc);
@@ -224,6 +224,7 @@ class IptablesMode {
 
   const ir::Table* nat_;
   const ir::Table* filter_;
+  ir::ChainIndex chains_;  // nat_'s
   std::map<std::string, Service>& out_;
   std::set<std::string> visited_;
 };
@@ -232,7 +233,8 @@ class IptablesMode {
 
 class NftMode {
  public:
-  NftMode(const ir::Ruleset& rs, const ir::Table& t, std::map<std::string, Service>& out) : rs_(rs), t_(t), out_(out) {}
+  NftMode(const ir::Ruleset& rs, const ir::Table& t, std::map<std::string, Service>& out)
+      : rs_(rs), t_(t), chains_(&t), out_(out) {}
 
   void run() {
     map_elements("service-ips", false);
@@ -329,7 +331,7 @@ class NftMode {
   // `local`: reached through the local- chain, the Local traffic policy's
   // choice among the node's own endpoints.
   void follow(Service& s, const std::string& name, int depth, bool local = false) {
-    const ir::Chain* c = t_.find_chain(name);
+    const ir::Chain* c = chains_.find(name);
     local = local || name.starts_with("local-");
     if (!c || depth > 4 || !visited_.insert(s.family + s.name + "|" + name + (local ? "|local" : "")).second) return;
     s.chains.push_back(t_.name + "/" + name);
@@ -368,7 +370,7 @@ class NftMode {
     Service& s = service(name_of(to));
     add_frontend(s, frontend_of(m, e, "LoadBalancer"));
     add_rule(s, e.loc);
-    if (const ir::Chain* c = t_.find_chain(to))
+    if (const ir::Chain* c = chains_.find(to))
       for (const auto& r : c->rules) {
         add_rule(s, r.loc);
         for (auto& x : excluded_sources(r)) s.source_ranges.push_back(std::move(x));
@@ -377,6 +379,7 @@ class NftMode {
 
   const ir::Ruleset& rs_;
   const ir::Table& t_;
+  ir::ChainIndex chains_;  // t_'s
   std::map<std::string, Service>& out_;
   std::set<std::string> visited_;
 };
