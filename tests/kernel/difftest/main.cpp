@@ -7,8 +7,11 @@
 //
 //   nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N]
 //                   [--mode host|router|loopback|nat|nat-host] [--family 4|6]
-//                   [--reference iptables|nft] [--verbose] [--dump] [--ruleset FILE]
+//                   [--reference iptables|nft] [--verbose] [--strict-tcp] [--dump] [--ruleset FILE]
 //                   [--nat-ranges] [--mutate]
+// --strict-tcp counts a stray TCP segment on a flow the case already opened
+// as a disagreement when the engines differ on it (by default it is printed
+// as KNOWN: the kernel judges it by window tracking, issue 14).
 // --dump prints the generated rulesets (one per case) and exits; --ruleset FILE
 // replaces each generated ruleset with FILE (same packets), to minimise one.
 // --mode nat / nat-host: NAT rulesets and flows with replies (nat.h); what
@@ -26,6 +29,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
 
 #include "tests/kernel/difftest/gen.h"
@@ -45,9 +49,10 @@ struct Options {
   int family = 4;
   Reference ref = Reference::Iptables;
   bool verbose = false;
-  bool dump = false;    // print the generated rulesets and stop
-  std::string ruleset;  // use this ruleset file instead of generated ones (to minimise a finding)
-  bool nat = false;     // --mode nat / nat-host
+  bool strict_tcp = false;  // count stray segments on tracked flows (window tracking) as disagreements
+  bool dump = false;        // print the generated rulesets and stop
+  std::string ruleset;      // use this ruleset file instead of generated ones (to minimise a finding)
+  bool nat = false;         // --mode nat / nat-host
   NatMode nat_mode = NatMode::Router;
   bool nat_ranges = false, self_check = false, mutate = false, icmp_errors = true, output_nat = true;
 };
@@ -55,7 +60,8 @@ struct Options {
 int usage() {
   fprintf(stderr,
           "usage: nf2bpf_difftest --nf2bpf PATH [--seed N] [--cases N] [--packets N] "
-          "[--mode host|router|loopback|nat|nat-host] [--family 4|6] [--reference iptables|nft] [--verbose] [--dump] "
+          "[--mode host|router|loopback|nat|nat-host] [--family 4|6] [--reference iptables|nft] [--verbose] "
+          "[--strict-tcp] [--dump] "
           "[--ruleset FILE] [--nat-ranges] [--no-icmp-errors] [--no-output-nat]\n");
   return 2;
 }
@@ -100,6 +106,8 @@ int main(int argc, char** argv) {
       o.ref = std::string(v) == "nft" ? Reference::Nft : Reference::Iptables;
     else if (a == "--verbose")
       o.verbose = true;
+    else if (a == "--strict-tcp")
+      o.strict_tcp = true;
     else if (a == "--dump")
       o.dump = true;
     else if (a == "--ruleset" && (v = next()))
@@ -154,7 +162,23 @@ int main(int argc, char** argv) {
          (unsigned long long)o.seed);
   fflush(stdout);
 
-  int disagreements = 0, total = 0, passed_a = 0;
+  // A stray TCP segment on a flow an earlier packet of the case opened: the
+  // kernel judges it by its TCP window tracking (sequence and ack numbers),
+  // which nf2bpf's conntrack does not implement yet (issue 14); such a
+  // disagreement is reported as known, not counted. Strays on a fresh flow
+  // (no entry: loose pickup, SYN+FIN, RST) are judged as any packet.
+  int disagreements = 0, total = 0, passed_a = 0, window_known = 0;
+  auto flow_of = [](const Probe& p) {
+    size_t l4 = p.family == 4 ? (size_t)(p.ip[0] & 15) * 4 : 40, alen = p.family == 4 ? 4 : 16;
+    size_t at = p.family == 4 ? 12 : 8;
+    std::string a(p.ip.begin() + at, p.ip.begin() + at + alen),
+        b(p.ip.begin() + at + alen, p.ip.begin() + at + 2 * alen);
+    std::string pa, pb;
+    if (p.ip.size() >= l4 + 4)
+      pa.assign(p.ip.begin() + l4, p.ip.begin() + l4 + 2), pb.assign(p.ip.begin() + l4 + 2, p.ip.begin() + l4 + 4);
+    a += pa, b += pb;
+    return std::to_string(p.proto) + (a < b ? a + b : b + a);
+  };
   for (int c = 0; c < o.cases; ++c) {
     uint64_t seed = o.seed + (uint64_t)c;
     Case cs = random_case(seed, o.mode, o.family, o.packets, o.ref);
@@ -182,8 +206,10 @@ int main(int argc, char** argv) {
       continue;
     }
     int case_diffs = 0;
+    std::set<std::string> flows;  // TCP flows an earlier packet of this case opened
     for (size_t k = 0; k < cs.probes.size(); ++k) {
       const Probe& p = cs.probes[k];
+      bool tracked = p.proto == 6 && !flows.insert(flow_of(p)).second;
       a.inject(p);
       b.inject(p);
       bool got_a = a.observed(p, 3), got_b = b.observed(p, 3);
@@ -193,7 +219,14 @@ int main(int argc, char** argv) {
       }
       ++total;
       passed_a += got_a;
-      if (got_a != got_b) {
+      if (got_a != got_b && tracked && p.what.find("stray tcp") != std::string::npos && !o.strict_tcp) {
+        ++window_known;
+        printf(
+            "KNOWN case seed %llu packet %zu (%s): netfilter %s, nf2bpf %s: a stray segment on a tracked flow, "
+            "judged by TCP window tracking in the kernel (not in nf2bpf yet, issue 14; --strict-tcp counts it)\n",
+            (unsigned long long)seed, k + 1, p.what.c_str(), got_a ? "passed" : "dropped",
+            got_b ? "passed" : "dropped");
+      } else if (got_a != got_b) {
         ++case_diffs;
         ++disagreements;
         printf("DIFF case seed %llu packet %zu (%s, %s): netfilter %s, nf2bpf %s\n", (unsigned long long)seed, k + 1,
@@ -215,7 +248,7 @@ int main(int argc, char** argv) {
       printf("case seed %llu: %zu packets agree\n", (unsigned long long)seed, cs.probes.size());
     fflush(stdout);
   }
-  printf("difftest: %d rulesets, %d packets, %d passed netfilter, %d disagreements (seed %llu)\n", o.cases, total,
-         passed_a, disagreements, (unsigned long long)o.seed);
+  printf("difftest: %d rulesets, %d packets, %d passed netfilter, %d disagreements, %d known (seed %llu)\n", o.cases,
+         total, passed_a, disagreements, window_known, (unsigned long long)o.seed);
   return disagreements ? 1 : 0;
 }
