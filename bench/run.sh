@@ -72,18 +72,24 @@ if ! skip e2e; then
   "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
 fi
 
+# e2e_flows FAMILY SIZES NEWFLOWS [ENGINES]: the end-to-end run of one family
+# twice, into FAMILY-e2e.tsv (one flow) and FAMILY-e2e-new.tsv (a new
+# connection per packet, NEWFLOWS of them).
+e2e_flows() {
+  local fam=$1 sizes=$2 newflows=$3 engines=${4:-"nf2bpf-tc iptables-nft iptables-legacy nft"} tsv nf
+  for tsv in "$fam-e2e.tsv" "$fam-e2e-new.tsv"; do
+    nf=""
+    [ "$tsv" = "$fam-e2e-new.tsv" ] && nf=$newflows
+    BENCH_E2E_FAMILIES=$fam BENCH_E2E_TSV=$tsv BENCH_E2E_NEWFLOWS=$nf BENCH_E2E_SIZES=$sizes \
+      BENCH_E2E_ENGINES=$engines "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
+  done
+}
+
 if ! skip nat; then
   echo "bench: NAT (classifier, then end to end) ..." >&2
   "${RT[@]}" "$BUILD/bench/nf2bpf-bench" nat "$OUT" >/dev/null
   if [ "$QUICK" != 0 ]; then nat_sizes="0 10 10000"; else nat_sizes="0 10 1000 10000"; fi
-  for tsv in nat-e2e.tsv nat-e2e-new.tsv; do
-    newflows=""
-    [ "$tsv" = nat-e2e-new.tsv ] && newflows=${BENCH_NAT_NEWFLOWS:-30000}
-    BENCH_E2E_FAMILIES=nat BENCH_E2E_TSV=$tsv BENCH_E2E_NEWFLOWS=$newflows \
-      BENCH_E2E_SIZES=${BENCH_NAT_E2E_SIZES:-$nat_sizes} \
-      BENCH_E2E_ENGINES=${BENCH_NAT_ENGINES:-"nf2bpf-tc iptables-nft iptables-legacy nft"} \
-      "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
-  done
+  e2e_flows nat "${BENCH_NAT_E2E_SIZES:-$nat_sizes}" "${BENCH_NAT_NEWFLOWS:-30000}" "${BENCH_NAT_ENGINES:-}"
 fi
 
 if ! skip kube; then
@@ -91,14 +97,7 @@ if ! skip kube; then
   "${RT[@]}" "$ROOT/bench/kube.sh" "$BUILD" "$OUT"
   echo "bench: kube-proxy rules, a Service's packets/s and new connections/s ..." >&2
   if [ "$QUICK" != 0 ]; then svc_sizes="0 10 100"; else svc_sizes="0 10 100 1000"; fi
-  for tsv in svc-e2e.tsv svc-e2e-new.tsv; do
-    newflows=""
-    [ "$tsv" = svc-e2e-new.tsv ] && newflows=${BENCH_SVC_NEWFLOWS:-30000}
-    BENCH_E2E_FAMILIES=svc BENCH_E2E_TSV=$tsv BENCH_E2E_NEWFLOWS=$newflows \
-      BENCH_E2E_SIZES=${BENCH_SVC_SIZES:-$svc_sizes} \
-      BENCH_E2E_ENGINES=${BENCH_SVC_ENGINES:-"nf2bpf-tc iptables-nft iptables-legacy nft"} \
-      "${RT[@]}" "$ROOT/bench/e2e.sh" "$BUILD" "$OUT"
-  done
+  e2e_flows svc "${BENCH_SVC_SIZES:-$svc_sizes}" "${BENCH_SVC_NEWFLOWS:-30000}" "${BENCH_SVC_ENGINES:-}"
 fi
 
 T1=$(date +%s)
