@@ -287,12 +287,15 @@ Command add_sync(CLI::App& app) {
       "generation and made live with one map update; the previous one stays for `nf2bpf rollback`. One sync runs\n"
       "at a time (flock in the state directory). Killed at any point, the live generation is the old or the new\n"
       "one, whole; the next run reconciles its state file with the kernel. One log line per run.\n"
+      "When only the backends of services (load-balancing chains such as kube-proxy's) changed, they are updated\n"
+      "in place in the live generation instead (\"updated\"; JSON \"services_changed\"): no new generation, and\n"
+      "nothing new to verify.\n"
       "--watch keeps running and syncs after each change: nf_tables notifications with --from kernel (what\n"
       "iptables-nft, nft and kube-proxy write; iptables-legacy sends none), inotify on SOURCE otherwise. A burst\n"
       "of notifications (one restore) is one run, --debounce ms after the last; a change made during a run is\n"
       "answered by the next. --format json prints one object per run and line, with \"watch\": {run,\n"
       "notifications, overflow, since_change_ms}; a refused run leaves the live policy and the watch goes on.\n"
-      "Exit status: 0 in sync or swapped, 1 refused (bad source, verification, change guard, lock), 2 a file\n"
+      "Exit status: 0 in sync, swapped or updated, 1 refused (bad source, verification, change guard, lock), 2 a file\n"
       "cannot be read, a usage error or a system error. With --watch: 0 when stopped by SIGINT or SIGTERM,\n"
       "2 when it cannot listen for changes.");
   return {sub, [a, keys]() -> int {
