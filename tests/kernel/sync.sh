@@ -9,7 +9,8 @@ set -u
 BIN=$1
 SRC=$2
 . "$(dirname "$0")/lib.sh" nf2bpf-sy
-KILLS=${NF2BPF_SYNC_KILLS:-30}
+# 15 kills keep the suite's time budget; NF2BPF_SYNC_KILLS=200 for a soak.
+KILLS=${NF2BPF_SYNC_KILLS:-15}
 ST=$WORK/state
 sync_() { in_srv "$BIN" sync --state-dir "$ST" --iface s0 "$@"; }
 ping_ok() { ip netns exec "$CLI" ping -c1 -W0.4 -q 10.78.0.2 >/dev/null 2>&1; }
@@ -264,7 +265,7 @@ for i in $(seq 1 "$KILLS"); do
   cur=$(live | cut -d' ' -f2)
   if [ "$cur" = "$SUM_A" ]; then next=B; want_new=$SUM_B; else next=A; want_new=$SUM_A; fi
   # Most of a sync is translating and verifying; the swap is near its end.
-  delay=$(python3 -c "import random; print('%.3f' % (random.uniform($swap_ms * 0.5, $swap_ms * 1.15) / 1000))")
+  delay=$(python3 -c "import random; print('%.3f' % (random.uniform($swap_ms * 0.6, $swap_ms * 1.4) / 1000))")
   # Not through a shell function: $! must be nf2bpf itself (ip netns exec
   # execs it), or the kill hits a wrapper and the sync runs on.
   ip netns exec "$SRV" "$BIN" sync --state-dir "$ST" --iface s0 "$WORK/$next.rules" >/dev/null 2>&1 &
