@@ -151,6 +151,47 @@ TEST_CASE("nft: flush ruleset, delete table, flush chain and delete element act 
   CHECK(p.rs.tables[0].find_set("s")->elements.size() == 1);
 }
 
+// The builder finds chains and sets through per-table indexes: deleting and
+// re-adding under other names, and elements added one command at a time,
+// must read as they would in a fresh ruleset.
+TEST_CASE("nft: chains and sets deleted and added again, elements added one by one") {
+  auto p = parse_nft(
+      "table ip t {\n"
+      " set a { type ipv4_addr; }\n"
+      " set b { type ipv4_addr; }\n"
+      " chain x { accept; }\n"
+      " chain y { accept; }\n"
+      "}\n"
+      "delete chain ip t x\n"
+      "add chain ip t z\n"
+      "add rule ip t z drop\n"
+      "add chain ip t in { type filter hook input priority 0; }\n"
+      "add rule ip t in jump z\n"
+      "add rule ip t in jump y\n"
+      "delete set ip t a\n"
+      "add set ip t c { type ipv4_addr; }\n"
+      "add element ip t b { 3.3.3.3 }\n"
+      "add element ip t b { 1.1.1.1 }\n"
+      "add element ip t b { 2.2.2.2 }\n"
+      "add element ip t c { 9.9.9.9 }\n"
+      "add rule ip t y ip saddr @b accept\n"
+      "add rule ip t y ip saddr @c drop\n");
+  INFO(p.rendered());
+  REQUIRE(p.diags.errors() == 0);
+  const auto& t = p.rs.tables.at(0);
+  CHECK_FALSE(t.find_chain("x"));
+  REQUIRE(t.find_chain("z"));
+  CHECK(t.find_chain("z")->rules.size() == 1);
+  CHECK_FALSE(t.find_set("a"));
+  REQUIRE(t.find_set("c"));
+  CHECK(t.find_set("c")->elements.size() == 1);
+  auto once = parse_nft("table ip t { set b { type ipv4_addr; elements = { 2.2.2.2, 3.3.3.3, 1.1.1.1 } } }\n");
+  CHECK(dump_sets(p.rs).find(dump_sets(once.rs).substr(dump_sets(once.rs).find('\n'))) != std::string::npos);
+  // A jump to the deleted chain is an error, as in nft.
+  auto bad = parse_nft("table ip t { chain x { accept; }; chain y { jump x; } }\ndelete chain ip t x\n");
+  CHECK(bad.diags.errors() > 0);
+}
+
 TEST_CASE("nft: insert and index place rules like nft does") {
   auto p = parse_nft(
       "add table ip t\n"

@@ -33,8 +33,9 @@ std::vector<bool> reached(const Ruleset& rs, const Table& table, const std::func
   std::vector<uint32_t> work;
   for (uint32_t c = 0; c < table.chains.size(); ++c)
     if (start(table.chains[c])) in[c] = true, work.push_back(c);
+  ChainIndex chains(&table);
   auto reach = [&](const std::string& name) {
-    if (const Chain* tc = table.find_chain(name)) {
+    if (const Chain* tc = chains.find(name)) {
       uint32_t i = (uint32_t)(tc - table.chains.data());
       if (!in[i]) in[i] = true, work.push_back(i);
     }

@@ -91,6 +91,8 @@ void Builder::delete_table(Family fam, const std::string& name, const ir::Source
       set_info_.erase(k);
       name_sets_.erase(k);
       dormant_.erase(k);
+      chain_ix_.erase(k);
+      set_ix_.erase(k);
       rs_.tables.erase(it);
       return;
     }
@@ -106,6 +108,8 @@ void Builder::flush_ruleset() {
   set_info_.clear();
   name_sets_.clear();
   dormant_.clear();
+  chain_ix_.clear();
+  set_ix_.clear();
 }
 
 void Builder::set_dormant(ir::Table& t, const ir::SourceLoc& loc) {
@@ -132,8 +136,40 @@ bool hook_allowed(Family fam, Hook h) {
 
 }  // namespace
 
+namespace {
+
+// The element of `v` named `name` through `ix`, which indexes appends as it
+// goes. A hit is checked against the vector, so a stale index is rebuilt
+// rather than trusted; a miss is final (erasures forget the index).
+template <class T>
+T* indexed(std::vector<T>& v, std::unordered_map<std::string, size_t>& pos, size_t& known, std::string_view name) {
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1 || known > v.size()) {
+      pos.clear();
+      known = 0;
+    }
+    for (; known < v.size(); ++known) pos.try_emplace(v[known].name, known);
+    auto it = pos.find(std::string(name));
+    if (it == pos.end()) return nullptr;
+    if (it->second < v.size() && v[it->second].name == name) return &v[it->second];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+ir::Chain* Builder::chain_named(ir::Table& t, std::string_view name) {
+  auto& ix = chain_ix_[key_of(t)];
+  return indexed(t.chains, ix.pos, ix.known, name);
+}
+
+ir::Set* Builder::set_named(ir::Table& t, std::string_view name) {
+  auto& ix = set_ix_[key_of(t)];
+  return indexed(t.sets, ix.pos, ix.known, name);
+}
+
 ir::Chain* Builder::find_chain(ir::Table& t, const std::string& name, const ir::SourceLoc& loc) {
-  if (ir::Chain* c = t.find_chain(name)) return c;
+  if (ir::Chain* c = chain_named(t, name)) return c;
   error(loc, "chain '" + name + "' does not exist in table '" + key_of(t) + "'",
         "declare it first: chain " + name + " { ... }");
   return nullptr;
@@ -145,7 +181,7 @@ ir::Chain* Builder::add_chain(ir::Table& t, const std::string& name, const ir::S
     error(loc, "invalid chain name '" + name + "'");
     return nullptr;
   }
-  ir::Chain* c = t.find_chain(name);
+  ir::Chain* c = chain_named(t, name);
   if (c && create) {
     error(loc, "chain '" + name + "' already exists in table '" + key_of(t) + "'",
           "`create` refuses existing chains; use `add chain`");
@@ -215,12 +251,13 @@ ir::Chain* Builder::add_chain(ir::Table& t, const std::string& name, const ir::S
 }
 
 void Builder::delete_chain(ir::Table& t, const std::string& name, const ir::SourceLoc& loc, bool must_exist) {
-  auto it = std::find_if(t.chains.begin(), t.chains.end(), [&](const ir::Chain& c) { return c.name == name; });
-  if (it == t.chains.end()) {
+  ir::Chain* c = chain_named(t, name);
+  if (!c) {
     if (must_exist) find_chain(t, name, loc);
     return;
   }
-  t.chains.erase(it);
+  t.chains.erase(t.chains.begin() + (c - t.chains.data()));
+  forget_chains(t);
 }
 
 void Builder::flush_chain(ir::Chain& c) { c.rules.clear(); }
@@ -295,9 +332,8 @@ void Builder::add_set(ir::Table& t, const SetDecl& d, bool create) {
   std::vector<ir::SetElement> none;
   merge_icmp_components(s.key, none);
 
-  ir::Set* existing = nullptr;
-  for (auto& x : t.sets)
-    if (x.name == d.name && !x.anonymous) existing = &x;
+  ir::Set* existing = set_named(t, d.name);
+  if (existing && existing->anonymous) existing = nullptr;
   if (existing) {
     if (create) {
       error(d.loc, "set '" + d.name + "' already exists in table '" + key_of(t) + "'");
@@ -316,25 +352,24 @@ void Builder::add_set(ir::Table& t, const SetDecl& d, bool create) {
 }
 
 void Builder::delete_set(ir::Table& t, const std::string& name, const ir::SourceLoc& loc, bool must_exist) {
-  auto it =
-      std::find_if(t.sets.begin(), t.sets.end(), [&](const ir::Set& s) { return s.name == name && !s.anonymous; });
-  if (it == t.sets.end()) {
+  ir::Set* s = set_named(t, name);
+  if (!s || s->anonymous) {
     if (must_exist) error(loc, "set '" + name + "' does not exist in table '" + key_of(t) + "'");
     return;
   }
-  t.sets.erase(it);
+  t.sets.erase(t.sets.begin() + (s - t.sets.data()));
+  forget_sets(t);
   set_info_[key_of(t)].erase(name);
   name_sets_[key_of(t)].erase(name);
 }
 
 void Builder::flush_set(ir::Table& t, const std::string& name, const ir::SourceLoc& loc) {
-  for (auto& s : t.sets)
-    if (s.name == name && !s.anonymous) {
-      s.elements.clear();
-      auto ns = name_sets_.find(key_of(t));
-      if (ns != name_sets_.end() && ns->second.count(name)) ns->second[name].clear();
-      return;
-    }
+  if (ir::Set* s = set_named(t, name); s && !s->anonymous) {
+    s->elements.clear();
+    auto ns = name_sets_.find(key_of(t));
+    if (ns != name_sets_.end() && ns->second.count(name)) ns->second[name].clear();
+    return;
+  }
   error(loc, "set '" + name + "' does not exist in table '" + key_of(t) + "'");
 }
 
@@ -408,9 +443,8 @@ bool Builder::parse_element(ir::Table& t, ir::Set& s, const SetInfo& info, const
 
 void Builder::add_elements(ir::Table& t, const std::string& name, const std::vector<Expr>& elems,
                            const ir::SourceLoc& loc, bool remove) {
-  ir::Set* s = nullptr;
-  for (auto& x : t.sets)
-    if (x.name == name && !x.anonymous) s = &x;
+  ir::Set* s = set_named(t, name);
+  if (s && s->anonymous) s = nullptr;
   if (!s) {
     error(loc, "set '" + name + "' does not exist in table '" + key_of(t) + "'", "declare the set before its elements");
     return;
@@ -450,11 +484,10 @@ void Builder::add_elements(ir::Table& t, const std::string& name, const std::vec
       s->elements.push_back(std::move(el));
       ++info.wild;
     } else {
-      s->elements.insert(s->elements.end() - (long)info.wild, std::move(el));
+      insert_sorted(s->elements, info.wild, std::move(el));  // sorted as sort_elements sorts
     }
   };
   for (const auto& e : elems) add(add, e);
-  if (s->contents_known) sort_elements(s->elements, info.wild);
 }
 
 // ---- rules ---------------------------------------------------------------------
@@ -472,7 +505,7 @@ void Builder::add_rule(ir::Table& t, const std::string& chain, const RuleAst& as
   for (const auto& st : ast.stmts) L.lower_stmt(st);
   if (L.failed) return;  // reported; the rule is not kept (anonymous sets it made are dropped by finish)
   L.finish_rule();
-  c = t.find_chain(chain);  // lowering may have grown t.sets, never t.chains; look up again anyway
+  c = chain_named(t, chain);  // lowering may have grown t.sets, never t.chains; look up again anyway
   auto& rules = c->rules;
   size_t at = rules.size();
   switch (pos.kind) {
@@ -595,9 +628,9 @@ void Builder::check_references(ir::Table& t, const std::string& tk) {
 }
 
 // Reports a jump or goto to a chain that does not exist or is a base chain.
-bool Builder::bad_target(const ir::Table& t, const std::string& tk, const ir::Verdict& v) {
+bool Builder::bad_target(ir::Table& t, const std::string& tk, const ir::Verdict& v) {
   if (v.kind != ir::VerdictKind::Jump && v.kind != ir::VerdictKind::Goto) return false;
-  const ir::Chain* target = t.find_chain(v.chain);
+  const ir::Chain* target = chain_named(t, v.chain);
   if (!target) {
     error(v.loc, "chain '" + v.chain + "' does not exist in table '" + tk + "'",
           "declare it in the same table: chain " + v.chain + " { ... }");
@@ -618,7 +651,7 @@ bool Builder::broken_rule(ir::Table& t, const std::string& tk, ir::Rule& r, std:
   for (auto& m : r.matches)
     if (bad_set_ref(t, tk, m)) broken = true;
   if (r.vmap) {
-    const ir::Set* s = t.find_set(r.vmap->name);
+    const ir::Set* s = set_named(t, r.vmap->name);
     if (!s) {
       error(r.verdict.loc, "map '" + r.vmap->name + "' does not exist in table '" + tk + "'",
             "declare it in the same table: map " + r.vmap->name + " { type ... : verdict; }");
@@ -645,7 +678,7 @@ bool Builder::broken_rule(ir::Table& t, const std::string& tk, ir::Rule& r, std:
 bool Builder::bad_set_ref(ir::Table& t, const std::string& tk, ir::Match& m) {
   auto* ref = std::get_if<ir::SetRef>(&m.value);
   if (!ref) return false;
-  const ir::Set* s = t.find_set(ref->name);
+  const ir::Set* s = set_named(t, ref->name);
   if (!s) {
     error(m.loc, "set '" + ref->name + "' does not exist in table '" + tk + "'",
           "declare it in the same table: set " + ref->name + " { type ...; }");
@@ -700,6 +733,7 @@ void Builder::name_anonymous_sets(ir::Table& t) {
     named.push_back(std::move(*it));
   }
   t.sets = std::move(named);
+  forget_sets(t);
   for (auto& c : t.chains)
     for (auto& r : c.rules) {
       for (auto& m : r.matches)

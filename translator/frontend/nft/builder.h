@@ -6,6 +6,8 @@
 
 #include <functional>
 #include <map>
+#include <string_view>
+#include <unordered_map>
 #include <set>
 #include <string>
 #include <vector>
@@ -63,6 +65,10 @@ class Builder {
   ir::Chain* add_chain(ir::Table& t, const std::string& name, const ir::SourceLoc& loc, const ChainSpec* spec,
                        bool create = false);
   ir::Chain* find_chain(ir::Table& t, const std::string& name, const ir::SourceLoc& loc);
+  // By name, without reporting (nullptr when there is none); the set may be
+  // anonymous. Through the builder's indexes, not a scan.
+  ir::Chain* chain_named(ir::Table& t, std::string_view name);
+  ir::Set* set_named(ir::Table& t, std::string_view name);
   void delete_chain(ir::Table& t, const std::string& name, const ir::SourceLoc& loc, bool must_exist);
   void flush_chain(ir::Chain& c);
 
@@ -105,7 +111,7 @@ class Builder {
   std::string key_of(const ir::Table& t) const;
   // finish(), per table.
   void check_references(ir::Table& t, const std::string& tk);
-  bool bad_target(const ir::Table& t, const std::string& tk, const ir::Verdict& v);
+  bool bad_target(ir::Table& t, const std::string& tk, const ir::Verdict& v);
   bool broken_rule(ir::Table& t, const std::string& tk, ir::Rule& r, std::set<std::string>& checked_maps);
   bool bad_set_ref(ir::Table& t, const std::string& tk, ir::Match& m);
   void name_anonymous_sets(ir::Table& t);
@@ -119,6 +125,17 @@ class Builder {
   // Interface-name sets' elements (the IR's interval sets cannot hold names).
   std::map<std::string, std::map<std::string, std::vector<ir::IfacePattern>>> name_sets_;
   std::set<std::string> dormant_;
+  // Position of each chain and set by name, per table (family/name): a
+  // kube-proxy ruleset has tens of thousands, and every rule looks some up.
+  // Appends are indexed when next looked up; whatever erases chains or sets
+  // forgets the table's index (forget_chains, forget_sets).
+  struct NameIndex {
+    std::unordered_map<std::string, size_t> pos;
+    size_t known = 0;  // [0, known) are in pos
+  };
+  std::map<std::string, NameIndex> chain_ix_, set_ix_;
+  void forget_chains(const ir::Table& t) { chain_ix_.erase(key_of(t)); }
+  void forget_sets(const ir::Table& t) { set_ix_.erase(key_of(t)); }
   uint64_t anon_seq_ = 0;
   uint64_t next_handle_ = 1;
 };

@@ -86,6 +86,8 @@ std::optional<ir::Verdict> verdict_of(const Expr& e);
 // the same set read from text, JSON or the kernel (hash order) identical.
 // The first `n - wild` elements are sorted; catch-all (`*`) ones stay last.
 void sort_elements(std::vector<ir::SetElement>& elems, size_t wild = 0);
+// Inserts one element where sort_elements would put it (after equal ones).
+void insert_sorted(std::vector<ir::SetElement>& elems, size_t wild, ir::SetElement el);
 // Interface-name alternatives, likewise in a fixed order.
 void sort_patterns(std::vector<ir::IfacePattern>& p);
 

@@ -343,20 +343,28 @@ void sort_patterns(std::vector<ir::IfacePattern>& p) {
   p.erase(std::unique(p.begin(), p.end()), p.end());
 }
 
-void sort_elements(std::vector<ir::SetElement>& elems, size_t wild) {
-  auto less = [](const ir::SetElement& a, const ir::SetElement& b) {
-    for (size_t i = 0; i < a.key.size() && i < b.key.size(); ++i) {
-      const auto& x = a.key[i].intervals();
-      const auto& y = b.key[i].intervals();
-      for (size_t j = 0; j < x.size() && j < y.size(); ++j) {
-        if (x[j].lo != y[j].lo) return x[j].lo < y[j].lo;
-        if (x[j].hi != y[j].hi) return x[j].hi < y[j].hi;
-      }
-      if (x.size() != y.size()) return x.size() < y.size();
+namespace {
+bool element_less(const ir::SetElement& a, const ir::SetElement& b) {
+  for (size_t i = 0; i < a.key.size() && i < b.key.size(); ++i) {
+    const auto& x = a.key[i].intervals();
+    const auto& y = b.key[i].intervals();
+    for (size_t j = 0; j < x.size() && j < y.size(); ++j) {
+      if (x[j].lo != y[j].lo) return x[j].lo < y[j].lo;
+      if (x[j].hi != y[j].hi) return x[j].hi < y[j].hi;
     }
-    return a.key.size() < b.key.size();
-  };
-  std::stable_sort(elems.begin(), elems.end() - (long)std::min(wild, elems.size()), less);
+    if (x.size() != y.size()) return x.size() < y.size();
+  }
+  return a.key.size() < b.key.size();
+}
+}  // namespace
+
+void sort_elements(std::vector<ir::SetElement>& elems, size_t wild) {
+  std::stable_sort(elems.begin(), elems.end() - (long)std::min(wild, elems.size()), element_less);
+}
+
+void insert_sorted(std::vector<ir::SetElement>& elems, size_t wild, ir::SetElement el) {
+  auto end = elems.end() - (long)std::min(wild, elems.size());
+  elems.insert(std::upper_bound(elems.begin(), end, el, element_less), std::move(el));
 }
 
 void merge_icmp_components(std::vector<Field>& key, std::vector<ir::SetElement>& elems) {
@@ -621,7 +629,7 @@ void RuleLowering::lower_concat_match(const Stmt& st) {
   bool ok = true;
   std::string name = make_anon_set(sels, *setx, false, rhs.loc, ok);
   if (!ok) return;
-  const ir::Set* made = table.find_set(name);
+  const ir::Set* made = b.set_named(table, name);
   if (made->key.size() == 1) {
     // "icmp type . icmp code" became one field: a plain value list.
     IntervalSet all;
@@ -630,6 +638,7 @@ void RuleLowering::lower_concat_match(const Stmt& st) {
     m.value = all;
     m.cap = sels[0].cap;
     table.sets.pop_back();
+    b.forget_sets(table);
     add_match(std::move(m));
     return;
   }
@@ -701,7 +710,7 @@ void RuleLowering::match_set_ref(const Stmt& st, const Selector& sel, ir::Match 
     error(st.loc, "'" + op + "' cannot compare with a set", "use == or !=");
     return;
   }
-  if (const ir::Set* set = table.find_set(rhs.a); set && !set->anonymous) {
+  if (const ir::Set* set = b.set_named(table, rhs.a); set && !set->anonymous) {
     auto& infos = b.set_info_[b.key_of(table)];
     if (auto it = infos.find(rhs.a); it != infos.end() && it->second.types.size() == 1) {
       Type st_type = it->second.types[0];

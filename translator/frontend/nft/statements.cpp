@@ -142,7 +142,7 @@ void RuleLowering::lower_vmap(const Stmt& st) {
     s.text = "numgen " + ng->mode;
     std::string name = make_anon_set({s}, st.rhs, true, st.rhs.loc, ok);
     if (!ok) return;
-    const ir::Set* made = table.find_set(name);
+    const ir::Set* made = b.set_named(table, name);
     bool jumps = std::any_of(made->elements.begin(), made->elements.end(),
                              [](const ir::SetElement& e) { return e.verdict && e.verdict->kind == VerdictKind::Jump; });
     ir::Match m = numgen_marker(*ng, jumps ? "numgen" : "numgen " + ng->mode + " vmap", st.lhs.loc);
@@ -184,7 +184,7 @@ void RuleLowering::lower_vmap(const Stmt& st) {
     bool ok = true;
     std::string name = make_anon_set(sels, st.rhs, true, st.rhs.loc, ok);
     if (!ok) return;
-    rule.vmap = ir::SetRef{name, table.find_set(name)->key};
+    rule.vmap = ir::SetRef{name, b.set_named(table, name)->key};
   } else {
     error(st.rhs.loc, "vmap needs a set of 'key : verdict' elements or @map, not '" + render(st.rhs) + "'");
     return;
