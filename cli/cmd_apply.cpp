@@ -308,7 +308,7 @@ int apply(const ApplyArgs& a) {
   }
   keep_coverage(d, pol, a.exclude);
   if (tr)
-    if (auto n = ops::clear_stale_service_udp(*d.opened.dp, tr->ruleset); n && *n) {
+    if (auto n = ops::clear_stale_service_udp_after_install(*d.opened.dp, tr->ruleset, pol.services); n && *n) {
       text() << "cleared " << *n << " UDP connection entries to endpoints their Service no longer has\n";
       doc["stale_udp_cleared"] = *n;
     }

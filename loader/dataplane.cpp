@@ -868,6 +868,34 @@ Result<std::vector<ServiceConnections>> Dataplane::service_connections() {
   return out;
 }
 
+Result<std::vector<policy::Service>> Dataplane::kept_services() {
+  auto& f = *fds_;
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(f.control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  uint32_t kept = (ctrl.live & 1) ^ 1;
+  auto st = read_state(kept);
+  if (!st) return st.error();
+  std::vector<policy::Service> out;
+  if (!st->contains("services") || !(*st)["services"].is_array()) return out;
+  auto names = (*st)["services"].get<std::vector<std::string>>();
+  for (uint32_t id = 0; id < names.size(); ++id) {
+    uint32_t sid = NF_SVC_SID(kept, id);
+    nf2bpf_svc_val v{};
+    if (bpf_map_lookup_elem(f.svc.fd, &sid, &v)) return std::vector<policy::Service>{};  // not this record's
+    policy::Service sv;
+    sv.name = names[id];
+    for (uint32_t i = 0; i < v.count; ++i) {
+      nf2bpf_svc_be_key k{sid, ((v.slot & 1) << 31) | i};
+      nf2bpf_svc_be_val b{};
+      if (bpf_map_lookup_elem(f.svc_be.fd, &k, &b)) return std::vector<policy::Service>{};
+      sv.backends.push_back({from_bytes(b.addr), b.port});
+    }
+    out.push_back(std::move(sv));
+  }
+  return out;
+}
+
 // -m recent tables live across generations, as xt_recent's live while a
 // rule names them: after a switch, the lists of names the new policy does not
 // use are emptied (the kernel frees a table with its last rule).

@@ -118,6 +118,11 @@ class Dataplane {
   Result<size_t> update_services(const policy::Policy& live, const policy::Policy& next, nlohmann::json meta);
   // Connections bound per service backend in the live generation.
   Result<std::vector<ServiceConnections>> service_connections();
+  // The services (name and backends, from its record and the service maps)
+  // of the generation kept beside the live one: after an install, the one
+  // that was live before. Empty when it has none or its record has no room
+  // for their names.
+  Result<std::vector<policy::Service>> kept_services();
 
   // Makes the kept (previous) generation live again and returns its number:
   // generation numbers name installs (each install takes the next number), a

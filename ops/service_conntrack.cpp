@@ -10,8 +10,9 @@
 
 namespace nf2bpf::ops {
 
-Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs, const policy::Policy* before,
-                                       const policy::Policy* now) {
+Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs,
+                                       const std::vector<policy::Service>* before,
+                                       const std::vector<policy::Service>* now) {
   services::Recognition found = services::recognise(rs);
   if (found.mode.empty()) return size_t{0};
   // UDP frontend (address, "" for a NodePort on any address; port) -> the
@@ -28,8 +29,8 @@ Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset&
   std::set<Endpoint> orphaned;
   if (before && now) {
     std::set<std::string> kept;
-    for (const auto& s : now->services) kept.insert(s.name);
-    for (const auto& s : before->services)
+    for (const auto& s : *now) kept.insert(s.name);
+    for (const auto& s : *before)
       if (!kept.count(s.name))
         for (const auto& b : s.backends) orphaned.insert({ir::format_addr(b.addr), b.port});
   }
@@ -44,6 +45,12 @@ Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset&
     if (it == backends.end()) return orphaned.count(backend) > 0;  // its Service is gone
     return !it->second.count(backend);
   });
+}
+
+Result<size_t> clear_stale_service_udp_after_install(loader::Dataplane& dp, const ir::Ruleset& rs,
+                                                     const std::vector<policy::Service>& now) {
+  auto before = dp.kept_services();
+  return clear_stale_service_udp(dp, rs, before ? &*before : nullptr, &now);
 }
 
 }  // namespace nf2bpf::ops

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "common/result.h"
 #include "loader/dataplane.h"
@@ -22,7 +23,15 @@ namespace nf2bpf::ops {
 
 // Returns how many entries were deleted (0 when the ruleset is not
 // kube-proxy's).
+// `before` and `now`: the services of the policy that was live and of the
+// one live now (policy::Policy::services, Dataplane::kept_services).
 Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset& rs,
-                                       const policy::Policy* before = nullptr, const policy::Policy* now = nullptr);
+                                       const std::vector<policy::Service>* before = nullptr,
+                                       const std::vector<policy::Service>* now = nullptr);
+
+// After an install: `before` is the generation kept beside the new one
+// (whoever made it live: apply, sync or a rollback).
+Result<size_t> clear_stale_service_udp_after_install(loader::Dataplane& dp, const ir::Ruleset& rs,
+                                                     const std::vector<policy::Service>& now);
 
 }  // namespace nf2bpf::ops

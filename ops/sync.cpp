@@ -396,7 +396,7 @@ bool Run::services_only() {
   if (!n)
     return fail("update the services of generation " + std::to_string(live_.generation) + ": " + n.error().message());
   out_.doc["timings_ms"]["update"] = ms_since(t);
-  if (auto c = clear_stale_service_udp(**dp, tr_->ruleset, old, &pol_); c && *c) {
+  if (auto c = clear_stale_service_udp(**dp, tr_->ruleset, &old->services, &pol_.services); c && *c) {
     note("cleared " + std::to_string(*c) + " UDP connection entries to endpoints their Service no longer has");
     out_.doc["stale_udp_cleared"] = *c;
   }
@@ -449,7 +449,7 @@ bool Run::swap() {
     return fail("swap failed: " + d.message + "; " + describe(d.after));
   }
   state_.erase("pending");
-  if (auto n = clear_stale_service_udp(*d.opened.dp, tr_->ruleset, live_policy(), &pol_); n && *n) {
+  if (auto n = clear_stale_service_udp_after_install(*d.opened.dp, tr_->ruleset, pol_.services); n && *n) {
     note("cleared " + std::to_string(*n) + " UDP connection entries to endpoints their Service no longer has");
     out_.doc["stale_udp_cleared"] = *n;
   }

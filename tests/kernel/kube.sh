@@ -168,6 +168,18 @@ else
   fail "after $first left the Service the flow reached '$after'"
   echo "$out" | tail -3 | sed 's/^/    /'
 fi
+# svc-7 removed as a whole by `apply`: the Service's backends are known from
+# the generation that was live (its record and service maps), so the flow's
+# entry is cleared as `sync` clears it.
+before=$(udp_from 41200)
+"$GEN" --services 7 --endpoints 3 --endpoint-ips "$left" --node-ip 10.81.1.1 -o "$WORK/udp3.rules"
+out=$(in_srv "$BIN" apply "${IFACES[@]}" "$WORK/udp3.rules" 2>&1)
+after=$(udp_from 41200)
+case "$before/$after" in
+  pod[0-3]/none) grep -q "cleared [1-9]" <<<"$out" && pass "svc-7 removed by apply: its UDP flow's entry was cleared, the flow no longer reaches $before" ||
+    fail "svc-7 removed by apply: no entry cleared ($(echo "$out" | tail -1))" ;;
+  *) fail "svc-7 removed by apply: the flow reached '$before', then '$after'" ;;
+esac
 in_srv "$BIN" unload >/dev/null 2>&1
 
 # Endpoint churn under traffic, through `sync`: kube-proxy's rewrite when
