@@ -37,6 +37,7 @@ struct SyncArgs {
   std::string format = "text", config;
   bool syslog = false, watch = false;
   double debounce_ms = 20;
+  double reconcile_s = 30;
   // Which options the command line gave (they override the config file).
   std::set<std::string> given;
 };
@@ -154,12 +155,15 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r, const ops::WatchRun* w 
                   w->since_change_ms, (unsigned long long)w->notifications, w->notifications == 1 ? "" : "s");
   else
     std::snprintf(total, sizeof total, " (%.0f ms)", r.total_ms);
+  std::string line = r.message + total;
+  if (w && w->reconcile) line = "reconcile: " + line;
+  if (w && !w->full_read_reason.empty()) line += "; read everything: " + w->full_read_reason;
   if (status == kOk)
-    log->info(r.message + total);
+    log->info(line);
   else if (status == kRejected)
-    log->warn(r.message + total);
+    log->warn(line);
   else
-    log->error(r.message + total);
+    log->error(line);
   log->flush();
   spdlog::drop("nf2bpf-sync");
   if (text) {
@@ -169,10 +173,10 @@ int render(const SyncArgs& a, const ops::SyncOutcome& r, const ops::WatchRun* w 
     json doc = r.doc;
     if (!hint.empty()) doc["hint"] = hint;
     if (w) {
-      doc["watch"] = {{"run", w->run},
-                      {"notifications", w->notifications},
-                      {"overflow", w->overflow},
-                      {"since_change_ms", std::round(w->since_change_ms * 10) / 10}};
+      doc["watch"] = {{"run", w->run},           {"notifications", w->notifications},
+                      {"overflow", w->overflow}, {"since_change_ms", std::round(w->since_change_ms * 10) / 10},
+                      {"read", w->read},         {"reconcile", w->reconcile}};
+      if (!w->full_read_reason.empty()) doc["watch"]["full_read_reason"] = w->full_read_reason;
       doc["exit"] = status;
       std::cout << dump_utf8(doc) << "\n";
     } else {
@@ -198,6 +202,7 @@ int watch(const SyncArgs& a) {
   ops::WatchOptions o;
   o.sync = a.run;
   o.debounce_ms = a.debounce_ms;
+  o.reconcile_ms = a.reconcile_s * 1000;
   o.stop = &g_stop;
   auto r = ops::watch(o, [&](const ops::SyncOutcome& out, const ops::WatchRun& w) { render(a, out, &w); });
   if (!r) return fail(r.error().code ? kSystem : kUsage, "sync --watch: " + r.error().message());
@@ -249,6 +254,12 @@ Command add_sync(CLI::App& app) {
       ->check(CLI::Range(0.0, 10000.0))
       ->needs(watch_opt)
       ->option_text("MS");
+  sub->add_option("--reconcile", a->reconcile_s,
+                  "With --watch --from kernel: seconds without a change, after service backends were updated from "
+                  "the changed chains alone, before a full read records the policy (default 30)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->needs(watch_opt)
+      ->option_text("SEC");
   opt(sub->add_option("--state-dir", a->run.state_dir, "Sync's state (default: /var/lib/nf2bpf/netns-cookie-<cookie>)")
           ->option_text("DIR"),
       "state_dir");
@@ -293,8 +304,12 @@ Command add_sync(CLI::App& app) {
       "--watch keeps running and syncs after each change: nf_tables notifications with --from kernel (what\n"
       "iptables-nft, nft and kube-proxy write; iptables-legacy sends none), inotify on SOURCE otherwise. A burst\n"
       "of notifications (one restore) is one run, --debounce ms after the last; a change made during a run is\n"
-      "answered by the next. --format json prints one object per run and line, with \"watch\": {run,\n"
-      "notifications, overflow, since_change_ms}; a refused run leaves the live policy and the watch goes on.\n"
+      "answered by the next. With --from kernel, a change that only rewrites kube-proxy's load-balancing and\n"
+      "endpoint chains (iptables mode) is read from those chains alone and applied in place (\"updated\", JSON\n"
+      "\"read\": \"changed chains\"); a full read follows once changes pause for --reconcile seconds.\n"
+      "--format json prints one object per run and line, with \"watch\": {run, notifications, overflow,\n"
+      "since_change_ms, read (chains or all), reconcile, full_read_reason}; a refused run leaves the live policy\n"
+      "and the watch goes on.\n"
       "Exit status: 0 in sync, swapped or updated, 1 refused (bad source, verification, change guard, lock), 2 a file\n"
       "cannot be read, a usage error or a system error. With --watch: 0 when stopped by SIGINT or SIGTERM,\n"
       "2 when it cannot listen for changes.");

@@ -53,4 +53,14 @@ Result<size_t> clear_stale_service_udp_after_install(loader::Dataplane& dp, cons
   return clear_stale_service_udp(dp, rs, before ? &*before : nullptr, &now);
 }
 
+Result<size_t> clear_udp_to_endpoints(loader::Dataplane& dp, const std::set<std::pair<ir::u128, uint16_t>>& endpoints) {
+  if (endpoints.empty()) return size_t{0};
+  std::set<std::pair<std::string, uint16_t>> text;
+  for (const auto& [a, p] : endpoints) text.insert({ir::format_addr(a), p});
+  return dp.delete_connections([&](const nf_ct_key& k, const nf_ct_val& v) {
+    if (k.proto != 17 || !(v.flags & (NF_CT_DNAT | NF_CT_ALIAS))) return false;
+    return text.count({loader::ct_addr_text(v.reply.src), v.reply.sport}) > 0;
+  });
+}
+
 }  // namespace nf2bpf::ops

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstddef>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -33,5 +35,9 @@ Result<size_t> clear_stale_service_udp(loader::Dataplane& dp, const ir::Ruleset&
 // (whoever made it live: apply, sync or a rollback).
 Result<size_t> clear_stale_service_udp_after_install(loader::Dataplane& dp, const ir::Ruleset& rs,
                                                      const std::vector<policy::Service>& now);
+
+// The UDP entries of connections a Service sent to one of `endpoints`
+// (address, port): the endpoints that left the Services an update changed.
+Result<size_t> clear_udp_to_endpoints(loader::Dataplane& dp, const std::set<std::pair<ir::u128, uint16_t>>& endpoints);
 
 }  // namespace nf2bpf::ops

@@ -370,8 +370,9 @@ bool Run::services_only() {
   json names = json::array();
   for (uint32_t id : *changed) names.push_back(pol_.services[id].name);
   out_.doc["services_changed"] = names;
-  std::string what =
-      std::to_string(changed->size()) + (changed->size() == 1 ? " service's" : " services'") + " backends";
+  std::string what = changed->empty() ? std::string("the service backends a watch updated in place (recorded now)")
+                                      : std::to_string(changed->size()) +
+                                            (changed->size() == 1 ? " service's" : " services'") + " backends";
   if (o_.dry_run) {
     out_.doc["generation"] = live_.generation;
     return finish(Kind::ok, "would-update",
@@ -475,8 +476,10 @@ SyncOutcome Run::go() {
       swap();
     }
   }
-  if (out_.kind == Kind::ok && (out_.result == "in-sync" || out_.result == "swapped" || out_.result == "updated"))
+  if (out_.kind == Kind::ok && (out_.result == "in-sync" || out_.result == "swapped" || out_.result == "updated")) {
     out_.live_policy = std::make_shared<const policy::Policy>(std::move(pol_));
+    if (o_.keep_nat_chains && tr_) out_.nat_chains = nat_chains_of(tr_->ruleset);
+  }
   return std::move(out_);
 }
 
@@ -485,6 +488,73 @@ SyncOutcome Run::go() {
 SyncOutcome run_sync(const SyncOptions& o) {
   Run run(o);
   return run.go();
+}
+
+SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live, const FastUpdate& u) {
+  auto t0 = Clock::now();
+  SyncOutcome out;
+  out.doc = {{"result", "error"},
+             {"dry_run", o.dry_run},
+             {"started", utc_time(time(nullptr))},
+             {"read", "changed chains"},
+             {"chains_read", u.chains_read}};
+  auto finish = [&](Kind kind, const std::string& result, const std::string& line) {
+    out.kind = kind;
+    out.result = result;
+    out.message = line;
+    out.total_ms = ms_since(t0);
+    out.doc["result"] = result;
+    out.doc["message"] = line;
+    out.doc["notes"] = out.notes;
+    out.doc["timings_ms"]["total"] = out.total_ms;
+    return std::move(out);
+  };
+  json names = json::array();
+  auto next = std::make_shared<policy::Policy>(live);
+  for (const auto& [id, backends] : u.services) {
+    next->services.at(id).backends = backends;
+    names.push_back(next->services[id].name);
+  }
+  out.doc["services_changed"] = names;
+  std::string what =
+      std::to_string(u.services.size()) + (u.services.size() == 1 ? " service's" : " services'") + " backends";
+  if (u.services.empty()) {
+    out.live_policy = std::move(next);
+    return finish(Kind::ok, "in-sync", "in sync: the changed chains make the same backends");
+  }
+  if (o.dry_run) return finish(Kind::ok, "would-update", "dry run: would update " + what + " in place");
+  std::string dir = o.state_dir;
+  if (dir.empty()) {
+    auto d = default_state_dir();
+    if (!d) return finish(Kind::error, "error", d.error().message());
+    dir = *d;
+  }
+  auto lock = StateLock::acquire(dir, o.lock_timeout);
+  if (!lock) return finish(Kind::refused, "refused", "refused: " + lock.error().message());
+  auto dp = find_dataplane(o.pin_dir);
+  if (!dp) return finish(Kind::error, "error", dp.error().message());
+  if (!*dp) return finish(Kind::error, "error", "nothing is loaded");
+  auto t = Clock::now();
+  auto n = (*dp)->update_services(live, *next, {{"applied", (int64_t)time(nullptr)}});
+  if (!n) return finish(Kind::error, "error", "update the services in place: " + n.error().message());
+  out.doc["timings_ms"]["update"] = ms_since(t);
+  std::set<std::pair<ir::u128, uint16_t>> left;
+  for (const auto& [id, backends] : u.services) {
+    std::set<std::pair<ir::u128, uint16_t>> now;
+    for (const auto& b : backends) now.insert({b.addr, b.port});
+    for (const auto& b : live.services[id].backends)
+      if (!now.count({b.addr, b.port})) left.insert({b.addr, b.port});
+  }
+  if (auto c = clear_udp_to_endpoints(**dp, left); c && *c) {
+    out.notes.push_back("cleared " + std::to_string(*c) +
+                        " UDP connection entries to endpoints their Service no longer has");
+    out.doc["stale_udp_cleared"] = *c;
+  }
+  out.live_policy = std::move(next);
+  return finish(Kind::ok, "updated",
+                "updated: " + what + " in place, from " + std::to_string(u.chains_read) + " changed chain" +
+                    (u.chains_read == 1 ? "" : "s") + " read alone (checksum " + short_sum(live.checksum) +
+                    " until the next full read records the source)");
 }
 
 std::vector<std::string> reconcile(json& state, const json& live_meta) {

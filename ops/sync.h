@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "loader/host.h"
+#include "ops/fast_update.h"
 #include "ops/outcome.h"
 #include "translator/diag/diagnostics.h"
 #include "translator/policy/policy.h"
@@ -45,6 +46,9 @@ struct SyncOptions {
   // sync --watch: the policy the previous run left live, so a change of
   // service backends need not read the stored copy back.
   std::shared_ptr<const policy::Policy> last;
+  // sync --watch --from kernel: hand back the nat chains iptables-nft wrote
+  // (SyncOutcome::nat_chains), which later changes are read against.
+  bool keep_nat_chains = false;
 };
 
 struct SyncOutcome {
@@ -66,9 +70,21 @@ struct SyncOutcome {
   std::vector<std::string> changes;     // change guard: live vs new policy, the first 10
   // The policy live after the run (in-sync, swapped, updated), for the next.
   std::shared_ptr<const policy::Policy> live_policy;
+  // With keep_nat_chains: the source's nat chains, when live_policy is the
+  // policy made of them.
+  std::shared_ptr<const NatChains> nat_chains;
 };
 
 SyncOutcome run_sync(const SyncOptions& o);
+
+// sync --watch --from kernel: applies the service backends a change of
+// kube-proxy's chains makes (ops/fast_update.h) to the live generation,
+// under the state lock, and clears the UDP entries to the endpoints that
+// left. `live` must still be live (its checksum is checked). The outcome's
+// live_policy is `live` with the new backends; it keeps live's checksum, and
+// the state file its record, until a full run records the policy the source
+// makes (the watch loop runs one a while after).
+SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live, const FastUpdate& u);
 
 // ---- the decisions, without a kernel -------------------------------------------------
 

@@ -1,6 +1,8 @@
 #include "ops/watch.h"
 
 #include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <poll.h>
 #include <sys/inotify.h>
@@ -9,6 +11,9 @@
 #include <chrono>
 #include <filesystem>
 #include <vector>
+
+#include "ops/fast_update.h"
+#include "translator/frontend/nft/nft.h"
 
 namespace nf2bpf::ops {
 
@@ -59,9 +64,49 @@ Result<void> listen_file(Listener& l, const std::string& source) {
   return {};
 }
 
+// What a batch of notifications changed: the chains rule and chain
+// messages name, and whether anything else changed (tables, sets, ...).
+struct Changes {
+  ChainChanges chains;
+  bool other = false;
+};
+
+// One nf_tables message: a rule or chain change goes into `c.chains`
+// (family 4/6, 0 for the others; DELCHAIN marks the chain gone, anything
+// later about it brings it back), a new generation is no change of its own,
+// anything else is `other`.
+void note_message(const nlmsghdr* h, Changes& c) {
+  uint16_t type = NFNL_MSG_TYPE(h->nlmsg_type);
+  if (type == NFT_MSG_NEWGEN) return;
+  bool rule = type == NFT_MSG_NEWRULE || type == NFT_MSG_DELRULE;
+  bool chain = type == NFT_MSG_NEWCHAIN || type == NFT_MSG_DELCHAIN;
+  if (!rule && !chain) {
+    c.other = true;
+    return;
+  }
+  const auto* g = (const nfgenmsg*)mnl_nlmsg_get_payload(h);
+  uint8_t fam = g->nfgen_family == NFPROTO_IPV4 ? 4 : g->nfgen_family == NFPROTO_IPV6 ? 6 : 0;
+  // NFTA_RULE_TABLE/NFTA_CHAIN_TABLE, then the chain's name.
+  uint16_t name_attr = rule ? (uint16_t)NFTA_RULE_CHAIN : (uint16_t)NFTA_CHAIN_NAME;
+  std::string table, name;
+  const char* tail = (const char*)mnl_nlmsg_get_payload_tail(h);
+  for (auto* a = (const nlattr*)mnl_nlmsg_get_payload_offset(h, sizeof(nfgenmsg));
+       mnl_attr_ok(a, (int)(tail - (const char*)a)); a = mnl_attr_next(a)) {
+    uint16_t t = mnl_attr_get_type(a);
+    if (t != NFTA_RULE_TABLE && t != name_attr) continue;
+    if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0) continue;
+    (t == NFTA_RULE_TABLE ? table : name) = mnl_attr_get_str(a);
+  }
+  if (table.empty() || name.empty()) {
+    c.other = true;
+    return;
+  }
+  c.chains[{fam, table, name}] = type == NFT_MSG_DELCHAIN;
+}
+
 // Reads what is pending; returns the number of change events. `overflow`:
 // events were lost.
-uint64_t drain(Listener& l, std::vector<char>& buf, bool& overflow) {
+uint64_t drain(Listener& l, std::vector<char>& buf, bool& overflow, Changes& changes) {
   uint64_t n = 0;
   for (;;) {
     ssize_t got = read(l.fd, buf.data(), buf.size());
@@ -75,7 +120,10 @@ uint64_t drain(Listener& l, std::vector<char>& buf, bool& overflow) {
     if (got == 0) return n;
     if (l.nl) {
       for (auto* h = (const nlmsghdr*)buf.data(); mnl_nlmsg_ok(h, (int)got); h = mnl_nlmsg_next(h, (int*)&got))
-        n += NFNL_SUBSYS_ID(h->nlmsg_type) == NFNL_SUBSYS_NFTABLES;
+        if (NFNL_SUBSYS_ID(h->nlmsg_type) == NFNL_SUBSYS_NFTABLES) {
+          ++n;
+          note_message(h, changes);
+        }
       continue;
     }
     for (ssize_t off = 0; off + (ssize_t)sizeof(inotify_event) <= got;) {
@@ -99,21 +147,45 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE > 65536 ? MNL_SOCKET_BUFFER_SIZE : 65536);
   auto stopped = [&] { return o.stop && o.stop->load(); };
 
-  // Each run hands the next the policy it left live.
+  // Each run hands the next the policy it left live (and, from the kernel,
+  // the nat chains it read).
   SyncOptions so = o.sync;
+  so.keep_nat_chains = from_kernel && o.fast;
+  std::shared_ptr<NatChains> chains;
+  auto take = [&](SyncOutcome& out) {
+    if (out.live_policy) so.last = out.live_policy;
+    if (out.live_policy && out.nat_chains)
+      chains = std::make_shared<NatChains>(*out.nat_chains);
+    else if (!out.live_policy)
+      chains.reset();  // the live policy is not the one read: read all next time
+  };
   auto sync = [&] {
     SyncOutcome out = run_sync(so);
-    if (out.live_policy) so.last = out.live_policy;
+    take(out);
     return out;
   };
+  auto read_chain = [](uint8_t fam, const std::string& c) { return frontend::read_xtables_chain(fam == 6, "nat", c); };
   WatchRun run;
   run.run = 1;
   report(sync(), run);
+  std::optional<Clock::time_point> reconcile_at;  // a full run is due (after updates from the chains alone)
   while (!stopped()) {
+    int wait_ms = 200;
+    if (reconcile_at) wait_ms = (int)std::clamp(-ms_since(*reconcile_at), 0.0, 200.0);
     pollfd p{l.fd, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;  // timeout or EINTR: look at `stop`
+    int ready = poll(&p, 1, wait_ms);
+    if (ready <= 0) {  // timeout or EINTR: look at `stop`, and at a reconcile that is due
+      if (reconcile_at && ms_since(*reconcile_at) >= 0 && !stopped()) {
+        reconcile_at.reset();
+        run = WatchRun{run.run + 1, 0, false, 0};
+        run.reconcile = true;
+        report(sync(), run);
+      }
+      continue;
+    }
     bool overflow = false;
-    uint64_t n = drain(l, buf, overflow);
+    Changes changes;
+    uint64_t n = drain(l, buf, overflow, changes);
     if (!n && !overflow) continue;
     // Debounce: wait until quiet for debounce_ms, at most max_delay_ms.
     Clock::time_point first = Clock::now(), last = first;
@@ -122,14 +194,48 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
       if (left <= 0) break;
       pollfd q{l.fd, POLLIN, 0};
       if (poll(&q, 1, (int)std::max(1.0, left)) > 0) {
-        uint64_t more = drain(l, buf, overflow);
+        uint64_t more = drain(l, buf, overflow, changes);
         if (more) last = Clock::now();
         n += more;
       }
     }
     if (stopped()) break;
     run = WatchRun{run.run + 1, n, overflow, 0};
+    // A change of service chains alone: from those chains.
+    if (from_kernel && o.fast && !changes.chains.empty()) {
+      std::string why;
+      if (overflow)
+        why = "notifications were lost";
+      else if (changes.other)
+        why = "more than chains and rules changed";
+      else if (!chains || !so.last)
+        why = "no full read to compare with";
+      else {
+        auto t = Clock::now();
+        auto plan = plan_fast_update(*chains, changes.chains, *so.last, read_chain);
+        if (auto* u = std::get_if<FastUpdate>(&plan)) {
+          double read_ms = ms_since(t);
+          SyncOutcome out = run_service_update(so, *so.last, *u);
+          out.doc["timings_ms"]["read"] = read_ms;
+          if (out.kind == Kind::ok && out.live_policy) {
+            so.last = out.live_policy;
+            apply_chains(*chains, *u);
+            if (out.result == "updated")
+              reconcile_at = Clock::now() + std::chrono::milliseconds((int64_t)o.reconcile_ms);
+          } else {
+            chains.reset();  // read everything next time
+          }
+          run.read = "chains";
+          run.since_change_ms = ms_since(first);
+          report(out, run);
+          continue;
+        }
+        why = std::get<std::string>(plan);
+      }
+      run.full_read_reason = why;
+    }
     SyncOutcome out = sync();
+    if (out.kind == Kind::ok) reconcile_at.reset();  // this run read everything
     run.since_change_ms = ms_since(first);
     report(out, run);
   }

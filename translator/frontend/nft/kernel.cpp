@@ -16,6 +16,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
+#include <vector>
 
 #include "translator/frontend/iptables/parser.h"
 #include "translator/frontend/nft/nft.h"
@@ -49,21 +51,20 @@ Result<std::string> nft_list(const char* cmd, bool json) {
 }
 Result<std::string> list_ruleset(bool json) { return nft_list("list ruleset", json); }
 
-// `iptables-nft-save -t TABLE` (or ip6tables-nft-save): its standard output,
-// or an error when it cannot be run or fails.
-Result<std::string> xtables_save(bool v6, const std::string& table) {
-  const char* tool = v6 ? "ip6tables-nft-save" : "iptables-nft-save";
-  std::string what = std::string("read table ") + (v6 ? "ip6 " : "ip ") + table + " with " + tool;
+// Runs `argv` (found on PATH) and returns its standard output, or an error
+// when it cannot be run or fails; `what` names the job in errors.
+Result<std::string> run_tool(std::vector<std::string> argv, const std::string& what) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return Error{errno, what + ": pipe"};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::string t = table;
-  char* argv[] = {const_cast<char*>(tool), const_cast<char*>("-t"), t.data(), nullptr};
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
   pid_t pid;
-  int rc = posix_spawnp(&pid, tool, &fa, nullptr, argv, environ);
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   close(fds[1]);
   if (rc != 0) {
@@ -82,6 +83,12 @@ Result<std::string> xtables_save(bool v6, const std::string& table) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return Error{0, what + ": it failed"};
   return out;
+}
+
+// `iptables-nft-save -t TABLE` (or ip6tables-nft-save).
+Result<std::string> xtables_save(bool v6, const std::string& table) {
+  const char* tool = v6 ? "ip6tables-nft-save" : "iptables-nft-save";
+  return run_tool({tool, "-t", table}, std::string("read table ") + (v6 ? "ip6 " : "ip ") + table + " with " + tool);
 }
 
 // The (family, table) pairs whose rules hold `xt` expressions.
@@ -191,6 +198,18 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
   for (auto& t : saved) rs.tables.push_back(std::move(t));
   rs.source = "kernel";
   return rs;
+}
+
+Result<std::vector<std::string>> read_xtables_chain(bool v6, const std::string& table, const std::string& chain) {
+  const char* tool = v6 ? "ip6tables-nft" : "iptables-nft";
+  auto text = run_tool({tool, "-w", "-t", table, "-S", chain}, std::string("read chain ") + chain + " of table " +
+                                                                   (v6 ? "ip6 " : "ip ") + table + " with " + tool);
+  if (!text) return text.error();
+  std::vector<std::string> lines;
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("-A ", 0) == 0) lines.push_back(line);
+  return lines;
 }
 
 }  // namespace nf2bpf::frontend

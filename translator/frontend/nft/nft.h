@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "common/result.h"
 #include "translator/diag/diagnostics.h"
@@ -47,5 +48,11 @@ ir::Ruleset parse_nft_json(const Source& src, diag::Diagnostics& diags, const Nf
 // The current network namespace's ruleset, read through libnftables
 // in-process. System failures are Errors; ruleset problems are diagnostics.
 Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags);
+
+// One chain of a table iptables-nft wrote, as `iptables-nft -t TABLE -S
+// CHAIN` (ip6tables-nft with v6) prints it: its `-A` lines, which are the
+// lines iptables-nft-save prints for it. An error when the tool fails (the
+// chain does not exist, or is not one iptables-nft can print).
+Result<std::vector<std::string>> read_xtables_chain(bool v6, const std::string& table, const std::string& chain);
 
 }  // namespace nf2bpf::frontend

@@ -1,0 +1,75 @@
+// `sync --watch --from kernel`, kube-proxy in iptables mode: a change of
+// Services' endpoints applied from the chains the change notifications name,
+// without reading and translating the whole ruleset again (at 10,000
+// Services, iptables-nft-save alone takes minutes).
+//
+// kube-proxy's partial restore of one Service rewrites its load-balancing
+// chain (KUBE-SVC-*: a uniform cascade of jumps to endpoint chains) and adds
+// or deletes endpoint chains (KUBE-SEP-*: [-s EP -j KUBE-MARK-MASQ,] DNAT to
+// EP:PORT). Such a change is taken here only when it can be proved to be
+// what a full translation would make of it: every chain it touches is the
+// load-balancing chain of a live service (policy::Service) or an endpoint
+// chain only such chains jump to; each changed load-balancing chain keeps its
+// rules before the cascade word for word, the cascade keeps its form with
+// the draws uniform; every endpoint chain, old and new, is the same text but
+// for its endpoint's address and port. What the compiler recognised in the
+// old chains then holds in the new ones, and the new backends are the new
+// endpoints in cascade order. Anything else is left to a full run.
+//
+// The watch loop runs a full sync a while after such updates (a reconcile):
+// its policy then has the same backends, and it records it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+#include "translator/ir/ir.h"
+#include "translator/policy/policy.h"
+
+namespace nf2bpf::ops {
+
+// The nat tables iptables-nft wrote, per address family (4, 6): each chain's
+// rules as `iptables -S` prints them ("-A CHAIN ...").
+struct NatChains {
+  std::map<uint8_t, std::map<std::string, std::vector<std::string>>> tables;
+  // Per family: chain -> the chains that jump or go to it.
+  std::map<uint8_t, std::map<std::string, std::set<std::string>>> referrers;
+};
+// From a translation of the kernel's ruleset (its tables read from
+// iptables-nft-save); nullptr when it has no such table.
+std::shared_ptr<NatChains> nat_chains_of(const ir::Ruleset& rs);
+
+// What change notifications named: (family 4/6 or 0 for another family,
+// table, chain) -> the chain is gone after the change.
+using ChainChanges = std::map<std::tuple<uint8_t, std::string, std::string>, bool>;
+
+// Reads a chain of a family's nat table from the kernel ("-A" lines).
+using ChainReader = std::function<Result<std::vector<std::string>>(uint8_t family, const std::string& chain)>;
+
+struct FastUpdate {
+  // Service id -> its new backends (only services whose backends change).
+  std::vector<std::pair<uint32_t, std::vector<policy::ServiceBackend>>> services;
+  // The chains after the change (nullopt: deleted), per family.
+  std::map<uint8_t, std::map<std::string, std::optional<std::vector<std::string>>>> chains;
+  size_t chains_read = 0;
+};
+
+// The update `changes` makes to `live`'s services, or why it is not one this
+// can prove (the reason, for the log).
+std::variant<FastUpdate, std::string> plan_fast_update(const NatChains& before, const ChainChanges& changes,
+                                                       const policy::Policy& live, const ChainReader& read);
+
+// `nc` after the update's chains.
+void apply_chains(NatChains& nc, const FastUpdate& u);
+
+}  // namespace nf2bpf::ops
