@@ -306,7 +306,7 @@ Command add_sync(CLI::App& app) {
       "of notifications (one restore) is one run, --debounce ms after the last; a change made during a run is\n"
       "answered by the next. With --from kernel, a change that only rewrites kube-proxy's load-balancing and\n"
       "endpoint chains (iptables mode) is read from those chains alone and applied in place (\"updated\", JSON\n"
-      "\"read\": \"changed chains\"); a full read follows once changes pause for --reconcile seconds.\n"
+      "\"watch\": {\"read\": \"chains\"}); a full read follows once changes pause for --reconcile seconds.\n"
       "--format json prints one object per run and line, with \"watch\": {run, notifications, overflow,\n"
       "since_change_ms, read (chains or all), reconcile, full_read_reason}; a refused run leaves the live policy\n"
       "and the watch goes on.\n"

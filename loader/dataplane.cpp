@@ -868,6 +868,13 @@ Result<std::vector<ServiceConnections>> Dataplane::service_connections() {
   return out;
 }
 
+Result<uint64_t> Dataplane::live_generation() {
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(fds_->control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  return (uint64_t)ctrl.generation;
+}
+
 Result<std::vector<policy::Service>> Dataplane::kept_services() {
   auto& f = *fds_;
   uint32_t zero = 0;

@@ -116,6 +116,8 @@ class Dataplane {
   // service is switched with one map update; the generation's record then
   // carries next's checksum and `meta`'s fields. Returns how many changed.
   Result<size_t> update_services(const policy::Policy& live, const policy::Policy& next, nlohmann::json meta);
+  // The live generation's number (0 when none was installed).
+  Result<uint64_t> live_generation();
   // Connections bound per service backend in the live generation.
   Result<std::vector<ServiceConnections>> service_connections();
   // The services (name and backends, from its record and the service maps)

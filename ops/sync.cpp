@@ -496,7 +496,6 @@ SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live,
   out.doc = {{"result", "error"},
              {"dry_run", o.dry_run},
              {"started", utc_time(time(nullptr))},
-             {"read", "changed chains"},
              {"chains_read", u.chains_read}};
   auto finish = [&](Kind kind, const std::string& result, const std::string& line) {
     out.kind = kind;
@@ -538,6 +537,8 @@ SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live,
   auto n = (*dp)->update_services(live, *next, {{"applied", (int64_t)time(nullptr)}});
   if (!n) return finish(Kind::error, "error", "update the services in place: " + n.error().message());
   out.doc["timings_ms"]["update"] = ms_since(t);
+  auto gen = (*dp)->live_generation();
+  out.doc["generation"] = gen ? *gen : 0;
   std::set<std::pair<ir::u128, uint16_t>> left;
   for (const auto& [id, backends] : u.services) {
     std::set<std::pair<ir::u128, uint16_t>> now;
@@ -552,8 +553,9 @@ SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live,
   }
   out.live_policy = std::move(next);
   return finish(Kind::ok, "updated",
-                "updated: " + what + " in place, from " + std::to_string(u.chains_read) + " changed chain" +
-                    (u.chains_read == 1 ? "" : "s") + " read alone (checksum " + short_sum(live.checksum) +
+                "updated: " + what + " in generation " + std::to_string(gen ? *gen : 0) + ", from " +
+                    std::to_string(u.chains_read) + " changed chain" + (u.chains_read == 1 ? "" : "s") +
+                    " read alone (checksum " + short_sum(live.checksum) +
                     " until the next full read records the source)");
 }
 

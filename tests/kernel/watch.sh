@@ -54,7 +54,7 @@ in_sync() {  # the kernel's ruleset now is the live policy
 
 # 1. kube-proxy's rules, written as kube-proxy writes them (iptables-nft).
 in_srv iptables-nft-restore <"$SRC/testdata/iptables/kube-proxy-node.rules" || { fail "iptables-nft-restore"; exit 1; }
-start_watch --from kernel
+start_watch --from kernel --reconcile 1
 wait_runs 1 || fail "no first run"
 L=$(line 1)
 [ "$(field result "$L")" = swapped ] && [ "$(field rules "$L")" = 101 ] && [ "$(field watch.run "$L")" = 1 ] &&
@@ -68,7 +68,9 @@ n=$(in_srv "$BIN" services --from kernel --format json | python3 -c 'import json
 # 2. One endpoint removed, the way kube-proxy's partial restore does it: the
 # service chain declared (flushed) and written again, the endpoint chain
 # declared (flushed) and deleted. Only that Service's backends change: the
-# watch updates them in place (no new generation).
+# watch reads the one chain the notifications name (not the whole ruleset)
+# and updates the backends in place (no new generation). The full read that
+# follows (--reconcile 1) finds the same backends and records the policy.
 in_srv iptables-nft-restore --noflush <<'EOF'
 *nat
 :KUBE-SVC-ERIFXISQEP7F7OF4 - [0:0]
@@ -80,11 +82,21 @@ COMMIT
 EOF
 wait_runs 2 || fail "no run after the endpoint change"
 L=$(line 2)
-if [ "$(field result "$L")" = updated ] && [ "$(field watch.notifications "$L")" != 0 ] && [ "$(field rules "$L")" = 98 ] &&
-  [ "$(field generation "$L")" = 1 ]; then
-  pass "the one-endpoint change is live in place: 98 rules, generation 1, $(field watch.since_change_ms "$L") ms after $(field watch.notifications "$L") notifications (update $(field timings_ms.update "$L") ms)"
+if [ "$(field result "$L")" = updated ] && [ "$(field watch.notifications "$L")" != 0 ] &&
+  [ "$(field watch.read "$L")" = chains ] && [ "$(field chains_read "$L")" = 1 ] && [ "$(field generation "$L")" = 1 ] &&
+  [ "$(field services_changed "$L")" = "['nat/KUBE-SVC-ERIFXISQEP7F7OF4']" ]; then
+  pass "the one-endpoint change is live in place from the one chain read: generation 1, $(field watch.since_change_ms "$L") ms after $(field watch.notifications "$L") notifications (read $(field timings_ms.read "$L") ms, update $(field timings_ms.update "$L") ms)"
 else
   fail "endpoint change"
+  echo "    $L" | cut -c1-600
+fi
+wait_runs 3 || fail "no full read after the update"
+L=$(line 3)
+if [ "$(field watch.reconcile "$L")" = True ] && [ "$(field result "$L")" = updated ] &&
+  [ "$(field services_changed "$L")" = "[]" ] && [ "$(field rules "$L")" = 98 ] && [ "$(field generation "$L")" = 1 ]; then
+  pass "the full read after it translates the whole ruleset (98 rules) to the same backends, and records it"
+else
+  fail "reconcile after the endpoint change"
   echo "    $L" | cut -c1-600
 fi
 in_sync && pass "the live policy is the kernel's ruleset" || fail "not in sync after the endpoint change"
