@@ -175,8 +175,12 @@ bool Run::translate_source() {
   diag::Diagnostics cd;
   pol_ = policy::compile(*tr, cd);
   if (cd.has_errors()) {
+    auto& e = out_.doc["errors"] = json::array();
+    for (const auto& d : cd.all())
+      if (d.severity == diag::Severity::Error) e.push_back((d.loc.file.empty() ? "" : d.loc.str() + ": ") + d.message);
     out_.compile_diags = std::move(cd);
-    return refuse("refused: " + source_ + " cannot be compiled; the live generation is untouched");
+    std::string first = e.empty() ? std::string() : ": " + e[0].get<std::string>();
+    return refuse("refused: " + source_ + " cannot be compiled" + first + "; the live generation is untouched");
   }
   tr_ = std::move(*tr);
   out_.doc["checksum"] = pol_.checksum;

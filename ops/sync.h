@@ -72,7 +72,7 @@ struct SyncOutcome {
   std::shared_ptr<const policy::Policy> live_policy;
   // With keep_nat_chains: the source's nat chains, when live_policy is the
   // policy made of them.
-  std::shared_ptr<const NatChains> nat_chains;
+  std::shared_ptr<NatChains> nat_chains;
 };
 
 SyncOutcome run_sync(const SyncOptions& o);

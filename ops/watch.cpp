@@ -155,7 +155,7 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
   auto take = [&](SyncOutcome& out) {
     if (out.live_policy) so.last = out.live_policy;
     if (out.live_policy && out.nat_chains)
-      chains = std::make_shared<NatChains>(*out.nat_chains);
+      chains = std::move(out.nat_chains);
     else if (!out.live_policy)
       chains.reset();  // the live policy is not the one read: read all next time
   };
@@ -168,7 +168,10 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
   WatchRun run;
   run.run = 1;
   report(sync(), run);
-  std::optional<Clock::time_point> reconcile_at;  // a full run is due (after updates from the chains alone)
+  // A full run is due after updates from the chains alone: reconcile_ms
+  // after the last one, and at the latest 10 x reconcile_ms after the first.
+  std::optional<Clock::time_point> reconcile_at;
+  Clock::time_point first_update{};
   while (!stopped()) {
     int wait_ms = 200;
     if (reconcile_at) wait_ms = (int)std::clamp(-ms_since(*reconcile_at), 0.0, 200.0);
@@ -220,8 +223,12 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
           if (out.kind == Kind::ok && out.live_policy) {
             so.last = out.live_policy;
             apply_chains(*chains, *u);
-            if (out.result == "updated")
-              reconcile_at = Clock::now() + std::chrono::milliseconds((int64_t)o.reconcile_ms);
+            if (out.result == "updated") {
+              auto now = Clock::now();
+              if (!reconcile_at) first_update = now;
+              auto ms = [](double v) { return std::chrono::milliseconds((int64_t)v); };
+              reconcile_at = std::min(now + ms(o.reconcile_ms), first_update + ms(10 * o.reconcile_ms));
+            }
           } else {
             chains.reset();  // read everything next time
           }
