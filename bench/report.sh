@@ -334,10 +334,14 @@ ctl() {  # ctl FAMILY N COLUMN
     echo "\`bench/kube.sh\`: N Services x 10 endpoints in kube-proxy's rules (\`scripts/kube-proxy-gen\`),"
     echo "and the change kube-proxy writes when one Service loses an endpoint"
     echo "(\`--delta remove-endpoint\`): a partial \`iptables-restore --noflush\` for iptables-nft and"
-    echo "iptables-legacy, an nft transaction for kube-proxy's nftables mode, and for nf2bpf the same"
-    echo "iptables-nft write followed by \`nf2bpf sync --watch --from kernel\`, timed to the line saying"
-    echo "the change is live. The watch reads and translates the whole ruleset again, sees that only that"
-    echo "Service's backends changed, and updates them in place in the service maps (result \`updated\`)."
+    echo "iptables-legacy, an nft transaction for kube-proxy's nftables mode, and for nf2bpf each of"
+    echo "those two writes followed by \`nf2bpf sync --watch --from kernel\`, timed from just before the"
+    echo "write to the line saying the change is live (the write's own time included). In iptables mode"
+    echo "the watch reads only the chains the notifications name (\`iptables-nft -S\`), proves the change"
+    echo "is one of endpoints alone, and updates that Service's backends in place in the service maps;"
+    echo "in nftables mode it reads and translates the whole ruleset again, then updates in place the"
+    echo "same way (result \`updated\` either way). The notification-to-live time includes the 20 ms"
+    echo "debounce."
     echo
     sed '1,2d' "$OUT/kube-change.md"
   else
