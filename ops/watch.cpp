@@ -220,6 +220,8 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
           double read_ms = ms_since(t);
           SyncOutcome out = run_service_update(so, *so.last, *u);
           out.doc["timings_ms"]["read"] = read_ms;
+          out.total_ms += read_ms;
+          out.doc["timings_ms"]["total"] = out.total_ms;
           if (out.kind == Kind::ok && out.live_policy) {
             so.last = out.live_policy;
             apply_chains(*chains, *u);
