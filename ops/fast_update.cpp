@@ -1,5 +1,6 @@
 #include "ops/fast_update.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -167,9 +168,26 @@ std::variant<FastUpdate, std::string> plan_fast_update(const NatChains& before, 
     const auto& sv = live.services[id];
     if (sv.name.rfind("nat/", 0) == 0) service_of[{sv.family, sv.name.substr(4)}] = id;
   }
+  // Before reading anything: each changed chain the last read had must be
+  // a load-balancing chain or reached from such chains alone (an endpoint
+  // chain); a change of KUBE-SERVICES, say, is refused here.
+  constexpr size_t kMaxChains = 4096;
   for (const auto& [fam, chains] : changed) {
+    if (chains.size() > kMaxChains) return std::string("too many chains changed to read them one by one");
     const auto& old = before.tables.at(fam);
     const auto& refs = before.referrers.at(fam);
+    for (const auto& [c, gone] : chains) {
+      if (service_of.count({fam, c}) || !old.count(c)) continue;
+      auto r = refs.find(c);
+      auto lb = [&](const std::string& from) { return service_of.count({fam, from}) && chains.count(from); };
+      if (r == refs.end() || std::none_of(r->second.begin(), r->second.end(), lb))
+        return "the chain " + c + " is not a service's";
+      for (const auto& from : r->second)
+        if (!lb(from)) return "the chain " + c + " is also reached from " + from;
+    }
+  }
+  for (const auto& [fam, chains] : changed) {
+    const auto& old = before.tables.at(fam);
     auto now = [&](const std::string& c) -> Result<Lines> {  // a chain after the change
       auto ch = chains.find(c);
       if (ch == chains.end()) {
@@ -244,9 +262,6 @@ std::variant<FastUpdate, std::string> plan_fast_update(const NatChains& before, 
       if (lb.count(c)) continue;
       if (!endpoints_then.count(c) && !endpoints_now.count(c)) return "the chain " + c + " is not a service's";
       if (!gone && !endpoints_now.count(c)) return "the chain " + c + " stays but no service jumps to it";
-      if (auto r = refs.find(c); r != refs.end())
-        for (const auto& from : r->second)
-          if (!lb.count(from)) return "the chain " + c + " is also reached from " + from;
       if (gone)
         u.chains[fam][c] = std::nullopt;
       else if (!u.chains[fam].count(c))
