@@ -66,15 +66,19 @@ n=$(in_srv "$BIN" services --from kernel --format json | python3 -c 'import json
   fail "services --from kernel found $n Services, not 9"
 
 # 2. One endpoint removed, the way kube-proxy's partial restore does it: the
-# service chain declared (flushed) and written again, the endpoint chain
-# declared (flushed) and deleted. Only that Service's backends change: the
-# watch reads the one chain the notifications name (not the whole ruleset)
-# and updates the backends in place (no new generation). The full read that
-# follows (--reconcile 1) finds the same backends and records the policy.
+# service chain and the endpoint chain that stays declared (flushed) and
+# written again, the endpoint chain that goes declared (flushed) and deleted.
+# Only that Service's backends change: the watch reads the two chains the
+# notifications name (not the whole ruleset) and updates the backends in
+# place (no new generation). The full read that follows (--reconcile 1) finds
+# the same backends and records the policy.
 in_srv iptables-nft-restore --noflush <<'EOF'
 *nat
 :KUBE-SVC-ERIFXISQEP7F7OF4 - [0:0]
+:KUBE-SEP-ZXMNUKOKXUTL2MK2 - [0:0]
 :KUBE-SEP-IT2ZTR26TO4XFPTO - [0:0]
+-A KUBE-SEP-ZXMNUKOKXUTL2MK2 -s 10.244.0.3/32 -m comment --comment "kube-system/kube-dns:dns-tcp" -j KUBE-MARK-MASQ
+-A KUBE-SEP-ZXMNUKOKXUTL2MK2 -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp" -m tcp -j DNAT --to-destination 10.244.0.3:53
 -A KUBE-SVC-ERIFXISQEP7F7OF4 ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "kube-system/kube-dns:dns-tcp cluster IP" -m tcp --dport 53 -j KUBE-MARK-MASQ
 -A KUBE-SVC-ERIFXISQEP7F7OF4 -m comment --comment "kube-system/kube-dns:dns-tcp -> 10.244.0.3:53" -j KUBE-SEP-ZXMNUKOKXUTL2MK2
 -X KUBE-SEP-IT2ZTR26TO4XFPTO
@@ -83,9 +87,9 @@ EOF
 wait_runs 2 || fail "no run after the endpoint change"
 L=$(line 2)
 if [ "$(field result "$L")" = updated ] && [ "$(field watch.notifications "$L")" != 0 ] &&
-  [ "$(field watch.read "$L")" = chains ] && [ "$(field chains_read "$L")" = 1 ] && [ "$(field generation "$L")" = 1 ] &&
+  [ "$(field watch.read "$L")" = chains ] && [ "$(field chains_read "$L")" = 2 ] && [ "$(field generation "$L")" = 1 ] &&
   [ "$(field services_changed "$L")" = "['nat/KUBE-SVC-ERIFXISQEP7F7OF4']" ]; then
-  pass "the one-endpoint change is live in place from the one chain read: generation 1, $(field watch.since_change_ms "$L") ms after $(field watch.notifications "$L") notifications (read $(field timings_ms.read "$L") ms, update $(field timings_ms.update "$L") ms)"
+  pass "the one-endpoint change is live in place from the two chains read: generation 1, $(field watch.since_change_ms "$L") ms after $(field watch.notifications "$L") notifications (read $(field timings_ms.read "$L") ms, update $(field timings_ms.update "$L") ms)"
 else
   fail "endpoint change"
   echo "    $L" | cut -c1-600
