@@ -154,12 +154,18 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
   SyncOptions so = o.sync;
   so.keep_nat_chains = from_kernel && o.fast;
   std::shared_ptr<NatChains> chains;
+  std::string no_chains = "no full read to compare with";  // why `chains` is null
   auto take = [&](SyncOutcome& out) {
     if (out.live_policy) so.last = out.live_policy;
-    if (out.live_policy && out.nat_chains)
+    if (out.live_policy && out.nat_chains) {
       chains = std::move(out.nat_chains);
-    else if (!out.live_policy)
+    } else if (out.live_policy) {
+      chains.reset();
+      no_chains = "the last full read had no nat table iptables-nft wrote (nftables rulesets are read whole)";
+    } else {
       chains.reset();  // the live policy is not the one read: read all next time
+      no_chains = "the last run did not make what it read live";
+    }
   };
   auto sync = [&] {
     SyncOutcome out = run_sync(so);
@@ -238,7 +244,7 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
       else if (changes.other)
         why = "more than chains and rules changed";
       else if (!chains || !so.last)
-        why = "no full read to compare with";
+        why = no_chains;
       else {
         auto t = Clock::now();
         auto plan = plan_fast_update(*chains, changes.chains, *so.last, read_chains(changes.chains));
@@ -259,6 +265,7 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
             }
           } else {
             chains.reset();  // read everything next time
+            no_chains = "the last update from changed chains failed";
           }
           run.read = "chains";
           run.since_change_ms = ms_since(first);
