@@ -221,6 +221,7 @@ std::variant<FastUpdate, std::string> plan_fast_update(const NatChains& before, 
       size_t head = then.size() - k_old;
       // The old cascade and its endpoint chains: their common forms.
       std::optional<std::string> pick_form, ep_form;
+      std::vector<policy::ServiceBackend> was;
       for (size_t i = head; i < then.size(); ++i) {
         auto k = pick_of(then[i]);
         auto t = k ? old.find(k->target) : old.end();
@@ -230,7 +231,10 @@ std::variant<FastUpdate, std::string> plan_fast_update(const NatChains& before, 
           return "the endpoint chains of " + c + " differ in more than their endpoints";
         pick_form = k->form, ep_form = e->form;
         endpoints_then.insert(k->target);
+        was.push_back(e->backend);
       }
+      // The chains read then are the ones the live policy was made of.
+      if (was != sv.backends) return "the live backends of " + c + " are not the last full read's";
       auto cur = now(c);
       if (!cur) return cur.error().message();
       if (cur->size() <= head || !std::equal(then.begin(), then.begin() + (long)head, cur->begin()))

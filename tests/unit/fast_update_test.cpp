@@ -225,6 +225,13 @@ TEST_CASE("fast update: changes it cannot prove are left to a full read, with th
     moved.port = 9090;
     refused(kube({moved, {{"10.244.9.2"}}}, 4, extra), "also reached from KUBE-SERVICES");
   }
+  SECTION("chains that are not the ones the live policy was made of") {
+    Read other = read(kube({{{"10.244.5.2", "10.244.6.2", "10.244.7.2"}}, {{"10.244.9.2"}}}));
+    Read after = read(kube({{{"10.244.1.2", "10.244.3.2"}}, {{"10.244.9.2"}}}));
+    before.pol = other.pol;
+    auto o = plan(before, after, 4, diff(*before.chains, *after.chains, 4));
+    CHECK(o.reason.find("are not the last full read's") != std::string::npos);
+  }
   SECTION("a change outside the nat table, or the load-balancing chain deleted") {
     auto o = plan(before, before, 4, {{{4, "filter", "KUBE-FORWARD"}, false}});
     CHECK(o.reason.find("outside") != std::string::npos);
