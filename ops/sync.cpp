@@ -115,15 +115,21 @@ const policy::Policy* Run::live_policy() {
   return *live_pol_ ? &**live_pol_ : nullptr;
 }
 
+// An outcome's ending: its kind, result and log line, in the fields and in
+// the JSON document, with the time since `t0`.
+void complete(SyncOutcome& out, Clock::time_point t0, Kind kind, const std::string& result, const std::string& line) {
+  out.kind = kind;
+  out.result = result;
+  out.message = line;
+  out.total_ms = ms_since(t0);
+  out.doc["result"] = result;
+  out.doc["message"] = line;
+  out.doc["notes"] = out.notes;
+  out.doc["timings_ms"]["total"] = out.total_ms;
+}
+
 bool Run::finish(Kind kind, const std::string& result, const std::string& line) {
-  out_.kind = kind;
-  out_.result = result;
-  out_.message = line;
-  out_.total_ms = ms_since(t0_);
-  out_.doc["result"] = result;
-  out_.doc["message"] = line;
-  out_.doc["notes"] = out_.notes;
-  out_.doc["timings_ms"]["total"] = out_.total_ms;
+  complete(out_, t0_, kind, result, line);
   if (!dir_.empty()) out_.doc["state_dir"] = dir_;
   return false;
 }
@@ -502,14 +508,7 @@ SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live,
              {"started", utc_time(time(nullptr))},
              {"chains_read", u.chains_read}};
   auto finish = [&](Kind kind, const std::string& result, const std::string& line) {
-    out.kind = kind;
-    out.result = result;
-    out.message = line;
-    out.total_ms = ms_since(t0);
-    out.doc["result"] = result;
-    out.doc["message"] = line;
-    out.doc["notes"] = out.notes;
-    out.doc["timings_ms"]["total"] = out.total_ms;
+    complete(out, t0, kind, result, line);
     return std::move(out);
   };
   json names = json::array();
