@@ -119,7 +119,9 @@ class TextParser {
     toks_.insert(toks_.begin() + (long)i, copy.begin(), copy.end());
   }
 
-  const Token& peek(size_t k = 0) {
+  // A copy: looking further ahead expands variables, which inserts into
+  // toks_ and so moves the tokens a reference would point at.
+  Token peek(size_t k = 0) {
     for (size_t i = 0;; ++i) {
       while (i < toks_.size() && toks_[i].kind == TK::Var) expand(i);
       if (i >= toks_.size()) return end_;
