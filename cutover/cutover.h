@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "cutover/nft_netlink.h"
+#include "common/nft_netlink.h"
 #include "cutover/plan.h"
 #include "cutover/snapshot.h"
 

@@ -11,10 +11,19 @@
 #include <string>
 #include <vector>
 
+#include "common/nft_netlink.h"
 #include "common/result.h"
-#include "cutover/nft_netlink.h"
 
 namespace nf2bpf::cutover {
+
+// The netlink boundary lives in common/ (the iptables front-end reads through it too).
+using nfnl::Batch;
+using nfnl::Bytes;
+using nfnl::family_from_name;
+using nfnl::family_name;
+using nfnl::from_hex;
+using nfnl::NftSocket;
+using nfnl::to_hex;
 
 struct KRule {
   uint64_t handle = 0;

@@ -1,9 +1,14 @@
 // The ruleset the current network namespace holds, read in-process through
 // libnftables (the library `nft` itself uses). Tables iptables-nft wrote with
 // xtables matches or targets (the `xt` expressions: -m recent, -m statistic,
-// -j DNAT ...) are the one exception: their options are binary blobs only
-// iptables-nft-save decodes, so those tables are read from its output.
+// -j DNAT ...) are the one exception: their options are binary blobs the JSON
+// leaves out, so those tables are read as iptables rules — over netlink by
+// translator/frontend/iptables/nft_rules, or from iptables-nft-save's output
+// when a rule holds something that reader does not print.
 #include <fcntl.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
 #include <nftables/libnftables.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -19,6 +24,8 @@
 #include <sstream>
 #include <vector>
 
+#include "common/nft_netlink.h"
+#include "translator/frontend/iptables/nft_rules.h"
 #include "translator/frontend/iptables/parser.h"
 #include "translator/frontend/nft/nft.h"
 
@@ -108,62 +115,118 @@ std::set<std::pair<std::string, std::string>> xt_tables(const nlohmann::json& do
   return out;
 }
 
-// iptables-nft-save of the tables iptables-nft can have written (ip and ip6
-// filter, nat, mangle, raw, security), started on their own threads before
-// the slower listing of the whole ruleset, which says which of them hold xt
-// expressions: a kube-proxy node's nat table takes about as long to save as
-// the whole ruleset takes to list.
-using EarlySaves = std::map<std::pair<std::string, std::string>, std::future<Result<std::string>>>;
-EarlySaves start_xtables_saves() {
-  EarlySaves out;
-  auto tables = nft_list("list tables", true);
-  if (!tables) return out;
-  auto doc = nlohmann::json::parse(*tables, nullptr, false);
-  if (!doc.is_object() || !doc.contains("nftables") || !doc.at("nftables").is_array()) return out;
-  static const std::set<std::string> kXtables = {"filter", "nat", "mangle", "raw", "security"};
-  for (const auto& o : doc.at("nftables")) {
-    if (!o.is_object() || !o.contains("table") || !o.at("table").is_object()) continue;
-    std::string fam = o.at("table").value("family", ""), name = o.at("table").value("name", "");
-    if ((fam == "ip" || fam == "ip6") && kXtables.count(name))
-      out[{fam, name}] = std::async(std::launch::async, xtables_save, fam == "ip6", name);
+// The (family, name) of every table, from a netlink dump: libnftables'
+// `list tables` fills its whole cache first, rules included (over two
+// minutes of kernel time for a kube-proxy node's nat table of 10,000
+// Services).
+std::vector<std::pair<std::string, std::string>> list_tables() {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto sock = nfnl::NftSocket::open();
+  if (!sock) return out;
+  auto msgs = (*sock)->dump(NFT_MSG_GETTABLE, NFPROTO_UNSPEC);
+  if (!msgs) return out;
+  for (const auto& m : *msgs) {
+    std::unique_ptr<nftnl_table, void (*)(const nftnl_table*)> t(nftnl_table_alloc(), nftnl_table_free);
+    if (!t || nftnl_table_nlmsg_parse(reinterpret_cast<const nlmsghdr*>(m.data()), t.get()) < 0) continue;
+    const char* name = nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME);
+    if (name) out.push_back({nfnl::family_name((uint8_t)nftnl_table_get_u32(t.get(), NFTNL_TABLE_FAMILY)), name});
   }
   return out;
+}
+
+// The listing of the whole ruleset, or, when `skip` is not empty, of every
+// table but those (one `list table` each, joined into one document): a kube-proxy
+// node's nat table, already read over netlink, is most of the listing's time.
+Result<std::string> list_except(const std::vector<std::pair<std::string, std::string>>& all,
+                                const std::set<std::pair<std::string, std::string>>& skip, bool json) {
+  if (skip.empty()) return list_ruleset(json);
+  if (!json) {
+    std::string out;
+    for (const auto& t : all) {
+      if (skip.count(t)) continue;
+      auto part = nft_list(("list table " + t.first + " " + t.second).c_str(), false);
+      if (!part) return part.error();
+      out += *part;
+    }
+    return out;
+  }
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& t : all) {
+    if (skip.count(t)) continue;
+    auto part = nft_list(("list table " + t.first + " " + t.second).c_str(), true);
+    if (!part) return part.error();
+    auto doc = nlohmann::json::parse(*part, nullptr, false);
+    if (!doc.is_object() || !doc.contains("nftables") || !doc.at("nftables").is_array()) continue;
+    for (auto& o : doc["nftables"])
+      if (!(o.is_object() && o.contains("metainfo") && !items.empty())) items.push_back(std::move(o));
+  }
+  return nlohmann::json{{"nftables", std::move(items)}}.dump();
+}
+
+bool is_xtables_table(const std::pair<std::string, std::string>& t) {
+  static const std::set<std::string> kXtables = {"filter", "nat", "mangle", "raw", "security"};
+  return (t.first == "ip" || t.first == "ip6") && kXtables.count(t.second);
+}
+
+ir::Ruleset parse_saved(bool v6, std::string text, const std::string& how, diag::Diagnostics& d) {
+  return parse_iptables({"kernel (" + how + ")", std::move(text)}, v6 ? ir::AddrFamily::V6 : ir::AddrFamily::V4, {}, d);
 }
 
 }  // namespace
 
 Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
-  EarlySaves early = start_xtables_saves();
-  auto js = list_ruleset(true);
-  if (!js) return js.error();
-  // Tables with xt expressions: read from iptables-nft-save when it is
-  // there, and left out of the JSON (most of a kube-proxy node's listing).
-  // Without it they are read from the JSON, and the xt rules are reported
-  // unsupported with a hint.
+  // Tables iptables-nft wrote with xt expressions (-m recent, -j DNAT ...)
+  // are read as iptables rules: first over netlink (their rules printed as
+  // iptables-nft-save prints them), else from iptables-nft-save itself,
+  // started on its own thread while the rest is listed. Without either, they
+  // are read from the JSON, and the xt rules are reported unsupported with a
+  // hint.
+  auto all = list_tables();
   std::vector<ir::Table> saved;
+  std::set<std::pair<std::string, std::string>> replaced;  // (family, table) as the JSON names them
+  auto take = [&](const std::pair<std::string, std::string>& ft, ir::Ruleset part, diag::Diagnostics& d) {
+    for (const auto& w : d.all()) diags.add(w);
+    for (auto& t : part.tables)
+      if (t.name == ft.second) {
+        replaced.insert(ft);
+        t.iptables_rules = true;
+        saved.push_back(std::move(t));
+      }
+  };
+  std::map<std::pair<std::string, std::string>, std::future<Result<std::string>>> saves;
+  for (const auto& ft : all) {
+    if (!is_xtables_table(ft)) continue;
+    bool v6 = ft.first == "ip6";
+    auto nl = read_xtables_table_netlink(v6, ft.second);
+    if (!nl) {  // something it does not print exactly: the tool prints it
+      saves[ft] = std::async(std::launch::async, xtables_save, v6, ft.second);
+      continue;
+    }
+    if (!nl->has_xt) continue;  // plain nf_tables expressions: the JSON describes them fully
+    diag::Diagnostics d;
+    ir::Ruleset part = parse_saved(v6, std::move(nl->text), "netlink, as iptables-nft-save -t " + ft.second, d);
+    if (!d.has_errors()) take(ft, std::move(part), d);
+  }
+  auto js = list_except(all, replaced, true);
+  if (!js) return js.error();
   if (js->find("\"xt\"") != std::string::npos) {
     auto doc = nlohmann::json::parse(*js, nullptr, false);
-    std::set<std::pair<std::string, std::string>> replaced;  // (family, table) as the JSON names them
+    std::set<std::pair<std::string, std::string>> more;
     for (const auto& [fam, table] : xt_tables(doc)) {
       if (fam != "ip" && fam != "ip6") continue;
       bool v6 = fam == "ip6";
-      auto e = early.find({fam, table});
-      auto text = e != early.end() ? e->second.get() : xtables_save(v6, table);
+      auto e = saves.find({fam, table});
+      auto text = e != saves.end() ? e->second.get() : xtables_save(v6, table);
       if (!text) continue;
       diag::Diagnostics d;
-      ir::Ruleset part = parse_iptables(
-          {"kernel (" + std::string(v6 ? "ip6" : "ip") + "tables-nft-save -t " + table + ")", std::move(*text)},
-          v6 ? ir::AddrFamily::V6 : ir::AddrFamily::V4, {}, d);
+      ir::Ruleset part =
+          parse_saved(v6, std::move(*text), std::string(v6 ? "ip6" : "ip") + "tables-nft-save -t " + table, d);
       if (d.has_errors()) continue;  // the JSON's own reading reports what is wrong
-      for (const auto& w : d.all()) diags.add(w);
-      for (auto& t : part.tables)
-        if (t.name == table) {
-          replaced.insert({fam, table});
-          t.iptables_rules = true;
-          saved.push_back(std::move(t));
-        }
+      size_t before = replaced.size();
+      take({fam, table}, std::move(part), d);
+      if (replaced.size() > before) more.insert({fam, table});
     }
-    if (!replaced.empty()) {
+    if (!more.empty()) {
       auto& items = doc["nftables"];
       items.erase(std::remove_if(items.begin(), items.end(),
                                  [&](const nlohmann::json& o) {
@@ -171,7 +234,7 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
                                    const auto& [kind, v] = *o.items().begin();
                                    if (!v.is_object()) return false;
                                    std::string table = v.value(kind == "table" ? "name" : "table", "");
-                                   return replaced.count({v.value("family", ""), table}) > 0;
+                                   return more.count({v.value("family", ""), table}) > 0;
                                  }),
                   items.end());
       *js = doc.dump();
@@ -181,7 +244,7 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
   // leaves out; the text listing translates them. Pair the two by rule handle.
   std::map<NftRuleKey, nft::RuleAst> subs;
   if (js->find("\"xt\"") != std::string::npos) {
-    auto text = list_ruleset(false);
+    auto text = list_except(all, replaced, false);
     if (text) {
       NftTextOptions topt;
       topt.on_rule = [&](ir::Family f, const std::string& t, const std::string& c, const nft::RuleAst& r) {
@@ -201,6 +264,8 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags) {
 }
 
 Result<std::vector<std::string>> read_xtables_chain(bool v6, const std::string& table, const std::string& chain) {
+  auto nl = read_xtables_chain_netlink(v6, table, chain);
+  if (nl || nl.error().code != EOPNOTSUPP) return nl;
   const char* tool = v6 ? "ip6tables-nft" : "iptables-nft";
   auto text = run_tool({tool, "-w", "-t", table, "-S", chain}, std::string("read chain ") + chain + " of table " +
                                                                    (v6 ? "ip6 " : "ip ") + table + " with " + tool);

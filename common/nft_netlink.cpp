@@ -1,4 +1,4 @@
-#include "cutover/nft_netlink.h"
+#include "common/nft_netlink.h"
 
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace nf2bpf::cutover {
+namespace nf2bpf::nfnl {
 
 namespace {
 
@@ -139,12 +139,17 @@ Result<void> NftSocket::send(const std::vector<uint8_t>& data) {
   return {};
 }
 
+std::vector<char>& NftSocket::recv_buffer() {
+  if (rb_.empty()) rb_.resize(kRecvBuf);
+  return rb_;
+}
+
 Result<uint32_t> NftSocket::generation() {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   uint32_t seq = ++seq_;
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, seq);
   if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return sys_error("ask nftables for the ruleset generation");
-  std::vector<char> rb(kRecvBuf);
+  std::vector<char>& rb = recv_buffer();
   struct Ctx {
     uint32_t id = 0;
     bool got = false;
@@ -171,8 +176,8 @@ Result<uint32_t> NftSocket::generation() {
 }
 
 Result<std::vector<Bytes>> NftSocket::dump(uint16_t type, uint8_t family, const std::string& table,
-                                           const std::string& set) {
-  std::vector<char> rb(kRecvBuf);
+                                           const std::string& set, const std::string& chain) {
+  std::vector<char>& rb = recv_buffer();
   for (int attempt = 0; attempt < 20; ++attempt) {
     char buf[MNL_SOCKET_BUFFER_SIZE];
     uint32_t seq = ++seq_;
@@ -188,6 +193,7 @@ Result<std::vector<Bytes>> NftSocket::dump(uint16_t type, uint8_t family, const 
       nftnl_set_free(s);
     } else if (type == NFT_MSG_GETRULE && !table.empty()) {
       mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, table.c_str());
+      if (!chain.empty()) mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, chain.c_str());
     }
     if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return sys_error("dump nftables " + msg_type_name(type));
     std::vector<Bytes> out;
@@ -215,6 +221,28 @@ Result<std::vector<Bytes>> NftSocket::dump(uint16_t type, uint8_t family, const 
     if (!interrupted) return out;
   }
   return Error{EAGAIN, "dump nftables " + msg_type_name(type) + ": the ruleset kept changing while it was read"};
+}
+
+Result<bool> NftSocket::chain_exists(uint8_t family, const std::string& table, const std::string& chain) {
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  uint32_t seq = ++seq_;
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN, family, NLM_F_ACK, seq);
+  mnl_attr_put_strz(nlh, NFTA_CHAIN_TABLE, table.c_str());
+  mnl_attr_put_strz(nlh, NFTA_CHAIN_NAME, chain.c_str());
+  std::string what = "look up chain " + chain + " of table " + family_name(family) + " " + table;
+  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return sys_error(what);
+  std::vector<char>& rb = recv_buffer();
+  auto ignore = [](const nlmsghdr*, void*) -> int { return MNL_CB_OK; };
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl_, rb.data(), rb.size());
+    if (n < 0) return sys_error(what);
+    int rc = mnl_cb_run(rb.data(), (size_t)n, seq, portid_, ignore, nullptr);
+    if (rc < 0) {
+      if (errno == ENOENT) return false;
+      return sys_error(what);
+    }
+    if (rc == MNL_CB_STOP) return true;
+  }
 }
 
 Result<void> NftSocket::commit(Batch& b, std::optional<uint32_t> genid) {
@@ -249,7 +277,7 @@ Result<void> NftSocket::commit(Batch& b, std::optional<uint32_t> genid) {
     if (it != seqs.end() && *it == seq) return b.msgs_[it - seqs.begin()].what;
     return "message " + std::to_string(seq);
   };
-  std::vector<char> rb(kRecvBuf);
+  std::vector<char>& rb = recv_buffer();
   std::optional<Error> first_error;
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(nl_, rb.data(), rb.size());
@@ -278,4 +306,4 @@ Result<void> NftSocket::commit(Batch& b, std::optional<uint32_t> genid) {
   return {};
 }
 
-}  // namespace nf2bpf::cutover
+}  // namespace nf2bpf::nfnl

@@ -1,7 +1,9 @@
-// The nftables netlink boundary of the cut-over: dumps of the kernel's
-// tables, chains, rules and sets (libmnl + libnftnl), and transactions — one
-// batch (NFNL_MSG_BATCH_BEGIN ... END) the kernel applies completely or not at
-// all. The only code in nf2bpf that speaks nfnetlink directly.
+// The nftables netlink boundary: dumps of the kernel's tables, chains, rules
+// and sets (libmnl + libnftnl), read by the cut-over and by the iptables
+// front-end's reader of iptables-nft tables, and transactions — one batch
+// (NFNL_MSG_BATCH_BEGIN ... END) the kernel applies completely or not at all,
+// sent by the cut-over. Requests and dumps go through here; `sync --watch`
+// only listens (ops/watch.cpp).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,7 @@
 struct nlmsghdr;
 struct mnl_socket;
 
-namespace nf2bpf::cutover {
+namespace nf2bpf::nfnl {
 
 using Bytes = std::vector<uint8_t>;
 
@@ -58,11 +60,15 @@ class NftSocket {
 
   // A dump (NFT_MSG_GETTABLE, GETCHAIN, GETRULE, GETSET, GETSETELEM, GETOBJ,
   // GETFLOWTABLE) for `family` (0: all), restricted to `table` (and, for set
-  // elements, `set`) where the kernel supports it. Each element is one whole
-  // netlink message as the kernel sent it. A dump the kernel marks
-  // interrupted (the ruleset changed meanwhile) is retried.
+  // elements, `set`; for rules, `chain`) where the kernel supports it. Each
+  // element is one whole netlink message as the kernel sent it. A dump the
+  // kernel marks interrupted (the ruleset changed meanwhile) is retried.
   Result<std::vector<Bytes>> dump(uint16_t type, uint8_t family, const std::string& table = {},
-                                  const std::string& set = {});
+                                  const std::string& set = {}, const std::string& chain = {});
+
+  // Whether chain `chain` of table `table` exists (a dump of a chain's rules
+  // cannot tell an empty chain from a missing one).
+  Result<bool> chain_exists(uint8_t family, const std::string& table, const std::string& chain);
 
   // Sends `b` as one transaction. With `genid`, the kernel refuses it
   // (ERESTART, reported as code ERESTART) when the ruleset generation is no
@@ -74,6 +80,8 @@ class NftSocket {
  private:
   NftSocket() = default;
   Result<void> send(const std::vector<uint8_t>& data);
+  std::vector<char>& recv_buffer();  // one per socket: a dump per chain must not allocate 1 MiB each
+  std::vector<char> rb_;
   mnl_socket* nl_ = nullptr;
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
@@ -87,4 +95,4 @@ std::optional<uint8_t> family_from_name(const std::string& name);
 std::string to_hex(const Bytes& b);
 std::optional<Bytes> from_hex(const std::string& s);
 
-}  // namespace nf2bpf::cutover
+}  // namespace nf2bpf::nfnl
