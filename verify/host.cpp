@@ -66,18 +66,34 @@ std::string format_hooks(const std::vector<Hook>& hooks) {
 HostModel::HostModel(HostOptions o) : opt_(std::move(o)) {}
 
 void HostModel::add_local(u128 addr, const std::string& ifname, unsigned prefix_len) {
-  for (const auto& l : learned_)
-    if (l.addr == addr && l.ifname == ifname) return;
+  if (!seen_.insert({addr, ifname}).second) return;
+  size_t i = learned_.size();
   learned_.push_back({addr, ifname, ir::IntervalSet::prefix(addr, prefix_len > 128 ? 128 : prefix_len, 128)});
+  const Learned& l = learned_.back();
+  local_.insert(addr);
+  bool v4 = ir::is_v4_mapped(addr);
+  const auto& iv = l.net.intervals();
+  bool wide = !(iv.size() == 1 && iv[0].lo == iv[0].hi);
+  if (wide)
+    nets_.push_back(i);
+  else if (!ifname.empty())
+    host_route_.emplace(addr, i);
+  by_if_[ifname].push_back(i);
+  // Secondary: an earlier address on the same device has the same subnet.
+  bool sec = iv.size() == 1 && !subnets_.insert({ifname, v4, iv[0].lo, iv[0].hi}).second;
+  secondary_.push_back(sec);
+  if (!first_[v4 ? 0 : 1]) first_[v4 ? 0 : 1] = i;
+  if (!loopback().contains(addr)) {
+    if (!first_global_[v4 ? 0 : 1]) first_global_[v4 ? 0 : 1] = i;
+    if (v4 && !sec && !first_primary_v4_) first_primary_v4_ = i;
+  }
 }
 
 bool HostModel::is_local(u128 a) const {
   if (loopback().contains(a)) return true;
   for (const auto& s : opt_.local)
     if (s.contains(a)) return true;
-  for (const auto& l : learned_)
-    if (l.addr == a) return true;
-  return false;
+  return local_.count(a) > 0;
 }
 
 uint16_t HostModel::addr_type(u128 a) const {
@@ -86,10 +102,12 @@ uint16_t HostModel::addr_type(u128 a) const {
   if (is_multicast(a)) return ir::kAddrMulticast;
   if (is_local(a)) return ir::kAddrLocal;
   // The directed broadcast of a network this host is on.
-  for (const auto& l : learned_)
+  for (size_t i : nets_) {
+    const auto& l = learned_[i];
     if (ir::is_v4_mapped(a) && l.net.intervals().size() == 1 && l.net.intervals()[0].hi == a &&
         l.net.intervals()[0].lo != a)
       return ir::kAddrBroadcast;
+  }
   return ir::kAddrUnicast;
 }
 
@@ -102,9 +120,18 @@ std::string HostModel::route(u128 dst) const {
     if (!best || size < best_size) best = &ifname, best_size = size;
   }
   if (best) return *best;
-  for (const auto& l : learned_)
-    if (!l.ifname.empty() && l.net.contains(dst)) return l.ifname;
-  return "";
+  // The first learned entry whose network holds dst: a host entry for dst
+  // itself, or an earlier wider one.
+  std::optional<size_t> first;
+  if (auto h = host_route_.find(dst); h != host_route_.end()) first = h->second;
+  for (size_t i : nets_) {
+    if (first && i > *first) break;
+    if (!learned_[i].ifname.empty() && learned_[i].net.contains(dst)) {
+      first = i;
+      break;
+    }
+  }
+  return first ? learned_[*first].ifname : "";
 }
 
 namespace {
@@ -125,23 +152,13 @@ unsigned common_prefix(u128 a, u128 b) {
   return n;
 }
 
-// A learned address is secondary when an earlier one on the same device has
-// the same subnet (inet_insert_ifa marks it IFA_F_SECONDARY).
-bool secondary(const std::vector<HostModel::Learned>& all, size_t i) {
-  for (size_t j = 0; j < i; ++j)
-    if (all[j].ifname == all[i].ifname && ir::is_v4_mapped(all[j].addr) == ir::is_v4_mapped(all[i].addr) &&
-        all[j].net == all[i].net)
-      return true;
-  return false;
-}
-
 }  // namespace
 
 std::optional<u128> HostModel::local_address(uint8_t family, const std::string& ifname) const {
-  for (const auto& l : learned_)
-    if (l.ifname == ifname && !ifname.empty() && family_of(family, l.addr)) return l.addr;
-  for (const auto& l : learned_)
-    if (family_of(family, l.addr)) return l.addr;
+  if (auto it = by_if_.find(ifname); it != by_if_.end() && !ifname.empty())
+    for (size_t i : it->second)
+      if (family_of(family, learned_[i].addr)) return learned_[i].addr;
+  if (const auto& f = first_[family == 4 ? 0 : 1]) return learned_[*f].addr;
   for (const auto& s : opt_.local)
     if (!s.empty() && family_of(family, s.intervals()[0].lo)) return s.intervals()[0].lo;
   return std::nullopt;
@@ -152,20 +169,17 @@ std::optional<u128> HostModel::masquerade_source(uint8_t family, const std::stri
     // inet_select_addr(): the out device's primary addresses of universe
     // scope in order, the one whose subnet holds the nexthop first.
     std::optional<u128> first;
-    for (size_t i = 0; i < learned_.size(); ++i) {
-      const auto& l = learned_[i];
-      if (l.ifname != oif || oif.empty() || !family_of(4, l.addr) || loopback().contains(l.addr) ||
-          secondary(learned_, i))
-        continue;
-      if (l.net.contains(dst)) return l.addr;
-      if (!first) first = l.addr;
-    }
+    if (auto it = by_if_.find(oif); it != by_if_.end() && !oif.empty())
+      for (size_t i : it->second) {
+        const auto& l = learned_[i];
+        if (!family_of(4, l.addr) || loopback().contains(l.addr) || secondary_[i]) continue;
+        if (l.net.contains(dst)) return l.addr;
+        if (!first) first = l.addr;
+      }
     if (first) return first;
     // No address on the device: the first universe-scope primary address of
     // any device.
-    for (size_t i = 0; i < learned_.size(); ++i)
-      if (family_of(4, learned_[i].addr) && !loopback().contains(learned_[i].addr) && !secondary(learned_, i))
-        return learned_[i].addr;
+    if (first_primary_v4_) return learned_[*first_primary_v4_].addr;
   } else {
     // ipv6_dev_get_saddr(): rule 2 (appropriate scope), rule 5 (the outgoing
     // interface), rule 8 (longest matching prefix).
@@ -189,17 +203,16 @@ std::optional<u128> HostModel::masquerade_source(uint8_t family, const std::stri
 std::optional<u128> HostModel::redirect_target(uint8_t family, const std::string& iif, u128 dst, bool* guessed) const {
   *guessed = false;
   if (iif == "lo") return family == 4 ? ir::v4_to_u128(0x7f000001) : (u128)1;
-  bool iif_known = false;
-  for (const auto& l : learned_) {
-    if (l.ifname != iif || iif.empty()) continue;
-    iif_known = true;
-    if (!family_of(family, l.addr)) continue;
-    if (family == 4 || v6_scope(l.addr) == v6_scope(dst)) return l.addr;
+  if (auto it = by_if_.find(iif); it != by_if_.end() && !iif.empty()) {
+    for (size_t i : it->second) {
+      const auto& l = learned_[i];
+      if (!family_of(family, l.addr)) continue;
+      if (family == 4 || v6_scope(l.addr) == v6_scope(dst)) return l.addr;
+    }
+    return std::nullopt;
   }
-  if (iif_known) return std::nullopt;
   *guessed = true;
-  for (const auto& l : learned_)
-    if (family_of(family, l.addr) && !loopback().contains(l.addr)) return l.addr;
+  if (const auto& f = first_global_[family == 4 ? 0 : 1]) return learned_[*f].addr;
   for (const auto& s : opt_.local)
     if (!s.empty() && family_of(family, s.intervals()[0].lo)) return s.intervals()[0].lo;
   return std::nullopt;

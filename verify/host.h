@@ -7,7 +7,11 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "translator/ir/ir.h"
@@ -86,8 +90,24 @@ class HostModel {
   const std::vector<Learned>& learned() const { return learned_; }
 
  private:
+  struct U128Hash {
+    size_t operator()(ir::u128 v) const {
+      return std::hash<uint64_t>()((uint64_t)v ^ (uint64_t)(v >> 64) * 0x9e3779b97f4a7c15ULL);
+    }
+  };
   HostOptions opt_;
   std::vector<Learned> learned_;
+  // Indexes over learned_, so a host with thousands of addresses (a
+  // kube-proxy node's witness capture) costs no scan per packet. Each answers
+  // what the scan in learned order would: the smallest index that fits.
+  std::set<std::pair<ir::u128, std::string>> seen_;            // (addr, ifname) learned
+  std::unordered_set<ir::u128, U128Hash> local_;               // every learned address
+  std::unordered_map<ir::u128, size_t, U128Hash> host_route_;  // addr -> first host entry with an ifname
+  std::vector<size_t> nets_;                                   // entries whose net is wider than the address
+  std::map<std::string, std::vector<size_t>> by_if_;           // ifname -> its entries
+  std::vector<bool> secondary_;                                // per entry (inet_insert_ifa's IFA_F_SECONDARY)
+  std::set<std::tuple<std::string, bool, ir::u128, ir::u128>> subnets_;  // (ifname, v4, net lo, hi) seen
+  std::optional<size_t> first_[2], first_global_[2], first_primary_v4_;  // [v6]: first of the family; not loopback
 };
 
 }  // namespace nf2bpf::verify

@@ -51,8 +51,9 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags);
 
 // One chain of a table iptables-nft wrote, as `iptables-nft -t TABLE -S
 // CHAIN` (ip6tables-nft with v6) prints it: its `-A` lines, which are the
-// lines iptables-nft-save prints for it. An error when the tool fails (the
-// chain does not exist, or is not one iptables-nft can print).
+// lines iptables-nft-save prints for it. Read over netlink; from the tool
+// when a rule holds what the netlink reader does not print. An error when
+// the chain does not exist or the tool fails.
 Result<std::vector<std::string>> read_xtables_chain(bool v6, const std::string& table, const std::string& chain);
 
 }  // namespace nf2bpf::frontend
