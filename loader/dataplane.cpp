@@ -797,32 +797,45 @@ Result<void> Dataplane::write_service(uint32_t sid, const policy::Service& sv, u
 }
 
 Result<size_t> Dataplane::update_services(const policy::Policy& live, const policy::Policy& next, nlohmann::json meta) {
+  if (live.services.size() != next.services.size() || live.rules.size() != next.rules.size())
+    return Error{EINVAL, "the two policies are not the same but for their services' backends"};
+  std::vector<ServiceChange> changes;
+  for (uint32_t id = 0; id < next.services.size(); ++id)
+    if (!(live.services[id] == next.services[id])) changes.push_back({id, &live.services[id], &next.services[id]});
+  return switch_services(live.checksum, changes, &live, &next, std::move(meta));
+}
+
+Result<size_t> Dataplane::update_service_backends(const std::string& live_checksum,
+                                                  const std::vector<ServiceChange>& changes, nlohmann::json meta) {
+  return switch_services(live_checksum, changes, nullptr, nullptr, std::move(meta));
+}
+
+Result<size_t> Dataplane::switch_services(const std::string& live_checksum, const std::vector<ServiceChange>& changes,
+                                          const policy::Policy* live, const policy::Policy* next, nlohmann::json meta) {
   auto& f = *fds_;
   uint32_t zero = 0;
   nf2bpf_control ctrl{};
   if (int rc = bpf_map_lookup_elem(f.control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
   auto st = read_state(ctrl.live & 1);
   if (!st) return st.error();
-  if (ctrl.abi != NF2BPF_ABI_VERSION || st->value("checksum", "") != live.checksum)
+  if (ctrl.abi != NF2BPF_ABI_VERSION || st->value("checksum", "") != live_checksum)
     return Error{ESTALE, "the live generation is not the policy the service update was computed against"};
-  if (live.services.size() != next.services.size() || live.rules.size() != next.rules.size())
-    return Error{EINVAL, "the two policies are not the same but for their services' backends"};
-  // Rules that moved to other source lines or chains (only userspace reads
-  // those fields: the bytes the programs read are rewritten unchanged).
-  uint32_t slot = ctrl.live & 1, rid = 0;
-  if (int rc = bpf_map_lookup_elem(f.outer[kRules].fd, &slot, &rid)) return bpf_err("find the rule map", rc);
-  Fd rm(bpf_map_get_fd_by_id(rid));
-  if (rm.fd < 0) return Error{errno, "open the live generation's rule map"};
-  for (uint32_t i = 0; i < next.rules.size(); ++i) {
-    const nf2bpf_rule &a = live.rules[i], &b = next.rules[i];
-    if (a.src_line == b.src_line && a.src_chain == b.src_chain) continue;
-    if (int rc = bpf_map_update_elem(rm.fd, &i, &b, BPF_ANY)) return bpf_err("write rule " + std::to_string(i), rc);
+  if (live && next) {
+    // Rules that moved to other source lines or chains (only userspace reads
+    // those fields: the bytes the programs read are rewritten unchanged).
+    uint32_t slot = ctrl.live & 1, rid = 0;
+    if (int rc = bpf_map_lookup_elem(f.outer[kRules].fd, &slot, &rid)) return bpf_err("find the rule map", rc);
+    Fd rm(bpf_map_get_fd_by_id(rid));
+    if (rm.fd < 0) return Error{errno, "open the live generation's rule map"};
+    for (uint32_t i = 0; i < next->rules.size(); ++i) {
+      const nf2bpf_rule &a = live->rules[i], &b = next->rules[i];
+      if (a.src_line == b.src_line && a.src_chain == b.src_chain) continue;
+      if (int rc = bpf_map_update_elem(rm.fd, &i, &b, BPF_ANY)) return bpf_err("write rule " + std::to_string(i), rc);
+    }
   }
-  size_t changed = 0;
-  for (uint32_t id = 0; id < next.services.size(); ++id) {
-    const policy::Service &a = live.services[id], &b = next.services[id];
-    if (a == b) continue;
-    uint32_t sid = NF_SVC_SID(ctrl.live & 1, id);
+  for (const auto& c : changes) {
+    const policy::Service &a = *c.before, &b = *c.after;
+    uint32_t sid = NF_SVC_SID(ctrl.live & 1, c.id);
     nf2bpf_svc_val cur{};
     if (int rc = bpf_map_lookup_elem(f.svc.fd, &sid, &cur)) return bpf_err("read service " + a.name, rc);
     if (auto r = write_service(sid, b, (cur.slot ^ 1) & 1); !r) return r.error();
@@ -835,14 +848,15 @@ Result<size_t> Dataplane::update_services(const policy::Policy& live, const poli
       to_bytes(be.addr, k.addr);
       bpf_map_delete_elem(f.svc_conns.fd, &k);
     }
-    ++changed;
   }
-  (*st)["checksum"] = next.checksum;
+  if (next) {
+    (*st)["checksum"] = next->checksum;
+    if (st->contains("chains")) (*st)["chains"] = next->chain_names;
+  }
   for (auto& [k, v] : meta.items()) (*st)[k] = v;
-  if (st->contains("chains")) (*st)["chains"] = next.chain_names;
   if (dump_utf8(*st).size() >= kStateBlob - 256) st->erase("chains");
   if (auto r = write_state(ctrl.live & 1, *st); !r) return r.error();
-  return changed;
+  return changes.size();
 }
 
 Result<std::vector<ServiceConnections>> Dataplane::service_connections() {

@@ -116,6 +116,18 @@ class Dataplane {
   // service is switched with one map update; the generation's record then
   // carries next's checksum and `meta`'s fields. Returns how many changed.
   Result<size_t> update_services(const policy::Policy& live, const policy::Policy& next, nlohmann::json meta);
+  // The same for a few services, without a second whole policy (`sync
+  // --watch` changes backends read from kube-proxy's chains): each change is
+  // a service's id, its service as live now and as it becomes. The live
+  // generation must be `live_checksum`'s; its record keeps that checksum and
+  // takes `meta`'s fields.
+  struct ServiceChange {
+    uint32_t id;
+    const policy::Service* before;
+    const policy::Service* after;
+  };
+  Result<size_t> update_service_backends(const std::string& live_checksum, const std::vector<ServiceChange>& changes,
+                                         nlohmann::json meta);
   // The live generation's number (0 when none was installed).
   Result<uint64_t> live_generation();
   // Connections bound per service backend in the live generation.
@@ -176,6 +188,11 @@ class Dataplane {
   Result<void> adopt_maps(int prog_fd);
   void drop_recent_tables(const policy::Policy& p);
   Result<void> write_service(uint32_t sid, const policy::Service& sv, uint32_t slot);
+  // update_services and update_service_backends: `live`/`next` (both or
+  // neither) also move rules to their new source lines and give the record
+  // next's checksum and chains.
+  Result<size_t> switch_services(const std::string& live_checksum, const std::vector<ServiceChange>& changes,
+                                 const policy::Policy* live, const policy::Policy* next, nlohmann::json meta);
   std::string check_version();
   Result<void> reload_programs();
   Result<nlohmann::json> read_state(uint32_t index);

@@ -163,11 +163,15 @@ std::variant<FastUpdate, std::string> plan_fast_update(const NatChains& before, 
     if (!before.tables.count(fam)) return std::string("a change to a nat table the last full read did not have");
     changed[fam][chain] = gone;
   }
-  std::map<std::pair<uint8_t, std::string>, uint32_t> service_of;
-  for (uint32_t id = 0; id < live.services.size(); ++id) {
-    const auto& sv = live.services[id];
-    if (sv.name.rfind("nat/", 0) == 0) service_of[{sv.family, sv.name.substr(4)}] = id;
+  if (before.indexed != live.checksum || before.indexed.empty()) {
+    before.service_of.clear();
+    for (uint32_t id = 0; id < live.services.size(); ++id) {
+      const auto& sv = live.services[id];
+      if (sv.name.rfind("nat/", 0) == 0) before.service_of[{sv.family, sv.name.substr(4)}] = id;
+    }
+    before.indexed = live.checksum;
   }
+  const auto& service_of = before.service_of;
   // Before reading anything: each changed chain the last read had must be
   // a load-balancing chain or reached from such chains alone (an endpoint
   // chain); a change of KUBE-SERVICES, say, is refused here.

@@ -44,9 +44,15 @@ struct NatChains {
   std::map<uint8_t, std::map<std::string, std::vector<std::string>>> tables;
   // Per family: chain -> the chains that jump or go to it.
   std::map<uint8_t, std::map<std::string, std::set<std::string>>> referrers;
+  // The live policy's service ids by (family, load-balancing chain), built by
+  // plan_fast_update for the policy with checksum `indexed` (an update in
+  // place keeps the checksum and the services' names and ids): 10,000
+  // Services take milliseconds to index, more than the rest of the plan.
+  mutable std::string indexed;
+  mutable std::map<std::pair<uint8_t, std::string>, uint32_t> service_of;
 };
-// From a translation of the kernel's ruleset (its tables read from
-// iptables-nft-save); nullptr when it has no such table.
+// From a translation of the kernel's ruleset (its tables read over netlink
+// or from iptables-nft-save); nullptr when it has no such table.
 std::shared_ptr<NatChains> nat_chains_of(const ir::Ruleset& rs);
 
 // What change notifications named: (family 4/6 or 0 for another family,

@@ -500,7 +500,7 @@ SyncOutcome run_sync(const SyncOptions& o) {
   return run.go();
 }
 
-SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live, const FastUpdate& u) {
+SyncOutcome run_service_update(const SyncOptions& o, std::shared_ptr<const policy::Policy>& live, const FastUpdate& u) {
   auto t0 = Clock::now();
   SyncOutcome out;
   out.doc = {{"result", "error"},
@@ -511,17 +511,20 @@ SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live,
     complete(out, t0, kind, result, line);
     return std::move(out);
   };
+  // The changed services as they are live now, and as they become.
+  std::vector<policy::Service> was, now;
   json names = json::array();
-  auto next = std::make_shared<policy::Policy>(live);
   for (const auto& [id, backends] : u.services) {
-    next->services.at(id).backends = backends;
-    names.push_back(next->services[id].name);
+    was.push_back(live->services.at(id));
+    now.push_back(was.back());
+    now.back().backends = backends;
+    names.push_back(was.back().name);
   }
   out.doc["services_changed"] = names;
   std::string what =
       std::to_string(u.services.size()) + (u.services.size() == 1 ? " service's" : " services'") + " backends";
   if (u.services.empty()) {
-    out.live_policy = std::move(next);
+    out.live_policy = live;
     return finish(Kind::ok, "in-sync", "in sync: the changed chains make the same backends");
   }
   if (o.dry_run) return finish(Kind::ok, "would-update", "dry run: would update " + what + " in place");
@@ -537,28 +540,34 @@ SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live,
   if (!dp) return finish(Kind::error, "error", dp.error().message());
   if (!*dp) return finish(Kind::error, "error", "nothing is loaded");
   auto t = Clock::now();
-  auto n = (*dp)->update_services(live, *next, {{"applied", (int64_t)time(nullptr)}});
+  std::vector<loader::Dataplane::ServiceChange> changes;
+  for (size_t i = 0; i < was.size(); ++i) changes.push_back({u.services[i].first, &was[i], &now[i]});
+  auto n = (*dp)->update_service_backends(live->checksum, changes, {{"applied", (int64_t)time(nullptr)}});
   if (!n) return finish(Kind::error, "error", "update the services in place: " + n.error().message());
   out.doc["timings_ms"]["update"] = ms_since(t);
+  std::shared_ptr<policy::Policy> next =
+      live.use_count() == 1 ? std::const_pointer_cast<policy::Policy>(live) : std::make_shared<policy::Policy>(*live);
+  for (size_t i = 0; i < now.size(); ++i) next->services[u.services[i].first] = std::move(now[i]);
+  live = next;
   auto gen = (*dp)->live_generation();
   out.doc["generation"] = gen ? *gen : 0;
   std::set<std::pair<ir::u128, uint16_t>> left;
-  for (const auto& [id, backends] : u.services) {
-    std::set<std::pair<ir::u128, uint16_t>> now;
-    for (const auto& b : backends) now.insert({b.addr, b.port});
-    for (const auto& b : live.services[id].backends)
-      if (!now.count({b.addr, b.port})) left.insert({b.addr, b.port});
+  for (size_t i = 0; i < was.size(); ++i) {
+    std::set<std::pair<ir::u128, uint16_t>> stay;
+    for (const auto& b : u.services[i].second) stay.insert({b.addr, b.port});
+    for (const auto& b : was[i].backends)
+      if (!stay.count({b.addr, b.port})) left.insert({b.addr, b.port});
   }
   if (auto c = clear_udp_to_endpoints(**dp, left); c && *c) {
     out.notes.push_back("cleared " + std::to_string(*c) +
                         " UDP connection entries to endpoints their Service no longer has");
     out.doc["stale_udp_cleared"] = *c;
   }
-  out.live_policy = std::move(next);
+  out.live_policy = live;
   return finish(Kind::ok, "updated",
                 "updated: " + what + " in generation " + std::to_string(gen ? *gen : 0) + ", from " +
                     std::to_string(u.chains_read) + " changed chain" + (u.chains_read == 1 ? "" : "s") +
-                    " read alone (checksum " + short_sum(live.checksum) +
+                    " read alone (checksum " + short_sum(live->checksum) +
                     " until the next full read records the source)");
 }
 

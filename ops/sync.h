@@ -80,11 +80,14 @@ SyncOutcome run_sync(const SyncOptions& o);
 // sync --watch --from kernel: applies the service backends a change of
 // kube-proxy's chains makes (ops/fast_update.h) to the live generation,
 // under the state lock, and clears the UDP entries to the endpoints that
-// left. `live` must still be live (its checksum is checked). The outcome's
-// live_policy is `live` with the new backends; it keeps live's checksum, and
-// the state file its record, until a full run records the policy the source
-// makes (the watch loop runs one a while after).
-SyncOutcome run_service_update(const SyncOptions& o, const policy::Policy& live, const FastUpdate& u);
+// left. `live` must still be live (its checksum is checked). When the update
+// is applied, `live` becomes the policy with the new backends (changed in
+// place when the caller holds its only reference: copying a 320,000-rule
+// policy costs more than the rest of the update), and so does the outcome's
+// live_policy; it keeps live's checksum, and the state file its record,
+// until a full run records the policy the source makes (the watch loop runs
+// one a while after). Otherwise `live` is as it was.
+SyncOutcome run_service_update(const SyncOptions& o, std::shared_ptr<const policy::Policy>& live, const FastUpdate& u);
 
 // ---- the decisions, without a kernel -------------------------------------------------
 

@@ -229,7 +229,7 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
         auto plan = plan_fast_update(*chains, changes.chains, *so.last, read_chain);
         if (auto* u = std::get_if<FastUpdate>(&plan)) {
           double read_ms = ms_since(t);
-          SyncOutcome out = run_service_update(so, *so.last, *u);
+          SyncOutcome out = run_service_update(so, so.last, *u);
           out.doc["timings_ms"]["read"] = read_ms;
           out.total_ms += read_ms;
           out.doc["timings_ms"]["total"] = out.total_ms;
