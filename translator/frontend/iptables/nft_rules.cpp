@@ -305,22 +305,22 @@ std::optional<int> prefix_len(const Bytes& m) {
 }
 
 struct RuleParts {
-  std::string src, dst, in, out;  // with their "! " where inverted
+  std::string src, dst, in, out;  // "ADDR/LEN", interface names ("" when the rule has no such test)
   bool src_inv = false, dst_inv = false, in_inv = false, out_inv = false, proto_inv = false;
   int proto = -1;
   struct Match {
     std::string name;
     std::string text;            // compat: its options
-    std::optional<Ports> ports;  // tcp/udp from native expressions (printed at the end)
+    std::optional<Ports> ports;  // tcp/udp built from native tests (printed where it first appears)
   };
   std::vector<Match> matches;
   std::string target;  // " -j X ..." or " -g X"
 };
 
-std::string addr_with_len(const Bytes& d, const Bytes& mask, size_t full, bool v6, int plen) {
+// The address a compare gives (its first bytes; the rest zero) with its prefix length.
+std::string addr_with_len(const Bytes& d, size_t full, bool v6, int plen) {
   uint8_t a[16] = {};
   std::memcpy(a, d.data(), std::min(d.size(), full));
-  (void)mask;
   return addr_text(a, v6) + "/" + std::to_string(plen);
 }
 
@@ -417,7 +417,7 @@ Result<std::string> xtables_rule_text(const nftnl_rule* r, bool v6, bool* has_xt
           fail("second address test");
           break;
         }
-        slot = addr_with_len(d, l.mask, alen, v6, plen);
+        slot = addr_with_len(d, alen, v6, plen);
         (is_src ? parts.src_inv : parts.dst_inv) = inv;
       } else if (l.kind == Load::Meta && l.mask.empty() && !is_range && l.key == NFT_META_L4PROTO && d.size() == 1 &&
                  parts.proto < 0) {
