@@ -537,12 +537,12 @@ void Conntrack::unindex(const CtEntry& e) {
   if (unsigned m = wild_mask(e)) {
     auto it = chosen_.find(wildcard(e.reply, m));
     if (it != chosen_.end()) {
-      std::erase(it->second, e.id);
+      it->second.erase(e.id);
       if (it->second.empty()) chosen_.erase(it);
     }
   }
   if (auto it = bysource_.find(source_key(e.orig)); it != bysource_.end()) {
-    std::erase(it->second, e.id);
+    it->second.erase(e.id);
     if (it->second.empty()) bysource_.erase(it);
   }
 }

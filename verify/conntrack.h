@@ -35,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -150,12 +151,31 @@ class Conntrack {
   void gc(double now);
 
   std::unordered_map<CtTuple, std::pair<uint64_t, int>, CtTupleHash> index_;  // tuple -> (entry, dir)
+  // Entry ids in the order they were indexed, each removed in O(1): a
+  // kube-proxy node's witness packets put thousands of connections under one
+  // key, and removing them from a vector one by one was quadratic.
+  class IdList {
+   public:
+    void push_back(uint64_t id) {
+      if (!pos_.count(id)) pos_[id] = order_.insert(order_.end(), id);
+    }
+    void erase(uint64_t id) {
+      if (auto it = pos_.find(id); it != pos_.end()) order_.erase(it->second), pos_.erase(it);
+    }
+    bool empty() const { return order_.empty(); }
+    std::list<uint64_t>::const_iterator begin() const { return order_.begin(); }
+    std::list<uint64_t>::const_iterator end() const { return order_.end(); }
+
+   private:
+    std::list<uint64_t> order_;
+    std::unordered_map<uint64_t, std::list<uint64_t>::iterator> pos_;
+  };
   // Entries with a NAT choice, by their reply tuple with the chosen fields
   // zeroed (wild_mask: 1 src, 2 dst, 4 sport, 8 dport), per mask in use.
-  std::unordered_map<CtTuple, std::vector<uint64_t>, CtTupleHash> chosen_;
+  std::unordered_map<CtTuple, IdList, CtTupleHash> chosen_;
   uint32_t masks_in_use_ = 0;  // bit m: some entry has wild mask m
   // Entries with a source binding by original source address, port and protocol (by_source).
-  std::unordered_map<CtTuple, std::vector<uint64_t>, CtTupleHash> bysource_;
+  std::unordered_map<CtTuple, IdList, CtTupleHash> bysource_;
   std::unordered_map<uint64_t, CtEntry> entries_;
   mutable uint64_t next_id_ = 1;
   uint64_t commits_ = 0;
