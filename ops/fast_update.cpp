@@ -150,6 +150,16 @@ std::shared_ptr<NatChains> nat_chains_of(const ir::Ruleset& rs) {
   return nc;
 }
 
+void index_services(const NatChains& nc, const policy::Policy& live) {
+  if (nc.indexed == live.checksum && !nc.indexed.empty()) return;
+  nc.service_of.clear();
+  for (uint32_t id = 0; id < live.services.size(); ++id) {
+    const auto& sv = live.services[id];
+    if (sv.name.rfind("nat/", 0) == 0) nc.service_of[{sv.family, sv.name.substr(4)}] = id;
+  }
+  nc.indexed = live.checksum;
+}
+
 std::variant<FastUpdate, std::string> plan_fast_update(const NatChains& before, const ChainChanges& changes,
                                                        const policy::Policy& live, const ChainReader& read) {
   if (changes.empty()) return std::string("no chain changed");
@@ -163,14 +173,7 @@ std::variant<FastUpdate, std::string> plan_fast_update(const NatChains& before, 
     if (!before.tables.count(fam)) return std::string("a change to a nat table the last full read did not have");
     changed[fam][chain] = gone;
   }
-  if (before.indexed != live.checksum || before.indexed.empty()) {
-    before.service_of.clear();
-    for (uint32_t id = 0; id < live.services.size(); ++id) {
-      const auto& sv = live.services[id];
-      if (sv.name.rfind("nat/", 0) == 0) before.service_of[{sv.family, sv.name.substr(4)}] = id;
-    }
-    before.indexed = live.checksum;
-  }
+  index_services(before, live);
   const auto& service_of = before.service_of;
   // Before reading anything: each changed chain the last read had must be
   // a load-balancing chain or reached from such chains alone (an endpoint

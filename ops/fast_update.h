@@ -55,6 +55,11 @@ struct NatChains {
 // or from iptables-nft-save); nullptr when it has no such table.
 std::shared_ptr<NatChains> nat_chains_of(const ir::Ruleset& rs);
 
+// Builds nc.service_of for `live` unless it is already built for its
+// checksum. plan_fast_update calls it; the watch calls it right after a full
+// read, so the first update after one does not pay for it.
+void index_services(const NatChains& nc, const policy::Policy& live);
+
 // What change notifications named: (family 4/6 or 0 for another family,
 // table, chain) -> the chain is gone after the change.
 using ChainChanges = std::map<std::tuple<uint8_t, std::string, std::string>, bool>;

@@ -158,6 +158,7 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
     if (out.live_policy) so.last = out.live_policy;
     if (out.live_policy && out.nat_chains) {
       chains = std::move(out.nat_chains);
+      index_services(*chains, *out.live_policy);
     } else if (out.live_policy) {
       chains.reset();
       no_chains = "the last full read had no nat table iptables-nft wrote (nftables rulesets are read whole)";
