@@ -18,7 +18,6 @@ READ=$1
 SRC=$2
 . "$(dirname "$0")/lib.sh" nf2bpf-xr
 ip netns add "$SRV" || { echo "cannot create a namespace"; exit 2; }
-in_srv() { ip netns exec "$SRV" "$@"; }
 
 # The tool's text without its comment lines and with chain counters zeroed.
 saved() {  # saved 4|6 TABLE
@@ -139,21 +138,15 @@ chains 4 nat
 chains 6 nat
 
 # A missing chain is an error; what the reader cannot print is refused.
-in_srv "$READ" nat NO-SUCH-CHAIN >"$WORK/out" 2>&1
-rc=$?
-if [ "$rc" -eq 1 ] && grep -q "No such file" "$WORK/out"; then pass "a missing chain is an error (exit 1)"
-else fail "missing chain: exit $rc: $(cat "$WORK/out")"; fi
+expect 1 "a missing chain is an error" -- in_srv "$READ" nat NO-SUCH-CHAIN
+has "No such file" "the error says the chain does not exist"
 in_srv iptables-nft -t nat -A Y -m statistic --mode nth --every 3 --packet 1 -j RETURN
-in_srv "$READ" nat Y >"$WORK/out" 2>&1
-rc=$?
-if [ "$rc" -eq 3 ] && grep -q "statistic" "$WORK/out"; then pass "statistic --mode nth: refused, naming the match ($(cat "$WORK/out"))"
-else fail "nth: exit $rc: $(cat "$WORK/out")"; fi
+expect 3 "statistic --mode nth: refused" -- in_srv "$READ" nat Y
+has "match statistic revision 0" "the refusal names the match"
 in_srv iptables-nft -t nat -D Y -m statistic --mode nth --every 3 --packet 1 -j RETURN
 in_srv nft add rule ip nat X ct state established accept
-in_srv "$READ" nat >"$WORK/out" 2>&1
-rc=$?
-if [ "$rc" -eq 3 ] && grep -q "expression ct" "$WORK/out"; then pass "a rule nft added (ct state): refused ($(cat "$WORK/out"))"
-else fail "nft-added rule: exit $rc: $(cat "$WORK/out")"; fi
+expect 3 "a rule nft added (ct state): refused" -- in_srv "$READ" nat
+has "expression ct" "the refusal names the expression"
 
 echo "$fails failures"
 [ "$fails" -eq 0 ]

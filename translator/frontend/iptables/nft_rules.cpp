@@ -547,6 +547,31 @@ using ChainPtr = std::unique_ptr<nftnl_chain, void (*)(const nftnl_chain*)>;
 
 const nlmsghdr* hdr(const Bytes& m) { return reinterpret_cast<const nlmsghdr*>(m.data()); }
 
+// The "-A" lines of one chain, from one dump of its rules (the kernel finds
+// the chain by its hash; a dump of the whole table is resumed by walking it
+// again from the start for every 32 KiB sent, which is quadratic: 70 s of
+// kernel time for the nat table of 10,000 Services). `*has_xt` is set when a
+// rule holds an xtables expression. `what` prefixes errors.
+Result<std::vector<std::string>> chain_lines(nfnl::NftSocket& sock, bool v6, const std::string& table,
+                                             const std::string& chain, const std::string& what, bool* has_xt) {
+  auto rules = sock.dump(NFT_MSG_GETRULE, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4, table, {}, chain);
+  if (!rules) return Error{rules.error().code, what + ": " + rules.error().message()};
+  std::vector<std::string> out;
+  for (const auto& m : *rules) {
+    RulePtr r(nftnl_rule_alloc(), nftnl_rule_free);
+    if (!r || nftnl_rule_nlmsg_parse(hdr(m), r.get()) < 0) return refuse(what + ": a rule message");
+    const char* t = nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE);
+    const char* c = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN);
+    if (!t || !c || table != t || chain != c) continue;
+    bool xt = false;
+    auto text = xtables_rule_text(r.get(), v6, &xt);
+    if (!text) return Error{text.error().code, what + ": " + text.error().context};
+    if (has_xt) *has_xt |= xt;
+    out.push_back(std::move(*text));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<XtablesTable> read_xtables_table_netlink(bool v6, const std::string& table) {
@@ -582,48 +607,26 @@ Result<XtablesTable> read_xtables_table_netlink(bool v6, const std::string& tabl
     }
     if (base.empty() && user.empty()) return Error{ENOENT, what};
     std::sort(user.begin(), user.end());
-    std::map<std::string, std::vector<std::string>> lines;  // chain -> "-A" lines in order
-    XtablesTable out;
-    // One dump per chain: the kernel resumes a dump of the whole table by
-    // walking it again from the start for every 32 KiB it sends, which is
-    // quadratic (70 s of kernel time for the nat table of 10,000 Services);
-    // a chain's dump finds the chain by its hash.
-    std::optional<Error> failed;
-    auto read_chain = [&](const std::string& name) {
-      auto rules = (*sock)->dump(NFT_MSG_GETRULE, family, table, {}, name);
-      if (!rules) return failed = rules.error(), false;
-      for (const auto& m : *rules) {
-        RulePtr r(nftnl_rule_alloc(), nftnl_rule_free);
-        if (!r || nftnl_rule_nlmsg_parse(hdr(m), r.get()) < 0) return failed = refuse(what + ": a rule message"), false;
-        const char* t = nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE);
-        const char* c = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN);
-        if (!t || !c || table != t || name != c) continue;
-        bool xt = false;
-        auto text = xtables_rule_text(r.get(), v6, &xt);
-        if (!text) return failed = Error{text.error().code, what + ": " + text.error().context}, false;
-        out.has_xt |= xt;
-        lines[name].push_back(std::move(*text));
-        ++out.rules;
-      }
-      return true;
-    };
     std::vector<std::string> order;
     for (const auto& b : *builtin)
       if (base.count(b)) order.push_back(b);
     order.insert(order.end(), user.begin(), user.end());
-    for (const auto& c : order)
-      if (!read_chain(c)) break;
-    if (failed) return *failed;
+    XtablesTable out;
+    std::vector<std::vector<std::string>> lines;  // per chain of `order`
+    for (const auto& c : order) {
+      auto l = chain_lines(**sock, v6, table, c, what, &out.has_xt);
+      if (!l) return l.error();
+      lines.push_back(std::move(*l));
+    }
     auto gen2 = (*sock)->generation();
     if (!gen2) return gen2.error();
     if (*gen2 != *gen) continue;  // changed while read: the dumps may not agree
 
     std::string& s = out.text;
-    s.reserve(out.rules * 160);
     s += "*" + table + "\n";
     for (const auto& c : order) s += ":" + c + " " + (base.count(c) ? base[c] : "-") + " [0:0]\n";
-    for (const auto& c : order)
-      for (const auto& l : lines[c]) s += l + "\n";
+    for (const auto& chain : lines)
+      for (const auto& l : chain) s += l + "\n";
     s += "COMMIT\n";
     return out;
   }
@@ -636,26 +639,12 @@ Result<std::vector<std::string>> read_xtables_chain_netlink(bool v6, const std::
       std::string("read chain ") + chain + " of table " + (v6 ? "ip6 " : "ip ") + table + " over netlink";
   auto sock = nfnl::NftSocket::open();
   if (!sock) return Error{sock.error().code, what + ": " + sock.error().context};
-  uint8_t family = v6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
-  auto rules = (*sock)->dump(NFT_MSG_GETRULE, family, table, {}, chain);
-  if (!rules) return Error{rules.error().code, what + ": " + rules.error().message()};
-  if (rules->empty()) {
-    auto exists = (*sock)->chain_exists(family, table, chain);
-    if (!exists) return Error{exists.error().code, what + ": " + exists.error().context};
-    if (!*exists) return Error{ENOENT, what};
-  }
-  std::vector<std::string> out;
-  for (const auto& m : *rules) {
-    RulePtr r(nftnl_rule_alloc(), nftnl_rule_free);
-    if (!r || nftnl_rule_nlmsg_parse(hdr(m), r.get()) < 0) return refuse(what + ": a rule message");
-    const char* t = nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE);
-    const char* c = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN);
-    if (!t || !c || table != t || chain != c) continue;
-    auto text = xtables_rule_text(r.get(), v6);
-    if (!text) return Error{text.error().code, what + ": " + text.error().context};
-    out.push_back(std::move(*text));
-  }
-  return out;
+  auto lines = chain_lines(**sock, v6, table, chain, what, nullptr);
+  if (!lines || !lines->empty()) return lines;
+  auto exists = (*sock)->chain_exists(v6 ? NFPROTO_IPV6 : NFPROTO_IPV4, table, chain);
+  if (!exists) return Error{exists.error().code, what + ": " + exists.error().context};
+  if (!*exists) return Error{ENOENT, what};
+  return lines;
 }
 
 }  // namespace nf2bpf::frontend

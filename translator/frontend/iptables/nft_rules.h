@@ -21,7 +21,6 @@ namespace nf2bpf::frontend {
 // One iptables table of the current network namespace.
 struct XtablesTable {
   std::string text;     // "*TABLE", the chain lines, the "-A" lines, "COMMIT"
-  size_t rules = 0;     // "-A" lines
   bool has_xt = false;  // a rule holds an xtables match or target expression
 };
 

@@ -140,27 +140,22 @@ std::vector<std::pair<std::string, std::string>> list_tables() {
 Result<std::string> list_except(const std::vector<std::pair<std::string, std::string>>& all,
                                 const std::set<std::pair<std::string, std::string>>& skip, bool json) {
   if (skip.empty()) return list_ruleset(json);
-  if (!json) {
-    std::string out;
-    for (const auto& t : all) {
-      if (skip.count(t)) continue;
-      auto part = nft_list(("list table " + t.first + " " + t.second).c_str(), false);
-      if (!part) return part.error();
-      out += *part;
-    }
-    return out;
-  }
+  std::string text;
   nlohmann::json items = nlohmann::json::array();
   for (const auto& t : all) {
     if (skip.count(t)) continue;
-    auto part = nft_list(("list table " + t.first + " " + t.second).c_str(), true);
+    auto part = nft_list(("list table " + t.first + " " + t.second).c_str(), json);
     if (!part) return part.error();
+    if (!json) {
+      text += *part;
+      continue;
+    }
     auto doc = nlohmann::json::parse(*part, nullptr, false);
     if (!doc.is_object() || !doc.contains("nftables") || !doc.at("nftables").is_array()) continue;
-    for (auto& o : doc["nftables"])
+    for (auto& o : doc["nftables"])  // one metainfo object, the first
       if (!(o.is_object() && o.contains("metainfo") && !items.empty())) items.push_back(std::move(o));
   }
-  return nlohmann::json{{"nftables", std::move(items)}}.dump();
+  return json ? nlohmann::json{{"nftables", std::move(items)}}.dump() : text;
 }
 
 bool is_xtables_table(const std::pair<std::string, std::string>& t) {
