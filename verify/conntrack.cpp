@@ -264,30 +264,49 @@ CtTuple wildcard(CtTuple t, unsigned m) {
 
 }  // namespace
 
+size_t Conntrack::ChoicesHash::operator()(const Choices& k) const {
+  uint64_t h = 0;
+  auto mix = [&h](uint64_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  for (const CtChoice& c : k.c) {
+    mix((uint64_t)c.addr_lo), mix((uint64_t)(c.addr_lo >> 64)), mix((uint64_t)c.addr_hi);
+    mix((uint64_t)(c.addr_hi >> 64));
+    mix((uint64_t)c.addr << 33 | (uint64_t)c.port << 32 | (uint64_t)c.port_lo << 16 | c.port_hi);
+  }
+  return (size_t)h;
+}
+
 const CtEntry* Conntrack::find_reply(const CtTuple& t, double now, int* dir, std::optional<CtEntry>& pinned) const {
   pinned.reset();
   if (const CtEntry* e = find(t, now, dir)) return e;
+  const bool icmp = t.proto == 1 || t.proto == 58;
+  auto in = [](auto v, auto lo, auto hi) { return lo <= v && v <= hi; };
   for (unsigned m = 1; m < 16; ++m) {
     if (!(masks_in_use_ & (1u << m))) continue;
     auto it = chosen_.find(wildcard(t, m));
     if (it == chosen_.end()) continue;
-    for (uint64_t id : it->second) {
-      auto e = entries_.find(id);
-      if (e == entries_.end() || e->second.expires < now || wild_mask(e->second) != m) continue;
-      const CtEntry& en = e->second;
-      auto in = [](auto v, auto lo, auto hi) { return lo <= v && v <= hi; };
-      const CtChoice &s = en.choice[0], &d = en.choice[1];
-      bool icmp = en.orig.proto == 1 || en.orig.proto == 58;
+    // The first entry indexed whose ranges hold the reply.
+    const CtEntry* first = nullptr;
+    uint64_t first_seq = UINT64_MAX;
+    for (const auto& [k, ids] : it->second) {
+      const CtChoice &s = k.c[0], &d = k.c[1];
       if ((m & 2) && !in(t.dst, s.addr_lo, s.addr_hi)) continue;
       if ((m & 1) && !in(t.src, d.addr_lo, d.addr_hi)) continue;
       if ((m & 8) && !in(t.dport, s.port_lo, s.port_hi)) continue;
       if ((m & 4) && !in(t.sport, (s.port && icmp ? s : d).port_lo, (s.port && icmp ? s : d).port_hi)) continue;
-      pinned = en;
-      pinned->reply = t;
-      pinned->choice[0] = pinned->choice[1] = CtChoice{};
-      *dir = 1;
-      return &en;
+      for (const Indexed& x : ids) {
+        if (x.seq >= first_seq) break;
+        auto e = entries_.find(x.id);
+        if (e == entries_.end() || e->second.expires < now || wild_mask(e->second) != m) continue;
+        first = &e->second, first_seq = x.seq;
+        break;
+      }
     }
+    if (!first) continue;
+    pinned = *first;
+    pinned->reply = t;
+    pinned->choice[0] = pinned->choice[1] = CtChoice{};
+    *dir = 1;
+    return first;
   }
   return nullptr;
 }
@@ -313,8 +332,8 @@ std::vector<const CtEntry*> Conntrack::by_source(const CtTuple& t, double now) c
   std::vector<const CtEntry*> out;
   auto it = bysource_.find(source_key(t));
   if (it == bysource_.end()) return out;
-  for (uint64_t id : it->second)
-    if (auto e = entries_.find(id); e != entries_.end() && e->second.expires >= now) out.push_back(&e->second);
+  for (const Indexed& x : it->second)
+    if (auto e = entries_.find(x.id); e != entries_.end() && e->second.expires >= now) out.push_back(&e->second);
   // In creation order, so the choice does not depend on the hash map's.
   std::sort(out.begin(), out.end(), [](const CtEntry* a, const CtEntry* b) { return a->id < b->id; });
   return out;
@@ -522,11 +541,12 @@ CtView Conntrack::classify_icmp(const pkt::Packet& p, double now) const {
 void Conntrack::index(const CtEntry& e) {
   index_[e.orig] = {e.id, 0};
   index_[e.reply] = {e.id, 1};
+  ++indexed_;
   if (unsigned m = wild_mask(e)) {
-    chosen_[wildcard(e.reply, m)].push_back(e.id);
+    chosen_[wildcard(e.reply, m)][Choices{{e.choice[0], e.choice[1]}}].push_back(e.id, indexed_);
     masks_in_use_ |= 1u << m;
   }
-  if (e.status & kStSrcNatDone) bysource_[source_key(e.orig)].push_back(e.id);
+  if (e.status & kStSrcNatDone) bysource_[source_key(e.orig)].push_back(e.id, indexed_);
 }
 
 void Conntrack::unindex(const CtEntry& e) {
@@ -535,9 +555,11 @@ void Conntrack::unindex(const CtEntry& e) {
     if (ix != index_.end() && ix->second.first == e.id) index_.erase(ix);
   }
   if (unsigned m = wild_mask(e)) {
-    auto it = chosen_.find(wildcard(e.reply, m));
-    if (it != chosen_.end()) {
-      it->second.erase(e.id);
+    if (auto it = chosen_.find(wildcard(e.reply, m)); it != chosen_.end()) {
+      if (auto g = it->second.find(Choices{{e.choice[0], e.choice[1]}}); g != it->second.end()) {
+        g->second.erase(e.id);
+        if (g->second.empty()) it->second.erase(g);
+      }
       if (it->second.empty()) chosen_.erase(it);
     }
   }
@@ -575,7 +597,8 @@ void Conntrack::commit(const CtView& v, bool accepted, double now) {
       erase(v.entry.id);
     } else if (auto it = entries_.find(v.entry.id); it != entries_.end()) {
       // A reply that showed the kernel's NAT choice moves the reply tuple.
-      bool moved = !(it->second.reply == v.entry.reply) || wild_mask(it->second) != wild_mask(v.entry);
+      bool moved = !(it->second.reply == v.entry.reply) || wild_mask(it->second) != wild_mask(v.entry) ||
+                   !(it->second.choice[0] == v.entry.choice[0] && it->second.choice[1] == v.entry.choice[1]);
       if (moved) unindex(it->second);
       it->second = v.entry;
       if (moved) index(it->second);

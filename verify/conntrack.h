@@ -76,6 +76,7 @@ struct CtChoice {
   bool addr = false, port = false;
   ir::u128 addr_lo = 0, addr_hi = 0;
   uint16_t port_lo = 0, port_hi = 0;
+  bool operator==(const CtChoice&) const = default;
 };
 
 enum class TcpState : uint8_t {
@@ -151,31 +152,47 @@ class Conntrack {
   void gc(double now);
 
   std::unordered_map<CtTuple, std::pair<uint64_t, int>, CtTupleHash> index_;  // tuple -> (entry, dir)
-  // Entry ids in the order they were indexed, each removed in O(1): a
-  // kube-proxy node's witness packets put thousands of connections under one
-  // key, and removing them from a vector one by one was quadratic.
+  // Entry ids in the order they were indexed (with that order's number,
+  // comparable across lists), each removed in O(1): a kube-proxy node's
+  // witness packets put thousands of connections under one key, and removing
+  // them from a vector one by one was quadratic.
+  struct Indexed {
+    uint64_t id, seq;
+  };
   class IdList {
    public:
-    void push_back(uint64_t id) {
-      if (!pos_.count(id)) pos_[id] = order_.insert(order_.end(), id);
+    void push_back(uint64_t id, uint64_t seq) {
+      if (!pos_.count(id)) pos_[id] = order_.insert(order_.end(), Indexed{id, seq});
     }
     void erase(uint64_t id) {
       if (auto it = pos_.find(id); it != pos_.end()) order_.erase(it->second), pos_.erase(it);
     }
     bool empty() const { return order_.empty(); }
-    std::list<uint64_t>::const_iterator begin() const { return order_.begin(); }
-    std::list<uint64_t>::const_iterator end() const { return order_.end(); }
+    std::list<Indexed>::const_iterator begin() const { return order_.begin(); }
+    std::list<Indexed>::const_iterator end() const { return order_.end(); }
 
    private:
-    std::list<uint64_t> order_;
-    std::unordered_map<uint64_t, std::list<uint64_t>::iterator> pos_;
+    std::list<Indexed> order_;
+    std::unordered_map<uint64_t, std::list<Indexed>::iterator> pos_;
+  };
+  // The ranges of an entry's NAT choices ([0] source, [1] destination).
+  struct Choices {
+    CtChoice c[2];
+    bool operator==(const Choices&) const = default;
+  };
+  struct ChoicesHash {
+    size_t operator()(const Choices& k) const;
   };
   // Entries with a NAT choice, by their reply tuple with the chosen fields
-  // zeroed (wild_mask: 1 src, 2 dst, 4 sport, 8 dport), per mask in use.
-  std::unordered_map<CtTuple, IdList, CtTupleHash> chosen_;
+  // zeroed (wild_mask: 1 src, 2 dst, 4 sport, 8 dport), per mask in use, and
+  // under it by their choices' ranges: a reply tests each set of ranges once,
+  // not every connection (a kube-proxy node's masqueraded connections to one
+  // backend port share one key, thousands of them over hundreds of Services).
+  std::unordered_map<CtTuple, std::unordered_map<Choices, IdList, ChoicesHash>, CtTupleHash> chosen_;
   uint32_t masks_in_use_ = 0;  // bit m: some entry has wild mask m
   // Entries with a source binding by original source address, port and protocol (by_source).
   std::unordered_map<CtTuple, IdList, CtTupleHash> bysource_;
+  uint64_t indexed_ = 0;  // the number of the last index()
   std::unordered_map<uint64_t, CtEntry> entries_;
   mutable uint64_t next_id_ = 1;
   uint64_t commits_ = 0;

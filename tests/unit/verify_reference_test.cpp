@@ -1006,6 +1006,45 @@ TEST_CASE("reference NAT: a backend chosen by -m statistic: every backend is all
   CHECK(*d.nat == exact(kClient, 5000, "10.0.0.9", 8081));
 }
 
+TEST_CASE("reference NAT: a reply pins the first connection whose backend choice holds it, in the order they began") {
+  // Two Services on one address, the same client port: both connections'
+  // replies come to kClient:5000 from a chosen backend, so one reply may fit
+  // either connection's range of backends ([.5, .9] and [.7, .21]; each
+  // connection's stand-in is its first backend, .5 and .21).
+  auto svc = [](int port, const char* a, const char* b) {
+    std::string m = "-A PREROUTING -d 192.0.2.10/32 -p tcp --dport " + std::to_string(port);
+    return m + " -m statistic --mode random --probability 0.5 -j DNAT --to-destination " + a + ":8080\n" + m +
+           " -j DNAT --to-destination " + b + ":8080\n";
+  };
+  auto two = [&] {
+    auto f = std::make_unique<Fixture>(nat_head() + svc(80, "10.0.0.5", "10.0.0.9") + svc(81, "10.0.0.21", "10.0.0.7") +
+                                       "COMMIT\n" + head() + "COMMIT\n");
+    REQUIRE(f->send(tcp(kClient, 5000, kHost, 80, SYN)).nat);
+    REQUIRE(f->send(tcp(kClient, 5000, kHost, 81, SYN)).nat);
+    return f;
+  };
+  SECTION("a backend in both ranges: the connection that began first") {
+    auto f = two();
+    auto d = f->send(tcp("10.0.0.8", 8080, kClient, 5000, SYNACK));
+    CHECK(d.ct_state == "ESTABLISHED");
+    REQUIRE(d.nat);
+    CHECK(*d.nat == exact(kHost, 80, kClient, 5000));
+    // The other one may still have chosen any backend in [.7, .21].
+    d = f->send(tcp("10.0.0.20", 8080, kClient, 5000, SYNACK));
+    REQUIRE(d.nat);
+    CHECK(*d.nat == exact(kHost, 81, kClient, 5000));
+  }
+  SECTION("a backend in one range only: that connection, whatever the order") {
+    auto f = two();
+    auto d = f->send(tcp("10.0.0.20", 8080, kClient, 5000, SYNACK));
+    REQUIRE(d.nat);
+    CHECK(*d.nat == exact(kHost, 81, kClient, 5000));
+    d = f->send(tcp("10.0.0.8", 8080, kClient, 5000, SYNACK));
+    REQUIRE(d.nat);
+    CHECK(*d.nat == exact(kHost, 80, kClient, 5000));
+  }
+}
+
 TEST_CASE("reference NAT: SNAT reuses the mapping another connection from the same source has (bysource)") {
   Fixture f(nat_head() +
             "-A POSTROUTING -d 203.0.113.9 -j SNAT --to-source 198.51.100.1\n"
