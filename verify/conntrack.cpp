@@ -287,13 +287,14 @@ const CtEntry* Conntrack::find_reply(const CtTuple& t, double now, int* dir, std
     // The first entry indexed whose ranges hold the reply.
     const CtEntry* first = nullptr;
     uint64_t first_seq = UINT64_MAX;
-    for (const auto& [k, ids] : it->second) {
-      const CtChoice &s = k.c[0], &d = k.c[1];
+    const ChoiceGroups& groups = it->second;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      const CtChoice &s = groups.key(i).c[0], &d = groups.key(i).c[1];
       if ((m & 2) && !in(t.dst, s.addr_lo, s.addr_hi)) continue;
       if ((m & 1) && !in(t.src, d.addr_lo, d.addr_hi)) continue;
       if ((m & 8) && !in(t.dport, s.port_lo, s.port_hi)) continue;
       if ((m & 4) && !in(t.sport, (s.port && icmp ? s : d).port_lo, (s.port && icmp ? s : d).port_hi)) continue;
-      for (const Indexed& x : ids) {
+      for (const Indexed& x : groups.ids(i)) {
         if (x.seq >= first_seq) break;
         auto e = entries_.find(x.id);
         if (e == entries_.end() || e->second.expires < now || wild_mask(e->second) != m) continue;
@@ -556,10 +557,7 @@ void Conntrack::unindex(const CtEntry& e) {
   }
   if (unsigned m = wild_mask(e)) {
     if (auto it = chosen_.find(wildcard(e.reply, m)); it != chosen_.end()) {
-      if (auto g = it->second.find(Choices{{e.choice[0], e.choice[1]}}); g != it->second.end()) {
-        g->second.erase(e.id);
-        if (g->second.empty()) it->second.erase(g);
-      }
+      it->second.erase(Choices{{e.choice[0], e.choice[1]}}, e.id);
       if (it->second.empty()) chosen_.erase(it);
     }
   }

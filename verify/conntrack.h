@@ -161,6 +161,12 @@ class Conntrack {
   };
   class IdList {
    public:
+    // Moved, never copied: pos_ points into order_.
+    IdList() = default;
+    IdList(const IdList&) = delete;
+    IdList& operator=(const IdList&) = delete;
+    IdList(IdList&&) noexcept = default;
+    IdList& operator=(IdList&&) noexcept = default;
     void push_back(uint64_t id, uint64_t seq) {
       if (!pos_.count(id)) pos_[id] = order_.insert(order_.end(), Indexed{id, seq});
     }
@@ -183,12 +189,44 @@ class Conntrack {
   struct ChoicesHash {
     size_t operator()(const Choices& k) const;
   };
+  // The entries under one key, grouped by their choices' ranges. The ranges
+  // lie in one array, so a reply tests them in one pass over memory.
+  class ChoiceGroups {
+   public:
+    IdList& operator[](const Choices& k) {
+      auto [it, fresh] = pos_.try_emplace(k, keys_.size());
+      if (fresh) keys_.push_back(k), ids_.emplace_back();
+      return ids_[it->second];
+    }
+    void erase(const Choices& k, uint64_t id) {
+      auto it = pos_.find(k);
+      if (it == pos_.end()) return;
+      size_t i = it->second;
+      ids_[i].erase(id);
+      if (!ids_[i].empty()) return;
+      pos_.erase(it);
+      if (i + 1 != keys_.size()) {  // the last group takes the freed place
+        keys_[i] = keys_.back(), ids_[i] = std::move(ids_.back());
+        pos_[keys_[i]] = i;
+      }
+      keys_.pop_back(), ids_.pop_back();
+    }
+    bool empty() const { return keys_.empty(); }
+    size_t size() const { return keys_.size(); }
+    const Choices& key(size_t i) const { return keys_[i]; }
+    const IdList& ids(size_t i) const { return ids_[i]; }
+
+   private:
+    std::vector<Choices> keys_;
+    std::vector<IdList> ids_;
+    std::unordered_map<Choices, size_t, ChoicesHash> pos_;
+  };
   // Entries with a NAT choice, by their reply tuple with the chosen fields
   // zeroed (wild_mask: 1 src, 2 dst, 4 sport, 8 dport), per mask in use, and
   // under it by their choices' ranges: a reply tests each set of ranges once,
   // not every connection (a kube-proxy node's masqueraded connections to one
   // backend port share one key, thousands of them over hundreds of Services).
-  std::unordered_map<CtTuple, std::unordered_map<Choices, IdList, ChoicesHash>, CtTupleHash> chosen_;
+  std::unordered_map<CtTuple, ChoiceGroups, CtTupleHash> chosen_;
   uint32_t masks_in_use_ = 0;  // bit m: some entry has wild mask m
   // Entries with a source binding by original source address, port and protocol (by_source).
   std::unordered_map<CtTuple, IdList, CtTupleHash> bysource_;
