@@ -132,7 +132,8 @@ struct ReferenceEngine::Run {
   // Jump/goto match results of the regions being evaluated, by depth, so a
   // jump's matches are tested once, as the kernel does, even when a
   // statement inside the chain changes what they test (MARK ...).
-  std::vector<std::pair<ir::RuleRef, Tri>> jump_cache;
+  // Keyed by the region's first rule (FlatInfo::region_start).
+  std::vector<std::pair<uint32_t, Tri>> jump_cache;
   // nth counters this run moved (committed with the run); nft numgen inc
   // counters are kept there too, at position SIZE_MAX of their rule.
   NthCounters nth;
@@ -199,13 +200,43 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
     }
     auto& infos = info_[si];
     const auto& rules = pipe.stages[si].rules;
-    std::vector<size_t> jump_matches(rules.size(), SIZE_MAX);
-    for (size_t i = 0; i < rules.size(); ++i)
-      if (infos[i].segments_ok) {
-        jump_matches[i] = 0;
-        for (uint32_t n : infos[i].seg_len) jump_matches[i] += n;
+    // Regions: the rules sharing path[0..k] in a row.
+    for (size_t i = 0; i < rules.size(); ++i) {
+      const auto& path = rules[i].path;
+      auto& fi = infos[i];
+      fi.region_start.assign(path.size(), (uint32_t)i);
+      if (i > 0 && fi.segments_ok) {
+        const auto& prev = rules[i - 1].path;
+        for (size_t k = 0; k < path.size() && k < prev.size() && prev[k] == path[k]; ++k)
+          fi.region_start[k] = infos[i - 1].region_start[k];
       }
-    index_.emplace_back(pipe.stages[si], jump_matches);
+      // A jump's statement entry comes right before its region; a goto's
+      // tail right after it (or right after the entry, the chain empty).
+      size_t d = path.size();
+      fi.region_key = (uint32_t)(fi.jump_stmt ? i + 1 : i);
+      if (fi.goto_tail && i > 0 && rules[i - 1].path.size() > d && rules[i - 1].path[d] == rules[i].origin &&
+          std::equal(path.begin(), path.end(), rules[i - 1].path.begin()))
+        fi.region_key = infos[i - 1].region_start[d];
+    }
+    // Where the walk enters an inlined chain: the matches of the jumps up to
+    // the outermost one it enters there (what the kernel tests, and counts,
+    // before the rule's deeper jumps and its own matches).
+    std::vector<size_t> entry(rules.size(), RuleIndex::kNoEntry);
+    for (size_t i = 0; i < rules.size(); ++i) {
+      const auto& path = rules[i].path;
+      if (path.empty()) continue;
+      if (!infos[i].segments_ok) {
+        if (i == 0 || rules[i - 1].path != path) entry[i] = RuleIndex::kUnknown;
+        continue;
+      }
+      for (size_t k = 0; k < path.size(); ++k)
+        if (infos[i].region_start[k] == i) {
+          entry[i] = 0;
+          for (size_t j = 0; j <= k; ++j) entry[i] += infos[i].seg_len[j];
+          break;
+        }
+    }
+    index_.emplace_back(pipe.stages[si], entry);
     for (size_t i = rules.size(); i-- > 0;) {
       const auto& path = rules[i].path;
       infos[i].region_end.assign(path.size(), (uint32_t)(i + 1));
@@ -233,6 +264,10 @@ size_t ReferenceEngine::indexed_stages() const {
   size_t n = 0;
   for (const auto& ix : index_) n += ix.enabled();
   return n;
+}
+
+size_t ReferenceEngine::index_wildcards(size_t si) const {
+  return index_[si].enabled() ? index_[si].wildcards() : pipe_.stages[si].rules.size();
 }
 
 uint64_t ReferenceEngine::hits_of(const ir::RuleRef& r) const {
@@ -1314,14 +1349,14 @@ Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, c
       const ir::RuleRef& ref = fr.path[k];
       size_t len = fi.seg_len[k];
       Tri seg;
-      if (k < r.jump_cache.size() && r.jump_cache[k].first == ref) {
+      if (k < r.jump_cache.size() && r.jump_cache[k].first == fi.region_start[k]) {
         seg = r.jump_cache[k].second;
       } else {
         r.jump_cache.resize(k);
         std::string w;
         seg = eval_range(fr, off, off + len, ref, c, w);
         if (seg == Tri::Unknown) seg = r.choose(&fr, w) ? Tri::True : Tri::False;
-        r.jump_cache.emplace_back(ref, seg);
+        r.jump_cache.emplace_back(fi.region_start[k], seg);
         if (seg == Tri::True) r.hit_rules.push_back(ref);
       }
       off += len;
@@ -1336,7 +1371,7 @@ Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, c
     // The rule's own matches. The trailing entry of a goto re-tests the
     // goto's matches: use what they were when the chain was entered.
     size_t k = fr.path.size();
-    if (fi.goto_tail && k < r.jump_cache.size() && r.jump_cache[k].first == fr.origin) {
+    if (fi.goto_tail && k < r.jump_cache.size() && r.jump_cache[k].first == fi.region_key) {
       res = r.jump_cache[k].second;
     } else {
       res = eval_range(fr, fi.segments_ok ? off : 0, fr.matches.size(), fr.origin, c, why);
@@ -1345,7 +1380,7 @@ Tri ReferenceEngine::Walk::matches(const ir::FlatRule& fr, const FlatInfo& fi, c
       // result is the region's jump result. Any other rule at this
       // depth means deeper regions are over.
       if (r.jump_cache.size() > k) r.jump_cache.resize(k);
-      if (fi.jump_stmt && fi.segments_ok && r.jump_cache.size() == k) r.jump_cache.emplace_back(fr.origin, res);
+      if (fi.jump_stmt && fi.segments_ok && r.jump_cache.size() == k) r.jump_cache.emplace_back(fi.region_key, res);
     }
   }
   return res;

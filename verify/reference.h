@@ -79,8 +79,10 @@ class ReferenceEngine : public VerdictEngine {
   std::string name() const override;
   Decision decide(const pkt::Packet& p, const Traversal& t) override;
   std::vector<RuleHits> hits() const override;
-  // How many decision lists are evaluated through a rule index (tests).
+  // How many decision lists are evaluated through a rule index, and how many
+  // rules of stage `si` its index visits for every packet (tests).
   size_t indexed_stages() const;
+  size_t index_wildcards(size_t si) const;
 
   bool tracks_connections() const { return conntrack_on_; }
   const Conntrack& conntrack() const { return ct_; }
@@ -162,6 +164,11 @@ class ReferenceEngine : public VerdictEngine {
     // depth k does not match, the rules up to there cannot either (their
     // segment k is the same, cached test): the walk goes on from there.
     std::vector<uint32_t> region_end;
+    // By path depth k: the first rule of this rule's region at depth k. A
+    // region's jump result is cached under it: a verdict map's elements
+    // share their rule, so the jump rule cannot tell its regions apart.
+    std::vector<uint32_t> region_start;
+    uint32_t region_key = 0;  // jump_stmt: the region it heads; goto_tail: the one it closes
   };
   std::vector<std::vector<FlatInfo>> info_;
 };

@@ -35,25 +35,29 @@ std::optional<ir::IntervalSet> constraint(const ir::FlatRule& fr, Field f, size_
 
 }  // namespace
 
-RuleIndex::RuleIndex(const ir::DecisionList& dl, const std::vector<size_t>& jump_matches) {
+RuleIndex::RuleIndex(const ir::DecisionList& dl, const std::vector<size_t>& entry) {
   const size_t n = dl.rules.size();
   if (n < kMinRules) return;
-  // The first rule of each inlined region is always visited, so the jump
-  // that leads into it is tested (and counted) where the kernel tests it.
-  std::vector<bool> always(n, false);
+  // The first rule of each inlined region is visited whenever the jumps up
+  // to it can match, so the jump that leads into it is tested (and counted)
+  // where the kernel tests it.
+  std::vector<size_t> jump_matches(n, kNoEntry);
   for (size_t i = 0; i < n; ++i)
-    if (!dl.rules[i].path.empty() && (i == 0 || dl.rules[i - 1].path != dl.rules[i].path)) always[i] = true;
+    if (i < entry.size())
+      jump_matches[i] = entry[i];
+    else if (!dl.rules[i].path.empty() && (i == 0 || dl.rules[i - 1].path != dl.rules[i].path))
+      jump_matches[i] = kUnknown;
 
   size_t best_wild = n;
   for (Field f : {Field::SrcAddr, Field::DstAddr, Field::DstPort, Field::SrcPort}) {
     std::vector<std::optional<ir::IntervalSet>> cons(n);
     std::vector<u128> cuts;
     for (size_t i = 0; i < n; ++i) {
-      if (!always[i])
+      if (jump_matches[i] == kNoEntry)
         cons[i] = constraint(dl.rules[i], f);
-      else if (i < jump_matches.size() && jump_matches[i] != SIZE_MAX)
+      else if (jump_matches[i] != kUnknown)
         // Only what its jumps test: they are tested (and counted) here
-        // whatever the rule's own matches say.
+        // whatever the rule's deeper jumps and own matches say.
         cons[i] = constraint(dl.rules[i], f, jump_matches[i]);
       if (!cons[i]) continue;
       for (const auto& iv : cons[i]->intervals()) {

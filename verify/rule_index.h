@@ -24,12 +24,16 @@ namespace nf2bpf::verify {
 class RuleIndex {
  public:
   RuleIndex() = default;
-  // `jump_matches[i]`: how many of rule i's leading matches are those of the
-  // jumps on its path (absent or SIZE_MAX: unknown).
-  explicit RuleIndex(const ir::DecisionList& dl, const std::vector<size_t>& jump_matches = {});
+  static constexpr size_t kUnknown = SIZE_MAX, kNoEntry = SIZE_MAX - 1;
+  // `entry[i]`, where the walk enters an inlined chain at rule i: how many of
+  // its leading matches are those of the jumps up to the outermost one it
+  // enters (kUnknown: not known); kNoEntry for any other rule. Without it,
+  // a rule enters where its path differs from the previous rule's, unknown.
+  explicit RuleIndex(const ir::DecisionList& dl, const std::vector<size_t>& entry = {});
 
   bool enabled() const { return enabled_; }
   ir::Field field() const { return field_; }
+  size_t wildcards() const { return wild_.size(); }  // rules that are candidates for every packet
   // The rules that can match `p`, ascending. Only meaningful when enabled().
   void candidates(const pkt::Packet& p, std::vector<uint32_t>& out) const;
 

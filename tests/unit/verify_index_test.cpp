@@ -121,7 +121,7 @@ TEST_CASE("rule index: same decisions and hits as a full scan on random rulesets
 // -> KUBE-MARK-MASQ), the same chains inlined from several places, DNAT; the
 // first rule of each inlined chain indexed by what its jumps test; in
 // nftables mode, verdict maps with a goto per Service and per endpoint.
-TEST_CASE("rule index: same decisions as a full scan on kube-proxy's rules, both modes") {
+TEST_CASE("rule index: same decisions and hits as a full scan on kube-proxy's rules, both modes") {
   for (const char* file : {"testdata/kube-proxy/mix-8x3.rules", "testdata/kube-proxy/mix-8x3.nft"}) {
     INFO(file);
     TranslateOptions opt;
@@ -150,5 +150,15 @@ TEST_CASE("rule index: same decisions as a full scan on kube-proxy's rules, both
       auto [x, y] = decide_both(host, s, i, a, b);
       CHECK(x.same_outcome(y));
     }
+    auto ha = a.hits(), hb = b.hits();
+    REQUIRE(ha.size() == hb.size());
+    for (size_t k = 0; k < ha.size(); ++k) {
+      INFO(ha[k].location << " " << ha[k].text);
+      CHECK(ha[k].hits == hb[k].hits);
+    }
+    // A verdict map's element tails are indexed by their keys: the rules
+    // visited for every packet are not one per Service.
+    for (size_t si = 0; si < tr.pipeline.stages.size(); ++si)
+      if (tr.pipeline.stages[si].rules.size() > 64) CHECK(a.index_wildcards(si) < 8);
   }
 }
