@@ -21,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "bpf/include/abi.h"
 #include "bpf/include/ct_abi.h"
@@ -577,6 +578,27 @@ Result<void> fill(int fd, const void* keys, size_t ksz, const void* vals, size_t
   return {};
 }
 
+// Field classes are rewritten in chunks of this many entries, each only
+// when its hash differs from the spare slot's.
+constexpr size_t kSmallChunk = 4096;
+
+std::vector<uint64_t> chunk_hashes(const std::vector<uint32_t>& v, size_t chunk) {
+  std::vector<uint64_t> out;
+  for (size_t lo = 0; lo < v.size(); lo += chunk) {
+    uint64_t h = 1469598103934665603ULL;  // FNV-1a over the values' bytes
+    for (size_t i = lo; i < v.size() && i < lo + chunk; ++i)
+      for (int b = 0; b < 4; ++b) h = (h ^ ((v[i] >> (8 * b)) & 0xff)) * 1099511628211ULL;
+    out.push_back(h);
+  }
+  return out;
+}
+
+uint32_t map_id(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
 template <typename V>
 Result<void> fill_array(int fd, const std::vector<V>& vals, const char* what, uint32_t first = 0) {
   std::vector<uint32_t> keys(vals.size());
@@ -635,6 +657,17 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
       if (auto st = read_state(slot); st && st->value("valid", false))
         gen = std::max<uint64_t>(gen, st->value("generation", (uint64_t)0) + 1);
   }
+
+  // What the spare slot's field classes hold, as its record says: only the
+  // chunks that differ are written again (the whole array is about 262,000
+  // entries a slot, 78 ms to write). Trusted only from a valid record of
+  // this very map.
+  const uint32_t small_id = map_id(f.small.fd);
+  const std::vector<uint64_t> small_chunks = chunk_hashes(p.small, kSmallChunk);
+  std::vector<uint64_t> spare_chunks;
+  if (auto st = fresh ? std::nullopt : std::optional(read_state(spare));
+      st && *st && (*st)->value("valid", false) && small_id && (*st)->value("small_map", 0u) == small_id)
+    spare_chunks = (*st)->value("small_chunks", std::vector<uint64_t>{});
 
   // The spare slot stops being a valid rollback target before we touch it.
   if (auto r = write_state(spare, nlohmann::json::object()); !r) return r.error();
@@ -723,7 +756,13 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
     std::vector<nf2bpf_hook_desc> hooks(p.hooks.begin(), p.hooks.end());
     if (auto r = fill_array(f.hooks.fd, hooks, "hooks", spare * NF_HOOK_MAX); !r) return r.error();
   }
-  if (auto r = fill_array(f.small.fd, p.small, "field classes", spare * NF_SMALL_TOTAL); !r) return r.error();
+  for (size_t c = 0; c < small_chunks.size(); ++c) {
+    if (spare_chunks.size() == small_chunks.size() && spare_chunks[c] == small_chunks[c]) continue;
+    size_t lo = c * kSmallChunk, hi = std::min(p.small.size(), lo + kSmallChunk);
+    std::vector<uint32_t> part(p.small.begin() + (ptrdiff_t)lo, p.small.begin() + (ptrdiff_t)hi);
+    if (auto r = fill_array(f.small.fd, part, "field classes", spare * NF_SMALL_TOTAL + (uint32_t)lo); !r)
+      return r.error();
+  }
   // Host facts are shared by both generations.
   if (auto r = write_host_facts(f.addrtype.fd, f.ifaddr.fd, addrtypes); !r) return r.error();
   // Services: the spare generation's entries start over.
@@ -731,12 +770,25 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
     delete_keys(fd, [&](const void* k) { return *(const uint32_t*)k >> 31 == spare; });
   for (uint32_t id = 0; id < p.services.size(); ++id)
     if (auto r = write_service(NF_SVC_SID(spare, id), p.services[id], 0); !r) return r.error();
-  for (int k = 0; k < kOuterCount; ++k) {
-    int ifd = inner[k].fd;
-    if (int rc = bpf_map_update_elem(f.outer[k].fd, &spare, &ifd, BPF_ANY))
-      return bpf_err(std::string("install ") + kOuterNames[k], rc);
+  // Each update of a map-in-map waits for an RCU grace period before it
+  // returns (the kernel's maybe_wait_bpf_programs, about 16 ms here). Made
+  // at once, the outer maps' updates wait for the same grace period: one
+  // wait, not one per map.
+  std::array<int, kOuterCount> rcs{};
+  {
+    std::vector<std::thread> installs;
+    for (int k = 0; k < kOuterCount; ++k)
+      installs.emplace_back([&, k] {
+        int ifd = inner[k].fd;
+        rcs[k] = bpf_map_update_elem(f.outer[k].fd, &spare, &ifd, BPF_ANY);
+      });
+    for (auto& t : installs) t.join();
   }
+  for (int k = 0; k < kOuterCount; ++k)
+    if (rcs[k]) return bpf_err(std::string("install ") + kOuterNames[k], rcs[k]);
   meta["valid"] = true;
+  meta["small_map"] = small_id;
+  meta["small_chunks"] = small_chunks;
   meta["generation"] = gen;
   meta["checksum"] = p.checksum;
   meta["applied"] = (int64_t)time(nullptr);
