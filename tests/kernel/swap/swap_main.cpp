@@ -1,14 +1,16 @@
 // nf2bpf_swaptest: generations swapped under traffic. A server namespace runs
-// nf2bpf; while `nf2bpf apply` swaps in 100 generations, alternating between
-// two policies, a client keeps sending two kinds of probe:
+// nf2bpf; while `nf2bpf apply` swaps in 100 generations, cycling through
+// three policies (so each install lands in a slot that held another one, and
+// rewrites the field classes that differ), a client keeps sending two kinds
+// of probe:
 //
-//   allowed  UDP to port 5000: accepted by both policies
-//   denied   UDP to port 5001: dropped by both policies
+//   allowed  UDP to port 5000: accepted by every policy
+//   denied   UDP to port 5001: dropped by every policy
 //
-// The two policies decide these packets with different fields (A: source
-// address and port, B: port and length), so a packet judged by a mix of the
-// two (A's settings with B's maps, or half-written maps) is dropped, or lets
-// a denied probe through. Passing means every allowed probe arrived and no
+// The policies decide these packets with different fields (A: source address
+// and port, B: port and length, C: source port and a port range), so a
+// packet judged by a mix of two (one's settings with another's maps, or
+// half-written maps) is dropped, or lets a denied probe through. Passing means every allowed probe arrived and no
 // denied probe did: no packet was lost or judged by a mixed policy.
 //
 //   nf2bpf_swaptest --nf2bpf PATH [--swaps N]
@@ -46,6 +48,14 @@ const char* kPolicyB =
     "-A INPUT -p udp -m udp ! --dport 5000 -j DROP\n"
     "-A INPUT -p tcp -j DROP\n"
     "-A INPUT -p udp -m length --length 28:1500 -j ACCEPT\n"
+    "COMMIT\n";
+
+const char* kPolicyC =
+    "*filter\n"
+    ":INPUT DROP [0:0]\n"
+    ":FORWARD DROP [0:0]\n"
+    ":OUTPUT ACCEPT [0:0]\n"
+    "-A INPUT -p udp -m udp --sport 40000 --dport 4990:5000 -j ACCEPT\n"
     "COMMIT\n";
 
 Probe udp_probe(uint32_t token, uint16_t dport) {
@@ -100,7 +110,7 @@ int main(int argc, char** argv) {
   }
   // Both policies must decide the probes as stated before the swapping starts.
   uint32_t token = 1;
-  for (const char* pol : {kPolicyB, kPolicyA}) {
+  for (const char* pol : {kPolicyB, kPolicyC, kPolicyA}) {
     Probe ok = udp_probe(token++, 5000), no = udp_probe(token++, 5001);
     tb.inject(ok);
     tb.inject(no);
@@ -119,7 +129,8 @@ int main(int argc, char** argv) {
   auto t0 = std::chrono::steady_clock::now();
   std::thread swapper([&]() {
     for (int i = 0; i < swaps && swap_error.empty(); ++i) {
-      std::string err = tb.load(i % 2 ? kPolicyA : kPolicyB, 4);
+      const char* cycle[] = {kPolicyB, kPolicyC, kPolicyA};
+      std::string err = tb.load(cycle[i % 3], 4);
       if (!err.empty()) swap_error = "swap " + std::to_string(i + 1) + ": " + err;
     }
     done = true;
