@@ -575,6 +575,13 @@ bool searched_sport(const NatCase& c, const Obs& x, const Obs& y, int sent_a, in
   return false;
 }
 
+bool martian_at_cli(const Obs& o) {
+  auto h = parse(o.ip);
+  if (o.side != Side::Cli || !h) return false;
+  auto loopback = [&](const std::string& a) { return h->fam == 6 ? a == "::1" : a.rfind("127.", 0) == 0; };
+  return loopback(h->src) || loopback(h->dst);
+}
+
 struct FlowState {
   std::optional<Obs> last;  // the responder's last arrival of this flow
   uint32_t last_token = 0;
@@ -649,6 +656,11 @@ int run_nat(const NatOptions& o, const NatRun& run) {
         if (!oa) oa = a.observe(*ta, err, 100);
         if (!ob) ob = b.observe(*tb, err, 100);
       }
+      // A loopback address on the wire: the client's stack drops it as a
+      // martian before any socket sees it (netfilter lets a reply to a flow
+      // redirected to ::1 out that way), so it did not arrive.
+      for (auto* x : {&oa, &ob})
+        if (*x && martian_at_cli(**x)) x->reset();
       ++total;
       replies += !st.from_init;
       arrived += oa.has_value();
