@@ -363,7 +363,7 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
       const NatWork& nw = w.nat;
       ir::u128 addr;
       uint16_t pv;
-      if (nw.active && (nw.binding || (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)))) {
+      if ((nw.active && nw.binding) || (nw.flags & (NF_CT_SNAT | NF_CT_DNAT))) {
         const nf_ct_tuple& tu = reply ? nw.reply : nw.orig;
         addr = from_bytes(dst ? tu.dst : tu.src);
         pv = dst ? tu.dport : tu.sport;

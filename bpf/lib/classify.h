@@ -233,14 +233,16 @@ NF_SUBPROG int nf_recent_match(struct nf_scratch* s, struct nf2bpf_rule* r) {
 /* Residual checks of a candidate rule: 1 when the rule matches. */
 /* One conntrack tuple test (NF_NAT_CT_*): the field of the connection's
  * original or reply tuple. A connection NAT bound (or is binding) has its
- * tuples in s->nat; another one's are the packet's, read by its direction. */
+ * tuples in s->nat (loaded by the lookup, also for a local packet back in on
+ * lo, whose NAT points do not run again); another one's are the packet's,
+ * read by its direction. */
 static __always_inline int nf_ct_tuple_test(const struct nf_scratch* s, const struct nf2bpf_nat* t) {
   __u32 f = t->kind - NF_NAT_CT;
   int reply = (f >> 2) & 1, dst = (f >> 1) & 1, port = f & 1;
   const struct nf_nat_work* nw = &s->nat;
   const __u8* addr;
   __u16 pv;
-  if (nw->active && (nw->binding || (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)))) {
+  if ((nw->active && nw->binding) || (nw->flags & (NF_CT_SNAT | NF_CT_DNAT))) {
     const struct nf_ct_tuple* tu = reply ? &nw->reply : &nw->orig;
     addr = dst ? tu->dst : tu->src;
     pv = dst ? tu->dport : tu->sport;
