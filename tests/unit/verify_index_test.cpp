@@ -75,6 +75,25 @@ std::pair<Decision, Decision> decide_both(HostModel& host, const PacketSpec& s, 
   return {x, y};
 }
 
+// A host on eth0 with the local addresses of `cidr`.
+HostModel host_on(const char* cidr) {
+  HostOptions ho;
+  std::string err;
+  ho.local.push_back(*ir::parse_cidr(cidr, ir::AddrFamily::V4, err));
+  ho.iface = "eth0";
+  return HostModel(ho);
+}
+
+// Every rule was counted as often with the index (`a`) as by the full scan.
+void check_same_hits(const ReferenceEngine& a, const ReferenceEngine& b) {
+  auto ha = a.hits(), hb = b.hits();
+  REQUIRE(ha.size() == hb.size());
+  for (size_t k = 0; k < ha.size(); ++k) {
+    INFO(ha[k].location << " " << ha[k].text);
+    CHECK(ha[k].hits == hb[k].hits);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("rule index: same decisions and hits as a full scan on random rulesets") {
@@ -90,11 +109,7 @@ TEST_CASE("rule index: same decisions and hits as a full scan on random rulesets
     bool indexed = false;
     for (const auto& st : tr.pipeline.stages) indexed |= RuleIndex(st).enabled();
     REQUIRE(indexed);
-    HostOptions ho;
-    std::string err;
-    ho.local.push_back(*ir::parse_cidr("192.0.2.0/29", ir::AddrFamily::V4, err));
-    ho.iface = "eth0";
-    HostModel host(ho);
+    HostModel host = host_on("192.0.2.0/29");
     ReferenceOptions with, without;
     without.use_index = false;
     ReferenceEngine a(tr.ruleset, tr.pipeline, host, with), b(tr.ruleset, tr.pipeline, host, without);
@@ -108,12 +123,7 @@ TEST_CASE("rule index: same decisions and hits as a full scan on random rulesets
       INFO("round " << round);
       decide_both(host, s, i, a, b);
     }
-    auto ha = a.hits(), hb = b.hits();
-    REQUIRE(ha.size() == hb.size());
-    for (size_t k = 0; k < ha.size(); ++k) {
-      INFO(ha[k].location << " " << ha[k].text);
-      CHECK(ha[k].hits == hb[k].hits);
-    }
+    check_same_hits(a, b);
   }
 }
 
@@ -128,11 +138,7 @@ TEST_CASE("rule index: same decisions and hits as a full scan on kube-proxy's ru
     opt.allow_partial = true;
     Translation tr = translate_file(test::src_path(file), opt).value();
     REQUIRE_FALSE(tr.diags.has_errors());
-    HostOptions ho;
-    std::string err;
-    ho.local.push_back(*ir::parse_cidr("192.168.49.2/32", ir::AddrFamily::V4, err));
-    ho.iface = "eth0";
-    HostModel host(ho);
+    HostModel host = host_on("192.168.49.2/32");
     ReferenceOptions with, without;
     without.use_index = false;
     ReferenceEngine a(tr.ruleset, tr.pipeline, host, with), b(tr.ruleset, tr.pipeline, host, without);
@@ -150,12 +156,7 @@ TEST_CASE("rule index: same decisions and hits as a full scan on kube-proxy's ru
       auto [x, y] = decide_both(host, s, i, a, b);
       CHECK(x.same_outcome(y));
     }
-    auto ha = a.hits(), hb = b.hits();
-    REQUIRE(ha.size() == hb.size());
-    for (size_t k = 0; k < ha.size(); ++k) {
-      INFO(ha[k].location << " " << ha[k].text);
-      CHECK(ha[k].hits == hb[k].hits);
-    }
+    check_same_hits(a, b);
     // A verdict map's element tails are indexed by their keys: the rules
     // visited for every packet are not one per Service.
     for (size_t si = 0; si < tr.pipeline.stages.size(); ++si)

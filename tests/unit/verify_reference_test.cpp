@@ -1023,25 +1023,23 @@ TEST_CASE("reference NAT: a reply pins the first connection whose backend choice
     REQUIRE(f->send(tcp(kClient, 5000, kHost, 81, SYN)).nat);
     return f;
   };
+  // A backend's reply: reverse-translated as the connection to Service port `port`.
+  auto reply = [](Fixture& f, const char* backend, uint16_t port) {
+    auto d = f.send(tcp(backend, 8080, kClient, 5000, SYNACK));
+    REQUIRE(d.nat);
+    CHECK(*d.nat == exact(kHost, port, kClient, 5000));
+    return d;
+  };
   SECTION("a backend in both ranges: the connection that began first") {
     auto f = two();
-    auto d = f->send(tcp("10.0.0.8", 8080, kClient, 5000, SYNACK));
-    CHECK(d.ct_state == "ESTABLISHED");
-    REQUIRE(d.nat);
-    CHECK(*d.nat == exact(kHost, 80, kClient, 5000));
+    CHECK(reply(*f, "10.0.0.8", 80).ct_state == "ESTABLISHED");
     // The other one may still have chosen any backend in [.7, .21].
-    d = f->send(tcp("10.0.0.20", 8080, kClient, 5000, SYNACK));
-    REQUIRE(d.nat);
-    CHECK(*d.nat == exact(kHost, 81, kClient, 5000));
+    reply(*f, "10.0.0.20", 81);
   }
   SECTION("a backend in one range only: that connection, whatever the order") {
     auto f = two();
-    auto d = f->send(tcp("10.0.0.20", 8080, kClient, 5000, SYNACK));
-    REQUIRE(d.nat);
-    CHECK(*d.nat == exact(kHost, 81, kClient, 5000));
-    d = f->send(tcp("10.0.0.8", 8080, kClient, 5000, SYNACK));
-    REQUIRE(d.nat);
-    CHECK(*d.nat == exact(kHost, 80, kClient, 5000));
+    reply(*f, "10.0.0.20", 81);
+    reply(*f, "10.0.0.8", 80);
   }
 }
 
