@@ -11,6 +11,8 @@
 
 namespace nf2bpf::verify {
 
+using namespace std::string_view_literals;
+
 using ir::Field;
 using ir::FlatAction;
 using ir::Hook;
@@ -163,6 +165,19 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
                                  ReferenceOptions opt)
     : rs_(rs), pipe_(pipe), host_(host), opt_(opt) {
   conntrack_on_ = opt.conntrack < 0 ? uses_conntrack(rs) : opt.conntrack > 0;
+  sets_.resize(rs.tables.size());
+  for (size_t t = 0; t < rs.tables.size(); ++t)
+    for (const auto* list : {&rs.tables[t].sets, &rs.global_sets})  // a table's own, then ipsets (find_set)
+      for (const auto& set : *list) {
+        SetLookup& l = sets_[t].try_emplace(set.name).first->second;
+        if (l.set) continue;  // the first of a name, as find_set finds it
+        l.set = &set;
+        if (std::all_of(set.elements.begin(), set.elements.end(),
+                        [](const ir::SetElement& e) { return e.key.size() == 1; })) {
+          l.single.emplace();
+          for (const auto& e : set.elements) l.single->add(e.key[0]);
+        }
+      }
   for (size_t i = 0; i < pipe.stages.size(); ++i)
     for (int fam : {4, 6}) {
       if (!family_sees(pipe.stages[i].family, fam)) continue;
@@ -194,7 +209,11 @@ ReferenceEngine::ReferenceEngine(const ir::Ruleset& rs, const ir::Pipeline& pipe
       fi.segments_ok = fi.seg_len.size() == fr.path.size() && total <= fr.matches.size();
       const auto& src = rs.tables[fr.origin.table].chains[fr.origin.chain].rules[fr.origin.rule];
       bool jumps = src.verdict.kind == ir::VerdictKind::Jump || src.verdict.kind == ir::VerdictKind::Goto;
-      fi.goto_tail = fr.action == FlatAction::Skip && !fr.guard && src.verdict.kind == ir::VerdictKind::Goto;
+      // A verdict map's element that goes to a chain closes it the same way;
+      // the rule's own verdict is the map's (whether the entry closes a
+      // region right before it is checked below).
+      fi.goto_tail =
+          fr.action == FlatAction::Skip && !fr.guard && (src.verdict.kind == ir::VerdictKind::Goto || src.vmap);
       fi.jump_stmt = jumps && fr.action == FlatAction::Continue;
       info_[si].push_back(std::move(fi));
     }
@@ -336,12 +355,14 @@ namespace {
 
 struct Ctx {
   const ir::Ruleset& rs;
+  const ReferenceEngine::SetIndex& sets;
   const HostModel& host;
   const ir::DecisionList& dl;
   ReferenceEngine::Run& r;
   const std::set<std::string>& touched_sets;
-  const ReferenceEngine::NthCounters& nth;     // committed counters
-  const ReferenceEngine::RecentLists& recent;  // committed -m recent lists
+  const ReferenceEngine::NthCounters& nth;                       // committed counters
+  const ReferenceEngine::RecentLists& recent;                    // committed -m recent lists
+  std::unordered_map<const ir::Match*, std::string>& why_cache;  // eval_opaque's explanations
 };
 
 // The value of a numeric field for this packet; nullopt when the packet has
@@ -479,17 +500,23 @@ std::optional<bool> has_tcp_option(const pkt::Packet& p, unsigned kind) {
 
 Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
   const pkt::Packet& p = c.r.p;
-  // A numgen inc map's marker tests nothing: each element's value match does.
-  if (m.module == ir::kNumgenModule &&
-      std::find(m.args.begin(), m.args.end(), std::pair<std::string, std::string>{"mode", "inc"}) != m.args.end())
-    return Tri::True;
-  if (m.module == "multiport" && !m.args.empty() && m.args[0].first == "--ports") {
+  // A numgen map's marker tests nothing: each element's value match (inc) or
+  // draw (random, a -m statistic share) does. Random: one of the N values
+  // always comes out, so the last element's share is 1, and holds.
+  if (m.module == ir::kNumgenModule) return Tri::True;
+  // xt_statistic's random mode: (random & 0x7fffffff) < probability * 2^31,
+  // always when the probability is 1.
+  if (m.module == "statistic"sv && !m.args.empty() && m.args[0].first == "--mode"sv && m.args[0].second == "random"sv) {
+    for (const auto& [k, v] : m.args)
+      if (k == "--probability"sv && std::strtod(v.c_str(), nullptr) >= 1.0) return m.negated ? Tri::False : Tri::True;
+  }
+  if (m.module == "multiport"sv && !m.args.empty() && m.args[0].first == "--ports"sv) {
     const auto* s = std::get_if<ir::IntervalSet>(&m.value);
     if (!s || !p.has_l4 || !port_proto(p.l4proto)) return Tri::False;
     bool hit = s->contains(p.sport) || s->contains(p.dport);
     return hit != m.negated ? Tri::True : Tri::False;
   }
-  if (m.cap == "-m tcp --tcp-option" && !m.args.empty()) {
+  if (m.cap == "-m tcp --tcp-option"sv && !m.args.empty()) {
     uint64_t kind = std::strtoull(m.args[0].second.c_str(), nullptr, 0);
     if (p.l4proto != 6 || !p.has_l4) return Tri::False;
     auto has = has_tcp_option(p, (unsigned)kind);
@@ -499,7 +526,7 @@ Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
     }
     return *has != m.negated ? Tri::True : Tri::False;
   }
-  if (m.cap == "-m conntrack --ctstatus" && !m.args.empty()) {
+  if (m.cap == "-m conntrack --ctstatus"sv && !m.args.empty()) {
     uint32_t mask = 0;
     for (auto part : split(m.args[0].second, ',')) {
       if (part == "EXPECTED")
@@ -521,7 +548,7 @@ Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
     bool hit = mask ? (st & mask) != 0 : (st & (kStExpected | kStSeenReply | kStAssured | kStConfirmed)) == 0;
     return hit != m.negated ? Tri::True : Tri::False;
   }
-  if (m.cap == "-m conntrack --ctexpire" && !m.args.empty()) {
+  if (m.cap == "-m conntrack --ctexpire"sv && !m.args.empty()) {
     bool has_ct = c.r.ct_done && c.r.ct.dir >= 0 && !c.r.untracked;
     if (!has_ct) return Tri::False;
     auto parts = split(m.args[0].second, ':');
@@ -533,7 +560,7 @@ Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
     bool hit = secs >= lo && secs <= hi;
     return hit != m.negated ? Tri::True : Tri::False;
   }
-  if (m.cap == "-m conntrack --ctstate SNAT,DNAT" && !m.args.empty()) {
+  if (m.cap == "-m conntrack --ctstate SNAT,DNAT"sv && !m.args.empty()) {
     // xt_conntrack ORs the NAT status into the state bits it tests.
     bool has_ct = c.r.ct_done && c.r.ct.dir >= 0 && !c.r.untracked;
     uint8_t state = c.r.untracked ? (uint8_t)ir::kCtUntracked : c.r.ct_done ? c.r.ct.state : (uint8_t)ir::kCtInvalid;
@@ -556,25 +583,34 @@ Tri eval_opaque(const ir::Match& m, const Ctx& c, std::string& why) {
     }
     return hit != m.negated ? Tri::True : Tri::False;
   }
-  why = "'" + (m.args.empty() ? m.cap : "-m " + m.module + " " + arg_text(m)) + "'";
-  if (m.module == "limit" || m.module == "hashlimit")
-    why += " depends on the packet rate";
-  else if (m.module == "statistic")
-    why += " depends on sampling";
-  else if (m.module == "connlimit")
-    why += " depends on state outside the capture";
-  else if (m.module == "owner")
-    why += " depends on the sending socket";
-  else if (m.module == "set")
-    why += " depends on ipset counters";
-  else
-    why += " cannot be evaluated from a capture";
+  // What cannot be known from a capture, said once per match (a run meets
+  // the same statistic match on every packet).
+  auto [it, fresh] = c.why_cache.try_emplace(&m);
+  if (fresh) {
+    std::string& w = it->second;
+    w = "'" + (m.args.empty() ? m.cap : "-m " + m.module + " " + arg_text(m)) + "'";
+    if (m.module == "limit"sv || m.module == "hashlimit"sv)
+      w += " depends on the packet rate";
+    else if (m.module == "statistic"sv)
+      w += " depends on sampling";
+    else if (m.module == "connlimit"sv)
+      w += " depends on state outside the capture";
+    else if (m.module == "owner"sv)
+      w += " depends on the sending socket";
+    else if (m.module == "set"sv)
+      w += " depends on ipset counters";
+    else
+      w += " cannot be evaluated from a capture";
+  }
+  why = it->second;
   return Tri::Unknown;
 }
 
 Tri eval_set(const ir::Match& m, const ir::SetRef& ref, const Ctx& c, std::string& why) {
-  const ir::Set* set = c.rs.find_set(c.rs.tables[c.dl.table_index], ref.name);
-  if (!set) return Tri::False;  // the front-end reported it
+  const auto& byname = c.sets[c.dl.table_index];
+  auto look = byname.find(ref.name);
+  if (look == byname.end()) return Tri::False;  // the front-end reported it
+  const ir::Set* set = look->second.set;
   if (!set->contents_known) {
     why = "the contents of set '" + ref.name + "' are not known (give them with --ipsets)";
     return Tri::Unknown;
@@ -596,6 +632,8 @@ Tri eval_set(const ir::Match& m, const ir::SetRef& ref, const Ctx& c, std::strin
     key.push_back(*v);
   }
   bool found = false;
+  if (look->second.single && key.size() == 1)
+    return look->second.single->contains(key[0]) != m.negated ? Tri::True : Tri::False;
   for (const auto& e : set->elements) {
     if (e.key.size() < key.size()) continue;
     bool all = true;
@@ -1278,7 +1316,7 @@ void ReferenceEngine::Walk::finish(Verdict v, Hook h, const std::string& rw) {
 // One base chain: ordered first match over its decision list.
 ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
   const ir::DecisionList& dl = e.pipe_.stages[si];
-  Ctx c{e.rs_, e.host_, dl, r, e.touched_sets_, e.nth_, e.recent_};
+  Ctx c{e.rs_, e.sets_, e.host_, dl, r, e.touched_sets_, e.nth_, e.recent_, e.why_cache_};
   r.jump_cache.clear();
   StageOutcome out;
   out.stage = si;

@@ -171,6 +171,22 @@ class ReferenceEngine : public VerdictEngine {
     uint32_t region_key = 0;  // jump_stmt: the region it heads; goto_tail: the one it closes
   };
   std::vector<std::vector<FlatInfo>> info_;
+
+ public:
+  // A table's set, and where every element has one key component (a set of
+  // addresses, ports ...), all elements' values in one interval set: one
+  // binary search instead of a scan (kube-proxy's cluster-ips holds every
+  // ClusterIP).
+  struct SetLookup {
+    const ir::Set* set = nullptr;
+    std::optional<ir::IntervalSet> single;
+  };
+  using SetIndex = std::vector<std::unordered_map<std::string, SetLookup>>;  // per table, by name
+
+ private:
+  SetIndex sets_;
+  // Why a match cannot be decided from a capture, per match (eval_opaque).
+  mutable std::unordered_map<const ir::Match*, std::string> why_cache_;
 };
 
 }  // namespace nf2bpf::verify

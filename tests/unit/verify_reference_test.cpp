@@ -453,6 +453,37 @@ TEST_CASE("reference: rate-dependent matches are indeterminate only when the ver
         std::string::npos);
 }
 
+TEST_CASE("reference: a verdict map is looked up once: no element is tried after a jumped chain returns") {
+  // The chain an element jumps to changes the mark the map tests, or the
+  // map is numgen's (each element a draw): either way the kernel goes on
+  // with the next rule. (The dataplane refuses both, mark as a map key and
+  // numgen maps that jump; `nf2bpf diff` reports what the kernel does with
+  // them from here.)
+  Fixture f(
+      "table ip t {\n"
+      "  chain input {\n"
+      "    type filter hook input priority 0; policy accept;\n"
+      "    meta mark set 0x1\n"
+      "    tcp dport 1-32767 meta mark vmap { 0x1 : jump set2, 0x2 : jump drop_it }\n"
+      "    meta mark 0x2 tcp dport 1-16383 drop\n"
+      "    udp dport 1-32767 numgen random mod 2 vmap { 0 : jump or1, 1 : jump or2 }\n"
+      "    meta mark 0x7 drop\n"
+      "  }\n"
+      "  chain set2 { meta mark set 0x2; }\n"
+      "  chain drop_it { drop; }\n"
+      "  chain or1 { meta mark set meta mark | 0x2; }\n"
+      "  chain or2 { meta mark set meta mark | 0x4; }\n"
+      "}\n",
+      {kHost}, {}, {}, "nft");
+  auto d = f.send(tcp(kClient, 1000, kHost, 20000, SYN));
+  INFO(d.note);
+  CHECK(d.verdict == Verdict::Accept);
+  CHECK(f.send(tcp(kClient, 1000, kHost, 80, SYN)).verdict == Verdict::Drop);
+  d = f.send(udp(kClient, 1000, kHost, 53));
+  INFO(d.note);
+  CHECK(d.verdict == Verdict::Accept);
+}
+
 TEST_CASE("reference: ipset sets, addrtype and multiport --ports") {
   diag::Diagnostics dd;
   auto sets =
@@ -1004,6 +1035,36 @@ TEST_CASE("reference NAT: a backend chosen by -m statistic: every backend is all
   d = f.send(tcp(kClient, 5000, kHost, 80, ACK));
   REQUIRE(d.nat);
   CHECK(*d.nat == exact(kClient, 5000, "10.0.0.9", 8081));
+}
+
+TEST_CASE("reference NAT: a numgen random map goes to one of its chains on every draw, never past them") {
+  // kube-proxy's nftables mode: numgen random mod N always gives a value
+  // below N, so some element always holds (the flattener's last share is
+  // 1); the entry closing each goto's region re-tests the element as drawn
+  // on the way in. Found when the reference let a run skip every element
+  // and leave the packet untranslated (kube-proxy-gen --kind loadbalancer).
+  for (int n : {2, 3}) {
+    std::string elems, chains;
+    for (int i = 0; i < n; ++i) {
+      elems += (i ? ", " : "") + std::to_string(i) + " : goto ep" + std::to_string(i);
+      chains += "  chain ep" + std::to_string(i) + " { meta l4proto tcp dnat to 10.0.0." + std::to_string(i + 1) +
+                ":8080; }\n";
+    }
+    Fixture f(
+        "table ip t {\n"
+        "  chain pre { type nat hook prerouting priority -100; ip daddr 192.0.2.10 tcp dport 80 jump svc; }\n"
+        "  chain svc { numgen random mod " +
+            std::to_string(n) + " vmap { " + elems + " }; }\n" + chains + "}\n",
+        {kHost}, {}, {}, "nft");
+    auto d = f.send(tcp(kClient, 5000, "192.0.2.10", 80, SYN));
+    INFO(n << " " << events(d) << d.note);
+    CHECK(d.verdict == Verdict::Accept);
+    REQUIRE(d.nat);
+    CHECK(d.nat->dst_lo == a4("10.0.0.1"));
+    CHECK(d.nat->dst_hi == a4(("10.0.0." + std::to_string(n)).c_str()));
+    CHECK(d.nat->dport_lo == 8080);
+    CHECK(d.nat->dport_hi == 8080);
+  }
 }
 
 TEST_CASE("reference NAT: a reply pins the first connection whose backend choice holds it, in the order they began") {

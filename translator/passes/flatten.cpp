@@ -77,6 +77,10 @@ class Flattener {
   const FlattenOptions& opt_;
   DecisionList* list_ = nullptr;
   std::vector<Region> regions_;
+  // While a verdict map's elements are emitted: the region past them. An
+  // element that jumps ends with an entry that skips there once the chain
+  // returns (the kernel looks the map up once).
+  size_t vmap_tail_ = SIZE_MAX;
   bool overflow_ = false;
   std::vector<std::vector<bool>> reached_chains_;  // [table][chain]
   // The matches of every jump leading to the chain being inlined: one stack,
@@ -152,6 +156,8 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
 void Flattener::emit_jump(const RuleRef& ref, const Rule& rule, const std::vector<Match>& own, const Verdict& v,
                           std::vector<RuleRef>& path, size_t return_region, bool with_statements) {
   uint32_t t = ref.table;
+  size_t map_tail = vmap_tail_;
+  vmap_tail_ = SIZE_MAX;  // not for the rules of the chain it reaches
   auto target = chain_by_name(t, v.chain);
   if (!target) return;  // reported by the front-end
   uint32_t tc = *target;
@@ -196,6 +202,15 @@ void Flattener::emit_jump(const RuleRef& ref, const Rule& rule, const std::vecto
     inline_chain(t, tc, path, region);
     close_region(region, list_->rules.size());
     leave();
+    // Back from a map element's chain: past the other elements, when trying
+    // them could go wrong (the chain changed a field this element tests, or
+    // the elements are numgen's draws); otherwise they never overlap.
+    bool draws = std::any_of(own.begin(), own.end(), [](const Match& m) { return m.module == "statistic"; });
+    if (map_tail != SIZE_MAX && (!once.empty() || draws)) {
+      auto& f = push(pre, ref, path);
+      f.action = FlatAction::Skip;
+      regions_[map_tail].fixups.push_back(list_->rules.size() - 1);
+    }
   } else {
     // goto: the target returns to where the current chain returns.
     inline_chain(t, tc, path, return_region);
@@ -255,7 +270,10 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
       continue;
     }
     // Verdict map: statements run once, then one entry per element. Elements
-    // never overlap, so trying them in order equals one lookup. A NAT
+    // never overlap, so trying them in order equals one lookup, as long as
+    // no element is tried after a chain one jumped to returns where the
+    // chain changed what they test, or where they are numgen's draws: such
+    // an element ends with an entry that skips past the others (emit_jump). A NAT
     // statement whose address the map gives (nft `dnat to KEY map {…}`)
     // goes with each element instead, with that element's address.
     std::vector<Statement> once;
@@ -273,13 +291,20 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
     }
     const Set* map = rs_.find_set(table, rule.vmap->name);
     if (!map) continue;  // reported by the front-end
+    regions_.emplace_back();
+    const size_t past_map = regions_.size() - 1;
     auto element = [&](const std::vector<Match>& em, const SetElement& e) {
-      if (!by_map || !e.data) return emit_rule(t, c, r, rule, em, *e.verdict, path, return_region, false);
-      Rule er = rule;
-      er.statements = {*by_map};
-      er.statements[0].nat.addrs = e.data;
-      er.statements[0].nat.from_map = false;
-      emit_rule(t, c, r, er, em, *e.verdict, path, return_region, true);
+      vmap_tail_ = past_map;
+      if (!by_map || !e.data) {
+        emit_rule(t, c, r, rule, em, *e.verdict, path, return_region, false);
+      } else {
+        Rule er = rule;
+        er.statements = {*by_map};
+        er.statements[0].nat.addrs = e.data;
+        er.statements[0].nat.from_map = false;
+        emit_rule(t, c, r, er, em, *e.verdict, path, return_region, true);
+      }
+      vmap_tail_ = SIZE_MAX;
     };
     // `numgen random mod N vmap`: one draw picks element k with chance 1/N
     // each; tried in order, the i-th of them (none before it taken) holds
@@ -326,6 +351,7 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
         em.push_back(std::move(m));
         element(em, e);
       }
+      close_region(past_map, list_->rules.size());
       continue;
     }
     for (const auto& e : map->elements) {
@@ -341,6 +367,7 @@ void Flattener::inline_chain(uint32_t t, uint32_t c, std::vector<RuleRef>& path,
       }
       element(em, e);
     }
+    close_region(past_map, list_->rules.size());
   }
 }
 
