@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/set.h>
 #include <linux/netfilter.h>
@@ -203,15 +204,30 @@ Result<std::vector<Bytes>> NftSocket::dump(uint16_t type, uint8_t family, const 
       v->emplace_back(p, p + n->nlmsg_len);
       return MNL_CB_OK;
     };
+    // Whether a read holds the dump's end. mnl_cb_run stops at the first
+    // message marked NLM_F_DUMP_INTR, so after one the end is looked for
+    // here: a DONE in the same read would otherwise go unseen, and the next
+    // read wait forever.
+    auto has_end = [&](ssize_t n) {
+      int len = (int)n;
+      for (auto* h = (const nlmsghdr*)rb.data(); mnl_nlmsg_ok(h, len); h = mnl_nlmsg_next(h, &len))
+        if (h->nlmsg_seq == seq && (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)) return true;
+      return false;
+    };
     bool interrupted = false;
     for (;;) {
       ssize_t n = mnl_socket_recvfrom(nl_, rb.data(), rb.size());
       if (n < 0) return sys_error("dump nftables " + msg_type_name(type));
+      if (interrupted) {  // draining: the content is read again
+        if (has_end(n)) break;
+        continue;
+      }
       int rc = mnl_cb_run(rb.data(), (size_t)n, seq, portid_, cb, &out);
       if (rc == MNL_CB_STOP) break;
       if (rc < 0) {
         if (errno == EINTR) {  // NLM_F_DUMP_INTR: drain and start again
           interrupted = true;
+          if (has_end(n)) break;
           continue;
         }
         if (errno == ENOENT && !table.empty()) return out;  // the table (or set) is not there
@@ -304,6 +320,30 @@ Result<void> NftSocket::commit(Batch& b, std::optional<uint32_t> genid) {
   }
   if (first_error) return *first_error;
   return {};
+}
+
+Bytes expr_bytes(const nftnl_expr* e, uint16_t attr) {
+  uint32_t len = 0;
+  const auto* p = static_cast<const uint8_t*>(nftnl_expr_get(e, attr, &len));
+  return p ? Bytes(p, p + len) : Bytes{};
+}
+
+std::string expr_string(const nftnl_expr* e, uint16_t attr) {
+  const char* s = nftnl_expr_get_str(e, attr);
+  return s ? s : "";
+}
+
+std::optional<int> prefix_length(const Bytes& mask) {
+  int n = 0;
+  bool zeros = false;
+  for (uint8_t b : mask)
+    for (int bit = 7; bit >= 0; --bit) {
+      bool one = b & (1u << bit);
+      if (one && zeros) return std::nullopt;
+      if (one) ++n;
+      zeros |= !one;
+    }
+  return n;
 }
 
 }  // namespace nf2bpf::nfnl

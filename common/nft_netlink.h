@@ -17,6 +17,7 @@
 
 struct nlmsghdr;
 struct mnl_socket;
+struct nftnl_expr;
 
 namespace nf2bpf::nfnl {
 
@@ -86,6 +87,14 @@ class NftSocket {
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
 };
+
+// Reading dumped messages: one as its header; an expression attribute's
+// bytes (empty when unset) or string ("" when unset); the prefix length of a
+// mask of ones then zeros (nullopt for another mask).
+inline const nlmsghdr* header(const Bytes& m) { return reinterpret_cast<const nlmsghdr*>(m.data()); }
+Bytes expr_bytes(const nftnl_expr* e, uint16_t attr);
+std::string expr_string(const nftnl_expr* e, uint16_t attr);
+std::optional<int> prefix_length(const Bytes& mask);
 
 // "ip", "ip6", "inet", "arp", "bridge", "netdev" for an NFPROTO_* value.
 const char* family_name(uint8_t family);

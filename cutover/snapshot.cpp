@@ -22,8 +22,6 @@ namespace nf2bpf::cutover {
 
 namespace {
 
-const nlmsghdr* hdr(const Bytes& b) { return reinterpret_cast<const nlmsghdr*>(b.data()); }
-
 template <typename T, void (*Free)(const T*)>
 struct Deleter {
   void operator()(T* p) const { Free(p); }
@@ -35,17 +33,17 @@ using SetPtr = std::unique_ptr<nftnl_set, Deleter<nftnl_set, nftnl_set_free>>;
 
 RulePtr parse_rule(const Bytes& msg) {
   RulePtr r(nftnl_rule_alloc());
-  if (!r || nftnl_rule_nlmsg_parse(hdr(msg), r.get()) < 0) return nullptr;
+  if (!r || nftnl_rule_nlmsg_parse(nfnl::header(msg), r.get()) < 0) return nullptr;
   return r;
 }
 ChainPtr parse_chain(const Bytes& msg) {
   ChainPtr c(nftnl_chain_alloc());
-  if (!c || nftnl_chain_nlmsg_parse(hdr(msg), c.get()) < 0) return nullptr;
+  if (!c || nftnl_chain_nlmsg_parse(nfnl::header(msg), c.get()) < 0) return nullptr;
   return c;
 }
 SetPtr parse_set(const Bytes& msg) {
   SetPtr s(nftnl_set_alloc());
-  if (!s || nftnl_set_nlmsg_parse(hdr(msg), s.get()) < 0) return nullptr;
+  if (!s || nftnl_set_nlmsg_parse(nfnl::header(msg), s.get()) < 0) return nullptr;
   return s;
 }
 
@@ -233,7 +231,7 @@ Result<Snapshot> read_once(NftSocket& s, const std::vector<TableId>& want) {
   if (!tables) return tables.error();
   for (const auto& m : *tables) {
     TablePtr t(nftnl_table_alloc());
-    if (!t || nftnl_table_nlmsg_parse(hdr(m), t.get()) < 0) return Error{EPROTO, "parse an nftables table"};
+    if (!t || nftnl_table_nlmsg_parse(nfnl::header(m), t.get()) < 0) return Error{EPROTO, "parse an nftables table"};
     TableId id{(uint8_t)nftnl_table_get_u32(t.get(), NFTNL_TABLE_FAMILY),
                nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME)};
     snap.all_tables.push_back(id);
@@ -337,11 +335,11 @@ std::string check_reproducible(const KRule& r) {
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWRULE, NFPROTO_UNSPEC, 0, 0);
   nftnl_rule_unset(p.get(), NFTNL_RULE_HANDLE);
   nftnl_rule_nlmsg_build_payload(nlh, p.get());
-  auto a = attr_bytes(hdr(r.msg), NFTA_RULE_EXPRESSIONS);
+  auto a = attr_bytes(nfnl::header(r.msg), NFTA_RULE_EXPRESSIONS);
   auto b = attr_bytes(nlh, NFTA_RULE_EXPRESSIONS);
   if (!same_attr(a, b))
     return "libnftnl does not rebuild its expressions byte for byte (a kernel feature newer than libnftnl?)";
-  auto ua = attr_bytes(hdr(r.msg), NFTA_RULE_USERDATA);
+  auto ua = attr_bytes(nfnl::header(r.msg), NFTA_RULE_USERDATA);
   auto ub = attr_bytes(nlh, NFTA_RULE_USERDATA);
   if (ua != ub) return "libnftnl does not rebuild its user data (comment) byte for byte";
   return {};
@@ -424,7 +422,8 @@ Result<void> add_create_anon_set(Batch& b, const KTable& t, const KSet& s, uint3
       [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, x.get()); }, s.msg.size());
   size_t room = 0;
   for (const auto& e : s.elems) {
-    if (nftnl_set_elems_nlmsg_parse(hdr(e), x.get()) < 0) return Error{EPROTO, "parse the saved elements of " + where};
+    if (nftnl_set_elems_nlmsg_parse(nfnl::header(e), x.get()) < 0)
+      return Error{EPROTO, "parse the saved elements of " + where};
     room += e.size();
   }
   if (s.elems.empty()) return {};

@@ -21,19 +21,10 @@ namespace nf2bpf::frontend {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
-
-Bytes expr_data(const nftnl_expr* e, uint16_t attr) {
-  uint32_t len = 0;
-  const void* p = nftnl_expr_get(e, attr, &len);
-  if (!p) return {};
-  const auto* b = static_cast<const uint8_t*>(p);
-  return Bytes(b, b + len);
-}
-
-std::string expr_str(const nftnl_expr* e, uint16_t attr) {
-  const char* s = nftnl_expr_get_str(e, attr);
-  return s ? s : "";
-}
+using nfnl::expr_bytes;
+using nfnl::expr_string;
+using nfnl::header;
+using nfnl::prefix_length;
 
 // Little helpers over the xtables option blobs (host byte order, as the
 // kernel's structs hold them, except where the struct says __be).
@@ -288,22 +279,6 @@ std::optional<std::string> iface_text(const Bytes& d) {
   return s + "+";
 }
 
-// Prefix length of a contiguous mask, or nullopt.
-std::optional<int> prefix_len(const Bytes& m) {
-  int n = 0;
-  bool zero = false;
-  for (uint8_t b : m)
-    for (int i = 7; i >= 0; --i) {
-      bool one = b & (1 << i);
-      if (one && zero) return std::nullopt;
-      if (one)
-        ++n;
-      else
-        zero = true;
-    }
-  return n;
-}
-
 struct RuleParts {
   std::string src, dst, in, out;  // "ADDR/LEN", interface names ("" when the rule has no such test)
   bool src_inv = false, dst_inv = false, in_inv = false, out_inv = false, proto_inv = false;
@@ -345,7 +320,7 @@ Result<std::string> xtables_rule_text(const nftnl_rule* r, bool v6, bool* has_xt
 
   std::unique_ptr<nftnl_expr_iter, void (*)(nftnl_expr_iter*)> it(nftnl_expr_iter_create(r), nftnl_expr_iter_destroy);
   for (nftnl_expr* e = it ? nftnl_expr_iter_next(it.get()) : nullptr; e && !err; e = nftnl_expr_iter_next(it.get())) {
-    std::string kind = expr_str(e, NFTNL_EXPR_NAME);
+    std::string kind = expr_string(e, NFTNL_EXPR_NAME);
     auto fail = [&](const std::string& why) { err = refuse(where + ": " + why); };
     if (!parts.target.empty()) {  // nothing follows the verdict in what iptables-nft writes
       fail("expression " + kind + " after the verdict");
@@ -375,7 +350,7 @@ Result<std::string> xtables_rule_text(const nftnl_rule* r, bool v6, bool* has_xt
     } else if (kind == "bitwise") {
       uint32_t sreg = nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_SREG),
                dreg = nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_DREG);
-      Bytes xr = expr_data(e, NFTNL_EXPR_BITWISE_XOR);
+      Bytes xr = expr_bytes(e, NFTNL_EXPR_BITWISE_XOR);
       bool shift = nftnl_expr_is_set(e, NFTNL_EXPR_BITWISE_OP) && nftnl_expr_get_u32(e, NFTNL_EXPR_BITWISE_OP) != 0;
       auto s = regs.find(sreg);
       if (shift || s == regs.end() || !s->second.mask.empty() ||
@@ -384,14 +359,14 @@ Result<std::string> xtables_rule_text(const nftnl_rule* r, bool v6, bool* has_xt
         break;
       }
       Load l = s->second;
-      l.mask = expr_data(e, NFTNL_EXPR_BITWISE_MASK);
+      l.mask = expr_bytes(e, NFTNL_EXPR_BITWISE_MASK);
       regs[dreg] = l;
     } else if (kind == "cmp" || kind == "range") {
       bool is_range = kind == "range";
       uint32_t sreg = nftnl_expr_get_u32(e, is_range ? (uint16_t)NFTNL_EXPR_RANGE_SREG : (uint16_t)NFTNL_EXPR_CMP_SREG);
       uint32_t op = nftnl_expr_get_u32(e, is_range ? (uint16_t)NFTNL_EXPR_RANGE_OP : (uint16_t)NFTNL_EXPR_CMP_OP);
-      Bytes d = expr_data(e, is_range ? (uint16_t)NFTNL_EXPR_RANGE_FROM_DATA : (uint16_t)NFTNL_EXPR_CMP_DATA);
-      Bytes to = is_range ? expr_data(e, NFTNL_EXPR_RANGE_TO_DATA) : d;
+      Bytes d = expr_bytes(e, is_range ? (uint16_t)NFTNL_EXPR_RANGE_FROM_DATA : (uint16_t)NFTNL_EXPR_CMP_DATA);
+      Bytes to = is_range ? expr_bytes(e, NFTNL_EXPR_RANGE_TO_DATA) : d;
       auto s = regs.find(sreg);
       if (s == regs.end() || (op != NFT_CMP_EQ && op != NFT_CMP_NEQ)) {
         fail(kind + " expression");
@@ -404,7 +379,7 @@ Result<std::string> xtables_rule_text(const nftnl_rule* r, bool v6, bool* has_xt
           (l.offset == addr_off_src || l.offset == addr_off_dst) && l.len >= 1 && l.len <= alen && d.size() == l.len) {
         int plen = 8 * (int)l.len;
         if (!l.mask.empty()) {
-          auto p = prefix_len(l.mask);
+          auto p = prefix_length(l.mask);
           if (!p || l.mask.size() != l.len) {
             fail("address mask");
             break;
@@ -474,9 +449,9 @@ Result<std::string> xtables_rule_text(const nftnl_rule* r, bool v6, bool* has_xt
     } else if (kind == "match" || kind == "target") {
       xt = true;
       bool is_match = kind == "match";
-      std::string name = expr_str(e, is_match ? (uint16_t)NFTNL_EXPR_MT_NAME : (uint16_t)NFTNL_EXPR_TG_NAME);
+      std::string name = expr_string(e, is_match ? (uint16_t)NFTNL_EXPR_MT_NAME : (uint16_t)NFTNL_EXPR_TG_NAME);
       uint32_t rev = nftnl_expr_get_u32(e, is_match ? (uint16_t)NFTNL_EXPR_MT_REV : (uint16_t)NFTNL_EXPR_TG_REV);
-      Bytes info = expr_data(e, is_match ? (uint16_t)NFTNL_EXPR_MT_INFO : (uint16_t)NFTNL_EXPR_TG_INFO);
+      Bytes info = expr_bytes(e, is_match ? (uint16_t)NFTNL_EXPR_MT_INFO : (uint16_t)NFTNL_EXPR_TG_INFO);
       auto t = is_match ? match_text(name, rev, info, v6) : target_text(name, rev, info, v6);
       if (!t) {
         fail(t.error().context);
@@ -492,7 +467,7 @@ Result<std::string> xtables_rule_text(const nftnl_rule* r, bool v6, bool* has_xt
         break;
       }
       int v = (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT);
-      std::string to = expr_str(e, NFTNL_EXPR_IMM_CHAIN);
+      std::string to = expr_string(e, NFTNL_EXPR_IMM_CHAIN);
       switch (v) {
         case NF_ACCEPT: parts.target = " -j ACCEPT"; break;
         case NF_DROP: parts.target = " -j DROP"; break;
@@ -545,8 +520,6 @@ const std::vector<std::string>* builtin_chains(const std::string& table) {
 using RulePtr = std::unique_ptr<nftnl_rule, void (*)(const nftnl_rule*)>;
 using ChainPtr = std::unique_ptr<nftnl_chain, void (*)(const nftnl_chain*)>;
 
-const nlmsghdr* hdr(const Bytes& m) { return reinterpret_cast<const nlmsghdr*>(m.data()); }
-
 // The "-A" lines of one chain, from one dump of its rules (the kernel finds
 // the chain by its hash; a dump of the whole table is resumed by walking it
 // again from the start for every 32 KiB sent, which is quadratic: 70 s of
@@ -559,7 +532,7 @@ Result<std::vector<std::string>> chain_lines(nfnl::NftSocket& sock, bool v6, con
   std::vector<std::string> out;
   for (const auto& m : *rules) {
     RulePtr r(nftnl_rule_alloc(), nftnl_rule_free);
-    if (!r || nftnl_rule_nlmsg_parse(hdr(m), r.get()) < 0) return refuse(what + ": a rule message");
+    if (!r || nftnl_rule_nlmsg_parse(header(m), r.get()) < 0) return refuse(what + ": a rule message");
     const char* t = nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE);
     const char* c = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN);
     if (!t || !c || table != t || chain != c) continue;
@@ -590,7 +563,7 @@ Result<XtablesTable> read_xtables_table_netlink(bool v6, const std::string& tabl
     std::vector<std::string> user;
     for (const auto& m : *chains) {
       ChainPtr c(nftnl_chain_alloc(), nftnl_chain_free);
-      if (!c || nftnl_chain_nlmsg_parse(hdr(m), c.get()) < 0) return refuse(what + ": a chain message");
+      if (!c || nftnl_chain_nlmsg_parse(header(m), c.get()) < 0) return refuse(what + ": a chain message");
       const char* t = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE);
       if (!t || table != t) continue;
       std::string name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
