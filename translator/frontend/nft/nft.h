@@ -2,6 +2,7 @@
 // `nft -j list ruleset` JSON, and the ruleset the running kernel holds.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -55,5 +56,14 @@ Result<ir::Ruleset> read_kernel_ruleset(diag::Diagnostics& diags);
 // when a rule holds what the netlink reader does not print. An error when
 // the chain does not exist or the tool fails.
 Result<std::vector<std::string>> read_xtables_chain(bool v6, const std::string& table, const std::string& chain);
+
+// One chain of an nft table of family ip (4) or ip6 (6), its rules as `nft
+// list chain` prints them (one line each, no handles), read over netlink:
+// microseconds a chain, where libnftables first lists the whole table
+// (15 s for kube-proxy's table of 10,000 Services). It prints what
+// kube-proxy's nftables mode writes into its service, endpoint and local
+// chains; a rule holding anything else is an error (EOPNOTSUPP) naming it.
+// An error (ENOENT) when the chain does not exist.
+Result<std::vector<std::string>> read_nft_chain(uint8_t family, const std::string& table, const std::string& chain);
 
 }  // namespace nf2bpf::frontend
