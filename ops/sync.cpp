@@ -159,10 +159,10 @@ bool Run::open_state() {
   return true;
 }
 
-// 2. Translate and compile the source.
+// 2. Translate and compile the source (or take it as prepared).
 bool Run::translate_source() {
-  auto t = Clock::now();
-  auto tr = translate_file(o_.source, o_.opt);
+  auto p = o_.prepared ? o_.prepared : prepare_source(o_);
+  auto& tr = p->tr;
   if (!tr) return fail("read the source: " + tr.error().message());
   source_ = source_name(o_.source, o_.opt.from);
   out_.doc["source"] = source_;
@@ -178,20 +178,19 @@ bool Run::translate_source() {
                   only_unsupported ? "pass --allow-partial (allow_partial: true) to leave them in netfilter"
                                    : "fix the source; sync keeps the live policy until it translates cleanly");
   }
-  diag::Diagnostics cd;
-  pol_ = policy::compile(*tr, cd);
-  if (cd.has_errors()) {
+  if (p->compile_diags.has_errors()) {
     auto& e = out_.doc["errors"] = json::array();
-    for (const auto& d : cd.all())
+    for (const auto& d : p->compile_diags.all())
       if (d.severity == diag::Severity::Error) e.push_back((d.loc.file.empty() ? "" : d.loc.str() + ": ") + d.message);
-    out_.compile_diags = std::move(cd);
+    out_.compile_diags = std::move(p->compile_diags);
     std::string first = e.empty() ? std::string() : ": " + e[0].get<std::string>();
     return refuse("refused: " + source_ + " cannot be compiled" + first + "; the live generation is untouched");
   }
+  pol_ = std::move(p->pol);
   tr_ = std::move(*tr);
   out_.doc["checksum"] = pol_.checksum;
   out_.doc["rules"] = tr_->rules.size();
-  out_.doc["timings_ms"]["translate_compile"] = ms_since(t);
+  out_.doc["timings_ms"]["translate_compile"] = p->ms;
   return true;
 }
 
@@ -494,6 +493,15 @@ SyncOutcome Run::go() {
 }
 
 }  // namespace
+
+std::shared_ptr<PreparedSource> prepare_source(const SyncOptions& o) {
+  auto t = Clock::now();
+  auto p = std::make_shared<PreparedSource>();
+  p->tr = translate_file(o.source, o.opt);
+  if (p->tr && !p->tr->rejected(o.opt.allow_partial)) p->pol = policy::compile(*p->tr, p->compile_diags);
+  p->ms = ms_since(t);
+  return p;
+}
 
 SyncOutcome run_sync(const SyncOptions& o) {
   Run run(o);

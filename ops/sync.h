@@ -49,7 +49,22 @@ struct SyncOptions {
   // sync --watch --from kernel: hand back the nat chains iptables-nft wrote
   // (SyncOutcome::nat_chains), which later changes are read against.
   bool keep_nat_chains = false;
+  // The source already read, translated and compiled (prepare_source): the
+  // run skips those steps. sync --watch reads for a reconcile in the
+  // background.
+  std::shared_ptr<struct PreparedSource> prepared;
 };
+
+// A source read, translated and compiled ahead of the run that uses it
+// (SyncOptions::prepared). Touches no state: safe on another thread while
+// the watch applies updates.
+struct PreparedSource {
+  Result<Translation> tr = Error{0, "not read"};
+  policy::Policy pol;  // compiled when the source translated (not rejected)
+  diag::Diagnostics compile_diags;
+  double ms = 0;  // read, translate and compile
+};
+std::shared_ptr<PreparedSource> prepare_source(const SyncOptions& o);
 
 struct SyncOutcome {
   Kind kind = Kind::error;

@@ -1,5 +1,6 @@
 #include "ops/watch.h"
 
+#include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -8,9 +9,14 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <future>
+#include <initializer_list>
 #include <map>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "ops/fast_update.h"
@@ -66,43 +72,76 @@ Result<void> listen_file(Listener& l, const std::string& source) {
 }
 
 // What a batch of notifications changed: the chains rule and chain
-// messages name, and whether anything else changed (tables, sets, ...).
+// messages name, and whether anything else changed (tables, named sets, ...).
 struct Changes {
   ChainChanges chains;
   bool other = false;
+  // Anonymous sets created or deleted: each belongs to a rule (nft's `{ ... }`
+  // in a rule, such as kube-proxy's numgen verdict map), whose message names
+  // its chain, so neither the set nor its elements are a change of their own.
+  std::set<std::tuple<uint8_t, std::string, std::string>> anonymous;
 };
+
+// The string attributes `want` of an nf_tables message, and its flags
+// attribute (0 when absent).
+std::map<uint16_t, std::string> attrs(const nlmsghdr* h, std::initializer_list<uint16_t> want, uint16_t flags_attr,
+                                      uint32_t* flags) {
+  std::map<uint16_t, std::string> out;
+  const char* tail = (const char*)mnl_nlmsg_get_payload_tail(h);
+  for (auto* a = (const nlattr*)mnl_nlmsg_get_payload_offset(h, sizeof(nfgenmsg));
+       mnl_attr_ok(a, (int)(tail - (const char*)a)); a = mnl_attr_next(a)) {
+    uint16_t t = mnl_attr_get_type(a);
+    if (flags && t == flags_attr && mnl_attr_validate(a, MNL_TYPE_U32) >= 0) *flags = ntohl(mnl_attr_get_u32(a));
+    if (std::find(want.begin(), want.end(), t) == want.end()) continue;
+    if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0) continue;
+    out[t] = mnl_attr_get_str(a);
+  }
+  return out;
+}
 
 // One nf_tables message: a rule or chain change goes into `c.chains`
 // (family 4/6, 0 for the others; DELCHAIN marks the chain gone, anything
-// later about it brings it back), a new generation is no change of its own,
-// anything else is `other`.
+// later about it brings it back), a new generation or an anonymous set is no
+// change of its own, anything else is `other`.
 void note_message(const nlmsghdr* h, Changes& c) {
   uint16_t type = NFNL_MSG_TYPE(h->nlmsg_type);
   if (type == NFT_MSG_NEWGEN) return;
+  const auto* g = (const nfgenmsg*)mnl_nlmsg_get_payload(h);
+  uint8_t fam = g->nfgen_family == NFPROTO_IPV4 ? 4 : g->nfgen_family == NFPROTO_IPV6 ? 6 : 0;
+  if (type == NFT_MSG_NEWSET || type == NFT_MSG_DELSET) {
+    uint32_t flags = 0;
+    auto a = attrs(h, {NFTA_SET_TABLE, NFTA_SET_NAME}, NFTA_SET_FLAGS, &flags);
+    // A deletion names the set only (no flags, since Linux 6.x); nft names
+    // anonymous sets __set%d and __map%d, and deletes one only with the rule
+    // that holds it, whose own message names its chain.
+    bool anonymous = type == NFT_MSG_NEWSET ? (flags & NFT_SET_ANONYMOUS) != 0 : a[NFTA_SET_NAME].rfind("__", 0) == 0;
+    if (!anonymous || a.size() != 2) {
+      c.other = true;
+      return;
+    }
+    c.anonymous.insert({fam, a[NFTA_SET_TABLE], a[NFTA_SET_NAME]});
+    return;
+  }
+  if (type == NFT_MSG_NEWSETELEM || type == NFT_MSG_DELSETELEM) {
+    auto a = attrs(h, {NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET}, 0, nullptr);
+    if (a.size() != 2 || !c.anonymous.count({fam, a[NFTA_SET_ELEM_LIST_TABLE], a[NFTA_SET_ELEM_LIST_SET]}))
+      c.other = true;
+    return;
+  }
   bool rule = type == NFT_MSG_NEWRULE || type == NFT_MSG_DELRULE;
   bool chain = type == NFT_MSG_NEWCHAIN || type == NFT_MSG_DELCHAIN;
   if (!rule && !chain) {
     c.other = true;
     return;
   }
-  const auto* g = (const nfgenmsg*)mnl_nlmsg_get_payload(h);
-  uint8_t fam = g->nfgen_family == NFPROTO_IPV4 ? 4 : g->nfgen_family == NFPROTO_IPV6 ? 6 : 0;
   // NFTA_RULE_TABLE/NFTA_CHAIN_TABLE, then the chain's name.
   uint16_t name_attr = rule ? (uint16_t)NFTA_RULE_CHAIN : (uint16_t)NFTA_CHAIN_NAME;
-  std::string table, name;
-  const char* tail = (const char*)mnl_nlmsg_get_payload_tail(h);
-  for (auto* a = (const nlattr*)mnl_nlmsg_get_payload_offset(h, sizeof(nfgenmsg));
-       mnl_attr_ok(a, (int)(tail - (const char*)a)); a = mnl_attr_next(a)) {
-    uint16_t t = mnl_attr_get_type(a);
-    if (t != NFTA_RULE_TABLE && t != name_attr) continue;
-    if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0) continue;
-    (t == NFTA_RULE_TABLE ? table : name) = mnl_attr_get_str(a);
-  }
-  if (table.empty() || name.empty()) {
+  auto a = attrs(h, {NFTA_RULE_TABLE, name_attr}, 0, nullptr);
+  if (a.size() != 2) {
     c.other = true;
     return;
   }
-  c.chains[{fam, table, name}] = type == NFT_MSG_DELCHAIN;
+  c.chains[{fam, a[NFTA_RULE_TABLE], a[name_attr]}] = type == NFT_MSG_DELCHAIN;
 }
 
 // Reads what is pending; returns the number of change events. `overflow`:
@@ -161,7 +200,7 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
       index_services(*chains, *out.live_policy);
     } else if (out.live_policy) {
       chains.reset();
-      no_chains = "the last full read had no nat table iptables-nft wrote (nftables rulesets are read whole)";
+      no_chains = "the last full read had no ip or ip6 table";
     } else {
       chains.reset();  // the live policy is not the one read: read all next time
       no_chains = "the last run did not make what it read live";
@@ -174,9 +213,11 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
   };
   // A chain a change names, read when the planner asks for it, after it has
   // checked what it can without reading: over netlink in-process (well under
-  // a millisecond a chain at 10,000 Services), iptables-nft -S where the
-  // reader refuses a rule.
-  auto read_chain = [](uint8_t fam, const std::string& c) { return frontend::read_xtables_chain(fam == 6, "nat", c); };
+  // a millisecond a chain at 10,000 Services); in a table iptables-nft wrote,
+  // with iptables-nft -S where the reader refuses a rule.
+  auto read_chain = [](uint8_t fam, const std::string& table, const std::string& c, bool nft) {
+    return nft ? frontend::read_nft_chain(fam, table, c) : frontend::read_xtables_chain(fam == 6, table, c);
+  };
   WatchRun run;
   run.run = 1;
   report(sync(), run);
@@ -184,17 +225,40 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
   // after the last one, and at the latest 10 x reconcile_ms after the first.
   std::optional<Clock::time_point> reconcile_at;
   Clock::time_point first_update{};
+  auto ms = [](double v) { return std::chrono::milliseconds((int64_t)v); };
+  // A reconcile reads, translates and compiles in the background (seconds
+  // at 10,000 Services), so the watch goes on answering changes meanwhile.
+  // What it read is used only when no notification came after it began;
+  // otherwise the reconcile is due again once changes pause.
+  std::future<std::shared_ptr<PreparedSource>> reading;
+  uint64_t heard = 0, heard_at_read = 0;  // notifications (and overflows) so far
+  bool read_whole = false;                // a full run made it live since the read began
   while (!stopped()) {
     int wait_ms = 200;
     if (reconcile_at) wait_ms = (int)std::clamp(-ms_since(*reconcile_at), 0.0, 200.0);
+    if (reading.valid()) wait_ms = std::min(wait_ms, 20);
     pollfd p{l.fd, POLLIN, 0};
     int ready = poll(&p, 1, wait_ms);
-    if (ready <= 0) {  // timeout or EINTR: look at `stop`, and at a reconcile that is due
-      if (reconcile_at && ms_since(*reconcile_at) >= 0 && !stopped()) {
-        reconcile_at.reset();
+    if (reading.valid() && reading.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      auto prepared = reading.get();
+      if (heard == heard_at_read && !stopped()) {
         run = WatchRun{run.run + 1, 0, false, 0};
         run.reconcile = true;
-        report(sync(), run);
+        SyncOptions ro = so;
+        ro.prepared = std::move(prepared);
+        SyncOutcome out = run_sync(ro);
+        take(out);
+        report(out, run);
+      } else if (!reconcile_at && !read_whole) {
+        reconcile_at = Clock::now() + ms(o.reconcile_ms);  // still due, once changes pause
+      }
+    }
+    if (ready <= 0) {  // timeout or EINTR: look at `stop`, and at a reconcile that is due
+      if (reconcile_at && ms_since(*reconcile_at) >= 0 && !stopped() && !reading.valid()) {
+        reconcile_at.reset();
+        heard_at_read = heard;
+        read_whole = false;
+        reading = std::async(std::launch::async, [ro = so] { return prepare_source(ro); });
       }
       continue;
     }
@@ -202,6 +266,7 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
     Changes changes;
     uint64_t n = drain(l, buf, overflow, changes);
     if (!n && !overflow) continue;
+    heard += n + (overflow ? 1 : 0);
     // Debounce: wait until quiet for debounce_ms, at most max_delay_ms.
     Clock::time_point first = Clock::now(), last = first;
     while (!stopped() && ms_since(first) < o.max_delay_ms) {
@@ -240,7 +305,6 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
             if (out.result == "updated") {
               auto now = Clock::now();
               if (!reconcile_at) first_update = now;
-              auto ms = [](double v) { return std::chrono::milliseconds((int64_t)v); };
               reconcile_at = std::min(now + ms(o.reconcile_ms), first_update + ms(10 * o.reconcile_ms));
             }
           } else {
@@ -256,8 +320,11 @@ Result<void> watch(const WatchOptions& o, const std::function<void(const SyncOut
       }
       run.full_read_reason = why;
     }
+    // One full read at a time: libnftables (and the libxtables it loads) is
+    // not safe on two threads at once. What the reconcile read is dropped.
+    if (reading.valid()) reading.wait();
     SyncOutcome out = sync();
-    if (out.kind == Kind::ok) reconcile_at.reset();  // this run read everything
+    if (out.kind == Kind::ok) reconcile_at.reset(), read_whole = true;  // this run read everything
     run.since_change_ms = ms_since(first);
     report(out, run);
   }

@@ -11,10 +11,13 @@
 // received, so a change made during a run is answered by the next one; a
 // run that finds the checksum unchanged does nothing (never applied twice).
 //
-// With --from kernel, a change that only rewrites kube-proxy's (iptables
-// mode) load-balancing and endpoint chains is read from those chains alone
-// and applied to the service maps in place (ops/fast_update.h); a full run
-// follows once changes pause (reconcile_ms), and records the policy.
+// With --from kernel, a change that only rewrites kube-proxy's (iptables or
+// nftables mode) load-balancing and endpoint chains is read from those
+// chains alone and applied to the service maps in place
+// (ops/fast_update.h); a full run follows once changes pause (reconcile_ms),
+// and records the policy. Its read, translation and compile run in the
+// background while the watch goes on answering changes; what it read is
+// used only when no notification came after it began.
 #pragma once
 
 #include <atomic>

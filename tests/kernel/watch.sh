@@ -5,7 +5,9 @@
 # iptables-nft-restore: a one-endpoint change, a writer rewriting the rules
 # continuously (every change reaches the dataplane, none is applied twice),
 # SIGKILL at random moments of that (the live generation stays whole and the
-# next watch settles it), SIGTERM, and a watched ruleset file.
+# next watch settles it), SIGTERM, a watched ruleset file, kube-proxy's
+# nftables mode (a one-endpoint change read from the service chain alone),
+# and a change made while a reconcile reads in the background.
 # Needs root; exits 77 (skipped) otherwise.
 #   watch.sh NF2BPF SOURCE_DIR
 set -u
@@ -180,6 +182,90 @@ L=$(line 2)
 # 7. Usage: standard input cannot be watched.
 expect 2 "--watch refuses standard input" -- in_srv "$BIN" sync --watch --state-dir "$ST" - </dev/null
 has "not standard input" "and says so"
+
+# 8. kube-proxy's nftables mode: its table replaces the iptables rules, and
+# a one-endpoint change made as kube-proxy makes it (the service chain
+# flushed and written again with a new numgen map, the endpoint chain
+# deleted) is read from the service chain alone over netlink and updated in
+# place; the full read after it finds the same backends.
+in_srv nft flush ruleset
+python3 "$SRC/scripts/kube-proxy-gen" --mode nftables --services 8 --endpoints 3 -o "$WORK/kube.nft" &&
+  python3 "$SRC/scripts/kube-proxy-gen" --mode nftables --services 8 --endpoints 3 --delta remove-endpoint \
+    -o "$WORK/kube-delta.nft" && in_srv nft -f "$WORK/kube.nft" || fail "kube-proxy's nftables-mode rules"
+: >"$OUT"
+start_watch --from kernel --reconcile 1
+wait_runs 1 || fail "no first run on the nftables-mode rules"
+[ "$(field result "$(line 1)")" = swapped ] && pass "nftables mode: the first run swaps kube-proxy's table in" ||
+  { fail "nftables mode: first run"; line 1 | cut -c1-600; }
+in_srv nft -f "$WORK/kube-delta.nft" || fail "nft -f of the endpoint change"
+wait_runs 2 || fail "no run after the nftables-mode endpoint change"
+L=$(line 2)
+if [ "$(field result "$L")" = updated ] && [ "$(field watch.read "$L")" = chains ] &&
+  [ "$(field chains_read "$L")" = 1 ] && [ "$(field services_changed "$L")" = "['kube-proxy/service-QTH7OQHG-ns0/svc-0/tcp/p']" ]; then
+  pass "nftables mode: the one-endpoint change is live in place from the service chain read alone, $(field watch.since_change_ms "$L") ms after $(field watch.notifications "$L") notifications (read $(field timings_ms.read "$L") ms, update $(field timings_ms.update "$L") ms)"
+else
+  fail "nftables mode: endpoint change"
+  echo "    $L" | cut -c1-600
+fi
+wait_runs 3 || fail "no full read after the nftables-mode update"
+L=$(line 3)
+[ "$(field watch.reconcile "$L")" = True ] && [ "$(field result "$L")" = updated ] &&
+  [ "$(field services_changed "$L")" = "[]" ] &&
+  pass "nftables mode: the full read after it finds the same backends, and records them" ||
+  { fail "nftables mode: reconcile"; echo "    $L" | cut -c1-600; }
+in_sync && pass "nftables mode: the live policy is the kernel's ruleset" || fail "nftables mode: not in sync"
+kill -TERM "$WATCH_PID"
+wait "$WATCH_PID"
+
+# 9. A change while a reconcile reads in the background (kube-proxy's
+# iptables mode, 1,000 Services): the watch answers it from the chains
+# without waiting for the read, drops what the read found (it may predate
+# the change) and reconciles again later. The read takes a few hundred ms
+# here, so the change usually lands inside it; either order must end in
+# sync, and the order that happened is said.
+in_srv nft flush ruleset
+python3 "$SRC/scripts/kube-proxy-gen" --services 1000 --endpoints 3 --kind clusterip -o "$WORK/k1k.rules" &&
+  python3 "$SRC/scripts/kube-proxy-gen" --services 1000 --endpoints 3 --kind clusterip --delta remove-endpoint \
+    -o "$WORK/k1k-delta.rules" && in_srv iptables-nft-restore "$WORK/k1k.rules" || fail "kube-proxy's 1,000 Services"
+python3 - "$WORK/k1k.rules" "$WORK/k1k-delta.rules" >"$WORK/k1k-back.rules" <<'PY'
+import re, sys
+rules, delta = open(sys.argv[1]).read().splitlines(), open(sys.argv[2]).read()
+chains = set(re.findall(r"^:(\S+)", delta, re.M)) | set(re.findall(r"-X (\S+)", delta))
+print("*nat")
+for c in sorted(chains): print(":%s - [0:0]" % c)
+for l in rules:
+    m = re.match(r"-A (\S+) ", l)
+    if m and m.group(1) in chains: print(l)
+print("COMMIT")
+PY
+: >"$OUT"
+start_watch --from kernel --reconcile 1
+wait_runs 1 || fail "no first run on 1,000 Services"
+in_srv iptables-nft-restore --noflush "$WORK/k1k-delta.rules"
+wait_runs 2 || fail "no run after the endpoint went"
+sleep 1.1  # the reconcile is due 1 s after the update: its read is under way
+in_srv iptables-nft-restore --noflush "$WORK/k1k-back.rules"
+caught_up || fail "not in sync after the endpoint came back"
+settle || fail "the watch never went quiet"
+python3 - "$OUT" <<'PY' && pass "a change during a reconcile's read: $(cat "$WORK/order")" || fail "a change during a reconcile's read"
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+upd = [i for i, r in enumerate(runs) if r["watch"]["read"] == "chains" and r["result"] == "updated"]
+rec = [i for i, r in enumerate(runs) if r["watch"]["reconcile"]]
+ok = len(upd) == 2 and bool(rec) and rec[-1] > upd[1]
+ok &= all(r["result"] in ("swapped", "updated", "in-sync") for r in runs)
+second = runs[upd[1]] if len(upd) == 2 else None
+before = [i for i in rec if i < upd[1]] if second else []
+with open(sys.argv[1].rsplit("/", 1)[0] + "/order", "w") as f:
+    if second and not before:
+        f.write("answered from its chains in %.0f ms while the read ran, the read dropped, the next reconcile %s"
+                % (second["watch"]["since_change_ms"], runs[rec[-1]]["result"]))
+    else:
+        f.write("the read finished first (%d reconciles before it), then the change from its chains" % len(before))
+sys.exit(0 if ok else 1)
+PY
+kill -TERM "$WATCH_PID"
+wait "$WATCH_PID"
 
 [ "$fails" -eq 0 ] && echo "all watch checks passed" || echo "$fails watch check(s) failed"
 [ "$fails" -eq 0 ]
