@@ -26,6 +26,8 @@ char LICENSE[] SEC("license") = "GPL";
  * `to_lo`), with cb[0] its ACCEPT: lo's runs pass it as it is. */
 #define NF_CB_TO_LO 0x4e4cu
 
+#include "lib/reject.h"
+
 /* The loopback addresses (127/8, ::1) travel over lo only: routing drops a
  * packet that brings one in on another interface (martian source or
  * destination; IPv6 even before PREROUTING), whatever INPUT says. */
@@ -263,11 +265,14 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
    * lo's egress and conntrack confirmed it there; PREROUTING and INPUT see
    * it with the connection OUTPUT gave it. */
   int looped = ingress && skb->ifindex == NF_LOOPBACK_IFINDEX;
+  /* REJECT's answer to a packet an ingress run rejected (lib/reject.h): a
+   * packet this host sends, judged as a local one. */
+  int answer = !ingress && skb->cb[0] == (0x100 | NF_ACT_REJECT) && (skb->cb[3] >> 16) == NF_CB_ANSWER;
   if (ingress) {
     p->iif = skb->ifindex;
     p->oif = 0;
     first_hook = NF_HOOK_PREROUTING;
-  } else if (skb->ingress_ifindex) {
+  } else if (skb->ingress_ifindex && !answer) {
     /* Forwarded: FORWARD ran at ingress; only POSTROUTING remains. */
     p->iif = skb->ingress_ifindex;
     p->oif = skb->ifindex;
@@ -281,7 +286,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
     /* A local packet its OUTPUT run routed again and redirected here: only
      * POSTROUTING remains, as for a forwarded packet (the connection
      * through the same hint). */
-    if (nf_rerouted_here(s)) {
+    if (!answer && nf_rerouted_here(s)) {
       first_hook = NF_HOOK_POSTROUTING;
       second_hook = NF_HOOK_MAX;
       confirm = 0;
@@ -291,6 +296,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   __u64 dst_in[2];
   __builtin_memcpy(dst_in, p->daddr, 16);
 
+  __u32 decided_hook = first_hook; /* the hook of the stage that decided */
   /* Stages before conntrack (raw) see no connection. */
   nf_classify(s, live, cfg.slots_used, NF_CT_STATE_INVALID, 2);
   verdict = nf_run_hook(skb, s, which, live, first_hook, NF_PHASE_BEFORE_CT, cfg.max_steps);
@@ -356,7 +362,10 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
       second_hook = NF_HOOK_INPUT;
     }
   }
-  if (second_hook < NF_HOOK_MAX) verdict = nf_run_hook(skb, s, which, live, second_hook, NF_PHASE_ALL, cfg.max_steps);
+  if (second_hook < NF_HOOK_MAX) {
+    decided_hook = second_hook;
+    verdict = nf_run_hook(skb, s, which, live, second_hook, NF_PHASE_ALL, cfg.max_steps);
+  }
 
 out:;
   /* (For a looped packet only a connmark change remains to be stored.) */
@@ -408,6 +417,7 @@ out:;
     }
     return TC_ACT_OK;
   }
+  if (verdict == NF_ACT_REJECT && ingress && !unrouted) return nf_reject(skb, s, live, s->srch.rule, decided_hook);
   return TC_ACT_SHOT;
 }
 

@@ -27,6 +27,24 @@ struct RuleGen {
   Mode mode;
   int fam;
   std::vector<std::string> user_chains;
+  bool reject = false;  // some terminal rules REJECT (--reject-with of every kind)
+
+  // A REJECT target for a rule (tcp-reset only where the rule is -p tcp,
+  // which iptables requires).
+  std::string reject_target(bool tcp) {
+    static const std::vector<std::string> w4 = {"",
+                                                "icmp-net-unreachable",
+                                                "icmp-host-unreachable",
+                                                "icmp-port-unreachable",
+                                                "icmp-proto-unreachable",
+                                                "icmp-net-prohibited",
+                                                "icmp-host-prohibited",
+                                                "icmp-admin-prohibited"};
+    static const std::vector<std::string> w6 = {"", "icmp6-no-route", "icmp6-adm-prohibited", "icmp6-addr-unreachable",
+                                                "icmp6-port-unreachable"};
+    std::string w = tcp && chance(r, 0.4) ? "tcp-reset" : pick(r, fam == 4 ? w4 : w6);
+    return " -j REJECT" + (w.empty() ? "" : " --reject-with " + w);
+  }
 
   std::string cidr(const std::string& a) {
     if (fam == 4) {
@@ -139,7 +157,12 @@ struct RuleGen {
     for (size_t i = chain_index; i < user_chains.size(); ++i) later.push_back(user_chains[i]);
     int t = range(r, 0, 99);
     if (terminal_only_list) t = t % 65;
-    if (t < 35)
+    bool tcp = o.str().find(" -p tcp") != std::string::npos && o.str().find("! -p tcp") == std::string::npos;
+    if (reject && !base.empty() && base != "OUTPUT" && chance(r, 0.3))
+      o << reject_target(tcp);
+    else if (reject && base.empty() && chance(r, 0.2))  // a user chain reached from INPUT, FORWARD or OUTPUT
+      o << reject_target(tcp);
+    else if (t < 35)
       o << " -j ACCEPT";
     else if (t < 65)
       o << " -j DROP";
@@ -620,6 +643,7 @@ struct FlowGen {
   Rng& r;
   Mode mode;
   int fam;
+  bool reject = false;  // some packets carry a DSCP/ECN (REJECT's answers quote it)
   uint32_t next_token = 1;
   // When set, a TCP flow never reuses the address/port pair of an earlier
   // one. A second SYN on the tuple of an unfinished connection is judged by
@@ -665,6 +689,7 @@ struct FlowGen {
     s.daddr = *ir::parse_addr(dst, fam == 4 ? ir::AddrFamily::V4 : ir::AddrFamily::V6);
     s.proto = proto;
     s.ttl = (uint8_t)(chance(r, 0.1) ? range(r, 2, 20) : 64);
+    if (reject && chance(r, 0.2)) s.dscp = (uint8_t)range(r, 1, 63);
     return s;
   }
 
@@ -788,17 +813,17 @@ struct FlowGen {
 
 }  // namespace
 
-Case random_case(uint64_t seed, Mode mode, int family, int packets, Reference ref) {
+Case random_case(uint64_t seed, Mode mode, int family, int packets, Reference ref, bool reject) {
   Rng r(seed);
   Case c{mode, family, "", {}};
   if (ref == Reference::Nft) {
     NftGen ng{r, mode, family};
     c.ruleset = ng.ruleset();
   } else {
-    RuleGen rg{r, mode, family, {}};
+    RuleGen rg{r, mode, family, {}, reject};
     c.ruleset = rg.ruleset();
   }
-  FlowGen fg{r, mode, family};
+  FlowGen fg{r, mode, family, reject};
   std::vector<std::vector<Probe>> active;
   while ((int)c.probes.size() < packets) {
     if (active.empty() || (active.size() < 4 && chance(r, 0.4))) {

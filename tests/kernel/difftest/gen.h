@@ -23,6 +23,9 @@ struct Case {
 
 // ref: the rules in iptables-save syntax (loaded with iptables-restore) or in
 // `nft -f` syntax (loaded with nft); nf2bpf apply reads the same text.
-Case random_case(uint64_t seed, Mode mode, int family, int packets, Reference ref = Reference::Iptables);
+// reject: some rules REJECT (iptables only), and the harness compares the
+// answers the client gets.
+Case random_case(uint64_t seed, Mode mode, int family, int packets, Reference ref = Reference::Iptables,
+                 bool reject = false);
 
 }  // namespace nf2bpf::difftest

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -285,6 +286,81 @@ bool Testbed::observed(const Probe& p, int wait_ms) {
       drain(cli_packet_, true, seen_client_, nullptr, 0);
     }
   }
+}
+
+// An ICMP error whose quote starts with the probe's addresses and contains
+// its token, or a TCP RST from the probe's destination to its source with
+// the ports swapped.
+bool Testbed::answers_probe(const Probe& p, const std::vector<uint8_t>& got) const {
+  size_t hl = p.family == 4 ? 20 : 40, alen = p.family == 4 ? 4 : 16, at = p.family == 4 ? 12 : 8;
+  if (got.size() < hl + 8 || (got[0] >> 4) != p.family) return false;
+  if (p.family == 4 && (got[0] & 15) != 5) return false;
+  uint8_t proto = p.family == 4 ? got[9] : got[6];
+  const uint8_t* psrc = p.ip.data() + at;
+  const uint8_t* pdst = psrc + alen;
+  if (std::memcmp(got.data() + at + alen, psrc, alen) != 0) return false;  // to the probe's source
+  if (proto == 6) {
+    size_t pl4 = p.family == 4 ? (size_t)(p.ip[0] & 0xf) * 4 : 40;
+    if (p.proto != 6 || got.size() < hl + 20 || p.ip.size() < pl4 + 4 || !(got[hl + 13] & 0x04)) return false;
+    return std::memcmp(got.data() + at, pdst, alen) == 0 &&
+           std::memcmp(got.data() + hl, p.ip.data() + pl4 + 2, 2) == 0 &&
+           std::memcmp(got.data() + hl + 2, p.ip.data() + pl4, 2) == 0;
+  }
+  if (proto != (p.family == 4 ? 1 : 58)) return false;
+  uint8_t type = got[hl];
+  if (p.family == 4 ? (type != 3 && type != 11 && type != 12 && type != 5) : !(type >= 1 && type <= 4)) return false;
+  const uint8_t* q = got.data() + hl + 8;
+  size_t qn = got.size() - hl - 8;
+  if (qn < hl || std::memcmp(q + at, psrc, 2 * alen) != 0) return false;
+  uint8_t tok[8] = {'N',
+                    'F',
+                    '2',
+                    'B',
+                    (uint8_t)(p.token >> 24),
+                    (uint8_t)(p.token >> 16),
+                    (uint8_t)(p.token >> 8),
+                    (uint8_t)p.token};
+  return std::search(q, q + qn, tok, tok + 8) != q + qn;
+}
+
+std::vector<std::string> Testbed::answers(const Probe& p, int wait_ms) {
+  std::vector<std::string> out;
+  bool over_wire = mode_ == Mode::Router || (mode_ == Mode::Host && p.dir == Dir::ToServer);
+  if (!over_wire) return out;
+  int fd = p.dir == Dir::ToServer ? cli_packet_ : srv_packet_;
+  auto& seen = p.dir == Dir::ToServer ? seen_client_ : seen_server_;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  for (;;) {
+    pollfd pf{fd, POLLIN, 0};
+    int left =
+        (int)std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (poll(&pf, 1, std::max(left, 0)) > 0) {
+      std::vector<int> fams;
+      drain(fd, true, seen, p.dir == Dir::ToServer ? nullptr : &fams, 0);
+      if (p.dir == Dir::ToClient) seen_server_family_.insert(seen_server_family_.end(), fams.begin(), fams.end());
+    }
+    if (left <= 0) break;
+  }
+  for (size_t i = 0; i < seen.size();) {
+    if (!answers_probe(p, seen[i])) {
+      ++i;
+      continue;
+    }
+    std::vector<uint8_t> a = seen[i];
+    if (p.family == 4) {
+      a[4] = a[5] = a[10] = a[11] = 0;
+    } else {
+      a[1] &= 0xf0;
+      a[2] = a[3] = 0;
+    }
+    static const char* hex = "0123456789abcdef";
+    std::string h;
+    for (uint8_t b : a) h += hex[b >> 4], h += hex[b & 15];
+    out.push_back(h);
+    seen.erase(seen.begin() + (long)i);
+    if (p.dir == Dir::ToClient) seen_server_family_.erase(seen_server_family_.begin() + (long)i);
+  }
+  return out;
 }
 
 }  // namespace nf2bpf::difftest

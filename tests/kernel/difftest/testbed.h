@@ -77,6 +77,12 @@ class Testbed {
   // Whether the probe arrived at its observation point (waits briefly).
   bool observed(const Probe& p, int wait_ms);
 
+  // The answers (ICMP errors quoting the probe, TCP RSTs to it) the probe's
+  // sender received (waits briefly), in arrival order, as hex with the
+  // fields the kernel fills at random cleared (IPv4 ID and header checksum,
+  // IPv6 flow label). Only for probes sent over the wire (not by srv itself).
+  std::vector<std::string> answers(const Probe& p, int wait_ms);
+
   const Netns& filter_ns() const;  // where the rules live
 
  private:
@@ -94,6 +100,7 @@ class Testbed {
   void drain(int fd, bool packet_socket, std::vector<std::vector<uint8_t>>& out, std::vector<int>* fam,
              int family_hint);
   bool match(const Probe& p, const std::vector<uint8_t>& got, bool l4_only) const;
+  bool answers_probe(const Probe& p, const std::vector<uint8_t>& got) const;
 };
 
 }  // namespace nf2bpf::difftest

@@ -1,0 +1,312 @@
+/* REJECT's answers, built as the kernel builds them for a packet rejected at
+ * PREROUTING, INPUT or FORWARD (the TC ingress run):
+ *
+ *   ICMP     nf_send_unreach -> icmp_send: destination unreachable with the
+ *            rule's code, quoting the rejected packet from its IP header
+ *            as the rules saw it (TTL one less when routed; at most 576
+ *            bytes in all); TOS (tos & 0x1e) | 0xc0, TTL 64,
+ *            no DF; from the packet's destination when that is this host's,
+ *            else from the address routing picks towards the sender.
+ *   ICMPv6   nf_send_unreach6 -> icmpv6_send: the same, at most 1,280 bytes
+ *            in all; traffic class 0, hop limit 64.
+ *   TCP RST  nf_send_reset / nf_send_reset6: from the packet's destination
+ *            (port too), sequence its ACK number or, without ACK, an ACK of
+ *            everything it carried; IPv4 DF, ID 0, TOS 0, TTL 64; IPv6
+ *            traffic class and flow label 0, hop limit 64.
+ *
+ * The kernel answers nothing for a later fragment, a packet not addressed to
+ * this host's link layer (broadcast, multicast, another host's MAC), a
+ * broadcast or multicast destination, an ICMP error (or an unknown ICMP
+ * type), an RST (for tcp-reset), a non-TCP packet (tcp-reset), or a code
+ * with no meaning in the family; the packet is then only dropped.
+ *
+ * The answer replaces the packet (the skb is rebuilt in place) and is sent
+ * as the kernel sends it: routed towards the sender (bpf_redirect_neigh),
+ * through this host's OUTPUT and POSTROUTING (the egress run knows it by
+ * NF_CB_ANSWER). Not yet as the kernel: the L4 checksum of the rejected
+ * packet is not verified (the kernel answers nothing for a bad one), IP
+ * options are quoted but not echoed, the ICMP rate limit is not applied,
+ * and a packet rejected at OUTPUT (a local one) is dropped without an
+ * answer. */
+#ifndef NF2BPF_REJECT_H
+#define NF2BPF_REJECT_H
+
+#include <linux/tcp.h>
+
+#define NF_ETH_HLEN 14
+/* skb->cb[3]'s upper half on an answer handed to routing: its egress run
+ * judges it as a locally generated packet (OUTPUT, POSTROUTING). */
+#define NF_CB_ANSWER 0x4e41u
+
+/* The ICMP (type 3) and ICMPv6 (type 1) codes of each reject code
+ * (translator/policy/policy.h, kRejectNames' order); 0xff: no such answer
+ * in the family. tcp-reset (1) is built apart. */
+static __always_inline __u8 nf_reject_icmp_code(__u32 family, __u32 type) {
+  switch (type) {
+    case 0: return family == 4 ? 3 : 4;     /* port unreachable */
+    case 2: return 0;                       /* net unreachable / no route */
+    case 3: return family == 4 ? 1 : 3;     /* host unreachable / address unreachable */
+    case 4: return family == 4 ? 2 : 0xff;  /* protocol unreachable */
+    case 5: return family == 4 ? 9 : 0xff;  /* network prohibited */
+    case 6: return family == 4 ? 10 : 0xff; /* host prohibited */
+    case 7: return family == 4 ? 13 : 1;    /* administratively prohibited */
+    case 8: return family == 4 ? 0xff : 5;  /* source address failed policy */
+    case 9: return family == 4 ? 0xff : 6;  /* reject route */
+  }
+  return 0xff;
+}
+
+/* The one's complement sum of len bytes of the packet from off, in 64-byte
+ * steps (bpf_csum_diff's unit here; a short last step is padded with zeros,
+ * as the checksum pads an odd length), read through s->cls (the packet's
+ * classes: no longer needed once it is rejected; the stack has no room).
+ * Global: verified once. */
+NF_SUBPROG __u32 nf_csum_skb(struct __sk_buff* skb, struct nf_scratch* s, __u32 off, __u32 len, __u32 sum) {
+  if (!skb || !s) return sum;
+  __u8* buf = (__u8*)s->cls;
+  __u32 at = 0;
+  for (int i = 0; i < 24 && at + 64 <= len; i++, at += 64) { /* 24 x 64: an ICMPv6 answer quotes at most 1,232 */
+    if (bpf_skb_load_bytes(skb, off + at, buf, 64)) return sum;
+    sum = (__u32)bpf_csum_diff(0, 0, (__be32*)buf, 64, sum);
+  }
+  __u64 n = (len - at) & 63;
+  asm volatile("" : "+r"(n)); /* the verifier sees the masked length */
+  if (n == 0 || n > 63) return sum;
+  __builtin_memset(buf, 0, 64);
+  if (bpf_skb_load_bytes(skb, off + at, buf, n)) return sum;
+  return (__u32)bpf_csum_diff(0, 0, (__be32*)buf, 64, sum);
+}
+
+static __always_inline __u16 nf_csum_fold(__u32 sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return (__u16)~sum;
+}
+
+/* The pseudo-header's sum (addresses, upper-layer length, next header). */
+static __always_inline __u32 nf_pseudo_sum(__u32 family, const __u8* src, const __u8* dst, __u32 len, __u32 proto) {
+  __be32 w[10];
+  if (family == 4) {
+    __builtin_memcpy(&w[0], src + 12, 4);
+    __builtin_memcpy(&w[1], dst + 12, 4);
+    w[2] = bpf_htonl(proto << 16 | len);
+    return (__u32)bpf_csum_diff(0, 0, w, 12, 0);
+  }
+  __builtin_memcpy(&w[0], src, 16);
+  __builtin_memcpy(&w[4], dst, 16);
+  w[8] = bpf_htonl(len);
+  w[9] = bpf_htonl(proto);
+  return (__u32)bpf_csum_diff(0, 0, w, 40, 0);
+}
+
+/* Routing of an answer from `src` (zero: routing picks it, written back) to
+ * the rejected packet's source: the kernel's output routing, from lo.
+ * bpf_fib_lookup answers only where lo forwards (any host with ip_forward=1,
+ * every router); elsewhere the answer to a packet for this host leaves by
+ * the device the packet came in by (bpf_redirect_neigh routes it there).
+ * Returns the device to leave by, 0 when routing finds none. */
+static __always_inline __u32 nf_answer_route(struct __sk_buff* skb, __u32 ifindex, struct nf_scratch* s, __u8* src) {
+  struct nf_pkt* p = &s->p;
+  struct bpf_fib_lookup* f = &s->nat.fib;
+  int pick = 1;
+#pragma unroll
+  for (int k = 0; k < 16; k++)
+    if (src[k] && !(k >= 10 && k < 12 && p->family == 4)) pick = 0;
+  __builtin_memset(f, 0, sizeof(*f));
+  f->ifindex = NF_LOOPBACK_IFINDEX;
+  f->l4_protocol = p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+  if (p->family == 4) {
+    f->family = NF_AF_INET_;
+    __builtin_memcpy(&f->ipv4_src, src + 12, 4);
+    __builtin_memcpy(&f->ipv4_dst, p->saddr + 12, 4);
+  } else {
+    f->family = NF_AF_INET6_;
+    __builtin_memcpy(f->ipv6_src, src, 16);
+    __builtin_memcpy(f->ipv6_dst, p->saddr, 16);
+  }
+  long rc = bpf_fib_lookup(skb, f, sizeof(*f), BPF_FIB_LOOKUP_SKIP_NEIGH | (pick ? BPF_FIB_LOOKUP_SRC : 0));
+  if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED && !pick) return ifindex;
+  if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) return 0;
+  if (pick) {
+    if (p->family == 4)
+      __builtin_memcpy(src + 12, &f->ipv4_src, 4);
+    else
+      __builtin_memcpy(src, f->ipv6_src, 16);
+  }
+  return f->ifindex;
+}
+
+/* Writes the packet's TTL (hop limit) as the rules saw it into its header. */
+static __always_inline int nf_store_ttl(struct __sk_buff* skb, const struct nf_pkt* p) {
+  __u8 ttl = p->ttl;
+  if (p->family == 6) return (int)bpf_skb_store_bytes(skb, NF_ETH_HLEN + 7, &ttl, 1, 0);
+  __u8 old[2], now[2];
+  if (bpf_skb_load_bytes(skb, NF_ETH_HLEN + 8, old, 2)) return -1;
+  now[0] = ttl;
+  now[1] = old[1];
+  __u16 o16, n16;
+  __builtin_memcpy(&o16, old, 2);
+  __builtin_memcpy(&n16, now, 2);
+  if (bpf_l3_csum_replace(skb, NF_ETH_HLEN + 10, o16, n16, 2)) return -1;
+  return (int)bpf_skb_store_bytes(skb, NF_ETH_HLEN + 8, now, 2, 0);
+}
+
+/* The TCP RST of tcp-reset; returns the new IP packet's length, 0 for none. */
+static __always_inline __u32 nf_build_rst(struct __sk_buff* skb, struct nf_scratch* s) {
+  struct nf_pkt* p = &s->p;
+  if (p->l4proto != IPPROTO_TCP || !p->has_tcp || (p->tcp_flags & 0x04)) return 0;
+  struct tcphdr o;
+  if (bpf_skb_load_bytes(skb, NF_ETH_HLEN + p->l4off, &o, sizeof(o))) return 0;
+  struct tcphdr t;
+  __builtin_memset(&t, 0, sizeof(t));
+  t.source = o.dest;
+  t.dest = o.source;
+  t.doff = 5;
+  t.rst = 1;
+  if (o.ack) {
+    t.seq = o.ack_seq;
+  } else {
+    __u32 seglen = (__u32)p->length - p->l4off - o.doff * 4;
+    t.ack_seq = bpf_htonl(bpf_ntohl(o.seq) + o.syn + o.fin + seglen);
+    t.ack = 1;
+  }
+  __u32 hl = p->family == 4 ? 20 : 40;
+  __u32 sum = nf_pseudo_sum(p->family, p->daddr, p->saddr, sizeof(t), IPPROTO_TCP);
+  sum = (__u32)bpf_csum_diff(0, 0, (__be32*)&t, sizeof(t), sum);
+  t.check = nf_csum_fold(sum);
+  if (bpf_skb_change_tail(skb, NF_ETH_HLEN + hl + sizeof(t), 0)) return 0;
+  if (p->family == 4) {
+    struct iphdr ip;
+    __builtin_memset(&ip, 0, sizeof(ip));
+    ip.version = 4;
+    ip.ihl = 5;
+    ip.tot_len = bpf_htons(40);
+    ip.frag_off = bpf_htons(0x4000); /* DF */
+    ip.ttl = 64;
+    ip.protocol = IPPROTO_TCP;
+    __builtin_memcpy(&ip.saddr, p->daddr + 12, 4);
+    __builtin_memcpy(&ip.daddr, p->saddr + 12, 4);
+    ip.check = nf_csum_fold((__u32)bpf_csum_diff(0, 0, (__be32*)&ip, sizeof(ip), 0));
+    if (bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip, sizeof(ip), 0)) return 0;
+  } else {
+    struct ipv6hdr ip6;
+    __builtin_memset(&ip6, 0, sizeof(ip6));
+    ip6.version = 6;
+    ip6.payload_len = bpf_htons(sizeof(t));
+    ip6.nexthdr = IPPROTO_TCP;
+    ip6.hop_limit = 64;
+    __builtin_memcpy(&ip6.saddr, p->daddr, 16);
+    __builtin_memcpy(&ip6.daddr, p->saddr, 16);
+    if (bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip6, sizeof(ip6), 0)) return 0;
+  }
+  if (bpf_skb_store_bytes(skb, NF_ETH_HLEN + hl, &t, sizeof(t), 0)) return 0;
+  return hl + sizeof(t);
+}
+
+/* Whether the kernel sends an ICMP error about this packet at all (beyond
+ * the checks every answer has): never about an ICMP error, an unknown ICMP
+ * type, or from/to an address no error may go to. */
+static __always_inline int nf_icmp_eligible(const struct nf_pkt* p) {
+  if (p->family == 4) {
+    if (p->l4proto == IPPROTO_ICMP) {
+      if (!p->has_icmp) return 0;
+      __u8 t = p->icmp_type; /* icmp_pointers[].error, and > NR_ICMP_TYPES */
+      if (t > 18 || (t >= 1 && t <= 7) || (t >= 9 && t <= 12)) return 0;
+    }
+    return 1;
+  }
+  if (p->l4proto == IPPROTO_ICMPV6 && (!p->has_icmp || p->icmp_type < 128)) return 0; /* is_ineligible */
+  if (p->saddr[0] == 0xff) return 0;                                                  /* multicast source */
+  __u64 a, b;
+  __builtin_memcpy(&a, p->saddr, 8);
+  __builtin_memcpy(&b, p->saddr + 8, 8);
+  return a || b; /* not :: */
+}
+
+/* The ICMP/ICMPv6 destination unreachable (`code`) about the packet, from
+ * `src`; returns the new IP packet's length, 0 for none. */
+static __always_inline __u32 nf_build_unreach(struct __sk_buff* skb, struct nf_scratch* s, __u8 code, const __u8* src) {
+  struct nf_pkt* p = &s->p;
+  __u32 hl = p->family == 4 ? 20 : 40;
+  __u32 room = p->family == 4 ? 576 - 28 : 1280 - 48;
+  __u32 q = p->length;
+  if (q > room) q = room;
+  if (q < hl) return 0;
+  __u8 tos = 0;
+  if (p->family == 4 && bpf_skb_load_bytes(skb, NF_ETH_HLEN + 1, &tos, 1)) return 0;
+  /* The quoted packet, then room for the new headers in front of it. */
+  if (bpf_skb_change_tail(skb, NF_ETH_HLEN + q, 0)) return 0;
+  if (bpf_skb_adjust_room(skb, (__s32)(hl + 8), BPF_ADJ_ROOM_MAC, 0)) return 0;
+  __u32 sum = nf_csum_skb(skb, s, NF_ETH_HLEN + hl + 8, q, 0);
+  __u8 icmp[8] = {p->family == 4 ? 3 : 1, code, 0, 0, 0, 0, 0, 0};
+  if (p->family == 6) sum += nf_pseudo_sum(6, src, p->saddr, 8 + q, IPPROTO_ICMPV6);
+  sum = (__u32)bpf_csum_diff(0, 0, (__be32*)icmp, 8, sum);
+  __u16 ck = nf_csum_fold(sum);
+  __builtin_memcpy(icmp + 2, &ck, 2);
+  if (p->family == 4) {
+    struct iphdr ip;
+    __builtin_memset(&ip, 0, sizeof(ip));
+    ip.version = 4;
+    ip.ihl = 5;
+    ip.tos = (tos & 0x1e) | 0xc0;
+    ip.tot_len = bpf_htons(28 + q);
+    ip.id = (__u16)bpf_get_prandom_u32();
+    ip.ttl = 64;
+    ip.protocol = IPPROTO_ICMP;
+    __builtin_memcpy(&ip.saddr, src + 12, 4);
+    __builtin_memcpy(&ip.daddr, p->saddr + 12, 4);
+    ip.check = nf_csum_fold((__u32)bpf_csum_diff(0, 0, (__be32*)&ip, sizeof(ip), 0));
+    if (bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip, sizeof(ip), 0)) return 0;
+  } else {
+    struct ipv6hdr ip6;
+    __builtin_memset(&ip6, 0, sizeof(ip6));
+    ip6.version = 6;
+    ip6.payload_len = bpf_htons(8 + q);
+    ip6.nexthdr = IPPROTO_ICMPV6;
+    ip6.hop_limit = 64;
+    __builtin_memcpy(&ip6.saddr, src, 16);
+    __builtin_memcpy(&ip6.daddr, p->saddr, 16);
+    if (bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip6, sizeof(ip6), 0)) return 0;
+  }
+  if (bpf_skb_store_bytes(skb, NF_ETH_HLEN + hl, icmp, 8, 0)) return 0;
+  return hl + 8 + q;
+}
+
+/* REJECT at ingress: the packet becomes the kernel's answer to it and is
+ * sent; `hook` the hook whose rule rejected it, `rule` that rule. Returns
+ * the TC action (TC_ACT_SHOT when the kernel answers nothing). Global:
+ * verified once. */
+NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live, __u32 rule, __u32 hook) {
+  if (!skb || !s) return TC_ACT_SHOT;
+  __u32 ifindex = skb->ifindex;
+  void* rm = nf_inner(&nf_rules, live & 1);
+  struct nf2bpf_rule* r = rm ? bpf_map_lookup_elem(rm, &rule) : 0;
+  if (!r) return TC_ACT_SHOT;
+  __u32 type = r->reject_type;
+  struct nf_pkt* p = &s->p;
+  if (p->frag == 2 || p->pkttype != 0) return TC_ACT_SHOT;
+  if (nf_addr_type_of(p->daddr) & (8 | 32)) return TC_ACT_SHOT; /* broadcast, multicast */
+  /* The answer's source: the rejected packet's destination (an RST; an
+   * ICMP error when that is this host's, at INPUT); a routed packet's ICMP
+   * error (FORWARD, PREROUTING) from the address routing picks. */
+  __u8 src[16];
+  __u8 code = 0;
+  __builtin_memset(src, 0, 16);
+  if (type == 1 || hook == NF_HOOK_INPUT) __builtin_memcpy(src, p->daddr, 16);
+  if (p->family == 4) src[10] = src[11] = 0xff;
+  if (type != 1) {
+    code = nf_reject_icmp_code(p->family, type);
+    if (code == 0xff || !nf_icmp_eligible(p)) return TC_ACT_SHOT;
+  }
+  __u32 oif = nf_answer_route(skb, ifindex, s, src);
+  if (!oif) return TC_ACT_SHOT;
+  /* A routed packet is quoted as FORWARD saw it: TTL / hop limit one less
+   * (ip_forward's ip_decrease_ttl, header checksum too; ip6_forward). */
+  if (hook == NF_HOOK_FORWARD && type != 1 && nf_store_ttl(skb, p)) return TC_ACT_SHOT;
+  if (!(type == 1 ? nf_build_rst(skb, s) : nf_build_unreach(skb, s, code, src))) return TC_ACT_SHOT;
+  skb->mark = 0;
+  skb->cb[3] = (skb->cb[3] & 0xffff) | (NF_CB_ANSWER << 16);
+  return bpf_redirect_neigh(oif, 0, 0, 0);
+}
+
+#endif
