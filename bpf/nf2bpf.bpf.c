@@ -266,13 +266,22 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
    * it with the connection OUTPUT gave it. */
   int looped = ingress && skb->ifindex == NF_LOOPBACK_IFINDEX;
   /* REJECT's answer to a packet an ingress run rejected (lib/reject.h): a
-   * packet this host sends, judged as a local one. */
-  int answer = !ingress && skb->cb[0] == (0x100 | NF_ACT_REJECT) && (skb->cb[3] >> 16) == NF_CB_ANSWER;
+   * packet this host sends, judged as a local one. It carries the
+   * connection of the packet it answers, if that had one (nf_ct_attach):
+   * RELATED, in the other direction, with its mark; it neither looks a
+   * connection up nor makes one. Without one it is looked up as any packet
+   * (and is INVALID, as in the kernel). Kept in scratch: the verifier
+   * follows one path for both. (Over lo, to a local sender, lo's ingress
+   * run looks it up as any packet: INVALID there, RELATED in the kernel.) */
+  s->answer = !ingress && skb->cb[0] == (0x100 | NF_ACT_REJECT) && (skb->cb[3] >> 16) == NF_CB_ANSWER;
+  s->answer_ct = s->answer ? skb->cb[3] & 0xffff : 0;
+  s->answer_mark = s->answer ? skb->cb[4] : 0;
+  if (!(s->answer_ct & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED))) s->answer_ct = 0;
   if (ingress) {
     p->iif = skb->ifindex;
     p->oif = 0;
     first_hook = NF_HOOK_PREROUTING;
-  } else if (skb->ingress_ifindex && !answer) {
+  } else if (skb->ingress_ifindex && !s->answer) {
     /* Forwarded: FORWARD ran at ingress; only POSTROUTING remains. */
     p->iif = skb->ingress_ifindex;
     p->oif = skb->ifindex;
@@ -286,7 +295,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
     /* A local packet its OUTPUT run routed again and redirected here: only
      * POSTROUTING remains, as for a forwarded packet (the connection
      * through the same hint). */
-    if (!answer && nf_rerouted_here(s)) {
+    if (!s->answer && nf_rerouted_here(s)) {
       first_hook = NF_HOOK_POSTROUTING;
       second_hook = NF_HOOK_MAX;
       confirm = 0;
@@ -303,7 +312,13 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   if (verdict != NF_ACT_ACCEPT) goto out;
 
   if (cfg.ct_needed) {
-    if (s->notrack && !looped) { /* NOTRACK does nothing to a packet that has its connection */
+    if (s->answer_ct) {
+      ct->state = NF_CT_STATE_RELATED;
+      ct->dir = ((s->answer_ct >> 8) & 1) ^ 1;
+      ct->ctmark = s->answer_mark;
+      s->ctmark = s->answer_mark;
+      s->has_ct = 1;                    /* (ct->track is 0: nothing is confirmed or updated) */
+    } else if (s->notrack && !looped) { /* NOTRACK does nothing to a packet that has its connection */
       ct->state = NF_CT_STATE_UNTRACKED;
       ct->dir = 2;
     } else {
@@ -417,7 +432,8 @@ out:;
     }
     return TC_ACT_OK;
   }
-  if (verdict == NF_ACT_REJECT && ingress && !unrouted) return nf_reject(skb, s, live, s->srch.rule, decided_hook);
+  if (verdict == NF_ACT_REJECT && !unrouted && decided_hook != NF_HOOK_POSTROUTING)
+    return nf_reject(skb, s, live, s->srch.rule, decided_hook);
   return TC_ACT_SHOT;
 }
 

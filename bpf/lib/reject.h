@@ -1,12 +1,14 @@
 /* REJECT's answers, built as the kernel builds them for a packet rejected at
- * PREROUTING, INPUT or FORWARD (the TC ingress run):
+ * PREROUTING, INPUT or FORWARD (the TC ingress run) or OUTPUT (egress: a
+ * local packet, whose answer goes to this host over lo):
  *
  *   ICMP     nf_send_unreach -> icmp_send: destination unreachable with the
  *            rule's code, quoting the rejected packet from its IP header
  *            as the rules saw it (TTL one less when routed; at most 576
  *            bytes in all); TOS (tos & 0x1e) | 0xc0, TTL 64,
  *            no DF; from the packet's destination when that is this host's,
- *            else from the address routing picks towards the sender.
+ *            else from the address routing picks towards the sender (a
+ *            local sender's own address).
  *   ICMPv6   nf_send_unreach6 -> icmpv6_send: the same, at most 1,280 bytes
  *            in all; traffic class 0, hop limit 64.
  *   TCP RST  nf_send_reset / nf_send_reset6: from the packet's destination
@@ -25,9 +27,8 @@
  * through this host's OUTPUT and POSTROUTING (the egress run knows it by
  * NF_CB_ANSWER). Not yet as the kernel: the L4 checksum of the rejected
  * packet is not verified (the kernel answers nothing for a bad one), IP
- * options are quoted but not echoed, the ICMP rate limit is not applied,
- * and a packet rejected at OUTPUT (a local one) is dropped without an
- * answer. */
+ * options are quoted but not echoed, and the ICMP rate limit is not
+ * applied. */
 #ifndef NF2BPF_REJECT_H
 #define NF2BPF_REJECT_H
 
@@ -99,19 +100,27 @@ static __always_inline __u32 nf_pseudo_sum(__u32 family, const __u8* src, const 
   return (__u32)bpf_csum_diff(0, 0, w, 40, 0);
 }
 
-/* Routing of an answer from `src` (zero: routing picks it, written back) to
- * the rejected packet's source: the kernel's output routing, from lo.
+/* Routing of an answer from s->answer_src (zero: routing picks it) to
+ * the rejected packet's source: the kernel's output routing, from lo (lo
+ * itself for a source of this host's).
  * bpf_fib_lookup answers only where lo forwards (any host with ip_forward=1,
  * every router); elsewhere the answer to a packet for this host leaves by
  * the device the packet came in by (bpf_redirect_neigh routes it there).
  * Returns the device to leave by, 0 when routing finds none. */
-static __always_inline __u32 nf_answer_route(struct __sk_buff* skb, __u32 ifindex, struct nf_scratch* s, __u8* src) {
+static __always_inline __u32 nf_answer_route(struct __sk_buff* skb, __u32 ifindex, struct nf_scratch* s) {
   struct nf_pkt* p = &s->p;
+  __u8* src = s->answer_src;
   struct bpf_fib_lookup* f = &s->nat.fib;
   int pick = 1;
 #pragma unroll
   for (int k = 0; k < 16; k++)
     if (src[k] && !(k >= 10 && k < 12 && p->family == 4)) pick = 0;
+  /* To this host (a local packet, one over lo): over lo, from the address
+   * itself, as the local route gives it. */
+  if (nf_addr_type_of(p->saddr) & 4) {
+    if (pick) __builtin_memcpy(src, p->saddr, 16);
+    return NF_LOOPBACK_IFINDEX;
+  }
   __builtin_memset(f, 0, sizeof(*f));
   f->ifindex = NF_LOOPBACK_IFINDEX;
   f->l4_protocol = p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
@@ -151,8 +160,10 @@ static __always_inline int nf_store_ttl(struct __sk_buff* skb, const struct nf_p
   return (int)bpf_skb_store_bytes(skb, NF_ETH_HLEN + 8, now, 2, 0);
 }
 
-/* The TCP RST of tcp-reset; returns the new IP packet's length, 0 for none. */
-static __always_inline __u32 nf_build_rst(struct __sk_buff* skb, struct nf_scratch* s) {
+/* The TCP RST of tcp-reset; returns the new IP packet's length, 0 for none.
+ * Global: verified once, on its own stack. */
+NF_SUBPROG __u32 nf_build_rst(struct __sk_buff* skb, struct nf_scratch* s) {
+  if (!skb || !s) return 0;
   struct nf_pkt* p = &s->p;
   if (p->l4proto != IPPROTO_TCP || !p->has_tcp || (p->tcp_flags & 0x04)) return 0;
   struct tcphdr o;
@@ -224,9 +235,12 @@ static __always_inline int nf_icmp_eligible(const struct nf_pkt* p) {
 }
 
 /* The ICMP/ICMPv6 destination unreachable (`code`) about the packet, from
- * `src`; returns the new IP packet's length, 0 for none. */
-static __always_inline __u32 nf_build_unreach(struct __sk_buff* skb, struct nf_scratch* s, __u8 code, const __u8* src) {
+ * s->answer_src; returns the new IP packet's length, 0 for none. Global:
+ * verified once, on its own stack. */
+NF_SUBPROG __u32 nf_build_unreach(struct __sk_buff* skb, struct nf_scratch* s, __u32 code) {
+  if (!skb || !s) return 0;
   struct nf_pkt* p = &s->p;
+  const __u8* src = s->answer_src;
   __u32 hl = p->family == 4 ? 20 : 40;
   __u32 room = p->family == 4 ? 576 - 28 : 1280 - 48;
   __u32 q = p->length;
@@ -238,7 +252,7 @@ static __always_inline __u32 nf_build_unreach(struct __sk_buff* skb, struct nf_s
   if (bpf_skb_change_tail(skb, NF_ETH_HLEN + q, 0)) return 0;
   if (bpf_skb_adjust_room(skb, (__s32)(hl + 8), BPF_ADJ_ROOM_MAC, 0)) return 0;
   __u32 sum = nf_csum_skb(skb, s, NF_ETH_HLEN + hl + 8, q, 0);
-  __u8 icmp[8] = {p->family == 4 ? 3 : 1, code, 0, 0, 0, 0, 0, 0};
+  __u8 icmp[8] = {p->family == 4 ? 3 : 1, (__u8)code, 0, 0, 0, 0, 0, 0};
   if (p->family == 6) sum += nf_pseudo_sum(6, src, p->saddr, 8 + q, IPPROTO_ICMPV6);
   sum = (__u32)bpf_csum_diff(0, 0, (__be32*)icmp, 8, sum);
   __u16 ck = nf_csum_fold(sum);
@@ -272,10 +286,8 @@ static __always_inline __u32 nf_build_unreach(struct __sk_buff* skb, struct nf_s
   return hl + 8 + q;
 }
 
-/* REJECT at ingress: the packet becomes the kernel's answer to it and is
- * sent; `hook` the hook whose rule rejected it, `rule` that rule. Returns
- * the TC action (TC_ACT_SHOT when the kernel answers nothing). Global:
- * verified once. */
+/* REJECT: the packet becomes the kernel's answer to it and is sent; `hook` the hook whose rule rejected it, `rule` that
+ * rule. Returns the TC action (TC_ACT_SHOT when the kernel answers nothing). Global: verified once. */
 NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live, __u32 rule, __u32 hook) {
   if (!skb || !s) return TC_ACT_SHOT;
   __u32 ifindex = skb->ifindex;
@@ -287,9 +299,10 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
   if (p->frag == 2 || p->pkttype != 0) return TC_ACT_SHOT;
   if (nf_addr_type_of(p->daddr) & (8 | 32)) return TC_ACT_SHOT; /* broadcast, multicast */
   /* The answer's source: the rejected packet's destination (an RST; an
-   * ICMP error when that is this host's, at INPUT); a routed packet's ICMP
-   * error (FORWARD, PREROUTING) from the address routing picks. */
-  __u8 src[16];
+   * ICMP error when that is this host's, at INPUT); a routed or local
+   * packet's ICMP error (FORWARD, PREROUTING, OUTPUT) from the address
+   * routing picks. */
+  __u8* src = s->answer_src;
   __u8 code = 0;
   __builtin_memset(src, 0, 16);
   if (type == 1 || hook == NF_HOOK_INPUT) __builtin_memcpy(src, p->daddr, 16);
@@ -298,14 +311,15 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
     code = nf_reject_icmp_code(p->family, type);
     if (code == 0xff || !nf_icmp_eligible(p)) return TC_ACT_SHOT;
   }
-  __u32 oif = nf_answer_route(skb, ifindex, s, src);
+  __u32 oif = nf_answer_route(skb, ifindex, s);
   if (!oif) return TC_ACT_SHOT;
   /* A routed packet is quoted as FORWARD saw it: TTL / hop limit one less
    * (ip_forward's ip_decrease_ttl, header checksum too; ip6_forward). */
   if (hook == NF_HOOK_FORWARD && type != 1 && nf_store_ttl(skb, p)) return TC_ACT_SHOT;
-  if (!(type == 1 ? nf_build_rst(skb, s) : nf_build_unreach(skb, s, code, src))) return TC_ACT_SHOT;
+  if (!(type == 1 ? nf_build_rst(skb, s) : nf_build_unreach(skb, s, code))) return TC_ACT_SHOT;
   skb->mark = 0;
-  skb->cb[3] = (skb->cb[3] & 0xffff) | (NF_CB_ANSWER << 16);
+  skb->cb[3] = (skb->cb[3] & 0xffff) | (NF_CB_ANSWER << 16); /* (the connection's state and direction below) */
+  skb->cb[4] = s->ctmark;
   return bpf_redirect_neigh(oif, 0, 0, 0);
 }
 

@@ -375,7 +375,9 @@ Side bpf_run(Env& e, loader::Prog prog, const std::vector<uint8_t>& frame, uint3
     s.error = r.error().message();
     return s;
   }
-  if (r->retval == TC_ACT_OK)
+  if (r->decided && r->action == NF_ACT_REJECT && (r->retval == TC_ACT_SHOT || r->retval == TC_ACT_REDIRECT))
+    s.verdict = DROP;  // the packet goes no further (REDIRECT: its answer, lib/reject.h, is sent instead)
+  else if (r->retval == TC_ACT_OK)
     s.verdict = ACCEPT;
   else if (r->retval == TC_ACT_REDIRECT && prog == loader::Prog::Egress && r->forwarded_to)
     s.verdict = ACCEPT, s.rerouted_to = r->forwarded_to;  // a local packet routed again

@@ -158,7 +158,7 @@ struct RuleGen {
     int t = range(r, 0, 99);
     if (terminal_only_list) t = t % 65;
     bool tcp = o.str().find(" -p tcp") != std::string::npos && o.str().find("! -p tcp") == std::string::npos;
-    if (reject && !base.empty() && base != "OUTPUT" && chance(r, 0.3))
+    if (reject && !base.empty() && chance(r, 0.3))
       o << reject_target(tcp);
     else if (reject && base.empty() && chance(r, 0.2))  // a user chain reached from INPUT, FORWARD or OUTPUT
       o << reject_target(tcp);

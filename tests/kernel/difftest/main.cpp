@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   // which nf2bpf's conntrack does not implement yet (issue 14); such a
   // disagreement is reported as known, not counted. Strays on a fresh flow
   // (no entry: loose pickup, SYN+FIN, RST) are judged as any packet.
-  int disagreements = 0, total = 0, passed_a = 0, window_known = 0, answered = 0;
+  int disagreements = 0, total = 0, passed_a = 0, window_known = 0, answered = 0, answered_local = 0;
   auto flow_of = [](const Probe& p) {
     size_t l4 = p.family == 4 ? (size_t)(p.ip[0] & 15) * 4 : 40, alen = p.family == 4 ? 4 : 16;
     size_t at = p.family == 4 ? 12 : 8;
@@ -248,6 +248,8 @@ int main(int argc, char** argv) {
           for (auto& x : b.answers(p, 100)) ans_b.push_back(x);
         }
         answered += !ans_a.empty();
+        answered_local +=
+            !ans_a.empty() && (o.mode == Mode::Loopback || (o.mode == Mode::Host && p.dir == Dir::ToClient));
         if (ans_a != ans_b) {
           ++case_diffs;
           ++disagreements;
@@ -276,6 +278,9 @@ int main(int argc, char** argv) {
   printf("difftest: %d rulesets, %d packets, %d passed netfilter, %d disagreements, %d known (seed %llu)\n", o.cases,
          total, passed_a, disagreements, window_known, (unsigned long long)o.seed);
   if (o.reject)
-    printf("difftest: %d packets answered by netfilter's REJECT (each answer compared with nf2bpf's)\n", answered);
+    printf(
+        "difftest: %d packets answered by netfilter's REJECT, %d of them sent by srv (each answer compared with "
+        "nf2bpf's)\n",
+        answered, answered_local);
   return disagreements ? 1 : 0;
 }

@@ -288,30 +288,66 @@ bool Testbed::observed(const Probe& p, int wait_ms) {
   }
 }
 
+// The kernel sends its RSTs with the TCP checksum left to the device
+// (CHECKSUM_PARTIAL: the field holds the pseudo-header's sum), and a veth
+// hands them on so, the peer trusting them; a tap sees the partial sum. A
+// TCP packet whose field holds exactly that gets the full checksum, so both
+// engines' answers compare; any other wrong checksum stays as it is.
+static void complete_tcp_checksum(std::vector<uint8_t>& ip) {
+  int v = ip.empty() ? 0 : ip[0] >> 4;
+  size_t hl = v == 4 ? (size_t)(ip[0] & 15) * 4 : 40;
+  if ((v != 4 && v != 6) || ip.size() < hl + 20 || (v == 4 ? ip[9] : ip[6]) != 6) return;
+  auto sum = [](const uint8_t* b, size_t n, uint32_t s) {
+    for (size_t i = 0; i + 1 < n; i += 2) s += (uint32_t)(b[i] << 8 | b[i + 1]);
+    if (n & 1) s += (uint32_t)b[n - 1] << 8;
+    return s;
+  };
+  auto fold = [](uint32_t s) {
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+  };
+  size_t len = ip.size() - hl;
+  uint32_t ph = v == 4 ? sum(ip.data() + 12, 8, 0) : sum(ip.data() + 8, 32, 0);
+  ph += 6 + (uint32_t)len;
+  uint16_t field = (uint16_t)(ip[hl + 16] << 8 | ip[hl + 17]);
+  ip[hl + 16] = ip[hl + 17] = 0;
+  uint16_t full = (uint16_t)~fold(sum(ip.data() + hl, len, ph));
+  bool partial = field == fold(ph);
+  uint16_t put = partial ? full : field;
+  ip[hl + 16] = (uint8_t)(put >> 8);
+  ip[hl + 17] = (uint8_t)put;
+}
+
+// An IPv4 ICMP error quoting a packet srv sent itself quotes the IP ID the
+// kernel gave it (at random, as to any raw packet with ID 0): the quoted ID
+// and header checksum are cleared and the ICMP checksum recomputed, when it
+// was right to begin with (a wrong one stays wrong).
+static void clear_quoted_id(std::vector<uint8_t>& ip) {
+  if (ip.size() < 20 + 8 + 20 || ip[9] != 1 || (ip[0] & 15) != 5) return;
+  auto csum = [](const std::vector<uint8_t>& b, size_t from) {
+    uint32_t s = 0;
+    for (size_t i = from; i + 1 < b.size(); i += 2) s += (uint32_t)(b[i] << 8 | b[i + 1]);
+    if ((b.size() - from) & 1) s += (uint32_t)b.back() << 8;
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+  };
+  if (csum(ip, 20) != 0) return;
+  ip[28 + 4] = ip[28 + 5] = ip[28 + 10] = ip[28 + 11] = 0;
+  ip[22] = ip[23] = 0;
+  uint16_t c = csum(ip, 20);
+  ip[22] = (uint8_t)(c >> 8);
+  ip[23] = (uint8_t)c;
+}
+
 // An ICMP error whose quote starts with the probe's addresses and contains
 // its token, or a TCP RST from the probe's destination to its source with
-// the ports swapped.
-bool Testbed::answers_probe(const Probe& p, const std::vector<uint8_t>& got) const {
+// the ports swapped. l4_only: `got` starts at the transport header (what an
+// IPv6 raw socket receives), the addresses unseen.
+bool Testbed::answers_probe(const Probe& p, const std::vector<uint8_t>& got, bool l4_only) const {
   size_t hl = p.family == 4 ? 20 : 40, alen = p.family == 4 ? 4 : 16, at = p.family == 4 ? 12 : 8;
-  if (got.size() < hl + 8 || (got[0] >> 4) != p.family) return false;
-  if (p.family == 4 && (got[0] & 15) != 5) return false;
-  uint8_t proto = p.family == 4 ? got[9] : got[6];
   const uint8_t* psrc = p.ip.data() + at;
   const uint8_t* pdst = psrc + alen;
-  if (std::memcmp(got.data() + at + alen, psrc, alen) != 0) return false;  // to the probe's source
-  if (proto == 6) {
-    size_t pl4 = p.family == 4 ? (size_t)(p.ip[0] & 0xf) * 4 : 40;
-    if (p.proto != 6 || got.size() < hl + 20 || p.ip.size() < pl4 + 4 || !(got[hl + 13] & 0x04)) return false;
-    return std::memcmp(got.data() + at, pdst, alen) == 0 &&
-           std::memcmp(got.data() + hl, p.ip.data() + pl4 + 2, 2) == 0 &&
-           std::memcmp(got.data() + hl + 2, p.ip.data() + pl4, 2) == 0;
-  }
-  if (proto != (p.family == 4 ? 1 : 58)) return false;
-  uint8_t type = got[hl];
-  if (p.family == 4 ? (type != 3 && type != 11 && type != 12 && type != 5) : !(type >= 1 && type <= 4)) return false;
-  const uint8_t* q = got.data() + hl + 8;
-  size_t qn = got.size() - hl - 8;
-  if (qn < hl || std::memcmp(q + at, psrc, 2 * alen) != 0) return false;
+  size_t pl4 = p.family == 4 ? (size_t)(p.ip[0] & 0xf) * 4 : 40;
   uint8_t tok[8] = {'N',
                     'F',
                     '2',
@@ -320,36 +356,67 @@ bool Testbed::answers_probe(const Probe& p, const std::vector<uint8_t>& got) con
                     (uint8_t)(p.token >> 16),
                     (uint8_t)(p.token >> 8),
                     (uint8_t)p.token};
-  return std::search(q, q + qn, tok, tok + 8) != q + qn;
+  auto rst = [&](const uint8_t* t, size_t n) {
+    return p.proto == 6 && n >= 20 && p.ip.size() >= pl4 + 4 && (t[13] & 0x04) &&
+           std::memcmp(t, p.ip.data() + pl4 + 2, 2) == 0 && std::memcmp(t + 2, p.ip.data() + pl4, 2) == 0;
+  };
+  auto unreach = [&](const uint8_t* m, size_t n) {
+    if (n < 8 + hl) return false;
+    uint8_t type = m[0];
+    if (p.family == 4 ? type != 3 : !(type >= 1 && type <= 4)) return false;
+    const uint8_t* q = m + 8;
+    size_t qn = n - 8;
+    return (q[0] >> 4) == p.family && std::memcmp(q + at, psrc, 2 * alen) == 0 &&
+           std::search(q, q + qn, tok, tok + 8) != q + qn;
+  };
+  if (l4_only) return rst(got.data(), got.size()) || unreach(got.data(), got.size());
+  if (got.size() < hl + 8 || (got[0] >> 4) != p.family) return false;
+  if (p.family == 4 && (got[0] & 15) != 5) return false;
+  if (std::memcmp(got.data() + at + alen, psrc, alen) != 0) return false;  // to the probe's source
+  uint8_t proto = p.family == 4 ? got[9] : got[6];
+  if (proto == 6) return std::memcmp(got.data() + at, pdst, alen) == 0 && rst(got.data() + hl, got.size() - hl);
+  return proto == (p.family == 4 ? 1 : 58) && unreach(got.data() + hl, got.size() - hl);
 }
 
 std::vector<std::string> Testbed::answers(const Probe& p, int wait_ms) {
   std::vector<std::string> out;
-  bool over_wire = mode_ == Mode::Router || (mode_ == Mode::Host && p.dir == Dir::ToServer);
-  if (!over_wire) return out;
-  int fd = p.dir == Dir::ToServer ? cli_packet_ : srv_packet_;
-  auto& seen = p.dir == Dir::ToServer ? seen_client_ : seen_server_;
+  // Where the probe's sender sees answers: the client's tap, srv's tap in
+  // router mode, srv's raw sockets for what srv sent itself.
+  bool local = mode_ == Mode::Loopback || (mode_ == Mode::Host && p.dir == Dir::ToClient);
+  auto& seen = p.dir == Dir::ToServer && !local ? seen_client_ : seen_server_;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
-    pollfd pf{fd, POLLIN, 0};
+    std::vector<pollfd> fds;
+    if (local)
+      for (int fd : srv_obs_) fds.push_back({fd, POLLIN, 0});
+    else
+      fds.push_back({p.dir == Dir::ToServer ? cli_packet_ : srv_packet_, POLLIN, 0});
     int left =
         (int)std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (poll(&pf, 1, std::max(left, 0)) > 0) {
-      std::vector<int> fams;
-      drain(fd, true, seen, p.dir == Dir::ToServer ? nullptr : &fams, 0);
-      if (p.dir == Dir::ToClient) seen_server_family_.insert(seen_server_family_.end(), fams.begin(), fams.end());
+    if (poll(fds.data(), fds.size(), std::max(left, 0)) > 0) {
+      if (local) {
+        for (size_t i = 0; i < srv_obs_.size(); ++i)
+          drain(srv_obs_[i], false, seen_server_, &seen_server_family_, i < 3 ? 4 : 6);
+      } else if (p.dir == Dir::ToServer) {
+        drain(cli_packet_, true, seen_client_, nullptr, 0);
+      } else {
+        drain(srv_packet_, true, seen_server_, &seen_server_family_, 0);
+      }
     }
     if (left <= 0) break;
   }
   for (size_t i = 0; i < seen.size();) {
-    if (!answers_probe(p, seen[i])) {
+    bool l4_only = local && seen_server_family_[i] == 6;
+    if (!answers_probe(p, seen[i], l4_only)) {
       ++i;
       continue;
     }
     std::vector<uint8_t> a = seen[i];
+    if (!l4_only) complete_tcp_checksum(a);
+    if (p.family == 4) clear_quoted_id(a);
     if (p.family == 4) {
       a[4] = a[5] = a[10] = a[11] = 0;
-    } else {
+    } else if (!l4_only) {
       a[1] &= 0xf0;
       a[2] = a[3] = 0;
     }
@@ -358,7 +425,7 @@ std::vector<std::string> Testbed::answers(const Probe& p, int wait_ms) {
     for (uint8_t b : a) h += hex[b >> 4], h += hex[b & 15];
     out.push_back(h);
     seen.erase(seen.begin() + (long)i);
-    if (p.dir == Dir::ToClient) seen_server_family_.erase(seen_server_family_.begin() + (long)i);
+    if (&seen == &seen_server_) seen_server_family_.erase(seen_server_family_.begin() + (long)i);
   }
   return out;
 }

@@ -80,7 +80,8 @@ class Testbed {
   // The answers (ICMP errors quoting the probe, TCP RSTs to it) the probe's
   // sender received (waits briefly), in arrival order, as hex with the
   // fields the kernel fills at random cleared (IPv4 ID and header checksum,
-  // IPv6 flow label). Only for probes sent over the wire (not by srv itself).
+  // IPv6 flow label; what srv's IPv6 raw sockets see starts at the transport
+  // header).
   std::vector<std::string> answers(const Probe& p, int wait_ms);
 
   const Netns& filter_ns() const;  // where the rules live
@@ -100,7 +101,7 @@ class Testbed {
   void drain(int fd, bool packet_socket, std::vector<std::vector<uint8_t>>& out, std::vector<int>* fam,
              int family_hint);
   bool match(const Probe& p, const std::vector<uint8_t>& got, bool l4_only) const;
-  bool answers_probe(const Probe& p, const std::vector<uint8_t>& got) const;
+  bool answers_probe(const Probe& p, const std::vector<uint8_t>& got, bool l4_only) const;
 };
 
 }  // namespace nf2bpf::difftest
