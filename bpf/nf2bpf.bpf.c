@@ -265,18 +265,10 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
    * lo's egress and conntrack confirmed it there; PREROUTING and INPUT see
    * it with the connection OUTPUT gave it. */
   int looped = ingress && skb->ifindex == NF_LOOPBACK_IFINDEX;
-  /* REJECT's answer to a packet an ingress run rejected (lib/reject.h): a
-   * packet this host sends, judged as a local one. It carries the
-   * connection of the packet it answers, if that had one (nf_ct_attach):
-   * RELATED, in the other direction, with its mark; it neither looks a
-   * connection up nor makes one. Without one it is looked up as any packet
-   * (and is INVALID, as in the kernel). Kept in scratch: the verifier
-   * follows one path for both. (Over lo, to a local sender, lo's ingress
-   * run looks it up as any packet: INVALID there, RELATED in the kernel.) */
-  s->answer = !ingress && skb->cb[0] == (0x100 | NF_ACT_REJECT) && (skb->cb[3] >> 16) == NF_CB_ANSWER;
-  s->answer_ct = s->answer ? skb->cb[3] & 0xffff : 0;
-  s->answer_mark = s->answer ? skb->cb[4] : 0;
-  if (!(s->answer_ct & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED))) s->answer_ct = 0;
+  /* REJECT's answer to a packet a run rejected (lib/reject.h): a packet this
+   * host sends, judged as a local one, with the rejected packet's
+   * connection (and so again on lo's ingress run, for a local sender). */
+  nf_answer_begin(skb, s, ingress, looped);
   if (ingress) {
     p->iif = skb->ifindex;
     p->oif = 0;
@@ -312,13 +304,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   if (verdict != NF_ACT_ACCEPT) goto out;
 
   if (cfg.ct_needed) {
-    if (s->answer_ct) {
-      ct->state = NF_CT_STATE_RELATED;
-      ct->dir = ((s->answer_ct >> 8) & 1) ^ 1;
-      ct->ctmark = s->answer_mark;
-      s->ctmark = s->answer_mark;
-      s->has_ct = 1;                    /* (ct->track is 0: nothing is confirmed or updated) */
-    } else if (s->notrack && !looped) { /* NOTRACK does nothing to a packet that has its connection */
+    if (s->notrack && !looped) { /* NOTRACK does nothing to a packet that has its connection */
       ct->state = NF_CT_STATE_UNTRACKED;
       ct->dir = 2;
     } else {
@@ -348,6 +334,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
     ct->state = NF_CT_STATE_UNTRACKED;
     ct->dir = 2;
   }
+  nf_answer_ct(s);
   s->ctstate = ct->state;
   s->ctdir = ct->dir;
   nf_classify(s, live, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct->state, ct->dir);
@@ -419,6 +406,7 @@ out:;
   skb->cb[4] = forwarding ? p->oif : 0; /* ingress: routed on (FORWARD) out of this device */
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
+    if (!ingress) nf_answer_pass(skb, s);
     /* INPUT's NAT point gave the packet one of this host's addresses as its
      * source (the reply of the host's own connection to its own address,
      * which nat OUTPUT DNATed elsewhere; an SNAT in nat INPUT). The kernel

@@ -15,12 +15,15 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "bpf/include/abi.h"
@@ -165,18 +168,31 @@ struct Fd {
 
 struct Dataplane::Fds {
   Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab, svc, svc_be,
-      svc_conns;
+      svc_conns, icmp_cfg, icmp_global, icmp_peers;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 
   // Every map the programs share, by its name in the BPF object: how a
   // found dataplane's maps are adopted, checked and reused.
   std::vector<std::pair<const char*, Fd*>> maps() {
-    std::vector<std::pair<const char*, Fd*>> v = {
-        {"nf_control", &control}, {"nf_cfg", &cfg},       {"nf_hooks", &hooks},        {"nf_small", &small},
-        {"nf_state", &state},     {"nf_ct", &ct},         {"nf_nat_src", &natsrc},     {"nf_addrtype", &addrtype},
-        {"nf_ifaddr", &ifaddr},   {"nf_events", &events}, {"nf_recent", &recent},      {"nf_recent_tab", &recent_tab},
-        {"nf_svc", &svc},         {"nf_svc_be", &svc_be}, {"nf_svc_conns", &svc_conns}};
+    std::vector<std::pair<const char*, Fd*>> v = {{"nf_control", &control},
+                                                  {"nf_cfg", &cfg},
+                                                  {"nf_hooks", &hooks},
+                                                  {"nf_small", &small},
+                                                  {"nf_state", &state},
+                                                  {"nf_ct", &ct},
+                                                  {"nf_nat_src", &natsrc},
+                                                  {"nf_addrtype", &addrtype},
+                                                  {"nf_ifaddr", &ifaddr},
+                                                  {"nf_events", &events},
+                                                  {"nf_recent", &recent},
+                                                  {"nf_recent_tab", &recent_tab},
+                                                  {"nf_svc", &svc},
+                                                  {"nf_svc_be", &svc_be},
+                                                  {"nf_svc_conns", &svc_conns},
+                                                  {"nf_icmp_cfg", &icmp_cfg},
+                                                  {"nf_icmp_global", &icmp_global},
+                                                  {"nf_icmp_peers", &icmp_peers}};
     for (int i = 0; i < kOuterCount; ++i) v.emplace_back(kOuterNames[i], &outer[i]);
     return v;
   }
@@ -486,6 +502,9 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.svc = dupfd(bpf_map__fd(skel->maps.nf_svc));
   f.svc_be = dupfd(bpf_map__fd(skel->maps.nf_svc_be));
   f.svc_conns = dupfd(bpf_map__fd(skel->maps.nf_svc_conns));
+  f.icmp_cfg = dupfd(bpf_map__fd(skel->maps.nf_icmp_cfg));
+  f.icmp_global = dupfd(bpf_map__fd(skel->maps.nf_icmp_global));
+  f.icmp_peers = dupfd(bpf_map__fd(skel->maps.nf_icmp_peers));
   bpf_map* outers[kOuterCount] = {skel->maps.nf_stages,   skel->maps.nf_tuples,  skel->maps.nf_rules,
                                   skel->maps.nf_stmts,    skel->maps.nf_limits,  skel->maps.nf_nat,
                                   skel->maps.nf_counters, skel->maps.nf_entries, skel->maps.nf_lpm,
@@ -607,6 +626,45 @@ Result<void> fill_array(int fd, const std::vector<V>& vals, const char* what, ui
 }
 
 }  // namespace
+
+// REJECT's ICMP rate limits: this namespace's sysctls, as the kernel would
+// read them now (bpf/lib/reject.h). A missing file (IPv6 off) limits nothing.
+Result<void> write_icmp_limits(int fd) {
+  auto read = [](const char* path, const std::string& dflt) {
+    std::ifstream in(path);
+    std::string v;
+    if (!in || !std::getline(in, v)) return dflt;
+    return v;
+  };
+  auto num = [&](const char* path, uint32_t dflt) {
+    std::string v = read(path, "");
+    char* end = nullptr;
+    unsigned long n = std::strtoul(v.c_str(), &end, 10);
+    return v.empty() || end == v.c_str() ? dflt : (uint32_t)n;
+  };
+  // net.ipv6.icmp.ratemask is a list of types and ranges ("0-1,3-127").
+  auto has_type = [](const std::string& list, unsigned t) {
+    std::stringstream ss(list);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+      unsigned a = 0, b = 0;
+      int n = std::sscanf(part.c_str(), "%u-%u", &a, &b);
+      if ((n == 1 && a == t) || (n == 2 && a <= t && t <= b)) return true;
+    }
+    return false;
+  };
+  nf2bpf_icmp_cfg c{};
+  c.valid = 1;
+  c.limit4 = (num("/proc/sys/net/ipv4/icmp_ratemask", 0x1818) >> 3) & 1;
+  c.limit6 = has_type(read("/proc/sys/net/ipv6/icmp/ratemask", ""), 1);
+  c.ratelimit4 = num("/proc/sys/net/ipv4/icmp_ratelimit", 1000);
+  c.ratelimit6 = num("/proc/sys/net/ipv6/icmp/ratelimit", 1000);
+  c.msgs_per_sec = num("/proc/sys/net/ipv4/icmp_msgs_per_sec", 1000);
+  c.msgs_burst = num("/proc/sys/net/ipv4/icmp_msgs_burst", 50);
+  uint32_t zero = 0;
+  if (int rc = bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) return bpf_err("write the ICMP rate limits", rc);
+  return {};
+}
 
 // The host's address types and each interface's first addresses (REDIRECT).
 Result<void> write_host_facts(int addrtype_fd, int ifaddr_fd, const std::vector<AddrTypeEntry>& addrtypes) {
@@ -765,6 +823,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   }
   // Host facts are shared by both generations.
   if (auto r = write_host_facts(f.addrtype.fd, f.ifaddr.fd, addrtypes); !r) return r.error();
+  if (auto r = write_icmp_limits(f.icmp_cfg.fd); !r) return r.error();
   // Services: the spare generation's entries start over.
   for (int fd : {f.svc.fd, f.svc_be.fd, f.svc_conns.fd})
     delete_keys(fd, [&](const void* k) { return *(const uint32_t*)k >> 31 == spare; });
@@ -1123,6 +1182,7 @@ Result<void> Dataplane::cover(const policy::Policy& p, const std::vector<Interfa
                        rc);
     }
   if (auto r = write_host_facts(fds_->addrtype.fd, fds_->ifaddr.fd, addrtypes); !r) return r.error();
+  if (auto r = write_icmp_limits(fds_->icmp_cfg.fd); !r) return r.error();
   auto ns = read_state(2);
   if (!ns) return ns.error();
   std::vector<Interface> all;

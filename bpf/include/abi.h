@@ -25,7 +25,7 @@ typedef __u32 nf_u32;
 typedef __u64 nf_u64;
 #endif
 
-#define NF2BPF_ABI_VERSION 5
+#define NF2BPF_ABI_VERSION 6
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -406,6 +406,20 @@ struct nf2bpf_gen_cfg {
   nf_u32 hooks_used; /* bitmask of NF_HOOK_* with stages */
   nf_u32 xdp_stage;  /* stage index + 1 for the XDP early-drop stage, 0 none */
   nf_u32 nat_fams;   /* NF_FAM_* with a nat chain: every new connection of it gets a binding */
+  nf_u32 pad;
+};
+
+/* REJECT's ICMP rate limits (global, not per generation): this namespace's
+ * sysctls, written by the loader at every install (the kernel reads them
+ * live). valid 0: never written, no limit. */
+struct nf2bpf_icmp_cfg {
+  nf_u32 valid;
+  nf_u32 limit4;       /* destination unreachable (3) is in net.ipv4.icmp_ratemask */
+  nf_u32 limit6;       /* destination unreachable (1) is in net.ipv6.icmp.ratemask */
+  nf_u32 ratelimit4;   /* net.ipv4.icmp_ratelimit, ms */
+  nf_u32 ratelimit6;   /* net.ipv6.icmp.ratelimit, ms */
+  nf_u32 msgs_per_sec; /* net.ipv4.icmp_msgs_per_sec (both families) */
+  nf_u32 msgs_burst;   /* net.ipv4.icmp_msgs_burst */
   nf_u32 pad;
 };
 

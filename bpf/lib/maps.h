@@ -166,6 +166,37 @@ struct {
   __type(key, __u32);
   __type(value, struct nf2bpf_recent_tab);
 } nf_recent_tab SEC(".maps");
+/* REJECT's ICMP rate limits (lib/reject.h): the sysctls, the namespace's
+ * global bucket (icmp_global_allow) and one bucket per peer (inet_peer). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct nf2bpf_icmp_cfg);
+} nf_icmp_cfg SEC(".maps");
+struct nf_icmp_bucket {
+  __s32 credit;
+  __u32 stamp; /* jiffies of the last refill */
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct nf_icmp_bucket);
+} nf_icmp_global SEC(".maps");
+struct nf_addr16 {
+  __u8 a[16]; /* IPv4 mapped */
+};
+struct nf_icmp_peer {
+  __u64 last;   /* jiffies */
+  __u64 tokens; /* jiffies of credit, at most 6 x the rate limit */
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct nf_addr16);
+  __type(value, struct nf_icmp_peer);
+} nf_icmp_peers SEC(".maps");
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);

@@ -25,10 +25,12 @@
  * The answer replaces the packet (the skb is rebuilt in place) and is sent
  * as the kernel sends it: routed towards the sender (bpf_redirect_neigh),
  * through this host's OUTPUT and POSTROUTING (the egress run knows it by
- * NF_CB_ANSWER). Not yet as the kernel: the L4 checksum of the rejected
- * packet is not verified (the kernel answers nothing for a bad one), IP
- * options are quoted but not echoed, and the ICMP rate limit is not
- * applied. */
+ * NF_CB_ANSWER), carrying the rejected packet's connection. ICMP errors
+ * pass the kernel's rate limits (below). Not yet as the kernel: the L4
+ * checksum of the rejected packet is not verified (the kernel answers
+ * nothing for a bad one); IP options are quoted but not echoed; an answer
+ * to a packet NAT changed is not translated back; IPv6's ICMP rate limit is
+ * that of an on-link /64 peer for every peer. */
 #ifndef NF2BPF_REJECT_H
 #define NF2BPF_REJECT_H
 
@@ -286,6 +288,127 @@ NF_SUBPROG __u32 nf_build_unreach(struct __sk_buff* skb, struct nf_scratch* s, _
   return hl + 8 + q;
 }
 
+/* ---- The answer's own runs ------------------------------------------------
+ *
+ * It carries the connection of the packet it answers, if that had one
+ * (nf_ct_attach): RELATED, in the other direction, with the connection's
+ * mark; it confirms and updates nothing. Without one it is judged as any
+ * packet (INVALID, as in the kernel). Global functions, and the flags in
+ * scratch: the verifier follows one path through the rest for both. */
+
+/* Whether this run judges an answer (s->answer, s->answer_ct/mark). */
+NF_SUBPROG int nf_answer_begin(struct __sk_buff* skb, struct nf_scratch* s, __u32 ingress, __u32 looped) {
+  if (!skb || !s) return 0;
+  __u32 cb0 = skb->cb[0], cb3 = skb->cb[3], cb4 = skb->cb[4];
+  s->answer = (cb3 >> 16) == NF_CB_ANSWER &&
+              (ingress ? looped && cb0 == (0x100 | NF_ACT_ACCEPT) : cb0 == (0x100 | NF_ACT_REJECT));
+  s->answer_ct = 0;
+  s->answer_mark = 0;
+  if (s->answer && (cb3 & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED))) {
+    s->answer_ct = cb3 & 0xffff;
+    s->answer_mark = cb4;
+  }
+  return s->answer;
+}
+
+/* After the connection lookup: an answer's connection replaces what it found. */
+NF_SUBPROG int nf_answer_ct(struct nf_scratch* s) {
+  if (!s || !s->answer_ct) return 0;
+  struct nf_ct_res* ct = &s->ct;
+  ct->state = NF_CT_STATE_RELATED;
+  ct->dir = ((s->answer_ct >> 8) & 1) ^ 1;
+  ct->ctmark = s->answer_mark;
+  ct->track = 0; /* nothing confirmed or updated */
+  s->ctmark = s->answer_mark;
+  s->has_ct = 1;
+  return 1;
+}
+
+/* An accepted answer's egress run hands the same connection to lo's ingress
+ * run (a local sender's answer). */
+NF_SUBPROG int nf_answer_pass(struct __sk_buff* skb, struct nf_scratch* s) {
+  if (!skb || !s || !s->answer) return 0;
+  skb->cb[3] = s->answer_ct | (NF_CB_ANSWER << 16);
+  skb->cb[4] = s->answer_mark;
+  return 1;
+}
+
+/* ---- The kernel's ICMP rate limits -------------------------------------
+ *
+ * An ICMP error of a type in the family's ratemask (destination unreachable
+ * is, by default) passes two buckets, unless the rejected packet came in by
+ * lo: the namespace's global one (icmp_global_allow: icmp_msgs_per_sec,
+ * icmp_msgs_burst; a sent error takes 0-2 credits at random,
+ * icmp_global_consume) and, unless the answer goes out over lo, the
+ * peer's (inet_peer_xrlim_allow: a token bucket in jiffies, the rate limit
+ * per message, at most 6 in a burst). IPv6 gives a peer reached by a wider
+ * prefix more (icmpv6_xrlim_allow: the limit >> ((128 - plen) >> 5)); the
+ * route's prefix is not known here, so the limit of an on-link /64 peer
+ * (>> 2) is used for every IPv6 peer. */
+
+static __always_inline __u64 nf_hz(void) { return CONFIG_HZ ? CONFIG_HZ : 250; }
+
+static __always_inline int nf_icmp_global_allow(const struct nf2bpf_icmp_cfg* c, struct nf_icmp_bucket* b) {
+  if (b->credit > 0) return 1;
+  __u64 hz = nf_hz();
+  __u32 now = (__u32)bpf_jiffies64();
+  __u32 delta = now - b->stamp;
+  if (delta > hz) delta = (__u32)hz;
+  if (delta < hz / 50) return 0;
+  __s32 incr = (__s32)((__u64)c->msgs_per_sec * delta / hz);
+  if (incr <= 0) return 0;
+  b->stamp = now;
+  __s32 n = b->credit + incr;
+  b->credit = n > (__s32)c->msgs_burst ? (__s32)c->msgs_burst : n;
+  return 1;
+}
+
+static __always_inline int nf_icmp_peer_allow(const __u8* addr, __u64 timeout) {
+  struct nf_addr16 k;
+  __builtin_memcpy(k.a, addr, 16);
+  __u64 now = bpf_jiffies64();
+  struct nf_icmp_peer* v = bpf_map_lookup_elem(&nf_icmp_peers, &k);
+  if (!v) { /* a new peer: a full bucket (inet_getpeer: rate_last 60 s ago) */
+    struct nf_icmp_peer n = {now - 60 * nf_hz(), 0};
+    bpf_map_update_elem(&nf_icmp_peers, &k, &n, BPF_NOEXIST);
+    v = bpf_map_lookup_elem(&nf_icmp_peers, &k);
+    if (!v) return 1;
+  }
+  __u64 token = v->tokens, delta = now - v->last;
+  if (delta) {
+    v->last = now;
+    token += delta;
+    if (token > 6 * timeout) token = 6 * timeout;
+  }
+  int rc = 0;
+  if (token >= timeout) {
+    token -= timeout;
+    rc = 1;
+  }
+  v->tokens = token;
+  return rc;
+}
+
+/* Whether the kernel sends this ICMP error now (and its credit taken). */
+static __always_inline int nf_icmp_allow(struct nf_scratch* s, __u32 in_ifindex, __u32 oif) {
+  __u32 zero = 0;
+  struct nf2bpf_icmp_cfg* c = bpf_map_lookup_elem(&nf_icmp_cfg, &zero);
+  struct nf_icmp_bucket* b = bpf_map_lookup_elem(&nf_icmp_global, &zero);
+  if (!c || !b || !c->valid || in_ifindex == NF_LOOPBACK_IFINDEX) return 1;
+  int v4 = s->p.family == 4;
+  if (!(v4 ? c->limit4 : c->limit6)) return 1;
+  if (!nf_icmp_global_allow(c, b)) return 0;
+  if (oif != NF_LOOPBACK_IFINDEX) {
+    __u64 ms = v4 ? c->ratelimit4 : c->ratelimit6;
+    __u64 timeout = (ms * nf_hz() + 999) / 1000; /* msecs_to_jiffies */
+    if (!v4) timeout >>= 2;
+    if (!nf_icmp_peer_allow(s->p.saddr, timeout)) return 0;
+  }
+  __u32 credits = bpf_get_prandom_u32() % 3;
+  if (credits) __sync_fetch_and_add(&b->credit, -(__s32)credits);
+  return 1;
+}
+
 /* REJECT: the packet becomes the kernel's answer to it and is sent; `hook` the hook whose rule rejected it, `rule` that
  * rule. Returns the TC action (TC_ACT_SHOT when the kernel answers nothing). Global: verified once. */
 NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live, __u32 rule, __u32 hook) {
@@ -313,6 +436,7 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
   }
   __u32 oif = nf_answer_route(skb, ifindex, s);
   if (!oif) return TC_ACT_SHOT;
+  if (type != 1 && !nf_icmp_allow(s, ifindex, oif)) return TC_ACT_SHOT;
   /* A routed packet is quoted as FORWARD saw it: TTL / hop limit one less
    * (ip_forward's ip_decrease_ttl, header checksum too; ip6_forward). */
   if (hook == NF_HOOK_FORWARD && type != 1 && nf_store_ttl(skb, p)) return TC_ACT_SHOT;

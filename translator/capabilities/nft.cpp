@@ -177,7 +177,8 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "verdict", "jump", E, "regular chains are inlined into per-hook decision lists"},
   {"nft", "verdict", "goto", E, "regular chains are inlined into per-hook decision lists"},
   {"nft", "verdict", "vmap", E, "verdict map elements become one decision per element"},
-  {"nft", "verdict", "reject", A, "the packet is dropped; no ICMP error or TCP reset is sent back"},
+  {"nft", "verdict", "reject", A, 
+   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, with its ICMP rate limits); not yet: an answer to a packet NAT changed is not translated back, and IPv6's per-peer limit is an on-link /64 peer's for every peer"},
   {"nft", "verdict", "queue", U, "userspace queueing is not available to TC/XDP programs"},
 
   // ---- statements ----------------------------------------------------------------
