@@ -359,10 +359,14 @@ ctl() {  # ctl FAMILY N COLUMN
     echo "runs the Service from its service maps; iptables walks KUBE-SERVICES, then the Service's"
     echo "chains; nft looks the ClusterIP up in its verdict map."
     echo
+    echo "N = 0 to 1,000 were measured in one run, N = 10,000 in another (one repetition; every"
+    echo "ratio is within one column, so within one run)."
+    echo
     if have svc-e2e.md; then sed 's/^### /#### /' "$OUT/svc-e2e.md"; echo; fi
     if have svc-e2e-new.md; then
       echo "Every packet a new connection (a new source port: the first packet of a flow, which draws a"
-      echo "backend and makes a binding), 30,000 new flows after a 2,000-flow warm-up:"
+      echo "backend and makes a binding), 30,000 new flows after a 2,000-flow warm-up (20,000 at"
+      echo "N = 10,000):"
       echo
       sed 's/^### /#### /' "$OUT/svc-e2e-new.md"
     fi
