@@ -219,6 +219,25 @@ struct NftGen {
   Rng& r;
   Mode mode;
   int fam;
+  bool reject = false;  // some rules of input/forward/output chains reject (every `reject with`)
+
+  // A reject statement for a table of `family` (tcp reset only where the
+  // rule matches TCP).
+  std::string reject_stmt(const std::string& family, bool tcp) {
+    static const std::vector<std::string> icmp = {"host-unreachable", "net-unreachable", "prot-unreachable",
+                                                  "port-unreachable", "net-prohibited",  "host-prohibited",
+                                                  "admin-prohibited"};
+    static const std::vector<std::string> icmpv6 = {"no-route",         "admin-prohibited", "addr-unreachable",
+                                                    "port-unreachable", "policy-fail",      "reject-route"};
+    static const std::vector<std::string> icmpx = {"port-unreachable", "admin-prohibited", "no-route",
+                                                   "host-unreachable"};
+    if (tcp && chance(r, 0.35)) return " reject with tcp reset";
+    int k = range(r, 0, 3);
+    if (k == 0) return " reject";
+    if (family == "inet" && k == 1) return " reject with icmpx type " + pick(r, icmpx);
+    bool v4 = family == "ip" || (family == "inet" && fam == 4);  // (inet: the rule's addresses are fam's)
+    return v4 ? " reject with icmp type " + pick(r, icmp) : " reject with icmpv6 type " + pick(r, icmpv6);
+  }
 
   struct Iv {
     ir::u128 lo, hi;
@@ -514,6 +533,15 @@ struct NftGen {
     int v = range(r, 0, 99);
     bool vmap = v >= 82 || (v >= 62 && !has_later);
     if (!vmap) o << effects;
+    if (reject && (hook == "input" || hook == "forward" || hook == "output") && chance(r, 0.3)) {
+      std::string b = o.str();
+      bool tcp =
+          proto == "tcp" && (b.find(" tcp ") != std::string::npos || b.find("l4proto tcp") != std::string::npos ||
+                             b.find("protocol tcp") != std::string::npos);
+      if (vmap) o << effects;
+      o << reject_stmt(t.family, tcp);
+      return o.str().substr(1);
+    }
     auto target = [&] { return "u" + std::to_string(range(r, later_lo, t.nregular)); };
     if (v < 25)
       o << " accept";
@@ -817,7 +845,7 @@ Case random_case(uint64_t seed, Mode mode, int family, int packets, Reference re
   Rng r(seed);
   Case c{mode, family, "", {}};
   if (ref == Reference::Nft) {
-    NftGen ng{r, mode, family};
+    NftGen ng{r, mode, family, reject};
     c.ruleset = ng.ruleset();
   } else {
     RuleGen rg{r, mode, family, {}, reject};

@@ -23,8 +23,8 @@ struct Case {
 
 // ref: the rules in iptables-save syntax (loaded with iptables-restore) or in
 // `nft -f` syntax (loaded with nft); nf2bpf apply reads the same text.
-// reject: some rules REJECT (iptables only), and the harness compares the
-// answers the client gets.
+// reject: some rules REJECT (iptables: every --reject-with; nft: every
+// `reject with`), and the harness compares the answers the sender gets.
 Case random_case(uint64_t seed, Mode mode, int family, int packets, Reference ref = Reference::Iptables,
                  bool reject = false);
 
