@@ -268,7 +268,10 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   /* REJECT's answer to a packet a run rejected (lib/reject.h): a packet this
    * host sends, judged as a local one, with the rejected packet's
    * connection (and so again on lo's ingress run, for a local sender). */
-  nf_answer_begin(skb, s, ingress, looped);
+  s->answer = 0;
+  s->answer_ct = 0;
+  s->answer_mark = 0;
+  if ((skb->cb[3] >> 16) == NF_CB_ANSWER) nf_answer_begin(skb, s, ingress, looped);
   if (ingress) {
     p->iif = skb->ifindex;
     p->oif = 0;
@@ -334,7 +337,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
     ct->state = NF_CT_STATE_UNTRACKED;
     ct->dir = 2;
   }
-  nf_answer_ct(s);
+  if (s->answer_ct) nf_answer_ct(s);
   s->ctstate = ct->state;
   s->ctdir = ct->dir;
   nf_classify(s, live, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct->state, ct->dir);
@@ -406,7 +409,7 @@ out:;
   skb->cb[4] = forwarding ? p->oif : 0; /* ingress: routed on (FORWARD) out of this device */
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
-    if (!ingress) nf_answer_pass(skb, s);
+    if (!ingress && s->answer) nf_answer_pass(skb, s);
     /* INPUT's NAT point gave the packet one of this host's addresses as its
      * source (the reply of the host's own connection to its own address,
      * which nat OUTPUT DNATed elsewhere; an SNAT in nat INPUT). The kernel

@@ -162,6 +162,39 @@ static __always_inline int nf_store_ttl(struct __sk_buff* skb, const struct nf_p
   return (int)bpf_skb_store_bytes(skb, NF_ETH_HLEN + 8, now, 2, 0);
 }
 
+/* Writes an answer's IP header, without options, from src to dst (IPv4
+ * mapped) in front of `len` bytes of payload: TTL / hop limit 64; IPv4 with
+ * tos, id and the fragment field (host order); IPv6 with traffic class and
+ * flow label 0. Returns 0 when written. */
+static __always_inline int nf_put_ip(struct __sk_buff* skb, __u32 family, __u8 proto, __u8 tos, __u16 id, __u16 frag,
+                                     __u32 len, const __u8* src, const __u8* dst) {
+  if (family == 4) {
+    struct iphdr ip;
+    __builtin_memset(&ip, 0, sizeof(ip));
+    ip.version = 4;
+    ip.ihl = 5;
+    ip.tos = tos;
+    ip.tot_len = bpf_htons(sizeof(ip) + len);
+    ip.id = id;
+    ip.frag_off = bpf_htons(frag);
+    ip.ttl = 64;
+    ip.protocol = proto;
+    __builtin_memcpy(&ip.saddr, src + 12, 4);
+    __builtin_memcpy(&ip.daddr, dst + 12, 4);
+    ip.check = nf_csum_fold((__u32)bpf_csum_diff(0, 0, (__be32*)&ip, sizeof(ip), 0));
+    return (int)bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip, sizeof(ip), 0);
+  }
+  struct ipv6hdr ip6;
+  __builtin_memset(&ip6, 0, sizeof(ip6));
+  ip6.version = 6;
+  ip6.payload_len = bpf_htons(len);
+  ip6.nexthdr = proto;
+  ip6.hop_limit = 64;
+  __builtin_memcpy(&ip6.saddr, src, 16);
+  __builtin_memcpy(&ip6.daddr, dst, 16);
+  return (int)bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip6, sizeof(ip6), 0);
+}
+
 /* The TCP RST of tcp-reset; returns the new IP packet's length, 0 for none.
  * Global: verified once, on its own stack. */
 NF_SUBPROG __u32 nf_build_rst(struct __sk_buff* skb, struct nf_scratch* s) {
@@ -188,30 +221,7 @@ NF_SUBPROG __u32 nf_build_rst(struct __sk_buff* skb, struct nf_scratch* s) {
   sum = (__u32)bpf_csum_diff(0, 0, (__be32*)&t, sizeof(t), sum);
   t.check = nf_csum_fold(sum);
   if (bpf_skb_change_tail(skb, NF_ETH_HLEN + hl + sizeof(t), 0)) return 0;
-  if (p->family == 4) {
-    struct iphdr ip;
-    __builtin_memset(&ip, 0, sizeof(ip));
-    ip.version = 4;
-    ip.ihl = 5;
-    ip.tot_len = bpf_htons(40);
-    ip.frag_off = bpf_htons(0x4000); /* DF */
-    ip.ttl = 64;
-    ip.protocol = IPPROTO_TCP;
-    __builtin_memcpy(&ip.saddr, p->daddr + 12, 4);
-    __builtin_memcpy(&ip.daddr, p->saddr + 12, 4);
-    ip.check = nf_csum_fold((__u32)bpf_csum_diff(0, 0, (__be32*)&ip, sizeof(ip), 0));
-    if (bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip, sizeof(ip), 0)) return 0;
-  } else {
-    struct ipv6hdr ip6;
-    __builtin_memset(&ip6, 0, sizeof(ip6));
-    ip6.version = 6;
-    ip6.payload_len = bpf_htons(sizeof(t));
-    ip6.nexthdr = IPPROTO_TCP;
-    ip6.hop_limit = 64;
-    __builtin_memcpy(&ip6.saddr, p->daddr, 16);
-    __builtin_memcpy(&ip6.daddr, p->saddr, 16);
-    if (bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip6, sizeof(ip6), 0)) return 0;
-  }
+  if (nf_put_ip(skb, p->family, IPPROTO_TCP, 0, 0, 0x4000 /* DF */, sizeof(t), p->daddr, p->saddr)) return 0;
   if (bpf_skb_store_bytes(skb, NF_ETH_HLEN + hl, &t, sizeof(t), 0)) return 0;
   return hl + sizeof(t);
 }
@@ -259,31 +269,9 @@ NF_SUBPROG __u32 nf_build_unreach(struct __sk_buff* skb, struct nf_scratch* s, _
   sum = (__u32)bpf_csum_diff(0, 0, (__be32*)icmp, 8, sum);
   __u16 ck = nf_csum_fold(sum);
   __builtin_memcpy(icmp + 2, &ck, 2);
-  if (p->family == 4) {
-    struct iphdr ip;
-    __builtin_memset(&ip, 0, sizeof(ip));
-    ip.version = 4;
-    ip.ihl = 5;
-    ip.tos = (tos & 0x1e) | 0xc0;
-    ip.tot_len = bpf_htons(28 + q);
-    ip.id = (__u16)bpf_get_prandom_u32();
-    ip.ttl = 64;
-    ip.protocol = IPPROTO_ICMP;
-    __builtin_memcpy(&ip.saddr, src + 12, 4);
-    __builtin_memcpy(&ip.daddr, p->saddr + 12, 4);
-    ip.check = nf_csum_fold((__u32)bpf_csum_diff(0, 0, (__be32*)&ip, sizeof(ip), 0));
-    if (bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip, sizeof(ip), 0)) return 0;
-  } else {
-    struct ipv6hdr ip6;
-    __builtin_memset(&ip6, 0, sizeof(ip6));
-    ip6.version = 6;
-    ip6.payload_len = bpf_htons(8 + q);
-    ip6.nexthdr = IPPROTO_ICMPV6;
-    ip6.hop_limit = 64;
-    __builtin_memcpy(&ip6.saddr, src, 16);
-    __builtin_memcpy(&ip6.daddr, p->saddr, 16);
-    if (bpf_skb_store_bytes(skb, NF_ETH_HLEN, &ip6, sizeof(ip6), 0)) return 0;
-  }
+  __u8 proto = p->family == 4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+  if (nf_put_ip(skb, p->family, proto, (tos & 0x1e) | 0xc0, (__u16)bpf_get_prandom_u32(), 0, 8 + q, src, p->saddr))
+    return 0;
   if (bpf_skb_store_bytes(skb, NF_ETH_HLEN + hl, icmp, 8, 0)) return 0;
   return hl + 8 + q;
 }
@@ -296,14 +284,13 @@ NF_SUBPROG __u32 nf_build_unreach(struct __sk_buff* skb, struct nf_scratch* s, _
  * packet (INVALID, as in the kernel). Global functions, and the flags in
  * scratch: the verifier follows one path through the rest for both. */
 
-/* Whether this run judges an answer (s->answer, s->answer_ct/mark). */
+/* Whether this run, whose skb->cb carries NF_CB_ANSWER, judges an answer
+ * (s->answer, s->answer_ct/mark; the caller cleared them). */
 NF_SUBPROG int nf_answer_begin(struct __sk_buff* skb, struct nf_scratch* s, __u32 ingress, __u32 looped) {
   if (!skb || !s) return 0;
   __u32 cb0 = skb->cb[0], cb3 = skb->cb[3], cb4 = skb->cb[4];
   s->answer = (cb3 >> 16) == NF_CB_ANSWER &&
               (ingress ? looped && cb0 == (0x100 | NF_ACT_ACCEPT) : cb0 == (0x100 | NF_ACT_REJECT));
-  s->answer_ct = 0;
-  s->answer_mark = 0;
   if (s->answer && (cb3 & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED))) {
     s->answer_ct = cb3 & 0xffff;
     s->answer_mark = cb4;

@@ -689,20 +689,13 @@ struct FlowGen {
     p.family = fam;
     p.proto = s.proto;
     p.token = next_token++;
-    std::vector<uint8_t> tok = {'N',
-                                'F',
-                                '2',
-                                'B',
-                                (uint8_t)(p.token >> 24),
-                                (uint8_t)(p.token >> 16),
-                                (uint8_t)(p.token >> 8),
-                                (uint8_t)p.token};
+    const auto tok = token_bytes(p.token);
     bool icmp_error = (s.proto == 1 && s.icmp_type == 3) || (s.proto == 58 && s.icmp_type == 1);
     if (icmp_error) {
       s.quote.insert(s.quote.end(), tok.begin(), tok.end());
       p.token_off = 8 + s.quote.size() - 8;
     } else {
-      s.payload = tok;
+      s.payload.assign(tok.begin(), tok.end());
       p.token_off = s.proto == 6 ? 20 : 8;
     }
     p.ip = verify::build_ip(s);

@@ -175,13 +175,13 @@ class NatBed {
   // testbeds fill at their own pace: seed 71683586 packet 199 met one in
   // one testbed and not in the other.)
   std::optional<Obs> observe(uint32_t token, bool want_error, int wait_ms) {
-    uint8_t tok[8] = {
-        'N', 'F', '2', 'B', (uint8_t)(token >> 24), (uint8_t)(token >> 16), (uint8_t)(token >> 8), (uint8_t)token};
+    const auto tok = token_bytes(token);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     for (;;) {
       for (size_t i = 0; i < seen_.size(); ++i) {
         const auto& b = seen_[i].ip;
-        if (std::search(b.begin(), b.end(), tok, tok + 8) != b.end() && is_error(b) == want_error && !is_redirect(b)) {
+        if (std::search(b.begin(), b.end(), tok.begin(), tok.end()) != b.end() && is_error(b) == want_error &&
+            !is_redirect(b)) {
           Obs o = seen_[i];
           seen_.erase(seen_.begin() + (long)i);
           return o;

@@ -243,15 +243,8 @@ bool Testbed::match(const Probe& p, const std::vector<uint8_t>& got, bool l4_onl
   if (p.proto != IPPROTO_ICMP && p.proto != IPPROTO_ICMPV6 &&
       std::memcmp(got.data() + l4 + 2, p.ip.data() + pl4 + 2, 2) != 0)
     return false;
-  uint8_t tok[8] = {'N',
-                    'F',
-                    '2',
-                    'B',
-                    (uint8_t)(p.token >> 24),
-                    (uint8_t)(p.token >> 16),
-                    (uint8_t)(p.token >> 8),
-                    (uint8_t)p.token};
-  return std::memcmp(got.data() + l4 + p.token_off, tok, 8) == 0;
+  const auto tok = token_bytes(p.token);
+  return std::memcmp(got.data() + l4 + p.token_off, tok.data(), 8) == 0;
 }
 
 bool Testbed::observed(const Probe& p, int wait_ms) {
@@ -348,14 +341,7 @@ bool Testbed::answers_probe(const Probe& p, const std::vector<uint8_t>& got, boo
   const uint8_t* psrc = p.ip.data() + at;
   const uint8_t* pdst = psrc + alen;
   size_t pl4 = p.family == 4 ? (size_t)(p.ip[0] & 0xf) * 4 : 40;
-  uint8_t tok[8] = {'N',
-                    'F',
-                    '2',
-                    'B',
-                    (uint8_t)(p.token >> 24),
-                    (uint8_t)(p.token >> 16),
-                    (uint8_t)(p.token >> 8),
-                    (uint8_t)p.token};
+  const auto tok = token_bytes(p.token);
   auto rst = [&](const uint8_t* t, size_t n) {
     return p.proto == 6 && n >= 20 && p.ip.size() >= pl4 + 4 && (t[13] & 0x04) &&
            std::memcmp(t, p.ip.data() + pl4 + 2, 2) == 0 && std::memcmp(t + 2, p.ip.data() + pl4, 2) == 0;
@@ -367,7 +353,7 @@ bool Testbed::answers_probe(const Probe& p, const std::vector<uint8_t>& got, boo
     const uint8_t* q = m + 8;
     size_t qn = n - 8;
     return (q[0] >> 4) == p.family && std::memcmp(q + at, psrc, 2 * alen) == 0 &&
-           std::search(q, q + qn, tok, tok + 8) != q + qn;
+           std::search(q, q + qn, tok.begin(), tok.end()) != q + qn;
   };
   if (l4_only) return rst(got.data(), got.size()) || unreach(got.data(), got.size());
   if (got.size() < hl + 8 || (got[0] >> 4) != p.family) return false;

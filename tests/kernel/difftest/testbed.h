@@ -16,6 +16,8 @@
 // stacks are silenced (tc ingress drop after the tap) so they add no traffic.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +53,12 @@ void silence(const Netns& ns, const std::string& dev);
 void quiet_sysctls(const Netns& ns);
 // An AF_PACKET socket bound to one interface (exits 2 on failure).
 int packet_socket(const Netns& ns, unsigned ifindex);
+
+// The 8-byte marker a probe carries in its L4 payload: "NF2B", then its
+// token (big endian).
+inline std::array<uint8_t, 8> token_bytes(uint32_t token) {
+  return {'N', 'F', '2', 'B', (uint8_t)(token >> 24), (uint8_t)(token >> 16), (uint8_t)(token >> 8), (uint8_t)token};
+}
 
 // One packet to inject: the IP bytes and how to recognise it on arrival.
 struct Probe {
