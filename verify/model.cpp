@@ -186,7 +186,7 @@ Model::Model(const policy::Policy& p, ModelEnv env) : pol_(p), env_(std::move(en
   entries_.reserve(p.entries.size());
   for (const auto& [k, v] : p.entries) entries_.emplace(k, v);
   hits_.assign(p.counter_count(), 0);
-  limit_credit_.assign(p.limits.size(), 0);
+  limit_tokens_.assign(p.limits.size(), 0);
   limit_last_.assign(p.limits.size(), 0);
   nth_count_.assign(p.nth_slots(), 0);
   if (!env_.addrtype) env_.addrtype = [](const ir::u128&) { return 2u; };
@@ -262,6 +262,43 @@ uint32_t Model::search(const Work& w, const nf2bpf_stage& st, uint32_t from) con
 }
 
 // As nf_recent_match in bpf/lib/classify.h.
+// bpf/lib/classify.h nf_limit_match, one CPU: xt_limit's credits in
+// jiffies or nft_limit's tokens in ns. The model's clock starts at 0, so a
+// `last` of 0 after a packet is taken as 1.
+bool Model::limit_match(uint32_t i, uint32_t length) {
+  const auto& l = pol_.limits[i];
+  uint64_t& last = limit_last_[i];
+  uint64_t& tokens = limit_tokens_[i];
+  if (l.flags & NF_LIMIT_XT) {
+    uint32_t hz = env_.hz, cpj = 0xFFFFFFFFu / (hz * 86400u);
+    cpj |= cpj >> 1, cpj |= cpj >> 2, cpj |= cpj >> 4, cpj |= cpj >> 8, cpj |= cpj >> 16;
+    cpj = (cpj >> 1) + 1;
+    auto credits = [&](uint32_t user) -> uint32_t {
+      if (user > 0xFFFFFFFFu / (hz * cpj)) return (user / 10000) * hz * cpj;
+      return (user * hz * cpj) / 10000;
+    };
+    uint32_t avg = (uint32_t)l.cost, cost = credits(avg), cap = credits(avg * (uint32_t)l.cap);
+    uint64_t now = std::max<uint64_t>(1, (uint64_t)((unsigned __int128)now_ * hz / 1000000000u));
+    if ((uint32_t)tokens < cost && last == now) return false;
+    uint64_t prev = last;
+    last = now;
+    uint32_t credit = (uint32_t)tokens + (prev ? (uint32_t)((now - prev) * cpj) : cap);
+    if (credit > cap) credit = cap;
+    bool ret = credit >= cost;
+    tokens = ret ? credit - cost : credit;
+    return ret;
+  }
+  uint64_t now = std::max<uint64_t>(1, now_), cost = l.cost, cap = l.cap;
+  if (l.flags & NF_LIMIT_BYTES) cost = l.rate ? cost * length / l.rate : 0;
+  uint64_t prev = last;
+  last = now;
+  uint64_t t = tokens + (!prev ? cap : now > prev ? now - prev : 0);
+  if (t > cap) t = cap;
+  bool within = (int64_t)(t - cost) >= 0;
+  tokens = within ? t - cost : t;
+  return within != !!(l.flags & NF_LIMIT_INV);
+}
+
 bool Model::recent_match(const Work& w, const nf2bpf_rule& r) {
   nf2bpf_recent_key k{};
   k.table = r.recent_table;
@@ -401,15 +438,7 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
     w.indeterminate |= !log_only;
     uint32_t i = r.limit;
     if (i >= pol_.limits.size()) return false;
-    const auto& cfg = pol_.limits[i];
-    uint64_t credit = limit_credit_[i] + (now_ - limit_last_[i]);
-    if (limit_last_[i] == 0 || credit > cfg.burst_ns) credit = cfg.burst_ns;
-    limit_last_[i] = now_ ? now_ : 1;
-    if (credit < cfg.cost_ns) {
-      limit_credit_[i] = credit;
-      return false;
-    }
-    limit_credit_[i] = credit - cfg.cost_ns;
+    if (!limit_match(i, w.p.length)) return false;
   }
   if (res & NF_RES_NTH) {
     // Last, as in bpf/: only packets every other test let through count.

@@ -137,6 +137,7 @@ class Model {
   uint8_t run_stage(Work& w, uint32_t si, Decision& d);
   uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
+  bool limit_match(uint32_t i, uint32_t length);
   bool recent_match(const Work& w, const nf2bpf_rule& r);
   void statements(Work& w, const nf2bpf_rule& r);
   void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped, NatWork& nw) const;
@@ -176,7 +177,7 @@ class Model {
   nf_ct_key fwd_key_{};
   nf_ct_tuple fwd_tuple_{};
   std::vector<uint64_t> hits_;
-  std::vector<uint64_t> limit_credit_, limit_last_;
+  std::vector<uint64_t> limit_tokens_, limit_last_;
   std::vector<uint64_t> nth_count_;  // nf_nth: per -m statistic nth counter slot
   // nf_recent / nf_recent_tab: -m recent tables, keyed as in bpf/.
   struct RecentKeyLess {

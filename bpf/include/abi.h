@@ -25,7 +25,7 @@ typedef __u32 nf_u32;
 typedef __u64 nf_u64;
 #endif
 
-#define NF2BPF_ABI_VERSION 6
+#define NF2BPF_ABI_VERSION 7
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -370,18 +370,30 @@ struct nf2bpf_recent_tab {
   nf_u32 pad;
 };
 
-/* Token bucket for -m limit / nft limit, kept per rule. Rates in tokens per
- * second scaled like xt_limit: cost of one packet = 1e9 / rate ns. */
+/* -m limit / nft limit, per rule, with the kernel's own arithmetic.
+ * NF_LIMIT_XT: xt_limit (iptables-legacy): credits, the clock in jiffies;
+ *   the program turns avg and burst into credits with the running kernel's
+ *   HZ (user2credits), as limit_mt_check does.
+ * otherwise nft_limit (nft and iptables-nft's -m limit): tokens in ns, the
+ *   clock bpf_ktime_get_ns; a packet costs unit_ns / rate, or with
+ *   NF_LIMIT_BYTES unit_ns * length / rate. */
+#define NF_LIMIT_XT (1u << 0)
+#define NF_LIMIT_BYTES (1u << 1)
+#define NF_LIMIT_INV (1u << 2) /* nft `limit rate over`: matches when over */
 struct nf2bpf_limit_cfg {
-  nf_u64 cost_ns;  /* ns of credit one packet costs */
-  nf_u64 burst_ns; /* bucket size in ns of credit */
+  nf_u64 cost;  /* XT: avg (1/10000 s per packet); nft: ns per packet; BYTES: unit_ns */
+  nf_u64 cap;   /* XT: burst (packets); nft: tokens_max ns */
+  nf_u64 rate;  /* BYTES: bytes per unit */
+  nf_u32 flags; /* NF_LIMIT_* */
+  nf_u32 pad;
 };
-/* The limits map value: configuration and bucket state. Updates race
- * between CPUs; the token count can be off by the packets in flight. */
+/* The limits map value: configuration and bucket state. CPUs take their
+ * share of the bucket with an atomic exchange of `last` and a
+ * compare-and-swap of `tokens` (xt_limit's own scheme). */
 struct nf2bpf_limit_val {
   struct nf2bpf_limit_cfg cfg;
-  nf_u64 credit_ns;
-  nf_u64 last_ns;
+  nf_u64 tokens; /* XT: credits; nft: ns */
+  nf_u64 last;   /* XT: jiffies; nft: ns; 0: not used yet (the bucket is full) */
 };
 
 /* LPM key: slot byte then the 128-bit address (IPv4 mapped ::ffff:a.b.c.d).

@@ -57,6 +57,67 @@ static __always_inline __u32 nf_addr_type_of(const __u8* addr) {
  * own, instead of at every call site: that keeps the verifier's work linear. */
 #define NF_SUBPROG __attribute__((noinline))
 
+/* The running kernel's HZ: -m recent's --seconds window and xt_limit's
+ * credits count jiffies. */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
+/* xt_limit's user2credits: avg (1/10000 s) in credits of 1/cpj jiffy. */
+static __always_inline __u32 nf_user2credits(__u32 user, __u32 hz, __u32 cpj) {
+  if (user > 0xFFFFFFFFu / (hz * cpj)) return (user / 10000) * hz * cpj;
+  return (user * hz * cpj) / 10000;
+}
+
+/* -m limit / nft limit: 1 when the rule matches (struct nf2bpf_limit_cfg).
+ * The kernel's arithmetic: xt_limit's limit_mt (u32 credits, jiffies) or
+ * nft_limit_eval (ns tokens). As in limit_mt, each CPU takes the time since
+ * the last packet with an exchange and settles the bucket with a
+ * compare-and-swap; `last` 0 means a bucket not used yet, which is full (as
+ * both fill it when the rule is loaded). length: the IP packet's, which is
+ * the skb->len nft_limit_bytes_eval charges. */
+NF_SUBPROG int nf_limit_match(struct nf2bpf_limit_val* l, __u32 length) {
+  if (!l) return 0;
+  __u32 flags = l->cfg.flags;
+  if (flags & NF_LIMIT_XT) {
+    __u32 hz = CONFIG_HZ ? CONFIG_HZ : 250;
+    __u32 cpj = 0xFFFFFFFFu / (hz * 86400u); /* MAX_CPJ, then POW2_BELOW32 */
+    cpj |= cpj >> 1;
+    cpj |= cpj >> 2;
+    cpj |= cpj >> 4;
+    cpj |= cpj >> 8;
+    cpj |= cpj >> 16;
+    cpj = (cpj >> 1) + 1;
+    __u32 avg = (__u32)l->cfg.cost;
+    __u32 cost = nf_user2credits(avg, hz, cpj), cap = nf_user2credits(avg * (__u32)l->cfg.cap, hz, cpj);
+    __u64 now = bpf_jiffies64();
+    if ((__u32)l->tokens < cost && l->last == now) return 0; /* limit_mt's fast path */
+    __u32 inc = 0;
+    int ret = 0;
+    for (int i = 0; i < 4; i++) {
+      __u64 prev = __sync_lock_test_and_set(&l->last, now);
+      inc += prev ? (__u32)((now - prev) * cpj) : cap;
+      __u32 old = (__u32)l->tokens, credit = old + inc;
+      if (credit > cap) credit = cap;
+      ret = credit >= cost;
+      if (ret) credit -= cost;
+      if (__sync_val_compare_and_swap(&l->tokens, (__u64)old, (__u64)credit) == old) break;
+      now = bpf_jiffies64();
+    }
+    return ret;
+  }
+  __u64 now = bpf_ktime_get_ns(), cost = l->cfg.cost, cap = l->cfg.cap;
+  if (flags & NF_LIMIT_BYTES) cost = l->cfg.rate ? cost * length / l->cfg.rate : 0;
+  __u64 prev = __sync_lock_test_and_set(&l->last, now);
+  __u64 inc = !prev ? cap : now > prev ? now - prev : 0;
+  int within = 0;
+  for (int i = 0; i < 4; i++) {
+    __u64 old = l->tokens, tokens = old + inc;
+    if (tokens > cap) tokens = cap;
+    within = (__s64)(tokens - cost) >= 0;
+    if (__sync_val_compare_and_swap(&l->tokens, old, within ? tokens - cost : tokens) == old) break;
+  }
+  return within != !!(flags & NF_LIMIT_INV);
+}
+
 /* Classes of every slot some rule of the live generation tests. */
 NF_SUBPROG int nf_classify(struct nf_scratch* s, __u32 live, __u32 used, __u32 ctstate, __u32 ctdir) {
   if (!s) return 0;
@@ -103,10 +164,6 @@ static __always_inline void nf_search_reset(struct nf_search* sr, __u32 from) {
   sr->ti = 0;
   sr->seq = 0;
 }
-
-/* -m recent (xt_recent's recent_mt): HZ is the running kernel's, as its
- * --seconds window counts jiffies. */
-extern unsigned int CONFIG_HZ __kconfig __weak;
 
 /* The least recently set or updated entry of one table (the head of
  * xt_recent's LRU list), found by a walk over the map. */
@@ -319,17 +376,7 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     void* lm = nf_inner(&nf_limits, live);
     if (!lm) return 0;
     __u32 idx = r->limit;
-    struct nf2bpf_limit_val* l = bpf_map_lookup_elem(lm, &idx);
-    if (!l) return 0;
-    __u64 now = bpf_ktime_get_ns();
-    __u64 credit = l->credit_ns + (now - l->last_ns);
-    if (l->last_ns == 0 || credit > l->cfg.burst_ns) credit = l->cfg.burst_ns;
-    l->last_ns = now;
-    if (credit < l->cfg.cost_ns) {
-      l->credit_ns = credit;
-      return 0;
-    }
-    l->credit_ns = credit - l->cfg.cost_ns;
+    if (!nf_limit_match(bpf_map_lookup_elem(lm, &idx), s->p.length)) return 0;
   }
   if (res & NF_RES_NTH) {
     /* Last: the counter moves only for packets every other test let

@@ -536,6 +536,24 @@ void match_cases(std::vector<Case>& v) {
           in("nfk0", udp(kLan, 1000, kHost, 7200), DROP).mark(0x1).rule("--mark 0x1"),  // 3rd
       },
   });
+  // -m limit: a bucket of --limit-burst packets that refills at 1/hour, so
+  // the packets of this case see only the burst (tests/kernel/limit.sh and
+  // the unit tests time the refill).
+  v.push_back({
+      "limit: the burst passes, then the rule stops matching; packets the rule does not reach take no tokens",
+      {"-m limit --limit", "-m limit --limit-burst"},
+      "iptables",
+      filter("ACCEPT", "DROP", "ACCEPT",
+             "-A INPUT -p udp -m udp --dport 7300 -m limit --limit 1/hour --limit-burst 2 -j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 7301), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7300), DROP).rule("--limit-burst 2"),
+          in("nfk0", udp(kLan, 1000, kHost, 7300), DROP).rule("--limit-burst 2"),
+          in("nfk0", udp(kLan, 1000, kHost, 7300), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7300), ACCEPT).policy(),
+      },
+  });
   v.push_back({
       "statistic nth: a chain's rule reached by two jumps (and two hooks) keeps one counter",
       {"-m statistic --mode nth", "-m statistic --every", "-m statistic --packet"},

@@ -163,10 +163,11 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "expression", "osf", U, "passive OS fingerprinting is not implemented"},
   {"nft", "expression", "rt", U, "routing information is not matched"},
   {"nft", "expression", "ipsec", U, "IPsec state is not visible to the dataplane"},
-  {"nft", "expression", "limit rate", A, "a token bucket per rule in BPF with the same rate and burst; refill timing differs by up to one jiffy"},
-  {"nft", "expression", "limit rate over", U, "inverted rate limits (over) are not implemented"},
-  {"nft", "expression", "limit rate bytes", U, "byte-rate limits are not implemented"},
-  {"nft", "expression", "limit rate per week", U, "rates per week are not implemented"},
+  {"nft", "expression", "limit rate", E,
+   "nft_limit's own arithmetic (tokens in ns, burst 5 packets by default), so the same packets at the same times get the same verdicts; the bucket is full until the rule's first packet (the kernel fills it at load, which is the same); CPUs share it by atomic exchange and compare-and-swap where the kernel takes a lock"},
+  {"nft", "expression", "limit rate over", E, "matches when over the rate, with nft_limit's arithmetic (as limit rate)"},
+  {"nft", "expression", "limit rate bytes", E, "nft_limit's byte bucket: a packet costs its IP length (the skb->len netfilter sees, without the link-layer header)"},
+  {"nft", "expression", "limit rate per week", E, ""},
   {"nft", "expression", "statement before match", U, "nf2bpf runs a rule's statements after all its matches; here a statement comes before a match"},
 
   // ---- verdicts -----------------------------------------------------------------

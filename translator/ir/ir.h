@@ -313,6 +313,10 @@ struct Ruleset {
   std::vector<Table> tables;
   // Sets shared by all tables (ipset): iptables rules reference them by name.
   std::vector<Set> global_sets;
+  // An iptables-legacy dump (its iptables-save header says "(legacy)" or
+  // predates 1.8): its matches ran as x_tables modules (-m limit as xt_limit,
+  // where iptables-nft's is nft_limit).
+  bool iptables_legacy = false;
   const Set* find_set(const Table& t, std::string_view name) const;
   size_t rule_count() const;
 };

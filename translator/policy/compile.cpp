@@ -297,27 +297,77 @@ uint32_t Compiler::iface_pred_id(int slot, const IfacePredicate& p) {
   return (uint32_t)v.size() - 1;
 }
 
-static bool parse_rate(std::string_view s, double& per_sec) {
-  auto slash = s.find('/');
-  double n = std::atof(std::string(s.substr(0, slash)).c_str());
-  if (n <= 0) return false;
-  double unit = 1;
-  if (slash != std::string_view::npos) {
-    auto u = s.substr(slash + 1);
-    if (u.empty()) return false;
-    if (std::string_view("second").starts_with(u))
-      unit = 1;
-    else if (std::string_view("minute").starts_with(u))
-      unit = 60;
-    else if (std::string_view("hour").starts_with(u))
-      unit = 3600;
-    else if (std::string_view("day").starts_with(u))
-      unit = 86400;
-    else
-      return false;
+// A -m limit or nft limit match as the kernel configures its bucket
+// (struct nf2bpf_limit_cfg). iptables: --limit as libxt_limit's parse_rate
+// reads it (avg in 1/10000 s per packet); iptables-legacy keeps that for
+// xt_limit, iptables-nft converts it to nft_limit's rate per unit as its
+// add_nft_limit does. nft: "N[ UNIT]/PER" and "B UNIT" from the frontend.
+// An empty string: fine; otherwise what is wrong.
+static std::string limit_config(const ir::Match& m, bool legacy, nf2bpf_limit_cfg& out) {
+  constexpr uint64_t kScale = 10000, kNsec = 1000000000;
+  out = {};
+  std::string rate, burst;
+  bool iptables = m.cap.starts_with("-m ");  // "-m limit --limit", not nft's "limit rate"
+  for (const auto& [k, v] : m.args) {
+    if (k == "--limit" || k == "rate") rate = v;
+    if (k == "--limit-burst" || k == "burst") burst = v;
   }
-  per_sec = n / unit;
-  return true;
+  uint64_t unit = 1, n = 0, b = 5, bytes_mult = 0;
+  auto slash = rate.find('/');
+  std::string per = slash == std::string::npos ? "" : rate.substr(slash + 1);
+  std::string count = rate.substr(0, slash);
+  if (!per.empty()) {
+    auto is = [&](std::string_view w) { return per.size() <= w.size() && w.starts_with(per); };
+    unit = is("second")              ? 1
+           : is("minute")            ? 60
+           : is("hour")              ? 3600
+           : is("day")               ? 86400
+           : !iptables && is("week") ? 604800
+                                     : 0;
+    if (!unit) return "invalid limit rate '" + rate + "'";
+  }
+  if (auto sp = count.find(' '); sp != std::string::npos) {  // nft: "10 mbytes"
+    std::string u = count.substr(sp + 1);
+    bytes_mult = u == "bytes" ? 1 : u == "kbytes" ? 1024 : u == "mbytes" ? 1024 * 1024 : 0;
+    if (!bytes_mult) return "invalid limit rate '" + rate + "'";
+    count.resize(sp);
+  }
+  if (rate.empty()) count = "3", unit = 3600;  // xt_limit's default, 3/hour
+  n = std::strtoull(count.c_str(), nullptr, 10);
+  if (!n || count.find_first_not_of("0123456789") != std::string::npos) return "invalid limit rate '" + rate + "'";
+  if (!burst.empty()) {  // "5", "5 packets", "0 bytes", "1 mbytes"
+    char* end = nullptr;
+    b = std::strtoull(burst.c_str(), &end, 10);
+    std::string_view u = end;
+    b *= u == " kbytes" ? 1024 : u == " mbytes" ? 1024 * 1024 : 1;
+  }
+  if (iptables) {
+    if (n > 0xffffffffu) return "invalid limit rate '" + rate + "'";
+    uint32_t avg = (uint32_t)(kScale * unit / n);
+    if (!avg) return "rate too fast '" + rate + "' (at most 10000/second)";
+    if (!b || b > 10000 || (uint32_t)(avg * (uint32_t)b) / (uint32_t)b != avg)
+      return "--limit-burst " + burst + " with --limit " + rate + " overflows the kernel's credit counter";
+    if (legacy) {
+      out.cost = avg, out.cap = b, out.flags = NF_LIMIT_XT;
+      return "";
+    }
+    static const uint32_t mult[] = {kScale * 86400, kScale * 3600, kScale * 60, kScale};
+    size_t i = 1;
+    for (; i < 4; ++i)
+      if (avg > mult[i] || mult[i] / avg < mult[i] % avg) break;
+    n = mult[i - 1] / avg, unit = mult[i - 1] / kScale;
+  }
+  uint64_t nsecs = unit * kNsec;
+  if (bytes_mult) {
+    out.rate = n * bytes_mult, out.flags = NF_LIMIT_BYTES | (m.negated ? NF_LIMIT_INV : 0);
+    out.cost = nsecs;
+    out.cap = (uint64_t)((unsigned __int128)nsecs * (out.rate + b) / out.rate);
+    return "";
+  }
+  if (!b) b = 5;  // nft_limit_init's NFT_LIMIT_PKT_BURST_DEFAULT
+  out.cost = nsecs / n, out.cap = out.cost * b;
+  if (m.negated) out.flags |= NF_LIMIT_INV;
+  return "";
 }
 
 // One match of one rule: constraints on the rule's boxes, or a residual
@@ -663,20 +713,19 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   out.boxes = {Box{}};
   bool ok = true;
   nf2bpf_rule& d = out.desc;
-  std::string rate, burst;
+  std::optional<ir::Match> limit;
   bool random = false;
   double probability = 1;
   bool random_neg = false;
   std::string random_at;  // the statistic match's place: its draw's slot
   for (const auto& m : f.matches) {
     add_match(m, out.boxes, d, src.loc, ok);
-    if (m.field == Field::Opaque && m.module == "limit")
-      for (const auto& [k, v] : m.args) {
-        if (k.find("burst") != std::string::npos)
-          burst = v;
-        else if (k.find("limit") != std::string::npos || k.find("rate") != std::string::npos)
-          rate = v;
-      }
+    if (m.field == Field::Opaque && m.module == "limit") {  // iptables: a match per option
+      if (!limit)
+        limit = m;
+      else
+        limit->args.insert(limit->args.end(), m.args.begin(), m.args.end());
+    }
     if (m.field == Field::Opaque && m.module == "statistic")
       for (const auto& [k, v] : m.args) {
         if (k == "--mode" && v == "random") random = true;
@@ -687,20 +736,17 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
         }
       }
   }
-  if (!rate.empty() || !burst.empty()) {
-    double per_sec = 3.0 / 3600;  // xt_limit default 3/hour
-    if (!rate.empty() && !parse_rate(rate, per_sec)) {
-      diag_.error(src.loc, "invalid limit rate '" + rate + "'");
+  if (limit) {
+    nf2bpf_limit_cfg lc;
+    if (std::string err = limit_config(*limit, tr_.ruleset.iptables_legacy, lc); !err.empty()) {
+      diag_.error(limit->loc.line ? limit->loc : src.loc, err);
       ok = false;
+    } else {
+      if (pol_.limits.empty()) pol_.limits.push_back({});
+      d.residual |= NF_RES_LIMIT;
+      d.limit = (uint32_t)pol_.limits.size();
+      pol_.limits.push_back(lc);
     }
-    uint64_t b = burst.empty() ? 5 : std::strtoull(burst.c_str(), nullptr, 10);
-    nf2bpf_limit_cfg lc{};
-    lc.cost_ns = (uint64_t)std::llround(1e9 / per_sec);
-    lc.burst_ns = lc.cost_ns * (b ? b : 1);
-    if (pol_.limits.empty()) pol_.limits.push_back({});
-    d.residual |= NF_RES_LIMIT;
-    d.limit = (uint32_t)pol_.limits.size();
-    pol_.limits.push_back(lc);
   }
   if (!nth(f, src, d)) ok = false;
   if (!recent(f, src, d)) ok = false;

@@ -333,8 +333,12 @@ void Loader::header() {
   count_is(prefixes, p_.log_prefixes, "log_prefixes", counts_["log_prefixes"]);
   YAML::Node limits = top_.req("limits", "the policy");
   for (const auto& l : seq(limits, "'limits'")) {
-    auto [cost, burst] = pair(l, "a limit", UINT64_MAX);
-    p_.limits.push_back({cost, burst});
+    if (!l.IsSequence() || l.size() != 4) refuse(l, "a limit must be [cost, cap, rate, flags]");
+    nf2bpf_limit_cfg c{number(l[0], "a limit's cost", UINT64_MAX), number(l[1], "a limit's cap", UINT64_MAX),
+                       number(l[2], "a limit's rate", UINT64_MAX),
+                       (uint32_t)number(l[3], "a limit's flags", NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV), 0};
+    if ((c.flags & NF_LIMIT_BYTES) && !c.rate) refuse(l, "a byte limit's rate must not be 0");
+    p_.limits.push_back(c);
   }
   count_is(limits, p_.limits, "limits", counts_["limits"]);
   YAML::Node svcs = top_.req("services", "the policy");

@@ -67,23 +67,29 @@ std::string mac_text(uint64_t m) {
 }
 
 std::string limit_text(const nf2bpf_limit_cfg& l) {
-  if (l.cost_ns == 0) return "unlimited";
-  double per_sec = 1e9 / (double)l.cost_ns;
-  std::string rate;
-  for (auto [unit, secs] : {std::pair{"second", 1.0}, {"minute", 60.0}, {"hour", 3600.0}, {"day", 86400.0}}) {
-    double n = per_sec * secs;
-    if (n >= 1 && std::fabs(n - std::round(n)) < 1e-6 * n) {
-      rate = std::to_string((long long)std::llround(n)) + "/" + unit;
-      break;
+  static const std::pair<const char*, uint64_t> units[] = {
+      {"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}, {"week", 604800}};
+  if (l.flags & NF_LIMIT_XT) {  // as libxt_limit's print_rate shows avg
+    if (!l.cost) return "0/second burst " + std::to_string(l.cap) + " xt_limit";
+    int i = 2;  // from hour down to second: the unit before the first that does not fit
+    for (; i >= 0; --i) {
+      uint64_t m = units[i].second * 10000;
+      if (l.cost > m || m / l.cost < m % l.cost) break;
     }
+    const auto& [name, secs] = units[i + 1];
+    return std::to_string(secs * 10000 / l.cost) + "/" + name + " burst " + std::to_string(l.cap) + " xt_limit";
   }
-  if (rate.empty()) {
-    char b[40];
-    std::snprintf(b, sizeof b, "%.6g/second", per_sec);
-    rate = b;
+  std::string over = l.flags & NF_LIMIT_INV ? "over " : "";
+  if (l.flags & NF_LIMIT_BYTES)
+    return over + std::to_string(l.rate) + " bytes/" + std::to_string(l.cost / 1000000000) + "s tokens_max " +
+           std::to_string(l.cap) + "ns";
+  if (l.cost == 0) return over + "unlimited";
+  for (auto [unit, secs] : units) {
+    uint64_t ns = secs * 1000000000, n = ns / l.cost;
+    if (n && ns / n == l.cost && (l.cap % l.cost) == 0)
+      return over + std::to_string(n) + "/" + unit + " burst " + std::to_string(l.cap / l.cost);
   }
-  if (l.burst_ns % l.cost_ns == 0) return rate + " burst " + std::to_string(l.burst_ns / l.cost_ns);
-  return rate + " burst " + std::to_string(l.burst_ns) + "ns";
+  return over + std::to_string(l.cost) + "ns per packet tokens_max " + std::to_string(l.cap) + "ns";
 }
 
 std::string probability_text(uint32_t below) {

@@ -291,10 +291,13 @@ void write_tables(std::string& o, const Policy& p, bool inline_stmts) {
   write_str_list(o, "chains", p.chain_names, "    # table/chain of the rules (raw src_chain indexes it)");
   write_str_list(o, "log_prefixes", p.log_prefixes, "");
   o += "limits:";
-  o += p.limits.empty() ? " []" : "    # [cost_ns, burst_ns] of the token bucket; #0 is unused";
+  o += p.limits.empty() ? " []"
+                        : "    # [cost, cap, rate, flags] (abi.h nf2bpf_limit_cfg; flags 1 xt_limit, 2 bytes, 4 over); "
+                          "#0 is unused";
   o += "\n";
   for (size_t i = 0; i < p.limits.size(); ++i) {
-    o += "  - [" + num(p.limits[i].cost_ns) + ", " + num(p.limits[i].burst_ns) + "]";
+    const auto& l = p.limits[i];
+    o += "  - [" + num(l.cost) + ", " + num(l.cap) + ", " + num(l.rate) + ", " + num(l.flags) + "]";
     if (i) o += "    # #" + num(i) + ": " + limit_text(p.limits[i]);
     o += "\n";
   }
