@@ -14,6 +14,7 @@
 #include "lib/parse.h"
 #include "lib/maps.h"
 #include "lib/ct.h"
+#include "lib/sock.h"
 #include "lib/classify.h"
 #include "lib/nat.h"
 
@@ -295,6 +296,14 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
       second_hook = NF_HOOK_MAX;
       confirm = 0;
     }
+  }
+  /* The sending socket, for -m owner: a REJECT answer's is the kernel's
+   * ICMP socket (icmp_send) or none (nf_send_reset's RST). */
+  if (!ingress) {
+    if (s->answer)
+      p->sk = p->l4proto == IPPROTO_TCP ? NF_SK_NONE : NF_SK_KERNEL;
+    else if (cfg.owner)
+      nf_sock_owner(skb, s);
   }
   /* The destination OUTPUT starts with (nat OUTPUT may change it). */
   __u64 dst_in[2];

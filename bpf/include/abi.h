@@ -201,6 +201,14 @@ enum nf2bpf_recent_cmd {
  * cache under the slot's tag NF_NTH_ONCE_TAG | nth_slot. */
 #define NF_RES_NTH_ONCE (1u << 21)
 #define NF_NTH_ONCE_TAG 0x80000000u
+/* -m owner (xt_owner) and nft meta skuid/skgid: the sending socket, at
+ * egress. owner_match and owner_inv hold NF_OWNER_* bits as xt_owner's
+ * match and invert do. */
+#define NF_RES_OWNER (1u << 22)
+#define NF_OWNER_UID 1u    /* its file's fsuid in owner_uid[0..1] */
+#define NF_OWNER_GID 2u    /* its file's fsgid in owner_gid[0..1] */
+#define NF_OWNER_SOCKET 4u /* --socket-exists */
+#define NF_OWNER_NFT 8u    /* nft meta skuid/skgid: no socket or no file, no match (negated or not) */
 
 struct nf2bpf_rule {
   nf_u8 action;
@@ -246,8 +254,12 @@ struct nf2bpf_rule {
   nf_u8 recent_cmd;   /* enum nf2bpf_recent_cmd */
   nf_u8 recent_flags; /* NF_RECENT_* */
   nf_u8 recent_ring;
-  nf_u8 recent_pad[3];
+  nf_u8 owner_match; /* NF_RES_OWNER: NF_OWNER_* tests */
+  nf_u8 owner_inv;   /* NF_RES_OWNER: NF_OWNER_* tests negated */
+  nf_u8 pad;
   nf_u8 recent_mask[16];
+  nf_u32 owner_uid[2]; /* NF_RES_OWNER: min, max */
+  nf_u32 owner_gid[2];
 };
 
 struct nf2bpf_stmt {
@@ -418,7 +430,7 @@ struct nf2bpf_gen_cfg {
   nf_u32 hooks_used; /* bitmask of NF_HOOK_* with stages */
   nf_u32 xdp_stage;  /* stage index + 1 for the XDP early-drop stage, 0 none */
   nf_u32 nat_fams;   /* NF_FAM_* with a nat chain: every new connection of it gets a binding */
-  nf_u32 pad;
+  nf_u32 owner;      /* some rule tests the sending socket (NF_RES_OWNER) */
 };
 
 /* REJECT's ICMP rate limits (global, not per generation): this namespace's

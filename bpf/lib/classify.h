@@ -358,6 +358,7 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     if (!((r->ctstatus >> st) & 1)) return 0;
   }
   if ((res & NF_RES_CTTUPLE) && !nf_ct_tuple_ok(s, live, r->ct_range)) return 0;
+  if ((res & NF_RES_OWNER) && !nf_owner_ok(&s->p, r)) return 0;
   if (res & NF_RES_MAC) {
     int eq = s->p.src_mac == r->mac;
     if (eq == !!(res & NF_RES_MAC_NEG)) return 0;

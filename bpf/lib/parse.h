@@ -26,9 +26,10 @@ struct nf_pkt {
   __u64 src_mac;
   __u32 len; /* skb length for byte counters */
   __u32 mark;
-  __u32 iif, oif;     /* ifindex; 0 when there is none */
-  __u16 sport, dport; /* host order; valid when has_ports */
-  __u16 length;       /* IP total length */
+  __u32 iif, oif;       /* ifindex; 0 when there is none */
+  __u32 sk_uid, sk_gid; /* NF_SK_FILE: its file's fsuid and fsgid */
+  __u16 sport, dport;   /* host order; valid when has_ports */
+  __u16 length;         /* IP total length */
   __u16 icmp_id;
   __u16 in_sport, in_dport;
   __u8 family; /* 4 or 6 */
@@ -44,11 +45,15 @@ struct nf_pkt {
   __u8 tcp_flags;
   __u8 has_tcp;
   __u8 pkttype;
-  __u8 local; /* destination is this host (ingress) */
-  __u8 pad;
+  __u8 local;     /* destination is this host (ingress) */
+  __u8 sk;        /* egress: the sending socket as xt_owner sees it (NF_SK_*) */
   __u16 l4off;    /* transport header, from the network header (0: none parsed) */
   __u16 in_l4off; /* ICMP error: the quoted transport header, from the network header */
 };
+
+#define NF_SK_NONE 0   /* no socket: forwarded, or a packet the kernel sends for no socket */
+#define NF_SK_KERNEL 1 /* a socket without a file: the kernel's own (ICMP errors, RSTs) */
+#define NF_SK_FILE 2   /* a process's socket */
 
 static __always_inline void nf_v4_mapped(__u8* dst, __u32 be_addr) {
   __builtin_memset(dst, 0, 10);

@@ -554,6 +554,32 @@ void match_cases(std::vector<Case>& v) {
           in("nfk0", udp(kLan, 1000, kHost, 7300), ACCEPT).policy(),
       },
   });
+  // -m owner on packets without a sending socket (a test run's have none;
+  // tests/kernel/owner.sh sends from processes): xt_owner matches them only
+  // when every test it makes is negated.
+  v.push_back({
+      "owner: a packet without a socket matches only negated tests",
+      {"-m owner --uid-owner", "-m owner --gid-owner", "-m owner --socket-exists"},
+      "iptables",
+      filter("ACCEPT", "ACCEPT", "ACCEPT",
+             "-A OUTPUT -p udp -m udp --dport 7400 -m owner --uid-owner 0 -j DROP\n"
+             "-A OUTPUT -p udp -m udp --dport 7401 -m owner ! --uid-owner 0 -j DROP\n"
+             "-A OUTPUT -p udp -m udp --dport 7402 -m owner ! --socket-exists -j DROP\n"
+             "-A OUTPUT -p udp -m udp --dport 7403 -m owner --gid-owner 0-10 -j DROP\n"
+             "-A OUTPUT -p udp -m udp --dport 7404 -m owner --socket-exists -j DROP\n"
+             "-A OUTPUT -p udp -m udp --dport 7405 -m owner ! --uid-owner 1 ! --gid-owner 5 -j DROP\n"
+             "-A OUTPUT -p udp -m udp --dport 7406 -m owner ! --uid-owner 1 --gid-owner 5 -j DROP\n"),
+      "",
+      {
+          out("nfk0", udp(kHost, 5000, kLan, 7400), ACCEPT).policy(),
+          out("nfk0", udp(kHost, 5000, kLan, 7401), DROP).rule("--dport 7401"),
+          out("nfk0", udp(kHost, 5000, kLan, 7402), DROP).rule("--dport 7402"),
+          out("nfk0", udp(kHost, 5000, kLan, 7403), ACCEPT).policy(),
+          out("nfk0", udp(kHost, 5000, kLan, 7404), ACCEPT).policy(),
+          out("nfk0", udp(kHost, 5000, kLan, 7405), DROP).rule("--dport 7405"),
+          out("nfk0", udp(kHost, 5000, kLan, 7406), ACCEPT).policy(),
+      },
+  });
   v.push_back({
       "statistic nth: a chain's rule reached by two jumps (and two hooks) keeps one counter",
       {"-m statistic --mode nth", "-m statistic --every", "-m statistic --packet"},

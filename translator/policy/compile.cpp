@@ -256,6 +256,8 @@ class Compiler {
   }
   std::map<std::string, uint32_t> rand_slots_;  // a statistic-random match (its place and probability) -> its draw slot
   bool nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
+  // -m owner / meta skuid, skgid: NF_RES_OWNER.
+  bool owner(const FlatRule& f, const Rule& src, const DecisionList& dl, nf2bpf_rule& d);
   // -m recent: per table name its hash, --mask (as the kernel keeps it: one
   // 16-byte union, an IPv4 mask in its first 4 bytes, all ones elsewhere)
   // and stamp ring (xt_recent's nstamps_max_mask, the largest any rule
@@ -431,6 +433,8 @@ void Compiler::MatchLowering::run() {
       addrtype6(vals);
     else if (m.field == Field::SrcMac)
       mac(vals);
+    else if (m.field == Field::SkUid || m.field == Field::SkGid)
+      return;  // Compiler::owner
     else
       values(vals);
   }
@@ -592,7 +596,7 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
     }
     return;
   }
-  if (m.module == "limit") return;  // handled per rule (rate + burst)
+  if (m.module == "limit" || m.module == "owner") return;  // handled per rule (Compiler::owner, limit_config)
   if (m.module == "statistic") return;
   if (m.module == ir::kNumgenModule) return;     // its draws: the statistic matches the flattener added
   if (m.module == ir::kNumgenIncModule) return;  // handled per rule (Compiler::nth)
@@ -750,6 +754,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   }
   if (!nth(f, src, d)) ok = false;
   if (!recent(f, src, d)) ok = false;
+  if (!owner(f, src, dl, d)) ok = false;
   if (random && (d.residual & NF_RES_NTH)) {
     diag_.error(src.loc, "-m statistic --mode random and --mode nth in one rule are not supported");
     ok = false;
@@ -829,6 +834,63 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
 // interface options, which the kernel tests before any match, may follow
 // it). A jump's matches are inlined into every rule of its chain, which
 // would advance the counter once per inlined rule: refused too.
+// The owner matches' tests: iptables' --uid-owner, --gid-owner (a range
+// "A-B") and --socket-exists, nft's skuid/skgid (NF_OWNER_NFT), each at most
+// once per rule (a jump's prefix and the rule's own would be an AND of two).
+bool Compiler::owner(const FlatRule& f, const Rule& src, const DecisionList& dl, nf2bpf_rule& d) {
+  bool any = false;
+  for (const Match& m : f.matches) {
+    const SourceLoc& at = m.loc.line ? m.loc : src.loc;
+    std::vector<std::pair<std::string, std::string>> args = m.args;
+    if (m.field == Field::SkUid || m.field == Field::SkGid) {  // nft: meta skuid 1000, != 1000, 1000-1999
+      const auto* vals = std::get_if<IntervalSet>(&m.value);
+      if (!vals || vals->intervals().size() != 1) {
+        diag_.error(at, std::string("meta ") + to_string(m.field) + " with several values or a set is not supported",
+                    "write one rule per value or range");
+        return false;
+      }
+      const auto& iv = vals->intervals()[0];
+      args = {{to_string(m.field), std::to_string((uint64_t)iv.lo) + "-" + std::to_string((uint64_t)iv.hi)}};
+    } else if (m.field != Field::Opaque || m.module != "owner") {
+      continue;
+    }
+    any = true;
+    for (const auto& [k, v] : args) {
+      bool nft = k == "skuid" || k == "skgid";
+      uint32_t bit = k == "--uid-owner" || k == "skuid"   ? NF_OWNER_UID
+                     : k == "--gid-owner" || k == "skgid" ? NF_OWNER_GID
+                     : k == "--socket-exists"             ? NF_OWNER_SOCKET
+                                                          : 0;
+      if (!bit) continue;  // --suppl-groups: refused by its capability
+      if (d.owner_match & bit) {
+        diag_.error(at, "two " + k + " tests on one packet path are not supported",
+                    "test the owner once, in the chain's jump or in its rules");
+        return false;
+      }
+      d.owner_match |= bit | (nft ? NF_OWNER_NFT : 0);
+      if (m.negated) d.owner_inv |= bit;
+      uint32_t* range = bit == NF_OWNER_UID ? d.owner_uid : bit == NF_OWNER_GID ? d.owner_gid : nullptr;
+      if (range) {
+        auto dash = v.find('-');
+        range[0] = (uint32_t)std::strtoul(v.c_str(), nullptr, 10);
+        range[1] = dash == std::string::npos ? range[0] : (uint32_t)std::strtoul(v.c_str() + dash + 1, nullptr, 10);
+      }
+    }
+  }
+  if (!any) return true;
+  if (dl.hook != Hook::Output && dl.hook != Hook::Postrouting) {
+    diag_.error(src.loc,
+                std::string("the sending socket is only known at OUTPUT and POSTROUTING, and this rule is reached "
+                            "from ") +
+                    to_string(dl.hook),
+                (d.owner_match & NF_OWNER_NFT) ? "test meta skuid/skgid in an output or postrouting chain"
+                                               : "the kernel refuses -m owner elsewhere too");
+    return false;
+  }
+  d.residual |= NF_RES_OWNER;
+  return true;
+}
+
 bool Compiler::nth(const FlatRule& f, const Rule& src, nf2bpf_rule& d) {
   bool on = false, neg = false, have_every = false;
   uint64_t every = 0, packet = 0;
@@ -1477,6 +1539,7 @@ uint32_t Compiler::emit_rules(StageWork& w, const std::vector<std::vector<BoxPre
     pol_.rules.back().src_line = src.loc.line;
     if (!l.unconditional_terminal) ++steps;
     if (l.desc.residual & (NF_RES_CTMARK | NF_RES_CTSTATUS)) pol_.cfg.ct_needed = 1;
+    if (l.desc.residual & NF_RES_OWNER) pol_.cfg.owner = 1;
     for (const auto& stt : l.stmts)
       if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)
         pol_.cfg.ct_needed = 1;

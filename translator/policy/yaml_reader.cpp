@@ -425,6 +425,7 @@ void Loader::rules() {
          r.recent_ring >= NF_RECENT_STAMPS || r.recent_hitcount > NF_RECENT_STAMPS))
       bad("its recent check is not valid (a command, a table, a ring below 32, a hit count up to 32)");
     if (r.src_chain >= p_.chain_names.size()) bad("its chain is not in 'chains'");
+    if (r.residual & NF_RES_OWNER) p_.cfg.owner = 1;  // derived, as the compiler sets it
   }
   for (size_t i = 0; i < p_.stmts.size(); ++i) {
     const auto& s = p_.stmts[i];

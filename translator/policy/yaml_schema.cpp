@@ -444,6 +444,21 @@ std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
   // In iptables' terms: --every N --packet P holds when the rule's count is
   // P + 1 modulo N.
   if (r.residual & NF_RES_CTTUPLE) out.push_back(ct_tuple_text(p, r.ct_range));
+  // The sending socket, in xt_owner's terms: "owner [nft] [not] uid A-B
+  // [not] gid A-B [not] socket".
+  if (r.residual & NF_RES_OWNER) {
+    std::string t = "owner";
+    if (r.owner_match & NF_OWNER_NFT) t += " nft";
+    auto item = [&](uint32_t bit, const char* what, const uint32_t* range) {
+      if (!(r.owner_match & bit)) return;
+      t += std::string(r.owner_inv & bit ? " not " : " ") + what;
+      if (range) t += " " + std::to_string(range[0]) + "-" + std::to_string(range[1]);
+    };
+    item(NF_OWNER_UID, "uid", r.owner_uid);
+    item(NF_OWNER_GID, "gid", r.owner_gid);
+    item(NF_OWNER_SOCKET, "socket", nullptr);
+    out.push_back(t);
+  }
   if ((r.residual & NF_RES_NTH) && r.nth_every)
     out.push_back(std::string(r.residual & NF_RES_NTH_NEG ? "not " : "") + "nth every " + std::to_string(r.nth_every) +
                   " packet " + std::to_string((r.nth_hit + r.nth_every - 1) % r.nth_every) + " (#" +
@@ -548,6 +563,32 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.nth_every = (uint32_t)every;
     r.nth_hit = (uint32_t)((packet + 1) % every);
     r.nth_slot = (uint32_t)slot;
+  } else if (c.lit("owner")) {
+    if (r.residual & NF_RES_OWNER) return ParseFail{0, "a rule has at most one owner check"};
+    r.residual |= NF_RES_OWNER;
+    if (c.lit(" nft")) r.owner_match |= NF_OWNER_NFT;
+    auto item = [&](uint32_t bit, const char* what, uint32_t* range) -> std::optional<ParseFail> {
+      size_t save = c.i;
+      bool neg = c.lit(" not ");
+      if (!neg && !c.lit(" ")) return std::nullopt;
+      if (!c.lit(what)) {
+        c.i = save;
+        return std::nullopt;
+      }
+      r.owner_match |= bit;
+      if (neg) r.owner_inv |= bit;
+      if (!range) return std::nullopt;
+      uint64_t lo = 0, hi = 0;
+      if (!c.lit(" ") || !c.dec(lo, UINT32_MAX) || !c.lit("-") || !c.dec(hi, UINT32_MAX) || lo > hi)
+        return ParseFail{c.i, std::string("expected '") + what + " MIN-MAX'"};
+      range[0] = (uint32_t)lo, range[1] = (uint32_t)hi;
+      return std::nullopt;
+    };
+    if (auto e = item(NF_OWNER_UID, "uid", r.owner_uid)) return e;
+    if (auto e = item(NF_OWNER_GID, "gid", r.owner_gid)) return e;
+    if (auto e = item(NF_OWNER_SOCKET, "socket", nullptr)) return e;
+    if (!(r.owner_match & (NF_OWNER_UID | NF_OWNER_GID | NF_OWNER_SOCKET)))
+      return ParseFail{c.i, "expected ' uid MIN-MAX', ' gid MIN-MAX' or ' socket' (each may follow 'not')"};
   } else if (c.lit("ct tuple #")) {
     if (r.residual & NF_RES_CTTUPLE) return ParseFail{0, "a rule has at most one ct tuple check"};
     uint64_t idx = 0;

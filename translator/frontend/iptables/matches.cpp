@@ -1,4 +1,7 @@
 // `-m MODULE` handlers: each option of each match module becomes IR matches.
+#include <grp.h>
+#include <pwd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
@@ -551,6 +554,39 @@ void mac_source(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
   c.add_match(Field::SrcMac, neg, IntervalSet::single(mac), "-m mac --mac-source", opt, "mac");
 }
 
+// -m owner --uid-owner / --gid-owner ID[-ID] (a name is looked up on this
+// host, as iptables does), --socket-exists. args: (option, "MIN-MAX").
+void owner_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::string_view canon) {
+  std::string v;
+  if (!a.empty()) {
+    bool uid = canon == "--uid-owner";
+    auto id = [&](std::string_view t, uint64_t& out) {
+      if (parse_uint(t, UINT32_MAX - 1, out)) return true;
+      std::string name(t);
+      if (uid) {
+        if (const passwd* pw = getpwnam(name.c_str())) return out = pw->pw_uid, true;
+      } else if (const group* gr = getgrnam(name.c_str())) {
+        return out = gr->gr_gid, true;
+      }
+      return false;
+    };
+    std::string_view t = a[0]->text;
+    auto dash = t.find('-');
+    uint64_t lo = 0, hi = 0;
+    bool ok = dash == std::string_view::npos ? id(t, lo) && id(t, hi)
+                                             : id(t.substr(0, dash), lo) && id(t.substr(dash + 1), hi) && lo <= hi;
+    if (!ok) {
+      c.error(
+          *a[0], std::string("invalid ") + (uid ? "user" : "group") + " '" + a[0]->text + "'",
+          std::string("write a number, a range like 1000-1999, or a ") + (uid ? "user" : "group") + " this host knows");
+      return;
+    }
+    v = std::to_string(lo) + "-" + std::to_string(hi);
+  }
+  auto& m = c.add_match(Field::Opaque, neg, IntervalSet{}, cap_of("owner", canon), opt, "owner");
+  m.args.emplace_back(std::string(canon), v);
+}
+
 void comment(RuleCtx& c, bool, const Token&, const Args& a) {
   if (a[0]->text.size() > 255) c.warning(*a[0], "comment longer than 255 characters: iptables would reject it");
   c.rule.comment = a[0]->text;
@@ -733,6 +769,15 @@ const std::vector<ModuleSpec>& modules() {
         RECORD("statistic", "--every", 1, true), RECORD("statistic", "--packet", 1, false)},
        {}},
       {"mac", {{"--mac-source", 1, true, mac_source, ""}}, {}},
+      {"owner",
+       {{"--uid-owner", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { owner_opt(c, n, o, a, "--uid-owner"); }, ""},
+        {"--gid-owner", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { owner_opt(c, n, o, a, "--gid-owner"); }, ""},
+        {"--socket-exists", 0, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { owner_opt(c, n, o, a, "--socket-exists"); }, ""},
+        RECORD("owner", "--suppl-groups", 0, false)},
+       {}},
       {"pkttype", {{"--pkt-type", 1, true, pkttype, ""}}, {}},
       {"length", {{"--length", 1, true, length_match, ""}}, {}},
       {"ttl",

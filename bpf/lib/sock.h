@@ -1,0 +1,92 @@
+/* The socket that sends a packet, as xt_owner (-m owner) and nft's meta
+ * skuid/skgid read it at OUTPUT and POSTROUTING: skb_to_full_sk(skb) (a
+ * SYN-ACK's request socket stands for its listener), then sk->sk_socket and
+ * its file's credentials. The kernel's structures are read through BTF
+ * (bpf_cast_to_kern_ctx, CO-RE field offsets of the running kernel), so
+ * only the fields named here are assumed. */
+#ifndef NF2BPF_SOCK_H
+#define NF2BPF_SOCK_H
+
+#include <bpf/bpf_core_read.h>
+
+extern void* bpf_cast_to_kern_ctx(void* obj) __ksym;
+extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym;
+
+struct sock___nf;
+struct sock_common___nf {
+  unsigned char skc_state;
+  void* skc_listener; /* a request socket's listener (rsk_listener), in a union */
+} __attribute__((preserve_access_index));
+struct cred___nf {
+  struct {
+    unsigned int val;
+  } fsuid, fsgid;
+} __attribute__((preserve_access_index));
+struct file___nf {
+  const struct cred___nf* f_cred;
+} __attribute__((preserve_access_index));
+struct socket___nf {
+  struct file___nf* file;
+} __attribute__((preserve_access_index));
+struct sock___nf {
+  struct sock_common___nf __sk_common;
+  struct socket___nf* sk_socket;
+} __attribute__((preserve_access_index));
+struct sk_buff___nf {
+  struct sock___nf* sk;
+} __attribute__((preserve_access_index));
+
+#define NF_TCP_TIME_WAIT 6
+#define NF_TCP_NEW_SYN_RECV 12
+
+/* s->p.sk, sk_uid and sk_gid for the packet skb sends (a global function:
+ * verified once). */
+__attribute__((noinline)) int nf_sock_owner(struct __sk_buff* skb, struct nf_scratch* s) {
+  if (!s) return 0;
+  struct nf_pkt* p = &s->p;
+  struct sk_buff___nf* kskb = bpf_cast_to_kern_ctx(skb);
+  struct sock___nf* sk = kskb->sk;
+  p->sk = NF_SK_NONE;
+  if (!sk) return 0;
+  __u8 state = sk->__sk_common.skc_state;
+  if (state == NF_TCP_TIME_WAIT) return 0; /* not a full socket: no sk_socket */
+  if (state == NF_TCP_NEW_SYN_RECV) {
+    /* The verifier reads the union as its first member, a number: cast. */
+    sk = bpf_rdonly_cast(sk->__sk_common.skc_listener, bpf_core_type_id_kernel(struct sock___nf));
+    if (!sk) return 0;
+  }
+  struct socket___nf* sock = sk->sk_socket;
+  if (!sock) return 0;
+  struct file___nf* file = sock->file;
+  if (!file) {
+    p->sk = NF_SK_KERNEL;
+    return 0;
+  }
+  const struct cred___nf* cred = file->f_cred;
+  if (!cred) return 0;
+  p->sk = NF_SK_FILE;
+  p->sk_uid = cred->fsuid.val;
+  p->sk_gid = cred->fsgid.val;
+  return 0;
+}
+
+/* xt_owner's owner_mt (NF_OWNER_NFT: nft_meta_get_eval_skugid, where a
+ * packet without a process's socket matches nothing). */
+static __always_inline int nf_owner_ok(const struct nf_pkt* p, const struct nf2bpf_rule* r) {
+  __u32 match = r->owner_match, inv = r->owner_inv;
+  if (p->sk != NF_SK_FILE && (match & NF_OWNER_NFT)) return 0;
+  if (p->sk == NF_SK_NONE) return ((match ^ inv) & (NF_OWNER_UID | NF_OWNER_GID | NF_OWNER_SOCKET)) == 0;
+  if (match & inv & NF_OWNER_SOCKET) return 0;
+  if (p->sk == NF_SK_KERNEL) return ((match ^ inv) & (NF_OWNER_UID | NF_OWNER_GID)) == 0;
+  if (match & NF_OWNER_UID) {
+    int in = p->sk_uid >= r->owner_uid[0] && p->sk_uid <= r->owner_uid[1];
+    if (in == !!(inv & NF_OWNER_UID)) return 0;
+  }
+  if (match & NF_OWNER_GID) {
+    int in = p->sk_gid >= r->owner_gid[0] && p->sk_gid <= r->owner_gid[1];
+    if (in == !!(inv & NF_OWNER_GID)) return 0;
+  }
+  return 1;
+}
+
+#endif
