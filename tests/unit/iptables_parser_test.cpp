@@ -497,3 +497,17 @@ TEST_CASE("nat: the capability rows follow kNatDataplane") {
   CHECK(caps::find("iptables", "-j SNAT --random")->why ==
         (caps::kNatDataplane ? caps::kNatRandom : caps::kNatPending));
 }
+
+TEST_CASE("options abbreviated as getopt_long lets iptables-restore read them") {
+  CHECK(rule_dump("-m mac --mac 00:11:22:33:44:55 -j ACCEPT") ==
+        rule_dump("-m mac --mac-source 00:11:22:33:44:55 -j ACCEPT"));
+  CHECK(rule_dump("--src 10.0.0.1 --proto udp --jump ACCEPT") == rule_dump("-s 10.0.0.1 -p udp -j ACCEPT"));
+  CHECK(rule_dump("-p tcp --dp 26 -j ACCEPT") == rule_dump("-p tcp --dport 26 -j ACCEPT"));
+  CHECK(rule_dump("-m tcp -p tcp --dport 22 -j ACCEPT") == rule_dump("-p tcp -m tcp --dport 22 -j ACCEPT"));
+  // The loaded module's options come first: iptables loads -p tcp's module
+  // only for an option no loaded module has, abbreviated or not.
+  CHECK(rule_dump("-p tcp -m multiport --dport 1,2 -j ACCEPT") ==
+        rule_dump("-p tcp -m multiport --dports 1,2 -j ACCEPT"));
+  // Ambiguous (--sport, --syn): no option.
+  CHECK(first_error(one_rule("-p tcp --s 1 -j ACCEPT")).find("unknown option '--s'") != std::string::npos);
+}

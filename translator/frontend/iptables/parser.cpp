@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <deque>
+#include <set>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
@@ -600,7 +602,9 @@ class RuleOptions {
   bool target(const Token& opt, bool neg);
   bool counters(const Token& opt, bool neg);
   bool module_option(const Token& opt, bool neg);
-  const OptSpec* find_option(const std::string& o);
+  const OptSpec* find_option(const std::string& o, bool implicit = true);
+  std::string expand(const std::string& o, bool implicit);
+  std::deque<Token> expanded_;  // options written abbreviated, spelt out (stable addresses)
 
   RuleCtx& c_;
   const std::vector<Token>& toks_;
@@ -659,7 +663,20 @@ void RuleOptions::parse() {
         break;
       }
     }
-    const Token& opt = toks_[i_++];
+    const Token* optp = &toks_[i_++];
+    // getopt_long knows the loaded modules' options, abbreviated too; only
+    // then does iptables load the protocol's module for an unknown option.
+    if (optp->text.starts_with("--") && generic_option(optp->text) == Generic::None && unknown_target_.empty() &&
+        !find_option(optp->text, false)) {
+      std::string full = expand(optp->text, false);
+      if (full.empty() && !find_option(optp->text, true)) full = expand(optp->text, true);
+      if (!full.empty()) {
+        expanded_.push_back(*optp);
+        expanded_.back().text = full;
+        optp = &expanded_.back();
+      }
+    }
+    const Token& opt = *optp;
     const std::string& o = opt.text;
     if (o.size() < 2 || o[0] != '-' || opt.quoted) {
       c_.error(opt, "unexpected '" + o + "'", "expected an option such as -p, -m or -j");
@@ -883,9 +900,20 @@ bool RuleOptions::counters(const Token& opt, bool neg) {
   return true;
 }
 
+// The match iptables loads for -p PROTO when an option needs it.
+const char* implicit_module(uint32_t proto) {
+  return proto == 6     ? "tcp"
+         : proto == 17  ? "udp"
+         : proto == 132 ? "sctp"
+         : proto == 1   ? "icmp"
+         : proto == 58  ? "icmp6"
+         : proto == 136 ? "udplite"
+                        : nullptr;
+}
+
 // A module or target option: target first, then modules, newest first; then
 // the protocol's implicit module (iptables loads -p tcp's "tcp").
-const OptSpec* RuleOptions::find_option(const std::string& o) {
+const OptSpec* RuleOptions::find_option(const std::string& o, bool implicit) {
   const OptSpec* spec = nullptr;
   if (target_)
     for (auto& s : target_->options)
@@ -893,16 +921,9 @@ const OptSpec* RuleOptions::find_option(const std::string& o) {
   for (auto it = loaded_.rbegin(); !spec && it != loaded_.rend(); ++it)
     for (auto& s : (*it)->options)
       if (s.name == o) spec = &s;
-  if (!spec && c_.proto && !c_.proto_negated) {
-    const char* implicit = c_.proto == 6     ? "tcp"
-                           : c_.proto == 17  ? "udp"
-                           : c_.proto == 132 ? "sctp"
-                           : c_.proto == 1   ? "icmp"
-                           : c_.proto == 58  ? "icmp6"
-                           : c_.proto == 136 ? "udplite"
-                                             : nullptr;
-    if (implicit)
-      if (auto* m = find_match_module(implicit)) {
+  if (!spec && implicit && c_.proto && !c_.proto_negated) {
+    if (const char* name = implicit_module(c_.proto))
+      if (auto* m = find_match_module(name)) {
         for (auto& s : m->options)
           if (s.name == o) {
             spec = &s;
@@ -911,6 +932,30 @@ const OptSpec* RuleOptions::find_option(const std::string& o) {
       }
   }
   return spec;
+}
+
+// getopt_long's abbreviations, as iptables-restore reads them: an option
+// no name matches stands for the one option whose name it begins (generic,
+// the target's, the loaded modules' or the protocol's implicit module's):
+// "--mac" for "--mac-source", "--proto" for "--protocol". "" when there is
+// none or more than one.
+std::string RuleOptions::expand(const std::string& o, bool implicit) {
+  static const char* kGeneric[] = {"--source",       "--destination",   "--protocol", "--in-interface",
+                                   "--out-interface", "--fragment",     "--match",    "--jump",
+                                   "--goto",         "--set-counters"};
+  std::set<std::string> names;
+  auto add = [&](std::string_view n) {
+    if (n.size() > o.size() && n.starts_with(o)) names.insert(std::string(n));
+  };
+  for (const char* n : kGeneric) add(n);
+  if (target_)
+    for (auto& sp : target_->options) add(sp.name);
+  for (auto* m : loaded_)
+    for (auto& sp : m->options) add(sp.name);
+  if (const char* name = implicit_module(c_.proto); implicit && name && !c_.proto_negated)
+    if (auto* m = find_match_module(name))
+      for (auto& sp : m->options) add(sp.name);
+  return names.size() == 1 ? *names.begin() : "";
 }
 
 bool RuleOptions::module_option(const Token& opt, bool neg) {
