@@ -58,7 +58,7 @@ static __always_inline void nf_fib_query(struct bpf_fib_lookup* f, const struct 
   f->tot_len = p->length;
   if (p->family == 4) {
     f->family = NF_AF_INET_;
-    f->tos = p->dscp << 2;
+    f->tos = p->tos & 0xfc;
     __builtin_memcpy(&f->ipv4_src, p->saddr + 12, 4);
     __builtin_memcpy(&f->ipv4_dst, p->daddr + 12, 4);
   } else {

@@ -132,7 +132,7 @@ std::vector<uint8_t> build_ip(const PacketSpec& s) {
   std::vector<uint8_t> ip;
   if (s.family == 4) {
     ip.push_back(0x45);
-    ip.push_back((uint8_t)(s.dscp << 2));
+    ip.push_back((uint8_t)(s.dscp << 2 | (s.ecn & 3)));
     put16(ip, (uint16_t)(20 + l4.size()));
     put16(ip, s.ip_id);
     put16(ip, (uint16_t)((s.more_fragments ? 0x2000 : 0) | (s.frag_offset & 0x1fff)));
@@ -160,7 +160,7 @@ std::vector<uint8_t> build_ip(const PacketSpec& s) {
       ext.insert(ext.begin(), hbh.begin(), hbh.end());
       first = 0;
     }
-    uint32_t vtc = (6u << 28) | ((uint32_t)(s.dscp << 2) << 20);
+    uint32_t vtc = (6u << 28) | ((uint32_t)(s.dscp << 2 | (s.ecn & 3)) << 20);
     put32(ip, vtc);
     put16(ip, (uint16_t)(ext.size() + l4.size()));
     ip.push_back(first);

@@ -23,7 +23,7 @@ struct PacketSpec {
   uint8_t icmp_type = 8, icmp_code = 0;
   uint16_t icmp_id = 0, icmp_seq = 0;
   std::vector<uint8_t> quote;  // ICMP error body: the quoted IP packet
-  uint8_t ttl = 64, dscp = 0;
+  uint8_t ttl = 64, dscp = 0, ecn = 0;
   uint16_t ip_id = 0;
   uint16_t frag_offset = 0;  // in 8-byte units
   bool more_fragments = false;

@@ -230,7 +230,7 @@ void Model::classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) con
     w.cls[NF_SLOT_DADDRTYPE] = small(NF_SMALL_DADDRTYPE_BASE + (env_.addrtype(p.daddr) & 4095));
   if (on(NF_SLOT_CTDIR)) w.cls[NF_SLOT_CTDIR] = small(NF_SMALL_CTDIR_BASE + (ctdir > 2 ? 2 : ctdir));
   if (on(NF_SLOT_FRAG)) w.cls[NF_SLOT_FRAG] = small(NF_SMALL_FRAG_BASE + (p.later_fragment ? 1u : 0u));
-  if (on(NF_SLOT_DSCP)) w.cls[NF_SLOT_DSCP] = small(NF_SMALL_DSCP_BASE + (p.dscp & 63));
+  if (on(NF_SLOT_TOS)) w.cls[NF_SLOT_TOS] = small(NF_SMALL_TOS_BASE + p.tos);
   if (on(NF_SLOT_IIF)) w.cls[NF_SLOT_IIF] = pol_.iface_class(0, p.iif);
   if (on(NF_SLOT_OIF)) w.cls[NF_SLOT_OIF] = pol_.iface_class(1, p.oif);
 }

@@ -229,6 +229,12 @@ class Synth {
       case Field::Dscp:
         if (set) s.dscp = (uint8_t)need(pick(*set, m.negated, 0, 63, s.dscp));
         break;
+      case Field::Tos:
+        if (set) {
+          auto t = need(pick(*set, m.negated, 0, 255, (uint64_t)(s.dscp << 2 | s.ecn)));
+          s.dscp = (uint8_t)(t >> 2), s.ecn = (uint8_t)(t & 3);
+        }
+        break;
       case Field::SrcMac:
         if (set) p.src_mac = (uint64_t)need(pick(*set, m.negated, 0, 0xffffffffffffULL, p.src_mac));
         break;

@@ -45,7 +45,7 @@ enum nf2bpf_slot {
   NF_SLOT_DADDRTYPE,
   NF_SLOT_CTDIR,
   NF_SLOT_FRAG,
-  NF_SLOT_DSCP,
+  NF_SLOT_TOS, /* the IPv4 TOS / IPv6 traffic class byte: DSCP << 2 | ECN */
   NF_SLOT_IIF, /* iface hash */
   NF_SLOT_OIF, /* iface hash */
   NF_SLOT_MAX
@@ -82,9 +82,9 @@ enum nf2bpf_slot {
 #define NF_SMALL_CTDIR_SIZE 3u
 #define NF_SMALL_FRAG_BASE (NF_SMALL_CTDIR_BASE + NF_SMALL_CTDIR_SIZE)
 #define NF_SMALL_FRAG_SIZE 3u
-#define NF_SMALL_DSCP_BASE (NF_SMALL_FRAG_BASE + NF_SMALL_FRAG_SIZE)
-#define NF_SMALL_DSCP_SIZE 65u
-#define NF_SMALL_TOTAL (NF_SMALL_DSCP_BASE + NF_SMALL_DSCP_SIZE)
+#define NF_SMALL_TOS_BASE (NF_SMALL_FRAG_BASE + NF_SMALL_FRAG_SIZE)
+#define NF_SMALL_TOS_SIZE 257u
+#define NF_SMALL_TOTAL (NF_SMALL_TOS_BASE + NF_SMALL_TOS_SIZE)
 
 /* Hooks, in packet order. */
 enum nf2bpf_hook {

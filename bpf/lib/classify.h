@@ -152,7 +152,7 @@ NF_SUBPROG int nf_classify(struct nf_scratch* s, __u32 live, __u32 used, __u32 c
     s->cls[NF_SLOT_CTDIR] = nf_small_class(live, NF_SMALL_CTDIR_BASE + (ctdir > 2 ? 2 : ctdir));
   if (used & (1u << NF_SLOT_FRAG))
     s->cls[NF_SLOT_FRAG] = nf_small_class(live, NF_SMALL_FRAG_BASE + (p->frag == 2 ? 1 : 0));
-  if (used & (1u << NF_SLOT_DSCP)) s->cls[NF_SLOT_DSCP] = nf_small_class(live, NF_SMALL_DSCP_BASE + (p->dscp & 63));
+  if (used & (1u << NF_SLOT_TOS)) s->cls[NF_SLOT_TOS] = nf_small_class(live, NF_SMALL_TOS_BASE + p->tos);
   if (used & (1u << NF_SLOT_IIF)) s->cls[NF_SLOT_IIF] = nf_iface_class(live, NF_SLOT_IIF, p->iif);
   if (used & (1u << NF_SLOT_OIF)) s->cls[NF_SLOT_OIF] = nf_iface_class(live, NF_SLOT_OIF, p->oif);
   return 0;

@@ -35,7 +35,7 @@ struct nf_pkt {
   __u8 family; /* 4 or 6 */
   __u8 l4proto;
   __u8 ttl;
-  __u8 dscp;
+  __u8 tos;  /* IPv4 TOS / IPv6 traffic class: DSCP << 2 | ECN */
   __u8 frag; /* 0 not fragmented, 1 first fragment, 2 later fragment */
   __u8 has_ports;
   __u8 has_icmp;
@@ -154,7 +154,7 @@ static __always_inline int nf_parse_l3(void* ctx, int xdp, __u32 l3off, __u16 pr
     nf_v4_mapped(p->daddr, ip.daddr);
     p->l4proto = ip.protocol;
     p->ttl = ip.ttl;
-    p->dscp = ip.tos >> 2;
+    p->tos = ip.tos;
     p->length = bpf_ntohs(ip.tot_len);
     __u16 fo = bpf_ntohs(ip.frag_off);
     if (fo & 0x1fff)
@@ -170,7 +170,7 @@ static __always_inline int nf_parse_l3(void* ctx, int xdp, __u32 l3off, __u16 pr
     __builtin_memcpy(p->saddr, &ip6.saddr, 16);
     __builtin_memcpy(p->daddr, &ip6.daddr, 16);
     p->ttl = ip6.hop_limit;
-    p->dscp = ((ip6.priority << 4) | (ip6.flow_lbl[0] >> 4)) >> 2;
+    p->tos = (ip6.priority << 4) | (ip6.flow_lbl[0] >> 4);
     p->length = bpf_ntohs(ip6.payload_len) + 40;
     __u8 nh = ip6.nexthdr;
     int o = nf_ipv6_skip(ctx, xdp, l3off + sizeof(ip6), &nh, &p->frag);

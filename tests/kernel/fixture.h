@@ -38,6 +38,10 @@ struct Pkt {
     ip.ttl = v;
     return *this;
   }
+  Pkt& tos(uint8_t v) {  // DSCP << 2 | ECN
+    ip.dscp = v >> 2, ip.ecn = v & 3;
+    return *this;
+  }
   Pkt& payload(size_t bytes) {
     ip.payload.assign(bytes, 0x5a);
     return *this;

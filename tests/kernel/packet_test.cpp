@@ -554,6 +554,31 @@ void match_cases(std::vector<Case>& v) {
           in("nfk0", udp(kLan, 1000, kHost, 7300), ACCEPT).policy(),
       },
   });
+  // -m dscp and -m tos: the TOS byte's DSCP, and the byte under a mask,
+  // ECN bits included.
+  v.push_back({
+      "dscp and tos: the DSCP of the TOS byte (any ECN), the TOS byte under its mask",
+      {"-m dscp --dscp", "-m dscp --dscp-class", "-m tos --tos"},
+      "iptables",
+      filter("ACCEPT", "DROP", "ACCEPT",
+             "-A INPUT -p udp -m udp --dport 7500 -m dscp --dscp 0x2e -j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7501 -m dscp ! --dscp-class AF11 -j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7502 -m tos --tos 0x10/0x3f -j DROP\n"
+             "-A INPUT -p udp -m udp --dport 7503 -m tos --tos 0x1 -j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 7500).tos(0xb8), DROP).rule("--dscp 0x2e"),
+          in("nfk0", udp(kLan, 1000, kHost, 7500).tos(0xbb), DROP).rule("--dscp 0x2e"),  // EF with ECN CE
+          in("nfk0", udp(kLan, 1000, kHost, 7500).tos(0xb4), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7501).tos(0x28), ACCEPT).policy(),  // AF11
+          in("nfk0", udp(kLan, 1000, kHost, 7501).tos(0x00), DROP).rule("--dscp-class AF11"),
+          in("nfk0", udp(kLan, 1000, kHost, 7502).tos(0x10), DROP).rule("--tos 0x10/0x3f"),
+          in("nfk0", udp(kLan, 1000, kHost, 7502).tos(0xd0), DROP).rule("--tos 0x10/0x3f"),  // outside the mask
+          in("nfk0", udp(kLan, 1000, kHost, 7502).tos(0x11), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7503).tos(0x01), DROP).rule("--dport 7503"),
+          in("nfk0", udp(kLan, 1000, kHost, 7503).tos(0x05), ACCEPT).policy(),
+      },
+  });
   // -m owner on packets without a sending socket (a test run's have none;
   // tests/kernel/owner.sh sends from processes): xt_owner matches them only
   // when every test it makes is negated.

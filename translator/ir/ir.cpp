@@ -97,6 +97,7 @@ const char* to_string(Field f) {
     case Field::Length: return "length";
     case Field::Ttl: return "ttl";
     case Field::Dscp: return "dscp";
+    case Field::Tos: return "tos";
     case Field::SrcMac: return "ether-saddr";
     case Field::SkUid: return "skuid";
     case Field::SkGid: return "skgid";

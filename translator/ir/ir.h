@@ -74,6 +74,7 @@ enum class Field : uint8_t {
   Length,   // IP total length (iptables -m length, nft meta length)
   Ttl,      // IPv4 TTL / IPv6 hop limit
   Dscp,
+  Tos,     // the whole TOS / traffic class byte: -m tos
   SrcMac,  // 48-bit
   SkUid,
   SkGid,   // owner of the local socket (OUTPUT)

@@ -42,7 +42,7 @@ SmallRange small_range(int slot) {
     case NF_SLOT_DADDRTYPE: return {NF_SMALL_DADDRTYPE_BASE, NF_SMALL_DADDRTYPE_SIZE};
     case NF_SLOT_CTDIR: return {NF_SMALL_CTDIR_BASE, NF_SMALL_CTDIR_SIZE};
     case NF_SLOT_FRAG: return {NF_SMALL_FRAG_BASE, NF_SMALL_FRAG_SIZE};
-    case NF_SLOT_DSCP: return {NF_SMALL_DSCP_BASE, NF_SMALL_DSCP_SIZE};
+    case NF_SLOT_TOS: return {NF_SMALL_TOS_BASE, NF_SMALL_TOS_SIZE};
   }
   return {};
 }
@@ -77,7 +77,8 @@ FieldDomain domain_of(Field f) {
     case Field::DstAddrType: return {NF_SLOT_DADDRTYPE, 0, 4095};
     case Field::CtDirection: return {NF_SLOT_CTDIR, 0, 1};
     case Field::Fragment: return {NF_SLOT_FRAG, 0, 1};
-    case Field::Dscp: return {NF_SLOT_DSCP, 0, 63};
+    case Field::Dscp: return {NF_SLOT_TOS, 0, 63};  // slot_set widens each DSCP to its 4 TOS bytes
+    case Field::Tos: return {NF_SLOT_TOS, 0, 255};
     case Field::IifName: return {NF_SLOT_IIF, 0, 0};
     case Field::OifName: return {NF_SLOT_OIF, 0, 0};
     default: return {};
@@ -156,6 +157,11 @@ std::pair<int, IntervalSet> slot_set(Field f, const IntervalSet& vals, bool neg)
   FieldDomain d = domain_of(f);
   IntervalSet dom = IntervalSet::range(0, d.max);
   IntervalSet v = neg ? vals.intersect(dom).complement(d.max) : vals.intersect(dom);
+  if (f == Field::Dscp) {  // DSCP d is the TOS bytes d << 2 .. d << 2 | 3 (any ECN)
+    IntervalSet tos;
+    for (const auto& iv : v.intervals()) tos.add(iv.lo << 2, (iv.hi << 2) | 3);
+    return {d.slot, tos};
+  }
   if (d.offset == 0) return {d.slot, v};
   IntervalSet shifted;
   for (const auto& iv : v.intervals()) shifted.add(iv.lo + d.offset, iv.hi + d.offset);
@@ -1693,7 +1699,7 @@ void Compiler::add_xdp_stage(const std::vector<uint32_t>& rule_slots) {
                                   (1u << NF_SLOT_DPORT) | (1u << NF_SLOT_PROTO) | (1u << NF_SLOT_ICMP) |
                                   (1u << NF_SLOT_TCPFLAGS) | (1u << NF_SLOT_LENGTH) | (1u << NF_SLOT_TTL) |
                                   (1u << NF_SLOT_NFPROTO) | (1u << NF_SLOT_SADDRTYPE) | (1u << NF_SLOT_DADDRTYPE) |
-                                  (1u << NF_SLOT_FRAG) | (1u << NF_SLOT_DSCP) | (1u << NF_SLOT_IIF);
+                                  (1u << NF_SLOT_FRAG) | (1u << NF_SLOT_TOS) | (1u << NF_SLOT_IIF);
   auto inert = [&](const nf2bpf_stage& st) {
     if (st.policy != NF_ACT_ACCEPT) return false;
     for (uint32_t r = st.first_rule; r < st.end_rule; ++r) {

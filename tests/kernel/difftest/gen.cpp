@@ -11,6 +11,9 @@ namespace nf2bpf::difftest {
 
 namespace {
 
+// The DSCPs packets carry and rules test: 0, AF11, EF.
+const std::vector<int> kDscps = {0, 10, 46};
+
 using Rng = std::mt19937_64;
 
 bool chance(Rng& r, double p) { return std::uniform_real_distribution<double>(0, 1)(r) < p; }
@@ -147,6 +150,15 @@ struct RuleGen {
     if (chance(r, 0.08)) o << " -m mark" << (chance(r, 0.3) ? " !" : "") << " --mark 0x1/0x1";
     if (chance(r, 0.05)) o << " -m length --length " << range(r, 40, 80) << ":" << range(r, 81, 200);
     if (chance(r, 0.05)) o << (fam == 4 ? " -m ttl --ttl-gt " : " -m hl --hl-gt ") << range(r, 1, 100);
+    // The packets' DSCP is 0, AF11 (10) or EF (46), their ECN any (base()).
+    if (chance(r, 0.03)) o << " -m dscp" << (chance(r, 0.3) ? " !" : "") << " --dscp " << pick(r, kDscps);
+    if (chance(r, 0.02)) o << " -m dscp --dscp-class " << (chance(r, 0.5) ? "EF" : "af11");
+    if (chance(r, 0.03)) {
+      static const int masks[] = {0xff, 0x3f, 0xfc, 0x03};
+      int mask = masks[range(r, 0, 3)], tos = pick(r, kDscps) << 2 | range(r, 0, 3);
+      o << " -m tos" << (chance(r, 0.3) ? " !" : "") << " --tos 0x" << std::hex << (tos & mask) << "/0x" << mask
+        << std::dec;
+    }
     if (fam == 4 && chance(r, 0.04)) o << " -m iprange --src-range 10.200.0.1-10.200.0.9";
     if (fam == 4 && host_like(mode) && chance(r, 0.05))
       o << " -m addrtype --dst-type " << (chance(r, 0.5) ? "LOCAL" : "UNICAST");
@@ -518,6 +530,8 @@ struct NftGen {
     }
     if (chance(r, 0.04)) o << " meta length " << range(r, 40, 80) << "-" << range(r, 81, 200);
     if (chance(r, 0.04)) o << (fam == 4 ? " ip ttl > " : " ip6 hoplimit > ") << range(r, 1, 100);
+    if (chance(r, 0.04))
+      o << (fam == 4 ? " ip dscp " : " ip6 dscp ") << (chance(r, 0.3) ? "!= " : "") << pick(r, kDscps);
 
     // Statements. nf2bpf runs a rule's statements after its matches, and a
     // vmap is a match: only a counter (which changes nothing) goes before one.
@@ -711,6 +725,8 @@ struct FlowGen {
     s.proto = proto;
     s.ttl = (uint8_t)(chance(r, 0.1) ? range(r, 2, 20) : 64);
     if (reject && chance(r, 0.2)) s.dscp = (uint8_t)range(r, 1, 63);
+    if (chance(r, 0.25)) s.dscp = (uint8_t)pick(r, kDscps);
+    if (chance(r, 0.25)) s.ecn = (uint8_t)range(r, 0, 3);
     return s;
   }
 

@@ -1,5 +1,6 @@
 // `-m MODULE` handlers: each option of each match module becomes IR matches.
 #include <grp.h>
+#include <strings.h>
 #include <pwd.h>
 
 #include <algorithm>
@@ -587,6 +588,57 @@ void owner_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
   m.args.emplace_back(std::string(canon), v);
 }
 
+// -m dscp --dscp N (0-63) / --dscp-class NAME, as libxt_dscp reads them.
+void dscp_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a, bool cls) {
+  static const std::pair<const char*, uint32_t> kClasses[] = {
+      {"CS0", 0x00},  {"CS1", 0x08},  {"CS2", 0x10},  {"CS3", 0x18},  {"CS4", 0x20},  {"CS5", 0x28},
+      {"CS6", 0x30},  {"CS7", 0x38},  {"BE", 0x00},   {"AF11", 0x0a}, {"AF12", 0x0c}, {"AF13", 0x0e},
+      {"AF21", 0x12}, {"AF22", 0x14}, {"AF23", 0x16}, {"AF31", 0x1a}, {"AF32", 0x1c}, {"AF33", 0x1e},
+      {"AF41", 0x22}, {"AF42", 0x24}, {"AF43", 0x26}, {"EF", 0x2e}};
+  uint64_t v = 0;
+  bool ok = false;
+  if (cls) {
+    for (auto [name, value] : kClasses)
+      if (strcasecmp(name, a[0]->text.c_str()) == 0) v = value, ok = true;
+  } else {
+    ok = parse_uint(a[0]->text, 63, v);
+  }
+  if (!ok) {
+    c.error(*a[0], std::string("invalid DSCP ") + (cls ? "class" : "value") + " '" + a[0]->text + "'",
+            cls ? "use CS0-CS7, BE, AF11-AF43 or EF" : "a number from 0 to 63 (0x3f)");
+    return;
+  }
+  c.add_match(Field::Dscp, neg, IntervalSet::single(v), cap_of("dscp", cls ? "--dscp-class" : "--dscp"), opt, "dscp");
+}
+
+// -m tos --tos VALUE[/MASK] (mask 0xff) or a name (mask 0x3f), as libxt_tos
+// reads them: the TOS bytes t with (t & mask) == value.
+void tos_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
+  static const std::pair<const char*, uint32_t> kNames[] = {{"Minimize-Cost", 0x02},
+                                                            {"Maximize-Reliability", 0x04},
+                                                            {"Maximize-Throughput", 0x08},
+                                                            {"Minimize-Delay", 0x10},
+                                                            {"Normal-Service", 0x00}};
+  std::string_view t = a[0]->text;
+  uint64_t value = 0, mask = 0xff;
+  bool ok = false;
+  for (auto [name, v] : kNames)
+    if (strcasecmp(name, a[0]->text.c_str()) == 0) value = v, mask = 0x3f, ok = true;
+  if (!ok) {
+    auto slash = t.find('/');
+    ok = parse_uint(t.substr(0, slash), 0xff, value) &&
+         (slash == std::string_view::npos || parse_uint(t.substr(slash + 1), 0xff, mask));
+  }
+  if (!ok) {
+    c.error(*a[0], "invalid TOS '" + a[0]->text + "'", "write VALUE[/MASK] (0-0xff) or a name such as Minimize-Delay");
+    return;
+  }
+  IntervalSet bytes;
+  for (uint64_t b = 0; b < 256; ++b)
+    if ((b & mask) == value) bytes.add(b, b);
+  c.add_match(Field::Tos, neg, bytes, cap_of("tos", "--tos"), opt, "tos");
+}
+
 void comment(RuleCtx& c, bool, const Token&, const Args& a) {
   if (a[0]->text.size() > 255) c.warning(*a[0], "comment longer than 255 characters: iptables would reject it");
   c.rule.comment = a[0]->text;
@@ -769,6 +821,13 @@ const std::vector<ModuleSpec>& modules() {
         RECORD("statistic", "--every", 1, true), RECORD("statistic", "--packet", 1, false)},
        {}},
       {"mac", {{"--mac-source", 1, true, mac_source, ""}}, {}},
+      {"dscp",
+       {{"--dscp", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { dscp_opt(c, n, o, a, false); }, ""},
+        {"--dscp-class", 1, true,
+         [](RuleCtx& c, bool n, const Token& o, const Args& a) { dscp_opt(c, n, o, a, true); }, ""}},
+       {}},
+      {"tos", {{"--tos", 1, true, tos_opt, ""}}, {}},
       {"owner",
        {{"--uid-owner", 1, true,
          [](RuleCtx& c, bool n, const Token& o, const Args& a) { owner_opt(c, n, o, a, "--uid-owner"); }, ""},

@@ -940,9 +940,8 @@ const OptSpec* RuleOptions::find_option(const std::string& o, bool implicit) {
 // "--mac" for "--mac-source", "--proto" for "--protocol". "" when there is
 // none or more than one.
 std::string RuleOptions::expand(const std::string& o, bool implicit) {
-  static const char* kGeneric[] = {"--source",       "--destination",   "--protocol", "--in-interface",
-                                   "--out-interface", "--fragment",     "--match",    "--jump",
-                                   "--goto",         "--set-counters"};
+  static const char* kGeneric[] = {"--source",   "--destination", "--protocol", "--in-interface", "--out-interface",
+                                   "--fragment", "--match",       "--jump",     "--goto",         "--set-counters"};
   std::set<std::string> names;
   auto add = [&](std::string_view n) {
     if (n.size() > o.size() && n.starts_with(o)) names.insert(std::string(n));
