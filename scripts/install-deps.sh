@@ -11,7 +11,7 @@ PKGS=(
   libnftnl-dev libmnl-dev libnftables-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev catch2
   libpcap-dev nlohmann-json3-dev libbenchmark-dev
-  iproute2 iptables nftables ipset tcpdump iputils-ping python3-scapy
+  iproute2 iptables nftables ipset conntrack tcpdump iputils-ping python3-scapy
   gnuplot-nox  # make bench: the packets/s plot
 )
 

@@ -24,6 +24,7 @@
 // --mutate makes the second one load the ruleset with one DNAT/REDIRECT port
 // changed (it must report DIFFs).
 // Exit: 0 no disagreement, 1 disagreements, 2 harness error, 77 not root.
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -185,6 +186,31 @@ int main(int argc, char** argv) {
     a += pa, b += pb;
     return std::to_string(p.proto) + (a < b ? a + b : b + a);
   };
+  // A REJECT answer's own answer: the kernel's REJECT attaches the rejected
+  // packet's unconfirmed connection to its answer in the other direction
+  // (nf_ct_attach); when that answer is rejected in turn, its answer carries
+  // the connection in the first direction again, and once it passes
+  // POSTROUTING __nf_conntrack_confirm inserts the connection the first
+  // packet began though that packet was dropped. nf2bpf does not (issue 14).
+  // Seen as: a TCP packet netfilter passes and nf2bpf drops, whose flow the
+  // kernel tracks in the orientation of the other side, none of whose
+  // packets netfilter passed.
+  auto confirmed_by_answer = [&](const Testbed& tb, const Probe& p, bool other_side_passed) {
+    if (p.proto != 6 || other_side_passed) return false;
+    size_t l4 = p.family == 4 ? (size_t)(p.ip[0] & 15) * 4 : 40, alen = p.family == 4 ? 4 : 16;
+    size_t at = p.family == 4 ? 12 : 8;
+    if (p.ip.size() < l4 + 4) return false;
+    char src[64], dst[64];
+    inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.ip.data() + at, src, sizeof src);
+    inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.ip.data() + at + alen, dst, sizeof dst);
+    unsigned sport = p.ip[l4] << 8 | p.ip[l4 + 1], dport = p.ip[l4 + 2] << 8 | p.ip[l4 + 3];
+    std::string out;  // the other side's orientation: its source is our destination
+    tb.filter_ns().sh(std::string("conntrack -L -f ") + (p.family == 4 ? "ipv4" : "ipv6") + " -p tcp -s " + dst +
+                          " -d " + src + " --sport " + std::to_string(dport) + " --dport " + std::to_string(sport) +
+                          " 2>/dev/null",
+                      &out);
+    return out.find("tcp") != std::string::npos;
+  };
   for (int c = 0; c < o.cases; ++c) {
     uint64_t seed = o.seed + (uint64_t)c;
     Case cs = random_case(seed, o.mode, o.family, o.packets, o.ref, o.reject);
@@ -212,7 +238,8 @@ int main(int argc, char** argv) {
       continue;
     }
     int case_diffs = 0;
-    std::set<std::string> flows;  // TCP flows an earlier packet of this case opened
+    std::set<std::string> flows;         // TCP flows an earlier packet of this case opened
+    std::set<std::string> passed_sides;  // flow + direction of the packets netfilter passed
     for (size_t k = 0; k < cs.probes.size(); ++k) {
       const Probe& p = cs.probes[k];
       bool tracked = p.proto == 6 && !flows.insert(flow_of(p)).second;
@@ -225,7 +252,16 @@ int main(int argc, char** argv) {
       }
       ++total;
       passed_a += got_a;
-      if (got_a != got_b && tracked && p.what.find("stray tcp") != std::string::npos && !o.strict_tcp) {
+      std::string other = flow_of(p) + (p.dir == Dir::ToServer ? "<" : ">");
+      if (got_a) passed_sides.insert(flow_of(p) + (p.dir == Dir::ToServer ? ">" : "<"));
+      if (got_a && !got_b && o.reject && confirmed_by_answer(a, p, passed_sides.count(other) != 0)) {
+        ++window_known;
+        printf(
+            "KNOWN case seed %llu packet %zu (%s): netfilter passed, nf2bpf dropped: the kernel confirmed the "
+            "connection a packet it rejected began, through the answer to that packet's REJECT answer (not in "
+            "nf2bpf yet, issue 14)\n",
+            (unsigned long long)seed, k + 1, p.what.c_str());
+      } else if (got_a != got_b && tracked && p.what.find("stray tcp") != std::string::npos && !o.strict_tcp) {
         ++window_known;
         printf(
             "KNOWN case seed %llu packet %zu (%s): netfilter %s, nf2bpf %s: a stray segment on a tracked flow, "
@@ -261,6 +297,11 @@ int main(int argc, char** argv) {
           printf("\n");
           for (const auto& x : ans_a) printf("  netfilter answered: %s\n", x.c_str());
           for (const auto& x : ans_b) printf("  nf2bpf answered:    %s\n", x.c_str());
+        } else if (o.verbose) {
+          printf("  ok %zu %s %s: dropped, %zu answers ", k + 1, p.dir == Dir::ToServer ? "c>s" : "s>c", p.what.c_str(),
+                 ans_a.size());
+          for (uint8_t byte : p.ip) printf("%02x", byte);
+          printf("\n");
         }
       } else if (o.verbose) {
         printf("  ok %zu %s %s: %s ", k + 1, p.dir == Dir::ToServer ? "c>s" : "s>c", p.what.c_str(),
