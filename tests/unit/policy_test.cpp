@@ -460,3 +460,32 @@ TEST_CASE("limit: iptables-legacy's xt_limit counts credits in jiffies, iptables
   CHECK(plain.c.pol.limits.at(1).flags == 0);
   CHECK(xt.c.pol.limits.at(1).flags == NF_LIMIT_XT);
 }
+
+TEST_CASE("ipset: ICMP elements of hash:ip,port, and a negated match on a two-dimensional set") {
+  diag::Diagnostics d;
+  auto sets = frontend::parse_ipset_save({"sets",
+                                          "create pp hash:ip,port family inet\nadd pp 10.0.0.2,icmp:echo-request\n"
+                                          "add pp 10.0.0.3,icmp:3/3\nadd pp 10.0.0.4,udp:53\n"},
+                                         d);
+  REQUIRE_FALSE(d.has_errors());
+  REQUIRE(sets.size() == 1);
+  auto c = compile_text(kHead +
+                            "-A INPUT -p icmp -m set --match-set pp src,dst -j ACCEPT\n"   // 5
+                            "-A INPUT -p udp -m set ! --match-set pp src,dst -j ACCEPT\n"  // 6
+                            "COMMIT\n",
+                        sets);
+  INFO(c.diags);
+  REQUIRE(c.diags.empty());
+  model::Model m(c.pol);
+  uint64_t t = 1;
+  auto at = [&](const pkt::Packet& p) { return m.decide(p, Path::Input, t++).action; };
+  // The "port" of an ICMP element is its type and code.
+  CHECK(at(icmp("10.0.0.2", "10.0.0.1", 8)) == NF_ACT_ACCEPT);
+  CHECK(at(icmp("10.0.0.2", "10.0.0.1", 0)) == NF_ACT_DROP);
+  CHECK(at(icmp("10.0.0.3", "10.0.0.1", 3, 3)) == NF_ACT_ACCEPT);
+  CHECK(at(icmp("10.0.0.3", "10.0.0.1", 3, 1)) == NF_ACT_DROP);
+  // ! --match-set: every UDP datagram but 10.0.0.4 to port 53.
+  CHECK(at(udp("10.0.0.4", 1, "10.0.0.1", 53)) == NF_ACT_DROP);
+  CHECK(at(udp("10.0.0.4", 1, "10.0.0.1", 54)) == NF_ACT_ACCEPT);
+  CHECK(at(udp("10.0.0.5", 1, "10.0.0.1", 53)) == NF_ACT_ACCEPT);
+}

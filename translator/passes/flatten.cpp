@@ -124,6 +124,36 @@ void Flattener::emit_rule(uint32_t t, uint32_t c, uint32_t r, const Rule& rule, 
     overflow_ = true;
     return;
   }
+  // ! --match-set S a,b (a set of two or more dimensions): S is a union of
+  // boxes, whose negation is no box. A guard per such set skips the rule
+  // for packets in it (the rule's other matches and S), then the rule runs
+  // without it. Not when a match has state (limit, statistic, recent ...):
+  // the guard would take its tokens or draws a second time.
+  auto neg_multi = [](const Match& m) {
+    const auto* ref = std::get_if<SetRef>(&m.value);
+    return m.negated && ref && ref->key.size() > 1;
+  };
+  if (std::any_of(own.begin(), own.end(), neg_multi) && std::none_of(own.begin(), own.end(), [](const Match& m) {
+        return m.field == Field::Opaque && !m.module.empty() && m.module != "comment" && m.module != "owner";
+      })) {
+    std::vector<Match> rest;
+    for (const auto& m : own)
+      if (!neg_multi(m)) rest.push_back(m);
+    regions_.emplace_back();
+    size_t region = regions_.size() - 1;
+    for (const auto& m : own)
+      if (neg_multi(m)) {
+        std::vector<Match> g = rest;
+        g.push_back(m);
+        g.back().negated = false;
+        auto& f = push(g, ref, path);
+        f.action = FlatAction::Skip;
+        regions_[region].fixups.push_back(list_->rules.size() - 1);
+      }
+    emit_rule(t, c, r, rule, rest, v, path, return_region, with_statements);
+    close_region(region, list_->rules.size());
+    return;
+  }
   switch (v.kind) {
     case VerdictKind::Accept:
     case VerdictKind::Drop:

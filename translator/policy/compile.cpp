@@ -575,7 +575,15 @@ void Compiler::MatchLowering::set(const SetRef& ref) {
   for (const auto& e : set->elements) {
     Box b;
     for (size_t i = 0; i < dims && i < e.key.size(); ++i) {
-      auto [slot, s] = slot_set(ref.key[i], e.key[i], false);
+      // An ICMP element's "port" is its type << 8 | code (ipset's
+      // ip_set_get_ip4_port), whichever side the set's dimension names.
+      Field f = ref.key[i];
+      if ((f == Field::SrcPort || f == Field::DstPort) && i > 0 && ref.key[i - 1] == Field::L4Proto) {
+        const auto& proto = e.key[i - 1];
+        if (proto == IntervalSet::single(1)) f = Field::IcmpType;
+        if (proto == IntervalSet::single(58)) f = Field::Icmp6Type;
+      }
+      auto [slot, s] = slot_set(f, e.key[i], false);
       if (slot < 0) {
         fail(std::string("sets keyed by ") + to_string(ref.key[i]) + " are not supported by the dataplane");
         return;

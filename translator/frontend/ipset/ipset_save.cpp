@@ -1,5 +1,10 @@
 // `ipset save` front-end: the sets iptables rules name with `-m set`.
+#include <strings.h>
+
 #include <algorithm>
+#include <optional>
+#include <span>
+#include <string>
 
 #include "common/strings.h"
 #include "translator/frontend/iptables/lexer.h"
@@ -32,6 +37,68 @@ const TypeInfo kTypes[] = {
     {"bitmap:port", {Field::SrcPort}},
     {"bitmap:ip", {Field::SrcAddr}},
 };
+
+// An ICMP or ICMPv6 "port" of an ipset element: a name as `ipset save`
+// writes it (libipset's icmp.c / icmpv6.c) or TYPE/CODE; type << 8 | code.
+std::optional<uint64_t> icmp_type_code(std::string_view c, bool v6) {
+  struct Name {
+    const char* name;
+    uint8_t type, code;
+  };
+  static const Name k4[] = {{"echo-reply", 0, 0},
+                            {"dest-unreachable", 3, 0},
+                            {"network-unreachable", 3, 0},
+                            {"host-unreachable", 3, 1},
+                            {"protocol-unreachable", 3, 2},
+                            {"port-unreachable", 3, 3},
+                            {"fragmentation-needed", 3, 4},
+                            {"source-route-failed", 3, 5},
+                            {"network-unknown", 3, 6},
+                            {"host-unknown", 3, 7},
+                            {"network-prohibited", 3, 9},
+                            {"host-prohibited", 3, 10},
+                            {"TOS-network-unreachable", 3, 11},
+                            {"TOS-host-unreachable", 3, 12},
+                            {"communication-prohibited", 3, 13},
+                            {"host-precedence-violation", 3, 14},
+                            {"precedence-cutoff", 3, 15},
+                            {"source-quench", 4, 0},
+                            {"network-redirect", 5, 0},
+                            {"host-redirect", 5, 1},
+                            {"TOS-network-redirect", 5, 2},
+                            {"TOS-host-redirect", 5, 3},
+                            {"echo-request", 8, 0},
+                            {"router-advertisement", 9, 0},
+                            {"router-solicitation", 10, 0},
+                            {"ttl-zero-during-transit", 11, 0},
+                            {"ttl-zero-during-reassembly", 11, 1},
+                            {"ip-header-bad", 12, 0},
+                            {"required-option-missing", 12, 1},
+                            {"timestamp-request", 13, 0},
+                            {"timestamp-reply", 14, 0},
+                            {"address-mask-request", 17, 0},
+                            {"address-mask-reply", 18, 0}};
+  static const Name k6[] = {{"no-route", 1, 0},
+                            {"communication-prohibited", 1, 1},
+                            {"address-unreachable", 1, 3},
+                            {"port-unreachable", 1, 4},
+                            {"packet-too-big", 2, 0},
+                            {"ttl-zero-during-transit", 3, 0},
+                            {"ttl-zero-during-reassembly", 3, 1},
+                            {"bad-header", 4, 0},
+                            {"unknown-header-type", 4, 1},
+                            {"unknown-option", 4, 2},
+                            {"echo-request", 128, 0},
+                            {"echo-reply", 129, 0}};
+  for (const Name& n : v6 ? std::span<const Name>(k6) : std::span<const Name>(k4))
+    if (strcasecmp(n.name, std::string(c).c_str()) == 0) return (uint64_t)n.type << 8 | n.code;
+  auto slash = c.find('/');
+  uint64_t type = 0, code = 0;
+  if (slash == std::string_view::npos || !ipt::parse_uint(c.substr(0, slash), 255, type) ||
+      !ipt::parse_uint(c.substr(slash + 1), 255, code))
+    return std::nullopt;
+  return type << 8 | code;
+}
 
 // One component of an element (an address, a port, a mark, a MAC) into
 // `e.key`; false when it is not valid. `with_proto`: ports carry their
@@ -70,10 +137,15 @@ bool element_component(Field f, std::string_view c, ir::AddrFamily fam, bool wit
     }
     uint64_t lo = 0, hi = 0;
     auto dash = c.find('-');
-    if (!ipt::parse_uint(c.substr(0, dash), 65535, lo) ||
-        (dash != std::string_view::npos && !ipt::parse_uint(c.substr(dash + 1), 65535, hi)))
+    if (proto == 1 || proto == 58) {  // the ICMP type and code, as ipset keeps them: type << 8 | code
+      auto tc = icmp_type_code(c, proto == 58);
+      if (!tc) ok = false;
+      lo = hi = tc.value_or(0);
+    } else if (!ipt::parse_uint(c.substr(0, dash), 65535, lo) ||
+               (dash != std::string_view::npos && !ipt::parse_uint(c.substr(dash + 1), 65535, hi))) {
       ok = false;
-    if (dash == std::string_view::npos) hi = lo;
+    }
+    if (dash == std::string_view::npos || proto == 1 || proto == 58) hi = std::max(hi, lo);
     if (with_proto) e.key.push_back(IntervalSet::single(proto));
     e.key.push_back(IntervalSet::range(lo, hi));
   } else if (f == Field::Mark) {
