@@ -734,7 +734,7 @@ void RuleOptions::check_at_end() {
     c_.error(*c_.needs_tcp, "--reject-with tcp-reset needs -p tcp", "the kernel refuses this rule; add -p tcp");
     return;
   }
-  if (target_ && !target_->required.empty()) {
+  if (target_ && !target_->required.empty() && !c_.rule.statements.empty()) {
     const auto& st = c_.rule.statements.back();
     bool given = std::any_of(st.args.begin(), st.args.end(), [&](auto& kv) { return kv.first == target_->required; });
     if (!given)

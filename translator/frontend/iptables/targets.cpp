@@ -417,6 +417,11 @@ const std::vector<TargetSpec>& targets() {
         {"--timeout", 1, false, ct_other, ""}},
        [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Other, "-j CT", t); }},
       {"NOTRACK", {}, [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::Notrack, "-j NOTRACK", t); }},
+      // Fills in a partial checksum (CHECKSUM_PARTIAL) in software; changes
+      // no verdict, and the rule goes on to the next.
+      {"CHECKSUM",
+       {{"--checksum-fill", 0, false, [](RuleCtx&, bool, const Token&, const Args&) {}, ""}},
+       [](RuleCtx& c, const Token& t) { set_verdict(c, t, VerdictKind::Continue, "-j CHECKSUM"); }},
       {"TCPMSS",
        {{"--set-mss", 1, false, record, ""}, {"--clamp-mss-to-pmtu", 0, false, record, ""}},
        [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::TcpMss, "-j TCPMSS", t); }},
