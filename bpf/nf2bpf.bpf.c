@@ -17,6 +17,7 @@
 #include "lib/sock.h"
 #include "lib/classify.h"
 #include "lib/nat.h"
+#include "lib/mangle.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -270,6 +271,8 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
    * host sends, judged as a local one, with the rejected packet's
    * connection (and so again on lo's ingress run, for a local sender). */
   s->answer = 0;
+  s->tcpmss = 0;
+  s->tcpmss_pmtu = 0;
   s->answer_ct = 0;
   s->answer_mark = 0;
   if ((skb->cb[3] >> 16) == NF_CB_ANSWER) nf_answer_begin(skb, s, ingress, looped);
@@ -382,6 +385,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   }
 
 out:;
+  if (verdict == NF_ACT_ACCEPT && (s->tcpmss || s->tcpmss_pmtu) && nf_tcpmss(skb, s) < 0) verdict = NF_ACT_DROP;
   /* (For a looped packet only a connmark change remains to be stored.) */
   int accepted = verdict == NF_ACT_ACCEPT;
   int forwarding = ingress && second_hook == NF_HOOK_FORWARD;

@@ -484,6 +484,7 @@ void Model::statements(Work& w, const nf2bpf_rule& r) {
         if (w.has_ct) w.p.mark = (w.p.mark & ~st.mask) | (w.ctmark & st.mask);
         break;
       case NF_STMT_NOTRACK: w.notrack = true; break;
+      case NF_STMT_TCPMSS: break;  // rewrites the packet, decides nothing
       default: break;
     }
   }

@@ -113,6 +113,7 @@ enum nf2bpf_stmt_kind {
   NF_STMT_SAVE_MARK,    /* ctmark = (ctmark & ~mask) | (mark & mask) */
   NF_STMT_RESTORE_MARK, /* mark = (mark & ~mask) | (ctmark & mask) */
   NF_STMT_NOTRACK,
+  NF_STMT_TCPMSS, /* TCPMSS: lower the MSS option to value, or (value 0) to the path MTU's */
 };
 
 #define NF_MAX_TUPLE_SLOTS 12

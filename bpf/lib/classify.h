@@ -462,6 +462,14 @@ static __always_inline void nf_statements(struct nf_scratch* s, struct nf2bpf_ru
         if (s->has_ct) s->p.mark = (s->p.mark & ~st->mask) | (s->ctmark & st->mask);
         break;
       case NF_STMT_NOTRACK: s->notrack = 1; break;
+      /* Applied when the run accepts the packet (lib/mangle.h): the MSS
+       * only goes down, so the smallest asked for is the outcome. */
+      case NF_STMT_TCPMSS:
+        if (!st->value)
+          s->tcpmss_pmtu = 1;
+        else if (!s->tcpmss || st->value < s->tcpmss)
+          s->tcpmss = st->value;
+        break;
     }
   }
 }

@@ -304,12 +304,15 @@ struct nf_scratch {
   __u8 fwd;            /* ingress: a forwarded packet of fwd_key's connection leaves as fwd_tuple */
   __u8 rerouted;       /* egress: a local packet routed again leaves on another run (fwd_*) */
   __u8 answer;         /* a REJECT answer's run (lib/reject.h) */
-  __u8 pad[2];
+  __u8 tcpmss_pmtu;    /* a TCPMSS statement asked for the path MTU's MSS (lib/mangle.h) */
+  __u8 pad;
   __u64 generation;
   __u32 draw_slot[NF_DRAW_CACHE]; /* this stage run's draws by slot % NF_DRAW_CACHE */
   __u32 draw_val[NF_DRAW_CACHE];
   __u32 draw_valid; /* bit k: draw_slot/val[k] hold a draw of this stage run */
-  __u32 draw_pad;
+  __u16 tcpmss;     /* the smallest MSS a TCPMSS statement asked for this run; 0: none */
+  __u16 pad2;
+  __u8 opts[64];       /* TCP options, up to 40 bytes (lib/mangle.h; indexes masked to 63) */
   __u8 answer_src[16]; /* REJECT: its answer's source address (lib/reject.h) */
   __u32 answer_ct;     /* an answer's run: the connection it carries (state | dir << 8), 0 none */
   __u32 answer_mark;   /* and that connection's mark */

@@ -160,7 +160,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "target", "-j DSCP", U, "packet rewriting (DSCP) is not implemented"},
   {"iptables", "target", "-j TOS", U, "packet rewriting (TOS) is not implemented"},
   {"iptables", "target", "-j CHECKSUM", A, "changes no verdict; the kernel completes a partial checksum (CHECKSUM_PARTIAL, as virtual devices pass packets on) in software where the rule says so, nf2bpf leaves it to the device as for every other packet: only a guest that ignores the virtio checksum flag (old DHCP clients) sees the difference"},
-  {"iptables", "target", "-j TCPMSS", U, "packet rewriting (MSS clamping) is not implemented"},
+  {"iptables", "target", "-j TCPMSS", A, "the MSS option is lowered as the kernel lowers it (never raised; the TCP checksum fixed) once the packet is accepted; the path MTU (--clamp-mss-to-pmtu, rt mtu) is the smaller of the route's and the reverse route's MTU, in the forward hook only; not yet: a SYN without an MSS option gets none (the kernel adds one of at most 536, or 1220 for IPv6)"},
   {"iptables", "target", "-j QUEUE", U, "userspace queueing is not available to TC/XDP programs"},
   {"iptables", "target", "-j NFQUEUE", U, "userspace queueing is not available to TC/XDP programs"},
 };

@@ -819,6 +819,32 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
       case StmtKind::Netmap:
         if (!nat_action(st, dl, d)) ok = false;
         continue;
+      case StmtKind::TcpMss: {
+        // iptables: --set-mss N or --clamp-mss-to-pmtu; nft: set N or set rt mtu.
+        std::string v;
+        bool pmtu = false;
+        for (const auto& [k, a] : st.args) {
+          if (k == "--set-mss" || k == "set") v = a;
+          if (k == "--clamp-mss-to-pmtu" || a == "rt mtu") pmtu = true;
+        }
+        uint64_t mss = v.empty() || v.find_first_not_of("0123456789") != std::string::npos
+                           ? 0
+                           : std::strtoull(v.c_str(), nullptr, 10);
+        if (!pmtu && (mss == 0 || mss > 65535)) {
+          diag_.error(st.loc, "invalid MSS '" + v + "'", "an MSS from 1 to 65535, or the path MTU's");
+          ok = false;
+          continue;
+        }
+        if (pmtu && dl.hook != Hook::Forward) {
+          diag_.error(st.loc,
+                      "nf2bpf clamps the MSS to the path MTU in the forward hook only, where the route is known",
+                      "put the rule in mangle FORWARD (a forward chain), or set a fixed MSS");
+          ok = false;
+          continue;
+        }
+        s.kind = NF_STMT_TCPMSS, s.value = (uint32_t)mss;
+        break;
+      }
       case StmtKind::Notrack:
         if (!(dl.priority < -200)) {
           diag_.error(st.loc, "NOTRACK outside the raw table has no effect in netfilter and is not compiled");

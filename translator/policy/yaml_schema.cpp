@@ -685,6 +685,7 @@ std::string stmt_text(const Policy& p, const nf2bpf_stmt& s) {
     case NF_STMT_SAVE_MARK: return "ctmark = (ctmark & ~" + m + ") | (mark & " + m + ")";
     case NF_STMT_RESTORE_MARK: return "mark = (mark & ~" + m + ") | (ctmark & " + m + ")";
     case NF_STMT_NOTRACK: return "notrack";
+    case NF_STMT_TCPMSS: return s.value ? "tcpmss " + std::to_string(s.value) : "tcpmss path-mtu";
   }
   return "?";
 }
@@ -733,8 +734,15 @@ std::optional<ParseFail> parse_stmt(std::string_view s, const Policy& p, nf2bpf_
     f = expr("(ctmark & ~", NF_STMT_SET_CTMARK, "mark & ", NF_STMT_SAVE_MARK);
   } else if (c.lit("notrack")) {
     st.kind = NF_STMT_NOTRACK;
+  } else if (c.lit("tcpmss ")) {
+    st.kind = NF_STMT_TCPMSS;
+    uint64_t v = 0;
+    if (!c.lit("path-mtu")) {
+      if (!c.dec(v, 65535) || v == 0) return ParseFail{c.i, "expected an MSS from 1 to 65535, or path-mtu"};
+      st.value = (uint32_t)v;
+    }
   } else {
-    return ParseFail{0, "unknown statement (expected log, mark = ..., ctmark = ... or notrack)"};
+    return ParseFail{0, "unknown statement (expected log, mark = ..., ctmark = ..., notrack or tcpmss)"};
   }
   if (f) return f;
   if (!c.done()) return ParseFail{c.i, "unexpected text after the statement"};
