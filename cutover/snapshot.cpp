@@ -16,6 +16,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <vector>
 #include <memory>
 
 namespace nf2bpf::cutover {
@@ -114,6 +115,40 @@ bool same_attr(const std::optional<Bytes>& kernel, const std::optional<Bytes>& r
 
 std::string chain_str(const KTable& t, const KChain& c) {
   return std::string(family_name(t.family)) + " " + t.name + " " + c.name;
+}
+
+// An exthdr expression that writes (`tcp option maxseg size set ...`) is
+// dumped with NFTA_EXTHDR_FLAGS (0), which its init refuses when a rule is
+// added (nft_exthdr_tcp_set_init: EINVAL): it goes back without flags, as
+// nft adds it. The rule's expressions are taken out and put back in order.
+void strip_exthdr_write_flags(nftnl_rule* r) {
+  std::vector<nftnl_expr*> all;
+  bool any = false;
+  nftnl_expr_iter* it = nftnl_expr_iter_create(r);
+  if (!it) return;
+  for (nftnl_expr* e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it)) {
+    all.push_back(e);
+    any |= std::string(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "exthdr" &&
+           nftnl_expr_is_set(e, NFTNL_EXPR_EXTHDR_SREG) && nftnl_expr_is_set(e, NFTNL_EXPR_EXTHDR_FLAGS);
+  }
+  nftnl_expr_iter_destroy(it);
+  if (!any) return;
+  for (nftnl_expr* e : all) nftnl_rule_del_expr(e);
+  for (nftnl_expr* e : all) {
+    if (std::string(nftnl_expr_get_str(e, NFTNL_EXPR_NAME)) == "exthdr" &&
+        nftnl_expr_is_set(e, NFTNL_EXPR_EXTHDR_SREG)) {
+      nftnl_expr* w = nftnl_expr_alloc("exthdr");
+      nftnl_expr_set_u32(w, NFTNL_EXPR_EXTHDR_SREG, nftnl_expr_get_u32(e, NFTNL_EXPR_EXTHDR_SREG));
+      nftnl_expr_set_u8(w, NFTNL_EXPR_EXTHDR_TYPE, nftnl_expr_get_u8(e, NFTNL_EXPR_EXTHDR_TYPE));
+      nftnl_expr_set_u32(w, NFTNL_EXPR_EXTHDR_OFFSET, nftnl_expr_get_u32(e, NFTNL_EXPR_EXTHDR_OFFSET));
+      nftnl_expr_set_u32(w, NFTNL_EXPR_EXTHDR_LEN, nftnl_expr_get_u32(e, NFTNL_EXPR_EXTHDR_LEN));
+      if (nftnl_expr_is_set(e, NFTNL_EXPR_EXTHDR_OP))
+        nftnl_expr_set_u32(w, NFTNL_EXPR_EXTHDR_OP, nftnl_expr_get_u32(e, NFTNL_EXPR_EXTHDR_OP));
+      nftnl_expr_free(e);
+      e = w;
+    }
+    nftnl_rule_add_expr(r, e);
+  }
 }
 
 // iptables-nft passes the rule's -p protocol (NFTA_RULE_COMPAT) when it adds
@@ -449,6 +484,7 @@ Result<void> add_create_rule(Batch& b, const KTable& t, const KChain& c, const K
   nftnl_rule_unset(x.get(), NFTNL_RULE_ID);
   nftnl_rule_unset(x.get(), NFTNL_RULE_POSITION_ID);
   set_compat(x.get());
+  strip_exthdr_write_flags(x.get());
   retarget_sets(x.get(), set_ids);
   uint16_t flags = NLM_F_CREATE;
   if (before)
