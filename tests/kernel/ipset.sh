@@ -31,23 +31,6 @@ cat >"$WORK/rules" <<'EOF'
 -A INPUT -p udp -m set ! --match-set pp2 src,dst -j DROP
 COMMIT
 EOF
-cat >"$WORK/recv.py" <<'EOF'
-import select, socket, sys
-socks = []
-for port in (9001, 9002, 9003):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port)); socks.append(s)
-got = set()
-done = False
-while not done:
-    ready, _, _ = select.select(socks, [], [], 15)
-    if not ready: break
-    for s in ready:
-        d, a = s.recvfrom(100)
-        if d == b"end": done = True
-        else: got.add(int(d))
-open(sys.argv[1], "w").write(" ".join(map(str, sorted(got))) + "\n")
-EOF
 cat >"$WORK/send.py" <<'EOF'
 import socket, time
 script = [("10.87.1.3", 9001), ("10.87.1.2", 9002), ("10.87.1.5", 9002), ("10.87.1.3", 9002), ("10.87.1.2", 9003)]
@@ -59,19 +42,14 @@ e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(("10.87.1.2", 0))  
 for _ in range(3): e.sendto(b"end", ("10.87.1.1", 9002)); time.sleep(0.05)
 EOF
 run() {  # pings from .2, .3, .5 (A/D), then the datagrams
-  local out="" r
+  local out=""
   for src in 10.87.1.2 10.87.1.3 10.87.1.5; do
     if ip netns exec "$CLI" ping -c1 -W0.5 -I "$src" 10.87.1.1 >/dev/null 2>&1; then out+=A; else out+=D; fi
   done
-  ip netns exec "$SRV" python3 "$WORK/recv.py" "$WORK/got" &
-  r=$!
-  sleep 0.3
+  udp_recv "$SRV" "$WORK/got" 9001 9002 9003
   ip netns exec "$CLI" python3 "$WORK/send.py"
-  wait "$r"
-  python3 -c '
-import sys
-got = set(map(int, open(sys.argv[1]).read().split()))
-print(sys.argv[2] + " " + "".join("A" if i in got else "D" for i in range(5)))' "$WORK/got" "$out"
+  wait "$RECV"
+  echo "$out $(arrivals "$WORK/got" 5)"
 }
 # Resolve the client addresses first (the first ping of each may be lost to ARP otherwise).
 for src in 10.87.1.2 10.87.1.3 10.87.1.5; do ip netns exec "$CLI" ping -c1 -W1 -I "$src" 10.87.1.1 >/dev/null; done

@@ -45,3 +45,22 @@ veth_pair() {
   ip -n "$CLI" addr add "$1.2/24" dev c0 && ip -n "$CLI" link set c0 up
   ip -n "$SRV" addr add "$1.1/24" dev s0 && ip -n "$SRV" link set s0 up
 }
+
+# Datagram sequences: udp_recv NS OUT PORT... starts tests/kernel/udp_recv.py
+# in namespace NS in the background (its pid in RECV); after the sender's
+# "end", `wait "$RECV"`, then arrivals OUT N prints A (arrived) or D per index
+# 0..N-1.
+KDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+udp_recv() {
+  local ns=$1
+  shift
+  ip netns exec "$ns" python3 "$KDIR/udp_recv.py" "$@" &
+  RECV=$!
+  sleep 0.3
+}
+arrivals() {
+  python3 -c '
+import sys
+got = set(map(int, open(sys.argv[1]).read().split()))
+print("".join("A" if i in got else "D" for i in range(int(sys.argv[2]))))' "$1" "$2"
+}

@@ -45,23 +45,6 @@ table inet f {
 }
 EOF
 
-cat >"$WORK/recv.py" <<'EOF'
-import select, socket, sys
-socks = []
-for port in (9001, 9002, 9003, 9004, 9999):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port)); socks.append(s)
-got = set()
-done = False
-while not done:
-    ready, _, _ = select.select(socks, [], [], 15)
-    if not ready: break
-    for s in ready:
-        d, a = s.recvfrom(2000)
-        if d == b"end": done = True
-        else: got.add(int(d.split(b" ")[0]))
-open(sys.argv[1], "w").write(" ".join(map(str, sorted(got))) + "\n")
-EOF
 # (pause before, datagrams back to back, port, payload bytes). 9001 at
 # 10/second burst 3: 5 at once (3 pass), 250 ms later 3 (2 pass, 50 ms
 # left), 170 ms of tokens later 2 (1 pass), full again 4 (3 pass). 9004:
@@ -83,16 +66,11 @@ for _ in range(3): s.sendto(b"end", ("10.85.1.1", 9999)); time.sleep(0.05)
 print(n)
 EOF
 run() {  # KIND: the A/D string of one pass
-  ip netns exec "$SRV" python3 "$WORK/recv.py" "$WORK/got" &
-  local r=$!
-  sleep 0.3
+  udp_recv "$SRV" "$WORK/got" 9001 9002 9003 9004 9999
   local n
   n=$(ip netns exec "$CLI" python3 "$WORK/send.py" "$1")
-  wait "$r"
-  python3 -c '
-import sys
-got = set(map(int, open(sys.argv[1]).read().split()))
-print("".join("A" if i in got else "D" for i in range(int(sys.argv[2]))))' "$WORK/got" "$n"
+  wait "$RECV"
+  arrivals "$WORK/got" "$n"
 }
 ip netns exec "$CLI" ping -c1 -W1 10.85.1.1 >/dev/null
 

@@ -46,23 +46,6 @@ table inet f {
 }
 EOF
 
-cat >"$WORK/recv.py" <<'EOF'
-import select, socket, sys
-socks = []
-for port in (9001, 9002, 9003, 9004, 9005, 9999):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port)); socks.append(s)
-got = set()
-done = False
-while not done:
-    ready, _, _ = select.select(socks, [], [], 15)
-    if not ready: break
-    for s in ready:
-        d, a = s.recvfrom(100)
-        if d == b"end": done = True
-        else: got.add(int(d))
-open(sys.argv[1], "w").write(" ".join(map(str, sorted(got))) + "\n")
-EOF
 cat >"$WORK/send.py" <<'EOF'
 import socket, sys
 base = int(sys.argv[1])
@@ -93,9 +76,8 @@ chmod 644 "$WORK"/*.py
 
 IDS=("0 0" "1000 2003" "1001 3000" "1001 2001")
 run() {  # the arrivals of the datagrams (A/D), then the connections (C/R/T)
-  ip netns exec "$CLI" python3 "$WORK/recv.py" "$WORK/got" &
-  local r=$! i=0
-  sleep 0.3
+  udp_recv "$CLI" "$WORK/got" 9001 9002 9003 9004 9005 9999
+  local i=0
   for id in "${IDS[@]}"; do
     set -- $id
     ip netns exec "$SRV" setpriv --reuid "$1" --regid "$2" --clear-groups /usr/bin/python3 "$WORK/send.py" $((i * 5))
@@ -104,12 +86,10 @@ run() {  # the arrivals of the datagrams (A/D), then the connections (C/R/T)
   sleep 0.2
   ip netns exec "$SRV" python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(3): s.sendto(b"end", ("10.86.1.2", 9999))'
-  wait "$r"
-  python3 -c '
-import sys
-got = set(map(int, open(sys.argv[1]).read().split()))
-s = "".join("A" if i in got else "D" for i in range(20))
-print(" ".join(s[i:i + 5] for i in range(0, 20, 5)), end=" ")' "$WORK/got"
+  wait "$RECV"
+  local s
+  s=$(arrivals "$WORK/got" 20)
+  echo -n "${s:0:5} ${s:5:5} ${s:10:5} ${s:15:5} "
   ip netns exec "$CLI" python3 "$WORK/connect.py"
 }
 ip netns exec "$SRV" setpriv --reuid 1000 --regid 1000 --clear-groups /usr/bin/python3 "$WORK/listen.py" &

@@ -47,25 +47,6 @@ cat >"$WORK/rules" <<'EOF'
 COMMIT
 EOF
 
-# The receiver prints the indexes of the datagrams that arrived, until the
-# sender's end marker (to port 9999, which no rule tests).
-cat >"$WORK/recv.py" <<'EOF'
-import select, socket, sys
-socks = []
-for port in list(range(9001, 9011)) + [9999]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port)); socks.append(s)
-got = set()
-done = False
-while not done:
-    ready, _, _ = select.select(socks, [], [], 15)
-    if not ready: break
-    for s in ready:
-        d, a = s.recvfrom(100)
-        if d == b"end": done = True
-        else: got.add(int(d))
-open(sys.argv[1], "w").write(" ".join(map(str, sorted(got))) + "\n")
-EOF
 # The script: (pause before, source, destination, port). "probe" sends the
 # one datagram checked after a reload.
 cat >"$WORK/send.py" <<'EOF'
@@ -90,17 +71,13 @@ for _ in range(3): e.sendto(b"end", (S1, 9999)); time.sleep(0.05)
 print(len(script))
 EOF
 # One pass: A/D per datagram of the script.
+# (The sender's end marker goes to port 9999, which no rule tests.)
 run() {
-  ip netns exec "$SRV" python3 "$WORK/recv.py" "$WORK/got" &
-  local r=$!
-  sleep 0.3
+  udp_recv "$SRV" "$WORK/got" $(seq 9001 9010) 9999
   local n
   n=$(ip netns exec "$CLI" python3 "$WORK/send.py" "$1")
-  wait "$r"
-  python3 -c '
-import sys
-got = set(map(int, open(sys.argv[1]).read().split()))
-print("".join("A" if i in got else "D" for i in range(int(sys.argv[2]))))' "$WORK/got" "$n"
+  wait "$RECV"
+  arrivals "$WORK/got" "$n"
 }
 # Resolve both addresses of each side before the passes.
 for src in 10.84.1.2 10.84.1.3; do for dst in 10.84.1.1 10.84.1.4; do

@@ -1,0 +1,28 @@
+# The receiving side of the kernel shell tests' datagram sequences (see
+# lib.sh's arrivals): binds PORT..., then records the index each datagram
+# starts with ("17" or "17 padding...") until a datagram "end" arrives or 15 s
+# pass without one, and writes the sorted indexes to OUT.
+#   udp_recv.py OUT PORT...
+import select
+import socket
+import sys
+
+out, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
+socks = []
+for port in ports:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    socks.append(s)
+got = set()
+done = False
+while not done:
+    ready, _, _ = select.select(socks, [], [], 15)
+    if not ready:
+        break
+    for s in ready:
+        d, _ = s.recvfrom(2000)
+        if d == b"end":
+            done = True
+        else:
+            got.add(int(d.split(b" ")[0]))
+open(out, "w").write(" ".join(map(str, sorted(got))) + "\n")
