@@ -838,3 +838,39 @@ TEST_CASE("recent rules round-trip through YAML and read as xt_recent's options"
   CHECK(y.find("rdest mask 0xffffffffffffffff 0xffffffffffffff00]") != std::string::npos);
   CHECK(y.find("raw:") == std::string::npos);  // the check text determines every recent field
 }
+
+TEST_CASE("policy YAML: limits as the kernel configures them and TCPMSS statements, written and read back") {
+  auto p = compile_text("rules.nft",
+                        "table inet f {\n"
+                        "  chain input { type filter hook input priority 0; policy accept;\n"
+                        "    udp dport 1 limit rate 10/second burst 3 packets accept\n"
+                        "    udp dport 2 limit rate over 2/minute drop\n"
+                        "    udp dport 3 limit rate 1 mbytes/second burst 10 kbytes accept\n"
+                        "  }\n"
+                        "  chain fwd { type filter hook forward priority -150; policy accept;\n"
+                        "    tcp flags syn tcp option maxseg size set rt mtu\n"
+                        "    oifname \"ppp0\" tcp flags syn tcp option maxseg size set 1400\n"
+                        "  }\n"
+                        "}\n");
+  REQUIRE(p.limits.size() == 4);
+  // nft_limit_init: cost = unit_ns / rate, tokens_max = cost * burst; bytes:
+  // unit_ns * (rate + burst) / rate.
+  CHECK(p.limits[1].cost == 100000000);
+  CHECK(p.limits[1].cap == 300000000);
+  CHECK(p.limits[1].flags == 0);
+  CHECK(p.limits[2].cost == 30000000000ULL);
+  CHECK(p.limits[2].cap == 150000000000ULL);  // burst 5 by default
+  CHECK(p.limits[2].flags == NF_LIMIT_INV);
+  CHECK(p.limits[3].rate == 1048576);
+  CHECK(p.limits[3].cap == 1009765625);  // 1e9 * (1048576 + 10240) / 1048576
+  CHECK(p.limits[3].flags == NF_LIMIT_BYTES);
+  std::set<std::pair<uint8_t, uint32_t>> mss;
+  for (const auto& s : p.stmts)
+    if (s.kind == NF_STMT_TCPMSS) mss.insert({s.kind, s.value});
+  CHECK(mss == std::set<std::pair<uint8_t, uint32_t>>{{NF_STMT_TCPMSS, 0}, {NF_STMT_TCPMSS, 1400}});
+  std::string y = policy::to_yaml(p);
+  CHECK(y.find("do: [tcpmss path-mtu]") != std::string::npos);
+  CHECK(y.find("do: [tcpmss 1400]") != std::string::npos);
+  CHECK(y.find("checks: ['limit over 2/minute burst 5 (#2)']") != std::string::npos);
+  require_round_trip(p);
+}
