@@ -17,7 +17,6 @@
 #include "lib/sock.h"
 #include "lib/classify.h"
 #include "lib/nat.h"
-#include "lib/mangle.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -49,25 +48,34 @@ static __always_inline int nf_martian(const struct nf_pkt* p, __u32 ifindex) {
   return 0;
 }
 
-/* A FIB query for the packet's flow, starting from `ifindex`. */
-static __always_inline void nf_fib_query(struct bpf_fib_lookup* f, const struct nf_pkt* p, __u32 ifindex) {
+/* A FIB query for the packet's flow (`reverse`: the flow back to its
+ * sender), starting from `ifindex`. */
+static __always_inline void nf_fib_query_dir(struct bpf_fib_lookup* f, const struct nf_pkt* p, __u32 ifindex,
+                                             int reverse) {
+  const __u8* src = reverse ? p->daddr : p->saddr;
+  const __u8* dst = reverse ? p->saddr : p->daddr;
   __builtin_memset(f, 0, sizeof(*f));
   f->ifindex = ifindex;
   f->l4_protocol = p->l4proto;
-  f->sport = bpf_htons(p->sport);
-  f->dport = bpf_htons(p->dport);
+  f->sport = bpf_htons(reverse ? p->dport : p->sport);
+  f->dport = bpf_htons(reverse ? p->sport : p->dport);
   f->tot_len = p->length;
   if (p->family == 4) {
     f->family = NF_AF_INET_;
     f->tos = p->tos & 0xfc;
-    __builtin_memcpy(&f->ipv4_src, p->saddr + 12, 4);
-    __builtin_memcpy(&f->ipv4_dst, p->daddr + 12, 4);
+    __builtin_memcpy(&f->ipv4_src, src + 12, 4);
+    __builtin_memcpy(&f->ipv4_dst, dst + 12, 4);
   } else {
     f->family = NF_AF_INET6_;
-    __builtin_memcpy(f->ipv6_src, p->saddr, 16);
-    __builtin_memcpy(f->ipv6_dst, p->daddr, 16);
+    __builtin_memcpy(f->ipv6_src, src, 16);
+    __builtin_memcpy(f->ipv6_dst, dst, 16);
   }
 }
+static __always_inline void nf_fib_query(struct bpf_fib_lookup* f, const struct nf_pkt* p, __u32 ifindex) {
+  nf_fib_query_dir(f, p, ifindex, 0);
+}
+
+#include "lib/mangle.h"
 
 /* Is the packet for this host? Like the kernel's input routing: the local
  * table first (this namespace's addresses, broadcasts, multicast: kept in

@@ -28,8 +28,8 @@ struct Packet {
   u128 saddr = 0, daddr = 0;
   uint16_t length = 0;  // IPv4 total length / IPv6 payload length + 40
   uint8_t ttl = 64;     // TTL / hop limit
-  uint8_t dscp = 0;
-  uint8_t tos = 0;              // the whole TOS / traffic class byte (dscp << 2 | ECN)
+  uint8_t tos = 0;      // the whole TOS / traffic class byte: DSCP << 2 | ECN
+  uint8_t dscp() const { return tos >> 2; }
   uint8_t l4proto = 0;          // after IPv6 extension headers
   bool fragment = false;        // part of a fragmented datagram
   bool later_fragment = false;  // not the first fragment: no L4 header

@@ -248,7 +248,6 @@ std::string decode_ip(const uint8_t* d, size_t len, pkt::Packet& p) {
     p.length = total;
     p.ttl = d[8];
     p.tos = d[1];
-    p.dscp = d[1] >> 2;
     uint16_t fo = be16(d + 6);
     l3.proto = d[9];
     l3.l4off = ihl;
@@ -264,7 +263,6 @@ std::string decode_ip(const uint8_t* d, size_t len, pkt::Packet& p) {
     p.length = (uint16_t)(plen + 40);
     p.ttl = d[7];
     p.tos = (uint8_t)((d[0] & 0x0f) << 4 | d[1] >> 4);
-    p.dscp = p.tos >> 2;
     if (auto e = walk_ipv6(d, end, d[6], 40, l3); !e.empty()) return e;
   } else {
     return "not IP: version " + std::to_string(ver);

@@ -452,7 +452,7 @@ std::optional<u128> field_value(Field f, const Ctx& c, bool& unknown, std::strin
     }
     case Field::Length: return p.length;
     case Field::Ttl: return p.ttl;
-    case Field::Dscp: return p.dscp;
+    case Field::Dscp: return p.dscp();
     case Field::Tos: return p.tos;
     case Field::SrcMac:
       if (p.has_l2 && !p.iif.empty()) return p.src_mac;

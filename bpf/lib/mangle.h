@@ -8,25 +8,13 @@
 /* bpf_fib_lookup without the neighbour: its MTU even before ARP/ND. */
 #define NF_FIB_LOOKUP_SKIP_NEIGH (1U << 2)
 
-/* The MTU of the route from the ingress device to `dst` (from `src`), as
- * bpf_fib_lookup gives it (the route's mtu or its device's); 0 when there is
- * no route. */
+/* The MTU of the route from the ingress device for the packet's flow
+ * (`reverse`: back to its sender), as bpf_fib_lookup gives it (the route's
+ * mtu or its device's; a nonzero tot_len asks for it); 0 when there is no
+ * route. (nf_fib_query_dir: nf2bpf.bpf.c, which includes this file.) */
 static __always_inline __u32 nf_route_mtu(struct __sk_buff* skb, struct bpf_fib_lookup* f, const struct nf_pkt* p,
-                                          const __u8* src, const __u8* dst) {
-  __builtin_memset(f, 0, sizeof(*f));
-  f->ifindex = p->iif;
-  f->l4_protocol = IPPROTO_TCP;
-  f->tot_len = 1; /* asks for the MTU check, which reports it */
-  if (p->family == 4) {
-    f->family = 2; /* AF_INET */
-    f->tos = p->tos & 0xfc;
-    __builtin_memcpy(&f->ipv4_src, src + 12, 4);
-    __builtin_memcpy(&f->ipv4_dst, dst + 12, 4);
-  } else {
-    f->family = 10; /* AF_INET6 */
-    __builtin_memcpy(f->ipv6_src, src, 16);
-    __builtin_memcpy(f->ipv6_dst, dst, 16);
-  }
+                                          int reverse) {
+  nf_fib_query_dir(f, p, p->iif, reverse);
   long rc = bpf_fib_lookup(skb, f, sizeof(*f), NF_FIB_LOOKUP_SKIP_NEIGH);
   return rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_FRAG_NEEDED ? f->mtu_result : 0;
 }
@@ -45,8 +33,8 @@ NF_SUBPROG int nf_tcpmss(struct __sk_buff* skb, struct nf_scratch* s) {
   __u32 newmss = s->tcpmss ? s->tcpmss : 0xffff;
   if (s->tcpmss_pmtu) {
     __u32 minlen = p->family == 4 ? 40 : 60;
-    __u32 mtu = nf_route_mtu(skb, &s->nat.fib, p, p->saddr, p->daddr);
-    __u32 back = nf_route_mtu(skb, &s->nat.fib, p, p->daddr, p->saddr); /* tcpmss_reverse_mtu */
+    __u32 mtu = nf_route_mtu(skb, &s->nat.fib, p, 0);
+    __u32 back = nf_route_mtu(skb, &s->nat.fib, p, 1); /* tcpmss_reverse_mtu */
     if (back && (!mtu || back < mtu)) mtu = back;
     if (mtu <= minlen) return -1;
     if (mtu - minlen < newmss) newmss = mtu - minlen;

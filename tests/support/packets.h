@@ -68,7 +68,7 @@ inline std::vector<uint8_t> frame(const pkt::Packet& p) {
   s.icmp_code = p.icmp_code;
   s.icmp_id = p.icmp_id;
   s.ttl = p.ttl;
-  s.dscp = p.dscp;
+  s.dscp = p.dscp();
   s.ecn = p.tos & 3;
   if (p.inner) {
     verify::PacketSpec q;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -359,11 +360,7 @@ static std::string limit_config(const ir::Match& m, bool legacy, nf2bpf_limit_cf
       out.cost = avg, out.cap = b, out.flags = NF_LIMIT_XT;
       return "";
     }
-    static const uint32_t mult[] = {kScale * 86400, kScale * 3600, kScale * 60, kScale};
-    size_t i = 1;
-    for (; i < 4; ++i)
-      if (avg > mult[i] || mult[i] / avg < mult[i] % avg) break;
-    n = mult[i - 1] / avg, unit = mult[i - 1] / kScale;
+    std::tie(n, unit) = xt_rate(avg);
   }
   uint64_t nsecs = unit * kNsec;
   if (bytes_mult) {

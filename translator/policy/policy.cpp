@@ -36,6 +36,16 @@ bool EntryKeyEq::operator()(const nf2bpf_entry_key& a, const nf2bpf_entry_key& b
   return std::memcmp(&a, &b, sizeof a) == 0;
 }
 
+std::pair<uint64_t, uint64_t> xt_rate(uint32_t avg) {
+  static const uint64_t kSecs[] = {86400, 3600, 60, 1};
+  size_t i = 1;
+  for (; i < 4; ++i) {
+    uint64_t m = kSecs[i] * 10000;
+    if (avg > m || m / avg < m % avg) break;
+  }
+  return {kSecs[i - 1] * 10000 / avg, kSecs[i - 1]};
+}
+
 namespace {
 template <typename T>
 void put(std::string& out, const T& v) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "bpf/include/abi.h"
@@ -121,6 +122,11 @@ struct EntryKeyEq {
 // names the answer, not the family: no-route is IPv6's net unreachable,
 // addr-unreachable its host unreachable, as nft's icmpx maps them.
 inline constexpr uint8_t kRejectUnknown = 255;
+
+// xt_limit's avg (1/10000 s per packet, nonzero) as a whole number of packets
+// per unit, the unit as libxt_limit's print_rate and iptables-nft's
+// add_nft_limit pick it: {packets, seconds in the unit}.
+std::pair<uint64_t, uint64_t> xt_rate(uint32_t avg);
 uint8_t reject_code(std::string_view with);
 const char* reject_name(uint8_t code);  // "port-unreachable", "tcp-reset", "host-prohibited" ...
 

@@ -70,14 +70,13 @@ std::string limit_text(const nf2bpf_limit_cfg& l) {
   static const std::pair<const char*, uint64_t> units[] = {
       {"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}, {"week", 604800}};
   if (l.flags & NF_LIMIT_XT) {  // as libxt_limit's print_rate shows avg
-    if (!l.cost) return "0/second burst " + std::to_string(l.cap) + " xt_limit";
-    int i = 2;  // from hour down to second: the unit before the first that does not fit
-    for (; i >= 0; --i) {
-      uint64_t m = units[i].second * 10000;
-      if (l.cost > m || m / l.cost < m % l.cost) break;
-    }
-    const auto& [name, secs] = units[i + 1];
-    return std::to_string(secs * 10000 / l.cost) + "/" + name + " burst " + std::to_string(l.cap) + " xt_limit";
+    if (!l.cost || l.cost > UINT32_MAX)
+      return "avg " + std::to_string(l.cost) + " burst " + std::to_string(l.cap) + " xt_limit";
+    auto [n, secs] = xt_rate((uint32_t)l.cost);
+    const char* name = "second";
+    for (auto [u, s] : units)
+      if (s == secs) name = u;
+    return std::to_string(n) + "/" + name + " burst " + std::to_string(l.cap) + " xt_limit";
   }
   std::string over = l.flags & NF_LIMIT_INV ? "over " : "";
   if (l.flags & NF_LIMIT_BYTES)
