@@ -256,6 +256,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   s->nat.changed = 0;
   s->nat.had_alias = 0;
   s->nat.hint = 0;
+  s->nat.soft_csum = 0;
   s->srch.stage = NF_NONE;
   if (cfg.slots_used || 1) {
     __u8 mac[6];
@@ -358,6 +359,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
     ct->dir = 2;
   }
   if (s->answer_ct) nf_answer_ct(s);
+  if (s->answer && !ingress) nf_answer_nat(s);
   s->ctstate = ct->state;
   s->ctdir = ct->dir;
   nf_classify(s, live, cfg.slots_used & ((1u << NF_SLOT_CTSTATE) | (1u << NF_SLOT_CTDIR)), ct->state, ct->dir);

@@ -272,7 +272,7 @@ struct nf_nat_work {
   __u8 had_alias; /* the entry's alias exists under old_reply */
   __u8 has_range; /* range holds the binding rule's range (else the null binding) */
   __u8 hint;      /* conntrack: the packet's connection is hint_key's (a forwarded packet's egress) */
-  __u8 pad;
+  __u8 soft_csum; /* checksums are updated as complete ones (a REJECT answer: nf_csum_replace) */
   struct nf_ct_key hint_key;
   struct nf2bpf_nat range;
   struct nf_ct_tuple old_reply;
@@ -316,6 +316,11 @@ struct nf_scratch {
   __u8 answer_src[16]; /* REJECT: its answer's source address (lib/reject.h) */
   __u32 answer_ct;     /* an answer's run: the connection it carries (state | dir << 8), 0 none */
   __u32 answer_mark;   /* and that connection's mark */
+  /* Index 0's (the CPU's): the NAT of the packet REJECT answered, for its
+   * answer's next run (lib/reject.h); 0: none left. */
+  __u8 answer_nat; /* NF_ANSWER_NAT | its NF_CT_SNAT / NF_CT_DNAT */
+  __u8 pad3[3];
+  struct nf_ct_tuple answer_orig, answer_reply;
   struct nf_ct_key pending_key, pending_alias_key, fwd_key;
   struct nf_ct_tuple fwd_tuple;
   struct nf_ct_res ct;

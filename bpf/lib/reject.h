@@ -298,6 +298,44 @@ NF_SUBPROG int nf_answer_begin(struct __sk_buff* skb, struct nf_scratch* s, __u3
   return s->answer;
 }
 
+/* The NAT of the packet REJECT answered, left in the CPU's scratch for its
+ * answer's next run: that runs at once, on this CPU (bpf_redirect_neigh). */
+#define NF_ANSWER_NAT 0x80
+static __always_inline void nf_answer_nat_keep(struct nf_scratch* s) {
+  __u32 zero = 0;
+  struct nf_scratch* cpu = bpf_map_lookup_elem(&nf_scratch, &zero);
+  if (!cpu) return;
+  const struct nf_nat_work* nw = &s->nat;
+  cpu->answer_nat = nw->active ? NF_ANSWER_NAT | (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) : 0;
+  if (!cpu->answer_nat) return;
+  cpu->answer_orig = nw->orig;
+  cpu->answer_reply = nw->reply;
+}
+
+/* An answer's egress run, after NAT's start: the answer is translated as a
+ * packet of the rejected packet's connection in the other direction (its
+ * binding as it stood when the rule rejected: nf_nat_icmp_reply_translation
+ * for an ICMP error, quoted packet and outer source; nf_nat_packet for a
+ * RST), and binds nothing. Without a kept NAT (a packet over lo, whose
+ * connection was confirmed before INPUT rejected it) the connection lookup's
+ * NAT stands. */
+NF_SUBPROG int nf_answer_nat(struct nf_scratch* s) {
+  if (!s || !s->answer) return 0;
+  struct nf_nat_work* nw = &s->nat;
+  nw->binding = 0;
+  nw->soft_csum = 1;
+  __u32 zero = 0;
+  struct nf_scratch* cpu = bpf_map_lookup_elem(&nf_scratch, &zero);
+  if (!cpu || !cpu->answer_nat) return 0;
+  nw->active = 1;
+  nw->flags = cpu->answer_nat & (NF_CT_SNAT | NF_CT_DNAT);
+  nw->dir = s->ct.dir;
+  nw->orig = cpu->answer_orig;
+  nw->reply = cpu->answer_reply;
+  cpu->answer_nat = 0;
+  return 1;
+}
+
 /* After the connection lookup: an answer's connection replaces what it found. */
 NF_SUBPROG int nf_answer_ct(struct nf_scratch* s) {
   if (!s || !s->answer_ct) return 0;
@@ -429,6 +467,7 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
   if (hook == NF_HOOK_FORWARD && type != 1 && nf_store_ttl(skb, p)) return TC_ACT_SHOT;
   if (!(type == 1 ? nf_build_rst(skb, s) : nf_build_unreach(skb, s, code))) return TC_ACT_SHOT;
   skb->mark = 0;
+  nf_answer_nat_keep(s);
   skb->cb[3] = (skb->cb[3] & 0xffff) | (NF_CB_ANSWER << 16); /* (the connection's state and direction below) */
   skb->cb[4] = s->ctmark;
   return bpf_redirect_neigh(oif, 0, 0, 0);
