@@ -14,7 +14,7 @@
 #include "lib/parse.h"
 #include "lib/maps.h"
 #include "lib/ct.h"
-#include "lib/sock.h"
+#include "lib/kern.h"
 #include "lib/classify.h"
 #include "lib/nat.h"
 
@@ -284,7 +284,9 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   s->tcpmss_pmtu = 0;
   s->answer_ct = 0;
   s->answer_mark = 0;
-  if ((skb->cb[3] >> 16) == NF_CB_ANSWER) nf_answer_begin(skb, s, ingress, looped);
+  if ((skb->cb[3] >> 16) == NF_CB_ANSWER && nf_answer_begin(skb, s, ingress, looped) && !ingress &&
+      (skb->cb[3] & NF_CB_PEER6) && !nf_answer_peer6(skb, s))
+    return TC_ACT_SHOT; /* its peer's ICMP rate limit */
   if (ingress) {
     p->iif = skb->ifindex;
     p->oif = 0;

@@ -11,7 +11,10 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -625,6 +628,31 @@ Result<void> fill_array(int fd, const std::vector<V>& vals, const char* what, ui
   return fill(fd, keys.data(), 4, vals.data(), sizeof(V), vals.size(), what);
 }
 
+// Whether this kernel gives an IPv6 peer routed by a wider prefix a shorter
+// ICMP rate limit (icmpv6_xrlim_allow: the limit >> ((128 - plen) >> 5)).
+// Linux dropped that rule (commit 0201eedb69b2, also taken into the stable
+// series) in the change that made net.ipv6.icmp.ratelimit's default 100 ms
+// instead of 1000: a new network namespace's default tells which rule the
+// running kernel follows. Asked once, in a child process (open/read only: the
+// parent may have threads).
+bool icmp6_prefix_scaled() {
+  static const bool scaled = [] {
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      if (unshare(CLONE_NEWNET) != 0) _exit(2);
+      int fd = open("/proc/sys/net/ipv6/icmp/ratelimit", O_RDONLY);
+      char buf[16] = {};
+      if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0) _exit(2);
+      _exit(std::strncmp(buf, "1000\n", 5) == 0 ? 1 : 0);
+    }
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid) return false;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+  }();
+  return scaled;
+}
+
 }  // namespace
 
 // REJECT's ICMP rate limits: this namespace's sysctls, as the kernel would
@@ -658,9 +686,10 @@ Result<void> write_icmp_limits(int fd) {
   c.limit4 = (num("/proc/sys/net/ipv4/icmp_ratemask", 0x1818) >> 3) & 1;
   c.limit6 = has_type(read("/proc/sys/net/ipv6/icmp/ratemask", ""), 1);
   c.ratelimit4 = num("/proc/sys/net/ipv4/icmp_ratelimit", 1000);
-  c.ratelimit6 = num("/proc/sys/net/ipv6/icmp/ratelimit", 1000);
+  c.ratelimit6 = num("/proc/sys/net/ipv6/icmp/ratelimit", 100);
   c.msgs_per_sec = num("/proc/sys/net/ipv4/icmp_msgs_per_sec", 1000);
   c.msgs_burst = num("/proc/sys/net/ipv4/icmp_msgs_burst", 50);
+  c.prefix6 = icmp6_prefix_scaled();
   uint32_t zero = 0;
   if (int rc = bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) return bpf_err("write the ICMP rate limits", rc);
   return {};

@@ -422,7 +422,7 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
   for (uint32_t i = 0; i < r.stmt_count && i < 16 && log_only; ++i)
     log_only = pol_.stmts[r.stmt_first + i].kind == NF_STMT_LOG;
   if (res & NF_RES_OWNER) {
-    // bpf/lib/sock.h nf_owner_ok for a packet without a sending socket (a
+    // bpf/lib/kern.h nf_owner_ok for a packet without a sending socket (a
     // capture or a test run has none): what the socket is decides.
     w.indeterminate |= !log_only;
     uint32_t match = r.owner_match, inv = r.owner_inv;

@@ -445,7 +445,7 @@ struct nf2bpf_icmp_cfg {
   nf_u32 ratelimit6;   /* net.ipv6.icmp.ratelimit, ms */
   nf_u32 msgs_per_sec; /* net.ipv4.icmp_msgs_per_sec (both families) */
   nf_u32 msgs_burst;   /* net.ipv4.icmp_msgs_burst */
-  nf_u32 pad;
+  nf_u32 prefix6;      /* IPv6: the limit >> ((128 - route prefix) >> 5), as kernels before 0201eedb69b2 */
 };
 
 /* Global (not per generation) control record: which generation slot is live. */

@@ -26,11 +26,11 @@
  * as the kernel sends it: routed towards the sender (bpf_redirect_neigh),
  * through this host's OUTPUT and POSTROUTING (the egress run knows it by
  * NF_CB_ANSWER), carrying the rejected packet's connection. ICMP errors
- * pass the kernel's rate limits (below). Not yet as the kernel: the L4
- * checksum of the rejected packet is not verified (the kernel answers
- * nothing for a bad one); IP options are quoted but not echoed; an answer
- * to a packet NAT changed is not translated back; IPv6's ICMP rate limit is
- * that of an on-link /64 peer for every peer. */
+ * pass the kernel's rate limits (below). An answer to a packet NAT changed
+ * is translated back on its way out, as the connection's other direction
+ * (nf_answer_nat). Not yet as the kernel: the L4 checksum of the rejected
+ * packet is not verified (the kernel answers nothing for a bad one); IP
+ * options are quoted but not echoed. */
 #ifndef NF2BPF_REJECT_H
 #define NF2BPF_REJECT_H
 
@@ -40,6 +40,8 @@
 /* skb->cb[3]'s upper half on an answer handed to routing: its egress run
  * judges it as a locally generated packet (OUTPUT, POSTROUTING). */
 #define NF_CB_ANSWER 0x4e41u
+/* and in its lower half: the answer's peer bucket is still to pass (IPv6). */
+#define NF_CB_PEER6 (1u << 14)
 
 /* The ICMP (type 3) and ICMPv6 (type 1) codes of each reject code
  * (translator/policy/policy.h, kRejectNames' order); 0xff: no such answer
@@ -292,7 +294,7 @@ NF_SUBPROG int nf_answer_begin(struct __sk_buff* skb, struct nf_scratch* s, __u3
   s->answer = (cb3 >> 16) == NF_CB_ANSWER &&
               (ingress ? looped && cb0 == (0x100 | NF_ACT_ACCEPT) : cb0 == (0x100 | NF_ACT_REJECT));
   if (s->answer && (cb3 & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED))) {
-    s->answer_ct = cb3 & 0xffff;
+    s->answer_ct = cb3 & 0x3ff;
     s->answer_mark = cb4;
   }
   return s->answer;
@@ -366,10 +368,10 @@ NF_SUBPROG int nf_answer_pass(struct __sk_buff* skb, struct nf_scratch* s) {
  * icmp_msgs_burst; a sent error takes 0-2 credits at random,
  * icmp_global_consume) and, unless the answer goes out over lo, the
  * peer's (inet_peer_xrlim_allow: a token bucket in jiffies, the rate limit
- * per message, at most 6 in a burst). IPv6 gives a peer reached by a wider
- * prefix more (icmpv6_xrlim_allow: the limit >> ((128 - plen) >> 5)); the
- * route's prefix is not known here, so the limit of an on-link /64 peer
- * (>> 2) is used for every IPv6 peer. */
+ * per message, at most 6 in a burst). Kernels before commit 0201eedb69b2
+ * give an IPv6 peer reached by a wider prefix more (icmpv6_xrlim_allow: the
+ * limit >> ((128 - plen) >> 5); the loader tells which kind runs): its
+ * bucket is asked on the answer's way out, where its route is known. */
 
 static __always_inline __u64 nf_hz(void) { return CONFIG_HZ ? CONFIG_HZ : 250; }
 
@@ -414,7 +416,15 @@ static __always_inline int nf_icmp_peer_allow(const __u8* addr, __u64 timeout) {
   return rc;
 }
 
-/* Whether the kernel sends this ICMP error now (and its credit taken). */
+static __always_inline void nf_icmp_global_consume(struct nf_icmp_bucket* b) {
+  __u32 credits = bpf_get_prandom_u32() % 3;
+  if (credits) __sync_fetch_and_add(&b->credit, -(__s32)credits);
+}
+
+/* Whether the kernel sends this ICMP error now (and its credit taken): 0 no,
+ * 1 yes, 2 if its peer allows, which the answer's egress run asks once the
+ * answer's route is known (an IPv6 peer's limit depends on its prefix:
+ * nf_answer_peer6). */
 static __always_inline int nf_icmp_allow(struct nf_scratch* s, __u32 in_ifindex, __u32 oif) {
   __u32 zero = 0;
   struct nf2bpf_icmp_cfg* c = bpf_map_lookup_elem(&nf_icmp_cfg, &zero);
@@ -424,13 +434,31 @@ static __always_inline int nf_icmp_allow(struct nf_scratch* s, __u32 in_ifindex,
   if (!(v4 ? c->limit4 : c->limit6)) return 1;
   if (!nf_icmp_global_allow(c, b)) return 0;
   if (oif != NF_LOOPBACK_IFINDEX) {
-    __u64 ms = v4 ? c->ratelimit4 : c->ratelimit6;
-    __u64 timeout = (ms * nf_hz() + 999) / 1000; /* msecs_to_jiffies */
-    if (!v4) timeout >>= 2;
+    if (!v4) return 2;
+    __u64 timeout = (c->ratelimit4 * nf_hz() + 999) / 1000; /* msecs_to_jiffies */
     if (!nf_icmp_peer_allow(s->p.saddr, timeout)) return 0;
   }
-  __u32 credits = bpf_get_prandom_u32() % 3;
-  if (credits) __sync_fetch_and_add(&b->credit, -(__s32)credits);
+  nf_icmp_global_consume(b);
+  return 1;
+}
+
+/* An IPv6 answer's egress run (its skb->cb says NF_CB_PEER6): the peer's
+ * bucket (icmpv6_xrlim_allow), on kernels that still scale it with the
+ * limit >> ((128 - plen) >> 5) for the prefix length of the route the answer
+ * took (the skb's dst, which bpf_redirect_neigh looked up as the kernel's
+ * ip6_route_output does), then the global credit. Returns whether the answer
+ * is sent. Global: verified once. */
+NF_SUBPROG int nf_answer_peer6(struct __sk_buff* skb, struct nf_scratch* s) {
+  if (!skb || !s) return 1;
+  __u32 zero = 0;
+  struct nf2bpf_icmp_cfg* c = bpf_map_lookup_elem(&nf_icmp_cfg, &zero);
+  struct nf_icmp_bucket* b = bpf_map_lookup_elem(&nf_icmp_global, &zero);
+  if (!c || !b) return 1;
+  __u64 timeout = (c->ratelimit6 * nf_hz() + 999) / 1000;
+  int plen = nf_skb_route6_plen(skb);
+  if (c->prefix6 && plen >= 0 && plen < 128) timeout >>= (128 - plen) >> 5;
+  if (!nf_icmp_peer_allow(s->p.daddr, timeout)) return 0;
+  nf_icmp_global_consume(b);
   return 1;
 }
 
@@ -461,14 +489,16 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
   }
   __u32 oif = nf_answer_route(skb, ifindex, s);
   if (!oif) return TC_ACT_SHOT;
-  if (type != 1 && !nf_icmp_allow(s, ifindex, oif)) return TC_ACT_SHOT;
+  int allow = type == 1 ? 1 : nf_icmp_allow(s, ifindex, oif);
+  if (!allow) return TC_ACT_SHOT;
   /* A routed packet is quoted as FORWARD saw it: TTL / hop limit one less
    * (ip_forward's ip_decrease_ttl, header checksum too; ip6_forward). */
   if (hook == NF_HOOK_FORWARD && type != 1 && nf_store_ttl(skb, p)) return TC_ACT_SHOT;
   if (!(type == 1 ? nf_build_rst(skb, s) : nf_build_unreach(skb, s, code))) return TC_ACT_SHOT;
   skb->mark = 0;
   nf_answer_nat_keep(s);
-  skb->cb[3] = (skb->cb[3] & 0xffff) | (NF_CB_ANSWER << 16); /* (the connection's state and direction below) */
+  /* (the connection's state and direction below) */
+  skb->cb[3] = (skb->cb[3] & 0x3ff) | (allow == 2 ? NF_CB_PEER6 : 0) | (NF_CB_ANSWER << 16);
   skb->cb[4] = s->ctmark;
   return bpf_redirect_neigh(oif, 0, 0, 0);
 }

@@ -1,11 +1,14 @@
-/* The socket that sends a packet, as xt_owner (-m owner) and nft's meta
- * skuid/skgid read it at OUTPUT and POSTROUTING: skb_to_full_sk(skb) (a
- * SYN-ACK's request socket stands for its listener), then sk->sk_socket and
- * its file's credentials. The kernel's structures are read through BTF
+/* What the TC programs read of the kernel's own structures, through BTF
  * (bpf_cast_to_kern_ctx, CO-RE field offsets of the running kernel), so
- * only the fields named here are assumed. */
-#ifndef NF2BPF_SOCK_H
-#define NF2BPF_SOCK_H
+ * only the fields named here are assumed:
+ *
+ *   the sending socket, as xt_owner (-m owner) and nft's meta skuid/skgid
+ *   read it at OUTPUT and POSTROUTING: skb_to_full_sk(skb) (a SYN-ACK's
+ *   request socket stands for its listener), then sk->sk_socket and its
+ *   file's credentials;
+ *   the IPv6 route a packet leaves by (skb's dst), for its prefix length. */
+#ifndef NF2BPF_KERN_H
+#define NF2BPF_KERN_H
 
 #include <bpf/bpf_core_read.h>
 
@@ -34,6 +37,13 @@ struct sock___nf {
 } __attribute__((preserve_access_index));
 struct sk_buff___nf {
   struct sock___nf* sk;
+  unsigned long _skb_refdst; /* the dst_entry, SKB_DST_NOREF in bit 0 */
+} __attribute__((preserve_access_index));
+struct rt6key___nf {
+  int plen;
+} __attribute__((preserve_access_index));
+struct rt6_info___nf {
+  struct rt6key___nf rt6i_dst; /* the route's destination prefix */
 } __attribute__((preserve_access_index));
 
 #define NF_TCP_TIME_WAIT 6
@@ -68,6 +78,16 @@ __attribute__((noinline)) int nf_sock_owner(struct __sk_buff* skb, struct nf_scr
   p->sk_uid = cred->fsuid.val;
   p->sk_gid = cred->fsgid.val;
   return 0;
+}
+
+/* The prefix length of the IPv6 route skb leaves by (an rt6_info's copy of
+ * its fib6_info's: 128 for a cached exception), -1 without a route. */
+static __always_inline int nf_skb_route6_plen(struct __sk_buff* skb) {
+  struct sk_buff___nf* kskb = bpf_cast_to_kern_ctx(skb);
+  unsigned long dst = kskb->_skb_refdst & ~1UL;
+  if (!dst) return -1;
+  struct rt6_info___nf* rt = bpf_rdonly_cast((void*)dst, bpf_core_type_id_kernel(struct rt6_info___nf));
+  return rt->rt6i_dst.plen;
 }
 
 /* xt_owner's owner_mt (NF_OWNER_NFT: nft_meta_get_eval_skugid, where a
