@@ -136,7 +136,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "target", "-j <chain>", E, "user chains are inlined into per-hook decision lists"},
   {"iptables", "target", "-g <chain>", E, "user chains are inlined into per-hook decision lists"},
   {"iptables", "target", "-j REJECT", A, 
-   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, with its ICMP rate limits); not yet: an answer to a packet NAT changed is not translated back, and IPv6's per-peer limit is an on-link /64 peer's for every peer"},
+   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, translated back where NAT changed the packet, with its ICMP rate limits); not yet: a packet whose transport checksum is wrong is answered too (the kernel does not answer one it checks), and an answer does not echo the packet's IP options"},
   {"iptables", "target", "-j LOG", A, kLogRing},
   {"iptables", "target", "-j NFLOG", A, kLogRing},
   {"iptables", "target", "-j MARK", E, ""},

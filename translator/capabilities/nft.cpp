@@ -179,7 +179,7 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "verdict", "goto", E, "regular chains are inlined into per-hook decision lists"},
   {"nft", "verdict", "vmap", E, "verdict map elements become one decision per element"},
   {"nft", "verdict", "reject", A, 
-   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, with its ICMP rate limits); not yet: an answer to a packet NAT changed is not translated back, and IPv6's per-peer limit is an on-link /64 peer's for every peer"},
+   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, translated back where NAT changed the packet, with its ICMP rate limits); not yet: a packet whose transport checksum is wrong is answered too (the kernel does not answer one it checks), and an answer does not echo the packet's IP options"},
   {"nft", "verdict", "queue", U, "userspace queueing is not available to TC/XDP programs"},
 
   // ---- statements ----------------------------------------------------------------
