@@ -170,32 +170,22 @@ struct Fd {
 }  // namespace
 
 struct Dataplane::Fds {
-  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab, svc, svc_be,
-      svc_conns, icmp_cfg, icmp_global, icmp_peers;
+  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab, hashlimit, svc,
+      svc_be, svc_conns, icmp_cfg, icmp_global, icmp_peers;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 
   // Every map the programs share, by its name in the BPF object: how a
   // found dataplane's maps are adopted, checked and reused.
   std::vector<std::pair<const char*, Fd*>> maps() {
-    std::vector<std::pair<const char*, Fd*>> v = {{"nf_control", &control},
-                                                  {"nf_cfg", &cfg},
-                                                  {"nf_hooks", &hooks},
-                                                  {"nf_small", &small},
-                                                  {"nf_state", &state},
-                                                  {"nf_ct", &ct},
-                                                  {"nf_nat_src", &natsrc},
-                                                  {"nf_addrtype", &addrtype},
-                                                  {"nf_ifaddr", &ifaddr},
-                                                  {"nf_events", &events},
-                                                  {"nf_recent", &recent},
-                                                  {"nf_recent_tab", &recent_tab},
-                                                  {"nf_svc", &svc},
-                                                  {"nf_svc_be", &svc_be},
-                                                  {"nf_svc_conns", &svc_conns},
-                                                  {"nf_icmp_cfg", &icmp_cfg},
-                                                  {"nf_icmp_global", &icmp_global},
-                                                  {"nf_icmp_peers", &icmp_peers}};
+    std::vector<std::pair<const char*, Fd*>> v = {
+        {"nf_control", &control},      {"nf_cfg", &cfg},           {"nf_hooks", &hooks},
+        {"nf_small", &small},          {"nf_state", &state},       {"nf_ct", &ct},
+        {"nf_nat_src", &natsrc},       {"nf_addrtype", &addrtype}, {"nf_ifaddr", &ifaddr},
+        {"nf_events", &events},        {"nf_recent", &recent},     {"nf_recent_tab", &recent_tab},
+        {"nf_hashlimit", &hashlimit},  {"nf_svc", &svc},           {"nf_svc_be", &svc_be},
+        {"nf_svc_conns", &svc_conns},  {"nf_icmp_cfg", &icmp_cfg}, {"nf_icmp_global", &icmp_global},
+        {"nf_icmp_peers", &icmp_peers}};
     for (int i = 0; i < kOuterCount; ++i) v.emplace_back(kOuterNames[i], &outer[i]);
     return v;
   }
@@ -502,6 +492,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.events = dupfd(bpf_map__fd(skel->maps.nf_events));
   f.recent = dupfd(bpf_map__fd(skel->maps.nf_recent));
   f.recent_tab = dupfd(bpf_map__fd(skel->maps.nf_recent_tab));
+  f.hashlimit = dupfd(bpf_map__fd(skel->maps.nf_hashlimit));
   f.svc = dupfd(bpf_map__fd(skel->maps.nf_svc));
   f.svc_be = dupfd(bpf_map__fd(skel->maps.nf_svc_be));
   f.svc_conns = dupfd(bpf_map__fd(skel->maps.nf_svc_conns));
@@ -906,7 +897,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   next.abi = NF2BPF_ABI_VERSION;
   next.generation = gen;
   if (int rc = bpf_map_update_elem(f.control.fd, &zero, &next, BPF_ANY)) return bpf_err("switch generation", rc);
-  drop_recent_tables(p);
+  drop_unnamed_tables(p);
   return gen;
 }
 
@@ -1057,21 +1048,27 @@ Result<std::vector<policy::Service>> Dataplane::kept_services() {
   return out;
 }
 
-// -m recent tables live across generations, as xt_recent's live while a
-// rule names them: after a switch, the lists of names the new policy does not
-// use are emptied (the kernel frees a table with its last rule).
-void Dataplane::drop_recent_tables(const policy::Policy& p) {
+// -m recent and -m hashlimit tables live across generations, as the
+// kernel's live while a rule names them: after a switch, the tables of names
+// the new policy does not use are emptied (the kernel frees a table with its
+// last rule).
+void Dataplane::drop_unnamed_tables(const policy::Policy& p) {
   auto& f = *fds_;
-  std::set<uint32_t> keep;
+  std::set<uint32_t> recent, hashlimit;
   for (const auto& r : p.rules)
-    if (r.residual & NF_RES_RECENT) keep.insert(r.recent_table);
-  auto unused = [&](const void* key) {
-    uint32_t table;
-    std::memcpy(&table, key, sizeof table);  // both keys start with the table
-    return !keep.count(table);
+    if (r.residual & NF_RES_RECENT) recent.insert(r.recent_table);
+  for (const auto& l : p.limits)
+    if (l.flags & NF_LIMIT_HASH) hashlimit.insert(l.table);
+  auto unused = [](const std::set<uint32_t>& keep) {
+    return [&keep](const void* key) {
+      uint32_t table;
+      std::memcpy(&table, key, sizeof table);  // every key starts with the table
+      return !keep.count(table);
+    };
   };
-  delete_keys(f.recent.fd, unused);
-  delete_keys(f.recent_tab.fd, unused);
+  delete_keys(f.recent.fd, unused(recent));
+  delete_keys(f.recent_tab.fd, unused(recent));
+  delete_keys(f.hashlimit.fd, unused(hashlimit));
 }
 
 Result<uint64_t> Dataplane::rollback() {

@@ -4,6 +4,8 @@
 // it comes from bpf/include/ct_abi.h.
 #include "verify/model.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 namespace nf2bpf::model {
@@ -265,8 +267,56 @@ uint32_t Model::search(const Work& w, const nf2bpf_stage& st, uint32_t from) con
 // bpf/lib/classify.h nf_limit_match, one CPU: xt_limit's credits in
 // jiffies or nft_limit's tokens in ns. The model's clock starts at 0, so a
 // `last` of 0 after a packet is taken as 1.
-bool Model::limit_match(uint32_t i, uint32_t length) {
+// As nf_hashlimit_match in bpf/lib/classify.h: the packet's bucket of the
+// -m hashlimit table, in jiffies of the model's clock.
+bool Model::hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
+  nf2bpf_hashlimit_key k{};
+  k.table = c.table;
+  k.family = p.family;
+  auto mask = [&](uint8_t* out, ir::u128 a, uint32_t bits) {
+    uint32_t from = p.family == 4 ? 12 : 0;
+    for (uint32_t i = from; i < 16; ++i) {
+      uint32_t bit = (i - from) * 8;
+      uint8_t b = (uint8_t)(a >> (8 * (15 - i)));
+      out[i] = bit + 8 <= bits ? b : bit >= bits ? 0 : (uint8_t)(b & (uint8_t)(0xff << (8 - (bits - bit))));
+    }
+  };
+  if (c.mode & NF_HL_SIP) mask(k.src, p.saddr, c.srcmask);
+  if (c.mode & NF_HL_DIP) mask(k.dst, p.daddr, c.dstmask);
+  if (p.has_l4 && has_ports(p.l4proto)) {
+    if (c.mode & NF_HL_SPT) k.sport = htons(p.sport);
+    if (c.mode & NF_HL_DPT) k.dport = htons(p.dport);
+  }
+  uint64_t hz = env_.hz, cpj = UINT64_MAX / (hz * 86400);
+  for (int sh : {1, 2, 4, 8, 16, 32}) cpj |= cpj >> sh;
+  cpj = (cpj >> 1) + 1;
+  uint64_t scale = 1000000, hc = hz * cpj;
+  uint64_t now = (uint64_t)((unsigned __int128)now_ * hz / 1000000000u);
+  auto it = hashlimit_.find(k);
+  if (it == hashlimit_.end() || (int64_t)(now - it->second.expires) >= 0) {
+    nf2bpf_hashlimit_val n{};
+    n.prev = now;
+    n.cost = scale >= hc ? c.cost / (scale / hc) : c.cost * (hc / scale);
+    n.credit = scale >= hc ? c.cost * c.cap / (scale / hc) : c.cost * c.cap * (hc / scale);
+    n.cap = n.credit;
+    it = hashlimit_.insert_or_assign(k, n).first;
+  } else if (now != it->second.prev) {
+    auto& v = it->second;
+    v.credit += (now - v.prev) * cpj;
+    v.prev = now;
+    if (v.credit > v.cap) v.credit = v.cap;
+  }
+  auto& v = it->second;
+  v.expires = now + (c.expire * hz + 999) / 1000;
+  bool under = v.credit >= v.cost;
+  if (under) v.credit -= v.cost;
+  return under != !!(c.flags & NF_LIMIT_INV);
+}
+
+bool Model::limit_match(uint32_t i, const pkt::Packet& p) {
   const auto& l = pol_.limits[i];
+  if (l.flags & NF_LIMIT_HASH) return hashlimit_match(l, p);
+  uint32_t length = p.length;
   uint64_t& last = limit_last_[i];
   uint64_t& tokens = limit_tokens_[i];
   if (l.flags & NF_LIMIT_XT) {
@@ -446,7 +496,7 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
     w.indeterminate |= !log_only;
     uint32_t i = r.limit;
     if (i >= pol_.limits.size()) return false;
-    if (!limit_match(i, w.p.length)) return false;
+    if (!limit_match(i, w.p)) return false;
   }
   if (res & NF_RES_NTH) {
     // Last, as in bpf/: only packets every other test let through count.

@@ -137,7 +137,8 @@ class Model {
   uint8_t run_stage(Work& w, uint32_t si, Decision& d);
   uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
-  bool limit_match(uint32_t i, uint32_t length);
+  bool limit_match(uint32_t i, const pkt::Packet& p);
+  bool hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p);
   bool recent_match(const Work& w, const nf2bpf_rule& r);
   void statements(Work& w, const nf2bpf_rule& r);
   void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped, NatWork& nw) const;
@@ -187,6 +188,13 @@ class Model {
   };
   std::map<nf2bpf_recent_key, nf2bpf_recent_val, RecentKeyLess> recent_;
   std::map<uint32_t, nf2bpf_recent_tab> recent_tab_;
+  // nf_hashlimit: -m hashlimit buckets, keyed as in bpf/.
+  struct HashlimitKeyLess {
+    bool operator()(const nf2bpf_hashlimit_key& x, const nf2bpf_hashlimit_key& y) const {
+      return std::memcmp(&x, &y, sizeof x) < 0;
+    }
+  };
+  std::map<nf2bpf_hashlimit_key, nf2bpf_hashlimit_val, HashlimitKeyLess> hashlimit_;
   uint64_t now_ = 0;
   uint64_t rng_ = 0x243f6a8885a308d3ULL;
 };

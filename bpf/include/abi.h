@@ -25,7 +25,7 @@ typedef __u32 nf_u32;
 typedef __u64 nf_u64;
 #endif
 
-#define NF2BPF_ABI_VERSION 7
+#define NF2BPF_ABI_VERSION 8
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -393,12 +393,42 @@ struct nf2bpf_recent_tab {
 #define NF_LIMIT_XT (1u << 0)
 #define NF_LIMIT_BYTES (1u << 1)
 #define NF_LIMIT_INV (1u << 2) /* nft `limit rate over`: matches when over */
+/* -m hashlimit (xt_hashlimit, revision 3): a bucket per key in the global
+ * nf_hashlimit map (struct nf2bpf_hashlimit_key), credits in jiffies with
+ * 64-bit CREDITS_PER_JIFFY at the running kernel's HZ; NF_LIMIT_INV for
+ * --hashlimit-above. */
+#define NF_LIMIT_HASH (1u << 3)
+/* nf2bpf_limit_cfg.mode: the key's parts (--hashlimit-mode) */
+#define NF_HL_DIP 1u
+#define NF_HL_DPT 2u
+#define NF_HL_SIP 4u
+#define NF_HL_SPT 8u
 struct nf2bpf_limit_cfg {
-  nf_u64 cost;  /* XT: avg (1/10000 s per packet); nft: ns per packet; BYTES: unit_ns */
-  nf_u64 cap;   /* XT: burst (packets); nft: tokens_max ns */
-  nf_u64 rate;  /* BYTES: bytes per unit */
-  nf_u32 flags; /* NF_LIMIT_* */
-  nf_u32 pad;
+  nf_u64 cost;   /* XT: avg (1/10000 s per packet); nft: ns per packet; BYTES: unit_ns; HASH: avg (1/1000000 s) */
+  nf_u64 cap;    /* XT: burst (packets); nft: tokens_max ns; HASH: burst */
+  nf_u64 rate;   /* BYTES: bytes per unit */
+  nf_u32 flags;  /* NF_LIMIT_* */
+  nf_u32 table;  /* HASH: --hashlimit-name's hash (with the family, the table) */
+  nf_u32 expire; /* HASH: --hashlimit-htable-expire, ms */
+  nf_u8 mode;    /* HASH: NF_HL_* */
+  nf_u8 srcmask, dstmask; /* HASH: --hashlimit-srcmask/dstmask, bits */
+  nf_u8 pad;
+};
+/* One -m hashlimit bucket (xt_hashlimit's dsthash_dst and rateinfo): the
+ * key's parts the table's mode leaves out are 0; addresses IPv4-mapped. */
+#define NF_HASHLIMIT_ENTRIES 16384
+struct nf2bpf_hashlimit_key {
+  nf_u32 table;
+  nf_u8 family; /* 4 or 6 */
+  nf_u8 pad;
+  nf_u16 sport, dport; /* network order, as the kernel keeps them */
+  nf_u8 pad2[2];
+  nf_u8 src[16], dst[16];
+};
+struct nf2bpf_hashlimit_val {
+  nf_u64 prev; /* jiffies of the last refill */
+  nf_u64 credit, cost, cap;
+  nf_u64 expires; /* jiffies: from then on the entry counts as gone (the kernel's collector removes it) */
 };
 /* The limits map value: configuration and bucket state. CPUs take their
  * share of the bucket with an atomic exchange of `last` and a

@@ -74,9 +74,76 @@ static __always_inline __u32 nf_user2credits(__u32 user, __u32 hz, __u32 cpj) {
  * compare-and-swap; `last` 0 means a bucket not used yet, which is full (as
  * both fill it when the rule is loaded). length: the IP packet's, which is
  * the skb->len nft_limit_bytes_eval charges. */
-NF_SUBPROG int nf_limit_match(struct nf2bpf_limit_val* l, __u32 length) {
-  if (!l) return 0;
-  __u32 flags = l->cfg.flags;
+/* xt_hashlimit's maskl over an IPv4-mapped (family 4) or IPv6 address:
+ * the first `bits` bits of the address kept (hashlimit_ipv6_mask). */
+static __always_inline void nf_hl_mask(__u8* out, const __u8* a, __u32 family, __u32 bits) {
+  __u32 from = family == 4 ? 12 : 0, n = bits;
+#pragma unroll
+  for (int i = 0; i < 16; i++) {
+    if (i < from) continue;
+    __u32 bit = (i - from) * 8;
+    out[i] = bit + 8 <= n ? a[i] : bit >= n ? 0 : a[i] & (__u8)(0xff << (8 - (n - bit)));
+  }
+}
+
+/* One packet through one -m hashlimit match (hashlimit_mt_common, revision
+ * 3, packets mode): the packet's bucket is found, or made full (rateinfo_init:
+ * credit = cap = user2credits(avg * burst)), or refilled by the jiffies since
+ * its last packet (rateinfo_recalc), then charged user2credits(avg) if it
+ * has that much. A bucket whose --hashlimit-htable-expire has passed counts
+ * as gone (the kernel's collector removes it within a gc interval).
+ * Returns whether the match holds. Global: verified once. */
+NF_SUBPROG int nf_hashlimit_match(const struct nf2bpf_limit_cfg* c, const struct nf_pkt* p) {
+  if (!c || !p) return 0;
+  struct nf2bpf_hashlimit_key k;
+  __builtin_memset(&k, 0, sizeof(k));
+  k.table = c->table;
+  k.family = p->family;
+  __u32 mode = c->mode;
+  if (mode & NF_HL_SIP) nf_hl_mask(k.src, p->saddr, p->family, c->srcmask);
+  if (mode & NF_HL_DIP) nf_hl_mask(k.dst, p->daddr, p->family, c->dstmask);
+  if (p->has_ports) { /* proto_ports_offset: TCP, UDP, UDP-Lite, SCTP, DCCP */
+    if (mode & NF_HL_SPT) k.sport = bpf_htons(p->sport);
+    if (mode & NF_HL_DPT) k.dport = bpf_htons(p->dport);
+  }
+  __u64 hz = CONFIG_HZ ? CONFIG_HZ : 250;
+  __u64 cpj = 0xFFFFFFFFFFFFFFFFull / (hz * 86400); /* MAX_CPJ, then POW2_BELOW64 */
+  cpj |= cpj >> 1;
+  cpj |= cpj >> 2;
+  cpj |= cpj >> 4;
+  cpj |= cpj >> 8;
+  cpj |= cpj >> 16;
+  cpj |= cpj >> 32;
+  cpj = (cpj >> 1) + 1;
+  /* user2credits: the constants divided first */
+  __u64 scale = 1000000, hc = hz * cpj;
+  __u64 now = bpf_jiffies64();
+  struct nf2bpf_hashlimit_val* v = bpf_map_lookup_elem(&nf_hashlimit, &k);
+  if (!v || (__s64)(now - v->expires) >= 0) {
+    struct nf2bpf_hashlimit_val n;
+    __builtin_memset(&n, 0, sizeof(n));
+    n.prev = now;
+    n.cost = scale >= hc ? c->cost / (scale / hc) : c->cost * (hc / scale);
+    n.credit = scale >= hc ? c->cost * c->cap / (scale / hc) : c->cost * c->cap * (hc / scale);
+    n.cap = n.credit;
+    bpf_map_update_elem(&nf_hashlimit, &k, &n, BPF_ANY);
+    v = bpf_map_lookup_elem(&nf_hashlimit, &k);
+    if (!v) return 0;
+  } else if (now != v->prev) {
+    v->credit += (now - v->prev) * cpj;
+    v->prev = now;
+    if (v->credit > v->cap) v->credit = v->cap;
+  }
+  v->expires = now + (c->expire * hz + 999) / 1000; /* msecs_to_jiffies */
+  int under = v->credit >= v->cost;
+  if (under) v->credit -= v->cost;
+  return under != !!(c->flags & NF_LIMIT_INV);
+}
+
+NF_SUBPROG int nf_limit_match(struct nf2bpf_limit_val* l, const struct nf_pkt* p) {
+  if (!l || !p) return 0;
+  __u32 flags = l->cfg.flags, length = p->length;
+  if (flags & NF_LIMIT_HASH) return nf_hashlimit_match(&l->cfg, p);
   if (flags & NF_LIMIT_XT) {
     __u32 hz = CONFIG_HZ ? CONFIG_HZ : 250;
     __u32 cpj = 0xFFFFFFFFu / (hz * 86400u); /* MAX_CPJ, then POW2_BELOW32 */
@@ -377,7 +444,7 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     void* lm = nf_inner(&nf_limits, live);
     if (!lm) return 0;
     __u32 idx = r->limit;
-    if (!nf_limit_match(bpf_map_lookup_elem(lm, &idx), s->p.length)) return 0;
+    if (!nf_limit_match(bpf_map_lookup_elem(lm, &idx), &s->p)) return 0;
   }
   if (res & NF_RES_NTH) {
     /* Last: the counter moves only for packets every other test let

@@ -166,6 +166,15 @@ struct {
   __type(key, __u32);
   __type(value, struct nf2bpf_recent_tab);
 } nf_recent_tab SEC(".maps");
+/* -m hashlimit buckets (abi.h), not per generation either: xt_hashlimit's
+ * tables outlive a ruleset reload that still names them. LRU: a full map
+ * forgets its least recently used bucket. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, NF_HASHLIMIT_ENTRIES);
+  __type(key, struct nf2bpf_hashlimit_key);
+  __type(value, struct nf2bpf_hashlimit_val);
+} nf_hashlimit SEC(".maps");
 /* REJECT's ICMP rate limits (lib/reject.h): the sysctls, the namespace's
  * global bucket (icmp_global_allow) and one bucket per peer (inet_peer). */
 struct {

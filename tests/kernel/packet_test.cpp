@@ -554,6 +554,24 @@ void match_cases(std::vector<Case>& v) {
           in("nfk0", udp(kLan, 1000, kHost, 7300), ACCEPT).policy(),
       },
   });
+  // -m hashlimit: a bucket per source /24 of --hashlimit-burst packets that
+  // refills at 1/hour (tests/kernel/hashlimit.sh times the refill).
+  v.push_back({
+      "hashlimit: a burst per source /24, each bucket its own; packets the rule does not reach take no credits",
+      {"-m hashlimit"},
+      "iptables",
+      filter("ACCEPT", "DROP", "ACCEPT",
+             "-A INPUT -p udp -m udp --dport 7310 -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 "
+             "--hashlimit-mode srcip --hashlimit-srcmask 24 --hashlimit-name pc -j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 7311), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7310), DROP).rule("--hashlimit-name pc"),
+          in("nfk0", udp("10.0.0.9", 1000, kHost, 7310), DROP).rule("--hashlimit-name pc"),
+          in("nfk0", udp(kLan, 1000, kHost, 7310), ACCEPT).policy(),  // the /24's bucket is empty
+          in("nfk0", udp("10.0.1.2", 1000, kHost, 7310), DROP).rule("--hashlimit-name pc"),  // another /24
+      },
+  });
   // -m dscp and -m tos: the TOS byte's DSCP, and the byte under a mask,
   // ECN bits included.
   v.push_back({

@@ -461,6 +461,48 @@ TEST_CASE("limit: iptables-legacy's xt_limit counts credits in jiffies, iptables
   CHECK(xt.c.pol.limits.at(1).flags == NF_LIMIT_XT);
 }
 
+TEST_CASE("hashlimit: xt_hashlimit's buckets per key, credits in jiffies, expiry") {
+  Judge j(kHead +
+          "-A INPUT -p udp -m hashlimit --hashlimit-upto 7/sec --hashlimit-burst 1 --hashlimit-mode srcip "
+          "--hashlimit-name a -j ACCEPT\n"  // line 5
+          "-A INPUT -p tcp -m hashlimit --hashlimit-above 1/hour --hashlimit-burst 1 --hashlimit-name b "
+          "--hashlimit-htable-expire 100 -j DROP\n"  // line 6
+          "COMMIT\n");
+  REQUIRE(j.c.diags.empty());
+  auto at = [&](uint64_t ns, const pkt::Packet& p) {
+    j.now = 1'000'000'000 + ns - 1000;
+    return j(p);
+  };
+  // 7/second: user2credits(142857 us) = 142857 * 137438953 credits, CREDITS_PER_JIFFY 2^39 at HZ 250:
+  // 35.7 jiffies, so the next packet passes 36 jiffies (144 ms) after one that emptied the bucket.
+  CHECK(at(0, udp("10.0.0.1", 1, "192.0.2.1", 53)) == "ACCEPT@5");
+  CHECK(at(1, udp("10.0.0.2", 1, "192.0.2.1", 53)) == "ACCEPT@5");  // its own bucket
+  CHECK(at(143'999'999, udp("10.0.0.1", 1, "192.0.2.1", 53)) == "DROP@policy");
+  CHECK(at(144'000'000, udp("10.0.0.1", 1, "192.0.2.1", 53)) == "ACCEPT@5");
+  // above 1/hour burst 1, one bucket: the first is within, the next over;
+  // unused for 100 ms (25 jiffies) the bucket is gone and the next is within again.
+  CHECK(at(0, tcp("10.0.0.1", 1, "192.0.2.1", 80)) == "DROP@policy");
+  CHECK(at(50'000'000, tcp("10.0.0.3", 1, "192.0.2.1", 80)) == "DROP@6");
+  CHECK(at(147'999'999, tcp("10.0.0.1", 1, "192.0.2.1", 80)) == "DROP@6");       // jiffy 286: 24 after the last
+  CHECK(at(252'000'000, tcp("10.0.0.1", 1, "192.0.2.1", 80)) == "DROP@policy");  // jiffy 313: gone at 311
+}
+
+TEST_CASE("hashlimit: what the kernel would refuse, and what nf2bpf does not implement, is located") {
+  auto err = [](const std::string& m) {
+    auto c = compile_text(kHead + "-A INPUT -p udp " + m + " -j ACCEPT\nCOMMIT\n");
+    return c.diags;
+  };
+  CHECK_THAT(err("-m hashlimit --hashlimit-upto 1kb/s --hashlimit-name a"), Catch::Contains("byte rates"));
+  CHECK_THAT(err("-m hashlimit --hashlimit-upto 5/sec"), Catch::Contains("--hashlimit-name"));
+  CHECK_THAT(err("-m hashlimit --hashlimit-name a"), Catch::Contains("--hashlimit-upto or --hashlimit-above"));
+  CHECK_THAT(err("-m hashlimit --hashlimit-upto 5/sec --hashlimit-mode srcip,foo --hashlimit-name a"),
+             Catch::Contains("invalid --hashlimit-mode"));
+  CHECK_THAT(err("-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a --hashlimit-rate-match"),
+             Catch::Contains("--hashlimit-rate-match is not supported"));
+  CHECK_THAT(err("-m hashlimit --hashlimit-upto 5/sec --hashlimit-srcmask 33 --hashlimit-name a"),
+             Catch::Contains("--hashlimit-srcmask"));
+}
+
 TEST_CASE("ipset: ICMP elements of hash:ip,port, and a negated match on a two-dimensional set") {
   diag::Diagnostics d;
   auto sets = frontend::parse_ipset_save({"sets",

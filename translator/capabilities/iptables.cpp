@@ -26,6 +26,15 @@ constexpr std::string_view kRecent =
     "the kernel's /proc/net/xt_recent/NAME: reading that file does not show them, writing it does not change them; "
     "the match must be the rule's last, with --hitcount up to 32, and packets of several CPUs are not serialised";
 
+constexpr std::string_view kHashlimit =
+    "xt_hashlimit's own arithmetic (revision 3: a bucket per key, credits in jiffies at the running kernel's HZ), so "
+    "the same packets at the same times get the same verdicts: --hashlimit-upto/--hashlimit-above, -burst, -mode, "
+    "-srcmask/-dstmask, -name, -htable-expire; the buckets outlive a new policy that still names the table; not as the "
+    "kernel: a bucket counts as gone once its expire time has passed (the kernel's collector removes it up to "
+    "--hashlimit-htable-gcinterval later), at most 16384 buckets in all (the least recently used goes; past "
+    "--hashlimit-htable-max the kernel drops the packet), packets of several CPUs are not serialised; byte rates and "
+    "--hashlimit-rate-match are refused, and the match must be the rule's last";
+
 // clang-format off
 const std::vector<Capability>& iptables_capabilities() {
   static const std::vector<Capability> kRows = {
@@ -100,7 +109,7 @@ const std::vector<Capability>& iptables_capabilities() {
    "the kernel's own arithmetic, so the same packets at the same times get the same verdicts: nft_limit's (tokens in ns) for a dump from iptables-nft, which turns -m limit into an nft limit, or one without an iptables-save header; xt_limit's (credits in jiffies at the running kernel's HZ) for a dump whose header says (legacy) or predates iptables 1.8; the bucket is full until the rule's first packet (the kernel fills it at load: the same unless xt_limit's credit counter wraps, over 37 hours idle at HZ 1000); CPUs share it with xt_limit's atomic exchange and compare-and-swap"},
   {"iptables", "match", "-m limit --limit-burst", E,
    "the kernel's own arithmetic, so the same packets at the same times get the same verdicts: nft_limit's (tokens in ns) for a dump from iptables-nft, which turns -m limit into an nft limit, or one without an iptables-save header; xt_limit's (credits in jiffies at the running kernel's HZ) for a dump whose header says (legacy) or predates iptables 1.8; the bucket is full until the rule's first packet (the kernel fills it at load: the same unless xt_limit's credit counter wraps, over 37 hours idle at HZ 1000); CPUs share it with xt_limit's atomic exchange and compare-and-swap"},
-  {"iptables", "match", "-m hashlimit", U, "per-flow rate limiting is not implemented"},
+  {"iptables", "match", "-m hashlimit", A, kHashlimit},
   {"iptables", "match", "-m recent", A, kRecent},
   {"iptables", "match", "-m statistic --mode", A, "random mode draws from the BPF PRNG: the same probability, a different random stream"},
   {"iptables", "match", "-m statistic --probability", A, "random mode draws from the BPF PRNG: the same probability, a different random stream"},

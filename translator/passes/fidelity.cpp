@@ -90,22 +90,25 @@ void nth_placement(const Rule& rule, std::vector<Finding>& found) {
   if (!why.empty()) found.push_back({Fidelity::Unsupported, "-m statistic --mode nth", why, rule.matches[first].loc});
 }
 
-// -m recent changes its list for every packet that reaches it (--set,
-// --update, --remove, --reap): as for nth, the dataplane runs it after the
-// rule's other tests, so it must be the rule's last module, and not on a jump.
-void recent_placement(const Rule& rule, std::vector<Finding>& found) {
+// -m recent changes its list (--set, --update, --remove, --reap) and
+// -m hashlimit its bucket for every packet that reaches it: as for nth, the
+// dataplane runs them after the rule's other tests, so each must be the
+// rule's last module.
+void stateful_placement(const Rule& rule, std::string_view module, std::string_view state,
+                        std::vector<Finding>& found) {
   size_t at = SIZE_MAX, n = 0;
   for (size_t i = 0; i < rule.matches.size(); ++i)
-    if (rule.matches[i].module == "recent") at = i, ++n;
+    if (rule.matches[i].module == module) at = i, ++n;
   if (at == SIZE_MAX) return;
-  std::string why;
-  if (n > 1) why = "more than one -m recent in one rule is not implemented";
+  std::string why, m = "-m " + std::string(module);
+  if (n > 1) why = "more than one " + m + " in one rule is not implemented";
   for (size_t i = at + 1; i < rule.matches.size() && why.empty(); ++i)
     if (!rule.matches[i].module.empty() && rule.matches[i].module != "comment")
-      why = "'" + rule.matches[i].cap +
-            "' comes after it: the kernel updates the list for every packet that reaches the recent match, the "
-            "dataplane only for those every other test of the rule let through (put the recent match last)";
-  if (!why.empty()) found.push_back({Fidelity::Unsupported, "-m recent", why, rule.matches[at].loc});
+      why = "'" + rule.matches[i].cap + "' comes after it: the kernel updates the " + std::string(state) +
+            " for every packet that reaches the " + std::string(module) +
+            " match, the dataplane only for those every other test of the rule let through (put the " +
+            std::string(module) + " match last)";
+  if (!why.empty()) found.push_back({Fidelity::Unsupported, m, why, rule.matches[at].loc});
 }
 
 // What keeps one rule from being exact: its table, matches, the sets they
@@ -144,7 +147,8 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
     }
   }
   if (ipt) nth_placement(rule, found);
-  if (ipt) recent_placement(rule, found);
+  if (ipt) stateful_placement(rule, "recent", "list", found);
+  if (ipt) stateful_placement(rule, "hashlimit", "bucket", found);
   for (const auto& s : rule.statements) check(s.cap, s.loc);
   check(rule.verdict.cap, rule.verdict.loc);
   if (rule.vmap)  // the verdicts a map can give

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <sstream>
+#include <strings.h>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -275,7 +277,8 @@ class Compiler {
     uint8_t ring = 0;
   };
   std::map<std::string, RecentTable> recent_tables_;
-  std::map<uint32_t, std::string> recent_names_;  // hash -> name, for collisions
+  std::map<uint32_t, std::string> hashlimit_names_;  // -m hashlimit tables by name hash
+  std::map<uint32_t, std::string> recent_names_;     // hash -> name, for collisions
   bool recent(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
 };
 
@@ -372,6 +375,86 @@ static std::string limit_config(const ir::Match& m, bool legacy, nf2bpf_limit_cf
   if (!b) b = 5;  // nft_limit_init's NFT_LIMIT_PKT_BURST_DEFAULT
   out.cost = nsecs / n, out.cap = out.cost * b;
   if (m.negated) out.flags |= NF_LIMIT_INV;
+  return "";
+}
+
+// A -m hashlimit match as xt_hashlimit (revision 3) configures its table
+// (struct nf2bpf_limit_cfg with NF_LIMIT_HASH): rates as libxt_hashlimit's
+// parse_rate reads them (avg in 1/1000000 s per packet), its defaults (burst
+// 5, expire 10 s, masks 32/128), and hashlimit_mt_check_common's checks.
+// Byte rates and --hashlimit-rate-match are refused. An empty string: fine;
+// otherwise what is wrong.
+static std::string hashlimit_config(const ir::Match& m, bool ip6, nf2bpf_limit_cfg& out, std::string& name) {
+  constexpr uint64_t kScale = 1000000;
+  out = {};
+  out.flags = NF_LIMIT_HASH;
+  out.cap = 5;
+  out.expire = 10000;
+  uint32_t maxmask = ip6 ? 128 : 32;
+  out.srcmask = out.dstmask = (uint8_t)maxmask;
+  bool have_rate = false;
+  auto number = [](const std::string& v, uint64_t max, uint64_t& n) {
+    char* end = nullptr;
+    n = std::strtoull(v.c_str(), &end, 10);
+    return !v.empty() && !*end && v[0] != '-' && n <= max;
+  };
+  for (const auto& [k, v] : m.args) {
+    uint64_t n = 0;
+    if (k == "--hashlimit-upto" || k == "--hashlimit-above" || k == "--hashlimit") {
+      auto slash = v.find('/');
+      std::string count = v.substr(0, slash), per = slash == std::string::npos ? "" : v.substr(slash + 1);
+      if (count.find_first_not_of("0123456789") != std::string::npos)
+        return "byte rates ('" + v + "') are not supported with -m hashlimit";
+      uint64_t mult = 1;
+      if (!per.empty()) {
+        auto is = [&](std::string_view w) {
+          return per.size() <= w.size() && strncasecmp(per.c_str(), w.data(), per.size()) == 0;
+        };
+        mult = is("second") ? 1 : is("minute") ? 60 : is("hour") ? 3600 : is("day") ? 86400 : 0;
+      }
+      if (!mult || !number(count, UINT32_MAX, n) || !n) return "invalid -m hashlimit rate '" + v + "'";
+      out.cost = kScale * mult / n;
+      if (!out.cost) return "rate too fast '" + v + "'";
+      if (k == "--hashlimit-above") out.flags |= NF_LIMIT_INV;
+      have_rate = true;
+    } else if (k == "--hashlimit-burst") {
+      if (!number(v, 10000, n) || !n) return "invalid --hashlimit-burst '" + v + "' (1 to 10000)";
+      out.cap = n;
+    } else if (k == "--hashlimit-mode") {
+      out.mode = 0;
+      std::stringstream ss(v);
+      std::string part;
+      while (std::getline(ss, part, ','))
+        out.mode |= part == "srcip"     ? NF_HL_SIP
+                    : part == "dstip"   ? NF_HL_DIP
+                    : part == "srcport" ? NF_HL_SPT
+                    : part == "dstport" ? NF_HL_DPT
+                                        : 0x80;
+      if (out.mode & 0x80) return "invalid --hashlimit-mode '" + v + "' (srcip, srcport, dstip, dstport)";
+    } else if (k == "--hashlimit-srcmask" || k == "--hashlimit-dstmask") {
+      if (!number(v, maxmask, n)) return "invalid " + k + " '" + v + "' (0 to " + std::to_string(maxmask) + ")";
+      (k == "--hashlimit-srcmask" ? out.srcmask : out.dstmask) = (uint8_t)n;
+    } else if (k == "--hashlimit-name") {
+      name = v;
+    } else if (k == "--hashlimit-htable-expire") {
+      if (!number(v, UINT32_MAX, n) || !n) return "invalid --hashlimit-htable-expire '" + v + "'";
+      out.expire = (uint32_t)n;
+    } else if (k == "--hashlimit-htable-size" || k == "--hashlimit-htable-max" ||
+               k == "--hashlimit-htable-gcinterval") {
+      if (!number(v, UINT32_MAX, n) || (k == "--hashlimit-htable-gcinterval" && !n))
+        return "invalid " + k + " '" + v + "'";
+    } else {
+      return "-m hashlimit " + k + " is not supported";
+    }
+  }
+  if (!have_rate) return "-m hashlimit needs --hashlimit-upto or --hashlimit-above";
+  if (name.empty() || name.size() > 254) return "-m hashlimit needs a --hashlimit-name of 1 to 254 characters";
+  // user2credits(avg * burst) < user2credits(avg): the kernel's overflow
+  // check, with the largest credits per microsecond of any HZ (300's).
+  unsigned __int128 cap = (unsigned __int128)out.cost * out.cap * 164926744u;
+  if (cap >> 64) return "--hashlimit-burst with this rate overflows the kernel's credit counter";
+  if (m.negated) out.flags ^= NF_LIMIT_INV;
+  for (unsigned char c : name) out.table = (out.table ^ c) * 16777619u;
   return "";
 }
 
@@ -612,6 +695,7 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
   if (m.module == ir::kNumgenModule) return;     // its draws: the statistic matches the flattener added
   if (m.module == ir::kNumgenIncModule) return;  // handled per rule (Compiler::nth)
   if (m.module == "recent") return;              // handled per rule (Compiler::recent)
+  if (m.module == "hashlimit") return;           // handled per rule (hashlimit_config)
   // ipset's own counters: no effect on whether the rule matches.
   if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
   fail("unsupported match " + m.cap + " reached the compiler");
@@ -729,12 +813,14 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   bool ok = true;
   nf2bpf_rule& d = out.desc;
   std::optional<ir::Match> limit;
+  const Match* hashlimit = nullptr;
   bool random = false;
   double probability = 1;
   bool random_neg = false;
   std::string random_at;  // the statistic match's place: its draw's slot
   for (const auto& m : f.matches) {
     add_match(m, out.boxes, d, src.loc, ok);
+    if (m.field == Field::Opaque && m.module == "hashlimit") hashlimit = &m;
     if (m.field == Field::Opaque && m.module == "limit") {  // iptables: a match per option
       if (!limit)
         limit = m;
@@ -755,6 +841,25 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
     nf2bpf_limit_cfg lc;
     if (std::string err = limit_config(*limit, tr_.ruleset.iptables_legacy, lc); !err.empty()) {
       diag_.error(limit->loc.line ? limit->loc : src.loc, err);
+      ok = false;
+    } else {
+      if (pol_.limits.empty()) pol_.limits.push_back({});
+      d.residual |= NF_RES_LIMIT;
+      d.limit = (uint32_t)pol_.limits.size();
+      pol_.limits.push_back(lc);
+    }
+  }
+  if (hashlimit) {
+    nf2bpf_limit_cfg lc;
+    std::string name, err = limit ? "-m limit and -m hashlimit in one rule are not supported"
+                                  : hashlimit_config(*hashlimit, ip6_stage_, lc, name);
+    if (err.empty()) {
+      auto [it, fresh] = hashlimit_names_.try_emplace(lc.table, name);
+      if (!fresh && it->second != name)
+        err = "-m hashlimit names '" + name + "' and '" + it->second + "' have the same hash";
+    }
+    if (!err.empty()) {
+      diag_.error(hashlimit->loc.line ? hashlimit->loc : src.loc, err);
       ok = false;
     } else {
       if (pol_.limits.empty()) pol_.limits.push_back({});

@@ -333,11 +333,26 @@ void Loader::header() {
   count_is(prefixes, p_.log_prefixes, "log_prefixes", counts_["log_prefixes"]);
   YAML::Node limits = top_.req("limits", "the policy");
   for (const auto& l : seq(limits, "'limits'")) {
-    if (!l.IsSequence() || l.size() != 4) refuse(l, "a limit must be [cost, cap, rate, flags]");
-    nf2bpf_limit_cfg c{number(l[0], "a limit's cost", UINT64_MAX), number(l[1], "a limit's cap", UINT64_MAX),
-                       number(l[2], "a limit's rate", UINT64_MAX),
-                       (uint32_t)number(l[3], "a limit's flags", NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV), 0};
+    if (!l.IsSequence() || (l.size() != 4 && l.size() != 9))
+      refuse(l,
+             "a limit must be [cost, cap, rate, flags] (a hashlimit's then [table, expire, mode, srcmask, dstmask])");
+    nf2bpf_limit_cfg c{};
+    c.cost = number(l[0], "a limit's cost", UINT64_MAX);
+    c.cap = number(l[1], "a limit's cap", UINT64_MAX);
+    c.rate = number(l[2], "a limit's rate", UINT64_MAX);
+    c.flags = (uint32_t)number(l[3], "a limit's flags", NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV | NF_LIMIT_HASH);
     if ((c.flags & NF_LIMIT_BYTES) && !c.rate) refuse(l, "a byte limit's rate must not be 0");
+    if (((c.flags & NF_LIMIT_HASH) != 0) != (l.size() == 9) ||
+        ((c.flags & NF_LIMIT_HASH) && (c.flags & (NF_LIMIT_XT | NF_LIMIT_BYTES))))
+      refuse(l, "a hashlimit (flags 8, not 1 or 2) has 9 values, any other limit 4");
+    if (l.size() == 9) {
+      c.table = (uint32_t)number(l[4], "a hashlimit's table", UINT32_MAX);
+      c.expire = (uint32_t)number(l[5], "a hashlimit's expire", UINT32_MAX);
+      c.mode = (uint8_t)number(l[6], "a hashlimit's mode", NF_HL_SIP | NF_HL_DIP | NF_HL_SPT | NF_HL_DPT);
+      c.srcmask = (uint8_t)number(l[7], "a hashlimit's srcmask", 128);
+      c.dstmask = (uint8_t)number(l[8], "a hashlimit's dstmask", 128);
+      if (!c.expire || !c.cost || !c.cap) refuse(l, "a hashlimit's cost, cap and expire must not be 0");
+    }
     p_.limits.push_back(c);
   }
   count_is(limits, p_.limits, "limits", counts_["limits"]);

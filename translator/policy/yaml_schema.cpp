@@ -69,6 +69,23 @@ std::string mac_text(uint64_t m) {
 std::string limit_text(const nf2bpf_limit_cfg& l) {
   static const std::pair<const char*, uint64_t> units[] = {
       {"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}, {"week", 604800}};
+  if (l.flags & NF_LIMIT_HASH) {  // avg in 1/1000000 s, as libxt_hashlimit keeps it
+    std::string t = std::string(l.flags & NF_LIMIT_INV ? "hashlimit above " : "hashlimit upto ");
+    const char* name = nullptr;
+    uint64_t n = 0;
+    for (auto [u, secs] : units)
+      if (!name && l.cost && secs * 1000000 % l.cost == 0) name = u, n = secs * 1000000 / l.cost;
+    t += name ? std::to_string(n) + "/" + name : "avg " + std::to_string(l.cost) + "us";
+    t += " burst " + std::to_string(l.cap) + " table " + hex(l.table) + " mode";
+    std::string mode;
+    for (auto [bit, w] :
+         {std::pair{NF_HL_SIP, "srcip"}, {NF_HL_SPT, "srcport"}, {NF_HL_DIP, "dstip"}, {NF_HL_DPT, "dstport"}})
+      if (l.mode & bit) mode += (mode.empty() ? " " : ",") + std::string(w);
+    t += mode.empty() ? " none" : mode;
+    if (l.mode & NF_HL_SIP) t += " srcmask " + std::to_string(l.srcmask);
+    if (l.mode & NF_HL_DIP) t += " dstmask " + std::to_string(l.dstmask);
+    return t + " expire " + std::to_string(l.expire) + "ms";
+  }
   if (l.flags & NF_LIMIT_XT) {  // as libxt_limit's print_rate shows avg
     if (!l.cost || l.cost > UINT32_MAX)
       return "avg " + std::to_string(l.cost) + " burst " + std::to_string(l.cap) + " xt_limit";

@@ -292,12 +292,16 @@ void write_tables(std::string& o, const Policy& p, bool inline_stmts) {
   write_str_list(o, "log_prefixes", p.log_prefixes, "");
   o += "limits:";
   o += p.limits.empty() ? " []"
-                        : "    # [cost, cap, rate, flags] (abi.h nf2bpf_limit_cfg; flags 1 xt_limit, 2 bytes, 4 over); "
-                          "#0 is unused";
+                        : "    # [cost, cap, rate, flags] (abi.h nf2bpf_limit_cfg; flags 1 xt_limit, 2 bytes, 4 over, "
+                          "8 hashlimit + [table, expire, mode, srcmask, dstmask]); #0 is unused";
   o += "\n";
   for (size_t i = 0; i < p.limits.size(); ++i) {
     const auto& l = p.limits[i];
-    o += "  - [" + num(l.cost) + ", " + num(l.cap) + ", " + num(l.rate) + ", " + num(l.flags) + "]";
+    o += "  - [" + num(l.cost) + ", " + num(l.cap) + ", " + num(l.rate) + ", " + num(l.flags);
+    if (l.flags & NF_LIMIT_HASH)
+      o += ", " + num(l.table) + ", " + num(l.expire) + ", " + num(l.mode) + ", " + num(l.srcmask) + ", " +
+           num(l.dstmask);
+    o += "]";
     if (i) o += "    # #" + num(i) + ": " + limit_text(p.limits[i]);
     o += "\n";
   }
