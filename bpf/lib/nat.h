@@ -224,16 +224,20 @@ NF_SUBPROG int nf_nat_src_keep(struct nf_scratch* s, __u32 fixed, __u32 ports) {
   return 0;
 }
 
-/* bpf_l4_csum_replace, or with `soft` its arithmetic for a checksum that is
+/* bpf_l4_csum_replace, or with NF_CSUM_SOFT its arithmetic for a checksum that is
  * complete whatever the skb says (inet_proto_csum_replace* with ip_summed
  * not CHECKSUM_PARTIAL): REJECT's answers, which the kernel builds as new
  * packets with their checksums computed, are built here in the rejected
  * packet's skb, which may be a CHECKSUM_PARTIAL one (from a local socket or a
  * veth); there bpf_l4_csum_replace would leave the field as it was. `flags`:
  * the field's size (2, 4; 0: `to` is a bpf_csum_diff sum) and
- * BPF_F_MARK_MANGLED_0 (UDP: 0, no checksum, stays 0; a 0 result is 0xffff). */
-static __always_inline int nf_csum_replace(struct __sk_buff* skb, __u32 off, __u32 from, __u32 to, __u64 flags,
-                                           int soft) {
+ * BPF_F_MARK_MANGLED_0 (UDP: 0, no checksum, stays 0; a 0 result is 0xffff),
+ * and NF_CSUM_SOFT. Global: verified once. */
+#define NF_CSUM_SOFT (1ull << 32) /* nf_csum_replace's `soft`, in its flags */
+NF_SUBPROG int nf_csum_replace(struct __sk_buff* skb, __u32 off, __u32 from, __u32 to, __u64 flags) {
+  if (!skb) return -1;
+  int soft = (flags & NF_CSUM_SOFT) != 0;
+  flags &= 0xffffffffull;
   if (!soft) return (int)bpf_l4_csum_replace(skb, off, from, to, flags);
   __u16 f;
   if (bpf_skb_load_bytes(skb, off, &f, 2)) return -1;
@@ -260,7 +264,7 @@ static __always_inline int nf_nat_write(struct __sk_buff* skb, struct nf_pkt* p,
                                         int dst, const __u8* addr, __u16 port) {
   __u8* cur = dst ? p->daddr : p->saddr;
   __u32 csum = 0; /* transport checksum offset from l3, 0: none to fix */
-  __u64 mangled0 = 0;
+  __u64 mangled0 = 0, csoft = nw->soft_csum ? NF_CSUM_SOFT : 0;
   int pseudo = 1;
   if (p->frag != 2 && p->l4off) {
     switch (p->l4proto) {
@@ -278,15 +282,13 @@ static __always_inline int nf_nat_write(struct __sk_buff* skb, struct nf_pkt* p,
       __builtin_memcpy(&o4, cur + 12, 4);
       __builtin_memcpy(&n4, addr + 12, 4);
       if (bpf_l3_csum_replace(skb, l3 + 10, o4, n4, 4)) return -1;
-      if (csum && pseudo && nf_csum_replace(skb, l3 + csum, o4, n4, BPF_F_PSEUDO_HDR | mangled0 | 4, nw->soft_csum))
-        return -1;
+      if (csum && pseudo && nf_csum_replace(skb, l3 + csum, o4, n4, BPF_F_PSEUDO_HDR | mangled0 | 4 | csoft)) return -1;
       if (bpf_skb_store_bytes(skb, l3 + (dst ? 16 : 12), &n4, 4, 0)) return -1;
     } else {
       __builtin_memcpy(nw->o6, cur, 16);
       __builtin_memcpy(nw->n6, addr, 16);
       __s64 d = bpf_csum_diff((__be32*)nw->o6, 16, (__be32*)nw->n6, 16, 0);
-      if (csum && pseudo && nf_csum_replace(skb, l3 + csum, 0, d, BPF_F_PSEUDO_HDR | mangled0, nw->soft_csum))
-        return -1;
+      if (csum && pseudo && nf_csum_replace(skb, l3 + csum, 0, d, BPF_F_PSEUDO_HDR | mangled0 | csoft)) return -1;
       if (bpf_skb_store_bytes(skb, l3 + (dst ? 24 : 8), nw->n6, 16, 0)) return -1;
     }
     nf_addr_copy(cur, addr);
@@ -295,7 +297,7 @@ static __always_inline int nf_nat_write(struct __sk_buff* skb, struct nf_pkt* p,
     __u16 old = dst ? p->dport : p->sport;
     if (old != port) {
       __be16 ob = bpf_htons(old), nb = bpf_htons(port);
-      if (csum && nf_csum_replace(skb, l3 + csum, ob, nb, mangled0 | 2, nw->soft_csum)) return -1;
+      if (csum && nf_csum_replace(skb, l3 + csum, ob, nb, mangled0 | 2 | csoft)) return -1;
       if (bpf_skb_store_bytes(skb, l3 + p->l4off + (dst ? 2 : 0), &nb, 2, 0)) return -1;
       if (dst)
         p->dport = port;
@@ -304,7 +306,7 @@ static __always_inline int nf_nat_write(struct __sk_buff* skb, struct nf_pkt* p,
     }
   } else if (p->has_icmp && !p->icmp_err && p->icmp_id != port) {
     __be16 ob = bpf_htons(p->icmp_id), nb = bpf_htons(port);
-    if (csum && nf_csum_replace(skb, l3 + csum, ob, nb, 2, nw->soft_csum)) return -1;
+    if (csum && nf_csum_replace(skb, l3 + csum, ob, nb, 2 | csoft)) return -1;
     if (bpf_skb_store_bytes(skb, l3 + p->l4off + 4, &nb, 2, 0)) return -1;
     p->icmp_id = port;
   }
@@ -315,12 +317,12 @@ static __always_inline int nf_nat_write(struct __sk_buff* skb, struct nf_pkt* p,
  * to `to` (`flags`: nf_csum_replace's); the ICMP checksum at `ck`,
  * which covers the field, follows it. */
 static __always_inline int nf_icmp_inner_csum(struct __sk_buff* skb, __u32 ck, __u32 off, __u32 from, __u32 to,
-                                              __u64 flags, int soft) {
+                                              __u64 flags, __u64 csoft) {
   __u16 before, after;
   if (bpf_skb_load_bytes(skb, off, &before, 2)) return -1;
-  if (nf_csum_replace(skb, off, from, to, flags, soft)) return -1;
+  if (nf_csum_replace(skb, off, from, to, flags | csoft)) return -1;
   if (bpf_skb_load_bytes(skb, off, &after, 2)) return -1;
-  return nf_csum_replace(skb, ck, before, after, 2, soft) ? -1 : 0;
+  return nf_csum_replace(skb, ck, before, after, 2 | csoft) ? -1 : 0;
 }
 
 /* The quoted packet of an ICMP error about a NATed connection
@@ -341,7 +343,8 @@ static __always_inline int nf_nat_icmp_inner(struct __sk_buff* skb, struct nf_pk
   __u32 end = l3 + p->length, quoted = end > il4 ? end - il4 : 0;
   __u32 icsum = 0; /* the quoted transport checksum, 0: none the kernel fixes */
   __u64 m0 = 0;
-  int pseudo = 1, soft = nw->soft_csum;
+  int pseudo = 1;
+  __u64 csoft = nw->soft_csum ? NF_CSUM_SOFT : 0;
   switch (p->in_proto) {
     case IPPROTO_TCP:
       if (quoted >= 20) icsum = il4 + 16;
@@ -358,8 +361,8 @@ static __always_inline int nf_nat_icmp_inner(struct __sk_buff* skb, struct nf_pk
     __u16 old = dst ? p->in_dport : p->in_sport, port = dst ? q->dport : q->sport;
     if (old != port) {
       __be16 ob = bpf_htons(old), nb = bpf_htons(port);
-      if (icsum && nf_icmp_inner_csum(skb, ck, icsum, ob, nb, m0 | 2, soft)) return -1;
-      if (nf_csum_replace(skb, ck, ob, nb, 2, soft)) return -1;
+      if (icsum && nf_icmp_inner_csum(skb, ck, icsum, ob, nb, m0 | 2, csoft)) return -1;
+      if (nf_csum_replace(skb, ck, ob, nb, 2 | csoft)) return -1;
       if (bpf_skb_store_bytes(skb, il4 + (dst ? 2 : 0), &nb, 2, 0)) return -1;
       if (dst)
         p->in_dport = port;
@@ -369,8 +372,8 @@ static __always_inline int nf_nat_icmp_inner(struct __sk_buff* skb, struct nf_pk
   } else if ((p->in_proto == IPPROTO_ICMP || p->in_proto == IPPROTO_ICMPV6) && p->in_sport != q->sport) {
     /* A quoted echo: its identifier, whichever the manip type. */
     __be16 ob = bpf_htons(p->in_sport), nb = bpf_htons(q->sport);
-    if (nf_icmp_inner_csum(skb, ck, icsum, ob, nb, 2, soft)) return -1;
-    if (nf_csum_replace(skb, ck, ob, nb, 2, soft)) return -1;
+    if (nf_icmp_inner_csum(skb, ck, icsum, ob, nb, 2, csoft)) return -1;
+    if (nf_csum_replace(skb, ck, ob, nb, 2 | csoft)) return -1;
     if (bpf_skb_store_bytes(skb, il4 + 4, &nb, 2, 0)) return -1;
     p->in_sport = p->in_dport = q->sport;
   }
@@ -381,20 +384,20 @@ static __always_inline int nf_nat_icmp_inner(struct __sk_buff* skb, struct nf_pk
     __u32 o4, n4;
     __builtin_memcpy(&o4, cur + 12, 4);
     __builtin_memcpy(&n4, addr + 12, 4);
-    if (icsum && pseudo && nf_icmp_inner_csum(skb, ck, icsum, o4, n4, m0 | 4, soft)) return -1;
+    if (icsum && pseudo && nf_icmp_inner_csum(skb, ck, icsum, o4, n4, m0 | 4, csoft)) return -1;
     __u16 before, after;
     if (bpf_skb_load_bytes(skb, il3 + 10, &before, 2)) return -1;
     if (bpf_l3_csum_replace(skb, il3 + 10, o4, n4, 4)) return -1;
     if (bpf_skb_load_bytes(skb, il3 + 10, &after, 2)) return -1;
-    if (nf_csum_replace(skb, ck, before, after, 2, soft)) return -1;
-    if (nf_csum_replace(skb, ck, o4, n4, 4, soft)) return -1;
+    if (nf_csum_replace(skb, ck, before, after, 2 | csoft)) return -1;
+    if (nf_csum_replace(skb, ck, o4, n4, 4 | csoft)) return -1;
     if (bpf_skb_store_bytes(skb, il3 + (dst ? 16 : 12), &n4, 4, 0)) return -1;
   } else {
     __builtin_memcpy(nw->o6, cur, 16);
     __builtin_memcpy(nw->n6, addr, 16);
     __s64 d = bpf_csum_diff((__be32*)nw->o6, 16, (__be32*)nw->n6, 16, 0);
-    if (icsum && pseudo && nf_icmp_inner_csum(skb, ck, icsum, 0, d, m0, soft)) return -1;
-    if (nf_csum_replace(skb, ck, 0, d, 0, soft)) return -1;
+    if (icsum && pseudo && nf_icmp_inner_csum(skb, ck, icsum, 0, d, m0, csoft)) return -1;
+    if (nf_csum_replace(skb, ck, 0, d, csoft)) return -1;
     if (bpf_skb_store_bytes(skb, il3 + (dst ? 24 : 8), nw->n6, 16, 0)) return -1;
   }
   nf_addr_copy(cur, addr);
