@@ -170,8 +170,8 @@ struct Fd {
 }  // namespace
 
 struct Dataplane::Fds {
-  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab, hashlimit, svc,
-      svc_be, svc_conns, icmp_cfg, icmp_global, icmp_peers;
+  Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab, hashlimit, connlimit,
+      svc, svc_be, svc_conns, icmp_cfg, icmp_global, icmp_peers;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 
@@ -493,6 +493,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.recent = dupfd(bpf_map__fd(skel->maps.nf_recent));
   f.recent_tab = dupfd(bpf_map__fd(skel->maps.nf_recent_tab));
   f.hashlimit = dupfd(bpf_map__fd(skel->maps.nf_hashlimit));
+  f.connlimit = dupfd(bpf_map__fd(skel->maps.nf_connlimit));
   f.svc = dupfd(bpf_map__fd(skel->maps.nf_svc));
   f.svc_be = dupfd(bpf_map__fd(skel->maps.nf_svc_be));
   f.svc_conns = dupfd(bpf_map__fd(skel->maps.nf_svc_conns));
@@ -897,7 +898,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   next.abi = NF2BPF_ABI_VERSION;
   next.generation = gen;
   if (int rc = bpf_map_update_elem(f.control.fd, &zero, &next, BPF_ANY)) return bpf_err("switch generation", rc);
-  drop_unnamed_tables(p);
+  drop_unnamed_tables(p, gen);
   return gen;
 }
 
@@ -1051,8 +1052,9 @@ Result<std::vector<policy::Service>> Dataplane::kept_services() {
 // -m recent and -m hashlimit tables live across generations, as the
 // kernel's live while a rule names them: after a switch, the tables of names
 // the new policy does not use are emptied (the kernel frees a table with its
-// last rule).
-void Dataplane::drop_unnamed_tables(const policy::Policy& p) {
+// last rule). -m connlimit lists belong to their rules: only the live
+// generation's stay (a reloaded ruleset's rules count afresh).
+void Dataplane::drop_unnamed_tables(const policy::Policy& p, uint64_t live_generation) {
   auto& f = *fds_;
   std::set<uint32_t> recent, hashlimit;
   for (const auto& r : p.rules)
@@ -1069,6 +1071,11 @@ void Dataplane::drop_unnamed_tables(const policy::Policy& p) {
   delete_keys(f.recent.fd, unused(recent));
   delete_keys(f.recent_tab.fd, unused(recent));
   delete_keys(f.hashlimit.fd, unused(hashlimit));
+  delete_keys(f.connlimit.fd, [live_generation](const void* key) {
+    uint64_t g;
+    std::memcpy(&g, key, sizeof g);  // nf2bpf_connlimit_key starts with it
+    return g != live_generation;
+  });
 }
 
 Result<uint64_t> Dataplane::rollback() {

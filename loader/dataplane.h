@@ -186,7 +186,7 @@ class Dataplane {
   static Result<std::unique_ptr<Dataplane>> find_any(const std::string& pin_dir);
   static std::string program_identity();
   Result<void> adopt_maps(int prog_fd);
-  void drop_unnamed_tables(const policy::Policy& p);
+  void drop_unnamed_tables(const policy::Policy& p, uint64_t live_generation);
   Result<void> write_service(uint32_t sid, const policy::Service& sv, uint32_t slot);
   // update_services and update_service_backends: `live`/`next` (both or
   // neither) also move rules to their new source lines and give the record

@@ -313,9 +313,74 @@ bool Model::hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
   return under != !!(c.flags & NF_LIMIT_INV);
 }
 
-bool Model::limit_match(uint32_t i, const pkt::Packet& p) {
+// As nf_connlimit_match and nf_connlimit_step in bpf/lib/classify.h
+// (nf_conncount), on CPU 0.
+bool Model::connlimit_match(const nf2bpf_limit_cfg& c, const Work& w, uint32_t idx) {
+  const pkt::Packet& p = w.p;
+  std::array<uint8_t, 16> addr{};
+  ir::u128 a = (c.mode & NF_CL_DADDR) ? p.daddr : p.saddr;
+  for (uint32_t i = p.family == 4 ? 12 : 0, from = i; i < 16; ++i) {
+    uint32_t bit = (i - from) * 8, bits = c.srcmask;
+    uint8_t b = (uint8_t)(a >> (8 * (15 - i)));
+    addr[i] = bit + 8 <= bits ? b : bit >= bits ? 0 : (uint8_t)(b & (uint8_t)(0xff << (8 - (bits - bit))));
+  }
+  uint32_t jiffies = (uint32_t)((unsigned __int128)now_ * env_.hz / 1000000000u), cpu = 0, count = 1;
+  auto [it, fresh] = connlimit_.try_emplace({idx, p.family, addr});
+  nf2bpf_connlimit_val& v = it->second;
+  auto add = [&](uint32_t n) {
+    v.conns[n].key = w.ct_key;
+    v.conns[n].jiffies32 = jiffies;
+    v.conns[n].cpu = cpu;
+  };
+  if (fresh || !v.count) {
+    add(0);
+    v.count = 1;
+    v.last_gc = jiffies;
+  } else {
+    bool dup = false;
+    if (jiffies != v.last_gc) {
+      uint32_t collect = 0, kept = 0;
+      bool stop = false;
+      for (uint32_t i = 0; i < v.count && i < NF_CONNLIMIT_CONNS; ++i) {
+        const nf2bpf_connlimit_conn conn = v.conns[i];
+        bool keep = true;
+        if (!stop && !dup) {
+          if (collect > 8) {
+            stop = true;
+          } else {
+            auto ct = ct_.find(conn.key);
+            bool same = std::memcmp(&conn.key, &w.ct_key, sizeof conn.key) == 0;
+            if (ct == ct_.end() || ct->second.expires_ns <= now_) {
+              if (conn.cpu == cpu || jiffies - conn.jiffies32 >= 2) {
+                keep = false;
+                ++collect;
+              } else if (same) {
+                dup = true;
+              }
+            } else if (same) {
+              dup = true;
+            } else if (conn.key.proto == 6 && (ct->second.tcp_state == sTW || ct->second.tcp_state == sCL)) {
+              keep = false;
+              ++collect;
+            }
+          }
+        }
+        if (keep) v.conns[kept++] = conn;
+      }
+      v.count = kept;
+      if (!dup) v.last_gc = jiffies;
+    }
+    if (!dup && v.count < NF_CONNLIMIT_CONNS) add(v.count++);
+    count = v.count;
+  }
+  return (count > c.cost) != !!(c.flags & NF_LIMIT_INV);
+}
+
+bool Model::limit_match(uint32_t i, const Work& w) {
   const auto& l = pol_.limits[i];
+  const pkt::Packet& p = w.p;
   if (l.flags & NF_LIMIT_HASH) return hashlimit_match(l, p);
+  if (l.flags & NF_LIMIT_CONN) return connlimit_match(l, w, i);
   uint32_t length = p.length;
   uint64_t& last = limit_last_[i];
   uint64_t& tokens = limit_tokens_[i];
@@ -496,7 +561,7 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
     w.indeterminate |= !log_only;
     uint32_t i = r.limit;
     if (i >= pol_.limits.size()) return false;
-    if (!limit_match(i, w.p)) return false;
+    if (!limit_match(i, w)) return false;
   }
   if (res & NF_RES_NTH) {
     // Last, as in bpf/: only packets every other test let through count.
@@ -1204,6 +1269,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
         fwd_ = false;
       }
       ct_lookup(w.p, now_ns, ct, looped, w.nat);
+      w.ct_key = ct.key;
       if (confirm && !looped) ct_update(ct, now_ns);
       w.ctmark = ct.ctmark;
       w.has_ct = (ct.state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;

@@ -120,7 +120,8 @@ class Model {
     uint32_t iif_class = 0, oif_class = 0;
     std::array<uint32_t, NF_DRAW_CACHE> draw_slot{}, draw_val{};  // s->draw_*
     uint32_t draw_valid = 0;
-    int hook = -1;  // the hook whose stages run (s->hook)
+    int hook = -1;       // the hook whose stages run (s->hook)
+    nf_ct_key ct_key{};  // the packet's connection key (s->ct.key; zero before the lookup)
   };
 
   void classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const;
@@ -137,7 +138,8 @@ class Model {
   uint8_t run_stage(Work& w, uint32_t si, Decision& d);
   uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
-  bool limit_match(uint32_t i, const pkt::Packet& p);
+  bool limit_match(uint32_t i, const Work& w);
+  bool connlimit_match(const nf2bpf_limit_cfg& c, const Work& w, uint32_t idx);
   bool hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p);
   bool recent_match(const Work& w, const nf2bpf_rule& r);
   void statements(Work& w, const nf2bpf_rule& r);
@@ -195,6 +197,8 @@ class Model {
     }
   };
   std::map<nf2bpf_hashlimit_key, nf2bpf_hashlimit_val, HashlimitKeyLess> hashlimit_;
+  // nf_connlimit: -m connlimit lists by (limit index, family, masked address); one CPU (0).
+  std::map<std::tuple<uint32_t, uint8_t, std::array<uint8_t, 16>>, nf2bpf_connlimit_val> connlimit_;
   uint64_t now_ = 0;
   uint64_t rng_ = 0x243f6a8885a308d3ULL;
 };

@@ -403,6 +403,13 @@ struct nf2bpf_recent_tab {
 #define NF_HL_DPT 2u
 #define NF_HL_SIP 4u
 #define NF_HL_SPT 8u
+/* -m connlimit (xt_connlimit over nf_conncount): the connections of the
+ * packet's key (its masked source, or destination with NF_CL_DADDR) this
+ * rule has seen, in the global nf_connlimit map; cost is the limit, srcmask
+ * the mask; NF_LIMIT_INV for --connlimit-upto. */
+#define NF_LIMIT_CONN (1u << 4)
+#define NF_CL_DADDR 1u         /* nf2bpf_limit_cfg.mode: --connlimit-daddr */
+#define NF_CONNLIMIT_CONNS 128 /* connections a list keeps (ct_abi.h): limits up to 126 */
 struct nf2bpf_limit_cfg {
   nf_u64 cost;   /* XT: avg (1/10000 s per packet); nft: ns per packet; BYTES: unit_ns; HASH: avg (1/1000000 s) */
   nf_u64 cap;    /* XT: burst (packets); nft: tokens_max ns; HASH: burst */

@@ -109,4 +109,26 @@ static const nf_u32 nf_tcp_timeout[10] = {0, 120, 60, 432000, 120, 60, 30, 120, 
 
 #define NF_SEC 1000000000ULL
 
+/* One -m connlimit list (nf_conncount's per-key list): keyed by the
+ * generation (a new policy's rules count afresh, as a reloaded ruleset's
+ * do), the rule's limit index and the masked address; the connections in the
+ * order they were added, with the jiffy and CPU that added each
+ * (find_or_evict's age rule). At most NF_CONNLIMIT_CONNS a key. */
+#define NF_CONNLIMIT_KEYS 8192
+struct nf2bpf_connlimit_key {
+  nf_u64 generation;
+  nf_u32 limit;
+  nf_u8 family;
+  nf_u8 pad[3];
+  nf_u8 addr[16];
+};
+struct nf2bpf_connlimit_conn {
+  struct nf_ct_key key;
+  nf_u32 jiffies32, cpu;
+};
+struct nf2bpf_connlimit_val {
+  nf_u32 count, last_gc;
+  struct nf2bpf_connlimit_conn conns[NF_CONNLIMIT_CONNS];
+};
+
 #endif /* NF2BPF_CT_ABI_H */

@@ -140,10 +140,110 @@ NF_SUBPROG int nf_hashlimit_match(const struct nf2bpf_limit_cfg* c, const struct
   return under != !!(c->flags & NF_LIMIT_INV);
 }
 
-NF_SUBPROG int nf_limit_match(struct nf2bpf_limit_val* l, const struct nf_pkt* p) {
-  if (!l || !p) return 0;
+/* nf_conncount's walk over one list (__nf_conncount_add), one connection a
+ * step: a connection conntrack no longer has is dropped when this CPU added
+ * it or it is 2 jiffies old (find_or_evict), a closed TCP one too; at most
+ * 8 are dropped a walk (CONNCOUNT_GC_MAX_NODES); the packet's own connection
+ * found again ends it (`dup`). The kept ones move down to `w`. */
+static const struct nf2bpf_connlimit_val nf_connlimit_empty;
+struct nf_connlimit_walk {
+  struct nf2bpf_connlimit_val* v;
+  const struct nf_ct_key* self;
+  __u64 now_ns;
+  __u32 jiffies, cpu, collect, w, dup, stop;
+};
+static long nf_connlimit_step(__u32 i, struct nf_connlimit_walk* g) {
+  struct nf2bpf_connlimit_val* v = g->v;
+  if (i >= v->count || i >= NF_CONNLIMIT_CONNS) return 1;
+  __u32 at = i;
+  asm volatile("" : "+r"(at)); /* the verifier sees the mask */
+  struct nf2bpf_connlimit_conn* c = &v->conns[at & (NF_CONNLIMIT_CONNS - 1)];
+  int keep = 1;
+  if (!g->stop && !g->dup) {
+    if (g->collect > 8) {
+      g->stop = 1;
+    } else {
+      struct nf_ct_val* ct = bpf_map_lookup_elem(&nf_ct, &c->key);
+      int same = nf_ct_key_eq(&c->key, g->self);
+      if (!ct || ct->expires_ns <= g->now_ns) {
+        if (c->cpu == g->cpu || g->jiffies - c->jiffies32 >= 2) {
+          keep = 0;
+          g->collect++;
+        } else if (same) {
+          g->dup = 1; /* not confirmed yet: already listed */
+        }
+      } else if (same) {
+        g->dup = 1;
+      } else if (c->key.proto == IPPROTO_TCP && (ct->tcp_state == sTW || ct->tcp_state == sCL)) {
+        keep = 0;
+        g->collect++;
+      }
+    }
+  }
+  if (keep) {
+    __u32 w = g->w;
+    asm volatile("" : "+r"(w));
+    w &= NF_CONNLIMIT_CONNS - 1;
+    if (w != at) v->conns[w] = *c;
+    g->w++;
+  }
+  return 0;
+}
+
+/* One packet through one -m connlimit match (connlimit_mt, nf_conncount_count):
+ * the connections of the packet's key this rule has seen, the packet's own
+ * added; the match holds when they are more than the limit
+ * (--connlimit-above), or not (--connlimit-upto). Global: verified once. */
+NF_SUBPROG int nf_connlimit_match(const struct nf2bpf_limit_cfg* c, struct nf_scratch* s, __u32 idx) {
+  if (!c || !s) return 0;
+  const struct nf_pkt* p = &s->p;
+  struct nf2bpf_connlimit_key k;
+  __builtin_memset(&k, 0, sizeof(k));
+  k.generation = s->generation;
+  k.limit = idx;
+  k.family = p->family;
+  nf_hl_mask(k.addr, (c->mode & NF_CL_DADDR) ? p->daddr : p->saddr, p->family, c->srcmask);
+  __u32 jiffies = (__u32)bpf_jiffies64(), cpu = bpf_get_smp_processor_id(), count = 1;
+  struct nf2bpf_connlimit_val* v = bpf_map_lookup_elem(&nf_connlimit, &k);
+  if (!v || !v->count) { /* insert_tree: a new list of this one connection */
+    if (!v) {            /* (the value is too big for the stack: made empty, then filled in place) */
+      bpf_map_update_elem(&nf_connlimit, &k, &nf_connlimit_empty, BPF_ANY);
+      v = bpf_map_lookup_elem(&nf_connlimit, &k);
+      if (!v) return 0; /* no room: the match fails (the kernel drops the packet) */
+    }
+    v->conns[0].key = s->ct.key;
+    v->conns[0].jiffies32 = jiffies;
+    v->conns[0].cpu = cpu;
+    v->count = 1;
+    v->last_gc = jiffies; /* nf_conncount_list_init */
+  } else {
+    struct nf_connlimit_walk g = {
+        .v = v, .self = &s->ct.key, .now_ns = bpf_ktime_get_ns(), .jiffies = jiffies, .cpu = cpu};
+    if (jiffies != v->last_gc) {
+      bpf_loop(NF_CONNLIMIT_CONNS, nf_connlimit_step, &g, 0);
+      v->count = g.w;
+      if (!g.dup) v->last_gc = jiffies;
+    }
+    if (!g.dup && v->count < NF_CONNLIMIT_CONNS) {
+      __u32 n = v->count;
+      asm volatile("" : "+r"(n));
+      n &= NF_CONNLIMIT_CONNS - 1;
+      v->conns[n].key = s->ct.key;
+      v->conns[n].jiffies32 = jiffies;
+      v->conns[n].cpu = cpu;
+      v->count++;
+    }
+    count = v->count;
+  }
+  return (count > c->cost) != !!(c->flags & NF_LIMIT_INV);
+}
+
+NF_SUBPROG int nf_limit_match(struct nf2bpf_limit_val* l, struct nf_scratch* s, __u32 idx) {
+  if (!l || !s) return 0;
+  const struct nf_pkt* p = &s->p;
   __u32 flags = l->cfg.flags, length = p->length;
   if (flags & NF_LIMIT_HASH) return nf_hashlimit_match(&l->cfg, p);
+  if (flags & NF_LIMIT_CONN) return nf_connlimit_match(&l->cfg, s, idx);
   if (flags & NF_LIMIT_XT) {
     __u32 hz = CONFIG_HZ ? CONFIG_HZ : 250;
     __u32 cpj = 0xFFFFFFFFu / (hz * 86400u); /* MAX_CPJ, then POW2_BELOW32 */
@@ -444,7 +544,7 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     void* lm = nf_inner(&nf_limits, live);
     if (!lm) return 0;
     __u32 idx = r->limit;
-    if (!nf_limit_match(bpf_map_lookup_elem(lm, &idx), &s->p)) return 0;
+    if (!nf_limit_match(bpf_map_lookup_elem(lm, &idx), s, idx)) return 0;
   }
   if (res & NF_RES_NTH) {
     /* Last: the counter moves only for packets every other test let

@@ -175,6 +175,17 @@ struct {
   __type(key, struct nf2bpf_hashlimit_key);
   __type(value, struct nf2bpf_hashlimit_val);
 } nf_hashlimit SEC(".maps");
+/* -m connlimit lists (ct_abi.h), keyed by generation: a new policy counts
+ * afresh (the loader drops the other generations' lists). Allocated as keys
+ * come (6 KB a list); with the map full a new key's match fails (the
+ * kernel drops the packet when it cannot allocate a list). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, NF_CONNLIMIT_KEYS);
+  __type(key, struct nf2bpf_connlimit_key);
+  __type(value, struct nf2bpf_connlimit_val);
+} nf_connlimit SEC(".maps");
 /* REJECT's ICMP rate limits (lib/reject.h): the sysctls, the namespace's
  * global bucket (icmp_global_allow) and one bucket per peer (inet_peer). */
 struct {

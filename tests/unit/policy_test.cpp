@@ -503,6 +503,24 @@ TEST_CASE("hashlimit: what the kernel would refuse, and what nf2bpf does not imp
              Catch::Contains("--hashlimit-srcmask"));
 }
 
+TEST_CASE("connlimit: nf_conncount's list per source, its own connection once, the ones conntrack lost dropped") {
+  Judge j(kHead +
+          "-A INPUT -p tcp -m tcp --syn -m connlimit --connlimit-above 1 -j REJECT --reject-with tcp-reset\n"  // 5
+          "-A INPUT -p tcp -j ACCEPT\n"                                                                        // 6
+          "COMMIT\n");
+  REQUIRE(j.c.pol.cfg.ct_needed == 1);  // conntrack runs for the count
+  auto at = [&](uint64_t ms, uint16_t sport) {
+    j.now = 1'000'000'000 + ms * 1'000'000 - 1000;
+    return j(tcp("10.0.0.1", sport, "192.0.2.1", 80));
+  };
+  CHECK(at(0, 1) == "ACCEPT@6");    // 1 connection
+  CHECK(at(100, 2) == "REJECT@5");  // 2 > 1 (its own counted; never confirmed)
+  CHECK(at(200, 3) == "REJECT@5");  // connection 2 dropped (conntrack never had it), 3 added: 2
+  CHECK(at(300, 1) == "REJECT@5");  // connection 1 again, found first: the walk ends there, 3 stays: 2
+  CHECK(at(300, 4) == "REJECT@5");  // the same jiffy: no walk, 4 added: 3
+  CHECK(j(tcp("10.0.0.2", 9, "192.0.2.1", 80)) == "ACCEPT@6");  // another source, its own list
+}
+
 TEST_CASE("ipset: ICMP elements of hash:ip,port, and a negated match on a two-dimensional set") {
   diag::Diagnostics d;
   auto sets = frontend::parse_ipset_save({"sets",

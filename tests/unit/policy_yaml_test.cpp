@@ -900,5 +900,5 @@ TEST_CASE("policy YAML: -m hashlimit tables written and read back, and a hashlim
   std::string bad = y;
   bad.replace(at, 25, "  - [20000000, 4, 0, 4, ");
   CHECK_THAT(refused(bad).message,
-             Catch::Contains("a hashlimit (flags 8, not 1 or 2) has 9 values, any other limit 4"));
+             Catch::Contains("a hashlimit (flags 8) or connlimit (16), neither with 1 or 2, has 9 values"));
 }

@@ -35,6 +35,14 @@ constexpr std::string_view kHashlimit =
     "--hashlimit-htable-max the kernel drops the packet), packets of several CPUs are not serialised; byte rates and "
     "--hashlimit-rate-match are refused, and the match must be the rule's last";
 
+constexpr std::string_view kConnlimit =
+    "nf_conncount's list per key (the masked source, or destination with --connlimit-daddr) in BPF: each connection "
+    "is added when its packet reaches the match, and dropped when conntrack no longer has it (if this CPU added it, "
+    "or 2 jiffies on) or it closed, at most 8 a walk and none twice in a jiffy, so the same connections give the "
+    "same counts: --connlimit-upto/--connlimit-above, --connlimit-mask; not as the kernel: a list keeps at most 128 "
+    "connections (limits up to 126), the kernel's background collector never runs, packets of several CPUs are not "
+    "serialised; the match must be the rule's last, and a new policy's rules count afresh (as a reloaded ruleset's)";
+
 // clang-format off
 const std::vector<Capability>& iptables_capabilities() {
   static const std::vector<Capability> kRows = {
@@ -137,7 +145,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "match", "-m physdev", U, "bridge ports are not visible at TC on the bridge"},
   {"iptables", "match", "-m string", U, "payload string search is not implemented"},
   {"iptables", "match", "-m u32", U, "u32 expressions are not implemented"},
-  {"iptables", "match", "-m connlimit", U, "per-address connection counting is not implemented"},
+  {"iptables", "match", "-m connlimit", A, kConnlimit},
 
   {"iptables", "target", "-j ACCEPT", E, ""},
   {"iptables", "target", "-j DROP", E, ""},

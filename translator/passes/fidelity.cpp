@@ -1,11 +1,13 @@
 #include "translator/passes/fidelity.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 
+#include "bpf/include/abi.h"
 #include "common/progress.h"
 
 namespace nf2bpf::passes {
@@ -90,8 +92,9 @@ void nth_placement(const Rule& rule, std::vector<Finding>& found) {
   if (!why.empty()) found.push_back({Fidelity::Unsupported, "-m statistic --mode nth", why, rule.matches[first].loc});
 }
 
-// -m recent changes its list (--set, --update, --remove, --reap) and
-// -m hashlimit its bucket for every packet that reaches it: as for nth, the
+// -m recent changes its list (--set, --update, --remove, --reap),
+// -m hashlimit its bucket and -m connlimit its connection list for every
+// packet that reaches it: as for nth, the
 // dataplane runs them after the rule's other tests, so each must be the
 // rule's last module.
 void stateful_placement(const Rule& rule, std::string_view module, std::string_view state,
@@ -109,6 +112,21 @@ void stateful_placement(const Rule& rule, std::string_view module, std::string_v
             " match, the dataplane only for those every other test of the rule let through (put the " +
             std::string(module) + " match last)";
   if (!why.empty()) found.push_back({Fidelity::Unsupported, m, why, rule.matches[at].loc});
+}
+
+// -m connlimit's lists keep NF_CONNLIMIT_CONNS connections: a higher limit
+// stays in netfilter.
+void connlimit_size(const Rule& rule, std::vector<Finding>& found) {
+  for (const auto& m : rule.matches) {
+    if (m.module != "connlimit") continue;
+    for (const auto& [k, v] : m.args)
+      if ((k == "--connlimit-above" || k == "--connlimit-upto") &&
+          std::strtoull(v.c_str(), nullptr, 10) >= NF_CONNLIMIT_CONNS - 1)
+        found.push_back({Fidelity::Unsupported, "-m connlimit " + k,
+                         "nf2bpf's connection lists keep " + std::to_string(NF_CONNLIMIT_CONNS) +
+                             " connections: limits up to " + std::to_string(NF_CONNLIMIT_CONNS - 2) + " are translated",
+                         m.loc});
+  }
 }
 
 // What keeps one rule from being exact: its table, matches, the sets they
@@ -149,6 +167,8 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
   if (ipt) nth_placement(rule, found);
   if (ipt) stateful_placement(rule, "recent", "list", found);
   if (ipt) stateful_placement(rule, "hashlimit", "bucket", found);
+  if (ipt) stateful_placement(rule, "connlimit", "connection list", found);
+  if (ipt) connlimit_size(rule, found);
   for (const auto& s : rule.statements) check(s.cap, s.loc);
   check(rule.verdict.cap, rule.verdict.loc);
   if (rule.vmap)  // the verdicts a map can give

@@ -458,6 +458,45 @@ static std::string hashlimit_config(const ir::Match& m, bool ip6, nf2bpf_limit_c
   return "";
 }
 
+// A -m connlimit match as xt_connlimit configures it (struct
+// nf2bpf_limit_cfg with NF_LIMIT_CONN): --connlimit-upto/--connlimit-above
+// N, --connlimit-mask (32 or 128 by default), --connlimit-saddr (the
+// default) or --connlimit-daddr. An empty string: fine; otherwise what is
+// wrong.
+static std::string connlimit_config(const ir::Match& m, bool ip6, nf2bpf_limit_cfg& out) {
+  out = {};
+  out.flags = NF_LIMIT_CONN;
+  uint32_t maxmask = ip6 ? 128 : 32;
+  out.srcmask = (uint8_t)maxmask;
+  bool have = false;
+  for (const auto& [k, v] : m.args) {
+    char* end = nullptr;
+    uint64_t n = std::strtoull(v.c_str(), &end, 10);
+    bool num = !v.empty() && !*end && v[0] != '-';
+    if (k == "--connlimit-upto" || k == "--connlimit-above") {
+      if (!num || n > UINT32_MAX) return "invalid " + k + " '" + v + "'";
+      out.cost = n;
+      out.flags = NF_LIMIT_CONN | (k == "--connlimit-upto" ? NF_LIMIT_INV : 0);
+      have = true;
+    } else if (k == "--connlimit-mask") {
+      if (!num || n > maxmask) return "invalid --connlimit-mask '" + v + "' (0 to " + std::to_string(maxmask) + ")";
+      out.srcmask = (uint8_t)n;
+    } else if (k == "--connlimit-saddr" || k == "--connlimit-daddr") {
+      out.mode = k == "--connlimit-daddr" ? NF_CL_DADDR : 0;
+    } else {
+      return "-m connlimit " + k + " is not supported";
+    }
+  }
+  if (!have) return "-m connlimit needs --connlimit-upto or --connlimit-above";
+  // A list keeps up to NF_CONNLIMIT_CONNS connections: a limit below that
+  // decides as the kernel's count does.
+  if (out.cost >= NF_CONNLIMIT_CONNS - 1)
+    return "-m connlimit limits from " + std::to_string(NF_CONNLIMIT_CONNS - 1) +
+           " up are not supported (nf2bpf keeps " + std::to_string(NF_CONNLIMIT_CONNS) + " connections a key)";
+  if (m.negated) out.flags ^= NF_LIMIT_INV;
+  return "";
+}
+
 // One match of one rule: constraints on the rule's boxes, or a residual
 // check in its descriptor.
 class Compiler::MatchLowering {
@@ -695,7 +734,7 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
   if (m.module == ir::kNumgenModule) return;     // its draws: the statistic matches the flattener added
   if (m.module == ir::kNumgenIncModule) return;  // handled per rule (Compiler::nth)
   if (m.module == "recent") return;              // handled per rule (Compiler::recent)
-  if (m.module == "hashlimit") return;           // handled per rule (hashlimit_config)
+  if (m.module == "hashlimit" || m.module == "connlimit") return;  // per rule (hashlimit/connlimit_config)
   // ipset's own counters: no effect on whether the rule matches.
   if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
   fail("unsupported match " + m.cap + " reached the compiler");
@@ -813,14 +852,14 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   bool ok = true;
   nf2bpf_rule& d = out.desc;
   std::optional<ir::Match> limit;
-  const Match* hashlimit = nullptr;
+  const Match* hashlimit = nullptr;  // -m hashlimit or -m connlimit (one of them a rule)
   bool random = false;
   double probability = 1;
   bool random_neg = false;
   std::string random_at;  // the statistic match's place: its draw's slot
   for (const auto& m : f.matches) {
     add_match(m, out.boxes, d, src.loc, ok);
-    if (m.field == Field::Opaque && m.module == "hashlimit") hashlimit = &m;
+    if (m.field == Field::Opaque && (m.module == "hashlimit" || m.module == "connlimit")) hashlimit = &m;
     if (m.field == Field::Opaque && m.module == "limit") {  // iptables: a match per option
       if (!limit)
         limit = m;
@@ -851,9 +890,11 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   }
   if (hashlimit) {
     nf2bpf_limit_cfg lc;
-    std::string name, err = limit ? "-m limit and -m hashlimit in one rule are not supported"
-                                  : hashlimit_config(*hashlimit, ip6_stage_, lc, name);
-    if (err.empty()) {
+    bool conn = hashlimit->module == "connlimit";
+    std::string name, err = limit  ? "-m limit and -m " + hashlimit->module + " in one rule are not supported"
+                            : conn ? connlimit_config(*hashlimit, ip6_stage_, lc)
+                                   : hashlimit_config(*hashlimit, ip6_stage_, lc, name);
+    if (err.empty() && !conn) {
       auto [it, fresh] = hashlimit_names_.try_emplace(lc.table, name);
       if (!fresh && it->second != name)
         err = "-m hashlimit names '" + name + "' and '" + it->second + "' have the same hash";
@@ -1681,6 +1722,9 @@ uint32_t Compiler::emit_rules(StageWork& w, const std::vector<std::vector<BoxPre
     pol_.rules.back().src_line = src.loc.line;
     if (!l.unconditional_terminal) ++steps;
     if (l.desc.residual & (NF_RES_CTMARK | NF_RES_CTSTATUS)) pol_.cfg.ct_needed = 1;
+    // -m connlimit counts tracked connections (xt_connlimit loads conntrack).
+    if ((l.desc.residual & NF_RES_LIMIT) && (pol_.limits.at(l.desc.limit).flags & NF_LIMIT_CONN))
+      pol_.cfg.ct_needed = 1;
     if (l.desc.residual & NF_RES_OWNER) pol_.cfg.owner = 1;
     for (const auto& stt : l.stmts)
       if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)

@@ -340,18 +340,23 @@ void Loader::header() {
     c.cost = number(l[0], "a limit's cost", UINT64_MAX);
     c.cap = number(l[1], "a limit's cap", UINT64_MAX);
     c.rate = number(l[2], "a limit's rate", UINT64_MAX);
-    c.flags = (uint32_t)number(l[3], "a limit's flags", NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV | NF_LIMIT_HASH);
+    c.flags = (uint32_t)number(l[3], "a limit's flags",
+                               NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV | NF_LIMIT_HASH | NF_LIMIT_CONN);
     if ((c.flags & NF_LIMIT_BYTES) && !c.rate) refuse(l, "a byte limit's rate must not be 0");
-    if (((c.flags & NF_LIMIT_HASH) != 0) != (l.size() == 9) ||
-        ((c.flags & NF_LIMIT_HASH) && (c.flags & (NF_LIMIT_XT | NF_LIMIT_BYTES))))
-      refuse(l, "a hashlimit (flags 8, not 1 or 2) has 9 values, any other limit 4");
+    uint32_t kind = c.flags & (NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_HASH | NF_LIMIT_CONN);
+    bool keyed = c.flags & (NF_LIMIT_HASH | NF_LIMIT_CONN);
+    if (keyed != (l.size() == 9) || (keyed && kind != NF_LIMIT_HASH && kind != NF_LIMIT_CONN))
+      refuse(l, "a hashlimit (flags 8) or connlimit (16), neither with 1 or 2, has 9 values, any other limit 4");
     if (l.size() == 9) {
-      c.table = (uint32_t)number(l[4], "a hashlimit's table", UINT32_MAX);
-      c.expire = (uint32_t)number(l[5], "a hashlimit's expire", UINT32_MAX);
-      c.mode = (uint8_t)number(l[6], "a hashlimit's mode", NF_HL_SIP | NF_HL_DIP | NF_HL_SPT | NF_HL_DPT);
-      c.srcmask = (uint8_t)number(l[7], "a hashlimit's srcmask", 128);
-      c.dstmask = (uint8_t)number(l[8], "a hashlimit's dstmask", 128);
-      if (!c.expire || !c.cost || !c.cap) refuse(l, "a hashlimit's cost, cap and expire must not be 0");
+      c.table = (uint32_t)number(l[4], "a limit's table", UINT32_MAX);
+      c.expire = (uint32_t)number(l[5], "a limit's expire", UINT32_MAX);
+      c.mode = (uint8_t)number(l[6], "a limit's mode", NF_HL_SIP | NF_HL_DIP | NF_HL_SPT | NF_HL_DPT);
+      c.srcmask = (uint8_t)number(l[7], "a limit's srcmask", 128);
+      c.dstmask = (uint8_t)number(l[8], "a limit's dstmask", 128);
+      if ((c.flags & NF_LIMIT_HASH) && (!c.expire || !c.cost || !c.cap))
+        refuse(l, "a hashlimit's cost, cap and expire must not be 0");
+      if ((c.flags & NF_LIMIT_CONN) && (c.cost >= NF_CONNLIMIT_CONNS - 1 || c.mode > NF_CL_DADDR))
+        refuse(l, "a connlimit's limit is below " + std::to_string(NF_CONNLIMIT_CONNS - 1) + ", its mode 0 or 1");
     }
     p_.limits.push_back(c);
   }
@@ -441,6 +446,9 @@ void Loader::rules() {
       bad("its recent check is not valid (a command, a table, a ring below 32, a hit count up to 32)");
     if (r.src_chain >= p_.chain_names.size()) bad("its chain is not in 'chains'");
     if (r.residual & NF_RES_OWNER) p_.cfg.owner = 1;  // derived, as the compiler sets it
+    if ((r.residual & NF_RES_LIMIT) && r.limit < p_.limits.size() && (p_.limits[r.limit].flags & NF_LIMIT_CONN) &&
+        !p_.cfg.ct_needed)
+      refuse(top_.req("config", "the policy"), "a -m connlimit check needs connection tracking: 'ct_needed' must be 1");
   }
   for (size_t i = 0; i < p_.stmts.size(); ++i) {
     const auto& s = p_.stmts[i];

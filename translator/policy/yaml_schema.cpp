@@ -69,6 +69,9 @@ std::string mac_text(uint64_t m) {
 std::string limit_text(const nf2bpf_limit_cfg& l) {
   static const std::pair<const char*, uint64_t> units[] = {
       {"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}, {"week", 604800}};
+  if (l.flags & NF_LIMIT_CONN)
+    return std::string("connlimit ") + (l.flags & NF_LIMIT_INV ? "upto " : "above ") + std::to_string(l.cost) +
+           " mask " + std::to_string(l.srcmask) + (l.mode & NF_CL_DADDR ? " daddr" : " saddr");
   if (l.flags & NF_LIMIT_HASH) {  // avg in 1/1000000 s, as libxt_hashlimit keeps it
     std::string t = std::string(l.flags & NF_LIMIT_INV ? "hashlimit above " : "hashlimit upto ");
     const char* name = nullptr;
