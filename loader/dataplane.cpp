@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/time.h>
+#include <sys/timex.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,7 +173,7 @@ struct Fd {
 
 struct Dataplane::Fds {
   Fd control, cfg, hooks, small, state, ct, natsrc, addrtype, ifaddr, events, recent, recent_tab, hashlimit, connlimit,
-      svc, svc_be, svc_conns, icmp_cfg, icmp_global, icmp_peers;
+      svc, svc_be, svc_conns, host_cfg, icmp_global, icmp_peers;
   std::array<Fd, kOuterCount> outer;
   Fd ingress, egress, xdp;
 
@@ -184,7 +186,7 @@ struct Dataplane::Fds {
         {"nf_nat_src", &natsrc},       {"nf_addrtype", &addrtype}, {"nf_ifaddr", &ifaddr},
         {"nf_events", &events},        {"nf_recent", &recent},     {"nf_recent_tab", &recent_tab},
         {"nf_hashlimit", &hashlimit},  {"nf_svc", &svc},           {"nf_svc_be", &svc_be},
-        {"nf_svc_conns", &svc_conns},  {"nf_icmp_cfg", &icmp_cfg}, {"nf_icmp_global", &icmp_global},
+        {"nf_svc_conns", &svc_conns},  {"nf_host_cfg", &host_cfg}, {"nf_icmp_global", &icmp_global},
         {"nf_icmp_peers", &icmp_peers}};
     for (int i = 0; i < kOuterCount; ++i) v.emplace_back(kOuterNames[i], &outer[i]);
     return v;
@@ -497,7 +499,7 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const std::string& pin_dir)
   f.svc = dupfd(bpf_map__fd(skel->maps.nf_svc));
   f.svc_be = dupfd(bpf_map__fd(skel->maps.nf_svc_be));
   f.svc_conns = dupfd(bpf_map__fd(skel->maps.nf_svc_conns));
-  f.icmp_cfg = dupfd(bpf_map__fd(skel->maps.nf_icmp_cfg));
+  f.host_cfg = dupfd(bpf_map__fd(skel->maps.nf_host_cfg));
   f.icmp_global = dupfd(bpf_map__fd(skel->maps.nf_icmp_global));
   f.icmp_peers = dupfd(bpf_map__fd(skel->maps.nf_icmp_peers));
   bpf_map* outers[kOuterCount] = {skel->maps.nf_stages,   skel->maps.nf_tuples,  skel->maps.nf_rules,
@@ -647,9 +649,10 @@ bool icmp6_prefix_scaled() {
 
 }  // namespace
 
-// REJECT's ICMP rate limits: this namespace's sysctls, as the kernel would
-// read them now (bpf/lib/reject.h). A missing file (IPv6 off) limits nothing.
-Result<void> write_icmp_limits(int fd) {
+// The host's facts (struct nf2bpf_host_cfg): REJECT's ICMP rate limits, this
+// namespace's sysctls as the kernel would read them now (bpf/lib/reject.h; a
+// missing file, IPv6 off, limits nothing), and the clock -m time reads.
+Result<void> write_host_cfg(int fd) {
   auto read = [](const char* path, const std::string& dflt) {
     std::ifstream in(path);
     std::string v;
@@ -673,7 +676,7 @@ Result<void> write_icmp_limits(int fd) {
     }
     return false;
   };
-  nf2bpf_icmp_cfg c{};
+  nf2bpf_host_cfg c{};
   c.valid = 1;
   c.limit4 = (num("/proc/sys/net/ipv4/icmp_ratemask", 0x1818) >> 3) & 1;
   c.limit6 = has_type(read("/proc/sys/net/ipv6/icmp/ratemask", ""), 1);
@@ -682,6 +685,13 @@ Result<void> write_icmp_limits(int fd) {
   c.msgs_per_sec = num("/proc/sys/net/ipv4/icmp_msgs_per_sec", 1000);
   c.msgs_burst = num("/proc/sys/net/ipv4/icmp_msgs_burst", 50);
   c.prefix6 = icmp6_prefix_scaled();
+  // The clock -m time reads: TAI less this offset is the real time; and the
+  // kernel's timezone (sys_tz, set by settimeofday) for --kerneltz.
+  timex tx{};
+  if (adjtimex(&tx) >= 0) c.tai_offset = tx.tai;
+  timeval tv{};
+  struct timezone tz {};
+  if (gettimeofday(&tv, &tz) == 0) c.tz_minuteswest = tz.tz_minuteswest;
   uint32_t zero = 0;
   if (int rc = bpf_map_update_elem(fd, &zero, &c, BPF_ANY)) return bpf_err("write the ICMP rate limits", rc);
   return {};
@@ -844,7 +854,7 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   }
   // Host facts are shared by both generations.
   if (auto r = write_host_facts(f.addrtype.fd, f.ifaddr.fd, addrtypes); !r) return r.error();
-  if (auto r = write_icmp_limits(f.icmp_cfg.fd); !r) return r.error();
+  if (auto r = write_host_cfg(f.host_cfg.fd); !r) return r.error();
   // Services: the spare generation's entries start over.
   for (int fd : {f.svc.fd, f.svc_be.fd, f.svc_conns.fd})
     delete_keys(fd, [&](const void* k) { return *(const uint32_t*)k >> 31 == spare; });
@@ -1215,7 +1225,7 @@ Result<void> Dataplane::cover(const policy::Policy& p, const std::vector<Interfa
                        rc);
     }
   if (auto r = write_host_facts(fds_->addrtype.fd, fds_->ifaddr.fd, addrtypes); !r) return r.error();
-  if (auto r = write_icmp_limits(fds_->icmp_cfg.fd); !r) return r.error();
+  if (auto r = write_host_cfg(fds_->host_cfg.fd); !r) return r.error();
   auto ns = read_state(2);
   if (!ns) return ns.error();
   std::vector<Interface> all;

@@ -376,11 +376,40 @@ bool Model::connlimit_match(const nf2bpf_limit_cfg& c, const Work& w, uint32_t i
   return (count > c.cost) != !!(c.flags & NF_LIMIT_INV);
 }
 
+// As nf_time_match in bpf/lib/classify.h (xt_time's time_mt).
+bool Model::time_match(const nf2bpf_limit_cfg& c) const {
+  int64_t stamp = env_.real_seconds ? env_.real_seconds() : (int64_t)(now_ / 1000000000u);
+  if (c.mode & NF_TM_KERNELTZ) stamp -= 60 * (int64_t)env_.tz_minuteswest;
+  int64_t date_start = (int64_t)(c.cost & 0xffffffffu), date_stop = (int64_t)(c.cost >> 32);
+  if (stamp < date_start || stamp > date_stop) return false;
+  uint64_t t = (uint64_t)stamp;
+  uint32_t packet_time = (uint32_t)(t % 86400), ds = (uint32_t)c.cap, de = (uint32_t)(c.cap >> 32);
+  if (ds < de) {
+    if (packet_time < ds || packet_time > de) return false;
+  } else {
+    if (packet_time < ds && packet_time > de) return false;
+    if ((c.mode & NF_TM_CONTIGUOUS) && packet_time <= de && t >= 86400) t -= 86400;
+  }
+  uint64_t dse = t / 86400;
+  uint32_t weekday = (uint32_t)((dse + 3) % 7) + 1;
+  if (!((c.rate >> 32) & (1u << weekday))) return false;
+  uint32_t monthdays = (uint32_t)c.rate;
+  if (monthdays != 0xFFFFFFFEu) {
+    uint64_t z = dse + 719468, era = z / 146097, doe = z - era * 146097;
+    uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    uint32_t day = (uint32_t)(doy - (153 * mp + 2) / 5 + 1);
+    if (!(monthdays & (1u << (day & 31)))) return false;
+  }
+  return true;
+}
+
 bool Model::limit_match(uint32_t i, const Work& w) {
   const auto& l = pol_.limits[i];
   const pkt::Packet& p = w.p;
   if (l.flags & NF_LIMIT_HASH) return hashlimit_match(l, p);
   if (l.flags & NF_LIMIT_CONN) return connlimit_match(l, w, i);
+  if (l.flags & NF_LIMIT_TIME) return time_match(l);
   uint32_t length = p.length;
   uint64_t& last = limit_last_[i];
   uint64_t& tokens = limit_tokens_[i];

@@ -66,6 +66,11 @@ struct ModelEnv {
   // The kernel's HZ: -m recent's --seconds counts jiffies (the BPF program
   // reads CONFIG_HZ; 250 when the kernel's configuration is not readable).
   uint32_t hz = 250;
+  // -m time's clock: the real time in seconds since 1970 (the BPF program's
+  // TAI clock less the host's TAI offset); unset: the model's clock (its ns
+  // since 1970); and the kernel's timezone for --kerneltz.
+  std::function<int64_t()> real_seconds;
+  int32_t tz_minuteswest = 0;
 };
 
 class Model {
@@ -140,6 +145,7 @@ class Model {
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);
   bool limit_match(uint32_t i, const Work& w);
   bool connlimit_match(const nf2bpf_limit_cfg& c, const Work& w, uint32_t idx);
+  bool time_match(const nf2bpf_limit_cfg& c) const;
   bool hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p);
   bool recent_match(const Work& w, const nf2bpf_rule& r);
   void statements(Work& w, const nf2bpf_rule& r);

@@ -18,11 +18,13 @@ typedef uint8_t nf_u8;
 typedef uint16_t nf_u16;
 typedef uint32_t nf_u32;
 typedef uint64_t nf_u64;
+typedef int32_t nf_s32;
 #else
 typedef __u8 nf_u8;
 typedef __u16 nf_u16;
 typedef __u32 nf_u32;
 typedef __u64 nf_u64;
+typedef __s32 nf_s32;
 #endif
 
 #define NF2BPF_ABI_VERSION 8
@@ -410,6 +412,15 @@ struct nf2bpf_recent_tab {
 #define NF_LIMIT_CONN (1u << 4)
 #define NF_CL_DADDR 1u         /* nf2bpf_limit_cfg.mode: --connlimit-daddr */
 #define NF_CONNLIMIT_CONNS 128 /* connections a list keeps (ct_abi.h): limits up to 126 */
+/* -m time (xt_time's time_mt): the real time (UTC, or the kernel's timezone
+ * with NF_TM_KERNELTZ) against a date range, a time of day range, weekdays
+ * and days of the month. Its fields in nf2bpf_limit_cfg: cost = date_start
+ * | date_stop << 32 (seconds since 1970), cap = daytime_start |
+ * daytime_stop << 32 (seconds of the day), rate = monthdays | weekdays << 32
+ * (bit N for day N: 1-31; Monday 1 .. Sunday 7), mode NF_TM_*. */
+#define NF_LIMIT_TIME (1u << 5)
+#define NF_TM_KERNELTZ 1u
+#define NF_TM_CONTIGUOUS 2u
 struct nf2bpf_limit_cfg {
   nf_u64 cost;   /* XT: avg (1/10000 s per packet); nft: ns per packet; BYTES: unit_ns; HASH: avg (1/1000000 s) */
   nf_u64 cap;    /* XT: burst (packets); nft: tokens_max ns; HASH: burst */
@@ -471,18 +482,21 @@ struct nf2bpf_gen_cfg {
   nf_u32 owner;      /* some rule tests the sending socket (NF_RES_OWNER) */
 };
 
-/* REJECT's ICMP rate limits (global, not per generation): this namespace's
- * sysctls, written by the loader at every install (the kernel reads them
- * live). valid 0: never written, no limit. */
-struct nf2bpf_icmp_cfg {
+/* Facts of this host the programs need (global, not per generation),
+ * written by the loader at every install (the kernel reads them live):
+ * REJECT's ICMP rate limits, this namespace's sysctls (valid 0: never
+ * written, no limit), and the clock -m time reads. */
+struct nf2bpf_host_cfg {
   nf_u32 valid;
-  nf_u32 limit4;       /* destination unreachable (3) is in net.ipv4.icmp_ratemask */
-  nf_u32 limit6;       /* destination unreachable (1) is in net.ipv6.icmp.ratemask */
-  nf_u32 ratelimit4;   /* net.ipv4.icmp_ratelimit, ms */
-  nf_u32 ratelimit6;   /* net.ipv6.icmp.ratelimit, ms */
-  nf_u32 msgs_per_sec; /* net.ipv4.icmp_msgs_per_sec (both families) */
-  nf_u32 msgs_burst;   /* net.ipv4.icmp_msgs_burst */
-  nf_u32 prefix6;      /* IPv6: the limit >> ((128 - route prefix) >> 5), as kernels before 0201eedb69b2 */
+  nf_u32 limit4;         /* destination unreachable (3) is in net.ipv4.icmp_ratemask */
+  nf_u32 limit6;         /* destination unreachable (1) is in net.ipv6.icmp.ratemask */
+  nf_u32 ratelimit4;     /* net.ipv4.icmp_ratelimit, ms */
+  nf_u32 ratelimit6;     /* net.ipv6.icmp.ratelimit, ms */
+  nf_u32 msgs_per_sec;   /* net.ipv4.icmp_msgs_per_sec (both families) */
+  nf_u32 msgs_burst;     /* net.ipv4.icmp_msgs_burst */
+  nf_u32 prefix6;        /* IPv6: the limit >> ((128 - route prefix) >> 5), as kernels before 0201eedb69b2 */
+  nf_s32 tai_offset;     /* seconds TAI is ahead of UTC (adjtimex): bpf_ktime_get_tai_ns - this = the real time */
+  nf_s32 tz_minuteswest; /* the kernel's timezone (sys_tz, settimeofday), for -m time --kerneltz */
 };
 
 /* Global (not per generation) control record: which generation slot is live. */

@@ -238,12 +238,52 @@ NF_SUBPROG int nf_connlimit_match(const struct nf2bpf_limit_cfg* c, struct nf_sc
   return (count > c->cost) != !!(c->flags & NF_LIMIT_INV);
 }
 
+/* One packet through one -m time match (time_mt): the real time is the TAI
+ * clock less the offset the loader read (bpf_ktime_get_tai_ns; the kernel's
+ * ktime_get_real_seconds). The day of the month from the days since 1970
+ * (a proleptic Gregorian civil date, as localtime_3's tables give it).
+ * Global: verified once. */
+NF_SUBPROG int nf_time_match(const struct nf2bpf_limit_cfg* c) {
+  if (!c) return 0;
+  __u32 zero = 0;
+  struct nf2bpf_host_cfg* h = bpf_map_lookup_elem(&nf_host_cfg, &zero);
+  __s64 stamp = (__s64)(bpf_ktime_get_tai_ns() / 1000000000ull) - (h ? h->tai_offset : 0);
+  if ((c->mode & NF_TM_KERNELTZ) && h) stamp -= 60 * (__s64)h->tz_minuteswest;
+  __s64 date_start = (__s64)(c->cost & 0xffffffffull), date_stop = (__s64)(c->cost >> 32);
+  if (stamp < date_start || stamp > date_stop) return 0;
+  __u64 t = (__u64)stamp; /* (not before 1970 from here on: BPF divides unsigned) */
+  __u32 packet_time = (__u32)(t % 86400);
+  __u32 ds = (__u32)c->cap, de = (__u32)(c->cap >> 32);
+  if (ds < de) {
+    if (packet_time < ds || packet_time > de) return 0;
+  } else {
+    if (packet_time < ds && packet_time > de) return 0;
+    /* over midnight: with --contiguous the early part is the previous day's */
+    if ((c->mode & NF_TM_CONTIGUOUS) && packet_time <= de && t >= 86400) t -= 86400;
+  }
+  __u64 dse = t / 86400;
+  __u32 weekday = (__u32)((dse + 3) % 7) + 1; /* 1970-01-01 was a Thursday (4) */
+  if (!((c->rate >> 32) & (1u << weekday))) return 0;
+  __u32 monthdays = (__u32)c->rate;
+  if (monthdays != 0xFFFFFFFEu) {
+    __u64 z = dse + 719468, era = z / 146097; /* civil_from_days */
+    __u64 doe = z - era * 146097;
+    __u64 yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    __u64 doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    __u64 mp = (5 * doy + 2) / 153;
+    __u32 day = (__u32)(doy - (153 * mp + 2) / 5 + 1);
+    if (!(monthdays & (1u << (day & 31)))) return 0;
+  }
+  return 1;
+}
+
 NF_SUBPROG int nf_limit_match(struct nf2bpf_limit_val* l, struct nf_scratch* s, __u32 idx) {
   if (!l || !s) return 0;
   const struct nf_pkt* p = &s->p;
   __u32 flags = l->cfg.flags, length = p->length;
   if (flags & NF_LIMIT_HASH) return nf_hashlimit_match(&l->cfg, p);
   if (flags & NF_LIMIT_CONN) return nf_connlimit_match(&l->cfg, s, idx);
+  if (flags & NF_LIMIT_TIME) return nf_time_match(&l->cfg);
   if (flags & NF_LIMIT_XT) {
     __u32 hz = CONFIG_HZ ? CONFIG_HZ : 250;
     __u32 cpj = 0xFFFFFFFFu / (hz * 86400u); /* MAX_CPJ, then POW2_BELOW32 */

@@ -192,8 +192,8 @@ struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
-  __type(value, struct nf2bpf_icmp_cfg);
-} nf_icmp_cfg SEC(".maps");
+  __type(value, struct nf2bpf_host_cfg);
+} nf_host_cfg SEC(".maps");
 struct nf_icmp_bucket {
   __s32 credit;
   __u32 stamp; /* jiffies of the last refill */

@@ -375,7 +375,7 @@ NF_SUBPROG int nf_answer_pass(struct __sk_buff* skb, struct nf_scratch* s) {
 
 static __always_inline __u64 nf_hz(void) { return CONFIG_HZ ? CONFIG_HZ : 250; }
 
-static __always_inline int nf_icmp_global_allow(const struct nf2bpf_icmp_cfg* c, struct nf_icmp_bucket* b) {
+static __always_inline int nf_icmp_global_allow(const struct nf2bpf_host_cfg* c, struct nf_icmp_bucket* b) {
   if (b->credit > 0) return 1;
   __u64 hz = nf_hz();
   __u32 now = (__u32)bpf_jiffies64();
@@ -427,7 +427,7 @@ static __always_inline void nf_icmp_global_consume(struct nf_icmp_bucket* b) {
  * nf_answer_peer6). */
 static __always_inline int nf_icmp_allow(struct nf_scratch* s, __u32 in_ifindex, __u32 oif) {
   __u32 zero = 0;
-  struct nf2bpf_icmp_cfg* c = bpf_map_lookup_elem(&nf_icmp_cfg, &zero);
+  struct nf2bpf_host_cfg* c = bpf_map_lookup_elem(&nf_host_cfg, &zero);
   struct nf_icmp_bucket* b = bpf_map_lookup_elem(&nf_icmp_global, &zero);
   if (!c || !b || !c->valid || in_ifindex == NF_LOOPBACK_IFINDEX) return 1;
   int v4 = s->p.family == 4;
@@ -451,7 +451,7 @@ static __always_inline int nf_icmp_allow(struct nf_scratch* s, __u32 in_ifindex,
 NF_SUBPROG int nf_answer_peer6(struct __sk_buff* skb, struct nf_scratch* s) {
   if (!skb || !s) return 1;
   __u32 zero = 0;
-  struct nf2bpf_icmp_cfg* c = bpf_map_lookup_elem(&nf_icmp_cfg, &zero);
+  struct nf2bpf_host_cfg* c = bpf_map_lookup_elem(&nf_host_cfg, &zero);
   struct nf_icmp_bucket* b = bpf_map_lookup_elem(&nf_icmp_global, &zero);
   if (!c || !b) return 1;
   __u64 timeout = (c->ratelimit6 * nf_hz() + 999) / 1000;

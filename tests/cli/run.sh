@@ -66,7 +66,7 @@ cat >"$work/unsupported.rules" <<'EOF'
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
--A INPUT -p tcp -m tcp --dport 22 -m time --timestart 09:00 --timestop 17:00 -j DROP
+-A INPUT -p tcp -m tcp --dport 22 -m string --string foo --algo bm -j DROP
 -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
 COMMIT
 EOF
@@ -93,11 +93,11 @@ expect_in "text report has the per-chain table" "$out" "filter  SSH"
 
 run translate "$work/unsupported.rules"
 expect_rc "an unsupported rule: exit 1" 1
-expect_in "the unsupported rule is named with its location" "$out" "unsupported.rules:5:38: error: unsupported -m time"
+expect_in "the unsupported rule is named with its location" "$out" "unsupported.rules:5:38: error: unsupported -m string"
 
 run translate --allow-partial "$work/unsupported.rules"
 expect_rc "--allow-partial with unsupported rules: exit 0" 0
-expect_in "--allow-partial reports it as a warning" "$out" "unsupported.rules:5:38: warning: unsupported -m time; the rule is not translated and stays in netfilter"
+expect_in "--allow-partial reports it as a warning" "$out" "unsupported.rules:5:38: warning: unsupported -m string; the rule is not translated and stays in netfilter"
 
 run translate "$work/syntax.rules"
 expect_rc "a syntax error: exit 1" 1
@@ -276,7 +276,7 @@ fi
 run capabilities --status unsupported --frontend iptables --format json
 json_check "capabilities --status unsupported --frontend iptables --format json" "$out" '
 assert j and all(c["fidelity"] == "unsupported" and c["frontend"] == "iptables" for c in j), j
-assert any(c["name"] == "-m time" for c in j), [c["name"] for c in j]
+assert any(c["name"] == "-m string" for c in j), [c["name"] for c in j]
 '
 run capabilities --match conntrack
 if grep -qvP '^iptables\tmatch\t-m conntrack' "$out" || [ ! -s "$out" ]; then bad "capabilities --match conntrack: only -m conntrack"; else ok "capabilities --match conntrack: only -m conntrack"; fi
@@ -470,7 +470,7 @@ if diff -u "$work/want" "$out" >"$work/diff"; then ok "translate -q prints only 
 run -q translate "$work/unsupported.rules"
 expect_rc "-q with unsupported rules: still exit 1" 1
 if [ "$(wc -l <"$out")" -eq 1 ]; then ok "-q with errors: one line on stdout"; else bad "-q with errors: one line on stdout"; fi
-expect_in "-q with errors: the errors on stderr" "$err" "unsupported.rules:5:38: error: unsupported -m time"
+expect_in "-q with errors: the errors on stderr" "$err" "unsupported.rules:5:38: error: unsupported -m string"
 
 # Help shows placeholders, not parser type labels.
 for c in "" translate apply status rollback unload diff capabilities sync restore; do

@@ -30,7 +30,7 @@ cat > "$WORK/unsupported.rules" <<'EOF2'
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
--A INPUT -m time --datestart 2001-01-01T00:00:00 --datestop 2001-01-02T00:00:00 -j DROP
+-A INPUT -m string --string "nf2bpf-never-sent" --algo bm --to 65535 -j DROP
 COMMIT
 EOF2
 

@@ -53,7 +53,7 @@ cat > "$WORK/unsupported.rules" <<'EOF'
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
--A INPUT -m time --datestart 2001-01-01T00:00:00 --datestop 2001-01-02T00:00:00 -j DROP
+-A INPUT -m string --string "nf2bpf-never-sent" --algo bm --to 65535 -j DROP
 COMMIT
 EOF
 
@@ -86,7 +86,7 @@ echo "$LAST" | grep -q "generation 2 live; generation 1 kept for rollback" && pa
 expect 1 "apply on a missing interface" -- in_srv "$BIN" apply --iface nosuch0 "$WORK/allow-ping.rules"
 echo "$LAST" | grep -q "interface 'nosuch0' does not exist" && pass "names the missing interface" || fail "missing interface message: $LAST"
 expect 1 "apply an unsupported ruleset" -- in_srv "$BIN" apply "$WORK/unsupported.rules"
-echo "$LAST" | grep -q "unsupported -m time" && pass "report names the unsupported match" || fail "unsupported message: $LAST"
+echo "$LAST" | grep -q "unsupported -m string" && pass "report names the unsupported match" || fail "unsupported message: $LAST"
 expect 2 "apply an unreadable file" -- in_srv "$BIN" apply "$WORK/missing.rules"
 expect 0 "apply --dry-run" -- in_srv "$BIN" apply --dry-run "$WORK/allow-ping.rules"
 ping_ok && fail "failed applies must not change the policy" || pass "ping still dropped: generation 2 still live"

@@ -23,7 +23,7 @@ const char* kRules =
 // kRules with an unsupported rule in INPUT (left in netfilter with --allow-partial).
 const char* kPartial =
     "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:SSH - [0:0]\n"
-    "-A INPUT -p tcp -m time --timestart 09:00 --timestop 17:00\n"
+    "-A INPUT -p tcp -m string --string foo --algo bm\n"
     "-A INPUT -p tcp -m tcp --dport 22 -j SSH\n"
     "-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT\n"
     "-A SSH -s 10.0.0.0/8 -j ACCEPT\n"

@@ -521,6 +521,35 @@ TEST_CASE("connlimit: nf_conncount's list per source, its own connection once, t
   CHECK(j(tcp("10.0.0.2", 9, "192.0.2.1", 80)) == "ACCEPT@6");  // another source, its own list
 }
 
+TEST_CASE("time: xt_time's dates, times of day, weekdays and days of the month, in UTC") {
+  Judge j(kHead +
+          "-A INPUT -p udp -m udp --dport 1 -m time --timestart 22:00:00 --timestop 02:00:00 --weekdays Sat "
+          "--contiguous -j ACCEPT\n"  // 5
+          "-A INPUT -p udp -m udp --dport 2 -m time --timestart 22:00:00 --timestop 02:00:00 --weekdays Sat "
+          "-j ACCEPT\n"  // 6
+          "-A INPUT -p udp -m udp --dport 3 -m time --monthdays 5,31 --datestart 2026-12-01 "
+          "--datestop 2026-12-31T23:59:59 -j ACCEPT\n"                                 // 7
+          "-A INPUT -p udp -m udp --dport 4 -m time ! --weekdays Sat,Sun -j ACCEPT\n"  // 8
+          "COMMIT\n");
+  // Saturday 2026-12-05 is day 20792 since 1970: 1796428800 s.
+  auto at = [&](int64_t s, uint16_t port) {
+    j.now = (uint64_t)s * 1'000'000'000 - 1000;
+    return j(udp("10.0.0.1", 1, "192.0.2.1", port));
+  };
+  const int64_t sat = 1796428800;
+  CHECK(at(sat + 23 * 3600, 1) == "ACCEPT@5");        // Saturday 23:00
+  CHECK(at(sat + 86400 + 3600, 1) == "ACCEPT@5");     // Sunday 01:00: contiguous, Saturday's night
+  CHECK(at(sat + 86400 + 3600, 2) == "DROP@policy");  // not contiguous: Sunday
+  CHECK(at(sat + 3600, 2) == "ACCEPT@6");             // Saturday 01:00
+  CHECK(at(sat + 12 * 3600, 2) == "DROP@policy");     // noon
+  CHECK(at(sat + 12 * 3600, 3) == "ACCEPT@7");        // the 5th of December 2026
+  CHECK(at(sat + 86400, 3) == "DROP@policy");         // the 6th
+  CHECK(at(sat + 26 * 86400, 3) == "ACCEPT@7");       // the 31st
+  CHECK(at(sat + 27 * 86400, 3) == "DROP@policy");    // 2027-01-01: after --datestop
+  CHECK(at(sat, 4) == "DROP@policy");                 // Saturday
+  CHECK(at(sat - 86400, 4) == "ACCEPT@8");            // Friday
+}
+
 TEST_CASE("ipset: ICMP elements of hash:ip,port, and a negated match on a two-dimensional set") {
   diag::Diagnostics d;
   auto sets = frontend::parse_ipset_save({"sets",

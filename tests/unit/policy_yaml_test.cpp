@@ -900,5 +900,5 @@ TEST_CASE("policy YAML: -m hashlimit tables written and read back, and a hashlim
   std::string bad = y;
   bad.replace(at, 25, "  - [20000000, 4, 0, 4, ");
   CHECK_THAT(refused(bad).message,
-             Catch::Contains("a hashlimit (flags 8) or connlimit (16), neither with 1 or 2, has 9 values"));
+             Catch::Contains("a hashlimit (flags 8), connlimit (16) or time (32), none with 1 or 2, has 9 values"));
 }

@@ -134,7 +134,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "match", "-m hl --hl-gt", E, ""},
   {"iptables", "match", "-m hl --hl-lt", E, ""},
   {"iptables", "match", "-m policy", U, "IPsec policy: TC programs see a packet before the kernel decrypts it (ingress) and after it encrypts it (egress), never the plaintext netfilter matches against its xfrm state and policy"},
-  {"iptables", "match", "-m time", U, "time-of-day and date matches are not implemented"},
+  {"iptables", "match", "-m time", A, "xt_time's time_mt: the real time (UTC, or the kernel's timezone with --kerneltz) against --datestart/--datestop, --timestart/--timestop (--contiguous), --weekdays and --monthdays (negated too); the programs read the real time as the TAI clock less the TAI offset, and the kernel's timezone, as both were when the policy was installed (apply, sync): a later change of either (an NTP daemon setting the TAI offset, settimeofday) shifts the match until the next install"},
   {"iptables", "match", "-m dscp --dscp", E, ""},
   {"iptables", "match", "-m dscp --dscp-class", E, ""},
   {"iptables", "match", "-m tos --tos", E, "the whole TOS / traffic class byte under the mask, ECN bits included"},

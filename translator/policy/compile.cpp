@@ -497,6 +497,86 @@ static std::string connlimit_config(const ir::Match& m, bool ip6, nf2bpf_limit_c
   return "";
 }
 
+// A -m time match as libxt_time parses it and xt_time checks it (struct
+// nf2bpf_limit_cfg with NF_LIMIT_TIME, fields as abi.h says): dates
+// YYYY[-MM[-DD[Thh[:mm[:ss]]]]] in UTC, times of day hh:mm[:ss], weekdays
+// by name or number, days of the month, `!` before --weekdays or
+// --monthdays, --kerneltz (or --localtz), --utc, --contiguous. An empty
+// string: fine; otherwise what is wrong.
+static std::string time_config(const ir::Match& m, nf2bpf_limit_cfg& out) {
+  uint64_t date_start = 0, date_stop = 0x7fffffff, day_start = 0, day_stop = 86399;
+  uint64_t weekdays = 0xfe, monthdays = 0xfffffffe;
+  out = {};
+  out.flags = NF_LIMIT_TIME;
+  auto date = [](const std::string& v, uint64_t& t) {
+    unsigned y = 0, mo = 1, d = 1, h = 0, mi = 0, sec = 0;
+    int n = std::sscanf(v.c_str(), "%4u-%2u-%2uT%2u:%2u:%2u", &y, &mo, &d, &h, &mi, &sec);
+    if (n < 1 || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59) return false;
+    // days_from_civil (UTC, as libxt_time's mktime under TZ=UTC)
+    int yy = (int)y - (mo <= 2);
+    int64_t era = yy / 400, yoe = yy - era * 400, mp = (mo + 9) % 12;
+    int64_t doy = (153 * mp + 2) / 5 + d - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468;
+    t = (uint64_t)(days * 86400 + h * 3600 + mi * 60 + sec);
+    return t <= UINT32_MAX;
+  };
+  auto daytime = [](const std::string& v, uint64_t& t) {
+    unsigned h = 0, mi = 0, sec = 0;
+    int n = std::sscanf(v.c_str(), "%2u:%2u:%2u", &h, &mi, &sec);
+    if (n < 2 || h > 23 || mi > 59 || sec > 59) return false;
+    t = h * 3600 + mi * 60 + sec;
+    return true;
+  };
+  for (const auto& [key, v] : m.args) {
+    bool neg = key.starts_with("! ");
+    std::string k = neg ? key.substr(2) : key;
+    if (neg && k != "--weekdays" && k != "--monthdays") return "'!' before -m time " + k + " is not valid";
+    if (k == "--datestart" || k == "--datestop") {
+      if (!date(v, k == "--datestart" ? date_start : date_stop)) return "invalid " + k + " '" + v + "'";
+    } else if (k == "--timestart" || k == "--timestop") {
+      if (!daytime(v, k == "--timestart" ? day_start : day_stop)) return "invalid " + k + " '" + v + "'";
+    } else if (k == "--weekdays") {
+      static const char* names[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+      weekdays = 0;
+      std::stringstream ss(v);
+      std::string part;
+      while (std::getline(ss, part, ',')) {
+        unsigned d = 0;
+        for (unsigned i = 0; i < 7; ++i)
+          if (strncasecmp(part.c_str(), names[i], 3) == 0) d = i + 1;
+        if (!d && part.size() == 1 && part[0] >= '1' && part[0] <= '7') d = (unsigned)(part[0] - '0');
+        if (!d) return "invalid --weekdays '" + v + "'";
+        weekdays |= 1u << d;
+      }
+      if (neg) weekdays ^= 0xfe;
+    } else if (k == "--monthdays") {
+      monthdays = 0;
+      std::stringstream ss(v);
+      std::string part;
+      while (std::getline(ss, part, ',')) {
+        char* end = nullptr;
+        unsigned long d = std::strtoul(part.c_str(), &end, 10);
+        if (part.empty() || *end || d < 1 || d > 31) return "invalid --monthdays '" + v + "'";
+        monthdays |= 1u << d;
+      }
+      if (neg) monthdays ^= 0xfffffffe;
+    } else if (k == "--kerneltz" || k == "--localtz") {
+      out.mode |= NF_TM_KERNELTZ;
+    } else if (k == "--utc") {
+      out.mode &= ~NF_TM_KERNELTZ;
+    } else if (k == "--contiguous") {
+      out.mode |= NF_TM_CONTIGUOUS;
+    } else {
+      return "-m time " + k + " is not supported";
+    }
+  }
+  if (m.negated) return "a negated -m time is not valid";
+  out.cost = date_start | date_stop << 32;
+  out.cap = day_start | day_stop << 32;
+  out.rate = monthdays | weekdays << 32;
+  return "";
+}
+
 // One match of one rule: constraints on the rule's boxes, or a residual
 // check in its descriptor.
 class Compiler::MatchLowering {
@@ -734,7 +814,7 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
   if (m.module == ir::kNumgenModule) return;     // its draws: the statistic matches the flattener added
   if (m.module == ir::kNumgenIncModule) return;  // handled per rule (Compiler::nth)
   if (m.module == "recent") return;              // handled per rule (Compiler::recent)
-  if (m.module == "hashlimit" || m.module == "connlimit") return;  // per rule (hashlimit/connlimit_config)
+  if (m.module == "hashlimit" || m.module == "connlimit" || m.module == "time") return;  // per rule (*_config)
   // ipset's own counters: no effect on whether the rule matches.
   if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
   fail("unsupported match " + m.cap + " reached the compiler");
@@ -852,14 +932,22 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   bool ok = true;
   nf2bpf_rule& d = out.desc;
   std::optional<ir::Match> limit;
-  const Match* hashlimit = nullptr;  // -m hashlimit or -m connlimit (one of them a rule)
+  const Match* hashlimit = nullptr;  // -m hashlimit, -m connlimit or -m time (one of them a rule)
   bool random = false;
   double probability = 1;
   bool random_neg = false;
   std::string random_at;  // the statistic match's place: its draw's slot
   for (const auto& m : f.matches) {
     add_match(m, out.boxes, d, src.loc, ok);
-    if (m.field == Field::Opaque && (m.module == "hashlimit" || m.module == "connlimit")) hashlimit = &m;
+    if (m.field == Field::Opaque && (m.module == "hashlimit" || m.module == "connlimit" || m.module == "time")) {
+      if (hashlimit) {
+        diag_.error(m.loc.line ? m.loc : src.loc, "-m " + hashlimit->module + " and -m " + m.module +
+                                                      " in one rule are not supported (one of hashlimit, "
+                                                      "connlimit and time a rule)");
+        ok = false;
+      }
+      hashlimit = &m;
+    }
     if (m.field == Field::Opaque && m.module == "limit") {  // iptables: a match per option
       if (!limit)
         limit = m;
@@ -890,11 +978,12 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   }
   if (hashlimit) {
     nf2bpf_limit_cfg lc;
-    bool conn = hashlimit->module == "connlimit";
+    bool hash = hashlimit->module == "hashlimit";
     std::string name, err = limit  ? "-m limit and -m " + hashlimit->module + " in one rule are not supported"
-                            : conn ? connlimit_config(*hashlimit, ip6_stage_, lc)
-                                   : hashlimit_config(*hashlimit, ip6_stage_, lc, name);
-    if (err.empty() && !conn) {
+                            : hash ? hashlimit_config(*hashlimit, ip6_stage_, lc, name)
+                            : hashlimit->module == "connlimit" ? connlimit_config(*hashlimit, ip6_stage_, lc)
+                                                               : time_config(*hashlimit, lc);
+    if (err.empty() && hash) {
       auto [it, fresh] = hashlimit_names_.try_emplace(lc.table, name);
       if (!fresh && it->second != name)
         err = "-m hashlimit names '" + name + "' and '" + it->second + "' have the same hash";

@@ -340,17 +340,21 @@ void Loader::header() {
     c.cost = number(l[0], "a limit's cost", UINT64_MAX);
     c.cap = number(l[1], "a limit's cap", UINT64_MAX);
     c.rate = number(l[2], "a limit's rate", UINT64_MAX);
-    c.flags = (uint32_t)number(l[3], "a limit's flags",
-                               NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV | NF_LIMIT_HASH | NF_LIMIT_CONN);
+    c.flags =
+        (uint32_t)number(l[3], "a limit's flags",
+                         NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV | NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME);
     if ((c.flags & NF_LIMIT_BYTES) && !c.rate) refuse(l, "a byte limit's rate must not be 0");
-    uint32_t kind = c.flags & (NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_HASH | NF_LIMIT_CONN);
-    bool keyed = c.flags & (NF_LIMIT_HASH | NF_LIMIT_CONN);
-    if (keyed != (l.size() == 9) || (keyed && kind != NF_LIMIT_HASH && kind != NF_LIMIT_CONN))
-      refuse(l, "a hashlimit (flags 8) or connlimit (16), neither with 1 or 2, has 9 values, any other limit 4");
+    uint32_t kind = c.flags & (NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME);
+    bool keyed = c.flags & (NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME);
+    if (keyed != (l.size() == 9) || (keyed && kind != NF_LIMIT_HASH && kind != NF_LIMIT_CONN && kind != NF_LIMIT_TIME))
+      refuse(l,
+             "a hashlimit (flags 8), connlimit (16) or time (32), none with 1 or 2, has 9 values, any other limit 4");
+    if ((c.flags & NF_LIMIT_TIME) && ((c.cap & 0xffffffff) > 86399 || (c.cap >> 32) > 86399))
+      refuse(l, "a time check's times of day are seconds of the day (0 to 86399)");
     if (l.size() == 9) {
       c.table = (uint32_t)number(l[4], "a limit's table", UINT32_MAX);
       c.expire = (uint32_t)number(l[5], "a limit's expire", UINT32_MAX);
-      c.mode = (uint8_t)number(l[6], "a limit's mode", NF_HL_SIP | NF_HL_DIP | NF_HL_SPT | NF_HL_DPT);
+      c.mode = (uint8_t)number(l[6], "a limit's mode", 15);
       c.srcmask = (uint8_t)number(l[7], "a limit's srcmask", 128);
       c.dstmask = (uint8_t)number(l[8], "a limit's dstmask", 128);
       if ((c.flags & NF_LIMIT_HASH) && (!c.expire || !c.cost || !c.cap))

@@ -69,6 +69,46 @@ std::string mac_text(uint64_t m) {
 std::string limit_text(const nf2bpf_limit_cfg& l) {
   static const std::pair<const char*, uint64_t> units[] = {
       {"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}, {"week", 604800}};
+  if (l.flags & NF_LIMIT_TIME) {  // as iptables-save shows -m time
+    auto date = [](uint64_t t) {
+      int64_t z = (int64_t)(t / 86400) + 719468, era = z / 146097, doe = z - era * 146097;
+      int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365,
+              doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+      int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+      int64_t y = yoe + era * 400 + (m <= 2);
+      char b[40];
+      std::snprintf(b, sizeof b, "%04lld-%02lld-%02lldT%02u:%02u:%02u", (long long)y, (long long)m, (long long)d,
+                    (unsigned)(t % 86400 / 3600), (unsigned)(t % 3600 / 60), (unsigned)(t % 60));
+      return std::string(b);
+    };
+    auto daytime = [](uint64_t t) {
+      char b[16];
+      std::snprintf(b, sizeof b, "%02u:%02u:%02u", (unsigned)(t / 3600), (unsigned)(t % 3600 / 60), (unsigned)(t % 60));
+      return std::string(b);
+    };
+    uint64_t ds = l.cost & 0xffffffff, de = l.cost >> 32, ts = l.cap & 0xffffffff, te = l.cap >> 32;
+    uint64_t md = l.rate & 0xffffffff, wd = l.rate >> 32;
+    std::string t = "time";
+    if (ds) t += " datestart " + date(ds);
+    if (de != 0x7fffffff) t += " datestop " + date(de);
+    if (ts || te != 86399) t += " daytime " + daytime(ts) + "-" + daytime(te);
+    if (wd != 0xfe) {
+      static const char* names[] = {"", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+      std::string w;
+      for (int d = 1; d <= 7; ++d)
+        if (wd >> d & 1) w += (w.empty() ? "" : ",") + std::string(names[d]);
+      t += " weekdays " + (w.empty() ? "none" : w);
+    }
+    if (md != 0xfffffffe) {
+      std::string m;
+      for (int d = 1; d <= 31; ++d)
+        if (md >> d & 1) m += (m.empty() ? "" : ",") + std::to_string(d);
+      t += " monthdays " + (m.empty() ? "none" : m);
+    }
+    if (l.mode & NF_TM_KERNELTZ) t += " kerneltz";
+    if (l.mode & NF_TM_CONTIGUOUS) t += " contiguous";
+    return t;
+  }
   if (l.flags & NF_LIMIT_CONN)
     return std::string("connlimit ") + (l.flags & NF_LIMIT_INV ? "upto " : "above ") + std::to_string(l.cost) +
            " mask " + std::to_string(l.srcmask) + (l.mode & NF_CL_DADDR ? " daddr" : " saddr");

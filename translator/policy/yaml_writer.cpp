@@ -293,12 +293,12 @@ void write_tables(std::string& o, const Policy& p, bool inline_stmts) {
   o += "limits:";
   o += p.limits.empty() ? " []"
                         : "    # [cost, cap, rate, flags] (abi.h nf2bpf_limit_cfg; flags 1 xt_limit, 2 bytes, 4 over, "
-                          "8 hashlimit, 16 connlimit + [table, expire, mode, srcmask, dstmask]); #0 is unused";
+                          "8 hashlimit, 16 connlimit, 32 time + [table, expire, mode, srcmask, dstmask]); #0 is unused";
   o += "\n";
   for (size_t i = 0; i < p.limits.size(); ++i) {
     const auto& l = p.limits[i];
     o += "  - [" + num(l.cost) + ", " + num(l.cap) + ", " + num(l.rate) + ", " + num(l.flags);
-    if (l.flags & (NF_LIMIT_HASH | NF_LIMIT_CONN))
+    if (l.flags & (NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME))
       o += ", " + num(l.table) + ", " + num(l.expire) + ", " + num(l.mode) + ", " + num(l.srcmask) + ", " +
            num(l.dstmask);
     o += "]";
