@@ -932,7 +932,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   bool ok = true;
   nf2bpf_rule& d = out.desc;
   std::optional<ir::Match> limit;
-  const Match* hashlimit = nullptr;  // -m hashlimit, -m connlimit or -m time (one of them a rule)
+  const Match* other_limit = nullptr;  // -m hashlimit, -m connlimit or -m time (one of them a rule)
   bool random = false;
   double probability = 1;
   bool random_neg = false;
@@ -940,13 +940,13 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   for (const auto& m : f.matches) {
     add_match(m, out.boxes, d, src.loc, ok);
     if (m.field == Field::Opaque && (m.module == "hashlimit" || m.module == "connlimit" || m.module == "time")) {
-      if (hashlimit) {
-        diag_.error(m.loc.line ? m.loc : src.loc, "-m " + hashlimit->module + " and -m " + m.module +
+      if (other_limit) {
+        diag_.error(m.loc.line ? m.loc : src.loc, "-m " + other_limit->module + " and -m " + m.module +
                                                       " in one rule are not supported (one of hashlimit, "
                                                       "connlimit and time a rule)");
         ok = false;
       }
-      hashlimit = &m;
+      other_limit = &m;
     }
     if (m.field == Field::Opaque && m.module == "limit") {  // iptables: a match per option
       if (!limit)
@@ -964,32 +964,24 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
         }
       }
   }
-  if (limit) {
+  // The rule's one check kept in the limits table: -m limit / nft limit,
+  // -m hashlimit, -m connlimit or -m time.
+  if (limit || other_limit) {
     nf2bpf_limit_cfg lc;
-    if (std::string err = limit_config(*limit, tr_.ruleset.iptables_legacy, lc); !err.empty()) {
-      diag_.error(limit->loc.line ? limit->loc : src.loc, err);
-      ok = false;
-    } else {
-      if (pol_.limits.empty()) pol_.limits.push_back({});
-      d.residual |= NF_RES_LIMIT;
-      d.limit = (uint32_t)pol_.limits.size();
-      pol_.limits.push_back(lc);
-    }
-  }
-  if (hashlimit) {
-    nf2bpf_limit_cfg lc;
-    bool hash = hashlimit->module == "hashlimit";
-    std::string name, err = limit  ? "-m limit and -m " + hashlimit->module + " in one rule are not supported"
-                            : hash ? hashlimit_config(*hashlimit, ip6_stage_, lc, name)
-                            : hashlimit->module == "connlimit" ? connlimit_config(*hashlimit, ip6_stage_, lc)
-                                                               : time_config(*hashlimit, lc);
+    const Match& m = other_limit ? *other_limit : *limit;
+    bool hash = m.module == "hashlimit";
+    std::string name, err = limit && other_limit      ? "-m limit and -m " + m.module + " in one rule are not supported"
+                            : limit                   ? limit_config(*limit, tr_.ruleset.iptables_legacy, lc)
+                            : hash                    ? hashlimit_config(m, ip6_stage_, lc, name)
+                            : m.module == "connlimit" ? connlimit_config(m, ip6_stage_, lc)
+                                                      : time_config(m, lc);
     if (err.empty() && hash) {
       auto [it, fresh] = hashlimit_names_.try_emplace(lc.table, name);
       if (!fresh && it->second != name)
         err = "-m hashlimit names '" + name + "' and '" + it->second + "' have the same hash";
     }
     if (!err.empty()) {
-      diag_.error(hashlimit->loc.line ? hashlimit->loc : src.loc, err);
+      diag_.error(m.loc.line ? m.loc : src.loc, err);
       ok = false;
     } else {
       if (pol_.limits.empty()) pol_.limits.push_back({});
