@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test demo fuzz bench clean format check-format tidy
+.PHONY: all deps build test nightly demo fuzz bench clean format check-format tidy
 
 all: build
 
@@ -17,6 +17,11 @@ build: deps
 
 test: build
 	@./scripts/run-tests.sh $(BUILD)
+
+# The kernel-differential tests with four times the random cases CI runs
+# (fresh seeds each run): a nightly or pre-release soak, about 25 minutes.
+nightly: build
+	@NF2BPF_DIFFTEST_SCALE=4 ctest --test-dir $(BUILD) --output-on-failure -R '^kernel-diff'
 
 demo: build
 	@./scripts/demo.sh $(BUILD)

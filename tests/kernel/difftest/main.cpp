@@ -23,6 +23,7 @@
 // Hidden, to prove the harness: --self-check makes both testbeds netfilter;
 // --mutate makes the second one load the ruleset with one DNAT/REDIRECT port
 // changed (it must report DIFFs).
+// NF2BPF_DIFFTEST_SCALE=N (the nightly run) multiplies --cases by N.
 // Exit: 0 no disagreement, 1 disagreements, 2 harness error, 77 not root.
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -122,6 +123,9 @@ int main(int argc, char** argv) {
     else
       return usage();
   }
+  // The nightly run (`make nightly`) multiplies every case count.
+  if (const char* scale = std::getenv("NF2BPF_DIFFTEST_SCALE"); scale && std::atoi(scale) > 1)
+    o.cases *= std::atoi(scale);
   NatOptions no{o.nat_mode, o.family, o.ref, o.nat_ranges, o.icmp_errors, o.output_nat};
   if (o.dump && o.nat) {
     for (int c = 0; c < o.cases; ++c)
