@@ -492,15 +492,39 @@ TEST_CASE("hashlimit: what the kernel would refuse, and what nf2bpf does not imp
     auto c = compile_text(kHead + "-A INPUT -p udp " + m + " -j ACCEPT\nCOMMIT\n");
     return c.diags;
   };
-  CHECK_THAT(err("-m hashlimit --hashlimit-upto 1kb/s --hashlimit-name a"), Catch::Contains("byte rates"));
   CHECK_THAT(err("-m hashlimit --hashlimit-upto 5/sec"), Catch::Contains("--hashlimit-name"));
   CHECK_THAT(err("-m hashlimit --hashlimit-name a"), Catch::Contains("--hashlimit-upto or --hashlimit-above"));
   CHECK_THAT(err("-m hashlimit --hashlimit-upto 5/sec --hashlimit-mode srcip,foo --hashlimit-name a"),
              Catch::Contains("invalid --hashlimit-mode"));
-  CHECK_THAT(err("-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a --hashlimit-rate-match"),
-             Catch::Contains("--hashlimit-rate-match is not supported"));
+  // Byte rates and rate matching stay in netfilter (a reason, not an error).
+  auto left = [](const std::string& m) {
+    auto c = compile_text(kHead + "-A INPUT -p udp " + m + " -j ACCEPT\nCOMMIT\n");
+    return c.tr.rules.size() == 1 && c.tr.rules[0].status == caps::Fidelity::Unsupported ? c.tr.rules[0].reason : "";
+  };
+  CHECK_THAT(left("-m hashlimit --hashlimit-upto 1kb/s --hashlimit-name a"), Catch::Contains("byte rates"));
+  CHECK_THAT(left("-m hashlimit --hashlimit-upto 5/sec --hashlimit-name a --hashlimit-rate-match"),
+             Catch::Contains("rate matching is not implemented"));
   CHECK_THAT(err("-m hashlimit --hashlimit-upto 5/sec --hashlimit-srcmask 33 --hashlimit-name a"),
              Catch::Contains("--hashlimit-srcmask"));
+}
+
+TEST_CASE("hashlimit: a table a rule left in netfilter uses stays there with every rule naming it") {
+  auto c = compile_text(kHead +
+                        "-A INPUT -p udp -m hashlimit --hashlimit-upto 1kb/s --hashlimit-name t -j ACCEPT\n"
+                        "-A INPUT -p tcp -m hashlimit --hashlimit-upto 5/sec --hashlimit-name t -j ACCEPT\n"
+                        "-A INPUT -p tcp -m hashlimit --hashlimit-upto 5/sec --hashlimit-name u -j ACCEPT\n"
+                        "COMMIT\n");
+  CHECK(c.diags.empty());  // (left in netfilter: warnings)
+  std::vector<std::string> status;
+  for (const auto& r : c.tr.rules) status.push_back(std::string(caps::to_string(r.status)) + " " + r.reason);
+  REQUIRE(status.size() == 3);
+  INFO(status[0] + "\n" + status[1] + "\n" + status[2]);
+  CHECK(c.pol.limits.size() == 2);  // only the third rule's table is nf2bpf's
+  CHECK(status[0] == "unsupported -m hashlimit --hashlimit-upto: byte rates are not implemented");
+  CHECK(
+      status[1].starts_with("unsupported -m hashlimit --hashlimit-name t: another rule using this state stays in "
+                            "netfilter (rules.v4:5)"));
+  CHECK(status[2].starts_with("approximate"));
 }
 
 TEST_CASE("connlimit: nf_conncount's list per source, its own connection once, the ones conntrack lost dropped") {

@@ -33,7 +33,7 @@ constexpr std::string_view kHashlimit =
     "kernel: a bucket counts as gone once its expire time has passed (the kernel's collector removes it up to "
     "--hashlimit-htable-gcinterval later), at most 16384 buckets in all (the least recently used goes; past "
     "--hashlimit-htable-max the kernel drops the packet), packets of several CPUs are not serialised; byte rates and "
-    "--hashlimit-rate-match are refused, and the match must be the rule's last";
+    "--hashlimit-rate-match stay in netfilter, and the match must be the rule's last";
 
 constexpr std::string_view kConnlimit =
     "nf_conncount's list per key (the masked source, or destination with --connlimit-daddr) in BPF: each connection "

@@ -114,10 +114,19 @@ void stateful_placement(const Rule& rule, std::string_view module, std::string_v
   if (!why.empty()) found.push_back({Fidelity::Unsupported, m, why, rule.matches[at].loc});
 }
 
-// -m connlimit's lists keep NF_CONNLIMIT_CONNS connections: a higher limit
-// stays in netfilter.
-void connlimit_size(const Rule& rule, std::vector<Finding>& found) {
+// What of -m connlimit and -m hashlimit stays in netfilter: a connlimit
+// above what a list keeps (NF_CONNLIMIT_CONNS), hashlimit's byte rates and
+// --hashlimit-rate-match.
+void limit_options(const Rule& rule, std::vector<Finding>& found) {
   for (const auto& m : rule.matches) {
+    if (m.module == "hashlimit")
+      for (const auto& [k, v] : m.args) {
+        bool bytes = (k == "--hashlimit-upto" || k == "--hashlimit-above" || k == "--hashlimit") &&
+                     v.substr(0, v.find('/')).find_first_not_of("0123456789") != std::string::npos;
+        if (bytes || k == "--hashlimit-rate-match" || k == "--hashlimit-rate-interval")
+          found.push_back({Fidelity::Unsupported, "-m hashlimit " + k,
+                           bytes ? "byte rates are not implemented" : "rate matching is not implemented", m.loc});
+      }
     if (m.module != "connlimit") continue;
     for (const auto& [k, v] : m.args)
       if ((k == "--connlimit-above" || k == "--connlimit-upto") &&
@@ -168,7 +177,7 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
   if (ipt) stateful_placement(rule, "recent", "list", found);
   if (ipt) stateful_placement(rule, "hashlimit", "bucket", found);
   if (ipt) stateful_placement(rule, "connlimit", "connection list", found);
-  if (ipt) connlimit_size(rule, found);
+  if (ipt) limit_options(rule, found);
   for (const auto& s : rule.statements) check(s.cap, s.loc);
   check(rule.verdict.cap, rule.verdict.loc);
   if (rule.vmap)  // the verdicts a map can give
@@ -257,31 +266,34 @@ std::vector<RuleFidelity> classify(const Ruleset& rs, diag::Diagnostics& diags, 
       }
     }
   }
-  // -m recent lists are not shared between netfilter and nf2bpf: a list one
-  // rule left in netfilter uses stays in netfilter with every rule naming it.
+  // -m recent lists and -m hashlimit tables are not shared between netfilter
+  // and nf2bpf: one that a rule left in netfilter uses stays in netfilter
+  // with every rule naming it.
   auto unsupported = [](const Pending& p) {
     return std::any_of(p.found.begin(), p.found.end(),
                        [](const Finding& f) { return f.fidelity == Fidelity::Unsupported; });
   };
-  auto recent_name = [](const Rule& r) -> std::optional<std::string> {
-    for (const auto& m : r.matches)
-      if (m.module == "recent") {
-        std::string name = "DEFAULT";
-        for (const auto& [k, v] : m.args)
-          if (k == "--name") name = v;
-        return name;
-      }
+  // The rule's named state: "-m recent --name N" or "-m hashlimit --hashlimit-name N".
+  auto state_name = [](const Rule& r) -> std::optional<std::string> {
+    for (const auto& m : r.matches) {
+      if (m.module != "recent" && m.module != "hashlimit") continue;
+      bool recent = m.module == "recent";
+      std::string key = recent ? "--name" : "--hashlimit-name", name = recent ? "DEFAULT" : "";
+      for (const auto& [k, v] : m.args)
+        if (k == key) name = v;
+      return "-m " + m.module + " " + key + " " + name;
+    }
     return std::nullopt;
   };
   auto keep_recent_lists = [&] {
     std::map<std::string, std::string> kept_lists;  // name -> the first rule left in netfilter
     for (const auto& p : pending)
-      if (auto n = recent_name(*p.rule); n && unsupported(p)) kept_lists.try_emplace(*n, p.rule->loc.file_line());
+      if (auto n = state_name(*p.rule); n && unsupported(p)) kept_lists.try_emplace(*n, p.rule->loc.file_line());
     for (auto& p : pending)
-      if (auto n = recent_name(*p.rule); n && kept_lists.count(*n) && !unsupported(p))
-        p.found.push_back({Fidelity::Unsupported, "-m recent --name " + *n,
-                           "another rule using this list stays in netfilter (" + kept_lists[*n] +
-                               "), and nf2bpf's lists are not the kernel's: this one stays with it",
+      if (auto n = state_name(*p.rule); n && kept_lists.count(*n) && !unsupported(p))
+        p.found.push_back({Fidelity::Unsupported, *n,
+                           "another rule using this state stays in netfilter (" + kept_lists[*n] +
+                               "), and nf2bpf's state is not the kernel's: this one stays with it",
                            p.rule->loc});
   };
   if (any_ipt) keep_recent_lists();
