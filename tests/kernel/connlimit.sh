@@ -65,16 +65,12 @@ ip netns exec "$SRV" python3 "$WORK/serve.py" &
 BG+=($!)
 sleep 0.3
 ip netns exec "$CLI" ping -c1 -W1 10.87.1.1 >/dev/null
-run() { ip netns exec "$CLI" python3 "$WORK/client.py"; }
+run() {  # (after a pause: the last run's connections close first)
+  sleep 0.5
+  ip netns exec "$CLI" python3 "$WORK/client.py"
+}
 
-in_srv iptables-restore "$WORK/rules" || { echo "iptables-restore failed"; exit 2; }
-K=$(run)
-in_srv iptables-restore <<<$'*filter\nCOMMIT'
-sleep 0.5
-expect 0 "apply the same rules with nf2bpf" -- in_srv "$BIN" apply --iface s0 "$WORK/rules"
-N=$(run)
-echo "kernel: $K"
-echo "nf2bpf: $N"
+kernel_then_nf2bpf "$WORK/rules"
 want="AARRA|AR""AR|A"
 if [ "$K" = "$want" ]; then pass "the kernel's connections are the ones nf_conncount's counting predicts"; else fail "the kernel's sequence is not $want"; fi
 if [ "$K" = "$N" ]; then pass "nf2bpf opens and resets the same connections as the kernel"; else fail "the sequences differ"; fi

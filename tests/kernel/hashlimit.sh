@@ -61,13 +61,7 @@ run() {  # the A/D string of one pass
 }
 ip netns exec "$CLI" ping -c1 -W1 10.86.1.1 >/dev/null
 
-in_srv iptables-restore "$WORK/rules" || { echo "iptables-restore failed"; exit 2; }
-K=$(run)
-in_srv iptables-restore <<<$'*filter\nCOMMIT'
-expect 0 "apply the same rules with nf2bpf" -- in_srv "$BIN" apply --iface s0 "$WORK/rules"
-N=$(run)
-echo "kernel: $K"
-echo "nf2bpf: $N"
+kernel_then_nf2bpf "$WORK/rules"
 want=AAADDAADAAAD""AADDDAA""AADAAD
 if [ "$K" = "$want" ]; then pass "the kernel's sequence is the one xt_hashlimit's arithmetic predicts"; else fail "the kernel's sequence is not $want"; fi
 if [ "$K" = "$N" ]; then pass "nf2bpf passes and drops the same datagrams as the kernel"; else fail "the sequences differ"; fi

@@ -64,3 +64,18 @@ import sys
 got = set(map(int, open(sys.argv[1]).read().split()))
 print("".join("A" if i in got else "D" for i in range(int(sys.argv[2]))))' "$1" "$2"
 }
+
+# The kernel, then nf2bpf, on one ruleset: loads RULES (iptables-save text)
+# with iptables-restore in the server namespace and runs the test's `run`
+# (its output in K), empties the filter table, applies RULES with nf2bpf on
+# s0 and runs it again (N); both are printed.
+kernel_then_nf2bpf() {
+  local rules=$1
+  in_srv iptables-restore "$rules" || { echo "iptables-restore failed"; sed 's/^/    /' "$rules"; exit 2; }
+  K=$(run)
+  in_srv iptables-restore <<<$'*filter\nCOMMIT'
+  expect 0 "apply the same rules with nf2bpf" -- in_srv "$BIN" apply --iface s0 "$rules"
+  N=$(run)
+  echo "kernel: $K"
+  echo "nf2bpf: $N"
+}

@@ -62,13 +62,7 @@ run() {
   arrivals "$WORK/got" 9
 }
 ip netns exec "$CLI" ping -c1 -W1 10.88.1.1 >/dev/null
-in_srv iptables-restore "$WORK/rules" || { echo "iptables-restore failed"; sed 's/^/    /' "$WORK/rules"; exit 2; }
-K=$(run)
-in_srv iptables-restore <<<$'*filter\nCOMMIT'
-expect 0 "apply the same rules with nf2bpf" -- in_srv "$BIN" apply --iface s0 "$WORK/rules"
-N=$(run)
-echo "kernel: $K"
-echo "nf2bpf: $N"
+kernel_then_nf2bpf "$WORK/rules"
 if [ "$K" = ADADADADA ]; then pass "the kernel's arrivals are the ones the times predict"; else fail "the kernel's arrivals are not ADADADADA"; sed 's/^/    /' "$WORK/rules"; fi
 if [ "$K" = "$N" ]; then pass "nf2bpf passes and drops the same datagrams as the kernel"; else fail "the arrivals differ"; fi
 echo "time: $fails failed"
