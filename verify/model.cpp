@@ -267,22 +267,24 @@ uint32_t Model::search(const Work& w, const nf2bpf_stage& st, uint32_t from) con
 // bpf/lib/classify.h nf_limit_match, one CPU: xt_limit's credits in
 // jiffies or nft_limit's tokens in ns. The model's clock starts at 0, so a
 // `last` of 0 after a packet is taken as 1.
+// As nf_hl_mask in bpf/lib/classify.h: the first `bits` bits of an
+// IPv4-mapped (family 4: bytes 12-15) or IPv6 address, the rest zero.
+static void hl_mask(uint8_t* out, const ir::u128& a, uint8_t family, uint32_t bits) {
+  for (uint32_t from = family == 4 ? 12 : 0, i = from; i < 16; ++i) {
+    uint32_t bit = (i - from) * 8;
+    uint8_t b = (uint8_t)(a >> (8 * (15 - i)));
+    out[i] = bit + 8 <= bits ? b : bit >= bits ? 0 : (uint8_t)(b & (uint8_t)(0xff << (8 - (bits - bit))));
+  }
+}
+
 // As nf_hashlimit_match in bpf/lib/classify.h: the packet's bucket of the
 // -m hashlimit table, in jiffies of the model's clock.
 bool Model::hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
   nf2bpf_hashlimit_key k{};
   k.table = c.table;
   k.family = p.family;
-  auto mask = [&](uint8_t* out, ir::u128 a, uint32_t bits) {
-    uint32_t from = p.family == 4 ? 12 : 0;
-    for (uint32_t i = from; i < 16; ++i) {
-      uint32_t bit = (i - from) * 8;
-      uint8_t b = (uint8_t)(a >> (8 * (15 - i)));
-      out[i] = bit + 8 <= bits ? b : bit >= bits ? 0 : (uint8_t)(b & (uint8_t)(0xff << (8 - (bits - bit))));
-    }
-  };
-  if (c.mode & NF_HL_SIP) mask(k.src, p.saddr, c.srcmask);
-  if (c.mode & NF_HL_DIP) mask(k.dst, p.daddr, c.dstmask);
+  if (c.mode & NF_HL_SIP) hl_mask(k.src, p.saddr, p.family, c.srcmask);
+  if (c.mode & NF_HL_DIP) hl_mask(k.dst, p.daddr, p.family, c.dstmask);
   if (p.has_l4 && has_ports(p.l4proto)) {
     if (c.mode & NF_HL_SPT) k.sport = htons(p.sport);
     if (c.mode & NF_HL_DPT) k.dport = htons(p.dport);
@@ -319,11 +321,7 @@ bool Model::connlimit_match(const nf2bpf_limit_cfg& c, const Work& w, uint32_t i
   const pkt::Packet& p = w.p;
   std::array<uint8_t, 16> addr{};
   ir::u128 a = (c.mode & NF_CL_DADDR) ? p.daddr : p.saddr;
-  for (uint32_t i = p.family == 4 ? 12 : 0, from = i; i < 16; ++i) {
-    uint32_t bit = (i - from) * 8, bits = c.srcmask;
-    uint8_t b = (uint8_t)(a >> (8 * (15 - i)));
-    addr[i] = bit + 8 <= bits ? b : bit >= bits ? 0 : (uint8_t)(b & (uint8_t)(0xff << (8 - (bits - bit))));
-  }
+  hl_mask(addr.data(), a, p.family, c.srcmask);
   uint32_t jiffies = (uint32_t)((unsigned __int128)now_ * env_.hz / 1000000000u), cpu = 0, count = 1;
   auto [it, fresh] = connlimit_.try_emplace({idx, p.family, addr});
   nf2bpf_connlimit_val& v = it->second;
