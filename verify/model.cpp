@@ -766,6 +766,13 @@ bool Model::nat_used(const NatWork& nw, uint8_t proto) const {
   nf_ct_key k = tuple_key(tuple_invert(nw.cand), proto, nw.icmp_req, true);
   auto it = ct_.find(k);
   if (it == ct_.end() || it->second.expires_ns <= nw.now) return false;
+  if (it->second.flags & NF_CT_ALIAS) {
+    const nf_ct_tuple reply = it->second.reply;
+    it = ct_.find(tuple_key(it->second.orig, proto, nw.icmp_req, false));
+    if (it == ct_.end() || it->second.expires_ns <= nw.now || (it->second.flags & NF_CT_ALIAS) ||
+        !tuple_eq(it->second.reply, reply))
+      return false;
+  }
   return !tuple_eq(it->second.orig, nw.orig);
 }
 
@@ -1197,9 +1204,9 @@ void Model::ct_update(const CtRes& r, uint64_t now) {
 }
 
 // As nf_ct_write_alias.
-void Model::write_alias(const CtRes& r, const NatWork& nw, uint64_t expires, const nf_ct_tuple& t, bool reply_dir) {
+void Model::write_alias(const CtRes& r, const NatWork& nw, const nf_ct_tuple& t, bool reply_dir) {
   nf_ct_val a{};
-  a.expires_ns = expires;
+  a.expires_ns = NF_CT_ALIAS_EXPIRES;
   a.flags = NF_CT_ALIAS | (nw.flags & (NF_CT_SNAT | NF_CT_DNAT));
   a.orig = nw.orig;
   a.reply = nw.reply;
@@ -1230,10 +1237,9 @@ bool Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctma
     if (!bind) return false;
     v.reply = nw.reply;
     v.flags = (v.flags & ~(NF_CT_SRC_PENDING | NF_CT_SNAT | NF_CT_DNAT)) | (nw.flags & (NF_CT_SNAT | NF_CT_DNAT));
-    uint64_t expires = v.expires_ns;
     if (nw.had_alias && !tuple_eq(nw.old_reply, nw.reply))
       ct_.erase(tuple_key(nw.old_reply, r.key.proto, nw.icmp_req, true));
-    if (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) write_alias(r, nw, expires, nw.reply, true);
+    if (nw.flags & (NF_CT_SNAT | NF_CT_DNAT)) write_alias(r, nw, nw.reply, true);
     ct_by_source(r, nw);
     return false;
   }
@@ -1251,7 +1257,7 @@ bool Model::ct_finish(const CtRes& r, uint64_t now, bool accepted, uint32_t ctma
   ct_[r.key] = v;
   if (nw.active && !src_pending) ct_by_source(r, nw);
   if (!nw.active || !(nw.flags & (NF_CT_SNAT | NF_CT_DNAT))) return false;
-  write_alias(r, nw, v.expires_ns, nw.reply, true);
+  write_alias(r, nw, nw.reply, true);
   return true;
 }
 

@@ -139,7 +139,7 @@ class Model {
   bool nat_used(const NatWork& nw, uint8_t proto) const;
   int nat_apply(Work& w);
   void nat_begin(Work& w, const CtRes& ct, uint64_t now, bool looped, bool forwarded_egress) const;
-  void write_alias(const CtRes& r, const NatWork& nw, uint64_t expires, const nf_ct_tuple& t, bool reply_dir);
+  void write_alias(const CtRes& r, const NatWork& nw, const nf_ct_tuple& t, bool reply_dir);
   uint8_t run_stage(Work& w, uint32_t si, Decision& d);
   uint32_t search(const Work& w, const nf2bpf_stage& st, uint32_t from) const;
   bool residual_ok(Work& w, const nf2bpf_rule& r, uint32_t idx);

@@ -38,6 +38,9 @@ struct nf_ct_key {
 #define NF_CT_ALIAS 32       /* keyed by a NATed connection's reply tuple: names the connection by `orig` */
 #define NF_CT_SRC_PENDING 64 /* created by a forwarded first packet before its source NAT point (POSTROUTING) */
 
+/* An alias's expires_ns: it lives as long as the connection it names. */
+#define NF_CT_ALIAS_EXPIRES (~(nf_u64)0)
+
 /* One direction of a connection: the packet's addresses and ports (ICMP:
  * the identifier in both ports). */
 struct nf_ct_tuple {
@@ -49,8 +52,8 @@ struct nf_ct_tuple {
  * A NATed connection (NF_CT_SNAT / NF_CT_DNAT) also stores both tuples, as
  * the kernel's nf_conn does: `orig` as its first packet came in, `reply` as
  * the answer to the translated packet comes back; and a second entry, the
- * alias (NF_CT_ALIAS, the same tuples, no state), keyed by the reply tuple,
- * finds the connection from the other side. */
+ * alias (NF_CT_ALIAS, the same tuples, no state, no timeout of its own),
+ * keyed by the reply tuple, finds the connection from the other side. */
 struct nf_ct_val {
   nf_u64 expires_ns;
   nf_u32 mark;

@@ -388,12 +388,14 @@ static __always_inline void nf_ct_alias_key(struct nf_ct_key* k, const struct nf
 }
 
 /* An alias of the connection in nw under the key of tuple t (reply_dir:
- * t is a reply-direction tuple). (nw->key and nw->val are working memory.) */
-static __always_inline void nf_ct_write_alias(const struct nf_ct_res* r, struct nf_nat_work* nw, __u64 expires,
+ * t is a reply-direction tuple). It has no lifetime of its own: whoever
+ * finds it asks the connection's entry (nf_ct_nat_dir, nf_nat_used), whose
+ * timeout every packet renews. (nw->key and nw->val are working memory.) */
+static __always_inline void nf_ct_write_alias(const struct nf_ct_res* r, struct nf_nat_work* nw,
                                               const struct nf_ct_tuple* t, int reply_dir) {
   nf_tuple_key(&nw->key, t, r->key.proto, nw->icmp_req, reply_dir);
   __builtin_memset(&nw->val, 0, sizeof(nw->val));
-  nw->val.expires_ns = expires;
+  nw->val.expires_ns = NF_CT_ALIAS_EXPIRES;
   nw->val.flags = NF_CT_ALIAS | (nw->flags & (NF_CT_SNAT | NF_CT_DNAT));
   nw->val.orig = nw->orig;
   nw->val.reply = nw->reply;
@@ -429,12 +431,11 @@ static __always_inline int nf_ct_finish(struct nf_ct_res* r, __u64 now, int acce
     /* A forwarded connection's source binding, made at its POSTROUTING. */
     v->reply = nw->reply;
     v->flags = (v->flags & ~(NF_CT_SRC_PENDING | NF_CT_SNAT | NF_CT_DNAT)) | (nw->flags & (NF_CT_SNAT | NF_CT_DNAT));
-    __u64 expires = v->expires_ns;
     if (nw->had_alias && !nf_tuple_eq(&nw->old_reply, &nw->reply)) {
       nf_ct_alias_key(&nw->key, &nw->old_reply, r, nw);
       bpf_map_delete_elem(&nf_ct, &nw->key);
     }
-    if (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) nf_ct_write_alias(r, nw, expires, &nw->reply, 1);
+    if (nw->flags & (NF_CT_SNAT | NF_CT_DNAT)) nf_ct_write_alias(r, nw, &nw->reply, 1);
     nf_ct_by_source(r, nw);
     return 0;
   }
@@ -453,7 +454,7 @@ static __always_inline int nf_ct_finish(struct nf_ct_res* r, __u64 now, int acce
   bpf_map_update_elem(&nf_ct, &r->key, v, BPF_ANY);
   if (nw->active && !src_pending) nf_ct_by_source(r, nw);
   if (!nw->active || !(nw->flags & (NF_CT_SNAT | NF_CT_DNAT))) return 0;
-  nf_ct_write_alias(r, nw, v->expires_ns, &nw->reply, 1);
+  nf_ct_write_alias(r, nw, &nw->reply, 1);
   return 1;
 }
 

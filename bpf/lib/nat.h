@@ -103,6 +103,13 @@ NF_SUBPROG int nf_nat_used(struct nf_nat_work* nw, __u32 proto) {
   nf_tuple_key(&nw->key, &nw->used, proto, nw->icmp_req, 1);
   struct nf_ct_val* v = bpf_map_lookup_elem(&nf_ct, &nw->key);
   if (!v || v->expires_ns <= nw->now) return 0;
+  if (v->flags & NF_CT_ALIAS) {
+    /* An alias names a live connection's tuple only while that lives. */
+    struct nf_ct_tuple reply = v->reply;
+    nf_tuple_key(&nw->key, &v->orig, proto, nw->icmp_req, 0);
+    v = bpf_map_lookup_elem(&nf_ct, &nw->key);
+    if (!v || v->expires_ns <= nw->now || (v->flags & NF_CT_ALIAS) || !nf_tuple_eq(&v->reply, &reply)) return 0;
+  }
   /* Our own connection (a forwarded one is created before POSTROUTING). */
   if (nf_tuple_eq(&v->orig, &nw->orig)) return 0;
   return 1;

@@ -602,3 +602,46 @@ TEST_CASE("ipset: ICMP elements of hash:ip,port, and a negated match on a two-di
   CHECK(at(udp("10.0.0.4", 1, "10.0.0.1", 54)) == NF_ACT_ACCEPT);
   CHECK(at(udp("10.0.0.5", 1, "10.0.0.1", 53)) == NF_ACT_ACCEPT);
 }
+
+TEST_CASE("a NATed connection's replies are translated for as long as the connection lives") {
+  Judge j(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 192.0.2.10/32 -p udp -m udp --dport 8080 -j DNAT --to-destination 192.0.2.10:80\n"
+      "COMMIT\n" +
+      kHead + "-A INPUT -j ACCEPT\nCOMMIT\n");
+  auto request = [&] {
+    auto d = j.m.decide(udp("198.51.100.1", 5000, "192.0.2.10", 8080), Path::Input, j.now += 1000);
+    return d.out.dport;
+  };
+  auto reply = [&] {
+    auto d = j.m.decide(udp("192.0.2.10", 80, "198.51.100.1", 5000), Path::Output, j.now += 1000);
+    return d.out.sport;
+  };
+  const uint64_t s = 1'000'000'000;
+  CHECK(request() == 80);
+  CHECK(reply() == 8080);
+  // A UDP stream lives 120 s after each packet once it has seen a reply,
+  // well past its first packet's 30 s.
+  for (int i = 0; i < 4; ++i) {
+    j.now += 25 * s;
+    CHECK(request() == 80);
+    CHECK(reply() == 8080);
+  }
+}
+
+TEST_CASE("a NATed connection killed by a RST frees its reply tuple at once") {
+  // The kernel deletes a connection whose only reply is a RST; a new one
+  // from the old reply tuple then keeps its source port (no clash to avoid).
+  Judge j(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 192.0.2.10/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.0.2.10:80\n"
+      "-A POSTROUTING -p tcp -m tcp --dport 1 -j MASQUERADE\n"
+      "COMMIT\n" +
+      kHead + "-A INPUT -j ACCEPT\nCOMMIT\n");
+  auto out = [&](const pkt::Packet& p, Path path) { return j.m.decide(p, path, j.now += 1000).out; };
+  CHECK(out(tcp("198.51.100.1", 5000, "192.0.2.10", 8080), Path::Input).dport == 80);
+  CHECK(out(tcp("192.0.2.10", 80, "198.51.100.1", 5000, RST | ACK), Path::Output).sport == 8080);
+  auto fresh = out(tcp("192.0.2.10", 80, "198.51.100.1", 5000, SYN), Path::Output);
+  CHECK(fresh.sport == 80);
+  CHECK(fresh.dport == 5000);
+}
