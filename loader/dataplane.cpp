@@ -1059,8 +1059,9 @@ Result<std::vector<policy::Service>> Dataplane::kept_services() {
   return out;
 }
 
-// -m recent and -m hashlimit tables live across generations, as the
-// kernel's live while a rule names them: after a switch, the tables of names
+// -m recent and -m hashlimit tables and the elements of nft sets the packet
+// path writes live across generations, as the kernel's live while a rule
+// names them (a set: as `nft -f` of a file without `flush ruleset` keeps it): after a switch, the tables of names
 // the new policy does not use are emptied (the kernel frees a table with its
 // last rule). -m connlimit lists belong to their rules: only the live
 // generation's stay (a reloaded ruleset's rules count afresh).
@@ -1070,7 +1071,7 @@ void Dataplane::drop_unnamed_tables(const policy::Policy& p, uint64_t live_gener
   for (const auto& r : p.rules)
     if (r.residual & NF_RES_RECENT) recent.insert(r.recent_table);
   for (const auto& l : p.limits)
-    if (l.flags & NF_LIMIT_HASH) hashlimit.insert(l.table);
+    if (l.flags & (NF_LIMIT_HASH | NF_LIMIT_SET)) hashlimit.insert(l.table);
   auto unused = [](const std::set<uint32_t>& keep) {
     return [&keep](const void* key) {
       uint32_t table;

@@ -279,7 +279,8 @@ static void hl_mask(uint8_t* out, const ir::u128& a, uint8_t family, uint32_t bi
 
 // As nf_hashlimit_match in bpf/lib/classify.h: the packet's bucket of the
 // -m hashlimit table, in jiffies of the model's clock.
-bool Model::hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
+// As nf_hl_key.
+nf2bpf_hashlimit_key Model::hl_key(const nf2bpf_limit_cfg& c, const pkt::Packet& p) const {
   nf2bpf_hashlimit_key k{};
   k.table = c.table;
   k.family = p.family;
@@ -289,6 +290,11 @@ bool Model::hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
     if (c.mode & NF_HL_SPT) k.sport = htons(p.sport);
     if (c.mode & NF_HL_DPT) k.dport = htons(p.dport);
   }
+  return k;
+}
+
+bool Model::hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
+  nf2bpf_hashlimit_key k = hl_key(c, p);
   uint64_t hz = env_.hz, cpj = UINT64_MAX / (hz * 86400);
   for (int sh : {1, 2, 4, 8, 16, 32}) cpj |= cpj >> sh;
   cpj = (cpj >> 1) + 1;
@@ -313,6 +319,41 @@ bool Model::hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
   bool under = v.credit >= v.cost;
   if (under) v.credit -= v.cost;
   return under != !!(c.flags & NF_LIMIT_INV);
+}
+
+// As nf_set_match in bpf/lib/classify.h: an nft set the packet path
+// updates, its elements among the hashlimit buckets.
+bool Model::set_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
+  nf2bpf_hashlimit_key k = hl_key(c, p);
+  uint32_t op = (uint32_t)c.rate & NF_SET_OP;
+  bool inv = c.flags & NF_LIMIT_INV;
+  uint64_t hz = env_.hz;
+  uint64_t now = (uint64_t)((unsigned __int128)now_ * hz / 1000000000u), timeout = (uint64_t)c.expire * hz / 1000;
+  auto it = hashlimit_.find(k);
+  bool there =
+      it != hashlimit_.end() && (it->second.expires == NF_SET_NEVER || (int64_t)(now - it->second.expires) < 0);
+  if (op == NF_SET_LOOKUP) return there != inv;
+  if (op == NF_SET_DELETE) {
+    if (there) hashlimit_.erase(it);
+    return true;
+  }
+  if (!there) {
+    nf2bpf_hashlimit_val n{};
+    n.expires = c.expire ? now + timeout : NF_SET_NEVER;
+    n.cost = timeout;
+    n.credit = c.cap;
+    n.prev = now_;
+    it = hashlimit_.insert_or_assign(k, n).first;
+  } else if (op == NF_SET_UPDATE && it->second.expires != NF_SET_NEVER) {
+    it->second.expires = now + (((uint32_t)c.rate & NF_SET_TIMEOUT) ? timeout : it->second.cost);
+  }
+  if (!((uint32_t)c.rate & NF_SET_LIMIT)) return true;
+  auto& v = it->second;
+  uint64_t tokens = std::min<uint64_t>(v.credit + (now_ - v.prev), c.cap);
+  v.prev = now_;
+  bool under = tokens >= c.cost;
+  v.credit = under ? tokens - c.cost : tokens;
+  return under != inv;
 }
 
 // As nf_connlimit_match and nf_connlimit_step in bpf/lib/classify.h
@@ -408,6 +449,7 @@ bool Model::limit_match(uint32_t i, const Work& w) {
   if (l.flags & NF_LIMIT_HASH) return hashlimit_match(l, p);
   if (l.flags & NF_LIMIT_CONN) return connlimit_match(l, w, i);
   if (l.flags & NF_LIMIT_TIME) return time_match(l);
+  if (l.flags & NF_LIMIT_SET) return set_match(l, p);
   uint32_t length = p.length;
   uint64_t& last = limit_last_[i];
   uint64_t& tokens = limit_tokens_[i];
@@ -586,9 +628,10 @@ bool Model::residual_ok(Work& w, const nf2bpf_rule& r, uint32_t) {
   }
   if (res & NF_RES_LIMIT) {
     w.indeterminate |= !log_only;
-    uint32_t i = r.limit;
-    if (i >= pol_.limits.size()) return false;
-    if (!limit_match(i, w)) return false;
+    for (uint32_t i = r.limit, n = 0; n < NF_LIMIT_CHAIN; ++i, ++n) {  // as bpf/: the rule's chain of checks
+      if (i >= pol_.limits.size() || !limit_match(i, w)) return false;
+      if (!(pol_.limits[i].flags & NF_LIMIT_MORE)) break;
+    }
   }
   if (res & NF_RES_NTH) {
     // Last, as in bpf/: only packets every other test let through count.

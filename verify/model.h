@@ -146,7 +146,9 @@ class Model {
   bool limit_match(uint32_t i, const Work& w);
   bool connlimit_match(const nf2bpf_limit_cfg& c, const Work& w, uint32_t idx);
   bool time_match(const nf2bpf_limit_cfg& c) const;
+  nf2bpf_hashlimit_key hl_key(const nf2bpf_limit_cfg& c, const pkt::Packet& p) const;
   bool hashlimit_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p);
+  bool set_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p);
   bool recent_match(const Work& w, const nf2bpf_rule& r);
   void statements(Work& w, const nf2bpf_rule& r);
   void ct_lookup(const pkt::Packet& p, uint64_t now, CtRes& r, bool looped, NatWork& nw) const;

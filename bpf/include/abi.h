@@ -27,7 +27,7 @@ typedef __u64 nf_u64;
 typedef __s32 nf_s32;
 #endif
 
-#define NF2BPF_ABI_VERSION 8
+#define NF2BPF_ABI_VERSION 9
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -421,15 +421,41 @@ struct nf2bpf_recent_tab {
 #define NF_LIMIT_TIME (1u << 5)
 #define NF_TM_KERNELTZ 1u
 #define NF_TM_CONTIGUOUS 2u
+/* An nft set the packet path writes (nft_dynset: `add`, `update`, `delete
+ * @set { KEY ... }`, meters) and the lookups of it (nft_lookup: `KEY @set`):
+ * its elements live in the global nf_hashlimit map under `table` (a hash of
+ * the family, table and set name), keyed as a hashlimit bucket by the parts
+ * in `mode` (NF_HL_*; srcmask and dstmask 32 or 128, whole addresses).
+ * `rate` is the operation, NF_SET_*. `expire`: the timeout, ms, a new
+ * element gets and an update gives a found one that has a timeout (0: the
+ * element never expires); an update without a timeout of its own
+ * (NF_SET_TIMEOUT unset) starts the element's own again (kept in its `cost`,
+ * jiffies). NF_SET_LIMIT: each element has its own nft limit
+ * (cost, cap: ns, as nft_limit's), NF_LIMIT_INV for `limit rate over`.
+ * A lookup holds while the element is there (NF_LIMIT_INV: `!= @set`), add
+ * and update unless their element's limit stops the rule, delete always. */
+#define NF_LIMIT_SET (1u << 6)
+/* The next entry of the limits map is this rule's too: a rule's checks kept
+ * there (at most NF_LIMIT_CHAIN, in the rule's order) must all hold. */
+#define NF_LIMIT_MORE (1u << 7)
+#define NF_LIMIT_CHAIN 4
+#define NF_SET_LOOKUP 1u
+#define NF_SET_ADD 2u
+#define NF_SET_UPDATE 3u
+#define NF_SET_DELETE 4u
+#define NF_SET_OP 7u              /* the operation's bits in `rate` */
+#define NF_SET_LIMIT 8u           /* in `rate`: add/update evaluate the element's limit */
+#define NF_SET_TIMEOUT 16u        /* in `rate`: `expire` is the statement's own timeout, not the set's */
+#define NF_SET_NEVER (~(nf_u64)0) /* nf2bpf_hashlimit_val.expires of an element without a timeout */
 struct nf2bpf_limit_cfg {
-  nf_u64 cost;   /* XT: avg (1/10000 s per packet); nft: ns per packet; BYTES: unit_ns; HASH: avg (1/1000000 s) */
-  nf_u64 cap;    /* XT: burst (packets); nft: tokens_max ns; HASH: burst */
-  nf_u64 rate;   /* BYTES: bytes per unit */
+  nf_u64 cost;   /* XT: avg (1/10000 s per packet); nft, SET: ns per packet; BYTES: unit_ns; HASH: avg (1/1000000 s) */
+  nf_u64 cap;    /* XT: burst (packets); nft, SET: tokens_max ns; HASH: burst */
+  nf_u64 rate;   /* BYTES: bytes per unit; SET: NF_SET_* */
   nf_u32 flags;  /* NF_LIMIT_* */
-  nf_u32 table;  /* HASH: --hashlimit-name's hash (with the family, the table) */
-  nf_u32 expire; /* HASH: --hashlimit-htable-expire, ms */
-  nf_u8 mode;    /* HASH: NF_HL_* */
-  nf_u8 srcmask, dstmask; /* HASH: --hashlimit-srcmask/dstmask, bits */
+  nf_u32 table;  /* HASH: --hashlimit-name's hash (with the family, the table); SET: the set's */
+  nf_u32 expire; /* HASH: --hashlimit-htable-expire, ms; SET: the timeout, ms */
+  nf_u8 mode;    /* HASH, SET: NF_HL_* */
+  nf_u8 srcmask, dstmask; /* HASH: --hashlimit-srcmask/dstmask, bits; SET: 32 or 128 */
   nf_u8 pad;
 };
 /* One -m hashlimit bucket (xt_hashlimit's dsthash_dst and rateinfo): the
@@ -444,9 +470,9 @@ struct nf2bpf_hashlimit_key {
   nf_u8 src[16], dst[16];
 };
 struct nf2bpf_hashlimit_val {
-  nf_u64 prev; /* jiffies of the last refill */
-  nf_u64 credit, cost, cap;
-  nf_u64 expires; /* jiffies: from then on the entry counts as gone (the kernel's collector removes it) */
+  nf_u64 prev;              /* jiffies of the last refill; SET: ns, the limit's last */
+  nf_u64 credit, cost, cap; /* SET: credit is the limit's tokens (ns), cost the element's timeout (jiffies) */
+  nf_u64 expires;           /* jiffies: from then on the entry counts as gone (the kernel's collector removes it) */
 };
 /* The limits map value: configuration and bucket state. CPUs take their
  * share of the bucket with an atomic exchange of `last` and a

@@ -93,19 +93,25 @@ static __always_inline void nf_hl_mask(__u8* out, const __u8* a, __u32 family, _
  * has that much. A bucket whose --hashlimit-htable-expire has passed counts
  * as gone (the kernel's collector removes it within a gc interval).
  * Returns whether the match holds. Global: verified once. */
+/* The packet's key in table c->table of nf_hashlimit (hashlimit_init_dst). */
+static __always_inline void nf_hl_key(struct nf2bpf_hashlimit_key* k, const struct nf2bpf_limit_cfg* c,
+                                      const struct nf_pkt* p) {
+  __builtin_memset(k, 0, sizeof(*k));
+  k->table = c->table;
+  k->family = p->family;
+  __u32 mode = c->mode;
+  if (mode & NF_HL_SIP) nf_hl_mask(k->src, p->saddr, p->family, c->srcmask);
+  if (mode & NF_HL_DIP) nf_hl_mask(k->dst, p->daddr, p->family, c->dstmask);
+  if (p->has_ports) { /* proto_ports_offset: TCP, UDP, UDP-Lite, SCTP, DCCP */
+    if (mode & NF_HL_SPT) k->sport = bpf_htons(p->sport);
+    if (mode & NF_HL_DPT) k->dport = bpf_htons(p->dport);
+  }
+}
+
 NF_SUBPROG int nf_hashlimit_match(const struct nf2bpf_limit_cfg* c, const struct nf_pkt* p) {
   if (!c || !p) return 0;
   struct nf2bpf_hashlimit_key k;
-  __builtin_memset(&k, 0, sizeof(k));
-  k.table = c->table;
-  k.family = p->family;
-  __u32 mode = c->mode;
-  if (mode & NF_HL_SIP) nf_hl_mask(k.src, p->saddr, p->family, c->srcmask);
-  if (mode & NF_HL_DIP) nf_hl_mask(k.dst, p->daddr, p->family, c->dstmask);
-  if (p->has_ports) { /* proto_ports_offset: TCP, UDP, UDP-Lite, SCTP, DCCP */
-    if (mode & NF_HL_SPT) k.sport = bpf_htons(p->sport);
-    if (mode & NF_HL_DPT) k.dport = bpf_htons(p->dport);
-  }
+  nf_hl_key(&k, c, p);
   __u64 hz = CONFIG_HZ ? CONFIG_HZ : 250;
   __u64 cpj = 0xFFFFFFFFFFFFFFFFull / (hz * 86400); /* MAX_CPJ, then POW2_BELOW64 */
   cpj |= cpj >> 1;
@@ -138,6 +144,51 @@ NF_SUBPROG int nf_hashlimit_match(const struct nf2bpf_limit_cfg* c, const struct
   int under = v->credit >= v->cost;
   if (under) v->credit -= v->cost;
   return under != !!(c->flags & NF_LIMIT_INV);
+}
+
+/* One packet through an nft set the packet path updates (nft_dynset_eval)
+ * or one lookup of such a set (nft_lookup_eval), as abi.h's NF_LIMIT_SET
+ * says. An element is there until the jiffy its timeout ends
+ * (nft_set_elem_expired); an add or update of an element not there makes it
+ * (nft_dynset_new: the timeout from now, its limit full), an update of one
+ * there with a timeout starts the timeout again; then the element's limit
+ * (nft_limit_eval) decides whether the rule goes on. Returns whether the
+ * match holds. Global: verified once. */
+NF_SUBPROG int nf_set_match(const struct nf2bpf_limit_cfg* c, const struct nf_pkt* p) {
+  if (!c || !p) return 0;
+  struct nf2bpf_hashlimit_key k;
+  nf_hl_key(&k, c, p);
+  __u32 op = (__u32)c->rate & NF_SET_OP, inv = (c->flags & NF_LIMIT_INV) != 0;
+  __u64 hz = CONFIG_HZ ? CONFIG_HZ : 250;
+  __u64 now = bpf_jiffies64(), timeout = (__u64)c->expire * hz / 1000; /* nsecs_to_jiffies64 */
+  struct nf2bpf_hashlimit_val* v = bpf_map_lookup_elem(&nf_hashlimit, &k);
+  if (v && v->expires != NF_SET_NEVER && (__s64)(now - v->expires) >= 0) v = 0;
+  if (op == NF_SET_LOOKUP) return (v != 0) != inv;
+  if (op == NF_SET_DELETE) {
+    if (v) bpf_map_delete_elem(&nf_hashlimit, &k);
+    return 1;
+  }
+  __u64 ns = bpf_ktime_get_ns();
+  if (!v) {
+    struct nf2bpf_hashlimit_val n;
+    __builtin_memset(&n, 0, sizeof(n));
+    n.expires = c->expire ? now + timeout : NF_SET_NEVER;
+    n.cost = timeout;
+    n.credit = c->cap;
+    n.prev = ns;
+    bpf_map_update_elem(&nf_hashlimit, &k, &n, BPF_ANY);
+    v = bpf_map_lookup_elem(&nf_hashlimit, &k);
+    if (!v) return 0; /* no room: the kernel's full set breaks the rule too */
+  } else if (op == NF_SET_UPDATE && v->expires != NF_SET_NEVER) {
+    v->expires = now + (((__u32)c->rate & NF_SET_TIMEOUT) ? timeout : v->cost);
+  }
+  if (!((__u32)c->rate & NF_SET_LIMIT)) return 1;
+  __u64 tokens = v->credit + (ns - v->prev);
+  if (tokens > c->cap) tokens = c->cap;
+  v->prev = ns;
+  int under = tokens >= c->cost;
+  v->credit = under ? tokens - c->cost : tokens;
+  return under != inv;
 }
 
 /* nf_conncount's walk over one list (__nf_conncount_add), one connection a
@@ -284,6 +335,7 @@ NF_SUBPROG int nf_limit_match(struct nf2bpf_limit_val* l, struct nf_scratch* s, 
   if (flags & NF_LIMIT_HASH) return nf_hashlimit_match(&l->cfg, p);
   if (flags & NF_LIMIT_CONN) return nf_connlimit_match(&l->cfg, s, idx);
   if (flags & NF_LIMIT_TIME) return nf_time_match(&l->cfg);
+  if (flags & NF_LIMIT_SET) return nf_set_match(&l->cfg, p);
   if (flags & NF_LIMIT_XT) {
     __u32 hz = CONFIG_HZ ? CONFIG_HZ : 250;
     __u32 cpj = 0xFFFFFFFFu / (hz * 86400u); /* MAX_CPJ, then POW2_BELOW32 */
@@ -584,7 +636,13 @@ static __always_inline int nf_residual_ok(struct nf_scratch* s, struct nf2bpf_ru
     void* lm = nf_inner(&nf_limits, live);
     if (!lm) return 0;
     __u32 idx = r->limit;
-    if (!nf_limit_match(bpf_map_lookup_elem(lm, &idx), s, idx)) return 0;
+#pragma unroll
+    for (int i = 0; i < NF_LIMIT_CHAIN; i++) {
+      struct nf2bpf_limit_val* l = bpf_map_lookup_elem(lm, &idx);
+      if (!nf_limit_match(l, s, idx)) return 0;
+      if (!l || !(l->cfg.flags & NF_LIMIT_MORE)) break;
+      idx++;
+    }
   }
   if (res & NF_RES_NTH) {
     /* Last: the counter moves only for packets every other test let

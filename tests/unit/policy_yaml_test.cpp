@@ -899,6 +899,8 @@ TEST_CASE("policy YAML: -m hashlimit tables written and read back, and a hashlim
   REQUIRE(at != std::string::npos);
   std::string bad = y;
   bad.replace(at, 25, "  - [20000000, 4, 0, 4, ");
-  CHECK_THAT(refused(bad).message,
-             Catch::Contains("a hashlimit (flags 8), connlimit (16) or time (32), none with 1 or 2, has 9 values"));
+  CHECK_THAT(
+      refused(bad).message,
+      Catch::Contains(
+          "a hashlimit (flags 8), connlimit (16), time (32) or set operation (64), none with 1 or 2, has 9 values"));
 }

@@ -28,7 +28,16 @@ constexpr std::string_view kIface = "interface names are resolved to indexes whe
 constexpr std::string_view kAddrType =
     "LOCAL is the set of this namespace's addresses when the policy is applied or synced";
 constexpr std::string_view kCt = "nf2bpf's own connection tracker, with netfilter's default timeouts";
-constexpr std::string_view kDynamic = "dynamic set updates from the packet path are not implemented";
+constexpr std::string_view kDynamic =
+    "this use of a set the packet path writes is not implemented (translated: sets keyed by addresses and ports, "
+    "written with add, update and delete, elements with a timeout, a packet-rate limit or a counter, no elements in "
+    "the file, looked up with `KEY @set`; not: maps, interval sets, byte rates, ct count, quota)";
+constexpr std::string_view kSetState =
+    "the kernel's add/update/delete and lookup semantics (element timeouts in jiffies, each element's own nft limit "
+    "from full) on nf2bpf's BPF map nf_hashlimit, not on the kernel's set: at most 16,384 elements of all such sets "
+    "and -m hashlimit together, the least recently used forgotten where the kernel would refuse a new one (a set's "
+    "size is not enforced), counters not kept, and `nft list set` does not show them; the write must be the rule's "
+    "last test but other set operations";
 constexpr std::string_view kStamp =
     "an address set with a timeout that rules only `update @S { ip saddr }` (or daddr) and test with `ip saddr @S` "
     "(kube-proxy's ClientIP affinity) is kept as xt_recent does a list: the update stamps the address, the test "
@@ -235,6 +244,10 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "statement", "update @set address stamp", A, kStamp},
   {"nft", "match", "@set address stamp lookup", A, kStamp},
   {"nft", "statement", "set delete", U, kDynamic},
+  {"nft", "statement", "add @set element", A, kSetState},
+  {"nft", "statement", "update @set element", A, kSetState},
+  {"nft", "statement", "delete @set element", A, kSetState},
+  {"nft", "match", "lookup of a set the packet path writes", A, kSetState},
   {"nft", "statement", "limit name", U, "named limit objects are not implemented"},
   {"nft", "statement", "quota", U, "quotas are not implemented"},
   {"nft", "statement", "ct count", U, "per-address connection counting is not implemented"},

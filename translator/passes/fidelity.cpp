@@ -114,6 +114,28 @@ void stateful_placement(const Rule& rule, std::string_view module, std::string_v
   if (!why.empty()) found.push_back({Fidelity::Unsupported, m, why, rule.matches[at].loc});
 }
 
+// An nft rule tests and writes in its order: a set write (add, update,
+// delete, a meter) happens for every packet that reaches it. The dataplane
+// writes after the rule's other tests (set lookups and writes keep their
+// order among themselves), so every other test must come before the write.
+void set_write_placement(const Rule& rule, std::vector<Finding>& found) {
+  size_t at = SIZE_MAX;
+  for (size_t i = 0; i < rule.matches.size() && at == SIZE_MAX; ++i) {
+    const Match& m = rule.matches[i];
+    if (m.module == "nftset" && !m.args.empty() && m.args[0].second != "lookup") at = i;
+  }
+  for (size_t i = at == SIZE_MAX ? at : at + 1; i < rule.matches.size(); ++i)
+    if (rule.matches[i].module != "nftset") {
+      found.push_back({Fidelity::Unsupported, rule.matches[at].cap,
+                       "'" + rule.matches[i].cap +
+                           "' comes after it: the kernel writes the set for every packet "
+                           "that reaches the write, the dataplane only for those every other test of the rule let "
+                           "through (put the write last)",
+                       rule.matches[at].loc});
+      return;
+    }
+}
+
 // What of -m connlimit and -m hashlimit stays in netfilter: a connlimit
 // above what a list keeps (NF_CONNLIMIT_CONNS), hashlimit's byte rates and
 // --hashlimit-rate-match.
@@ -178,6 +200,7 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
   if (ipt) stateful_placement(rule, "hashlimit", "bucket", found);
   if (ipt) stateful_placement(rule, "connlimit", "connection list", found);
   if (ipt) limit_options(rule, found);
+  if (!ipt) set_write_placement(rule, found);
   for (const auto& s : rule.statements) check(s.cap, s.loc);
   check(rule.verdict.cap, rule.verdict.loc);
   if (rule.vmap)  // the verdicts a map can give

@@ -195,12 +195,12 @@ void Flattener::emit_jump(const RuleRef& ref, const Rule& rule, const std::vecto
   // field that the rule's statements or the chain (or a chain it reaches)
   // can change, and a match that changes state of its own when tested
   // (-m recent: its list; -m hashlimit: its bucket; -m connlimit: its
-  // connection list), must not be repeated on every inlined rule:
+  // connection list; an nft set's write: the set), must not be repeated on every inlined rule:
   // guards test it once here and skip the chain when it fails; the inlined
   // rules get only the other matches.
   uint8_t mut = chain_changes(t, tc) | (with_statements ? statements_change(rule.statements) : 0);
   auto stateful = [](const Match& m) {
-    return m.module == "recent" || m.module == "hashlimit" || m.module == "connlimit";
+    return m.module == "recent" || m.module == "hashlimit" || m.module == "connlimit" || m.module == "nftset";
   };
   std::vector<Match> kept;
   std::vector<const Match*> once;

@@ -277,7 +277,7 @@ class Compiler {
     uint8_t ring = 0;
   };
   std::map<std::string, RecentTable> recent_tables_;
-  std::map<uint32_t, std::string> hashlimit_names_;  // -m hashlimit tables by name hash
+  std::map<uint32_t, std::string> hashlimit_names_;  // -m hashlimit tables and nft sets by name hash
   std::map<uint32_t, std::string> recent_names_;     // hash -> name, for collisions
   bool recent(const FlatRule& f, const Rule& src, nf2bpf_rule& d);
 };
@@ -454,6 +454,57 @@ static std::string hashlimit_config(const ir::Match& m, bool ip6, nf2bpf_limit_c
   unsigned __int128 cap = (unsigned __int128)out.cost * out.cap * 164926744u;
   if (cap >> 64) return "--hashlimit-burst with this rate overflows the kernel's credit counter";
   if (m.negated) out.flags ^= NF_LIMIT_INV;
+  for (unsigned char c : name) out.table = (out.table ^ c) * 16777619u;
+  return "";
+}
+
+// An nft set operation (module nftset, Builder::dynamic_sets) as the
+// dataplane's set elements take it (struct nf2bpf_limit_cfg with
+// NF_LIMIT_SET): the operation, the set (`name`, its hash the table), the
+// key's parts, the timeout, and an element's packet-rate limit as nft_limit
+// configures one.
+static std::string nftset_config(const ir::Match& m, nf2bpf_limit_cfg& out, std::string& name) {
+  out = {};
+  std::string op, key;
+  int family = 0;
+  bool limited = false;
+  ir::Match lim;
+  lim.field = Field::Opaque;
+  lim.module = "limit";
+  for (const auto& [k, v] : m.args) {
+    if (k == "op") op = v;
+    if (k == "set") name = v;
+    if (k == "key") key = v;
+    if (k == "family") family = std::atoi(v.c_str());
+    if (k == "timeout") out.expire = (uint32_t)std::min<uint64_t>(std::strtoull(v.c_str(), nullptr, 10), UINT32_MAX);
+    if (k == "own timeout") out.rate |= NF_SET_TIMEOUT;
+    if (k == "limit over") lim.negated = true;
+    if (k == "limit rate" || k == "limit burst") lim.args.emplace_back(k.substr(6), v), limited = true;
+  }
+  out.rate |= op == "lookup"   ? NF_SET_LOOKUP
+              : op == "add"    ? NF_SET_ADD
+              : op == "update" ? NF_SET_UPDATE
+              : op == "delete" ? NF_SET_DELETE
+                               : 0;
+  if (!(out.rate & NF_SET_OP) || name.empty()) return "invalid set operation '" + op + "'";
+  if (limited) {
+    nf2bpf_limit_cfg l;
+    lim.cap = "limit rate";
+    if (auto err = limit_config(lim, false, l); !err.empty()) return err;
+    if (l.flags & NF_LIMIT_BYTES) return "byte rates in a set's elements are not supported";
+    out.cost = l.cost, out.cap = l.cap, out.rate |= NF_SET_LIMIT;
+    if (l.flags & NF_LIMIT_INV) out.flags |= NF_LIMIT_INV;
+  }
+  out.flags |= NF_LIMIT_SET;
+  if (m.negated) out.flags ^= NF_LIMIT_INV;
+  uint8_t full = family == 6 ? 128 : 32;
+  for (const char* part : {"saddr", "daddr", "sport", "dport"})
+    if (key.find(part) != std::string::npos) {
+      std::string_view p = part;
+      out.mode |= p == "saddr" ? NF_HL_SIP : p == "daddr" ? NF_HL_DIP : p == "sport" ? NF_HL_SPT : NF_HL_DPT;
+    }
+  if (out.mode & NF_HL_SIP) out.srcmask = full;
+  if (out.mode & NF_HL_DIP) out.dstmask = full;
   for (unsigned char c : name) out.table = (out.table ^ c) * 16777619u;
   return "";
 }
@@ -814,7 +865,8 @@ void Compiler::MatchLowering::opaque(const IntervalSet& vals) {
   if (m.module == ir::kNumgenModule) return;     // its draws: the statistic matches the flattener added
   if (m.module == ir::kNumgenIncModule) return;  // handled per rule (Compiler::nth)
   if (m.module == "recent") return;              // handled per rule (Compiler::recent)
-  if (m.module == "hashlimit" || m.module == "connlimit" || m.module == "time") return;  // per rule (*_config)
+  if (m.module == "hashlimit" || m.module == "connlimit" || m.module == "time" || m.module == "nftset")
+    return;  // per rule (*_config)
   // ipset's own counters: no effect on whether the rule matches.
   if (m.cap == "-m set --update-counters" || m.cap == "-m set --update-subcounters") return;
   fail("unsupported match " + m.cap + " reached the compiler");
@@ -931,30 +983,27 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
   out.boxes = {Box{}};
   bool ok = true;
   nf2bpf_rule& d = out.desc;
-  std::optional<ir::Match> limit;
-  const Match* other_limit = nullptr;  // -m hashlimit, -m connlimit or -m time (one of them a rule)
+  // The rule's checks kept in the limits table, in the rule's order: -m
+  // limit / nft limit (iptables: a match per option, merged), -m hashlimit,
+  // -m connlimit, -m time, nft set lookups and writes (module nftset).
+  std::vector<ir::Match> limited;
   bool random = false;
   double probability = 1;
   bool random_neg = false;
   std::string random_at;  // the statistic match's place: its draw's slot
   for (const auto& m : f.matches) {
     add_match(m, out.boxes, d, src.loc, ok);
-    if (m.field == Field::Opaque && (m.module == "hashlimit" || m.module == "connlimit" || m.module == "time")) {
-      if (other_limit) {
-        diag_.error(m.loc.line ? m.loc : src.loc, "-m " + other_limit->module + " and -m " + m.module +
-                                                      " in one rule are not supported (one of hashlimit, "
-                                                      "connlimit and time a rule)");
-        ok = false;
-      }
-      other_limit = &m;
-    }
-    if (m.field == Field::Opaque && m.module == "limit") {  // iptables: a match per option
-      if (!limit)
-        limit = m;
+    if (m.field != Field::Opaque) continue;
+    if (m.module == "hashlimit" || m.module == "connlimit" || m.module == "time" || m.module == "nftset")
+      limited.push_back(m);
+    if (m.module == "limit") {
+      auto it = std::find_if(limited.begin(), limited.end(), [](const Match& x) { return x.module == "limit"; });
+      if (it == limited.end())
+        limited.push_back(m);
       else
-        limit->args.insert(limit->args.end(), m.args.begin(), m.args.end());
+        it->args.insert(it->args.end(), m.args.begin(), m.args.end());
     }
-    if (m.field == Field::Opaque && m.module == "statistic")
+    if (m.module == "statistic")
       for (const auto& [k, v] : m.args) {
         if (k == "--mode" && v == "random") random = true;
         if (k == "--probability") {
@@ -964,30 +1013,40 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
         }
       }
   }
-  // The rule's one check kept in the limits table: -m limit / nft limit,
-  // -m hashlimit, -m connlimit or -m time.
-  if (limit || other_limit) {
-    nf2bpf_limit_cfg lc;
-    const Match& m = other_limit ? *other_limit : *limit;
-    bool hash = m.module == "hashlimit";
-    std::string name, err = limit && other_limit      ? "-m limit and -m " + m.module + " in one rule are not supported"
-                            : limit                   ? limit_config(*limit, tr_.ruleset.iptables_legacy, lc)
-                            : hash                    ? hashlimit_config(m, ip6_stage_, lc, name)
-                            : m.module == "connlimit" ? connlimit_config(m, ip6_stage_, lc)
-                                                      : time_config(m, lc);
-    if (err.empty() && hash) {
-      auto [it, fresh] = hashlimit_names_.try_emplace(lc.table, name);
-      if (!fresh && it->second != name)
-        err = "-m hashlimit names '" + name + "' and '" + it->second + "' have the same hash";
+  if (limited.size() > NF_LIMIT_CHAIN) {
+    diag_.error(src.loc, std::to_string(limited.size()) +
+                             " limits, connection counts, times and set operations in "
+                             "one rule: the dataplane checks at most " +
+                             std::to_string(NF_LIMIT_CHAIN));
+    ok = false;
+  } else if (!limited.empty()) {
+    std::vector<nf2bpf_limit_cfg> cfgs;
+    for (const Match& m : limited) {
+      nf2bpf_limit_cfg lc;
+      std::string name, err = m.module == "limit"       ? limit_config(m, tr_.ruleset.iptables_legacy, lc)
+                              : m.module == "hashlimit" ? hashlimit_config(m, ip6_stage_, lc, name)
+                              : m.module == "connlimit" ? connlimit_config(m, ip6_stage_, lc)
+                              : m.module == "nftset"    ? nftset_config(m, lc, name)
+                                                        : time_config(m, lc);
+      if (err.empty() && !name.empty()) {
+        auto [it, fresh] = hashlimit_names_.try_emplace(lc.table, name);
+        if (!fresh && it->second != name)
+          err = "'" + name + "' and '" + it->second + "' have the same hash (as tables of per-key state)";
+      }
+      if (!err.empty()) {
+        diag_.error(m.loc.line ? m.loc : src.loc, err);
+        ok = false;
+      }
+      cfgs.push_back(lc);
     }
-    if (!err.empty()) {
-      diag_.error(m.loc.line ? m.loc : src.loc, err);
-      ok = false;
-    } else {
+    if (ok) {
       if (pol_.limits.empty()) pol_.limits.push_back({});
       d.residual |= NF_RES_LIMIT;
       d.limit = (uint32_t)pol_.limits.size();
-      pol_.limits.push_back(lc);
+      for (size_t i = 0; i < cfgs.size(); ++i) {
+        if (i + 1 < cfgs.size()) cfgs[i].flags |= NF_LIMIT_MORE;
+        pol_.limits.push_back(cfgs[i]);
+      }
     }
   }
   if (!nth(f, src, d)) ok = false;

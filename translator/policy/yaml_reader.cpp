@@ -340,15 +340,22 @@ void Loader::header() {
     c.cost = number(l[0], "a limit's cost", UINT64_MAX);
     c.cap = number(l[1], "a limit's cap", UINT64_MAX);
     c.rate = number(l[2], "a limit's rate", UINT64_MAX);
-    c.flags =
-        (uint32_t)number(l[3], "a limit's flags",
-                         NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV | NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME);
+    c.flags = (uint32_t)number(l[3], "a limit's flags",
+                               NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_INV | NF_LIMIT_HASH | NF_LIMIT_CONN |
+                                   NF_LIMIT_TIME | NF_LIMIT_SET | NF_LIMIT_MORE);
     if ((c.flags & NF_LIMIT_BYTES) && !c.rate) refuse(l, "a byte limit's rate must not be 0");
-    uint32_t kind = c.flags & (NF_LIMIT_XT | NF_LIMIT_BYTES | NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME);
-    bool keyed = c.flags & (NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME);
-    if (keyed != (l.size() == 9) || (keyed && kind != NF_LIMIT_HASH && kind != NF_LIMIT_CONN && kind != NF_LIMIT_TIME))
+    const uint32_t keyed_kinds = NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME | NF_LIMIT_SET;
+    uint32_t kind = c.flags & (NF_LIMIT_XT | NF_LIMIT_BYTES | keyed_kinds);
+    bool keyed = c.flags & keyed_kinds;
+    if (keyed != (l.size() == 9) || (keyed && (kind & (kind - 1))))
       refuse(l,
-             "a hashlimit (flags 8), connlimit (16) or time (32), none with 1 or 2, has 9 values, any other limit 4");
+             "a hashlimit (flags 8), connlimit (16), time (32) or set operation (64), none with 1 or 2, has 9 "
+             "values, any other limit 4");
+    if ((c.flags & NF_LIMIT_SET) && ((c.rate & NF_SET_OP) < NF_SET_LOOKUP || (c.rate & NF_SET_OP) > NF_SET_DELETE ||
+                                     (c.rate & ~(uint64_t)(NF_SET_OP | NF_SET_LIMIT | NF_SET_TIMEOUT))))
+      refuse(l,
+             "a set operation's rate is its operation (1 lookup, 2 add, 3 update, 4 delete) + 8 limit + 16 "
+             "own timeout");
     if ((c.flags & NF_LIMIT_TIME) && ((c.cap & 0xffffffff) > 86399 || (c.cap >> 32) > 86399))
       refuse(l, "a time check's times of day are seconds of the day (0 to 86399)");
     if (l.size() == 9) {
@@ -440,8 +447,13 @@ void Loader::rules() {
     if (r.action == NF_ACT_SKIP && (r.skip_to <= i || r.skip_to > p_.rules.size()))
       bad("skips to rule " + std::to_string(r.skip_to) + ", which is not after it in the policy");
     if ((uint64_t)r.stmt_first + r.stmt_count > p_.stmts.size()) bad("its statements are not in the policy");
-    if ((r.residual & NF_RES_LIMIT) && (r.limit == 0 || r.limit >= p_.limits.size()))
-      bad("its limit is not in 'limits'");
+    if (r.residual & NF_RES_LIMIT) {
+      size_t n = 0, at = r.limit;
+      while (at && at < p_.limits.size() && ++n <= NF_LIMIT_CHAIN && (p_.limits[at].flags & NF_LIMIT_MORE)) ++at;
+      if (!at || at >= p_.limits.size()) bad("its limits are not in 'limits'");
+      if (n > NF_LIMIT_CHAIN)
+        bad("it has more than " + std::to_string(NF_LIMIT_CHAIN) + " limits (flags 128 chains them)");
+    }
     if ((r.residual & NF_RES_NTH) && (r.nth_every == 0 || r.nth_hit >= r.nth_every || r.nth_slot >= p_.rules.size()))
       bad("its nth counter is not valid (every >= 1, hit below every, counter below the number of rules)");
     if ((r.residual & NF_RES_RECENT) &&

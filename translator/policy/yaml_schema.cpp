@@ -112,6 +112,26 @@ std::string limit_text(const nf2bpf_limit_cfg& l) {
   if (l.flags & NF_LIMIT_CONN)
     return std::string("connlimit ") + (l.flags & NF_LIMIT_INV ? "upto " : "above ") + std::to_string(l.cost) +
            " mask " + std::to_string(l.srcmask) + (l.mode & NF_CL_DADDR ? " daddr" : " saddr");
+  if (l.flags & NF_LIMIT_SET) {
+    static const char* ops[] = {"?", "lookup", "add", "update", "delete", "?", "?", "?"};
+    uint32_t op = (uint32_t)(l.rate & NF_SET_OP);
+    bool lookup = op == NF_SET_LOOKUP;
+    std::string t = std::string(lookup && (l.flags & NF_LIMIT_INV) ? "not " : "") + "set " + ops[op] + " table " +
+                    hex(l.table) + " key";
+    for (auto [bit, w] :
+         {std::pair{NF_HL_SIP, "saddr"}, {NF_HL_DIP, "daddr"}, {NF_HL_SPT, "sport"}, {NF_HL_DPT, "dport"}})
+      if (l.mode & bit) t += " " + std::string(w);
+    if (l.mode & NF_HL_SIP) t += " srcmask " + std::to_string(l.srcmask);
+    if (l.mode & NF_HL_DIP) t += " dstmask " + std::to_string(l.dstmask);
+    if (op == NF_SET_ADD || op == NF_SET_UPDATE)
+      t += " timeout " + std::to_string(l.expire) + "ms" + (l.rate & NF_SET_TIMEOUT ? "" : " (the set's)");
+    if (l.rate & NF_SET_LIMIT) {
+      nf2bpf_limit_cfg x{};
+      x.cost = l.cost, x.cap = l.cap, x.flags = l.flags & NF_LIMIT_INV;
+      t += " limit " + limit_text(x);
+    }
+    return t;
+  }
   if (l.flags & NF_LIMIT_HASH) {  // avg in 1/1000000 s, as libxt_hashlimit keeps it
     std::string t = std::string(l.flags & NF_LIMIT_INV ? "hashlimit above " : "hashlimit upto ");
     const char* name = nullptr;
@@ -492,8 +512,11 @@ std::vector<std::string> checks_text(const Policy& p, const nf2bpf_rule& r) {
     out.push_back(masked("mark", r.mark2_mask, r.mark2_value, r.residual & NF_RES_MARK2_NEG));
   if (r.residual & NF_RES_CTMARK)
     out.push_back(masked("ctmark", r.ctmark_mask, r.ctmark_value, r.residual & NF_RES_CTMARK_NEG));
-  if ((r.residual & NF_RES_LIMIT) && r.limit < p.limits.size())
-    out.push_back("limit " + limit_text(p.limits[r.limit]) + " (#" + std::to_string(r.limit) + ")");
+  if (r.residual & NF_RES_LIMIT)
+    for (size_t i = r.limit; i < p.limits.size(); ++i) {  // the rule's chain of them
+      out.push_back("limit " + limit_text(p.limits[i]) + " (#" + std::to_string(i) + ")");
+      if (!(p.limits[i].flags & NF_LIMIT_MORE)) break;
+    }
   if (r.residual & NF_RES_RANDOM)
     out.push_back(std::string(r.residual & NF_RES_RANDOM_NEG ? "not " : "") + "random " +
                   probability_text(r.random_below) + " (below " + hex(r.random_below) + ", draw #" +
@@ -571,7 +594,9 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     r.residual |= NF_RES_CTMARK;
     f = masked(r.ctmark_mask, r.ctmark_value, NF_RES_CTMARK_NEG);
   } else if (c.lit("limit ")) {
-    if (r.residual & NF_RES_LIMIT) return ParseFail{0, "a rule has at most one limit"};
+    size_t chain_end = r.limit;  // a later check of the rule's: in the chain flags 128 make from its first
+    while ((r.residual & NF_RES_LIMIT) && chain_end < p.limits.size() && (p.limits[chain_end].flags & NF_LIMIT_MORE))
+      ++chain_end;
     auto open = s.rfind(" (#");
     if (open == std::string_view::npos || open < c.i) return ParseFail{c.i, "expected 'RATE burst N (#INDEX)'"};
     std::string_view shown = s.substr(c.i, open - c.i);
@@ -584,8 +609,11 @@ std::optional<ParseFail> parse_check(std::string_view s, const Policy& p, nf2bpf
     if (shown != limit_text(p.limits[idx]))
       return ParseFail{open - shown.size(), "says '" + std::string(shown) + "' but limit #" + std::to_string(idx) +
                                                 " is " + limit_text(p.limits[idx])};
+    if ((r.residual & NF_RES_LIMIT) && (idx <= r.limit || idx > chain_end))
+      return ParseFail{open + 3, "limit #" + std::to_string(idx) + " is not in the chain of the rule's limit #" +
+                                     std::to_string(r.limit) + " (flags 128 chains a limit to the next)"};
+    if (!(r.residual & NF_RES_LIMIT)) r.limit = (uint32_t)idx;
     r.residual |= NF_RES_LIMIT;
-    r.limit = (uint32_t)idx;
   } else if (s.starts_with("random ") || s.starts_with("not random ")) {
     if (r.residual & NF_RES_RANDOM) return ParseFail{0, "a rule has at most one random check"};
     if (c.lit("not ")) r.residual |= NF_RES_RANDOM_NEG;

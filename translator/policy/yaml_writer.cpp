@@ -291,14 +291,16 @@ void write_tables(std::string& o, const Policy& p, bool inline_stmts) {
   write_str_list(o, "chains", p.chain_names, "    # table/chain of the rules (raw src_chain indexes it)");
   write_str_list(o, "log_prefixes", p.log_prefixes, "");
   o += "limits:";
-  o += p.limits.empty() ? " []"
-                        : "    # [cost, cap, rate, flags] (abi.h nf2bpf_limit_cfg; flags 1 xt_limit, 2 bytes, 4 over, "
-                          "8 hashlimit, 16 connlimit, 32 time + [table, expire, mode, srcmask, dstmask]); #0 is unused";
+  o += p.limits.empty()
+           ? " []"
+           : "    # [cost, cap, rate, flags] (abi.h nf2bpf_limit_cfg; flags 1 xt_limit, 2 bytes, 4 over, "
+             "8 hashlimit, 16 connlimit, 32 time, 64 set + [table, expire, mode, srcmask, dstmask]; 128: the next is "
+             "the rule's too); #0 is unused";
   o += "\n";
   for (size_t i = 0; i < p.limits.size(); ++i) {
     const auto& l = p.limits[i];
     o += "  - [" + num(l.cost) + ", " + num(l.cap) + ", " + num(l.rate) + ", " + num(l.flags);
-    if (l.flags & (NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME))
+    if (l.flags & (NF_LIMIT_HASH | NF_LIMIT_CONN | NF_LIMIT_TIME | NF_LIMIT_SET))
       o += ", " + num(l.table) + ", " + num(l.expire) + ", " + num(l.mode) + ", " + num(l.srcmask) + ", " +
            num(l.dstmask);
     o += "]";

@@ -77,7 +77,8 @@ struct Stmt {
     Notrack,
     Mangle,     // lhs set rhs (meta mark set ..., ct mark set ...)
     Vmap,       // lhs = key, rhs = Set of MapEntry or SetRef
-    SetUpdate,  // name: add update delete; target = set name; lhs = element expr
+    SetUpdate,  // name: add update delete; target = set name; lhs = element expr; opts: timeout (ms),
+                // meter (its size, for `meter NAME { ... }`); elem: the element's statements
     Comment,    // target = the comment
     Other,      // recognised, not implemented: name = capability ("tproxy", "xt match recent" ...)
   };
@@ -85,6 +86,7 @@ struct Stmt {
   std::string name, op, target;
   Expr lhs, rhs;
   std::vector<Opt> opts;
+  std::vector<Stmt> elem;  // SetUpdate: limit, counter, ct count for each element
   ir::SourceLoc loc;
 
   const Opt* opt(std::string_view key) const {

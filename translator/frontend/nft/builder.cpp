@@ -557,6 +557,7 @@ void Builder::finish() {
     for (const auto& m : misplaced_nat(rs_, t, false)) error(m.stmt->loc, m.message, m.hint);
     name_anonymous_sets(t);
     address_stamp_sets(t);
+    dynamic_sets(t);
   }
 }
 
@@ -611,6 +612,145 @@ void Builder::address_stamp_sets(ir::Table& t) {
                  {"--seconds", std::to_string(s.timeout_ms / 1000)},
                  {"--name", list},
                  {dst ? "--rdest" : "--rsource", ""}};
+    }
+  }
+}
+
+namespace {
+
+// A dynamic set's key as nf_hl_key builds it: its parts in order (saddr,
+// daddr, sport, dport, each once) and the addresses' family (0: none).
+struct DynKey {
+  std::string parts;
+  int family = 0;
+  bool operator==(const DynKey&) const = default;
+};
+
+// The key of an element expression ("ip saddr . tcp dport").
+std::optional<DynKey> dyn_key_of_element(const std::string& elem) {
+  DynKey k;
+  std::set<std::string> seen;
+  size_t at = 0;
+  while (at <= elem.size()) {
+    size_t end = elem.find(" . ", at);
+    std::string part = elem.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    at = end == std::string::npos ? elem.size() + 1 : end + 3;
+    auto sp = part.find(' ');
+    if (sp == std::string::npos) return std::nullopt;
+    std::string proto = part.substr(0, sp), field = part.substr(sp + 1);
+    bool addr = field == "saddr" || field == "daddr", port = field == "sport" || field == "dport";
+    if (addr && (proto == "ip" || proto == "ip6")) {
+      int fam = proto == "ip" ? 4 : 6;
+      if (k.family && k.family != fam) return std::nullopt;
+      k.family = fam;
+    } else if (!port || !(proto == "tcp" || proto == "udp" || proto == "udplite" || proto == "sctp" ||
+                          proto == "dccp" || proto == "th")) {
+      return std::nullopt;
+    }
+    if (!seen.insert(field).second) return std::nullopt;
+    k.parts += (k.parts.empty() ? "" : " . ") + field;
+  }
+  return k;
+}
+
+// The key of a lookup `KEY @S` of set S (its type names the family).
+std::optional<DynKey> dyn_key_of_lookup(const ir::SetRef& ref, const ir::Set& s) {
+  DynKey k;
+  std::set<Field> seen;
+  for (Field f : ref.key) {
+    if (!seen.insert(f).second) return std::nullopt;
+    const char* name = f == Field::SrcAddr   ? "saddr"
+                       : f == Field::DstAddr ? "daddr"
+                       : f == Field::SrcPort ? "sport"
+                       : f == Field::DstPort ? "dport"
+                                             : nullptr;
+    if (!name) return std::nullopt;
+    k.parts += (k.parts.empty() ? "" : " . ") + std::string(name);
+  }
+  if (s.origin_type.find("ipv4_addr") != std::string::npos) k.family = 4;
+  if (s.origin_type.find("ipv6_addr") != std::string::npos) k.family = k.family ? -1 : 6;
+  if (k.family < 0) return std::nullopt;
+  return k;
+}
+
+}  // namespace
+
+// Sets the packet path writes (`add`, `update`, `delete @S { KEY ... }`, and
+// meters) and the lookups of them (`KEY @S`): module "nftset" matches, one
+// operation each, which the policy compiler gives the dataplane's set
+// elements (NF_LIMIT_SET). A set qualifies when every write and lookup of it
+// uses one key of addresses and ports, its elements have no statements but
+// packet-rate limits and counters, it is no map and not an interval set, the
+// file gives it no elements, and nothing else names it (a vmap, a
+// statement). Any other set's writes stay unsupported, with the reason.
+void Builder::dynamic_sets(ir::Table& t) {
+  std::map<std::string, std::vector<ir::Match*>> writes;
+  for (auto& c : t.chains)
+    for (auto& r : c.rules)
+      for (auto& m : r.matches)
+        if (m.module == "dynset" && !m.args.empty()) writes[m.args[0].second.substr(1)].push_back(&m);
+  for (auto& [name, ws] : writes) {
+    const ir::Set* s = t.find_set(name);
+    bool meter = std::any_of(ws.begin(), ws.end(), [](const ir::Match* m) {
+      return std::any_of(m->args.begin(), m->args.end(), [](const auto& a) { return a.first == "meter"; });
+    });
+    if (s ? (s->kind != ir::Set::Kind::Set || s->interval || !s->elements.empty()) : !meter) continue;
+    std::optional<DynKey> key;
+    bool ok = true;
+    auto same = [&](const std::optional<DynKey>& k) {
+      if (!k || (key && !(*key == *k))) return false;
+      key = k;
+      return true;
+    };
+    for (const ir::Match* m : ws) {
+      const std::string* elem = nullptr;
+      for (const auto& [k, v] : m->args) {
+        if (k == "element") elem = &v;
+        if (k == "limit cap" && v != "limit rate" && v != "limit rate over") ok = false;  // byte rates
+        if (k != "set" && k != "element" && k != "timeout" && k != "meter" && k != "counter" &&
+            !k.starts_with("limit "))
+          ok = false;  // ct count, quota, last
+      }
+      ok = ok && elem && same(dyn_key_of_element(*elem));
+    }
+    const std::string at = "@" + name;
+    std::vector<ir::Match*> lookups;
+    for (auto& c : t.chains)
+      for (auto& r : c.rules) {
+        for (auto& m : r.matches)
+          if (auto* ref = std::get_if<ir::SetRef>(&m.value); ref && ref->name == name) {
+            ok = ok && s && same(dyn_key_of_lookup(*ref, *s));
+            lookups.push_back(&m);
+          }
+        for (const auto& st : r.statements)
+          for (const auto& [k, v] : st.args)
+            if (v.find(at) != std::string::npos) ok = false;
+        if (r.vmap && r.vmap->name == name) ok = false;
+      }
+    if (!ok || !key) continue;
+    const std::string set = "nft " + key_of(t) + " " + name;
+    const std::string fam = std::to_string(key->family);
+    const uint64_t set_timeout = s ? s->timeout_ms : 0;
+    for (ir::Match* m : ws) {
+      std::vector<std::pair<std::string, std::string>> args = {
+          {"op", m->cap.substr(4)}, {"set", set}, {"key", key->parts}, {"family", fam}};
+      bool own = false;
+      for (const auto& [k, v] : m->args)
+        if (k == "timeout") args.emplace_back("timeout", v), own = true;
+      if (!own) args.emplace_back("timeout", std::to_string(set_timeout));
+      if (own) args.emplace_back("own timeout", "");
+      for (const auto& [k, v] : m->args)
+        if (k.starts_with("limit ") && k != "limit cap") args.emplace_back(k, v);
+      m->module = "nftset";
+      m->cap = m->cap.substr(4) + " @set element";
+      m->args = std::move(args);
+    }
+    for (ir::Match* m : lookups) {
+      m->module = "nftset";
+      m->cap = "lookup of a set the packet path writes";
+      m->field = Field::Opaque;
+      m->value = {};
+      m->args = {{"op", "lookup"}, {"set", set}, {"key", key->parts}, {"family", fam}, {"timeout", "0"}};
     }
   }
 }

@@ -116,6 +116,7 @@ class Builder {
   bool bad_set_ref(ir::Table& t, const std::string& tk, ir::Match& m);
   void name_anonymous_sets(ir::Table& t);
   void address_stamp_sets(ir::Table& t);
+  void dynamic_sets(ir::Table& t);
 
   ir::Ruleset& rs_;
   diag::Diagnostics& diag_;

@@ -386,6 +386,7 @@ std::optional<Stmt> JsonParser::stmt(const json& j, const std::string& p) {
       {"vmap", &JsonParser::stmt_vmap},
       {"set", &JsonParser::stmt_set_update},
       {"map", &JsonParser::stmt_set_update},
+      {"meter", &JsonParser::stmt_set_update},
       {"xt", &JsonParser::stmt_xt},
       {"flow", &JsonParser::stmt_flow},
       {"tproxy", &JsonParser::stmt_recognised},
@@ -555,17 +556,39 @@ std::optional<Stmt> JsonParser::stmt_vmap(const std::string&, const json& v, con
 }
 
 // Dynamic set and map updates from the packet path.
+// The element's timeout and statements (limit, counter, ct count) as the
+// text form's; a meter is an update of the set it names.
 std::optional<Stmt> JsonParser::stmt_set_update(const std::string& k, const json& v, const std::string& vp, Stmt s) {
   s.kind = SK::SetUpdate;
-  auto op = str(v, "op", vp);
-  auto target = str(v, k == "set" ? "set" : "map", vp);
-  const json* el = field(v, "elem");
+  bool meter = k == "meter";
+  auto op = meter ? std::optional<std::string>("update") : str(v, "op", vp);
+  auto target = str(v, meter ? "name" : k == "set" ? "set" : "map", vp);
+  const char* ek = meter ? "key" : "elem";
+  const json* el = field(v, ek);
   if (!op || !target || !el) return std::nullopt;
   s.name = *op;
   s.target = target->starts_with("@") ? target->substr(1) : *target;
-  auto e = expr(*el, ptr_join(vp, "elem"));
+  if (meter) {
+    const json* size = field(v, "size");
+    s.opts.push_back(
+        {"meter", size && size->is_number_unsigned() ? std::to_string(size->get<uint64_t>()) : "0", loc(vp)});
+  }
+  auto e = expr(*el, ptr_join(vp, ek));
   if (!e) return std::nullopt;
+  if (e->kind == EK::Elem && !e->kids.empty()) {
+    if (e->timeout_ms) s.opts.push_back({"timeout", std::to_string(*e->timeout_ms), loc(ptr_join(vp, ek))});
+    e = e->kids[0];
+  }
   s.lhs = *e;
+  if (const json* st = field(v, "stmt")) {
+    auto one = [&](const json& j, const std::string& p) {
+      if (auto x = stmt(j, p)) s.elem.push_back(std::move(*x));
+    };
+    if (st->is_array())
+      for (size_t i = 0; i < st->size(); ++i) one((*st)[i], ptr_join(ptr_join(vp, "stmt"), i));
+    else
+      one(*st, ptr_join(vp, "stmt"));
+  }
   return s;
 }
 

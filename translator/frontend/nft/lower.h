@@ -53,6 +53,7 @@ struct RuleLowering {
   void lower_counter(const Stmt& s);
   void lower_log(const Stmt& s);
   void lower_limit(const Stmt& s);
+  std::optional<ir::Match> limit_match(const Stmt& s);
   void lower_reject(const Stmt& s);
   void lower_nat(const Stmt& s);
   bool lower_nat_map(const Stmt& st, ir::Statement& nat, Type addr_type, bool was_pending);

@@ -289,6 +289,11 @@ void RuleLowering::lower_log(const Stmt& st) {
 }
 
 void RuleLowering::lower_limit(const Stmt& st) {
+  if (auto m = limit_match(st)) add_match(std::move(*m));
+}
+
+// A limit statement as a match (nullopt: an error was reported).
+std::optional<ir::Match> RuleLowering::limit_match(const Stmt& st) {
   std::string unit = opt_or(st, "rate_unit", "packets");
   bool bytes = unit != "packets";
   std::string per = opt_or(st, "per", "second");
@@ -297,16 +302,16 @@ void RuleLowering::lower_limit(const Stmt& st) {
   if (!r || !parse_number(r->value, UINT64_MAX, rate)) {
     error(r ? r->loc : st.loc, "invalid limit rate '" + (r ? r->value : std::string()) + "'",
           "write limit rate N/second (or minute, hour, day, week)");
-    return;
+    return std::nullopt;
   }
   if (per != "second" && per != "minute" && per != "hour" && per != "day" && per != "week") {
     error(st.opt("per") ? st.opt("per")->loc : st.loc, "invalid limit unit '" + per + "'",
           "use second, minute, hour, day or week");
-    return;
+    return std::nullopt;
   }
   if (const Opt* bo = st.opt("burst"); bo && !parse_number(bo->value, UINT32_MAX, burst)) {
     error(bo->loc, "invalid burst '" + bo->value + "'");
-    return;
+    return std::nullopt;
   }
   std::string burst_unit = opt_or(st, "burst_unit", bytes ? "bytes" : "packets");
   ir::Match m;
@@ -320,7 +325,7 @@ void RuleLowering::lower_limit(const Stmt& st) {
   m.args.emplace_back("rate", std::to_string(rate) + (bytes ? " " + unit : "") + "/" + per);
   m.args.emplace_back("burst", std::to_string(burst) + " " + burst_unit);
   m.loc = st.loc;
-  add_match(std::move(m));
+  return m;
 }
 
 void RuleLowering::lower_reject(const Stmt& st) {
@@ -557,13 +562,34 @@ void RuleLowering::lower_mangle(const Stmt& st) {
 
 void RuleLowering::lower_set_update(const Stmt& st) {
   // Also a condition: `update @s { ip saddr limit rate over 10/second }`
-  // stops the rule. An opaque match keeps later rules reachable.
+  // stops the rule. An opaque match keeps later rules reachable; the
+  // builder turns the updates of a set and its lookups into module
+  // "nftset" matches where it can (Builder::dynamic_sets).
+  // The key's protocol dependencies first, as nft adds them (an inet
+  // table's `ip saddr` key: IPv4 packets only).
+  if (st.lhs.kind == Expr::Kind::Concat)
+    for (const Expr& k : st.lhs.kids) add_deps(b.describe(k, table.family), st.loc);
+  else
+    add_deps(b.describe(st.lhs, table.family), st.loc);
   ir::Match m;
   m.field = Field::Opaque;
   m.cap = "set " + st.name;
   m.module = "dynset";
   m.args.emplace_back("set", "@" + st.target);
   m.args.emplace_back("element", render(st.lhs));
+  if (const Opt* t = st.opt("timeout")) m.args.emplace_back("timeout", t->value);
+  if (const Opt* t = st.opt("meter")) m.args.emplace_back("meter", t->value);
+  for (const Stmt& e : st.elem) {
+    if (e.kind == Stmt::Kind::Limit) {
+      auto l = limit_match(e);
+      if (!l) return;
+      if (l->negated) m.args.emplace_back("limit over", "");
+      for (const auto& [k, v] : l->args) m.args.emplace_back("limit " + k, v);
+      m.args.emplace_back("limit cap", l->cap);
+    } else {
+      m.args.emplace_back(e.kind == Stmt::Kind::Counter ? "counter" : e.name, "");
+    }
+  }
   m.loc = st.loc;
   add_match(std::move(m));
 }

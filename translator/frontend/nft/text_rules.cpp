@@ -75,6 +75,7 @@ bool TextParser::parse_stmt(nft::RuleAst& r) {
   if (auto it = kStatements.find(w); it != kStatements.end()) return (this->*it->second)(r, s, kw);
   if ((w == "add" || w == "update" || w == "delete") && peek(1).kind == TK::Word && peek(1).text.starts_with("@"))
     return stmt_set_update(r, s, kw);
+  if (w == "meter" && peek(1).kind == TK::Word) return stmt_set_update(r, s, kw);
   if (w == "ct" && word("count", 1)) return stmt_recognised(r, s, kw);
   return stmt_expression(r, s, kw);
 }
@@ -267,17 +268,58 @@ bool TextParser::stmt_comment(nft::RuleAst& r, Stmt&, const Token&) {
   return true;
 }
 
+// `add|update|delete @SET { KEY [timeout T] [STATEMENT ...] }`, and the
+// older `meter NAME [size N] { KEY ... }` (an update of a set the rule
+// makes): the element's statements are limit, counter and ct count.
 bool TextParser::stmt_set_update(nft::RuleAst& r, Stmt& s, const Token& kw) {
   const std::string& w = kw.text;
   next();
   s.kind = SK::SetUpdate;
-  s.name = w;
-  s.target = next().text.substr(1);
+  s.name = w == "meter" ? "update" : w;
+  if (w == "meter") {
+    auto n = name("a meter name");
+    if (!n) return false;
+    s.target = n->text;
+    std::string size = "0";
+    if (word("size")) {
+      next();
+      size = next().text;
+    }
+    s.opts.push_back({"meter", size, loc(*n)});
+  } else {
+    s.target = next().text.substr(1);
+  }
   if (!expect_punct("{", "after the set name")) return false;
   auto e = parse_lhs();
   if (!e) return false;
   s.lhs = *e;
-  while (!punct("}") && peek().kind != TK::End && peek().kind != TK::Newline) next();
+  while (!punct("}") && peek().kind != TK::End && peek().kind != TK::Newline) {
+    const Token t = peek();
+    if (word("timeout") || word("expires")) {
+      next();
+      Token v = next();
+      auto ms = nft::parse_time_ms(v.text);
+      if (!ms) {
+        error(v, "invalid timeout '" + v.text + "'", "write e.g. 30s, 5m, 1h, 1d");
+        return false;
+      }
+      if (t.text == "timeout") s.opts.push_back({"timeout", std::to_string(*ms), loc(v)});
+      continue;
+    }
+    nft::RuleAst inner;
+    Stmt is;
+    bool ok = word("limit")                    ? stmt_limit(inner, is, t)
+              : word("counter")                ? stmt_counter(inner, is, t)
+              : word("ct") && word("count", 1) ? stmt_recognised(inner, is, t)
+              : word("quota") || word("last")  ? stmt_recognised(inner, is, t)
+                                               : (error(t,
+                                                        "expected timeout, limit, counter or ct count in the "
+                                                         "element, found " +
+                                                            describe(t)),
+                                                 false);
+    if (!ok) return false;
+    for (auto& x : inner.stmts) s.elem.push_back(std::move(x));
+  }
   if (!expect_punct("}", "to close the element")) return false;
   return done(r, s, kw);
 }
