@@ -404,13 +404,13 @@ std::string describe(const policy::Policy& pol, const model::Decision& d) {
 
 // The 1-based line of the one rule in `rules` containing `text`, 0 when
 // there is none, -1 when there are several.
-int line_of(const std::string& rules, const std::string& text) {
+int line_of(const std::string& rules, const std::string& text, bool nft) {
   std::istringstream in(rules);
   std::string line;
   int n = 0, found = 0;
   while (std::getline(in, line)) {
     ++n;
-    bool rule = line.find("-A ") != std::string::npos;  // "-A ..." or "[p:b] -A ..."
+    bool rule = nft || line.find("-A ") != std::string::npos;  // "-A ..." or "[p:b] -A ..."
     if (rule && line.find(text) != std::string::npos) found = found ? -1 : n;
   }
   return found;
@@ -606,7 +606,7 @@ CaseReport run_case(const Case& c) {
         problems.push_back("skb mark: expected " + hex(*s.mark_out) + ", BPF " + hex(fb.mark));
     }
     if (!s.by.empty()) {
-      int line = line_of(c.rules, s.by);
+      int line = line_of(c.rules, s.by, c.from == "nft");
       if (line <= 0)
         problems.push_back("the step's rule \"" + s.by + "\" is " + (line ? "not unique" : "not") + " in the ruleset");
       else if (decider.by_policy || decider.rule >= pol.origins.size() ||

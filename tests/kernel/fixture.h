@@ -142,8 +142,8 @@ Step out(const std::string& oif, Pkt p, V expect);
 struct Case {
   std::string name;
   std::vector<std::string> covers;  // capability-table names this case exercises
-  std::string from = "iptables";    // or "ip6tables"
-  std::string rules;                // iptables-save text
+  std::string from = "iptables";    // or "ip6tables", "nft"
+  std::string rules;                // iptables-save text (nft: an nft file)
   std::string ipsets;               // `ipset save` text, for -m set
   std::vector<Step> steps;
 };

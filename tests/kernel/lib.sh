@@ -65,15 +65,22 @@ got = set(map(int, open(sys.argv[1]).read().split()))
 print("".join("A" if i in got else "D" for i in range(int(sys.argv[2]))))' "$1" "$2"
 }
 
-# The kernel, then nf2bpf, on one ruleset: loads RULES (iptables-save text)
-# with iptables-restore in the server namespace and runs the test's `run`
-# (its output in K), empties the filter table, applies RULES with nf2bpf on
-# s0 and runs it again (N); both are printed.
+# The kernel, then nf2bpf, on one ruleset: loads RULES (iptables-save text,
+# or an nft file named *.nft) with iptables-restore (nft -f) in the server
+# namespace and runs the test's `run` (its output in K), empties the filter
+# table (the ruleset), applies RULES with nf2bpf on s0 and runs it again (N);
+# both are printed.
 kernel_then_nf2bpf() {
   local rules=$1
-  in_srv iptables-restore "$rules" || { echo "iptables-restore failed"; sed 's/^/    /' "$rules"; exit 2; }
-  K=$(run)
-  in_srv iptables-restore <<<$'*filter\nCOMMIT'
+  if [[ $rules == *.nft ]]; then
+    in_srv nft -f "$rules" || { echo "nft -f failed"; sed 's/^/    /' "$rules"; exit 2; }
+    K=$(run)
+    in_srv nft flush ruleset
+  else
+    in_srv iptables-restore "$rules" || { echo "iptables-restore failed"; sed 's/^/    /' "$rules"; exit 2; }
+    K=$(run)
+    in_srv iptables-restore <<<$'*filter\nCOMMIT'
+  fi
   expect 0 "apply the same rules with nf2bpf" -- in_srv "$BIN" apply --iface s0 "$rules"
   N=$(run)
   echo "kernel: $K"

@@ -572,6 +572,37 @@ void match_cases(std::vector<Case>& v) {
           in("nfk0", udp("10.0.1.2", 1000, kHost, 7310), DROP).rule("--hashlimit-name pc"),  // another /24
       },
   });
+  // nft sets the packet path writes: an element added, found, deleted; an
+  // element's own limit (tests/kernel/dynsets.sh times expiry and refill).
+  v.push_back({
+      "nft set writes: add, lookup, delete, and each element's own limit",
+      {},
+      "nft",
+      "table inet t {\n"
+      "  set knock { type ipv4_addr; flags dynamic, timeout; timeout 1h; }\n"
+      "  set flood { type ipv4_addr . inet_service; flags dynamic; }\n"
+      "  chain input {\n"
+      "    type filter hook input priority 0; policy accept;\n"
+      "    udp dport 7320 add @knock { ip saddr }\n"
+      "    udp dport 7321 ip saddr != @knock drop\n"
+      "    udp dport 7322 delete @knock { ip saddr }\n"
+      "    udp dport 7323 update @flood { ip saddr . udp dport limit rate over 1/hour burst 2 packets } drop\n"
+      "  }\n"
+      "}\n",
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 7321), DROP).rule("!= @knock"),
+          in("nfk0", udp(kLan, 1000, kHost, 7320), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7321), ACCEPT).policy(),
+          in("nfk0", udp("10.0.0.9", 1000, kHost, 7321), DROP).rule("!= @knock"),
+          in("nfk0", udp(kLan, 1000, kHost, 7322), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7321), DROP).rule("!= @knock"),
+          in("nfk0", udp(kLan, 1000, kHost, 7323), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7323), ACCEPT).policy(),
+          in("nfk0", udp(kLan, 1000, kHost, 7323), DROP).rule("update @flood"),
+          in("nfk0", udp("10.0.0.9", 1000, kHost, 7323), ACCEPT).policy(),  // its own element
+      },
+  });
   // -m dscp and -m tos: the TOS byte's DSCP, and the byte under a mask,
   // ECN bits included.
   v.push_back({
