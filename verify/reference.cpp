@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "common/strings.h"
 #include "verify/parse.h"
@@ -144,6 +145,8 @@ struct ReferenceEngine::Run {
   std::map<ir::RuleRef, uint32_t> numgen;
   // -m recent lists this run changed, whole (committed with the run).
   RecentLists recent;
+  // nft sets this run wrote, whole (committed with the run).
+  NftSets nftsets;
 
   bool choose(const ir::FlatRule* fr, std::string why) {
     bool c = used < choices.size() ? (bool)choices[used] : true;
@@ -362,6 +365,7 @@ struct Ctx {
   const std::set<std::string>& touched_sets;
   const ReferenceEngine::NthCounters& nth;                       // committed counters
   const ReferenceEngine::RecentLists& recent;                    // committed -m recent lists
+  const ReferenceEngine::NftSets& nftsets;                       // committed nft sets the packet path writes
   std::unordered_map<const ir::Match*, std::string>& why_cache;  // eval_opaque's explanations
 };
 
@@ -891,6 +895,70 @@ Tri eval_recent(const ir::Match& m, bool uncertain, const Ctx& c, std::string& w
   return ret ? Tri::True : Tri::False;
 }
 
+// An nft set the packet path writes, as nft_dynset and nft_lookup treat it:
+// an element is there until its timeout runs out; add makes a missing one
+// (with the statement's timeout, else the set's), update makes or renews one
+// (an element without a timeout stays so), delete removes it, a lookup finds
+// it. An element's packet-rate limit decides the write's match: unknown from a
+// capture (the set itself is known either way).
+Tri eval_nftset(const ir::Match& m, bool uncertain, const Ctx& c, std::string& why) {
+  std::string op, name, key;
+  double timeout = 0;
+  bool own = false, limited = false;
+  for (const auto& [k, v] : m.args) {
+    if (k == "op") op = v;
+    if (k == "set") name = v;
+    if (k == "key") key = v;
+    if (k == "timeout") timeout = std::strtod(v.c_str(), nullptr) / 1000;
+    if (k == "own timeout") own = true;
+    if (k == "limit rate") limited = true;
+  }
+  std::optional<ReferenceEngine::NftSet> set = ReferenceEngine::NftSet{};
+  if (auto it = c.r.nftsets.find(name); it != c.r.nftsets.end())
+    set = it->second;
+  else if (auto jt = c.nftsets.find(name); jt != c.nftsets.end())
+    set = jt->second;
+  if (!set) {
+    why = "set " + name + " depends on an earlier undecidable match";
+    return Tri::Unknown;
+  }
+  const pkt::Packet& p = c.r.p;
+  // The element's key: the packet's values of the key's parts (a port only
+  // where the protocol has ports).
+  bool ports =
+      p.has_l4 && (p.l4proto == 6 || p.l4proto == 17 || p.l4proto == 132 || p.l4proto == 33 || p.l4proto == 136);
+  std::string elem = std::to_string(p.family);
+  if (key.find("saddr") != std::string::npos) elem += " s" + ir::format_addr(p.saddr);
+  if (key.find("daddr") != std::string::npos) elem += " d" + ir::format_addr(p.daddr);
+  if (key.find("sport") != std::string::npos) elem += " sp" + std::to_string(ports ? p.sport : 0);
+  if (key.find("dport") != std::string::npos) elem += " dp" + std::to_string(ports ? p.dport : 0);
+  const double now = p.time, never = std::numeric_limits<double>::infinity();
+  auto& s = *set;
+  auto found = s.find(elem);
+  if (found != s.end() && now >= found->second.expires) {
+    s.erase(found);
+    found = s.end();
+  }
+  bool ret = true, changed = false;
+  if (op == "lookup") {
+    ret = (found != s.end()) != m.negated;
+  } else if (op == "delete") {
+    if (found != s.end()) s.erase(found), changed = true;
+  } else if (found == s.end()) {
+    s[elem] = {timeout > 0 ? now + timeout : never, timeout};
+    changed = true;
+  } else if (op == "update" && found->second.expires != never) {
+    found->second.expires = now + (own ? timeout : found->second.timeout);
+    changed = true;
+  }
+  if (changed || uncertain) c.r.nftsets[name] = uncertain ? std::nullopt : set;
+  if (limited && op != "lookup") {
+    why = "'" + m.cap + "' depends on the packet rate";
+    return Tri::Unknown;
+  }
+  return ret ? Tri::True : Tri::False;
+}
+
 // `owner`: the rule these matches belong to (the flat rule's own, or a jump's).
 Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const ir::RuleRef& owner, const Ctx& c,
                std::string& why) {
@@ -919,6 +987,8 @@ Tri eval_range(const ir::FlatRule& fr, size_t from, size_t to, const ir::RuleRef
         t = eval_nth(fr, from, to, i, owner, res == Tri::Unknown, c, w);
       } else if (m.module == "recent") {
         t = eval_recent(m, res == Tri::Unknown, c, w);
+      } else if (m.module == "nftset") {
+        t = eval_nftset(m, res == Tri::Unknown, c, w);
       } else if (m.module == ir::kNumgenIncModule) {
         t = eval_numgen_inc(m, owner, res == Tri::Unknown, c, w);
       } else if (nth && m.module == "statistic" && (has("--mode", "nth") || has("--packet"))) {
@@ -1317,7 +1387,7 @@ void ReferenceEngine::Walk::finish(Verdict v, Hook h, const std::string& rw) {
 // One base chain: ordered first match over its decision list.
 ReferenceEngine::StageOutcome ReferenceEngine::Walk::chain(size_t si, Hook h) {
   const ir::DecisionList& dl = e.pipe_.stages[si];
-  Ctx c{e.rs_, e.sets_, e.host_, dl, r, e.touched_sets_, e.nth_, e.recent_, e.why_cache_};
+  Ctx c{e.rs_, e.sets_, e.host_, dl, r, e.touched_sets_, e.nth_, e.recent_, e.nftsets_, e.why_cache_};
   r.jump_cache.clear();
   StageOutcome out;
   out.stage = si;
@@ -1770,6 +1840,18 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
       for (const auto& o : runs) same &= after(o) == after(r);
       if (!same) first.recent[k] = std::nullopt;
     }
+  // The same for nft sets the packet path writes.
+  for (const auto& r : runs)
+    for (const auto& [k, v] : r.nftsets) {
+      auto after = [&](const Run& x) -> std::optional<NftSets::mapped_type> {
+        if (auto it = x.nftsets.find(k); it != x.nftsets.end()) return it->second;
+        if (auto it = nftsets_.find(k); it != nftsets_.end()) return it->second;
+        return std::nullopt;  // untouched, never filled
+      };
+      bool same = !exhausted;
+      for (const auto& o : runs) same &= after(o) == after(r);
+      if (!same) first.nftsets[k] = std::nullopt;
+    }
   commit(first, p.time);
   return d;
 }
@@ -1868,6 +1950,7 @@ void ReferenceEngine::commit(const Run& first, double time) {
   for (const auto& s : first.touched) touched_sets_.insert(s);
   for (const auto& [k, v] : first.nth) nth_[k] = v;
   for (const auto& [k, v] : first.recent) recent_[k] = v;
+  for (const auto& [k, v] : first.nftsets) nftsets_[k] = v;
   if (conntrack_on_ && first.ct_done && !first.untracked) ct_.commit(first.ct, first.verdict == Verdict::Accept, time);
 }
 

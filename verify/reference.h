@@ -147,10 +147,21 @@ class ReferenceEngine : public VerdictEngine {
   };
   using RecentList = std::vector<RecentEntry>;
   using RecentLists = std::map<std::string, std::optional<RecentList>>;
+  // nft sets the packet path writes (module nftset), by name: each element
+  // (its key as text) with the capture second it expires at (infinity: no
+  // timeout) and its own timeout (what an update without one renews it by).
+  // nullopt once an undecidable match left a set unknown. Sets start empty.
+  struct NftElement {
+    double expires = 0, timeout = 0;
+    bool operator==(const NftElement&) const = default;
+  };
+  using NftSet = std::map<std::string, NftElement>;
+  using NftSets = std::map<std::string, std::optional<NftSet>>;
 
  private:
   NthCounters nth_;
   RecentLists recent_;
+  NftSets nftsets_;
   // Per stage: which rules can match a packet, and per flattened rule what
   // the loop needs without walking back into the ruleset.
   std::vector<RuleIndex> index_;

@@ -1322,3 +1322,45 @@ TEST_CASE("reference: a full -m recent list evicts its least recently used entry
   for (int i : {2, 3, 4, 0}) seq += v(host(i), 2);
   CHECK(seq == "DDAA");
 }
+
+// nft sets the packet path writes (nft_dynset, nft_lookup): the sequence
+// tests/kernel/dynsets.sh checks against the kernel, at the same times; an
+// element's limit leaves the write's verdict to the packet rate.
+TEST_CASE("reference: nft set writes and lookups follow nft_dynset (add, update, delete, timeouts)") {
+  Fixture f(
+      "table inet t {\n"
+      "  set knock { type ipv4_addr; flags dynamic, timeout; timeout 1s; }\n"
+      "  set stamp { type ipv4_addr; flags dynamic, timeout; timeout 1s; }\n"
+      "  set flood { type ipv4_addr . inet_service; flags dynamic; }\n"
+      "  chain input {\n"
+      "    type filter hook input priority 0; policy accept;\n"
+      "    udp dport 9001 add @knock { ip saddr }\n"
+      "    udp dport 9002 ip saddr @knock accept\n"
+      "    udp dport 9002 drop\n"
+      "    udp dport 9003 delete @knock { ip saddr }\n"
+      "    udp dport 9004 update @flood { ip saddr . udp dport limit rate over 5/second burst 2 packets } drop\n"
+      "    udp dport 9005 update @stamp { ip saddr }\n"
+      "    udp dport 9006 ip saddr != @stamp drop\n"
+      "  }\n"
+      "}\n",
+      {kHost}, {}, {}, "nft");
+  const std::string c2 = kClient, c3 = "198.51.100.8";
+  std::string got;
+  auto v = [&](const std::string& src, int port, double dt = 0.001) {
+    auto d = f.send(udp(src.c_str(), 1000, kHost, port), Direction::Unknown, dt);
+    got += d.verdict == Verdict::Accept ? "A" : d.verdict == Verdict::Drop ? "D" : "?";
+  };
+  v(c2, 9002), v(c2, 9001), v(c2, 9002), v(c2, 9002), v(c3, 9002);  // D A AA D: only c2 knocked
+  v(c2, 9003), v(c2, 9002);                                         // A D: deleted
+  v(c2, 9001), v(c2, 9001, 0.6), v(c2, 9002), v(c2, 9002, 0.7);     // A A A D: an add does not renew
+  v(c3, 9005), v(c3, 9005, 0.6), v(c3, 9006, 0.7), v(c2, 9006);     // A A A D: an update renews
+  v(c3, 9006, 1.0);                                                 // D: run out
+  v(c2, 9004);                                                      // ?: the element's limit
+  CHECK(got ==
+        "DAAAD"
+        "AD"
+        "AAAD"
+        "AAAD"
+        "D"
+        "?");
+}
