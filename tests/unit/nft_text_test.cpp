@@ -614,29 +614,63 @@ TEST_CASE("nft: ct status snat/dnat is the NAT capability, other status bits are
   CHECK(ir::dump(rule(p.rs, 0, "c", 0).matches[0]) == "ct-status & 0x20 in 0x1-0x20");
 }
 
-TEST_CASE("nft: an address stamp set (kube-proxy's ClientIP affinity) becomes recent --set / --rcheck") {
+TEST_CASE("nft: sets the packet path writes become nftset operations (kube-proxy's ClientIP affinity, meters)") {
+  using Args = std::vector<std::pair<std::string, std::string>>;
   const std::string head =
       "table ip t {\n set aff { type ipv4_addr; flags dynamic,timeout; timeout 3h; }\n"
       " chain svc { ip saddr @aff goto ep }\n";
   auto p = parse_nft(head + " chain ep { update @aff { ip saddr }\n meta l4proto tcp dnat to 10.0.0.1:80 }\n}\n");
   REQUIRE(p.diags.errors() == 0);
   const ir::Match& look = rule(p.rs, 0, "svc", 0).matches.at(0);
-  CHECK(look.module == "recent");
-  CHECK(look.args == std::vector<std::pair<std::string, std::string>>{
-                         {"--rcheck", ""}, {"--seconds", "10800"}, {"--name", "nft ip t aff"}, {"--rsource", ""}});
+  CHECK(look.module == "nftset");
+  CHECK(look.args ==
+        Args{{"op", "lookup"}, {"set", "nft ip t aff"}, {"key", "saddr"}, {"family", "4"}, {"timeout", "10800000"}});
   const ir::Match& upd = rule(p.rs, 0, "ep", 0).matches.at(0);
-  CHECK(upd.module == "recent");
-  CHECK(upd.args.at(0).first == "--set");
+  CHECK(upd.module == "nftset");
+  CHECK(upd.args ==
+        Args{{"op", "update"}, {"set", "nft ip t aff"}, {"key", "saddr"}, {"family", "4"}, {"timeout", "10800000"}});
 
-  SECTION("any other use of the set leaves it a dynamic set") {
+  SECTION("one set written with two keys stays unsupported, its lookups too") {
     auto q = parse_nft(head + " chain ep { update @aff { ip saddr }\n add @aff { ip daddr } }\n}\n");
-    CHECK(rule(q.rs, 0, "svc", 0).matches.at(0).module != "recent");
+    CHECK(rule(q.rs, 0, "svc", 0).matches.at(0).module != "nftset");
     CHECK(rule(q.rs, 0, "ep", 0).matches.at(0).module == "dynset");
   }
-  SECTION("a timeout in fractions of a second too") {
-    auto q = parse_nft(
-        "table ip t {\n set aff { type ipv4_addr; flags dynamic,timeout; timeout 1500ms; }\n"
-        " chain svc { ip saddr @aff drop }\n chain ep { update @aff { ip saddr } }\n}\n");
-    CHECK(rule(q.rs, 0, "svc", 0).matches.at(0).module != "recent");
+  SECTION("a meter is an update of the set it names, with the element's timeout and limit") {
+    for (const std::string& src :
+         {std::string("table ip t {\n chain c { udp dport 53 meter dns size 1024 { ip saddr . udp dport timeout 30s "
+                      "limit rate over 10/second burst 4 packets } drop }\n}\n")}) {
+      auto q = parse_nft(src);
+      REQUIRE(q.diags.errors() == 0);
+      const ir::Match& m = rule(q.rs, 0, "c", 0).matches.back();
+      CHECK(m.module == "nftset");
+      CHECK(m.args == Args{{"op", "update"},
+                           {"set", "nft ip t dns"},
+                           {"key", "saddr . dport"},
+                           {"family", "4"},
+                           {"timeout", "30000"},
+                           {"own timeout", ""},
+                           {"limit over", ""},
+                           {"limit rate", "10/second"},
+                           {"limit burst", "4 packets"}});
+    }
+    auto j = parse_nft_json(
+        R"({"nftables": [{"table": {"family": "ip", "name": "t"}},)"
+        R"({"chain": {"family": "ip", "table": "t", "name": "c"}},)"
+        R"({"rule": {"family": "ip", "table": "t", "chain": "c", "expr": [)"
+        R"({"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 53}},)"
+        R"({"meter": {"name": "dns", "size": 1024, "key": {"elem": {"val": {"concat": [)"
+        R"({"payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "udp", "field": "dport"}}]},)"
+        R"("timeout": 30}}, "stmt": {"limit": {"rate": 10, "burst": 4, "per": "second", "inv": true}}}},)"
+        R"({"drop": null}]}}]})",
+        "meter.json");
+    REQUIRE(j.diags.errors() == 0);
+    CHECK(rule(j.rs, 0, "c", 0).matches.back().args == rule(parse_nft("table ip t {\n chain c { udp dport 53 meter "
+                                                                      "dns size 1024 { ip saddr . udp dport timeout "
+                                                                      "30s limit rate over 10/second burst 4 packets "
+                                                                      "} drop }\n}\n")
+                                                                .rs,
+                                                            0, "c", 0)
+                                                           .matches.back()
+                                                           .args);
   }
 }

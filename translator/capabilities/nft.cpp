@@ -38,12 +38,6 @@ constexpr std::string_view kSetState =
     "and -m hashlimit together, the least recently used forgotten where the kernel would refuse a new one (a set's "
     "size is not enforced), counters not kept, and `nft list set` does not show them; the write must be the rule's "
     "last test but other set operations";
-constexpr std::string_view kStamp =
-    "an address set with a timeout that rules only `update @S { ip saddr }` (or daddr) and test with `ip saddr @S` "
-    "(kube-proxy's ClientIP affinity) is kept as xt_recent does a list: the update stamps the address, the test "
-    "matches while the last stamp is younger than the set's timeout (in jiffies); the addresses live in nf2bpf's BPF "
-    "map nf_recent, not in the kernel's set (`nft list set` does not show them); both must be their rule's last "
-    "test; any other use of the set (add, delete, elements, another key) leaves it unsupported";
 
 }  // namespace
 
@@ -241,8 +235,6 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "statement", "ip6 hoplimit set", U, "packet rewriting (hop limit) is not implemented"},
   {"nft", "statement", "set add", U, kDynamic},
   {"nft", "statement", "set update", U, kDynamic},
-  {"nft", "statement", "update @set address stamp", A, kStamp},
-  {"nft", "match", "@set address stamp lookup", A, kStamp},
   {"nft", "statement", "set delete", U, kDynamic},
   {"nft", "statement", "add @set element", A, kSetState},
   {"nft", "statement", "update @set element", A, kSetState},

@@ -42,12 +42,18 @@ std::string addr_text(const ir::IntervalSet& s) {
   return a;
 }
 
-// The recent match's --seconds of a rule (kube-proxy's ClientIP affinity).
+// The seconds of a rule's ClientIP affinity test (kube-proxy's): the recent
+// match's --seconds (iptables), the timeout of the set it looks the source
+// up in (nftables).
 std::optional<uint64_t> recent_seconds(const ir::Rule& r) {
-  for (const auto& m : r.matches)
-    if (m.module == "recent")
-      for (const auto& [k, v] : m.args)
+  for (const auto& m : r.matches) {
+    bool lookup = m.module == "nftset" && !m.args.empty() && m.args[0].second == "lookup";
+    if (m.module == "recent" || lookup)
+      for (const auto& [k, v] : m.args) {
         if (k == "--seconds") return std::strtoull(v.c_str(), nullptr, 10);
+        if (lookup && k == "timeout") return std::strtoull(v.c_str(), nullptr, 10) / 1000;
+      }
+  }
   return std::nullopt;
 }
 

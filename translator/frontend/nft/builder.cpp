@@ -556,63 +556,7 @@ void Builder::finish() {
     check_references(t, tk);
     for (const auto& m : misplaced_nat(rs_, t, false)) error(m.stmt->loc, m.message, m.hint);
     name_anonymous_sets(t);
-    address_stamp_sets(t);
     dynamic_sets(t);
-  }
-}
-
-// An address stamp set: a set with a timeout that rules fill only with
-// `update @S { ip saddr }` (or daddr) and test only with `ip saddr @S` --
-// kube-proxy's ClientIP affinity in nftables mode. An update refreshes the
-// element's timeout, a lookup matches while it has not run out: xt_recent's
-// --set and --rcheck --seconds TIMEOUT on a list of S's own, which the
-// dataplane implements. Rewritten to those; any other use of S (add, delete,
-// elements given, other keys, a timeout in fractions of a second) leaves
-// every rule as it was.
-void Builder::address_stamp_sets(ir::Table& t) {
-  for (const auto& s : t.sets) {
-    if (s.kind != ir::Set::Kind::Set || s.anonymous || !s.timeout_ms || s.timeout_ms % 1000 || s.interval ||
-        !s.elements.empty() || s.key.size() != 1)
-      continue;
-    const std::string at = "@" + s.name;
-    std::vector<ir::Match*> updates, lookups;
-    bool other = false;
-    for (auto& c : t.chains)
-      for (auto& r : c.rules) {
-        for (auto& m : r.matches) {
-          if (m.module == "dynset" && m.args.size() == 2 && m.args[0].second == at) {
-            const std::string& elem = m.args[1].second;
-            bool ok = m.cap == "set update" &&
-                      (elem == "ip saddr" || elem == "ip daddr" || elem == "ip6 saddr" || elem == "ip6 daddr");
-            (ok ? updates.push_back(&m) : void(other = true));
-          } else if (auto* ref = std::get_if<ir::SetRef>(&m.value); ref && ref->name == s.name) {
-            bool ok = ref->key.size() == 1 && (ref->key[0] == Field::SrcAddr || ref->key[0] == Field::DstAddr);
-            (ok ? lookups.push_back(&m) : void(other = true));
-          }
-        }
-        for (const auto& st : r.statements)
-          for (const auto& [k, v] : st.args)
-            if (v.find(at) != std::string::npos) other = true;
-      }
-    if (other || updates.empty()) continue;
-    const std::string list = "nft " + key_of(t) + " " + s.name;
-    for (ir::Match* m : updates) {
-      bool dst = m->args[1].second.ends_with("daddr");
-      m->module = "recent";
-      m->cap = "update @set address stamp";
-      m->args = {{"--set", ""}, {"--name", list}, {dst ? "--rdest" : "--rsource", ""}};
-    }
-    for (ir::Match* m : lookups) {
-      bool dst = std::get<ir::SetRef>(m->value).key[0] == Field::DstAddr;
-      m->module = "recent";
-      m->cap = "@set address stamp lookup";
-      m->field = Field::Opaque;
-      m->value = {};
-      m->args = {{"--rcheck", ""},
-                 {"--seconds", std::to_string(s.timeout_ms / 1000)},
-                 {"--name", list},
-                 {dst ? "--rdest" : "--rsource", ""}};
-    }
   }
 }
 
@@ -683,6 +627,8 @@ std::optional<DynKey> dyn_key_of_lookup(const ir::SetRef& ref, const ir::Set& s)
 // packet-rate limits and counters, it is no map and not an interval set, the
 // file gives it no elements, and nothing else names it (a vmap, a
 // statement). Any other set's writes stay unsupported, with the reason.
+// (kube-proxy's ClientIP affinity in nftables mode is one: `update @S
+// { ip saddr }` in the endpoint chain, `ip saddr @S goto endpoint-...`.)
 void Builder::dynamic_sets(ir::Table& t) {
   std::map<std::string, std::vector<ir::Match*>> writes;
   for (auto& c : t.chains)
@@ -750,7 +696,11 @@ void Builder::dynamic_sets(ir::Table& t) {
       m->cap = "lookup of a set the packet path writes";
       m->field = Field::Opaque;
       m->value = {};
-      m->args = {{"op", "lookup"}, {"set", set}, {"key", key->parts}, {"family", fam}, {"timeout", "0"}};
+      m->args = {{"op", "lookup"},
+                 {"set", set},
+                 {"key", key->parts},
+                 {"family", fam},
+                 {"timeout", std::to_string(set_timeout)}};  // (for reports: kube-proxy's affinity)
     }
   }
 }

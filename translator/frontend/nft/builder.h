@@ -115,7 +115,6 @@ class Builder {
   bool broken_rule(ir::Table& t, const std::string& tk, ir::Rule& r, std::set<std::string>& checked_maps);
   bool bad_set_ref(ir::Table& t, const std::string& tk, ir::Match& m);
   void name_anonymous_sets(ir::Table& t);
-  void address_stamp_sets(ir::Table& t);
   void dynamic_sets(ir::Table& t);
 
   ir::Ruleset& rs_;
