@@ -38,6 +38,7 @@ Command add_sync(CLI::App& app);
 Command add_restore(CLI::App& app);
 Command add_attach(CLI::App& app);
 Command add_conntrack(CLI::App& app);
+Command add_sets(CLI::App& app);
 Command add_services(CLI::App& app);
 
 }  // namespace nf2bpf::cli

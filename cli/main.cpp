@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
 
   std::vector<Command> commands = {add_translate(app), add_apply(app),  add_status(app),       add_rollback(app),
                                    add_unload(app),    add_diff(app),   add_capabilities(app), add_sync(app),
-                                   add_restore(app),   add_attach(app), add_conntrack(app),    add_services(app)};
+                                   add_restore(app),   add_attach(app), add_conntrack(app),    add_services(app),
+                                   add_sets(app)};
   for (auto& c : commands) c.app->group("Commands");
 
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -898,6 +898,15 @@ Result<uint64_t> Dataplane::install(const policy::Policy& p, const std::vector<I
   std::vector<std::string> services;
   for (const auto& sv : p.services) services.push_back(sv.name);
   if_room("services", services);
+  nlohmann::json sets = nlohmann::json::object();
+  for (const auto& l : p.limits) {  // each set: its name and key's parts (NF_HL_* bits)
+    if (!(l.flags & NF_LIMIT_SET)) continue;
+    auto name = p.set_names.find(l.table);
+    char num[16];
+    std::snprintf(num, sizeof num, "0x%08x", l.table);
+    sets[std::to_string(l.table)] = {name != p.set_names.end() ? name->second : "table " + std::string(num), l.mode};
+  }
+  if (dump_utf8(meta).size() + dump_utf8(sets).size() + 8 < kStateBlob - 256) meta["sets"] = std::move(sets);
   if (auto r = write_state(spare, meta); !r) return r.error();
 
   spdlog::debug("generation {} written into slot {}: {} rules, {} classifier entries, {} tuples, {} stages", gen, spare,
@@ -1395,6 +1404,55 @@ Result<std::vector<Connection>> Dataplane::connections() {
     if ((c.val.flags & NF_CT_ALIAS) || c.val.expires_ns <= now) continue;
     c.expires_in_ns = c.val.expires_ns - now;
     out.push_back(c);
+  }
+  return out;
+}
+
+// The live generation's record of its sets (install's "sets"): by table,
+// the name and key parts (NF_HL_*).
+Result<std::map<uint32_t, std::pair<std::string, uint32_t>>> Dataplane::live_sets() {
+  uint32_t zero = 0;
+  nf2bpf_control ctrl{};
+  if (int rc = bpf_map_lookup_elem(fds_->control.fd, &zero, &ctrl)) return bpf_err("read control", rc);
+  auto st = read_state(ctrl.live & 1);
+  if (!st) return st.error();
+  std::map<uint32_t, std::pair<std::string, uint32_t>> names;
+  if (st->contains("sets") && (*st)["sets"].is_object())
+    for (const auto& [k, v] : (*st)["sets"].items())
+      if (v.is_array() && v.size() == 2 && v[0].is_string() && v[1].is_number_unsigned())
+        names[(uint32_t)std::strtoul(k.c_str(), nullptr, 10)] = {v[0].get<std::string>(), v[1].get<uint32_t>()};
+  return names;
+}
+
+Result<std::map<std::string, uint32_t>> Dataplane::set_names() {
+  auto sets = live_sets();
+  if (!sets) return sets.error();
+  std::map<std::string, uint32_t> out;
+  for (const auto& [table, n] : *sets) out[n.first] = n.second;
+  return out;
+}
+
+Result<std::vector<SetElement>> Dataplane::set_elements() {
+  auto& f = *fds_;
+  auto sets = live_sets();
+  if (!sets) return sets.error();
+  const auto& names = *sets;
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  std::vector<SetElement> out;
+  nf2bpf_hashlimit_key key{}, next{};
+  void* cur = nullptr;
+  while (bpf_map_get_next_key(f.hashlimit.fd, cur, &next) == 0) {
+    key = next;
+    cur = &key;
+    auto name = names.find(key.table);
+    if (name == names.end()) continue;  // a -m hashlimit bucket, or a set no longer named
+    SetElement e{name->second.first, name->second.second, key, {}};
+    if (bpf_map_lookup_elem(f.hashlimit.fd, &key, &e.val) != 0) continue;  // gone meanwhile
+    if (e.val.cap && e.val.cap <= now) continue;                           // run out
+    e.expires_in_ns = e.val.cap ? e.val.cap - now : 0;
+    out.push_back(e);
   }
   return out;
 }

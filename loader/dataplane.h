@@ -63,6 +63,16 @@ struct Connection {
   uint64_t expires_in_ns = 0;
 };
 
+// An element of an nft set the packet path writes (NF_LIMIT_SET), in the
+// live generation's set `set`; expires_in_ns 0: it has no timeout.
+struct SetElement {
+  std::string set;  // "nft inet t knock"
+  uint32_t parts;   // the key's parts: NF_HL_* bits
+  nf2bpf_hashlimit_key key;
+  nf2bpf_hashlimit_val val;
+  uint64_t expires_in_ns = 0;
+};
+
 // An nf_ct address (IPv4 mapped into ::ffff:0:0/96) as text: "10.0.0.1", "2001:db8::1".
 std::string ct_addr_text(const uint8_t* a);
 
@@ -173,6 +183,12 @@ class Dataplane {
 
   // Drops every tracked connection (tests start from a clean tracker).
   Result<void> flush_conntrack();
+  // The elements of the live generation's nft sets that the packet path
+  // writes (those not run out), by set.
+  Result<std::vector<SetElement>> set_elements();
+  // The live generation's nft sets that the packet path writes: name, key
+  // parts (NF_HL_* bits).
+  Result<std::map<std::string, uint32_t>> set_names();
   // Deletes the nf_ct entries (a NATed connection's alias included) whose
   // value `drop` says to; returns how many.
   Result<size_t> delete_connections(const std::function<bool(const nf_ct_key&, const nf_ct_val&)>& drop);
@@ -195,6 +211,7 @@ class Dataplane {
                                  const policy::Policy* live, const policy::Policy* next, nlohmann::json meta);
   std::string check_version();
   Result<void> reload_programs();
+  Result<std::map<uint32_t, std::pair<std::string, uint32_t>>> live_sets();
   Result<nlohmann::json> read_state(uint32_t index);
   Result<void> write_state(uint32_t index, const nlohmann::json& j);
   Result<void> pin_all();

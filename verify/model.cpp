@@ -337,15 +337,19 @@ bool Model::set_match(const nf2bpf_limit_cfg& c, const pkt::Packet& p) {
     if (there) hashlimit_.erase(it);
     return true;
   }
+  uint64_t ns_per_jiffy = 1000000000u / hz;
   if (!there) {
     nf2bpf_hashlimit_val n{};
     n.expires = c.expire ? now + timeout : NF_SET_NEVER;
+    n.cap = c.expire ? now_ + timeout * ns_per_jiffy : 0;
     n.cost = timeout;
     n.credit = c.cap;
     n.prev = now_;
     it = hashlimit_.insert_or_assign(k, n).first;
   } else if (op == NF_SET_UPDATE && it->second.expires != NF_SET_NEVER) {
-    it->second.expires = now + (((uint32_t)c.rate & NF_SET_TIMEOUT) ? timeout : it->second.cost);
+    uint64_t t = ((uint32_t)c.rate & NF_SET_TIMEOUT) ? timeout : it->second.cost;
+    it->second.expires = now + t;
+    it->second.cap = now_ + t * ns_per_jiffy;
   }
   if (!((uint32_t)c.rate & NF_SET_LIMIT)) return true;
   auto& v = it->second;

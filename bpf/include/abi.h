@@ -471,7 +471,8 @@ struct nf2bpf_hashlimit_key {
 };
 struct nf2bpf_hashlimit_val {
   nf_u64 prev;              /* jiffies of the last refill; SET: ns, the limit's last */
-  nf_u64 credit, cost, cap; /* SET: credit is the limit's tokens (ns), cost the element's timeout (jiffies) */
+  nf_u64 credit, cost, cap; /* SET: credit is the limit's tokens (ns), cost the element's timeout (jiffies),
+                             cap when it expires in bpf_ktime_get_ns's clock (for listings; 0: never) */
   nf_u64 expires;           /* jiffies: from then on the entry counts as gone (the kernel's collector removes it) */
 };
 /* The limits map value: configuration and bucket state. CPUs take their

@@ -168,11 +168,12 @@ NF_SUBPROG int nf_set_match(const struct nf2bpf_limit_cfg* c, const struct nf_pk
     if (v) bpf_map_delete_elem(&nf_hashlimit, &k);
     return 1;
   }
-  __u64 ns = bpf_ktime_get_ns();
+  __u64 ns = bpf_ktime_get_ns(), ns_per_jiffy = 1000000000ull / hz;
   if (!v) {
     struct nf2bpf_hashlimit_val n;
     __builtin_memset(&n, 0, sizeof(n));
     n.expires = c->expire ? now + timeout : NF_SET_NEVER;
+    n.cap = c->expire ? ns + timeout * ns_per_jiffy : 0;
     n.cost = timeout;
     n.credit = c->cap;
     n.prev = ns;
@@ -180,7 +181,9 @@ NF_SUBPROG int nf_set_match(const struct nf2bpf_limit_cfg* c, const struct nf_pk
     v = bpf_map_lookup_elem(&nf_hashlimit, &k);
     if (!v) return 0; /* no room: the kernel's full set breaks the rule too */
   } else if (op == NF_SET_UPDATE && v->expires != NF_SET_NEVER) {
-    v->expires = now + (((__u32)c->rate & NF_SET_TIMEOUT) ? timeout : v->cost);
+    __u64 t = ((__u32)c->rate & NF_SET_TIMEOUT) ? timeout : v->cost;
+    v->expires = now + t;
+    v->cap = ns + t * ns_per_jiffy;
   }
   if (!((__u32)c->rate & NF_SET_LIMIT)) return 1;
   __u64 tokens = v->credit + (ns - v->prev);

@@ -82,5 +82,21 @@ kernel_then_nf2bpf "$WORK/rules.nft"
 want=DAAAD""AD""AAAD""AADDAAAA""AAAD""D
 if [ "$K" = "$want" ]; then pass "the kernel's sequence is the one nft_dynset's and nft_limit's semantics predict"; else fail "the kernel's sequence is not $want"; fi
 if [ "$K" = "$N" ]; then pass "nf2bpf passes and drops the same datagrams as the kernel"; else fail "the sequences differ"; fi
+# nf2bpf sets: the elements nf2bpf holds now. flood's two have no timeout;
+# a knock from .3 just now has one of at most 1 s left.
+ip netns exec "$CLI" python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.87.1.3", 0)); s.sendto(b"x", ("10.87.1.1", 9001))'
+sleep 0.1
+expect 0 "nf2bpf sets lists the sets the rules write" -- in_srv "$BIN" sets
+has "nft inet t flood (key saddr . dport): 2 elements" "flood holds an element per source and port"
+has "  10.87.1.2 . 9004" "an element's key is its parts' values"
+has "nft inet t stamp (key saddr): 0 elements" "a set whose elements ran out is listed empty"
+expect 0 "nf2bpf sets knock --format json" -- in_srv "$BIN" sets knock --format json
+if python3 -c 'import json, sys; d = json.loads(sys.argv[1]); s = d["sets"]; assert len(s) == 1 and s[0]["name"] == "nft inet t knock"; e = s[0]["elements"]; assert [x["key"] for x in e] == [["10.87.1.3"]] and 0 < e[0]["expires_ms"] <= 1000, d' "$LAST"; then
+  pass "the knock from .3 is there with its time left"
+else
+  fail "nf2bpf sets knock --format json: $LAST"
+fi
+expect 1 "a set no rule writes is refused" -- in_srv "$BIN" sets nosuch
+
 echo "dynsets: $fails failed"
 [ "$fails" -eq 0 ]

@@ -1032,6 +1032,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
         auto [it, fresh] = hashlimit_names_.try_emplace(lc.table, name);
         if (!fresh && it->second != name)
           err = "'" + name + "' and '" + it->second + "' have the same hash (as tables of per-key state)";
+        if (lc.flags & NF_LIMIT_SET) pol_.set_names[lc.table] = name;
       }
       if (!err.empty()) {
         diag_.error(m.loc.line ? m.loc : src.loc, err);

@@ -93,6 +93,10 @@ struct Policy {
   std::vector<Origin> stage_origins;  // per stage (the base chain; for policy hits)
   std::vector<std::string> log_prefixes;
   std::vector<std::string> chain_names;  // "table/chain", indexed by nf2bpf_rule::src_chain
+  // The nft sets the packet path writes, by their table (nf2bpf_limit_cfg.table
+  // of NF_LIMIT_SET): names for `nf2bpf sets`. Not in the policy file (a
+  // policy read from one lists its sets by table number).
+  std::map<uint32_t, std::string> set_names;
 
   // Counter indices: rules use [0, rules.size()), stage policies follow.
   uint32_t counter_count() const { return (uint32_t)(rules.size() + stages.size()); }
