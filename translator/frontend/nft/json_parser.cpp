@@ -577,9 +577,10 @@ std::optional<Stmt> JsonParser::stmt_set_update(const std::string& k, const json
   if (!e) return std::nullopt;
   if (e->kind == EK::Elem && !e->kids.empty()) {
     if (e->timeout_ms) s.opts.push_back({"timeout", std::to_string(*e->timeout_ms), loc(ptr_join(vp, ek))});
-    e = e->kids[0];
+    s.lhs = std::move(e->kids[0]);  // (not e = e->kids[0]: that assigns an object from its own part)
+  } else {
+    s.lhs = std::move(*e);
   }
-  s.lhs = *e;
   if (const json* st = field(v, "stmt")) {
     auto one = [&](const json& j, const std::string& p) {
       if (auto x = stmt(j, p)) s.elem.push_back(std::move(*x));
