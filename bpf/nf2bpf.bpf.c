@@ -28,6 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define NF_CB_TO_LO 0x4e4cu
 
 #include "lib/reject.h"
+#include "lib/frag.h"
 
 /* The loopback addresses (127/8, ::1) travel over lo only: routing drops a
  * packet that brings one in on another interface (martian source or
@@ -240,6 +241,10 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   if (!s) return TC_ACT_OK;
   __builtin_memset(&s->p, 0, sizeof(s->p));
   if (nf_parse_l3(skb, 0, 0, skb->protocol, &s->p) < 0) return TC_ACT_OK;
+  /* A fragment where the kernel would reassemble (lib/frag.h): a later one
+   * takes its first one's outcome, a first one's is kept. */
+  int frag_out = nf_frag_follow(skb, s, which, cfg.ct_needed);
+  if (frag_out >= 0) return frag_out;
   struct nf_pkt* p = &s->p;
   p->len = skb->len;
   p->mark = skb->mark;
@@ -446,8 +451,10 @@ out:;
       skb->cb[3] |= NF_CB_TO_LO << 16;
       return bpf_redirect_neigh(NF_LOOPBACK_IFINDEX, 0, 0, 0);
     }
+    nf_frag_note(s, 1);
     return TC_ACT_OK;
   }
+  nf_frag_note(s, 0);
   if (verdict == NF_ACT_REJECT && !unrouted && decided_hook != NF_HOOK_POSTROUTING)
     return nf_reject(skb, s, live, s->srch.rule, decided_hook);
   return TC_ACT_SHOT;

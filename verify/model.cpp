@@ -7,6 +7,11 @@
 #include <arpa/inet.h>
 
 #include <cstring>
+#include <map>
+#include <optional>
+#include <tuple>
+
+#include "verify/parse.h"
 
 namespace nf2bpf::model {
 
@@ -1318,6 +1323,22 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   if (path == Path::Input || path == Path::Prerouting || looped) w.p.oif.clear();
   if (path == Path::Output) w.p.iif.clear();
   const auto& cfg = pol_.cfg;
+  // As nf_frag_follow: where the kernel would reassemble, a later fragment
+  // takes its first one's outcome.
+  const int run = path == Path::Output || path == Path::PostForward ? 1 : 0;
+  std::optional<std::tuple<int, uint8_t, uint8_t, uint32_t, ir::u128, ir::u128>> frag_key;
+  if (cfg.ct_needed && pin.fragment)
+    frag_key = {run, pin.family, pin.l4proto, verify::fragment_id(pin).value_or(0), pin.saddr, pin.daddr};
+  if (frag_key && pin.later_fragment) {
+    auto it = frags_.find(*frag_key);
+    if (it != frags_.end() && it->second.expires_ns > now_ns) {
+      d.action = it->second.pass ? NF_ACT_ACCEPT : NF_ACT_DROP;
+      d.out = w.p;
+      if (it->second.pass) d.out.saddr = it->second.saddr, d.out.daddr = it->second.daddr;
+      d.translated = d.out.saddr != pin.saddr || d.out.daddr != pin.daddr;
+      return d;
+    }
+  }
   int first = (path == Path::Output)        ? NF_HOOK_OUTPUT
               : (path == Path::PostForward) ? NF_HOOK_POSTROUTING
                                             : NF_HOOK_PREROUTING;
@@ -1445,6 +1466,10 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
             env_.addrtype && (env_.addrtype(w.p.saddr) & 4);
   d.out = w.p;
   d.out.oif = oif;
+  // As nf_frag_note: a first fragment's outcome (not when it goes to lo or
+  // is routed again: its later fragments are judged by themselves).
+  if (frag_key && !pin.later_fragment && !rerouted && !d.to_lo)
+    frags_[*frag_key] = {accepted, w.p.saddr, w.p.daddr, now_ns + 30'000'000'000ull};
   return d;
 }
 

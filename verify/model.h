@@ -185,6 +185,16 @@ class Model {
   // A forwarded packet's connection and the tuple it left the ingress run
   // with (nf_scratch.fwd, fwd_key, fwd_tuple).
   bool fwd_ = false;
+  // As bpf/lib/frag.h's nf_frag: a first fragment's outcome for its later
+  // ones, by run (0 ingress, 1 egress), family, protocol, identification
+  // and addresses as it came: passed (and its addresses as it left) or not,
+  // until when (ns).
+  struct FragOutcome {
+    bool pass = false;
+    ir::u128 saddr = 0, daddr = 0;
+    uint64_t expires_ns = 0;
+  };
+  std::map<std::tuple<int, uint8_t, uint8_t, uint32_t, ir::u128, ir::u128>, FragOutcome> frags_;
   nf_ct_key fwd_key_{};
   nf_ct_tuple fwd_tuple_{};
   std::vector<uint64_t> hits_;

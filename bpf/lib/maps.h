@@ -309,6 +309,30 @@ struct nf_nat_work {
   struct nf_nat_src_key src_key;
 };
 
+/* The kernel reassembles a datagram before conntrack and the rules see it
+ * once: its first fragment's verdict (and the addresses NAT gave it) is kept
+ * here for the later fragments, per run (ingress 0, egress 1), for as long as
+ * the kernel waits for fragments (ipfrag_time, 30 s). lib/frag.h. */
+struct nf_frag_key {
+  __u32 id;
+  __u8 family, proto, run, pad;
+  __u8 saddr[16], daddr[16];
+};
+struct nf_frag_val {
+  __u64 expires_ns;
+  __u8 pass; /* the first fragment passed (TC_ACT_OK), else it was dropped or rejected */
+  __u8 pad[7];
+  __u8 saddr[16], daddr[16]; /* its addresses as it left (NAT's) */
+};
+#define NF_FRAG_ENTRIES 8192
+#define NF_FRAG_TIMEOUT_NS (30ull * 1000000000ull)
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, NF_FRAG_ENTRIES);
+  __type(key, struct nf_frag_key);
+  __type(value, struct nf_frag_val);
+} nf_frag SEC(".maps");
+
 struct nf_scratch {
   struct nf_pkt p;
   struct nf_search srch;
@@ -325,7 +349,7 @@ struct nf_scratch {
   __u8 rerouted;       /* egress: a local packet routed again leaves on another run (fwd_*) */
   __u8 answer;         /* a REJECT answer's run (lib/reject.h) */
   __u8 tcpmss_pmtu;    /* a TCPMSS statement asked for the path MTU's MSS (lib/mangle.h) */
-  __u8 pad;
+  __u8 frag_first;     /* a first fragment whose outcome nf_frag_note keeps (lib/frag.h) */
   __u64 generation;
   __u32 draw_slot[NF_DRAW_CACHE]; /* this stage run's draws by slot % NF_DRAW_CACHE */
   __u32 draw_val[NF_DRAW_CACHE];
@@ -343,6 +367,8 @@ struct nf_scratch {
   struct nf_ct_tuple answer_orig, answer_reply;
   struct nf_ct_key pending_key, pending_alias_key, fwd_key;
   struct nf_ct_tuple fwd_tuple;
+  struct nf_frag_key frag_key; /* a fragment's datagram as it came (lib/frag.h) */
+  struct nf_frag_val frag_val;
   struct nf_ct_res ct;
   struct nf_nat_work nat;
 };

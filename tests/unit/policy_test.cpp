@@ -645,3 +645,37 @@ TEST_CASE("a NATed connection killed by a RST frees its reply tuple at once") {
   CHECK(fresh.sport == 80);
   CHECK(fresh.dport == 5000);
 }
+
+TEST_CASE("fragments: where connections are tracked, later fragments take their first one's outcome") {
+  Judge j(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -d 192.0.2.10/32 -p udp -m udp --dport 9003 -j DNAT --to-destination 192.0.2.11:9001\n"
+      "COMMIT\n" +
+      kHead +
+      "-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"  // 9
+      "-A INPUT -p udp -m udp --dport 9001 -j ACCEPT\n"          // 10
+      "COMMIT\n");
+  auto frag = [](pkt::Packet p, bool later) {
+    p.fragment = true;
+    p.later_fragment = later;
+    if (later) p.sport = p.dport = 0;
+    return p;
+  };
+  auto first = udp("198.51.100.1", 5000, "192.0.2.10", 9001), other = udp("198.51.100.1", 5000, "192.0.2.10", 9002);
+  // No first fragment seen: a later one is judged by itself (no ports).
+  CHECK(j(frag(first, true)) == "DROP@policy");
+  auto act = [&](const pkt::Packet& p) { return j.m.decide(p, Path::Input, j.now += 1000).action; };
+  CHECK(act(frag(first, false)) == NF_ACT_ACCEPT);
+  CHECK(act(frag(first, true)) == NF_ACT_ACCEPT);
+  CHECK(j(frag(other, false)) == "DROP@policy");
+  CHECK(act(frag(other, true)) == NF_ACT_DROP);
+  // A first fragment DNATed: its later ones get the same addresses.
+  auto dnat = udp("198.51.100.2", 5000, "192.0.2.10", 9003);
+  CHECK(j.m.decide(frag(dnat, false), Path::Input, j.now += 1000).out.daddr == addr("192.0.2.11"));
+  auto later = j.m.decide(frag(dnat, true), Path::Input, j.now += 1000);
+  CHECK(later.action == NF_ACT_ACCEPT);
+  CHECK(later.out.daddr == addr("192.0.2.11"));
+  // 30 s later the kernel has given up on the datagram: judged by itself.
+  j.now += 31'000'000'000ull;
+  CHECK(j(frag(dnat, true)) == "DROP@policy");
+}
