@@ -7,7 +7,8 @@
 #   7000  above 2 connections a source address: reset (tcp-reset)
 #   7001  up to 1 connection a source /24, else reset
 # A closed connection no longer counts (conntrack's TIME_WAIT), nor does one
-# the rule reset. Needs root; exits 77 otherwise.
+# the rule reset. Then the same with nft's ct count (in a set element, and a
+# rule's own). Needs root; exits 77 otherwise.
 #   connlimit.sh NF2BPF
 set -u
 BIN=$1
@@ -74,5 +75,27 @@ kernel_then_nf2bpf "$WORK/rules"
 want="AARRA|AR""AR|A"
 if [ "$K" = "$want" ]; then pass "the kernel's connections are the ones nf_conncount's counting predicts"; else fail "the kernel's sequence is not $want"; fi
 if [ "$K" = "$N" ]; then pass "nf2bpf opens and resets the same connections as the kernel"; else fail "the sequences differ"; fi
+
+# The same with nft_connlimit: a set element's ct count per source for 7000,
+# the rule's own count for 7001 (both client addresses share it, as they
+# share a /24 above).
+in_srv "$BIN" unload >/dev/null 2>&1
+cat >"$WORK/rules.nft" <<'EOF'
+table inet t {
+	set per_src {
+		type ipv4_addr
+		flags dynamic
+	}
+	chain input {
+		type filter hook input priority 0; policy accept;
+		tcp dport 7000 tcp flags & (fin | syn | rst | ack) == syn add @per_src { ip saddr ct count over 2 } reject with tcp reset
+		tcp dport 7001 tcp flags & (fin | syn | rst | ack) == syn ct count 1 accept
+		tcp dport 7001 tcp flags & (fin | syn | rst | ack) == syn reject with tcp reset
+	}
+}
+EOF
+kernel_then_nf2bpf "$WORK/rules.nft"
+if [ "$K" = "$want" ]; then pass "nft: the kernel's connections are the ones nft_connlimit's counting predicts"; else fail "nft: the kernel's sequence is not $want"; fi
+if [ "$K" = "$N" ]; then pass "nft: nf2bpf opens and resets the same connections as the kernel"; else fail "nft: the sequences differ"; fi
 echo "connlimit: $fails failed"
 [ "$fails" -eq 0 ]

@@ -32,6 +32,12 @@ constexpr std::string_view kDynamic =
     "this use of a set the packet path writes is not implemented (translated: sets keyed by addresses and ports, "
     "written with add, update and delete, elements with a timeout, a packet-rate limit or a counter, no elements in "
     "the file, looked up with `KEY @set`; not: maps, interval sets, byte rates, ct count, quota)";
+constexpr std::string_view kConnCount =
+    "nft_connlimit's list (the rule's connections, or each set element's: `add @S { ip saddr ct count over N }` "
+    "counts per address) kept as -m connlimit keeps nf_conncount's: each connection added once, closed and "
+    "vanished ones dropped as __nf_conncount_add drops them; not as the kernel: a list keeps at most 128 "
+    "connections (counts up to 126), an inet table's rule counts IPv4 and IPv6 connections apart, and a set "
+    "counted so is translated only where no rule looks it up";
 constexpr std::string_view kSetState =
     "the kernel's add/update/delete and lookup semantics (element timeouts in jiffies, each element's own nft limit "
     "from full) on nf2bpf's BPF map nf_hashlimit, not on the kernel's set: at most 16,384 elements of all such sets "
@@ -242,7 +248,8 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "match", "lookup of a set the packet path writes", A, kSetState},
   {"nft", "statement", "limit name", U, "named limit objects are not implemented"},
   {"nft", "statement", "quota", U, "quotas are not implemented"},
-  {"nft", "statement", "ct count", U, "per-address connection counting is not implemented"},
+  {"nft", "statement", "ct count", A, kConnCount},
+  {"nft", "statement", "ct count in a set element", A, kConnCount},
   {"nft", "statement", "tproxy", U, "transparent proxying is not implemented"},
   {"nft", "statement", "fwd", U, "forwarding to another device is not implemented"},
   {"nft", "statement", "dup", U, "packet duplication is not implemented"},

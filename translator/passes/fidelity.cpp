@@ -115,17 +115,18 @@ void stateful_placement(const Rule& rule, std::string_view module, std::string_v
 }
 
 // An nft rule tests and writes in its order: a set write (add, update,
-// delete, a meter) happens for every packet that reaches it. The dataplane
+// delete, a meter) or a connection count (ct count) happens for every packet
+// that reaches it. The dataplane
 // writes after the rule's other tests (set lookups and writes keep their
 // order among themselves), so every other test must come before the write.
 void set_write_placement(const Rule& rule, std::vector<Finding>& found) {
   size_t at = SIZE_MAX;
   for (size_t i = 0; i < rule.matches.size() && at == SIZE_MAX; ++i) {
     const Match& m = rule.matches[i];
-    if (m.module == "nftset" && !m.args.empty() && m.args[0].second != "lookup") at = i;
+    if ((m.module == "nftset" && !m.args.empty() && m.args[0].second != "lookup") || m.module == "connlimit") at = i;
   }
   for (size_t i = at == SIZE_MAX ? at : at + 1; i < rule.matches.size(); ++i)
-    if (rule.matches[i].module != "nftset") {
+    if (rule.matches[i].module != "nftset" && rule.matches[i].module != "connlimit") {
       found.push_back({Fidelity::Unsupported, rule.matches[at].cap,
                        "'" + rule.matches[i].cap +
                            "' comes after it: the kernel writes the set for every packet "
@@ -153,7 +154,7 @@ void limit_options(const Rule& rule, std::vector<Finding>& found) {
     for (const auto& [k, v] : m.args)
       if ((k == "--connlimit-above" || k == "--connlimit-upto") &&
           std::strtoull(v.c_str(), nullptr, 10) >= NF_CONNLIMIT_CONNS - 1)
-        found.push_back({Fidelity::Unsupported, "-m connlimit " + k,
+        found.push_back({Fidelity::Unsupported, m.cap.starts_with("-m ") ? "-m connlimit " + k : m.cap,
                          "nf2bpf's connection lists keep " + std::to_string(NF_CONNLIMIT_CONNS) +
                              " connections: limits up to " + std::to_string(NF_CONNLIMIT_CONNS - 2) + " are translated",
                          m.loc});
@@ -199,7 +200,7 @@ std::vector<Finding> findings_of(const Ruleset& rs, const Table& table, const Ru
   if (ipt) stateful_placement(rule, "recent", "list", found);
   if (ipt) stateful_placement(rule, "hashlimit", "bucket", found);
   if (ipt) stateful_placement(rule, "connlimit", "connection list", found);
-  if (ipt) limit_options(rule, found);
+  limit_options(rule, found);
   if (!ipt) set_write_placement(rule, found);
   for (const auto& s : rule.statements) check(s.cap, s.loc);
   check(rule.verdict.cap, rule.verdict.loc);

@@ -1864,8 +1864,11 @@ uint32_t Compiler::emit_rules(StageWork& w, const std::vector<std::vector<BoxPre
     if (!l.unconditional_terminal) ++steps;
     if (l.desc.residual & (NF_RES_CTMARK | NF_RES_CTSTATUS)) pol_.cfg.ct_needed = 1;
     // -m connlimit counts tracked connections (xt_connlimit loads conntrack).
-    if ((l.desc.residual & NF_RES_LIMIT) && (pol_.limits.at(l.desc.limit).flags & NF_LIMIT_CONN))
-      pol_.cfg.ct_needed = 1;
+    if (l.desc.residual & NF_RES_LIMIT)
+      for (size_t i = l.desc.limit; i < pol_.limits.size(); ++i) {  // the rule's chain of checks
+        if (pol_.limits[i].flags & NF_LIMIT_CONN) pol_.cfg.ct_needed = 1;
+        if (!(pol_.limits[i].flags & NF_LIMIT_MORE)) break;
+      }
     if (l.desc.residual & NF_RES_OWNER) pol_.cfg.owner = 1;
     for (const auto& stt : l.stmts)
       if (stt.kind == NF_STMT_SET_CTMARK || stt.kind == NF_STMT_SAVE_MARK || stt.kind == NF_STMT_RESTORE_MARK)

@@ -462,9 +462,13 @@ void Loader::rules() {
       bad("its recent check is not valid (a command, a table, a ring below 32, a hit count up to 32)");
     if (r.src_chain >= p_.chain_names.size()) bad("its chain is not in 'chains'");
     if (r.residual & NF_RES_OWNER) p_.cfg.owner = 1;  // derived, as the compiler sets it
-    if ((r.residual & NF_RES_LIMIT) && r.limit < p_.limits.size() && (p_.limits[r.limit].flags & NF_LIMIT_CONN) &&
-        !p_.cfg.ct_needed)
-      refuse(top_.req("config", "the policy"), "a -m connlimit check needs connection tracking: 'ct_needed' must be 1");
+    if (r.residual & NF_RES_LIMIT)
+      for (size_t at = r.limit; at < p_.limits.size(); ++at) {  // the rule's chain of checks
+        if ((p_.limits[at].flags & NF_LIMIT_CONN) && !p_.cfg.ct_needed)
+          refuse(top_.req("config", "the policy"),
+                 "a -m connlimit check needs connection tracking: 'ct_needed' must be 1");
+        if (!(p_.limits[at].flags & NF_LIMIT_MORE)) break;
+      }
   }
   for (size_t i = 0; i < p_.stmts.size(); ++i) {
     const auto& s = p_.stmts[i];

@@ -643,6 +643,7 @@ void Builder::dynamic_sets(ir::Table& t) {
     if (s ? (s->kind != ir::Set::Kind::Set || s->interval || !s->elements.empty()) : !meter) continue;
     std::optional<DynKey> key;
     bool ok = true;
+    size_t counting = 0;  // writes with an element `ct count`
     auto same = [&](const std::optional<DynKey>& k) {
       if (!k || (key && !(*key == *k))) return false;
       key = k;
@@ -653,9 +654,10 @@ void Builder::dynamic_sets(ir::Table& t) {
       for (const auto& [k, v] : m->args) {
         if (k == "element") elem = &v;
         if (k == "limit cap" && v != "limit rate" && v != "limit rate over") ok = false;  // byte rates
+        if (k == "ct count" || k == "ct count over") ++counting;
         if (k != "set" && k != "element" && k != "timeout" && k != "meter" && k != "counter" &&
-            !k.starts_with("limit "))
-          ok = false;  // ct count, quota, last
+            !k.starts_with("limit ") && !k.starts_with("ct count"))
+          ok = false;  // quota, last
       }
       ok = ok && elem && same(dyn_key_of_element(*elem));
     }
@@ -674,6 +676,26 @@ void Builder::dynamic_sets(ir::Table& t) {
         if (r.vmap && r.vmap->name == name) ok = false;
       }
     if (!ok || !key) continue;
+    if (counting) {
+      // Each element counts its connections (nft_connlimit): per address, as
+      // -m connlimit does per source or destination under a full mask. Only
+      // where every write counts, none deletes, nothing looks the set up.
+      bool one_addr = key->parts == "saddr" || key->parts == "daddr";
+      if (counting != ws.size() || !lookups.empty() || !one_addr ||
+          std::any_of(ws.begin(), ws.end(), [](const ir::Match* m) { return m->cap == "set delete"; }))
+        continue;
+      for (ir::Match* m : ws) {
+        std::string n, above;
+        for (const auto& [k, v] : m->args)
+          if (k.starts_with("ct count")) n = v, above = k == "ct count over" ? "1" : "";
+        m->module = "connlimit";
+        m->cap = "ct count in a set element";
+        m->args = {{above.empty() ? "--connlimit-upto" : "--connlimit-above", n},
+                   {"--connlimit-mask", key->family == 6 ? "128" : "32"},
+                   {key->parts == "saddr" ? "--connlimit-saddr" : "--connlimit-daddr", ""}};
+      }
+      continue;
+    }
     const std::string set = "nft " + key_of(t) + " " + name;
     const std::string fam = std::to_string(key->family);
     const uint64_t set_timeout = s ? s->timeout_ms : 0;

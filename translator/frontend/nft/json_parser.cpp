@@ -614,9 +614,15 @@ std::optional<Stmt> JsonParser::stmt_flow(const std::string&, const json& v, con
 }
 
 // Recognised, not modelled: the capability names them.
-std::optional<Stmt> JsonParser::stmt_recognised(const std::string& k, const json&, const std::string&, Stmt s) {
+std::optional<Stmt> JsonParser::stmt_recognised(const std::string& k, const json& v, const std::string& vp, Stmt s) {
   s.kind = SK::Other;
   s.name = k;
+  if (k == "ct count" && v.is_object()) {  // {"val": N, "inv": true}
+    if (const json* n = field(v, "val"); n && n->is_number_unsigned())
+      s.opts.push_back({"count", std::to_string(n->get<uint64_t>()), loc(vp)});
+    if (const json* i = field(v, "inv"); i && i->is_boolean() && i->get<bool>())
+      s.opts.push_back({"inv", "1", loc(vp)});
+  }
   return s;
 }
 

@@ -586,6 +586,8 @@ void RuleLowering::lower_set_update(const Stmt& st) {
       if (l->negated) m.args.emplace_back("limit over", "");
       for (const auto& [k, v] : l->args) m.args.emplace_back("limit " + k, v);
       m.args.emplace_back("limit cap", l->cap);
+    } else if (e.name == "ct count" && e.opt("count")) {
+      m.args.emplace_back(e.opt("inv") ? "ct count over" : "ct count", e.opt("count")->value);
     } else {
       m.args.emplace_back(e.kind == Stmt::Kind::Counter ? "counter" : e.name, "");
     }
@@ -595,6 +597,20 @@ void RuleLowering::lower_set_update(const Stmt& st) {
 }
 
 void RuleLowering::lower_other(const Stmt& st) {
+  if (st.name == "ct count" && st.opt("count")) {
+    // nft_connlimit: the connections of the rule, all sources together, as
+    // xt_connlimit counts those of one key (the source under mask 0).
+    ir::Match m;
+    m.field = Field::Opaque;
+    m.cap = "ct count";
+    m.module = "connlimit";
+    m.args = {{st.opt("inv") ? "--connlimit-above" : "--connlimit-upto", st.opt("count")->value},
+              {"--connlimit-mask", "0"},
+              {"--connlimit-saddr", ""}};
+    m.loc = st.loc;
+    add_match(std::move(m));
+    return;
+  }
   if (st.name == "quota" || st.name == "ct count" || st.name == "xt match") {
     // Conditions (over quota, connection count, an xtables match).
     ir::Match m;

@@ -339,9 +339,15 @@ bool TextParser::stmt_recognised(nft::RuleAst& r, Stmt& s, const Token& kw) {
   next();
   s.kind = SK::Other;
   s.name = w;
-  if (w == "ct") {
+  if (w == "ct") {  // ct count [over] N
     next();
     s.name = "ct count";
+    if (word("over")) s.opts.push_back({"inv", "1", loc(next())});
+    if (peek().kind == TK::Word) {
+      Token n = next();
+      s.opts.push_back({"count", n.text, loc(n)});
+    }
+    return done(r, s, kw);
   }
   if (w == "flow" && (word("add") || word("offload"))) {
     Token a = next();
