@@ -1,6 +1,7 @@
 // Statements and verdicts: counter, log, limit, reject, NAT, notrack, mark
 // setting, verdict maps, set updates, and the ones nf2bpf only recognises.
 #include <algorithm>
+#include <set>
 
 #include <sstream>
 
@@ -124,6 +125,39 @@ ir::Match numgen_marker(const Numgen& g, const std::string& cap, const ir::Sourc
 
 }  // namespace
 
+// An interface-name verdict map given in the rule, elements of whole names
+// (no wildcard), in a rule with no statement but counters before it:
+// name_vmap, one rule per element. False: not such a map (it stays
+// unsupported).
+bool RuleLowering::name_vmap_rules(const Stmt& st, const Selector& sel) {
+  bool only_counters = std::all_of(rule.statements.begin(), rule.statements.end(),
+                                   [](const ir::Statement& x) { return x.kind == StmtKind::Counter; });
+  if (st.rhs.kind != Expr::Kind::Set || !only_counters || stmt_pending) return false;
+  std::vector<std::pair<ir::Match, ir::Verdict>> out;
+  std::set<std::string> seen;
+  for (const Expr& e : st.rhs.kids) {
+    if (e.kind != Expr::Kind::MapEntry || e.kids.size() != 2) return false;
+    std::vector<ir::IfacePattern> pats;
+    if (!names(sel, e.kids[0], pats)) return true;  // reported
+    auto v = verdict_of(e.kids[1]);
+    if (!v) return false;
+    for (const auto& p : pats)
+      if (p.prefix || !seen.insert(p.name).second) return false;  // patterns could overlap
+    ir::Match m;
+    m.field = sel.field;
+    m.cap = sel.cap;
+    m.module = sel.text;
+    m.loc = e.kids[0].loc;
+    m.value = std::move(pats);
+    out.emplace_back(std::move(m), std::move(*v));
+  }
+  if (out.empty()) return false;
+  add_deps(sel, st.lhs.loc);
+  name_vmap = std::move(out);
+  have_verdict = true;
+  return true;
+}
+
 void RuleLowering::lower_vmap(const Stmt& st) {
   std::vector<const Expr*> parts;
   if (st.lhs.kind == Expr::Kind::Concat)
@@ -152,11 +186,17 @@ void RuleLowering::lower_vmap(const Stmt& st) {
     set_verdict(VerdictKind::Continue, "vmap", st.loc);
     return;
   }
+  if (parts.size() == 1 && parts[0]->kind != Expr::Kind::Binop) {
+    Selector s = b.describe(*parts[0], table.family);
+    if (s.supported && is_name_type(s.type) && name_vmap_rules(st, s)) return;
+  }
   std::vector<Selector> sels;
+  bool named_key = false;  // an interface-name part: its element values are names, not numbers
   for (const Expr* p : parts) {
     Selector s = p->kind == Expr::Kind::Binop ? Selector{} : b.describe(*p, table.family);
     if (p->kind == Expr::Kind::Binop) s.cap = "bitwise expression", s.text = render(*p);
     if (s.supported && is_name_type(s.type)) {
+      named_key = true;
       s.supported = false;
       s.cap = "interface-name keys";
     }
@@ -182,7 +222,23 @@ void RuleLowering::lower_vmap(const Stmt& st) {
     rule.vmap = ir::SetRef{st.rhs.a, fields};
   } else if (st.rhs.kind == Expr::Kind::Set) {
     bool ok = true;
-    std::string name = make_anon_set(sels, st.rhs, true, st.rhs.loc, ok);
+    if (named_key && parts.size() > 1) {  // an interface name in a concatenation: no map is kept
+      set_verdict(VerdictKind::Continue, "vmap", st.loc);
+      return;
+    }
+    // Keys of an opaque interface-name part stand in as element numbers:
+    // the map only keeps its verdicts (and the chains they reach).
+    Expr elems = st.rhs;
+    if (named_key)
+      for (size_t i = 0; i < elems.kids.size(); ++i)
+        if (elems.kids[i].kind == Expr::Kind::MapEntry && !elems.kids[i].kids.empty()) {
+          Expr n;
+          n.kind = Expr::Kind::Literal;
+          n.a = std::to_string(i);
+          n.loc = elems.kids[i].kids[0].loc;
+          elems.kids[i].kids[0] = n;
+        }
+    std::string name = make_anon_set(sels, elems, true, st.rhs.loc, ok);
     if (!ok) return;
     rule.vmap = ir::SetRef{name, b.set_named(table, name)->key};
   } else {
