@@ -96,14 +96,10 @@ Command add_conntrack(CLI::App& app) {
       "Exit status: 0 a dataplane is loaded, 1 none is, 2 usage or system error.");
   return {sub, [a]() -> int {
             ui().json = a->format == "json";
-            auto dp = ops::find_dataplane(a->pin_dir);
-            if (!dp) return fail(kSystem, dp.error().message());
-            if (!*dp) {
-              text() << "nf2bpf: no dataplane is loaded in this network namespace\n";
-              if (ui().json) emit_json({{"result", "not-loaded"}, {"loaded", false}}, kRejected);
-              return kRejected;
-            }
-            auto conns = (*dp)->connections();
+            int exit = kOk;
+            auto dp = loaded_dataplane(a->pin_dir, exit);
+            if (!dp) return exit;
+            auto conns = dp->connections();
             if (!conns) return fail(kSystem, conns.error().message());
             std::sort(conns->begin(), conns->end(), [](const loader::Connection& x, const loader::Connection& y) {
               return x.expires_in_ns > y.expires_in_ns;

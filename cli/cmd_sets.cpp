@@ -72,16 +72,12 @@ Command add_sets(CLI::App& app) {
       "Exit status: 0 a dataplane is loaded, 1 none is (or no such set), 2 usage or system error.");
   return {sub, [a]() -> int {
             ui().json = a->format == "json";
-            auto dp = ops::find_dataplane(a->pin_dir);
-            if (!dp) return fail(kSystem, dp.error().message());
-            if (!*dp) {
-              text() << "nf2bpf: no dataplane is loaded in this network namespace\n";
-              if (ui().json) emit_json({{"result", "not-loaded"}, {"loaded", false}}, kRejected);
-              return kRejected;
-            }
-            auto elems = (*dp)->set_elements();
+            int exit = kOk;
+            auto dp = loaded_dataplane(a->pin_dir, exit);
+            if (!dp) return exit;
+            auto elems = dp->set_elements();
             if (!elems) return fail(kSystem, elems.error().message());
-            auto sets = (*dp)->set_names();
+            auto sets = dp->set_names();
             if (!sets) return fail(kSystem, sets.error().message());
             auto wanted = [&](const std::string& set) {
               return a->name.empty() || set == a->name || set.ends_with(" " + a->name);

@@ -12,6 +12,21 @@
 
 namespace nf2bpf::cli {
 
+std::unique_ptr<loader::Dataplane> loaded_dataplane(const std::string& pin_dir, int& exit) {
+  auto dp = ops::find_dataplane(pin_dir);
+  if (!dp) {
+    exit = fail(kSystem, dp.error().message());
+    return nullptr;
+  }
+  if (!*dp) {
+    text() << "nf2bpf: no dataplane is loaded in this network namespace\n";
+    if (ui().json) emit_json({{"result", "not-loaded"}, {"loaded", false}}, kRejected);
+    exit = kRejected;
+    return nullptr;
+  }
+  return std::move(*dp);
+}
+
 namespace {
 
 std::string when(int64_t t) {
@@ -49,14 +64,10 @@ Command add_status(CLI::App& app) {
   sub->footer("Exit status: 0 a dataplane is loaded, 1 none is, 2 usage or system error.");
   return {sub, [a]() -> int {
             ui().json = a->format == "json";
-            auto dp = ops::find_dataplane(a->pin_dir);
-            if (!dp) return fail(kSystem, dp.error().message());
-            if (!*dp) {
-              text() << "nf2bpf: no dataplane is loaded in this network namespace\n";
-              if (ui().json) emit_json({{"result", "not-loaded"}, {"loaded", false}}, kRejected);
-              return kRejected;
-            }
-            auto st = (*dp)->status(true);
+            int exit = kOk;
+            auto dp = loaded_dataplane(a->pin_dir, exit);
+            if (!dp) return exit;
+            auto st = dp->status(true);
             if (!st) return fail(kSystem, st.error().message());
             const auto& s = *st;
             // Up interfaces no program sees: their traffic meets no rule.

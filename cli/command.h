@@ -5,10 +5,15 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "cli/ui.h"
 #include "ops/outcome.h"
+
+namespace nf2bpf::loader {
+class Dataplane;
+}
 
 namespace nf2bpf::cli {
 
@@ -21,6 +26,12 @@ enum Exit : int { kOk = 0, kRejected = 1, kSystem = 2, kUsage = 2, kDiffers = 1,
 inline int exit_status(ops::Kind k) { return k == ops::Kind::ok ? kOk : k == ops::Kind::refused ? kRejected : kSystem; }
 
 using Handler = std::function<int()>;
+
+// The namespace's loaded dataplane, for the commands that list what it holds
+// (status, conntrack, sets); nullptr once it has said there is none (JSON:
+// result "not-loaded") or reported the error, with `exit` the status to
+// return. (Defined in cmd_status.cpp.)
+std::unique_ptr<loader::Dataplane> loaded_dataplane(const std::string& pin_dir, int& exit);
 
 struct Command {
   CLI::App* app = nullptr;

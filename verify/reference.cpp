@@ -1815,43 +1815,26 @@ Decision ReferenceEngine::evaluate(const pkt::Packet& p, const Traversal& t) {
   }
   explain_unknowns(d, runs, exhausted);
   widen_binding(runs);
-  // An nth counter is known afterwards only when every explored run (and
-  // any not explored) leaves it at the same value.
-  for (const auto& r : runs)
-    for (const auto& [k, v] : r.nth) {
-      auto after = [&](const Run& x) -> std::optional<std::optional<uint32_t>> {
-        if (auto it = x.nth.find(k); it != x.nth.end()) return it->second;
-        if (auto it = nth_.find(k); it != nth_.end()) return it->second;
-        return std::nullopt;  // untouched, never moved
-      };
-      bool same = !exhausted;
-      for (const auto& o : runs) same &= after(o) == after(r);
-      if (!same) first.nth[k] = std::nullopt;
-    }
-  // The same for -m recent lists.
-  for (const auto& r : runs)
-    for (const auto& [k, v] : r.recent) {
-      auto after = [&](const Run& x) -> std::optional<RecentLists::mapped_type> {
-        if (auto it = x.recent.find(k); it != x.recent.end()) return it->second;
-        if (auto it = recent_.find(k); it != recent_.end()) return it->second;
-        return std::nullopt;  // untouched, never filled
-      };
-      bool same = !exhausted;
-      for (const auto& o : runs) same &= after(o) == after(r);
-      if (!same) first.recent[k] = std::nullopt;
-    }
-  // The same for nft sets the packet path writes.
-  for (const auto& r : runs)
-    for (const auto& [k, v] : r.nftsets) {
-      auto after = [&](const Run& x) -> std::optional<NftSets::mapped_type> {
-        if (auto it = x.nftsets.find(k); it != x.nftsets.end()) return it->second;
-        if (auto it = nftsets_.find(k); it != nftsets_.end()) return it->second;
-        return std::nullopt;  // untouched, never filled
-      };
-      bool same = !exhausted;
-      for (const auto& o : runs) same &= after(o) == after(r);
-      if (!same) first.nftsets[k] = std::nullopt;
-    }
+  // An nth counter, a -m recent list, an nft set the packet path writes: each
+  // is known afterwards only when every explored run (and any not explored)
+  // leaves it the same.
+  auto agree = [&](auto member, const auto& committed) {
+    for (const auto& r : runs)
+      for (const auto& [k, v] : r.*member) {
+        using Value = typename std::decay_t<decltype(committed)>::mapped_type;
+        auto after = [&](const Run& x) -> std::optional<Value> {
+          if (auto it = (x.*member).find(k); it != (x.*member).end()) return it->second;
+          if (auto it = committed.find(k); it != committed.end()) return it->second;
+          return std::nullopt;  // untouched
+        };
+        bool same = !exhausted;
+        for (const auto& o : runs) same &= after(o) == after(r);
+        if (!same) (first.*member)[k] = std::nullopt;
+      }
+  };
+  agree(&Run::nth, nth_);
+  agree(&Run::recent, recent_);
+  agree(&Run::nftsets, nftsets_);
   commit(first, p.time);
   return d;
 }
