@@ -596,13 +596,6 @@ struct NftGen {
       } else if (const NamedSet* m = find_set(t, NamedSet::PortMap, idx);
                  k == 4 && m && (proto == "tcp" || proto == "udp")) {
         o << " " << proto << " dport vmap @" << m->name;
-      } else if (k == 4 && in_ok && chance(r, 0.5)) {
-        std::vector<std::string> names = host_like(mode) ? std::vector<std::string>{"s0", "lo", "eth9"}
-                                                         : std::vector<std::string>{"r0", "r1", "eth9"};
-        for (const auto& n : names)
-          if (chance(r, 0.7)) es.push_back("\"" + n + "\" : " + map_verdict(t, idx, min_target));
-        if (es.empty()) es.push_back("\"eth9\" : drop");
-        o << " iifname vmap { " << join(es) << " }";
       } else {
         for (auto& e : elems(range(r, 1, 3), [&] { return addr_elem(true); }))
           es.push_back(e + " : " + map_verdict(t, idx, min_target));

@@ -531,19 +531,7 @@ void Builder::add_rule(ir::Table& t, const std::string& chain, const RuleAst& as
       break;
     }
   }
-  if (L.name_vmap.empty()) {
-    rules.insert(rules.begin() + (long)at, std::move(r));
-    return;
-  }
-  // An interface-name verdict map: one rule per element, in its order.
-  std::vector<ir::Rule> each;
-  for (auto& [m, v] : L.name_vmap) {
-    ir::Rule x = r;
-    x.matches.push_back(m);
-    x.verdict = v;
-    each.push_back(std::move(x));
-  }
-  rules.insert(rules.begin() + (long)at, std::make_move_iterator(each.begin()), std::make_move_iterator(each.end()));
+  rules.insert(rules.begin() + (long)at, std::move(r));
 }
 
 void Builder::delete_rule(ir::Table& t, const std::string& chain, uint64_t handle, const ir::SourceLoc& loc) {

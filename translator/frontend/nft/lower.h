@@ -19,10 +19,7 @@ struct RuleLowering {
   ir::Table& table;
   ir::Rule& rule;
   bool failed = false;
-  // `iifname vmap { "lo" : accept, "eth1" : jump x }`: one rule per element,
-  // its name match and verdict (Builder::add_rule makes them; a packet's
-  // interface has one name, so the elements' rules exclude each other).
-  std::vector<std::pair<ir::Match, ir::Verdict>> name_vmap;
+
   bool have_verdict = false;
   bool stmt_pending = false;  // a statement other than counter has been lowered
   ir::SourceLoc stmt_pending_loc;
@@ -38,7 +35,6 @@ struct RuleLowering {
   void lower_match(const Stmt& s);
   void lower_stmt(const Stmt& s);
   void lower_vmap(const Stmt& s);
-  bool name_vmap_rules(const Stmt& st, const Selector& sel);
   // Match statements by their left-hand side, a single selector by its
   // right-hand side (matches.cpp).
   void lower_bitwise_match(const Stmt& s);

@@ -1,7 +1,6 @@
 // Statements and verdicts: counter, log, limit, reject, NAT, notrack, mark
 // setting, verdict maps, set updates, and the ones nf2bpf only recognises.
 #include <algorithm>
-#include <set>
 
 #include <sstream>
 
@@ -125,39 +124,6 @@ ir::Match numgen_marker(const Numgen& g, const std::string& cap, const ir::Sourc
 
 }  // namespace
 
-// An interface-name verdict map given in the rule, elements of whole names
-// (no wildcard), in a rule with no statement but counters before it:
-// name_vmap, one rule per element. False: not such a map (it stays
-// unsupported).
-bool RuleLowering::name_vmap_rules(const Stmt& st, const Selector& sel) {
-  bool only_counters = std::all_of(rule.statements.begin(), rule.statements.end(),
-                                   [](const ir::Statement& x) { return x.kind == StmtKind::Counter; });
-  if (st.rhs.kind != Expr::Kind::Set || !only_counters || stmt_pending) return false;
-  std::vector<std::pair<ir::Match, ir::Verdict>> out;
-  std::set<std::string> seen;
-  for (const Expr& e : st.rhs.kids) {
-    if (e.kind != Expr::Kind::MapEntry || e.kids.size() != 2) return false;
-    std::vector<ir::IfacePattern> pats;
-    if (!names(sel, e.kids[0], pats)) return true;  // reported
-    auto v = verdict_of(e.kids[1]);
-    if (!v) return false;
-    for (const auto& p : pats)
-      if (p.prefix || !seen.insert(p.name).second) return false;  // patterns could overlap
-    ir::Match m;
-    m.field = sel.field;
-    m.cap = sel.cap;
-    m.module = sel.text;
-    m.loc = e.kids[0].loc;
-    m.value = std::move(pats);
-    out.emplace_back(std::move(m), std::move(*v));
-  }
-  if (out.empty()) return false;
-  add_deps(sel, st.lhs.loc);
-  name_vmap = std::move(out);
-  have_verdict = true;
-  return true;
-}
-
 void RuleLowering::lower_vmap(const Stmt& st) {
   std::vector<const Expr*> parts;
   if (st.lhs.kind == Expr::Kind::Concat)
@@ -185,10 +151,6 @@ void RuleLowering::lower_vmap(const Stmt& st) {
     rule.vmap = ir::SetRef{name, made->key};
     set_verdict(VerdictKind::Continue, "vmap", st.loc);
     return;
-  }
-  if (parts.size() == 1 && parts[0]->kind != Expr::Kind::Binop) {
-    Selector s = b.describe(*parts[0], table.family);
-    if (s.supported && is_name_type(s.type) && name_vmap_rules(st, s)) return;
   }
   std::vector<Selector> sels;
   bool named_key = false;  // an interface-name part: its element values are names, not numbers
