@@ -904,3 +904,40 @@ TEST_CASE("policy YAML: -m hashlimit tables written and read back, and a hashlim
       Catch::Contains(
           "a hashlimit (flags 8), connlimit (16), time (32) or set operation (64), none with 1 or 2, has 9 values"));
 }
+
+TEST_CASE("policy YAML: nft set operations, chained in one rule, written and read back") {
+  // A port knock's second step: a lookup, then an add (flags 128 chains the
+  // first to the second).
+  auto p = compile_text("rules.nft",
+                        "table inet t {\n"
+                        "  set k1 { type ipv4_addr; flags dynamic, timeout; timeout 10s; }\n"
+                        "  set k2 { type ipv4_addr; flags dynamic, timeout; timeout 10s; }\n"
+                        "  chain input { type filter hook input priority 0; policy accept;\n"
+                        "    tcp dport 1111 add @k1 { ip saddr }\n"
+                        "    ip saddr @k1 tcp dport 2222 add @k2 { ip saddr timeout 5s }\n"
+                        "    ip saddr @k2 tcp dport 22 accept\n  }\n}\n");
+  REQUIRE(p.limits.size() == 5);
+  CHECK(p.limits[1].rate == NF_SET_ADD);
+  CHECK(p.limits[1].expire == 10000);  // the set's timeout
+  CHECK(p.limits[2].flags == (NF_LIMIT_SET | NF_LIMIT_MORE));
+  CHECK(p.limits[2].rate == NF_SET_LOOKUP);
+  CHECK(p.limits[3].flags == NF_LIMIT_SET);
+  CHECK(p.limits[3].rate == (NF_SET_ADD | NF_SET_TIMEOUT));
+  CHECK(p.limits[3].expire == 5000);
+  CHECK(p.limits[2].table == p.limits[1].table);
+  CHECK(p.limits[3].table != p.limits[1].table);
+  std::string y = policy::to_yaml(p);
+  CHECK(y.find("'limit set lookup table ") != std::string::npos);
+  CHECK(y.find(" key saddr srcmask 32 (#2)', 'limit set add table ") != std::string::npos);
+  CHECK(y.find(" timeout 5000ms (#3)'") != std::string::npos);
+  require_round_trip(p);
+  // The last entry of a rule's chain marked as chained to one beyond the
+  // limits is refused.
+  auto last = y.rfind("  - [", y.find("\nnat:"));
+  REQUIRE(last != std::string::npos);
+  auto flags = y.find(", 64, ", last);
+  REQUIRE(flags != std::string::npos);
+  std::string bad = y;
+  bad.replace(flags, 6, ", 192, ");
+  CHECK_THAT(refused(bad).message, Catch::Contains("its limits are not in 'limits'"));
+}
