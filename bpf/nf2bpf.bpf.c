@@ -16,6 +16,7 @@
 #include "lib/ct.h"
 #include "lib/kern.h"
 #include "lib/classify.h"
+#include "lib/csum.h"
 #include "lib/nat.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -355,6 +356,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
           in->fwd = 0;
         }
       }
+      nf_ct_csum(skb, s, ingress && !looped);
       nf_ct_lookup(p, now, ct, looped, &s->nat);
       if (confirm && !looped) nf_ct_update(ct, now);
       s->ctmark = ct->ctmark;

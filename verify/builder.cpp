@@ -121,6 +121,11 @@ std::vector<uint8_t> build_l4(const PacketSpec& s) {
     }
     default: l4 = s.payload;
   }
+  size_t at = s.proto == 6 ? 16 : s.proto == 17 ? 6 : (s.proto == 1 || s.proto == 58) ? 2 : 0;
+  if (s.bad_checksum && at && l4.size() >= at + 2) {
+    uint16_t c = (uint16_t)(l4[at] << 8 | l4[at + 1]);
+    set16(l4, at, (uint16_t)(c ^ (c == 0x0100 ? 0x0200 : 0x0100)));
+  }
   return l4;
 }
 

@@ -30,6 +30,9 @@ struct PacketSpec {
   bool ipv6_hop_by_hop = false;       // prepend a hop-by-hop options header
   bool ipv6_fragment_header = false;  // IPv6: add a fragment header (offset/more from above)
   std::vector<uint8_t> payload;
+  // The TCP, UDP, ICMP or ICMPv6 checksum off by one bit: never
+  // valid (a one's complement sum differs by 256), never UDP's 0 ("none").
+  bool bad_checksum = false;
 };
 
 std::vector<uint8_t> build_ip(const PacketSpec& s);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "translator/ir/ir.h"
+#include "verify/parse.h"
 
 namespace nf2bpf::verify {
 
@@ -355,7 +356,41 @@ CtView Conntrack::start(const CtTuple& t, double now) const {
   return v;
 }
 
-CtView Conntrack::classify(const pkt::Packet& p, double now) const {
+// tcp_error / udp_error / icmp_error / icmpv6_error at PREROUTING with
+// nf_conntrack_checksum=1: the transport checksum over the rest of the IP
+// packet (nf_ip_checksum: with the pseudo-header for TCP and UDP only;
+// nf_ip6_checksum: always) must fold to zero. A UDP datagram with checksum 0
+// has none. The packet's bytes are taken as the wire carried them, as for a
+// device that leaves checking to software (CHECKSUM_NONE).
+static bool bad_transport_checksum(const pkt::Packet& p) {
+  if (p.fragment || !p.has_l4) return false;
+  const bool v6 = p.family == 6;
+  const uint8_t proto = p.l4proto;
+  if (proto != 6 && proto != 17 && !is_icmp(proto, v6)) return false;
+  auto off = l4_offset(p);
+  const size_t end = std::min<size_t>(p.length, p.l3.size());
+  if (!off || *off + 8 > end) return false;
+  const std::vector<uint8_t>& b = p.l3;
+  if (proto == 17 && b[*off + 6] == 0 && b[*off + 7] == 0) return false;
+  uint64_t sum = 0;
+  for (size_t i = *off; i < end; i += 2) sum += (uint32_t)b[i] << 8 | (i + 1 < end ? b[i + 1] : 0);
+  const size_t seg = end - *off;
+  if (v6 || proto == 6 || proto == 17) {
+    const size_t alen = v6 ? 16 : 4;
+    const size_t src = v6 ? 8 : 12;  // source, then destination, in the IP header
+    for (size_t i = 0; i < 2 * alen; i += 2) sum += (uint32_t)b[src + i] << 8 | b[src + i + 1];
+    sum += (seg >> 16) + (seg & 0xffff) + proto;
+  }
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return sum != 0xffff;
+}
+
+CtView Conntrack::classify(const pkt::Packet& p, double now, bool at_prerouting) const {
+  if (at_prerouting && bad_transport_checksum(p)) {
+    CtView inv;
+    inv.why = "bad checksum";
+    return inv;
+  }
   CtTuple t = tuple_of(p);
   bool v6 = p.family == 6;
   if (is_icmp(p.l4proto, v6) && p.has_l4) return classify_icmp(p, now);

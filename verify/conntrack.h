@@ -29,7 +29,9 @@
 //    segment is taken as in-window, as with nf_conntrack_tcp_be_liberal=1;
 //  - SCTP and DCCP use the generic tracker (their own state machines, which can
 //    declare packets INVALID, are not modelled);
-//  - checksums are not verified (nf_conntrack_checksum);
+//  - checksums: a TCP, UDP, ICMP or ICMPv6 packet arriving (PREROUTING) with a
+//    wrong transport checksum is INVALID (nf_conntrack_checksum=1), its bytes
+//    taken as the wire carried them (a device that did not check them);
 //  - no helpers (expectations / RELATED data connections), no zones, no
 //    table-full drops, no early drop.
 #pragma once
@@ -122,8 +124,9 @@ struct CtView {
 
 class Conntrack {
  public:
-  // Classifies `p` seen at `now` (seconds). Pure: the table changes only in commit().
-  CtView classify(const pkt::Packet& p, double now) const;
+  // Classifies `p` seen at `now` (seconds), at PREROUTING (its checksum
+  // checked) or OUTPUT. Pure: the table changes only in commit().
+  CtView classify(const pkt::Packet& p, double now, bool at_prerouting) const;
   // Applies the outcome: writes back the working copy of an existing entry,
   // inserts a new one when `accepted` (confirmation), removes ended ones.
   void commit(const CtView& v, bool accepted, double now);

@@ -749,6 +749,46 @@ uint8_t Model::run_hook(Work& w, int hook, int phase, Decision& d) {
   return NF_ACT_ACCEPT;
 }
 
+// As nf_ct_csum (bpf/lib/csum.h) for an skb whose checksum state is
+// CHECKSUM_NONE (as BPF_PROG_TEST_RUN's): nf_csum_checked_proto, then the
+// one's complement sum of the transport bytes (and nf_pseudo_sum) folded.
+static bool ct_csum_bad(const pkt::Packet& p) {
+  const uint8_t proto = p.l4proto;
+  auto l4off = verify::l4_offset(p);
+  if (p.fragment || !l4off || !*l4off) return false;
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP && proto != IPPROTO_ICMPV6) return false;
+  const auto& b = p.l3;
+  if (proto == IPPROTO_UDP && *l4off + 8 <= b.size() && b[*l4off + 6] == 0 && b[*l4off + 7] == 0) return false;
+  if (p.length <= *l4off) return false;
+  const uint32_t len = p.length - (uint32_t)*l4off;
+  if (len > NF_CSUM_MAX || *l4off + len > b.size()) return false;
+  uint32_t sum = 0;
+  auto add = [&sum](const uint8_t* d, size_t n) {
+    for (size_t i = 0; i < n; i += 2) sum += (uint32_t)d[i] << 8 | (i + 1 < n ? d[i + 1] : 0);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  };
+  if (p.family == 6 || proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+    uint8_t w[40] = {};
+    size_t n = 0;
+    if (p.family == 4) {
+      std::memcpy(w, b.data() + 12, 8);
+      w[9] = proto;
+      w[10] = (uint8_t)(len >> 8);
+      w[11] = (uint8_t)len;
+      n = 12;
+    } else {
+      std::memcpy(w, b.data() + 8, 32);
+      w[34] = (uint8_t)(len >> 8);
+      w[35] = (uint8_t)len;
+      w[39] = proto;
+      n = 40;
+    }
+    add(w, n);
+  }
+  add(b.data() + *l4off, len);
+  return (uint16_t)~sum != 0;
+}
+
 // As nf_pkt_tuple: ports, or the ICMP echo identifier in both.
 static nf_ct_tuple packet_tuple(const pkt::Packet& p) {
   uint8_t sb[16], db[16];
@@ -1369,7 +1409,14 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
         }
         fwd_ = false;
       }
-      ct_lookup(w.p, now_ns, ct, looped, w.nat);
+      // As nf_ct_csum then nf_ct_lookup's first checks: conntrack calls an
+      // arriving packet with a wrong checksum INVALID.
+      if (first == NF_HOOK_PREROUTING && !looped && ct_csum_bad(w.p)) {
+        ct.dir = 2;
+        ct.state = NF_CT_STATE_INVALID;
+      } else {
+        ct_lookup(w.p, now_ns, ct, looped, w.nat);
+      }
       w.ct_key = ct.key;
       if (confirm && !looped) ct_update(ct, now_ns);
       w.ctmark = ct.ctmark;

@@ -1133,7 +1133,7 @@ void ReferenceEngine::Walk::conntrack() {
     r.ct.why = "NOTRACK";
     return;
   }
-  r.ct = e.ct_.classify(r.p, r.p.time);
+  r.ct = e.ct_.classify(r.p, r.p.time, !r.path.empty() && r.path.back() == Hook::Prerouting);
   if (r.ct.state == ir::kCtUntracked) r.untracked = true;
 }
 

@@ -134,4 +134,10 @@ struct nf2bpf_connlimit_val {
   struct nf2bpf_connlimit_conn conns[NF_CONNLIMIT_CONNS];
 };
 
+/* Conntrack verifies a transport checksum of at most this many bytes
+ * (bpf/lib/csum.h: 64-byte steps, then a short one); a longer one is taken
+ * as right. */
+#define NF_CSUM_STEPS 160
+#define NF_CSUM_MAX (NF_CSUM_STEPS * 64 + 63)
+
 #endif /* NF2BPF_CT_ABI_H */

@@ -214,6 +214,7 @@ __attribute__((noinline)) int nf_ct_lookup(struct nf_pkt* p, __u64 now, struct n
   r->dir = 2;
   r->state = NF_CT_STATE_INVALID;
   if (p->frag == 2) return 0; /* later fragments carry no tuple (the kernel would reassemble) */
+  if (p->csum_bad) return 0;  /* a wrong transport checksum (lib/csum.h) */
   __u8 proto = p->l4proto;
   __u16 sp = 0, dp = 0;
   if (p->has_icmp) {

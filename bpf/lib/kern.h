@@ -6,7 +6,9 @@
  *   read it at OUTPUT and POSTROUTING: skb_to_full_sk(skb) (a SYN-ACK's
  *   request socket stands for its listener), then sk->sk_socket and its
  *   file's credentials;
- *   the IPv6 route a packet leaves by (skb's dst), for its prefix length. */
+ *   the IPv6 route a packet leaves by (skb's dst), for its prefix length;
+ *   the skb's checksum state (ip_summed, csum_valid, csum_start), for
+ *   skb_csum_unnecessary (lib/csum.h). */
 #ifndef NF2BPF_KERN_H
 #define NF2BPF_KERN_H
 
@@ -38,6 +40,10 @@ struct sock___nf {
 struct sk_buff___nf {
   struct sock___nf* sk;
   unsigned long _skb_refdst; /* the dst_entry, SKB_DST_NOREF in bit 0 */
+  __u8 ip_summed : 2;
+  __u8 csum_valid : 1;
+  __u16 csum_start; /* CHECKSUM_PARTIAL's, from head */
+  unsigned char *head, *data;
 } __attribute__((preserve_access_index));
 struct rt6key___nf {
   int plen;
@@ -88,6 +94,24 @@ static __always_inline int nf_skb_route6_plen(struct __sk_buff* skb) {
   if (!dst) return -1;
   struct rt6_info___nf* rt = bpf_rdonly_cast((void*)dst, bpf_core_type_id_kernel(struct rt6_info___nf));
   return rt->rt6i_dst.plen;
+}
+
+/* The skb's checksum state: NF_CSUM_STATE_GOOD where skb_csum_unnecessary
+ * holds (CHECKSUM_UNNECESSARY, csum_valid, or CHECKSUM_PARTIAL starting
+ * inside the data), NF_CSUM_STATE_COMPLETE (a device's sum, not yet
+ * checked), NF_CSUM_STATE_NONE. */
+#define NF_CSUM_STATE_GOOD 0
+#define NF_CSUM_STATE_NONE 1
+#define NF_CSUM_STATE_COMPLETE 2
+static __always_inline int nf_skb_csum_state(struct __sk_buff* skb) {
+  struct sk_buff___nf* kskb = bpf_cast_to_kern_ctx(skb);
+  __u32 summed = (__u32)BPF_CORE_READ_BITFIELD(kskb, ip_summed);
+  if (summed == 1 || BPF_CORE_READ_BITFIELD(kskb, csum_valid)) return NF_CSUM_STATE_GOOD;
+  if (summed == 3) {
+    long headroom = (long)(kskb->data - kskb->head);
+    return (long)kskb->csum_start - headroom >= 0 ? NF_CSUM_STATE_GOOD : NF_CSUM_STATE_NONE;
+  }
+  return summed == 2 ? NF_CSUM_STATE_COMPLETE : NF_CSUM_STATE_NONE;
 }
 
 /* xt_owner's owner_mt (NF_OWNER_NFT: nft_meta_get_eval_skugid, where a

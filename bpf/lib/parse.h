@@ -47,6 +47,7 @@ struct nf_pkt {
   __u8 pkttype;
   __u8 local;     /* destination is this host (ingress) */
   __u8 sk;        /* egress: the sending socket as xt_owner sees it (NF_SK_*) */
+  __u8 csum_bad;  /* conntrack found the transport checksum wrong (lib/csum.h) */
   __u16 l4off;    /* transport header, from the network header (0: none parsed) */
   __u16 in_l4off; /* ICMP error: the quoted transport header, from the network header */
 };

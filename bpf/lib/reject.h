@@ -28,15 +28,14 @@
  * NF_CB_ANSWER), carrying the rejected packet's connection. ICMP errors
  * pass the kernel's rate limits (below). An answer to a packet NAT changed
  * is translated back on its way out, as the connection's other direction
- * (nf_answer_nat). Not yet as the kernel: the L4 checksum of the rejected
- * packet is not verified (the kernel answers nothing for a bad one); IP
- * options are quoted but not echoed. */
+ * (nf_answer_nat). A packet whose transport checksum the kernel finds wrong
+ * gets no answer (lib/csum.h). Not yet as the kernel: IP options are quoted
+ * but not echoed. */
 #ifndef NF2BPF_REJECT_H
 #define NF2BPF_REJECT_H
 
 #include <linux/tcp.h>
 
-#define NF_ETH_HLEN 14
 /* skb->cb[3]'s upper half on an answer handed to routing: its egress run
  * judges it as a locally generated packet (OUTPUT, POSTROUTING). */
 #define NF_CB_ANSWER 0x4e41u
@@ -59,49 +58,6 @@ static __always_inline __u8 nf_reject_icmp_code(__u32 family, __u32 type) {
     case 9: return family == 4 ? 0xff : 6;  /* reject route */
   }
   return 0xff;
-}
-
-/* The one's complement sum of len bytes of the packet from off, in 64-byte
- * steps (bpf_csum_diff's unit here; a short last step is padded with zeros,
- * as the checksum pads an odd length), read through s->cls (the packet's
- * classes: no longer needed once it is rejected; the stack has no room).
- * Global: verified once. */
-NF_SUBPROG __u32 nf_csum_skb(struct __sk_buff* skb, struct nf_scratch* s, __u32 off, __u32 len, __u32 sum) {
-  if (!skb || !s) return sum;
-  __u8* buf = (__u8*)s->cls;
-  __u32 at = 0;
-  for (int i = 0; i < 24 && at + 64 <= len; i++, at += 64) { /* 24 x 64: an ICMPv6 answer quotes at most 1,232 */
-    if (bpf_skb_load_bytes(skb, off + at, buf, 64)) return sum;
-    sum = (__u32)bpf_csum_diff(0, 0, (__be32*)buf, 64, sum);
-  }
-  __u64 n = (len - at) & 63;
-  asm volatile("" : "+r"(n)); /* the verifier sees the masked length */
-  if (n == 0 || n > 63) return sum;
-  __builtin_memset(buf, 0, 64);
-  if (bpf_skb_load_bytes(skb, off + at, buf, n)) return sum;
-  return (__u32)bpf_csum_diff(0, 0, (__be32*)buf, 64, sum);
-}
-
-static __always_inline __u16 nf_csum_fold(__u32 sum) {
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  return (__u16)~sum;
-}
-
-/* The pseudo-header's sum (addresses, upper-layer length, next header). */
-static __always_inline __u32 nf_pseudo_sum(__u32 family, const __u8* src, const __u8* dst, __u32 len, __u32 proto) {
-  __be32 w[10];
-  if (family == 4) {
-    __builtin_memcpy(&w[0], src + 12, 4);
-    __builtin_memcpy(&w[1], dst + 12, 4);
-    w[2] = bpf_htonl(proto << 16 | len);
-    return (__u32)bpf_csum_diff(0, 0, w, 12, 0);
-  }
-  __builtin_memcpy(&w[0], src, 16);
-  __builtin_memcpy(&w[4], dst, 16);
-  w[8] = bpf_htonl(len);
-  w[9] = bpf_htonl(proto);
-  return (__u32)bpf_csum_diff(0, 0, w, 40, 0);
 }
 
 /* Routing of an answer from s->answer_src (zero: routing picks it) to
@@ -487,6 +443,7 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
     code = nf_reject_icmp_code(p->family, type);
     if (code == 0xff || !nf_icmp_eligible(p)) return TC_ACT_SHOT;
   }
+  if (nf_reject_csum_bad(skb, s, hook)) return TC_ACT_SHOT;
   __u32 oif = nf_answer_route(skb, ifindex, s);
   if (!oif) return TC_ACT_SHOT;
   int allow = type == 1 ? 1 : nf_icmp_allow(s, ifindex, oif);

@@ -54,6 +54,10 @@ struct Pkt {
     src_mac = m;
     return *this;
   }
+  Pkt& bad_checksum() {
+    ip.bad_checksum = true;
+    return *this;
+  }
   Pkt& broadcast() {
     l2 = L2::Broadcast;
     return *this;

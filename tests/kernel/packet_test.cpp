@@ -371,6 +371,34 @@ void conntrack_cases(std::vector<Case>& v) {
   });
 
   v.push_back({
+      "conntrack: an arriving packet whose transport checksum is wrong is INVALID; OUTPUT does not check",
+      {"-m conntrack --ctstate"},
+      "iptables",
+      filter("ACCEPT", "DROP", "ACCEPT",
+             "-A INPUT -m conntrack --ctstate INVALID -j DROP\n"
+             "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+             "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
+             "-A INPUT -p udp -j ACCEPT\n"
+             "-A INPUT -p icmp -j ACCEPT\n"
+             "-A OUTPUT -m conntrack --ctstate INVALID -j DROP\n"),
+      "",
+      {
+          in("nfk0", tcp(kLan, 40010, kHost, 22, SYN).seq(1000).bad_checksum(), DROP)
+              .rule("-A INPUT -m conntrack --ctstate INVALID"),
+          in("nfk0", tcp(kLan, 40010, kHost, 22, SYN).seq(1000), ACCEPT).rule("--dport 22"),
+          // (the host's own packets are not checked: CHECKSUM_PARTIAL, or
+          // conntrack's check is PREROUTING's only)
+          out("nfk0", tcp(kHost, 22, kLan, 40010, SYN | ACK).seq(5000, 1001).bad_checksum(), ACCEPT).policy(),
+          in("nfk0", tcp(kLan, 40010, kHost, 22, ACK).seq(1001, 5001).bad_checksum(), DROP)
+              .rule("-A INPUT -m conntrack --ctstate INVALID"),
+          in("nfk0", tcp(kLan, 40010, kHost, 22, ACK).seq(1001, 5001), ACCEPT).rule("RELATED,ESTABLISHED"),
+          in("nfk0", udp(kLan, 53, kHost, 5353).bad_checksum(), DROP).rule("-A INPUT -m conntrack --ctstate INVALID"),
+          in("nfk0", icmp(kLan, kHost, 8, 0, 9).bad_checksum(), DROP).rule("-A INPUT -m conntrack --ctstate INVALID"),
+          in("nfk0", icmp(kLan, kHost, 8, 0, 9), ACCEPT).rule("-p icmp"),
+      },
+  });
+
+  v.push_back({
       "conntrack: UNTRACKED from raw CT --notrack and NOTRACK, on PREROUTING and OUTPUT",
       {"*raw", "-j CT --notrack", "-j NOTRACK", "-m conntrack --ctstate", "-m state --state"},
       "iptables",

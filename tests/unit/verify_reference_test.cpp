@@ -406,6 +406,34 @@ TEST_CASE("conntrack: ICMPv6 neighbour discovery is UNTRACKED, echo is tracked")
   CHECK(d.verdict == Verdict::Accept);
 }
 
+TEST_CASE("conntrack: a wrong transport checksum arriving is INVALID and starts nothing; OUTPUT does not check") {
+  Fixture f(kStateful);
+  auto bad = [](PacketSpec s) {
+    s.bad_checksum = true;
+    return s;
+  };
+  auto d = f.send(bad(tcp(kClient, 40000, kHost, 22, SYN)));
+  CHECK(d.ct_state == "INVALID");
+  CHECK(d.note.find("bad checksum") != std::string::npos);
+  CHECK(f.eng->conntrack().size() == 0);
+  CHECK(f.send(tcp(kClient, 40000, kHost, 22, SYN)).ct_state == "NEW");
+  CHECK(f.eng->conntrack().size() == 1);
+  // The host's own SYN-ACK is not checked (conntrack checks at PREROUTING).
+  CHECK(f.send(bad(tcp(kHost, 22, kClient, 40000, SYNACK))).ct_state == "ESTABLISHED");
+  CHECK(f.send(bad(tcp(kClient, 40000, kHost, 22, ACK))).ct_state == "INVALID");
+  CHECK(f.send(bad(udp(kClient, 53, kHost, 5353))).ct_state == "INVALID");
+  CHECK(f.send(bad(icmp(kClient, kHost, 8))).ct_state == "INVALID");
+  // A UDP datagram without a checksum has none to be wrong.
+  Captured c;
+  auto ip = build_ip(udp(kClient, 54, kHost, 5353));
+  ip[26] = ip[27] = 0;
+  REQUIRE(decode_ip(ip.data(), ip.size(), c.packet) == "");
+  c.packet.time = f.now += 0.001;
+  Traversal t;
+  REQUIRE(f.host.place(c, t) == "");
+  CHECK(f.eng->decide(c.packet, t).ct_state == "NEW");
+}
+
 TEST_CASE("reference: hooks follow the addresses: FORWARD, OUTPUT, loopback") {
   Fixture f(head("ACCEPT", "DROP", "ACCEPT") +
             "-A FORWARD -i eth0 -o eth1 -j ACCEPT\n"

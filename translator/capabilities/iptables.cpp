@@ -153,7 +153,7 @@ const std::vector<Capability>& iptables_capabilities() {
   {"iptables", "target", "-j <chain>", E, "user chains are inlined into per-hook decision lists"},
   {"iptables", "target", "-g <chain>", E, "user chains are inlined into per-hook decision lists"},
   {"iptables", "target", "-j REJECT", A, 
-   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, translated back where NAT changed the packet, with its ICMP rate limits); not yet: a packet whose transport checksum is wrong is answered too (the kernel does not answer one it checks), and an answer does not echo the packet's IP options"},
+   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, translated back where NAT changed the packet, with its ICMP rate limits); none for a packet whose transport checksum the kernel finds wrong; not yet: an IPv4 packet carrying IP options rejected after PREROUTING, whose route and timestamp options the kernel fills in and its ICMP error echoes (nf2bpf quotes the options as they came and echoes none)"},
   {"iptables", "target", "-j LOG", A, kLogRing},
   {"iptables", "target", "-j NFLOG", A, kLogRing},
   {"iptables", "target", "-j MARK", E, ""},

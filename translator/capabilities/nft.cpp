@@ -188,7 +188,7 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "verdict", "goto", E, "regular chains are inlined into per-hook decision lists"},
   {"nft", "verdict", "vmap", E, "verdict map elements become one decision per element"},
   {"nft", "verdict", "reject", A, 
-   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, translated back where NAT changed the packet, with its ICMP rate limits); not yet: a packet whose transport checksum is wrong is answered too (the kernel does not answer one it checks), and an answer does not echo the packet's IP options"},
+   "answered as the kernel answers (the ICMP error or TCP reset, from the same address, quoting the same bytes, translated back where NAT changed the packet, with its ICMP rate limits); none for a packet whose transport checksum the kernel finds wrong; not yet: an IPv4 packet carrying IP options rejected after PREROUTING, whose route and timestamp options the kernel fills in and its ICMP error echoes (nf2bpf quotes the options as they came and echoes none)"},
   {"nft", "verdict", "queue", U, "userspace queueing is not available to TC/XDP programs"},
 
   // ---- statements ----------------------------------------------------------------
