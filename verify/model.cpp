@@ -679,6 +679,11 @@ void Model::statements(Work& w, const nf2bpf_rule& r) {
         break;
       case NF_STMT_NOTRACK: w.notrack = true; break;
       case NF_STMT_TCPMSS: break;  // rewrites the packet, decides nothing
+      case NF_STMT_SET_TOS:
+        w.p.tos = (uint8_t)((w.p.tos & ~st.mask) ^ st.value);
+        w.cls[NF_SLOT_TOS] =
+            NF_SMALL_TOS_BASE + w.p.tos < pol_.small.size() ? pol_.small[NF_SMALL_TOS_BASE + w.p.tos] : 0u;
+        break;
       default: break;
     }
   }

@@ -1530,6 +1530,10 @@ bool ReferenceEngine::Walk::statements(const ir::FlatRule& fr, Hook h) {
              at});
         break;
       }
+      case ir::StmtKind::SetTos:  // xt_DSCP's dscp_tg / tos_tg, nft's dscp payload write
+        r.p.tos = (uint8_t)((r.p.tos & ~st.mask) ^ st.value);
+        r.events.push_back({"TOS " + hex(r.p.tos), at});
+        break;
       case ir::StmtKind::Notrack:
         if (!r.ct_done) r.untracked = true;
         r.events.push_back({"NOTRACK", at});

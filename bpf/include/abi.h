@@ -27,7 +27,7 @@ typedef __u64 nf_u64;
 typedef __s32 nf_s32;
 #endif
 
-#define NF2BPF_ABI_VERSION 9
+#define NF2BPF_ABI_VERSION 10
 
 /* Classified key slots. */
 enum nf2bpf_slot {
@@ -115,7 +115,8 @@ enum nf2bpf_stmt_kind {
   NF_STMT_SAVE_MARK,    /* ctmark = (ctmark & ~mask) | (mark & mask) */
   NF_STMT_RESTORE_MARK, /* mark = (mark & ~mask) | (ctmark & mask) */
   NF_STMT_NOTRACK,
-  NF_STMT_TCPMSS, /* TCPMSS: lower the MSS option to value, or (value 0) to the path MTU's */
+  NF_STMT_TCPMSS,  /* TCPMSS: lower the MSS option to value, or (value 0) to the path MTU's */
+  NF_STMT_SET_TOS, /* tos = (tos & ~mask) ^ value: the IPv4 TOS / IPv6 traffic class byte (DSCP, TOS) */
 };
 
 #define NF_MAX_TUPLE_SLOTS 12

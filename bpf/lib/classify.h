@@ -738,6 +738,13 @@ static __always_inline void nf_statements(struct nf_scratch* s, struct nf2bpf_ru
         else if (!s->tcpmss || st->value < s->tcpmss)
           s->tcpmss = st->value;
         break;
+      /* Later rules see the new byte (its class too); the packet gets it
+       * when the run accepts or rejects it (lib/mangle.h). */
+      case NF_STMT_SET_TOS:
+        s->p.tos = (s->p.tos & ~st->mask) ^ st->value;
+        s->tos_set = 1;
+        s->cls[NF_SLOT_TOS] = nf_small_class(live, NF_SMALL_TOS_BASE + s->p.tos);
+        break;
     }
   }
 }

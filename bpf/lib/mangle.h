@@ -1,7 +1,9 @@
 /* Packet rewriting that decides nothing: -j TCPMSS and nft's `tcp option
  * maxseg size set`, the MSS option of a SYN lowered as xt_TCPMSS's
  * tcpmss_mangle_packet (and nft_exthdr's set) lower it, once the run accepts
- * the packet. */
+ * the packet; -j DSCP, -j TOS and nft's `ip/ip6 dscp set`, whose byte the
+ * statement sets at once in p.tos (later rules see it) and nf_store_tos
+ * writes when the run accepts or rejects the packet. */
 #ifndef NF2BPF_MANGLE_H
 #define NF2BPF_MANGLE_H
 
@@ -66,6 +68,33 @@ NF_SUBPROG int nf_tcpmss(struct __sk_buff* skb, struct nf_scratch* s) {
     i += kind <= 1 || len == 0 ? 1 : len; /* xt_TCPMSS's optlen() */
   }
   return 0;
+}
+
+/* xt_DSCP's dscp_tg / tos_tg (ipv4_change_dsfield, ipv6_change_dsfield) and
+ * nft's dscp payload write: the TOS / traffic class byte the statements
+ * left in p.tos, written into the packet (IPv4 with its header checksum;
+ * IPv6's byte straddles the version and the flow label). Global: verified
+ * once. */
+NF_SUBPROG int nf_store_tos(struct __sk_buff* skb, struct nf_scratch* s) {
+  if (!skb || !s) return -1;
+  int l3 = nf_l3_offset(skb);
+  if (l3 < 0) return -1;
+  __u8 old[2], now[2];
+  if (bpf_skb_load_bytes(skb, l3, old, 2)) return -1;
+  __u8 tos = s->p.tos;
+  if (s->p.family == 4) {
+    if (old[1] == tos) return 0;
+    now[0] = old[0];
+    now[1] = tos;
+    __u16 from, to;
+    __builtin_memcpy(&from, old, 2);
+    __builtin_memcpy(&to, now, 2);
+    if (bpf_l3_csum_replace(skb, l3 + 10, from, to, 2)) return -1;
+  } else {
+    now[0] = (old[0] & 0xf0) | (tos >> 4);
+    now[1] = (old[1] & 0x0f) | (__u8)(tos << 4);
+  }
+  return bpf_skb_store_bytes(skb, l3, now, 2, 0) ? -1 : 0;
 }
 
 #endif

@@ -622,6 +622,10 @@ CaseReport run_case(const Case& c) {
         problems.push_back("the frame BPF left does not decode: " + err);
       } else {
         const pkt::Packet& mo = mod2.ran ? d2.out : d1.out;
+        int tos = s.tos_out >= 0 ? s.tos_out : mp.tos;
+        if (got.packet.tos != tos || mo.tos != tos)
+          problems.push_back("leaves with TOS " + hex((uint32_t)tos) + " expected, BPF " + hex(got.packet.tos) +
+                             ", model " + hex(mo.tos));
         std::string want = s.leaves.empty() ? show(mp) : s.leaves;
         if (auto d = check_leaves(want, got.packet); !d.empty())
           problems.push_back("leaves as " + want + " expected, BPF: " + d);

@@ -108,6 +108,9 @@ struct Step {
   std::string quotes;
   // Handed to lo: INPUT's source NAT made the source this host's address.
   bool to_lo = false;
+  // -j DSCP / -j TOS: the TOS / traffic class byte the accepted packet
+  // leaves with; -1: as it came.
+  int tos_out = -1;
 
   Step& mark(uint32_t m) {
     mark_in = m;
@@ -131,6 +134,10 @@ struct Step {
   }
   Step& quoting(std::string tuple) {
     quotes = std::move(tuple);
+    return *this;
+  }
+  Step& leaves_tos(uint8_t tos) {
+    tos_out = tos;
     return *this;
   }
   Step& handed_to_lo() {

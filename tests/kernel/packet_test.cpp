@@ -1109,6 +1109,34 @@ void match_cases(std::vector<Case>& v) {
 // ---- chains, targets, tables -----------------------------------------------------
 void chain_cases(std::vector<Case>& v) {
   v.push_back({
+      "mangle: -j DSCP and -j TOS rewrite the TOS byte (ECN kept by DSCP); later rules see the new value",
+      {"-j DSCP", "-j TOS"},
+      "iptables",
+      kMangleHead +
+          "-A PREROUTING -p udp -m udp --dport 53 -j DSCP --set-dscp-class EF\n"
+          "-A PREROUTING -p udp -m udp --dport 54 -j TOS --set-tos 0x10/0x3f\n"
+          "-A PREROUTING -p udp -m udp --dport 55 -j TOS --and-tos 0x0f\n"
+          "-A FORWARD -p udp -m udp --dport 56 -j TOS --xor-tos 0x04\n"
+          "-A POSTROUTING -p udp -m udp --dport 57 -j DSCP --set-dscp 10\n"
+          "COMMIT\n" +
+          filter("ACCEPT", "ACCEPT", "ACCEPT",
+                 "-A INPUT -p udp -m dscp --dscp-class EF -j DROP\n"
+                 "-A INPUT -p udp -m tos --tos 0x90 -j DROP\n"
+                 "-A FORWARD -p udp -m tos --tos 0x07 -j DROP\n"),
+      "",
+      {
+          in("nfk0", udp(kLan, 1000, kHost, 53).tos(0x01), DROP).rule("--dscp-class EF -j DROP"),
+          in("nfk0", udp(kLan, 1000, kHost, 53).tos(0x03), DROP).rule("--dscp-class EF -j DROP"),
+          in("nfk0", udp(kLan, 1000, kHost, 54).tos(0xb9), DROP).rule("--tos 0x90 -j DROP"),
+          in("nfk0", udp(kLan, 1000, kHost, 54).tos(0x3f), ACCEPT).policy().leaves_tos(0x10),
+          in("nfk0", udp(kLan, 1000, kHost, 55).tos(0xff), ACCEPT).policy().leaves_tos(0x0f),
+          // FORWARD sees the byte its own mangle rule gave: 0x03 ^ 0x04 = 0x07.
+          fwd("nfk0", "nfk1", udp(kLan, 1000, "198.51.100.5", 56).tos(0x03), DROP).rule("--tos 0x07 -j DROP"),
+          fwd("nfk0", "nfk1", udp(kLan, 1000, "198.51.100.5", 56).tos(0x13), ACCEPT).policy().leaves_tos(0x17),
+          out("nfk0", udp(kHost, 1000, kLan, 57).tos(0xb9), ACCEPT).policy().leaves_tos(0x29),
+      },
+  });
+  v.push_back({
       "user chains: -j and -g, RETURN, nesting, falling off the end, policies",
       {"-j <chain>", "-g <chain>", "-j RETURN", "-j ACCEPT", "-j DROP"},
       "iptables",

@@ -118,6 +118,15 @@ TEST_CASE("targets") {
   CHECK(rule_dump("-j TEE --gateway 10.0.0.1") == "other --gateway 10.0.0.1 (-j TEE); continue");
   CHECK(rule_dump("-p tcp -j TCPMSS --clamp-mss-to-pmtu") ==
         "l4proto 6; tcp-mss --clamp-mss-to-pmtu (-j TCPMSS); continue");
+  // DSCP keeps the ECN bits; TOS as libxt_TOS writes each form (iptables-save
+  // prints them all as --set-tos VALUE/MASK).
+  CHECK(rule_dump("-j DSCP --set-dscp-class af21") == "set-tos value 0x48 mask 0xfc (-j DSCP); continue");
+  CHECK(rule_dump("-j DSCP --set-dscp 0x2e") == "set-tos value 0xb8 mask 0xfc (-j DSCP); continue");
+  CHECK(rule_dump("-j TOS --set-tos 0x10") == "set-tos value 0x10 mask 0xff (-j TOS); continue");
+  CHECK(rule_dump("-j TOS --set-tos Minimize-Delay") == "set-tos value 0x10 mask 0x3f (-j TOS); continue");
+  CHECK(rule_dump("-j TOS --and-tos 0x0f") == "set-tos value 0x0 mask 0xf0 (-j TOS); continue");
+  CHECK(rule_dump("-j TOS --or-tos 0x10") == "set-tos value 0x10 mask 0x10 (-j TOS); continue");
+  CHECK(rule_dump("-j TOS --xor-tos 0x10") == "set-tos value 0x10 mask 0x0 (-j TOS); continue");
 }
 
 TEST_CASE("nat targets") {

@@ -850,6 +850,7 @@ TEST_CASE("policy YAML: limits as the kernel configures them and TCPMSS statemen
                         "  chain fwd { type filter hook forward priority -150; policy accept;\n"
                         "    tcp flags syn tcp option maxseg size set rt mtu\n"
                         "    oifname \"ppp0\" tcp flags syn tcp option maxseg size set 1400\n"
+                        "    udp dport 4 ip6 dscp set ef\n"
                         "  }\n"
                         "}\n");
   REQUIRE(p.limits.size() == 4);
@@ -871,6 +872,7 @@ TEST_CASE("policy YAML: limits as the kernel configures them and TCPMSS statemen
   std::string y = policy::to_yaml(p);
   CHECK(y.find("do: [tcpmss path-mtu]") != std::string::npos);
   CHECK(y.find("do: [tcpmss 1400]") != std::string::npos);
+  CHECK(y.find("do: ['tos = (tos & ~0xfc) ^ 0xb8']") != std::string::npos);  // ip6 dscp set ef
   CHECK(y.find("checks: ['limit over 2/minute burst 5 (#2)']") != std::string::npos);
   require_round_trip(p);
 }

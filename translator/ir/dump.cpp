@@ -88,6 +88,7 @@ std::string dump(const Statement& st) {
       s += st.kind == StmtKind::Log ? " level " + std::to_string(st.level) : " group " + std::to_string(st.group);
       break;
     case StmtKind::SetMark:
+    case StmtKind::SetTos:
     case StmtKind::SetCtMark:
     case StmtKind::SaveMark:
     case StmtKind::RestoreMark: s += " value " + hex(st.value) + " mask " + hex(st.mask); break;

@@ -145,6 +145,7 @@ const char* to_string(StmtKind k) {
     case StmtKind::CtHelper: return "ct-helper";
     case StmtKind::CtZone: return "ct-zone";
     case StmtKind::TcpMss: return "tcp-mss";
+    case StmtKind::SetTos: return "set-tos";
     case StmtKind::SetAdd: return "set-add";
     case StmtKind::Limit: return "limit";
     case StmtKind::Other: return "other";

@@ -187,6 +187,7 @@ enum class StmtKind : uint8_t {
   CtHelper,
   CtZone,
   TcpMss,
+  SetTos,  // the IPv4 TOS / IPv6 traffic class byte: new = (old & ~mask) ^ value (-j DSCP, -j TOS, nft dscp set)
   SetAdd,
   Limit,
   Other,
@@ -208,7 +209,7 @@ struct NatSpec {
 struct Statement {
   StmtKind kind = StmtKind::Other;
   std::string cap;
-  uint64_t value = 0, mask = 0;   // SetMark/SetCtMark: new = (old & ~mask) ^ value
+  uint64_t value = 0, mask = 0;   // SetMark/SetCtMark/SetTos: new = (old & ~mask) ^ value
   std::string text;               // log prefix, helper name ...
   uint32_t level = 0, group = 0;  // log level / nflog group
   NatSpec nat;

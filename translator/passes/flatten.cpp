@@ -11,7 +11,7 @@ using namespace ir;
 namespace {
 
 // Fields a statement can change while a chain runs, as bits.
-constexpr uint8_t kMutMark = 1, kMutCtMark = 2;
+constexpr uint8_t kMutMark = 1, kMutCtMark = 2, kMutTos = 4;
 
 uint8_t statements_change(const std::vector<Statement>& ss) {
   uint8_t m = 0;
@@ -21,6 +21,7 @@ uint8_t statements_change(const std::vector<Statement>& ss) {
       case StmtKind::RestoreMark: m |= kMutMark; break;
       case StmtKind::SetCtMark:
       case StmtKind::SaveMark: m |= kMutCtMark; break;
+      case StmtKind::SetTos: m |= kMutTos; break;
       default: break;
     }
   }
@@ -30,7 +31,8 @@ uint8_t statements_change(const std::vector<Statement>& ss) {
 // Whether a match tests a field in `mut` (directly or as part of a set key).
 bool tests_changed(const Match& m, uint8_t mut) {
   auto hit = [&](Field f) {
-    return (f == Field::Mark && (mut & kMutMark)) || (f == Field::CtMark && (mut & kMutCtMark));
+    return (f == Field::Mark && (mut & kMutMark)) || (f == Field::CtMark && (mut & kMutCtMark)) ||
+           ((f == Field::Dscp || f == Field::Tos) && (mut & kMutTos));
   };
   if (hit(m.field)) return true;
   if (const auto* s = std::get_if<SetRef>(&m.value))

@@ -1096,6 +1096,7 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
         break;
       case StmtKind::SaveMark: s.kind = NF_STMT_SAVE_MARK, s.mask = (uint32_t)st.mask; break;
       case StmtKind::RestoreMark: s.kind = NF_STMT_RESTORE_MARK, s.mask = (uint32_t)st.mask; break;
+      case StmtKind::SetTos: s.kind = NF_STMT_SET_TOS, s.value = (uint32_t)st.value, s.mask = (uint32_t)st.mask; break;
       case StmtKind::Dnat:
       case StmtKind::Snat:
       case StmtKind::Masquerade:

@@ -472,7 +472,7 @@ void Loader::rules() {
   }
   for (size_t i = 0; i < p_.stmts.size(); ++i) {
     const auto& s = p_.stmts[i];
-    if (s.kind < NF_STMT_LOG || s.kind > NF_STMT_TCPMSS)
+    if (s.kind < NF_STMT_LOG || s.kind > NF_STMT_SET_TOS)
       refuse(list, "statement " + std::to_string(i) + " has unknown kind " + std::to_string(s.kind));
     if (s.kind == NF_STMT_LOG && s.prefix_id >= p_.log_prefixes.size())
       refuse(list, "statement " + std::to_string(i) + " logs with a prefix that is not in 'log_prefixes'");

@@ -773,6 +773,7 @@ std::string stmt_text(const Policy& p, const nf2bpf_stmt& s) {
     case NF_STMT_RESTORE_MARK: return "mark = (mark & ~" + m + ") | (ctmark & " + m + ")";
     case NF_STMT_NOTRACK: return "notrack";
     case NF_STMT_TCPMSS: return s.value ? "tcpmss " + std::to_string(s.value) : "tcpmss path-mtu";
+    case NF_STMT_SET_TOS: return "tos = (tos & ~" + m + ") ^ " + v;
   }
   return "?";
 }
@@ -819,6 +820,10 @@ std::optional<ParseFail> parse_stmt(std::string_view s, const Policy& p, nf2bpf_
     f = expr("(mark & ~", NF_STMT_SET_MARK, "ctmark & ", NF_STMT_RESTORE_MARK);
   } else if (c.lit("ctmark = ")) {
     f = expr("(ctmark & ~", NF_STMT_SET_CTMARK, "mark & ", NF_STMT_SAVE_MARK);
+  } else if (c.lit("tos = (tos & ~")) {
+    if (!c.hex32(st.mask) || !c.lit(") ^ ") || !c.hex32(st.value) || st.mask > 0xff || st.value > 0xff)
+      return ParseFail{c.i, "expected 'tos = (tos & ~0xMASK) ^ 0xVALUE' with byte values"};
+    st.kind = NF_STMT_SET_TOS;
   } else if (c.lit("notrack")) {
     st.kind = NF_STMT_NOTRACK;
   } else if (c.lit("tcpmss ")) {
@@ -829,7 +834,7 @@ std::optional<ParseFail> parse_stmt(std::string_view s, const Policy& p, nf2bpf_
       st.value = (uint32_t)v;
     }
   } else {
-    return ParseFail{0, "unknown statement (expected log, mark = ..., ctmark = ..., notrack or tcpmss)"};
+    return ParseFail{0, "unknown statement (expected log, mark = ..., ctmark = ..., tos = ..., notrack or tcpmss)"};
   }
   if (f) return f;
   if (!c.done()) return ParseFail{c.i, "unexpected text after the statement"};

@@ -15,6 +15,35 @@ namespace nf2bpf::frontend::ipt {
 using ir::Field;
 using ir::IntervalSet;
 
+// A DSCP class name (CS0-CS7, BE, AF11-AF43, EF) as libxt_dscp and
+// libxt_DSCP read it.
+bool dscp_class_value(std::string_view name, uint64_t& v) {
+  static const std::pair<const char*, uint32_t> kClasses[] = {
+      {"CS0", 0x00},  {"CS1", 0x08},  {"CS2", 0x10},  {"CS3", 0x18},  {"CS4", 0x20},  {"CS5", 0x28},
+      {"CS6", 0x30},  {"CS7", 0x38},  {"BE", 0x00},   {"AF11", 0x0a}, {"AF12", 0x0c}, {"AF13", 0x0e},
+      {"AF21", 0x12}, {"AF22", 0x14}, {"AF23", 0x16}, {"AF31", 0x1a}, {"AF32", 0x1c}, {"AF33", 0x1e},
+      {"AF41", 0x22}, {"AF42", 0x24}, {"AF43", 0x26}, {"EF", 0x2e}};
+  for (auto [n, value] : kClasses)
+    if (name.size() == strlen(n) && strncasecmp(n, name.data(), name.size()) == 0) return v = value, true;
+  return false;
+}
+
+// A TOS as libxt_tos and libxt_TOS read it: VALUE[/MASK] (mask 0xff) or a
+// name (mask 0x3f).
+bool tos_value_mask(std::string_view t, uint64_t& value, uint64_t& mask) {
+  static const std::pair<const char*, uint32_t> kNames[] = {{"Minimize-Cost", 0x02},
+                                                            {"Maximize-Reliability", 0x04},
+                                                            {"Maximize-Throughput", 0x08},
+                                                            {"Minimize-Delay", 0x10},
+                                                            {"Normal-Service", 0x00}};
+  mask = 0xff;
+  for (auto [name, v] : kNames)
+    if (t.size() == strlen(name) && strncasecmp(name, t.data(), t.size()) == 0) return value = v, mask = 0x3f, true;
+  auto slash = t.find('/');
+  return parse_uint(t.substr(0, slash), 0xff, value) &&
+         (slash == std::string_view::npos || parse_uint(t.substr(slash + 1), 0xff, mask));
+}
+
 namespace {
 
 bool ieq(std::string_view a, std::string_view b) {
@@ -590,19 +619,8 @@ void owner_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a, std::strin
 
 // -m dscp --dscp N (0-63) / --dscp-class NAME, as libxt_dscp reads them.
 void dscp_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a, bool cls) {
-  static const std::pair<const char*, uint32_t> kClasses[] = {
-      {"CS0", 0x00},  {"CS1", 0x08},  {"CS2", 0x10},  {"CS3", 0x18},  {"CS4", 0x20},  {"CS5", 0x28},
-      {"CS6", 0x30},  {"CS7", 0x38},  {"BE", 0x00},   {"AF11", 0x0a}, {"AF12", 0x0c}, {"AF13", 0x0e},
-      {"AF21", 0x12}, {"AF22", 0x14}, {"AF23", 0x16}, {"AF31", 0x1a}, {"AF32", 0x1c}, {"AF33", 0x1e},
-      {"AF41", 0x22}, {"AF42", 0x24}, {"AF43", 0x26}, {"EF", 0x2e}};
   uint64_t v = 0;
-  bool ok = false;
-  if (cls) {
-    for (auto [name, value] : kClasses)
-      if (strcasecmp(name, a[0]->text.c_str()) == 0) v = value, ok = true;
-  } else {
-    ok = parse_uint(a[0]->text, 63, v);
-  }
+  bool ok = cls ? dscp_class_value(a[0]->text, v) : parse_uint(a[0]->text, 63, v);
   if (!ok) {
     c.error(*a[0], std::string("invalid DSCP ") + (cls ? "class" : "value") + " '" + a[0]->text + "'",
             cls ? "use CS0-CS7, BE, AF11-AF43 or EF" : "a number from 0 to 63 (0x3f)");
@@ -614,22 +632,8 @@ void dscp_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a, bool cls) {
 // -m tos --tos VALUE[/MASK] (mask 0xff) or a name (mask 0x3f), as libxt_tos
 // reads them: the TOS bytes t with (t & mask) == value.
 void tos_opt(RuleCtx& c, bool neg, const Token& opt, const Args& a) {
-  static const std::pair<const char*, uint32_t> kNames[] = {{"Minimize-Cost", 0x02},
-                                                            {"Maximize-Reliability", 0x04},
-                                                            {"Maximize-Throughput", 0x08},
-                                                            {"Minimize-Delay", 0x10},
-                                                            {"Normal-Service", 0x00}};
-  std::string_view t = a[0]->text;
   uint64_t value = 0, mask = 0xff;
-  bool ok = false;
-  for (auto [name, v] : kNames)
-    if (strcasecmp(name, a[0]->text.c_str()) == 0) value = v, mask = 0x3f, ok = true;
-  if (!ok) {
-    auto slash = t.find('/');
-    ok = parse_uint(t.substr(0, slash), 0xff, value) &&
-         (slash == std::string_view::npos || parse_uint(t.substr(slash + 1), 0xff, mask));
-  }
-  if (!ok) {
+  if (!tos_value_mask(a[0]->text, value, mask)) {
     c.error(*a[0], "invalid TOS '" + a[0]->text + "'", "write VALUE[/MASK] (0-0xff) or a name such as Minimize-Delay");
     return;
   }

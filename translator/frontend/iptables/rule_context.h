@@ -83,7 +83,9 @@ struct TargetSpec {
 const TargetSpec* find_target(std::string_view name);
 
 // Value helpers shared by handlers (all report their own errors).
-bool parse_uint(std::string_view s, uint64_t max, uint64_t& out);  // decimal or 0x hex
+bool parse_uint(std::string_view s, uint64_t max, uint64_t& out);          // decimal or 0x hex
+bool dscp_class_value(std::string_view name, uint64_t& v);                 // CS0-CS7, BE, AF11-AF43, EF
+bool tos_value_mask(std::string_view t, uint64_t& value, uint64_t& mask);  // VALUE[/MASK] or a name
 bool parse_port(RuleCtx& c, const Token& t, std::string_view s, uint16_t& out);
 bool parse_port_range(RuleCtx& c, const Token& t, std::string_view s, ir::IntervalSet& out);
 std::optional<uint8_t> protocol_number(std::string_view name, ir::AddrFamily fam);

@@ -121,6 +121,48 @@ void xmark(RuleCtx& c, const Token& opt, const Args& a, std::string_view op) {
   record_arg(c, opt, a);
 }
 
+// ---- DSCP / TOS ------------------------------------------------------------
+
+// Both rewrite the TOS / traffic class byte as "new = (old & ~mask) ^
+// value": xt_DSCP's dscp_tg keeps the ECN bits (mask 0xfc); tos_tg's
+// --set-tos VALUE[/MASK] is (old & ~MASK) ^ VALUE, and --and-tos, --or-tos
+// and --xor-tos are its special cases, as libxt_TOS writes them.
+void dscp_set(RuleCtx& c, const Token& opt, const Args& a, bool cls) {
+  uint64_t v = 0;
+  if (!(cls ? dscp_class_value(a[0]->text, v) : parse_uint(a[0]->text, 63, v))) {
+    c.error(*a[0], std::string("invalid DSCP ") + (cls ? "class" : "value") + " '" + a[0]->text + "'",
+            cls ? "use CS0-CS7, BE, AF11-AF43 or EF" : "a number from 0 to 63 (0x3f)");
+    return;
+  }
+  last_stmt(c).value = v << 2, last_stmt(c).mask = 0xfc;
+  record_arg(c, opt, a);
+}
+
+void tos_set(RuleCtx& c, const Token& opt, const Args& a, std::string_view op) {
+  uint64_t v = 0, m = 0xff;
+  bool ok = op == "--set-tos" ? tos_value_mask(a[0]->text, v, m) : parse_uint(a[0]->text, 0xff, v);
+  if (!ok) {
+    c.error(*a[0], "invalid TOS '" + a[0]->text + "'",
+            op == "--set-tos" ? "write VALUE[/MASK] (0-0xff) or a name such as Minimize-Delay" : "a value 0-0xff");
+    return;
+  }
+  auto& s = last_stmt(c);
+  if (op == "--set-tos")
+    s.value = v, s.mask = m;
+  else if (op == "--and-tos")
+    s.value = 0, s.mask = ~v & 0xff;
+  else if (op == "--or-tos")
+    s.value = v, s.mask = v;
+  else
+    s.value = v, s.mask = 0;
+  record_arg(c, opt, a);
+}
+
+#define TOS_OPT(name)                                                                                   \
+  OptSpec {                                                                                             \
+    name, 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { tos_set(c, o, a, name); }, "" \
+  }
+
 #define XMARK_OPT(name)                                                                               \
   OptSpec {                                                                                           \
     name, 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, name); }, "" \
@@ -347,6 +389,14 @@ const std::vector<TargetSpec>& targets() {
        {XMARK_OPT("--set-xmark"), XMARK_OPT("--set-mark"), XMARK_OPT("--and-mark"), XMARK_OPT("--or-mark"),
         XMARK_OPT("--xor-mark")},
        [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::SetMark, "-j MARK", t); }},
+      {"DSCP",
+       {{"--set-dscp", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { dscp_set(c, o, a, false); }, ""},
+        {"--set-dscp-class", 1, false, [](RuleCtx& c, bool, const Token& o, const Args& a) { dscp_set(c, o, a, true); },
+         ""}},
+       [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::SetTos, "-j DSCP", t); }},
+      {"TOS",
+       {TOS_OPT("--set-tos"), TOS_OPT("--and-tos"), TOS_OPT("--or-tos"), TOS_OPT("--xor-tos")},
+       [](RuleCtx& c, const Token& t) { c.add_stmt(StmtKind::SetTos, "-j TOS", t); }},
       {"CONNMARK",
        {{"--set-xmark", 1, false,
          [](RuleCtx& c, bool, const Token& o, const Args& a) { xmark(c, o, a, "--set-xmark"); }, ""},

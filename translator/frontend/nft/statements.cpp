@@ -545,6 +545,22 @@ void RuleLowering::lower_mangle(const Stmt& st) {
   bool meta_mark = key.kind == Expr::Kind::Meta && key.a == "mark";
   bool ct_mark = key.kind == Expr::Kind::Ct && key.a == "mark" && key.b.empty();
   std::string keytext = key.kind == Expr::Kind::Meta ? "meta " + key.a : render(key);
+  // `ip dscp set V` / `ip6 dscp set V`: a payload write of the DSCP bits,
+  // ECN kept (the IPv4 header checksum follows).
+  if (key.kind == Expr::Kind::Payload && key.b == "dscp" && (key.a == "ip" || key.a == "ip6") &&
+      (st.rhs.kind == Expr::Kind::Literal || st.rhs.kind == Expr::Kind::Number)) {
+    std::string err;
+    auto v = symbol_value(Type::Dscp, render(st.rhs), 6, err);
+    if (!v) {
+      error(st.rhs.loc, err, type_hint(Type::Dscp));
+      return;
+    }
+    add_deps(b.describe(key, table.family), st.loc);
+    auto& s = push_stmt(st, StmtKind::SetTos, key.a + " dscp set");
+    s.value = (uint64_t)*v << 2;
+    s.mask = 0xfc;
+    return;
+  }
   if (!meta_mark && !ct_mark) {
     StmtKind k = StmtKind::Other;
     if (key.kind == Expr::Kind::Other && key.a == "tcp option" && key.b.starts_with("maxseg")) k = StmtKind::TcpMss;
