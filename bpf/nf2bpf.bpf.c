@@ -288,6 +288,7 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   s->answer = 0;
   s->tcpmss = 0;
   s->tcpmss_pmtu = 0;
+  s->tcpmss_insert = 0;
   s->tos_set = 0;
   s->answer_ct = 0;
   s->answer_mark = 0;
@@ -405,10 +406,11 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
   }
 
 out:;
-  if (verdict == NF_ACT_ACCEPT && (s->tcpmss || s->tcpmss_pmtu) && nf_tcpmss(skb, s) < 0) verdict = NF_ACT_DROP;
-  /* (a REJECT's answer quotes the packet as the statements left it) */
-  if ((verdict == NF_ACT_ACCEPT || verdict == NF_ACT_REJECT) && s->tos_set && nf_store_tos(skb, s) < 0)
-    verdict = NF_ACT_DROP;
+  /* The rewrites of the statements that ran (a REJECT's answer quotes the
+   * packet as they left it). */
+  int kept = verdict == NF_ACT_ACCEPT || verdict == NF_ACT_REJECT;
+  if (kept && (s->tcpmss || s->tcpmss_pmtu) && nf_tcpmss(skb, s) < 0) verdict = NF_ACT_DROP;
+  if (kept && s->tos_set && nf_store_tos(skb, s) < 0) verdict = NF_ACT_DROP;
   /* (For a looped packet only a connmark change remains to be stored.) */
   int accepted = verdict == NF_ACT_ACCEPT;
   int forwarding = ingress && second_hook == NF_HOOK_FORWARD;

@@ -115,9 +115,13 @@ enum nf2bpf_stmt_kind {
   NF_STMT_SAVE_MARK,    /* ctmark = (ctmark & ~mask) | (mark & mask) */
   NF_STMT_RESTORE_MARK, /* mark = (mark & ~mask) | (ctmark & mask) */
   NF_STMT_NOTRACK,
-  NF_STMT_TCPMSS,  /* TCPMSS: lower the MSS option to value, or (value 0) to the path MTU's */
+  NF_STMT_TCPMSS,  /* TCPMSS: lower the MSS option to value, or (value 0) to the path MTU's;
+                    * mask NF_TCPMSS_INSERT: a SYN without one gets one (xt_TCPMSS; nft's
+                    * exthdr write changes an option only where there is one) */
   NF_STMT_SET_TOS, /* tos = (tos & ~mask) ^ value: the IPv4 TOS / IPv6 traffic class byte (DSCP, TOS) */
 };
+
+#define NF_TCPMSS_INSERT 1u
 
 #define NF_MAX_TUPLE_SLOTS 12
 

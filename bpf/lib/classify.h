@@ -733,6 +733,7 @@ static __always_inline void nf_statements(struct nf_scratch* s, struct nf2bpf_ru
       /* Applied when the run accepts the packet (lib/mangle.h): the MSS
        * only goes down, so the smallest asked for is the outcome. */
       case NF_STMT_TCPMSS:
+        if (st->mask & NF_TCPMSS_INSERT) s->tcpmss_insert = 1;
         if (!st->value)
           s->tcpmss_pmtu = 1;
         else if (!s->tcpmss || st->value < s->tcpmss)

@@ -350,6 +350,7 @@ struct nf_scratch {
   __u8 answer;         /* a REJECT answer's run (lib/reject.h) */
   __u8 tcpmss_pmtu;    /* a TCPMSS statement asked for the path MTU's MSS (lib/mangle.h) */
   __u8 tos_set;        /* a DSCP/TOS statement changed p.tos (lib/mangle.h) */
+  __u8 tcpmss_insert;  /* a TCPMSS statement that adds a missing option ran (NF_TCPMSS_INSERT) */
   __u8 frag_first;     /* a first fragment whose outcome nf_frag_note keeps (lib/frag.h) */
   __u64 generation;
   __u32 draw_slot[NF_DRAW_CACHE]; /* this stage run's draws by slot % NF_DRAW_CACHE */

@@ -54,6 +54,10 @@ struct Pkt {
     src_mac = m;
     return *this;
   }
+  Pkt& mss(uint16_t v) {  // a TCP MSS option
+    ip.tcp_options = {2, 4, (uint8_t)(v >> 8), (uint8_t)v};
+    return *this;
+  }
   Pkt& bad_checksum() {
     ip.bad_checksum = true;
     return *this;

@@ -1109,6 +1109,21 @@ void match_cases(std::vector<Case>& v) {
 // ---- chains, targets, tables -----------------------------------------------------
 void chain_cases(std::vector<Case>& v) {
   v.push_back({
+      "mangle: -j TCPMSS lowers a SYN's MSS option or adds one (the frame's checksums checked)",
+      {"-j TCPMSS"},
+      "iptables",
+      kMangleHead +
+          "-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1300\n"
+          "COMMIT\n" +
+          filter("ACCEPT", "ACCEPT", "ACCEPT", ""),
+      "",
+      {
+          fwd("nfk0", "nfk1", tcp(kLan, 40000, "198.51.100.5", 80, SYN).mss(1460), ACCEPT).policy(),
+          fwd("nfk0", "nfk1", tcp(kLan, 40001, "198.51.100.5", 80, SYN), ACCEPT).policy(),
+          fwd("nfk0", "nfk1", tcp(kLan, 40002, "198.51.100.5", 80, SYN).payload(8), ACCEPT).policy(),
+      },
+  });
+  v.push_back({
       "mangle: -j DSCP and -j TOS rewrite the TOS byte (ECN kept by DSCP); later rules see the new value",
       {"-j DSCP", "-j TOS"},
       "iptables",

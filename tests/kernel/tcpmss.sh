@@ -3,7 +3,8 @@
 # to the server has MTU 1400) to three ports; the router's mangle FORWARD
 # sets the MSS to 1300 on one, clamps it to the path MTU on another, and
 # leaves the third; the server's side records the MSS option of each SYN
-# that arrives (and of the SYN-ACKs that come back to the client). First
+# that arrives (and of the SYN-ACKs that come back to the client). Raw SYNs
+# without the option follow, which the kernel gives one. First
 # the kernel's iptables, then nf2bpf with the same rules: the same MSS must
 # arrive. Needs root; exits 77 otherwise.
 #   tcpmss.sh NF2BPF
@@ -38,7 +39,10 @@ cat >"$WORK/rules" <<'EOF'
 -A FORWARD -p tcp -m tcp --dport 9003 --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1500
 COMMIT
 EOF
-# Records "port:mss" for each SYN (to the server) and SYN-ACK (to the client) a device receives.
+# Records "port:mss" for each SYN (to the server) and SYN-ACK (to the client)
+# a device receives: "r" before a raw SYN's (and "=" its options in hex),
+# "+N" after one with N bytes of data, "!badsum" after a raw SYN whose TCP
+# checksum is wrong.
 cat >"$WORK/syns.py" <<'EOF'
 import socket, struct, sys, select, time
 dev, out, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -50,15 +54,28 @@ while time.time() < end:
     if not r: continue
     f, addr = s.recvfrom(2000)
     if addr[2] == socket.PACKET_OUTGOING: continue
-    if len(f) < 34 or f[12:14] != b"\x08\x00" or f[23] != 6: continue
-    ip = f[14:]; ihl = (ip[0] & 15) * 4; t = ip[ihl:]
+    if len(f) >= 34 and f[12:14] == b"\x08\x00" and f[23] == 6:
+        ip = f[14:]; ihl = (ip[0] & 15) * 4; tl = (ip[2] << 8 | ip[3]) - ihl; addrs = bytes(ip[12:20])
+    elif len(f) >= 74 and f[12:14] == b"\x86\xdd" and f[20] == 6:
+        ip = f[14:]; ihl = 40; tl = ip[4] << 8 | ip[5]; addrs = bytes(ip[8:40])
+    else:
+        continue
+    t = ip[ihl:]
     if len(t) < 20 or not (t[13] & 0x02): continue
     sport, dport = struct.unpack("!HH", t[:4]); doff = (t[12] >> 4) * 4
+    seg = bytes(t[:tl]) + (b"\0" if tl % 2 else b"")
+    sm = sum(struct.unpack("!%dH" % (len(seg) // 2), seg)) + sum(struct.unpack("!%dH" % (len(addrs) // 2), addrs)) + 6 + tl
+    while sm >> 16: sm = (sm & 0xffff) + (sm >> 16)
+    bad = "" if sm == 0xffff else "!badsum"
     mss, i = 0, 20
     while i + 4 <= doff:
         if t[i] == 2 and t[i + 1] == 4: mss = t[i + 2] << 8 | t[i + 3]; break
         i += 1 if t[i] <= 1 or t[i + 1] == 0 else t[i + 1]
-    seen.append("%d:%d" % (dport if dport < 10000 else sport, mss))
+    raw = "r" if 40000 < sport < 40010 else ""
+    if not raw: bad = ""  # a local socket's SYN crosses veth with a partial checksum
+    opts = "=" + bytes(t[20:doff]).hex() if raw and doff > 20 else ""
+    seen.append("%s%d:%d%s%s%s" % (raw, dport if dport < 10000 else sport, mss, opts,
+                                    "+%d" % (tl - doff) if tl > doff else "", bad))
 open(out, "w").write(" ".join(sorted(seen)) + "\n")
 EOF
 cat >"$WORK/listen.py" <<'EOF'
@@ -70,9 +87,25 @@ for port in (9001, 9002, 9003):
 time.sleep(3600)
 EOF
 cat >"$WORK/connect.py" <<'EOF'
-import socket
+import socket, struct
 for port in (9001, 9002, 9003):
     c = socket.socket(); c.settimeout(2); c.connect(("10.88.2.2", port)); c.close()
+# SYNs without an MSS option, from a raw socket: none at all (9001), window
+# scale and SACK-permitted (9003, behind which the kernel puts the option),
+# and one carrying data (9002, which it leaves as it is).
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for sport, dport, opts, data in ((40001, 9001, b"", b""), (40003, 9003, b"\x01\x03\x03\x07\x04\x02\x01\x01", b""),
+                                 (40002, 9002, b"", b"data")):
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, 1000, 0, (5 + len(opts) // 4) << 4, 0x02, 64240, 0, 0) + opts
+    seg = hdr + data
+    pseudo = socket.inet_aton("10.88.1.2") + socket.inet_aton("10.88.2.2") + struct.pack("!BBH", 0, 6, len(seg))
+    seg = seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:]
+    r.sendto(seg, ("10.88.2.2", 0))
 EOF
 ip netns exec "$SRV" python3 "$WORK/listen.py" &
 BG+=($!)
@@ -97,12 +130,72 @@ echo "kernel: $K"
 echo "nf2bpf: $N"
 # To the server: 1300 set; 1360 = 1400 (r1's MTU) - 40; 1460 kept (1500 would raise it).
 # To the client: 1200 set on 9002's SYN-ACK; the others keep the server's 1360.
-if [ "$K" = "9001:1300 9002:1360 9003:1460 / 9001:1360 9002:1200 9003:1360" ]; then
+# The raw SYNs without the option get one of 536 (the RFC 1122 default caps
+# every MSS asked for), 9003's in front of its other options; the one with
+# data is left without.
+# (The client sees the server's SYN-ACKs to both.)
+if [ "$K" = "9001:1300 9002:1360 9003:1460 r9001:536=02040218 r9002:0+4 r9003:536=020402180103030704020101 / 9001:1360 9001:1360 9002:1200 9002:1200 9003:1360 9003:1360" ]; then
   pass "the kernel's MSS is the one xt_TCPMSS computes"
 else
   fail "unexpected kernel MSS: $K"
 fi
 if [ "$K" = "$N" ]; then pass "nf2bpf rewrites the MSS as the kernel does"; else fail "the MSS differs"; fi
+
+# IPv6: ip6tables sets 1300 on 9001; raw SYNs without the option get one of
+# 1220 (IPv6's default MSS caps it), in front of their other options; one
+# with data gets none.
+ip -n "$CLI" addr add fd88:1::2/64 dev c0 nodad && ip -n "$CLI" -6 route add default via fd88:1::1
+ip -n "$SRV" addr add fd88:2::2/64 dev s0 nodad && ip -n "$SRV" -6 route add default via fd88:2::1
+ip -n "$RTR" addr add fd88:1::1/64 dev r0 nodad && ip -n "$RTR" addr add fd88:2::1/64 dev r1 nodad
+ip netns exec "$RTR" sysctl -qw net.ipv6.conf.all.forwarding=1
+cat >"$WORK/rules6" <<'EOF'
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A FORWARD -p tcp -m tcp --dport 9001 --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1300
+COMMIT
+EOF
+cat >"$WORK/syn6.py" <<'EOF'
+import socket, struct
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+src, dst = "fd88:1::2", "fd88:2::2"
+r = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for sport, opts, data in ((40001, b"", b""), (40004, b"\x01\x01\x04\x02", b""), (40002, b"", b"data")):
+    seg = struct.pack("!HHIIBBHHH", sport, 9001, 1000, 0, (5 + len(opts) // 4) << 4, 0x02, 64240, 0, 0) + opts + data
+    pseudo = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) + struct.pack("!IxxxB", len(seg), 6)
+    seg = seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:]
+    r.sendto(seg, (dst, 0))
+EOF
+run6() {
+  ip netns exec "$SRV" python3 "$WORK/syns.py" s0 "$WORK/srv" 1.2 &
+  local a=$!
+  sleep 0.3
+  ip netns exec "$CLI" python3 "$WORK/syn6.py" || echo "send failed"
+  wait "$a"
+  cat "$WORK/srv"
+}
+ip netns exec "$CLI" ping -6 -c1 -W2 fd88:2::2 >/dev/null
+ip netns exec "$RTR" "$BIN" unload >/dev/null 2>&1
+ip netns exec "$RTR" ip6tables-restore "$WORK/rules6" || { echo "ip6tables-restore failed"; exit 2; }
+K=$(run6)
+ip netns exec "$RTR" nft flush ruleset
+expect 0 "IPv6: apply the same rules with nf2bpf" -- ip netns exec "$RTR" "$BIN" apply --from ip6tables --iface r0 --iface r1 "$WORK/rules6"
+N=$(run6)
+echo "kernel: $K"
+echo "nf2bpf: $N"
+if [ "$K" = "r9001:0+4 r9001:1220=020404c4 r9001:1220=020404c401010402" ]; then
+  pass "IPv6: the kernel adds the option xt_TCPMSS computes"
+else
+  fail "IPv6: unexpected kernel MSS: $K"
+fi
+if [ "$K" = "$N" ]; then pass "IPv6: nf2bpf adds it as the kernel does"; else fail "IPv6: the MSS differs"; fi
 
 echo "tcpmss: $fails failed"
 [ "$fails" -eq 0 ]

@@ -225,7 +225,7 @@ const std::vector<Capability>& nft_capabilities() {
   {"nft", "statement", "snat map", U, "only maps keyed by one field the dataplane tests or by numgen, with an address, range or prefix per element, are translated (not jhash, concatenated keys or address . port data)"},
   {"nft", "statement", "dnat prefix", NE, kNatExact},
   {"nft", "statement", "snat prefix", NE, kNatExact},
-  {"nft", "statement", "tcp option maxseg size set", A, "the MSS option is lowered as the kernel lowers it (never raised; the TCP checksum fixed) once the packet is accepted; the path MTU (--clamp-mss-to-pmtu, rt mtu) is the smaller of the route's and the reverse route's MTU, in the forward hook only; not yet: a SYN without an MSS option gets none (the kernel adds one of at most 536, or 1220 for IPv6)"},
+  {"nft", "statement", "tcp option maxseg size set", E, "the MSS option lowered as nft_exthdr writes it (never raised; the TCP checksum fixed; a packet without the option keeps none); rt mtu is the smaller of the route's and the reverse route's MTU, in the forward hook only (elsewhere refused)"},
   {"nft", "statement", "ct helper set", U, "conntrack helpers are not implemented"},
   {"nft", "statement", "ct zone set", U, "conntrack zones are not implemented"},
   {"nft", "statement", "ct timeout set", U, "custom conntrack timeouts are not implemented"},

@@ -1128,6 +1128,9 @@ bool Compiler::lower(const FlatRule& f, const DecisionList& dl, Lowered& out) {
           continue;
         }
         s.kind = NF_STMT_TCPMSS, s.value = (uint32_t)mss;
+        // xt_TCPMSS adds the option to a SYN without one; nft's exthdr write does not.
+        for (const auto& [k, a] : st.args)
+          if (k == "--set-mss" || k == "--clamp-mss-to-pmtu") s.mask = NF_TCPMSS_INSERT;
         break;
       }
       case StmtKind::Notrack:

@@ -772,7 +772,9 @@ std::string stmt_text(const Policy& p, const nf2bpf_stmt& s) {
     case NF_STMT_SAVE_MARK: return "ctmark = (ctmark & ~" + m + ") | (mark & " + m + ")";
     case NF_STMT_RESTORE_MARK: return "mark = (mark & ~" + m + ") | (ctmark & " + m + ")";
     case NF_STMT_NOTRACK: return "notrack";
-    case NF_STMT_TCPMSS: return s.value ? "tcpmss " + std::to_string(s.value) : "tcpmss path-mtu";
+    case NF_STMT_TCPMSS:
+      return (s.value ? "tcpmss " + std::to_string(s.value) : std::string("tcpmss path-mtu")) +
+             (s.mask & NF_TCPMSS_INSERT ? " insert" : "");
     case NF_STMT_SET_TOS: return "tos = (tos & ~" + m + ") ^ " + v;
   }
   return "?";
@@ -833,6 +835,7 @@ std::optional<ParseFail> parse_stmt(std::string_view s, const Policy& p, nf2bpf_
       if (!c.dec(v, 65535) || v == 0) return ParseFail{c.i, "expected an MSS from 1 to 65535, or path-mtu"};
       st.value = (uint32_t)v;
     }
+    if (c.lit(" insert")) st.mask = NF_TCPMSS_INSERT;
   } else {
     return ParseFail{0, "unknown statement (expected log, mark = ..., ctmark = ..., tos = ..., notrack or tcpmss)"};
   }
