@@ -360,7 +360,9 @@ static __always_inline int nf_tc(struct __sk_buff* skb, int ingress) {
       }
       nf_ct_csum(skb, s, ingress && !looped);
       nf_ct_lookup(p, now, ct, looped, &s->nat);
-      if (confirm && !looped) nf_ct_update(ct, now);
+      /* (an answer carrying its packet's connection is not tracked again:
+       * nf_conntrack_in leaves a packet that has one alone) */
+      if (confirm && !looped && !s->answer_ct) nf_ct_update(ct, now);
       s->ctmark = ct->ctmark;
       s->has_ct = (ct->state & (NF_CT_STATE_NEW | NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED)) != 0;
       nf_nat_begin(s, ct, now, cfg.nat_fams, looped, !confirm);
@@ -447,7 +449,10 @@ out:;
   skb->cb[4] = forwarding ? p->oif : 0; /* ingress: routed on (FORWARD) out of this device */
   if (verdict == NF_ACT_ACCEPT) {
     if (p->mark != skb->mark) skb->mark = p->mark;
-    if (!ingress && s->answer) nf_answer_pass(skb, s);
+    if (!ingress && s->answer) {
+      nf_answer_pass(skb, s);
+      nf_answer_done(s, 1, now);
+    }
     /* INPUT's NAT point gave the packet one of this host's addresses as its
      * source (the reply of the host's own connection to its own address,
      * which nat OUTPUT DNATed elsewhere; an SNAT in nat INPUT). The kernel
@@ -463,9 +468,12 @@ out:;
     return TC_ACT_OK;
   }
   nf_frag_note(s, 0);
+  int act = TC_ACT_SHOT;
   if (verdict == NF_ACT_REJECT && !unrouted && decided_hook != NF_HOOK_POSTROUTING)
-    return nf_reject(skb, s, live, s->srch.rule, decided_hook);
-  return TC_ACT_SHOT;
+    act = nf_reject(skb, s, live, s->srch.rule, decided_hook);
+  /* (an answer rejected in turn keeps the connection for its own answer) */
+  if (!ingress && s->answer && act == TC_ACT_SHOT) nf_answer_done(s, 0, now);
+  return act;
 }
 
 SEC("tc")

@@ -364,8 +364,10 @@ struct nf_scratch {
   __u32 answer_mark;   /* and that connection's mark */
   /* Index 0's (the CPU's): the NAT of the packet REJECT answered, for its
    * answer's next run (lib/reject.h); 0: none left. */
-  __u8 answer_nat; /* NF_ANSWER_NAT | its NF_CT_SNAT / NF_CT_DNAT */
-  __u8 pad3[3];
+  __u8 answer_nat;  /* NF_ANSWER_NAT | its NF_CT_SNAT / NF_CT_DNAT */
+  __u8 answer_pend; /* answer_pend_ct is the connection the REJECTed packet began (unconfirmed) */
+  __u8 pad3[2];
+  struct nf_ct_res answer_pend_ct;
   struct nf_ct_tuple answer_orig, answer_reply;
   struct nf_ct_key pending_key, pending_alias_key, fwd_key;
   struct nf_ct_tuple fwd_tuple;

@@ -270,6 +270,39 @@ static __always_inline void nf_answer_nat_keep(struct nf_scratch* s) {
   cpu->answer_reply = nw->reply;
 }
 
+/* The connection a REJECTed packet began, never confirmed (the packet was
+ * dropped), kept in the CPU's scratch for its answer's runs: the answer
+ * carries it in the other direction (nf_ct_attach), and when a rule rejects
+ * the answer in turn, the second answer carries it in the first direction
+ * again. Once that one passes POSTROUTING, __nf_conntrack_confirm inserts
+ * the connection (confirm skips a packet of the reply direction only). Kept
+ * without NAT only (a rejected packet NAT bound is not followed). */
+static __always_inline void nf_answer_pend_keep(struct nf_scratch* s) {
+  __u32 zero = 0;
+  struct nf_scratch* cpu = bpf_map_lookup_elem(&nf_scratch, &zero);
+  if (!cpu) return;
+  cpu->answer_pend = s->ct.track && !s->ct.exists && !s->ct.kill && !s->nat.active;
+  if (!cpu->answer_pend) return;
+  cpu->answer_pend_ct = s->ct;
+  cpu->answer_pend_ct.ctmark = s->ctmark;
+}
+
+/* An answer's run that did not reject it: the kept connection is inserted
+ * when the answer carries it in its own direction and passes, then
+ * forgotten. Global: verified once. */
+NF_SUBPROG int nf_answer_done(struct nf_scratch* s, __u32 accepted, __u64 now) {
+  if (!s || !s->answer) return 0;
+  __u32 zero = 0;
+  struct nf_scratch* cpu = bpf_map_lookup_elem(&nf_scratch, &zero);
+  if (!cpu || !cpu->answer_pend) return 0;
+  cpu->answer_pend = 0;
+  if (!accepted || !s->answer_ct || s->ct.dir != 0) return 0;
+  struct nf_ct_res r = cpu->answer_pend_ct;
+  cpu->nat.active = 0; /* (the ingress run's, done with) */
+  nf_ct_finish(&r, now, 1, r.ctmark, &cpu->nat, 0);
+  return 1;
+}
+
 /* An answer's egress run, after NAT's start: the answer is translated as a
  * packet of the rejected packet's connection in the other direction (its
  * binding as it stood when the rule rejected: nf_nat_icmp_reply_translation
@@ -453,6 +486,7 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
   if (hook == NF_HOOK_FORWARD && type != 1 && nf_store_ttl(skb, p)) return TC_ACT_SHOT;
   if (!(type == 1 ? nf_build_rst(skb, s) : nf_build_unreach(skb, s, code))) return TC_ACT_SHOT;
   skb->mark = 0;
+  if (!s->answer) nf_answer_pend_keep(s);
   nf_answer_nat_keep(s);
   /* (the connection's state and direction below) */
   skb->cb[3] = (skb->cb[3] & 0x3ff) | (allow == 2 ? NF_CB_PEER6 : 0) | (NF_CB_ANSWER << 16);

@@ -190,31 +190,6 @@ int main(int argc, char** argv) {
     a += pa, b += pb;
     return std::to_string(p.proto) + (a < b ? a + b : b + a);
   };
-  // A REJECT answer's own answer: the kernel's REJECT attaches the rejected
-  // packet's unconfirmed connection to its answer in the other direction
-  // (nf_ct_attach); when that answer is rejected in turn, its answer carries
-  // the connection in the first direction again, and once it passes
-  // POSTROUTING __nf_conntrack_confirm inserts the connection the first
-  // packet began though that packet was dropped. nf2bpf does not (issue 14).
-  // Seen as: a TCP packet netfilter passes and nf2bpf drops, whose flow the
-  // kernel tracks in the orientation of the other side, none of whose
-  // packets netfilter passed.
-  auto confirmed_by_answer = [&](const Testbed& tb, const Probe& p, bool other_side_passed) {
-    if (p.proto != 6 || other_side_passed) return false;
-    size_t l4 = p.family == 4 ? (size_t)(p.ip[0] & 15) * 4 : 40, alen = p.family == 4 ? 4 : 16;
-    size_t at = p.family == 4 ? 12 : 8;
-    if (p.ip.size() < l4 + 4) return false;
-    char src[64], dst[64];
-    inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.ip.data() + at, src, sizeof src);
-    inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.ip.data() + at + alen, dst, sizeof dst);
-    unsigned sport = p.ip[l4] << 8 | p.ip[l4 + 1], dport = p.ip[l4 + 2] << 8 | p.ip[l4 + 3];
-    std::string out;  // the other side's orientation: its source is our destination
-    tb.filter_ns().sh(std::string("conntrack -L -f ") + (p.family == 4 ? "ipv4" : "ipv6") + " -p tcp -s " + dst +
-                          " -d " + src + " --sport " + std::to_string(dport) + " --dport " + std::to_string(sport) +
-                          " 2>/dev/null",
-                      &out);
-    return out.find("tcp") != std::string::npos;
-  };
   for (int c = 0; c < o.cases; ++c) {
     uint64_t seed = o.seed + (uint64_t)c;
     Case cs = random_case(seed, o.mode, o.family, o.packets, o.ref, o.reject);
@@ -242,9 +217,7 @@ int main(int argc, char** argv) {
       continue;
     }
     int case_diffs = 0;
-    std::set<std::string> flows;         // TCP flows an earlier packet of this case opened
-    std::set<std::string> passed_sides;  // flow + direction of the packets netfilter passed
-    std::set<std::string> rejected_out;  // TCP flows a segment of which both dropped at this host's OUTPUT
+    std::set<std::string> flows;  // TCP flows an earlier packet of this case opened
     for (size_t k = 0; k < cs.probes.size(); ++k) {
       const Probe& p = cs.probes[k];
       bool tracked = p.proto == 6 && !flows.insert(flow_of(p)).second;
@@ -257,28 +230,7 @@ int main(int argc, char** argv) {
       }
       ++total;
       passed_a += got_a;
-      std::string other = flow_of(p) + (p.dir == Dir::ToServer ? "<" : ">");
-      if (got_a) passed_sides.insert(flow_of(p) + (p.dir == Dir::ToServer ? ">" : "<"));
-      bool out_rejected = o.reject && p.proto == 6 && !o.strict_tcp && rejected_out.count(flow_of(p));
-      if (!got_a && !got_b && o.reject && p.proto == 6 && o.mode == Mode::Host && p.dir == Dir::ToClient)
-        rejected_out.insert(flow_of(p));
-      if (got_a && !got_b && o.reject && confirmed_by_answer(a, p, passed_sides.count(other) != 0)) {
-        ++window_known;
-        printf(
-            "KNOWN case seed %llu packet %zu (%s): netfilter passed, nf2bpf dropped: the kernel confirmed the "
-            "connection a packet it rejected began, through the answer to that packet's REJECT answer (not in "
-            "nf2bpf yet, issue 14)\n",
-            (unsigned long long)seed, k + 1, p.what.c_str());
-      } else if (got_a != got_b && out_rejected) {
-        ++window_known;
-        printf(
-            "KNOWN case seed %llu packet %zu (%s): netfilter %s, nf2bpf %s: a TCP flow one of whose segments both "
-            "dropped at this host's OUTPUT (a REJECT answer then runs OUTPUT with the connection attached): the "
-            "kernel's TCP "
-            "tracking judges its later segments otherwise, not understood yet (issue 14; --strict-tcp counts it)\n",
-            (unsigned long long)seed, k + 1, p.what.c_str(), got_a ? "passed" : "dropped",
-            got_b ? "passed" : "dropped");
-      } else if (got_a != got_b && tracked && p.what.find("stray tcp") != std::string::npos && !o.strict_tcp) {
+      if (got_a != got_b && tracked && p.what.find("stray tcp") != std::string::npos && !o.strict_tcp) {
         ++window_known;
         printf(
             "KNOWN case seed %llu packet %zu (%s): netfilter %s, nf2bpf %s: a stray segment on a tracked flow, "
