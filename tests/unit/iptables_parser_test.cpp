@@ -519,4 +519,18 @@ TEST_CASE("options abbreviated as getopt_long lets iptables-restore read them") 
         rule_dump("-p tcp -m multiport --dports 1,2 -j ACCEPT"));
   // Ambiguous (--sport, --syn): no option.
   CHECK(first_error(one_rule("-p tcp --s 1 -j ACCEPT")).find("unknown option '--s'") != std::string::npos);
+  // getopt_long's --option=value.
+  CHECK(rule_dump("-p tcp --dport=22 --jump=ACCEPT") == rule_dump("-p tcp --dport 22 -j ACCEPT"));
+  CHECK(rule_dump("-m comment --comment=a=b -j ACCEPT") == rule_dump("-m comment --comment a=b -j ACCEPT"));
+}
+
+TEST_CASE(
+    "iptables -4 / -6: a no-op for the file's own family, the rule skipped for the other, as iptables-restore does") {
+  CHECK(rule_dump("-4 -p tcp --dport 22 -j ACCEPT") == rule_dump("-p tcp --dport 22 -j ACCEPT"));
+  CHECK(rule_dump("--ipv6 -p tcp -j ACCEPT", ir::AddrFamily::V6) == rule_dump("-p tcp -j ACCEPT", ir::AddrFamily::V6));
+  for (auto [opt, fam] : {std::pair{"-6", ir::AddrFamily::V4}, {"--ipv4", ir::AddrFamily::V6}}) {
+    auto p = parse_ipt(one_rule(std::string(opt) + " -p tcp --dport 22 -j ACCEPT"), fam);
+    CHECK_FALSE(p.diags.has_errors());
+    CHECK(p.rs.tables[0].find_chain("INPUT")->rules.empty());
+  }
 }

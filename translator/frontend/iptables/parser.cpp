@@ -329,7 +329,7 @@ class Parser {
 
 // The options every rule may have, found with one lookup (this runs for every
 // word of every rule; a chain of string compares showed in profiles).
-enum class Generic { None, Src, Dst, Proto, Iface, Frag, Match, Target, Counters };
+enum class Generic { None, Src, Dst, Proto, Iface, Frag, Match, Target, Counters, Family4, Family6 };
 Generic generic_option(std::string_view o) {
   static const std::unordered_map<std::string_view, Generic> kOpts = {{"-s", Generic::Src},
                                                                       {"--source", Generic::Src},
@@ -352,7 +352,11 @@ Generic generic_option(std::string_view o) {
                                                                       {"-g", Generic::Target},
                                                                       {"--goto", Generic::Target},
                                                                       {"-c", Generic::Counters},
-                                                                      {"--set-counters", Generic::Counters}};
+                                                                      {"--set-counters", Generic::Counters},
+                                                                      {"-4", Generic::Family4},
+                                                                      {"--ipv4", Generic::Family4},
+                                                                      {"-6", Generic::Family6},
+                                                                      {"--ipv6", Generic::Family6}};
   auto it = kOpts.find(o);
   return it == kOpts.end() ? Generic::None : it->second;
 }
@@ -590,6 +594,9 @@ class RuleOptions {
       : c_(c), toks_(toks), i_(i), fam_(fam) {}
   void parse();
   const Token* jump_tok() const { return jump_tok_; }
+  // -6 in iptables-restore's input (-4 in ip6tables-restore's): the rule is
+  // for the other family, and iptables-restore skips it without a word.
+  bool other_family() const { return other_family_; }
 
  private:
   void check_at_end();
@@ -623,6 +630,7 @@ class RuleOptions {
   // iptables refuses '!' on -s or -d when either holds an address list.
   const Token* list_tok_ = nullptr;
   bool negated_addr_ = false;
+  bool other_family_ = false;
 };
 
 // The words after an option; `neg` is set by the old syntax "--dport ! 22".
@@ -698,6 +706,13 @@ void RuleOptions::parse() {
       case Generic::Match: more = match(opt, neg); break;
       case Generic::Target: more = target(opt, neg); break;
       case Generic::Counters: more = counters(opt, neg); break;
+      case Generic::Family4:
+      case Generic::Family6:
+        if ((generic_option(o) == Generic::Family4) != (fam_ == ir::AddrFamily::V4)) {
+          other_family_ = true;
+          return;
+        }
+        break;
       case Generic::None:
         if (o.starts_with("--")) {
           more = module_option(opt, neg);
@@ -995,9 +1010,22 @@ void Parser::parse_rule(uint32_t line, std::string_view text, const std::vector<
   rule.text = std::string(text);
   rule.counters = counters;
   RuleCtx c{diag_, src_.name, line, text, fam_, rule, ipsets_};
-  RuleOptions opts(c, toks, i, fam_);
+  // getopt_long's "--option=value": two words.
+  std::vector<Token> split;
+  for (size_t k = i; k < toks.size(); ++k) {
+    const Token& t = toks[k];
+    size_t eq = t.quoted || !t.text.starts_with("--") ? std::string::npos : t.text.find('=');
+    if (split.empty() && eq != std::string::npos) split.assign(toks.begin(), toks.begin() + (long)k);
+    if (eq == std::string::npos || eq < 3) {
+      if (!split.empty()) split.push_back(t);
+      continue;
+    }
+    split.push_back(Token{t.text.substr(0, eq), t.col, (uint32_t)eq, false});
+    split.push_back(Token{t.text.substr(eq + 1), t.col + (uint32_t)eq + 1, t.len - (uint32_t)eq - 1, false});
+  }
+  RuleOptions opts(c, split.empty() ? toks : split, i, fam_);
   opts.parse();
-  if (c.failed) return;  // errors already reported; the rule is not kept
+  if (c.failed || opts.other_family()) return;  // errors already reported; the rule is not kept
   const Token* jump_tok = opts.jump_tok();
   auto& rules = chain.rules;
   size_t pos = insert ? insert_pos : rules.size();
