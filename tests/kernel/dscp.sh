@@ -81,27 +81,6 @@ table inet t {
 	}
 }
 EOF
-# Records "port:tos" of each UDP datagram a device receives.
-cat >"$WORK/tos.py" <<'EOF'
-import socket, struct, sys, select, time
-dev, out, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003)); s.bind((dev, 0))
-seen = []
-end = time.time() + seconds
-while time.time() < end:
-    r, _, _ = select.select([s], [], [], 0.1)
-    if not r: continue
-    f, addr = s.recvfrom(2000)
-    if addr[2] == socket.PACKET_OUTGOING: continue
-    if f[12:14] == b"\x08\x00" and f[23] == 17:
-        ip = f[14:]; tos = ip[1]; l4 = ip[(ip[0] & 15) * 4:]
-    elif f[12:14] == b"\x86\xdd" and f[20] == 17:
-        ip = f[14:]; tos = (ip[0] & 15) << 4 | ip[1] >> 4; l4 = ip[40:]
-    else:
-        continue
-    seen.append("%d:0x%02x" % (struct.unpack("!H", l4[2:4])[0], tos))
-open(out, "w").write(" ".join(sorted(seen)) + "\n")
-EOF
 cat >"$WORK/send.py" <<'EOF'
 import socket, sys, time
 dst, sends = sys.argv[1], sys.argv[2:]
@@ -117,7 +96,7 @@ ip netns exec "$CLI" ping -c1 -W1 10.89.2.2 >/dev/null
 ip netns exec "$CLI" ping -6 -c1 -W2 fd89:2::2 >/dev/null
 
 run() {  # run DST: the datagrams the server gets
-  ip netns exec "$SRV" python3 "$WORK/tos.py" s0 "$WORK/got" 1.2 &
+  ip netns exec "$SRV" python3 "$KDIR/frames.py" s0 "$WORK/got" 1.2 tos &
   local a=$!
   sleep 0.3
   # shellcheck disable=SC2086

@@ -39,45 +39,6 @@ cat >"$WORK/rules" <<'EOF'
 -A FORWARD -p tcp -m tcp --dport 9003 --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1500
 COMMIT
 EOF
-# Records "port:mss" for each SYN (to the server) and SYN-ACK (to the client)
-# a device receives: "r" before a raw SYN's (and "=" its options in hex),
-# "+N" after one with N bytes of data, "!badsum" after a raw SYN whose TCP
-# checksum is wrong.
-cat >"$WORK/syns.py" <<'EOF'
-import socket, struct, sys, select, time
-dev, out, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003)); s.bind((dev, 0))
-seen = []
-end = time.time() + seconds
-while time.time() < end:
-    r, _, _ = select.select([s], [], [], 0.1)
-    if not r: continue
-    f, addr = s.recvfrom(2000)
-    if addr[2] == socket.PACKET_OUTGOING: continue
-    if len(f) >= 34 and f[12:14] == b"\x08\x00" and f[23] == 6:
-        ip = f[14:]; ihl = (ip[0] & 15) * 4; tl = (ip[2] << 8 | ip[3]) - ihl; addrs = bytes(ip[12:20])
-    elif len(f) >= 74 and f[12:14] == b"\x86\xdd" and f[20] == 6:
-        ip = f[14:]; ihl = 40; tl = ip[4] << 8 | ip[5]; addrs = bytes(ip[8:40])
-    else:
-        continue
-    t = ip[ihl:]
-    if len(t) < 20 or not (t[13] & 0x02): continue
-    sport, dport = struct.unpack("!HH", t[:4]); doff = (t[12] >> 4) * 4
-    seg = bytes(t[:tl]) + (b"\0" if tl % 2 else b"")
-    sm = sum(struct.unpack("!%dH" % (len(seg) // 2), seg)) + sum(struct.unpack("!%dH" % (len(addrs) // 2), addrs)) + 6 + tl
-    while sm >> 16: sm = (sm & 0xffff) + (sm >> 16)
-    bad = "" if sm == 0xffff else "!badsum"
-    mss, i = 0, 20
-    while i + 4 <= doff:
-        if t[i] == 2 and t[i + 1] == 4: mss = t[i + 2] << 8 | t[i + 3]; break
-        i += 1 if t[i] <= 1 or t[i + 1] == 0 else t[i + 1]
-    raw = "r" if 40000 < sport < 40010 else ""
-    if not raw: bad = ""  # a local socket's SYN crosses veth with a partial checksum
-    opts = "=" + bytes(t[20:doff]).hex() if raw and doff > 20 else ""
-    seen.append("%s%d:%d%s%s%s" % (raw, dport if dport < 10000 else sport, mss, opts,
-                                    "+%d" % (tl - doff) if tl > doff else "", bad))
-open(out, "w").write(" ".join(sorted(seen)) + "\n")
-EOF
 cat >"$WORK/listen.py" <<'EOF'
 import socket, time
 ls = []
@@ -112,9 +73,9 @@ BG+=($!)
 ip netns exec "$CLI" ping -c1 -W1 10.88.2.2 >/dev/null
 
 run() {  # the SYNs the server gets, then the SYN-ACKs the client gets
-  ip netns exec "$SRV" python3 "$WORK/syns.py" s0 "$WORK/srv" 1.5 &
+  ip netns exec "$SRV" python3 "$KDIR/frames.py" s0 "$WORK/srv" 1.5 syns &
   local a=$!
-  ip netns exec "$CLI" python3 "$WORK/syns.py" c0 "$WORK/cli" 1.5 &
+  ip netns exec "$CLI" python3 "$KDIR/frames.py" c0 "$WORK/cli" 1.5 syns &
   local b=$!
   sleep 0.3
   ip netns exec "$CLI" python3 "$WORK/connect.py" || echo "connect failed"
@@ -148,16 +109,7 @@ ip -n "$CLI" addr add fd88:1::2/64 dev c0 nodad && ip -n "$CLI" -6 route add def
 ip -n "$SRV" addr add fd88:2::2/64 dev s0 nodad && ip -n "$SRV" -6 route add default via fd88:2::1
 ip -n "$RTR" addr add fd88:1::1/64 dev r0 nodad && ip -n "$RTR" addr add fd88:2::1/64 dev r1 nodad
 ip netns exec "$RTR" sysctl -qw net.ipv6.conf.all.forwarding=1
-cat >"$WORK/rules6" <<'EOF'
-*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A FORWARD -p tcp -m tcp --dport 9001 --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1300
-COMMIT
-EOF
+grep -E '^[*:]|dport 9001|COMMIT' "$WORK/rules" >"$WORK/rules6"  # 9001's rule alone
 cat >"$WORK/syn6.py" <<'EOF'
 import socket, struct
 def csum(b):
@@ -174,7 +126,7 @@ for sport, opts, data in ((40001, b"", b""), (40004, b"\x01\x01\x04\x02", b""), 
     r.sendto(seg, (dst, 0))
 EOF
 run6() {
-  ip netns exec "$SRV" python3 "$WORK/syns.py" s0 "$WORK/srv" 1.2 &
+  ip netns exec "$SRV" python3 "$KDIR/frames.py" s0 "$WORK/srv" 1.2 syns &
   local a=$!
   sleep 0.3
   ip netns exec "$CLI" python3 "$WORK/syn6.py" || echo "send failed"
