@@ -463,14 +463,15 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
   struct nf_pkt* p = &s->p;
   if (p->frag == 2 || p->pkttype != 0) return TC_ACT_SHOT;
   if (nf_addr_type_of(p->daddr) & (8 | 32)) return TC_ACT_SHOT; /* broadcast, multicast */
-  /* The answer's source: the rejected packet's destination (an RST; an
-   * ICMP error when that is this host's, at INPUT); a routed or local
-   * packet's ICMP error (FORWARD, PREROUTING, OUTPUT) from the address
-   * routing picks. */
+  /* The answer's source: the rejected packet's destination for an RST, and
+   * for an ICMP error when that is this host's address (icmp_send: a local
+   * route's RTCF_LOCAL; icmp6_send: ipv6_chk_addr), at INPUT or for a local
+   * packet to this host itself; otherwise (FORWARD, OUTPUT to elsewhere) the
+   * address routing picks. */
   __u8* src = s->answer_src;
   __u8 code = 0;
   __builtin_memset(src, 0, 16);
-  if (type == 1 || hook == NF_HOOK_INPUT) __builtin_memcpy(src, p->daddr, 16);
+  if (type == 1 || hook == NF_HOOK_INPUT || (nf_addr_type_of(p->daddr) & 4)) __builtin_memcpy(src, p->daddr, 16);
   if (p->family == 4) src[10] = src[11] = 0xff;
   if (type != 1) {
     code = nf_reject_icmp_code(p->family, type);
