@@ -87,7 +87,7 @@ static __always_inline void nf_fib_query(struct bpf_fib_lookup* f, const struct 
 static __always_inline int nf_route(struct __sk_buff* skb, struct nf_pkt* p, __u32* oif, struct bpf_fib_lookup* fp) {
   if (nf_martian(p, skb->ifindex)) return -1;
   if (p->pkttype == 1 || p->pkttype == 2) return 1; /* broadcast / multicast */
-  __u32 t = nf_addr_type_of(p->daddr);
+  __u32 t = nf_addr_type_of(p->family, p->daddr);
   if (t & (4 | 8 | 32)) return 1; /* LOCAL, BROADCAST, MULTICAST */
   struct bpf_fib_lookup* f = fp;  /* (in scratch: the BPF stack is small) */
   nf_fib_query(f, p, skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex);
@@ -119,7 +119,7 @@ NF_SUBPROG int nf_reroute(struct __sk_buff* skb, struct nf_scratch* s) {
   if (!skb || !s) return -1;
   struct nf_pkt* p = &s->p;
   struct bpf_fib_lookup* f = &s->nat.fib;
-  if (nf_addr_type_of(p->daddr) & 4) return 0; /* LOCAL */
+  if (nf_addr_type_of(p->family, p->daddr) & 4) return 0; /* LOCAL */
   __u32 flags = NF_FIB_LOOKUP_MARK | BPF_FIB_LOOKUP_SKIP_NEIGH;
   long rc = 0;
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -460,7 +460,8 @@ out:;
      * routing would drop the packet as a martian source. It is handed to lo
      * instead, routed there by bpf_redirect_neigh with this host's local
      * route, which delivers it as the kernel would have. */
-    if (ingress && !looped && second_hook == NF_HOOK_INPUT && (s->nat.changed & 2) && (nf_addr_type_of(p->saddr) & 4)) {
+    if (ingress && !looped && second_hook == NF_HOOK_INPUT && (s->nat.changed & 2) &&
+        (nf_addr_type_of(p->family, p->saddr) & 4)) {
       skb->cb[3] |= NF_CB_TO_LO << 16;
       return bpf_redirect_neigh(NF_LOOPBACK_IFINDEX, 0, 0, 0);
     }
@@ -508,7 +509,7 @@ int nf2bpf_xdp(struct xdp_md* ctx) {
   s->generation = ctrl->generation;
   s->has_ct = 0;
   /* Only packets to this host's own addresses go to INPUT for certain. */
-  if (!(nf_addr_type_of(p->daddr) & 4)) return XDP_PASS;
+  if (!(nf_addr_type_of(p->family, p->daddr) & 4)) return XDP_PASS;
   nf_classify(s, live, cfg->slots_used, NF_CT_STATE_INVALID, 2);
   void* stm = nf_inner(&nf_stages, live);
   __u32 si = cfg->xdp_stage - 1;

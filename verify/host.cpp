@@ -111,6 +111,13 @@ uint16_t HostModel::addr_type(u128 a) const {
   return ir::kAddrUnicast;
 }
 
+uint16_t HostModel::addr_type(uint8_t family, u128 a) const {
+  // IPv6's own tables know no IPv4 address: ::ffff:a.b.c.d is routed by the
+  // IPv6 FIB, and ipv6_addr_type gives it no unicast/local bit.
+  if (family == 6 && ir::is_v4_mapped(a)) return 0;
+  return addr_type(a);
+}
+
 std::string HostModel::route(u128 dst) const {
   const std::string* best = nullptr;
   u128 best_size = 0;
@@ -218,10 +225,12 @@ std::optional<u128> HostModel::redirect_target(uint8_t family, const std::string
   return std::nullopt;
 }
 
-std::vector<Hook> HostModel::after_prerouting(u128 daddr, pkt::PktType type) const {
-  bool to_us = !has_local_addresses() || is_local(daddr) || is_multicast(daddr) || is_limited_broadcast(daddr) ||
-               addr_type(daddr) == ir::kAddrBroadcast || type == pkt::PktType::Broadcast ||
-               type == pkt::PktType::Multicast;
+std::vector<Hook> HostModel::after_prerouting(uint8_t family, u128 daddr, pkt::PktType type) const {
+  bool mapped = family == 6 && ir::is_v4_mapped(daddr);  // not one of IPv6's own addresses
+  bool to_us = !has_local_addresses() ||
+               (!mapped && (is_local(daddr) || is_multicast(daddr) || is_limited_broadcast(daddr) ||
+                            addr_type(daddr) == ir::kAddrBroadcast)) ||
+               type == pkt::PktType::Broadcast || type == pkt::PktType::Multicast;
   if (to_us) return {Hook::Input};
   return {Hook::Forward, Hook::Postrouting, Hook::Egress};
 }
@@ -279,7 +288,7 @@ std::string HostModel::place(Captured& c, Traversal& t) const {
   t.origin = Origin::Incoming;
   p.iif = ifname;
   t.hooks = {Hook::Ingress, Hook::Prerouting};
-  auto rest = after_prerouting(p.daddr, p.pkttype);
+  auto rest = after_prerouting(p.family, p.daddr, p.pkttype);
   t.hooks.insert(t.hooks.end(), rest.begin(), rest.end());
   p.oif = rest.front() == Hook::Forward ? (!oif_hint.empty() ? oif_hint : route(p.daddr)) : "";
   return "";

@@ -47,8 +47,10 @@ class HostModel {
   bool has_local_addresses() const { return !opt_.local.empty() || !learned_.empty(); }
 
   bool is_local(ir::u128 a) const;
-  // The address type the kernel's addrtype match would see (one AddrType bit).
+  // The address type the kernel's addrtype match would see (one AddrType bit;
+  // an IPv6 packet's IPv4-mapped address has none).
   uint16_t addr_type(ir::u128 a) const;
+  uint16_t addr_type(uint8_t family, ir::u128 a) const;
   // Output interface for a destination: --route, else where a local address
   // of the same network was seen, else "".
   std::string route(ir::u128 dst) const;
@@ -77,7 +79,7 @@ class HostModel {
   // (it is then skipped).
   std::string place(Captured& c, Traversal& t) const;
   // The hooks after PREROUTING for an incoming packet with this destination.
-  std::vector<ir::Hook> after_prerouting(ir::u128 daddr, pkt::PktType type) const;
+  std::vector<ir::Hook> after_prerouting(uint8_t family, ir::u128 daddr, pkt::PktType type) const;
 
   const HostOptions& options() const { return opt_; }
 

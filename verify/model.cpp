@@ -232,9 +232,9 @@ void Model::classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) con
   if (on(NF_SLOT_TTL)) w.cls[NF_SLOT_TTL] = small(NF_SMALL_TTL_BASE + p.ttl);
   if (on(NF_SLOT_NFPROTO)) w.cls[NF_SLOT_NFPROTO] = small(NF_SMALL_NFPROTO_BASE + (p.family == 4 ? 2u : 10u));
   if (on(NF_SLOT_SADDRTYPE))
-    w.cls[NF_SLOT_SADDRTYPE] = small(NF_SMALL_SADDRTYPE_BASE + (env_.addrtype(p.saddr) & 4095));
+    w.cls[NF_SLOT_SADDRTYPE] = small(NF_SMALL_SADDRTYPE_BASE + (addr_type(p.family, p.saddr) & 4095));
   if (on(NF_SLOT_DADDRTYPE))
-    w.cls[NF_SLOT_DADDRTYPE] = small(NF_SMALL_DADDRTYPE_BASE + (env_.addrtype(p.daddr) & 4095));
+    w.cls[NF_SLOT_DADDRTYPE] = small(NF_SMALL_DADDRTYPE_BASE + (addr_type(p.family, p.daddr) & 4095));
   if (on(NF_SLOT_CTDIR)) w.cls[NF_SLOT_CTDIR] = small(NF_SMALL_CTDIR_BASE + (ctdir > 2 ? 2 : ctdir));
   if (on(NF_SLOT_FRAG)) w.cls[NF_SLOT_FRAG] = small(NF_SMALL_FRAG_BASE + (p.later_fragment ? 1u : 0u));
   if (on(NF_SLOT_TOS)) w.cls[NF_SLOT_TOS] = small(NF_SMALL_TOS_BASE + p.tos);
@@ -792,6 +792,12 @@ static bool ct_csum_bad(const pkt::Packet& p) {
   }
   add(b.data() + *l4off, len);
   return (uint16_t)~sum != 0;
+}
+
+// As nf_addr_type_of: an IPv6 packet's IPv4-mapped address has no type.
+uint32_t Model::addr_type(uint8_t family, const ir::u128& a) const {
+  if (family == 6 && (a >> 32) == 0xffff) return 0;
+  return env_.addrtype ? env_.addrtype(a) : 2u;
 }
 
 // As nf_pkt_tuple: ports, or the ICMP echo identifier in both.
@@ -1440,7 +1446,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
     // routed again; its POSTROUTING is the run on the new route's device.
     if (verdict == NF_ACT_ACCEPT && first == NF_HOOK_OUTPUT && w.nat.changed && w.p.daddr != dst_in) {
       std::optional<std::string> r = oif;
-      if (env_.addrtype && (env_.addrtype(w.p.daddr) & 4))
+      if (addr_type(w.p.family, w.p.daddr) & 4)
         r = "";
       else if (env_.route)
         r = env_.route(w.p.family, w.p.daddr);
@@ -1515,7 +1521,7 @@ Decision Model::decide(const pkt::Packet& pin, Path path, uint64_t now_ns) {
   // As nf_tc's `to_lo`: INPUT's NAT point made the source one of this
   // host's addresses; the packet goes to lo, whose runs pass it.
   d.to_lo = accepted && first == NF_HOOK_PREROUTING && !looped && second == NF_HOOK_INPUT && (w.nat.changed & 2) &&
-            env_.addrtype && (env_.addrtype(w.p.saddr) & 4);
+            (addr_type(w.p.family, w.p.saddr) & 4);
   d.out = w.p;
   d.out.oif = oif;
   // As nf_frag_note: a first fragment's outcome (not when it goes to lo or

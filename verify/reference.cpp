@@ -443,13 +443,13 @@ std::optional<u128> field_value(Field f, const Ctx& c, bool& unknown, std::strin
     case Field::CtReplDstPort:
       if (has_ct) return ct.entry.reply.dport;
       return std::nullopt;
-    case Field::SrcAddrType: return c.host.addr_type(p.saddr);
-    case Field::DstAddrType: return c.host.addr_type(p.daddr);
+    case Field::SrcAddrType: return c.host.addr_type(p.family, p.saddr);
+    case Field::DstAddrType: return c.host.addr_type(p.family, p.daddr);
     case Field::PktType: {
       // xt_pkttype: the link-layer type; without one (raw IP, OUTPUT) the
       // destination address says broadcast/multicast.
       if (p.has_l2 && p.pkttype != pkt::PktType::Host) return (u128)p.pkttype;
-      uint16_t at = c.host.addr_type(p.daddr);
+      uint16_t at = c.host.addr_type(p.family, p.daddr);
       if (at == ir::kAddrMulticast) return (u128)pkt::PktType::Multicast;
       if (at == ir::kAddrBroadcast) return (u128)pkt::PktType::Broadcast;
       return (u128)pkt::PktType::Host;
@@ -1643,7 +1643,7 @@ void ReferenceEngine::Walk::reroute(size_t hi, Hook h) {
   if (h == Hook::Prerouting && t.origin == Origin::Incoming && hi + 1 < hooks.size() &&
       (hooks[hi + 1] == Hook::Input || hooks[hi + 1] == Hook::Forward)) {
     hooks.resize(hi + 1);
-    auto rest = e.host_.after_prerouting(r.p.daddr, r.p.pkttype);
+    auto rest = e.host_.after_prerouting(r.p.family, r.p.daddr, r.p.pkttype);
     hooks.insert(hooks.end(), rest.begin(), rest.end());
     r.p.oif = rest.front() == Hook::Forward ? e.host_.route(r.p.daddr) : std::string();
   } else if (h == Hook::Output && t.origin == Origin::Local) {

@@ -45,7 +45,16 @@ static __always_inline __u32 nf_iface_class(__u32 live, __u32 slot, __u32 ifinde
   return c ? *c : 0;
 }
 
-static __always_inline __u32 nf_addr_type_of(const __u8* addr) {
+/* The address's type as the family's tables give it. IPv4's entries live in
+ * ::ffff:0:0/96 of the one table; an IPv6 packet's IPv4-mapped address is
+ * none of them (the IPv6 FIB routes it; ipv6_addr_type calls it MAPPED, no
+ * type bit). */
+static __always_inline __u32 nf_addr_type_of(__u8 family, const __u8* addr) {
+  if (family == 6) {
+    __u32 w[3];
+    __builtin_memcpy(w, addr, 12);
+    if (!w[0] && !w[1] && w[2] == bpf_htonl(0xffff)) return 0;
+  }
   struct nf_addrtype_key k = {};
   k.prefixlen = 128;
   __builtin_memcpy(k.addr, addr, 16);
@@ -407,9 +416,11 @@ NF_SUBPROG int nf_classify(struct nf_scratch* s, __u32 live, __u32 used, __u32 c
   if (used & (1u << NF_SLOT_NFPROTO))
     s->cls[NF_SLOT_NFPROTO] = nf_small_class(live, NF_SMALL_NFPROTO_BASE + (p->family == 4 ? 2 : 10));
   if (used & (1u << NF_SLOT_SADDRTYPE))
-    s->cls[NF_SLOT_SADDRTYPE] = nf_small_class(live, NF_SMALL_SADDRTYPE_BASE + (nf_addr_type_of(p->saddr) & 4095));
+    s->cls[NF_SLOT_SADDRTYPE] =
+        nf_small_class(live, NF_SMALL_SADDRTYPE_BASE + (nf_addr_type_of(p->family, p->saddr) & 4095));
   if (used & (1u << NF_SLOT_DADDRTYPE))
-    s->cls[NF_SLOT_DADDRTYPE] = nf_small_class(live, NF_SMALL_DADDRTYPE_BASE + (nf_addr_type_of(p->daddr) & 4095));
+    s->cls[NF_SLOT_DADDRTYPE] =
+        nf_small_class(live, NF_SMALL_DADDRTYPE_BASE + (nf_addr_type_of(p->family, p->daddr) & 4095));
   if (used & (1u << NF_SLOT_CTDIR))
     s->cls[NF_SLOT_CTDIR] = nf_small_class(live, NF_SMALL_CTDIR_BASE + (ctdir > 2 ? 2 : ctdir));
   if (used & (1u << NF_SLOT_FRAG))

@@ -77,7 +77,7 @@ static __always_inline __u32 nf_answer_route(struct __sk_buff* skb, __u32 ifinde
     if (src[k] && !(k >= 10 && k < 12 && p->family == 4)) pick = 0;
   /* To this host (a local packet, one over lo): over lo, from the address
    * itself, as the local route gives it. */
-  if (nf_addr_type_of(p->saddr) & 4) {
+  if (nf_addr_type_of(p->family, p->saddr) & 4) {
     if (pick) __builtin_memcpy(src, p->saddr, 16);
     return NF_LOOPBACK_IFINDEX;
   }
@@ -462,7 +462,7 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
   __u32 type = r->reject_type;
   struct nf_pkt* p = &s->p;
   if (p->frag == 2 || p->pkttype != 0) return TC_ACT_SHOT;
-  if (nf_addr_type_of(p->daddr) & (8 | 32)) return TC_ACT_SHOT; /* broadcast, multicast */
+  if (nf_addr_type_of(p->family, p->daddr) & (8 | 32)) return TC_ACT_SHOT; /* broadcast, multicast */
   /* The answer's source: the rejected packet's destination for an RST, and
    * for an ICMP error when that is this host's address (icmp_send: a local
    * route's RTCF_LOCAL; icmp6_send: ipv6_chk_addr), at INPUT or for a local
@@ -471,7 +471,8 @@ NF_SUBPROG int nf_reject(struct __sk_buff* skb, struct nf_scratch* s, __u32 live
   __u8* src = s->answer_src;
   __u8 code = 0;
   __builtin_memset(src, 0, 16);
-  if (type == 1 || hook == NF_HOOK_INPUT || (nf_addr_type_of(p->daddr) & 4)) __builtin_memcpy(src, p->daddr, 16);
+  if (type == 1 || hook == NF_HOOK_INPUT || (nf_addr_type_of(p->family, p->daddr) & 4))
+    __builtin_memcpy(src, p->daddr, 16);
   if (p->family == 4) src[10] = src[11] = 0xff;
   if (type != 1) {
     code = nf_reject_icmp_code(p->family, type);

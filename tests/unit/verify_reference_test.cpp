@@ -434,6 +434,29 @@ TEST_CASE("conntrack: a wrong transport checksum arriving is INVALID and starts 
   CHECK(f.eng->decide(c.packet, t).ct_state == "NEW");
 }
 
+TEST_CASE("reference: an IPv6 packet to an IPv4-mapped address is routed, and has no address type") {
+  // ::ffff:192.0.2.10 holds this host's IPv4 address, but IPv6's tables
+  // know no IPv4 address: the IPv6 FIB routes the packet (FORWARD), and
+  // ipv6_addr_type gives it no unicast or local bit.
+  Fixture f(
+      "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      "-A FORWARD -m addrtype --dst-type UNICAST -j DROP\n"
+      "COMMIT\n",
+      {kHost, "2001:db8::10"}, {}, {}, "ip6tables");
+  PacketSpec s;
+  s.family = 6;
+  s.saddr = a6("2001:db8:1::7");
+  s.daddr = a6("::ffff:192.0.2.10");
+  s.proto = 6;
+  s.sport = 40000;
+  s.dport = 22;
+  s.tcp_flags = SYN;
+  auto d = f.send(s);
+  CHECK(d.path == std::vector<ir::Hook>{ir::Hook::Ingress, ir::Hook::Prerouting, ir::Hook::Forward,
+                                        ir::Hook::Postrouting, ir::Hook::Egress});
+  CHECK(d.verdict == Verdict::Accept);  // not UNICAST
+}
+
 TEST_CASE("reference: hooks follow the addresses: FORWARD, OUTPUT, loopback") {
   Fixture f(head("ACCEPT", "DROP", "ACCEPT") +
             "-A FORWARD -i eth0 -o eth1 -j ACCEPT\n"
