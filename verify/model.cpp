@@ -210,7 +210,7 @@ uint32_t Model::lpm_class(int slot, const ir::u128& a) const {
 
 void Model::classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const {
   const auto& p = w.p;
-  auto small = [&](uint32_t idx) { return idx < pol_.small.size() ? pol_.small[idx] : 0u; };
+  auto small = [&](uint32_t idx) { return small_class(idx); };
   auto on = [&](int slot) { return (used & (1u << slot)) != 0; };
   if (on(NF_SLOT_SADDR)) w.cls[NF_SLOT_SADDR] = lpm_class(NF_SLOT_SADDR, p.saddr);
   if (on(NF_SLOT_DADDR)) w.cls[NF_SLOT_DADDR] = lpm_class(NF_SLOT_DADDR, p.daddr);
@@ -681,8 +681,7 @@ void Model::statements(Work& w, const nf2bpf_rule& r) {
       case NF_STMT_TCPMSS: break;  // rewrites the packet, decides nothing
       case NF_STMT_SET_TOS:
         w.p.tos = (uint8_t)((w.p.tos & ~st.mask) ^ st.value);
-        w.cls[NF_SLOT_TOS] =
-            NF_SMALL_TOS_BASE + w.p.tos < pol_.small.size() ? pol_.small[NF_SMALL_TOS_BASE + w.p.tos] : 0u;
+        w.cls[NF_SLOT_TOS] = small_class(NF_SMALL_TOS_BASE + w.p.tos);
         break;
       default: break;
     }

@@ -131,6 +131,7 @@ class Model {
 
   void classify(Work& w, uint32_t used, uint8_t ctstate, uint8_t ctdir) const;
   uint32_t lpm_class(int slot, const ir::u128& a) const;
+  uint32_t small_class(uint32_t idx) const { return idx < pol_.small.size() ? pol_.small[idx] : 0u; }  // nf_small_class
   uint32_t addr_type(uint8_t family, const ir::u128& a) const;
   uint8_t run_hook(Work& w, int hook, int phase, Decision& d);
   bool nat_point(Work& w, int hook);
